@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# The local Vigil stack: real Kafka (KRaft), real Elasticsearch, real Redis. No Docker.
+#
+#   scripts/stack.sh up      start what is not already answering, wait until healthy
+#   scripts/stack.sh down    stop what this script started
+#   scripts/stack.sh status  one line per service
+#   scripts/stack.sh logs    tail the logs of the services this script runs
+#
+# Idempotent: a service whose endpoint already answers is left alone, so `up` twice is cheap and
+# KAFKA_BROKERS / ELASTICSEARCH_URL / REDIS_URL pointing at your own services start nothing here.
+# Downloads are cached outside the clone (VIGIL_CACHE_DIR), so a fresh clone reuses them.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+KAFKA_VERSION="${VIGIL_KAFKA_VERSION:-4.4.0}"
+ES_VERSION="${VIGIL_ES_VERSION:-9.2.8}"
+# Outside the clone and outside root's home, so the Elasticsearch user can read it and CI's fresh
+# clone in another folder still finds it.
+CACHE_DIR="${VIGIL_CACHE_DIR:-/var/cache/vigil}"
+STATE_DIR="${VIGIL_STATE_DIR:-/var/lib/vigil}"
+ES_USER="${VIGIL_ES_USER:-vigil-es}"
+ES_JAVA_HOME_DEFAULT="$(ls -d /usr/lib/jvm/temurin-25-jdk* 2>/dev/null | head -n1 || true)"
+ES_JAVA_HOME="${ES_JAVA_HOME:-$ES_JAVA_HOME_DEFAULT}"
+KAFKA_HEAP="${VIGIL_KAFKA_HEAP:-512m}"
+ES_HEAP="${VIGIL_ES_HEAP:-1g}"
+
+KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+ELASTICSEARCH_URL="${ELASTICSEARCH_URL:-http://127.0.0.1:9200}"
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# --- endpoint probes ---------------------------------------------------------------------------
+host_of() { local hp="${1#*://}"; hp="${hp%%/*}"; hp="${hp##*@}"; echo "${hp%:*}"; }
+port_of() { local hp="${1#*://}"; hp="${hp%%/*}"; hp="${hp##*@}"; echo "${hp##*:}"; }
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+kafka_up() {
+  local first="${KAFKA_BROKERS%%,*}"
+  tcp_open "$(host_of "$first")" "$(port_of "$first")"
+}
+es_up() { curl -fsS -m 3 "$ELASTICSEARCH_URL/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1; }
+redis_up() {
+  local h p
+  h="$(host_of "$REDIS_URL")"; p="$(port_of "$REDIS_URL")"
+  # A PING over a raw socket, in a subshell so the descriptor never leaks: no redis-cli needed.
+  (
+    exec 4<>"/dev/tcp/$h/$p" || exit 1
+    printf 'PING\r\n' >&4
+    reply=""
+    read -r -t 2 reply <&4 || true
+    [[ "$reply" == +PONG* ]]
+  ) 2>/dev/null
+}
+
+wait_for() { # name seconds probe logfile
+  local name="$1" secs="$2" probe="$3" logfile="$4" i
+  for ((i = 0; i < secs * 2; i++)); do
+    if "$probe"; then return 0; fi
+    sleep 0.5
+  done
+  die "$name did not become healthy within ${secs}s; its log: $logfile (last lines below)
+$(tail -n 20 "$logfile" 2>/dev/null || true)"
+}
+
+# --- Kafka -------------------------------------------------------------------------------------
+kafka_home() { echo "$CACHE_DIR/kafka-$KAFKA_VERSION"; }
+
+kafka_install() {
+  local home; home="$(kafka_home)"
+  [[ -f "$home/.complete" ]] && return 0
+  command -v mvn >/dev/null || die "mvn is required to download Kafka (apt-get install maven)"
+  log "downloading Kafka $KAFKA_VERSION and its runtime dependencies with Maven (cached in $home)"
+  mkdir -p "$home/libs"
+  mvn -q -B -f "$HERE/stack/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$home/libs" \
+    || die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
+  touch "$home/.complete"
+}
+
+kafka_start() {
+  local home data logfile props
+  home="$(kafka_home)"; data="$STATE_DIR/kafka-data"; logfile="$STATE_DIR/kafka.log"
+  props="$STATE_DIR/kafka.properties"
+  mkdir -p "$data"
+  cat >"$props" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:9093
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=24
+EOF
+  # controller.quorum.voters + a formatted cluster id: the static-quorum form every 3.x/4.x reads.
+  local java_cp="$home/libs/*"
+  if [[ ! -f "$data/meta.properties" ]]; then
+    local cluster_id
+    cluster_id="$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+    java -cp "$java_cp" -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
+      kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" >>"$logfile" 2>&1 \
+      || die "formatting Kafka storage failed; see $logfile"
+  fi
+  log "starting Kafka $KAFKA_VERSION (KRaft, broker+controller) on 127.0.0.1:9092; log: $logfile"
+  nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC \
+    -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
+    -cp "$java_cp" kafka.Kafka "$props" >>"$logfile" 2>&1 &
+  echo $! >"$STATE_DIR/kafka.pid"
+  wait_for Kafka 120 kafka_ready "$logfile"
+}
+
+# Ready means the broker finished starting, not only that the port accepts connections.
+kafka_ready() {
+  kafka_up && grep -q 'Kafka Server started' "$STATE_DIR/kafka.log" 2>/dev/null
+}
+
+# --- Elasticsearch -----------------------------------------------------------------------------
+es_home() { echo "$CACHE_DIR/elasticsearch-$ES_VERSION"; }
+
+es_install() {
+  local home zip; home="$(es_home)"
+  [[ -f "$home/.complete" ]] && return 0
+  command -v mvn >/dev/null || die "mvn is required to download Elasticsearch (apt-get install maven)"
+  command -v unzip >/dev/null || { log "installing unzip"; apt_install unzip; }
+  log "downloading Elasticsearch $ES_VERSION (integ-test-zip) with Maven"
+  mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" \
+    -DoutputDirectory="$CACHE_DIR/downloads" \
+    || die "Maven could not resolve org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION"
+  zip="$CACHE_DIR/downloads/elasticsearch-$ES_VERSION.zip"
+  rm -rf "$home" "$CACHE_DIR/es-unpack"
+  mkdir -p "$CACHE_DIR/es-unpack"
+  unzip -q "$zip" -d "$CACHE_DIR/es-unpack"
+  mv "$CACHE_DIR/es-unpack/elasticsearch-$ES_VERSION" "$home"
+  rmdir "$CACHE_DIR/es-unpack"
+  touch "$home/.complete"
+}
+
+es_user() {
+  id "$ES_USER" >/dev/null 2>&1 && return 0
+  log "creating the non-root user $ES_USER (Elasticsearch refuses to run as root)"
+  useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
+}
+
+es_start() {
+  local home data logs conf
+  home="$(es_home)"; data="$STATE_DIR/es-data"; logs="$STATE_DIR/es-logs"; conf="$STATE_DIR/es-config"
+  [[ -n "$ES_JAVA_HOME" && -x "$ES_JAVA_HOME/bin/java" ]] \
+    || die "no JDK for Elasticsearch: set ES_JAVA_HOME (expected Temurin 25 under /usr/lib/jvm)"
+  es_user
+  mkdir -p "$data" "$logs"
+  # The config dir is copied out of the cache so the cached install stays pristine and read-only.
+  rm -rf "$conf"; cp -r "$home/config" "$conf"
+  cat >"$conf/elasticsearch.yml" <<EOF
+cluster.name: vigil-local
+node.name: vigil-local-1
+path.data: $data
+path.logs: $logs
+network.host: 127.0.0.1
+http.port: 9200
+transport.port: 9300
+discovery.type: single-node
+# A local loopback-only node: plain HTTP, no TLS or users (the integ-test-zip ships x-pack-security).
+xpack.security.enabled: false
+# A shared dev disk fills up; don't let the watermark turn indices read-only under the tests.
+cluster.routing.allocation.disk.threshold_enabled: false
+action.destructive_requires_name: false
+EOF
+  cat >"$conf/jvm.options.d/vigil.options" <<EOF
+-Xms$ES_HEAP
+-Xmx$ES_HEAP
+EOF
+  chmod -R a+rX "$CACHE_DIR" "$home"
+  chown -R "$ES_USER" "$data" "$logs" "$conf"
+  chmod 755 "$STATE_DIR"
+  log "starting Elasticsearch $ES_VERSION as $ES_USER with $ES_JAVA_HOME on 127.0.0.1:9200; log: $logs/console.log"
+  runuser -u "$ES_USER" -- env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" \
+    "$home/bin/elasticsearch" -d -p "$logs/es.pid" >"$STATE_DIR/es-console.log" 2>&1 \
+    || die "Elasticsearch failed to start; see $STATE_DIR/es-console.log and $logs/"
+  wait_for Elasticsearch 180 es_up "$logs/vigil-local.log"
+  local modules
+  modules="$(curl -fsS "$ELASTICSEARCH_URL/_cat/plugins?h=component" 2>/dev/null | tr '\n' ' ')"
+  log "Elasticsearch modules: $(curl -fsS "$ELASTICSEARCH_URL/_nodes/_local/plugins?filter_path=**.modules.name" \
+    | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | tr '\n' ' ')${modules:+; plugins: $modules}"
+}
+
+# --- Redis -------------------------------------------------------------------------------------
+apt_install() {
+  if [[ ! -f "$STATE_DIR/.apt-updated" ]]; then apt-get update -qq >/dev/null; touch "$STATE_DIR/.apt-updated"; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+redis_start() {
+  command -v redis-server >/dev/null || { log "installing Debian's redis-server"; apt_install redis-server; }
+  log "starting redis-server on 127.0.0.1:6379; log: $STATE_DIR/redis.log"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$(port_of "$REDIS_URL")" --save "" --appendonly no \
+    --dir "$STATE_DIR" --logfile "$STATE_DIR/redis.log" --pidfile "$STATE_DIR/redis.pid"
+  wait_for Redis 20 redis_up "$STATE_DIR/redis.log"
+}
+
+# --- commands ----------------------------------------------------------------------------------
+cmd_up() {
+  mkdir -p "$CACHE_DIR" "$STATE_DIR"
+  local started=0
+  # The three start in parallel where they need starting: Elasticsearch dominates a cold start.
+  if redis_up; then log "Redis answers at $REDIS_URL"; else redis_start; fi
+  local es_pid="" kafka_pid=""
+  if es_up; then log "Elasticsearch answers at $ELASTICSEARCH_URL"; else
+    (es_install && es_start) & es_pid=$!; started=1
+  fi
+  if kafka_up; then log "Kafka answers at $KAFKA_BROKERS"; else
+    (kafka_install && kafka_start) & kafka_pid=$!; started=1
+  fi
+  local failed=0
+  if [[ -n "$es_pid" ]]; then wait "$es_pid" || failed=1; fi
+  if [[ -n "$kafka_pid" ]]; then wait "$kafka_pid" || failed=1; fi
+  ((failed == 0)) || die "the stack is not up (see the messages above)"
+  ((started == 0)) || log "stack is up"
+}
+
+stop_pidfile() { # name pidfile
+  local pidfile="$2" pid
+  [[ -f "$pidfile" ]] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $1 (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+  fi
+  rm -f "$pidfile"
+}
+
+cmd_down() {
+  stop_pidfile Kafka "$STATE_DIR/kafka.pid"
+  stop_pidfile Elasticsearch "$STATE_DIR/es-logs/es.pid"
+  # Redis is stopped only when this script started it; a machine's own Redis is left alone.
+  stop_pidfile Redis "$STATE_DIR/redis.pid"
+}
+
+cmd_status() {
+  local ok=0
+  if kafka_up; then echo "kafka          up    $KAFKA_BROKERS"; else echo "kafka          down  $KAFKA_BROKERS"; ok=1; fi
+  if es_up; then
+    echo "elasticsearch  up    $ELASTICSEARCH_URL ($(curl -fsS "$ELASTICSEARCH_URL/_nodes/_local?filter_path=nodes.*.version" | grep -o '"version":"[^"]*"' | cut -d'"' -f4))"
+  else echo "elasticsearch  down  $ELASTICSEARCH_URL"; ok=1; fi
+  if redis_up; then echo "redis          up    $REDIS_URL"; else echo "redis          down  $REDIS_URL"; ok=1; fi
+  return "$ok"
+}
+
+cmd_logs() {
+  tail -n "${LINES:-40}" "$STATE_DIR/kafka.log" "$STATE_DIR/es-logs/vigil-local.log" "$STATE_DIR/redis.log" 2>/dev/null || true
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  logs) cmd_logs ;;
+  *) echo "usage: $0 up|down|status|logs" >&2; exit 2 ;;
+esac

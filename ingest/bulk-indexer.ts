@@ -1,0 +1,180 @@
+import { errors as esErrors, type Client } from '@elastic/elasticsearch';
+import { StoreRejectedError, StoreUnavailableError, retry, type Logger } from '../platform';
+
+/** One document to create. */
+export interface BulkItem {
+  index: string;
+  id: string;
+  document: object;
+}
+
+/** What became of one document: created now, there already (a redelivery), or refused for good. */
+export type BulkItemResult = { status: 'created' } | { status: 'duplicate' } | { status: 'rejected'; reason: string };
+
+/** Options of {@link BulkIndexer}. */
+export interface BulkIndexerOptions {
+  /** Send when this many documents wait. @defaultValue 1000 */
+  maxDocs?: number;
+  /** Send when the waiting documents reach this many bytes of NDJSON. @defaultValue 2 MiB */
+  maxBytes?: number;
+  /** Send at most this long after the first waiting document arrived, however few wait. @defaultValue 500 */
+  flushMs?: number;
+  /** Attempts after the first for documents Elasticsearch pushed back (429, 5xx). @defaultValue 3 */
+  retries?: number;
+  /** First backoff delay. @defaultValue 200 */
+  initialDelayMs?: number;
+  /** Longest backoff delay. @defaultValue 2000 */
+  maxDelayMs?: number;
+  logger?: Logger;
+}
+
+interface Pending {
+  action: string;
+  source: string;
+  resolve: (result: BulkItemResult) => void;
+  reject: (error: unknown) => void;
+}
+
+const RETRIABLE_STATUS = new Set([408, 429, 502, 503, 504]);
+
+/**
+ * Buffers `create` operations and sends them as bulk requests on size, count, or a wall-clock
+ * timer that starts with the first waiting document and is never pushed back by later ones, so
+ * a lone event is searchable within `flushMs` + refresh. (helpers.bulk waits for 5 MB and
+ * restarts its idle timer on every document, so a steady trickle could wait forever.)
+ *
+ * `op_type: create` with the event id as `_id` makes redelivery harmless: a 409 counts as done.
+ */
+export class BulkIndexer {
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly options: Required<Omit<BulkIndexerOptions, 'logger'>>;
+
+  /** Running totals, for the CLI, the demo and tests. */
+  readonly stats = { requests: 0, created: 0, duplicates: 0, rejected: 0, retries: 0 };
+
+  constructor(
+    private readonly client: Client,
+    options: BulkIndexerOptions = {},
+    private readonly logger?: Logger,
+  ) {
+    this.options = {
+      maxDocs: options.maxDocs ?? 1000,
+      maxBytes: options.maxBytes ?? 2 * 1024 * 1024,
+      flushMs: options.flushMs ?? 500,
+      retries: options.retries ?? 3,
+      initialDelayMs: options.initialDelayMs ?? 200,
+      maxDelayMs: options.maxDelayMs ?? 2000,
+    };
+    this.logger = logger ?? options.logger;
+  }
+
+  /**
+   * Queues documents; resolves once Elasticsearch acknowledged every one of them.
+   * @throws StoreUnavailableError when Elasticsearch still pushes back after the retries.
+   */
+  index(items: readonly BulkItem[]): Promise<BulkItemResult[]> {
+    const results = items.map(
+      (item) =>
+        new Promise<BulkItemResult>((resolve, reject) => {
+          const action = JSON.stringify({ create: { _index: item.index, _id: item.id } });
+          const source = JSON.stringify(item.document);
+          this.pending.push({ action, source, resolve, reject });
+          this.pendingBytes += action.length + source.length + 2;
+          if (this.pending.length >= this.options.maxDocs || this.pendingBytes >= this.options.maxBytes) this.send();
+        }),
+    );
+    if (this.pending.length > 0 && this.timer === undefined) {
+      this.timer = setTimeout(() => this.send(), this.options.flushMs);
+    }
+    return Promise.all(results);
+  }
+
+  /** Sends what waits and resolves when every request in flight has finished. */
+  async flush(): Promise<void> {
+    this.send();
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  private send(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const request = this.sendWithRetries(batch).finally(() => this.inflight.delete(request));
+    this.inflight.add(request);
+  }
+
+  private async sendWithRetries(batch: Pending[]): Promise<void> {
+    let remaining = batch;
+    try {
+      await retry(
+        async () => {
+          remaining = await this.sendOnce(remaining);
+          if (remaining.length > 0) {
+            throw new StoreUnavailableError('elasticsearch', `${remaining.length} documents pushed back (429/5xx)`);
+          }
+        },
+        {
+          retries: this.options.retries,
+          initialDelayMs: this.options.initialDelayMs,
+          maxDelayMs: this.options.maxDelayMs,
+          onRetry: (error, attempt, delayMs) => {
+            this.stats.retries++;
+            this.logger?.warn({ err: error, attempt, delayMs, documents: remaining.length }, 'bulk request retry');
+          },
+        },
+      );
+    } catch (error) {
+      for (const item of remaining) item.reject(error);
+    }
+  }
+
+  /** One bulk request; returns the items to try again. */
+  private async sendOnce(batch: Pending[]): Promise<Pending[]> {
+    const operations: string[] = [];
+    for (const item of batch) operations.push(item.action, item.source);
+    this.stats.requests++;
+    let response;
+    try {
+      response = await this.client.bulk({ operations, refresh: false });
+    } catch (error) {
+      throw classifyClientError(error);
+    }
+    const retryable: Pending[] = [];
+    response.items.forEach((entry, position) => {
+      const item = batch[position];
+      const outcome = entry.create ?? entry.index;
+      if (item === undefined || outcome === undefined) return;
+      if (outcome.status === 201 || outcome.status === 200) {
+        this.stats.created++;
+        item.resolve({ status: 'created' });
+      } else if (outcome.status === 409) {
+        this.stats.duplicates++;
+        item.resolve({ status: 'duplicate' });
+      } else if (RETRIABLE_STATUS.has(outcome.status) || outcome.status >= 500) {
+        retryable.push(item);
+      } else {
+        this.stats.rejected++;
+        const reason = outcome.error ? `${outcome.error.type}: ${outcome.error.reason ?? ''}` : `status ${outcome.status}`;
+        item.resolve({ status: 'rejected', reason });
+      }
+    });
+    return retryable;
+  }
+}
+
+/** Whole-request failures: a malformed request (400) is ours to fix; anything else may pass later. */
+function classifyClientError(error: unknown): Error {
+  if (error instanceof esErrors.ResponseError && error.statusCode === 400) {
+    return new StoreRejectedError('elasticsearch', 'bulk request refused (400)', error);
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return new StoreUnavailableError('elasticsearch', `bulk request failed: ${detail}`, error);
+}

@@ -1,0 +1,110 @@
+import {
+  SUPPORTED_SCHEMA_VERSIONS,
+  describeIssues,
+  eventSchema,
+  type Family,
+  type VigilEvent,
+} from '../schemas';
+
+/** Why a message was dead-lettered. Stable codes: dashboards and alerts key on them. */
+export const DEAD_LETTER_REASONS = [
+  'empty',
+  'too_large',
+  'not_json',
+  'too_deep',
+  'unknown_schema_version',
+  'schema_invalid',
+  'wrong_topic',
+  'index_rejected',
+] as const;
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+/** Limits applied before a message is parsed. */
+export interface MessageLimits {
+  maxMessageBytes: number;
+  maxJsonDepth: number;
+}
+
+/** A message that passed, or why it can never pass. */
+export type Classification =
+  | { ok: true; event: VigilEvent }
+  | { ok: false; reasonCode: DeadLetterReason; message: string };
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether JSON text nests deeper than `limit`, by a scan of the bytes before any parse: a
+ * deeply nested message must be refused before JSON.parse, whose recursion it could overflow.
+ */
+export function exceedsDepth(bytes: Uint8Array, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < bytes.length; index++) {
+    const byte = bytes[index];
+    if (inString) {
+      if (byte === BACKSLASH) index++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) {
+      inString = true;
+    } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      if (++depth > limit) return true;
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * Decides whether a raw Kafka message is a valid Vigil event. Never throws: everything that
+ * can go wrong with the bytes is a result with a reason code and a message naming the fault.
+ * @param expectedFamily the family of the topic it came from; another family is `wrong_topic`.
+ */
+export function classifyMessage(value: Buffer | null, limits: MessageLimits, expectedFamily?: Family): Classification {
+  if (value === null || value.length === 0) return { ok: false, reasonCode: 'empty', message: 'the message has no value' };
+  if (value.length > limits.maxMessageBytes) {
+    return {
+      ok: false,
+      reasonCode: 'too_large',
+      message: `the message is ${value.length} bytes; the limit is ${limits.maxMessageBytes}`,
+    };
+  }
+  if (exceedsDepth(value, limits.maxJsonDepth)) {
+    return { ok: false, reasonCode: 'too_deep', message: `the JSON nests deeper than ${limits.maxJsonDepth} levels` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.toString('utf8'));
+  } catch (error) {
+    return { ok: false, reasonCode: 'not_json', message: `not valid JSON: ${(error as Error).message}` };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return { ok: false, reasonCode: 'schema_invalid', message: '(root): expected a JSON object' };
+  }
+  const record = parsed as Record<string, unknown>;
+  const version = record.schemaVersion;
+  if (version !== undefined && !(SUPPORTED_SCHEMA_VERSIONS as readonly unknown[]).includes(version)) {
+    return {
+      ok: false,
+      reasonCode: 'unknown_schema_version',
+      message: `schemaVersion ${JSON.stringify(version)} is not one this pipeline reads (${SUPPORTED_SCHEMA_VERSIONS.join(', ')})`,
+    };
+  }
+  if (expectedFamily !== undefined && typeof record.family === 'string' && record.family !== expectedFamily) {
+    return {
+      ok: false,
+      reasonCode: 'wrong_topic',
+      message: `a ${record.family} event on the ${expectedFamily} topic`,
+    };
+  }
+  const result = eventSchema.safeParse(parsed);
+  if (!result.success) {
+    return { ok: false, reasonCode: 'schema_invalid', message: describeIssues(result.error).join('; ') };
+  }
+  return { ok: true, event: result.data };
+}

@@ -1,0 +1,266 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka, Message, Producer } from 'kafkajs';
+import {
+  CURRENT_SCHEMA_VERSION,
+  describeIssues,
+  familySchemas,
+  type EventInputOf,
+  type Family,
+  type VigilEvent,
+} from '../schemas';
+import { ValidationError, backoffDelay, type Logger } from '../platform';
+
+type Source = EventInputOf<'policy'>['source'];
+
+/**
+ * What a caller passes to one of the emitter's methods: the event without its family, and with
+ * `id`, `time`, `schemaVersion` and `source` optional (the emitter fills them in).
+ */
+export type EmitInput<F extends Family> = Omit<EventInputOf<F>, 'family' | 'id' | 'time' | 'schemaVersion' | 'source'> & {
+  id?: string;
+  time?: string | Date;
+  source?: Source;
+};
+
+/** What the emitter does when its buffer is full. */
+export type OverflowPolicy = 'drop-newest' | 'drop-oldest';
+
+/** Options of {@link createEmitter}. */
+export interface EmitterOptions {
+  /** The Kafka client to produce with. */
+  kafka: Kafka;
+  /** Where each family goes. @defaultValue vigil.events.policy / .invocation / .device */
+  topics?: Partial<Record<Family, string>>;
+  /** The `source` of every event that doesn't name its own. */
+  source?: Source;
+  /** How long an event may wait for others to share its request. @defaultValue 50 */
+  lingerMs?: number;
+  /** The most events per produce request. @defaultValue 500 */
+  maxBatch?: number;
+  /** The most events held in memory while Kafka is slow or away. @defaultValue 10000 */
+  maxBuffer?: number;
+  /**
+   * When the buffer is full: `drop-newest` refuses the new event, `drop-oldest` evicts the
+   * oldest waiting one. Either way the drop is counted and reported to `onDrop`, never silent.
+   * @defaultValue 'drop-newest'
+   */
+  overflow?: OverflowPolicy;
+  /** Called with every event that will not be delivered, and why. */
+  onDrop?: (event: VigilEvent, reason: 'buffer_full' | 'closed') => void;
+  logger?: Logger;
+  /** @defaultValue () => new Date() */
+  clock?: () => Date;
+  /** @defaultValue crypto.randomUUID */
+  newId?: () => string;
+}
+
+/** Counters of an emitter since it was created. */
+export interface EmitterStats {
+  /** Accepted into the buffer. */
+  accepted: number;
+  /** Acknowledged by Kafka. */
+  delivered: number;
+  /** Refused or evicted because the buffer was full, or emitted after close. */
+  dropped: number;
+  /** Produce attempts that failed (the events went back to the buffer). */
+  sendFailures: number;
+  /** Waiting to be sent. */
+  buffered: number;
+}
+
+/** The result of one emit: the event's id, and whether it was taken (false: dropped on overflow). */
+export interface EmitResult {
+  id: string;
+  accepted: boolean;
+}
+
+/** A producer of Vigil events, one method per family. */
+export interface Emitter {
+  policy(input: EmitInput<'policy'>): EmitResult;
+  invocation(input: EmitInput<'invocation'>): EmitResult;
+  device(input: EmitInput<'device'>): EmitResult;
+  /** Sends everything buffered; resolves when Kafka acknowledged it. */
+  flush(): Promise<void>;
+  /** Flushes, then disconnects. Later emits are dropped and counted. */
+  close(): Promise<void>;
+  stats(): EmitterStats;
+}
+
+interface Buffered {
+  topic: string;
+  event: VigilEvent;
+  message: Message;
+}
+
+/** Orders one entity's events: the user's, else the API consumer's, else the client IP's. */
+export function partitionKeyOf(event: VigilEvent): string {
+  return event.actor.userId ?? event.actor.consumerId ?? event.client.ip ?? event.id;
+}
+
+/**
+ * Creates the SDK emitter. Each method validates synchronously and throws a ValidationError
+ * naming the fields at fault (nothing is sent); a valid event is buffered and sent in batches on
+ * `lingerMs` or `maxBatch`. Emitting never blocks and never throws for Kafka's sake: while
+ * Kafka is away events wait in a bounded buffer and are retried with backoff.
+ */
+export function createEmitter(options: EmitterOptions): Emitter {
+  const topics: Record<Family, string> = {
+    policy: options.topics?.policy ?? 'vigil.events.policy',
+    invocation: options.topics?.invocation ?? 'vigil.events.invocation',
+    device: options.topics?.device ?? 'vigil.events.device',
+  };
+  const lingerMs = options.lingerMs ?? 50;
+  const maxBatch = options.maxBatch ?? 500;
+  const maxBuffer = options.maxBuffer ?? 10_000;
+  const overflow = options.overflow ?? 'drop-newest';
+  const clock = options.clock ?? (() => new Date());
+  const newId = options.newId ?? randomUUID;
+  const logger = options.logger?.child({ component: 'emitter' });
+  const counters = { accepted: 0, delivered: 0, dropped: 0, sendFailures: 0 };
+
+  let buffer: Buffered[] = [];
+  let producer: Producer | undefined;
+  let connecting: Promise<Producer> | undefined;
+  let sending: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let closed = false;
+
+  const drop = (event: VigilEvent, reason: 'buffer_full' | 'closed'): void => {
+    counters.dropped++;
+    if (counters.dropped === 1 || counters.dropped % 1000 === 0) {
+      logger?.warn({ dropped: counters.dropped, reason }, 'events dropped by the emitter');
+    }
+    options.onDrop?.(event, reason);
+  };
+
+  const connect = (): Promise<Producer> => {
+    if (producer) return Promise.resolve(producer);
+    connecting ??= (async () => {
+      const created = options.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+      try {
+        await created.connect();
+      } catch (error) {
+        connecting = undefined;
+        throw error;
+      }
+      producer = created;
+      return created;
+    })();
+    return connecting;
+  };
+
+  const schedule = (delayMs: number): void => {
+    if (timer !== undefined || closed) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void drain();
+    }, delayMs);
+    timer.unref?.();
+  };
+
+  /** Sends batches until the buffer is empty or a send fails. One drain at a time keeps order. */
+  const drain = (): Promise<void> => {
+    sending ??= (async () => {
+      try {
+        while (buffer.length > 0) {
+          const batch = buffer.slice(0, maxBatch);
+          const byTopic = new Map<string, Message[]>();
+          for (const item of batch) {
+            const messages = byTopic.get(item.topic) ?? [];
+            messages.push(item.message);
+            byTopic.set(item.topic, messages);
+          }
+          try {
+            const connected = await connect();
+            await connected.sendBatch({
+              acks: -1,
+              topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+            });
+          } catch (error) {
+            counters.sendFailures++;
+            failures++;
+            const delayMs = backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 });
+            logger?.warn({ err: error, buffered: buffer.length, delayMs }, 'event delivery failed; will retry');
+            schedule(delayMs);
+            throw error;
+          }
+          failures = 0;
+          // The batch is still at the head: drop-oldest evictions happen only at enqueue time,
+          // which can't interleave with this synchronous step.
+          buffer = buffer.slice(batch.length);
+          counters.delivered += batch.length;
+        }
+      } finally {
+        sending = undefined;
+      }
+    })();
+    return sending;
+  };
+
+  const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {
+    const candidate = {
+      ...input,
+      family,
+      id: input.id ?? newId(),
+      schemaVersion: CURRENT_SCHEMA_VERSION,
+      time: input.time instanceof Date ? input.time.toISOString() : (input.time ?? clock().toISOString()),
+      source: input.source ?? options.source,
+    };
+    const parsed = familySchemas[family].safeParse(candidate);
+    if (!parsed.success) {
+      throw new ValidationError(`invalid ${family} event`, describeIssues(parsed.error), 'event_invalid');
+    }
+    const event = parsed.data;
+    if (closed) {
+      drop(event, 'closed');
+      return { id: event.id, accepted: false };
+    }
+    if (buffer.length >= maxBuffer) {
+      // While a send is in flight the head of the buffer is that batch; never evict it.
+      const evictable = sending === undefined ? buffer.length : buffer.length - Math.min(maxBatch, buffer.length);
+      if (overflow === 'drop-newest' || evictable <= 0) {
+        drop(event, 'buffer_full');
+        return { id: event.id, accepted: false };
+      }
+      const evictAt = buffer.length - evictable;
+      const [evicted] = buffer.splice(evictAt, 1);
+      if (evicted) drop(evicted.event, 'buffer_full');
+    }
+    buffer.push({
+      topic: topics[family],
+      event,
+      message: { key: partitionKeyOf(event), value: JSON.stringify(event), headers: { 'vigil-family': family } },
+    });
+    counters.accepted++;
+    if (buffer.length >= maxBatch) void drain().catch(() => undefined);
+    else schedule(lingerMs);
+    return { id: event.id, accepted: true };
+  };
+
+  return {
+    policy: (input) => enqueue('policy', input),
+    invocation: (input) => enqueue('invocation', input),
+    device: (input) => enqueue('device', input),
+    async flush() {
+      if (timer !== undefined) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      if (sending) await sending.catch(() => undefined);
+      await drain();
+    },
+    async close() {
+      try {
+        await this.flush();
+      } finally {
+        closed = true;
+        if (timer !== undefined) clearTimeout(timer);
+        for (const item of buffer) drop(item.event, 'closed');
+        buffer = [];
+        await producer?.disconnect();
+      }
+    },
+    stats: () => ({ ...counters, buffered: buffer.length }),
+  };
+}

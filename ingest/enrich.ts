@@ -1,0 +1,102 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import geoip from 'geoip-lite';
+import type { VigilEvent, GeoDocument } from '../schemas';
+
+/** Whether an address can be located: private and reserved ranges never are. */
+export type IpScope = 'public' | 'private' | 'reserved';
+
+const privateRanges = new BlockList();
+for (const [network, prefix] of [
+  ['10.0.0.0', 8],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+  ['100.64.0.0', 10], // carrier-grade NAT
+] as const) privateRanges.addSubnet(network, prefix, 'ipv4');
+privateRanges.addSubnet('fc00::', 7, 'ipv6'); // unique local
+
+const reservedRanges = new BlockList();
+for (const [network, prefix] of [
+  ['0.0.0.0', 8],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const) reservedRanges.addSubnet(network, prefix, 'ipv4');
+for (const [network, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fe80::', 10],
+  ['ff00::', 8],
+  ['2001:db8::', 32],
+] as const) reservedRanges.addSubnet(network, prefix, 'ipv6');
+
+/** Classifies an IP address (v4, v6, or v4-mapped v6). */
+export function ipScope(ip: string): IpScope {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  const address = mapped?.[1] ?? ip;
+  const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+  if (family === undefined) return 'reserved';
+  if (privateRanges.check(address, family)) return 'private';
+  if (reservedRanges.check(address, family)) return 'reserved';
+  return 'public';
+}
+
+/** A located address; `accuracyKm` is the radius the database vouches for. */
+export interface GeoResult {
+  geo: GeoDocument;
+  accuracyKm?: number;
+}
+
+/** Looks an address up; injectable so tests and other databases can stand in. */
+export type GeoLookup = (ip: string) => GeoResult | undefined;
+
+/** geoip-lite's bundled database: country, region, city, location and accuracy radius. */
+export const geoipLiteLookup: GeoLookup = (ip) => {
+  const found = geoip.lookup(ip);
+  if (found === null) return undefined;
+  const geo: GeoDocument = {};
+  if (found.country) geo.country_iso_code = found.country;
+  if (found.city) geo.city_name = found.city;
+  if (found.region && found.country) geo.region_iso_code = `${found.country}-${found.region}`;
+  if (found.timezone) geo.timezone = found.timezone;
+  const [lat, lon] = found.ll;
+  // geoip-lite reports [0, 0] when it knows only the country's range, not a place.
+  if (!(lat === 0 && lon === 0)) geo.location = { lat, lon };
+  return { geo, ...(found.area ? { accuracyKm: found.area } : {}) };
+};
+
+/** What enrichment adds to an event. */
+export interface Enrichment {
+  ip?: string;
+  ipScope?: IpScope;
+  geo?: GeoDocument;
+  geoSource: 'geoip' | 'producer' | 'none';
+  accuracyKm?: number;
+}
+
+/**
+ * Where an event came from: the producer's own location when it sent one (a phone's GPS beats
+ * an IP database), else a geoip lookup of the client IP; private and reserved addresses are
+ * marked and never looked up.
+ */
+export function enrich(event: VigilEvent, lookup: GeoLookup = geoipLiteLookup): Enrichment {
+  const ip = event.client.ip ?? (event.family === 'device' ? event.device.ip : undefined);
+  const scope = ip === undefined ? undefined : ipScope(ip);
+  const base = { ...(ip === undefined ? {} : { ip }), ...(scope === undefined ? {} : { ipScope: scope }) };
+  if (event.family === 'device' && event.device.geo !== undefined) {
+    const given = event.device.geo;
+    const geo: GeoDocument = { location: { lat: given.lat, lon: given.lon } };
+    if (given.country) geo.country_iso_code = given.country;
+    if (given.city) geo.city_name = given.city;
+    return { ...base, geo, geoSource: 'producer', ...(given.accuracyKm === undefined ? {} : { accuracyKm: given.accuracyKm }) };
+  }
+  if (ip === undefined || scope !== 'public') return { ...base, geoSource: 'none' };
+  const found = lookup(ip);
+  if (found === undefined) return { ...base, geoSource: 'none' };
+  return { ...base, geo: found.geo, geoSource: 'geoip', ...(found.accuracyKm === undefined ? {} : { accuracyKm: found.accuracyKm }) };
+}

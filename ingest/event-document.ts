@@ -1,0 +1,136 @@
+import type { EventDocument, VigilEvent } from '../schemas';
+import type { Enrichment } from './enrich';
+
+/** Where a message was read from: kept on the document so an analyst can find the original. */
+export interface KafkaPosition {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+const POLICY_CATEGORY: Record<string, string[]> = {
+  authn: ['authentication'],
+  authz: ['iam'],
+  rate_limit: ['network'],
+  json_threat: ['intrusion_detection'],
+  xml_threat: ['intrusion_detection'],
+  custom: ['web'],
+};
+
+/**
+ * The Elasticsearch document of a validated, enriched event: ECS names where ECS has them
+ * (`@timestamp`, `event.*`, `source.geo.*`, `http.*`, `url.path`, `user.id`), `vigil.*` for the
+ * API-gateway fields ECS lacks. Pure: the caller passes the ingest time.
+ */
+export function toEventDocument(
+  event: VigilEvent,
+  enrichment: Enrichment,
+  position: KafkaPosition,
+  ingestedAt: Date,
+): EventDocument {
+  const document: EventDocument = {
+    '@timestamp': new Date(event.time).toISOString(),
+    event: {
+      id: event.id,
+      kind: 'event',
+      module: 'vigil',
+      dataset: `vigil.${event.family}`,
+      category: [],
+      type: [],
+      action: '',
+      outcome: 'unknown',
+      ingested: ingestedAt.toISOString(),
+    },
+    service: {
+      name: event.source.service,
+      type: event.source.kind,
+      ...(event.source.instance ? { node: { name: event.source.instance } } : {}),
+      ...(event.source.environment ? { environment: event.source.environment } : {}),
+    },
+    vigil: {
+      schema_version: event.schemaVersion,
+      family: event.family,
+      geo: {
+        source: enrichment.geoSource,
+        ...(enrichment.ipScope ? { ip_scope: enrichment.ipScope } : {}),
+        ...(enrichment.accuracyKm === undefined ? {} : { accuracy_km: enrichment.accuracyKm }),
+      },
+      kafka: { topic: position.topic, partition: position.partition, offset: position.offset },
+    },
+  };
+  if (event.actor.userId) document.user = { id: event.actor.userId };
+  if (event.actor.tenantId) document.organization = { id: event.actor.tenantId };
+  if (event.actor.consumerId) document.vigil.consumer_id = event.actor.consumerId;
+  if (event.correlation.sessionId) document.vigil.session_id = event.correlation.sessionId;
+  if (event.correlation.traceId) document.trace = { id: event.correlation.traceId };
+  if (enrichment.ip !== undefined) {
+    document.source = { ip: enrichment.ip, ...(enrichment.geo ? { geo: enrichment.geo } : {}) };
+  } else if (enrichment.geo) {
+    document.source = { geo: enrichment.geo };
+  }
+  const userAgent = event.client.userAgent ?? (event.family === 'device' ? event.device.userAgent : undefined);
+  if (userAgent) document.user_agent = { original: userAgent };
+  const deviceId = event.client.deviceId ?? (event.family === 'device' ? event.device.deviceId : undefined);
+  if (deviceId) document.device = { id: deviceId };
+  if (event.labels) document.labels = { ...event.labels };
+  const requestId = event.correlation.requestId;
+
+  switch (event.family) {
+    case 'policy': {
+      const { policy } = event;
+      document.event.category = POLICY_CATEGORY[policy.kind] ?? ['web'];
+      document.event.type = [policy.outcome === 'pass' ? 'allowed' : 'denied'];
+      document.event.action = `policy-${policy.kind.replaceAll('_', '-')}`;
+      document.event.outcome = policy.outcome === 'pass' ? 'success' : 'failure';
+      if (policy.reason) document.event.reason = policy.reason;
+      document.url = { path: policy.resource.path };
+      document.http = { request: { method: policy.resource.method, ...(requestId ? { id: requestId } : {}) } };
+      document.vigil.api = policy.resource.api;
+      document.vigil.group = policy.group;
+      document.vigil.policy = {
+        kind: policy.kind,
+        name: policy.name,
+        outcome: policy.outcome,
+        ...(policy.reason ? { reason: policy.reason } : {}),
+        ...(policy.authContext ? { auth_context: policy.authContext } : {}),
+        ...(policy.scopes ? { scopes: [...policy.scopes] } : {}),
+      };
+      break;
+    }
+    case 'invocation': {
+      const { invocation } = event;
+      document.event.category = ['web'];
+      document.event.type = ['access'];
+      document.event.action = 'api-invocation';
+      document.event.outcome = invocation.status >= 400 ? 'failure' : 'success';
+      // ECS event.duration is in nanoseconds.
+      document.event.duration = Math.round(invocation.latencyMs * 1_000_000);
+      document.url = { path: invocation.resource.path };
+      document.http = {
+        request: { method: invocation.resource.method, bytes: invocation.bytesIn, ...(requestId ? { id: requestId } : {}) },
+        response: { status_code: invocation.status, bytes: invocation.bytesOut },
+      };
+      document.vigil.api = invocation.resource.api;
+      document.vigil.route = invocation.route;
+      document.vigil.latency_ms = invocation.latencyMs;
+      if (invocation.group) document.vigil.group = invocation.group;
+      if (invocation.upstreamService) document.vigil.upstream_service = invocation.upstreamService;
+      break;
+    }
+    case 'device': {
+      const { device } = event;
+      document.event.category = ['session'];
+      document.event.type = ['info'];
+      document.event.action = `device-${device.action.replaceAll('_', '-')}`;
+      document.vigil.device = {
+        type: device.type,
+        action: device.action,
+        ...(device.os ? { os: device.os } : {}),
+        ...(device.fingerprint ? { fingerprint: device.fingerprint } : {}),
+      };
+      if (requestId) document.http = { request: { id: requestId } };
+      break;
+    }
+  }
+  return document;
+}

@@ -1,0 +1,72 @@
+import { Client, type estypes } from '@elastic/elasticsearch';
+import { Kafka, logLevel as kafkaLogLevel, type LogEntry } from 'kafkajs';
+import { eventTemplates, type Family } from '../schemas';
+import type { Config, Logger } from '../platform';
+
+/** The topic of each event family, from configuration. */
+export function topicOf(config: Config, family: Family): string {
+  return config.topics[family];
+}
+
+/** A kafkajs client whose log lines go through pino. */
+export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId): Kafka {
+  const log = logger.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId,
+    brokers: [...config.kafka.brokers],
+    logLevel: kafkaLogLevel.WARN,
+    retry: { initialRetryTime: 100, retries: 8 },
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...fields } = entry;
+        if (level <= kafkaLogLevel.ERROR) log.error(fields, message);
+        else if (level === kafkaLogLevel.WARN) log.warn(fields, message);
+        else log.debug(fields, message);
+      },
+  });
+}
+
+/** Creates the event and dead-letter topics that don't exist yet; leaves existing ones alone. */
+export async function ensureTopics(kafka: Kafka, config: Config): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const wanted = [config.topics.policy, config.topics.invocation, config.topics.device, config.topics.deadLetter];
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((topic) => !existing.has(topic));
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({ topic, numPartitions: config.topics.partitions, replicationFactor: 1 })),
+      });
+    }
+    return missing;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** An Elasticsearch client for the configured node. */
+export function createElasticsearch(config: Config): Client {
+  return new Client({
+    node: config.elasticsearch.url,
+    ...(config.elasticsearch.apiKey ? { auth: { apiKey: config.elasticsearch.apiKey } } : {}),
+    requestTimeout: 30_000,
+    maxRetries: 0, // retries are the bulk indexer's business, with backoff and pause
+  });
+}
+
+/** Installs (or updates) the composable templates of the event indices. Idempotent. */
+export async function installTemplates(client: Client, config: Config): Promise<void> {
+  const { componentTemplate, indexTemplate } = eventTemplates(config.indices.prefix, config.indices);
+  // The template bodies live in schemas/, which imports nothing but zod: typed at this edge.
+  await client.cluster.putComponentTemplate({
+    name: componentTemplate.name,
+    ...componentTemplate.body,
+  } as estypes.ClusterPutComponentTemplateRequest);
+  await client.indices.putIndexTemplate({
+    name: indexTemplate.name,
+    ...indexTemplate.body,
+  } as estypes.IndicesPutIndexTemplateRequest);
+}

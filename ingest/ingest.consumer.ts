@@ -1,0 +1,190 @@
+import type { Client } from '@elastic/elasticsearch';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { FAMILIES, eventIndexName, type Family } from '../schemas';
+import { backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../platform';
+import { BulkIndexer, type BulkItem } from './bulk-indexer';
+import { classifyMessage, type DeadLetterReason } from './classify';
+import { toDeadLetterMessage } from './dead-letter';
+import { enrich, geoipLiteLookup, type GeoLookup } from './enrich';
+import { toEventDocument } from './event-document';
+import { ensureTopics, installTemplates } from './infrastructure';
+
+/** Counters of one pipeline instance since it started. */
+export interface IngestStats {
+  consumed: number;
+  indexed: number;
+  duplicates: number;
+  deadLettered: number;
+  deadLetteredByReason: Partial<Record<DeadLetterReason, number>>;
+  pauses: number;
+}
+
+/** Dependencies of {@link createIngestPipeline}: everything injected, nothing global. */
+export interface IngestPipelineDeps {
+  config: Config;
+  kafka: Kafka;
+  elasticsearch: Client;
+  logger: Logger;
+  /** @defaultValue geoip-lite's bundled database */
+  geoLookup?: GeoLookup;
+  /** @defaultValue () => new Date() */
+  clock?: () => Date;
+}
+
+/** A running ingest consumer. */
+export interface IngestPipeline {
+  /** Creates missing topics and templates, joins the group, and starts consuming. */
+  start(): Promise<void>;
+  /** Stops consuming after the batch in hand, flushes, and disconnects. */
+  stop(): Promise<void>;
+  stats(): IngestStats;
+}
+
+/** The most messages handled between two offset commits within one batch. */
+const CHUNK_SIZE = 500;
+
+/**
+ * The ingest consumer group: validate → dead-letter what can never pass → enrich → index.
+ *
+ * Offsets are committed only after Elasticsearch acknowledged the documents (and the dead-letter
+ * topic the refused messages): at-least-once, and since the event id is the document id and
+ * writes are `create`, a redelivery changes nothing. When Elasticsearch pushes back, the
+ * partition is paused with backoff and resumes by itself; its unacknowledged messages are
+ * fetched again.
+ */
+export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
+  const { config, kafka, elasticsearch } = deps;
+  const logger = deps.logger.child({ component: 'ingest' });
+  const geoLookup = deps.geoLookup ?? geoipLiteLookup;
+  const clock = deps.clock ?? (() => new Date());
+  const familyOfTopic = new Map<string, Family>(FAMILIES.map((family) => [config.topics[family], family]));
+  const indexer = new BulkIndexer(
+    elasticsearch,
+    { maxDocs: config.bulk.maxDocs, maxBytes: config.bulk.maxBytes, flushMs: config.bulk.flushMs },
+    logger.child({ component: 'bulk-indexer' }),
+  );
+  const stats: IngestStats = { consumed: 0, indexed: 0, duplicates: 0, deadLettered: 0, deadLetteredByReason: {}, pauses: 0 };
+  const pauseAttempts = new Map<string, number>();
+  const resumeTimers = new Set<NodeJS.Timeout>();
+  let consumer: Consumer | undefined;
+  let producer: Producer | undefined;
+
+  function countDeadLetter(reason: DeadLetterReason): void {
+    stats.deadLettered++;
+    stats.deadLetteredByReason[reason] = (stats.deadLetteredByReason[reason] ?? 0) + 1;
+  }
+
+  async function processChunk(topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
+    const family = familyOfTopic.get(topic);
+    const now = clock();
+    const items: BulkItem[] = [];
+    const itemMessages: KafkaMessage[] = [];
+    const deadLetters: Message[] = [];
+    const reasons: DeadLetterReason[] = [];
+    const deadLetter = (message: KafkaMessage, reasonCode: DeadLetterReason, reason: string): void => {
+      deadLetters.push(
+        toDeadLetterMessage(
+          { reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key },
+          now,
+        ),
+      );
+      reasons.push(reasonCode);
+    };
+
+    for (const message of messages) {
+      const verdict = classifyMessage(message.value, config.limits, family);
+      if (!verdict.ok) {
+        deadLetter(message, verdict.reasonCode, verdict.message);
+        logger.debug({ topic, partition, offset: message.offset, reasonCode: verdict.reasonCode }, 'dead-lettered');
+        continue;
+      }
+      const { event } = verdict;
+      const document = toEventDocument(event, enrich(event, geoLookup), { topic, partition, offset: message.offset }, now);
+      items.push({ index: eventIndexName(config.indices.prefix, event.family, event.time), id: event.id, document });
+      itemMessages.push(message);
+    }
+
+    const results = items.length > 0 ? await indexer.index(items) : [];
+    let created = 0;
+    let duplicates = 0;
+    results.forEach((result, position) => {
+      if (result.status === 'created') created++;
+      else if (result.status === 'duplicate') duplicates++;
+      else {
+        const message = itemMessages[position];
+        if (message) deadLetter(message, 'index_rejected', `Elasticsearch refused the document: ${result.reason}`);
+      }
+    });
+    if (deadLetters.length > 0) {
+      await producer?.send({ topic: config.topics.deadLetter, messages: deadLetters, acks: -1 });
+    }
+    // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
+    stats.consumed += messages.length;
+    stats.indexed += created;
+    stats.duplicates += duplicates;
+    for (const reason of reasons) countDeadLetter(reason);
+  }
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale, pause } = payload;
+    const partitionKey = `${batch.topic}:${batch.partition}`;
+    for (let start = 0; start < batch.messages.length; start += CHUNK_SIZE) {
+      if (!isRunning() || isStale()) return;
+      const chunk = batch.messages.slice(start, start + CHUNK_SIZE);
+      try {
+        await processChunk(batch.topic, batch.partition, chunk);
+      } catch (error) {
+        if (!isRetriable(error)) throw error;
+        const attempt = (pauseAttempts.get(partitionKey) ?? 0) + 1;
+        pauseAttempts.set(partitionKey, attempt);
+        const delayMs = backoffDelay(attempt, { initialDelayMs: 500, maxDelayMs: 30_000 });
+        stats.pauses++;
+        logger.warn(
+          { err: error, topic: batch.topic, partition: batch.partition, attempt, delayMs },
+          `store unavailable, pausing the partition: ${errorMessage(error)}`,
+        );
+        const resume = pause();
+        const timer = setTimeout(() => {
+          resumeTimers.delete(timer);
+          resume();
+        }, delayMs);
+        resumeTimers.add(timer);
+        return;
+      }
+      pauseAttempts.delete(partitionKey);
+      const last = chunk[chunk.length - 1];
+      if (last) resolveOffset(last.offset);
+      await commitOffsetsIfNecessary();
+      await heartbeat();
+    }
+  }
+
+  return {
+    async start() {
+      const created = await ensureTopics(kafka, config);
+      if (created.length > 0) logger.info({ topics: created }, 'created topics');
+      await installTemplates(elasticsearch, config);
+      producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000 });
+      await consumer.connect();
+      await consumer.subscribe({ topics: FAMILIES.map((family) => config.topics[family]), fromBeginning: true });
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        autoCommit: true,
+        partitionsConsumedConcurrently: Math.max(1, config.topics.partitions * FAMILIES.length),
+        eachBatch,
+      });
+      logger.info({ group: config.consumerGroup, topics: config.topics }, 'ingest pipeline started');
+    },
+    async stop() {
+      for (const timer of resumeTimers) clearTimeout(timer);
+      resumeTimers.clear();
+      await consumer?.disconnect();
+      await indexer.flush();
+      await producer?.disconnect();
+      logger.info({ stats }, 'ingest pipeline stopped');
+    },
+    stats: () => structuredClone(stats),
+  };
+}

@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+const list = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1, 'at least one broker'));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const name = z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'letters, digits, ".", "_" and "-" only');
+const indexPrefix = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,60}$/, 'lower-case letters, digits, "_" and "-" (an index name prefix)');
+
+/**
+ * Every environment variable Vigil reads, with its default. `.env.example` lists the same.
+ * Parsed once at start; nothing else reads `process.env`.
+ */
+export const configSchema = z.object({
+  KAFKA_BROKERS: list.default(['127.0.0.1:9092']),
+  KAFKA_CLIENT_ID: name.default('vigil'),
+  ELASTICSEARCH_URL: z.url().default('http://127.0.0.1:9200'),
+  ELASTICSEARCH_API_KEY: z.string().min(1).optional(),
+  VIGIL_TOPIC_POLICY: name.default('vigil.events.policy'),
+  VIGIL_TOPIC_INVOCATION: name.default('vigil.events.invocation'),
+  VIGIL_TOPIC_DEVICE: name.default('vigil.events.device'),
+  VIGIL_TOPIC_DEADLETTER: name.default('vigil.deadletter'),
+  VIGIL_TOPIC_PARTITIONS: int(1, 1000).default(3),
+  VIGIL_CONSUMER_GROUP: name.default('vigil-ingest'),
+  VIGIL_INDEX_PREFIX: indexPrefix.default('vigil'),
+  VIGIL_INDEX_SHARDS: int(1, 100).default(1),
+  VIGIL_INDEX_REPLICAS: int(0, 10).default(0),
+  VIGIL_MAX_MESSAGE_BYTES: int(1024, 10 * 1024 * 1024).default(256 * 1024),
+  VIGIL_MAX_JSON_DEPTH: int(4, 256).default(16),
+  VIGIL_BULK_MAX_DOCS: int(1, 100_000).default(1000),
+  VIGIL_BULK_MAX_BYTES: int(1024, 100 * 1024 * 1024).default(2 * 1024 * 1024),
+  VIGIL_BULK_FLUSH_MS: int(10, 60_000).default(500),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+type Env = z.output<typeof configSchema>;
+
+/** The validated, frozen configuration passed to every component. */
+export interface Config {
+  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
+  readonly elasticsearch: { readonly url: string; readonly apiKey?: string };
+  readonly topics: {
+    readonly policy: string;
+    readonly invocation: string;
+    readonly device: string;
+    readonly deadLetter: string;
+    readonly partitions: number;
+  };
+  readonly consumerGroup: string;
+  readonly indices: { readonly prefix: string; readonly shards: number; readonly replicas: number };
+  readonly limits: { readonly maxMessageBytes: number; readonly maxJsonDepth: number };
+  readonly bulk: { readonly maxDocs: number; readonly maxBytes: number; readonly flushMs: number };
+  readonly logLevel: Env['LOG_LEVEL'];
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses configuration from an environment. Empty strings count as unset, so a `.env` copied
+ * from `.env.example` with blanks keeps the defaults.
+ * @throws ConfigError listing every variable at fault, not just the first.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const present = Object.fromEntries(
+    Object.keys(configSchema.shape)
+      .map((key) => [key, env[key]] as const)
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  }
+  const e = parsed.data;
+  return deepFreeze({
+    kafka: { brokers: e.KAFKA_BROKERS, clientId: e.KAFKA_CLIENT_ID },
+    elasticsearch: { url: e.ELASTICSEARCH_URL, ...(e.ELASTICSEARCH_API_KEY ? { apiKey: e.ELASTICSEARCH_API_KEY } : {}) },
+    topics: {
+      policy: e.VIGIL_TOPIC_POLICY,
+      invocation: e.VIGIL_TOPIC_INVOCATION,
+      device: e.VIGIL_TOPIC_DEVICE,
+      deadLetter: e.VIGIL_TOPIC_DEADLETTER,
+      partitions: e.VIGIL_TOPIC_PARTITIONS,
+    },
+    consumerGroup: e.VIGIL_CONSUMER_GROUP,
+    indices: { prefix: e.VIGIL_INDEX_PREFIX, shards: e.VIGIL_INDEX_SHARDS, replicas: e.VIGIL_INDEX_REPLICAS },
+    limits: { maxMessageBytes: e.VIGIL_MAX_MESSAGE_BYTES, maxJsonDepth: e.VIGIL_MAX_JSON_DEPTH },
+    bulk: { maxDocs: e.VIGIL_BULK_MAX_DOCS, maxBytes: e.VIGIL_BULK_MAX_BYTES, flushMs: e.VIGIL_BULK_FLUSH_MS },
+    logLevel: e.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * One error hierarchy for Vigil. Every error says whether trying again can help (`retriable`)
+ * and keeps what caused it (`cause`), so a consumer knows whether to redeliver or dead-letter.
+ */
+export class VigilError extends Error {
+  /** A stable machine-readable code, e.g. `schema_invalid`. */
+  readonly code: string;
+  /** True when the same operation may succeed later (a store is down, a broker is rebalancing). */
+  readonly retriable: boolean;
+
+  constructor(message: string, options: { code: string; retriable: boolean; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code;
+    this.retriable = options.retriable;
+  }
+}
+
+/** Input that can never be accepted as it is: a bad event, a bad rule, a bad message. */
+export class ValidationError extends VigilError {
+  /** Each problem as `path: message`, e.g. `client.ip: Invalid IP address`. */
+  readonly issues: readonly string[];
+
+  constructor(message: string, issues: readonly string[], code = 'validation_failed') {
+    super(`${message}: ${issues.join('; ')}`, { code, retriable: false });
+    this.issues = issues;
+  }
+}
+
+/** The environment does not describe a usable configuration. */
+export class ConfigError extends VigilError {
+  readonly issues: readonly string[];
+
+  constructor(issues: readonly string[]) {
+    super(`invalid configuration:\n  - ${issues.join('\n  - ')}`, { code: 'config_invalid', retriable: false });
+    this.issues = issues;
+  }
+}
+
+/** A downstream store (Elasticsearch, Redis, Kafka) refused or could not be reached. */
+export class StoreUnavailableError extends VigilError {
+  readonly store: string;
+
+  constructor(store: string, message: string, cause?: unknown) {
+    super(`${store}: ${message}`, { code: 'store_unavailable', retriable: true, cause });
+    this.store = store;
+  }
+}
+
+/** A store accepted the request but rejected the content for good (e.g. a mapping conflict). */
+export class StoreRejectedError extends VigilError {
+  readonly store: string;
+
+  constructor(store: string, message: string, cause?: unknown) {
+    super(`${store}: ${message}`, { code: 'store_rejected', retriable: false, cause });
+    this.store = store;
+  }
+}
+
+const PROGRAMMER_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
+
+/**
+ * Whether an error is worth retrying. Programmer errors never are; Vigil errors say so
+ * themselves; anything else (a socket reset, a timeout from a client library) is presumed
+ * transient, because the retry helper bounds how often we try.
+ */
+export function isRetriable(error: unknown): boolean {
+  if (error instanceof VigilError) return error.retriable;
+  if (PROGRAMMER_ERRORS.some((type) => error instanceof type)) return false;
+  if (typeof error === 'object' && error !== null && 'retriable' in error) {
+    return (error as { retriable: unknown }).retriable === true;
+  }
+  return true;
+}
+
+/** A message for any thrown value, without assuming it is an Error. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

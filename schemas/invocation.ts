@@ -1,0 +1,22 @@
+import { z } from 'zod';
+import { envelopeShape, resourceSchema } from './envelope';
+
+/** One API call, as the gateway or service that served it measured it. */
+export const invocationEventSchema = z.strictObject({
+  ...envelopeShape,
+  family: z.literal('invocation'),
+  invocation: z.strictObject({
+    resource: resourceSchema,
+    /** The route template, e.g. `/accounts/:id`: groups calls whose paths differ only by ids. */
+    route: z.string().startsWith('/').max(2048),
+    status: z.number().int().min(100).max(599),
+    latencyMs: z.number().min(0).max(3_600_000),
+    bytesIn: z.number().int().min(0).default(0),
+    bytesOut: z.number().int().min(0).default(0),
+    /** The upstream service the gateway routed to, when there is one. */
+    upstreamService: z.string().min(1).max(256).optional(),
+    group: z.string().min(1).max(256).optional(),
+  }),
+});
+
+export type InvocationEvent = z.infer<typeof invocationEventSchema>;

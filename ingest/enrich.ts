@@ -55,6 +55,10 @@ export interface GeoResult {
 /** Looks an address up; injectable so tests and other databases can stand in. */
 export type GeoLookup = (ip: string) => GeoResult | undefined;
 
+function isCoordinate(value: number | null, limit: number): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= limit;
+}
+
 /** geoip-lite's bundled database: country, region, city, location and accuracy radius. */
 export const geoipLiteLookup: GeoLookup = (ip) => {
   const found = geoip.lookup(ip);
@@ -64,9 +68,11 @@ export const geoipLiteLookup: GeoLookup = (ip) => {
   if (found.city) geo.city_name = found.city;
   if (found.region && found.country) geo.region_iso_code = `${found.country}-${found.region}`;
   if (found.timezone) geo.timezone = found.timezone;
-  const [lat, lon] = found.ll;
-  // geoip-lite reports [0, 0] when it knows only the country's range, not a place.
-  if (!(lat === 0 && lon === 0)) geo.location = { lat, lon };
+  const [lat, lon] = found.ll as [number | null, number | null];
+  // geoip-lite reports [null, null] for some ranges, and [0, 0] when it knows no place: a
+  // geo_point of either would be refused or wrong, so there is no location then.
+  if (isCoordinate(lat, 90) && isCoordinate(lon, 180) && !(lat === 0 && lon === 0)) geo.location = { lat, lon };
+  if (Object.keys(geo).length === 0) return undefined;
   return { geo, ...(found.area ? { accuracyKm: found.area } : {}) };
 };
 

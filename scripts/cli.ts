@@ -1,0 +1,111 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { exportJsonSchemas } from '../schemas';
+import { createElasticsearch, createIngestPipeline, createKafka } from '../ingest';
+import { ConfigError, createLogger, loadConfig } from '../platform';
+import { runDemo } from './demo';
+
+const USAGE = `vigil: security event logging and fraud detection for API platforms
+
+usage: vigil <command> [options]
+
+commands:
+  stack up|down|status|logs   start, stop or inspect the local Kafka, Elasticsearch and Redis
+  run                         run the ingest pipeline until SIGINT/SIGTERM
+  demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
+                              from simulated gateways and services, and print a summary
+  schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
+  --help                      this text
+
+configuration comes from the environment; see .env.example and docs/configuration.md.`;
+
+const ROOT = resolve(__dirname, '..');
+
+/** Runs the local-stack script; its output goes straight to the terminal. */
+export function stack(action: string): number {
+  const result = spawnSync('bash', [join(ROOT, 'scripts', 'stack.sh'), action], { stdio: 'inherit' });
+  return result.status ?? 1;
+}
+
+function option(args: readonly string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+async function run(): Promise<number> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel });
+  const pipeline = createIngestPipeline({
+    config,
+    kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
+    elasticsearch: createElasticsearch(config),
+    logger,
+  });
+  await pipeline.start();
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  await pipeline.stop();
+  return 0;
+}
+
+/** The CLI's entry point; returns the exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  const [command, sub] = args;
+  try {
+    switch (command) {
+      case 'stack':
+        if (!sub || !['up', 'down', 'status', 'logs'].includes(sub)) {
+          console.error('usage: vigil stack up|down|status|logs');
+          return 2;
+        }
+        return stack(sub);
+      case 'run':
+        return await run();
+      case 'demo': {
+        const events = Number(option(args, '--events') ?? '3000');
+        if (!Number.isInteger(events) || events < 10 || events > 1_000_000) {
+          console.error('vigil demo: --events must be an integer between 10 and 1000000');
+          return 2;
+        }
+        if (stack('up') !== 0) return 1;
+        return await runDemo({ events });
+      }
+      case 'schemas': {
+        if (sub !== 'export') {
+          console.error('usage: vigil schemas export [--out DIR]');
+          return 2;
+        }
+        const schemas = exportJsonSchemas();
+        const out = option(args, '--out');
+        if (out === undefined) {
+          console.log(JSON.stringify(schemas, null, 2));
+          return 0;
+        }
+        mkdirSync(out, { recursive: true });
+        for (const [name, schema] of Object.entries(schemas)) {
+          writeFileSync(join(out, `${name}.schema.json`), `${JSON.stringify(schema, null, 2)}\n`);
+        }
+        console.log(`wrote ${Object.keys(schemas).length} JSON Schemas to ${out}`);
+        return 0;
+      }
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        console.log(USAGE);
+        return 0;
+      default:
+        console.error(`vigil: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+}

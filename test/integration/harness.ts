@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import type { Client } from '@elastic/elasticsearch';
+import type { Kafka, KafkaMessage } from 'kafkajs';
+import { createElasticsearch, createKafka } from '../../ingest';
+import { createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
+import { indexNames } from '../../schemas';
+
+/** A configuration whose topics, group and indices are new and unique to one test. */
+export function isolatedConfig(overrides: Record<string, string> = {}): Config {
+  const id = randomBytes(4).toString('hex');
+  return loadConfig({
+    ...process.env,
+    VIGIL_TOPIC_POLICY: `it-${id}.policy`,
+    VIGIL_TOPIC_INVOCATION: `it-${id}.invocation`,
+    VIGIL_TOPIC_DEVICE: `it-${id}.device`,
+    VIGIL_TOPIC_DEADLETTER: `it-${id}.deadletter`,
+    VIGIL_TOPIC_PARTITIONS: '2',
+    VIGIL_CONSUMER_GROUP: `it-${id}-ingest`,
+    VIGIL_INDEX_PREFIX: `it-${id}`,
+    VIGIL_BULK_FLUSH_MS: '200',
+    ...overrides,
+  });
+}
+
+/** Quiet logs unless LOG_LEVEL asks otherwise. */
+export const testLogger: Logger = createLogger({ level: process.env.LOG_LEVEL ?? 'error' });
+
+export interface Stack {
+  config: Config;
+  kafka: Kafka;
+  elasticsearch: Client;
+  /** Deletes the test's topics, indices and templates. */
+  cleanup(): Promise<void>;
+}
+
+export function openStack(config: Config): Stack {
+  const kafka = createKafka(config, testLogger, `it-${config.indices.prefix}`);
+  const elasticsearch = createElasticsearch(config);
+  return {
+    config,
+    kafka,
+    elasticsearch,
+    async cleanup() {
+      const names = indexNames(config.indices.prefix);
+      await elasticsearch.indices.delete({ index: `${config.indices.prefix}-*`, ignore_unavailable: true, allow_no_indices: true });
+      await elasticsearch.indices.deleteIndexTemplate({ name: names.indexTemplate }, { ignore: [404] });
+      await elasticsearch.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });
+      const admin = kafka.admin();
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      const topics = [config.topics.policy, config.topics.invocation, config.topics.device, config.topics.deadLetter].filter((topic) =>
+        existing.has(topic),
+      );
+      if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
+      await admin.disconnect();
+    },
+  };
+}
+
+/** Polls until `check` returns true, or fails with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** The number of event documents under the config's prefix, after a refresh. */
+export async function countEvents(stack: Stack, query?: object): Promise<number> {
+  const index = indexNames(stack.config.indices.prefix).eventPattern;
+  await stack.elasticsearch.indices.refresh({ index, allow_no_indices: true, ignore_unavailable: true });
+  const { count } = await stack.elasticsearch.count({ index, allow_no_indices: true, ignore_unavailable: true, ...(query ? { query } : {}) });
+  return count;
+}
+
+/** Reads `expected` messages from the start of a topic with a throwaway group. */
+export async function readTopic(kafka: Kafka, topic: string, expected: number, timeoutMs = 30_000): Promise<KafkaMessage[]> {
+  const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}` });
+  const messages: KafkaMessage[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      messages.push(message);
+    },
+  });
+  try {
+    await waitFor(`${expected} messages on ${topic}`, () => messages.length >= expected, timeoutMs);
+  } finally {
+    await consumer.disconnect();
+  }
+  return messages;
+}

@@ -82,7 +82,7 @@ export class BulkIndexer {
           const action = JSON.stringify({ create: { _index: item.index, _id: item.id } });
           const source = JSON.stringify(item.document);
           this.pending.push({ action, source, resolve, reject });
-          this.pendingBytes += action.length + source.length + 2;
+          this.pendingBytes += Buffer.byteLength(action) + Buffer.byteLength(source) + 2;
           if (this.pending.length >= this.options.maxDocs || this.pendingBytes >= this.options.maxBytes) this.send();
         }),
     );

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kafka, Message, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import {
   CURRENT_SCHEMA_VERSION,
   describeIssues,
@@ -137,7 +137,14 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const connect = (): Promise<Producer> => {
     if (producer) return Promise.resolve(producer);
     connecting ??= (async () => {
-      const created = options.kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+      const created = options.kafka.producer({
+        allowAutoTopicCreation: false,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        // The idempotent producer needs retries of its own, whatever the client was given.
+        retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 5000 },
+      });
       try {
         await created.connect();
       } catch (error) {
@@ -154,7 +161,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
     if (timer !== undefined || closed) return;
     timer = setTimeout(() => {
       timer = undefined;
-      void drain();
+      // A failed drain has already logged and rescheduled itself; the service must never see it.
+      drain().catch(() => undefined);
     }, delayMs);
     timer.unref?.();
   };
@@ -233,7 +241,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       message: { key: partitionKeyOf(event), value: JSON.stringify(event), headers: { 'vigil-family': family } },
     });
     counters.accepted++;
-    if (buffer.length >= maxBatch) void drain().catch(() => undefined);
+    if (buffer.length >= maxBatch) drain().catch(() => undefined);
     else schedule(lingerMs);
     return { id: event.id, accepted: true };
   };

@@ -57,10 +57,6 @@ export function invocationMiddleware(
   return (incoming, response, next) => {
     const request = incoming as RequestLike;
     const started = process.hrtime.bigint();
-    let bytesIn = 0;
-    request.on('data', (chunk: Buffer) => {
-      bytesIn += chunk.length;
-    });
     response.once('finish', () => {
       try {
         const method = (request.method ?? 'GET').toUpperCase();
@@ -93,7 +89,8 @@ export function invocationMiddleware(
             route: routePath.startsWith('/') ? routePath : `/${routePath}`,
             status: response.statusCode,
             latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
-            bytesIn: Math.max(bytesIn, Number.isFinite(lengthHeader) ? lengthHeader : 0),
+            // From Content-Length: reading the body here would take it from the body parser.
+            bytesIn: Number.isFinite(lengthHeader) && lengthHeader > 0 ? lengthHeader : 0,
             bytesOut: Number(response.getHeader('content-length') ?? 0) || 0,
             ...(group ? { group } : {}),
           },

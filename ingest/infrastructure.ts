@@ -27,6 +27,8 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
   });
 }
 
+const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
 /** Creates the event and dead-letter topics that don't exist yet; leaves existing ones alone. */
 export async function ensureTopics(kafka: Kafka, config: Config): Promise<string[]> {
   const admin = kafka.admin();
@@ -38,7 +40,13 @@ export async function ensureTopics(kafka: Kafka, config: Config): Promise<string
     if (missing.length > 0) {
       await admin.createTopics({
         waitForLeaders: true,
-        topics: missing.map((topic) => ({ topic, numPartitions: config.topics.partitions, replicationFactor: 1 })),
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: config.topics.partitions,
+          replicationFactor: 1,
+          // Dead letters wait for a human: keep them for weeks, not the broker's default.
+          ...(topic === config.topics.deadLetter ? { configEntries: [{ name: 'retention.ms', value: String(DEAD_LETTER_RETENTION_MS) }] } : {}),
+        })),
       });
     }
     return missing;

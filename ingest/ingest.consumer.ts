@@ -1,5 +1,5 @@
 import type { Client } from '@elastic/elasticsearch';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
 import { FAMILIES, eventIndexName, type Family } from '../schemas';
 import { backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../platform';
 import { BulkIndexer, type BulkItem } from './bulk-indexer';
@@ -39,9 +39,6 @@ export interface IngestPipeline {
   stop(): Promise<void>;
   stats(): IngestStats;
 }
-
-/** The most messages handled between two offset commits within one batch. */
-const CHUNK_SIZE = 500;
 
 /**
  * The ingest consumer group: validate → dead-letter what can never pass → enrich → index.
@@ -128,9 +125,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale, pause } = payload;
     const partitionKey = `${batch.topic}:${batch.partition}`;
-    for (let start = 0; start < batch.messages.length; start += CHUNK_SIZE) {
+    // One chunk fills one bulk request, so a busy partition never waits for the flush timer.
+    const chunkSize = config.bulk.maxDocs;
+    for (let start = 0; start < batch.messages.length; start += chunkSize) {
       if (!isRunning() || isStale()) return;
-      const chunk = batch.messages.slice(start, start + CHUNK_SIZE);
+      const chunk = batch.messages.slice(start, start + chunkSize);
       try {
         await processChunk(batch.topic, batch.partition, chunk);
       } catch (error) {
@@ -164,7 +163,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       const created = await ensureTopics(kafka, config);
       if (created.length > 0) logger.info({ topics: created }, 'created topics');
       await installTemplates(elasticsearch, config);
-      producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+      producer = kafka.producer({
+        allowAutoTopicCreation: false,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      });
       await producer.connect();
       consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000 });
       await consumer.connect();
@@ -172,6 +176,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await consumer.run({
         eachBatchAutoResolve: false,
         autoCommit: true,
+        // Commit after every acknowledged chunk: a restart then redoes at most one chunk.
+        autoCommitThreshold: 1,
         partitionsConsumedConcurrently: Math.max(1, config.topics.partitions * FAMILIES.length),
         eachBatch,
       });

@@ -115,6 +115,8 @@ EOF
       kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" >>"$logfile" 2>&1 \
       || die "formatting Kafka storage failed; see $logfile"
   fi
+  # A fresh log per start: readiness is read from it, and an old start's line must not count.
+  [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.1"
   log "starting Kafka $KAFKA_VERSION (KRaft, broker+controller) on 127.0.0.1:9092; log: $logfile"
   nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC \
     -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
@@ -213,16 +215,26 @@ redis_start() {
 }
 
 # --- commands ----------------------------------------------------------------------------------
+# This script starts services only on their default local endpoints; an endpoint set elsewhere
+# in the environment must already answer.
+require_local() { # name value default
+  [[ "$2" == "$3" ]] || die "$1=$2 does not answer, and this script only starts a local service at $3"
+}
+
 cmd_up() {
   mkdir -p "$CACHE_DIR" "$STATE_DIR"
   local started=0
   # The three start in parallel where they need starting: Elasticsearch dominates a cold start.
-  if redis_up; then log "Redis answers at $REDIS_URL"; else redis_start; fi
+  if redis_up; then log "Redis answers at $REDIS_URL"; else
+    require_local REDIS_URL "$REDIS_URL" redis://127.0.0.1:6379; redis_start
+  fi
   local es_pid="" kafka_pid=""
   if es_up; then log "Elasticsearch answers at $ELASTICSEARCH_URL"; else
+    require_local ELASTICSEARCH_URL "$ELASTICSEARCH_URL" http://127.0.0.1:9200
     (es_install && es_start) & es_pid=$!; started=1
   fi
   if kafka_up; then log "Kafka answers at $KAFKA_BROKERS"; else
+    require_local KAFKA_BROKERS "$KAFKA_BROKERS" 127.0.0.1:9092
     (kafka_install && kafka_start) & kafka_pid=$!; started=1
   fi
   local failed=0

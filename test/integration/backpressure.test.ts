@@ -1,0 +1,84 @@
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createEmitter, createIngestPipeline, createElasticsearch } from '../../ingest';
+import { loadConfig } from '../../platform';
+import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+
+/**
+ * A loopback proxy in front of the real Elasticsearch that answers the first `rejectBulks`
+ * bulk requests with 429, as an overloaded cluster does, and forwards everything else.
+ */
+function startPushbackProxy(target: URL, rejectBulks: number): Promise<{ server: Server; url: string; rejected: () => number }> {
+  let rejected = 0;
+  const server = createServer((incoming, outgoing) => {
+    if (incoming.url?.includes('_bulk') && rejected < rejectBulks) {
+      rejected++;
+      incoming.resume();
+      outgoing.writeHead(429, { 'content-type': 'application/json', 'x-elastic-product': 'Elasticsearch' });
+      outgoing.end(JSON.stringify({ error: { type: 'es_rejected_execution_exception', reason: 'rejected by the test proxy' }, status: 429 }));
+      return;
+    }
+    const forward = httpRequest(
+      { host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers: incoming.headers },
+      (response) => {
+        outgoing.writeHead(response.statusCode ?? 502, response.headers);
+        response.pipe(outgoing);
+      },
+    );
+    forward.on('error', () => outgoing.destroy());
+    incoming.pipe(forward);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({ server, url: `http://127.0.0.1:${port}`, rejected: () => rejected });
+    });
+  });
+}
+
+describe('when Elasticsearch pushes back', () => {
+  let stack: Stack;
+  let proxy: Awaited<ReturnType<typeof startPushbackProxy>>;
+
+  beforeAll(async () => {
+    const real = new URL(loadConfig().elasticsearch.url);
+    proxy = await startPushbackProxy(real, 6);
+    stack = openStack(isolatedConfig());
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+    await new Promise((done) => proxy.server.close(done));
+  });
+
+  it('pauses the partition, retries with backoff, resumes by itself and loses nothing', async () => {
+    const throughProxy = { ...stack.config, elasticsearch: { url: proxy.url } };
+    const pipeline = createIngestPipeline({
+      config: throughProxy,
+      kafka: stack.kafka,
+      elasticsearch: createElasticsearch(throughProxy),
+      logger: testLogger,
+    });
+    await pipeline.start();
+    try {
+      const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'pushback-test', kind: 'service' } });
+      for (let n = 0; n < 200; n++) {
+        emitter.invocation({
+          id: `evt-pushback-${n}`,
+          actor: { consumerId: `app-${n % 7}` },
+          invocation: { resource: { api: 'orders-v1', method: 'GET', path: `/v1/orders/${n}` }, route: '/v1/orders/:id', status: 200, latencyMs: 12 },
+        });
+      }
+      await emitter.close();
+      await waitFor('all 200 events indexed despite the 429s', async () => (await countEvents(stack)) >= 200, 90_000);
+      expect(await countEvents(stack)).toBe(200);
+      expect(proxy.rejected()).toBe(6);
+      const stats = pipeline.stats();
+      expect(stats.pauses).toBeGreaterThan(0);
+      expect(stats.indexed + stats.duplicates).toBeGreaterThanOrEqual(200);
+      expect(stats.deadLettered).toBe(0);
+    } finally {
+      await pipeline.stop();
+    }
+  });
+});

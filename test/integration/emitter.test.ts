@@ -1,0 +1,96 @@
+import { createServer, connect, type Server, type AddressInfo } from 'node:net';
+import { Kafka, logLevel } from 'kafkajs';
+import { createEmitter, ensureTopics, partitionKeyOf } from '../../ingest';
+import type { VigilEvent } from '../../schemas';
+import { isolatedConfig, openStack, readTopic, waitFor, type Stack } from './harness';
+
+/** A free loopback port with nothing listening on it (yet). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((done) => probe.close(done));
+  return port;
+}
+
+/** Forwards a loopback port to the real broker: the "Kafka comes back" switch. */
+function forward(port: number, target: { host: string; port: number }): Promise<Server> {
+  const server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    client.pipe(upstream).pipe(client);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  return new Promise((done) => server.listen(port, '127.0.0.1', () => done(server)));
+}
+
+describe('the SDK emitter against the real Kafka', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig());
+    await ensureTopics(stack.kafka, stack.config);
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+  });
+
+  it('delivers validated events keyed by user, else consumer, else IP', async () => {
+    const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'keys-test', kind: 'service' } });
+    const resource = { api: 'a', method: 'GET', path: '/x' } as const;
+    emitter.invocation({ actor: { userId: 'u-1', consumerId: 'c-1' }, invocation: { resource, route: '/x', status: 200, latencyMs: 1 } });
+    emitter.invocation({ actor: { consumerId: 'c-2' }, client: { ip: '8.8.8.8' }, invocation: { resource, route: '/x', status: 200, latencyMs: 1 } });
+    emitter.invocation({ client: { ip: '8.8.4.4' }, invocation: { resource, route: '/x', status: 200, latencyMs: 1 } });
+    await emitter.close();
+    expect(emitter.stats()).toMatchObject({ accepted: 3, delivered: 3, dropped: 0, buffered: 0 });
+    const messages = await readTopic(stack.kafka, stack.config.topics.invocation, 3);
+    expect(messages.map((message) => message.key?.toString()).sort()).toEqual(['8.8.4.4', 'c-2', 'u-1']);
+    for (const message of messages) {
+      const event = JSON.parse(message.value?.toString() ?? '{}') as VigilEvent;
+      expect(partitionKeyOf(event)).toBe(message.key?.toString());
+      expect(event.source.service).toBe('keys-test');
+    }
+  });
+
+  it('keeps events while Kafka is away, drops and counts what overflows, and delivers the rest when it is back', async () => {
+    const port = await freePort();
+    const broker = stack.config.kafka.brokers[0] ?? '127.0.0.1:9092';
+    const [host, brokerPort] = broker.split(':');
+    const kafka = new Kafka({ clientId: 'emitter-outage', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { retries: 0 } });
+    const dropped: string[] = [];
+    const emitter = createEmitter({
+      kafka,
+      topics: stack.config.topics,
+      source: { service: 'outage-test', kind: 'service' },
+      maxBuffer: 20,
+      lingerMs: 10,
+      onDrop: (event, reason) => dropped.push(`${event.id}:${reason}`),
+    });
+    const resource = { api: 'a', method: 'POST', path: '/pay' } as const;
+    for (let n = 0; n < 50; n++) {
+      const result = emitter.policy({
+        id: `evt-outage-${String(n).padStart(3, '0')}`,
+        actor: { userId: 'u-outage' },
+        policy: { kind: 'authn', name: 'token', outcome: 'pass', group: 'g', resource },
+      });
+      expect(result.accepted).toBe(n < 20);
+    }
+    await waitFor('a failed delivery attempt', () => emitter.stats().sendFailures >= 1, 20_000);
+    expect(emitter.stats()).toMatchObject({ accepted: 20, delivered: 0, dropped: 30, buffered: 20 });
+    expect(dropped).toHaveLength(30);
+    expect(dropped[0]).toBe('evt-outage-020:buffer_full');
+
+    const server = await forward(port, { host: host ?? '127.0.0.1', port: Number(brokerPort) });
+    try {
+      await waitFor('delivery once Kafka is reachable', () => emitter.stats().delivered === 20, 60_000);
+      await emitter.close();
+      const messages = await readTopic(stack.kafka, stack.config.topics.policy, 20);
+      const ids = messages.map((message) => (JSON.parse(message.value?.toString() ?? '{}') as VigilEvent).id);
+      // One user, one partition: the order they were emitted in.
+      expect(ids).toEqual(Array.from({ length: 20 }, (_, n) => `evt-outage-${String(n).padStart(3, '0')}`));
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+  });
+});

@@ -1,0 +1,173 @@
+import { DEAD_LETTER_REASONS, classifyMessage, exceedsDepth, type Classification, type MessageLimits } from '../../ingest';
+import { deviceEvent, invocationEvent, policyEvent, withField } from './fixtures';
+
+const limits: MessageLimits = { maxMessageBytes: 256 * 1024, maxJsonDepth: 16 };
+
+function bytes(value: unknown): Buffer {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8');
+}
+
+/** The refusal of a classification, failing the test when it passed. */
+function refusal(result: Classification): { reasonCode: string; message: string } {
+  if (result.ok) throw new Error(`expected a refusal, got event ${result.event.id}`);
+  return { reasonCode: result.reasonCode, message: result.message };
+}
+
+describe('classifyMessage', () => {
+  it.each([
+    ['policy', policyEvent],
+    ['invocation', invocationEvent],
+    ['device', deviceEvent],
+  ] as const)('accepts a valid %s event from its own topic and returns it parsed', (family, make) => {
+    const result = classifyMessage(bytes(make()), limits, family);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.event.family).toBe(family);
+    expect(result.event.id).toBe(make().id);
+  });
+
+  it('accepts a valid event when no topic family is expected', () => {
+    expect(classifyMessage(bytes(deviceEvent()), limits).ok).toBe(true);
+  });
+
+  it('says empty for a null value (a tombstone) and for zero bytes', () => {
+    expect(refusal(classifyMessage(null, limits, 'policy'))).toStrictEqual({ reasonCode: 'empty', message: 'the message has no value' });
+    expect(refusal(classifyMessage(Buffer.alloc(0), limits, 'policy')).reasonCode).toBe('empty');
+  });
+
+  it('says too_large above maxMessageBytes, with both sizes, and lets the limit itself through', () => {
+    const message = bytes(policyEvent());
+    const over = refusal(classifyMessage(message, { ...limits, maxMessageBytes: message.length - 1 }));
+    expect(over.reasonCode).toBe('too_large');
+    expect(over.message).toBe(`the message is ${message.length} bytes; the limit is ${message.length - 1}`);
+    expect(classifyMessage(message, { ...limits, maxMessageBytes: message.length }).ok).toBe(true);
+  });
+
+  it('measures size in bytes, not characters', () => {
+    // 40 characters, 120 bytes of UTF-8.
+    const message = bytes(`"${'€'.repeat(40)}"`);
+    expect(refusal(classifyMessage(message, { ...limits, maxMessageBytes: 100 })).reasonCode).toBe('too_large');
+  });
+
+  it.each(['{"id":', 'not json at all', '{"a":1}}', "{'single':'quotes'}", '\u00ff\u00fe'])(
+    'says not_json for %p',
+    (text) => {
+      const result = refusal(classifyMessage(bytes(text), limits));
+      expect(result.reasonCode).toBe('not_json');
+      expect(result.message).toMatch(/^not valid JSON: /);
+    },
+  );
+
+  it('says too_deep beyond maxJsonDepth, counting objects and arrays alike', () => {
+    const nested = bytes({ ...policyEvent(), labels: { a: 'b' } }).toString().replace('"labels":{"a":"b"}', '"x":[[{"y":[[[1]]]}]]');
+    // root 1, x 2-3, object 4, y 5-7
+    const result = refusal(classifyMessage(bytes(nested), { ...limits, maxJsonDepth: 6 }));
+    expect(result).toStrictEqual({ reasonCode: 'too_deep', message: 'the JSON nests deeper than 6 levels' });
+    // At exactly the limit the message goes on to the schema, which refuses the unknown field.
+    expect(refusal(classifyMessage(bytes(nested), { ...limits, maxJsonDepth: 7 })).reasonCode).toBe('schema_invalid');
+  });
+
+  it('refuses a 200000-deep array as too_deep without throwing', () => {
+    const message = Buffer.from('['.repeat(200_000));
+    let result: Classification | undefined;
+    expect(() => {
+      result = classifyMessage(message, { maxMessageBytes: 1024 * 1024, maxJsonDepth: 16 });
+    }).not.toThrow();
+    expect(result).toStrictEqual({ ok: false, reasonCode: 'too_deep', message: 'the JSON nests deeper than 16 levels' });
+  });
+
+  it('refuses a balanced 100000-deep document as too_deep without throwing', () => {
+    const message = Buffer.from(`${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`);
+    expect(refusal(classifyMessage(message, { maxMessageBytes: 10 * 1024 * 1024, maxJsonDepth: 256 })).reasonCode).toBe('too_deep');
+  });
+
+  it.each([2, 0, '1', null])('says unknown_schema_version for schemaVersion %p, naming it', (version) => {
+    const result = refusal(classifyMessage(bytes({ ...policyEvent(), schemaVersion: version }), limits, 'policy'));
+    expect(result.reasonCode).toBe('unknown_schema_version');
+    expect(result.message).toBe(`schemaVersion ${JSON.stringify(version)} is not one this pipeline reads (1)`);
+  });
+
+  it('says schema_invalid, naming the field, for a missing schemaVersion', () => {
+    const result = refusal(classifyMessage(bytes(withField(policyEvent(), 'schemaVersion', undefined)), limits, 'policy'));
+    expect(result.reasonCode).toBe('schema_invalid');
+    expect(result.message).toMatch(/^schemaVersion: /);
+  });
+
+  it('says schema_invalid with every field at fault in the message', () => {
+    const event = withField(withField(invocationEvent(), 'client.ip', '300.1.1.1'), 'invocation.status', 42);
+    const result = refusal(classifyMessage(bytes(event), limits, 'invocation'));
+    expect(result.reasonCode).toBe('schema_invalid');
+    expect(result.message).toContain('client.ip: Invalid IP address');
+    expect(result.message).toContain('invocation.status: ');
+    expect(result.message.split('; ')).toHaveLength(2);
+  });
+
+  it('says schema_invalid for an unknown field, naming it', () => {
+    const result = refusal(classifyMessage(bytes(withField(deviceEvent(), 'device.jailbroken', true)), limits, 'device'));
+    expect(result).toStrictEqual({ reasonCode: 'schema_invalid', message: 'device: Unrecognized key: "jailbroken"' });
+  });
+
+  it.each(['[]', '"text"', '42', 'null', 'true'])('says schema_invalid at (root) for the JSON %s', (text) => {
+    expect(refusal(classifyMessage(bytes(text), limits))).toStrictEqual({
+      reasonCode: 'schema_invalid',
+      message: '(root): expected a JSON object',
+    });
+  });
+
+  it('says wrong_topic for another family on a family topic, naming both', () => {
+    const result = refusal(classifyMessage(bytes(policyEvent()), limits, 'invocation'));
+    expect(result).toStrictEqual({ reasonCode: 'wrong_topic', message: 'a policy event on the invocation topic' });
+  });
+
+  it('says wrong_topic for an unknown family on a family topic, schema_invalid when no family is expected', () => {
+    const result = refusal(classifyMessage(bytes({ ...policyEvent(), family: 'billing' }), limits, 'policy'));
+    expect(result.reasonCode).toBe('wrong_topic');
+    const anyTopic = refusal(classifyMessage(bytes({ ...policyEvent(), family: 'billing' }), limits));
+    expect(anyTopic.reasonCode).toBe('schema_invalid');
+    expect(anyTopic.message).toMatch(/^family: /);
+  });
+
+  it('only ever answers with a declared reason code', () => {
+    const inputs: Array<Buffer | null> = [null, bytes('{'), bytes('[[[[[[[[[[[[[[[[[[[[[[[['), bytes({}), bytes(policyEvent())];
+    for (const input of inputs) {
+      const result = classifyMessage(input, { ...limits, maxJsonDepth: 8 }, 'device');
+      if (!result.ok) expect(DEAD_LETTER_REASONS).toContain(result.reasonCode);
+    }
+  });
+});
+
+describe('exceedsDepth', () => {
+  const depth = (text: string, limit: number): boolean => exceedsDepth(Buffer.from(text, 'utf8'), limit);
+
+  it('counts nesting of objects and arrays against the limit', () => {
+    expect(depth('{"a":[1,{"b":2}]}', 3)).toBe(false);
+    expect(depth('{"a":[1,{"b":2}]}', 2)).toBe(true);
+    expect(depth('[]', 1)).toBe(false);
+    expect(depth('[[]]', 1)).toBe(true);
+    expect(depth('1', 0)).toBe(false);
+  });
+
+  it('counts depth, not the number of containers', () => {
+    expect(depth(`[${'[],'.repeat(1000)}[]]`, 2)).toBe(false);
+  });
+
+  it('ignores brackets inside strings', () => {
+    expect(depth('{"a":"[[[[[[[[{{{{{{{{"}', 1)).toBe(false);
+    expect(depth('{"[[[[":"]]]]","b":"{{{{"}', 1)).toBe(false);
+  });
+
+  it('ignores escaped quotes inside strings', () => {
+    expect(depth('{"a":"\\"[[[[[[[[\\""}', 1)).toBe(false);
+    expect(depth('["\\"", "[[[["]', 1)).toBe(false);
+  });
+
+  it('ends a string after an escaped backslash, so later brackets count', () => {
+    // The value is one backslash; the array after it nests three deep inside the object.
+    expect(depth('{"a":"\\\\","b":[[[1]]]}', 3)).toBe(true);
+    expect(depth('{"a":"\\\\","b":[[[1]]]}', 4)).toBe(false);
+  });
+
+  it('ignores multi-byte UTF-8 characters', () => {
+    expect(depth('{"名前":"[€]","b":["😀"]}', 2)).toBe(false);
+  });
+});

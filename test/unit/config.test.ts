@@ -1,0 +1,144 @@
+import { ConfigError, VigilError, loadConfig, type Config } from '../../platform';
+
+/** The ConfigError a load throws; fails the test when it throws anything else or nothing. */
+function configErrorOf(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const DEFAULTS: Config = {
+  kafka: { brokers: ['127.0.0.1:9092'], clientId: 'vigil' },
+  elasticsearch: { url: 'http://127.0.0.1:9200' },
+  topics: {
+    policy: 'vigil.events.policy',
+    invocation: 'vigil.events.invocation',
+    device: 'vigil.events.device',
+    deadLetter: 'vigil.deadletter',
+    partitions: 3,
+  },
+  consumerGroup: 'vigil-ingest',
+  indices: { prefix: 'vigil', shards: 1, replicas: 0 },
+  limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
+  bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 500 },
+  logLevel: 'info',
+};
+
+describe('loadConfig', () => {
+  it('gives every default for an empty environment', () => {
+    expect(loadConfig({})).toStrictEqual(DEFAULTS);
+  });
+
+  it('treats empty strings as unset', () => {
+    const blanks = Object.fromEntries(
+      ['KAFKA_BROKERS', 'KAFKA_CLIENT_ID', 'ELASTICSEARCH_URL', 'ELASTICSEARCH_API_KEY', 'VIGIL_TOPIC_PARTITIONS', 'VIGIL_INDEX_PREFIX', 'LOG_LEVEL'].map(
+        (name) => [name, ''],
+      ),
+    );
+    expect(loadConfig(blanks)).toStrictEqual(DEFAULTS);
+  });
+
+  it('ignores variables it does not know', () => {
+    expect(loadConfig({ PATH: '/usr/bin', VIGIL_UNKNOWN: 'x' })).toStrictEqual(DEFAULTS);
+  });
+
+  it('reads every variable it is given', () => {
+    const config = loadConfig({
+      KAFKA_BROKERS: ' kafka-1:9092, kafka-2:9093 ,',
+      KAFKA_CLIENT_ID: 'vigil-test',
+      ELASTICSEARCH_URL: 'https://es.internal:9243',
+      ELASTICSEARCH_API_KEY: 'c2VjcmV0',
+      VIGIL_TOPIC_POLICY: 'p',
+      VIGIL_TOPIC_INVOCATION: 'i',
+      VIGIL_TOPIC_DEVICE: 'd',
+      VIGIL_TOPIC_DEADLETTER: 'dl',
+      VIGIL_TOPIC_PARTITIONS: '12',
+      VIGIL_CONSUMER_GROUP: 'group-1',
+      VIGIL_INDEX_PREFIX: 'vigil_test-1',
+      VIGIL_INDEX_SHARDS: '2',
+      VIGIL_INDEX_REPLICAS: '1',
+      VIGIL_MAX_MESSAGE_BYTES: '2048',
+      VIGIL_MAX_JSON_DEPTH: '32',
+      VIGIL_BULK_MAX_DOCS: '50',
+      VIGIL_BULK_MAX_BYTES: '4096',
+      VIGIL_BULK_FLUSH_MS: '20',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toStrictEqual({
+      kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test' },
+      elasticsearch: { url: 'https://es.internal:9243', apiKey: 'c2VjcmV0' },
+      topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', partitions: 12 },
+      consumerGroup: 'group-1',
+      indices: { prefix: 'vigil_test-1', shards: 2, replicas: 1 },
+      limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },
+      bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20 },
+      logLevel: 'debug',
+    });
+  });
+
+  it('has no apiKey field at all when none is configured', () => {
+    expect(loadConfig({}).elasticsearch).not.toHaveProperty('apiKey');
+  });
+
+  it('lists every bad variable in one ConfigError, each by name', () => {
+    const error = configErrorOf({
+      KAFKA_BROKERS: 'no-port',
+      ELASTICSEARCH_URL: 'not a url',
+      VIGIL_TOPIC_PARTITIONS: 'many',
+      VIGIL_INDEX_PREFIX: 'Upper',
+      VIGIL_MAX_JSON_DEPTH: '1000',
+      LOG_LEVEL: 'verbose',
+      VIGIL_TOPIC_POLICY: 'has space',
+    });
+    const named = ['KAFKA_BROKERS', 'ELASTICSEARCH_URL', 'VIGIL_TOPIC_PARTITIONS', 'VIGIL_INDEX_PREFIX', 'VIGIL_MAX_JSON_DEPTH', 'LOG_LEVEL', 'VIGIL_TOPIC_POLICY'];
+    expect(error.issues).toHaveLength(named.length);
+    for (const name of named) {
+      expect(error.issues.filter((issue) => issue.startsWith(name))).toHaveLength(1);
+      expect(error.message).toContain(name);
+    }
+    expect(error).toBeInstanceOf(VigilError);
+    expect(error.code).toBe('config_invalid');
+    expect(error.retriable).toBe(false);
+  });
+
+  it.each([
+    ['KAFKA_BROKERS', ',', /at least one broker/],
+    ['KAFKA_BROKERS', 'kafka:9092,kafka', /expected host:port/],
+    ['VIGIL_INDEX_PREFIX', '-starts-with-dash', /index name prefix/],
+    ['VIGIL_TOPIC_PARTITIONS', '0', /Too small/],
+    ['VIGIL_TOPIC_PARTITIONS', '2.5', /expected int/],
+    ['VIGIL_INDEX_REPLICAS', '11', /Too big/],
+    ['VIGIL_MAX_MESSAGE_BYTES', '1023', /Too small/],
+    ['KAFKA_CLIENT_ID', 'a/b', /letters, digits/],
+  ])('refuses %s=%p with a readable reason', (name, value, reason) => {
+    const error = configErrorOf({ [name]: value });
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]?.startsWith(name)).toBe(true);
+    expect(error.issues[0]).toMatch(reason);
+  });
+
+  it('is frozen all the way down', () => {
+    const config = loadConfig({ ELASTICSEARCH_API_KEY: 'key' });
+    const nested: unknown[] = [config, config.kafka, config.kafka.brokers, config.elasticsearch, config.topics, config.indices, config.limits, config.bulk];
+    for (const value of nested) expect(Object.isFrozen(value)).toBe(true);
+    // Test files are modules, so strict mode: writes to frozen objects throw.
+    expect(() => {
+      (config.kafka.brokers as string[]).push('evil:1');
+    }).toThrow(TypeError);
+    expect(() => {
+      (config.topics as { partitions: number }).partitions = 99;
+    }).toThrow(TypeError);
+    expect(config.topics.partitions).toBe(3);
+  });
+
+  it('returns a fresh object each time, so one caller cannot affect another', () => {
+    const first = loadConfig({});
+    const second = loadConfig({});
+    expect(second).toStrictEqual(first);
+    expect(second).not.toBe(first);
+  });
+});

@@ -1,0 +1,116 @@
+import type { IHeaders, Message } from 'kafkajs';
+import { fromDeadLetterMessage, toDeadLetterMessage, type DeadLetterRecord } from '../../ingest';
+
+const now = new Date('2024-05-01T10:31:02.500Z');
+
+function record(overrides: Partial<Omit<DeadLetterRecord, 'deadLetteredAt'>> = {}): Omit<DeadLetterRecord, 'deadLetteredAt'> {
+  return {
+    reasonCode: 'schema_invalid',
+    reason: 'client.ip: Invalid IP address',
+    topic: 'vigil.events.policy',
+    partition: 4,
+    offset: '9007199254740993',
+    value: Buffer.from('{"family":"policy","client":{"ip":"999.1.1.1"}}'),
+    originalKey: Buffer.from('user-1'),
+    ...overrides,
+  };
+}
+
+/** The message as a consumer receives it: kafkajs delivers every header value as a Buffer. */
+function delivered(message: Message): { value: Buffer | null; headers: IHeaders } {
+  const headers: IHeaders = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value === undefined) continue;
+    headers[name] = Buffer.isBuffer(value) ? Buffer.from(value) : Buffer.from(String(value), 'utf8');
+  }
+  const value = message.value;
+  return { value: value === null || value === undefined ? null : Buffer.from(value), headers };
+}
+
+describe('toDeadLetterMessage', () => {
+  it('keys the message by topic:partition:offset, so a redelivered batch writes the same key', () => {
+    const message = toDeadLetterMessage(record(), now);
+    expect(message.key).toBe('vigil.events.policy:4:9007199254740993');
+    expect(toDeadLetterMessage(record(), new Date(0)).key).toBe(message.key);
+  });
+
+  it('keeps the original bytes untouched as the value', () => {
+    const original = record();
+    const message = toDeadLetterMessage(original, now);
+    expect(Buffer.isBuffer(message.value)).toBe(true);
+    expect(message.value).toStrictEqual(original.value);
+  });
+
+  it('puts the reason, the position and the time in headers', () => {
+    expect(toDeadLetterMessage(record(), now).headers).toStrictEqual({
+      'vigil-reason-code': 'schema_invalid',
+      'vigil-reason': 'client.ip: Invalid IP address',
+      'vigil-source-topic': 'vigil.events.policy',
+      'vigil-source-partition': '4',
+      'vigil-source-offset': '9007199254740993',
+      'vigil-dead-lettered-at': '2024-05-01T10:31:02.500Z',
+      'vigil-original-key': Buffer.from('user-1'),
+    });
+  });
+
+  it('truncates the reason to 2000 characters', () => {
+    const reason = 'x'.repeat(1990) + 'y'.repeat(1000);
+    const headers = toDeadLetterMessage(record({ reason }), now).headers;
+    const written = headers?.['vigil-reason'];
+    expect(typeof written).toBe('string');
+    expect(String(written)).toHaveLength(2000);
+    expect(String(written)).toBe(reason.slice(0, 2000));
+  });
+
+  it('leaves a reason of exactly 2000 characters whole', () => {
+    const reason = 'r'.repeat(2000);
+    expect(toDeadLetterMessage(record({ reason }), now).headers?.['vigil-reason']).toBe(reason);
+  });
+
+  it('has no original-key header for a message without a key', () => {
+    expect(toDeadLetterMessage(record({ originalKey: null }), now).headers).not.toHaveProperty('vigil-original-key');
+  });
+});
+
+describe('fromDeadLetterMessage', () => {
+  it('reads back what toDeadLetterMessage wrote, with headers as Buffers', () => {
+    const original = record();
+    const read = fromDeadLetterMessage(delivered(toDeadLetterMessage(original, now)));
+    expect(read).toStrictEqual({ ...original, deadLetteredAt: '2024-05-01T10:31:02.500Z' });
+    expect(read.partition).toBe(4);
+    expect(Buffer.isBuffer(read.originalKey)).toBe(true);
+  });
+
+  it('round-trips a tombstone (null value) without a key', () => {
+    const original = record({ reasonCode: 'empty', reason: 'the message has no value', value: null, originalKey: null, partition: 0, offset: '0' });
+    const read = fromDeadLetterMessage(delivered(toDeadLetterMessage(original, now)));
+    expect(read).toStrictEqual({ ...original, deadLetteredAt: now.toISOString() });
+  });
+
+  it('round-trips non-ASCII reasons and binary values byte for byte', () => {
+    const value = Buffer.from([0x00, 0xff, 0x7b, 0x80, 0xfe]);
+    const original = record({ reasonCode: 'not_json', reason: 'not valid JSON: Unexpected token ÿ — «ü»', value });
+    const read = fromDeadLetterMessage(delivered(toDeadLetterMessage(original, now)));
+    expect(read.reason).toBe(original.reason);
+    expect(read.value?.equals(value)).toBe(true);
+  });
+
+  it('round-trips a truncated reason', () => {
+    const read = fromDeadLetterMessage(delivered(toDeadLetterMessage(record({ reason: 'z'.repeat(5000) }), now)));
+    expect(read.reason).toBe('z'.repeat(2000));
+  });
+
+  it('reads the first value of a repeated header', () => {
+    const read = fromDeadLetterMessage({
+      value: null,
+      headers: { 'vigil-reason-code': [Buffer.from('too_deep'), Buffer.from('empty')], 'vigil-source-partition': Buffer.from('7') },
+    });
+    expect(read.reasonCode).toBe('too_deep');
+    expect(read.partition).toBe(7);
+  });
+
+  it('reads a message without headers as empty fields rather than throwing', () => {
+    const read = fromDeadLetterMessage({ value: Buffer.from('x') });
+    expect(read).toMatchObject({ reasonCode: '', reason: '', topic: '', offset: '', originalKey: null, deadLetteredAt: '' });
+  });
+});

@@ -1,0 +1,257 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { createEmitter, partitionKeyOf, type EmitterOptions } from '../../ingest';
+import { ValidationError, createLogger } from '../../platform';
+import { familySchemas, type VigilEvent } from '../../schemas';
+import { deviceInput, invocationEvent, invocationInput, policyEvent, policyInput, withField } from './fixtures';
+
+/**
+ * A real kafkajs client pointing at a port nothing listens on. The tests never flush or close
+ * the emitter, and fake timers stop the linger timer from firing, so it never tries to connect.
+ */
+const kafka = new Kafka({ brokers: ['127.0.0.1:1'], clientId: 'unit', retry: { retries: 0 }, logLevel: logLevel.NOTHING });
+
+const source = { service: 'unit-service', kind: 'service' } as const;
+const fixedTime = new Date('2024-05-01T10:00:00.000Z');
+
+interface Drop {
+  event: VigilEvent;
+  reason: 'buffer_full' | 'closed';
+}
+
+function emitterWith(options: Partial<EmitterOptions> = {}): { emitter: ReturnType<typeof createEmitter>; drops: Drop[] } {
+  const drops: Drop[] = [];
+  let counter = 0;
+  const emitter = createEmitter({
+    kafka,
+    source,
+    lingerMs: 60_000,
+    clock: () => fixedTime,
+    newId: () => `generated-${++counter}`,
+    onDrop: (event, reason) => drops.push({ event, reason }),
+    ...options,
+  });
+  return { emitter, drops };
+}
+
+/** The ValidationError a call throws; fails the test when it throws anything else or nothing. */
+function validationErrorOf(call: () => unknown): ValidationError {
+  try {
+    call();
+  } catch (error) {
+    if (error instanceof ValidationError) return error;
+    throw error;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+beforeEach(() => {
+  jest.useFakeTimers();
+});
+
+afterEach(() => {
+  jest.clearAllTimers();
+  jest.useRealTimers();
+});
+
+describe('createEmitter validation', () => {
+  it('throws a ValidationError naming client.ip, and buffers nothing', () => {
+    const { emitter, drops } = emitterWith();
+    const input = policyInput();
+    const error = validationErrorOf(() => emitter.policy({ ...input, client: { ...input.client, ip: '999.1.1.1' } }));
+    expect(error.issues).toStrictEqual(['client.ip: Invalid IP address']);
+    expect(error.code).toBe('event_invalid');
+    expect(error.retriable).toBe(false);
+    expect(error.message).toBe('invalid policy event: client.ip: Invalid IP address');
+    expect(emitter.stats()).toStrictEqual({ accepted: 0, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0 });
+    expect(drops).toStrictEqual([]);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('names policy.outcome for a value outside its enum', () => {
+    const { emitter } = emitterWith();
+    const input = policyInput();
+    // A caller in plain JavaScript (or past a cast) can hand over anything.
+    const bad = withField(input, 'policy.outcome', 'maybe') as unknown as typeof input;
+    const error = validationErrorOf(() => emitter.policy(bad));
+    expect(error.issues).toStrictEqual(['policy.outcome: Invalid option: expected one of "pass"|"fail"']);
+    expect(emitter.stats().buffered).toBe(0);
+  });
+
+  it('lists every field at fault', () => {
+    const { emitter } = emitterWith();
+    const input = invocationInput();
+    const error = validationErrorOf(() =>
+      emitter.invocation({ ...input, invocation: { ...input.invocation, status: 42, latencyMs: -5 }, id: 'bad id!' }),
+    );
+    expect(error.issues).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^id: /), expect.stringMatching(/^invocation\.status: /), expect.stringMatching(/^invocation\.latencyMs: /)]),
+    );
+    expect(error.issues).toHaveLength(3);
+  });
+
+  it('names source when neither the event nor the emitter gives one', () => {
+    const { emitter } = emitterWith({ source: undefined });
+    const error = validationErrorOf(() => emitter.device(deviceInput()));
+    expect(error.issues).toStrictEqual([expect.stringMatching(/^source: /)]);
+  });
+
+  it('refuses a device without deviceId or fingerprint', () => {
+    const { emitter } = emitterWith();
+    const input = deviceInput();
+    const error = validationErrorOf(() => emitter.device({ ...input, device: { type: 'mobile', action: 'login' } }));
+    expect(error.issues).toStrictEqual(['device.deviceId: either deviceId or fingerprint is required']);
+  });
+
+  it('keeps counting nothing after several invalid emits between valid ones', () => {
+    const { emitter } = emitterWith();
+    const input = policyInput();
+    emitter.policy(input);
+    expect(() => emitter.policy({ ...input, client: { ip: 'nope' } })).toThrow(ValidationError);
+    emitter.invocation(invocationInput());
+    expect(emitter.stats()).toMatchObject({ accepted: 2, dropped: 0, buffered: 2 });
+  });
+});
+
+describe('createEmitter filling the envelope', () => {
+  /** An emitter that keeps nothing: every valid event goes straight to onDrop, so the test can read it. */
+  const refuseAll = (): ReturnType<typeof emitterWith> => emitterWith({ maxBuffer: 0 });
+
+  it('fills id, time, schemaVersion, source and the defaults', () => {
+    const { emitter, drops } = refuseAll();
+    const result = emitter.invocation(invocationInput());
+    expect(result).toStrictEqual({ id: 'generated-1', accepted: false });
+    expect(drops).toHaveLength(1);
+    const event = drops[0]?.event;
+    expect(event).toMatchObject({
+      id: 'generated-1',
+      family: 'invocation',
+      schemaVersion: 1,
+      time: '2024-05-01T10:00:00.000Z',
+      source: { service: 'unit-service', kind: 'service' },
+    });
+    expect(familySchemas.invocation.safeParse(event).success).toBe(true);
+  });
+
+  it('fills the parse defaults (empty correlation, zero bytes)', () => {
+    const { emitter, drops } = refuseAll();
+    const { resource, route, status, latencyMs } = invocationInput().invocation;
+    emitter.invocation({ invocation: { resource, route, status, latencyMs } });
+    expect(drops[0]?.event).toMatchObject({ correlation: {}, actor: {}, client: {}, invocation: { bytesIn: 0, bytesOut: 0 } });
+  });
+
+  it("keeps the caller's own id, time and source", () => {
+    const { emitter, drops } = refuseAll();
+    const own = { service: 'own-gateway', kind: 'gateway', environment: 'staging' } as const;
+    const result = emitter.policy({ ...policyInput(), id: 'caller-id-0001', time: '2024-01-02T03:04:05+01:00', source: own });
+    expect(result.id).toBe('caller-id-0001');
+    expect(drops[0]?.event).toMatchObject({ id: 'caller-id-0001', time: '2024-01-02T03:04:05+01:00', source: own });
+  });
+
+  it('turns a Date time into an ISO string', () => {
+    const { emitter, drops } = refuseAll();
+    emitter.device({ ...deviceInput(), time: new Date('2023-12-31T23:59:59.999Z') });
+    expect(drops[0]?.event.time).toBe('2023-12-31T23:59:59.999Z');
+  });
+
+  it('generates a UUID id by default', () => {
+    const emitter = createEmitter({ kafka, source, lingerMs: 60_000 });
+    const first = emitter.policy(policyInput());
+    const second = emitter.policy(policyInput());
+    expect(first.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(second.id).not.toBe(first.id);
+    expect(emitter.stats()).toMatchObject({ accepted: 2, buffered: 2 });
+  });
+
+  // BUG (ingest/emitter.ts:207): an invalid Date escapes as a RangeError from toISOString()
+  // instead of the documented ValidationError naming `time`. Remove `.failing` once fixed.
+  it.failing('refuses an invalid Date time with a ValidationError naming time', () => {
+    const { emitter } = refuseAll();
+    const error = validationErrorOf(() => emitter.policy({ ...policyInput(), time: new Date('not a date') }));
+    expect(error.issues).toStrictEqual([expect.stringMatching(/^time: /)]);
+  });
+});
+
+describe('createEmitter buffering', () => {
+  it('accepts valid events of every family into the buffer, waiting for the linger timer', () => {
+    const { emitter, drops } = emitterWith();
+    expect(emitter.policy(policyInput())).toStrictEqual({ id: 'generated-1', accepted: true });
+    expect(emitter.invocation(invocationInput())).toStrictEqual({ id: 'generated-2', accepted: true });
+    expect(emitter.device(deviceInput())).toStrictEqual({ id: 'generated-3', accepted: true });
+    expect(emitter.stats()).toStrictEqual({ accepted: 3, delivered: 0, dropped: 0, sendFailures: 0, buffered: 3 });
+    expect(drops).toStrictEqual([]);
+    // One linger timer for the whole batch, not one per event.
+    expect(jest.getTimerCount()).toBe(1);
+  });
+
+  it('drop-newest: refuses the event beyond maxBuffer and reports it to onDrop', () => {
+    const { emitter, drops } = emitterWith({ maxBuffer: 3, overflow: 'drop-newest' });
+    const results = [1, 2, 3, 4].map((n) => emitter.policy({ ...policyInput(), id: `policy-000${n}` }));
+    expect(results.map((result) => result.accepted)).toStrictEqual([true, true, true, false]);
+    expect(results[3]?.id).toBe('policy-0004');
+    expect(drops.map((drop) => [drop.event.id, drop.reason])).toStrictEqual([['policy-0004', 'buffer_full']]);
+    expect(emitter.stats()).toStrictEqual({ accepted: 3, delivered: 0, dropped: 1, sendFailures: 0, buffered: 3 });
+  });
+
+  it('drop-newest is the default overflow policy', () => {
+    const { emitter, drops } = emitterWith({ maxBuffer: 1 });
+    emitter.policy({ ...policyInput(), id: 'policy-0001' });
+    expect(emitter.policy({ ...policyInput(), id: 'policy-0002' }).accepted).toBe(false);
+    expect(drops.map((drop) => drop.event.id)).toStrictEqual(['policy-0002']);
+  });
+
+  it('drop-oldest: takes the new event and evicts the oldest waiting one, each time', () => {
+    const { emitter, drops } = emitterWith({ maxBuffer: 3, overflow: 'drop-oldest' });
+    const results = [1, 2, 3, 4, 5].map((n) => emitter.policy({ ...policyInput(), id: `policy-000${n}` }));
+    expect(results.every((result) => result.accepted)).toBe(true);
+    expect(drops.map((drop) => [drop.event.id, drop.reason])).toStrictEqual([
+      ['policy-0001', 'buffer_full'],
+      ['policy-0002', 'buffer_full'],
+    ]);
+    expect(emitter.stats()).toStrictEqual({ accepted: 5, delivered: 0, dropped: 2, sendFailures: 0, buffered: 3 });
+  });
+
+  it('an invalid event on a full buffer throws and is neither dropped nor counted', () => {
+    const { emitter, drops } = emitterWith({ maxBuffer: 1, overflow: 'drop-oldest' });
+    emitter.policy(policyInput());
+    expect(() => emitter.policy({ ...policyInput(), client: { ip: '1.2.3.4.5' } })).toThrow(ValidationError);
+    expect(drops).toStrictEqual([]);
+    expect(emitter.stats()).toMatchObject({ accepted: 1, dropped: 0, buffered: 1 });
+  });
+
+  it('logs the first drop as a warning from the emitter component', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ destination: { write: (line: string) => void lines.push(line) } });
+    const { emitter } = emitterWith({ maxBuffer: 0, logger });
+    emitter.policy(policyInput());
+    emitter.policy(policyInput());
+    const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warnings).toStrictEqual([
+      expect.objectContaining({ level: 40, component: 'emitter', dropped: 1, reason: 'buffer_full', msg: 'events dropped by the emitter' }),
+    ]);
+  });
+});
+
+describe('partitionKeyOf', () => {
+  const parsed = (actor: Record<string, string>, ip?: string): VigilEvent =>
+    familySchemas.policy.parse({ ...withField(policyEvent(), 'client.ip', ip), actor, id: 'event-id-0001' });
+
+  it('keys by the user first', () => {
+    expect(partitionKeyOf(parsed({ userId: 'u-1', consumerId: 'c-1' }, '8.8.8.8'))).toBe('u-1');
+  });
+
+  it('else by the API consumer', () => {
+    expect(partitionKeyOf(parsed({ consumerId: 'c-1', tenantId: 't-1' }, '8.8.8.8'))).toBe('c-1');
+  });
+
+  it('else by the client IP', () => {
+    expect(partitionKeyOf(parsed({ tenantId: 't-1' }, '8.8.8.8'))).toBe('8.8.8.8');
+  });
+
+  it('else by the event id', () => {
+    expect(partitionKeyOf(parsed({}))).toBe('event-id-0001');
+  });
+
+  it('works for any family', () => {
+    expect(partitionKeyOf(familySchemas.invocation.parse(invocationEvent()))).toBe('app-2');
+  });
+});

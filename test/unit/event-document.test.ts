@@ -1,0 +1,283 @@
+import { enrich, toEventDocument, type Enrichment, type GeoLookup } from '../../ingest';
+import { eventMappings, eventSchema, familySchemas, type EventDocument, type VigilEvent } from '../../schemas';
+import { absentValuePaths, deviceEvent, invocationEvent, kafkaPosition, minimalEvents, policyEvent, withField } from './fixtures';
+
+const ingestedAt = new Date('2024-05-01T10:31:02.500Z');
+
+/** A fixed lookup, so these tests do not depend on the database's data. */
+const lookup: GeoLookup = () => ({
+  geo: { country_iso_code: 'GB', city_name: 'London', region_iso_code: 'GB-ENG', location: { lat: 51.5, lon: -0.12 } },
+  accuracyKm: 50,
+});
+
+function documentOf(event: VigilEvent, enrichment: Enrichment = enrich(event, lookup)): EventDocument {
+  return toEventDocument(event, enrichment, kafkaPosition(), ingestedAt);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The dotted path of every leaf value of a document (array elements share their array's path). */
+function leafPaths(value: unknown, path = ''): string[] {
+  if (Array.isArray(value)) return value.flatMap((item) => leafPaths(item, path));
+  if (isRecord(value) && !(path.endsWith('location') && 'lat' in value)) {
+    return Object.entries(value).flatMap(([key, child]) => leafPaths(child, path ? `${path}.${key}` : key));
+  }
+  return [path];
+}
+
+/** The mapping of a dotted path in `eventMappings`, or undefined when it is not mapped. */
+function mappingOf(path: string): Record<string, unknown> | undefined {
+  if (path.startsWith('labels.')) return { type: 'keyword' }; // the labels_as_keywords dynamic template
+  let node: unknown = eventMappings;
+  for (const key of path.split('.')) {
+    if (!isRecord(node) || !isRecord(node.properties)) return undefined;
+    node = node.properties[key];
+  }
+  return isRecord(node) ? node : undefined;
+}
+
+const allEvents: Array<[string, () => VigilEvent]> = [
+  ['policy', () => familySchemas.policy.parse(policyEvent())],
+  ['invocation', () => familySchemas.invocation.parse(invocationEvent())],
+  ['device', () => familySchemas.device.parse(deviceEvent())],
+  ['minimal policy', () => eventSchema.parse(minimalEvents().policy)],
+  ['minimal invocation', () => eventSchema.parse(minimalEvents().invocation)],
+  ['minimal device', () => eventSchema.parse(minimalEvents().device)],
+];
+
+describe('toEventDocument', () => {
+  describe('every family', () => {
+    it.each(allEvents)('%s: has no null or undefined field, and survives a JSON round trip unchanged', (_name, make) => {
+      const document = documentOf(make());
+      expect(absentValuePaths(document)).toStrictEqual([]);
+      expect(JSON.parse(JSON.stringify(document))).toStrictEqual(document);
+    });
+
+    it.each(allEvents)('%s: has only fields the index mapping knows (dynamic: strict would refuse others)', (_name, make) => {
+      const unmapped = leafPaths(documentOf(make())).filter((path) => mappingOf(path)?.type === undefined);
+      expect(unmapped).toStrictEqual([]);
+    });
+
+    it.each(allEvents)('%s: carries the common ECS and vigil fields', (_name, make) => {
+      const event = make();
+      const document = documentOf(event);
+      expect(document['@timestamp']).toBe('2024-05-01T10:30:00.250Z');
+      expect(document.event).toMatchObject({
+        id: event.id,
+        kind: 'event',
+        module: 'vigil',
+        dataset: `vigil.${event.family}`,
+        ingested: '2024-05-01T10:31:02.500Z',
+      });
+      expect(document.event.action).not.toBe('');
+      expect(document.event.category.length).toBeGreaterThan(0);
+      expect(document.event.type.length).toBeGreaterThan(0);
+      expect(document.service).toStrictEqual({ name: 'edge-gateway-eu', type: 'gateway' });
+      expect(document.vigil.schema_version).toBe(1);
+      expect(document.vigil.family).toBe(event.family);
+      expect(document.vigil.kafka).toStrictEqual({ topic: 'vigil.events.policy', partition: 2, offset: '1234567890123' });
+    });
+  });
+
+  it('normalises @timestamp to UTC ISO 8601 with milliseconds', () => {
+    const cases: Array<[string, string]> = [
+      ['2024-05-01T12:30:00+02:00', '2024-05-01T10:30:00.000Z'],
+      ['2024-12-31T23:30:00-05:30', '2025-01-01T05:00:00.000Z'],
+      ['2024-05-01T10:30:00.123456Z', '2024-05-01T10:30:00.123Z'],
+      ['2024-05-01T10:30:00Z', '2024-05-01T10:30:00.000Z'],
+    ];
+    for (const [time, expected] of cases) {
+      const document = documentOf(familySchemas.policy.parse({ ...policyEvent(), time }));
+      expect(document['@timestamp']).toBe(expected);
+    }
+  });
+
+  it('names the service node and environment when the source does', () => {
+    const event = familySchemas.policy.parse({
+      ...policyEvent(),
+      source: { service: 'payments', kind: 'service', instance: 'payments-7f9c', environment: 'prod' },
+    });
+    expect(documentOf(event).service).toStrictEqual({
+      name: 'payments',
+      type: 'service',
+      node: { name: 'payments-7f9c' },
+      environment: 'prod',
+    });
+  });
+
+  describe('policy events', () => {
+    const event = (): VigilEvent => familySchemas.policy.parse(policyEvent());
+
+    it('maps a failed authn policy to ECS and vigil.policy', () => {
+      const document = documentOf(event());
+      expect(document.event).toMatchObject({
+        category: ['authentication'],
+        type: ['denied'],
+        action: 'policy-authn',
+        outcome: 'failure',
+        reason: 'invalid_credentials',
+      });
+      expect(document.event.duration).toBeUndefined();
+      expect(document.url).toStrictEqual({ path: '/payments/123' });
+      expect(document.http).toStrictEqual({ request: { method: 'POST', id: 'req-1' } });
+      expect(document.user).toStrictEqual({ id: 'user-1' });
+      expect(document.organization).toStrictEqual({ id: 'tenant-1' });
+      expect(document.trace).toStrictEqual({ id: 'trace-1' });
+      expect(document.device).toStrictEqual({ id: 'device-1' });
+      expect(document.user_agent).toStrictEqual({ original: 'curl/8.5.0' });
+      expect(document.labels).toStrictEqual({ region: 'eu_west' });
+      expect(document.source).toStrictEqual({
+        ip: '81.2.69.142',
+        geo: { country_iso_code: 'GB', city_name: 'London', region_iso_code: 'GB-ENG', location: { lat: 51.5, lon: -0.12 } },
+      });
+      expect(document.vigil).toMatchObject({
+        consumer_id: 'app-1',
+        session_id: 'sess-1',
+        api: 'payments-v2',
+        group: 'payments',
+        geo: { source: 'geoip', ip_scope: 'public', accuracy_km: 50 },
+        policy: {
+          kind: 'authn',
+          name: 'verify-api-key',
+          outcome: 'fail',
+          reason: 'invalid_credentials',
+          auth_context: 'api_key',
+          scopes: ['payments:write'],
+        },
+      });
+    });
+
+    it('maps a passed policy to success/allowed', () => {
+      const document = documentOf(familySchemas.policy.parse(withField(policyEvent(), 'policy.outcome', 'pass')));
+      expect(document.event.outcome).toBe('success');
+      expect(document.event.type).toStrictEqual(['allowed']);
+    });
+
+    it.each([
+      ['authn', ['authentication'], 'policy-authn'],
+      ['authz', ['iam'], 'policy-authz'],
+      ['rate_limit', ['network'], 'policy-rate-limit'],
+      ['json_threat', ['intrusion_detection'], 'policy-json-threat'],
+      ['xml_threat', ['intrusion_detection'], 'policy-xml-threat'],
+      ['custom', ['web'], 'policy-custom'],
+    ])('maps the %s kind to category %p and action %s', (kind, category, action) => {
+      const document = documentOf(familySchemas.policy.parse(withField(policyEvent(), 'policy.kind', kind)));
+      expect(document.event.category).toStrictEqual(category);
+      expect(document.event.action).toBe(action);
+    });
+
+    it('copies the scopes, so the document does not share the event array', () => {
+      const source = event();
+      const document = documentOf(source);
+      if (source.family !== 'policy') throw new Error('expected a policy event');
+      expect(document.vigil.policy?.scopes).toStrictEqual(source.policy.scopes);
+      expect(document.vigil.policy?.scopes).not.toBe(source.policy.scopes);
+    });
+
+    it('leaves out what a minimal policy event lacks', () => {
+      const document = documentOf(eventSchema.parse(minimalEvents().policy));
+      expect(document).not.toHaveProperty('user');
+      expect(document).not.toHaveProperty('source');
+      expect(document).not.toHaveProperty('labels');
+      expect(document.event).not.toHaveProperty('reason');
+      expect(document.http).toStrictEqual({ request: { method: 'GET' } });
+      expect(document.vigil.policy).toStrictEqual({ kind: 'rate_limit', name: 'spike-arrest', outcome: 'pass' });
+      expect(document.vigil.geo).toStrictEqual({ source: 'none' });
+    });
+  });
+
+  describe('invocation events', () => {
+    it('maps status, latency (ECS duration in nanoseconds), bytes and route', () => {
+      const document = documentOf(familySchemas.invocation.parse(invocationEvent()));
+      expect(document.event).toMatchObject({
+        category: ['web'],
+        type: ['access'],
+        action: 'api-invocation',
+        outcome: 'failure',
+        duration: 12_500_000,
+      });
+      expect(document.http).toStrictEqual({
+        request: { method: 'GET', bytes: 0, id: 'req-2' },
+        response: { status_code: 404, bytes: 321 },
+      });
+      expect(document.url).toStrictEqual({ path: '/accounts/42' });
+      expect(document.vigil).toMatchObject({
+        consumer_id: 'app-2',
+        api: 'accounts-v1',
+        route: '/accounts/:id',
+        latency_ms: 12.5,
+        group: 'accounts',
+        upstream_service: 'accounts-service',
+        geo: { source: 'none', ip_scope: 'private' },
+      });
+      expect(document.source).toStrictEqual({ ip: '10.1.2.3' });
+      expect(document).not.toHaveProperty('user');
+    });
+
+    it.each([
+      [200, 'success'],
+      [302, 'success'],
+      [399, 'success'],
+      [400, 'failure'],
+      [503, 'failure'],
+    ])('maps status %i to outcome %s', (status, outcome) => {
+      const document = documentOf(familySchemas.invocation.parse(withField(invocationEvent(), 'invocation.status', status)));
+      expect(document.event.outcome).toBe(outcome);
+      expect(document.http?.response?.status_code).toBe(status);
+    });
+
+    it('rounds the duration to a whole number of nanoseconds (a long)', () => {
+      const document = documentOf(familySchemas.invocation.parse(withField(invocationEvent(), 'invocation.latencyMs', 12.3456789)));
+      expect(document.event.duration).toBe(12_345_679);
+      expect(Number.isInteger(document.event.duration)).toBe(true);
+    });
+  });
+
+  describe('device events', () => {
+    it('maps the device, its producer location and the session', () => {
+      const event = familySchemas.device.parse(deviceEvent());
+      const document = documentOf(event, enrich(event, lookup));
+      expect(document.event).toMatchObject({ category: ['session'], type: ['info'], action: 'device-password-change', outcome: 'unknown' });
+      expect(document.source).toStrictEqual({
+        ip: '8.8.8.8',
+        geo: { location: { lat: 48.8566, lon: 2.3522 }, country_iso_code: 'FR', city_name: 'Paris' },
+      });
+      expect(document.source?.geo?.location).toStrictEqual({ lat: 48.8566, lon: 2.3522 });
+      expect(document.user).toStrictEqual({ id: 'user-3' });
+      expect(document.device).toStrictEqual({ id: 'phone-3' });
+      expect(document.user_agent).toStrictEqual({ original: 'VigilApp/1.0 (Android)' });
+      expect(document.http).toStrictEqual({ request: { id: 'req-3' } });
+      expect(document).not.toHaveProperty('url');
+      expect(document.vigil).toMatchObject({
+        session_id: 'sess-3',
+        device: { type: 'mobile', action: 'password_change', os: 'Android 14', fingerprint: 'fp-3' },
+        geo: { source: 'producer', ip_scope: 'public', accuracy_km: 0.5 },
+      });
+    });
+
+    it('keeps a location without an IP in source.geo', () => {
+      const event = familySchemas.device.parse(withField(deviceEvent(), 'device.ip', undefined));
+      const document = documentOf(event);
+      expect(document.source).toStrictEqual({
+        geo: { location: { lat: 48.8566, lon: 2.3522 }, country_iso_code: 'FR', city_name: 'Paris' },
+      });
+      expect(document.vigil.geo).toStrictEqual({ source: 'producer', accuracy_km: 0.5 });
+    });
+
+    it('prefers the client fields to the device fields for user agent and device id', () => {
+      const event = familySchemas.device.parse({ ...deviceEvent(), client: { userAgent: 'Mozilla/5.0', deviceId: 'client-device' } });
+      const document = documentOf(event);
+      expect(document.user_agent).toStrictEqual({ original: 'Mozilla/5.0' });
+      expect(document.device).toStrictEqual({ id: 'client-device' });
+    });
+
+    it('leaves out http and device id for a minimal device event', () => {
+      const document = documentOf(eventSchema.parse(minimalEvents().device));
+      expect(document).not.toHaveProperty('http');
+      expect(document).not.toHaveProperty('device');
+      expect(document.vigil.device).toStrictEqual({ type: 'unknown', action: 'other', fingerprint: 'fp-min' });
+    });
+  });
+});

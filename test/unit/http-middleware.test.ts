@@ -1,0 +1,291 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { invocationMiddleware, type EmitInput, type EmitResult, type Emitter, type InvocationMiddlewareOptions } from '../../ingest';
+import { ValidationError, createLogger } from '../../platform';
+import { familySchemas } from '../../schemas';
+
+/**
+ * A fake of our own SDK interface (not of an external service): it records what the middleware
+ * hands to `invocation()`, or throws what it is told to, like the real emitter's validation.
+ */
+class RecordingEmitter implements Emitter {
+  readonly invocations: Array<EmitInput<'invocation'>> = [];
+  throwing: Error | undefined;
+
+  invocation(input: EmitInput<'invocation'>): EmitResult {
+    this.invocations.push(input);
+    if (this.throwing) throw this.throwing;
+    return { id: `recorded-${this.invocations.length}`, accepted: true };
+  }
+  policy(): EmitResult {
+    throw new Error('the middleware emits invocation events only');
+  }
+  device(): EmitResult {
+    throw new Error('the middleware emits invocation events only');
+  }
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+  stats(): ReturnType<Emitter['stats']> {
+    return { accepted: this.invocations.length, delivered: 0, dropped: 0, sendFailures: 0, buffered: this.invocations.length };
+  }
+
+  /** Waits until `count` events were emitted: the middleware emits on `finish`, which may follow the client's read. */
+  async waitFor(count: number): Promise<Array<EmitInput<'invocation'>>> {
+    const deadline = Date.now() + 5000;
+    while (this.invocations.length < count) {
+      if (Date.now() > deadline) throw new Error(`expected ${count} invocation events, got ${this.invocations.length}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return this.invocations;
+  }
+}
+
+/** Whether the real emitter would accept what the middleware emitted, once it adds the envelope. */
+function validAsEmitted(input: EmitInput<'invocation'> | undefined): { success: boolean; issues: string[] } {
+  const result = familySchemas.invocation.safeParse({
+    ...input,
+    family: 'invocation',
+    id: 'evt-http-00001',
+    schemaVersion: 1,
+    time: '2024-05-01T10:00:00Z',
+    source: { service: 'unit', kind: 'service' },
+  });
+  return { success: result.success, issues: result.success ? [] : result.error.issues.map((issue) => issue.path.join('.')) };
+}
+
+const headerOf = (name: string) => (request: { headers: Record<string, string | string[] | undefined> }): string | undefined => {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+interface Running {
+  baseUrl: string;
+  emitter: RecordingEmitter;
+  logLines: string[];
+  stop: () => Promise<void>;
+}
+
+/** An express app behind the middleware, on a loopback port chosen by the OS. */
+async function startApp(options: Partial<InvocationMiddlewareOptions> = {}): Promise<Running> {
+  const emitter = new RecordingEmitter();
+  const logLines: string[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => void logLines.push(line) } });
+  const app = express();
+  app.use(
+    invocationMiddleware(emitter, {
+      api: 'accounts-v1',
+      consumerId: headerOf('x-consumer-id'),
+      userId: headerOf('x-user-id'),
+      sessionId: headerOf('x-session-id'),
+      group: () => 'accounts',
+      logger,
+      ...options,
+    }),
+  );
+  app.get('/accounts/:id', (request, response) => {
+    response.json({ id: request.params.id });
+  });
+  app.post('/accounts', express.json(), (request, response) => {
+    response.status(201).json({ received: request.body as unknown });
+  });
+  const router = express.Router();
+  router.get('/items/:itemId', (_request, response) => {
+    response.status(202).send('ok');
+  });
+  router.get('/pass/:anything', (_request, _response, next) => {
+    next();
+  });
+  app.use('/v2', router);
+
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    emitter,
+    logLines,
+    stop: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
+
+describe('invocationMiddleware', () => {
+  let running: Running;
+
+  beforeEach(async () => {
+    running = await startApp();
+  });
+
+  afterEach(async () => {
+    await running.stop();
+  });
+
+  it('emits one invocation per request, with the route template, path, status, method, latency and consumer', async () => {
+    const started = process.hrtime.bigint();
+    const response = await fetch(`${running.baseUrl}/accounts/42?expand=owner`, {
+      headers: {
+        'x-consumer-id': 'app-7',
+        'x-user-id': 'user-9',
+        'x-session-id': 'sess-3',
+        'user-agent': 'unit-test/1.0',
+        'x-request-id': 'req-abc',
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      },
+    });
+    const body = await response.text();
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    expect(response.status).toBe(200);
+
+    const [event] = await running.emitter.waitFor(1);
+    expect(running.emitter.invocations).toHaveLength(1);
+    expect(event?.invocation).toMatchObject({
+      resource: { api: 'accounts-v1', method: 'GET', path: '/accounts/42' },
+      route: '/accounts/:id',
+      status: 200,
+      bytesIn: 0,
+      bytesOut: Buffer.byteLength(body),
+      group: 'accounts',
+    });
+    expect(event?.invocation.latencyMs).toBeGreaterThanOrEqual(0);
+    expect(event?.invocation.latencyMs).toBeLessThanOrEqual(elapsedMs + 50);
+    expect(event?.actor).toStrictEqual({ consumerId: 'app-7', userId: 'user-9' });
+    expect(event?.correlation).toStrictEqual({ requestId: 'req-abc', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', sessionId: 'sess-3' });
+    expect(event?.client).toStrictEqual({ ip: '127.0.0.1', userAgent: 'unit-test/1.0' });
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+  });
+
+  it('leaves out consumer, user and session when the request has none', async () => {
+    await (await fetch(`${running.baseUrl}/accounts/1`)).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.actor).toStrictEqual({});
+    expect(event?.correlation).toStrictEqual({});
+    expect(validAsEmitted(event).success).toBe(true);
+  });
+
+  it('joins the mount path of a router to its route template', async () => {
+    const response = await fetch(`${running.baseUrl}/v2/items/abc-123`);
+    await response.text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.invocation).toMatchObject({ route: '/v2/items/:itemId', status: 202, resource: { path: '/v2/items/abc-123' } });
+  });
+
+  it('counts request bytes of a body and reports the method', async () => {
+    const payload = JSON.stringify({ owner: 'user-9', currency: 'EUR' });
+    const response = await fetch(`${running.baseUrl}/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: payload,
+    });
+    await response.text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.invocation).toMatchObject({
+      resource: { method: 'POST', path: '/accounts' },
+      route: '/accounts',
+      status: 201,
+      bytesIn: Buffer.byteLength(payload),
+    });
+    expect(event?.invocation.bytesOut).toBeGreaterThan(0);
+  });
+
+  it('uses the concrete path as the route when no route matched (404)', async () => {
+    const response = await fetch(`${running.baseUrl}/no/such/thing?q=1`);
+    await response.text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(response.status).toBe(404);
+    expect(event?.invocation).toMatchObject({ route: '/no/such/thing', status: 404, resource: { path: '/no/such/thing' } });
+  });
+
+  it('emits one event per request, in order', async () => {
+    for (const id of ['1', '2', '3']) await (await fetch(`${running.baseUrl}/accounts/${id}`)).text();
+    const events = await running.emitter.waitFor(3);
+    expect(events.map((event) => event.invocation.resource.path)).toStrictEqual(['/accounts/1', '/accounts/2', '/accounts/3']);
+  });
+
+  it('ignores X-Forwarded-For unless trustProxy is set', async () => {
+    await (await fetch(`${running.baseUrl}/accounts/1`, { headers: { 'x-forwarded-for': '81.2.69.142' } })).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.client?.ip).toBe('127.0.0.1');
+  });
+
+  it('never lets an emitter failure reach the response, and logs it', async () => {
+    running.emitter.throwing = new ValidationError('invalid invocation event', ['client.ip: Invalid IP address'], 'event_invalid');
+    const response = await fetch(`${running.baseUrl}/accounts/5`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ id: '5' });
+    await running.emitter.waitFor(1);
+    // The warning is written in the same finish handler that called the emitter.
+    const warnings = running.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warnings).toStrictEqual([expect.objectContaining({ level: 40, invalid: 1, msg: 'invocation event not emitted' })]);
+  });
+
+  // BUG (ingest/http-middleware.ts:69): a router route that matched and then called next() leaves
+  // req.route behind while baseUrl is restored, so the 404 is recorded under another route.
+  it.failing('records a fall-through to 404 under its own path, not a route of a router it passed through', async () => {
+    const response = await fetch(`${running.baseUrl}/v2/pass/9`);
+    await response.text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(response.status).toBe(404);
+    expect(['/v2/pass/9', '/v2/pass/:anything']).toContain(event?.invocation.route);
+  });
+
+  // BUG (ingest/http-middleware.ts:71-85): client-controlled header values go into the event
+  // unbounded; past the schema's limits the emitter refuses the event and the request leaves no
+  // trace, so any client can hide its calls. Remove `.failing` once the middleware truncates.
+  it.failing.each([
+    ['user-agent', 'x'.repeat(1025)],
+    ['x-request-id', 'r'.repeat(257)],
+  ])('emits a valid event even with an oversized %s header', async (header, value) => {
+    await (await fetch(`${running.baseUrl}/accounts/1`, { headers: { [header]: value } })).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+  });
+});
+
+describe('invocationMiddleware options', () => {
+  let running: Running | undefined;
+
+  afterEach(async () => {
+    await running?.stop();
+    running = undefined;
+  });
+
+  it('takes the API name from a function of the request', async () => {
+    // originalUrl: by the time the response finishes, a mounted router may have cut its prefix off url.
+    running = await startApp({ api: (request) => ((request.originalUrl ?? request.url)?.startsWith('/v2') ? 'accounts-v2' : 'accounts-v1') });
+    await (await fetch(`${running.baseUrl}/v2/items/1`)).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.invocation.resource.api).toBe('accounts-v2');
+  });
+
+  it('with trustProxy, takes the client IP from the first X-Forwarded-For hop', async () => {
+    running = await startApp({ trustProxy: true });
+    await (await fetch(`${running.baseUrl}/accounts/1`, { headers: { 'x-forwarded-for': '81.2.69.142, 10.0.0.1' } })).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.client?.ip).toBe('81.2.69.142');
+  });
+
+  it('with trustProxy but no X-Forwarded-For, falls back to the socket address', async () => {
+    running = await startApp({ trustProxy: true });
+    await (await fetch(`${running.baseUrl}/accounts/1`)).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.client?.ip).toBe('127.0.0.1');
+  });
+
+  // BUG (ingest/http-middleware.ts:34): proxies append to X-Forwarded-For, so its first hop is
+  // whatever the client wrote; a non-address there makes the event invalid and it is never
+  // emitted. Remove `.failing` once the middleware picks a trusted hop or checks it is an IP.
+  it.failing('with trustProxy, still emits a valid event when the client forged the first hop', async () => {
+    running = await startApp({ trustProxy: true });
+    await (await fetch(`${running.baseUrl}/accounts/1`, { headers: { 'x-forwarded-for': 'not-an-ip, 203.0.113.9' } })).text();
+    const [event] = await running.emitter.waitFor(1);
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+  });
+});

@@ -73,8 +73,5 @@ export async function installTemplates(client: Client, config: Config): Promise<
     name: componentTemplate.name,
     ...componentTemplate.body,
   } as estypes.ClusterPutComponentTemplateRequest);
-  await client.indices.putIndexTemplate({
-    name: indexTemplate.name,
-    ...indexTemplate.body,
-  } as estypes.IndicesPutIndexTemplateRequest);
+  await client.indices.putIndexTemplate({ name: indexTemplate.name, ...indexTemplate.body });
 }

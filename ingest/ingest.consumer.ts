@@ -123,12 +123,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale, pause } = payload;
+    const { batch } = payload;
     const partitionKey = `${batch.topic}:${batch.partition}`;
     // One chunk fills one bulk request, so a busy partition never waits for the flush timer.
     const chunkSize = config.bulk.maxDocs;
     for (let start = 0; start < batch.messages.length; start += chunkSize) {
-      if (!isRunning() || isStale()) return;
+      if (!payload.isRunning() || payload.isStale()) return;
       const chunk = batch.messages.slice(start, start + chunkSize);
       try {
         await processChunk(batch.topic, batch.partition, chunk);
@@ -142,7 +142,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
           { err: error, topic: batch.topic, partition: batch.partition, attempt, delayMs },
           `store unavailable, pausing the partition: ${errorMessage(error)}`,
         );
-        const resume = pause();
+        const resume = payload.pause();
         const timer = setTimeout(() => {
           resumeTimers.delete(timer);
           resume();
@@ -152,9 +152,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       }
       pauseAttempts.delete(partitionKey);
       const last = chunk[chunk.length - 1];
-      if (last) resolveOffset(last.offset);
-      await commitOffsetsIfNecessary();
-      await heartbeat();
+      if (last) payload.resolveOffset(last.offset);
+      await payload.commitOffsetsIfNecessary();
+      await payload.heartbeat();
     }
   }
 

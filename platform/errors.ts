@@ -68,7 +68,7 @@ export function isRetriable(error: unknown): boolean {
   if (error instanceof VigilError) return error.retriable;
   if (PROGRAMMER_ERRORS.some((type) => error instanceof type)) return false;
   if (typeof error === 'object' && error !== null && 'retriable' in error) {
-    return (error as { retriable: unknown }).retriable === true;
+    return error.retriable === true;
   }
   return true;
 }

@@ -82,8 +82,9 @@ export async function readTopic(kafka: Kafka, topic: string, expected: number, t
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: ({ message }) => {
       messages.push(message);
+      return Promise.resolve();
     },
   });
   try {

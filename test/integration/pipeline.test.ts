@@ -52,7 +52,8 @@ describe('ingest pipeline against the real Kafka and Elasticsearch', () => {
     });
     const document = located.hits.hits[0]?._source;
     expect(document?.source?.geo?.country_iso_code).toBe('GB');
-    expect(document?.source?.geo?.location).toEqual({ lat: expect.any(Number), lon: expect.any(Number) });
+    expect(typeof document?.source?.geo?.location?.lat).toBe('number');
+    expect(typeof document?.source?.geo?.location?.lon).toBe('number');
     expect(document?.http?.response?.status_code).toEqual(expect.any(Number));
     expect(document?.vigil.kafka.topic).toBe(stack.config.topics.invocation);
     expect(located.hits.hits[0]?._id).toBe(document?.event.id);

@@ -226,7 +226,7 @@ describe('invocationMiddleware', () => {
     expect(warnings).toStrictEqual([expect.objectContaining({ level: 40, invalid: 1, msg: 'invocation event not emitted' })]);
   });
 
-  // BUG (ingest/http-middleware.ts:69): a router route that matched and then called next() leaves
+  // BUG (ingest/http-middleware.ts:65, `routePath`): a router route that matched and then called next() leaves
   // req.route behind while baseUrl is restored, so the 404 is recorded under another route.
   it.failing('records a fall-through to 404 under its own path, not a route of a router it passed through', async () => {
     const response = await fetch(`${running.baseUrl}/v2/pass/9`);
@@ -236,7 +236,7 @@ describe('invocationMiddleware', () => {
     expect(['/v2/pass/9', '/v2/pass/:anything']).toContain(event?.invocation.route);
   });
 
-  // BUG (ingest/http-middleware.ts:71-85): client-controlled header values go into the event
+  // BUG (ingest/http-middleware.ts:67-69 and 75-96): client-controlled header values go into the event
   // unbounded; past the schema's limits the emitter refuses the event and the request leaves no
   // trace, so any client can hide its calls. Remove `.failing` once the middleware truncates.
   it.failing.each([
@@ -279,7 +279,7 @@ describe('invocationMiddleware options', () => {
     expect(event?.client?.ip).toBe('127.0.0.1');
   });
 
-  // BUG (ingest/http-middleware.ts:34): proxies append to X-Forwarded-For, so its first hop is
+  // BUG (ingest/http-middleware.ts:34, `clientIp`): proxies append to X-Forwarded-For, so its first hop is
   // whatever the client wrote; a non-address there makes the event invalid and it is never
   // emitted. Remove `.failing` once the middleware picks a trusted hop or checks it is an IP.
   it.failing('with trustProxy, still emits a valid event when the client forged the first hop', async () => {

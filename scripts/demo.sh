@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The demo, from a fresh clone: set-up, the real stack, then `vigil demo` (pass --events N).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+node bin/vigil.js demo "$@"

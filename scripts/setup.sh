@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Vigil needs on a fresh machine of this kind, and nothing that is already there:
+# Node dependencies (npm ci), Maven and unzip (to fetch Kafka and Elasticsearch), kcat (tests).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+need=()
+command -v mvn >/dev/null || need+=(maven)
+command -v unzip >/dev/null || need+=(unzip)
+command -v curl >/dev/null || need+=(curl)
+command -v kcat >/dev/null || need+=(kcat)
+if ((${#need[@]} > 0)); then
+  echo "[setup] installing Debian packages: ${need[*]}" >&2
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# npm ci only when the lock changed since the last install: a warm run costs nothing.
+stamp="node_modules/.vigil-lock-hash"
+hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$hash" ]]; then
+  echo "[setup] npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$hash" >"$stamp"
+fi

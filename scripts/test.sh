@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: set-up, the real stack, static checks, unit tests
+# (with a coverage floor), then integration tests against real Kafka, Elasticsearch and Redis.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+bash scripts/setup.sh
+bash scripts/stack.sh up
+
+echo "== typecheck" && npx tsc --noEmit -p tsconfig.json
+echo "== lint" && npx eslint .
+echo "== import cycles" && npx madge --circular --extensions ts --ts-config tsconfig.json platform schemas ingest scripts bench test
+echo "== unit tests" && npx jest --selectProjects unit --coverage --ci
+echo "== integration tests" && npx jest --selectProjects integration --runInBand --ci

@@ -15,6 +15,7 @@ export const DEAD_LETTER_REASONS = [
   'unknown_schema_version',
   'schema_invalid',
   'wrong_topic',
+  'time_out_of_range',
   'index_rejected',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
@@ -24,6 +25,11 @@ export interface MessageLimits {
   maxMessageBytes: number;
   maxJsonDepth: number;
 }
+
+/** How far ahead of the pipeline's clock an event time may be (clock skew between hosts). */
+export const MAX_FUTURE_MS = 24 * 3600 * 1000;
+/** Event times before this are refused: each day is an index, and no API event is that old. */
+export const EARLIEST_EVENT_TIME = Date.parse('2000-01-01T00:00:00Z');
 
 /** A message that passed, or why it can never pass. */
 export type Classification =
@@ -64,8 +70,15 @@ export function exceedsDepth(bytes: Uint8Array, limit: number): boolean {
  * Decides whether a raw Kafka message is a valid Vigil event. Never throws: everything that
  * can go wrong with the bytes is a result with a reason code and a message naming the fault.
  * @param expectedFamily the family of the topic it came from; another family is `wrong_topic`.
+ * @param now the pipeline's clock; when given, an event time more than a day ahead of it (or
+ *   before 2000) is `time_out_of_range`, since every event day becomes an index.
  */
-export function classifyMessage(value: Buffer | null, limits: MessageLimits, expectedFamily?: Family): Classification {
+export function classifyMessage(
+  value: Buffer | null,
+  limits: MessageLimits,
+  expectedFamily?: Family,
+  now?: Date,
+): Classification {
   if (value === null || value.length === 0) return { ok: false, reasonCode: 'empty', message: 'the message has no value' };
   if (value.length > limits.maxMessageBytes) {
     return {
@@ -105,6 +118,16 @@ export function classifyMessage(value: Buffer | null, limits: MessageLimits, exp
   const result = eventSchema.safeParse(parsed);
   if (!result.success) {
     return { ok: false, reasonCode: 'schema_invalid', message: describeIssues(result.error).join('; ') };
+  }
+  if (now !== undefined) {
+    const time = Date.parse(result.data.time);
+    if (time > now.getTime() + MAX_FUTURE_MS || time < EARLIEST_EVENT_TIME) {
+      return {
+        ok: false,
+        reasonCode: 'time_out_of_range',
+        message: `time: ${result.data.time} is more than a day ahead of ${now.toISOString()} or before 2000`,
+      };
+    }
   }
   return { ok: true, event: result.data };
 }

@@ -92,6 +92,11 @@ interface Buffered {
   message: Message;
 }
 
+/** An invalid Date becomes text the schema refuses by name (`time`), not a RangeError. */
+function dateText(date: Date): string {
+  return Number.isNaN(date.getTime()) ? 'Invalid Date' : date.toISOString();
+}
+
 /** Orders one entity's events: the user's, else the API consumer's, else the client IP's. */
 export function partitionKeyOf(event: VigilEvent): string {
   return event.actor.userId ?? event.actor.consumerId ?? event.client.ip ?? event.id;
@@ -212,7 +217,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       family,
       id: input.id ?? newId(),
       schemaVersion: CURRENT_SCHEMA_VERSION,
-      time: input.time instanceof Date ? input.time.toISOString() : (input.time ?? clock().toISOString()),
+      time: input.time instanceof Date ? dateText(input.time) : (input.time ?? clock().toISOString()),
       source: input.source ?? options.source,
     };
     const parsed = familySchemas[family].safeParse(candidate);

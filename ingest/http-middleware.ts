@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { Emitter, EmitInput } from './emitter';
 import type { Logger } from '../platform';
 
@@ -21,21 +22,52 @@ export interface InvocationMiddlewareOptions {
   /** The API/policy group of a request. */
   group?: (request: RequestLike) => string | undefined;
   /**
-   * Take the client IP from the first `X-Forwarded-For` hop. Only behind a proxy you run: any
-   * client can write that header. @defaultValue false
+   * How many proxies you run in front of this service. Each appends the address it saw to
+   * `X-Forwarded-For`, so the client is that many entries from the right; entries further left
+   * are whatever the client wrote and are never used. `true` means one.
+   * @defaultValue 0 (the socket's peer address)
    */
-  trustProxy?: boolean;
+  trustProxy?: boolean | number;
   logger?: Logger;
 }
 
-function clientIp(request: RequestLike, trustProxy: boolean): string | undefined {
-  if (trustProxy) {
-    const forwarded = request.headers['x-forwarded-for'];
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-    if (first) return first;
-  }
-  const address = request.socket.remoteAddress;
+/** The route recorded for a request no route matched: one value, however many paths scanners try. */
+export const UNMATCHED_ROUTE = '/{unmatched}';
+
+const LIMITS = { userAgent: 1024, identifier: 256, path: 2048 } as const;
+
+function bounded(value: string | undefined, limit: number): string | undefined {
+  return value === undefined || value.length === 0 ? undefined : value.slice(0, limit);
+}
+
+function unmapped(address: string | undefined): string | undefined {
   return address?.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function clientIp(request: RequestLike, trustProxy: boolean | number): string | undefined {
+  const hops = trustProxy === true ? 1 : trustProxy === false ? 0 : Math.max(0, Math.floor(trustProxy));
+  if (hops > 0) {
+    const header = request.headers['x-forwarded-for'];
+    const entries = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').map((entry) => entry.trim());
+    const candidate = unmapped(entries.length >= hops ? entries[entries.length - hops] : undefined);
+    if (candidate && isIP(candidate) !== 0) return candidate;
+  }
+  const address = unmapped(request.socket.remoteAddress);
+  return address && isIP(address) !== 0 ? address : undefined;
+}
+
+/**
+ * Whether an Express route template could have produced this path. Express leaves `req.route`
+ * set when a router's route matched and then passed the request on, so a template that does not
+ * fit the path belongs to a route the request only passed through.
+ */
+function templateFits(template: string, path: string): boolean {
+  if (/[*?()+]/.test(template)) return true; // patterns we don't re-implement: trust Express
+  const pattern = template
+    .split('/')
+    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.\\^$|[\]{}]/g, '\\$&')))
+    .join('/');
+  return new RegExp(`^${pattern}/?$`).test(path);
 }
 
 function headerValue(request: RequestLike, name: string): string | undefined {
@@ -61,16 +93,22 @@ export function invocationMiddleware(
       try {
         const method = (request.method ?? 'GET').toUpperCase();
         if (!METHODS.has(method)) return;
-        const path = (request.originalUrl ?? request.url ?? '/').split('?')[0] ?? '/';
-        const routePath = typeof request.route?.path === 'string' ? `${request.baseUrl ?? ''}${request.route.path}` : path;
+        const rawPath = (request.originalUrl ?? request.url ?? '/').split('?')[0] ?? '/';
+        const path = (rawPath.startsWith('/') ? rawPath : `/${rawPath}`).slice(0, LIMITS.path);
+        const template = typeof request.route?.path === 'string' ? `${request.baseUrl ?? ''}${request.route.path}` : undefined;
+        const matched = template !== undefined && templateFits(template, path) ? template : undefined;
+        // An unmatched 404 is a scan or a typo: one route value, not one per path tried.
+        const routePath = matched ?? (response.statusCode === 404 ? UNMATCHED_ROUTE : path);
         const ip = clientIp(request, options.trustProxy ?? false);
-        const userAgent = headerValue(request, 'user-agent');
-        const requestId = headerValue(request, 'x-request-id');
-        const traceId = headerValue(request, 'traceparent')?.split('-')[1];
-        const consumerId = options.consumerId?.(request);
-        const userId = options.userId?.(request);
-        const sessionId = options.sessionId?.(request);
-        const group = options.group?.(request);
+        // Client-controlled values are cut to the contract's limits: an oversized header must
+        // not make the event invalid, or a client could hide its calls by sending one.
+        const userAgent = bounded(headerValue(request, 'user-agent'), LIMITS.userAgent);
+        const requestId = bounded(headerValue(request, 'x-request-id'), LIMITS.identifier);
+        const traceId = bounded(headerValue(request, 'traceparent')?.split('-')[1], LIMITS.identifier);
+        const consumerId = bounded(options.consumerId?.(request), LIMITS.identifier);
+        const userId = bounded(options.userId?.(request), LIMITS.identifier);
+        const sessionId = bounded(options.sessionId?.(request), LIMITS.identifier);
+        const group = bounded(options.group?.(request), LIMITS.identifier);
         const lengthHeader = Number(headerValue(request, 'content-length'));
         emitter.invocation({
           correlation: {
@@ -84,9 +122,9 @@ export function invocationMiddleware(
             resource: {
               api: typeof options.api === 'string' ? options.api : options.api(request),
               method: method as Method,
-              path: path.startsWith('/') ? path : `/${path}`,
+              path,
             },
-            route: routePath.startsWith('/') ? routePath : `/${routePath}`,
+            route: (routePath.startsWith('/') ? routePath : `/${routePath}`).slice(0, LIMITS.path),
             status: response.statusCode,
             latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
             // From Content-Length: reading the body here would take it from the body parser.

@@ -89,7 +89,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     };
 
     for (const message of messages) {
-      const verdict = classifyMessage(message.value, config.limits, family);
+      const verdict = classifyMessage(message.value, config.limits, family, now);
       if (!verdict.ok) {
         deadLetter(message, verdict.reasonCode, verdict.message);
         logger.debug({ topic, partition, offset: message.offset, reasonCode: verdict.reasonCode }, 'dead-lettered');

@@ -21,8 +21,9 @@ export interface RetryOptions {
 }
 
 /**
- * The delay before retry number `attempt` (1-based): exponential, capped, with "full jitter"
- * (a uniform draw in [delay/2, delay]) so that many consumers failing together don't retry in step.
+ * The delay before retry number `attempt` (1-based): exponential, capped, with "equal jitter"
+ * (a uniform draw in [delay/2, delay]) so that many consumers failing together don't retry in step,
+ * while no delay shrinks below half its step.
  */
 export function backoffDelay(
   attempt: number,

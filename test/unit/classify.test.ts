@@ -171,3 +171,32 @@ describe('exceedsDepth', () => {
     expect(depth('{"名前":"[€]","b":["😀"]}', 2)).toBe(false);
   });
 });
+
+describe('classifyMessage with the pipeline clock', () => {
+  const now = new Date('2026-11-27T12:00:00Z');
+  const limits = { maxMessageBytes: 262144, maxJsonDepth: 16 };
+  const withTime = (time: string): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        id: 'evt-time-0001',
+        schemaVersion: 1,
+        family: 'policy',
+        time,
+        source: { service: 's', kind: 'gateway' },
+        policy: { kind: 'authn', name: 'n', outcome: 'pass', group: 'g', resource: { api: 'a', method: 'GET', path: '/' } },
+      }),
+    );
+
+  it('accepts an event a few hours ahead (clock skew) and one from last year', () => {
+    expect(classifyMessage(withTime('2026-11-27T20:00:00Z'), limits, 'policy', now).ok).toBe(true);
+    expect(classifyMessage(withTime('2025-11-27T20:00:00Z'), limits, 'policy', now).ok).toBe(true);
+  });
+
+  it('refuses an event more than a day ahead, or before 2000, naming the time', () => {
+    for (const time of ['2026-11-28T12:00:01Z', '9999-12-31T23:59:59-23:59', '1999-12-31T23:59:59Z']) {
+      const verdict = classifyMessage(withTime(time), limits, 'policy', now);
+      expect(verdict).toMatchObject({ ok: false, reasonCode: 'time_out_of_range' });
+      if (!verdict.ok) expect(verdict.message).toContain(time);
+    }
+  });
+});

@@ -162,10 +162,9 @@ describe('createEmitter filling the envelope', () => {
     expect(emitter.stats()).toMatchObject({ accepted: 2, buffered: 2 });
   });
 
-  // BUG (ingest/emitter.ts:215, `input.time.toISOString()` in enqueue): an invalid Date escapes
-  // as a RangeError instead of the documented ValidationError naming `time`. Remove `.failing`
-  // once fixed.
-  it.failing('refuses an invalid Date time with a ValidationError naming time', () => {
+  // Regression test (fixed bug; ingest/emitter.ts:215, `input.time.toISOString()` in enqueue): an invalid Date escapes
+  // as a RangeError instead of the documented ValidationError naming `time`.
+  it('refuses an invalid Date time with a ValidationError naming time', () => {
     const { emitter } = refuseAll();
     const error = validationErrorOf(() => emitter.policy({ ...policyInput(), time: new Date('not a date') }));
     expect(error.issues).toStrictEqual([expect.stringMatching(/^time: /)]);

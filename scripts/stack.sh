@@ -74,7 +74,7 @@ kafka_install() {
   command -v mvn >/dev/null || die "mvn is required to download Kafka (apt-get install maven)"
   log "downloading Kafka $KAFKA_VERSION and its runtime dependencies with Maven (cached in $home)"
   mkdir -p "$home/libs"
-  mvn -q -B -f "$HERE/stack/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+  mvn -q -B -ntp -Dstyle.color=never -f "$HERE/stack/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$home/libs" \
     || die "Maven could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION"
   touch "$home/.complete"
@@ -139,7 +139,7 @@ es_install() {
   command -v mvn >/dev/null || die "mvn is required to download Elasticsearch (apt-get install maven)"
   command -v unzip >/dev/null || { log "installing unzip"; apt_install unzip; }
   log "downloading Elasticsearch $ES_VERSION (integ-test-zip) with Maven"
-  mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+  mvn -q -B -ntp -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
     -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" \
     -DoutputDirectory="$CACHE_DIR/downloads" \
     || die "Maven could not resolve org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION"

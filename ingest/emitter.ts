@@ -144,10 +144,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
     connecting ??= (async () => {
       const created = options.kafka.producer({
         allowAutoTopicCreation: false,
-        idempotent: true,
+        // Event ids make duplicates harmless downstream (they are document ids), so the
+        // producer need not be idempotent; one request in flight keeps each key's order.
         maxInFlightRequests: 1,
         createPartitioner: Partitioners.DefaultPartitioner,
-        // The idempotent producer needs retries of its own, whatever the client was given.
         retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 5000 },
       });
       try {

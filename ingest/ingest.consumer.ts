@@ -165,7 +165,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await installTemplates(elasticsearch, config);
       producer = kafka.producer({
         allowAutoTopicCreation: false,
-        idempotent: true,
+        // Dead letters are keyed by source position: a duplicate from a retry is recognisable.
         maxInFlightRequests: 1,
         createPartitioner: Partitioners.DefaultPartitioner,
       });

@@ -8,3 +8,4 @@ export * from './invocation';
 export * from './device';
 export * from './event';
 export * from './elasticsearch';
+export * from './detection';

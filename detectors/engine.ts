@@ -1,0 +1,327 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Detection } from '../schemas';
+import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
+import { fieldValue, type DetectionInput } from './input';
+import type { CompiledRule, RuleSet } from './rule-loader';
+import { defineScripts, queueScript } from './redis-scripts';
+import { stateKey } from './keys';
+import { eventTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
+import { evaluateMatch } from './rule-types/match';
+import { evaluateThreshold, parseWindowState, thresholdRequest } from './rule-types/threshold';
+import { cardinalityRequest, evaluateCardinality, parseDistinctState } from './rule-types/cardinality';
+import { evaluateSequence, matchedSteps, parseSequenceState, sequenceRequest } from './rule-types/sequence';
+import { evaluateNewValue, newValueRequest, parseFirstSeenState } from './rule-types/new-value';
+import { evaluateGeoVelocity, geoVelocityRequest, locationOf, parseGeoState, type Location } from './rule-types/geo-velocity';
+
+/** Options of {@link DetectionEngine}. */
+export interface DetectionEngineOptions {
+  redis: Redis;
+  rules: RuleSet;
+  /** Prefix of every Redis key. @defaultValue 'vigil' */
+  keyPrefix?: string;
+  /**
+   * How late (event time behind the clock) an event may arrive and still count in stateful
+   * rules. Later ones are counted in `stats().late` and evaluated by stateless rules only.
+   * @defaultValue 300000 (5 minutes)
+   */
+  allowedLatenessMs?: number;
+  /**
+   * `wall`: the clock is `now()` (production). `watermark`: the clock is the latest event time
+   * seen (replay and fixtures, where history is replayed at full speed). @defaultValue 'wall'
+   */
+  clock?: 'wall' | 'watermark';
+  /** @defaultValue Date.now */
+  now?: () => number;
+  /** Event ids kept as evidence per detection. @defaultValue 50 */
+  maxEvidence?: number;
+  logger?: Logger;
+}
+
+/** Counters since the engine started. */
+export interface DetectionStats {
+  events: number;
+  evaluations: number;
+  detections: number;
+  /** Events behind the clock by more than the allowed lateness. */
+  late: number;
+  /** Evaluations skipped because Redis was unavailable and the rule said `skip`. */
+  degraded: number;
+  /** Evaluations that failed inside the engine (a script error). */
+  errors: number;
+  /** Redis round trips made. */
+  roundTrips: number;
+}
+
+interface Pending {
+  input: DetectionInput;
+  compiled: CompiledRule;
+  context: EvaluationContext;
+  request: StateRequest;
+  decide: (reply: unknown, context: EvaluationContext) => Evaluation;
+}
+
+const GROUP_SEPARATOR = ',';
+
+/** The group-by values of an event, or undefined when one is missing. */
+function groupKey(input: DetectionInput, fields: readonly string[]): { key: Record<string, string>; keyText: string } | undefined {
+  const key: Record<string, string> = {};
+  for (const field of fields) {
+    const value = fieldValue(input, field);
+    if (value === undefined || value === null || typeof value === 'object') return undefined;
+    key[field] = String(value);
+  }
+  return { key, keyText: Object.entries(key).map(([field, value]) => `${field}=${value}`).join(GROUP_SEPARATOR) };
+}
+
+/** The key a stateless detection is filed under: the user, else the consumer, else the IP. */
+function defaultKey(input: DetectionInput): { key: Record<string, string>; keyText: string } {
+  for (const field of ['actor.userId', 'actor.consumerId', 'client.ip']) {
+    const found = groupKey(input, [field]);
+    if (found) return found;
+  }
+  return { key: {}, keyText: `event=${input.event.id}` };
+}
+
+/**
+ * Runs a rule set over batches of events. For each batch: every stateful rule's state for every
+ * event goes out in one Redis pipeline (one round trip), the pure evaluate functions decide,
+ * and the "fired" marks go out in a second round trip only when something fired. The rule set
+ * is read once per batch, so a reload never splits a batch between two sets.
+ */
+export class DetectionEngine {
+  private ruleSet: RuleSet;
+  private watermark = 0;
+  private readonly prefix: string;
+  private readonly latenessMs: number;
+  private readonly maxEvidence: number;
+  private readonly now: () => number;
+  readonly counters: DetectionStats = { events: 0, evaluations: 0, detections: 0, late: 0, degraded: 0, errors: 0, roundTrips: 0 };
+
+  constructor(private readonly options: DetectionEngineOptions) {
+    this.ruleSet = options.rules;
+    this.prefix = options.keyPrefix ?? 'vigil';
+    this.latenessMs = options.allowedLatenessMs ?? 300_000;
+    this.maxEvidence = options.maxEvidence ?? 50;
+    this.now = options.now ?? Date.now;
+    defineScripts(options.redis);
+  }
+
+  /** Swaps the whole rule set; batches already running finish with the old one. */
+  setRules(ruleSet: RuleSet): void {
+    this.ruleSet = ruleSet;
+  }
+
+  rules(): RuleSet {
+    return this.ruleSet;
+  }
+
+  stats(): DetectionStats {
+    return { ...this.counters };
+  }
+
+  private clock(input: DetectionInput): number {
+    if (this.options.clock !== 'watermark') return this.now();
+    this.watermark = Math.max(this.watermark, eventTime(input.event.time));
+    return this.watermark;
+  }
+
+  /**
+   * Evaluates every rule on every event of a batch, in order.
+   * @throws StoreUnavailableError when Redis is unavailable and a rule that needed it says `pause`
+   */
+  async evaluateBatch(inputs: readonly DetectionInput[]): Promise<Detection[]> {
+    const ruleSet = this.ruleSet;
+    const independent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length === 0);
+    const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
+    this.counters.events += inputs.length;
+    const first = await this.evaluatePhase(inputs, independent, true);
+    // Dependent rules run even when nothing fired: their other steps still need recording.
+    if (dependent.length === 0) return first.detections;
+    const second = await this.evaluatePhase(
+      inputs.map((input) => {
+        const detectedBy = first.triggered.get(input.event.id);
+        return detectedBy ? { ...input, detectedBy } : input;
+      }),
+      dependent,
+      false,
+    );
+    return [...first.detections, ...second.detections];
+  }
+
+  private async evaluatePhase(
+    inputs: readonly DetectionInput[],
+    rules: readonly CompiledRule[],
+    countLate: boolean,
+  ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
+    const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
+    const pending: Pending[] = [];
+    for (const input of inputs) {
+      const now = this.clock(input);
+      const late = eventTime(input.event.time) < now - this.latenessMs;
+      if (late && countLate) this.counters.late++;
+      for (const compiled of rules) {
+        const { rule } = compiled;
+        if (rule.type === 'match') {
+          if (!compiled.matches(input)) continue;
+          const { key, keyText } = defaultKey(input);
+          const context = { key, keyText, now };
+          this.counters.evaluations++;
+          drafts.push({ compiled, input, context, evaluation: evaluateMatch(input, rule, context) });
+          continue;
+        }
+        if (late || !compiled.matches(input)) continue;
+        const group = groupKey(input, rule.groupBy);
+        if (group === undefined) continue;
+        const context = { ...group, now };
+        const extended = { ...context, prefix: this.prefix, latenessMs: this.latenessMs, maxEvidence: this.maxEvidence };
+        switch (rule.type) {
+          case 'threshold':
+            pending.push({
+              input, compiled, context,
+              request: thresholdRequest(input, rule, extended),
+              decide: (reply, current) => evaluateThreshold(input, parseWindowState(reply), rule, current),
+            });
+            break;
+          case 'cardinality': {
+            const request = cardinalityRequest(input, rule, extended);
+            if (request) {
+              pending.push({ input, compiled, context, request, decide: (reply, current) => evaluateCardinality(input, parseDistinctState(reply), rule, current) });
+            }
+            break;
+          }
+          case 'sequence': {
+            const steps = matchedSteps(input, compiled.steps);
+            if (steps.length === 0) break;
+            pending.push({
+              input, compiled, context,
+              request: sequenceRequest(input, rule, steps, extended),
+              decide: (reply, current) => evaluateSequence(input, parseSequenceState(reply), rule, steps, current),
+            });
+            break;
+          }
+          case 'new_value': {
+            const planned = newValueRequest(input, rule, extended);
+            if (planned) {
+              pending.push({
+                input, compiled, context,
+                request: planned.request,
+                decide: (reply, current) => evaluateNewValue(input, parseFirstSeenState(reply, planned.value), rule, current),
+              });
+            }
+            break;
+          }
+          case 'geo_velocity': {
+            const location: Location | undefined = locationOf(input);
+            if (location === undefined) break;
+            const allowlist = compiled.allowlist;
+            pending.push({
+              input, compiled, context,
+              request: geoVelocityRequest(location, rule, extended),
+              decide: (reply, current) =>
+                allowlist ? evaluateGeoVelocity(location, parseGeoState(reply), rule, allowlist, current) : { outcome: 'none', reasonCode: 'no_allowlist' },
+            });
+            break;
+          }
+        }
+      }
+    }
+
+    if (pending.length > 0) await this.runStateful(pending, drafts);
+    return this.finish(drafts);
+  }
+
+  private async runStateful(
+    pending: Pending[],
+    drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
+  ): Promise<void> {
+    const pipeline = this.options.redis.pipeline();
+    for (const item of pending) queueScript(pipeline, item.request.script, item.request.keys, item.request.args);
+    let replies: [Error | null, unknown][] | null;
+    try {
+      this.counters.roundTrips++;
+      replies = await pipeline.exec();
+    } catch (error) {
+      this.onStoreDown(pending, error);
+      return;
+    }
+    if (replies === null) {
+      this.onStoreDown(pending, new Error('pipeline aborted'));
+      return;
+    }
+    // Fired marks from earlier in this batch, so one batch can't fire twice for one window.
+    const firedInBatch = new Map<string, number>();
+    pending.forEach((item, index) => {
+      const [error, reply] = replies[index] ?? [new Error('no reply'), null];
+      this.counters.evaluations++;
+      if (error) {
+        this.counters.errors++;
+        this.options.logger?.error({ err: error, ruleId: item.compiled.rule.id }, 'rule state script failed');
+        return;
+      }
+      const firedKey = stateKey(this.prefix, item.compiled.rule.id, item.context.keyText, 'fired');
+      const earlier = firedInBatch.get(firedKey);
+      const context = earlier === undefined ? item.context : { ...item.context, firedEarlierInBatch: earlier };
+      const evaluation = item.decide(reply, context);
+      if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
+        firedInBatch.set(firedKey, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
+      }
+      drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
+    });
+  }
+
+  private onStoreDown(pending: Pending[], error: unknown): void {
+    const pausing = pending.filter((item) => item.compiled.rule.onStateUnavailable === 'pause');
+    if (pausing.length > 0) {
+      throw new StoreUnavailableError('redis', `rule state unavailable (${errorMessage(error)})`, error);
+    }
+    this.counters.degraded += pending.length;
+    this.options.logger?.warn({ err: error, skipped: pending.length }, 'Redis unavailable: stateful rules skipped (degraded)');
+  }
+
+  /** Turns drafts into detections and records fired marks in one more round trip. */
+  private async finish(
+    drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
+  ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
+    const detections: Detection[] = [];
+    const triggered = new Map<string, Set<string>>();
+    const marks: { key: string; time: number; ttl: number }[] = [];
+    for (const { compiled, input, context, evaluation } of drafts) {
+      if (evaluation.outcome !== 'detected') continue;
+      const { rule } = compiled;
+      const draft = evaluation.detection;
+      const { windowStart, windowEnd, identity, cooldownMs, ...evidence } = draft;
+      const id = `det-${createHash('sha256').update(identity.join('\u0001')).digest('hex').slice(0, 32)}`;
+      detections.push({
+        id,
+        ruleId: rule.id,
+        ruleVersion: rule.version,
+        ruleName: rule.name,
+        ruleType: rule.type,
+        severity: rule.severity,
+        tags: [...rule.tags],
+        ...evidence,
+        key: context.key,
+        eventIds: evidence.eventIds.slice(0, this.maxEvidence),
+        window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
+        time: new Date(eventTime(input.event.time)).toISOString(),
+        detectedAt: new Date(context.now).toISOString(),
+        degraded: false,
+      });
+      const rules = triggered.get(input.event.id) ?? new Set<string>();
+      rules.add(rule.id);
+      triggered.set(input.event.id, rules);
+      if (cooldownMs !== undefined) {
+        marks.push({ key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, ttl: cooldownMs + this.latenessMs });
+      }
+    }
+    if (marks.length > 0) {
+      const pipeline = this.options.redis.pipeline();
+      for (const mark of marks) queueScript(pipeline, 'markFired', [mark.key], [mark.time, mark.ttl]);
+      this.counters.roundTrips++;
+      await pipeline.exec();
+    }
+    this.counters.detections += detections.length;
+    return { detections, triggered };
+  }
+}

@@ -1,0 +1,54 @@
+import type { Detection } from '../schemas';
+
+/** The Lua scripts of the engine, by their registered names (see redis-scripts.ts). */
+export type ScriptName = 'windowAdd' | 'distinctAdd' | 'sequenceAdd' | 'firstSeen' | 'lastLocation';
+
+/** The state one rule needs for one event: a script call, made in the batch's one round trip. */
+export interface StateRequest {
+  script: ScriptName;
+  keys: string[];
+  args: (string | number)[];
+}
+
+/** What the runner knows when it evaluates: the group key and the clock. */
+export interface EvaluationContext {
+  /** The group-by values, e.g. `{ "actor.userId": "u-17" }`. */
+  key: Record<string, string>;
+  keyText: string;
+  /** The engine's clock (wall clock, or the event-time watermark in replay), ms. */
+  now: number;
+  /** When this rule last fired for this key earlier in the same batch, ms. */
+  firedEarlierInBatch?: number;
+}
+
+/** A detection before the runner adds rule metadata, id and time. */
+export type DetectionDraft = Pick<
+  Detection,
+  'reasonCode' | 'reason' | 'observedValue' | 'eventIds' | 'distinct' | 'geo' | 'threshold'
+> & {
+  windowStart: number;
+  windowEnd: number;
+  /** What makes this detection the same one on a replay: hashed into its id. */
+  identity: string[];
+  /** After firing, stay quiet for this key this long (event time). */
+  cooldownMs?: number;
+};
+
+/** The result of one rule on one event: data, never an exception. */
+export type Evaluation =
+  | { outcome: 'none'; reasonCode: string }
+  | { outcome: 'detected'; detection: DetectionDraft };
+
+export const none = (reasonCode: string): Evaluation => ({ outcome: 'none', reasonCode });
+
+/** The last time a rule fired for a key, from Redis or from earlier in the batch. */
+export function lastFired(stored: number | undefined, earlier: number | undefined): number | undefined {
+  if (stored === undefined) return earlier;
+  if (earlier === undefined) return stored;
+  return Math.max(stored, earlier);
+}
+
+/** Event time in ms. */
+export function eventTime(time: string): number {
+  return Date.parse(time);
+}

@@ -1,0 +1,141 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { z } from 'zod';
+import { fieldValue, type DetectionInput } from './input';
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+const field = z.string().regex(/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/, 'expected a dotted field path such as policy.outcome');
+
+/** CIDR ranges such as `10.0.0.0/8` or `2001:db8::/32`; a bare address is a /32 or /128. */
+export const cidrRangesSchema = z
+  .array(z.string())
+  .refine((ranges) => ranges.every((range) => parseCidr(range) !== undefined), 'expected CIDR ranges such as 10.0.0.0/8');
+
+const condition = z.union([
+  z.strictObject({ field, equals: scalar }),
+  z.strictObject({ field, in: z.array(scalar).min(1) }),
+  z.strictObject({ field, prefix: z.string().min(1) }),
+  z.strictObject({
+    field,
+    regex: z.string().refine((source) => {
+      try {
+        new RegExp(source);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'not a valid regular expression'),
+  }),
+  z.strictObject({ field, cidr: cidrRangesSchema.min(1) }),
+  z.strictObject({ field, gt: z.number() }),
+  z.strictObject({ field, gte: z.number() }),
+  z.strictObject({ field, lt: z.number() }),
+  z.strictObject({ field, lte: z.number() }),
+  z.strictObject({ field, exists: z.boolean() }),
+]);
+
+/**
+ * "This event made that rule fire in this evaluation": lets a sequence start at a detection
+ * (a new device, then a sensitive write). Rules that use it run after the rules they name.
+ */
+const detectedBy = z.strictObject({ detectedBy: z.string().min(3) });
+
+/** A filter over event fields: conditions combined with all / any / not. */
+export type Filter = z.infer<typeof condition> | z.infer<typeof detectedBy> | { all: Filter[] } | { any: Filter[] } | { not: Filter };
+
+export const filterSchema: z.ZodType<Filter> = z.lazy(() =>
+  z.union([
+    z.strictObject({ all: z.array(filterSchema).min(1) }),
+    z.strictObject({ any: z.array(filterSchema).min(1) }),
+    z.strictObject({ not: filterSchema }),
+    detectedBy,
+    condition,
+  ]),
+);
+
+function parseCidr(range: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [network, bits] = range.split('/');
+  if (network === undefined) return undefined;
+  const family = isIPv4(network) ? 'ipv4' : isIPv6(network) ? 'ipv6' : undefined;
+  if (family === undefined) return undefined;
+  const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > (family === 'ipv4' ? 32 : 128)) return undefined;
+  return { network, prefix, family };
+}
+
+/** A BlockList of CIDR ranges (already validated). */
+export function cidrList(ranges: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const range of ranges) {
+    const parsed = parseCidr(range);
+    if (parsed) list.addSubnet(parsed.network, parsed.prefix, parsed.family);
+  }
+  return list;
+}
+
+/** Whether an address is in a list; false for anything that is not an address. */
+export function inCidrList(list: BlockList, ip: unknown): boolean {
+  if (typeof ip !== 'string') return false;
+  const address = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+  if (isIPv4(address)) return list.check(address, 'ipv4');
+  if (isIPv6(address)) return list.check(address, 'ipv6');
+  return false;
+}
+
+export type Predicate = (input: DetectionInput) => boolean;
+
+/** The rule ids a filter names in `detectedBy` conditions. */
+export function referencedRules(filter: Filter | undefined): string[] {
+  if (filter === undefined) return [];
+  if ('all' in filter) return filter.all.flatMap(referencedRules);
+  if ('any' in filter) return filter.any.flatMap(referencedRules);
+  if ('not' in filter) return referencedRules(filter.not);
+  if ('detectedBy' in filter) return [filter.detectedBy];
+  return [];
+}
+
+const anyValue = (value: unknown, test: (item: unknown) => boolean): boolean =>
+  Array.isArray(value) ? value.some(test) : test(value);
+
+/** Compiles a filter once (regexes and CIDR lists built at load) into a predicate. */
+export function compileFilter(filter: Filter | undefined): Predicate {
+  if (filter === undefined) return () => true;
+  if ('all' in filter) {
+    const parts = filter.all.map(compileFilter);
+    return (input) => parts.every((part) => part(input));
+  }
+  if ('any' in filter) {
+    const parts = filter.any.map(compileFilter);
+    return (input) => parts.some((part) => part(input));
+  }
+  if ('not' in filter) {
+    const inner = compileFilter(filter.not);
+    return (input) => !inner(input);
+  }
+  if ('detectedBy' in filter) {
+    const ruleId = filter.detectedBy;
+    return (input) => input.detectedBy?.has(ruleId) ?? false;
+  }
+  const path = filter.field;
+  const get = (input: DetectionInput): unknown => fieldValue(input, path);
+  if ('equals' in filter) return (input) => anyValue(get(input), (value) => value === filter.equals);
+  if ('in' in filter) {
+    const allowed = new Set<unknown>(filter.in);
+    return (input) => anyValue(get(input), (value) => allowed.has(value));
+  }
+  if ('prefix' in filter) return (input) => anyValue(get(input), (value) => typeof value === 'string' && value.startsWith(filter.prefix));
+  if ('regex' in filter) {
+    const pattern = new RegExp(filter.regex);
+    return (input) => anyValue(get(input), (value) => typeof value === 'string' && pattern.test(value));
+  }
+  if ('cidr' in filter) {
+    const list = cidrList(filter.cidr);
+    return (input) => inCidrList(list, get(input));
+  }
+  if ('exists' in filter) return (input) => (get(input) !== undefined) === filter.exists;
+  const numeric = (test: (value: number) => boolean) => (input: DetectionInput) =>
+    anyValue(get(input), (value) => typeof value === 'number' && test(value));
+  if ('gt' in filter) return numeric((value) => value > filter.gt);
+  if ('gte' in filter) return numeric((value) => value >= filter.gte);
+  if ('lt' in filter) return numeric((value) => value < filter.lt);
+  return numeric((value) => value <= filter.lte);
+}

@@ -1,0 +1,21 @@
+/**
+ * Detectors: rules as data, the engine that runs them over event batches with state in Redis
+ * (Lua scripts, one round trip per batch), and the detection documents they produce.
+ */
+export * from './duration';
+export * from './input';
+export * from './filter';
+export * from './rule-schema';
+export * from './rule-loader';
+export * from './keys';
+export * from './evaluation';
+export * from './describe';
+export * from './redis-scripts';
+export * from './engine';
+export * from './detection-document';
+export * from './rule-types/match';
+export * from './rule-types/threshold';
+export * from './rule-types/cardinality';
+export * from './rule-types/sequence';
+export * from './rule-types/new-value';
+export * from './rule-types/geo-velocity';

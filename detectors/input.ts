@@ -1,0 +1,42 @@
+import type { VigilEvent } from '../schemas';
+
+/** Where an event was, as enrichment located it (or the producer reported it). */
+export interface InputGeo {
+  lat?: number;
+  lon?: number;
+  accuracyKm?: number;
+  country?: string;
+  city?: string;
+}
+
+/**
+ * What rules see: a validated event plus what enrichment added. Filters address it by dotted
+ * paths into the event (`policy.outcome`, `actor.userId`, `client.ip`) and into `geo.*`
+ * (`geo.country`) and `ipScope`.
+ */
+export interface DetectionInput {
+  event: VigilEvent;
+  geo?: InputGeo;
+  ipScope?: 'public' | 'private' | 'reserved';
+  /** Rules this event made fire earlier in the same evaluation (see the `detectedBy` filter). */
+  detectedBy?: ReadonlySet<string>;
+}
+
+/** The value at a dotted path, or undefined. */
+export function fieldValue(input: DetectionInput, path: string): unknown {
+  const [root, ...rest] = path.split('.');
+  let current: unknown;
+  if (root === 'geo') current = input.geo;
+  else if (root === 'ipScope') current = input.ipScope;
+  else current = (input.event as unknown as Record<string, unknown>)[root ?? ''];
+  for (const part of rest) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}
+
+/** The IP an event came from: the client's, else the device's. */
+export function inputIp(input: DetectionInput): string | undefined {
+  return input.event.client.ip ?? (input.event.family === 'device' ? input.event.device.ip : undefined);
+}

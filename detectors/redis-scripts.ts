@@ -1,0 +1,65 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ChainableCommander, Redis } from 'ioredis';
+import type { ScriptName } from './evaluation';
+
+const LUA_DIR = join(__dirname, 'lua');
+
+/**
+ * Scripts are registered under versioned names: a change of meaning is a new file (and name),
+ * so two versions of Vigil sharing a Redis never run each other's logic.
+ */
+const SCRIPTS: Record<ScriptName | 'markFired', string> = {
+  windowAdd: 'windowAdd-2.lua',
+  distinctAdd: 'distinctAdd-3.lua',
+  sequenceAdd: 'sequenceAdd-2.lua',
+  firstSeen: 'firstSeen-1.lua',
+  lastLocation: 'lastLocation-1.lua',
+  markFired: 'markFired-1.lua',
+};
+
+/** The command name a script is registered under. */
+export function commandName(script: ScriptName | 'markFired'): string {
+  return `vigil_${script}_v1`;
+}
+
+/** Every Lua file shipped, for the tests that hold each one to its contract. */
+export function luaFiles(): string[] {
+  return readdirSync(LUA_DIR).filter((file) => file.endsWith('.lua'));
+}
+
+/** Registers every script on a client (idempotent); ioredis then uses EVALSHA. */
+export function defineScripts(redis: Redis): void {
+  for (const [script, file] of Object.entries(SCRIPTS) as [ScriptName | 'markFired', string][]) {
+    const name = commandName(script);
+    if (typeof Reflect.get(redis, name) === 'function') continue;
+    const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
+    redis.defineCommand(name, { numberOfKeys, lua: readFileSync(join(LUA_DIR, file), 'utf8') });
+  }
+}
+
+type ScriptCall = (...args: (string | number)[]) => unknown;
+
+/** Queues a registered script on a pipeline. */
+export function queueScript(
+  pipeline: ChainableCommander,
+  script: ScriptName | 'markFired',
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): void {
+  const command = Reflect.get(pipeline, commandName(script)) as ScriptCall | undefined;
+  if (typeof command !== 'function') throw new TypeError(`script ${script} is not defined on this Redis client`);
+  command.call(pipeline, ...keys, ...args);
+}
+
+/** Calls a registered script directly (tests, one-off use). */
+export async function callScript(
+  redis: Redis,
+  script: ScriptName | 'markFired',
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  const command = Reflect.get(redis, commandName(script)) as ((...values: (string | number)[]) => Promise<unknown>) | undefined;
+  if (typeof command !== 'function') throw new TypeError(`script ${script} is not defined on this Redis client`);
+  return command.call(redis, ...keys, ...args);
+}

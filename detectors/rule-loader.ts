@@ -1,0 +1,176 @@
+import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { extname, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ValidationError, type Logger } from '../platform';
+import { cidrList, compileFilter, referencedRules, type Predicate } from './filter';
+import { ruleFileSchema, ruleSchema, type Rule } from './rule-schema';
+import type { BlockList } from 'node:net';
+
+/** A rule as the engine runs it: validated, with filters and lists compiled once. */
+export interface CompiledRule {
+  rule: Rule;
+  matches: Predicate;
+  /** Sequence rules: one predicate per step. */
+  steps: Predicate[];
+  /** Geo-velocity rules: the allowlist. */
+  allowlist?: BlockList;
+  /** Rules named in `detectedBy` conditions: this rule runs after them. */
+  dependsOn: string[];
+  file: string;
+}
+
+/** A complete rule set; the engine swaps whole sets, never single rules. */
+export interface RuleSet {
+  rules: readonly CompiledRule[];
+  /** A digest of the rules' content: which set produced a detection. */
+  digest: string;
+  files: readonly string[];
+}
+
+/** What is wrong with a rule file: the file, the rule, and the field. */
+export interface RuleProblem {
+  file: string;
+  ruleId?: string;
+  path: string;
+  message: string;
+}
+
+/** A rule set that could not be loaded; the one already running stays in force. */
+export class RuleSetError extends ValidationError {
+  readonly problems: readonly RuleProblem[];
+
+  constructor(problems: readonly RuleProblem[]) {
+    super(
+      'invalid rule set',
+      problems.map((problem) => `${problem.file}${problem.ruleId ? ` rule ${problem.ruleId}` : ''} at ${problem.path || '(root)'}: ${problem.message}`),
+      'rules_invalid',
+    );
+    this.problems = problems;
+  }
+}
+
+const RULE_FILE = /\.(ya?ml|json)$/i;
+
+/** The rule files under the given files and folders (not recursive), sorted. */
+export function ruleFiles(paths: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const path of paths) {
+    if (!existsSync(path)) throw new RuleSetError([{ file: path, path: '', message: 'no such file or folder' }]);
+    if (statSync(path).isDirectory()) {
+      for (const entry of readdirSync(path).sort()) if (RULE_FILE.test(entry)) files.push(join(path, entry));
+    } else files.push(path);
+  }
+  return files;
+}
+
+function compile(rule: Rule, file: string): CompiledRule {
+  return {
+    rule,
+    matches: compileFilter(rule.filter),
+    steps: rule.type === 'sequence' ? rule.steps.map((step) => compileFilter(step.filter)) : [],
+    ...(rule.type === 'geo_velocity' ? { allowlist: cidrList(rule.allowlistCidrs) } : {}),
+    dependsOn: [...referencedRules(rule.filter), ...(rule.type === 'sequence' ? rule.steps.flatMap((step) => referencedRules(step.filter)) : [])],
+    file,
+  };
+}
+
+/**
+ * Loads and validates rule files (YAML or JSON). All or nothing: any problem in any file
+ * refuses the whole set, with every problem listed.
+ * @throws RuleSetError
+ */
+export function loadRuleSet(paths: readonly string[]): RuleSet {
+  const files = ruleFiles(paths);
+  const problems: RuleProblem[] = [];
+  const compiled: CompiledRule[] = [];
+  const seen = new Map<string, string>();
+  const hash = createHash('sha256');
+  for (const file of files) {
+    let content: unknown;
+    const text = readFileSync(file, 'utf8');
+    hash.update(file).update(text);
+    try {
+      content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    } catch (error) {
+      problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
+      continue;
+    }
+    const shape = ruleFileSchema.safeParse(content);
+    if (!shape.success) {
+      problems.push({ file, path: '', message: 'expected a list of rules, or { rules: [...] }' });
+      continue;
+    }
+    const entries = Array.isArray(shape.data) ? shape.data : shape.data.rules;
+    entries.forEach((entry, index) => {
+      const declaredId = typeof entry === 'object' && entry !== null && 'id' in entry ? String((entry as { id: unknown }).id) : undefined;
+      const parsed = ruleSchema.safeParse(entry);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          problems.push({
+            file,
+            ...(declaredId ? { ruleId: declaredId } : {}),
+            path: [`[${index}]`, ...issue.path.map(String)].join('.'),
+            message: issue.message,
+          });
+        }
+        return;
+      }
+      const earlier = seen.get(parsed.data.id);
+      if (earlier !== undefined) {
+        problems.push({ file, ruleId: parsed.data.id, path: `[${index}].id`, message: `duplicate rule id (also in ${earlier})` });
+        return;
+      }
+      seen.set(parsed.data.id, file);
+      if (parsed.data.enabled) compiled.push(compile(parsed.data, file));
+    });
+  }
+  const ids = new Set(compiled.map((item) => item.rule.id));
+  for (const item of compiled) {
+    for (const dependency of item.dependsOn) {
+      const target = compiled.find((other) => other.rule.id === dependency);
+      if (!ids.has(dependency)) {
+        problems.push({ file: item.file, ruleId: item.rule.id, path: 'detectedBy', message: `names rule ${dependency}, which is not in the set (or disabled)` });
+      } else if (target && target.dependsOn.length > 0) {
+        problems.push({ file: item.file, ruleId: item.rule.id, path: 'detectedBy', message: `names rule ${dependency}, which itself uses detectedBy (one level only)` });
+      }
+    }
+  }
+  if (problems.length > 0) throw new RuleSetError(problems);
+  return { rules: compiled, digest: hash.digest('hex').slice(0, 16), files };
+}
+
+/**
+ * Reloads the rule set when a file under `paths` changes. A bad edit is reported and the
+ * running set stays in force; a good one is handed to `onLoad` whole.
+ * @returns a function that stops watching
+ */
+export function watchRules(
+  paths: readonly string[],
+  onLoad: (ruleSet: RuleSet) => void,
+  logger?: Logger,
+  debounceMs = 250,
+): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const reload = (): void => {
+    timer = undefined;
+    try {
+      const ruleSet = loadRuleSet(paths);
+      onLoad(ruleSet);
+      logger?.info({ rules: ruleSet.rules.length, digest: ruleSet.digest }, 'rule set reloaded');
+    } catch (error) {
+      const problems = error instanceof RuleSetError ? error.problems : undefined;
+      logger?.error({ err: error, problems }, 'rule set refused; the running rules stay in force');
+    }
+  };
+  const watchers: FSWatcher[] = paths.map((path) =>
+    watch(path, () => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = setTimeout(reload, debounceMs);
+    }),
+  );
+  return () => {
+    if (timer !== undefined) clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+  };
+}

@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import { SEVERITIES } from '../schemas';
+import { durationSchema } from './duration';
+import { cidrRangesSchema, filterSchema } from './filter';
+
+const fieldPath = z.string().regex(/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/, 'expected a dotted field path');
+
+const base = {
+  /** Stable id: detections, fixtures and dashboards refer to it. */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{2,80}$/, 'lower-case letters, digits and "-", 3 to 81 characters'),
+  /** Bumped on every change of meaning; carried on each detection. */
+  version: z.number().int().min(1),
+  name: z.string().min(3).max(200),
+  description: z.string().min(3).max(2000),
+  severity: z.enum(SEVERITIES),
+  /** MITRE ATT&CK technique ids (T1110, T1110.004) and free tags. */
+  tags: z.array(z.string().min(1).max(100)).default([]),
+  /** @defaultValue true */
+  enabled: z.boolean().default(true),
+  /** Which events the rule looks at. @defaultValue every event */
+  filter: filterSchema.optional(),
+  /**
+   * When Redis is unavailable: `pause` holds the partition until it is back (nothing is
+   * evaluated without state, nothing lost); `skip` goes on without this rule and counts
+   * every skipped evaluation as degraded. @defaultValue 'pause'
+   */
+  onStateUnavailable: z.enum(['pause', 'skip']).default('pause'),
+  /** Words for the sentence: "12 <noun> for user u-17 ...". @defaultValue 'matching events' */
+  noun: z.string().min(1).max(100).default('matching events'),
+};
+
+const grouped = {
+  /** Fields whose values make the key state is kept per, e.g. `[actor.userId]`. */
+  groupBy: z.array(fieldPath).min(1).max(4),
+};
+
+export const matchRuleSchema = z.strictObject({ ...base, type: z.literal('match') });
+
+export const thresholdRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('threshold'),
+  window: durationSchema,
+  threshold: z.number().int().min(1),
+  /** A field whose distinct values the detection lists as evidence ("from 3 IPs"). */
+  distinctField: fieldPath.optional(),
+});
+
+export const cardinalityRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('cardinality'),
+  window: durationSchema,
+  /** The field whose distinct values are counted per key. */
+  field: fieldPath,
+  threshold: z.number().int().min(2),
+});
+
+export const sequenceStepSchema = z.strictObject({
+  name: z.string().min(1).max(100),
+  filter: filterSchema,
+  /** How many events must match this step. @defaultValue 1 */
+  count: z.number().int().min(1).max(1000).default(1),
+});
+
+export const sequenceRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('sequence'),
+  window: durationSchema,
+  steps: z.array(sequenceStepSchema).min(2).max(5),
+});
+
+export const newValueRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('new_value'),
+  field: fieldPath,
+  /** How long a value is remembered. @defaultValue 30d */
+  horizon: durationSchema.default(30 * 86_400_000),
+  /**
+   * Values the key must already have before a new one counts: 1 means a user's very first
+   * device is learned, not reported. @defaultValue 1
+   */
+  minKnownValues: z.number().int().min(0).default(1),
+});
+
+export const geoVelocityRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('geo_velocity'),
+  /** Faster than this between two located events is impossible travel. @defaultValue 900 (a jet) */
+  maxSpeedKmh: z.number().positive().default(900),
+  /** Nearer than this (after subtracting both accuracies) never fires. @defaultValue 300 */
+  minDistanceKm: z.number().min(0).default(300),
+  /** How long the last location is kept. @defaultValue 24h */
+  horizon: durationSchema.default(86_400_000),
+  /** Addresses (VPN egress, corporate proxies) that never take part in a detection. */
+  allowlistCidrs: cidrRangesSchema.default([]),
+});
+
+/** One detection rule, as written in a rule file. */
+export const ruleSchema = z.discriminatedUnion('type', [
+  matchRuleSchema,
+  thresholdRuleSchema,
+  cardinalityRuleSchema,
+  sequenceRuleSchema,
+  newValueRuleSchema,
+  geoVelocityRuleSchema,
+]);
+
+export type Rule = z.infer<typeof ruleSchema>;
+export type RuleOf<T extends Rule['type']> = Extract<Rule, { type: T }>;
+
+/** A rule file: a list of rules, or `{ rules: [...] }`. */
+export const ruleFileSchema = z.union([z.array(z.unknown()), z.strictObject({ rules: z.array(z.unknown()) })]);

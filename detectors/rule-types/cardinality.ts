@@ -1,0 +1,89 @@
+import type { DetectionInput } from '../input';
+import { fieldValue } from '../input';
+import { fieldLabel, keyPhrase } from '../describe';
+import { formatDuration } from '../duration';
+import type { RuleOf } from '../rule-schema';
+import { stateKey } from '../keys';
+import { eventTime, lastFired, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+
+/** Distinct values in a window, as distinctAdd-3.lua returns them. */
+export interface DistinctState {
+  count: number;
+  lastFired?: number;
+  values: string[];
+  eventIds: string[];
+}
+
+export function parseDistinctState(reply: unknown): DistinctState {
+  const items = reply as (string | number | null)[];
+  const valueCount = Number(items[2]);
+  const fired = items[1];
+  return {
+    count: Number(items[0]),
+    ...(fired === null || fired === undefined ? {} : { lastFired: Number(fired) }),
+    values: items.slice(3, 3 + valueCount).map(String),
+    eventIds: items.slice(3 + valueCount).map(String),
+  };
+}
+
+/** The distinctAdd call for one event, or undefined when it has no value of the field. */
+export function cardinalityRequest(
+  input: DetectionInput,
+  rule: RuleOf<'cardinality'>,
+  context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
+): StateRequest | undefined {
+  const value = fieldValue(input, rule.field);
+  if (value === undefined || value === null) return undefined;
+  const time = eventTime(input.event.time);
+  return {
+    script: 'distinctAdd',
+    keys: [
+      stateKey(context.prefix, rule.id, context.keyText, 'values'),
+      stateKey(context.prefix, rule.id, context.keyText, 'ids'),
+      stateKey(context.prefix, rule.id, context.keyText, 'fired'),
+    ],
+    args: [
+      String(value),
+      input.event.id,
+      time,
+      time - rule.window,
+      time,
+      context.now - rule.window - context.latenessMs,
+      rule.window + context.latenessMs + 60_000,
+      context.maxEvidence,
+    ],
+  };
+}
+
+/**
+ * cardinality: distinct values of a field per key in a sliding window reach N (one IP trying
+ * many users: credential stuffing; one user on many devices or countries).
+ */
+export function evaluateCardinality(
+  input: DetectionInput,
+  state: DistinctState,
+  rule: RuleOf<'cardinality'>,
+  context: EvaluationContext,
+): Evaluation {
+  if (state.count < rule.threshold) return none('below_threshold');
+  const time = eventTime(input.event.time);
+  const fired = lastFired(state.lastFired, context.firedEarlierInBatch);
+  if (fired !== undefined && Math.abs(time - fired) < rule.window) return none('suppressed_in_window');
+  const shown = state.values.slice(0, 5).join(', ');
+  const more = state.values.length > 5 ? ', …' : '';
+  return {
+    outcome: 'detected',
+    detection: {
+      reasonCode: 'cardinality_reached',
+      reason: `${keyPhrase(context.key)}: ${rule.noun} with ${state.count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}; threshold ${rule.threshold}.`,
+      observedValue: state.count,
+      threshold: rule.threshold,
+      distinct: { field: rule.field, values: state.values },
+      eventIds: state.eventIds,
+      windowStart: time - rule.window,
+      windowEnd: time,
+      identity: [rule.id, context.keyText, state.eventIds[0] ?? input.event.id],
+      cooldownMs: rule.window,
+    },
+  };
+}

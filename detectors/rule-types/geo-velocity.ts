@@ -1,0 +1,124 @@
+import { isIPv4 } from 'node:net';
+import type { BlockList } from 'node:net';
+import type { DetectionInput } from '../input';
+import { inputIp } from '../input';
+import { keyPhrase } from '../describe';
+import { formatDuration } from '../duration';
+import { inCidrList } from '../filter';
+import type { RuleOf } from '../rule-schema';
+import { stateKey } from '../keys';
+import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+
+/** A located event, as kept in Redis and shown as evidence. */
+export interface Location {
+  lat: number;
+  lon: number;
+  accuracyKm?: number;
+  country?: string;
+  city?: string;
+  ip?: string;
+  time: string;
+  eventId: string;
+}
+
+export interface GeoState {
+  previous?: Location;
+}
+
+export function parseGeoState(reply: unknown): GeoState {
+  if (typeof reply !== 'string') return {};
+  return { previous: JSON.parse(reply) as Location };
+}
+
+const EARTH_RADIUS_KM = 6371;
+
+/** Great-circle distance in km. */
+export function haversineKm(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
+  const radians = (degrees: number): number => (degrees * Math.PI) / 180;
+  const dLat = radians(b.lat - a.lat);
+  const dLon = radians(b.lon - a.lon);
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(radians(a.lat)) * Math.cos(radians(b.lat)) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** Same /24 (IPv4) or same /48 (IPv6): one network, whatever a geo database says. */
+export function sameNetwork(a: string, b: string): boolean {
+  if (isIPv4(a) && isIPv4(b)) return a.split('.').slice(0, 3).join('.') === b.split('.').slice(0, 3).join('.');
+  const head = (ip: string): string => ip.toLowerCase().split(':').slice(0, 3).join(':');
+  return !isIPv4(a) && !isIPv4(b) && head(a) === head(b);
+}
+
+/** Where an event was, when it can take part: located, and not from a private or reserved address. */
+export function locationOf(input: DetectionInput): Location | undefined {
+  const { geo } = input;
+  if (geo?.lat === undefined || geo.lon === undefined) return undefined;
+  if (input.ipScope !== undefined && input.ipScope !== 'public') return undefined;
+  const ip = inputIp(input);
+  return {
+    lat: geo.lat,
+    lon: geo.lon,
+    ...(geo.accuracyKm === undefined ? {} : { accuracyKm: geo.accuracyKm }),
+    ...(geo.country === undefined ? {} : { country: geo.country }),
+    ...(geo.city === undefined ? {} : { city: geo.city }),
+    ...(ip === undefined ? {} : { ip }),
+    time: new Date(eventTime(input.event.time)).toISOString(),
+    eventId: input.event.id,
+  };
+}
+
+/** The lastLocation call for a located event. */
+export function geoVelocityRequest(location: Location, rule: RuleOf<'geo_velocity'>, context: EvaluationContext & { prefix: string }): StateRequest {
+  return {
+    script: 'lastLocation',
+    keys: [stateKey(context.prefix, rule.id, context.keyText, 'location')],
+    args: [Date.parse(location.time), JSON.stringify(location), rule.horizon],
+  };
+}
+
+const place = (location: Location): string =>
+  [location.city, location.country].filter(Boolean).join(', ') || `${location.lat.toFixed(2)},${location.lon.toFixed(2)}`;
+
+/**
+ * geo_velocity (impossible travel): the speed between consecutive located events of a key
+ * exceeds the limit. Distances shrink by both locations' accuracy radii first, so a coarse
+ * country-level lookup can't fake a flight; the same IP, the same /24, private ranges and
+ * allowlisted networks (VPN egress, proxies) never fire.
+ */
+export function evaluateGeoVelocity(
+  location: Location,
+  state: GeoState,
+  rule: RuleOf<'geo_velocity'>,
+  allowlist: BlockList,
+  context: EvaluationContext,
+): Evaluation {
+  const previous = state.previous;
+  if (previous === undefined) return none('first_location');
+  if (previous.eventId === location.eventId) return none('same_event');
+  if (previous.ip !== undefined && location.ip !== undefined) {
+    if (previous.ip === location.ip) return none('same_ip');
+    if (sameNetwork(previous.ip, location.ip)) return none('same_network');
+  }
+  if (inCidrList(allowlist, previous.ip) || inCidrList(allowlist, location.ip)) return none('allowlisted');
+  const distanceKm = haversineKm(previous, location);
+  const certainKm = distanceKm - (previous.accuracyKm ?? 0) - (location.accuracyKm ?? 0);
+  if (certainKm < rule.minDistanceKm) return none('within_accuracy');
+  const elapsedMs = Math.abs(Date.parse(location.time) - Date.parse(previous.time));
+  const speedKmh = elapsedMs === 0 ? Number.POSITIVE_INFINITY : certainKm / (elapsedMs / 3_600_000);
+  if (speedKmh <= rule.maxSpeedKmh) return none('plausible_speed');
+  const [from, to] = Date.parse(previous.time) <= Date.parse(location.time) ? [previous, location] : [location, previous];
+  const shownSpeed = Number.isFinite(speedKmh) ? Math.round(speedKmh) : 1e9;
+  return {
+    outcome: 'detected',
+    detection: {
+      reasonCode: 'impossible_travel',
+      reason: `${keyPhrase(context.key)} was in ${place(from)} (${from.ip ?? 'no IP'}) and ${formatDuration(elapsedMs)} later in ${place(to)} (${to.ip ?? 'no IP'}): ${Math.round(distanceKm)} km apart, at least ${Math.round(certainKm)} km after location accuracy, ${Number.isFinite(speedKmh) ? `${shownSpeed} km/h` : 'at the same instant'}; limit ${rule.maxSpeedKmh} km/h.`,
+      observedValue: shownSpeed,
+      threshold: rule.maxSpeedKmh,
+      eventIds: [from.eventId, to.eventId],
+      geo: { from, to, distanceKm: Math.round(distanceKm * 10) / 10, speedKmh: shownSpeed },
+      windowStart: Date.parse(from.time),
+      windowEnd: Date.parse(to.time),
+      identity: [rule.id, context.keyText, from.eventId, to.eventId],
+    },
+  };
+}

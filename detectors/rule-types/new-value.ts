@@ -1,0 +1,68 @@
+import type { DetectionInput } from '../input';
+import { fieldValue } from '../input';
+import { fieldLabel, keyPhrase } from '../describe';
+import { formatDuration } from '../duration';
+import type { RuleOf } from '../rule-schema';
+import { stateKey } from '../keys';
+import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+
+/** What firstSeen-1.lua says of a value. */
+export interface FirstSeenState {
+  /** When the value was last seen for the key (ms), if within the horizon. */
+  previous?: number;
+  /** Other values the key has within the horizon. */
+  known: number;
+  value: string;
+}
+
+export function parseFirstSeenState(reply: unknown, value: string): FirstSeenState {
+  const [previous, known] = reply as [string | null, number];
+  return { ...(previous === null || previous === undefined ? {} : { previous: Number(previous) }), known: Number(known), value };
+}
+
+/** The firstSeen call, or undefined when the event has no value of the field. */
+export function newValueRequest(
+  input: DetectionInput,
+  rule: RuleOf<'new_value'>,
+  context: EvaluationContext & { prefix: string },
+): { request: StateRequest; value: string } | undefined {
+  const value = fieldValue(input, rule.field);
+  if (value === undefined || value === null) return undefined;
+  const time = eventTime(input.event.time);
+  return {
+    value: String(value),
+    request: {
+      script: 'firstSeen',
+      keys: [stateKey(context.prefix, rule.id, context.keyText, 'seen')],
+      args: [String(value), time, Math.min(context.now, time) - rule.horizon, rule.horizon],
+    },
+  };
+}
+
+/**
+ * new_value (first seen): a value not seen for the key within the history horizon, once the
+ * key has enough history that "new" means something (a new device, a new country for a user).
+ */
+export function evaluateNewValue(
+  input: DetectionInput,
+  state: FirstSeenState,
+  rule: RuleOf<'new_value'>,
+  context: EvaluationContext,
+): Evaluation {
+  if (state.previous !== undefined) return none('seen_before');
+  if (state.known < rule.minKnownValues) return none('learning');
+  const time = eventTime(input.event.time);
+  return {
+    outcome: 'detected',
+    detection: {
+      reasonCode: 'new_value',
+      reason: `New ${fieldLabel(rule.field)} ${state.value} for ${keyPhrase(context.key)}: not seen in the last ${formatDuration(rule.horizon)}, which held ${state.known} other ${fieldLabel(rule.field, state.known !== 1)}.`,
+      observedValue: state.known,
+      distinct: { field: rule.field, values: [state.value] },
+      eventIds: [input.event.id],
+      windowStart: time - rule.horizon,
+      windowEnd: time,
+      identity: [rule.id, context.keyText, state.value, input.event.id],
+    },
+  };
+}

@@ -1,0 +1,147 @@
+import { z } from 'zod';
+
+/** Severity of a rule and of what it detects; `event.severity` carries the number. */
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export const SEVERITY_SCORE: Record<Severity, number> = { low: 21, medium: 47, high: 73, critical: 99 };
+
+/** The rule types of the detection engine. */
+export const RULE_TYPES = ['match', 'threshold', 'cardinality', 'sequence', 'new_value', 'geo_velocity'] as const;
+export type RuleType = (typeof RULE_TYPES)[number];
+
+const located = z.strictObject({
+  lat: z.number(),
+  lon: z.number(),
+  accuracyKm: z.number().optional(),
+  country: z.string().optional(),
+  city: z.string().optional(),
+  ip: z.string().optional(),
+  time: z.string(),
+  eventId: z.string(),
+});
+
+/**
+ * What a rule found, with its evidence: enough for an analyst to answer "why did this fire?"
+ * without another query. Published on the detections topic and indexed as is.
+ */
+export const detectionSchema = z.strictObject({
+  /** Derived from rule, key and window: a replay of the same events yields the same id. */
+  id: z.string().min(8).max(128),
+  ruleId: z.string(),
+  ruleVersion: z.number().int(),
+  ruleName: z.string(),
+  ruleType: z.enum(RULE_TYPES),
+  severity: z.enum(SEVERITIES),
+  tags: z.array(z.string()),
+  /** Stable code of what was found, e.g. `threshold_reached`, `impossible_travel`. */
+  reasonCode: z.string(),
+  /** One sentence a human can act on. */
+  reason: z.string(),
+  /** The group-by fields and their values, e.g. `{ "actor.userId": "u-17" }`. */
+  key: z.record(z.string(), z.string()),
+  observedValue: z.number(),
+  threshold: z.number().optional(),
+  window: z.strictObject({ start: z.string(), end: z.string(), durationMs: z.number() }),
+  distinct: z.strictObject({ field: z.string(), values: z.array(z.string()) }).optional(),
+  /** The events behind the detection, oldest first, capped. */
+  eventIds: z.array(z.string()),
+  geo: z.strictObject({ from: located, to: located, distanceKm: z.number(), speedKmh: z.number() }).optional(),
+  /** Event time of the event that completed the detection. */
+  time: z.string(),
+  detectedAt: z.string(),
+  /** True when the rule ran without its state (Redis unavailable, rule set to skip). */
+  degraded: z.boolean().default(false),
+});
+
+export type Detection = z.infer<typeof detectionSchema>;
+
+const keyword = { type: 'keyword', ignore_above: 1024 } as const;
+const locatedMapping = {
+  properties: {
+    location: { type: 'geo_point' },
+    accuracy_km: { type: 'float' },
+    country_iso_code: keyword,
+    city_name: keyword,
+    ip: { type: 'ip' },
+    time: { type: 'date' },
+    event_id: keyword,
+  },
+} as const;
+
+/** Mappings of the detections index: ECS `rule.*`, `event.*`, `threat.*`; evidence under `vigil.detection`. */
+export const detectionMappings = {
+  dynamic: 'strict',
+  dynamic_templates: [{ key_as_keywords: { path_match: 'vigil.detection.key.*', mapping: keyword } }],
+  properties: {
+    '@timestamp': { type: 'date' },
+    message: { type: 'text' },
+    event: {
+      properties: {
+        id: keyword,
+        kind: keyword,
+        module: keyword,
+        dataset: keyword,
+        severity: { type: 'long' },
+        reason: keyword,
+        created: { type: 'date' },
+      },
+    },
+    rule: { properties: { id: keyword, name: keyword, version: keyword, category: keyword } },
+    threat: { properties: { technique: { properties: { id: keyword } } } },
+    tags: keyword,
+    related: { properties: { ip: { type: 'ip' }, user: keyword } },
+    vigil: {
+      properties: {
+        detection: {
+          properties: {
+            severity: keyword,
+            key: { type: 'object', dynamic: true },
+            key_text: keyword,
+            observed_value: { type: 'float' },
+            threshold: { type: 'float' },
+            window: { properties: { start: { type: 'date' }, end: { type: 'date' }, duration_ms: { type: 'long' } } },
+            distinct_field: keyword,
+            distinct_values: keyword,
+            event_ids: keyword,
+            degraded: { type: 'boolean' },
+            geo: {
+              properties: {
+                from: locatedMapping,
+                to: locatedMapping,
+                distance_km: { type: 'float' },
+                speed_kmh: { type: 'float' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+/** Index names of detections under one prefix. */
+export function detectionIndexNames(prefix: string): { indexTemplate: string; pattern: string } {
+  return { indexTemplate: `${prefix}-detections`, pattern: `${prefix}-detections-*` };
+}
+
+/** The daily detections index for an event time (UTC). */
+export function detectionIndexName(prefix: string, time: string): string {
+  return `${prefix}-detections-${new Date(time).toISOString().slice(0, 10).replaceAll('-', '.')}`;
+}
+
+/** The index template of detection indices. */
+export function detectionTemplate(prefix: string, settings: { shards: number; replicas: number }): { name: string; body: Record<string, unknown> } {
+  const names = detectionIndexNames(prefix);
+  return {
+    name: names.indexTemplate,
+    body: {
+      index_patterns: [names.pattern],
+      priority: 200,
+      template: {
+        settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '1s' },
+        mappings: detectionMappings,
+      },
+      _meta: { managed_by: 'vigil' },
+    },
+  };
+}

@@ -279,47 +279,64 @@ export class DetectionEngine {
     this.options.logger?.warn({ err: error, skipped: pending.length }, 'Redis unavailable: stateful rules skipped (degraded)');
   }
 
-  /** Turns drafts into detections and records fired marks in one more round trip. */
+  /**
+   * Turns drafts into detections. Detections with a cooldown first claim their window in Redis
+   * (one more round trip, only when something fired): a claim another batch already made wins,
+   * so concurrent partitions can't report one window twice.
+   */
   private async finish(
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
-    const detections: Detection[] = [];
-    const triggered = new Map<string, Set<string>>();
-    const marks: { key: string; time: number; ttl: number }[] = [];
+    const candidates: { detection: Detection; input: DetectionInput; claim?: { key: string; time: number; cooldownMs: number; ttl: number } }[] = [];
     for (const { compiled, input, context, evaluation } of drafts) {
       if (evaluation.outcome !== 'detected') continue;
       const { rule } = compiled;
-      const draft = evaluation.detection;
-      const { windowStart, windowEnd, identity, cooldownMs, ...evidence } = draft;
+      const { windowStart, windowEnd, identity, cooldownMs, ...evidence } = evaluation.detection;
       const id = `det-${createHash('sha256').update(identity.join('\u0001')).digest('hex').slice(0, 32)}`;
-      detections.push({
-        id,
-        ruleId: rule.id,
-        ruleVersion: rule.version,
-        ruleName: rule.name,
-        ruleType: rule.type,
-        severity: rule.severity,
-        tags: [...rule.tags],
-        ...evidence,
-        key: context.key,
-        eventIds: evidence.eventIds.slice(0, this.maxEvidence),
-        window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
-        time: new Date(eventTime(input.event.time)).toISOString(),
-        detectedAt: new Date(context.now).toISOString(),
-        degraded: false,
+      candidates.push({
+        input,
+        detection: {
+          id,
+          ruleId: rule.id,
+          ruleVersion: rule.version,
+          ruleName: rule.name,
+          ruleType: rule.type,
+          severity: rule.severity,
+          tags: [...rule.tags],
+          ...evidence,
+          key: context.key,
+          eventIds: evidence.eventIds.slice(0, this.maxEvidence),
+          window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
+          time: new Date(eventTime(input.event.time)).toISOString(),
+          detectedAt: new Date(context.now).toISOString(),
+          degraded: false,
+        },
+        ...(cooldownMs === undefined
+          ? {}
+          : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
       });
-      const rules = triggered.get(input.event.id) ?? new Set<string>();
-      rules.add(rule.id);
-      triggered.set(input.event.id, rules);
-      if (cooldownMs !== undefined) {
-        marks.push({ key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, ttl: cooldownMs + this.latenessMs });
-      }
     }
-    if (marks.length > 0) {
+    const claims = candidates.filter((candidate) => candidate.claim !== undefined);
+    const refused = new Set<Detection>();
+    if (claims.length > 0) {
       const pipeline = this.options.redis.pipeline();
-      for (const mark of marks) queueScript(pipeline, 'markFired', [mark.key], [mark.time, mark.ttl]);
+      for (const { claim } of claims) if (claim) queueScript(pipeline, 'claimFiring', [claim.key], [claim.time, claim.cooldownMs, claim.ttl]);
       this.counters.roundTrips++;
-      await pipeline.exec();
+      const replies = (await pipeline.exec()) ?? [];
+      claims.forEach((candidate, index) => {
+        const [error, reply] = replies[index] ?? [new Error('no reply'), null];
+        if (error) throw new StoreUnavailableError('redis', `claiming a detection failed: ${errorMessage(error)}`, error);
+        if (Number(reply) !== 1) refused.add(candidate.detection);
+      });
+    }
+    const detections: Detection[] = [];
+    const triggered = new Map<string, Set<string>>();
+    for (const { detection, input } of candidates) {
+      if (refused.has(detection)) continue;
+      detections.push(detection);
+      const rules = triggered.get(input.event.id) ?? new Set<string>();
+      rules.add(detection.ruleId);
+      triggered.set(input.event.id, rules);
     }
     this.counters.detections += detections.length;
     return { detections, triggered };

@@ -9,17 +9,17 @@ const LUA_DIR = join(__dirname, 'lua');
  * Scripts are registered under versioned names: a change of meaning is a new file (and name),
  * so two versions of Vigil sharing a Redis never run each other's logic.
  */
-const SCRIPTS: Record<ScriptName | 'markFired', string> = {
+const SCRIPTS: Record<ScriptName | 'claimFiring', string> = {
   windowAdd: 'windowAdd-2.lua',
   distinctAdd: 'distinctAdd-3.lua',
   sequenceAdd: 'sequenceAdd-2.lua',
   firstSeen: 'firstSeen-1.lua',
   lastLocation: 'lastLocation-1.lua',
-  markFired: 'markFired-1.lua',
+  claimFiring: 'claimFiring-1.lua',
 };
 
 /** The command name a script is registered under. */
-export function commandName(script: ScriptName | 'markFired'): string {
+export function commandName(script: ScriptName | 'claimFiring'): string {
   return `vigil_${script}_v1`;
 }
 
@@ -30,7 +30,7 @@ export function luaFiles(): string[] {
 
 /** Registers every script on a client (idempotent); ioredis then uses EVALSHA. */
 export function defineScripts(redis: Redis): void {
-  for (const [script, file] of Object.entries(SCRIPTS) as [ScriptName | 'markFired', string][]) {
+  for (const [script, file] of Object.entries(SCRIPTS) as [ScriptName | 'claimFiring', string][]) {
     const name = commandName(script);
     if (typeof Reflect.get(redis, name) === 'function') continue;
     const numberOfKeys = Number(/-(\d+)\.lua$/.exec(file)?.[1]);
@@ -43,7 +43,7 @@ type ScriptCall = (...args: (string | number)[]) => unknown;
 /** Queues a registered script on a pipeline. */
 export function queueScript(
   pipeline: ChainableCommander,
-  script: ScriptName | 'markFired',
+  script: ScriptName | 'claimFiring',
   keys: readonly string[],
   args: readonly (string | number)[],
 ): void {
@@ -55,7 +55,7 @@ export function queueScript(
 /** Calls a registered script directly (tests, one-off use). */
 export async function callScript(
   redis: Redis,
-  script: ScriptName | 'markFired',
+  script: ScriptName | 'claimFiring',
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {

@@ -40,6 +40,7 @@ export function toEventDocument(
       action: '',
       outcome: 'unknown',
       ingested: ingestedAt.toISOString(),
+      original: JSON.stringify(event),
     },
     service: {
       name: event.source.service,

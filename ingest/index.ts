@@ -11,3 +11,4 @@ export * from './dead-letter';
 export * from './bulk-indexer';
 export * from './infrastructure';
 export * from './ingest.consumer';
+export * from './detection';

@@ -1,6 +1,6 @@
 import { Client, type estypes } from '@elastic/elasticsearch';
 import { Kafka, logLevel as kafkaLogLevel, type LogEntry } from 'kafkajs';
-import { eventTemplates, type Family } from '../schemas';
+import { detectionIndexNames, detectionMappings, detectionTemplate, eventMappings, eventTemplates, indexNames, type Family } from '../schemas';
 import type { Config, Logger } from '../platform';
 
 /** The topic of each event family, from configuration. */
@@ -34,7 +34,7 @@ export async function ensureTopics(kafka: Kafka, config: Config): Promise<string
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const wanted = [config.topics.policy, config.topics.invocation, config.topics.device, config.topics.deadLetter];
+    const wanted = [config.topics.policy, config.topics.invocation, config.topics.device, config.topics.deadLetter, config.topics.detections];
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((topic) => !existing.has(topic));
     if (missing.length > 0) {
@@ -74,4 +74,15 @@ export async function installTemplates(client: Client, config: Config): Promise<
     ...componentTemplate.body,
   } as estypes.ClusterPutComponentTemplateRequest);
   await client.indices.putIndexTemplate({ name: indexTemplate.name, ...indexTemplate.body });
+  const detections = detectionTemplate(config.indices.prefix, config.indices);
+  await client.indices.putIndexTemplate({ name: detections.name, ...detections.body });
+  // Templates shape only indices created after them: today's index gets new fields added in
+  // place (adding fields is always allowed), so an upgrade doesn't refuse documents until midnight.
+  const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings) =>
+    ({ dynamic: mappings.dynamic, dynamic_templates: mappings.dynamic_templates, properties: mappings.properties }) as unknown as Omit<
+      estypes.IndicesPutMappingRequest,
+      'index'
+    >;
+  await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings) });
+  await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings) });
 }

@@ -1,6 +1,8 @@
 import type { Client } from '@elastic/elasticsearch';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
-import { FAMILIES, eventIndexName, type Family } from '../schemas';
+import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
+import { toDetectionDocument, type DetectionEngine, type DetectionInput } from '../detectors';
+import { toDetectionInput } from './detection';
 import { backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../platform';
 import { BulkIndexer, type BulkItem } from './bulk-indexer';
 import { classifyMessage, type DeadLetterReason } from './classify';
@@ -17,6 +19,9 @@ export interface IngestStats {
   deadLettered: number;
   deadLetteredByReason: Partial<Record<DeadLetterReason, number>>;
   pauses: number;
+  /** Detections produced (after Elasticsearch and the detections topic acknowledged them). */
+  detections: number;
+  detectionsByRule: Record<string, number>;
 }
 
 /** Dependencies of {@link createIngestPipeline}: everything injected, nothing global. */
@@ -29,6 +34,10 @@ export interface IngestPipelineDeps {
   geoLookup?: GeoLookup;
   /** @defaultValue () => new Date() */
   clock?: () => Date;
+  /** Runs the rules on every batch; without it the pipeline only indexes. */
+  detection?: DetectionEngine;
+  /** Called with every batch's detections once they are indexed and published. */
+  onDetections?: (detections: readonly Detection[]) => void;
 }
 
 /** A running ingest consumer. */
@@ -60,7 +69,16 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     { maxDocs: config.bulk.maxDocs, maxBytes: config.bulk.maxBytes, flushMs: config.bulk.flushMs },
     logger.child({ component: 'bulk-indexer' }),
   );
-  const stats: IngestStats = { consumed: 0, indexed: 0, duplicates: 0, deadLettered: 0, deadLetteredByReason: {}, pauses: 0 };
+  const stats: IngestStats = {
+    consumed: 0,
+    indexed: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    deadLetteredByReason: {},
+    pauses: 0,
+    detections: 0,
+    detectionsByRule: {},
+  };
   const pauseAttempts = new Map<string, number>();
   const resumeTimers = new Set<NodeJS.Timeout>();
   let consumer: Consumer | undefined;
@@ -76,6 +94,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     const now = clock();
     const items: BulkItem[] = [];
     const itemMessages: KafkaMessage[] = [];
+    const inputs: DetectionInput[] = [];
     const deadLetters: Message[] = [];
     const reasons: DeadLetterReason[] = [];
     const deadLetter = (message: KafkaMessage, reasonCode: DeadLetterReason, reason: string): void => {
@@ -96,12 +115,37 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         continue;
       }
       const { event } = verdict;
-      const document = toEventDocument(event, enrich(event, geoLookup), { topic, partition, offset: message.offset }, now);
+      const enrichment = enrich(event, geoLookup);
+      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
+      if (deps.detection) inputs.push(toDetectionInput(event, enrichment));
       items.push({ index: eventIndexName(config.indices.prefix, event.family, event.time), id: event.id, document });
       itemMessages.push(message);
     }
 
-    const results = items.length > 0 ? await indexer.index(items) : [];
+    // Detect before indexing: if rule state is unavailable this throws and nothing is committed.
+    const detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs) : [];
+    const eventCount = items.length;
+    for (const detection of detections) {
+      items.push({ index: detectionIndexName(config.indices.prefix, detection.time), id: detection.id, document: toDetectionDocument(detection) });
+    }
+    const allResults = items.length > 0 ? await indexer.index(items) : [];
+    const results = allResults.slice(0, eventCount);
+    allResults.slice(eventCount).forEach((result, position) => {
+      if (result.status === 'rejected') {
+        logger.error({ detectionId: detections[position]?.id, reason: result.reason }, 'Elasticsearch refused a detection document');
+      }
+    });
+    if (detections.length > 0) {
+      await producer?.send({
+        topic: config.topics.detections,
+        acks: -1,
+        messages: detections.map((detection) => ({
+          key: `${detection.ruleId}|${Object.values(detection.key).join(',')}`,
+          value: JSON.stringify(detection),
+          headers: { 'vigil-rule-id': detection.ruleId, 'vigil-severity': detection.severity },
+        })),
+      });
+    }
     let created = 0;
     let duplicates = 0;
     results.forEach((result, position) => {
@@ -120,6 +164,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     stats.indexed += created;
     stats.duplicates += duplicates;
     for (const reason of reasons) countDeadLetter(reason);
+    stats.detections += detections.length;
+    for (const detection of detections) stats.detectionsByRule[detection.ruleId] = (stats.detectionsByRule[detection.ruleId] ?? 0) + 1;
+    if (detections.length > 0) deps.onDetections?.(detections);
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {

@@ -22,6 +22,7 @@ export const configSchema = z.object({
   VIGIL_TOPIC_INVOCATION: name.default('vigil.events.invocation'),
   VIGIL_TOPIC_DEVICE: name.default('vigil.events.device'),
   VIGIL_TOPIC_DEADLETTER: name.default('vigil.deadletter'),
+  VIGIL_TOPIC_DETECTIONS: name.default('vigil.detections'),
   VIGIL_TOPIC_PARTITIONS: int(1, 1000).default(3),
   VIGIL_CONSUMER_GROUP: name.default('vigil-ingest'),
   VIGIL_INDEX_PREFIX: indexPrefix.default('vigil'),
@@ -32,6 +33,15 @@ export const configSchema = z.object({
   VIGIL_BULK_MAX_DOCS: int(1, 100_000).default(1000),
   VIGIL_BULK_MAX_BYTES: int(1024, 100 * 1024 * 1024).default(2 * 1024 * 1024),
   VIGIL_BULK_FLUSH_MS: int(10, 60_000).default(500),
+  REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
+  VIGIL_REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'),
+  VIGIL_DETECTION: z.enum(['on', 'off']).default('on'),
+  VIGIL_RULES_PATH: z
+    .string()
+    .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
+    .optional(),
+  VIGIL_RULES_WATCH: z.enum(['true', 'false']).default('true'),
+  VIGIL_ALLOWED_LATENESS_MS: int(0, 7 * 86_400_000).default(300_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -46,12 +56,21 @@ export interface Config {
     readonly invocation: string;
     readonly device: string;
     readonly deadLetter: string;
+    readonly detections: string;
     readonly partitions: number;
   };
   readonly consumerGroup: string;
   readonly indices: { readonly prefix: string; readonly shards: number; readonly replicas: number };
   readonly limits: { readonly maxMessageBytes: number; readonly maxJsonDepth: number };
   readonly bulk: { readonly maxDocs: number; readonly maxBytes: number; readonly flushMs: number };
+  readonly redis: { readonly url: string; readonly prefix: string };
+  readonly detection: {
+    readonly enabled: boolean;
+    /** Rule files and folders; undefined means the built-in default pack. */
+    readonly rulesPaths?: readonly string[];
+    readonly watch: boolean;
+    readonly allowedLatenessMs: number;
+  };
   readonly logLevel: Env['LOG_LEVEL'];
 }
 
@@ -87,12 +106,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       invocation: e.VIGIL_TOPIC_INVOCATION,
       device: e.VIGIL_TOPIC_DEVICE,
       deadLetter: e.VIGIL_TOPIC_DEADLETTER,
+      detections: e.VIGIL_TOPIC_DETECTIONS,
       partitions: e.VIGIL_TOPIC_PARTITIONS,
     },
     consumerGroup: e.VIGIL_CONSUMER_GROUP,
     indices: { prefix: e.VIGIL_INDEX_PREFIX, shards: e.VIGIL_INDEX_SHARDS, replicas: e.VIGIL_INDEX_REPLICAS },
     limits: { maxMessageBytes: e.VIGIL_MAX_MESSAGE_BYTES, maxJsonDepth: e.VIGIL_MAX_JSON_DEPTH },
     bulk: { maxDocs: e.VIGIL_BULK_MAX_DOCS, maxBytes: e.VIGIL_BULK_MAX_BYTES, flushMs: e.VIGIL_BULK_FLUSH_MS },
+    redis: { url: e.REDIS_URL, prefix: e.VIGIL_REDIS_PREFIX },
+    detection: {
+      enabled: e.VIGIL_DETECTION === 'on',
+      ...(e.VIGIL_RULES_PATH && e.VIGIL_RULES_PATH.length > 0 ? { rulesPaths: e.VIGIL_RULES_PATH } : {}),
+      watch: e.VIGIL_RULES_WATCH === 'true',
+      allowedLatenessMs: e.VIGIL_ALLOWED_LATENESS_MS,
+    },
     logLevel: e.LOG_LEVEL,
   });
 }

@@ -71,7 +71,8 @@ const locatedMapping = {
 /** Mappings of the detections index: ECS `rule.*`, `event.*`, `threat.*`; evidence under `vigil.detection`. */
 export const detectionMappings = {
   dynamic: 'strict',
-  dynamic_templates: [{ key_as_keywords: { path_match: 'vigil.detection.key.*', mapping: keyword } }],
+  // Key fields are dotted paths (client.ip), which Elasticsearch expands into objects: map the string leaves.
+  dynamic_templates: [{ key_as_keywords: { path_match: 'vigil.detection.key.*', match_mapping_type: 'string', mapping: keyword } }],
   properties: {
     '@timestamp': { type: 'date' },
     message: { type: 'text' },

@@ -31,6 +31,8 @@ export interface EventDocument {
     reason?: string;
     duration?: number;
     ingested: string;
+    /** The validated event as JSON: replay and forensics read it back exactly. */
+    original: string;
   };
   service: { name: string; type: 'gateway' | 'service'; node?: { name: string }; environment?: string };
   user?: { id: string };
@@ -71,7 +73,7 @@ const float = { type: 'float' } as const;
 /** Mappings shared by every event index. `dynamic: strict` turns a drifting document into a loud error. */
 export const eventMappings = {
   dynamic: 'strict',
-  dynamic_templates: [{ labels_as_keywords: { path_match: 'labels.*', mapping: keyword } }],
+  dynamic_templates: [{ labels_as_keywords: { path_match: 'labels.*', match_mapping_type: 'string', mapping: keyword } }],
   properties: {
     '@timestamp': date,
     event: {
@@ -87,6 +89,7 @@ export const eventMappings = {
         reason: { type: 'text', fields: { keyword } },
         duration: long,
         ingested: date,
+        original: { type: 'keyword', index: false, doc_values: false },
       },
     },
     service: {

@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createElasticsearch, createIngestPipeline, createKafka } from '../ingest';
+import { createDetectionRuntime, createElasticsearch, createIngestPipeline, createKafka } from '../ingest';
+import { RuleSetError, loadRuleSet } from '../detectors';
+import { runReplay } from './replay';
 import { ConfigError, createLogger, loadConfig } from '../platform';
 import { runDemo } from './demo';
 
@@ -16,6 +18,11 @@ commands:
   demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
                               from simulated gateways and services, and print a summary
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
+  rules validate PATH...      check rule files (YAML or JSON); names the file, rule and field at fault
+  rules test                  run every rule's fixtures through the engine (jest, real Redis)
+  replay --file F.ndjson      run the rules over stored events with no side effects and report
+  replay --from T --to T      ... or over events in Elasticsearch between two times
+        [--rules PATH]        rule files to use (default: the configured rules)
   --help                      this text
 
 configuration comes from the environment; see .env.example and docs/configuration.md.`;
@@ -36,11 +43,13 @@ function option(args: readonly string[], name: string): string | undefined {
 async function run(): Promise<number> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel });
+  const detection = config.detection.enabled ? createDetectionRuntime(config, logger) : undefined;
   const pipeline = createIngestPipeline({
     config,
     kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
     elasticsearch: createElasticsearch(config),
     logger,
+    ...(detection ? { detection: detection.engine } : {}),
   });
   await pipeline.start();
   await new Promise<void>((done) => {
@@ -48,6 +57,7 @@ async function run(): Promise<number> {
     process.once('SIGTERM', done);
   });
   await pipeline.stop();
+  await detection?.close();
   return 0;
 }
 
@@ -90,6 +100,49 @@ export async function main(args: readonly string[]): Promise<number> {
         }
         console.log(`wrote ${Object.keys(schemas).length} JSON Schemas to ${out}`);
         return 0;
+      }
+      case 'rules': {
+        if (sub === 'validate') {
+          const paths = args.slice(2);
+          if (paths.length === 0) {
+            console.error('usage: vigil rules validate PATH...');
+            return 2;
+          }
+          try {
+            const ruleSet = loadRuleSet(paths);
+            console.log(`${ruleSet.rules.length} rules OK in ${ruleSet.files.length} files (digest ${ruleSet.digest})`);
+            for (const compiled of ruleSet.rules) console.log(`  ${compiled.rule.id} v${compiled.rule.version}  ${compiled.rule.type}  ${compiled.rule.severity}`);
+            return 0;
+          } catch (error) {
+            if (!(error instanceof RuleSetError)) throw error;
+            console.error(`rule set refused (${error.problems.length} problems):`);
+            for (const problem of error.problems) {
+              console.error(`  ${problem.file}${problem.ruleId ? `  rule ${problem.ruleId}` : ''}  ${problem.path || '(file)'}: ${problem.message}`);
+            }
+            return 1;
+          }
+        }
+        if (sub === 'test') {
+          if (stack('up') !== 0) return 1;
+          const jest = spawnSync('npx', ['jest', '--selectProjects', 'integration', '--runInBand', 'test/integration/rule-fixtures.test.ts'], {
+            cwd: ROOT,
+            stdio: 'inherit',
+          });
+          return jest.status ?? 1;
+        }
+        console.error('usage: vigil rules validate PATH... | vigil rules test');
+        return 2;
+      }
+      case 'replay': {
+        const file = option(args, '--file');
+        const from = option(args, '--from');
+        const to = option(args, '--to');
+        const rules = option(args, '--rules');
+        if (file === undefined && (from === undefined || to === undefined)) {
+          console.error('usage: vigil replay --file EVENTS.ndjson | --from TIME --to TIME  [--rules PATH]');
+          return 2;
+        }
+        return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
       }
       case undefined:
       case '--help':

@@ -1,4 +1,6 @@
-import { createElasticsearch, createEmitter, createIngestPipeline, createKafka, type Emitter } from '../ingest';
+import { createDetectionRuntime, createElasticsearch, createEmitter, createIngestPipeline, createKafka, type Emitter } from '../ingest';
+import type { Detection } from '../schemas';
+import { injectAttacks } from './attack-traffic';
 import { createLogger, loadConfig, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
@@ -25,7 +27,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const runId = `demo-${Date.now().toString(36)}`;
   const kafka = createKafka(config, logger, `${config.kafka.clientId}-demo`);
   const elasticsearch = createElasticsearch(config);
-  const pipeline = createIngestPipeline({ config, kafka, elasticsearch, logger });
+  const detection = config.detection.enabled ? createDetectionRuntime(config, logger) : undefined;
+  const detections: Detection[] = [];
+  const pipeline = createIngestPipeline({
+    config,
+    kafka,
+    elasticsearch,
+    logger,
+    ...(detection ? { detection: detection.engine, onDetections: (batch: readonly Detection[]) => detections.push(...batch) } : {}),
+  });
   const started = Date.now();
   console.log(`vigil demo ${runId}: starting the ingest pipeline (group ${config.consumerGroup})`);
   await pipeline.start();
@@ -34,6 +44,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     createEmitter({ kafka, topics: config.topics, source, logger, lingerMs: 20 }),
   );
   const traffic = emitSimulatedTraffic(emitters, options.events, { labels: { run: runId }, seed: Date.now() % 100_000 });
+  const attackEmitter = emitters[0] as Emitter;
+  const attacks = detection ? injectAttacks(attackEmitter, { runId, labels: { run: runId, attack: 'yes' } }) : [];
+  const attackEvents = attacks.reduce((total, attack) => total + attack.events, 0);
 
   // A producer that is not the SDK sends what the SDK would have refused.
   const sample = {
@@ -56,7 +69,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   await raw.disconnect();
   const badTotal = bad.length * badCopies;
   await Promise.all(emitters.map((emitter) => emitter.flush()));
-  const sent = traffic.total + badTotal;
+  const sent = traffic.total + attackEvents + badTotal;
 
   const timeoutMs = options.timeoutMs ?? 180_000;
   const tty = process.stdout.isTTY;
@@ -82,6 +95,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const stats = pipeline.stats();
   await Promise.all(emitters.map((emitter) => emitter.close()));
   await pipeline.stop();
+  await detection?.close();
 
   const pattern = indexNames(config.indices.prefix).eventPattern;
   await elasticsearch.indices.refresh({ index: pattern });
@@ -104,12 +118,36 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   console.log(`
 Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
-  sent            ${sent}   (${traffic.total} through the SDK from ${SIMULATED_SOURCES.length} gateways and services: policy ${traffic.policy}, invocation ${traffic.invocation}, device ${traffic.device}; ${badTotal} malformed from a raw producer)
+  sent            ${sent}   (${traffic.total} through the SDK from ${SIMULATED_SOURCES.length} gateways and services: policy ${traffic.policy}, invocation ${traffic.invocation}, device ${traffic.device}; ${attackEvents} attack events; ${badTotal} malformed from a raw producer)
   indexed         ${count}   (Elasticsearch count of labels.run:${runId} in ${pattern}: ${buckets('family')}; outcomes: ${buckets('outcome')})
   dead-lettered   ${deadLettered}   (${reasons || 'none'}) in topic ${config.topics.deadLetter}
   dropped by SDK  ${emitterDrops}
   check           indexed ${count} ${consistent ? '=' : '!='} sent ${sent} - dead-lettered ${deadLettered}: ${consistent ? 'OK' : 'MISMATCH'}
   look            curl '${config.elasticsearch.url}/${pattern}/_search?q=labels.run:${runId}&size=1&pretty'
                   kcat -b ${config.kafka.brokers[0] ?? '127.0.0.1:9092'} -C -t ${config.topics.deadLetter} -f '%h\\n' -e`);
-  return consistent ? 0 : 1;
+  const detectionReport = detection ? reportDetections(attacks, detections) : { ok: true, text: '\n  detection is off (VIGIL_DETECTION=off)' };
+  console.log(detectionReport.text);
+  return consistent && detectionReport.ok ? 0 : 1;
+}
+
+/** The detections next to the attacks injected: every attack caught, and nothing else fired. */
+function reportDetections(attacks: ReturnType<typeof injectAttacks>, detections: readonly Detection[]): { ok: boolean; text: string } {
+  const byRule = new Map<string, Detection[]>();
+  for (const detection of detections) byRule.set(detection.ruleId, [...(byRule.get(detection.ruleId) ?? []), detection]);
+  const expected = new Set(attacks.flatMap((attack) => attack.expectedRules));
+  const lines = ['', 'Detections (injected attack → rules that caught it):'];
+  let missed = 0;
+  for (const attack of attacks) {
+    const caught = attack.expectedRules.map((rule) => `${rule} ×${byRule.get(rule)?.length ?? 0}`);
+    const ok = attack.expectedRules.every((rule) => (byRule.get(rule)?.length ?? 0) > 0);
+    if (!ok) missed++;
+    lines.push(`  ${ok ? 'caught' : 'MISSED'}  ${attack.name.padEnd(34)} ${caught.join(', ')}`);
+    const example = byRule.get(attack.expectedRules[0] ?? '')?.[0];
+    if (example) lines.push(`          "${example.reason}"`);
+  }
+  const unexpected = detections.filter((detection) => !expected.has(detection.ruleId));
+  lines.push(`  benign traffic: ${unexpected.length === 0 ? 'quiet (no other detections)' : `${unexpected.length} other detections`}`);
+  for (const detection of unexpected.slice(0, 5)) lines.push(`          ${detection.ruleId}: "${detection.reason}"`);
+  lines.push(`  total: ${detections.length} detections on ${new Set(detections.map((detection) => detection.ruleId)).size} rules, ${missed} attacks missed`);
+  return { ok: missed === 0 && unexpected.length === 0, text: lines.join('\n') };
 }

@@ -50,6 +50,26 @@ function pick<T>(random: () => number, items: readonly T[]): T {
   return items[Math.floor(random() * items.length)] as T;
 }
 
+/** A stable number per name, so each simulated user keeps one home network, IP and device. */
+function stableHash(name: string): number {
+  let hash = 2166136261;
+  for (let index = 0; index < name.length; index++) hash = Math.imul(hash ^ name.charCodeAt(index), 16777619) >>> 0;
+  return hash;
+}
+
+/** Where a simulated user always comes from: legitimate users don't teleport. */
+export function homeOf(user: string): { ip: string; userAgent: string; mobile: boolean } {
+  const hash = stableHash(user);
+  // Simulated users u-<n> get distinct addresses; households sharing one IP are not modelled.
+  const numbered = /^u-(\d+)$/.exec(user);
+  const slot = numbered ? Number(numbered[1]) : hash;
+  const publicNetworks = NETWORKS.length - 1; // never the internal network
+  const network = NETWORKS[slot % publicNetworks] as string;
+  const host = 1 + (Math.floor(slot / publicNetworks) % 250);
+  const userAgent = AGENTS[(hash >>> 8) % AGENTS.length] as string;
+  return { ip: `${network}${host}`, userAgent, mobile: userAgent.includes('iPhone') || userAgent.startsWith('okhttp') };
+}
+
 /**
  * Emits `count` realistic events through the SDK: per simulated request, the gateway's policy
  * decisions (authN, authZ, rate limit, JSON threat protection) and the invocation, all sharing a
@@ -70,8 +90,8 @@ export function emitSimulatedTraffic(
     const emitter = emitters[request % emitters.length] as Emitter;
     const user = `u-${1000 + Math.floor(random() * 250)}`;
     const consumerId = pick(random, CONSUMERS);
-    const network = pick(random, NETWORKS);
-    const ip = `${network}${1 + Math.floor(random() * 250)}`;
+    const home = homeOf(user);
+    const ip = home.ip;
     const target = pick(random, APIS);
     const route = pick(random, target.routes);
     const path = route.replace(':id', String(1000 + Math.floor(random() * 9000)));
@@ -79,7 +99,7 @@ export function emitSimulatedTraffic(
     const time = new Date(base - Math.floor(random() * 60_000)).toISOString();
     const requestId = `req-${request.toString(36)}-${Math.floor(random() * 1e9).toString(36)}`;
     const sessionId = `s-${user}-${Math.floor(random() * 3)}`;
-    const userAgent = pick(random, AGENTS);
+    const userAgent = home.userAgent;
     const common = {
       time,
       correlation: { requestId, sessionId },
@@ -90,7 +110,7 @@ export function emitSimulatedTraffic(
     const resource = { api: target.api, method, path } as const;
     const remaining = (): number => count - summary.total;
 
-    const authnFailed = random() < 0.08;
+    const authnFailed = random() < 0.04;
     emitter.policy({
       ...common,
       policy: {
@@ -117,7 +137,7 @@ export function emitSimulatedTraffic(
       if (limited) status = 429;
     }
     if (status === 200 && remaining() > 0 && method === 'POST') {
-      const threat = random() < 0.02;
+      const threat = false; // benign traffic carries no threat-protection violations
       emitter.policy({
         ...common,
         policy: { kind: 'json_threat', name: 'json-threat-protection', outcome: threat ? 'fail' : 'pass', ...(threat ? { reason: 'object_entry_count_exceeded' } : {}), group: target.group, resource },
@@ -155,7 +175,7 @@ export function emitSimulatedTraffic(
       summary.total++;
     }
     if (route.endsWith('login') && remaining() > 0) {
-      const mobile = userAgent.includes('iPhone') || userAgent.startsWith('okhttp');
+      const mobile = home.mobile;
       emitter.device({
         ...common,
         device: {

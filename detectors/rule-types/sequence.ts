@@ -40,10 +40,12 @@ export function sequenceRequest(
   return {
     script: 'sequenceAdd',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'steps'), stateKey(context.prefix, rule.id, context.keyText, 'fired')],
+    // Up to a window after the event too: steps on other topics can arrive out of order, and a
+    // chain is complete when its last missing piece arrives, whichever step that is.
     args: [
       time,
       time - rule.window,
-      time,
+      time + rule.window,
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
       context.maxEvidence * 4,
@@ -52,10 +54,31 @@ export function sequenceRequest(
   };
 }
 
+/** The chain of steps ending at `final`, walking back: each step's latest events before the next. */
+function chainEndingAt(
+  final: { step: number; id: string; time: number },
+  entries: readonly { step: number; id: string; time: number }[],
+  rule: RuleOf<'sequence'>,
+): { step: number; id: string; time: number }[] | undefined {
+  const chain = [final];
+  let cursor = final.time;
+  for (let step = rule.steps.length - 2; step >= 0; step--) {
+    const need = rule.steps[step]?.count ?? 1;
+    const candidates = entries
+      .filter((entry) => entry.step === step && entry.time <= cursor && entry.time >= final.time - rule.window && entry.id !== final.id)
+      .sort((a, b) => b.time - a.time);
+    if (candidates.length < need) return undefined;
+    const chosen = candidates.slice(0, need);
+    cursor = Math.min(...chosen.map((entry) => entry.time));
+    chain.unshift(...chosen.reverse());
+  }
+  return chain;
+}
+
 /**
  * sequence: ordered steps per key within a window (5 authN failures, then a success from the
- * same IP). Evaluated when an event completes the last step: walking back from it, each earlier
- * step needs its count of events, each no later than the step after it.
+ * same IP). Order is by event time, not arrival: whenever an event adds a step, the engine looks
+ * for a complete chain that contains it, ending at any final-step event within a window of it.
  */
 export function evaluateSequence(
   input: DetectionInput,
@@ -65,35 +88,30 @@ export function evaluateSequence(
   context: EvaluationContext,
 ): Evaluation {
   const last = rule.steps.length - 1;
-  if (!steps.includes(last)) return none('not_final_step');
   const time = eventTime(input.event.time);
   const fired = lastFired(state.lastFired, context.firedEarlierInBatch);
-  if (fired !== undefined && Math.abs(time - fired) < rule.window) return none('suppressed_in_window');
-  const chain: { step: number; id: string; time: number }[] = [{ step: last, id: input.event.id, time }];
-  let cursor = time;
-  for (let step = last - 1; step >= 0; step--) {
-    const need = rule.steps[step]?.count ?? 1;
-    const candidates = state.entries
-      .filter((entry) => entry.step === step && entry.time <= cursor && entry.time >= time - rule.window && entry.id !== input.event.id)
-      .sort((a, b) => b.time - a.time);
-    if (candidates.length < need) return none('sequence_incomplete');
-    const chosen = candidates.slice(0, need);
-    cursor = Math.min(...chosen.map((entry) => entry.time));
-    chain.unshift(...chosen.reverse());
+  const own = steps.map((step) => ({ step, id: input.event.id, time }));
+  const entries = [...state.entries.filter((entry) => entry.id !== input.event.id), ...own];
+  const finals = entries.filter((entry) => entry.step === last && entry.time >= time).sort((a, b) => a.time - b.time);
+  for (const final of finals) {
+    const chain = chainEndingAt(final, entries, rule);
+    if (chain === undefined || !chain.some((entry) => entry.id === input.event.id)) continue;
+    if (fired !== undefined && Math.abs(final.time - fired) < rule.window) return none('suppressed_in_window');
+    const first = chain[0] ?? final;
+    const description = rule.steps.map((step) => (step.count > 1 ? `${step.count}× ${step.name}` : step.name)).join(' → ');
+    return {
+      outcome: 'detected',
+      detection: {
+        reasonCode: 'sequence_completed',
+        reason: `${keyPhrase(context.key)}: ${description} within ${formatDuration(final.time - first.time)}; the rule allows ${formatDuration(rule.window)}.`,
+        observedValue: chain.length,
+        eventIds: chain.map((entry) => entry.id),
+        windowStart: first.time,
+        windowEnd: final.time,
+        identity: [rule.id, context.keyText, first.id],
+        cooldownMs: rule.window,
+      },
+    };
   }
-  const first = chain[0] ?? { id: input.event.id, time };
-  const description = rule.steps.map((step) => (step.count > 1 ? `${step.count}× ${step.name}` : step.name)).join(' → ');
-  return {
-    outcome: 'detected',
-    detection: {
-      reasonCode: 'sequence_completed',
-      reason: `${keyPhrase(context.key)}: ${description} within ${formatDuration(time - first.time)}; the rule allows ${formatDuration(rule.window)}.`,
-      observedValue: chain.length,
-      eventIds: chain.map((entry) => entry.id),
-      windowStart: first.time,
-      windowEnd: time,
-      identity: [rule.id, context.keyText, first.id],
-      cooldownMs: rule.window,
-    },
-  };
+  return none(steps.includes(last) ? 'sequence_incomplete' : 'waiting_for_final_step');
 }

@@ -19,12 +19,15 @@ const DEFAULTS: Config = {
     invocation: 'vigil.events.invocation',
     device: 'vigil.events.device',
     deadLetter: 'vigil.deadletter',
+    detections: 'vigil.detections',
     partitions: 3,
   },
   consumerGroup: 'vigil-ingest',
   indices: { prefix: 'vigil', shards: 1, replicas: 0 },
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 500 },
+  redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
+  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000 },
   logLevel: 'info',
 };
 
@@ -66,16 +69,25 @@ describe('loadConfig', () => {
       VIGIL_BULK_MAX_DOCS: '50',
       VIGIL_BULK_MAX_BYTES: '4096',
       VIGIL_BULK_FLUSH_MS: '20',
+      VIGIL_TOPIC_DETECTIONS: 'det',
+      REDIS_URL: 'redis://redis.internal:6380',
+      VIGIL_REDIS_PREFIX: 'v2',
+      VIGIL_DETECTION: 'off',
+      VIGIL_RULES_PATH: 'rules/a.yaml, rules/extra',
+      VIGIL_RULES_WATCH: 'false',
+      VIGIL_ALLOWED_LATENESS_MS: '60000',
       LOG_LEVEL: 'debug',
     });
     expect(config).toStrictEqual({
       kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test' },
       elasticsearch: { url: 'https://es.internal:9243', apiKey: 'c2VjcmV0' },
-      topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', partitions: 12 },
+      topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', detections: 'det', partitions: 12 },
       consumerGroup: 'group-1',
       indices: { prefix: 'vigil_test-1', shards: 2, replicas: 1 },
       limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },
       bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20 },
+      redis: { url: 'redis://redis.internal:6380', prefix: 'v2' },
+      detection: { enabled: false, rulesPaths: ['rules/a.yaml', 'rules/extra'], watch: false, allowedLatenessMs: 60_000 },
       logLevel: 'debug',
     });
   });

@@ -19,3 +19,4 @@ export * from './rule-types/cardinality';
 export * from './rule-types/sequence';
 export * from './rule-types/new-value';
 export * from './rule-types/geo-velocity';
+export * from './fixtures';

@@ -91,7 +91,7 @@ export function loadRuleSet(paths: readonly string[]): RuleSet {
     const text = readFileSync(file, 'utf8');
     hash.update(file).update(text);
     try {
-      content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+      content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { merge: true });
     } catch (error) {
       problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
       continue;

@@ -40,6 +40,22 @@ async function* fromFile(file: string, maxBytes: number, maxDepth: number): Asyn
  * input replayed twice gives the same detection ids.
  */
 export async function runReplay(options: ReplayOptions): Promise<number> {
+  const { detections, events, refused, ruleSet } = await replayDetections(options);
+  const byRule = new Map<string, Detection[]>();
+  for (const detection of detections) byRule.set(detection.ruleId, [...(byRule.get(detection.ruleId) ?? []), detection]);
+  console.log(`replay: ${events} events${refused ? ` (${refused} refused)` : ''}, ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${detections.length} detections`);
+  for (const compiled of ruleSet.rules) {
+    const found = byRule.get(compiled.rule.id) ?? [];
+    console.log(`  ${String(found.length).padStart(5)}  ${compiled.rule.id}`);
+    for (const detection of found.slice(0, options.show ?? 3)) console.log(`           ${detection.id}  ${detection.reason}`);
+  }
+  return 0;
+}
+
+/** The replay itself, without printing: what would have fired. */
+export async function replayDetections(
+  options: ReplayOptions,
+): Promise<{ detections: Detection[]; events: number; refused: number; ruleSet: ReturnType<typeof loadRuleSet> }> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH]);
@@ -105,13 +121,5 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
     await redis.quit();
   }
 
-  const byRule = new Map<string, Detection[]>();
-  for (const detection of detections) byRule.set(detection.ruleId, [...(byRule.get(detection.ruleId) ?? []), detection]);
-  console.log(`replay: ${events} events${refused ? ` (${refused} refused)` : ''}, ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${detections.length} detections`);
-  for (const compiled of ruleSet.rules) {
-    const found = byRule.get(compiled.rule.id) ?? [];
-    console.log(`  ${String(found.length).padStart(5)}  ${compiled.rule.id}`);
-    for (const detection of found.slice(0, options.show ?? 3)) console.log(`           ${detection.id}  ${detection.reason}`);
-  }
-  return 0;
+  return { detections, events, refused, ruleSet };
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { Detection } from '../schemas';
 import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
-import { fieldValue, type DetectionInput } from './input';
+import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
 import { defineScripts, queueScript } from './redis-scripts';
 import { stateKey } from './keys';
@@ -67,9 +67,9 @@ const GROUP_SEPARATOR = ',';
 function groupKey(input: DetectionInput, fields: readonly string[]): { key: Record<string, string>; keyText: string } | undefined {
   const key: Record<string, string> = {};
   for (const field of fields) {
-    const value = fieldValue(input, field);
-    if (value === undefined || value === null || typeof value === 'object') return undefined;
-    key[field] = String(value);
+    const value = scalarText(fieldValue(input, field));
+    if (value === undefined) return undefined;
+    key[field] = value;
   }
   return { key, keyText: Object.entries(key).map(([field, value]) => `${field}=${value}`).join(GROUP_SEPARATOR) };
 }
@@ -132,17 +132,23 @@ export class DetectionEngine {
    */
   async evaluateBatch(inputs: readonly DetectionInput[]): Promise<Detection[]> {
     const ruleSet = this.ruleSet;
-    const independent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length === 0);
-    const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
     this.counters.events += inputs.length;
-    const first = await this.evaluatePhase(inputs, independent, true);
-    // Dependent rules run even when nothing fired: their other steps still need recording.
-    if (dependent.length === 0) return first.detections;
+    // One clock reading per event, shared by both phases: the watermark must not move between them.
+    const nows = inputs.map((input) => this.clock(input));
+    // Phase 1 runs every rule; rules using `detectedBy` see no detections yet, which still
+    // records their other steps (a payment with no new device) in the same round trip.
+    const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true);
+    const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
+    const named = new Set(dependent.flatMap((compiled) => compiled.dependsOn));
+    const again = inputs.flatMap((input, index) => {
+      const fired = first.triggered.get(input.event.id);
+      return fired && [...fired].some((ruleId) => named.has(ruleId)) ? [index] : [];
+    });
+    // Phase 2 only when an event made a named rule fire: rare, so usually one round trip.
+    if (again.length === 0) return first.detections;
     const second = await this.evaluatePhase(
-      inputs.map((input) => {
-        const detectedBy = first.triggered.get(input.event.id);
-        return detectedBy ? { ...input, detectedBy } : input;
-      }),
+      again.map((index) => ({ ...(inputs[index] as DetectionInput), detectedBy: first.triggered.get(inputs[index]?.event.id ?? '') ?? new Set<string>() })),
+      again.map((index) => nows[index] ?? 0),
       dependent,
       false,
     );
@@ -151,13 +157,14 @@ export class DetectionEngine {
 
   private async evaluatePhase(
     inputs: readonly DetectionInput[],
+    nows: readonly number[],
     rules: readonly CompiledRule[],
     countLate: boolean,
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
     const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
     const pending: Pending[] = [];
-    for (const input of inputs) {
-      const now = this.clock(input);
+    for (const [position, input] of inputs.entries()) {
+      const now = nows[position] ?? this.now();
       const late = eventTime(input.event.time) < now - this.latenessMs;
       if (late && countLate) this.counters.late++;
       for (const compiled of rules) {
@@ -249,6 +256,13 @@ export class DetectionEngine {
       this.onStoreDown(pending, new Error('pipeline aborted'));
       return;
     }
+    // ioredis resolves a pipeline whose connection failed with an error per command. A script's
+    // own error is a ReplyError from Redis; anything else means Redis was not reached.
+    const unreachable = replies.find(([error]) => error !== null && !(error instanceof ReplyError));
+    if (unreachable) {
+      this.onStoreDown(pending, unreachable[0]);
+      return;
+    }
     // Fired marks from earlier in this batch, so one batch can't fire twice for one window.
     const firedInBatch = new Map<string, number>();
     pending.forEach((item, index) => {
@@ -322,7 +336,12 @@ export class DetectionEngine {
       const pipeline = this.options.redis.pipeline();
       for (const { claim } of claims) if (claim) queueScript(pipeline, 'claimFiring', [claim.key], [claim.time, claim.cooldownMs, claim.ttl]);
       this.counters.roundTrips++;
-      const replies = (await pipeline.exec()) ?? [];
+      let replies: [Error | null, unknown][];
+      try {
+        replies = (await pipeline.exec()) ?? [];
+      } catch (error) {
+        throw new StoreUnavailableError('redis', `claiming detections failed: ${errorMessage(error)}`, error);
+      }
       claims.forEach((candidate, index) => {
         const [error, reply] = replies[index] ?? [new Error('no reply'), null];
         if (error) throw new StoreUnavailableError('redis', `claiming a detection failed: ${errorMessage(error)}`, error);

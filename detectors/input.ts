@@ -36,6 +36,13 @@ export function fieldValue(input: DetectionInput, path: string): unknown {
   return current;
 }
 
+/** A field value as text when it is a scalar; objects and arrays can't be a key or a counted value. */
+export function scalarText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
 /** The IP an event came from: the client's, else the device's. */
 export function inputIp(input: DetectionInput): string | undefined {
   return input.event.client.ip ?? (input.event.family === 'device' ? input.event.device.ip : undefined);

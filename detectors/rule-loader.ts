@@ -6,6 +6,7 @@ import { ValidationError, type Logger } from '../platform';
 import { cidrList, compileFilter, referencedRules, type Predicate } from './filter';
 import { ruleFileSchema, ruleSchema, type Rule } from './rule-schema';
 import type { BlockList } from 'node:net';
+import { scalarText } from './input';
 
 /** A rule as the engine runs it: validated, with filters and lists compiled once. */
 export interface CompiledRule {
@@ -103,7 +104,7 @@ export function loadRuleSet(paths: readonly string[]): RuleSet {
     }
     const entries = Array.isArray(shape.data) ? shape.data : shape.data.rules;
     entries.forEach((entry, index) => {
-      const declaredId = typeof entry === 'object' && entry !== null && 'id' in entry ? String((entry as { id: unknown }).id) : undefined;
+      const declaredId = typeof entry === 'object' && entry !== null && 'id' in entry ? scalarText(entry.id) : undefined;
       const parsed = ruleSchema.safeParse(entry);
       if (!parsed.success) {
         for (const issue of parsed.error.issues) {

@@ -10,7 +10,7 @@ ARGV[5]  window end ms (inclusive)
 ARGV[6]  trim: members scored below this are dropped
 ARGV[7]  TTL ms of KEYS[1] and KEYS[2]
 ARGV[8]  most values / ids to return
-Returns  { distinct count since start, last detection time or false, number of values n,
+Returns  { distinct values whose latest time is in [start, end], last detection time or false, number of values n,
            value1..value_n, id1..id_m } (values and ids oldest first, each at most ARGV[8])
 ]]
 redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
@@ -19,8 +19,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[6])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
-local count = redis.call('ZCOUNT', KEYS[1], ARGV[4], '+inf')
-local values = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], '+inf', 'LIMIT', 0, tonumber(ARGV[8]))
+-- Up to the event's own time only: a late event must not count values seen after it.
+local count = redis.call('ZCOUNT', KEYS[1], ARGV[4], ARGV[5])
+local values = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[4], ARGV[5], 'LIMIT', 0, tonumber(ARGV[8]))
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[4], ARGV[5], 'LIMIT', 0, tonumber(ARGV[8]))
 local result = { count, redis.call('GET', KEYS[3]), #values }
 for i = 1, #values do result[#result + 1] = values[i] end

@@ -8,12 +8,13 @@ ARGV[4]  trim: members scored below this are dropped
 ARGV[5]  TTL ms of KEYS[1]
 ARGV[6]  most members to return
 ARGV[7..] members to add ("<step>:<event id>")
-Returns  { last detection time or false, member1, score1, ... } oldest first, at most ARGV[6]
+Returns  { last detection time or false, member1, score1, ... } newest first, at most ARGV[6]
+         (a long history of one step must not push the latest steps out of the reply)
 ]]
 for i = 7, #ARGV do redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[3], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[6]))
+local members = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[3], ARGV[2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[6]))
 local result = { redis.call('GET', KEYS[2]) }
 for i = 1, #members do result[#result + 1] = members[i] end
 return result

@@ -1,5 +1,5 @@
 import type { DetectionInput } from '../input';
-import { fieldValue } from '../input';
+import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
@@ -32,8 +32,8 @@ export function cardinalityRequest(
   rule: RuleOf<'cardinality'>,
   context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
 ): StateRequest | undefined {
-  const value = fieldValue(input, rule.field);
-  if (value === undefined || value === null) return undefined;
+  const value = scalarText(fieldValue(input, rule.field));
+  if (value === undefined) return undefined;
   const time = eventTime(input.event.time);
   return {
     script: 'distinctAdd',
@@ -43,7 +43,7 @@ export function cardinalityRequest(
       stateKey(context.prefix, rule.id, context.keyText, 'fired'),
     ],
     args: [
-      String(value),
+      value,
       input.event.id,
       time,
       time - rule.window,

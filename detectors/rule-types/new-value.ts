@@ -1,5 +1,5 @@
 import type { DetectionInput } from '../input';
-import { fieldValue } from '../input';
+import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
@@ -26,15 +26,15 @@ export function newValueRequest(
   rule: RuleOf<'new_value'>,
   context: EvaluationContext & { prefix: string },
 ): { request: StateRequest; value: string } | undefined {
-  const value = fieldValue(input, rule.field);
-  if (value === undefined || value === null) return undefined;
+  const value = scalarText(fieldValue(input, rule.field));
+  if (value === undefined) return undefined;
   const time = eventTime(input.event.time);
   return {
-    value: String(value),
+    value,
     request: {
       script: 'firstSeen',
       keys: [stateKey(context.prefix, rule.id, context.keyText, 'seen')],
-      args: [String(value), time, Math.min(context.now, time) - rule.horizon, rule.horizon],
+      args: [value, time, Math.min(context.now, time) - rule.horizon, rule.horizon],
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { DetectionInput } from '../input';
-import { fieldValue } from '../input';
+import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
@@ -8,7 +8,7 @@ import { eventTime, lastFired, none, type Evaluation, type EvaluationContext, ty
 
 /** A sliding window as windowAdd-2.lua returns it. */
 export interface WindowState {
-  /** Events in [event time - window, event time]. */
+  /** Events in the range read: a window either side of the event's time. */
   count: number;
   lastFired?: number;
   /** Oldest first, capped: event id, its distinct-field value, and its time. */
@@ -32,15 +32,20 @@ export function parseWindowState(reply: unknown): WindowState {
   return { count: Number(items[0]), ...(fired === null || fired === undefined ? {} : { lastFired: Number(fired) }), members };
 }
 
-/** The windowAdd call for one event. */
+/** How many members the engine reads back: enough to find any window holding the threshold. */
+export function thresholdReadLimit(rule: RuleOf<'threshold'>, maxEvidence: number): number {
+  return Math.max(maxEvidence, rule.threshold * 2 + 10);
+}
+
+/** The windowAdd call for one event: it reads a window either side, since events arrive out of order. */
 export function thresholdRequest(
   input: DetectionInput,
   rule: RuleOf<'threshold'>,
   context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
 ): StateRequest {
   const time = eventTime(input.event.time);
-  const value = rule.distinctField === undefined ? undefined : fieldValue(input, rule.distinctField);
-  const member = value === undefined || value === null ? input.event.id : `${input.event.id}|${String(value)}`;
+  const value = rule.distinctField === undefined ? undefined : scalarText(fieldValue(input, rule.distinctField));
+  const member = value === undefined ? input.event.id : `${input.event.id}|${value}`;
   return {
     script: 'windowAdd',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'window'), stateKey(context.prefix, rule.id, context.keyText, 'fired')],
@@ -48,12 +53,30 @@ export function thresholdRequest(
       member,
       time,
       time - rule.window,
-      time,
+      time + rule.window,
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
-      context.maxEvidence,
+      thresholdReadLimit(rule, context.maxEvidence),
     ],
   };
+}
+
+/**
+ * The fullest window of the rule's length that contains the event: for an event in order it
+ * ends at the event; for a late one it may end at a later event the late one completes.
+ */
+function fullestWindow(members: WindowState['members'], time: number, window: number): WindowState['members'] {
+  let best: WindowState['members'] = [];
+  let start = 0;
+  for (let end = 0; end < members.length; end++) {
+    const last = members[end];
+    if (last === undefined || last.time < time) continue;
+    if (last.time > time + window) break;
+    while ((members[start]?.time ?? Infinity) < last.time - window) start++;
+    const span = members.slice(start, end + 1);
+    if (span.length > best.length && (span[0]?.time ?? Infinity) <= time) best = span;
+  }
+  return best;
 }
 
 /**
@@ -67,26 +90,32 @@ export function evaluateThreshold(
   rule: RuleOf<'threshold'>,
   context: EvaluationContext,
 ): Evaluation {
-  if (state.count < rule.threshold) return none('below_threshold');
   const time = eventTime(input.event.time);
+  const complete = state.members.length >= state.count;
+  // With every member in hand, take the fullest window containing the event; with a capped
+  // reply (a flood), the members up to the event are a lower bound that already passes N.
+  const window = complete ? fullestWindow(state.members, time, rule.window) : state.members.filter((member) => member.time <= time && member.time >= time - rule.window);
+  const count = window.length;
+  if (count < rule.threshold) return none('below_threshold');
+  const end = window[window.length - 1]?.time ?? time;
   const fired = lastFired(state.lastFired, context.firedEarlierInBatch);
-  if (fired !== undefined && Math.abs(time - fired) < rule.window) return none('suppressed_in_window');
-  const first = state.members[0];
+  if (fired !== undefined && Math.abs(end - fired) < rule.window) return none('suppressed_in_window');
+  const first = window[0];
   const windowStart = first?.time ?? time;
-  const values = [...new Set(state.members.map((member) => member.value).filter((value): value is string => value !== undefined))];
+  const values = [...new Set(window.map((member) => member.value).filter((value): value is string => value !== undefined))];
   const spread =
     rule.distinctField === undefined ? '' : ` from ${values.length} ${fieldLabel(rule.distinctField, values.length !== 1)}`;
   return {
     outcome: 'detected',
     detection: {
       reasonCode: 'threshold_reached',
-      reason: `${state.count} ${rule.noun} for ${keyPhrase(context.key)}${spread} in ${formatDuration(time - windowStart)}; threshold ${rule.threshold} in ${formatDuration(rule.window)}.`,
-      observedValue: state.count,
+      reason: `${count} ${rule.noun} for ${keyPhrase(context.key)}${spread} in ${formatDuration(end - windowStart)}; threshold ${rule.threshold} in ${formatDuration(rule.window)}.`,
+      observedValue: count,
       threshold: rule.threshold,
       ...(rule.distinctField === undefined ? {} : { distinct: { field: rule.distinctField, values } }),
-      eventIds: state.members.map((member) => member.id),
+      eventIds: window.map((member) => member.id),
       windowStart,
-      windowEnd: time,
+      windowEnd: end,
       identity: [rule.id, context.keyText, first?.id ?? input.event.id],
       cooldownMs: rule.window,
     },

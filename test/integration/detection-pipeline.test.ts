@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createDetectionRuntime, createEmitter, createIngestPipeline, type DetectionRuntime, type IngestPipeline } from '../../ingest';
-import { detectionIndexNames, detectionSchema, type Detection } from '../../schemas';
+import { detectionIndexNames, detectionSchema } from '../../schemas';
 import { isolatedConfig, openStack, readTopic, testLogger, waitFor, type Stack } from './harness';
 
 describe('detections end to end: Kafka → pipeline with rules → Elasticsearch and the detections topic', () => {
@@ -77,7 +77,7 @@ describe('detections end to end: Kafka → pipeline with rules → Elasticsearch
     expect(hits.hits.map((hit) => hit._id)).toEqual(documents.map((document) => document.event.id));
 
     const published = await readTopic(stack.kafka, stack.config.topics.detections, 2);
-    const onTopic = published.map((message) => detectionSchema.parse(JSON.parse(message.value?.toString() ?? '{}')) as Detection);
+    const onTopic = published.map((message) => detectionSchema.parse(JSON.parse(message.value?.toString() ?? '{}')));
     expect(onTopic.map((detection) => detection.ruleId).sort()).toEqual(['authn-failures-per-user', 'json-threat-violation']);
     expect(pipeline.stats().detectionsByRule).toEqual({ 'authn-failures-per-user': 1, 'json-threat-violation': 1 });
   });

@@ -1,0 +1,410 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { callScript, defineScripts, luaFiles, stateKey } from '../../detectors';
+
+/**
+ * Every Lua script of the detection engine, held to the contract in its header, on the real
+ * Redis. Each test gets its own key prefix and deletes its keys afterwards.
+ */
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const TTL = 60_000;
+
+type Script = Parameters<typeof callScript>[1];
+
+/** Deletes every key under a prefix (SCAN, never KEYS). */
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found.sort();
+}
+
+let redis: Redis;
+let prefix: string;
+
+beforeAll(() => {
+  redis = new Redis(REDIS_URL);
+  defineScripts(redis);
+});
+
+afterAll(async () => {
+  await redis.quit();
+});
+
+beforeEach(() => {
+  prefix = `it-${randomBytes(4).toString('hex')}`;
+});
+
+afterEach(async () => {
+  await deleteKeys(redis, prefix);
+});
+
+/** The keys of one (rule, group key), built by the one key builder. */
+function key(part: Parameters<typeof stateKey>[3], keyText = 'user=u-1'): string {
+  return stateKey(prefix, 'it-rule', keyText, part);
+}
+
+async function call(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown[]> {
+  const reply = await callScript(redis, script, keys, args);
+  if (!Array.isArray(reply)) throw new Error(`${script} replied ${JSON.stringify(reply)}, expected an array`);
+  return reply as unknown[];
+}
+
+/** windowAdd-2 with the window ending at the event (as the engine calls it). */
+function windowAdd(
+  id: string,
+  time: number,
+  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number; window?: string; fired?: string } = {},
+): Promise<unknown[]> {
+  return call(
+    'windowAdd',
+    [options.window ?? key('window'), options.fired ?? key('fired')],
+    [id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50],
+  );
+}
+
+function distinctAdd(
+  value: string,
+  id: string,
+  time: number,
+  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number } = {},
+): Promise<unknown[]> {
+  return call(
+    'distinctAdd',
+    [key('values'), key('ids'), key('fired')],
+    [value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50],
+  );
+}
+
+function sequenceAdd(
+  time: number,
+  members: readonly string[],
+  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number } = {},
+): Promise<unknown[]> {
+  return call(
+    'sequenceAdd',
+    [key('steps'), key('fired')],
+    [time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 200, ...members],
+  );
+}
+
+function firstSeen(value: string, time: number, options: { trim?: number; ttl?: number } = {}): Promise<unknown[]> {
+  return call('firstSeen', [key('seen')], [value, time, options.trim ?? 0, options.ttl ?? TTL]);
+}
+
+async function lastLocation(time: number, location: object, ttl = TTL): Promise<unknown> {
+  return callScript(redis, 'lastLocation', [key('location')], [time, JSON.stringify(location), ttl]);
+}
+
+async function claimFiring(time: number, cooldownMs: number, ttl = TTL): Promise<unknown> {
+  return callScript(redis, 'claimFiring', [key('fired')], [time, cooldownMs, ttl]);
+}
+
+/** Scripts with a contract test below; compared with the files shipped. */
+const covered = new Set<string>();
+
+function describeScript(file: string, body: () => void): void {
+  covered.add(file);
+  describe(file, body);
+}
+
+describe('the Lua scripts of the detection engine, on the real Redis', () => {
+  describeScript('windowAdd-2.lua', () => {
+    it('counts the events in [start, end] and lists them oldest first with their scores', async () => {
+      await windowAdd('evt-1', 1000);
+      await windowAdd('evt-5', 5000); // later in event time, arrived earlier: outside [start, 4000]
+      await windowAdd('evt-3', 3000);
+      await windowAdd('evt-2', 2000);
+      const reply = await windowAdd('evt-4', 4000, { start: 2000, end: 4000 });
+      expect(reply).toEqual([3, null, 'evt-2', '2000', 'evt-3', '3000', 'evt-4', '4000']);
+    });
+
+    it('counts an event exactly at the window start and not one a millisecond before it', async () => {
+      await windowAdd('evt-before', 9_999);
+      await windowAdd('evt-edge', 10_000);
+      const reply = await windowAdd('evt-end', 70_000, { start: 10_000, end: 70_000 });
+      expect(reply).toEqual([2, null, 'evt-edge', '10000', 'evt-end', '70000']);
+    });
+
+    it('caps the members returned by ARGV[7] (oldest first) but not the count', async () => {
+      for (let index = 1; index <= 4; index++) await windowAdd(`evt-${index}`, index * 1000);
+      const reply = await windowAdd('evt-5', 5000, { max: 2 });
+      expect(reply).toEqual([5, null, 'evt-1', '1000', 'evt-2', '2000']);
+    });
+
+    it('does not count a re-added (redelivered) event id twice', async () => {
+      expect((await windowAdd('evt-1', 1000))[0]).toBe(1);
+      expect((await windowAdd('evt-2', 2000))[0]).toBe(2);
+      const again = await windowAdd('evt-1', 1000, { end: 2000 });
+      expect(again).toEqual([2, null, 'evt-1', '1000', 'evt-2', '2000']);
+      expect(await redis.zcard(key('window'))).toBe(2);
+    });
+
+    it('drops members scored below the trim and keeps one scored exactly at it', async () => {
+      await windowAdd('evt-1', 1000);
+      await windowAdd('evt-2', 2000);
+      const reply = await windowAdd('evt-3', 3000, { trim: 2000 });
+      expect(reply).toEqual([2, null, 'evt-2', '2000', 'evt-3', '3000']);
+      expect(await redis.zrange(key('window'), 0, -1)).toEqual(['evt-2', 'evt-3']);
+    });
+
+    it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {
+      await redis.set(key('fired'), '12345');
+      const reply = await windowAdd('evt-1', 20_000);
+      expect(reply[1]).toBe('12345');
+      expect(await redis.get(key('fired'))).toBe('12345');
+      expect(await redis.pttl(key('fired'))).toBe(-1);
+    });
+
+    it('is atomic under concurrent callers: 20 clients × 25 adds give each caller a distinct count, 1..500', async () => {
+      const clients = Array.from({ length: 20 }, () => new Redis(REDIS_URL));
+      try {
+        for (const client of clients) defineScripts(client);
+        const time = 1_000_000;
+        const replies = await Promise.all(
+          clients.flatMap((client, clientIndex) =>
+            Array.from({ length: 25 }, (_, call) =>
+              callScript(client, 'windowAdd', [key('window'), key('fired')], [`evt-${clientIndex}-${call}`, time, time - TTL, time, 0, TTL, 1]),
+            ),
+          ),
+        );
+        const counts = replies.map((reply) => (reply as unknown[])[0] as number).sort((a, b) => a - b);
+        expect(counts).toEqual(Array.from({ length: 500 }, (_, index) => index + 1));
+        expect(await redis.zcard(key('window'))).toBe(500);
+      } finally {
+        await Promise.all(clients.map((client) => client.quit()));
+      }
+    });
+  });
+
+  describeScript('distinctAdd-3.lua', () => {
+    it('counts distinct values, lists them oldest first, then the event ids as evidence', async () => {
+      await distinctAdd('u-1', 'evt-1', 1000);
+      await distinctAdd('u-2', 'evt-2', 2000);
+      await distinctAdd('u-1', 'evt-3', 3000);
+      const reply = await distinctAdd('u-3', 'evt-4', 4000);
+      // u-1 was last seen at 3000, so it now sorts after u-2.
+      expect(reply).toEqual([3, null, 3, 'u-2', 'u-1', 'u-3', 'evt-1', 'evt-2', 'evt-3', 'evt-4']);
+    });
+
+    it('counts values seen since the window start only, the start itself included', async () => {
+      await distinctAdd('u-old', 'evt-1', 9_999);
+      await distinctAdd('u-edge', 'evt-2', 10_000);
+      const reply = await distinctAdd('u-new', 'evt-3', 70_000, { start: 10_000, end: 70_000 });
+      expect(reply).toEqual([2, null, 2, 'u-edge', 'u-new', 'evt-2', 'evt-3']);
+    });
+
+    it('keeps the latest time of a value (GT) when an older event arrives late', async () => {
+      await distinctAdd('u-1', 'evt-late-seen-first', 5000);
+      await distinctAdd('u-1', 'evt-older', 3000);
+      expect(await redis.zscore(key('values'), 'u-1')).toBe('5000');
+      expect(await redis.zscore(key('ids'), 'evt-older')).toBe('3000');
+    });
+
+    it('lists only ids in [start, end] and caps values and ids by ARGV[8]', async () => {
+      await distinctAdd('u-future', 'evt-future', 9000);
+      for (let index = 1; index <= 4; index++) await distinctAdd(`u-${index}`, `evt-${index}`, index * 1000);
+      const reply = await distinctAdd('u-5', 'evt-5', 5000, { start: 1000, end: 5000, max: 2 });
+      // Count: distinct values last seen in [start, end]; u-future (after the event) is not counted.
+      expect(reply).toEqual([5, null, 2, 'u-1', 'u-2', 'evt-1', 'evt-2']);
+      const uncapped = await distinctAdd('u-5', 'evt-5', 5000, { start: 1000, end: 5000, max: 50 });
+      expect(uncapped.slice(8)).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4', 'evt-5']);
+    });
+
+    it('drops values and ids scored below the trim', async () => {
+      await distinctAdd('u-1', 'evt-1', 1000);
+      await distinctAdd('u-2', 'evt-2', 2000);
+      await distinctAdd('u-3', 'evt-3', 3000, { trim: 2000 });
+      expect(await redis.zrange(key('values'), 0, -1)).toEqual(['u-2', 'u-3']);
+      expect(await redis.zrange(key('ids'), 0, -1)).toEqual(['evt-2', 'evt-3']);
+    });
+
+    it('returns the fired mark from KEYS[3] and leaves that key alone', async () => {
+      await redis.set(key('fired'), '777');
+      const reply = await distinctAdd('u-1', 'evt-1', 1000);
+      expect(reply.slice(0, 3)).toEqual([1, '777', 1]);
+      expect(await redis.pttl(key('fired'))).toBe(-1);
+    });
+  });
+
+  describeScript('sequenceAdd-2.lua', () => {
+    it('adds every step the event matched and reads the steps in [start, end] newest first', async () => {
+      await sequenceAdd(1000, ['0:evt-1']);
+      await sequenceAdd(9000, ['1:evt-9']); // outside [.., 3000]
+      await sequenceAdd(2000, ['0:evt-2', '1:evt-2']);
+      const reply = await sequenceAdd(3000, ['1:evt-3'], { start: 1000, end: 3000 });
+      expect(reply).toEqual([null, '1:evt-3', '3000', '1:evt-2', '2000', '0:evt-2', '2000', '0:evt-1', '1000']);
+    });
+
+    it('counts the start edge in and the millisecond before it out', async () => {
+      await sequenceAdd(9_999, ['0:evt-before']);
+      await sequenceAdd(10_000, ['0:evt-edge']);
+      const reply = await sequenceAdd(70_000, ['1:evt-end'], { start: 10_000, end: 70_000 });
+      expect(reply).toEqual([null, '1:evt-end', '70000', '0:evt-edge', '10000']);
+    });
+
+    it('does not add a redelivered step twice, caps the reply by ARGV[6] and trims old members', async () => {
+      await sequenceAdd(1000, ['0:evt-1']);
+      await sequenceAdd(1000, ['0:evt-1']);
+      await sequenceAdd(2000, ['0:evt-2']);
+      expect(await redis.zcard(key('steps'))).toBe(2);
+      // Capped from the newest end: a long history must not push the latest steps out.
+      expect(await sequenceAdd(3000, ['0:evt-3'], { max: 1 })).toEqual([null, '0:evt-3', '3000']);
+      await sequenceAdd(4000, ['1:evt-4'], { trim: 2000 });
+      expect(await redis.zrange(key('steps'), 0, -1)).toEqual(['0:evt-2', '0:evt-3', '1:evt-4']);
+    });
+
+    it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {
+      await redis.set(key('fired'), '4242');
+      expect((await sequenceAdd(1000, ['0:evt-1']))[0]).toBe('4242');
+      expect(await redis.pttl(key('fired'))).toBe(-1);
+    });
+  });
+
+  describeScript('firstSeen-1.lua', () => {
+    it('says when a value was last seen and how many other values the key knows', async () => {
+      expect(await firstSeen('dev-a', 1000)).toEqual([null, 0]);
+      expect(await firstSeen('dev-b', 2000)).toEqual([null, 1]);
+      expect(await firstSeen('dev-c', 3000)).toEqual([null, 2]);
+      // Known excludes the value itself.
+      expect(await firstSeen('dev-a', 4000)).toEqual(['1000', 2]);
+      expect(await firstSeen('dev-a', 5000)).toEqual(['4000', 2]);
+    });
+
+    it('keeps the latest time when an older event arrives late', async () => {
+      await firstSeen('dev-a', 5000);
+      expect(await firstSeen('dev-a', 3000)).toEqual(['5000', 0]);
+      expect(await redis.zscore(key('seen'), 'dev-a')).toBe('5000');
+    });
+
+    it('forgets values last seen before the horizon, keeping one seen exactly at it', async () => {
+      await firstSeen('dev-old', 1000);
+      await firstSeen('dev-edge', 2000);
+      await firstSeen('dev-old-again', 1500);
+      expect(await firstSeen('dev-old', 10_000, { trim: 2000 })).toEqual([null, 1]);
+      expect((await redis.zrange(key('seen'), 0, -1)).sort()).toEqual(['dev-edge', 'dev-old']);
+    });
+  });
+
+  describeScript('lastLocation-1.lua', () => {
+    const london = { lat: 51.5, lon: -0.12, city: 'London', time: '2026-03-02T09:00:00.000Z', eventId: 'evt-london' };
+    const paris = { lat: 48.86, lon: 2.35, city: 'Paris', time: '2026-03-02T10:00:00.000Z', eventId: 'evt-paris' };
+    const rome = { lat: 41.9, lon: 12.5, city: 'Rome', time: '2026-03-02T09:30:00.000Z', eventId: 'evt-rome' };
+
+    it('returns nothing the first time, then the previous location', async () => {
+      expect(await lastLocation(Date.parse(london.time), london)).toBeNull();
+      const previous = await lastLocation(Date.parse(paris.time), paris);
+      expect(JSON.parse(previous as string)).toEqual(london);
+      expect(JSON.parse((await redis.hget(key('location'), 'location')) ?? 'null')).toEqual(paris);
+    });
+
+    it('compares an older, out-of-order event with the newer one but does not replace it', async () => {
+      await lastLocation(Date.parse(london.time), london);
+      await lastLocation(Date.parse(paris.time), paris);
+      const previous = await lastLocation(Date.parse(rome.time), rome);
+      expect(JSON.parse(previous as string)).toEqual(paris);
+      expect(await redis.hgetall(key('location'))).toEqual({ time: String(Date.parse(paris.time)), location: JSON.stringify(paris) });
+    });
+  });
+
+  describeScript('claimFiring-1.lua', () => {
+    it('claims a key that never fired and stores the time with the TTL passed', async () => {
+      expect(await claimFiring(5000, 1000, 30_000)).toBe(1);
+      expect(await redis.get(key('fired'))).toBe('5000');
+      const remaining = await redis.pttl(key('fired'));
+      expect(remaining).toBeGreaterThan(0);
+      expect(remaining).toBeLessThanOrEqual(30_000);
+    });
+
+    it('refuses a claim within the cooldown on either side, and accepts one exactly a cooldown away', async () => {
+      await claimFiring(5000, 1000);
+      expect(await claimFiring(5999, 1000)).toBe(0);
+      expect(await claimFiring(4001, 1000)).toBe(0);
+      expect(await claimFiring(5000, 1000)).toBe(0);
+      expect(await redis.get(key('fired'))).toBe('5000');
+      expect(await claimFiring(6000, 1000)).toBe(1);
+      expect(await redis.get(key('fired'))).toBe('6000');
+    });
+
+    it('keeps the latest time when an older detection, outside the cooldown, claims later', async () => {
+      await claimFiring(8000, 1000);
+      expect(await claimFiring(3000, 1000)).toBe(1);
+      expect(await redis.get(key('fired'))).toBe('8000');
+    });
+
+    it('lets exactly one of 20 concurrent clients claim one window', async () => {
+      const clients = Array.from({ length: 20 }, () => new Redis(REDIS_URL));
+      try {
+        for (const client of clients) defineScripts(client);
+        const replies = await Promise.all(
+          clients.map((client, index) => callScript(client, 'claimFiring', [key('fired')], [10_000 + index, 60_000, TTL])),
+        );
+        expect(replies.filter((reply) => reply === 1)).toHaveLength(1);
+        expect(replies.filter((reply) => reply === 0)).toHaveLength(19);
+      } finally {
+        await Promise.all(clients.map((client) => client.quit()));
+      }
+    });
+  });
+
+  /** One call of each script and the TTL it was passed; every key it writes must expire. */
+  const writes: Record<string, () => Promise<number>> = {
+    'windowAdd-2.lua': async () => {
+      await windowAdd('evt-1', 1000, { ttl: 30_000 });
+      return 30_000;
+    },
+    'distinctAdd-3.lua': async () => {
+      await distinctAdd('u-1', 'evt-1', 1000, { ttl: 30_000 });
+      return 30_000;
+    },
+    'sequenceAdd-2.lua': async () => {
+      await sequenceAdd(1000, ['0:evt-1', '1:evt-1'], { ttl: 30_000 });
+      return 30_000;
+    },
+    'firstSeen-1.lua': async () => {
+      await firstSeen('dev-a', 1000, { ttl: 30_000 });
+      return 30_000;
+    },
+    'lastLocation-1.lua': async () => {
+      await lastLocation(1000, { lat: 1, lon: 2, time: '1970-01-01T00:00:01.000Z', eventId: 'evt-1' }, 30_000);
+      return 30_000;
+    },
+    'claimFiring-1.lua': async () => {
+      await claimFiring(10_000, 1000, 30_000);
+      await claimFiring(5000, 1000, 20_000); // the "keep the later time" branch must still leave a TTL
+      return 30_000;
+    },
+  };
+
+  describe('TTLs', () => {
+    it.each(Object.keys(writes))('%s sets a TTL on every key it writes', async (file) => {
+      const ttl = await (writes[file] ?? (() => Promise.reject(new Error(`no TTL case for ${file}`))))();
+      const keys = await keysUnder(redis, prefix);
+      expect(keys.length).toBeGreaterThan(0);
+      for (const written of keys) {
+        const remaining = await redis.pttl(written);
+        expect({ key: written, positive: remaining > 0, withinTtl: remaining <= ttl }).toEqual({ key: written, positive: true, withinTtl: true });
+      }
+    });
+  });
+
+  it('covers every Lua file shipped, for its contract and its TTLs', () => {
+    const shipped = [...luaFiles()].sort();
+    expect([...covered].sort()).toEqual(shipped);
+    expect(Object.keys(writes).sort()).toEqual(shipped);
+  });
+});

@@ -7,6 +7,8 @@ export interface InjectedAttack {
   description: string;
   expectedRules: string[];
   events: number;
+  /** The users, IPs and consumers it used: a detection keyed by one of them belongs to it. */
+  actors: string[];
 }
 
 type PolicyInput = EmitInput<'policy'>;
@@ -37,7 +39,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
       ...labels,
     });
   }
-  attacks.push({ name: 'credential stuffing', description: `${stuffingIp} tries 30 accounts once each`, expectedRules: ['credential-stuffing', 'authn-failures-per-ip'], events: 30 });
+  attacks.push({ name: 'credential stuffing', description: `${stuffingIp} tries 30 accounts once each`, expectedRules: ['credential-stuffing', 'authn-failures-per-ip'], events: 30, actors: [stuffingIp] });
 
   // Brute force on one account, then a successful login from the same IP: a takeover.
   const victim = `victim-${run}`;
@@ -58,7 +60,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
     policy: { kind: 'authn', name: 'verify-password', outcome: 'pass', authContext: 'basic', group: 'accounts', resource: login() },
     ...labels,
   });
-  attacks.push({ name: 'brute force + takeover', description: `12 failed logins for ${victim} from ${bruteIp}, then a success`, expectedRules: ['authn-failures-per-user', 'account-takeover-sequence'], events: 13 });
+  attacks.push({ name: 'brute force + takeover', description: `12 failed logins for ${victim} from ${bruteIp}, then a success`, expectedRules: ['authn-failures-per-user', 'account-takeover-sequence'], events: 13, actors: [victim, bruteIp] });
 
   // Impossible travel: London, then Sydney ten minutes later.
   const traveller = `traveller-${run}`;
@@ -71,7 +73,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
       ...labels,
     });
   }
-  attacks.push({ name: 'impossible travel', description: `${traveller} in London, then Sydney 3m20s later`, expectedRules: ['impossible-travel', 'new-country-for-user'], events: 2 });
+  attacks.push({ name: 'impossible travel', description: `${traveller} in London, then Sydney 3m20s later`, expectedRules: ['impossible-travel', 'new-country-for-user'], events: 2, actors: [traveller] });
 
   // A known user signs in on a new device, then pays: account takeover after phishing.
   const phished = `phished-${run}`;
@@ -97,7 +99,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
     invocation: { resource: { api: 'payments-v2', method: 'POST', path: '/v2/payments' }, route: '/v2/payments', status: 201, latencyMs: 84, group: 'payments' },
     ...labels,
   });
-  attacks.push({ name: 'new device then payment', description: `${phished} logs in on an unknown device and pays 1 minute later`, expectedRules: ['new-device-for-user', 'new-device-then-sensitive-write'], events: 3 });
+  attacks.push({ name: 'new device then payment', description: `${phished} logs in on an unknown device and pays 1 minute later`, expectedRules: ['new-device-for-user', 'new-device-then-sensitive-write'], events: 3, actors: [phished] });
 
   // Enumeration: a partner walks 60 account ids and gets 404s.
   for (let n = 0; n < 60; n++) {
@@ -109,7 +111,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
       ...labels,
     });
   }
-  attacks.push({ name: 'enumeration', description: `partner-scraper-${run} walks 60 account ids, all 404`, expectedRules: ['enumeration-per-consumer'], events: 60 });
+  attacks.push({ name: 'enumeration', description: `partner-scraper-${run} walks 60 account ids, all 404`, expectedRules: ['enumeration-per-consumer'], events: 60, actors: [`partner-scraper-${run}`] });
 
   // A client hammering past its rate limit.
   for (let n = 0; n < 80; n++) {
@@ -121,7 +123,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
       ...labels,
     });
   }
-  attacks.push({ name: 'rate-limit storm', description: `partner-flood-${run}: 80 rate-limit rejections in 40s`, expectedRules: ['rate-limit-storm-per-consumer', 'rate-limit-storm-per-ip'], events: 80 });
+  attacks.push({ name: 'rate-limit storm', description: `partner-flood-${run}: 80 rate-limit rejections in 40s`, expectedRules: ['rate-limit-storm-per-consumer', 'rate-limit-storm-per-ip'], events: 80, actors: [`partner-flood-${run}`, `200.160.2.${octet}`] });
 
   // Single-event attacks.
   const probe = { actor: { userId: `probe-${run}`, consumerId: 'partner-globex' }, client: { ip: '8.8.8.77' }, ...labels };
@@ -129,7 +131,7 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
   emitter.policy({ ...probe, time: at(39), policy: { kind: 'xml_threat', name: 'xml-threat-protection', outcome: 'fail', reason: 'entity_expansion', group: 'legacy', resource: { api: 'legacy-soap', method: 'POST', path: '/soap/accounts' } } });
   emitter.policy({ ...probe, time: at(38), policy: { kind: 'authz', name: 'require-scope', outcome: 'fail', reason: 'missing_scope', scopes: ['admin:write'], authContext: 'oauth2', group: 'admin', resource: { api: 'admin-v1', method: 'DELETE', path: '/admin/v1/users/17' } } });
   emitter.policy({ ...probe, time: at(37), policy: { kind: 'authn', name: 'verify-password', outcome: 'pass', authContext: 'basic', group: 'payments', resource: { api: 'payments-v2', method: 'POST', path: '/v2/payments' } } });
-  attacks.push({ name: 'threat payloads and policy bypass', description: 'a JSON bomb, an XML entity expansion, an admin-scope probe, basic auth on a 2FA API', expectedRules: ['json-threat-violation', 'xml-threat-violation', 'authz-failure-privileged-scope', 'basic-auth-on-2fa-resource'], events: 4 });
+  attacks.push({ name: 'threat payloads and policy bypass', description: 'a JSON bomb, an XML entity expansion, an admin-scope probe, basic auth on a 2FA API', expectedRules: ['json-threat-violation', 'xml-threat-violation', 'authz-failure-privileged-scope', 'basic-auth-on-2fa-resource'], events: 4, actors: [`probe-${run}`] });
 
   return attacks;
 }

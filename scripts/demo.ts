@@ -132,20 +132,25 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
 
 /** The detections next to the attacks injected: every attack caught, and nothing else fired. */
 function reportDetections(attacks: ReturnType<typeof injectAttacks>, detections: readonly Detection[]): { ok: boolean; text: string } {
-  const byRule = new Map<string, Detection[]>();
-  for (const detection of detections) byRule.set(detection.ruleId, [...(byRule.get(detection.ruleId) ?? []), detection]);
-  const expected = new Set(attacks.flatMap((attack) => attack.expectedRules));
+  const attackOf = (detection: Detection): (typeof attacks)[number] | undefined =>
+    attacks.find((attack) => attack.expectedRules.includes(detection.ruleId) && Object.values(detection.key).some((value) => attack.actors.includes(value)));
+  const caughtBy = new Map<string, Detection[]>();
+  const unexpected: Detection[] = [];
+  for (const detection of detections) {
+    const attack = attackOf(detection);
+    if (attack === undefined) unexpected.push(detection);
+    else caughtBy.set(`${attack.name}|${detection.ruleId}`, [...(caughtBy.get(`${attack.name}|${detection.ruleId}`) ?? []), detection]);
+  }
   const lines = ['', 'Detections (injected attack → rules that caught it):'];
   let missed = 0;
   for (const attack of attacks) {
-    const caught = attack.expectedRules.map((rule) => `${rule} ×${byRule.get(rule)?.length ?? 0}`);
-    const ok = attack.expectedRules.every((rule) => (byRule.get(rule)?.length ?? 0) > 0);
+    const found = (rule: string): Detection[] => caughtBy.get(`${attack.name}|${rule}`) ?? [];
+    const ok = attack.expectedRules.every((rule) => found(rule).length > 0);
     if (!ok) missed++;
-    lines.push(`  ${ok ? 'caught' : 'MISSED'}  ${attack.name.padEnd(34)} ${caught.join(', ')}`);
-    const example = byRule.get(attack.expectedRules[0] ?? '')?.[0];
+    lines.push(`  ${ok ? 'caught' : 'MISSED'}  ${attack.name.padEnd(34)} ${attack.expectedRules.map((rule) => `${rule} ×${found(rule).length}`).join(', ')}`);
+    const example = found(attack.expectedRules[0] ?? '')[0];
     if (example) lines.push(`          "${example.reason}"`);
   }
-  const unexpected = detections.filter((detection) => !expected.has(detection.ruleId));
   lines.push(`  benign traffic: ${unexpected.length === 0 ? 'quiet (no other detections)' : `${unexpected.length} other detections`}`);
   for (const detection of unexpected.slice(0, 5)) lines.push(`          ${detection.ruleId}: "${detection.reason}"`);
   lines.push(`  total: ${detections.length} detections on ${new Set(detections.map((detection) => detection.ruleId)).size} rules, ${missed} attacks missed`);

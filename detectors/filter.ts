@@ -53,8 +53,11 @@ export const filterSchema: z.ZodType<Filter> = z.lazy(() =>
 );
 
 function parseCidr(range: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
-  const [network, bits] = range.split('/');
-  if (network === undefined) return undefined;
+  const parts = range.split('/');
+  const [network, bits] = parts;
+  if (network === undefined || parts.length > 2) return undefined;
+  // Digits only: Number('') is 0, and '/' alone must not silently mean "everything".
+  if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return undefined;
   const family = isIPv4(network) ? 'ipv4' : isIPv6(network) ? 'ipv6' : undefined;
   if (family === undefined) return undefined;
   const prefix = bits === undefined ? (family === 'ipv4' ? 32 : 128) : Number(bits);

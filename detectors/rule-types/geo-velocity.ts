@@ -1,4 +1,4 @@
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { BlockList } from 'node:net';
 import type { DetectionInput } from '../input';
 import { inputIp } from '../input';
@@ -41,11 +41,29 @@ export function haversineKm(a: { lat: number; lon: number }, b: { lat: number; l
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
+/** An IPv4-mapped IPv6 address as IPv4; anything else unchanged. */
+function unmapped(ip: string): string {
+  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+}
+
+/** The eight 16-bit groups of an IPv6 address, or undefined. */
+function ipv6Groups(ip: string): number[] | undefined {
+  if (!isIPv6(ip)) return undefined;
+  const [head = '', tail] = ip.toLowerCase().split('::');
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
 /** Same /24 (IPv4) or same /48 (IPv6): one network, whatever a geo database says. */
 export function sameNetwork(a: string, b: string): boolean {
-  if (isIPv4(a) && isIPv4(b)) return a.split('.').slice(0, 3).join('.') === b.split('.').slice(0, 3).join('.');
-  const head = (ip: string): string => ip.toLowerCase().split(':').slice(0, 3).join(':');
-  return !isIPv4(a) && !isIPv4(b) && head(a) === head(b);
+  const first = unmapped(a);
+  const second = unmapped(b);
+  if (isIPv4(first) && isIPv4(second)) return first.split('.').slice(0, 3).join('.') === second.split('.').slice(0, 3).join('.');
+  const left = ipv6Groups(first);
+  const right = ipv6Groups(second);
+  return left !== undefined && right !== undefined && left.slice(0, 3).every((group, index) => group === right[index]);
 }
 
 /** Where an event was, when it can take part: located, and not from a private or reserved address. */

@@ -61,14 +61,17 @@ function chainEndingAt(
   rule: RuleOf<'sequence'>,
 ): { step: number; id: string; time: number }[] | undefined {
   const chain = [final];
+  // One event plays one part: an event that matched two steps can't be both.
+  const used = new Set([final.id]);
   let cursor = final.time;
   for (let step = rule.steps.length - 2; step >= 0; step--) {
     const need = rule.steps[step]?.count ?? 1;
     const candidates = entries
-      .filter((entry) => entry.step === step && entry.time <= cursor && entry.time >= final.time - rule.window && entry.id !== final.id)
+      .filter((entry) => entry.step === step && entry.time <= cursor && entry.time >= final.time - rule.window && !used.has(entry.id))
       .sort((a, b) => b.time - a.time);
     if (candidates.length < need) return undefined;
     const chosen = candidates.slice(0, need);
+    for (const entry of chosen) used.add(entry.id);
     cursor = Math.min(...chosen.map((entry) => entry.time));
     chain.unshift(...chosen.reverse());
   }

@@ -1,0 +1,297 @@
+import { isIP } from 'node:net';
+import { toDetectionDocument } from '../../detectors';
+import { SEVERITY_SCORE, detectionMappings, detectionSchema, type Detection } from '../../schemas';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const location = (side: 'from' | 'to'): NonNullable<Detection['geo']>['from'] =>
+  side === 'from'
+    ? { lat: 51.5074, lon: -0.1278, accuracyKm: 20, country: 'GB', city: 'London', ip: '81.2.69.142', time: '2024-05-01T09:30:00.250Z', eventId: 'evt-london-01' }
+    : { lat: -33.8688, lon: 151.2093, accuracyKm: 50, country: 'AU', city: 'Sydney', ip: '2001:db8::7', time: '2024-05-01T10:30:00.250Z', eventId: 'evt-sydney-01' };
+
+/** A valid detection (through the schema, so defaults apply and nothing invalid slips in). */
+function detection(changes: Record<string, unknown> = {}): Detection {
+  return detectionSchema.parse({
+    id: 'det-0123456789abcdef0123456789abcdef',
+    ruleId: 'authn-failures-per-user',
+    ruleVersion: 3,
+    ruleName: 'Repeated authentication failures for one user',
+    ruleType: 'threshold',
+    severity: 'medium',
+    tags: ['T1110', 'T1110.001', 'authentication'],
+    reasonCode: 'threshold_reached',
+    reason: '10 failed logins for user u-17 from 2 IPs in 4m32s; threshold 10 in 5m.',
+    key: { 'actor.userId': 'u-17' },
+    observedValue: 10,
+    threshold: 10,
+    window: { start: '2024-05-01T10:25:28.250Z', end: '2024-05-01T10:30:00.250Z', durationMs: 272_000 },
+    distinct: { field: 'client.ip', values: ['81.2.69.142', '2001:db8::7'] },
+    eventIds: ['evt-0001-aaaa', 'evt-0002-aaaa'],
+    time: '2024-05-01T10:30:00.250Z',
+    detectedAt: '2024-05-01T10:30:01.000Z',
+    ...changes,
+  });
+}
+
+/** One detection of each shape the engine produces. */
+const examples: Record<string, Detection> = {
+  threshold: detection(),
+  cardinality: detection({
+    ruleId: 'credential-stuffing',
+    ruleType: 'cardinality',
+    severity: 'high',
+    tags: ['T1110.004'],
+    reasonCode: 'cardinality_reached',
+    key: { 'client.ip': '2001:db8::1' },
+    distinct: { field: 'actor.userId', values: ['u-1', 'u-2'] },
+  }),
+  geo: detection({
+    ruleId: 'impossible-travel',
+    ruleType: 'geo_velocity',
+    severity: 'high',
+    tags: ['T1078', 'location'],
+    reasonCode: 'impossible_travel',
+    threshold: 900,
+    distinct: undefined,
+    observedValue: 16994,
+    geo: { from: location('from'), to: location('to'), distanceKm: 16993.9, speedKmh: 16994 },
+  }),
+  sequence: detection({
+    ruleId: 'account-takeover-sequence',
+    ruleType: 'sequence',
+    key: { 'client.ip': '81.2.69.142', 'actor.userId': 'u-17' },
+    threshold: undefined,
+    distinct: undefined,
+    degraded: true,
+  }),
+  match: detection({
+    ruleId: 'json-threat-violation',
+    ruleType: 'match',
+    severity: 'critical',
+    tags: ['threat-protection'],
+    key: {},
+    threshold: undefined,
+    distinct: undefined,
+  }),
+};
+
+describe('toDetectionDocument: ECS fields', () => {
+  it('is an alert with the rule, the time and the sentence', () => {
+    const document = toDetectionDocument(examples.threshold ?? detection());
+    expect(document).toMatchObject({
+      '@timestamp': '2024-05-01T10:30:00.250Z',
+      message: '10 failed logins for user u-17 from 2 IPs in 4m32s; threshold 10 in 5m.',
+      event: {
+        id: 'det-0123456789abcdef0123456789abcdef',
+        kind: 'alert',
+        module: 'vigil',
+        dataset: 'vigil.detection',
+        severity: SEVERITY_SCORE.medium,
+        reason: 'threshold_reached',
+        created: '2024-05-01T10:30:01.000Z',
+      },
+      rule: { id: 'authn-failures-per-user', name: 'Repeated authentication failures for one user', version: '3', category: 'threshold' },
+      tags: ['T1110', 'T1110.001', 'authentication'],
+    });
+  });
+
+  it('writes the rule version as text (rule.version is a keyword in ECS)', () => {
+    const rule = toDetectionDocument(detection({ ruleVersion: 12 })).rule;
+    expect(isRecord(rule) ? rule.version : undefined).toBe('12');
+  });
+
+  it('scores the severity on the ECS 0-100 scale', () => {
+    const severityOf = (severity: string): unknown => {
+      const event = toDetectionDocument(detection({ severity })).event;
+      return isRecord(event) ? event.severity : undefined;
+    };
+    expect(['low', 'medium', 'high', 'critical'].map(severityOf)).toStrictEqual([21, 47, 73, 99]);
+  });
+
+  it('lists only MITRE technique ids (T1234, T1234.567) under threat.technique.id', () => {
+    const tags = ['T1110', 'T1110.001', 'authentication', 't1110', 'T111', 'T1110.1', 'T1110.0001', 'XT1110', 'T1110 ', 'TA0006'];
+    expect(toDetectionDocument(detection({ tags })).threat).toStrictEqual({ technique: { id: ['T1110', 'T1110.001'] } });
+    expect(toDetectionDocument(detection({ tags: ['threat-protection'] }))).not.toHaveProperty('threat');
+    // Every tag stays in tags.
+    expect(toDetectionDocument(detection({ tags })).tags).toStrictEqual(tags);
+  });
+
+  it('relates the IPs and users of the key, the distinct values and both locations, once each', () => {
+    expect(toDetectionDocument(examples.threshold ?? detection()).related).toStrictEqual({ ip: ['81.2.69.142', '2001:db8::7'], user: ['u-17'] });
+    expect(toDetectionDocument(examples.cardinality ?? detection()).related).toStrictEqual({ ip: ['2001:db8::1'], user: ['u-1', 'u-2'] });
+    expect(toDetectionDocument(examples.geo ?? detection()).related).toStrictEqual({ ip: ['81.2.69.142', '2001:db8::7'], user: ['u-17'] });
+    const overlapping = detection({ key: { 'client.ip': '81.2.69.142' }, distinct: { field: 'client.ip', values: ['81.2.69.142', '81.2.69.143'] } });
+    expect(toDetectionDocument(overlapping).related).toStrictEqual({ ip: ['81.2.69.142', '81.2.69.143'] });
+  });
+
+  it('has no related block when it knows no IP and no user', () => {
+    expect(toDetectionDocument(examples.match ?? detection())).not.toHaveProperty('related');
+    const consumerOnly = detection({ key: { 'actor.consumerId': 'app-1' }, distinct: { field: 'invocation.resource.path', values: ['/a', '/b'] } });
+    expect(toDetectionDocument(consumerOnly)).not.toHaveProperty('related');
+  });
+
+  it('keeps the evidence under vigil.detection', () => {
+    expect(toDetectionDocument(examples.sequence ?? detection()).vigil).toStrictEqual({
+      detection: {
+        severity: 'medium',
+        key: { 'client.ip': '81.2.69.142', 'actor.userId': 'u-17' },
+        key_text: 'client.ip=81.2.69.142,actor.userId=u-17',
+        observed_value: 10,
+        window: { start: '2024-05-01T10:25:28.250Z', end: '2024-05-01T10:30:00.250Z', duration_ms: 272_000 },
+        event_ids: ['evt-0001-aaaa', 'evt-0002-aaaa'],
+        degraded: true,
+      },
+    });
+    expect(toDetectionDocument(examples.threshold ?? detection()).vigil).toMatchObject({
+      detection: { threshold: 10, distinct_field: 'client.ip', distinct_values: ['81.2.69.142', '2001:db8::7'], degraded: false },
+    });
+  });
+
+  it('writes both locations in ECS-style snake_case, with a geo_point', () => {
+    const vigil = toDetectionDocument(examples.geo ?? detection()).vigil;
+    expect(vigil).toMatchObject({
+      detection: {
+        geo: {
+          from: {
+            location: { lat: 51.5074, lon: -0.1278 },
+            accuracy_km: 20,
+            country_iso_code: 'GB',
+            city_name: 'London',
+            ip: '81.2.69.142',
+            time: '2024-05-01T09:30:00.250Z',
+            event_id: 'evt-london-01',
+          },
+          to: { location: { lat: -33.8688, lon: 151.2093 }, ip: '2001:db8::7', event_id: 'evt-sydney-01' },
+          distance_km: 16993.9,
+          speed_kmh: 16994,
+        },
+      },
+    });
+    const bare = detection({ geo: { from: { lat: 1, lon: 2, time: '2024-05-01T09:30:00.250Z', eventId: 'evt-a-000001' }, to: location('to'), distanceKm: 1, speedKmh: 1 } });
+    const from: unknown = (toDetectionDocument(bare).vigil as { detection: { geo: { from: unknown } } }).detection.geo.from;
+    expect(from).toStrictEqual({ location: { lat: 1, lon: 2 }, time: '2024-05-01T09:30:00.250Z', event_id: 'evt-a-000001' });
+  });
+});
+
+describe('toDetectionDocument: every field is in detectionMappings', () => {
+  interface Template {
+    name: string;
+    pathMatch: RegExp;
+    matchMappingType?: string;
+    mapping: Record<string, unknown>;
+  }
+  const templates: Template[] = detectionMappings.dynamic_templates.flatMap((entry) =>
+    Object.entries(entry).map(([name, body]: [string, Record<string, unknown>]) => {
+      const pattern = String(body.path_match).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+      const matchMappingType = body.match_mapping_type;
+      return {
+        name,
+        pathMatch: new RegExp(`^${pattern}$`),
+        ...(typeof matchMappingType === 'string' ? { matchMappingType } : {}),
+        mapping: body.mapping as Record<string, unknown>,
+      };
+    }),
+  );
+
+  const FITS: Record<string, (value: unknown) => boolean> = {
+    keyword: (value) => typeof value === 'string',
+    text: (value) => typeof value === 'string',
+    date: (value) => typeof value === 'string' && !Number.isNaN(Date.parse(value)),
+    long: (value) => Number.isInteger(value),
+    float: (value) => typeof value === 'number' && Number.isFinite(value),
+    boolean: (value) => typeof value === 'boolean',
+    ip: (value) => typeof value === 'string' && isIP(value) !== 0,
+    geo_point: (value) => isRecord(value) && typeof value.lat === 'number' && typeof value.lon === 'number' && Object.keys(value).length === 2,
+  };
+
+  /** A template that would map `path`, for a value of this JSON type ('string', 'object', ...). */
+  const templateFor = (path: string, jsonType: string, list: readonly Template[]): Template | undefined =>
+    list.find((template) => template.pathMatch.test(path) && (template.matchMappingType === undefined || ['*', jsonType].includes(template.matchMappingType)));
+
+  /**
+   * The problems of a document against a mapping, as Elasticsearch would meet them: dotted field
+   * names under a dynamic object become objects, and a dynamic template whose path matches an
+   * object (not only a leaf) maps that object (elastic/elasticsearch#32595).
+   */
+  function walk(value: unknown, mapping: Record<string, unknown>, path: string, seen: Set<string>, list: readonly Template[] = templates): string[] {
+    if (Array.isArray(value)) return value.flatMap((item) => walk(item, mapping, path, seen, list));
+    if (isRecord(mapping.properties)) {
+      if (!isRecord(value)) return [`${path}: expected an object, got ${JSON.stringify(value)}`];
+      const properties = mapping.properties;
+      return Object.entries(value).flatMap(([name, child]) => {
+        const childPath = path ? `${path}.${name}` : name;
+        const childMapping = properties[name];
+        if (!isRecord(childMapping)) return [`${childPath}: not in the mapping`];
+        return walk(child, childMapping, childPath, seen, list);
+      });
+    }
+    if (mapping.type === 'object') {
+      if (mapping.dynamic !== true) return [`${path}: an object without properties that is not dynamic`];
+      if (!isRecord(value)) return [`${path}: expected an object`];
+      return Object.entries(value).flatMap(([name, child]) => dynamic(child, `${path}.${name}`, path, seen, list));
+    }
+    seen.add(path);
+    const type = String(mapping.type);
+    const fits = FITS[type];
+    if (fits === undefined) return [`${path}: unknown mapping type ${type}`];
+    return fits(value) ? [] : [`${path}: ${JSON.stringify(value)} does not fit a ${type}`];
+  }
+
+  /** A field under a dynamic object: each dotted level is an object, the last one the value. */
+  function dynamic(value: unknown, path: string, parent: string, seen: Set<string>, list: readonly Template[]): string[] {
+    const levels = path.slice(parent.length + 1).split('.');
+    const problems: string[] = [];
+    for (let depth = 1; depth < levels.length; depth++) {
+      const objectPath = `${parent}.${levels.slice(0, depth).join('.')}`;
+      const captured = templateFor(objectPath, 'object', list);
+      if (captured && captured.mapping.type !== 'object') problems.push(`${objectPath}: an object, mapped as ${String(captured.mapping.type)} by ${captured.name}`);
+    }
+    if (typeof value !== 'string') return [...problems, `${path}: only text is expected under a dynamic object`];
+    const template = templateFor(path, 'string', list);
+    if (template === undefined) return [...problems, `${path}: no dynamic template maps it`];
+    return [...problems, ...walk(value, template.mapping, path, seen, list)];
+  }
+
+  /** Every leaf field the mapping declares. */
+  function leaves(mapping: Record<string, unknown>, path: string): string[] {
+    if (!isRecord(mapping.properties)) return mapping.type === 'object' ? [] : [path];
+    return Object.entries(mapping.properties).flatMap(([name, child]) => (isRecord(child) ? leaves(child, path ? `${path}.${name}` : name) : []));
+  }
+
+  const root = detectionMappings as unknown as Record<string, unknown>;
+
+  it.each(Object.keys(examples))('maps every field of a %s detection, with a value of its type', (name) => {
+    const example = examples[name];
+    if (example === undefined) throw new Error(name);
+    expect(walk(toDetectionDocument(example), root, '', new Set())).toStrictEqual([]);
+  });
+
+  it('covers every mapped field with the examples (the walk is not vacuous, and no mapping is dead)', () => {
+    const seen = new Set<string>();
+    for (const example of Object.values(examples)) walk(toDetectionDocument(example), root, '', seen);
+    const declared = leaves(root, '');
+    expect(declared.length).toBeGreaterThan(30);
+    expect(declared.filter((path) => !seen.has(path))).toStrictEqual([]);
+    expect([...seen]).toEqual(expect.arrayContaining(['vigil.detection.key.actor.userId', 'vigil.detection.key.client.ip', 'threat.technique.id', 'related.ip']));
+  });
+
+  it('finds a field that is not mapped, and a value of the wrong type (the walk can fail)', () => {
+    const document = { ...toDetectionDocument(examples.threshold ?? detection()), extra: 1, event: { kind: 'alert', severity: 'high' } };
+    expect(walk(document, root, '', new Set())).toStrictEqual(['event.severity: "high" does not fit a long', 'extra: not in the mapping']);
+    expect(walk({ related: { ip: ['not-an-ip'] } }, root, '', new Set())).toStrictEqual(['related.ip: "not-an-ip" does not fit a ip']);
+  });
+
+  it('would catch a key template that also captures the objects of dotted key fields', () => {
+    const loose = templates.map(({ matchMappingType: _matchMappingType, ...template }) => template);
+    expect(walk(toDetectionDocument(examples.threshold ?? detection()), root, '', new Set(), loose)).toStrictEqual([
+      'vigil.detection.key.actor: an object, mapped as keyword by key_as_keywords',
+    ]);
+  });
+
+  it('is what the mapping says of unknown fields: strict at the root, dynamic only under the key', () => {
+    expect(detectionMappings.dynamic).toBe('strict');
+    expect(detectionMappings.properties.vigil.properties.detection.properties.key).toStrictEqual({ type: 'object', dynamic: true });
+  });
+});

@@ -1,0 +1,254 @@
+/**
+ * The parse functions read Lua replies as ioredis hands them over (RESP2): Lua numbers arrive as
+ * numbers, strings and sorted-set scores as strings, and a Lua `false` (GET of a missing key) as
+ * null. The request builders are the other half of the contract: what the scripts are called with.
+ */
+import {
+  cardinalityRequest,
+  cardinalityRuleSchema,
+  evaluateThreshold,
+  geoVelocityRequest,
+  geoVelocityRuleSchema,
+  newValueRequest,
+  newValueRuleSchema,
+  parseDistinctState,
+  parseFirstSeenState,
+  parseGeoState,
+  parseSequenceState,
+  parseWindowState,
+  sequenceRequest,
+  sequenceRuleSchema,
+  stateKey,
+  thresholdReadLimit,
+  thresholdRequest,
+  thresholdRuleSchema,
+  type DetectionInput,
+  type DistinctState,
+  type Location,
+  type SequenceState,
+  type WindowState,
+} from '../../detectors';
+import { eventSchema } from '../../schemas';
+import { deviceEvent, invocationEvent, policyEvent } from './fixtures';
+
+const T = Date.parse('2024-05-01T10:30:00.250Z');
+type Reply = (string | number | null)[];
+
+/** What windowAdd-2.lua returns for a state: { count, fired or false, member, score, ... }. */
+function windowReply(state: WindowState): Reply {
+  return [
+    state.count,
+    state.lastFired === undefined ? null : String(state.lastFired),
+    ...state.members.flatMap((member) => [member.value === undefined ? member.id : `${member.id}|${member.value}`, String(member.time)]),
+  ];
+}
+
+/** What distinctAdd-3.lua returns: { count, fired or false, n, value1..n, id1..m }. */
+function distinctReply(state: DistinctState): Reply {
+  return [state.count, state.lastFired === undefined ? null : String(state.lastFired), state.values.length, ...state.values, ...state.eventIds];
+}
+
+/** What sequenceAdd-2.lua returns: { fired or false, "step:id", score, ... }. */
+function sequenceReply(state: SequenceState): Reply {
+  return [state.lastFired === undefined ? null : String(state.lastFired), ...state.entries.flatMap((entry) => [`${entry.step}:${entry.id}`, String(entry.time)])];
+}
+
+describe('parseWindowState (windowAdd-2)', () => {
+  it('reads a reply as ioredis returns it', () => {
+    const reply: Reply = [3, null, 'evt-0001-aaaa|81.2.69.142', '1714559128250', 'evt-0002-aaaa|2001:db8::7', '1714559300250', 'evt-0003-aaaa', '1714559400250'];
+    expect(parseWindowState(reply)).toStrictEqual({
+      count: 3,
+      members: [
+        { id: 'evt-0001-aaaa', value: '81.2.69.142', time: 1714559128250 },
+        { id: 'evt-0002-aaaa', value: '2001:db8::7', time: 1714559300250 },
+        { id: 'evt-0003-aaaa', time: 1714559400250 },
+      ],
+    });
+  });
+
+  it('reads the last detection time, and a count larger than the members returned (capped evidence)', () => {
+    expect(parseWindowState([120, '1714559100250', 'evt-0001-aaaa', '1714559128250'])).toStrictEqual({
+      count: 120,
+      lastFired: 1714559100250,
+      members: [{ id: 'evt-0001-aaaa', time: 1714559128250 }],
+    });
+  });
+
+  it('keeps a value that itself holds the separator whole', () => {
+    expect(parseWindowState([1, null, 'evt-0001-aaaa|curl/8.5 | extra', '1'])).toMatchObject({ members: [{ id: 'evt-0001-aaaa', value: 'curl/8.5 | extra' }] });
+  });
+
+  it.each<[string, WindowState]>([
+    ['empty', { count: 0, members: [] }],
+    ['fired, with values', { count: 2, lastFired: T - 1, members: [{ id: 'evt-a-000001', value: 'u-1', time: T - 2 }, { id: 'evt-b-000001', value: '', time: T }] }],
+    ['without values', { count: 1, members: [{ id: 'evt-a-000001', time: T }] }],
+  ])('round-trips a state through the reply: %s', (_name, state) => {
+    expect(parseWindowState(windowReply(state))).toStrictEqual(state);
+  });
+
+  it('decides on a parsed reply as on the state itself', () => {
+    const rule = thresholdRuleSchema.parse({
+      id: 'too-many-failures',
+      version: 1,
+      name: 'Too many failures',
+      description: 'Failed logins for one user.',
+      severity: 'medium',
+      type: 'threshold',
+      groupBy: ['actor.userId'],
+      window: '5m',
+      threshold: 2,
+      distinctField: 'client.ip',
+    });
+    const input: DetectionInput = { event: eventSchema.parse(policyEvent()) };
+    const context = { key: { 'actor.userId': 'user-1' }, keyText: 'actor.userId=user-1', now: T };
+    const reply: Reply = [2, null, 'evt-0000-aaaa|81.2.69.142', String(T - 30_000), 'evt-0001-aaaa|81.2.69.142', String(T)];
+    const evaluation = evaluateThreshold(input, parseWindowState(reply), rule, context);
+    expect(evaluation).toMatchObject({ outcome: 'detected', detection: { reason: '2 matching events for user user-1 from 1 IP in 30s; threshold 2 in 5m.' } });
+    expect(evaluateThreshold(input, parseWindowState([2, String(T - 60_000), ...reply.slice(2)]), rule, context).outcome).toBe('none');
+  });
+});
+
+describe('parseDistinctState (distinctAdd-3)', () => {
+  it('reads a reply as ioredis returns it: values, then event ids', () => {
+    expect(parseDistinctState([3, null, 3, 'u-1', 'u-2', 'u-3', 'evt-0001-aaaa', 'evt-0002-aaaa', 'evt-0003-aaaa', 'evt-0004-aaaa'])).toStrictEqual({
+      count: 3,
+      values: ['u-1', 'u-2', 'u-3'],
+      eventIds: ['evt-0001-aaaa', 'evt-0002-aaaa', 'evt-0003-aaaa', 'evt-0004-aaaa'],
+    });
+  });
+
+  it('reads the last detection time and keeps numeric-looking values as text', () => {
+    expect(parseDistinctState([2, '1714559100250', 2, '404', '/accounts/7', 'evt-0001-aaaa'])).toStrictEqual({
+      count: 2,
+      lastFired: 1714559100250,
+      values: ['404', '/accounts/7'],
+      eventIds: ['evt-0001-aaaa'],
+    });
+  });
+
+  it.each<[string, DistinctState]>([
+    ['empty', { count: 0, values: [], eventIds: [] }],
+    ['capped values', { count: 80, lastFired: T, values: ['u-1', 'u-2'], eventIds: ['evt-0001-aaaa', 'evt-0002-aaaa', 'evt-0003-aaaa'] }],
+    ['values without ids', { count: 1, values: ['u-1'], eventIds: [] }],
+  ])('round-trips a state through the reply: %s', (_name, state) => {
+    expect(parseDistinctState(distinctReply(state))).toStrictEqual(state);
+  });
+});
+
+describe('parseSequenceState (sequenceAdd-2)', () => {
+  it('reads a reply as ioredis returns it (newest first): step and id, then the score', () => {
+    expect(parseSequenceState([null, '1:evt-0003-aaaa', '1714559400250', '0:evt-0002-aaaa', '1714559360250', '0:evt-0001-aaaa', '1714559350250'])).toStrictEqual({
+      entries: [
+        { step: 1, id: 'evt-0003-aaaa', time: 1714559400250 },
+        { step: 0, id: 'evt-0002-aaaa', time: 1714559360250 },
+        { step: 0, id: 'evt-0001-aaaa', time: 1714559350250 },
+      ],
+    });
+  });
+
+  it('splits at the first colon only: event ids may hold colons', () => {
+    expect(parseSequenceState(['1714559100250', '2:gw:eu:0001-aaaa', '5'])).toStrictEqual({
+      lastFired: 1714559100250,
+      entries: [{ step: 2, id: 'gw:eu:0001-aaaa', time: 5 }],
+    });
+  });
+
+  it.each<[string, SequenceState]>([
+    ['empty', { entries: [] }],
+    ['fired', { lastFired: T - 5, entries: [{ step: 0, id: 'evt-a-000001', time: T - 10 }, { step: 3, id: 'evt-b-000001', time: T }] }],
+  ])('round-trips a state through the reply: %s', (_name, state) => {
+    expect(parseSequenceState(sequenceReply(state))).toStrictEqual(state);
+  });
+});
+
+describe('parseFirstSeenState (firstSeen-1)', () => {
+  it('reads a value never seen (false → null) with the number of others', () => {
+    expect(parseFirstSeenState([null, 2], 'phone-3')).toStrictEqual({ known: 2, value: 'phone-3' });
+    expect(parseFirstSeenState([null, 0], 'phone-3')).toStrictEqual({ known: 0, value: 'phone-3' });
+  });
+
+  it('reads the time a known value was last seen (a score, so text)', () => {
+    expect(parseFirstSeenState(['1714559400250', 3], 'phone-3')).toStrictEqual({ previous: 1714559400250, known: 3, value: 'phone-3' });
+  });
+});
+
+describe('parseGeoState (lastLocation-1)', () => {
+  const location: Location = { lat: 51.5074, lon: -0.1278, accuracyKm: 20, country: 'GB', city: 'London', ip: '81.2.69.142', time: '2024-05-01T10:30:00.250Z', eventId: 'evt-0001-aaaa' };
+
+  it('is empty when the key has no location yet (false → null)', () => {
+    expect(parseGeoState(null)).toStrictEqual({});
+  });
+
+  it('reads back exactly what geoVelocityRequest stored', () => {
+    const rule = geoVelocityRuleSchema.parse({
+      id: 'impossible-travel',
+      version: 1,
+      name: 'Impossible travel',
+      description: 'Too fast between two places.',
+      severity: 'high',
+      type: 'geo_velocity',
+      groupBy: ['actor.userId'],
+    });
+    const request = geoVelocityRequest(location, rule, { key: { 'actor.userId': 'u-17' }, keyText: 'actor.userId=u-17', now: T, prefix: 'test' });
+    expect(request).toStrictEqual({
+      script: 'lastLocation',
+      keys: ['test:rule:{impossible-travel|actor.userId=u-17}:location'],
+      args: [T, JSON.stringify(location), 86_400_000],
+    });
+    expect(parseGeoState(request.args[1])).toStrictEqual({ previous: location });
+  });
+});
+
+describe('request builders', () => {
+  const extended = { key: { 'actor.userId': 'user-1' }, keyText: 'actor.userId=user-1', now: T + 5000, prefix: 'test', latenessMs: 300_000, maxEvidence: 50 };
+  const common = { version: 1, description: 'A rule under test.', severity: 'medium', groupBy: ['actor.userId'] } as const;
+  const policy: DetectionInput = { event: eventSchema.parse(policyEvent()) };
+
+  it('builds every key of one (rule, key) with one hash tag, so a script stays on one cluster slot', () => {
+    const keys = (['window', 'fired', 'values', 'ids', 'steps', 'seen', 'location'] as const).map((part) => stateKey('vigil', 'r-1', 'client.ip=2001:db8::1', part));
+    expect(new Set(keys.map((key) => /\{([^}]*)\}/.exec(key)?.[1]))).toStrictEqual(new Set(['r-1|client.ip=2001:db8::1']));
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('thresholdRequest: the member carries the distinct value; it reads a window either side of the event', () => {
+    const rule = thresholdRuleSchema.parse({ ...common, id: 'r-threshold', name: 'threshold', type: 'threshold', window: '5m', threshold: 3, distinctField: 'client.ip' });
+    expect(thresholdRequest(policy, rule, extended)).toStrictEqual({
+      script: 'windowAdd',
+      keys: ['test:rule:{r-threshold|actor.userId=user-1}:window', 'test:rule:{r-threshold|actor.userId=user-1}:fired'],
+      args: ['evt-0001-aaaa|81.2.69.142', T, T - 300_000, T + 300_000, T + 5000 - 300_000 - 300_000, 300_000 + 300_000 + 60_000, 50],
+    });
+    // A large threshold reads more than the evidence cap, so a full window is always in hand.
+    expect(thresholdReadLimit({ ...rule, threshold: 100 }, 50)).toBe(210);
+    expect(thresholdRequest(policy, { ...rule, threshold: 100 }, extended).args[6]).toBe(210);
+    expect(thresholdRequest(policy, { ...rule, distinctField: undefined }, extended).args[0]).toBe('evt-0001-aaaa');
+  });
+
+  it('cardinalityRequest: the value and the event, or nothing when the event has no value', () => {
+    const rule = cardinalityRuleSchema.parse({ ...common, id: 'r-cardinality', name: 'cardinality', type: 'cardinality', window: '10m', field: 'client.ip', threshold: 3 });
+    const request = cardinalityRequest(policy, rule, extended);
+    expect(request?.script).toBe('distinctAdd');
+    expect(request?.keys).toStrictEqual(['values', 'ids', 'fired'].map((part) => `test:rule:{r-cardinality|actor.userId=user-1}:${part}`));
+    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50]);
+    expect(cardinalityRequest({ event: eventSchema.parse(deviceEvent()) }, rule, extended)).toBeUndefined();
+  });
+
+  it('newValueRequest: the value as text, trimmed to the horizon, or nothing without a value', () => {
+    const rule = newValueRuleSchema.parse({ ...common, id: 'r-new-value', name: 'new value', type: 'new_value', field: 'invocation.status', horizon: '1d' });
+    const invocation: DetectionInput = { event: eventSchema.parse(invocationEvent()) };
+    expect(newValueRequest(invocation, rule, extended)).toStrictEqual({
+      value: '404',
+      request: { script: 'firstSeen', keys: ['test:rule:{r-new-value|actor.userId=user-1}:seen'], args: ['404', T, T - 86_400_000, 86_400_000] },
+    });
+    expect(newValueRequest(policy, rule, extended)).toBeUndefined();
+  });
+
+  it('sequenceRequest: one member per matched step', () => {
+    const step = { name: 'any', filter: { field: 'family', equals: 'policy' } };
+    const rule = sequenceRuleSchema.parse({ ...common, id: 'r-sequence', name: 'sequence', type: 'sequence', window: '10m', steps: [step, step, step] });
+    const request = sequenceRequest(policy, rule, [0, 2], extended);
+    expect(request.script).toBe('sequenceAdd');
+    expect(request.keys).toStrictEqual(['steps', 'fired'].map((part) => `test:rule:{r-sequence|actor.userId=user-1}:${part}`));
+    expect(request.args.slice(0, 2)).toStrictEqual([T, T - 600_000]);
+    expect(request.args.slice(-2)).toStrictEqual(['0:evt-0001-aaaa', '2:evt-0001-aaaa']);
+  });
+});

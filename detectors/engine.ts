@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { ReplyError, type Redis } from 'ioredis';
 import type { Detection } from '../schemas';
 import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
@@ -6,7 +5,7 @@ import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
 import { defineScripts, queueScript } from './redis-scripts';
 import { stateKey } from './keys';
-import { eventTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
+import { detectionId, eventTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import { evaluateMatch } from './rule-types/match';
 import { evaluateThreshold, parseWindowState, thresholdRequest } from './rule-types/threshold';
 import { cardinalityRequest, evaluateCardinality, parseDistinctState } from './rule-types/cardinality';
@@ -234,14 +233,15 @@ export class DetectionEngine {
       }
     }
 
-    if (pending.length > 0) await this.runStateful(pending, drafts);
-    return this.finish(drafts);
+    const degraded = pending.length > 0 ? await this.runStateful(pending, drafts) : false;
+    return this.finish(drafts, degraded);
   }
 
+  /** Runs the stateful rules' round trip and decisions; true when Redis was down and rules were skipped. */
   private async runStateful(
     pending: Pending[],
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
-  ): Promise<void> {
+  ): Promise<boolean> {
     const pipeline = this.options.redis.pipeline();
     for (const item of pending) queueScript(pipeline, item.request.script, item.request.keys, item.request.args);
     let replies: [Error | null, unknown][] | null;
@@ -250,18 +250,18 @@ export class DetectionEngine {
       replies = await pipeline.exec();
     } catch (error) {
       this.onStoreDown(pending, error);
-      return;
+      return true;
     }
     if (replies === null) {
       this.onStoreDown(pending, new Error('pipeline aborted'));
-      return;
+      return true;
     }
     // ioredis resolves a pipeline whose connection failed with an error per command. A script's
     // own error is a ReplyError from Redis; anything else means Redis was not reached.
     const unreachable = replies.find(([error]) => error !== null && !(error instanceof ReplyError));
     if (unreachable) {
       this.onStoreDown(pending, unreachable[0]);
-      return;
+      return true;
     }
     // Fired marks from earlier in this batch, so one batch can't fire twice for one window.
     const firedInBatch = new Map<string, number>();
@@ -282,6 +282,7 @@ export class DetectionEngine {
       }
       drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
     });
+    return false;
   }
 
   private onStoreDown(pending: Pending[], error: unknown): void {
@@ -300,13 +301,14 @@ export class DetectionEngine {
    */
   private async finish(
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
+    degraded: boolean,
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
     const candidates: { detection: Detection; input: DetectionInput; claim?: { key: string; time: number; cooldownMs: number; ttl: number } }[] = [];
     for (const { compiled, input, context, evaluation } of drafts) {
       if (evaluation.outcome !== 'detected') continue;
       const { rule } = compiled;
       const { windowStart, windowEnd, identity, cooldownMs, ...evidence } = evaluation.detection;
-      const id = `det-${createHash('sha256').update(identity.join('\u0001')).digest('hex').slice(0, 32)}`;
+      const id = detectionId(identity);
       candidates.push({
         input,
         detection: {
@@ -323,7 +325,8 @@ export class DetectionEngine {
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
           time: new Date(eventTime(input.event.time)).toISOString(),
           detectedAt: new Date(context.now).toISOString(),
-          degraded: false,
+          // Found while stateful rules were skipped (Redis down, rule set to skip).
+          degraded,
         },
         ...(cooldownMs === undefined
           ? {}
@@ -334,7 +337,7 @@ export class DetectionEngine {
     const refused = new Set<Detection>();
     if (claims.length > 0) {
       const pipeline = this.options.redis.pipeline();
-      for (const { claim } of claims) if (claim) queueScript(pipeline, 'claimFiring', [claim.key], [claim.time, claim.cooldownMs, claim.ttl]);
+      for (const { claim, detection } of claims) if (claim) queueScript(pipeline, 'claimFiring', [claim.key], [claim.time, claim.cooldownMs, claim.ttl, detection.id]);
       this.counters.roundTrips++;
       let replies: [Error | null, unknown][];
       try {
@@ -350,8 +353,10 @@ export class DetectionEngine {
     }
     const detections: Detection[] = [];
     const triggered = new Map<string, Set<string>>();
+    const emitted = new Set<string>();
     for (const { detection, input } of candidates) {
-      if (refused.has(detection)) continue;
+      if (refused.has(detection) || emitted.has(detection.id)) continue;
+      emitted.add(detection.id);
       detections.push(detection);
       const rules = triggered.get(input.event.id) ?? new Set<string>();
       rules.add(detection.ruleId);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Detection } from '../schemas';
 
 /** The Lua scripts of the engine, by their registered names (see redis-scripts.ts). */
@@ -46,6 +47,39 @@ export function lastFired(stored: number | undefined, earlier: number | undefine
   if (stored === undefined) return earlier;
   if (earlier === undefined) return stored;
   return Math.max(stored, earlier);
+}
+
+/** The id of a detection: a digest of what makes it the same detection on a replay. */
+export function detectionId(identity: readonly string[]): string {
+  return `det-${createHash('sha256').update(identity.join('\u0001')).digest('hex').slice(0, 32)}`;
+}
+
+/** The last detection of a key as the state scripts return it: `"<time>|<id>"` (or a bare time). */
+export function parseFired(value: unknown): { lastFired?: number; lastFiredId?: string } {
+  if (typeof value !== 'string' && typeof value !== 'number') return {};
+  const text = String(value);
+  const separator = text.indexOf('|');
+  if (separator < 0) return { lastFired: Number(text) };
+  const id = text.slice(separator + 1);
+  return { lastFired: Number(text.slice(0, separator)), ...(id ? { lastFiredId: id } : {}) };
+}
+
+/**
+ * Whether a detection must stay quiet because its key fired within the cooldown: earlier in
+ * this batch, or before (from Redis), unless the stored detection is this very one, which a
+ * redelivered batch must be able to emit again rather than lose.
+ */
+export function suppressed(
+  state: { lastFired?: number; lastFiredId?: string },
+  context: EvaluationContext,
+  end: number,
+  cooldownMs: number,
+  identity: readonly string[],
+): boolean {
+  if (context.firedEarlierInBatch !== undefined && Math.abs(end - context.firedEarlierInBatch) < cooldownMs) return true;
+  if (state.lastFired === undefined || Math.abs(end - state.lastFired) >= cooldownMs) return false;
+  // The same detection at the same moment is a redelivery; a later event of the same window is not.
+  return !(state.lastFiredId === detectionId(identity) && state.lastFired === end);
 }
 
 /** Event time in ms. */

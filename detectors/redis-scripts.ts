@@ -6,8 +6,9 @@ import type { ScriptName } from './evaluation';
 const LUA_DIR = join(__dirname, 'lua');
 
 /**
- * Scripts are registered under versioned names: a change of meaning is a new file (and name),
- * so two versions of Vigil sharing a Redis never run each other's logic.
+ * File names are `verbNoun-<number of keys>.lua`. Commands are registered as `vigil_<verbNoun>_v1`:
+ * a change of meaning gets a new verbNoun (or a new version suffix here), so two versions of
+ * Vigil sharing a Redis never run each other's logic.
  */
 const SCRIPTS: Record<ScriptName | 'claimFiring', string> = {
   windowAdd: 'windowAdd-2.lua',

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { extname, join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, type Logger } from '../platform';
 import { cidrList, compileFilter, referencedRules, type Predicate } from './filter';
@@ -90,7 +90,8 @@ export function loadRuleSet(paths: readonly string[]): RuleSet {
   for (const file of files) {
     let content: unknown;
     const text = readFileSync(file, 'utf8');
-    hash.update(file).update(text);
+    // Names, not paths: the same rules loaded from another folder have the same digest.
+    hash.update(basename(file)).update(text);
     try {
       content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { merge: true });
     } catch (error) {

@@ -1,7 +1,7 @@
 import type { Client } from '@elastic/elasticsearch';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
-import { toDetectionDocument, type DetectionEngine, type DetectionInput } from '../detectors';
+import { toDetectionDocument, type DetectionEngine, type DetectionInput, type DetectionStats } from '../detectors';
 import { toDetectionInput } from './detection';
 import { backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../platform';
 import { BulkIndexer, type BulkItem } from './bulk-indexer';
@@ -22,6 +22,8 @@ export interface IngestStats {
   /** Detections produced (after Elasticsearch and the detections topic acknowledged them). */
   detections: number;
   detectionsByRule: Record<string, number>;
+  /** The engine's own counters (late events, degraded evaluations, round trips), when detection is on. */
+  engine?: DetectionStats;
 }
 
 /** Dependencies of {@link createIngestPipeline}: everything injected, nothing global. */
@@ -140,7 +142,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         topic: config.topics.detections,
         acks: -1,
         messages: detections.map((detection) => ({
-          key: `${detection.ruleId}|${Object.values(detection.key).join(',')}`,
+          key: `${detection.ruleId}|${Object.values(detection.key).join(',') || detection.id}`,
           value: JSON.stringify(detection),
           headers: { 'vigil-rule-id': detection.ruleId, 'vigil-severity': detection.severity },
         })),
@@ -236,8 +238,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await consumer?.disconnect();
       await indexer.flush();
       await producer?.disconnect();
-      logger.info({ stats }, 'ingest pipeline stopped');
+      logger.info({ stats, engine: deps.detection?.stats() }, 'ingest pipeline stopped');
     },
-    stats: () => structuredClone(stats),
+    stats: () => ({ ...structuredClone(stats), ...(deps.detection ? { engine: deps.detection.stats() } : {}) }),
   };
 }

@@ -1,20 +1,27 @@
---[[ claimFiring-1: claim the right to fire for a key, unless it fired within the cooldown.
+--[[ claimFiring-1: claim the right to fire for a key, unless another detection fired within the cooldown.
 Concurrent batches (partitions consumed in parallel, several instances) may each decide to
 fire for the same key and window; only the first claim wins, so one window gives one detection.
-KEYS[1]  string: event time ms of the last detection for this key
+A redelivered batch makes the same claim again with the same detection id: that claim is
+granted again, so a retry re-emits the same detection (same id) instead of losing it.
+KEYS[1]  hash: time = event time ms of the last detection, id = its detection id
 ARGV[1]  event time ms of this detection
 ARGV[2]  cooldown ms: a claim within this distance (either side) of the stored time is refused
 ARGV[3]  TTL ms of KEYS[1]
-Returns  1 when claimed (KEYS[1] now holds the later of the two times), 0 when refused
+ARGV[4]  detection id
+Returns  1 when claimed (or already claimed by this same detection id at this same time), 0 when refused
 ]]
-local current = redis.call('GET', KEYS[1])
+local current = redis.call('HGET', KEYS[1], 'time')
+local holder = redis.call('HGET', KEYS[1], 'id')
 local time = tonumber(ARGV[1])
+if holder == ARGV[4] and current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
 if current and math.abs(time - tonumber(current)) < tonumber(ARGV[2]) then
   return 0
 end
 if not current or time > tonumber(current) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-else
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('HSET', KEYS[1], 'time', ARGV[1], 'id', ARGV[4])
 end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1

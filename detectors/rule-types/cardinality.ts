@@ -4,12 +4,13 @@ import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
 import { stateKey } from '../keys';
-import { eventTime, lastFired, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** Distinct values in a window, as distinctAdd-3.lua returns them. */
 export interface DistinctState {
   count: number;
   lastFired?: number;
+  lastFiredId?: string;
   values: string[];
   eventIds: string[];
 }
@@ -17,10 +18,9 @@ export interface DistinctState {
 export function parseDistinctState(reply: unknown): DistinctState {
   const items = reply as (string | number | null)[];
   const valueCount = Number(items[2]);
-  const fired = items[1];
   return {
     count: Number(items[0]),
-    ...(fired === null || fired === undefined ? {} : { lastFired: Number(fired) }),
+    ...parseFired(items[1]),
     values: items.slice(3, 3 + valueCount).map(String),
     eventIds: items.slice(3 + valueCount).map(String),
   };
@@ -67,8 +67,8 @@ export function evaluateCardinality(
 ): Evaluation {
   if (state.count < rule.threshold) return none('below_threshold');
   const time = eventTime(input.event.time);
-  const fired = lastFired(state.lastFired, context.firedEarlierInBatch);
-  if (fired !== undefined && Math.abs(time - fired) < rule.window) return none('suppressed_in_window');
+  const identity = [rule.id, context.keyText, state.eventIds[0] ?? input.event.id];
+  if (suppressed(state, context, time, rule.window, identity)) return none('suppressed_in_window');
   const shown = state.values.slice(0, 5).join(', ');
   const more = state.values.length > 5 ? ', …' : '';
   return {
@@ -82,7 +82,7 @@ export function evaluateCardinality(
       eventIds: state.eventIds,
       windowStart: time - rule.window,
       windowEnd: time,
-      identity: [rule.id, context.keyText, state.eventIds[0] ?? input.event.id],
+      identity,
       cooldownMs: rule.window,
     },
   };

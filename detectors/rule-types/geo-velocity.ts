@@ -89,7 +89,7 @@ export function geoVelocityRequest(location: Location, rule: RuleOf<'geo_velocit
   return {
     script: 'lastLocation',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'location')],
-    args: [Date.parse(location.time), JSON.stringify(location), rule.horizon],
+    args: [Date.parse(location.time), JSON.stringify(location), rule.horizon, location.eventId],
   };
 }
 

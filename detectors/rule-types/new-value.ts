@@ -49,9 +49,10 @@ export function evaluateNewValue(
   rule: RuleOf<'new_value'>,
   context: EvaluationContext,
 ): Evaluation {
-  if (state.previous !== undefined) return none('seen_before');
-  if (state.known < rule.minKnownValues) return none('learning');
   const time = eventTime(input.event.time);
+  // Seen at exactly this event's time: this very event, redelivered; decide as the first time.
+  if (state.previous !== undefined && state.previous !== time) return none('seen_before');
+  if (state.known < rule.minKnownValues) return none('learning');
   return {
     outcome: 'detected',
     detection: {

@@ -4,11 +4,12 @@ import { formatDuration } from '../duration';
 import type { Predicate } from '../filter';
 import type { RuleOf } from '../rule-schema';
 import { stateKey } from '../keys';
-import { eventTime, lastFired, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** The steps recorded for a key in the window, as sequenceAdd-2.lua returns them. */
 export interface SequenceState {
   lastFired?: number;
+  lastFiredId?: string;
   entries: { step: number; id: string; time: number }[];
 }
 
@@ -20,8 +21,7 @@ export function parseSequenceState(reply: unknown): SequenceState {
     const separator = member.indexOf(':');
     entries.push({ step: Number(member.slice(0, separator)), id: member.slice(separator + 1), time: Number(items[index + 1]) });
   }
-  const fired = items[0];
-  return { ...(fired === null || fired === undefined ? {} : { lastFired: Number(fired) }), entries };
+  return { ...parseFired(items[0]), entries };
 }
 
 /** The steps an event matches (indices), given the compiled step filters. */
@@ -92,15 +92,15 @@ export function evaluateSequence(
 ): Evaluation {
   const last = rule.steps.length - 1;
   const time = eventTime(input.event.time);
-  const fired = lastFired(state.lastFired, context.firedEarlierInBatch);
   const own = steps.map((step) => ({ step, id: input.event.id, time }));
   const entries = [...state.entries.filter((entry) => entry.id !== input.event.id), ...own];
   const finals = entries.filter((entry) => entry.step === last && entry.time >= time).sort((a, b) => a.time - b.time);
   for (const final of finals) {
     const chain = chainEndingAt(final, entries, rule);
     if (chain === undefined || !chain.some((entry) => entry.id === input.event.id)) continue;
-    if (fired !== undefined && Math.abs(final.time - fired) < rule.window) return none('suppressed_in_window');
     const first = chain[0] ?? final;
+    const identity = [rule.id, context.keyText, first.id];
+    if (suppressed(state, context, final.time, rule.window, identity)) return none('suppressed_in_window');
     const description = rule.steps.map((step) => (step.count > 1 ? `${step.count}× ${step.name}` : step.name)).join(' → ');
     return {
       outcome: 'detected',
@@ -111,7 +111,7 @@ export function evaluateSequence(
         eventIds: chain.map((entry) => entry.id),
         windowStart: first.time,
         windowEnd: final.time,
-        identity: [rule.id, context.keyText, first.id],
+        identity,
         cooldownMs: rule.window,
       },
     };

@@ -4,13 +4,14 @@ import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
 import { stateKey } from '../keys';
-import { eventTime, lastFired, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** A sliding window as windowAdd-2.lua returns it. */
 export interface WindowState {
   /** Events in the range read: a window either side of the event's time. */
   count: number;
   lastFired?: number;
+  lastFiredId?: string;
   /** Oldest first, capped: event id, its distinct-field value, and its time. */
   members: { id: string; value?: string; time: number }[];
 }
@@ -28,8 +29,7 @@ export function parseWindowState(reply: unknown): WindowState {
       time: Number(items[index + 1]),
     });
   }
-  const fired = items[1];
-  return { count: Number(items[0]), ...(fired === null || fired === undefined ? {} : { lastFired: Number(fired) }), members };
+  return { count: Number(items[0]), ...parseFired(items[1]), members };
 }
 
 /** How many members the engine reads back: enough to find any window holding the threshold. */
@@ -98,9 +98,9 @@ export function evaluateThreshold(
   const count = window.length;
   if (count < rule.threshold) return none('below_threshold');
   const end = window[window.length - 1]?.time ?? time;
-  const fired = lastFired(state.lastFired, context.firedEarlierInBatch);
-  if (fired !== undefined && Math.abs(end - fired) < rule.window) return none('suppressed_in_window');
   const first = window[0];
+  const identity = [rule.id, context.keyText, first?.id ?? input.event.id];
+  if (suppressed(state, context, end, rule.window, identity)) return none('suppressed_in_window');
   const windowStart = first?.time ?? time;
   const values = [...new Set(window.map((member) => member.value).filter((value): value is string => value !== undefined))];
   const spread =
@@ -116,7 +116,7 @@ export function evaluateThreshold(
       eventIds: window.map((member) => member.id),
       windowStart,
       windowEnd: end,
-      identity: [rule.id, context.keyText, first?.id ?? input.event.id],
+      identity,
       cooldownMs: rule.window,
     },
   };

@@ -106,12 +106,12 @@ function firstSeen(value: string, time: number, options: { trim?: number; ttl?: 
   return call('firstSeen', [key('seen')], [value, time, options.trim ?? 0, options.ttl ?? TTL]);
 }
 
-async function lastLocation(time: number, location: object, ttl = TTL): Promise<unknown> {
-  return callScript(redis, 'lastLocation', [key('location')], [time, JSON.stringify(location), ttl]);
+async function lastLocation(time: number, location: { eventId: string } & Record<string, unknown>, ttl = TTL): Promise<unknown> {
+  return callScript(redis, 'lastLocation', [key('location')], [time, JSON.stringify(location), ttl, location.eventId]);
 }
 
-async function claimFiring(time: number, cooldownMs: number, ttl = TTL): Promise<unknown> {
-  return callScript(redis, 'claimFiring', [key('fired')], [time, cooldownMs, ttl]);
+async function claimFiring(time: number, cooldownMs: number, ttl = TTL, id = `det-${time}`): Promise<unknown> {
+  return callScript(redis, 'claimFiring', [key('fired')], [time, cooldownMs, ttl, id]);
 }
 
 /** Scripts with a contract test below; compared with the files shipped. */
@@ -163,10 +163,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
 
     it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {
-      await redis.set(key('fired'), '12345');
+      await redis.hset(key('fired'), 'time', '12345', 'id', 'det-a');
       const reply = await windowAdd('evt-1', 20_000);
-      expect(reply[1]).toBe('12345');
-      expect(await redis.get(key('fired'))).toBe('12345');
+      expect(reply[1]).toBe('12345|det-a');
+      expect(await redis.hgetall(key('fired'))).toEqual({ time: '12345', id: 'det-a' });
       expect(await redis.pttl(key('fired'))).toBe(-1);
     });
 
@@ -234,9 +234,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
 
     it('returns the fired mark from KEYS[3] and leaves that key alone', async () => {
-      await redis.set(key('fired'), '777');
+      await redis.hset(key('fired'), 'time', '777', 'id', 'det-b');
       const reply = await distinctAdd('u-1', 'evt-1', 1000);
-      expect(reply.slice(0, 3)).toEqual([1, '777', 1]);
+      expect(reply.slice(0, 3)).toEqual([1, '777|det-b', 1]);
       expect(await redis.pttl(key('fired'))).toBe(-1);
     });
   });
@@ -269,8 +269,8 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
 
     it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {
-      await redis.set(key('fired'), '4242');
-      expect((await sequenceAdd(1000, ['0:evt-1']))[0]).toBe('4242');
+      await redis.hset(key('fired'), 'time', '4242', 'id', 'det-c');
+      expect((await sequenceAdd(1000, ['0:evt-1']))[0]).toBe('4242|det-c');
       expect(await redis.pttl(key('fired'))).toBe(-1);
     });
   });
@@ -312,19 +312,32 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(JSON.parse((await redis.hget(key('location'), 'location')) ?? 'null')).toEqual(paris);
     });
 
+    it('gives a redelivered event the location before it, as the first time', async () => {
+      await lastLocation(Date.parse(london.time), london);
+      await lastLocation(Date.parse(paris.time), paris);
+      const again = await lastLocation(Date.parse(paris.time), paris);
+      expect(JSON.parse(again as string)).toEqual(london);
+      expect(JSON.parse((await redis.hget(key('location'), 'location')) ?? 'null')).toEqual(paris);
+    });
+
     it('compares an older, out-of-order event with the newer one but does not replace it', async () => {
       await lastLocation(Date.parse(london.time), london);
       await lastLocation(Date.parse(paris.time), paris);
       const previous = await lastLocation(Date.parse(rome.time), rome);
       expect(JSON.parse(previous as string)).toEqual(paris);
-      expect(await redis.hgetall(key('location'))).toEqual({ time: String(Date.parse(paris.time)), location: JSON.stringify(paris) });
+      expect(await redis.hgetall(key('location'))).toEqual({
+        time: String(Date.parse(paris.time)),
+        id: paris.eventId,
+        location: JSON.stringify(paris),
+        before: JSON.stringify(london),
+      });
     });
   });
 
   describeScript('claimFiring-1.lua', () => {
     it('claims a key that never fired and stores the time with the TTL passed', async () => {
       expect(await claimFiring(5000, 1000, 30_000)).toBe(1);
-      expect(await redis.get(key('fired'))).toBe('5000');
+      expect(await redis.hgetall(key('fired'))).toEqual({ time: '5000', id: 'det-5000' });
       const remaining = await redis.pttl(key('fired'));
       expect(remaining).toBeGreaterThan(0);
       expect(remaining).toBeLessThanOrEqual(30_000);
@@ -334,16 +347,22 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await claimFiring(5000, 1000);
       expect(await claimFiring(5999, 1000)).toBe(0);
       expect(await claimFiring(4001, 1000)).toBe(0);
-      expect(await claimFiring(5000, 1000)).toBe(0);
-      expect(await redis.get(key('fired'))).toBe('5000');
+      expect(await claimFiring(5000, 1000, TTL, 'det-other')).toBe(0);
+      expect(await redis.hget(key('fired'), 'time')).toBe('5000');
       expect(await claimFiring(6000, 1000)).toBe(1);
-      expect(await redis.get(key('fired'))).toBe('6000');
+      expect(await redis.hget(key('fired'), 'time')).toBe('6000');
+    });
+
+    it('grants a redelivered claim (same detection id, same time) again, and nothing else', async () => {
+      expect(await claimFiring(5000, 1000, TTL, 'det-same')).toBe(1);
+      expect(await claimFiring(5000, 1000, TTL, 'det-same')).toBe(1);
+      expect(await claimFiring(5500, 1000, TTL, 'det-same')).toBe(0);
     });
 
     it('keeps the latest time when an older detection, outside the cooldown, claims later', async () => {
       await claimFiring(8000, 1000);
       expect(await claimFiring(3000, 1000)).toBe(1);
-      expect(await redis.get(key('fired'))).toBe('8000');
+      expect(await redis.hget(key('fired'), 'time')).toBe('8000');
     });
 
     it('lets exactly one of 20 concurrent clients claim one window', async () => {
@@ -351,7 +370,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       try {
         for (const client of clients) defineScripts(client);
         const replies = await Promise.all(
-          clients.map((client, index) => callScript(client, 'claimFiring', [key('fired')], [10_000 + index, 60_000, TTL])),
+          clients.map((client, index) => callScript(client, 'claimFiring', [key('fired')], [10_000 + index, 60_000, TTL, `det-${index}`])),
         );
         expect(replies.filter((reply) => reply === 1)).toHaveLength(1);
         expect(replies.filter((reply) => reply === 0)).toHaveLength(19);

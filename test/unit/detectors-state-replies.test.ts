@@ -193,7 +193,7 @@ describe('parseGeoState (lastLocation-1)', () => {
     expect(request).toStrictEqual({
       script: 'lastLocation',
       keys: ['test:rule:{impossible-travel|actor.userId=u-17}:location'],
-      args: [T, JSON.stringify(location), 86_400_000],
+      args: [T, JSON.stringify(location), 86_400_000, location.eventId],
     });
     expect(parseGeoState(request.args[1])).toStrictEqual({ previous: location });
   });

@@ -26,8 +26,10 @@ export interface DetectionEngineOptions {
    */
   allowedLatenessMs?: number;
   /**
-   * `wall`: the clock is `now()` (production). `watermark`: the clock is the latest event time
-   * seen (replay and fixtures, where history is replayed at full speed). @defaultValue 'wall'
+   * Lateness and state trimming always follow the event-time watermark (the latest event time
+   * seen). `wall` (production) caps the watermark at `now()`, so a producer's clock running ahead
+   * can't make everyone late, and stamps detections with wall-clock time. `watermark` (replay,
+   * fixtures) uses event time throughout, so a replay is reproducible. @defaultValue 'wall'
    */
   clock?: 'wall' | 'watermark';
   /** @defaultValue Date.now */
@@ -119,10 +121,14 @@ export class DetectionEngine {
     return { ...this.counters };
   }
 
+  /**
+   * The engine's notion of "now" for an event: the event-time watermark (the latest event time
+   * seen), never ahead of the wall clock in production. Lateness and state trimming follow event
+   * time, so a backlog after an outage replays as it happened instead of counting as late.
+   */
   private clock(input: DetectionInput): number {
-    if (this.options.clock !== 'watermark') return this.now();
     this.watermark = Math.max(this.watermark, eventTime(input.event.time));
-    return this.watermark;
+    return this.options.clock === 'watermark' ? this.watermark : Math.min(this.watermark, this.now());
   }
 
   /**
@@ -324,7 +330,8 @@ export class DetectionEngine {
           eventIds: evidence.eventIds.slice(0, this.maxEvidence),
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
           time: new Date(eventTime(input.event.time)).toISOString(),
-          detectedAt: new Date(context.now).toISOString(),
+          // Wall-clock time in production; the watermark in replay, so replays are reproducible.
+          detectedAt: new Date(this.options.clock === 'watermark' ? context.now : this.now()).toISOString(),
           // Found while stateful rules were skipped (Redis down, rule set to skip).
           degraded,
         },

@@ -701,4 +701,25 @@ describe('the detection engine on the real Redis', () => {
     for (const key of keys) if ((await redis.pttl(key)) <= 0) withoutTtl.push(key);
     expect(withoutTtl).toEqual([]);
   });
+
+  describe('a redelivered batch (at-least-once)', () => {
+    it('re-emits the same detections with the same ids instead of losing them', async () => {
+      const user = { userId: 'u-redelivered', ip: '198.51.100.9' };
+      const inputs = [
+        failure('evt-rd-1', 0, user),
+        failure('evt-rd-2', 10 * SECOND, user),
+        failure('evt-rd-3', 20 * SECOND, user),
+        deviceLogin('evt-rd-d1', 0, 'u-rd-dev', 'phone-1', '81.2.69.142', LONDON),
+        deviceLogin('evt-rd-d2', 2 * MINUTE, 'u-rd-dev', 'laptop-2', '1.1.1.9', SYDNEY),
+      ];
+      const engine = engineFor(ruleSet(RULES.threshold, RULES.newDevice, RULES.travel));
+      const first = await batch(engine, inputs);
+      // The same chunk again: its offsets were not committed (indexing failed, a crash).
+      const again = await batch(engine, inputs);
+      expect(first.map((detection) => detection.ruleId).sort()).toEqual(['it-failures-per-user', 'it-impossible-travel', 'it-new-device']);
+      expect(again.map((detection) => `${detection.ruleId} ${detection.id}`).sort()).toEqual(first.map((detection) => `${detection.ruleId} ${detection.id}`).sort());
+      // A later event of the same window is still suppressed.
+      expect(await batch(engine, [failure('evt-rd-4', 30 * SECOND, user)])).toEqual([]);
+    });
+  });
 });

@@ -12,6 +12,7 @@ import { cardinalityRequest, evaluateCardinality, parseDistinctState } from './r
 import { evaluateSequence, matchedSteps, parseSequenceState, sequenceRequest } from './rule-types/sequence';
 import { evaluateNewValue, newValueRequest, parseFirstSeenState } from './rule-types/new-value';
 import { evaluateGeoVelocity, geoVelocityRequest, locationOf, parseGeoState, type Location } from './rule-types/geo-velocity';
+import { evaluateSurge, parseSurgeState, surgeRequest } from './rule-types/surge';
 
 /** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
@@ -220,6 +221,13 @@ export class DetectionEngine {
                 request: planned.request,
                 decide: (reply, current) => evaluateNewValue(input, parseFirstSeenState(reply, planned.value), rule, current),
               });
+            }
+            break;
+          }
+          case 'surge': {
+            const request = surgeRequest(input, rule, compiled.numerator, extended);
+            if (request) {
+              pending.push({ input, compiled, context, request, decide: (reply, current) => evaluateSurge(input, parseSurgeState(reply), rule, current) });
             }
             break;
           }

@@ -15,10 +15,14 @@ const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */
   at: durationSchema.or(z.literal('0s').transform(() => 0)).default(0),
   /** How many copies. @defaultValue 1 */
-  repeat: z.number().int().min(1).max(1000).default(1),
+  repeat: z.number().int().min(1).max(100_000).default(1),
   /** Spacing of the copies. @defaultValue 1s */
   every: durationSchema.default(1000),
-  /** The event, without id, time, schemaVersion (filled in); `source` defaults to a fixture gateway. */
+  /**
+   * The event, without id, time, schemaVersion (filled in); `source` defaults to a fixture
+   * gateway. In its strings, `{n}` becomes the copy's number and `{ip}` a distinct public IP per
+   * copy (a crowd), so one step can stand for many users.
+   */
   event: z.record(z.string(), z.unknown()),
   /** Override enrichment: a location for geo rules, so fixtures don't depend on a geo database. */
   geo: z.strictObject({ lat: z.number(), lon: z.number(), accuracyKm: z.number().optional(), country: z.string().optional(), city: z.string().optional() }).optional(),
@@ -26,6 +30,8 @@ const eventStepSchema = z.strictObject({
 
 const caseSchema = z.strictObject({
   name: z.string().min(3),
+  /** Events per engine batch. @defaultValue 1 (state crosses batches, as in production) */
+  batch: z.number().int().min(1).max(1000).default(1),
   events: z.array(eventStepSchema).min(1),
   /** The detections of the fixture's rule, in order; each is matched as a subset. Empty: quiet. */
   expect: z.array(z.record(z.string(), z.unknown())),
@@ -40,6 +46,19 @@ export type Fixture = z.infer<typeof fixtureSchema> & { file: string };
 export type FixtureCase = z.infer<typeof caseSchema>;
 
 const START = Date.parse('2026-01-05T09:00:00Z');
+
+/** Replaces `{n}` and `{ip}` in every string of a fixture event. */
+function instantiate(value: unknown, copy: number): unknown {
+  if (typeof value === 'string') {
+    const ip = `45.${(copy >> 16) & 255}.${(copy >> 8) & 255}.${copy & 255}`;
+    return value.replaceAll('{n}', String(copy)).replaceAll('{ip}', ip);
+  }
+  if (Array.isArray(value)) return value.map((item) => instantiate(item, copy));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, instantiate(item, copy)]));
+  }
+  return value;
+}
 
 /** Reads every `*.yaml` fixture under a folder. @throws ValidationError naming the file and field */
 export function loadFixtures(folder: string): Fixture[] {
@@ -65,7 +84,7 @@ export function fixtureInputs(fixture: Fixture, index: number): DetectionInput[]
       counter++;
       const candidate = {
         source: { service: 'fixture-gateway', kind: 'gateway' },
-        ...step.event,
+        ...(instantiate(step.event, copy) as Record<string, unknown>),
         id: `fx-${fixture.rule}-${index}-${counter}`,
         schemaVersion: 1,
         time: new Date(START + step.at + copy * step.every).toISOString(),
@@ -92,8 +111,10 @@ export async function runFixtureCase(redis: Redis, ruleSet: RuleSet, fixture: Fi
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark' });
   const found: Detection[] = [];
   try {
-    for (const input of fixtureInputs(fixture, index)) {
-      found.push(...(await engine.evaluateBatch([input])).filter((detection) => detection.ruleId === fixture.rule));
+    const inputs = fixtureInputs(fixture, index);
+    const size = fixture.cases[index]?.batch ?? 1;
+    for (let start = 0; start < inputs.length; start += size) {
+      found.push(...(await engine.evaluateBatch(inputs.slice(start, start + size))).filter((detection) => detection.ruleId === fixture.rule));
     }
   } finally {
     let cursor = '0';

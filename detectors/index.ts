@@ -20,3 +20,4 @@ export * from './rule-types/sequence';
 export * from './rule-types/new-value';
 export * from './rule-types/geo-velocity';
 export * from './fixtures';
+export * from './rule-types/surge';

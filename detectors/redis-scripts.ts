@@ -17,6 +17,7 @@ const SCRIPTS: Record<ScriptName | 'claimFiring', string> = {
   firstSeen: 'firstSeen-1.lua',
   lastLocation: 'lastLocation-1.lua',
   claimFiring: 'claimFiring-1.lua',
+  surgeTick: 'surgeTick-2.lua',
 };
 
 /** The command name a script is registered under. */

@@ -16,6 +16,8 @@ export interface CompiledRule {
   steps: Predicate[];
   /** Geo-velocity rules: the allowlist. */
   allowlist?: BlockList;
+  /** Surge rules measuring a ratio: the numerator's predicate. */
+  numerator?: Predicate;
   /** Rules named in `detectedBy` conditions: this rule runs after them. */
   dependsOn: string[];
   file: string;
@@ -71,6 +73,7 @@ function compile(rule: Rule, file: string): CompiledRule {
     matches: compileFilter(rule.filter),
     steps: rule.type === 'sequence' ? rule.steps.map((step) => compileFilter(step.filter)) : [],
     ...(rule.type === 'geo_velocity' ? { allowlist: cidrList(rule.allowlistCidrs) } : {}),
+    ...(rule.type === 'surge' && rule.measure.kind === 'ratio' ? { numerator: compileFilter(rule.measure.numerator) } : {}),
     dependsOn: [...referencedRules(rule.filter), ...(rule.type === 'sequence' ? rule.steps.flatMap((step) => referencedRules(step.filter)) : [])],
     file,
   };

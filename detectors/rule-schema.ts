@@ -99,6 +99,43 @@ export const geoVelocityRuleSchema = z.strictObject({
   allowlistCidrs: cidrRangesSchema.default([]),
 });
 
+const measureSchema = z.discriminatedUnion('kind', [
+  /** Events per bucket (requests to an endpoint, calls by a consumer). */
+  z.strictObject({ kind: z.literal('count') }),
+  /** Distinct values of a field per bucket (source IPs on an endpoint), estimated by HyperLogLog. */
+  z.strictObject({ kind: z.literal('distinct'), field: fieldPath }),
+  /** Share of the bucket's events that pass a filter (the 5xx ratio). */
+  z.strictObject({ kind: z.literal('ratio'), numerator: filterSchema }),
+  /** 95th percentile of a numeric field per bucket (latency), from a log-scale histogram. */
+  z.strictObject({ kind: z.literal('p95'), field: fieldPath }),
+]);
+
+export const surgeRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('surge'),
+  /** The short window the measure is taken over, and the step of its baseline. @defaultValue 1m */
+  bucket: durationSchema.default(60_000),
+  measure: measureSchema,
+  /** Weight of each new bucket in the rolling baseline (EWMA): 0.1 follows a change over about ten buckets. @defaultValue 0.1 */
+  alpha: z.number().gt(0).max(1).default(0.1),
+  /** Full buckets of history before the rule may fire (warm-up). @defaultValue 10 */
+  minSamples: z.number().int().min(1).default(10),
+  /** Events in the current bucket before the rule may fire: a quiet endpoint's 5 requests are no surge. @defaultValue 50 */
+  minVolume: z.number().int().min(1).default(50),
+  /** Fire when the measure reaches this multiple of its baseline. @defaultValue 5 */
+  minRatio: z.number().gt(1).default(5),
+  /** And, when set, when it is this many standard deviations above the baseline. */
+  minZ: z.number().positive().optional(),
+  /** The smallest baseline a ratio is taken against (a baseline of 0 would make any traffic infinite). @defaultValue 1 */
+  baselineFloor: z.number().positive().default(1),
+  /**
+   * Fire only when the bucket's events come from at most this many distinct values of a field:
+   * a flood from few IPs, not a flash crowd of many users.
+   */
+  concentration: z.strictObject({ field: fieldPath, maxDistinct: z.number().int().min(1) }).optional(),
+});
+
 /** One detection rule, as written in a rule file. */
 export const ruleSchema = z.discriminatedUnion('type', [
   matchRuleSchema,
@@ -107,6 +144,7 @@ export const ruleSchema = z.discriminatedUnion('type', [
   sequenceRuleSchema,
   newValueRuleSchema,
   geoVelocityRuleSchema,
+  surgeRuleSchema,
 ]);
 
 export type Rule = z.infer<typeof ruleSchema>;

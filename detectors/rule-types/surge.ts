@@ -1,0 +1,136 @@
+import type { DetectionInput } from '../input';
+import { fieldValue, scalarText } from '../input';
+import { fieldLabel, keyPhrase } from '../describe';
+import { formatDuration } from '../duration';
+import type { Predicate } from '../filter';
+import type { RuleOf } from '../rule-schema';
+import { stateKey } from '../keys';
+import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+
+/** A measure's current bucket and baseline, as surgeTick-2.lua returns them. */
+export interface SurgeState {
+  /** The measure of the current bucket so far. */
+  value: number;
+  /** Baseline: EWMA mean and variance of the measure per full bucket. */
+  mean: number;
+  variance: number;
+  /** Full buckets folded into the baseline. */
+  samples: number;
+  /** Events in the current bucket. */
+  volume: number;
+  /** Distinct values of the HLL field in the current bucket. */
+  distinct: number;
+  /** The event belonged to an older bucket and was not counted. */
+  late: boolean;
+}
+
+export function parseSurgeState(reply: unknown): SurgeState {
+  const [value, mean, variance, samples, volume, distinct, late] = (reply as (string | number)[]).map(Number);
+  return {
+    value: value ?? 0,
+    mean: mean ?? 0,
+    variance: variance ?? 0,
+    samples: samples ?? 0,
+    volume: volume ?? 0,
+    distinct: distinct ?? 0,
+    late: late === 1,
+  };
+}
+
+/** Histogram bin of a non-negative value: quarter powers of two, so p95 is within about 19%. */
+export function histogramBin(value: number): number {
+  return value <= 1 ? 0 : Math.floor(Math.log2(value) * 4);
+}
+
+/** The surgeTick call for one event. */
+export function surgeRequest(
+  input: DetectionInput,
+  rule: RuleOf<'surge'>,
+  numerator: Predicate | undefined,
+  context: EvaluationContext & { prefix: string; latenessMs: number },
+): StateRequest | undefined {
+  const { measure } = rule;
+  const hllField = measure.kind === 'distinct' ? measure.field : rule.concentration?.field;
+  const member = hllField === undefined ? '' : (scalarText(fieldValue(input, hllField)) ?? '');
+  if (measure.kind === 'distinct' && member === '') return undefined;
+  let bin = -1;
+  if (measure.kind === 'p95') {
+    const value = fieldValue(input, measure.field);
+    if (typeof value !== 'number' || value < 0) return undefined;
+    bin = histogramBin(value);
+  }
+  return {
+    script: 'surgeTick',
+    keys: [stateKey(context.prefix, rule.id, context.keyText, 'surge'), stateKey(context.prefix, rule.id, context.keyText, 'surge-hll')],
+    args: [
+      Math.floor(eventTime(input.event.time) / rule.bucket),
+      measure.kind,
+      member,
+      measure.kind === 'ratio' && numerator?.(input) ? 1 : 0,
+      bin,
+      rule.alpha,
+      // Long enough to keep the baseline through quiet hours.
+      Math.max(rule.bucket * rule.minSamples * 20, 86_400_000),
+    ],
+  };
+}
+
+const MEASURE_WORDS: Record<RuleOf<'surge'>['measure']['kind'], string> = {
+  count: 'requests',
+  distinct: 'distinct',
+  ratio: 'ratio',
+  p95: 'p95',
+};
+
+function show(rule: RuleOf<'surge'>, value: number): string {
+  const { measure } = rule;
+  if (measure.kind === 'ratio') return `${(value * 100).toFixed(1)}%`;
+  if (measure.kind === 'p95') return `${Math.round(value)}`;
+  return `${Math.round(value)}`;
+}
+
+/**
+ * surge: a measure per key over a short bucket (requests, distinct source IPs, the 5xx ratio,
+ * p95 latency) against its own rolling baseline. Fires when the bucket so far reaches `minRatio`
+ * times the baseline (and `minZ` deviations, when set), with enough volume and history, so a
+ * quiet endpoint's handful of calls never fires and a slow ramp is absorbed by the baseline.
+ * With `concentration`, only a surge from few sources fires (a flood, not a flash crowd).
+ */
+export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: RuleOf<'surge'>, context: EvaluationContext): Evaluation {
+  if (state.late) return none('late_bucket');
+  if (state.samples < rule.minSamples) return none('warming_up');
+  if (state.volume < rule.minVolume) return none('low_volume');
+  const baseline = Math.max(state.mean, rule.baselineFloor);
+  const ratio = state.value / baseline;
+  if (ratio < rule.minRatio) return none('within_baseline');
+  const deviation = Math.sqrt(state.variance);
+  const z = deviation > 0 ? (state.value - state.mean) / deviation : Number.POSITIVE_INFINITY;
+  if (rule.minZ !== undefined && z < rule.minZ) return none('within_deviation');
+  if (rule.concentration && state.distinct > rule.concentration.maxDistinct) return none('spread_out');
+  const bucketStart = Math.floor(eventTime(input.event.time) / rule.bucket) * rule.bucket;
+  const { measure } = rule;
+  const what =
+    measure.kind === 'count'
+      ? `${rule.noun}`
+      : measure.kind === 'distinct'
+        ? `distinct ${fieldLabel(measure.field, true)}`
+        : measure.kind === 'ratio'
+          ? `${rule.noun} ratio`
+          : `p95 ${measure.field}`;
+  const sources = rule.concentration ? ` from only ${state.distinct} ${fieldLabel(rule.concentration.field, state.distinct !== 1)}` : '';
+  return {
+    outcome: 'detected',
+    detection: {
+      reasonCode: `surge_${MEASURE_WORDS[measure.kind]}`,
+      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the current ${formatDuration(rule.bucket)}${sources}, ${ratio.toFixed(1)}× the baseline of ${show(rule, state.mean)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
+      observedValue: Math.round(state.value * 1000) / 1000,
+      threshold: Math.round(baseline * rule.minRatio * 1000) / 1000,
+      ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),
+      eventIds: [input.event.id],
+      windowStart: bucketStart,
+      windowEnd: eventTime(input.event.time),
+      identity: [rule.id, context.keyText, String(bucketStart)],
+      cooldownMs: rule.bucket,
+    },
+  };
+}

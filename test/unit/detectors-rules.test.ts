@@ -77,10 +77,11 @@ function ruleById(ruleSet: RuleSet, id: string): CompiledRule {
 describe('the default rule pack', () => {
   const ruleSet = loadRuleSet([DEFAULT_RULES]);
 
-  it('loads all three files, every rule enabled', () => {
+  it('loads all four files, every rule enabled', () => {
     expect(ruleSet.files.map((file) => file.slice(DEFAULT_RULES.length + 1))).toStrictEqual([
       'authentication.yaml',
       'authorization.yaml',
+      'denial-of-service.yaml',
       'device-and-location.yaml',
     ]);
     expect(ruleSet.rules.map((compiled) => compiled.rule.id)).toStrictEqual([
@@ -95,6 +96,11 @@ describe('the default rule pack', () => {
       'xml-threat-violation',
       'rate-limit-storm-per-consumer',
       'rate-limit-storm-per-ip',
+      'request-flood-per-endpoint',
+      'request-spike-per-consumer',
+      'distributed-flood-per-endpoint',
+      'error-surge-per-endpoint',
+      'latency-surge-per-endpoint',
       'impossible-travel',
       'new-device-for-user',
       'new-country-for-user',

@@ -42,6 +42,11 @@ export const configSchema = z.object({
     .optional(),
   VIGIL_RULES_WATCH: z.enum(['true', 'false']).default('true'),
   VIGIL_ALLOWED_LATENESS_MS: int(0, 7 * 86_400_000).default(300_000),
+  VIGIL_ALERTER_GROUP: name.default('vigil-alerter'),
+  VIGIL_TOPIC_NOTIFICATION_DEADLETTER: name.default('vigil.notifications.deadletter'),
+  VIGIL_ALERT_SUPPRESS_MS: int(1000, 7 * 86_400_000).default(600_000),
+  VIGIL_ALERT_RESOLVE_AFTER_MS: int(1000, 7 * 86_400_000).default(900_000),
+  VIGIL_ALERT_DESTINATIONS: z.string().default('[]'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -70,6 +75,16 @@ export interface Config {
     readonly rulesPaths?: readonly string[];
     readonly watch: boolean;
     readonly allowedLatenessMs: number;
+  };
+  readonly alerting: {
+    readonly group: string;
+    readonly notificationDeadLetterTopic: string;
+    /** A detection within this long of the alert's last one updates it instead of opening another. */
+    readonly suppressMs: number;
+    /** An alert with no detection for this long is resolved. */
+    readonly resolveAfterMs: number;
+    /** JSON list of destinations, validated by the notifier (see docs/alerting.md). */
+    readonly destinations: string;
   };
   readonly logLevel: Env['LOG_LEVEL'];
 }
@@ -119,6 +134,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       ...(e.VIGIL_RULES_PATH && e.VIGIL_RULES_PATH.length > 0 ? { rulesPaths: e.VIGIL_RULES_PATH } : {}),
       watch: e.VIGIL_RULES_WATCH === 'true',
       allowedLatenessMs: e.VIGIL_ALLOWED_LATENESS_MS,
+    },
+    alerting: {
+      group: e.VIGIL_ALERTER_GROUP,
+      notificationDeadLetterTopic: e.VIGIL_TOPIC_NOTIFICATION_DEADLETTER,
+      suppressMs: e.VIGIL_ALERT_SUPPRESS_MS,
+      resolveAfterMs: e.VIGIL_ALERT_RESOLVE_AFTER_MS,
+      destinations: e.VIGIL_ALERT_DESTINATIONS,
     },
     logLevel: e.LOG_LEVEL,
   });

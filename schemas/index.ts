@@ -9,3 +9,4 @@ export * from './device';
 export * from './event';
 export * from './elasticsearch';
 export * from './detection';
+export * from './alert';

@@ -28,6 +28,13 @@ const DEFAULTS: Config = {
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 500 },
   redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
   detection: { enabled: true, watch: true, allowedLatenessMs: 300_000 },
+  alerting: {
+    group: 'vigil-alerter',
+    notificationDeadLetterTopic: 'vigil.notifications.deadletter',
+    suppressMs: 600_000,
+    resolveAfterMs: 900_000,
+    destinations: '[]',
+  },
   logLevel: 'info',
 };
 
@@ -88,6 +95,13 @@ describe('loadConfig', () => {
       bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20 },
       redis: { url: 'redis://redis.internal:6380', prefix: 'v2' },
       detection: { enabled: false, rulesPaths: ['rules/a.yaml', 'rules/extra'], watch: false, allowedLatenessMs: 60_000 },
+      alerting: {
+        group: 'vigil-alerter',
+        notificationDeadLetterTopic: 'vigil.notifications.deadletter',
+        suppressMs: 600_000,
+        resolveAfterMs: 900_000,
+        destinations: '[]',
+      },
       logLevel: 'debug',
     });
   });

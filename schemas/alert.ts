@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { SEVERITIES } from './detection';
+
+/** What happened to an alert: each is a notification on-call may receive. */
+export const ALERT_CHANGES = ['opened', 'escalated', 'resolved'] as const;
+export type AlertChangeKind = (typeof ALERT_CHANGES)[number];
+
+/**
+ * An alert: related detections grouped into one incident (same key, or the same endpoint across
+ * rules), deduplicated over a suppression window with a running count, escalated with the count,
+ * and resolved after a quiet period. Field names follow Kibana's alert schema where it has them
+ * (`kibana.alert.*` in the index document).
+ */
+export const alertSchema = z.strictObject({
+  /** Stable for the incident's life: the notification dedup key (PagerDuty dedup_key). */
+  id: z.string(),
+  status: z.enum(['open', 'resolved']),
+  severity: z.enum(SEVERITIES),
+  /** What groups detections into this alert, e.g. `invocation.resource.api=accounts-v1,invocation.route=/v1/login`. */
+  groupKey: z.string(),
+  key: z.record(z.string(), z.string()),
+  /** One line: the first rule's name and the key. */
+  title: z.string(),
+  /** The latest detection's sentence. */
+  reason: z.string(),
+  /** Rules that contributed, first seen first. */
+  rules: z.array(z.string()),
+  ruleNames: z.array(z.string()),
+  tags: z.array(z.string()),
+  /** Detections grouped into the alert, including the first. */
+  count: z.number().int(),
+  /** Detections after the first that caused no notification of their own. */
+  suppressed: z.number().int(),
+  firstSeen: z.string(),
+  lastSeen: z.string(),
+  resolvedAt: z.string().optional(),
+  /** The ids of the detections behind it, newest last, capped. */
+  detections: z.array(z.string()),
+  /** Incremented on every change: Elasticsearch keeps the newest (external versioning). */
+  revision: z.number().int(),
+});
+export type Alert = z.infer<typeof alertSchema>;
+
+/** A change of an alert, as the notifier receives it. */
+export interface AlertChange {
+  kind: AlertChangeKind;
+  alert: Alert;
+}
+
+const keyword = { type: 'keyword', ignore_above: 1024 } as const;
+
+/** Mappings of the alerts index: Kibana alert-as-data names under `kibana.alert.*`, ECS elsewhere. */
+export const alertMappings = {
+  dynamic: 'strict',
+  dynamic_templates: [{ key_as_keywords: { path_match: 'vigil.alert.key.*', match_mapping_type: 'string', mapping: keyword } }],
+  properties: {
+    '@timestamp': { type: 'date' },
+    message: { type: 'text' },
+    event: { properties: { kind: keyword, module: keyword, dataset: keyword, severity: { type: 'long' } } },
+    tags: keyword,
+    kibana: {
+      properties: {
+        alert: {
+          properties: {
+            uuid: keyword,
+            status: keyword,
+            workflow_status: keyword,
+            severity: keyword,
+            reason: { type: 'text' },
+            start: { type: 'date' },
+            end: { type: 'date' },
+            last_detected: { type: 'date' },
+            duration: { properties: { us: { type: 'long' } } },
+            rule: { properties: { uuid: keyword, name: keyword } },
+            instance: { properties: { id: keyword } },
+          },
+        },
+      },
+    },
+    vigil: {
+      properties: {
+        alert: {
+          properties: {
+            title: keyword,
+            group_key: keyword,
+            key: { type: 'object', dynamic: true },
+            count: { type: 'long' },
+            suppressed: { type: 'long' },
+            detections: keyword,
+            revision: { type: 'long' },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+/** The alerts index and template names under one prefix (one index: alerts are few and updated in place). */
+export function alertIndexNames(prefix: string): { index: string; indexTemplate: string } {
+  return { index: `${prefix}-alerts`, indexTemplate: `${prefix}-alerts` };
+}
+
+/** The index template of the alerts index. */
+export function alertTemplate(prefix: string, settings: { shards: number; replicas: number }): { name: string; body: Record<string, unknown> } {
+  const names = alertIndexNames(prefix);
+  return {
+    name: names.indexTemplate,
+    body: {
+      index_patterns: [names.index],
+      priority: 200,
+      template: {
+        settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '1s' },
+        mappings: alertMappings,
+      },
+      _meta: { managed_by: 'vigil' },
+    },
+  };
+}

@@ -21,3 +21,4 @@ export * from './rule-types/new-value';
 export * from './rule-types/geo-velocity';
 export * from './fixtures';
 export * from './rule-types/surge';
+export * from './alerting/alerter';

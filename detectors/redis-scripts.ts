@@ -18,6 +18,8 @@ const SCRIPTS: Record<ScriptName | 'claimFiring', string> = {
   lastLocation: 'lastLocation-1.lua',
   claimFiring: 'claimFiring-1.lua',
   surgeTick: 'surgeTick-2.lua',
+  alertUpsert: 'alertUpsert-2.lua',
+  alertResolve: 'alertResolve-2.lua',
 };
 
 /** The command name a script is registered under. */

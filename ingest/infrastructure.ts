@@ -1,6 +1,6 @@
 import { Client, type estypes } from '@elastic/elasticsearch';
 import { Kafka, logLevel as kafkaLogLevel, type LogEntry } from 'kafkajs';
-import { detectionIndexNames, detectionMappings, detectionTemplate, eventMappings, eventTemplates, indexNames, type Family } from '../schemas';
+import { alertIndexNames, alertMappings, alertTemplate, detectionIndexNames, detectionMappings, detectionTemplate, eventMappings, eventTemplates, indexNames, type Family } from '../schemas';
 import type { Config, Logger } from '../platform';
 
 /** The topic of each event family, from configuration. */
@@ -34,7 +34,14 @@ export async function ensureTopics(kafka: Kafka, config: Config): Promise<string
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const wanted = [config.topics.policy, config.topics.invocation, config.topics.device, config.topics.deadLetter, config.topics.detections];
+    const wanted = [
+      config.topics.policy,
+      config.topics.invocation,
+      config.topics.device,
+      config.topics.deadLetter,
+      config.topics.detections,
+      config.alerting.notificationDeadLetterTopic,
+    ];
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((topic) => !existing.has(topic));
     if (missing.length > 0) {
@@ -45,7 +52,7 @@ export async function ensureTopics(kafka: Kafka, config: Config): Promise<string
           numPartitions: config.topics.partitions,
           replicationFactor: 1,
           // Dead letters wait for a human: keep them for weeks, not the broker's default.
-          ...(topic === config.topics.deadLetter ? { configEntries: [{ name: 'retention.ms', value: String(DEAD_LETTER_RETENTION_MS) }] } : {}),
+          ...(topic === config.topics.deadLetter || topic === config.alerting.notificationDeadLetterTopic ? { configEntries: [{ name: 'retention.ms', value: String(DEAD_LETTER_RETENTION_MS) }] } : {}),
         })),
       });
     }
@@ -78,11 +85,14 @@ export async function installTemplates(client: Client, config: Config): Promise<
   await client.indices.putIndexTemplate({ name: detections.name, ...detections.body });
   // Templates shape only indices created after them: today's index gets new fields added in
   // place (adding fields is always allowed), so an upgrade doesn't refuse documents until midnight.
-  const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings) =>
+  const alerts = alertTemplate(config.indices.prefix, config.indices);
+  await client.indices.putIndexTemplate({ name: alerts.name, ...alerts.body });
+  const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings) =>
     ({ dynamic: mappings.dynamic, dynamic_templates: mappings.dynamic_templates, properties: mappings.properties }) as unknown as Omit<
       estypes.IndicesPutMappingRequest,
       'index'
     >;
   await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings) });
   await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings) });
+  await client.indices.putMapping({ index: alertIndexNames(config.indices.prefix).index, allow_no_indices: true, ignore_unavailable: true, ...mappingOf(alertMappings) });
 }

@@ -15,6 +15,8 @@ export function isolatedConfig(overrides: Record<string, string> = {}): Config {
     VIGIL_TOPIC_DEVICE: `it-${id}.device`,
     VIGIL_TOPIC_DEADLETTER: `it-${id}.deadletter`,
     VIGIL_TOPIC_DETECTIONS: `it-${id}.detections`,
+    VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `it-${id}.notifications-deadletter`,
+    VIGIL_ALERTER_GROUP: `it-${id}-alerter`,
     VIGIL_REDIS_PREFIX: `it-${id}`,
     VIGIL_RULES_WATCH: 'false',
     VIGIL_TOPIC_PARTITIONS: '2',
@@ -48,11 +50,19 @@ export function openStack(config: Config): Stack {
       await elasticsearch.indices.delete({ index: `${config.indices.prefix}-*`, ignore_unavailable: true, allow_no_indices: true });
       await elasticsearch.indices.deleteIndexTemplate({ name: names.indexTemplate }, { ignore: [404] });
       await elasticsearch.indices.deleteIndexTemplate({ name: `${config.indices.prefix}-detections` }, { ignore: [404] });
+      await elasticsearch.indices.deleteIndexTemplate({ name: `${config.indices.prefix}-alerts` }, { ignore: [404] });
       await elasticsearch.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });
       const admin = kafka.admin();
       await admin.connect();
       const existing = new Set(await admin.listTopics());
-      const topics = [config.topics.policy, config.topics.invocation, config.topics.device, config.topics.deadLetter, config.topics.detections].filter((topic) =>
+      const topics = [
+        config.topics.policy,
+        config.topics.invocation,
+        config.topics.device,
+        config.topics.deadLetter,
+        config.topics.detections,
+        config.alerting.notificationDeadLetterTopic,
+      ].filter((topic) =>
         existing.has(topic),
       );
       if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });

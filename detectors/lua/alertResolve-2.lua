@@ -1,0 +1,21 @@
+--[[ alertResolve-2: resolve a group's alert if it has been quiet long enough.
+KEYS[1]  hash: the group's alert (see alertUpsert-2)
+KEYS[2]  sorted set of open alerts
+ARGV[1]  now ms
+ARGV[2]  quiet period ms
+ARGV[3]  group key (member of KEYS[2])
+ARGV[4]  TTL ms of KEYS[1] once resolved (kept a while so a late detection opens a new alert)
+Returns  JSON of the resolved alert's fields, or false when it is not open or not quiet (another
+         alerter instance resolved it, or a detection arrived meanwhile)
+]]
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  return false
+end
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+if tonumber(ARGV[1]) - last < tonumber(ARGV[2]) then return false end
+redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolved', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'revision', 1)
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return cjson.encode(redis.call('HGETALL', KEYS[1]))

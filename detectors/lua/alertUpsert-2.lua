@@ -74,4 +74,6 @@ else
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[11])
 redis.call('PEXPIRE', KEYS[1], ARGV[12])
+-- The open-alerts index lives as long as its newest alert could.
+redis.call('PEXPIRE', KEYS[2], ARGV[12])
 return { change, cjson.encode(redis.call('HGETALL', KEYS[1])) }

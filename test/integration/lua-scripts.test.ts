@@ -380,6 +380,92 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('surgeTick-2.lua', () => {
+    const tick = (bucket: number, measure: string, options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number } = {}) =>
+      call('surgeTick', [key('surge'), key('surge-hll')], [bucket, measure, options.member ?? '', options.numerator ? 1 : 0, options.bin ?? -1, options.alpha ?? 0.5, options.ttl ?? TTL]);
+
+    it('counts the current bucket and folds each full bucket into the EWMA baseline', async () => {
+      for (let n = 0; n < 10; n++) await tick(100, 'count');
+      // The first full bucket seeds the baseline; empty buckets in between fold as zeros.
+      const afterFirst = await tick(101, 'count');
+      expect(afterFirst.map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0]);
+      for (let n = 0; n < 3; n++) await tick(101, 'count');
+      const afterGap = await tick(103, 'count');
+      // Bucket 101 (4 events) then empty bucket 102, alpha 0.5: mean 10 → 7 → 3.5; variance 0 → 9 → 16.75.
+      expect(afterGap.map(Number).slice(0, 4)).toEqual([1, 3.5, 16.75, 3]);
+    });
+
+    it('does not count an event of an older bucket, and says so', async () => {
+      await tick(200, 'count');
+      await tick(201, 'count');
+      expect((await tick(200, 'count')).map(Number)).toEqual([1, 1, 0, 1, 1, 0, 1]);
+    });
+
+    it('measures distinct members, a ratio and a p95 per bucket', async () => {
+      for (const member of ['a', 'b', 'a', 'c']) await tick(300, 'distinct', { member });
+      expect(Number((await tick(300, 'distinct', { member: 'd' }))[0])).toBe(4);
+      await deleteKeys(redis, prefix);
+      await tick(400, 'ratio', { numerator: true });
+      expect(Number((await tick(400, 'ratio'))[0])).toBe(0.5);
+      await deleteKeys(redis, prefix);
+      for (let n = 0; n < 19; n++) await tick(500, 'p95', { bin: 20 });
+      // 20 events: the 19th (95%) is in bin 20, whose upper bound is 2^(20/4) = 32.
+      expect(Number((await tick(500, 'p95', { bin: 40 }))[0])).toBe(32);
+    });
+  });
+
+  describeScript('alertUpsert-2.lua', () => {
+    const open = (): string => `${prefix}:{alerts}:open`;
+    const alert = (): string => `${prefix}:{alerts}:alert:g-1`;
+    const upsert = (detectionId: string, now: number, options: { rank?: number; rule?: string; suppress?: number } = {}) =>
+      call('alertUpsert', [alert(), open()], [
+        detectionId, now, options.suppress ?? 10_000, `alert-${detectionId}`, options.rule ?? 'rule-a', `Rule ${options.rule ?? 'a'}`,
+        options.rank ?? 1, '["T1498"]', 'Rule a: endpoint /login', '{"route":"/login"}', 'g-1', TTL, 3,
+      ]);
+    const fields = (reply: unknown[]): Record<string, string> => {
+      const flat = JSON.parse(String(reply[1])) as string[];
+      return Object.fromEntries(flat.flatMap((value, index) => (index % 2 === 0 ? [[value, String(flat[index + 1])]] : [])));
+    };
+
+    it('opens, folds detections within the suppression window, ignores a redelivered one, and escalates at 10', async () => {
+      const opened = await upsert('d-1', 1000);
+      expect(opened[0]).toBe('opened');
+      expect(fields(opened)).toMatchObject({ id: 'alert-d-1', status: 'open', count: '1', rank: '1', revision: '1' });
+      expect((await upsert('d-1', 1500))[0]).toBe('duplicate');
+      let last: unknown[] = [];
+      for (let n = 2; n <= 10; n++) last = await upsert(`d-${n}`, 1000 + n * 100, { rule: n === 5 ? 'rule-b' : 'rule-a' });
+      expect(last[0]).toBe('escalated');
+      expect(fields(last)).toMatchObject({ id: 'alert-d-1', count: '10', rank: '2', suppressed: '8' });
+      expect(JSON.parse(fields(last).rules ?? '[]')).toEqual(['rule-a', 'rule-b']);
+      // Detection ids are capped (ARGV[13] = 3), newest kept.
+      expect(JSON.parse(fields(last).detections ?? '[]')).toEqual(['d-8', 'd-9', 'd-10']);
+      expect(await redis.zscore(open(), 'g-1')).toBe(String(2000));
+    });
+
+    it('opens a new alert after the suppression window', async () => {
+      await upsert('d-1', 1000);
+      const later = await upsert('d-2', 20_000);
+      expect(later[0]).toBe('opened');
+      expect(fields(later).id).toBe('alert-d-2');
+    });
+  });
+
+  describeScript('alertResolve-2.lua', () => {
+    const open = (): string => `${prefix}:{alerts}:open`;
+    const alert = (): string => `${prefix}:{alerts}:alert:g-1`;
+    const resolve = (now: number, quiet = 5000) => callScript(redis, 'alertResolve', [alert(), open()], [now, quiet, 'g-1', TTL]);
+
+    it('resolves a quiet open alert once, and leaves a recent one open', async () => {
+      await call('alertUpsert', [alert(), open()], ['d-1', 1000, 10_000, 'alert-1', 'rule-a', 'Rule a', 1, '[]', 't', '{}', 'g-1', TTL, 10]);
+      expect(await resolve(3000)).toBeNull();
+      const resolved = await resolve(7000);
+      expect(typeof resolved).toBe('string');
+      expect(JSON.parse(String(resolved))).toEqual(expect.arrayContaining(['status', 'resolved', 'resolved', '7000']));
+      expect(await resolve(8000)).toBeNull();
+      expect(await redis.zscore(open(), 'g-1')).toBeNull();
+    });
+  });
+
   /** One call of each script and the TTL it was passed; every key it writes must expire. */
   const writes: Record<string, () => Promise<number>> = {
     'windowAdd-2.lua': async () => {
@@ -400,6 +486,20 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     },
     'lastLocation-1.lua': async () => {
       await lastLocation(1000, { lat: 1, lon: 2, time: '1970-01-01T00:00:01.000Z', eventId: 'evt-1' }, 30_000);
+      return 30_000;
+    },
+    'surgeTick-2.lua': async () => {
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll')], [1, 'distinct', 'a', 0, -1, 0.5, 30_000]);
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll')], [2, 'distinct', 'b', 0, -1, 0.5, 30_000]);
+      return 30_000;
+    },
+    'alertUpsert-2.lua': async () => {
+      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10]);
+      return 30_000;
+    },
+    'alertResolve-2.lua': async () => {
+      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10]);
+      await callScript(redis, 'alertResolve', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], [9000, 1000, 'g', 20_000]);
       return 30_000;
     },
     'claimFiring-1.lua': async () => {

@@ -22,3 +22,6 @@ export * from './rule-types/geo-velocity';
 export * from './fixtures';
 export * from './rule-types/surge';
 export * from './alerting/alerter';
+export * from './alerting/destinations';
+export * from './alerting/signature';
+export * from './alerting/notifier';

@@ -18,8 +18,29 @@ export interface DetectionInput {
   event: VigilEvent;
   geo?: InputGeo;
   ipScope?: 'public' | 'private' | 'reserved';
+  /** What correlation found: the request's policy decisions, the session's device (see ingest/correlation.ts). */
+  correlated?: Correlated;
   /** Rules this event made fire earlier in the same evaluation (see the `detectedBy` filter). */
   detectedBy?: ReadonlySet<string>;
+}
+
+/** Correlated context of an event, addressed in filters as `correlated.*`. */
+export interface Correlated {
+  request?: {
+    /** Policy kind -> outcome, for the policies of the same request seen so far. */
+    policies: Record<string, 'pass' | 'fail'>;
+    failedPolicies: string[];
+  };
+  device?: {
+    /** The device of the session (else the user's last device). */
+    deviceId?: string;
+    /** How long the user has had that device, at this event's time. */
+    deviceAgeMs?: number;
+    country?: string;
+    /** Devices the user has been seen with. */
+    knownDevices: number;
+    fromSession: boolean;
+  };
 }
 
 /** The value at a dotted path, or undefined. */
@@ -28,6 +49,7 @@ export function fieldValue(input: DetectionInput, path: string): unknown {
   let current: unknown;
   if (root === 'geo') current = input.geo;
   else if (root === 'ipScope') current = input.ipScope;
+  else if (root === 'correlated') current = input.correlated;
   else current = (input.event as unknown as Record<string, unknown>)[root ?? ''];
   for (const part of rest) {
     if (typeof current !== 'object' || current === null) return undefined;

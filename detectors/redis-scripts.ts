@@ -20,6 +20,10 @@ const SCRIPTS: Record<ScriptName | 'claimFiring', string> = {
   surgeTick: 'surgeTick-2.lua',
   alertUpsert: 'alertUpsert-2.lua',
   alertResolve: 'alertResolve-2.lua',
+  noteDevice: 'noteDevice-3.lua',
+  readContext: 'readContext-3.lua',
+  noteRequest: 'noteRequest-1.lua',
+  readRequest: 'readRequest-1.lua',
 };
 
 /** The command name a script is registered under. */

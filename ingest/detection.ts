@@ -4,6 +4,7 @@ import { DetectionEngine, loadRuleSet, watchRules, type DetectionInput, type Rul
 import type { VigilEvent } from '../schemas';
 import type { Config, Logger } from '../platform';
 import type { Enrichment } from './enrich';
+import { Correlator } from './correlation';
 
 /** The rule pack shipped with Vigil, on by default. */
 export const DEFAULT_RULES_PATH = join(__dirname, '..', 'detectors', 'rules', 'default');
@@ -40,6 +41,8 @@ export function createRedis(config: Config): Redis {
 /** A running engine with its rule watcher. */
 export interface DetectionRuntime {
   engine: DetectionEngine;
+  /** Correlation on the same Redis (request view, session device), for the pipeline. */
+  correlator: Correlator;
   ruleSet: RuleSet;
   close(): Promise<void>;
 }
@@ -65,6 +68,7 @@ export function createDetectionRuntime(config: Config, logger: Logger, options: 
   log.info({ rules: ruleSet.rules.map((compiled) => compiled.rule.id), digest: ruleSet.digest }, 'detection rules loaded');
   return {
     engine,
+    correlator: new Correlator({ redis, prefix: config.redis.prefix }),
     ruleSet,
     async close() {
       stopWatching();

@@ -12,3 +12,5 @@ export * from './bulk-indexer';
 export * from './infrastructure';
 export * from './ingest.consumer';
 export * from './detection';
+export * from './correlation';
+export * from './alerting';

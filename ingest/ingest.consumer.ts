@@ -1,8 +1,10 @@
 import type { Client } from '@elastic/elasticsearch';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
-import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
+import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family, type VigilEvent } from '../schemas';
 import { toDetectionDocument, type DetectionEngine, type DetectionInput, type DetectionStats } from '../detectors';
 import { toDetectionInput } from './detection';
+import { correlationDocument, type Correlator } from './correlation';
+import type { Enrichment } from './enrich';
 import { backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../platform';
 import { BulkIndexer, type BulkItem } from './bulk-indexer';
 import { classifyMessage, type DeadLetterReason } from './classify';
@@ -36,6 +38,8 @@ export interface IngestPipelineDeps {
   geoLookup?: GeoLookup;
   /** @defaultValue () => new Date() */
   clock?: () => Date;
+  /** Correlates each chunk (request view, session device) before detection and indexing. */
+  correlator?: Correlator;
   /** Runs the rules on every batch; without it the pipeline only indexes. */
   detection?: DetectionEngine;
   /** Called with every batch's detections once they are indexed and published. */
@@ -97,6 +101,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     const items: BulkItem[] = [];
     const itemMessages: KafkaMessage[] = [];
     const inputs: DetectionInput[] = [];
+    const valid: { event: VigilEvent; enrichment: Enrichment; message: KafkaMessage }[] = [];
     const deadLetters: Message[] = [];
     const reasons: DeadLetterReason[] = [];
     const deadLetter = (message: KafkaMessage, reasonCode: DeadLetterReason, reason: string): void => {
@@ -116,13 +121,20 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         logger.debug({ topic, partition, offset: message.offset, reasonCode: verdict.reasonCode }, 'dead-lettered');
         continue;
       }
-      const { event } = verdict;
-      const enrichment = enrich(event, geoLookup);
+      valid.push({ event: verdict.event, enrichment: enrich(verdict.event, geoLookup), message });
+    }
+
+    // One round trip for the chunk's correlation; retriable when Redis is away (the partition pauses).
+    const correlated = deps.correlator ? await deps.correlator.correlate(valid) : valid.map(() => undefined);
+    valid.forEach(({ event, enrichment, message }, position) => {
+      const context = correlated[position];
       const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
-      if (deps.detection) inputs.push(toDetectionInput(event, enrichment));
+      const correlation = correlationDocument(context);
+      if (correlation) document.vigil.correlation = correlation;
+      if (deps.detection) inputs.push({ ...toDetectionInput(event, enrichment), ...(context ? { correlated: context } : {}) });
       items.push({ index: eventIndexName(config.indices.prefix, event.family, event.time), id: event.id, document });
       itemMessages.push(message);
-    }
+    });
 
     // Detect before indexing: if rule state is unavailable this throws and nothing is committed.
     const detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs) : [];

@@ -62,6 +62,16 @@ export interface EventDocument {
     /** Where `source.geo` came from, and whether the IP is private/reserved (never looked up). */
     geo: { source: 'geoip' | 'producer' | 'none'; ip_scope?: 'public' | 'private' | 'reserved'; accuracy_km?: number };
     kafka: { topic: string; partition: number; offset: string };
+    /** What correlation attached: the request's policy decisions, the session's device. */
+    correlation?: {
+      policies?: Record<string, 'pass' | 'fail'>;
+      failed_policies?: string[];
+      device_id?: string;
+      device_age_ms?: number;
+      country?: string;
+      known_devices?: number;
+      from_session?: boolean;
+    };
   };
 }
 
@@ -153,6 +163,19 @@ export const eventMappings = {
         },
         geo: { properties: { source: keyword, ip_scope: keyword, accuracy_km: float } },
         kafka: { properties: { topic: keyword, partition: long, offset: keyword } },
+        correlation: {
+          properties: {
+            policies: {
+              properties: { authn: keyword, authz: keyword, rate_limit: keyword, json_threat: keyword, xml_threat: keyword, custom: keyword },
+            },
+            failed_policies: keyword,
+            device_id: keyword,
+            device_age_ms: long,
+            country: keyword,
+            known_devices: long,
+            from_session: { type: 'boolean' },
+          },
+        },
       },
     },
   },

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createDetectionRuntime, createElasticsearch, createIngestPipeline, createKafka } from '../ingest';
+import { createAlertingRuntime, createDetectionRuntime, createElasticsearch, createIngestPipeline, createKafka, createRedis } from '../ingest';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
 import { ConfigError, createLogger, loadConfig } from '../platform';
@@ -43,21 +43,28 @@ function option(args: readonly string[], name: string): string | undefined {
 async function run(): Promise<number> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel });
-  const detection = config.detection.enabled ? createDetectionRuntime(config, logger) : undefined;
+  const redis = createRedis(config);
+  const elasticsearch = createElasticsearch(config);
+  const kafka = createKafka(config, logger, `${config.kafka.clientId}-ingest`);
+  const detection = config.detection.enabled ? createDetectionRuntime(config, logger, { redis }) : undefined;
   const pipeline = createIngestPipeline({
     config,
-    kafka: createKafka(config, logger, `${config.kafka.clientId}-ingest`),
-    elasticsearch: createElasticsearch(config),
+    kafka,
+    elasticsearch,
     logger,
-    ...(detection ? { detection: detection.engine } : {}),
+    ...(detection ? { detection: detection.engine, correlator: detection.correlator } : {}),
   });
+  const alerting = createAlertingRuntime({ config, kafka, redis, elasticsearch, logger });
   await pipeline.start();
+  await alerting.start();
   await new Promise<void>((done) => {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
   await pipeline.stop();
+  await alerting.close();
   await detection?.close();
+  await redis.quit();
   return 0;
 }
 

@@ -1,4 +1,7 @@
-import { createDetectionRuntime, createElasticsearch, createEmitter, createIngestPipeline, createKafka, type Emitter } from '../ingest';
+import { createAlertingRuntime, createDetectionRuntime, createElasticsearch, createEmitter, createIngestPipeline, createKafka, createRedis, type Emitter } from '../ingest';
+import type { AlertChange } from '../schemas';
+import { startAlertReceiver, type Received } from './alert-receiver';
+import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';
 import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { createLogger, loadConfig, sleep } from '../platform';
@@ -22,28 +25,61 @@ export interface DemoOptions {
  * Returns the exit code: 0 only when indexed = sent - dead-lettered, by Elasticsearch's count.
  */
 export async function runDemo(options: DemoOptions): Promise<number> {
-  const config = loadConfig();
+  // On-call for the demo is a loopback receiver, unless destinations are configured; alerts
+  // resolve after 8 s of quiet so the demo can show a resolution.
+  const secret = 'demo-webhook-secret-0123456789';
+  const receiver = await startAlertReceiver(secret);
+  const configured = (process.env.VIGIL_ALERT_DESTINATIONS ?? '').trim();
+  const config = loadConfig({
+    ...process.env,
+    ...(configured === '' || configured === '[]'
+      ? {
+          VIGIL_ALERT_DESTINATIONS: JSON.stringify([
+            { name: 'on-call-webhook', type: 'webhook', url: `${receiver.url}/webhook`, secret, minSeverity: 'medium' },
+            { name: 'security-slack', type: 'slack', url: `${receiver.url}/slack`, minSeverity: 'high' },
+            { name: 'pagerduty-sre', type: 'pagerduty', url: `${receiver.url}/pagerduty`, routingKey: 'demo-routing-key-0000000000000000', minSeverity: 'high', tags: ['dos'] },
+          ]),
+        }
+      : {}),
+    VIGIL_ALERT_RESOLVE_AFTER_MS: process.env.VIGIL_ALERT_RESOLVE_AFTER_MS ?? '8000',
+  });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const runId = `demo-${Date.now().toString(36)}`;
   const kafka = createKafka(config, logger, `${config.kafka.clientId}-demo`);
   const elasticsearch = createElasticsearch(config);
-  const detection = config.detection.enabled ? createDetectionRuntime(config, logger) : undefined;
+  const redis = createRedis(config);
+  const detection = config.detection.enabled ? createDetectionRuntime(config, logger, { redis }) : undefined;
   const detections: Detection[] = [];
   const pipeline = createIngestPipeline({
     config,
     kafka,
     elasticsearch,
     logger,
-    ...(detection ? { detection: detection.engine, onDetections: (batch: readonly Detection[]) => detections.push(...batch) } : {}),
+    ...(detection
+      ? { detection: detection.engine, correlator: detection.correlator, onDetections: (batch: readonly Detection[]) => detections.push(...batch) }
+      : {}),
   });
+  const changes: AlertChange[] = [];
+  const alerting = createAlertingRuntime({ config, kafka, redis, elasticsearch, logger, observe: (change) => changes.push(change), sweepEveryMs: 1000 });
   const started = Date.now();
   console.log(`vigil demo ${runId}: starting the ingest pipeline (group ${config.consumerGroup})`);
   await pipeline.start();
+  await alerting.start();
 
   const emitters: Emitter[] = SIMULATED_SOURCES.map((source) =>
     createEmitter({ kafka, topics: config.topics, source, logger, lingerMs: 20 }),
   );
+  // History first (event time), so the DoS detectors learn their baselines as they happened.
+  const historyEmitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger, lingerMs: 20, maxBuffer: 20_000 });
+  const history = detection ? emitDosHistory(historyEmitter, runId, Date.now()) : 0;
+  await historyEmitter.flush();
+  if (history > 0) {
+    console.log(`  replaying ${history} events of history (a 12-minute baseline and a 30-minute legitimate ramp)`);
+    for (const deadline = Date.now() + 120_000; pipeline.stats().indexed + pipeline.stats().duplicates < history && Date.now() < deadline; ) await sleep(100);
+  }
   const traffic = emitSimulatedTraffic(emitters, options.events, { labels: { run: runId }, seed: Date.now() % 100_000 });
+  const burst = detection ? emitDosBurst(historyEmitter, runId, Date.now()) : 0;
+  await historyEmitter.flush();
   const attackEmitter = emitters[0] as Emitter;
   const attacks = detection ? injectAttacks(attackEmitter, { runId, labels: { run: runId, attack: 'yes' } }) : [];
   const attackEvents = attacks.reduce((total, attack) => total + attack.events, 0);
@@ -69,7 +105,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   await raw.disconnect();
   const badTotal = bad.length * badCopies;
   await Promise.all(emitters.map((emitter) => emitter.flush()));
-  const sent = traffic.total + attackEvents + badTotal;
+  const sent = traffic.total + attackEvents + badTotal + history + burst;
 
   const timeoutMs = options.timeoutMs ?? 180_000;
   const tty = process.stdout.isTTY;
@@ -93,13 +129,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
   if (tty) process.stdout.write('\n');
   const stats = pipeline.stats();
-  await Promise.all(emitters.map((emitter) => emitter.close()));
+  // Let the alerter fold the detections in, then show a resolution after the quiet period.
+  if (detection) {
+    for (const deadline = Date.now() + 30_000; alerting.alerter.stats().detections < stats.detections && Date.now() < deadline; ) await sleep(100);
+    await sleep(config.alerting.resolveAfterMs + 2500);
+    await alerting.notifier.drain();
+  }
+  await Promise.all([...emitters, historyEmitter].map((emitter) => emitter.close()));
   await pipeline.stop();
+  await alerting.close();
   await detection?.close();
+  await redis.quit();
+  await receiver.close();
 
   const pattern = indexNames(config.indices.prefix).eventPattern;
   await elasticsearch.indices.refresh({ index: pattern });
-  const query = { term: { 'labels.run': runId } };
+  // The demo's own events: labelled by the run, or on its per-run DoS endpoints.
+  const query = { bool: { should: [{ term: { 'labels.run': runId } }, { term: { 'vigil.api': dosEndpoints(runId).burst.api } }], minimum_should_match: 1 } };
   const { count } = await elasticsearch.count({ index: pattern, query });
   const byFamily = await elasticsearch.search({
     index: pattern,
@@ -118,16 +164,60 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
   console.log(`
 Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
-  sent            ${sent}   (${traffic.total} through the SDK from ${SIMULATED_SOURCES.length} gateways and services: policy ${traffic.policy}, invocation ${traffic.invocation}, device ${traffic.device}; ${attackEvents} attack events; ${badTotal} malformed from a raw producer)
-  indexed         ${count}   (Elasticsearch count of labels.run:${runId} in ${pattern}: ${buckets('family')}; outcomes: ${buckets('outcome')})
+  sent            ${sent}   (${traffic.total} through the SDK from ${SIMULATED_SOURCES.length} gateways and services: policy ${traffic.policy}, invocation ${traffic.invocation}, device ${traffic.device}; ${attackEvents} attack events; ${history} history + ${burst} DoS burst; ${badTotal} malformed from a raw producer)
+  indexed         ${count}   (Elasticsearch count of this run's events in ${pattern}: ${buckets('family')}; outcomes: ${buckets('outcome')})
   dead-lettered   ${deadLettered}   (${reasons || 'none'}) in topic ${config.topics.deadLetter}
   dropped by SDK  ${emitterDrops}
   check           indexed ${count} ${consistent ? '=' : '!='} sent ${sent} - dead-lettered ${deadLettered}: ${consistent ? 'OK' : 'MISMATCH'}
   look            curl '${config.elasticsearch.url}/${pattern}/_search?q=labels.run:${runId}&size=1&pretty'
                   kcat -b ${config.kafka.brokers[0] ?? '127.0.0.1:9092'} -C -t ${config.topics.deadLetter} -f '%h\\n' -e`);
-  const detectionReport = detection ? reportDetections(attacks, detections) : { ok: true, text: '\n  detection is off (VIGIL_DETECTION=off)' };
+  const dos = dosEndpoints(runId);
+  const isDos = (detection: Detection): boolean => detection.key['invocation.resource.api'] === dos.burst.api;
+  const detectionReport = detection
+    ? reportDetections(attacks, detections.filter((item) => !isDos(item)))
+    : { ok: true, text: '\n  detection is off (VIGIL_DETECTION=off)' };
   console.log(detectionReport.text);
-  return consistent && detectionReport.ok ? 0 : 1;
+  const alertReport = detection ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos) : { ok: true, text: '' };
+  console.log(alertReport.text);
+  return consistent && detectionReport.ok && alertReport.ok ? 0 : 1;
+}
+
+/** What on-call got: alerts opened, escalated, resolved, the DoS incident and its payloads. */
+function reportAlerts(
+  changes: readonly AlertChange[],
+  received: readonly Received[],
+  dosDetections: readonly Detection[],
+  dos: ReturnType<typeof dosEndpoints>,
+): { ok: boolean; text: string } {
+  const opened = changes.filter((change) => change.kind === 'opened');
+  const byKind = (kind: string): number => changes.filter((change) => change.kind === kind).length;
+  const dosGroup = `invocation.resource.api=${dos.burst.api},invocation.route=${dos.burst.route}`;
+  const dosAlerts = new Set(changes.filter((change) => change.alert.groupKey === dosGroup).map((change) => change.alert.id));
+  const rampDetections = dosDetections.filter((detection) => detection.key['invocation.route'] === dos.ramp.route);
+  const lines = [
+    '',
+    `DoS scenario: ${dosDetections.length - rampDetections.length} detections on ${dos.burst.api} ${dos.burst.route} (${[...new Set(dosDetections.map((detection) => detection.ruleId))].join(', ') || 'none'}); the slow ramp on ${dos.ramp.route}: ${rampDetections.length} detections`,
+    `Alerts to on-call: ${opened.length} opened, ${byKind('escalated')} escalated, ${byKind('resolved')} resolved; ${received.length} notifications delivered (${['webhook', 'slack', 'pagerduty'].map((path) => `${path} ${received.filter((item) => item.path === `/${path}`).length}`).join(', ')})`,
+  ];
+  for (const change of opened) {
+    const last = [...changes].reverse().find((candidate) => candidate.alert.id === change.alert.id)?.alert ?? change.alert;
+    lines.push(`  ${last.severity.padEnd(8)} ${last.status.padEnd(8)} ×${String(last.count).padEnd(4)} ${last.title}  [${last.rules.join(', ')}]`);
+  }
+  const webhook = received.find((item) => item.path === '/webhook' && JSON.stringify(item.json).includes(dos.burst.api));
+  if (webhook) {
+    const payload = JSON.stringify(webhook.json, null, 2).split('\n');
+    lines.push('', `The DoS incident's webhook (signature ${webhook.signature ?? 'n/a'}, header ${String(webhook.headers['x-vigil-signature'] ?? '').slice(0, 30)}…):`);
+    lines.push(...payload.slice(0, 40).map((line) => `  ${line}`), payload.length > 40 ? '  …' : '');
+  }
+  const pagerduty = received.filter((item) => item.path === '/pagerduty' && JSON.stringify(item.json).includes(dos.burst.api));
+  if (pagerduty.length > 0) {
+    lines.push(`PagerDuty events for it: ${pagerduty.map((item) => (item.json as { event_action?: string }).event_action ?? '?').join(' → ')} (one dedup_key: ${new Set(pagerduty.map((item) => (item.json as { dedup_key?: string }).dedup_key)).size === 1})`);
+  }
+  const slack = received.find((item) => item.path === '/slack');
+  if (slack) lines.push(`Slack: ${(slack.json as { text?: string }).text ?? ''}`);
+  const ok = dosAlerts.size === 1 && rampDetections.length === 0 && received.every((item) => item.signature !== 'INVALID');
+  lines.push(`  check: the DoS burst is ${dosAlerts.size} incident${dosAlerts.size === 1 ? '' : 's'} (want 1); the ramp raised ${rampDetections.length} (want 0): ${ok ? 'OK' : 'MISMATCH'}`);
+  return { ok, text: lines.join('\n') };
 }
 
 /** The detections next to the attacks injected: every attack caught, and nothing else fired. */

@@ -40,6 +40,8 @@ export interface AlerterOptions {
 export interface AlerterStats {
   detections: number;
   invalid: number;
+  /** Detections older than the quiet period when they reached the alerter (a backlog): not paged. */
+  stale: number;
   opened: number;
   escalated: number;
   updated: number;
@@ -159,7 +161,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const alertKey = (group: string): string => `${prefix}:{alerts}:alert:${group}`;
   const index = alertIndexNames(config.indices.prefix).index;
   const ttl = Math.max(config.alerting.resolveAfterMs * 4, 86_400_000);
-  const stats: AlerterStats = { detections: 0, invalid: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0 };
+  const stats: AlerterStats = { detections: 0, invalid: 0, stale: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0 };
   let consumer: Consumer | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
@@ -247,7 +249,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
         parsed = undefined;
       }
       const result = detectionSchema.safeParse(parsed);
-      if (result.success) detections.push(result.data);
+      // A detection older than the quiet period would open an alert only to resolve it at once:
+      // after an outage or for a new alerter group, on-call is paged for what is still current.
+      if (result.success && Date.parse(result.data.detectedAt) < now() - config.alerting.resolveAfterMs) stats.stale++;
+      else if (result.success) detections.push(result.data);
       else {
         // Our own topic: a bad message is a bug upstream, logged and skipped, never a jam.
         stats.invalid++;

@@ -20,7 +20,7 @@ const detection = (n: number, overrides: Partial<Detection> = {}): Detection => 
   window: { start: '2026-03-02T09:00:00.000Z', end: '2026-03-02T09:00:30.000Z', durationMs: 30_000 },
   eventIds: [`evt-${n}`],
   time: '2026-03-02T09:00:30.000Z',
-  detectedAt: '2026-03-02T09:00:30.100Z',
+  detectedAt: new Date().toISOString(),
   degraded: false,
   ...overrides,
 });

@@ -114,6 +114,51 @@ async function claimFiring(time: number, cooldownMs: number, ttl = TTL, id = `de
   return callScript(redis, 'claimFiring', [key('fired')], [time, cooldownMs, ttl, id]);
 }
 
+/** The correlation keys of a user (last device, devices, session), shaped as ingest/correlation.ts builds them. */
+function userKeys(userId = 'u-1', sessionId = 's-1'): [string, string, string] {
+  const base = `${prefix}:corr:{user:${userId}}`;
+  return [`${base}:last`, `${base}:devices`, `${base}:session:${sessionId}`];
+}
+
+/** The correlation key of one request's policy decisions. */
+function requestKey(requestId = 'r-1'): string {
+  return `${prefix}:corr:{req:${requestId}}`;
+}
+
+function noteDevice(
+  deviceId: string,
+  time: number,
+  options: { country?: string; city?: string; ttl?: number; session?: string; keys?: [string, string, string] } = {},
+): Promise<unknown> {
+  return callScript(redis, 'noteDevice', options.keys ?? userKeys(), [
+    deviceId,
+    time,
+    options.country ?? '',
+    options.city ?? '',
+    options.ttl ?? TTL,
+    options.session ?? '',
+  ]);
+}
+
+function readContext(readSession: 0 | 1, keys: [string, string, string] = userKeys()): Promise<unknown[]> {
+  return call('readContext', keys, [readSession]);
+}
+
+function noteRequest(kind: string, outcome: 'pass' | 'fail', options: { ttl?: number; key?: string } = {}): Promise<unknown> {
+  return callScript(redis, 'noteRequest', [options.key ?? requestKey()], [kind, outcome, options.ttl ?? TTL]);
+}
+
+function readRequest(key = requestKey()): Promise<unknown[]> {
+  return call('readRequest', [key], []);
+}
+
+/** A flat HGETALL-style reply as an object, so the tests don't depend on hash field order. */
+function pairs(flat: readonly unknown[]): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (let index = 0; index + 1 < flat.length; index += 2) result[String(flat[index])] = String(flat[index + 1]);
+  return result;
+}
+
 /** Scripts with a contract test below; compared with the files shipped. */
 const covered = new Set<string>();
 
@@ -466,6 +511,103 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('noteRequest-1.lua', () => {
+    it('records each policy kind\'s outcome and never lets a pass overwrite a fail', async () => {
+      expect(await noteRequest('authn', 'fail')).toBe(1);
+      expect(await noteRequest('authn', 'pass')).toBe(1);
+      expect(await redis.hget(requestKey(), 'authn')).toBe('fail');
+      // A fail does replace an earlier pass.
+      await noteRequest('authz', 'pass');
+      expect(await redis.hget(requestKey(), 'authz')).toBe('pass');
+      await noteRequest('authz', 'fail');
+      await noteRequest('authz', 'pass');
+      expect(await redis.hgetall(requestKey())).toEqual({ authn: 'fail', authz: 'fail' });
+    });
+
+    it('keeps requests apart', async () => {
+      await noteRequest('authn', 'fail', { key: requestKey('r-1') });
+      await noteRequest('authn', 'pass', { key: requestKey('r-2') });
+      expect(await redis.hget(requestKey('r-1'), 'authn')).toBe('fail');
+      expect(await redis.hget(requestKey('r-2'), 'authn')).toBe('pass');
+    });
+  });
+
+  describeScript('readRequest-1.lua', () => {
+    it('returns an empty list when nothing is recorded for the request', async () => {
+      expect(await readRequest()).toEqual([]);
+      await noteRequest('authn', 'pass', { key: requestKey('r-other') });
+      expect(await readRequest()).toEqual([]);
+    });
+
+    it('returns every kind and its outcome as a flat list, and writes nothing', async () => {
+      await noteRequest('authn', 'pass');
+      await noteRequest('authz', 'fail');
+      const reply = await readRequest();
+      expect(reply).toHaveLength(4);
+      expect(pairs(reply)).toEqual({ authn: 'pass', authz: 'fail' });
+      expect(await keysUnder(redis, prefix)).toEqual([requestKey()]);
+    });
+  });
+
+  describeScript('noteDevice-3.lua', () => {
+    it('keeps the first-seen time of a device (HSETNX) and returns the number of devices', async () => {
+      expect(await noteDevice('d-1', 1000)).toBe(1);
+      expect(await noteDevice('d-1', 5000)).toBe(1);
+      expect(await noteDevice('d-1', 500)).toBe(1); // late and older: still never overwritten
+      expect(await redis.hget(userKeys()[1], 'd-1')).toBe('1000');
+      expect(await noteDevice('d-2', 6000)).toBe(2);
+      expect(await redis.hgetall(userKeys()[1])).toEqual({ 'd-1': '1000', 'd-2': '6000' });
+    });
+
+    it('moves the user\'s last device forward with a newer event and not with an older one', async () => {
+      await noteDevice('d-1', 1000, { country: 'GB', city: 'London' });
+      await noteDevice('d-2', 2000, { country: 'FR', city: 'Paris' });
+      const last = { device: 'd-2', country: 'FR', city: 'Paris', time: '2000' };
+      expect(await redis.hgetall(userKeys()[0])).toEqual(last);
+      // Older, arriving late: counted as a device, but not the last one.
+      expect(await noteDevice('d-3', 1500, { country: 'DE', city: 'Berlin' })).toBe(3);
+      expect(await redis.hgetall(userKeys()[0])).toEqual(last);
+      // A redelivery of the newest event changes nothing.
+      await noteDevice('d-2', 2000, { country: 'FR', city: 'Paris' });
+      expect(await redis.hgetall(userKeys()[0])).toEqual(last);
+    });
+
+    it('writes the session hash only when ARGV[6] names a session', async () => {
+      await noteDevice('d-1', 1000, { country: 'GB', city: 'London' });
+      expect(await redis.exists(userKeys()[2])).toBe(0);
+      await noteDevice('d-1', 2000, { country: 'GB', city: 'London', session: 's-1' });
+      expect(await redis.hgetall(userKeys()[2])).toEqual({ device: 'd-1', country: 'GB', time: '2000' });
+      expect(await keysUnder(redis, prefix)).toEqual([...userKeys()].sort());
+    });
+  });
+
+  describeScript('readContext-3.lua', () => {
+    it('knows nothing of a user never seen', async () => {
+      expect(await readContext(1)).toEqual([null, null, null, 0, 0]);
+      expect(await readContext(0)).toEqual([null, null, null, 0, 0]);
+      expect(await keysUnder(redis, prefix)).toEqual([]);
+    });
+
+    it('prefers the session when it exists, else falls back to the user\'s last device', async () => {
+      await noteDevice('d-1', 1000, { country: 'GB', session: 's-1' });
+      await noteDevice('d-2', 2000, { country: 'FR' }); // the user's last device, outside the session
+      expect(await readContext(1)).toEqual(['d-1', '1000', 'GB', 2, 1]);
+      // ARGV[1] = 0: the user only, even though the session exists.
+      expect(await readContext(0)).toEqual(['d-2', '2000', 'FR', 2, 0]);
+      // A session never noted: the user's last device.
+      expect(await readContext(1, userKeys('u-1', 's-unknown'))).toEqual(['d-2', '2000', 'FR', 2, 0]);
+    });
+
+    it('returns the first seen of the device (not the latest sighting), no country when unknown, and the device count', async () => {
+      await noteDevice('d-1', 1000);
+      await noteDevice('d-2', 2000);
+      await noteDevice('d-1', 3000); // the last device again: first seen stays 1000
+      expect(await readContext(0)).toEqual(['d-1', '1000', null, 2, 0]);
+      await noteDevice('d-3', 4000, { session: 's-1' });
+      expect(await readContext(1)).toEqual(['d-3', '4000', null, 3, 1]);
+    });
+  });
+
   /** One call of each script and the TTL it was passed; every key it writes must expire. */
   const writes: Record<string, () => Promise<number>> = {
     'windowAdd-2.lua': async () => {
@@ -500,6 +642,31 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     'alertResolve-2.lua': async () => {
       await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10]);
       await callScript(redis, 'alertResolve', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], [9000, 1000, 'g', 20_000]);
+      return 30_000;
+    },
+    'noteRequest-1.lua': async () => {
+      await noteRequest('authn', 'pass', { ttl: 30_000 });
+      await noteRequest('authn', 'fail', { ttl: 30_000 });
+      await noteRequest('authn', 'pass', { ttl: 20_000 }); // the "fail stays" branch must still leave a TTL
+      return 30_000;
+    },
+    'readRequest-1.lua': async () => {
+      // Reads write nothing: write through noteRequest, read, and the key must still expire.
+      await noteRequest('authn', 'fail', { ttl: 30_000 });
+      await readRequest();
+      await readRequest(requestKey('r-never-noted'));
+      return 30_000;
+    },
+    'noteDevice-3.lua': async () => {
+      await noteDevice('d-1', 2000, { ttl: 30_000, session: 's-1' });
+      await noteDevice('d-2', 1000, { ttl: 20_000 }); // the "older event" branch must still leave a TTL
+      return 30_000;
+    },
+    'readContext-3.lua': async () => {
+      await noteDevice('d-1', 1000, { ttl: 30_000, session: 's-1' });
+      await readContext(1);
+      await readContext(0);
+      await readContext(1, userKeys('u-1', 's-never-noted'));
       return 30_000;
     },
     'claimFiring-1.lua': async () => {

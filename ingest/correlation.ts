@@ -1,0 +1,193 @@
+import type { Redis } from 'ioredis';
+import { defineScripts, queueScript, type Correlated } from '../detectors';
+import { StoreUnavailableError, errorMessage, sleep } from '../platform';
+import type { EventDocument, VigilEvent } from '../schemas';
+import type { Enrichment } from './enrich';
+
+/** Options of {@link Correlator}. */
+export interface CorrelatorOptions {
+  redis: Redis;
+  /** @defaultValue 'vigil' */
+  prefix?: string;
+  /**
+   * How long an invocation may wait for the policy decisions of its request (they travel on
+   * another topic). Never longer: an event is held at most this long after its own time.
+   * @defaultValue 250
+   */
+  waitMs?: number;
+  /** How long devices and sessions are remembered. @defaultValue 30 days */
+  deviceMemoryMs?: number;
+  /** How long a request's decisions are kept for its invocation. @defaultValue 10 minutes */
+  requestMemoryMs?: number;
+  /** @defaultValue Date.now */
+  now?: () => number;
+}
+
+const POLICY_KINDS = new Set(['authn', 'authz', 'rate_limit', 'json_threat', 'xml_threat', 'custom']);
+
+/**
+ * Correlates the three families in Redis, one round trip per chunk: policy decisions are filed
+ * under their request id for the invocation of the same request (one request view); device
+ * events record the device and place of the user and session for their later requests. State is
+ * shared (any instance sees any partition's events), nothing is held in process memory, and an
+ * invocation whose request's decisions have not arrived waits at most `waitMs`.
+ */
+export class Correlator {
+  private readonly prefix: string;
+  private readonly waitMs: number;
+  private readonly deviceMemoryMs: number;
+  private readonly requestMemoryMs: number;
+  private readonly now: () => number;
+  /** Invocations that waited for their request's decisions, and those that still found none. */
+  readonly stats = { waited: 0, unmatched: 0, roundTrips: 0 };
+
+  constructor(private readonly options: CorrelatorOptions) {
+    this.prefix = options.prefix ?? 'vigil';
+    this.waitMs = options.waitMs ?? 250;
+    this.deviceMemoryMs = options.deviceMemoryMs ?? 30 * 86_400_000;
+    this.requestMemoryMs = options.requestMemoryMs ?? 600_000;
+    this.now = options.now ?? Date.now;
+    defineScripts(options.redis);
+  }
+
+  private requestKey(requestId: string): string {
+    return `${this.prefix}:corr:{req:${requestId}}`;
+  }
+
+  private userKeys(userId: string, sessionId: string | undefined): [string, string, string] {
+    const base = `${this.prefix}:corr:{user:${userId}}`;
+    return [`${base}:last`, `${base}:devices`, `${base}:session:${sessionId ?? '-'}`];
+  }
+
+  /** The correlated context of each event (undefined where there is nothing to correlate). */
+  async correlate(items: readonly { event: VigilEvent; enrichment: Enrichment }[]): Promise<(Correlated | undefined)[]> {
+    const results: (Correlated | undefined)[] = items.map(() => undefined);
+    const reads: { index: number; kind: 'request' | 'context'; time: number }[] = [];
+    const pipeline = this.options.redis.pipeline();
+    let queued = 0;
+    const queue = (script: Parameters<typeof queueScript>[1], keys: string[], args: (string | number)[]): number => {
+      queueScript(pipeline, script, keys, args);
+      return queued++;
+    };
+    const replyIndex = new Map<number, number>();
+    items.forEach(({ event, enrichment }, index) => {
+      const time = Date.parse(event.time);
+      const requestId = event.correlation.requestId;
+      const userId = event.actor.userId;
+      const sessionId = event.correlation.sessionId;
+      if (event.family === 'policy' && requestId && POLICY_KINDS.has(event.policy.kind)) {
+        queue('noteRequest', [this.requestKey(requestId)], [event.policy.kind, event.policy.outcome, this.requestMemoryMs]);
+      }
+      if (event.family === 'device' && userId) {
+        const deviceId = event.device.deviceId ?? event.device.fingerprint ?? '';
+        queue('noteDevice', this.userKeys(userId, sessionId), [
+          deviceId,
+          time,
+          enrichment.geo?.country_iso_code ?? '',
+          enrichment.geo?.city_name ?? '',
+          this.deviceMemoryMs,
+          sessionId ?? '',
+        ]);
+      }
+      if (event.family === 'invocation' && requestId) {
+        replyIndex.set(reads.length, queue('readRequest', [this.requestKey(requestId)], []));
+        reads.push({ index, kind: 'request', time });
+      }
+      if (event.family !== 'device' && userId) {
+        replyIndex.set(reads.length, queue('readContext', this.userKeys(userId, sessionId), [sessionId ? 1 : 0]));
+        reads.push({ index, kind: 'context', time });
+      }
+    });
+    if (queued === 0) return results;
+    const replies = await this.exec(pipeline);
+    const missing: { index: number; requestId: string; time: number }[] = [];
+    reads.forEach((read, position) => {
+      const reply = replies[replyIndex.get(position) ?? -1];
+      const item = items[read.index];
+      if (item === undefined) return;
+      const current: Correlated = results[read.index] ?? {};
+      if (read.kind === 'request') {
+        const request = parseRequest(reply);
+        if (request) current.request = request;
+        else missing.push({ index: read.index, requestId: item.event.correlation.requestId ?? '', time: read.time });
+      } else {
+        const device = parseContext(reply, read.time);
+        if (device) current.device = device;
+      }
+      results[read.index] = Object.keys(current).length > 0 ? current : undefined;
+    });
+
+    // Partners on another topic may be a moment behind: wait for them, boundedly, once.
+    const now = this.now();
+    const waiting = missing.filter((entry) => now - entry.time < this.waitMs);
+    this.stats.unmatched += missing.length - waiting.length;
+    if (waiting.length > 0) {
+      const youngest = Math.max(...waiting.map((entry) => entry.time));
+      await sleep(Math.max(0, Math.min(this.waitMs, youngest + this.waitMs - now)));
+      const again = this.options.redis.pipeline();
+      for (const entry of waiting) queueScript(again, 'readRequest', [this.requestKey(entry.requestId)], []);
+      const second = await this.exec(again);
+      waiting.forEach((entry, position) => {
+        this.stats.waited++;
+        const request = parseRequest(second[position]);
+        if (!request) {
+          this.stats.unmatched++;
+          return;
+        }
+        results[entry.index] = { ...(results[entry.index] ?? {}), request };
+      });
+    }
+    return results;
+  }
+
+  private async exec(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
+    this.stats.roundTrips++;
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      throw new StoreUnavailableError('redis', `correlation state unavailable: ${errorMessage(error)}`, error);
+    }
+    return (replies ?? []).map(([error, reply]) => {
+      if (error) throw new StoreUnavailableError('redis', `correlation: ${error.message}`, error);
+      return reply;
+    });
+  }
+}
+
+function parseRequest(reply: unknown): Correlated['request'] | undefined {
+  const flat = Array.isArray(reply) ? reply.map(String) : [];
+  if (flat.length === 0) return undefined;
+  const policies: Record<string, 'pass' | 'fail'> = {};
+  for (let index = 0; index + 1 < flat.length; index += 2) policies[flat[index] ?? ''] = flat[index + 1] === 'fail' ? 'fail' : 'pass';
+  return { policies, failedPolicies: Object.entries(policies).filter(([, outcome]) => outcome === 'fail').map(([kind]) => kind).sort() };
+}
+
+function parseContext(reply: unknown, time: number): Correlated['device'] | undefined {
+  const [deviceId, firstSeen, country, known, fromSession] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  if (typeof deviceId !== 'string') return undefined;
+  return {
+    deviceId,
+    ...(typeof firstSeen === 'string' ? { deviceAgeMs: Math.max(0, time - Number(firstSeen)) } : {}),
+    ...(typeof country === 'string' ? { country } : {}),
+    knownDevices: Number(known ?? 0),
+    fromSession: Number(fromSession) === 1,
+  };
+}
+
+/** The correlated fields as indexed with the event (`vigil.correlation.*`). */
+export function correlationDocument(correlated: Correlated | undefined): EventDocument['vigil']['correlation'] {
+  if (correlated === undefined) return undefined;
+  return {
+    ...(correlated.request ? { policies: correlated.request.policies, failed_policies: correlated.request.failedPolicies } : {}),
+    ...(correlated.device
+      ? {
+          ...(correlated.device.deviceId ? { device_id: correlated.device.deviceId } : {}),
+          ...(correlated.device.deviceAgeMs === undefined ? {} : { device_age_ms: correlated.device.deviceAgeMs }),
+          ...(correlated.device.country ? { country: correlated.device.country } : {}),
+          known_devices: correlated.device.knownDevices,
+          from_session: correlated.device.fromSession,
+        }
+      : {}),
+  };
+}

@@ -174,41 +174,45 @@ export function createEmitter(options: EmitterOptions): Emitter {
 
   /** Sends batches until the buffer is empty or a send fails. One drain at a time keeps order. */
   const drain = (): Promise<void> => {
-    sending ??= (async () => {
-      try {
-        while (buffer.length > 0) {
-          const batch = buffer.slice(0, maxBatch);
-          const byTopic = new Map<string, Message[]>();
-          for (const item of batch) {
-            const messages = byTopic.get(item.topic) ?? [];
-            messages.push(item.message);
-            byTopic.set(item.topic, messages);
-          }
-          try {
-            const connected = await connect();
-            await connected.sendBatch({
-              acks: -1,
-              topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-            });
-          } catch (error) {
-            counters.sendFailures++;
-            failures++;
-            const delayMs = backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 });
-            logger?.warn({ err: error, buffered: buffer.length, delayMs }, 'event delivery failed; will retry');
-            schedule(delayMs);
-            throw error;
-          }
-          failures = 0;
-          // The batch is still at the head: drop-oldest evictions happen only at enqueue time,
-          // which can't interleave with this synchronous step.
-          buffer = buffer.slice(batch.length);
-          counters.delivered += batch.length;
+    if (sending) return sending;
+    const run = (async () => {
+      while (buffer.length > 0) {
+        const batch = buffer.slice(0, maxBatch);
+        const byTopic = new Map<string, Message[]>();
+        for (const item of batch) {
+          const messages = byTopic.get(item.topic) ?? [];
+          messages.push(item.message);
+          byTopic.set(item.topic, messages);
         }
-      } finally {
-        sending = undefined;
+        try {
+          const connected = await connect();
+          await connected.sendBatch({
+            acks: -1,
+            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+          });
+        } catch (error) {
+          counters.sendFailures++;
+          failures++;
+          const delayMs = backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 });
+          logger?.warn({ err: error, buffered: buffer.length, delayMs }, 'event delivery failed; will retry');
+          schedule(delayMs);
+          throw error;
+        }
+        failures = 0;
+        // The batch is still at the head: drop-oldest evictions happen only at enqueue time,
+        // which can't interleave with this synchronous step.
+        buffer = buffer.slice(batch.length);
+        counters.delivered += batch.length;
       }
     })();
-    return sending;
+    // Cleared when this run settles, never by the run itself: a run that finds the buffer empty
+    // settles at once, and clearing inside it would leave a settled promise in place for good.
+    sending = run;
+    const clear = (): void => {
+      if (sending === run) sending = undefined;
+    };
+    run.then(clear, clear);
+    return run;
   };
 
   const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {

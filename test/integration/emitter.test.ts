@@ -93,4 +93,21 @@ describe('the SDK emitter against the real Kafka', () => {
       await new Promise((done) => server.close(done));
     }
   });
+
+  it('keeps sending after a flush that found nothing to send', async () => {
+    // Regression: a drain that found the buffer empty settled at once and was never cleared,
+    // so every later send waited on it and nothing more was delivered.
+    const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'flush-test', kind: 'service' }, lingerMs: 10 });
+    const resource = { api: 'a', method: 'GET', path: '/x' } as const;
+    const emit = (n: number): void => {
+      emitter.invocation({ id: `evt-flush-${n}`, actor: { userId: 'u-flush' }, invocation: { resource, route: '/x', status: 200, latencyMs: 1 } });
+    };
+    for (let n = 0; n < 600; n++) emit(n);
+    await emitter.flush();
+    await emitter.flush();
+    for (let n = 600; n < 1300; n++) emit(n);
+    await emitter.flush();
+    expect(emitter.stats()).toMatchObject({ accepted: 1300, delivered: 1300, buffered: 0 });
+    await emitter.close();
+  });
 });

@@ -28,7 +28,7 @@ export interface DetectionEngineOptions {
   allowedLatenessMs?: number;
   /**
    * Lateness and state trimming always follow the event-time watermark (the latest event time
-   * seen). `wall` (production) caps the watermark at `now()`, so a producer's clock running ahead
+   * seen in the batch's stream, a topic partition). `wall` (production) caps the watermark at `now()`, so a producer's clock running ahead
    * can't make everyone late, and stamps detections with wall-clock time. `watermark` (replay,
    * fixtures) uses event time throughout, so a replay is reproducible. @defaultValue 'wall'
    */
@@ -93,7 +93,8 @@ function defaultKey(input: DetectionInput): { key: Record<string, string>; keyTe
  */
 export class DetectionEngine {
   private ruleSet: RuleSet;
-  private watermark = 0;
+  /** Event-time watermark per stream (a topic partition): partitions progress independently. */
+  private readonly watermarks = new Map<string, number>();
   private readonly prefix: string;
   private readonly latenessMs: number;
   private readonly maxEvidence: number;
@@ -127,20 +128,24 @@ export class DetectionEngine {
    * seen), never ahead of the wall clock in production. Lateness and state trimming follow event
    * time, so a backlog after an outage replays as it happened instead of counting as late.
    */
-  private clock(input: DetectionInput): number {
-    this.watermark = Math.max(this.watermark, eventTime(input.event.time));
-    return this.options.clock === 'watermark' ? this.watermark : Math.min(this.watermark, this.now());
+  private clock(input: DetectionInput, stream: string): number {
+    const watermark = Math.max(this.watermarks.get(stream) ?? 0, eventTime(input.event.time));
+    this.watermarks.set(stream, watermark);
+    return this.options.clock === 'watermark' ? watermark : Math.min(watermark, this.now());
   }
 
   /**
    * Evaluates every rule on every event of a batch, in order.
    * @throws StoreUnavailableError when Redis is unavailable and a rule that needed it says `pause`
    */
-  async evaluateBatch(inputs: readonly DetectionInput[]): Promise<Detection[]> {
+  async evaluateBatch(inputs: readonly DetectionInput[], options: { stream?: string } = {}): Promise<Detection[]> {
     const ruleSet = this.ruleSet;
     this.counters.events += inputs.length;
     // One clock reading per event, shared by both phases: the watermark must not move between them.
-    const nows = inputs.map((input) => this.clock(input));
+    // Lateness is judged within the stream the batch came from (its partition), as Kafka Streams
+    // does: one partition catching up on a backlog is not late because another is current.
+    const stream = options.stream ?? 'default';
+    const nows = inputs.map((input) => this.clock(input, stream));
     // Phase 1 runs every rule; rules using `detectedBy` see no detections yet, which still
     // records their other steps (a payment with no new device) in the same round trip.
     const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true);

@@ -130,10 +130,11 @@ export const surgeRuleSchema = z.strictObject({
   /** The smallest baseline a ratio is taken against (a baseline of 0 would make any traffic infinite). @defaultValue 1 */
   baselineFloor: z.number().positive().default(1),
   /**
-   * Fire only when the bucket's events come from at most this many distinct values of a field:
-   * a flood from few IPs, not a flash crowd of many users.
+   * Fire only when the bucket's events come from few sources: at least `minPerSource` events per
+   * distinct value of the field on average. A flood from a handful of IPs (hundreds each, even
+   * mixed with normal users) passes; a flash crowd of many users (one or two each) does not.
    */
-  concentration: z.strictObject({ field: fieldPath, maxDistinct: z.number().int().min(1) }).optional(),
+  concentration: z.strictObject({ field: fieldPath, minPerSource: z.number().positive().default(5) }).optional(),
 });
 
 /** One detection rule, as written in a rule file. */

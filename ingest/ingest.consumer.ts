@@ -137,7 +137,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
 
     // Detect before indexing: if rule state is unavailable this throws and nothing is committed.
-    const detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs) : [];
+    const detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) : [];
     const eventCount = items.length;
     for (const detection of detections) {
       items.push({ index: detectionIndexName(config.indices.prefix, detection.time), id: detection.id, document: toDetectionDocument(detection) });

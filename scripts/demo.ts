@@ -209,7 +209,12 @@ function reportAlerts(
     lines.push('', `The DoS incident's webhook (signature ${webhook.signature ?? 'n/a'}, header ${String(webhook.headers['x-vigil-signature'] ?? '').slice(0, 30)}…):`);
     lines.push(...payload.slice(0, 40).map((line) => `  ${line}`), payload.length > 40 ? '  …' : '');
   }
-  const pagerduty = received.filter((item) => item.path === '/pagerduty' && JSON.stringify(item.json).includes(dos.burst.api));
+  const dosKeys = new Set(
+    received
+      .filter((item) => item.path === '/pagerduty' && JSON.stringify(item.json).includes(dos.burst.api))
+      .map((item) => (item.json as { dedup_key?: string }).dedup_key),
+  );
+  const pagerduty = received.filter((item) => item.path === '/pagerduty' && dosKeys.has((item.json as { dedup_key?: string }).dedup_key));
   if (pagerduty.length > 0) {
     lines.push(`PagerDuty events for it: ${pagerduty.map((item) => (item.json as { event_action?: string }).event_action ?? '?').join(' → ')} (one dedup_key: ${new Set(pagerduty.map((item) => (item.json as { dedup_key?: string }).dedup_key)).size === 1})`);
   }

@@ -106,7 +106,8 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
   const deviation = Math.sqrt(state.variance);
   const z = deviation > 0 ? (state.value - state.mean) / deviation : Number.POSITIVE_INFINITY;
   if (rule.minZ !== undefined && z < rule.minZ) return none('within_deviation');
-  if (rule.concentration && state.distinct > rule.concentration.maxDistinct) return none('spread_out');
+  const perSource = state.distinct > 0 ? state.volume / state.distinct : state.volume;
+  if (rule.concentration && perSource < rule.concentration.minPerSource) return none('spread_out');
   const bucketStart = Math.floor(eventTime(input.event.time) / rule.bucket) * rule.bucket;
   const { measure } = rule;
   const what =
@@ -117,7 +118,9 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
         : measure.kind === 'ratio'
           ? `${rule.noun} ratio`
           : `p95 ${measure.field}`;
-  const sources = rule.concentration ? ` from only ${state.distinct} ${fieldLabel(rule.concentration.field, state.distinct !== 1)}` : '';
+  const sources = rule.concentration
+    ? ` from ${state.distinct} ${fieldLabel(rule.concentration.field, state.distinct !== 1)} (${Math.round(perSource)} each on average)`
+    : '';
   return {
     outcome: 'detected',
     detection: {

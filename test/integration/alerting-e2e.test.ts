@@ -1,0 +1,82 @@
+import { Redis } from 'ioredis';
+import { createAlertingRuntime, ensureTopics, installTemplates, type AlertingRuntime } from '../../ingest';
+import type { Detection } from '../../schemas';
+import { startAlertReceiver } from '../../scripts/alert-receiver';
+import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+
+const SECRET = 'e2e-webhook-secret-0123456789';
+
+const detection = (n: number): Detection => ({
+  id: `det-e2e-${String(n).padStart(4, '0')}`,
+  ruleId: 'authn-failures-per-user',
+  ruleVersion: 1,
+  ruleName: 'Repeated authentication failures for one user',
+  ruleType: 'threshold',
+  severity: 'medium',
+  tags: ['T1110'],
+  reasonCode: 'threshold_reached',
+  reason: `10 failed logins for user u-e2e (${n})`,
+  key: { 'actor.userId': 'u-e2e' },
+  observedValue: 10,
+  threshold: 10,
+  window: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date().toISOString(), durationMs: 60_000 },
+  eventIds: [`evt-${n}`],
+  time: new Date().toISOString(),
+  detectedAt: new Date().toISOString(),
+  degraded: false,
+});
+
+describe('alerts reach on-call: alerter → notifier → a loopback receiver', () => {
+  let stack: Stack;
+  let redis: Redis;
+  let runtime: AlertingRuntime;
+  let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
+
+  beforeAll(async () => {
+    receiver = await startAlertReceiver(SECRET);
+    stack = openStack(
+      isolatedConfig({
+        VIGIL_ALERT_RESOLVE_AFTER_MS: '2000',
+        VIGIL_ALERT_DESTINATIONS: JSON.stringify([
+          { name: 'webhook', type: 'webhook', url: `${receiver.url}/webhook`, secret: SECRET },
+          { name: 'pagerduty', type: 'pagerduty', url: `${receiver.url}/pagerduty`, routingKey: 'routing-key-e2e-000000000000' },
+        ]),
+      }),
+    );
+    redis = new Redis(stack.config.redis.url);
+    await ensureTopics(stack.kafka, stack.config);
+    await installTemplates(stack.elasticsearch, stack.config);
+    runtime = createAlertingRuntime({ config: stack.config, kafka: stack.kafka, redis, elasticsearch: stack.elasticsearch, logger: testLogger, sweepEveryMs: 250 });
+    await runtime.start();
+  });
+
+  afterAll(async () => {
+    await runtime.close();
+    const keys = await redis.keys(`${stack.config.redis.prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await receiver.close();
+    await stack.cleanup();
+  });
+
+  it('sends one signed notification for many detections, then the resolution, with one PagerDuty dedup key', async () => {
+    const producer = stack.kafka.producer();
+    await producer.connect();
+    const detections = Array.from({ length: 5 }, (_, n) => detection(n));
+    await producer.send({ topic: stack.config.topics.detections, messages: detections.map((item) => ({ key: 'u-e2e', value: JSON.stringify(item) })), acks: -1 });
+    await producer.disconnect();
+
+    await waitFor('the resolution at both destinations', () => receiver.received.filter((item) => JSON.stringify(item.json).includes('resolve')).length >= 2, 30_000);
+    await runtime.notifier.drain();
+
+    const webhooks = receiver.received.filter((item) => item.path === '/webhook');
+    expect(webhooks.map((item) => (item.json as { type: string }).type)).toEqual(['vigil.alert.opened', 'vigil.alert.resolved']);
+    expect(webhooks.every((item) => item.signature === 'valid')).toBe(true);
+    const resolved = (webhooks[1]?.json as { alert: { count: number; suppressed: number; status: string } }).alert;
+    expect(resolved).toMatchObject({ count: 5, suppressed: 4, status: 'resolved' });
+
+    const pagerduty = receiver.received.filter((item) => item.path === '/pagerduty').map((item) => item.json as { event_action: string; dedup_key: string });
+    expect(pagerduty.map((event) => event.event_action)).toEqual(['trigger', 'resolve']);
+    expect(new Set(pagerduty.map((event) => event.dedup_key)).size).toBe(1);
+  });
+});

@@ -68,7 +68,7 @@ export function createDetectionRuntime(config: Config, logger: Logger, options: 
   log.info({ rules: ruleSet.rules.map((compiled) => compiled.rule.id), digest: ruleSet.digest }, 'detection rules loaded');
   return {
     engine,
-    correlator: new Correlator({ redis, prefix: config.redis.prefix }),
+    correlator: new Correlator({ redis, prefix: config.redis.prefix, waitMs: config.detection.correlationWaitMs }),
     ruleSet,
     async close() {
       stopWatching();

@@ -32,7 +32,7 @@ export const configSchema = z.object({
   VIGIL_MAX_JSON_DEPTH: int(4, 256).default(16),
   VIGIL_BULK_MAX_DOCS: int(1, 100_000).default(1000),
   VIGIL_BULK_MAX_BYTES: int(1024, 100 * 1024 * 1024).default(2 * 1024 * 1024),
-  VIGIL_BULK_FLUSH_MS: int(10, 60_000).default(500),
+  VIGIL_BULK_FLUSH_MS: int(10, 60_000).default(100),
   REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
   VIGIL_REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'),
   VIGIL_DETECTION: z.enum(['on', 'off']).default('on'),
@@ -42,6 +42,7 @@ export const configSchema = z.object({
     .optional(),
   VIGIL_RULES_WATCH: z.enum(['true', 'false']).default('true'),
   VIGIL_ALLOWED_LATENESS_MS: int(0, 7 * 86_400_000).default(300_000),
+  VIGIL_CORRELATION_WAIT_MS: int(0, 10_000).default(100),
   VIGIL_ALERTER_GROUP: name.default('vigil-alerter'),
   VIGIL_TOPIC_NOTIFICATION_DEADLETTER: name.default('vigil.notifications.deadletter'),
   VIGIL_ALERT_SUPPRESS_MS: int(1000, 7 * 86_400_000).default(600_000),
@@ -75,6 +76,8 @@ export interface Config {
     readonly rulesPaths?: readonly string[];
     readonly watch: boolean;
     readonly allowedLatenessMs: number;
+    /** How long an invocation may wait for its request's policy decisions (0: never). */
+    readonly correlationWaitMs: number;
   };
   readonly alerting: {
     readonly group: string;
@@ -134,6 +137,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       ...(e.VIGIL_RULES_PATH && e.VIGIL_RULES_PATH.length > 0 ? { rulesPaths: e.VIGIL_RULES_PATH } : {}),
       watch: e.VIGIL_RULES_WATCH === 'true',
       allowedLatenessMs: e.VIGIL_ALLOWED_LATENESS_MS,
+      correlationWaitMs: e.VIGIL_CORRELATION_WAIT_MS,
     },
     alerting: {
       group: e.VIGIL_ALERTER_GROUP,

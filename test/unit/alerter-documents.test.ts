@@ -1,0 +1,373 @@
+import { alertFromFields, groupKeyOf, toAlertDocument } from '../../detectors';
+import { SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const FIRST = Date.parse('2024-05-01T10:30:00.250Z');
+const LAST = FIRST + 4 * 60_000;
+const RESOLVED = LAST + 5 * 60_000;
+
+const endpoint = { 'invocation.resource.api': 'accounts-v1', 'invocation.route': '/v1/login' };
+const endpointGroup = 'invocation.resource.api=accounts-v1,invocation.route=/v1/login';
+
+/** JSON as Redis's Lua cjson writes it: like JSON.stringify, but with "/" escaped as "\/". */
+const cjsonEncode = (value: unknown): string => JSON.stringify(value).replace(/\//g, '\\/');
+
+/** An alert hash as HGETALL returns it from the Lua scripts: `cjson.encode` of a flat field/value array. */
+function hgetall(fields: readonly (readonly [string, string])[]): string {
+  return cjsonEncode(fields.flatMap(([name, value]) => [name, value]));
+}
+
+/**
+ * The alert of endpointGroup after alertUpsert-2 opened it with one rule's detection and folded in
+ * 11 more of two rules, escalating it to high at the 10th. Lists the scripts re-encode are
+ * cjson's; `key` is the ARGV JSON, kept as it came.
+ */
+function escalatedFields(changes: Record<string, string> = {}): (readonly [string, string])[] {
+  const fields: [string, string][] = [
+    ['id', 'alert-0123456789abcdef01234567'],
+    ['status', 'open'],
+    ['rank', '2'],
+    ['base', '1'],
+    ['count', '12'],
+    ['suppressed', '10'],
+    ['first', String(FIRST)],
+    ['last', String(LAST)],
+    ['revision', '12'],
+    ['title', 'Latency surge on an endpoint: invocation.resource.api accounts-v1 and route /v1/login'],
+    ['key', JSON.stringify(endpoint)],
+    ['group', endpointGroup],
+    ['rules', cjsonEncode(['latency-surge-per-endpoint', 'error-surge-per-endpoint'])],
+    ['names', cjsonEncode(['Latency surge on an endpoint', 'Server error surge on an endpoint (5xx/total)'])],
+    ['tags', cjsonEncode(['T1499', 'availability'])],
+    ['detections', cjsonEncode(['det-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'det-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'])],
+  ];
+  return fields.map(([name, value]) => [name, changes[name] ?? value] as const);
+}
+
+const REASON = 'invocation.resource.api accounts-v1 and route /v1/login: 2435 p95 invocation.latencyMs in the current 1m, 46.1× the baseline of 53; fires at 4×.';
+
+/** A valid alert (through the schema, so nothing invalid slips in). */
+function alert(changes: Partial<Alert> = {}): Alert {
+  return alertSchema.parse({
+    id: 'alert-0123456789abcdef01234567',
+    status: 'open',
+    severity: 'high',
+    groupKey: endpointGroup,
+    key: endpoint,
+    title: 'Request flood on an endpoint from few sources: invocation.resource.api accounts-v1 and route /v1/login',
+    reason: REASON,
+    rules: ['request-flood-per-endpoint', 'latency-surge-per-endpoint'],
+    ruleNames: ['Request flood on an endpoint from few sources', 'Latency surge on an endpoint'],
+    tags: ['T1498', 'T1499.002', 'dos'],
+    count: 12,
+    suppressed: 10,
+    firstSeen: new Date(FIRST).toISOString(),
+    lastSeen: new Date(LAST).toISOString(),
+    detections: ['det-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'det-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'],
+    revision: 12,
+    ...changes,
+  });
+}
+
+describe('groupKeyOf', () => {
+  it('is the key fields sorted by name, so the order of groupBy does not split a group', () => {
+    const reversed = { 'invocation.route': '/v1/login', 'invocation.resource.api': 'accounts-v1' };
+    expect(groupKeyOf({ key: reversed, ruleId: 'request-flood-per-endpoint', id: 'det-1' })).toBe(endpointGroup);
+    expect(groupKeyOf({ key: endpoint, ruleId: 'request-flood-per-endpoint', id: 'det-1' })).toBe(endpointGroup);
+    expect(groupKeyOf({ key: { 'client.ip': '81.2.69.142', 'actor.userId': 'u-17' }, ruleId: 'r', id: 'd' })).toBe('actor.userId=u-17,client.ip=81.2.69.142');
+  });
+
+  it('groups detections of different rules on the same key together, and different keys apart', () => {
+    const flood = groupKeyOf({ key: endpoint, ruleId: 'request-flood-per-endpoint', id: 'det-1' });
+    const errors = groupKeyOf({ key: { ...endpoint }, ruleId: 'error-surge-per-endpoint', id: 'det-2' });
+    const otherRoute = groupKeyOf({ key: { ...endpoint, 'invocation.route': '/v1/logout' }, ruleId: 'request-flood-per-endpoint', id: 'det-1' });
+    expect(errors).toBe(flood);
+    expect(otherRoute).not.toBe(flood);
+  });
+
+  it('groups a detection without a key by its rule and its own id (never with another keyless one)', () => {
+    expect(groupKeyOf({ key: {}, ruleId: 'json-threat-violation', id: 'det-0123' })).toBe('rule=json-threat-violation,detection=det-0123');
+    const first = groupKeyOf({ key: {}, ruleId: 'json-threat-violation', id: 'det-0001' });
+    const second = groupKeyOf({ key: {}, ruleId: 'json-threat-violation', id: 'det-0002' });
+    const otherRule = groupKeyOf({ key: {}, ruleId: 'xml-threat-violation', id: 'det-0001' });
+    expect(new Set([first, second, otherRule]).size).toBe(3);
+  });
+});
+
+describe('alertFromFields', () => {
+  it('reads the flat HGETALL array of an escalated alert, whatever the escaping of "/"', () => {
+    const json = hgetall(escalatedFields());
+    // Escaped once in the hash fields, and once more in the lists cjson encoded inside the script.
+    expect(json).toContain('route \\/v1\\/login');
+    expect(json).toContain('(5xx\\\\\\/total)');
+    const parsed = alertFromFields(json, REASON);
+    expect(parsed).toStrictEqual({
+      id: 'alert-0123456789abcdef01234567',
+      status: 'open',
+      severity: 'high',
+      groupKey: endpointGroup,
+      key: endpoint,
+      title: 'Latency surge on an endpoint: invocation.resource.api accounts-v1 and route /v1/login',
+      reason: REASON,
+      rules: ['latency-surge-per-endpoint', 'error-surge-per-endpoint'],
+      ruleNames: ['Latency surge on an endpoint', 'Server error surge on an endpoint (5xx/total)'],
+      tags: ['T1499', 'availability'],
+      count: 12,
+      suppressed: 10,
+      firstSeen: '2024-05-01T10:30:00.250Z',
+      lastSeen: '2024-05-01T10:34:00.250Z',
+      detections: ['det-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'det-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'],
+      revision: 12,
+    });
+    expect(alertSchema.parse(parsed)).toStrictEqual(parsed);
+  });
+
+  it('reads the field order Redis happens to return, not a fixed one', () => {
+    const shuffled = [...escalatedFields()].reverse();
+    expect(alertFromFields(hgetall(shuffled), REASON)).toStrictEqual(alertFromFields(hgetall(escalatedFields()), REASON));
+  });
+
+  it('reads tags that cjson re-encoded from an empty table as an object, {}, as no tags', () => {
+    // alertUpsert decodes "[]" into an empty Lua table, and cjson encodes an empty table as {}.
+    const parsed = alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON);
+    expect(parsed.tags).toStrictEqual([]);
+    expect(alertSchema.safeParse(parsed).success).toBe(true);
+  });
+
+  it('reads an empty key ({}) as an empty key, and a key that is not an object as none', () => {
+    expect(alertFromFields(hgetall(escalatedFields({ key: '{}' })), REASON).key).toStrictEqual({});
+    expect(alertFromFields(hgetall(escalatedFields({ key: '["a"]' })), REASON).key).toStrictEqual({});
+    expect(alertFromFields(hgetall(escalatedFields({ key: 'not json' })), REASON).key).toStrictEqual({});
+  });
+
+  it('maps the rank to the severity, capped at critical', () => {
+    const severityOf = (rank: string): string => alertFromFields(hgetall(escalatedFields({ rank })), REASON).severity;
+    expect(['0', '1', '2', '3', '4'].map(severityOf)).toStrictEqual(['low', 'medium', 'high', 'critical', 'critical']);
+  });
+
+  it('reads a resolved alert with its resolution time, and an open one without', () => {
+    const resolved = alertFromFields(hgetall([...escalatedFields({ status: 'resolved', revision: '13' }), ['resolved', String(RESOLVED)]]), 'Quiet for 300s: resolved.');
+    expect(resolved).toMatchObject({ status: 'resolved', resolvedAt: '2024-05-01T10:39:00.250Z', revision: 13, reason: 'Quiet for 300s: resolved.' });
+    expect(alertSchema.parse(resolved)).toStrictEqual(resolved);
+    expect(alertFromFields(hgetall(escalatedFields()), REASON)).not.toHaveProperty('resolvedAt');
+  });
+});
+
+describe('toAlertDocument: Kibana alert fields', () => {
+  it('writes an open alert as active, with its duration so far in microseconds and no end', () => {
+    expect(toAlertDocument(alert())).toStrictEqual({
+      '@timestamp': '2024-05-01T10:34:00.250Z',
+      message: REASON,
+      event: { kind: 'signal', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE.high },
+      tags: ['T1498', 'T1499.002', 'dos'],
+      kibana: {
+        alert: {
+          uuid: 'alert-0123456789abcdef01234567',
+          status: 'active',
+          workflow_status: 'open',
+          severity: 'high',
+          reason: REASON,
+          start: '2024-05-01T10:30:00.250Z',
+          last_detected: '2024-05-01T10:34:00.250Z',
+          duration: { us: 240_000_000 },
+          rule: {
+            uuid: ['request-flood-per-endpoint', 'latency-surge-per-endpoint'],
+            name: ['Request flood on an endpoint from few sources', 'Latency surge on an endpoint'],
+          },
+          instance: { id: endpointGroup },
+        },
+      },
+      vigil: {
+        alert: {
+          title: 'Request flood on an endpoint from few sources: invocation.resource.api accounts-v1 and route /v1/login',
+          group_key: endpointGroup,
+          key: endpoint,
+          count: 12,
+          suppressed: 10,
+          detections: ['det-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'det-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'],
+          revision: 12,
+        },
+      },
+    });
+  });
+
+  it('writes a resolved alert as recovered, ending and measured at its resolution', () => {
+    const document = toAlertDocument(alert({ status: 'resolved', resolvedAt: new Date(RESOLVED).toISOString(), revision: 13 }));
+    expect(document.kibana).toStrictEqual({
+      alert: expect.objectContaining({
+        status: 'recovered',
+        start: '2024-05-01T10:30:00.250Z',
+        end: '2024-05-01T10:39:00.250Z',
+        last_detected: '2024-05-01T10:34:00.250Z',
+        duration: { us: 540_000_000 },
+      }) as unknown,
+    });
+    expect(document['@timestamp']).toBe('2024-05-01T10:34:00.250Z');
+    expect(document.vigil).toMatchObject({ alert: { revision: 13 } });
+  });
+
+  it('never writes a negative duration (first and last times come from different alerter clocks)', () => {
+    const document = toAlertDocument(alert({ firstSeen: new Date(LAST + 1).toISOString() }));
+    expect(document.kibana).toMatchObject({ alert: { duration: { us: 0 } } });
+  });
+
+  it('scores the severity on the ECS 0-100 scale', () => {
+    const scoreOf = (severity: Alert['severity']): unknown => {
+      const event = toAlertDocument(alert({ severity })).event;
+      return isRecord(event) ? event.severity : undefined;
+    };
+    expect((['low', 'medium', 'high', 'critical'] as const).map(scoreOf)).toStrictEqual([21, 47, 73, 99]);
+  });
+
+  it('is the document of the alert the Lua scripts return, unchanged by a JSON round trip', () => {
+    const parsed = alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON);
+    const document = toAlertDocument(parsed);
+    expect(JSON.parse(JSON.stringify(document))).toStrictEqual(document);
+    expect(document.kibana).toMatchObject({ alert: { uuid: parsed.id, instance: { id: endpointGroup }, rule: { uuid: parsed.rules, name: parsed.ruleNames } } });
+    expect(document.tags).toStrictEqual([]);
+  });
+});
+
+describe('toAlertDocument: every field is in alertMappings', () => {
+  interface Template {
+    name: string;
+    pathMatch: RegExp;
+    matchMappingType?: string;
+    mapping: Record<string, unknown>;
+  }
+  const templates: Template[] = alertMappings.dynamic_templates.flatMap((entry) =>
+    Object.entries(entry).map(([name, body]: [string, Record<string, unknown>]) => {
+      const pattern = String(body.path_match).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+      const matchMappingType = body.match_mapping_type;
+      return {
+        name,
+        pathMatch: new RegExp(`^${pattern}$`),
+        ...(typeof matchMappingType === 'string' ? { matchMappingType } : {}),
+        mapping: body.mapping as Record<string, unknown>,
+      };
+    }),
+  );
+
+  const FITS: Record<string, (value: unknown) => boolean> = {
+    keyword: (value) => typeof value === 'string',
+    text: (value) => typeof value === 'string',
+    date: (value) => typeof value === 'string' && !Number.isNaN(Date.parse(value)),
+    long: (value) => Number.isInteger(value),
+    float: (value) => typeof value === 'number' && Number.isFinite(value),
+    boolean: (value) => typeof value === 'boolean',
+  };
+
+  /** A template that would map `path`, for a value of this JSON type ('string', 'object', ...). */
+  const templateFor = (path: string, jsonType: string, list: readonly Template[]): Template | undefined =>
+    list.find((template) => template.pathMatch.test(path) && (template.matchMappingType === undefined || ['*', jsonType].includes(template.matchMappingType)));
+
+  /**
+   * The problems of a document against a mapping, as Elasticsearch would meet them: dotted field
+   * names under a dynamic object become objects, and a dynamic template whose path matches an
+   * object (not only a leaf) maps that object (elastic/elasticsearch#32595).
+   */
+  function walk(value: unknown, mapping: Record<string, unknown>, path: string, seen: Set<string>, list: readonly Template[] = templates): string[] {
+    if (Array.isArray(value)) return value.flatMap((item) => walk(item, mapping, path, seen, list));
+    if (isRecord(mapping.properties)) {
+      if (!isRecord(value)) return [`${path}: expected an object, got ${JSON.stringify(value)}`];
+      const properties = mapping.properties;
+      return Object.entries(value).flatMap(([name, child]) => {
+        const childPath = path ? `${path}.${name}` : name;
+        const childMapping = properties[name];
+        if (!isRecord(childMapping)) return [`${childPath}: not in the mapping`];
+        return walk(child, childMapping, childPath, seen, list);
+      });
+    }
+    if (mapping.type === 'object') {
+      if (mapping.dynamic !== true) return [`${path}: an object without properties that is not dynamic`];
+      if (!isRecord(value)) return [`${path}: expected an object`];
+      return Object.entries(value).flatMap(([name, child]) => dynamic(child, `${path}.${name}`, path, seen, list));
+    }
+    seen.add(path);
+    const type = String(mapping.type);
+    const fits = FITS[type];
+    if (fits === undefined) return [`${path}: unknown mapping type ${type}`];
+    return fits(value) ? [] : [`${path}: ${JSON.stringify(value)} does not fit a ${type}`];
+  }
+
+  /** A field under a dynamic object: each dotted level is an object, the last one the value. */
+  function dynamic(value: unknown, path: string, parent: string, seen: Set<string>, list: readonly Template[]): string[] {
+    const levels = path.slice(parent.length + 1).split('.');
+    const problems: string[] = [];
+    for (let depth = 1; depth < levels.length; depth++) {
+      const objectPath = `${parent}.${levels.slice(0, depth).join('.')}`;
+      const captured = templateFor(objectPath, 'object', list);
+      if (captured && captured.mapping.type !== 'object') problems.push(`${objectPath}: an object, mapped as ${String(captured.mapping.type)} by ${captured.name}`);
+    }
+    if (typeof value !== 'string') return [...problems, `${path}: only text is expected under a dynamic object`];
+    const template = templateFor(path, 'string', list);
+    if (template === undefined) return [...problems, `${path}: no dynamic template maps it`];
+    return [...problems, ...walk(value, template.mapping, path, seen, list)];
+  }
+
+  /** Every leaf field the mapping declares. */
+  function leaves(mapping: Record<string, unknown>, path: string): string[] {
+    if (!isRecord(mapping.properties)) return mapping.type === 'object' ? [] : [path];
+    return Object.entries(mapping.properties).flatMap(([name, child]) => (isRecord(child) ? leaves(child, path ? `${path}.${name}` : name) : []));
+  }
+
+  const root = alertMappings as unknown as Record<string, unknown>;
+
+  /** One alert of each shape the alerter writes. */
+  const examples: Record<string, Alert> = {
+    open: alert(),
+    resolved: alert({ status: 'resolved', resolvedAt: new Date(RESOLVED).toISOString(), severity: 'critical', revision: 13 }),
+    keyless: alert({ key: {}, groupKey: 'rule=json-threat-violation,detection=det-0123', tags: [], rules: ['json-threat-violation'], ruleNames: ['JSON threat'] }),
+    fromRedis: alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON),
+    resolvedFromRedis: alertFromFields(hgetall([...escalatedFields({ status: 'resolved' }), ['resolved', String(RESOLVED)]]), 'Quiet for 300s: resolved.'),
+  };
+
+  it.each(Object.keys(examples))('maps every field of the %s alert, with a value of its type', (name) => {
+    const example = examples[name];
+    if (example === undefined) throw new Error(name);
+    expect(walk(toAlertDocument(example), root, '', new Set())).toStrictEqual([]);
+  });
+
+  it('covers every mapped field with the examples (the walk is not vacuous, and no mapping is dead)', () => {
+    const seen = new Set<string>();
+    for (const example of Object.values(examples)) walk(toAlertDocument(example), root, '', seen);
+    const declared = leaves(root, '');
+    expect(declared.length).toBeGreaterThan(20);
+    expect(declared.filter((path) => !seen.has(path))).toStrictEqual([]);
+    expect([...seen]).toEqual(
+      expect.arrayContaining(['kibana.alert.end', 'kibana.alert.duration.us', 'kibana.alert.rule.uuid', 'vigil.alert.key.invocation.resource.api', 'vigil.alert.key.invocation.route']),
+    );
+  });
+
+  it('finds a field that is not mapped, and a value of the wrong type (the walk can fail)', () => {
+    const document = toAlertDocument(alert());
+    const kibana = document.kibana as { alert: Record<string, unknown> };
+    const wrong = { ...document, extra: 1, kibana: { alert: { ...kibana.alert, duration: { us: 1.5 }, start: 'yesterday', flapping: false } } };
+    expect(walk(wrong, root, '', new Set())).toStrictEqual([
+      'kibana.alert.start: "yesterday" does not fit a date',
+      'kibana.alert.duration.us: 1.5 does not fit a long',
+      'kibana.alert.flapping: not in the mapping',
+      'extra: not in the mapping',
+    ]);
+    expect(walk({ vigil: { alert: { key: { 'actor.userId': 17 } } } }, root, '', new Set())).toStrictEqual([
+      'vigil.alert.key.actor.userId: only text is expected under a dynamic object',
+    ]);
+  });
+
+  it('would catch a key template that also captures the objects of dotted key fields', () => {
+    const loose = templates.map(({ matchMappingType: _matchMappingType, ...template }) => template);
+    expect(walk(toAlertDocument(alert()), root, '', new Set(), loose)).toStrictEqual([
+      'vigil.alert.key.invocation: an object, mapped as keyword by key_as_keywords',
+      'vigil.alert.key.invocation.resource: an object, mapped as keyword by key_as_keywords',
+      'vigil.alert.key.invocation: an object, mapped as keyword by key_as_keywords',
+    ]);
+  });
+
+  it('is what the mapping says of unknown fields: strict at the root, dynamic only under the key', () => {
+    expect(alertMappings.dynamic).toBe('strict');
+    expect(alertMappings.properties.vigil.properties.alert.properties.key).toStrictEqual({ type: 'object', dynamic: true });
+  });
+});

@@ -142,24 +142,27 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     for (const detection of detections) {
       items.push({ index: detectionIndexName(config.indices.prefix, detection.time), id: detection.id, document: toDetectionDocument(detection) });
     }
-    const allResults = items.length > 0 ? await indexer.index(items) : [];
+    // Publishing detections does not wait for indexing: on-call hears of them sooner, and a chunk
+    // redone after a failed index publishes the same detection ids again (consumers dedupe by id).
+    const publishing =
+      detections.length > 0 && producer
+        ? producer.send({
+            topic: config.topics.detections,
+            acks: -1,
+            messages: detections.map((detection) => ({
+              key: `${detection.ruleId}|${Object.values(detection.key).join(',') || detection.id}`,
+              value: JSON.stringify(detection),
+              headers: { 'vigil-rule-id': detection.ruleId, 'vigil-severity': detection.severity },
+            })),
+          })
+        : Promise.resolve(undefined);
+    const [allResults] = await Promise.all([items.length > 0 ? indexer.index(items) : Promise.resolve([]), publishing]);
     const results = allResults.slice(0, eventCount);
     allResults.slice(eventCount).forEach((result, position) => {
       if (result.status === 'rejected') {
         logger.error({ detectionId: detections[position]?.id, reason: result.reason }, 'Elasticsearch refused a detection document');
       }
     });
-    if (detections.length > 0) {
-      await producer?.send({
-        topic: config.topics.detections,
-        acks: -1,
-        messages: detections.map((detection) => ({
-          key: `${detection.ruleId}|${Object.values(detection.key).join(',') || detection.id}`,
-          value: JSON.stringify(detection),
-          headers: { 'vigil-rule-id': detection.ruleId, 'vigil-severity': detection.severity },
-        })),
-      });
-    }
     let created = 0;
     let duplicates = 0;
     results.forEach((result, position) => {

@@ -106,7 +106,9 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
   const deviation = Math.sqrt(state.variance);
   const z = deviation > 0 ? (state.value - state.mean) / deviation : Number.POSITIVE_INFINITY;
   if (rule.minZ !== undefined && z < rule.minZ) return none('within_deviation');
-  const perSource = state.distinct > 0 ? state.volume / state.distinct : state.volume;
+  const perSource = state.distinct > 0 ? state.volume / state.distinct : 0;
+  // No event carried the field: how concentrated the traffic is can't be told, so no flood claim.
+  if (rule.concentration && state.distinct === 0) return none('no_sources');
   if (rule.concentration && perSource < rule.concentration.minPerSource) return none('spread_out');
   const bucketStart = Math.floor(eventTime(input.event.time) / rule.bucket) * rule.bucket;
   const { measure } = rule;
@@ -125,7 +127,7 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
     outcome: 'detected',
     detection: {
       reasonCode: `surge_${MEASURE_WORDS[measure.kind]}`,
-      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the current ${formatDuration(rule.bucket)}${sources}, ${ratio.toFixed(1)}× the baseline of ${show(rule, state.mean)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
+      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the current ${formatDuration(rule.bucket)}${sources}, ${ratio.toFixed(1)}× the baseline of ${show(rule, baseline)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
       observedValue: Math.round(state.value * 1000) / 1000,
       threshold: Math.round(baseline * rule.minRatio * 1000) / 1000,
       ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),

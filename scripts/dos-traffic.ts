@@ -73,7 +73,7 @@ export function emitDosBurst(emitter: Emitter, runId: string, now: number): numb
     const failing = n % 2 === 0;
     emitter.invocation({
       time: new Date(now + Math.floor((n * span) / count)).toISOString(),
-      actor: { consumerId: 'unknown' },
+      actor: { consumerId: `bot-${runId}` },
       client: { ip: `203.0.113.${10 + (n % 5)}` },
       invocation: {
         resource: { api: burst.api, method: 'POST', path: burst.route },

@@ -17,7 +17,8 @@ ARGV[10] JSON object of the group's key
 ARGV[11] group key (member of KEYS[2])
 ARGV[12] TTL ms of KEYS[1]
 ARGV[13] most detection ids kept
-Returns  { change: opened | escalated | updated | duplicate, JSON of the alert's fields }
+Returns  { change: opened | escalated (severity rose or a new rule joined) | updated | duplicate,
+           JSON of the alert's fields }
 ]]
 local now = tonumber(ARGV[2])
 local function escalated(base, count)
@@ -49,11 +50,16 @@ if status == 'open' and now - last <= tonumber(ARGV[3]) then
   local count = tonumber(redis.call('HGET', KEYS[1], 'count')) + 1
   local base = math.max(tonumber(redis.call('HGET', KEYS[1], 'base')), tonumber(ARGV[7]))
   local rank = escalated(base, count)
-  local rules = appendUnique(cjson.decode(redis.call('HGET', KEYS[1], 'rules')), ARGV[5])
+  local rules = cjson.decode(redis.call('HGET', KEYS[1], 'rules'))
+  local before = #rules
+  rules = appendUnique(rules, ARGV[5])
+  local newRule = #rules > before
   local names = appendUnique(cjson.decode(redis.call('HGET', KEYS[1], 'names')), ARGV[6])
   local tags = cjson.decode(redis.call('HGET', KEYS[1], 'tags'))
   for _, tag in ipairs(cjson.decode(ARGV[8])) do tags = appendUnique(tags, tag) end
-  if rank > tonumber(redis.call('HGET', KEYS[1], 'rank')) then
+  -- Escalated: a higher severity, or another rule joining the incident (a flood on top of an
+  -- error surge); both are news for on-call, and may route it to more destinations.
+  if rank > tonumber(redis.call('HGET', KEYS[1], 'rank')) or newRule then
     change = 'escalated'
   else
     change = 'updated'

@@ -7,8 +7,10 @@ require('../scripts/cli.ts')
   .main(process.argv.slice(2))
   .then((code) => {
     process.exitCode = code;
+    // A failed start may leave clients (Redis, Kafka) connected: don't hang on them.
+    if (code !== 0) process.exit(code);
   })
   .catch((error) => {
     process.stderr.write(`vigil: ${error && error.message ? error.message : String(error)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   });

@@ -13,6 +13,8 @@ const LABELS: Record<string, [string, string]> = {
   'invocation.resource.path': ['path', 'paths'],
   'policy.resource.path': ['path', 'paths'],
   'invocation.route': ['route', 'routes'],
+  'invocation.resource.api': ['API', 'APIs'],
+  'policy.resource.api': ['API', 'APIs'],
   'correlation.sessionId': ['session', 'sessions'],
 };
 

@@ -200,7 +200,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
       queueScript(pipeline, 'alertUpsert', [alertKey(group), openKey], [
         detection.id,
         at,
-        config.alerting.suppressMs,
+        // An open alert absorbs detections until it is resolved: never a second alert for a
+        // group while the first is still open.
+        Math.max(config.alerting.suppressMs, config.alerting.resolveAfterMs),
         newId,
         detection.ruleId,
         detection.ruleName,
@@ -224,7 +226,13 @@ export function createAlerter(options: AlerterOptions): Alerter {
     detections.forEach((detection, position) => {
       const [error, reply] = replies?.[position] ?? [new Error('no reply'), null];
       if (error) throw new StoreUnavailableError('redis', `alert state: ${error.message}`, error);
-      const [kind, fields] = reply as [string, string];
+      const [kind, fields, replaced] = reply as [string, string, string | null];
+      if (typeof replaced === 'string') {
+        const old = alertFromFields(replaced, `Quiet for ${Math.round(config.alerting.resolveAfterMs / 1000)}s: resolved.`);
+        latest.set(old.id, old);
+        stats.resolved++;
+        changed.push({ kind: 'resolved', alert: old });
+      }
       const alert = alertFromFields(fields, detection.reason);
       latest.set(alert.id, alert);
       if (kind === 'duplicate') stats.duplicates++;
@@ -234,8 +242,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
         changed.push({ kind, alert });
       }
     });
-    await indexAlerts([...latest.values()]);
+    // Notify before indexing: if indexing fails the batch is redone, its detections are then
+    // duplicates, and a page queued after indexing would never be sent.
     for (const change of changed) sink.notify(change);
+    await indexAlerts([...latest.values()]);
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -290,9 +300,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
       const alert = alertFromFields(reply, `Quiet for ${Math.round(config.alerting.resolveAfterMs / 1000)}s: resolved.`);
       resolved.push(alert);
     }
-    await indexAlerts(resolved);
     stats.resolved += resolved.length;
     for (const alert of resolved) sink.notify({ kind: 'resolved', alert });
+    await indexAlerts(resolved);
     return resolved;
   }
 

@@ -6,7 +6,7 @@ KEYS[1]  hash: the group's alert (id, status, rank, base, count, suppressed, fir
 KEYS[2]  sorted set of open alerts: member = group key, score = last detection ms
 ARGV[1]  detection id
 ARGV[2]  now ms
-ARGV[3]  suppression window ms: a detection within it of the alert's last one joins the alert
+ARGV[3]  window ms: a detection within it of the open alert's last one joins the alert
 ARGV[4]  id for a new alert
 ARGV[5]  rule id
 ARGV[6]  rule name
@@ -18,7 +18,8 @@ ARGV[11] group key (member of KEYS[2])
 ARGV[12] TTL ms of KEYS[1]
 ARGV[13] most detection ids kept
 Returns  { change: opened | escalated (severity rose or a new rule joined) | updated | duplicate,
-           JSON of the alert's fields }
+           JSON of the alert's fields, and for "opened" over an alert still open (its quiet
+           period passed but no sweep resolved it yet) the JSON of that alert, now resolved }
 ]]
 local now = tonumber(ARGV[2])
 local function escalated(base, count)
@@ -71,12 +72,23 @@ if status == 'open' and now - last <= tonumber(ARGV[3]) then
   redis.call('HINCRBY', KEYS[1], 'revision', 1)
 else
   change = 'opened'
+  local replaced = false
+  if status == 'open' then
+    -- Resolve the alert this one replaces, so it is never left open (and paged) for good.
+    redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolved', ARGV[2])
+    redis.call('HINCRBY', KEYS[1], 'revision', 1)
+    replaced = cjson.encode(redis.call('HGETALL', KEYS[1]))
+  end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'id', ARGV[4], 'status', 'open', 'rank', ARGV[7], 'base', ARGV[7],
     'count', 1, 'suppressed', 0, 'first', ARGV[2], 'last', ARGV[2], 'revision', 1,
     'title', ARGV[9], 'key', ARGV[10], 'group', ARGV[11],
     'rules', cjson.encode({ ARGV[5] }), 'names', cjson.encode({ ARGV[6] }), 'tags', ARGV[8],
     'detections', cjson.encode({ ARGV[1] }))
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[11])
+  redis.call('PEXPIRE', KEYS[1], ARGV[12])
+  redis.call('PEXPIRE', KEYS[2], ARGV[12])
+  return { change, cjson.encode(redis.call('HGETALL', KEYS[1])), replaced }
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[11])
 redis.call('PEXPIRE', KEYS[1], ARGV[12])

@@ -24,7 +24,8 @@ local function measureOf()
     if n == 0 then return 0 end
     return tonumber(redis.call('HGET', KEYS[1], 'e') or '0') / n
   end
-  -- p95: walk the histogram bins up to 95% of the events; a bin b covers values up to 2^(b/4)
+  -- p95: walk the histogram bins up to 95% of the events; bin b holds values from 2^(b/4) up to
+  -- 2^((b+1)/4), and the bin's lower edge is reported (up to 19% under the true value)
   if n == 0 then return 0 end
   local fields = redis.call('HGETALL', KEYS[1])
   local bins = {}

@@ -104,7 +104,8 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
   const ratio = state.value / baseline;
   if (ratio < rule.minRatio) return none('within_baseline');
   const deviation = Math.sqrt(state.variance);
-  const z = deviation > 0 ? (state.value - state.mean) / deviation : Number.POSITIVE_INFINITY;
+  // Floating-point dust in a constant baseline's variance is no deviation at all.
+  const z = deviation > 1e-6 * Math.max(1, Math.abs(state.mean)) ? (state.value - state.mean) / deviation : Number.POSITIVE_INFINITY;
   if (rule.minZ !== undefined && z < rule.minZ) return none('within_deviation');
   const perSource = state.distinct > 0 ? state.volume / state.distinct : 0;
   // No event carried the field: how concentrated the traffic is can't be told, so no flood claim.

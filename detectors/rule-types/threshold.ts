@@ -62,10 +62,12 @@ export function thresholdRequest(
 }
 
 /**
- * The fullest window of the rule's length that contains the event: for an event in order it
- * ends at the event; for a late one it may end at a later event the late one completes.
+ * The first window of the rule's length, containing the event, that reaches the threshold (or
+ * else the fullest): for an event in order it ends at the event; a late event may complete a
+ * window that ends at a later one. "First", not "fullest", so that a redelivered chunk, whose
+ * later events are already stored, finds the same window, and so the same detection, again.
  */
-function fullestWindow(members: WindowState['members'], time: number, window: number): WindowState['members'] {
+function firstFullWindow(members: WindowState['members'], time: number, window: number, threshold: number): WindowState['members'] {
   let best: WindowState['members'] = [];
   let start = 0;
   for (let end = 0; end < members.length; end++) {
@@ -74,7 +76,9 @@ function fullestWindow(members: WindowState['members'], time: number, window: nu
     if (last.time > time + window) break;
     while ((members[start]?.time ?? Infinity) < last.time - window) start++;
     const span = members.slice(start, end + 1);
-    if (span.length > best.length && (span[0]?.time ?? Infinity) <= time) best = span;
+    if ((span[0]?.time ?? Infinity) > time) continue;
+    if (span.length >= threshold) return span;
+    if (span.length > best.length) best = span;
   }
   return best;
 }
@@ -94,7 +98,7 @@ export function evaluateThreshold(
   const complete = state.members.length >= state.count;
   // With every member in hand, take the fullest window containing the event; with a capped
   // reply (a flood), the members up to the event are a lower bound that already passes N.
-  const window = complete ? fullestWindow(state.members, time, rule.window) : state.members.filter((member) => member.time <= time && member.time >= time - rule.window);
+  const window = complete ? firstFullWindow(state.members, time, rule.window, rule.threshold) : state.members.filter((member) => member.time <= time && member.time >= time - rule.window);
   const count = window.length;
   if (count < rule.threshold) return none('below_threshold');
   const end = window[window.length - 1]?.time ?? time;

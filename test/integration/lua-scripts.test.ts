@@ -493,6 +493,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       const later = await upsert('d-2', 20_000);
       expect(later[0]).toBe('opened');
       expect(fields(later).id).toBe('alert-d-2');
+      // The alert it replaces, still open (no sweep ran), comes back resolved: never left open.
+      const replaced = JSON.parse(String(later[2])) as string[];
+      expect(replaced).toEqual(expect.arrayContaining(['id', 'alert-d-1', 'status', 'resolved', 'resolved', '20000']));
     });
   });
 

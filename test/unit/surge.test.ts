@@ -276,7 +276,7 @@ describe('evaluateSurge: a detection', () => {
     const input = callAt(T);
     const detection = detected(evaluateSurge(input, surgeState(), flood, context));
     expect(detection.reason).toBe(
-      'invocation.resource.api accounts-v1 and route /accounts/:id: 1000 requests in the current 1m from 4 IPs (250 each on average), ' +
+      'API accounts-v1 and route /accounts/:id: 1000 requests in the current 1m from 4 IPs (250 each on average), ' +
         '10.0× the baseline of 100 (45.0 standard deviations); fires at 5×.',
     );
     expect(detection).toStrictEqual({
@@ -317,7 +317,7 @@ describe('evaluateSurge: a detection', () => {
     const one = detected(evaluateSurge(callAt(T), surgeState({ distinct: 1 }), flood, context));
     expect(one.reason).toContain(' from 1 IP (1000 each on average), ');
     const plain = detected(evaluateSurge(callAt(T), surgeState({ variance: 0 }), surgeRule(), context));
-    expect(plain.reason).toBe('invocation.resource.api accounts-v1 and route /accounts/:id: 1000 requests in the current 1m, 10.0× the baseline of 100; fires at 5×.');
+    expect(plain.reason).toBe('API accounts-v1 and route /accounts/:id: 1000 requests in the current 1m, 10.0× the baseline of 100; fires at 5×.');
     expect(plain).not.toHaveProperty('distinct');
   });
 

@@ -709,6 +709,10 @@ describe('the detection engine on the real Redis', () => {
         failure('evt-rd-1', 0, user),
         failure('evt-rd-2', 10 * SECOND, user),
         failure('evt-rd-3', 20 * SECOND, user),
+        // The burst goes on past the threshold in the same chunk: a redo must still find the
+        // window that fired first, not a fuller one ending later.
+        failure('evt-rd-3b', 25 * SECOND, user),
+        failure('evt-rd-3c', 28 * SECOND, user),
         deviceLogin('evt-rd-d1', 0, 'u-rd-dev', 'phone-1', '81.2.69.142', LONDON),
         deviceLogin('evt-rd-d2', 2 * MINUTE, 'u-rd-dev', 'laptop-2', '1.1.1.9', SYDNEY),
       ];

@@ -42,7 +42,7 @@ export const configSchema = z.object({
     .optional(),
   VIGIL_RULES_WATCH: z.enum(['true', 'false']).default('true'),
   VIGIL_ALLOWED_LATENESS_MS: int(0, 7 * 86_400_000).default(300_000),
-  VIGIL_CORRELATION_WAIT_MS: int(0, 10_000).default(20),
+  VIGIL_CORRELATION_WAIT_MS: int(0, 10_000).default(0),
   VIGIL_ALERTER_GROUP: name.default('vigil-alerter'),
   VIGIL_TOPIC_NOTIFICATION_DEADLETTER: name.default('vigil.notifications.deadletter'),
   VIGIL_ALERT_SUPPRESS_MS: int(1000, 7 * 86_400_000).default(600_000),

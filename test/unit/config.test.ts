@@ -27,7 +27,7 @@ const DEFAULTS: Config = {
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 100 },
   redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
-  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 20 },
+  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0 },
   alerting: {
     group: 'vigil-alerter',
     notificationDeadLetterTopic: 'vigil.notifications.deadletter',
@@ -94,7 +94,7 @@ describe('loadConfig', () => {
       limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },
       bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20 },
       redis: { url: 'redis://redis.internal:6380', prefix: 'v2' },
-      detection: { enabled: false, rulesPaths: ['rules/a.yaml', 'rules/extra'], watch: false, allowedLatenessMs: 60_000, correlationWaitMs: 20 },
+      detection: { enabled: false, rulesPaths: ['rules/a.yaml', 'rules/extra'], watch: false, allowedLatenessMs: 60_000, correlationWaitMs: 0 },
       alerting: {
         group: 'vigil-alerter',
         notificationDeadLetterTopic: 'vigil.notifications.deadletter',

@@ -574,7 +574,7 @@ function report({
   console.log('');
   const missing = measured.filter((trigger) => trigger.detected === undefined || trigger.notified === undefined).length;
   console.log(`checks: ${measured.length} triggers in phase 2, ${missing} without detection or notification; pipeline indexed ${stats.indexed}, dead-lettered ${stats.deadLettered}, detections ${JSON.stringify(stats.detectionsByRule)}, late ${stats.engine?.late ?? 0}`);
-  console.log(`        correlation: ${correlation.waited} invocations waited for their request's decisions (up to 250 ms, holding their chunk), ${correlation.unmatched} found none`);
+  console.log(`        correlation: ${correlation.waited} invocations waited for their request's decisions (each up to VIGIL_CORRELATION_WAIT_MS, holding their chunk), ${correlation.unmatched} found none`);
   console.log(`        emitter delivered ${emitter.delivered}, dropped ${emitter.dropped}, send failures ${emitter.sendFailures}`);
   console.log(`        notifier sent ${notifier.sent}, retried ${notifier.retried}, failed ${notifier.failed}; unmatched detections ${unmatched.detections}, unmatched webhooks ${unmatched.webhooks}, bad signatures ${unmatched.badSignatures}, other rules ${unmatched.otherRules}`);
 }

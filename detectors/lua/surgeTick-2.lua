@@ -15,14 +15,24 @@ Returns  { measure of the current bucket so far, baseline mean, baseline varianc
            seen, events in the current bucket, distinct HLL count, late flag (1 when the
            event belongs to an older bucket and was not counted) } as strings
 ]]
+-- One read of the state, one write: this script runs for every event of every surge rule.
+local state = redis.call('HMGET', KEYS[1], 'b', 'n', 'e', 'mean', 'var', 'samples')
+local current = tonumber(state[1] or '-1')
+local n = tonumber(state[2] or '0')
+local e = tonumber(state[3] or '0')
+local mean = tonumber(state[4] or '0')
+local var = tonumber(state[5] or '0')
+local samples = tonumber(state[6] or '0')
+local kind = ARGV[2]
+local bucket = tonumber(ARGV[1])
+local alpha = tonumber(ARGV[6])
+
 local function measureOf()
-  local kind = ARGV[2]
-  local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
   if kind == 'count' then return n end
   if kind == 'distinct' then return redis.call('PFCOUNT', KEYS[2]) end
   if kind == 'ratio' then
     if n == 0 then return 0 end
-    return tonumber(redis.call('HGET', KEYS[1], 'e') or '0') / n
+    return e / n
   end
   -- p95: walk the histogram bins up to 95% of the events; bin b holds values from 2^(b/4) up to
   -- 2^((b+1)/4), and the bin's lower edge is reported (up to 19% under the true value)
@@ -44,10 +54,6 @@ local function measureOf()
 end
 
 local function fold(value)
-  local alpha = tonumber(ARGV[6])
-  local samples = tonumber(redis.call('HGET', KEYS[1], 'samples') or '0')
-  local mean = tonumber(redis.call('HGET', KEYS[1], 'mean') or '0')
-  local var = tonumber(redis.call('HGET', KEYS[1], 'var') or '0')
   if samples == 0 then
     mean = value
     var = 0
@@ -56,44 +62,45 @@ local function fold(value)
     mean = mean + alpha * delta
     var = (1 - alpha) * (var + alpha * delta * delta)
   end
-  redis.call('HSET', KEYS[1], 'mean', tostring(mean), 'var', tostring(var), 'samples', samples + 1)
+  samples = samples + 1
 end
 
-local bucket = tonumber(ARGV[1])
-local current = tonumber(redis.call('HGET', KEYS[1], 'b') or '-1')
 local late = 0
 if current == -1 then
-  redis.call('HSET', KEYS[1], 'b', bucket, 'n', 0, 'e', 0)
+  current = bucket
 elseif bucket > current then
   fold(measureOf())
   -- Buckets with no events at all: a count or distinct measure of zero each (capped), nothing
   -- for a ratio or percentile, which have no value without events.
-  if ARGV[2] == 'count' or ARGV[2] == 'distinct' then
+  if kind == 'count' or kind == 'distinct' then
     for _ = 1, math.min(bucket - current - 1, 60) do fold(0) end
   end
-  local fields = redis.call('HKEYS', KEYS[1])
-  for i = 1, #fields do
-    if string.sub(fields[i], 1, 2) == 'h:' then redis.call('HDEL', KEYS[1], fields[i]) end
+  if kind == 'p95' then
+    local fields = redis.call('HKEYS', KEYS[1])
+    for i = 1, #fields do
+      if string.sub(fields[i], 1, 2) == 'h:' then redis.call('HDEL', KEYS[1], fields[i]) end
+    end
   end
-  redis.call('HSET', KEYS[1], 'b', bucket, 'n', 0, 'e', 0)
   redis.call('DEL', KEYS[2])
+  current = bucket
+  n = 0
+  e = 0
 elseif bucket < current then
   late = 1
 end
 if late == 0 then
-  redis.call('HINCRBY', KEYS[1], 'n', 1)
-  if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'e', 1) end
+  n = n + 1
+  if ARGV[4] == '1' then e = e + 1 end
   if ARGV[3] ~= '' then redis.call('PFADD', KEYS[2], ARGV[3]) end
   if tonumber(ARGV[5]) >= 0 then redis.call('HINCRBY', KEYS[1], 'h:' .. ARGV[5], 1) end
 end
+redis.call('HSET', KEYS[1], 'b', current, 'n', n, 'e', e, 'mean', tostring(mean), 'var', tostring(var), 'samples', samples)
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[7]) end
-return {
-  tostring(measureOf()),
-  redis.call('HGET', KEYS[1], 'mean') or '0',
-  redis.call('HGET', KEYS[1], 'var') or '0',
-  redis.call('HGET', KEYS[1], 'samples') or '0',
-  redis.call('HGET', KEYS[1], 'n') or '0',
-  tostring(redis.call('PFCOUNT', KEYS[2])),
-  tostring(late),
-}
+local distinct = 0
+if ARGV[3] ~= '' then
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  distinct = redis.call('PFCOUNT', KEYS[2])
+end
+local value
+if kind == 'distinct' then value = distinct else value = measureOf() end
+return { tostring(value), tostring(mean), tostring(var), tostring(samples), tostring(n), tostring(distinct), tostring(late) }

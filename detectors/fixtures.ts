@@ -10,6 +10,7 @@ import { durationSchema } from './duration';
 import { DetectionEngine } from './engine';
 import type { DetectionInput } from './input';
 import type { RuleSet } from './rule-loader';
+import { deleteKeysUnder } from './redis-scripts';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */
@@ -117,12 +118,7 @@ export async function runFixtureCase(redis: Redis, ruleSet: RuleSet, fixture: Fi
       found.push(...(await engine.evaluateBatch(inputs.slice(start, start + size))).filter((detection) => detection.ruleId === fixture.rule));
     }
   } finally {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, prefix);
   }
   return found;
 }

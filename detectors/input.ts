@@ -43,17 +43,26 @@ export interface Correlated {
   };
 }
 
+const SPLIT_PATHS = new Map<string, string[]>();
+
 /** The value at a dotted path, or undefined. */
 export function fieldValue(input: DetectionInput, path: string): unknown {
-  const [root, ...rest] = path.split('.');
+  // Called per event, per rule, per condition: split each path once. Paths come from rule files,
+  // so the cache stays small.
+  let parts = SPLIT_PATHS.get(path);
+  if (parts === undefined) {
+    parts = path.split('.');
+    SPLIT_PATHS.set(path, parts);
+  }
+  const root = parts[0];
   let current: unknown;
   if (root === 'geo') current = input.geo;
   else if (root === 'ipScope') current = input.ipScope;
   else if (root === 'correlated') current = input.correlated;
   else current = (input.event as unknown as Record<string, unknown>)[root ?? ''];
-  for (const part of rest) {
+  for (let index = 1; index < parts.length; index++) {
     if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[part];
+    current = (current as Record<string, unknown>)[parts[index] ?? ''];
   }
   return current;
 }

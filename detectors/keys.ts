@@ -8,3 +8,17 @@ export type StatePart = 'window' | 'values' | 'ids' | 'steps' | 'seen' | 'locati
 export function stateKey(prefix: string, ruleId: string, keyText: string, part: StatePart): string {
   return `${prefix}:rule:{${ruleId}|${keyText}}:${part}`;
 }
+
+/** The correlation key of one request's policy decisions (hash tag: the request). */
+export function requestKey(prefix: string, requestId: string): string {
+  return `${prefix}:corr:{req:${requestId}}`;
+}
+
+/**
+ * The correlation keys of a user: last device and place, devices seen, and one session's device.
+ * One hash tag (the user) for the three, since noteDevice-3 and readContext-3 take them together.
+ */
+export function userKeys(prefix: string, userId: string, sessionId: string | undefined): [string, string, string] {
+  const base = `${prefix}:corr:{user:${userId}}`;
+  return [`${base}:last`, `${base}:devices`, `${base}:session:${sessionId ?? '-'}`];
+}

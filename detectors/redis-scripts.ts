@@ -71,3 +71,22 @@ export async function callScript(
   if (typeof command !== 'function') throw new TypeError(`script ${script} is not defined on this Redis client`);
   return command.call(redis, ...keys, ...args);
 }
+
+/** Every key under a prefix (`<prefix>:*`), sorted: SCAN, never KEYS, so Redis is not blocked. */
+export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found.sort();
+}
+
+/** Deletes every key under a prefix: throwaway state of replays, fixtures and tests. */
+export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
+  const keys = await keysUnder(redis, prefix);
+  for (let start = 0; start < keys.length; start += 1000) await redis.del(...keys.slice(start, start + 1000));
+  return keys.length;
+}

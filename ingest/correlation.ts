@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { defineScripts, queueScript, type Correlated } from '../detectors';
+import { defineScripts, queueScript, requestKey, userKeys, type Correlated } from '../detectors';
 import { StoreUnavailableError, errorMessage, sleep } from '../platform';
 import type { EventDocument, VigilEvent } from '../schemas';
 import type { Enrichment } from './enrich';
@@ -52,12 +52,11 @@ export class Correlator {
   }
 
   private requestKey(requestId: string): string {
-    return `${this.prefix}:corr:{req:${requestId}}`;
+    return requestKey(this.prefix, requestId);
   }
 
   private userKeys(userId: string, sessionId: string | undefined): [string, string, string] {
-    const base = `${this.prefix}:corr:{user:${userId}}`;
-    return [`${base}:last`, `${base}:devices`, `${base}:session:${sessionId ?? '-'}`];
+    return userKeys(this.prefix, userId, sessionId);
   }
 
   /** The correlated context of each event (undefined where there is nothing to correlate). */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { DetectionEngine, loadRuleSet, type DetectionInput } from '../detectors';
+import { DetectionEngine, deleteKeysUnder, loadRuleSet, type DetectionInput } from '../detectors';
 import { DEFAULT_RULES_PATH, classifyMessage, createElasticsearch, createRedis, enrich, toDetectionInput } from '../ingest';
 import { createLogger, loadConfig } from '../platform';
 import { eventSchema, indexNames, type Detection, type EventDocument } from '../schemas';
@@ -112,12 +112,7 @@ export async function replayDetections(
     }
     await flush();
   } finally {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, prefix);
     await redis.quit();
   }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { deleteKeysUnder } from '../../detectors';
 import { Correlator, correlationDocument, createEmitter, createIngestPipeline, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
 import { sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';
@@ -16,14 +17,7 @@ const source = { service: 'edge-gateway-eu', kind: 'gateway' } as const;
 const resource = { api: 'accounts-v1', method: 'POST', path: '/v1/login' } as const;
 
 /** Deletes every key under a prefix (SCAN, never KEYS). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
+const deleteKeys = deleteKeysUnder;
 
 let sequence = 0;
 const nextId = (family: string): string => `evt-${family}-${randomBytes(4).toString('hex')}-${++sequence}`;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { DetectionEngine, loadRuleSet, type DetectionEngineOptions, type DetectionInput, type InputGeo, type RuleSet } from '../../detectors';
+import { DetectionEngine, keysUnder as keysUnderPrefix, loadRuleSet, type DetectionEngineOptions, type DetectionInput, type InputGeo, type RuleSet } from '../../detectors';
 import { StoreUnavailableError } from '../../platform';
 import { detectionSchema, eventSchema, type Detection } from '../../schemas';
 
@@ -260,15 +260,8 @@ function freshPrefix(): string {
   return prefix;
 }
 
-async function keysUnder(keyPrefix: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${keyPrefix}:*`, 'COUNT', 500);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found;
+function keysUnder(keyPrefix: string): Promise<string[]> {
+  return keysUnderPrefix(redis, keyPrefix);
 }
 
 beforeAll(() => {

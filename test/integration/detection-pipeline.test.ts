@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { deleteKeysUnder } from '../../detectors';
 import { createDetectionRuntime, createEmitter, createIngestPipeline, type DetectionRuntime, type IngestPipeline } from '../../ingest';
 import { detectionIndexNames, detectionSchema } from '../../schemas';
 import { isolatedConfig, openStack, readTopic, testLogger, waitFor, type Stack } from './harness';
@@ -22,12 +23,7 @@ describe('detections end to end: Kafka → pipeline with rules → Elasticsearch
   afterAll(async () => {
     await pipeline.stop();
     await runtime.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeysUnder(redis, redisPrefix);
     await redis.quit();
     await stack.cleanup();
   });

@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { callScript, defineScripts, luaFiles, stateKey } from '../../detectors';
+import {
+  callScript,
+  defineScripts,
+  deleteKeysUnder,
+  keysUnder,
+  luaFiles,
+  requestKey as correlationRequestKey,
+  stateKey,
+  userKeys as correlationUserKeys,
+} from '../../detectors';
 
 /**
  * Every Lua script of the detection engine, held to the contract in its header, on the real
@@ -12,26 +21,7 @@ const TTL = 60_000;
 
 type Script = Parameters<typeof callScript>[1];
 
-/** Deletes every key under a prefix (SCAN, never KEYS). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
-async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found.sort();
-}
+const deleteKeys = deleteKeysUnder;
 
 let redis: Redis;
 let prefix: string;
@@ -114,15 +104,14 @@ async function claimFiring(time: number, cooldownMs: number, ttl = TTL, id = `de
   return callScript(redis, 'claimFiring', [key('fired')], [time, cooldownMs, ttl, id]);
 }
 
-/** The correlation keys of a user (last device, devices, session), shaped as ingest/correlation.ts builds them. */
+/** The correlation keys of a user (last device, devices, session), from the one key builder. */
 function userKeys(userId = 'u-1', sessionId = 's-1'): [string, string, string] {
-  const base = `${prefix}:corr:{user:${userId}}`;
-  return [`${base}:last`, `${base}:devices`, `${base}:session:${sessionId}`];
+  return correlationUserKeys(prefix, userId, sessionId);
 }
 
 /** The correlation key of one request's policy decisions. */
 function requestKey(requestId = 'r-1'): string {
-  return `${prefix}:corr:{req:${requestId}}`;
+  return correlationRequestKey(prefix, requestId);
 }
 
 function noteDevice(

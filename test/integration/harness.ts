@@ -74,9 +74,19 @@ export function openStack(config: Config): Stack {
 /** Polls until `check` returns true, or fails with `what` after `timeoutMs`. */
 export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    // A check that throws is "not yet" (a new index whose shard is still starting answers
+    // no_shard_available); only at the deadline does its error become the test's.
+    try {
+      if (await check()) return;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, lastError === undefined ? undefined : { cause: lastError });
+    }
     await sleep(200);
   }
 }

@@ -3,7 +3,7 @@ import type { Detection } from '../schemas';
 import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
 import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
-import { defineScripts, queueScript } from './redis-scripts';
+import { MAX_BATCH_ITEMS, defineScripts, queueBatch, queueScript } from './redis-scripts';
 import { stateKey } from './keys';
 import { detectionId, eventTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import { evaluateMatch } from './rule-types/match';
@@ -68,12 +68,14 @@ const GROUP_SEPARATOR = ',';
 /** The group-by values of an event, or undefined when one is missing. */
 function groupKey(input: DetectionInput, fields: readonly string[]): { key: Record<string, string>; keyText: string } | undefined {
   const key: Record<string, string> = {};
+  let keyText = '';
   for (const field of fields) {
     const value = scalarText(fieldValue(input, field));
     if (value === undefined) return undefined;
     key[field] = value;
+    keyText = keyText === '' ? `${field}=${value}` : `${keyText}${GROUP_SEPARATOR}${field}=${value}`;
   }
-  return { key, keyText: Object.entries(key).map(([field, value]) => `${field}=${value}`).join(GROUP_SEPARATOR) };
+  return { key, keyText };
 }
 
 /** The key a stateless detection is filed under: the user, else the consumer, else the IP. */
@@ -261,27 +263,54 @@ export class DetectionEngine {
     pending: Pending[],
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
   ): Promise<boolean> {
+    // One call per script for all the batch's items (a few calls when there are many), all in
+    // one pipeline: one round trip, and Redis runs each call's items in order.
+    const byScript = new Map<StateRequest['script'], number[]>();
+    pending.forEach((item, index) => {
+      const positions = byScript.get(item.request.script) ?? [];
+      positions.push(index);
+      byScript.set(item.request.script, positions);
+    });
+    const calls: number[][] = [];
+    for (const positions of byScript.values()) {
+      for (let start = 0; start < positions.length; start += MAX_BATCH_ITEMS) calls.push(positions.slice(start, start + MAX_BATCH_ITEMS));
+    }
     const pipeline = this.options.redis.pipeline();
-    for (const item of pending) queueScript(pipeline, item.request.script, item.request.keys, item.request.args);
-    let replies: [Error | null, unknown][] | null;
+    for (const positions of calls) {
+      const script = pending[positions[0] ?? 0]?.request.script ?? 'windowAdd';
+      queueBatch(pipeline, script, positions.map((position) => (pending[position] as Pending).request));
+    }
+    let callReplies: [Error | null, unknown][] | null;
     try {
       this.counters.roundTrips++;
-      replies = await pipeline.exec();
+      callReplies = await pipeline.exec();
     } catch (error) {
       this.onStoreDown(pending, error);
       return true;
     }
-    if (replies === null) {
+    if (callReplies === null) {
       this.onStoreDown(pending, new Error('pipeline aborted'));
       return true;
     }
     // ioredis resolves a pipeline whose connection failed with an error per command. A script's
     // own error is a ReplyError from Redis; anything else means Redis was not reached.
-    const unreachable = replies.find(([error]) => error !== null && !(error instanceof ReplyError));
+    const unreachable = callReplies.find(([error]) => error !== null && !(error instanceof ReplyError));
     if (unreachable) {
       this.onStoreDown(pending, unreachable[0]);
       return true;
     }
+    // Back to one [error, reply] per pending item: a failed call fails its items; an item's own
+    // failure is a ReplyError in its place.
+    const replies: [Error | null, unknown][] = new Array<[Error | null, unknown]>(pending.length);
+    calls.forEach((positions, call) => {
+      const [error, reply] = callReplies[call] ?? [new Error('no reply'), null];
+      positions.forEach((position, index) => {
+        const item: unknown = error ? undefined : (reply as unknown[] | undefined)?.[index];
+        if (error) replies[position] = [error, null];
+        else if (item === undefined) replies[position] = [new Error(`${pending[position]?.request.script} sent no reply for item ${index + 1}`), null];
+        else replies[position] = item instanceof Error ? [item, null] : [null, item];
+      });
+    });
     // Fired marks from earlier in this batch, so one batch can't fire twice for one window.
     const firedInBatch = new Map<string, number>();
     pending.forEach((item, index) => {

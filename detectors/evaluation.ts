@@ -84,5 +84,13 @@ export function suppressed(
 
 /** Event time in ms. */
 export function eventTime(time: string): number {
-  return Date.parse(time);
+  // Asked for the same event by every rule in turn: remember the last answer.
+  if (time !== lastTimeText) {
+    lastTimeText = time;
+    lastTimeValue = Date.parse(time);
+  }
+  return lastTimeValue;
 }
+
+let lastTimeText = '';
+let lastTimeValue = Number.NaN;

@@ -1,6 +1,6 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
-import { fieldValue, type DetectionInput } from './input';
+import { compilePath, type DetectionInput } from './input';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const field = z.string().regex(/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/, 'expected a dotted field path such as policy.outcome');
@@ -118,27 +118,46 @@ export function compileFilter(filter: Filter | undefined): Predicate {
     const ruleId = filter.detectedBy;
     return (input) => input.detectedBy?.has(ruleId) ?? false;
   }
-  const path = filter.field;
-  const get = (input: DetectionInput): unknown => fieldValue(input, path);
-  if ('equals' in filter) return (input) => anyValue(get(input), (value) => value === filter.equals);
+  const get = compilePath(filter.field);
+  // Tests are made once here, not per event: filters run per event, per rule.
+  const where = (test: (value: unknown) => boolean): Predicate => (input) => anyValue(get(input), test);
+  if ('equals' in filter) {
+    const expected = filter.equals;
+    return where((value) => value === expected);
+  }
   if ('in' in filter) {
     const allowed = new Set<unknown>(filter.in);
-    return (input) => anyValue(get(input), (value) => allowed.has(value));
+    return where((value) => allowed.has(value));
   }
-  if ('prefix' in filter) return (input) => anyValue(get(input), (value) => typeof value === 'string' && value.startsWith(filter.prefix));
+  if ('prefix' in filter) {
+    const prefix = filter.prefix;
+    return where((value) => typeof value === 'string' && value.startsWith(prefix));
+  }
   if ('regex' in filter) {
     const pattern = new RegExp(filter.regex);
-    return (input) => anyValue(get(input), (value) => typeof value === 'string' && pattern.test(value));
+    return where((value) => typeof value === 'string' && pattern.test(value));
   }
   if ('cidr' in filter) {
     const list = cidrList(filter.cidr);
     return (input) => inCidrList(list, get(input));
   }
-  if ('exists' in filter) return (input) => (get(input) !== undefined) === filter.exists;
-  const numeric = (test: (value: number) => boolean) => (input: DetectionInput) =>
-    anyValue(get(input), (value) => typeof value === 'number' && test(value));
-  if ('gt' in filter) return numeric((value) => value > filter.gt);
-  if ('gte' in filter) return numeric((value) => value >= filter.gte);
-  if ('lt' in filter) return numeric((value) => value < filter.lt);
-  return numeric((value) => value <= filter.lte);
+  if ('exists' in filter) {
+    const exists = filter.exists;
+    return (input) => (get(input) !== undefined) === exists;
+  }
+  const numeric = (test: (value: number) => boolean): Predicate => where((value) => typeof value === 'number' && test(value));
+  if ('gt' in filter) {
+    const bound = filter.gt;
+    return numeric((value) => value > bound);
+  }
+  if ('gte' in filter) {
+    const bound = filter.gte;
+    return numeric((value) => value >= bound);
+  }
+  if ('lt' in filter) {
+    const bound = filter.lt;
+    return numeric((value) => value < bound);
+  }
+  const bound = filter.lte;
+  return numeric((value) => value <= bound);
 }

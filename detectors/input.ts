@@ -43,28 +43,43 @@ export interface Correlated {
   };
 }
 
-const SPLIT_PATHS = new Map<string, string[]>();
+/** Reads the value at a dotted path: built once per path, called per event. */
+export type PathReader = (input: DetectionInput) => unknown;
+
+/** A reader for a dotted path (`actor.userId`, `geo.country`, `correlated.device.knownDevices`). */
+export function compilePath(path: string): PathReader {
+  const [root = '', ...rest] = path.split('.');
+  const top: PathReader =
+    root === 'geo'
+      ? (input) => input.geo
+      : root === 'ipScope'
+        ? (input) => input.ipScope
+        : root === 'correlated'
+          ? (input) => input.correlated
+          : (input) => (input.event as unknown as Record<string, unknown>)[root];
+  if (rest.length === 0) return top;
+  return (input) => {
+    let current = top(input);
+    for (const part of rest) {
+      if (typeof current !== 'object' || current === null) return undefined;
+      current = (current as Record<string, unknown>)[part];
+    }
+    return current;
+  };
+}
+
+const READERS = new Map<string, PathReader>();
 
 /** The value at a dotted path, or undefined. */
 export function fieldValue(input: DetectionInput, path: string): unknown {
-  // Called per event, per rule, per condition: split each path once. Paths come from rule files,
-  // so the cache stays small.
-  let parts = SPLIT_PATHS.get(path);
-  if (parts === undefined) {
-    parts = path.split('.');
-    SPLIT_PATHS.set(path, parts);
+  // Called per event, per rule: each path is compiled once. Paths come from rule files, so the
+  // cache stays small.
+  let read = READERS.get(path);
+  if (read === undefined) {
+    read = compilePath(path);
+    READERS.set(path, read);
   }
-  const root = parts[0];
-  let current: unknown;
-  if (root === 'geo') current = input.geo;
-  else if (root === 'ipScope') current = input.ipScope;
-  else if (root === 'correlated') current = input.correlated;
-  else current = (input.event as unknown as Record<string, unknown>)[root ?? ''];
-  for (let index = 1; index < parts.length; index++) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[parts[index] ?? ''];
-  }
-  return current;
+  return read(input);
 }
 
 /** A field value as text when it is a scalar; objects and arrays can't be a key or a counted value. */

@@ -1,22 +1,30 @@
---[[ firstSeen-1: note that a key was seen with a value; say whether the value was known.
-KEYS[1]  sorted set of known values: member = value, score = latest event time ms it was seen at
-ARGV[1]  value
-ARGV[2]  event time ms
-ARGV[3]  trim: values last seen below this are forgotten (the history horizon)
-ARGV[4]  TTL ms of KEYS[1] (the horizon)
-Returns  { time ms the value was last seen or false, number of other values known }
-         A redelivered event (the value last seen at exactly this time) is answered as the first
-         time: "known" then counts only values seen before it.
+--[[ firstSeen-1: note that keys were seen with values; say for each whether its value was known.
+A batch script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
+Per item, 1 key:
+KEYS  1 sorted set of known values: member = value, score = latest event time ms it was seen at
+and 4 arguments:
+ARGV  1 value
+      2 event time ms
+      3 trim: values last seen below this are forgotten (the history horizon); they are dropped
+        after the batch, and no reply counts them
+      4 TTL ms of the sorted set (the horizon), set after the batch
+Reply { time ms the value was last seen or false, number of other values known }
+      A redelivered event (the value last seen at exactly this time) is answered as the first
+      time: "known" then counts only values seen before it.
 ]]
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
-local previous = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local known
-if previous and tonumber(previous) == tonumber(ARGV[2]) then
-  known = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[2])
-else
-  known = redis.call('ZCARD', KEYS[1])
-  if previous then known = known - 1 end
-end
-redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return { previous, known }
+return runBatch('firstSeen', 1, 4, function(keys, args)
+  local seen, value, time, trim = keys[1], args[1], args[2], args[3]
+  trimLater(seen, trim)
+  expireLater(seen, args[4])
+  local previous = redis.call('ZSCORE', seen, value)
+  if previous and tonumber(previous) < tonumber(trim) then previous = false end
+  local known
+  if previous and tonumber(previous) == tonumber(time) then
+    known = redis.call('ZCOUNT', seen, trim, '(' .. time)
+  else
+    known = redis.call('ZCOUNT', seen, trim, '+inf')
+    if previous then known = known - 1 end
+  end
+  redis.call('ZADD', seen, 'GT', time, value)
+  return { previous, known }
+end)

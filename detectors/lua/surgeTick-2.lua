@@ -1,106 +1,143 @@
---[[ surgeTick-2: add one event to the current time bucket of a measure and keep its rolling
-baseline (EWMA mean and variance of the measure per full bucket).
-KEYS[1]  hash: b = current bucket number, n = events in it, e = numerator events in it,
-         h:<bin> = latency histogram counts, mean / var / samples = the baseline
-KEYS[2]  HyperLogLog of the current bucket's distinct values (measure "distinct", or the
-         concentration field)
-ARGV[1]  bucket number of the event (event time / bucket length)
-ARGV[2]  measure: count | distinct | ratio | p95
-ARGV[3]  HLL member ("" for none)
-ARGV[4]  1 when the event counts in the numerator (measure "ratio"), else 0
-ARGV[5]  histogram bin of the event's value (measure "p95"), or -1
-ARGV[6]  EWMA weight of a new bucket, 0 < alpha <= 1
-ARGV[7]  TTL ms of both keys
-Returns  { measure of the current bucket so far, baseline mean, baseline variance, full buckets
-           seen, events in the current bucket, distinct HLL count, late flag (1 when the
-           event belongs to an older bucket and was not counted) } as strings
+--[[ surgeTick-2: add events to the current time bucket of a measure and keep its rolling
+baseline (EWMA mean and variance of the measure per full bucket). A batch script
+(lib/batch.lua): one call carries any number of items, run in order; one reply per item. Each
+key's state is read once per call, kept in memory while the items run and written back once.
+Per item, 2 keys:
+KEYS  1 hash: b = current bucket number, n = events in it, e = numerator events in it,
+        h:<bin> = latency histogram counts, mean / var / samples = the baseline
+      2 HyperLogLog of the current bucket's distinct values (measure "distinct", or the
+        concentration field)
+and 7 arguments:
+ARGV  1 bucket number of the event (event time / bucket length)
+      2 measure: count | distinct | ratio | p95
+      3 HLL member ("" for none)
+      4 1 when the event counts in the numerator (measure "ratio"), else 0
+      5 histogram bin of the event's value (measure "p95"), or -1
+      6 EWMA weight of a new bucket, 0 < alpha <= 1
+      7 TTL ms of both keys, set after the batch
+Reply { measure of the current bucket so far, baseline mean, baseline variance, full buckets
+        seen, events in the current bucket, distinct HLL count, late flag (1 when the
+        event belongs to an older bucket and was not counted) } as strings
 ]]
--- One read of the state, one write: this script runs for every event of every surge rule.
-local state = redis.call('HMGET', KEYS[1], 'b', 'n', 'e', 'mean', 'var', 'samples')
-local current = tonumber(state[1] or '-1')
-local n = tonumber(state[2] or '0')
-local e = tonumber(state[3] or '0')
-local mean = tonumber(state[4] or '0')
-local var = tonumber(state[5] or '0')
-local samples = tonumber(state[6] or '0')
-local kind = ARGV[2]
-local bucket = tonumber(ARGV[1])
-local alpha = tonumber(ARGV[6])
+local states = {}
 
-local function measureOf()
-  if kind == 'count' then return n end
-  if kind == 'distinct' then return redis.call('PFCOUNT', KEYS[2]) end
-  if kind == 'ratio' then
-    if n == 0 then return 0 end
-    return e / n
+-- The state of a hash key: read on first use in this call, written back at the end.
+local function stateOf(key, kind)
+  local state = states[key]
+  if state then return state end
+  local stored = redis.call('HMGET', key, 'b', 'n', 'e', 'mean', 'var', 'samples')
+  state = {
+    current = tonumber(stored[1] or '-1'),
+    n = tonumber(stored[2] or '0'),
+    e = tonumber(stored[3] or '0'),
+    mean = tonumber(stored[4] or '0'),
+    var = tonumber(stored[5] or '0'),
+    samples = tonumber(stored[6] or '0'),
+    -- distinct count of the HLL, read when first needed and after each PFADD that changed it
+    distinct = nil,
+  }
+  if kind == 'p95' then
+    -- histogram bins: bin number -> count; `stored` remembers which fields Redis holds
+    state.bins, state.stored = {}, {}
+    local fields = redis.call('HGETALL', key)
+    for i = 1, #fields, 2 do
+      local bin = string.match(fields[i], '^h:(%-?%d+)$')
+      if bin then
+        state.bins[tonumber(bin)] = tonumber(fields[i + 1])
+        state.stored[fields[i]] = true
+      end
+    end
   end
+  states[key] = state
+  atEnd(function()
+    local write = { 'b', state.current, 'n', state.n, 'e', state.e, 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples }
+    if state.bins then
+      for field in pairs(state.stored) do
+        if state.bins[tonumber(string.sub(field, 3))] == nil then redis.call('HDEL', key, field) end
+      end
+      for bin, count in pairs(state.bins) do
+        write[#write + 1] = 'h:' .. bin
+        write[#write + 1] = count
+      end
+    end
+    redis.call('HSET', key, unpack(write))
+  end)
+  return state
+end
+
+local function distinctOf(state, hll)
+  if state.distinct == nil then state.distinct = redis.call('PFCOUNT', hll) end
+  return state.distinct
+end
+
+local function measureOf(state, kind, hll)
+  if kind == 'count' then return state.n end
+  if kind == 'distinct' then return distinctOf(state, hll) end
+  if state.n == 0 then return 0 end
+  if kind == 'ratio' then return state.e / state.n end
   -- p95: walk the histogram bins up to 95% of the events; bin b holds values from 2^(b/4) up to
   -- 2^((b+1)/4), and the bin's lower edge is reported (up to 19% under the true value)
-  if n == 0 then return 0 end
-  local fields = redis.call('HGETALL', KEYS[1])
-  local bins = {}
-  for i = 1, #fields, 2 do
-    local bin = string.match(fields[i], '^h:(%-?%d+)$')
-    if bin then bins[#bins + 1] = { tonumber(bin), tonumber(fields[i + 1]) } end
-  end
-  table.sort(bins, function(a, b) return a[1] < b[1] end)
-  local target = math.ceil(n * 0.95)
+  local order = {}
+  for bin in pairs(state.bins) do order[#order + 1] = bin end
+  table.sort(order)
+  local target = math.ceil(state.n * 0.95)
   local seen = 0
-  for i = 1, #bins do
-    seen = seen + bins[i][2]
-    if seen >= target then return 2 ^ (bins[i][1] / 4) end
+  for i = 1, #order do
+    seen = seen + state.bins[order[i]]
+    if seen >= target then return 2 ^ (order[i] / 4) end
   end
   return 0
 end
 
-local function fold(value)
-  if samples == 0 then
-    mean = value
-    var = 0
+local function fold(state, value, alpha)
+  if state.samples == 0 then
+    state.mean = value
+    state.var = 0
   else
-    local delta = value - mean
-    mean = mean + alpha * delta
-    var = (1 - alpha) * (var + alpha * delta * delta)
+    local delta = value - state.mean
+    state.mean = state.mean + alpha * delta
+    state.var = (1 - alpha) * (state.var + alpha * delta * delta)
   end
-  samples = samples + 1
+  state.samples = state.samples + 1
 end
 
-local late = 0
-if current == -1 then
-  current = bucket
-elseif bucket > current then
-  fold(measureOf())
-  -- Buckets with no events at all: a count or distinct measure of zero each (capped), nothing
-  -- for a ratio or percentile, which have no value without events.
-  if kind == 'count' or kind == 'distinct' then
-    for _ = 1, math.min(bucket - current - 1, 60) do fold(0) end
-  end
-  if kind == 'p95' then
-    local fields = redis.call('HKEYS', KEYS[1])
-    for i = 1, #fields do
-      if string.sub(fields[i], 1, 2) == 'h:' then redis.call('HDEL', KEYS[1], fields[i]) end
+return runBatch('surgeTick', 2, 7, function(keys, args)
+  local hll, kind, member = keys[2], args[2], args[3]
+  local bucket, alpha = tonumber(args[1]), tonumber(args[6])
+  local state = stateOf(keys[1], kind)
+  expireLater(keys[1], args[7])
+  local late = 0
+  if state.current == -1 then
+    state.current = bucket
+  elseif bucket > state.current then
+    fold(state, measureOf(state, kind, hll), alpha)
+    -- Buckets with no events at all: a count or distinct measure of zero each (capped), nothing
+    -- for a ratio or percentile, which have no value without events.
+    if kind == 'count' or kind == 'distinct' then
+      for _ = 1, math.min(bucket - state.current - 1, 60) do fold(state, 0, alpha) end
     end
+    if state.bins then state.bins = {} end
+    redis.call('DEL', hll)
+    state.distinct = 0
+    state.current = bucket
+    state.n = 0
+    state.e = 0
+  elseif bucket < state.current then
+    late = 1
   end
-  redis.call('DEL', KEYS[2])
-  current = bucket
-  n = 0
-  e = 0
-elseif bucket < current then
-  late = 1
-end
-if late == 0 then
-  n = n + 1
-  if ARGV[4] == '1' then e = e + 1 end
-  if ARGV[3] ~= '' then redis.call('PFADD', KEYS[2], ARGV[3]) end
-  if tonumber(ARGV[5]) >= 0 then redis.call('HINCRBY', KEYS[1], 'h:' .. ARGV[5], 1) end
-end
-redis.call('HSET', KEYS[1], 'b', current, 'n', n, 'e', e, 'mean', tostring(mean), 'var', tostring(var), 'samples', samples)
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-local distinct = 0
-if ARGV[3] ~= '' then
-  redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  distinct = redis.call('PFCOUNT', KEYS[2])
-end
-local value
-if kind == 'distinct' then value = distinct else value = measureOf() end
-return { tostring(value), tostring(mean), tostring(var), tostring(samples), tostring(n), tostring(distinct), tostring(late) }
+  if late == 0 then
+    state.n = state.n + 1
+    if args[4] == '1' then state.e = state.e + 1 end
+    if member ~= '' and redis.call('PFADD', hll, member) == 1 then state.distinct = nil end
+    local bin = tonumber(args[5])
+    if state.bins and bin >= 0 then state.bins[bin] = (state.bins[bin] or 0) + 1 end
+  end
+  local distinct = 0
+  if member ~= '' then
+    expireLater(hll, args[7])
+    distinct = distinctOf(state, hll)
+  end
+  local value
+  if kind == 'distinct' then value = distinct else value = measureOf(state, kind, hll) end
+  return { tostring(value), tostring(state.mean), tostring(state.var), tostring(state.samples), tostring(state.n), tostring(distinct), tostring(late) }
+end)

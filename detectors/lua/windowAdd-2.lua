@@ -1,24 +1,31 @@
---[[ windowAdd-2: add one event to a sliding event-time window and read the window back.
-KEYS[1]  sorted set of the window: member = event id (a redelivery adds nothing), score = event time ms
-KEYS[2]  hash: time and id of the last detection for this key (read only; see claimFiring-1)
-ARGV[1]  event id
-ARGV[2]  event time ms
-ARGV[3]  window start ms (inclusive)
-ARGV[4]  window end ms (inclusive; the engine passes the event's time plus a window, so a late
-         event can complete a window that ends after it)
-ARGV[5]  trim: members scored below this are dropped (older than any window still open)
-ARGV[6]  TTL ms of KEYS[1]
-ARGV[7]  most members to return
-Returns  { count in [start, end], "<time>|<id>" of the last detection or false, member1, score1, ... }
-         members oldest first, at most ARGV[7] of them
+--[[ windowAdd-2: add events to sliding event-time windows and read each window back. A batch
+script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
+Per item, 2 keys:
+KEYS  1 sorted set of the window: member = event id (a redelivery adds nothing), score = event time ms
+      2 hash: time and id of the last detection for this key (read only; see claimFiring-1)
+and 8 arguments:
+ARGV  1 event id
+      2 event time ms
+      3 window start ms (inclusive; never below the trim)
+      4 window end ms (inclusive; the engine passes the event's time plus a window, so a late
+        event can complete a window that ends after it)
+      5 trim: members scored below this are dropped, after the batch (older than any window still open)
+      6 TTL ms of the window, set after the batch
+      7 most members to return
+      8 least count worth reading: below it the reply is the count alone (the rule's threshold:
+        a window that can't reach it needs no members and no fired mark)
+Reply { count in [start, end], "<time>|<id>" of the last detection or false, member1, score1, ... }
+      members oldest first, at most ARGV[7] of them; { count, false } when count < ARGV[8]
 ]]
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local count = redis.call('ZCOUNT', KEYS[1], ARGV[3], ARGV[4])
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[3], ARGV[4], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[7]))
-local fired = redis.call('HGET', KEYS[2], 'time')
-if fired then fired = fired .. '|' .. (redis.call('HGET', KEYS[2], 'id') or '') end
-local result = { count, fired }
-for i = 1, #members do result[#result + 1] = members[i] end
-return result
+return runBatch('windowAdd', 2, 8, function(keys, args)
+  local window = keys[1]
+  trimLater(window, args[5])
+  expireLater(window, args[6])
+  redis.call('ZADD', window, args[2], args[1])
+  local count = redis.call('ZCOUNT', window, args[3], args[4])
+  if count < tonumber(args[8]) then return { count, false } end
+  local members = redis.call('ZRANGEBYSCORE', window, args[3], args[4], 'WITHSCORES', 'LIMIT', 0, tonumber(args[7]))
+  local result = { count, firedMark(keys[2]) }
+  for i = 1, #members do result[#result + 1] = members[i] end
+  return result
+end)

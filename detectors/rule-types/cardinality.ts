@@ -51,6 +51,8 @@ export function cardinalityRequest(
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
       context.maxEvidence,
+      // Below the threshold the script returns the count alone.
+      rule.threshold,
     ],
   };
 }

@@ -72,16 +72,13 @@ export function locationOf(input: DetectionInput): Location | undefined {
   if (geo?.lat === undefined || geo.lon === undefined) return undefined;
   if (input.ipScope !== undefined && input.ipScope !== 'public') return undefined;
   const ip = inputIp(input);
-  return {
-    lat: geo.lat,
-    lon: geo.lon,
-    ...(geo.accuracyKm === undefined ? {} : { accuracyKm: geo.accuracyKm }),
-    ...(geo.country === undefined ? {} : { country: geo.country }),
-    ...(geo.city === undefined ? {} : { city: geo.city }),
-    ...(ip === undefined ? {} : { ip }),
-    time: new Date(eventTime(input.event.time)).toISOString(),
-    eventId: input.event.id,
-  };
+  // Optional fields are left out, not set to undefined: the location is stored as JSON.
+  const location: Location = { lat: geo.lat, lon: geo.lon, time: new Date(eventTime(input.event.time)).toISOString(), eventId: input.event.id };
+  if (geo.accuracyKm !== undefined) location.accuracyKm = geo.accuracyKm;
+  if (geo.country !== undefined) location.country = geo.country;
+  if (geo.city !== undefined) location.city = geo.city;
+  if (ip !== undefined) location.ip = ip;
+  return location;
 }
 
 /** The lastLocation call for a located event. */
@@ -89,7 +86,7 @@ export function geoVelocityRequest(location: Location, rule: RuleOf<'geo_velocit
   return {
     script: 'lastLocation',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'location')],
-    args: [Date.parse(location.time), JSON.stringify(location), rule.horizon, location.eventId],
+    args: [eventTime(location.time), JSON.stringify(location), rule.horizon, location.eventId],
   };
 }
 

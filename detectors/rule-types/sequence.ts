@@ -49,7 +49,8 @@ export function sequenceRequest(
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
       context.maxEvidence * 4,
-      ...steps.map((step) => `${step}:${input.event.id}`),
+      input.event.id,
+      steps.join(','),
     ],
   };
 }

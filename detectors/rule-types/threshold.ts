@@ -57,6 +57,9 @@ export function thresholdRequest(
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
       thresholdReadLimit(rule, context.maxEvidence),
+      // Fewer events than the threshold within a window either side: no window can fire, so
+      // the script returns the count alone (no members, no fired mark).
+      rule.threshold,
     ],
   };
 }
@@ -94,6 +97,8 @@ export function evaluateThreshold(
   rule: RuleOf<'threshold'>,
   context: EvaluationContext,
 ): Evaluation {
+  // The events within a window either side of this one: fewer than N, and no window holding it reaches N.
+  if (state.count < rule.threshold) return none('below_threshold');
   const time = eventTime(input.event.time);
   const complete = state.members.length >= state.count;
   // With every member in hand, take the fullest window containing the event; with a capped

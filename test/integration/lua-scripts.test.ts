@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
+  callBatch,
   callScript,
+  commandName,
   defineScripts,
   deleteKeysUnder,
   keysUnder,
@@ -58,12 +60,12 @@ async function call(script: Script, keys: readonly string[], args: readonly (str
 function windowAdd(
   id: string,
   time: number,
-  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number; window?: string; fired?: string } = {},
+  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number; least?: number; window?: string; fired?: string } = {},
 ): Promise<unknown[]> {
   return call(
     'windowAdd',
     [options.window ?? key('window'), options.fired ?? key('fired')],
-    [id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50],
+    [id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50, options.least ?? 0],
   );
 }
 
@@ -71,25 +73,24 @@ function distinctAdd(
   value: string,
   id: string,
   time: number,
-  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number } = {},
+  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number; least?: number } = {},
 ): Promise<unknown[]> {
   return call(
     'distinctAdd',
     [key('values'), key('ids'), key('fired')],
-    [value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50],
+    [value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50, options.least ?? 0],
   );
 }
 
+/** sequenceAdd-2 for one event: `members` are the "<step>:<event id>" it should record. */
 function sequenceAdd(
   time: number,
   members: readonly string[],
   options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number } = {},
 ): Promise<unknown[]> {
-  return call(
-    'sequenceAdd',
-    [key('steps'), key('fired')],
-    [time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 200, ...members],
-  );
+  const id = members[0]?.split(':')[1] ?? '';
+  const steps = members.map((member) => member.split(':')[0]).join(',');
+  return call('sequenceAdd', [key('steps'), key('fired')], [time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 200, id, steps]);
 }
 
 function firstSeen(value: string, time: number, options: { trim?: number; ttl?: number } = {}): Promise<unknown[]> {
@@ -188,12 +189,20 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await redis.zcard(key('window'))).toBe(2);
     });
 
-    it('drops members scored below the trim and keeps one scored exactly at it', async () => {
+    it('drops members scored below the trim once the call is done, keeping one scored exactly at it', async () => {
       await windowAdd('evt-1', 1000);
       await windowAdd('evt-2', 2000);
-      const reply = await windowAdd('evt-3', 3000, { trim: 2000 });
+      // The engine never reads below the trim (start >= trim), so the call may trim after its reads.
+      const reply = await windowAdd('evt-3', 3000, { start: 2000, trim: 2000 });
       expect(reply).toEqual([2, null, 'evt-2', '2000', 'evt-3', '3000']);
       expect(await redis.zrange(key('window'), 0, -1)).toEqual(['evt-2', 'evt-3']);
+    });
+
+    it('returns the count alone, without members or fired mark, below the least count worth reading (ARGV[8])', async () => {
+      await redis.hset(key('fired'), 'time', '12345', 'id', 'det-a');
+      await windowAdd('evt-1', 1000, { least: 3 });
+      expect(await windowAdd('evt-2', 2000, { least: 3 })).toEqual([2, null]);
+      expect(await windowAdd('evt-3', 3000, { least: 3 })).toEqual([3, '12345|det-a', 'evt-1', '1000', 'evt-2', '2000', 'evt-3', '3000']);
     });
 
     it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {
@@ -212,7 +221,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         const replies = await Promise.all(
           clients.flatMap((client, clientIndex) =>
             Array.from({ length: 25 }, (_, call) =>
-              callScript(client, 'windowAdd', [key('window'), key('fired')], [`evt-${clientIndex}-${call}`, time, time - TTL, time, 0, TTL, 1]),
+              callScript(client, 'windowAdd', [key('window'), key('fired')], [`evt-${clientIndex}-${call}`, time, time - TTL, time, 0, TTL, 1, 0]),
             ),
           ),
         );
@@ -265,6 +274,12 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await distinctAdd('u-3', 'evt-3', 3000, { trim: 2000 });
       expect(await redis.zrange(key('values'), 0, -1)).toEqual(['u-2', 'u-3']);
       expect(await redis.zrange(key('ids'), 0, -1)).toEqual(['evt-2', 'evt-3']);
+    });
+
+    it('returns the count alone below the least count worth reading (ARGV[9])', async () => {
+      await distinctAdd('u-1', 'evt-1', 1000, { least: 2 });
+      expect(await distinctAdd('u-1', 'evt-2', 2000, { least: 2 })).toEqual([1, null, 0]);
+      expect(await distinctAdd('u-2', 'evt-3', 3000, { least: 2 })).toEqual([2, null, 2, 'u-1', 'u-2', 'evt-1', 'evt-2', 'evt-3']);
     });
 
     it('returns the fired mark from KEYS[3] and leaves that key alone', async () => {
@@ -598,6 +613,97 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await readContext(0)).toEqual(['d-1', '1000', null, 2, 0]);
       await noteDevice('d-3', 4000, { session: 's-1' });
       expect(await readContext(1)).toEqual(['d-3', '4000', null, 3, 1]);
+    });
+  });
+
+  describe('batch calls (the engine sends one call per script for a whole batch)', () => {
+    /** Every key under a prefix with its content, the prefix left out, and whether it expires. */
+    async function snapshot(under: string): Promise<Record<string, unknown>> {
+      const state: Record<string, unknown> = {};
+      for (const name of await keysUnder(redis, under)) {
+        const type = await redis.type(name);
+        const content =
+          type === 'zset'
+            ? await redis.zrange(name, 0, -1, 'WITHSCORES')
+            : type === 'hash'
+              ? await redis.hgetall(name)
+              : await redis.pfcount(name);
+        state[name.slice(under.length)] = { type, content, expires: (await redis.pttl(name)) > 0 };
+      }
+      return state;
+    }
+
+    /** Items of every batch script: several keys, repeats, events out of order, a redelivery, bucket changes. */
+    function items(script: Script, at: string): { keys: string[]; args: (string | number)[] }[] {
+      const k = (part: Parameters<typeof stateKey>[3], user: number): string => stateKey(at, 'it-rule', `user=u-${user}`, part);
+      const times = [1000, 3000, 2000, 3000, 9000, 4000, 65_000, 66_000, 130_000, 125_000, 131_000, 200_000];
+      return times.map((time, index) => {
+        const user = index % 3;
+        const id = index === 3 ? 'evt-1' : `evt-${index}`; // index 3 redelivers event 1 (same time)
+        switch (script) {
+          case 'windowAdd':
+            return { keys: [k('window', user), k('fired', user)], args: [id, time, time - 60_000, time + 60_000, Math.max(0, time - 120_000), TTL, 50, 2] };
+          case 'distinctAdd':
+            return { keys: [k('values', user), k('ids', user), k('fired', user)], args: [`v-${index % 4}`, id, time, time - 60_000, time, Math.max(0, time - 120_000), TTL, 50, 2] };
+          case 'sequenceAdd':
+            return { keys: [k('steps', user), k('fired', user)], args: [time, time - 60_000, time + 60_000, Math.max(0, time - 120_000), TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2)] };
+          case 'firstSeen':
+            return { keys: [k('seen', user)], args: [`v-${index % 4}`, time, Math.max(0, time - 100_000), TTL] };
+          case 'lastLocation':
+            return { keys: [k('location', user)], args: [time, JSON.stringify({ lat: index, lon: -index, time: new Date(time).toISOString(), eventId: id }), TTL, id] };
+          case 'surgeTick': {
+            const measure = (['count', 'distinct', 'ratio', 'p95'] as const)[user % 4] ?? 'count';
+            return {
+              keys: [k('surge', user), k('surge-hll', user)],
+              args: [Math.floor(time / 60_000), measure, measure === 'ratio' ? '' : `m-${index % 5}`, index % 2, measure === 'p95' ? 10 + (index % 7) : -1, 0.5, TTL],
+            };
+          }
+          default:
+            throw new Error(`${script} is not a batch script`);
+        }
+      });
+    }
+
+    it.each(['windowAdd', 'distinctAdd', 'sequenceAdd', 'firstSeen', 'lastLocation', 'surgeTick'] as const)(
+      '%s: one call of many items replies and leaves state exactly as one call per item',
+      async (script) => {
+        const one = `${prefix}:one`;
+        const each = `${prefix}:each`;
+        const batched = await callBatch(redis, script, items(script, one));
+        const separate: unknown[] = [];
+        for (const item of items(script, each)) separate.push(await callScript(redis, script, item.keys, item.args));
+        expect(batched).toHaveLength(separate.length);
+        expect(batched).toEqual(separate);
+        const [stateOne, stateEach] = [await snapshot(one), await snapshot(each)];
+        expect(Object.keys(stateOne).length).toBeGreaterThan(0);
+        expect(stateOne).toEqual(stateEach);
+        for (const [name, entry] of Object.entries(stateOne)) expect({ name, expires: (entry as { expires: boolean }).expires }).toEqual({ name, expires: true });
+      },
+    );
+
+    it('answers a failing item with an error in its place and the others as usual', async () => {
+      await redis.set(key('seen', 'user=u-broken'), 'not a sorted set');
+      const replies = await callBatch(redis, 'firstSeen', [
+        { keys: [key('seen', 'user=u-1')], args: ['dev-a', 1000, 0, TTL] },
+        { keys: [key('seen', 'user=u-broken')], args: ['dev-a', 1000, 0, TTL] },
+        { keys: [key('seen', 'user=u-1')], args: ['dev-b', 2000, 0, TTL] },
+      ]);
+      expect(replies[0]).toEqual([null, 0]);
+      expect(replies[1]).toBeInstanceOf(Error);
+      expect(String((replies[1] as Error).message)).toMatch(/firstSeen item 2: .*WRONGTYPE/);
+      expect(replies[2]).toEqual([null, 1]);
+      expect(await redis.pttl(key('seen', 'user=u-1'))).toBeGreaterThan(0);
+    });
+
+    it('refuses a call whose keys and arguments do not divide into items, naming the script and the counts', async () => {
+      const sendRaw = Reflect.get(redis, commandName('firstSeen')) as (...args: (string | number)[]) => Promise<unknown>;
+      await expect(sendRaw.call(redis, 1, key('seen'), 'dev-a', 1000, 0)).rejects.toThrow(
+        'firstSeen: expected 1 keys and 4 arguments per item, got 1 keys and 3 arguments',
+      );
+      await expect(callBatch(redis, 'firstSeen', [{ keys: [key('seen')], args: ['dev-a', 1000] }])).rejects.toThrow(
+        'script firstSeen takes 1 keys and 4 arguments per item, got 1 and 2',
+      );
+      expect(await keysUnder(redis, prefix)).toEqual([]);
     });
   });
 

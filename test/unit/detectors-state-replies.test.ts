@@ -215,7 +215,7 @@ describe('request builders', () => {
     expect(thresholdRequest(policy, rule, extended)).toStrictEqual({
       script: 'windowAdd',
       keys: ['test:rule:{r-threshold|actor.userId=user-1}:window', 'test:rule:{r-threshold|actor.userId=user-1}:fired'],
-      args: ['evt-0001-aaaa|81.2.69.142', T, T - 300_000, T + 300_000, T + 5000 - 300_000 - 300_000, 300_000 + 300_000 + 60_000, 50],
+      args: ['evt-0001-aaaa|81.2.69.142', T, T - 300_000, T + 300_000, T + 5000 - 300_000 - 300_000, 300_000 + 300_000 + 60_000, 50, 3],
     });
     // A large threshold reads more than the evidence cap, so a full window is always in hand.
     expect(thresholdReadLimit({ ...rule, threshold: 100 }, 50)).toBe(210);
@@ -228,7 +228,7 @@ describe('request builders', () => {
     const request = cardinalityRequest(policy, rule, extended);
     expect(request?.script).toBe('distinctAdd');
     expect(request?.keys).toStrictEqual(['values', 'ids', 'fired'].map((part) => `test:rule:{r-cardinality|actor.userId=user-1}:${part}`));
-    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50]);
+    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50, 3]);
     expect(cardinalityRequest({ event: eventSchema.parse(deviceEvent()) }, rule, extended)).toBeUndefined();
   });
 
@@ -242,13 +242,13 @@ describe('request builders', () => {
     expect(newValueRequest(policy, rule, extended)).toBeUndefined();
   });
 
-  it('sequenceRequest: one member per matched step', () => {
+  it('sequenceRequest: the event id and the steps it matched', () => {
     const step = { name: 'any', filter: { field: 'family', equals: 'policy' } };
     const rule = sequenceRuleSchema.parse({ ...common, id: 'r-sequence', name: 'sequence', type: 'sequence', window: '10m', steps: [step, step, step] });
     const request = sequenceRequest(policy, rule, [0, 2], extended);
     expect(request.script).toBe('sequenceAdd');
     expect(request.keys).toStrictEqual(['steps', 'fired'].map((part) => `test:rule:{r-sequence|actor.userId=user-1}:${part}`));
     expect(request.args.slice(0, 2)).toStrictEqual([T, T - 600_000]);
-    expect(request.args.slice(-2)).toStrictEqual(['0:evt-0001-aaaa', '2:evt-0001-aaaa']);
+    expect(request.args.slice(-2)).toStrictEqual(['evt-0001-aaaa', '0,2']);
   });
 });

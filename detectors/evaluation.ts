@@ -82,6 +82,15 @@ export function suppressed(
   return !(state.lastFiredId === detectionId(identity) && state.lastFired === end);
 }
 
+/**
+ * How often long-lived state (a new_value or geo_velocity horizon of days) is written back and its
+ * TTL renewed while in steady use: 1% of the horizon, at most an hour. Writing on every event
+ * would cost a Redis command per event for nothing the rule can tell apart.
+ */
+export function renewalMs(horizonMs: number): number {
+  return Math.max(1000, Math.min(3_600_000, Math.floor(horizonMs / 100)));
+}
+
 /** Event time in ms. */
 export function eventTime(time: string): number {
   // Asked for the same event by every rule in turn: remember the last answer.

@@ -18,21 +18,22 @@ Reply { distinct values whose latest time is in [start, end], "<time>|<id>" of t
         or false, number of values n, value1..value_n, id1..id_m } (values and ids oldest first,
         each at most ARGV[8])
 ]]
-return runBatch('distinctAdd', 3, 9, function(keys, args)
-  local values, ids = keys[1], keys[2]
-  trimLater(values, args[6])
-  trimLater(ids, args[6])
-  expireLater(values, args[7])
-  expireLater(ids, args[7])
-  redis.call('ZADD', values, 'GT', args[3], args[1])
-  redis.call('ZADD', ids, args[3], args[2])
+return runBatch('distinctAdd', 3, 9, function(k, a)
+  local values, ids = KEYS[k + 1], KEYS[k + 2]
+  local time, start, finish, trim, ttl = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  trimLater(values, trim)
+  trimLater(ids, trim)
+  expireLater(values, ttl)
+  expireLater(ids, ttl)
+  redis.call('ZADD', values, 'GT', time, ARGV[a + 1])
+  redis.call('ZADD', ids, time, ARGV[a + 2])
   -- Up to the event's own time only: a late event must not count values seen after it.
-  local count = redis.call('ZCOUNT', values, args[4], args[5])
-  if count < tonumber(args[9]) then return { count, false, 0 } end
-  local limit = tonumber(args[8])
-  local seen = redis.call('ZRANGEBYSCORE', values, args[4], args[5], 'LIMIT', 0, limit)
-  local evidence = redis.call('ZRANGEBYSCORE', ids, args[4], args[5], 'LIMIT', 0, limit)
-  local result = { count, firedMark(keys[3]), #seen }
+  local count = redis.call('ZCOUNT', values, start, finish)
+  if count < tonumber(ARGV[a + 9]) then return { count, false, 0 } end
+  local limit = tonumber(ARGV[a + 8])
+  local seen = redis.call('ZRANGEBYSCORE', values, start, finish, 'LIMIT', 0, limit)
+  local evidence = redis.call('ZRANGEBYSCORE', ids, start, finish, 'LIMIT', 0, limit)
+  local result = { count, firedMark(KEYS[k + 3]), #seen }
   for i = 1, #seen do result[#result + 1] = seen[i] end
   for i = 1, #evidence do result[#result + 1] = evidence[i] end
   return result

@@ -15,13 +15,13 @@ ARGV  1 event time ms
 Reply { "<time>|<id>" of the last detection or false, member1, score1, ... } newest first, at most
       ARGV[6] (a long history of one step must not push the latest steps out of the reply)
 ]]
-return runBatch('sequenceAdd', 2, 8, function(keys, args)
-  local steps = keys[1]
-  trimLater(steps, args[4])
-  expireLater(steps, args[5])
-  for step in string.gmatch(args[8], '[^,]+') do redis.call('ZADD', steps, args[1], step .. ':' .. args[7]) end
-  local members = redis.call('ZREVRANGEBYSCORE', steps, args[3], args[2], 'WITHSCORES', 'LIMIT', 0, tonumber(args[6]))
-  local result = { firedMark(keys[2]) }
+return runBatch('sequenceAdd', 2, 8, function(k, a)
+  local steps, time, id = KEYS[k + 1], ARGV[a + 1], ARGV[a + 7]
+  trimLater(steps, ARGV[a + 4])
+  expireLater(steps, ARGV[a + 5])
+  for step in string.gmatch(ARGV[a + 8], '[^,]+') do redis.call('ZADD', steps, time, step .. ':' .. id) end
+  local members = redis.call('ZREVRANGEBYSCORE', steps, ARGV[a + 3], ARGV[a + 2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[a + 6]))
+  local result = { firedMark(KEYS[k + 2]) }
   for i = 1, #members do result[#result + 1] = members[i] end
   return result
 end)

@@ -15,9 +15,9 @@ ARGV  1 bucket number of the event (event time / bucket length)
       5 histogram bin of the event's value (measure "p95"), or -1
       6 EWMA weight of a new bucket, 0 < alpha <= 1
       7 TTL ms of both keys, set after the batch
-Reply { measure of the current bucket so far, baseline mean, baseline variance, full buckets
-        seen, events in the current bucket, distinct HLL count, late flag (1 when the
-        event belongs to an older bucket and was not counted) } as strings
+Reply { measure of the current bucket so far, baseline mean, baseline variance (these three as
+        text), full buckets seen, events in the current bucket, distinct HLL count, late flag (1
+        when the event belongs to an older bucket and was not counted) (these four as integers) }
 ]]
 local states = {}
 
@@ -101,11 +101,11 @@ local function fold(state, value, alpha)
   state.samples = state.samples + 1
 end
 
-return runBatch('surgeTick', 2, 7, function(keys, args)
-  local hll, kind, member = keys[2], args[2], args[3]
-  local bucket, alpha = tonumber(args[1]), tonumber(args[6])
-  local state = stateOf(keys[1], kind)
-  expireLater(keys[1], args[7])
+return runBatch('surgeTick', 2, 7, function(k, a)
+  local hash, hll, kind, member = KEYS[k + 1], KEYS[k + 2], ARGV[a + 2], ARGV[a + 3]
+  local bucket, alpha, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 6]), ARGV[a + 7]
+  local state = stateOf(hash, kind)
+  expireLater(hash, ttl)
   local late = 0
   if state.current == -1 then
     state.current = bucket
@@ -127,17 +127,18 @@ return runBatch('surgeTick', 2, 7, function(keys, args)
   end
   if late == 0 then
     state.n = state.n + 1
-    if args[4] == '1' then state.e = state.e + 1 end
+    if ARGV[a + 4] == '1' then state.e = state.e + 1 end
     if member ~= '' and redis.call('PFADD', hll, member) == 1 then state.distinct = nil end
-    local bin = tonumber(args[5])
+    local bin = tonumber(ARGV[a + 5])
     if state.bins and bin >= 0 then state.bins[bin] = (state.bins[bin] or 0) + 1 end
   end
   local distinct = 0
   if member ~= '' then
-    expireLater(hll, args[7])
+    expireLater(hll, ttl)
     distinct = distinctOf(state, hll)
   end
-  local value
-  if kind == 'distinct' then value = distinct else value = measureOf(state, kind, hll) end
-  return { tostring(value), tostring(state.mean), tostring(state.var), tostring(state.samples), tostring(state.n), tostring(distinct), tostring(late) }
+  local value = distinct
+  if kind ~= 'distinct' then value = measureOf(state, kind, hll) end
+  -- Fractions as text (Redis would truncate a number to an integer); counts as integers.
+  return { tostring(value), tostring(state.mean), tostring(state.var), state.samples, state.n, distinct, late }
 end)

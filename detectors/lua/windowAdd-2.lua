@@ -17,15 +17,15 @@ ARGV  1 event id
 Reply { count in [start, end], "<time>|<id>" of the last detection or false, member1, score1, ... }
       members oldest first, at most ARGV[7] of them; { count, false } when count < ARGV[8]
 ]]
-return runBatch('windowAdd', 2, 8, function(keys, args)
-  local window = keys[1]
-  trimLater(window, args[5])
-  expireLater(window, args[6])
-  redis.call('ZADD', window, args[2], args[1])
-  local count = redis.call('ZCOUNT', window, args[3], args[4])
-  if count < tonumber(args[8]) then return { count, false } end
-  local members = redis.call('ZRANGEBYSCORE', window, args[3], args[4], 'WITHSCORES', 'LIMIT', 0, tonumber(args[7]))
-  local result = { count, firedMark(keys[2]) }
+return runBatch('windowAdd', 2, 8, function(k, a)
+  local window, start, finish = KEYS[k + 1], ARGV[a + 3], ARGV[a + 4]
+  trimLater(window, ARGV[a + 5])
+  expireLater(window, ARGV[a + 6])
+  redis.call('ZADD', window, ARGV[a + 2], ARGV[a + 1])
+  local count = redis.call('ZCOUNT', window, start, finish)
+  if count < tonumber(ARGV[a + 8]) then return { count, false } end
+  local members = redis.call('ZRANGEBYSCORE', window, start, finish, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[a + 7]))
+  local result = { count, firedMark(KEYS[k + 2]) }
   for i = 1, #members do result[#result + 1] = members[i] end
   return result
 end)

@@ -7,7 +7,7 @@ import { formatDuration } from '../duration';
 import { inCidrList } from '../filter';
 import type { RuleOf } from '../rule-schema';
 import { stateKey } from '../keys';
-import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** A located event, as kept in Redis and shown as evidence. */
 export interface Location {
@@ -86,7 +86,7 @@ export function geoVelocityRequest(location: Location, rule: RuleOf<'geo_velocit
   return {
     script: 'lastLocation',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'location')],
-    args: [eventTime(location.time), JSON.stringify(location), rule.horizon, location.eventId],
+    args: [eventTime(location.time), JSON.stringify(location), rule.horizon, location.eventId, renewalMs(rule.horizon)],
   };
 }
 

@@ -4,20 +4,23 @@ import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
 import { stateKey } from '../keys';
-import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** What firstSeen-1.lua says of a value. */
 export interface FirstSeenState {
   /** When the value was last seen for the key (ms), if within the horizon. */
   previous?: number;
-  /** Other values the key has within the horizon. */
-  known: number;
+  /** Other values the key has within the horizon: counted only when the value is not known. */
+  known?: number;
   value: string;
 }
 
 export function parseFirstSeenState(reply: unknown, value: string): FirstSeenState {
-  const [previous, known] = reply as [string | null, number];
-  return { ...(previous === null || previous === undefined ? {} : { previous: Number(previous) }), known: Number(known), value };
+  const [previous, known] = reply as [string | null, number | null];
+  const state: FirstSeenState = { value };
+  if (previous !== null && previous !== undefined) state.previous = Number(previous);
+  if (known !== null && known !== undefined) state.known = Number(known);
+  return state;
 }
 
 /** The firstSeen call, or undefined when the event has no value of the field. */
@@ -34,7 +37,7 @@ export function newValueRequest(
     request: {
       script: 'firstSeen',
       keys: [stateKey(context.prefix, rule.id, context.keyText, 'seen')],
-      args: [value, time, Math.min(context.now, time) - rule.horizon, rule.horizon],
+      args: [value, time, Math.min(context.now, time) - rule.horizon, rule.horizon, renewalMs(rule.horizon)],
     },
   };
 }
@@ -52,13 +55,14 @@ export function evaluateNewValue(
   const time = eventTime(input.event.time);
   // Seen at exactly this event's time: this very event, redelivered; decide as the first time.
   if (state.previous !== undefined && state.previous !== time) return none('seen_before');
-  if (state.known < rule.minKnownValues) return none('learning');
+  const known = state.known ?? 0;
+  if (known < rule.minKnownValues) return none('learning');
   return {
     outcome: 'detected',
     detection: {
       reasonCode: 'new_value',
-      reason: `New ${fieldLabel(rule.field)} ${state.value} for ${keyPhrase(context.key)}: not seen in the last ${formatDuration(rule.horizon)}, which held ${state.known} other ${fieldLabel(rule.field, state.known !== 1)}.`,
-      observedValue: state.known,
+      reason: `New ${fieldLabel(rule.field)} ${state.value} for ${keyPhrase(context.key)}: not seen in the last ${formatDuration(rule.horizon)}, which held ${known} other ${fieldLabel(rule.field, known !== 1)}.`,
+      observedValue: known,
       distinct: { field: rule.field, values: [state.value] },
       eventIds: [input.event.id],
       windowStart: time - rule.horizon,

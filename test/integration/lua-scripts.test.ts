@@ -93,12 +93,13 @@ function sequenceAdd(
   return call('sequenceAdd', [key('steps'), key('fired')], [time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 200, id, steps]);
 }
 
-function firstSeen(value: string, time: number, options: { trim?: number; ttl?: number } = {}): Promise<unknown[]> {
-  return call('firstSeen', [key('seen')], [value, time, options.trim ?? 0, options.ttl ?? TTL]);
+/** firstSeen-1; a resolution of 1 ms (the default here) records every sighting. */
+function firstSeen(value: string, time: number, options: { trim?: number; ttl?: number; resolution?: number } = {}): Promise<unknown[]> {
+  return call('firstSeen', [key('seen')], [value, time, options.trim ?? 0, options.ttl ?? TTL, options.resolution ?? 1]);
 }
 
-async function lastLocation(time: number, location: { eventId: string } & Record<string, unknown>, ttl = TTL): Promise<unknown> {
-  return callScript(redis, 'lastLocation', [key('location')], [time, JSON.stringify(location), ttl, location.eventId]);
+async function lastLocation(time: number, location: { eventId: string } & Record<string, unknown>, ttl = TTL, renewal = 1000): Promise<unknown> {
+  return callScript(redis, 'lastLocation', [key('location')], [time, JSON.stringify(location), ttl, location.eventId, renewal]);
 }
 
 async function claimFiring(time: number, cooldownMs: number, ttl = TTL, id = `det-${time}`): Promise<unknown> {
@@ -336,8 +337,20 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
     it('keeps the latest time when an older event arrives late', async () => {
       await firstSeen('dev-a', 5000);
-      expect(await firstSeen('dev-a', 3000)).toEqual(['5000', 0]);
+      expect(await firstSeen('dev-a', 3000)).toEqual(['5000', null]);
       expect(await redis.zscore(key('seen'), 'dev-a')).toBe('5000');
+    });
+
+    it('does not record a known value again within the resolution, and does not count the others for it', async () => {
+      await firstSeen('dev-a', 1000, { resolution: 10_000 });
+      await firstSeen('dev-b', 1500, { resolution: 10_000 });
+      expect(await firstSeen('dev-a', 5000, { resolution: 10_000 })).toEqual(['1000', null]);
+      expect(await redis.zscore(key('seen'), 'dev-a')).toBe('1000');
+      // A redelivery is answered as the first time even within the resolution.
+      expect(await firstSeen('dev-b', 1500, { resolution: 10_000 })).toEqual(['1500', 1]);
+      // At the resolution it is recorded again (and counted, as before).
+      expect(await firstSeen('dev-a', 11_000, { resolution: 10_000 })).toEqual(['1000', 1]);
+      expect(await redis.zscore(key('seen'), 'dev-a')).toBe('11000');
     });
 
     it('forgets values last seen before the horizon, keeping one seen exactly at it', async () => {
@@ -379,7 +392,21 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         id: paris.eventId,
         location: JSON.stringify(paris),
         before: JSON.stringify(london),
+        kept: String(Date.parse(paris.time)),
       });
+    });
+
+    it('renews the TTL when the hash is new and then once per renewal period of event time', async () => {
+      const at = (minutes: number): number => Date.parse(london.time) + minutes * 60_000;
+      await lastLocation(at(0), { ...london, eventId: 'e-0' }, 30_000, 600_000);
+      expect(await redis.hget(key('location'), 'kept')).toBe(String(at(0)));
+      await redis.pexpire(key('location'), 5000); // as if the TTL had run down
+      await lastLocation(at(5), { ...paris, eventId: 'e-5' }, 30_000, 600_000);
+      expect(await redis.pttl(key('location'))).toBeLessThanOrEqual(5000);
+      expect(await redis.hget(key('location'), 'kept')).toBe(String(at(0)));
+      await lastLocation(at(10), { ...london, eventId: 'e-10' }, 30_000, 600_000);
+      expect(await redis.pttl(key('location'))).toBeGreaterThan(5000);
+      expect(await redis.hget(key('location'), 'kept')).toBe(String(at(10)));
     });
   });
 
@@ -648,9 +675,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
           case 'sequenceAdd':
             return { keys: [k('steps', user), k('fired', user)], args: [time, time - 60_000, time + 60_000, Math.max(0, time - 120_000), TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2)] };
           case 'firstSeen':
-            return { keys: [k('seen', user)], args: [`v-${index % 4}`, time, Math.max(0, time - 100_000), TTL] };
+            return { keys: [k('seen', user)], args: [`v-${index % 4}`, time, Math.max(0, time - 100_000), TTL, 2500] };
           case 'lastLocation':
-            return { keys: [k('location', user)], args: [time, JSON.stringify({ lat: index, lon: -index, time: new Date(time).toISOString(), eventId: id }), TTL, id] };
+            return { keys: [k('location', user)], args: [time, JSON.stringify({ lat: index, lon: -index, time: new Date(time).toISOString(), eventId: id }), TTL, id, 50_000] };
           case 'surgeTick': {
             const measure = (['count', 'distinct', 'ratio', 'p95'] as const)[user % 4] ?? 'count';
             return {
@@ -684,9 +711,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it('answers a failing item with an error in its place and the others as usual', async () => {
       await redis.set(key('seen', 'user=u-broken'), 'not a sorted set');
       const replies = await callBatch(redis, 'firstSeen', [
-        { keys: [key('seen', 'user=u-1')], args: ['dev-a', 1000, 0, TTL] },
-        { keys: [key('seen', 'user=u-broken')], args: ['dev-a', 1000, 0, TTL] },
-        { keys: [key('seen', 'user=u-1')], args: ['dev-b', 2000, 0, TTL] },
+        { keys: [key('seen', 'user=u-1')], args: ['dev-a', 1000, 0, TTL, 1] },
+        { keys: [key('seen', 'user=u-broken')], args: ['dev-a', 1000, 0, TTL, 1] },
+        { keys: [key('seen', 'user=u-1')], args: ['dev-b', 2000, 0, TTL, 1] },
       ]);
       expect(replies[0]).toEqual([null, 0]);
       expect(replies[1]).toBeInstanceOf(Error);
@@ -698,10 +725,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it('refuses a call whose keys and arguments do not divide into items, naming the script and the counts', async () => {
       const sendRaw = Reflect.get(redis, commandName('firstSeen')) as (...args: (string | number)[]) => Promise<unknown>;
       await expect(sendRaw.call(redis, 1, key('seen'), 'dev-a', 1000, 0)).rejects.toThrow(
-        'firstSeen: expected 1 keys and 4 arguments per item, got 1 keys and 3 arguments',
+        'firstSeen: expected 1 keys and 5 arguments per item, got 1 keys and 3 arguments',
       );
       await expect(callBatch(redis, 'firstSeen', [{ keys: [key('seen')], args: ['dev-a', 1000] }])).rejects.toThrow(
-        'script firstSeen takes 1 keys and 4 arguments per item, got 1 and 2',
+        'script firstSeen takes 1 keys and 5 arguments per item, got 1 and 2',
       );
       expect(await keysUnder(redis, prefix)).toEqual([]);
     });

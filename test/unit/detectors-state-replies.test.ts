@@ -167,6 +167,10 @@ describe('parseFirstSeenState (firstSeen-1)', () => {
     expect(parseFirstSeenState([null, 0], 'phone-3')).toStrictEqual({ known: 0, value: 'phone-3' });
   });
 
+  it('leaves the count out when the script did not count (a known value)', () => {
+    expect(parseFirstSeenState(['1714559400250', null], 'phone-3')).toStrictEqual({ previous: 1714559400250, value: 'phone-3' });
+  });
+
   it('reads the time a known value was last seen (a score, so text)', () => {
     expect(parseFirstSeenState(['1714559400250', 3], 'phone-3')).toStrictEqual({ previous: 1714559400250, known: 3, value: 'phone-3' });
   });
@@ -193,7 +197,7 @@ describe('parseGeoState (lastLocation-1)', () => {
     expect(request).toStrictEqual({
       script: 'lastLocation',
       keys: ['test:rule:{impossible-travel|actor.userId=u-17}:location'],
-      args: [T, JSON.stringify(location), 86_400_000, location.eventId],
+      args: [T, JSON.stringify(location), 86_400_000, location.eventId, 864_000],
     });
     expect(parseGeoState(request.args[1])).toStrictEqual({ previous: location });
   });
@@ -237,7 +241,7 @@ describe('request builders', () => {
     const invocation: DetectionInput = { event: eventSchema.parse(invocationEvent()) };
     expect(newValueRequest(invocation, rule, extended)).toStrictEqual({
       value: '404',
-      request: { script: 'firstSeen', keys: ['test:rule:{r-new-value|actor.userId=user-1}:seen'], args: ['404', T, T - 86_400_000, 86_400_000] },
+      request: { script: 'firstSeen', keys: ['test:rule:{r-new-value|actor.userId=user-1}:seen'], args: ['404', T, T - 86_400_000, 86_400_000, 864_000] },
     });
     expect(newValueRequest(policy, rule, extended)).toBeUndefined();
   });

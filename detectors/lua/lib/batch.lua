@@ -1,5 +1,5 @@
 --[[ batch.lua: prepended to every batch script (see redis-scripts.ts). A batch script runs a
-function `one(keys, args)` for each item of a call, in order, as if each item were a call of its
+function `one(k, a)` for each item of a call, in order, as if each item were a call of its
 own, and returns one reply per item. KEYS holds K keys per item and ARGV A arguments per item,
 item after item. Work that only has to happen once per key is deferred to the end of the call:
 trimming old members (callers never read below the trim) and setting TTLs. An item that fails
@@ -42,28 +42,33 @@ local function failure(name, item, problem)
   return redis.error_reply(name .. ' item ' .. item .. ': ' .. tostring(problem))
 end
 
---- Runs `one` over every item of the call; returns the replies, one per item.
+--- Runs `one(k, a)` over every item of the call, where KEYS[k + 1..k + K] are the item's keys and
+--- ARGV[a + 1..a + A] its arguments; returns the replies, one per item. One pcall covers the
+--- whole loop, and the loop resumes after an item that failed: no per-item cost for isolation.
 local function runBatch(name, K, A, one)
   local n = #KEYS / K
   if #KEYS == 0 or n % 1 ~= 0 or #ARGV ~= n * A then
     return redis.error_reply(name .. ': expected ' .. K .. ' keys and ' .. A .. ' arguments per item, got '
       .. #KEYS .. ' keys and ' .. #ARGV .. ' arguments')
   end
-  local replies = {}
-  for i = 1, n do
-    local keys, args = {}, {}
-    for j = 1, K do keys[j] = KEYS[(i - 1) * K + j] end
-    for j = 1, A do args[j] = ARGV[(i - 1) * A + j] end
-    local ok, reply = pcall(one, keys, args)
-    if not ok then
-      reply = failure(name, i, reply)
-    elseif reply == nil then
-      reply = false -- a nil would end the array of replies here
+  local replies, i = {}, 1
+  local function loop()
+    while i <= n do
+      local reply = one((i - 1) * K, (i - 1) * A)
+      if reply == nil then reply = false end -- a nil would end the array of replies here
+      replies[i] = reply
+      i = i + 1
     end
-    replies[i] = reply
   end
-  for i = 1, #finishers do pcall(finishers[i]) end
+  while i <= n do
+    local ok, problem = pcall(loop)
+    if not ok then
+      replies[i] = failure(name, i, problem)
+      i = i + 1
+    end
+  end
   -- pcall: a key of the wrong type has already failed its items; it must not fail the others.
+  for f = 1, #finishers do pcall(finishers[f]) end
   for key, below in pairs(trims) do pcall(redis.call, 'ZREMRANGEBYSCORE', key, '-inf', '(' .. below) end
   for key, ttl in pairs(expires) do pcall(redis.call, 'PEXPIRE', key, ttl) end
   return replies

@@ -3,16 +3,17 @@ import type { Detection } from '../schemas';
 import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
 import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
+import type { RuleOf } from './rule-schema';
 import { MAX_BATCH_ITEMS, defineScripts, queueBatch, queueScript } from './redis-scripts';
 import { stateKey } from './keys';
-import { detectionId, eventTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
+import { detectionId, eventTime, isoTime, none, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import { evaluateMatch } from './rule-types/match';
 import { evaluateThreshold, parseWindowState, thresholdRequest } from './rule-types/threshold';
 import { cardinalityRequest, evaluateCardinality, parseDistinctState } from './rule-types/cardinality';
 import { evaluateSequence, matchedSteps, parseSequenceState, sequenceRequest } from './rule-types/sequence';
 import { evaluateNewValue, newValueRequest, parseFirstSeenState } from './rule-types/new-value';
 import { evaluateGeoVelocity, geoVelocityRequest, locationOf, parseGeoState, type Location } from './rule-types/geo-velocity';
-import { evaluateSurge, parseSurgeState, surgeRequest } from './rule-types/surge';
+import { SurgeTally, evaluateSurge, parseSurgeState, surgeContribution, surgeTallyRequest } from './rule-types/surge';
 
 /** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
@@ -176,6 +177,8 @@ export class DetectionEngine {
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
     const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
     const pending: Pending[] = [];
+    const askedInPhase = new Set<string>();
+    const tallies = new Map<string, { compiled: CompiledRule; rule: RuleOf<'surge'>; context: EvaluationContext & { prefix: string }; tally: SurgeTally }>();
     for (const [position, input] of inputs.entries()) {
       const now = nows[position] ?? this.now();
       const late = eventTime(input.event.time) < now - this.latenessMs;
@@ -222,20 +225,36 @@ export class DetectionEngine {
           }
           case 'new_value': {
             const planned = newValueRequest(input, rule, extended);
-            if (planned) {
-              pending.push({
-                input, compiled, context,
-                request: planned.request,
-                decide: (reply, current) => evaluateNewValue(input, parseFirstSeenState(reply, planned.value), rule, current),
-              });
+            if (planned === undefined) break;
+            // A value already asked for in this phase is known by now, whatever Redis says:
+            // only its first event needs a script call.
+            const asked = `${rule.id}\u0000${context.keyText}\u0000${planned.value}`;
+            if (askedInPhase.has(asked)) {
+              this.counters.evaluations++;
+              drafts.push({ compiled, input, context, evaluation: none('seen_in_batch') });
+              break;
             }
+            askedInPhase.add(asked);
+            pending.push({
+              input, compiled, context,
+              request: planned.request,
+              decide: (reply, current) => evaluateNewValue(input, parseFirstSeenState(reply, planned.value), rule, current),
+            });
             break;
           }
           case 'surge': {
-            const request = surgeRequest(input, rule, compiled.numerator, extended);
-            if (request) {
-              pending.push({ input, compiled, context, request, decide: (reply, current) => evaluateSurge(input, parseSurgeState(reply), rule, current) });
+            // Added up per key and bucket, evaluated once per batch (see SurgeTally).
+            const contribution = surgeContribution(input, rule, compiled.numerator);
+            if (contribution === undefined) break;
+            const id = `${rule.id}\u0000${context.keyText}\u0000${contribution.bucket}`;
+            let entry = tallies.get(id);
+            if (entry === undefined) {
+              entry = { compiled, rule, context: extended, tally: new SurgeTally(contribution.bucket, input) };
+              tallies.set(id, entry);
             }
+            entry.tally.add(input, contribution);
+            // The evaluation's clock is the latest event's.
+            if (entry.tally.latest === input) entry.context = extended;
             break;
           }
           case 'geo_velocity': {
@@ -254,6 +273,14 @@ export class DetectionEngine {
       }
     }
 
+    for (const { compiled, rule, context, tally } of tallies.values()) {
+      const input = tally.latest;
+      pending.push({
+        input, compiled, context,
+        request: surgeTallyRequest(tally, rule, context),
+        decide: (reply, current) => evaluateSurge(input, parseSurgeState(reply), rule, current),
+      });
+    }
     const degraded = pending.length > 0 ? await this.runStateful(pending, drafts) : false;
     return this.finish(drafts, degraded);
   }
@@ -371,7 +398,7 @@ export class DetectionEngine {
           key: context.key,
           eventIds: evidence.eventIds.slice(0, this.maxEvidence),
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
-          time: new Date(eventTime(input.event.time)).toISOString(),
+          time: isoTime(input.event.time),
           // Wall-clock time in production; the watermark in replay, so replays are reproducible.
           detectedAt: new Date(this.options.clock === 'watermark' ? context.now : this.now()).toISOString(),
           // Found while stateful rules were skipped (Redis down, rule set to skip).

@@ -103,3 +103,9 @@ export function eventTime(time: string): number {
 
 let lastTimeText = '';
 let lastTimeValue = Number.NaN;
+
+/** Event time as `toISOString` writes it (UTC, milliseconds): as given when it already is. */
+export function isoTime(time: string): string {
+  // A validated time of 24 characters ending in Z can only be YYYY-MM-DDTHH:mm:ss.sssZ.
+  return time.length === 24 && time.endsWith('Z') ? time : new Date(eventTime(time)).toISOString();
+}

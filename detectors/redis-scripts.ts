@@ -22,7 +22,7 @@ const SCRIPTS: Record<AnyScript, { file: string; version: number; batch?: { args
   sequenceAdd: { file: 'sequenceAdd-2.lua', version: 2, batch: { args: 8 } },
   firstSeen: { file: 'firstSeen-1.lua', version: 2, batch: { args: 5 } },
   lastLocation: { file: 'lastLocation-1.lua', version: 2, batch: { args: 5 } },
-  surgeTick: { file: 'surgeTick-2.lua', version: 2, batch: { args: 7 } },
+  surgeTick: { file: 'surgeTick-2.lua', version: 2, batch: { args: 8 } },
   claimFiring: { file: 'claimFiring-1.lua', version: 1 },
   alertUpsert: { file: 'alertUpsert-2.lua', version: 1 },
   alertResolve: { file: 'alertResolve-2.lua', version: 1 },

@@ -1,20 +1,22 @@
 --[[ surgeTick-2: add events to the current time bucket of a measure and keep its rolling
 baseline (EWMA mean and variance of the measure per full bucket). A batch script
-(lib/batch.lua): one call carries any number of items, run in order; one reply per item. Each
-key's state is read once per call, kept in memory while the items run and written back once.
+(lib/batch.lua): one call carries any number of items, run in order; one reply per item. An
+item is the events of one key and bucket in the caller's batch, added up. Each key's state is
+read once per call, kept in memory while the items run and written back once.
 Per item, 2 keys:
 KEYS  1 hash: b = current bucket number, n = events in it, e = numerator events in it,
         h:<bin> = latency histogram counts, mean / var / samples = the baseline
       2 HyperLogLog of the current bucket's distinct values (measure "distinct", or the
         concentration field)
-and 7 arguments:
-ARGV  1 bucket number of the event (event time / bucket length)
+and 8 arguments:
+ARGV  1 bucket number of the events (event time / bucket length)
       2 measure: count | distinct | ratio | p95
-      3 HLL member ("" for none)
-      4 1 when the event counts in the numerator (measure "ratio"), else 0
-      5 histogram bin of the event's value (measure "p95"), or -1
-      6 EWMA weight of a new bucket, 0 < alpha <= 1
-      7 TTL ms of both keys, set after the batch
+      3 number of events
+      4 how many of them count in the numerator (measure "ratio")
+      5 JSON array of HLL members (the measure's field, or the concentration field), [] for none
+      6 JSON array of histogram bins and their counts, flat: [bin, count, bin, count, ...] (measure "p95")
+      7 EWMA weight of a new bucket, 0 < alpha <= 1
+      8 TTL ms of both keys, set after the batch
 Reply { measure of the current bucket so far, baseline mean, baseline variance (these three as
         text), full buckets seen, events in the current bucket, distinct HLL count, late flag (1
         when the event belongs to an older bucket and was not counted) (these four as integers) }
@@ -101,9 +103,19 @@ local function fold(state, value, alpha)
   state.samples = state.samples + 1
 end
 
-return runBatch('surgeTick', 2, 7, function(k, a)
-  local hash, hll, kind, member = KEYS[k + 1], KEYS[k + 2], ARGV[a + 2], ARGV[a + 3]
-  local bucket, alpha, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 6]), ARGV[a + 7]
+-- PFADD takes the members in slices: unpack has a limit on how many values it returns.
+local function addMembers(hll, members)
+  local changed = 0
+  for first = 1, #members, 500 do
+    changed = math.max(changed, redis.call('PFADD', hll, unpack(members, first, math.min(first + 499, #members))))
+  end
+  return changed
+end
+
+return runBatch('surgeTick', 2, 8, function(k, a)
+  local hash, hll, kind = KEYS[k + 1], KEYS[k + 2], ARGV[a + 2]
+  local bucket, alpha, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 7]), ARGV[a + 8]
+  local members, bins = cjson.decode(ARGV[a + 5]), cjson.decode(ARGV[a + 6])
   local state = stateOf(hash, kind)
   expireLater(hash, ttl)
   local late = 0
@@ -126,14 +138,15 @@ return runBatch('surgeTick', 2, 7, function(k, a)
     late = 1
   end
   if late == 0 then
-    state.n = state.n + 1
-    if ARGV[a + 4] == '1' then state.e = state.e + 1 end
-    if member ~= '' and redis.call('PFADD', hll, member) == 1 then state.distinct = nil end
-    local bin = tonumber(ARGV[a + 5])
-    if state.bins and bin >= 0 then state.bins[bin] = (state.bins[bin] or 0) + 1 end
+    state.n = state.n + tonumber(ARGV[a + 3])
+    state.e = state.e + tonumber(ARGV[a + 4])
+    if #members > 0 and addMembers(hll, members) == 1 then state.distinct = nil end
+    if state.bins then
+      for i = 1, #bins, 2 do state.bins[bins[i]] = (state.bins[bins[i]] or 0) + bins[i + 1] end
+    end
   end
   local distinct = 0
-  if member ~= '' then
+  if #members > 0 then
     expireLater(hll, ttl)
     distinct = distinctOf(state, hll)
   end

@@ -7,7 +7,7 @@ import { formatDuration } from '../duration';
 import { inCidrList } from '../filter';
 import type { RuleOf } from '../rule-schema';
 import { stateKey } from '../keys';
-import { eventTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, isoTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** A located event, as kept in Redis and shown as evidence. */
 export interface Location {
@@ -73,7 +73,7 @@ export function locationOf(input: DetectionInput): Location | undefined {
   if (input.ipScope !== undefined && input.ipScope !== 'public') return undefined;
   const ip = inputIp(input);
   // Optional fields are left out, not set to undefined: the location is stored as JSON.
-  const location: Location = { lat: geo.lat, lon: geo.lon, time: new Date(eventTime(input.event.time)).toISOString(), eventId: input.event.id };
+  const location: Location = { lat: geo.lat, lon: geo.lon, time: isoTime(input.event.time), eventId: input.event.id };
   if (geo.accuracyKm !== undefined) location.accuracyKm = geo.accuracyKm;
   if (geo.country !== undefined) location.country = geo.country;
   if (geo.city !== undefined) location.city = geo.city;

@@ -26,7 +26,9 @@ export function parseSequenceState(reply: unknown): SequenceState {
 
 /** The steps an event matches (indices), given the compiled step filters. */
 export function matchedSteps(input: DetectionInput, steps: readonly Predicate[]): number[] {
-  return steps.flatMap((matches, index) => (matches(input) ? [index] : []));
+  const matched: number[] = [];
+  for (let index = 0; index < steps.length; index++) if (steps[index]?.(input)) matched.push(index);
+  return matched;
 }
 
 /** The sequenceAdd call for an event that matched at least one step. */

@@ -42,13 +42,18 @@ export function histogramBin(value: number): number {
   return value <= 1 ? 0 : Math.floor(Math.log2(value) * 4);
 }
 
-/** The surgeTick call for one event. */
-export function surgeRequest(
-  input: DetectionInput,
-  rule: RuleOf<'surge'>,
-  numerator: Predicate | undefined,
-  context: EvaluationContext & { prefix: string; latenessMs: number },
-): StateRequest | undefined {
+/** What one event adds to its key's current bucket. */
+export interface SurgeContribution {
+  bucket: number;
+  /** HyperLogLog member ("" for none). */
+  member: string;
+  numerator: boolean;
+  /** Histogram bin (measure p95), else -1. */
+  bin: number;
+}
+
+/** What an event adds to a surge rule's bucket, or undefined when the rule skips the event. */
+export function surgeContribution(input: DetectionInput, rule: RuleOf<'surge'>, numerator: Predicate | undefined): SurgeContribution | undefined {
   const { measure } = rule;
   const hllField = measure.kind === 'distinct' ? measure.field : rule.concentration?.field;
   const member = hllField === undefined ? '' : (scalarText(fieldValue(input, hllField)) ?? '');
@@ -59,20 +64,70 @@ export function surgeRequest(
     if (typeof value !== 'number' || value < 0) return undefined;
     bin = histogramBin(value);
   }
+  return { bucket: Math.floor(eventTime(input.event.time) / rule.bucket), member, numerator: measure.kind === 'ratio' && numerator?.(input) === true, bin };
+}
+
+/**
+ * The events of one key and bucket in a batch, added up: they make one surgeTick item, so a
+ * flood of a thousand requests on an endpoint costs one script item per batch, not a thousand.
+ * The rule is evaluated once for the tally, with its latest event.
+ */
+export class SurgeTally {
+  events = 0;
+  numerator = 0;
+  readonly members = new Set<string>();
+  readonly bins = new Map<number, number>();
+  latest: DetectionInput;
+
+  constructor(
+    readonly bucket: number,
+    first: DetectionInput,
+  ) {
+    this.latest = first;
+  }
+
+  add(input: DetectionInput, contribution: SurgeContribution): void {
+    this.events++;
+    if (contribution.numerator) this.numerator++;
+    if (contribution.member !== '') this.members.add(contribution.member);
+    if (contribution.bin >= 0) this.bins.set(contribution.bin, (this.bins.get(contribution.bin) ?? 0) + 1);
+    if (eventTime(input.event.time) >= eventTime(this.latest.event.time)) this.latest = input;
+  }
+}
+
+/** The surgeTick item of a tally. */
+export function surgeTallyRequest(tally: SurgeTally, rule: RuleOf<'surge'>, context: EvaluationContext & { prefix: string }): StateRequest {
+  const bins: number[] = [];
+  for (const [bin, count] of tally.bins) bins.push(bin, count);
   return {
     script: 'surgeTick',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'surge'), stateKey(context.prefix, rule.id, context.keyText, 'surge-hll')],
     args: [
-      Math.floor(eventTime(input.event.time) / rule.bucket),
-      measure.kind,
-      member,
-      measure.kind === 'ratio' && numerator?.(input) ? 1 : 0,
-      bin,
+      tally.bucket,
+      rule.measure.kind,
+      tally.events,
+      tally.numerator,
+      JSON.stringify([...tally.members]),
+      JSON.stringify(bins),
       rule.alpha,
       // Long enough to keep the baseline through quiet hours.
       Math.max(rule.bucket * rule.minSamples * 20, 86_400_000),
     ],
   };
+}
+
+/** The surgeTick item for one event alone (a tally of one), or undefined when the rule skips it. */
+export function surgeRequest(
+  input: DetectionInput,
+  rule: RuleOf<'surge'>,
+  numerator: Predicate | undefined,
+  context: EvaluationContext & { prefix: string },
+): StateRequest | undefined {
+  const contribution = surgeContribution(input, rule, numerator);
+  if (contribution === undefined) return undefined;
+  const tally = new SurgeTally(contribution.bucket, input);
+  tally.add(input, contribution);
+  return surgeTallyRequest(tally, rule, context);
 }
 
 const MEASURE_WORDS: Record<RuleOf<'surge'>['measure']['kind'], string> = {

@@ -141,8 +141,8 @@ describe('surgeRequest', () => {
     expect(request).toStrictEqual({
       script: 'surgeTick',
       keys: [stateKey('vigil-test', 'request-flood-test', keyText, 'surge'), stateKey('vigil-test', 'request-flood-test', keyText, 'surge-hll')],
-      // Bucket number, measure, HLL member, numerator flag, histogram bin, alpha, TTL (at least a day).
-      args: [Math.floor(T / MINUTE), 'count', '', 0, -1, 0.1, 86_400_000],
+      // Bucket number, measure, events, numerator events, HLL members, histogram bins, alpha, TTL (at least a day).
+      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000],
     });
     expect(request?.keys).toStrictEqual([
       'vigil-test:rule:{request-flood-test|invocation.resource.api=accounts-v1,invocation.route=/accounts/:id}:surge',
@@ -166,19 +166,19 @@ describe('surgeRequest', () => {
 
   it('keeps the baseline for 20 warm-ups of buckets when that is longer than a day', () => {
     const hourly = surgeRule({ bucket: '1h', minSamples: 10, alpha: 0.2 });
-    expect(surgeRequest(callAt(T), hourly, undefined, requestContext)?.args).toStrictEqual([Math.floor(T / 3_600_000), 'count', '', 0, -1, 0.2, 3_600_000 * 10 * 20]);
+    expect(surgeRequest(callAt(T), hourly, undefined, requestContext)?.args).toStrictEqual([Math.floor(T / 3_600_000), 'count', 1, 0, '[]', '[]', 0.2, 3_600_000 * 10 * 20]);
   });
 
   it('counts the concentration field in the HyperLogLog', () => {
     const flood = surgeRule({ concentration: { field: 'client.ip' } });
-    expect(surgeRequest(callAt(T), flood, undefined, requestContext)?.args[2]).toBe('10.1.2.3');
+    expect(surgeRequest(callAt(T), flood, undefined, requestContext)?.args[4]).toBe('["10.1.2.3"]');
     // An event without the field still counts in the volume, with no member.
-    expect(surgeRequest(callAt(T, { 'client.ip': undefined }), flood, undefined, requestContext)?.args[2]).toBe('');
+    expect(surgeRequest(callAt(T, { 'client.ip': undefined }), flood, undefined, requestContext)?.args.slice(2, 5)).toStrictEqual([1, 0, '[]']);
   });
 
   it('measures distinct values of the field, and skips an event without it', () => {
     const distinct = surgeRule({ measure: { kind: 'distinct', field: 'client.ip' } });
-    expect(surgeRequest(callAt(T), distinct, undefined, requestContext)?.args.slice(1, 3)).toStrictEqual(['distinct', '10.1.2.3']);
+    expect(surgeRequest(callAt(T), distinct, undefined, requestContext)?.args.slice(1, 5)).toStrictEqual(['distinct', 1, 0, '["10.1.2.3"]']);
     expect(surgeRequest(callAt(T, { 'client.ip': undefined }), distinct, undefined, requestContext)).toBeUndefined();
     const byUser = surgeRule({ measure: { kind: 'distinct', field: 'actor.userId' } });
     expect(surgeRequest(callAt(T), byUser, undefined, requestContext)).toBeUndefined();
@@ -202,8 +202,8 @@ describe('surgeRequest', () => {
   it('bins the value of a p95 measure, and skips an event whose field is not a number', () => {
     const latency = surgeRule({ measure: { kind: 'p95', field: 'invocation.latencyMs' }, baselineFloor: 50 });
     const args = surgeRequest(callAt(T, { 'invocation.latencyMs': 812 }), latency, undefined, requestContext)?.args;
-    expect(args?.slice(1)).toStrictEqual(['p95', '', 0, 38, 0.1, 86_400_000]);
-    expect(surgeRequest(callAt(T, { 'invocation.latencyMs': 0 }), latency, undefined, requestContext)?.args[4]).toBe(0);
+    expect(args?.slice(1)).toStrictEqual(['p95', 1, 0, '[]', '[38,1]', 0.1, 86_400_000]);
+    expect(surgeRequest(callAt(T, { 'invocation.latencyMs': 0 }), latency, undefined, requestContext)?.args[5]).toBe('[0,1]');
     // A text field, and an event of another family that has no latency at all.
     const onRoute = surgeRule({ measure: { kind: 'p95', field: 'invocation.route' } });
     expect(surgeRequest(callAt(T), onRoute, undefined, requestContext)).toBeUndefined();

@@ -19,7 +19,7 @@ type AnyScript = ScriptName | 'claimFiring';
 const SCRIPTS: Record<AnyScript, { file: string; version: number; batch?: { args: number } }> = {
   windowAdd: { file: 'windowAdd-2.lua', version: 2, batch: { args: 8 } },
   distinctAdd: { file: 'distinctAdd-3.lua', version: 2, batch: { args: 9 } },
-  sequenceAdd: { file: 'sequenceAdd-2.lua', version: 2, batch: { args: 8 } },
+  sequenceAdd: { file: 'sequenceAdd-2.lua', version: 2, batch: { args: 9 } },
   firstSeen: { file: 'firstSeen-1.lua', version: 2, batch: { args: 5 } },
   lastLocation: { file: 'lastLocation-1.lua', version: 2, batch: { args: 5 } },
   surgeTick: { file: 'surgeTick-2.lua', version: 2, batch: { args: 8 } },

@@ -53,6 +53,8 @@ export function sequenceRequest(
       context.maxEvidence * 4,
       input.event.id,
       steps.join(','),
+      // Final steps before the event can't be in a chain that holds it: left out of the reply.
+      rule.steps.length - 1,
     ],
   };
 }

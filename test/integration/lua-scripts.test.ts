@@ -86,11 +86,13 @@ function distinctAdd(
 function sequenceAdd(
   time: number,
   members: readonly string[],
-  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number } = {},
+  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number; final?: number } = {},
 ): Promise<unknown[]> {
   const id = members[0]?.split(':')[1] ?? '';
   const steps = members.map((member) => member.split(':')[0]).join(',');
-  return call('sequenceAdd', [key('steps'), key('fired')], [time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 200, id, steps]);
+  return call('sequenceAdd', [key('steps'), key('fired')], [
+    time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 200, id, steps, options.final ?? 9,
+  ]);
 }
 
 /** firstSeen-1; a resolution of 1 ms (the default here) records every sighting. */
@@ -316,6 +318,15 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await sequenceAdd(3000, ['0:evt-3'], { max: 1 })).toEqual([null, '0:evt-3', '3000']);
       await sequenceAdd(4000, ['1:evt-4'], { trim: 2000 });
       expect(await redis.zrange(key('steps'), 0, -1)).toEqual(['0:evt-2', '0:evt-3', '1:evt-4']);
+    });
+
+    it('leaves final steps before the event out of the reply (ARGV[9] names the final step)', async () => {
+      await sequenceAdd(1000, ['1:evt-1'], { final: 1 });
+      await sequenceAdd(2000, ['0:evt-2'], { final: 1 });
+      await sequenceAdd(5000, ['1:evt-5'], { final: 1 });
+      const reply = await sequenceAdd(3000, ['1:evt-3'], { start: 0, end: 9000, final: 1 });
+      expect(reply).toEqual([null, '1:evt-5', '5000', '1:evt-3', '3000', '0:evt-2', '2000']);
+      expect(await redis.zcard(key('steps'))).toBe(4);
     });
 
     it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {
@@ -707,7 +718,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
           case 'distinctAdd':
             return { keys: [k('values', user), k('ids', user), k('fired', user)], args: [`v-${index % 4}`, id, time, time - 60_000, time, Math.max(0, time - 120_000), TTL, 50, 2] };
           case 'sequenceAdd':
-            return { keys: [k('steps', user), k('fired', user)], args: [time, time - 60_000, time + 60_000, Math.max(0, time - 120_000), TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2)] };
+            return { keys: [k('steps', user), k('fired', user)], args: [time, time - 60_000, time + 60_000, Math.max(0, time - 120_000), TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2), 1] };
           case 'firstSeen':
             return { keys: [k('seen', user)], args: [`v-${index % 4}`, time, Math.max(0, time - 100_000), TTL, 2500] };
           case 'lastLocation':

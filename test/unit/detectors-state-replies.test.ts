@@ -253,6 +253,6 @@ describe('request builders', () => {
     expect(request.script).toBe('sequenceAdd');
     expect(request.keys).toStrictEqual(['steps', 'fired'].map((part) => `test:rule:{r-sequence|actor.userId=user-1}:${part}`));
     expect(request.args.slice(0, 2)).toStrictEqual([T, T - 600_000]);
-    expect(request.args.slice(-2)).toStrictEqual(['evt-0001-aaaa', '0,2']);
+    expect(request.args.slice(-3)).toStrictEqual(['evt-0001-aaaa', '0,2', 2]);
   });
 });

@@ -78,12 +78,14 @@ export class SurgeTally {
   readonly members = new Set<string>();
   readonly bins = new Map<number, number>();
   latest: DetectionInput;
+  private latestTime: number;
 
   constructor(
     readonly bucket: number,
     first: DetectionInput,
   ) {
     this.latest = first;
+    this.latestTime = eventTime(first.event.time);
   }
 
   add(input: DetectionInput, contribution: SurgeContribution): void {
@@ -91,7 +93,11 @@ export class SurgeTally {
     if (contribution.numerator) this.numerator++;
     if (contribution.member !== '') this.members.add(contribution.member);
     if (contribution.bin >= 0) this.bins.set(contribution.bin, (this.bins.get(contribution.bin) ?? 0) + 1);
-    if (eventTime(input.event.time) >= eventTime(this.latest.event.time)) this.latest = input;
+    const time = eventTime(input.event.time);
+    if (time >= this.latestTime) {
+      this.latest = input;
+      this.latestTime = time;
+    }
   }
 }
 

@@ -10,6 +10,6 @@ bash scripts/stack.sh up
 
 echo "== typecheck" && npx tsc --noEmit -p tsconfig.json
 echo "== lint" && npx eslint .
-echo "== import cycles" && npx madge --circular --extensions ts --ts-config tsconfig.json platform schemas ingest scripts bench test
+echo "== import cycles" && npm run --silent cycles
 echo "== unit tests" && npx jest --selectProjects unit --coverage --ci
 echo "== integration tests" && npx jest --selectProjects integration --runInBand --ci

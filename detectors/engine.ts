@@ -61,7 +61,39 @@ interface Pending {
   compiled: CompiledRule;
   context: EvaluationContext;
   request: StateRequest;
-  decide: (reply: unknown, context: EvaluationContext) => Evaluation;
+  /** sequence: the steps the event matched. */
+  steps?: number[];
+  /** new_value: the value asked about. */
+  value?: string;
+  /** geo_velocity: where the event was. */
+  location?: Location;
+}
+
+/**
+ * Decides one pending item from its script reply, with the rule type's pure evaluate function.
+ * A switch, not a closure per item: items are per event, per rule.
+ */
+function decide(item: Pending, reply: unknown, context: EvaluationContext): Evaluation {
+  const { input, compiled } = item;
+  const { rule } = compiled;
+  switch (rule.type) {
+    case 'threshold':
+      return evaluateThreshold(input, parseWindowState(reply), rule, context);
+    case 'cardinality':
+      return evaluateCardinality(input, parseDistinctState(reply), rule, context);
+    case 'sequence':
+      return evaluateSequence(input, parseSequenceState(reply), rule, item.steps ?? [], context);
+    case 'new_value':
+      return evaluateNewValue(input, parseFirstSeenState(reply, item.value ?? ''), rule, context);
+    case 'surge':
+      return evaluateSurge(input, parseSurgeState(reply), rule, context);
+    case 'geo_velocity':
+      return item.location && compiled.allowlist
+        ? evaluateGeoVelocity(item.location, parseGeoState(reply), rule, compiled.allowlist, context)
+        : none('no_location');
+    case 'match':
+      return none('stateless');
+  }
 }
 
 const GROUP_SEPARATOR = ',';
@@ -178,7 +210,7 @@ export class DetectionEngine {
     const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
     const pending: Pending[] = [];
     const askedInPhase = new Set<string>();
-    const tallies = new Map<string, { compiled: CompiledRule; rule: RuleOf<'surge'>; context: EvaluationContext & { prefix: string }; tally: SurgeTally }>();
+    const tallies = new Map<string, { compiled: CompiledRule; rule: RuleOf<'surge'>; context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number }; tally: SurgeTally }>();
     for (const [position, input] of inputs.entries()) {
       const now = nows[position] ?? this.now();
       const late = eventTime(input.event.time) < now - this.latenessMs;
@@ -196,35 +228,25 @@ export class DetectionEngine {
         if (late || !compiled.matches(input)) continue;
         const group = groupKey(input, rule.groupBy);
         if (group === undefined) continue;
-        const context = { ...group, now };
-        const extended = { ...context, prefix: this.prefix, latenessMs: this.latenessMs, maxEvidence: this.maxEvidence };
+        // One object for the evaluation and the request builders (which read prefix and lateness).
+        const context = { key: group.key, keyText: group.keyText, now, prefix: this.prefix, latenessMs: this.latenessMs, maxEvidence: this.maxEvidence };
         switch (rule.type) {
           case 'threshold':
-            pending.push({
-              input, compiled, context,
-              request: thresholdRequest(input, rule, extended),
-              decide: (reply, current) => evaluateThreshold(input, parseWindowState(reply), rule, current),
-            });
+            pending.push({ input, compiled, context, request: thresholdRequest(input, rule, context) });
             break;
           case 'cardinality': {
-            const request = cardinalityRequest(input, rule, extended);
-            if (request) {
-              pending.push({ input, compiled, context, request, decide: (reply, current) => evaluateCardinality(input, parseDistinctState(reply), rule, current) });
-            }
+            const request = cardinalityRequest(input, rule, context);
+            if (request) pending.push({ input, compiled, context, request });
             break;
           }
           case 'sequence': {
             const steps = matchedSteps(input, compiled.steps);
             if (steps.length === 0) break;
-            pending.push({
-              input, compiled, context,
-              request: sequenceRequest(input, rule, steps, extended),
-              decide: (reply, current) => evaluateSequence(input, parseSequenceState(reply), rule, steps, current),
-            });
+            pending.push({ input, compiled, context, request: sequenceRequest(input, rule, steps, context), steps });
             break;
           }
           case 'new_value': {
-            const planned = newValueRequest(input, rule, extended);
+            const planned = newValueRequest(input, rule, context);
             if (planned === undefined) break;
             // A value already asked for in this phase is known by now, whatever Redis says:
             // only its first event needs a script call.
@@ -235,11 +257,7 @@ export class DetectionEngine {
               break;
             }
             askedInPhase.add(asked);
-            pending.push({
-              input, compiled, context,
-              request: planned.request,
-              decide: (reply, current) => evaluateNewValue(input, parseFirstSeenState(reply, planned.value), rule, current),
-            });
+            pending.push({ input, compiled, context, request: planned.request, value: planned.value });
             break;
           }
           case 'surge': {
@@ -249,24 +267,18 @@ export class DetectionEngine {
             const id = `${rule.id}\u0000${context.keyText}\u0000${contribution.bucket}`;
             let entry = tallies.get(id);
             if (entry === undefined) {
-              entry = { compiled, rule, context: extended, tally: new SurgeTally(contribution.bucket, input) };
+              entry = { compiled, rule, context, tally: new SurgeTally(contribution.bucket, input) };
               tallies.set(id, entry);
             }
             entry.tally.add(input, contribution);
             // The evaluation's clock is the latest event's.
-            if (entry.tally.latest === input) entry.context = extended;
+            if (entry.tally.latest === input) entry.context = context;
             break;
           }
           case 'geo_velocity': {
             const location: Location | undefined = locationOf(input);
             if (location === undefined) break;
-            const allowlist = compiled.allowlist;
-            pending.push({
-              input, compiled, context,
-              request: geoVelocityRequest(location, rule, extended),
-              decide: (reply, current) =>
-                allowlist ? evaluateGeoVelocity(location, parseGeoState(reply), rule, allowlist, current) : { outcome: 'none', reasonCode: 'no_allowlist' },
-            });
+            pending.push({ input, compiled, context, request: geoVelocityRequest(location, rule, context), location });
             break;
           }
         }
@@ -274,12 +286,7 @@ export class DetectionEngine {
     }
 
     for (const { compiled, rule, context, tally } of tallies.values()) {
-      const input = tally.latest;
-      pending.push({
-        input, compiled, context,
-        request: surgeTallyRequest(tally, rule, context),
-        decide: (reply, current) => evaluateSurge(input, parseSurgeState(reply), rule, current),
-      });
+      pending.push({ input: tally.latest, compiled, context, request: surgeTallyRequest(tally, rule, context) });
     }
     const degraded = pending.length > 0 ? await this.runStateful(pending, drafts) : false;
     return this.finish(drafts, degraded);
@@ -348,12 +355,13 @@ export class DetectionEngine {
         this.options.logger?.error({ err: error, ruleId: item.compiled.rule.id }, 'rule state script failed');
         return;
       }
-      const firedKey = stateKey(this.prefix, item.compiled.rule.id, item.context.keyText, 'fired');
-      const earlier = firedInBatch.get(firedKey);
+      // Keyed by rule and group key; built only once something in the batch has fired.
+      const firedKey = firedInBatch.size > 0 ? `${item.compiled.rule.id}\u0000${item.context.keyText}` : undefined;
+      const earlier = firedKey === undefined ? undefined : firedInBatch.get(firedKey);
       const context = earlier === undefined ? item.context : { ...item.context, firedEarlierInBatch: earlier };
-      const evaluation = item.decide(reply, context);
+      const evaluation = decide(item, reply, context);
       if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
-        firedInBatch.set(firedKey, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
+        firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
       }
       drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
     });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { DetectionEngine, loadRuleSet, watchRules, type DetectionInput, type RuleSet } from '../detectors';
+import { DetectionEngine, loadRuleSet, watchRules, type Correlated, type DetectionInput, type InputGeo, type RuleSet } from '../detectors';
 import type { VigilEvent } from '../schemas';
 import type { Config, Logger } from '../platform';
 import type { Enrichment } from './enrich';
@@ -9,23 +9,25 @@ import { Correlator } from './correlation';
 /** The rule pack shipped with Vigil, on by default. */
 export const DEFAULT_RULES_PATH = join(__dirname, '..', 'detectors', 'rules', 'default');
 
-/** What the detectors see of an enriched event. */
-export function toDetectionInput(event: VigilEvent, enrichment: Enrichment): DetectionInput {
+/** What the detectors see of an enriched event (and what correlation found, if anything). */
+export function toDetectionInput(event: VigilEvent, enrichment: Enrichment, correlated?: Correlated): DetectionInput {
+  // Built field by field: this runs for every event, and optional fields stay absent, not undefined.
+  const input: DetectionInput = { event };
+  if (enrichment.ipScope) input.ipScope = enrichment.ipScope;
   const geo = enrichment.geo;
-  return {
-    event,
-    ...(enrichment.ipScope ? { ipScope: enrichment.ipScope } : {}),
-    ...(geo
-      ? {
-          geo: {
-            ...(geo.location ? { lat: geo.location.lat, lon: geo.location.lon } : {}),
-            ...(enrichment.accuracyKm === undefined ? {} : { accuracyKm: enrichment.accuracyKm }),
-            ...(geo.country_iso_code ? { country: geo.country_iso_code } : {}),
-            ...(geo.city_name ? { city: geo.city_name } : {}),
-          },
-        }
-      : {}),
-  };
+  if (geo) {
+    const seen: InputGeo = {};
+    if (geo.location) {
+      seen.lat = geo.location.lat;
+      seen.lon = geo.location.lon;
+    }
+    if (enrichment.accuracyKm !== undefined) seen.accuracyKm = enrichment.accuracyKm;
+    if (geo.country_iso_code) seen.country = geo.country_iso_code;
+    if (geo.city_name) seen.city = geo.city_name;
+    input.geo = seen;
+  }
+  if (correlated) input.correlated = correlated;
+  return input;
 }
 
 /** A Redis client for rule state: fails fast when Redis is away, so the partition pauses instead of hanging. */

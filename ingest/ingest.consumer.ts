@@ -131,7 +131,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
       const correlation = correlationDocument(context);
       if (correlation) document.vigil.correlation = correlation;
-      if (deps.detection) inputs.push({ ...toDetectionInput(event, enrichment), ...(context ? { correlated: context } : {}) });
+      if (deps.detection) inputs.push(toDetectionInput(event, enrichment, context));
       items.push({ index: eventIndexName(config.indices.prefix, event.family, event.time), id: event.id, document });
       itemMessages.push(message);
     });

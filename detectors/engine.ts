@@ -222,7 +222,8 @@ export class DetectionEngine {
           const { key, keyText } = defaultKey(input);
           const context = { key, keyText, now };
           this.counters.evaluations++;
-          drafts.push({ compiled, input, context, evaluation: evaluateMatch(input, rule, context) });
+          const evaluation = evaluateMatch(input, rule, context);
+          if (evaluation.outcome === 'detected') drafts.push({ compiled, input, context, evaluation });
           continue;
         }
         if (late || !compiled.matches(input)) continue;
@@ -252,8 +253,7 @@ export class DetectionEngine {
             // only its first event needs a script call.
             const asked = `${rule.id}\u0000${context.keyText}\u0000${planned.value}`;
             if (askedInPhase.has(asked)) {
-              this.counters.evaluations++;
-              drafts.push({ compiled, input, context, evaluation: none('seen_in_batch') });
+              this.counters.evaluations++; // seen in this batch: known, so no detection
               break;
             }
             askedInPhase.add(asked);
@@ -363,7 +363,8 @@ export class DetectionEngine {
       if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
         firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
       }
-      drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
+      // Only detections go on: `none` evaluations end here.
+      if (evaluation.outcome === 'detected') drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
     });
     return false;
   }

@@ -40,7 +40,17 @@ export type Evaluation =
   | { outcome: 'none'; reasonCode: string }
   | { outcome: 'detected'; detection: DetectionDraft };
 
-export const none = (reasonCode: string): Evaluation => ({ outcome: 'none', reasonCode });
+const NONE = new Map<string, Evaluation>();
+
+/** A `none` evaluation; one shared, frozen object per reason code (evaluations are per event, per rule). */
+export const none = (reasonCode: string): Evaluation => {
+  let evaluation = NONE.get(reasonCode);
+  if (evaluation === undefined) {
+    evaluation = Object.freeze({ outcome: 'none', reasonCode });
+    NONE.set(reasonCode, evaluation);
+  }
+  return evaluation;
+};
 
 /** The last time a rule fired for a key, from Redis or from earlier in the batch. */
 export function lastFired(stored: number | undefined, earlier: number | undefined): number | undefined {

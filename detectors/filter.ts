@@ -104,11 +104,17 @@ export function compileFilter(filter: Filter | undefined): Predicate {
   if (filter === undefined) return () => true;
   if ('all' in filter) {
     const parts = filter.all.map(compileFilter);
-    return (input) => parts.every((part) => part(input));
+    return (input) => {
+      for (const part of parts) if (!part(input)) return false;
+      return true;
+    };
   }
   if ('any' in filter) {
     const parts = filter.any.map(compileFilter);
-    return (input) => parts.some((part) => part(input));
+    return (input) => {
+      for (const part of parts) if (part(input)) return true;
+      return false;
+    };
   }
   if ('not' in filter) {
     const inner = compileFilter(filter.not);
@@ -123,11 +129,17 @@ export function compileFilter(filter: Filter | undefined): Predicate {
   const where = (test: (value: unknown) => boolean): Predicate => (input) => anyValue(get(input), test);
   if ('equals' in filter) {
     const expected = filter.equals;
-    return where((value) => value === expected);
+    return (input) => {
+      const value = get(input);
+      return value === expected || (Array.isArray(value) && value.includes(expected));
+    };
   }
   if ('in' in filter) {
     const allowed = new Set<unknown>(filter.in);
-    return where((value) => allowed.has(value));
+    return (input) => {
+      const value = get(input);
+      return allowed.has(value) || (Array.isArray(value) && value.some((item) => allowed.has(item)));
+    };
   }
   if ('prefix' in filter) {
     const prefix = filter.prefix;

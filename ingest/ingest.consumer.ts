@@ -136,12 +136,23 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       itemMessages.push(message);
     });
 
-    // Detect before indexing: if rule state is unavailable this throws and nothing is committed.
-    const detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) : [];
-    const eventCount = items.length;
-    for (const detection of detections) {
-      items.push({ index: detectionIndexName(config.indices.prefix, detection.time), id: detection.id, document: toDetectionDocument(detection) });
+    // The events are indexed while the rules run: both are idempotent (documents are created
+    // with the event id; detections have ids of their own), and the offsets are committed only
+    // once both are done. If rule state is unavailable, evaluateBatch throws: the chunk is not
+    // committed and is redone later, its events then counting as duplicates.
+    const indexing = items.length > 0 ? indexer.index(items) : Promise.resolve([]);
+    let detections: Detection[];
+    try {
+      detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) : [];
+    } catch (error) {
+      await indexing.catch(() => undefined); // settled before the chunk is redone
+      throw error;
     }
+    const detectionItems: BulkItem[] = detections.map((detection) => ({
+      index: detectionIndexName(config.indices.prefix, detection.time),
+      id: detection.id,
+      document: toDetectionDocument(detection),
+    }));
     // Publishing detections does not wait for indexing: on-call hears of them sooner, and a chunk
     // redone after a failed index publishes the same detection ids again (consumers dedupe by id).
     const publishing =
@@ -156,9 +167,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
             })),
           })
         : Promise.resolve(undefined);
-    const [allResults] = await Promise.all([items.length > 0 ? indexer.index(items) : Promise.resolve([]), publishing]);
-    const results = allResults.slice(0, eventCount);
-    allResults.slice(eventCount).forEach((result, position) => {
+    const [results, detectionResults] = await Promise.all([
+      indexing,
+      detectionItems.length > 0 ? indexer.index(detectionItems) : Promise.resolve([]),
+      publishing,
+    ]);
+    detectionResults.forEach((result, position) => {
       if (result.status === 'rejected') {
         logger.error({ detectionId: detections[position]?.id, reason: result.reason }, 'Elasticsearch refused a detection document');
       }

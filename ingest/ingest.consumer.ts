@@ -141,6 +141,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     // once both are done. If rule state is unavailable, evaluateBatch throws: the chunk is not
     // committed and is redone later, its events then counting as duplicates.
     const indexing = items.length > 0 ? indexer.index(items) : Promise.resolve([]);
+    // Handled here too: it may fail while the rules still run, before anything awaits it.
+    indexing.catch(() => undefined);
     let detections: Detection[];
     try {
       detections = deps.detection && inputs.length > 0 ? await deps.detection.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) : [];

@@ -101,6 +101,14 @@ export class SurgeTally {
   }
 }
 
+/**
+ * Text with lone UTF-16 surrogates replaced by U+FFFD: Redis's cjson refuses their JSON escapes,
+ * which would fail the whole tally for one crafted value.
+ */
+function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
 /** The surgeTick item of a tally. */
 export function surgeTallyRequest(tally: SurgeTally, rule: RuleOf<'surge'>, context: EvaluationContext & { prefix: string }): StateRequest {
   const bins: number[] = [];
@@ -113,7 +121,7 @@ export function surgeTallyRequest(tally: SurgeTally, rule: RuleOf<'surge'>, cont
       rule.measure.kind,
       tally.events,
       tally.numerator,
-      JSON.stringify([...tally.members]),
+      JSON.stringify([...tally.members].map(wellFormed)),
       JSON.stringify(bins),
       rule.alpha,
       // Long enough to keep the baseline through quiet hours.
@@ -195,7 +203,9 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
       ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),
       eventIds: [input.event.id],
       windowStart: bucketStart,
-      windowEnd: eventTime(input.event.time),
+      // The bucket's end, not the event's time: the rule is evaluated once per batch, and a chunk
+      // redone with other boundaries must claim the same window to keep its detection.
+      windowEnd: bucketStart + rule.bucket - 1,
       identity: [rule.id, context.keyText, String(bucketStart)],
       cooldownMs: rule.bucket,
     },

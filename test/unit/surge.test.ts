@@ -8,7 +8,10 @@ import {
   parseSurgeState,
   ruleSchema,
   stateKey,
+  surgeContribution,
   surgeRequest,
+  surgeTallyRequest,
+  SurgeTally,
   type DetectionInput,
   type Evaluation,
   type EvaluationContext,
@@ -269,6 +272,36 @@ describe('evaluateSurge: quiet, with a reason code', () => {
   });
 });
 
+describe("SurgeTally: a batch's events of one key and bucket, added up", () => {
+  const latency = surgeRule({ measure: { kind: 'p95', field: 'invocation.latencyMs' }, concentration: { field: 'client.ip' } });
+  const add = (tally: SurgeTally, input: DetectionInput): void => {
+    const contribution = surgeContribution(input, latency, undefined);
+    if (contribution === undefined) throw new Error('expected the event to count');
+    tally.add(input, contribution);
+  };
+
+  it('counts events, distinct members and histogram bins, and keeps the latest event by event time', () => {
+    const first = callAt(T, { 'invocation.latencyMs': 812, 'client.ip': '10.1.2.3' });
+    const tally = new SurgeTally(Math.floor(T / MINUTE), first);
+    add(tally, first);
+    add(tally, callAt(T + 2000, { 'invocation.latencyMs': 812, 'client.ip': '10.1.2.4' }));
+    // Arrives last but happened earlier: not the latest.
+    add(tally, callAt(T + 1000, { 'invocation.latencyMs': 3, 'client.ip': '10.1.2.3' }));
+    expect([tally.events, tally.numerator, [...tally.members].sort(), [...tally.bins]]).toStrictEqual([3, 0, ['10.1.2.3', '10.1.2.4'], [[38, 2], [6, 1]]]);
+    expect(tally.latest.event.id).toBe(`evt-call-${T + 2000}`);
+    const context = { key, keyText, now: T, prefix: 'vigil-test' };
+    expect(surgeTallyRequest(tally, latency, context).args.slice(0, 6)).toStrictEqual([Math.floor(T / MINUTE), 'p95', 3, 0, '["10.1.2.3","10.1.2.4"]', '[38,2,6,1]']);
+  });
+
+  it('sends members as well-formed text: a lone surrogate would make Redis refuse the whole tally', () => {
+    const flood = surgeRule({ concentration: { field: 'actor.userId' } });
+    const input = callAt(T, { 'actor.userId': 'u-\ud800-x' });
+    const args = surgeRequest(input, flood, undefined, { key, keyText, now: T, prefix: 'vigil-test' })?.args ?? [];
+    expect(args[4]).toBe(JSON.stringify(['u-\ufffd-x']));
+    expect(String(args[4])).not.toMatch(/\\ud800/i);
+  });
+});
+
 describe('evaluateSurge: a detection', () => {
   const flood = surgeRule({ concentration: { field: 'client.ip', minPerSource: 5 } });
 
@@ -287,7 +320,7 @@ describe('evaluateSurge: a detection', () => {
       distinct: { field: 'client.ip', values: [] },
       eventIds: [input.event.id],
       windowStart: BUCKET_START,
-      windowEnd: T,
+      windowEnd: BUCKET_START + MINUTE - 1,
       identity: ['request-flood-test', keyText, String(BUCKET_START)],
       cooldownMs: MINUTE,
     });
@@ -300,6 +333,8 @@ describe('evaluateSurge: a detection', () => {
     expect(later.identity).toStrictEqual(first.identity);
     expect(detectionId(later.identity)).toBe(detectionId(first.identity));
     expect(later.windowStart).toBe(BUCKET_START);
+    // One window per bucket, whichever event of it the rule was evaluated with.
+    expect([first.windowEnd, later.windowEnd]).toStrictEqual([BUCKET_START + MINUTE - 1, BUCKET_START + MINUTE - 1]);
     expect(later.eventIds).not.toStrictEqual(first.eventIds);
     expect(next.identity[2]).toBe(String(BUCKET_START + MINUTE));
     expect(detectionId(next.identity)).not.toBe(detectionId(first.identity));

@@ -203,9 +203,7 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
       ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),
       eventIds: [input.event.id],
       windowStart: bucketStart,
-      // The bucket's end, not the event's time: the rule is evaluated once per batch, and a chunk
-      // redone with other boundaries must claim the same window to keep its detection.
-      windowEnd: bucketStart + rule.bucket - 1,
+      windowEnd: eventTime(input.event.time),
       identity: [rule.id, context.keyText, String(bucketStart)],
       cooldownMs: rule.bucket,
     },

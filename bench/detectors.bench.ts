@@ -18,12 +18,22 @@ import { performance } from 'node:perf_hooks';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
-import { createDetectionRuntime, createElasticsearch, createEmitter, createIngestPipeline, createKafka, createRedis, ensureTopics } from '../ingest';
-import { commandName } from '../detectors';
+import {
+  createDetectionRuntime,
+  createElasticsearch,
+  createEmitter,
+  createIngestPipeline,
+  createKafka,
+  createRedis,
+  deleteTopics,
+  ensureTopics,
+  removeIndicesAndTemplates,
+} from '../ingest';
+import { commandName, deleteKeysUnder } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
-import { detectionIndexNames, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { injectAttacks } from '../scripts/attack-traffic';
+import { positiveInteger } from './arguments';
 
 const EVENTS = positiveInteger(process.argv[2], 20_000, 'events');
 const ROUNDS = positiveInteger(process.argv[3], 3, 'rounds');
@@ -31,13 +41,6 @@ const RUN_TIMEOUT_MS = 120_000;
 const DETECTION_COST_TARGET = 0.3;
 /** Script commands as INFO commandstats names them; everything else in a script's delta ran inside one. */
 const SCRIPT_COMMANDS = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro']);
-
-function positiveInteger(text: string | undefined, fallback: number, what: string): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, got ${text}`);
-  return value;
-}
 
 const id = randomBytes(4).toString('hex');
 const base = `bench-${id}`;
@@ -52,6 +55,7 @@ function configFor(run: string): Config {
     VIGIL_TOPIC_DEVICE: `${base}.device`,
     VIGIL_TOPIC_DEADLETTER: `${base}.deadletter`,
     VIGIL_TOPIC_DETECTIONS: `${base}.detections`,
+    VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `${base}.notifications.deadletter`,
     VIGIL_CONSUMER_GROUP: `${base}-${run}`,
     VIGIL_INDEX_PREFIX: `${base}-${run}`,
     VIGIL_REDIS_PREFIX: `${base}:${run}`,
@@ -242,38 +246,19 @@ async function cleanup(kafka: Kafka, elasticsearch: Client, probe: Redis, config
   const attempt = async (step: () => Promise<unknown>): Promise<void> => {
     await step().catch((error: unknown) => problems.push(error));
   };
-  for (const prefix of prefixes) {
-    await attempt(async () => {
-      const found = await elasticsearch.indices.get({ index: `${prefix}-*`, allow_no_indices: true, ignore_unavailable: true, expand_wildcards: 'all' });
-      const names = Object.keys(found);
-      if (names.length > 0) await elasticsearch.indices.delete({ index: names });
-    });
-    const names = indexNames(prefix);
-    await attempt(() => elasticsearch.indices.deleteIndexTemplate({ name: names.indexTemplate }, { ignore: [404] }));
-    await attempt(() => elasticsearch.indices.deleteIndexTemplate({ name: detectionIndexNames(prefix).indexTemplate }, { ignore: [404] }));
-    await attempt(() => elasticsearch.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] }));
-  }
+  for (const prefix of prefixes) await attempt(() => removeIndicesAndTemplates(elasticsearch, prefix));
+  await attempt(() => deleteTopics(kafka, config));
   await attempt(async () => {
+    if (groups.length === 0) return;
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const existing = new Set(await admin.listTopics());
-      const { policy, invocation, device, deadLetter, detections } = config.topics;
-      const topics = [policy, invocation, device, deadLetter, detections].filter((topic) => existing.has(topic));
-      if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
-      if (groups.length > 0) await admin.deleteGroups(groups);
+      await admin.deleteGroups(groups);
     } finally {
       await admin.disconnect();
     }
   });
-  await attempt(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await probe.scan(cursor, 'MATCH', `${base}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await probe.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  });
+  await attempt(() => deleteKeysUnder(probe, base));
   for (const problem of problems) console.error('cleanup:', problem);
 }
 

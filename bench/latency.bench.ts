@@ -40,14 +40,17 @@ import {
   createIngestPipeline,
   createKafka,
   createRedis,
+  deleteTopics,
+  removeIndicesAndTemplates,
   type AlertingRuntime,
   type DetectionRuntime,
   type Emitter,
   type IngestPipeline,
 } from '../ingest';
-import { verifySignature, type WebhookBody } from '../detectors';
+import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
-import { alertIndexNames, alertSchema, detectionIndexNames, detectionSchema, indexNames } from '../schemas';
+import { alertSchema, detectionSchema } from '../schemas';
+import { positiveInteger } from './arguments';
 
 const PHASE1_EVENTS = positiveInteger(process.argv[2], 25_000, 'phase1Events');
 const PHASE2_SECONDS = positiveInteger(process.argv[3], 30, 'phase2Seconds');
@@ -67,13 +70,6 @@ const BULK_FLUSH_MS = 50;
 const PROBE_MAX_WAIT_MS = 50;
 const SETTLE_TIMEOUT_MS = 30_000;
 const RULE_ID = 'json-threat-violation';
-
-function positiveInteger(text: string | undefined, fallback: number, what: string): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer, got ${text}`);
-  return value;
-}
 
 const id = randomBytes(4).toString('hex');
 const base = `bench-lat-${id}`;
@@ -381,25 +377,12 @@ async function cleanup(kafka: Kafka, elasticsearch: Client, redis: Redis, config
   const attempt = async (step: () => Promise<unknown>): Promise<void> => {
     await step().catch((error: unknown) => problems.push(error));
   };
-  const prefix = config.indices.prefix;
-  await attempt(async () => {
-    const found = await elasticsearch.indices.get({ index: `${prefix}-*`, allow_no_indices: true, ignore_unavailable: true, expand_wildcards: 'all' });
-    const names = Object.keys(found);
-    if (names.length > 0) await elasticsearch.indices.delete({ index: names });
-  });
-  const names = indexNames(prefix);
-  for (const template of [names.indexTemplate, detectionIndexNames(prefix).indexTemplate, alertIndexNames(prefix).indexTemplate]) {
-    await attempt(() => elasticsearch.indices.deleteIndexTemplate({ name: template }, { ignore: [404] }));
-  }
-  await attempt(() => elasticsearch.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] }));
+  await attempt(() => removeIndicesAndTemplates(elasticsearch, config.indices.prefix));
+  await attempt(() => deleteTopics(kafka, config));
   await attempt(async () => {
     const admin = kafka.admin();
     await admin.connect();
     try {
-      const existing = new Set(await admin.listTopics());
-      const { policy, invocation, device, deadLetter, detections } = config.topics;
-      const topics = [policy, invocation, device, deadLetter, detections, config.alerting.notificationDeadLetterTopic].filter((topic) => existing.has(topic));
-      if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
       const groups = new Set((await admin.listGroups()).groups.map((group) => group.groupId));
       const ours = [config.consumerGroup, config.alerting.group, `${base}-probe`].filter((group) => groups.has(group));
       if (ours.length > 0) await admin.deleteGroups(ours);
@@ -407,14 +390,7 @@ async function cleanup(kafka: Kafka, elasticsearch: Client, redis: Redis, config
       await admin.disconnect();
     }
   });
-  await attempt(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.redis.prefix}:*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  });
+  await attempt(() => deleteKeysUnder(redis, config.redis.prefix));
   for (const problem of problems) console.error('cleanup:', problem);
 }
 

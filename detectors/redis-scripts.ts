@@ -40,8 +40,11 @@ export function commandName(script: AnyScript): string {
   return `vigil_${script}_v${SCRIPTS[script].version}`;
 }
 
+/** Keys per call (per item, for a batch script): the number in the file name, read once. */
+const KEY_COUNTS = new Map(Object.entries(SCRIPTS).map(([script, { file }]) => [script, Number(/-(\d+)\.lua$/.exec(file)?.[1])]));
+
 function keyCount(script: AnyScript): number {
-  return Number(/-(\d+)\.lua$/.exec(SCRIPTS[script].file)?.[1]);
+  return KEY_COUNTS.get(script) ?? Number.NaN;
 }
 
 /** Whether a script takes a batch of items per call (see {@link queueBatch}). */

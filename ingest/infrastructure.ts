@@ -29,19 +29,18 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
 
 const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
+/** Every topic Vigil uses: the event families, dead letters, detections, notification dead letters. */
+export function vigilTopics(config: Config): string[] {
+  const { policy, invocation, device, deadLetter, detections } = config.topics;
+  return [policy, invocation, device, deadLetter, detections, config.alerting.notificationDeadLetterTopic];
+}
+
 /** Creates the event and dead-letter topics that don't exist yet; leaves existing ones alone. */
 export async function ensureTopics(kafka: Kafka, config: Config): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const wanted = [
-      config.topics.policy,
-      config.topics.invocation,
-      config.topics.device,
-      config.topics.deadLetter,
-      config.topics.detections,
-      config.alerting.notificationDeadLetterTopic,
-    ];
+    const wanted = vigilTopics(config);
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((topic) => !existing.has(topic));
     if (missing.length > 0) {
@@ -95,4 +94,34 @@ export async function installTemplates(client: Client, config: Config): Promise<
   await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings) });
   await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings) });
   await client.indices.putMapping({ index: alertIndexNames(config.indices.prefix).index, allow_no_indices: true, ignore_unavailable: true, ...mappingOf(alertMappings) });
+}
+
+/**
+ * Removes what `installTemplates` and the pipeline created under an index prefix: the indices
+ * (by name: a wildcard delete may be refused) and the templates. For tests and benchmarks, which
+ * each run under a prefix of their own. Idempotent.
+ */
+export async function removeIndicesAndTemplates(client: Client, prefix: string): Promise<void> {
+  const found = await client.indices.get({ index: `${prefix}-*`, allow_no_indices: true, ignore_unavailable: true, expand_wildcards: 'all' });
+  const indices = Object.keys(found);
+  if (indices.length > 0) await client.indices.delete({ index: indices });
+  const names = indexNames(prefix);
+  for (const template of [names.indexTemplate, detectionIndexNames(prefix).indexTemplate, alertIndexNames(prefix).indexTemplate]) {
+    await client.indices.deleteIndexTemplate({ name: template }, { ignore: [404] });
+  }
+  await client.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });
+}
+
+/** Deletes those of `vigilTopics(config)` that exist (tests, benchmarks); returns their names. */
+export async function deleteTopics(kafka: Kafka, config: Config): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const topics = vigilTopics(config).filter((topic) => existing.has(topic));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
+    return topics;
+  } finally {
+    await admin.disconnect();
+  }
 }

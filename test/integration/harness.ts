@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { createElasticsearch, createKafka } from '../../ingest';
+import { createElasticsearch, createKafka, deleteTopics, removeIndicesAndTemplates } from '../../ingest';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
 import { indexNames } from '../../schemas';
 
@@ -46,27 +46,8 @@ export function openStack(config: Config): Stack {
     kafka,
     elasticsearch,
     async cleanup() {
-      const names = indexNames(config.indices.prefix);
-      await elasticsearch.indices.delete({ index: `${config.indices.prefix}-*`, ignore_unavailable: true, allow_no_indices: true });
-      await elasticsearch.indices.deleteIndexTemplate({ name: names.indexTemplate }, { ignore: [404] });
-      await elasticsearch.indices.deleteIndexTemplate({ name: `${config.indices.prefix}-detections` }, { ignore: [404] });
-      await elasticsearch.indices.deleteIndexTemplate({ name: `${config.indices.prefix}-alerts` }, { ignore: [404] });
-      await elasticsearch.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });
-      const admin = kafka.admin();
-      await admin.connect();
-      const existing = new Set(await admin.listTopics());
-      const topics = [
-        config.topics.policy,
-        config.topics.invocation,
-        config.topics.device,
-        config.topics.deadLetter,
-        config.topics.detections,
-        config.alerting.notificationDeadLetterTopic,
-      ].filter((topic) =>
-        existing.has(topic),
-      );
-      if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
-      await admin.disconnect();
+      await removeIndicesAndTemplates(elasticsearch, config.indices.prefix);
+      await deleteTopics(kafka, config);
     },
   };
 }

@@ -18,19 +18,11 @@ import { performance } from 'node:perf_hooks';
 import type { ChainableCommander, Redis } from 'ioredis';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
-import {
-  createDetectionRuntime,
-  createElasticsearch,
-  createEmitter,
-  createIngestPipeline,
-  createKafka,
-  createRedis,
-  deleteTopics,
-  ensureTopics,
-  removeIndicesAndTemplates,
-} from '../ingest';
+import { createVigil } from '../app';
+import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
+import { createEmitter, type IngestPipeline } from '../ingest';
 import { commandName, deleteKeysUnder } from '../detectors';
-import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
+import { createElasticsearch, createKafka, createLogger, createRedis, ensureTopics, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { SIMULATED_SOURCES, emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { injectAttacks } from '../scripts/attack-traffic';
 import { positiveInteger } from './arguments';
@@ -157,30 +149,29 @@ async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: 
   prefixes.push(config.indices.prefix);
   groups.push(config.consumerGroup);
   const batches: BatchTrips[] = [];
-  let redis: Redis | undefined;
-  let runtime: ReturnType<typeof createDetectionRuntime> | undefined;
   let counted: { unattributed: () => number } | undefined;
-  if (detectors) {
-    redis = createRedis(config);
-    await redis.ping(); // connected (and its ready check done) before the first snapshot
-    counted = countRoundTrips(redis);
-    runtime = createDetectionRuntime(config, logger, { redis });
-    const engine = runtime.engine;
+  const redis: Redis = createRedis(config);
+  await redis.ping(); // connected (and its ready check done) before the first snapshot
+  if (detectors) counted = countRoundTrips(redis);
+  // The same wiring as `vigil run`, through the composition root (correlation included).
+  const vigil = createVigil({ ...config, detection: { ...config.detection, enabled: detectors } }, { roles: ['ingest'], kafka, elasticsearch, logger, redis });
+  const engine = vigil.engine;
+  if (engine) {
     const evaluateBatch = engine.evaluateBatch.bind(engine);
-    engine.evaluateBatch = (inputs) => {
+    engine.evaluateBatch = (inputs, options) => {
       const trips: BatchTrips = { state: 0, claims: 0, milliseconds: 0 };
       batches.push(trips);
       const started = performance.now();
-      return currentBatch.run(trips, () => evaluateBatch(inputs)).finally(() => {
+      return currentBatch.run(trips, () => evaluateBatch(inputs, options)).finally(() => {
         trips.milliseconds = performance.now() - started;
       });
     };
   }
-  const pipeline = createIngestPipeline({ config, kafka, elasticsearch, logger, ...(runtime ? { detection: runtime.engine } : {}) });
+  const pipeline = vigil.pipeline as IngestPipeline;
   try {
     const before = await commandStats(probe);
     const started = performance.now();
-    await pipeline.start();
+    await vigil.start();
     const joined = performance.now();
     for (;;) {
       const stats = pipeline.stats();
@@ -193,8 +184,8 @@ async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: 
     }
     const finished = performance.now();
     const after = await commandStats(probe);
-    const engineStats = runtime?.engine.stats();
-    const rules = runtime?.ruleSet.rules ?? [];
+    const engineStats = vigil.engine?.stats();
+    const rules = vigil.ruleSet?.rules ?? [];
     return {
       seconds: (finished - started) / 1000,
       startSeconds: (joined - started) / 1000,
@@ -209,9 +200,8 @@ async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: 
       dependentRules: rules.filter((compiled) => compiled.dependsOn.length > 0).length,
     };
   } finally {
-    await pipeline.stop();
-    await runtime?.close();
-    await redis?.quit();
+    await vigil.stop();
+    await redis.quit();
   }
 }
 

@@ -32,21 +32,11 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { estypes, Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
 import type { Consumer, Kafka } from 'kafkajs';
-import {
-  createAlertingRuntime,
-  createDetectionRuntime,
-  createElasticsearch,
-  createEmitter,
-  createIngestPipeline,
-  createKafka,
-  createRedis,
-  deleteTopics,
-  removeIndicesAndTemplates,
-  type AlertingRuntime,
-  type DetectionRuntime,
-  type Emitter,
-  type IngestPipeline,
-} from '../ingest';
+import { createVigil, type Vigil } from '../app';
+import { createEmitter, type Correlator, type Emitter, type IngestPipeline } from '../ingest';
+import type { DetectionEngine, Notifier } from '../detectors';
+import { createElasticsearch, createKafka, createRedis } from '../platform';
+import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
 import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { alertSchema, detectionSchema } from '../schemas';
@@ -152,8 +142,7 @@ function recordIndexed(elasticsearch: Client): void {
 }
 
 /** Stamps when the pipeline reached each trigger: handed to correlation, then past the rules. */
-function recordPipelineSteps(runtime: DetectionRuntime): void {
-  const { correlator, engine } = runtime;
+function recordPipelineSteps(correlator: Correlator, engine: DetectionEngine): void {
   const correlate = correlator.correlate.bind(correlator);
   correlator.correlate = (items) => {
     const at = performance.now();
@@ -164,8 +153,8 @@ function recordPipelineSteps(runtime: DetectionRuntime): void {
     return correlate(items);
   };
   const evaluateBatch = engine.evaluateBatch.bind(engine);
-  engine.evaluateBatch = async (inputs) => {
-    const detections = await evaluateBatch(inputs);
+  engine.evaluateBatch = async (inputs, options) => {
+    const detections = await evaluateBatch(inputs, options);
     const at = performance.now();
     for (const { event } of inputs) {
       const trigger = triggers.get(event.id);
@@ -401,9 +390,8 @@ async function main(): Promise<void> {
   const elasticsearch = createElasticsearch(config);
   recordIndexed(elasticsearch);
   const redis = createRedis(config);
-  let runtime: DetectionRuntime | undefined;
+  let vigil: Vigil | undefined;
   let pipeline: IngestPipeline | undefined;
-  let alerting: AlertingRuntime | undefined;
   let probe: Consumer | undefined;
   let emitter: Emitter | undefined;
   let acks: NodeJS.Timeout | undefined;
@@ -412,29 +400,31 @@ async function main(): Promise<void> {
         phase1: Phase1;
         phase2: Phase2;
         stats: ReturnType<IngestPipeline['stats']>;
-        notifier: ReturnType<AlertingRuntime['notifier']['stats']>;
-        correlation: DetectionRuntime['correlator']['stats'];
+        notifier: ReturnType<Notifier['stats']>;
+        correlation: Correlator['stats'];
         emitter: ReturnType<Emitter['stats']>;
       }
     | undefined;
   try {
-    runtime = createDetectionRuntime(config, logger, { redis });
-    recordPipelineSteps(runtime);
-    pipeline = createIngestPipeline({ config, kafka, elasticsearch, logger, correlator: runtime.correlator, detection: runtime.engine });
-    await pipeline.start(); // creates the topics, so the consumers below find them
-    alerting = createAlertingRuntime({
-      config,
+    // The same wiring as `vigil run`, through the composition root.
+    vigil = createVigil(config, {
       kafka,
-      redis,
       elasticsearch,
       logger,
-      observe: (change) => {
+      redis,
+      onAlertChange: (change) => {
         if (change.kind !== 'opened') return;
         const trigger = triggerByConsumer.get(change.alert.key['actor.consumerId'] ?? '');
         if (trigger) trigger.alerted ??= performance.now();
       },
     });
-    await alerting.start();
+    const { correlator, engine } = vigil;
+    if (!correlator || !engine) throw new Error('the latency bench needs detection on');
+    recordPipelineSteps(correlator, engine);
+    if (!vigil.pipeline) throw new Error('the latency bench needs the ingest role');
+    pipeline = vigil.pipeline;
+    const notifier = vigil.notifier as Notifier;
+    await vigil.start(); // creates the topics, so the consumers below find them
     probe = await startProbe(kafka, config);
     emitter = createEmitter({
       kafka,
@@ -456,19 +446,17 @@ async function main(): Promise<void> {
     const phase1 = await measureMaxRate(pipeline, emitter, next);
     // The notifier delivers one destination's changes in order: let phase 1's drain first.
     await waitFor('phase 1 notifications', () => notifiedAll(1), SETTLE_TIMEOUT_MS);
-    await alerting.notifier.drain();
+    await notifier.drain();
 
     const phase2 = await pacedRun(next, PHASE2_RATE ?? phase1.rate / 2);
     const everything = plains.size + triggers.size;
     await waitFor('phase 2 indexed and notified', () => notifiedAll(2) && pipeline?.stats().indexed === everything, SETTLE_TIMEOUT_MS);
-    results = { phase1, phase2, stats: pipeline.stats(), notifier: alerting.notifier.stats(), correlation: { ...runtime.correlator.stats }, emitter: emitter.stats() };
+    results = { phase1, phase2, stats: pipeline.stats(), notifier: notifier.stats(), correlation: { ...correlator.stats }, emitter: emitter.stats() };
   } finally {
     clearInterval(acks);
     await emitter?.close();
     await probe?.disconnect();
-    await pipeline?.stop();
-    await alerting?.close();
-    await runtime?.close();
+    await vigil?.stop();
     await cleanup(kafka, elasticsearch, redis, config);
     await elasticsearch.close();
     await redis.quit();
@@ -508,8 +496,8 @@ function report({
   phase1: Phase1;
   phase2: Phase2;
   stats: ReturnType<IngestPipeline['stats']>;
-  notifier: ReturnType<AlertingRuntime['notifier']['stats']>;
-  correlation: DetectionRuntime['correlator']['stats'];
+  notifier: ReturnType<Notifier['stats']>;
+  correlation: Correlator['stats'];
   emitter: ReturnType<Emitter['stats']>;
 }): void {
   const measured = [...triggers.values()].filter((trigger) => trigger.phase === 2);

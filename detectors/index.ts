@@ -25,3 +25,4 @@ export * from './alerting/alerter';
 export * from './alerting/destinations';
 export * from './alerting/signature';
 export * from './alerting/notifier';
+export * from './default-rules';

@@ -1,5 +1,4 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import geoip from 'geoip-lite';
 import type { VigilEvent, GeoDocument } from '../schemas';
 
 /** Whether an address can be located: private and reserved ranges never are. */
@@ -55,27 +54,6 @@ export interface GeoResult {
 /** Looks an address up; injectable so tests and other databases can stand in. */
 export type GeoLookup = (ip: string) => GeoResult | undefined;
 
-function isCoordinate(value: number | null, limit: number): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= limit;
-}
-
-/** geoip-lite's bundled database: country, region, city, location and accuracy radius. */
-export const geoipLiteLookup: GeoLookup = (ip) => {
-  const found = geoip.lookup(ip);
-  if (found === null) return undefined;
-  const geo: GeoDocument = {};
-  if (found.country) geo.country_iso_code = found.country;
-  if (found.city) geo.city_name = found.city;
-  if (found.region && found.country) geo.region_iso_code = `${found.country}-${found.region}`;
-  if (found.timezone) geo.timezone = found.timezone;
-  const [lat, lon] = found.ll as [number | null, number | null];
-  // geoip-lite reports [null, null] for some ranges, and [0, 0] when it knows no place: a
-  // geo_point of either would be refused or wrong, so there is no location then.
-  if (isCoordinate(lat, 90) && isCoordinate(lon, 180) && !(lat === 0 && lon === 0)) geo.location = { lat, lon };
-  if (Object.keys(geo).length === 0) return undefined;
-  return { geo, ...(found.area ? { accuracyKm: found.area } : {}) };
-};
-
 /** What enrichment adds to an event. */
 export interface Enrichment {
   ip?: string;
@@ -87,10 +65,10 @@ export interface Enrichment {
 
 /**
  * Where an event came from: the producer's own location when it sent one (a phone's GPS beats
- * an IP database), else a geoip lookup of the client IP; private and reserved addresses are
- * marked and never looked up.
+ * an IP database), else a lookup of the client IP in the geo database the composition root
+ * opened; private and reserved addresses are marked and never looked up.
  */
-export function enrich(event: VigilEvent, lookup: GeoLookup = geoipLiteLookup): Enrichment {
+export function enrich(event: VigilEvent, lookup: GeoLookup): Enrichment {
   const ip = event.client.ip ?? (event.family === 'device' ? event.device.ip : undefined);
   const scope = ip === undefined ? undefined : ipScope(ip);
   const base = { ...(ip === undefined ? {} : { ip }), ...(scope === undefined ? {} : { ipScope: scope }) };

@@ -1,16 +1,15 @@
 /**
  * Ingest: the producer SDK services import (emitter, HTTP middleware) and the consumer group
- * that validates, dead-letters, enriches and indexes events.
+ * that validates, dead-letters, enriches, correlates, runs the rules on and indexes events.
  */
 export * from './emitter';
 export * from './http-middleware';
 export * from './classify';
 export * from './enrich';
+export * from './geoip-lite';
 export * from './event-document';
 export * from './dead-letter';
-export * from './bulk-indexer';
-export * from './infrastructure';
+export * from './detection-input';
 export * from './ingest.consumer';
-export * from './detection';
 export * from './correlation';
-export * from './alerting';
+export * from './stages';

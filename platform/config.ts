@@ -1,95 +1,197 @@
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
-const list = z
-  .string()
-  .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
-  .pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1, 'at least one broker'));
+/**
+ * One environment variable: its name, its zod type (with the default), and the words the docs
+ * show. Every setting is declared once, in {@link settings}; the `Config` type, the parser,
+ * `.env.example` and the tables in docs/configuration.md and the README are all derived from it.
+ */
+export interface Setting<S extends z.ZodType = z.ZodType> {
+  readonly env: string;
+  readonly schema: S;
+  /** What values are accepted, for the docs ("1–1000", "`on`, `off`"). */
+  readonly allowed: string;
+  /** One or two sentences for the docs table; the first sentence also heads `.env.example`. */
+  readonly doc: string;
+}
+
+function setting<S extends z.ZodType>(env: string, schema: S, allowed: string, doc: string): Setting<S> {
+  return { env, schema, allowed, doc };
+}
+
+const commaList = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
+const brokers = commaList.pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1, 'at least one broker'));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const name = z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'letters, digits, ".", "_" and "-" only');
 const indexPrefix = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,60}$/, 'lower-case letters, digits, "_" and "-" (an index name prefix)');
+/** Every switch takes the same words: `on`/`off`, or `true`/`false`. */
+const flag = z.enum(['on', 'off', 'true', 'false'], { error: 'expected on or off' }).transform((value) => value === 'on' || value === 'true');
+const NAME = 'name';
 
 /**
- * Every environment variable Vigil reads, with its default. `.env.example` lists the same.
- * Parsed once at start; nothing else reads `process.env`.
+ * Every environment variable Vigil reads, in the shape of {@link Config}. Nothing else reads
+ * `process.env`, and components take these values as required options with no defaults of their
+ * own, so a default lives here and nowhere else.
  */
-export const configSchema = z.object({
-  KAFKA_BROKERS: list.default(['127.0.0.1:9092']),
-  KAFKA_CLIENT_ID: name.default('vigil'),
-  ELASTICSEARCH_URL: z.url().default('http://127.0.0.1:9200'),
-  ELASTICSEARCH_API_KEY: z.string().min(1).optional(),
-  VIGIL_TOPIC_POLICY: name.default('vigil.events.policy'),
-  VIGIL_TOPIC_INVOCATION: name.default('vigil.events.invocation'),
-  VIGIL_TOPIC_DEVICE: name.default('vigil.events.device'),
-  VIGIL_TOPIC_DEADLETTER: name.default('vigil.deadletter'),
-  VIGIL_TOPIC_DETECTIONS: name.default('vigil.detections'),
-  VIGIL_TOPIC_PARTITIONS: int(1, 1000).default(3),
-  VIGIL_CONSUMER_GROUP: name.default('vigil-ingest'),
-  VIGIL_INDEX_PREFIX: indexPrefix.default('vigil'),
-  VIGIL_INDEX_SHARDS: int(1, 100).default(1),
-  VIGIL_INDEX_REPLICAS: int(0, 10).default(0),
-  VIGIL_MAX_MESSAGE_BYTES: int(1024, 10 * 1024 * 1024).default(256 * 1024),
-  VIGIL_MAX_JSON_DEPTH: int(4, 256).default(16),
-  VIGIL_BULK_MAX_DOCS: int(1, 100_000).default(1000),
-  VIGIL_BULK_MAX_BYTES: int(1024, 100 * 1024 * 1024).default(2 * 1024 * 1024),
-  VIGIL_BULK_FLUSH_MS: int(10, 60_000).default(100),
-  REDIS_URL: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
-  VIGIL_REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'),
-  VIGIL_DETECTION: z.enum(['on', 'off']).default('on'),
-  VIGIL_RULES_PATH: z
-    .string()
-    .transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0))
-    .optional(),
-  VIGIL_RULES_WATCH: z.enum(['true', 'false']).default('true'),
-  VIGIL_ALLOWED_LATENESS_MS: int(0, 7 * 86_400_000).default(300_000),
-  VIGIL_CORRELATION_WAIT_MS: int(0, 10_000).default(0),
-  VIGIL_ALERTER_GROUP: name.default('vigil-alerter'),
-  VIGIL_TOPIC_NOTIFICATION_DEADLETTER: name.default('vigil.notifications.deadletter'),
-  VIGIL_ALERT_SUPPRESS_MS: int(1000, 7 * 86_400_000).default(600_000),
-  VIGIL_ALERT_RESOLVE_AFTER_MS: int(1000, 7 * 86_400_000).default(900_000),
-  VIGIL_ALERT_DESTINATIONS: z.string().default('[]'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+export const settings = {
+  kafka: {
+    brokers: setting('KAFKA_BROKERS', brokers.default(['127.0.0.1:9092']), 'comma-separated `host:port` list, at least one', 'The Kafka bootstrap brokers. Spaces around commas are ignored.'),
+    clientId: setting('KAFKA_CLIENT_ID', name.default('vigil'), NAME, 'The Kafka client id. Each component appends its role (`-ingest`, `-alerter`).'),
+  },
+  elasticsearch: {
+    url: setting('ELASTICSEARCH_URL', z.url().default('http://127.0.0.1:9200'), 'URL', 'The Elasticsearch node.'),
+    apiKey: setting(
+      'ELASTICSEARCH_API_KEY',
+      z.string().min(1).optional(),
+      'non-empty string',
+      'If set, sent as API-key authentication: the `encoded` value Elasticsearch returns when the key is created.',
+    ),
+  },
+  topics: {
+    policy: setting('VIGIL_TOPIC_POLICY', name.default('vigil.events.policy'), NAME, 'The topic of policy events.'),
+    invocation: setting('VIGIL_TOPIC_INVOCATION', name.default('vigil.events.invocation'), NAME, 'The topic of invocation events.'),
+    device: setting('VIGIL_TOPIC_DEVICE', name.default('vigil.events.device'), NAME, 'The topic of device events.'),
+    deadLetter: setting(
+      'VIGIL_TOPIC_DEADLETTER',
+      name.default('vigil.deadletter'),
+      NAME,
+      'The dead-letter topic (see [dead-letters.md](dead-letters.md)). If the pipeline creates it, it keeps messages for 30 days (`retention.ms`).',
+    ),
+    detections: setting(
+      'VIGIL_TOPIC_DETECTIONS',
+      name.default('vigil.detections'),
+      NAME,
+      'The detections topic: the pipeline publishes detections to it, the alerter reads them (see [detection.md](detection.md#the-topic)).',
+    ),
+    partitions: setting(
+      'VIGIL_TOPIC_PARTITIONS',
+      int(1, 1000).default(3),
+      '1–1000',
+      'The partitions of each topic the pipeline creates (existing topics are not changed). It also sets how many partitions one instance processes at once (this value × 3).',
+    ),
+  },
+  consumerGroup: setting('VIGIL_CONSUMER_GROUP', name.default('vigil-ingest'), NAME, 'The ingest consumer group. Instances with the same group share the partitions.'),
+  indices: {
+    prefix: setting(
+      'VIGIL_INDEX_PREFIX',
+      indexPrefix.default('vigil'),
+      '1–61 characters: lower-case letters, digits, `_`, `-`; starts with a letter or digit',
+      'The prefix of templates and indices: `<prefix>-events-<family>-<YYYY.MM.DD>`, `<prefix>-detections-<YYYY.MM.DD>` and `<prefix>-alerts`.',
+    ),
+    shards: setting('VIGIL_INDEX_SHARDS', int(1, 100).default(1), '1–100', 'Primary shards per index (events, detections, alerts). Set in the index templates, so it applies to indices created afterwards.'),
+    replicas: setting('VIGIL_INDEX_REPLICAS', int(0, 10).default(0), '0–10', 'Replicas per index, set like the shards. `0` suits a single node; use at least `1` on a cluster.'),
+  },
+  limits: {
+    maxMessageBytes: setting('VIGIL_MAX_MESSAGE_BYTES', int(1024, 10 * 1024 * 1024).default(256 * 1024), '1024–10485760', 'A larger message is dead-lettered as `too_large`.'),
+    maxJsonDepth: setting(
+      'VIGIL_MAX_JSON_DEPTH',
+      int(4, 256).default(16),
+      '4–256',
+      'A message that nests objects and arrays deeper than this is dead-lettered as `too_deep`. A valid event nests at most 3 deep (e.g. `device.geo`).',
+    ),
+  },
+  bulk: {
+    maxDocs: setting(
+      'VIGIL_BULK_MAX_DOCS',
+      int(1, 100_000).default(1000),
+      '1–100000',
+      'Send a bulk request when this many documents wait. It is also the chunk size: the pipeline handles and commits each partition’s messages in chunks of this many.',
+    ),
+    maxBytes: setting('VIGIL_BULK_MAX_BYTES', int(1024, 100 * 1024 * 1024).default(2 * 1024 * 1024), '1024–104857600', 'Send a bulk request when the waiting NDJSON reaches this many bytes (UTF-8).'),
+    flushMs: setting('VIGIL_BULK_FLUSH_MS', int(10, 60_000).default(100), '10–60000', 'Send a bulk request at most this long after the first waiting document arrived.'),
+  },
+  redis: {
+    url: setting(
+      'REDIS_URL',
+      z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
+      '`redis://…` or `rediss://…`',
+      'Redis for rule state, correlation and alert state.',
+    ),
+    prefix: setting('VIGIL_REDIS_PREFIX', z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'), '1–64 letters, digits, `:`, `_`, `-`', 'The prefix of every Redis key Vigil writes.'),
+  },
+  detection: {
+    enabled: setting(
+      'VIGIL_DETECTION',
+      flag.default(true),
+      '`on`, `off`',
+      '`on` correlates events and runs the rules in the pipeline; `off` only indexes (see [detection.md](detection.md#where-it-runs)).',
+    ),
+    rulesPaths: setting(
+      'VIGIL_RULES_PATH',
+      commaList.pipe(z.array(z.string()).min(1, 'at least one path')).optional(),
+      'comma-separated files and folders',
+      'The rule files; unset means the default pack. When set, only these are loaded: list `detectors/rules/default` too to keep the default pack (see [rules.md](rules.md#rule-files)).',
+    ),
+    watch: setting('VIGIL_RULES_WATCH', flag.default(true), '`on`, `off`', 'Reload the rules when their files change (see [detection.md](detection.md#reloading-rules-without-a-restart)).'),
+    allowedLatenessMs: setting(
+      'VIGIL_ALLOWED_LATENESS_MS',
+      int(0, 7 * 86_400_000).default(300_000),
+      '0–604800000',
+      'How far behind its partition’s event-time clock an event may be and still count in stateful rules (see [detection.md](detection.md#event-time-and-the-clock)).',
+    ),
+    correlationWaitMs: setting(
+      'VIGIL_CORRELATION_WAIT_MS',
+      int(0, 10_000).default(0),
+      '0–10000',
+      'How long an invocation may wait for its request’s policy decisions; 0 never waits (see [correlation.md](correlation.md#the-bounded-wait)).',
+    ),
+  },
+  alerting: {
+    group: setting('VIGIL_ALERTER_GROUP', name.default('vigil-alerter'), NAME, 'The alerter’s consumer group on the detections topic (see [alerting.md](alerting.md#where-it-runs)).'),
+    notificationDeadLetterTopic: setting(
+      'VIGIL_TOPIC_NOTIFICATION_DEADLETTER',
+      name.default('vigil.notifications.deadletter'),
+      NAME,
+      'Where notifications that failed for good go (see [alerting.md](alerting.md#delivery-retries-and-the-dead-letter-topic)). If the pipeline creates it, it keeps messages for 30 days.',
+    ),
+    suppressMs: setting(
+      'VIGIL_ALERT_SUPPRESS_MS',
+      int(1000, 7 * 86_400_000).default(600_000),
+      '1000–604800000',
+      'A detection at most this long after its group’s last one joins the open alert; a later one opens a new alert. An alert stays joinable while it is open, so the effective window is the larger of this and the resolve time (see [alerting.md](alerting.md#deduplication-the-suppression-window-and-the-running-count)).',
+    ),
+    resolveAfterMs: setting(
+      'VIGIL_ALERT_RESOLVE_AFTER_MS',
+      int(1000, 7 * 86_400_000).default(900_000),
+      '1000–604800000',
+      'An alert with no detection for this long is resolved; a detection older than this when it reaches the alerter is skipped as stale.',
+    ),
+    destinations: setting(
+      'VIGIL_ALERT_DESTINATIONS',
+      z.string().default('[]'),
+      'a JSON array of destinations',
+      'Where alert notifications go: webhook, Slack, PagerDuty. Validated when `vigil run` starts, every problem listed (see [alerting.md](alerting.md#vigil_alert_destinations)).',
+    ),
+  },
+  logLevel: setting(
+    'LOG_LEVEL',
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    '`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`',
+    'The minimum log level. Dead letters are logged one by one at `debug`.',
+  ),
+} as const;
 
-type Env = z.output<typeof configSchema>;
+type DeepReadonly<T> = T extends readonly (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+type Value<S> = S extends Setting<infer Z> ? DeepReadonly<Exclude<z.output<Z>, undefined>> : never;
+type Optional<T> = { [K in keyof T]: T[K] extends Setting<infer Z> ? (undefined extends z.output<Z> ? K : never) : never }[keyof T];
+type Flatten<T> = { [K in keyof T]: T[K] };
+/** The configuration a table of settings gives: a setting without a default is an optional key. */
+type ConfigOf<T> = Flatten<
+  { readonly [K in Exclude<keyof T, Optional<T>>]: T[K] extends Setting ? Value<T[K]> : ConfigOf<T[K]> } & { readonly [K in Optional<T>]?: Value<T[K]> }
+>;
 
-/** The validated, frozen configuration passed to every component. */
-export interface Config {
-  readonly kafka: { readonly brokers: readonly string[]; readonly clientId: string };
-  readonly elasticsearch: { readonly url: string; readonly apiKey?: string };
-  readonly topics: {
-    readonly policy: string;
-    readonly invocation: string;
-    readonly device: string;
-    readonly deadLetter: string;
-    readonly detections: string;
-    readonly partitions: number;
-  };
-  readonly consumerGroup: string;
-  readonly indices: { readonly prefix: string; readonly shards: number; readonly replicas: number };
-  readonly limits: { readonly maxMessageBytes: number; readonly maxJsonDepth: number };
-  readonly bulk: { readonly maxDocs: number; readonly maxBytes: number; readonly flushMs: number };
-  readonly redis: { readonly url: string; readonly prefix: string };
-  readonly detection: {
-    readonly enabled: boolean;
-    /** Rule files and folders; undefined means the built-in default pack. */
-    readonly rulesPaths?: readonly string[];
-    readonly watch: boolean;
-    readonly allowedLatenessMs: number;
-    /** How long an invocation may wait for its request's policy decisions (0: never). */
-    readonly correlationWaitMs: number;
-  };
-  readonly alerting: {
-    readonly group: string;
-    readonly notificationDeadLetterTopic: string;
-    /** A detection within this long of the alert's last one updates it instead of opening another. */
-    readonly suppressMs: number;
-    /** An alert with no detection for this long is resolved. */
-    readonly resolveAfterMs: number;
-    /** JSON list of destinations, validated by the notifier (see docs/alerting.md). */
-    readonly destinations: string;
-  };
-  readonly logLevel: Env['LOG_LEVEL'];
+/** The validated, frozen configuration passed to every component; its shape is {@link settings}'. */
+export type Config = ConfigOf<typeof settings>;
+
+function isSetting(value: unknown): value is Setting {
+  return typeof value === 'object' && value !== null && 'env' in value && 'schema' in value;
+}
+
+/** Every setting with its path in {@link Config}, in declaration order. */
+export function listSettings(table: object = settings, path: readonly string[] = []): { path: string; setting: Setting }[] {
+  return Object.entries(table).flatMap(([key, value]: [string, unknown]) =>
+    isSetting(value) ? [{ path: [...path, key].join('.'), setting: value }] : listSettings(value as object, [...path, key]),
+  );
 }
 
 function deepFreeze<T>(value: T): T {
@@ -106,46 +208,78 @@ function deepFreeze<T>(value: T): T {
  * @throws ConfigError listing every variable at fault, not just the first.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
-  const present = Object.fromEntries(
-    Object.keys(configSchema.shape)
-      .map((key) => [key, env[key]] as const)
-      .filter(([, value]) => value !== undefined && value !== ''),
-  );
-  const parsed = configSchema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+  const problems: string[] = [];
+  const build = (table: object): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(table) as [string, unknown][]) {
+      if (!isSetting(value)) {
+        out[key] = build(value as object);
+        continue;
+      }
+      const raw = env[value.env];
+      const parsed = value.schema.safeParse(raw === '' ? undefined : raw);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) problems.push(`${[value.env, ...issue.path].join('.')}: ${issue.message}`);
+      } else if (parsed.data !== undefined) {
+        out[key] = parsed.data;
+      }
+    }
+    return out;
+  };
+  const config = build(settings);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config as Config);
+}
+
+/** A setting's default as the environment would spell it (`''` when it has none). */
+export function defaultText(item: Setting): string {
+  const value: unknown = item.schema.parse(undefined);
+  if (value === undefined) return '';
+  if (Array.isArray(value)) return value.join(',');
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  return typeof value === 'number' || typeof value === 'string' ? String(value) : JSON.stringify(value);
+}
+
+const GENERATED = '<!-- generated from platform/config.ts by `npm run config:docs`; edit the settings there -->';
+
+/** The `.env.example` file: every variable with its default, each under its first sentence. */
+export function renderEnvExample(): string {
+  const lines = ['# Every variable Vigil reads, with its default. Blank means "use the default".', '# Generated from platform/config.ts (npm run config:docs); see docs/configuration.md.', ''];
+  let section = '';
+  for (const { path, setting: item } of listSettings()) {
+    const top = path.split('.')[0] ?? '';
+    if (top !== section && lines.at(-1) !== '') lines.push('');
+    section = top;
+    const sentence = firstSentence(item.doc.replace(/\s*\(see \[[^\]]*\]\([^)]*\)\)/g, ''));
+    lines.push(`# ${sentence.replace(/`/g, '')}`, `${item.env}=${defaultText(item)}`);
   }
-  const e = parsed.data;
-  return deepFreeze({
-    kafka: { brokers: e.KAFKA_BROKERS, clientId: e.KAFKA_CLIENT_ID },
-    elasticsearch: { url: e.ELASTICSEARCH_URL, ...(e.ELASTICSEARCH_API_KEY ? { apiKey: e.ELASTICSEARCH_API_KEY } : {}) },
-    topics: {
-      policy: e.VIGIL_TOPIC_POLICY,
-      invocation: e.VIGIL_TOPIC_INVOCATION,
-      device: e.VIGIL_TOPIC_DEVICE,
-      deadLetter: e.VIGIL_TOPIC_DEADLETTER,
-      detections: e.VIGIL_TOPIC_DETECTIONS,
-      partitions: e.VIGIL_TOPIC_PARTITIONS,
-    },
-    consumerGroup: e.VIGIL_CONSUMER_GROUP,
-    indices: { prefix: e.VIGIL_INDEX_PREFIX, shards: e.VIGIL_INDEX_SHARDS, replicas: e.VIGIL_INDEX_REPLICAS },
-    limits: { maxMessageBytes: e.VIGIL_MAX_MESSAGE_BYTES, maxJsonDepth: e.VIGIL_MAX_JSON_DEPTH },
-    bulk: { maxDocs: e.VIGIL_BULK_MAX_DOCS, maxBytes: e.VIGIL_BULK_MAX_BYTES, flushMs: e.VIGIL_BULK_FLUSH_MS },
-    redis: { url: e.REDIS_URL, prefix: e.VIGIL_REDIS_PREFIX },
-    detection: {
-      enabled: e.VIGIL_DETECTION === 'on',
-      ...(e.VIGIL_RULES_PATH && e.VIGIL_RULES_PATH.length > 0 ? { rulesPaths: e.VIGIL_RULES_PATH } : {}),
-      watch: e.VIGIL_RULES_WATCH === 'true',
-      allowedLatenessMs: e.VIGIL_ALLOWED_LATENESS_MS,
-      correlationWaitMs: e.VIGIL_CORRELATION_WAIT_MS,
-    },
-    alerting: {
-      group: e.VIGIL_ALERTER_GROUP,
-      notificationDeadLetterTopic: e.VIGIL_TOPIC_NOTIFICATION_DEADLETTER,
-      suppressMs: e.VIGIL_ALERT_SUPPRESS_MS,
-      resolveAfterMs: e.VIGIL_ALERT_RESOLVE_AFTER_MS,
-      destinations: e.VIGIL_ALERT_DESTINATIONS,
-    },
-    logLevel: e.LOG_LEVEL,
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The variables as a Markdown table: `full` (docs/configuration.md) has the allowed values and
+ * the whole text with its links; `short` (the README) has the first sentence, links resolved
+ * from the repository root.
+ */
+export function renderConfigTable(form: 'full' | 'short'): string {
+  const rows = listSettings().map(({ setting: item }) => {
+    const fallback = defaultText(item);
+    const shown = fallback === '' ? 'unset' : `\`${fallback}\``;
+    if (form === 'full') return `| \`${item.env}\` | ${shown} | ${item.allowed} | ${item.doc} |`;
+    return `| \`${item.env}\` | ${shown} | ${firstSentence(item.doc).replace(/\]\(([a-z-]+\.md)/g, '](docs/$1')} |`;
   });
+  const header = form === 'full' ? ['| variable | default | allowed | meaning |', '|---|---|---|---|'] : ['| variable | default | meaning |', '|---|---|---|'];
+  return [GENERATED, '', ...header, ...rows].join('\n');
+}
+
+function firstSentence(text: string): string {
+  return text.split(/(?<=\.)\s(?=[A-Z`])/)[0] ?? text;
+}
+
+/** Replaces the generated table between the marker and the next blank line after it. */
+export function replaceGeneratedTable(document: string, table: string): string {
+  const start = document.indexOf(GENERATED);
+  if (start < 0) throw new Error(`the marker ${GENERATED} is missing`);
+  const end = document.indexOf('\n\n', document.indexOf('|---|', start));
+  return `${document.slice(0, start)}${table}${end < 0 ? '\n' : document.slice(end)}`;
 }

@@ -1,5 +1,15 @@
-/** Shared plumbing: configuration, logging, errors and retries. Imports nothing of Vigil's. */
+/**
+ * Shared plumbing below every consumer: configuration, logging, errors and retries,
+ * instrumentation, the Kafka clients and partition runner, the Elasticsearch clients and bulk
+ * sink, and the Redis client. Imports only the contract (schemas/).
+ */
 export * from './errors';
 export * from './retry';
 export * from './config';
 export * from './logger';
+export * from './instrumentation';
+export * from './redis';
+export * from './kafka/clients';
+export * from './kafka/partition-runner';
+export * from './elasticsearch/clients';
+export * from './elasticsearch/bulk-indexer';

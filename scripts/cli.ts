@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createAlertingRuntime, createDetectionRuntime, createElasticsearch, createIngestPipeline, createKafka, createRedis } from '../ingest';
+import { createVigil } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, createLogger, loadConfig } from '../platform';
+import { ConfigError, loadConfig } from '../platform';
 import { runDemo } from './demo';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
@@ -41,30 +41,17 @@ function option(args: readonly string[], name: string): string | undefined {
 }
 
 async function run(): Promise<number> {
-  const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel });
-  const redis = createRedis(config);
-  const elasticsearch = createElasticsearch(config);
-  const kafka = createKafka(config, logger, `${config.kafka.clientId}-ingest`);
-  const detection = config.detection.enabled ? createDetectionRuntime(config, logger, { redis }) : undefined;
-  const pipeline = createIngestPipeline({
-    config,
-    kafka,
-    elasticsearch,
-    logger,
-    ...(detection ? { detection: detection.engine, correlator: detection.correlator } : {}),
-  });
-  const alerting = createAlertingRuntime({ config, kafka, redis, elasticsearch, logger });
-  await pipeline.start();
-  await alerting.start();
-  await new Promise<void>((done) => {
+  const vigil = createVigil(loadConfig());
+  const stopped = new Promise<void>((done) => {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
   });
-  await pipeline.stop();
-  await alerting.close();
-  await detection?.close();
-  await redis.quit();
+  try {
+    await vigil.start();
+    await stopped;
+  } finally {
+    await vigil.stop();
+  }
   return 0;
 }
 

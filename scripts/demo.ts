@@ -1,10 +1,11 @@
-import { createAlertingRuntime, createDetectionRuntime, createElasticsearch, createEmitter, createIngestPipeline, createKafka, createRedis, type Emitter } from '../ingest';
+import { createVigil } from '../app';
+import { createEmitter, type Emitter, type IngestPipeline } from '../ingest';
 import type { AlertChange } from '../schemas';
 import { startAlertReceiver, type Received } from './alert-receiver';
 import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';
 import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
-import { createLogger, loadConfig, sleep } from '../platform';
+import { createElasticsearch, createLogger, loadConfig, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
 
@@ -45,43 +46,45 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const runId = `demo-${Date.now().toString(36)}`;
-  const kafka = createKafka(config, logger, `${config.kafka.clientId}-demo`);
-  const elasticsearch = createElasticsearch(config);
-  const redis = createRedis(config);
-  const detection = config.detection.enabled ? createDetectionRuntime(config, logger, { redis }) : undefined;
   const detections: Detection[] = [];
-  const pipeline = createIngestPipeline({
-    config,
-    kafka,
-    elasticsearch,
-    logger,
-    ...(detection
-      ? { detection: detection.engine, correlator: detection.correlator, onDetections: (batch: readonly Detection[]) => detections.push(...batch) }
-      : {}),
-  });
   const changes: AlertChange[] = [];
-  const alerting = createAlertingRuntime({ config, kafka, redis, elasticsearch, logger, observe: (change) => changes.push(change), sweepEveryMs: 1000 });
+  // The demo's own Elasticsearch client: the summary reads it after Vigil has stopped.
+  const elasticsearch = createElasticsearch(config);
+  const vigil = createVigil(config, {
+    logger,
+    elasticsearch,
+    onDetections: (batch) => detections.push(...batch),
+    onAlertChange: (change) => changes.push(change),
+    sweepEveryMs: 1000,
+  });
+  const { kafka } = vigil;
+  const pipeline = vigil.pipeline as IngestPipeline;
+  const detecting = config.detection.enabled;
   const started = Date.now();
   console.log(`vigil demo ${runId}: starting the ingest pipeline (group ${config.consumerGroup})`);
-  await pipeline.start();
-  await alerting.start();
+  try {
+    await vigil.start();
+  } catch (error) {
+    await receiver.close();
+    throw error;
+  }
 
   const emitters: Emitter[] = SIMULATED_SOURCES.map((source) =>
     createEmitter({ kafka, topics: config.topics, source, logger, lingerMs: 20 }),
   );
   // History first (event time), so the DoS detectors learn their baselines as they happened.
   const historyEmitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger, lingerMs: 20, maxBuffer: 20_000 });
-  const history = detection ? emitDosHistory(historyEmitter, runId, Date.now()) : 0;
+  const history = detecting ? emitDosHistory(historyEmitter, runId, Date.now()) : 0;
   await historyEmitter.flush();
   if (history > 0) {
     console.log(`  replaying ${history} events of history (a 12-minute baseline and a 30-minute legitimate ramp)`);
     for (const deadline = Date.now() + 120_000; pipeline.stats().indexed + pipeline.stats().duplicates < history && Date.now() < deadline; ) await sleep(100);
   }
   const traffic = emitSimulatedTraffic(emitters, options.events, { labels: { run: runId }, seed: Date.now() % 100_000 });
-  const burst = detection ? emitDosBurst(historyEmitter, runId, Date.now()) : 0;
+  const burst = detecting ? emitDosBurst(historyEmitter, runId, Date.now()) : 0;
   await historyEmitter.flush();
   const attackEmitter = emitters[0] as Emitter;
-  const attacks = detection ? injectAttacks(attackEmitter, { runId, labels: { run: runId, attack: 'yes' } }) : [];
+  const attacks = detecting ? injectAttacks(attackEmitter, { runId, labels: { run: runId, attack: 'yes' } }) : [];
   const attackEvents = attacks.reduce((total, attack) => total + attack.events, 0);
 
   // A producer that is not the SDK sends what the SDK would have refused.
@@ -130,16 +133,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   if (tty) process.stdout.write('\n');
   const stats = pipeline.stats();
   // Let the alerter fold the detections in, then show a resolution after the quiet period.
-  if (detection) {
-    for (const deadline = Date.now() + 30_000; alerting.alerter.stats().detections < stats.detections && Date.now() < deadline; ) await sleep(100);
+  if (detecting) {
+    for (const deadline = Date.now() + 30_000; (vigil.alerter?.stats().detections ?? 0) < stats.detections && Date.now() < deadline; ) await sleep(100);
     await sleep(config.alerting.resolveAfterMs + 2500);
-    await alerting.notifier.drain();
+    await vigil.notifier?.drain();
   }
   await Promise.all([...emitters, historyEmitter].map((emitter) => emitter.close()));
-  await pipeline.stop();
-  await alerting.close();
-  await detection?.close();
-  await redis.quit();
+  await vigil.stop();
   await receiver.close();
 
   const pattern = indexNames(config.indices.prefix).eventPattern;
@@ -173,11 +173,11 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
                   kcat -b ${config.kafka.brokers[0] ?? '127.0.0.1:9092'} -C -t ${config.topics.deadLetter} -f '%h\\n' -e`);
   const dos = dosEndpoints(runId);
   const isDos = (detection: Detection): boolean => detection.key['invocation.resource.api'] === dos.burst.api;
-  const detectionReport = detection
+  const detectionReport = detecting
     ? reportDetections(attacks, detections.filter((item) => !isDos(item)))
     : { ok: true, text: '\n  detection is off (VIGIL_DETECTION=off)' };
   console.log(detectionReport.text);
-  const alertReport = detection ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos) : { ok: true, text: '' };
+  const alertReport = detecting ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos) : { ok: true, text: '' };
   console.log(alertReport.text);
   return consistent && detectionReport.ok && alertReport.ok ? 0 : 1;
 }

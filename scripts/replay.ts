@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { DetectionEngine, deleteKeysUnder, loadRuleSet, type DetectionInput } from '../detectors';
-import { DEFAULT_RULES_PATH, classifyMessage, createElasticsearch, createRedis, enrich, toDetectionInput } from '../ingest';
-import { createLogger, loadConfig } from '../platform';
+import { DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet } from '../detectors';
+import { Correlator, correlate, decode, enrich, openGeoipLite, type Decoded, type GeoLookup } from '../ingest';
+import { createElasticsearch, createLogger, createRedis, loadConfig, type Config } from '../platform';
 import { eventSchema, indexNames, type Detection, type EventDocument } from '../schemas';
 
 /** Options of {@link runReplay}. */
@@ -21,15 +21,19 @@ export interface ReplayOptions {
 
 const BATCH = 500;
 
-async function* fromFile(file: string, maxBytes: number, maxDepth: number): AsyncGenerator<DetectionInput | { line: number; problem: string }> {
+type Item = Pick<Decoded<unknown>, 'event' | 'enrichment'>;
+
+/** The file's lines through the pipeline's own decode stage: a line it refuses is reported, not fatal. */
+async function* fromFile(file: string, limits: Config['limits'], geoLookup: GeoLookup): AsyncGenerator<Item | { line: number; problem: string }> {
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   let line = 0;
   for await (const text of lines) {
     line++;
     if (text.trim() === '') continue;
-    const verdict = classifyMessage(Buffer.from(text), { maxMessageBytes: maxBytes, maxJsonDepth: maxDepth });
-    if (!verdict.ok) yield { line, problem: `${verdict.reasonCode}: ${verdict.message}` };
-    else yield toDetectionInput(verdict.event, enrich(verdict.event));
+    const { decoded, refused } = decode([{ value: Buffer.from(text) }], { limits, family: undefined, now: new Date(), geoLookup });
+    const [problem] = refused;
+    if (problem) yield { line, problem: `${problem.reasonCode}: ${problem.reason}` };
+    else if (decoded[0]) yield decoded[0];
   }
 }
 
@@ -62,26 +66,31 @@ export async function replayDetections(
   const redis = createRedis(config);
   const prefix = `replay-${randomBytes(6).toString('hex')}`;
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark', allowedLatenessMs: config.detection.allowedLatenessMs, logger });
+  // Correlation runs as in the pipeline, on the same throwaway prefix, with no wait: a replayed
+  // request's decisions are either in the input or never coming.
+  const correlator = new Correlator({ redis, prefix, waitMs: 0 });
+  const geoLookup = await openGeoipLite();
   const detections: Detection[] = [];
   let events = 0;
   let refused = 0;
   try {
-    let inputs: DetectionInput[] = [];
+    let items: Item[] = [];
     const flush = async (): Promise<void> => {
-      if (inputs.length === 0) return;
+      if (items.length === 0) return;
+      const { inputs } = await correlate(items, { correlator, detecting: true });
       detections.push(...(await engine.evaluateBatch(inputs)));
-      inputs = [];
+      items = [];
     };
     if (options.file) {
-      for await (const item of fromFile(options.file, config.limits.maxMessageBytes, config.limits.maxJsonDepth)) {
+      for await (const item of fromFile(options.file, config.limits, geoLookup)) {
         if ('problem' in item) {
           refused++;
           console.error(`${options.file}:${item.line}: skipped, ${item.problem}`);
           continue;
         }
         events++;
-        inputs.push(item);
-        if (inputs.length >= BATCH) await flush();
+        items.push(item);
+        if (items.length >= BATCH) await flush();
       }
     } else {
       const elasticsearch = createElasticsearch(config);
@@ -103,7 +112,7 @@ export async function replayDetections(
             continue;
           }
           events++;
-          inputs.push(toDetectionInput(parsed.data, enrich(parsed.data)));
+          items.push({ event: parsed.data, enrichment: enrich(parsed.data, geoLookup) });
         }
         await flush();
         if (hits.length < BATCH) break;

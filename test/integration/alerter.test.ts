@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { createAlerter, type Alerter } from '../../detectors';
-import { ensureTopics, installTemplates } from '../../ingest';
+import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
 

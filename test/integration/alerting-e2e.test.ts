@@ -1,8 +1,10 @@
 import { Redis } from 'ioredis';
-import { createAlertingRuntime, ensureTopics, installTemplates, type AlertingRuntime } from '../../ingest';
+import { ensureTopics, installTemplates } from '../../platform';
+import type { Notifier } from '../../detectors';
+import type { Vigil } from '../../app';
 import type { Detection } from '../../schemas';
 import { startAlertReceiver } from '../../scripts/alert-receiver';
-import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 
 const SECRET = 'e2e-webhook-secret-0123456789';
 
@@ -29,7 +31,7 @@ const detection = (n: number): Detection => ({
 describe('alerts reach on-call: alerter → notifier → a loopback receiver', () => {
   let stack: Stack;
   let redis: Redis;
-  let runtime: AlertingRuntime;
+  let vigil: Vigil;
   let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
 
   beforeAll(async () => {
@@ -46,12 +48,12 @@ describe('alerts reach on-call: alerter → notifier → a loopback receiver', (
     redis = new Redis(stack.config.redis.url);
     await ensureTopics(stack.kafka, stack.config);
     await installTemplates(stack.elasticsearch, stack.config);
-    runtime = createAlertingRuntime({ config: stack.config, kafka: stack.kafka, redis, elasticsearch: stack.elasticsearch, logger: testLogger, sweepEveryMs: 250 });
-    await runtime.start();
+    vigil = vigilOn(stack, { roles: ['alerting'], redis, sweepEveryMs: 250 });
+    await vigil.start();
   });
 
   afterAll(async () => {
-    await runtime.close();
+    await vigil.stop();
     const keys = await redis.keys(`${stack.config.redis.prefix}:*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
@@ -67,7 +69,7 @@ describe('alerts reach on-call: alerter → notifier → a loopback receiver', (
     await producer.disconnect();
 
     await waitFor('the resolution at both destinations', () => receiver.received.filter((item) => JSON.stringify(item.json).includes('resolve')).length >= 2, 30_000);
-    await runtime.notifier.drain();
+    await (vigil.notifier as Notifier).drain();
 
     const webhooks = receiver.received.filter((item) => item.path === '/webhook');
     expect(webhooks.map((item) => (item.json as { type: string }).type)).toEqual(['vigil.alert.opened', 'vigil.alert.resolved']);

@@ -1,8 +1,8 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createEmitter, createIngestPipeline, createElasticsearch } from '../../ingest';
+import { createEmitter, type IngestPipeline } from '../../ingest';
 import { loadConfig } from '../../platform';
-import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 
 /**
  * A loopback proxy in front of the real Elasticsearch that answers the first `rejectBulks`
@@ -53,13 +53,10 @@ describe('when Elasticsearch pushes back', () => {
 
   it('pauses the partition, retries with backoff, resumes by itself and loses nothing', async () => {
     const throughProxy = { ...stack.config, elasticsearch: { url: proxy.url } };
-    const pipeline = createIngestPipeline({
-      config: throughProxy,
-      kafka: stack.kafka,
-      elasticsearch: createElasticsearch(throughProxy),
-      logger: testLogger,
-    });
-    await pipeline.start();
+    // Vigil opens (and closes) its own Elasticsearch client, to the proxy.
+    const vigil = vigilOn(stack, { elasticsearch: undefined }, throughProxy);
+    const pipeline = vigil.pipeline as IngestPipeline;
+    await vigil.start();
     try {
       const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'pushback-test', kind: 'service' } });
       for (let n = 0; n < 200; n++) {
@@ -78,7 +75,7 @@ describe('when Elasticsearch pushes back', () => {
       expect(stats.indexed + stats.duplicates).toBeGreaterThanOrEqual(200);
       expect(stats.deadLettered).toBe(0);
     } finally {
-      await pipeline.stop();
+      await vigil.stop();
     }
   });
 });

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { Correlator, correlationDocument, createEmitter, createIngestPipeline, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { Correlator, correlationDocument, createEmitter, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import type { Vigil } from '../../app';
 import { sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';
-import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 
 /**
  * Correlation (ingest/correlation.ts) on the real Redis: the request view (policy decisions
@@ -249,26 +250,23 @@ describe('Correlator on the real Redis', () => {
 
 describe('correlation end to end: Kafka → pipeline with a correlator → Elasticsearch', () => {
   let stack: Stack;
+  let vigil: Vigil;
   let pipeline: IngestPipeline;
   let redis: Redis;
   let prefix: string;
 
   beforeAll(async () => {
-    stack = openStack(isolatedConfig());
+    // Invocations and their policy decisions travel on different topics: allow the bounded wait.
+    stack = openStack(isolatedConfig({ VIGIL_CORRELATION_WAIT_MS: '250' }));
     prefix = stack.config.redis.prefix;
     redis = new Redis(stack.config.redis.url);
-    pipeline = createIngestPipeline({
-      config: stack.config,
-      kafka: stack.kafka,
-      elasticsearch: stack.elasticsearch,
-      logger: testLogger,
-      correlator: new Correlator({ redis, prefix }),
-    });
-    await pipeline.start();
+    vigil = vigilOn(stack, { redis });
+    pipeline = vigil.pipeline as IngestPipeline;
+    await vigil.start();
   });
 
   afterAll(async () => {
-    await pipeline.stop();
+    await vigil.stop();
     await deleteKeys(redis, prefix);
     await redis.quit();
     await stack.cleanup();

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { createDetectionRuntime, createEmitter, createIngestPipeline, type DetectionRuntime, type IngestPipeline } from '../../ingest';
+import { createEmitter, type IngestPipeline } from '../../ingest';
+import type { Vigil } from '../../app';
 import { detectionIndexNames, detectionSchema } from '../../schemas';
-import { isolatedConfig, openStack, readTopic, testLogger, waitFor, type Stack } from './harness';
+import { isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from './harness';
 
 describe('detections end to end: Kafka → pipeline with rules → Elasticsearch and the detections topic', () => {
   let stack: Stack;
-  let runtime: DetectionRuntime;
+  let vigil: Vigil;
   let pipeline: IngestPipeline;
   let redis: Redis;
   const redisPrefix = `it-${randomBytes(4).toString('hex')}`;
@@ -15,14 +16,13 @@ describe('detections end to end: Kafka → pipeline with rules → Elasticsearch
   beforeAll(async () => {
     stack = openStack(isolatedConfig({ VIGIL_REDIS_PREFIX: redisPrefix, VIGIL_RULES_WATCH: 'false' }));
     redis = new Redis(stack.config.redis.url);
-    runtime = createDetectionRuntime(stack.config, testLogger, { redis });
-    pipeline = createIngestPipeline({ config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, logger: testLogger, detection: runtime.engine });
-    await pipeline.start();
+    vigil = vigilOn(stack, { redis });
+    pipeline = vigil.pipeline as IngestPipeline;
+    await vigil.start();
   });
 
   afterAll(async () => {
-    await pipeline.stop();
-    await runtime.close();
+    await vigil.stop();
     await deleteKeysUnder(redis, redisPrefix);
     await redis.quit();
     await stack.cleanup();

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { createElasticsearch, createKafka, deleteTopics, removeIndicesAndTemplates } from '../../ingest';
-import { createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
+import { createElasticsearch, createKafka, createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
+import { deleteTopics, removeIndicesAndTemplates } from '../support/cleanup';
 import { indexNames } from '../../schemas';
+import { createVigil, type Vigil, type VigilOverrides } from '../../app';
 
 /** A configuration whose topics, group and indices are new and unique to one test. */
 export function isolatedConfig(overrides: Record<string, string> = {}): Config {
@@ -50,6 +51,14 @@ export function openStack(config: Config): Stack {
       await deleteTopics(kafka, config);
     },
   };
+}
+
+/**
+ * Vigil as `vigil run` builds it (the one composition root), on the test's clients: only the
+ * ingest role unless asked, and only what it opened itself is closed by `stop()`.
+ */
+export function vigilOn(stack: Stack, overrides: VigilOverrides = {}, config: Config = stack.config): Vigil {
+  return createVigil(config, { roles: ['ingest'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, ...overrides });
 }
 
 /** Polls until `check` returns true, or fails with `what` after `timeoutMs`. */

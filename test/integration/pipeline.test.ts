@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { createEmitter, createIngestPipeline, fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
+import { createEmitter, fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
+import type { Vigil } from '../../app';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';
-import { countEvents, isolatedConfig, openStack, readTopic, testLogger, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from './harness';
 
 const validPolicy = (id: string): Record<string, unknown> => ({
   id,
@@ -17,16 +18,16 @@ const validPolicy = (id: string): Record<string, unknown> => ({
 
 describe('ingest pipeline against the real Kafka and Elasticsearch', () => {
   let stack: Stack;
-  let pipeline: IngestPipeline;
+  let vigil: Vigil;
 
   beforeAll(async () => {
     stack = openStack(isolatedConfig());
-    pipeline = createIngestPipeline({ config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, logger: testLogger });
-    await pipeline.start();
+    vigil = vigilOn(stack);
+    await vigil.start();
   });
 
   afterAll(async () => {
-    await pipeline.stop();
+    await vigil.stop();
     await stack.cleanup();
   });
 
@@ -122,15 +123,16 @@ describe('ingest pipeline against the real Kafka and Elasticsearch', () => {
     expect(before).toBeGreaterThan(600);
     // A second consumer group replays every topic from the beginning into the same indices.
     const replayConfig = { ...stack.config, consumerGroup: `${stack.config.consumerGroup}-replay` };
-    const replay = createIngestPipeline({ config: replayConfig, kafka: stack.kafka, elasticsearch: stack.elasticsearch, logger: testLogger });
-    await replay.start();
+    const second = vigilOn(stack, {}, replayConfig);
+    const replay = second.pipeline as IngestPipeline;
+    await second.start();
     try {
       await waitFor('the replay to reach every indexed event', () => replay.stats().duplicates >= before, 60_000);
       const stats = replay.stats();
       expect(stats.indexed).toBe(0);
       expect(stats.duplicates).toBe(before);
     } finally {
-      await replay.stop();
+      await second.stop();
     }
     expect(await countEvents(stack)).toBe(before);
   });

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { loadFixtures, loadRuleSet, runFixtureCase } from '../../detectors';
-import { DEFAULT_RULES_PATH } from '../../ingest';
+import { DEFAULT_RULES_PATH, loadFixtures, loadRuleSet, runFixtureCase } from '../../detectors';
 import { loadConfig } from '../../platform';
 
 /**

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { createDetectionRuntime, createEmitter, createIngestPipeline } from '../../ingest';
-import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+import { createEmitter, type IngestPipeline } from '../../ingest';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 
 /**
  * A loopback TCP proxy in front of the real Redis that can be taken down (every connection is
@@ -68,9 +68,10 @@ describe('when rule state (Redis) is unavailable', () => {
     // Events are indexed while the rules run, so an attempt that fails on Redis may already have
     // indexed them: the redone chunk must find them as duplicates, not lose or double them.
     const throughProxy = { ...stack.config, redis: { ...stack.config.redis, url: proxy.url } };
-    const runtime = createDetectionRuntime(throughProxy, testLogger);
-    const pipeline = createIngestPipeline({ config: throughProxy, kafka: stack.kafka, elasticsearch: stack.elasticsearch, logger: testLogger, detection: runtime.engine });
-    await pipeline.start();
+    // Vigil opens (and closes) its own Redis client, through the proxy.
+    const vigil = vigilOn(stack, {}, throughProxy);
+    const pipeline = vigil.pipeline as IngestPipeline;
+    await vigil.start();
     try {
       const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'outage-test', kind: 'gateway' } });
       const start = Date.now() - 120_000;
@@ -97,8 +98,7 @@ describe('when rule state (Redis) is unavailable', () => {
       expect(stats.deadLettered).toBe(0);
       expect(await countEvents(stack)).toBe(12);
     } finally {
-      await pipeline.stop();
-      await runtime.close();
+      await vigil.stop();
     }
   });
 });

@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { enrich, installTemplates, toEventDocument } from '../../ingest';
+import { enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../../ingest';
+import { installTemplates } from '../../platform';
 import { eventIndexName, eventSchema, indexNames } from '../../schemas';
 import { isolatedConfig, openStack, type Stack } from './harness';
 
 describe('event index templates on the real Elasticsearch', () => {
   let stack: Stack;
+  let geo: GeoLookup;
 
   beforeAll(async () => {
     stack = openStack(isolatedConfig());
+    geo = await openGeoipLite();
     await installTemplates(stack.elasticsearch, stack.config);
   });
 
@@ -29,7 +32,7 @@ describe('event index templates on the real Elasticsearch', () => {
   });
 
   it('maps a document to the declared core types, in the daily index of its event time', async () => {
-    const document = toEventDocument(event, enrich(event), { topic: 't', partition: 0, offset: '1' }, new Date());
+    const document = toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '1' }, new Date());
     const index = eventIndexName(stack.config.indices.prefix, 'device', event.time);
     expect(index).toBe(`${stack.config.indices.prefix}-events-device-2026.11.27`);
     await stack.elasticsearch.create({ index, id: event.id, document, refresh: true });
@@ -58,13 +61,13 @@ describe('event index templates on the real Elasticsearch', () => {
   });
 
   it('refuses a document with a field the contract does not declare', async () => {
-    const document = { ...toEventDocument(event, enrich(event), { topic: 't', partition: 0, offset: '2' }, new Date()), surprise: 1 };
+    const document = { ...toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '2' }, new Date()), surprise: 1 };
     const index = eventIndexName(stack.config.indices.prefix, 'device', event.time);
     await expect(stack.elasticsearch.create({ index, id: `${event.id}-strict`, document })).rejects.toThrow(/strict_dynamic_mapping_exception|dynamic/);
   });
 
   it('treats a second create of the same id as a conflict, which the pipeline counts as done', async () => {
-    const document = toEventDocument(event, enrich(event), { topic: 't', partition: 0, offset: '3' }, new Date());
+    const document = toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '3' }, new Date());
     const index = eventIndexName(stack.config.indices.prefix, 'device', event.time);
     await expect(stack.elasticsearch.create({ index, id: event.id, document })).rejects.toMatchObject({ statusCode: 409 });
   });

@@ -1,4 +1,6 @@
-import { ConfigError, VigilError, loadConfig, type Config } from '../../platform';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, type Config } from '../../platform';
 
 /** The ConfigError a load throws; fails the test when it throws anything else or nothing. */
 function configErrorOf(env: Record<string, string | undefined>): ConfigError {
@@ -166,5 +168,38 @@ describe('loadConfig', () => {
     const second = loadConfig({});
     expect(second).toStrictEqual(first);
     expect(second).not.toBe(first);
+  });
+});
+
+describe('the settings table is the only declaration', () => {
+  const root = join(__dirname, '..', '..');
+
+  it('.env.example lists every variable with its default (run npm run config:docs)', () => {
+    expect(readFileSync(join(root, '.env.example'), 'utf8')).toBe(renderEnvExample());
+  });
+
+  it.each([
+    ['docs/configuration.md', 'full'],
+    ['README.md', 'short'],
+  ] as const)('%s shows the generated table (run npm run config:docs)', (file, form) => {
+    expect(readFileSync(join(root, file), 'utf8')).toContain(renderConfigTable(form));
+  });
+
+  it('declares each variable once, and every variable is read into Config', () => {
+    const names = listSettings().map(({ setting }) => setting.env);
+    expect(new Set(names).size).toBe(names.length);
+    // Every variable set to a value different from its default changes the loaded Config.
+    const baseline = loadConfig({});
+    for (const { path, setting } of listSettings()) {
+      const value = path === 'detection.rulesPaths' ? 'x' : path === 'elasticsearch.apiKey' ? 'k' : undefined;
+      if (value === undefined) continue;
+      expect(loadConfig({ [setting.env]: value })).not.toStrictEqual(baseline);
+    }
+  });
+
+  it('switches all take on/off and true/false alike', () => {
+    expect(loadConfig({ VIGIL_DETECTION: 'false', VIGIL_RULES_WATCH: 'off' }).detection).toMatchObject({ enabled: false, watch: false });
+    expect(loadConfig({ VIGIL_DETECTION: 'true', VIGIL_RULES_WATCH: 'on' }).detection).toMatchObject({ enabled: true, watch: true });
+    expect(configErrorOf({ VIGIL_DETECTION: 'yes' }).issues).toEqual(['VIGIL_DETECTION: expected on or off']);
   });
 });

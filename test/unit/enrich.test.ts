@@ -1,4 +1,9 @@
-import { enrich, geoipLiteLookup, ipScope, type GeoLookup, type GeoResult } from '../../ingest';
+import { enrich, ipScope, openGeoipLite, type GeoLookup, type GeoResult } from '../../ingest';
+
+let geoipLiteLookup: GeoLookup;
+beforeAll(async () => {
+  geoipLiteLookup = await openGeoipLite();
+});
 import { eventSchema, familySchemas, type VigilEvent } from '../../schemas';
 import { deviceEvent, invocationEvent, policyEvent, withField } from './fixtures';
 
@@ -65,7 +70,7 @@ describe('ipScope', () => {
   });
 });
 
-describe('geoipLiteLookup (the bundled database)', () => {
+describe('openGeoipLite (the bundled database)', () => {
   it('locates 81.2.69.142 in Great Britain, with a place and an accuracy', () => {
     const found = geoipLiteLookup('81.2.69.142');
     expect(found?.geo.country_iso_code).toBe('GB');
@@ -99,7 +104,7 @@ describe('geoipLiteLookup (the bundled database)', () => {
 
 describe('enrich', () => {
   it('looks a public client IP up with the real database (81.2.69.142: GB)', () => {
-    const enrichment = enrich(policyFrom('81.2.69.142'));
+    const enrichment = enrich(policyFrom('81.2.69.142'), geoipLiteLookup);
     expect(enrichment).toMatchObject({ ip: '81.2.69.142', ipScope: 'public', geoSource: 'geoip' });
     expect(enrichment.geo?.country_iso_code).toBe('GB');
     expect(Number.isFinite(enrichment.geo?.location?.lat)).toBe(true);
@@ -169,7 +174,7 @@ describe('enrich', () => {
   });
 
   it('prefers the producer location even with the real database at hand', () => {
-    const enrichment = enrich(familySchemas.device.parse(deviceEvent()));
+    const enrichment = enrich(familySchemas.device.parse(deviceEvent()), geoipLiteLookup);
     expect(enrichment.geoSource).toBe('producer');
     expect(enrichment.geo?.country_iso_code).toBe('FR');
   });

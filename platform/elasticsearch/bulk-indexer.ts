@@ -1,5 +1,7 @@
 import { errors as esErrors, type Client } from '@elastic/elasticsearch';
-import { StoreRejectedError, StoreUnavailableError, retry, type Logger } from '../platform';
+import { StoreRejectedError, StoreUnavailableError } from '../errors';
+import type { Logger } from '../logger';
+import { retry } from '../retry';
 
 /** One document to create. */
 export interface BulkItem {
@@ -13,12 +15,12 @@ export type BulkItemResult = { status: 'created' } | { status: 'duplicate' } | {
 
 /** Options of {@link BulkIndexer}. */
 export interface BulkIndexerOptions {
-  /** Send when this many documents wait. @defaultValue 1000 */
-  maxDocs?: number;
-  /** Send when the waiting documents reach this many bytes of NDJSON. @defaultValue 2 MiB */
-  maxBytes?: number;
-  /** Send at most this long after the first waiting document arrived, however few wait. @defaultValue 500 */
-  flushMs?: number;
+  /** Send when this many documents wait (`VIGIL_BULK_MAX_DOCS`). */
+  maxDocs: number;
+  /** Send when the waiting documents reach this many bytes of NDJSON (`VIGIL_BULK_MAX_BYTES`). */
+  maxBytes: number;
+  /** Send at most this long after the first waiting document arrived, however few wait (`VIGIL_BULK_FLUSH_MS`). */
+  flushMs: number;
   /** Attempts after the first for documents Elasticsearch pushed back (429, 5xx). @defaultValue 3 */
   retries?: number;
   /** First backoff delay. @defaultValue 200 */
@@ -57,13 +59,13 @@ export class BulkIndexer {
 
   constructor(
     private readonly client: Client,
-    options: BulkIndexerOptions = {},
+    options: BulkIndexerOptions,
     private readonly logger?: Logger,
   ) {
     this.options = {
-      maxDocs: options.maxDocs ?? 1000,
-      maxBytes: options.maxBytes ?? 2 * 1024 * 1024,
-      flushMs: options.flushMs ?? 500,
+      maxDocs: options.maxDocs,
+      maxBytes: options.maxBytes,
+      flushMs: options.flushMs,
       retries: options.retries ?? 3,
       initialDelayMs: options.initialDelayMs ?? 200,
       maxDelayMs: options.maxDelayMs ?? 2000,

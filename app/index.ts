@@ -1,0 +1,246 @@
+/**
+ * The composition root: the one place that builds Vigil's runtime from its configuration.
+ * `vigil run`, the demo, the benchmarks and the integration tests all start Vigil through
+ * {@link createVigil}, so they run the same wiring (correlation included) and none has a copy.
+ */
+import type { Client } from '@elastic/elasticsearch';
+import type { Redis } from 'ioredis';
+import type { Kafka } from 'kafkajs';
+import {
+  DEFAULT_RULES_PATH,
+  DetectionEngine,
+  createAlerter,
+  createNotifier,
+  loadRuleSet,
+  parseDestinations,
+  watchRules,
+  type Alerter,
+  type Notifier,
+  type RuleSet,
+} from '../detectors';
+import { Correlator, createIngestPipeline, openGeoipLite, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
+import { Instrumentation, createElasticsearch, createLogger, createKafka, createProducer, createRedis, type Config, type Logger } from '../platform';
+import type { AlertChange, Detection } from '../schemas';
+
+/** What a Vigil process runs: the ingest pipeline (with the rules), the alerter, or both. */
+export type Role = 'ingest' | 'alerting';
+
+/** Parts a caller may supply instead of the ones built from configuration; a supplied part is never closed by Vigil. */
+export interface VigilOverrides {
+  /** @defaultValue both roles */
+  roles?: readonly Role[];
+  logger?: Logger;
+  kafka?: Kafka;
+  elasticsearch?: Client;
+  redis?: Redis;
+  /** @defaultValue geoip-lite's bundled database, opened at start */
+  geoLookup?: GeoLookup;
+  /** Shared by every component; subscribe to measure without patching. @defaultValue a new one */
+  instrumentation?: Instrumentation;
+  /** The pipeline's clock (event receipt time). @defaultValue () => new Date() */
+  clock?: () => Date;
+  /** Called with each chunk's detections once indexed and published. */
+  onDetections?: (detections: readonly Detection[]) => void;
+  /** Called with every alert change the notifier is handed. */
+  onAlertChange?: (change: AlertChange) => void;
+  /** How often the alerter looks for quiet alerts. @defaultValue resolve time / 4, at most 5 s */
+  sweepEveryMs?: number;
+  /** The notifier's HTTP client. @defaultValue the global fetch */
+  fetchImpl?: typeof fetch;
+}
+
+/** A built Vigil: its parts, and the lifecycle of all of them. */
+export interface Vigil {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly kafka: Kafka;
+  readonly elasticsearch: Client;
+  readonly redis: Redis;
+  readonly instrumentation: Instrumentation;
+  /** Present when the ingest role runs. */
+  readonly pipeline?: IngestPipeline;
+  /** Present when the ingest role runs with detection on. */
+  readonly engine?: DetectionEngine;
+  readonly correlator?: Correlator;
+  readonly ruleSet?: RuleSet;
+  /** Present when the alerting role runs. */
+  readonly alerter?: Alerter;
+  readonly notifier?: Notifier;
+  /** Starts every component in order; if one fails, stops those already started and rethrows. */
+  start(): Promise<void>;
+  /** Stops in reverse order, flushing what each holds, and closes the clients Vigil opened. Idempotent. */
+  stop(): Promise<void>;
+  stats(): { ingest?: IngestStats; alerter?: ReturnType<Alerter['stats']> };
+}
+
+/** A stack of things to undo, run last-in first-out; every step runs even when one fails. */
+class Closers {
+  private readonly steps: { name: string; close: () => Promise<unknown> }[] = [];
+
+  constructor(private readonly logger: Logger) {}
+
+  push(name: string, close: () => Promise<unknown>): void {
+    this.steps.push({ name, close });
+  }
+
+  async closeAll(): Promise<void> {
+    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
+      try {
+        await step.close();
+      } catch (error) {
+        this.logger.error({ err: error, part: step.name }, 'stopping a part failed; stopping the others');
+      }
+    }
+  }
+}
+
+/** How long stop() waits for notifications in flight before giving up on them. */
+const NOTIFIER_DRAIN_MS = 10_000;
+
+/**
+ * Builds Vigil from its configuration. Nothing connects here but Redis; the geo database is
+ * opened and everything else connects in {@link Vigil.start}. A bad rule set or a bad
+ * `VIGIL_ALERT_DESTINATIONS` throws here, before anything has started.
+ */
+export function createVigil(config: Config, overrides: VigilOverrides = {}): Vigil {
+  const roles = new Set<Role>(overrides.roles ?? ['ingest', 'alerting']);
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const instrumentation = overrides.instrumentation ?? new Instrumentation();
+  const kafka = overrides.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-${[...roles].join('-')}`);
+  const elasticsearch = overrides.elasticsearch ?? createElasticsearch(config);
+  // Resources are closed in reverse order of creation, on stop() and on a failed start().
+  const owned = new Closers(logger);
+  const started = new Closers(logger);
+
+  // Parsed before any connection, so a bad value stops the start with nothing to undo.
+  const destinations = roles.has('alerting') ? parseDestinations(config.alerting.destinations) : [];
+  const rulePaths = config.detection.rulesPaths ?? [DEFAULT_RULES_PATH];
+  const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths) : undefined;
+
+  const redis = overrides.redis ?? createRedis(config);
+  if (!overrides.redis) owned.push('redis', () => redis.quit());
+  if (!overrides.elasticsearch) owned.push('elasticsearch', () => elasticsearch.close());
+
+  let engine: DetectionEngine | undefined;
+  let correlator: Correlator | undefined;
+  if (ruleSet) {
+    const log = logger.child({ component: 'detectors' });
+    engine = new DetectionEngine({
+      redis,
+      rules: ruleSet,
+      keyPrefix: config.redis.prefix,
+      allowedLatenessMs: config.detection.allowedLatenessMs,
+      clock: 'wall',
+      logger: log,
+    });
+    correlator = new Correlator({ redis, prefix: config.redis.prefix, waitMs: config.detection.correlationWaitMs });
+  }
+
+  let pipeline: IngestPipeline | undefined;
+  let geoLookup: GeoLookup | undefined = overrides.geoLookup;
+  if (roles.has('ingest')) {
+    pipeline = createIngestPipeline({
+      config,
+      kafka,
+      elasticsearch,
+      logger,
+      // The database is opened at start; no chunk is handled before it is.
+      geoLookup: (ip) => geoLookup?.(ip),
+      instrumentation,
+      ...(overrides.clock ? { clock: overrides.clock } : {}),
+      ...(correlator ? { correlator } : {}),
+      ...(engine ? { detection: engine } : {}),
+      ...(overrides.onDetections ? { onDetections: overrides.onDetections } : {}),
+    });
+  }
+
+  let alerter: Alerter | undefined;
+  let notifier: Notifier | undefined;
+  const notificationProducer = roles.has('alerting') ? createProducer(kafka) : undefined;
+  if (notificationProducer) {
+    const built = createNotifier({
+      destinations,
+      producer: notificationProducer,
+      deadLetterTopic: config.alerting.notificationDeadLetterTopic,
+      logger,
+      ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
+    });
+    notifier = built;
+    alerter = createAlerter({
+      config,
+      kafka,
+      redis,
+      elasticsearch,
+      logger,
+      sink: {
+        notify(change) {
+          overrides.onAlertChange?.(change);
+          built.notify(change);
+        },
+      },
+      ...(overrides.sweepEveryMs ? { sweepEveryMs: overrides.sweepEveryMs } : {}),
+    });
+  }
+
+  let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+
+  async function startAll(): Promise<void> {
+    if (pipeline) {
+      geoLookup ??= await openGeoipLite();
+      if (engine && config.detection.watch) {
+        const watched = engine;
+        const stopWatching = watchRules(rulePaths, (next) => watched.setRules(next), logger.child({ component: 'detectors' }));
+        started.push('rule watcher', () => Promise.resolve(stopWatching()));
+      }
+      if (ruleSet) logger.info({ rules: ruleSet.rules.map((compiled) => compiled.rule.id), digest: ruleSet.digest }, 'detection rules loaded');
+      const running = pipeline;
+      await running.start();
+      started.push('ingest pipeline', () => running.stop());
+    }
+    if (alerter && notifier && notificationProducer) {
+      const { alerter: runningAlerter, notifier: runningNotifier } = { alerter, notifier };
+      await notificationProducer.connect();
+      started.push('notification producer', () => notificationProducer.disconnect());
+      started.push('notifier', () => Promise.race([runningNotifier.drain(), new Promise((done) => setTimeout(done, NOTIFIER_DRAIN_MS).unref())]));
+      await runningAlerter.start();
+      started.push('alerter', () => runningAlerter.stop());
+      logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');
+    }
+  }
+
+  return {
+    config,
+    logger,
+    kafka,
+    elasticsearch,
+    redis,
+    instrumentation,
+    ...(pipeline ? { pipeline } : {}),
+    ...(engine ? { engine } : {}),
+    ...(correlator ? { correlator } : {}),
+    ...(ruleSet ? { ruleSet } : {}),
+    ...(alerter ? { alerter } : {}),
+    ...(notifier ? { notifier } : {}),
+    async start() {
+      if (state !== 'new') throw new Error(`Vigil cannot start: it is ${state}`);
+      state = 'starting';
+      try {
+        await startAll();
+        state = 'running';
+      } catch (error) {
+        logger.error({ err: error }, 'start failed; stopping what had started');
+        await this.stop();
+        throw error;
+      }
+    },
+    async stop() {
+      if (state === 'stopped') return;
+      state = 'stopped';
+      await started.closeAll();
+      await owned.closeAll();
+    },
+    stats() {
+      return { ...(pipeline ? { ingest: pipeline.stats() } : {}), ...(alerter ? { alerter: alerter.stats() } : {}) };
+    },
+  };
+}

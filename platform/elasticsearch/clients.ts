@@ -1,0 +1,39 @@
+import { Client, type estypes } from '@elastic/elasticsearch';
+import { alertIndexNames, alertMappings, alertTemplate, detectionIndexNames, detectionMappings, detectionTemplate, eventMappings, eventTemplates, indexNames } from '../../schemas';
+import type { Config } from '../config';
+
+/** An Elasticsearch client for the configured node. */
+export function createElasticsearch(config: Config): Client {
+  return new Client({
+    node: config.elasticsearch.url,
+    ...(config.elasticsearch.apiKey ? { auth: { apiKey: config.elasticsearch.apiKey } } : {}),
+    requestTimeout: 30_000,
+    maxRetries: 0, // retries are the bulk indexer's business, with backoff and pause
+  });
+}
+
+/** Installs (or updates) the composable templates of the event indices. Idempotent. */
+export async function installTemplates(client: Client, config: Config): Promise<void> {
+  const { componentTemplate, indexTemplate } = eventTemplates(config.indices.prefix, config.indices);
+  // The template bodies live in schemas/, which imports nothing but zod: typed at this edge.
+  await client.cluster.putComponentTemplate({
+    name: componentTemplate.name,
+    ...componentTemplate.body,
+  } as estypes.ClusterPutComponentTemplateRequest);
+  await client.indices.putIndexTemplate({ name: indexTemplate.name, ...indexTemplate.body });
+  const detections = detectionTemplate(config.indices.prefix, config.indices);
+  await client.indices.putIndexTemplate({ name: detections.name, ...detections.body });
+  // Templates shape only indices created after them: today's index gets new fields added in
+  // place (adding fields is always allowed), so an upgrade doesn't refuse documents until midnight.
+  const alerts = alertTemplate(config.indices.prefix, config.indices);
+  await client.indices.putIndexTemplate({ name: alerts.name, ...alerts.body });
+  const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings) =>
+    ({ dynamic: mappings.dynamic, dynamic_templates: mappings.dynamic_templates, properties: mappings.properties }) as unknown as Omit<
+      estypes.IndicesPutMappingRequest,
+      'index'
+    >;
+  await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings) });
+  await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings) });
+  await client.indices.putMapping({ index: alertIndexNames(config.indices.prefix).index, allow_no_indices: true, ignore_unavailable: true, ...mappingOf(alertMappings) });
+}
+

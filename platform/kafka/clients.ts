@@ -1,0 +1,71 @@
+import { Kafka, Partitioners, logLevel as kafkaLogLevel, type LogEntry, type Producer } from 'kafkajs';
+import type { Family } from '../../schemas';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+
+/** The topic of each event family, from configuration. */
+export function topicOf(config: Config, family: Family): string {
+  return config.topics[family];
+}
+
+/** A kafkajs client whose log lines go through pino. */
+export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId): Kafka {
+  const log = logger.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId,
+    brokers: [...config.kafka.brokers],
+    logLevel: kafkaLogLevel.WARN,
+    retry: { initialRetryTime: 100, retries: 8 },
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...fields } = entry;
+        if (level <= kafkaLogLevel.ERROR) log.error(fields, message);
+        else if (level === kafkaLogLevel.WARN) log.warn(fields, message);
+        else log.debug(fields, message);
+      },
+  });
+}
+
+const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000;
+
+/** Every topic Vigil uses: the event families, dead letters, detections, notification dead letters. */
+export function vigilTopics(config: Config): string[] {
+  const { policy, invocation, device, deadLetter, detections } = config.topics;
+  return [policy, invocation, device, deadLetter, detections, config.alerting.notificationDeadLetterTopic];
+}
+
+/** Creates the event and dead-letter topics that don't exist yet; leaves existing ones alone. */
+export async function ensureTopics(kafka: Kafka, config: Config): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const wanted = vigilTopics(config);
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((topic) => !existing.has(topic));
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: config.topics.partitions,
+          replicationFactor: 1,
+          // Dead letters wait for a human: keep them for weeks, not the broker's default.
+          ...(topic === config.topics.deadLetter || topic === config.alerting.notificationDeadLetterTopic ? { configEntries: [{ name: 'retention.ms', value: String(DEAD_LETTER_RETENTION_MS) }] } : {}),
+        })),
+      });
+    }
+    return missing;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * A producer of Vigil's own topics (dead letters, detections, notification dead letters): no
+ * topic auto-creation, Kafka's default partitioner, and one request in flight so a retried send
+ * can't reorder a key's messages.
+ */
+export function createProducer(kafka: Kafka): Producer {
+  return kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+}

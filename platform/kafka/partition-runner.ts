@@ -1,0 +1,96 @@
+import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { errorMessage, isRetriable } from '../errors';
+import type { Logger } from '../logger';
+import { backoffDelay } from '../retry';
+import type { Instrumentation } from '../instrumentation';
+
+/** A slice of one partition's batch, handled and committed as a unit. */
+export interface Chunk {
+  topic: string;
+  partition: number;
+  messages: KafkaMessage[];
+}
+
+/** Options of {@link createPartitionRunner}. */
+export interface PartitionRunnerOptions {
+  /** Names the runner in logs and instrumentation (`ingest`, `alerter`). */
+  component: string;
+  /** The most messages handled (and committed) at once. */
+  chunkSize: number;
+  /**
+   * Handles one chunk. Resolving means everything in it is acknowledged downstream, so its
+   * offsets are committed; a retriable error pauses the partition and the chunk is fetched again;
+   * any other error is the consumer's to crash on.
+   */
+  handle(chunk: Chunk): Promise<void>;
+  /** Backoff of a paused partition, per partition: it grows while the partition keeps failing. */
+  backoff: { initialDelayMs: number; maxDelayMs: number };
+  logger: Logger;
+  instrumentation?: Instrumentation;
+}
+
+/** The `eachBatch` of a kafkajs consumer, and what it holds. */
+export interface PartitionRunner {
+  eachBatch(payload: EachBatchPayload): Promise<void>;
+  /** How many times a partition was paused. */
+  pauses(): number;
+  /** Clears the resume timers; call it before disconnecting the consumer. */
+  stop(): void;
+}
+
+/**
+ * The one loop both consumer groups run (kafkajs's documented pause/resume pattern): the batch is
+ * cut into chunks; each chunk is handled, its last offset resolved and committed, and the group
+ * heartbeated. When a downstream store pushes back (a retriable error), only that partition is
+ * paused, for a backoff that grows with that partition's consecutive failures, and resumed by a
+ * timer that {@link PartitionRunner.stop} clears. The unacknowledged messages are fetched again.
+ */
+export function createPartitionRunner(options: PartitionRunnerOptions): PartitionRunner {
+  const { component, logger, instrumentation } = options;
+  const attempts = new Map<string, number>();
+  const timers = new Set<NodeJS.Timeout>();
+  let pauses = 0;
+
+  async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { topic, partition, messages } = payload.batch;
+    const key = `${topic}:${partition}`;
+    for (let start = 0; start < messages.length; start += options.chunkSize) {
+      if (!payload.isRunning() || payload.isStale()) return;
+      const chunk = messages.slice(start, start + options.chunkSize);
+      const began = performance.now();
+      try {
+        await options.handle({ topic, partition, messages: chunk });
+      } catch (error) {
+        if (!isRetriable(error)) throw error;
+        const attempt = (attempts.get(key) ?? 0) + 1;
+        attempts.set(key, attempt);
+        const delayMs = backoffDelay(attempt, options.backoff);
+        pauses++;
+        logger.warn({ err: error, topic, partition, attempt, delayMs }, `store unavailable, pausing the partition: ${errorMessage(error)}`);
+        instrumentation?.emit('runner.pause', { component, topic, partition, attempt, delayMs, error });
+        const resume = payload.pause();
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          resume();
+        }, delayMs);
+        timers.add(timer);
+        return;
+      }
+      attempts.delete(key);
+      const last = chunk[chunk.length - 1];
+      if (last) payload.resolveOffset(last.offset);
+      await payload.commitOffsetsIfNecessary();
+      await payload.heartbeat();
+      instrumentation?.emit('runner.chunk', { component, topic, partition, messages: chunk.length, durationMs: performance.now() - began });
+    }
+  }
+
+  return {
+    eachBatch,
+    pauses: () => pauses,
+    stop() {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+    },
+  };
+}

@@ -21,7 +21,4 @@ export * from './rule-types/new-value';
 export * from './rule-types/geo-velocity';
 export * from './fixtures';
 export * from './rule-types/surge';
-export * from './alerting/alerter';
-export * from './alerting/destinations';
-export * from './alerting/signature';
-export * from './alerting/notifier';
+export * from './alerting';

@@ -1,5 +1,5 @@
-import { alertFromFields, groupKeyOf, toAlertDocument } from '../../detectors';
-import { SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
+import { SEVERITY_RANK, alertFromFields, groupKeyOf, isStale, joinWindowMs, severityOfRank, toAlertDocument } from '../../detectors';
+import { SEVERITIES, SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -94,6 +94,25 @@ describe('groupKeyOf', () => {
     const second = groupKeyOf({ key: {}, ruleId: 'json-threat-violation', id: 'det-0002' });
     const otherRule = groupKeyOf({ key: {}, ruleId: 'xml-threat-violation', id: 'det-0001' });
     expect(new Set([first, second, otherRule]).size).toBe(3);
+  });
+});
+
+describe('the grouping policy', () => {
+  it('ranks severities in the order of SEVERITIES, as the Lua scripts count them', () => {
+    expect(SEVERITY_RANK).toStrictEqual({ low: 0, medium: 1, high: 2, critical: 3 });
+    expect(SEVERITIES.map((severity) => severityOfRank(SEVERITY_RANK[severity]))).toStrictEqual([...SEVERITIES]);
+    expect([-1, 4, Number.NaN].map(severityOfRank)).toStrictEqual(['low', 'critical', 'low']);
+  });
+
+  it('keeps an open alert joinable until it can be resolved: a suppression window below the quiet period is raised to it', () => {
+    expect(joinWindowMs({ suppressMs: 600_000, resolveAfterMs: 900_000 })).toBe(900_000);
+    expect(joinWindowMs({ suppressMs: 1_200_000, resolveAfterMs: 900_000 })).toBe(1_200_000);
+  });
+
+  it('calls a detection stale when it is older than the quiet period', () => {
+    const now = Date.parse('2024-05-01T10:30:00.000Z');
+    expect(isStale('2024-05-01T10:14:59.999Z', now, { resolveAfterMs: 900_000 })).toBe(true);
+    expect(isStale('2024-05-01T10:15:00.000Z', now, { resolveAfterMs: 900_000 })).toBe(false);
   });
 });
 

@@ -14,7 +14,7 @@ import {
   alertTitleOf,
   defaultSweepEveryMs,
   groupKeyOf,
-  isStale,
+  isStaleDetection,
   joinWindowMs,
   resolvedReason,
 } from './grouping-policy';
@@ -96,7 +96,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
         parsed = undefined;
       }
       const result = detectionSchema.safeParse(parsed);
-      if (result.success && isStale(result.data.detectedAt, now(), timings)) stats.stale++;
+      if (result.success && isStaleDetection(result.data.detectedAt, now(), timings)) stats.stale++;
       else if (result.success) detections.push(result.data);
       else {
         // Our own topic: a bad message is a bug upstream, logged and skipped, never a jam.

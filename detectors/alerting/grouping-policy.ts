@@ -61,7 +61,7 @@ export function joinWindowMs(timings: AlertTimings): number {
  * alerter, it would open an alert only to resolve it at once (a backlog after an outage, or a new
  * alerter group reading from the beginning).
  */
-export function isStale(detectedAt: string, nowMs: number, timings: Pick<AlertTimings, 'resolveAfterMs'>): boolean {
+export function isStaleDetection(detectedAt: string, nowMs: number, timings: Pick<AlertTimings, 'resolveAfterMs'>): boolean {
   return Date.parse(detectedAt) < nowMs - timings.resolveAfterMs;
 }
 

@@ -1,4 +1,4 @@
-import { SEVERITY_RANK, alertFromFields, groupKeyOf, isStale, joinWindowMs, severityOfRank, toAlertDocument } from '../../detectors';
+import { SEVERITY_RANK, alertFromFields, groupKeyOf, isStaleDetection, joinWindowMs, severityOfRank, toAlertDocument } from '../../detectors';
 import { SEVERITIES, SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
 import { isRecord, mappingChecker } from '../support/mapping';
 
@@ -109,8 +109,8 @@ describe('the grouping policy', () => {
 
   it('calls a detection stale when it is older than the quiet period', () => {
     const now = Date.parse('2024-05-01T10:30:00.000Z');
-    expect(isStale('2024-05-01T10:14:59.999Z', now, { resolveAfterMs: 900_000 })).toBe(true);
-    expect(isStale('2024-05-01T10:15:00.000Z', now, { resolveAfterMs: 900_000 })).toBe(false);
+    expect(isStaleDetection('2024-05-01T10:14:59.999Z', now, { resolveAfterMs: 900_000 })).toBe(true);
+    expect(isStaleDetection('2024-05-01T10:15:00.000Z', now, { resolveAfterMs: 900_000 })).toBe(false);
   });
 });
 

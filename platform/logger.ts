@@ -31,6 +31,13 @@ export const REDACT_PATHS: readonly string[] = [
   '*.*.sessionId',
   'secret',
   '*.secret',
+  // PagerDuty's routing key: in a destination (`routingKey`) and in an Events API body
+  // (`routing_key`), e.g. a notifier dead letter logged as `{ deadLetter: { payload } }`.
+  'routingKey',
+  '*.routingKey',
+  'routing_key',
+  '*.routing_key',
+  '*.*.routing_key',
 ];
 
 /** Options of {@link createLogger}. */

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { ALERT_CHANGES, SEVERITIES, type AlertChange, type Severity } from '../../schemas';
+import { ALERT_CHANGES, SEVERITIES, type AlertChange } from '../../schemas';
 import { ValidationError } from '../../platform';
-
-const SEVERITY_RANK: Record<Severity, number> = { low: 0, medium: 1, high: 2, critical: 3 };
+import { SEVERITY_RANK } from './grouping-policy';
 
 /** The kinds of destination the notifier can deliver to. */
 export const DESTINATION_TYPES = ['webhook', 'slack', 'pagerduty'] as const;

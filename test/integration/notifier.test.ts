@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import type { Kafka, Producer } from 'kafkajs';
 import { createKafka, loadConfig } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
-import { parseDestinations, type Destination } from '../../detectors/alerting/destinations';
-import { createNotifier, formatSlack, type NotificationDeadLetter } from '../../detectors/alerting/notifier';
-import { verifySignature } from '../../detectors/alerting/signature';
+import { parseDestinations, type Destination } from '../../detectors';
+import { createNotifier, formatSlack, type NotificationDeadLetter } from '../../detectors';
+import { verifySignature } from '../../detectors';
 import { readTopic, testLogger } from './harness';
 
 const SECRET = 'integration-secret-0123456789abcdef';

@@ -1,9 +1,7 @@
-import { alertFromFields, groupKeyOf, toAlertDocument } from '../../detectors';
-import { SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
+import { SEVERITY_RANK, alertFromFields, groupKeyOf, isStaleDetection, joinWindowMs, severityOfRank, toAlertDocument } from '../../detectors';
+import { SEVERITIES, SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
+import { isRecord, mappingChecker } from '../support/mapping';
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 const FIRST = Date.parse('2024-05-01T10:30:00.250Z');
 const LAST = FIRST + 4 * 60_000;
@@ -94,6 +92,25 @@ describe('groupKeyOf', () => {
     const second = groupKeyOf({ key: {}, ruleId: 'json-threat-violation', id: 'det-0002' });
     const otherRule = groupKeyOf({ key: {}, ruleId: 'xml-threat-violation', id: 'det-0001' });
     expect(new Set([first, second, otherRule]).size).toBe(3);
+  });
+});
+
+describe('the grouping policy', () => {
+  it('ranks severities in the order of SEVERITIES, as the Lua scripts count them', () => {
+    expect(SEVERITY_RANK).toStrictEqual({ low: 0, medium: 1, high: 2, critical: 3 });
+    expect(SEVERITIES.map((severity) => severityOfRank(SEVERITY_RANK[severity]))).toStrictEqual([...SEVERITIES]);
+    expect([-1, 4, Number.NaN].map(severityOfRank)).toStrictEqual(['low', 'critical', 'low']);
+  });
+
+  it('keeps an open alert joinable until it can be resolved: a suppression window below the quiet period is raised to it', () => {
+    expect(joinWindowMs({ suppressMs: 600_000, resolveAfterMs: 900_000 })).toBe(900_000);
+    expect(joinWindowMs({ suppressMs: 1_200_000, resolveAfterMs: 900_000 })).toBe(1_200_000);
+  });
+
+  it('calls a detection stale when it is older than the quiet period', () => {
+    const now = Date.parse('2024-05-01T10:30:00.000Z');
+    expect(isStaleDetection('2024-05-01T10:14:59.999Z', now, { resolveAfterMs: 900_000 })).toBe(true);
+    expect(isStaleDetection('2024-05-01T10:15:00.000Z', now, { resolveAfterMs: 900_000 })).toBe(false);
   });
 });
 
@@ -232,89 +249,7 @@ describe('toAlertDocument: Kibana alert fields', () => {
 });
 
 describe('toAlertDocument: every field is in alertMappings', () => {
-  interface Template {
-    name: string;
-    pathMatch: RegExp;
-    matchMappingType?: string;
-    mapping: Record<string, unknown>;
-  }
-  const templates: Template[] = alertMappings.dynamic_templates.flatMap((entry) =>
-    Object.entries(entry).map(([name, body]: [string, Record<string, unknown>]) => {
-      const pattern = String(body.path_match).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-      const matchMappingType = body.match_mapping_type;
-      return {
-        name,
-        pathMatch: new RegExp(`^${pattern}$`),
-        ...(typeof matchMappingType === 'string' ? { matchMappingType } : {}),
-        mapping: body.mapping as Record<string, unknown>,
-      };
-    }),
-  );
-
-  const FITS: Record<string, (value: unknown) => boolean> = {
-    keyword: (value) => typeof value === 'string',
-    text: (value) => typeof value === 'string',
-    date: (value) => typeof value === 'string' && !Number.isNaN(Date.parse(value)),
-    long: (value) => Number.isInteger(value),
-    float: (value) => typeof value === 'number' && Number.isFinite(value),
-    boolean: (value) => typeof value === 'boolean',
-  };
-
-  /** A template that would map `path`, for a value of this JSON type ('string', 'object', ...). */
-  const templateFor = (path: string, jsonType: string, list: readonly Template[]): Template | undefined =>
-    list.find((template) => template.pathMatch.test(path) && (template.matchMappingType === undefined || ['*', jsonType].includes(template.matchMappingType)));
-
-  /**
-   * The problems of a document against a mapping, as Elasticsearch would meet them: dotted field
-   * names under a dynamic object become objects, and a dynamic template whose path matches an
-   * object (not only a leaf) maps that object (elastic/elasticsearch#32595).
-   */
-  function walk(value: unknown, mapping: Record<string, unknown>, path: string, seen: Set<string>, list: readonly Template[] = templates): string[] {
-    if (Array.isArray(value)) return value.flatMap((item) => walk(item, mapping, path, seen, list));
-    if (isRecord(mapping.properties)) {
-      if (!isRecord(value)) return [`${path}: expected an object, got ${JSON.stringify(value)}`];
-      const properties = mapping.properties;
-      return Object.entries(value).flatMap(([name, child]) => {
-        const childPath = path ? `${path}.${name}` : name;
-        const childMapping = properties[name];
-        if (!isRecord(childMapping)) return [`${childPath}: not in the mapping`];
-        return walk(child, childMapping, childPath, seen, list);
-      });
-    }
-    if (mapping.type === 'object') {
-      if (mapping.dynamic !== true) return [`${path}: an object without properties that is not dynamic`];
-      if (!isRecord(value)) return [`${path}: expected an object`];
-      return Object.entries(value).flatMap(([name, child]) => dynamic(child, `${path}.${name}`, path, seen, list));
-    }
-    seen.add(path);
-    const type = String(mapping.type);
-    const fits = FITS[type];
-    if (fits === undefined) return [`${path}: unknown mapping type ${type}`];
-    return fits(value) ? [] : [`${path}: ${JSON.stringify(value)} does not fit a ${type}`];
-  }
-
-  /** A field under a dynamic object: each dotted level is an object, the last one the value. */
-  function dynamic(value: unknown, path: string, parent: string, seen: Set<string>, list: readonly Template[]): string[] {
-    const levels = path.slice(parent.length + 1).split('.');
-    const problems: string[] = [];
-    for (let depth = 1; depth < levels.length; depth++) {
-      const objectPath = `${parent}.${levels.slice(0, depth).join('.')}`;
-      const captured = templateFor(objectPath, 'object', list);
-      if (captured && captured.mapping.type !== 'object') problems.push(`${objectPath}: an object, mapped as ${String(captured.mapping.type)} by ${captured.name}`);
-    }
-    if (typeof value !== 'string') return [...problems, `${path}: only text is expected under a dynamic object`];
-    const template = templateFor(path, 'string', list);
-    if (template === undefined) return [...problems, `${path}: no dynamic template maps it`];
-    return [...problems, ...walk(value, template.mapping, path, seen, list)];
-  }
-
-  /** Every leaf field the mapping declares. */
-  function leaves(mapping: Record<string, unknown>, path: string): string[] {
-    if (!isRecord(mapping.properties)) return mapping.type === 'object' ? [] : [path];
-    return Object.entries(mapping.properties).flatMap(([name, child]) => (isRecord(child) ? leaves(child, path ? `${path}.${name}` : name) : []));
-  }
-
-  const root = alertMappings as unknown as Record<string, unknown>;
+  const checker = mappingChecker(alertMappings);
 
   /** One alert of each shape the alerter writes. */
   const examples: Record<string, Alert> = {
@@ -328,13 +263,13 @@ describe('toAlertDocument: every field is in alertMappings', () => {
   it.each(Object.keys(examples))('maps every field of the %s alert, with a value of its type', (name) => {
     const example = examples[name];
     if (example === undefined) throw new Error(name);
-    expect(walk(toAlertDocument(example), root, '', new Set())).toStrictEqual([]);
+    expect(checker.problems(toAlertDocument(example))).toStrictEqual([]);
   });
 
   it('covers every mapped field with the examples (the walk is not vacuous, and no mapping is dead)', () => {
     const seen = new Set<string>();
-    for (const example of Object.values(examples)) walk(toAlertDocument(example), root, '', seen);
-    const declared = leaves(root, '');
+    for (const example of Object.values(examples)) checker.problems(toAlertDocument(example), seen);
+    const declared = checker.leaves();
     expect(declared.length).toBeGreaterThan(20);
     expect(declared.filter((path) => !seen.has(path))).toStrictEqual([]);
     expect([...seen]).toEqual(
@@ -346,20 +281,20 @@ describe('toAlertDocument: every field is in alertMappings', () => {
     const document = toAlertDocument(alert());
     const kibana = document.kibana as { alert: Record<string, unknown> };
     const wrong = { ...document, extra: 1, kibana: { alert: { ...kibana.alert, duration: { us: 1.5 }, start: 'yesterday', flapping: false } } };
-    expect(walk(wrong, root, '', new Set())).toStrictEqual([
+    expect(checker.problems(wrong)).toStrictEqual([
       'kibana.alert.start: "yesterday" does not fit a date',
       'kibana.alert.duration.us: 1.5 does not fit a long',
       'kibana.alert.flapping: not in the mapping',
       'extra: not in the mapping',
     ]);
-    expect(walk({ vigil: { alert: { key: { 'actor.userId': 17 } } } }, root, '', new Set())).toStrictEqual([
+    expect(checker.problems({ vigil: { alert: { key: { 'actor.userId': 17 } } } })).toStrictEqual([
       'vigil.alert.key.actor.userId: only text is expected under a dynamic object',
     ]);
   });
 
   it('would catch a key template that also captures the objects of dotted key fields', () => {
-    const loose = templates.map(({ matchMappingType: _matchMappingType, ...template }) => template);
-    expect(walk(toAlertDocument(alert()), root, '', new Set(), loose)).toStrictEqual([
+    const loose = checker.templates.map(({ matchMappingType: _matchMappingType, ...template }) => template);
+    expect(checker.problems(toAlertDocument(alert()), new Set(), loose)).toStrictEqual([
       'vigil.alert.key.invocation: an object, mapped as keyword by key_as_keywords',
       'vigil.alert.key.invocation.resource: an object, mapped as keyword by key_as_keywords',
       'vigil.alert.key.invocation: an object, mapped as keyword by key_as_keywords',

@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { ValidationError, createLogger } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
-import { destinationSchema, parseDestinations, routesFor, type Destination, type DestinationInput } from '../../detectors/alerting/destinations';
-import { signPayload, verifySignature } from '../../detectors/alerting/signature';
-import { createNotifier, formatPagerDuty, formatSlack, formatWebhook, type NotifierOptions } from '../../detectors/alerting/notifier';
+import { destinationSchema, parseDestinations, routesFor, type Destination, type DestinationInput } from '../../detectors';
+import { signPayload, verifySignature } from '../../detectors';
+import { createNotifier, formatPagerDuty, formatSlack, formatWebhook, type NotifierOptions } from '../../detectors';
 
 const SECRET = 'a-webhook-secret-of-32-characters';
 
@@ -395,6 +395,18 @@ describe('createNotifier (scripted fetch, no network)', () => {
       payload: { routing_key: '[redacted]', event_action: 'trigger', dedup_key: 'al-7f3a' },
     });
     expect(lines.join()).not.toContain('rk-very-secret');
+  });
+
+  it('logs each retry with the error as `err` (type and stack kept), and names its component once', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const { fetchImpl } = scriptedFetch((_url, count) => new Response('busy', { status: count === 1 ? 503 : 200 }));
+    const notifier = createNotifier(base(fetchImpl, [destination({ type: 'slack' })], { logger }));
+    notifier.notify(change('opened'));
+    await notifier.drain();
+    const line = lines.find((entry) => entry.includes('retrying')) ?? '{}';
+    expect(JSON.parse(line)).toMatchObject({ component: 'notifier', retry: 1, err: { type: 'NotificationError', message: 'HTTP 503: busy', code: 'notification_rejected', stack: expect.any(String) as unknown } });
+    expect(line.match(/"component"/g)).toHaveLength(1);
   });
 
   it('retries network errors and timeouts, then gives up after `retries`', async () => {

@@ -1,10 +1,7 @@
-import { isIP } from 'node:net';
 import { toDetectionDocument } from '../../detectors';
 import { SEVERITY_SCORE, detectionMappings, detectionSchema, type Detection } from '../../schemas';
+import { isRecord, mappingChecker } from '../support/mapping';
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 const location = (side: 'from' | 'to'): NonNullable<Detection['geo']>['from'] =>
   side === 'from'
@@ -176,102 +173,18 @@ describe('toDetectionDocument: ECS fields', () => {
 });
 
 describe('toDetectionDocument: every field is in detectionMappings', () => {
-  interface Template {
-    name: string;
-    pathMatch: RegExp;
-    matchMappingType?: string;
-    mapping: Record<string, unknown>;
-  }
-  const templates: Template[] = detectionMappings.dynamic_templates.flatMap((entry) =>
-    Object.entries(entry).map(([name, body]: [string, Record<string, unknown>]) => {
-      const pattern = String(body.path_match).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-      const matchMappingType = body.match_mapping_type;
-      return {
-        name,
-        pathMatch: new RegExp(`^${pattern}$`),
-        ...(typeof matchMappingType === 'string' ? { matchMappingType } : {}),
-        mapping: body.mapping as Record<string, unknown>,
-      };
-    }),
-  );
-
-  const FITS: Record<string, (value: unknown) => boolean> = {
-    keyword: (value) => typeof value === 'string',
-    text: (value) => typeof value === 'string',
-    date: (value) => typeof value === 'string' && !Number.isNaN(Date.parse(value)),
-    long: (value) => Number.isInteger(value),
-    float: (value) => typeof value === 'number' && Number.isFinite(value),
-    boolean: (value) => typeof value === 'boolean',
-    ip: (value) => typeof value === 'string' && isIP(value) !== 0,
-    geo_point: (value) => isRecord(value) && typeof value.lat === 'number' && typeof value.lon === 'number' && Object.keys(value).length === 2,
-  };
-
-  /** A template that would map `path`, for a value of this JSON type ('string', 'object', ...). */
-  const templateFor = (path: string, jsonType: string, list: readonly Template[]): Template | undefined =>
-    list.find((template) => template.pathMatch.test(path) && (template.matchMappingType === undefined || ['*', jsonType].includes(template.matchMappingType)));
-
-  /**
-   * The problems of a document against a mapping, as Elasticsearch would meet them: dotted field
-   * names under a dynamic object become objects, and a dynamic template whose path matches an
-   * object (not only a leaf) maps that object (elastic/elasticsearch#32595).
-   */
-  function walk(value: unknown, mapping: Record<string, unknown>, path: string, seen: Set<string>, list: readonly Template[] = templates): string[] {
-    if (Array.isArray(value)) return value.flatMap((item) => walk(item, mapping, path, seen, list));
-    if (isRecord(mapping.properties)) {
-      if (!isRecord(value)) return [`${path}: expected an object, got ${JSON.stringify(value)}`];
-      const properties = mapping.properties;
-      return Object.entries(value).flatMap(([name, child]) => {
-        const childPath = path ? `${path}.${name}` : name;
-        const childMapping = properties[name];
-        if (!isRecord(childMapping)) return [`${childPath}: not in the mapping`];
-        return walk(child, childMapping, childPath, seen, list);
-      });
-    }
-    if (mapping.type === 'object') {
-      if (mapping.dynamic !== true) return [`${path}: an object without properties that is not dynamic`];
-      if (!isRecord(value)) return [`${path}: expected an object`];
-      return Object.entries(value).flatMap(([name, child]) => dynamic(child, `${path}.${name}`, path, seen, list));
-    }
-    seen.add(path);
-    const type = String(mapping.type);
-    const fits = FITS[type];
-    if (fits === undefined) return [`${path}: unknown mapping type ${type}`];
-    return fits(value) ? [] : [`${path}: ${JSON.stringify(value)} does not fit a ${type}`];
-  }
-
-  /** A field under a dynamic object: each dotted level is an object, the last one the value. */
-  function dynamic(value: unknown, path: string, parent: string, seen: Set<string>, list: readonly Template[]): string[] {
-    const levels = path.slice(parent.length + 1).split('.');
-    const problems: string[] = [];
-    for (let depth = 1; depth < levels.length; depth++) {
-      const objectPath = `${parent}.${levels.slice(0, depth).join('.')}`;
-      const captured = templateFor(objectPath, 'object', list);
-      if (captured && captured.mapping.type !== 'object') problems.push(`${objectPath}: an object, mapped as ${String(captured.mapping.type)} by ${captured.name}`);
-    }
-    if (typeof value !== 'string') return [...problems, `${path}: only text is expected under a dynamic object`];
-    const template = templateFor(path, 'string', list);
-    if (template === undefined) return [...problems, `${path}: no dynamic template maps it`];
-    return [...problems, ...walk(value, template.mapping, path, seen, list)];
-  }
-
-  /** Every leaf field the mapping declares. */
-  function leaves(mapping: Record<string, unknown>, path: string): string[] {
-    if (!isRecord(mapping.properties)) return mapping.type === 'object' ? [] : [path];
-    return Object.entries(mapping.properties).flatMap(([name, child]) => (isRecord(child) ? leaves(child, path ? `${path}.${name}` : name) : []));
-  }
-
-  const root = detectionMappings as unknown as Record<string, unknown>;
+  const checker = mappingChecker(detectionMappings);
 
   it.each(Object.keys(examples))('maps every field of a %s detection, with a value of its type', (name) => {
     const example = examples[name];
     if (example === undefined) throw new Error(name);
-    expect(walk(toDetectionDocument(example), root, '', new Set())).toStrictEqual([]);
+    expect(checker.problems(toDetectionDocument(example))).toStrictEqual([]);
   });
 
   it('covers every mapped field with the examples (the walk is not vacuous, and no mapping is dead)', () => {
     const seen = new Set<string>();
-    for (const example of Object.values(examples)) walk(toDetectionDocument(example), root, '', seen);
-    const declared = leaves(root, '');
+    for (const example of Object.values(examples)) checker.problems(toDetectionDocument(example), seen);
+    const declared = checker.leaves();
     expect(declared.length).toBeGreaterThan(30);
     expect(declared.filter((path) => !seen.has(path))).toStrictEqual([]);
     expect([...seen]).toEqual(expect.arrayContaining(['vigil.detection.key.actor.userId', 'vigil.detection.key.client.ip', 'threat.technique.id', 'related.ip']));
@@ -279,13 +192,13 @@ describe('toDetectionDocument: every field is in detectionMappings', () => {
 
   it('finds a field that is not mapped, and a value of the wrong type (the walk can fail)', () => {
     const document = { ...toDetectionDocument(examples.threshold ?? detection()), extra: 1, event: { kind: 'alert', severity: 'high' } };
-    expect(walk(document, root, '', new Set())).toStrictEqual(['event.severity: "high" does not fit a long', 'extra: not in the mapping']);
-    expect(walk({ related: { ip: ['not-an-ip'] } }, root, '', new Set())).toStrictEqual(['related.ip: "not-an-ip" does not fit a ip']);
+    expect(checker.problems(document)).toStrictEqual(['event.severity: "high" does not fit a long', 'extra: not in the mapping']);
+    expect(checker.problems({ related: { ip: ['not-an-ip'] } })).toStrictEqual(['related.ip: "not-an-ip" does not fit a ip']);
   });
 
   it('would catch a key template that also captures the objects of dotted key fields', () => {
-    const loose = templates.map(({ matchMappingType: _matchMappingType, ...template }) => template);
-    expect(walk(toDetectionDocument(examples.threshold ?? detection()), root, '', new Set(), loose)).toStrictEqual([
+    const loose = checker.templates.map(({ matchMappingType: _matchMappingType, ...template }) => template);
+    expect(checker.problems(toDetectionDocument(examples.threshold ?? detection()), new Set(), loose)).toStrictEqual([
       'vigil.detection.key.actor: an object, mapped as keyword by key_as_keywords',
     ]);
   });

@@ -82,6 +82,13 @@ describe('createLogger redaction', () => {
     expect(records()[0]).toMatchObject({ component: 'ingest', token: '[redacted]', secret: '[redacted]' });
   });
 
+  it('redacts a PagerDuty routing key in a destination and in an Events API body, e.g. a notifier dead letter', () => {
+    const { logger, lines, records } = collectingLogger();
+    logger.error({ destination: { name: 'pager', routingKey: 'rk-destination' }, deadLetter: { payload: { routing_key: 'rk-body', event_action: 'trigger' } } }, 'dead letter');
+    expect(lines.join('')).not.toMatch(/rk-destination|rk-body/);
+    expect(records()[0]).toMatchObject({ destination: { routingKey: '[redacted]' }, deadLetter: { payload: { routing_key: '[redacted]', event_action: 'trigger' } } });
+  });
+
   it('leaves ordinary fields alone and adds the service name', () => {
     const { logger, records } = collectingLogger();
     logger.info({ eventId: 'evt-1', topic: 'vigil.events.policy', count: 3 }, 'plain');

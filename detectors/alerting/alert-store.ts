@@ -1,0 +1,178 @@
+/**
+ * Alert state in Redis: the keys, the `alertUpsert` and `alertResolve` calls, and the decoding of
+ * their replies. Every Redis call of the alerter goes through {@link roundTrip}, so the shared
+ * round-trip helper of `detectors/state/` can take its place in one spot.
+ */
+import type { ChainableCommander, Redis } from 'ioredis';
+import { StoreUnavailableError, errorMessage } from '../../platform';
+import type { Alert } from '../../schemas';
+import { defineScripts, queueScript } from '../redis-scripts';
+import { severityOfRank } from './grouping-policy';
+
+/**
+ * The alert keys under a prefix. They share the `{alerts}` hash tag: alerts are few, and one slot
+ * keeps the open-alerts index and every alert together, so the scripts stay cluster-safe.
+ */
+export function alertKeys(prefix: string): { open: string; alert(group: string): string } {
+  return { open: `${prefix}:{alerts}:open`, alert: (group) => `${prefix}:{alerts}:alert:${group}` };
+}
+
+type Replies = [Error | null, unknown][];
+
+/**
+ * One Redis round trip: queues commands on a pipeline and sends them. A failure of the whole
+ * trip (connection lost, timeout) is a {@link StoreUnavailableError}; a failed command is left in
+ * its reply, for the caller to judge.
+ */
+async function roundTrip(redis: Redis, queue: (pipeline: ChainableCommander) => void): Promise<Replies> {
+  const pipeline = redis.pipeline();
+  queue(pipeline);
+  try {
+    return (await pipeline.exec()) ?? [];
+  } catch (error) {
+    throw new StoreUnavailableError('redis', `alert state unavailable: ${errorMessage(error)}`, error);
+  }
+}
+
+function list(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
+}
+
+/** An alert from the hash fields the Lua scripts return (HGETALL as a flat JSON array). */
+export function alertFromFields(json: string, reason: string): Alert {
+  const flat = JSON.parse(json) as string[];
+  const fields = new Map<string, string>();
+  for (let index = 0; index + 1 < flat.length; index += 2) fields.set(String(flat[index]), String(flat[index + 1]));
+  const get = (name: string): string => fields.get(name) ?? '';
+  const parse = (name: string): unknown => {
+    try {
+      return JSON.parse(get(name) || 'null');
+    } catch {
+      return null;
+    }
+  };
+  const key = parse('key');
+  const resolved = fields.get('resolved');
+  return {
+    id: get('id'),
+    status: get('status') === 'resolved' ? 'resolved' : 'open',
+    severity: severityOfRank(Number(get('rank'))),
+    groupKey: get('group'),
+    key: typeof key === 'object' && key !== null && !Array.isArray(key) ? (key as Record<string, string>) : {},
+    title: get('title'),
+    reason,
+    rules: list(parse('rules')),
+    ruleNames: list(parse('names')),
+    tags: list(parse('tags')),
+    count: Number(get('count')),
+    suppressed: Number(get('suppressed')),
+    firstSeen: new Date(Number(get('first'))).toISOString(),
+    lastSeen: new Date(Number(get('last'))).toISOString(),
+    ...(resolved ? { resolvedAt: new Date(Number(resolved)).toISOString() } : {}),
+    detections: list(parse('detections')),
+    revision: Number(get('revision')),
+  };
+}
+
+/** One detection to fold into its group's alert (the arguments of `alertUpsert-2.lua`). */
+export interface AlertUpsert {
+  detectionId: string;
+  group: string;
+  /** The id and title the alert gets if this detection opens it. */
+  newId: string;
+  title: string;
+  ruleId: string;
+  ruleName: string;
+  severityRank: number;
+  tags: readonly string[];
+  key: Record<string, string>;
+  /** The reason the returned alert carries (the detection's). */
+  reason: string;
+}
+
+/** What `alertUpsert` did with one detection. */
+export type AlertUpsertKind = 'opened' | 'escalated' | 'updated' | 'duplicate';
+
+/** The reply for one detection: the alert after it, and the alert it replaced (now resolved), if any; or the error of that call. */
+export type AlertUpsertReply = { ok: true; kind: AlertUpsertKind; alert: Alert; replaced?: Alert } | { ok: false; error: StoreUnavailableError };
+
+/** Options of {@link createAlertStore}. */
+export interface AlertStoreOptions {
+  redis: Redis;
+  /** `config.redis.prefix`. */
+  prefix: string;
+  /** TTL of the alert keys. */
+  ttlMs: number;
+  /** Detection ids kept per alert. */
+  maxDetections: number;
+  /** The reason a resolved alert carries. */
+  resolvedReason: string;
+}
+
+/** Alert state in Redis. */
+export interface AlertStore {
+  /**
+   * Folds detections into their groups' alerts in one round trip: a detection within `windowMs`
+   * of its open alert's last one joins it, otherwise it opens a new alert. One reply per item, in order.
+   */
+  upsert(items: readonly AlertUpsert[], nowMs: number, windowMs: number): Promise<AlertUpsertReply[]>;
+  /** Resolves the open alerts quiet for at least `quietMs`, and returns them. */
+  resolveQuiet(nowMs: number, quietMs: number): Promise<Alert[]>;
+}
+
+/** Creates the alert store; registers the Lua scripts on the client. */
+export function createAlertStore(options: AlertStoreOptions): AlertStore {
+  const { redis, ttlMs, maxDetections, resolvedReason } = options;
+  const keys = alertKeys(options.prefix);
+  defineScripts(redis);
+
+  return {
+    async upsert(items, nowMs, windowMs) {
+      if (items.length === 0) return [];
+      const replies = await roundTrip(redis, (pipeline) => {
+        for (const item of items) {
+          queueScript(pipeline, 'alertUpsert', [keys.alert(item.group), keys.open], [
+            item.detectionId,
+            nowMs,
+            windowMs,
+            item.newId,
+            item.ruleId,
+            item.ruleName,
+            item.severityRank,
+            JSON.stringify(item.tags),
+            item.title,
+            JSON.stringify(item.key),
+            item.group,
+            ttlMs,
+            maxDetections,
+          ]);
+        }
+      });
+      return items.map((item, position): AlertUpsertReply => {
+        const [error, reply] = replies[position] ?? [new Error('no reply'), null];
+        if (error) return { ok: false, error: new StoreUnavailableError('redis', `alert state: ${error.message}`, error) };
+        const [kind, fields, replaced] = reply as [AlertUpsertKind, string, string | null];
+        return {
+          ok: true,
+          kind,
+          alert: alertFromFields(fields, item.reason),
+          ...(typeof replaced === 'string' ? { replaced: alertFromFields(replaced, resolvedReason) } : {}),
+        };
+      });
+    },
+
+    async resolveQuiet(nowMs, quietMs) {
+      const [[listError, quiet] = [new Error('no reply'), null]] = await roundTrip(redis, (pipeline) => {
+        pipeline.zrangebyscore(keys.open, '-inf', nowMs - quietMs);
+      });
+      if (listError) throw new StoreUnavailableError('redis', `alert state: ${listError.message}`, listError);
+      const groups = quiet as string[];
+      if (groups.length === 0) return [];
+      const replies = await roundTrip(redis, (pipeline) => {
+        for (const group of groups) queueScript(pipeline, 'alertResolve', [keys.alert(group), keys.open], [nowMs, quietMs, group, ttlMs]);
+      });
+      // A group another instance resolved first, or that got a detection meanwhile, replies false.
+      return replies.flatMap(([error, reply]) => (error || typeof reply !== 'string' ? [] : [alertFromFields(reply, resolvedReason)]));
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { errorMessage } from '../../../platform';
+import type { Destination } from '../destinations';
+import { NotificationError } from './notification-error';
+import type { NotificationRequest } from './request';
+import { clip } from './text';
+
+const SNIPPET_MAX = 300;
+
+/** Reads at most a few hundred bytes of a response for the error message, and releases the connection. */
+async function readSnippet(response: Response): Promise<string> {
+  if (response.body === null) return '';
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < SNIPPET_MAX) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // A body cut off or timed out: the status says enough.
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return clip(Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim(), SNIPPET_MAX);
+}
+
+/** `Retry-After` in ms (seconds or an HTTP date), or undefined. */
+function retryAfterMs(header: string | null, nowMs: number): number | undefined {
+  if (header === null) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/**
+ * One POST of a request to a destination. Resolves on 2xx; otherwise throws a
+ * {@link NotificationError}: retriable for a network error, a timeout (`timeoutMs` of the
+ * destination), 429 or 5xx, final for any other answer (3xx included: redirects are not followed,
+ * so a destination can't bounce a notification to another host).
+ */
+export async function postOnce(fetchImpl: typeof fetch, destination: Destination, request: NotificationRequest, nowMs: () => number): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetchImpl(destination.url, {
+      method: 'POST',
+      headers: request.headers,
+      body: request.body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(destination.timeoutMs),
+    });
+  } catch (error) {
+    if (error instanceof Error && error.name === 'TimeoutError') {
+      throw new NotificationError(`no answer within ${destination.timeoutMs} ms`, { code: 'notification_timeout', retriable: true, cause: error });
+    }
+    // fetch reports a refused or reset connection as TypeError('fetch failed') with the reason in `cause`.
+    const reason = error instanceof Error && error.cause !== undefined ? errorMessage(error.cause) : errorMessage(error);
+    throw new NotificationError(`request failed: ${reason}`, { code: 'notification_network', retriable: true, cause: error });
+  }
+  if (response.ok) {
+    await response.body?.cancel().catch(() => undefined);
+    return;
+  }
+  const snippet = await readSnippet(response);
+  const status = response.status;
+  const wait = retryAfterMs(response.headers.get('retry-after'), nowMs());
+  throw new NotificationError(`HTTP ${status}${snippet === '' ? '' : `: ${snippet}`}`, {
+    code: 'notification_rejected',
+    retriable: status === 429 || status >= 500,
+    status,
+    ...(wait === undefined ? {} : { retryAfterMs: wait }),
+  });
+}

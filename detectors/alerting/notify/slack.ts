@@ -1,0 +1,83 @@
+import type { AlertChange } from '../../../schemas';
+import { clip } from './text';
+
+/** A Slack text object. */
+export interface SlackText {
+  type: 'mrkdwn';
+  text: string;
+}
+
+/** The Block Kit blocks the Slack formatter uses. */
+export type SlackBlock =
+  | { type: 'section'; text: SlackText }
+  | { type: 'section'; fields: SlackText[] }
+  | { type: 'context'; elements: SlackText[] };
+
+/** A Slack incoming-webhook message. */
+export interface SlackMessage {
+  /** The one-liner: shown in notifications and by clients that don't render blocks. */
+  text: string;
+  blocks: SlackBlock[];
+}
+
+// Slack's limits: a section's text 3000 characters, a field 2000, at most 10 fields.
+const SLACK_SECTION_MAX = 3000;
+const SLACK_FIELD_MAX = 2000;
+const SLACK_TITLE_MAX = 300;
+const SLACK_RULES_SHOWN = 10;
+
+/**
+ * Escapes what Slack parses in text. Titles, reasons and keys come from event data, so without
+ * this an attacker could put `<!channel>` or a disguised link `<https://evil|login>` in a page.
+ */
+function slackEscape(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Escapes, then clips without leaving half an entity behind. */
+function slackText(text: string, max: number): string {
+  const escaped = slackEscape(text);
+  if (escaped.length <= max) return escaped;
+  return `${escaped.slice(0, max - 1).replace(/&[a-z]*$/, '')}…`;
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+/** The one-line summary: severity, title, count, status. Unescaped. */
+function headline(change: AlertChange): string {
+  const { alert } = change;
+  return `[${alert.severity.toUpperCase()}] ${clip(alert.title, SLACK_TITLE_MAX)} | ${plural(alert.count, 'detection')} | ${change.kind}`;
+}
+
+/**
+ * The Slack incoming-webhook message for a change: `text` is the one-liner (severity, title,
+ * count, status); the blocks hold the reason, the rules, first and last seen, and the alert id.
+ * Everything from the alert is escaped for Slack and cut to Slack's limits.
+ */
+export function formatSlack(change: AlertChange): SlackMessage {
+  const { alert } = change;
+  const text = slackEscape(headline(change));
+  const rules = alert.rules.slice(0, SLACK_RULES_SHOWN).map((ruleId, index) => {
+    const name = alert.ruleNames[index];
+    return name === undefined || name === ruleId ? ruleId : `${name} (${ruleId})`;
+  });
+  if (alert.rules.length > SLACK_RULES_SHOWN) rules.push(`and ${alert.rules.length - SLACK_RULES_SHOWN} more`);
+  const fields: SlackText[] = [
+    { type: 'mrkdwn', text: `*Rules*\n${slackText(rules.join('\n'), SLACK_FIELD_MAX - 10)}` },
+    { type: 'mrkdwn', text: `*Severity*\n${alert.severity}` },
+    { type: 'mrkdwn', text: `*First seen*\n${slackText(alert.firstSeen, 100)}` },
+    { type: 'mrkdwn', text: `*Last seen*\n${slackText(alert.lastSeen, 100)}` },
+  ];
+  if (alert.resolvedAt !== undefined) fields.push({ type: 'mrkdwn', text: `*Resolved*\n${slackText(alert.resolvedAt, 100)}` });
+  return {
+    text,
+    blocks: [
+      { type: 'section', text: { type: 'mrkdwn', text: `*${slackText(headline(change), SLACK_SECTION_MAX - 2)}*` } },
+      { type: 'section', text: { type: 'mrkdwn', text: `*Reason*\n${slackText(alert.reason, SLACK_SECTION_MAX - 12)}` } },
+      { type: 'section', fields },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `Alert id: ${slackText(alert.id, 200)}` }] },
+    ],
+  };
+}

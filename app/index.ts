@@ -172,6 +172,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       redis,
       elasticsearch,
       logger,
+      instrumentation,
       sink: {
         notify(change) {
           overrides.onAlertChange?.(change);

@@ -81,7 +81,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   const logger = deps.logger.child({ component: 'ingest' });
   const clock = deps.clock ?? (() => new Date());
   const familyOfTopic = new Map<string, Family>(FAMILIES.map((family) => [config.topics[family], family]));
-  const indexer = new BulkIndexer(elasticsearch, config.bulk, logger.child({ component: 'bulk-indexer' }));
+  const indexer = new BulkIndexer(elasticsearch, config.bulk, deps.logger.child({ component: 'bulk-indexer' }));
   const stats: IngestStats = {
     consumed: 0,
     indexed: 0,

@@ -1,11 +1,10 @@
 /**
- * The alerter's Kafka loop, kept apart so that the shared partition runner (planned in
- * `platform/`) can replace it: it owns the kafkajs consumer, hands each batch's messages to a
- * handler, commits after the handler succeeds, and pauses only the failing partition with
- * backoff while a store pushes back.
+ * The alerter's Kafka loop: it owns the kafkajs consumer and runs the shared partition runner
+ * (platform/), which hands each batch's messages to a handler, commits after the handler
+ * succeeds, and pauses only the failing partition with backoff while a store pushes back.
  */
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { backoffDelay, isRetriable, type Logger } from '../../platform';
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
+import { createPartitionRunner, type Instrumentation, type Logger } from '../../platform';
 
 /** Options of {@link createPartitionLoop}. */
 export interface PartitionLoopOptions {
@@ -20,6 +19,8 @@ export interface PartitionLoopOptions {
   handle: (messages: readonly KafkaMessage[]) => Promise<void>;
   /** Backoff of a paused partition. @defaultValue 500 ms doubling up to 30 s, with jitter */
   backoff?: { initialDelayMs: number; maxDelayMs: number };
+  /** Receives the runner's `runner.*` events. */
+  instrumentation?: Instrumentation;
 }
 
 /** A running consumer loop. */
@@ -30,52 +31,29 @@ export interface PartitionLoop {
   stop(): Promise<void>;
 }
 
-/** Creates the consumer loop of one topic. */
+/** Creates the consumer loop of one topic, on the partition runner the ingest pipeline uses too. */
 export function createPartitionLoop(options: PartitionLoopOptions): PartitionLoop {
   const { kafka, groupId, topic, logger, handle } = options;
-  const backoff = options.backoff ?? { initialDelayMs: 500, maxDelayMs: 30_000 };
-  /** Failures in a row, per partition: one partition's outage doesn't lengthen another's pause. */
-  const failures = new Map<string, number>();
-  /** Pending resumes, cleared by stop() so none fires on a stopped consumer. */
-  const resumeTimers = new Set<NodeJS.Timeout>();
+  const runner = createPartitionRunner({
+    component: 'alerter',
+    // The alerter's work per message is one script item: a whole fetched batch is one chunk.
+    chunkSize: Number.MAX_SAFE_INTEGER,
+    handle: (chunk) => handle(chunk.messages),
+    backoff: options.backoff ?? { initialDelayMs: 500, maxDelayMs: 30_000 },
+    logger,
+    ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
+  });
   let consumer: Consumer | undefined;
-
-  async function eachBatch(payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    const partitionKey = `${batch.topic}:${batch.partition}`;
-    try {
-      await handle(batch.messages);
-    } catch (error) {
-      if (!isRetriable(error)) throw error;
-      const attempt = (failures.get(partitionKey) ?? 0) + 1;
-      failures.set(partitionKey, attempt);
-      const delayMs = backoffDelay(attempt, backoff);
-      logger.warn({ err: error, topic: batch.topic, partition: batch.partition, attempt, delayMs }, 'alert stores unavailable, pausing the partition');
-      const resume = payload.pause();
-      const timer = setTimeout(() => {
-        resumeTimers.delete(timer);
-        resume();
-      }, delayMs);
-      timer.unref();
-      resumeTimers.add(timer);
-      return;
-    }
-    failures.delete(partitionKey);
-    const last = batch.messages[batch.messages.length - 1];
-    if (last) payload.resolveOffset(last.offset);
-    await payload.commitOffsetsIfNecessary();
-  }
 
   return {
     async start() {
       consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({ eachBatchAutoResolve: false, autoCommitThreshold: 1, eachBatch });
+      await consumer.run({ eachBatchAutoResolve: false, autoCommitThreshold: 1, eachBatch: (payload) => runner.eachBatch(payload) });
     },
     async stop() {
-      for (const timer of resumeTimers) clearTimeout(timer);
-      resumeTimers.clear();
+      runner.stop();
       await consumer?.disconnect();
     },
   };

@@ -2,7 +2,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
-import type { Config, Logger } from '../../platform';
+import type { Config, Instrumentation, Logger } from '../../platform';
 import { createAlertWriter } from './alert-document';
 import { createAlertStore, type AlertUpsert } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
@@ -33,6 +33,8 @@ export interface AlerterOptions {
   sink: AlertSink;
   /** The alerter names its own child logger (`component: 'alerter'`): pass the parent. */
   logger: Logger;
+  /** Receives the consumer loop's `runner.*` events. */
+  instrumentation?: Instrumentation;
   /** @defaultValue Date.now */
   now?: () => number;
   /** How often open alerts are checked for quiet. @defaultValue min(resolveAfter / 4, 5s) */
@@ -154,6 +156,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     groupId: timings.group,
     topic: config.topics.detections,
     logger,
+    ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
     handle: async (messages) => {
       const detections = readDetections(messages);
       await handle(detections);

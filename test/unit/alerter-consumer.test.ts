@@ -39,6 +39,9 @@ function batch(partition: number): { payload: EachBatchPayload; resumed: jest.Mo
     pause: paused,
     resolveOffset: (offset: string) => resolved.push(offset),
     commitOffsetsIfNecessary: () => Promise.resolve(),
+    heartbeat: () => Promise.resolve(),
+    isRunning: () => true,
+    isStale: () => false,
   } as unknown as EachBatchPayload;
   return { payload, resumed, paused, resolved };
 }

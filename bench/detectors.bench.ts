@@ -21,7 +21,6 @@ import type { Kafka } from 'kafkajs';
 import {
   createDetectionRuntime,
   createElasticsearch,
-  createEmitter,
   createIngestPipeline,
   createKafka,
   createRedis,
@@ -29,6 +28,7 @@ import {
   ensureTopics,
   removeIndicesAndTemplates,
 } from '../ingest';
+import { createEmitter } from '../ingest/sdk';
 import { commandName, deleteKeysUnder } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { SIMULATED_SOURCES, emitSimulatedTraffic } from '../scripts/simulated-traffic';

@@ -36,7 +36,6 @@ import {
   createAlertingRuntime,
   createDetectionRuntime,
   createElasticsearch,
-  createEmitter,
   createIngestPipeline,
   createKafka,
   createRedis,
@@ -44,9 +43,9 @@ import {
   removeIndicesAndTemplates,
   type AlertingRuntime,
   type DetectionRuntime,
-  type Emitter,
   type IngestPipeline,
 } from '../ingest';
+import { createEmitter, type Emitter } from '../ingest/sdk';
 import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { alertSchema, detectionSchema } from '../schemas';

@@ -1,9 +1,8 @@
 /**
- * Ingest: the producer SDK services import (emitter, HTTP middleware) and the consumer group
- * that validates, dead-letters, enriches and indexes events.
+ * Ingest: the consumer group that validates, dead-letters, enriches and indexes events. The
+ * producer SDK services import (emitter, HTTP middleware) is the package in ./sdk, imported by
+ * its own path and never re-exported here: this barrel loads geoip-lite, ioredis and more.
  */
-export * from './emitter';
-export * from './http-middleware';
 export * from './classify';
 export * from './enrich';
 export * from './event-document';

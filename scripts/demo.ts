@@ -1,4 +1,5 @@
-import { createAlertingRuntime, createDetectionRuntime, createElasticsearch, createEmitter, createIngestPipeline, createKafka, createRedis, type Emitter } from '../ingest';
+import { createAlertingRuntime, createDetectionRuntime, createElasticsearch, createIngestPipeline, createKafka, createRedis } from '../ingest';
+import { createEmitter, type Emitter } from '../ingest/sdk';
 import type { AlertChange } from '../schemas';
 import { startAlertReceiver, type Received } from './alert-receiver';
 import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';

@@ -1,6 +1,7 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createEmitter, createIngestPipeline, createElasticsearch } from '../../ingest';
+import { createIngestPipeline, createElasticsearch } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { loadConfig } from '../../platform';
 import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
 

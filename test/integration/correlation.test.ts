@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { Correlator, correlationDocument, createEmitter, createIngestPipeline, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { Correlator, correlationDocument, createIngestPipeline, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';
 import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';

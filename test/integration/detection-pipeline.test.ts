@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { createDetectionRuntime, createEmitter, createIngestPipeline, type DetectionRuntime, type IngestPipeline } from '../../ingest';
+import { createDetectionRuntime, createIngestPipeline, type DetectionRuntime, type IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { detectionIndexNames, detectionSchema } from '../../schemas';
 import { isolatedConfig, openStack, readTopic, testLogger, waitFor, type Stack } from './harness';
 

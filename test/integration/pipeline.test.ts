@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { createEmitter, createIngestPipeline, fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
+import { createIngestPipeline, fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';
 import { countEvents, isolatedConfig, openStack, readTopic, testLogger, waitFor, type Stack } from './harness';

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: set-up, the real stack, static checks, the build (when
-# the sources changed), unit tests (with a coverage floor), then integration tests against real
+# the sources changed), unit tests (with a coverage floor), the SDK package installed alone, then integration tests against real
 # Kafka, Elasticsearch and Redis.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,4 +14,5 @@ echo "== lint" && npx eslint .
 echo "== import cycles" && npm run --silent cycles
 echo "== build" && bash scripts/build.sh --if-stale
 echo "== unit tests" && npx jest --selectProjects unit --coverage --ci
+echo "== SDK package" && bash scripts/check-sdk-package.sh
 echo "== integration tests" && npx jest --selectProjects integration --runInBand --ci

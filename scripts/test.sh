@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: set-up, the real stack, static checks, the build (when
-# the sources changed), unit tests (with a coverage floor), the SDK package installed alone, then integration tests against real
-# Kafka, Elasticsearch and Redis.
+# the sources changed), unit tests (with a coverage floor), the SDK package installed on its own,
+# then integration tests against real Kafka, Elasticsearch and Redis.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -1,17 +1,21 @@
 /** Two projects: unit (no network) and integration (the real stack from scripts/stack.sh). */
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }] };
+// Compiled output (npm run build) holds copies of the sources; jest must not resolve into it.
+const modulePathIgnorePatterns = ['<rootDir>/dist/', '<rootDir>/ingest/sdk/dist/'];
 module.exports = {
   projects: [
     {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
       transform,
+      modulePathIgnorePatterns,
       testEnvironment: 'node',
     },
     {
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       transform,
+      modulePathIgnorePatterns,
       testEnvironment: 'node',
       globalSetup: '<rootDir>/test/integration/global-setup.ts',
       slowTestThreshold: 60,
@@ -24,6 +28,7 @@ module.exports = {
     'schemas/**/*.ts',
     'ingest/**/*.ts',
     '!**/index.ts',
+    '!**/dist/**',
     '!ingest/ingest.consumer.ts',
     '!ingest/bulk-indexer.ts',
     '!ingest/infrastructure.ts',

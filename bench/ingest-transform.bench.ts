@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import { classifyMessage, enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../ingest';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
-import type { Emitter, EmitResult } from '../ingest';
+import type { Emitter, EmitResult } from '../ingest/sdk';
 
 const MESSAGES = 20_000;
 const ROUNDS = 5;

@@ -1,9 +1,9 @@
 /**
- * Ingest: the producer SDK services import (emitter, HTTP middleware) and the consumer group
- * that validates, dead-letters, enriches, correlates, runs the rules on and indexes events.
+ * Ingest: the consumer group that validates, dead-letters, enriches, correlates, runs the rules
+ * on and indexes events. The producer SDK services import (emitter, HTTP middleware) is the
+ * package in ./sdk, imported by its own path and never re-exported here: this barrel reaches
+ * the pipeline's dependencies.
  */
-export * from './emitter';
-export * from './http-middleware';
 export * from './classify';
 export * from './enrich';
 export * from './geoip-lite';

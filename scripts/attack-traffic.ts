@@ -1,4 +1,4 @@
-import type { EmitInput, Emitter } from '../ingest';
+import type { EmitInput, Emitter } from '../ingest/sdk';
 import { homeOf } from './simulated-traffic';
 
 /** One attack the demo injects, and the rules that should catch it. */

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
 import { createVigil } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
@@ -27,7 +27,16 @@ commands:
 
 configuration comes from the environment; see .env.example and docs/configuration.md.`;
 
-const ROOT = resolve(__dirname, '..');
+/**
+ * The repository (scripts/stack.sh, the tests), found from this file whether it runs from the
+ * sources (scripts/) or compiled (dist/scripts/): the nearest folder with a package.json.
+ */
+const ROOT = ((): string => {
+  for (let folder = __dirname; ; folder = dirname(folder)) {
+    if (existsSync(join(folder, 'package.json'))) return folder;
+    if (dirname(folder) === folder) throw new Error(`no package.json above ${__dirname}`);
+  }
+})();
 
 /** Runs the local-stack script; its output goes straight to the terminal. */
 export function stack(action: string): number {

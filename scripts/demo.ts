@@ -1,5 +1,6 @@
 import { createVigil } from '../app';
-import { createEmitter, type Emitter, type IngestPipeline } from '../ingest';
+import type { IngestPipeline } from '../ingest';
+import { createEmitter, type Emitter } from '../ingest/sdk';
 import type { AlertChange } from '../schemas';
 import { startAlertReceiver, type Received } from './alert-receiver';
 import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';

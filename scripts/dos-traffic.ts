@@ -1,4 +1,4 @@
-import type { Emitter } from '../ingest';
+import type { Emitter } from '../ingest/sdk';
 
 /** The endpoints the demo's DoS scenario uses; per run, so a re-run starts from a fresh baseline. */
 export function dosEndpoints(runId: string): { burst: { api: string; route: string }; ramp: { api: string; route: string } } {

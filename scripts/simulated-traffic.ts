@@ -1,4 +1,4 @@
-import type { EmitInput, Emitter } from '../ingest';
+import type { EmitInput, Emitter } from '../ingest/sdk';
 
 /** A deterministic pseudo-random source (mulberry32), so a demo run can be reproduced. */
 export function seededRandom(seed: number): () => number {

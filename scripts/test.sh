@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: set-up, the real stack, static checks, unit tests
-# (with a coverage floor), then integration tests against real Kafka, Elasticsearch and Redis.
+# The whole test suite, from a fresh clone: set-up, the real stack, static checks, the build (when
+# the sources changed), unit tests (with a coverage floor), the SDK package installed on its own,
+# then integration tests against real Kafka, Elasticsearch and Redis.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -11,5 +12,7 @@ bash scripts/stack.sh up
 echo "== typecheck" && npx tsc --noEmit -p tsconfig.json
 echo "== lint" && npx eslint .
 echo "== import cycles" && npm run --silent cycles
+echo "== build" && bash scripts/build.sh --if-stale
 echo "== unit tests" && npx jest --selectProjects unit --coverage --ci
+echo "== SDK package" && bash scripts/check-sdk-package.sh
 echo "== integration tests" && npx jest --selectProjects integration --runInBand --ci

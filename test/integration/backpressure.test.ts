@@ -1,6 +1,7 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createEmitter, type IngestPipeline } from '../../ingest';
+import type { IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { loadConfig } from '../../platform';
 import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 

@@ -1,6 +1,6 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { createVigil } from '../../app';
-import { createEmitter } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
 
 /** The real Kafka client, but the `failAt`-th producer it makes refuses to connect. */

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { Correlator, correlationDocument, createEmitter, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { Correlator, correlationDocument, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';

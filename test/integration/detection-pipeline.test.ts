@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { createEmitter, type IngestPipeline } from '../../ingest';
+import type { IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { detectionIndexNames, detectionSchema } from '../../schemas';
 import { isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from './harness';

@@ -1,7 +1,7 @@
 import { createServer, connect, type Server, type AddressInfo } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
-import { createEmitter, partitionKeyOf } from '../../ingest';
 import { ensureTopics } from '../../platform';
+import { createEmitter, partitionKeyOf } from '../../ingest/sdk';
 import type { VigilEvent } from '../../schemas';
 import { isolatedConfig, openStack, readTopic, waitFor, type Stack } from './harness';
 

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { createEmitter, fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
+import { fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
-import { createEmitter, type IngestPipeline } from '../../ingest';
+import type { IngestPipeline } from '../../ingest';
+import { createEmitter } from '../../ingest/sdk';
 import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 
 /**

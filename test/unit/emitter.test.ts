@@ -1,5 +1,5 @@
 import { Kafka, logLevel } from 'kafkajs';
-import { createEmitter, partitionKeyOf, type EmitterOptions } from '../../ingest';
+import { createEmitter, partitionKeyOf, type EmitterOptions } from '../../ingest/sdk';
 import { ValidationError, createLogger } from '../../platform';
 import { familySchemas, type VigilEvent } from '../../schemas';
 import { deviceInput, invocationEvent, invocationInput, policyEvent, policyInput, withField } from './fixtures';

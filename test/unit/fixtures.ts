@@ -2,7 +2,8 @@
  * Example events shared by the unit tests. Every function returns a fresh object, so a test may
  * change what it gets without touching another test's data.
  */
-import type { EmitInput, KafkaPosition } from '../../ingest';
+import type { KafkaPosition } from '../../ingest';
+import type { EmitInput } from '../../ingest/sdk';
 import type { EventInputOf } from '../../schemas';
 
 /** The envelope of the example events: what the emitter fills in when a caller leaves it out. */

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { invocationMiddleware, type EmitInput, type EmitResult, type Emitter, type InvocationMiddlewareOptions, UNMATCHED_ROUTE } from '../../ingest';
+import { invocationMiddleware, type EmitInput, type EmitResult, type Emitter, type InvocationMiddlewareOptions, UNMATCHED_ROUTE } from '../../ingest/sdk';
 import { ValidationError, createLogger } from '../../platform';
 import { familySchemas } from '../../schemas';
 

@@ -1,14 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
-import {
-  CURRENT_SCHEMA_VERSION,
-  describeIssues,
-  familySchemas,
-  type EventInputOf,
-  type Family,
-  type VigilEvent,
-} from '../schemas';
-import { ValidationError, backoffDelay, type Logger } from '../platform';
+import type { Kafka, Message, Producer } from 'kafkajs';
+// The contract and the two plumbing files are imported one by one, never through their barrels:
+// `schemas/` also holds the Elasticsearch templates and `platform/` pulls in pino and the config,
+// none of which belongs in a service that only emits. test/unit/architecture.test.ts keeps it so.
+import { CURRENT_SCHEMA_VERSION, type Family } from '../../schemas/envelope';
+import { describeIssues, familySchemas, type EventInputOf, type VigilEvent } from '../../schemas/event';
+import { ValidationError } from '../../platform/errors';
+import { backoffDelay } from '../../platform/retry';
+import type { SdkLogger } from './logger';
 
 type Source = EventInputOf<'policy'>['source'];
 
@@ -27,8 +25,11 @@ export type OverflowPolicy = 'drop-newest' | 'drop-oldest';
 
 /** Options of {@link createEmitter}. */
 export interface EmitterOptions {
-  /** The Kafka client to produce with. */
-  kafka: Kafka;
+  /**
+   * The Kafka client to produce with. Only its `producer()` is used, so a stand-in that has just
+   * that method will do (in tests, say).
+   */
+  kafka: Pick<Kafka, 'producer'>;
   /** Where each family goes. @defaultValue vigil.events.policy / .invocation / .device */
   topics?: Partial<Record<Family, string>>;
   /** The `source` of every event that doesn't name its own. */
@@ -47,10 +48,11 @@ export interface EmitterOptions {
   overflow?: OverflowPolicy;
   /** Called with every event that will not be delivered, and why. */
   onDrop?: (event: VigilEvent, reason: 'buffer_full' | 'closed') => void;
-  logger?: Logger;
+  /** Where delivery problems and drops are logged (a pino logger fits). @defaultValue no logging */
+  logger?: SdkLogger;
   /** @defaultValue () => new Date() */
   clock?: () => Date;
-  /** @defaultValue crypto.randomUUID */
+  /** @defaultValue crypto.randomUUID (the global Web Crypto one) */
   newId?: () => string;
 }
 
@@ -119,7 +121,9 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const maxBuffer = options.maxBuffer ?? 10_000;
   const overflow = options.overflow ?? 'drop-newest';
   const clock = options.clock ?? (() => new Date());
-  const newId = options.newId ?? randomUUID;
+  // The global Web Crypto, not node:crypto: Node loads it on first use, so a service pays for it
+  // when it first emits without an id rather than when it imports the SDK.
+  const newId = options.newId ?? (() => globalThis.crypto.randomUUID());
   const logger = options.logger?.child({ component: 'emitter' });
   const counters = { accepted: 0, delivered: 0, dropped: 0, sendFailures: 0 };
 
@@ -142,15 +146,19 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const connect = (): Promise<Producer> => {
     if (producer) return Promise.resolve(producer);
     connecting ??= (async () => {
-      const created = options.kafka.producer({
-        allowAutoTopicCreation: false,
-        // Event ids make duplicates harmless downstream (they are document ids), so the
-        // producer need not be idempotent; one request in flight keeps each key's order.
-        maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 5000 },
-      });
+      let created: Producer;
       try {
+        // kafkajs is loaded here, not at import: the service hands us its own client, so only
+        // the partitioner is ours to name, and importing the SDK stays cheap (bench/sdk.bench.ts).
+        const { Partitioners } = await import('kafkajs');
+        created = options.kafka.producer({
+          allowAutoTopicCreation: false,
+          // Event ids make duplicates harmless downstream (they are document ids), so the
+          // producer need not be idempotent; one request in flight keeps each key's order.
+          maxInFlightRequests: 1,
+          createPartitioner: Partitioners.DefaultPartitioner,
+          retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 5000 },
+        });
         await created.connect();
       } catch (error) {
         connecting = undefined;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
+import type * as Net from 'node:net';
 import type { Emitter, EmitInput } from './emitter';
-import type { Logger } from '../platform';
+import type { SdkLogger } from './logger';
 
 type Method = EmitInput<'invocation'>['invocation']['resource']['method'];
 const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -28,7 +28,8 @@ export interface InvocationMiddlewareOptions {
    * @defaultValue 0 (the socket's peer address)
    */
   trustProxy?: boolean | number;
-  logger?: Logger;
+  /** Where events that could not be built are reported (a pino logger fits). @defaultValue no logging */
+  logger?: SdkLogger;
 }
 
 /** The route recorded for a request no route matched: one value, however many paths scanners try. */
@@ -38,6 +39,18 @@ const LIMITS = { userAgent: 1024, identifier: 256, path: 2048 } as const;
 
 function bounded(value: string | undefined, limit: number): string | undefined {
   return value === undefined || value.length === 0 ? undefined : value.slice(0, limit);
+}
+
+let net: typeof Net | undefined;
+
+/**
+ * node:net's `isIP`, with node:net loaded on the first request rather than at import: a server
+ * has it loaded by then anyway, and a service that only emits never pays for it.
+ */
+function isIP(text: string): number {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- deferred on purpose, see above
+  net ??= require('node:net') as typeof Net;
+  return net.isIP(text);
 }
 
 function unmapped(address: string | undefined): string | undefined {

@@ -1,0 +1,20 @@
+/**
+ * `@vigil/sdk`: what a service needs to send Vigil events. The emitter (validate, buffer, send to
+ * Kafka in batches), the HTTP middleware (one invocation event per request), the event contract
+ * they check against, and the error they throw. It depends on kafkajs and zod and nothing else,
+ * and loads nothing at import beyond them, so it is cheap to add to any service.
+ */
+export * from './emitter';
+export * from './http-middleware';
+export type { SdkLogger } from './logger';
+export { ValidationError, VigilError } from '../../platform/errors';
+export { CURRENT_SCHEMA_VERSION, FAMILIES, type Family } from '../../schemas/envelope';
+export {
+  describeIssues,
+  eventSchema,
+  familySchemas,
+  type EventInputOf,
+  type EventOf,
+  type VigilEvent,
+  type VigilEventInput,
+} from '../../schemas/event';

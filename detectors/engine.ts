@@ -1,11 +1,10 @@
-import { ReplyError, type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Detection } from '../schemas';
-import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
+import { StoreUnavailableError, type Logger } from '../platform';
 import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
 import type { RuleOf } from './rule-schema';
-import { MAX_BATCH_ITEMS, defineScripts, queueBatch, queueScript } from './redis-scripts';
-import { stateKey } from './keys';
+import { MAX_BATCH_ITEMS, createStateEvents, defineScripts, roundTrip, stateKey, type StateCall, type StateEvents } from './state';
 import { detectionId, eventTime, isoTime, none, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import { evaluateMatch } from './rule-types/match';
 import { evaluateThreshold, parseWindowState, thresholdRequest } from './rule-types/threshold';
@@ -39,6 +38,8 @@ export interface DetectionEngineOptions {
   /** Event ids kept as evidence per detection. @defaultValue 50 */
   maxEvidence?: number;
   logger?: Logger;
+  /** Where every Redis round trip is reported (`state.round_trip`). @defaultValue a new emitter, {@link DetectionEngine.events} */
+  events?: StateEvents;
 }
 
 /** Counters since the engine started. */
@@ -134,6 +135,8 @@ export class DetectionEngine {
   private readonly latenessMs: number;
   private readonly maxEvidence: number;
   private readonly now: () => number;
+  /** Instrumentation: `state.round_trip` after each Redis round trip (rule state, then claims). */
+  readonly events: StateEvents;
   readonly counters: DetectionStats = { events: 0, evaluations: 0, detections: 0, late: 0, degraded: 0, errors: 0, roundTrips: 0 };
 
   constructor(private readonly options: DetectionEngineOptions) {
@@ -142,6 +145,7 @@ export class DetectionEngine {
     this.latenessMs = options.allowedLatenessMs ?? 300_000;
     this.maxEvidence = options.maxEvidence ?? 50;
     this.now = options.now ?? Date.now;
+    this.events = options.events ?? createStateEvents();
     defineScripts(options.redis);
   }
 
@@ -306,41 +310,30 @@ export class DetectionEngine {
       byScript.set(item.request.script, positions);
     });
     const calls: number[][] = [];
+    const stateCalls: StateCall[] = [];
     for (const positions of byScript.values()) {
-      for (let start = 0; start < positions.length; start += MAX_BATCH_ITEMS) calls.push(positions.slice(start, start + MAX_BATCH_ITEMS));
+      for (let start = 0; start < positions.length; start += MAX_BATCH_ITEMS) {
+        const chunk = positions.slice(start, start + MAX_BATCH_ITEMS);
+        calls.push(chunk);
+        stateCalls.push({ script: (pending[chunk[0] ?? 0] as Pending).request.script, items: chunk.map((position) => (pending[position] as Pending).request) });
+      }
     }
-    const pipeline = this.options.redis.pipeline();
-    for (const positions of calls) {
-      const script = pending[positions[0] ?? 0]?.request.script ?? 'windowAdd';
-      queueBatch(pipeline, script, positions.map((position) => (pending[position] as Pending).request));
-    }
-    let callReplies: [Error | null, unknown][] | null;
+    let callReplies: Awaited<ReturnType<typeof roundTrip>>;
     try {
-      this.counters.roundTrips++;
-      callReplies = await pipeline.exec();
+      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule_state', events: this.events, stats: this.counters });
     } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
       this.onStoreDown(pending, error);
-      return true;
-    }
-    if (callReplies === null) {
-      this.onStoreDown(pending, new Error('pipeline aborted'));
-      return true;
-    }
-    // ioredis resolves a pipeline whose connection failed with an error per command. A script's
-    // own error is a ReplyError from Redis; anything else means Redis was not reached.
-    const unreachable = callReplies.find(([error]) => error !== null && !(error instanceof ReplyError));
-    if (unreachable) {
-      this.onStoreDown(pending, unreachable[0]);
       return true;
     }
     // Back to one [error, reply] per pending item: a failed call fails its items; an item's own
     // failure is a ReplyError in its place.
     const replies: [Error | null, unknown][] = new Array<[Error | null, unknown]>(pending.length);
     calls.forEach((positions, call) => {
-      const [error, reply] = callReplies[call] ?? [new Error('no reply'), null];
+      const reply = callReplies[call] ?? { ok: false, error: new Error('no reply') };
       positions.forEach((position, index) => {
-        const item: unknown = error ? undefined : (reply as unknown[] | undefined)?.[index];
-        if (error) replies[position] = [error, null];
+        const item: unknown = reply.ok ? (reply.value as unknown[] | undefined)?.[index] : undefined;
+        if (!reply.ok) replies[position] = [reply.error, null];
         else if (item === undefined) replies[position] = [new Error(`${pending[position]?.request.script} sent no reply for item ${index + 1}`), null];
         else replies[position] = item instanceof Error ? [item, null] : [null, item];
       });
@@ -369,11 +362,8 @@ export class DetectionEngine {
     return false;
   }
 
-  private onStoreDown(pending: Pending[], error: unknown): void {
-    const pausing = pending.filter((item) => item.compiled.rule.onStateUnavailable === 'pause');
-    if (pausing.length > 0) {
-      throw new StoreUnavailableError('redis', `rule state unavailable (${errorMessage(error)})`, error);
-    }
+  private onStoreDown(pending: Pending[], error: StoreUnavailableError): void {
+    if (pending.some((item) => item.compiled.rule.onStateUnavailable === 'pause')) throw error;
     this.counters.degraded += pending.length;
     this.options.logger?.warn({ err: error, skipped: pending.length }, 'Redis unavailable: stateful rules skipped (degraded)');
   }
@@ -418,22 +408,19 @@ export class DetectionEngine {
           : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
       });
     }
-    const claims = candidates.filter((candidate) => candidate.claim !== undefined);
+    const claims = candidates.flatMap(({ claim, detection }) => (claim === undefined ? [] : [{ claim, detection }]));
     const refused = new Set<Detection>();
     if (claims.length > 0) {
-      const pipeline = this.options.redis.pipeline();
-      for (const { claim, detection } of claims) if (claim) queueScript(pipeline, 'claimFiring', [claim.key], [claim.time, claim.cooldownMs, claim.ttl, detection.id]);
-      this.counters.roundTrips++;
-      let replies: [Error | null, unknown][];
-      try {
-        replies = (await pipeline.exec()) ?? [];
-      } catch (error) {
-        throw new StoreUnavailableError('redis', `claiming detections failed: ${errorMessage(error)}`, error);
-      }
+      const replies = await roundTrip(
+        this.options.redis,
+        claims.map(({ claim, detection }) => ({ script: 'claimFiring', keys: [claim.key], args: [claim.time, claim.cooldownMs, claim.ttl, detection.id] })),
+        { operation: 'claims', events: this.events, stats: this.counters },
+      );
       claims.forEach((candidate, index) => {
-        const [error, reply] = replies[index] ?? [new Error('no reply'), null];
-        if (error) throw new StoreUnavailableError('redis', `claiming a detection failed: ${errorMessage(error)}`, error);
-        if (Number(reply) !== 1) refused.add(candidate.detection);
+        const reply = replies[index];
+        // A script error here leaves the claim unknown: the batch is retried rather than guessed.
+        if (reply === undefined || !reply.ok) throw new StoreUnavailableError('redis', `claiming a detection failed: ${reply?.error.message ?? 'no reply'}`, reply?.error);
+        if (Number(reply.value) !== 1) refused.add(candidate.detection);
       });
     }
     const detections: Detection[] = [];

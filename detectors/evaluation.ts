@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Detection } from '../schemas';
-
-/** The Lua scripts of the engine, by their registered names (see redis-scripts.ts). */
-export type ScriptName = 'windowAdd' | 'distinctAdd' | 'sequenceAdd' | 'firstSeen' | 'lastLocation' | 'surgeTick' | 'alertUpsert' | 'alertResolve' | 'noteDevice' | 'readContext' | 'noteRequest' | 'readRequest';
+import type { ScriptName } from './state';
 
 /** The state one rule needs for one event: a script call, made in the batch's one round trip. */
 export interface StateRequest {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { defineScripts, queueScript, requestKey, userKeys, type Correlated } from '../detectors';
-import { StoreUnavailableError, errorMessage, sleep } from '../platform';
+import { createStateEvents, defineScripts, requestKey, roundTrip, userKeys, type Correlated, type StateCall, type StateEvents } from '../detectors';
+import { StoreUnavailableError, sleep } from '../platform';
 import type { EventDocument, VigilEvent } from '../schemas';
 import type { Enrichment } from './enrich';
 
@@ -22,6 +22,8 @@ export interface CorrelatorOptions {
   requestMemoryMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
+  /** Where every Redis round trip is reported (`state.round_trip`). @defaultValue a new emitter, {@link Correlator.events} */
+  events?: StateEvents;
 }
 
 const POLICY_KINDS = new Set(['authn', 'authz', 'rate_limit', 'json_threat', 'xml_threat', 'custom']);
@@ -39,6 +41,8 @@ export class Correlator {
   private readonly deviceMemoryMs: number;
   private readonly requestMemoryMs: number;
   private readonly now: () => number;
+  /** Instrumentation: `state.round_trip` after each Redis round trip. */
+  readonly events: StateEvents;
   /** Invocations that waited for their request's decisions, and those that still found none. */
   readonly stats = { waited: 0, unmatched: 0, roundTrips: 0 };
 
@@ -48,6 +52,7 @@ export class Correlator {
     this.deviceMemoryMs = options.deviceMemoryMs ?? 30 * 86_400_000;
     this.requestMemoryMs = options.requestMemoryMs ?? 600_000;
     this.now = options.now ?? Date.now;
+    this.events = options.events ?? createStateEvents();
     defineScripts(options.redis);
   }
 
@@ -63,12 +68,8 @@ export class Correlator {
   async correlate(items: readonly { event: VigilEvent; enrichment: Enrichment }[]): Promise<(Correlated | undefined)[]> {
     const results: (Correlated | undefined)[] = items.map(() => undefined);
     const reads: { index: number; kind: 'request' | 'context'; time: number }[] = [];
-    const pipeline = this.options.redis.pipeline();
-    let queued = 0;
-    const queue = (script: Parameters<typeof queueScript>[1], keys: string[], args: (string | number)[]): number => {
-      queueScript(pipeline, script, keys, args);
-      return queued++;
-    };
+    const calls: StateCall[] = [];
+    const queue = (script: StateCall['script'], keys: string[], args: (string | number)[]): number => calls.push({ script, keys, args }) - 1;
     const replyIndex = new Map<number, number>();
     items.forEach(({ event, enrichment }, index) => {
       const time = Date.parse(event.time);
@@ -98,8 +99,8 @@ export class Correlator {
         reads.push({ index, kind: 'context', time });
       }
     });
-    if (queued === 0) return results;
-    const replies = await this.exec(pipeline);
+    if (calls.length === 0) return results;
+    const replies = await this.exec(calls);
     const missing: { index: number; requestId: string; time: number }[] = [];
     reads.forEach((read, position) => {
       const reply = replies[replyIndex.get(position) ?? -1];
@@ -124,9 +125,7 @@ export class Correlator {
     if (waiting.length > 0) {
       const youngest = Math.max(...waiting.map((entry) => entry.time));
       await sleep(Math.max(0, Math.min(this.waitMs, youngest + this.waitMs - now)));
-      const again = this.options.redis.pipeline();
-      for (const entry of waiting) queueScript(again, 'readRequest', [this.requestKey(entry.requestId)], []);
-      const second = await this.exec(again);
+      const second = await this.exec(waiting.map((entry) => ({ script: 'readRequest', keys: [this.requestKey(entry.requestId)], args: [] })));
       waiting.forEach((entry, position) => {
         this.stats.waited++;
         const request = parseRequest(second[position]);
@@ -140,17 +139,12 @@ export class Correlator {
     return results;
   }
 
-  private async exec(pipeline: ReturnType<Redis['pipeline']>): Promise<unknown[]> {
-    this.stats.roundTrips++;
-    let replies: [Error | null, unknown][] | null;
-    try {
-      replies = await pipeline.exec();
-    } catch (error) {
-      throw new StoreUnavailableError('redis', `correlation state unavailable: ${errorMessage(error)}`, error);
-    }
-    return (replies ?? []).map(([error, reply]) => {
-      if (error) throw new StoreUnavailableError('redis', `correlation: ${error.message}`, error);
-      return reply;
+  /** One round trip; correlation has no use for a partial answer, so a script error fails the chunk too. */
+  private async exec(calls: readonly StateCall[]): Promise<unknown[]> {
+    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation', events: this.events, stats: this.stats });
+    return replies.map((reply) => {
+      if (!reply.ok) throw new StoreUnavailableError('redis', `correlation: ${reply.error.message}`, reply.error);
+      return reply.value;
     });
   }
 }

@@ -14,7 +14,7 @@ import {
   type Severity,
 } from '../../schemas';
 import { StoreUnavailableError, backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../../platform';
-import { defineScripts, queueScript } from '../redis-scripts';
+import { defineScripts, queueScript } from '../state';
 import { keyPhrase } from '../describe';
 
 /** Where alert changes go: the notifier (or anything else that wants them). */

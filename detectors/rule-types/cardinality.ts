@@ -3,7 +3,7 @@ import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** Distinct values in a window, as distinctAdd-3.lua returns them. */

@@ -6,7 +6,7 @@ import { keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import { inCidrList } from '../filter';
 import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, isoTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** A located event, as kept in Redis and shown as evidence. */

@@ -3,7 +3,7 @@ import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** What firstSeen-1.lua says of a value. */

@@ -3,7 +3,7 @@ import { keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { Predicate } from '../filter';
 import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** The steps recorded for a key in the window, as sequenceAdd-2.lua returns them. */

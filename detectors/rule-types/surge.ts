@@ -4,7 +4,7 @@ import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { Predicate } from '../filter';
 import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** A measure's current bucket and baseline, as surgeTick-2.lua returns them. */

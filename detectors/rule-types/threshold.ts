@@ -3,7 +3,7 @@ import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 
 /** A sliding window as windowAdd-2.lua returns it. */

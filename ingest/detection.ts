@@ -1,10 +1,9 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { DetectionEngine, loadRuleSet, watchRules, type Correlated, type DetectionInput, type InputGeo, type RuleSet } from '../detectors';
+import { Correlator, DetectionEngine, loadRuleSet, watchRules, type Correlated, type DetectionInput, type InputGeo, type RuleSet } from '../detectors';
 import type { VigilEvent } from '../schemas';
 import type { Config, Logger } from '../platform';
 import type { Enrichment } from './enrich';
-import { Correlator } from './correlation';
 
 /** The rule pack shipped with Vigil, on by default. */
 export const DEFAULT_RULES_PATH = join(__dirname, '..', 'detectors', 'rules', 'default');

@@ -1,9 +1,9 @@
 import type { Client } from '@elastic/elasticsearch';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Message, type Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family, type VigilEvent } from '../schemas';
-import { toDetectionDocument, type DetectionEngine, type DetectionInput, type DetectionStats } from '../detectors';
+import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionInput, type DetectionStats } from '../detectors';
 import { toDetectionInput } from './detection';
-import { correlationDocument, type Correlator } from './correlation';
+import { correlationDocument } from './correlation';
 import type { Enrichment } from './enrich';
 import { backoffDelay, errorMessage, isRetriable, type Config, type Logger } from '../platform';
 import { BulkIndexer, type BulkItem } from './bulk-indexer';

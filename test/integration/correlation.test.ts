@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { deleteKeysUnder } from '../../detectors';
-import { Correlator, correlationDocument, createEmitter, createIngestPipeline, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { Correlator, deleteKeysUnder } from '../../detectors';
+import { correlationDocument, createEmitter, createIngestPipeline, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
 import { sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';
 import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
 
 /**
- * Correlation (ingest/correlation.ts) on the real Redis: the request view (policy decisions
+ * Correlation (detectors/correlation.ts) on the real Redis: the request view (policy decisions
  * filed for their invocation), the bounded wait for decisions still in flight, the session's
  * device; then end to end through the ingest pipeline into Elasticsearch.
  */

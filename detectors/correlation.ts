@@ -53,8 +53,6 @@ export interface CorrelatorOptions {
   events?: StateEvents;
 }
 
-const POLICY_KINDS = new Set(['authn', 'authz', 'rate_limit', 'json_threat', 'xml_threat', 'custom']);
-
 /**
  * Correlates the three families in Redis, one round trip per chunk: policy decisions are filed
  * under their request id for the invocation of the same request (one request view); device
@@ -103,7 +101,8 @@ export class Correlator {
       const requestId = event.correlation.requestId;
       const userId = event.actor.userId;
       const sessionId = event.correlation.sessionId;
-      if (event.family === 'policy' && requestId && POLICY_KINDS.has(event.policy.kind)) {
+      // Every kind: the event schema admits no other.
+      if (event.family === 'policy' && requestId) {
         queue('noteRequest', [this.requestKey(requestId)], [event.policy.kind, event.policy.outcome, this.requestMemoryMs]);
       }
       if (event.family === 'device' && userId) {

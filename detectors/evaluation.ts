@@ -50,13 +50,6 @@ export const none = (reasonCode: string): Evaluation => {
   return evaluation;
 };
 
-/** The last time a rule fired for a key, from Redis or from earlier in the batch. */
-export function lastFired(stored: number | undefined, earlier: number | undefined): number | undefined {
-  if (stored === undefined) return earlier;
-  if (earlier === undefined) return stored;
-  return Math.max(stored, earlier);
-}
-
 /** The id of a detection: a digest of what makes it the same detection on a replay. */
 export function detectionId(identity: readonly string[]): string {
   return `det-${createHash('sha256').update(identity.join('\u0001')).digest('hex').slice(0, 32)}`;

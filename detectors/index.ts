@@ -7,6 +7,8 @@ export * from './input';
 export * from './correlation';
 export * from './filter';
 export * from './rule-schema';
+export * from './rule-type';
+export * from './rule-registry';
 export * from './rule-loader';
 export * from './state';
 export * from './evaluation';

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import {
   DEFAULT_RULES_PATH,
+  Correlator,
   DetectionEngine,
   createAlerter,
   createNotifier,
@@ -18,7 +19,7 @@ import {
   type Notifier,
   type RuleSet,
 } from '../detectors';
-import { Correlator, createIngestPipeline, openGeoipLite, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
+import { createIngestPipeline, openGeoipLite, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
 import { Instrumentation, createElasticsearch, createLogger, createKafka, createProducer, createRedis, type Config, type Logger } from '../platform';
 import type { AlertChange, Detection } from '../schemas';
 

@@ -1,19 +1,12 @@
-import { ReplyError, type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Detection } from '../schemas';
-import { StoreUnavailableError, errorMessage, type Logger } from '../platform';
+import { StoreUnavailableError, type Logger } from '../platform';
 import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
-import type { RuleOf } from './rule-schema';
-import { MAX_BATCH_ITEMS, defineScripts, queueBatch, queueScript } from './redis-scripts';
-import { stateKey } from './keys';
-import { detectionId, eventTime, isoTime, none, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
-import { evaluateMatch } from './rule-types/match';
-import { evaluateThreshold, parseWindowState, thresholdRequest } from './rule-types/threshold';
-import { cardinalityRequest, evaluateCardinality, parseDistinctState } from './rule-types/cardinality';
-import { evaluateSequence, matchedSteps, parseSequenceState, sequenceRequest } from './rule-types/sequence';
-import { evaluateNewValue, newValueRequest, parseFirstSeenState } from './rule-types/new-value';
-import { evaluateGeoVelocity, geoVelocityRequest, locationOf, parseGeoState, type Location } from './rule-types/geo-velocity';
-import { SurgeTally, evaluateSurge, parseSurgeState, surgeContribution, surgeTallyRequest } from './rule-types/surge';
+import { MAX_BATCH_ITEMS, createStateEvents, defineScripts, roundTrip, stateKey, type StateCall, type StateEvents } from './state';
+import { detectionId, eventTime, isoTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
+import type { PlanBatch, PlanEntry, StateItem, StatefulRuleType } from './rule-type';
+import type { Rule } from './rule-registry';
 
 /** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
@@ -39,6 +32,8 @@ export interface DetectionEngineOptions {
   /** Event ids kept as evidence per detection. @defaultValue 50 */
   maxEvidence?: number;
   logger?: Logger;
+  /** Where every Redis round trip is reported (`state.round_trip`). @defaultValue a new emitter, {@link DetectionEngine.events} */
+  events?: StateEvents;
 }
 
 /** Counters since the engine started. */
@@ -56,44 +51,10 @@ export interface DetectionStats {
   roundTrips: number;
 }
 
-interface Pending {
-  input: DetectionInput;
+/** A state item of the batch, with the compiled rule whose plug-in planned it and decides it. */
+interface Pending extends StateItem {
   compiled: CompiledRule;
-  context: EvaluationContext;
-  request: StateRequest;
-  /** sequence: the steps the event matched. */
-  steps?: number[];
-  /** new_value: the value asked about. */
-  value?: string;
-  /** geo_velocity: where the event was. */
-  location?: Location;
-}
-
-/**
- * Decides one pending item from its script reply, with the rule type's pure evaluate function.
- * A switch, not a closure per item: items are per event, per rule.
- */
-function decide(item: Pending, reply: unknown, context: EvaluationContext): Evaluation {
-  const { input, compiled } = item;
-  const { rule } = compiled;
-  switch (rule.type) {
-    case 'threshold':
-      return evaluateThreshold(input, parseWindowState(reply), rule, context);
-    case 'cardinality':
-      return evaluateCardinality(input, parseDistinctState(reply), rule, context);
-    case 'sequence':
-      return evaluateSequence(input, parseSequenceState(reply), rule, item.steps ?? [], context);
-    case 'new_value':
-      return evaluateNewValue(input, parseFirstSeenState(reply, item.value ?? ''), rule, context);
-    case 'surge':
-      return evaluateSurge(input, parseSurgeState(reply), rule, context);
-    case 'geo_velocity':
-      return item.location && compiled.allowlist
-        ? evaluateGeoVelocity(item.location, parseGeoState(reply), rule, compiled.allowlist, context)
-        : none('no_location');
-    case 'match':
-      return none('stateless');
-  }
+  ruleType: StatefulRuleType<Rule>;
 }
 
 const GROUP_SEPARATOR = ',';
@@ -134,6 +95,8 @@ export class DetectionEngine {
   private readonly latenessMs: number;
   private readonly maxEvidence: number;
   private readonly now: () => number;
+  /** Instrumentation: `state.round_trip` after each Redis round trip (rule state, then claims). */
+  readonly events: StateEvents;
   readonly counters: DetectionStats = { events: 0, evaluations: 0, detections: 0, late: 0, degraded: 0, errors: 0, roundTrips: 0 };
 
   constructor(private readonly options: DetectionEngineOptions) {
@@ -142,6 +105,7 @@ export class DetectionEngine {
     this.latenessMs = options.allowedLatenessMs ?? 300_000;
     this.maxEvidence = options.maxEvidence ?? 50;
     this.now = options.now ?? Date.now;
+    this.events = options.events ?? createStateEvents();
     defineScripts(options.redis);
   }
 
@@ -208,86 +172,56 @@ export class DetectionEngine {
     countLate: boolean,
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
     const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
-    const pending: Pending[] = [];
-    const askedInPhase = new Set<string>();
-    const tallies = new Map<string, { compiled: CompiledRule; rule: RuleOf<'surge'>; context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number }; tally: SurgeTally }>();
+    // Each stateful rule's matching events, event by event: its plug-in plans the whole batch at once.
+    const entries: PlanEntry[][] = rules.map(() => []);
+    const ruleCount = rules.length;
     for (const [position, input] of inputs.entries()) {
       const now = nows[position] ?? this.now();
       const late = eventTime(input.event.time) < now - this.latenessMs;
       if (late && countLate) this.counters.late++;
-      for (const compiled of rules) {
-        const { rule } = compiled;
-        if (rule.type === 'match') {
+      for (let index = 0; index < ruleCount; index++) {
+        const compiled = rules[index] as CompiledRule;
+        // The plug-in was resolved when the rule was compiled: no lookup, no closure per event.
+        const { ruleType } = compiled;
+        if (ruleType.plan === undefined) {
           if (!compiled.matches(input)) continue;
           const { key, keyText } = defaultKey(input);
           const context = { key, keyText, now };
           this.counters.evaluations++;
-          const evaluation = evaluateMatch(input, rule, context);
+          const evaluation = ruleType.evaluate(input, compiled, context);
           if (evaluation.outcome === 'detected') drafts.push({ compiled, input, context, evaluation });
           continue;
         }
         if (late || !compiled.matches(input)) continue;
-        const group = groupKey(input, rule.groupBy);
+        const group = groupKey(input, compiled.groupBy);
         if (group === undefined) continue;
         // One object for the evaluation and the request builders (which read prefix and lateness).
         const context = { key: group.key, keyText: group.keyText, now, prefix: this.prefix, latenessMs: this.latenessMs, maxEvidence: this.maxEvidence };
-        switch (rule.type) {
-          case 'threshold':
-            pending.push({ input, compiled, context, request: thresholdRequest(input, rule, context) });
-            break;
-          case 'cardinality': {
-            const request = cardinalityRequest(input, rule, context);
-            if (request) pending.push({ input, compiled, context, request });
-            break;
-          }
-          case 'sequence': {
-            const steps = matchedSteps(input, compiled.steps);
-            if (steps.length === 0) break;
-            pending.push({ input, compiled, context, request: sequenceRequest(input, rule, steps, context), steps });
-            break;
-          }
-          case 'new_value': {
-            const planned = newValueRequest(input, rule, context);
-            if (planned === undefined) break;
-            // A value already asked for in this phase is known by now, whatever Redis says:
-            // only its first event needs a script call.
-            const asked = `${rule.id}\u0000${context.keyText}\u0000${planned.value}`;
-            if (askedInPhase.has(asked)) {
-              this.counters.evaluations++; // seen in this batch: known, so no detection
-              break;
-            }
-            askedInPhase.add(asked);
-            pending.push({ input, compiled, context, request: planned.request, value: planned.value });
-            break;
-          }
-          case 'surge': {
-            // Added up per key and bucket, evaluated once per batch (see SurgeTally).
-            const contribution = surgeContribution(input, rule, compiled.numerator);
-            if (contribution === undefined) break;
-            const id = `${rule.id}\u0000${context.keyText}\u0000${contribution.bucket}`;
-            let entry = tallies.get(id);
-            if (entry === undefined) {
-              entry = { compiled, rule, context, tally: new SurgeTally(contribution.bucket, input) };
-              tallies.set(id, entry);
-            }
-            entry.tally.add(input, contribution);
-            // The evaluation's clock is the latest event's.
-            if (entry.tally.latest === input) entry.context = context;
-            break;
-          }
-          case 'geo_velocity': {
-            const location: Location | undefined = locationOf(input);
-            if (location === undefined) break;
-            pending.push({ input, compiled, context, request: geoVelocityRequest(location, rule, context), location });
-            break;
-          }
-        }
+        (entries[index] as PlanEntry[]).push({ input, context, order: position * ruleCount + index });
       }
     }
 
-    for (const { compiled, rule, context, tally } of tallies.values()) {
-      pending.push({ input: tally.latest, compiled, context, request: surgeTallyRequest(tally, rule, context) });
+    const pending: Pending[] = [];
+    const batch: PlanBatch = { afterEvents: inputs.length * ruleCount, settled: 0 };
+    const planned: StateItem[] = [];
+    for (let index = 0; index < ruleCount; index++) {
+      const compiled = rules[index] as CompiledRule;
+      const matching = entries[index] as PlanEntry[];
+      const { ruleType } = compiled;
+      if (matching.length === 0 || ruleType.plan === undefined) continue;
+      ruleType.plan(matching, compiled, batch, planned);
+      for (const item of planned) {
+        // Once per item, so deciding needs no lookup: the item carries its rule and plug-in.
+        const owned = item as Pending;
+        owned.compiled = compiled;
+        owned.ruleType = ruleType;
+        pending.push(owned);
+      }
+      planned.length = 0;
     }
+    this.counters.evaluations += batch.settled;
+    // Decided (and emitted) event by event, then rule by rule, whichever rule planned first.
+    pending.sort((a, b) => a.order - b.order);
     const degraded = pending.length > 0 ? await this.runStateful(pending, drafts) : false;
     return this.finish(drafts, degraded);
   }
@@ -306,41 +240,30 @@ export class DetectionEngine {
       byScript.set(item.request.script, positions);
     });
     const calls: number[][] = [];
+    const stateCalls: StateCall[] = [];
     for (const positions of byScript.values()) {
-      for (let start = 0; start < positions.length; start += MAX_BATCH_ITEMS) calls.push(positions.slice(start, start + MAX_BATCH_ITEMS));
+      for (let start = 0; start < positions.length; start += MAX_BATCH_ITEMS) {
+        const chunk = positions.slice(start, start + MAX_BATCH_ITEMS);
+        calls.push(chunk);
+        stateCalls.push({ script: (pending[chunk[0] ?? 0] as Pending).request.script, items: chunk.map((position) => (pending[position] as Pending).request) });
+      }
     }
-    const pipeline = this.options.redis.pipeline();
-    for (const positions of calls) {
-      const script = pending[positions[0] ?? 0]?.request.script ?? 'windowAdd';
-      queueBatch(pipeline, script, positions.map((position) => (pending[position] as Pending).request));
-    }
-    let callReplies: [Error | null, unknown][] | null;
+    let callReplies: Awaited<ReturnType<typeof roundTrip>>;
     try {
-      this.counters.roundTrips++;
-      callReplies = await pipeline.exec();
+      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule_state', events: this.events, stats: this.counters });
     } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
       this.onStoreDown(pending, error);
-      return true;
-    }
-    if (callReplies === null) {
-      this.onStoreDown(pending, new Error('pipeline aborted'));
-      return true;
-    }
-    // ioredis resolves a pipeline whose connection failed with an error per command. A script's
-    // own error is a ReplyError from Redis; anything else means Redis was not reached.
-    const unreachable = callReplies.find(([error]) => error !== null && !(error instanceof ReplyError));
-    if (unreachable) {
-      this.onStoreDown(pending, unreachable[0]);
       return true;
     }
     // Back to one [error, reply] per pending item: a failed call fails its items; an item's own
     // failure is a ReplyError in its place.
     const replies: [Error | null, unknown][] = new Array<[Error | null, unknown]>(pending.length);
     calls.forEach((positions, call) => {
-      const [error, reply] = callReplies[call] ?? [new Error('no reply'), null];
+      const reply = callReplies[call] ?? { ok: false, error: new Error('no reply') };
       positions.forEach((position, index) => {
-        const item: unknown = error ? undefined : (reply as unknown[] | undefined)?.[index];
-        if (error) replies[position] = [error, null];
+        const item: unknown = reply.ok ? (reply.value as unknown[] | undefined)?.[index] : undefined;
+        if (!reply.ok) replies[position] = [reply.error, null];
         else if (item === undefined) replies[position] = [new Error(`${pending[position]?.request.script} sent no reply for item ${index + 1}`), null];
         else replies[position] = item instanceof Error ? [item, null] : [null, item];
       });
@@ -359,7 +282,7 @@ export class DetectionEngine {
       const firedKey = firedInBatch.size > 0 ? `${item.compiled.rule.id}\u0000${item.context.keyText}` : undefined;
       const earlier = firedKey === undefined ? undefined : firedInBatch.get(firedKey);
       const context = earlier === undefined ? item.context : { ...item.context, firedEarlierInBatch: earlier };
-      const evaluation = decide(item, reply, context);
+      const evaluation = item.ruleType.decide(item, reply, item.compiled, context);
       if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
         firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
       }
@@ -369,11 +292,8 @@ export class DetectionEngine {
     return false;
   }
 
-  private onStoreDown(pending: Pending[], error: unknown): void {
-    const pausing = pending.filter((item) => item.compiled.rule.onStateUnavailable === 'pause');
-    if (pausing.length > 0) {
-      throw new StoreUnavailableError('redis', `rule state unavailable (${errorMessage(error)})`, error);
-    }
+  private onStoreDown(pending: Pending[], error: StoreUnavailableError): void {
+    if (pending.some((item) => item.compiled.rule.onStateUnavailable === 'pause')) throw error;
     this.counters.degraded += pending.length;
     this.options.logger?.warn({ err: error, skipped: pending.length }, 'Redis unavailable: stateful rules skipped (degraded)');
   }
@@ -418,22 +338,19 @@ export class DetectionEngine {
           : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
       });
     }
-    const claims = candidates.filter((candidate) => candidate.claim !== undefined);
+    const claims = candidates.flatMap(({ claim, detection }) => (claim === undefined ? [] : [{ claim, detection }]));
     const refused = new Set<Detection>();
     if (claims.length > 0) {
-      const pipeline = this.options.redis.pipeline();
-      for (const { claim, detection } of claims) if (claim) queueScript(pipeline, 'claimFiring', [claim.key], [claim.time, claim.cooldownMs, claim.ttl, detection.id]);
-      this.counters.roundTrips++;
-      let replies: [Error | null, unknown][];
-      try {
-        replies = (await pipeline.exec()) ?? [];
-      } catch (error) {
-        throw new StoreUnavailableError('redis', `claiming detections failed: ${errorMessage(error)}`, error);
-      }
+      const replies = await roundTrip(
+        this.options.redis,
+        claims.map(({ claim, detection }) => ({ script: 'claimFiring', keys: [claim.key], args: [claim.time, claim.cooldownMs, claim.ttl, detection.id] })),
+        { operation: 'claims', events: this.events, stats: this.counters },
+      );
       claims.forEach((candidate, index) => {
-        const [error, reply] = replies[index] ?? [new Error('no reply'), null];
-        if (error) throw new StoreUnavailableError('redis', `claiming a detection failed: ${errorMessage(error)}`, error);
-        if (Number(reply) !== 1) refused.add(candidate.detection);
+        const reply = replies[index];
+        // A script error here leaves the claim unknown: the batch is retried rather than guessed.
+        if (reply === undefined || !reply.ok) throw new StoreUnavailableError('redis', `claiming a detection failed: ${reply?.error.message ?? 'no reply'}`, reply?.error);
+        if (Number(reply.value) !== 1) refused.add(candidate.detection);
       });
     }
     const detections: Detection[] = [];

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Detection } from '../schemas';
-
-/** The Lua scripts of the engine, by their registered names (see redis-scripts.ts). */
-export type ScriptName = 'windowAdd' | 'distinctAdd' | 'sequenceAdd' | 'firstSeen' | 'lastLocation' | 'surgeTick' | 'alertUpsert' | 'alertResolve' | 'noteDevice' | 'readContext' | 'noteRequest' | 'readRequest';
+import type { ScriptName } from './state';
 
 /** The state one rule needs for one event: a script call, made in the batch's one round trip. */
 export interface StateRequest {
@@ -51,13 +49,6 @@ export const none = (reasonCode: string): Evaluation => {
   }
   return evaluation;
 };
-
-/** The last time a rule fired for a key, from Redis or from earlier in the batch. */
-export function lastFired(stored: number | undefined, earlier: number | undefined): number | undefined {
-  if (stored === undefined) return earlier;
-  if (earlier === undefined) return stored;
-  return Math.max(stored, earlier);
-}
 
 /** The id of a detection: a digest of what makes it the same detection on a replay. */
 export function detectionId(identity: readonly string[]): string {

@@ -10,7 +10,7 @@ import { durationSchema } from './duration';
 import { DetectionEngine } from './engine';
 import type { DetectionInput } from './input';
 import type { RuleSet } from './rule-loader';
-import { deleteKeysUnder } from './redis-scripts';
+import { deleteKeysUnder } from './state';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */

@@ -4,13 +4,15 @@
  */
 export * from './duration';
 export * from './input';
+export * from './correlation';
 export * from './filter';
 export * from './rule-schema';
+export * from './rule-type';
+export * from './rule-registry';
 export * from './rule-loader';
-export * from './keys';
+export * from './state';
 export * from './evaluation';
 export * from './describe';
-export * from './redis-scripts';
 export * from './engine';
 export * from './detection-document';
 export * from './rule-types/match';

@@ -1,4 +1,5 @@
 import type { VigilEvent } from '../schemas';
+import type { Correlated } from './correlation';
 
 /** Where an event was, as enrichment located it (or the producer reported it). */
 export interface InputGeo {
@@ -18,29 +19,10 @@ export interface DetectionInput {
   event: VigilEvent;
   geo?: InputGeo;
   ipScope?: 'public' | 'private' | 'reserved';
-  /** What correlation found: the request's policy decisions, the session's device (see ingest/correlation.ts). */
+  /** What correlation found: the request's policy decisions, the session's device (see correlation.ts). */
   correlated?: Correlated;
   /** Rules this event made fire earlier in the same evaluation (see the `detectedBy` filter). */
   detectedBy?: ReadonlySet<string>;
-}
-
-/** Correlated context of an event, addressed in filters as `correlated.*`. */
-export interface Correlated {
-  request?: {
-    /** Policy kind -> outcome, for the policies of the same request seen so far. */
-    policies: Record<string, 'pass' | 'fail'>;
-    failedPolicies: string[];
-  };
-  device?: {
-    /** The device of the session (else the user's last device). */
-    deviceId?: string;
-    /** How long the user has had that device, at this event's time. */
-    deviceAgeMs?: number;
-    country?: string;
-    /** Devices the user has been seen with. */
-    knownDevices: number;
-    fromSession: boolean;
-  };
 }
 
 /** Reads the value at a dotted path: built once per path, called per event. */

@@ -3,25 +3,14 @@ import { createHash } from 'node:crypto';
 import { basename, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, type Logger } from '../platform';
-import { cidrList, compileFilter, referencedRules, type Predicate } from './filter';
-import { ruleFileSchema, ruleSchema, type Rule } from './rule-schema';
-import type { BlockList } from 'node:net';
+import { compileFilter, referencedRules } from './filter';
+import { ruleFileSchema } from './rule-schema';
+import { ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
+import type { CompiledRuleOf } from './rule-type';
 import { scalarText } from './input';
 
-/** A rule as the engine runs it: validated, with filters and lists compiled once. */
-export interface CompiledRule {
-  rule: Rule;
-  matches: Predicate;
-  /** Sequence rules: one predicate per step. */
-  steps: Predicate[];
-  /** Geo-velocity rules: the allowlist. */
-  allowlist?: BlockList;
-  /** Surge rules measuring a ratio: the numerator's predicate. */
-  numerator?: Predicate;
-  /** Rules named in `detectedBy` conditions: this rule runs after them. */
-  dependsOn: string[];
-  file: string;
-}
+/** A rule as the engine runs it: validated, its plug-in resolved, filters and extras compiled once. */
+export type CompiledRule = CompiledRuleOf<Rule>;
 
 /** A complete rule set; the engine swaps whole sets, never single rules. */
 export interface RuleSet {
@@ -68,13 +57,14 @@ export function ruleFiles(paths: readonly string[]): string[] {
 }
 
 function compile(rule: Rule, file: string): CompiledRule {
+  const ruleType = ruleTypeOf(rule.type);
   return {
     rule,
+    ruleType,
     matches: compileFilter(rule.filter),
-    steps: rule.type === 'sequence' ? rule.steps.map((step) => compileFilter(step.filter)) : [],
-    ...(rule.type === 'geo_velocity' ? { allowlist: cidrList(rule.allowlistCidrs) } : {}),
-    ...(rule.type === 'surge' && rule.measure.kind === 'ratio' ? { numerator: compileFilter(rule.measure.numerator) } : {}),
-    dependsOn: [...referencedRules(rule.filter), ...(rule.type === 'sequence' ? rule.steps.flatMap((step) => referencedRules(step.filter)) : [])],
+    groupBy: 'groupBy' in rule ? rule.groupBy : [],
+    extras: ruleType.compile?.(rule),
+    dependsOn: [...referencedRules(rule.filter), ...(ruleType.references?.(rule) ?? [])],
     file,
   };
 }

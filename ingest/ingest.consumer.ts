@@ -1,7 +1,7 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
-import { toDetectionDocument, type DetectionEngine, type DetectionStats } from '../detectors';
+import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
   createPartitionRunner,
@@ -16,7 +16,7 @@ import {
   type PartitionRunner,
   type PipelineStage,
 } from '../platform';
-import { correlationDocument, type Correlator } from './correlation';
+import { correlationDocument } from './correlation';
 import type { DeadLetterReason } from './classify';
 import { toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';

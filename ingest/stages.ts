@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import type { Correlated, DetectionInput } from '../detectors';
-import type { Correlator } from './correlation';
+import type { Correlator } from '../detectors';
 import type { Family, VigilEvent } from '../schemas';
 import type { Config } from '../platform';
 import { classifyMessage, type DeadLetterReason } from './classify';

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet } from '../detectors';
-import { Correlator, correlate, decode, enrich, openGeoipLite, type Decoded, type GeoLookup } from '../ingest';
+import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet } from '../detectors';
+import { correlate, decode, enrich, openGeoipLite, type Decoded, type GeoLookup } from '../ingest';
 import { createElasticsearch, createLogger, createRedis, loadConfig, type Config } from '../platform';
 import { eventSchema, indexNames, type Detection, type EventDocument } from '../schemas';
 

@@ -6,7 +6,7 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { StoreUnavailableError, errorMessage } from '../../platform';
 import type { Alert } from '../../schemas';
-import { defineScripts, queueScript } from '../redis-scripts';
+import { defineScripts, queueScript } from '../state';
 import { severityOfRank } from './grouping-policy';
 
 /**

@@ -2,9 +2,25 @@ import type { DetectionInput } from '../input';
 import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
-import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { z } from 'zod';
+import { base, grouped, fieldPath } from '../rule-schema';
+import { durationSchema } from '../duration';
+import type { StatefulRuleType } from '../rule-type';
+
+export const cardinalityRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('cardinality'),
+  window: durationSchema,
+  /** The field whose distinct values are counted per key. */
+  field: fieldPath,
+  threshold: z.number().int().min(2),
+});
+
+/** A cardinality rule, as validated. */
+export type CardinalityRule = z.infer<typeof cardinalityRuleSchema>;
 
 /** Distinct values in a window, as distinctAdd-3.lua returns them. */
 export interface DistinctState {
@@ -29,7 +45,7 @@ export function parseDistinctState(reply: unknown): DistinctState {
 /** The distinctAdd call for one event, or undefined when it has no value of the field. */
 export function cardinalityRequest(
   input: DetectionInput,
-  rule: RuleOf<'cardinality'>,
+  rule: CardinalityRule,
   context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
 ): StateRequest | undefined {
   const value = scalarText(fieldValue(input, rule.field));
@@ -64,7 +80,7 @@ export function cardinalityRequest(
 export function evaluateCardinality(
   input: DetectionInput,
   state: DistinctState,
-  rule: RuleOf<'cardinality'>,
+  rule: CardinalityRule,
   context: EvaluationContext,
 ): Evaluation {
   if (state.count < rule.threshold) return none('below_threshold');
@@ -89,3 +105,16 @@ export function evaluateCardinality(
     },
   };
 }
+
+/** cardinality, as a plug-in: one distinctAdd item per matching event with a value of the field. */
+export const cardinalityType: StatefulRuleType<CardinalityRule> = {
+  type: 'cardinality',
+  configSchema: cardinalityRuleSchema,
+  plan(entries, { rule }, _batch, out) {
+    for (const { input, context, order } of entries) {
+      const request = cardinalityRequest(input, rule, context);
+      if (request) out.push({ input, context, request, extra: undefined, order });
+    }
+  },
+  decide: (item, reply, { rule }, context) => evaluateCardinality(item.input, parseDistinctState(reply), rule, context),
+};

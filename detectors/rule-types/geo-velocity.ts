@@ -5,9 +5,31 @@ import { inputIp } from '../input';
 import { keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import { inCidrList } from '../filter';
-import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, isoTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { z } from 'zod';
+import { base, grouped } from '../rule-schema';
+import { cidrRangesSchema } from '../filter';
+import { durationSchema } from '../duration';
+import { cidrList } from '../filter';
+import type { StatefulRuleType } from '../rule-type';
+
+export const geoVelocityRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('geo_velocity'),
+  /** Faster than this between two located events is impossible travel. @defaultValue 900 (a jet) */
+  maxSpeedKmh: z.number().positive().default(900),
+  /** Nearer than this (after subtracting both accuracies) never fires. @defaultValue 300 */
+  minDistanceKm: z.number().min(0).default(300),
+  /** How long the last location is kept. @defaultValue 24h */
+  horizon: durationSchema.default(86_400_000),
+  /** Addresses (VPN egress, corporate proxies) that never take part in a detection. */
+  allowlistCidrs: cidrRangesSchema.default([]),
+});
+
+/** A geo_velocity rule, as validated. */
+export type GeoVelocityRule = z.infer<typeof geoVelocityRuleSchema>;
 
 /** A located event, as kept in Redis and shown as evidence. */
 export interface Location {
@@ -82,7 +104,7 @@ export function locationOf(input: DetectionInput): Location | undefined {
 }
 
 /** The lastLocation call for a located event. */
-export function geoVelocityRequest(location: Location, rule: RuleOf<'geo_velocity'>, context: EvaluationContext & { prefix: string }): StateRequest {
+export function geoVelocityRequest(location: Location, rule: GeoVelocityRule, context: EvaluationContext & { prefix: string }): StateRequest {
   return {
     script: 'lastLocation',
     keys: [stateKey(context.prefix, rule.id, context.keyText, 'location')],
@@ -102,7 +124,7 @@ const place = (location: Location): string =>
 export function evaluateGeoVelocity(
   location: Location,
   state: GeoState,
-  rule: RuleOf<'geo_velocity'>,
+  rule: GeoVelocityRule,
   allowlist: BlockList,
   context: EvaluationContext,
 ): Evaluation {
@@ -137,3 +159,17 @@ export function evaluateGeoVelocity(
     },
   };
 }
+
+/** geo_velocity, as a plug-in: its allowlist compiled once; one lastLocation item per located event. */
+export const geoVelocityType: StatefulRuleType<GeoVelocityRule, BlockList, Location> = {
+  type: 'geo_velocity',
+  configSchema: geoVelocityRuleSchema,
+  compile: (rule) => cidrList(rule.allowlistCidrs),
+  plan(entries, { rule }, _batch, out) {
+    for (const { input, context, order } of entries) {
+      const location = locationOf(input);
+      if (location !== undefined) out.push({ input, context, request: geoVelocityRequest(location, rule, context), extra: location, order });
+    }
+  },
+  decide: (item, reply, { rule, extras }, context) => evaluateGeoVelocity(item.extra, parseGeoState(reply), rule, extras, context),
+};

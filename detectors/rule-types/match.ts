@@ -1,13 +1,20 @@
 import type { DetectionInput } from '../input';
 import { eventPhrase } from '../describe';
-import type { RuleOf } from '../rule-schema';
 import { eventTime, type Evaluation, type EvaluationContext } from '../evaluation';
+import { z } from 'zod';
+import { base } from '../rule-schema';
+import type { StatelessRuleType } from '../rule-type';
+
+export const matchRuleSchema = z.strictObject({ ...base, type: z.literal('match') });
+
+/** A match rule, as validated. */
+export type MatchRule = z.infer<typeof matchRuleSchema>;
 
 /**
  * match: one event that passes the filter is a detection (an authZ failure on a privileged
  * scope, a JSON threat protection violation). Stateless; identity is the event itself.
  */
-export function evaluateMatch(input: DetectionInput, rule: RuleOf<'match'>, context: EvaluationContext): Evaluation {
+export function evaluateMatch(input: DetectionInput, rule: MatchRule, context: EvaluationContext): Evaluation {
   const time = eventTime(input.event.time);
   return {
     outcome: 'detected',
@@ -22,3 +29,10 @@ export function evaluateMatch(input: DetectionInput, rule: RuleOf<'match'>, cont
     },
   };
 }
+
+/** match, as a plug-in: stateless, so no plan. */
+export const matchType: StatelessRuleType<MatchRule> = {
+  type: 'match',
+  configSchema: matchRuleSchema,
+  evaluate: (input, { rule }, context) => evaluateMatch(input, rule, context),
+};

@@ -2,9 +2,29 @@ import type { DetectionInput } from '../input';
 import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
-import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { z } from 'zod';
+import { base, grouped, fieldPath } from '../rule-schema';
+import { durationSchema } from '../duration';
+import type { StatefulRuleType } from '../rule-type';
+
+export const newValueRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('new_value'),
+  field: fieldPath,
+  /** How long a value is remembered. @defaultValue 30d */
+  horizon: durationSchema.default(30 * 86_400_000),
+  /**
+   * Values the key must already have before a new one counts: 1 means a user's very first
+   * device is learned, not reported. @defaultValue 1
+   */
+  minKnownValues: z.number().int().min(0).default(1),
+});
+
+/** A new_value rule, as validated. */
+export type NewValueRule = z.infer<typeof newValueRuleSchema>;
 
 /** What firstSeen-1.lua says of a value. */
 export interface FirstSeenState {
@@ -26,7 +46,7 @@ export function parseFirstSeenState(reply: unknown, value: string): FirstSeenSta
 /** The firstSeen call, or undefined when the event has no value of the field. */
 export function newValueRequest(
   input: DetectionInput,
-  rule: RuleOf<'new_value'>,
+  rule: NewValueRule,
   context: EvaluationContext & { prefix: string },
 ): { request: StateRequest; value: string } | undefined {
   const value = scalarText(fieldValue(input, rule.field));
@@ -49,7 +69,7 @@ export function newValueRequest(
 export function evaluateNewValue(
   input: DetectionInput,
   state: FirstSeenState,
-  rule: RuleOf<'new_value'>,
+  rule: NewValueRule,
   context: EvaluationContext,
 ): Evaluation {
   const time = eventTime(input.event.time);
@@ -71,3 +91,26 @@ export function evaluateNewValue(
     },
   };
 }
+
+/** new_value, as a plug-in: one firstSeen item per key and value of the batch. */
+export const newValueType: StatefulRuleType<NewValueRule, undefined, string> = {
+  type: 'new_value',
+  configSchema: newValueRuleSchema,
+  plan(entries, { rule }, batch, out) {
+    // A value already asked for in this batch is known by now, whatever Redis says: only its
+    // first event needs a script call.
+    const asked = new Set<string>();
+    for (const { input, context, order } of entries) {
+      const planned = newValueRequest(input, rule, context);
+      if (planned === undefined) continue;
+      const key = `${context.keyText}\u0000${planned.value}`;
+      if (asked.has(key)) {
+        batch.settled++; // seen in this batch: known, so no detection
+        continue;
+      }
+      asked.add(key);
+      out.push({ input, context, request: planned.request, extra: planned.value, order });
+    }
+  },
+  decide: (item, reply, { rule }, context) => evaluateNewValue(item.input, parseFirstSeenState(reply, item.extra), rule, context),
+};

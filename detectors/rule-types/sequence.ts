@@ -2,9 +2,32 @@ import type { DetectionInput } from '../input';
 import { keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { Predicate } from '../filter';
-import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { z } from 'zod';
+import { base, grouped } from '../rule-schema';
+import { filterSchema } from '../filter';
+import { durationSchema } from '../duration';
+import { compileFilter, referencedRules } from '../filter';
+import type { StatefulRuleType } from '../rule-type';
+
+export const sequenceStepSchema = z.strictObject({
+  name: z.string().min(1).max(100),
+  filter: filterSchema,
+  /** How many events must match this step. @defaultValue 1 */
+  count: z.number().int().min(1).max(1000).default(1),
+});
+
+export const sequenceRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('sequence'),
+  window: durationSchema,
+  steps: z.array(sequenceStepSchema).min(2).max(5),
+});
+
+/** A sequence rule, as validated. */
+export type SequenceRule = z.infer<typeof sequenceRuleSchema>;
 
 /** The steps recorded for a key in the window, as sequenceAdd-2.lua returns them. */
 export interface SequenceState {
@@ -34,7 +57,7 @@ export function matchedSteps(input: DetectionInput, steps: readonly Predicate[])
 /** The sequenceAdd call for an event that matched at least one step. */
 export function sequenceRequest(
   input: DetectionInput,
-  rule: RuleOf<'sequence'>,
+  rule: SequenceRule,
   steps: readonly number[],
   context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
 ): StateRequest {
@@ -63,7 +86,7 @@ export function sequenceRequest(
 function chainEndingAt(
   final: { step: number; id: string; time: number },
   entries: readonly { step: number; id: string; time: number }[],
-  rule: RuleOf<'sequence'>,
+  rule: SequenceRule,
 ): { step: number; id: string; time: number }[] | undefined {
   const chain = [final];
   // One event plays one part: an event that matched two steps can't be both.
@@ -91,7 +114,7 @@ function chainEndingAt(
 export function evaluateSequence(
   input: DetectionInput,
   state: SequenceState,
-  rule: RuleOf<'sequence'>,
+  rule: SequenceRule,
   steps: readonly number[],
   context: EvaluationContext,
 ): Evaluation {
@@ -123,3 +146,18 @@ export function evaluateSequence(
   }
   return none(steps.includes(last) ? 'sequence_incomplete' : 'waiting_for_final_step');
 }
+
+/** sequence, as a plug-in: its steps' filters compiled once; one sequenceAdd item per event that matches a step. */
+export const sequenceType: StatefulRuleType<SequenceRule, Predicate[], number[]> = {
+  type: 'sequence',
+  configSchema: sequenceRuleSchema,
+  compile: (rule) => rule.steps.map((step) => compileFilter(step.filter)),
+  references: (rule) => rule.steps.flatMap((step) => referencedRules(step.filter)),
+  plan(entries, { rule, extras }, _batch, out) {
+    for (const { input, context, order } of entries) {
+      const steps = matchedSteps(input, extras);
+      if (steps.length > 0) out.push({ input, context, request: sequenceRequest(input, rule, steps, context), extra: steps, order });
+    }
+  },
+  decide: (item, reply, { rule }, context) => evaluateSequence(item.input, parseSequenceState(reply), rule, item.extra, context),
+};

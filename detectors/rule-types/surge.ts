@@ -3,9 +3,55 @@ import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { Predicate } from '../filter';
-import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { z } from 'zod';
+import { base, grouped, fieldPath } from '../rule-schema';
+import { filterSchema } from '../filter';
+import { durationSchema } from '../duration';
+import { compileFilter } from '../filter';
+import type { PlanContext, StatefulRuleType } from '../rule-type';
+
+const measureSchema = z.discriminatedUnion('kind', [
+  /** Events per bucket (requests to an endpoint, calls by a consumer). */
+  z.strictObject({ kind: z.literal('count') }),
+  /** Distinct values of a field per bucket (source IPs on an endpoint), estimated by HyperLogLog. */
+  z.strictObject({ kind: z.literal('distinct'), field: fieldPath }),
+  /** Share of the bucket's events that pass a filter (the 5xx ratio). */
+  z.strictObject({ kind: z.literal('ratio'), numerator: filterSchema }),
+  /** 95th percentile of a numeric field per bucket (latency), from a log-scale histogram. */
+  z.strictObject({ kind: z.literal('p95'), field: fieldPath }),
+]);
+
+export const surgeRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('surge'),
+  /** The short window the measure is taken over, and the step of its baseline. @defaultValue 1m */
+  bucket: durationSchema.default(60_000),
+  measure: measureSchema,
+  /** Weight of each new bucket in the rolling baseline (EWMA): 0.1 follows a change over about ten buckets. @defaultValue 0.1 */
+  alpha: z.number().gt(0).max(1).default(0.1),
+  /** Full buckets of history before the rule may fire (warm-up). @defaultValue 10 */
+  minSamples: z.number().int().min(1).default(10),
+  /** Events in the current bucket before the rule may fire: a quiet endpoint's 5 requests are no surge. @defaultValue 50 */
+  minVolume: z.number().int().min(1).default(50),
+  /** Fire when the measure reaches this multiple of its baseline. @defaultValue 5 */
+  minRatio: z.number().gt(1).default(5),
+  /** And, when set, when it is this many standard deviations above the baseline. */
+  minZ: z.number().positive().optional(),
+  /** The smallest baseline a ratio is taken against (a baseline of 0 would make any traffic infinite). @defaultValue 1 */
+  baselineFloor: z.number().positive().default(1),
+  /**
+   * Fire only when the bucket's events come from few sources: at least `minPerSource` events per
+   * distinct value of the field on average. A flood from a handful of IPs (hundreds each, even
+   * mixed with normal users) passes; a flash crowd of many users (one or two each) does not.
+   */
+  concentration: z.strictObject({ field: fieldPath, minPerSource: z.number().positive().default(5) }).optional(),
+});
+
+/** A surge rule, as validated. */
+export type SurgeRule = z.infer<typeof surgeRuleSchema>;
 
 /** A measure's current bucket and baseline, as surgeTick-2.lua returns them. */
 export interface SurgeState {
@@ -53,7 +99,7 @@ export interface SurgeContribution {
 }
 
 /** What an event adds to a surge rule's bucket, or undefined when the rule skips the event. */
-export function surgeContribution(input: DetectionInput, rule: RuleOf<'surge'>, numerator: Predicate | undefined): SurgeContribution | undefined {
+export function surgeContribution(input: DetectionInput, rule: SurgeRule, numerator: Predicate | undefined): SurgeContribution | undefined {
   const { measure } = rule;
   const hllField = measure.kind === 'distinct' ? measure.field : rule.concentration?.field;
   const member = hllField === undefined ? '' : (scalarText(fieldValue(input, hllField)) ?? '');
@@ -110,7 +156,7 @@ function wellFormed(text: string): string {
 }
 
 /** The surgeTick item of a tally. */
-export function surgeTallyRequest(tally: SurgeTally, rule: RuleOf<'surge'>, context: EvaluationContext & { prefix: string }): StateRequest {
+export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: EvaluationContext & { prefix: string }): StateRequest {
   const bins: number[] = [];
   for (const [bin, count] of tally.bins) bins.push(bin, count);
   return {
@@ -133,7 +179,7 @@ export function surgeTallyRequest(tally: SurgeTally, rule: RuleOf<'surge'>, cont
 /** The surgeTick item for one event alone (a tally of one), or undefined when the rule skips it. */
 export function surgeRequest(
   input: DetectionInput,
-  rule: RuleOf<'surge'>,
+  rule: SurgeRule,
   numerator: Predicate | undefined,
   context: EvaluationContext & { prefix: string },
 ): StateRequest | undefined {
@@ -144,14 +190,14 @@ export function surgeRequest(
   return surgeTallyRequest(tally, rule, context);
 }
 
-const MEASURE_WORDS: Record<RuleOf<'surge'>['measure']['kind'], string> = {
+const MEASURE_WORDS: Record<SurgeRule['measure']['kind'], string> = {
   count: 'requests',
   distinct: 'distinct',
   ratio: 'ratio',
   p95: 'p95',
 };
 
-function show(rule: RuleOf<'surge'>, value: number): string {
+function show(rule: SurgeRule, value: number): string {
   const { measure } = rule;
   if (measure.kind === 'ratio') return `${(value * 100).toFixed(1)}%`;
   if (measure.kind === 'p95') return `${Math.round(value)}`;
@@ -165,7 +211,7 @@ function show(rule: RuleOf<'surge'>, value: number): string {
  * quiet endpoint's handful of calls never fires and a slow ramp is absorbed by the baseline.
  * With `concentration`, only a surge from few sources fires (a flood, not a flash crowd).
  */
-export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: RuleOf<'surge'>, context: EvaluationContext): Evaluation {
+export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext): Evaluation {
   if (state.late) return none('late_bucket');
   if (state.samples < rule.minSamples) return none('warming_up');
   if (state.volume < rule.minVolume) return none('low_volume');
@@ -209,3 +255,33 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Ru
     },
   };
 }
+
+/**
+ * surge, as a plug-in: the ratio's numerator compiled once; the batch's events added up per key
+ * and bucket (see SurgeTally), one surgeTick item per tally, decided after the per-event items.
+ */
+export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
+  type: 'surge',
+  configSchema: surgeRuleSchema,
+  compile: (rule) => (rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator) : undefined),
+  plan(entries, { rule, extras }, batch, out) {
+    const tallies = new Map<string, { tally: SurgeTally; context: PlanContext; order: number }>();
+    for (const { input, context, order } of entries) {
+      const contribution = surgeContribution(input, rule, extras);
+      if (contribution === undefined) continue;
+      const id = `${context.keyText}\u0000${contribution.bucket}`;
+      let entry = tallies.get(id);
+      if (entry === undefined) {
+        entry = { tally: new SurgeTally(contribution.bucket, input), context, order: order + batch.afterEvents };
+        tallies.set(id, entry);
+      }
+      entry.tally.add(input, contribution);
+      // The evaluation's clock is the latest event's.
+      if (entry.tally.latest === input) entry.context = context;
+    }
+    for (const { tally, context, order } of tallies.values()) {
+      out.push({ input: tally.latest, context, request: surgeTallyRequest(tally, rule, context), extra: undefined, order });
+    }
+  },
+  decide: (item, reply, { rule }, context) => evaluateSurge(item.input, parseSurgeState(reply), rule, context),
+};

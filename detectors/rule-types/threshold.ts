@@ -2,9 +2,25 @@ import type { DetectionInput } from '../input';
 import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
-import type { RuleOf } from '../rule-schema';
-import { stateKey } from '../keys';
+import { stateKey } from '../state';
 import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { z } from 'zod';
+import { base, grouped, fieldPath } from '../rule-schema';
+import { durationSchema } from '../duration';
+import type { StatefulRuleType } from '../rule-type';
+
+export const thresholdRuleSchema = z.strictObject({
+  ...base,
+  ...grouped,
+  type: z.literal('threshold'),
+  window: durationSchema,
+  threshold: z.number().int().min(1),
+  /** A field whose distinct values the detection lists as evidence ("from 3 IPs"). */
+  distinctField: fieldPath.optional(),
+});
+
+/** A threshold rule, as validated. */
+export type ThresholdRule = z.infer<typeof thresholdRuleSchema>;
 
 /** A sliding window as windowAdd-2.lua returns it. */
 export interface WindowState {
@@ -33,14 +49,14 @@ export function parseWindowState(reply: unknown): WindowState {
 }
 
 /** How many members the engine reads back: enough to find any window holding the threshold. */
-export function thresholdReadLimit(rule: RuleOf<'threshold'>, maxEvidence: number): number {
+export function thresholdReadLimit(rule: ThresholdRule, maxEvidence: number): number {
   return Math.max(maxEvidence, rule.threshold * 2 + 10);
 }
 
 /** The windowAdd call for one event: it reads a window either side, since events arrive out of order. */
 export function thresholdRequest(
   input: DetectionInput,
-  rule: RuleOf<'threshold'>,
+  rule: ThresholdRule,
   context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
 ): StateRequest {
   const time = eventTime(input.event.time);
@@ -94,7 +110,7 @@ function firstFullWindow(members: WindowState['members'], time: number, window: 
 export function evaluateThreshold(
   input: DetectionInput,
   state: WindowState,
-  rule: RuleOf<'threshold'>,
+  rule: ThresholdRule,
   context: EvaluationContext,
 ): Evaluation {
   // The events within a window either side of this one: fewer than N, and no window holding it reaches N.
@@ -130,3 +146,13 @@ export function evaluateThreshold(
     },
   };
 }
+
+/** threshold, as a plug-in: one windowAdd item per matching event. */
+export const thresholdType: StatefulRuleType<ThresholdRule> = {
+  type: 'threshold',
+  configSchema: thresholdRuleSchema,
+  plan(entries, { rule }, _batch, out) {
+    for (const { input, context, order } of entries) out.push({ input, context, request: thresholdRequest(input, rule, context), extra: undefined, order });
+  },
+  decide: (item, reply, { rule }, context) => evaluateThreshold(item.input, parseWindowState(reply), rule, context),
+};

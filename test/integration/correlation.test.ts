@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { deleteKeysUnder } from '../../detectors';
-import { Correlator, correlationDocument, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
+import { Correlator, deleteKeysUnder } from '../../detectors';
+import { correlationDocument, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { sleep } from '../../platform';
@@ -9,7 +9,7 @@ import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type Vig
 import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
 
 /**
- * Correlation (ingest/correlation.ts) on the real Redis: the request view (policy decisions
+ * Correlation (detectors/correlation.ts) on the real Redis: the request view (policy decisions
  * filed for their invocation), the bounded wait for decisions still in flight, the session's
  * device; then end to end through the ingest pipeline into Elasticsearch.
  */

@@ -6,7 +6,6 @@ import {
   evaluateNewValue,
   evaluateSequence,
   evaluateThreshold,
-  lastFired,
   matchRuleSchema,
   matchedSteps,
   newValueRuleSchema,
@@ -45,16 +44,6 @@ function detected(evaluation: Evaluation): Extract<Evaluation, { outcome: 'detec
   if (evaluation.outcome !== 'detected') throw new Error(`expected a detection, got ${evaluation.reasonCode}`);
   return evaluation.detection;
 }
-
-describe('lastFired', () => {
-  it('takes the later of the stored mark and the one from earlier in the batch', () => {
-    expect(lastFired(undefined, undefined)).toBeUndefined();
-    expect(lastFired(5, undefined)).toBe(5);
-    expect(lastFired(undefined, 7)).toBe(7);
-    expect(lastFired(5, 7)).toBe(7);
-    expect(lastFired(9, 7)).toBe(9);
-  });
-});
 
 describe('evaluateThreshold', () => {
   const rule = thresholdRuleSchema.parse({

@@ -2,7 +2,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { RuleSetError, loadRuleSet, ruleSchema, type CompiledRule, type DetectionInput, type RuleProblem, type RuleSet } from '../../detectors';
+import {
+  RuleSetError,
+  geoVelocityType,
+  isOfType,
+  loadRuleSet,
+  ruleSchema,
+  sequenceType,
+  type BaseRule,
+  type CompiledRule,
+  type DetectionInput,
+  type RuleProblem,
+  type RuleSet,
+  type RuleType,
+} from '../../detectors';
 import { VigilError } from '../../platform';
 import { eventSchema, type VigilEvent } from '../../schemas';
 import { deviceEvent, invocationEvent, policyEvent, withField } from './fixtures';
@@ -68,6 +81,12 @@ const userRule = {
 };
 const newDeviceRule = { ...userRule, id: 'new-device', name: 'New device', type: 'new_value', field: 'device.deviceId' };
 
+/** What a rule's type compiled for it (step predicates, an allowlist), checked against the expected type. */
+function extrasOf<R extends BaseRule, Extras, Extra>(compiled: CompiledRule, ruleType: RuleType<R, Extras, Extra>): Extras {
+  if (!isOfType(compiled, ruleType)) throw new Error(`${compiled.rule.id} is not a ${ruleType.type} rule`);
+  return compiled.extras;
+}
+
 function ruleById(ruleSet: RuleSet, id: string): CompiledRule {
   const found = ruleSet.rules.find((compiled) => compiled.rule.id === id);
   if (!found) throw new Error(`no rule ${id}`);
@@ -123,9 +142,9 @@ describe('the default rule pack', () => {
   });
 
   it('compiles step filters, the allowlist and the one dependency', () => {
-    expect(ruleById(ruleSet, 'account-takeover-sequence').steps).toHaveLength(2);
-    expect(ruleById(ruleSet, 'impossible-travel').allowlist).toBeDefined();
-    expect(ruleById(ruleSet, 'authn-failures-per-user').allowlist).toBeUndefined();
+    expect(extrasOf(ruleById(ruleSet, 'account-takeover-sequence'), sequenceType)).toHaveLength(2);
+    expect(extrasOf(ruleById(ruleSet, 'impossible-travel'), geoVelocityType)).toBeDefined();
+    expect(ruleById(ruleSet, 'authn-failures-per-user').extras).toBeUndefined();
     const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
     expect(dependent.map((compiled) => [compiled.rule.id, compiled.dependsOn])).toStrictEqual([
       ['new-device-then-sensitive-write', ['new-device-for-user']],
@@ -172,7 +191,7 @@ describe('the default rule pack', () => {
     });
 
     it('new-device-then-sensitive-write: a new device, then a successful write to payments or accounts', () => {
-      const [newDevice, write] = ruleById(ruleSet, 'new-device-then-sensitive-write').steps;
+      const [newDevice, write] = extrasOf(ruleById(ruleSet, 'new-device-then-sensitive-write'), sequenceType);
       if (!newDevice || !write) throw new Error('expected two steps');
       expect(newDevice({ event: event(deviceEvent()), detectedBy: new Set(['new-device-for-user']) })).toBe(true);
       expect(newDevice({ event: event(deviceEvent()) })).toBe(false);

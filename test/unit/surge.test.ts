@@ -6,7 +6,9 @@ import {
   histogramBin,
   loadRuleSet,
   parseSurgeState,
+  isOfType,
   ruleSchema,
+  surgeType,
   stateKey,
   surgeContribution,
   surgeRequest,
@@ -425,7 +427,7 @@ describe('evaluateSurge: baselineFloor', () => {
 
 describe('the default denial-of-service rules', () => {
   const ruleSet = loadRuleSet([DENIAL_OF_SERVICE]);
-  const surges = ruleSet.rules.flatMap((compiled) => (compiled.rule.type === 'surge' ? [{ ...compiled, rule: compiled.rule }] : []));
+  const surges = ruleSet.rules.flatMap((compiled) => (isOfType(compiled, surgeType) ? [compiled] : []));
 
   it('load as five surge rules, keyed by endpoint or consumer', () => {
     expect(ruleSet.rules.map((compiled) => compiled.rule.id)).toStrictEqual([
@@ -449,14 +451,14 @@ describe('the default denial-of-service rules', () => {
   it('compile the 5xx numerator, and make a request for an anonymous API call by a consumer', () => {
     const anonymous = callAt(T, { 'invocation.status': 503, 'invocation.latencyMs': 812 });
     const error = surges.find(({ rule }) => rule.id === 'error-surge-per-endpoint');
-    expect(error?.numerator?.(anonymous)).toBe(true);
-    expect(error?.numerator?.(callAt(T))).toBe(false);
-    for (const { rule, matches, numerator } of surges) {
+    expect(error?.extras?.(anonymous)).toBe(true);
+    expect(error?.extras?.(callAt(T))).toBe(false);
+    for (const { rule, matches, extras: numerator } of surges) {
       expect(matches(anonymous)).toBe(true);
       const request = surgeRequest(anonymous, rule, numerator, requestContext);
       expect(request?.keys[0]).toBe(stateKey('vigil-test', rule.id, keyText, 'surge'));
     }
-    expect(surgeRequest(anonymous, error?.rule ?? surgeRule(), error?.numerator, requestContext)?.args[3]).toBe(1);
+    expect(surgeRequest(anonymous, error?.rule ?? surgeRule(), error?.extras, requestContext)?.args[3]).toBe(1);
   });
 
   it('keep a 2x bucket quiet and fire a 10x flood from few IPs on the endpoint rule', () => {

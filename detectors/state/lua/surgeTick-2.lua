@@ -1,3 +1,4 @@
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ surgeTick-2: add events to the current time bucket of a measure and keep its rolling
 baseline (EWMA mean and variance of the measure per full bucket). A batch script
 (lib/batch.lua): one call carries any number of items, run in order; one reply per item. An

@@ -1,3 +1,4 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ noteDevice-3: remember the device and place a user (and a session) was last seen with.
 KEYS[1]  hash: the user's last device and place (device, country, city, time)
 KEYS[2]  hash: the user's devices: device id -> first seen ms (never overwritten)

@@ -1,3 +1,4 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertResolve-2: resolve a group's alert if it has been quiet long enough.
 KEYS[1]  hash: the group's alert (see alertUpsert-2)
 KEYS[2]  sorted set of open alerts

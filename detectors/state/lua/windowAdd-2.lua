@@ -1,3 +1,4 @@
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ windowAdd-2: add events to sliding event-time windows and read each window back. A batch
 script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
 Per item, 2 keys:

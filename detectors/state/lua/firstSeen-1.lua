@@ -1,3 +1,4 @@
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ firstSeen-1: note that keys were seen with values; say for each whether its value was known.
 A batch script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
 Per item, 1 key:

@@ -1,3 +1,4 @@
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ sequenceAdd-2: record the steps events matched and read each key's steps in the window.
 A batch script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
 Per item, 2 keys:

@@ -1,3 +1,4 @@
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ lastLocation-1: swap in the newest located event of each key; return the one before it.
 A batch script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
 Each key's hash is read once per call, kept in memory while the items run and written back once.

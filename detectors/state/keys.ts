@@ -3,7 +3,8 @@ export type StatePart = 'window' | 'values' | 'ids' | 'steps' | 'seen' | 'locati
 
 /**
  * The one builder of Redis keys. The braces are a hash tag: every key of one (rule, group key)
- * lands on the same cluster slot, so multi-key scripts stay cluster-safe.
+ * lands on the same cluster slot. A batch script call still spans many tags, so rule state needs
+ * one Redis primary, not Redis Cluster (docs/detection.md).
  */
 export function stateKey(prefix: string, ruleId: string, keyText: string, part: StatePart): string {
   return `${prefix}:rule:{${ruleId}|${keyText}}:${part}`;

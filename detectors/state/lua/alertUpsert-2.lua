@@ -1,3 +1,4 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertUpsert-2: fold one detection into the open alert of its group, or open a new alert.
 All alert keys share the {alerts} hash tag: alerts are few, and one slot keeps the open-alerts
 index and every alert together (cluster-safe).

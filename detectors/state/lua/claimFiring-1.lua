@@ -1,3 +1,4 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ claimFiring-1: claim the right to fire for a key, unless another detection fired within the cooldown.
 Concurrent batches (partitions consumed in parallel, several instances) may each decide to
 fire for the same key and window; only the first claim wins, so one window gives one detection.

@@ -1,3 +1,4 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ readContext-3: what is known of a user's (and session's) device when one of their requests arrives.
 KEYS[1]  hash: the user's last device and place (see noteDevice-3)
 KEYS[2]  hash: the user's devices: device id -> first seen ms

@@ -1,3 +1,4 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ noteRequest-1: record one policy decision of a request, for its invocation to find.
 KEYS[1]  hash: policy kind -> outcome ("pass" / "fail"); a fail is never overwritten by a pass
 ARGV[1]  policy kind

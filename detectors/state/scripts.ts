@@ -1,55 +1,100 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { ScriptName } from './evaluation';
 
 const LUA_DIR = join(__dirname, 'lua');
 
-type AnyScript = ScriptName | 'claimFiring';
+/** How a script is called: a batch script takes `args` arguments per item (see {@link queueBatch}). */
+interface ScriptSpec {
+  file: string;
+  batch?: { args: number };
+}
 
 /**
- * File names are `verbNoun-<number of keys>.lua`. Commands are registered as `vigil_<verbNoun>_v<n>`:
- * a change of meaning or of calling convention gets a new verbNoun or version, so two versions
- * of Vigil sharing a Redis never run each other's logic.
+ * Every Lua script, by name. File names are `verbNoun-<number of keys>.lua`; each file opens
+ * with `-- version: N`, and its command is registered as `vigil_<verbNoun>_v<N>`: a change of
+ * meaning or of calling convention gets a new version, so two versions of Vigil sharing a Redis
+ * never run each other's logic. A unit test pins each version's content, so an edit without a
+ * bump fails.
  *
  * Batch scripts (the rule state of the engine) take any number of items in one call, each with
  * the file's number of keys and `args` arguments, and reply with one reply per item; they are
  * the file prefixed with lib/batch.lua. The others take one call's keys and arguments.
  */
-const SCRIPTS: Record<AnyScript, { file: string; version: number; batch?: { args: number } }> = {
-  windowAdd: { file: 'windowAdd-2.lua', version: 2, batch: { args: 8 } },
-  distinctAdd: { file: 'distinctAdd-3.lua', version: 2, batch: { args: 9 } },
-  sequenceAdd: { file: 'sequenceAdd-2.lua', version: 2, batch: { args: 9 } },
-  firstSeen: { file: 'firstSeen-1.lua', version: 2, batch: { args: 5 } },
-  lastLocation: { file: 'lastLocation-1.lua', version: 2, batch: { args: 5 } },
-  surgeTick: { file: 'surgeTick-2.lua', version: 2, batch: { args: 8 } },
-  claimFiring: { file: 'claimFiring-1.lua', version: 1 },
-  alertUpsert: { file: 'alertUpsert-2.lua', version: 1 },
-  alertResolve: { file: 'alertResolve-2.lua', version: 1 },
-  noteDevice: { file: 'noteDevice-3.lua', version: 1 },
-  readContext: { file: 'readContext-3.lua', version: 1 },
-  noteRequest: { file: 'noteRequest-1.lua', version: 1 },
-  readRequest: { file: 'readRequest-1.lua', version: 1 },
-};
+const SCRIPTS = {
+  windowAdd: { file: 'windowAdd-2.lua', batch: { args: 8 } },
+  distinctAdd: { file: 'distinctAdd-3.lua', batch: { args: 9 } },
+  sequenceAdd: { file: 'sequenceAdd-2.lua', batch: { args: 9 } },
+  firstSeen: { file: 'firstSeen-1.lua', batch: { args: 5 } },
+  lastLocation: { file: 'lastLocation-1.lua', batch: { args: 5 } },
+  surgeTick: { file: 'surgeTick-2.lua', batch: { args: 8 } },
+  claimFiring: { file: 'claimFiring-1.lua' },
+  alertUpsert: { file: 'alertUpsert-2.lua' },
+  alertResolve: { file: 'alertResolve-2.lua' },
+  noteDevice: { file: 'noteDevice-3.lua' },
+  readContext: { file: 'readContext-3.lua' },
+  noteRequest: { file: 'noteRequest-1.lua' },
+  readRequest: { file: 'readRequest-1.lua' },
+} as const satisfies Record<string, ScriptSpec>;
+
+/** The Lua scripts, by their registered names. */
+export type ScriptName = keyof typeof SCRIPTS;
+
+/** Every script name, in the table's order. */
+export const SCRIPT_NAMES = Object.keys(SCRIPTS) as ScriptName[];
+
+const spec = (script: ScriptName): ScriptSpec => SCRIPTS[script];
+
+/** A script as registered: its file, the version its header declares, and the Lua sent to Redis. */
+export interface ScriptSource {
+  script: ScriptName;
+  file: string;
+  version: number;
+  /** The registered source: the file, after lib/batch.lua for a batch script. */
+  lua: string;
+}
+
+const VERSION_LINE = /^-- version: (\d+)\b/;
+const SOURCES = new Map<ScriptName, ScriptSource>();
+let prelude: string | undefined;
+
+/**
+ * A script's registered source and version, read from its file once.
+ * @throws TypeError when the file does not open with a `-- version: N` line
+ */
+export function scriptSource(script: ScriptName): ScriptSource {
+  let source = SOURCES.get(script);
+  if (source === undefined) {
+    const { file, batch } = spec(script);
+    const body = readFileSync(join(LUA_DIR, file), 'utf8');
+    const version = Number(VERSION_LINE.exec(body)?.[1]);
+    if (!Number.isInteger(version) || version < 1) throw new TypeError(`${file} must open with a "-- version: N" line`);
+    prelude ??= readFileSync(join(LUA_DIR, 'lib', 'batch.lua'), 'utf8');
+    // Batch scripts get their item loop from the prelude (and with it a variable number of keys).
+    source = { script, file, version, lua: batch ? `${prelude}\n${body}` : body };
+    SOURCES.set(script, source);
+  }
+  return source;
+}
 
 /** Most items in one call of a batch script: a call blocks Redis while it runs, so it stays short. */
 export const MAX_BATCH_ITEMS = 256;
 
 /** The command name a script is registered under. */
-export function commandName(script: AnyScript): string {
-  return `vigil_${script}_v${SCRIPTS[script].version}`;
+export function commandName(script: ScriptName): string {
+  return `vigil_${script}_v${scriptSource(script).version}`;
 }
 
 /** Keys per call (per item, for a batch script): the number in the file name, read once. */
 const KEY_COUNTS = new Map(Object.entries(SCRIPTS).map(([script, { file }]) => [script, Number(/-(\d+)\.lua$/.exec(file)?.[1])]));
 
-function keyCount(script: AnyScript): number {
+function keyCount(script: ScriptName): number {
   return KEY_COUNTS.get(script) ?? Number.NaN;
 }
 
 /** Whether a script takes a batch of items per call (see {@link queueBatch}). */
-export function isBatchScript(script: AnyScript): boolean {
-  return SCRIPTS[script].batch !== undefined;
+export function isBatchScript(script: ScriptName): boolean {
+  return spec(script).batch !== undefined;
 }
 
 /** Every Lua file shipped, for the tests that hold each one to its contract. */
@@ -59,14 +104,11 @@ export function luaFiles(): string[] {
 
 /** Registers every script on a client (idempotent); ioredis then uses EVALSHA. */
 export function defineScripts(redis: Redis): void {
-  let prelude: string | undefined;
-  for (const [script, { file, batch }] of Object.entries(SCRIPTS) as [AnyScript, (typeof SCRIPTS)[AnyScript]][]) {
+  for (const script of SCRIPT_NAMES) {
     const name = commandName(script);
     if (typeof Reflect.get(redis, name) === 'function') continue;
-    const body = readFileSync(join(LUA_DIR, file), 'utf8');
-    prelude ??= readFileSync(join(LUA_DIR, 'lib', 'batch.lua'), 'utf8');
-    // Batch scripts get their item loop from the prelude (and with it a variable number of keys).
-    redis.defineCommand(name, batch ? { lua: `${prelude}\n${body}` } : { numberOfKeys: keyCount(script), lua: body });
+    const { lua } = scriptSource(script);
+    redis.defineCommand(name, isBatchScript(script) ? { lua } : { numberOfKeys: keyCount(script), lua });
   }
 }
 
@@ -79,8 +121,8 @@ export interface ScriptItem {
 }
 
 /** The flat arguments of a call: numkeys, every item's keys, then every item's arguments. */
-function batchArguments(script: AnyScript, items: readonly ScriptItem[]): (string | number)[] {
-  const batch = SCRIPTS[script].batch;
+function batchArguments(script: ScriptName, items: readonly ScriptItem[]): (string | number)[] {
+  const batch = spec(script).batch;
   if (!batch) throw new TypeError(`script ${script} is not a batch script`);
   const keys = keyCount(script);
   const flat: (string | number)[] = [items.length * keys];
@@ -94,14 +136,14 @@ function batchArguments(script: AnyScript, items: readonly ScriptItem[]): (strin
   return flat;
 }
 
-function commandOf(target: object, script: AnyScript): ScriptCall {
+function commandOf(target: object, script: ScriptName): ScriptCall {
   const command = Reflect.get(target, commandName(script)) as ScriptCall | undefined;
   if (typeof command !== 'function') throw new TypeError(`script ${script} is not defined on this Redis client`);
   return command;
 }
 
 /** Queues a registered (single-call) script on a pipeline. */
-export function queueScript(pipeline: ChainableCommander, script: AnyScript, keys: readonly string[], args: readonly (string | number)[]): void {
+export function queueScript(pipeline: ChainableCommander, script: ScriptName, keys: readonly string[], args: readonly (string | number)[]): void {
   if (isBatchScript(script)) {
     queueBatch(pipeline, script, [{ keys, args }]);
     return;
@@ -114,13 +156,13 @@ export function queueScript(pipeline: ChainableCommander, script: AnyScript, key
  * reply is an array with one reply per item, in order; an item that failed has a ReplyError in
  * its place.
  */
-export function queueBatch(pipeline: ChainableCommander, script: AnyScript, items: readonly ScriptItem[]): void {
+export function queueBatch(pipeline: ChainableCommander, script: ScriptName, items: readonly ScriptItem[]): void {
   if (items.length === 0 || items.length > MAX_BATCH_ITEMS) throw new RangeError(`a ${script} call takes 1 to ${MAX_BATCH_ITEMS} items, got ${items.length}`);
   commandOf(pipeline, script).call(pipeline, ...batchArguments(script, items));
 }
 
 /** Calls a batch script directly with several items (tests, one-off use); one reply per item. */
-export async function callBatch(redis: Redis, script: AnyScript, items: readonly ScriptItem[]): Promise<unknown[]> {
+export async function callBatch(redis: Redis, script: ScriptName, items: readonly ScriptItem[]): Promise<unknown[]> {
   const reply = await (commandOf(redis, script).call(redis, ...batchArguments(script, items)) as Promise<unknown>);
   if (!Array.isArray(reply)) throw new TypeError(`${script} replied ${typeof reply}, expected one reply per item`);
   return reply as unknown[];
@@ -130,7 +172,7 @@ export async function callBatch(redis: Redis, script: AnyScript, items: readonly
  * Calls a registered script directly (tests, one-off use). A batch script is called with one
  * item, and its one reply is returned (thrown when it is an error).
  */
-export async function callScript(redis: Redis, script: AnyScript, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+export async function callScript(redis: Redis, script: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
   if (isBatchScript(script)) {
     const [reply] = await callBatch(redis, script, [{ keys, args }]);
     if (reply instanceof Error) throw reply;

@@ -1,0 +1,196 @@
+import type { Redis } from 'ioredis';
+import { StoreUnavailableError, sleep } from '../platform';
+import type { GeoDocument, VigilEvent } from '../schemas';
+import { createStateEvents, defineScripts, requestKey, roundTrip, userKeys, type StateCall, type StateEvents } from './state';
+
+/** Correlated context of an event, addressed in filters as `correlated.*`. */
+export interface Correlated {
+  request?: {
+    /** Policy kind -> outcome, for the policies of the same request seen so far. */
+    policies: Record<string, 'pass' | 'fail'>;
+    failedPolicies: string[];
+  };
+  device?: {
+    /** The device of the session (else the user's last device). */
+    deviceId?: string;
+    /** How long the user has had that device, at this event's time. */
+    deviceAgeMs?: number;
+    country?: string;
+    /** Devices the user has been seen with. */
+    knownDevices: number;
+    fromSession: boolean;
+  };
+}
+
+/**
+ * One event to correlate, with the place enrichment found for it (a device event records it).
+ * The ingest pipeline's enrichment has this shape; correlation needs nothing else of it.
+ */
+export interface CorrelationItem {
+  event: VigilEvent;
+  enrichment: { geo?: Pick<GeoDocument, 'country_iso_code' | 'city_name'> };
+}
+
+/** Options of {@link Correlator}. */
+export interface CorrelatorOptions {
+  redis: Redis;
+  /** @defaultValue 'vigil' */
+  prefix?: string;
+  /**
+   * How long an invocation may wait for the policy decisions of its request (they travel on
+   * another topic). Never longer: an event is held at most this long after its own time. The
+   * wait holds the consumer's whole fetch, so it adds to detection latency for every event.
+   * @defaultValue 250 here; the pipeline passes VIGIL_CORRELATION_WAIT_MS (default 0)
+   */
+  waitMs?: number;
+  /** How long devices and sessions are remembered. @defaultValue 30 days */
+  deviceMemoryMs?: number;
+  /** How long a request's decisions are kept for its invocation. @defaultValue 10 minutes */
+  requestMemoryMs?: number;
+  /** @defaultValue Date.now */
+  now?: () => number;
+  /** Where every Redis round trip is reported (`state.round_trip`). @defaultValue a new emitter, {@link Correlator.events} */
+  events?: StateEvents;
+}
+
+/**
+ * Correlates the three families in Redis, one round trip per chunk: policy decisions are filed
+ * under their request id for the invocation of the same request (one request view); device
+ * events record the device and place of the user and session for their later requests. State is
+ * shared (any instance sees any partition's events), nothing is held in process memory, and an
+ * invocation whose request's decisions have not arrived waits at most `waitMs`.
+ */
+export class Correlator {
+  private readonly prefix: string;
+  private readonly waitMs: number;
+  private readonly deviceMemoryMs: number;
+  private readonly requestMemoryMs: number;
+  private readonly now: () => number;
+  /** Instrumentation: `state.round_trip` after each Redis round trip. */
+  readonly events: StateEvents;
+  /** Invocations that waited for their request's decisions, and those that still found none. */
+  readonly stats = { waited: 0, unmatched: 0, roundTrips: 0 };
+
+  constructor(private readonly options: CorrelatorOptions) {
+    this.prefix = options.prefix ?? 'vigil';
+    this.waitMs = options.waitMs ?? 250;
+    this.deviceMemoryMs = options.deviceMemoryMs ?? 30 * 86_400_000;
+    this.requestMemoryMs = options.requestMemoryMs ?? 600_000;
+    this.now = options.now ?? Date.now;
+    this.events = options.events ?? createStateEvents();
+    defineScripts(options.redis);
+  }
+
+  private requestKey(requestId: string): string {
+    return requestKey(this.prefix, requestId);
+  }
+
+  private userKeys(userId: string, sessionId: string | undefined): [string, string, string] {
+    return userKeys(this.prefix, userId, sessionId);
+  }
+
+  /** The correlated context of each event (undefined where there is nothing to correlate). */
+  async correlate(items: readonly CorrelationItem[]): Promise<(Correlated | undefined)[]> {
+    const results: (Correlated | undefined)[] = items.map(() => undefined);
+    const reads: { index: number; kind: 'request' | 'context'; time: number }[] = [];
+    const calls: StateCall[] = [];
+    const queue = (script: StateCall['script'], keys: string[], args: (string | number)[]): number => calls.push({ script, keys, args }) - 1;
+    const replyIndex = new Map<number, number>();
+    items.forEach(({ event, enrichment }, index) => {
+      const time = Date.parse(event.time);
+      const requestId = event.correlation.requestId;
+      const userId = event.actor.userId;
+      const sessionId = event.correlation.sessionId;
+      // Every kind: the event schema admits no other.
+      if (event.family === 'policy' && requestId) {
+        queue('noteRequest', [this.requestKey(requestId)], [event.policy.kind, event.policy.outcome, this.requestMemoryMs]);
+      }
+      if (event.family === 'device' && userId) {
+        const deviceId = event.device.deviceId ?? event.device.fingerprint ?? '';
+        queue('noteDevice', this.userKeys(userId, sessionId), [
+          deviceId,
+          time,
+          enrichment.geo?.country_iso_code ?? '',
+          enrichment.geo?.city_name ?? '',
+          this.deviceMemoryMs,
+          sessionId ?? '',
+        ]);
+      }
+      if (event.family === 'invocation' && requestId) {
+        replyIndex.set(reads.length, queue('readRequest', [this.requestKey(requestId)], []));
+        reads.push({ index, kind: 'request', time });
+      }
+      if (event.family !== 'device' && userId) {
+        replyIndex.set(reads.length, queue('readContext', this.userKeys(userId, sessionId), [sessionId ? 1 : 0]));
+        reads.push({ index, kind: 'context', time });
+      }
+    });
+    if (calls.length === 0) return results;
+    const replies = await this.exec(calls);
+    const missing: { index: number; requestId: string; time: number }[] = [];
+    reads.forEach((read, position) => {
+      const reply = replies[replyIndex.get(position) ?? -1];
+      const item = items[read.index];
+      if (item === undefined) return;
+      const current: Correlated = results[read.index] ?? {};
+      if (read.kind === 'request') {
+        const request = parseRequest(reply);
+        if (request) current.request = request;
+        else missing.push({ index: read.index, requestId: item.event.correlation.requestId ?? '', time: read.time });
+      } else {
+        const device = parseContext(reply, read.time);
+        if (device) current.device = device;
+      }
+      results[read.index] = Object.keys(current).length > 0 ? current : undefined;
+    });
+
+    // Partners on another topic may be a moment behind: wait for them, boundedly, once.
+    const now = this.now();
+    const waiting = missing.filter((entry) => now - entry.time < this.waitMs);
+    this.stats.unmatched += missing.length - waiting.length;
+    if (waiting.length > 0) {
+      const youngest = Math.max(...waiting.map((entry) => entry.time));
+      await sleep(Math.max(0, Math.min(this.waitMs, youngest + this.waitMs - now)));
+      const second = await this.exec(waiting.map((entry) => ({ script: 'readRequest', keys: [this.requestKey(entry.requestId)], args: [] })));
+      waiting.forEach((entry, position) => {
+        this.stats.waited++;
+        const request = parseRequest(second[position]);
+        if (!request) {
+          this.stats.unmatched++;
+          return;
+        }
+        results[entry.index] = { ...(results[entry.index] ?? {}), request };
+      });
+    }
+    return results;
+  }
+
+  /** One round trip; correlation has no use for a partial answer, so a script error fails the chunk too. */
+  private async exec(calls: readonly StateCall[]): Promise<unknown[]> {
+    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation', events: this.events, stats: this.stats });
+    return replies.map((reply) => {
+      if (!reply.ok) throw new StoreUnavailableError('redis', `correlation: ${reply.error.message}`, reply.error);
+      return reply.value;
+    });
+  }
+}
+
+function parseRequest(reply: unknown): Correlated['request'] | undefined {
+  const flat = Array.isArray(reply) ? reply.map(String) : [];
+  if (flat.length === 0) return undefined;
+  const policies: Record<string, 'pass' | 'fail'> = {};
+  for (let index = 0; index + 1 < flat.length; index += 2) policies[flat[index] ?? ''] = flat[index + 1] === 'fail' ? 'fail' : 'pass';
+  return { policies, failedPolicies: Object.entries(policies).filter(([, outcome]) => outcome === 'fail').map(([kind]) => kind).sort() };
+}
+
+function parseContext(reply: unknown, time: number): Correlated['device'] | undefined {
+  const [deviceId, firstSeen, country, known, fromSession] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  if (typeof deviceId !== 'string') return undefined;
+  return {
+    deviceId,
+    ...(typeof firstSeen === 'string' ? { deviceAgeMs: Math.max(0, time - Number(firstSeen)) } : {}),
+    ...(typeof country === 'string' ? { country } : {}),
+    knownDevices: Number(known ?? 0),
+    fromSession: Number(fromSession) === 1,
+  };
+}

@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { SCRIPT_NAMES, commandName, isBatchScript, scriptSource, type ScriptName, type ScriptSource } from '../../detectors';
+
+/**
+ * The content of each Lua script as registered (lib/batch.lua included for batch scripts), pinned
+ * with the version its file declares. Redis runs a command by name: two Vigil versions sharing a
+ * Redis must never run different Lua under one name, so any edit needs a new `-- version:`.
+ * When this test fails after an edit: bump the file's version line, then pin the new hash here.
+ */
+const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
+  windowAdd: { version: 2, sha256: '20ee9be1b4629a4f' },
+  distinctAdd: { version: 2, sha256: '431682938a265417' },
+  sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
+  firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
+  lastLocation: { version: 2, sha256: 'bc722296ca520ac7' },
+  surgeTick: { version: 2, sha256: 'aad64092dbef4d0e' },
+  claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
+  alertUpsert: { version: 1, sha256: '2831e031e340305e' },
+  alertResolve: { version: 1, sha256: '67afc00a8a0bc99b' },
+  noteDevice: { version: 1, sha256: 'ee427774e704acba' },
+  readContext: { version: 1, sha256: 'f4c327233d0fafd1' },
+  noteRequest: { version: 1, sha256: '2eed903e4313a024' },
+  readRequest: { version: 1, sha256: '58027b05624853d3' },
+};
+
+/** A checkout's line endings are no change of meaning. */
+const digest = (lua: string): string => createHash('sha256').update(lua.replace(/\r\n/g, '\n')).digest('hex').slice(0, 16);
+
+/** What is wrong with a script against its pin, or undefined. */
+function problem(script: ScriptName, source: ScriptSource = scriptSource(script)): string | undefined {
+  const { file, version, lua } = source;
+  const pinned = PINNED[script];
+  const hash = digest(lua);
+  if (hash === pinned.sha256 && version === pinned.version) return undefined;
+  if (version === pinned.version) {
+    return `${file}${isBatchScript(script) ? ' (or lib/batch.lua, which it includes)' : ''} changed but still declares version ${version}: bump its "-- version:" line (the command becomes vigil_${script}_v${version + 1}), then pin { version: ${version + 1}, sha256: <new hash> } in test/unit/lua-versions.test.ts`;
+  }
+  if (version < pinned.version) return `${file} declares version ${version}, below the pinned ${pinned.version}: versions only go up`;
+  return `${file} is now version ${version}: pin { version: ${version}, sha256: '${hash}' } in test/unit/lua-versions.test.ts`;
+}
+
+describe('Lua script versions', () => {
+  it('pins every registered script, and nothing else', () => {
+    expect(Object.keys(PINNED).sort()).toEqual([...SCRIPT_NAMES].sort());
+  });
+
+  it.each(SCRIPT_NAMES)('%s: its content matches the version it declares', (script) => {
+    expect(problem(script)).toBeUndefined();
+  });
+
+  it('registers each script under its declared version', () => {
+    expect(commandName('windowAdd')).toBe(`vigil_windowAdd_v${scriptSource('windowAdd').version}`);
+  });
+
+  it('fails with a message naming the bump when a script is edited in place', () => {
+    const source = scriptSource('claimFiring');
+    expect(problem('claimFiring', { ...source, lua: `${source.lua}\n-- an edit` })).toMatch(
+      /claimFiring-1\.lua changed but still declares version 1: bump its "-- version:" line/,
+    );
+    expect(problem('claimFiring', { ...source, version: 2, lua: `${source.lua}\n-- an edit` })).toMatch(/now version 2: pin \{ version: 2, sha256: '[0-9a-f]{16}' \}/);
+    expect(problem('claimFiring', { ...source, version: 0 })).toMatch(/versions only go up/);
+  });
+});

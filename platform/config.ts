@@ -146,9 +146,9 @@ export const settings = {
     ),
     suppressMs: setting(
       'VIGIL_ALERT_SUPPRESS_MS',
-      int(1000, 7 * 86_400_000).default(600_000),
-      '1000–604800000',
-      'A detection at most this long after its group’s last one joins the open alert; a later one opens a new alert. An alert stays joinable while it is open, so the effective window is the larger of this and the resolve time (see [alerting.md](alerting.md#deduplication-the-suppression-window-and-the-running-count)).',
+      int(1000, 7 * 86_400_000).default(900_000),
+      '1000–604800000, at least `VIGIL_ALERT_RESOLVE_AFTER_MS`',
+      'A detection at most this long after its group’s last one joins its alert; a later one opens a new alert. An open alert always takes its group’s detections, so this can’t be shorter than the resolve time (see [alerting.md](alerting.md#deduplication-the-suppression-window-and-the-running-count)).',
     ),
     resolveAfterMs: setting(
       'VIGIL_ALERT_RESOLVE_AFTER_MS',
@@ -194,6 +194,14 @@ export function listSettings(table: object = settings, path: readonly string[] =
   );
 }
 
+/** Rules that tie settings together, checked once every setting is valid on its own. */
+const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
+  ({ alerting }) =>
+    alerting.suppressMs < alerting.resolveAfterMs
+      ? `VIGIL_ALERT_SUPPRESS_MS (${alerting.suppressMs}) is shorter than VIGIL_ALERT_RESOLVE_AFTER_MS (${alerting.resolveAfterMs}): an alert stays open, and takes its group's detections, until it resolves; raise the first or lower the second`
+      : undefined,
+];
+
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {
     for (const child of Object.values(value)) deepFreeze(child);
@@ -226,9 +234,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     }
     return out;
   };
-  const config = build(settings);
+  const config = build(settings) as Config;
+  if (problems.length === 0) problems.push(...INVARIANTS.flatMap((check) => check(config) ?? []));
   if (problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze(config as Config);
+  return deepFreeze(config);
 }
 
 /** A setting's default as the environment would spell it (`''` when it has none). */

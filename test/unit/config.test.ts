@@ -33,7 +33,7 @@ const DEFAULTS: Config = {
   alerting: {
     group: 'vigil-alerter',
     notificationDeadLetterTopic: 'vigil.notifications.deadletter',
-    suppressMs: 600_000,
+    suppressMs: 900_000,
     resolveAfterMs: 900_000,
     destinations: '[]',
   },
@@ -100,7 +100,7 @@ describe('loadConfig', () => {
       alerting: {
         group: 'vigil-alerter',
         notificationDeadLetterTopic: 'vigil.notifications.deadletter',
-        suppressMs: 600_000,
+        suppressMs: 900_000,
         resolveAfterMs: 900_000,
         destinations: '[]',
       },
@@ -201,5 +201,20 @@ describe('the settings table is the only declaration', () => {
     expect(loadConfig({ VIGIL_DETECTION: 'false', VIGIL_RULES_WATCH: 'off' }).detection).toMatchObject({ enabled: false, watch: false });
     expect(loadConfig({ VIGIL_DETECTION: 'true', VIGIL_RULES_WATCH: 'on' }).detection).toMatchObject({ enabled: true, watch: true });
     expect(configErrorOf({ VIGIL_DETECTION: 'yes' }).issues).toEqual(['VIGIL_DETECTION: expected on or off']);
+  });
+});
+
+describe('invariants between settings', () => {
+  it('refuses an alert suppression window shorter than the resolve time, naming both', () => {
+    const error = configErrorOf({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' });
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]).toMatch(/^VIGIL_ALERT_SUPPRESS_MS \(60000\) is shorter than VIGIL_ALERT_RESOLVE_AFTER_MS \(120000\)/);
+  });
+
+  it('accepts them equal, and checks invariants only once every setting is valid', () => {
+    expect(loadConfig({ VIGIL_ALERT_SUPPRESS_MS: '120000', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' }).alerting.suppressMs).toBe(120_000);
+    expect(configErrorOf({ VIGIL_ALERT_SUPPRESS_MS: 'x', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' }).issues).toEqual([
+      'VIGIL_ALERT_SUPPRESS_MS: Invalid input: expected number, received NaN',
+    ]);
   });
 });

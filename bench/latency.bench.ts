@@ -29,14 +29,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { estypes, Client } from '@elastic/elasticsearch';
+import type { Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
 import type { Consumer, Kafka } from 'kafkajs';
 import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
-import type { Correlator, DetectionEngine, Notifier } from '../detectors';
-import { createElasticsearch, createKafka, createRedis } from '../platform';
+import type { Correlator, Notifier } from '../detectors';
+import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
 import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
 import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
@@ -126,43 +126,26 @@ const plains = new Map<string, Plain>();
 const unacked: Trigger[] = [];
 const unmatched = { detections: 0, webhooks: 0, badSignatures: 0, otherRules: 0 };
 
-/** Records when Elasticsearch acknowledged each created document, by its id (the event id). */
-function recordIndexed(elasticsearch: Client): void {
-  const bulk: (params: estypes.BulkRequest) => Promise<estypes.BulkResponse> = elasticsearch.bulk.bind(elasticsearch);
-  Reflect.set(elasticsearch, 'bulk', async (params: estypes.BulkRequest): Promise<estypes.BulkResponse> => {
-    const response = await bulk(params);
-    const at = performance.now();
-    for (const item of response.items) {
-      const created = item.create;
-      if (created?._id == null || created.status !== 201) continue;
-      const known = triggers.get(created._id) ?? plains.get(created._id);
-      if (known) known.indexed ??= at;
+/**
+ * Stamps, from the pipeline's instrumentation events, when each event was handed to correlation,
+ * when the rules were done with it, and when Elasticsearch acknowledged its chunk.
+ */
+function recordPipelineSteps(instrumentation: Instrumentation): void {
+  instrumentation.on('pipeline.stage', ({ stage, startedAt, durationMs, eventIds }) => {
+    const endedAt = startedAt + durationMs;
+    for (const id of eventIds) {
+      if (stage === 'correlate') {
+        const trigger = triggers.get(id);
+        if (trigger) trigger.consumed ??= startedAt;
+      } else if (stage === 'detect') {
+        const trigger = triggers.get(id);
+        if (trigger) trigger.evaluated ??= endedAt;
+      } else if (stage === 'index') {
+        const known = triggers.get(id) ?? plains.get(id);
+        if (known) known.indexed ??= endedAt;
+      }
     }
-    return response;
   });
-}
-
-/** Stamps when the pipeline reached each trigger: handed to correlation, then past the rules. */
-function recordPipelineSteps(correlator: Correlator, engine: DetectionEngine): void {
-  const correlate = correlator.correlate.bind(correlator);
-  correlator.correlate = (items) => {
-    const at = performance.now();
-    for (const { event } of items) {
-      const trigger = triggers.get(event.id);
-      if (trigger) trigger.consumed ??= at;
-    }
-    return correlate(items);
-  };
-  const evaluateBatch = engine.evaluateBatch.bind(engine);
-  engine.evaluateBatch = async (inputs, options) => {
-    const detections = await evaluateBatch(inputs, options);
-    const at = performance.now();
-    for (const { event } of inputs) {
-      const trigger = triggers.get(event.id);
-      if (trigger) trigger.evaluated ??= at;
-    }
-    return detections;
-  };
 }
 
 /** The loopback webhook receiver: verifies the signature on the raw body, then files the alert. */
@@ -389,7 +372,6 @@ async function main(): Promise<void> {
   const config = configFor(receiver.url);
   const kafka = createKafka(config, logger, `${base}-bench`);
   const elasticsearch = createElasticsearch(config);
-  recordIndexed(elasticsearch);
   const redis = createRedis(config);
   let vigil: Vigil | undefined;
   let pipeline: IngestPipeline | undefined;
@@ -419,9 +401,9 @@ async function main(): Promise<void> {
         if (trigger) trigger.alerted ??= performance.now();
       },
     });
-    const { correlator, engine } = vigil;
-    if (!correlator || !engine) throw new Error('the latency bench needs detection on');
-    recordPipelineSteps(correlator, engine);
+    const { correlator } = vigil;
+    if (!correlator) throw new Error('the latency bench needs detection on');
+    recordPipelineSteps(vigil.instrumentation);
     if (!vigil.pipeline) throw new Error('the latency bench needs the ingest role');
     pipeline = vigil.pipeline;
     const notifier = vigil.notifier as Notifier;

@@ -95,14 +95,16 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   let consumer: Consumer | undefined;
   let producer: Producer | undefined;
 
-  /** Runs one stage and reports how long it took, when anyone listens. */
-  async function timed<T>(stage: PipelineStage, chunk: Chunk, items: number, run: () => Promise<T> | T): Promise<T> {
+  /** Runs one stage and reports it, when anyone listens (the ids are listed only then). */
+  async function timed<T>(stage: PipelineStage, chunk: Chunk, items: number, run: () => Promise<T> | T, events: readonly { event: { id: string } }[] = []): Promise<T> {
     if (!instrumentation?.has('pipeline.stage')) return run();
-    const began = performance.now();
+    const startedAt = performance.now();
     try {
       return await run();
     } finally {
-      instrumentation.emit('pipeline.stage', { stage, topic: chunk.topic, partition: chunk.partition, items, durationMs: performance.now() - began });
+      const { topic, partition } = chunk;
+      const eventIds = events.map(({ event }) => event.id);
+      instrumentation.emit('pipeline.stage', { stage, topic, partition, items, startedAt, durationMs: performance.now() - startedAt, eventIds });
     }
   }
 
@@ -127,8 +129,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     );
     for (const { message, reasonCode } of refused) logger.debug({ topic, partition, offset: message.offset, reasonCode }, 'dead-lettered');
 
-    const { contexts, inputs } = await timed('correlate', chunk, decoded.length, () =>
-      correlate(decoded, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
+    const { contexts, inputs } = await timed(
+      'correlate',
+      chunk,
+      decoded.length,
+      () => correlate(decoded, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
+      decoded,
     );
     const items: BulkItem[] = decoded.map(({ event, enrichment, message }, position) => {
       const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
@@ -141,14 +147,14 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     // with the event id; detections have ids of their own), and the offsets are committed only
     // once both are done. If rule state is unavailable, evaluateBatch throws: the chunk is not
     // committed and is redone later, its events then counting as duplicates.
-    const indexing = timed('index', chunk, items.length, () => (items.length > 0 ? indexer.index(items) : []));
+    const indexing = timed('index', chunk, items.length, () => (items.length > 0 ? indexer.index(items) : []), decoded);
     // Handled here too: it may fail while the rules still run, before anything awaits it.
     indexing.catch(() => undefined);
     let detections: Detection[];
     try {
       detections =
         deps.detection && inputs.length > 0
-          ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [])
+          ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [], inputs)
           : [];
     } catch (error) {
       await indexing.catch(() => undefined); // settled before the chunk is redone

@@ -9,8 +9,12 @@ export interface InstrumentationEvents {
   'runner.chunk': { component: string; topic: string; partition: number; messages: number; durationMs: number };
   /** A partition runner paused a partition because a store pushed back. */
   'runner.pause': { component: string; topic: string; partition: number; attempt: number; delayMs: number; error: unknown };
-  /** One stage of the ingest pipeline ran over one chunk. */
-  'pipeline.stage': { stage: PipelineStage; topic: string; partition: number; items: number; durationMs: number };
+  /**
+   * One stage of the ingest pipeline ran over one chunk: when it started (`performance.now()`),
+   * how long it took, and the ids of the events it handled (none for `decode`, which runs before
+   * there are events, and for `publish` and `dead-letter`).
+   */
+  'pipeline.stage': { stage: PipelineStage; topic: string; partition: number; items: number; startedAt: number; durationMs: number; eventIds: readonly string[] };
   /** One Redis round trip of rule state or correlation. */
   'state.round_trip': { commands: number; durationMs: number; failed: boolean };
 }

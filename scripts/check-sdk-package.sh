@@ -4,7 +4,7 @@
 #   2. the tarball holds the compiled JavaScript, the .d.ts and the JSON Schemas, and no sources;
 #   3. `npm install --omit=dev <tarball>` into an empty folder installs only the SDK, kafkajs, zod
 #      and what those two depend on;
-#   4. `require('@vigil/sdk')` works there, and test/sdk-package/smoke.js emits a valid event and
+#   4. `require('@vigil/sdk')` and an ES-module `import` work there, and test/sdk-package/smoke.js emits a valid event and
 #      has a bad one refused with a ValidationError naming the field (no Kafka needed);
 #   5. test/sdk-package/consumer.ts type-checks against the installed .d.ts, with the classic
 #      (node10) and the exports-aware (node16) module resolution.
@@ -75,6 +75,9 @@ if (extra.length > 0) {
 NODE
 
 node -e "require('@vigil/sdk')" || fail "require('@vigil/sdk') failed"
+# An ES-module service imports the CommonJS build by name, too.
+node --input-type=module -e "import { createEmitter, ValidationError } from '@vigil/sdk'; if (typeof createEmitter !== 'function' || typeof ValidationError !== 'function') process.exit(1);" ||
+  fail "import { createEmitter } from '@vigil/sdk' failed in an ES module"
 cp "$ROOT/test/sdk-package/smoke.js" "$service/smoke.js"
 node smoke.js || fail "the smoke test failed"
 

@@ -1,60 +1,150 @@
-import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
 import { exportJsonSchemas } from '../../schemas';
 
 const ROOT = join(__dirname, '..', '..');
 
-/** Every import of every .ts file under a folder (subfolders too, but not dist/ or node_modules/). */
-function importsOf(folder: string): { file: string; specifier: string; target: string }[] {
-  return readdirSync(join(ROOT, folder), { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.ts') && !/(^|\/)(dist|node_modules)\//.test(file))
-    .flatMap((file) =>
-      [...readFileSync(join(ROOT, folder, file), 'utf8').matchAll(/(?:from|import\(?) ?'([^']+)'/g)].map((match) => {
-        const specifier = match[1] ?? '';
-        // Where a relative import lands, from the repository root: 'platform/errors', 'schemas'.
-        const target = specifier.startsWith('.') ? relative(ROOT, join(ROOT, folder, dirname(file), specifier)) : specifier;
-        return { file: `${folder}/${file}`, specifier, target };
-      }),
-    );
+/** One import of a source file: `file` relative to the repository, `specifier` as written. */
+interface Import {
+  file: string;
+  specifier: string;
 }
 
-const topOf = (target: string): string => target.split('/')[0] ?? '';
-const isRelative = ({ specifier }: { specifier: string }): boolean => specifier.startsWith('.');
+/** Every TypeScript source under a folder, subfolders included; compiled output is not source. */
+function sourceFiles(folder: string): string[] {
+  if (!existsSync(join(ROOT, folder))) return [];
+  return readdirSync(join(ROOT, folder), { withFileTypes: true }).flatMap((entry) => {
+    const path = `${folder}/${entry.name}`;
+    if (entry.isDirectory()) return entry.name === 'dist' || entry.name === 'node_modules' ? [] : sourceFiles(path);
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : [];
+  });
+}
+
+// Static imports and re-exports, side-effect imports, import() and require(): any way in.
+const IMPORT = /\b(?:from\s+|import\s*\(\s*|import\s+|require\s*\(\s*)['"]([^'"]+)['"]/g;
+
+function importsOfFile(file: string): Import[] {
+  return [...readFileSync(join(ROOT, file), 'utf8').matchAll(IMPORT)].map((match) => ({ file, specifier: match[1] ?? '' }));
+}
+
+function importsOf(folder: string): Import[] {
+  return sourceFiles(folder).flatMap(importsOfFile);
+}
+
+const isRelative = ({ specifier }: Import): boolean => specifier.startsWith('.');
+const isBuiltin = (specifier: string): boolean => specifier.startsWith('node:') || builtinModules.includes(specifier);
+
+/** The npm package an import names (`@scope/name` or `name`), without a subpath. */
+function packageOf(specifier: string): string {
+  return specifier
+    .split('/')
+    .slice(0, specifier.startsWith('@') ? 2 : 1)
+    .join('/');
+}
+
+/** Where a relative import points, relative to the repository and without extension. */
+function targetOf({ file, specifier }: Import): string {
+  return relative(ROOT, resolve(ROOT, dirname(file), specifier)).split('\\').join('/');
+}
+
+/** The source file a relative import loads, or undefined when there is none. */
+function fileOf(imported: Import): string | undefined {
+  const target = targetOf(imported);
+  return [`${target}.ts`, `${target}/index.ts`].find((candidate) => existsSync(join(ROOT, candidate)));
+}
+
+const within = (path: string, folder: string): boolean => path === folder || path.startsWith(`${folder}/`);
+const show = ({ file, specifier }: Import): string => `${file} -> ${specifier}`;
+
+/**
+ * What the producer SDK may load besides its own folder: the event contract and two leaf files of
+ * platform/ (the error hierarchy and the backoff). Never the barrels: `schemas/` also holds the
+ * Elasticsearch templates, `platform/` the config and pino.
+ */
+const SDK_CONTRACT = new Set([
+  'schemas/envelope.ts',
+  'schemas/policy.ts',
+  'schemas/invocation.ts',
+  'schemas/device.ts',
+  'schemas/event.ts',
+  'platform/errors.ts',
+  'platform/retry.ts',
+]);
+/** The SDK's only npm dependencies (ingest/sdk/package.json), besides Node's own modules. */
+const SDK_PACKAGES = new Set(['kafkajs', 'zod']);
+
+/** Every file the SDK loads, following relative imports from each of its files, and those imports. */
+function sdkClosure(): { files: string[]; imports: Import[] } {
+  const files = new Set<string>();
+  const imports: Import[] = [];
+  const pending = sourceFiles('ingest/sdk');
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    if (files.has(file)) continue;
+    files.add(file);
+    for (const imported of importsOfFile(file)) {
+      imports.push(imported);
+      const loaded = isRelative(imported) ? fileOf(imported) : undefined;
+      if (loaded !== undefined) pending.push(loaded);
+    }
+  }
+  return { files: [...files].sort(), imports };
+}
 
 describe('module boundaries', () => {
+  it('finds the sources it checks, subfolders included', () => {
+    expect(sourceFiles('ingest')).toEqual(expect.arrayContaining(['ingest/index.ts', 'ingest/sdk/index.ts', 'ingest/sdk/emitter.ts']));
+    expect(importsOf('ingest/sdk').map(show)).toEqual(expect.arrayContaining(['ingest/sdk/emitter.ts -> ../../schemas/event', 'ingest/sdk/http-middleware.ts -> node:net']));
+  });
+
   it('schemas/ imports nothing but zod and itself', () => {
-    const foreign = importsOf('schemas').filter((item) => item.specifier !== 'zod' && !(isRelative(item) && topOf(item.target) === 'schemas'));
-    expect(foreign).toEqual([]);
+    const foreign = importsOf('schemas').filter((imported) => (isRelative(imported) ? !within(targetOf(imported), 'schemas') : imported.specifier !== 'zod'));
+    expect(foreign.map(show)).toEqual([]);
   });
 
-  it('platform/ imports only itself and the contract below it (schemas/)', () => {
-    const upward = importsOf('platform').filter((item) => isRelative(item) && !['platform', 'schemas'].includes(topOf(item.target)));
-    expect(upward).toEqual([]);
+  it('platform/ imports nothing above it: only itself and schemas/', () => {
+    const upward = importsOf('platform').filter(isRelative).filter((imported) => !within(targetOf(imported), 'platform') && !within(targetOf(imported), 'schemas'));
+    expect(upward.map(show)).toEqual([]);
   });
 
-  it('detectors/ never imports the consumers or the composition root above it', () => {
-    const upward = importsOf('detectors').filter((item) => isRelative(item) && ['ingest', 'app', 'scripts', 'bench', 'test'].includes(topOf(item.target)));
-    expect(upward).toEqual([]);
+  it('the SDK loads only its own files and the contract: nothing of the pipeline, the config or the logger', () => {
+    const { files, imports } = sdkClosure();
+    const outside = files.filter((file) => !within(file, 'ingest/sdk') && !SDK_CONTRACT.has(file));
+    const unresolved = imports.filter((imported) => isRelative(imported) && fileOf(imported) === undefined);
+    expect(outside).toEqual([]);
+    expect(unresolved.map(show)).toEqual([]);
   });
 
-  it('ingest/ never imports the composition root, and reaches other modules only through their index', () => {
-    const outside = importsOf('ingest').filter((item) => isRelative(item) && !item.file.startsWith('ingest/sdk/') && topOf(item.target) !== 'ingest');
-    expect(outside.filter((item) => topOf(item.target) === 'app' || item.target.includes('/'))).toEqual([]);
+  it('the SDK needs no package but kafkajs, zod and Node itself: no Elasticsearch, Redis, geoip or pino', () => {
+    const { imports } = sdkClosure();
+    const foreign = imports.filter((imported) => !isRelative(imported) && !isBuiltin(imported.specifier) && !SDK_PACKAGES.has(packageOf(imported.specifier)));
+    expect(foreign.map(show)).toEqual([]);
   });
 
-  it('the SDK imports only kafkajs, zod, node built-ins, its own files and the contract files it ships with', () => {
-    const allowed = new Set(['schemas/envelope', 'schemas/event', 'schemas/policy', 'schemas/invocation', 'schemas/device', 'platform/errors', 'platform/retry']);
-    const foreign = importsOf('ingest/sdk').filter((item) => {
-      if (!isRelative(item)) return !['kafkajs', 'zod'].includes(item.specifier) && !item.specifier.startsWith('node:');
-      return !item.target.startsWith('ingest/sdk') && !allowed.has(item.target);
-    });
-    expect(foreign).toEqual([]);
-    // And what it ships of the contract pulls in nothing else of Vigil's.
-    for (const file of allowed) {
-      const [folder, name] = file.split('/');
-      const reached = importsOf(folder ?? '').filter((item) => item.file === `${file}.ts` && isRelative(item) && !allowed.has(item.target));
-      expect({ file, name, reached }).toEqual({ file, name, reached: [] });
-    }
+  it('the SDK package declares exactly those dependencies', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'ingest', 'sdk', 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    expect(Object.keys(manifest.dependencies ?? {}).sort()).toEqual([...SDK_PACKAGES].sort());
+  });
+
+  it.each([
+    ['detectors', ['ingest', 'app', 'scripts', 'bench', 'test']],
+    ['ingest', ['app', 'scripts', 'bench', 'test']],
+    ['app', ['scripts', 'bench', 'test']],
+  ] as const)('%s/ imports nothing above it', (folder, above) => {
+    const upward = importsOf(folder).filter(isRelative).filter((imported) => above.some((higher) => within(targetOf(imported), higher)));
+    expect(upward.map(show)).toEqual([]);
+  });
+
+  it('the ingest pipeline reaches other modules, the SDK included, only through their index', () => {
+    const deep = importsOf('ingest')
+      .filter(({ file }) => !within(file, 'ingest/sdk'))
+      .filter(isRelative)
+      .filter((imported) => {
+        const target = targetOf(imported);
+        const foreign = !within(target, 'ingest') || within(target, 'ingest/sdk');
+        return foreign && !existsSync(join(ROOT, target, 'index.ts'));
+      });
+    expect(deep.map(show)).toEqual([]);
   });
 });
 

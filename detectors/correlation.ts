@@ -167,7 +167,7 @@ export class Correlator {
 
   /** One round trip; correlation has no use for a partial answer, so a script error fails the chunk too. */
   private async exec(calls: readonly StateCall[]): Promise<unknown[]> {
-    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation', events: this.events, stats: this.stats });
+    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation state', events: this.events, stats: this.stats });
     return replies.map((reply) => {
       if (!reply.ok) throw new StoreUnavailableError('redis', `correlation: ${reply.error.message}`, reply.error);
       return reply.value;

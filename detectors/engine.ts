@@ -250,7 +250,7 @@ export class DetectionEngine {
     }
     let callReplies: Awaited<ReturnType<typeof roundTrip>>;
     try {
-      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule_state', events: this.events, stats: this.counters });
+      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule state', events: this.events, stats: this.counters });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       this.onStoreDown(pending, error);

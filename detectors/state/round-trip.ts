@@ -21,7 +21,7 @@ export const STATE_ROUND_TRIP = 'state.round_trip';
 
 /** What {@link STATE_ROUND_TRIP} reports. */
 export interface RoundTripEvent {
-  /** Who made the trip, e.g. `rule_state`, `claims`, `correlation`. */
+  /** Who made the trip, e.g. `rule state`, `claims`, `correlation state`. */
   operation: string;
   /** Commands (script calls) sent in the pipeline. */
   commands: number;

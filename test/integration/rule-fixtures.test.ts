@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { loadFixtures, loadRuleSet, runFixtureCase } from '../../detectors';
+import { loadRuleSet } from '../../detectors';
 import { DEFAULT_RULES_PATH } from '../../ingest';
 import { loadConfig } from '../../platform';
+import { loadFixtures, runFixtureCase } from '../support/fixtures';
 
 /**
  * Every rule's fixtures (detectors/rules/fixtures/<rule>.yaml) through the production engine on

@@ -3,7 +3,8 @@
  * pack on (B), as a ratio against the same pipeline with detectors off (A), both in this process
  * over the same pre-loaded topics, alternated (A B, B A, A B) so machine noise falls on both.
  * Redis cost per event comes from INFO commandstats (commands run inside scripts included);
- * round trips are counted per evaluateBatch call, split into state round trips and claims.
+ * round trips are counted per evaluateBatch call from the engine's `state.round_trip` events,
+ * split into state round trips and claims.
  * Absolute rates on a shared machine move from run to run; the ratio is what to compare.
  *
  *   npx tsx bench/detectors.bench.ts [events=20000] [rounds=3]
@@ -15,7 +16,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import {
@@ -29,7 +30,7 @@ import {
   ensureTopics,
   removeIndicesAndTemplates,
 } from '../ingest';
-import { commandName, deleteKeysUnder } from '../detectors';
+import { STATE_ROUND_TRIP, deleteKeysUnder, type StateEvents } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { SIMULATED_SOURCES, emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { injectAttacks } from '../scripts/attack-traffic';
@@ -102,31 +103,18 @@ interface BatchTrips {
 const currentBatch = new AsyncLocalStorage<BatchTrips>();
 
 /**
- * Counts every pipeline the engine sends on this client, filed under the evaluateBatch call that
- * sent it: partitions run concurrently, so only the async context says which batch a pipeline is for.
+ * Counts every round trip the engine reports, filed under the evaluateBatch call that made it:
+ * partitions run concurrently, so only the async context says which batch a trip is for (the
+ * event is emitted inside the engine's call).
  */
-function countRoundTrips(redis: Redis): { unattributed: () => number } {
-  const claimCommand = commandName('claimFiring');
-  const createPipeline = redis.pipeline.bind(redis);
+function countRoundTrips(events: StateEvents): { unattributed: () => number } {
   let unattributed = 0;
-  redis.pipeline = (commands?: unknown[][]): ChainableCommander => {
-    const created = createPipeline(commands);
+  events.on(STATE_ROUND_TRIP, ({ operation }) => {
     const batch = currentBatch.getStore();
-    const queueClaim = Reflect.get(created, claimCommand) as (...args: unknown[]) => unknown;
-    let claims = false;
-    Reflect.set(created, claimCommand, (...args: unknown[]): unknown => {
-      claims = true;
-      return queueClaim.apply(created, args);
-    });
-    const exec = created.exec.bind(created);
-    created.exec = (...args: Parameters<typeof exec>) => {
-      if (!batch) unattributed++;
-      else if (claims) batch.claims++;
-      else batch.state++;
-      return exec(...args);
-    };
-    return created;
-  };
+    if (!batch) unattributed++;
+    else if (operation === 'claims') batch.claims++;
+    else batch.state++;
+  });
   return { unattributed: () => unattributed };
 }
 
@@ -163,15 +151,16 @@ async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: 
   if (detectors) {
     redis = createRedis(config);
     await redis.ping(); // connected (and its ready check done) before the first snapshot
-    counted = countRoundTrips(redis);
     runtime = createDetectionRuntime(config, logger, { redis });
     const engine = runtime.engine;
+    counted = countRoundTrips(engine.events);
+    // Wrapped only to time each batch and give its round trips an async context.
     const evaluateBatch = engine.evaluateBatch.bind(engine);
-    engine.evaluateBatch = (inputs) => {
+    engine.evaluateBatch = (inputs, options) => {
       const trips: BatchTrips = { state: 0, claims: 0, milliseconds: 0 };
       batches.push(trips);
       const started = performance.now();
-      return currentBatch.run(trips, () => evaluateBatch(inputs)).finally(() => {
+      return currentBatch.run(trips, () => evaluateBatch(inputs, options)).finally(() => {
         trips.milliseconds = performance.now() - started;
       });
     };
@@ -349,7 +338,7 @@ function report(loaded: Loaded, off: readonly RunResult[], on: readonly RunResul
   console.log(`    per stateful rule            ${(maxTrips / statefulRules).toFixed(2)} max   target <= 1 per batch per stateful rule: ${verdict(maxTrips <= statefulRules)}`);
   console.log(`  detections per B run           ${on.map((result) => result.detections).join(', ')};  late events ${sum(on.map((result) => result.late))}`);
   if (counted !== roundTrips || unattributed > 0) {
-    console.log(`  note: engine.stats().roundTrips ${roundTrips}, pipelines counted on the client ${counted} (+${unattributed} outside evaluateBatch)`);
+    console.log(`  note: engine.stats().roundTrips ${roundTrips}, state.round_trip events ${counted} (+${unattributed} outside evaluateBatch)`);
   }
 }
 

@@ -22,16 +22,21 @@ module.exports = {
     },
   ],
   // The unit floor covers what unit tests can reach without a network. The Kafka/Elasticsearch
-  // adapters (consumer, bulk indexer, topic and template set-up) are proven by test/integration.
+  // adapters (consumer, bulk indexer, topic and template set-up) are proven by test/integration,
+  // as are the Redis-bound detectors (the engine, the correlator, the alerter's Kafka loop).
   collectCoverageFrom: [
     'platform/**/*.ts',
     'schemas/**/*.ts',
     'ingest/**/*.ts',
+    'detectors/**/*.ts',
     '!**/index.ts',
     '!**/dist/**',
     '!ingest/ingest.consumer.ts',
     '!ingest/bulk-indexer.ts',
     '!ingest/infrastructure.ts',
+    '!detectors/engine.ts',
+    '!detectors/correlation.ts',
+    '!detectors/alerting/alerter.ts',
   ],
   coverageThreshold: { global: { lines: 70, branches: 60 } },
   testTimeout: 120000,

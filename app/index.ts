@@ -133,8 +133,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       allowedLatenessMs: config.detection.allowedLatenessMs,
       clock: 'wall',
       logger: log,
+      events: instrumentation,
     });
-    correlator = new Correlator({ redis, prefix: config.redis.prefix, waitMs: config.detection.correlationWaitMs });
+    correlator = new Correlator({ redis, prefix: config.redis.prefix, waitMs: config.detection.correlationWaitMs, events: instrumentation });
   }
 
   let pipeline: IngestPipeline | undefined;

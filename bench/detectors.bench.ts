@@ -3,7 +3,8 @@
  * pack on (B), as a ratio against the same pipeline with detectors off (A), both in this process
  * over the same pre-loaded topics, alternated (A B, B A, A B) so machine noise falls on both.
  * Redis cost per event comes from INFO commandstats (commands run inside scripts included);
- * round trips are counted per evaluateBatch call, split into state round trips and claims.
+ * round trips are counted per evaluateBatch call from the engine's `state.round_trip` events,
+ * split into state round trips and claims.
  * Absolute rates on a shared machine move from run to run; the ratio is what to compare.
  *
  *   npx tsx bench/detectors.bench.ts [events=20000] [rounds=3]
@@ -15,15 +16,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import { createVigil } from '../app';
 import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter } from '../ingest/sdk';
-import { commandName, deleteKeysUnder } from '../detectors';
-import { createElasticsearch, createKafka, createLogger, createRedis, ensureTopics, loadConfig, sleep, type Config, type Logger } from '../platform';
+import { deleteKeysUnder } from '../detectors';
+import { createElasticsearch, createKafka, createLogger, createRedis, ensureTopics, loadConfig, sleep, type Config, type Instrumentation, type Logger } from '../platform';
 import { SIMULATED_SOURCES, emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { injectAttacks } from '../scripts/attack-traffic';
 import { positiveInteger } from './arguments';
@@ -95,31 +96,20 @@ interface BatchTrips {
 const currentBatch = new AsyncLocalStorage<BatchTrips>();
 
 /**
- * Counts every pipeline the engine sends on this client, filed under the evaluateBatch call that
- * sent it: partitions run concurrently, so only the async context says which batch a pipeline is for.
+ * Counts every round trip the engine reports, filed under the evaluateBatch call that made it:
+ * partitions run concurrently, so only the async context says which batch a trip is for (the
+ * event is emitted inside the engine's call).
  */
-function countRoundTrips(redis: Redis): { unattributed: () => number } {
-  const claimCommand = commandName('claimFiring');
-  const createPipeline = redis.pipeline.bind(redis);
+function countRoundTrips(instrumentation: Instrumentation): { unattributed: () => number } {
   let unattributed = 0;
-  redis.pipeline = (commands?: unknown[][]): ChainableCommander => {
-    const created = createPipeline(commands);
+  instrumentation.on('state.round_trip', ({ operation }) => {
+    // Correlation runs before the rules, outside any batch: its trips are not the engine's.
+    if (operation === 'correlation state') return;
     const batch = currentBatch.getStore();
-    const queueClaim = Reflect.get(created, claimCommand) as (...args: unknown[]) => unknown;
-    let claims = false;
-    Reflect.set(created, claimCommand, (...args: unknown[]): unknown => {
-      claims = true;
-      return queueClaim.apply(created, args);
-    });
-    const exec = created.exec.bind(created);
-    created.exec = (...args: Parameters<typeof exec>) => {
-      if (!batch) unattributed++;
-      else if (claims) batch.claims++;
-      else batch.state++;
-      return exec(...args);
-    };
-    return created;
-  };
+    if (!batch) unattributed++;
+    else if (operation === 'claims') batch.claims++;
+    else batch.state++;
+  });
   return { unattributed: () => unattributed };
 }
 
@@ -153,11 +143,12 @@ async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: 
   let counted: { unattributed: () => number } | undefined;
   const redis: Redis = createRedis(config);
   await redis.ping(); // connected (and its ready check done) before the first snapshot
-  if (detectors) counted = countRoundTrips(redis);
   // The same wiring as `vigil run`, through the composition root (correlation included).
   const vigil = createVigil({ ...config, detection: { ...config.detection, enabled: detectors } }, { roles: ['ingest'], kafka, elasticsearch, logger, redis });
   const engine = vigil.engine;
   if (engine) {
+    counted = countRoundTrips(vigil.instrumentation);
+    // Wrapped only to time each batch and give its round trips an async context (options passed through).
     const evaluateBatch = engine.evaluateBatch.bind(engine);
     engine.evaluateBatch = (inputs, options) => {
       const trips: BatchTrips = { state: 0, claims: 0, milliseconds: 0 };
@@ -340,7 +331,7 @@ function report(loaded: Loaded, off: readonly RunResult[], on: readonly RunResul
   console.log(`    per stateful rule            ${(maxTrips / statefulRules).toFixed(2)} max   target <= 1 per batch per stateful rule: ${verdict(maxTrips <= statefulRules)}`);
   console.log(`  detections per B run           ${on.map((result) => result.detections).join(', ')};  late events ${sum(on.map((result) => result.late))}`);
   if (counted !== roundTrips || unattributed > 0) {
-    console.log(`  note: engine.stats().roundTrips ${roundTrips}, pipelines counted on the client ${counted} (+${unattributed} outside evaluateBatch)`);
+    console.log(`  note: engine.stats().roundTrips ${roundTrips}, state.round_trip events ${counted} (+${unattributed} outside evaluateBatch)`);
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { StoreUnavailableError, sleep } from '../platform';
+import { Instrumentation, StoreUnavailableError, sleep } from '../platform';
 import type { GeoDocument, VigilEvent } from '../schemas';
-import { createStateEvents, defineScripts, requestKey, roundTrip, userKeys, type StateCall, type StateEvents } from './state';
+import { defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
 
 /** Correlated context of an event, addressed in filters as `correlated.*`. */
 export interface Correlated {
@@ -50,7 +50,7 @@ export interface CorrelatorOptions {
   /** @defaultValue Date.now */
   now?: () => number;
   /** Where every Redis round trip is reported (`state.round_trip`). @defaultValue a new emitter, {@link Correlator.events} */
-  events?: StateEvents;
+  events?: Instrumentation;
 }
 
 /**
@@ -67,7 +67,7 @@ export class Correlator {
   private readonly requestMemoryMs: number;
   private readonly now: () => number;
   /** Instrumentation: `state.round_trip` after each Redis round trip. */
-  readonly events: StateEvents;
+  readonly events: Instrumentation;
   /** Invocations that waited for their request's decisions, and those that still found none. */
   readonly stats = { waited: 0, unmatched: 0, roundTrips: 0 };
 
@@ -77,7 +77,7 @@ export class Correlator {
     this.deviceMemoryMs = options.deviceMemoryMs ?? 30 * 86_400_000;
     this.requestMemoryMs = options.requestMemoryMs ?? 600_000;
     this.now = options.now ?? Date.now;
-    this.events = options.events ?? createStateEvents();
+    this.events = options.events ?? new Instrumentation();
     defineScripts(options.redis);
   }
 
@@ -167,7 +167,7 @@ export class Correlator {
 
   /** One round trip; correlation has no use for a partial answer, so a script error fails the chunk too. */
   private async exec(calls: readonly StateCall[]): Promise<unknown[]> {
-    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation', events: this.events, stats: this.stats });
+    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation state', events: this.events, stats: this.stats });
     return replies.map((reply) => {
       if (!reply.ok) throw new StoreUnavailableError('redis', `correlation: ${reply.error.message}`, reply.error);
       return reply.value;

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Detection } from '../schemas';
-import { StoreUnavailableError, type Logger } from '../platform';
+import { Instrumentation, StoreUnavailableError, type Logger } from '../platform';
 import { fieldValue, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
-import { MAX_BATCH_ITEMS, createStateEvents, defineScripts, roundTrip, stateKey, type StateCall, type StateEvents } from './state';
+import { MAX_BATCH_ITEMS, defineScripts, roundTrip, stateKey, type StateCall } from './state';
 import { detectionId, eventTime, isoTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import type { PlanBatch, PlanEntry, StateItem, StatefulRuleType } from './rule-type';
 import type { Rule } from './rule-registry';
@@ -33,7 +33,7 @@ export interface DetectionEngineOptions {
   maxEvidence?: number;
   logger?: Logger;
   /** Where every Redis round trip is reported (`state.round_trip`). @defaultValue a new emitter, {@link DetectionEngine.events} */
-  events?: StateEvents;
+  events?: Instrumentation;
 }
 
 /** Counters since the engine started. */
@@ -96,7 +96,7 @@ export class DetectionEngine {
   private readonly maxEvidence: number;
   private readonly now: () => number;
   /** Instrumentation: `state.round_trip` after each Redis round trip (rule state, then claims). */
-  readonly events: StateEvents;
+  readonly events: Instrumentation;
   readonly counters: DetectionStats = { events: 0, evaluations: 0, detections: 0, late: 0, degraded: 0, errors: 0, roundTrips: 0 };
 
   constructor(private readonly options: DetectionEngineOptions) {
@@ -105,7 +105,7 @@ export class DetectionEngine {
     this.latenessMs = options.allowedLatenessMs ?? 300_000;
     this.maxEvidence = options.maxEvidence ?? 50;
     this.now = options.now ?? Date.now;
-    this.events = options.events ?? createStateEvents();
+    this.events = options.events ?? new Instrumentation();
     defineScripts(options.redis);
   }
 
@@ -250,7 +250,7 @@ export class DetectionEngine {
     }
     let callReplies: Awaited<ReturnType<typeof roundTrip>>;
     try {
-      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule_state', events: this.events, stats: this.counters });
+      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule state', events: this.events, stats: this.counters });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       this.onStoreDown(pending, error);

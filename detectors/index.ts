@@ -21,7 +21,6 @@ export * from './rule-types/cardinality';
 export * from './rule-types/sequence';
 export * from './rule-types/new-value';
 export * from './rule-types/geo-velocity';
-export * from './fixtures';
 export * from './rule-types/surge';
 export * from './alerting';
 export * from './default-rules';

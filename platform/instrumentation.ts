@@ -15,8 +15,11 @@ export interface InstrumentationEvents {
    * there are events, and for `publish` and `dead-letter`).
    */
   'pipeline.stage': { stage: PipelineStage; topic: string; partition: number; items: number; startedAt: number; durationMs: number; eventIds: readonly string[] };
-  /** One Redis round trip of rule state or correlation. */
-  'state.round_trip': { commands: number; durationMs: number; failed: boolean };
+  /**
+   * One Redis round trip of the state layer: who made it (`rule state`, `claims`, `correlation
+   * state`), how many script calls it carried, and whether Redis was reached.
+   */
+  'state.round_trip': { operation: string; commands: number; durationMs: number; reached: boolean };
 }
 
 /** The stages of the ingest pipeline, in the order a chunk meets them. */

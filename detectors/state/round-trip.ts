@@ -1,7 +1,6 @@
-import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ReplyError, type Redis } from 'ioredis';
-import { StoreUnavailableError, errorMessage } from '../../platform';
+import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
 import { queueBatch, queueScript, type ScriptItem, type ScriptName } from './scripts';
 
 /** One script call of a round trip: a single call, or one call of a batch script for many items. */
@@ -16,39 +15,12 @@ export type StateCall =
  */
 export type CallReply = { ok: true; value: unknown } | { ok: false; error: Error };
 
-/** The name of the instrumentation event emitted after every round trip (kafkajs style: `<module>.<event>`). */
-export const STATE_ROUND_TRIP = 'state.round_trip';
-
-/** What {@link STATE_ROUND_TRIP} reports. */
-export interface RoundTripEvent {
-  /** Who made the trip, e.g. `rule_state`, `claims`, `correlation`. */
-  operation: string;
-  /** Commands (script calls) sent in the pipeline. */
-  commands: number;
-  durationMs: number;
-  /** False when Redis could not be reached (the caller got a StoreUnavailableError). */
-  reached: boolean;
-}
-
-/** The instrumentation events of the state layer. */
-export interface StateEventMap {
-  'state.round_trip': [RoundTripEvent];
-}
-
-/** An emitter of {@link StateEventMap}: what a benchmark or metrics subscribe to instead of patching clients. */
-export type StateEvents = EventEmitter<StateEventMap>;
-
-/** A new emitter for {@link StateEventMap}. */
-export function createStateEvents(): StateEvents {
-  return new EventEmitter<StateEventMap>();
-}
-
 /** Options of {@link roundTrip}. */
 export interface RoundTripOptions {
   /** Names the trip in events and errors. */
   operation: string;
-  /** Where {@link STATE_ROUND_TRIP} is emitted. @defaultValue none */
-  events?: StateEvents;
+  /** Where `state.round_trip` is emitted after the trip. @defaultValue none */
+  events?: Instrumentation;
   /** Counters whose `roundTrips` is incremented once per trip made. @defaultValue none */
   stats?: { roundTrips: number };
 }
@@ -90,7 +62,7 @@ export async function roundTrip(redis: Redis, calls: readonly StateCall[], optio
     reached = true;
     return result;
   } finally {
-    options.events?.emit(STATE_ROUND_TRIP, { operation: options.operation, commands: calls.length, durationMs: performance.now() - started, reached });
+    options.events?.emit('state.round_trip', { operation: options.operation, commands: calls.length, durationMs: performance.now() - started, reached });
   }
 }
 

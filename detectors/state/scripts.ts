@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
 
@@ -97,11 +97,6 @@ export function isBatchScript(script: ScriptName): boolean {
   return spec(script).batch !== undefined;
 }
 
-/** Every Lua file shipped, for the tests that hold each one to its contract. */
-export function luaFiles(): string[] {
-  return readdirSync(LUA_DIR).filter((file) => file.endsWith('.lua'));
-}
-
 /** Registers every script on a client (idempotent); ioredis then uses EVALSHA. */
 export function defineScripts(redis: Redis): void {
   for (const script of SCRIPT_NAMES) {
@@ -159,26 +154,6 @@ export function queueScript(pipeline: ChainableCommander, script: ScriptName, ke
 export function queueBatch(pipeline: ChainableCommander, script: ScriptName, items: readonly ScriptItem[]): void {
   if (items.length === 0 || items.length > MAX_BATCH_ITEMS) throw new RangeError(`a ${script} call takes 1 to ${MAX_BATCH_ITEMS} items, got ${items.length}`);
   commandOf(pipeline, script).call(pipeline, ...batchArguments(script, items));
-}
-
-/** Calls a batch script directly with several items (tests, one-off use); one reply per item. */
-export async function callBatch(redis: Redis, script: ScriptName, items: readonly ScriptItem[]): Promise<unknown[]> {
-  const reply = await (commandOf(redis, script).call(redis, ...batchArguments(script, items)) as Promise<unknown>);
-  if (!Array.isArray(reply)) throw new TypeError(`${script} replied ${typeof reply}, expected one reply per item`);
-  return reply as unknown[];
-}
-
-/**
- * Calls a registered script directly (tests, one-off use). A batch script is called with one
- * item, and its one reply is returned (thrown when it is an error).
- */
-export async function callScript(redis: Redis, script: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
-  if (isBatchScript(script)) {
-    const [reply] = await callBatch(redis, script, [{ keys, args }]);
-    if (reply instanceof Error) throw reply;
-    return reply;
-  }
-  return (commandOf(redis, script).call(redis, ...keys, ...args));
 }
 
 /** Every key under a prefix (`<prefix>:*`), sorted: SCAN, never KEYS, so Redis is not blocked. */

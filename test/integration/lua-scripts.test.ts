@@ -1,17 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
-  callBatch,
-  callScript,
   commandName,
   defineScripts,
   deleteKeysUnder,
   keysUnder,
-  luaFiles,
   requestKey as correlationRequestKey,
   stateKey,
   userKeys as correlationUserKeys,
 } from '../../detectors';
+import { callBatch, callScript, luaFiles } from '../support/redis';
 
 /**
  * Every Lua script of the detection engine, held to the contract in its header, on the real

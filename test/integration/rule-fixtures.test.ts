@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { DEFAULT_RULES_PATH, loadFixtures, loadRuleSet, runFixtureCase } from '../../detectors';
+import { DEFAULT_RULES_PATH, loadRuleSet } from '../../detectors';
 import { loadConfig } from '../../platform';
+import { loadFixtures, runFixtureCase } from '../support/fixtures';
 
 /**
  * Every rule's fixtures (detectors/rules/fixtures/<rule>.yaml) through the production engine on

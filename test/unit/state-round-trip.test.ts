@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { ReplyError } from 'ioredis';
-import { STATE_ROUND_TRIP, createStateEvents, roundTrip, type RoundTripEvent } from '../../detectors';
+import { roundTrip } from '../../detectors';
+import { Instrumentation, type InstrumentationEvents } from '../../platform';
 import { StoreUnavailableError } from '../../platform';
 
 /**
@@ -64,9 +65,9 @@ describe('roundTrip', () => {
   });
 
   it('reports each trip as a state.round_trip event, reached or not', async () => {
-    const events = createStateEvents();
-    const seen: RoundTripEvent[] = [];
-    events.on(STATE_ROUND_TRIP, (event) => seen.push(event));
+    const events = new Instrumentation();
+    const seen: InstrumentationEvents['state.round_trip'][] = [];
+    events.on('state.round_trip', (event) => seen.push(event));
     await roundTrip(fakeRedis(() => Promise.resolve([[null, 1], [null, 2]])).redis, [read, read], { operation: 'ok', events });
     await roundTrip(fakeRedis(() => Promise.reject(new Error('down'))).redis, [read], { operation: 'down', events }).catch(() => undefined);
     expect(seen).toEqual([

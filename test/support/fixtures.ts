@@ -1,16 +1,17 @@
+/**
+ * The rule fixture runner: each rule's cases (detectors/rules/fixtures/<rule>.yaml) through the
+ * production engine on a real Redis. Used by test/integration/rule-fixtures.test.ts, which
+ * `vigil rules test` runs.
+ */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { describeIssues, eventSchema, type Detection } from '../schemas';
-import { ValidationError } from '../platform';
-import { durationSchema } from './duration';
-import { DetectionEngine } from './engine';
-import type { DetectionInput } from './input';
-import type { RuleSet } from './rule-loader';
-import { deleteKeysUnder } from './state';
+import { describeIssues, eventSchema, type Detection } from '../../schemas';
+import { ValidationError } from '../../platform';
+import { DetectionEngine, deleteKeysUnder, durationSchema, type DetectionInput, type RuleSet } from '../../detectors';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */

@@ -1,38 +1,13 @@
 /**
- * Alert state in Redis: the keys, the `alertUpsert` and `alertResolve` calls, and the decoding of
- * their replies. Every Redis call of the alerter goes through {@link roundTrip}, so the shared
- * round-trip helper of `detectors/state/` can take its place in one spot.
+ * Alert state in Redis: the `alertUpsert` and `alertResolve` calls and the decoding of their
+ * replies. Keys come from the one key builder and every script call goes through the state
+ * layer's one round-trip helper, as the engine's and the correlator's do.
  */
-import type { ChainableCommander, Redis } from 'ioredis';
-import { StoreUnavailableError, errorMessage } from '../../platform';
+import type { Redis } from 'ioredis';
+import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
 import type { Alert } from '../../schemas';
-import { defineScripts, queueScript } from '../state';
+import { alertKeys, defineScripts, roundTrip } from '../state';
 import { severityOfRank } from './grouping-policy';
-
-/**
- * The alert keys under a prefix. They share the `{alerts}` hash tag: alerts are few, and one slot
- * keeps the open-alerts index and every alert together, so the scripts stay cluster-safe.
- */
-export function alertKeys(prefix: string): { open: string; alert(group: string): string } {
-  return { open: `${prefix}:{alerts}:open`, alert: (group) => `${prefix}:{alerts}:alert:${group}` };
-}
-
-type Replies = [Error | null, unknown][];
-
-/**
- * One Redis round trip: queues commands on a pipeline and sends them. A failure of the whole
- * trip (connection lost, timeout) is a {@link StoreUnavailableError}; a failed command is left in
- * its reply, for the caller to judge.
- */
-async function roundTrip(redis: Redis, queue: (pipeline: ChainableCommander) => void): Promise<Replies> {
-  const pipeline = redis.pipeline();
-  queue(pipeline);
-  try {
-    return (await pipeline.exec()) ?? [];
-  } catch (error) {
-    throw new StoreUnavailableError('redis', `alert state unavailable: ${errorMessage(error)}`, error);
-  }
-}
 
 function list(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
@@ -107,6 +82,8 @@ export interface AlertStoreOptions {
   maxDetections: number;
   /** The reason a resolved alert carries. */
   resolvedReason: string;
+  /** Receives `state.round_trip` for each trip. */
+  instrumentation?: Instrumentation;
 }
 
 /** Alert state in Redis. */
@@ -124,14 +101,18 @@ export interface AlertStore {
 export function createAlertStore(options: AlertStoreOptions): AlertStore {
   const { redis, ttlMs, maxDetections, resolvedReason } = options;
   const keys = alertKeys(options.prefix);
+  const tripOptions = { operation: 'alert state', ...(options.instrumentation ? { events: options.instrumentation } : {}) };
   defineScripts(redis);
 
   return {
     async upsert(items, nowMs, windowMs) {
       if (items.length === 0) return [];
-      const replies = await roundTrip(redis, (pipeline) => {
-        for (const item of items) {
-          queueScript(pipeline, 'alertUpsert', [keys.alert(item.group), keys.open], [
+      const replies = await roundTrip(
+        redis,
+        items.map((item) => ({
+          script: 'alertUpsert' as const,
+          keys: [keys.alert(item.group), keys.open],
+          args: [
             item.detectionId,
             nowMs,
             windowMs,
@@ -145,13 +126,17 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             item.group,
             ttlMs,
             maxDetections,
-          ]);
-        }
-      });
+          ],
+        })),
+        tripOptions,
+      );
       return items.map((item, position): AlertUpsertReply => {
-        const [error, reply] = replies[position] ?? [new Error('no reply'), null];
-        if (error) return { ok: false, error: new StoreUnavailableError('redis', `alert state: ${error.message}`, error) };
-        const [kind, fields, replaced] = reply as [AlertUpsertKind, string, string | null];
+        const reply = replies[position];
+        if (!reply?.ok) {
+          const error = reply?.error ?? new Error('no reply');
+          return { ok: false, error: new StoreUnavailableError('redis', `alert state: ${error.message}`, error) };
+        }
+        const [kind, fields, replaced] = reply.value as [AlertUpsertKind, string, string | null];
         return {
           ok: true,
           kind,
@@ -162,17 +147,20 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
     },
 
     async resolveQuiet(nowMs, quietMs) {
-      const [[listError, quiet] = [new Error('no reply'), null]] = await roundTrip(redis, (pipeline) => {
-        pipeline.zrangebyscore(keys.open, '-inf', nowMs - quietMs);
-      });
-      if (listError) throw new StoreUnavailableError('redis', `alert state: ${listError.message}`, listError);
-      const groups = quiet as string[];
+      let groups: string[];
+      try {
+        groups = await redis.zrangebyscore(keys.open, '-inf', nowMs - quietMs);
+      } catch (error) {
+        throw new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+      }
       if (groups.length === 0) return [];
-      const replies = await roundTrip(redis, (pipeline) => {
-        for (const group of groups) queueScript(pipeline, 'alertResolve', [keys.alert(group), keys.open], [nowMs, quietMs, group, ttlMs]);
-      });
+      const replies = await roundTrip(
+        redis,
+        groups.map((group) => ({ script: 'alertResolve' as const, keys: [keys.alert(group), keys.open], args: [nowMs, quietMs, group, ttlMs] })),
+        tripOptions,
+      );
       // A group another instance resolved first, or that got a detection meanwhile, replies false.
-      return replies.flatMap(([error, reply]) => (error || typeof reply !== 'string' ? [] : [alertFromFields(reply, resolvedReason)]));
+      return replies.flatMap((reply) => (!reply.ok || typeof reply.value !== 'string' ? [] : [alertFromFields(reply.value, resolvedReason)]));
     },
   };
 }

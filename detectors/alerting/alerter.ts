@@ -82,6 +82,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     ttlMs: alertStateTtlMs(timings),
     maxDetections: MAX_DETECTIONS_KEPT,
     resolvedReason: resolvedReason(timings),
+    ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
   });
   const writeAlerts = createAlertWriter(options.elasticsearch, alertIndexNames(config.indices.prefix).index, logger);
   const stats: AlerterStats = { detections: 0, invalid: 0, stale: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0 };

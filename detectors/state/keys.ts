@@ -23,3 +23,11 @@ export function userKeys(prefix: string, userId: string, sessionId: string | und
   const base = `${prefix}:corr:{user:${userId}}`;
   return [`${base}:last`, `${base}:devices`, `${base}:session:${sessionId ?? '-'}`];
 }
+
+/**
+ * The alert keys under a prefix. They share the `{alerts}` hash tag: alerts are few, and one slot
+ * keeps the open-alerts index and every alert together, so the alert scripts stay cluster-safe.
+ */
+export function alertKeys(prefix: string): { open: string; alert(group: string): string } {
+  return { open: `${prefix}:{alerts}:open`, alert: (group) => `${prefix}:{alerts}:alert:${group}` };
+}

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { createAlerter, type Alerter } from '../../detectors';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, type AlertChange, type Detection } from '../../schemas';
-import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
 
 const detection = (n: number, overrides: Partial<Detection> = {}): Detection => ({
   id: `det-it-${String(n).padStart(4, '0')}`,

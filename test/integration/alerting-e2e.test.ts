@@ -4,7 +4,7 @@ import type { Notifier } from '../../detectors';
 import type { Vigil } from '../../app';
 import type { Detection } from '../../schemas';
 import { startAlertReceiver } from '../../scripts/alert-receiver';
-import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
+import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 const SECRET = 'e2e-webhook-secret-0123456789';
 

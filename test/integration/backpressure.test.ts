@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import { loadConfig } from '../../platform';
-import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 /**
  * A loopback proxy in front of the real Elasticsearch that answers the first `rejectBulks`

@@ -1,7 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { createVigil } from '../../app';
 import { createEmitter } from '../../ingest/sdk';
-import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
 
 /** The real Kafka client, but the `failAt`-th producer it makes refuses to connect. */
 function kafkaFailingProducer(kafka: Kafka, failAt: number): Kafka {

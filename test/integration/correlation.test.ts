@@ -6,7 +6,7 @@ import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';
-import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 /**
  * Correlation (detectors/correlation.ts) on the real Redis: the request view (policy decisions

@@ -5,7 +5,7 @@ import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { detectionIndexNames, detectionSchema } from '../../schemas';
-import { isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from './harness';
+import { isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from '../support/harness';
 
 describe('detections end to end: Kafka → pipeline with rules → Elasticsearch and the detections topic', () => {
   let stack: Stack;

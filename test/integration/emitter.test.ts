@@ -3,7 +3,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { ensureTopics } from '../../platform';
 import { createEmitter, partitionKeyOf } from '../../ingest/sdk';
 import type { VigilEvent } from '../../schemas';
-import { isolatedConfig, openStack, readTopic, waitFor, type Stack } from './harness';
+import { isolatedConfig, openStack, readTopic, waitFor, type Stack } from '../support/harness';
 
 /** A free loopback port with nothing listening on it (yet). */
 async function freePort(): Promise<number> {

@@ -7,7 +7,7 @@ import { alertSchema, type Alert, type AlertChange } from '../../schemas';
 import { parseDestinations, type Destination } from '../../detectors';
 import { createNotifier, formatSlack, type NotificationDeadLetter } from '../../detectors';
 import { verifySignature } from '../../detectors';
-import { readTopic, testLogger } from './harness';
+import { readTopic, testLogger } from '../support/harness';
 
 const SECRET = 'integration-secret-0123456789abcdef';
 

@@ -4,7 +4,7 @@ import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';
-import { countEvents, isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from '../support/harness';
 
 const validPolicy = (id: string): Record<string, unknown> => ({
   id,

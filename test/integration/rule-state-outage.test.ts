@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../detectors';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
-import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from './harness';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 /**
  * A loopback TCP proxy in front of the real Redis that can be taken down (every connection is

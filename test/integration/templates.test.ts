@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../../ingest';
 import { installTemplates } from '../../platform';
 import { eventIndexName, eventSchema, indexNames } from '../../schemas';
-import { isolatedConfig, openStack, type Stack } from './harness';
+import { isolatedConfig, openStack, type Stack } from '../support/harness';
 
 describe('event index templates on the real Elasticsearch', () => {
   let stack: Stack;

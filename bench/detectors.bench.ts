@@ -13,7 +13,6 @@
  * Redis round trip per batch per stateful rule (the design aims at one for state plus one to
  * claim detections, whatever the number of rules).
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
@@ -93,24 +92,21 @@ interface BatchTrips {
   milliseconds: number;
 }
 
-const currentBatch = new AsyncLocalStorage<BatchTrips>();
-
 /**
- * Counts every round trip the engine reports, filed under the evaluateBatch call that made it:
- * partitions run concurrently, so only the async context says which batch a trip is for (the
- * event is emitted inside the engine's call).
+ * Records each batch the engine evaluated (`detectors.batch`: its own state and claim round
+ * trips, and how long it took) and counts every engine round trip (`state.round_trip`) apart,
+ * so the two can be checked against each other: a trip no batch reports is "unattributed".
  */
-function countRoundTrips(instrumentation: Instrumentation): { unattributed: () => number } {
-  let unattributed = 0;
+function recordBatches(instrumentation: Instrumentation, batches: BatchTrips[]): { unattributed: () => number } {
+  let trips = 0;
   instrumentation.on('state.round_trip', ({ operation }) => {
     // Correlation runs before the rules, outside any batch: its trips are not the engine's.
-    if (operation === 'correlation state') return;
-    const batch = currentBatch.getStore();
-    if (!batch) unattributed++;
-    else if (operation === 'claims') batch.claims++;
-    else batch.state++;
+    if (operation !== 'correlation state') trips++;
   });
-  return { unattributed: () => unattributed };
+  instrumentation.on('detectors.batch', ({ stateRoundTrips, claimRoundTrips, durationMs }) => {
+    batches.push({ state: stateRoundTrips, claims: claimRoundTrips, milliseconds: durationMs });
+  });
+  return { unattributed: () => trips - batches.reduce((total, batch) => total + batch.state + batch.claims, 0) };
 }
 
 interface Loaded {
@@ -145,20 +141,7 @@ async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: 
   await redis.ping(); // connected (and its ready check done) before the first snapshot
   // The same wiring as `vigil run`, through the composition root (correlation included).
   const vigil = createVigil({ ...config, detection: { ...config.detection, enabled: detectors } }, { roles: ['ingest'], kafka, elasticsearch, logger, redis });
-  const engine = vigil.engine;
-  if (engine) {
-    counted = countRoundTrips(vigil.instrumentation);
-    // Wrapped only to time each batch and give its round trips an async context (options passed through).
-    const evaluateBatch = engine.evaluateBatch.bind(engine);
-    engine.evaluateBatch = (inputs, options) => {
-      const trips: BatchTrips = { state: 0, claims: 0, milliseconds: 0 };
-      batches.push(trips);
-      const started = performance.now();
-      return currentBatch.run(trips, () => evaluateBatch(inputs, options)).finally(() => {
-        trips.milliseconds = performance.now() - started;
-      });
-    };
-  }
+  if (vigil.engine) counted = recordBatches(vigil.instrumentation, batches);
   const pipeline = vigil.pipeline as IngestPipeline;
   try {
     const before = await commandStats(probe);

@@ -81,6 +81,12 @@ function defaultKey(input: DetectionInput): { key: Record<string, string>; keyTe
   return { key: {}, keyText: `event=${input.event.id}` };
 }
 
+/** The round trips one batch made: rule state, and firing claims. */
+interface BatchTrips {
+  state: { roundTrips: number };
+  claims: { roundTrips: number };
+}
+
 /**
  * Runs a rule set over batches of events. For each batch: every stateful rule's state for every
  * event goes out in one Redis pipeline (one round trip), the pure evaluate functions decide,
@@ -138,16 +144,40 @@ export class DetectionEngine {
    * @throws StoreUnavailableError when Redis is unavailable and a rule that needed it says `pause`
    */
   async evaluateBatch(inputs: readonly DetectionInput[], options: { stream?: string } = {}): Promise<Detection[]> {
+    const startedAt = performance.now();
+    // This batch's own round trips, kept apart from the totals so the batch event can report them
+    // while other partitions' batches run concurrently.
+    const trips: BatchTrips = { state: { roundTrips: 0 }, claims: { roundTrips: 0 } };
+    const stream = options.stream ?? 'default';
+    let detections: Detection[] = [];
+    try {
+      detections = await this.evaluateBoth(inputs, stream, trips);
+      return detections;
+    } finally {
+      this.counters.roundTrips += trips.state.roundTrips + trips.claims.roundTrips;
+      if (this.events.has('detectors.batch')) {
+        this.events.emit('detectors.batch', {
+          stream,
+          events: inputs.length,
+          detections: detections.length,
+          stateRoundTrips: trips.state.roundTrips,
+          claimRoundTrips: trips.claims.roundTrips,
+          durationMs: performance.now() - startedAt,
+        });
+      }
+    }
+  }
+
+  private async evaluateBoth(inputs: readonly DetectionInput[], stream: string, trips: BatchTrips): Promise<Detection[]> {
     const ruleSet = this.ruleSet;
     this.counters.events += inputs.length;
     // One clock reading per event, shared by both phases: the watermark must not move between them.
     // Lateness is judged within the stream the batch came from (its partition), as Kafka Streams
     // does: one partition catching up on a backlog is not late because another is current.
-    const stream = options.stream ?? 'default';
     const nows = inputs.map((input) => this.clock(input, stream));
     // Phase 1 runs every rule; rules using `detectedBy` see no detections yet, which still
     // records their other steps (a payment with no new device) in the same round trip.
-    const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true);
+    const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true, trips);
     const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
     const named = new Set(dependent.flatMap((compiled) => compiled.dependsOn));
     const again = inputs.flatMap((input, index) => {
@@ -161,6 +191,7 @@ export class DetectionEngine {
       again.map((index) => nows[index] ?? 0),
       dependent,
       false,
+      trips,
     );
     return [...first.detections, ...second.detections];
   }
@@ -170,6 +201,7 @@ export class DetectionEngine {
     nows: readonly number[],
     rules: readonly CompiledRule[],
     countLate: boolean,
+    trips: BatchTrips,
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
     const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
     // Each stateful rule's matching events, event by event: its plug-in plans the whole batch at once.
@@ -222,14 +254,15 @@ export class DetectionEngine {
     this.counters.evaluations += batch.settled;
     // Decided (and emitted) event by event, then rule by rule, whichever rule planned first.
     pending.sort((a, b) => a.order - b.order);
-    const degraded = pending.length > 0 ? await this.runStateful(pending, drafts) : false;
-    return this.finish(drafts, degraded);
+    const degraded = pending.length > 0 ? await this.runStateful(pending, drafts, trips.state) : false;
+    return this.finish(drafts, degraded, trips.claims);
   }
 
   /** Runs the stateful rules' round trip and decisions; true when Redis was down and rules were skipped. */
   private async runStateful(
     pending: Pending[],
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
+    trips: { roundTrips: number },
   ): Promise<boolean> {
     // One call per script for all the batch's items (a few calls when there are many), all in
     // one pipeline: one round trip, and Redis runs each call's items in order.
@@ -250,7 +283,7 @@ export class DetectionEngine {
     }
     let callReplies: Awaited<ReturnType<typeof roundTrip>>;
     try {
-      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule state', events: this.events, stats: this.counters });
+      callReplies = await roundTrip(this.options.redis, stateCalls, { operation: 'rule state', events: this.events, stats: trips });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       this.onStoreDown(pending, error);
@@ -306,6 +339,7 @@ export class DetectionEngine {
   private async finish(
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
     degraded: boolean,
+    trips: { roundTrips: number },
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
     const candidates: { detection: Detection; input: DetectionInput; claim?: { key: string; time: number; cooldownMs: number; ttl: number } }[] = [];
     for (const { compiled, input, context, evaluation } of drafts) {
@@ -344,7 +378,7 @@ export class DetectionEngine {
       const replies = await roundTrip(
         this.options.redis,
         claims.map(({ claim, detection }) => ({ script: 'claimFiring', keys: [claim.key], args: [claim.time, claim.cooldownMs, claim.ttl, detection.id] })),
-        { operation: 'claims', events: this.events, stats: this.counters },
+        { operation: 'claims', events: this.events, stats: trips },
       );
       claims.forEach((candidate, index) => {
         const reply = replies[index];

@@ -15,6 +15,8 @@ export interface InstrumentationEvents {
    * there are events, and for `publish` and `dead-letter`).
    */
   'pipeline.stage': { stage: PipelineStage; topic: string; partition: number; items: number; startedAt: number; durationMs: number; eventIds: readonly string[] };
+  /** The rule engine evaluated one batch: its stream (topic partition), size, result and round trips. */
+  'detectors.batch': { stream: string; events: number; detections: number; stateRoundTrips: number; claimRoundTrips: number; durationMs: number };
   /**
    * One Redis round trip of the state layer: who made it (`rule state`, `claims`, `correlation
    * state`), how many script calls it carried, and whether Redis was reached.

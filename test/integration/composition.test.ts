@@ -32,6 +32,14 @@ describe('createVigil, the composition root', () => {
 
   it('runs the pipeline and the alerter together, then stops both and closes what it opened', async () => {
     const vigil = createVigil(stack.config, { logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch });
+    // Every part reports on the one instrumentation bus, so benchmarks and metrics need no patches.
+    const seen = new Map<string, number>();
+    const count = (name: string) => () => seen.set(name, (seen.get(name) ?? 0) + 1);
+    vigil.instrumentation.on('runner.chunk', count('runner.chunk'));
+    vigil.instrumentation.on('state.round_trip', count('state.round_trip'));
+    vigil.instrumentation.on('detectors.batch', count('detectors.batch'));
+    const stages: string[] = [];
+    vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => stages.push(`${stage}:${eventIds.join(',')}`));
     await vigil.start();
     try {
       const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'composition-test', kind: 'service' } });
@@ -40,6 +48,10 @@ describe('createVigil, the composition root', () => {
       await waitFor('the event indexed', async () => (await countEvents(stack)) >= 1);
       expect(vigil.stats().ingest?.indexed).toBe(1);
       expect(vigil.stats().alerter).toBeDefined();
+      expect(stages).toEqual(expect.arrayContaining(['decode:', 'correlate:evt-composition-1', 'index:evt-composition-1', 'detect:evt-composition-1']));
+      expect(seen.get('runner.chunk')).toBeGreaterThanOrEqual(1);
+      expect(seen.get('detectors.batch')).toBeGreaterThanOrEqual(1);
+      expect(seen.get('state.round_trip')).toBeGreaterThanOrEqual(1);
     } finally {
       await vigil.stop();
     }

@@ -6,7 +6,7 @@ import { startAlertReceiver, type Received } from './alert-receiver';
 import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';
 import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
-import { createElasticsearch, createLogger, loadConfig, sleep } from '../platform';
+import { createElasticsearch, createLogger, createProducer, loadConfig, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
 
@@ -99,7 +99,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   };
   const bad = malformedMessages(config.limits.maxMessageBytes, config.limits.maxJsonDepth, sample);
   const badCopies = options.badCopies ?? 5;
-  const raw = kafka.producer({ allowAutoTopicCreation: false });
+  const raw = createProducer(kafka);
   await raw.connect();
   for (let copy = 0; copy < badCopies; copy++) {
     for (const message of bad) {

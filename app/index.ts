@@ -20,7 +20,7 @@ import {
   type RuleSet,
 } from '../detectors';
 import { createIngestPipeline, openGeoipLite, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
-import { Instrumentation, createElasticsearch, createLogger, createKafka, createProducer, createRedis, type Config, type Logger } from '../platform';
+import { Instrumentation, createElasticsearch, createLogger, secretsOf, verifyConnections, createKafka, createProducer, createRedis, type Config, type Logger } from '../platform';
 import type { AlertChange, Detection } from '../schemas';
 
 /** What a Vigil process runs: the ingest pipeline (with the rules), the alerter, or both. */
@@ -105,7 +105,7 @@ const NOTIFIER_DRAIN_MS = 10_000;
  */
 export function createVigil(config: Config, overrides: VigilOverrides = {}): Vigil {
   const roles = new Set<Role>(overrides.roles ?? ['ingest', 'alerting']);
-  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel, secrets: secretsOf(config) });
   const instrumentation = overrides.instrumentation ?? new Instrumentation();
   const kafka = overrides.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-${[...roles].join('-')}`);
   const elasticsearch = overrides.elasticsearch ?? createElasticsearch(config);
@@ -118,7 +118,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   const rulePaths = config.detection.rulesPaths ?? [DEFAULT_RULES_PATH];
   const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths) : undefined;
 
-  const redis = overrides.redis ?? createRedis(config);
+  const redis = overrides.redis ?? createRedis(config, logger.child({ component: 'redis' }));
   if (!overrides.redis) owned.push('redis', () => redis.quit());
   if (!overrides.elasticsearch) owned.push('elasticsearch', () => elasticsearch.close());
 
@@ -188,6 +188,10 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
 
   async function startAll(): Promise<void> {
+    // A wrong address, credential or CA stops here, naming the service, before any part starts.
+    for (const unreachable of await verifyConnections(config, { kafka, elasticsearch, redis })) {
+      logger.warn({ err: unreachable, service: unreachable.service }, `${unreachable.message}; starting anyway, the parts that need it will retry`);
+    }
     if (pipeline) {
       geoLookup ??= await openGeoipLite();
       if (engine && config.detection.watch) {

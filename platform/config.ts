@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 
@@ -27,6 +28,8 @@ const indexPrefix = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,60}$/, 'lower-case l
 /** Every switch takes the same words: `on`/`off`, or `true`/`false`. */
 const flag = z.enum(['on', 'off', 'true', 'false'], { error: 'expected on or off' }).transform((value) => value === 'on' || value === 'true');
 const NAME = 'name';
+const secret = z.string().min(1);
+const path = z.string().min(1);
 
 /**
  * Every environment variable Vigil reads, in the shape of {@link Config}. Nothing else reads
@@ -37,6 +40,18 @@ export const settings = {
   kafka: {
     brokers: setting('KAFKA_BROKERS', brokers.default(['127.0.0.1:9092']), 'comma-separated `host:port` list, at least one', 'The Kafka bootstrap brokers. Spaces around commas are ignored.'),
     clientId: setting('KAFKA_CLIENT_ID', name.default('vigil'), NAME, 'The Kafka client id. Each component appends its role (`-ingest`, `-alerter`).'),
+    sasl: {
+      mechanism: setting(
+        'KAFKA_SASL_MECHANISM',
+        z.enum(['none', 'plain', 'scram-sha-256', 'scram-sha-512']).default('none'),
+        '`none`, `plain`, `scram-sha-256`, `scram-sha-512`',
+        'SASL authentication to the brokers; anything but `none` needs `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`.',
+      ),
+      username: setting('KAFKA_SASL_USERNAME', secret.optional(), 'non-empty string', 'The SASL user.'),
+      password: setting('KAFKA_SASL_PASSWORD', secret.optional(), 'non-empty string', 'The SASL password. Never logged.'),
+    },
+    tls: setting('KAFKA_TLS', flag.default(false), '`on`, `off`', 'Connect to the brokers over TLS (on by itself when `KAFKA_TLS_CA_FILE` is set).'),
+    caFile: setting('KAFKA_TLS_CA_FILE', path.optional(), 'a readable PEM file', 'The CA that signed the brokers’ certificates, when it is not a public one.'),
   },
   elasticsearch: {
     url: setting('ELASTICSEARCH_URL', z.url().default('http://127.0.0.1:9200'), 'URL', 'The Elasticsearch node.'),
@@ -44,8 +59,11 @@ export const settings = {
       'ELASTICSEARCH_API_KEY',
       z.string().min(1).optional(),
       'non-empty string',
-      'If set, sent as API-key authentication: the `encoded` value Elasticsearch returns when the key is created.',
+      'If set, sent as API-key authentication: the `encoded` value Elasticsearch returns when the key is created. Never logged.',
     ),
+    username: setting('ELASTICSEARCH_USERNAME', secret.optional(), 'non-empty string', 'Basic authentication user, instead of an API key; needs `ELASTICSEARCH_PASSWORD`.'),
+    password: setting('ELASTICSEARCH_PASSWORD', secret.optional(), 'non-empty string', 'Basic authentication password. Never logged.'),
+    caFile: setting('ELASTICSEARCH_CA_FILE', path.optional(), 'a readable PEM file', 'The CA that signed the node’s HTTPS certificate, when it is not a public one (needs an `https://` URL).'),
   },
   topics: {
     policy: setting('VIGIL_TOPIC_POLICY', name.default('vigil.events.policy'), NAME, 'The topic of policy events.'),
@@ -105,8 +123,11 @@ export const settings = {
       'REDIS_URL',
       z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
       '`redis://…` or `rediss://…`',
-      'Redis for rule state, correlation and alert state.',
+      'Redis for rule state, correlation and alert state; `rediss://` connects over TLS.',
     ),
+    username: setting('REDIS_USERNAME', secret.optional(), 'non-empty string', 'The ACL user, when Redis has users.'),
+    password: setting('REDIS_PASSWORD', secret.optional(), 'non-empty string', 'The password (`requirepass`, or the ACL user’s). Never logged.'),
+    caFile: setting('REDIS_TLS_CA_FILE', path.optional(), 'a readable PEM file', 'The CA that signed Redis’s certificate, when it is not a public one (needs a `rediss://` URL).'),
     prefix: setting('VIGIL_REDIS_PREFIX', z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'), '1–64 letters, digits, `:`, `_`, `-`', 'The prefix of every Redis key Vigil writes.'),
   },
   detection: {
@@ -196,11 +217,58 @@ export function listSettings(table: object = settings, path: readonly string[] =
 
 /** Rules that tie settings together, checked once every setting is valid on its own. */
 const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
+  ({ kafka }) =>
+    kafka.sasl.mechanism !== 'none' && (kafka.sasl.username === undefined || kafka.sasl.password === undefined)
+      ? `KAFKA_SASL_MECHANISM is ${kafka.sasl.mechanism}: set KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD too`
+      : undefined,
+  ({ elasticsearch }) =>
+    (elasticsearch.username === undefined) !== (elasticsearch.password === undefined)
+      ? 'ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD go together: set both or neither'
+      : elasticsearch.username !== undefined && elasticsearch.apiKey !== undefined
+        ? 'ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are both set: choose one way to authenticate'
+        : undefined,
+  ({ elasticsearch }) =>
+    elasticsearch.caFile !== undefined && !elasticsearch.url.startsWith('https://') ? 'ELASTICSEARCH_CA_FILE is set but ELASTICSEARCH_URL is not https://' : undefined,
+  ({ redis }) => (redis.caFile !== undefined && !redis.url.startsWith('rediss://') ? 'REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://' : undefined),
+  ...(
+    [
+      ['KAFKA_TLS_CA_FILE', (config: Config) => config.kafka.caFile],
+      ['ELASTICSEARCH_CA_FILE', (config: Config) => config.elasticsearch.caFile],
+      ['REDIS_TLS_CA_FILE', (config: Config) => config.redis.caFile],
+    ] as const
+  ).map(([variable, fileOf]) => (config: Config) => {
+    const file = fileOf(config);
+    return file !== undefined && !readable(file) ? `${variable}: cannot read ${file}` : undefined;
+  }),
   ({ alerting }) =>
     alerting.suppressMs < alerting.resolveAfterMs
       ? `VIGIL_ALERT_SUPPRESS_MS (${alerting.suppressMs}) is shorter than VIGIL_ALERT_RESOLVE_AFTER_MS (${alerting.resolveAfterMs}): an alert stays open, and takes its group's detections, until it resolves; raise the first or lower the second`
       : undefined,
 ];
+
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Every secret value in a configuration: passwords, API keys, and the destinations' JSON (which
+ * holds webhook secrets, routing keys and Slack URLs). The logger blanks them wherever they
+ * appear in a log line, whatever the field or error message that carries them.
+ */
+export function secretsOf(config: Config): string[] {
+  const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password];
+  const destinations = config.alerting.destinations;
+  if (destinations !== '[]') {
+    // Strings inside the destinations list: secret, routingKey, url (a Slack URL is a credential).
+    for (const match of destinations.matchAll(/"(?:secret|routingKey|url)"\s*:\s*"([^"]{6,})"/g)) values.push(match[1]);
+  }
+  return values.filter((value): value is string => value !== undefined && value.length >= 6);
+}
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null) {

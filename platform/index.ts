@@ -13,3 +13,4 @@ export * from './kafka/clients';
 export * from './kafka/partition-runner';
 export * from './elasticsearch/clients';
 export * from './elasticsearch/bulk-indexer';
+export * from './connections';

@@ -46,6 +46,24 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; tests pass a stream to read them back. @defaultValue stdout */
   destination?: DestinationStream;
+  /**
+   * Secret values (passwords, API keys) blanked wherever they appear in a line: in any field, and
+   * inside error messages and stacks, which path-based redaction can't reach. @defaultValue none
+   */
+  secrets?: readonly string[];
+}
+
+/** A stream that writes each line with every secret value replaced, then passes it on. */
+function scrubbing(secrets: readonly string[], destination: DestinationStream): DestinationStream {
+  // JSON escapes some characters, so a secret is looked for both as given and as JSON would write it.
+  const needles = [...new Set(secrets.flatMap((value) => [value, JSON.stringify(value).slice(1, -1)]))];
+  return {
+    write(line: string) {
+      let clean = line;
+      for (const needle of needles) if (clean.includes(needle)) clean = clean.split(needle).join('[redacted]');
+      destination.write(clean);
+    },
+  };
 }
 
 /** The root logger; components take `logger.child({ component: '...' })`. */
@@ -57,6 +75,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
       serializers: { err: pino.stdSerializers.err },
     },
-    options.destination,
+    options.secrets && options.secrets.length > 0 ? scrubbing(options.secrets, options.destination ?? pino.destination(1)) : options.destination,
   );
 }

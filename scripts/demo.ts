@@ -6,7 +6,7 @@ import { startAlertReceiver, type Received } from './alert-receiver';
 import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';
 import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
-import { createElasticsearch, createLogger, createProducer, loadConfig, sleep } from '../platform';
+import { createElasticsearch, createLogger, createProducer, loadConfig, secretsOf, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
 
@@ -45,7 +45,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       : {}),
     VIGIL_ALERT_RESOLVE_AFTER_MS: process.env.VIGIL_ALERT_RESOLVE_AFTER_MS ?? '8000',
   });
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const runId = `demo-${Date.now().toString(36)}`;
   const detections: Detection[] = [];
   const changes: AlertChange[] = [];

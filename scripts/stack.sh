@@ -5,6 +5,7 @@
 #   scripts/stack.sh down    stop what this script started
 #   scripts/stack.sh status  one line per service
 #   scripts/stack.sh logs    tail the logs of the services this script runs
+#   scripts/stack.sh up-secure|down-secure   secured copies of the three (TLS, SASL, users) beside them
 #
 # Idempotent: a service whose endpoint already answers is left alone, so `up` twice is cheap and
 # KAFKA_BROKERS / ELASTICSEARCH_URL / REDIS_URL pointing at your own services start nothing here.
@@ -278,10 +279,192 @@ cmd_logs() {
   tail -n "${LINES:-40}" "$STATE_DIR/kafka.log" "$STATE_DIR/es-logs/vigil-local.log" "$STATE_DIR/redis.log" 2>/dev/null || true
 }
 
+# --- secured copies (for the secured-connection tests) -----------------------------------------
+# A second Redis (TLS + ACL user), Kafka (SASL_SSL with SCRAM-SHA-512) and Elasticsearch (TLS +
+# users + API keys) beside the plain ones, started only by `up-secure`, so the plain stack the
+# rest of the suite uses never changes. Certificates (one local CA) and random credentials are
+# made once under $STATE_DIR/secure; `credentials.env` there is what the tests read.
+SECURE_DIR="$STATE_DIR/secure"
+SECURE_REDIS_PORT="${VIGIL_SECURE_REDIS_PORT:-6390}"
+SECURE_KAFKA_PORT="${VIGIL_SECURE_KAFKA_PORT:-9192}"
+SECURE_ES_PORT="${VIGIL_SECURE_ES_PORT:-9201}"
+
+secure_material() {
+  mkdir -p "$SECURE_DIR"
+  if [[ ! -f "$SECURE_DIR/ca.pem" ]]; then
+    log "making a local CA and a server certificate for 127.0.0.1/localhost in $SECURE_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=vigil-local-ca" \
+      -keyout "$SECURE_DIR/ca.key" -out "$SECURE_DIR/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$SECURE_DIR/server.key" -out "$SECURE_DIR/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$SECURE_DIR/san.ext"
+    openssl x509 -req -in "$SECURE_DIR/server.csr" -CA "$SECURE_DIR/ca.pem" -CAkey "$SECURE_DIR/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$SECURE_DIR/san.ext" -out "$SECURE_DIR/server.pem" 2>/dev/null
+    # Kafka's PEM key store wants the key as unencrypted PKCS#8 followed by the chain, in one file.
+    openssl pkcs8 -topk8 -nocrypt -in "$SECURE_DIR/server.key" -out "$SECURE_DIR/server.pk8"
+    cat "$SECURE_DIR/server.pk8" "$SECURE_DIR/server.pem" >"$SECURE_DIR/kafka-keystore.pem"
+  fi
+  if [[ ! -f "$SECURE_DIR/credentials.env" ]]; then
+    local redis_pw kafka_pw es_pw
+    redis_pw="$(openssl rand -hex 16)"; kafka_pw="$(openssl rand -hex 16)"; es_pw="$(openssl rand -hex 16)"
+    {
+      echo "SECURE_CA_FILE=$SECURE_DIR/ca.pem"
+      echo "SECURE_REDIS_URL=rediss://127.0.0.1:$SECURE_REDIS_PORT"
+      echo "SECURE_REDIS_USERNAME=vigil"
+      echo "SECURE_REDIS_PASSWORD=$redis_pw"
+      echo "SECURE_KAFKA_BROKERS=127.0.0.1:$SECURE_KAFKA_PORT"
+      echo "SECURE_KAFKA_USERNAME=vigil"
+      echo "SECURE_KAFKA_PASSWORD=$kafka_pw"
+      echo "SECURE_ELASTICSEARCH_URL=https://127.0.0.1:$SECURE_ES_PORT"
+      echo "SECURE_ELASTICSEARCH_USERNAME=elastic"
+      echo "SECURE_ELASTICSEARCH_PASSWORD=$es_pw"
+    } >"$SECURE_DIR/credentials.env"
+  fi
+  chmod 755 "$SECURE_DIR"; chmod 644 "$SECURE_DIR"/*.pem "$SECURE_DIR/credentials.env"
+  # shellcheck disable=SC1091
+  source "$SECURE_DIR/credentials.env"
+}
+
+secure_redis_up() {
+  redis-cli --tls --cacert "$SECURE_CA_FILE" -p "$SECURE_REDIS_PORT" --user "$SECURE_REDIS_USERNAME" \
+    --pass "$SECURE_REDIS_PASSWORD" --no-auth-warning ping 2>/dev/null | grep -q PONG
+}
+
+secure_redis_start() {
+  if secure_redis_up; then log "secured Redis answers on $SECURE_REDIS_PORT"; return 0; fi
+  log "starting a secured redis-server (TLS, ACL user $SECURE_REDIS_USERNAME) on 127.0.0.1:$SECURE_REDIS_PORT"
+  # The default user is off: only the named user, with its password, gets in.
+  redis-server --daemonize yes --bind 127.0.0.1 --port 0 --tls-port "$SECURE_REDIS_PORT" \
+    --tls-cert-file "$SECURE_DIR/server.pem" --tls-key-file "$SECURE_DIR/server.key" --tls-ca-cert-file "$SECURE_DIR/ca.pem" \
+    --tls-auth-clients no --save "" --appendonly no --dir "$SECURE_DIR" --logfile "$SECURE_DIR/redis.log" \
+    --pidfile "$SECURE_DIR/redis.pid" --user default off --user "$SECURE_REDIS_USERNAME" on ">$SECURE_REDIS_PASSWORD" '~*' '&*' '+@all'
+  wait_for "secured Redis" 20 secure_redis_up "$SECURE_DIR/redis.log"
+}
+
+secure_kafka_up() { tcp_open 127.0.0.1 "$SECURE_KAFKA_PORT" && grep -q 'Kafka Server started' "$SECURE_DIR/kafka.log" 2>/dev/null; }
+
+secure_kafka_start() {
+  if secure_kafka_up; then log "secured Kafka answers on $SECURE_KAFKA_PORT"; return 0; fi
+  kafka_install
+  local home data props logfile controller=$((SECURE_KAFKA_PORT + 1))
+  home="$(kafka_home)"; data="$SECURE_DIR/kafka-data"; props="$SECURE_DIR/kafka.properties"; logfile="$SECURE_DIR/kafka.log"
+  mkdir -p "$data"
+  {
+    echo "process.roles=broker,controller"
+    echo "node.id=1"
+    echo "controller.quorum.voters=1@127.0.0.1:$controller"
+    echo "listeners=SASL_SSL://127.0.0.1:$SECURE_KAFKA_PORT,CONTROLLER://127.0.0.1:$controller"
+    echo "advertised.listeners=SASL_SSL://127.0.0.1:$SECURE_KAFKA_PORT"
+    echo "controller.listener.names=CONTROLLER"
+    echo "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+    echo "inter.broker.listener.name=SASL_SSL"
+    echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+    echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+    echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$SECURE_KAFKA_USERNAME\" password=\"$SECURE_KAFKA_PASSWORD\";"
+    echo "ssl.keystore.type=PEM"
+    echo "ssl.keystore.location=$SECURE_DIR/kafka-keystore.pem"
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$SECURE_DIR/ca.pem"
+    echo "log.dirs=$data"
+    echo "num.partitions=1"
+    echo "offsets.topic.replication.factor=1"
+    echo "offsets.topic.num.partitions=1"
+    echo "transaction.state.log.replication.factor=1"
+    echo "transaction.state.log.min.isr=1"
+    echo "share.coordinator.state.topic.replication.factor=1"
+    echo "share.coordinator.state.topic.min.isr=1"
+    echo "group.initial.rebalance.delay.ms=0"
+    echo "auto.create.topics.enable=false"
+  } >"$props"
+  local java_cp="$home/libs/*"
+  if [[ ! -f "$data/meta.properties" ]]; then
+    # SCRAM credentials live in the cluster metadata: written when the storage is formatted.
+    java -cp "$java_cp" -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
+      kafka.tools.StorageTool format --ignore-formatted -t "$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)" \
+      -c "$props" --add-scram "SCRAM-SHA-512=[name=$SECURE_KAFKA_USERNAME,password=$SECURE_KAFKA_PASSWORD]" >>"$logfile" 2>&1 \
+      || die "formatting the secured Kafka's storage failed; see $logfile"
+  fi
+  [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.1"
+  log "starting a secured Kafka (SASL_SSL, SCRAM-SHA-512) on 127.0.0.1:$SECURE_KAFKA_PORT; log: $logfile"
+  nohup java -Xms256m -Xmx256m -XX:+UseG1GC -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
+    -cp "$java_cp" kafka.Kafka "$props" >>"$logfile" 2>&1 &
+  echo $! >"$SECURE_DIR/kafka.pid"
+  wait_for "secured Kafka" 120 secure_kafka_up "$logfile"
+}
+
+secure_es_up() {
+  curl -fsS -m 3 --cacert "$SECURE_CA_FILE" -u "$SECURE_ELASTICSEARCH_USERNAME:$SECURE_ELASTICSEARCH_PASSWORD" \
+    "https://127.0.0.1:$SECURE_ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1
+}
+
+secure_es_start() {
+  if secure_es_up; then log "secured Elasticsearch answers on $SECURE_ES_PORT"; return 0; fi
+  es_install; es_user
+  local home data logs conf
+  home="$(es_home)"; data="$SECURE_DIR/es-data"; logs="$SECURE_DIR/es-logs"; conf="$SECURE_DIR/es-config"
+  mkdir -p "$data" "$logs"
+  rm -rf "$conf"; cp -r "$home/config" "$conf"
+  cp "$SECURE_DIR/server.pem" "$SECURE_DIR/server.key" "$SECURE_DIR/ca.pem" "$conf/"
+  {
+    echo "cluster.name: vigil-secure"
+    echo "node.name: vigil-secure-1"
+    echo "path.data: $data"
+    echo "path.logs: $logs"
+    echo "network.host: 127.0.0.1"
+    echo "http.port: $SECURE_ES_PORT"
+    echo "transport.port: $((SECURE_ES_PORT + 100))"
+    echo "discovery.type: single-node"
+    echo "xpack.security.enabled: true"
+    echo "xpack.security.authc.api_key.enabled: true"
+    echo "xpack.security.http.ssl.enabled: true"
+    echo "xpack.security.http.ssl.certificate: server.pem"
+    echo "xpack.security.http.ssl.key: server.key"
+    echo "xpack.security.http.ssl.certificate_authorities: [ca.pem]"
+    echo "xpack.security.transport.ssl.enabled: true"
+    echo "xpack.security.transport.ssl.certificate: server.pem"
+    echo "xpack.security.transport.ssl.key: server.key"
+    echo "xpack.security.transport.ssl.certificate_authorities: [ca.pem]"
+    echo "cluster.routing.allocation.disk.threshold_enabled: false"
+  } >"$conf/elasticsearch.yml"
+  printf -- '-Xms512m\n-Xmx512m\n' >"$conf/jvm.options.d/vigil.options"
+  # The elastic user's password comes from the keystore's bootstrap.password.
+  rm -f "$conf/elasticsearch.keystore"
+  env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" "$home/bin/elasticsearch-keystore" create >/dev/null 2>&1 || true
+  printf '%s' "$SECURE_ELASTICSEARCH_PASSWORD" | env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" \
+    "$home/bin/elasticsearch-keystore" add -x -f bootstrap.password >/dev/null \
+    || die "could not write the secured Elasticsearch's keystore"
+  chown -R "$ES_USER" "$data" "$logs" "$conf"
+  log "starting a secured Elasticsearch (TLS, users, API keys) on 127.0.0.1:$SECURE_ES_PORT; log: $logs/vigil-secure.log"
+  runuser -u "$ES_USER" -- env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" \
+    "$home/bin/elasticsearch" -d -p "$logs/es.pid" >"$SECURE_DIR/es-console.log" 2>&1 \
+    || die "the secured Elasticsearch failed to start; see $SECURE_DIR/es-console.log and $logs/"
+  wait_for "secured Elasticsearch" 180 secure_es_up "$logs/vigil-secure.log"
+}
+
+cmd_up_secure() {
+  mkdir -p "$CACHE_DIR" "$STATE_DIR"
+  secure_material
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  local es_pid kafka_pid failed=0
+  secure_redis_start
+  (secure_es_start) & es_pid=$!
+  (secure_kafka_start) & kafka_pid=$!
+  wait "$es_pid" || failed=1
+  wait "$kafka_pid" || failed=1
+  ((failed == 0)) || die "the secured services are not up (see the messages above)"
+}
+
+cmd_down_secure() {
+  stop_pidfile "secured Kafka" "$SECURE_DIR/kafka.pid"
+  stop_pidfile "secured Elasticsearch" "$SECURE_DIR/es-logs/es.pid"
+  stop_pidfile "secured Redis" "$SECURE_DIR/redis.pid"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) cmd_logs ;;
-  *) echo "usage: $0 up|down|status|logs" >&2; exit 2 ;;
+  up-secure) cmd_up_secure ;;
+  down-secure) cmd_down_secure ;;
+  *) echo "usage: $0 up|down|status|logs|up-secure|down-secure" >&2; exit 2 ;;
 esac

@@ -1,12 +1,20 @@
+import { readFileSync } from 'node:fs';
 import { Client, type estypes } from '@elastic/elasticsearch';
 import { alertIndexNames, alertMappings, alertTemplate, detectionIndexNames, detectionMappings, detectionTemplate, eventMappings, eventTemplates, indexNames } from '../../schemas';
 import type { Config } from '../config';
+
+function authOf({ apiKey, username, password }: Config['elasticsearch']): { auth?: { apiKey: string } | { username: string; password: string } } {
+  if (apiKey !== undefined) return { auth: { apiKey } };
+  if (username !== undefined && password !== undefined) return { auth: { username, password } };
+  return {};
+}
 
 /** An Elasticsearch client for the configured node. */
 export function createElasticsearch(config: Config): Client {
   return new Client({
     node: config.elasticsearch.url,
-    ...(config.elasticsearch.apiKey ? { auth: { apiKey: config.elasticsearch.apiKey } } : {}),
+    ...authOf(config.elasticsearch),
+    ...(config.elasticsearch.caFile === undefined ? {} : { tls: { ca: readFileSync(config.elasticsearch.caFile, 'utf8') } }),
     requestTimeout: 30_000,
     maxRetries: 0, // retries are the bulk indexer's business, with backoff and pause
   });

@@ -1,4 +1,5 @@
-import { Kafka, Partitioners, logLevel as kafkaLogLevel, type LogEntry, type Producer } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import { Kafka, Partitioners, logLevel as kafkaLogLevel, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
 import type { Family } from '../../schemas';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -11,9 +12,16 @@ export function topicOf(config: Config, family: Family): string {
 /** A kafkajs client whose log lines go through pino. */
 export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId): Kafka {
   const log = logger.child({ component: 'kafkajs' });
+  const { sasl, tls, caFile } = config.kafka;
   return new Kafka({
     clientId,
     brokers: [...config.kafka.brokers],
+    // A CA file means TLS; the CA is read once, here, and checked readable when the config loaded.
+    ...(tls || caFile !== undefined ? { ssl: caFile === undefined ? true : { ca: [readFileSync(caFile, 'utf8')] } } : {}),
+    ...(sasl.mechanism !== 'none' && sasl.username !== undefined && sasl.password !== undefined
+      ? // kafkajs types each mechanism apart; the three Vigil allows take the same fields.
+        { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as SASLOptions }
+      : {}),
     logLevel: kafkaLogLevel.WARN,
     retry: { initialRetryTime: 100, retries: 8 },
     logCreator:

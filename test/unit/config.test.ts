@@ -14,7 +14,7 @@ function configErrorOf(env: Record<string, string | undefined>): ConfigError {
 }
 
 const DEFAULTS: Config = {
-  kafka: { brokers: ['127.0.0.1:9092'], clientId: 'vigil' },
+  kafka: { brokers: ['127.0.0.1:9092'], clientId: 'vigil', sasl: { mechanism: 'none' }, tls: false },
   elasticsearch: { url: 'http://127.0.0.1:9200' },
   topics: {
     policy: 'vigil.events.policy',
@@ -88,7 +88,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
     });
     expect(config).toStrictEqual({
-      kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test' },
+      kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test', sasl: { mechanism: 'none' }, tls: false },
       elasticsearch: { url: 'https://es.internal:9243', apiKey: 'c2VjcmV0' },
       topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', detections: 'det', partitions: 12 },
       consumerGroup: 'group-1',

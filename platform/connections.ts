@@ -1,0 +1,87 @@
+import { errors as esErrors, type Client } from '@elastic/elasticsearch';
+import type { Redis } from 'ioredis';
+import type { Kafka } from 'kafkajs';
+import type { Config } from './config';
+import { VigilError, errorMessage } from './errors';
+
+/** A service Vigil needs could not be used at start: it is named, with why and where. */
+export class ConnectionError extends VigilError {
+  readonly service: 'kafka' | 'elasticsearch' | 'redis';
+
+  constructor(service: ConnectionError['service'], where: string, problem: 'authentication failed' | 'TLS failed' | 'unreachable', cause: unknown) {
+    // A wrong credential or certificate won't fix itself; an unreachable service may come back.
+    super(`${service} (${where}): ${problem}: ${errorMessage(cause)}`, { code: 'connection_failed', retriable: problem === 'unreachable', cause });
+    this.service = service;
+  }
+}
+
+/** A URL without its user and password, for messages. */
+function shown(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
+const TLS_PROBLEM = /certificate|self[- ]signed|SSL|TLS|EPROTO|wrong version number/i;
+
+function problemOf(error: unknown, authentication: RegExp): 'authentication failed' | 'TLS failed' | 'unreachable' {
+  const text = `${error instanceof Error ? error.name : ''} ${errorMessage(error)} ${error instanceof Error && error.cause ? errorMessage(error.cause) : ''}`;
+  if (authentication.test(text)) return 'authentication failed';
+  if (TLS_PROBLEM.test(text)) return 'TLS failed';
+  return 'unreachable';
+}
+
+/**
+ * Checks, before anything starts, that each service answers and accepts Vigil's credentials. A
+ * wrong password or CA stops the start with one line naming the service, instead of a consumer
+ * that retries in the background forever. A service that is only unreachable is returned, not
+ * thrown: the parts that need it back off and recover when it comes (Redis may be down at start;
+ * Kafka and Elasticsearch are needed to start at all, and their parts fail then).
+ * @returns the services that could not be reached, as retriable ConnectionErrors
+ * @throws ConnectionError when a credential or a certificate is refused
+ */
+export async function verifyConnections(config: Config, clients: { kafka: Kafka; elasticsearch: Client; redis?: Redis }): Promise<ConnectionError[]> {
+  const checks: Promise<ConnectionError | undefined>[] = [];
+  const redis = clients.redis;
+  if (redis) {
+    checks.push(
+      redis.ping().then(
+        () => undefined,
+        (error: unknown) => new ConnectionError('redis', shown(config.redis.url), problemOf(error, /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i), error),
+      ),
+    );
+  }
+  checks.push(
+    clients.elasticsearch.cluster.health({ timeout: '5s' }).then(
+      () => undefined,
+      (error: unknown) => {
+        const status = error instanceof esErrors.ResponseError ? error.statusCode : undefined;
+        const problem = status === 401 || status === 403 ? 'authentication failed' : problemOf(error, /security_exception|unable to authenticate/i);
+        return new ConnectionError('elasticsearch', shown(config.elasticsearch.url), problem, error);
+      },
+    ),
+  );
+  checks.push(
+    (async () => {
+      const admin = clients.kafka.admin();
+      try {
+        await admin.connect();
+        await admin.describeCluster();
+        return undefined;
+      } catch (error) {
+        return new ConnectionError('kafka', config.kafka.brokers.join(','), problemOf(error, /SASL|Authentication/i), error);
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    })(),
+  );
+  const failed = (await Promise.all(checks)).filter((error): error is ConnectionError => error !== undefined);
+  const refused = failed.find((error) => !error.retriable);
+  if (refused) throw refused;
+  return failed;
+}

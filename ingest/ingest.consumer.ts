@@ -15,6 +15,7 @@ import {
   type Logger,
   type PartitionRunner,
   type PipelineStage,
+  watchDecodeFailures,
 } from '../platform';
 import { correlationDocument } from './correlation';
 import type { DeadLetterReason } from './classify';
@@ -226,6 +227,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       producer = createProducer(kafka);
       await producer.connect();
       consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000 });
+      // A batch no codec can decompress stops the consumer: say which codec, where.
+      watchDecodeFailures(consumer, logger, config.consumerGroup);
       await consumer.connect();
       await consumer.subscribe({ topics: FAMILIES.map((family) => config.topics[family]), fromBeginning: true });
       await consumer.run({

@@ -10,6 +10,7 @@ export * from './logger';
 export * from './instrumentation';
 export * from './redis';
 export * from './kafka/clients';
+export * from './kafka/codecs';
 export * from './kafka/partition-runner';
 export * from './elasticsearch/clients';
 export * from './elasticsearch/bulk-indexer';

@@ -3,14 +3,19 @@ import { Kafka, Partitioners, logLevel as kafkaLogLevel, type LogEntry, type Pro
 import type { Family } from '../../schemas';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
+import { registerCodecs } from './codecs';
 
 /** The topic of each event family, from configuration. */
 export function topicOf(config: Config, family: Family): string {
   return config.topics[family];
 }
 
-/** A kafkajs client whose log lines go through pino. */
+/**
+ * A kafkajs client whose log lines go through pino, and which reads batches compressed with any
+ * of gzip, Snappy, LZ4 and ZSTD (see {@link registerCodecs}).
+ */
 export function createKafka(config: Config, logger: Logger, clientId = config.kafka.clientId): Kafka {
+  registerCodecs();
   const log = logger.child({ component: 'kafkajs' });
   const { sasl, tls, caFile } = config.kafka;
   return new Kafka({

@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { createEmitter, partitionKeyOf, type EmitterOptions } from '../../ingest/sdk';
 import { ValidationError, createLogger } from '../../platform';
 import { familySchemas, type VigilEvent } from '../../schemas';
@@ -253,5 +253,38 @@ describe('partitionKeyOf', () => {
 
   it('works for any family', () => {
     expect(partitionKeyOf(familySchemas.invocation.parse(invocationEvent()))).toBe('app-2');
+  });
+});
+
+describe('createEmitter compression', () => {
+  /** A stand-in client whose producer records each request's compression (kafkajs's numbers). */
+  function recording(): { client: EmitterOptions['kafka']; compressions: Array<number | undefined> } {
+    const compressions: Array<number | undefined> = [];
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      sendBatch: (batch: { compression?: number }) => {
+        compressions.push(batch.compression);
+        return Promise.resolve([]);
+      },
+    };
+    return { client: { producer: () => producer } as unknown as EmitterOptions['kafka'], compressions };
+  }
+
+  it.each([
+    [undefined, CompressionTypes.GZIP],
+    ['gzip', CompressionTypes.GZIP],
+    ['none', CompressionTypes.None],
+  ] as const)('compression %s sends with kafkajs compression %s', async (compression, expected) => {
+    const { client, compressions } = recording();
+    const { emitter } = emitterWith({ kafka: client, ...(compression ? { compression } : {}) });
+    emitter.policy(policyInput());
+    await emitter.flush();
+    expect(compressions).toStrictEqual([expected]);
+  });
+
+  it('refuses a compression the SDK cannot write, naming the option', () => {
+    const error = validationErrorOf(() => emitterWith({ compression: 'lz4' as unknown as EmitterOptions['compression'] }));
+    expect(error.issues).toStrictEqual(['compression: must be one of none, gzip, got "lz4"']);
   });
 });

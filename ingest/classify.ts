@@ -36,6 +36,10 @@ export type Classification =
   | { ok: true; event: VigilEvent }
   | { ok: false; reasonCode: DeadLetterReason; message: string };
 
+// Fatal: a lenient decode would turn bad bytes into U+FFFD, and the indexed event would then
+// differ from what the producer sent without anyone being told.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACE = 0x7d;
@@ -90,9 +94,15 @@ export function classifyMessage(
   if (exceedsDepth(value, limits.maxJsonDepth)) {
     return { ok: false, reasonCode: 'too_deep', message: `the JSON nests deeper than ${limits.maxJsonDepth} levels` };
   }
+  let text: string;
+  try {
+    text = utf8.decode(value);
+  } catch {
+    return { ok: false, reasonCode: 'not_json', message: 'not valid JSON: the bytes are not valid UTF-8 (JSON text must be UTF-8, RFC 8259)' };
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(value.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (error) {
     return { ok: false, reasonCode: 'not_json', message: `not valid JSON: ${(error as Error).message}` };
   }

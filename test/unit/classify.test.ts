@@ -58,6 +58,20 @@ describe('classifyMessage', () => {
     },
   );
 
+  it.each([
+    ['a lone continuation byte', [0x80]],
+    ['a truncated sequence', [0xe2, 0x82]],
+    ['an overlong encoding of "/"', [0xc0, 0xaf]],
+    ['a UTF-16 surrogate', [0xed, 0xa0, 0x80]],
+  ])('says not_json for invalid UTF-8 inside a string (%s) instead of indexing U+FFFD', (_label, invalid) => {
+    const [before, after] = JSON.stringify(withField(policyEvent(), 'policy.reason', 'SPLIT')).split('SPLIT');
+    const message = Buffer.concat([Buffer.from(before ?? ''), Buffer.from(invalid), Buffer.from(after ?? '')]);
+    expect(refusal(classifyMessage(message, limits, 'policy'))).toStrictEqual({
+      reasonCode: 'not_json',
+      message: 'not valid JSON: the bytes are not valid UTF-8 (JSON text must be UTF-8, RFC 8259)',
+    });
+  });
+
   it('says too_deep beyond maxJsonDepth, counting objects and arrays alike', () => {
     const nested = bytes({ ...policyEvent(), labels: { a: 'b' } }).toString().replace('"labels":{"a":"b"}', '"x":[[{"y":[[[1]]]}]]');
     // root 1, x 2-3, object 4, y 5-7

@@ -17,6 +17,7 @@ export const DEAD_LETTER_REASONS = [
   'wrong_topic',
   'time_out_of_range',
   'index_rejected',
+  'id_conflict',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 

@@ -21,12 +21,14 @@ import type { DeadLetterReason } from './classify';
 import { toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
+import { resolveDuplicates, type HashedItem } from './id-conflicts';
 import { correlate, decode, type Refused } from './stages';
 
 /** Counters of one pipeline instance since it started. */
 export interface IngestStats {
   consumed: number;
   indexed: number;
+  /** Events already indexed with the same content (redeliveries); a same id with other content is an `id_conflict` dead letter. */
   duplicates: number;
   deadLettered: number;
   deadLetteredByReason: Partial<Record<DeadLetterReason, number>>;
@@ -136,18 +138,29 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       () => correlate(decoded, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
       decoded,
     );
+    const hashed: HashedItem[] = [];
     const items: BulkItem[] = decoded.map(({ event, enrichment, message }, position) => {
       const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
       const correlation = correlationDocument(contexts[position]);
       if (correlation) document.vigil.correlation = correlation;
-      return { index: eventIndexName(config.indices.prefix, event.family, event.time), id: event.id, document };
+      const index = eventIndexName(config.indices.prefix, event.family, event.time);
+      hashed.push({ index, id: event.id, contentHash: document.vigil.content_hash });
+      return { index, id: event.id, document };
     });
 
     // The events are indexed while the rules run: both are idempotent (documents are created
     // with the event id; detections have ids of their own), and the offsets are committed only
     // once both are done. If rule state is unavailable, evaluateBatch throws: the chunk is not
     // committed and is redone later, its events then counting as duplicates.
-    const indexing = timed('index', chunk, items.length, () => (items.length > 0 ? indexer.index(items) : []), decoded);
+    // A 409 is a redelivery only if the stored document holds the same content: the chunk's
+    // 409s are read back in one mget and compared by content hash (see id-conflicts.ts).
+    const indexing = timed(
+      'index',
+      chunk,
+      items.length,
+      async () => (items.length > 0 ? resolveDuplicates((request) => elasticsearch.mget(request), hashed, await indexer.index(items)) : []),
+      decoded,
+    );
     // Handled here too: it may fail while the rules still run, before anything awaits it.
     indexing.catch(() => undefined);
     let detections: Detection[];
@@ -185,7 +198,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       else if (result.status === 'duplicate') duplicates++;
       else {
         const message: KafkaMessage | undefined = decoded[position]?.message;
-        if (message) rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
+        if (!message) return;
+        if (result.status === 'conflict') rejected.push({ message, reasonCode: 'id_conflict', reason: result.reason });
+        else rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
       }
     });
     if (rejected.length > 0) {

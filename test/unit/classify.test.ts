@@ -72,6 +72,20 @@ describe('classifyMessage', () => {
     });
   });
 
+  it.each([
+    ['at the top', '{"__proto__":{"polluted":true},', '', '__proto__'],
+    ['among the labels, where a record would drop it unseen', '', '"labels":{"__proto__":"x","run":"a"},', 'labels.__proto__'],
+    ['written with an escape', '{"\\u005f_proto__":{"polluted":true},', '', '__proto__'],
+  ])('says schema_invalid for a __proto__ key %s, naming where, and pollutes nothing', (_label, head, labels, path) => {
+    const text = JSON.stringify(withField(policyEvent(), 'labels', undefined)).replace(/,"labels":[^}]*}/, '');
+    const message = head ? `${head}${text.slice(1)}` : text.replace('"policy":', `${labels}"policy":`);
+    expect(refusal(classifyMessage(bytes(message), limits, 'policy'))).toStrictEqual({
+      reasonCode: 'schema_invalid',
+      message: `${path}: a key named "__proto__" is not allowed`,
+    });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('says too_deep beyond maxJsonDepth, counting objects and arrays alike', () => {
     const nested = bytes({ ...policyEvent(), labels: { a: 'b' } }).toString().replace('"labels":{"a":"b"}', '"x":[[{"y":[[[1]]]}]]');
     // root 1, x 2-3, object 4, y 5-7

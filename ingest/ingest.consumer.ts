@@ -18,7 +18,7 @@ import {
 } from '../platform';
 import { correlationDocument } from './correlation';
 import type { DeadLetterReason } from './classify';
-import { toDeadLetterMessage } from './dead-letter';
+import { deadLetterBatches, toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
 import { resolveDuplicates, type HashedItem } from './id-conflicts';
@@ -207,7 +207,10 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       const deadLetters = rejected.map(({ message, reasonCode, reason }) =>
         toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key }, now),
       );
-      await timed('dead-letter', chunk, deadLetters.length, () => producer?.send({ topic: config.topics.deadLetter, messages: deadLetters, acks: -1 }));
+      await timed('dead-letter', chunk, deadLetters.length, async () => {
+        // One send at a time, in order: the producer keeps one request in flight anyway.
+        for (const batch of deadLetterBatches(deadLetters)) await producer?.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 });
+      });
     }
     // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
     stats.consumed += messages.length;

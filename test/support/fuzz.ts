@@ -157,8 +157,13 @@ export function fuzzTraffic(options: FuzzOptions): FuzzMessage[] {
       case 1:
         // Rarer than the others: each is a few hundred kilobytes to produce and dead-letter.
         if (random() < 0.1) {
-          setAt(base, pick(stringPaths(base)), 'H'.repeat(int(options.maxMessageBytes, options.maxMessageBytes + 100_000)));
-          push('huge-string', encode(base), dead(['too_large']));
+          // A burst on one partition: their dead letters, a chunk's worth, weigh more than the
+          // broker takes in one batch (1 MB by default).
+          for (let burst = random() < 0.3 ? 8 : 1; burst > 0; burst--) {
+            const huge = structuredClone(base);
+            setAt(huge, pick(stringPaths(huge)), 'H'.repeat(int(options.maxMessageBytes, options.maxMessageBytes + 100_000)));
+            push('huge-string', encode(huge), dead(['too_large']));
+          }
         } else {
           setAt(base, pick(stringPaths(base).filter((path) => path[0] !== 'labels')), 'H'.repeat(int(3_000, 20_000)));
           push('long-string', encode(base), dead(['schema_invalid', 'wrong_topic']));

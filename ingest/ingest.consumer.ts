@@ -123,6 +123,19 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
   }
 
+  /** Sends refused messages to the dead-letter topic, cut under the broker's batch limit. */
+  async function sendDeadLetters(chunk: Chunk, refusedMessages: readonly Refused[], now: Date): Promise<void> {
+    if (refusedMessages.length === 0) return;
+    const { topic, partition } = chunk;
+    const deadLetters = refusedMessages.map(({ message, reasonCode, reason }) =>
+      toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key }, now),
+    );
+    await timed('dead-letter', chunk, deadLetters.length, async () => {
+      // One send at a time, in order: the producer keeps one request in flight anyway.
+      for (const batch of deadLetterBatches(deadLetters)) await producer?.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 });
+    });
+  }
+
   async function handle(chunk: Chunk): Promise<void> {
     const { topic, partition, messages } = chunk;
     const now = clock();
@@ -130,6 +143,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       decode(messages, { limits: config.limits, family: familyOfTopic.get(topic), now, geoLookup }),
     );
     for (const { message, reasonCode } of refused) logger.debug({ topic, partition, offset: message.offset, reasonCode }, 'dead-lettered');
+    // What decode refused is dead-lettered while the rest is correlated, indexed and detected,
+    // not after: under hostile traffic these sends would otherwise stand in the good events' way.
+    // The commit barrier below still waits for them.
+    const deadLettering = sendDeadLetters(chunk, refused, now);
+    deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
 
     const { contexts, inputs } = await timed(
       'correlate',
@@ -170,7 +188,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
           ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [], inputs)
           : [];
     } catch (error) {
-      await indexing.catch(() => undefined); // settled before the chunk is redone
+      // Settled before the chunk is redone.
+      await Promise.allSettled([indexing, deadLettering]);
       throw error;
     }
     const detectionItems: BulkItem[] = detections.map((detection) => ({
@@ -192,7 +211,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
     let created = 0;
     let duplicates = 0;
-    const rejected: Refused[] = [...refused];
+    const rejected: Refused[] = [];
     results.forEach((result, position) => {
       if (result.status === 'created') created++;
       else if (result.status === 'duplicate') duplicates++;
@@ -203,20 +222,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         else rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
       }
     });
-    if (rejected.length > 0) {
-      const deadLetters = rejected.map(({ message, reasonCode, reason }) =>
-        toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key }, now),
-      );
-      await timed('dead-letter', chunk, deadLetters.length, async () => {
-        // One send at a time, in order: the producer keeps one request in flight anyway.
-        for (const batch of deadLetterBatches(deadLetters)) await producer?.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 });
-      });
-    }
+    await Promise.all([deadLettering, sendDeadLetters(chunk, rejected, now)]);
     // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
     stats.consumed += messages.length;
     stats.indexed += created;
     stats.duplicates += duplicates;
-    for (const { reasonCode } of rejected) {
+    for (const { reasonCode } of [...refused, ...rejected]) {
       stats.deadLettered++;
       stats.deadLetteredByReason[reasonCode] = (stats.deadLetteredByReason[reasonCode] ?? 0) + 1;
     }

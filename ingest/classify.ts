@@ -17,6 +17,7 @@ export const DEAD_LETTER_REASONS = [
   'wrong_topic',
   'time_out_of_range',
   'index_rejected',
+  'id_conflict',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 
@@ -35,6 +36,10 @@ export const EARLIEST_EVENT_TIME = Date.parse('2000-01-01T00:00:00Z');
 export type Classification =
   | { ok: true; event: VigilEvent }
   | { ok: false; reasonCode: DeadLetterReason; message: string };
+
+// Fatal: a lenient decode would turn bad bytes into U+FFFD, and the indexed event would then
+// differ from what the producer sent without anyone being told.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
@@ -67,6 +72,30 @@ export function exceedsDepth(bytes: Uint8Array, limit: number): boolean {
 }
 
 /**
+ * The path of the first object that holds a `__proto__` key of its own, if any. JSON.parse makes
+ * such a key an ordinary property, and zod's records skip it without a word (so a label named
+ * `__proto__` would vanish from an event that still passed). It is refused instead, wherever it
+ * is. Recursion is bounded: the depth limit was checked before the parse.
+ */
+export function findPrototypeKey(value: unknown, path: readonly (string | number)[] = []): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      const found = findPrototypeKey(value[index], [...path, index]);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (Object.hasOwn(value, '__proto__')) return [...path, '__proto__'].join('.');
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item !== 'object' || item === null) continue;
+    const found = findPrototypeKey(item, [...path, key]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
  * Decides whether a raw Kafka message is a valid Vigil event. Never throws: everything that
  * can go wrong with the bytes is a result with a reason code and a message naming the fault.
  * @param expectedFamily the family of the topic it came from; another family is `wrong_topic`.
@@ -90,14 +119,24 @@ export function classifyMessage(
   if (exceedsDepth(value, limits.maxJsonDepth)) {
     return { ok: false, reasonCode: 'too_deep', message: `the JSON nests deeper than ${limits.maxJsonDepth} levels` };
   }
+  let text: string;
+  try {
+    text = utf8.decode(value);
+  } catch {
+    return { ok: false, reasonCode: 'not_json', message: 'not valid JSON: the bytes are not valid UTF-8 (JSON text must be UTF-8, RFC 8259)' };
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(value.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (error) {
     return { ok: false, reasonCode: 'not_json', message: `not valid JSON: ${(error as Error).message}` };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return { ok: false, reasonCode: 'schema_invalid', message: '(root): expected a JSON object' };
+  }
+  const prototypeKey = findPrototypeKey(parsed);
+  if (prototypeKey !== undefined) {
+    return { ok: false, reasonCode: 'schema_invalid', message: `${prototypeKey}: a key named "__proto__" is not allowed` };
   }
   const record = parsed as Record<string, unknown>;
   const version = record.schemaVersion;

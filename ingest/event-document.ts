@@ -1,4 +1,5 @@
 import type { EventDocument, VigilEvent } from '../schemas';
+import { contentHash } from './content-hash';
 import type { Enrichment } from './enrich';
 
 /** Where a message was read from: kept on the document so an analyst can find the original. */
@@ -57,6 +58,7 @@ export function toEventDocument(
         ...(enrichment.accuracyKm === undefined ? {} : { accuracy_km: enrichment.accuracyKm }),
       },
       kafka: { topic: position.topic, partition: position.partition, offset: position.offset },
+      content_hash: contentHash(event),
     },
   };
   if (event.actor.userId) document.user = { id: event.actor.userId };

@@ -8,6 +8,8 @@ export * from './classify';
 export * from './enrich';
 export * from './geoip-lite';
 export * from './event-document';
+export * from './content-hash';
+export * from './id-conflicts';
 export * from './dead-letter';
 export * from './detection-input';
 export * from './ingest.consumer';

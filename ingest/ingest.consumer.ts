@@ -19,15 +19,17 @@ import {
 } from '../platform';
 import { correlationDocument } from './correlation';
 import type { DeadLetterReason } from './classify';
-import { toDeadLetterMessage } from './dead-letter';
+import { deadLetterBatches, toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
+import { resolveDuplicates, type HashedItem } from './id-conflicts';
 import { correlate, decode, type Refused } from './stages';
 
 /** Counters of one pipeline instance since it started. */
 export interface IngestStats {
   consumed: number;
   indexed: number;
+  /** Events already indexed with the same content (redeliveries); a same id with other content is an `id_conflict` dead letter. */
   duplicates: number;
   deadLettered: number;
   deadLetteredByReason: Partial<Record<DeadLetterReason, number>>;
@@ -122,6 +124,19 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
   }
 
+  /** Sends refused messages to the dead-letter topic, cut under the broker's batch limit. */
+  async function sendDeadLetters(chunk: Chunk, refusedMessages: readonly Refused[], now: Date): Promise<void> {
+    if (refusedMessages.length === 0) return;
+    const { topic, partition } = chunk;
+    const deadLetters = refusedMessages.map(({ message, reasonCode, reason }) =>
+      toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key }, now),
+    );
+    await timed('dead-letter', chunk, deadLetters.length, async () => {
+      // One send at a time, in order: the producer keeps one request in flight anyway.
+      for (const batch of deadLetterBatches(deadLetters)) await producer?.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 });
+    });
+  }
+
   async function handle(chunk: Chunk): Promise<void> {
     const { topic, partition, messages } = chunk;
     const now = clock();
@@ -129,6 +144,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       decode(messages, { limits: config.limits, family: familyOfTopic.get(topic), now, geoLookup }),
     );
     for (const { message, reasonCode } of refused) logger.debug({ topic, partition, offset: message.offset, reasonCode }, 'dead-lettered');
+    // What decode refused is dead-lettered while the rest is correlated, indexed and detected,
+    // not after: under hostile traffic these sends would otherwise stand in the good events' way.
+    // The commit barrier below still waits for them.
+    const deadLettering = sendDeadLetters(chunk, refused, now);
+    deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
 
     const { contexts, inputs } = await timed(
       'correlate',
@@ -137,18 +157,29 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       () => correlate(decoded, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
       decoded,
     );
+    const hashed: HashedItem[] = [];
     const items: BulkItem[] = decoded.map(({ event, enrichment, message }, position) => {
       const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
       const correlation = correlationDocument(contexts[position]);
       if (correlation) document.vigil.correlation = correlation;
-      return { index: eventIndexName(config.indices.prefix, event.family, event.time), id: event.id, document };
+      const index = eventIndexName(config.indices.prefix, event.family, event.time);
+      hashed.push({ index, id: event.id, contentHash: document.vigil.content_hash });
+      return { index, id: event.id, document };
     });
 
     // The events are indexed while the rules run: both are idempotent (documents are created
     // with the event id; detections have ids of their own), and the offsets are committed only
     // once both are done. If rule state is unavailable, evaluateBatch throws: the chunk is not
     // committed and is redone later, its events then counting as duplicates.
-    const indexing = timed('index', chunk, items.length, () => (items.length > 0 ? indexer.index(items) : []), decoded);
+    // A 409 is a redelivery only if the stored document holds the same content: the chunk's
+    // 409s are read back in one mget and compared by content hash (see id-conflicts.ts).
+    const indexing = timed(
+      'index',
+      chunk,
+      items.length,
+      async () => (items.length > 0 ? resolveDuplicates((request) => elasticsearch.mget(request), hashed, await indexer.index(items)) : []),
+      decoded,
+    );
     // Handled here too: it may fail while the rules still run, before anything awaits it.
     indexing.catch(() => undefined);
     let detections: Detection[];
@@ -158,7 +189,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
           ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [], inputs)
           : [];
     } catch (error) {
-      await indexing.catch(() => undefined); // settled before the chunk is redone
+      // Settled before the chunk is redone.
+      await Promise.allSettled([indexing, deadLettering]);
       throw error;
     }
     const detectionItems: BulkItem[] = detections.map((detection) => ({
@@ -180,26 +212,23 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
     let created = 0;
     let duplicates = 0;
-    const rejected: Refused[] = [...refused];
+    const rejected: Refused[] = [];
     results.forEach((result, position) => {
       if (result.status === 'created') created++;
       else if (result.status === 'duplicate') duplicates++;
       else {
         const message: KafkaMessage | undefined = decoded[position]?.message;
-        if (message) rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
+        if (!message) return;
+        if (result.status === 'conflict') rejected.push({ message, reasonCode: 'id_conflict', reason: result.reason });
+        else rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
       }
     });
-    if (rejected.length > 0) {
-      const deadLetters = rejected.map(({ message, reasonCode, reason }) =>
-        toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key }, now),
-      );
-      await timed('dead-letter', chunk, deadLetters.length, () => producer?.send({ topic: config.topics.deadLetter, messages: deadLetters, acks: -1 }));
-    }
+    await Promise.all([deadLettering, sendDeadLetters(chunk, rejected, now)]);
     // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
     stats.consumed += messages.length;
     stats.indexed += created;
     stats.duplicates += duplicates;
-    for (const { reasonCode } of rejected) {
+    for (const { reasonCode } of [...refused, ...rejected]) {
       stats.deadLettered++;
       stats.deadLetteredByReason[reasonCode] = (stats.deadLetteredByReason[reasonCode] ?? 0) + 1;
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envelopeShape, ipAddress } from './envelope';
+import { envelopeShape, ipAddress, plainText, userAgentText } from './envelope';
 
 /** Location a producer already knows (from a mobile OS, say), with its accuracy. */
 export const producerGeoSchema = z.strictObject({
@@ -8,7 +8,7 @@ export const producerGeoSchema = z.strictObject({
   /** Radius of uncertainty, in kilometres. */
   accuracyKm: z.number().min(0).max(20_000).optional(),
   country: z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code').optional(),
-  city: z.string().max(256).optional(),
+  city: plainText(256).optional(),
 });
 
 /** A device and location seen for a user or a session. */
@@ -18,12 +18,12 @@ export const deviceEventSchema = z.strictObject({
   device: z
     .strictObject({
       /** A stable device id from the app, when it has one. */
-      deviceId: z.string().min(1).max(256).optional(),
+      deviceId: plainText(256).min(1).optional(),
       /** A derived fingerprint (browser or SDK), when there is no stable id. */
-      fingerprint: z.string().min(1).max(512).optional(),
+      fingerprint: plainText(512).min(1).optional(),
       type: z.enum(['mobile', 'desktop', 'tablet', 'server', 'iot', 'unknown']),
-      os: z.string().max(256).optional(),
-      userAgent: z.string().max(1024).optional(),
+      os: plainText(256).optional(),
+      userAgent: userAgentText.optional(),
       ip: ipAddress.optional(),
       action: z.enum(['login', 'logout', 'session', 'transaction', 'registration', 'password_change', 'other']),
       geo: producerGeoSchema.optional(),

@@ -62,6 +62,11 @@ export interface EventDocument {
     /** Where `source.geo` came from, and whether the IP is private/reserved (never looked up). */
     geo: { source: 'geoip' | 'producer' | 'none'; ip_scope?: 'public' | 'private' | 'reserved'; accuracy_km?: number };
     kafka: { topic: string; partition: number; offset: string };
+    /**
+     * SHA-256 of the validated event as canonical JSON (nothing the pipeline adds): a second
+     * event with the same id is a redelivery when it matches, an id conflict when it doesn't.
+     */
+    content_hash: string;
     /** What correlation attached: the request's policy decisions, the session's device. */
     correlation?: {
       policies?: Record<string, 'pass' | 'fail'>;
@@ -163,6 +168,7 @@ export const eventMappings = {
         },
         geo: { properties: { source: keyword, ip_scope: keyword, accuracy_km: float } },
         kafka: { properties: { topic: keyword, partition: long, offset: keyword } },
+        content_hash: keyword,
         correlation: {
           properties: {
             policies: {

@@ -9,7 +9,36 @@ export const CURRENT_SCHEMA_VERSION = 1;
 export const FAMILIES = ['policy', 'invocation', 'device'] as const;
 export type Family = (typeof FAMILIES)[number];
 
-const identifier = z.string().min(1).max(256);
+/**
+ * Control characters: C0 (U+0000–U+001F), DEL and C1 (U+007F–U+009F). No field of the contract
+ * has a use for them, and each is a hazard downstream: a NUL cuts C strings and some log
+ * shippers, CR/LF forge lines in logs and notifications, and identifiers become Redis keys
+ * and Elasticsearch terms that an analyst could not type. The pattern is written with escapes
+ * so the exported JSON Schema carries it as an ECMA-262 `pattern` other validators read.
+ */
+const CONTROL_CHARACTERS = 'U+0000–U+001F, U+007F–U+009F';
+const noControlCharacters = new RegExp(String.raw`^[^\u0000-\u001F\u007F-\u009F]*$`);
+/** The same, but a horizontal tab is allowed (HTTP header values may hold one). */
+const noControlCharactersButTab = new RegExp(String.raw`^[^\u0000-\u0008\u000A-\u001F\u007F-\u009F]*$`);
+
+/**
+ * Text of at most `max` characters with no control character: identifiers, names, paths,
+ * routes, reasons, labels. Refused with a message that the field's path precedes.
+ */
+export function plainText(max: number): z.ZodString {
+  return z.string().max(max).regex(noControlCharacters, `must not contain control characters (${CONTROL_CHARACTERS})`);
+}
+
+/**
+ * A User-Agent as a gateway copies it from the request: RFC 9110 lets a field value hold
+ * spaces and horizontal tabs but never CR, LF or NUL, so the tab is the one control kept.
+ */
+export const userAgentText = z
+  .string()
+  .max(1024)
+  .regex(noControlCharactersButTab, `must not contain control characters other than a tab (${CONTROL_CHARACTERS})`);
+
+const identifier = plainText(256).min(1);
 
 /** IPv4 or IPv6, as text. */
 export const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'Invalid IP address' });
@@ -48,12 +77,12 @@ export const envelopeShape = {
   client: z
     .strictObject({
       ip: ipAddress.optional(),
-      userAgent: z.string().max(1024).optional(),
+      userAgent: userAgentText.optional(),
       deviceId: identifier.optional(),
     })
     .default({}),
   /** Free-form producer tags (region, release, run id), indexed as keywords. */
-  labels: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/), z.string().max(256)).optional(),
+  labels: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/), plainText(256)).optional(),
 };
 
 /** The resource a request addressed. */
@@ -61,6 +90,9 @@ export const resourceSchema = z.strictObject({
   /** API name or id, e.g. `payments-v2`. */
   api: identifier,
   method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']),
-  /** The concrete path, without query string. */
-  path: z.string().startsWith('/').max(2048),
+  /**
+   * The concrete path, without query string, as it came on the wire: RFC 3986 allows no raw
+   * control character in a URI, so a `%00` stays percent-encoded and a raw NUL is refused.
+   */
+  path: plainText(2048).startsWith('/'),
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envelopeShape, resourceSchema } from './envelope';
+import { envelopeShape, plainText, resourceSchema } from './envelope';
 
 /** One API call, as the gateway or service that served it measured it. */
 export const invocationEventSchema = z.strictObject({
@@ -8,14 +8,14 @@ export const invocationEventSchema = z.strictObject({
   invocation: z.strictObject({
     resource: resourceSchema,
     /** The route template, e.g. `/accounts/:id`: groups calls whose paths differ only by ids. */
-    route: z.string().startsWith('/').max(2048),
+    route: plainText(2048).startsWith('/'),
     status: z.number().int().min(100).max(599),
     latencyMs: z.number().min(0).max(3_600_000),
     bytesIn: z.number().int().min(0).default(0),
     bytesOut: z.number().int().min(0).default(0),
     /** The upstream service the gateway routed to, when there is one. */
-    upstreamService: z.string().min(1).max(256).optional(),
-    group: z.string().min(1).max(256).optional(),
+    upstreamService: plainText(256).min(1).optional(),
+    group: plainText(256).min(1).optional(),
   }),
 });
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envelopeShape, resourceSchema } from './envelope';
+import { envelopeShape, plainText, resourceSchema } from './envelope';
 
 /** The kinds of security policy a gateway or service enforces. */
 export const POLICY_KINDS = ['authn', 'authz', 'rate_limit', 'json_threat', 'xml_threat', 'custom'] as const;
@@ -14,15 +14,18 @@ export const policyEventSchema = z.strictObject({
   policy: z.strictObject({
     kind: z.enum(POLICY_KINDS),
     /** The policy's own name, e.g. `verify-api-key` or `json-threat-protection`. */
-    name: z.string().min(1).max(256),
+    name: plainText(256).min(1),
     outcome: z.enum(['pass', 'fail']),
-    /** Why it failed (or a note on a pass), e.g. `invalid_credentials`, `array_too_large`. */
-    reason: z.string().max(1024).optional(),
+    /**
+     * Why it failed (or a note on a pass), e.g. `invalid_credentials`, `array_too_large`. One
+     * line: it lands in notifications and logs, where a line break would forge another entry.
+     */
+    reason: plainText(1024).optional(),
     authContext: z.enum(AUTH_CONTEXTS).optional(),
     /** Scopes requested or required, e.g. `['payments:write']`. */
-    scopes: z.array(z.string().min(1).max(256)).max(64).optional(),
+    scopes: z.array(plainText(256).min(1)).max(64).optional(),
     /** The API/policy group the resource belongs to; policies apply per group. */
-    group: z.string().min(1).max(256),
+    group: plainText(256).min(1),
     resource: resourceSchema,
   }),
 });

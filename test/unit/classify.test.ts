@@ -58,6 +58,34 @@ describe('classifyMessage', () => {
     },
   );
 
+  it.each([
+    ['a lone continuation byte', [0x80]],
+    ['a truncated sequence', [0xe2, 0x82]],
+    ['an overlong encoding of "/"', [0xc0, 0xaf]],
+    ['a UTF-16 surrogate', [0xed, 0xa0, 0x80]],
+  ])('says not_json for invalid UTF-8 inside a string (%s) instead of indexing U+FFFD', (_label, invalid) => {
+    const [before, after] = JSON.stringify(withField(policyEvent(), 'policy.reason', 'SPLIT')).split('SPLIT');
+    const message = Buffer.concat([Buffer.from(before ?? ''), Buffer.from(invalid), Buffer.from(after ?? '')]);
+    expect(refusal(classifyMessage(message, limits, 'policy'))).toStrictEqual({
+      reasonCode: 'not_json',
+      message: 'not valid JSON: the bytes are not valid UTF-8 (JSON text must be UTF-8, RFC 8259)',
+    });
+  });
+
+  it.each([
+    ['at the top', '{"__proto__":{"polluted":true},', '', '__proto__'],
+    ['among the labels, where a record would drop it unseen', '', '"labels":{"__proto__":"x","run":"a"},', 'labels.__proto__'],
+    ['written with an escape', '{"\\u005f_proto__":{"polluted":true},', '', '__proto__'],
+  ])('says schema_invalid for a __proto__ key %s, naming where, and pollutes nothing', (_label, head, labels, path) => {
+    const text = JSON.stringify(withField(policyEvent(), 'labels', undefined)).replace(/,"labels":[^}]*}/, '');
+    const message = head ? `${head}${text.slice(1)}` : text.replace('"policy":', `${labels}"policy":`);
+    expect(refusal(classifyMessage(bytes(message), limits, 'policy'))).toStrictEqual({
+      reasonCode: 'schema_invalid',
+      message: `${path}: a key named "__proto__" is not allowed`,
+    });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('says too_deep beyond maxJsonDepth, counting objects and arrays alike', () => {
     const nested = bytes({ ...policyEvent(), labels: { a: 'b' } }).toString().replace('"labels":{"a":"b"}', '"x":[[{"y":[[[1]]]}]]');
     // root 1, x 2-3, object 4, y 5-7

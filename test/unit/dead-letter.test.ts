@@ -1,5 +1,5 @@
 import type { IHeaders, Message } from 'kafkajs';
-import { fromDeadLetterMessage, toDeadLetterMessage, type DeadLetterRecord } from '../../ingest';
+import { deadLetterBatches, fromDeadLetterMessage, toDeadLetterMessage, type DeadLetterRecord } from '../../ingest';
 
 const now = new Date('2024-05-01T10:31:02.500Z');
 
@@ -112,5 +112,22 @@ describe('fromDeadLetterMessage', () => {
   it('reads a message without headers as empty fields rather than throwing', () => {
     const read = fromDeadLetterMessage({ value: Buffer.from('x') });
     expect(read).toMatchObject({ reasonCode: '', reason: '', topic: '', offset: '', originalKey: null, deadLetteredAt: '' });
+  });
+});
+
+describe('deadLetterBatches', () => {
+  const letter = (bytes: number, key = 'k'): Message => ({ key, value: Buffer.alloc(bytes), headers: { h: 'v' } });
+
+  it('cuts sends at the byte budget, keeping order, and sends a larger letter alone', () => {
+    const letters = [letter(300), letter(300), letter(300), letter(2_000), letter(10)];
+    const batches = deadLetterBatches(letters, 700);
+    expect(batches.map((batch) => batch.map((message) => message.value?.length))).toStrictEqual([[300, 300], [300], [2_000], [10]]);
+    expect(batches.flat()).toStrictEqual(letters);
+  });
+
+  it('keeps a chunk of four refused 300 KB messages under the broker default of 1 MiB per send', () => {
+    const batches = deadLetterBatches([letter(300_000), letter(300_000), letter(300_000), letter(300_000), letter(100_000)]);
+    expect(batches.map((batch) => batch.length)).toStrictEqual([1, 1, 1, 2]);
+    expect(deadLetterBatches([])).toStrictEqual([]);
   });
 });

@@ -357,3 +357,59 @@ describe('eventMappings', () => {
     });
   });
 });
+
+describe('control characters', () => {
+  /** Every string in a value with its dotted path (array items by position). */
+  function stringLeaves(value: unknown, path: string[] = []): string[][] {
+    if (typeof value === 'string') return [path];
+    if (Array.isArray(value)) return value.flatMap((item, position) => stringLeaves(item, [...path, String(position)]));
+    if (isRecord(value)) return Object.entries(value).flatMap(([key, item]) => stringLeaves(item, [...path, key]));
+    return [];
+  }
+
+  /** A copy of `value` with the string at `path` given `insert` in its middle. */
+  function withInserted(value: object, path: string[], insert: string): unknown {
+    const copy: unknown = structuredClone(value);
+    let target: unknown = copy;
+    for (const key of path.slice(0, -1)) target = (target as Record<string, unknown>)[key];
+    const last = path[path.length - 1] ?? '';
+    const holder = target as Record<string, string>;
+    const text = holder[last] ?? '';
+    holder[last] = `${text.slice(0, 1)}${insert}${text.slice(1)}`;
+    return copy;
+  }
+
+  const cases = FAMILIES.flatMap((family) => stringLeaves(validExamples[family]()).map((path) => [family, path.join('.'), path] as const));
+
+  it('finds the text fields of every family', () => {
+    expect(cases.map(([, label]) => label)).toEqual(
+      expect.arrayContaining(['policy.resource.path', 'policy.reason', 'policy.scopes.0', 'client.userAgent', 'labels.region', 'device.geo.city', 'invocation.route']),
+    );
+  });
+
+  it.each(cases.flatMap(([family, label, path]) => ['\u0000', '\r\n', '\u001b', '\u007f', '\u0085'].map((control) => [family, label, JSON.stringify(control), path, control] as const)))(
+    'refuses %s.%s holding %s, naming the field',
+    (family, label, _shown, path, control) => {
+      const issues = issuesOf(withInserted(validExamples[family](), path, control));
+      expect(issues).toHaveLength(1);
+      expect(issues[0]?.startsWith(`${label}: `)).toBe(true);
+    },
+  );
+
+  it('says which characters in free text: the NUL path of the hostile-input run', () => {
+    const event = withField(policyEvent(), 'policy.resource', { api: 'payments-v2', method: 'GET', path: '/\u0000null' });
+    expect(issuesOf(event)).toStrictEqual(['policy.resource.path: must not contain control characters (U+0000–U+001F, U+007F–U+009F)']);
+  });
+
+  it('lets a tab through in a User-Agent (HTTP allows one in a header value) and nowhere else', () => {
+    expect(eventSchema.safeParse(withField(policyEvent(), 'client.userAgent', 'Mozilla/5.0\t(X11)')).success).toBe(true);
+    expect(eventSchema.safeParse(withField(deviceEvent(), 'device.userAgent', 'App/1.0\t(Android)')).success).toBe(true);
+    expect(issuesOf(withField(policyEvent(), 'policy.name', 'verify\tkey'))).toStrictEqual([
+      'policy.name: must not contain control characters (U+0000–U+001F, U+007F–U+009F)',
+    ]);
+  });
+
+  it('keeps printable text beyond ASCII', () => {
+    expect(eventSchema.safeParse(withField(deviceEvent(), 'device.geo.city', 'São Paulo · 東京 ✓')).success).toBe(true);
+  });
+});

@@ -1,0 +1,105 @@
+import { fromDeadLetterMessage, toEventDocument } from '../../ingest';
+import type { Vigil } from '../../app';
+import { eventIndexName, eventSchema, indexNames, type EventDocument } from '../../schemas';
+import { countEvents, isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from '../support/harness';
+
+const time = new Date().toISOString();
+const policy = (id: string, outcome: 'pass' | 'fail'): Record<string, unknown> => ({
+  id,
+  schemaVersion: 1,
+  family: 'policy',
+  time,
+  source: { service: 'conflict-gateway', kind: 'gateway' },
+  actor: { userId: 'u-1' },
+  policy: { kind: 'authn', name: 'basic-auth', outcome, group: 'legacy', resource: { api: 'legacy-v1', method: 'POST', path: '/v1/login' } },
+});
+
+/** The same content as `policy(id, outcome)`, other bytes: keys reversed, defaults spelled out. */
+const resent = (id: string, outcome: 'pass' | 'fail'): string => {
+  const event = { ...policy(id, outcome), correlation: {}, client: {} };
+  return JSON.stringify(Object.fromEntries(Object.entries(event).reverse()), null, 2);
+};
+
+describe('same id, other content: an id conflict, never a dropped event', () => {
+  let stack: Stack;
+  let vigil: Vigil;
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig());
+    vigil = vigilOn(stack);
+    await vigil.start();
+  });
+
+  afterAll(async () => {
+    await vigil.stop();
+    await stack.cleanup();
+  });
+
+  it('dead-letters the second event of an id with other content as id_conflict, keeps a redelivery a duplicate, and a redone run decides the same', async () => {
+    const { config, elasticsearch, kafka } = stack;
+    // A document indexed before content hashes existed: the hash of its event.original counts.
+    const legacy = eventSchema.parse(policy('evt-conflict-legacy', 'fail'));
+    const current = toEventDocument(legacy, { geoSource: 'none' }, { topic: config.topics.policy, partition: 0, offset: '0' }, new Date());
+    const vigilFields: Partial<EventDocument['vigil']> = { ...current.vigil };
+    delete vigilFields.content_hash;
+    const legacyDocument = { ...current, vigil: vigilFields };
+    await elasticsearch.create({ index: eventIndexName(config.indices.prefix, 'policy', time), id: legacy.id, document: legacyDocument, refresh: true });
+
+    const producer = kafka.producer();
+    await producer.connect();
+    const key = 'one-partition';
+    await producer.send({
+      topic: config.topics.policy,
+      acks: -1,
+      messages: [
+        { key, value: JSON.stringify(policy('evt-conflict-a', 'fail')) },
+        { key, value: JSON.stringify(policy('evt-conflict-b', 'fail')) },
+        // Same chunk as its first copy, most likely: the 409 comes from the same bulk request.
+        { key, value: JSON.stringify(policy('evt-conflict-b', 'pass')) },
+        { key, value: resent('evt-conflict-legacy', 'fail') },
+        { key, value: JSON.stringify(policy('evt-conflict-legacy', 'pass')) },
+      ],
+    });
+    // Later, in a chunk of its own: a redelivery and a collision of a settled document.
+    await waitFor('the first copies', async () => (await countEvents(stack, { prefix: { 'event.id': 'evt-conflict-' } })) >= 3);
+    await producer.send({
+      topic: config.topics.policy,
+      acks: -1,
+      messages: [
+        { key, value: resent('evt-conflict-a', 'fail') },
+        { key, value: JSON.stringify(policy('evt-conflict-a', 'pass')) },
+      ],
+    });
+    await producer.disconnect();
+
+    const records = (await readTopic(kafka, config.topics.deadLetter, 3)).map(fromDeadLetterMessage);
+    expect(records.map((record) => record.reasonCode)).toStrictEqual(['id_conflict', 'id_conflict', 'id_conflict']);
+    const index = eventIndexName(config.indices.prefix, 'policy', time);
+    const conflicting = ['evt-conflict-a', 'evt-conflict-b', 'evt-conflict-legacy'];
+    expect(records.map((record) => conflicting.find((id) => record.reason.startsWith(`event id ${id} is already indexed in ${index} with different content`))).sort()).toStrictEqual(conflicting);
+    // The dead letter holds the second event's bytes, so it can be re-sent under a new id.
+    for (const record of records) expect(JSON.parse(record.value?.toString() ?? '{}')).toMatchObject({ policy: { outcome: 'pass' } });
+
+    await waitFor('every message settled', () => (vigil.pipeline?.stats().consumed ?? 0) >= 7);
+    expect(vigil.pipeline?.stats()).toMatchObject({ consumed: 7, indexed: 2, duplicates: 2, deadLettered: 3, deadLetteredByReason: { id_conflict: 3 } });
+    expect(await countEvents(stack, { prefix: { 'event.id': 'evt-conflict-' } })).toBe(3);
+    // The first copy stays as it was.
+    expect(await countEvents(stack, { term: { 'vigil.policy.outcome': 'pass' } })).toBe(0);
+
+    // At-least-once: every chunk redone (a new group reads the topic again) finds its own
+    // events as duplicates and the collisions as conflicts again, under the same dead-letter keys.
+    const redo = vigilOn(stack, {}, { ...config, consumerGroup: `${config.consumerGroup}-redo` });
+    await redo.start();
+    try {
+      await waitFor('the redone run', () => (redo.pipeline?.stats().consumed ?? 0) >= 7);
+      expect(redo.pipeline?.stats()).toMatchObject({ consumed: 7, indexed: 0, duplicates: 4, deadLettered: 3, deadLetteredByReason: { id_conflict: 3 } });
+    } finally {
+      await redo.stop();
+    }
+    const again = (await readTopic(kafka, config.topics.deadLetter, 6)).map(fromDeadLetterMessage);
+    expect(new Set(again.map((record) => `${record.topic}:${record.partition}:${record.offset}`)).size).toBe(3);
+    expect(await countEvents(stack, { prefix: { 'event.id': 'evt-conflict-' } })).toBe(3);
+    const stored = await elasticsearch.count({ index: indexNames(config.indices.prefix).eventPattern, query: { exists: { field: 'vigil.content_hash' } } });
+    expect(stored.count).toBe(2);
+  });
+});

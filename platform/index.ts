@@ -11,5 +11,6 @@ export * from './instrumentation';
 export * from './redis';
 export * from './kafka/clients';
 export * from './kafka/partition-runner';
+export * from './kafka/consumer-supervisor';
 export * from './elasticsearch/clients';
 export * from './elasticsearch/bulk-indexer';

@@ -158,8 +158,20 @@ export function createConsumerSupervisor(options: ConsumerSupervisorOptions): Co
       instrumentation?.emit('consumer.lag', { component, topic: payload.topic, partition: payload.partition, lag: Number(payload.offsetLag) });
     });
 
+    // Every method delegates, except the two whose meaning supervision extends.
     return {
-      ...consumer,
+      connect: () => consumer.connect(),
+      subscribe: (subscription) => consumer.subscribe(subscription),
+      stop: () => consumer.stop(),
+      commitOffsets: (offsets) => consumer.commitOffsets(offsets),
+      seek: (target) => consumer.seek(target),
+      describeGroup: () => consumer.describeGroup(),
+      pause: (topics) => consumer.pause(topics),
+      paused: () => consumer.paused(),
+      resume: (topics) => consumer.resume(topics),
+      on: consumer.on.bind(consumer),
+      logger: () => consumer.logger(),
+      events: consumer.events,
       async run(config?: ConsumerRunConfig) {
         runConfig = config;
         setState('starting');

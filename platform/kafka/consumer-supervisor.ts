@@ -35,7 +35,7 @@ export class ConsumerFailedError extends VigilError {
   readonly groupId: string;
 
   constructor(component: string, groupId: string, crashes: number, cause: unknown) {
-    super(`the ${component} consumer (group ${groupId}) crashed ${crashes} times in a row and was given up: ${errorMessage(cause)}`, {
+    super(`the ${component} consumer (group ${groupId}) was given up after ${crashes} crash${crashes === 1 ? '' : 'es'} within its restart window: ${errorMessage(cause)}`, {
       code: 'consumer_failed',
       retriable: false,
       cause,

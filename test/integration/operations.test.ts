@@ -122,7 +122,7 @@ describe('operations', () => {
       await vigil.start();
       const failure = await vigil.failure;
       expect(failure).toBeInstanceOf(ConsumerFailedError);
-      expect(failure.message).toMatch(/^the ingest consumer \(group it-[0-9a-f]+-ingest\) crashed 3 times in a row and was given up: .*protocol/i);
+      expect(failure.message).toMatch(/^the ingest consumer \(group it-[0-9a-f]+-ingest\) was given up after 3 crashes within its restart window: .*protocol/i);
       const address = vigil.httpAddress();
       if (!address) throw new Error('no HTTP address');
       const ready = await get(`http://${address.host}:${address.port}/readyz`);

@@ -113,7 +113,7 @@ describe('createConsumerSupervisor', () => {
     const failure = await supervisor.failed;
     expect(failure).toBeInstanceOf(ConsumerFailedError);
     expect(failure.retriable).toBe(false);
-    expect(failure.message).toBe('the ingest consumer (group group-1) crashed 3 times in a row and was given up: a handler error that escapes');
+    expect(failure.message).toBe('the ingest consumer (group group-1) was given up after 3 crashes within its restart window: a handler error that escapes');
     // The first run and exactly maxRestarts restarts; nothing after the failure.
     expect(fake.runs).toBe(1 + fast.maxRestarts);
     expect(supervisor.statuses()[0]?.state).toBe('failed');

@@ -20,7 +20,23 @@ import {
   type RuleSet,
 } from '../detectors';
 import { createIngestPipeline, openGeoipLite, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
-import { Instrumentation, createElasticsearch, createLogger, secretsOf, verifyConnections, createKafka, createProducer, createRedis, type Config, type Logger } from '../platform';
+import {
+  Instrumentation,
+  createConsumerSupervisor,
+  createElasticsearch,
+  createLogger,
+  secretsOf,
+  verifyConnections,
+  createKafka,
+  createProducer,
+  createRedis,
+  type Config,
+  type ConsumerFailedError,
+  type ConsumerStatus,
+  type Logger,
+  type SupervisionPolicy,
+} from '../platform';
+import { createObservability, type HttpListen, type Readiness } from './observability';
 import type { AlertChange, Detection } from '../schemas';
 
 /** What a Vigil process runs: the ingest pipeline (with the rules), the alerter, or both. */
@@ -48,7 +64,17 @@ export interface VigilOverrides {
   sweepEveryMs?: number;
   /** The notifier's HTTP client. @defaultValue the global fetch */
   fetchImpl?: typeof fetch;
+  /**
+   * Where `/healthz`, `/readyz` and `/metrics` listen; port 0 here picks a free port (tests), and
+   * `false` serves nothing. @defaultValue VIGIL_HTTP_HOST and VIGIL_HTTP_PORT (whose 0 serves nothing)
+   */
+  http?: HttpListen | false;
+  /** How crashed consumers are restarted. @defaultValue VIGIL_CONSUMER_MAX_RESTARTS in 10 minutes, backoff 1 s doubling to 30 s */
+  supervision?: Partial<SupervisionPolicy>;
 }
+
+/** The restart window of a consumer: crashes older than this are forgiven. */
+const RESTART_WINDOW_MS = 10 * 60_000;
 
 /** A built Vigil: its parts, and the lifecycle of all of them. */
 export interface Vigil {
@@ -72,6 +98,20 @@ export interface Vigil {
   /** Stops in reverse order, flushing what each holds, and closes the clients Vigil opened. Idempotent. */
   stop(): Promise<void>;
   stats(): { ingest?: IngestStats; alerter?: ReturnType<Alerter['stats']> };
+  /**
+   * Resolves, once, when Vigil can no longer do its work by itself (a consumer crashed more often
+   * than its restart budget): the caller stops Vigil and exits non-zero so a supervisor restarts
+   * the process. Never rejects; never resolves while Vigil is healthy.
+   */
+  readonly failure: Promise<ConsumerFailedError>;
+  /** Every Kafka consumer Vigil made, with its state (running, restarting, failed, ...). */
+  consumers(): ConsumerStatus[];
+  /** What `/readyz` answers: Kafka, Elasticsearch and Redis reachable, every consumer running. */
+  readiness(): Promise<Readiness>;
+  /** The Prometheus registry `/metrics` serves. */
+  readonly metrics: ReturnType<typeof createObservability>['registry'];
+  /** Where the health and metrics endpoints listen, once started (undefined when they are off). */
+  httpAddress(): HttpListen | undefined;
 }
 
 /** A stack of things to undo, run last-in first-out; every step runs even when one fails. */
@@ -112,6 +152,18 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   // Resources are closed in reverse order of creation, on stop() and on a failed start().
   const owned = new Closers(logger);
   const started = new Closers(logger);
+  // Each consumer group's client supervises its consumers: a crash is restarted with backoff or
+  // becomes vigil.failure, never a consumer silently gone (see docs/operations.md).
+  const supervisor = createConsumerSupervisor({
+    policy: {
+      maxRestarts: config.consumerMaxRestarts,
+      windowMs: RESTART_WINDOW_MS,
+      backoff: { initialDelayMs: 1000, maxDelayMs: 30_000 },
+      ...overrides.supervision,
+    },
+    logger,
+    instrumentation,
+  });
 
   // Parsed before any connection, so a bad value stops the start with nothing to undo.
   const destinations = roles.has('alerting') ? parseDestinations(config.alerting.destinations) : [];
@@ -143,7 +195,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   if (roles.has('ingest')) {
     pipeline = createIngestPipeline({
       config,
-      kafka,
+      kafka: supervisor.kafkaFor('ingest', kafka),
       elasticsearch,
       logger,
       // The database is opened at start; no chunk is handled before it is.
@@ -170,7 +222,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     notifier = built;
     alerter = createAlerter({
       config,
-      kafka,
+      kafka: supervisor.kafkaFor('alerter', kafka),
       redis,
       elasticsearch,
       logger,
@@ -185,6 +237,21 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     });
   }
 
+  const observability = createObservability({
+    instrumentation,
+    kafka,
+    elasticsearch,
+    redis,
+    logger,
+    consumers: () => supervisor.statuses(),
+    ...(pipeline ? { ingest: () => pipeline.stats() } : {}),
+    ...(engine ? { engine: () => engine.stats() } : {}),
+    ...(alerter ? { alerter: () => alerter.stats() } : {}),
+    ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats() } : {}),
+  });
+  const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
+  let httpAddress: HttpListen | undefined;
+
   let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
 
   async function startAll(): Promise<void> {
@@ -192,6 +259,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     for (const unreachable of await verifyConnections(config, { kafka, elasticsearch, redis })) {
       logger.warn({ err: unreachable, service: unreachable.service }, `${unreachable.message}; starting anyway, the parts that need it will retry`);
     }
+    // First in, last out: /healthz answers while the parts start and stop, /readyz says 503 then.
+    if (listen) httpAddress = await observability.listen(listen);
+    started.push('health and metrics', () => observability.close());
     if (pipeline) {
       geoLookup ??= await openGeoipLite();
       if (engine && config.detection.watch) {
@@ -243,11 +313,18 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     async stop() {
       if (state === 'stopped') return;
       state = 'stopped';
+      // A consumer that crashes while it is being stopped is not restarted.
+      supervisor.stop();
       await started.closeAll();
       await owned.closeAll();
     },
     stats() {
       return { ...(pipeline ? { ingest: pipeline.stats() } : {}), ...(alerter ? { alerter: alerter.stats() } : {}) };
     },
+    failure: supervisor.failed,
+    consumers: () => supervisor.statuses(),
+    readiness: () => observability.readiness(),
+    metrics: observability.registry,
+    httpAddress: () => httpAddress,
   };
 }

@@ -184,6 +184,27 @@ export const settings = {
       'Where alert notifications go: webhook, Slack, PagerDuty. Validated when `vigil run` starts, every problem listed (see [alerting.md](alerting.md#vigil_alert_destinations)).',
     ),
   },
+  http: {
+    host: setting(
+      'VIGIL_HTTP_HOST',
+      z.string().regex(/^[a-zA-Z0-9.:-]{1,253}$/, 'expected a host name or an IP address').default('127.0.0.1'),
+      'host name or IP address',
+      'The address `/healthz`, `/readyz` and `/metrics` listen on. `0.0.0.0` listens on every interface (see [operations.md](operations.md#endpoints)).',
+    ),
+    port: setting('VIGIL_HTTP_PORT', int(0, 65_535).default(9464), '0–65535', 'The port of the health and metrics endpoints; `0` serves none.'),
+  },
+  shutdownTimeoutMs: setting(
+    'VIGIL_SHUTDOWN_TIMEOUT_MS',
+    int(1000, 600_000).default(30_000),
+    '1000–600000',
+    'How long `vigil run` may take to stop on SIGTERM or SIGINT (finish and commit the chunk in hand, drain the notifier); past it, it exits with 1 (see [operations.md](operations.md#shutdown)).',
+  ),
+  consumerMaxRestarts: setting(
+    'VIGIL_CONSUMER_MAX_RESTARTS',
+    int(0, 100).default(5),
+    '0–100',
+    'How many times within 10 minutes a crashed Kafka consumer is restarted, with backoff, before `vigil run` gives up and exits with 1 (see [operations.md](operations.md#no-silent-stall)).',
+  ),
   logLevel: setting(
     'LOG_LEVEL',
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -22,6 +22,10 @@ export interface InstrumentationEvents {
    * state`), how many script calls it carried, and whether Redis was reached.
    */
   'state.round_trip': { operation: string; commands: number; durationMs: number; reached: boolean };
+  /** A supervised Kafka consumer changed state (`kafka/consumer-supervisor.ts`); a crash carries its error. */
+  'consumer.state': { component: string; groupId: string; state: 'created' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped'; error?: unknown };
+  /** After a batch: how many messages of the partition were behind it when it was fetched (kafkajs's `offsetLag`). */
+  'consumer.lag': { component: string; topic: string; partition: number; lag: number };
 }
 
 /** The stages of the ingest pipeline, in the order a chunk meets them. */

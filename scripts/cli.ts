@@ -49,19 +49,55 @@ function option(args: readonly string[], name: string): string | undefined {
   return index >= 0 ? args[index + 1] : undefined;
 }
 
+/** Settles after `ms` with `value`, on a timer that never keeps the process up by itself. */
+function after<T>(ms: number, value: T): Promise<T> {
+  return new Promise((resolve) => setTimeout(() => resolve(value), ms).unref());
+}
+
+/**
+ * `vigil run`: runs until SIGINT or SIGTERM (exit 0) or until Vigil fails for good, e.g. a
+ * consumer past its restart budget (exit 1, one log line saying why). Either way it stops
+ * everything first, within VIGIL_SHUTDOWN_TIMEOUT_MS; a stop that overruns it exits 1.
+ */
 async function run(): Promise<number> {
-  const vigil = createVigil(loadConfig());
-  const stopped = new Promise<void>((done) => {
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+  const config = loadConfig();
+  const vigil = createVigil(config);
+  const log = vigil.logger.child({ component: 'vigil' });
+  const signalled = new Promise<NodeJS.Signals>((done) => {
+    process.once('SIGINT', () => done('SIGINT'));
+    process.once('SIGTERM', () => done('SIGTERM'));
   });
-  try {
-    await vigil.start();
-    await stopped;
-  } finally {
-    await vigil.stop();
+  await vigil.start();
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), vigil.failure.then((failure) => ({ failure }))]);
+  if ('signal' in outcome) log.info({ signal: outcome.signal, deadlineMs: config.shutdownTimeoutMs }, 'stopping');
+  // A second signal while stopping means "now".
+  void signalled.then(() => new Promise<NodeJS.Signals>((done) => process.once('SIGTERM', done).once('SIGINT', done))).then((signal) => {
+    log.error({ signal }, 'second signal while stopping; exiting with 1 without waiting');
+    process.exit(1);
+  });
+  const stopped = await Promise.race([
+    vigil.stop().then(
+      () => true,
+      () => true,
+    ),
+    after(config.shutdownTimeoutMs, false),
+  ]);
+  let code = 0;
+  if ('failure' in outcome) {
+    log.fatal({ err: outcome.failure }, `vigil failed, exiting with 1 so a supervisor restarts it: ${outcome.failure.message}`);
+    code = 1;
   }
-  return 0;
+  if (!stopped) {
+    log.error({ deadlineMs: config.shutdownTimeoutMs }, `vigil did not stop within VIGIL_SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs} ms); exiting with 1`);
+    return 1;
+  }
+  // Everything Vigil opened is closed; a handle some library still holds must not keep a stopped
+  // process alive (a supervisor would wait for it).
+  void after(2000, undefined).then(() => {
+    log.warn('handles still open after a clean stop; exiting anyway');
+    process.exit(code);
+  });
+  return code;
 }
 
 /** The CLI's entry point; returns the exit code. */

@@ -87,6 +87,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const writeAlerts = createAlertWriter(options.elasticsearch, alertIndexNames(config.indices.prefix).index, logger);
   const stats: AlerterStats = { detections: 0, invalid: 0, stale: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0 };
   let timer: NodeJS.Timeout | undefined;
+  /** The sweep the timer started, awaited by stop so that none runs on after Redis closes. */
+  let sweeping: Promise<unknown> | undefined;
 
   /** The batch's valid, current detections; the others are counted and skipped. */
   function readDetections(messages: readonly KafkaMessage[]): Detection[] {
@@ -177,14 +179,21 @@ export function createAlerter(options: AlerterOptions): Alerter {
     async start() {
       await loop.start();
       timer = setInterval(() => {
-        sweep().catch((error: unknown) => logger.warn({ err: error }, 'alert sweep failed; will retry'));
+        // One sweep at a time: a slow Redis must not pile sweeps up.
+        if (sweeping) return;
+        sweeping = sweep()
+          .catch((error: unknown) => logger.warn({ err: error }, 'alert sweep failed; will retry'))
+          .finally(() => {
+            sweeping = undefined;
+          });
       }, options.sweepEveryMs ?? defaultSweepEveryMs(timings));
       timer.unref();
       logger.info({ group: timings.group, topic: config.topics.detections }, 'alerter started');
     },
     async stop() {
       if (timer) clearInterval(timer);
-      await loop.stop();
+      timer = undefined;
+      await Promise.all([loop.stop(), sweeping]);
       logger.info({ stats }, 'alerter stopped');
     },
     sweep,

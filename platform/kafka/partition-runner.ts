@@ -34,7 +34,10 @@ export interface PartitionRunner {
   eachBatch(payload: EachBatchPayload): Promise<void>;
   /** How many times a partition was paused. */
   pauses(): number;
-  /** Clears the resume timers; call it before disconnecting the consumer. */
+  /**
+   * Clears the resume timers and handles no further chunk (the one in hand finishes and is
+   * committed); call it before disconnecting the consumer.
+   */
   stop(): void;
 }
 
@@ -50,18 +53,22 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
   const attempts = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
   let pauses = 0;
+  // Once stopped, a batch still in kafkajs's hands is left alone and no resume timer is set:
+  // a timer firing after the consumer and its stores closed would retry against closed clients.
+  let stopped = false;
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { topic, partition, messages } = payload.batch;
     const key = `${topic}:${partition}`;
     for (let start = 0; start < messages.length; start += options.chunkSize) {
-      if (!payload.isRunning() || payload.isStale()) return;
+      if (stopped || !payload.isRunning() || payload.isStale()) return;
       const chunk = messages.slice(start, start + options.chunkSize);
       const began = performance.now();
       try {
         await options.handle({ topic, partition, messages: chunk });
       } catch (error) {
         if (!isRetriable(error)) throw error;
+        if (stopped) return;
         const attempt = (attempts.get(key) ?? 0) + 1;
         attempts.set(key, attempt);
         const delayMs = backoffDelay(attempt, options.backoff);
@@ -89,6 +96,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
     eachBatch,
     pauses: () => pauses,
     stop() {
+      stopped = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
     },

@@ -24,6 +24,8 @@ export function isolatedConfig(overrides: Record<string, string> = {}): Config {
     VIGIL_CONSUMER_GROUP: `it-${id}-ingest`,
     VIGIL_INDEX_PREFIX: `it-${id}`,
     VIGIL_BULK_FLUSH_MS: '200',
+    // Many tests run Vigil side by side: none serves HTTP unless it asks for a port.
+    VIGIL_HTTP_PORT: '0',
     ...overrides,
   });
 }

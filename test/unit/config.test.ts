@@ -37,6 +37,9 @@ const DEFAULTS: Config = {
     resolveAfterMs: 900_000,
     destinations: '[]',
   },
+  http: { host: '127.0.0.1', port: 9464 },
+  shutdownTimeoutMs: 30_000,
+  consumerMaxRestarts: 5,
   logLevel: 'info',
 };
 
@@ -85,6 +88,10 @@ describe('loadConfig', () => {
       VIGIL_RULES_PATH: 'rules/a.yaml, rules/extra',
       VIGIL_RULES_WATCH: 'false',
       VIGIL_ALLOWED_LATENESS_MS: '60000',
+      VIGIL_HTTP_HOST: '0.0.0.0',
+      VIGIL_HTTP_PORT: '9100',
+      VIGIL_SHUTDOWN_TIMEOUT_MS: '5000',
+      VIGIL_CONSUMER_MAX_RESTARTS: '2',
       LOG_LEVEL: 'debug',
     });
     expect(config).toStrictEqual({
@@ -104,6 +111,9 @@ describe('loadConfig', () => {
         resolveAfterMs: 900_000,
         destinations: '[]',
       },
+      http: { host: '0.0.0.0', port: 9100 },
+      shutdownTimeoutMs: 5000,
+      consumerMaxRestarts: 2,
       logLevel: 'debug',
     });
   });

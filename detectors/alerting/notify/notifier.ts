@@ -54,6 +54,15 @@ export interface Notifier {
   drain(): Promise<void>;
   /** A copy of the counters. */
   stats(): NotifierStats;
+  /** Outcomes per destination name, for metrics labelled by destination. */
+  destinationStats(): Record<string, DestinationStats>;
+}
+
+/** Outcomes of one destination's deliveries since the notifier was created. */
+export interface DestinationStats {
+  sent: number;
+  retried: number;
+  failed: number;
 }
 
 interface Delivery {
@@ -96,6 +105,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const maxQueued = options.maxQueuedPerDestination ?? 1000;
   const destinations = [...options.destinations];
   const counters: NotifierStats = { queued: 0, sent: 0, retried: 0, failed: 0, deadLettered: 0 };
+  const byDestination: Record<string, DestinationStats> = {};
+  const countFor = (destination: Destination): DestinationStats => (byDestination[destination.name] ??= { sent: 0, retried: 0, failed: 0 });
   const lanes = new Map<string, Lane>();
   /** Dead letters written outside a lane (a full queue), awaited by drain. */
   const outside = new Set<Promise<void>>();
@@ -103,6 +114,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   async function deadLetter(delivery: Delivery, error: unknown, attempts: number, body: string | undefined): Promise<void> {
     const { destination, change } = delivery;
     counters.failed += 1;
+    countFor(destination).failed += 1;
     const record = toDeadLetter(destination, change, error, attempts, body);
     const context = { destination: destination.name, alertId: change.alert.id, kind: change.kind, deliveryId: delivery.deliveryId, attempts };
     if (options.producer === undefined) {
@@ -138,6 +150,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
           maxDelayMs,
           onRetry: async (error, retryNumber, delayMs) => {
             counters.retried += 1;
+            countFor(destination).retried += 1;
             log.warn({ destination: destination.name, alertId: change.alert.id, kind: change.kind, retry: retryNumber, delayMs, err: error }, 'notification attempt failed; retrying');
             const asked = error instanceof NotificationError ? error.retryAfterMs : undefined;
             if (asked !== undefined && asked > delayMs) await sleep(Math.min(asked, maxDelayMs) - delayMs);
@@ -145,6 +158,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
         },
       );
       counters.sent += 1;
+      countFor(destination).sent += 1;
       log.debug({ destination: destination.name, alertId: change.alert.id, kind: change.kind, attempts }, 'notification sent');
     } catch (error) {
       await deadLetter(delivery, error, attempts, body);
@@ -194,6 +208,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     },
     stats() {
       return { ...counters };
+    },
+    destinationStats() {
+      return structuredClone(byDestination);
     },
   };
 }

@@ -1,0 +1,266 @@
+/**
+ * What an orchestrator and Prometheus see of a running Vigil: `/healthz` (the process answers),
+ * `/readyz` (Kafka, Elasticsearch and Redis answer, and every consumer is running) and
+ * `/metrics` (Prometheus text, prom-client). Metrics are fed from the instrumentation bus and
+ * from the parts' `stats()`, read at scrape time; nothing here wraps or patches a part.
+ * See docs/operations.md.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Client } from '@elastic/elasticsearch';
+import type { Redis } from 'ioredis';
+import type { Admin, Kafka } from 'kafkajs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats } from '../detectors';
+import type { IngestStats } from '../ingest';
+import { errorMessage, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
+
+/** What the endpoints read, supplied by the composition root. */
+export interface ObservabilitySources {
+  instrumentation: Instrumentation;
+  kafka: Kafka;
+  elasticsearch: Client;
+  redis: Redis;
+  logger: Logger;
+  consumers(): readonly ConsumerStatus[];
+  ingest?: () => IngestStats;
+  engine?: () => DetectionStats;
+  alerter?: () => AlerterStats;
+  notifier?: () => NotifierStats;
+  destinations?: () => Record<string, DestinationStats>;
+}
+
+/** Where the endpoints listen: `port: 0` asks the system for a free port (tests). */
+export interface HttpListen {
+  host: string;
+  port: number;
+}
+
+/** One dependency's answer to a readiness probe. */
+export interface Check {
+  ok: boolean;
+  /** Why not, when not. */
+  error?: string;
+}
+
+/** The body of `/readyz`. */
+export interface Readiness {
+  ready: boolean;
+  checks: { kafka: Check; elasticsearch: Check; redis: Check; consumers: Check };
+}
+
+/** The registry, the probes and the HTTP server. */
+export interface Observability {
+  readonly registry: Registry;
+  /** Checks every dependency now, each bounded by a timeout. */
+  readiness(): Promise<Readiness>;
+  /** Listens; resolves with the address (the real port when 0 was asked). */
+  listen(at: HttpListen): Promise<HttpListen>;
+  /** Closes the server (if listening) and unsubscribes from the bus. */
+  close(): Promise<void>;
+}
+
+/** How long one readiness check may take: a probe must answer even when a store hangs. */
+const CHECK_TIMEOUT_MS = 2000;
+/** Latency buckets in seconds, from a fast Redis round trip to a slow bulk request. */
+const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+function withTimeout<T>(what: string, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function check(what: string, probe: () => Promise<unknown>): Promise<Check> {
+  try {
+    await withTimeout(what, probe());
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, error: `${what}: ${errorMessage(error)}` };
+  }
+}
+
+/** Builds the registry and subscribes it to the bus; {@link Observability.listen} serves it. */
+export function createObservability(sources: ObservabilitySources): Observability {
+  const { instrumentation } = sources;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vigil_process_' });
+  const registers = [registry];
+
+  /** A counter whose value is a part's own running total, read at scrape time. */
+  function totalOf<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => [Partial<Record<L, string>>, number][]): void {
+    new Counter<L>({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+  }
+
+  // From the bus.
+  const consumed = new Counter({ name: 'vigil_messages_consumed_total', help: 'Kafka messages handled and committed, by component and topic (events in, for the ingest component).', labelNames: ['component', 'topic'], registers });
+  const pauses = new Counter({ name: 'vigil_partition_pauses_total', help: 'Partitions paused because a store pushed back, by component and topic.', labelNames: ['component', 'topic'], registers });
+  const stageSeconds = new Histogram({ name: 'vigil_pipeline_stage_duration_seconds', help: 'Time of each ingest stage per chunk; stage="index" is the bulk latency.', labelNames: ['stage'], buckets: BUCKETS, registers });
+  const roundTrips = new Counter({ name: 'vigil_state_round_trips_total', help: 'Redis round trips of rule state, claims, correlation and alert state, by operation and whether Redis answered.', labelNames: ['operation', 'reached'], registers });
+  const roundTripSeconds = new Histogram({ name: 'vigil_state_round_trip_duration_seconds', help: 'Duration of the state round trips.', labelNames: ['operation'], buckets: BUCKETS, registers });
+  const lag = new Gauge({ name: 'vigil_consumer_lag', help: 'Messages of a partition behind the last batch fetched from it.', labelNames: ['component', 'topic', 'partition'], registers });
+  const unsubscribe = [
+    instrumentation.on('runner.chunk', ({ component, topic, messages }) => consumed.inc({ component, topic }, messages)),
+    instrumentation.on('runner.pause', ({ component, topic }) => pauses.inc({ component, topic })),
+    instrumentation.on('pipeline.stage', ({ stage, durationMs }) => stageSeconds.observe({ stage }, durationMs / 1000)),
+    instrumentation.on('state.round_trip', ({ operation, durationMs, reached }) => {
+      roundTrips.inc({ operation, reached: String(reached) });
+      roundTripSeconds.observe({ operation }, durationMs / 1000);
+    }),
+    instrumentation.on('consumer.lag', ({ component, topic, partition, lag: behind }) => lag.set({ component, topic, partition: String(partition) }, behind)),
+  ];
+
+  // From the parts' stats(), at scrape time.
+  new Gauge({
+    name: 'vigil_consumer_up',
+    help: 'Whether each supervised consumer is running (1) or not (0: starting, restarting, failed, stopped).',
+    labelNames: ['component', 'group', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const status of sources.consumers()) this.set({ component: status.component, group: status.groupId, state: status.state }, status.state === 'running' ? 1 : 0);
+    },
+  });
+  totalOf('vigil_consumer_restarts_total', 'Restarts of a crashed consumer by the supervisor.', ['component'], () =>
+    sources.consumers().map((status) => [{ component: status.component }, status.restarts]),
+  );
+  const { ingest, engine, alerter, notifier, destinations } = sources;
+  if (ingest) {
+    totalOf('vigil_events_indexed_total', 'Events Elasticsearch created a document for.', [], () => [[{}, ingest().indexed]]);
+    totalOf('vigil_events_duplicate_total', 'Events already indexed (a redelivery).', [], () => [[{}, ingest().duplicates]]);
+    totalOf('vigil_events_dead_lettered_total', 'Messages sent to the dead-letter topic, by reason code.', ['reason'], () =>
+      Object.entries(ingest().deadLetteredByReason).map(([reason, value]) => [{ reason }, value ?? 0]),
+    );
+    totalOf('vigil_detections_total', 'Detections indexed and published, by rule.', ['rule'], () => Object.entries(ingest().detectionsByRule).map(([rule, value]) => [{ rule }, value]));
+  }
+  if (engine) {
+    totalOf('vigil_rule_evaluations_total', 'Rule evaluations (one per event per rule whose filter matched), by outcome.', ['outcome'], () => {
+      const stats = engine();
+      return [
+        [{ outcome: 'evaluated' }, stats.evaluations],
+        [{ outcome: 'degraded' }, stats.degraded],
+        [{ outcome: 'error' }, stats.errors],
+      ];
+    });
+    totalOf('vigil_events_late_total', 'Events behind the clock by more than the allowed lateness.', [], () => [[{}, engine().late]]);
+  }
+  if (alerter) {
+    totalOf('vigil_alerts_total', 'Alert changes: opened, escalated, resolved.', ['change'], () => {
+      const stats = alerter();
+      return [
+        [{ change: 'opened' }, stats.opened],
+        [{ change: 'escalated' }, stats.escalated],
+        [{ change: 'resolved' }, stats.resolved],
+      ];
+    });
+  }
+  if (notifier && destinations) {
+    totalOf('vigil_notifications_total', 'Notification deliveries by destination and outcome (sent, retried, failed).', ['destination', 'outcome'], () =>
+      Object.entries(destinations()).flatMap(([destination, stats]): [Record<'destination' | 'outcome', string>, number][] => [
+        [{ destination, outcome: 'sent' }, stats.sent],
+        [{ destination, outcome: 'retried' }, stats.retried],
+        [{ destination, outcome: 'failed' }, stats.failed],
+      ]),
+    );
+    new Gauge({
+      name: 'vigil_notifications_queued',
+      help: 'Notifications waiting or in flight (the notifier queue depth).',
+      registers,
+      collect() {
+        this.set(notifier().queued);
+      },
+    });
+  }
+
+  let admin: Admin | undefined;
+  let server: Server | undefined;
+
+  async function readiness(): Promise<Readiness> {
+    const [kafka, elasticsearch, redis] = await Promise.all([
+      check('kafka', async () => {
+        if (!admin) {
+          const connecting = sources.kafka.admin();
+          await connecting.connect();
+          admin = connecting;
+        }
+        await admin.describeCluster();
+      }),
+      // Cluster health rather than ping: it needs only the monitor privilege and says the cluster answers, whatever its colour.
+      check('elasticsearch', () => sources.elasticsearch.cluster.health({ timeout: '1s' })),
+      check('redis', () => sources.redis.ping()),
+    ]);
+    const down = sources.consumers().filter((status) => status.state !== 'running');
+    const consumers: Check = down.length === 0 ? { ok: true } : { ok: false, error: down.map((status) => `${status.component} consumer is ${status.state}${status.lastError ? `: ${status.lastError}` : ''}`).join('; ') };
+    const checks = { kafka, elasticsearch, redis, consumers };
+    return { ready: Object.values(checks).every((one) => one.ok), checks };
+  }
+
+  async function respond(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') {
+      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const result = await readiness();
+      response.writeHead(result.ready ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(result)}\n`);
+    } else if (path === '/metrics') {
+      const text = await registry.metrics();
+      response.writeHead(200, { 'content-type': registry.contentType }).end(text);
+    } else {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz, /readyz or /metrics\n');
+    }
+  }
+
+  return {
+    registry,
+    readiness,
+    async listen(at) {
+      const listening = createServer((request, response) => {
+        respond(request, response).catch((error: unknown) => {
+          sources.logger.warn({ err: error, url: request.url }, 'health or metrics request failed');
+          if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+          response.end('internal error\n');
+        });
+      });
+      await new Promise<void>((resolve, reject) => {
+        listening.once('error', reject);
+        listening.listen(at.port, at.host, () => {
+          listening.off('error', reject);
+          resolve();
+        });
+      });
+      server = listening;
+      const { port } = listening.address() as AddressInfo;
+      sources.logger.info({ host: at.host, port }, 'serving /healthz, /readyz and /metrics');
+      return { host: at.host, port };
+    },
+    async close() {
+      for (const off of unsubscribe) off();
+      const closing = server;
+      server = undefined;
+      if (closing) {
+        await new Promise<void>((resolve) => {
+          closing.close(() => resolve());
+          // A scraper's keep-alive connection must not hold the shutdown.
+          closing.closeAllConnections();
+        });
+      }
+      await admin?.disconnect().catch(() => undefined);
+      admin = undefined;
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * Operations against the real stack: the health and metrics endpoints, consumer supervision
+ * (recovery from a crash, failure past the restart budget) and a graceful stop that loses and
+ * redoes nothing.
+ */
+import { AssignerProtocol, KafkaJSNotImplemented, type Consumer, type PartitionAssigner } from 'kafkajs';
+import { createEmitter } from '../../ingest/sdk';
+import { ConsumerFailedError, ensureTopics } from '../../platform';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+
+async function emit(stack: Stack, count: number, prefix: string): Promise<void> {
+  const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'operations-test', kind: 'service' } });
+  for (let index = 0; index < count; index++) {
+    emitter.invocation({
+      id: `evt-${prefix}-${index}`,
+      actor: { consumerId: `app-${index % 7}` },
+      invocation: { resource: { api: 'orders-v1', method: 'GET', path: '/v1/orders' }, route: '/v1/orders', status: 200, latencyMs: 3 },
+    });
+  }
+  await emitter.close();
+}
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}
+
+/** The value of one sample line of a Prometheus text exposition, or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/**
+ * A member that speaks only an assignment protocol Vigil doesn't: while it holds the group, the
+ * broker refuses Vigil's consumer (INCONSISTENT_GROUP_PROTOCOL, not retriable), so kafkajs stops it.
+ */
+const rogueAssigner: PartitionAssigner = () => ({
+  name: 'RogueAssigner',
+  version: 1,
+  protocol: ({ topics }) => ({ name: 'RogueAssigner', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) }),
+  assign: ({ members }) =>
+    Promise.resolve(
+      members.map(({ memberId }) => ({ memberId, memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: {}, userData: Buffer.alloc(0) }) })),
+    ),
+});
+
+describe('operations', () => {
+  let stack: Stack;
+
+  beforeEach(() => {
+    stack = openStack(isolatedConfig({ VIGIL_BULK_MAX_DOCS: '50' }));
+  });
+
+  afterEach(async () => {
+    await stack.cleanup();
+  });
+
+  it('serves /healthz, /readyz and /metrics, whose counters follow the events', async () => {
+    const vigil = vigilOn(stack, { http: { host: '127.0.0.1', port: 0 } });
+    await vigil.start();
+    try {
+      const address = vigil.httpAddress();
+      if (!address) throw new Error('no HTTP address');
+      const base = `http://${address.host}:${address.port}`;
+      expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: 'ok\n' });
+      await waitFor('the consumer to join its group', () => vigil.consumers().every((status) => status.state === 'running'));
+      const ready = await get(`${base}/readyz`);
+      expect(JSON.parse(ready.body)).toEqual({ ready: true, checks: { kafka: { ok: true }, elasticsearch: { ok: true }, redis: { ok: true }, consumers: { ok: true } } });
+      expect(ready.status).toBe(200);
+
+      await emit(stack, 20, 'metrics');
+      await waitFor('20 events indexed', async () => (await countEvents(stack)) >= 20);
+      const metrics = await get(`${base}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(sample(metrics.body, 'vigil_events_indexed_total')).toBe(20);
+      expect(sample(metrics.body, `vigil_messages_consumed_total{component="ingest",topic="${stack.config.topics.invocation}"}`)).toBe(20);
+      expect(sample(metrics.body, 'vigil_consumer_up{component="ingest",group="' + stack.config.consumerGroup + '",state="running"}')).toBe(1);
+      expect(metrics.body).toContain('vigil_pipeline_stage_duration_seconds_count{stage="index"}');
+      expect(metrics.body).toContain('vigil_state_round_trips_total{operation="rule state",reached="true"}');
+      expect(metrics.body).toMatch(new RegExp(`vigil_consumer_lag\\{component="ingest",topic="${stack.config.topics.invocation.replace(/\./g, '\\.')}",partition="\\d"\\} 0`));
+      expect((await get(`${base}/nowhere`)).status).toBe(404);
+    } finally {
+      await vigil.stop();
+    }
+  });
+
+  it('restarts the consumer after a handler error escapes and kafkajs stops it for good, and loses nothing', async () => {
+    let throws = 1;
+    const vigil = vigilOn(stack, {
+      supervision: { backoff: { initialDelayMs: 10, maxDelayMs: 20 } },
+      // The clock is read first thing in each chunk: a handler error kafkajs does not retry.
+      clock: () => {
+        if (throws-- > 0) throw new (KafkaJSNotImplemented as unknown as new (message: string) => Error)('LZ4 compression not implemented (test)');
+        return new Date();
+      },
+    });
+    const states: string[] = [];
+    vigil.instrumentation.on('consumer.state', ({ state }) => states.push(state));
+    await vigil.start();
+    try {
+      await emit(stack, 30, 'recover');
+      await waitFor('30 events indexed', async () => (await countEvents(stack)) >= 30);
+      expect(vigil.consumers()).toEqual([expect.objectContaining({ component: 'ingest', state: 'running', restarts: 1, lastError: 'LZ4 compression not implemented (test)' })]);
+      expect(states).toEqual(['starting', 'running', 'restarting', 'starting', 'running']);
+      expect(vigil.stats().ingest?.indexed).toBe(30);
+    } finally {
+      await vigil.stop();
+    }
+  });
+
+  it('fails past the restart budget: vigil.failure names the consumer, /readyz answers 503', async () => {
+    await ensureTopics(stack.kafka, stack.config);
+    const rogue: Consumer = stack.kafka.consumer({ groupId: stack.config.consumerGroup, partitionAssigners: [rogueAssigner] });
+    const joined = new Promise<void>((resolve) => rogue.on(rogue.events.GROUP_JOIN, () => resolve()));
+    await rogue.connect();
+    await rogue.subscribe({ topic: stack.config.topics.policy });
+    await rogue.run({ eachMessage: () => Promise.resolve() });
+    await joined;
+    const vigil = vigilOn(stack, { http: { host: '127.0.0.1', port: 0 }, supervision: { maxRestarts: 2, backoff: { initialDelayMs: 10, maxDelayMs: 20 } } });
+    try {
+      await vigil.start();
+      const failure = await vigil.failure;
+      expect(failure).toBeInstanceOf(ConsumerFailedError);
+      expect(failure.message).toMatch(/^the ingest consumer \(group it-[0-9a-f]+-ingest\) was given up after 3 crashes within its restart window: .*protocol/i);
+      const address = vigil.httpAddress();
+      if (!address) throw new Error('no HTTP address');
+      const ready = await get(`http://${address.host}:${address.port}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.body)).toMatchObject({ ready: false, checks: { kafka: { ok: true }, consumers: { ok: false, error: expect.stringMatching(/^ingest consumer is failed: /) as unknown } } });
+    } finally {
+      await vigil.stop();
+      await rogue.disconnect();
+    }
+  });
+
+  it('stops gracefully mid-stream: the chunks in hand are committed, nothing is lost and nothing redone', async () => {
+    const total = 2000;
+    await ensureTopics(stack.kafka, stack.config);
+    await emit(stack, total, 'stop');
+    const first = vigilOn(stack);
+    let chunks = 0;
+    let stopping: Promise<void> | undefined;
+    // Stop from inside the stream: the fifth chunk is committed, more are in flight or to come.
+    first.instrumentation.on('runner.chunk', () => {
+      if (++chunks === 5) stopping = first.stop();
+    });
+    await first.start();
+    await waitFor('the first instance to stop', () => stopping !== undefined);
+    await stopping;
+    const consumedFirst = first.stats().ingest?.consumed ?? 0;
+    expect(consumedFirst).toBeGreaterThan(0);
+    expect(consumedFirst).toBeLessThan(total);
+
+    const second = vigilOn(stack);
+    await second.start();
+    try {
+      await waitFor(`${total} events indexed`, async () => (await countEvents(stack)) >= total);
+      await waitFor('the second instance to count the rest', () => (second.stats().ingest?.consumed ?? 0) >= total - consumedFirst);
+      expect(second.stats().ingest).toMatchObject({ consumed: total - consumedFirst, indexed: total - consumedFirst, duplicates: 0 });
+      expect(first.stats().ingest?.indexed).toBe(consumedFirst);
+      expect(await countEvents(stack)).toBe(total);
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -171,7 +171,11 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths) : undefined;
 
   const redis = overrides.redis ?? createRedis(config, logger.child({ component: 'redis' }));
-  if (!overrides.redis) owned.push('redis', () => redis.quit());
+  if (!overrides.redis) {
+    // quit() needs a working connection; a client that never got one (a refused password, Redis
+    // away) is disconnected instead, which also stops its reconnect timer.
+    owned.push('redis', () => (redis.status === 'ready' ? redis.quit() : Promise.resolve(redis.disconnect())));
+  }
   if (!overrides.elasticsearch) owned.push('elasticsearch', () => elasticsearch.close());
 
   let engine: DetectionEngine | undefined;

@@ -12,7 +12,29 @@ export interface DeadLetterRecord {
   value: Buffer | null;
   originalKey: Buffer | null;
   deadLetteredAt: string;
+  /**
+   * Set when the refused message was itself a redrive (`vigil deadletters redrive`): where its
+   * previous dead letter sat and how many times it has been sent back, so a message that fails
+   * again is recognisable and can't be redriven forever.
+   */
+  redrive?: Redrive;
 }
+
+/** A redriven message's trail, carried in its headers and into its next dead letter. */
+export interface Redrive {
+  /** The previous dead letter's position, `deadLetterTopic/partition/offset`. */
+  from: string;
+  /** How many times the message has been sent back, this time included (1 on the first redrive). */
+  count: number;
+}
+
+/** The headers a redriven message carries (and its dead letter, if it fails again). */
+export const REDRIVE_HEADER = { from: 'vigil-redriven-from', count: 'vigil-redrive-count' } as const;
+
+// The headers come from whoever produced to the topic: bounded so a hostile header can't bloat
+// the dead letter, and a count that isn't a small integer is not a redrive at all.
+const MAX_REDRIVE_FROM_LENGTH = 300;
+const MAX_REDRIVE_COUNT = 1_000_000;
 
 const HEADER = {
   reasonCode: 'vigil-reason-code',
@@ -42,6 +64,44 @@ export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLettered
       [HEADER.offset]: record.offset,
       [HEADER.at]: now.toISOString(),
       ...(record.originalKey ? { 'vigil-original-key': record.originalKey } : {}),
+      ...(record.redrive ? { [REDRIVE_HEADER.from]: record.redrive.from, [REDRIVE_HEADER.count]: String(record.redrive.count) } : {}),
+    },
+  };
+}
+
+/**
+ * The redrive trail of a consumed message, read from its headers; `undefined` when it was not
+ * redriven or the headers are not a trail Vigil wrote (a count that isn't an integer from 1 up).
+ */
+export function redriveOf(headers: IHeaders | undefined): Redrive | undefined {
+  const from = header(headers, REDRIVE_HEADER.from);
+  const countText = header(headers, REDRIVE_HEADER.count);
+  if (from === '' || !/^[1-9][0-9]{0,6}$/.test(countText)) return undefined;
+  const count = Number(countText);
+  if (count > MAX_REDRIVE_COUNT) return undefined;
+  return { from: from.slice(0, MAX_REDRIVE_FROM_LENGTH), count };
+}
+
+/** Where a dead letter sits in the dead-letter topic. */
+export interface DeadLetterPosition {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/**
+ * The message that sends a dead letter back to its source topic: the original bytes under the
+ * original key, with the redrive trail (this dead letter's position, the count one higher) in
+ * headers. The event id is unchanged, so a redrive of an event that was indexed after all is a
+ * duplicate, not a new document.
+ */
+export function toRedriveMessage(record: DeadLetterRecord, position: DeadLetterPosition): Message {
+  return {
+    key: record.originalKey,
+    value: record.value,
+    headers: {
+      [REDRIVE_HEADER.from]: `${position.topic}/${position.partition}/${position.offset}`,
+      [REDRIVE_HEADER.count]: String((record.redrive?.count ?? 0) + 1),
     },
   };
 }
@@ -87,6 +147,7 @@ function header(headers: IHeaders | undefined, name: string): string {
 /** Reads a dead-letter message back (the CLI, the demo and tests use it). */
 export function fromDeadLetterMessage(message: { value: Buffer | null; headers?: IHeaders }): DeadLetterRecord {
   const originalKey = message.headers?.['vigil-original-key'];
+  const redrive = redriveOf(message.headers);
   return {
     reasonCode: header(message.headers, HEADER.reasonCode) as DeadLetterReason,
     reason: header(message.headers, HEADER.reason),
@@ -96,5 +157,6 @@ export function fromDeadLetterMessage(message: { value: Buffer | null; headers?:
     value: message.value,
     originalKey: Buffer.isBuffer(originalKey) ? originalKey : null,
     deadLetteredAt: header(message.headers, HEADER.at),
+    ...(redrive ? { redrive } : {}),
   };
 }

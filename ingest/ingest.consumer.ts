@@ -19,7 +19,7 @@ import {
 } from '../platform';
 import { correlationDocument } from './correlation';
 import type { DeadLetterReason } from './classify';
-import { deadLetterBatches, toDeadLetterMessage } from './dead-letter';
+import { deadLetterBatches, redriveOf, toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
 import { resolveDuplicates, type HashedItem } from './id-conflicts';
@@ -128,9 +128,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   async function sendDeadLetters(chunk: Chunk, refusedMessages: readonly Refused[], now: Date): Promise<void> {
     if (refusedMessages.length === 0) return;
     const { topic, partition } = chunk;
-    const deadLetters = refusedMessages.map(({ message, reasonCode, reason }) =>
-      toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key }, now),
-    );
+    const deadLetters = refusedMessages.map(({ message, reasonCode, reason }) => {
+      // A redriven message that fails again keeps its trail, so the next redrive counts on.
+      const redrive = redriveOf(message.headers);
+      return toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key, ...(redrive ? { redrive } : {}) }, now);
+    });
     await timed('dead-letter', chunk, deadLetters.length, async () => {
       // One send at a time, in order: the producer keeps one request in flight anyway.
       for (const batch of deadLetterBatches(deadLetters)) await producer?.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 });

@@ -7,6 +7,7 @@ import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
 import { ConfigError, loadConfig } from '../platform';
 import { runDemo } from './demo';
+import { runDeadLetters } from './deadletters';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -23,6 +24,12 @@ commands:
   replay --file F.ndjson      run the rules over stored events with no side effects and report
   replay --from T --to T      ... or over events in Elasticsearch between two times
         [--rules PATH]        rule files to use (default: the configured rules)
+  deadletters list            the dead-letter topic by reason: counts, oldest/newest, source topics
+  deadletters show            dead letters with their headers and original bytes
+        [--reason R] [--from T --to T] [--offset TOPIC:P:O] [--limit N]
+  deadletters redrive         send chosen dead letters back to their source topic, once the
+        --reason R | --from T --to T | --offset TOPIC:P:O  [--dry-run] [--force]
+                              cause is fixed (vigil deadletters --help for the details)
   --help                      this text
 
 configuration comes from the environment; see .env.example and docs/configuration.md.`;
@@ -183,6 +190,8 @@ export async function main(args: readonly string[]): Promise<number> {
         }
         return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
       }
+      case 'deadletters':
+        return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));
       case undefined:
       case '--help':
       case '-h':

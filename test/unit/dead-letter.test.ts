@@ -1,5 +1,5 @@
 import type { IHeaders, Message } from 'kafkajs';
-import { deadLetterBatches, fromDeadLetterMessage, toDeadLetterMessage, type DeadLetterRecord } from '../../ingest';
+import { REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
 
 const now = new Date('2024-05-01T10:31:02.500Z');
 
@@ -129,5 +129,49 @@ describe('deadLetterBatches', () => {
     const batches = deadLetterBatches([letter(300_000), letter(300_000), letter(300_000), letter(300_000), letter(100_000)]);
     expect(batches.map((batch) => batch.length)).toStrictEqual([1, 1, 1, 2]);
     expect(deadLetterBatches([])).toStrictEqual([]);
+  });
+});
+
+describe('redrive trail', () => {
+  const position = { topic: 'vigil.deadletter', partition: 1, offset: '77' };
+
+  it('sends back the original bytes under the original key, marked with where the dead letter sat', () => {
+    const dead = fromDeadLetterMessage(delivered(toDeadLetterMessage(record(), now)));
+    const message = toRedriveMessage(dead, position);
+    expect(message.key).toStrictEqual(Buffer.from('user-1'));
+    expect(message.value).toStrictEqual(record().value);
+    expect(message.headers).toStrictEqual({ 'vigil-redriven-from': 'vigil.deadletter/1/77', 'vigil-redrive-count': '1' });
+    expect(toRedriveMessage({ ...dead, originalKey: null }, position).key).toBeNull();
+  });
+
+  it('carries the trail into the dead letter of a redriven message that fails again, counting on', () => {
+    const redriven = delivered(toRedriveMessage(fromDeadLetterMessage(delivered(toDeadLetterMessage(record(), now))), position));
+    const trail = redriveOf(redriven.headers);
+    expect(trail).toStrictEqual({ from: 'vigil.deadletter/1/77', count: 1 });
+    const again = fromDeadLetterMessage(delivered(toDeadLetterMessage({ ...record(), redrive: trail }, now)));
+    expect(again.redrive).toStrictEqual({ from: 'vigil.deadletter/1/77', count: 1 });
+    expect(toRedriveMessage(again, { ...position, offset: '90' }).headers).toStrictEqual({ 'vigil-redriven-from': 'vigil.deadletter/1/90', 'vigil-redrive-count': '2' });
+  });
+
+  it('writes no trail headers for a message that was never redriven', () => {
+    const headers = toDeadLetterMessage(record(), now).headers ?? {};
+    expect(Object.keys(headers).filter((name) => name.startsWith('vigil-redrive'))).toStrictEqual([]);
+    expect(fromDeadLetterMessage(delivered(toDeadLetterMessage(record(), now)))).not.toHaveProperty('redrive');
+  });
+
+  it.each<[IHeaders, string]>([
+    [{}, 'no headers'],
+    [{ [REDRIVE_HEADER.from]: Buffer.from('x/0/1') }, 'no count'],
+    [{ [REDRIVE_HEADER.count]: Buffer.from('1') }, 'no origin'],
+    [{ [REDRIVE_HEADER.from]: Buffer.from('x/0/1'), [REDRIVE_HEADER.count]: Buffer.from('0') }, 'a count of 0'],
+    [{ [REDRIVE_HEADER.from]: Buffer.from('x/0/1'), [REDRIVE_HEADER.count]: Buffer.from('-1') }, 'a negative count'],
+    [{ [REDRIVE_HEADER.from]: Buffer.from('x/0/1'), [REDRIVE_HEADER.count]: Buffer.from('1e3') }, 'a count in exponent form'],
+    [{ [REDRIVE_HEADER.from]: Buffer.from('x/0/1'), [REDRIVE_HEADER.count]: Buffer.from('99999999') }, 'a count of eight digits'],
+  ])('reads headers a producer wrote as no trail: %j (%s)', (headers, _why) => {
+    expect(redriveOf(headers)).toBeUndefined();
+  });
+
+  it('bounds a hostile origin header, so a dead letter cannot be bloated by it', () => {
+    expect(redriveOf({ [REDRIVE_HEADER.from]: Buffer.from('y'.repeat(100_000)), [REDRIVE_HEADER.count]: Buffer.from('2') })?.from).toHaveLength(300);
   });
 });

@@ -1,0 +1,598 @@
+import { randomBytes } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import {
+  DEAD_LETTER_REASONS,
+  deadLetterBatches,
+  fromDeadLetterMessage,
+  toRedriveMessage,
+  type DeadLetterPosition,
+  type DeadLetterReason,
+  type DeadLetterRecord,
+} from '../ingest';
+import { VigilError, createKafka, createLogger, createProducer, type Config, type Logger } from '../platform';
+
+/** How many times one message may be sent back before `--force` is needed. */
+export const MAX_REDRIVES = 3;
+
+/** A command line `vigil deadletters` refuses: the message names the option at fault. */
+export class DeadLetterUsageError extends VigilError {
+  constructor(message: string) {
+    super(message, { code: 'usage', retriable: false });
+    this.name = 'DeadLetterUsageError';
+  }
+}
+
+/** Which dead letters a command works on; every criterion given must hold (none: all of them). */
+export interface Selection {
+  /** Reason codes; empty means any. */
+  reasons: DeadLetterReason[];
+  /** Dead-lettered at or after (ms since the epoch). */
+  from?: number;
+  /** Dead-lettered at or before (ms since the epoch). */
+  to?: number;
+  /**
+   * Positions, `topic:partition:offset`: a dead letter's own place in the dead-letter topic, or
+   * the source position it names (its key). Empty means any.
+   */
+  offsets: string[];
+}
+
+/** A parsed `vigil deadletters` command line. */
+export type DeadLetterCommand =
+  | { command: 'list'; selection: Selection }
+  | {
+      command: 'show';
+      selection: Selection;
+      /** @defaultValue 20 */
+      limit: number;
+      /** Bytes of each original value printed. @defaultValue 512 */
+      maxBytes: number;
+    }
+  | { command: 'redrive'; selection: Selection; dryRun: boolean; force: boolean };
+
+/** The usage text of `vigil deadletters`. */
+export const DEAD_LETTER_USAGE = `usage: vigil deadletters list [SELECTION]
+       vigil deadletters show [SELECTION] [--limit N] [--max-bytes N]
+       vigil deadletters redrive SELECTION [--dry-run] [--force]
+
+selection (all given must hold; redrive needs at least one):
+  --reason CODE            a reason code (repeatable, or comma-separated): ${DEAD_LETTER_REASONS.join(', ')}
+  --from TIME --to TIME    dead-lettered in this range (ISO 8601, or now-N followed by s, m, h or d)
+  --offset TOPIC:P:OFFSET  a dead letter's position, or the source position it names (repeatable)
+show:
+  --limit N                print at most N messages (default 20)
+  --max-bytes N            print at most N bytes of each original value (default 512)
+redrive:
+  --dry-run                report what would be sent, send nothing
+  --force                  also send messages already redriven ${MAX_REDRIVES} times`;
+
+const RELATIVE_TIME = /^now(?:-(\d{1,9})([smhd]))?$/;
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+// A date, or a date-time with an explicit zone: a zoneless time would depend on the host's zone.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/;
+
+/** Reads a `--from`/`--to` value: ISO 8601 (a date, or a date-time with its zone), `now` or `now-N<s|m|h|d>`. */
+export function parseTime(option: string, text: string, now: Date): number {
+  const relative = RELATIVE_TIME.exec(text);
+  if (relative) {
+    const [, amount, unit] = relative;
+    return now.getTime() - (amount && unit ? Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS] : 0);
+  }
+  const time = ISO_TIME.test(text) ? Date.parse(text) : Number.NaN;
+  if (Number.isNaN(time)) {
+    throw new DeadLetterUsageError(`${option}: "${text}" is not a time; use ISO 8601 with a zone (2026-11-27T10:00:00Z, 2026-11-27) or now-N followed by s, m, h or d (now-2h)`);
+  }
+  return time;
+}
+
+const POSITION = /^([A-Za-z0-9._-]{1,249}):(\d{1,9}):(\d{1,19})$/;
+
+function parsePosition(text: string): string {
+  const match = POSITION.exec(text);
+  if (!match) throw new DeadLetterUsageError(`--offset: "${text}" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)`);
+  // Normalised, so 007 and 7 name the same offset.
+  return `${match[1]}:${Number(match[2])}:${BigInt(match[3] ?? '0').toString()}`;
+}
+
+function positiveInteger(option: string, text: string, max: number): number {
+  const value = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(value >= 1 && value <= max)) throw new DeadLetterUsageError(`${option}: "${text}" is not an integer from 1 to ${max}`);
+  return value;
+}
+
+const OPTIONS = {
+  list: ['--reason', '--from', '--to', '--offset'],
+  show: ['--reason', '--from', '--to', '--offset', '--limit', '--max-bytes'],
+  redrive: ['--reason', '--from', '--to', '--offset', '--dry-run', '--force'],
+} as const;
+const FLAGS = new Set(['--dry-run', '--force']);
+
+/** Parses the words after `vigil deadletters`; throws {@link DeadLetterUsageError} naming what is wrong. */
+export function parseDeadLetterArgs(args: readonly string[], now: Date = new Date()): DeadLetterCommand {
+  const [command, ...rest] = args;
+  if (command !== 'list' && command !== 'show' && command !== 'redrive') {
+    throw new DeadLetterUsageError(command === undefined ? 'a subcommand is needed: list, show or redrive' : `unknown subcommand "${command}"; use list, show or redrive`);
+  }
+  const allowed: readonly string[] = OPTIONS[command];
+  const selection: Selection = { reasons: [], offsets: [] };
+  const seen = new Set<string>();
+  let limit = 20;
+  let maxBytes = 512;
+  let dryRun = false;
+  let force = false;
+  for (let index = 0; index < rest.length; index++) {
+    const option = rest[index] ?? '';
+    if (!allowed.includes(option)) {
+      throw new DeadLetterUsageError(option.startsWith('-') ? `unknown option ${option} for deadletters ${command}` : `unexpected argument "${option}" for deadletters ${command}`);
+    }
+    if (FLAGS.has(option)) {
+      if (option === '--dry-run') dryRun = true;
+      else force = true;
+      continue;
+    }
+    const value = rest[index + 1];
+    if (value === undefined || value.startsWith('--')) throw new DeadLetterUsageError(`${option} needs a value`);
+    index++;
+    if ((option === '--from' || option === '--to' || option === '--limit' || option === '--max-bytes') && seen.has(option)) {
+      throw new DeadLetterUsageError(`${option} is given twice`);
+    }
+    seen.add(option);
+    switch (option) {
+      case '--reason':
+        for (const reason of value.split(',')) {
+          if (!(DEAD_LETTER_REASONS as readonly string[]).includes(reason)) {
+            throw new DeadLetterUsageError(`--reason: "${reason}" is not a reason code (${DEAD_LETTER_REASONS.join(', ')})`);
+          }
+          if (!selection.reasons.includes(reason as DeadLetterReason)) selection.reasons.push(reason as DeadLetterReason);
+        }
+        break;
+      case '--from':
+        selection.from = parseTime(option, value, now);
+        break;
+      case '--to':
+        selection.to = parseTime(option, value, now);
+        break;
+      case '--offset':
+        selection.offsets.push(parsePosition(value));
+        break;
+      case '--limit':
+        limit = positiveInteger(option, value, 1_000_000);
+        break;
+      case '--max-bytes':
+        maxBytes = positiveInteger(option, value, 100 * 1024 * 1024);
+        break;
+    }
+  }
+  if (selection.from !== undefined && selection.to !== undefined && selection.from > selection.to) {
+    throw new DeadLetterUsageError('--from is after --to');
+  }
+  if (command === 'list') return { command, selection };
+  if (command === 'show') return { command, selection, limit, maxBytes };
+  // Redriving the whole topic by accident would replay every bad message ever seen.
+  if (selection.reasons.length === 0 && selection.from === undefined && selection.to === undefined && selection.offsets.length === 0) {
+    throw new DeadLetterUsageError('redrive needs a selection: --reason, --from/--to or --offset');
+  }
+  return { command, selection, dryRun, force };
+}
+
+/** One consumed dead letter: where it sits and what it says. */
+export interface DeadLetterEntry {
+  position: DeadLetterPosition;
+  record: DeadLetterRecord;
+  /** When it was dead-lettered (ms): its header, or the Kafka timestamp if that is unreadable. */
+  time: number;
+}
+
+/** The source position a dead letter names: its key, and its identity (see dead-letters.md). */
+export function sourcePosition(record: DeadLetterRecord): string {
+  return `${record.topic}:${record.partition}:${record.offset}`;
+}
+
+/** Whether a dead letter is selected. */
+export function selects(selection: Selection, entry: DeadLetterEntry): boolean {
+  if (selection.reasons.length > 0 && !selection.reasons.includes(entry.record.reasonCode)) return false;
+  if (selection.from !== undefined && !(entry.time >= selection.from)) return false;
+  if (selection.to !== undefined && !(entry.time <= selection.to)) return false;
+  if (selection.offsets.length > 0) {
+    const own = `${entry.position.topic}:${entry.position.partition}:${entry.position.offset}`;
+    if (!selection.offsets.includes(own) && !selection.offsets.includes(sourcePosition(entry.record))) return false;
+  }
+  return true;
+}
+
+/** Why a selected dead letter is not sent back. */
+export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redrive_limit';
+
+/** What a redrive sends and leaves. */
+export interface RedrivePlan {
+  send: { entry: DeadLetterEntry; topic: string }[];
+  skipped: { entry: DeadLetterEntry; reason: SkipReason; detail: string }[];
+}
+
+/**
+ * Decides, without I/O, which selected dead letters go back: not one without a value (nothing to
+ * validate), not one whose source isn't an event topic of this configuration (it would go nowhere
+ * the pipeline reads), each source position once (the same dead letter written twice by a redone
+ * chunk), and not one already redriven `maxRedrives` times unless forced.
+ */
+export function planRedrive(entries: readonly DeadLetterEntry[], options: { eventTopics: readonly string[]; force: boolean; maxRedrives?: number }): RedrivePlan {
+  const maxRedrives = options.maxRedrives ?? MAX_REDRIVES;
+  const plan: RedrivePlan = { send: [], skipped: [] };
+  const chosen = new Set<string>();
+  for (const entry of entries) {
+    const { record } = entry;
+    const source = sourcePosition(record);
+    if (record.value === null || record.value.length === 0) {
+      plan.skipped.push({ entry, reason: 'no_value', detail: 'the original message had no value' });
+    } else if (!options.eventTopics.includes(record.topic)) {
+      plan.skipped.push({ entry, reason: 'not_an_event_topic', detail: `source topic "${record.topic}" is not an event topic of this configuration` });
+    } else if (chosen.has(source)) {
+      plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter of ${source} is sent` });
+    } else if ((record.redrive?.count ?? 0) >= maxRedrives && !options.force) {
+      plan.skipped.push({ entry, reason: 'redrive_limit', detail: `redriven ${record.redrive?.count ?? 0} times already; --force sends it again` });
+    } else {
+      chosen.add(source);
+      plan.send.push({ entry, topic: record.topic });
+    }
+  }
+  return plan;
+}
+
+/**
+ * Prints bytes for a terminal: UTF-8 text as it is, with control characters and backslashes
+ * escaped (`\n`, `\u0000`, `\\`); other bytes as `\xNN`. At most `maxBytes` of the value are
+ * shown (never half a character), with what was left out said at the end.
+ */
+export function escapeBytes(value: Buffer | null, maxBytes: number): string {
+  if (value === null) return '(no value)';
+  if (value.length === 0) return '(0 bytes)';
+  let text: string | undefined;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(value);
+  } catch {
+    text = undefined;
+  }
+  let out = '';
+  let shown = 0;
+  if (text !== undefined) {
+    for (const character of text) {
+      const size = Buffer.byteLength(character);
+      if (shown + size > maxBytes) break;
+      shown += size;
+      const code = character.codePointAt(0) ?? 0;
+      if (character === '\\') out += '\\\\';
+      else if (character === '\n') out += '\\n';
+      else if (character === '\r') out += '\\r';
+      else if (character === '\t') out += '\\t';
+      else if (code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029) out += `\\u${code.toString(16).padStart(4, '0')}`;
+      else out += character;
+    }
+  } else {
+    for (const byte of value.subarray(0, maxBytes)) {
+      out += byte === 0x5c ? '\\\\' : byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
+    }
+    shown = Math.min(value.length, maxBytes);
+  }
+  return shown < value.length ? `${out}… (${value.length - shown} more bytes)` : out;
+}
+
+/** Options of {@link scanDeadLetters}. */
+export interface ScanOptions {
+  /** Give up when no message arrives for this long while some remain. @defaultValue 30000 */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Reads the dead-letter topic from its first retained offset to the end offsets it has when the
+ * scan starts, calls `visit` for each dead letter in partition order, and stops. It commits
+ * nothing: the throwaway group it joins has no offsets and is deleted at the end, so a scan
+ * leaves no trace and never competes with anyone. Returns the end offsets it read to.
+ */
+export async function scanDeadLetters(kafka: Kafka, topic: string, visit: (entry: DeadLetterEntry) => void, options: ScanOptions = {}): Promise<Map<number, string>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `vigil-deadletters-${randomBytes(6).toString('hex')}`;
+  try {
+    if (!(await admin.listTopics()).includes(topic)) {
+      throw new VigilError(`the dead-letter topic "${topic}" does not exist: nothing was dead-lettered yet, or VIGIL_TOPIC_DEADLETTER names another topic`, {
+        code: 'deadletter_topic_missing',
+        retriable: false,
+      });
+    }
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const ends = new Map(offsets.map(({ partition, high }) => [partition, high]));
+    // A partition is done once its message at end - 1 is read; an empty one is done already.
+    const remaining = new Set(offsets.filter(({ low, high }) => BigInt(high) > BigInt(low)).map(({ partition }) => partition));
+    if (remaining.size === 0) return ends;
+
+    const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      let finish: (error?: Error) => void = () => undefined;
+      const finished = new Promise<void>((resolve, reject) => {
+        finish = (error) => (error ? reject(error) : resolve());
+      });
+      const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+      let idle = setTimeout(() => undefined, 0);
+      const armIdle = (): void => {
+        clearTimeout(idle);
+        idle = setTimeout(
+          () => finish(new VigilError(`reading ${topic}: nothing arrived for ${idleTimeoutMs} ms with partitions ${[...remaining].join(', ')} not read to their end`, { code: 'deadletter_scan_stalled', retriable: true })),
+          idleTimeoutMs,
+        );
+      };
+      armIdle();
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          armIdle();
+          const end = BigInt(ends.get(batch.partition) ?? '0');
+          for (const message of batch.messages) {
+            const offset = BigInt(message.offset);
+            if (offset >= end) break; // written after the scan began
+            const record = fromDeadLetterMessage({ value: message.value, ...(message.headers ? { headers: message.headers } : {}) });
+            const stamped = Date.parse(record.deadLetteredAt);
+            visit({ position: { topic, partition: batch.partition, offset: message.offset }, record, time: Number.isNaN(stamped) ? Number(message.timestamp) : stamped });
+            if (offset >= end - 1n) remaining.delete(batch.partition);
+          }
+          if (remaining.size === 0) finish();
+          return Promise.resolve();
+        },
+      });
+      try {
+        await finished;
+      } finally {
+        clearTimeout(idle);
+      }
+    } finally {
+      await consumer.disconnect();
+    }
+    return ends;
+  } finally {
+    // The group never committed, but deleting it leaves no trace at all (and no lag alarm).
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
+
+/** One reason's line in {@link DeadLetterSummary}. */
+export interface ReasonSummary {
+  reasonCode: DeadLetterReason;
+  /** Dead-letter messages. */
+  count: number;
+  /** Distinct source positions (a redone chunk writes the same dead letter twice). */
+  distinct: number;
+  oldest: number;
+  newest: number;
+  /** Messages per source topic. */
+  sourceTopics: Record<string, number>;
+  /** Of these, messages that had been redriven and failed again. */
+  redriven: number;
+}
+
+/** What `vigil deadletters list` reports. */
+export interface DeadLetterSummary {
+  topic: string;
+  /** The end offset read to, per partition. */
+  ends: Record<number, string>;
+  total: number;
+  byReason: ReasonSummary[];
+}
+
+/** Folds dead letters into counts by reason (pure; the order of `byReason` is the codes' order). */
+export function summarise(topic: string, entries: Iterable<DeadLetterEntry>, ends: Map<number, string> = new Map()): DeadLetterSummary {
+  const byReason = new Map<DeadLetterReason, ReasonSummary & { sources: Set<string> }>();
+  let total = 0;
+  for (const { record, time } of entries) {
+    total++;
+    const summary = byReason.get(record.reasonCode) ?? {
+      reasonCode: record.reasonCode,
+      count: 0,
+      distinct: 0,
+      oldest: time,
+      newest: time,
+      sourceTopics: {},
+      redriven: 0,
+      sources: new Set<string>(),
+    };
+    summary.count++;
+    summary.sources.add(sourcePosition(record));
+    summary.distinct = summary.sources.size;
+    summary.oldest = Math.min(summary.oldest, time);
+    summary.newest = Math.max(summary.newest, time);
+    summary.sourceTopics[record.topic] = (summary.sourceTopics[record.topic] ?? 0) + 1;
+    if (record.redrive) summary.redriven++;
+    byReason.set(record.reasonCode, summary);
+  }
+  const order = (code: string): number => {
+    const position = (DEAD_LETTER_REASONS as readonly string[]).indexOf(code);
+    return position < 0 ? DEAD_LETTER_REASONS.length : position;
+  };
+  return {
+    topic,
+    ends: Object.fromEntries(ends),
+    total,
+    byReason: [...byReason.values()].sort((a, b) => order(a.reasonCode) - order(b.reasonCode) || a.reasonCode.localeCompare(b.reasonCode)).map(({ sources: _sources, ...summary }) => summary),
+  };
+}
+
+/** What the commands need: the configuration, and a Kafka client (made from it when absent). */
+export interface DeadLetterContext {
+  config: Config;
+  kafka?: Kafka;
+  logger?: Logger;
+  /** Where the report lines go. @defaultValue console.log */
+  out?: (line: string) => void;
+  scan?: ScanOptions;
+}
+
+function kafkaOf(context: DeadLetterContext): Kafka {
+  return context.kafka ?? createKafka(context.config, context.logger ?? createLogger({ level: 'warn' }), `${context.config.kafka.clientId}-deadletters`);
+}
+
+/** Reads the selected dead letters (all of them, in partition and offset order). */
+export async function readDeadLetters(context: DeadLetterContext, selection: Selection, limit = Number.POSITIVE_INFINITY): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number }> {
+  const entries: DeadLetterEntry[] = [];
+  let matched = 0;
+  const ends = await scanDeadLetters(
+    kafkaOf(context),
+    context.config.topics.deadLetter,
+    (entry) => {
+      if (!selects(selection, entry)) return;
+      matched++;
+      if (entries.length < limit) entries.push(entry);
+    },
+    context.scan,
+  );
+  // Partitions arrive interleaved; a listing reads best in position order.
+  entries.sort((a, b) => a.position.partition - b.position.partition || Number(BigInt(a.position.offset) - BigInt(b.position.offset)));
+  return { entries, ends, matched };
+}
+
+/** `vigil deadletters list`: counts by reason, with times and source topics. */
+export async function listDeadLetters(context: DeadLetterContext, selection: Selection): Promise<DeadLetterSummary> {
+  const entries: DeadLetterEntry[] = [];
+  const ends = await scanDeadLetters(kafkaOf(context), context.config.topics.deadLetter, (entry) => {
+    // Only what the summary needs is kept: the original values may be large.
+    if (selects(selection, entry)) entries.push({ ...entry, record: { ...entry.record, value: null, originalKey: null } });
+  }, context.scan);
+  return summarise(context.config.topics.deadLetter, entries, ends);
+}
+
+/** What `vigil deadletters redrive` did. */
+export interface RedriveReport {
+  selected: number;
+  sent: number;
+  /** In a dry run, what would have been sent. */
+  wouldSend: number;
+  /** Messages sent per source topic. */
+  sentByTopic: Record<string, number>;
+  skipped: { reason: SkipReason; detail: string; position: DeadLetterPosition }[];
+  dryRun: boolean;
+}
+
+/**
+ * `vigil deadletters redrive`: sends the selected dead letters' original bytes under their
+ * original keys back to their source topics, marked with the redrive trail, so the pipeline
+ * validates them again. Acknowledged by every replica before the report says sent.
+ */
+export async function redriveDeadLetters(context: DeadLetterContext, selection: Selection, options: { dryRun: boolean; force: boolean }): Promise<RedriveReport> {
+  const { config } = context;
+  const kafka = kafkaOf(context);
+  const { entries } = await readDeadLetters({ ...context, kafka }, selection);
+  const plan = planRedrive(entries, { eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device], force: options.force });
+  const sentByTopic: Record<string, number> = {};
+  if (!options.dryRun && plan.send.length > 0) {
+    const producer = createProducer(kafka);
+    await producer.connect();
+    try {
+      const byTopic = new Map<string, DeadLetterEntry[]>();
+      for (const { entry, topic } of plan.send) byTopic.set(topic, [...(byTopic.get(topic) ?? []), entry]);
+      for (const [topic, topicEntries] of byTopic) {
+        // Cut under the broker's batch limit, as the pipeline cuts its dead letters.
+        for (const batch of deadLetterBatches(topicEntries.map(({ record, position }) => toRedriveMessage(record, position)))) {
+          await producer.send({ topic, messages: batch, acks: -1 });
+          sentByTopic[topic] = (sentByTopic[topic] ?? 0) + batch.length;
+        }
+      }
+    } finally {
+      await producer.disconnect();
+    }
+  }
+  const sent = Object.values(sentByTopic).reduce((sum, count) => sum + count, 0);
+  return {
+    selected: entries.length,
+    sent,
+    wouldSend: options.dryRun ? plan.send.length : 0,
+    sentByTopic,
+    skipped: plan.skipped.map(({ entry, reason, detail }) => ({ reason, detail, position: entry.position })),
+    dryRun: options.dryRun,
+  };
+}
+
+const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
+
+/** The lines `list` prints. */
+export function formatSummary(summary: DeadLetterSummary): string[] {
+  const ends = Object.entries(summary.ends).map(([partition, end]) => `${partition}:${end}`).join(' ');
+  const lines = [`${summary.topic}: ${summary.total} dead letters (read to end offsets ${ends || 'none'})`];
+  if (summary.total === 0) return lines;
+  lines.push(`  ${'reason'.padEnd(24)}${'count'.padStart(7)}${'distinct'.padStart(10)}  ${'oldest'.padEnd(24)}  ${'newest'.padEnd(24)}  source topics`);
+  for (const reason of summary.byReason) {
+    const sources = Object.entries(reason.sourceTopics).map(([topic, count]) => `${topic} (${count})`).join(', ');
+    const redriven = reason.redriven > 0 ? `; ${reason.redriven} failed again after a redrive` : '';
+    lines.push(`  ${reason.reasonCode.padEnd(24)}${String(reason.count).padStart(7)}${String(reason.distinct).padStart(10)}  ${iso(reason.oldest).padEnd(24)}  ${iso(reason.newest).padEnd(24)}  ${sources}${redriven}`);
+  }
+  return lines;
+}
+
+/** The lines `show` prints for one dead letter. */
+export function formatEntry(entry: DeadLetterEntry, maxBytes: number): string[] {
+  const { position, record } = entry;
+  const lines = [
+    `${position.topic}/${position.partition}/${position.offset}`,
+    `  reason         ${record.reasonCode}: ${record.reason}`,
+    `  source         ${record.topic} partition ${record.partition} offset ${record.offset}`,
+    `  dead-lettered  ${record.deadLetteredAt || iso(entry.time)}`,
+  ];
+  if (record.originalKey) lines.push(`  key            ${escapeBytes(record.originalKey, 200)}`);
+  if (record.redrive) lines.push(`  redriven       ${record.redrive.count} time${record.redrive.count === 1 ? '' : 's'}, last from ${record.redrive.from}`);
+  lines.push(`  value          ${record.value === null ? '' : `(${record.value.length} bytes) `}${escapeBytes(record.value, maxBytes)}`);
+  return lines;
+}
+
+/** The lines `redrive` prints. */
+export function formatRedrive(report: RedriveReport): string[] {
+  const skipped = report.skipped.length;
+  const lines = [
+    report.dryRun
+      ? `redrive (dry run): ${report.selected} selected, 0 sent (${report.wouldSend} would be sent), ${skipped} skipped`
+      : `redrive: ${report.selected} selected, ${report.sent} sent, ${skipped} skipped`,
+  ];
+  for (const [topic, count] of Object.entries(report.sentByTopic)) lines.push(`  sent ${count} to ${topic}`);
+  const byReason = new Map<SkipReason, typeof report.skipped>();
+  for (const entry of report.skipped) byReason.set(entry.reason, [...(byReason.get(entry.reason) ?? []), entry]);
+  for (const [reason, entries] of byReason) {
+    const examples = entries.slice(0, 3).map(({ position, detail }) => `${position.topic}/${position.partition}/${position.offset}: ${detail}`);
+    lines.push(`  skipped ${entries.length} ${reason} (${examples.join('; ')}${entries.length > 3 ? '; ...' : ''})`);
+  }
+  return lines;
+}
+
+/**
+ * `vigil deadletters ...`: parses, runs and prints; returns the exit code (2 for a bad command
+ * line, with the problem and the usage on stderr).
+ */
+export async function runDeadLetters(args: readonly string[], contextOf: DeadLetterContext | (() => DeadLetterContext)): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
+    console.log(DEAD_LETTER_USAGE);
+    return 0;
+  }
+  let parsed: DeadLetterCommand;
+  try {
+    parsed = parseDeadLetterArgs(args);
+  } catch (error) {
+    if (!(error instanceof DeadLetterUsageError)) throw error;
+    console.error(`vigil deadletters: ${error.message}\n\n${DEAD_LETTER_USAGE}`);
+    return 2;
+  }
+  // The configuration is loaded only for a command line that parsed: a typo is reported as such.
+  const context = typeof contextOf === 'function' ? contextOf() : contextOf;
+  const out = context.out ?? ((line: string) => console.log(line));
+  const kafka = kafkaOf(context);
+  switch (parsed.command) {
+    case 'list':
+      for (const line of formatSummary(await listDeadLetters({ ...context, kafka }, parsed.selection))) out(line);
+      return 0;
+    case 'show': {
+      const { entries, matched } = await readDeadLetters({ ...context, kafka }, parsed.selection, parsed.limit);
+      for (const entry of entries) for (const line of formatEntry(entry, parsed.maxBytes)) out(line);
+      out(`${entries.length} of ${matched} selected dead letters shown${matched > entries.length ? ` (--limit ${parsed.limit})` : ''}`);
+      return 0;
+    }
+    case 'redrive':
+      for (const line of formatRedrive(await redriveDeadLetters({ ...context, kafka }, parsed.selection, parsed))) out(line);
+      return 0;
+  }
+}

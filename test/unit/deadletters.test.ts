@@ -1,0 +1,230 @@
+import type { DeadLetterRecord } from '../../ingest';
+import {
+  DeadLetterUsageError,
+  MAX_REDRIVES,
+  escapeBytes,
+  formatRedrive,
+  parseDeadLetterArgs,
+  parseTime,
+  planRedrive,
+  selects,
+  summarise,
+  type DeadLetterEntry,
+  type Selection,
+} from '../../scripts/deadletters';
+
+const now = new Date('2026-11-27T12:00:00Z');
+const POLICY = 'vigil.events.policy';
+const DLQ = 'vigil.deadletter';
+
+function entry(offset: number, overrides: Partial<DeadLetterRecord> = {}, time = Date.parse('2026-11-27T10:00:00Z')): DeadLetterEntry {
+  return {
+    position: { topic: DLQ, partition: 0, offset: String(offset) },
+    time,
+    record: {
+      reasonCode: 'too_large',
+      reason: 'the message is 3000 bytes; the limit is 2048',
+      topic: POLICY,
+      partition: 2,
+      offset: String(1000 + offset),
+      value: Buffer.from(`{"id":"evt-${offset}"}`),
+      originalKey: Buffer.from('partner-acme'),
+      deadLetteredAt: Number.isFinite(time) ? new Date(time).toISOString() : '',
+      ...overrides,
+    },
+  };
+}
+
+const all: Selection = { reasons: [], offsets: [] };
+
+/** The message a usage error carries, or a failure if the arguments parse. */
+function refusal(args: string[]): string {
+  try {
+    parseDeadLetterArgs(args, now);
+  } catch (error) {
+    expect(error).toBeInstanceOf(DeadLetterUsageError);
+    expect((error as DeadLetterUsageError).retriable).toBe(false);
+    return (error as Error).message;
+  }
+  throw new Error(`${args.join(' ')} parsed`);
+}
+
+describe('parseDeadLetterArgs', () => {
+  it('reads a selection: reasons repeated or comma-separated, a time range, positions normalised', () => {
+    expect(parseDeadLetterArgs(['show', '--reason', 'too_large,not_json', '--reason', 'too_large', '--from', 'now-2h', '--to', '2026-11-27T11:30:00Z', '--offset', 'vigil.events.policy:02:0042', '--limit', '5', '--max-bytes', '64'], now)).toEqual({
+      command: 'show',
+      selection: { reasons: ['too_large', 'not_json'], from: Date.parse('2026-11-27T10:00:00Z'), to: Date.parse('2026-11-27T11:30:00Z'), offsets: ['vigil.events.policy:2:42'] },
+      limit: 5,
+      maxBytes: 64,
+    });
+  });
+
+  it('defaults: list and show select everything, show prints 20 messages of 512 bytes, redrive is neither dry nor forced', () => {
+    expect(parseDeadLetterArgs(['list'], now)).toEqual({ command: 'list', selection: all });
+    expect(parseDeadLetterArgs(['show'], now)).toEqual({ command: 'show', selection: all, limit: 20, maxBytes: 512 });
+    expect(parseDeadLetterArgs(['redrive', '--reason', 'too_large'], now)).toEqual({ command: 'redrive', selection: { reasons: ['too_large'], offsets: [] }, dryRun: false, force: false });
+    expect(parseDeadLetterArgs(['redrive', '--offset', 'vigil.deadletter:0:7', '--dry-run', '--force'], now)).toMatchObject({ dryRun: true, force: true });
+  });
+
+  it('refuses a redrive without a selection: it would send back every bad message ever seen', () => {
+    expect(refusal(['redrive'])).toBe('redrive needs a selection: --reason, --from/--to or --offset');
+    expect(refusal(['redrive', '--dry-run'])).toBe('redrive needs a selection: --reason, --from/--to or --offset');
+  });
+
+  it.each([
+    [[], 'a subcommand is needed: list, show or redrive'],
+    [['purge'], 'unknown subcommand "purge"; use list, show or redrive'],
+    [['show', '--reason', 'typo'], '--reason: "typo" is not a reason code (empty, too_large, not_json, too_deep, unknown_schema_version, schema_invalid, wrong_topic, time_out_of_range, index_rejected, id_conflict)'],
+    [['show', '--reason'], '--reason needs a value'],
+    [['show', '--reason', '--limit'], '--reason needs a value'],
+    [['list', '--limit', '3'], 'unknown option --limit for deadletters list'],
+    [['list', '--dry-run'], 'unknown option --dry-run for deadletters list'],
+    [['show', 'too_large'], 'unexpected argument "too_large" for deadletters show'],
+    [['show', '--limit', '0'], '--limit: "0" is not an integer from 1 to 1000000'],
+    [['show', '--limit', '2.5'], '--limit: "2.5" is not an integer from 1 to 1000000'],
+    [['show', '--max-bytes', 'lots'], '--max-bytes: "lots" is not an integer from 1 to 104857600'],
+    [['show', '--from', 'now', '--from', 'now-1h'], '--from is given twice'],
+    [['show', '--from', 'now', '--to', 'now-1h'], '--from is after --to'],
+    [['redrive', '--offset', 'vigil.events.policy:2'], '--offset: "vigil.events.policy:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)'],
+    [['redrive', '--offset', 'a topic:1:2'], '--offset: "a topic:1:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)'],
+  ])('refuses %j: %s', (args, message) => {
+    expect(refusal(args)).toBe(message);
+  });
+});
+
+describe('parseTime', () => {
+  it('reads ISO 8601 with a zone, a date, now and now-N<unit>', () => {
+    expect(parseTime('--from', '2026-11-27T10:00:00Z', now)).toBe(Date.parse('2026-11-27T10:00:00Z'));
+    expect(parseTime('--from', '2026-11-27T10:00:00.250+01:00', now)).toBe(Date.parse('2026-11-27T09:00:00.250Z'));
+    expect(parseTime('--from', '2026-11-27', now)).toBe(Date.parse('2026-11-27T00:00:00Z'));
+    expect(parseTime('--to', 'now', now)).toBe(now.getTime());
+    expect(parseTime('--from', 'now-90s', now)).toBe(now.getTime() - 90_000);
+    expect(parseTime('--from', 'now-15m', now)).toBe(now.getTime() - 900_000);
+    expect(parseTime('--from', 'now-3d', now)).toBe(now.getTime() - 3 * 86_400_000);
+  });
+
+  it.each(['yesterday', '2026-11-27T10:00:00', '2026-13-45T10:00:00Z', 'now-2w', 'now+1h', ''])('refuses %j naming the option', (text) => {
+    expect(() => parseTime('--to', text, now)).toThrow(`--to: "${text}" is not a time`);
+  });
+});
+
+describe('selects', () => {
+  it('selects everything with an empty selection', () => {
+    expect(selects(all, entry(1))).toBe(true);
+  });
+
+  it('needs every criterion given to hold', () => {
+    const at = Date.parse('2026-11-27T10:00:00Z');
+    expect(selects({ ...all, reasons: ['too_large'] }, entry(1))).toBe(true);
+    expect(selects({ ...all, reasons: ['not_json'] }, entry(1))).toBe(false);
+    expect(selects({ ...all, from: at, to: at }, entry(1))).toBe(true);
+    expect(selects({ ...all, from: at + 1 }, entry(1))).toBe(false);
+    expect(selects({ ...all, to: at - 1 }, entry(1))).toBe(false);
+    expect(selects({ ...all, reasons: ['too_large'], from: at + 1 }, entry(1))).toBe(false);
+  });
+
+  it('matches a position against the dead letter itself or the source position it names', () => {
+    expect(selects({ ...all, offsets: [`${DLQ}:0:3`] }, entry(3))).toBe(true);
+    expect(selects({ ...all, offsets: [`${POLICY}:2:1003`] }, entry(3))).toBe(true);
+    expect(selects({ ...all, offsets: [`${DLQ}:1:3`, `${POLICY}:2:1004`] }, entry(3))).toBe(false);
+  });
+
+  it('never selects a dead letter whose time is unreadable by a time range', () => {
+    expect(selects({ ...all, from: 0 }, entry(1, {}, Number.NaN))).toBe(false);
+  });
+});
+
+describe('planRedrive', () => {
+  const topics = [POLICY, 'vigil.events.invocation', 'vigil.events.device'];
+
+  it('sends each selected dead letter to its source topic', () => {
+    const plan = planRedrive([entry(1), entry(2)], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen, topic }) => [chosen.position.offset, topic])).toEqual([
+      ['1', POLICY],
+      ['2', POLICY],
+    ]);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('skips, saying why: no value, not an event topic, the same source position twice', () => {
+    const copy = entry(5, { offset: '1001' }); // the same original, dead-lettered again by a redone chunk
+    const plan = planRedrive([entry(1), entry(2, { value: null, reasonCode: 'empty' }), entry(3, { value: Buffer.alloc(0) }), entry(4, { topic: 'old.policy' }), copy], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['1']);
+    expect(plan.skipped.map(({ entry: skipped, reason, detail }) => [skipped.position.offset, reason, detail])).toEqual([
+      ['2', 'no_value', 'the original message had no value'],
+      ['3', 'no_value', 'the original message had no value'],
+      ['4', 'not_an_event_topic', 'source topic "old.policy" is not an event topic of this configuration'],
+      ['5', 'already_selected', `another dead letter of ${POLICY}:2:1001 is sent`],
+    ]);
+  });
+
+  it(`refuses a message already redriven ${MAX_REDRIVES} times, unless forced`, () => {
+    const tired = entry(1, { redrive: { from: `${DLQ}/0/0`, count: MAX_REDRIVES } });
+    const once = entry(2, { redrive: { from: `${DLQ}/0/0`, count: MAX_REDRIVES - 1 } });
+    const plan = planRedrive([tired, once], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['2']);
+    expect(plan.skipped).toEqual([{ entry: tired, reason: 'redrive_limit', detail: `redriven ${MAX_REDRIVES} times already; --force sends it again` }]);
+    expect(planRedrive([tired], { eventTopics: topics, force: true }).send).toHaveLength(1);
+    expect(planRedrive([once], { eventTopics: topics, force: false, maxRedrives: 1 }).skipped).toHaveLength(1);
+  });
+});
+
+describe('escapeBytes', () => {
+  it('prints UTF-8 text as it is, escaping control characters and backslashes', () => {
+    expect(escapeBytes(Buffer.from('{"path":"/\u0000null","ua":"a\tb"}\n'), 100)).toBe('{"path":"/\\u0000null","ua":"a\\tb"}\\n');
+    expect(escapeBytes(Buffer.from('C:\\x \u0085 \u2028 ü'), 100)).toBe('C:\\\\x \\u0085 \\u2028 ü');
+  });
+
+  it('prints bytes that are not UTF-8 as \\xNN', () => {
+    expect(escapeBytes(Buffer.from([0x7b, 0xff, 0xfe, 0x5c, 0x41, 0x0a]), 100)).toBe('{\\xff\\xfe\\\\A\\x0a');
+  });
+
+  it('cuts at the byte limit, never inside a character, and counts what is left', () => {
+    expect(escapeBytes(Buffer.from('abcdef'), 4)).toBe('abcd… (2 more bytes)');
+    // ü is two bytes: at a 4-byte limit "aüb" (4 bytes) fits, "aüü" would not.
+    expect(escapeBytes(Buffer.from('aübü'), 4)).toBe('aüb… (2 more bytes)');
+    expect(escapeBytes(Buffer.from('aüü'), 2)).toBe('a… (4 more bytes)');
+    expect(escapeBytes(Buffer.from([0xff, 0xff, 0xff]), 2)).toBe('\\xff\\xff… (1 more bytes)');
+  });
+
+  it('says when there is nothing to print', () => {
+    expect(escapeBytes(null, 10)).toBe('(no value)');
+    expect(escapeBytes(Buffer.alloc(0), 10)).toBe('(0 bytes)');
+  });
+});
+
+describe('summarise', () => {
+  it('counts by reason in the codes order, with distinct source positions, times, source topics and redrives', () => {
+    const early = Date.parse('2026-11-27T09:00:00Z');
+    const late = Date.parse('2026-11-27T11:00:00Z');
+    const summary = summarise(
+      DLQ,
+      [
+        entry(1, { reasonCode: 'not_json' }, late),
+        entry(2, {}, late),
+        entry(3, { offset: '1002' }, early), // the same original as entry 2
+        entry(4, { topic: 'vigil.events.device', redrive: { from: `${DLQ}/0/1`, count: 1 } }, early),
+      ],
+      new Map([[0, '5']]),
+    );
+    expect(summary).toEqual({
+      topic: DLQ,
+      ends: { 0: '5' },
+      total: 4,
+      byReason: [
+        { reasonCode: 'too_large', count: 3, distinct: 2, oldest: early, newest: late, sourceTopics: { [POLICY]: 2, 'vigil.events.device': 1 }, redriven: 1 },
+        { reasonCode: 'not_json', count: 1, distinct: 1, oldest: late, newest: late, sourceTopics: { [POLICY]: 1 }, redriven: 0 },
+      ],
+    });
+  });
+});
+
+describe('formatRedrive', () => {
+  it('reports selected, sent and skipped, with the reasons and examples', () => {
+    const position = { topic: DLQ, partition: 0, offset: '2' };
+    expect(
+      formatRedrive({ selected: 3, sent: 2, wouldSend: 0, sentByTopic: { [POLICY]: 2 }, skipped: [{ reason: 'redrive_limit', detail: 'redriven 3 times already; --force sends it again', position }], dryRun: false }),
+    ).toEqual(['redrive: 3 selected, 2 sent, 1 skipped', `  sent 2 to ${POLICY}`, `  skipped 1 redrive_limit (${DLQ}/0/2: redriven 3 times already; --force sends it again)`]);
+    expect(formatRedrive({ selected: 2, sent: 0, wouldSend: 2, sentByTopic: {}, skipped: [], dryRun: true })).toEqual(['redrive (dry run): 2 selected, 0 sent (2 would be sent), 0 skipped']);
+  });
+});

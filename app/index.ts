@@ -19,7 +19,7 @@ import {
   type Notifier,
   type RuleSet,
 } from '../detectors';
-import { createIngestPipeline, openGeoipLite, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
+import { createIngestPipeline, openGeoDatabase, type GeoDatabase, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
 import {
   Instrumentation,
   createConsumerSupervisor,
@@ -50,7 +50,7 @@ export interface VigilOverrides {
   kafka?: Kafka;
   elasticsearch?: Client;
   redis?: Redis;
-  /** @defaultValue geoip-lite's bundled database, opened at start */
+  /** @defaultValue the database VIGIL_GEOIP_DATABASE names (else geoip-lite's bundled one), opened at start */
   geoLookup?: GeoLookup;
   /** Shared by every component; subscribe to measure without patching. @defaultValue a new one */
   instrumentation?: Instrumentation;
@@ -196,6 +196,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
 
   let pipeline: IngestPipeline | undefined;
   let geoLookup: GeoLookup | undefined = overrides.geoLookup;
+  let geoDatabase: GeoDatabase | undefined;
   if (roles.has('ingest')) {
     pipeline = createIngestPipeline({
       config,
@@ -252,6 +253,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(engine ? { engine: () => engine.stats() } : {}),
     ...(alerter ? { alerter: () => alerter.stats() } : {}),
     ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats() } : {}),
+    geo: () => geoDatabase,
   });
   const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
   let httpAddress: HttpListen | undefined;
@@ -267,7 +269,12 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     if (listen) httpAddress = await observability.listen(listen);
     started.push('health and metrics', () => observability.close());
     if (pipeline) {
-      geoLookup ??= await openGeoipLite();
+      if (!geoLookup) {
+        const opened = await openGeoDatabase(config.geo.database, { logger: logger.child({ component: 'geo' }) });
+        started.push('geo database watcher', () => Promise.resolve(opened.close()));
+        geoDatabase = opened;
+        geoLookup = opened.lookup;
+      }
       if (engine && config.detection.watch) {
         const watched = engine;
         const stopWatching = watchRules(rulePaths, (next) => watched.setRules(next), logger.child({ component: 'detectors' }));

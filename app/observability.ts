@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats } from '../detectors';
-import type { IngestStats } from '../ingest';
+import type { GeoDatabase, IngestStats } from '../ingest';
 import { errorMessage, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
 
 /** What the endpoints read, supplied by the composition root. */
@@ -28,6 +28,8 @@ export interface ObservabilitySources {
   alerter?: () => AlerterStats;
   notifier?: () => NotifierStats;
   destinations?: () => Record<string, DestinationStats>;
+  /** The geo database enrichment uses, once opened (undefined before, or when a lookup was supplied instead). */
+  geo?: () => GeoDatabase | undefined;
 }
 
 /** Where the endpoints listen: `port: 0` asks the system for a free port (tests). */
@@ -180,6 +182,30 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       collect() {
         this.set(notifier().queued);
       },
+    });
+  }
+
+  const { geo } = sources;
+  if (geo) {
+    new Gauge({
+      name: 'vigil_geo_database_build_timestamp_seconds',
+      help: 'When the data of the geo database in force was built (Unix seconds: MaxMind build_epoch, or the date of geoip-lite data), by database and where it was read from.',
+      labelNames: ['database', 'origin'],
+      registers,
+      collect() {
+        this.reset();
+        const info = geo()?.info();
+        if (info?.build) this.set({ database: info.name, origin: info.origin }, info.build.getTime() / 1000);
+      },
+    });
+    totalOf('vigil_geo_database_reloads_total', 'Reads of a changed geo database file: loaded, or refused (the database in force stays).', ['outcome'], () => {
+      const stats = geo()?.stats();
+      return stats
+        ? [
+            [{ outcome: 'loaded' }, stats.reloaded],
+            [{ outcome: 'refused' }, stats.refused],
+          ]
+        : [];
     });
   }
 

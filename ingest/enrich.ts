@@ -45,14 +45,41 @@ export function ipScope(ip: string): IpScope {
   return 'public';
 }
 
+/** Which geo database answered: what each document's `vigil.geo.database*` fields name. */
+export interface GeoDatabaseInfo {
+  /** MaxMind's `database_type` (`GeoLite2-City`, `GeoIP2-City`), or `geoip-lite`. */
+  name: string;
+  /** When its data was built (MaxMind's `build_epoch`); absent when the database doesn't say. */
+  build?: Date;
+}
+
 /** A located address; `accuracyKm` is the radius the database vouches for. */
 export interface GeoResult {
   geo: GeoDocument;
   accuracyKm?: number;
+  /** The database that answered; one object per loaded database, shared by its answers. */
+  database?: GeoDatabaseInfo;
 }
 
 /** Looks an address up; injectable so tests and other databases can stand in. */
 export type GeoLookup = (ip: string) => GeoResult | undefined;
+
+/** How many times the file was read again after a change, and how many of those were refused. */
+export interface GeoReloadStats {
+  reloaded: number;
+  refused: number;
+}
+
+/** A geo database enrichment uses, possibly swapped for a newer one while Vigil runs. */
+export interface GeoDatabase {
+  /** Looks an address up in the database in force now. */
+  readonly lookup: GeoLookup;
+  /** The database in force now, and where it came from (a file, or the bundled package). */
+  info(): GeoDatabaseInfo & { origin: string; version?: string };
+  stats(): GeoReloadStats;
+  /** Stops watching the file. Idempotent. */
+  close(): void;
+}
 
 /** What enrichment adds to an event. */
 export interface Enrichment {
@@ -61,6 +88,8 @@ export interface Enrichment {
   geo?: GeoDocument;
   geoSource: 'geoip' | 'producer' | 'none';
   accuracyKm?: number;
+  /** The database that gave `geo`, when `geoSource` is `geoip`. */
+  geoDatabase?: GeoDatabaseInfo;
 }
 
 /**
@@ -82,5 +111,11 @@ export function enrich(event: VigilEvent, lookup: GeoLookup): Enrichment {
   if (ip === undefined || scope !== 'public') return { ...base, geoSource: 'none' };
   const found = lookup(ip);
   if (found === undefined) return { ...base, geoSource: 'none' };
-  return { ...base, geo: found.geo, geoSource: 'geoip', ...(found.accuracyKm === undefined ? {} : { accuracyKm: found.accuracyKm }) };
+  return {
+    ...base,
+    geo: found.geo,
+    geoSource: 'geoip',
+    ...(found.accuracyKm === undefined ? {} : { accuracyKm: found.accuracyKm }),
+    ...(found.database === undefined ? {} : { geoDatabase: found.database }),
+  };
 }

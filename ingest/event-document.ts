@@ -56,6 +56,8 @@ export function toEventDocument(
         source: enrichment.geoSource,
         ...(enrichment.ipScope ? { ip_scope: enrichment.ipScope } : {}),
         ...(enrichment.accuracyKm === undefined ? {} : { accuracy_km: enrichment.accuracyKm }),
+        ...(enrichment.geoDatabase ? { database: enrichment.geoDatabase.name } : {}),
+        ...(enrichment.geoDatabase?.build ? { database_build: enrichment.geoDatabase.build.toISOString() } : {}),
       },
       kafka: { topic: position.topic, partition: position.partition, offset: position.offset },
       content_hash: contentHash(event),

@@ -1,8 +1,38 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { GeoDocument } from '../schemas';
-import type { GeoLookup } from './enrich';
+import type { GeoDatabaseInfo, GeoLookup } from './enrich';
 
 function isCoordinate(value: number | null, limit: number): value is number {
   return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= limit;
+}
+
+/** geoip-lite's version and the date of its data, for documents and `/metrics`. */
+export interface GeoipLiteInfo extends GeoDatabaseInfo {
+  name: 'geoip-lite';
+  /** The installed package's version, e.g. `1.4.10`. */
+  version: string;
+}
+
+/**
+ * Reads which geoip-lite is installed and when its data was built. The package carries no date
+ * of its own, but `data/city.checksum` names the MaxMind file its tables were made from
+ * (`GeoLite2-City-CSV_20231115.zip`), and geoip-lite's `updatedb` script rewrites it when an
+ * operator refreshes the data; the files' times are only the install time.
+ */
+export function geoipLiteInfo(): GeoipLiteInfo {
+  const manifest = createRequire(__filename).resolve('geoip-lite/package.json');
+  const { version } = JSON.parse(readFileSync(manifest, 'utf8')) as { version: string };
+  let build: Date | undefined;
+  try {
+    const checksum = readFileSync(join(dirname(manifest), 'data', 'city.checksum'), 'utf8');
+    const day = /_(\d{4})(\d{2})(\d{2})\.zip/.exec(checksum);
+    if (day) build = new Date(`${day[1]}-${day[2]}-${day[3]}T00:00:00Z`);
+  } catch {
+    // A package without the checksum file: the build date is unknown, and said to be.
+  }
+  return { name: 'geoip-lite', version, ...(build && !Number.isNaN(build.getTime()) ? { build } : {}) };
 }
 
 /**
@@ -13,6 +43,9 @@ function isCoordinate(value: number | null, limit: number): value is number {
  */
 export async function openGeoipLite(): Promise<GeoLookup> {
   const { default: geoip } = await import('geoip-lite');
+  const { name, build } = geoipLiteInfo();
+  // One object shared by every answer: documents name it, and no lookup allocates it again.
+  const database: GeoDatabaseInfo = { name, ...(build ? { build } : {}) };
   return (ip) => {
     const found = geoip.lookup(ip);
     if (found === null) return undefined;
@@ -26,6 +59,6 @@ export async function openGeoipLite(): Promise<GeoLookup> {
     // geo_point of either would be refused or wrong, so there is no location then.
     if (isCoordinate(lat, 90) && isCoordinate(lon, 180) && !(lat === 0 && lon === 0)) geo.location = { lat, lon };
     if (Object.keys(geo).length === 0) return undefined;
-    return { geo, ...(found.area ? { accuracyKm: found.area } : {}) };
+    return { geo, ...(found.area ? { accuracyKm: found.area } : {}), database };
   };
 }

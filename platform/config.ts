@@ -157,6 +157,14 @@ export const settings = {
       'How long an invocation may wait for its request’s policy decisions; 0 never waits (see [correlation.md](correlation.md#the-bounded-wait)).',
     ),
   },
+  geo: {
+    database: setting(
+      'VIGIL_GEOIP_DATABASE',
+      path.optional(),
+      'a readable MaxMind City `.mmdb` file',
+      'A MaxMind GeoLite2-City or GeoIP2-City database to locate client IPs with, read again whenever the file changes; unset uses the older geoip-lite data bundled with Vigil (see [geo.md](geo.md)).',
+    ),
+  },
   alerting: {
     group: setting('VIGIL_ALERTER_GROUP', name.default('vigil-alerter'), NAME, 'The alerter’s consumer group on the detections topic (see [alerting.md](alerting.md#where-it-runs)).'),
     notificationDeadLetterTopic: setting(
@@ -256,6 +264,7 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
       ['KAFKA_TLS_CA_FILE', (config: Config) => config.kafka.caFile],
       ['ELASTICSEARCH_CA_FILE', (config: Config) => config.elasticsearch.caFile],
       ['REDIS_TLS_CA_FILE', (config: Config) => config.redis.caFile],
+      ['VIGIL_GEOIP_DATABASE', (config: Config) => config.geo.database],
     ] as const
   ).map(([variable, fileOf]) => (config: Config) => {
     const file = fileOf(config);

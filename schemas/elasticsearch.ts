@@ -59,8 +59,17 @@ export interface EventDocument {
     latency_ms?: number;
     policy?: { kind: string; name: string; outcome: 'pass' | 'fail'; reason?: string; auth_context?: string; scopes?: string[] };
     device?: { type: string; os?: string; fingerprint?: string; action: string };
-    /** Where `source.geo` came from, and whether the IP is private/reserved (never looked up). */
-    geo: { source: 'geoip' | 'producer' | 'none'; ip_scope?: 'public' | 'private' | 'reserved'; accuracy_km?: number };
+    /**
+     * Where `source.geo` came from, and whether the IP is private/reserved (never looked up);
+     * for `geoip`, the database that answered and when its data was built (ISO 8601).
+     */
+    geo: {
+      source: 'geoip' | 'producer' | 'none';
+      ip_scope?: 'public' | 'private' | 'reserved';
+      accuracy_km?: number;
+      database?: string;
+      database_build?: string;
+    };
     kafka: { topic: string; partition: number; offset: string };
     /**
      * SHA-256 of the validated event as canonical JSON (nothing the pipeline adds): a second
@@ -166,7 +175,7 @@ export const eventMappings = {
         device: {
           properties: { type: keyword, os: keyword, fingerprint: keyword, action: keyword },
         },
-        geo: { properties: { source: keyword, ip_scope: keyword, accuracy_km: float } },
+        geo: { properties: { source: keyword, ip_scope: keyword, accuracy_km: float, database: keyword, database_build: date } },
         kafka: { properties: { topic: keyword, partition: long, offset: keyword } },
         content_hash: keyword,
         correlation: {

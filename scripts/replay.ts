@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet } from '../detectors';
-import { correlate, decode, enrich, openGeoipLite, type Decoded, type GeoLookup } from '../ingest';
+import { correlate, decode, enrich, openGeoDatabase, type Decoded, type GeoLookup } from '../ingest';
 import { createElasticsearch, createLogger, createRedis, loadConfig, type Config } from '../platform';
 import { eventSchema, indexNames, type Detection, type EventDocument } from '../schemas';
 
@@ -69,7 +69,8 @@ export async function replayDetections(
   // Correlation runs as in the pipeline, on the same throwaway prefix, with no wait: a replayed
   // request's decisions are either in the input or never coming.
   const correlator = new Correlator({ redis, prefix, waitMs: 0 });
-  const geoLookup = await openGeoipLite();
+  // The pipeline's database, so a replay locates events as the pipeline does; no reload in a batch run.
+  const { lookup: geoLookup } = await openGeoDatabase(config.geo.database, { watch: false });
   const detections: Detection[] = [];
   let events = 0;
   let refused = 0;

@@ -39,7 +39,7 @@ describe('event index templates on the real Elasticsearch', () => {
 
     const mapping = await stack.elasticsearch.indices.getFieldMapping({
       index,
-      fields: ['@timestamp', 'source.ip', 'source.geo.location', 'labels.region', 'vigil.geo.accuracy_km', 'user.id'],
+      fields: ['@timestamp', 'source.ip', 'source.geo.location', 'labels.region', 'vigil.geo.accuracy_km', 'vigil.geo.database', 'vigil.geo.database_build', 'user.id'],
     });
     const fields = mapping[index]?.mappings ?? {};
     const typeOf = (field: string): unknown => {
@@ -51,6 +51,8 @@ describe('event index templates on the real Elasticsearch', () => {
     expect(typeOf('source.geo.location')).toBe('geo_point');
     expect(typeOf('labels.region')).toBe('keyword');
     expect(typeOf('vigil.geo.accuracy_km')).toBe('float');
+    expect(typeOf('vigil.geo.database')).toBe('keyword');
+    expect(typeOf('vigil.geo.database_build')).toBe('date');
     expect(typeOf('user.id')).toBe('keyword');
 
     const near = await stack.elasticsearch.count({

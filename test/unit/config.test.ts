@@ -30,6 +30,7 @@ const DEFAULTS: Config = {
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 100 },
   redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
   detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0 },
+  geo: {},
   alerting: {
     group: 'vigil-alerter',
     notificationDeadLetterTopic: 'vigil.notifications.deadletter',
@@ -88,6 +89,7 @@ describe('loadConfig', () => {
       VIGIL_RULES_PATH: 'rules/a.yaml, rules/extra',
       VIGIL_RULES_WATCH: 'false',
       VIGIL_ALLOWED_LATENESS_MS: '60000',
+      VIGIL_GEOIP_DATABASE: __filename, // any readable file: its content is checked when Vigil starts
       VIGIL_HTTP_HOST: '0.0.0.0',
       VIGIL_HTTP_PORT: '9100',
       VIGIL_SHUTDOWN_TIMEOUT_MS: '5000',
@@ -104,6 +106,7 @@ describe('loadConfig', () => {
       bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20 },
       redis: { url: 'redis://redis.internal:6380', prefix: 'v2' },
       detection: { enabled: false, rulesPaths: ['rules/a.yaml', 'rules/extra'], watch: false, allowedLatenessMs: 60_000, correlationWaitMs: 0 },
+      geo: { database: __filename },
       alerting: {
         group: 'vigil-alerter',
         notificationDeadLetterTopic: 'vigil.notifications.deadletter',

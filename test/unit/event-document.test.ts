@@ -8,6 +8,7 @@ const ingestedAt = new Date('2024-05-01T10:31:02.500Z');
 const lookup: GeoLookup = () => ({
   geo: { country_iso_code: 'GB', city_name: 'London', region_iso_code: 'GB-ENG', location: { lat: 51.5, lon: -0.12 } },
   accuracyKm: 50,
+  database: { name: 'GeoLite2-City', build: new Date('2026-06-02T14:07:11Z') },
 });
 
 function documentOf(event: VigilEvent, enrichment: Enrichment = enrich(event, lookup)): EventDocument {
@@ -137,7 +138,7 @@ describe('toEventDocument', () => {
         session_id: 'sess-1',
         api: 'payments-v2',
         group: 'payments',
-        geo: { source: 'geoip', ip_scope: 'public', accuracy_km: 50 },
+        geo: { source: 'geoip', ip_scope: 'public', accuracy_km: 50, database: 'GeoLite2-City', database_build: '2026-06-02T14:07:11.000Z' },
         policy: {
           kind: 'authn',
           name: 'verify-api-key',

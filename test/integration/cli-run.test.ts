@@ -3,33 +3,12 @@
  * be restarted makes it exit with 1 and one log line saying why. Runs the built CLI (bin/vigil.js).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
 import { ensureTopics, loadConfig } from '../../platform';
-import { openStack, waitFor, type Stack } from '../support/harness';
+import { isolatedEnv, openStack, waitFor, type Stack } from '../support/harness';
 
 const ROOT = join(__dirname, '..', '..');
-
-function isolatedEnv(): Record<string, string> {
-  const id = randomBytes(4).toString('hex');
-  return {
-    VIGIL_TOPIC_POLICY: `it-${id}.policy`,
-    VIGIL_TOPIC_INVOCATION: `it-${id}.invocation`,
-    VIGIL_TOPIC_DEVICE: `it-${id}.device`,
-    VIGIL_TOPIC_DEADLETTER: `it-${id}.deadletter`,
-    VIGIL_TOPIC_DETECTIONS: `it-${id}.detections`,
-    VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `it-${id}.notifications-deadletter`,
-    VIGIL_ALERTER_GROUP: `it-${id}-alerter`,
-    VIGIL_CONSUMER_GROUP: `it-${id}-ingest`,
-    VIGIL_REDIS_PREFIX: `it-${id}`,
-    VIGIL_INDEX_PREFIX: `it-${id}`,
-    VIGIL_TOPIC_PARTITIONS: '1',
-    VIGIL_RULES_WATCH: 'off',
-    VIGIL_HTTP_PORT: '0',
-    LOG_LEVEL: 'info',
-  };
-}
 
 interface Run {
   child: ChildProcess;
@@ -73,7 +52,7 @@ describe('vigil run', () => {
   });
 
   beforeEach(() => {
-    env = isolatedEnv();
+    env = isolatedEnv({ VIGIL_TOPIC_PARTITIONS: '1', VIGIL_RULES_WATCH: 'off', LOG_LEVEL: 'info' });
     stack = openStack(loadConfig({ ...process.env, ...env }));
   });
 

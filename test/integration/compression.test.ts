@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { CompressionCodecs, CompressionTypes, KafkaJSNotImplemented } from 'kafkajs';
 import type { IngestPipeline } from '../../ingest';
 import { READABLE_CODECS, createLogger, registerCodecs, type Codec } from '../../platform';
-import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, withVigil, type Stack } from '../support/harness';
 
 const PER_CODEC = 120;
 
@@ -36,26 +36,14 @@ function produceWithKcat(stack: Stack, codec: Codec, prefix: string, count: numb
 }
 
 describe('record batches compressed by another producer', () => {
-  let stack: Stack;
-  let vigil: ReturnType<typeof vigilOn>;
-
-  beforeAll(async () => {
-    stack = openStack(isolatedConfig());
-    vigil = vigilOn(stack);
-    await vigil.start();
-  });
-
-  afterAll(async () => {
-    await vigil.stop();
-    await stack.cleanup();
-  });
+  const run = withVigil();
 
   it.each(READABLE_CODECS.map((codec) => [codec]))('indexes every event of %s batches produced by kcat', async (codec) => {
-    const ids = produceWithKcat(stack, codec, `evt-${codec}`, PER_CODEC);
+    const ids = produceWithKcat(run.stack, codec, `evt-${codec}`, PER_CODEC);
     const query = { terms: { 'event.id': ids } };
-    await waitFor(`${PER_CODEC} events from ${codec} batches`, async () => (await countEvents(stack, query)) >= PER_CODEC);
-    expect(await countEvents(stack, query)).toBe(PER_CODEC);
-    expect((vigil.pipeline as IngestPipeline).stats().deadLettered).toBe(0);
+    await waitFor(`${PER_CODEC} events from ${codec} batches`, async () => (await countEvents(run.stack, query)) >= PER_CODEC);
+    expect(await countEvents(run.stack, query)).toBe(PER_CODEC);
+    expect((run.vigil.pipeline as IngestPipeline).stats().deadLettered).toBe(0);
   });
 });
 

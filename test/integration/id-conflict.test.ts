@@ -1,7 +1,6 @@
 import { fromDeadLetterMessage, toEventDocument } from '../../ingest';
-import type { Vigil } from '../../app';
 import { eventIndexName, eventSchema, indexNames, type EventDocument } from '../../schemas';
-import { countEvents, isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from '../support/harness';
+import { countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
 
 const time = new Date().toISOString();
 const policy = (id: string, outcome: 'pass' | 'fail'): Record<string, unknown> => ({
@@ -21,22 +20,10 @@ const resent = (id: string, outcome: 'pass' | 'fail'): string => {
 };
 
 describe('same id, other content: an id conflict, never a dropped event', () => {
-  let stack: Stack;
-  let vigil: Vigil;
-
-  beforeAll(async () => {
-    stack = openStack(isolatedConfig());
-    vigil = vigilOn(stack);
-    await vigil.start();
-  });
-
-  afterAll(async () => {
-    await vigil.stop();
-    await stack.cleanup();
-  });
+  const run = withVigil();
 
   it('dead-letters the second event of an id with other content as id_conflict, keeps a redelivery a duplicate, and a redone run decides the same', async () => {
-    const { config, elasticsearch, kafka } = stack;
+    const { config, elasticsearch, kafka } = run.stack;
     // A document indexed before content hashes existed: the hash of its event.original counts.
     const legacy = eventSchema.parse(policy('evt-conflict-legacy', 'fail'));
     const current = toEventDocument(legacy, { geoSource: 'none' }, { topic: config.topics.policy, partition: 0, offset: '0' }, new Date());
@@ -61,7 +48,7 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
       ],
     });
     // Later, in a chunk of its own: a redelivery and a collision of a settled document.
-    await waitFor('the first copies', async () => (await countEvents(stack, { prefix: { 'event.id': 'evt-conflict-' } })) >= 3);
+    await waitFor('the first copies', async () => (await countEvents(run.stack, { prefix: { 'event.id': 'evt-conflict-' } })) >= 3);
     await producer.send({
       topic: config.topics.policy,
       acks: -1,
@@ -80,15 +67,15 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
     // The dead letter holds the second event's bytes, so it can be re-sent under a new id.
     for (const record of records) expect(JSON.parse(record.value?.toString() ?? '{}')).toMatchObject({ policy: { outcome: 'pass' } });
 
-    await waitFor('every message settled', () => (vigil.pipeline?.stats().consumed ?? 0) >= 7);
-    expect(vigil.pipeline?.stats()).toMatchObject({ consumed: 7, indexed: 2, duplicates: 2, deadLettered: 3, deadLetteredByReason: { id_conflict: 3 } });
-    expect(await countEvents(stack, { prefix: { 'event.id': 'evt-conflict-' } })).toBe(3);
+    await waitFor('every message settled', () => (run.vigil.pipeline?.stats().consumed ?? 0) >= 7);
+    expect(run.vigil.pipeline?.stats()).toMatchObject({ consumed: 7, indexed: 2, duplicates: 2, deadLettered: 3, deadLetteredByReason: { id_conflict: 3 } });
+    expect(await countEvents(run.stack, { prefix: { 'event.id': 'evt-conflict-' } })).toBe(3);
     // The first copy stays as it was.
-    expect(await countEvents(stack, { term: { 'vigil.policy.outcome': 'pass' } })).toBe(0);
+    expect(await countEvents(run.stack, { term: { 'run.vigil.policy.outcome': 'pass' } })).toBe(0);
 
     // At-least-once: every chunk redone (a new group reads the topic again) finds its own
     // events as duplicates and the collisions as conflicts again, under the same dead-letter keys.
-    const redo = vigilOn(stack, {}, { ...config, consumerGroup: `${config.consumerGroup}-redo` });
+    const redo = vigilOn(run.stack, {}, { ...config, consumerGroup: `${config.consumerGroup}-redo` });
     await redo.start();
     try {
       await waitFor('the redone run', () => (redo.pipeline?.stats().consumed ?? 0) >= 7);
@@ -98,8 +85,8 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
     }
     const again = (await readTopic(kafka, config.topics.deadLetter, 6)).map(fromDeadLetterMessage);
     expect(new Set(again.map((record) => `${record.topic}:${record.partition}:${record.offset}`)).size).toBe(3);
-    expect(await countEvents(stack, { prefix: { 'event.id': 'evt-conflict-' } })).toBe(3);
-    const stored = await elasticsearch.count({ index: indexNames(config.indices.prefix).eventPattern, query: { exists: { field: 'vigil.content_hash' } } });
+    expect(await countEvents(run.stack, { prefix: { 'event.id': 'evt-conflict-' } })).toBe(3);
+    const stored = await elasticsearch.count({ index: indexNames(config.indices.prefix).eventPattern, query: { exists: { field: 'run.vigil.content_hash' } } });
     expect(stored.count).toBe(2);
   });
 });

@@ -6,11 +6,13 @@ import { deleteTopics, removeIndicesAndTemplates } from './cleanup';
 import { indexNames } from '../../schemas';
 import { createVigil, type Vigil, type VigilOverrides } from '../../app';
 
-/** A configuration whose topics, group and indices are new and unique to one test. */
-export function isolatedConfig(overrides: Record<string, string> = {}): Config {
+/**
+ * Environment variables whose topics, groups, Redis prefix and indices are new and unique to one
+ * test (for a child process, or for {@link isolatedConfig}).
+ */
+export function isolatedEnv(overrides: Record<string, string> = {}): Record<string, string> {
   const id = randomBytes(4).toString('hex');
-  return loadConfig({
-    ...process.env,
+  return {
     VIGIL_TOPIC_POLICY: `it-${id}.policy`,
     VIGIL_TOPIC_INVOCATION: `it-${id}.invocation`,
     VIGIL_TOPIC_DEVICE: `it-${id}.device`,
@@ -27,7 +29,12 @@ export function isolatedConfig(overrides: Record<string, string> = {}): Config {
     // Many tests run Vigil side by side: none serves HTTP unless it asks for a port.
     VIGIL_HTTP_PORT: '0',
     ...overrides,
-  });
+  };
+}
+
+/** A configuration whose topics, group and indices are new and unique to one test. */
+export function isolatedConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({ ...process.env, ...isolatedEnv(overrides) });
 }
 
 /** Quiet logs unless LOG_LEVEL asks otherwise. */
@@ -61,6 +68,34 @@ export function openStack(config: Config): Stack {
  */
 export function vigilOn(stack: Stack, overrides: VigilOverrides = {}, config: Config = stack.config): Vigil {
   return createVigil(config, { roles: ['ingest'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, ...overrides });
+}
+
+/**
+ * One isolated stack and one Vigil on it (ingest role unless asked) for a whole describe block:
+ * started before its tests, stopped and cleaned up after them. Read `.stack` and `.vigil` inside
+ * the tests, not at definition time.
+ */
+export function withVigil(env: Record<string, string> = {}, overrides: VigilOverrides = {}): { readonly stack: Stack; readonly vigil: Vigil } {
+  const state: { stack?: Stack; vigil?: Vigil } = {};
+  beforeAll(async () => {
+    state.stack = openStack(isolatedConfig(env));
+    state.vigil = vigilOn(state.stack, overrides);
+    await state.vigil.start();
+  });
+  afterAll(async () => {
+    await state.vigil?.stop();
+    await state.stack?.cleanup();
+  });
+  return {
+    get stack(): Stack {
+      if (!state.stack) throw new Error('withVigil: the stack exists only once its beforeAll ran');
+      return state.stack;
+    },
+    get vigil(): Vigil {
+      if (!state.vigil) throw new Error('withVigil: Vigil exists only once its beforeAll ran');
+      return state.vigil;
+    },
+  };
 }
 
 /** Polls until `check` returns true, or fails with `what` after `timeoutMs`. */

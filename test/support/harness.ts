@@ -18,6 +18,8 @@ export function isolatedConfig(overrides: Record<string, string> = {}): Config {
     VIGIL_TOPIC_DETECTIONS: `it-${id}.detections`,
     VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `it-${id}.notifications-deadletter`,
     VIGIL_ALERTER_GROUP: `it-${id}-alerter`,
+    VIGIL_TOPIC_NOTIFICATIONS: `it-${id}.notifications`,
+    VIGIL_NOTIFIER_GROUP: `it-${id}-notifier`,
     VIGIL_REDIS_PREFIX: `it-${id}`,
     VIGIL_RULES_WATCH: 'false',
     VIGIL_TOPIC_PARTITIONS: '2',

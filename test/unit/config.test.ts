@@ -33,6 +33,8 @@ const DEFAULTS: Config = {
   alerting: {
     group: 'vigil-alerter',
     notificationDeadLetterTopic: 'vigil.notifications.deadletter',
+    notificationTopic: 'vigil.notifications',
+    notifierGroup: 'vigil-notifier',
     suppressMs: 900_000,
     resolveAfterMs: 900_000,
     destinations: '[]',
@@ -107,6 +109,8 @@ describe('loadConfig', () => {
       alerting: {
         group: 'vigil-alerter',
         notificationDeadLetterTopic: 'vigil.notifications.deadletter',
+        notificationTopic: 'vigil.notifications',
+        notifierGroup: 'vigil-notifier',
         suppressMs: 900_000,
         resolveAfterMs: 900_000,
         destinations: '[]',

@@ -82,7 +82,8 @@ export interface Alerter {
  * count, the rules and detections behind it, severity escalated at 10 and 100); a quiet period
  * resolves it. State is in Redis (one round trip per batch), alert documents are written with
  * external versioning (a stale update never overwrites a newer one), and notifications (opened,
- * escalated, resolved) are handed to the sink, which never blocks the consumer.
+ * escalated, resolved) are handed to the sink, which holds them durably (the notification outbox)
+ * before the batch is committed; the alert scripts record them unsent in Redis until then.
  */
 export function createAlerter(options: AlerterOptions): Alerter {
   const { config, sink } = options;

@@ -11,7 +11,9 @@ import {
   Correlator,
   DetectionEngine,
   createAlerter,
+  createDeliveredLog,
   createNotifier,
+  createOutboxConsumer,
   loadRuleSet,
   parseDestinations,
   watchRules,
@@ -24,6 +26,7 @@ import {
   Instrumentation,
   createConsumerSupervisor,
   createElasticsearch,
+  ensureTopics,
   createLogger,
   secretsOf,
   verifyConnections,
@@ -69,6 +72,11 @@ export interface VigilOverrides {
    * `false` serves nothing. @defaultValue VIGIL_HTTP_HOST and VIGIL_HTTP_PORT (whose 0 serves nothing)
    */
   http?: HttpListen | false;
+  /**
+   * How long stop() lets notifications in hand finish; the rest stay in the outbox for the next
+   * instance. @defaultValue 10 s
+   */
+  notifierDrainMs?: number;
   /** How crashed consumers are restarted. @defaultValue VIGIL_CONSUMER_MAX_RESTARTS in 10 minutes, backoff 1 s doubling to 30 s */
   supervision?: Partial<SupervisionPolicy>;
 }
@@ -215,16 +223,29 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
 
   let alerter: Alerter | undefined;
   let notifier: Notifier | undefined;
+  let outboxConsumer: ReturnType<typeof createOutboxConsumer> | undefined;
   const notificationProducer = roles.has('alerting') ? createProducer(kafka) : undefined;
   if (notificationProducer) {
+    // Accepted notifications go to the outbox topic before delivery; the outbox consumer group
+    // delivers them, so a crash loses none (docs/alerting.md#the-notification-outbox).
     const built = createNotifier({
       destinations,
       producer: notificationProducer,
       deadLetterTopic: config.alerting.notificationDeadLetterTopic,
       logger,
+      outbox: { topic: config.alerting.notificationTopic, producer: notificationProducer, delivered: createDeliveredLog(redis, config.redis.prefix) },
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
     });
     notifier = built;
+    outboxConsumer = createOutboxConsumer({
+      kafka: supervisor.kafkaFor('notifier', kafka),
+      groupId: config.alerting.notifierGroup,
+      topic: config.alerting.notificationTopic,
+      notifier: built,
+      logger,
+      drainMs: overrides.notifierDrainMs ?? NOTIFIER_DRAIN_MS,
+      instrumentation,
+    });
     alerter = createAlerter({
       config,
       kafka: supervisor.kafkaFor('alerter', kafka),
@@ -233,9 +254,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       logger,
       instrumentation,
       sink: {
-        notify(change) {
-          overrides.onAlertChange?.(change);
-          built.notify(change);
+        accept(changes) {
+          for (const change of changes) overrides.onAlertChange?.(change);
+          return built.accept(changes);
         },
       },
       ...(overrides.sweepEveryMs ? { sweepEveryMs: overrides.sweepEveryMs } : {}),
@@ -285,11 +306,15 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       await running.start();
       started.push('ingest pipeline', () => running.stop());
     }
-    if (alerter && notifier && notificationProducer) {
-      const { alerter: runningAlerter, notifier: runningNotifier } = { alerter, notifier };
+    if (alerter && notifier && notificationProducer && outboxConsumer) {
+      const { alerter: runningAlerter, notifier: runningNotifier, outboxConsumer: delivering } = { alerter, notifier, outboxConsumer };
+      // An alerting-only process may start before any ingest one has created the outbox topic.
+      if (!pipeline) await ensureTopics(kafka, config);
       await notificationProducer.connect();
       started.push('notification producer', () => notificationProducer.disconnect());
       started.push('notifier', () => Promise.race([runningNotifier.drain(), new Promise((done) => setTimeout(done, NOTIFIER_DRAIN_MS).unref())]));
+      await delivering.start();
+      started.push('notification outbox consumer', () => delivering.stop());
       await runningAlerter.start();
       started.push('alerter', () => runningAlerter.stop());
       logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');

@@ -173,6 +173,18 @@ export const settings = {
       NAME,
       'Where notifications that failed for good go (see [alerting.md](alerting.md#delivery-retries-and-the-dead-letter-topic)). If the pipeline creates it, it keeps messages for 30 days.',
     ),
+    notificationTopic: setting(
+      'VIGIL_TOPIC_NOTIFICATIONS',
+      name.default('vigil.notifications'),
+      NAME,
+      'The notification outbox: each accepted notification is written here before it is delivered, so a crash loses none (see [alerting.md](alerting.md#the-notification-outbox)).',
+    ),
+    notifierGroup: setting(
+      'VIGIL_NOTIFIER_GROUP',
+      name.default('vigil-notifier'),
+      NAME,
+      'The consumer group that delivers notifications from the outbox topic (see [alerting.md](alerting.md#the-notification-outbox)).',
+    ),
     suppressMs: setting(
       'VIGIL_ALERT_SUPPRESS_MS',
       int(1000, 7 * 86_400_000).default(900_000),

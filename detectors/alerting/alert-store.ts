@@ -4,10 +4,21 @@
  * layer's one round-trip helper, as the engine's and the correlator's do.
  */
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
-import type { Alert } from '../../schemas';
+import { ALERT_CHANGES, type Alert, type AlertChange } from '../../schemas';
 import { alertKeys, defineScripts, roundTrip } from '../state';
 import { severityOfRank } from './grouping-policy';
+
+const unsentRecord = z.object({ kind: z.enum(ALERT_CHANGES), fields: z.string(), reason: z.string(), at: z.number() });
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 function list(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
@@ -49,7 +60,7 @@ export function alertFromFields(json: string, reason: string): Alert {
   };
 }
 
-/** One detection to fold into its group's alert (the arguments of `alertUpsert-2.lua`). */
+/** One detection to fold into its group's alert (the arguments of `alertUpsert-3.lua`). */
 export interface AlertUpsert {
   detectionId: string;
   group: string;
@@ -70,6 +81,22 @@ export type AlertUpsertKind = 'opened' | 'escalated' | 'updated' | 'duplicate';
 
 /** The reply for one detection: the alert after it, and the alert it replaced (now resolved), if any; or the error of that call. */
 export type AlertUpsertReply = { ok: true; kind: AlertUpsertKind; alert: Alert; replaced?: Alert } | { ok: false; error: StoreUnavailableError };
+
+/**
+ * The id of one change of one alert, `<alert id>:<revision>:<kind>`: the field the Lua scripts
+ * record it under in the unsent hash, and the seed of its delivery ids (the same change written
+ * twice to the outbox carries the same delivery ids).
+ */
+export function changeIdOf(change: AlertChange): string {
+  return `${change.alert.id}:${change.alert.revision}:${change.kind}`;
+}
+
+/** A change recorded by the Lua scripts that the notification outbox may not hold yet. */
+export interface UnsentChange {
+  change: AlertChange;
+  /** When it was recorded (the alerter's clock, ms). */
+  at: number;
+}
 
 /** Options of {@link createAlertStore}. */
 export interface AlertStoreOptions {
@@ -95,6 +122,10 @@ export interface AlertStore {
   upsert(items: readonly AlertUpsert[], nowMs: number, windowMs: number): Promise<AlertUpsertReply[]>;
   /** Resolves the open alerts quiet for at least `quietMs`, and returns them. */
   resolveQuiet(nowMs: number, quietMs: number): Promise<Alert[]>;
+  /** The changes recorded unsent, recorded at or before `beforeMs`, oldest first (then by revision). */
+  unsent(beforeMs: number): Promise<UnsentChange[]>;
+  /** Forgets changes the outbox now holds. */
+  markSent(changes: readonly AlertChange[]): Promise<void>;
 }
 
 /** Creates the alert store; registers the Lua scripts on the client. */
@@ -111,7 +142,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         redis,
         items.map((item) => ({
           script: 'alertUpsert' as const,
-          keys: [keys.alert(item.group), keys.open],
+          keys: [keys.alert(item.group), keys.open, keys.unsent],
           args: [
             item.detectionId,
             nowMs,
@@ -126,6 +157,8 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             item.group,
             ttlMs,
             maxDetections,
+            item.reason,
+            resolvedReason,
           ],
         })),
         tripOptions,
@@ -156,11 +189,39 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       if (groups.length === 0) return [];
       const replies = await roundTrip(
         redis,
-        groups.map((group) => ({ script: 'alertResolve' as const, keys: [keys.alert(group), keys.open], args: [nowMs, quietMs, group, ttlMs] })),
+        groups.map((group) => ({ script: 'alertResolve' as const, keys: [keys.alert(group), keys.open, keys.unsent], args: [nowMs, quietMs, group, ttlMs, resolvedReason] })),
         tripOptions,
       );
       // A group another instance resolved first, or that got a detection meanwhile, replies false.
       return replies.flatMap((reply) => (!reply.ok || typeof reply.value !== 'string' ? [] : [alertFromFields(reply.value, resolvedReason)]));
+    },
+
+    async unsent(beforeMs) {
+      let recorded: Record<string, string>;
+      try {
+        recorded = await redis.hgetall(keys.unsent);
+      } catch (error) {
+        throw new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+      }
+      const found: UnsentChange[] = [];
+      for (const value of Object.values(recorded)) {
+        const parsed = unsentRecord.safeParse(safeJson(value));
+        // Written by our own script: a record that does not parse is a bug, not worth a jam.
+        if (!parsed.success || parsed.data.at > beforeMs) continue;
+        const { kind, fields, reason, at } = parsed.data;
+        found.push({ change: { kind, alert: alertFromFields(fields, reason) }, at });
+      }
+      // Oldest first; within one alert, by revision: the order the changes happened in.
+      return found.sort((a, b) => a.at - b.at || a.change.alert.revision - b.change.alert.revision);
+    },
+
+    async markSent(changes) {
+      if (changes.length === 0) return;
+      try {
+        await redis.hdel(keys.unsent, ...changes.map(changeIdOf));
+      } catch (error) {
+        throw new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+      }
     },
   };
 }

@@ -21,6 +21,10 @@ export interface PartitionLoopOptions {
   backoff?: { initialDelayMs: number; maxDelayMs: number };
   /** Receives the runner's `runner.*` events. */
   instrumentation?: Instrumentation;
+  /** Names the runner in logs and instrumentation. @defaultValue 'alerter' */
+  component?: string;
+  /** Most messages per handled chunk. @defaultValue the whole fetched batch */
+  chunkSize?: number;
 }
 
 /** A running consumer loop. */
@@ -35,9 +39,9 @@ export interface PartitionLoop {
 export function createPartitionLoop(options: PartitionLoopOptions): PartitionLoop {
   const { kafka, groupId, topic, logger, handle } = options;
   const runner = createPartitionRunner({
-    component: 'alerter',
+    component: options.component ?? 'alerter',
     // The alerter's work per message is one script item: a whole fetched batch is one chunk.
-    chunkSize: Number.MAX_SAFE_INTEGER,
+    chunkSize: options.chunkSize ?? Number.MAX_SAFE_INTEGER,
     handle: (chunk) => handle(chunk.messages),
     backoff: options.backoff ?? { initialDelayMs: 500, maxDelayMs: 30_000 },
     logger,

@@ -21,8 +21,19 @@ import {
 
 /** Where alert changes go: the notifier (or anything else that wants them). */
 export interface AlertSink {
-  notify(change: AlertChange): void;
+  /**
+   * Takes a batch's changes, in order. Resolving means they are durable (in the notification
+   * outbox): only then does the alerter forget them in Redis and commit the batch. Rejecting with
+   * a retriable error pauses the partition and the batch is redone.
+   */
+  accept(changes: readonly AlertChange[]): Promise<void>;
 }
+
+/**
+ * How old a change recorded unsent must be before a sweep writes it to the outbox again: older
+ * than any write in flight, so it belongs to an instance that crashed (or whose write failed).
+ */
+export const UNSENT_GRACE_MS = 30_000;
 
 /** Options of {@link createAlerter}. */
 export interface AlerterOptions {
@@ -52,6 +63,8 @@ export interface AlerterStats {
   updated: number;
   duplicates: number;
   resolved: number;
+  /** Changes found unsent in Redis (a crash or a failed outbox write) and written to the outbox again. */
+  resent: number;
 }
 
 /** A running alerter. */
@@ -69,7 +82,8 @@ export interface Alerter {
  * count, the rules and detections behind it, severity escalated at 10 and 100); a quiet period
  * resolves it. State is in Redis (one round trip per batch), alert documents are written with
  * external versioning (a stale update never overwrites a newer one), and notifications (opened,
- * escalated, resolved) are handed to the sink, which never blocks the consumer.
+ * escalated, resolved) are handed to the sink, which holds them durably (the notification outbox)
+ * before the batch is committed; the alert scripts record them unsent in Redis until then.
  */
 export function createAlerter(options: AlerterOptions): Alerter {
   const { config, sink } = options;
@@ -85,7 +99,13 @@ export function createAlerter(options: AlerterOptions): Alerter {
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
   });
   const writeAlerts = createAlertWriter(options.elasticsearch, alertIndexNames(config.indices.prefix).index, logger);
-  const stats: AlerterStats = { detections: 0, invalid: 0, stale: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0 };
+  const stats: AlerterStats = { detections: 0, invalid: 0, stale: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0, resent: 0 };
+  /**
+   * Set when changes may wait unsent in Redis (at start: a previous process may have crashed; after
+   * a failed outbox write). The next batch writes them all first, so a destination still hears of
+   * them before the changes that follow them.
+   */
+  let behind = true;
   let timer: NodeJS.Timeout | undefined;
   /** The sweep the timer started, awaited by stop so that none runs on after Redis closes. */
   let sweeping: Promise<unknown> | undefined;
@@ -150,8 +170,40 @@ export function createAlerter(options: AlerterOptions): Alerter {
     }
     // Notify before indexing: if indexing fails the batch is redone, its detections are then
     // duplicates, and a page queued after indexing would never be sent.
-    for (const change of changed) sink.notify(change);
+    await deliver(changed);
     await writeAlerts([...latest.values()]);
+  }
+
+  /**
+   * Hands changes to the sink and, once it holds them, forgets them in Redis. The Lua scripts
+   * recorded each change as unsent in the same call that made it, so a crash anywhere before
+   * this leaves it there, for {@link resend}.
+   */
+  async function deliver(changes: readonly AlertChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    try {
+      await sink.accept(changes);
+    } catch (error) {
+      behind = true;
+      throw error;
+    }
+    try {
+      await store.markSent(changes);
+    } catch (error) {
+      // Harmless: they are written again later with the same delivery ids, and sent once.
+      logger.warn({ err: error, changes: changes.length }, 'could not mark notifications as sent; they will be written to the outbox again');
+    }
+  }
+
+  /** Writes the changes recorded unsent at or before `beforeMs` to the sink again. */
+  async function resend(beforeMs: number): Promise<number> {
+    const unsent = await store.unsent(beforeMs);
+    if (unsent.length > 0) {
+      logger.warn({ changes: unsent.length }, 'writing alert changes a previous attempt left unsent to the notification outbox');
+      await deliver(unsent.map((entry) => entry.change));
+      stats.resent += unsent.length;
+    }
+    return unsent.length;
   }
 
   const loop = createPartitionLoop({
@@ -161,6 +213,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
     logger,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
     handle: async (messages) => {
+      if (behind) {
+        await resend(Number.POSITIVE_INFINITY);
+        behind = false;
+      }
       const detections = readDetections(messages);
       await handle(detections);
       stats.detections += detections.length;
@@ -168,15 +224,26 @@ export function createAlerter(options: AlerterOptions): Alerter {
   });
 
   async function sweep(): Promise<Alert[]> {
+    // Changes another instance (or this one, before a failed write) left unsent a while ago go
+    // first: older than anything this sweep resolves.
+    await resend(now() - UNSENT_GRACE_MS);
     const resolved = await store.resolveQuiet(now(), timings.resolveAfterMs);
     stats.resolved += resolved.length;
-    for (const alert of resolved) sink.notify({ kind: 'resolved', alert });
+    await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
     await writeAlerts(resolved);
     return resolved;
   }
 
   return {
     async start() {
+      // What a crashed predecessor left unsent goes out before anything newer; if the stores are
+      // away, the first batch does it.
+      try {
+        await resend(Number.POSITIVE_INFINITY);
+        behind = false;
+      } catch (error) {
+        logger.warn({ err: error }, 'could not write unsent alert changes at start; the first batch will');
+      }
       await loop.start();
       timer = setInterval(() => {
         // One sweep at a time: a slow Redis must not pile sweeps up.

@@ -26,8 +26,17 @@ export function userKeys(prefix: string, userId: string, sessionId: string | und
 
 /**
  * The alert keys under a prefix. They share the `{alerts}` hash tag: alerts are few, and one slot
- * keeps the open-alerts index and every alert together, so the alert scripts stay cluster-safe.
+ * keeps the open-alerts index, the changes not yet in the notification outbox (`unsent`) and
+ * every alert together, so the alert scripts stay cluster-safe.
  */
-export function alertKeys(prefix: string): { open: string; alert(group: string): string } {
-  return { open: `${prefix}:{alerts}:open`, alert: (group) => `${prefix}:{alerts}:alert:${group}` };
+export function alertKeys(prefix: string): { open: string; unsent: string; alert(group: string): string } {
+  return { open: `${prefix}:{alerts}:open`, unsent: `${prefix}:{alerts}:unsent`, alert: (group) => `${prefix}:{alerts}:alert:${group}` };
+}
+
+/**
+ * The marker of a notification delivered (or dead-lettered) by the outbox consumer, so that a
+ * delivery id found twice in the outbox is sent once. One key per id, each with its own TTL.
+ */
+export function deliveredKey(prefix: string, deliveryId: string): string {
+  return `${prefix}:notify:delivered:${deliveryId}`;
 }

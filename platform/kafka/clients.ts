@@ -42,10 +42,10 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
 
 const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000;
 
-/** Every topic Vigil uses: the event families, dead letters, detections, notification dead letters. */
+/** Every topic Vigil uses: the event families, dead letters, detections, the notification outbox and its dead letters. */
 export function vigilTopics(config: Config): string[] {
   const { policy, invocation, device, deadLetter, detections } = config.topics;
-  return [policy, invocation, device, deadLetter, detections, config.alerting.notificationDeadLetterTopic];
+  return [policy, invocation, device, deadLetter, detections, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic];
 }
 
 /** Creates the event and dead-letter topics that don't exist yet; leaves existing ones alone. */

@@ -42,7 +42,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       redis,
       elasticsearch: stack.elasticsearch,
       // The sink is the notifier's interface: record what on-call would be sent.
-      sink: { notify: (change) => changes.push(change) },
+      sink: { accept: (accepted) => Promise.resolve(void changes.push(...accepted)) },
       logger: testLogger,
       sweepEveryMs: 250,
     });

@@ -523,13 +523,14 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('alertUpsert-2.lua', () => {
+  describeScript('alertUpsert-3.lua', () => {
     const open = (): string => `${prefix}:{alerts}:open`;
     const alert = (): string => `${prefix}:{alerts}:alert:g-1`;
+    const unsent = (): string => `${prefix}:{alerts}:unsent`;
     const upsert = (detectionId: string, now: number, options: { rank?: number; rule?: string; suppress?: number } = {}) =>
-      call('alertUpsert', [alert(), open()], [
+      call('alertUpsert', [alert(), open(), unsent()], [
         detectionId, now, options.suppress ?? 10_000, `alert-${detectionId}`, options.rule ?? 'rule-a', `Rule ${options.rule ?? 'a'}`,
-        options.rank ?? 1, '["T1498"]', 'Rule a: endpoint /login', '{"route":"/login"}', 'g-1', TTL, 3,
+        options.rank ?? 1, '["T1498"]', 'Rule a: endpoint /login', '{"route":"/login"}', 'g-1', TTL, 3, `reason ${detectionId}`, 'quiet',
       ]);
     const fields = (reply: unknown[]): Record<string, string> => {
       const flat = JSON.parse(String(reply[1])) as string[];
@@ -550,6 +551,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       // Detection ids are capped (ARGV[13] = 3), newest kept.
       expect(JSON.parse(fields(last).detections ?? '[]')).toEqual(['d-8', 'd-9', 'd-10']);
       expect(await redis.zscore(open(), 'g-1')).toBe(String(2000));
+      // Only the changes to notify are recorded as unsent: the opening, the join of rule-b, the 10th.
+      const recorded = await redis.hgetall(unsent());
+      expect(Object.keys(recorded).sort()).toEqual(['alert-d-1:10:escalated', 'alert-d-1:1:opened', 'alert-d-1:5:escalated']);
+      expect(JSON.parse(recorded['alert-d-1:1:opened'] ?? '{}')).toMatchObject({ kind: 'opened', reason: 'reason d-1', at: 1000 });
+      expect(await redis.pttl(unsent())).toBeGreaterThan(0);
     });
 
     it('opens a new alert after the suppression window', async () => {
@@ -560,22 +566,27 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       // The alert it replaces, still open (no sweep ran), comes back resolved: never left open.
       const replaced = JSON.parse(String(later[2])) as string[];
       expect(replaced).toEqual(expect.arrayContaining(['id', 'alert-d-1', 'status', 'resolved', 'resolved', '20000']));
+      // Both the resolve of the replaced alert and the new opening wait in the unsent hash.
+      expect(Object.keys(await redis.hgetall(unsent())).sort()).toEqual(['alert-d-1:1:opened', 'alert-d-1:2:resolved', 'alert-d-2:1:opened']);
+      expect(JSON.parse((await redis.hget(unsent(), 'alert-d-1:2:resolved')) ?? '{}')).toMatchObject({ kind: 'resolved', reason: 'quiet' });
     });
   });
 
-  describeScript('alertResolve-2.lua', () => {
+  describeScript('alertResolve-3.lua', () => {
     const open = (): string => `${prefix}:{alerts}:open`;
     const alert = (): string => `${prefix}:{alerts}:alert:g-1`;
-    const resolve = (now: number, quiet = 5000) => callScript(redis, 'alertResolve', [alert(), open()], [now, quiet, 'g-1', TTL]);
+    const unsent = (): string => `${prefix}:{alerts}:unsent`;
+    const resolve = (now: number, quiet = 5000) => callScript(redis, 'alertResolve', [alert(), open(), unsent()], [now, quiet, 'g-1', TTL, 'quiet']);
 
     it('resolves a quiet open alert once, and leaves a recent one open', async () => {
-      await call('alertUpsert', [alert(), open()], ['d-1', 1000, 10_000, 'alert-1', 'rule-a', 'Rule a', 1, '[]', 't', '{}', 'g-1', TTL, 10]);
+      await call('alertUpsert', [alert(), open(), unsent()], ['d-1', 1000, 10_000, 'alert-1', 'rule-a', 'Rule a', 1, '[]', 't', '{}', 'g-1', TTL, 10, 'r', 'quiet']);
       expect(await resolve(3000)).toBeNull();
       const resolved = await resolve(7000);
       expect(typeof resolved).toBe('string');
       expect(JSON.parse(String(resolved))).toEqual(expect.arrayContaining(['status', 'resolved', 'resolved', '7000']));
       expect(await resolve(8000)).toBeNull();
       expect(await redis.zscore(open(), 'g-1')).toBeNull();
+      expect(JSON.parse((await redis.hget(unsent(), 'alert-1:2:resolved')) ?? '{}')).toMatchObject({ kind: 'resolved', reason: 'quiet', at: 7000 });
     });
   });
 
@@ -845,13 +856,13 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll')], [2, 'distinct', 1, 0, '["b"]', '[]', 0.5, 30_000]);
       return 30_000;
     },
-    'alertUpsert-2.lua': async () => {
-      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10]);
+    'alertUpsert-3.lua': async () => {
+      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`, `${prefix}:{alerts}:unsent`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10, 'r', 'q']);
       return 30_000;
     },
-    'alertResolve-2.lua': async () => {
-      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10]);
-      await callScript(redis, 'alertResolve', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`], [9000, 1000, 'g', 20_000]);
+    'alertResolve-3.lua': async () => {
+      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`, `${prefix}:{alerts}:unsent`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10, 'r', 'q']);
+      await callScript(redis, 'alertResolve', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`, `${prefix}:{alerts}:unsent`], [9000, 1000, 'g', 20_000, 'q']);
       return 30_000;
     },
     'noteRequest-1.lua': async () => {

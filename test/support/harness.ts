@@ -20,6 +20,8 @@ export function isolatedEnv(overrides: Record<string, string> = {}): Record<stri
     VIGIL_TOPIC_DETECTIONS: `it-${id}.detections`,
     VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `it-${id}.notifications-deadletter`,
     VIGIL_ALERTER_GROUP: `it-${id}-alerter`,
+    VIGIL_TOPIC_NOTIFICATIONS: `it-${id}.notifications`,
+    VIGIL_NOTIFIER_GROUP: `it-${id}-notifier`,
     VIGIL_REDIS_PREFIX: `it-${id}`,
     VIGIL_RULES_WATCH: 'false',
     VIGIL_TOPIC_PARTITIONS: '2',

@@ -19,7 +19,7 @@ function hgetall(fields: readonly (readonly [string, string])[]): string {
 }
 
 /**
- * The alert of endpointGroup after alertUpsert-2 opened it with one rule's detection and folded in
+ * The alert of endpointGroup after alertUpsert-3 opened it with one rule's detection and folded in
  * 11 more of two rules, escalating it to high at the 10th. Lists the scripts re-encode are
  * cjson's; `key` is the ARGV JSON, kept as it came.
  */

@@ -34,6 +34,8 @@ const DEFAULTS: Config = {
   alerting: {
     group: 'vigil-alerter',
     notificationDeadLetterTopic: 'vigil.notifications.deadletter',
+    notificationTopic: 'vigil.notifications',
+    notifierGroup: 'vigil-notifier',
     suppressMs: 900_000,
     resolveAfterMs: 900_000,
     destinations: '[]',
@@ -110,6 +112,8 @@ describe('loadConfig', () => {
       alerting: {
         group: 'vigil-alerter',
         notificationDeadLetterTopic: 'vigil.notifications.deadletter',
+        notificationTopic: 'vigil.notifications',
+        notifierGroup: 'vigil-notifier',
         suppressMs: 900_000,
         resolveAfterMs: 900_000,
         destinations: '[]',

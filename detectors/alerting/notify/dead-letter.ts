@@ -29,7 +29,7 @@ function deadLetterPayload(body: string | undefined): unknown {
 }
 
 /** The dead-letter record of a delivery that failed for good after `attempts` attempts. */
-export function toDeadLetter(destination: Destination, change: AlertChange, error: unknown, attempts: number, body: string | undefined): NotificationDeadLetter {
+export function toDeadLetter(destination: Pick<Destination, 'name'>, change: AlertChange, error: unknown, attempts: number, body: string | undefined): NotificationDeadLetter {
   return {
     destination: destination.name,
     kind: change.kind,

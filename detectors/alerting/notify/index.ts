@@ -9,3 +9,5 @@ export * from './pagerduty';
 export * from './notification-error';
 export * from './dead-letter';
 export * from './notifier';
+export * from './delivered-log';
+export * from './outbox.consumer';

@@ -1,7 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Producer } from 'kafkajs';
-import type { AlertChange } from '../../../schemas';
-import { createLogger, retry, sleep, type Logger } from '../../../platform';
+import { z } from 'zod';
+import { ALERT_CHANGES, alertSchema, type AlertChange } from '../../../schemas';
+import { StoreUnavailableError, VigilError, createLogger, errorMessage, retry, sleep, type Logger } from '../../../platform';
+import { changeIdOf } from '../alert-store';
 import { routesFor, type Destination } from '../destinations';
 import { toDeadLetter } from './dead-letter';
 import { postOnce } from './http';
@@ -20,6 +22,60 @@ export interface NotifierStats {
   failed: number;
   /** Dead-letter records written: to the topic, or to the log when there is no producer. */
   deadLettered: number;
+}
+
+/** Counters of the notification outbox. */
+export interface OutboxStats {
+  /** Deliveries written to the outbox (accepted). */
+  accepted: number;
+  /** Outbox records skipped because their delivery id was delivered before (a copy in the outbox). */
+  skipped: number;
+}
+
+/**
+ * One delivery as it waits in the notification outbox topic (keyed by the destination's name, so
+ * one destination's deliveries stay in order in one partition).
+ */
+export const outboxRecordSchema = z.strictObject({
+  deliveryId: z.string().min(1),
+  /** The destination's name (never its URL). */
+  destination: z.string().min(1),
+  change: z.strictObject({ kind: z.enum(ALERT_CHANGES), alert: alertSchema }),
+  /** When the notifier accepted it. */
+  acceptedAt: z.iso.datetime(),
+});
+/** One delivery in the outbox. */
+export type OutboxRecord = z.infer<typeof outboxRecordSchema>;
+
+/** Which delivery ids were delivered already: the outbox consumer's memory across restarts (Redis). */
+export interface DeliveredLog {
+  /** The ids among `deliveryIds` delivered (or dead-lettered) before. */
+  delivered(deliveryIds: readonly string[]): Promise<Set<string>>;
+  /** Remembers one id as delivered. */
+  remember(deliveryId: string): Promise<void>;
+}
+
+/** Where accepted notifications are written before delivery. */
+export interface NotificationOutbox {
+  /** The outbox topic, `config.alerting.notificationTopic`. */
+  topic: string;
+  /** A connected producer; a send resolves once every in-sync replica has the records (acks -1). */
+  producer: Producer;
+  /** Remembers delivered ids, so that a copy of a record in the outbox is not sent again. */
+  delivered?: DeliveredLog;
+}
+
+/** A delivery abandoned because the notifier is stopping; the outbox still holds it, so the chunk is not committed. */
+export class DeliveryAbandonedError extends VigilError {
+  constructor(pending: number) {
+    super(`notifier stopping: ${pending} deliveries left for the next instance (still in the outbox)`, { code: 'delivery_abandoned', retriable: true });
+  }
+}
+
+/** A UUID-shaped delivery id derived from the change and the destination: the same change sent again keeps its id. */
+export function deliveryIdOf(change: AlertChange, destination: Pick<Destination, 'name'>): string {
+  const hex = createHash('sha256').update(`${changeIdOf(change)}|${destination.name}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
 /** Options of {@link createNotifier}. */
@@ -44,16 +100,37 @@ export interface NotifierOptions {
   now?: () => number;
   /** @defaultValue the global fetch */
   fetchImpl?: typeof fetch;
+  /**
+   * The durable outbox. With it, {@link Notifier.accept} writes deliveries to the outbox topic and
+   * only {@link Notifier.deliverOutbox} (the outbox consumer) sends them. @defaultValue none: in-memory lanes only
+   */
+  outbox?: NotificationOutbox;
 }
 
 /** Sends alert changes to their destinations. */
 export interface Notifier {
-  /** Queues one delivery per destination the change routes to. Never throws, never waits. */
+  /**
+   * Accepts a batch of changes: with an outbox, writes one record per (change, destination) to it
+   * and resolves once Kafka acknowledged them all (rejects with a retriable error otherwise, and
+   * the caller redoes its batch); without one, queues them in memory like {@link notify}.
+   */
+  accept(changes: readonly AlertChange[]): Promise<void>;
+  /** Queues one delivery per destination the change routes to, in memory. Never throws, never waits. */
   notify(change: AlertChange): void;
+  /**
+   * Delivers a chunk of outbox records through the lanes, skipping delivery ids delivered before,
+   * and resolves when each was sent or dead-lettered (then the chunk may be committed).
+   * @throws DeliveryAbandonedError when {@link abandon} was called meanwhile: commit nothing
+   */
+  deliverOutbox(records: readonly OutboxRecord[]): Promise<void>;
+  /** Stops retrying: deliveries waiting for a retry are given up without a dead letter (the outbox keeps them). */
+  abandon(): void;
   /** Resolves when every queued delivery has been sent or dead-lettered, including ones queued meanwhile. */
   drain(): Promise<void>;
   /** A copy of the counters. */
   stats(): NotifierStats;
+  /** A copy of the outbox counters. */
+  outboxStats(): OutboxStats;
   /** Outcomes per destination name, for metrics labelled by destination. */
   destinationStats(): Record<string, DestinationStats>;
 }
@@ -72,6 +149,9 @@ interface Delivery {
   /** Rendered per attempt: a webhook is signed (and stamped) at send time. */
   render: RenderRequest;
 }
+
+/** What a dead letter names: a destination may be known by its name only (no longer configured). */
+type DeadLetterSubject = Pick<Delivery, 'change' | 'deliveryId'> & { destination: Pick<Destination, 'name'> };
 
 /** One destination's queue: deliveries chained one after another. */
 interface Lane {
@@ -105,13 +185,15 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const maxQueued = options.maxQueuedPerDestination ?? 1000;
   const destinations = [...options.destinations];
   const counters: NotifierStats = { queued: 0, sent: 0, retried: 0, failed: 0, deadLettered: 0 };
+  const outboxCounters: OutboxStats = { accepted: 0, skipped: 0 };
+  const stopping = new AbortController();
   const byDestination: Record<string, DestinationStats> = {};
-  const countFor = (destination: Destination): DestinationStats => (byDestination[destination.name] ??= { sent: 0, retried: 0, failed: 0 });
+  const countFor = (destination: Pick<Destination, 'name'>): DestinationStats => (byDestination[destination.name] ??= { sent: 0, retried: 0, failed: 0 });
   const lanes = new Map<string, Lane>();
   /** Dead letters written outside a lane (a full queue), awaited by drain. */
   const outside = new Set<Promise<void>>();
 
-  async function deadLetter(delivery: Delivery, error: unknown, attempts: number, body: string | undefined): Promise<void> {
+  async function deadLetter(delivery: DeadLetterSubject, error: unknown, attempts: number, body: string | undefined): Promise<void> {
     const { destination, change } = delivery;
     counters.failed += 1;
     countFor(destination).failed += 1;
@@ -132,10 +214,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
     }
   }
 
-  async function deliver(delivery: Delivery): Promise<void> {
+  /** Sends one delivery with retries; false when it was abandoned (the notifier is stopping). */
+  async function deliver(delivery: Delivery): Promise<boolean> {
     const { destination, change } = delivery;
     let attempts = 0;
     let body: string | undefined;
+    if (stopping.signal.aborted) return false;
     try {
       await retry(
         async (number) => {
@@ -148,12 +232,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
           retries,
           initialDelayMs,
           maxDelayMs,
+          signal: stopping.signal,
           onRetry: async (error, retryNumber, delayMs) => {
             counters.retried += 1;
             countFor(destination).retried += 1;
             log.warn({ destination: destination.name, alertId: change.alert.id, kind: change.kind, retry: retryNumber, delayMs, err: error }, 'notification attempt failed; retrying');
             const asked = error instanceof NotificationError ? error.retryAfterMs : undefined;
-            if (asked !== undefined && asked > delayMs) await sleep(Math.min(asked, maxDelayMs) - delayMs);
+            if (asked !== undefined && asked > delayMs) await sleep(Math.min(asked, maxDelayMs) - delayMs, stopping.signal);
           },
         },
       );
@@ -161,12 +246,15 @@ export function createNotifier(options: NotifierOptions): Notifier {
       countFor(destination).sent += 1;
       log.debug({ destination: destination.name, alertId: change.alert.id, kind: change.kind, attempts }, 'notification sent');
     } catch (error) {
+      // Stopping: not a failure of the destination. The outbox keeps it for the next instance.
+      if (stopping.signal.aborted) return false;
       await deadLetter(delivery, error, attempts, body);
     }
+    return true;
   }
 
-  function enqueue(destination: Destination, change: AlertChange): void {
-    const deliveryId = randomUUID();
+  /** Queues one delivery in its destination's lane; resolves with its outcome (false: abandoned). */
+  function enqueue(destination: Destination, change: AlertChange, deliveryId = deliveryIdOf(change, destination)): Promise<boolean> {
     const delivery: Delivery = { destination, change, deliveryId, render: requestRenderer(destination, change, deliveryId) };
     let lane = lanes.get(destination.name);
     if (lane === undefined) {
@@ -177,29 +265,111 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const error = new Error(`the queue of destination ${destination.name} is full (${maxQueued} deliveries)`);
       const written = deadLetter(delivery, error, 0, delivery.render(now()).body).finally(() => outside.delete(written));
       outside.add(written);
-      return;
+      return written.then(() => true);
     }
     const current = lane;
     current.waiting += 1;
     counters.queued += 1;
-    current.tail = current.tail
-      .then(() => deliver(delivery))
+    const outcome = current.tail.then(() => deliver(delivery));
+    current.tail = outcome
+      .then(() => undefined)
       .catch((error: unknown) => log.error({ err: error, destination: destination.name }, 'notifier lane failed'))
       .finally(() => {
         current.waiting -= 1;
         counters.queued -= 1;
       });
+    return outcome.catch(() => true);
+  }
+
+  /** One record per (change, destination) the change routes to. */
+  function recordsOf(changes: readonly AlertChange[]): OutboxRecord[] {
+    const acceptedAt = new Date(now()).toISOString();
+    return changes.flatMap((change) =>
+      routesFor(destinations, change).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })),
+    );
+  }
+
+  async function deliverOutbox(records: readonly OutboxRecord[]): Promise<void> {
+    const outbox = options.outbox;
+    let already = new Set<string>();
+    if (outbox?.delivered && records.length > 0) {
+      try {
+        already = await outbox.delivered.delivered(records.map((record) => record.deliveryId));
+      } catch (error) {
+        // Declared policy: without the log, send anyway; at least once, and receivers dedupe.
+        log.warn({ err: error }, 'cannot read which notifications were delivered; delivering the chunk without that check');
+      }
+    }
+    const byName = new Map(destinations.map((destination) => [destination.name, destination]));
+    const outcomes: Promise<boolean>[] = [];
+    for (const record of records) {
+      if (already.has(record.deliveryId)) {
+        outboxCounters.skipped += 1;
+        continue;
+      }
+      // A copy in the same chunk (a change written twice) is sent once too.
+      already.add(record.deliveryId);
+      const destination = byName.get(record.destination);
+      const settled =
+        destination === undefined
+          ? deadLetterUnknown(record).then(() => true)
+          : enqueue(destination, record.change, record.deliveryId);
+      outcomes.push(
+        settled.then(async (done) => {
+          if (done) await rememberDelivered(record.deliveryId);
+          return done;
+        }),
+      );
+    }
+    const done = await Promise.all(outcomes);
+    const abandoned = done.filter((delivered) => !delivered).length;
+    if (abandoned > 0 || stopping.signal.aborted) throw new DeliveryAbandonedError(abandoned);
+  }
+
+  async function rememberDelivered(deliveryId: string): Promise<void> {
+    try {
+      await options.outbox?.delivered?.remember(deliveryId);
+    } catch (error) {
+      log.warn({ err: error, deliveryId }, 'could not remember a delivered notification; a redelivery of it would be sent again');
+    }
+  }
+
+  /** A record naming a destination that is no longer configured (the list changed across a restart). */
+  async function deadLetterUnknown(record: OutboxRecord): Promise<void> {
+    const error = new Error(`destination ${record.destination} is no longer configured (VIGIL_ALERT_DESTINATIONS)`);
+    await deadLetter({ destination: { name: record.destination }, change: record.change, deliveryId: record.deliveryId }, error, 0, undefined);
+  }
+
+  function notify(change: AlertChange): void {
+    try {
+      // A snapshot: the alerter may go on updating its alert object while this one waits.
+      const snapshot = structuredClone(change);
+      for (const destination of routesFor(destinations, snapshot)) void enqueue(destination, snapshot);
+    } catch (error) {
+      log.error({ err: error, alertId: change?.alert?.id }, 'could not queue a notification');
+    }
   }
 
   return {
-    notify(change) {
-      try {
-        // A snapshot: the alerter may go on updating its alert object while this one waits.
-        const snapshot = structuredClone(change);
-        for (const destination of routesFor(destinations, snapshot)) enqueue(destination, snapshot);
-      } catch (error) {
-        log.error({ err: error, alertId: change?.alert?.id }, 'could not queue a notification');
+    async accept(changes) {
+      const outbox = options.outbox;
+      if (outbox === undefined) {
+        for (const change of changes) notify(change);
+        return;
       }
+      const records = recordsOf(changes);
+      if (records.length === 0) return;
+      try {
+        await outbox.producer.send({ topic: outbox.topic, acks: -1, messages: records.map((record) => ({ key: record.destination, value: JSON.stringify(record) })) });
+      } catch (error) {
+        throw new StoreUnavailableError('kafka', `notification outbox ${outbox.topic}: ${errorMessage(error)}`, error);
+      }
+      outboxCounters.accepted += records.length;
+    },
+    notify,
+    deliverOutbox,
+    abandon() {
+      stopping.abort(new DeliveryAbandonedError(counters.queued));
     },
     async drain() {
       while (counters.queued > 0 || outside.size > 0) {
@@ -208,6 +378,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     },
     stats() {
       return { ...counters };
+    },
+    outboxStats() {
+      return { ...outboxCounters };
     },
     destinationStats() {
       return structuredClone(byDestination);

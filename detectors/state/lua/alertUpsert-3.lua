@@ -1,10 +1,16 @@
--- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
---[[ alertUpsert-2: fold one detection into the open alert of its group, or open a new alert.
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+--[[ alertUpsert-3: fold one detection into the open alert of its group, or open a new alert.
 All alert keys share the {alerts} hash tag: alerts are few, and one slot keeps the open-alerts
-index and every alert together (cluster-safe).
+index, the unsent changes and every alert together (cluster-safe).
+Each change to notify (opened, escalated, and the resolve of a replaced alert) is also recorded
+in KEYS[3] in the same atomic call, so it cannot be lost between this call and the notification
+outbox: the alerter deletes the record once the outbox holds the change, and writes what is left
+again after a crash (a redone batch only finds duplicates here).
 KEYS[1]  hash: the group's alert (id, status, rank, base, count, suppressed, first, last,
          revision, title, key, rules, names, tags, detections; lists as JSON arrays)
 KEYS[2]  sorted set of open alerts: member = group key, score = last detection ms
+KEYS[3]  hash of unsent changes: field = <alert id>:<revision>:<kind>, value = JSON
+         { kind, fields (JSON of the alert's fields), reason, at (now ms) }
 ARGV[1]  detection id
 ARGV[2]  now ms
 ARGV[3]  window ms: a detection within it of the open alert's last one joins the alert
@@ -18,6 +24,8 @@ ARGV[10] JSON object of the group's key
 ARGV[11] group key (member of KEYS[2])
 ARGV[12] TTL ms of KEYS[1]
 ARGV[13] most detection ids kept
+ARGV[14] reason of an opened or escalated change (the detection's)
+ARGV[15] reason of a replaced alert's resolve
 Returns  { change: opened | escalated (severity rose or a new rule joined) | updated | duplicate,
            JSON of the alert's fields, and for "opened" over an alert still open (its quiet
            period passed but no sweep resolved it yet) the JSON of that alert, now resolved }
@@ -29,6 +37,11 @@ local function escalated(base, count)
   if count >= 100 then rank = rank + 1 end
   if rank > 3 then rank = 3 end
   return rank
+end
+local function unsent(kind, fields, reason)
+  local id = redis.call('HGET', KEYS[1], 'id') .. ':' .. redis.call('HGET', KEYS[1], 'revision') .. ':' .. kind
+  redis.call('HSET', KEYS[3], id, cjson.encode({ kind = kind, fields = fields, reason = reason, at = now }))
+  redis.call('PEXPIRE', KEYS[3], ARGV[12])
 end
 local function appendUnique(list, value)
   for i = 1, #list do if list[i] == value then return list end end
@@ -79,6 +92,7 @@ else
     redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolved', ARGV[2])
     redis.call('HINCRBY', KEYS[1], 'revision', 1)
     replaced = cjson.encode(redis.call('HGETALL', KEYS[1]))
+    unsent('resolved', replaced, ARGV[15])
   end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'id', ARGV[4], 'status', 'open', 'rank', ARGV[7], 'base', ARGV[7],
@@ -89,10 +103,14 @@ else
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[11])
   redis.call('PEXPIRE', KEYS[1], ARGV[12])
   redis.call('PEXPIRE', KEYS[2], ARGV[12])
-  return { change, cjson.encode(redis.call('HGETALL', KEYS[1])), replaced }
+  local fields = cjson.encode(redis.call('HGETALL', KEYS[1]))
+  unsent(change, fields, ARGV[14])
+  return { change, fields, replaced }
 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[11])
 redis.call('PEXPIRE', KEYS[1], ARGV[12])
 -- The open-alerts index lives as long as its newest alert could.
 redis.call('PEXPIRE', KEYS[2], ARGV[12])
-return { change, cjson.encode(redis.call('HGETALL', KEYS[1])) }
+local fields = cjson.encode(redis.call('HGETALL', KEYS[1]))
+if change == 'escalated' then unsent(change, fields, ARGV[14]) end
+return { change, fields }

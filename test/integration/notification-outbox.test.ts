@@ -1,0 +1,174 @@
+import { Redis } from 'ioredis';
+import { StoreUnavailableError, ensureTopics, installTemplates, type Config } from '../../platform';
+import type { Vigil } from '../../app';
+import type { Detection } from '../../schemas';
+import { startAlertReceiver } from '../../scripts/alert-receiver';
+import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+
+const SECRET = 'outbox-webhook-secret-0123456789';
+
+const detection = (n: number): Detection => ({
+  id: `det-outbox-${String(n).padStart(4, '0')}`,
+  ruleId: 'authn-failures-per-user',
+  ruleVersion: 1,
+  ruleName: 'Repeated authentication failures for one user',
+  ruleType: 'threshold',
+  severity: 'medium',
+  tags: ['T1110'],
+  reasonCode: 'threshold_reached',
+  reason: `10 failed logins for user u-outbox (${n})`,
+  key: { 'actor.userId': 'u-outbox' },
+  observedValue: 10,
+  threshold: 10,
+  window: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date().toISOString(), durationMs: 60_000 },
+  eventIds: [`evt-${n}`],
+  time: new Date().toISOString(),
+  detectedAt: new Date().toISOString(),
+  degraded: false,
+});
+
+/** A fetch standing for a receiver that is down: every attempt fails like a refused connection. */
+function downReceiver(): { fetchImpl: typeof fetch; attempts: string[]; deliveryIds: string[] } {
+  const attempts: string[] = [];
+  const deliveryIds: string[] = [];
+  const fetchImpl = ((url: string | URL | Request, init?: RequestInit) => {
+    attempts.push(new URL(url instanceof Request ? url.url : url).pathname);
+    // Webhooks carry the delivery id as a header (PagerDuty dedupes by its dedup_key instead).
+    const id = new Headers(init?.headers).get('x-vigil-delivery');
+    if (id) deliveryIds.push(id);
+    return Promise.reject(new TypeError('fetch failed: connect ECONNREFUSED'));
+  }) as typeof fetch;
+  return { fetchImpl, attempts, deliveryIds };
+}
+
+/** The delivery ids of the webhooks the receiver got. */
+const webhookIds = (received: readonly { path: string; headers: Record<string, unknown> }[]): string[] =>
+  received.filter((item) => item.path === '/webhook').map((item) => String(item.headers['x-vigil-delivery']));
+
+describe('the notification outbox: what the notifier accepted survives a crash', () => {
+  let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
+  let stack: Stack;
+  let redis: Redis;
+  const running: Vigil[] = [];
+
+  function configFor(): Config {
+    return isolatedConfig({
+      // Long enough that no resolve comes in the middle of a test.
+      VIGIL_ALERT_RESOLVE_AFTER_MS: '600000',
+      VIGIL_ALERT_SUPPRESS_MS: '600000',
+      VIGIL_ALERT_DESTINATIONS: JSON.stringify([
+        { name: 'webhook', type: 'webhook', url: `${receiver.url}/webhook`, secret: SECRET },
+        { name: 'pagerduty', type: 'pagerduty', url: `${receiver.url}/pagerduty`, routingKey: 'routing-key-outbox-0000000000' },
+      ]),
+    });
+  }
+
+  async function startVigil(overrides: Parameters<typeof vigilOn>[1]): Promise<Vigil> {
+    const vigil = vigilOn(stack, { roles: ['alerting'], redis, http: false, ...overrides });
+    running.push(vigil);
+    await vigil.start();
+    return vigil;
+  }
+
+  async function sendDetections(count: number): Promise<void> {
+    const producer = stack.kafka.producer();
+    await producer.connect();
+    const detections = Array.from({ length: count }, (_, n) => detection(n));
+    await producer.send({ topic: stack.config.topics.detections, messages: detections.map((item) => ({ key: 'u-outbox', value: JSON.stringify(item) })), acks: -1 });
+    await producer.disconnect();
+  }
+
+  beforeAll(async () => {
+    receiver = await startAlertReceiver(SECRET);
+  });
+
+  beforeEach(async () => {
+    receiver.received.length = 0;
+    stack = openStack(configFor());
+    redis = new Redis(stack.config.redis.url);
+    await ensureTopics(stack.kafka, stack.config);
+    await installTemplates(stack.elasticsearch, stack.config);
+  });
+
+  afterEach(async () => {
+    for (const vigil of running.splice(0)) await vigil.stop();
+    const keys = await redis.keys(`${stack.config.redis.prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+    await stack.cleanup();
+  });
+
+  afterAll(async () => {
+    await receiver.close();
+  });
+
+  it('delivers, after a crash, what was accepted while the receiver was down: once, with the same delivery ids', async () => {
+    const down = downReceiver();
+    const first = await startVigil({ fetchImpl: down.fetchImpl, notifierDrainMs: 0 });
+    await sendDetections(5);
+    // Both deliveries of the opening were accepted and tried (and failed): they are in flight.
+    await waitFor('attempts at both destinations', () => new Set(down.attempts).size >= 2 && first.alerter?.stats().detections === 5, 30_000);
+    expect(first.alerter?.stats()).toMatchObject({ opened: 1, updated: 4 });
+    // The "crash": stop without letting the notifier finish; nothing was delivered.
+    await first.stop();
+    expect(receiver.received).toHaveLength(0);
+
+    const second = await startVigil({});
+    await waitFor('the opening at both destinations', () => receiver.received.length >= 2, 30_000);
+    await (second.notifier as NonNullable<Vigil['notifier']>).drain();
+
+    expect(webhookIds(receiver.received)).toEqual([...new Set(down.deliveryIds)]);
+    expect(receiver.received.map((item) => item.path).sort()).toEqual(['/pagerduty', '/webhook']);
+    const webhook = receiver.received.find((item) => item.path === '/webhook');
+    expect(webhook?.signature).toBe('valid');
+    expect((webhook?.json as { type: string }).type).toBe('vigil.alert.opened');
+    // The first alerter committed its batch after the outbox had it: the second redid nothing.
+    expect(second.alerter?.stats()).toMatchObject({ detections: 0, resent: 0 });
+  });
+
+  it('writes to the outbox, after a restart, a change made in Redis whose outbox write failed (the redone batch finds only duplicates)', async () => {
+    let failing = true;
+    let pauses = 0;
+    const first = await startVigil({
+      // The outbox write fails (as Kafka refusing it would): the batch is paused and redone.
+      onAlertChange: () => {
+        if (failing) throw new StoreUnavailableError('kafka', 'notification outbox: simulated outage');
+      },
+    });
+    first.instrumentation.on('runner.pause', (event) => {
+      if (event.component === 'alerter') pauses++;
+    });
+    await sendDetections(3);
+    await waitFor('the batch failed twice (redone once)', () => pauses >= 2, 30_000);
+    expect(first.alerter?.stats()).toMatchObject({ opened: 1 });
+    await first.stop();
+    failing = false;
+    expect(receiver.received).toHaveLength(0);
+    // The opening waits in Redis, recorded by the script that made it.
+    expect(await redis.hlen(`${stack.config.redis.prefix}:{alerts}:unsent`)).toBe(1);
+
+    const second = await startVigil({});
+    await waitFor('the opening at both destinations', () => receiver.received.length >= 2, 30_000);
+    await (second.notifier as NonNullable<Vigil['notifier']>).drain();
+    expect(second.alerter?.stats().resent).toBe(1);
+    const kinds = receiver.received.filter((item) => item.path === '/webhook').map((item) => (item.json as { type: string }).type);
+    expect(kinds).toEqual(['vigil.alert.opened']);
+    expect(receiver.received.map((item) => item.path).sort()).toEqual(['/pagerduty', '/webhook']);
+    expect(await redis.hlen(`${stack.config.redis.prefix}:{alerts}:unsent`)).toBe(0);
+  });
+
+  it('sends each delivery once in the normal path, and a copy of a record in the outbox is skipped', async () => {
+    const vigil = await startVigil({});
+    await sendDetections(12);
+    await waitFor('the opening and the escalation at both destinations', () => receiver.received.length >= 4, 30_000);
+    await (vigil.notifier as NonNullable<Vigil['notifier']>).drain();
+    // A change written again (as after a crash between the outbox write and forgetting it in Redis).
+    const alert = (receiver.received.find((item) => item.path === '/webhook')?.json as { alert: Parameters<NonNullable<Vigil['notifier']>['accept']>[0][number]['alert'] }).alert;
+    await vigil.notifier?.accept([{ kind: 'opened', alert }]);
+    await waitFor('the copy skipped', () => (vigil.notifier?.outboxStats().skipped ?? 0) >= 2, 30_000);
+    expect(receiver.received).toHaveLength(4);
+    const ids = webhookIds(receiver.received);
+    expect(ids).toHaveLength(2);
+    expect(new Set(ids).size).toBe(2);
+  });
+});

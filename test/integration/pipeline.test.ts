@@ -30,14 +30,14 @@ describe('ingest pipeline against the real Kafka and Elasticsearch', () => {
     const query = { term: { 'labels.run': 'sdk' } };
     await waitFor('600 indexed events', async () => (await countEvents(run.stack, query)) >= 600);
     expect(await countEvents(run.stack, query)).toBe(600);
-    expect(await countEvents(run.stack, { bool: { filter: [query, { term: { 'run.vigil.family': 'policy' } }] } })).toBe(traffic.policy);
-    expect(await countEvents(run.stack, { bool: { filter: [query, { term: { 'run.vigil.family': 'invocation' } }] } })).toBe(traffic.invocation);
-    expect(await countEvents(run.stack, { bool: { filter: [query, { term: { 'run.vigil.family': 'device' } }] } })).toBe(traffic.device);
+    expect(await countEvents(run.stack, { bool: { filter: [query, { term: { 'vigil.family': 'policy' } }] } })).toBe(traffic.policy);
+    expect(await countEvents(run.stack, { bool: { filter: [query, { term: { 'vigil.family': 'invocation' } }] } })).toBe(traffic.invocation);
+    expect(await countEvents(run.stack, { bool: { filter: [query, { term: { 'vigil.family': 'device' } }] } })).toBe(traffic.device);
 
     const located = await run.stack.elasticsearch.search<EventDocument>({
       index: indexNames(run.stack.config.indices.prefix).eventPattern,
       size: 1,
-      query: { bool: { filter: [query, { term: { 'source.ip': '81.2.69.0/24' } }, { term: { 'run.vigil.family': 'invocation' } }] } },
+      query: { bool: { filter: [query, { term: { 'source.ip': '81.2.69.0/24' } }, { term: { 'vigil.family': 'invocation' } }] } },
     });
     const document = located.hits.hits[0]?._source;
     expect(document?.source?.geo?.country_iso_code).toBe('GB');

@@ -17,9 +17,9 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel, type LogEntry } from 'kafkajs';
-import { createEmitter, type EmitInput, type EmitterCompression } from '../ingest/sdk';
-import type { Family } from '../schemas';
+import { createEmitter, type EmitterCompression } from '../ingest/sdk';
 import { positiveInteger } from './arguments';
+import { gatewayEvents, type Emitted } from './gateway-events';
 
 function argument(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -32,28 +32,7 @@ const CASES: readonly EmitterCompression[] = ['none', 'gzip'];
 
 const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
-type Emitted = { [F in Family]: { family: F; input: EmitInput<F> } }[Family];
-
-/** A gateway's mix of the three families, each event a little different, as in bench/sdk.bench.ts. */
-function inputs(count: number): Emitted[] {
-  const made: Emitted[] = [];
-  for (let n = 0; n < count; n++) {
-    const actor = { userId: `user-${n % 997}`, consumerId: `app-${n % 31}` };
-    const client = { ip: `81.2.${(n >> 8) % 256}.${n % 256}`, userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15' };
-    const resource = { api: 'payments-v2', method: 'POST' as const, path: `/payments/${n}` };
-    if (n % 3 === 0) {
-      made.push({ family: 'policy', input: { actor, client, policy: { kind: 'authn', name: 'verify-api-key', outcome: n % 7 === 0 ? 'fail' : 'pass', group: 'payments', resource } } });
-    } else if (n % 3 === 1) {
-      made.push({
-        family: 'invocation',
-        input: { actor, client, correlation: { requestId: `req-${n}-${(n * 2654435761) % 4294967296}` }, invocation: { resource, route: '/payments/:id', status: 200, latencyMs: 12.5 + (n % 40), bytesIn: 310 + (n % 97), bytesOut: 1200 + (n % 503) } },
-      });
-    } else {
-      made.push({ family: 'device', input: { actor, client, device: { deviceId: `device-${n % 211}`, type: 'mobile', action: 'login', ip: client.ip } } });
-    }
-  }
-  return made;
-}
+const inputs = (count: number): Emitted[] => gatewayEvents(count, { varied: true });
 
 async function main(): Promise<void> {
   const id = randomBytes(4).toString('hex');

@@ -19,9 +19,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel } from 'kafkajs';
-import { createEmitter, type EmitInput, type Emitter } from '../ingest/sdk';
-import { CURRENT_SCHEMA_VERSION, familySchemas, type Family } from '../schemas';
+import { createEmitter, type Emitter } from '../ingest/sdk';
+import { CURRENT_SCHEMA_VERSION, familySchemas } from '../schemas';
 import { positiveInteger } from './arguments';
+import { gatewayEvents, type Emitted } from './gateway-events';
 
 const ROOT = join(__dirname, '..');
 const TARGET_MB = 15;
@@ -97,28 +98,7 @@ if (!met) process.exitCode = 1;
 
 // ---- 2. emit() -------------------------------------------------------------------------------
 
-type Emitted = { [F in Family]: { family: F; input: EmitInput<F> } }[Family];
-
-/** Events of the three families, each a little different, built before any clock runs. */
-function inputs(count: number): Emitted[] {
-  const made: Emitted[] = [];
-  for (let n = 0; n < count; n++) {
-    const actor = { userId: `user-${n % 997}`, consumerId: `app-${n % 31}` };
-    const client = { ip: `81.2.${(n >> 8) % 256}.${n % 256}`, userAgent: 'okhttp/4.12' };
-    const resource = { api: 'payments-v2', method: 'POST' as const, path: `/payments/${n}` };
-    if (n % 3 === 0) {
-      made.push({ family: 'policy', input: { actor, client, policy: { kind: 'authn', name: 'verify-api-key', outcome: n % 7 === 0 ? 'fail' : 'pass', group: 'payments', resource } } });
-    } else if (n % 3 === 1) {
-      made.push({
-        family: 'invocation',
-        input: { actor, client, correlation: { requestId: `req-${n}` }, invocation: { resource, route: '/payments/:id', status: 200, latencyMs: 12.5, bytesIn: 310, bytesOut: 1200 } },
-      });
-    } else {
-      made.push({ family: 'device', input: { actor, client, device: { deviceId: `device-${n % 211}`, type: 'mobile', action: 'login', ip: client.ip } } });
-    }
-  }
-  return made;
-}
+const inputs = (count: number): Emitted[] => gatewayEvents(count, { varied: false });
 
 const events = inputs(EVENTS);
 const source = { service: 'bench', kind: 'service' } as const;

@@ -16,3 +16,4 @@ export * from './kafka/consumer-supervisor';
 export * from './elasticsearch/clients';
 export * from './elasticsearch/bulk-indexer';
 export * from './connections';
+export * from './kafka/messages';

@@ -2,7 +2,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
-import type { Config, Instrumentation, Logger } from '../../platform';
+import { parseOwnMessage, type Config, type Instrumentation, type Logger } from '../../platform';
 import { createAlertWriter } from './alert-document';
 import { createAlertStore, type AlertUpsert } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
@@ -114,13 +114,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
   function readDetections(messages: readonly KafkaMessage[]): Detection[] {
     const detections: Detection[] = [];
     for (const message of messages) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(message.value?.toString('utf8') ?? 'null');
-      } catch {
-        parsed = undefined;
-      }
-      const result = detectionSchema.safeParse(parsed);
+      const result = parseOwnMessage(message, detectionSchema);
       if (result.success && isStaleDetection(result.data.detectedAt, now(), timings)) stats.stale++;
       else if (result.success) detections.push(result.data);
       else {

@@ -4,29 +4,12 @@ import type { Notifier } from '../../detectors';
 import type { Vigil } from '../../app';
 import type { Detection } from '../../schemas';
 import { startAlertReceiver } from '../../scripts/alert-receiver';
+import { sampleDetection } from '../support/detections';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 const SECRET = 'e2e-webhook-secret-0123456789';
 
-const detection = (n: number): Detection => ({
-  id: `det-e2e-${String(n).padStart(4, '0')}`,
-  ruleId: 'authn-failures-per-user',
-  ruleVersion: 1,
-  ruleName: 'Repeated authentication failures for one user',
-  ruleType: 'threshold',
-  severity: 'medium',
-  tags: ['T1110'],
-  reasonCode: 'threshold_reached',
-  reason: `10 failed logins for user u-e2e (${n})`,
-  key: { 'actor.userId': 'u-e2e' },
-  observedValue: 10,
-  threshold: 10,
-  window: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date().toISOString(), durationMs: 60_000 },
-  eventIds: [`evt-${n}`],
-  time: new Date().toISOString(),
-  detectedAt: new Date().toISOString(),
-  degraded: false,
-});
+const detection = (n: number): Detection => sampleDetection(n, 'e2e');
 
 describe('alerts reach on-call: alerter → notifier → a loopback receiver', () => {
   let stack: Stack;

@@ -3,29 +3,12 @@ import { StoreUnavailableError, ensureTopics, installTemplates, type Config } fr
 import type { Vigil } from '../../app';
 import type { Detection } from '../../schemas';
 import { startAlertReceiver } from '../../scripts/alert-receiver';
+import { sampleDetection } from '../support/detections';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 const SECRET = 'outbox-webhook-secret-0123456789';
 
-const detection = (n: number): Detection => ({
-  id: `det-outbox-${String(n).padStart(4, '0')}`,
-  ruleId: 'authn-failures-per-user',
-  ruleVersion: 1,
-  ruleName: 'Repeated authentication failures for one user',
-  ruleType: 'threshold',
-  severity: 'medium',
-  tags: ['T1110'],
-  reasonCode: 'threshold_reached',
-  reason: `10 failed logins for user u-outbox (${n})`,
-  key: { 'actor.userId': 'u-outbox' },
-  observedValue: 10,
-  threshold: 10,
-  window: { start: new Date(Date.now() - 60_000).toISOString(), end: new Date().toISOString(), durationMs: 60_000 },
-  eventIds: [`evt-${n}`],
-  time: new Date().toISOString(),
-  detectedAt: new Date().toISOString(),
-  degraded: false,
-});
+const detection = (n: number): Detection => sampleDetection(n, 'outbox');
 
 /** A fetch standing for a receiver that is down: every attempt fails like a refused connection. */
 function downReceiver(): { fetchImpl: typeof fetch; attempts: string[]; deliveryIds: string[] } {

@@ -5,6 +5,7 @@
  * field, oversized keys and headers, id collisions and redeliveries). The same seed gives the
  * same messages, so a failure can be replayed.
  */
+import { seededRandom } from '../../scripts/simulated-traffic';
 import type { DeadLetterReason } from '../../ingest';
 import { FAMILIES, type Family } from '../../schemas';
 
@@ -36,18 +37,6 @@ export interface FuzzOptions {
   maxJsonDepth: number;
   /** Event times are around this. @defaultValue now */
   now?: Date;
-}
-
-/** mulberry32: small, fast, seedable. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ANY: readonly DeadLetterReason[] = ['empty', 'too_large', 'not_json', 'too_deep', 'unknown_schema_version', 'schema_invalid', 'wrong_topic', 'time_out_of_range'];
@@ -278,3 +267,6 @@ export function fuzzTraffic(options: FuzzOptions): FuzzMessage[] {
   }
   return messages;
 }
+
+/** The demo's seeded source (mulberry32), so fuzz runs reproduce from their seed. */
+export { seededRandom };

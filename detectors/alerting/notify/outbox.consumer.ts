@@ -6,7 +6,7 @@
  */
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { describeIssues } from '../../../schemas';
-import type { Instrumentation, Logger } from '../../../platform';
+import { parseOwnMessage, type Instrumentation, type Logger } from '../../../platform';
 import { createPartitionLoop } from '../alerter.consumer';
 import { outboxRecordSchema, type Notifier, type OutboxRecord } from './notifier';
 
@@ -42,13 +42,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   function readRecords(messages: readonly KafkaMessage[]): OutboxRecord[] {
     const records: OutboxRecord[] = [];
     for (const message of messages) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(message.value?.toString('utf8') ?? 'null');
-      } catch {
-        parsed = undefined;
-      }
-      const result = outboxRecordSchema.safeParse(parsed);
+      const result = parseOwnMessage(message, outboxRecordSchema);
       if (result.success) records.push(result.data);
       // Our own topic: a bad record is a bug upstream, logged and skipped, never a jam.
       else logger.error({ offset: message.offset, issues: describeIssues(result.error) }, 'invalid outbox record skipped');

@@ -13,7 +13,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats } from '../detectors';
 import type { GeoDatabase, IngestStats } from '../ingest';
-import { errorMessage, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
+import { errorMessage, probes, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
 
 /** What the endpoints read, supplied by the composition root. */
 export interface ObservabilitySources {
@@ -220,11 +220,10 @@ export function createObservability(sources: ObservabilitySources): Observabilit
           await connecting.connect();
           admin = connecting;
         }
-        await admin.describeCluster();
+        await probes.kafka(admin);
       }),
-      // Cluster health rather than ping: it needs only the monitor privilege and says the cluster answers, whatever its colour.
-      check('elasticsearch', () => sources.elasticsearch.cluster.health({ timeout: '1s' })),
-      check('redis', () => sources.redis.ping()),
+      check('elasticsearch', () => probes.elasticsearch(sources.elasticsearch, 1000)),
+      check('redis', () => probes.redis(sources.redis)),
     ]);
     const down = sources.consumers().filter((status) => status.state !== 'running');
     const consumers: Check = down.length === 0 ? { ok: true } : { ok: false, error: down.map((status) => `${status.component} consumer is ${status.state}${status.lastError ? `: ${status.lastError}` : ''}`).join('; ') };

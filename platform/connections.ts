@@ -1,6 +1,6 @@
 import { errors as esErrors, type Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from './config';
 import { VigilError, errorMessage } from './errors';
 
@@ -14,6 +14,17 @@ export class ConnectionError extends VigilError {
     this.service = service;
   }
 }
+
+/**
+ * The one request that proves each service answers and accepts Vigil: a Redis PING, an
+ * Elasticsearch cluster health (it needs only the monitor privilege and answers whatever the
+ * cluster's colour), a Kafka metadata request. The start check and /readyz both use these.
+ */
+export const probes = {
+  redis: (redis: Redis): Promise<unknown> => redis.ping(),
+  elasticsearch: (client: Client, timeoutMs: number): Promise<unknown> => client.cluster.health({ timeout: `${timeoutMs}ms` }),
+  kafka: (admin: Admin): Promise<unknown> => admin.describeCluster(),
+};
 
 /** A URL without its user and password, for messages. */
 function shown(url: string): string {
@@ -50,14 +61,14 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
   const redis = clients.redis;
   if (redis) {
     checks.push(
-      redis.ping().then(
+      probes.redis(redis).then(
         () => undefined,
         (error: unknown) => new ConnectionError('redis', shown(config.redis.url), problemOf(error, /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i), error),
       ),
     );
   }
   checks.push(
-    clients.elasticsearch.cluster.health({ timeout: '5s' }).then(
+    probes.elasticsearch(clients.elasticsearch, 5000).then(
       () => undefined,
       (error: unknown) => {
         const status = error instanceof esErrors.ResponseError ? error.statusCode : undefined;
@@ -71,7 +82,7 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
       const admin = clients.kafka.admin();
       try {
         await admin.connect();
-        await admin.describeCluster();
+        await probes.kafka(admin);
         return undefined;
       } catch (error) {
         return new ConnectionError('kafka', config.kafka.brokers.join(','), problemOf(error, /SASL|Authentication/i), error);

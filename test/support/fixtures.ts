@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { describeIssues, eventSchema, type Detection } from '../../schemas';
+import { describeIssues, eventSchema, type Detection, type GeoDocument } from '../../schemas';
+import { correlate, type Enrichment } from '../../ingest';
 import { ValidationError } from '../../platform';
-import { DetectionEngine, deleteKeysUnder, durationSchema, type DetectionInput, type RuleSet } from '../../detectors';
+import { Correlator, DetectionEngine, deleteKeysUnder, durationSchema, type DetectionInput, type RuleSet } from '../../detectors';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */
@@ -103,20 +104,35 @@ export function fixtureInputs(fixture: Fixture, index: number): DetectionInput[]
     .map(({ input }) => input);
 }
 
+/** What enrichment would have said of a fixture event: its given place, or nothing. */
+function enrichmentOf(input: DetectionInput): Enrichment {
+  const geo = input.geo;
+  if (!geo) return { geoSource: 'none' };
+  const document: GeoDocument = {};
+  if (geo.lat !== undefined && geo.lon !== undefined) document.location = { lat: geo.lat, lon: geo.lon };
+  if (geo.country !== undefined) document.country_iso_code = geo.country;
+  if (geo.city !== undefined) document.city_name = geo.city;
+  return { ipScope: 'public', geoSource: 'geoip', geo: document, ...(geo.accuracyKm === undefined ? {} : { accuracyKm: geo.accuracyKm }) };
+}
+
 /**
- * Runs one case through the production engine on the real Redis, under a throwaway key prefix
- * it deletes afterwards, one event per batch (state crosses batches as it does in production),
- * and returns the detections of the fixture's rule.
+ * Runs one case through the pipeline's own correlate stage and the production engine on the real
+ * Redis, under a throwaway key prefix it deletes afterwards, one event per batch (state crosses
+ * batches as it does in production), and returns the detections of the fixture's rule.
  */
 export async function runFixtureCase(redis: Redis, ruleSet: RuleSet, fixture: Fixture, index: number): Promise<Detection[]> {
   const prefix = `fixture-${randomBytes(6).toString('hex')}`;
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark' });
+  // As replay does: no wait, a request's decisions are in the case or never coming.
+  const correlator = new Correlator({ redis, prefix, waitMs: 0 });
   const found: Detection[] = [];
   try {
     const inputs = fixtureInputs(fixture, index);
     const size = fixture.cases[index]?.batch ?? 1;
     for (let start = 0; start < inputs.length; start += size) {
-      found.push(...(await engine.evaluateBatch(inputs.slice(start, start + size))).filter((detection) => detection.ruleId === fixture.rule));
+      const items = inputs.slice(start, start + size).map((input) => ({ event: input.event, enrichment: enrichmentOf(input) }));
+      const correlated = await correlate(items, { correlator, detecting: true });
+      found.push(...(await engine.evaluateBatch(correlated.inputs)).filter((detection) => detection.ruleId === fixture.rule));
     }
   } finally {
     await deleteKeysUnder(redis, prefix);

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import type { GroupKeys, GroupMap } from './types';
+
+/** The HTTP methods the contract takes; any other is skipped as `method_unsupported`. */
+const CONTRACT_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+export type ContractMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS';
+
+export function contractMethod(method: unknown): ContractMethod | undefined {
+  if (typeof method !== 'string') return undefined;
+  const upper = method.toUpperCase();
+  return CONTRACT_METHODS.has(upper) ? (upper as ContractMethod) : undefined;
+}
+
+/** Which event of a record an id names: one invocation, and at most one policy event per kind. */
+export type EventSuffix = 'inv' | 'authn' | 'authz' | 'rate_limit' | 'json_threat' | 'xml_threat' | 'custom';
+
+const READABLE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
+
+/**
+ * A deterministic event id, `<format>:<request>:<suffix>`, so a redelivered or replayed record
+ * is the same document. `<request>` is the gateway's request id when it is short and plain
+ * (kept readable, for an analyst pivoting from the gateway's own log), else its SHA-256; with
+ * no request id, the SHA-256 of `fallback`, which the adapter builds from what identifies the
+ * record (time, client, method, URI, instance), never from anything Vigil adds.
+ */
+export function eventId(format: string, requestId: string | undefined, fallback: string, suffix: EventSuffix): string {
+  const request =
+    requestId !== undefined && requestId !== '' && requestId !== '-'
+      ? READABLE_ID.test(requestId)
+        ? requestId
+        : sha256(`request:${requestId}`).slice(0, 40)
+      : sha256(`record:${fallback}`).slice(0, 40);
+  return `${format}:${request}:${suffix}`;
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * A secret a gateway logs (Tyk's `api_key`, a bearer token) turned into something that still
+ * groups the same caller but can't be used: `sha256:` and the first 16 hex digits of its hash.
+ */
+export function secretFingerprint(secret: string): string {
+  return `sha256:${sha256(`secret:${secret}`).slice(0, 16)}`;
+}
+
+/** A URI split into the path the contract takes (starts with `/`, no query) and its query. */
+export function splitUri(uri: string): { path: string; query?: string } | undefined {
+  if (uri === '' || uri === '-') return undefined;
+  let rest = uri;
+  // An absolute URL (Kong's request.url, OTel's url.full): keep the path onward.
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(rest);
+  if (scheme) rest = rest.slice(scheme[0].length) || '/';
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const mark = rest.indexOf('?');
+  const path = mark >= 0 ? rest.slice(0, mark) : rest;
+  if (!path.startsWith('/')) return undefined;
+  return mark >= 0 ? { path, query: rest.slice(mark + 1) } : { path };
+}
+
+/** A gateway's "no value" placeholders (`-` in Envoy, empty strings) read as absent. */
+export function present(value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' || trimmed === '-' ? undefined : trimmed;
+}
+
+/** A number from a number or a numeric string (Envoy's `json_format` renders every value as text). */
+export function numeric(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  const text = present(value);
+  if (text === undefined || !/^-?\d+(\.\d+)?$/.test(text)) return undefined;
+  return Number(text);
+}
+
+/** An IP from `ip`, `ip:port`, `[v6]:port` or the first entry of an X-Forwarded-For list. */
+export function clientIp(value: unknown): string | undefined {
+  const text = present(value);
+  if (text === undefined) return undefined;
+  const first = (text.split(',')[0] ?? '').trim();
+  const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d+)?$/.exec(first);
+  if (bracketed) return bracketed[1];
+  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(first);
+  if (v4WithPort) return v4WithPort[1];
+  return /^[0-9a-fA-F:]+$/.test(first) && first.includes(':') ? first : undefined;
+}
+
+/** Milliseconds since the epoch (or an ISO text) as the RFC 3339 text the contract takes. */
+export function isoTime(value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return new Date(value).toISOString();
+  const text = present(value);
+  if (text === undefined) return undefined;
+  const millis = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  return Number.isFinite(millis) ? new Date(millis).toISOString() : undefined;
+}
+
+/**
+ * The group map from configuration: exact route, then service, then API, then the first tag
+ * with an entry, then the default; `undefined` when none applies and there is no default.
+ */
+export function groupMap(entries: {
+  routes?: Record<string, string>;
+  services?: Record<string, string>;
+  apis?: Record<string, string>;
+  tags?: Record<string, string>;
+  default?: string;
+}): GroupMap {
+  const lookup = (table: Record<string, string> | undefined, key: string | undefined): string | undefined =>
+    table !== undefined && key !== undefined && Object.hasOwn(table, key) ? table[key] : undefined;
+  return {
+    resolve(keys: GroupKeys): string | undefined {
+      return (
+        lookup(entries.routes, keys.route) ??
+        lookup(entries.services, keys.service) ??
+        lookup(entries.apis, keys.api) ??
+        (keys.tags ?? []).map((tag) => lookup(entries.tags, tag)).find((group) => group !== undefined) ??
+        entries.default
+      );
+    },
+  };
+}

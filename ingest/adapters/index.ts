@@ -1,0 +1,15 @@
+import type { GatewayAdapter } from './types';
+
+export * from './types';
+export * from './common';
+
+/**
+ * Every gateway format `vigil adapt --format` accepts, by name. A new format is one file in this
+ * folder exporting a `GatewayAdapter`, and one line here.
+ */
+export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({});
+
+/** The adapter for a format, or `undefined` with the list of known ones left to the caller to name. */
+export function adapterFor(format: string): GatewayAdapter | undefined {
+  return Object.hasOwn(ADAPTERS, format) ? ADAPTERS[format] : undefined;
+}

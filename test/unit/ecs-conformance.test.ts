@@ -13,7 +13,7 @@ import {
   familySchemas,
   type Detection,
 } from '../../schemas';
-import { ECS, ECS_PACKAGE_VERSION, documentPaths, ecsCategorizationProblems, ecsMappingProblems, mappedFields, NOT_ECS } from '../support/ecs';
+import { ECS, ECS_PACKAGE_VERSION, documentPaths, ecsCategorizationProblems, ecsMappingProblems, mappedFields, NOT_ECS, renderEcsFieldTable, replaceEcsFieldTable } from '../support/ecs';
 import { isRecord } from '../support/mapping';
 import { deviceEvent, invocationEvent, kafkaPosition, policyEvent, withField } from './fixtures';
 
@@ -207,5 +207,14 @@ describe("Kibana's alert fields, as Kibana's alert field map defines them", () =
       return [...(theirs.type === field.type ? [] : [`${field.path}: ${field.type}, Kibana says ${theirs.type}`]), ...multi.map(([name]) => `${field.path}.${name}: not Kibana's`)];
     });
     expect(problems).toStrictEqual([]);
+  });
+});
+
+describe('docs/events.md lists every ECS field Vigil writes with its ECS definition', () => {
+  it('has the table generated from ECS and the templates (run npm run ecs:docs)', () => {
+    const page = readFileSync(join(__dirname, '..', '..', 'docs', 'events.md'), 'utf8');
+    const table = renderEcsFieldTable(TEMPLATES);
+    expect(replaceEcsFieldTable(page, table)).toBe(page);
+    expect(table).toContain('| `user_agent.original` | extended, keyword | keyword, `.text` text | events |');
   });
 });

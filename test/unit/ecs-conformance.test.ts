@@ -173,7 +173,11 @@ describe('ECS conformance: the oracle is ECS itself (@elastic/ecs EcsFlat)', () 
   });
 });
 
-/** Kibana's alert field map, as transcribed (names, types, array flags) in the fixture with its source. */
+/**
+ * Kibana's alert field map, as transcribed (names, types, array flags) in the fixture with its
+ * source: elastic/kibana main (9.x) at 027ff216065546db312b553bd5287a4012b22f12,
+ * kbn-alerts-as-data-utils/src/field_maps/alert_field_map.ts.
+ */
 const kibana = JSON.parse(readFileSync(join(__dirname, '..', 'support', 'kibana-alert-fields.json'), 'utf8')) as {
   required: string[];
   fields: Record<string, { type: string; array: boolean; multi_fields?: Record<string, string> }>;

@@ -1,15 +1,73 @@
-import { SEVERITY_SCORE, type Detection } from '../schemas';
+import { ECS_VERSION, SEVERITY_SCORE, type Detection } from '../schemas';
 
 const TECHNIQUE = /^T\d{4}(\.\d{3})?$/;
+
+/**
+ * Names of the MITRE ATT&CK (Enterprise) techniques Vigil's rules are tagged with, for
+ * `threat.technique.name`. An id not listed here is still indexed, without a name.
+ */
+const TECHNIQUE_NAMES: Readonly<Record<string, string>> = {
+  T1068: 'Exploitation for Privilege Escalation',
+  T1078: 'Valid Accounts',
+  T1087: 'Account Discovery',
+  T1110: 'Brute Force',
+  'T1110.001': 'Password Guessing',
+  'T1110.002': 'Password Cracking',
+  'T1110.003': 'Password Spraying',
+  'T1110.004': 'Credential Stuffing',
+  T1190: 'Exploit Public-Facing Application',
+  T1498: 'Network Denial of Service',
+  T1499: 'Endpoint Denial of Service',
+  'T1499.001': 'OS Exhaustion Flood',
+  'T1499.002': 'Service Exhaustion Flood',
+  'T1499.003': 'Application Exhaustion Flood',
+  'T1499.004': 'Application or System Exploitation',
+  T1595: 'Active Scanning',
+  T1657: 'Financial Theft',
+};
+
+/** A technique or sub-technique as ECS `threat.technique.*` holds it. */
+function techniqueOf(id: string): Record<string, string> {
+  const name = TECHNIQUE_NAMES[id];
+  return { id, ...(name ? { name } : {}), reference: `https://attack.mitre.org/techniques/${id.replace('.', '/')}/` };
+}
+
+/**
+ * ECS `threat.*` of a rule's tags: techniques by id, each with its sub-techniques (a tag
+ * `T1110.001` without `T1110` still files under `T1110`). Absent when no tag is a technique.
+ */
+function threatOf(tags: readonly string[]): Record<string, unknown> | undefined {
+  const techniques = new Map<string, string[]>();
+  for (const tag of tags.filter((candidate) => TECHNIQUE.test(candidate))) {
+    const [parent = tag, sub] = tag.split('.');
+    const subs = techniques.get(parent) ?? [];
+    if (sub !== undefined && !subs.includes(tag)) subs.push(tag);
+    techniques.set(parent, subs);
+  }
+  if (techniques.size === 0) return undefined;
+  return {
+    framework: 'MITRE ATT&CK',
+    technique: [...techniques].map(([id, subs]) => ({ ...techniqueOf(id), ...(subs.length > 0 ? { subtechnique: subs.map(techniqueOf) } : {}) })),
+  };
+}
+
+/** Key fields whose value is an ECS entity, by the ECS field it goes to. */
+const ENTITY_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'source.ip': ['client.ip', 'device.ip'],
+  'user.id': ['actor.userId'],
+  'url.path': ['invocation.resource.path', 'policy.resource.path'],
+};
 
 /** Whether a string is an IPv4/IPv6 address (for `related.ip`). */
 const looksLikeIp = (value: string): boolean => /^[0-9.]+$/.test(value) || value.includes(':');
 
 /**
- * The Elasticsearch document of a detection: ECS `rule.*`, `event.*`, `threat.*`, `related.*`
- * and `message`, with the evidence under `vigil.detection`.
+ * The Elasticsearch document of a detection: ECS `rule.*`, `event.*`, `threat.*`, `related.*`,
+ * `message` and the key's entities as ECS fields (`source.ip`, `user.id`, `url.path`), the shape
+ * Elastic's External Alerts rule promotes into the Security app; the evidence under
+ * `vigil.detection`. `ingestedAt` is when it is indexed (default: when it was detected).
  */
-export function toDetectionDocument(detection: Detection): Record<string, unknown> {
+export function toDetectionDocument(detection: Detection, ingestedAt: Date = new Date(detection.detectedAt)): Record<string, unknown> {
   const ips = new Set<string>();
   const users = new Set<string>();
   for (const [field, value] of Object.entries(detection.key)) {
@@ -19,7 +77,14 @@ export function toDetectionDocument(detection: Detection): Record<string, unknow
   if (detection.distinct?.field === 'client.ip') for (const value of detection.distinct.values) if (looksLikeIp(value)) ips.add(value);
   if (detection.distinct?.field === 'actor.userId') for (const value of detection.distinct.values) users.add(value);
   for (const side of [detection.geo?.from, detection.geo?.to]) if (side?.ip) ips.add(side.ip);
-  const techniques = detection.tags.filter((tag) => TECHNIQUE.test(tag));
+  const threat = threatOf(detection.tags);
+  const entity = (field: string): string | undefined => {
+    const value = ENTITY_FIELDS[field]?.map((name) => detection.key[name]).find((candidate) => candidate !== undefined);
+    return field === 'source.ip' && value !== undefined && !looksLikeIp(value) ? undefined : value;
+  };
+  const sourceIp = entity('source.ip');
+  const userId = entity('user.id');
+  const urlPath = entity('url.path');
   const located = (side: NonNullable<Detection['geo']>['from']): Record<string, unknown> => ({
     location: { lat: side.lat, lon: side.lon },
     ...(side.accuracyKm === undefined ? {} : { accuracy_km: side.accuracyKm }),
@@ -31,6 +96,7 @@ export function toDetectionDocument(detection: Detection): Record<string, unknow
   });
   return {
     '@timestamp': detection.time,
+    ecs: { version: ECS_VERSION },
     message: detection.reason,
     event: {
       id: detection.id,
@@ -38,13 +104,19 @@ export function toDetectionDocument(detection: Detection): Record<string, unknow
       module: 'vigil',
       dataset: 'vigil.detection',
       severity: SEVERITY_SCORE[detection.severity],
+      // The External Alerts rule takes its risk score from here (47 for every alert without it).
+      risk_score: SEVERITY_SCORE[detection.severity],
       reason: detection.reasonCode,
       created: detection.detectedAt,
+      ingested: ingestedAt.toISOString(),
     },
     rule: { id: detection.ruleId, name: detection.ruleName, version: String(detection.ruleVersion), category: detection.ruleType },
-    ...(techniques.length > 0 ? { threat: { technique: { id: techniques } } } : {}),
+    ...(threat ? { threat } : {}),
     tags: detection.tags,
     ...(ips.size > 0 || users.size > 0 ? { related: { ...(ips.size > 0 ? { ip: [...ips] } : {}), ...(users.size > 0 ? { user: [...users] } : {}) } } : {}),
+    ...(sourceIp === undefined ? {} : { source: { ip: sourceIp } }),
+    ...(userId === undefined ? {} : { user: { id: userId } }),
+    ...(urlPath === undefined ? {} : { url: { path: urlPath } }),
     vigil: {
       detection: {
         severity: detection.severity,

@@ -1,4 +1,4 @@
-import type { EventDocument, VigilEvent } from '../schemas';
+import { ECS_VERSION, type EventDocument, type VigilEvent } from '../schemas';
 import { contentHash } from './content-hash';
 import type { Enrichment } from './enrich';
 
@@ -9,19 +9,29 @@ export interface KafkaPosition {
   offset: string;
 }
 
-const POLICY_CATEGORY: Record<string, string[]> = {
-  authn: ['authentication'],
-  authz: ['iam'],
-  rate_limit: ['network'],
-  json_threat: ['intrusion_detection'],
-  xml_threat: ['intrusion_detection'],
-  custom: ['web'],
+type PolicyKind = Extract<VigilEvent, { family: 'policy' }>['policy']['kind'];
+
+/**
+ * ECS categorization of a policy decision, by kind. ECS pairs each category with the types it
+ * allows: `authentication` takes `start`/`end`/`info` (the verdict goes in `event.outcome`, which
+ * Kibana's Authentications view reads); `api` (ECS 8.9) and `intrusion_detection` take
+ * `allowed`/`denied`, a gateway's access decisions. `iam` (user and group administration) and
+ * `web` (`access`/`error`/`info`) have no place for a decision.
+ */
+const POLICY_CATEGORIZATION: Record<PolicyKind, { category: string; type: (pass: boolean) => string }> = {
+  authn: { category: 'authentication', type: () => 'start' },
+  authz: { category: 'api', type: (pass) => (pass ? 'allowed' : 'denied') },
+  rate_limit: { category: 'api', type: (pass) => (pass ? 'allowed' : 'denied') },
+  json_threat: { category: 'intrusion_detection', type: (pass) => (pass ? 'allowed' : 'denied') },
+  xml_threat: { category: 'intrusion_detection', type: (pass) => (pass ? 'allowed' : 'denied') },
+  custom: { category: 'api', type: (pass) => (pass ? 'allowed' : 'denied') },
 };
 
 /**
  * The Elasticsearch document of a validated, enriched event: ECS names where ECS has them
- * (`@timestamp`, `event.*`, `source.geo.*`, `http.*`, `url.path`, `user.id`), `vigil.*` for the
- * API-gateway fields ECS lacks. Pure: the caller passes the ingest time.
+ * (`@timestamp`, `ecs.version`, `event.*`, `observer.*`, `source.*`, `http.*`, `url.path`,
+ * `user.*`, `related.*`), `vigil.*` for the API-gateway fields ECS lacks. Pure: the caller
+ * passes the ingest time.
  */
 export function toEventDocument(
   event: VigilEvent,
@@ -31,6 +41,7 @@ export function toEventDocument(
 ): EventDocument {
   const document: EventDocument = {
     '@timestamp': new Date(event.time).toISOString(),
+    ecs: { version: ECS_VERSION },
     event: {
       id: event.id,
       kind: 'event',
@@ -63,7 +74,12 @@ export function toEventDocument(
       content_hash: contentHash(event),
     },
   };
-  if (event.actor.userId) document.user = { id: event.actor.userId };
+  if (event.source.kind === 'gateway') document.observer = { name: event.source.service, type: 'gateway' };
+  if (event.actor.userId) {
+    // An authn policy's user is the login name given, whether or not it names an account.
+    const loginName = event.family === 'policy' && event.policy.kind === 'authn';
+    document.user = { id: event.actor.userId, ...(loginName ? { name: event.actor.userId } : {}) };
+  }
   if (event.actor.tenantId) document.organization = { id: event.actor.tenantId };
   if (event.actor.consumerId) document.vigil.consumer_id = event.actor.consumerId;
   if (event.correlation.sessionId) document.vigil.session_id = event.correlation.sessionId;
@@ -83,8 +99,9 @@ export function toEventDocument(
   switch (event.family) {
     case 'policy': {
       const { policy } = event;
-      document.event.category = POLICY_CATEGORY[policy.kind] ?? ['web'];
-      document.event.type = [policy.outcome === 'pass' ? 'allowed' : 'denied'];
+      const categorization = POLICY_CATEGORIZATION[policy.kind];
+      document.event.category = [categorization.category];
+      document.event.type = [categorization.type(policy.outcome === 'pass')];
       document.event.action = `policy-${policy.kind.replaceAll('_', '-')}`;
       document.event.outcome = policy.outcome === 'pass' ? 'success' : 'failure';
       if (policy.reason) document.event.reason = policy.reason;
@@ -112,8 +129,12 @@ export function toEventDocument(
       document.event.duration = Math.round(invocation.latencyMs * 1_000_000);
       document.url = { path: invocation.resource.path };
       document.http = {
-        request: { method: invocation.resource.method, bytes: invocation.bytesIn, ...(requestId ? { id: requestId } : {}) },
-        response: { status_code: invocation.status, bytes: invocation.bytesOut },
+        request: {
+          method: invocation.resource.method,
+          ...(requestId ? { id: requestId } : {}),
+          ...(invocation.bytesIn === undefined ? {} : { body: { bytes: invocation.bytesIn } }),
+        },
+        response: { status_code: invocation.status, ...(invocation.bytesOut === undefined ? {} : { body: { bytes: invocation.bytesOut } }) },
       };
       document.vigil.api = invocation.resource.api;
       document.vigil.route = invocation.route;
@@ -137,5 +158,8 @@ export function toEventDocument(
       break;
     }
   }
+  const ips = document.source?.ip === undefined ? [] : [document.source.ip];
+  const users = document.user ? [document.user.id] : [];
+  if (ips.length > 0 || users.length > 0) document.related = { ...(ips.length > 0 ? { ip: ips } : {}), ...(users.length > 0 ? { user: users } : {}) };
   return document;
 }

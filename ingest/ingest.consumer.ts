@@ -198,7 +198,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     const detectionItems: BulkItem[] = detections.map((detection) => ({
       index: detectionIndexName(config.indices.prefix, detection.time),
       id: detection.id,
-      document: toDetectionDocument(detection),
+      document: toDetectionDocument(detection, clock()),
     }));
     // Publishing detections does not wait for indexing: on-call hears of them sooner, and a chunk
     // redone after a failed index publishes the same detection ids again (consumers dedupe by id).

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SEVERITIES } from './detection';
+import { ECS_VERSION, TEMPLATE_VERSION } from './elasticsearch';
 
 /** What happened to an alert: each is a notification on-call may receive. */
 export const ALERT_CHANGES = ['opened', 'escalated', 'resolved'] as const;
@@ -49,29 +50,45 @@ export interface AlertChange {
 
 const keyword = { type: 'keyword', ignore_above: 1024 } as const;
 
-/** Mappings of the alerts index: Kibana alert-as-data names under `kibana.alert.*`, ECS elsewhere. */
+/**
+ * Mappings of the alerts index: Kibana alert-as-data names under `kibana.*` with Kibana's types
+ * (its alert field map; `match_only_text` as its core-type equal, `text`), ECS elsewhere.
+ */
 export const alertMappings = {
   dynamic: 'strict',
   dynamic_templates: [{ key_as_keywords: { path_match: 'vigil.alert.key.*', match_mapping_type: 'string', mapping: keyword } }],
   properties: {
     '@timestamp': { type: 'date' },
+    ecs: { properties: { version: keyword } },
     message: { type: 'text' },
-    event: { properties: { kind: keyword, module: keyword, dataset: keyword, severity: { type: 'long' } } },
+    event: { properties: { kind: keyword, module: keyword, dataset: keyword, severity: { type: 'long' }, risk_score: { type: 'float' } } },
     tags: keyword,
     kibana: {
       properties: {
+        space_ids: keyword,
         alert: {
           properties: {
             uuid: keyword,
             status: keyword,
             workflow_status: keyword,
             severity: keyword,
-            reason: { type: 'text' },
+            risk_score: { type: 'float' },
+            reason: { ...keyword, fields: { text: { type: 'text' } } },
             start: { type: 'date' },
             end: { type: 'date' },
             last_detected: { type: 'date' },
             duration: { properties: { us: { type: 'long' } } },
-            rule: { properties: { uuid: keyword, name: keyword } },
+            rule: {
+              properties: {
+                uuid: keyword,
+                name: keyword,
+                category: keyword,
+                consumer: keyword,
+                producer: keyword,
+                revision: { type: 'long' },
+                rule_type_id: keyword,
+              },
+            },
             instance: { properties: { id: keyword } },
           },
         },
@@ -88,12 +105,17 @@ export const alertMappings = {
             suppressed: { type: 'long' },
             detections: keyword,
             revision: { type: 'long' },
+            rules: keyword,
+            rule_names: keyword,
           },
         },
       },
     },
   },
 } as const;
+
+/** Fields of the alert mappings whose type changed in {@link TEMPLATE_VERSION}: an existing alerts index keeps theirs. */
+export const ALERT_RETYPED_FIELDS = ['kibana.alert.reason'] as const;
 
 /** The alerts index and template names under one prefix (one index: alerts are few and updated in place). */
 export function alertIndexNames(prefix: string): { index: string; indexTemplate: string } {
@@ -108,11 +130,12 @@ export function alertTemplate(prefix: string, settings: { shards: number; replic
     body: {
       index_patterns: [names.index],
       priority: 200,
+      version: TEMPLATE_VERSION,
       template: {
         settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '1s' },
-        mappings: alertMappings,
+        mappings: { ...alertMappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } },
       },
-      _meta: { managed_by: 'vigil' },
+      _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
     },
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ECS_VERSION, TEMPLATE_VERSION } from './elasticsearch';
 
 /** Severity of a rule and of what it detects; `event.severity` carries the number. */
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
@@ -68,13 +69,20 @@ const locatedMapping = {
   },
 } as const;
 
-/** Mappings of the detections index: ECS `rule.*`, `event.*`, `threat.*`; evidence under `vigil.detection`. */
+const technique = { properties: { id: keyword, name: keyword, reference: keyword } } as const;
+
+/**
+ * Mappings of the detections index: ECS `rule.*`, `event.*`, `threat.*`, `related.*` and the
+ * entity fields of the key (`source.ip`, `user.id`, `url.path`), which Elastic's External Alerts
+ * rule and the Security app pivot on; evidence under `vigil.detection`.
+ */
 export const detectionMappings = {
   dynamic: 'strict',
   // Key fields are dotted paths (client.ip), which Elasticsearch expands into objects: map the string leaves.
   dynamic_templates: [{ key_as_keywords: { path_match: 'vigil.detection.key.*', match_mapping_type: 'string', mapping: keyword } }],
   properties: {
     '@timestamp': { type: 'date' },
+    ecs: { properties: { version: keyword } },
     message: { type: 'text' },
     event: {
       properties: {
@@ -83,14 +91,24 @@ export const detectionMappings = {
         module: keyword,
         dataset: keyword,
         severity: { type: 'long' },
+        risk_score: { type: 'float' },
         reason: keyword,
         created: { type: 'date' },
+        ingested: { type: 'date' },
       },
     },
     rule: { properties: { id: keyword, name: keyword, version: keyword, category: keyword } },
-    threat: { properties: { technique: { properties: { id: keyword } } } },
+    threat: {
+      properties: {
+        framework: keyword,
+        technique: { properties: { ...technique.properties, subtechnique: technique } },
+      },
+    },
     tags: keyword,
     related: { properties: { ip: { type: 'ip' }, user: keyword } },
+    source: { properties: { ip: { type: 'ip' } } },
+    user: { properties: { id: keyword } },
+    url: { properties: { path: keyword } },
     vigil: {
       properties: {
         detection: {
@@ -138,11 +156,12 @@ export function detectionTemplate(prefix: string, settings: { shards: number; re
     body: {
       index_patterns: [names.pattern],
       priority: 200,
+      version: TEMPLATE_VERSION,
       template: {
         settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '1s' },
-        mappings: detectionMappings,
+        mappings: { ...detectionMappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } },
       },
-      _meta: { managed_by: 'vigil' },
+      _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
     },
   };
 }

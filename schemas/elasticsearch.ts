@@ -7,6 +7,22 @@ import type { Family } from './envelope';
  * templates work on the integ-test distribution and a full Elasticsearch.
  */
 
+/** The ECS version Vigil's documents conform to (`ecs.version` on every document). */
+export const ECS_VERSION = '9.4.0';
+
+/**
+ * Version of Vigil's index templates (the `version` of every template Vigil installs, and
+ * `_meta.template_version` of the mappings an index was created with). Raised when a mapping
+ * changes in a way an existing index can't take (a field's type): such a field is listed in
+ * the template's `retyped` list, new daily indices get the new type, and existing indices keep
+ * theirs (see docs/events.md, "Upgrading the templates").
+ *
+ * 2: ECS conformance (issue 16): `event.reason` and `user_agent.original` keyword,
+ * `kibana.alert.reason` keyword; `ecs.*`, `related.*`, `observer.*`, `user.name`,
+ * `http.*.body.bytes`, `threat.*` and the Kibana alert fields added.
+ */
+export const TEMPLATE_VERSION = 2;
+
 /** Geo fields as they land in `source.geo`. */
 export interface GeoDocument {
   country_iso_code?: string;
@@ -19,6 +35,7 @@ export interface GeoDocument {
 /** An event as indexed. Optional parts are absent, never null. */
 export interface EventDocument {
   '@timestamp': string;
+  ecs: { version: typeof ECS_VERSION };
   event: {
     id: string;
     kind: 'event';
@@ -35,15 +52,20 @@ export interface EventDocument {
     original: string;
   };
   service: { name: string; type: 'gateway' | 'service'; node?: { name: string }; environment?: string };
-  user?: { id: string };
+  /** The gateway that observed the event, when the producer is one (`source.kind: gateway`). */
+  observer?: { name: string; type: 'gateway' };
+  /** `name` only where the producer gives a login name: `actor.userId` of an authn policy event. */
+  user?: { id: string; name?: string };
   organization?: { id: string };
   source?: { ip?: string; geo?: GeoDocument };
   user_agent?: { original: string };
   url?: { path: string };
   http?: {
-    request?: { method?: string; id?: string; bytes?: number };
-    response?: { status_code?: number; bytes?: number };
+    request?: { method?: string; id?: string; body?: { bytes: number } };
+    response?: { status_code?: number; body?: { bytes: number } };
   };
+  /** Every IP and user identifier of the event, for pivots across indices. */
+  related?: { ip?: string[]; user?: string[] };
   trace?: { id: string };
   device?: { id: string };
   labels?: Record<string, string>;
@@ -100,6 +122,7 @@ export const eventMappings = {
   dynamic_templates: [{ labels_as_keywords: { path_match: 'labels.*', match_mapping_type: 'string', mapping: keyword } }],
   properties: {
     '@timestamp': date,
+    ecs: { properties: { version: keyword } },
     event: {
       properties: {
         id: keyword,
@@ -110,7 +133,7 @@ export const eventMappings = {
         type: keyword,
         action: keyword,
         outcome: keyword,
-        reason: { type: 'text', fields: { keyword } },
+        reason: keyword,
         duration: long,
         ingested: date,
         original: { type: 'keyword', index: false, doc_values: false },
@@ -124,7 +147,9 @@ export const eventMappings = {
         node: { properties: { name: keyword } },
       },
     },
-    user: { properties: { id: keyword } },
+    observer: { properties: { name: keyword, type: keyword } },
+    user: { properties: { id: keyword, name: keyword } },
+    related: { properties: { ip: { type: 'ip' }, user: keyword } },
     organization: { properties: { id: keyword } },
     source: {
       properties: {
@@ -140,12 +165,14 @@ export const eventMappings = {
         },
       },
     },
-    user_agent: { properties: { original: { type: 'text', fields: { keyword } } } },
+    // ECS: keyword, with a full-text multi-field (match_only_text in ECS; text is its core-type equal).
+    user_agent: { properties: { original: { ...keyword, fields: { text: { type: 'text' } } } } },
     url: { properties: { path: keyword } },
     http: {
       properties: {
-        request: { properties: { method: keyword, id: keyword, bytes: long } },
-        response: { properties: { status_code: long, bytes: long } },
+        // ECS http.*.bytes is body plus headers; producers measure the body only.
+        request: { properties: { method: keyword, id: keyword, body: { properties: { bytes: long } } } },
+        response: { properties: { status_code: long, body: { properties: { bytes: long } } } },
       },
     },
     trace: { properties: { id: keyword } },
@@ -196,6 +223,31 @@ export const eventMappings = {
   },
 } as const;
 
+/** Fields of the event mappings whose type changed in {@link TEMPLATE_VERSION}: existing indices keep theirs. */
+export const EVENT_RETYPED_FIELDS = ['event.reason', 'user_agent.original'] as const;
+
+/**
+ * The mappings to add to indices that already exist: `mappings` without the fields whose type
+ * changed (an existing index can't change a field's type, and refuses the whole update if
+ * asked to), and without `_meta`, which records the version an index was created with.
+ */
+export function mappingsForExistingIndices(
+  mappings: { dynamic: string; dynamic_templates: readonly object[]; properties: object },
+  retyped: readonly string[],
+): { dynamic: string; dynamic_templates: object[]; properties: Record<string, unknown> } {
+  const properties = structuredClone(mappings.properties) as Record<string, unknown>;
+  for (const path of retyped) {
+    const parts = path.split('.');
+    let node: Record<string, unknown> | undefined = properties;
+    for (const part of parts.slice(0, -1)) {
+      const child = node?.[part] as { properties?: Record<string, unknown> } | undefined;
+      node = child?.properties;
+    }
+    if (node) delete node[parts[parts.length - 1] ?? ''];
+  }
+  return { dynamic: mappings.dynamic, dynamic_templates: [...mappings.dynamic_templates], properties };
+}
+
 /** Names of Vigil's templates and indices under one prefix. */
 export function indexNames(prefix: string): {
   componentTemplate: string;
@@ -230,8 +282,9 @@ export function eventTemplates(
     componentTemplate: {
       name: names.componentTemplate,
       body: {
-        template: { mappings: eventMappings },
-        _meta: { description: 'Vigil security events: ECS names where ECS has them, vigil.* otherwise', schema_version: 1 },
+        version: TEMPLATE_VERSION,
+        template: { mappings: { ...eventMappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } } },
+        _meta: { description: 'Vigil security events: ECS names where ECS has them, vigil.* otherwise', schema_version: 1, template_version: TEMPLATE_VERSION },
       },
     },
     indexTemplate: {
@@ -239,6 +292,7 @@ export function eventTemplates(
       body: {
         index_patterns: [names.eventPattern],
         priority: 200,
+        version: TEMPLATE_VERSION,
         composed_of: [names.componentTemplate],
         template: {
           settings: {
@@ -247,7 +301,7 @@ export function eventTemplates(
             refresh_interval: '1s',
           },
         },
-        _meta: { managed_by: 'vigil' },
+        _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
       },
     },
   };

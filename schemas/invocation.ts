@@ -11,8 +11,10 @@ export const invocationEventSchema = z.strictObject({
     route: plainText(2048).startsWith('/'),
     status: z.number().int().min(100).max(599),
     latencyMs: z.number().min(0).max(3_600_000),
-    bytesIn: z.number().int().min(0).default(0),
-    bytesOut: z.number().int().min(0).default(0),
+    /** Request body bytes, when the producer knows them: absent means unknown, not 0. */
+    bytesIn: z.number().int().min(0).optional(),
+    /** Response body bytes, when the producer knows them (a chunked response's may not be). */
+    bytesOut: z.number().int().min(0).optional(),
     /** The upstream service the gateway routed to, when there is one. */
     upstreamService: plainText(256).min(1).optional(),
     group: plainText(256).min(1).optional(),

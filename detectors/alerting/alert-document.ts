@@ -1,27 +1,46 @@
 import type { Client } from '@elastic/elasticsearch';
 import { StoreUnavailableError, errorMessage, type Logger } from '../../platform';
-import { SEVERITY_SCORE, type Alert } from '../../schemas';
+import { ECS_VERSION, SEVERITY_SCORE, type Alert } from '../../schemas';
 
-/** The alerts-index document: Kibana alert-as-data names (`kibana.alert.*`), ECS elsewhere. */
+/**
+ * What Kibana's alert field map requires of a rule, for an alert Kibana's alerting framework
+ * did not make: Vigil is the rule type's producer and consumer, in the default space.
+ */
+const KIBANA_RULE = { category: 'Vigil detection', consumer: 'vigil', producer: 'vigil', rule_type_id: 'vigil.detection' } as const;
+
+/**
+ * The alerts-index document: Kibana alert-as-data names (`kibana.alert.*`, single-valued where
+ * Kibana's field map says so), ECS elsewhere. `event.kind` is `alert`, ECS's value for an alert
+ * raised outside the Elastic Stack (`signal` is reserved for Kibana's own alerting).
+ */
 export function toAlertDocument(alert: Alert): Record<string, unknown> {
   const end = alert.resolvedAt ?? alert.lastSeen;
+  // Kibana: the rule that created the alert. Every contributing rule stays under vigil.alert.
+  const ruleId = alert.rules[0] ?? '';
+  const ruleName = alert.ruleNames[0] ?? ruleId;
   return {
     '@timestamp': alert.lastSeen,
+    ecs: { version: ECS_VERSION },
     message: alert.reason,
-    event: { kind: 'signal', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE[alert.severity] },
+    event: { kind: 'alert', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE[alert.severity], risk_score: SEVERITY_SCORE[alert.severity] },
     tags: alert.tags,
     kibana: {
+      space_ids: ['default'],
       alert: {
         uuid: alert.id,
         status: alert.status === 'open' ? 'active' : 'recovered',
         workflow_status: 'open',
         severity: alert.severity,
-        reason: alert.reason,
+        risk_score: SEVERITY_SCORE[alert.severity],
+        // Kibana: why the alert is active. A resolved alert's record carries the resolve line
+        // (kept in `message`), so it falls back to the title: the rule and key that opened it.
+        reason: alert.status === 'open' ? alert.reason : alert.title,
         start: alert.firstSeen,
         ...(alert.resolvedAt ? { end: alert.resolvedAt } : {}),
         last_detected: alert.lastSeen,
         duration: { us: Math.max(0, Date.parse(end) - Date.parse(alert.firstSeen)) * 1000 },
-        rule: { uuid: alert.rules, name: alert.ruleNames },
+        // Vigil's rules carry no Kibana revision; 0 is Kibana's first.
+        rule: { uuid: ruleId, name: ruleName, revision: 0, ...KIBANA_RULE },
         instance: { id: alert.groupKey },
       },
     },
@@ -34,6 +53,8 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
         suppressed: alert.suppressed,
         detections: alert.detections,
         revision: alert.revision,
+        rules: alert.rules,
+        rule_names: alert.ruleNames,
       },
     },
   };

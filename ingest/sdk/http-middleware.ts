@@ -122,7 +122,12 @@ export function invocationMiddleware(
         const userId = bounded(options.userId?.(request), LIMITS.identifier);
         const sessionId = bounded(options.sessionId?.(request), LIMITS.identifier);
         const group = bounded(options.group?.(request), LIMITS.identifier);
-        const lengthHeader = Number(headerValue(request, 'content-length'));
+        const lengthHeader = headerValue(request, 'content-length');
+        const requestLength = lengthHeader === undefined ? Number.NaN : Number(lengthHeader);
+        // RFC 9112: a request with neither Content-Length nor Transfer-Encoding has no body.
+        const bytesIn = Number.isInteger(requestLength) && requestLength >= 0 ? requestLength : headerValue(request, 'transfer-encoding') === undefined ? 0 : undefined;
+        const responseLength = Number(response.getHeader('content-length') ?? Number.NaN);
+        const bytesOut = Number.isInteger(responseLength) && responseLength >= 0 ? responseLength : undefined;
         emitter.invocation({
           correlation: {
             ...(requestId ? { requestId } : {}),
@@ -141,8 +146,9 @@ export function invocationMiddleware(
             status: response.statusCode,
             latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
             // From Content-Length: reading the body here would take it from the body parser.
-            bytesIn: Number.isFinite(lengthHeader) && lengthHeader > 0 ? lengthHeader : 0,
-            bytesOut: Number(response.getHeader('content-length') ?? 0) || 0,
+            // Without one (chunked), the size is unknown and left out rather than sent as 0.
+            ...(bytesIn === undefined ? {} : { bytesIn }),
+            ...(bytesOut === undefined ? {} : { bytesOut }),
             ...(group ? { group } : {}),
           },
         });

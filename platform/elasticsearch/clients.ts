@@ -1,6 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { Client, type estypes } from '@elastic/elasticsearch';
-import { alertIndexNames, alertMappings, alertTemplate, detectionIndexNames, detectionMappings, detectionTemplate, eventMappings, eventTemplates, indexNames } from '../../schemas';
+import {
+  ALERT_RETYPED_FIELDS,
+  EVENT_RETYPED_FIELDS,
+  alertIndexNames,
+  alertMappings,
+  alertTemplate,
+  detectionIndexNames,
+  detectionMappings,
+  detectionTemplate,
+  eventMappings,
+  eventTemplates,
+  indexNames,
+  mappingsForExistingIndices,
+} from '../../schemas';
 import type { Config } from '../config';
 
 function authOf({ apiKey, username, password }: Config['elasticsearch']): { auth?: { apiKey: string } | { username: string; password: string } } {
@@ -33,15 +46,18 @@ export async function installTemplates(client: Client, config: Config): Promise<
   await client.indices.putIndexTemplate({ name: detections.name, ...detections.body });
   // Templates shape only indices created after them: today's index gets new fields added in
   // place (adding fields is always allowed), so an upgrade doesn't refuse documents until midnight.
+  // A field whose type changed is left out: an existing index keeps its type (a string still fits).
   const alerts = alertTemplate(config.indices.prefix, config.indices);
   await client.indices.putIndexTemplate({ name: alerts.name, ...alerts.body });
-  const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings) =>
-    ({ dynamic: mappings.dynamic, dynamic_templates: mappings.dynamic_templates, properties: mappings.properties }) as unknown as Omit<
-      estypes.IndicesPutMappingRequest,
-      'index'
-    >;
-  await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings) });
-  await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings) });
-  await client.indices.putMapping({ index: alertIndexNames(config.indices.prefix).index, allow_no_indices: true, ignore_unavailable: true, ...mappingOf(alertMappings) });
+  const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings, retyped: readonly string[]) =>
+    mappingsForExistingIndices(mappings, retyped) as unknown as Omit<estypes.IndicesPutMappingRequest, 'index'>;
+  await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings, EVENT_RETYPED_FIELDS) });
+  await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings, []) });
+  await client.indices.putMapping({
+    index: alertIndexNames(config.indices.prefix).index,
+    allow_no_indices: true,
+    ignore_unavailable: true,
+    ...mappingOf(alertMappings, ALERT_RETYPED_FIELDS),
+  });
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../../ingest';
 import { installTemplates } from '../../platform';
-import { eventIndexName, eventSchema, indexNames } from '../../schemas';
+import { eventIndexName, eventMappings, eventSchema, indexNames } from '../../schemas';
 import { isolatedConfig, openStack, type Stack } from '../support/harness';
 
 describe('event index templates on the real Elasticsearch', () => {
@@ -72,5 +72,64 @@ describe('event index templates on the real Elasticsearch', () => {
     const document = toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '3' }, new Date());
     const index = eventIndexName(stack.config.indices.prefix, 'device', event.time);
     await expect(stack.elasticsearch.create({ index, id: event.id, document })).rejects.toMatchObject({ statusCode: 409 });
+  });
+});
+
+describe('upgrading to template version 2 over indices made by version 1', () => {
+  let stack: Stack;
+  let geo: GeoLookup;
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig());
+    geo = await openGeoipLite();
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+  });
+
+  it('adds the new fields to an existing index, keeps its retyped fields, and the index takes version 2 documents', async () => {
+    // Version 1's mappings of the two retyped fields, on an index that exists before the upgrade.
+    const old = structuredClone(eventMappings) as unknown as { properties: Record<string, { properties: Record<string, unknown> }> };
+    const legacyText = { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 1024 } } };
+    if (!old.properties.event || !old.properties.user_agent) throw new Error('eventMappings lost event or user_agent');
+    old.properties.event.properties.reason = legacyText;
+    old.properties.user_agent.properties.original = legacyText;
+    delete old.properties.ecs;
+    delete old.properties.related;
+    const index = eventIndexName(stack.config.indices.prefix, 'policy', '2026-11-26T10:00:00Z');
+    await stack.elasticsearch.indices.create({ index, mappings: old as never });
+
+    await installTemplates(stack.elasticsearch, stack.config);
+
+    const event = eventSchema.parse({
+      id: `evt-upgrade-${randomBytes(4).toString('hex')}`,
+      schemaVersion: 1,
+      family: 'policy',
+      time: '2026-11-26T10:00:00Z',
+      source: { service: 'edge-gateway-eu', kind: 'gateway' },
+      actor: { userId: 'u-1042' },
+      client: { ip: '81.2.69.142', userAgent: 'okhttp/4.12.0' },
+      policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', reason: 'invalid_credentials', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
+    });
+    const document = toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '1' }, new Date());
+    await stack.elasticsearch.create({ index, id: event.id, document, refresh: true });
+
+    const mapping = await stack.elasticsearch.indices.getFieldMapping({ index, fields: ['ecs.version', 'related.user', 'event.reason', 'user_agent.original'] });
+    const typeOf = (field: string): unknown => {
+      const leaf = field.split('.').pop() ?? field;
+      return (mapping[index]?.mappings[field]?.mapping as Record<string, { type?: string }> | undefined)?.[leaf]?.type;
+    };
+    expect(['ecs.version', 'related.user', 'event.reason', 'user_agent.original'].map(typeOf)).toStrictEqual(['keyword', 'keyword', 'text', 'text']);
+    const found = await stack.elasticsearch.count({ index, query: { term: { 'related.user': 'u-1042' } } });
+    expect(found.count).toBe(1);
+
+    // A new daily index is made by the version 2 template.
+    const fresh = eventIndexName(stack.config.indices.prefix, 'policy', event.time.replace('26T', '27T'));
+    await stack.elasticsearch.create({ index: fresh, id: event.id, document, refresh: true });
+    const freshMapping = await stack.elasticsearch.indices.getMapping({ index: fresh });
+    expect(freshMapping[fresh]?.mappings._meta).toStrictEqual({ template_version: 2, ecs_version: '9.4.0' });
+    const reason = (freshMapping[fresh]?.mappings.properties?.event as { properties: Record<string, { type: string }> }).properties.reason;
+    expect(reason?.type).toBe('keyword');
   });
 });

@@ -177,22 +177,32 @@ describe('toAlertDocument: Kibana alert fields', () => {
   it('writes an open alert as active, with its duration so far in microseconds and no end', () => {
     expect(toAlertDocument(alert())).toStrictEqual({
       '@timestamp': '2024-05-01T10:34:00.250Z',
+      ecs: { version: '9.4.0' },
       message: REASON,
-      event: { kind: 'signal', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE.high },
+      // ECS: an alert raised outside the Elastic Stack; `signal` is Kibana's own.
+      event: { kind: 'alert', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE.high, risk_score: SEVERITY_SCORE.high },
       tags: ['T1498', 'T1499.002', 'dos'],
       kibana: {
+        space_ids: ['default'],
         alert: {
           uuid: 'alert-0123456789abcdef01234567',
           status: 'active',
           workflow_status: 'open',
           severity: 'high',
+          risk_score: SEVERITY_SCORE.high,
           reason: REASON,
           start: '2024-05-01T10:30:00.250Z',
           last_detected: '2024-05-01T10:34:00.250Z',
           duration: { us: 240_000_000 },
+          // Single-valued, as Kibana's field map says: the rule that opened the alert.
           rule: {
-            uuid: ['request-flood-per-endpoint', 'latency-surge-per-endpoint'],
-            name: ['Request flood on an endpoint from few sources', 'Latency surge on an endpoint'],
+            uuid: 'request-flood-per-endpoint',
+            name: 'Request flood on an endpoint from few sources',
+            category: 'Vigil detection',
+            consumer: 'vigil',
+            producer: 'vigil',
+            revision: 0,
+            rule_type_id: 'vigil.detection',
           },
           instance: { id: endpointGroup },
         },
@@ -206,15 +216,21 @@ describe('toAlertDocument: Kibana alert fields', () => {
           suppressed: 10,
           detections: ['det-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'det-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'],
           revision: 12,
+          rules: ['request-flood-per-endpoint', 'latency-surge-per-endpoint'],
+          rule_names: ['Request flood on an endpoint from few sources', 'Latency surge on an endpoint'],
         },
       },
     });
   });
 
   it('writes a resolved alert as recovered, ending and measured at its resolution', () => {
-    const document = toAlertDocument(alert({ status: 'resolved', resolvedAt: new Date(RESOLVED).toISOString(), revision: 13 }));
+    const document = toAlertDocument(alert({ status: 'resolved', resolvedAt: new Date(RESOLVED).toISOString(), revision: 13, reason: 'Quiet for 300s: resolved.' }));
+    expect(document.message).toBe('Quiet for 300s: resolved.');
     expect(document.kibana).toStrictEqual({
+      space_ids: ['default'],
       alert: expect.objectContaining({
+        // Kibana's reason is why the alert was active, not the resolve line: the title says it.
+        reason: 'Request flood on an endpoint from few sources: invocation.resource.api accounts-v1 and route /v1/login',
         status: 'recovered',
         start: '2024-05-01T10:30:00.250Z',
         end: '2024-05-01T10:39:00.250Z',
@@ -243,7 +259,8 @@ describe('toAlertDocument: Kibana alert fields', () => {
     const parsed = alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON);
     const document = toAlertDocument(parsed);
     expect(JSON.parse(JSON.stringify(document))).toStrictEqual(document);
-    expect(document.kibana).toMatchObject({ alert: { uuid: parsed.id, instance: { id: endpointGroup }, rule: { uuid: parsed.rules, name: parsed.ruleNames } } });
+    expect(document.kibana).toMatchObject({ alert: { uuid: parsed.id, instance: { id: endpointGroup }, rule: { uuid: parsed.rules[0], name: parsed.ruleNames[0] } } });
+    expect(document.vigil).toMatchObject({ alert: { rules: parsed.rules, rule_names: parsed.ruleNames } });
     expect(document.tags).toStrictEqual([]);
   });
 });

@@ -63,6 +63,13 @@ const examples: Record<string, Detection> = {
     distinct: undefined,
     degraded: true,
   }),
+  endpoint: detection({
+    ruleId: 'enumeration-per-consumer',
+    ruleType: 'threshold',
+    tags: ['T1087'],
+    key: { 'actor.consumerId': 'app-1', 'invocation.resource.path': '/v1/accounts/42' },
+    distinct: undefined,
+  }),
   match: detection({
     ruleId: 'json-threat-violation',
     ruleType: 'match',
@@ -86,12 +93,32 @@ describe('toDetectionDocument: ECS fields', () => {
         module: 'vigil',
         dataset: 'vigil.detection',
         severity: SEVERITY_SCORE.medium,
+        risk_score: SEVERITY_SCORE.medium,
         reason: 'threshold_reached',
         created: '2024-05-01T10:30:01.000Z',
+        ingested: '2024-05-01T10:30:01.000Z',
       },
+      ecs: { version: '9.4.0' },
       rule: { id: 'authn-failures-per-user', name: 'Repeated authentication failures for one user', version: '3', category: 'threshold' },
       tags: ['T1110', 'T1110.001', 'authentication'],
     });
+  });
+
+  it('is ingested when the caller says it is indexed', () => {
+    const event = toDetectionDocument(detection(), new Date('2024-05-01T10:30:02.500Z')).event;
+    expect(isRecord(event) ? event.ingested : undefined).toBe('2024-05-01T10:30:02.500Z');
+  });
+
+  it('copies the entities of the key to ECS source.ip, user.id and url.path', () => {
+    const sequence = toDetectionDocument(examples.sequence ?? detection());
+    expect(sequence.source).toStrictEqual({ ip: '81.2.69.142' });
+    expect(sequence.user).toStrictEqual({ id: 'u-17' });
+    expect(sequence).not.toHaveProperty('url');
+    const endpoint = toDetectionDocument(examples.endpoint ?? detection());
+    expect(endpoint.url).toStrictEqual({ path: '/v1/accounts/42' });
+    expect(endpoint).not.toHaveProperty('source');
+    expect(endpoint).not.toHaveProperty('user');
+    expect(toDetectionDocument(detection({ key: { 'client.ip': 'not-an-ip' } }))).not.toHaveProperty('source');
   });
 
   it('writes the rule version as text (rule.version is a keyword in ECS)', () => {
@@ -107,9 +134,32 @@ describe('toDetectionDocument: ECS fields', () => {
     expect(['low', 'medium', 'high', 'critical'].map(severityOf)).toStrictEqual([21, 47, 73, 99]);
   });
 
-  it('lists only MITRE technique ids (T1234, T1234.567) under threat.technique.id', () => {
+  it('files MITRE technique ids (T1234) under threat.technique, sub-techniques (T1234.567) under their technique', () => {
     const tags = ['T1110', 'T1110.001', 'authentication', 't1110', 'T111', 'T1110.1', 'T1110.0001', 'XT1110', 'T1110 ', 'TA0006'];
-    expect(toDetectionDocument(detection({ tags })).threat).toStrictEqual({ technique: { id: ['T1110', 'T1110.001'] } });
+    expect(toDetectionDocument(detection({ tags })).threat).toStrictEqual({
+      framework: 'MITRE ATT&CK',
+      technique: [
+        {
+          id: 'T1110',
+          name: 'Brute Force',
+          reference: 'https://attack.mitre.org/techniques/T1110/',
+          subtechnique: [{ id: 'T1110.001', name: 'Password Guessing', reference: 'https://attack.mitre.org/techniques/T1110/001/' }],
+        },
+      ],
+    });
+    // A sub-technique alone still names its technique; an id without a known name has none.
+    expect(toDetectionDocument(detection({ tags: ['T9999.001', 'T1110.004'] })).threat).toStrictEqual({
+      framework: 'MITRE ATT&CK',
+      technique: [
+        { id: 'T9999', reference: 'https://attack.mitre.org/techniques/T9999/', subtechnique: [{ id: 'T9999.001', reference: 'https://attack.mitre.org/techniques/T9999/001/' }] },
+        {
+          id: 'T1110',
+          name: 'Brute Force',
+          reference: 'https://attack.mitre.org/techniques/T1110/',
+          subtechnique: [{ id: 'T1110.004', name: 'Credential Stuffing', reference: 'https://attack.mitre.org/techniques/T1110/004/' }],
+        },
+      ],
+    });
     expect(toDetectionDocument(detection({ tags: ['threat-protection'] }))).not.toHaveProperty('threat');
     // Every tag stays in tags.
     expect(toDetectionDocument(detection({ tags })).tags).toStrictEqual(tags);
@@ -187,7 +237,9 @@ describe('toDetectionDocument: every field is in detectionMappings', () => {
     const declared = checker.leaves();
     expect(declared.length).toBeGreaterThan(30);
     expect(declared.filter((path) => !seen.has(path))).toStrictEqual([]);
-    expect([...seen]).toEqual(expect.arrayContaining(['vigil.detection.key.actor.userId', 'vigil.detection.key.client.ip', 'threat.technique.id', 'related.ip']));
+    expect([...seen]).toEqual(
+      expect.arrayContaining(['vigil.detection.key.actor.userId', 'vigil.detection.key.client.ip', 'threat.technique.id', 'threat.technique.subtechnique.name', 'related.ip', 'url.path']),
+    );
   });
 
   it('finds a field that is not mapped, and a value of the wrong type (the walk can fail)', () => {

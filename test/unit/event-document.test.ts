@@ -115,7 +115,7 @@ describe('toEventDocument', () => {
       const document = documentOf(event());
       expect(document.event).toMatchObject({
         category: ['authentication'],
-        type: ['denied'],
+        type: ['start'],
         action: 'policy-authn',
         outcome: 'failure',
         reason: 'invalid_credentials',
@@ -123,7 +123,11 @@ describe('toEventDocument', () => {
       expect(document.event.duration).toBeUndefined();
       expect(document.url).toStrictEqual({ path: '/payments/123' });
       expect(document.http).toStrictEqual({ request: { method: 'POST', id: 'req-1' } });
-      expect(document.user).toStrictEqual({ id: 'user-1' });
+      // The login name given to an authn policy is the user's name too (Kibana's Authentications view groups by it).
+      expect(document.user).toStrictEqual({ id: 'user-1', name: 'user-1' });
+      expect(document.related).toStrictEqual({ ip: ['81.2.69.142'], user: ['user-1'] });
+      expect(document.ecs).toStrictEqual({ version: '9.4.0' });
+      expect(document.observer).toStrictEqual({ name: 'edge-gateway-eu', type: 'gateway' });
       expect(document.organization).toStrictEqual({ id: 'tenant-1' });
       expect(document.trace).toStrictEqual({ id: 'trace-1' });
       expect(document.device).toStrictEqual({ id: 'device-1' });
@@ -150,23 +154,36 @@ describe('toEventDocument', () => {
       });
     });
 
-    it('maps a passed policy to success/allowed', () => {
+    it('maps a passed authn policy to success/start: the verdict is the outcome', () => {
       const document = documentOf(familySchemas.policy.parse(withField(policyEvent(), 'policy.outcome', 'pass')));
       expect(document.event.outcome).toBe('success');
-      expect(document.event.type).toStrictEqual(['allowed']);
+      expect(document.event.type).toStrictEqual(['start']);
     });
 
     it.each([
-      ['authn', ['authentication'], 'policy-authn'],
-      ['authz', ['iam'], 'policy-authz'],
-      ['rate_limit', ['network'], 'policy-rate-limit'],
-      ['json_threat', ['intrusion_detection'], 'policy-json-threat'],
-      ['xml_threat', ['intrusion_detection'], 'policy-xml-threat'],
-      ['custom', ['web'], 'policy-custom'],
-    ])('maps the %s kind to category %p and action %s', (kind, category, action) => {
-      const document = documentOf(familySchemas.policy.parse(withField(policyEvent(), 'policy.kind', kind)));
+      ['authn', 'pass', ['authentication'], ['start'], 'policy-authn'],
+      ['authn', 'fail', ['authentication'], ['start'], 'policy-authn'],
+      ['authz', 'pass', ['api'], ['allowed'], 'policy-authz'],
+      ['authz', 'fail', ['api'], ['denied'], 'policy-authz'],
+      ['rate_limit', 'fail', ['api'], ['denied'], 'policy-rate-limit'],
+      ['json_threat', 'fail', ['intrusion_detection'], ['denied'], 'policy-json-threat'],
+      ['xml_threat', 'pass', ['intrusion_detection'], ['allowed'], 'policy-xml-threat'],
+      ['custom', 'fail', ['api'], ['denied'], 'policy-custom'],
+    ])('maps the %s kind with outcome %s to category %p, type %p and action %s', (kind, outcome, category, type, action) => {
+      const document = documentOf(familySchemas.policy.parse(withField(withField(policyEvent(), 'policy.kind', kind), 'policy.outcome', outcome)));
       expect(document.event.category).toStrictEqual(category);
+      expect(document.event.type).toStrictEqual(type);
       expect(document.event.action).toBe(action);
+    });
+
+    it('gives user.name only to authn policies, whose user is the login name given', () => {
+      const document = documentOf(familySchemas.policy.parse(withField(policyEvent(), 'policy.kind', 'authz')));
+      expect(document.user).toStrictEqual({ id: 'user-1' });
+    });
+
+    it('describes only a gateway as the observer', () => {
+      const document = documentOf(familySchemas.policy.parse({ ...policyEvent(), source: { service: 'payments', kind: 'service' } }));
+      expect(document).not.toHaveProperty('observer');
     });
 
     it('copies the scopes, so the document does not share the event array', () => {
@@ -181,6 +198,7 @@ describe('toEventDocument', () => {
       const document = documentOf(eventSchema.parse(minimalEvents().policy));
       expect(document).not.toHaveProperty('user');
       expect(document).not.toHaveProperty('source');
+      expect(document).not.toHaveProperty('related');
       expect(document).not.toHaveProperty('labels');
       expect(document.event).not.toHaveProperty('reason');
       expect(document.http).toStrictEqual({ request: { method: 'GET' } });
@@ -199,9 +217,10 @@ describe('toEventDocument', () => {
         outcome: 'failure',
         duration: 12_500_000,
       });
+      // Body sizes go to ECS http.*.body.bytes (http.*.bytes would be body plus headers).
       expect(document.http).toStrictEqual({
-        request: { method: 'GET', bytes: 0, id: 'req-2' },
-        response: { status_code: 404, bytes: 321 },
+        request: { method: 'GET', id: 'req-2', body: { bytes: 0 } },
+        response: { status_code: 404, body: { bytes: 321 } },
       });
       expect(document.url).toStrictEqual({ path: '/accounts/42' });
       expect(document.vigil).toMatchObject({
@@ -215,6 +234,15 @@ describe('toEventDocument', () => {
       });
       expect(document.source).toStrictEqual({ ip: '10.1.2.3' });
       expect(document).not.toHaveProperty('user');
+    });
+
+    it('leaves body sizes out when the producer does not know them', () => {
+      const event = invocationEvent();
+      const known: Record<string, unknown> = { ...event.invocation };
+      delete known.bytesIn;
+      delete known.bytesOut;
+      const document = documentOf(familySchemas.invocation.parse({ ...event, invocation: known }));
+      expect(document.http).toStrictEqual({ request: { method: 'GET', id: 'req-2' }, response: { status_code: 404 } });
     });
 
     it.each([

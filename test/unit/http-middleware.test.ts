@@ -93,6 +93,11 @@ async function startApp(options: Partial<InvocationMiddlewareOptions> = {}): Pro
   app.post('/accounts', express.json(), (request, response) => {
     response.status(201).json({ received: request.body as unknown });
   });
+  app.get('/stream', (_request, response) => {
+    // No Content-Length: a chunked response, whose size the middleware can't know.
+    response.write('part one, ');
+    response.end('part two');
+  });
   const router = express.Router();
   router.get('/items/:itemId', (_request, response) => {
     response.status(202).send('ok');
@@ -193,6 +198,23 @@ describe('invocationMiddleware', () => {
       bytesIn: Buffer.byteLength(payload),
     });
     expect(event?.invocation.bytesOut).toBeGreaterThan(0);
+  });
+
+  it('leaves the sizes out when they are unknown: a chunked request body and a chunked response', async () => {
+    const chunked = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"owner":"user-9"}'));
+        controller.close();
+      },
+    });
+    await (await fetch(`${running.baseUrl}/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunked, duplex: 'half' })).text();
+    await (await fetch(`${running.baseUrl}/stream`)).text();
+    const [post, stream] = await running.emitter.waitFor(2);
+    expect(post?.invocation).not.toHaveProperty('bytesIn');
+    expect(post?.invocation.bytesOut).toBeGreaterThan(0);
+    expect(stream?.invocation).toMatchObject({ bytesIn: 0, status: 200 });
+    expect(stream?.invocation).not.toHaveProperty('bytesOut');
+    expect(validAsEmitted(stream)).toStrictEqual({ success: true, issues: [] });
   });
 
   it('records one unmatched route, not the concrete path, when no route matched (404)', async () => {

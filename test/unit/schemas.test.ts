@@ -1,6 +1,13 @@
 import {
+  ALERT_RETYPED_FIELDS,
+  EVENT_RETYPED_FIELDS,
   FAMILIES,
+  TEMPLATE_VERSION,
+  alertMappings,
+  alertTemplate,
   describeIssues,
+  detectionTemplate,
+  mappingsForExistingIndices,
   eventIndexName,
   eventMappings,
   eventSchema,
@@ -46,8 +53,9 @@ describe('eventSchema and familySchemas', () => {
     expect(parsed.actor).toStrictEqual({});
     expect(parsed.client).toStrictEqual({});
     if (parsed.family === 'invocation') {
-      expect(parsed.invocation.bytesIn).toBe(0);
-      expect(parsed.invocation.bytesOut).toBe(0);
+      // Unknown body sizes stay absent: 0 would claim an empty body.
+      expect(parsed.invocation).not.toHaveProperty('bytesIn');
+      expect(parsed.invocation).not.toHaveProperty('bytesOut');
     }
   });
 
@@ -321,7 +329,7 @@ describe('eventMappings', () => {
   it('finds the fields it walks (the walk itself is not vacuous)', () => {
     const paths = all.map((entry) => entry.path);
     expect(paths).toEqual(
-      expect.arrayContaining(['source.geo.location', 'event.reason.keyword', 'vigil.kafka.offset', '(dynamic template labels_as_keywords)']),
+      expect.arrayContaining(['source.geo.location', 'user_agent.original.text', 'vigil.kafka.offset', '(dynamic template labels_as_keywords)']),
     );
     expect(all.length).toBeGreaterThan(60);
   });
@@ -355,6 +363,31 @@ describe('eventMappings', () => {
       composed_of: [templates.componentTemplate.name],
       template: { settings: { number_of_shards: 1, number_of_replicas: 0 } },
     });
+  });
+
+  it('versions every template, and records the version in the mappings an index is created with', () => {
+    const events = eventTemplates('vigil', { shards: 1, replicas: 0 });
+    const detections = detectionTemplate('vigil', { shards: 1, replicas: 0 });
+    const alerts = alertTemplate('vigil', { shards: 1, replicas: 0 });
+    expect([events.componentTemplate.body.version, events.indexTemplate.body.version, detections.body.version, alerts.body.version]).toStrictEqual([2, 2, 2, 2]);
+    expect(TEMPLATE_VERSION).toBe(2);
+    expect(events.componentTemplate.body).toMatchObject({ template: { mappings: { _meta: { template_version: 2, ecs_version: '9.4.0' } } } });
+    expect(detections.body).toMatchObject({ template: { mappings: { _meta: { template_version: 2 } } } });
+    expect(alerts.body).toMatchObject({ template: { mappings: { _meta: { template_version: 2 } } } });
+  });
+
+  it('leaves the retyped fields and _meta out of what it adds to existing indices, and changes nothing else', () => {
+    const before = JSON.stringify(eventMappings);
+    const existing = mappingsForExistingIndices(eventMappings, EVENT_RETYPED_FIELDS);
+    expect(JSON.stringify(eventMappings)).toBe(before);
+    const event = existing.properties.event as { properties: Record<string, unknown> };
+    expect(event.properties).not.toHaveProperty('reason');
+    expect(event.properties.id).toEqual(eventMappings.properties.event.properties.id);
+    expect(existing.properties.user_agent).toEqual({ properties: {} });
+    expect(existing).not.toHaveProperty('_meta');
+    const alert = mappingsForExistingIndices(alertMappings, ALERT_RETYPED_FIELDS).properties.kibana as { properties: { alert: { properties: Record<string, unknown> } } };
+    expect(alert.properties.alert.properties).not.toHaveProperty('reason');
+    expect(alert.properties.alert.properties).toHaveProperty('risk_score');
   });
 });
 

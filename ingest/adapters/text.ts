@@ -6,8 +6,9 @@ import { present } from './common';
  * an adapter would rather leave `actor.userId` out than dead-letter an otherwise good request.
  */
 
-const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
-const CONTROL_BUT_TAB = /[\u0000-\u0008\u000A-\u001F\u007F-\u009F]/;
+// Written with escapes in a string, as schemas/envelope.ts does: the same ranges the contract refuses.
+const CONTROL = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`);
+const CONTROL_BUT_TAB = new RegExp(String.raw`[\u0000-\u0008\u000A-\u001F\u007F-\u009F]`);
 
 /** A value fit for an identifier field (1–256 characters, no control character), else `undefined`. */
 export function identifierText(value: unknown): string | undefined {

@@ -47,6 +47,17 @@ function linesOf(value: Uint8Array): Outcome[] {
     });
 }
 
+/**
+ * What WSO2 writes where it knows no user or application. Kept as an id, every unauthenticated
+ * failure would count against one "user" called anonymous and fire the per-user rules.
+ */
+const PLACEHOLDERS = new Set(['anonymous', 'unknown', 'n/a', 'null']);
+
+function known(value: unknown): string | undefined {
+  const text = identifierText(value);
+  return text !== undefined && !PLACEHOLDERS.has(text.toLowerCase()) ? text : undefined;
+}
+
 /** A bare line (a JSON string), or a shipper's envelope: Filebeat's `message`, Fluent Bit's `log`. */
 function lineFrom(item: unknown): Outcome {
   if (typeof item === 'string') return { line: { text: item } };
@@ -167,8 +178,8 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
   const fallback = JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]);
   const ip = clientIp(fields.userIp);
   const userAgent = userAgentText(fields.userAgentHeader);
-  const consumerId = identifierText(fields.applicationId);
-  const userId = identifierText(fields.userName);
+  const consumerId = known(fields.applicationId);
+  const userId = known(fields.userName);
   const instance = line.instance ?? settings.instance;
   const errorType = present(fields.errorType);
   const subCategory = present(fields.errorMessage);

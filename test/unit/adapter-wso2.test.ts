@@ -164,7 +164,8 @@ describe('wso2 adapter', () => {
       time: '2026-11-27T10:00:01.000Z',
       source: { service: 'apim-gw-eu', kind: 'gateway', environment: 'production' },
       correlation: { requestId: 'f00dfeed-0000-4000-8000-000000000002' },
-      actor: { userId: 'anonymous', consumerId: 'anonymous' },
+      // WSO2's placeholders for "no user, no application" are left out, not kept as ids.
+      actor: {},
       client: { ip: '198.51.100.9' },
       labels: {
         adapter: 'wso2',

@@ -303,6 +303,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(alerter ? { alerter: () => alerter.stats() } : {}),
     ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats() } : {}),
     geo: () => geoDatabase,
+    ...(intake ? { intake: () => intake.stats() } : {}),
   });
   const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
   let httpAddress: HttpListen | undefined;

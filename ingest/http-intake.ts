@@ -58,6 +58,9 @@ export interface HttpIntake {
   stats(): IntakeStats;
 }
 
+/** At most one warning per minute for wrong tokens; the rest are counted and logged at debug. */
+const UNAUTHORIZED_WARNING_EVERY_MS = 60_000;
+
 /** The one path the intake serves; anything else is 404. */
 export const KONG_INTAKE_PATH = '/kong/http-log';
 
@@ -203,6 +206,7 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, unavailable: 0 };
   let producer: Producer | undefined;
   let server: Server | undefined;
+  let lastUnauthorizedWarning = Number.NEGATIVE_INFINITY;
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? '/').split('?')[0];
@@ -260,8 +264,10 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
           handle(request, response).catch((error: unknown) => {
             if (error instanceof IntakeRefusal) {
               stats[error.stat] += 1;
-              const level = error.status === 401 ? 'warn' : 'debug';
-              log[level]({ status: error.status, remote: request.socket.remoteAddress, reason: error.message }, 'intake request refused');
+              // A wrong token is worth a warning, but a flood of them must not flood the log too.
+              const warn = error.status === 401 && Date.now() - lastUnauthorizedWarning >= UNAUTHORIZED_WARNING_EVERY_MS;
+              if (warn) lastUnauthorizedWarning = Date.now();
+              log[warn ? 'warn' : 'debug']({ status: error.status, remote: request.socket.remoteAddress, reason: error.message, unauthorizedSoFar: stats.unauthorized }, 'intake request refused');
               // A refused body is not read further: close the connection rather than drain it.
               send(response, error.status, { error: error.message }, { ...error.headers, ...(error.status === 413 ? { connection: 'close' } : {}) });
               return;

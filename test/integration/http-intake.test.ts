@@ -79,6 +79,8 @@ describe('the HTTP intake for Kong http-log', () => {
     expect(messages.every((message) => message.key?.toString('utf8') === '203.0.113.7')).toBe(true);
     expect(messages[0]?.headers?.['vigil-intake']?.toString()).toBe('kong-http-log');
     expect(vigil.intake?.stats()).toMatchObject({ accepted: 2, records: 4 });
+    expect(await vigil.metrics.getSingleMetricAsString('vigil_intake_records_total')).toContain('vigil_intake_records_total 4');
+    expect(await vigil.metrics.getSingleMetricAsString('vigil_intake_requests_total')).toContain('vigil_intake_requests_total{outcome="accepted"} 2');
   });
 
   it('answers 401 to a wrong or missing token and produces nothing', async () => {

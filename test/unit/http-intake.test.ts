@@ -82,3 +82,12 @@ describe('the intake settings', () => {
     expect(refusal('a token with spaces in it, long enough')).toEqual(['VIGIL_INTAKE_TOKEN: printable ASCII without spaces']);
   });
 });
+
+describe('vigil intake', () => {
+  it('refuses to start without VIGIL_INTAKE_TOKEN, naming it, before connecting to anything', async () => {
+    const { createVigil } = await import('../../app');
+    const config = loadConfig({});
+    expect(() => createVigil(config, { roles: ['intake'] })).toThrow(ConfigError);
+    expect(() => createVigil(config, { roles: ['intake'] })).toThrow(/VIGIL_INTAKE_TOKEN/);
+  });
+});

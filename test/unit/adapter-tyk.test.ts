@@ -218,6 +218,27 @@ describe('tyk adapter', () => {
     ]);
   });
 
+  it('refuses a record missing what every event needs, naming the field, and keeps the others in the message', () => {
+    const result = tykAdapter.translate(
+      bytes([tyk({ raw_path: '', path: '' }), tyk({ timestamp: 'yesterday' }), tyk({ response_code: 0 }), tyk({ api_name: '', api_id: '' }), tyk()]),
+      settings,
+    );
+    expect(result.rejected).toEqual([
+      { reason: 'adapter_unmapped', record: 0, message: 'record 0: no path starting with "/" in raw_path or path' },
+      { reason: 'adapter_unmapped', record: 1, message: 'record 1: no usable timestamp' },
+      { reason: 'adapter_unmapped', record: 2, message: 'record 2: no response_code between 100 and 599' },
+      { reason: 'adapter_unmapped', record: 3, message: 'record 3: names no API (api_name, api_id)' },
+    ]);
+    expect(result.events).toHaveLength(1);
+  });
+
+  it('leaves out an IP or User-Agent the contract would refuse, and an empty placeholder, rather than lose the record', () => {
+    const result = tykAdapter.translate(bytes(tyk({ ip_address: '-', user_agent: 'bad\r\nagent', alias: '-' })), settings);
+    expect(result.events[0]?.client).toEqual({});
+    expect(result.events[0]?.actor).toEqual({ consumerId: secretFingerprint(KEY) });
+    expectContract(result.events);
+  });
+
   it('takes the instance from the pump\'s meta_data "instance" key', () => {
     const result = tykAdapter.translate(bytes(tyk({ instance: 'tyk-gw-2' })), settings);
     expect(result.events[0]?.source).toEqual({ service: 'tyk-edge', kind: 'gateway', instance: 'tyk-gw-2' });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import type { Vigil } from '../../app';
 import { createVigil } from '../../app';
 import { KONG_INTAKE_PATH } from '../../ingest';
@@ -100,6 +101,33 @@ describe('the HTTP intake for Kong http-log', () => {
     const response = await post(big);
     expect(response.status).toBe(413);
     expect(response.body.error).toMatch(/^body of \d+ bytes is over the limit of 8192 \(VIGIL_INTAKE_MAX_BODY_BYTES\)$/);
+    expect(await recordsOnTopic()).toBe(before);
+  });
+
+  it('answers 413 to a chunked body as soon as it passes the limit, without reading the rest', async () => {
+    const before = await recordsOnTopic();
+    const answer = await new Promise<string>((resolve) => {
+      const posting = request(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'transfer-encoding': 'chunked', 'content-type': 'application/json' } }, (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+        response.on('end', () => resolve(`${response.statusCode ?? 0} ${body.trim()}`));
+      });
+      posting.on('error', (error) => resolve(`error ${error.message}`));
+      // No Content-Length: the limit can only be found while reading. 200 KB would take a while
+      // to read; the answer comes after the first 8 KB.
+      let sent = 0;
+      const more = (): void => {
+        if (sent >= 200_000) {
+          posting.end();
+          return;
+        }
+        sent += 1000;
+        if (posting.write('x'.repeat(1000))) setImmediate(more);
+        else posting.once('drain', more);
+      };
+      more();
+    });
+    expect(answer).toBe('413 {"error":"body is over the limit of 8192 bytes (VIGIL_INTAKE_MAX_BODY_BYTES)"}');
     expect(await recordsOnTopic()).toBe(before);
   });
 

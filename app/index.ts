@@ -21,8 +21,9 @@ import {
   type Notifier,
   type RuleSet,
 } from '../detectors';
-import { createIngestPipeline, openGeoDatabase, type GeoDatabase, type GeoLookup, type IngestPipeline, type IngestStats } from '../ingest';
+import { createHttpIntake, createIngestPipeline, openGeoDatabase, type GeoDatabase, type GeoLookup, type HttpIntake, type IngestPipeline, type IngestStats } from '../ingest';
 import {
+  ConfigError,
   Instrumentation,
   createConsumerSupervisor,
   createElasticsearch,
@@ -42,12 +43,15 @@ import {
 import { createObservability, type HttpListen, type Readiness } from './observability';
 import type { AlertChange, Detection } from '../schemas';
 
-/** What a Vigil process runs: the ingest pipeline (with the rules), the alerter, or both. */
-export type Role = 'ingest' | 'alerting';
+/**
+ * What a Vigil process runs: the ingest pipeline (with the rules), the alerter, the HTTP intake
+ * for gateways that post their logs (docs/gateways/kong-http-log.md), or any mix.
+ */
+export type Role = 'ingest' | 'alerting' | 'intake';
 
 /** Parts a caller may supply instead of the ones built from configuration; a supplied part is never closed by Vigil. */
 export interface VigilOverrides {
-  /** @defaultValue both roles */
+  /** @defaultValue ingest and alerting, and intake when VIGIL_INTAKE_TOKEN is set */
   roles?: readonly Role[];
   logger?: Logger;
   kafka?: Kafka;
@@ -72,6 +76,8 @@ export interface VigilOverrides {
    * `false` serves nothing. @defaultValue VIGIL_HTTP_HOST and VIGIL_HTTP_PORT (whose 0 serves nothing)
    */
   http?: HttpListen | false;
+  /** Where the intake listens; port 0 picks a free port (tests). @defaultValue VIGIL_INTAKE_HOST and VIGIL_INTAKE_PORT */
+  intakeHttp?: HttpListen;
   /**
    * How long stop() lets notifications in hand finish; the rest stay in the outbox for the next
    * instance. @defaultValue 10 s
@@ -101,6 +107,8 @@ export interface Vigil {
   /** Present when the alerting role runs. */
   readonly alerter?: Alerter;
   readonly notifier?: Notifier;
+  /** Present when the intake role runs. */
+  readonly intake?: HttpIntake;
   /** Starts every component in order; if one fails, stops those already started and rethrows. */
   start(): Promise<void>;
   /** Stops in reverse order, flushing what each holds, and closes the clients Vigil opened. Idempotent. */
@@ -120,6 +128,8 @@ export interface Vigil {
   readonly metrics: ReturnType<typeof createObservability>['registry'];
   /** Where the health and metrics endpoints listen, once started (undefined when they are off). */
   httpAddress(): HttpListen | undefined;
+  /** Where the intake listens, once started (undefined when it does not run). */
+  intakeAddress(): HttpListen | undefined;
 }
 
 /** A stack of things to undo, run last-in first-out; every step runs even when one fails. */
@@ -152,7 +162,9 @@ const NOTIFIER_DRAIN_MS = 10_000;
  * `VIGIL_ALERT_DESTINATIONS` throws here, before anything has started.
  */
 export function createVigil(config: Config, overrides: VigilOverrides = {}): Vigil {
-  const roles = new Set<Role>(overrides.roles ?? ['ingest', 'alerting']);
+  const roles = new Set<Role>(overrides.roles ?? ['ingest', 'alerting', ...(config.intake.token !== undefined ? (['intake'] as const) : [])]);
+  const intakeToken = config.intake.token;
+  if (roles.has('intake') && intakeToken === undefined) throw new ConfigError(['the intake needs VIGIL_INTAKE_TOKEN, the token the gateway sends']);
   const logger = overrides.logger ?? createLogger({ level: config.logLevel, secrets: secretsOf(config) });
   const instrumentation = overrides.instrumentation ?? new Instrumentation();
   const kafka = overrides.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-${[...roles].join('-')}`);
@@ -263,6 +275,22 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     });
   }
 
+  const intake = roles.has('intake') && intakeToken !== undefined
+    ? createHttpIntake({
+        kafka,
+        topic: config.intake.topic,
+        partitions: config.topics.partitions,
+        token: intakeToken,
+        maxBodyBytes: config.intake.maxBodyBytes,
+        maxRecordBytes: config.limits.maxMessageBytes,
+        maxJsonDepth: config.limits.maxJsonDepth,
+        requestsPerSecond: config.intake.requestsPerSecond,
+        burst: config.intake.burst,
+        logger,
+      })
+    : undefined;
+  let intakeAddress: HttpListen | undefined;
+
   const observability = createObservability({
     instrumentation,
     kafka,
@@ -275,6 +303,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(alerter ? { alerter: () => alerter.stats() } : {}),
     ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats() } : {}),
     geo: () => geoDatabase,
+    ...(intake ? { intake: () => intake.stats() } : {}),
   });
   const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
   let httpAddress: HttpListen | undefined;
@@ -319,6 +348,11 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       started.push('alerter', () => runningAlerter.stop());
       logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');
     }
+    // Last in, first out: the intake takes records only once everything else runs, and stops first.
+    if (intake) {
+      intakeAddress = await intake.start(overrides.intakeHttp ?? { host: config.intake.host, port: config.intake.port });
+      started.push('intake', () => intake.stop());
+    }
   }
 
   return {
@@ -334,6 +368,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(ruleSet ? { ruleSet } : {}),
     ...(alerter ? { alerter } : {}),
     ...(notifier ? { notifier } : {}),
+    ...(intake ? { intake } : {}),
     async start() {
       if (state !== 'new') throw new Error(`Vigil cannot start: it is ${state}`);
       state = 'starting';
@@ -362,5 +397,6 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     readiness: () => observability.readiness(),
     metrics: observability.registry,
     httpAddress: () => httpAddress,
+    intakeAddress: () => intakeAddress,
   };
 }

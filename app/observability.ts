@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats } from '../detectors';
-import type { GeoDatabase, IngestStats } from '../ingest';
+import type { GeoDatabase, IngestStats, IntakeStats } from '../ingest';
 import { errorMessage, probes, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
 
 /** What the endpoints read, supplied by the composition root. */
@@ -28,6 +28,8 @@ export interface ObservabilitySources {
   alerter?: () => AlerterStats;
   notifier?: () => NotifierStats;
   destinations?: () => Record<string, DestinationStats>;
+  /** The HTTP intake's counts, when it runs. */
+  intake?: () => IntakeStats;
   /** The geo database enrichment uses, once opened (undefined before, or when a lookup was supplied instead). */
   geo?: () => GeoDatabase | undefined;
 }
@@ -185,6 +187,21 @@ export function createObservability(sources: ObservabilitySources): Observabilit
     });
   }
 
+  const { intake } = sources;
+  if (intake) {
+    totalOf('vigil_intake_requests_total', 'Requests to the HTTP intake, by answer (accepted, unauthorized, too_large, rate_limited, invalid, unavailable).', ['outcome'], () => {
+      const stats = intake();
+      return [
+        [{ outcome: 'accepted' }, stats.accepted],
+        [{ outcome: 'unauthorized' }, stats.unauthorized],
+        [{ outcome: 'too_large' }, stats.tooLarge],
+        [{ outcome: 'rate_limited' }, stats.rateLimited],
+        [{ outcome: 'invalid' }, stats.invalid],
+        [{ outcome: 'unavailable' }, stats.unavailable],
+      ];
+    });
+    totalOf('vigil_intake_records_total', 'Records the HTTP intake produced to its raw topic (Kafka acknowledged).', [], () => [[{}, intake().records]]);
+  }
   const { geo } = sources;
   if (geo) {
     new Gauge({

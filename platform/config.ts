@@ -213,6 +213,35 @@ export const settings = {
     ),
     port: setting('VIGIL_HTTP_PORT', int(0, 65_535).default(9464), '0–65535', 'The port of the health and metrics endpoints; `0` serves none.'),
   },
+  intake: {
+    host: setting(
+      'VIGIL_INTAKE_HOST',
+      z.string().regex(/^[a-zA-Z0-9.:-]{1,253}$/, 'expected a host name or an IP address').default('127.0.0.1'),
+      'host name or IP address',
+      'The address of the HTTP intake for Kong’s `http-log` plugin; `0.0.0.0` listens on every interface (see [gateways/kong-http-log.md](gateways/kong-http-log.md)).',
+    ),
+    port: setting('VIGIL_INTAKE_PORT', int(0, 65_535).default(9465), '0–65535', 'The port of the HTTP intake, apart from the health and metrics port; `0` picks a free one.'),
+    token: setting(
+      'VIGIL_INTAKE_TOKEN',
+      z.string().min(24, 'at least 24 characters').max(512).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
+      '24–512 printable ASCII characters',
+      'The shared token the gateway sends as `Authorization: Bearer <token>`. Setting it runs the intake in `vigil run`; `vigil intake` runs it alone. Never logged.',
+    ),
+    topic: setting('VIGIL_INTAKE_TOPIC', name.default('vigil.raw.kong'), NAME, 'The raw topic the intake produces each accepted Kong log record to, for `vigil adapt --format kong`.'),
+    maxBodyBytes: setting(
+      'VIGIL_INTAKE_MAX_BODY_BYTES',
+      int(1024, 64 * 1024 * 1024).default(8 * 1024 * 1024),
+      '1024–67108864',
+      'A larger request body is refused with 413 before it is read further. Each record must also fit in `VIGIL_MAX_MESSAGE_BYTES`.',
+    ),
+    requestsPerSecond: setting(
+      'VIGIL_INTAKE_REQUESTS_PER_SECOND',
+      int(1, 100_000).default(50),
+      '1–100000',
+      'The steady rate of authenticated requests the intake takes; beyond it and the burst, it answers 429 with `Retry-After`.',
+    ),
+    burst: setting('VIGIL_INTAKE_BURST', int(1, 100_000).default(100), '1–100000', 'How many requests above the steady rate the intake takes at once (the token bucket’s size).'),
+  },
   shutdownTimeoutMs: setting(
     'VIGIL_SHUTDOWN_TIMEOUT_MS',
     int(1000, 600_000).default(30_000),
@@ -303,7 +332,7 @@ function readable(file: string): boolean {
  * appear in a log line, whatever the field or error message that carries them.
  */
 export function secretsOf(config: Config): string[] {
-  const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password];
+  const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password, config.intake.token];
   const destinations = config.alerting.destinations;
   if (destinations !== '[]') {
     // Strings inside the destinations list: secret, routingKey, url (a Slack URL is a credential).

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createVigil } from '../app';
+import { createVigil, type Role } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
 import { ConfigError, loadConfig } from '../platform';
@@ -16,6 +16,8 @@ usage: vigil <command> [options]
 commands:
   stack up|down|status|logs   start, stop or inspect the local Kafka, Elasticsearch and Redis
   run                         run the ingest pipeline until SIGINT/SIGTERM
+  intake                      run only the HTTP intake for Kong's http-log plugin (needs
+                              VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
   demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
                               from simulated gateways and services, and print a summary
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
@@ -66,9 +68,9 @@ function after<T>(ms: number, value: T): Promise<T> {
  * consumer past its restart budget (exit 1, one log line saying why). Either way it stops
  * everything first, within VIGIL_SHUTDOWN_TIMEOUT_MS; a stop that overruns it exits 1.
  */
-async function run(): Promise<number> {
+async function run(roles?: readonly Role[]): Promise<number> {
   const config = loadConfig();
-  const vigil = createVigil(config);
+  const vigil = createVigil(config, roles ? { roles } : {});
   const log = vigil.logger.child({ component: 'vigil' });
   const signalled = new Promise<NodeJS.Signals>((done) => {
     process.once('SIGINT', () => done('SIGINT'));
@@ -120,6 +122,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return stack(sub);
       case 'run':
         return await run();
+      case 'intake':
+        return await run(['intake']);
       case 'demo': {
         const events = Number(option(args, '--events') ?? '3000');
         if (!Number.isInteger(events) || events < 10 || events > 1_000_000) {

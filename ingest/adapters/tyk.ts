@@ -1,0 +1,220 @@
+import type { AUTH_CONTEXTS, VigilEventInput } from '../../schemas';
+import { clientIp, contractMethod, eventId, isoTime, present, secretFingerprint, splitUri } from './common';
+import { identifierText, integerIn, labels, objectOf, parseJson, pathText, userAgentText } from './text';
+import { ADAPTER_LABELS, type AdapterResult, type AdapterSettings, type GatewayAdapter } from './types';
+
+/**
+ * Tyk Pump's `kafka` pump: one analytics record per message (`TykTechnologies/tyk-pump:pumps/kafka.go`):
+ * `timestamp`, `method`, `path`, `raw_path`, `response_code`, `alias`, `api_key`, `api_version`,
+ * `api_name`, `api_id`, `org_id`, `oauth_id`, `raw_request`, `request_time_ms`, `raw_response`,
+ * `ip_address`, `host`, `content_length`, `user_agent`, newer pumps `tags`, and the pump's static
+ * `meta_data` keys. An array of records is taken too (a replay tool may batch them).
+ *
+ * Secrets: `api_key` is the caller's token itself. It is never copied: the consumer id is the
+ * key's alias or OAuth client when there is one, else `secretFingerprint(api_key)`, which still
+ * groups one caller's requests but can't be used. `raw_request` and `raw_response` (base64
+ * dumps with headers and bodies) are never copied either; the error body of a 401/403/429 is
+ * read, in memory, only to learn which of Tyk's own errors the gateway returned.
+ */
+
+const FORMAT = 'tyk';
+
+type AuthContext = (typeof AUTH_CONTEXTS)[number];
+
+interface Proven {
+  kind: 'authn' | 'rate_limit';
+  name: string;
+  reason: string;
+  authContext?: AuthContext;
+}
+
+/**
+ * The error texts Tyk's gateway writes itself (`gateway/handler_error.go`, `mw_auth_key.go`,
+ * the rate limiter): a body carrying one of them proves the gateway, not the upstream, refused.
+ */
+const TYK_ERRORS: Readonly<Record<string, Proven>> = {
+  'Authorization field missing': { kind: 'authn', name: 'tyk-auth', reason: 'credentials_missing' },
+  'Access to this API has been disallowed': { kind: 'authn', name: 'tyk-auth', reason: 'key_not_found_or_invalid' },
+  'Key not authorised': { kind: 'authn', name: 'tyk-auth', reason: 'key_not_authorised' },
+  'Key not authorised. OAuth client access was revoked': { kind: 'authn', name: 'tyk-auth', reason: 'oauth_client_revoked', authContext: 'oauth2' },
+  'Key not authorized: Unexpected signing method': { kind: 'authn', name: 'tyk-auth', reason: 'unexpected_signing_method', authContext: 'jwt' },
+  'Bearer token malformed': { kind: 'authn', name: 'tyk-auth', reason: 'bearer_token_malformed' },
+  'Client certificate required': { kind: 'authn', name: 'tyk-auth', reason: 'client_certificate_required', authContext: 'mtls' },
+  'Certificate has expired': { kind: 'authn', name: 'tyk-auth', reason: 'certificate_expired', authContext: 'mtls' },
+  'Rate limit exceeded': { kind: 'rate_limit', name: 'tyk-rate-limit', reason: 'rate_limit_exceeded' },
+  'Quota exceeded': { kind: 'rate_limit', name: 'tyk-quota', reason: 'quota_exceeded' },
+};
+
+/** What a status alone suggests, labelled `derived: status`: 401 and 403 are Tyk's key checks, 429 its limiter. */
+const BY_STATUS: Readonly<Record<number, Proven>> = {
+  401: { kind: 'authn', name: 'http-401', reason: 'unauthorized' },
+  403: { kind: 'authn', name: 'http-403', reason: 'forbidden' },
+  429: { kind: 'rate_limit', name: 'http-429', reason: 'too_many_requests' },
+};
+
+/** Reads at most this much of `raw_response`: Tyk's error bodies are a few dozen bytes. */
+const RAW_RESPONSE_MAX_CHARS = 16_384;
+
+/** The `error` text of Tyk's JSON error body inside a base64 `raw_response`, if there is one. */
+function tykErrorOf(rawResponse: unknown): string | undefined {
+  if (typeof rawResponse !== 'string' || rawResponse === '') return undefined;
+  const dump = Buffer.from(rawResponse.slice(0, RAW_RESPONSE_MAX_CHARS), 'base64').toString('utf8');
+  const headerEnd = dump.indexOf('\r\n\r\n');
+  const body = headerEnd >= 0 ? dump.slice(headerEnd + 4) : dump;
+  const start = body.indexOf('{');
+  const end = body.lastIndexOf('}');
+  if (start < 0 || end < start) return undefined;
+  const parsed = parseJson(body.slice(start, end + 1));
+  const error = parsed === undefined ? undefined : objectOf(parsed.value)?.error;
+  return typeof error === 'string' ? error.trim() : undefined;
+}
+
+function recordsOf(value: Uint8Array): { records: unknown[] } | { error: string } {
+  const parsed = parseJson(new TextDecoder().decode(value));
+  if (parsed === undefined) return { error: 'not JSON' };
+  if (Array.isArray(parsed.value)) return { records: parsed.value as unknown[] };
+  return { records: [parsed.value] };
+}
+
+function translateRecord(item: unknown, record: number, settings: AdapterSettings, result: AdapterResult): void {
+  const fields = objectOf(item);
+  if (fields === undefined) {
+    result.rejected.push({ reason: 'adapter_unparseable', record, message: `record ${record}: expected a Tyk analytics record (a JSON object)` });
+    return;
+  }
+  const rawMethod = present(fields.method);
+  if (rawMethod === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: no method` });
+    return;
+  }
+  const method = contractMethod(rawMethod);
+  if (method === undefined) {
+    result.skipped.push({ reason: 'method_unsupported', record });
+    return;
+  }
+  // raw_path is the path as requested; path is the tracked endpoint when track_endpoints names
+  // one (a template), else the same path.
+  const wire = splitUri(present(fields.raw_path) ?? present(fields.path) ?? '');
+  const path = pathText(wire?.path);
+  if (path === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: no path starting with "/" in raw_path or path` });
+    return;
+  }
+  const tracked = pathText(splitUri(present(fields.path) ?? '')?.path);
+  const route = tracked ?? path;
+
+  const apiName = identifierText(fields.api_name);
+  const apiId = identifierText(fields.api_id);
+  const api = apiName ?? apiId;
+  if (api === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: names no API (api_name, api_id)` });
+    return;
+  }
+  const tags = Array.isArray(fields.tags) ? fields.tags.filter((tag): tag is string => typeof tag === 'string') : [];
+  const group = settings.groups.resolve({ route, service: apiId, api: apiName, tags });
+  if (group === undefined) {
+    result.rejected.push({
+      reason: 'adapter_unmapped',
+      record,
+      message: `record ${record}: no group for route "${route}", service (api_id) "${apiId ?? ''}", api (api_name) "${apiName ?? ''}" or tags [${tags.join(', ')}], and no default group`,
+    });
+    return;
+  }
+  const status = integerIn(fields.response_code, 100, 599);
+  if (status === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: no response_code between 100 and 599` });
+    return;
+  }
+  const time = isoTime(fields.timestamp);
+  if (time === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: no usable timestamp` });
+    return;
+  }
+
+  const apiKey = present(fields.api_key);
+  const keyFingerprint = apiKey !== undefined ? secretFingerprint(apiKey) : undefined;
+  const oauthId = identifierText(fields.oauth_id);
+  const consumerId = oauthId ?? identifierText(fields.alias) ?? keyFingerprint;
+  const ip = clientIp(fields.ip_address);
+  const userAgent = userAgentText(fields.user_agent);
+  const metaData = identifierText(fields.instance);
+  const instance = metaData ?? settings.instance;
+  // Tyk records no request id: the record's own facts name it, the key by its fingerprint only.
+  // The timestamp has nanoseconds, so two requests rarely share all of these.
+  const fallback = JSON.stringify([fields.timestamp, fields.ip_address, rawMethod, fields.raw_path, fields.path, apiId, status, fields.request_time_ms, fields.content_length, fields.host, keyFingerprint ?? '', instance ?? '']);
+
+  const envelope = {
+    schemaVersion: 1 as const,
+    time,
+    source: {
+      service: settings.service,
+      kind: settings.kind,
+      ...(instance !== undefined ? { instance } : {}),
+      ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
+    },
+    actor: consumerId !== undefined ? { consumerId } : {},
+    client: { ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) },
+  };
+  const baseLabels = {
+    [ADAPTER_LABELS.format]: FORMAT,
+    api_id: apiId,
+    api_version: present(fields.api_version),
+    org_id: present(fields.org_id),
+    host: present(fields.host),
+  };
+  const resource = { api, method, path };
+  const bytesIn = integerIn(fields.content_length, 0, Number.MAX_SAFE_INTEGER);
+  result.events.push({
+    ...envelope,
+    id: eventId(FORMAT, undefined, fallback, 'inv'),
+    family: 'invocation',
+    labels: labels(baseLabels),
+    invocation: {
+      resource,
+      route,
+      status,
+      // Records from Tyk's error path carry 0: the request never reached an upstream.
+      latencyMs: integerIn(fields.request_time_ms, 0, 3_600_000) ?? 0,
+      ...(bytesIn !== undefined ? { bytesIn } : {}),
+      group,
+    },
+  } satisfies VigilEventInput);
+
+  const byStatus = BY_STATUS[status];
+  if (byStatus === undefined) return;
+  const error = tykErrorOf(fields.raw_response);
+  const proven = error !== undefined ? TYK_ERRORS[error] : undefined;
+  const outcome = proven ?? byStatus;
+  const authContext = outcome.authContext ?? (oauthId !== undefined ? 'oauth2' : undefined);
+  result.events.push({
+    ...envelope,
+    id: eventId(FORMAT, undefined, fallback, outcome.kind),
+    family: 'policy',
+    labels: labels({ ...baseLabels, ...(proven === undefined ? { [ADAPTER_LABELS.derived]: 'status' } : {}) }),
+    policy: {
+      kind: outcome.kind,
+      name: outcome.name,
+      outcome: 'fail',
+      reason: outcome.reason,
+      ...(authContext !== undefined ? { authContext } : {}),
+      group,
+      resource,
+    },
+  } satisfies VigilEventInput);
+}
+
+/** The `tyk` format: Tyk Pump `kafka` pump analytics records. */
+export const tykAdapter: GatewayAdapter = {
+  format: FORMAT,
+  description: 'Tyk Pump kafka pump analytics records (one JSON object per message); api_key is fingerprinted, never stored',
+  translate(value, settings) {
+    const result: AdapterResult = { events: [], rejected: [], skipped: [] };
+    const parsed = recordsOf(value);
+    if ('error' in parsed) {
+      result.rejected.push({ reason: 'adapter_unparseable', record: 0, message: `record 0: ${parsed.error}: expected a Tyk analytics record` });
+      return result;
+    }
+    parsed.records.forEach((item, record) => translateRecord(item, record, settings, result));
+    return result;
+  },
+};

@@ -1,0 +1,275 @@
+import type { VigilEventInput } from '../../schemas';
+import { clientIp, contractMethod, eventId, isoTime, present, splitUri, type EventSuffix } from './common';
+import { identifierText, integerIn, labels, objectOf, parseJson, pathText, userAgentText } from './text';
+import { ADAPTER_LABELS, type AdapterResult, type AdapterSettings, type GatewayAdapter } from './types';
+
+/**
+ * WSO2 API Manager 4.x analytics events, as the ELK reporter (`[apim.analytics] type = "elk"`)
+ * logs them to `repository/logs/apim_metrics.log` and a file shipper carries them to Kafka:
+ *
+ * `... apimMetrics: apim:response, properties :{"apiName":"PizzaShackAPI",...}`
+ *
+ * A message may be the bare line, a Filebeat or Fluent Bit JSON envelope holding it in `message`
+ * (or `log`), a JSON array of either, or several of either one per line. Facts from
+ * `wso2/apim-analytics-publisher` (`reporter/elk/ELKCounterMetric.java`, `ELKMetricEventBuilder.java`,
+ * `GenericInputValidator.java`) and `wso2/carbon-apimgt` (`FaultCategory`, `FaultSubCategories`).
+ */
+
+const FORMAT = 'wso2';
+
+/** `apimMetrics: <event name>, properties :<json>`, the one shape ELKCounterMetric logs. */
+const METRIC_LINE = /apimMetrics:\s*([^,\s]+)\s*,\s*properties\s*:\s*(\{.*\})\s*$/;
+
+/** A line's text and where it came from: the envelope's host names the instance. */
+interface Line {
+  text: string;
+  instance?: string;
+}
+
+type Outcome = { line: Line } | { error: string };
+
+/** Every line in a message, in order: one record each. */
+function linesOf(value: Uint8Array): Outcome[] {
+  const text = new TextDecoder().decode(value).trim();
+  if (text === '') return [];
+  const whole = text.startsWith('{') || text.startsWith('[') ? parseJson(text) : undefined;
+  if (whole !== undefined) {
+    return (Array.isArray(whole.value) ? (whole.value as unknown[]) : [whole.value]).map(lineFrom);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .map((line) => {
+      if (!line.startsWith('{')) return { line: { text: line } };
+      const parsed = parseJson(line);
+      return parsed === undefined ? { error: 'a line starts with "{" but is not JSON' } : lineFrom(parsed.value);
+    });
+}
+
+/**
+ * What WSO2 writes where it knows no user or application. Kept as an id, every unauthenticated
+ * failure would count against one "user" called anonymous and fire the per-user rules.
+ */
+const PLACEHOLDERS = new Set(['anonymous', 'unknown', 'n/a', 'null']);
+
+function known(value: unknown): string | undefined {
+  const text = identifierText(value);
+  return text !== undefined && !PLACEHOLDERS.has(text.toLowerCase()) ? text : undefined;
+}
+
+/** A bare line (a JSON string), or a shipper's envelope: Filebeat's `message`, Fluent Bit's `log`. */
+function lineFrom(item: unknown): Outcome {
+  if (typeof item === 'string') return { line: { text: item } };
+  const envelope = objectOf(item);
+  if (envelope === undefined) return { error: 'expected a log line or a JSON object holding one in "message" or "log"' };
+  const text = typeof envelope.message === 'string' ? envelope.message : typeof envelope.log === 'string' ? envelope.log : undefined;
+  if (text === undefined) return { error: 'a JSON envelope without a "message" or "log" text field' };
+  const instance = identifierText(objectOf(envelope.host)?.name) ?? identifierText(objectOf(envelope.agent)?.hostname) ?? identifierText(envelope.hostname);
+  return { line: { text, ...(instance !== undefined ? { instance } : {}) } };
+}
+
+/**
+ * What each fault category proves, from `FaultCategory` and `FaultSubCategories`: the gateway
+ * itself classified the failure, so none of these is a status heuristic. `BLOCKED` (a deny
+ * policy on an IP, user, application or API) and the GraphQL query-shape limits are not request
+ * rates, so they are `custom`, not `rate_limit`: a storm of them must not look like a flood.
+ */
+function policyKindOf(errorType: string, subCategory: string | undefined): Exclude<EventSuffix, 'inv' | 'json_threat' | 'xml_threat'> | undefined {
+  if (errorType === 'AUTH') {
+    return subCategory === 'AUTHORIZATION_FAILURE' || subCategory === 'SUBSCRIPTION_VALIDATION_FAILURE' ? 'authz' : 'authn';
+  }
+  if (errorType === 'THROTTLED') {
+    return subCategory === 'BLOCKED' || subCategory === 'QUERY_TOO_DEEP' || subCategory === 'QUERY_TOO_COMPLEX' ? 'custom' : 'rate_limit';
+  }
+  return undefined;
+}
+
+/** `https://host:port/path` → `host:port`: the upstream service, not one of its URLs. */
+function upstreamOf(destination: unknown): string | undefined {
+  const text = present(destination);
+  if (text === undefined) return undefined;
+  const url = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]+)/i.exec(text);
+  return identifierText(url ? url[1] : text);
+}
+
+/** `/pizzashack/1.0.0` + `/order/{orderId}` → `/pizzashack/1.0.0/order/{orderId}`. */
+function joinPath(context: string | undefined, template: string | undefined): string | undefined {
+  if (context === undefined) return template;
+  if (template === undefined || template === '/' || template === '/*') return context;
+  return `${context.replace(/\/+$/, '')}/${template.replace(/^\/+/, '')}`;
+}
+
+function translateRecord(line: Line, record: number, settings: AdapterSettings, result: AdapterResult): void {
+  const match = METRIC_LINE.exec(line.text);
+  if (!match) {
+    result.rejected.push({ reason: 'adapter_unparseable', record, message: `record ${record}: not an apim_metrics.log event (expected "apimMetrics: <event>, properties :{...}")` });
+    return;
+  }
+  const name = match[1] ?? '';
+  const parsed = parseJson(match[2] ?? '');
+  const fields = parsed === undefined ? undefined : objectOf(parsed.value);
+  if (fields === undefined) {
+    result.rejected.push({ reason: 'adapter_unparseable', record, message: `record ${record}: the properties of ${name} are not a JSON object` });
+    return;
+  }
+  if (name !== 'apim:response' && name !== 'apim:faulty') {
+    result.skipped.push({ reason: 'event_unsupported', record });
+    return;
+  }
+  const fault = name === 'apim:faulty';
+
+  // Older publishers' fault events carry no apiMethod (⚠ in the notes). Both event families
+  // need resource.method, so such a record is refused, visibly, rather than given a method.
+  const rawMethod = present(fields.apiMethod);
+  if (rawMethod === undefined) {
+    result.rejected.push({
+      reason: 'adapter_unmapped',
+      record,
+      message: `record ${record}: ${name} has no apiMethod, and every Vigil event needs the request's method (update the analytics publisher: 4.x fault events carry it)`,
+    });
+    return;
+  }
+  const method = contractMethod(rawMethod);
+  if (method === undefined) {
+    result.skipped.push({ reason: 'method_unsupported', record });
+    return;
+  }
+
+  // The ELK events carry no concrete path: the API's context and the matched resource template
+  // are the closest the record comes, so both path and route are the template (faults name no
+  // template, so they stop at the context).
+  const context = present(fields.apiContext);
+  const template = present(fields.apiResourceTemplate);
+  const joined = joinPath(context, template);
+  const split = joined === undefined ? undefined : splitUri(joined);
+  const path = pathText(split?.path);
+  if (path === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: ${name} has no usable apiContext or apiResourceTemplate to build the path from` });
+    return;
+  }
+
+  const apiName = identifierText(fields.apiName);
+  const apiVersion = identifierText(fields.apiVersion);
+  const api = identifierText(apiName !== undefined && apiVersion !== undefined ? `${apiName}:${apiVersion}` : (apiName ?? fields.apiId));
+  if (api === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: ${name} names no API (apiName, apiId)` });
+    return;
+  }
+
+  const keys = { route: path, service: context, api: apiName };
+  const group = settings.groups.resolve(keys);
+  if (group === undefined) {
+    result.rejected.push({
+      reason: 'adapter_unmapped',
+      record,
+      message: `record ${record}: no group for route "${path}", service (apiContext) "${context ?? ''}" or api (apiName) "${apiName ?? ''}", and no default group`,
+    });
+    return;
+  }
+
+  const time = isoTime(fields.requestTimestamp);
+  if (time === undefined) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: ${name} has no usable requestTimestamp` });
+    return;
+  }
+
+  const requestId = identifierText(fields.correlationId);
+  const fallback = JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]);
+  const ip = clientIp(fields.userIp);
+  const userAgent = userAgentText(fields.userAgentHeader);
+  const consumerId = known(fields.applicationId);
+  const userId = known(fields.userName);
+  const instance = line.instance ?? settings.instance;
+  const errorType = present(fields.errorType);
+  const subCategory = present(fields.errorMessage);
+  const errorCode = integerIn(fields.errorCode, 0, Number.MAX_SAFE_INTEGER);
+  const envelope = {
+    schemaVersion: 1 as const,
+    time,
+    source: {
+      service: settings.service,
+      kind: settings.kind,
+      ...(instance !== undefined ? { instance } : {}),
+      ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
+    },
+    correlation: requestId !== undefined ? { requestId } : {},
+    actor: { ...(userId !== undefined ? { userId } : {}), ...(consumerId !== undefined ? { consumerId } : {}) },
+    client: { ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) },
+    labels: labels({
+      [ADAPTER_LABELS.format]: FORMAT,
+      wso2_event: fault ? 'fault' : 'response',
+      key_type: present(fields.keyType),
+      api_id: present(fields.apiId),
+      application_name: present(fields.applicationName),
+      // The ELK builder swaps the raw User-Agent for its parsed browser family and platform.
+      browser: present(fields.userAgent),
+      platform: present(fields.platform),
+      error_type: errorType,
+      error_sub_category: subCategory,
+      error_code: errorCode !== undefined ? String(errorCode) : undefined,
+      target_status: present(fields.targetResponseCode),
+    }),
+  };
+  const resource = { api, method, path };
+
+  const status = integerIn(fields.proxyResponseCode, 100, 599);
+  if (status === undefined) {
+    if (!fault) {
+      result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: apim:response has no proxyResponseCode between 100 and 599` });
+      return;
+    }
+    // A fault without a status still proves its policy outcome; only the invocation is lost.
+    result.skipped.push({ reason: 'status_missing', record });
+  } else {
+    const latency = integerIn(fields.responseLatency, 0, 3_600_000) ?? 0;
+    const upstreamService = upstreamOf(fields.destination);
+    result.events.push({
+      ...envelope,
+      id: eventId(FORMAT, requestId, fallback, 'inv'),
+      family: 'invocation',
+      invocation: {
+        resource,
+        route: path,
+        status,
+        latencyMs: latency,
+        ...(upstreamService !== undefined ? { upstreamService } : {}),
+        group,
+      },
+    } satisfies VigilEventInput);
+  }
+
+  if (!fault || errorType === undefined) return;
+  const kind = policyKindOf(errorType, subCategory);
+  if (kind === undefined) return;
+  result.events.push({
+    ...envelope,
+    id: eventId(FORMAT, requestId, fallback, kind),
+    family: 'policy',
+    policy: {
+      kind,
+      name: identifierText(subCategory) ?? errorType,
+      outcome: 'fail',
+      ...(errorCode !== undefined ? { reason: String(errorCode) } : {}),
+      group,
+      resource,
+    },
+  } satisfies VigilEventInput);
+}
+
+/** The `wso2` format: WSO2 API-M 4.x ELK-reporter analytics lines (`apim:response`, `apim:faulty`). */
+export const wso2Adapter: GatewayAdapter = {
+  format: FORMAT,
+  description: 'WSO2 API Manager 4.x analytics events from apim_metrics.log (ELK reporter), bare or in a Filebeat/Fluent Bit envelope',
+  translate(value, settings) {
+    const result: AdapterResult = { events: [], rejected: [], skipped: [] };
+    linesOf(value).forEach((outcome, record) => {
+      if ('error' in outcome) {
+        result.rejected.push({ reason: 'adapter_unparseable', record, message: `record ${record}: ${outcome.error}` });
+        return;
+      }
+      translateRecord(outcome.line, record, settings, result);
+    });
+    return result;
+  },
+};

@@ -1,0 +1,313 @@
+/**
+ * The HTTP intake: where an open-source Kong's `http-log` plugin posts its log objects (one, or
+ * an array when it batches), so Kong feeds Vigil by configuration alone. It authenticates the
+ * shared token, bounds the body and the request rate, checks the shape, and produces each
+ * record to the raw topic; it answers 200 only once Kafka has acknowledged every record, so a
+ * refused or failed post is retried by Kong's queue and an accepted one is never lost. Turning
+ * the records into contract events is the `kong` adapter's job (`vigil adapt --format kong`).
+ * See docs/gateways/kong-http-log.md.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Kafka, Producer } from 'kafkajs';
+import { createProducer, errorMessage, type Logger } from '../platform';
+
+/** Where the intake listens: `port: 0` asks the system for a free port (tests). */
+export interface IntakeListen {
+  host: string;
+  port: number;
+}
+
+export interface HttpIntakeOptions {
+  kafka: Kafka;
+  /** The raw topic, e.g. `vigil.raw.kong`; created at start when missing. */
+  topic: string;
+  /** Partitions of the raw topic if the intake creates it. */
+  partitions: number;
+  /** The shared token the gateway sends as `Authorization: Bearer <token>`. */
+  token: string;
+  maxBodyBytes: number;
+  /** Each record, as produced, must fit in this (the pipeline's `VIGIL_MAX_MESSAGE_BYTES`). */
+  maxRecordBytes: number;
+  /** Records nesting deeper are refused (the pipeline's `VIGIL_MAX_JSON_DEPTH`). */
+  maxJsonDepth: number;
+  requestsPerSecond: number;
+  burst: number;
+  logger: Logger;
+  /** The token bucket's clock, in milliseconds. @defaultValue Date.now */
+  now?: () => number;
+}
+
+/** Counts since start, by answer. */
+export interface IntakeStats {
+  accepted: number;
+  records: number;
+  unauthorized: number;
+  tooLarge: number;
+  rateLimited: number;
+  invalid: number;
+  unavailable: number;
+}
+
+export interface HttpIntake {
+  /** Connects the producer, creates the raw topic if missing, and listens; resolves with the real address. */
+  start(at: IntakeListen): Promise<IntakeListen>;
+  /** Stops taking requests, lets those in hand finish, and disconnects the producer. Idempotent. */
+  stop(): Promise<void>;
+  stats(): IntakeStats;
+}
+
+/** At most one warning per minute for wrong tokens; the rest are counted and logged at debug. */
+const UNAUTHORIZED_WARNING_EVERY_MS = 60_000;
+
+/** The one path the intake serves; anything else is 404. */
+export const KONG_INTAKE_PATH = '/kong/http-log';
+
+/** A refusal: status, the one-line reason sent back, and the stat it counts in. */
+export class IntakeRefusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly stat: keyof IntakeStats,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A token bucket: `burst` requests at once, refilled at `perSecond` (exported for its tests). One bucket for the one
+ * shared token, so it bounds the whole intake; unauthenticated requests never draw from it, so
+ * a flood of wrong tokens can't starve the gateway that has the right one.
+ */
+export function tokenBucket(perSecond: number, burst: number, now: () => number): { take(): { ok: true } | { ok: false; retryAfterSeconds: number } } {
+  let tokens = burst;
+  let last = now();
+  return {
+    take() {
+      const at = now();
+      tokens = Math.min(burst, tokens + ((at - last) / 1000) * perSecond);
+      last = at;
+      if (tokens >= 1) {
+        tokens -= 1;
+        return { ok: true };
+      }
+      return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / perSecond)) };
+    },
+  };
+}
+
+/** Compares in constant time: both sides are hashed first, so even their lengths don't leak. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function bearerOf(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization;
+  const match = header === undefined ? null : /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  return match?.[1];
+}
+
+/**
+ * Reads the body, refusing with 413 as soon as it passes the limit. The stream is paused, not
+ * destroyed, so the 413 still reaches the caller before the connection closes.
+ */
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(request.headers['content-length'] ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    return Promise.reject(new IntakeRefusal(413, `body of ${declared} bytes is over the limit of ${limit} (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      settled = true;
+      request.off('data', onData);
+      request.pause();
+      reject(new IntakeRefusal(413, `body is over the limit of ${limit} bytes (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
+    };
+    request.on('data', onData);
+    request.once('end', () => {
+      if (!settled) resolve(Buffer.concat(chunks, size));
+    });
+    request.once('error', (error) => {
+      if (settled) return;
+      settled = true;
+      reject(error);
+    });
+  });
+}
+
+/** How deeply a parsed JSON value nests objects and arrays (a flat object is 1). */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    if (typeof item.value !== 'object' || item.value === null) continue;
+    const depth = item.depth + 1;
+    deepest = Math.max(deepest, depth);
+    for (const child of Object.values(item.value)) stack.push({ value: child, depth });
+  }
+  return deepest;
+}
+
+function kindOf(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * The records of a body, each serialized as it will be produced, or a refusal naming the first
+ * problem: what the http-log plugin sends is one log object, or an array of them when batching.
+ */
+export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new IntakeRefusal(400, `body is not JSON: ${errorMessage(error)}`, 'invalid');
+  }
+  const items = Array.isArray(parsed) ? (parsed as unknown[]) : [parsed];
+  if (items.length === 0) throw new IntakeRefusal(400, 'body is an empty array: expected a Kong log object or an array of them', 'invalid');
+  return items.map((item, index) => {
+    const where = Array.isArray(parsed) ? `record ${index}` : 'body';
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new IntakeRefusal(400, `${where} is ${kindOf(item)}: expected a Kong log object`, 'invalid');
+    // The record, wrapped in the array, nests one deeper than it will on the raw topic.
+    const depth = depthOf(item);
+    if (depth > limits.maxJsonDepth) throw new IntakeRefusal(400, `${where} nests ${depth} deep, over the limit of ${limits.maxJsonDepth} (VIGIL_MAX_JSON_DEPTH)`, 'invalid');
+    const text = JSON.stringify(item);
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > limits.maxRecordBytes) throw new IntakeRefusal(413, `${where} is ${bytes} bytes, over the limit of ${limits.maxRecordBytes} per record (VIGIL_MAX_MESSAGE_BYTES)`, 'tooLarge');
+    return text;
+  });
+}
+
+/** The record's client IP, as the message key: one client's records stay in order on one partition. */
+function keyOf(record: string): string | null {
+  const match = /"client_ip":"([0-9a-fA-F.:]{2,45})"/.exec(record);
+  return match?.[1] ?? null;
+}
+
+function send(response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(`${JSON.stringify(body)}\n`);
+}
+
+/** Builds the intake; nothing connects or listens until {@link HttpIntake.start}. */
+export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
+  const log = options.logger.child({ component: 'intake' });
+  const bucket = tokenBucket(options.requestsPerSecond, options.burst, options.now ?? Date.now);
+  const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, unavailable: 0 };
+  let producer: Producer | undefined;
+  let server: Server | undefined;
+  let lastUnauthorizedWarning = Number.NEGATIVE_INFINITY;
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?')[0];
+    if (path !== KONG_INTAKE_PATH) {
+      send(response, 404, { error: `not found: the intake serves POST ${KONG_INTAKE_PATH}` });
+      return;
+    }
+    if (request.method !== 'POST') {
+      send(response, 405, { error: 'method not allowed: use POST' }, { allow: 'POST' });
+      return;
+    }
+    // Checked before the body is read: a caller without the token costs a header's worth.
+    const token = bearerOf(request);
+    if (token === undefined || !sameSecret(token, options.token)) {
+      throw new IntakeRefusal(401, token === undefined ? 'missing "Authorization: Bearer <token>"' : 'wrong token', 'unauthorized', { 'www-authenticate': 'Bearer realm="vigil-intake"' });
+    }
+    const allowed = bucket.take();
+    if (!allowed.ok) throw new IntakeRefusal(429, 'over the intake rate (VIGIL_INTAKE_REQUESTS_PER_SECOND, VIGIL_INTAKE_BURST)', 'rateLimited', { 'retry-after': String(allowed.retryAfterSeconds) });
+    const type = request.headers['content-type'];
+    if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) throw new IntakeRefusal(415, `content-type ${type} is not JSON`, 'invalid');
+    const records = recordsOfBody(await readBody(request, options.maxBodyBytes), options);
+    const sending = producer;
+    if (!sending) throw new IntakeRefusal(503, 'the intake is stopping', 'unavailable', { 'retry-after': '5' });
+    try {
+      await sending.send({
+        topic: options.topic,
+        // Every in-sync replica: a 200 must mean the records survive a broker's loss.
+        acks: -1,
+        messages: records.map((value) => ({ key: keyOf(value), value, headers: { 'vigil-intake': 'kong-http-log' } })),
+      });
+    } catch (error) {
+      log.warn({ err: error, records: records.length }, 'Kafka did not acknowledge an intake batch; the gateway will retry it');
+      throw new IntakeRefusal(503, `Kafka did not acknowledge the records: ${errorMessage(error)}`, 'unavailable', { 'retry-after': '5' });
+    }
+    stats.accepted += 1;
+    stats.records += records.length;
+    send(response, 200, { accepted: records.length });
+  }
+
+  return {
+    async start(at) {
+      const starting = createProducer(options.kafka);
+      await starting.connect();
+      try {
+        const admin = options.kafka.admin();
+        await admin.connect();
+        try {
+          if (!(await admin.listTopics()).includes(options.topic)) {
+            await admin.createTopics({ waitForLeaders: true, topics: [{ topic: options.topic, numPartitions: options.partitions, replicationFactor: 1 }] });
+          }
+        } finally {
+          await admin.disconnect();
+        }
+        const listening = createServer((request, response) => {
+          handle(request, response).catch((error: unknown) => {
+            if (error instanceof IntakeRefusal) {
+              stats[error.stat] += 1;
+              // A wrong token is worth a warning, but a flood of them must not flood the log too.
+              const warn = error.status === 401 && Date.now() - lastUnauthorizedWarning >= UNAUTHORIZED_WARNING_EVERY_MS;
+              if (warn) lastUnauthorizedWarning = Date.now();
+              log[warn ? 'warn' : 'debug']({ status: error.status, remote: request.socket.remoteAddress, reason: error.message, unauthorizedSoFar: stats.unauthorized }, 'intake request refused');
+              // A refused body is not read further: close the connection rather than drain it.
+              send(response, error.status, { error: error.message }, { ...error.headers, ...(error.status === 413 ? { connection: 'close' } : {}) });
+              return;
+            }
+            log.error({ err: error }, 'intake request failed');
+            if (!response.headersSent) send(response, 500, { error: 'internal error' });
+            else response.end();
+          });
+        });
+        await new Promise<void>((resolve, reject) => {
+          listening.once('error', reject);
+          listening.listen(at.port, at.host, () => {
+            listening.off('error', reject);
+            resolve();
+          });
+        });
+        server = listening;
+        producer = starting;
+        const { port } = listening.address() as AddressInfo;
+        log.info({ host: at.host, port, path: KONG_INTAKE_PATH, topic: options.topic }, 'intake listening for Kong http-log batches');
+        return { host: at.host, port };
+      } catch (error) {
+        await starting.disconnect().catch(() => undefined);
+        throw error;
+      }
+    },
+    async stop() {
+      const closing = server;
+      const sending = producer;
+      server = undefined;
+      if (closing) {
+        await new Promise<void>((resolve) => {
+          // Requests in hand finish (their sends are awaited); idle keep-alive sockets go now.
+          closing.close(() => resolve());
+          closing.closeIdleConnections();
+        });
+      }
+      producer = undefined;
+      await sending?.disconnect();
+    },
+    stats: () => ({ ...stats }),
+  };
+}

@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import type { Vigil } from '../../app';
+import { createVigil } from '../../app';
+import { KONG_INTAKE_PATH } from '../../ingest';
+import { isolatedConfig, openStack, readTopic, testLogger, type Stack } from '../support/harness';
+
+/**
+ * The HTTP intake on the real Kafka, started by the composition root as `vigil intake` starts
+ * it: a good batch lands on the raw topic record by record, and nothing refused lands at all.
+ */
+
+const TOKEN = `it-token-${randomBytes(16).toString('hex')}`;
+
+/** A Kong log object with the fields `kong/pdk/log.lua` serialize() writes (trimmed). */
+function kongRecord(id: string, status = 200): Record<string, unknown> {
+  return {
+    request: { id, method: 'GET', uri: '/orders/42?expand=1', url: 'http://shop.example/orders/42?expand=1', size: 120, headers: { 'user-agent': 'curl/8.5.0', authorization: 'REDACTED' } },
+    response: { status, size: 512, headers: {} },
+    route: { id: 'r-1', name: 'orders', paths: ['/orders'] },
+    service: { id: 's-1', name: 'shop', host: 'shop.internal', port: 8080 },
+    latencies: { kong: 1, proxy: 10, request: 12, receive: 1 },
+    client_ip: '203.0.113.7',
+    started_at: 1_795_000_000_000,
+    source: 'upstream',
+  };
+}
+
+describe('the HTTP intake for Kong http-log', () => {
+  let stack: Stack;
+  let vigil: Vigil;
+  let topic: string;
+  let url: string;
+
+  async function post(body: string, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }, at = url): Promise<{ status: number; body: { accepted?: number; error?: string }; headers: Headers }> {
+    const response = await fetch(at, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    return { status: response.status, body: (await response.json()) as { accepted?: number; error?: string }, headers: response.headers };
+  }
+
+  async function recordsOnTopic(): Promise<number> {
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    try {
+      const offsets = await admin.fetchTopicOffsets(topic);
+      return offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  beforeAll(async () => {
+    topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;
+    stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_MAX_BODY_BYTES: '8192', VIGIL_INTAKE_BURST: '100' }));
+    vigil = createVigil(stack.config, { roles: ['intake'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, http: false, intakeHttp: { host: '127.0.0.1', port: 0 } });
+    await vigil.start();
+    const address = vigil.intakeAddress();
+    if (!address) throw new Error('the intake did not start');
+    url = `http://127.0.0.1:${address.port}${KONG_INTAKE_PATH}`;
+  });
+
+  afterAll(async () => {
+    await vigil.stop();
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [topic], timeout: 10_000 }).catch(() => undefined);
+    await admin.disconnect();
+    await stack.cleanup();
+  });
+
+  it('produces every record of a batch and a single object to the raw topic, answering only after Kafka acknowledged', async () => {
+    const batch = await post(JSON.stringify([kongRecord('req-1'), kongRecord('req-2', 401), kongRecord('req-3', 429)]));
+    expect(batch).toMatchObject({ status: 200, body: { accepted: 3 } });
+    const single = await post(JSON.stringify(kongRecord('req-4')));
+    expect(single).toMatchObject({ status: 200, body: { accepted: 1 } });
+    // The 200 came after the acknowledgement: the records are on the topic already.
+    expect(await recordsOnTopic()).toBe(4);
+    const messages = await readTopic(stack.kafka, topic, 4);
+    const ids = messages.map((message) => (JSON.parse(message.value?.toString('utf8') ?? '{}') as { request: { id: string } }).request.id).sort();
+    expect(ids).toEqual(['req-1', 'req-2', 'req-3', 'req-4']);
+    expect(messages.every((message) => message.key?.toString('utf8') === '203.0.113.7')).toBe(true);
+    expect(messages[0]?.headers?.['vigil-intake']?.toString()).toBe('kong-http-log');
+    expect(vigil.intake?.stats()).toMatchObject({ accepted: 2, records: 4 });
+    expect(await vigil.metrics.getSingleMetricAsString('vigil_intake_records_total')).toContain('vigil_intake_records_total 4');
+    expect(await vigil.metrics.getSingleMetricAsString('vigil_intake_requests_total')).toContain('vigil_intake_requests_total{outcome="accepted"} 2');
+  });
+
+  it('answers 401 to a wrong or missing token and produces nothing', async () => {
+    const before = await recordsOnTopic();
+    const wrong = await post(JSON.stringify(kongRecord('req-x')), { authorization: `Bearer ${TOKEN}x` });
+    expect(wrong).toMatchObject({ status: 401, body: { error: 'wrong token' } });
+    expect(wrong.headers.get('www-authenticate')).toBe('Bearer realm="vigil-intake"');
+    const missing = await post(JSON.stringify(kongRecord('req-y')), {});
+    expect(missing).toMatchObject({ status: 401, body: { error: 'missing "Authorization: Bearer <token>"' } });
+    expect(await recordsOnTopic()).toBe(before);
+  });
+
+  it('answers 413 to a body over VIGIL_INTAKE_MAX_BODY_BYTES and produces nothing', async () => {
+    const before = await recordsOnTopic();
+    const big = JSON.stringify(Array.from({ length: 40 }, (_, index) => kongRecord(`req-big-${index}`)));
+    expect(big.length).toBeGreaterThan(8192);
+    const response = await post(big);
+    expect(response.status).toBe(413);
+    expect(response.body.error).toMatch(/^body of \d+ bytes is over the limit of 8192 \(VIGIL_INTAKE_MAX_BODY_BYTES\)$/);
+    expect(await recordsOnTopic()).toBe(before);
+  });
+
+  it('answers 413 to a chunked body as soon as it passes the limit, without reading the rest', async () => {
+    const before = await recordsOnTopic();
+    const answer = await new Promise<string>((resolve) => {
+      const posting = request(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'transfer-encoding': 'chunked', 'content-type': 'application/json' } }, (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+        response.on('end', () => resolve(`${response.statusCode ?? 0} ${body.trim()}`));
+      });
+      posting.on('error', (error) => resolve(`error ${error.message}`));
+      // No Content-Length: the limit can only be found while reading. 200 KB would take a while
+      // to read; the answer comes after the first 8 KB.
+      let sent = 0;
+      const more = (): void => {
+        if (sent >= 200_000) {
+          posting.end();
+          return;
+        }
+        sent += 1000;
+        if (posting.write('x'.repeat(1000))) setImmediate(more);
+        else posting.once('drain', more);
+      };
+      more();
+    });
+    expect(answer).toBe('413 {"error":"body is over the limit of 8192 bytes (VIGIL_INTAKE_MAX_BODY_BYTES)"}');
+    expect(await recordsOnTopic()).toBe(before);
+  });
+
+  it('answers 400 naming the problem: not JSON, an empty batch, a record that is not an object; nothing produced', async () => {
+    const before = await recordsOnTopic();
+    const notJson = await post('{"request": ');
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error).toMatch(/^body is not JSON: /);
+    expect(await post('[]')).toMatchObject({ status: 400, body: { error: 'body is an empty array: expected a Kong log object or an array of them' } });
+    // One bad record refuses the whole batch: Kong retries batches whole, so none is half-taken.
+    expect(await post(JSON.stringify([kongRecord('req-ok'), 'text']))).toMatchObject({ status: 400, body: { error: 'record 1 is a string: expected a Kong log object' } });
+    expect(await recordsOnTopic()).toBe(before);
+  });
+
+  it('answers 404 off its path and 405 to another method', async () => {
+    const other = await fetch(url.replace(KONG_INTAKE_PATH, '/other'), { method: 'POST', body: '{}' });
+    expect(other.status).toBe(404);
+    const get = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(get.status).toBe(405);
+  });
+
+  it('answers 429 with Retry-After beyond its rate, and produces nothing for those', async () => {
+    const config = isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_REQUESTS_PER_SECOND: '1', VIGIL_INTAKE_BURST: '1' });
+    const limited = createVigil(config, { roles: ['intake'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, http: false, intakeHttp: { host: '127.0.0.1', port: 0 } });
+    await limited.start();
+    try {
+      const at = `http://127.0.0.1:${limited.intakeAddress()?.port ?? 0}${KONG_INTAKE_PATH}`;
+      const before = await recordsOnTopic();
+      const answers = [];
+      for (let attempt = 0; attempt < 4; attempt++) answers.push(await post(JSON.stringify(kongRecord(`req-rate-${attempt}`)), undefined, at));
+      expect(answers[0]?.status).toBe(200);
+      const refused = answers.filter((answer) => answer.status === 429);
+      expect(refused.length).toBeGreaterThanOrEqual(1);
+      expect(refused[0]?.headers.get('retry-after')).toBe('1');
+      expect(refused[0]?.body.error).toBe('over the intake rate (VIGIL_INTAKE_REQUESTS_PER_SECOND, VIGIL_INTAKE_BURST)');
+      expect(await recordsOnTopic()).toBe(before + answers.filter((answer) => answer.status === 200).length);
+    } finally {
+      await limited.stop();
+    }
+  });
+});

@@ -1,0 +1,93 @@
+import { Writable } from 'node:stream';
+import { IntakeRefusal, recordsOfBody, tokenBucket } from '../../ingest';
+import { ConfigError, createLogger, loadConfig, secretsOf } from '../../platform';
+
+const limits = { maxRecordBytes: 1024, maxJsonDepth: 4 };
+
+function refusalOf(body: string): { status: number; message: string } {
+  try {
+    recordsOfBody(Buffer.from(body), limits);
+  } catch (error) {
+    if (error instanceof IntakeRefusal) return { status: error.status, message: error.message };
+    throw error;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('the intake body check', () => {
+  it('takes one log object or an array of them, each serialized as it will be produced', () => {
+    expect(recordsOfBody(Buffer.from('{"a": 1}'), limits)).toEqual(['{"a":1}']);
+    expect(recordsOfBody(Buffer.from('[{"a": 1}, {"b": {"c": 2}}]'), limits)).toEqual(['{"a":1}', '{"b":{"c":2}}']);
+  });
+
+  it('refuses with a status and a message naming what is wrong', () => {
+    expect(refusalOf('nope').status).toBe(400);
+    expect(refusalOf('nope').message).toMatch(/^body is not JSON: /);
+    expect(refusalOf('[]')).toEqual({ status: 400, message: 'body is an empty array: expected a Kong log object or an array of them' });
+    expect(refusalOf('"text"')).toEqual({ status: 400, message: 'body is a string: expected a Kong log object' });
+    expect(refusalOf('[{"a":1}, null]')).toEqual({ status: 400, message: 'record 1 is null: expected a Kong log object' });
+    expect(refusalOf('[[{"a":1}]]')).toEqual({ status: 400, message: 'record 0 is an array: expected a Kong log object' });
+    expect(refusalOf('{"a":{"b":{"c":{"d":{"e":1}}}}}')).toEqual({ status: 400, message: 'body nests 5 deep, over the limit of 4 (VIGIL_MAX_JSON_DEPTH)' });
+    expect(refusalOf(JSON.stringify([{ a: 1 }, { big: 'x'.repeat(2000) }]))).toEqual({
+      status: 413,
+      message: 'record 1 is 2010 bytes, over the limit of 1024 per record (VIGIL_MAX_MESSAGE_BYTES)',
+    });
+  });
+});
+
+describe('the intake token bucket', () => {
+  it('takes the burst at once, then refuses with the seconds until a token is back, and refills at the rate', () => {
+    let now = 0;
+    const bucket = tokenBucket(2, 3, () => now);
+    expect([bucket.take(), bucket.take(), bucket.take()].every((answer) => answer.ok)).toBe(true);
+    expect(bucket.take()).toEqual({ ok: false, retryAfterSeconds: 1 });
+    now += 500;
+    expect(bucket.take()).toEqual({ ok: true });
+    expect(bucket.take().ok).toBe(false);
+    now += 60_000;
+    // Never more than the burst, however long it was idle.
+    expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()].map((answer) => answer.ok)).toEqual([true, true, true, false]);
+  });
+});
+
+describe('the intake settings', () => {
+  const token = 'a-shared-intake-token-0123456789';
+
+  it('treat VIGIL_INTAKE_TOKEN as a secret the logger blanks', () => {
+    const config = loadConfig({ VIGIL_INTAKE_TOKEN: token });
+    expect(secretsOf(config)).toContain(token);
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const logger = createLogger({ level: 'info', destination, secrets: secretsOf(config) });
+    logger.info({ config }, `the token is ${token}`);
+    expect(lines.join('')).not.toContain(token);
+    expect(lines.join('')).toContain('the token is');
+  });
+
+  it('refuse a short token or one with spaces, naming the variable', () => {
+    const refusal = (value: string): string[] => {
+      try {
+        loadConfig({ VIGIL_INTAKE_TOKEN: value });
+      } catch (error) {
+        if (error instanceof ConfigError) return [...error.issues];
+      }
+      return [];
+    };
+    expect(refusal('short')).toEqual(['VIGIL_INTAKE_TOKEN: at least 24 characters']);
+    expect(refusal('a token with spaces in it, long enough')).toEqual(['VIGIL_INTAKE_TOKEN: printable ASCII without spaces']);
+  });
+});
+
+describe('vigil intake', () => {
+  it('refuses to start without VIGIL_INTAKE_TOKEN, naming it, before connecting to anything', async () => {
+    const { createVigil } = await import('../../app');
+    const config = loadConfig({});
+    expect(() => createVigil(config, { roles: ['intake'] })).toThrow(ConfigError);
+    expect(() => createVigil(config, { roles: ['intake'] })).toThrow(/VIGIL_INTAKE_TOKEN/);
+  });
+});

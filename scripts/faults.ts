@@ -464,9 +464,10 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
   const injection = (async () => {
     await sleep(options.VIGIL_FAULTS_PACE_MS * fault.at);
     say(`${fault.name}: injecting (${sentIds.length}/${planned.length} events sent)`);
+    const injectedAt = Date.now();
     await fault.inject(context);
     faultEnd = Date.now();
-    say(`${fault.name}: fault over`);
+    say(`${fault.name}: fault over after ${((faultEnd - injectedAt) / 1000).toFixed(1)} s (stopping and starting included)`);
     // Caught up: everything sent before the fault ended is indexed.
     const owed = sentIds.length;
     if (await until(`the ${owed} events sent before the fault ended`, async () => (await countEvents(id)) >= owed, options.VIGIL_FAULTS_RECOVERY_MS)) caughtUp = Date.now();

@@ -245,6 +245,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       producer: notificationProducer,
       deadLetterTopic: config.alerting.notificationDeadLetterTopic,
       logger,
+      retryForMs: config.alerting.notifierRetryForMs,
       outbox: { topic: config.alerting.notificationTopic, producer: notificationProducer, delivered: createDeliveredLog(redis, config.redis.prefix) },
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
     });

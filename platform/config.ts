@@ -185,6 +185,12 @@ export const settings = {
       NAME,
       'The consumer group that delivers notifications from the outbox topic (see [alerting.md](alerting.md#the-notification-outbox)).',
     ),
+    notifierRetryForMs: setting(
+      'VIGIL_NOTIFIER_RETRY_FOR_MS',
+      int(0, 86_400_000).default(900_000),
+      '0–86400000',
+      'How long a notification keeps being retried while its destination is unreachable or answers 429/5xx, before it is dead-lettered; `0` stops after 5 retries (about 16 s) (see [alerting.md](alerting.md#delivery-retries-and-the-dead-letter-topic)).',
+    ),
     suppressMs: setting(
       'VIGIL_ALERT_SUPPRESS_MS',
       int(1000, 7 * 86_400_000).default(900_000),

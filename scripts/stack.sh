@@ -6,6 +6,8 @@
 #   scripts/stack.sh status  one line per service
 #   scripts/stack.sh logs    tail the logs of the services this script runs
 #   scripts/stack.sh up-secure|down-secure   secured copies of the three (TLS, SASL, users) beside them
+#   scripts/stack.sh up-faults|down-faults|status-faults   a copy of the three for the fault-injection
+#                                            suite; faults-stop|faults-start <kafka|elasticsearch|redis>
 #
 # Idempotent: a service whose endpoint already answers is left alone, so `up` twice is cheap and
 # KAFKA_BROKERS / ELASTICSEARCH_URL / REDIS_URL pointing at your own services start nothing here.
@@ -459,6 +461,161 @@ cmd_down_secure() {
   stop_pidfile "secured Redis" "$SECURE_DIR/redis.pid"
 }
 
+# --- the faults copy (for `npm run faults`) ------------------------------------------------------
+# A third Kafka, Elasticsearch and Redis beside the plain ones, each on its own port and data
+# folder under $STATE_DIR/faults, so the fault-injection suite can stop and start them while other
+# tests keep using the plain stack. Redis persists with an append-only file, as Vigil's Redis must
+# in production (docs/faults.md): a restart keeps rule and alert state.
+FAULTS_DIR="$STATE_DIR/faults"
+FAULTS_REDIS_PORT="${VIGIL_FAULTS_REDIS_PORT:-6392}"
+FAULTS_KAFKA_PORT="${VIGIL_FAULTS_KAFKA_PORT:-9292}"
+FAULTS_ES_PORT="${VIGIL_FAULTS_ES_PORT:-9202}"
+
+faults_redis_up() {
+  (
+    exec 4<>"/dev/tcp/127.0.0.1/$FAULTS_REDIS_PORT" || exit 1
+    printf 'PING\r\n' >&4
+    reply=""
+    read -r -t 2 reply <&4 || true
+    [[ "$reply" == +PONG* ]]
+  ) 2>/dev/null
+}
+
+faults_redis_start() {
+  if faults_redis_up; then log "faults Redis answers on $FAULTS_REDIS_PORT"; return 0; fi
+  command -v redis-server >/dev/null || { log "installing Debian's redis-server"; apt_install redis-server; }
+  mkdir -p "$FAULTS_DIR/redis"
+  log "starting the faults redis-server (append-only file) on 127.0.0.1:$FAULTS_REDIS_PORT"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$FAULTS_REDIS_PORT" --save "" --appendonly yes \
+    --appendfsync everysec --dir "$FAULTS_DIR/redis" --logfile "$FAULTS_DIR/redis.log" --pidfile "$FAULTS_DIR/redis.pid"
+  wait_for "faults Redis" 30 faults_redis_up "$FAULTS_DIR/redis.log"
+}
+
+faults_kafka_up() { tcp_open 127.0.0.1 "$FAULTS_KAFKA_PORT" && grep -q 'Kafka Server started' "$FAULTS_DIR/kafka.log" 2>/dev/null; }
+
+faults_kafka_start() {
+  if faults_kafka_up; then log "faults Kafka answers on $FAULTS_KAFKA_PORT"; return 0; fi
+  kafka_install
+  local home data props logfile controller=$((FAULTS_KAFKA_PORT + 1))
+  home="$(kafka_home)"; data="$FAULTS_DIR/kafka-data"; props="$FAULTS_DIR/kafka.properties"; logfile="$FAULTS_DIR/kafka.log"
+  mkdir -p "$data"
+  sed -e "s#127.0.0.1:9093#127.0.0.1:$controller#g" -e "s#127.0.0.1:9092#127.0.0.1:$FAULTS_KAFKA_PORT#g" \
+    -e "s#^log.dirs=.*#log.dirs=$data#" >"$props" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:9093
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=24
+EOF
+  local java_cp="$home/libs/*"
+  if [[ ! -f "$data/meta.properties" ]]; then
+    java -cp "$java_cp" -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
+      kafka.tools.StorageTool format --ignore-formatted -t "$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)" \
+      -c "$props" >>"$logfile" 2>&1 || die "formatting the faults Kafka's storage failed; see $logfile"
+  fi
+  [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.1"
+  log "starting the faults Kafka on 127.0.0.1:$FAULTS_KAFKA_PORT; log: $logfile"
+  nohup java -Xms384m -Xmx384m -XX:+UseG1GC -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
+    -cp "$java_cp" kafka.Kafka "$props" >>"$logfile" 2>&1 &
+  echo $! >"$FAULTS_DIR/kafka.pid"
+  wait_for "faults Kafka" 120 faults_kafka_up "$logfile"
+}
+
+faults_es_up() { curl -fsS -m 3 "http://127.0.0.1:$FAULTS_ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1; }
+
+faults_es_start() {
+  if faults_es_up; then log "faults Elasticsearch answers on $FAULTS_ES_PORT"; return 0; fi
+  [[ -n "$ES_JAVA_HOME" && -x "$ES_JAVA_HOME/bin/java" ]] \
+    || die "no JDK for Elasticsearch: set ES_JAVA_HOME (expected Temurin 25 under /usr/lib/jvm)"
+  es_install; es_user
+  local home data logs conf
+  home="$(es_home)"; data="$FAULTS_DIR/es-data"; logs="$FAULTS_DIR/es-logs"; conf="$FAULTS_DIR/es-config"
+  mkdir -p "$data" "$logs"
+  rm -rf "$conf"; cp -r "$home/config" "$conf"
+  {
+    echo "cluster.name: vigil-faults"
+    echo "node.name: vigil-faults-1"
+    echo "path.data: $data"
+    echo "path.logs: $logs"
+    echo "network.host: 127.0.0.1"
+    echo "http.port: $FAULTS_ES_PORT"
+    echo "transport.port: $((FAULTS_ES_PORT + 100))"
+    echo "discovery.type: single-node"
+    echo "xpack.security.enabled: false"
+    echo "cluster.routing.allocation.disk.threshold_enabled: false"
+    echo "action.destructive_requires_name: false"
+  } >"$conf/elasticsearch.yml"
+  printf -- '-Xms512m\n-Xmx512m\n' >"$conf/jvm.options.d/vigil.options"
+  # The Elasticsearch user must reach its folders: the state folder and this one are world-traversable.
+  chmod -R a+rX "$CACHE_DIR" "$home"
+  chmod 755 "$STATE_DIR" "$FAULTS_DIR"
+  chown -R "$ES_USER" "$data" "$logs" "$conf"
+  log "starting the faults Elasticsearch on 127.0.0.1:$FAULTS_ES_PORT; log: $logs/vigil-faults.log"
+  runuser -u "$ES_USER" -- env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" \
+    "$home/bin/elasticsearch" -d -p "$logs/es.pid" >"$FAULTS_DIR/es-console.log" 2>&1 \
+    || die "the faults Elasticsearch failed to start; see $FAULTS_DIR/es-console.log and $logs/"
+  wait_for "faults Elasticsearch" 180 faults_es_up "$logs/vigil-faults.log"
+}
+
+faults_stop() { # service
+  case "$1" in
+    kafka) stop_pidfile "faults Kafka" "$FAULTS_DIR/kafka.pid" ;;
+    elasticsearch) stop_pidfile "faults Elasticsearch" "$FAULTS_DIR/es-logs/es.pid" ;;
+    redis) stop_pidfile "faults Redis" "$FAULTS_DIR/redis.pid" ;;
+    *) die "faults-stop: unknown service '$1' (kafka, elasticsearch or redis)" ;;
+  esac
+}
+
+faults_start() { # service
+  mkdir -p "$CACHE_DIR" "$FAULTS_DIR"
+  case "$1" in
+    kafka) faults_kafka_start ;;
+    elasticsearch) faults_es_start ;;
+    redis) faults_redis_start ;;
+    *) die "faults-start: unknown service '$1' (kafka, elasticsearch or redis)" ;;
+  esac
+}
+
+cmd_up_faults() {
+  mkdir -p "$CACHE_DIR" "$FAULTS_DIR"
+  local es_pid kafka_pid failed=0
+  faults_redis_start
+  (faults_es_start) & es_pid=$!
+  (faults_kafka_start) & kafka_pid=$!
+  wait "$es_pid" || failed=1
+  wait "$kafka_pid" || failed=1
+  ((failed == 0)) || die "the faults copy is not up (see the messages above)"
+  echo "KAFKA_BROKERS=127.0.0.1:$FAULTS_KAFKA_PORT ELASTICSEARCH_URL=http://127.0.0.1:$FAULTS_ES_PORT REDIS_URL=redis://127.0.0.1:$FAULTS_REDIS_PORT"
+}
+
+# Stops the copy and deletes its data: each suite run starts from empty folders.
+cmd_down_faults() {
+  faults_stop kafka; faults_stop elasticsearch; faults_stop redis
+  rm -rf "$FAULTS_DIR/kafka-data" "$FAULTS_DIR/es-data" "$FAULTS_DIR/redis"
+}
+
+cmd_faults_status() {
+  local ok=0
+  if faults_kafka_up; then echo "kafka          up    127.0.0.1:$FAULTS_KAFKA_PORT"; else echo "kafka          down  127.0.0.1:$FAULTS_KAFKA_PORT"; ok=1; fi
+  if faults_es_up; then echo "elasticsearch  up    http://127.0.0.1:$FAULTS_ES_PORT"; else echo "elasticsearch  down  http://127.0.0.1:$FAULTS_ES_PORT"; ok=1; fi
+  if faults_redis_up; then echo "redis          up    redis://127.0.0.1:$FAULTS_REDIS_PORT"; else echo "redis          down  redis://127.0.0.1:$FAULTS_REDIS_PORT"; ok=1; fi
+  return "$ok"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
@@ -466,5 +623,10 @@ case "${1:-}" in
   logs) cmd_logs ;;
   up-secure) cmd_up_secure ;;
   down-secure) cmd_down_secure ;;
-  *) echo "usage: $0 up|down|status|logs|up-secure|down-secure" >&2; exit 2 ;;
+  up-faults) cmd_up_faults ;;
+  down-faults) cmd_down_faults ;;
+  status-faults) cmd_faults_status ;;
+  faults-stop) faults_stop "${2:?faults-stop needs a service: kafka, elasticsearch or redis}" ;;
+  faults-start) faults_start "${2:?faults-start needs a service: kafka, elasticsearch or redis}" ;;
+  *) echo "usage: $0 up|down|status|logs|up-secure|down-secure|up-faults|down-faults|status-faults|faults-stop <service>|faults-start <service>" >&2; exit 2 ;;
 esac

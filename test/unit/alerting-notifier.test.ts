@@ -421,6 +421,39 @@ describe('createNotifier (scripted fetch, no network)', () => {
     expect(notifier.stats()).toEqual({ queued: 0, sent: 0, retried: 3, failed: 1, deadLettered: 1 });
   });
 
+  it('keeps retrying an unreachable destination for retryForMs past `retries`, then dead-letters; a 4xx stays final', async () => {
+    let clock = 0;
+    // Each attempt takes 4 s of the notifier's clock.
+    const down = scriptedFetch(() => {
+      clock += 4000;
+      throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
+    });
+    const gaveUp = createNotifier(base(down.fetchImpl, [destination({ type: 'webhook' })], { retries: 1, retryForMs: 10_000, now: () => clock }));
+    gaveUp.notify(change('opened'));
+    await gaveUp.drain();
+    // 4 s and 8 s after the first attempt are within the 10 s; at 12 s it gives up.
+    expect(down.calls).toHaveLength(3);
+    expect(gaveUp.stats()).toMatchObject({ sent: 0, retried: 2, failed: 1, deadLettered: 1 });
+
+    const back = scriptedFetch((_url, count) => {
+      clock += 4000;
+      if (count <= 8) throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
+      return new Response('ok');
+    });
+    const delivered = createNotifier(base(back.fetchImpl, [destination({ type: 'webhook' })], { retries: 1, retryForMs: 60_000, now: () => clock }));
+    delivered.notify(change('opened'));
+    await delivered.drain();
+    expect(back.calls).toHaveLength(9);
+    expect(new Set(back.calls.map((call) => call.headers['x-vigil-delivery'])).size).toBe(1);
+    expect(delivered.stats()).toMatchObject({ sent: 1, retried: 8, failed: 0 });
+
+    const refused = scriptedFetch(() => new Response('no', { status: 400 }));
+    const final = createNotifier(base(refused.fetchImpl, [destination({ type: 'webhook' })], { retries: 1, retryForMs: 60_000, now: () => clock }));
+    final.notify(change('opened'));
+    await final.drain();
+    expect(refused.calls).toHaveLength(1);
+  });
+
   it('honours Retry-After up to maxDelayMs', async () => {
     const { fetchImpl } = scriptedFetch((_url, count) => (count === 1 ? new Response(null, { status: 429, headers: { 'retry-after': '1' } }) : new Response(null, { status: 200 })));
     const notifier = createNotifier(base(fetchImpl, [destination({ type: 'slack' })], { maxDelayMs: 150 }));

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Producer } from 'kafkajs';
 import { z } from 'zod';
 import { ALERT_CHANGES, alertSchema, type AlertChange } from '../../../schemas';
-import { StoreUnavailableError, VigilError, createLogger, errorMessage, retry, sleep, type Logger } from '../../../platform';
+import { StoreUnavailableError, VigilError, createLogger, errorMessage, isRetriable, retry, sleep, type Logger } from '../../../platform';
 import { changeIdOf } from '../alert-store';
 import { routesFor, type Destination } from '../destinations';
 import { toDeadLetter } from './dead-letter';
@@ -90,6 +90,12 @@ export interface NotifierOptions {
   logger?: Logger;
   /** Attempts after the first. @defaultValue 5 */
   retries?: number;
+  /**
+   * Past `retries`, a retriable failure (network error, timeout, 429, 5xx) is still retried until
+   * this long after the first attempt: a destination down for minutes loses nothing, while the
+   * outbox holds the delivery. 0 stops at `retries`. @defaultValue 0
+   */
+  retryForMs?: number;
   /** Delay before the first retry, before jitter. @defaultValue 500 */
   initialDelayMs?: number;
   /** Upper bound of one delay, `Retry-After` included. @defaultValue 30000 */
@@ -180,6 +186,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const fetchImpl = options.fetchImpl ?? fetch;
   const now = options.now ?? Date.now;
   const retries = options.retries ?? 5;
+  const retryForMs = options.retryForMs ?? 0;
   const initialDelayMs = options.initialDelayMs ?? 500;
   const maxDelayMs = options.maxDelayMs ?? 30_000;
   const maxQueued = options.maxQueuedPerDestination ?? 1000;
@@ -220,6 +227,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     let attempts = 0;
     let body: string | undefined;
     if (stopping.signal.aborted) return false;
+    const firstAttemptAt = now();
     try {
       await retry(
         async (number) => {
@@ -229,7 +237,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
           await postOnce(fetchImpl, destination, request, now);
         },
         {
-          retries,
+          // The limit is the count or the time, whichever lasts longer: shouldRetry decides.
+          retries: Number.MAX_SAFE_INTEGER,
+          shouldRetry: (error) => isRetriable(error) && (attempts <= retries || now() - firstAttemptAt < retryForMs),
           initialDelayMs,
           maxDelayMs,
           signal: stopping.signal,

@@ -1,4 +1,6 @@
 import type { GatewayAdapter } from './types';
+import { envoyAdapter } from './envoy';
+import { otlpAdapter } from './otlp';
 
 export * from './types';
 export * from './common';
@@ -7,7 +9,10 @@ export * from './common';
  * Every gateway format `vigil adapt --format` accepts, by name. A new format is one file in this
  * folder exporting a `GatewayAdapter`, and one line here.
  */
-export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({});
+export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({
+  envoy: envoyAdapter,
+  otlp: otlpAdapter,
+});
 
 /** The adapter for a format, or `undefined` with the list of known ones left to the caller to name. */
 export function adapterFor(format: string): GatewayAdapter | undefined {

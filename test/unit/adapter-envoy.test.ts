@@ -117,7 +117,7 @@ describe('envoy adapter: Istio default JSON', () => {
     ],
   ] as const)('%s', (_case, overrides, status, [kind, policy]) => {
     const flags = 'response_flags' in overrides ? overrides.response_flags : undefined;
-    const labels = flags !== undefined ? { adapter: 'envoy', response_flags: flags } : { adapter: 'envoy' };
+    const labels: Record<string, string> = flags !== undefined ? { adapter: 'envoy', response_flags: flags } : { adapter: 'envoy' };
     const result = translate(line(istioRecord(overrides)));
     expect(result).toEqual({
       events: [ordersInvocation({ status, labels }), ordersPolicy(kind, { ...policy }, labels)],

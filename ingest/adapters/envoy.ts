@@ -251,9 +251,20 @@ export function envoyHttpRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_KE
       policyName: text(record, keys.policyName),
     }),
     labels: flags !== undefined ? { response_flags: flags } : undefined,
-    fallback: JSON.stringify([time, ip, method, uri, status, instance, routeName]),
-    lookedUp: { path: keys.path.join(', '), status: keys.status.join(', '), time: keys.time.join(', ') },
+    fallback: [time, ip, method, uri, status, instance, routeName],
+    lookedUp: lookedUp(keys),
   };
+}
+
+const LOOKED_UP = new WeakMap<EnvoyKeys, HttpRecord['lookedUp']>();
+/** The key names a reject message lists, joined once per key set rather than once per record. */
+function lookedUp(keys: EnvoyKeys): HttpRecord['lookedUp'] {
+  let names = LOOKED_UP.get(keys);
+  if (names === undefined) {
+    names = { path: keys.path.join(', '), status: keys.status.join(', '), time: keys.time.join(', ') };
+    LOOKED_UP.set(keys, names);
+  }
+  return names;
 }
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { VigilEventInput } from '../../schemas';
 import { contractMethod, eventId, splitUri, type EventSuffix } from './common';
 import { ADAPTER_LABELS, type AdapterResult, type AdapterSettings, type GroupKeys } from './types';
@@ -47,8 +48,11 @@ export interface HttpRecord {
   groupKeys: GroupKeys;
   signals: readonly PolicySignal[];
   labels?: Record<string, string>;
-  /** What identifies the record when it has no request id: hashed into the event ids. */
-  fallback: string;
+  /**
+   * What identifies the record when it has no request id, hashed into the event ids as JSON.
+   * Kept as parts so the text is only built for records that need it.
+   */
+  fallback: readonly unknown[];
   /** The record's own field names, for messages that say what was looked up. */
   lookedUp: { path: string; status: string; time: string };
 }
@@ -100,6 +104,10 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
     out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no HTTP status 100-599 (looked up ${record.lookedUp.status})` });
     return;
   }
+  if (target.path.length > 2048 || CONTROL.test(target.path)) {
+    out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: the path is over 2048 characters or holds a control character, which the contract refuses` });
+    return;
+  }
   if (record.time === undefined) {
     out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no time (looked up ${record.lookedUp.time})` });
     return;
@@ -117,7 +125,8 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
   }
 
   const requestId = identifier(record.requestId);
-  const id = (suffix: EventSuffix): string => eventId(format, requestId, record.fallback, suffix);
+  const fallback = requestId === undefined ? JSON.stringify(record.fallback) : '';
+  const id = (suffix: EventSuffix): string => eventId(format, requestId, fallback, suffix);
   const instance = identifier(record.instance) ?? settings.instance;
   const envelope = {
     schemaVersion: 1 as const,
@@ -130,7 +139,7 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
     },
     correlation: compact({ requestId, traceId: identifier(record.traceId) }),
     actor: compact({ userId: identifier(record.userId), consumerId: identifier(record.consumerId) }),
-    client: compact({ ip: record.clientIp, userAgent: userAgent(record.userAgent) }),
+    client: compact({ ip: record.clientIp !== undefined && isIP(record.clientIp) !== 0 ? record.clientIp : undefined, userAgent: userAgent(record.userAgent) }),
   };
   const labels = { [ADAPTER_LABELS.format]: format, ...record.labels };
   const resource = { api: identifier(record.api) ?? identifier(keys.service) ?? group, method, path: target.path };

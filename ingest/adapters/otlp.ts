@@ -43,6 +43,13 @@ const RESOURCE = {
   instance: ['service.instance.id', 'k8s.pod.name', 'host.name'],
 } as const;
 
+const LOG_LOOKED_UP = {
+  path: `attributes ${[...ATTR.path, ...ATTR.fullUrl].join(', ')}`,
+  status: `attribute ${ATTR.status.join(', ')}`,
+  time: 'timeUnixNano, observedTimeUnixNano',
+};
+const SPAN_LOOKED_UP = { ...LOG_LOOKED_UP, time: 'startTimeUnixNano' };
+
 /** Text of the first attribute present; a header attribute is a string array, whose first entry counts. */
 function text(attributes: ReadonlyMap<string, OtlpValue>, names: readonly string[]): string | undefined {
   for (const name of names) {
@@ -113,12 +120,8 @@ function semconvRecord(item: OtlpItem, method: string): HttpRecord {
     groupKeys: { route, service, api: server },
     signals: envoyPolicySignals({ flags, details, status, verifiedSubject, statusReason: errorType !== undefined && errorType !== String(status) ? errorType : undefined }),
     labels: flags !== undefined ? { response_flags: flags } : undefined,
-    fallback: JSON.stringify([item.time, ip, method, uri, status, instance, item.traceId, item.spanId]),
-    lookedUp: {
-      path: `attributes ${[...ATTR.path, ...ATTR.fullUrl].join(', ')}`,
-      status: `attribute ${ATTR.status.join(', ')}`,
-      time: item.signal === 'span' ? 'startTimeUnixNano' : 'timeUnixNano, observedTimeUnixNano',
-    },
+    fallback: [item.time, ip, method, uri, status, instance, item.traceId, item.spanId],
+    lookedUp: item.signal === 'span' ? SPAN_LOOKED_UP : LOG_LOOKED_UP,
   };
 }
 
@@ -155,7 +158,7 @@ function httpRecord(item: OtlpItem): HttpRecord | string {
         traceId: record.traceId ?? item.traceId,
         instance,
         groupKeys: { ...record.groupKeys, service: record.groupKeys.service ?? service },
-        fallback: JSON.stringify([record.fallback, item.time, instance, item.traceId, item.spanId]),
+        fallback: [record.fallback, item.time, instance, item.traceId, item.spanId],
       };
     }
   }

@@ -264,6 +264,17 @@ describe('envoy adapter: messages and strictness', () => {
     expect(result.events).toEqual([]);
   });
 
+  it('leaves out an optional field the contract would refuse, and refuses a path it would refuse', () => {
+    const odd = translate(line(istioRecord({ downstream_remote_address: '999.1.1.1:80', x_forwarded_for: '-', user_agent: 'bad\r\nagent' })));
+    expect(odd.events).toHaveLength(1);
+    expect(odd.events[0]?.client).toEqual({});
+    expectContract(odd.events);
+    const controlled = translate(line(istioRecord({ path: '/orders/\u0000x' })));
+    expect(controlled.rejected).toEqual([
+      { reason: 'adapter_unmapped', record: 0, message: 'record 0: the path is over 2048 characters or holds a control character, which the contract refuses' },
+    ]);
+  });
+
   it('refuses a message that is not JSON with the parser message', () => {
     expect(translate('<html>').rejected).toEqual([{ reason: 'adapter_unparseable', record: 0, message: expect.stringMatching(/^record 0: not JSON/) as string }]);
   });

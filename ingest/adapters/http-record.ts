@@ -137,9 +137,9 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
       ...(instance !== undefined ? { instance } : {}),
       ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
     },
-    correlation: compact({ requestId, traceId: identifier(record.traceId) }),
-    actor: compact({ userId: identifier(record.userId), consumerId: identifier(record.consumerId) }),
-    client: compact({ ip: record.clientIp !== undefined && isIP(record.clientIp) !== 0 ? record.clientIp : undefined, userAgent: userAgent(record.userAgent) }),
+    correlation: compact2('requestId', requestId, 'traceId', identifier(record.traceId)),
+    actor: compact2('userId', identifier(record.userId), 'consumerId', identifier(record.consumerId)),
+    client: compact2('ip', record.clientIp !== undefined && isIP(record.clientIp) !== 0 ? record.clientIp : undefined, 'userAgent', userAgent(record.userAgent)),
   };
   const labels = { [ADAPTER_LABELS.format]: format, ...record.labels };
   const resource = { api: identifier(record.api) ?? identifier(keys.service) ?? group, method, path: target.path };
@@ -186,9 +186,11 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
   }
 }
 
-function compact<T extends Record<string, string | undefined>>(fields: T): { [K in keyof T]?: string } {
-  const result: { [K in keyof T]?: string } = {};
-  for (const [key, value] of Object.entries(fields)) if (value !== undefined) result[key as keyof T] = value;
+/** An object of the two fields that are set; built by hand, as this runs for every record. */
+function compact2<A extends string, B extends string>(a: A, aValue: string | undefined, b: B, bValue: string | undefined): Partial<Record<A | B, string>> {
+  const result: Partial<Record<A | B, string>> = {};
+  if (aValue !== undefined) result[a] = aValue;
+  if (bValue !== undefined) result[b] = bValue;
   return result;
 }
 

@@ -107,7 +107,7 @@ const decodeProto = (): number => {
 const records = batches.length * BATCH;
 const perSecond = (millis: number): string => `${Math.round((records / millis) * 1000).toLocaleString('en-US')}`.padStart(10);
 
-console.log(`adapters translate: ${records} records in messages of ${BATCH}, best of ${ROUNDS} rounds; ratio = time / JSON.parse of the same records' JSON bytes\n`);
+console.log(`adapters translate: ${records} records in messages of ${BATCH}, best of ${ROUNDS} rounds, each case alternating with its baseline; ratio = time / JSON.parse of the same records' JSON bytes\n`);
 console.log('case'.padEnd(46) + 'records/s'.padStart(10) + '   ratio   events');
 const rows: [string, () => number, () => number][] = [
   ['otlp_json   translate', translateAll(otlpAdapter, otlpJson), parseJson(otlpJson)],
@@ -115,9 +115,23 @@ const rows: [string, () => number, () => number][] = [
   ['otlp_proto  translate', translateAll(otlpAdapter, otlpProto), parseJson(otlpJson)],
   ['envoy       translate (NDJSON lines)', translateAll(envoyAdapter, envoyLines), parseLines],
 ];
+/** Baseline and case alternate round by round, so a neighbour's load on the shared machine hits both alike. */
+function paired(run: () => number, baselineRun: () => number): { measured: { millis: number; events: number }; baseline: { millis: number } } {
+  const measured = { millis: Infinity, events: 0 };
+  const baseline = { millis: Infinity };
+  for (let round = 0; round < ROUNDS; round += 1) {
+    let started = performance.now();
+    baselineRun();
+    baseline.millis = Math.min(baseline.millis, performance.now() - started);
+    started = performance.now();
+    measured.events = run();
+    measured.millis = Math.min(measured.millis, performance.now() - started);
+  }
+  return { measured, baseline };
+}
+
 for (const [name, run, baselineRun] of rows) {
-  const baseline = best(baselineRun);
-  const measured = best(run);
+  const { measured, baseline } = paired(run, baselineRun);
   console.log(`${name.padEnd(46)}${perSecond(measured.millis)}   ${(measured.millis / baseline.millis).toFixed(2).padStart(5)}x   ${measured.events}`);
 }
 console.log(`\n${'JSON.parse baseline (otlp_json bytes)'.padEnd(46)}${perSecond(best(parseJson(otlpJson)).millis)}`);

@@ -182,7 +182,8 @@ export function decodeOtlp(bytes: Uint8Array, signal: OtlpSignal = 'auto'): { en
     const hasSpans = Array.isArray(parsed.resourceSpans);
     if (signal !== 'spans' && hasLogs) return { encoding, items: items(parsed, 'log') };
     if (signal !== 'logs' && hasSpans) return { encoding, items: items(parsed, 'span') };
-    throw new OtlpDecodeError(`an OTLP/JSON request has ${signal === 'spans' ? '"resourceSpans"' : signal === 'logs' ? '"resourceLogs"' : '"resourceLogs" or "resourceSpans"'}; this object has neither`);
+    const expected = signal === 'spans' ? '"resourceSpans"' : signal === 'logs' ? '"resourceLogs"' : '"resourceLogs" or "resourceSpans"';
+    throw new OtlpDecodeError(`an OTLP/JSON request has ${expected}; this object has no such array`);
   }
   if (signal !== 'logs') {
     const spans = tryDecode(TraceRequest, bytes);

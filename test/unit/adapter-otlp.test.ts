@@ -261,9 +261,16 @@ describe('otlp adapter: HTTP server spans', () => {
 });
 
 describe('otlp adapter: bad messages', () => {
+  it('a signal pinned to logs refuses a spans message instead of misreading it', () => {
+    const spans = otlpSpansMessage([{ traceId: '1af7651916cd43dd8448eb211c80319c', spanId: 'a7ad6b7169203331', name: 'GET', start: T0, end: T0 + 1, attributes: {}, resource: {} }], 'otlp_json');
+    expect(createOtlpAdapter('logs').translate(spans, settings).rejected).toEqual([
+      { reason: 'adapter_unparseable', record: 0, message: 'record 0: an OTLP/JSON request has "resourceLogs"; this object has no such array' },
+    ]);
+  });
+
   it('refuses what is not an OTLP export request, with the reason', () => {
     expect(translate(Buffer.from('{"hello": 1}')).rejected).toEqual([
-      { reason: 'adapter_unparseable', record: 0, message: 'record 0: an OTLP/JSON request has "resourceLogs" or "resourceSpans"; this object has neither' },
+      { reason: 'adapter_unparseable', record: 0, message: 'record 0: an OTLP/JSON request has "resourceLogs" or "resourceSpans"; this object has no such array' },
     ]);
     expect(translate(Buffer.from('{"resourceLogs": [')).rejected[0]).toMatchObject({ reason: 'adapter_unparseable', message: expect.stringMatching(/^record 0: not JSON/) as string });
     expect(translate(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])).rejected).toEqual([

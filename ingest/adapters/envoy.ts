@@ -1,5 +1,5 @@
 import { clientIp, isoTime, numeric, present } from './common';
-import { recordEvents, statusSignal, type HttpRecord, type PolicySignal } from './http-record';
+import { accessRecordEvents, statusSignal, type AccessRecord, type AccessSignal } from './access-record';
 import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
 
 /**
@@ -160,10 +160,10 @@ export function envoyPolicySignals(input: {
   errorType?: string;
   limitReqStatus?: string;
   policyName?: string;
-}): PolicySignal[] {
+}): AccessSignal[] {
   const flags = new Set((input.flags ?? '').split(',').map((flag) => flag.trim()).filter((flag) => flag !== '' && flag !== '-'));
   const details = input.details;
-  const signals: PolicySignal[] = [];
+  const signals: AccessSignal[] = [];
   const jwt = details !== undefined ? JWT_DENIED.exec(details) : null;
   const rbac = details !== undefined ? RBAC_DENIED.exec(details) : null;
   if (jwt) {
@@ -207,11 +207,11 @@ function mergeKeys(options: EnvoyOptions | undefined): EnvoyKeys {
 }
 
 /**
- * One Envoy JSON record as an `HttpRecord`, or `undefined` when it is not an HTTP request (a TCP
+ * One Envoy JSON record as an `AccessRecord`, or `undefined` when it is not an HTTP request (a TCP
  * proxy's record has no method). Exported for the OTLP adapter, which finds the same object in
  * a log record's body (Envoy Gateway's OpenTelemetry sink, a kvlist body).
  */
-export function envoyHttpRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_KEYS, ipSource: ClientIpSource = 'remote'): HttpRecord | undefined {
+export function envoyAccessRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_KEYS, ipSource: ClientIpSource = 'remote'): AccessRecord | undefined {
   const method = text(record, keys.method);
   if (method === undefined) return undefined;
   const uri = text(record, keys.path);
@@ -261,9 +261,9 @@ export function envoyHttpRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_KE
   };
 }
 
-const LOOKED_UP = new WeakMap<EnvoyKeys, HttpRecord['lookedUp']>();
+const LOOKED_UP = new WeakMap<EnvoyKeys, AccessRecord['lookedUp']>();
 /** The key names a reject message lists, joined once per key set rather than once per record. */
-function lookedUp(keys: EnvoyKeys): HttpRecord['lookedUp'] {
+function lookedUp(keys: EnvoyKeys): AccessRecord['lookedUp'] {
   let names = LOOKED_UP.get(keys);
   if (names === undefined) {
     names = { path: keys.path.join(', '), status: keys.status.join(', '), time: keys.time.join(', ') };
@@ -340,9 +340,9 @@ export function createEnvoyAdapter(options?: EnvoyOptions): GatewayAdapter {
     translate(value: Uint8Array, settings: AdapterSettings): AdapterResult {
       const out: AdapterResult = { events: [], rejected: [], skipped: [] };
       for (const { index, record } of records(value, out)) {
-        const http = envoyHttpRecord(unwrap(record, keys), keys, ipSource);
+        const http = envoyAccessRecord(unwrap(record, keys), keys, ipSource);
         if (http === undefined) out.skipped.push({ reason: 'not_http', record: index });
-        else recordEvents('envoy', http, index, settings, out);
+        else accessRecordEvents('envoy', http, index, settings, out);
       }
       return out;
     },

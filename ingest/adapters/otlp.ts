@@ -1,7 +1,7 @@
 import { clientIp, numeric, present } from './common';
-import { envoyHttpRecord, envoyPolicySignals } from './envoy';
-import type { HttpRecord } from './http-record';
-import { recordEvents } from './http-record';
+import { envoyAccessRecord, envoyPolicySignals } from './envoy';
+import type { AccessRecord } from './access-record';
+import { accessRecordEvents } from './access-record';
 import { decodeOtlp, OtlpDecodeError, type OtlpItem, type OtlpSignal, type OtlpValue } from './otlp-decode';
 import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
 
@@ -77,7 +77,7 @@ function spanMillis(start: string | undefined, end: string | undefined): number 
 }
 
 /** A record described by the HTTP semantic conventions, from a span or a log record's attributes. */
-function semconvRecord(item: OtlpItem, method: string): HttpRecord {
+function semconvRecord(item: OtlpItem, method: string): AccessRecord {
   const attrs = item.attributes;
   const path = text(attrs, ATTR.path);
   const query = text(attrs, ATTR.query);
@@ -141,13 +141,13 @@ function envoyBody(body: OtlpValue): Record<string, unknown> | undefined {
 }
 
 /** The HTTP record an item holds, or the reason it is skipped. */
-function httpRecord(item: OtlpItem): HttpRecord | string {
+function httpRecord(item: OtlpItem): AccessRecord | string {
   if (item.signal === 'span' && item.kind !== 2) return 'not_server_span';
   const method = text(item.attributes, ATTR.method);
   if (method !== undefined) return semconvRecord(item, method);
   if (item.signal === 'log') {
     const object = envoyBody(item.body);
-    const record = object !== undefined ? envoyHttpRecord(object) : undefined;
+    const record = object !== undefined ? envoyAccessRecord(object) : undefined;
     if (record !== undefined) {
       // The body names no instance or service: the record's resource does.
       const service = text(item.resource, RESOURCE.service);
@@ -183,7 +183,7 @@ export function createOtlpAdapter(signal: OtlpSignal = 'auto'): GatewayAdapter {
       items.forEach((item, index) => {
         const record = httpRecord(item);
         if (typeof record === 'string') out.skipped.push({ reason: record, record: index });
-        else recordEvents('otlp', record, index, settings, out);
+        else accessRecordEvents('otlp', record, index, settings, out);
       });
       return out;
     },

@@ -8,7 +8,7 @@ export type SignalKind = 'authn' | 'authz' | 'rate_limit' | 'json_threat' | 'xml
 export type SignalAuthContext = 'none' | 'basic' | 'api_key' | 'oauth2' | 'jwt' | 'mtls' | '2fa';
 
 /** One policy outcome a record proves (or, with `derived`, suggests by its status alone). */
-export interface PolicySignal {
+export interface AccessSignal {
   kind: SignalKind;
   name: string;
   outcome: 'pass' | 'fail';
@@ -20,9 +20,9 @@ export interface PolicySignal {
 
 /**
  * One HTTP request as any access-log format tells it, before it becomes contract events. Each
- * adapter fills what its format carries; `recordEvents` applies the contract's rules once.
+ * adapter fills what its format carries; `accessRecordEvents` applies the contract's rules once.
  */
-export interface HttpRecord {
+export interface AccessRecord {
   /** RFC 3339. */
   time?: string;
   requestId?: string;
@@ -46,7 +46,7 @@ export interface HttpRecord {
   upstream?: string;
   instance?: string;
   groupKeys: GroupKeys;
-  signals: readonly PolicySignal[];
+  signals: readonly AccessSignal[];
   labels?: Record<string, string>;
   /**
    * What identifies the record when it has no request id, hashed into the event ids as JSON.
@@ -88,7 +88,7 @@ const quoted = (value: string | undefined): string => (value === undefined ? '(n
  * Turns one record into its invocation event and policy events, or one reject or skip, appended
  * to `out`. `index` is the record's position in the message, for the reject's message.
  */
-export function recordEvents(format: string, record: HttpRecord, index: number, settings: AdapterSettings, out: AdapterResult): void {
+export function accessRecordEvents(format: string, record: AccessRecord, index: number, settings: AdapterSettings, out: AdapterResult): void {
   const method = contractMethod(record.method);
   if (method === undefined) {
     out.skipped.push({ reason: 'method_unsupported', record: index });
@@ -195,7 +195,7 @@ function compact2<A extends string, B extends string>(a: A, aValue: string | und
 }
 
 /** The policy event a status alone suggests (401, 403, 429), marked as a heuristic. */
-export function statusSignal(status: number | undefined, reason?: string): PolicySignal | undefined {
+export function statusSignal(status: number | undefined, reason?: string): AccessSignal | undefined {
   const kind = status === 401 ? 'authn' : status === 403 ? 'authz' : status === 429 ? 'rate_limit' : undefined;
   if (kind === undefined || status === undefined) return undefined;
   return { kind, name: `http-${status}`, outcome: 'fail', derived: 'status', ...(reason !== undefined ? { reason } : {}) };

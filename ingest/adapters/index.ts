@@ -1,6 +1,8 @@
 import type { GatewayAdapter } from './types';
 import { tykAdapter } from './tyk';
 import { wso2Adapter } from './wso2';
+import { envoyAdapter } from './envoy';
+import { otlpAdapter } from './otlp';
 
 export * from './types';
 export * from './common';
@@ -12,6 +14,8 @@ export * from './common';
 export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({
   tyk: tykAdapter,
   wso2: wso2Adapter,
+  envoy: envoyAdapter,
+  otlp: otlpAdapter,
 });
 
 /** The adapter for a format, or `undefined` with the list of known ones left to the caller to name. */

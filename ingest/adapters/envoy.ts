@@ -1,0 +1,352 @@
+import { clientIp, isoTime, numeric, present } from './common';
+import { accessRecordEvents, statusSignal, type AccessRecord, type AccessSignal } from './access-record';
+import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
+
+/**
+ * Envoy-family JSON access logs: Istio's default JSON (`EnvoyJSONLogFormatIstio`), Envoy
+ * Gateway's default (a JSON-shaped text format with `x-envoy-origin-path`, `:authority` and
+ * other header-named keys), and a user's own `json_format`/`typed_json_format` using the key set
+ * docs/gateways/envoy.md recommends. Values may be text (`json_format`) or numbers
+ * (`typed_json_format`); `"-"` is Envoy's "unset".
+ */
+
+/** The roles a record's keys play, each with the key names that fill it, first present wins. */
+export interface EnvoyKeys {
+  time: readonly string[];
+  method: readonly string[];
+  path: readonly string[];
+  status: readonly string[];
+  flags: readonly string[];
+  details: readonly string[];
+  bytesIn: readonly string[];
+  bytesOut: readonly string[];
+  duration: readonly string[];
+  forwardedFor: readonly string[];
+  remoteAddress: readonly string[];
+  userAgent: readonly string[];
+  requestId: readonly string[];
+  traceId: readonly string[];
+  authority: readonly string[];
+  upstreamCluster: readonly string[];
+  routeName: readonly string[];
+  /** The verified JWT subject, logged with `%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:<payload_in_metadata>:sub)%`. */
+  jwtSubject: readonly string[];
+  /** The client the token was issued to (`azp`, or `client_id`), the API consumer. */
+  jwtClient: readonly string[];
+  /** A consumer named some other way (an API-key header, an ext_authz-set header). */
+  consumer: readonly string[];
+  instance: readonly string[];
+  /** Latency in seconds (NGINX's `$request_time`), when no millisecond duration is logged. */
+  durationSeconds: readonly string[];
+  /** A gateway's own error category (AWS `$context.error.responseType`, Apigee `fault.name`); see `GATEWAY_ERROR_TYPES`. */
+  errorType: readonly string[];
+  /** NGINX `$limit_req_status`: PASSED, DELAYED, REJECTED, and their `_DRY_RUN` forms. */
+  limitReqStatus: readonly string[];
+  /** The policy name a template writes as a literal, for the signals `errorType` and `limitReqStatus` give. */
+  policyName: readonly string[];
+}
+
+/** Istio's and Envoy Gateway's default keys, and Vigil's recommended additions. */
+export const ENVOY_DEFAULT_KEYS: EnvoyKeys = {
+  time: ['start_time'],
+  method: ['method'],
+  path: ['path', 'x-envoy-origin-path'],
+  status: ['response_code'],
+  flags: ['response_flags'],
+  details: ['response_code_details'],
+  bytesIn: ['bytes_received'],
+  bytesOut: ['bytes_sent'],
+  duration: ['duration'],
+  forwardedFor: ['x_forwarded_for', 'x-forwarded-for'],
+  remoteAddress: ['downstream_remote_address'],
+  userAgent: ['user_agent', 'user-agent'],
+  requestId: ['request_id', 'x-request-id'],
+  traceId: ['trace_id'],
+  authority: ['authority', ':authority'],
+  upstreamCluster: ['upstream_cluster'],
+  routeName: ['route_name'],
+  jwtSubject: ['jwt_sub'],
+  jwtClient: ['jwt_azp', 'jwt_client_id'],
+  consumer: ['consumer_id'],
+  instance: ['node_name', 'hostname'],
+  durationSeconds: ['duration_s'],
+  errorType: ['error_type'],
+  limitReqStatus: ['limit_req_status'],
+  policyName: ['policy_name'],
+};
+
+/**
+ * Error categories other gateways log, for the templates in docs/gateways/templates.md: AWS API
+ * Gateway's gateway response types (`$context.error.responseType`) and Apigee's fault names
+ * (`fault.name`, the last part of the fault code). A category absent here proves nothing.
+ */
+export const GATEWAY_ERROR_TYPES: Readonly<Record<string, 'authn' | 'authz' | 'rate_limit' | 'custom'>> = {
+  // AWS API Gateway
+  UNAUTHORIZED: 'authn',
+  MISSING_AUTHENTICATION_TOKEN: 'authn',
+  INVALID_API_KEY: 'authn',
+  EXPIRED_TOKEN: 'authn',
+  INVALID_SIGNATURE: 'authn',
+  ACCESS_DENIED: 'authz',
+  THROTTLED: 'rate_limit',
+  QUOTA_EXCEEDED: 'rate_limit',
+  WAF_FILTERED: 'custom',
+  // Apigee
+  InvalidApiKey: 'authn',
+  FailedToResolveAPIKey: 'authn',
+  ApiKeyNotApproved: 'authn',
+  invalid_access_token: 'authn',
+  InvalidAccessToken: 'authn',
+  access_token_expired: 'authn',
+  access_token_not_approved: 'authn',
+  InvalidApiKeyForGivenResource: 'authz',
+  InsufficientScope: 'authz',
+  IPDeniedAccess: 'authz',
+  SpikeArrestViolation: 'rate_limit',
+  QuotaViolation: 'rate_limit',
+};
+
+/**
+ * Where `client.ip` comes from. `remote` (the default): `downstream_remote_address`, which Envoy
+ * already resolved through its own XFF trust settings (`use_remote_address`,
+ * `xff_num_trusted_hops`); the first X-Forwarded-For entry only when that is absent. `xff`: the
+ * first X-Forwarded-For entry when present, for an Envoy behind a load balancer that does not
+ * trust XFF itself; that entry is whatever the client wrote, so per-IP rules can be evaded.
+ */
+export type ClientIpSource = 'remote' | 'xff';
+
+export interface EnvoyOptions {
+  /** Extra or replacement key names per role, merged in front of the defaults. */
+  keys?: Partial<Record<keyof EnvoyKeys, readonly string[]>>;
+  clientIp?: ClientIpSource;
+}
+
+type Json = Record<string, unknown>;
+
+function pick(record: Json, names: readonly string[]): unknown {
+  for (const name of names) {
+    const value = record[name];
+    if (value !== undefined && value !== null && present(value) !== undefined) return value;
+  }
+  return undefined;
+}
+
+const text = (record: Json, names: readonly string[]): string | undefined => present(pick(record, names));
+const number = (record: Json, names: readonly string[]): number | undefined => numeric(pick(record, names));
+
+// Envoy's %START_TIME% default is already what toISOString writes; parsing it again is the single
+// largest cost of a record, so that exact shape passes through (the contract still checks it).
+const ISO_UTC_MILLIS = /^\d{4}-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z$/;
+const startTime = (value: unknown): string | undefined => (typeof value === 'string' && ISO_UTC_MILLIS.test(value) ? value : isoTime(value));
+
+const seconds = (value: number | undefined): number | undefined => (value === undefined ? undefined : value * 1000);
+
+const JWT_DENIED = /^jwt_authn_access_denied\{(.*)\}$/;
+const RBAC_DENIED = /^rbac_access_denied_matched_policy\[(.*)\]$/;
+
+/**
+ * Envoy's own account of a request's policy outcome, from `%RESPONSE_FLAGS%` (comma-separated
+ * short flags) and `%RESPONSE_CODE_DETAILS%`; shared by this adapter and the OTLP adapter, which
+ * reads the same two values from the attributes docs/gateways/otel.md recommends. With neither
+ * proving anything, a 401/403/429 status gives a heuristic signal. A verified JWT subject with
+ * no authentication failure proves a `jwt-authn` pass.
+ */
+export function envoyPolicySignals(input: {
+  flags?: string;
+  details?: string;
+  status?: number;
+  verifiedSubject?: string;
+  statusReason?: string;
+  errorType?: string;
+  limitReqStatus?: string;
+  policyName?: string;
+}): AccessSignal[] {
+  const flags = new Set((input.flags ?? '').split(',').map((flag) => flag.trim()).filter((flag) => flag !== '' && flag !== '-'));
+  const details = input.details;
+  const signals: AccessSignal[] = [];
+  const jwt = details !== undefined ? JWT_DENIED.exec(details) : null;
+  const rbac = details !== undefined ? RBAC_DENIED.exec(details) : null;
+  if (jwt) {
+    signals.push({ kind: 'authn', name: 'jwt-authn', outcome: 'fail', reason: jwt[1] || 'jwt_authn_access_denied', authContext: 'jwt' });
+  } else if (details === 'ext_authz_denied' || flags.has('UAEX')) {
+    // ext_authz answers 403 by default; a 401 is the authorization service saying "who are you".
+    signals.push({ kind: input.status === 401 ? 'authn' : 'authz', name: 'ext-authz', outcome: 'fail', reason: details ?? 'UAEX' });
+  } else if (rbac) {
+    signals.push({ kind: 'authz', name: `rbac:${rbac[1] ?? ''}`, outcome: 'fail', reason: 'rbac_access_denied' });
+  }
+  if (details === 'local_rate_limited') {
+    signals.push({ kind: 'rate_limit', name: 'local-ratelimit', outcome: 'fail', reason: details });
+  } else if (details === 'request_rate_limited' || flags.has('RL')) {
+    signals.push({ kind: 'rate_limit', name: 'envoy-ratelimit', outcome: 'fail', reason: details ?? 'RL' });
+  }
+  const errorKind = input.errorType !== undefined && Object.hasOwn(GATEWAY_ERROR_TYPES, input.errorType) ? GATEWAY_ERROR_TYPES[input.errorType] : undefined;
+  if (errorKind !== undefined && !signals.some((signal) => signal.kind === errorKind)) {
+    signals.push({ kind: errorKind, name: input.policyName ?? 'gateway', outcome: 'fail', reason: input.errorType });
+  }
+  const limit = input.limitReqStatus;
+  if (limit !== undefined && /^(PASSED|DELAYED|REJECTED)(_DRY_RUN)?$/.test(limit) && !signals.some((signal) => signal.kind === 'rate_limit')) {
+    // A dry run enforced nothing: what it would have done is the reason of a pass.
+    signals.push({ kind: 'rate_limit', name: input.policyName ?? 'nginx-limit-req', outcome: limit === 'REJECTED' ? 'fail' : 'pass', reason: limit });
+  }
+  if (signals.length === 0) {
+    const heuristic = statusSignal(input.status, input.statusReason);
+    if (heuristic) signals.push(heuristic);
+  }
+  if (input.verifiedSubject !== undefined && !signals.some((signal) => signal.kind === 'authn')) {
+    signals.unshift({ kind: 'authn', name: 'jwt-authn', outcome: 'pass', authContext: 'jwt' });
+  }
+  return signals;
+}
+
+function mergeKeys(options: EnvoyOptions | undefined): EnvoyKeys {
+  const keys: Record<string, readonly string[]> = { ...ENVOY_DEFAULT_KEYS };
+  for (const [role, names] of Object.entries(options?.keys ?? {})) {
+    if (names !== undefined) keys[role] = [...names, ...(keys[role] ?? [])];
+  }
+  return keys as unknown as EnvoyKeys;
+}
+
+/**
+ * One Envoy JSON record as an `AccessRecord`, or `undefined` when it is not an HTTP request (a TCP
+ * proxy's record has no method). Exported for the OTLP adapter, which finds the same object in
+ * a log record's body (Envoy Gateway's OpenTelemetry sink, a kvlist body).
+ */
+export function envoyAccessRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_KEYS, ipSource: ClientIpSource = 'remote'): AccessRecord | undefined {
+  const method = text(record, keys.method);
+  if (method === undefined) return undefined;
+  const uri = text(record, keys.path);
+  const status = number(record, keys.status);
+  const time = startTime(pick(record, keys.time));
+  const remote = clientIp(pick(record, keys.remoteAddress));
+  const forwarded = clientIp(pick(record, keys.forwardedFor));
+  const ip = ipSource === 'xff' ? (forwarded ?? remote) : (remote ?? forwarded);
+  const flags = text(record, keys.flags);
+  const details = text(record, keys.details);
+  const subject = text(record, keys.jwtSubject);
+  const routeName = text(record, keys.routeName);
+  const cluster = text(record, keys.upstreamCluster);
+  const authority = text(record, keys.authority);
+  const instance = text(record, keys.instance);
+  return {
+    time,
+    requestId: text(record, keys.requestId),
+    traceId: text(record, keys.traceId),
+    method,
+    uri,
+    route: routeName,
+    status,
+    latencyMs: number(record, keys.duration) ?? seconds(number(record, keys.durationSeconds)),
+    bytesIn: number(record, keys.bytesIn),
+    bytesOut: number(record, keys.bytesOut),
+    clientIp: ip,
+    userAgent: text(record, keys.userAgent),
+    userId: subject,
+    consumerId: text(record, keys.jwtClient) ?? text(record, keys.consumer),
+    api: authority,
+    upstream: cluster,
+    instance,
+    groupKeys: { route: routeName, service: cluster, api: authority },
+    signals: envoyPolicySignals({
+      flags,
+      details,
+      status,
+      verifiedSubject: subject,
+      errorType: text(record, keys.errorType),
+      limitReqStatus: text(record, keys.limitReqStatus),
+      policyName: text(record, keys.policyName),
+    }),
+    labels: flags !== undefined ? { response_flags: flags } : undefined,
+    fallback: [time, ip, method, uri, status, instance, routeName],
+    lookedUp: lookedUp(keys),
+  };
+}
+
+const LOOKED_UP = new WeakMap<EnvoyKeys, AccessRecord['lookedUp']>();
+/** The key names a reject message lists, joined once per key set rather than once per record. */
+function lookedUp(keys: EnvoyKeys): AccessRecord['lookedUp'] {
+  let names = LOOKED_UP.get(keys);
+  if (names === undefined) {
+    names = { path: keys.path.join(', '), status: keys.status.join(', '), time: keys.time.join(', ') };
+    LOOKED_UP.set(keys, names);
+  }
+  return names;
+}
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A file shipper may wrap the line: Filebeat's and Vector's JSON put it in `message`, Fluent
+ * Bit's tail input in `log`. An object with no method but such a text holding a JSON object is
+ * unwrapped once.
+ */
+function unwrap(record: Json, keys: EnvoyKeys): Json {
+  if (pick(record, keys.method) !== undefined) return record;
+  for (const field of ['message', 'log']) {
+    const inner = record[field];
+    if (typeof inner === 'string' && inner.trimStart().startsWith('{')) {
+      try {
+        const parsed: unknown = JSON.parse(inner);
+        if (isObject(parsed)) return parsed;
+      } catch {
+        // Not JSON after all: the record stays as it was, and is then skipped as not HTTP.
+      }
+    }
+  }
+  return record;
+}
+
+/** The records of one message: a JSON array, or one JSON object per line (a shipper's batch). */
+function records(value: Uint8Array, out: AdapterResult): { index: number; record: Json }[] {
+  const body = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8').trim();
+  if (body.startsWith('[')) {
+    try {
+      const parsed: unknown = JSON.parse(body);
+      if (Array.isArray(parsed)) {
+        return parsed.flatMap((item, index) => {
+          if (isObject(item)) return [{ index, record: item }];
+          out.rejected.push({ reason: 'adapter_unparseable', record: index, message: `record ${index}: not a JSON object` });
+          return [];
+        });
+      }
+    } catch (error) {
+      out.rejected.push({ reason: 'adapter_unparseable', record: 0, message: `record 0: not JSON: ${(error as Error).message}` });
+      return [];
+    }
+  }
+  const found: { index: number; record: Json }[] = [];
+  let index = 0;
+  for (const line of body.split('\n')) {
+    const trimmed = line.trim();
+    if (trimmed === '') continue;
+    try {
+      const parsed: unknown = JSON.parse(trimmed);
+      if (isObject(parsed)) found.push({ index, record: parsed });
+      else out.rejected.push({ reason: 'adapter_unparseable', record: index, message: `record ${index}: not a JSON object` });
+    } catch (error) {
+      out.rejected.push({ reason: 'adapter_unparseable', record: index, message: `record ${index}: not JSON: ${(error as Error).message}` });
+    }
+    index += 1;
+  }
+  return found;
+}
+
+/** An Envoy JSON adapter; `options` adds key names for a user's own format and picks the client IP source. */
+export function createEnvoyAdapter(options?: EnvoyOptions): GatewayAdapter {
+  const keys = mergeKeys(options);
+  const ipSource = options?.clientIp ?? 'remote';
+  return {
+    format: 'envoy',
+    description: 'Envoy, Istio and Envoy Gateway JSON access logs (one per line, or a JSON array), with response flags and details as policy outcomes',
+    translate(value: Uint8Array, settings: AdapterSettings): AdapterResult {
+      const out: AdapterResult = { events: [], rejected: [], skipped: [] };
+      for (const { index, record } of records(value, out)) {
+        const http = envoyAccessRecord(unwrap(record, keys), keys, ipSource);
+        if (http === undefined) out.skipped.push({ reason: 'not_http', record: index });
+        else accessRecordEvents('envoy', http, index, settings, out);
+      }
+      return out;
+    },
+  };
+}
+
+export const envoyAdapter: GatewayAdapter = createEnvoyAdapter();

@@ -1,0 +1,197 @@
+/**
+ * Gateway records for the adapter tests and the translate bench, built from each source's
+ * documented fields. OTLP messages are made by the OpenTelemetry SDK itself (sdk-logs and
+ * sdk-trace-base records, serialised by otlp-transformer's JSON and protobuf serializers), so the
+ * bytes are what an OTel exporter writes, not bytes written by hand.
+ */
+import { SpanKind, type Attributes } from '@opentelemetry/api';
+import type { AnyValue } from '@opentelemetry/api-logs';
+import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+
+/** One access-log record for the OTLP logs fixtures. */
+export interface LogInput {
+  /** Milliseconds since the epoch. */
+  time: number;
+  attributes?: Record<string, AnyValue>;
+  body?: AnyValue;
+  resource: Attributes;
+}
+
+/** OTLP log records as the SDK hands them to an exporter, one logger provider per distinct resource. */
+export function logRecords(inputs: readonly LogInput[]): ReadableLogRecord[] {
+  const providers = new Map<string, { provider: LoggerProvider; exporter: InMemoryLogRecordExporter }>();
+  for (const input of inputs) {
+    const key = JSON.stringify(input.resource);
+    let entry = providers.get(key);
+    if (entry === undefined) {
+      const exporter = new InMemoryLogRecordExporter();
+      entry = { exporter, provider: new LoggerProvider({ resource: resourceFromAttributes(input.resource), processors: [new SimpleLogRecordProcessor(exporter)] }) };
+      providers.set(key, entry);
+    }
+    // A Date, not a number: the SDK reads a number below its own time origin as relative to it.
+    entry.provider.getLogger('envoy.access_loggers.open_telemetry').emit({
+      timestamp: new Date(input.time),
+      observedTimestamp: new Date(input.time),
+      ...(input.body !== undefined ? { body: input.body } : {}),
+      ...(input.attributes !== undefined ? { attributes: input.attributes } : {}),
+    });
+  }
+  return [...providers.values()].flatMap(({ exporter }) => exporter.getFinishedLogRecords());
+}
+
+export type OtlpEncoding = 'otlp_json' | 'otlp_proto';
+
+function bytes(serialized: Uint8Array | undefined): Buffer {
+  if (serialized === undefined) throw new Error('the OTLP serializer returned nothing');
+  return Buffer.from(serialized);
+}
+
+/** One ExportLogsServiceRequest in the given encoding, as the Collector's kafka exporter writes a message. */
+export function otlpLogsMessage(inputs: readonly LogInput[], encoding: OtlpEncoding): Buffer {
+  const records = logRecords(inputs);
+  return bytes(encoding === 'otlp_json' ? JsonLogsSerializer.serializeRequest(records) : ProtobufLogsSerializer.serializeRequest(records));
+}
+
+/** One HTTP span for the OTLP spans fixtures. */
+export interface SpanInput {
+  traceId: string;
+  spanId: string;
+  name: string;
+  kind?: SpanKind;
+  start: number;
+  end: number;
+  attributes: Attributes;
+  resource: Attributes;
+}
+
+export function spanRecords(inputs: readonly SpanInput[]): ReadableSpan[] {
+  const spans: ReadableSpan[] = [];
+  for (const input of inputs) {
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({
+      resource: resourceFromAttributes(input.resource),
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+      // Fixed ids, so the expected event ids can be written down.
+      idGenerator: { generateTraceId: () => input.traceId, generateSpanId: () => input.spanId },
+    });
+    const span = provider.getTracer('http-server').startSpan(input.name, { kind: input.kind ?? SpanKind.SERVER, startTime: new Date(input.start), attributes: input.attributes });
+    span.end(new Date(input.end));
+    spans.push(...exporter.getFinishedSpans());
+  }
+  return spans;
+}
+
+export function otlpSpansMessage(inputs: readonly SpanInput[], encoding: OtlpEncoding): Buffer {
+  const spans = spanRecords(inputs);
+  return bytes(encoding === 'otlp_json' ? JsonTraceSerializer.serializeRequest(spans) : ProtobufTraceSerializer.serializeRequest(spans));
+}
+
+/**
+ * The Collector writes OTLP/JSON by the protobuf JSON mapping, where an int64 (`intValue`, the
+ * nanosecond times) is a string; the JS serializer writes attribute ints as numbers. This turns
+ * one into the other, so both spellings are tested from the same SDK output.
+ */
+export function collectorJson(message: Buffer): Buffer {
+  const stringify = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(stringify);
+    if (typeof value !== 'object' || value === null) return value;
+    return Object.fromEntries(
+      Object.entries(value).map(([key, inner]) => [key, key === 'intValue' && typeof inner === 'number' ? String(inner) : stringify(inner)]),
+    );
+  };
+  return Buffer.from(JSON.stringify(stringify(JSON.parse(message.toString('utf8')))));
+}
+
+/** Istio's default JSON access log (`EnvoyJSONLogFormatIstio`, every value a string), a 201 through the mesh. */
+export function istioRecord(overrides: Record<string, string | number> = {}): Record<string, string | number> {
+  return {
+    start_time: '2026-03-01T10:00:00.123Z',
+    route_name: 'orders-route',
+    method: 'POST',
+    path: '/orders/42?expand=items',
+    protocol: 'HTTP/1.1',
+    response_code: '201',
+    response_flags: '-',
+    response_code_details: 'via_upstream',
+    connection_termination_details: '-',
+    upstream_transport_failure_reason: '-',
+    bytes_received: '154',
+    bytes_sent: '87',
+    duration: '23',
+    upstream_service_time: '20',
+    x_forwarded_for: '203.0.113.9',
+    user_agent: 'curl/8.5.0',
+    request_id: '5f0c3b9e-8a1d-4c1e-9b6a-0e2d7c1a2b3c',
+    authority: 'shop.example.com',
+    upstream_host: '10.0.0.7:8080',
+    upstream_cluster: 'outbound|8080||orders.shop.svc.cluster.local',
+    upstream_local_address: '10.0.0.5:40000',
+    downstream_local_address: '10.0.0.5:8080',
+    downstream_remote_address: '198.51.100.23:51234',
+    requested_server_name: '-',
+    ...overrides,
+  };
+}
+
+/**
+ * Envoy Gateway's default access log (keys named after headers: `x-envoy-origin-path`,
+ * `:authority`), rendered by a `typed_json_format`-style sink where numbers are numbers.
+ */
+export function envoyGatewayRecord(overrides: Record<string, string | number> = {}): Record<string, string | number> {
+  return {
+    start_time: '2026-03-01T10:05:00.000Z',
+    method: 'GET',
+    'x-envoy-origin-path': '/catalog/items?page=2',
+    protocol: 'HTTP/2',
+    response_code: 200,
+    response_flags: '-',
+    response_code_details: 'via_upstream',
+    connection_termination_details: '-',
+    upstream_transport_failure_reason: '-',
+    bytes_received: 0,
+    bytes_sent: 512,
+    duration: 7,
+    'x-envoy-upstream-service-time': '5',
+    'x-forwarded-for': '192.0.2.44',
+    'user-agent': 'Mozilla/5.0',
+    'x-request-id': '9b2e6f51-3c7a-4d8e-a1f0-7e5d4c3b2a19',
+    ':authority': 'catalog.example.com',
+    upstream_host: '10.1.0.9:3000',
+    upstream_cluster: 'httproute/shop/catalog/rule/0',
+    upstream_local_address: '10.1.0.4:51000',
+    downstream_local_address: '10.1.0.4:10080',
+    downstream_remote_address: '192.0.2.44:40112',
+    requested_server_name: '-',
+    route_name: 'httproute/shop/catalog/rule/0/match/0/catalog_example_com',
+    ...overrides,
+  };
+}
+
+/**
+ * The attributes docs/gateways/otel.md asks Envoy's OpenTelemetry access logger to write, as
+ * Envoy renders them: every value a string (a format string's output), `-` when unset.
+ */
+export function envoyOtelAttributes(overrides: Record<string, AnyValue> = {}): Record<string, AnyValue> {
+  return {
+    'http.request.method': 'GET',
+    'url.path': '/accounts/7?verbose=1',
+    'http.response.status_code': '200',
+    'client.address': '203.0.113.50',
+    'user_agent.original': 'okhttp/4.12.0',
+    'server.address': 'bank.example.com',
+    'http.request.header.x-request-id': 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+    'http.request.body.size': '0',
+    'http.response.body.size': '342',
+    'envoy.duration_ms': '12',
+    'envoy.route_name': 'accounts',
+    'envoy.upstream_cluster': 'accounts-svc',
+    'envoy.response_flags': '-',
+    'envoy.response_code_details': 'via_upstream',
+    'enduser.id': '-',
+    'vigil.consumer.id': '-',
+    ...overrides,
+  };
+}

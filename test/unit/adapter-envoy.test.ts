@@ -1,0 +1,302 @@
+import { createHash } from 'node:crypto';
+import { createEnvoyAdapter, envoyAdapter, envoyPolicySignals } from '../../ingest/adapters/envoy';
+import { groupMap, type AdapterResult, type AdapterSettings } from '../../ingest/adapters';
+import { eventSchema, describeIssues, type VigilEventInput } from '../../schemas';
+import { envoyGatewayRecord, istioRecord } from '../support/gateway-records';
+
+const settings: AdapterSettings = {
+  service: 'edge-envoy',
+  kind: 'gateway',
+  environment: 'test',
+  groups: groupMap({
+    routes: { 'orders-route': 'orders' },
+    services: { 'httproute/shop/catalog/rule/0': 'catalog' },
+    apis: { 'bank.example.com': 'bank' },
+  }),
+};
+
+const line = (record: object): Buffer => Buffer.from(`${JSON.stringify(record)}\n`);
+const translate = (value: Buffer | string, adapterSettings: AdapterSettings = settings): AdapterResult =>
+  envoyAdapter.translate(typeof value === 'string' ? Buffer.from(value) : value, adapterSettings);
+
+/** Every event an adapter makes must be one the pipeline accepts. */
+function expectContract(events: readonly VigilEventInput[]): void {
+  for (const event of events) {
+    const parsed = eventSchema.safeParse(event);
+    expect(parsed.success ? [] : describeIssues(parsed.error)).toEqual([]);
+  }
+}
+
+const ISTIO_ID = '5f0c3b9e-8a1d-4c1e-9b6a-0e2d7c1a2b3c';
+const source = { service: 'edge-envoy', kind: 'gateway', environment: 'test' } as const;
+const ordersResource = { api: 'shop.example.com', method: 'POST', path: '/orders/42' } as const;
+
+/** The invocation Istio's 201 record becomes; policy cases change what they change. */
+function ordersInvocation(overrides: { status?: number; labels?: Record<string, string>; actor?: Record<string, string> } = {}): VigilEventInput {
+  return {
+    id: `envoy:${ISTIO_ID}:inv`,
+    schemaVersion: 1,
+    time: '2026-03-01T10:00:00.123Z',
+    source,
+    correlation: { requestId: ISTIO_ID },
+    actor: overrides.actor ?? {},
+    client: { ip: '198.51.100.23', userAgent: 'curl/8.5.0' },
+    labels: overrides.labels ?? { adapter: 'envoy' },
+    family: 'invocation',
+    invocation: {
+      resource: ordersResource,
+      route: '/orders-route',
+      status: overrides.status ?? 201,
+      latencyMs: 23,
+      bytesIn: 154,
+      bytesOut: 87,
+      upstreamService: 'outbound|8080||orders.shop.svc.cluster.local',
+      group: 'orders',
+    },
+  };
+}
+
+function ordersPolicy(kind: string, policy: Record<string, string>, labels: Record<string, string> = { adapter: 'envoy' }, actor: Record<string, string> = {}): VigilEventInput {
+  return {
+    id: `envoy:${ISTIO_ID}:${kind}`,
+    schemaVersion: 1,
+    time: '2026-03-01T10:00:00.123Z',
+    source,
+    correlation: { requestId: ISTIO_ID },
+    actor,
+    client: { ip: '198.51.100.23', userAgent: 'curl/8.5.0' },
+    labels,
+    family: 'policy',
+    policy: { kind, ...policy, group: 'orders', resource: ordersResource },
+  } as VigilEventInput;
+}
+
+describe('envoy adapter: Istio default JSON', () => {
+  it('turns a 201 into one invocation: query dropped from the path, "-" values absent, client from downstream_remote_address', () => {
+    const result = translate(line(istioRecord()));
+    expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [] });
+    expectContract(result.events);
+  });
+
+  it.each([
+    [
+      'UAEX with ext_authz_denied, 403: authz denial by ext-authz',
+      { response_code: '403', response_flags: 'UAEX', response_code_details: 'ext_authz_denied' },
+      403,
+      ['authz', { name: 'ext-authz', outcome: 'fail', reason: 'ext_authz_denied' }],
+    ],
+    [
+      'UAEX with a 401 from the authorization service: authentication failure',
+      { response_code: '401', response_flags: 'UAEX', response_code_details: 'ext_authz_denied' },
+      401,
+      ['authn', { name: 'ext-authz', outcome: 'fail', reason: 'ext_authz_denied' }],
+    ],
+    [
+      'jwt_authn_access_denied{Jwt_is_expired}: jwt-authn failure with the reason in braces',
+      { response_code: '401', response_code_details: 'jwt_authn_access_denied{Jwt_is_expired}' },
+      401,
+      ['authn', { name: 'jwt-authn', outcome: 'fail', reason: 'Jwt_is_expired', authContext: 'jwt' }],
+    ],
+    [
+      'rbac_access_denied_matched_policy[...]: authz denial named after the policy',
+      { response_code: '403', response_code_details: 'rbac_access_denied_matched_policy[ns[shop]-policy[deny-guests]-rule[0]]' },
+      403,
+      ['authz', { name: 'rbac:ns[shop]-policy[deny-guests]-rule[0]', outcome: 'fail', reason: 'rbac_access_denied' }],
+    ],
+    [
+      'RL with request_rate_limited: the global rate limit service',
+      { response_code: '429', response_flags: 'RL', response_code_details: 'request_rate_limited' },
+      429,
+      ['rate_limit', { name: 'envoy-ratelimit', outcome: 'fail', reason: 'request_rate_limited' }],
+    ],
+    [
+      'RL with local_rate_limited: the local rate limit filter',
+      { response_code: '429', response_flags: 'RL', response_code_details: 'local_rate_limited' },
+      429,
+      ['rate_limit', { name: 'local-ratelimit', outcome: 'fail', reason: 'local_rate_limited' }],
+    ],
+  ] as const)('%s', (_case, overrides, status, [kind, policy]) => {
+    const flags = 'response_flags' in overrides ? overrides.response_flags : undefined;
+    const labels: Record<string, string> = flags !== undefined ? { adapter: 'envoy', response_flags: flags } : { adapter: 'envoy' };
+    const result = translate(line(istioRecord(overrides)));
+    expect(result).toEqual({
+      events: [ordersInvocation({ status, labels }), ordersPolicy(kind, { ...policy }, labels)],
+      rejected: [],
+      skipped: [],
+    });
+    expectContract(result.events);
+  });
+
+  it('a 401 the upstream answered (via_upstream) is a heuristic: http-401, labelled derived=status', () => {
+    const result = translate(line(istioRecord({ response_code: '401' })));
+    expect(result.events).toEqual([
+      ordersInvocation({ status: 401 }),
+      ordersPolicy('authn', { name: 'http-401', outcome: 'fail' }, { adapter: 'envoy', derived: 'status' }),
+    ]);
+    expectContract(result.events);
+  });
+
+  it('a verified JWT subject proves an authn pass; the token client is the consumer', () => {
+    const actor = { userId: 'user-8841', consumerId: 'mobile-app' };
+    const result = translate(line(istioRecord({ jwt_sub: 'user-8841', jwt_azp: 'mobile-app' })));
+    expect(result.events).toEqual([
+      ordersInvocation({ actor }),
+      ordersPolicy('authn', { name: 'jwt-authn', outcome: 'pass', authContext: 'jwt' }, { adapter: 'envoy' }, actor),
+    ]);
+    expectContract(result.events);
+  });
+
+  it('RLSE, NR and the other non-security flags give no policy event', () => {
+    for (const flags of ['RLSE', 'NR', 'UH', 'UF,URX']) {
+      const result = translate(line(istioRecord({ response_code: '503', response_flags: flags, response_code_details: 'no_healthy_upstream' })));
+      expect(result.events.map((event) => event.family)).toEqual(['invocation']);
+    }
+  });
+});
+
+describe('envoy adapter: Envoy Gateway default keys, typed values', () => {
+  it('reads header-named keys and numbers', () => {
+    const result = translate(line(envoyGatewayRecord()));
+    expect(result).toEqual({
+      events: [
+        {
+          id: 'envoy:9b2e6f51-3c7a-4d8e-a1f0-7e5d4c3b2a19:inv',
+          schemaVersion: 1,
+          time: '2026-03-01T10:05:00.000Z',
+          source,
+          correlation: { requestId: '9b2e6f51-3c7a-4d8e-a1f0-7e5d4c3b2a19' },
+          actor: {},
+          client: { ip: '192.0.2.44', userAgent: 'Mozilla/5.0' },
+          labels: { adapter: 'envoy' },
+          family: 'invocation',
+          invocation: {
+            resource: { api: 'catalog.example.com', method: 'GET', path: '/catalog/items' },
+            route: '/httproute/shop/catalog/rule/0/match/0/catalog_example_com',
+            status: 200,
+            latencyMs: 7,
+            bytesIn: 0,
+            bytesOut: 512,
+            upstreamService: 'httproute/shop/catalog/rule/0',
+            group: 'catalog',
+          },
+        },
+      ],
+      rejected: [],
+      skipped: [],
+    });
+    expectContract(result.events);
+  });
+
+  it('without a request id ("-"), the id is the SHA-256 of what identifies the record, and stable', () => {
+    const record = envoyGatewayRecord({ 'x-request-id': '-', 'user-agent': '-' });
+    const first = translate(line(record));
+    const again = translate(line(record));
+    const fallback = JSON.stringify(['2026-03-01T10:05:00.000Z', '192.0.2.44', 'GET', '/catalog/items?page=2', 200, undefined, 'httproute/shop/catalog/rule/0/match/0/catalog_example_com']);
+    const hash = createHash('sha256').update(`record:${fallback}`).digest('hex').slice(0, 40);
+    expect(first.events.map((event) => event.id)).toEqual([`envoy:${hash}:inv`]);
+    expect(first.events[0]).toMatchObject({ correlation: {}, client: { ip: '192.0.2.44' } });
+    expect(first.events[0]?.client).not.toHaveProperty('userAgent');
+    expect(again.events).toEqual(first.events);
+    const later = translate(line({ ...record, start_time: '2026-03-01T10:05:00.001Z' }));
+    expect(later.events[0]?.id).not.toEqual(first.events[0]?.id);
+    expectContract(first.events);
+  });
+});
+
+describe('envoy adapter: messages and strictness', () => {
+  it('takes newline-delimited records (a shipper batch): blank lines ignored, a broken line rejected alone', () => {
+    const batch = [
+      JSON.stringify(istioRecord()),
+      '',
+      '{"start_time": "2026-03-01T10:00:01Z", "method": ',
+      JSON.stringify(istioRecord({ request_id: 'req-2', response_code: '429', response_flags: 'RL', response_code_details: 'local_rate_limited' })),
+    ].join('\n');
+    const result = translate(batch);
+    expect(result.events.map((event) => event.id)).toEqual([`envoy:${ISTIO_ID}:inv`, 'envoy:req-2:inv', 'envoy:req-2:rate_limit']);
+    expect(result.rejected).toEqual([{ reason: 'adapter_unparseable', record: 1, message: expect.stringMatching(/^record 1: not JSON: /) as string }]);
+    expect(result.skipped).toEqual([]);
+    expectContract(result.events);
+  });
+
+  it('takes a JSON array of records, and a record a shipper wrapped in "message" (Filebeat, Vector) or "log" (Fluent Bit)', () => {
+    const array = translate(JSON.stringify([istioRecord(), istioRecord({ request_id: 'req-2' })]));
+    expect(array.events.map((event) => event.id)).toEqual([`envoy:${ISTIO_ID}:inv`, 'envoy:req-2:inv']);
+    const wrapped = translate(line({ '@timestamp': '2026-03-01T10:00:02Z', message: JSON.stringify(istioRecord()) }));
+    expect(wrapped.events).toEqual([ordersInvocation()]);
+    const fluent = translate(line({ log: JSON.stringify(istioRecord()), stream: 'stdout' }));
+    expect(fluent.events).toEqual([ordersInvocation()]);
+  });
+
+  it('skips methods outside the contract and records that are not HTTP (a TCP proxy record has no method)', () => {
+    const result = translate([JSON.stringify(istioRecord({ method: 'PROPFIND' })), JSON.stringify(istioRecord({ method: 'CONNECT' })), JSON.stringify({ start_time: '2026-03-01T10:00:00Z', method: '-', bytes_sent: '10' })].join('\n'));
+    expect(result).toEqual({
+      events: [],
+      rejected: [],
+      skipped: [
+        { reason: 'method_unsupported', record: 0 },
+        { reason: 'method_unsupported', record: 1 },
+        { reason: 'not_http', record: 2 },
+      ],
+    });
+  });
+
+  it('rejects a record no group maps, naming the route, service and API it looked up', () => {
+    const result = translate(line(istioRecord({ route_name: 'payments', upstream_cluster: 'outbound|80||payments', authority: 'pay.example.com' })));
+    expect(result).toEqual({
+      events: [],
+      skipped: [],
+      rejected: [
+        {
+          reason: 'adapter_unmapped',
+          record: 0,
+          message: 'record 0: no group for route "payments", service "outbound|80||payments", api "pay.example.com", tags (none) and no default group',
+        },
+      ],
+    });
+  });
+
+  it('rejects a record with no path or no status, naming the keys it looked up', () => {
+    const result = translate([JSON.stringify(istioRecord({ path: '-' })), JSON.stringify(istioRecord({ response_code: '0' }))].join('\n'));
+    expect(result.rejected).toEqual([
+      { reason: 'adapter_unmapped', record: 0, message: 'record 0: no request path starting with "/" (looked up path, x-envoy-origin-path: (none))' },
+      { reason: 'adapter_unmapped', record: 1, message: 'record 1: no HTTP status 100-599 (looked up response_code)' },
+    ]);
+    expect(result.events).toEqual([]);
+  });
+
+  it('leaves out an optional field the contract would refuse, and refuses a path it would refuse', () => {
+    const odd = translate(line(istioRecord({ downstream_remote_address: '999.1.1.1:80', x_forwarded_for: '-', user_agent: 'bad\r\nagent' })));
+    expect(odd.events).toHaveLength(1);
+    expect(odd.events[0]?.client).toEqual({});
+    expectContract(odd.events);
+    const controlled = translate(line(istioRecord({ path: '/orders/\u0000x' })));
+    expect(controlled.rejected).toEqual([
+      { reason: 'adapter_unmapped', record: 0, message: 'record 0: the path is over 2048 characters or holds a control character, which the contract refuses' },
+    ]);
+  });
+
+  it('refuses a message that is not JSON with the parser message', () => {
+    expect(translate('<html>').rejected).toEqual([{ reason: 'adapter_unparseable', record: 0, message: expect.stringMatching(/^record 0: not JSON/) as string }]);
+  });
+});
+
+describe('envoy adapter options', () => {
+  it('maps a user-defined json_format with other key names, and can take the client from X-Forwarded-For', () => {
+    const adapter = createEnvoyAdapter({ keys: { method: ['verb'], path: ['uri'], status: ['code'], routeName: ['route'] }, clientIp: 'xff' });
+    const record = { start_time: '2026-03-01T10:00:00Z', verb: 'DELETE', uri: '/orders/9', code: 204, route: 'orders-route', x_forwarded_for: '203.0.113.7, 10.0.0.1', downstream_remote_address: '10.0.0.1:5000', request_id: 'req-9' };
+    const result = adapter.translate(line(record), settings);
+    expect(result.events).toHaveLength(1);
+    expect(result.events[0]).toMatchObject({ id: 'envoy:req-9:inv', client: { ip: '203.0.113.7' }, invocation: { resource: { method: 'DELETE', path: '/orders/9' }, status: 204, group: 'orders' } });
+    const byDefault = envoyAdapter.translate(line({ ...istioRecord(), x_forwarded_for: '203.0.113.7, 10.0.0.1' }), settings);
+    expect(byDefault.events[0]?.client).toEqual({ ip: '198.51.100.23', userAgent: 'curl/8.5.0' });
+  });
+});
+
+describe('envoyPolicySignals', () => {
+  it('reads comma-separated flags and prefers the proven signal over the status', () => {
+    expect(envoyPolicySignals({ flags: 'UAEX,DC', status: 403 })).toEqual([{ kind: 'authz', name: 'ext-authz', outcome: 'fail', reason: 'UAEX' }]);
+    expect(envoyPolicySignals({ flags: 'RL', status: 429 })).toEqual([{ kind: 'rate_limit', name: 'envoy-ratelimit', outcome: 'fail', reason: 'RL' }]);
+    expect(envoyPolicySignals({ status: 429 })).toEqual([{ kind: 'rate_limit', name: 'http-429', outcome: 'fail', derived: 'status' }]);
+    expect(envoyPolicySignals({ status: 404, details: 'route_not_found', flags: 'NR' })).toEqual([]);
+  });
+});

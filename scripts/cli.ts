@@ -19,7 +19,8 @@ commands:
   intake                      run only the HTTP intake for Kong's http-log plugin (needs
                               VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
   demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
-                              from simulated gateways and services, and print a summary
+       [--no-stack]           from simulated gateways and services, print a summary and write
+                              the incident report (--no-stack: use the configured stores as they are)
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
   rules validate PATH...      check rule files (YAML or JSON); names the file, rule and field at fault
   rules test                  run every rule's fixtures through the engine (jest, real Redis)
@@ -130,7 +131,8 @@ export async function main(args: readonly string[]): Promise<number> {
           console.error('vigil demo: --events must be an integer between 10 and 1000000');
           return 2;
         }
-        if (stack('up') !== 0) return 1;
+        // --no-stack: the stores are someone else's (docker compose, a cluster); start nothing.
+        if (!args.includes('--no-stack') && stack('up') !== 0) return 1;
         return await runDemo({ events });
       }
       case 'schemas': {

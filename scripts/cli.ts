@@ -8,6 +8,7 @@ import { runReplay } from './replay';
 import { ConfigError, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
+import { runReport } from './report';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -27,6 +28,9 @@ commands:
   replay --file F.ndjson      run the rules over stored events with no side effects and report
   replay --from T --to T      ... or over events in Elasticsearch between two times
         [--rules PATH]        rule files to use (default: the configured rules)
+  report --from T --to T      a self-contained HTML incident report of a time range (ISO 8601 or
+        --out FILE.html       now-2h): incidents with evidence, detections over time, top entities,
+                              DoS traffic, impossible travel (docs/report.md)
   deadletters list            the dead-letter topic by reason: counts, oldest/newest, source topics
   deadletters show            dead letters with their headers and original bytes
         [--reason R] [--from T --to T] [--offset TOPIC:P:O] [--limit N]
@@ -195,6 +199,16 @@ export async function main(args: readonly string[]): Promise<number> {
           return 2;
         }
         return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
+      }
+      case 'report': {
+        const from = option(args, '--from');
+        const to = option(args, '--to');
+        const out = option(args, '--out');
+        if (from === undefined || to === undefined || out === undefined) {
+          console.error('usage: vigil report --from TIME --to TIME --out FILE.html   (TIME: ISO 8601, or now, now-15m, now-2h, now-1d)');
+          return 2;
+        }
+        return await runReport({ from, to, out });
       }
       case 'deadletters':
         return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));

@@ -23,8 +23,8 @@ COPY app app
 RUN bash scripts/build.sh
 
 FROM ${NODE_IMAGE} AS runtime
+# Listen on every interface of the container, so the healthcheck and Prometheus reach it.
 ENV NODE_ENV=production \
-    # Listen on every interface of the container, so the healthcheck and Prometheus reach it.
     VIGIL_HTTP_HOST=0.0.0.0 \
     VIGIL_HTTP_PORT=9464
 WORKDIR /app

@@ -116,8 +116,8 @@ const CHARTS = `
         ]
       },
       options: { scales: {
-        count: { type: 'linear', position: 'left', beginAtZero: true, title: { display: true, text: 'per minute' } },
-        latency: { type: 'linear', position: 'right', beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: 'ms' } } } }
+        count: { type: 'linear', position: 'left', beginAtZero: true, grace: '5%', title: { display: true, text: 'per minute' } },
+        latency: { type: 'linear', position: 'right', beginAtZero: true, grace: '10%', grid: { drawOnChartArea: false }, title: { display: true, text: 'ms' } } } }
     });
   });
   document.body.setAttribute('data-charts', String(window.vigilCharts.length));
@@ -161,9 +161,11 @@ function evidenceRows(evidence: readonly ReportEvidence[]): string {
 
 function incidentBlock(incident: ReportIncident): string {
   const severity = ['critical', 'high', 'medium', 'low'].includes(incident.severity) ? incident.severity : 'low';
+  // A resolved alert's own sentence says only that it went quiet: lead with what was found.
+  const found = incident.evidence.at(-1)?.sentence ?? incident.sentence;
   return `<article class="incident ${severity}" id="incident-${e(incident.id)}">
   <h3>${badge(incident.severity)} <span class="badge status">${e(incident.status)}</span> ${e(incident.title)}</h3>
-  <p class="sentence">${e(incident.sentence)}</p>
+  <p class="sentence">${e(found)}</p>${found === incident.sentence ? '' : `\n  <p class="meta">alert: ${e(incident.sentence)}</p>`}
   <p class="meta">from ${when(incident.start)} to ${incident.end ? when(incident.end) : `${when(incident.lastDetected)} (last detection, still open)`} · ${e(incident.count)} detections · rules ${incident.rules.map((rule) => `<code>${e(rule)}</code>`).join(', ')} · key ${keyText(incident.key)} · alert <code>${e(incident.id)}</code></p>
   ${evidenceRows(incident.evidence)}
 </article>`;

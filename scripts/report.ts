@@ -258,7 +258,9 @@ export async function collectReport(elasticsearch: Client, config: Config, range
     const api = incident.key['invocation.resource.api'] ?? '';
     const route = incident.key['invocation.route'] ?? '';
     const from = Math.floor(Date.parse(incident.start) / 60_000) * 60_000 - 15 * 60_000;
-    const to = Math.min(Date.parse(incident.end ?? incident.lastDetected) + 5 * 60_000, Math.max(now.getTime(), Date.parse(incident.lastDetected)));
+    // Five minutes past the incident, but not past the report's end (an open incident has no
+    // later traffic yet); events stamped ahead of the clock still count, so not capped at now.
+    const to = Math.min(Date.parse(incident.end ?? incident.lastDetected) + 5 * 60_000, Math.max(range.to.getTime(), Date.parse(incident.lastDetected) + 60_000));
     const traffic = await elasticsearch.search({
       index: invocations,
       ...LENIENT,

@@ -32,6 +32,8 @@ COPY package.json package-lock.json ./
 COPY ingest/sdk/package.json ingest/sdk/package.json
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
 COPY bin bin
+# Kibana saved objects as data (NDJSON): what the `dashboards` compose service imports.
+COPY dashboards dashboards
 COPY --from=build /src/dist dist
 # node:20 images ship the unprivileged `node` user (uid 1000); Vigil writes nothing to its own
 # folder except what `vigil report` and the demo are told to write (reports/, owned by it).

@@ -73,6 +73,8 @@ const alertSource = z.looseObject({
       key: stringRecord.default({}),
       count: z.number(),
       detections: asList.default([]),
+      // Every contributing rule (kibana.alert.rule.uuid holds only the one that opened it).
+      rules: asList.optional(),
     }),
   }),
 });
@@ -245,7 +247,7 @@ export async function collectReport(elasticsearch: Client, config: Config, range
       ...(alert.end ? { end: alert.end } : {}),
       lastDetected: alert.last_detected,
       count: own.count,
-      rules: alert.rule.uuid,
+      rules: own.rules ?? alert.rule.uuid,
       sentence: alert.reason,
       key: own.key,
       evidence: own.detections.slice(-MAX_EVIDENCE).flatMap((id) => evidence.get(id) ?? []),

@@ -61,7 +61,7 @@ describe('vigil report: incidents from the real pipeline, rendered in a real bro
       async () => {
         await elasticsearch.indices.refresh({ index: [alerts, detections], ignore_unavailable: true, allow_no_indices: true });
         const dosAlerts = await elasticsearch.count({ index: alerts, ignore_unavailable: true, allow_no_indices: true, query: { term: { 'vigil.alert.group_key': `invocation.resource.api=${dos.api},invocation.route=${dos.route}` } } });
-        const travel = await elasticsearch.count({ index: alerts, ignore_unavailable: true, allow_no_indices: true, query: { term: { 'kibana.alert.rule.uuid': 'impossible-travel' } } });
+        const travel = await elasticsearch.count({ index: alerts, ignore_unavailable: true, allow_no_indices: true, query: { term: { 'vigil.alert.rules': 'impossible-travel' } } });
         return dosAlerts.count >= 1 && travel.count >= 1;
       },
       120_000,

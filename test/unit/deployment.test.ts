@@ -118,9 +118,9 @@ describe('Dockerfile', () => {
     expect(all[0]?.lines.some((line) => /^RUN .*scripts\/build\.sh/.test(line))).toBe(true);
     expect(runtime.lines.some((line) => /^RUN .*npm ci .*--omit=dev/.test(line))).toBe(true);
     expect(runtime.lines.some((line) => /^COPY --from=build \S+\/dist dist$/.test(line))).toBe(true);
-    // No sources in the runtime image: only bin/ and the build's dist/ are copied beside the manifests.
+    // No sources in the runtime image: bin/, the saved objects and the build's dist/ beside the manifests.
     const copied = runtime.lines.filter((line) => /^COPY /.test(line) && !line.includes('--from=')).map((line) => line.split(/\s+/)[1]);
-    expect(copied.sort()).toEqual(['bin', 'ingest/sdk/package.json', 'package.json'].sort());
+    expect(copied.sort()).toEqual(['bin', 'dashboards', 'ingest/sdk/package.json', 'package.json'].sort());
     expect(runtime.lines).toContain('ENTRYPOINT ["node", "bin/vigil.js"]');
   });
 

@@ -8,6 +8,7 @@ import { runReplay } from './replay';
 import { ConfigError, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
+import { runReport } from './report';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -19,13 +20,17 @@ commands:
   intake                      run only the HTTP intake for Kong's http-log plugin (needs
                               VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
   demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
-                              from simulated gateways and services, and print a summary
+       [--no-stack]           from simulated gateways and services, print a summary and write
+                              the incident report (--no-stack: use the configured stores as they are)
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
   rules validate PATH...      check rule files (YAML or JSON); names the file, rule and field at fault
   rules test                  run every rule's fixtures through the engine (jest, real Redis)
   replay --file F.ndjson      run the rules over stored events with no side effects and report
   replay --from T --to T      ... or over events in Elasticsearch between two times
         [--rules PATH]        rule files to use (default: the configured rules)
+  report --from T --to T      a self-contained HTML incident report of a time range (ISO 8601 or
+        --out FILE.html       now-2h): incidents with evidence, detections over time, top entities,
+                              DoS traffic, impossible travel (docs/report.md)
   deadletters list            the dead-letter topic by reason: counts, oldest/newest, source topics
   deadletters show            dead letters with their headers and original bytes
         [--reason R] [--from T --to T] [--offset TOPIC:P:O] [--limit N]
@@ -130,7 +135,8 @@ export async function main(args: readonly string[]): Promise<number> {
           console.error('vigil demo: --events must be an integer between 10 and 1000000');
           return 2;
         }
-        if (stack('up') !== 0) return 1;
+        // --no-stack: the stores are someone else's (docker compose, a cluster); start nothing.
+        if (!args.includes('--no-stack') && stack('up') !== 0) return 1;
         return await runDemo({ events });
       }
       case 'schemas': {
@@ -193,6 +199,16 @@ export async function main(args: readonly string[]): Promise<number> {
           return 2;
         }
         return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
+      }
+      case 'report': {
+        const from = option(args, '--from');
+        const to = option(args, '--to');
+        const out = option(args, '--out');
+        if (from === undefined || to === undefined || out === undefined) {
+          console.error('usage: vigil report --from TIME --to TIME --out FILE.html   (TIME: ISO 8601, or now, now-15m, now-2h, now-1d)');
+          return 2;
+        }
+        return await runReport({ from, to, out });
       }
       case 'deadletters':
         return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { createVigil } from '../app';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
@@ -6,6 +7,7 @@ import { startAlertReceiver, type Received } from './alert-receiver';
 import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';
 import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
+import { writeReport } from './report';
 import { createElasticsearch, createLogger, createProducer, loadConfig, secretsOf, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
@@ -23,7 +25,8 @@ export interface DemoOptions {
 /**
  * The demo: runs the ingest pipeline in this process, emits realistic traffic through the SDK
  * from five simulated gateways and services plus raw malformed messages from a producer that
- * is not the SDK, shows progress, and ends with a summary checked against Elasticsearch.
+ * is not the SDK, shows progress, and ends with a summary checked against Elasticsearch and the
+ * incident report of the run (`reports/vigil-report-<run>.html`, see docs/report.md).
  * Returns the exit code: 0 only when indexed = sent - dead-lettered, by Elasticsearch's count.
  */
 export async function runDemo(options: DemoOptions): Promise<number> {
@@ -180,7 +183,15 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
   console.log(detectionReport.text);
   const alertReport = detecting ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos) : { ok: true, text: '' };
   console.log(alertReport.text);
-  return consistent && detectionReport.ok && alertReport.ok ? 0 : 1;
+
+  // The incident report of the run: from the start of the replayed history (30 minutes back) to now.
+  const reportFile = join('reports', `vigil-report-${runId}.html`);
+  const report = await writeReport(elasticsearch, config, { from: new Date(started - 31 * 60_000), to: new Date(Date.now() + 60_000) }, reportFile);
+  const reportOk = !detecting || (report.data.incidents.length > 0 && report.data.dos.length > 0);
+  console.log(
+    `\nIncident report: ${report.path}\n  ${report.data.totals.incidents} incidents, ${report.data.totals.detections} detections on ${report.data.totals.rules} rules, ${report.data.dos.length} DoS incidents, ${report.data.travel.length} impossible-travel pairs; open it in a browser (no network needed)${reportOk ? '' : '\n  check: the report shows no incident or no DoS incident: MISMATCH'}`,
+  );
+  return consistent && detectionReport.ok && alertReport.ok && reportOk ? 0 : 1;
 }
 
 /** What on-call got: alerts opened, escalated, resolved, the DoS incident and its payloads. */

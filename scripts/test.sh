@@ -15,6 +15,7 @@ echo "== import cycles" && npm run --silent cycles
 echo "== build" && bash scripts/build.sh --if-stale
 echo "== unit tests" && npx jest --selectProjects unit --coverage --ci
 echo "== SDK package" && bash scripts/check-sdk-package.sh
+echo "== docker-compose.yml" && bash scripts/check-compose.sh
 # --forceExit: clean shutdown is asserted by the tests that own it (composition, cli-run,
 # operations); a handle some library leaves behind must never hang CI instead of failing it.
 echo "== integration tests" && npx jest --selectProjects integration --runInBand --ci --forceExit

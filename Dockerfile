@@ -1,0 +1,48 @@
+# Vigil as a container: `vigil run` on compiled JavaScript, as a non-root user.
+#   docker build -t vigil .            (docker-compose.yml builds it as the `vigil` service)
+# Two stages: the first has the dev dependencies (TypeScript) and builds dist/ exactly as
+# `npm run build` does on a developer's machine; the second has only the production
+# dependencies and dist/, so the image carries no compiler, tests or sources.
+# Both stages use the same base, so native modules installed in the second (lz4-napi's prebuilt
+# binary) match the libc they run on.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+# The lock file and every workspace's package.json first: the npm ci layer is cached until they change.
+COPY package.json package-lock.json ./
+COPY ingest/sdk/package.json ingest/sdk/package.json
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts scripts
+COPY platform platform
+COPY schemas schemas
+COPY ingest ingest
+COPY detectors detectors
+COPY app app
+RUN bash scripts/build.sh
+
+FROM ${NODE_IMAGE} AS runtime
+# Listen on every interface of the container, so the healthcheck and Prometheus reach it.
+ENV NODE_ENV=production \
+    VIGIL_HTTP_HOST=0.0.0.0 \
+    VIGIL_HTTP_PORT=9464
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY ingest/sdk/package.json ingest/sdk/package.json
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
+COPY bin bin
+# Kibana saved objects as data (NDJSON): what the `dashboards` compose service imports.
+COPY dashboards dashboards
+COPY --from=build /src/dist dist
+# node:20 images ship the unprivileged `node` user (uid 1000); Vigil writes nothing to its own
+# folder except what `vigil report` and the demo are told to write (reports/, owned by it).
+RUN mkdir -p /app/reports && chown node:node /app/reports
+USER node
+EXPOSE 9464
+# /healthz answers 200 while the process and its event loop are up (docs/operations.md). Node's
+# own fetch, because the slim image has no curl.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.VIGIL_HTTP_PORT || '9464') + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["node", "bin/vigil.js"]
+CMD ["run"]

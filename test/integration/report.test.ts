@@ -1,0 +1,110 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEmitter } from '../../ingest/sdk';
+import { alertIndexNames, detectionIndexNames } from '../../schemas';
+import { dosEndpoints, emitDosBurst, emitDosHistory } from '../../scripts/dos-traffic';
+import { injectAttacks } from '../../scripts/attack-traffic';
+import { writeReport } from '../../scripts/report';
+import { escapeHtml } from '../../scripts/report-html';
+import type { Vigil } from '../../app';
+import { countEvents, isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
+import { renderInBrowser } from '../support/report-browser';
+
+/** A user name an attacker chose: it must reach the report as text and never run. */
+const HOSTILE_USER = '<script>window.pwned=1</script>';
+
+describe('vigil report: incidents from the real pipeline, rendered in a real browser', () => {
+  let stack: Stack;
+  let vigil: Vigil;
+  const runId = `rpt${Date.now().toString(36)}`;
+  const folder = mkdtempSync(join(tmpdir(), 'vigil-report-'));
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig({ VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' }));
+    vigil = vigilOn(stack, { roles: ['ingest', 'alerting'], sweepEveryMs: 500 });
+    await vigil.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    await vigil.stop();
+    await stack.cleanup();
+    rmSync(folder, { recursive: true, force: true });
+  });
+
+  it('shows the DoS incident with its traffic, the impossible travel of a hostile user name as text, and charts with data; no console error, no request', async () => {
+    const { config, elasticsearch, kafka } = stack;
+    const emitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger: testLogger, lingerMs: 20, maxBuffer: 20_000 });
+    // As the demo does: the DoS endpoints' history first (event time), then the burst and the attacks.
+    const history = emitDosHistory(emitter, runId, Date.now());
+    await emitter.flush();
+    await waitFor('the history indexed', async () => (await countEvents(stack)) >= history, 120_000);
+    emitDosBurst(emitter, runId, Date.now());
+    injectAttacks(emitter, { runId, labels: { run: runId } });
+    // Impossible travel by a user whose name is markup: London, then Sydney three minutes later.
+    const now = Date.now();
+    for (const [secondsAgo, ip] of [[200, '81.2.69.142'], [20, '1.1.1.9']] as const) {
+      emitter.device({
+        time: new Date(now - secondsAgo * 1000).toISOString(),
+        actor: { userId: HOSTILE_USER },
+        client: { ip },
+        device: { deviceId: 'dev-hostile', type: 'mobile', os: 'iOS 18.1', action: 'login', ip },
+      });
+    }
+    await emitter.close();
+
+    const dos = dosEndpoints(runId).burst;
+    const alerts = alertIndexNames(config.indices.prefix).index;
+    const detections = detectionIndexNames(config.indices.prefix).pattern;
+    await waitFor(
+      "the DoS incident's alert and the hostile user's impossible travel in Elasticsearch",
+      async () => {
+        await elasticsearch.indices.refresh({ index: [alerts, detections], ignore_unavailable: true, allow_no_indices: true });
+        const dosAlerts = await elasticsearch.count({ index: alerts, ignore_unavailable: true, allow_no_indices: true, query: { term: { 'vigil.alert.group_key': `invocation.resource.api=${dos.api},invocation.route=${dos.route}` } } });
+        const travel = await elasticsearch.count({ index: alerts, ignore_unavailable: true, allow_no_indices: true, query: { term: { 'vigil.alert.rules': 'impossible-travel' } } });
+        return dosAlerts.count >= 1 && travel.count >= 1;
+      },
+      120_000,
+    );
+
+    // The alert fires while the rest of the burst may still be on its way to the index.
+    const endpoint = { bool: { filter: [{ term: { 'vigil.api': dos.api } }, { term: { 'vigil.route': dos.route } }] } };
+    await waitFor('the whole DoS burst indexed', async () => (await countEvents(stack, endpoint)) >= 12 * 120 + 1200, 60_000);
+
+    const out = join(folder, 'report.html');
+    const { path, data } = await writeReport(elasticsearch, config, { from: new Date(Date.now() - 3_600_000), to: new Date(Date.now() + 60_000) }, out);
+    expect(path).toBe(out);
+
+    // The data: the DoS endpoint's burst and baseline per minute, the travel pair, evidence.
+    const incident = data.dos.find((item) => item.api === dos.api && item.route === dos.route);
+    expect(incident).toBeDefined();
+    expect(incident?.requests.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(1200);
+    expect(incident?.errors.reduce((sum, count) => sum + count, 0)).toBe(600);
+    expect(Math.max(...(incident?.p95LatencyMs ?? []).map((value) => value ?? 0))).toBeGreaterThanOrEqual(2000);
+    expect(data.travel.map((pair) => pair.entity)).toContain(`actor.userId=${HOSTILE_USER}`);
+    const hostile = data.travel.find((pair) => pair.entity.includes(HOSTILE_USER));
+    expect(hostile?.from.country).toBe('GB');
+    expect(hostile?.to.country).toBe('AU');
+    expect(data.incidents.length).toBeGreaterThanOrEqual(2);
+    expect(data.incidents.every((item) => item.evidence.length > 0)).toBe(true);
+    expect(data.timeline.series.map((series) => series.ruleId)).toEqual(expect.arrayContaining(['impossible-travel', 'credential-stuffing']));
+
+    // The file: the name as escaped text only.
+    const html = readFileSync(out, 'utf8');
+    expect(html).not.toContain(HOSTILE_USER);
+    expect(html).toContain(escapeHtml(HOSTILE_USER));
+
+    // The browser: no error, no request, every chart with data, the name shown as text.
+    const screenshot = join(folder, 'report.png');
+    const rendered = await renderInBrowser(out, screenshot);
+    expect(rendered.errors).toEqual([]);
+    expect(rendered.requests).toEqual([]);
+    expect(rendered.pwned).toBe(false);
+    const ids = rendered.charts.map((chart) => chart.id);
+    expect(ids).toEqual(expect.arrayContaining(['timeline', 'entities', `dos-${data.dos.indexOf(incident as (typeof data.dos)[number])}`]));
+    for (const chart of rendered.charts) expect({ id: chart.id, hasData: chart.points > 0 && chart.total > 0 }).toEqual({ id: chart.id, hasData: true });
+    expect(rendered.text).toContain(HOSTILE_USER);
+    expect(rendered.text).toContain('Impossible travel');
+    expect(existsSync(screenshot) && statSync(screenshot).size).toBeGreaterThan(20_000);
+  }, 300_000);
+});

@@ -1,0 +1,109 @@
+import { escapeHtml, jsonForScript, renderReport } from '../../scripts/report-html';
+import type { ReportData } from '../../scripts/report-data';
+import { parseReportRange, parseReportTime, timelineInterval } from '../../scripts/report';
+
+const HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">';
+
+/** A report whose every attacker-influenced string is markup. */
+function hostileReport(): ReportData {
+  return {
+    generatedAt: '2026-05-01T11:00:00.000Z',
+    from: '2026-05-01T10:00:00.000Z',
+    to: '2026-05-01T11:00:00.000Z',
+    indexPrefix: 'vigil',
+    totals: { detections: 1, incidents: 1, rules: 1 },
+    timeline: { intervalMs: 60_000, buckets: ['2026-05-01T10:00:00.000Z'], series: [{ ruleId: HOSTILE, counts: [1] }] },
+    entities: [{ key: `actor.userId=${HOSTILE}`, detections: 1, rules: [HOSTILE], last: '2026-05-01T10:00:00.000Z' }],
+    incidents: [
+      {
+        id: 'a-1',
+        title: `Impossible travel: actor.userId=${HOSTILE}`,
+        severity: 'high',
+        status: 'active',
+        start: '2026-05-01T10:00:00.000Z',
+        lastDetected: '2026-05-01T10:00:00.000Z',
+        count: 1,
+        rules: ['impossible-travel'],
+        sentence: `${HOSTILE} moved 17000 km`,
+        key: { 'actor.userId': HOSTILE },
+        evidence: [
+          {
+            id: 'd-1',
+            time: '2026-05-01T10:00:00.000Z',
+            ruleId: 'impossible-travel',
+            ruleName: HOSTILE,
+            severity: 'high',
+            sentence: HOSTILE,
+            key: { 'actor.userId': HOSTILE },
+            distinctValues: [HOSTILE],
+            eventIds: [HOSTILE],
+          },
+        ],
+      },
+    ],
+    dos: [],
+    travel: [{ detectionId: 'd-1', time: '2026-05-01T10:00:00.000Z', entity: HOSTILE, from: { city: HOSTILE, ip: '81.2.69.142' }, to: { country: HOSTILE }, distanceKm: 17000, speedKmh: 90000, sentence: HOSTILE }],
+  };
+}
+
+describe('vigil report: HTML', () => {
+  it('escapes markup in text and attributes', () => {
+    expect(escapeHtml(`<a href="x" title='y'>&</a>`)).toBe('&#60;a href=&#34;x&#34; title=&#39;y&#39;&#62;&#38;&#60;/a&#62;');
+  });
+
+  it('embeds JSON that no string can close the script element of', () => {
+    const embedded = jsonForScript({ name: '</script><script>alert(1)</script>', line: '\u2028' });
+    expect(embedded).not.toMatch(/[<>\u2028]/);
+    expect(JSON.parse(embedded)).toEqual({ name: '</script><script>alert(1)</script>', line: '\u2028' });
+  });
+
+  it('renders attacker-controlled strings as text: the only script elements are its own three', () => {
+    const html = renderReport(hostileReport(), '/* chart library */');
+    expect(html).not.toContain(HOSTILE);
+    expect(html).not.toContain('<img');
+    expect(html).toContain(escapeHtml(HOSTILE));
+    expect(html.match(/<script\b/g)).toHaveLength(3);
+    // Only scripts with the report's nonce may run, and nothing may be fetched.
+    const nonce = /script-src 'nonce-([^']+)'/.exec(html)?.[1];
+    expect(nonce).toBeDefined();
+    expect(html.split(`<script nonce="${nonce ?? 'missing'}">`)).toHaveLength(3);
+    expect(html).toContain("default-src 'none'");
+  });
+
+  it('inlines Chart.js, with no reference to anything outside the file', () => {
+    const html = renderReport(hostileReport());
+    expect(html.length).toBeGreaterThan(150_000);
+    expect(html).toContain('window.Chart=');
+    expect(html).not.toMatch(/sourceMappingURL|<link\b|\bsrc="http/);
+  });
+
+  it('shows an empty range as such, not as an error', () => {
+    const empty: ReportData = { ...hostileReport(), totals: { detections: 0, incidents: 0, rules: 0 }, timeline: { intervalMs: 60_000, buckets: [], series: [] }, entities: [], incidents: [], travel: [] };
+    const html = renderReport(empty, '');
+    expect(html).toContain('No incident was active in this range.');
+    expect(html).toContain('No impossible-travel detection in this range.');
+    expect(html).not.toContain('<canvas');
+  });
+});
+
+describe('vigil report: the time range', () => {
+  const now = new Date('2026-05-01T12:00:00.000Z');
+
+  it('takes ISO 8601 and now-relative times', () => {
+    expect(parseReportTime('now', now).toISOString()).toBe('2026-05-01T12:00:00.000Z');
+    expect(parseReportTime('now-15m', now).toISOString()).toBe('2026-05-01T11:45:00.000Z');
+    expect(parseReportTime('now-2h', now).toISOString()).toBe('2026-05-01T10:00:00.000Z');
+    expect(parseReportTime('2026-04-30T08:00:00Z', now).toISOString()).toBe('2026-04-30T08:00:00.000Z');
+  });
+
+  it('names what is wrong with a bad time or an empty range', () => {
+    expect(() => parseReportTime('yesterday', now)).toThrow('"yesterday" is not a time');
+    expect(() => parseReportRange('now', 'now-1h', now)).toThrow('--from (2026-05-01T12:00:00.000Z) must be before --to (2026-05-01T11:00:00.000Z)');
+  });
+
+  it('keeps the timeline at most about 120 buckets', () => {
+    expect(timelineInterval({ from: new Date(0), to: new Date(3_600_000) })).toBe(60_000);
+    expect(timelineInterval({ from: new Date(0), to: new Date(86_400_000) })).toBe(15 * 60_000);
+    expect(timelineInterval({ from: new Date(0), to: new Date(30 * 86_400_000) })).toBe(12 * 3_600_000);
+  });
+});

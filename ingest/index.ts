@@ -17,3 +17,4 @@ export * from './detection-input';
 export * from './ingest.consumer';
 export * from './correlation';
 export * from './stages';
+export * from './adapters';

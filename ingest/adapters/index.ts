@@ -1,13 +1,19 @@
 import type { GatewayAdapter } from './types';
+import { apisixAdapter } from './apisix';
+import { kongAdapter } from './kong';
 
 export * from './types';
 export * from './common';
+export * from './http-record';
 
 /**
  * Every gateway format `vigil adapt --format` accepts, by name. A new format is one file in this
  * folder exporting a `GatewayAdapter`, and one line here.
  */
-export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({});
+export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({
+  kong: kongAdapter,
+  apisix: apisixAdapter,
+});
 
 /** The adapter for a format, or `undefined` with the list of known ones left to the caller to name. */
 export function adapterFor(format: string): GatewayAdapter | undefined {

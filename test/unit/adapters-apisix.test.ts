@@ -1,4 +1,4 @@
-import { ADAPTERS, groupMap, sha256, type AdapterResult, type AdapterSettings } from '../../ingest';
+import { ADAPTERS, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, apisixEntry, type GatewayCall } from '../../scripts/gateway-records';
 
@@ -17,8 +17,12 @@ const call = (overrides: Partial<GatewayCall> = {}): GatewayCall => ({
   ...overrides,
 });
 
-const apisix = ADAPTERS.apisix;
-if (apisix === undefined) throw new Error('the apisix adapter is not registered');
+function registered(format: string): GatewayAdapter {
+  const adapter = ADAPTERS[format];
+  if (adapter === undefined) throw new Error(`the ${format} adapter is not registered`);
+  return adapter;
+}
+const apisix = registered('apisix');
 
 function translate(records: unknown): AdapterResult {
   const result = apisix.translate(Buffer.from(JSON.stringify(records)), settings);

@@ -1,4 +1,4 @@
-import { ADAPTERS, adapterFor, eventId, groupMap, sha256, type AdapterResult, type AdapterSettings } from '../../ingest';
+import { ADAPTERS, adapterFor, eventId, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
 
@@ -24,8 +24,12 @@ const call = (overrides: Partial<GatewayCall> = {}): GatewayCall => ({
   ...overrides,
 });
 
-const kong = ADAPTERS.kong;
-if (kong === undefined) throw new Error('the kong adapter is not registered');
+function registered(format: string): GatewayAdapter {
+  const adapter = ADAPTERS[format];
+  if (adapter === undefined) throw new Error(`the ${format} adapter is not registered`);
+  return adapter;
+}
+const kong = registered('kong');
 
 function translate(records: unknown, options: AdapterSettings = settings): AdapterResult {
   const result = kong.translate(Buffer.from(typeof records === 'string' ? records : JSON.stringify(records)), options);

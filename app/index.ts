@@ -364,3 +364,4 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     httpAddress: () => httpAddress,
   };
 }
+export * from './adapt';

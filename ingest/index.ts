@@ -18,3 +18,4 @@ export * from './ingest.consumer';
 export * from './correlation';
 export * from './stages';
 export * from './adapters';
+export * from './adapt.consumer';

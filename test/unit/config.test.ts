@@ -41,6 +41,7 @@ const DEFAULTS: Config = {
     destinations: '[]',
   },
   http: { host: '127.0.0.1', port: 9464 },
+  adapt: { kind: 'gateway' },
   shutdownTimeoutMs: 30_000,
   consumerMaxRestarts: 5,
   logLevel: 'info',
@@ -96,6 +97,12 @@ describe('loadConfig', () => {
       VIGIL_HTTP_PORT: '9100',
       VIGIL_SHUTDOWN_TIMEOUT_MS: '5000',
       VIGIL_CONSUMER_MAX_RESTARTS: '2',
+      VIGIL_ADAPT_SERVICE: 'edge-kong-eu',
+      VIGIL_ADAPT_SOURCE_KIND: 'service',
+      VIGIL_ADAPT_ENVIRONMENT: 'production',
+      VIGIL_ADAPT_INSTANCE: 'kong-1',
+      VIGIL_ADAPT_GROUPS: '{"default":"edge"}',
+      VIGIL_ADAPT_CONSUMER_GROUP: 'adapt-1',
       LOG_LEVEL: 'debug',
     });
     expect(config).toStrictEqual({
@@ -119,6 +126,7 @@ describe('loadConfig', () => {
         destinations: '[]',
       },
       http: { host: '0.0.0.0', port: 9100 },
+      adapt: { service: 'edge-kong-eu', kind: 'service', environment: 'production', instance: 'kong-1', groups: { default: 'edge' }, consumerGroup: 'adapt-1' },
       shutdownTimeoutMs: 5000,
       consumerMaxRestarts: 2,
       logLevel: 'debug',
@@ -233,5 +241,22 @@ describe('invariants between settings', () => {
     expect(configErrorOf({ VIGIL_ALERT_SUPPRESS_MS: 'x', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' }).issues).toEqual([
       'VIGIL_ALERT_SUPPRESS_MS: Invalid input: expected number, received NaN',
     ]);
+  });
+});
+
+describe('VIGIL_ADAPT_GROUPS', () => {
+  it('parses the group map', () => {
+    const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_GROUPS: '{"routes":{"orders":"orders"},"tags":{"pay":"payments"},"default":"edge"}' });
+    expect(config.adapt).toStrictEqual({ service: 'edge-kong', kind: 'gateway', groups: { routes: { orders: 'orders' }, tags: { pay: 'payments' }, default: 'edge' } });
+  });
+
+  it.each([
+    ['{"routes":', /^VIGIL_ADAPT_GROUPS: not valid JSON: /],
+    ['[]', /^VIGIL_ADAPT_GROUPS: expected a JSON object$/],
+    ['{"route":{"a":"b"}}', /^VIGIL_ADAPT_GROUPS: unknown key\(s\) route: expected routes, services, apis, tags or default$/],
+    ['{"services":{"shop":""}}', /^VIGIL_ADAPT_GROUPS\.services\.shop: /],
+    ['{"default":"a\\nb"}', /^VIGIL_ADAPT_GROUPS\.default: must not contain control characters$/],
+  ])('refuses %s naming what is wrong', (value, message) => {
+    expect(configErrorOf({ VIGIL_ADAPT_GROUPS: value }).issues).toEqual([expect.stringMatching(message) as unknown]);
   });
 });

@@ -401,3 +401,4 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     intakeAddress: () => intakeAddress,
   };
 }
+export * from './adapt';

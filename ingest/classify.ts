@@ -18,6 +18,9 @@ export const DEAD_LETTER_REASONS = [
   'time_out_of_range',
   'index_rejected',
   'id_conflict',
+  // Written by `vigil adapt` (ingest/adapt.consumer.ts), which reads a gateway's raw topic.
+  'adapter_unparseable',
+  'adapter_unmapped',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 

@@ -18,3 +18,5 @@ export * from './ingest.consumer';
 export * from './correlation';
 export * from './stages';
 export * from './http-intake';
+export * from './adapters';
+export * from './adapt.consumer';

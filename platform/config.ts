@@ -31,6 +31,28 @@ const NAME = 'name';
 const secret = z.string().min(1);
 const path = z.string().min(1);
 
+/** A name or group as the contract takes it: 1–256 characters, no control character. */
+// eslint-disable-next-line no-control-regex -- the contract refuses exactly these characters
+const label = z.string().min(1).max(256).regex(/^[^\u0000-\u001F\u007F-\u009F]*$/, 'must not contain control characters');
+const groupTable = z.record(z.string().min(1, 'a name must not be empty'), label);
+/** VIGIL_ADAPT_GROUPS: JSON text, parsed, then checked key by key so an error names the entry. */
+const adaptGroups = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      context.addIssue({ code: 'custom', message: `not valid JSON: ${(error as Error).message}` });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z.strictObject(
+      { routes: groupTable.optional(), services: groupTable.optional(), apis: groupTable.optional(), tags: groupTable.optional(), default: label.optional() },
+      { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}: expected routes, services, apis, tags or default` : 'expected a JSON object') },
+    ),
+  );
+
 /**
  * Every environment variable Vigil reads, in the shape of {@link Config}. Nothing else reads
  * `process.env`, and components take these values as required options with no defaults of their
@@ -247,6 +269,24 @@ export const settings = {
       'The steady rate of authenticated requests the intake takes; beyond it and the burst, it answers 429 with `Retry-After`.',
     ),
     burst: setting('VIGIL_INTAKE_BURST', int(1, 100_000).default(100), '1–100000', 'How many requests above the steady rate the intake takes at once (the token bucket’s size).'),
+  },
+  adapt: {
+    service: setting(
+      'VIGIL_ADAPT_SERVICE',
+      label.optional(),
+      '1–256 characters',
+      'The `source.service` of every event `vigil adapt` builds from gateway logs, e.g. `edge-kong-eu`. Required by `vigil adapt` (see [gateways/README.md](gateways/README.md)).',
+    ),
+    kind: setting('VIGIL_ADAPT_SOURCE_KIND', z.enum(['gateway', 'service']).default('gateway'), '`gateway`, `service`', 'The `source.kind` of the events `vigil adapt` builds.'),
+    environment: setting('VIGIL_ADAPT_ENVIRONMENT', label.optional(), '1–256 characters', 'The `source.environment` of the events `vigil adapt` builds, e.g. `production`.'),
+    instance: setting('VIGIL_ADAPT_INSTANCE', label.optional(), '1–256 characters', 'The `source.instance` of an event whose record names no host of its own (Kong logs none; APISIX logs its hostname).'),
+    groups: setting(
+      'VIGIL_ADAPT_GROUPS',
+      adaptGroups.optional(),
+      'a JSON object: `routes`, `services`, `apis`, `tags` (each name → group) and `default`',
+      'The policy group of each gateway route, service, API or tag: exact route first, then service, API, tag and `default`. Required by `vigil adapt`; a record with a policy event that no entry maps is dead-lettered as `adapter_unmapped` (see [gateways/README.md](gateways/README.md#groups)).',
+    ),
+    consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>`.'),
   },
   shutdownTimeoutMs: setting(
     'VIGIL_SHUTDOWN_TIMEOUT_MS',

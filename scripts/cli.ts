@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createVigil, type Role } from '../app';
+import { createAdapt, createVigil, type Role } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
 import { ConfigError, loadConfig } from '../platform';
@@ -19,6 +19,8 @@ commands:
   run                         run the ingest pipeline until SIGINT/SIGTERM
   intake                      run only the HTTP intake for Kong's http-log plugin (needs
                               VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
+  adapt --format F --topic T  translate a gateway's raw topic T (format kong, apisix, ...) into
+                              contract events until SIGINT/SIGTERM (docs/gateways/README.md)
   demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
        [--no-stack]           from simulated gateways and services, print a summary and write
                               the incident report (--no-stack: use the configured stores as they are)
@@ -114,6 +116,35 @@ async function run(roles?: readonly Role[]): Promise<number> {
   return code;
 }
 
+/**
+ * `vigil adapt`: runs the adapt consumer until SIGINT or SIGTERM (exit 0, after the chunk in hand
+ * is committed) or until it fails for good (exit 1); prints its counters when it stops.
+ */
+async function adapt(args: readonly string[]): Promise<number> {
+  const format = option(args, '--format');
+  const topic = option(args, '--topic');
+  if (format === undefined || topic === undefined) {
+    console.error('usage: vigil adapt --format kong|apisix|... --topic RAW_TOPIC   (settings: VIGIL_ADAPT_SERVICE, VIGIL_ADAPT_GROUPS; see docs/gateways/README.md)');
+    return 2;
+  }
+  const config = loadConfig();
+  const running = createAdapt(config, { format, topic });
+  const log = running.logger.child({ component: 'vigil' });
+  const signalled = new Promise<NodeJS.Signals>((done) => {
+    process.once('SIGINT', () => done('SIGINT'));
+    process.once('SIGTERM', () => done('SIGTERM'));
+  });
+  await running.start();
+  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), running.failure.then((failure) => ({ failure }))]);
+  const stopped = await Promise.race([running.stop().then(() => true), after(config.shutdownTimeoutMs, false)]);
+  console.log(JSON.stringify({ adapt: { format, topic, ...running.stats() } }));
+  if ('failure' in outcome) {
+    log.fatal({ err: outcome.failure }, `vigil adapt failed, exiting with 1: ${outcome.failure.message}`);
+    return 1;
+  }
+  return stopped ? 0 : 1;
+}
+
 /** The CLI's entry point; returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   const [command, sub] = args;
@@ -129,6 +160,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return await run();
       case 'intake':
         return await run(['intake']);
+      case 'adapt':
+        return await adapt(args.slice(1));
       case 'demo': {
         const events = Number(option(args, '--events') ?? '3000');
         if (!Number.isInteger(events) || events < 10 || events > 1_000_000) {

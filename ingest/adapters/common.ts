@@ -122,3 +122,76 @@ export function groupMap(entries: {
     },
   };
 }
+
+/** The JSON root of a message: one record (an object) or a batch (an array of them). */
+export type JsonBatch = { ok: true; records: unknown[] } | { ok: false; message: string };
+
+// Gateways nest a record a few levels deep (Kong's route and service objects); a message nested
+// far deeper is hostile, and JSON.parse's recursion must not meet it.
+const MAX_RECORD_DEPTH = 64;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses a message holding one JSON object or a JSON array of them (Kong's http-log with
+ * `max_batch_size` > 1, APISIX's batch processor). Never throws: what is not JSON, not UTF-8, or
+ * nested past 64 levels is a result naming the fault.
+ */
+export function parseJsonBatch(value: Uint8Array): JsonBatch {
+  if (value.length === 0) return { ok: false, message: 'the message is empty' };
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < value.length; index++) {
+    const byte = value[index];
+    if (inString) {
+      if (byte === 0x5c) index++;
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x7b || byte === 0x5b) {
+      if (++depth > MAX_RECORD_DEPTH) return { ok: false, message: `the JSON nests deeper than ${MAX_RECORD_DEPTH} levels` };
+    } else if (byte === 0x7d || byte === 0x5d) depth--;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(value));
+  } catch (error) {
+    return { ok: false, message: `not valid JSON: ${(error as Error).message}` };
+  }
+  if (Array.isArray(parsed)) return { ok: true, records: parsed };
+  if (typeof parsed === 'object' && parsed !== null) return { ok: true, records: [parsed] };
+  return { ok: false, message: `expected a JSON object or an array of them, got ${parsed === null ? 'null' : typeof parsed}` };
+}
+
+/** A plain object (not an array, not null), or `undefined`. */
+export function objectOf(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+/**
+ * A header from a gateway's header table, whatever case the gateway wrote its name in; a
+ * repeated header (an array, as nginx gives it) reads as its first value.
+ */
+export function headerValue(headers: unknown, name: string): string | undefined {
+  const table = objectOf(headers);
+  if (table === undefined) return undefined;
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(table)) {
+    if (key.toLowerCase() !== wanted) continue;
+    return present(Array.isArray(value) ? value[0] : value);
+  }
+  return undefined;
+}
+
+// RFC 9110 lets a header hold a tab but never another control character; the contract says the same.
+const CONTROL_BUT_TAB = new RegExp(String.raw`[\u0000-\u0008\u000A-\u001F\u007F-\u009F]`);
+
+/** A User-Agent the contract takes: cut to 1024 characters; one holding a control character is dropped. */
+export function userAgent(value: string | undefined): string | undefined {
+  if (value === undefined || CONTROL_BUT_TAB.test(value)) return undefined;
+  return value.slice(0, 1024);
+}
+
+/** The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`). */
+export function traceIdOf(traceparent: string | undefined): string | undefined {
+  const match = traceparent === undefined ? null : /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent.trim());
+  return match?.[1] !== undefined && !/^0+$/.test(match[1]) ? match[1] : undefined;
+}

@@ -3,9 +3,12 @@ import { tykAdapter } from './tyk';
 import { wso2Adapter } from './wso2';
 import { envoyAdapter } from './envoy';
 import { otlpAdapter } from './otlp';
+import { apisixAdapter } from './apisix';
+import { kongAdapter } from './kong';
 
 export * from './types';
 export * from './common';
+export * from './http-record';
 
 /**
  * Every gateway format `vigil adapt --format` accepts, by name. A new format is one file in this
@@ -16,6 +19,8 @@ export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze(
   wso2: wso2Adapter,
   envoy: envoyAdapter,
   otlp: otlpAdapter,
+  kong: kongAdapter,
+  apisix: apisixAdapter,
 });
 
 /** The adapter for a format, or `undefined` with the list of known ones left to the caller to name. */

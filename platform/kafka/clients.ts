@@ -48,12 +48,15 @@ export function vigilTopics(config: Config): string[] {
   return [policy, invocation, device, deadLetter, detections, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic];
 }
 
-/** Creates the event and dead-letter topics that don't exist yet; leaves existing ones alone. */
-export async function ensureTopics(kafka: Kafka, config: Config): Promise<string[]> {
+/**
+ * Creates the event and dead-letter topics that don't exist yet, and `extra` ones (a raw gateway
+ * topic `vigil adapt` reads); leaves existing ones alone.
+ */
+export async function ensureTopics(kafka: Kafka, config: Config, extra: readonly string[] = []): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const wanted = vigilTopics(config);
+    const wanted = [...new Set([...vigilTopics(config), ...extra])];
     const existing = new Set(await admin.listTopics());
     const missing = wanted.filter((topic) => !existing.has(topic));
     if (missing.length > 0) {

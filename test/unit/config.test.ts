@@ -43,6 +43,7 @@ const DEFAULTS: Config = {
   },
   http: { host: '127.0.0.1', port: 9464 },
   intake: { host: '127.0.0.1', port: 9465, topic: 'vigil.raw.kong', maxBodyBytes: 8_388_608, requestsPerSecond: 50, burst: 100 },
+  adapt: { kind: 'gateway' },
   shutdownTimeoutMs: 30_000,
   consumerMaxRestarts: 5,
   logLevel: 'info',
@@ -105,6 +106,12 @@ describe('loadConfig', () => {
       VIGIL_INTAKE_BURST: '20',
       VIGIL_SHUTDOWN_TIMEOUT_MS: '5000',
       VIGIL_CONSUMER_MAX_RESTARTS: '2',
+      VIGIL_ADAPT_SERVICE: 'edge-kong-eu',
+      VIGIL_ADAPT_SOURCE_KIND: 'service',
+      VIGIL_ADAPT_ENVIRONMENT: 'production',
+      VIGIL_ADAPT_INSTANCE: 'kong-1',
+      VIGIL_ADAPT_GROUPS: '{"default":"edge"}',
+      VIGIL_ADAPT_CONSUMER_GROUP: 'adapt-1',
       LOG_LEVEL: 'debug',
     });
     expect(config).toStrictEqual({
@@ -130,6 +137,7 @@ describe('loadConfig', () => {
       },
       http: { host: '0.0.0.0', port: 9100 },
       intake: { host: '0.0.0.0', port: 9101, token: 'token-of-twenty-four-chars', topic: 'raw.kong', maxBodyBytes: 65_536, requestsPerSecond: 10, burst: 20 },
+      adapt: { service: 'edge-kong-eu', kind: 'service', environment: 'production', instance: 'kong-1', groups: { default: 'edge' }, consumerGroup: 'adapt-1' },
       shutdownTimeoutMs: 5000,
       consumerMaxRestarts: 2,
       logLevel: 'debug',
@@ -244,5 +252,22 @@ describe('invariants between settings', () => {
     expect(configErrorOf({ VIGIL_ALERT_SUPPRESS_MS: 'x', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' }).issues).toEqual([
       'VIGIL_ALERT_SUPPRESS_MS: Invalid input: expected number, received NaN',
     ]);
+  });
+});
+
+describe('VIGIL_ADAPT_GROUPS', () => {
+  it('parses the group map', () => {
+    const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_GROUPS: '{"routes":{"orders":"orders"},"tags":{"pay":"payments"},"default":"edge"}' });
+    expect(config.adapt).toStrictEqual({ service: 'edge-kong', kind: 'gateway', groups: { routes: { orders: 'orders' }, tags: { pay: 'payments' }, default: 'edge' } });
+  });
+
+  it.each([
+    ['{"routes":', /^VIGIL_ADAPT_GROUPS: not valid JSON: /],
+    ['[]', /^VIGIL_ADAPT_GROUPS: expected a JSON object$/],
+    ['{"route":{"a":"b"}}', /^VIGIL_ADAPT_GROUPS: unknown key\(s\) route: expected routes, services, apis, tags or default$/],
+    ['{"services":{"shop":""}}', /^VIGIL_ADAPT_GROUPS\.services\.shop: /],
+    ['{"default":"a\\nb"}', /^VIGIL_ADAPT_GROUPS\.default: must not contain control characters$/],
+  ])('refuses %s naming what is wrong', (value, message) => {
+    expect(configErrorOf({ VIGIL_ADAPT_GROUPS: value }).issues).toEqual([expect.stringMatching(message) as unknown]);
   });
 });

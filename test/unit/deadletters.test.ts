@@ -74,7 +74,7 @@ describe('parseDeadLetterArgs', () => {
   it.each([
     [[], 'a subcommand is needed: list, show or redrive'],
     [['purge'], 'unknown subcommand "purge"; use list, show or redrive'],
-    [['show', '--reason', 'typo'], '--reason: "typo" is not a reason code (empty, too_large, not_json, too_deep, unknown_schema_version, schema_invalid, wrong_topic, time_out_of_range, index_rejected, id_conflict)'],
+    [['show', '--reason', 'typo'], '--reason: "typo" is not a reason code (empty, too_large, not_json, too_deep, unknown_schema_version, schema_invalid, wrong_topic, time_out_of_range, index_rejected, id_conflict, adapter_unparseable, adapter_unmapped)'],
     [['show', '--reason'], '--reason needs a value'],
     [['show', '--reason', '--limit'], '--reason needs a value'],
     [['list', '--limit', '3'], 'unknown option --limit for deadletters list'],

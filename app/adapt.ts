@@ -1,0 +1,119 @@
+/**
+ * The composition root of `vigil adapt`: a sibling of {@link createVigil} for the one part a
+ * gateway's raw topic needs. It builds the adapter settings from configuration (failing fast,
+ * before anything connects), the Kafka client, and the supervised adapt consumer.
+ */
+import type { Kafka } from 'kafkajs';
+import { ADAPTERS, adapterFor, createAdaptConsumer, groupMap, type AdaptConsumer, type AdaptStats, type AdapterSettings } from '../ingest';
+import {
+  ConfigError,
+  Instrumentation,
+  createConsumerSupervisor,
+  createKafka,
+  createLogger,
+  secretsOf,
+  type Config,
+  type ConsumerFailedError,
+  type ConsumerStatus,
+  type Logger,
+} from '../platform';
+
+/**
+ * The adapter settings `VIGIL_ADAPT_*` describe. `vigil adapt` needs a service name and a group
+ * map, which `vigil run` does not, so they are checked here rather than when the config loads.
+ * @throws ConfigError naming each variable that is missing.
+ */
+export function adapterSettingsOf(config: Config): AdapterSettings {
+  const { service, kind, environment, instance, groups } = config.adapt;
+  const problems = [
+    ...(service === undefined ? ['VIGIL_ADAPT_SERVICE: required by vigil adapt (the source.service of the events it builds, e.g. edge-kong-eu)'] : []),
+    ...(groups === undefined ? ['VIGIL_ADAPT_GROUPS: required by vigil adapt (the policy group of each route, service or tag; at least {"default":"<group>"})'] : []),
+  ];
+  if (service === undefined || groups === undefined) throw new ConfigError(problems);
+  return {
+    service,
+    kind,
+    ...(environment !== undefined ? { environment } : {}),
+    ...(instance !== undefined ? { instance } : {}),
+    groups: groupMap(groups),
+  };
+}
+
+/** What `vigil adapt` runs. */
+export interface AdaptOptions {
+  /** The format, a key of `ADAPTERS` (`kong`, `apisix`, ...). */
+  format: string;
+  /** The raw topic the gateway writes to. */
+  topic: string;
+  logger?: Logger;
+  /** A client supplied here is not closed by stop(). */
+  kafka?: Kafka;
+  instrumentation?: Instrumentation;
+  clock?: () => Date;
+}
+
+/** A built `vigil adapt`. */
+export interface Adapt {
+  readonly consumer: AdaptConsumer;
+  readonly logger: Logger;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): AdaptStats;
+  /** Resolves when the consumer crashed past its restart budget; see `Vigil.failure`. */
+  readonly failure: Promise<ConsumerFailedError>;
+  consumers(): ConsumerStatus[];
+}
+
+/**
+ * Builds `vigil adapt` for one format and raw topic.
+ * @throws ConfigError for an unknown format or missing adapter settings, before anything connects.
+ */
+export function createAdapt(config: Config, options: AdaptOptions): Adapt {
+  const adapter = adapterFor(options.format);
+  if (adapter === undefined) throw new ConfigError([`--format: "${options.format}" is not a format vigil adapt knows (${Object.keys(ADAPTERS).join(', ')})`]);
+  if (!/^[a-zA-Z0-9._-]{1,249}$/.test(options.topic)) throw new ConfigError([`--topic: "${options.topic}" is not a Kafka topic name (letters, digits, ".", "_" and "-")`]);
+  const settings = adapterSettingsOf(config);
+  const logger = options.logger ?? createLogger({ level: config.logLevel, secrets: secretsOf(config) });
+  const instrumentation = options.instrumentation ?? new Instrumentation();
+  const kafka = options.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-adapt-${adapter.format}`);
+  const supervisor = createConsumerSupervisor({
+    policy: { maxRestarts: config.consumerMaxRestarts, windowMs: 10 * 60_000, backoff: { initialDelayMs: 1000, maxDelayMs: 30_000 } },
+    logger,
+    instrumentation,
+  });
+  const consumer = createAdaptConsumer({
+    config,
+    kafka: supervisor.kafkaFor('adapt', kafka),
+    logger,
+    adapter,
+    settings,
+    topic: options.topic,
+    groupId: config.adapt.consumerGroup ?? `vigil-adapt-${adapter.format}`,
+    instrumentation,
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  let state: 'new' | 'running' | 'stopped' = 'new';
+  return {
+    consumer,
+    logger,
+    async start() {
+      if (state !== 'new') throw new Error(`vigil adapt cannot start: it is ${state}`);
+      state = 'running';
+      try {
+        await consumer.start();
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+    },
+    async stop() {
+      if (state === 'stopped') return;
+      state = 'stopped';
+      supervisor.stop();
+      await consumer.stop();
+    },
+    stats: () => consumer.stats(),
+    failure: supervisor.failed,
+    consumers: () => supervisor.statuses(),
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * The Kong log object: what `kong.log.serialize()` returns (kong/pdk/log.lua) and every Kong
+ * logging plugin sends: kafka-log (Enterprise) one object per message, http-log (OSS) an array
+ * when `max_batch_size` > 1, file-log one object per line. See docs/gateways/kong.md.
+ *
+ * Kong logs no plugin name, so a policy outcome is read from the status, from who answered
+ * (`source`: `kong` or `upstream`, Kong 3.6+; before it, `latencies.proxy` is -1 when nothing
+ * was proxied) and from the response headers the plugins set (`WWW-Authenticate`, `RateLimit-*`).
+ * Headers prove an outcome; a status alone is a heuristic and is labelled `derived: status`.
+ */
+import { clientIp, contractMethod, headerValue, isoTime, numeric, objectOf, present, splitUri, traceIdOf, userAgent } from './common';
+import {
+  byteCount,
+  challengeOf,
+  identifierOf,
+  latencyOf,
+  stringsOf,
+  translateJsonBatch,
+  type PolicySignal,
+  type RecordRead,
+} from './http-record';
+import type { GatewayAdapter } from './types';
+
+/** How an authentication plugin's challenge names it: scheme → policy name and auth context. */
+const KONG_CHALLENGES: Record<string, Pick<PolicySignal, 'name' | 'authContext'>> = {
+  key: { name: 'kong-key-auth', authContext: 'api_key' },
+  basic: { name: 'kong-basic-auth', authContext: 'basic' },
+  ldap: { name: 'kong-ldap-auth', authContext: 'basic' },
+  hmac: { name: 'kong-hmac-auth' },
+  bearer: { name: 'kong-jwt', authContext: 'jwt' },
+};
+
+/** Whether the gateway itself answered (a plugin's exit), rather than the upstream. */
+function answeredByGateway(raw: Record<string, unknown>): boolean {
+  const source = present(raw.source);
+  if (source === 'kong') return true;
+  if (source === 'upstream') return false;
+  // Before Kong 3.6 there is no `source`: a request never proxied has latencies.proxy -1.
+  const proxy = numeric(objectOf(raw.latencies)?.proxy);
+  if (proxy !== undefined) return proxy < 0;
+  return present(raw.upstream_status) === undefined;
+}
+
+/** The rate-limiting headers Kong's plugins set: `RateLimit-*`, `X-RateLimit-*-<window>`, `Retry-After`. */
+export function rateLimitHeaders(headers: unknown): { present: boolean; exhausted: boolean } {
+  const table = objectOf(headers) ?? {};
+  let found = false;
+  let exhausted = false;
+  for (const [name, value] of Object.entries(table)) {
+    const lower = name.toLowerCase();
+    if (lower === 'retry-after' || lower.startsWith('ratelimit-') || lower.startsWith('x-ratelimit-')) found = true;
+    if (lower === 'ratelimit-remaining' || lower.startsWith('x-ratelimit-remaining')) {
+      if (numeric(Array.isArray(value) ? (value[0] as unknown) : value) === 0) exhausted = true;
+    }
+  }
+  return { present: found, exhausted };
+}
+
+/** The policy outcomes one Kong record proves (or, labelled, suggests). */
+export function kongPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
+  const request = objectOf(raw.request) ?? {};
+  const responseHeaders = objectOf(raw.response)?.headers;
+  const gateway = answeredByGateway(raw);
+  const consumer = objectOf(raw.consumer) ?? objectOf(raw.authenticated_entity);
+  const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
+  const signals: PolicySignal[] = [];
+
+  if (status === 401) {
+    const challenge = gateway ? challengeOf(headerValue(responseHeaders, 'www-authenticate')) : undefined;
+    if (challenge !== undefined) {
+      // oauth2 adds `error="invalid_token"` (RFC 6750) to its Bearer challenge; jwt does not.
+      const known = challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: 'kong-oauth2', authContext: 'oauth2' as const } : KONG_CHALLENGES[challenge.scheme];
+      signals.push({
+        kind: 'authn',
+        outcome: 'fail',
+        name: known?.name ?? `kong-${challenge.scheme}-auth`,
+        reason: challenge.error ?? 'invalid_or_missing_credentials',
+        ...(known?.authContext !== undefined ? { authContext: known.authContext } : {}),
+      });
+    } else {
+      signals.push({ kind: 'authn', outcome: 'fail', name: 'http-401', reason: 'unauthorized', derived: 'status' });
+    }
+  } else if (consumer !== undefined && !anonymous) {
+    // An authentication plugin identified the consumer; Kong logs which credential, not how.
+    const verified = present(objectOf(request.tls)?.client_verify) === 'SUCCESS';
+    signals.push({ kind: 'authn', outcome: 'pass', name: 'kong-auth', reason: 'consumer_authenticated', ...(verified ? { authContext: 'mtls' } : {}) });
+  }
+
+  if (status === 403) {
+    // The body ("You cannot consume this service") is not logged: acl, ip-restriction and
+    // bot-detection all answer 403, so even a consumer's 403 is only likely the acl's.
+    if (!gateway) signals.push({ kind: 'authz', outcome: 'fail', name: 'http-403', reason: 'forbidden', derived: 'status' });
+    else if (consumer !== undefined) signals.push({ kind: 'authz', outcome: 'fail', name: 'kong-acl', reason: 'consumer_not_allowed', derived: 'status' });
+    else signals.push({ kind: 'custom', outcome: 'fail', name: 'kong-403', reason: 'forbidden', derived: 'status' });
+  }
+
+  const limits = rateLimitHeaders(responseHeaders);
+  // rate-limiting answers its `error_code` (429 by default) with the headers, the quota at 0.
+  if (gateway && status >= 400 && ((status === 429 && limits.present) || limits.exhausted)) {
+    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'kong-rate-limiting', reason: 'limit_exceeded' });
+  } else if (status === 429) {
+    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'http-429', reason: 'too_many_requests', derived: 'status' });
+  }
+  return signals;
+}
+
+/** The route the contract wants: Kong's first plain path (a prefix), else `/<route name>`, else the path. */
+function kongRoute(route: Record<string, unknown> | undefined, path: string): string {
+  const first = Array.isArray(route?.paths) ? present(route.paths[0]) : undefined;
+  // A path starting with `~` is a regex, not something to group by.
+  if (first?.startsWith('/') === true) return first;
+  const name = present(route?.name);
+  return name !== undefined ? `/${name}` : path;
+}
+
+/** Reads one Kong log object; see the module comment. */
+export function readKongRecord(raw: Record<string, unknown>): RecordRead {
+  const request = objectOf(raw.request);
+  if (request === undefined) {
+    // The stream subsystem (TCP/TLS routes) logs a `session`, not a request.
+    if (objectOf(raw.session) !== undefined) return { skip: 'not_http' };
+    return { reject: 'adapter_unparseable', message: 'no "request" object: not a Kong log record' };
+  }
+  const methodText = present(request.method);
+  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
+  const method = contractMethod(methodText);
+  if (method === undefined) return { skip: 'method_unsupported' };
+  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
+  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
+  const response = objectOf(raw.response);
+  const status = numeric(response?.status);
+  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
+    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
+  }
+  const time = isoTime(raw.started_at);
+  if (time === undefined) return { reject: 'adapter_unmapped', message: `started_at ${JSON.stringify(raw.started_at)} is not a time in epoch milliseconds` };
+  const route = objectOf(raw.route);
+  const service = objectOf(raw.service);
+  // Groups are configured by name; an unnamed route or service is looked up by its id.
+  const routeKey = identifierOf(route?.name) ?? identifierOf(route?.id);
+  const serviceKey = identifierOf(service?.name) ?? identifierOf(service?.id);
+  const api = serviceKey ?? identifierOf(headerValue(request.headers, 'host'));
+  if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service.name, service.id or Host header to name the API' };
+  const consumer = objectOf(raw.consumer);
+  const consumerId =
+    identifierOf(consumer?.username) ?? identifierOf(consumer?.custom_id) ?? identifierOf(consumer?.id) ?? identifierOf(objectOf(raw.authenticated_entity)?.consumer_id);
+  const userId = identifierOf(headerValue(request.headers, 'x-authenticated-userid'));
+  const ip = clientIp(raw.client_ip);
+  const agent = userAgent(headerValue(request.headers, 'user-agent'));
+  const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
+  const requestId = identifierOf(request.id);
+  const upstreamService = identifierOf(service?.host);
+  const workspace = identifierOf(raw.workspace_name);
+  const source = present(raw.source);
+  const latencies = objectOf(raw.latencies);
+  const bytesIn = byteCount(numeric(request.size));
+  const bytesOut = byteCount(numeric(response?.size));
+  return {
+    record: {
+      ...(requestId !== undefined ? { requestId } : {}),
+      // No request id (Kong before 3.5): the record's own facts, never anything Vigil adds.
+      fallbackKey: [raw.started_at, raw.client_ip, methodText, request.uri, status, latencies?.request, request.size].map((part) => String(part)).join('|'),
+      ...(traceId !== undefined ? { traceId } : {}),
+      time,
+      method,
+      path: uri.path,
+      route: kongRoute(route, uri.path),
+      status,
+      latencyMs: latencyOf(numeric(latencies?.request)),
+      ...(bytesIn !== undefined ? { bytesIn } : {}),
+      ...(bytesOut !== undefined ? { bytesOut } : {}),
+      api,
+      ...(upstreamService !== undefined ? { upstreamService } : {}),
+      ...(consumerId !== undefined ? { consumerId } : {}),
+      ...(userId !== undefined ? { userId } : {}),
+      ...(ip !== undefined ? { clientIp: ip } : {}),
+      ...(agent !== undefined ? { userAgent: agent } : {}),
+      groupKeys: {
+        ...(routeKey !== undefined ? { route: routeKey } : {}),
+        ...(serviceKey !== undefined ? { service: serviceKey } : {}),
+        tags: [...stringsOf(route?.tags), ...stringsOf(service?.tags)],
+      },
+      labels: {
+        ...(workspace !== undefined ? { workspace } : {}),
+        ...(source !== undefined && /^[a-z_]{1,32}$/.test(source) ? { response_source: source } : {}),
+      },
+      policies: kongPolicies(raw, status),
+    },
+  };
+}
+
+/** The `kong` format: Kong's log object, one per message or an array of them. */
+export const kongAdapter: GatewayAdapter = {
+  format: 'kong',
+  description: "Kong's log object (kafka-log, http-log, file-log; one object or a batch array)",
+  translate: (value, settings) => translateJsonBatch('kong', value, settings, readKongRecord),
+};

@@ -1,0 +1,37 @@
+import { adapterSettingsOf, createAdapt } from '../../app';
+import { ConfigError, loadConfig } from '../../platform';
+
+function issuesOf(run: () => unknown): readonly string[] {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('vigil adapt settings', () => {
+  it('builds the adapter settings from VIGIL_ADAPT_*, the group map resolving most specific first', () => {
+    const settings = adapterSettingsOf(
+      loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_ENVIRONMENT: 'production', VIGIL_ADAPT_GROUPS: '{"routes":{"login":"accounts"},"services":{"shop":"public"},"default":"edge"}' }),
+    );
+    expect({ ...settings, groups: undefined }).toEqual({ service: 'edge-kong', kind: 'gateway', environment: 'production', groups: undefined });
+    expect(settings.groups.resolve({ route: 'login', service: 'shop' })).toBe('accounts');
+    expect(settings.groups.resolve({ route: 'other', service: 'shop' })).toBe('public');
+    expect(settings.groups.resolve({ route: 'other' })).toBe('edge');
+  });
+
+  it('refuses to start without a service name or a group map, naming both', () => {
+    expect(issuesOf(() => adapterSettingsOf(loadConfig({})))).toEqual([
+      'VIGIL_ADAPT_SERVICE: required by vigil adapt (the source.service of the events it builds, e.g. edge-kong-eu)',
+      'VIGIL_ADAPT_GROUPS: required by vigil adapt (the policy group of each route, service or tag; at least {"default":"<group>"})',
+    ]);
+  });
+
+  it('refuses an unknown format or a bad topic before connecting to anything', () => {
+    const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' });
+    expect(issuesOf(() => createAdapt(config, { format: 'nginx', topic: 'raw' }))).toEqual(['--format: "nginx" is not a format vigil adapt knows (kong, apisix)']);
+    expect(issuesOf(() => createAdapt(config, { format: 'kong', topic: 'raw topic' }))).toEqual(['--topic: "raw topic" is not a Kafka topic name (letters, digits, ".", "_" and "-")']);
+  });
+});

@@ -1,0 +1,285 @@
+import { ADAPTERS, adapterFor, eventId, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
+import { eventSchema, type VigilEventInput } from '../../schemas';
+import { REFUSALS, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
+
+const settings: AdapterSettings = {
+  service: 'edge-kong-eu',
+  kind: 'gateway',
+  environment: 'production',
+  instance: 'kong-node-1',
+  groups: groupMap({ routes: { 'orders-route': 'orders' }, services: { 'accounts-svc': 'accounts' }, tags: { payments: 'payments' } }),
+};
+
+const T = new Date('2026-11-27T10:00:00.812Z');
+const call = (overrides: Partial<GatewayCall> = {}): GatewayCall => ({
+  requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d',
+  time: T,
+  clientIp: '203.0.113.7',
+  method: 'GET',
+  uri: '/orders/8812?expand=items',
+  status: 200,
+  latencyMs: 37,
+  service: 'orders-svc',
+  route: { name: 'orders-route', paths: ['/orders'] },
+  ...overrides,
+});
+
+function registered(format: string): GatewayAdapter {
+  const adapter = ADAPTERS[format];
+  if (adapter === undefined) throw new Error(`the ${format} adapter is not registered`);
+  return adapter;
+}
+const kong = registered('kong');
+
+function translate(records: unknown, options: AdapterSettings = settings): AdapterResult {
+  const result = kong.translate(Buffer.from(typeof records === 'string' ? records : JSON.stringify(records)), options);
+  // Whatever the adapter builds must pass the contract as the pipeline checks it.
+  for (const event of result.events) {
+    const parsed = eventSchema.safeParse(event);
+    if (!parsed.success) throw new Error(`event ${event.id} fails the contract: ${parsed.error.message}`);
+  }
+  return result;
+}
+
+/** The parts of a Kong record the tests damage. */
+interface KongShape {
+  request: { method?: string; uri?: string; url?: string; headers: Record<string, string | undefined>; tls: { client_verify: string } };
+  response: { status: number };
+  started_at: unknown;
+  service: unknown;
+}
+
+const policies = (result: AdapterResult): VigilEventInput[] => result.events.filter((event) => event.family === 'policy');
+const policyOf = (event: VigilEventInput | undefined): Record<string, unknown> | undefined => (event?.family === 'policy' ? (event.policy) : undefined);
+
+describe('the kong adapter', () => {
+  it('is registered by its format name', () => {
+    expect(adapterFor('kong')).toBe(kong);
+    expect(adapterFor('apisix')?.format).toBe('apisix');
+    expect(adapterFor('nope')).toBeUndefined();
+  });
+
+  it('turns an authenticated success into exactly one invocation and one authn pass', () => {
+    const result = translate(kongRecord(call({ consumer: 'partner-acme' })));
+    const envelope = {
+      schemaVersion: 1,
+      time: '2026-11-27T10:00:00.812Z',
+      source: { service: 'edge-kong-eu', kind: 'gateway', instance: 'kong-node-1', environment: 'production' },
+      correlation: { requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d' },
+      actor: { consumerId: 'partner-acme' },
+      client: { ip: '203.0.113.7', userAgent: 'curl/8.5.0' },
+    };
+    const resource = { api: 'orders-svc', method: 'GET', path: '/orders/8812' };
+    expect(result).toEqual({
+      events: [
+        {
+          ...envelope,
+          id: 'kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv',
+          family: 'invocation',
+          labels: { workspace: 'default', response_source: 'upstream', adapter: 'kong' },
+          invocation: { resource, route: '/orders', status: 200, latencyMs: 37, bytesIn: 138, bytesOut: 911, upstreamService: 'orders-svc.internal', group: 'orders' },
+        },
+        {
+          ...envelope,
+          id: 'kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn',
+          family: 'policy',
+          labels: { workspace: 'default', response_source: 'upstream', adapter: 'kong' },
+          policy: { kind: 'authn', name: 'kong-auth', outcome: 'pass', reason: 'consumer_authenticated', group: 'orders', resource },
+        },
+      ],
+      rejected: [],
+      skipped: [],
+    });
+  });
+
+  it('gives an anonymous success its invocation only', () => {
+    const result = translate(kongRecord(call()));
+    expect(result.events.map((event) => event.id)).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
+  });
+
+  it.each([
+    ['key-auth', REFUSALS.kongKeyAuth, { kind: 'authn', name: 'kong-key-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'api_key' }],
+    ['basic-auth', REFUSALS.kongBasicAuth, { kind: 'authn', name: 'kong-basic-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'basic' }],
+    ['oauth2', REFUSALS.kongOauth2, { kind: 'authn', name: 'kong-oauth2', outcome: 'fail', reason: 'invalid_token', authContext: 'oauth2' }],
+    ['jwt', { 'www-authenticate': 'Bearer realm="kong"' }, { kind: 'authn', name: 'kong-jwt', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'jwt' }],
+    ['hmac-auth', { 'www-authenticate': 'hmac realm="kong"' }, { kind: 'authn', name: 'kong-hmac-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials' }],
+  ])('proves a %s refusal from its 401 challenge, with no derived label', (_plugin, headers, expected) => {
+    const result = translate(kongRecord(call({ status: 401, responseHeaders: headers })));
+    const [policy] = policies(result);
+    expect(policy?.id).toBe('kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn');
+    expect(policyOf(policy)).toEqual({ ...expected, group: 'orders', resource: { api: 'orders-svc', method: 'GET', path: '/orders/8812' } });
+    expect(policy?.labels).toEqual({ workspace: 'default', response_source: 'kong', adapter: 'kong' });
+    expect(policies(result)).toHaveLength(1);
+  });
+
+  it('labels a 401 without a challenge, or from the upstream, as derived from the status', () => {
+    for (const record of [kongRecord(call({ status: 401 })), kongRecord(call({ status: 401, source: 'upstream', responseHeaders: REFUSALS.kongKeyAuth }))]) {
+      const [policy] = policies(translate(record));
+      expect(policyOf(policy)).toMatchObject({ kind: 'authn', name: 'http-401', outcome: 'fail' });
+      expect(policy?.labels?.derived).toBe('status');
+    }
+  });
+
+  it('reads a record from before Kong 3.6 (no source) by latencies.proxy', () => {
+    const record = kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth }));
+    delete record.source;
+    expect(policyOf(policies(translate(record))[0])).toMatchObject({ name: 'kong-key-auth' });
+    (record.latencies as Record<string, number>).proxy = 30;
+    expect(policyOf(policies(translate(record))[0])).toMatchObject({ name: 'http-401' });
+  });
+
+  it('makes a 403 an authz failure when a consumer was identified, else a custom one, both derived', () => {
+    const withConsumer = policies(translate(kongRecord(call({ status: 403, consumer: 'partner-acme' }))));
+    expect(withConsumer.map((event) => [event.id, policyOf(event)?.kind, policyOf(event)?.name, policyOf(event)?.outcome, event.labels?.derived])).toEqual([
+      ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn', 'authn', 'kong-auth', 'pass', undefined],
+      ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authz', 'authz', 'kong-acl', 'fail', 'status'],
+    ]);
+    const anonymous = policies(translate(kongRecord(call({ status: 403 }))));
+    expect(anonymous.map((event) => [event.id, policyOf(event)?.kind, policyOf(event)?.name, event.labels?.derived])).toEqual([
+      ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:custom', 'custom', 'kong-403', 'status'],
+    ]);
+  });
+
+  it('proves a rate-limiting refusal from its headers, and labels a bare 429 as derived', () => {
+    const limited = policies(translate(kongRecord(call({ status: 429, consumer: 'partner-acme', responseHeaders: REFUSALS.kongRateLimited }))));
+    expect(limited.map((event) => [event.id, policyOf(event)?.kind, policyOf(event)?.name, policyOf(event)?.reason, event.labels?.derived])).toEqual([
+      ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn', 'authn', 'kong-auth', 'consumer_authenticated', undefined],
+      ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:rate_limit', 'rate_limit', 'kong-rate-limiting', 'limit_exceeded', undefined],
+    ]);
+    const bare = policies(translate(kongRecord(call({ status: 429 }))));
+    expect(bare.map((event) => [policyOf(event)?.name, event.labels?.derived])).toEqual([['http-429', 'status']]);
+    // A custom error_code: the exhausted quota proves it.
+    const custom = policies(translate(kongRecord(call({ status: 418, responseHeaders: REFUSALS.kongRateLimited }))));
+    expect(custom.map((event) => policyOf(event)?.name)).toEqual(['kong-rate-limiting']);
+  });
+
+  it('translates a batch array in order, skipping and counting methods outside the contract', () => {
+    const batch = [
+      kongRecord(call({ requestId: 'a1' + '0'.repeat(30) })),
+      kongRecord(call({ requestId: 'b2' + '0'.repeat(30), method: 'PROPFIND' })),
+      kongRecord(call({ requestId: 'c3' + '0'.repeat(30), method: 'post', status: 201 })),
+    ];
+    const result = translate(batch);
+    expect(result.events.map((event) => event.id)).toEqual([`kong:a1${'0'.repeat(30)}:inv`, `kong:c3${'0'.repeat(30)}:inv`]);
+    expect(result.events[1]?.family === 'invocation' && result.events[1].invocation.resource.method).toBe('POST');
+    expect(result.skipped).toEqual([{ reason: 'method_unsupported', record: 1 }]);
+    expect(result.rejected).toEqual([]);
+  });
+
+  it('skips stream (TCP) records as not_http', () => {
+    const result = translate({ session: { status: 200, received: 10, sent: 20 }, client_ip: '10.0.0.1', started_at: T.getTime() });
+    expect(result).toEqual({ events: [], rejected: [], skipped: [{ reason: 'not_http', record: 0 }] });
+  });
+
+  it('drops the query from the path and stores no secret the record carries', () => {
+    const record = kongRecord(call({ uri: '/orders/8812?apikey=sk_live_query_secret&expand=items', requestHeaders: { 'x-api-key': 'sk_live_header_secret' } }));
+    const result = translate(record);
+    const text = JSON.stringify(result);
+    expect(result.events[0]?.family === 'invocation' && result.events[0].invocation.resource.path).toBe('/orders/8812');
+    for (const secret of ['sk_live_query_secret', 'sk_live_header_secret', 'sk_live_do_not_store_me', 'REDACTED', 'expand=items']) expect(text).not.toContain(secret);
+  });
+
+  it('derives the ids from a hash of the record when there is no request id, the same on every read', () => {
+    const record = kongRecord(call({ requestId: null, status: 401, responseHeaders: REFUSALS.kongKeyAuth }));
+    const first = translate(record).events.map((event) => event.id);
+    const again = translate(JSON.parse(JSON.stringify(record)) as unknown).events.map((event) => event.id);
+    const hash = sha256(`record:${[T.getTime(), '203.0.113.7', 'GET', '/orders/8812?expand=items', 401, 37, 138].join('|')}`).slice(0, 40);
+    expect(first).toEqual([`kong:${hash}:inv`, `kong:${hash}:authn`]);
+    expect(again).toEqual(first);
+    // An empty request.id is a placeholder, not an id.
+    const empty = kongRecord(call({ requestId: null }));
+    (empty.request as Record<string, unknown>).id = '';
+    expect(translate(empty).events[0]?.id).toMatch(/^kong:[0-9a-f]{40}:inv$/);
+    // Another request in the same millisecond from the same client is another record.
+    const other = translate(kongRecord(call({ requestId: null, uri: '/orders/8813' }))).events[0]?.id;
+    expect(other).not.toBe(translate(kongRecord(call({ requestId: null }))).events[0]?.id);
+  });
+
+  it('keeps a long or unusual request id readable only when it is plain, hashing it otherwise', () => {
+    expect(eventId('kong', 'abc def', '', 'inv')).toBe(`kong:${sha256('request:abc def').slice(0, 40)}:inv`);
+    const result = translate(kongRecord(call({ requestId: 'x'.repeat(120) })));
+    expect(result.events[0]?.id).toBe(`kong:${sha256(`request:${'x'.repeat(120)}`).slice(0, 40)}:inv`);
+  });
+
+  it('refuses a record with a policy event but no group, naming what it looked up; maps by tag and default', () => {
+    const unmapped = kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth, service: 'shop', route: { name: 'catalog', paths: ['/catalog'], tags: ['public'] } }));
+    const refused = translate([kongRecord(call()), unmapped]);
+    expect(refused.events.map((event) => event.id)).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
+    expect(refused.rejected).toEqual([
+      {
+        reason: 'adapter_unmapped',
+        record: 1,
+        message: 'record 1: no policy group for route "catalog", service "shop", tags [public]: add one of them (or a default) to VIGIL_ADAPT_GROUPS',
+      },
+    ]);
+    // Without a policy event, an unmapped record is an invocation without a group (optional there).
+    const plain = translate(kongRecord(call({ service: 'shop', route: { name: 'catalog' } })));
+    expect(plain.events[0]?.family === 'invocation' && plain.events[0].invocation.group).toBeUndefined();
+    const byTag = translate(kongRecord(call({ status: 401, service: 'shop', route: { name: 'catalog', tags: ['x', 'payments'] } })));
+    expect(policyOf(policies(byTag)[0])?.group).toBe('payments');
+    const byDefault = translate(unmapped, { ...settings, groups: groupMap({ default: 'edge' }) });
+    expect(policyOf(policies(byDefault)[0])?.group).toBe('edge');
+  });
+
+  it('refuses what is not a Kong record, naming the fault, and keeps the rest of the batch', () => {
+    expect(translate('not json').rejected).toEqual([{ reason: 'adapter_unparseable', record: 0, message: expect.stringMatching(/^not a kong message: not valid JSON/) as unknown }]);
+    expect(translate('42').rejected[0]?.message).toBe('not a kong message: expected a JSON object or an array of them, got number');
+    const mixed = translate([7, { hello: 'world' }, kongRecord(call())]);
+    expect(mixed.rejected).toEqual([
+      { reason: 'adapter_unparseable', record: 0, message: 'record 0: expected a JSON object, got number' },
+      { reason: 'adapter_unparseable', record: 1, message: 'record 1: no "request" object: not a Kong log record' },
+    ]);
+    expect(mixed.events).toHaveLength(1);
+    expect(translate(`${'['.repeat(100)}${']'.repeat(100)}`).rejected[0]?.message).toBe('not a kong message: the JSON nests deeper than 64 levels');
+  });
+
+  it.each([
+    ['request.method', (record: KongShape) => delete record.request.method, 'record 0: request.method is missing'],
+    ['a path', (record: KongShape) => ((record.request.uri = 'orders'), (record.request.url = '-')), 'record 0: request.uri "orders" is not a path starting with "/"'],
+    ['a status', (record: KongShape) => (record.response.status = 0), 'record 0: response.status 0 is not an HTTP status'],
+    ['a time', (record: KongShape) => (record.started_at = 'soon'), 'record 0: started_at "soon" is not a time in epoch milliseconds'],
+    ['an API name', (record: KongShape) => ((record.service = null), delete record.request.headers.host), 'record 0: no service.name, service.id or Host header to name the API'],
+  ])('refuses a record without %s as adapter_unmapped', (_what, damage, message) => {
+    const record = kongRecord(call());
+    damage(record as unknown as KongShape);
+    expect(translate(record)).toEqual({ events: [], rejected: [{ reason: 'adapter_unmapped', record: 0, message }], skipped: [] });
+  });
+
+  it('takes placeholders as absent: an unrouted request, a "-" client IP, a regex route path', () => {
+    const record = kongRecord(call({ status: 404, route: { name: 'x', paths: ['~/orders/\\d+$'] } }));
+    record.client_ip = '-';
+    const [invocation] = translate(record).events;
+    expect(invocation?.client).toEqual({ userAgent: 'curl/8.5.0' });
+    expect(invocation?.family === 'invocation' && invocation.invocation.route).toBe('/x');
+    const unrouted = kongRecord(call({ status: 404 }));
+    unrouted.route = null;
+    unrouted.service = null;
+    const [routeless] = translate(unrouted).events;
+    expect(routeless?.family === 'invocation' && [routeless.invocation.resource.api, routeless.invocation.route]).toEqual(['api.example.com', '/orders/8812']);
+  });
+
+  it('reads the oauth2 user, the trace and an mTLS pass', () => {
+    const record = kongRecord(
+      call({
+        consumer: 'mobile-app',
+        requestHeaders: { 'x-authenticated-userid': 'user-42', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      }),
+    );
+    (record as unknown as KongShape).request.tls.client_verify = 'SUCCESS';
+    const [invocation, pass] = translate(record).events;
+    expect(invocation?.actor).toEqual({ userId: 'user-42', consumerId: 'mobile-app' });
+    expect(invocation?.correlation).toEqual({ requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d', traceId: '4bf92f3577b34da6a3ce929d0e0e4736' });
+    expect(policyOf(pass)?.authContext).toBe('mtls');
+  });
+
+  it('gives no pass to the anonymous consumer', () => {
+    const result = translate(kongRecord(call({ consumer: 'anonymous', requestHeaders: { 'x-anonymous-consumer': 'true' } })));
+    expect(policies(result)).toEqual([]);
+    expect(result.events[0]?.actor).toEqual({ consumerId: 'anonymous' });
+  });
+
+  it('leaves a user agent with a control character out rather than refusing the event', () => {
+    const result = translate(kongRecord(call({ userAgent: 'evil\r\nX-Injected: 1' })));
+    expect(result.events[0]?.client).toEqual({ ip: '203.0.113.7' });
+  });
+});

@@ -16,7 +16,7 @@ import {
 } from '../../dashboards';
 
 const committed = readFileSync(join(__dirname, '..', '..', 'dashboards', 'vigil.ndjson'), 'utf8');
-const lines = committed.trimEnd().split('\n').map((line) => JSON.parse(line) as unknown);
+const lines = committed.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; id: string; attributes: Record<string, unknown> });
 
 /** The templates with one field renamed, as a change to schemas/ would. */
 function renamed(view: keyof ViewMappings, path: string, to: string): ViewMappings {
@@ -36,7 +36,7 @@ describe('the Kibana saved objects', () => {
   });
 
   it('hold the data views, saved searches, a Lens object per panel and the five dashboards', () => {
-    const byType = (type: string): string[] => (lines as { type: string; id: string }[]).filter((object) => object.type === type).map((object) => object.id);
+    const byType = (type: string): string[] => lines.filter((object) => object.type === type).map((object) => object.id);
     expect(byType('index-pattern')).toStrictEqual(['vigil-data-view-events', 'vigil-data-view-detections', 'vigil-data-view-alerts']);
     expect(byType('dashboard')).toHaveLength(5);
     expect(byType('search')).toContain('vigil-search-why-did-this-fire');
@@ -70,9 +70,9 @@ describe('the Kibana saved objects', () => {
   });
 
   it('refuses an object whose shape Kibana would not read, naming the object and the path', () => {
-    const lens = (lines as { type: string }[]).find((object) => object.type === 'lens') as { id: string; attributes: { visualizationType: string } };
+    const lens = lines.find((object) => object.type === 'lens')!;
     expect(schemaProblems({ ...lens, attributes: { ...lens.attributes, visualizationType: 'lnsTagcloud' } })[0]).toMatch(new RegExp(`^${lens.id}: attributes.visualizationType: `));
-    const dashboard = (lines as { type: string }[]).find((object) => object.type === 'dashboard') as { id: string; attributes: Record<string, unknown> };
+    const dashboard = lines.find((object) => object.type === 'dashboard')!;
     expect(schemaProblems({ ...dashboard, attributes: { ...dashboard.attributes, panelsJSON: '[{"type":"lens"' } })).toStrictEqual([`${dashboard.id}: attributes.panelsJSON: not JSON text`]);
   });
 

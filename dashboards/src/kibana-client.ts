@@ -74,6 +74,9 @@ async function call(target: KibanaTarget, path: string, init: RequestInit, what:
   if (response.status === 404 && target.space !== undefined && path.startsWith('/api/saved_objects')) {
     throw new KibanaError(`Kibana at ${target.url} has no space "${target.space}" (HTTP 404 while ${what}): create it or check --space`, 'kibana_import', false);
   }
+  if (path === '/api/status' && (response.status === 400 || response.status === 404)) {
+    throw new KibanaError(`${target.url}/api/status answered HTTP ${response.status}, as Kibana never does: is --kibana Kibana's URL (not Elasticsearch's)? ${text.slice(0, 200)}`, 'kibana_version', false);
+  }
   if (response.status >= 300) {
     throw new KibanaError(`Kibana at ${target.url} answered HTTP ${response.status} while ${what}: ${text.slice(0, 300)}`, 'kibana_import', response.status >= 500 || response.status === 429);
   }

@@ -126,6 +126,20 @@ describe('vigil dashboards install (Kibana HTTP API)', () => {
     }
   });
 
+  it("says when the URL is Elasticsearch's, not Kibana's", async () => {
+    const server = createServer((_request, response) => {
+      response.writeHead(400, { 'content-type': 'application/json' });
+      response.end('{"error":"no handler found for uri [/api/status] and method [GET]"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      await expect(checkKibanaVersion({ url })).rejects.toThrow(`${url}/api/status answered HTTP 400, as Kibana never does: is --kibana Kibana's URL (not Elasticsearch's)?`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('says when the URL answers but is not Kibana', async () => {
     const server = createServer((_request, response) => response.end('<html>nginx</html>'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -20,12 +20,12 @@ function metricAggregation(metric: Metric): Record<string, unknown> | undefined 
   }
 }
 
-function bucketAggregation(bucket: Bucket, interval: string): Record<string, unknown> {
+function bucketAggregation(bucket: Bucket, interval: string, orderBy: string): Record<string, unknown> {
   switch (bucket.kind) {
     case 'date_histogram':
       return { date_histogram: { field: '@timestamp', fixed_interval: interval, min_doc_count: 0 } };
     case 'terms':
-      return { terms: { field: bucket.field, size: bucket.size, order: { _count: 'desc' } } };
+      return { terms: { field: bucket.field, size: bucket.size, order: { [orderBy]: 'desc' } } };
     case 'filters':
       return { filters: { filters: Object.fromEntries(bucket.filters.map((filter) => [filter.label, { bool: { filter: toQueryDsl(filter.where) } }])) } };
   }
@@ -43,9 +43,14 @@ export function panelQuery(panel: PanelSpec, range: { from: string; to: string }
     if (aggregation) metrics[`metric_${index}`] = aggregation;
   });
   let aggs: Record<string, Record<string, unknown>> = metrics;
+  // Lens orders a terms column by the first metric. The innermost terms bucket can do that with
+  // the metric below it (count is _count; a percentile keeps _count, its path needs the percent).
+  const first = panel.metrics[0];
+  const innermostOrder = first && (first.kind === 'max' || first.kind === 'unique_count') ? 'metric_0' : '_count';
   for (let index = panel.buckets.length - 1; index >= 0; index--) {
     const bucket = panel.buckets[index] as Bucket;
-    aggs = { [`bucket_${index}`]: { ...bucketAggregation(bucket, interval), ...(Object.keys(aggs).length > 0 ? { aggs } : {}) } };
+    const orderBy = index === panel.buckets.length - 1 ? innermostOrder : '_count';
+    aggs = { [`bucket_${index}`]: { ...bucketAggregation(bucket, interval, orderBy), ...(Object.keys(aggs).length > 0 ? { aggs } : {}) } };
   }
   return {
     size: 0,

@@ -112,6 +112,8 @@ describe('the query behind a panel', () => {
       bucket_1: { filters: { filters: { '5xx': { bool: { filter: [{ range: { 'http.response.status_code': { gte: 500 } } }] } }, 'below 500': { bool: { filter: [{ range: { 'http.response.status_code': { lt: 500 } } }] } } } } },
     });
     expect(panelQuery(panel('distinct-sources-per-api'), range).aggs.bucket_0?.aggs).toMatchObject({ bucket_1: { aggs: { metric_0: { cardinality: { field: 'source.ip' } } } } });
+    // As Lens: a terms column ordered by the first metric when it is not a count.
+    expect(panelQuery(panel('risk-per-user'), range).aggs.bucket_0).toMatchObject({ terms: { field: 'user.id', order: { metric_0: 'desc' } }, aggs: { metric_0: { max: { field: 'event.risk_score' } } } });
   });
 
   it('reads the rows a panel draws from a response, skipping empty buckets', () => {

@@ -1,6 +1,10 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { KibanaError, checkKibanaVersion, installDashboards, savedObjects, toNdjson } from '../../dashboards';
+import { runDashboards } from '../../scripts/dashboards';
 
 /**
  * `vigil dashboards install` against a loopback server that answers as Kibana's documented API
@@ -149,5 +153,32 @@ describe('vigil dashboards install (Kibana HTTP API)', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+});
+
+describe('vigil dashboards (arguments)', () => {
+  const errors: string[] = [];
+  beforeEach(() => {
+    errors.length = 0;
+    jest.spyOn(console, 'error').mockImplementation((...parts: unknown[]) => void errors.push(parts.join(' ')));
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  it.each([
+    [['install'], "--kibana must be Kibana's http(s) URL"],
+    [['install', '--kibana', 'localhost:5601'], `--kibana must be Kibana's http(s) URL, not "localhost:5601"`],
+    [['install', '--kibana', 'http://k:5601', '--api-key', 'k', '--user', 'u', '--password', 'p'], 'give --api-key or --user, not both'],
+    [['install', '--kibana', 'http://k:5601', '--user', 'u'], '--user and --password go together'],
+    [['import'], 'usage: vigil dashboards install'],
+  ])('refuses %j with exit code 2', async (args, message) => {
+    await expect(runDashboards(args, 'vigil')).resolves.toBe(2);
+    expect(errors.join('\n')).toContain(message);
+  });
+
+  it('exports the NDJSON for the given prefix', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'vigil-dashboards-')), 'out.ndjson');
+    jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    await expect(runDashboards(['export', '--out', out], 'acme')).resolves.toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe(toNdjson(savedObjects('acme')));
   });
 });

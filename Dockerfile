@@ -20,6 +20,7 @@ COPY schemas schemas
 COPY ingest ingest
 COPY detectors detectors
 COPY app app
+COPY dashboards dashboards
 RUN bash scripts/build.sh
 
 FROM ${NODE_IMAGE} AS runtime

@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-SOURCES=(platform schemas ingest detectors app scripts)
+SOURCES=(platform schemas ingest detectors dashboards app scripts)
 SETTINGS=(package.json package-lock.json tsconfig.json tsconfig.build.json ingest/sdk/tsconfig.json ingest/sdk/package.json scripts/build.sh)
 STAMP=dist/.build-stamp
 

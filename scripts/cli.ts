@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
 import { runReport } from './report';
+import { runDashboards } from './dashboards';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -39,6 +40,10 @@ commands:
   deadletters redrive         send chosen dead letters back to their source topic, once the
         --reason R | --from T --to T | --offset TOPIC:P:O  [--dry-run] [--force]
                               cause is fixed (vigil deadletters --help for the details)
+  dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
+                              import Vigil's Kibana data views, dashboards and searches
+                              (overwrite: safe to re-run; docs/dashboards.md)
+  dashboards export [--out FILE]  the same saved objects as NDJSON
   --help                      this text
 
 configuration comes from the environment; see .env.example and docs/configuration.md.`;
@@ -243,6 +248,8 @@ export async function main(args: readonly string[]): Promise<number> {
         }
         return await runReport({ from, to, out });
       }
+      case 'dashboards':
+        return await runDashboards(args.slice(1), loadConfig().indices.prefix);
       case 'deadletters':
         return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));
       case undefined:

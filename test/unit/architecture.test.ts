@@ -130,6 +130,7 @@ describe('module boundaries', () => {
     ['detectors', ['ingest', 'app', 'scripts', 'bench', 'test']],
     ['ingest', ['app', 'scripts', 'bench', 'test']],
     ['app', ['scripts', 'bench', 'test']],
+    ['dashboards', ['ingest', 'detectors', 'app', 'scripts', 'bench', 'test']],
   ] as const)('%s/ imports nothing above it', (folder, above) => {
     const upward = importsOf(folder).filter(isRelative).filter((imported) => above.some((higher) => within(targetOf(imported), higher)));
     expect(upward.map(show)).toEqual([]);

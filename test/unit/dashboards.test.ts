@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DASHBOARDS,
+  TEMPLATE_MAPPINGS,
+  allPanels,
+  fieldProblems,
+  panelQuery,
+  panelRows,
+  referenceProblems,
+  savedObjectSchema,
+  savedObjects,
+  schemaProblems,
+  toNdjson,
+  type ViewMappings,
+} from '../../dashboards';
+
+const committed = readFileSync(join(__dirname, '..', '..', 'dashboards', 'vigil.ndjson'), 'utf8');
+const lines = committed.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string; id: string; attributes: Record<string, unknown> });
+
+/** The templates with one field renamed, as a change to schemas/ would. */
+function renamed(view: keyof ViewMappings, path: string, to: string): ViewMappings {
+  const mappings = structuredClone(TEMPLATE_MAPPINGS);
+  const parts = path.split('.');
+  let node = mappings[view].properties as Record<string, { properties?: Record<string, unknown> }>;
+  for (const part of parts.slice(0, -1)) node = node[part]?.properties as typeof node;
+  const last = parts[parts.length - 1] ?? '';
+  node[to] = node[last] as { properties?: Record<string, unknown> };
+  delete node[last];
+  return mappings;
+}
+
+describe('the Kibana saved objects', () => {
+  it('are committed exactly as the generator writes them (npm run dashboards:build)', () => {
+    expect(committed).toBe(toNdjson(savedObjects('vigil')));
+  });
+
+  it('hold the data views, saved searches, a Lens object per panel and the five dashboards', () => {
+    const byType = (type: string): string[] => lines.filter((object) => object.type === type).map((object) => object.id);
+    expect(byType('index-pattern')).toStrictEqual(['vigil-data-view-events', 'vigil-data-view-detections', 'vigil-data-view-alerts']);
+    expect(byType('dashboard')).toHaveLength(5);
+    expect(byType('search')).toContain('vigil-search-why-did-this-fire');
+    expect(byType('lens')).toHaveLength(allPanels().length);
+  });
+
+  it('every object parses against the schema of its saved object type', () => {
+    expect(lines.flatMap(schemaProblems)).toStrictEqual([]);
+  });
+
+  it('every reference resolves, within the file and within each Lens state', () => {
+    expect(referenceProblems(lines.map((line) => savedObjectSchema.parse(line)))).toStrictEqual([]);
+  });
+
+  it('every field a panel, search or data view uses is in the index templates with a type it can use', () => {
+    expect(fieldProblems()).toStrictEqual([]);
+  });
+
+  it('fails when a template renames a field a panel uses', () => {
+    expect(fieldProblems(renamed('events', 'vigil.route', 'route_template'))).toStrictEqual([
+      'panel requests-per-route (bucket): field vigil.route is not in the events index template',
+      'panel p95-latency-per-route (bucket): field vigil.route is not in the events index template',
+      'data view events (format or label): field vigil.route is not in the events index template',
+    ]);
+  });
+
+  it('fails when a panel aggregates a text field', () => {
+    const panel = { ...allPanels()[0]!, view: 'events' as const, buckets: [{ kind: 'terms' as const, field: 'user_agent.original.text', size: 5 }] };
+    const uses = [{ view: 'events' as const, field: 'user_agent.original.text', where: `panel ${panel.id} (bucket)`, aggregated: true }];
+    expect(fieldProblems(TEMPLATE_MAPPINGS, uses)).toStrictEqual([`panel ${panel.id} (bucket): field user_agent.original.text is text in the events index template, which can't be aggregated`]);
+  });
+
+  it('refuses an object whose shape Kibana would not read, naming the object and the path', () => {
+    const lens = lines.find((object) => object.type === 'lens')!;
+    expect(schemaProblems({ ...lens, attributes: { ...lens.attributes, visualizationType: 'lnsTagcloud' } })[0]).toMatch(new RegExp(`^${lens.id}: attributes.visualizationType: `));
+    const dashboard = lines.find((object) => object.type === 'dashboard')!;
+    expect(schemaProblems({ ...dashboard, attributes: { ...dashboard.attributes, panelsJSON: '[{"type":"lens"' } })).toStrictEqual([`${dashboard.id}: attributes.panelsJSON: not JSON text`]);
+  });
+
+  it('finds a reference to an object that is not in the file, and a panel without its reference', () => {
+    const objects = lines.map((line) => savedObjectSchema.parse(line));
+    const withoutFirstLens = objects.filter((object) => object.id !== 'vigil-lens-open-incidents-by-severity');
+    expect(referenceProblems(withoutFirstLens)).toStrictEqual(['vigil-dashboard-security-overview: reference open-incidents-by-severity:panel_open-incidents-by-severity to lens vigil-lens-open-incidents-by-severity, which is not in the file']);
+    const dashboard = objects.find((object) => object.type === 'dashboard')!;
+    expect(referenceProblems([...objects.filter((object) => object !== dashboard), { ...dashboard, references: dashboard.references.slice(1) }])).toStrictEqual([
+      'vigil-dashboard-security-overview: panel open-incidents-by-severity refers to panel_open-incidents-by-severity, which has no reference',
+    ]);
+  });
+
+  it('uses other ids and index patterns under another prefix', () => {
+    const objects = savedObjects('acme');
+    expect(objects.every((object) => object.id.startsWith('acme-'))).toBe(true);
+    expect(objects.filter((object) => object.type === 'index-pattern').map((object) => object.attributes.title)).toStrictEqual(['acme-events-*', 'acme-detections-*', 'acme-alerts']);
+  });
+});
+
+describe('the query behind a panel', () => {
+  const panel = (id: string): ReturnType<typeof allPanels>[number] => allPanels().find((candidate) => candidate.id === id)!;
+  const range = { from: '2026-11-27T09:00:00Z', to: '2026-11-27T10:00:00Z' };
+
+  it('nests buckets outermost first, metrics inside, with the KQL as a filter', () => {
+    expect(panelQuery(panel('p95-latency-per-route'), range)).toStrictEqual({
+      size: 0,
+      query: { bool: { filter: [{ term: { 'vigil.family': 'invocation' } }, { range: { '@timestamp': { gte: range.from, lte: range.to } } }] } },
+      aggs: {
+        bucket_0: {
+          date_histogram: { field: '@timestamp', fixed_interval: '1m', min_doc_count: 0 },
+          aggs: { bucket_1: { terms: { field: 'vigil.route', size: 10, order: { _count: 'desc' } }, aggs: { metric_0: { percentiles: { field: 'vigil.latency_ms', percents: [95] } } } } },
+        },
+      },
+    });
+    expect(panelQuery(panel('server-error-ratio'), range).aggs.bucket_0?.aggs).toStrictEqual({
+      bucket_1: { filters: { filters: { '5xx': { bool: { filter: [{ range: { 'http.response.status_code': { gte: 500 } } }] } }, 'below 500': { bool: { filter: [{ range: { 'http.response.status_code': { lt: 500 } } }] } } } } },
+    });
+    expect(panelQuery(panel('distinct-sources-per-api'), range).aggs.bucket_0?.aggs).toMatchObject({ bucket_1: { aggs: { metric_0: { cardinality: { field: 'source.ip' } } } } });
+    // As Lens: a terms column ordered by the first metric when it is not a count.
+    expect(panelQuery(panel('risk-per-user'), range).aggs.bucket_0).toMatchObject({ terms: { field: 'user.id', order: { metric_0: 'desc' } }, aggs: { metric_0: { max: { field: 'event.risk_score' } } } });
+  });
+
+  it('reads the rows a panel draws from a response, skipping empty buckets', () => {
+    const aggregations = {
+      bucket_0: {
+        buckets: [
+          { key: 1, key_as_string: 't1', doc_count: 3, bucket_1: { buckets: [{ key: '/v1/checkout', doc_count: 3, metric_0: { values: { '95.0': 812.5 } } }] } },
+          { key: 2, key_as_string: 't2', doc_count: 0, bucket_1: { buckets: [] } },
+        ],
+      },
+    };
+    expect(panelRows(panel('p95-latency-per-route'), aggregations, 3)).toStrictEqual([{ keys: ['t1', '/v1/checkout'], count: 3, metrics: [812.5] }]);
+  });
+
+  it('every dashboard has panels, and panel ids are unique', () => {
+    const ids = allPanels().map((candidate) => candidate.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(DASHBOARDS.every((dashboard) => dashboard.panels.length > 0)).toBe(true);
+  });
+});

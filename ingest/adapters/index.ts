@@ -15,12 +15,12 @@ export * from './http-record';
  * folder exporting a `GatewayAdapter`, and one line here.
  */
 export const ADAPTERS: Readonly<Record<string, GatewayAdapter>> = Object.freeze({
-  tyk: tykAdapter,
-  wso2: wso2Adapter,
-  envoy: envoyAdapter,
-  otlp: otlpAdapter,
   kong: kongAdapter,
   apisix: apisixAdapter,
+  envoy: envoyAdapter,
+  otlp: otlpAdapter,
+  wso2: wso2Adapter,
+  tyk: tykAdapter,
 });
 
 /** The adapter for a format, or `undefined` with the list of known ones left to the caller to name. */

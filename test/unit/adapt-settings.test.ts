@@ -31,7 +31,7 @@ describe('vigil adapt settings', () => {
 
   it('refuses an unknown format or a bad topic before connecting to anything', () => {
     const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' });
-    expect(issuesOf(() => createAdapt(config, { format: 'nginx', topic: 'raw' }))).toEqual(['--format: "nginx" is not a format vigil adapt knows (kong, apisix)']);
+    expect(issuesOf(() => createAdapt(config, { format: 'nginx', topic: 'raw' }))).toEqual(['--format: "nginx" is not a format vigil adapt knows (kong, apisix, envoy, otlp, wso2, tyk)']);
     expect(issuesOf(() => createAdapt(config, { format: 'kong', topic: 'raw topic' }))).toEqual(['--topic: "raw topic" is not a Kafka topic name (letters, digits, ".", "_" and "-")']);
   });
 });

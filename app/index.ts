@@ -302,7 +302,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(pipeline ? { ingest: () => pipeline.stats() } : {}),
     ...(engine ? { engine: () => engine.stats() } : {}),
     ...(alerter ? { alerter: () => alerter.stats() } : {}),
-    ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats() } : {}),
+    ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats(), outbox: () => notifier.outboxStats() } : {}),
     geo: () => geoDatabase,
     ...(intake ? { intake: () => intake.stats() } : {}),
   });

@@ -11,7 +11,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats } from '../detectors';
+import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats, OutboxStats } from '../detectors';
 import type { GeoDatabase, IngestStats, IntakeStats } from '../ingest';
 import { errorMessage, probes, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
 
@@ -30,6 +30,8 @@ export interface ObservabilitySources {
   destinations?: () => Record<string, DestinationStats>;
   /** The HTTP intake's counts, when it runs. */
   intake?: () => IntakeStats;
+  /** The notification outbox's counters (`notifier.outboxStats()`). */
+  outbox?: () => OutboxStats;
   /** The geo database enrichment uses, once opened (undefined before, or when a lookup was supplied instead). */
   geo?: () => GeoDatabase | undefined;
 }
@@ -157,6 +159,14 @@ export function createObservability(sources: ObservabilitySources): Observabilit
         [{ outcome: 'error' }, stats.errors],
       ];
     });
+    // Beside vigil_detections_total{rule}: a rule that costs many evaluations and never fires shows here.
+    totalOf('vigil_rule_evaluations_by_rule_total', 'Rule evaluations by rule and outcome (evaluated, degraded, error); summed over rules, vigil_rule_evaluations_total.', ['rule', 'outcome'], () =>
+      Object.entries(engine().byRule).flatMap(([rule, stats]): [Record<'rule' | 'outcome', string>, number][] => [
+        [{ rule, outcome: 'evaluated' }, stats.evaluations],
+        [{ rule, outcome: 'degraded' }, stats.degraded],
+        [{ rule, outcome: 'error' }, stats.errors],
+      ]),
+    );
     totalOf('vigil_events_late_total', 'Events behind the clock by more than the allowed lateness.', [], () => [[{}, engine().late]]);
   }
   if (alerter) {
@@ -168,6 +178,12 @@ export function createObservability(sources: ObservabilitySources): Observabilit
         [{ change: 'resolved' }, stats.resolved],
       ];
     });
+    totalOf('vigil_alert_changes_resent_total', 'Alert changes found unsent in Redis (after a crash or a failed outbox write) and written to the notification outbox again.', [], () => [[{}, alerter().resent]]);
+  }
+  const { outbox } = sources;
+  if (outbox) {
+    totalOf('vigil_notification_outbox_accepted_total', 'Deliveries (one per alert change and destination) written to the notification outbox.', [], () => [[{}, outbox().accepted]]);
+    totalOf('vigil_notification_outbox_skipped_total', 'Outbox records not sent because their delivery id was delivered before (a copy in the outbox).', [], () => [[{}, outbox().skipped]]);
   }
   if (notifier && destinations) {
     totalOf('vigil_notifications_total', 'Notification deliveries by destination and outcome (sent, retried, failed).', ['destination', 'outcome'], () =>

@@ -49,6 +49,15 @@ export interface DetectionStats {
   errors: number;
   /** Redis round trips made. */
   roundTrips: number;
+  /** `evaluations`, `degraded` and `errors` again, per rule id: which rule costs, which one Redis held back. */
+  byRule: Record<string, RuleEvaluationStats>;
+}
+
+/** One rule's share of the engine's evaluation counters. */
+export interface RuleEvaluationStats {
+  evaluations: number;
+  degraded: number;
+  errors: number;
 }
 
 /** A state item of the batch, with the compiled rule whose plug-in planned it and decides it. */
@@ -103,7 +112,7 @@ export class DetectionEngine {
   private readonly now: () => number;
   /** Instrumentation: `state.round_trip` after each Redis round trip (rule state, then claims). */
   readonly events: Instrumentation;
-  readonly counters: DetectionStats = { events: 0, evaluations: 0, detections: 0, late: 0, degraded: 0, errors: 0, roundTrips: 0 };
+  readonly counters: DetectionStats = { events: 0, evaluations: 0, detections: 0, late: 0, degraded: 0, errors: 0, roundTrips: 0, byRule: {} };
 
   constructor(private readonly options: DetectionEngineOptions) {
     this.ruleSet = options.rules;
@@ -125,7 +134,14 @@ export class DetectionEngine {
   }
 
   stats(): DetectionStats {
-    return { ...this.counters };
+    return { ...this.counters, byRule: structuredClone(this.counters.byRule) };
+  }
+
+  /** Adds to a total and to the rule's share of it, so the two can't disagree. */
+  private count(ruleId: string, counter: keyof RuleEvaluationStats, amount = 1): void {
+    this.counters[counter] += amount;
+    const rule = (this.counters.byRule[ruleId] ??= { evaluations: 0, degraded: 0, errors: 0 });
+    rule[counter] += amount;
   }
 
   /**
@@ -219,7 +235,7 @@ export class DetectionEngine {
           if (!compiled.matches(input)) continue;
           const { key, keyText } = defaultKey(input);
           const context = { key, keyText, now };
-          this.counters.evaluations++;
+          this.count(compiled.rule.id, 'evaluations');
           const evaluation = ruleType.evaluate(input, compiled, context);
           if (evaluation.outcome === 'detected') drafts.push({ compiled, input, context, evaluation });
           continue;
@@ -241,7 +257,9 @@ export class DetectionEngine {
       const matching = entries[index] as PlanEntry[];
       const { ruleType } = compiled;
       if (matching.length === 0 || ruleType.plan === undefined) continue;
+      const settledBefore = batch.settled;
       ruleType.plan(matching, compiled, batch, planned);
+      if (batch.settled > settledBefore) this.count(compiled.rule.id, 'evaluations', batch.settled - settledBefore);
       for (const item of planned) {
         // Once per item, so deciding needs no lookup: the item carries its rule and plug-in.
         const owned = item as Pending;
@@ -251,7 +269,6 @@ export class DetectionEngine {
       }
       planned.length = 0;
     }
-    this.counters.evaluations += batch.settled;
     // Decided (and emitted) event by event, then rule by rule, whichever rule planned first.
     pending.sort((a, b) => a.order - b.order);
     const degraded = pending.length > 0 ? await this.runStateful(pending, drafts, trips.state) : false;
@@ -305,9 +322,9 @@ export class DetectionEngine {
     const firedInBatch = new Map<string, number>();
     pending.forEach((item, index) => {
       const [error, reply] = replies[index] ?? [new Error('no reply'), null];
-      this.counters.evaluations++;
+      this.count(item.compiled.rule.id, 'evaluations');
       if (error) {
-        this.counters.errors++;
+        this.count(item.compiled.rule.id, 'errors');
         this.options.logger?.error({ err: error, ruleId: item.compiled.rule.id }, 'rule state script failed');
         return;
       }
@@ -327,7 +344,7 @@ export class DetectionEngine {
 
   private onStoreDown(pending: Pending[], error: StoreUnavailableError): void {
     if (pending.some((item) => item.compiled.rule.onStateUnavailable === 'pause')) throw error;
-    this.counters.degraded += pending.length;
+    for (const item of pending) this.count(item.compiled.rule.id, 'degraded');
     this.options.logger?.warn({ err: error, skipped: pending.length }, 'Redis unavailable: stateful rules skipped (degraded)');
   }
 

@@ -25,6 +25,18 @@ import { toEventDocument } from './event-document';
 import { resolveDuplicates, type HashedItem } from './id-conflicts';
 import { correlate, decode, type Refused } from './stages';
 
+/** Dead-letter sends the broker may hold at once (every partition's chunks share the producer). */
+const DEAD_LETTER_SENDS_IN_FLIGHT = 5;
+
+/**
+ * How much one fetch may bring per partition, and in all. kafkajs's defaults (1 MiB, 10 MiB) fit
+ * a chunk of ordinary events, but a partition holding oversized or hostile messages then comes
+ * a few messages per fetch, and every fetch is a round of chunks, commits and sends that each
+ * partition's next fetch waits for. 50 MiB in all is the Java consumer's `fetch.max.bytes`.
+ */
+const FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024;
+const FETCH_BYTES = 50 * 1024 * 1024;
+
 /** Counters of one pipeline instance since it started. */
 export interface IngestStats {
   consumed: number;
@@ -97,6 +109,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   };
   let consumer: Consumer | undefined;
   let producer: Producer | undefined;
+  // Dead letters have a producer of their own: under hostile traffic they are most of the bytes
+  // written, and behind them in one request queue the detections of good events would wait.
+  let deadLetterProducer: Producer | undefined;
 
   /** Runs one stage and reports it, when anyone listens (the ids are listed only then). */
   async function timed<T>(stage: PipelineStage, chunk: Chunk, items: number, run: () => Promise<T> | T, events: readonly { event: { id: string } }[] = []): Promise<T> {
@@ -133,9 +148,13 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       const redrive = redriveOf(message.headers);
       return toDeadLetterMessage({ reasonCode, reason, topic, partition, offset: message.offset, value: message.value, originalKey: message.key, ...(redrive ? { redrive } : {}) }, now);
     });
+    const sender = deadLetterProducer;
+    // A chunk is handled only after start() connected the producers.
+    if (!sender) throw new Error('the ingest pipeline handled a chunk before it started');
     await timed('dead-letter', chunk, deadLetters.length, async () => {
-      // One send at a time, in order: the producer keeps one request in flight anyway.
-      for (const batch of deadLetterBatches(deadLetters)) await producer?.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 });
+      // The sends of a chunk go out together: each dead letter has a key of its own (its source
+      // position), so no order among them is worth a round trip per send.
+      await Promise.all(deadLetterBatches(deadLetters).map((batch) => sender.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 })));
     });
   }
 
@@ -256,8 +275,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await installTemplates(elasticsearch, config);
       // Dead letters are keyed by source position: a duplicate from a retry is recognisable.
       producer = createProducer(kafka);
-      await producer.connect();
-      consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000 });
+      deadLetterProducer = createProducer(kafka, { maxInFlightRequests: DEAD_LETTER_SENDS_IN_FLIGHT });
+      await Promise.all([producer.connect(), deadLetterProducer.connect()]);
+      consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000, maxBytesPerPartition: FETCH_BYTES_PER_PARTITION, maxBytes: FETCH_BYTES });
       // A batch no codec can decompress stops the consumer: say which codec, where.
       watchDecodeFailures(consumer, logger, config.consumerGroup);
       await consumer.connect();
@@ -276,7 +296,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       runner.stop();
       await consumer?.disconnect();
       await indexer.flush();
-      await producer?.disconnect();
+      await Promise.all([producer?.disconnect(), deadLetterProducer?.disconnect()]);
       logger.info({ stats: this.stats() }, 'ingest pipeline stopped');
     },
     stats: () => ({ ...structuredClone(stats), pauses: runner.pauses(), ...(deps.detection ? { engine: deps.detection.stats() } : {}) }),

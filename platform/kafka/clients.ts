@@ -81,7 +81,9 @@ export async function ensureTopics(kafka: Kafka, config: Config, extra: readonly
  * A producer of Vigil's own topics (dead letters, detections, notification dead letters): no
  * topic auto-creation, Kafka's default partitioner, and one request in flight so a retried send
  * can't reorder a key's messages.
+ * @param options.maxInFlightRequests more requests in flight, for messages whose keys never repeat
+ *   (dead letters are keyed by their source position), so there is no key order to keep. @defaultValue 1
  */
-export function createProducer(kafka: Kafka): Producer {
-  return kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+export function createProducer(kafka: Kafka, options: { maxInFlightRequests?: number } = {}): Producer {
+  return kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: options.maxInFlightRequests ?? 1, createPartitioner: Partitioners.DefaultPartitioner });
 }

@@ -4,6 +4,9 @@ import type { Logger } from '../logger';
 import { backoffDelay } from '../retry';
 import type { Instrumentation } from '../instrumentation';
 
+/** How often a chunk in hand asks kafkajs to heartbeat (its own interval, 3 s by default, still applies). */
+const HEARTBEAT_EVERY_MS = 1000;
+
 /** A slice of one partition's batch, handled and committed as a unit. */
 export interface Chunk {
   topic: string;
@@ -64,6 +67,12 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       if (stopped || !payload.isRunning() || payload.isStale()) return;
       const chunk = messages.slice(start, start + options.chunkSize);
       const began = performance.now();
+      // kafkajs heartbeats only when asked (and between fetches): a chunk slower than the session
+      // timeout (a slow store, a loaded machine, a chunk of large hostile messages) would have the
+      // member dropped from its group, its commit refused and the chunk redone. So it is asked
+      // while the chunk runs too; kafkajs sends one at most every heartbeat interval and shares a
+      // call in flight. A failure here (a rebalance under way) is left to the heartbeat below.
+      const beating = setInterval(() => void payload.heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
       try {
         await options.handle({ topic, partition, messages: chunk });
       } catch (error) {
@@ -82,6 +91,8 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
         }, delayMs);
         timers.add(timer);
         return;
+      } finally {
+        clearInterval(beating);
       }
       attempts.delete(key);
       const last = chunk[chunk.length - 1];

@@ -618,6 +618,10 @@ describe('the detection engine on the real Redis', () => {
       // Every event went through at least one stateful rule, all in one pipeline.
       expect(engine.stats()).toMatchObject({ events: 100, detections: 0, roundTrips: 1, errors: 0 });
       expect(engine.stats().evaluations).toBeGreaterThanOrEqual(100);
+      // Per rule, the same evaluations: every rule of the set had some, and they add up to the total.
+      const byRule = engine.stats().byRule;
+      expect(Object.keys(byRule).sort()).toEqual(['it-credential-stuffing', 'it-failures-per-user', 'it-impossible-travel', 'it-new-device', 'it-takeover-sequence']);
+      expect(Object.values(byRule).reduce((sum, rule) => sum + rule.evaluations, 0)).toBe(engine.stats().evaluations);
 
       const burst = [0, 1, 2].map((index) => failure(`evt-rt-b${index}`, MINUTE + index * SECOND, { userId: 'u-burst', ip: '198.51.100.50' }));
       expect(await batch(engine, burst)).toHaveLength(1);
@@ -668,6 +672,12 @@ describe('the detection engine on the real Redis', () => {
       const detections = await batch(engine, inputs);
       expect(detections.map((detection) => [detection.ruleId, detection.eventIds])).toEqual([['it-json-threat', ['evt-un-0004']]]);
       expect(engine.stats()).toMatchObject({ degraded: 3, errors: 0 });
+      // Two failures skipped by the threshold rule, one login by the new-device rule; the match rule evaluated once per event.
+      expect(engine.stats().byRule).toMatchObject({
+        'it-failures-per-user': { degraded: 2, evaluations: 0 },
+        'it-new-device': { degraded: 1, evaluations: 0 },
+        'it-json-threat': { degraded: 0, errors: 0 },
+      });
     });
   });
 

@@ -134,6 +134,7 @@ describe('the notification outbox: what the notifier accepted survives a crash',
     await waitFor('the opening at both destinations', () => receiver.received.length >= 2, 30_000);
     await (second.notifier as NonNullable<Vigil['notifier']>).drain();
     expect(second.alerter?.stats().resent).toBe(1);
+    expect(await second.metrics.metrics()).toMatch(/^vigil_alert_changes_resent_total 1$/m);
     const kinds = receiver.received.filter((item) => item.path === '/webhook').map((item) => (item.json as { type: string }).type);
     expect(kinds).toEqual(['vigil.alert.opened']);
     expect(receiver.received.map((item) => item.path).sort()).toEqual(['/pagerduty', '/webhook']);
@@ -153,5 +154,9 @@ describe('the notification outbox: what the notifier accepted survives a crash',
     const ids = webhookIds(receiver.received);
     expect(ids).toHaveLength(2);
     expect(new Set(ids).size).toBe(2);
+    // On /metrics as well: 4 records accepted by the alerter, then the 2 of the copy; the copy's 2 skipped.
+    const metrics = await vigil.metrics.metrics();
+    expect(metrics).toMatch(/^vigil_notification_outbox_accepted_total 6$/m);
+    expect(metrics).toMatch(/^vigil_notification_outbox_skipped_total 2$/m);
   });
 });

@@ -78,6 +78,9 @@ describe('operations', () => {
       expect(sample(metrics.body, 'vigil_consumer_up{component="ingest",group="' + stack.config.consumerGroup + '",state="running"}')).toBe(1);
       expect(metrics.body).toContain('vigil_pipeline_stage_duration_seconds_count{stage="index"}');
       expect(metrics.body).toContain('vigil_state_round_trips_total{operation="rule state",reached="true"}');
+      // Per rule: the invocations reach the request-flood rule of the default pack (a surge rule
+      // evaluates one tally per endpoint and batch, not one per event).
+      expect(sample(metrics.body, 'vigil_rule_evaluations_by_rule_total{rule="request-flood-per-endpoint",outcome="evaluated"}')).toBeGreaterThanOrEqual(1);
       expect(metrics.body).toMatch(new RegExp(`vigil_consumer_lag\\{component="ingest",topic="${stack.config.topics.invocation.replace(/\./g, '\\.')}",partition="\\d"\\} 0`));
       expect((await get(`${base}/nowhere`)).status).toBe(404);
     } finally {

@@ -1,0 +1,129 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@elastic/elasticsearch';
+import type { Redis } from 'ioredis';
+import type { Kafka } from 'kafkajs';
+import { createObservability, type ObservabilitySources } from '../../app/observability';
+import type { GeoDatabase } from '../../ingest';
+import { Instrumentation, createLogger } from '../../platform';
+
+/**
+ * /metrics against the table of docs/operations.md: with every source present, each documented
+ * series is exposed and each exposed series is documented, so neither a series dropped from the
+ * code nor one added without its documentation goes unnoticed. The stores are never called here
+ * (only /readyz would), hence the empty stand-ins.
+ */
+
+/** The metric names of the operations page's metrics table (the `vigil_process_*` row is prom-client's). */
+function documentedMetrics(): string[] {
+  const page = readFileSync(join(__dirname, '../../docs/operations.md'), 'utf8');
+  const table = page.slice(page.indexOf('## Metrics'), page.indexOf('A Prometheus scrape configuration'));
+  return [...table.matchAll(/^\| `(vigil_[a-z_]+)` \|/gm)].map((match) => match[1] ?? '');
+}
+
+/** The metric families of a Prometheus text exposition, by `# TYPE` line. */
+function exposedMetrics(text: string): string[] {
+  return [...text.matchAll(/^# TYPE (vigil_[a-z_]+) /gm)].map((match) => match[1] ?? '').filter((name) => !name.startsWith('vigil_process_'));
+}
+
+/** The value of one sample line, or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+function everySource(instrumentation: Instrumentation): ObservabilitySources {
+  const geo: GeoDatabase = {
+    lookup: () => undefined,
+    info: () => ({ name: 'GeoLite2-City', build: new Date('2026-11-01T00:00:00Z'), origin: '/data/GeoLite2-City.mmdb' }),
+    stats: () => ({ reloaded: 2, refused: 1 }),
+    close: () => undefined,
+  };
+  return {
+    instrumentation,
+    kafka: {} as Kafka,
+    elasticsearch: {} as Client,
+    redis: {} as Redis,
+    logger: createLogger({ level: 'silent' }),
+    consumers: () => [{ component: 'ingest', groupId: 'vigil-ingest', state: 'running', restarts: 1 }],
+    ingest: () => ({
+      consumed: 10,
+      indexed: 7,
+      duplicates: 1,
+      deadLettered: 2,
+      deadLetteredByReason: { not_json: 2 },
+      pauses: 0,
+      detections: 3,
+      detectionsByRule: { 'brute-force': 3 },
+    }),
+    engine: () => ({
+      events: 7,
+      evaluations: 12,
+      detections: 3,
+      late: 1,
+      degraded: 4,
+      errors: 1,
+      roundTrips: 2,
+      byRule: {
+        'brute-force': { evaluations: 9, degraded: 4, errors: 1 },
+        'admin-path': { evaluations: 3, degraded: 0, errors: 0 },
+      },
+    }),
+    alerter: () => ({ detections: 3, invalid: 0, stale: 0, opened: 2, escalated: 1, updated: 0, duplicates: 0, resolved: 1, resent: 5 }),
+    notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
+    destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
+    outbox: () => ({ accepted: 6, skipped: 2 }),
+    geo: () => geo,
+  };
+}
+
+describe('/metrics', () => {
+  it('exposes every series docs/operations.md lists, and lists every series it exposes', async () => {
+    const instrumentation = new Instrumentation();
+    const observability = createObservability(everySource(instrumentation));
+    try {
+      // The bus-fed series appear once something happened.
+      instrumentation.emit('runner.chunk', { component: 'ingest', topic: 'vigil.events.policy', partition: 0, messages: 10, durationMs: 5 });
+      instrumentation.emit('runner.pause', { component: 'ingest', topic: 'vigil.events.policy', partition: 0, attempt: 1, delayMs: 500, error: new Error('es away') });
+      instrumentation.emit('pipeline.stage', { stage: 'index', topic: 'vigil.events.policy', partition: 0, items: 7, startedAt: 0, durationMs: 12, eventIds: [] });
+      instrumentation.emit('state.round_trip', { operation: 'rule state', commands: 2, durationMs: 1, reached: true });
+      instrumentation.emit('consumer.lag', { component: 'ingest', topic: 'vigil.events.policy', partition: 0, lag: 4 });
+      const text = await observability.registry.metrics();
+
+      const documented = documentedMetrics();
+      expect(documented.length).toBeGreaterThan(20);
+      const exposed = exposedMetrics(text);
+      expect(documented.filter((name) => !exposed.includes(name))).toStrictEqual([]);
+      expect(exposed.filter((name) => !documented.includes(name))).toStrictEqual([]);
+    } finally {
+      await observability.close();
+    }
+  });
+
+  it('counts rule evaluations per rule, beside the detections per rule', async () => {
+    const observability = createObservability(everySource(new Instrumentation()));
+    try {
+      const text = await observability.registry.metrics();
+      expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="brute-force",outcome="evaluated"}')).toBe(9);
+      expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="brute-force",outcome="degraded"}')).toBe(4);
+      expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="brute-force",outcome="error"}')).toBe(1);
+      expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="admin-path",outcome="evaluated"}')).toBe(3);
+      expect(sample(text, 'vigil_rule_evaluations_total{outcome="evaluated"}')).toBe(12);
+      expect(sample(text, 'vigil_detections_total{rule="brute-force"}')).toBe(3);
+    } finally {
+      await observability.close();
+    }
+  });
+
+  it("counts the notification outbox's accepted and skipped records and the alerter's resent changes", async () => {
+    const observability = createObservability(everySource(new Instrumentation()));
+    try {
+      const text = await observability.registry.metrics();
+      expect(sample(text, 'vigil_notification_outbox_accepted_total')).toBe(6);
+      expect(sample(text, 'vigil_notification_outbox_skipped_total')).toBe(2);
+      expect(sample(text, 'vigil_alert_changes_resent_total')).toBe(5);
+    } finally {
+      await observability.close();
+    }
+  });
+});

@@ -73,6 +73,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
     notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
     outbox: () => ({ accepted: 6, skipped: 2 }),
+    intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, unavailable: 0 }),
     geo: () => geo,
   };
 }

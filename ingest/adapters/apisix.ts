@@ -5,12 +5,13 @@
  * with `batch_max_size: 1` a message is one object. See docs/gateways/apisix.md.
  *
  * The entry has the Kong log object's shape with other keys, so it shares Kong's frame
- * (`translateJsonBatch`, `httpRecordEvents`, the rate-limit header reading). An APISIX plugin
+ * (`translateJsonBatch`, `recordEvents`, the rate-limit header reading). An APISIX plugin
  * that refuses a request does so before proxying, so an entry with no `upstream` address was
  * answered by APISIX itself.
  */
-import { clientIp, contractMethod, headerValue, isoTime, numeric, objectOf, present, splitUri, traceIdOf, userAgent } from './common';
-import { byteCount, challengeOf, identifierOf, latencyOf, translateJsonBatch, type PolicySignal, type RecordRead } from './http-record';
+import { contractMethod, splitUri } from './common';
+import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
+import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import { rateLimitHeaders } from './kong';
 import type { GatewayAdapter } from './types';
 
@@ -82,18 +83,18 @@ export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   const time = isoTime(typeof raw.start_time === 'number' ? Math.floor(raw.start_time) : raw.start_time);
   if (time === undefined) return { reject: 'adapter_unmapped', message: `start_time ${JSON.stringify(raw.start_time)} is not a time in epoch milliseconds` };
   // `route_name` and `service_name` come from log_format_extra ($route_name, $service_name).
-  const routeKey = identifierOf(raw.route_name) ?? identifierOf(raw.route_id);
-  const serviceKey = identifierOf(raw.service_name) ?? identifierOf(raw.service_id);
-  const api = serviceKey ?? identifierOf(headerValue(request.headers, 'host'));
+  const routeKey = identifierCut(raw.route_name) ?? identifierCut(raw.route_id);
+  const serviceKey = identifierCut(raw.service_name) ?? identifierCut(raw.service_id);
+  const api = serviceKey ?? identifierCut(headerValue(request.headers, 'host'));
   if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service_name, service_id or Host header to name the API' };
-  const consumerId = identifierOf(objectOf(raw.consumer)?.username) ?? identifierOf(raw.consumer_name);
+  const consumerId = identifierCut(objectOf(raw.consumer)?.username) ?? identifierCut(raw.consumer_name);
   const ip = clientIp(raw.client_ip);
-  const agent = userAgent(headerValue(request.headers, 'user-agent'));
+  const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
   // The request-id plugin sets X-Request-Id on the request; log_format_extra can add $request_id.
-  const requestId = identifierOf(headerValue(request.headers, 'x-request-id')) ?? identifierOf(raw.request_id);
-  const instance = identifierOf(objectOf(raw.server)?.hostname);
-  const upstreamService = identifierOf(raw.upstream);
+  const requestId = identifierCut(headerValue(request.headers, 'x-request-id')) ?? identifierCut(raw.request_id);
+  const instance = identifierCut(objectOf(raw.server)?.hostname);
+  const upstreamService = identifierCut(raw.upstream);
   const bytesIn = byteCount(numeric(request.size));
   const bytesOut = byteCount(numeric(response?.size));
   return {

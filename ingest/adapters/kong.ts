@@ -8,17 +8,9 @@
  * was proxied) and from the response headers the plugins set (`WWW-Authenticate`, `RateLimit-*`).
  * Headers prove an outcome; a status alone is a heuristic and is labelled `derived: status`.
  */
-import { clientIp, contractMethod, headerValue, isoTime, numeric, objectOf, present, splitUri, traceIdOf, userAgent } from './common';
-import {
-  byteCount,
-  challengeOf,
-  identifierOf,
-  latencyOf,
-  stringsOf,
-  translateJsonBatch,
-  type PolicySignal,
-  type RecordRead,
-} from './http-record';
+import { contractMethod, splitUri } from './common';
+import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
+import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import type { GatewayAdapter } from './types';
 
 /** How an authentication plugin's challenge names it: scheme → policy name and auth context. */
@@ -137,20 +129,20 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
   const route = objectOf(raw.route);
   const service = objectOf(raw.service);
   // Groups are configured by name; an unnamed route or service is looked up by its id.
-  const routeKey = identifierOf(route?.name) ?? identifierOf(route?.id);
-  const serviceKey = identifierOf(service?.name) ?? identifierOf(service?.id);
-  const api = serviceKey ?? identifierOf(headerValue(request.headers, 'host'));
+  const routeKey = identifierCut(route?.name) ?? identifierCut(route?.id);
+  const serviceKey = identifierCut(service?.name) ?? identifierCut(service?.id);
+  const api = serviceKey ?? identifierCut(headerValue(request.headers, 'host'));
   if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service.name, service.id or Host header to name the API' };
   const consumer = objectOf(raw.consumer);
   const consumerId =
-    identifierOf(consumer?.username) ?? identifierOf(consumer?.custom_id) ?? identifierOf(consumer?.id) ?? identifierOf(objectOf(raw.authenticated_entity)?.consumer_id);
-  const userId = identifierOf(headerValue(request.headers, 'x-authenticated-userid'));
+    identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id);
+  const userId = identifierCut(headerValue(request.headers, 'x-authenticated-userid'));
   const ip = clientIp(raw.client_ip);
-  const agent = userAgent(headerValue(request.headers, 'user-agent'));
+  const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
-  const requestId = identifierOf(request.id);
-  const upstreamService = identifierOf(service?.host);
-  const workspace = identifierOf(raw.workspace_name);
+  const requestId = identifierCut(request.id);
+  const upstreamService = identifierCut(service?.host);
+  const workspace = identifierCut(raw.workspace_name);
   const source = present(raw.source);
   const latencies = objectOf(raw.latencies);
   const bytesIn = byteCount(numeric(request.size));

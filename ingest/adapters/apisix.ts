@@ -5,64 +5,45 @@
  * with `batch_max_size: 1` a message is one object. See docs/gateways/apisix.md.
  *
  * The entry has the Kong log object's shape with other keys, so it shares Kong's frame
- * (`translateJsonBatch`, `recordEvents`, the rate-limit header reading). An APISIX plugin
+ * (`translateJsonBatch`, `recordEvents`, `gatewayPolicies`). An APISIX plugin
  * that refuses a request does so before proxying, so an entry with no `upstream` address was
  * answered by APISIX itself.
  */
 import { contractMethod, splitUri } from './common';
-import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
+import { byteCount, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
-import { rateLimitHeaders } from './kong';
+import { gatewayPolicies, type GatewayPolicyNames } from './kong';
 import type { GatewayAdapter } from './types';
 
-const APISIX_CHALLENGES: Record<string, Pick<PolicySignal, 'name' | 'authContext'>> = {
-  apikey: { name: 'apisix-key-auth', authContext: 'api_key' },
-  key: { name: 'apisix-key-auth', authContext: 'api_key' },
-  basic: { name: 'apisix-basic-auth', authContext: 'basic' },
-  bearer: { name: 'apisix-jwt-auth', authContext: 'jwt' },
-};
-
-/** The policy outcomes one APISIX entry proves (or, labelled, suggests). */
-export function apisixPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
-  const responseHeaders = objectOf(raw.response)?.headers;
-  const gateway = present(raw.upstream) === undefined;
-  const consumer = objectOf(raw.consumer) !== undefined || present(raw.consumer_name) !== undefined;
-  const signals: PolicySignal[] = [];
-
-  if (status === 401) {
-    const challenge = gateway ? challengeOf(headerValue(responseHeaders, 'www-authenticate')) : undefined;
-    const known = challenge === undefined ? undefined : challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: 'apisix-openid-connect', authContext: 'oauth2' as const } : APISIX_CHALLENGES[challenge.scheme];
-    if (challenge !== undefined) {
-      signals.push({
-        kind: 'authn',
-        outcome: 'fail',
-        name: known?.name ?? `apisix-${challenge.scheme}-auth`,
-        reason: challenge.error ?? 'invalid_or_missing_credentials',
-        ...(known?.authContext !== undefined ? { authContext: known.authContext } : {}),
-      });
-    } else {
-      // jwt-auth and hmac-auth answer 401 without a challenge: the status is all there is.
-      signals.push({ kind: 'authn', outcome: 'fail', name: 'http-401', reason: 'unauthorized', derived: 'status' });
-    }
-  } else if (consumer) {
-    signals.push({ kind: 'authn', outcome: 'pass', name: 'apisix-auth', reason: 'consumer_authenticated' });
-  }
-
-  if (status === 403) {
-    if (!gateway) signals.push({ kind: 'authz', outcome: 'fail', name: 'http-403', reason: 'forbidden', derived: 'status' });
-    else if (consumer) signals.push({ kind: 'authz', outcome: 'fail', name: 'apisix-consumer-restriction', reason: 'consumer_not_allowed', derived: 'status' });
-    else signals.push({ kind: 'custom', outcome: 'fail', name: 'apisix-403', reason: 'forbidden', derived: 'status' });
-  }
-
+const APISIX_NAMES: GatewayPolicyNames = {
+  prefix: 'apisix',
+  challenges: {
+    apikey: { name: 'apisix-key-auth', authContext: 'api_key' },
+    key: { name: 'apisix-key-auth', authContext: 'api_key' },
+    basic: { name: 'apisix-basic-auth', authContext: 'basic' },
+    bearer: { name: 'apisix-jwt-auth', authContext: 'jwt' },
+  },
+  oauth2: 'apisix-openid-connect',
+  consumerDenied: 'apisix-consumer-restriction',
   // limit-count rejects with its `rejected_code` (503 by default) and X-RateLimit-Remaining: 0;
   // limit-req and limit-conn set no header, so their bare 503 stays an unexplained 503.
-  const limits = rateLimitHeaders(responseHeaders);
-  if (gateway && status >= 400 && (limits.exhausted || (status === 429 && limits.present))) {
-    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'apisix-limit-count', reason: 'limit_exceeded' });
-  } else if (status === 429) {
-    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'http-429', reason: 'too_many_requests', derived: 'status' });
-  }
-  return signals;
+  rateLimit: 'apisix-limit-count',
+};
+
+/**
+ * The policy outcomes one APISIX entry proves (or, labelled, suggests). jwt-auth and hmac-auth
+ * answer 401 without a challenge: the status is all there is.
+ */
+export function apisixPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
+  const consumer = objectOf(raw.consumer) !== undefined || present(raw.consumer_name) !== undefined;
+  return gatewayPolicies({
+    status,
+    gateway: present(raw.upstream) === undefined,
+    responseHeaders: objectOf(raw.response)?.headers,
+    consumer,
+    ...(consumer ? { pass: { kind: 'authn', outcome: 'pass', name: 'apisix-auth', reason: 'consumer_authenticated' } } : {}),
+    names: APISIX_NAMES,
+  });
 }
 
 /** Reads one APISIX log entry; see the module comment. */

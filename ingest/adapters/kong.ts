@@ -48,52 +48,93 @@ export function rateLimitHeaders(headers: unknown): { present: boolean; exhauste
   return { present: found, exhausted };
 }
 
-/** The policy outcomes one Kong record proves (or, labelled, suggests). */
-export function kongPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
-  const request = objectOf(raw.request) ?? {};
-  const responseHeaders = objectOf(raw.response)?.headers;
-  const gateway = answeredByGateway(raw);
-  const consumer = objectOf(raw.consumer) ?? objectOf(raw.authenticated_entity);
-  const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
-  const signals: PolicySignal[] = [];
+/** How a Kong-shaped gateway (Kong, APISIX) names the plugins behind its outcomes. */
+export interface GatewayPolicyNames {
+  /** `kong`: an unknown challenge scheme is `<prefix>-<scheme>-auth`, a bare gateway 403 `<prefix>-403`. */
+  prefix: string;
+  /** Challenge scheme → policy name and auth context. */
+  challenges: Readonly<Record<string, Pick<PolicySignal, 'name' | 'authContext'>>>;
+  /** The plugin whose Bearer challenge carries an `error` (RFC 6750): an OAuth2 introspection. */
+  oauth2: string;
+  /** The plugin likely behind a consumer's 403. */
+  consumerDenied: string;
+  /** The plugin that sets the rate-limit headers. */
+  rateLimit: string;
+}
 
+/**
+ * The policy outcomes a Kong-shaped record proves (or, labelled, suggests), from its status,
+ * whether the gateway itself answered, its `WWW-Authenticate` challenge and rate-limit headers:
+ * the reading Kong and APISIX share, each with its own plugin names.
+ */
+export function gatewayPolicies(input: {
+  status: number;
+  gateway: boolean;
+  responseHeaders: unknown;
+  /** Whether the record names a consumer (for a 403). */
+  consumer: boolean;
+  /** The authentication pass the record proves, if any (a consumer an auth plugin identified). */
+  pass?: PolicySignal;
+  names: GatewayPolicyNames;
+}): PolicySignal[] {
+  const { status, gateway, names } = input;
+  const signals: PolicySignal[] = [];
   if (status === 401) {
-    const challenge = gateway ? challengeOf(headerValue(responseHeaders, 'www-authenticate')) : undefined;
+    const challenge = gateway ? challengeOf(headerValue(input.responseHeaders, 'www-authenticate')) : undefined;
     if (challenge !== undefined) {
-      // oauth2 adds `error="invalid_token"` (RFC 6750) to its Bearer challenge; jwt does not.
-      const known = challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: 'kong-oauth2', authContext: 'oauth2' as const } : KONG_CHALLENGES[challenge.scheme];
+      const known = challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: names.oauth2, authContext: 'oauth2' as const } : names.challenges[challenge.scheme];
       signals.push({
         kind: 'authn',
         outcome: 'fail',
-        name: known?.name ?? `kong-${challenge.scheme}-auth`,
+        name: known?.name ?? `${names.prefix}-${challenge.scheme}-auth`,
         reason: challenge.error ?? 'invalid_or_missing_credentials',
         ...(known?.authContext !== undefined ? { authContext: known.authContext } : {}),
       });
     } else {
       signals.push({ kind: 'authn', outcome: 'fail', name: 'http-401', reason: 'unauthorized', derived: 'status' });
     }
-  } else if (consumer !== undefined && !anonymous) {
-    // An authentication plugin identified the consumer; Kong logs which credential, not how.
-    const verified = present(objectOf(request.tls)?.client_verify) === 'SUCCESS';
-    signals.push({ kind: 'authn', outcome: 'pass', name: 'kong-auth', reason: 'consumer_authenticated', ...(verified ? { authContext: 'mtls' } : {}) });
+  } else if (input.pass !== undefined) {
+    signals.push(input.pass);
   }
 
   if (status === 403) {
-    // The body ("You cannot consume this service") is not logged: acl, ip-restriction and
-    // bot-detection all answer 403, so even a consumer's 403 is only likely the acl's.
+    // The body is not logged, and several plugins answer 403 (acl, ip-restriction,
+    // bot-detection; consumer-restriction, ua-restriction), so even a consumer's 403 is only
+    // likely the consumer plugin's.
     if (!gateway) signals.push({ kind: 'authz', outcome: 'fail', name: 'http-403', reason: 'forbidden', derived: 'status' });
-    else if (consumer !== undefined) signals.push({ kind: 'authz', outcome: 'fail', name: 'kong-acl', reason: 'consumer_not_allowed', derived: 'status' });
-    else signals.push({ kind: 'custom', outcome: 'fail', name: 'kong-403', reason: 'forbidden', derived: 'status' });
+    else if (input.consumer) signals.push({ kind: 'authz', outcome: 'fail', name: names.consumerDenied, reason: 'consumer_not_allowed', derived: 'status' });
+    else signals.push({ kind: 'custom', outcome: 'fail', name: `${names.prefix}-403`, reason: 'forbidden', derived: 'status' });
   }
 
-  const limits = rateLimitHeaders(responseHeaders);
-  // rate-limiting answers its `error_code` (429 by default) with the headers, the quota at 0.
-  if (gateway && status >= 400 && ((status === 429 && limits.present) || limits.exhausted)) {
-    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'kong-rate-limiting', reason: 'limit_exceeded' });
+  // A limiter answers its own code (Kong's 429, APISIX limit-count's 503) with the headers, the quota at 0.
+  const limits = rateLimitHeaders(input.responseHeaders);
+  if (gateway && status >= 400 && (limits.exhausted || (status === 429 && limits.present))) {
+    signals.push({ kind: 'rate_limit', outcome: 'fail', name: names.rateLimit, reason: 'limit_exceeded' });
   } else if (status === 429) {
     signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'http-429', reason: 'too_many_requests', derived: 'status' });
   }
   return signals;
+}
+
+const KONG_NAMES: GatewayPolicyNames = { prefix: 'kong', challenges: KONG_CHALLENGES, oauth2: 'kong-oauth2', consumerDenied: 'kong-acl', rateLimit: 'kong-rate-limiting' };
+
+/** The policy outcomes one Kong record proves (or, labelled, suggests). */
+export function kongPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
+  const request = objectOf(raw.request) ?? {};
+  const consumer = objectOf(raw.consumer) ?? objectOf(raw.authenticated_entity);
+  const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
+  // An authentication plugin identified the consumer; Kong logs which credential, not how.
+  const verified = present(objectOf(request.tls)?.client_verify) === 'SUCCESS';
+  const pass: PolicySignal | undefined =
+    consumer !== undefined && !anonymous ? { kind: 'authn', outcome: 'pass', name: 'kong-auth', reason: 'consumer_authenticated', ...(verified ? { authContext: 'mtls' } : {}) } : undefined;
+  return gatewayPolicies({
+    status,
+    gateway: answeredByGateway(raw),
+    responseHeaders: objectOf(raw.response)?.headers,
+    consumer: consumer !== undefined,
+    ...(pass !== undefined ? { pass } : {}),
+    names: KONG_NAMES,
+  });
 }
 
 /** The route the contract wants: Kong's first plain path (a prefix), else `/<route name>`, else the path. */

@@ -9,10 +9,9 @@
  * that refuses a request does so before proxying, so an entry with no `upstream` address was
  * answered by APISIX itself.
  */
-import { contractMethod, splitUri } from './common';
 import { byteCount, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
-import { gatewayPolicies, type GatewayPolicyNames } from './kong';
+import { gatewayPolicies, requestLine, type GatewayPolicyNames } from './kong';
 import type { GatewayAdapter } from './types';
 
 const APISIX_NAMES: GatewayPolicyNames = {
@@ -50,17 +49,9 @@ export function apisixPolicies(raw: Record<string, unknown>, status: number): Po
 export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   const request = objectOf(raw.request);
   if (request === undefined) return { reject: 'adapter_unparseable', message: 'no "request" object: not an APISIX log entry (a custom log_format must keep the default entry; use log_format_extra)' };
-  const methodText = present(request.method);
-  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
-  const method = contractMethod(methodText);
-  if (method === undefined) return { skip: 'method_unsupported' };
-  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
-  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
-  const response = objectOf(raw.response);
-  const status = numeric(response?.status);
-  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
-    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
-  }
+  const line = requestLine(request, raw.response);
+  if ('skip' in line || 'reject' in line) return line;
+  const { methodText, method, uri, response, status } = line;
   const time = isoTime(typeof raw.start_time === 'number' ? Math.floor(raw.start_time) : raw.start_time);
   if (time === undefined) return { reject: 'adapter_unmapped', message: `start_time ${JSON.stringify(raw.start_time)} is not a time in epoch milliseconds` };
   // `route_name` and `service_name` come from log_format_extra ($route_name, $service_name).

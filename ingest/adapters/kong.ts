@@ -8,7 +8,7 @@
  * was proxied) and from the response headers the plugins set (`WWW-Authenticate`, `RateLimit-*`).
  * Headers prove an outcome; a status alone is a heuristic and is labelled `derived: status`.
  */
-import { contractMethod, splitUri } from './common';
+import { contractMethod, splitUri, type ContractMethod } from './common';
 import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import type { GatewayAdapter } from './types';
@@ -146,6 +146,28 @@ function kongRoute(route: Record<string, unknown> | undefined, path: string): st
   return name !== undefined ? `/${name}` : path;
 }
 
+/**
+ * The method, path and status a Kong-shaped record (Kong's log object, APISIX's entry) must carry,
+ * or why it is skipped or refused.
+ */
+export function requestLine(
+  request: Record<string, unknown>,
+  responseValue: unknown,
+): { methodText: string; method: ContractMethod; uri: { path: string }; response: Record<string, unknown> | undefined; status: number } | Exclude<RecordRead, { record: unknown }> {
+  const methodText = present(request.method);
+  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
+  const method = contractMethod(methodText);
+  if (method === undefined) return { skip: 'method_unsupported' };
+  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
+  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
+  const response = objectOf(responseValue);
+  const status = numeric(response?.status);
+  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
+    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
+  }
+  return { methodText, method, uri, response, status };
+}
+
 /** Reads one Kong log object; see the module comment. */
 export function readKongRecord(raw: Record<string, unknown>): RecordRead {
   const request = objectOf(raw.request);
@@ -154,17 +176,9 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
     if (objectOf(raw.session) !== undefined) return { skip: 'not_http' };
     return { reject: 'adapter_unparseable', message: 'no "request" object: not a Kong log record' };
   }
-  const methodText = present(request.method);
-  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
-  const method = contractMethod(methodText);
-  if (method === undefined) return { skip: 'method_unsupported' };
-  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
-  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
-  const response = objectOf(raw.response);
-  const status = numeric(response?.status);
-  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
-    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
-  }
+  const line = requestLine(request, raw.response);
+  if ('skip' in line || 'reject' in line) return line;
+  const { methodText, method, uri, response, status } = line;
   const time = isoTime(raw.started_at);
   if (time === undefined) return { reject: 'adapter_unmapped', message: `started_at ${JSON.stringify(raw.started_at)} is not a time in epoch milliseconds` };
   const route = objectOf(raw.route);

@@ -5,95 +5,68 @@
  * with `batch_max_size: 1` a message is one object. See docs/gateways/apisix.md.
  *
  * The entry has the Kong log object's shape with other keys, so it shares Kong's frame
- * (`translateJsonBatch`, `httpRecordEvents`, the rate-limit header reading). An APISIX plugin
+ * (`translateJsonBatch`, `recordEvents`, `gatewayPolicies`). An APISIX plugin
  * that refuses a request does so before proxying, so an entry with no `upstream` address was
  * answered by APISIX itself.
  */
-import { clientIp, contractMethod, headerValue, isoTime, numeric, objectOf, present, splitUri, traceIdOf, userAgent } from './common';
-import { byteCount, challengeOf, identifierOf, latencyOf, translateJsonBatch, type PolicySignal, type RecordRead } from './http-record';
-import { rateLimitHeaders } from './kong';
+import { byteCount, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
+import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
+import { gatewayPolicies, requestLine, type GatewayPolicyNames } from './kong';
 import type { GatewayAdapter } from './types';
 
-const APISIX_CHALLENGES: Record<string, Pick<PolicySignal, 'name' | 'authContext'>> = {
-  apikey: { name: 'apisix-key-auth', authContext: 'api_key' },
-  key: { name: 'apisix-key-auth', authContext: 'api_key' },
-  basic: { name: 'apisix-basic-auth', authContext: 'basic' },
-  bearer: { name: 'apisix-jwt-auth', authContext: 'jwt' },
-};
-
-/** The policy outcomes one APISIX entry proves (or, labelled, suggests). */
-export function apisixPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
-  const responseHeaders = objectOf(raw.response)?.headers;
-  const gateway = present(raw.upstream) === undefined;
-  const consumer = objectOf(raw.consumer) !== undefined || present(raw.consumer_name) !== undefined;
-  const signals: PolicySignal[] = [];
-
-  if (status === 401) {
-    const challenge = gateway ? challengeOf(headerValue(responseHeaders, 'www-authenticate')) : undefined;
-    const known = challenge === undefined ? undefined : challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: 'apisix-openid-connect', authContext: 'oauth2' as const } : APISIX_CHALLENGES[challenge.scheme];
-    if (challenge !== undefined) {
-      signals.push({
-        kind: 'authn',
-        outcome: 'fail',
-        name: known?.name ?? `apisix-${challenge.scheme}-auth`,
-        reason: challenge.error ?? 'invalid_or_missing_credentials',
-        ...(known?.authContext !== undefined ? { authContext: known.authContext } : {}),
-      });
-    } else {
-      // jwt-auth and hmac-auth answer 401 without a challenge: the status is all there is.
-      signals.push({ kind: 'authn', outcome: 'fail', name: 'http-401', reason: 'unauthorized', derived: 'status' });
-    }
-  } else if (consumer) {
-    signals.push({ kind: 'authn', outcome: 'pass', name: 'apisix-auth', reason: 'consumer_authenticated' });
-  }
-
-  if (status === 403) {
-    if (!gateway) signals.push({ kind: 'authz', outcome: 'fail', name: 'http-403', reason: 'forbidden', derived: 'status' });
-    else if (consumer) signals.push({ kind: 'authz', outcome: 'fail', name: 'apisix-consumer-restriction', reason: 'consumer_not_allowed', derived: 'status' });
-    else signals.push({ kind: 'custom', outcome: 'fail', name: 'apisix-403', reason: 'forbidden', derived: 'status' });
-  }
-
+const APISIX_NAMES: GatewayPolicyNames = {
+  prefix: 'apisix',
+  challenges: {
+    apikey: { name: 'apisix-key-auth', authContext: 'api_key' },
+    key: { name: 'apisix-key-auth', authContext: 'api_key' },
+    basic: { name: 'apisix-basic-auth', authContext: 'basic' },
+    bearer: { name: 'apisix-jwt-auth', authContext: 'jwt' },
+  },
+  oauth2: 'apisix-openid-connect',
+  consumerDenied: 'apisix-consumer-restriction',
   // limit-count rejects with its `rejected_code` (503 by default) and X-RateLimit-Remaining: 0;
   // limit-req and limit-conn set no header, so their bare 503 stays an unexplained 503.
-  const limits = rateLimitHeaders(responseHeaders);
-  if (gateway && status >= 400 && (limits.exhausted || (status === 429 && limits.present))) {
-    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'apisix-limit-count', reason: 'limit_exceeded' });
-  } else if (status === 429) {
-    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'http-429', reason: 'too_many_requests', derived: 'status' });
-  }
-  return signals;
+  rateLimit: 'apisix-limit-count',
+};
+
+/**
+ * The policy outcomes one APISIX entry proves (or, labelled, suggests). jwt-auth and hmac-auth
+ * answer 401 without a challenge: the status is all there is.
+ */
+export function apisixPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
+  const consumer = objectOf(raw.consumer) !== undefined || present(raw.consumer_name) !== undefined;
+  return gatewayPolicies({
+    status,
+    gateway: present(raw.upstream) === undefined,
+    responseHeaders: objectOf(raw.response)?.headers,
+    consumer,
+    ...(consumer ? { pass: { kind: 'authn', outcome: 'pass', name: 'apisix-auth', reason: 'consumer_authenticated' } } : {}),
+    names: APISIX_NAMES,
+  });
 }
 
 /** Reads one APISIX log entry; see the module comment. */
 export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   const request = objectOf(raw.request);
   if (request === undefined) return { reject: 'adapter_unparseable', message: 'no "request" object: not an APISIX log entry (a custom log_format must keep the default entry; use log_format_extra)' };
-  const methodText = present(request.method);
-  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
-  const method = contractMethod(methodText);
-  if (method === undefined) return { skip: 'method_unsupported' };
-  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
-  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
-  const response = objectOf(raw.response);
-  const status = numeric(response?.status);
-  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
-    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
-  }
+  const line = requestLine(request, raw.response);
+  if ('skip' in line || 'reject' in line) return line;
+  const { methodText, method, uri, response, status } = line;
   const time = isoTime(typeof raw.start_time === 'number' ? Math.floor(raw.start_time) : raw.start_time);
   if (time === undefined) return { reject: 'adapter_unmapped', message: `start_time ${JSON.stringify(raw.start_time)} is not a time in epoch milliseconds` };
   // `route_name` and `service_name` come from log_format_extra ($route_name, $service_name).
-  const routeKey = identifierOf(raw.route_name) ?? identifierOf(raw.route_id);
-  const serviceKey = identifierOf(raw.service_name) ?? identifierOf(raw.service_id);
-  const api = serviceKey ?? identifierOf(headerValue(request.headers, 'host'));
+  const routeKey = identifierCut(raw.route_name) ?? identifierCut(raw.route_id);
+  const serviceKey = identifierCut(raw.service_name) ?? identifierCut(raw.service_id);
+  const api = serviceKey ?? identifierCut(headerValue(request.headers, 'host'));
   if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service_name, service_id or Host header to name the API' };
-  const consumerId = identifierOf(objectOf(raw.consumer)?.username) ?? identifierOf(raw.consumer_name);
+  const consumerId = identifierCut(objectOf(raw.consumer)?.username) ?? identifierCut(raw.consumer_name);
   const ip = clientIp(raw.client_ip);
-  const agent = userAgent(headerValue(request.headers, 'user-agent'));
+  const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
   // The request-id plugin sets X-Request-Id on the request; log_format_extra can add $request_id.
-  const requestId = identifierOf(headerValue(request.headers, 'x-request-id')) ?? identifierOf(raw.request_id);
-  const instance = identifierOf(objectOf(raw.server)?.hostname);
-  const upstreamService = identifierOf(raw.upstream);
+  const requestId = identifierCut(headerValue(request.headers, 'x-request-id')) ?? identifierCut(raw.request_id);
+  const instance = identifierCut(objectOf(raw.server)?.hostname);
+  const upstreamService = identifierCut(raw.upstream);
   const bytesIn = byteCount(numeric(request.size));
   const bytesOut = byteCount(numeric(response?.size));
   return {

@@ -60,43 +60,6 @@ export function splitUri(uri: string): { path: string; query?: string } | undefi
   return mark >= 0 ? { path, query: rest.slice(mark + 1) } : { path };
 }
 
-/** A gateway's "no value" placeholders (`-` in Envoy, empty strings) read as absent. */
-export function present(value: unknown): string | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-  if (typeof value !== 'string') return undefined;
-  const trimmed = value.trim();
-  return trimmed === '' || trimmed === '-' ? undefined : trimmed;
-}
-
-/** A number from a number or a numeric string (Envoy's `json_format` renders every value as text). */
-export function numeric(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
-  const text = present(value);
-  if (text === undefined || !/^-?\d+(\.\d+)?$/.test(text)) return undefined;
-  return Number(text);
-}
-
-/** An IP from `ip`, `ip:port`, `[v6]:port` or the first entry of an X-Forwarded-For list. */
-export function clientIp(value: unknown): string | undefined {
-  const text = present(value);
-  if (text === undefined) return undefined;
-  const first = (text.split(',')[0] ?? '').trim();
-  const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d+)?$/.exec(first);
-  if (bracketed) return bracketed[1];
-  const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(first);
-  if (v4WithPort) return v4WithPort[1];
-  return /^[0-9a-fA-F:]+$/.test(first) && first.includes(':') ? first : undefined;
-}
-
-/** Milliseconds since the epoch (or an ISO text) as the RFC 3339 text the contract takes. */
-export function isoTime(value: unknown): string | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return new Date(value).toISOString();
-  const text = present(value);
-  if (text === undefined) return undefined;
-  const millis = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  return Number.isFinite(millis) ? new Date(millis).toISOString() : undefined;
-}
-
 /**
  * The group map from configuration: exact route, then service, then API, then the first tag
  * with an entry, then the default; `undefined` when none applies and there is no default.
@@ -159,39 +122,4 @@ export function parseJsonBatch(value: Uint8Array): JsonBatch {
   if (Array.isArray(parsed)) return { ok: true, records: parsed };
   if (typeof parsed === 'object' && parsed !== null) return { ok: true, records: [parsed] };
   return { ok: false, message: `expected a JSON object or an array of them, got ${parsed === null ? 'null' : typeof parsed}` };
-}
-
-/** A plain object (not an array, not null), or `undefined`. */
-export function objectOf(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-}
-
-/**
- * A header from a gateway's header table, whatever case the gateway wrote its name in; a
- * repeated header (an array, as nginx gives it) reads as its first value.
- */
-export function headerValue(headers: unknown, name: string): string | undefined {
-  const table = objectOf(headers);
-  if (table === undefined) return undefined;
-  const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(table)) {
-    if (key.toLowerCase() !== wanted) continue;
-    return present(Array.isArray(value) ? value[0] : value);
-  }
-  return undefined;
-}
-
-// RFC 9110 lets a header hold a tab but never another control character; the contract says the same.
-const CONTROL_BUT_TAB = new RegExp(String.raw`[\u0000-\u0008\u000A-\u001F\u007F-\u009F]`);
-
-/** A User-Agent the contract takes: cut to 1024 characters; one holding a control character is dropped. */
-export function userAgent(value: string | undefined): string | undefined {
-  if (value === undefined || CONTROL_BUT_TAB.test(value)) return undefined;
-  return value.slice(0, 1024);
-}
-
-/** The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`). */
-export function traceIdOf(traceparent: string | undefined): string | undefined {
-  const match = traceparent === undefined ? null : /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent.trim());
-  return match?.[1] !== undefined && !/^0+$/.test(match[1]) ? match[1] : undefined;
 }

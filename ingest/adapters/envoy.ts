@@ -1,6 +1,8 @@
-import { clientIp, isoTime, numeric, present } from './common';
-import { accessRecordEvents, statusSignal, type AccessRecord, type AccessSignal } from './access-record';
-import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
+import { isIP } from 'node:net';
+import { contractMethod, splitUri } from './common';
+import { clientIp, hasControl, identifierText, isoTime, numeric, present, userAgentCut } from './fields';
+import { recordEvents, type PolicySignal } from './record-events';
+import type { AdapterResult, AdapterSettings, GatewayAdapter, GroupKeys } from './types';
 
 /**
  * Envoy-family JSON access logs: Istio's default JSON (`EnvoyJSONLogFormatIstio`), Envoy
@@ -123,6 +125,132 @@ export interface EnvoyOptions {
 
 type Json = Record<string, unknown>;
 
+/**
+ * One HTTP request as an access-log format tells it (Envoy's JSON, OTLP's attributes), every
+ * field still optional: {@link accessRecordEvents} checks what the contract requires, naming the
+ * keys it looked up, then hands it to the one builder, `recordEvents`.
+ */
+export interface AccessRecord {
+  /** RFC 3339. */
+  time?: string;
+  requestId?: string;
+  traceId?: string;
+  /** As logged; a method outside the contract skips the record. */
+  method?: string;
+  /** Path, possibly with a query or as an absolute URL; the query is dropped. */
+  uri?: string;
+  /** A route template (`/accounts/{id}`) or a route name (`orders-v1`). */
+  route?: string;
+  status?: number;
+  latencyMs?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  clientIp?: string;
+  userAgent?: string;
+  userId?: string;
+  consumerId?: string;
+  /** `resource.api`: the API the request addressed (authority, `server.address`). */
+  api?: string;
+  upstream?: string;
+  instance?: string;
+  groupKeys: GroupKeys;
+  signals: readonly PolicySignal[];
+  labels?: Record<string, string>;
+  /**
+   * What identifies the record when it has no request id, hashed into the event ids as JSON.
+   * Kept as parts so the text is only built for records that need it.
+   */
+  fallback: readonly unknown[];
+  /** The record's own field names, for messages that say what was looked up. */
+  lookedUp: { path: string; status: string; time: string };
+}
+
+const count = (value: number | undefined): number => (value !== undefined && Number.isInteger(value) && value >= 0 ? value : 0);
+
+/** The route the contract takes: a template as is, a route name under `/`, else the path itself. */
+function contractRoute(route: string | undefined, path: string): string {
+  if (route === undefined || route === '' || hasControl(route)) return path;
+  return route.startsWith('/') ? route : `/${route}`;
+}
+
+const quoted = (value: string | undefined): string => (value === undefined ? '(none)' : JSON.stringify(value));
+
+/**
+ * Checks one access record against what the contract requires and builds its events with
+ * `recordEvents`, or appends one reject or skip to `out`. `index` is the record's position in
+ * the message, for the reject's message.
+ */
+export function accessRecordEvents(format: string, record: AccessRecord, index: number, settings: AdapterSettings, out: AdapterResult): void {
+  const method = contractMethod(record.method);
+  if (method === undefined) {
+    out.skipped.push({ reason: 'method_unsupported', record: index });
+    return;
+  }
+  const target = record.uri === undefined ? undefined : splitUri(record.uri);
+  if (target === undefined) {
+    out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no request path starting with "/" (looked up ${record.lookedUp.path}: ${quoted(record.uri)})` });
+    return;
+  }
+  const status = record.status;
+  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
+    out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no HTTP status 100-599 (looked up ${record.lookedUp.status})` });
+    return;
+  }
+  if (target.path.length > 2048 || hasControl(target.path)) {
+    out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: the path is over 2048 characters or holds a control character, which the contract refuses` });
+    return;
+  }
+  if (record.time === undefined) {
+    out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no time (looked up ${record.lookedUp.time})` });
+    return;
+  }
+  const requestId = identifierText(record.requestId);
+  const traceId = identifierText(record.traceId);
+  const userId = identifierText(record.userId);
+  const consumerId = identifierText(record.consumerId);
+  const ip = record.clientIp !== undefined && isIP(record.clientIp) !== 0 ? record.clientIp : undefined;
+  const agent = userAgentCut(record.userAgent);
+  const api = identifierText(record.api) ?? identifierText(record.groupKeys.service);
+  const upstreamService = identifierText(record.upstream);
+  const instance = identifierText(record.instance);
+  recordEvents(
+    format,
+    {
+      ...(requestId !== undefined ? { requestId } : {}),
+      fallbackKey: requestId === undefined ? JSON.stringify(record.fallback) : '',
+      ...(traceId !== undefined ? { traceId } : {}),
+      time: record.time,
+      method,
+      path: target.path,
+      route: contractRoute(record.route, target.path),
+      status,
+      latencyMs: record.latencyMs ?? 0,
+      bytesIn: count(record.bytesIn),
+      bytesOut: count(record.bytesOut),
+      ...(api !== undefined ? { api } : {}),
+      ...(upstreamService !== undefined ? { upstreamService } : {}),
+      ...(instance !== undefined ? { instance } : {}),
+      ...(userId !== undefined ? { userId } : {}),
+      ...(consumerId !== undefined ? { consumerId } : {}),
+      ...(ip !== undefined ? { clientIp: ip } : {}),
+      ...(agent !== undefined ? { userAgent: agent } : {}),
+      groupKeys: record.groupKeys,
+      ...(record.labels !== undefined ? { labels: record.labels } : {}),
+      policies: record.signals,
+    },
+    index,
+    settings,
+    out,
+  );
+}
+
+/** The policy event a status alone suggests (401, 403, 429), marked as a heuristic. */
+export function statusSignal(status: number | undefined, reason?: string): PolicySignal | undefined {
+  const kind = status === 401 ? 'authn' : status === 403 ? 'authz' : status === 429 ? 'rate_limit' : undefined;
+  if (kind === undefined || status === undefined) return undefined;
+  return { kind, name: `http-${status}`, outcome: 'fail', derived: 'status', ...(reason !== undefined ? { reason } : {}) };
+}
+
 function pick(record: Json, names: readonly string[]): unknown {
   for (const name of names) {
     const value = record[name];
@@ -160,10 +288,10 @@ export function envoyPolicySignals(input: {
   errorType?: string;
   limitReqStatus?: string;
   policyName?: string;
-}): AccessSignal[] {
+}): PolicySignal[] {
   const flags = new Set((input.flags ?? '').split(',').map((flag) => flag.trim()).filter((flag) => flag !== '' && flag !== '-'));
   const details = input.details;
-  const signals: AccessSignal[] = [];
+  const signals: PolicySignal[] = [];
   const jwt = details !== undefined ? JWT_DENIED.exec(details) : null;
   const rbac = details !== undefined ? RBAC_DENIED.exec(details) : null;
   if (jwt) {

@@ -8,7 +8,8 @@ import { kongAdapter } from './kong';
 
 export * from './types';
 export * from './common';
-export * from './http-record';
+export * from './fields';
+export * from './record-events';
 
 /**
  * Every gateway format `vigil adapt --format` accepts, by name. A new format is one file in this

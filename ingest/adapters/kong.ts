@@ -8,17 +8,9 @@
  * was proxied) and from the response headers the plugins set (`WWW-Authenticate`, `RateLimit-*`).
  * Headers prove an outcome; a status alone is a heuristic and is labelled `derived: status`.
  */
-import { clientIp, contractMethod, headerValue, isoTime, numeric, objectOf, present, splitUri, traceIdOf, userAgent } from './common';
-import {
-  byteCount,
-  challengeOf,
-  identifierOf,
-  latencyOf,
-  stringsOf,
-  translateJsonBatch,
-  type PolicySignal,
-  type RecordRead,
-} from './http-record';
+import { contractMethod, splitUri, type ContractMethod } from './common';
+import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
+import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import type { GatewayAdapter } from './types';
 
 /** How an authentication plugin's challenge names it: scheme → policy name and auth context. */
@@ -56,52 +48,93 @@ export function rateLimitHeaders(headers: unknown): { present: boolean; exhauste
   return { present: found, exhausted };
 }
 
-/** The policy outcomes one Kong record proves (or, labelled, suggests). */
-export function kongPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
-  const request = objectOf(raw.request) ?? {};
-  const responseHeaders = objectOf(raw.response)?.headers;
-  const gateway = answeredByGateway(raw);
-  const consumer = objectOf(raw.consumer) ?? objectOf(raw.authenticated_entity);
-  const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
-  const signals: PolicySignal[] = [];
+/** How a Kong-shaped gateway (Kong, APISIX) names the plugins behind its outcomes. */
+export interface GatewayPolicyNames {
+  /** `kong`: an unknown challenge scheme is `<prefix>-<scheme>-auth`, a bare gateway 403 `<prefix>-403`. */
+  prefix: string;
+  /** Challenge scheme → policy name and auth context. */
+  challenges: Readonly<Record<string, Pick<PolicySignal, 'name' | 'authContext'>>>;
+  /** The plugin whose Bearer challenge carries an `error` (RFC 6750): an OAuth2 introspection. */
+  oauth2: string;
+  /** The plugin likely behind a consumer's 403. */
+  consumerDenied: string;
+  /** The plugin that sets the rate-limit headers. */
+  rateLimit: string;
+}
 
+/**
+ * The policy outcomes a Kong-shaped record proves (or, labelled, suggests), from its status,
+ * whether the gateway itself answered, its `WWW-Authenticate` challenge and rate-limit headers:
+ * the reading Kong and APISIX share, each with its own plugin names.
+ */
+export function gatewayPolicies(input: {
+  status: number;
+  gateway: boolean;
+  responseHeaders: unknown;
+  /** Whether the record names a consumer (for a 403). */
+  consumer: boolean;
+  /** The authentication pass the record proves, if any (a consumer an auth plugin identified). */
+  pass?: PolicySignal;
+  names: GatewayPolicyNames;
+}): PolicySignal[] {
+  const { status, gateway, names } = input;
+  const signals: PolicySignal[] = [];
   if (status === 401) {
-    const challenge = gateway ? challengeOf(headerValue(responseHeaders, 'www-authenticate')) : undefined;
+    const challenge = gateway ? challengeOf(headerValue(input.responseHeaders, 'www-authenticate')) : undefined;
     if (challenge !== undefined) {
-      // oauth2 adds `error="invalid_token"` (RFC 6750) to its Bearer challenge; jwt does not.
-      const known = challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: 'kong-oauth2', authContext: 'oauth2' as const } : KONG_CHALLENGES[challenge.scheme];
+      const known = challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: names.oauth2, authContext: 'oauth2' as const } : names.challenges[challenge.scheme];
       signals.push({
         kind: 'authn',
         outcome: 'fail',
-        name: known?.name ?? `kong-${challenge.scheme}-auth`,
+        name: known?.name ?? `${names.prefix}-${challenge.scheme}-auth`,
         reason: challenge.error ?? 'invalid_or_missing_credentials',
         ...(known?.authContext !== undefined ? { authContext: known.authContext } : {}),
       });
     } else {
       signals.push({ kind: 'authn', outcome: 'fail', name: 'http-401', reason: 'unauthorized', derived: 'status' });
     }
-  } else if (consumer !== undefined && !anonymous) {
-    // An authentication plugin identified the consumer; Kong logs which credential, not how.
-    const verified = present(objectOf(request.tls)?.client_verify) === 'SUCCESS';
-    signals.push({ kind: 'authn', outcome: 'pass', name: 'kong-auth', reason: 'consumer_authenticated', ...(verified ? { authContext: 'mtls' } : {}) });
+  } else if (input.pass !== undefined) {
+    signals.push(input.pass);
   }
 
   if (status === 403) {
-    // The body ("You cannot consume this service") is not logged: acl, ip-restriction and
-    // bot-detection all answer 403, so even a consumer's 403 is only likely the acl's.
+    // The body is not logged, and several plugins answer 403 (acl, ip-restriction,
+    // bot-detection; consumer-restriction, ua-restriction), so even a consumer's 403 is only
+    // likely the consumer plugin's.
     if (!gateway) signals.push({ kind: 'authz', outcome: 'fail', name: 'http-403', reason: 'forbidden', derived: 'status' });
-    else if (consumer !== undefined) signals.push({ kind: 'authz', outcome: 'fail', name: 'kong-acl', reason: 'consumer_not_allowed', derived: 'status' });
-    else signals.push({ kind: 'custom', outcome: 'fail', name: 'kong-403', reason: 'forbidden', derived: 'status' });
+    else if (input.consumer) signals.push({ kind: 'authz', outcome: 'fail', name: names.consumerDenied, reason: 'consumer_not_allowed', derived: 'status' });
+    else signals.push({ kind: 'custom', outcome: 'fail', name: `${names.prefix}-403`, reason: 'forbidden', derived: 'status' });
   }
 
-  const limits = rateLimitHeaders(responseHeaders);
-  // rate-limiting answers its `error_code` (429 by default) with the headers, the quota at 0.
-  if (gateway && status >= 400 && ((status === 429 && limits.present) || limits.exhausted)) {
-    signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'kong-rate-limiting', reason: 'limit_exceeded' });
+  // A limiter answers its own code (Kong's 429, APISIX limit-count's 503) with the headers, the quota at 0.
+  const limits = rateLimitHeaders(input.responseHeaders);
+  if (gateway && status >= 400 && (limits.exhausted || (status === 429 && limits.present))) {
+    signals.push({ kind: 'rate_limit', outcome: 'fail', name: names.rateLimit, reason: 'limit_exceeded' });
   } else if (status === 429) {
     signals.push({ kind: 'rate_limit', outcome: 'fail', name: 'http-429', reason: 'too_many_requests', derived: 'status' });
   }
   return signals;
+}
+
+const KONG_NAMES: GatewayPolicyNames = { prefix: 'kong', challenges: KONG_CHALLENGES, oauth2: 'kong-oauth2', consumerDenied: 'kong-acl', rateLimit: 'kong-rate-limiting' };
+
+/** The policy outcomes one Kong record proves (or, labelled, suggests). */
+export function kongPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
+  const request = objectOf(raw.request) ?? {};
+  const consumer = objectOf(raw.consumer) ?? objectOf(raw.authenticated_entity);
+  const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
+  // An authentication plugin identified the consumer; Kong logs which credential, not how.
+  const verified = present(objectOf(request.tls)?.client_verify) === 'SUCCESS';
+  const pass: PolicySignal | undefined =
+    consumer !== undefined && !anonymous ? { kind: 'authn', outcome: 'pass', name: 'kong-auth', reason: 'consumer_authenticated', ...(verified ? { authContext: 'mtls' } : {}) } : undefined;
+  return gatewayPolicies({
+    status,
+    gateway: answeredByGateway(raw),
+    responseHeaders: objectOf(raw.response)?.headers,
+    consumer: consumer !== undefined,
+    ...(pass !== undefined ? { pass } : {}),
+    names: KONG_NAMES,
+  });
 }
 
 /** The route the contract wants: Kong's first plain path (a prefix), else `/<route name>`, else the path. */
@@ -113,6 +146,28 @@ function kongRoute(route: Record<string, unknown> | undefined, path: string): st
   return name !== undefined ? `/${name}` : path;
 }
 
+/**
+ * The method, path and status a Kong-shaped record (Kong's log object, APISIX's entry) must carry,
+ * or why it is skipped or refused.
+ */
+export function requestLine(
+  request: Record<string, unknown>,
+  responseValue: unknown,
+): { methodText: string; method: ContractMethod; uri: { path: string }; response: Record<string, unknown> | undefined; status: number } | Exclude<RecordRead, { record: unknown }> {
+  const methodText = present(request.method);
+  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
+  const method = contractMethod(methodText);
+  if (method === undefined) return { skip: 'method_unsupported' };
+  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
+  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
+  const response = objectOf(responseValue);
+  const status = numeric(response?.status);
+  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
+    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
+  }
+  return { methodText, method, uri, response, status };
+}
+
 /** Reads one Kong log object; see the module comment. */
 export function readKongRecord(raw: Record<string, unknown>): RecordRead {
   const request = objectOf(raw.request);
@@ -121,36 +176,28 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
     if (objectOf(raw.session) !== undefined) return { skip: 'not_http' };
     return { reject: 'adapter_unparseable', message: 'no "request" object: not a Kong log record' };
   }
-  const methodText = present(request.method);
-  if (methodText === undefined) return { reject: 'adapter_unmapped', message: 'request.method is missing' };
-  const method = contractMethod(methodText);
-  if (method === undefined) return { skip: 'method_unsupported' };
-  const uri = splitUri(present(request.uri) ?? present(request.url) ?? '');
-  if (uri === undefined) return { reject: 'adapter_unmapped', message: `request.uri ${JSON.stringify(request.uri)} is not a path starting with "/"` };
-  const response = objectOf(raw.response);
-  const status = numeric(response?.status);
-  if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
-    return { reject: 'adapter_unmapped', message: `response.status ${JSON.stringify(response?.status)} is not an HTTP status` };
-  }
+  const line = requestLine(request, raw.response);
+  if ('skip' in line || 'reject' in line) return line;
+  const { methodText, method, uri, response, status } = line;
   const time = isoTime(raw.started_at);
   if (time === undefined) return { reject: 'adapter_unmapped', message: `started_at ${JSON.stringify(raw.started_at)} is not a time in epoch milliseconds` };
   const route = objectOf(raw.route);
   const service = objectOf(raw.service);
   // Groups are configured by name; an unnamed route or service is looked up by its id.
-  const routeKey = identifierOf(route?.name) ?? identifierOf(route?.id);
-  const serviceKey = identifierOf(service?.name) ?? identifierOf(service?.id);
-  const api = serviceKey ?? identifierOf(headerValue(request.headers, 'host'));
+  const routeKey = identifierCut(route?.name) ?? identifierCut(route?.id);
+  const serviceKey = identifierCut(service?.name) ?? identifierCut(service?.id);
+  const api = serviceKey ?? identifierCut(headerValue(request.headers, 'host'));
   if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service.name, service.id or Host header to name the API' };
   const consumer = objectOf(raw.consumer);
   const consumerId =
-    identifierOf(consumer?.username) ?? identifierOf(consumer?.custom_id) ?? identifierOf(consumer?.id) ?? identifierOf(objectOf(raw.authenticated_entity)?.consumer_id);
-  const userId = identifierOf(headerValue(request.headers, 'x-authenticated-userid'));
+    identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id);
+  const userId = identifierCut(headerValue(request.headers, 'x-authenticated-userid'));
   const ip = clientIp(raw.client_ip);
-  const agent = userAgent(headerValue(request.headers, 'user-agent'));
+  const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
-  const requestId = identifierOf(request.id);
-  const upstreamService = identifierOf(service?.host);
-  const workspace = identifierOf(raw.workspace_name);
+  const requestId = identifierCut(request.id);
+  const upstreamService = identifierCut(service?.host);
+  const workspace = identifierCut(raw.workspace_name);
   const source = present(raw.source);
   const latencies = objectOf(raw.latencies);
   const bytesIn = byteCount(numeric(request.size));

@@ -1,7 +1,5 @@
-import { clientIp, numeric, present } from './common';
-import { envoyAccessRecord, envoyPolicySignals } from './envoy';
-import type { AccessRecord } from './access-record';
-import { accessRecordEvents } from './access-record';
+import { clientIp, numeric, objectOf, parseJson, present } from './fields';
+import { accessRecordEvents, envoyAccessRecord, envoyPolicySignals, type AccessRecord } from './envoy';
 import { decodeOtlp, OtlpDecodeError, type OtlpItem, type OtlpSignal, type OtlpValue } from './otlp-decode';
 import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
 
@@ -129,15 +127,9 @@ function semconvRecord(item: OtlpItem, method: string): AccessRecord {
 function envoyBody(body: OtlpValue): Record<string, unknown> | undefined {
   if (typeof body === 'string') {
     const trimmed = body.trim();
-    if (!trimmed.startsWith('{')) return undefined;
-    try {
-      const parsed: unknown = JSON.parse(trimmed);
-      return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
-    }
+    return trimmed.startsWith('{') ? objectOf(parseJson(trimmed)?.value) : undefined;
   }
-  return typeof body === 'object' && body !== null && !Array.isArray(body) ? body : undefined;
+  return objectOf(body);
 }
 
 /** The HTTP record an item holds, or the reason it is skipped. */

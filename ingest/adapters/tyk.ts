@@ -1,7 +1,8 @@
-import type { AUTH_CONTEXTS, VigilEventInput } from '../../schemas';
-import { clientIp, contractMethod, eventId, isoTime, present, secretFingerprint, splitUri } from './common';
-import { identifierText, integerIn, labels, objectOf, parseJson, pathText, userAgentText } from './text';
-import { ADAPTER_LABELS, type AdapterResult, type AdapterSettings, type GatewayAdapter } from './types';
+import type { AUTH_CONTEXTS } from '../../schemas';
+import { contractMethod, secretFingerprint, splitUri } from './common';
+import { clientIp, identifierText, integerIn, isoTime, labels, objectOf, parseJson, pathText, present, stringsOf, userAgentText } from './fields';
+import { recordEvents } from './record-events';
+import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
 
 /**
  * Tyk Pump's `kafka` pump: one analytics record per message (`TykTechnologies/tyk-pump:pumps/kafka.go`):
@@ -110,16 +111,6 @@ function translateRecord(item: unknown, record: number, settings: AdapterSetting
     result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: names no API (api_name, api_id)` });
     return;
   }
-  const tags = Array.isArray(fields.tags) ? fields.tags.filter((tag): tag is string => typeof tag === 'string') : [];
-  const group = settings.groups.resolve({ route, service: apiId, api: apiName, tags });
-  if (group === undefined) {
-    result.rejected.push({
-      reason: 'adapter_unmapped',
-      record,
-      message: `record ${record}: no group for route "${route}", service (api_id) "${apiId ?? ''}", api (api_name) "${apiName ?? ''}" or tags [${tags.join(', ')}], and no default group`,
-    });
-    return;
-  }
   const status = integerIn(fields.response_code, 100, 599);
   if (status === undefined) {
     result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: no response_code between 100 and 599` });
@@ -137,70 +128,56 @@ function translateRecord(item: unknown, record: number, settings: AdapterSetting
   const consumerId = oauthId ?? identifierText(fields.alias) ?? keyFingerprint;
   const ip = clientIp(fields.ip_address);
   const userAgent = userAgentText(fields.user_agent);
-  const metaData = identifierText(fields.instance);
-  const instance = metaData ?? settings.instance;
-  // Tyk records no request id: the record's own facts name it, the key by its fingerprint only.
-  // The timestamp has nanoseconds, so two requests rarely share all of these.
-  const fallback = JSON.stringify([fields.timestamp, fields.ip_address, rawMethod, fields.raw_path, fields.path, apiId, status, fields.request_time_ms, fields.content_length, fields.host, keyFingerprint ?? '', instance ?? '']);
-
-  const envelope = {
-    schemaVersion: 1 as const,
-    time,
-    source: {
-      service: settings.service,
-      kind: settings.kind,
-      ...(instance !== undefined ? { instance } : {}),
-      ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
-    },
-    actor: consumerId !== undefined ? { consumerId } : {},
-    client: { ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) },
-  };
-  const baseLabels = {
-    [ADAPTER_LABELS.format]: FORMAT,
-    api_id: apiId,
-    api_version: present(fields.api_version),
-    org_id: present(fields.org_id),
-    host: present(fields.host),
-  };
-  const resource = { api, method, path };
+  const instance = identifierText(fields.instance);
   const bytesIn = integerIn(fields.content_length, 0, Number.MAX_SAFE_INTEGER);
-  result.events.push({
-    ...envelope,
-    id: eventId(FORMAT, undefined, fallback, 'inv'),
-    family: 'invocation',
-    labels: labels(baseLabels),
-    invocation: {
-      resource,
+
+  // The error body of a 401/403/429 proves which of Tyk's own checks refused; the status alone only suggests it.
+  const byStatus = BY_STATUS[status];
+  const error = byStatus === undefined ? undefined : tykErrorOf(fields.raw_response);
+  const proven = error !== undefined ? TYK_ERRORS[error] : undefined;
+  const outcome = proven ?? byStatus;
+  const authContext = outcome?.authContext ?? (oauthId !== undefined ? 'oauth2' : undefined);
+
+  recordEvents(
+    FORMAT,
+    {
+      // Tyk records no request id: the record's own facts name it, the key by its fingerprint only.
+      // The timestamp has nanoseconds, so two requests rarely share all of these.
+      fallbackKey: JSON.stringify([fields.timestamp, fields.ip_address, rawMethod, fields.raw_path, fields.path, apiId, status, fields.request_time_ms, fields.content_length, fields.host, keyFingerprint ?? '', instance ?? settings.instance ?? '']),
+      time,
+      method,
+      path,
       route,
       status,
       // Records from Tyk's error path carry 0: the request never reached an upstream.
       latencyMs: integerIn(fields.request_time_ms, 0, 3_600_000) ?? 0,
       ...(bytesIn !== undefined ? { bytesIn } : {}),
-      group,
+      api,
+      ...(instance !== undefined ? { instance } : {}),
+      ...(consumerId !== undefined ? { consumerId } : {}),
+      ...(ip !== undefined ? { clientIp: ip } : {}),
+      ...(userAgent !== undefined ? { userAgent } : {}),
+      groupKeys: { route, service: apiId, api: apiName, tags: stringsOf(fields.tags) },
+      groupFields: { service: 'api_id', api: 'api_name' },
+      labels: labels({ api_id: apiId, api_version: present(fields.api_version), org_id: present(fields.org_id), host: present(fields.host) }),
+      policies:
+        outcome === undefined
+          ? []
+          : [
+              {
+                kind: outcome.kind,
+                name: outcome.name,
+                outcome: 'fail',
+                reason: outcome.reason,
+                ...(authContext !== undefined ? { authContext } : {}),
+                ...(proven === undefined ? { derived: 'status' as const } : {}),
+              },
+            ],
     },
-  } satisfies VigilEventInput);
-
-  const byStatus = BY_STATUS[status];
-  if (byStatus === undefined) return;
-  const error = tykErrorOf(fields.raw_response);
-  const proven = error !== undefined ? TYK_ERRORS[error] : undefined;
-  const outcome = proven ?? byStatus;
-  const authContext = outcome.authContext ?? (oauthId !== undefined ? 'oauth2' : undefined);
-  result.events.push({
-    ...envelope,
-    id: eventId(FORMAT, undefined, fallback, outcome.kind),
-    family: 'policy',
-    labels: labels({ ...baseLabels, ...(proven === undefined ? { [ADAPTER_LABELS.derived]: 'status' } : {}) }),
-    policy: {
-      kind: outcome.kind,
-      name: outcome.name,
-      outcome: 'fail',
-      reason: outcome.reason,
-      ...(authContext !== undefined ? { authContext } : {}),
-      group,
-      resource,
-    },
-  } satisfies VigilEventInput);
+    record,
+    settings,
+    result,
+  );
 }
 
 /** The `tyk` format: Tyk Pump `kafka` pump analytics records. */

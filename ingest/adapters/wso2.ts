@@ -1,7 +1,7 @@
-import type { VigilEventInput } from '../../schemas';
-import { clientIp, contractMethod, eventId, isoTime, present, splitUri, type EventSuffix } from './common';
-import { identifierText, integerIn, labels, objectOf, parseJson, pathText, userAgentText } from './text';
-import { ADAPTER_LABELS, type AdapterResult, type AdapterSettings, type GatewayAdapter } from './types';
+import { contractMethod, splitUri } from './common';
+import { clientIp, identifierText, integerIn, isoTime, labels, objectOf, parseJson, pathText, present, userAgentText } from './fields';
+import { recordEvents, type PolicySignal } from './record-events';
+import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
 
 /**
  * WSO2 API Manager 4.x analytics events, as the ELK reporter (`[apim.analytics] type = "elk"`)
@@ -75,7 +75,7 @@ function lineFrom(item: unknown): Outcome {
  * policy on an IP, user, application or API) and the GraphQL query-shape limits are not request
  * rates, so they are `custom`, not `rate_limit`: a storm of them must not look like a flood.
  */
-function policyKindOf(errorType: string, subCategory: string | undefined): Exclude<EventSuffix, 'inv' | 'json_threat' | 'xml_threat'> | undefined {
+function policyKindOf(errorType: string, subCategory: string | undefined): Exclude<PolicySignal['kind'], 'json_threat' | 'xml_threat'> | undefined {
   if (errorType === 'AUTH') {
     return subCategory === 'AUTHORIZATION_FAILURE' || subCategory === 'SUBSCRIPTION_VALIDATION_FAILURE' ? 'authz' : 'authn';
   }
@@ -157,104 +157,73 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
     return;
   }
 
-  const keys = { route: path, service: context, api: apiName };
-  const group = settings.groups.resolve(keys);
-  if (group === undefined) {
-    result.rejected.push({
-      reason: 'adapter_unmapped',
-      record,
-      message: `record ${record}: no group for route "${path}", service (apiContext) "${context ?? ''}" or api (apiName) "${apiName ?? ''}", and no default group`,
-    });
-    return;
-  }
-
   const time = isoTime(fields.requestTimestamp);
   if (time === undefined) {
     result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: ${name} has no usable requestTimestamp` });
     return;
   }
+  const status = integerIn(fields.proxyResponseCode, 100, 599);
+  if (status === undefined && !fault) {
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: apim:response has no proxyResponseCode between 100 and 599` });
+    return;
+  }
 
   const requestId = identifierText(fields.correlationId);
-  const fallback = JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]);
   const ip = clientIp(fields.userIp);
   const userAgent = userAgentText(fields.userAgentHeader);
   const consumerId = known(fields.applicationId);
   const userId = known(fields.userName);
-  const instance = line.instance ?? settings.instance;
   const errorType = present(fields.errorType);
   const subCategory = present(fields.errorMessage);
   const errorCode = integerIn(fields.errorCode, 0, Number.MAX_SAFE_INTEGER);
-  const envelope = {
-    schemaVersion: 1 as const,
-    time,
-    source: {
-      service: settings.service,
-      kind: settings.kind,
-      ...(instance !== undefined ? { instance } : {}),
-      ...(settings.environment !== undefined ? { environment: settings.environment } : {}),
+  const upstreamService = upstreamOf(fields.destination);
+  const kind = fault && errorType !== undefined ? policyKindOf(errorType, subCategory) : undefined;
+  const built = recordEvents(
+    FORMAT,
+    {
+      ...(requestId !== undefined ? { requestId } : {}),
+      fallbackKey: JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]),
+      time,
+      method,
+      path,
+      // The ELK events carry no concrete path: the template stands for both.
+      route: path,
+      ...(status !== undefined ? { status } : {}),
+      latencyMs: integerIn(fields.responseLatency, 0, 3_600_000) ?? 0,
+      api,
+      ...(upstreamService !== undefined ? { upstreamService } : {}),
+      ...(line.instance !== undefined ? { instance: line.instance } : {}),
+      ...(userId !== undefined ? { userId } : {}),
+      ...(consumerId !== undefined ? { consumerId } : {}),
+      ...(ip !== undefined ? { clientIp: ip } : {}),
+      ...(userAgent !== undefined ? { userAgent } : {}),
+      groupKeys: { route: path, service: context, api: apiName },
+      groupFields: { service: 'apiContext', api: 'apiName' },
+      labels: labels({
+        wso2_event: fault ? 'fault' : 'response',
+        key_type: present(fields.keyType),
+        api_id: present(fields.apiId),
+        application_name: present(fields.applicationName),
+        // The ELK builder swaps the raw User-Agent for its parsed browser family and platform.
+        browser: present(fields.userAgent),
+        platform: present(fields.platform),
+        error_type: errorType,
+        error_sub_category: subCategory,
+        error_code: errorCode !== undefined ? String(errorCode) : undefined,
+        target_status: present(fields.targetResponseCode),
+      }),
+      // The gateway itself classified the fault, so none of these is a status heuristic.
+      policies:
+        kind !== undefined && errorType !== undefined
+          ? [{ kind, name: identifierText(subCategory) ?? errorType, outcome: 'fail', ...(errorCode !== undefined ? { reason: String(errorCode) } : {}) }]
+          : [],
     },
-    correlation: requestId !== undefined ? { requestId } : {},
-    actor: { ...(userId !== undefined ? { userId } : {}), ...(consumerId !== undefined ? { consumerId } : {}) },
-    client: { ...(ip !== undefined ? { ip } : {}), ...(userAgent !== undefined ? { userAgent } : {}) },
-    labels: labels({
-      [ADAPTER_LABELS.format]: FORMAT,
-      wso2_event: fault ? 'fault' : 'response',
-      key_type: present(fields.keyType),
-      api_id: present(fields.apiId),
-      application_name: present(fields.applicationName),
-      // The ELK builder swaps the raw User-Agent for its parsed browser family and platform.
-      browser: present(fields.userAgent),
-      platform: present(fields.platform),
-      error_type: errorType,
-      error_sub_category: subCategory,
-      error_code: errorCode !== undefined ? String(errorCode) : undefined,
-      target_status: present(fields.targetResponseCode),
-    }),
-  };
-  const resource = { api, method, path };
-
-  const status = integerIn(fields.proxyResponseCode, 100, 599);
-  if (status === undefined) {
-    if (!fault) {
-      result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: apim:response has no proxyResponseCode between 100 and 599` });
-      return;
-    }
-    // A fault without a status still proves its policy outcome; only the invocation is lost.
-    result.skipped.push({ reason: 'status_missing', record });
-  } else {
-    const latency = integerIn(fields.responseLatency, 0, 3_600_000) ?? 0;
-    const upstreamService = upstreamOf(fields.destination);
-    result.events.push({
-      ...envelope,
-      id: eventId(FORMAT, requestId, fallback, 'inv'),
-      family: 'invocation',
-      invocation: {
-        resource,
-        route: path,
-        status,
-        latencyMs: latency,
-        ...(upstreamService !== undefined ? { upstreamService } : {}),
-        group,
-      },
-    } satisfies VigilEventInput);
-  }
-
-  if (!fault || errorType === undefined) return;
-  const kind = policyKindOf(errorType, subCategory);
-  if (kind === undefined) return;
-  result.events.push({
-    ...envelope,
-    id: eventId(FORMAT, requestId, fallback, kind),
-    family: 'policy',
-    policy: {
-      kind,
-      name: identifierText(subCategory) ?? errorType,
-      outcome: 'fail',
-      ...(errorCode !== undefined ? { reason: String(errorCode) } : {}),
-      group,
-      resource,
-    },
-  } satisfies VigilEventInput);
+    record,
+    settings,
+    result,
+  );
+  // A fault without a status still proves its policy outcome; only the invocation is lost.
+  if (built && status === undefined) result.skipped.push({ reason: 'status_missing', record });
 }
 
 /** The `wso2` format: WSO2 API-M 4.x ELK-reporter analytics lines (`apim:response`, `apim:faulty`). */

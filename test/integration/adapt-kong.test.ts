@@ -159,7 +159,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     });
     const letters = (await readTopic(running.stack.kafka, running.stack.config.topics.deadLetter, 2)).map((message) => fromDeadLetterMessage(message));
     expect(letters.map((letter) => [letter.reasonCode, letter.topic, letter.reason]).sort()).toEqual([
-      ['adapter_unmapped', kongTopic, 'record 0: no policy group for route "x", service "unknown-svc": add one of them (or a default) to VIGIL_ADAPT_GROUPS'],
+      ['adapter_unmapped', kongTopic, 'record 0: no group for route "x", service "unknown-svc", api (none), tags (none) and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS'],
       ['adapter_unparseable', kongTopic, expect.stringMatching(/^not a kong message: not valid JSON/) as unknown],
     ]);
     // The dead letter holds the raw message as Kong wrote it, ready to redrive once mapped.

@@ -249,7 +249,7 @@ describe('envoy adapter: messages and strictness', () => {
         {
           reason: 'adapter_unmapped',
           record: 0,
-          message: 'record 0: no group for route "payments", service "outbound|80||payments", api "pay.example.com", tags (none) and no default group',
+          message: 'record 0: no group for route "payments", service "outbound|80||payments", api "pay.example.com", tags (none) and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS',
         },
       ],
     });

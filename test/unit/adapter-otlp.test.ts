@@ -153,7 +153,7 @@ describe('otlp adapter: Envoy OpenTelemetry access logs with the recommended att
     expect(result).toEqual({
       events: [],
       skipped: [],
-      rejected: [{ reason: 'adapter_unmapped', record: 0, message: 'record 0: no group for route "loans", service "edge-envoy", api "bank.example.com", tags (none) and no default group' }],
+      rejected: [{ reason: 'adapter_unmapped', record: 0, message: 'record 0: no group for route "loans", service "edge-envoy", api "bank.example.com", tags (none) and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS' }],
     });
   });
 });

@@ -88,6 +88,7 @@ describe('tyk adapter', () => {
           family: 'invocation',
           time: '2026-11-27T10:00:00.812Z',
           source: { service: 'tyk-edge', kind: 'gateway' },
+          correlation: {},
           actor: { consumerId: 'mobile-app' },
           client: { ip: '203.0.113.7', userAgent: 'okhttp/4.12' },
           labels: { adapter: 'tyk', api_id: '727dad853a8a45f64ab981154d1ffdad', api_version: 'Default', org_id: '5e9d9544a1dcd60001d0ed20', host: 'payments.internal:8080' },
@@ -134,6 +135,7 @@ describe('tyk adapter', () => {
       family: 'policy',
       time: '2026-11-27T10:00:00.812Z',
       source: { service: 'tyk-edge', kind: 'gateway' },
+      correlation: {},
       actor: {},
       client: { ip: '203.0.113.7', userAgent: 'okhttp/4.12' },
       labels: { adapter: 'tyk', api_id: '727dad853a8a45f64ab981154d1ffdad', api_version: 'Default', org_id: '5e9d9544a1dcd60001d0ed20', host: 'payments.internal:8080' },
@@ -197,7 +199,7 @@ describe('tyk adapter', () => {
     expect(byTag.events[0]).toMatchObject({ invocation: { group: 'internal' } });
     const unmapped = tykAdapter.translate(bytes(tyk({ api_name: 'Ledger', api_id: 'abc', tags: ['x'] })), settings);
     expect(unmapped.rejected).toEqual([
-      { reason: 'adapter_unmapped', record: 0, message: 'record 0: no group for route "/payments/{id}", service (api_id) "abc", api (api_name) "Ledger" or tags [x], and no default group' },
+      { reason: 'adapter_unmapped', record: 0, message: 'record 0: no group for route "/payments/{id}", service (api_id) "abc", api (api_name) "Ledger", tags ["x"] and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS' },
     ]);
   });
 

@@ -292,7 +292,7 @@ describe('wso2 adapter', () => {
       {
         reason: 'adapter_unmapped',
         record: 0,
-        message: 'record 0: no group for route "/unknown/1/order/{orderId}", service (apiContext) "/unknown/1" or api (apiName) "Unknown", and no default group',
+        message: 'record 0: no group for route "/unknown/1/order/{orderId}", service (apiContext) "/unknown/1", api (apiName) "Unknown", tags (none) and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS',
       },
     ]);
   });

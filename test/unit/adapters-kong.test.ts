@@ -201,7 +201,7 @@ describe('the kong adapter', () => {
     expect(result.events[0]?.id).toBe(`kong:${sha256(`request:${'x'.repeat(120)}`).slice(0, 40)}:inv`);
   });
 
-  it('refuses a record with a policy event but no group, naming what it looked up; maps by tag and default', () => {
+  it('refuses a record no group maps, policy event or not, naming what it looked up; maps by tag and default', () => {
     const unmapped = kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth, service: 'shop', route: { name: 'catalog', paths: ['/catalog'], tags: ['public'] } }));
     const refused = translate([kongRecord(call()), unmapped]);
     expect(refused.events.map((event) => event.id)).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
@@ -209,16 +209,19 @@ describe('the kong adapter', () => {
       {
         reason: 'adapter_unmapped',
         record: 1,
-        message: 'record 1: no policy group for route "catalog", service "shop", tags [public]: add one of them (or a default) to VIGIL_ADAPT_GROUPS',
+        message: 'record 1: no group for route "catalog", service "shop", api (none), tags ["public"] and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS',
       },
     ]);
-    // Without a policy event, an unmapped record is an invocation without a group (optional there).
+    // Without a policy event too: an unmapped record is refused whole, never an invocation without a group.
     const plain = translate(kongRecord(call({ service: 'shop', route: { name: 'catalog' } })));
-    expect(plain.events[0]?.family === 'invocation' && plain.events[0].invocation.group).toBeUndefined();
+    expect(plain.events).toEqual([]);
+    expect(plain.rejected).toEqual([
+      { reason: 'adapter_unmapped', record: 0, message: 'record 0: no group for route "catalog", service "shop", api (none), tags (none) and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS' },
+    ]);
     const byTag = translate(kongRecord(call({ status: 401, service: 'shop', route: { name: 'catalog', tags: ['x', 'payments'] } })));
     expect(policyOf(policies(byTag)[0])?.group).toBe('payments');
     const byDefault = translate(unmapped, { ...settings, groups: groupMap({ default: 'edge' }) });
-    expect(policyOf(policies(byDefault)[0])?.group).toBe('edge');
+    expect(byDefault.events.map((event) => (event.family === 'invocation' ? event.invocation.group : policyOf(event)?.group))).toEqual(['edge', 'edge']);
   });
 
   it('refuses what is not a Kong record, naming the fault, and keeps the rest of the batch', () => {
@@ -248,13 +251,15 @@ describe('the kong adapter', () => {
   it('takes placeholders as absent: an unrouted request, a "-" client IP, a regex route path', () => {
     const record = kongRecord(call({ status: 404, route: { name: 'x', paths: ['~/orders/\\d+$'] } }));
     record.client_ip = '-';
-    const [invocation] = translate(record).events;
+    // Neither route "x" nor an unrouted request has a group of its own: the default takes them.
+    const withDefault = { ...settings, groups: groupMap({ default: 'edge' }) };
+    const [invocation] = translate(record, withDefault).events;
     expect(invocation?.client).toEqual({ userAgent: 'curl/8.5.0' });
     expect(invocation?.family === 'invocation' && invocation.invocation.route).toBe('/x');
     const unrouted = kongRecord(call({ status: 404 }));
     unrouted.route = null;
     unrouted.service = null;
-    const [routeless] = translate(unrouted).events;
+    const [routeless] = translate(unrouted, withDefault).events;
     expect(routeless?.family === 'invocation' && [routeless.invocation.resource.api, routeless.invocation.route]).toEqual(['api.example.com', '/orders/8812']);
   });
 

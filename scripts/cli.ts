@@ -22,7 +22,8 @@ commands:
                               VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
   adapt --format F --topic T  translate a gateway's raw topic T (format kong, apisix, ...) into
                               contract events until SIGINT/SIGTERM (docs/gateways/README.md)
-  demo [--events N]           bring the stack up, run the pipeline, emit N events (default 3000)
+  demo [--events N] [--via kong]  bring the stack up, run the pipeline, emit N events (default 3000);
+                              --via kong: the first gateway's traffic goes through Kong log records and vigil adapt
        [--no-stack]           from simulated gateways and services, print a summary and write
                               the incident report (--no-stack: use the configured stores as they are)
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
@@ -173,9 +174,14 @@ export async function main(args: readonly string[]): Promise<number> {
           console.error('vigil demo: --events must be an integer between 10 and 1000000');
           return 2;
         }
+        const via = option(args, '--via');
+        if (via !== undefined && via !== 'kong') {
+          console.error(`vigil demo: --via takes kong (the gateway format the first simulated gateway runs through), not "${via}"`);
+          return 2;
+        }
         // --no-stack: the stores are someone else's (docker compose, a cluster); start nothing.
         if (!args.includes('--no-stack') && stack('up') !== 0) return 1;
-        return await runDemo({ events });
+        return await runDemo({ events, ...(via !== undefined ? { via } : {}) });
       }
       case 'schemas': {
         if (sub !== 'export') {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createVigil } from '../app';
+import { createAdapt, createVigil, type Adapt } from '../app';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
 import type { AlertChange } from '../schemas';
@@ -11,6 +11,7 @@ import { writeReport } from './report';
 import { createElasticsearch, createLogger, createProducer, loadConfig, secretsOf, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
+import { KONG_CANNOT_CARRY, kongEmitter } from './demo-via';
 
 /** Options of {@link runDemo}. */
 export interface DemoOptions {
@@ -20,6 +21,12 @@ export interface DemoOptions {
   badCopies?: number;
   /** Give up waiting for the pipeline after this long. @defaultValue 180000 */
   timeoutMs?: number;
+  /**
+   * Run the first simulated gateway (and the attacks injected through it) through a gateway
+   * format: its traffic becomes that gateway's log records on a raw topic, translated by an
+   * in-process `vigil adapt`. Only `kong` for now.
+   */
+  via?: 'kong';
 }
 
 /**
@@ -35,8 +42,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const secret = 'demo-webhook-secret-0123456789';
   const receiver = await startAlertReceiver(secret);
   const configured = (process.env.VIGIL_ALERT_DESTINATIONS ?? '').trim();
+  const runId = `demo-${Date.now().toString(36)}`;
+  // The adapter's events carry no labels.run: the run's own service name finds them.
+  const viaService = `edge-kong-${runId}`;
   const config = loadConfig({
     ...process.env,
+    ...(options.via !== undefined
+      ? { VIGIL_ADAPT_SERVICE: viaService, VIGIL_ADAPT_ENVIRONMENT: 'prod', VIGIL_ADAPT_GROUPS: JSON.stringify({ default: 'edge' }), VIGIL_ADAPT_CONSUMER_GROUP: `vigil-adapt-${runId}` }
+      : {}),
     ...(configured === '' || configured === '[]'
       ? {
           VIGIL_ALERT_DESTINATIONS: JSON.stringify([
@@ -49,7 +62,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     VIGIL_ALERT_RESOLVE_AFTER_MS: process.env.VIGIL_ALERT_RESOLVE_AFTER_MS ?? '8000',
   });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
-  const runId = `demo-${Date.now().toString(36)}`;
   const detections: Detection[] = [];
   const changes: AlertChange[] = [];
   // The demo's own Elasticsearch client: the summary reads it after Vigil has stopped.
@@ -73,8 +85,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     throw error;
   }
 
-  const emitters: Emitter[] = SIMULATED_SOURCES.map((source) =>
-    createEmitter({ kafka, topics: config.topics, source, logger, lingerMs: 20 }),
+  const rawTopic = `vigil.raw.kong-${runId}`;
+  let adapt: Adapt | undefined;
+  const via = options.via !== undefined ? kongEmitter(kafka, rawTopic) : undefined;
+  if (via !== undefined) {
+    adapt = createAdapt(config, { format: 'kong', topic: rawTopic, kafka, logger });
+    await adapt.start();
+    console.log(`  ${SIMULATED_SOURCES[0]?.service ?? 'the first gateway'} runs through Kong: its traffic goes as Kong log records to ${rawTopic}, translated by vigil adapt --format kong (source.service ${viaService})`);
+  }
+  const emitters: Emitter[] = SIMULATED_SOURCES.map((source, n) =>
+    n === 0 && via !== undefined ? via : createEmitter({ kafka, topics: config.topics, source, logger, lingerMs: 20 }),
   );
   // History first (event time), so the DoS detectors learn their baselines as they happened.
   const historyEmitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger, lingerMs: 20, maxBuffer: 20_000 });
@@ -112,7 +132,15 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   await raw.disconnect();
   const badTotal = bad.length * badCopies;
   await Promise.all(emitters.map((emitter) => emitter.flush()));
-  const sent = traffic.total + attackEvents + badTotal + history + burst;
+  // Through Kong, the first gateway's SDK calls are not sent as such: the adapter's events are.
+  let viaSdk = 0;
+  if (via !== undefined && adapt !== undefined) {
+    const records = via.kong().messages;
+    for (const deadline = Date.now() + 120_000; adapt.stats().messages < records && Date.now() < deadline; ) await sleep(100);
+    viaSdk = via.stats().accepted;
+  }
+  const adapted = adapt?.stats().events ?? 0;
+  const sent = traffic.total + attackEvents - viaSdk + adapted + badTotal + history + burst;
 
   const timeoutMs = options.timeoutMs ?? 180_000;
   const tty = process.stdout.isTTY;
@@ -143,13 +171,21 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await vigil.notifier?.drain();
   }
   await Promise.all([...emitters, historyEmitter].map((emitter) => emitter.close()));
+  await adapt?.stop();
+  if (adapt !== undefined) {
+    // The run's raw topic is the demo's own.
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: [rawTopic], timeout: 10_000 }).catch(() => undefined);
+    await admin.disconnect();
+  }
   await vigil.stop();
   await receiver.close();
 
   const pattern = indexNames(config.indices.prefix).eventPattern;
   await elasticsearch.indices.refresh({ index: pattern });
   // The demo's own events: labelled by the run, or on its per-run DoS endpoints.
-  const query = { bool: { should: [{ term: { 'labels.run': runId } }, { term: { 'vigil.api': dosEndpoints(runId).burst.api } }], minimum_should_match: 1 } };
+  const query = { bool: { should: [{ term: { 'labels.run': runId } }, { term: { 'vigil.api': dosEndpoints(runId).burst.api } }, ...(via !== undefined ? [{ term: { 'service.name': viaService } }] : [])], minimum_should_match: 1 } };
   const { count } = await elasticsearch.count({ index: pattern, query });
   const byFamily = await elasticsearch.search({
     index: pattern,
@@ -171,14 +207,15 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
   sent            ${sent}   (${traffic.total} through the SDK from ${SIMULATED_SOURCES.length} gateways and services: policy ${traffic.policy}, invocation ${traffic.invocation}, device ${traffic.device}; ${attackEvents} attack events; ${history} history + ${burst} DoS burst; ${badTotal} malformed from a raw producer)
   indexed         ${count}   (Elasticsearch count of this run's events in ${pattern}: ${buckets('family')}; outcomes: ${buckets('outcome')})
   dead-lettered   ${deadLettered}   (${reasons || 'none'}) in topic ${config.topics.deadLetter}
-  dropped by SDK  ${emitterDrops}
+  dropped by SDK  ${emitterDrops}${via !== undefined && adapt !== undefined ? `
+  via kong        ${viaSdk} SDK calls of ${SIMULATED_SOURCES[0]?.service ?? ''} (attacks included) as ${via.kong().records} Kong records → ${adapted} events by vigil adapt (${via.kong().notCarried} device events not carried; adapter skipped ${JSON.stringify(adapt.stats().skippedByReason)}, rejected ${JSON.stringify(adapt.stats().rejectedByReason)})` : ''}
   check           indexed ${count} ${consistent ? '=' : '!='} sent ${sent} - dead-lettered ${deadLettered}: ${consistent ? 'OK' : 'MISMATCH'}
   look            curl '${config.elasticsearch.url}/${pattern}/_search?q=labels.run:${runId}&size=1&pretty'
                   kcat -b ${config.kafka.brokers[0] ?? '127.0.0.1:9092'} -C -t ${config.topics.deadLetter} -f '%h\\n' -e`);
   const dos = dosEndpoints(runId);
   const isDos = (detection: Detection): boolean => detection.key['invocation.resource.api'] === dos.burst.api;
   const detectionReport = detecting
-    ? reportDetections(attacks, detections.filter((item) => !isDos(item)))
+    ? reportDetections(attacks, detections.filter((item) => !isDos(item)), via !== undefined ? KONG_CANNOT_CARRY : new Set())
     : { ok: true, text: '\n  detection is off (VIGIL_DETECTION=off)' };
   console.log(detectionReport.text);
   const alertReport = detecting ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos) : { ok: true, text: '' };
@@ -238,7 +275,7 @@ function reportAlerts(
 }
 
 /** The detections next to the attacks injected: every attack caught, and nothing else fired. */
-function reportDetections(attacks: ReturnType<typeof injectAttacks>, detections: readonly Detection[]): { ok: boolean; text: string } {
+function reportDetections(attacks: ReturnType<typeof injectAttacks>, detections: readonly Detection[], notCarried: ReadonlySet<string>): { ok: boolean; text: string } {
   const attackOf = (detection: Detection): (typeof attacks)[number] | undefined =>
     attacks.find((attack) => attack.expectedRules.includes(detection.ruleId) && Object.values(detection.key).some((value) => attack.actors.includes(value)));
   const caughtBy = new Map<string, Detection[]>();
@@ -252,10 +289,15 @@ function reportDetections(attacks: ReturnType<typeof injectAttacks>, detections:
   let missed = 0;
   for (const attack of attacks) {
     const found = (rule: string): Detection[] => caughtBy.get(`${attack.name}|${rule}`) ?? [];
-    const ok = attack.expectedRules.every((rule) => found(rule).length > 0);
+    const carried = attack.expectedRules.filter((rule) => !notCarried.has(rule));
+    const dropped = attack.expectedRules.filter((rule) => notCarried.has(rule));
+    const ok = carried.every((rule) => found(rule).length > 0);
     if (!ok) missed++;
-    lines.push(`  ${ok ? 'caught' : 'MISSED'}  ${attack.name.padEnd(34)} ${attack.expectedRules.map((rule) => `${rule} ×${found(rule).length}`).join(', ')}`);
-    const example = found(attack.expectedRules[0] ?? '')[0];
+    const verdict = carried.length === 0 ? 'n/a   ' : ok ? 'caught' : 'MISSED';
+    lines.push(
+      `  ${verdict}  ${attack.name.padEnd(34)} ${carried.map((rule) => `${rule} ×${found(rule).length}`).join(', ')}${dropped.length > 0 ? `${carried.length > 0 ? '; ' : ''}not carried by the gateway format: ${dropped.join(', ')}` : ''}`,
+    );
+    const example = found(carried[0] ?? '')[0];
     if (example) lines.push(`          "${example.reason}"`);
   }
   lines.push(`  benign traffic: ${unexpected.length === 0 ? 'quiet (no other detections)' : `${unexpected.length} other detections`}`);

@@ -7,10 +7,11 @@
  */
 import type { Message } from 'kafkajs';
 import { createAdapt, type Adapt } from '../../app';
-import { deadLetterBatches, fromDeadLetterMessage } from '../../ingest';
+import { fromDeadLetterMessage } from '../../ingest';
 import { createProducer } from '../../platform';
 import { indexNames, type Detection } from '../../schemas';
 import { REFUSALS, apisixEntry, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
+import { deleteTopics, produceInOrder } from '../support/adapt-stack';
 import { countEvents, readTopic, testLogger, waitFor, withVigil } from '../support/harness';
 
 jest.setTimeout(240_000);
@@ -77,11 +78,6 @@ function batches(calls: GatewayCall[], size: number, build = kongRecord): Messag
   return messages;
 }
 
-/** One key, one request at a time under the broker's limit: the adapter reads the records in the order the gateway wrote them. */
-async function produceInOrder(producer: ReturnType<typeof createProducer>, topic: string, messages: Message[]): Promise<void> {
-  for (const batch of deadLetterBatches(messages)) await producer.send({ topic, messages: batch, acks: -1 });
-}
-
 describe('vigil adapt --format kong (and apisix) on the real stack', () => {
   let kong: Adapt;
   let apisix: Adapt;
@@ -136,10 +132,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
   afterAll(async () => {
     await kong?.stop();
     await apisix?.stop();
-    const admin = running.stack.kafka.admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [kongTopic, apisixTopic], timeout: 10_000 }).catch(() => undefined);
-    await admin.disconnect();
+    await deleteTopics(running.stack, [kongTopic, apisixTopic]);
   });
 
   // Kong: 5 outcomes (4 invocations + 6 policy events, PROPFIND skipped), 25 × 2, 60 × 3

@@ -195,3 +195,113 @@ export function envoyOtelAttributes(overrides: Record<string, AnyValue> = {}): R
     ...overrides,
   };
 }
+
+/** The API key Tyk logs in the tyk fixtures (the adapter must never store it). */
+export const TYK_KEY = '5e9d9544a1dcd60001d0ed20a6ab77653d5da938f452bb8cc07b4bb1';
+
+/**
+ * The record Tyk Pump's kafka pump writes (`pumps/kafka.go`: one JSON object per message), a 200
+ * with a keyed caller; the error bodies come from Tyk's gateway (`gateway/handler_error.go`).
+ */
+export function tykRecord(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    timestamp: '2026-11-27T10:00:00.812345678Z',
+    method: 'POST',
+    path: '/payments/{id}',
+    raw_path: '/payments/123',
+    response_code: 200,
+    alias: 'mobile-app',
+    api_key: TYK_KEY,
+    api_version: 'Default',
+    api_name: 'Payments API',
+    api_id: '727dad853a8a45f64ab981154d1ffdad',
+    org_id: '5e9d9544a1dcd60001d0ed20',
+    oauth_id: '',
+    raw_request: Buffer.from(`POST /payments/123 HTTP/1.1\r\nAuthorization: ${TYK_KEY}\r\n\r\n{"amount":5}`).toString('base64'),
+    request_time_ms: 42,
+    raw_response: Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok":true}').toString('base64'),
+    ip_address: '203.0.113.7',
+    host: 'payments.internal:8080',
+    content_length: 12,
+    user_agent: 'okhttp/4.12',
+    tags: ['key-mobile-app'],
+    ...overrides,
+  };
+}
+
+/** A raw_response as Tyk writes it for its own refusals, base64 like the pump's field. */
+export function tykErrorResponse(status: string, message: string): string {
+  return Buffer.from(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nX-Generator: tyk.io\r\n\r\n{\n    "error": "${message}"\n}`).toString('base64');
+}
+
+/** The log4j prefix of a line WSO2's ELK reporter writes to apim_metrics.log. */
+export const WSO2_PREFIX = '[2026-11-27 10:00:00,812]  INFO {org.wso2.am.analytics.publisher.reporter.elk.ELKCounterMetric} - ';
+
+/** WSO2 API Manager's `apim:response` event, a 200 (ELK reporter fields). */
+export function wso2Response(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiName: 'PizzaShackAPI',
+    proxyResponseCode: 200,
+    destination: 'https://backend.internal:9443/am/sample/pizzashack/v1/api/',
+    apiCreatorTenantDomain: 'carbon.super',
+    platform: 'Mac OS X',
+    apiMethod: 'GET',
+    apiVersion: '1.0.0',
+    gatewayType: 'SYNAPSE',
+    apiCreator: 'admin',
+    responseCacheHit: false,
+    backendLatency: 24,
+    correlationId: 'd5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b',
+    requestMediationLatency: 35,
+    keyType: 'PRODUCTION',
+    apiId: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
+    applicationName: 'DefaultApplication',
+    targetResponseCode: 200,
+    requestTimestamp: '2026-11-27T10:00:00.812Z',
+    applicationOwner: 'admin',
+    userAgent: 'Chrome',
+    userName: 'alice@carbon.super',
+    apiResourceTemplate: '/order/{orderId}',
+    regionId: 'default',
+    responseLatency: 69,
+    responseMediationLatency: 0,
+    userIp: '203.0.113.7',
+    applicationId: 'a0b1c2d3-0000-4000-8000-000000000001',
+    apiType: 'HTTP',
+    apiContext: '/pizzashack/1.0.0',
+    properties: { commonName: 'N/A' },
+    ...overrides,
+  };
+}
+
+/** WSO2 API Manager's `apim:faulty` event, an AUTH failure (ELK reporter fields). */
+export function wso2Fault(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    apiName: 'PizzaShackAPI',
+    apiVersion: '1.0.0',
+    apiId: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
+    apiMethod: 'POST',
+    apiContext: '/pizzashack/1.0.0',
+    apiType: 'HTTP',
+    correlationId: 'f00dfeed-0000-4000-8000-000000000002',
+    keyType: 'PRODUCTION',
+    errorType: 'AUTH',
+    errorCode: 900901,
+    errorMessage: 'AUTHENTICATION_FAILURE',
+    applicationId: 'anonymous',
+    proxyResponseCode: 401,
+    targetResponseCode: 0,
+    requestTimestamp: '2026-11-27T10:00:01.000Z',
+    userIp: '198.51.100.9',
+    userName: 'anonymous',
+    userAgent: 'curl',
+    platform: 'Other',
+    properties: {},
+    ...overrides,
+  };
+}
+
+/** One apim_metrics.log line: `apimMetrics: <event>, properties :<json>`. */
+export function wso2Line(name: string, properties: Record<string, unknown>): string {
+  return `${WSO2_PREFIX}apimMetrics: ${name}, properties :${JSON.stringify(properties)}`;
+}

@@ -1,6 +1,7 @@
 import { eventId, groupMap, secretFingerprint, type AdapterSettings } from '../../ingest/adapters';
 import { tykAdapter } from '../../ingest/adapters/tyk';
 import { describeIssues, eventSchema, type VigilEventInput } from '../../schemas';
+import { TYK_KEY as KEY, tykErrorResponse as errorResponse, tykRecord as tyk } from '../support/gateway-records';
 
 /**
  * Fixtures built from the record Tyk Pump's kafka pump writes (`pumps/kafka.go`: one JSON object
@@ -13,38 +14,6 @@ const settings: AdapterSettings = {
   kind: 'gateway',
   groups: groupMap({ apis: { 'Payments API': 'payments' }, tags: { internal: 'internal' } }),
 };
-
-const KEY = '5e9d9544a1dcd60001d0ed20a6ab77653d5da938f452bb8cc07b4bb1';
-
-function tyk(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    timestamp: '2026-11-27T10:00:00.812345678Z',
-    method: 'POST',
-    path: '/payments/{id}',
-    raw_path: '/payments/123',
-    response_code: 200,
-    alias: 'mobile-app',
-    api_key: KEY,
-    api_version: 'Default',
-    api_name: 'Payments API',
-    api_id: '727dad853a8a45f64ab981154d1ffdad',
-    org_id: '5e9d9544a1dcd60001d0ed20',
-    oauth_id: '',
-    raw_request: Buffer.from(`POST /payments/123 HTTP/1.1\r\nAuthorization: ${KEY}\r\n\r\n{"amount":5}`).toString('base64'),
-    request_time_ms: 42,
-    raw_response: Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok":true}').toString('base64'),
-    ip_address: '203.0.113.7',
-    host: 'payments.internal:8080',
-    content_length: 12,
-    user_agent: 'okhttp/4.12',
-    tags: ['key-mobile-app'],
-    ...overrides,
-  };
-}
-
-function errorResponse(status: string, message: string): string {
-  return Buffer.from(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nX-Generator: tyk.io\r\n\r\n{\n    "error": "${message}"\n}`).toString('base64');
-}
 
 function bytes(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));

@@ -1,6 +1,7 @@
 import { eventId, groupMap, sha256, type AdapterSettings } from '../../ingest/adapters';
 import { wso2Adapter } from '../../ingest/adapters/wso2';
 import { describeIssues, eventSchema, type VigilEventInput } from '../../schemas';
+import { WSO2_PREFIX as PREFIX, wso2Fault as fault, wso2Line as line, wso2Response as response } from '../support/gateway-records';
 
 /**
  * Fixtures built from the fields WSO2's ELK reporter logs (`ELKCounterMetric` writes
@@ -14,74 +15,6 @@ const settings: AdapterSettings = {
   environment: 'production',
   groups: groupMap({ apis: { PizzaShackAPI: 'food' }, services: { '/orders/2.0.0': 'orders' } }),
 };
-
-const PREFIX = '[2026-11-27 10:00:00,812]  INFO {org.wso2.am.analytics.publisher.reporter.elk.ELKCounterMetric} - ';
-
-function response(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    apiName: 'PizzaShackAPI',
-    proxyResponseCode: 200,
-    destination: 'https://backend.internal:9443/am/sample/pizzashack/v1/api/',
-    apiCreatorTenantDomain: 'carbon.super',
-    platform: 'Mac OS X',
-    apiMethod: 'GET',
-    apiVersion: '1.0.0',
-    gatewayType: 'SYNAPSE',
-    apiCreator: 'admin',
-    responseCacheHit: false,
-    backendLatency: 24,
-    correlationId: 'd5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b',
-    requestMediationLatency: 35,
-    keyType: 'PRODUCTION',
-    apiId: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
-    applicationName: 'DefaultApplication',
-    targetResponseCode: 200,
-    requestTimestamp: '2026-11-27T10:00:00.812Z',
-    applicationOwner: 'admin',
-    userAgent: 'Chrome',
-    userName: 'alice@carbon.super',
-    apiResourceTemplate: '/order/{orderId}',
-    regionId: 'default',
-    responseLatency: 69,
-    responseMediationLatency: 0,
-    userIp: '203.0.113.7',
-    applicationId: 'a0b1c2d3-0000-4000-8000-000000000001',
-    apiType: 'HTTP',
-    apiContext: '/pizzashack/1.0.0',
-    properties: { commonName: 'N/A' },
-    ...overrides,
-  };
-}
-
-function fault(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    apiName: 'PizzaShackAPI',
-    apiVersion: '1.0.0',
-    apiId: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
-    apiMethod: 'POST',
-    apiContext: '/pizzashack/1.0.0',
-    apiType: 'HTTP',
-    correlationId: 'f00dfeed-0000-4000-8000-000000000002',
-    keyType: 'PRODUCTION',
-    errorType: 'AUTH',
-    errorCode: 900901,
-    errorMessage: 'AUTHENTICATION_FAILURE',
-    applicationId: 'anonymous',
-    proxyResponseCode: 401,
-    targetResponseCode: 0,
-    requestTimestamp: '2026-11-27T10:00:01.000Z',
-    userIp: '198.51.100.9',
-    userName: 'anonymous',
-    userAgent: 'curl',
-    platform: 'Other',
-    properties: {},
-    ...overrides,
-  };
-}
-
-function line(name: string, properties: Record<string, unknown>): string {
-  return `${PREFIX}apimMetrics: ${name}, properties :${JSON.stringify(properties)}`;
-}
 
 function bytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);

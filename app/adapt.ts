@@ -9,6 +9,7 @@ import {
   ConfigError,
   Instrumentation,
   createConsumerSupervisor,
+  createLifecycle,
   createKafka,
   createLogger,
   secretsOf,
@@ -92,26 +93,18 @@ export function createAdapt(config: Config, options: AdaptOptions): Adapt {
     instrumentation,
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  let state: 'new' | 'running' | 'stopped' = 'new';
-  return {
-    consumer,
-    logger,
-    async start() {
-      if (state !== 'new') throw new Error(`vigil adapt cannot start: it is ${state}`);
-      state = 'running';
-      try {
-        await consumer.start();
-      } catch (error) {
-        await this.stop();
-        throw error;
-      }
-    },
+  const lifecycle = createLifecycle('vigil adapt', {
+    start: () => consumer.start(),
     async stop() {
-      if (state === 'stopped') return;
-      state = 'stopped';
       supervisor.stop();
       await consumer.stop();
     },
+  });
+  return {
+    consumer,
+    logger,
+    start: lifecycle.start,
+    stop: lifecycle.stop,
     stats: () => consumer.stats(),
     failure: supervisor.failed,
     consumers: () => supervisor.statuses(),

@@ -27,6 +27,7 @@ import {
   Instrumentation,
   createConsumerSupervisor,
   createElasticsearch,
+  createLifecycle,
   ensureTopics,
   createLogger,
   secretsOf,
@@ -309,8 +310,6 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
   let httpAddress: HttpListen | undefined;
 
-  let state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
-
   async function startAll(): Promise<void> {
     // A wrong address, credential or CA stops here, naming the service, before any part starts.
     for (const unreachable of await verifyConnections(config, { kafka, elasticsearch, redis })) {
@@ -356,6 +355,16 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     }
   }
 
+  const lifecycle = createLifecycle('Vigil', {
+    start: startAll,
+    async stop() {
+      // A consumer that crashes while it is being stopped is not restarted.
+      supervisor.stop();
+      await started.closeAll();
+      await owned.closeAll();
+    },
+    onStartFailure: (error) => logger.error({ err: error }, 'start failed; stopping what had started'),
+  });
   return {
     config,
     logger,
@@ -370,26 +379,8 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(alerter ? { alerter } : {}),
     ...(notifier ? { notifier } : {}),
     ...(intake ? { intake } : {}),
-    async start() {
-      if (state !== 'new') throw new Error(`Vigil cannot start: it is ${state}`);
-      state = 'starting';
-      try {
-        await startAll();
-        state = 'running';
-      } catch (error) {
-        logger.error({ err: error }, 'start failed; stopping what had started');
-        await this.stop();
-        throw error;
-      }
-    },
-    async stop() {
-      if (state === 'stopped') return;
-      state = 'stopped';
-      // A consumer that crashes while it is being stopped is not restarted.
-      supervisor.stop();
-      await started.closeAll();
-      await owned.closeAll();
-    },
+    start: lifecycle.start,
+    stop: lifecycle.stop,
     stats() {
       return { ...(pipeline ? { ingest: pipeline.stats() } : {}), ...(alerter ? { alerter: alerter.stats() } : {}) };
     },

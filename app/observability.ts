@@ -6,14 +6,13 @@
  * See docs/operations.md.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Client } from '@elastic/elasticsearch';
 import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats, OutboxStats } from '../detectors';
 import type { GeoDatabase, IngestStats, IntakeStats } from '../ingest';
-import { errorMessage, probes, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
+import { closeServer, errorMessage, listenOn, probes, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
 
 /** What the endpoints read, supplied by the composition root. */
 export interface ObservabilitySources {
@@ -294,15 +293,8 @@ export function createObservability(sources: ObservabilitySources): Observabilit
           response.end('internal error\n');
         });
       });
-      await new Promise<void>((resolve, reject) => {
-        listening.once('error', reject);
-        listening.listen(at.port, at.host, () => {
-          listening.off('error', reject);
-          resolve();
-        });
-      });
+      const { port } = await listenOn(listening, at);
       server = listening;
-      const { port } = listening.address() as AddressInfo;
       sources.logger.info({ host: at.host, port }, 'serving /healthz, /readyz and /metrics');
       return { host: at.host, port };
     },
@@ -310,13 +302,8 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       for (const off of unsubscribe) off();
       const closing = server;
       server = undefined;
-      if (closing) {
-        await new Promise<void>((resolve) => {
-          closing.close(() => resolve());
-          // A scraper's keep-alive connection must not hold the shutdown.
-          closing.closeAllConnections();
-        });
-      }
+      // A scraper's keep-alive connection must not hold the shutdown.
+      if (closing) await closeServer(closing, 'all');
       await admin?.disconnect().catch(() => undefined);
       admin = undefined;
     },

@@ -152,7 +152,6 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
     component: 'adapt',
     chunkSize: CHUNK_MESSAGES,
     handle,
-    backoff: { initialDelayMs: 500, maxDelayMs: 30_000 },
     logger,
     ...(instrumentation ? { instrumentation } : {}),
   });

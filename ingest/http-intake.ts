@@ -9,9 +9,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Kafka, Producer } from 'kafkajs';
-import { createProducer, errorMessage, type Logger } from '../platform';
+import { closeServer, createProducer, errorMessage, listenOn, type Logger } from '../platform';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
 export interface IntakeListen {
@@ -277,16 +276,9 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
             else response.end();
           });
         });
-        await new Promise<void>((resolve, reject) => {
-          listening.once('error', reject);
-          listening.listen(at.port, at.host, () => {
-            listening.off('error', reject);
-            resolve();
-          });
-        });
+        const { port } = await listenOn(listening, at);
         server = listening;
         producer = starting;
-        const { port } = listening.address() as AddressInfo;
         log.info({ host: at.host, port, path: KONG_INTAKE_PATH, topic: options.topic }, 'intake listening for Kong http-log batches');
         return { host: at.host, port };
       } catch (error) {
@@ -298,13 +290,8 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
       const closing = server;
       const sending = producer;
       server = undefined;
-      if (closing) {
-        await new Promise<void>((resolve) => {
-          // Requests in hand finish (their sends are awaited); idle keep-alive sockets go now.
-          closing.close(() => resolve());
-          closing.closeIdleConnections();
-        });
-      }
+      // Requests in hand finish (their sends are awaited); idle keep-alive sockets go now.
+      if (closing) await closeServer(closing, 'idle');
       producer = undefined;
       await sending?.disconnect();
     },

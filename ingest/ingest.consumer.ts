@@ -263,7 +263,6 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     // One chunk fills one bulk request, so a busy partition never waits for the flush timer.
     chunkSize: config.bulk.maxDocs,
     handle,
-    backoff: { initialDelayMs: 500, maxDelayMs: 30_000 },
     logger,
     ...(instrumentation ? { instrumentation } : {}),
   });

@@ -16,4 +16,6 @@ export * from './kafka/consumer-supervisor';
 export * from './elasticsearch/clients';
 export * from './elasticsearch/bulk-indexer';
 export * from './connections';
+export * from './http-server';
+export * from './lifecycle';
 export * from './kafka/messages';

@@ -45,18 +45,17 @@ kafka_up() {
   tcp_open "$(host_of "$first")" "$(port_of "$first")"
 }
 es_up() { curl -fsS -m 3 "$ELASTICSEARCH_URL/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1; }
-redis_up() {
-  local h p
-  h="$(host_of "$REDIS_URL")"; p="$(port_of "$REDIS_URL")"
+redis_ping() { # host port
   # A PING over a raw socket, in a subshell so the descriptor never leaks: no redis-cli needed.
   (
-    exec 4<>"/dev/tcp/$h/$p" || exit 1
+    exec 4<>"/dev/tcp/$1/$2" || exit 1
     printf 'PING\r\n' >&4
     reply=""
     read -r -t 2 reply <&4 || true
     [[ "$reply" == +PONG* ]]
   ) 2>/dev/null
 }
+redis_up() { redis_ping "$(host_of "$REDIS_URL")" "$(port_of "$REDIS_URL")"; }
 
 wait_for() { # name seconds probe logfile
   local name="$1" secs="$2" probe="$3" logfile="$4" i
@@ -83,17 +82,20 @@ kafka_install() {
   touch "$home/.complete"
 }
 
-kafka_start() {
-  local home data logfile props
-  home="$(kafka_home)"; data="$STATE_DIR/kafka-data"; logfile="$STATE_DIR/kafka.log"
-  props="$STATE_DIR/kafka.properties"
+# Starts a single KRaft broker+controller on 127.0.0.1:<port> (controller on <port>+1) with its
+# storage in <dir>/kafka-data, formatted on first start; the plain stack and the faults copy differ
+# only in these arguments.
+kafka_launch() { # name port dir heap probe
+  local name="$1" port="$2" dir="$3" heap="$4" probe="$5"
+  local home data logfile props controller=$(($2 + 1))
+  home="$(kafka_home)"; data="$dir/kafka-data"; logfile="$dir/kafka.log"; props="$dir/kafka.properties"
   mkdir -p "$data"
   cat >"$props" <<EOF
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.quorum.voters=1@127.0.0.1:$controller
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
@@ -116,17 +118,19 @@ EOF
     cluster_id="$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
     java -cp "$java_cp" -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
       kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" >>"$logfile" 2>&1 \
-      || die "formatting Kafka storage failed; see $logfile"
+      || die "formatting $name storage failed; see $logfile"
   fi
   # A fresh log per start: readiness is read from it, and an old start's line must not count.
   [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.1"
-  log "starting Kafka $KAFKA_VERSION (KRaft, broker+controller) on 127.0.0.1:9092; log: $logfile"
-  nohup java -Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC \
+  log "starting $name $KAFKA_VERSION (KRaft, broker+controller) on 127.0.0.1:$port; log: $logfile"
+  nohup java -Xms"$heap" -Xmx"$heap" -XX:+UseG1GC \
     -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
     -cp "$java_cp" kafka.Kafka "$props" >>"$logfile" 2>&1 &
-  echo $! >"$STATE_DIR/kafka.pid"
-  wait_for Kafka 120 kafka_ready "$logfile"
+  echo $! >"$dir/kafka.pid"
+  wait_for "$name" 120 "$probe" "$logfile"
 }
+
+kafka_start() { kafka_launch Kafka 9092 "$STATE_DIR" "$KAFKA_HEAP" kafka_ready; }
 
 # Ready means the broker finished starting, not only that the port accepts connections.
 kafka_ready() {
@@ -161,9 +165,13 @@ es_user() {
   useradd --system --no-create-home --shell /usr/sbin/nologin "$ES_USER"
 }
 
-es_start() {
+# Starts a single-node, loopback-only Elasticsearch as $ES_USER (transport on <port>+100) with its
+# data, logs and config under <dir>; the plain stack and the faults copy differ only in these
+# arguments.
+es_launch() { # name cluster port dir heap probe
+  local name="$1" cluster="$2" port="$3" dir="$4" heap="$5" probe="$6"
   local home data logs conf
-  home="$(es_home)"; data="$STATE_DIR/es-data"; logs="$STATE_DIR/es-logs"; conf="$STATE_DIR/es-config"
+  home="$(es_home)"; data="$dir/es-data"; logs="$dir/es-logs"; conf="$dir/es-config"
   [[ -n "$ES_JAVA_HOME" && -x "$ES_JAVA_HOME/bin/java" ]] \
     || die "no JDK for Elasticsearch: set ES_JAVA_HOME (expected Temurin 25 under /usr/lib/jvm)"
   es_user
@@ -171,13 +179,13 @@ es_start() {
   # The config dir is copied out of the cache so the cached install stays pristine and read-only.
   rm -rf "$conf"; cp -r "$home/config" "$conf"
   cat >"$conf/elasticsearch.yml" <<EOF
-cluster.name: vigil-local
-node.name: vigil-local-1
+cluster.name: $cluster
+node.name: $cluster-1
 path.data: $data
 path.logs: $logs
 network.host: 127.0.0.1
-http.port: 9200
-transport.port: 9300
+http.port: $port
+transport.port: $((port + 100))
 discovery.type: single-node
 # A local loopback-only node: plain HTTP, no TLS or users (the integ-test-zip ships x-pack-security).
 xpack.security.enabled: false
@@ -186,17 +194,22 @@ cluster.routing.allocation.disk.threshold_enabled: false
 action.destructive_requires_name: false
 EOF
   cat >"$conf/jvm.options.d/vigil.options" <<EOF
--Xms$ES_HEAP
--Xmx$ES_HEAP
+-Xms$heap
+-Xmx$heap
 EOF
+  # The Elasticsearch user must reach its folders: the state folder and this one are world-traversable.
   chmod -R a+rX "$CACHE_DIR" "$home"
   chown -R "$ES_USER" "$data" "$logs" "$conf"
-  chmod 755 "$STATE_DIR"
-  log "starting Elasticsearch $ES_VERSION as $ES_USER with $ES_JAVA_HOME on 127.0.0.1:9200; log: $logs/console.log"
+  chmod 755 "$STATE_DIR" "$dir"
+  log "starting $name $ES_VERSION as $ES_USER with $ES_JAVA_HOME on 127.0.0.1:$port; log: $logs/$cluster.log"
   runuser -u "$ES_USER" -- env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" \
-    "$home/bin/elasticsearch" -d -p "$logs/es.pid" >"$STATE_DIR/es-console.log" 2>&1 \
-    || die "Elasticsearch failed to start; see $STATE_DIR/es-console.log and $logs/"
-  wait_for Elasticsearch 180 es_up "$logs/vigil-local.log"
+    "$home/bin/elasticsearch" -d -p "$logs/es.pid" >"$dir/es-console.log" 2>&1 \
+    || die "$name failed to start; see $dir/es-console.log and $logs/"
+  wait_for "$name" 180 "$probe" "$logs/$cluster.log"
+}
+
+es_start() {
+  es_launch Elasticsearch vigil-local 9200 "$STATE_DIR" "$ES_HEAP" es_up
   local modules
   modules="$(curl -fsS "$ELASTICSEARCH_URL/_cat/plugins?h=component" 2>/dev/null | tr '\n' ' ')"
   log "Elasticsearch modules: $(curl -fsS "$ELASTICSEARCH_URL/_nodes/_local/plugins?filter_path=**.modules.name" \
@@ -209,13 +222,19 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-redis_start() {
+# Starts redis-server on 127.0.0.1:<port>, its log and pid file in <dir>, its files in <data>;
+# further arguments go to redis-server (persistence).
+redis_launch() { # name port dir data probe [redis-server options...]
+  local name="$1" port="$2" dir="$3" data="$4" probe="$5"; shift 5
   command -v redis-server >/dev/null || { log "installing Debian's redis-server"; apt_install redis-server; }
-  log "starting redis-server on 127.0.0.1:6379; log: $STATE_DIR/redis.log"
-  redis-server --daemonize yes --bind 127.0.0.1 --port "$(port_of "$REDIS_URL")" --save "" --appendonly no \
-    --dir "$STATE_DIR" --logfile "$STATE_DIR/redis.log" --pidfile "$STATE_DIR/redis.pid"
-  wait_for Redis 20 redis_up "$STATE_DIR/redis.log"
+  mkdir -p "$data"
+  log "starting $name (redis-server) on 127.0.0.1:$port; log: $dir/redis.log"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" "$@" \
+    --dir "$data" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid"
+  wait_for "$name" 30 "$probe" "$dir/redis.log"
 }
+
+redis_start() { redis_launch Redis "$(port_of "$REDIS_URL")" "$STATE_DIR" "$STATE_DIR" redis_up --appendonly no; }
 
 # --- commands ----------------------------------------------------------------------------------
 # This script starts services only on their default local endpoints; an endpoint set elsewhere
@@ -471,24 +490,12 @@ FAULTS_REDIS_PORT="${VIGIL_FAULTS_REDIS_PORT:-6392}"
 FAULTS_KAFKA_PORT="${VIGIL_FAULTS_KAFKA_PORT:-9292}"
 FAULTS_ES_PORT="${VIGIL_FAULTS_ES_PORT:-9202}"
 
-faults_redis_up() {
-  (
-    exec 4<>"/dev/tcp/127.0.0.1/$FAULTS_REDIS_PORT" || exit 1
-    printf 'PING\r\n' >&4
-    reply=""
-    read -r -t 2 reply <&4 || true
-    [[ "$reply" == +PONG* ]]
-  ) 2>/dev/null
-}
+faults_redis_up() { redis_ping 127.0.0.1 "$FAULTS_REDIS_PORT"; }
 
 faults_redis_start() {
   if faults_redis_up; then log "faults Redis answers on $FAULTS_REDIS_PORT"; return 0; fi
-  command -v redis-server >/dev/null || { log "installing Debian's redis-server"; apt_install redis-server; }
-  mkdir -p "$FAULTS_DIR/redis"
-  log "starting the faults redis-server (append-only file) on 127.0.0.1:$FAULTS_REDIS_PORT"
-  redis-server --daemonize yes --bind 127.0.0.1 --port "$FAULTS_REDIS_PORT" --save "" --appendonly yes \
-    --appendfsync everysec --dir "$FAULTS_DIR/redis" --logfile "$FAULTS_DIR/redis.log" --pidfile "$FAULTS_DIR/redis.pid"
-  wait_for "faults Redis" 30 faults_redis_up "$FAULTS_DIR/redis.log"
+  redis_launch "faults Redis" "$FAULTS_REDIS_PORT" "$FAULTS_DIR" "$FAULTS_DIR/redis" faults_redis_up \
+    --appendonly yes --appendfsync everysec
 }
 
 faults_kafka_up() { tcp_open 127.0.0.1 "$FAULTS_KAFKA_PORT" && grep -q 'Kafka Server started' "$FAULTS_DIR/kafka.log" 2>/dev/null; }
@@ -496,79 +503,15 @@ faults_kafka_up() { tcp_open 127.0.0.1 "$FAULTS_KAFKA_PORT" && grep -q 'Kafka Se
 faults_kafka_start() {
   if faults_kafka_up; then log "faults Kafka answers on $FAULTS_KAFKA_PORT"; return 0; fi
   kafka_install
-  local home data props logfile controller=$((FAULTS_KAFKA_PORT + 1))
-  home="$(kafka_home)"; data="$FAULTS_DIR/kafka-data"; props="$FAULTS_DIR/kafka.properties"; logfile="$FAULTS_DIR/kafka.log"
-  mkdir -p "$data"
-  sed -e "s#127.0.0.1:9093#127.0.0.1:$controller#g" -e "s#127.0.0.1:9092#127.0.0.1:$FAULTS_KAFKA_PORT#g" \
-    -e "s#^log.dirs=.*#log.dirs=$data#" >"$props" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
-controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-log.dirs=
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=6
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-log.retention.hours=24
-EOF
-  local java_cp="$home/libs/*"
-  if [[ ! -f "$data/meta.properties" ]]; then
-    java -cp "$java_cp" -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
-      kafka.tools.StorageTool format --ignore-formatted -t "$(java -cp "$java_cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)" \
-      -c "$props" >>"$logfile" 2>&1 || die "formatting the faults Kafka's storage failed; see $logfile"
-  fi
-  [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.1"
-  log "starting the faults Kafka on 127.0.0.1:$FAULTS_KAFKA_PORT; log: $logfile"
-  nohup java -Xms384m -Xmx384m -XX:+UseG1GC -Dlog4j2.configurationFile="$HERE/stack/kafka-log4j2.properties" \
-    -cp "$java_cp" kafka.Kafka "$props" >>"$logfile" 2>&1 &
-  echo $! >"$FAULTS_DIR/kafka.pid"
-  wait_for "faults Kafka" 120 faults_kafka_up "$logfile"
+  kafka_launch "faults Kafka" "$FAULTS_KAFKA_PORT" "$FAULTS_DIR" 384m faults_kafka_up
 }
 
 faults_es_up() { curl -fsS -m 3 "http://127.0.0.1:$FAULTS_ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1; }
 
 faults_es_start() {
   if faults_es_up; then log "faults Elasticsearch answers on $FAULTS_ES_PORT"; return 0; fi
-  [[ -n "$ES_JAVA_HOME" && -x "$ES_JAVA_HOME/bin/java" ]] \
-    || die "no JDK for Elasticsearch: set ES_JAVA_HOME (expected Temurin 25 under /usr/lib/jvm)"
-  es_install; es_user
-  local home data logs conf
-  home="$(es_home)"; data="$FAULTS_DIR/es-data"; logs="$FAULTS_DIR/es-logs"; conf="$FAULTS_DIR/es-config"
-  mkdir -p "$data" "$logs"
-  rm -rf "$conf"; cp -r "$home/config" "$conf"
-  {
-    echo "cluster.name: vigil-faults"
-    echo "node.name: vigil-faults-1"
-    echo "path.data: $data"
-    echo "path.logs: $logs"
-    echo "network.host: 127.0.0.1"
-    echo "http.port: $FAULTS_ES_PORT"
-    echo "transport.port: $((FAULTS_ES_PORT + 100))"
-    echo "discovery.type: single-node"
-    echo "xpack.security.enabled: false"
-    echo "cluster.routing.allocation.disk.threshold_enabled: false"
-    echo "action.destructive_requires_name: false"
-  } >"$conf/elasticsearch.yml"
-  printf -- '-Xms512m\n-Xmx512m\n' >"$conf/jvm.options.d/vigil.options"
-  # The Elasticsearch user must reach its folders: the state folder and this one are world-traversable.
-  chmod -R a+rX "$CACHE_DIR" "$home"
-  chmod 755 "$STATE_DIR" "$FAULTS_DIR"
-  chown -R "$ES_USER" "$data" "$logs" "$conf"
-  log "starting the faults Elasticsearch on 127.0.0.1:$FAULTS_ES_PORT; log: $logs/vigil-faults.log"
-  runuser -u "$ES_USER" -- env ES_JAVA_HOME="$ES_JAVA_HOME" ES_PATH_CONF="$conf" \
-    "$home/bin/elasticsearch" -d -p "$logs/es.pid" >"$FAULTS_DIR/es-console.log" 2>&1 \
-    || die "the faults Elasticsearch failed to start; see $FAULTS_DIR/es-console.log and $logs/"
-  wait_for "faults Elasticsearch" 180 faults_es_up "$logs/vigil-faults.log"
+  es_install
+  es_launch "faults Elasticsearch" vigil-faults "$FAULTS_ES_PORT" "$FAULTS_DIR" 512m faults_es_up
 }
 
 faults_stop() { # service

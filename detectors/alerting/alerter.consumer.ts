@@ -43,7 +43,7 @@ export function createPartitionLoop(options: PartitionLoopOptions): PartitionLoo
     // The alerter's work per message is one script item: a whole fetched batch is one chunk.
     chunkSize: options.chunkSize ?? Number.MAX_SAFE_INTEGER,
     handle: (chunk) => handle(chunk.messages),
-    backoff: options.backoff ?? { initialDelayMs: 500, maxDelayMs: 30_000 },
+    ...(options.backoff ? { backoff: options.backoff } : {}),
     logger,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
   });

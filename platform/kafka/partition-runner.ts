@@ -7,6 +7,12 @@ import type { Instrumentation } from '../instrumentation';
 /** How often a chunk in hand asks kafkajs to heartbeat (its own interval, 3 s by default, still applies). */
 const HEARTBEAT_EVERY_MS = 1000;
 
+/**
+ * The backoff every consumer group uses unless told otherwise: quick enough to resume soon after a
+ * short hiccup, capped so a long outage is retried twice a minute rather than hammered.
+ */
+export const DEFAULT_PARTITION_BACKOFF = { initialDelayMs: 500, maxDelayMs: 30_000 } as const;
+
 /** A slice of one partition's batch, handled and committed as a unit. */
 export interface Chunk {
   topic: string;
@@ -26,8 +32,11 @@ export interface PartitionRunnerOptions {
    * any other error is the consumer's to crash on.
    */
   handle(chunk: Chunk): Promise<void>;
-  /** Backoff of a paused partition, per partition: it grows while the partition keeps failing. */
-  backoff: { initialDelayMs: number; maxDelayMs: number };
+  /**
+   * Backoff of a paused partition, per partition: it grows while the partition keeps failing.
+   * Defaults to {@link DEFAULT_PARTITION_BACKOFF}.
+   */
+  backoff?: { initialDelayMs: number; maxDelayMs: number };
   logger: Logger;
   instrumentation?: Instrumentation;
 }
@@ -80,7 +89,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
         if (stopped) return;
         const attempt = (attempts.get(key) ?? 0) + 1;
         attempts.set(key, attempt);
-        const delayMs = backoffDelay(attempt, options.backoff);
+        const delayMs = backoffDelay(attempt, options.backoff ?? DEFAULT_PARTITION_BACKOFF);
         pauses++;
         logger.warn({ err: error, topic, partition, attempt, delayMs }, `store unavailable, pausing the partition: ${errorMessage(error)}`);
         instrumentation?.emit('runner.pause', { component, topic, partition, attempt, delayMs, error });

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createEnvoyAdapter, envoyAdapter, envoyPolicySignals } from '../../ingest/adapters/envoy';
 import { groupMap, type AdapterResult, type AdapterSettings } from '../../ingest/adapters';
-import { eventSchema, describeIssues, type VigilEventInput } from '../../schemas';
+import type { VigilEventInput } from '../../schemas';
+import { expectContract, requestEvents } from '../support/adapter-events';
 import { envoyGatewayRecord, istioRecord } from '../support/gateway-records';
 
 const settings: AdapterSettings = {
@@ -19,57 +20,27 @@ const line = (record: object): Buffer => Buffer.from(`${JSON.stringify(record)}\
 const translate = (value: Buffer | string, adapterSettings: AdapterSettings = settings): AdapterResult =>
   envoyAdapter.translate(typeof value === 'string' ? Buffer.from(value) : value, adapterSettings);
 
-/** Every event an adapter makes must be one the pipeline accepts. */
-function expectContract(events: readonly VigilEventInput[]): void {
-  for (const event of events) {
-    const parsed = eventSchema.safeParse(event);
-    expect(parsed.success ? [] : describeIssues(parsed.error)).toEqual([]);
-  }
-}
-
 const ISTIO_ID = '5f0c3b9e-8a1d-4c1e-9b6a-0e2d7c1a2b3c';
 const source = { service: 'edge-envoy', kind: 'gateway', environment: 'test' } as const;
 const ordersResource = { api: 'shop.example.com', method: 'POST', path: '/orders/42' } as const;
 
+const orders = requestEvents({
+  adapter: 'envoy',
+  requestId: ISTIO_ID,
+  time: '2026-03-01T10:00:00.123Z',
+  source,
+  client: { ip: '198.51.100.23', userAgent: 'curl/8.5.0' },
+  resource: ordersResource,
+  group: 'orders',
+});
+
 /** The invocation Istio's 201 record becomes; policy cases change what they change. */
 function ordersInvocation(overrides: { status?: number; labels?: Record<string, string>; actor?: Record<string, string> } = {}): VigilEventInput {
-  return {
-    id: `envoy:${ISTIO_ID}:inv`,
-    schemaVersion: 1,
-    time: '2026-03-01T10:00:00.123Z',
-    source,
-    correlation: { requestId: ISTIO_ID },
-    actor: overrides.actor ?? {},
-    client: { ip: '198.51.100.23', userAgent: 'curl/8.5.0' },
-    labels: overrides.labels ?? { adapter: 'envoy' },
-    family: 'invocation',
-    invocation: {
-      resource: ordersResource,
-      route: '/orders-route',
-      status: overrides.status ?? 201,
-      latencyMs: 23,
-      bytesIn: 154,
-      bytesOut: 87,
-      upstreamService: 'outbound|8080||orders.shop.svc.cluster.local',
-      group: 'orders',
-    },
-  };
+  const invocation = { route: '/orders-route', status: overrides.status ?? 201, latencyMs: 23, bytesIn: 154, bytesOut: 87, upstreamService: 'outbound|8080||orders.shop.svc.cluster.local' };
+  return orders.invocation(invocation, overrides.labels, overrides.actor);
 }
 
-function ordersPolicy(kind: string, policy: Record<string, string>, labels: Record<string, string> = { adapter: 'envoy' }, actor: Record<string, string> = {}): VigilEventInput {
-  return {
-    id: `envoy:${ISTIO_ID}:${kind}`,
-    schemaVersion: 1,
-    time: '2026-03-01T10:00:00.123Z',
-    source,
-    correlation: { requestId: ISTIO_ID },
-    actor,
-    client: { ip: '198.51.100.23', userAgent: 'curl/8.5.0' },
-    labels,
-    family: 'policy',
-    policy: { kind, ...policy, group: 'orders', resource: ordersResource },
-  } as VigilEventInput;
-}
+const ordersPolicy = orders.policy;
 
 describe('envoy adapter: Istio default JSON', () => {
   it('turns a 201 into one invocation: query dropped from the path, "-" values absent, client from downstream_remote_address', () => {

@@ -3,7 +3,8 @@ import { SpanKind } from '@opentelemetry/api';
 import { groupMap, type AdapterResult, type AdapterSettings } from '../../ingest/adapters';
 import { createOtlpAdapter, otlpAdapter } from '../../ingest/adapters/otlp';
 import { detectEncoding } from '../../ingest/adapters/otlp-decode';
-import { eventSchema, describeIssues, type VigilEventInput } from '../../schemas';
+import type { VigilEventInput } from '../../schemas';
+import { expectContract, requestEvents } from '../support/adapter-events';
 import { collectorJson, envoyGatewayRecord, envoyOtelAttributes, otlpLogsMessage, otlpSpansMessage, type LogInput, type OtlpEncoding, type SpanInput } from '../support/gateway-records';
 
 const settings: AdapterSettings = {
@@ -15,13 +16,6 @@ const settings: AdapterSettings = {
 const ENCODINGS: OtlpEncoding[] = ['otlp_json', 'otlp_proto'];
 const translate = (message: Buffer, adapterSettings: AdapterSettings = settings): AdapterResult => otlpAdapter.translate(message, adapterSettings);
 
-function expectContract(events: readonly VigilEventInput[]): void {
-  for (const event of events) {
-    const parsed = eventSchema.safeParse(event);
-    expect(parsed.success ? [] : describeIssues(parsed.error)).toEqual([]);
-  }
-}
-
 const T0 = Date.parse('2026-03-02T08:30:00.250Z');
 const ENVOY_RESOURCE = { 'service.name': 'edge-envoy', 'service.instance.id': 'envoy-7f9c-2' };
 const REQUEST = 'a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d';
@@ -32,35 +26,21 @@ function envoyLog(overrides: Record<string, string> = {}, time = T0): LogInput {
   return { time, resource: ENVOY_RESOURCE, attributes: envoyOtelAttributes(overrides) };
 }
 
+const accounts = requestEvents({
+  adapter: 'otlp',
+  requestId: REQUEST,
+  time: '2026-03-02T08:30:00.250Z',
+  source,
+  client: { ip: '203.0.113.50', userAgent: 'okhttp/4.12.0' },
+  resource: accountsResource,
+  group: 'bank',
+});
+
 function accountsInvocation(status = 200, labels: Record<string, string> = { adapter: 'otlp' }, actor: Record<string, string> = {}): VigilEventInput {
-  return {
-    id: `otlp:${REQUEST}:inv`,
-    schemaVersion: 1,
-    time: '2026-03-02T08:30:00.250Z',
-    source,
-    correlation: { requestId: REQUEST },
-    actor,
-    client: { ip: '203.0.113.50', userAgent: 'okhttp/4.12.0' },
-    labels,
-    family: 'invocation',
-    invocation: { resource: accountsResource, route: '/accounts', status, latencyMs: 12, bytesIn: 0, bytesOut: 342, upstreamService: 'accounts-svc', group: 'bank' },
-  };
+  return accounts.invocation({ route: '/accounts', status, latencyMs: 12, bytesIn: 0, bytesOut: 342, upstreamService: 'accounts-svc' }, labels, actor);
 }
 
-function accountsPolicy(kind: string, policy: Record<string, string>, labels: Record<string, string> = { adapter: 'otlp' }, actor: Record<string, string> = {}): VigilEventInput {
-  return {
-    id: `otlp:${REQUEST}:${kind}`,
-    schemaVersion: 1,
-    time: '2026-03-02T08:30:00.250Z',
-    source,
-    correlation: { requestId: REQUEST },
-    actor,
-    client: { ip: '203.0.113.50', userAgent: 'okhttp/4.12.0' },
-    labels,
-    family: 'policy',
-    policy: { kind, ...policy, group: 'bank', resource: accountsResource },
-  } as VigilEventInput;
-}
+const accountsPolicy = accounts.policy;
 
 describe('otlp adapter: Envoy OpenTelemetry access logs with the recommended attributes', () => {
   it('detects the encoding from the first byte', () => {

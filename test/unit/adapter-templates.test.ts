@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { groupMap, type AdapterSettings } from '../../ingest/adapters';
 import { envoyAdapter } from '../../ingest/adapters/envoy';
-import { eventSchema, describeIssues, type VigilEventInput } from '../../schemas';
+import { expectContract } from '../support/adapter-events';
 
 /**
  * The templates of docs/gateways/templates.md, read from the page itself, rendered with sample
@@ -21,13 +21,6 @@ const settings: AdapterSettings = {
   kind: 'gateway',
   groups: groupMap({ routes: { '/orders/{id}': 'orders', 'checkout-v1': 'checkout' }, services: { orders_backend: 'orders' } }),
 };
-
-function expectContract(events: readonly VigilEventInput[]): void {
-  for (const event of events) {
-    const parsed = eventSchema.safeParse(event);
-    expect(parsed.success ? [] : describeIssues(parsed.error)).toEqual([]);
-  }
-}
 
 /** Replaces each variable the pattern finds with its sample value, JSON-escaped; an unknown one is an error. */
 function render(text: string, pattern: RegExp, values: Record<string, string>): string {

@@ -1,7 +1,7 @@
 import { eventId, groupMap, secretFingerprint, type AdapterSettings } from '../../ingest/adapters';
 import { tykAdapter } from '../../ingest/adapters/tyk';
-import { describeIssues, eventSchema, type VigilEventInput } from '../../schemas';
 import { TYK_KEY as KEY, tykErrorResponse as errorResponse, tykRecord as tyk } from '../support/gateway-records';
+import { expectContract } from '../support/adapter-events';
 
 /**
  * Fixtures built from the record Tyk Pump's kafka pump writes (`pumps/kafka.go`: one JSON object
@@ -17,13 +17,6 @@ const settings: AdapterSettings = {
 
 function bytes(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
-}
-
-function expectContract(events: readonly VigilEventInput[]): void {
-  for (const event of events) {
-    const parsed = eventSchema.safeParse(event);
-    expect(parsed.success ? [] : describeIssues(parsed.error)).toEqual([]);
-  }
 }
 
 /** The id the adapter gives a record's event: Tyk has no request id, so a hash of the record's facts. */

@@ -1,7 +1,7 @@
 import { eventId, groupMap, sha256, type AdapterSettings } from '../../ingest/adapters';
 import { wso2Adapter } from '../../ingest/adapters/wso2';
-import { describeIssues, eventSchema, type VigilEventInput } from '../../schemas';
 import { WSO2_PREFIX as PREFIX, wso2Fault as fault, wso2Line as line, wso2Response as response } from '../support/gateway-records';
+import { expectContract } from '../support/adapter-events';
 
 /**
  * Fixtures built from the fields WSO2's ELK reporter logs (`ELKCounterMetric` writes
@@ -18,14 +18,6 @@ const settings: AdapterSettings = {
 
 function bytes(text: string): Uint8Array {
   return new TextEncoder().encode(text);
-}
-
-/** Every event an adapter makes must pass the contract as a producer's would. */
-function expectContract(events: readonly VigilEventInput[]): void {
-  for (const event of events) {
-    const parsed = eventSchema.safeParse(event);
-    expect(parsed.success ? [] : describeIssues(parsed.error)).toEqual([]);
-  }
 }
 
 describe('wso2 adapter', () => {

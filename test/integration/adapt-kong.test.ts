@@ -63,7 +63,9 @@ const storm = Array.from({ length: 60 }, (_, n) =>
  * four IPs: the request-flood-per-endpoint fixture's shape, as Kong records without request ids.
  */
 function flood(): { baseline: GatewayCall[]; burst: GatewayCall[] } {
-  const start = now - 20 * 60_000;
+  // On a minute boundary: the surge rule's buckets are whole clock minutes, and a burst minute
+  // that straddled two of them would be two half bursts (5x each), below the rule's 10x.
+  const start = Math.floor(now / 60_000) * 60_000 - 20 * 60_000;
   const order = (time: number, clientIp: string, n: number): GatewayCall => base({ time: new Date(time), clientIp, uri: `/orders/${n}`, route: { name: 'order', paths: ['/orders'] } });
   return {
     baseline: Array.from({ length: 1440 }, (_, n) => order(start + n * 500, `198.51.${100 + (n % 50)}.${1 + (n % 200)}`, n)),

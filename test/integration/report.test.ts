@@ -72,7 +72,20 @@ describe('vigil report: incidents from the real pipeline, rendered in a real bro
     await waitFor('the whole DoS burst indexed', async () => (await countEvents(stack, endpoint)) >= 12 * 120 + 1200, 60_000);
 
     const out = join(folder, 'report.html');
-    const { path, data } = await writeReport(elasticsearch, config, { from: new Date(Date.now() - 3_600_000), to: new Date(Date.now() + 60_000) }, out);
+    const render = () => writeReport(elasticsearch, config, { from: new Date(Date.now() - 3_600_000), to: new Date(Date.now() + 60_000) }, out);
+    // Alerts and their detections reach Elasticsearch by two paths (the alerter, the pipeline):
+    // an alert can be searchable a moment before the detections it cites.
+    let report = await render();
+    await waitFor(
+      "every incident's detections searchable",
+      async () => {
+        await elasticsearch.indices.refresh({ index: [alerts, detections], ignore_unavailable: true, allow_no_indices: true });
+        report = await render();
+        return report.data.incidents.every((item) => item.evidence.length > 0);
+      },
+      60_000,
+    ).catch(() => undefined); // the assertion below says what is missing
+    const { path, data } = report;
     expect(path).toBe(out);
 
     // The data: the DoS endpoint's burst and baseline per minute, the travel pair, evidence.

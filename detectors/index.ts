@@ -4,6 +4,7 @@
  */
 export * from './duration';
 export * from './input';
+export * from './trust';
 export * from './correlation';
 export * from './filter';
 export * from './rule-schema';

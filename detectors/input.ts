@@ -1,5 +1,6 @@
 import type { VigilEvent } from '../schemas';
 import type { Correlated } from './correlation';
+import { identityOf, type Identity } from './trust';
 
 /** Where an event was, as enrichment located it (or the producer reported it). */
 export interface InputGeo {
@@ -21,6 +22,11 @@ export interface DetectionInput {
   ipScope?: 'public' | 'private' | 'reserved';
   /** What correlation found: the request's policy decisions, the session's device (see correlation.ts). */
   correlated?: Correlated;
+  /**
+   * What the event proves about its user (the trust model, trust.ts). Filters read it as
+   * `identity`; when absent it is derived from the event and `correlated`.
+   */
+  identity?: Identity;
   /** Rules this event made fire earlier in the same evaluation (see the `detectedBy` filter). */
   detectedBy?: ReadonlySet<string>;
 }
@@ -36,6 +42,8 @@ export function compilePath(path: string): PathReader {
       ? (input) => input.geo
       : root === 'ipScope'
         ? (input) => input.ipScope
+        : root === 'identity'
+          ? (input) => inputIdentity(input)
         : root === 'correlated'
           ? (input) => input.correlated
           : (input) => (input.event as unknown as Record<string, unknown>)[root];
@@ -69,6 +77,11 @@ export function scalarText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return undefined;
+}
+
+/** What an event proves about its user: as set, else derived (trust.ts). */
+export function inputIdentity(input: DetectionInput): Identity {
+  return input.identity ?? identityOf(input.event, input.correlated);
 }
 
 /** The IP an event came from: the client's, else the device's. */

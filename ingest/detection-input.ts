@@ -1,4 +1,4 @@
-import type { Correlated, DetectionInput, InputGeo } from '../detectors';
+import { identityOf, type Correlated, type DetectionInput, type InputGeo } from '../detectors';
 import type { VigilEvent } from '../schemas';
 import type { Enrichment } from './enrich';
 
@@ -20,5 +20,6 @@ export function toDetectionInput(event: VigilEvent, enrichment: Enrichment, corr
     input.geo = seen;
   }
   if (correlated) input.correlated = correlated;
+  input.identity = identityOf(event, correlated);
   return input;
 }

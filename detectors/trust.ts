@@ -1,0 +1,42 @@
+/**
+ * The trust model: what an event proves about who sent it. Rules that build a user's history or
+ * location (first-seen values, travel, the sequences that start from them) take only events that
+ * prove the user; a failed login's user id is whatever the caller typed, and counts against the
+ * IP and the consumer, never into that user's history. Flood rules count a crowd as signed in
+ * only when it proved it. Filters read it as the field `identity`.
+ */
+import type { VigilEvent } from '../schemas';
+import type { Correlated } from './correlation';
+
+/**
+ * What an event proves about its user:
+ * - `proven`: a passed authentication; a device event (the service reports its own session); a
+ *   policy decision other than authentication on a request whose authentication (if seen) passed;
+ *   an invocation by a user that the gateway answered with neither 401 nor 407 and whose request
+ *   failed no authentication.
+ * - `claimed`: a user id is present but nothing proves it (a failed authentication, or a request
+ *   refused as unauthenticated): attacker-controlled.
+ * - `anonymous`: no user id at all.
+ */
+export type Identity = 'proven' | 'claimed' | 'anonymous';
+
+/** The identity levels, for filters (`{ field: identity, equals: proven }`). */
+export const IDENTITIES: readonly Identity[] = ['proven', 'claimed', 'anonymous'];
+
+/** What `event` proves about its user, given what correlation saw of its request. */
+export function identityOf(event: VigilEvent, correlated?: Correlated): Identity {
+  if (event.actor.userId === undefined) return 'anonymous';
+  const authn = correlated?.request?.policies.authn;
+  switch (event.family) {
+    case 'device':
+      return 'proven';
+    case 'policy':
+      if (event.policy.kind === 'authn') return event.policy.outcome === 'pass' ? 'proven' : 'claimed';
+      return authn === 'fail' ? 'claimed' : 'proven';
+    case 'invocation': {
+      const status = event.invocation.status;
+      if (status === 401 || status === 407 || authn === 'fail') return 'claimed';
+      return 'proven';
+    }
+  }
+}

@@ -109,6 +109,18 @@ export const settings = {
       '1–1000',
       'The partitions of each topic the pipeline creates (existing topics are not changed). It also sets how many partitions one instance processes at once (this value × 3).',
     ),
+    replication: setting(
+      'VIGIL_TOPIC_REPLICATION',
+      int(1, 10).default(1),
+      '1–10',
+      'The replication factor of each topic Vigil creates (`vigil topics ensure`, or the pipeline at start). `1` suits a single broker; use `3` on a cluster.',
+    ),
+    retentionMs: setting(
+      'VIGIL_TOPIC_RETENTION_MS',
+      int(60_000, 10 * 365 * 86_400_000).optional(),
+      '60000–315360000000, or unset (the broker’s default)',
+      'How long the event, detection and notification topics Vigil creates keep messages (`retention.ms`). Dead-letter topics keep theirs for 30 days, or this when longer. Existing topics are not changed.',
+    ),
   },
   consumerGroup: setting('VIGIL_CONSUMER_GROUP', name.default('vigil-ingest'), NAME, 'The ingest consumer group. Instances with the same group share the partitions.'),
   indices: {

@@ -10,6 +10,8 @@ import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
 import { runReport } from './report';
 import { runDashboards } from './dashboards';
+import { runTopics } from './topics';
+import { stopRequested } from './stop-request';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -26,6 +28,8 @@ commands:
                               --via kong: the first gateway's traffic goes through Kong log records and vigil adapt
        [--no-stack]           from simulated gateways and services, print a summary and write
                               the incident report (--no-stack: use the configured stores as they are)
+  topics ensure               create Vigil's topics that are missing (partitions, replication,
+                              retention from configuration), e.g. before producing a backlog
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
   rules validate PATH...      check rule files (YAML or JSON); names the file, rule and field at fault
   rules test                  run every rule's fixtures through the engine (jest, real Redis)
@@ -85,13 +89,10 @@ async function run(roles?: readonly Role[]): Promise<number> {
   const config = loadConfig();
   const vigil = createVigil(config, roles ? { roles } : {});
   const log = vigil.logger.child({ component: 'vigil' });
-  const signalled = new Promise<NodeJS.Signals>((done) => {
-    process.once('SIGINT', () => done('SIGINT'));
-    process.once('SIGTERM', () => done('SIGTERM'));
-  });
+  const signalled = stopRequested();
   await vigil.start();
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), vigil.failure.then((failure) => ({ failure }))]);
-  if ('signal' in outcome) log.info({ signal: outcome.signal, deadlineMs: config.shutdownTimeoutMs }, 'stopping');
+  if ('signal' in outcome) log.info({ signal: outcome.signal, deadlineMs: config.shutdownTimeoutMs }, outcome.signal === 'launcher exited' ? 'stopping: the npm launcher that started vigil exited' : 'stopping');
   // A second signal while stopping means "now".
   void signalled.then(() => new Promise<NodeJS.Signals>((done) => process.once('SIGTERM', done).once('SIGINT', done))).then((signal) => {
     log.error({ signal }, 'second signal while stopping; exiting with 1 without waiting');
@@ -136,10 +137,7 @@ async function adapt(args: readonly string[]): Promise<number> {
   const config = loadConfig();
   const running = createAdapt(config, { format, topic });
   const log = running.logger.child({ component: 'vigil' });
-  const signalled = new Promise<NodeJS.Signals>((done) => {
-    process.once('SIGINT', () => done('SIGINT'));
-    process.once('SIGTERM', () => done('SIGTERM'));
-  });
+  const signalled = stopRequested();
   await running.start();
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), running.failure.then((failure) => ({ failure }))]);
   const stopped = await Promise.race([running.stop().then(() => true), after(config.shutdownTimeoutMs, false)]);
@@ -254,6 +252,8 @@ export async function main(args: readonly string[]): Promise<number> {
         }
         return await runReport({ from, to, out });
       }
+      case 'topics':
+        return await runTopics(args.slice(1), loadConfig());
       case 'dashboards':
         return await runDashboards(args.slice(1), loadConfig().indices.prefix);
       case 'deadletters':

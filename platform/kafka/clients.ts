@@ -48,30 +48,74 @@ export function vigilTopics(config: Config): string[] {
   return [policy, invocation, device, deadLetter, detections, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic];
 }
 
+/** A topic Vigil would create, with the settings it would get. */
+export interface TopicPlan {
+  topic: string;
+  numPartitions: number;
+  replicationFactor: number;
+  configEntries: { name: string; value: string }[];
+}
+
 /**
- * Creates the event and dead-letter topics that don't exist yet, and `extra` ones (a raw gateway
- * topic `vigil adapt` reads); leaves existing ones alone.
+ * The topics Vigil uses (and `extra` ones, such as a raw gateway topic `vigil adapt` reads), with
+ * the partitions, replication and retention configuration gives them. Dead letters wait for a
+ * human: they keep messages for 30 days at least, whatever the broker's default.
+ */
+export function topicPlans(config: Config, extra: readonly string[] = []): TopicPlan[] {
+  const deadLetters = new Set([config.topics.deadLetter, config.alerting.notificationDeadLetterTopic]);
+  const retention = config.topics.retentionMs;
+  return [...new Set([...vigilTopics(config), ...extra])].map((topic) => {
+    const retentionMs = deadLetters.has(topic) ? Math.max(DEAD_LETTER_RETENTION_MS, retention ?? 0) : retention;
+    return {
+      topic,
+      numPartitions: config.topics.partitions,
+      replicationFactor: config.topics.replication,
+      configEntries: retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(retentionMs) }],
+    };
+  });
+}
+
+/** What {@link ensureTopics} found and did, topic by topic. */
+export interface TopicState {
+  topic: string;
+  /** `created` now, or `existing` (left as it is, whatever its settings). */
+  state: 'created' | 'existing';
+  partitions: number;
+  /** The partitions configuration asks for: an existing topic may have fewer (or more). */
+  wantedPartitions: number;
+}
+
+/**
+ * Creates the topics of {@link topicPlans} that don't exist yet; leaves existing ones alone.
+ * @returns the topics created
  */
 export async function ensureTopics(kafka: Kafka, config: Config, extra: readonly string[] = []): Promise<string[]> {
+  const states = await ensureTopicStates(kafka, config, extra);
+  return states.filter((state) => state.state === 'created').map((state) => state.topic);
+}
+
+/** {@link ensureTopics}, reporting every topic: created or existing, and its partitions. */
+export async function ensureTopicStates(kafka: Kafka, config: Config, extra: readonly string[] = []): Promise<TopicState[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const wanted = [...new Set([...vigilTopics(config), ...extra])];
+    const plans = topicPlans(config, extra);
     const existing = new Set(await admin.listTopics());
-    const missing = wanted.filter((topic) => !existing.has(topic));
-    if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((topic) => ({
-          topic,
-          numPartitions: config.topics.partitions,
-          replicationFactor: 1,
-          // Dead letters wait for a human: keep them for weeks, not the broker's default.
-          ...(topic === config.topics.deadLetter || topic === config.alerting.notificationDeadLetterTopic ? { configEntries: [{ name: 'retention.ms', value: String(DEAD_LETTER_RETENTION_MS) }] } : {}),
-        })),
-      });
+    const missing = plans.filter((plan) => !existing.has(plan.topic));
+    if (missing.length > 0) await admin.createTopics({ waitForLeaders: true, topics: missing });
+    const created = new Set(missing.map((plan) => plan.topic));
+    const present = plans.filter((plan) => !created.has(plan.topic)).map((plan) => plan.topic);
+    const partitions = new Map<string, number>();
+    if (present.length > 0) {
+      const metadata = await admin.fetchTopicMetadata({ topics: present });
+      for (const topic of metadata.topics) partitions.set(topic.name, topic.partitions.length);
     }
-    return missing;
+    return plans.map((plan) => ({
+      topic: plan.topic,
+      state: created.has(plan.topic) ? 'created' : 'existing',
+      partitions: created.has(plan.topic) ? plan.numPartitions : (partitions.get(plan.topic) ?? 0),
+      wantedPartitions: plan.numPartitions,
+    }));
   } finally {
     await admin.disconnect();
   }

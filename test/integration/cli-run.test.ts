@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
+import { AssignerProtocol, ConfigResourceTypes, type PartitionAssigner } from 'kafkajs';
 import { ensureTopics, loadConfig } from '../../platform';
 import { isolatedEnv, openStack, waitFor, type Stack } from '../support/harness';
 
@@ -23,6 +23,16 @@ function startRun(env: Record<string, string>): Run {
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => output, exit };
+}
+
+/** Whether a process is still alive (signal 0 checks without signalling). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The log lines (pino JSON) whose message matches. */
@@ -71,6 +81,62 @@ describe('vigil run', () => {
       expect(lines(run.output(), /Connection is closed/)).toEqual([]);
     } finally {
       run.child.kill('SIGKILL');
+    }
+  });
+
+  it('creates the topics before the first run with `vigil topics ensure`, and leaves them alone after', async () => {
+    const week = String(7 * 24 * 3600 * 1000);
+    const first = spawnSync(process.execPath, [join(ROOT, 'bin', 'vigil.js'), 'topics', 'ensure'], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, VIGIL_TOPIC_PARTITIONS: '2', VIGIL_TOPIC_RETENTION_MS: week },
+      encoding: 'utf8',
+    });
+    expect(first.status).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`^${stack.config.topics.policy.replace(/\./g, '\\.')}\\s+created\\s+2 partitions$`, 'm'));
+    expect(first.stdout.match(/^\S+\s+created\s+2 partitions$/gm)).toHaveLength(7);
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    try {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [stack.config.topics.policy, stack.config.topics.deadLetter].map((name) => ({ type: ConfigResourceTypes.TOPIC, name })),
+      });
+      const retention = Object.fromEntries(described.resources.map((resource) => [resource.resourceName, resource.configEntries.find((entry) => entry.configName === 'retention.ms')?.configValue]));
+      expect(retention[stack.config.topics.policy]).toBe(week);
+      expect(retention[stack.config.topics.deadLetter]).toBe(String(30 * 24 * 3600 * 1000));
+    } finally {
+      await admin.disconnect();
+    }
+    const again = spawnSync(process.execPath, [join(ROOT, 'bin', 'vigil.js'), 'topics', 'ensure'], { cwd: ROOT, env: { ...process.env, ...env, VIGIL_TOPIC_PARTITIONS: '4' }, encoding: 'utf8' });
+    expect(again.status).toBe(0);
+    expect(again.stdout.match(/^\S+\s+existing\s+2 partitions$/gm)).toHaveLength(7);
+    expect(again.stdout).toMatch(/warning: .*\.policy has 2 partitions, VIGIL_TOPIC_PARTITIONS says 4/);
+  });
+
+  it('stops when the npm launcher that started it exits without waiting for it', async () => {
+    // What `npx vigil run` does on SIGTERM: npm passes the signal on (or not) and exits at once.
+    // Here the launcher is a shell killed outright, so no signal reaches vigil at all.
+    const launcher = spawn('bash', ['-c', `"${process.execPath}" "${join(ROOT, 'bin', 'vigil.js')}" run; true`], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, npm_command: 'exec' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    launcher.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    launcher.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let vigilPid: number | undefined;
+    try {
+      await waitFor('vigil run to start', () => lines(output, /^alerting started$/).length === 1, 60_000);
+      const children = spawnSync('pgrep', ['-P', String(launcher.pid)], { encoding: 'utf8' }).stdout.trim().split('\n');
+      expect(children).toHaveLength(1);
+      vigilPid = Number(children[0]);
+      launcher.kill('SIGKILL');
+      await waitFor('vigil to stop after its launcher exited', () => !isRunning(vigilPid ?? 0), 45_000);
+      expect(lines(output, /^stopping: the npm launcher that started vigil exited$/)).toHaveLength(1);
+      expect(lines(output, /^ingest pipeline stopped$/)).toHaveLength(1);
+    } finally {
+      if (vigilPid !== undefined && isRunning(vigilPid)) process.kill(vigilPid, 'SIGKILL');
+      launcher.kill('SIGKILL');
     }
   });
 

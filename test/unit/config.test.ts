@@ -23,6 +23,7 @@ const DEFAULTS: Config = {
     deadLetter: 'vigil.deadletter',
     detections: 'vigil.detections',
     partitions: 3,
+    replication: 1,
   },
   consumerGroup: 'vigil-ingest',
   indices: { prefix: 'vigil', shards: 1, replicas: 0 },
@@ -117,7 +118,7 @@ describe('loadConfig', () => {
     expect(config).toStrictEqual({
       kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test', sasl: { mechanism: 'none' }, tls: false },
       elasticsearch: { url: 'https://es.internal:9243', apiKey: 'c2VjcmV0' },
-      topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', detections: 'det', partitions: 12 },
+      topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', detections: 'det', partitions: 12, replication: 1 },
       consumerGroup: 'group-1',
       indices: { prefix: 'vigil_test-1', shards: 2, replicas: 1 },
       limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },

@@ -1,0 +1,32 @@
+import { createKafka, createLogger, ensureTopicStates, type Config, type TopicState } from '../platform';
+
+export const TOPICS_USAGE = 'usage: vigil topics ensure   (creates the missing topics: partitions, replication and retention from configuration)';
+
+/** The lines `vigil topics ensure` prints: one per topic, and a warning per partition mismatch. */
+export function describeTopics(states: readonly TopicState[]): string[] {
+  const width = Math.max(...states.map((state) => state.topic.length));
+  const lines = states.map((state) => `${state.topic.padEnd(width)}  ${state.state.padEnd(8)}  ${state.partitions} partitions`);
+  for (const state of states) {
+    if (state.state === 'existing' && state.partitions !== state.wantedPartitions) {
+      lines.push(
+        `warning: ${state.topic} has ${state.partitions} partitions, VIGIL_TOPIC_PARTITIONS says ${state.wantedPartitions}; existing topics are left as they are (kafka-topics.sh --alter adds partitions)`,
+      );
+    }
+  }
+  return lines;
+}
+
+/**
+ * `vigil topics ensure`: creates Vigil's topics before the first `vigil run`, so producers can
+ * write a backlog before the pipeline starts (the broker does not create topics on its own).
+ */
+export async function runTopics(args: readonly string[], config: Config): Promise<number> {
+  if (args[0] !== 'ensure') {
+    console.error(TOPICS_USAGE);
+    return 2;
+  }
+  const kafka = createKafka(config, createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }), `${config.kafka.clientId}-topics`);
+  const states = await ensureTopicStates(kafka, config);
+  for (const line of describeTopics(states)) console.log(line);
+  return 0;
+}

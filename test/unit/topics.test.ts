@@ -1,0 +1,51 @@
+import { loadConfig, topicPlans } from '../../platform';
+import { describeTopics } from '../../scripts/topics';
+
+describe('topicPlans', () => {
+  it('gives every topic the configured partitions and replication, and no retention by default', () => {
+    const config = loadConfig({ VIGIL_TOPIC_PARTITIONS: '6', VIGIL_TOPIC_REPLICATION: '3' });
+    const plans = topicPlans(config);
+    expect(plans.map((plan) => plan.topic)).toEqual([
+      'vigil.events.policy',
+      'vigil.events.invocation',
+      'vigil.events.device',
+      'vigil.deadletter',
+      'vigil.detections',
+      'vigil.notifications',
+      'vigil.notifications.deadletter',
+    ]);
+    expect(new Set(plans.map((plan) => `${plan.numPartitions}/${plan.replicationFactor}`))).toEqual(new Set(['6/3']));
+    const policy = plans.find((plan) => plan.topic === 'vigil.events.policy');
+    expect(policy?.configEntries).toEqual([]);
+  });
+
+  it('keeps dead letters 30 days at least, and applies VIGIL_TOPIC_RETENTION_MS to the others', () => {
+    const month = String(30 * 24 * 3600 * 1000);
+    const week = String(7 * 24 * 3600 * 1000);
+    const plans = topicPlans(loadConfig({ VIGIL_TOPIC_RETENTION_MS: week }));
+    const retention = Object.fromEntries(plans.map((plan) => [plan.topic, plan.configEntries.find((entry) => entry.name === 'retention.ms')?.value]));
+    expect(retention['vigil.events.policy']).toBe(week);
+    expect(retention['vigil.detections']).toBe(week);
+    expect(retention['vigil.deadletter']).toBe(month);
+    const longer = String(90 * 24 * 3600 * 1000);
+    const kept = topicPlans(loadConfig({ VIGIL_TOPIC_RETENTION_MS: longer })).find((plan) => plan.topic === 'vigil.deadletter');
+    expect(kept?.configEntries).toEqual([{ name: 'retention.ms', value: longer }]);
+  });
+
+  it('refuses a replication factor or retention out of range, naming the setting', () => {
+    expect(() => loadConfig({ VIGIL_TOPIC_REPLICATION: '0' })).toThrow(/VIGIL_TOPIC_REPLICATION/);
+    expect(() => loadConfig({ VIGIL_TOPIC_RETENTION_MS: '5' })).toThrow(/VIGIL_TOPIC_RETENTION_MS/);
+  });
+});
+
+describe('describeTopics', () => {
+  it('prints a line per topic and warns of an existing topic with other partitions', () => {
+    const lines = describeTopics([
+      { topic: 'a.policy', state: 'created', partitions: 3, wantedPartitions: 3 },
+      { topic: 'a.device', state: 'existing', partitions: 1, wantedPartitions: 3 },
+    ]);
+    expect(lines[0]).toMatch(/^a\.policy\s+created\s+3 partitions$/);
+    expect(lines[1]).toMatch(/^a\.device\s+existing\s+1 partitions$/);
+    expect(lines[2]).toMatch(/^warning: a\.device has 1 partitions, VIGIL_TOPIC_PARTITIONS says 3/);
+  });
+});

@@ -40,18 +40,18 @@ export function launchedByNpm(env: NodeJS.ProcessEnv): boolean {
 /** Settles with the first stop request: a signal, or the npm launcher's exit. */
 export function stopRequested(watch: StopWatch = PROCESS_WATCH): Promise<StopReason> {
   return new Promise<StopReason>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
-    const done = (reason: StopReason): void => {
+    const parent = watch.parentPid();
+    // Only a process npm launched watches its parent; `unref` keeps the timer from holding it up.
+    const timer = launchedByNpm(watch.env)
+      ? setInterval(() => {
+          if (watch.parentPid() !== parent) done('launcher exited');
+        }, watch.everyMs ?? 500).unref()
+      : undefined;
+    function done(reason: StopReason): void {
       if (timer) clearInterval(timer);
       resolve(reason);
-    };
+    }
     watch.once('SIGINT', () => done('SIGINT'));
     watch.once('SIGTERM', () => done('SIGTERM'));
-    if (!launchedByNpm(watch.env)) return;
-    const parent = watch.parentPid();
-    timer = setInterval(() => {
-      if (watch.parentPid() !== parent) done('launcher exited');
-    }, watch.everyMs ?? 500);
-    timer.unref();
   });
 }

@@ -25,12 +25,37 @@ export function describeIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(root)'}: ${issue.message}`);
 }
 
+/** The `format` values draft 2020-12 defines: a strict validator refuses any other. */
+const STANDARD_FORMATS = new Set([
+  'date-time', 'date', 'time', 'duration', 'email', 'idn-email', 'hostname', 'idn-hostname', 'ipv4', 'ipv6',
+  'uri', 'uri-reference', 'iri', 'iri-reference', 'uuid', 'uri-template', 'json-pointer', 'relative-json-pointer', 'regex',
+]);
+
+/** Whether a rendered schema node (or one of its `allOf` parts) carries a `pattern`. */
+function hasPattern(node: Record<string, unknown>): boolean {
+  if (typeof node.pattern === 'string') return true;
+  return Array.isArray(node.allOf) && node.allOf.some((part) => typeof part === 'object' && part !== null && typeof (part as Record<string, unknown>).pattern === 'string');
+}
+
+/**
+ * Drops the `format` zod writes for string checks draft 2020-12 has no format for
+ * (`starts_with`, `ends_with`, `includes`): zod expresses each as a `pattern` too, which standard
+ * validators enforce, while a strict one refuses the unknown format. A non-standard format
+ * without a pattern would lose a check: the export refuses it instead.
+ */
+function standardFormatsOnly(context: { jsonSchema: Record<string, unknown>; path: (string | number)[] }): void {
+  const format = context.jsonSchema.format;
+  if (typeof format !== 'string' || STANDARD_FORMATS.has(format)) return;
+  if (!hasPattern(context.jsonSchema)) throw new Error(`JSON Schema export: format "${format}" at ${context.path.join('.') || '(root)'} is not draft 2020-12 and has no pattern`);
+  delete context.jsonSchema.format;
+}
+
 /** The JSON Schema (draft 2020-12) of each family, for producers in other languages. */
 export function exportJsonSchemas(): Record<Family | 'event', Record<string, unknown>> {
   const render = (schema: z.ZodType, title: string): Record<string, unknown> => ({
     $id: `https://vigil.dev/schemas/v1/${title}.schema.json`,
     title,
-    ...(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>),
+    ...(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', override: standardFormatsOnly }) as Record<string, unknown>),
   });
   return {
     policy: render(policyEventSchema, 'policy'),

@@ -1,0 +1,78 @@
+/**
+ * The exported JSON Schemas are what producers in other languages validate with: they must compile
+ * in a strict draft 2020-12 validator (Ajv with `strict: true` refuses unknown keywords and
+ * formats), and the examples in docs/events.md must pass them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { exportJsonSchemas, FAMILIES } from '../../schemas';
+
+const ROOT = join(__dirname, '..', '..');
+
+function strictValidator(): Ajv2020 {
+  const ajv = new Ajv2020({ strict: true, allErrors: true });
+  addFormats(ajv);
+  return ajv;
+}
+
+/** The Kafka message values shown in docs/events.md: every ```json block after "Kafka message value". */
+function documentedEvents(): { family: string; value: Record<string, unknown> }[] {
+  const text = readFileSync(join(ROOT, 'docs', 'events.md'), 'utf8');
+  const blocks = [...text.matchAll(/Kafka message value[^\n]*\n+```json\n([\s\S]*?)\n```/g)];
+  return blocks.map((block) => {
+    const value = JSON.parse(block[1] ?? '') as Record<string, unknown>;
+    return { family: String(value.family), value };
+  });
+}
+
+describe('exported JSON Schemas (draft 2020-12)', () => {
+  const schemas = exportJsonSchemas();
+
+  it.each(Object.keys(schemas))('%s compiles in a strict draft 2020-12 validator', (name) => {
+    const ajv = strictValidator();
+    expect(() => ajv.compile(schemas[name as keyof typeof schemas])).not.toThrow();
+  });
+
+  it('uses only formats draft 2020-12 defines', () => {
+    const formats = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (typeof node === 'object' && node !== null) {
+        for (const [key, value] of Object.entries(node)) {
+          if (key === 'format' && typeof value === 'string') formats.add(value);
+          walk(value);
+        }
+      }
+    };
+    walk(schemas);
+    expect([...formats].sort()).toEqual(['date-time', 'ipv4', 'ipv6']);
+  });
+
+  it('keeps the rule a removed format stood for: a path must start with "/"', () => {
+    const ajv = strictValidator();
+    const validate = ajv.compile(schemas.policy);
+    const example = documentedEvents().find((entry) => entry.family === 'policy');
+    expect(example).toBeDefined();
+    const value = structuredClone(example?.value ?? {}) as { policy: { resource: { path: string } } };
+    expect(validate(value)).toBe(true);
+    value.policy.resource.path = 'v2/payments/8812';
+    expect(validate(value)).toBe(false);
+    expect(JSON.stringify(validate.errors)).toContain('pattern');
+  });
+
+  it('accepts every example event of docs/events.md, by its family and as an event', () => {
+    const examples = documentedEvents();
+    // One example of each family at least, so the check cannot pass on nothing.
+    expect(new Set(examples.map((entry) => entry.family))).toEqual(new Set(FAMILIES));
+    const ajv = strictValidator();
+    const byFamily = Object.fromEntries(FAMILIES.map((family) => [family, ajv.compile(schemas[family])]));
+    const anyEvent = ajv.compile(schemas.event);
+    for (const { family, value } of examples) {
+      const validate = byFamily[family];
+      expect({ family, ok: validate?.(value), errors: validate?.errors ?? null }).toEqual({ family, ok: true, errors: null });
+      expect({ family, ok: anyEvent(value), errors: anyEvent.errors ?? null }).toEqual({ family, ok: true, errors: null });
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import type { Condition, DashboardSpec, PanelSpec, SearchSpec } from './model';
+import type { Condition, DashboardSpec, MapSpec, PanelSpec, SearchSpec } from './model';
 
 /** Rules of the default rule set, by what they watch (detectors/rules/default). */
 const SURGE_RULES = ['request-flood-per-endpoint', 'request-spike-per-consumer', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
@@ -9,6 +9,46 @@ const invocations: Condition = { field: 'vigil.family', is: ['invocation'] };
 const authn: Condition = { field: 'vigil.policy.kind', is: ['authn'] };
 const failed: Condition = { field: 'vigil.policy.outcome', is: ['fail'] };
 const rules = (ids: readonly string[]): Condition => ({ field: 'rule.id', is: ids });
+
+/** Where detections and failed sign-ins are: the located detections over the failed authentications' grid. */
+const detectionMap: MapSpec = {
+  id: 'detection-locations-map',
+  title: 'Detection locations',
+  description: 'Failed authentications per map cell (client IP location), and the located detections (where the user was when impossible travel fired).',
+  layers: [
+    { kind: 'grid', label: 'Failed authentications', view: 'events', geoField: 'source.geo.location', where: [authn, failed], color: '#F5A700', expectData: true },
+    {
+      kind: 'documents',
+      label: 'Located detections',
+      view: 'detections',
+      geoField: 'vigil.detection.geo.to.location',
+      where: [],
+      tooltip: ['rule.name', 'user.id', 'vigil.detection.geo.to.city_name', 'vigil.detection.geo.to.country_iso_code', 'vigil.detection.geo.speed_kmh'],
+      color: '#BD271E',
+      expectData: true,
+    },
+  ],
+};
+
+/** Impossible travel as lines: from where a user was to where they were next. */
+const travelMap: MapSpec = {
+  id: 'impossible-travel-map',
+  title: 'Impossible travel (from → to)',
+  description: 'A line per pair of places a user was seen in too far apart for the time between, as wide as the number of detections; the points are where they were next.',
+  layers: [
+    { kind: 'lines', label: 'Travel pairs', view: 'detections', from: 'vigil.detection.geo.from.location', to: 'vigil.detection.geo.to.location', where: [rules(['impossible-travel'])], metrics: [{ kind: 'max', field: 'vigil.detection.geo.speed_kmh', label: 'Speed (km/h)' }], color: '#BD271E', expectData: true },
+    {
+      kind: 'documents',
+      label: 'Arrivals',
+      view: 'detections',
+      geoField: 'vigil.detection.geo.to.location',
+      where: [rules(['impossible-travel'])],
+      tooltip: ['user.id', 'vigil.detection.geo.from.city_name', 'vigil.detection.geo.to.city_name', 'vigil.detection.geo.distance_km', 'vigil.detection.geo.speed_kmh'],
+      color: '#6092C0',
+      expectData: true,
+    },
+  ],
+};
 
 const securityOverview: DashboardSpec = {
   id: 'security-overview',
@@ -22,6 +62,7 @@ const securityOverview: DashboardSpec = {
     { id: 'top-ips-in-detections', title: 'Top source IPs in detections', description: 'The source IPs detections are about.', view: 'detections', chart: 'table', where: [{ field: 'source.ip', exists: true }], buckets: [{ kind: 'terms', field: 'source.ip', size: 10, label: 'Source IP' }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true, width: 16 },
     { id: 'detection-locations', title: 'Detection locations (from → to)', description: 'Countries and cities of the located detections (impossible travel): where the user was, and where they were next.', view: 'detections', chart: 'table', where: [{ field: 'vigil.detection.geo.to.country_iso_code', exists: true }], buckets: [{ kind: 'terms', field: 'vigil.detection.geo.from.country_iso_code', size: 20, label: 'From country' }, { kind: 'terms', field: 'vigil.detection.geo.to.country_iso_code', size: 20, label: 'To country' }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true, width: 48 },
   ],
+  maps: [detectionMap],
 };
 
 const apiAbuse: DashboardSpec = {
@@ -63,6 +104,7 @@ const fraud: DashboardSpec = {
     { id: 'device-actions', title: 'Device actions by device type', description: 'What users did on their devices, by device type.', view: 'events', chart: 'bar_stacked', where: [{ field: 'vigil.family', is: ['device'] }], buckets: [{ kind: 'terms', field: 'vigil.device.action', size: 7 }, { kind: 'terms', field: 'vigil.device.type', size: 6 }], metrics: [{ kind: 'count', label: 'Device events' }], expectData: true },
     { id: 'risk-per-user', title: 'Risk per user', description: 'The sum of what detections say about each user: detections and their highest risk score (event.risk_score, 21-99).', view: 'detections', chart: 'table', where: [{ field: 'user.id', exists: true }], buckets: [{ kind: 'terms', field: 'user.id', size: 20, label: 'User' }], metrics: [{ kind: 'max', field: 'event.risk_score', label: 'Highest risk score' }, { kind: 'count', label: 'Detections' }], expectData: true, width: 48 },
   ],
+  maps: [travelMap],
 };
 
 const pipelineHealth: DashboardSpec = {
@@ -112,6 +154,11 @@ export const SEARCHES: readonly SearchSpec[] = [
     sort: [['@timestamp', 'desc']],
   },
 ];
+
+/** Every map of every dashboard. */
+export function allMaps(): MapSpec[] {
+  return DASHBOARDS.flatMap((dashboard) => dashboard.maps ?? []);
+}
 
 /** Every panel of every dashboard. */
 export function allPanels(): PanelSpec[] {

@@ -51,12 +51,51 @@ export interface PanelSpec {
   width?: number;
 }
 
+/**
+ * One layer of a Kibana map (Maps app), over Elasticsearch documents of one data view:
+ * - `documents`: each document's point (`ES_SEARCH`), with the fields its tooltip shows;
+ * - `grid`: documents counted per map cell (`ES_GEO_GRID`, geotile_grid), for dense data;
+ * - `lines`: a line from one point field to another (`ES_PEW_PEW`: both grids nested, with a
+ *   count and the metrics per pair), e.g. where a traveller was and where they were next.
+ */
+export type MapLayer =
+  | { kind: 'documents'; label: string; view: ViewName; geoField: string; where: readonly Condition[]; tooltip: readonly string[]; color: string; expectData: boolean }
+  | { kind: 'grid'; label: string; view: ViewName; geoField: string; where: readonly Condition[]; color: string; expectData: boolean }
+  | { kind: 'lines'; label: string; view: ViewName; from: string; to: string; where: readonly Condition[]; metrics: readonly Extract<Metric, { kind: 'max' }>[]; color: string; expectData: boolean };
+
+/** A map panel: a Kibana map saved object on a basemap, embedded in a dashboard by reference. */
+export interface MapSpec {
+  /** Stable, unique among panels and maps: the map saved object's id ends with it. */
+  id: string;
+  title: string;
+  description: string;
+  /** Drawn bottom first, on top of the basemap. */
+  layers: readonly MapLayer[];
+  /** Grid width in Kibana's 48 columns. @defaultValue 48 */
+  width?: number;
+}
+
 /** One dashboard. */
 export interface DashboardSpec {
   id: string;
   title: string;
   description: string;
   panels: readonly PanelSpec[];
+  /** Maps, laid out after the panels. */
+  maps?: readonly MapSpec[];
+}
+
+/** The fields a map layer reads: the point fields (which must be `geo_point`), the rest. */
+export function mapLayerFields(layer: MapLayer): { geo: string[]; filters: string[]; shown: string[]; measured: string[] } {
+  const filters = conditionFields(layer.where);
+  switch (layer.kind) {
+    case 'documents':
+      return { geo: [layer.geoField], filters, shown: [...layer.tooltip], measured: [] };
+    case 'grid':
+      return { geo: [layer.geoField], filters, shown: [], measured: [] };
+    case 'lines':
+      return { geo: [layer.from, layer.to], filters, shown: [], measured: layer.metrics.map((metric) => metric.field) };
+  }
 }
 
 /** A saved search: a Discover view an analyst starts from. */

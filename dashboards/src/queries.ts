@@ -1,4 +1,4 @@
-import { toQueryDsl, type Bucket, type Metric, type PanelSpec } from './model';
+import { toQueryDsl, type Bucket, type MapLayer, type Metric, type PanelSpec } from './model';
 
 /** An Elasticsearch search body: the query and aggregations a Lens panel implies. */
 export interface PanelQuery {
@@ -102,4 +102,91 @@ export function panelRows(panel: PanelSpec, aggregations: Record<string, unknown
   };
   walk({ ...(aggregations ?? {}), doc_count: total }, 0, []);
   return rows;
+}
+
+/** The search a map layer makes: documents with a point, or the point grids it draws. */
+export interface MapLayerQuery {
+  size: number;
+  query: { bool: { filter: Record<string, unknown>[] } };
+  aggs?: Record<string, Record<string, unknown>>;
+  _source?: false;
+  fields?: string[];
+  sort?: Record<string, 'asc' | 'desc'>[];
+}
+
+/** Tile precision of a world map at Kibana's default zoom, plus Kibana's COARSE resolution. */
+const GRID_PRECISION = 4;
+
+/**
+ * The search Kibana's Maps app makes for a layer, in the same range, so the validation can run it
+ * on the real Elasticsearch: `documents` asks for the newest documents with a point (`ES_SEARCH`),
+ * `grid` counts documents per map tile with their centroid (`ES_GEO_GRID`), `lines` nests the
+ * destination tiles around the source tiles, with the metrics per pair (`ES_PEW_PEW`).
+ */
+export function mapLayerQuery(layer: MapLayer, range: { from: string; to: string }): MapLayerQuery {
+  const points = layer.kind === 'lines' ? [layer.from, layer.to] : [layer.geoField];
+  const filter = [...toQueryDsl(layer.where), ...points.map((field) => ({ exists: { field } })), { range: { '@timestamp': { gte: range.from, lte: range.to } } }];
+  const query = { bool: { filter } };
+  switch (layer.kind) {
+    case 'documents':
+      return { size: 100, query, _source: false, fields: [layer.geoField, ...layer.tooltip], sort: [{ '@timestamp': 'desc' }] };
+    case 'grid':
+      return { size: 0, query, aggs: { grid: { geotile_grid: { field: layer.geoField, precision: GRID_PRECISION }, aggs: { centroid: { geo_centroid: { field: layer.geoField } } } } } };
+    case 'lines': {
+      const metrics = Object.fromEntries(layer.metrics.map((metric, index) => [`metric_${index}`, { max: { field: metric.field } }]));
+      return {
+        size: 0,
+        query,
+        aggs: {
+          destination: {
+            geotile_grid: { field: layer.to, precision: GRID_PRECISION },
+            aggs: { destination_centroid: { geo_centroid: { field: layer.to } }, source: { geotile_grid: { field: layer.from, precision: GRID_PRECISION }, aggs: { source_centroid: { geo_centroid: { field: layer.from } }, ...metrics } } },
+          },
+        },
+      };
+    }
+  }
+}
+
+/** A feature a map layer draws: a point (documents, grid cells) or a line, with its count. */
+export interface MapFeature {
+  /** [lon, lat] of the point, or of the line's two ends. */
+  coordinates: [number, number][];
+  count: number;
+  metrics: (number | null)[];
+}
+
+interface Centroid {
+  location?: { lat: number; lon: number };
+}
+
+/** The features a map layer would draw from an Elasticsearch response to {@link mapLayerQuery}. */
+export function mapLayerFeatures(layer: MapLayer, response: { hits?: { hits?: { fields?: Record<string, unknown> }[] }; aggregations?: Record<string, unknown> }): MapFeature[] {
+  const lonLat = (centroid: Centroid | undefined): [number, number] | undefined => (centroid?.location ? [centroid.location.lon, centroid.location.lat] : undefined);
+  switch (layer.kind) {
+    case 'documents':
+      return (response.hits?.hits ?? []).flatMap((hit) => {
+        const value = (hit.fields?.[layer.geoField] as unknown[] | undefined)?.[0] as { coordinates?: [number, number] } | undefined;
+        return value?.coordinates ? [{ coordinates: [value.coordinates], count: 1, metrics: [] }] : [];
+      });
+    case 'grid': {
+      const buckets = ((response.aggregations?.grid as { buckets?: unknown[] } | undefined)?.buckets ?? []) as ({ doc_count: number; centroid?: Centroid })[];
+      return buckets.flatMap((bucket) => {
+        const point = lonLat(bucket.centroid);
+        return point ? [{ coordinates: [point], count: bucket.doc_count, metrics: [] }] : [];
+      });
+    }
+    case 'lines': {
+      const destinations = ((response.aggregations?.destination as { buckets?: unknown[] } | undefined)?.buckets ?? []) as ({ destination_centroid?: Centroid; source?: { buckets?: unknown[] } })[];
+      return destinations.flatMap((destination) => {
+        const to = lonLat(destination.destination_centroid);
+        const sources = (destination.source?.buckets ?? []) as ({ doc_count: number; source_centroid?: Centroid } & Record<string, unknown>)[];
+        return sources.flatMap((source) => {
+          const from = lonLat(source.source_centroid);
+          if (!to || !from) return [];
+          return [{ coordinates: [from, to], count: source.doc_count, metrics: layer.metrics.map((_, index) => (source[`metric_${index}`] as { value?: number | null } | undefined)?.value ?? null) }];
+        });
+      });
+    }
+  }
 }

@@ -1,7 +1,7 @@
 import { alertIndexNames, detectionIndexNames, indexNames } from '../../schemas';
 import { DASHBOARDS, SEARCHES } from './definitions';
 import { fieldType, lensDataType } from './fields';
-import { toKql, type Bucket, type Metric, type PanelSpec, type ViewName } from './model';
+import { toKql, type Bucket, type MapLayer, type MapSpec, type Metric, type PanelSpec, type ViewName } from './model';
 
 /**
  * Kibana's saved-object versions the objects are written for. Kibana 9.2 imports an object whose
@@ -10,7 +10,7 @@ import { toKql, type Bucket, type Metric, type PanelSpec, type ViewName } from '
  */
 export const KIBANA_VERSION = '9.2.8';
 const CORE_MIGRATION_VERSION = '8.8.0';
-const TYPE_MIGRATION_VERSION = { 'index-pattern': '8.0.0', search: '8.0.0', lens: '8.9.0', dashboard: '8.9.0' } as const;
+const TYPE_MIGRATION_VERSION = { 'index-pattern': '8.0.0', search: '8.0.0', lens: '8.9.0', map: '8.4.0', dashboard: '8.9.0' } as const;
 
 /** A reference from one saved object to another. */
 export interface Reference {
@@ -21,7 +21,7 @@ export interface Reference {
 
 /** One line of the NDJSON Kibana's import API takes. */
 export interface SavedObject {
-  type: 'index-pattern' | 'search' | 'lens' | 'dashboard';
+  type: 'index-pattern' | 'search' | 'lens' | 'map' | 'dashboard';
   id: string;
   attributes: Record<string, unknown>;
   references: Reference[];
@@ -33,6 +33,7 @@ export interface SavedObject {
 export const ids = {
   view: (prefix: string, view: ViewName): string => `${prefix}-data-view-${view}`,
   lens: (prefix: string, panel: string): string => `${prefix}-lens-${panel}`,
+  map: (prefix: string, map: string): string => `${prefix}-map-${map}`,
   dashboard: (prefix: string, dashboard: string): string => `${prefix}-dashboard-${dashboard}`,
   search: (prefix: string, search: string): string => `${prefix}-search-${search}`,
 };
@@ -241,8 +242,89 @@ function lens(prefix: string, panel: PanelSpec): SavedObject {
   };
 }
 
+const STATIC = (options: Record<string, unknown>): Record<string, unknown> => ({ type: 'STATIC', options });
+
+/** The vector style of a layer: its colour, points as small circles, lines as wide as their pair count. */
+function layerStyle(layer: MapLayer): Record<string, unknown> {
+  const properties: Record<string, unknown> = {
+    fillColor: STATIC({ color: layer.color }),
+    lineColor: STATIC({ color: layer.kind === 'lines' ? layer.color : '#FFFFFF' }),
+    lineWidth: layer.kind === 'lines' ? { type: 'DYNAMIC', options: { field: { name: 'doc_count', origin: 'source' }, minSize: 1, maxSize: 6, fieldMetaOptions: { isEnabled: true, sigma: 3 } } } : STATIC({ size: 1 }),
+    iconSize: layer.kind === 'grid' ? { type: 'DYNAMIC', options: { field: { name: 'doc_count', origin: 'source' }, minSize: 4, maxSize: 24, fieldMetaOptions: { isEnabled: true, sigma: 3 } } } : STATIC({ size: 6 }),
+    symbolizeAs: { options: { value: 'circle' } },
+    icon: STATIC({ value: 'marker' }),
+    iconOrientation: STATIC({ orientation: 0 }),
+  };
+  return { type: 'VECTOR', properties, isTimeAware: true };
+}
+
+/** The source descriptor of a layer; `refName` names the data view reference. */
+function layerSource(layer: MapLayer, id: string, refName: string): Record<string, unknown> {
+  const common = { id, indexPatternRefName: refName, applyGlobalQuery: true, applyGlobalTime: true, applyForceRefresh: true };
+  switch (layer.kind) {
+    case 'documents':
+      return { type: 'ES_SEARCH', ...common, geoField: layer.geoField, scalingType: 'LIMIT', filterByMapBounds: true, tooltipProperties: [...layer.tooltip], sortField: '@timestamp', sortOrder: 'desc', topHitsSplitField: '', topHitsSize: 1 };
+    case 'grid':
+      return { type: 'ES_GEO_GRID', ...common, geoField: layer.geoField, requestType: 'point', resolution: 'COARSE', metrics: [{ type: 'count' }] };
+    case 'lines':
+      return { type: 'ES_PEW_PEW', ...common, sourceGeoField: layer.from, destGeoField: layer.to, metrics: [{ type: 'count' }, ...layer.metrics.map((metric) => ({ type: 'max', field: metric.field, ...(metric.label ? { label: metric.label } : {}) }))] };
+  }
+}
+
+/**
+ * The map saved object of a map panel: a basemap (Elastic Maps Service, as Kibana's own maps
+ * use), then one vector layer per {@link MapLayer}, each with its KQL and its data view reference.
+ */
+function map(prefix: string, spec: MapSpec): SavedObject {
+  const references: Reference[] = [];
+  const layers: Record<string, unknown>[] = [
+    { id: `${spec.id}-basemap`, type: 'EMS_VECTOR_TILE', label: null, minZoom: 0, maxZoom: 24, alpha: 1, visible: true, includeInFitToBounds: true, sourceDescriptor: { type: 'EMS_TMS', isAutoSelect: true, lightModeDefault: 'road_map_desaturated' }, style: { type: 'EMS_VECTOR_TILE' } },
+  ];
+  spec.layers.forEach((layer, index) => {
+    const refName = `layer_${index + 1}_source_index_pattern`;
+    references.push({ name: refName, type: 'index-pattern', id: ids.view(prefix, layer.view) });
+    const id = `${spec.id}-layer-${index + 1}`;
+    layers.push({
+      id,
+      type: 'GEOJSON_VECTOR',
+      label: layer.label,
+      minZoom: 0,
+      maxZoom: 24,
+      alpha: 0.75,
+      visible: true,
+      includeInFitToBounds: true,
+      joins: [],
+      query: { query: toKql(layer.where), language: 'kuery' },
+      sourceDescriptor: layerSource(layer, `${id}-source`, refName),
+      style: layerStyle(layer),
+    });
+  });
+  return {
+    type: 'map',
+    id: ids.map(prefix, spec.id),
+    attributes: {
+      title: spec.title,
+      description: spec.description,
+      mapStateJSON: JSON.stringify({
+        zoom: 1.2,
+        center: { lon: 0, lat: 25 },
+        timeFilters: { from: 'now-24h', to: 'now' },
+        refreshConfig: { isPaused: true, interval: 0 },
+        query: { query: '', language: 'kuery' },
+        filters: [],
+        settings: { autoFitToDataBounds: false, showSpatialFilters: true, showTimesliderToggleButton: true },
+      }),
+      layerListJSON: JSON.stringify(layers),
+      uiStateJSON: JSON.stringify({ isLayerTOCOpen: true, openTOCDetails: [] }),
+    },
+    references,
+    coreMigrationVersion: CORE_MIGRATION_VERSION,
+    typeMigrationVersion: TYPE_MIGRATION_VERSION.map,
+  };
+}
+
 /** Panels in rows of Kibana's 48-column grid, each 15 rows high. */
-function layout(panels: readonly PanelSpec[]): { x: number; y: number; w: number; h: number }[] {
+function layout(panels: readonly { width?: number }[]): { x: number; y: number; w: number; h: number }[] {
   const grid: { x: number; y: number; w: number; h: number }[] = [];
   let x = 0;
   let y = 0;
@@ -259,10 +341,12 @@ function layout(panels: readonly PanelSpec[]): { x: number; y: number; w: number
 }
 
 function dashboard(prefix: string, spec: (typeof DASHBOARDS)[number]): SavedObject {
-  const grid = layout(spec.panels);
-  const panels = spec.panels.map((panel, index) => {
+  const maps = spec.maps ?? [];
+  const placed = [...spec.panels.map((panel) => ({ id: panel.id, type: 'lens' as const, width: panel.width ?? 24 })), ...maps.map((entry) => ({ id: entry.id, type: 'map' as const, width: entry.width ?? 48 }))];
+  const grid = layout(placed);
+  const panels = placed.map((panel, index) => {
     const panelIndex = panel.id;
-    return { type: 'lens', gridData: { ...grid[index], i: panelIndex }, panelIndex, embeddableConfig: {}, panelRefName: `panel_${panelIndex}` };
+    return { type: panel.type, gridData: { ...grid[index], i: panelIndex }, panelIndex, embeddableConfig: {}, panelRefName: `panel_${panelIndex}` };
   });
   return {
     type: 'dashboard',
@@ -278,7 +362,7 @@ function dashboard(prefix: string, spec: (typeof DASHBOARDS)[number]): SavedObje
       refreshInterval: { pause: false, value: 60_000 },
       kibanaSavedObjectMeta: { searchSourceJSON: JSON.stringify({ query: { query: '', language: 'kuery' }, filter: [] }) },
     },
-    references: spec.panels.map((panel) => ({ name: `${panel.id}:panel_${panel.id}`, type: 'lens', id: ids.lens(prefix, panel.id) })),
+    references: placed.map((panel) => ({ name: `${panel.id}:panel_${panel.id}`, type: panel.type, id: panel.type === 'lens' ? ids.lens(prefix, panel.id) : ids.map(prefix, panel.id) })),
     coreMigrationVersion: CORE_MIGRATION_VERSION,
     typeMigrationVersion: TYPE_MIGRATION_VERSION.dashboard,
   };
@@ -313,6 +397,7 @@ export function savedObjects(prefix = 'vigil'): SavedObject[] {
     ...views.map((view) => dataView(prefix, view)),
     ...SEARCHES.map((spec) => search(prefix, spec)),
     ...DASHBOARDS.flatMap((spec) => spec.panels.map((panel) => lens(prefix, panel))),
+    ...DASHBOARDS.flatMap((spec) => (spec.maps ?? []).map((entry) => map(prefix, entry))),
     ...DASHBOARDS.map((spec) => dashboard(prefix, spec)),
   ];
 }

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { DASHBOARDS, SEARCHES } from './definitions';
+import { DASHBOARDS, SEARCHES, allMaps } from './definitions';
 import { AGGREGATABLE_TYPES, TEMPLATE_MAPPINGS, fieldType, type ViewMappings } from './fields';
-import type { Bucket, Metric, PanelSpec, ViewName } from './model';
+import { mapLayerFields, type Bucket, type MapSpec, type Metric, type PanelSpec, type ViewName } from './model';
 import { dataViewFields } from './saved-objects';
 
-const reference = z.strictObject({ name: z.string().min(1), type: z.enum(['index-pattern', 'lens', 'search', 'dashboard']), id: z.string().min(1) });
+const reference = z.strictObject({ name: z.string().min(1), type: z.enum(['index-pattern', 'lens', 'map', 'search', 'dashboard']), id: z.string().min(1) });
 const envelope = {
   id: z.string().regex(/^[a-z0-9-]+$/),
   references: z.array(reference),
@@ -41,6 +41,37 @@ const xyLayer = z.discriminatedUnion('layerType', [
     persistanceType: z.literal('byValue'),
     ignoreGlobalFilters: z.boolean(),
     annotations: z.array(z.looseObject({ type: z.literal('query'), id: z.string(), label: z.string(), timeField: z.string(), key: z.strictObject({ type: z.literal('point_in_time') }), filter: z.strictObject({ type: z.literal('kibana_query'), query: z.string(), language: z.literal('kuery') }) })).min(1),
+  }),
+]);
+
+const staticOrDynamic = z.union([z.strictObject({ type: z.literal('STATIC'), options: z.record(z.string(), z.unknown()) }), z.strictObject({ type: z.literal('DYNAMIC'), options: z.looseObject({ field: z.looseObject({ name: z.string(), origin: z.literal('source') }) }) })]);
+const vectorStyle = z.strictObject({
+  type: z.literal('VECTOR'),
+  isTimeAware: z.boolean(),
+  properties: z.looseObject({ fillColor: staticOrDynamic, lineColor: staticOrDynamic, lineWidth: staticOrDynamic, iconSize: staticOrDynamic }),
+});
+const esSource = { id: z.string().min(1), indexPatternRefName: z.string().regex(/^layer_\d+_source_index_pattern$/), applyGlobalQuery: z.boolean(), applyGlobalTime: z.boolean(), applyForceRefresh: z.boolean() };
+const mapMetric = z.union([z.strictObject({ type: z.literal('count') }), z.strictObject({ type: z.enum(['max', 'min', 'avg', 'sum', 'cardinality']), field: z.string().min(1), label: z.string().optional() })]);
+/** A layer of a map's layerListJSON: the basemap, or a vector layer over one of the three Elasticsearch sources Vigil uses. */
+const mapLayer = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('EMS_VECTOR_TILE'), id: z.string(), sourceDescriptor: z.looseObject({ type: z.literal('EMS_TMS') }), style: z.strictObject({ type: z.literal('EMS_VECTOR_TILE') }) }),
+  z.strictObject({
+    type: z.literal('GEOJSON_VECTOR'),
+    id: z.string().min(1),
+    label: z.string().min(1),
+    minZoom: z.number().min(0),
+    maxZoom: z.number().max(24),
+    alpha: z.number().min(0).max(1),
+    visible: z.boolean(),
+    includeInFitToBounds: z.boolean(),
+    joins: z.array(z.unknown()).length(0),
+    query: kql,
+    sourceDescriptor: z.discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('ES_SEARCH'), ...esSource, geoField: z.string().min(1), scalingType: z.enum(['LIMIT', 'CLUSTERS', 'MVT']), filterByMapBounds: z.boolean(), tooltipProperties: z.array(z.string()), sortField: z.string(), sortOrder: z.enum(['asc', 'desc']), topHitsSplitField: z.string(), topHitsSize: z.number().int().min(1) }),
+      z.strictObject({ type: z.literal('ES_GEO_GRID'), ...esSource, geoField: z.string().min(1), requestType: z.enum(['point', 'grid', 'heatmap', 'hexagon']), resolution: z.enum(['COARSE', 'FINE', 'MOST_FINE', 'SUPER_FINE']), metrics: z.array(mapMetric).min(1) }),
+      z.strictObject({ type: z.literal('ES_PEW_PEW'), ...esSource, sourceGeoField: z.string().min(1), destGeoField: z.string().min(1), metrics: z.array(mapMetric).min(1) }),
+    ]),
+    style: vectorStyle,
   }),
 ]);
 
@@ -98,6 +129,26 @@ export const savedObjectSchema = z.discriminatedUnion('type', [
     }),
   }),
   z.strictObject({
+    type: z.literal('map'),
+    ...envelope,
+    attributes: z.strictObject({
+      title: z.string().min(1),
+      description: z.string(),
+      mapStateJSON: jsonText(
+        z.looseObject({
+          zoom: z.number(),
+          center: z.strictObject({ lon: z.number().min(-180).max(180), lat: z.number().min(-90).max(90) }),
+          timeFilters: z.strictObject({ from: z.string(), to: z.string() }),
+          refreshConfig: z.strictObject({ isPaused: z.boolean(), interval: z.number() }),
+          query: kql,
+          filters: z.array(z.unknown()),
+        }),
+      ),
+      layerListJSON: jsonText(z.array(mapLayer).min(2)),
+      uiStateJSON: jsonText(z.strictObject({ isLayerTOCOpen: z.boolean(), openTOCDetails: z.array(z.string()) })),
+    }),
+  }),
+  z.strictObject({
     type: z.literal('dashboard'),
     ...envelope,
     attributes: z.strictObject({
@@ -106,7 +157,7 @@ export const savedObjectSchema = z.discriminatedUnion('type', [
       panelsJSON: jsonText(
         z.array(
           z.strictObject({
-            type: z.literal('lens'),
+            type: z.enum(['lens', 'map']),
             gridData: z.strictObject({ x: z.number().int().min(0).max(47), y: z.number().int().min(0), w: z.number().int().min(1).max(48), h: z.number().int().min(1), i: z.string() }),
             panelIndex: z.string(),
             embeddableConfig: z.strictObject({}),
@@ -153,6 +204,26 @@ export function referenceProblems(objects: readonly Parsed[]): string[] {
       const panels = JSON.parse(object.attributes.panelsJSON) as { panelIndex: string; panelRefName: string }[];
       for (const panel of panels) if (!names.has(`${panel.panelIndex}:${panel.panelRefName}`)) problems.push(`${object.id}: panel ${panel.panelIndex} refers to ${panel.panelRefName}, which has no reference`);
     }
+    if (object.type === 'dashboard') {
+      const panels = JSON.parse(object.attributes.panelsJSON) as { panelIndex: string; panelRefName: string; type: string }[];
+      for (const panel of panels) {
+        const target = object.references.find((ref) => ref.name === `${panel.panelIndex}:${panel.panelRefName}`);
+        if (target && target.type !== panel.type) problems.push(`${object.id}: panel ${panel.panelIndex} is a ${panel.type} panel but refers to a ${target.type}`);
+      }
+    }
+    if (object.type === 'map') {
+      const layers = JSON.parse(object.attributes.layerListJSON) as { id: string; sourceDescriptor: { indexPatternRefName?: string } }[];
+      const used = new Set<string>();
+      for (const layer of layers) {
+        const refName = layer.sourceDescriptor.indexPatternRefName;
+        if (refName === undefined) continue;
+        used.add(refName);
+        const target = object.references.find((ref) => ref.name === refName);
+        if (target === undefined) problems.push(`${object.id}: layer ${layer.id} refers to ${refName}, which has no reference`);
+        else if (target.type !== 'index-pattern') problems.push(`${object.id}: layer ${layer.id} refers to ${refName}, a ${target.type}, not a data view`);
+      }
+      for (const ref of object.references) if (!used.has(ref.name)) problems.push(`${object.id}: reference ${ref.name} is used by no layer`);
+    }
     if (object.type === 'search') {
       const source = JSON.parse(object.attributes.kibanaSavedObjectMeta.searchSourceJSON) as { indexRefName: string };
       if (!names.has(source.indexRefName)) problems.push(`${object.id}: indexRefName ${source.indexRefName} has no reference`);
@@ -191,6 +262,8 @@ interface FieldUse {
   where: string;
   /** Buckets and metrics need doc values; a filter or a Discover column only needs the field. */
   aggregated: boolean;
+  /** A map layer's point: must be `geo_point`. */
+  geo?: boolean;
 }
 
 function bucketFields(bucket: Bucket): { field: string; aggregated: boolean }[] {
@@ -204,8 +277,19 @@ function metricFields(metric: Metric): { field: string; aggregated: boolean }[] 
 }
 
 /** Every field the panels, saved searches and data views use, with where. */
-export function fieldUses(panels: readonly PanelSpec[] = DASHBOARDS.flatMap((dashboard) => dashboard.panels)): FieldUse[] {
+export function fieldUses(panels: readonly PanelSpec[] = DASHBOARDS.flatMap((dashboard) => dashboard.panels), maps: readonly MapSpec[] = allMaps()): FieldUse[] {
   const uses: FieldUse[] = [];
+  for (const entry of maps) {
+    entry.layers.forEach((layer, index) => {
+      const at = `map ${entry.id} layer ${index + 1}`;
+      const fields = mapLayerFields(layer);
+      for (const field of fields.geo) uses.push({ view: layer.view, field, where: `${at} (point)`, aggregated: true, geo: true });
+      for (const field of fields.filters) uses.push({ view: layer.view, field, where: `${at} (filter)`, aggregated: false });
+      for (const field of fields.shown) uses.push({ view: layer.view, field, where: `${at} (tooltip)`, aggregated: false });
+      for (const field of fields.measured) uses.push({ view: layer.view, field, where: `${at} (metric)`, aggregated: true });
+      if (layer.kind === 'documents') uses.push({ view: layer.view, field: '@timestamp', where: `${at} (sort)`, aggregated: true });
+    });
+  }
   for (const panel of panels) {
     const at = `panel ${panel.id}`;
     for (const condition of panel.where) uses.push({ view: panel.view, field: condition.field, where: `${at} (filter)`, aggregated: false });
@@ -237,6 +321,7 @@ export function fieldProblems(mappings: ViewMappings = TEMPLATE_MAPPINGS, uses: 
   for (const use of uses) {
     const type = fieldType(use.view, use.field, mappings);
     if (type === undefined) problems.push(`${use.where}: field ${use.field} is not in the ${use.view} index template`);
+    else if (use.geo === true && type !== 'geo_point') problems.push(`${use.where}: field ${use.field} is ${type} in the ${use.view} index template, not geo_point`);
     else if (use.aggregated && !AGGREGATABLE_TYPES.has(type)) problems.push(`${use.where}: field ${use.field} is ${type} in the ${use.view} index template, which can't be aggregated`);
   }
   return problems;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Vigil } from '../../app';
-import { allPanels, panelQuery, panelRows, viewPatterns, toQueryDsl, type PanelRow, type PanelSpec } from '../../dashboards';
+import { allMaps, allPanels, mapLayerFeatures, mapLayerQuery, panelQuery, panelRows, viewPatterns, toQueryDsl, type MapFeature, type PanelRow, type PanelSpec } from '../../dashboards';
 import { deleteKeysUnder } from '../../detectors';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
@@ -23,6 +23,8 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
   const redisPrefix = `it-${randomBytes(4).toString('hex')}`;
   const runId = `dash-${randomBytes(3).toString('hex')}`;
   const rows = new Map<string, PanelRow[]>();
+  /** The features each map layer draws, by `<map id>/<layer number>`. */
+  const features = new Map<string, MapFeature[]>();
   const range = { from: 'now-2h', to: 'now+1h' };
 
   beforeAll(async () => {
@@ -56,6 +58,12 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
       const total = typeof response.hits.total === 'number' ? response.hits.total : (response.hits.total?.value ?? 0);
       rows.set(panel.id, panelRows(panel, response.aggregations, total));
     }
+    for (const entry of allMaps()) {
+      for (const [index, layer] of entry.layers.entries()) {
+        const response = await stack.elasticsearch.search({ index: patterns[layer.view], allow_no_indices: true, ...mapLayerQuery(layer, range) });
+        features.set(`${entry.id}/${index + 1}`, mapLayerFeatures(layer, response as Parameters<typeof mapLayerFeatures>[1]));
+      }
+    }
   }, 600_000);
 
   afterAll(async () => {
@@ -68,6 +76,18 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
   const expecting = allPanels().filter((panel) => panel.expectData);
   it.each(expecting.map((panel): [string, PanelSpec] => [panel.id, panel]))('panel %s has data', (id) => {
     expect([id, (rows.get(id) ?? []).length > 0]).toStrictEqual([id, true]);
+  });
+
+  const layersExpecting = allMaps().flatMap((entry) => entry.layers.flatMap((layer, index) => (layer.expectData ? [`${entry.id}/${index + 1}`] : [])));
+  it.each(layersExpecting)('map layer %s draws something', (id) => {
+    expect([id, (features.get(id) ?? []).length > 0]).toStrictEqual([id, true]);
+  });
+
+  it('draws the impossible travel pair as a line between two distant places, with its speed', () => {
+    const lines = features.get('impossible-travel-map/1') ?? [];
+    const far = lines.filter(({ coordinates: [from, to] }) => from !== undefined && to !== undefined && Math.hypot(from[0] - to[0], from[1] - to[1]) > 10);
+    expect(far.length).toBeGreaterThan(0);
+    expect(Math.max(...far.map((line) => line.metrics[0] ?? 0))).toBeGreaterThan(900);
   });
 
   const of = (id: string): PanelRow[] => rows.get(id) ?? [];

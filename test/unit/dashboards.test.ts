@@ -3,8 +3,12 @@ import { join } from 'node:path';
 import {
   DASHBOARDS,
   TEMPLATE_MAPPINGS,
+  allMaps,
   allPanels,
   fieldProblems,
+  fieldUses,
+  mapLayerFeatures,
+  mapLayerQuery,
   panelQuery,
   panelRows,
   referenceProblems,
@@ -12,6 +16,7 @@ import {
   savedObjects,
   schemaProblems,
   toNdjson,
+  type MapLayer,
   type ViewMappings,
 } from '../../dashboards';
 
@@ -41,6 +46,45 @@ describe('the Kibana saved objects', () => {
     expect(byType('dashboard')).toHaveLength(5);
     expect(byType('search')).toContain('vigil-search-why-did-this-fire');
     expect(byType('lens')).toHaveLength(allPanels().length);
+    expect(byType('map')).toStrictEqual(['vigil-map-detection-locations-map', 'vigil-map-impossible-travel-map']);
+  });
+
+  it('embeds each map in its dashboard by reference, as a map panel', () => {
+    const dashboards = lines.filter((object) => object.type === 'dashboard');
+    const mapPanels = dashboards.flatMap((dashboard) => (JSON.parse(String(dashboard.attributes.panelsJSON)) as { type: string; panelIndex: string }[]).filter((panel) => panel.type === 'map').map((panel) => `${dashboard.id}/${panel.panelIndex}`));
+    expect(mapPanels).toStrictEqual(['vigil-dashboard-security-overview/detection-locations-map', 'vigil-dashboard-fraud-devices-geography/impossible-travel-map']);
+  });
+
+  it("fails when a map layer's point is not a geo_point, or is not in the template", () => {
+    const travel = allMaps().find((entry) => entry.id === 'impossible-travel-map')!;
+    const broken = { ...travel, layers: [{ ...travel.layers[0]!, kind: 'lines' as const, from: 'vigil.detection.geo.from.country_iso_code', to: 'vigil.detection.geo.to.spot', where: [], metrics: [], color: '#000000', label: 'x', view: 'detections' as const, expectData: false }] };
+    expect(fieldProblems(TEMPLATE_MAPPINGS, fieldUses([], [broken]))).toStrictEqual([
+      'map impossible-travel-map layer 1 (point): field vigil.detection.geo.from.country_iso_code is keyword in the detections index template, not geo_point',
+      'map impossible-travel-map layer 1 (point): field vigil.detection.geo.to.spot is not in the detections index template',
+    ]);
+    expect(fieldProblems(renamed('detections', 'vigil.detection.geo.to.location', 'vigil.detection.geo.to.point'), fieldUses([], allMaps()))).toContain(
+      'map impossible-travel-map layer 2 (point): field vigil.detection.geo.to.location is not in the detections index template',
+    );
+  });
+
+  it("finds a map layer whose data view reference is missing, and a map panel that refers to a Lens object", () => {
+    const objects = lines.map((line) => savedObjectSchema.parse(line));
+    const mapObject = objects.find((object) => object.type === 'map')!;
+    expect(referenceProblems([...objects.filter((object) => object !== mapObject), { ...mapObject, references: mapObject.references.slice(1) }])).toStrictEqual([
+      'vigil-map-detection-locations-map: layer detection-locations-map-layer-1 refers to layer_1_source_index_pattern, which has no reference',
+    ]);
+    const dashboard = objects.find((object) => object.id === 'vigil-dashboard-security-overview')!;
+    const references = dashboard.references.map((ref) => (ref.type === 'map' ? { ...ref, type: 'lens' as const, id: 'vigil-lens-open-incidents-by-severity' } : ref));
+    expect(referenceProblems([...objects.filter((object) => object !== dashboard), { ...dashboard, references }])).toStrictEqual([
+      'vigil-dashboard-security-overview: panel detection-locations-map is a map panel but refers to a lens',
+    ]);
+  });
+
+  it('refuses a map layer of a type or source Kibana would not read', () => {
+    const mapObject = lines.find((object) => object.type === 'map')!;
+    const layers = JSON.parse(String(mapObject.attributes.layerListJSON)) as Record<string, unknown>[];
+    const wrong = JSON.stringify([layers[0], { ...layers[1], type: 'VECTOR' }]);
+    expect(schemaProblems({ ...mapObject, attributes: { ...mapObject.attributes, layerListJSON: wrong } })[0]).toMatch(/^vigil-map-detection-locations-map: attributes\.layerListJSON: JSON text does not match: 1\.type: /);
   });
 
   it('every object parses against the schema of its saved object type', () => {
@@ -90,6 +134,47 @@ describe('the Kibana saved objects', () => {
     const objects = savedObjects('acme');
     expect(objects.every((object) => object.id.startsWith('acme-'))).toBe(true);
     expect(objects.filter((object) => object.type === 'index-pattern').map((object) => object.attributes.title)).toStrictEqual(['acme-events-*', 'acme-detections-*', 'acme-alerts']);
+  });
+});
+
+describe('the query behind a map layer', () => {
+  const range = { from: '2026-11-27T09:00:00Z', to: '2026-11-27T10:00:00Z' };
+  const travel = (): MapLayer => allMaps().find((entry) => entry.id === 'impossible-travel-map')!.layers[0]!;
+
+  it('nests the source tiles in the destination tiles, with the metrics per pair, as the point-to-point layer does', () => {
+    expect(mapLayerQuery(travel(), range)).toStrictEqual({
+      size: 0,
+      query: {
+        bool: {
+          filter: [
+            { term: { 'rule.id': 'impossible-travel' } },
+            { exists: { field: 'vigil.detection.geo.from.location' } },
+            { exists: { field: 'vigil.detection.geo.to.location' } },
+            { range: { '@timestamp': { gte: range.from, lte: range.to } } },
+          ],
+        },
+      },
+      aggs: {
+        destination: {
+          geotile_grid: { field: 'vigil.detection.geo.to.location', precision: 4 },
+          aggs: {
+            destination_centroid: { geo_centroid: { field: 'vigil.detection.geo.to.location' } },
+            source: { geotile_grid: { field: 'vigil.detection.geo.from.location', precision: 4 }, aggs: { source_centroid: { geo_centroid: { field: 'vigil.detection.geo.from.location' } }, metric_0: { max: { field: 'vigil.detection.geo.speed_kmh' } } } },
+          },
+        },
+      },
+    });
+  });
+
+  it('reads the lines and points a layer draws from a response', () => {
+    const aggregations = {
+      destination: {
+        buckets: [{ key: '4/1/2', doc_count: 2, destination_centroid: { location: { lat: 35.6, lon: 139.7 } }, source: { buckets: [{ key: '4/3/4', doc_count: 2, source_centroid: { location: { lat: 51.5, lon: -0.1 } }, metric_0: { value: 4204 } }] } }],
+      },
+    };
+    expect(mapLayerFeatures(travel(), { aggregations })).toStrictEqual([{ coordinates: [[-0.1, 51.5], [139.7, 35.6]], count: 2, metrics: [4204] }]);
+    const points = allMaps().find((entry) => entry.id === 'detection-locations-map')!.layers[1]!;
+    expect(mapLayerFeatures(points, { hits: { hits: [{ fields: { 'vigil.detection.geo.to.location': [{ type: 'Point', coordinates: [2.35, 48.85] }] } }, { fields: {} }] } })).toStrictEqual([{ coordinates: [[2.35, 48.85]], count: 1, metrics: [] }]);
   });
 });
 

@@ -61,7 +61,7 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
     for (const entry of allMaps()) {
       for (const [index, layer] of entry.layers.entries()) {
         const response = await stack.elasticsearch.search({ index: patterns[layer.view], allow_no_indices: true, ...mapLayerQuery(layer, range) });
-        features.set(`${entry.id}/${index + 1}`, mapLayerFeatures(layer, response as Parameters<typeof mapLayerFeatures>[1]));
+        features.set(`${entry.id}/${index + 1}`, mapLayerFeatures(layer, response));
       }
     }
   }, 600_000);

@@ -7,6 +7,7 @@ export * from './input';
 export * from './trust';
 export * from './correlation';
 export * from './filter';
+export * from './lists';
 export * from './rule-schema';
 export * from './rule-type';
 export * from './rule-registry';

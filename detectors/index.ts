@@ -12,6 +12,7 @@ export * from './rule-schema';
 export * from './rule-type';
 export * from './rule-registry';
 export * from './rule-loader';
+export * from './coverage';
 export * from './state';
 export * from './evaluation';
 export * from './describe';

@@ -189,7 +189,7 @@ export function watchRules(
     try {
       const ruleSet = loadRuleSet(paths, options);
       onLoad(ruleSet);
-      logger?.info({ rules: ruleSet.rules.length, digest: ruleSet.digest }, 'rule set reloaded');
+      logger?.info({ rules: ruleSet.rules.length, lists: ruleSet.lists.size, digest: ruleSet.digest }, 'rule set reloaded');
     } catch (error) {
       const problems = error instanceof RuleSetError ? error.problems : undefined;
       logger?.error({ err: error, problems }, 'rule set refused; the running rules stay in force');

@@ -144,35 +144,30 @@ function listFiles(paths: readonly string[], problems: ListProblem[]): string[] 
 }
 
 /** One file's lists, validated; problems are added, never thrown. */
-function readListFile(file: string, text: string, problems: ListProblem[]): { definitions: ListDefinition[]; declared: string[] } {
+function readListFile(file: string, text: string, problems: ListProblem[]): { id?: string; definition?: ListDefinition }[] {
   let content: unknown;
   try {
     content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { merge: true });
   } catch (error) {
     problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
-    return { definitions: [], declared: [] };
+    return [];
   }
   const shape = listFileSchema.safeParse(content);
   if (!shape.success) {
     problems.push({ file, path: '', message: 'expected a list of value lists, or { lists: [...] }' });
-    return { definitions: [], declared: [] };
+    return [];
   }
   const entries = Array.isArray(shape.data) ? shape.data : shape.data.lists;
-  const definitions: ListDefinition[] = [];
-  const declared: string[] = [];
-  entries.forEach((entry, index) => {
+  // Refused lists keep their declared id: a second list of that id is still a duplicate.
+  return entries.map((entry, index) => {
     const id = typeof entry === 'object' && entry !== null && 'id' in entry ? scalarText(entry.id) : undefined;
-    if (id !== undefined) declared.push(id);
     const parsed = listSchema.safeParse(entry);
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        problems.push({ file, ...(id ? { listId: id } : {}), path: [`[${index}]`, ...issue.path.map(String)].join('.'), message: issue.message });
-      }
-      return;
+    if (parsed.success) return { id: parsed.data.id, definition: parsed.data };
+    for (const issue of parsed.error.issues) {
+      problems.push({ file, ...(id ? { listId: id } : {}), path: [`[${index}]`, ...issue.path.map(String)].join('.'), message: issue.message });
     }
-    definitions.push(parsed.data);
+    return id === undefined ? {} : { id };
   });
-  return { definitions, declared };
 }
 
 /** What {@link loadLists} read: the lists, and what went into them. */
@@ -196,20 +191,19 @@ export function loadLists(defaultsFile: string, operatorPaths: readonly string[]
   const sources: LoadedLists['sources'] = [];
   const refused = new Set<string>();
   const shipped = new Map<string, { definition: ListDefinition; file: string }>();
-  const read = (file: string): ListDefinition[] => {
+  const read = (file: string): { id: string; definition?: ListDefinition }[] => {
     const text = readFileSync(file, 'utf8');
     sources.push({ file, text });
-    const { definitions, declared } = readListFile(file, text, problems);
-    const accepted = new Set(definitions.map((definition) => definition.id));
-    for (const id of declared) if (!accepted.has(id)) refused.add(id);
-    return definitions;
+    const entries = readListFile(file, text, problems).flatMap((entry) => (entry.id === undefined ? [] : [{ ...entry, id: entry.id }]));
+    for (const entry of entries) if (entry.definition === undefined) refused.add(entry.id);
+    return entries;
   };
 
   if (!existsSync(defaultsFile)) problems.push({ file: defaultsFile, path: '', message: 'no such file or folder' });
   else {
-    for (const definition of read(defaultsFile)) {
-      if (shipped.has(definition.id)) problems.push({ file: defaultsFile, listId: definition.id, path: 'id', message: 'duplicate list id' });
-      else shipped.set(definition.id, { definition, file: defaultsFile });
+    for (const { id, definition } of read(defaultsFile)) {
+      if (shipped.has(id)) problems.push({ file: defaultsFile, listId: id, path: 'id', message: 'duplicate list id' });
+      else if (definition) shipped.set(id, { definition, file: defaultsFile });
     }
   }
 
@@ -218,14 +212,14 @@ export function loadLists(defaultsFile: string, operatorPaths: readonly string[]
   );
   const operatorFile = new Map<string, string>();
   for (const file of listFiles(operatorPaths, problems)) {
-    for (const definition of read(file)) {
-      const { id } = definition;
+    for (const { id, definition } of read(file)) {
       const earlier = operatorFile.get(id);
       if (earlier !== undefined) {
         problems.push({ file, listId: id, path: 'id', message: `duplicate list id (also in ${earlier})` });
         continue;
       }
       operatorFile.set(id, file);
+      if (definition === undefined) continue;
       const base = shipped.get(id);
       if (base === undefined) {
         if (definition.merge === 'append') {

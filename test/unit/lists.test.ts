@@ -18,6 +18,7 @@ import {
   type RuleSet,
 } from '../../detectors';
 import { eventSchema, type Detection, type VigilEvent } from '../../schemas';
+import { main } from '../../scripts/cli';
 import { deviceEvent, invocationEvent, policyEvent, withField } from './fixtures';
 
 function event(example: object, changes: Record<string, unknown> = {}): VigilEvent {
@@ -318,5 +319,24 @@ describe('coverage over given events', () => {
     counter.add([invocation({ 'invocation.group': 'ledger' })], []);
     const sequence = counter.report().rules.find((rule) => rule.ruleId === 'device-then-write');
     expect(sequence).toMatchObject({ matched: 1, neverMatched: true, steps: [{ name: 'new device', matched: 0 }, { name: 'write', matched: 1 }] });
+  });
+});
+
+describe('vigil rules validate --lists', () => {
+  it('validates rules and lists together, naming the list of each problem', async () => {
+    const good = write('good.yaml', listFile(list('groups-requiring-2fa', 'keyword', ['billing'])));
+    const bad = write('bad.yaml', listFile(list('trusted-egress', 'cidr', ['10.0.0.0/99'])));
+    const printed: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((text: unknown) => void printed.push(String(text)));
+    const error = jest.spyOn(console, 'error').mockImplementation((text: unknown) => void printed.push(String(text)));
+    try {
+      expect(await main(['rules', 'validate', DEFAULT_RULES_PATH, '--lists', good])).toBe(0);
+      expect(printed).toContain('  list groups-requiring-2fa  keyword  1 entries');
+      expect(await main(['rules', 'validate', DEFAULT_RULES_PATH, '--lists', bad])).toBe(1);
+      expect(printed).toContain(`  ${bad}  list trusted-egress  [0].values.0: entry "10.0.0.0/99" is not a CIDR range (expected e.g. 10.0.0.0/8, 2001:db8::/32 or one address)`);
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+    }
   });
 });

@@ -224,6 +224,7 @@ export function loadLists(defaultsFile: string, operatorPaths: readonly string[]
       if (base === undefined) {
         if (definition.merge === 'append') {
           problems.push({ file, listId: id, path: 'merge', message: 'merge: append adds to a shipped list, and no shipped list has this id' });
+          refused.add(id);
           continue;
         }
         result.set(id, { definition, files: [file] });
@@ -232,6 +233,7 @@ export function loadLists(defaultsFile: string, operatorPaths: readonly string[]
       if (base.definition.kind !== definition.kind) {
         // Rules were written against the shipped kind: a keyword list can't turn into ranges under them.
         problems.push({ file, listId: id, path: 'kind', message: `kind ${definition.kind} differs from the shipped list's kind ${base.definition.kind}` });
+        refused.add(id);
         continue;
       }
       const values =

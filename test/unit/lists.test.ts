@@ -194,6 +194,16 @@ describe('rules that name lists', () => {
     expect(problems[0]?.message).toBe('entry "not-a-range" is not a CIDR range (expected e.g. 10.0.0.0/8, 2001:db8::/32 or one address)');
   });
 
+  it('report a list refused for its kind or merge once, at the list', () => {
+    const rules = write('rules.json', matchRule('uses-lists', { any: [{ field: 'client.ip', inList: 'trusted-egress' }, { field: 'policy.group', inList: 'my-groups' }] }));
+    const lists = write('site.yaml', listFile(list('trusted-egress', 'keyword', ['office']), list('my-groups', 'keyword', ['x'], '    merge: append\n')));
+    const problems = problemsOf(() => loadRuleSet([rules], { lists: [lists] }));
+    expect(problems.map((problem) => [problem.listId ?? problem.ruleId, problem.path])).toStrictEqual([
+      ['trusted-egress', 'kind'],
+      ['my-groups', 'merge'],
+    ]);
+  });
+
   it('in the default pack follow the operator lists: a platform with other group names fires on them', () => {
     const basicAuth = (group: string): DetectionInput =>
       policy({ 'policy.kind': 'authn', 'policy.outcome': 'pass', 'policy.authContext': 'basic', 'policy.group': group });

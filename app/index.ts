@@ -189,7 +189,8 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   // Parsed before any connection, so a bad value stops the start with nothing to undo.
   const destinations = roles.has('alerting') ? parseDestinations(config.alerting.destinations) : [];
   const rulePaths = config.detection.rulesPaths ?? [DEFAULT_RULES_PATH];
-  const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths) : undefined;
+  const listOptions = { lists: config.detection.listsPaths ?? [] };
+  const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths, listOptions) : undefined;
 
   const redis = overrides.redis ?? createRedis(config, logger.child({ component: 'redis' }));
   if (!overrides.redis) {
@@ -327,10 +328,10 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       }
       if (engine && config.detection.watch) {
         const watched = engine;
-        const stopWatching = watchRules(rulePaths, (next) => watched.setRules(next), logger.child({ component: 'detectors' }));
+        const stopWatching = watchRules(rulePaths, (next) => watched.setRules(next), logger.child({ component: 'detectors' }), undefined, listOptions);
         started.push('rule watcher', () => Promise.resolve(stopWatching()));
       }
-      if (ruleSet) logger.info({ rules: ruleSet.rules.map((compiled) => compiled.rule.id), digest: ruleSet.digest }, 'detection rules loaded');
+      if (ruleSet) logger.info({ rules: ruleSet.rules.map((compiled) => compiled.rule.id), lists: [...ruleSet.lists.keys()], digest: ruleSet.digest }, 'detection rules loaded');
       const running = pipeline;
       await running.start();
       started.push('ingest pipeline', () => running.stop());

@@ -26,6 +26,8 @@ const condition = z.union([
     }, 'not a valid regular expression'),
   }),
   z.strictObject({ field, cidr: cidrRangesSchema.min(1) }),
+  /** Membership of a named value list (lists.ts), resolved when the rule set is compiled. */
+  z.strictObject({ field, inList: z.string().regex(/^[a-z0-9][a-z0-9-]{2,80}$/, 'expected a list id: lower-case letters, digits and "-"') }),
   z.strictObject({ field, gt: z.number() }),
   z.strictObject({ field, gte: z.number() }),
   z.strictObject({ field, lt: z.number() }),
@@ -52,7 +54,8 @@ export const filterSchema: z.ZodType<Filter> = z.lazy(() =>
   ]),
 );
 
-function parseCidr(range: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+/** A CIDR range taken apart, or undefined when it is not one (`10.0.0.0/8`; a bare address is a /32 or /128). */
+export function parseCidr(range: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
   const parts = range.split('/');
   const [network, bits] = parts;
   if (network === undefined || parts.length > 2) return undefined;
@@ -86,6 +89,35 @@ export function inCidrList(list: BlockList, ip: unknown): boolean {
 
 export type Predicate = (input: DetectionInput) => boolean;
 
+/** A named value list as filters use it: compiled once, tested per value (see lists.ts). */
+export interface ValueList {
+  readonly id: string;
+  readonly kind: string;
+  /** Whether one value of a field is in the list. */
+  has(value: unknown): boolean;
+}
+
+/** The lists a filter's `inList` conditions are resolved against, by id. */
+export type ListLookup = ReadonlyMap<string, ValueList>;
+
+/** A filter names a list that is not defined: the rule can't be compiled. */
+export class UnknownListError extends RangeError {
+  constructor(readonly listId: string, known: readonly string[]) {
+    super(`names list ${listId}, which is not defined (lists: ${known.length > 0 ? known.join(', ') : 'none'})`);
+    this.name = 'UnknownListError';
+  }
+}
+
+/** Every `inList` condition of a filter: the field it tests and the list it names. */
+export function referencedLists(filter: Filter | undefined): { field: string; list: string }[] {
+  if (filter === undefined) return [];
+  if ('all' in filter) return filter.all.flatMap(referencedLists);
+  if ('any' in filter) return filter.any.flatMap(referencedLists);
+  if ('not' in filter) return referencedLists(filter.not);
+  if ('inList' in filter) return [{ field: filter.field, list: filter.inList }];
+  return [];
+}
+
 /** The rule ids a filter names in `detectedBy` conditions. */
 export function referencedRules(filter: Filter | undefined): string[] {
   if (filter === undefined) return [];
@@ -99,25 +131,29 @@ export function referencedRules(filter: Filter | undefined): string[] {
 const anyValue = (value: unknown, test: (item: unknown) => boolean): boolean =>
   Array.isArray(value) ? value.some(test) : test(value);
 
-/** Compiles a filter once (regexes and CIDR lists built at load) into a predicate. */
-export function compileFilter(filter: Filter | undefined): Predicate {
+/**
+ * Compiles a filter once (regexes, CIDR lists and named lists resolved at load) into a predicate.
+ * @param lists what `inList` conditions name. @defaultValue no lists
+ * @throws UnknownListError when an `inList` names a list not in `lists`
+ */
+export function compileFilter(filter: Filter | undefined, lists: ListLookup = new Map()): Predicate {
   if (filter === undefined) return () => true;
   if ('all' in filter) {
-    const parts = filter.all.map(compileFilter);
+    const parts = filter.all.map((part) => compileFilter(part, lists));
     return (input) => {
       for (const part of parts) if (!part(input)) return false;
       return true;
     };
   }
   if ('any' in filter) {
-    const parts = filter.any.map(compileFilter);
+    const parts = filter.any.map((part) => compileFilter(part, lists));
     return (input) => {
       for (const part of parts) if (part(input)) return true;
       return false;
     };
   }
   if ('not' in filter) {
-    const inner = compileFilter(filter.not);
+    const inner = compileFilter(filter.not, lists);
     return (input) => !inner(input);
   }
   if ('detectedBy' in filter) {
@@ -152,6 +188,12 @@ export function compileFilter(filter: Filter | undefined): Predicate {
   if ('cidr' in filter) {
     const list = cidrList(filter.cidr);
     return (input) => inCidrList(list, get(input));
+  }
+  if ('inList' in filter) {
+    // Resolved here, once per rule load: no lookup by name per event.
+    const list = lists.get(filter.inList);
+    if (list === undefined) throw new UnknownListError(filter.inList, [...lists.keys()]);
+    return where((value) => list.has(value));
   }
   if ('exists' in filter) {
     const exists = filter.exists;

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { basename, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, type Logger } from '../platform';
-import { compileFilter, referencedRules } from './filter';
+import { UnknownListError, compileFilter, referencedRules } from './filter';
+import { listReferencesOf, loadLists, type ListSet } from './lists';
+import { DEFAULT_LISTS_PATH } from './default-rules';
 import { ruleFileSchema } from './rule-schema';
 import { ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
 import type { CompiledRuleOf } from './rule-type';
@@ -18,12 +20,26 @@ export interface RuleSet {
   /** A digest of the rules' content: which set produced a detection. */
   digest: string;
   files: readonly string[];
+  /** The value lists the rules were compiled with (shipped, then the operator's), by id. */
+  lists: ListSet;
+  /** The list files read, the shipped one first. */
+  listFiles: readonly string[];
+}
+
+/** Options of {@link loadRuleSet}. */
+export interface RuleSetOptions {
+  /** The operator's list files and folders, loaded over the shipped lists. @defaultValue none */
+  lists?: readonly string[];
+  /** The shipped lists. @defaultValue DEFAULT_LISTS_PATH */
+  defaultLists?: string;
 }
 
 /** What is wrong with a rule file: the file, the rule, and the field. */
 export interface RuleProblem {
   file: string;
   ruleId?: string;
+  /** Set for a problem in a value list file. */
+  listId?: string;
   path: string;
   message: string;
 }
@@ -35,7 +51,7 @@ export class RuleSetError extends ValidationError {
   constructor(problems: readonly RuleProblem[]) {
     super(
       'invalid rule set',
-      problems.map((problem) => `${problem.file}${problem.ruleId ? ` rule ${problem.ruleId}` : ''} at ${problem.path || '(root)'}: ${problem.message}`),
+      problems.map((problem) => `${problem.file}${problem.ruleId ? ` rule ${problem.ruleId}` : ''}${problem.listId ? ` list ${problem.listId}` : ''} at ${problem.path || '(root)'}: ${problem.message}`),
       'rules_invalid',
     );
     this.problems = problems;
@@ -56,27 +72,30 @@ export function ruleFiles(paths: readonly string[]): string[] {
   return files;
 }
 
-function compile(rule: Rule, file: string): CompiledRule {
+function compile(rule: Rule, file: string, lists: ListSet): CompiledRule {
   const ruleType = ruleTypeOf(rule.type);
   return {
     rule,
     ruleType,
-    matches: compileFilter(rule.filter),
+    matches: compileFilter(rule.filter, lists),
     groupBy: 'groupBy' in rule ? rule.groupBy : [],
-    extras: ruleType.compile?.(rule),
+    extras: ruleType.compile?.(rule, lists),
     dependsOn: [...referencedRules(rule.filter), ...(ruleType.references?.(rule) ?? [])],
     file,
   };
 }
 
 /**
- * Loads and validates rule files (YAML or JSON). All or nothing: any problem in any file
- * refuses the whole set, with every problem listed.
+ * Loads and validates rule files (YAML or JSON) and the value lists they name. All or nothing:
+ * any problem in any rule or list file refuses the whole set, with every problem listed. Lists
+ * are compiled into the rules' filters here, so a changed list means a new rule set.
  * @throws RuleSetError
  */
-export function loadRuleSet(paths: readonly string[]): RuleSet {
+export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = {}): RuleSet {
   const files = ruleFiles(paths);
-  const problems: RuleProblem[] = [];
+  const loaded = loadLists(options.defaultLists ?? DEFAULT_LISTS_PATH, options.lists ?? []);
+  const { lists } = loaded;
+  const problems: RuleProblem[] = [...loaded.problems];
   const compiled: CompiledRule[] = [];
   const seen = new Map<string, string>();
   const hash = createHash('sha256');
@@ -117,9 +136,24 @@ export function loadRuleSet(paths: readonly string[]): RuleSet {
         return;
       }
       seen.set(parsed.data.id, file);
-      if (parsed.data.enabled) compiled.push(compile(parsed.data, file));
+      // Checked before compiling, so the problem names where in the rule the list is named.
+      const unknown = listReferencesOf(parsed.data).filter((reference) => !lists.has(reference.list));
+      for (const reference of unknown) {
+        // A list refused for its own problems is reported there, not again under every rule.
+        if (loaded.refused.has(reference.list)) continue;
+        problems.push({ file, ruleId: parsed.data.id, path: `[${index}].${reference.path}`, message: new UnknownListError(reference.list, [...lists.keys()]).message });
+      }
+      if (unknown.length > 0 || !parsed.data.enabled) return;
+      try {
+        compiled.push(compile(parsed.data, file, lists));
+      } catch (error) {
+        if (!(error instanceof UnknownListError)) throw error;
+        problems.push({ file, ruleId: parsed.data.id, path: `[${index}]`, message: error.message });
+      }
     });
   }
+  // The lists shape what the rules match: the same rules over other lists are another set.
+  for (const source of loaded.sources) hash.update(`list:${basename(source.file)}`).update(source.text);
   const ids = new Set(compiled.map((item) => item.rule.id));
   for (const item of compiled) {
     for (const dependency of item.dependsOn) {
@@ -132,12 +166,14 @@ export function loadRuleSet(paths: readonly string[]): RuleSet {
     }
   }
   if (problems.length > 0) throw new RuleSetError(problems);
-  return { rules: compiled, digest: hash.digest('hex').slice(0, 16), files };
+  return { rules: compiled, digest: hash.digest('hex').slice(0, 16), files, lists, listFiles: loaded.sources.map((source) => source.file) };
 }
 
 /**
- * Reloads the rule set when a file under `paths` changes. A bad edit is reported and the
- * running set stays in force; a good one is handed to `onLoad` whole.
+ * Reloads the rule set when a file under `paths`, or a list file, changes. A bad edit (of a
+ * rule or of a list) is reported and the running set stays in force; a good one is handed to
+ * `onLoad` whole, rules and lists together.
+ * @param options the list files, as for {@link loadRuleSet}; they are watched too
  * @returns a function that stops watching
  */
 export function watchRules(
@@ -145,20 +181,22 @@ export function watchRules(
   onLoad: (ruleSet: RuleSet) => void,
   logger?: Logger,
   debounceMs = 250,
+  options: RuleSetOptions = {},
 ): () => void {
   let timer: NodeJS.Timeout | undefined;
   const reload = (): void => {
     timer = undefined;
     try {
-      const ruleSet = loadRuleSet(paths);
+      const ruleSet = loadRuleSet(paths, options);
       onLoad(ruleSet);
-      logger?.info({ rules: ruleSet.rules.length, digest: ruleSet.digest }, 'rule set reloaded');
+      logger?.info({ rules: ruleSet.rules.length, lists: ruleSet.lists.size, digest: ruleSet.digest }, 'rule set reloaded');
     } catch (error) {
       const problems = error instanceof RuleSetError ? error.problems : undefined;
       logger?.error({ err: error, problems }, 'rule set refused; the running rules stay in force');
     }
   };
-  const watchers: FSWatcher[] = paths.map((path) =>
+  const listPaths = [options.defaultLists ?? DEFAULT_LISTS_PATH, ...(options.lists ?? [])];
+  const watchers: FSWatcher[] = [...paths, ...listPaths.filter((path) => existsSync(path))].map((path) =>
     watch(path, () => {
       if (timer !== undefined) clearTimeout(timer);
       timer = setTimeout(reload, debounceMs);

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Predicate } from './filter';
+import type { ListLookup, Predicate } from './filter';
 import type { DetectionInput } from './input';
 import type { BaseRule } from './rule-schema';
 import type { Evaluation, EvaluationContext, StateRequest } from './evaluation';
@@ -63,8 +63,11 @@ interface RuleTypeBase<R extends BaseRule, Extras> {
   readonly type: R['type'];
   /** The rule's fields, `type` (a literal) included: the rule schema is the union of these. */
   readonly configSchema: z.ZodType<R>;
-  /** Compiles what the type needs beyond the rule's filter, once per rule load. */
-  compile?(rule: R): Extras;
+  /**
+   * Compiles what the type needs beyond the rule's filter, once per rule load; filters it
+   * compiles get `lists` for their `inList` conditions.
+   */
+  compile?(rule: R, lists: ListLookup): Extras;
   /** Rules named in the type's own filters (beyond `filter`), for `detectedBy` ordering. */
   references?(rule: R): string[];
 }

@@ -177,6 +177,12 @@ export const settings = {
       'comma-separated files and folders',
       'The rule files; unset means the default pack. When set, only these are loaded: list `detectors/rules/default` too to keep the default pack (see [rules.md](rules.md#rule-files)).',
     ),
+    listsPaths: setting(
+      'VIGIL_LISTS_PATH',
+      commaList.pipe(z.array(z.string()).min(1, 'at least one path')).optional(),
+      'comma-separated files and folders',
+      'Value list files loaded over the shipped lists (2FA groups, sensitive groups, privileged scopes, trusted egress…): a list with a shipped id replaces it, or adds to it with `merge: append`; rules name lists with `inList`. Reloaded with the rules (see [rules.md](rules.md#lists)).',
+    ),
     watch: setting('VIGIL_RULES_WATCH', flag.default(true), '`on`, `off`', 'Reload the rules when their files change (see [detection.md](detection.md#reloading-rules-without-a-restart)).'),
     allowedLatenessMs: setting(
       'VIGIL_ALLOWED_LATENESS_MS',

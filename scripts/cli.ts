@@ -8,7 +8,8 @@ import { runReplay } from './replay';
 import { ConfigError, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
-import { runReport } from './report';
+import { ReportRangeError, runReport } from './report';
+import { runCoverage } from './coverage';
 import { runDashboards } from './dashboards';
 import { runTopics } from './topics';
 import { stopRequested } from './stop-request';
@@ -32,7 +33,12 @@ commands:
                               retention from configuration), e.g. before producing a backlog
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
   rules validate PATH...      check rule files (YAML or JSON); names the file, rule and field at fault
+        [--lists PATH,...]    with these list files over the shipped lists (default: VIGIL_LISTS_PATH)
   rules test                  run every rule's fixtures through the engine (jest, real Redis)
+  rules coverage --from T --to T  replay the events stored in the range (ISO 8601 or now-2h):
+        [--rules P] [--lists P] [--json]  per rule, the events its filter (each sequence step)
+                              matched, rules that never matched flagged; per list, the entries
+                              never seen in the fields that use them (docs/rules.md#coverage)
   replay --file F.ndjson      run the rules over stored events with no side effects and report
   replay --from T --to T      ... or over events in Elasticsearch between two times
         [--rules PATH]        rule files to use (default: the configured rules)
@@ -73,6 +79,14 @@ export function stack(action: string): number {
 function option(args: readonly string[], name: string): string | undefined {
   const index = args.indexOf(name);
   return index >= 0 ? args[index + 1] : undefined;
+}
+
+/** A refused rule set, one problem a line: the file, the rule or list, the path, the message. */
+function printProblems(error: RuleSetError): void {
+  console.error(`rule set refused (${error.problems.length} problems):`);
+  for (const problem of error.problems) {
+    console.error(`  ${problem.file}${problem.ruleId ? `  rule ${problem.ruleId}` : ''}${problem.listId ? `  list ${problem.listId}` : ''}  ${problem.path || '(file)'}: ${problem.message}`);
+  }
 }
 
 /** Settles after `ms` with `value`, on a timer that never keeps the process up by itself. */
@@ -201,22 +215,43 @@ export async function main(args: readonly string[]): Promise<number> {
       }
       case 'rules': {
         if (sub === 'validate') {
-          const paths = args.slice(2);
+          const listsOption = option(args, '--lists');
+          const paths = args.slice(2).filter((arg, index, all) => arg !== '--lists' && all[index - 1] !== '--lists');
           if (paths.length === 0) {
-            console.error('usage: vigil rules validate PATH...');
+            console.error('usage: vigil rules validate PATH... [--lists PATH,...]');
             return 2;
           }
+          const lists = listsOption !== undefined ? listsOption.split(',') : (loadConfig().detection.listsPaths ?? []);
           try {
-            const ruleSet = loadRuleSet(paths);
-            console.log(`${ruleSet.rules.length} rules OK in ${ruleSet.files.length} files (digest ${ruleSet.digest})`);
+            const ruleSet = loadRuleSet(paths, { lists });
+            console.log(`${ruleSet.rules.length} rules OK in ${ruleSet.files.length} files, ${ruleSet.lists.size} lists in ${ruleSet.listFiles.length} files (digest ${ruleSet.digest})`);
             for (const compiled of ruleSet.rules) console.log(`  ${compiled.rule.id} v${compiled.rule.version}  ${compiled.rule.type}  ${compiled.rule.severity}`);
+            for (const list of ruleSet.lists.values()) console.log(`  list ${list.id}  ${list.kind}  ${list.values.length} entries`);
             return 0;
           } catch (error) {
             if (!(error instanceof RuleSetError)) throw error;
-            console.error(`rule set refused (${error.problems.length} problems):`);
-            for (const problem of error.problems) {
-              console.error(`  ${problem.file}${problem.ruleId ? `  rule ${problem.ruleId}` : ''}  ${problem.path || '(file)'}: ${problem.message}`);
+            printProblems(error);
+            return 1;
+          }
+        }
+        if (sub === 'coverage') {
+          const from = option(args, '--from');
+          const to = option(args, '--to');
+          const rules = option(args, '--rules');
+          const lists = option(args, '--lists');
+          if (from === undefined || to === undefined) {
+            console.error('usage: vigil rules coverage --from TIME --to TIME [--rules PATH,...] [--lists PATH,...] [--json]   (TIME: ISO 8601, or now, now-15m, now-2h, now-1d)');
+            return 2;
+          }
+          try {
+            return await runCoverage({ from, to, json: args.includes('--json'), ...(rules ? { rules: rules.split(',') } : {}), ...(lists ? { lists: lists.split(',') } : {}) });
+          } catch (error) {
+            if (error instanceof ReportRangeError) {
+              console.error(`vigil rules coverage: ${error.message}`);
+              return 2;
             }
+            if (!(error instanceof RuleSetError)) throw error;
+            printProblems(error);
             return 1;
           }
         }
@@ -228,7 +263,7 @@ export async function main(args: readonly string[]): Promise<number> {
           });
           return jest.status ?? 1;
         }
-        console.error('usage: vigil rules validate PATH... | vigil rules test');
+        console.error('usage: vigil rules validate PATH... [--lists PATH,...] | vigil rules test | vigil rules coverage --from TIME --to TIME [--json]');
         return 2;
       }
       case 'replay': {

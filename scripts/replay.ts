@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet } from '../detectors';
+import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
 import { correlate, decode, enrich, openGeoDatabase, type Decoded, type GeoLookup } from '../ingest';
 import { createElasticsearch, createLogger, createRedis, loadConfig, type Config } from '../platform';
 import { eventSchema, indexNames, type Detection, type EventDocument } from '../schemas';
@@ -15,6 +15,8 @@ export interface ReplayOptions {
   to?: string;
   /** Rule files and folders. @defaultValue the configured rules */
   rules?: string[];
+  /** Value list files and folders, over the shipped lists. @defaultValue the configured lists (VIGIL_LISTS_PATH) */
+  lists?: string[];
   /** Print at most this many detections per rule. @defaultValue 3 */
   show?: number;
 }
@@ -59,10 +61,26 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
 /** The replay itself, without printing: what would have fired. */
 export async function replayDetections(
   options: ReplayOptions,
-): Promise<{ detections: Detection[]; events: number; refused: number; ruleSet: ReturnType<typeof loadRuleSet> }> {
+): Promise<{ detections: Detection[]; events: number; refused: number; ruleSet: RuleSet }> {
+  const detections: Detection[] = [];
+  const replayed = await replayBatches(options, (_inputs, found) => {
+    detections.push(...found);
+  });
+  return { detections, ...replayed };
+}
+
+/**
+ * Reads the events (a file, or a time range in Elasticsearch), runs them through correlation and
+ * the rule set batch by batch, and hands each batch's detection inputs and detections to
+ * `onBatch`: what `vigil replay` and `vigil rules coverage` both read events with.
+ */
+export async function replayBatches(
+  options: ReplayOptions,
+  onBatch: (inputs: readonly DetectionInput[], detections: readonly Detection[], ruleSet: RuleSet) => void,
+): Promise<{ events: number; refused: number; ruleSet: RuleSet }> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH]);
+  const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH], { lists: options.lists ?? config.detection.listsPaths ?? [] });
   const redis = createRedis(config);
   const prefix = `replay-${randomBytes(6).toString('hex')}`;
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark', allowedLatenessMs: config.detection.allowedLatenessMs, logger });
@@ -71,7 +89,6 @@ export async function replayDetections(
   const correlator = new Correlator({ redis, prefix, waitMs: 0 });
   // The pipeline's database, so a replay locates events as the pipeline does; no reload in a batch run.
   const { lookup: geoLookup } = await openGeoDatabase(config.geo.database, { watch: false });
-  const detections: Detection[] = [];
   let events = 0;
   let refused = 0;
   try {
@@ -79,7 +96,7 @@ export async function replayDetections(
     const flush = async (): Promise<void> => {
       if (items.length === 0) return;
       const { inputs } = await correlate(items, { correlator, detecting: true });
-      detections.push(...(await engine.evaluateBatch(inputs)));
+      onBatch(inputs, await engine.evaluateBatch(inputs), ruleSet);
       items = [];
     };
     if (options.file) {
@@ -126,5 +143,5 @@ export async function replayDetections(
     await redis.quit();
   }
 
-  return { detections, events, refused, ruleSet };
+  return { events, refused, ruleSet };
 }

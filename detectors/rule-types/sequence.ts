@@ -151,7 +151,7 @@ export function evaluateSequence(
 export const sequenceType: StatefulRuleType<SequenceRule, Predicate[], number[]> = {
   type: 'sequence',
   configSchema: sequenceRuleSchema,
-  compile: (rule) => rule.steps.map((step) => compileFilter(step.filter)),
+  compile: (rule, lists) => rule.steps.map((step) => compileFilter(step.filter, lists)),
   references: (rule) => rule.steps.flatMap((step) => referencedRules(step.filter)),
   plan(entries, { rule, extras }, _batch, out) {
     for (const { input, context, order } of entries) {

@@ -263,7 +263,7 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Su
 export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
   type: 'surge',
   configSchema: surgeRuleSchema,
-  compile: (rule) => (rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator) : undefined),
+  compile: (rule, lists) => (rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator, lists) : undefined),
   plan(entries, { rule, extras }, batch, out) {
     const tallies = new Map<string, { tally: SurgeTally; context: PlanContext; order: number }>();
     for (const { input, context, order } of entries) {

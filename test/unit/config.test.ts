@@ -228,7 +228,7 @@ describe('the settings table is the only declaration', () => {
     // Every variable set to a value different from its default changes the loaded Config.
     const baseline = loadConfig({});
     for (const { path, setting } of listSettings()) {
-      const value = path === 'detection.rulesPaths' ? 'x' : path === 'elasticsearch.apiKey' ? 'k' : undefined;
+      const value = path === 'detection.rulesPaths' || path === 'detection.listsPaths' ? 'x' : path === 'elasticsearch.apiKey' ? 'k' : undefined;
       if (value === undefined) continue;
       expect(loadConfig({ [setting.env]: value })).not.toStrictEqual(baseline);
     }

@@ -465,7 +465,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('surgeTick-2.lua', () => {
+  describeScript('surgeTick-2.lua (version 3)', () => {
     const tick = (bucket: number, measure: string, options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number } = {}) =>
       call('surgeTick', [key('surge'), key('surge-hll')], [
         bucket,
@@ -482,7 +482,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       for (let n = 0; n < 10; n++) await tick(100, 'count');
       // The first full bucket seeds the baseline; empty buckets in between fold as zeros.
       const afterFirst = await tick(101, 'count');
-      expect(afterFirst.map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0]);
+      expect(afterFirst.map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0, 0, 10, 0, 1]);
       for (let n = 0; n < 3; n++) await tick(101, 'count');
       const afterGap = await tick(103, 'count');
       // Bucket 101 (4 events) then empty bucket 102, alpha 0.5: mean 10 → 7 → 3.5; variance 0 → 9 → 16.75.
@@ -492,7 +492,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it('does not count an event of an older bucket, and says so', async () => {
       await tick(200, 'count');
       await tick(201, 'count');
-      expect((await tick(200, 'count')).map(Number)).toEqual([1, 1, 0, 1, 1, 0, 1]);
+      expect((await tick(200, 'count')).map(Number)).toEqual([1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]);
     });
 
     it('measures distinct members, a ratio and a p95 per bucket', async () => {
@@ -507,6 +507,25 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(Number((await tick(500, 'p95', { bin: 40 }))[0])).toBe(32);
     });
 
+    it('keeps baselines of the events and the numerator events per bucket, whatever the measure', async () => {
+      for (let n = 0; n < 4; n++) await tick(700, 'p95', { bin: 10, numerator: n === 0 });
+      // Bucket 700 (4 events, 1 in the numerator) seeds both baselines.
+      expect((await tick(701, 'p95', { bin: 10, numerator: true })).map(Number).slice(7)).toEqual([1, 4, 1, 1]);
+      // Bucket 701 (1 event, 1 numerator), then empty bucket 702 as zeros, alpha 0.5: events
+      // 4 → 2.5 → 1.25, numerator 1 → 1 → 0.5; a p95's own baseline folds no empty bucket.
+      const reply = (await tick(703, 'p95', { bin: 10 })).map(Number);
+      expect(reply.slice(7)).toEqual([0, 1.25, 0.5, 3]);
+      expect(reply[3]).toBe(2);
+    });
+
+    it('learns the event baselines from zero on state that version 2 wrote', async () => {
+      await redis.hset(key('surge'), { b: 800, n: 50, e: 5, mean: '40', var: '4', samples: 12 });
+      const reply = (await tick(801, 'count')).map(Number);
+      // The measure's baseline goes on (12 samples, then 13); the event baselines start at 1.
+      expect(reply.slice(1, 4)).toEqual([45, 27, 13]);
+      expect(reply.slice(7)).toEqual([0, 50, 5, 1]);
+    });
+
     it('adds up an item of many events as those events one by one', async () => {
       const keysOf = (user: string): string[] => [key('surge', user), key('surge-hll', user)];
       const reply = await callScript(redis, 'surgeTick', keysOf('user=tally'), [600, 'p95', 5, 2, '["a","b","c"]', '[10,3,20,2]', 0.5, TTL]);
@@ -519,7 +538,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await redis.hgetall(key('surge', 'user=tally'))).toEqual(single);
       expect(single).toMatchObject({ n: '5', e: '2', 'h:10': '3', 'h:20': '2' });
       // p95 of 3 × bin 10 and 2 × bin 20 is in bin 20; 3 distinct members.
-      expect((reply as unknown[]).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0]);
+      expect((reply as unknown[]).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0, 2, 0, 0, 0]);
     });
   });
 

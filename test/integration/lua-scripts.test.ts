@@ -291,6 +291,43 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('distinctShare-4.lua', () => {
+    /** distinctShare-4 for an event that is counted (a failure) or not (a success). */
+    const share = (value: string, id: string, time: number, counted: boolean, options: { start?: number; trim?: number; ttl?: number; least?: number } = {}) =>
+      call('distinctShare', [key('values'), key('ids'), key('fired'), key('others')], [
+        value, id, time, options.start ?? 0, time, options.trim ?? 0, options.ttl ?? TTL, 50, options.least ?? 0, counted ? 1 : 0,
+      ]);
+
+    it('counts the values of counted events only, and the counted and other events of the window', async () => {
+      await share('u-1', 'evt-1', 1000, true);
+      await share('u-2', 'evt-2', 2000, false);
+      await share('u-3', 'evt-3', 3000, true);
+      const reply = await share('u-1', 'evt-4', 4000, true);
+      // u-2 only passed: it is not a value; evidence is the counted events.
+      expect(reply).toEqual([2, 3, 1, null, 2, 'u-3', 'u-1', 'evt-1', 'evt-3', 'evt-4']);
+      expect(await redis.zrange(key('others'), 0, -1)).toEqual(['evt-2']);
+    });
+
+    it('counts within [start, end] only, and returns the counts alone below the least count', async () => {
+      await share('u-old', 'evt-1', 500, true);
+      await share('', 'evt-2', 800, false);
+      await share('u-1', 'evt-3', 1500, true);
+      expect(await share('', 'evt-4', 2000, false, { start: 1000, least: 2 })).toEqual([1, 1, 1, false, 0].map((item) => (item === false ? null : item)));
+      expect(await share('u-2', 'evt-5', 2500, true, { start: 1000, least: 2 })).toEqual([2, 2, 1, null, 2, 'u-1', 'u-2', 'evt-3', 'evt-5']);
+    });
+
+    it('trims all three sets after the batch and returns the fired mark', async () => {
+      await redis.hset(key('fired'), 'time', '777', 'id', 'det-b');
+      await share('u-1', 'evt-1', 1000, true);
+      await share('', 'evt-2', 1000, false);
+      const reply = await share('u-2', 'evt-3', 3000, true, { start: 2000, trim: 2000 });
+      expect(reply.slice(0, 5)).toEqual([1, 1, 0, '777|det-b', 1]);
+      expect(await redis.zrange(key('values'), 0, -1)).toEqual(['u-2']);
+      expect(await redis.zrange(key('others'), 0, -1)).toEqual([]);
+      expect(await redis.pttl(key('fired'))).toBe(-1);
+    });
+  });
+
   describeScript('sequenceAdd-2.lua', () => {
     it('adds every step the event matched and reads the steps in [start, end] newest first', async () => {
       await sequenceAdd(1000, ['0:evt-1']);
@@ -465,7 +502,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('surgeTick-2.lua (version 3)', () => {
+  describeScript('surgeTick-2.lua', () => {
     const tick = (bucket: number, measure: string, options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number } = {}) =>
       call('surgeTick', [key('surge'), key('surge-hll')], [
         bucket,
@@ -763,6 +800,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
             return { keys: [k('window', user), k('fired', user)], args: [id, time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 50, 2] };
           case 'distinctAdd':
             return { keys: [k('values', user), k('ids', user), k('fired', user)], args: [value, id, time, Math.max(trim, time - 60_000), time, trim, TTL, 50, 2] };
+          case 'distinctShare':
+            return {
+              keys: [k('values', user), k('ids', user), k('fired', user), k('others', user)],
+              args: [value, id, time, Math.max(trim, time - 60_000), time, trim, TTL, 50, 2, index % 3 === 0 ? 0 : 1],
+            };
           case 'sequenceAdd':
             return { keys: [k('steps', user), k('fired', user)], args: [time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2), 1] };
           case 'firstSeen':
@@ -792,6 +834,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it.each([
       ['windowAdd', 'count'],
       ['distinctAdd', 'count'],
+      ['distinctShare', 'count'],
       ['sequenceAdd', 'count'],
       ['firstSeen', 'count'],
       ['lastLocation', 'count'],
@@ -856,6 +899,12 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     },
     'distinctAdd-3.lua': async () => {
       await distinctAdd('u-1', 'evt-1', 1000, { ttl: 30_000 });
+      return 30_000;
+    },
+    'distinctShare-4.lua': async () => {
+      const keys = [key('values'), key('ids'), key('fired'), key('others')];
+      await callScript(redis, 'distinctShare', keys, ['u-1', 'evt-1', 1000, 0, 1000, 0, 30_000, 50, 0, 1]);
+      await callScript(redis, 'distinctShare', keys, ['u-2', 'evt-2', 1000, 0, 1000, 0, 30_000, 50, 0, 0]);
       return 30_000;
     },
     'sequenceAdd-2.lua': async () => {

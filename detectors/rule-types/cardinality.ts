@@ -7,7 +7,7 @@ import { eventTime, none, parseFired, suppressed, type Evaluation, type Evaluati
 import { z } from 'zod';
 import { base, grouped, fieldPath } from '../rule-schema';
 import { durationSchema } from '../duration';
-import { compileFilter, filterSchema, type Predicate } from '../filter';
+import { compileFilter, filterSchema, referencedRules, type Predicate } from '../filter';
 import type { StatefulRuleType } from '../rule-type';
 
 export const cardinalityRuleSchema = z.strictObject({
@@ -153,6 +153,7 @@ export const cardinalityType: StatefulRuleType<CardinalityRule, Predicate | unde
   type: 'cardinality',
   configSchema: cardinalityRuleSchema,
   compile: (rule) => (rule.counted ? compileFilter(rule.counted.filter) : undefined),
+  references: (rule) => (rule.counted ? referencedRules(rule.counted.filter) : []),
   plan(entries, { rule, extras }, _batch, out) {
     for (const { input, context, order } of entries) {
       const request = cardinalityRequest(input, rule, context, extras);

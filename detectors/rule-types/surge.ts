@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { base, grouped, fieldPath } from '../rule-schema';
 import { filterSchema } from '../filter';
 import { durationSchema } from '../duration';
-import { compileFilter } from '../filter';
+import { compileFilter, referencedRules } from '../filter';
 import type { PlanContext, StatefulRuleType } from '../rule-type';
 
 const measureSchema = z.discriminatedUnion('kind', [
@@ -319,6 +319,10 @@ export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
   configSchema: surgeRuleSchema,
   compile: (rule) =>
     rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator) : rule.failures ? compileFilter(rule.failures.filter) : undefined,
+  references: (rule) => [
+    ...(rule.measure.kind === 'ratio' ? referencedRules(rule.measure.numerator) : []),
+    ...(rule.failures ? referencedRules(rule.failures.filter) : []),
+  ],
   plan(entries, { rule, extras }, batch, out) {
     const tallies = new Map<string, { tally: SurgeTally; context: PlanContext; order: number }>();
     for (const { input, context, order } of entries) {

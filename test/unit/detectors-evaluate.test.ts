@@ -1,5 +1,6 @@
 import {
   cardinalityRuleSchema,
+  cardinalityType,
   compileFilter,
   evaluateCardinality,
   evaluateMatch,
@@ -243,6 +244,12 @@ describe('evaluateCardinality', () => {
         'IP 81.2.69.142: failed logins with 8 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m, 10 of its 20 matching events (50%); threshold 8, and at least 50%.',
       );
       expect(detection.observedValue).toBe(8);
+    });
+
+    it('runs after the rules its counted filter names (detectedBy)', () => {
+      expect(cardinalityType.references?.(counting)).toStrictEqual([]);
+      const after = cardinalityRuleSchema.parse({ ...written, counted: { filter: { any: [failed, { detectedBy: 'new-device-for-user' }] } } });
+      expect(cardinalityType.references?.(after)).toStrictEqual(['new-device-for-user']);
     });
 
     it('stays quiet below the share (an office NAT: a few typos among many sign-ins), and below the threshold first', () => {

@@ -350,6 +350,12 @@ describe('evaluateSurge: failures (a spread-out surge that mostly fails)', () =>
     expect(detection.reasonCode).toBe('surge_requests');
   });
 
+  it('runs after the rules its failure filter or numerator names (detectedBy)', () => {
+    expect(surgeType.references?.(flood)).toStrictEqual([]);
+    expect(surgeType.references?.(surgeRule({ failures: { filter: { detectedBy: 'credential-stuffing' } } }))).toStrictEqual(['credential-stuffing']);
+    expect(surgeType.references?.(surgeRule({ measure: { kind: 'ratio', numerator: { detectedBy: 'json-threat-violation' } } }))).toStrictEqual(['json-threat-violation']);
+  });
+
   it('counts an event in the numerator when it passes the failure filter', () => {
     const numerator = compileFilter(failing);
     const claimed: DetectionInput = { ...callAt(T), identity: 'claimed' };

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { base, grouped, fieldPath } from '../rule-schema';
 import { filterSchema } from '../filter';
 import { durationSchema } from '../duration';
-import { compileFilter } from '../filter';
+import { compileFilter, referencedRules } from '../filter';
 import type { PlanContext, StatefulRuleType } from '../rule-type';
 
 const measureSchema = z.discriminatedUnion('kind', [
@@ -48,6 +48,27 @@ export const surgeRuleSchema = z.strictObject({
    * mixed with normal users) passes; a flash crowd of many users (one or two each) does not.
    */
   concentration: z.strictObject({ field: fieldPath, minPerSource: z.number().positive().default(5) }).optional(),
+  /**
+   * A surge spread too thin for `concentration` (each source under the per-source bar) is still
+   * a flood when most of it fails: the share of the bucket's events that pass `filter` (failed
+   * authentication) reaches `minRatio` times its usual share (never less than `baselineFloor`).
+   * A distributed login flood from 800 IPs at 4 requests a minute each fires; a flash crowd of
+   * signed-in users, who pass authentication, does not. Without `concentration`, the surge fires
+   * only when failing. Not with measure `ratio`, whose numerator the same counter holds.
+   */
+  failures: z
+    .strictObject({
+      /** The events that count as failures (`{ field: identity, equals: claimed }`: a user named, not proven). */
+      filter: filterSchema,
+      /** Fire when the bucket's failure share reaches this multiple of the usual share. @defaultValue 5 */
+      minRatio: z.number().gt(1).default(5),
+      /** The smallest usual share the ratio is taken against. @defaultValue 0.05 */
+      baselineFloor: z.number().gt(0).max(1).default(0.05),
+    })
+    .optional(),
+}).refine((rule) => rule.failures === undefined || rule.measure.kind !== 'ratio', {
+  message: 'failures cannot be used with measure ratio (both count the numerator): use measure count or distinct',
+  path: ['failures'],
 });
 
 /** A surge rule, as validated. */
@@ -68,10 +89,18 @@ export interface SurgeState {
   distinct: number;
   /** The event belonged to an older bucket and was not counted. */
   late: boolean;
+  /** Events in the current bucket that pass the numerator (measure `ratio`) or the failure filter. */
+  numerator: number;
+  /** Baseline events per full bucket (EWMA), whatever the measure. */
+  volumeMean: number;
+  /** Baseline numerator events per full bucket (EWMA). */
+  numeratorMean: number;
+  /** Full buckets in those two baselines. */
+  volumeSamples: number;
 }
 
 export function parseSurgeState(reply: unknown): SurgeState {
-  const [value, mean, variance, samples, volume, distinct, late] = (reply as (string | number)[]).map(Number);
+  const [value, mean, variance, samples, volume, distinct, late, numerator, volumeMean, numeratorMean, volumeSamples] = (reply as (string | number)[]).map(Number);
   return {
     value: value ?? 0,
     mean: mean ?? 0,
@@ -80,6 +109,10 @@ export function parseSurgeState(reply: unknown): SurgeState {
     volume: volume ?? 0,
     distinct: distinct ?? 0,
     late: late === 1,
+    numerator: numerator ?? 0,
+    volumeMean: volumeMean ?? 0,
+    numeratorMean: numeratorMean ?? 0,
+    volumeSamples: volumeSamples ?? 0,
   };
 }
 
@@ -110,7 +143,9 @@ export function surgeContribution(input: DetectionInput, rule: SurgeRule, numera
     if (typeof value !== 'number' || value < 0) return undefined;
     bin = histogramBin(value);
   }
-  return { bucket: Math.floor(eventTime(input.event.time) / rule.bucket), member, numerator: measure.kind === 'ratio' && numerator?.(input) === true, bin };
+  // The predicate is the ratio's numerator or the failure filter (never both: the schema says so).
+  const counted = (measure.kind === 'ratio' || rule.failures !== undefined) && numerator?.(input) === true;
+  return { bucket: Math.floor(eventTime(input.event.time) / rule.bucket), member, numerator: counted, bin };
 }
 
 /**
@@ -204,12 +239,25 @@ function show(rule: SurgeRule, value: number): string {
   return `${Math.round(value)}`;
 }
 
+/** The bucket's failure share against its usual share, when it surged (see the `failures` option). */
+function failureSurge(state: SurgeState, rule: SurgeRule): { share: number; usual: number; ratio: number } | undefined {
+  const { failures } = rule;
+  // Without a learnt usual share (state from before it was kept), a share alone proves nothing.
+  if (failures === undefined || state.volume === 0 || state.volumeSamples < rule.minSamples) return undefined;
+  const share = state.numerator / state.volume;
+  const usual = Math.max(state.volumeMean > 0 ? state.numeratorMean / state.volumeMean : 0, failures.baselineFloor);
+  const ratio = share / usual;
+  return ratio >= failures.minRatio ? { share, usual, ratio } : undefined;
+}
+
 /**
  * surge: a measure per key over a short bucket (requests, distinct source IPs, the 5xx ratio,
  * p95 latency) against its own rolling baseline. Fires when the bucket so far reaches `minRatio`
  * times the baseline (and `minZ` deviations, when set), with enough volume and history, so a
  * quiet endpoint's handful of calls never fires and a slow ramp is absorbed by the baseline.
- * With `concentration`, only a surge from few sources fires (a flood, not a flash crowd).
+ * With `concentration`, only a surge from few sources fires (a flood, not a flash crowd); with
+ * `failures` as well, a surge spread over many sources fires when most of it fails (a
+ * distributed login flood).
  */
 export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext): Evaluation {
   if (state.late) return none('late_bucket');
@@ -223,9 +271,12 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Su
   const z = deviation > 1e-6 * Math.max(1, Math.abs(state.mean)) ? (state.value - state.mean) / deviation : Number.POSITIVE_INFINITY;
   if (rule.minZ !== undefined && z < rule.minZ) return none('within_deviation');
   const perSource = state.distinct > 0 ? state.volume / state.distinct : 0;
-  // No event carried the field: how concentrated the traffic is can't be told, so no flood claim.
-  if (rule.concentration && state.distinct === 0) return none('no_sources');
-  if (rule.concentration && perSource < rule.concentration.minPerSource) return none('spread_out');
+  // No event carried the field: how concentrated the traffic is can't be told, so no flood
+  // claim from concentration (a failure surge may still make one).
+  const concentrated = rule.concentration !== undefined && state.distinct > 0 && perSource >= rule.concentration.minPerSource;
+  const failing = !concentrated && rule.failures ? failureSurge(state, rule) : undefined;
+  if (rule.concentration && !concentrated && failing === undefined) return none(state.distinct === 0 ? 'no_sources' : 'spread_out');
+  if (!rule.concentration && rule.failures && failing === undefined) return none('not_failing');
   const bucketStart = Math.floor(eventTime(input.event.time) / rule.bucket) * rule.bucket;
   const { measure } = rule;
   const what =
@@ -239,11 +290,14 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Su
   const sources = rule.concentration
     ? ` from ${state.distinct} ${fieldLabel(rule.concentration.field, state.distinct !== 1)} (${Math.round(perSource)} each on average)`
     : '';
+  const failures = failing
+    ? `, ${(failing.share * 100).toFixed(1)}% of them failing, ${failing.ratio.toFixed(1)}× the usual ${(failing.usual * 100).toFixed(1)}%`
+    : '';
   return {
     outcome: 'detected',
     detection: {
       reasonCode: `surge_${MEASURE_WORDS[measure.kind]}`,
-      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the current ${formatDuration(rule.bucket)}${sources}, ${ratio.toFixed(1)}× the baseline of ${show(rule, baseline)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
+      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the current ${formatDuration(rule.bucket)}${sources}${failures}, ${ratio.toFixed(1)}× the baseline of ${show(rule, baseline)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
       observedValue: Math.round(state.value * 1000) / 1000,
       threshold: Math.round(baseline * rule.minRatio * 1000) / 1000,
       ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),
@@ -263,7 +317,12 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Su
 export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
   type: 'surge',
   configSchema: surgeRuleSchema,
-  compile: (rule, lists) => (rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator, lists) : undefined),
+  compile: (rule, lists) =>
+    rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator, lists) : rule.failures ? compileFilter(rule.failures.filter, lists) : undefined,
+  references: (rule) => [
+    ...(rule.measure.kind === 'ratio' ? referencedRules(rule.measure.numerator) : []),
+    ...(rule.failures ? referencedRules(rule.failures.filter) : []),
+  ],
   plan(entries, { rule, extras }, batch, out) {
     const tallies = new Map<string, { tally: SurgeTally; context: PlanContext; order: number }>();
     for (const { input, context, order } of entries) {

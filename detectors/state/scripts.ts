@@ -24,6 +24,7 @@ interface ScriptSpec {
 const SCRIPTS = {
   windowAdd: { file: 'windowAdd-2.lua', batch: { args: 8 } },
   distinctAdd: { file: 'distinctAdd-3.lua', batch: { args: 9 } },
+  distinctShare: { file: 'distinctShare-4.lua', batch: { args: 10 } },
   sequenceAdd: { file: 'sequenceAdd-2.lua', batch: { args: 9 } },
   firstSeen: { file: 'firstSeen-1.lua', batch: { args: 5 } },
   lastLocation: { file: 'lastLocation-1.lua', batch: { args: 5 } },

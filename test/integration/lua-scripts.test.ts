@@ -291,6 +291,43 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('distinctShare-4.lua', () => {
+    /** distinctShare-4 for an event that is counted (a failure) or not (a success). */
+    const share = (value: string, id: string, time: number, counted: boolean, options: { start?: number; trim?: number; ttl?: number; least?: number } = {}) =>
+      call('distinctShare', [key('values'), key('ids'), key('fired'), key('others')], [
+        value, id, time, options.start ?? 0, time, options.trim ?? 0, options.ttl ?? TTL, 50, options.least ?? 0, counted ? 1 : 0,
+      ]);
+
+    it('counts the values of counted events only, and the counted and other events of the window', async () => {
+      await share('u-1', 'evt-1', 1000, true);
+      await share('u-2', 'evt-2', 2000, false);
+      await share('u-3', 'evt-3', 3000, true);
+      const reply = await share('u-1', 'evt-4', 4000, true);
+      // u-2 only passed: it is not a value; evidence is the counted events.
+      expect(reply).toEqual([2, 3, 1, null, 2, 'u-3', 'u-1', 'evt-1', 'evt-3', 'evt-4']);
+      expect(await redis.zrange(key('others'), 0, -1)).toEqual(['evt-2']);
+    });
+
+    it('counts within [start, end] only, and returns the counts alone below the least count', async () => {
+      await share('u-old', 'evt-1', 500, true);
+      await share('', 'evt-2', 800, false);
+      await share('u-1', 'evt-3', 1500, true);
+      expect(await share('', 'evt-4', 2000, false, { start: 1000, least: 2 })).toEqual([1, 1, 1, false, 0].map((item) => (item === false ? null : item)));
+      expect(await share('u-2', 'evt-5', 2500, true, { start: 1000, least: 2 })).toEqual([2, 2, 1, null, 2, 'u-1', 'u-2', 'evt-3', 'evt-5']);
+    });
+
+    it('trims all three sets after the batch and returns the fired mark', async () => {
+      await redis.hset(key('fired'), 'time', '777', 'id', 'det-b');
+      await share('u-1', 'evt-1', 1000, true);
+      await share('', 'evt-2', 1000, false);
+      const reply = await share('u-2', 'evt-3', 3000, true, { start: 2000, trim: 2000 });
+      expect(reply.slice(0, 5)).toEqual([1, 1, 0, '777|det-b', 1]);
+      expect(await redis.zrange(key('values'), 0, -1)).toEqual(['u-2']);
+      expect(await redis.zrange(key('others'), 0, -1)).toEqual([]);
+      expect(await redis.pttl(key('fired'))).toBe(-1);
+    });
+  });
+
   describeScript('sequenceAdd-2.lua', () => {
     it('adds every step the event matched and reads the steps in [start, end] newest first', async () => {
       await sequenceAdd(1000, ['0:evt-1']);
@@ -482,7 +519,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       for (let n = 0; n < 10; n++) await tick(100, 'count');
       // The first full bucket seeds the baseline; empty buckets in between fold as zeros.
       const afterFirst = await tick(101, 'count');
-      expect(afterFirst.map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0]);
+      expect(afterFirst.map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0, 0, 10, 0, 1]);
       for (let n = 0; n < 3; n++) await tick(101, 'count');
       const afterGap = await tick(103, 'count');
       // Bucket 101 (4 events) then empty bucket 102, alpha 0.5: mean 10 → 7 → 3.5; variance 0 → 9 → 16.75.
@@ -492,7 +529,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it('does not count an event of an older bucket, and says so', async () => {
       await tick(200, 'count');
       await tick(201, 'count');
-      expect((await tick(200, 'count')).map(Number)).toEqual([1, 1, 0, 1, 1, 0, 1]);
+      expect((await tick(200, 'count')).map(Number)).toEqual([1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]);
     });
 
     it('measures distinct members, a ratio and a p95 per bucket', async () => {
@@ -507,6 +544,25 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(Number((await tick(500, 'p95', { bin: 40 }))[0])).toBe(32);
     });
 
+    it('keeps baselines of the events and the numerator events per bucket, whatever the measure', async () => {
+      for (let n = 0; n < 4; n++) await tick(700, 'p95', { bin: 10, numerator: n === 0 });
+      // Bucket 700 (4 events, 1 in the numerator) seeds both baselines.
+      expect((await tick(701, 'p95', { bin: 10, numerator: true })).map(Number).slice(7)).toEqual([1, 4, 1, 1]);
+      // Bucket 701 (1 event, 1 numerator), then empty bucket 702 as zeros, alpha 0.5: events
+      // 4 → 2.5 → 1.25, numerator 1 → 1 → 0.5; a p95's own baseline folds no empty bucket.
+      const reply = (await tick(703, 'p95', { bin: 10 })).map(Number);
+      expect(reply.slice(7)).toEqual([0, 1.25, 0.5, 3]);
+      expect(reply[3]).toBe(2);
+    });
+
+    it('learns the event baselines from zero on state that version 2 wrote', async () => {
+      await redis.hset(key('surge'), { b: 800, n: 50, e: 5, mean: '40', var: '4', samples: 12 });
+      const reply = (await tick(801, 'count')).map(Number);
+      // The measure's baseline goes on (12 samples, then 13); the event baselines start at 1.
+      expect(reply.slice(1, 4)).toEqual([45, 27, 13]);
+      expect(reply.slice(7)).toEqual([0, 50, 5, 1]);
+    });
+
     it('adds up an item of many events as those events one by one', async () => {
       const keysOf = (user: string): string[] => [key('surge', user), key('surge-hll', user)];
       const reply = await callScript(redis, 'surgeTick', keysOf('user=tally'), [600, 'p95', 5, 2, '["a","b","c"]', '[10,3,20,2]', 0.5, TTL]);
@@ -519,7 +575,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await redis.hgetall(key('surge', 'user=tally'))).toEqual(single);
       expect(single).toMatchObject({ n: '5', e: '2', 'h:10': '3', 'h:20': '2' });
       // p95 of 3 × bin 10 and 2 × bin 20 is in bin 20; 3 distinct members.
-      expect((reply as unknown[]).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0]);
+      expect((reply as unknown[]).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0, 2, 0, 0, 0]);
     });
   });
 
@@ -744,6 +800,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
             return { keys: [k('window', user), k('fired', user)], args: [id, time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 50, 2] };
           case 'distinctAdd':
             return { keys: [k('values', user), k('ids', user), k('fired', user)], args: [value, id, time, Math.max(trim, time - 60_000), time, trim, TTL, 50, 2] };
+          case 'distinctShare':
+            return {
+              keys: [k('values', user), k('ids', user), k('fired', user), k('others', user)],
+              args: [value, id, time, Math.max(trim, time - 60_000), time, trim, TTL, 50, 2, index % 3 === 0 ? 0 : 1],
+            };
           case 'sequenceAdd':
             return { keys: [k('steps', user), k('fired', user)], args: [time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2), 1] };
           case 'firstSeen':
@@ -773,6 +834,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it.each([
       ['windowAdd', 'count'],
       ['distinctAdd', 'count'],
+      ['distinctShare', 'count'],
       ['sequenceAdd', 'count'],
       ['firstSeen', 'count'],
       ['lastLocation', 'count'],
@@ -837,6 +899,12 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     },
     'distinctAdd-3.lua': async () => {
       await distinctAdd('u-1', 'evt-1', 1000, { ttl: 30_000 });
+      return 30_000;
+    },
+    'distinctShare-4.lua': async () => {
+      const keys = [key('values'), key('ids'), key('fired'), key('others')];
+      await callScript(redis, 'distinctShare', keys, ['u-1', 'evt-1', 1000, 0, 1000, 0, 30_000, 50, 0, 1]);
+      await callScript(redis, 'distinctShare', keys, ['u-2', 'evt-2', 1000, 0, 1000, 0, 30_000, 50, 0, 0]);
       return 30_000;
     },
     'sequenceAdd-2.lua': async () => {

@@ -1,5 +1,6 @@
 import {
   cardinalityRuleSchema,
+  cardinalityType,
   compileFilter,
   evaluateCardinality,
   evaluateMatch,
@@ -223,6 +224,40 @@ describe('evaluateCardinality', () => {
       reasonCode: 'suppressed_in_window',
     });
     expect(evaluateCardinality(input, distinct(9, { lastFired: T - 600_000 }), rule, context).outcome).toBe('detected');
+  });
+
+  describe('with counted: distinct values of the failures only, and their share of the attempts', () => {
+    const failed = { field: 'policy.outcome', equals: 'fail' };
+    // The rule as written (a duration as text), for the schema to parse again.
+    const written = { ...rule, window: '10m' };
+    const counting = cardinalityRuleSchema.parse({ ...written, noun: 'failed logins', counted: { filter: failed, minShare: 0.5 } });
+
+    it('validates the option: minShare defaults to 0.5 and stays within 0 to 1', () => {
+      expect(cardinalityRuleSchema.parse({ ...written, counted: { filter: failed } }).counted).toStrictEqual({ filter: failed, minShare: 0.5 });
+      expect(() => cardinalityRuleSchema.parse({ ...written, counted: { filter: failed, minShare: 1.5 } })).toThrow(/minShare/);
+      expect(() => cardinalityRuleSchema.parse({ ...written, counted: { minShare: 0.5 } })).toThrow(/filter/);
+    });
+
+    it('fires when the counted values reach the threshold and their events are at least minShare of all', () => {
+      const detection = detected(evaluateCardinality(input, distinct(8, { share: { counted: 10, total: 20 } }), counting, context));
+      expect(detection.reason).toBe(
+        'IP 81.2.69.142: failed logins with 8 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m, 10 of its 20 matching events (50%); threshold 8, and at least 50%.',
+      );
+      expect(detection.observedValue).toBe(8);
+    });
+
+    it('runs after the rules its counted filter names (detectedBy)', () => {
+      expect(cardinalityType.references?.(counting)).toStrictEqual([]);
+      const after = cardinalityRuleSchema.parse({ ...written, counted: { filter: { any: [failed, { detectedBy: 'new-device-for-user' }] } } });
+      expect(cardinalityType.references?.(after)).toStrictEqual(['new-device-for-user']);
+    });
+
+    it('stays quiet below the share (an office NAT: a few typos among many sign-ins), and below the threshold first', () => {
+      expect(evaluateCardinality(input, distinct(8, { share: { counted: 10, total: 21 } }), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+      expect(evaluateCardinality(input, distinct(7, { share: { counted: 7, total: 7 } }), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_threshold' });
+      // A reply without the share (no counted events in the window) is no share at all.
+      expect(evaluateCardinality(input, distinct(8), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+    });
   });
 });
 

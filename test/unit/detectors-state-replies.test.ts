@@ -6,11 +6,13 @@
 import {
   cardinalityRequest,
   cardinalityRuleSchema,
+  compileFilter,
   evaluateThreshold,
   geoVelocityRequest,
   geoVelocityRuleSchema,
   newValueRequest,
   newValueRuleSchema,
+  parseDistinctShareState,
   parseDistinctState,
   parseFirstSeenState,
   parseGeoState,
@@ -135,6 +137,22 @@ describe('parseDistinctState (distinctAdd-3)', () => {
   });
 });
 
+describe('parseDistinctShareState (distinctShare-4)', () => {
+  it('reads the counted and other events first, then the reply of distinctAdd-3', () => {
+    expect(parseDistinctShareState([3, 4, 6, '1714559100250', 2, 'u-1', 'u-2', 'evt-0001-aaaa'])).toStrictEqual({
+      count: 3,
+      share: { counted: 4, total: 10 },
+      lastFired: 1714559100250,
+      values: ['u-1', 'u-2'],
+      eventIds: ['evt-0001-aaaa'],
+    });
+  });
+
+  it('reads a reply below the threshold (no values, no fired mark)', () => {
+    expect(parseDistinctShareState([1, 1, 5, null, 0])).toStrictEqual({ count: 1, share: { counted: 1, total: 6 }, values: [], eventIds: [] });
+  });
+});
+
 describe('parseSequenceState (sequenceAdd-2)', () => {
   it('reads a reply as ioredis returns it (newest first): step and id, then the score', () => {
     expect(parseSequenceState([null, '1:evt-0003-aaaa', '1714559400250', '0:evt-0002-aaaa', '1714559360250', '0:evt-0001-aaaa', '1714559350250'])).toStrictEqual({
@@ -234,6 +252,31 @@ describe('request builders', () => {
     expect(request?.keys).toStrictEqual(['values', 'ids', 'fired'].map((part) => `test:rule:{r-cardinality|actor.userId=user-1}:${part}`));
     expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50, 3]);
     expect(cardinalityRequest({ event: eventSchema.parse(deviceEvent()) }, rule, extended)).toBeUndefined();
+  });
+
+  it('cardinalityRequest with counted: distinctShare, counted events add their value, the others only their id', () => {
+    const rule = cardinalityRuleSchema.parse({
+      ...common,
+      id: 'r-share',
+      name: 'cardinality with a share',
+      type: 'cardinality',
+      window: '10m',
+      field: 'actor.userId',
+      threshold: 3,
+      counted: { filter: { field: 'policy.outcome', equals: 'fail' } },
+    });
+    const failing = compileFilter({ field: 'policy.outcome', equals: 'fail' });
+    const keys = ['values', 'ids', 'fired', 'others'].map((part) => `test:rule:{r-share|actor.userId=user-1}:${part}`);
+    const failure = cardinalityRequest(policy, rule, extended, failing);
+    expect(failure?.script).toBe('distinctShare');
+    expect(failure?.keys).toStrictEqual(keys);
+    expect(failure?.args).toStrictEqual(['user-1', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50, 3, 1]);
+    const pass: DetectionInput = { event: eventSchema.parse({ ...policyEvent(), policy: { ...policyEvent().policy, outcome: 'pass' } }) };
+    expect(cardinalityRequest(pass, rule, extended, failing)?.args.at(-1)).toBe(0);
+    // An event that is not counted needs no value; a counted one does.
+    const anonymousPass: DetectionInput = { event: eventSchema.parse({ ...policyEvent(), actor: {}, policy: { ...policyEvent().policy, outcome: 'pass' } }) };
+    expect(cardinalityRequest(anonymousPass, rule, extended, failing)?.args.slice(0, 2)).toStrictEqual(['', 'evt-0001-aaaa']);
+    expect(cardinalityRequest({ event: eventSchema.parse({ ...policyEvent(), actor: {} }) }, rule, extended, failing)).toBeUndefined();
   });
 
   it('newValueRequest: the value as text, trimmed to the horizon, or nothing without a value', () => {

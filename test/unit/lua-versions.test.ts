@@ -10,10 +10,11 @@ import { SCRIPT_NAMES, commandName, isBatchScript, scriptSource, type ScriptName
 const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   windowAdd: { version: 2, sha256: '20ee9be1b4629a4f' },
   distinctAdd: { version: 2, sha256: '431682938a265417' },
+  distinctShare: { version: 1, sha256: '6728c4c3195cef80' },
   sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
   firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
   lastLocation: { version: 2, sha256: 'bc722296ca520ac7' },
-  surgeTick: { version: 2, sha256: 'aad64092dbef4d0e' },
+  surgeTick: { version: 3, sha256: 'e5bcf619c7651e6c' },
   claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
   alertUpsert: { version: 2, sha256: '63a9887bd2c4e495' },
   alertResolve: { version: 2, sha256: 'd859ead26ae8c1c8' },

@@ -70,7 +70,20 @@ const requestContext = { ...context, prefix: 'vigil-test', latenessMs: 300_000 }
  * requests against a baseline of 100 ± 20 after 20 buckets, from 4 sources.
  */
 function surgeState(changes: Partial<SurgeState> = {}): SurgeState {
-  return { value: 1000, mean: 100, variance: 400, samples: 20, volume: 1000, distinct: 4, late: false, ...changes };
+  return {
+    value: 1000,
+    mean: 100,
+    variance: 400,
+    samples: 20,
+    volume: 1000,
+    distinct: 4,
+    late: false,
+    numerator: 0,
+    volumeMean: 100,
+    numeratorMean: 0,
+    volumeSamples: 20,
+    ...changes,
+  };
 }
 
 /** The detection of an evaluation that must have fired. */
@@ -83,7 +96,7 @@ const quiet = (reasonCode: string): Evaluation => ({ outcome: 'none', reasonCode
 
 describe('parseSurgeState', () => {
   it('reads the surgeTick reply, which is strings, in its documented order', () => {
-    expect(parseSurgeState(['1200', '100.5', '25.25', '12', '1180', '3', '0'])).toStrictEqual({
+    expect(parseSurgeState(['1200', '100.5', '25.25', '12', '1180', '3', '0', '1100', '101.5', '4.5', '11'])).toStrictEqual({
       value: 1200,
       mean: 100.5,
       variance: 25.25,
@@ -91,6 +104,10 @@ describe('parseSurgeState', () => {
       volume: 1180,
       distinct: 3,
       late: false,
+      numerator: 1100,
+      volumeMean: 101.5,
+      numeratorMean: 4.5,
+      volumeSamples: 11,
     });
   });
 
@@ -105,11 +122,27 @@ describe('parseSurgeState', () => {
       volume: 80,
       distinct: 0,
       late: true,
+      numerator: 0,
+      volumeMean: 0,
+      numeratorMean: 0,
+      volumeSamples: 0,
     });
   });
 
   it('reads a short reply as zeros, not undefined', () => {
-    expect(parseSurgeState(['7'])).toStrictEqual({ value: 7, mean: 0, variance: 0, samples: 0, volume: 0, distinct: 0, late: false });
+    expect(parseSurgeState(['7'])).toStrictEqual({
+      value: 7,
+      mean: 0,
+      variance: 0,
+      samples: 0,
+      volume: 0,
+      distinct: 0,
+      late: false,
+      numerator: 0,
+      volumeMean: 0,
+      numeratorMean: 0,
+      volumeSamples: 0,
+    });
   });
 });
 
@@ -271,6 +304,64 @@ describe('evaluateSurge: quiet, with a reason code', () => {
     const flood = surgeRule({ concentration: { field: 'client.ip' } });
     expect(flood.concentration).toStrictEqual({ field: 'client.ip', minPerSource: 5 });
     expect(evaluateSurge(input, surgeState({ distinct: 201 }), flood, context)).toStrictEqual(quiet('spread_out'));
+  });
+});
+
+describe('evaluateSurge: failures (a spread-out surge that mostly fails)', () => {
+  const input = callAt(T);
+  const failing = { field: 'identity', equals: 'claimed' };
+  const flood = surgeRule({ concentration: { field: 'client.ip', minPerSource: 5 }, failures: { filter: failing, minRatio: 4 } });
+  // 2400 requests from 800 IPs (3 each): too spread for the per-IP bar.
+  const spread = { value: 2400, volume: 2400, distinct: 800, volumeMean: 120, numeratorMean: 6 };
+
+  it('takes the defaults minRatio 5 and baselineFloor 0.05, and refuses the option with measure ratio', () => {
+    expect(surgeRule({ failures: { filter: failing } }).failures).toStrictEqual({ filter: failing, minRatio: 5, baselineFloor: 0.05 });
+    expect(() => surgeRule({ measure: { kind: 'ratio', numerator: failing }, failures: { filter: failing } })).toThrow(/failures cannot be used with measure ratio/);
+    expect(() => surgeRule({ failures: { filter: failing, baselineFloor: 0 } })).toThrow();
+  });
+
+  it('fires on a spread-out surge whose failure share reaches minRatio times the usual share', () => {
+    // Usual share 6 / 120 = 5%; 20% is 4x.
+    expect(evaluateSurge(input, surgeState({ ...spread, numerator: 480 }), flood, context).outcome).toBe('detected');
+    expect(evaluateSurge(input, surgeState({ ...spread, numerator: 479 }), flood, context)).toStrictEqual(quiet('spread_out'));
+  });
+
+  it('takes the share against baselineFloor when the usual share is below it, and never against a baseline not yet learnt', () => {
+    const floored = { ...spread, numeratorMean: 0 };
+    expect(evaluateSurge(input, surgeState({ ...floored, numerator: 480 }), flood, context).outcome).toBe('detected');
+    expect(evaluateSurge(input, surgeState({ ...floored, numerator: 479 }), flood, context)).toStrictEqual(quiet('spread_out'));
+    expect(evaluateSurge(input, surgeState({ ...spread, numerator: 2400, volumeSamples: 9 }), flood, context)).toStrictEqual(quiet('spread_out'));
+  });
+
+  it('stays quiet on a flash crowd with the usual share of failures, and a failing surge still needs the volume surge', () => {
+    expect(evaluateSurge(input, surgeState({ ...spread, numerator: 130 }), flood, context)).toStrictEqual(quiet('spread_out'));
+    expect(evaluateSurge(input, surgeState({ ...spread, value: 590, volume: 590, numerator: 590, mean: 120 }), flood, context)).toStrictEqual(quiet('within_baseline'));
+  });
+
+  it('without concentration, fires only when failing', () => {
+    const failuresOnly = surgeRule({ failures: { filter: failing } });
+    expect(evaluateSurge(input, surgeState({ ...spread, numerator: 100 }), failuresOnly, context)).toStrictEqual(quiet('not_failing'));
+    expect(evaluateSurge(input, surgeState({ ...spread, numerator: 2000 }), failuresOnly, context).outcome).toBe('detected');
+  });
+
+  it('says the failure share, its multiple and the usual share', () => {
+    const detection = detected(evaluateSurge(input, surgeState({ ...spread, numerator: 2280 }), flood, context));
+    expect(detection.reason).toContain('from 800 IPs (3 each on average), 95.0% of them failing, 19.0× the usual 5.0%');
+    expect(detection.reasonCode).toBe('surge_requests');
+  });
+
+  it('runs after the rules its failure filter or numerator names (detectedBy)', () => {
+    expect(surgeType.references?.(flood)).toStrictEqual([]);
+    expect(surgeType.references?.(surgeRule({ failures: { filter: { detectedBy: 'credential-stuffing' } } }))).toStrictEqual(['credential-stuffing']);
+    expect(surgeType.references?.(surgeRule({ measure: { kind: 'ratio', numerator: { detectedBy: 'json-threat-violation' } } }))).toStrictEqual(['json-threat-violation']);
+  });
+
+  it('counts an event in the numerator when it passes the failure filter', () => {
+    const numerator = compileFilter(failing);
+    const claimed: DetectionInput = { ...callAt(T), identity: 'claimed' };
+    expect(surgeContribution(claimed, flood, numerator)?.numerator).toBe(true);
+    expect(surgeContribution({ ...claimed, identity: 'proven' }, flood, numerator)?.numerator).toBe(false);
+    expect(surgeType.compile?.(flood, new Map())?.(claimed)).toBe(true);
   });
 });
 

@@ -1,4 +1,4 @@
--- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 3  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ surgeTick-2: add events to the current time bucket of a measure and keep its rolling
 baseline (EWMA mean and variance of the measure per full bucket). A batch script
 (lib/batch.lua): one call carries any number of items, run in order; one reply per item. An
@@ -6,21 +6,27 @@ item is the events of one key and bucket in the caller's batch, added up. Each k
 read once per call, kept in memory while the items run and written back once.
 Per item, 2 keys:
 KEYS  1 hash: b = current bucket number, n = events in it, e = numerator events in it,
-        h:<bin> = latency histogram counts, mean / var / samples = the baseline
+        h:<bin> = latency histogram counts, mean / var / samples = the baseline;
+        nmean / emean / nsamples = EWMA of the events and of the numerator events per full
+        bucket (whatever the measure: a flood rule asks how the volume and the share of failing
+        requests compare with their usual level; nsamples counts apart from samples, so state
+        written by version 2 learns them from zero)
       2 HyperLogLog of the current bucket's distinct values (measure "distinct", or the
         concentration field)
 and 8 arguments:
 ARGV  1 bucket number of the events (event time / bucket length)
       2 measure: count | distinct | ratio | p95
       3 number of events
-      4 how many of them count in the numerator (measure "ratio")
+      4 how many of them count in the numerator (measure "ratio", or the rule's failure filter)
       5 JSON array of HLL members (the measure's field, or the concentration field), [] for none
       6 JSON array of histogram bins and their counts, flat: [bin, count, bin, count, ...] (measure "p95")
       7 EWMA weight of a new bucket, 0 < alpha <= 1
       8 TTL ms of both keys, set after the batch
 Reply { measure of the current bucket so far, baseline mean, baseline variance (these three as
         text), full buckets seen, events in the current bucket, distinct HLL count, late flag (1
-        when the event belongs to an older bucket and was not counted) (these four as integers) }
+        when the event belongs to an older bucket and was not counted) (these four as integers),
+        numerator events in the current bucket (integer), baseline events and baseline numerator
+        events per bucket (as text), full buckets in those two baselines (integer) }
 ]]
 local states = {}
 
@@ -28,7 +34,7 @@ local states = {}
 local function stateOf(key, kind)
   local state = states[key]
   if state then return state end
-  local stored = redis.call('HMGET', key, 'b', 'n', 'e', 'mean', 'var', 'samples')
+  local stored = redis.call('HMGET', key, 'b', 'n', 'e', 'mean', 'var', 'samples', 'nmean', 'emean', 'nsamples')
   state = {
     current = tonumber(stored[1] or '-1'),
     n = tonumber(stored[2] or '0'),
@@ -36,6 +42,9 @@ local function stateOf(key, kind)
     mean = tonumber(stored[4] or '0'),
     var = tonumber(stored[5] or '0'),
     samples = tonumber(stored[6] or '0'),
+    nmean = tonumber(stored[7] or '0'),
+    emean = tonumber(stored[8] or '0'),
+    nsamples = tonumber(stored[9] or '0'),
     -- distinct count of the HLL, read when first needed and after each PFADD that changed it
     distinct = nil,
   }
@@ -53,7 +62,7 @@ local function stateOf(key, kind)
   end
   states[key] = state
   atEnd(function()
-    local write = { 'b', state.current, 'n', state.n, 'e', state.e, 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples }
+    local write = { 'b', state.current, 'n', state.n, 'e', state.e, 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples }
     if state.bins then
       for field in pairs(state.stored) do
         if state.bins[tonumber(string.sub(field, 3))] == nil then redis.call('HDEL', key, field) end
@@ -104,6 +113,17 @@ local function fold(state, value, alpha)
   state.samples = state.samples + 1
 end
 
+-- The events and numerator events of a full bucket, into their own baselines.
+local function foldVolume(state, n, e, alpha)
+  if state.nsamples == 0 then
+    state.nmean, state.emean = n, e
+  else
+    state.nmean = state.nmean + alpha * (n - state.nmean)
+    state.emean = state.emean + alpha * (e - state.emean)
+  end
+  state.nsamples = state.nsamples + 1
+end
+
 -- PFADD takes the members in slices: unpack has a limit on how many values it returns.
 local function addMembers(hll, members)
   local changed = 0
@@ -124,11 +144,13 @@ return runBatch('surgeTick', 2, 8, function(k, a)
     state.current = bucket
   elseif bucket > state.current then
     fold(state, measureOf(state, kind, hll), alpha)
+    foldVolume(state, state.n, state.e, alpha)
     -- Buckets with no events at all: a count or distinct measure of zero each (capped), nothing
     -- for a ratio or percentile, which have no value without events.
     if kind == 'count' or kind == 'distinct' then
       for _ = 1, math.min(bucket - state.current - 1, 60) do fold(state, 0, alpha) end
     end
+    for _ = 1, math.min(bucket - state.current - 1, 60) do foldVolume(state, 0, 0, alpha) end
     if state.bins then state.bins = {} end
     redis.call('DEL', hll)
     state.distinct = 0
@@ -154,5 +176,8 @@ return runBatch('surgeTick', 2, 8, function(k, a)
   local value = distinct
   if kind ~= 'distinct' then value = measureOf(state, kind, hll) end
   -- Fractions as text (Redis would truncate a number to an integer); counts as integers.
-  return { tostring(value), tostring(state.mean), tostring(state.var), state.samples, state.n, distinct, late }
+  return {
+    tostring(value), tostring(state.mean), tostring(state.var), state.samples, state.n, distinct, late,
+    state.e, tostring(state.nmean), tostring(state.emean), state.nsamples,
+  }
 end)

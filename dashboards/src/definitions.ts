@@ -3,7 +3,7 @@ import type { Condition, DashboardSpec, MapSpec, PanelSpec, SearchSpec } from '.
 /** Rules of the default rule set, by what they watch (detectors/rules/default). */
 const SURGE_RULES = ['request-flood-per-endpoint', 'request-spike-per-consumer', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
 const CONSUMER_RULES = ['enumeration-per-consumer', 'rate-limit-storm-per-consumer', 'request-spike-per-consumer'];
-const STUFFING_RULES = ['credential-stuffing', 'authn-failures-per-ip', 'authn-failures-per-user'];
+const STUFFING_RULES = ['credential-stuffing', 'credential-stuffing-trusted-egress', 'authn-failures-per-ip', 'authn-failures-per-user'];
 
 const invocations: Condition = { field: 'vigil.family', is: ['invocation'] };
 const authn: Condition = { field: 'vigil.policy.kind', is: ['authn'] };

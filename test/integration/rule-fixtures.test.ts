@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { DEFAULT_RULES_PATH, loadRuleSet } from '../../detectors';
 import { loadConfig } from '../../platform';
@@ -31,7 +31,9 @@ describe('rule fixtures', () => {
 
   describe.each(fixtures.map((fixture) => [fixture.rule, fixture] as const))('%s', (_rule, fixture) => {
     it.each(fixture.cases.map((testCase, index) => [testCase.name, index] as const))('%s', async (_name, index) => {
-      const detections = await runFixtureCase(redis, ruleSet, fixture, index);
+      // A fixture that names list files runs with them over the shipped lists.
+      const rules = fixture.lists ? loadRuleSet([DEFAULT_RULES_PATH], { lists: fixture.lists.map((file) => join(dirname(fixture.file), file)) }) : ruleSet;
+      const detections = await runFixtureCase(redis, rules, fixture, index);
       const expected = fixture.cases[index]?.expect ?? [];
       expect(detections).toHaveLength(expected.length);
       expected.forEach((partial, position) => expect(detections[position]).toMatchObject(partial));

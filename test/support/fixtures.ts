@@ -43,6 +43,11 @@ const caseSchema = z.strictObject({
 /** A rule's fixtures: cases of events in and the detections expected out. */
 export const fixtureSchema = z.strictObject({
   rule: z.string(),
+  /**
+   * Operator list files (relative to the fixture's folder) the rules are loaded with for this
+   * fixture, e.g. a trusted egress range the shipped lists leave empty. @defaultValue the shipped lists only
+   */
+  lists: z.array(z.string().min(1)).optional(),
   cases: z.array(caseSchema).min(1),
 });
 export type Fixture = z.infer<typeof fixtureSchema> & { file: string };

@@ -107,6 +107,7 @@ describe('the default rule pack', () => {
       'authn-failures-per-user',
       'authn-failures-per-ip',
       'credential-stuffing',
+      'credential-stuffing-trusted-egress',
       'account-takeover-sequence',
       'basic-auth-on-2fa-resource',
       'authz-failure-privileged-scope',

@@ -62,7 +62,7 @@ function compile(rule: Rule, file: string): CompiledRule {
     rule,
     ruleType,
     matches: compileFilter(rule.filter),
-    groupBy: 'groupBy' in rule ? rule.groupBy : [],
+    groupBy: 'groupBy' in rule ? (rule.groupBy ?? []) : [],
     extras: ruleType.compile?.(rule),
     dependsOn: [...referencedRules(rule.filter), ...(ruleType.references?.(rule) ?? [])],
     file,

@@ -40,3 +40,23 @@ export function identityOf(event: VigilEvent, correlated?: Correlated): Identity
     }
   }
 }
+
+/** Fields whose value names a user: state kept per one of them is that user's history. */
+export const USER_FIELDS: readonly string[] = ['actor.userId'];
+
+/**
+ * What evidence a history or location rule (new_value, geo_velocity) takes: `proven` (the
+ * default) lets only events that prove their user write a user's history or location; `any`
+ * takes every event, as rules did before the trust model.
+ */
+export type Evidence = 'proven' | 'any';
+
+/**
+ * Whether an event may write the state a rule keeps per `groupBy`: always when the key names no
+ * user (an IP's or a consumer's history takes every attempt), else only when the rule takes any
+ * evidence or the event proves its user. A claimed user id is what the caller typed.
+ */
+export function mayWriteHistory(identity: Identity, groupBy: readonly string[], evidence: Evidence): boolean {
+  if (evidence === 'any' || identity === 'proven') return true;
+  return !groupBy.some((field) => USER_FIELDS.includes(field));
+}

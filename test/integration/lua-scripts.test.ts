@@ -106,7 +106,7 @@ async function locationAdd(
   const reply = await call('locationAdd', [key('locations'), key('located')], [
     location.eventId, Date.parse(location.time), JSON.stringify(location), options.trim ?? 0, options.ttl ?? TTL, options.max ?? 128,
   ]);
-  return reply.map((side) => (typeof side === 'string' ? JSON.parse(side) : side)) as [unknown, unknown];
+  return reply.map((side) => (typeof side === 'string' ? (JSON.parse(side) as unknown) : side)) as [unknown, unknown];
 }
 
 async function claimFiring(time: number, cooldownMs: number, ttl = TTL, id = `det-${time}`): Promise<unknown> {
@@ -405,7 +405,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       const add = (location: typeof london): Promise<unknown[]> =>
         call('locationAdd', [key('locations', other), key('located', other)], [location.eventId, Date.parse(location.time), JSON.stringify(location), 0, TTL, 128]);
       expect(await add(paris)).toEqual([null, null]);
-      expect((await add(london)).map((side) => (typeof side === 'string' ? JSON.parse(side) : side))).toEqual([null, paris]);
+      expect((await add(london)).map((side) => (typeof side === 'string' ? (JSON.parse(side) as unknown) : side))).toEqual([null, paris]);
     });
 
     it('gives a redelivered event the neighbours it had the first time, ignoring events that arrived after it', async () => {

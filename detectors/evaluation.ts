@@ -84,7 +84,7 @@ export function suppressed(
 }
 
 /**
- * How often long-lived state (a new_value or geo_velocity horizon of days) is written back and its
+ * How often long-lived state (a new_value horizon of days) is written back and its
  * TTL renewed while in steady use: 1% of the horizon, at most an hour. Writing on every event
  * would cost a Redis command per event for nothing the rule can tell apart.
  */

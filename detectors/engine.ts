@@ -376,7 +376,7 @@ export class DetectionEngine {
     for (const { compiled, input, context, evaluation } of drafts) {
       if (evaluation.outcome !== 'detected') continue;
       const { rule } = compiled;
-      const { windowStart, windowEnd, identity, cooldownMs, ...evidence } = evaluation.detection;
+      const { windowStart, windowEnd, identity, cooldownMs, time: happened, ...evidence } = evaluation.detection;
       const id = detectionId(identity);
       candidates.push({
         input,
@@ -392,7 +392,7 @@ export class DetectionEngine {
           key: context.key,
           eventIds: evidence.eventIds.slice(0, this.maxEvidence),
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
-          time: isoTime(input.event.time),
+          time: happened === undefined ? isoTime(input.event.time) : new Date(happened).toISOString(),
           // Wall-clock time in production; the watermark in replay, so replays are reproducible.
           detectedAt: new Date(this.options.clock === 'watermark' ? context.now : this.now()).toISOString(),
           // Found while stateful rules were skipped (Redis down, rule set to skip).

@@ -31,6 +31,11 @@ export type DetectionDraft = Pick<
   identity: string[];
   /** After firing, stay quiet for this key this long (event time). */
   cooldownMs?: number;
+  /**
+   * When the detection happened (event time, ms), when that is not the evaluated event's time: a
+   * travel found from its earlier side happened at its arrival, as in order.
+   */
+  time?: number;
 };
 
 /** The result of one rule on one event: data, never an exception. */

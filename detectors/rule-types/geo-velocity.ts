@@ -169,6 +169,7 @@ export function evaluateTravel(from: Location, to: Location, rule: GeoVelocityRu
       geo: { from, to, distanceKm: Math.round(distanceKm * 10) / 10, speedKmh: shownSpeed },
       windowStart: Date.parse(from.time),
       windowEnd: Date.parse(to.time),
+      time: Date.parse(to.time),
       identity: [rule.id, context.keyText, to.eventId],
     },
   };

@@ -120,6 +120,9 @@ describe('impossible travel in any arrival order (default rule pack)', () => {
       { stream: 'policy-0', inputs: policyTopic, size: 2 },
     ]);
     expect(found.map((detection) => detection.id)).toEqual([expected[0]?.id]);
+    // Found from the place left (London, minute 0), it still happened at the arrival, as in order.
+    expect(found[0]?.time).toBe(expected[0]?.time);
+    expect(found[0]?.eventIds).toEqual(['evt-lon-0', 'evt-phone-30']);
   });
 
   it('finds it again with the same id when the batch that found it is delivered again (at least once)', async () => {

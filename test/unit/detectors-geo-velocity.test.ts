@@ -162,6 +162,7 @@ describe('evaluateTravel (one leg, from before to)', () => {
       geo: { from: london(), to: sydney(), distanceKm: Math.round(distance * 10) / 10, speedKmh: km },
       windowStart: T - HOUR,
       windowEnd: T,
+      time: T,
       identity: ['impossible-travel', 'actor.userId=u-17', 'evt-sydney-01'],
     });
   });

@@ -11,7 +11,8 @@ import type { Correlated } from './correlation';
 /**
  * What an event proves about its user:
  * - `proven`: a passed authentication; a device event (the service reports its own session); a
- *   policy decision other than authentication on a request whose authentication (if seen) passed;
+ *   policy decision other than authentication on a request whose authentication (if seen) passed
+ *   and whose `authContext` is not `none`;
  *   an invocation by a user that the gateway answered with neither 401 nor 407 and whose request
  *   failed no authentication.
  * - `claimed`: a user id is present but nothing proves it (a failed authentication, or a request
@@ -32,7 +33,8 @@ export function identityOf(event: VigilEvent, correlated?: Correlated): Identity
       return 'proven';
     case 'policy':
       if (event.policy.kind === 'authn') return event.policy.outcome === 'pass' ? 'proven' : 'claimed';
-      return authn === 'fail' ? 'claimed' : 'proven';
+      // The gateway saying the request carried no authentication proves nobody, whatever it names.
+      return authn === 'fail' || event.policy.authContext === 'none' ? 'claimed' : 'proven';
     case 'invocation': {
       const status = event.invocation.status;
       if (status === 401 || status === 407 || authn === 'fail') return 'claimed';

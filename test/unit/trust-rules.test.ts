@@ -2,6 +2,7 @@ import {
   defaultKey,
   geoVelocityRuleSchema,
   geoVelocityType,
+  identityOf,
   mayWriteHistory,
   matchRuleSchema,
   newValueRuleSchema,
@@ -50,6 +51,16 @@ function planned<R extends { groupBy: string[] }>(
   ruleType.plan(entries, { rule } as unknown as CompiledRuleOf<never, never>, { afterEvents: 1000, settled: 0 }, out);
   return out.length;
 }
+
+describe('identityOf, refined', () => {
+  it('takes a later policy decision on a request the gateway says carried no authentication as claimed', () => {
+    const threat = (authContext?: string): VigilEvent =>
+      event(policyEvent(), { 'policy.kind': 'json_threat', 'policy.outcome': 'fail', 'policy.authContext': authContext, 'actor.userId': 'admin' });
+    expect(identityOf(threat('none'))).toBe('claimed');
+    expect(identityOf(threat('oauth2'))).toBe('proven');
+    expect(identityOf(threat(undefined))).toBe('proven');
+  });
+});
 
 describe('mayWriteHistory', () => {
   it('lets only proven events write state kept per user, unless the rule takes any evidence', () => {

@@ -136,6 +136,18 @@ describe('impossible travel in any arrival order (default rule pack)', () => {
     expect(rest).toEqual([]);
   });
 
+  it('fires both legs, with the in-order ids, for a late event far from two neighbours close to each other', async () => {
+    const other = (input: DetectionInput): DetectionInput => ({ ...input, event: { ...input.event, id: `${input.event.id}-b`, actor: { userId: 'u-43' } } });
+    const there = [login('evt-lon-0', 0, '81.2.69.142', LONDON), login('evt-syd-30', 30, '1.144.110.23', SYDNEY), login('evt-lon-60', 60, '81.2.70.1', LONDON)].map(other);
+    const live = await run(engine(), [{ stream: 'live', inputs: there, size: 1 }]);
+    expect(live.map((detection) => detection.eventIds)).toEqual([
+      ['evt-lon-0-b', 'evt-syd-30-b'],
+      ['evt-syd-30-b', 'evt-lon-60-b'],
+    ]);
+    const late = await run(engine({ allowedLatenessMs: 60 * MINUTE }), [{ stream: 'replay', inputs: [there[0], there[2], there[1]] as DetectionInput[], size: 1 }]);
+    expect(late.map((detection) => detection.id)).toEqual(live.map((detection) => detection.id));
+  });
+
   it('fires once with the same id whatever the batch size', async () => {
     const found = await run(engine(), [{ stream: 'live', inputs: inOrder, size: 50 }]);
     expect(found.map((detection) => detection.id)).toEqual([expected[0]?.id]);

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Detection } from '../schemas';
 import { Instrumentation, StoreUnavailableError, type Logger } from '../platform';
-import { fieldValue, scalarText, type DetectionInput } from './input';
+import { fieldValue, inputIdentity, inputIp, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
 import { MAX_BATCH_ITEMS, defineScripts, roundTrip, stateKey, type StateCall } from './state';
 import { detectionId, eventTime, isoTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
@@ -81,13 +81,25 @@ function groupKey(input: DetectionInput, fields: readonly string[]): { key: Reco
   return { key, keyText };
 }
 
-/** The key a stateless detection is filed under: the user, else the consumer, else the IP. */
-function defaultKey(input: DetectionInput): { key: Record<string, string>; keyText: string } {
-  for (const field of ['actor.userId', 'actor.consumerId', 'client.ip']) {
-    const found = groupKey(input, [field]);
-    if (found) return found;
+/**
+ * The key a stateless detection is filed under, when its rule has no `groupBy`: the most specific
+ * actor the event proves. The user when the event proves them (trust.ts); else the IP it came
+ * from (a failed login's user id is what the attacker typed, and its consumer is the whole
+ * application); else the consumer; else the event itself.
+ */
+export function defaultKey(input: DetectionInput): { key: Record<string, string>; keyText: string } {
+  if (inputIdentity(input) === 'proven') {
+    const user = groupKey(input, ['actor.userId']);
+    if (user) return user;
   }
-  return { key: {}, keyText: `event=${input.event.id}` };
+  const ip = inputIp(input);
+  if (ip !== undefined) return { key: { 'client.ip': ip }, keyText: `client.ip=${ip}` };
+  return groupKey(input, ['actor.consumerId']) ?? { key: {}, keyText: `event=${input.event.id}` };
+}
+
+/** A stateless detection's key: its rule's `groupBy` when the event has every field, else {@link defaultKey}. */
+function statelessKey(input: DetectionInput, groupBy: readonly string[]): { key: Record<string, string>; keyText: string } {
+  return (groupBy.length > 0 ? groupKey(input, groupBy) : undefined) ?? defaultKey(input);
 }
 
 /** The round trips one batch made: rule state, and firing claims. */
@@ -233,7 +245,7 @@ export class DetectionEngine {
         const { ruleType } = compiled;
         if (ruleType.plan === undefined) {
           if (!compiled.matches(input)) continue;
-          const { key, keyText } = defaultKey(input);
+          const { key, keyText } = statelessKey(input, compiled.groupBy);
           const context = { key, keyText, now };
           this.count(compiled.rule.id, 'evaluations');
           const evaluation = ruleType.evaluate(input, compiled, context);
@@ -332,12 +344,14 @@ export class DetectionEngine {
       const firedKey = firedInBatch.size > 0 ? `${item.compiled.rule.id}\u0000${item.context.keyText}` : undefined;
       const earlier = firedKey === undefined ? undefined : firedInBatch.get(firedKey);
       const context = earlier === undefined ? item.context : { ...item.context, firedEarlierInBatch: earlier };
-      const evaluation = item.ruleType.decide(item, reply, item.compiled, context);
-      if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
-        firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
+      const decided = item.ruleType.decide(item, reply, item.compiled, context);
+      for (const evaluation of Array.isArray(decided) ? (decided as readonly Evaluation[]) : [decided as Evaluation]) {
+        if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
+          firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
+        }
+        // Only detections go on: `none` evaluations end here.
+        if (evaluation.outcome === 'detected') drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
       }
-      // Only detections go on: `none` evaluations end here.
-      if (evaluation.outcome === 'detected') drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
     });
     return false;
   }
@@ -362,7 +376,7 @@ export class DetectionEngine {
     for (const { compiled, input, context, evaluation } of drafts) {
       if (evaluation.outcome !== 'detected') continue;
       const { rule } = compiled;
-      const { windowStart, windowEnd, identity, cooldownMs, ...evidence } = evaluation.detection;
+      const { windowStart, windowEnd, identity, cooldownMs, time: happened, ...evidence } = evaluation.detection;
       const id = detectionId(identity);
       candidates.push({
         input,
@@ -378,7 +392,7 @@ export class DetectionEngine {
           key: context.key,
           eventIds: evidence.eventIds.slice(0, this.maxEvidence),
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
-          time: isoTime(input.event.time),
+          time: happened === undefined ? isoTime(input.event.time) : new Date(happened).toISOString(),
           // Wall-clock time in production; the watermark in replay, so replays are reproducible.
           detectedAt: new Date(this.options.clock === 'watermark' ? context.now : this.now()).toISOString(),
           // Found while stateful rules were skipped (Redis down, rule set to skip).

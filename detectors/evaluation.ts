@@ -31,6 +31,11 @@ export type DetectionDraft = Pick<
   identity: string[];
   /** After firing, stay quiet for this key this long (event time). */
   cooldownMs?: number;
+  /**
+   * When the detection happened (event time, ms), when that is not the evaluated event's time: a
+   * travel found from its earlier side happened at its arrival, as in order.
+   */
+  time?: number;
 };
 
 /** The result of one rule on one event: data, never an exception. */
@@ -84,7 +89,7 @@ export function suppressed(
 }
 
 /**
- * How often long-lived state (a new_value or geo_velocity horizon of days) is written back and its
+ * How often long-lived state (a new_value horizon of days) is written back and its
  * TTL renewed while in steady use: 1% of the horizon, at most an hour. Writing on every event
  * would cost a Redis command per event for nothing the rule can tell apart.
  */

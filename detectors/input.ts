@@ -9,6 +9,12 @@ export interface InputGeo {
   accuracyKm?: number;
   country?: string;
   city?: string;
+  /**
+   * How precise the point is: `city` is a place (a city-level answer, or the producer's own
+   * position); `country` is only the country's default point of a geo database (no city, or a
+   * known default point), which is where nobody was: it never enters a travel computation.
+   */
+  precision?: 'city' | 'country';
 }
 
 /**

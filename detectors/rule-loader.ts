@@ -78,7 +78,7 @@ function compile(rule: Rule, file: string, lists: ListSet): CompiledRule {
     rule,
     ruleType,
     matches: compileFilter(rule.filter, lists),
-    groupBy: 'groupBy' in rule ? rule.groupBy : [],
+    groupBy: 'groupBy' in rule ? (rule.groupBy ?? []) : [],
     extras: ruleType.compile?.(rule, lists),
     dependsOn: [...referencedRules(rule.filter), ...(ruleType.references?.(rule) ?? [])],
     file,

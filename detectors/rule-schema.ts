@@ -36,6 +36,17 @@ export const grouped = {
   groupBy: z.array(fieldPath).min(1).max(4),
 };
 
+/** The option of rules that build an entity's history or location (new_value, geo_velocity). */
+export const attributed = {
+  /**
+   * Which events may write a user's history or location when `groupBy` names a user
+   * (`actor.userId`): `proven` takes only events that prove the user (a passed authentication, a
+   * device event, a request in an authenticated session; see trust.ts), `any` takes every event.
+   * A key that names no user (an IP, a consumer) takes every event either way. @defaultValue 'proven'
+   */
+  evidence: z.enum(['proven', 'any']).default('proven'),
+};
+
 /** The base fields of every rule, whatever its type (each type's schema adds its own). */
 export type BaseRule = z.output<z.ZodObject<typeof base>> & { type: string };
 

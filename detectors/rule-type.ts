@@ -86,8 +86,12 @@ export interface StatelessRuleType<R extends BaseRule = BaseRule, Extras = unkno
  */
 export interface StatefulRuleType<R extends BaseRule = BaseRule, Extras = unknown, Extra = unknown> extends RuleTypeBase<R, Extras> {
   plan(entries: readonly PlanEntry[], compiled: CompiledRuleOf<R, Extras>, batch: PlanBatch, out: StateItem<Extra>[]): void;
-  /** Pure: the reply parsed and evaluated, with the context of the moment (firedEarlierInBatch). */
-  decide(item: StateItem<Extra>, reply: unknown, compiled: CompiledRuleOf<R, Extras>, context: EvaluationContext): Evaluation;
+  /**
+   * Pure: the reply parsed and evaluated, with the context of the moment (firedEarlierInBatch).
+   * Several evaluations when one event completes several detections (a location between two
+   * others, far from both).
+   */
+  decide(item: StateItem<Extra>, reply: unknown, compiled: CompiledRuleOf<R, Extras>, context: EvaluationContext): Evaluation | readonly Evaluation[];
 }
 
 /** A rule type plug-in: one file under rule-types/, one line in rule-registry.ts. */

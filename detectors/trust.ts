@@ -11,7 +11,8 @@ import type { Correlated } from './correlation';
 /**
  * What an event proves about its user:
  * - `proven`: a passed authentication; a device event (the service reports its own session); a
- *   policy decision other than authentication on a request whose authentication (if seen) passed;
+ *   policy decision other than authentication on a request whose authentication (if seen) passed
+ *   and whose `authContext` is not `none`;
  *   an invocation by a user that the gateway answered with neither 401 nor 407 and whose request
  *   failed no authentication.
  * - `claimed`: a user id is present but nothing proves it (a failed authentication, or a request
@@ -32,11 +33,32 @@ export function identityOf(event: VigilEvent, correlated?: Correlated): Identity
       return 'proven';
     case 'policy':
       if (event.policy.kind === 'authn') return event.policy.outcome === 'pass' ? 'proven' : 'claimed';
-      return authn === 'fail' ? 'claimed' : 'proven';
+      // The gateway saying the request carried no authentication proves nobody, whatever it names.
+      return authn === 'fail' || event.policy.authContext === 'none' ? 'claimed' : 'proven';
     case 'invocation': {
       const status = event.invocation.status;
       if (status === 401 || status === 407 || authn === 'fail') return 'claimed';
       return 'proven';
     }
   }
+}
+
+/** Fields whose value names a user: state kept per one of them is that user's history. */
+export const USER_FIELDS: readonly string[] = ['actor.userId'];
+
+/**
+ * What evidence a history or location rule (new_value, geo_velocity) takes: `proven` (the
+ * default) lets only events that prove their user write a user's history or location; `any`
+ * takes every event, as rules did before the trust model.
+ */
+export type Evidence = 'proven' | 'any';
+
+/**
+ * Whether an event may write the state a rule keeps per `groupBy`: always when the key names no
+ * user (an IP's or a consumer's history takes every attempt), else only when the rule takes any
+ * evidence or the event proves its user. A claimed user id is what the caller typed.
+ */
+export function mayWriteHistory(identity: Identity, groupBy: readonly string[], evidence: Evidence): boolean {
+  if (evidence === 'any' || identity === 'proven') return true;
+  return !groupBy.some((field) => USER_FIELDS.includes(field));
 }

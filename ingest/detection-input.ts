@@ -1,6 +1,6 @@
 import { identityOf, type Correlated, type DetectionInput, type InputGeo } from '../detectors';
 import type { VigilEvent } from '../schemas';
-import type { Enrichment } from './enrich';
+import { geoPrecision, type Enrichment } from './enrich';
 
 /** What the detectors see of an enriched event (and what correlation found, if anything). */
 export function toDetectionInput(event: VigilEvent, enrichment: Enrichment, correlated?: Correlated): DetectionInput {
@@ -17,6 +17,8 @@ export function toDetectionInput(event: VigilEvent, enrichment: Enrichment, corr
     if (enrichment.accuracyKm !== undefined) seen.accuracyKm = enrichment.accuracyKm;
     if (geo.country_iso_code) seen.country = geo.country_iso_code;
     if (geo.city_name) seen.city = geo.city_name;
+    const precision = geoPrecision(enrichment);
+    if (precision !== undefined) seen.precision = precision;
     input.geo = seen;
   }
   if (correlated) input.correlated = correlated;

@@ -119,3 +119,44 @@ export function enrich(event: VigilEvent, lookup: GeoLookup): Enrichment {
     ...(found.database === undefined ? {} : { geoDatabase: found.database }),
   };
 }
+
+/**
+ * Points geo databases give for an address they know only by its country: the country's default
+ * point, with no city (read from the geoip-lite data, built from MaxMind's GeoLite2, where each is
+ * the answer for thousands of ranges). US: 37.751,-97.822, in Kansas. A location here is coarse
+ * even if a city came with it.
+ */
+export const COUNTRY_DEFAULT_POINTS: readonly { country: string; lat: number; lon: number }[] = [
+  { country: 'US', lat: 37.751, lon: -97.822 },
+  { country: 'CN', lat: 34.7732, lon: 113.722 },
+  { country: 'JP', lat: 35.6897, lon: 139.6895 },
+  { country: 'GB', lat: 51.4964, lon: -0.1224 },
+  { country: 'DE', lat: 51.2993, lon: 9.491 },
+  { country: 'NL', lat: 52.3824, lon: 4.8995 },
+  { country: 'KR', lat: 37.5112, lon: 126.9741 },
+  { country: 'CH', lat: 47.1449, lon: 8.1551 },
+  { country: 'CA', lat: 43.6319, lon: -79.3716 },
+  { country: 'FR', lat: 48.8582, lon: 2.3387 },
+  { country: 'BR', lat: -22.8305, lon: -43.2192 },
+  { country: 'RU', lat: 55.7386, lon: 37.6068 },
+  { country: 'IT', lat: 43.1479, lon: 12.1097 },
+  { country: 'AU', lat: -33.494, lon: 143.2104 },
+  { country: 'MX', lat: 19.4342, lon: -99.0559 },
+  { country: 'IN', lat: 21.9974, lon: 79.0011 },
+  { country: 'ZA', lat: -28.9984, lon: 23.9888 },
+];
+
+const DEFAULT_POINTS = new Set(COUNTRY_DEFAULT_POINTS.map(({ lat, lon }) => `${lat.toFixed(4)},${lon.toFixed(4)}`));
+
+/**
+ * How precise an enrichment's point is (InputGeo `precision`): the producer's own position is a
+ * place (`city`); a database answer is one only with a city and away from a country's default
+ * point, else it is `country`: where the country is, not where anyone was. Undefined without a point.
+ */
+export function geoPrecision(enrichment: Enrichment): 'city' | 'country' | undefined {
+  const location = enrichment.geo?.location;
+  if (location === undefined) return undefined;
+  if (enrichment.geoSource === 'producer') return 'city';
+  if (enrichment.geo?.city_name === undefined || enrichment.geo.city_name === '') return 'country';
+  return DEFAULT_POINTS.has(`${location.lat.toFixed(4)},${location.lon.toFixed(4)}`) ? 'country' : 'city';
+}

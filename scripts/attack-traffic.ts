@@ -62,9 +62,10 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
   });
   attacks.push({ name: 'brute force + takeover', description: `12 failed logins for ${victim} from ${bruteIp}, then a success`, expectedRules: ['authn-failures-per-user', 'account-takeover-sequence'], events: 13, actors: [victim, bruteIp] });
 
-  // Impossible travel: London, then Sydney ten minutes later.
+  // Impossible travel: London, then Sydney minutes later (addresses geoip places in a city: a
+  // country-only answer, such as 1.1.1.9's, never enters a travel).
   const traveller = `traveller-${run}`;
-  for (const [secondsAgo, ip] of [[230, '81.2.69.142'], [30, '1.1.1.9']] as const) {
+  for (const [secondsAgo, ip] of [[230, '81.2.69.142'], [30, '1.144.110.23']] as const) {
     emitter.device({
       time: at(secondsAgo),
       actor: { userId: traveller },

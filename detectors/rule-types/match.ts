@@ -2,10 +2,19 @@ import type { DetectionInput } from '../input';
 import { eventPhrase } from '../describe';
 import { eventTime, type Evaluation, type EvaluationContext } from '../evaluation';
 import { z } from 'zod';
-import { base } from '../rule-schema';
+import { base, fieldPath } from '../rule-schema';
 import type { StatelessRuleType } from '../rule-type';
 
-export const matchRuleSchema = z.strictObject({ ...base, type: z.literal('match') });
+export const matchRuleSchema = z.strictObject({
+  ...base,
+  type: z.literal('match'),
+  /**
+   * Fields whose values make the key a detection is filed under (the alert it joins). When absent,
+   * or when the event lacks one of them, the most specific actor the event proves: the user of a
+   * proven event, else the IP, else the consumer (engine.ts `defaultKey`). @defaultValue the proven actor
+   */
+  groupBy: z.array(fieldPath).min(1).max(4).optional(),
+});
 
 /** A match rule, as validated. */
 export type MatchRule = z.infer<typeof matchRuleSchema>;

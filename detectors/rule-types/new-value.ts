@@ -1,17 +1,19 @@
 import type { DetectionInput } from '../input';
-import { fieldValue, scalarText } from '../input';
+import { fieldValue, inputIdentity, scalarText } from '../input';
+import { mayWriteHistory } from '../trust';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import { stateKey } from '../state';
 import { eventTime, none, renewalMs, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 import { z } from 'zod';
-import { base, grouped, fieldPath } from '../rule-schema';
+import { attributed, base, grouped, fieldPath } from '../rule-schema';
 import { durationSchema } from '../duration';
 import type { StatefulRuleType } from '../rule-type';
 
 export const newValueRuleSchema = z.strictObject({
   ...base,
   ...grouped,
+  ...attributed,
   type: z.literal('new_value'),
   field: fieldPath,
   /** How long a value is remembered. @defaultValue 30d */
@@ -65,6 +67,8 @@ export function newValueRequest(
 /**
  * new_value (first seen): a value not seen for the key within the history horizon, once the
  * key has enough history that "new" means something (a new device, a new country for a user).
+ * Keyed by a user, it takes only events that prove the user unless the rule says `evidence: any`
+ * (the trust model): a failed login's user id neither adds a value nor reports one.
  */
 export function evaluateNewValue(
   input: DetectionInput,
@@ -92,7 +96,7 @@ export function evaluateNewValue(
   };
 }
 
-/** new_value, as a plug-in: one firstSeen item per key and value of the batch. */
+/** new_value, as a plug-in: one firstSeen item per key and value of the batch, from events the trust model lets write. */
 export const newValueType: StatefulRuleType<NewValueRule, undefined, string> = {
   type: 'new_value',
   configSchema: newValueRuleSchema,
@@ -101,6 +105,7 @@ export const newValueType: StatefulRuleType<NewValueRule, undefined, string> = {
     // first event needs a script call.
     const asked = new Set<string>();
     for (const { input, context, order } of entries) {
+      if (!mayWriteHistory(inputIdentity(input), rule.groupBy, rule.evidence)) continue;
       const planned = newValueRequest(input, rule, context);
       if (planned === undefined) continue;
       const key = `${context.keyText}\u0000${planned.value}`;

@@ -27,7 +27,7 @@ const SCRIPTS = {
   distinctShare: { file: 'distinctShare-4.lua', batch: { args: 10 } },
   sequenceAdd: { file: 'sequenceAdd-2.lua', batch: { args: 9 } },
   firstSeen: { file: 'firstSeen-1.lua', batch: { args: 5 } },
-  lastLocation: { file: 'lastLocation-1.lua', batch: { args: 5 } },
+  locationAdd: { file: 'locationAdd-2.lua', batch: { args: 6 } },
   surgeTick: { file: 'surgeTick-2.lua', batch: { args: 8 } },
   claimFiring: { file: 'claimFiring-1.lua' },
   alertUpsert: { file: 'alertUpsert-3.lua' },

@@ -98,8 +98,15 @@ function firstSeen(value: string, time: number, options: { trim?: number; ttl?: 
   return call('firstSeen', [key('seen')], [value, time, options.trim ?? 0, options.ttl ?? TTL, options.resolution ?? 1]);
 }
 
-async function lastLocation(time: number, location: { eventId: string } & Record<string, unknown>, ttl = TTL, renewal = 1000): Promise<unknown> {
-  return callScript(redis, 'lastLocation', [key('location')], [time, JSON.stringify(location), ttl, location.eventId, renewal]);
+/** locationAdd-2 for one located event: the reply parsed back to locations. */
+async function locationAdd(
+  location: { eventId: string; time: string } & Record<string, unknown>,
+  options: { trim?: number; ttl?: number; max?: number } = {},
+): Promise<[unknown, unknown]> {
+  const reply = await call('locationAdd', [key('locations'), key('located')], [
+    location.eventId, Date.parse(location.time), JSON.stringify(location), options.trim ?? 0, options.ttl ?? TTL, options.max ?? 128,
+  ]);
+  return reply.map((side) => (typeof side === 'string' ? (JSON.parse(side) as unknown) : side)) as [unknown, unknown];
 }
 
 async function claimFiring(time: number, cooldownMs: number, ttl = TTL, id = `det-${time}`): Promise<unknown> {
@@ -408,51 +415,62 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('lastLocation-1.lua', () => {
-    const london = { lat: 51.5, lon: -0.12, city: 'London', time: '2026-03-02T09:00:00.000Z', eventId: 'evt-london' };
-    const paris = { lat: 48.86, lon: 2.35, city: 'Paris', time: '2026-03-02T10:00:00.000Z', eventId: 'evt-paris' };
-    const rome = { lat: 41.9, lon: 12.5, city: 'Rome', time: '2026-03-02T09:30:00.000Z', eventId: 'evt-rome' };
+  describeScript('locationAdd-2.lua', () => {
+    const place = (city: string, eventId: string, time: string): { lat: number; lon: number; city: string; time: string; eventId: string } => ({
+      lat: city.length,
+      lon: -city.length,
+      city,
+      time: `2026-03-02T${time}:00.000Z`,
+      eventId,
+    });
+    const london = place('London', 'evt-london', '09:00');
+    const rome = place('Rome', 'evt-rome', '09:30');
+    const paris = place('Paris', 'evt-paris', '10:00');
 
-    it('returns nothing the first time, then the previous location', async () => {
-      expect(await lastLocation(Date.parse(london.time), london)).toBeNull();
-      const previous = await lastLocation(Date.parse(paris.time), paris);
-      expect(JSON.parse(previous as string)).toEqual(london);
-      expect(JSON.parse((await redis.hget(key('location'), 'location')) ?? 'null')).toEqual(paris);
+    it('returns no neighbours the first time, then the one before in event time', async () => {
+      expect(await locationAdd(london)).toEqual([null, null]);
+      expect(await locationAdd(paris)).toEqual([london, null]);
+      expect(await redis.zrange(key('locations'), 0, -1)).toEqual(['evt-london', 'evt-paris']);
     });
 
-    it('gives a redelivered event the location before it, as the first time', async () => {
-      await lastLocation(Date.parse(london.time), london);
-      await lastLocation(Date.parse(paris.time), paris);
-      const again = await lastLocation(Date.parse(paris.time), paris);
-      expect(JSON.parse(again as string)).toEqual(london);
-      expect(JSON.parse((await redis.hget(key('location'), 'location')) ?? 'null')).toEqual(paris);
+    it('gives an older event that arrives late both its neighbours in event time, not the newest', async () => {
+      await locationAdd(london);
+      await locationAdd(paris);
+      expect(await locationAdd(rome)).toEqual([london, paris]);
+      // Newest first: each event finds the later one as its next neighbour.
+      const other = 'user=u-2';
+      const add = (location: typeof london): Promise<unknown[]> =>
+        call('locationAdd', [key('locations', other), key('located', other)], [location.eventId, Date.parse(location.time), JSON.stringify(location), 0, TTL, 128]);
+      expect(await add(paris)).toEqual([null, null]);
+      expect((await add(london)).map((side) => (typeof side === 'string' ? (JSON.parse(side) as unknown) : side))).toEqual([null, paris]);
     });
 
-    it('compares an older, out-of-order event with the newer one but does not replace it', async () => {
-      await lastLocation(Date.parse(london.time), london);
-      await lastLocation(Date.parse(paris.time), paris);
-      const previous = await lastLocation(Date.parse(rome.time), rome);
-      expect(JSON.parse(previous as string)).toEqual(paris);
-      expect(await redis.hgetall(key('location'))).toEqual({
-        time: String(Date.parse(paris.time)),
-        id: paris.eventId,
-        location: JSON.stringify(paris),
-        before: JSON.stringify(london),
-        kept: String(Date.parse(paris.time)),
-      });
+    it('gives a redelivered event the neighbours it had the first time, ignoring events that arrived after it', async () => {
+      await locationAdd(london);
+      await locationAdd(paris);
+      await locationAdd(rome); // between the two, arrived last
+      expect(await locationAdd(paris)).toEqual([london, null]);
+      expect(await locationAdd(london)).toEqual([null, null]);
+      expect(await locationAdd(rome)).toEqual([london, paris]);
+      expect(await redis.zcard(key('locations'))).toBe(3);
     });
 
-    it('renews the TTL when the hash is new and then once per renewal period of event time', async () => {
+    it('orders events of the same instant by event id', async () => {
+      const first = place('Oslo', 'evt-a', '09:00');
+      const second = place('Lima', 'evt-b', '09:00');
+      await locationAdd(second);
+      expect(await locationAdd(first)).toEqual([null, second]);
+    });
+
+    it('forgets events before the trim (with their locations) and keeps at most the given number, oldest dropped first', async () => {
       const at = (minutes: number): number => Date.parse(london.time) + minutes * 60_000;
-      await lastLocation(at(0), { ...london, eventId: 'e-0' }, 30_000, 600_000);
-      expect(await redis.hget(key('location'), 'kept')).toBe(String(at(0)));
-      await redis.pexpire(key('location'), 5000); // as if the TTL had run down
-      await lastLocation(at(5), { ...paris, eventId: 'e-5' }, 30_000, 600_000);
-      expect(await redis.pttl(key('location'))).toBeLessThanOrEqual(5000);
-      expect(await redis.hget(key('location'), 'kept')).toBe(String(at(0)));
-      await lastLocation(at(10), { ...london, eventId: 'e-10' }, 30_000, 600_000);
-      expect(await redis.pttl(key('location'))).toBeGreaterThan(5000);
-      expect(await redis.hget(key('location'), 'kept')).toBe(String(at(10)));
+      for (let minute = 0; minute < 5; minute++) await locationAdd({ ...london, eventId: `e-${minute}`, time: new Date(at(minute)).toISOString() }, { max: 3 });
+      expect(await redis.zrange(key('locations'), 0, -1)).toEqual(['e-2', 'e-3', 'e-4']);
+      expect((await redis.hkeys(key('located'))).sort()).toEqual(['e:e-2', 'e:e-3', 'e:e-4', 'n']);
+      // Below the trim: neither stored nor compared.
+      expect(await locationAdd({ ...london, eventId: 'e-old', time: new Date(at(0)).toISOString() }, { trim: at(3) })).toEqual([null, null]);
+      expect(await redis.zrange(key('locations'), 0, -1)).toEqual(['e-3', 'e-4']);
+      expect((await redis.hkeys(key('located'))).sort()).toEqual(['e:e-3', 'e:e-4', 'n']);
     });
   });
 
@@ -809,8 +827,8 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
             return { keys: [k('steps', user), k('fired', user)], args: [time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2), 1] };
           case 'firstSeen':
             return { keys: [k('seen', user)], args: [value, time, Math.max(0, time - 100_000), TTL, 2500] };
-          case 'lastLocation':
-            return { keys: [k('location', user)], args: [time, JSON.stringify({ lat: index, lon: -index, time: new Date(time).toISOString(), eventId: id }), TTL, id, 50_000] };
+          case 'locationAdd':
+            return { keys: [k('locations', user), k('located', user)], args: [id, time, JSON.stringify({ lat: index, lon: -index, time: new Date(time).toISOString(), eventId: id }), trim, TTL, 4] };
           case 'surgeTick':
             return {
               keys: [k('surge', user), k('surge-hll', user)],
@@ -837,7 +855,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       ['distinctShare', 'count'],
       ['sequenceAdd', 'count'],
       ['firstSeen', 'count'],
-      ['lastLocation', 'count'],
+      ['locationAdd', 'count'],
       ['surgeTick', 'count'],
       ['surgeTick', 'distinct'],
       ['surgeTick', 'ratio'],
@@ -915,8 +933,8 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await firstSeen('dev-a', 1000, { ttl: 30_000 });
       return 30_000;
     },
-    'lastLocation-1.lua': async () => {
-      await lastLocation(1000, { lat: 1, lon: 2, time: '1970-01-01T00:00:01.000Z', eventId: 'evt-1' }, 30_000);
+    'locationAdd-2.lua': async () => {
+      await locationAdd({ lat: 1, lon: 2, time: '1970-01-01T00:00:01.000Z', eventId: 'evt-1' }, { ttl: 30_000 });
       return 30_000;
     },
     'surgeTick-2.lua': async () => {

@@ -1,6 +1,7 @@
 import {
   cidrList,
   evaluateGeoVelocity,
+  evaluateTravel,
   geoVelocityRuleSchema,
   haversineKm,
   locationOf,
@@ -127,7 +128,16 @@ describe('locationOf', () => {
   });
 
   it('takes the device IP of a device event, and leaves out what enrichment did not give', () => {
-    expect(locationOf({ event: event(deviceEvent()), geo: PARIS })).toStrictEqual({ ...PARIS, ip: '8.8.8.8', time: '2024-05-01T10:30:00.250Z', eventId: 'evt-0003-cccc' });
+    expect(locationOf({ event: event(deviceEvent()), geo: { ...PARIS, precision: 'city' } })).toStrictEqual({ ...PARIS, ip: '8.8.8.8', time: '2024-05-01T10:30:00.250Z', eventId: 'evt-0003-cccc' });
+  });
+
+  it('is undefined for a country-only location: the database default point is where nobody was', () => {
+    const kansas = { lat: 37.751, lon: -97.822, country: 'US' };
+    expect(locationOf({ event: event(policyEvent()), geo: { ...kansas, precision: 'country' }, ipScope: 'public' })).toBeUndefined();
+    // Without a precision (an input built by hand), a point without a city is a country's.
+    expect(locationOf({ event: event(policyEvent()), geo: kansas, ipScope: 'public' })).toBeUndefined();
+    expect(locationOf({ event: event(policyEvent()), geo: { ...kansas, city: 'Wichita', precision: 'country' }, ipScope: 'public' })).toBeUndefined();
+    expect(locationOf({ event: event(policyEvent()), geo: { ...kansas, city: 'Wichita' }, ipScope: 'public' })?.city).toBe('Wichita');
   });
 
   it('is undefined without coordinates, or from a private or reserved address', () => {
@@ -138,10 +148,10 @@ describe('locationOf', () => {
   });
 });
 
-describe('evaluateGeoVelocity', () => {
+describe('evaluateTravel (one leg, from before to)', () => {
   it('fires on London then Sydney an hour later, saying where, when and how fast', () => {
     const distance = haversineKm(LONDON, SYDNEY);
-    const detection = detected(evaluateGeoVelocity(sydney(), { previous: london() }, rule, noAllowlist, context));
+    const detection = detected(evaluateTravel(london(), sydney(), rule, noAllowlist, context));
     const km = Math.round(distance);
     expect(detection).toStrictEqual({
       reasonCode: 'impossible_travel',
@@ -152,25 +162,20 @@ describe('evaluateGeoVelocity', () => {
       geo: { from: london(), to: sydney(), distanceKm: Math.round(distance * 10) / 10, speedKmh: km },
       windowStart: T - HOUR,
       windowEnd: T,
-      identity: ['impossible-travel', 'actor.userId=u-17', 'evt-london-01', 'evt-sydney-01'],
+      time: T,
+      identity: ['impossible-travel', 'actor.userId=u-17', 'evt-sydney-01'],
     });
   });
 
-  it('orders from and to by event time when the earlier event arrives second', () => {
-    const detection = detected(evaluateGeoVelocity(london(), { previous: sydney() }, rule, noAllowlist, context));
-    expect(detection.eventIds).toStrictEqual(['evt-london-01', 'evt-sydney-01']);
-    expect(detection.reason).toMatch(/^user u-17 was in London, GB .* later in Sydney, AU/);
-  });
-
   it('stays quiet for a speed a plane can make', () => {
-    expect(evaluateGeoVelocity(sydney({ time: at(T + 23 * HOUR) }), { previous: london() }, rule, noAllowlist, context)).toStrictEqual({
+    expect(evaluateTravel(london(), sydney({ time: at(T + 23 * HOUR) }), rule, noAllowlist, context)).toStrictEqual({
       outcome: 'none',
       reasonCode: 'plausible_speed',
     });
   });
 
   it('reports two places at the same instant as such, not as a number divided by zero', () => {
-    const detection = detected(evaluateGeoVelocity(sydney({ time: at(T - HOUR) }), { previous: london() }, rule, noAllowlist, context));
+    const detection = detected(evaluateTravel(london(), sydney({ time: at(T - HOUR) }), rule, noAllowlist, context));
     expect(detection.reason).toContain(', at the same instant; limit 900 km/h.');
     expect(detection.reason).not.toMatch(/Infinity|NaN/);
     expect(detection.observedValue).toBe(1e9);
@@ -202,58 +207,118 @@ describe('evaluateGeoVelocity', () => {
     });
 
     it('subtracts a 1000 km accuracy: a 1500 km hop is within accuracy for a 600 km minimum', () => {
-      expect(evaluateGeoVelocity(near(1000), { previous: paris() }, strict, noAllowlist, context)).toStrictEqual({
+      expect(evaluateTravel(paris(), near(1000), strict, noAllowlist, context)).toStrictEqual({
         outcome: 'none',
         reasonCode: 'within_accuracy',
       });
-      expect(evaluateGeoVelocity(near(), { previous: paris(1000) }, strict, noAllowlist, context).outcome).toBe('none');
-      expect(evaluateGeoVelocity(near(), { previous: paris() }, strict, noAllowlist, context).outcome).toBe('detected');
+      expect(evaluateTravel(paris(1000), near(), strict, noAllowlist, context).outcome).toBe('none');
+      expect(evaluateTravel(paris(), near(), strict, noAllowlist, context).outcome).toBe('detected');
     });
 
     it('subtracts both sides, and fires when what is left reaches the minimum', () => {
-      expect(evaluateGeoVelocity(near(500), { previous: paris(401) }, strict, noAllowlist, context).outcome).toBe('none');
-      const detection = detected(evaluateGeoVelocity(near(500), { previous: paris(399) }, strict, noAllowlist, context));
+      expect(evaluateTravel(paris(401), near(500), strict, noAllowlist, context).outcome).toBe('none');
+      const detection = detected(evaluateTravel(paris(399), near(500), strict, noAllowlist, context));
       expect(detection.reason).toContain('1500 km apart, at least 601 km after location accuracy');
       // The speed is computed from the certain distance: 601 km in 10 minutes.
       expect(detection.observedValue).toBe(Math.round((1500 - 899) * 6));
     });
   });
 
-  it('stays quiet on the first location of a key', () => {
-    expect(evaluateGeoVelocity(sydney(), {}, rule, noAllowlist, context)).toStrictEqual({ outcome: 'none', reasonCode: 'first_location' });
-  });
-
   it('stays quiet on a redelivery of the same event', () => {
-    expect(evaluateGeoVelocity(sydney(), { previous: sydney() }, rule, noAllowlist, context)).toStrictEqual({ outcome: 'none', reasonCode: 'same_event' });
+    expect(evaluateTravel(sydney(), sydney(), rule, noAllowlist, context)).toStrictEqual({ outcome: 'none', reasonCode: 'same_event' });
   });
 
   it('stays quiet on the same IP, however far the geo database moved it', () => {
-    expect(evaluateGeoVelocity(sydney({ ip: '81.2.69.142' }), { previous: london() }, rule, noAllowlist, context)).toStrictEqual({
+    expect(evaluateTravel(london(), sydney({ ip: '81.2.69.142' }), rule, noAllowlist, context)).toStrictEqual({
       outcome: 'none',
       reasonCode: 'same_ip',
     });
   });
 
   it('stays quiet on the same /24 and the same IPv6 /48', () => {
-    expect(evaluateGeoVelocity(sydney({ ip: '81.2.69.7' }), { previous: london() }, rule, noAllowlist, context)).toStrictEqual({
+    expect(evaluateTravel(london(), sydney({ ip: '81.2.69.7' }), rule, noAllowlist, context)).toStrictEqual({
       outcome: 'none',
       reasonCode: 'same_network',
     });
-    const v6 = evaluateGeoVelocity(sydney({ ip: '2001:db8:1:2::9' }), { previous: london({ ip: '2001:db8:1:ff::1' }) }, rule, noAllowlist, context);
+    const v6 = evaluateTravel(london({ ip: '2001:db8:1:ff::1' }), sydney({ ip: '2001:db8:1:2::9' }), rule, noAllowlist, context);
     expect(v6).toStrictEqual({ outcome: 'none', reasonCode: 'same_network' });
   });
 
   it('stays quiet when either address is allowlisted (VPN egress, proxies)', () => {
     const vpn = cidrList(['1.1.1.0/24', '2001:db8:ffff::/48']);
-    expect(evaluateGeoVelocity(sydney(), { previous: london() }, rule, vpn, context)).toStrictEqual({ outcome: 'none', reasonCode: 'allowlisted' });
-    expect(evaluateGeoVelocity(london({ time: at(T) }), { previous: sydney({ time: at(T - HOUR) }) }, rule, vpn, context).outcome).toBe('none');
-    expect(evaluateGeoVelocity(sydney({ ip: '2001:db8:ffff::5' }), { previous: london() }, rule, vpn, context).outcome).toBe('none');
-    expect(evaluateGeoVelocity(sydney({ ip: '1.1.2.1' }), { previous: london() }, rule, vpn, context).outcome).toBe('detected');
+    expect(evaluateTravel(london(), sydney(), rule, vpn, context)).toStrictEqual({ outcome: 'none', reasonCode: 'allowlisted' });
+    expect(evaluateTravel(sydney({ time: at(T - HOUR) }), london({ time: at(T) }), rule, vpn, context).outcome).toBe('none');
+    expect(evaluateTravel(london(), sydney({ ip: '2001:db8:ffff::5' }), rule, vpn, context).outcome).toBe('none');
+    expect(evaluateTravel(london(), sydney({ ip: '1.1.2.1' }), rule, vpn, context).outcome).toBe('detected');
   });
 
   it('still judges events without an IP, and names the places by coordinates when nothing else is known', () => {
     const bare = (location: Location): Location => ({ lat: location.lat, lon: location.lon, time: location.time, eventId: location.eventId });
-    const detection = detected(evaluateGeoVelocity(bare(sydney()), { previous: bare(london()) }, rule, noAllowlist, context));
+    const detection = detected(evaluateTravel(bare(london()), bare(sydney()), rule, noAllowlist, context));
     expect(detection.reason).toMatch(/^user u-17 was in 51\.51,-0\.13 \(no IP\) and 1h later in -33\.87,151\.21 \(no IP\): /);
+  });
+});
+
+describe('evaluateGeoVelocity (an event against its neighbours in event time)', () => {
+  const detections = (evaluations: readonly Evaluation[]): Extract<Evaluation, { outcome: 'detected' }>['detection'][] =>
+    evaluations.flatMap((evaluation) => (evaluation.outcome === 'detected' ? [evaluation.detection] : []));
+  // London an hour before T, then Sydney at T: one travel, arriving in Sydney.
+  const inOrder = detections(evaluateGeoVelocity(sydney(), { previous: london() }, rule, noAllowlist, context));
+
+  it('stays quiet on the first location of a key', () => {
+    expect(evaluateGeoVelocity(sydney(), {}, rule, noAllowlist, context)).toStrictEqual([{ outcome: 'none', reasonCode: 'first_location' }]);
+  });
+
+  it('finds a travel from its earlier side too (a late event), as the same detection', () => {
+    const late = detections(evaluateGeoVelocity(london(), { next: sydney() }, rule, noAllowlist, context));
+    expect(inOrder).toHaveLength(1);
+    expect(late).toStrictEqual(inOrder);
+    expect(late[0]?.eventIds).toStrictEqual(['evt-london-01', 'evt-sydney-01']);
+  });
+
+  it('identifies a travel by its arrival: the same arrival against another event of the place left is the same detection', () => {
+    const other = detections(evaluateGeoVelocity(london({ eventId: 'evt-london-02', time: at(T - 2 * HOUR), ip: '81.2.70.1' }), { next: sydney() }, rule, noAllowlist, context));
+    expect(other[0]?.identity).toStrictEqual(inOrder[0]?.identity);
+  });
+
+  it('does not report again a travel already reported when a late event of the place left falls inside it', () => {
+    // London at T-1h and Sydney at T were neighbours (reported); London again at T-30m arrives late.
+    const between = london({ eventId: 'evt-london-02', time: at(T - HOUR / 2), ip: '81.2.70.1' });
+    expect(evaluateGeoVelocity(between, { previous: london(), next: sydney() }, rule, noAllowlist, context)).toStrictEqual([
+      { outcome: 'none', reasonCode: 'travel_already_reported' },
+    ]);
+  });
+
+  it('does not report again a travel already reported when a late event of the place reached falls inside it', () => {
+    const between = sydney({ eventId: 'evt-sydney-00', time: at(T - HOUR / 4), ip: '1.1.9.9' });
+    expect(evaluateGeoVelocity(between, { previous: london(), next: sydney() }, rule, noAllowlist, context)).toStrictEqual([
+      { outcome: 'none', reasonCode: 'travel_already_reported' },
+    ]);
+  });
+
+  it('reports the new leg when a late event inside a reported travel is a third place', () => {
+    const newYork: Location = { lat: 40.71, lon: -74.01, city: 'New York', country: 'US', ip: '3.3.3.3', time: at(T - HOUR / 2), eventId: 'evt-ny-01' };
+    const found = detections(evaluateGeoVelocity(newYork, { previous: london(), next: sydney() }, rule, noAllowlist, context));
+    expect(found.map((detection) => detection.eventIds)).toStrictEqual([['evt-london-01', 'evt-ny-01']]);
+    expect(found[0]?.identity).toStrictEqual(['impossible-travel', 'actor.userId=u-17', 'evt-ny-01']);
+  });
+
+  it('reports both legs of an event far from two neighbours that are close to each other, as in order', () => {
+    const back = london({ eventId: 'evt-london-02', time: at(T + HOUR), ip: '81.2.70.1' });
+    const found = detections(evaluateGeoVelocity(sydney(), { previous: london(), next: back }, rule, noAllowlist, context));
+    expect(found.map((detection) => detection.eventIds)).toStrictEqual([
+      ['evt-london-01', 'evt-sydney-01'],
+      ['evt-sydney-01', 'evt-london-02'],
+    ]);
+    // The same two as in order: Sydney after London, then London after Sydney.
+    const second = detections(evaluateGeoVelocity(back, { previous: sydney() }, rule, noAllowlist, context));
+    expect(found.map((detection) => detection.identity)).toStrictEqual([inOrder[0]?.identity, second[0]?.identity]);
+  });
+
+  it('stays quiet with plausible neighbours on both sides, saying why', () => {
+    const paris: Location = { ...PARIS, city: 'Paris', country: 'FR', ip: '90.84.1.1', time: at(T + 5 * HOUR), eventId: 'evt-paris-01' };
+    expect(evaluateGeoVelocity(london({ time: at(T) }), { previous: london({ eventId: 'evt-london-00', time: at(T - HOUR), ip: '81.2.70.1' }), next: paris }, rule, noAllowlist, context)).toStrictEqual([
+      { outcome: 'none', reasonCode: 'within_accuracy' },
+    ]);
   });
 });

@@ -191,13 +191,15 @@ describe('the default rule pack', () => {
       expect(matches('new-country-for-user', { event: event(policyEvent()) })).toBe(false);
     });
 
-    it('new-device-then-sensitive-write: a new device, then a successful write to payments or accounts', () => {
+    it('new-device-then-sensitive-write: a new device, then a successful write to payments or accounts by the proven user', () => {
       const [newDevice, write] = extrasOf(ruleById(ruleSet, 'new-device-then-sensitive-write'), sequenceType);
       if (!newDevice || !write) throw new Error('expected two steps');
       expect(newDevice({ event: event(deviceEvent()), detectedBy: new Set(['new-device-for-user']) })).toBe(true);
       expect(newDevice({ event: event(deviceEvent()) })).toBe(false);
-      const post = event(invocationEvent(), { 'invocation.resource.method': 'POST', 'invocation.status': 201 });
+      const post = event(invocationEvent(), { 'invocation.resource.method': 'POST', 'invocation.status': 201, 'actor.userId': 'u-1' });
       expect(write({ event: post })).toBe(true);
+      // A request whose authentication failed proves no user, whatever it names.
+      expect(write({ event: post, correlated: { request: { policies: { authn: 'fail' }, failedPolicies: ['authn'] } } })).toBe(false);
       expect(write({ event: event(post, { 'invocation.status': 400 }) })).toBe(false);
       expect(write({ event: event(post, { 'invocation.resource.method': 'GET' }) })).toBe(false);
     });

@@ -9,6 +9,7 @@ import {
   compileFilter,
   evaluateThreshold,
   geoVelocityRequest,
+  MAX_LOCATIONS_PER_KEY,
   geoVelocityRuleSchema,
   newValueRequest,
   newValueRuleSchema,
@@ -194,14 +195,15 @@ describe('parseFirstSeenState (firstSeen-1)', () => {
   });
 });
 
-describe('parseGeoState (lastLocation-1)', () => {
+describe('parseGeoState (locationAdd-2)', () => {
   const location: Location = { lat: 51.5074, lon: -0.1278, accuracyKm: 20, country: 'GB', city: 'London', ip: '81.2.69.142', time: '2024-05-01T10:30:00.250Z', eventId: 'evt-0001-aaaa' };
+  const later: Location = { ...location, time: '2024-05-01T11:30:00.250Z', eventId: 'evt-0002-bbbb' };
 
-  it('is empty when the key has no location yet (false → null)', () => {
-    expect(parseGeoState(null)).toStrictEqual({});
+  it('is empty when the key has no neighbours (false → null)', () => {
+    expect(parseGeoState([null, null])).toStrictEqual({});
   });
 
-  it('reads back exactly what geoVelocityRequest stored', () => {
+  it('reads back exactly what geoVelocityRequest stored, before and after', () => {
     const rule = geoVelocityRuleSchema.parse({
       id: 'impossible-travel',
       version: 1,
@@ -213,11 +215,12 @@ describe('parseGeoState (lastLocation-1)', () => {
     });
     const request = geoVelocityRequest(location, rule, { key: { 'actor.userId': 'u-17' }, keyText: 'actor.userId=u-17', now: T, prefix: 'test' });
     expect(request).toStrictEqual({
-      script: 'lastLocation',
-      keys: ['test:rule:{impossible-travel|actor.userId=u-17}:location'],
-      args: [T, JSON.stringify(location), 86_400_000, location.eventId, 864_000],
+      script: 'locationAdd',
+      keys: ['test:rule:{impossible-travel|actor.userId=u-17}:locations', 'test:rule:{impossible-travel|actor.userId=u-17}:located'],
+      args: [location.eventId, T, JSON.stringify(location), T - 86_400_000, 86_400_000, MAX_LOCATIONS_PER_KEY],
     });
-    expect(parseGeoState(request.args[1])).toStrictEqual({ previous: location });
+    expect(parseGeoState([request.args[2], null])).toStrictEqual({ previous: location });
+    expect(parseGeoState([null, JSON.stringify(later)])).toStrictEqual({ next: later });
   });
 });
 
@@ -227,7 +230,7 @@ describe('request builders', () => {
   const policy: DetectionInput = { event: eventSchema.parse(policyEvent()) };
 
   it('builds every key of one (rule, key) with one hash tag, so a script stays on one cluster slot', () => {
-    const keys = (['window', 'fired', 'values', 'ids', 'steps', 'seen', 'location'] as const).map((part) => stateKey('vigil', 'r-1', 'client.ip=2001:db8::1', part));
+    const keys = (['window', 'fired', 'values', 'ids', 'steps', 'seen', 'locations', 'located'] as const).map((part) => stateKey('vigil', 'r-1', 'client.ip=2001:db8::1', part));
     expect(new Set(keys.map((key) => /\{([^}]*)\}/.exec(key)?.[1]))).toStrictEqual(new Set(['r-1|client.ip=2001:db8::1']));
     expect(new Set(keys).size).toBe(keys.length);
   });

@@ -13,7 +13,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   distinctShare: { version: 1, sha256: '6728c4c3195cef80' },
   sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
   firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
-  lastLocation: { version: 2, sha256: 'bc722296ca520ac7' },
+  locationAdd: { version: 1, sha256: 'be1f068a1e4669b5' },
   surgeTick: { version: 3, sha256: 'e5bcf619c7651e6c' },
   claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
   alertUpsert: { version: 2, sha256: '63a9887bd2c4e495' },

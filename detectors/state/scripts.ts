@@ -35,6 +35,7 @@ const SCRIPTS = {
   readContext: { file: 'readContext-3.lua' },
   noteRequest: { file: 'noteRequest-1.lua' },
   readRequest: { file: 'readRequest-1.lua' },
+  groupSwap: { file: 'groupSwap-2.lua' },
 } as const satisfies Record<string, ScriptSpec>;
 
 /** The Lua scripts, by their registered names. */

@@ -21,6 +21,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   readContext: { version: 1, sha256: 'f4c327233d0fafd1' },
   noteRequest: { version: 1, sha256: '2eed903e4313a024' },
   readRequest: { version: 1, sha256: '58027b05624853d3' },
+  groupSwap: { version: 1, sha256: 'ebd799fba199318a' },
 };
 
 /** A checkout's line endings are no change of meaning. */

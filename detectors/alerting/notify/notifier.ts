@@ -396,6 +396,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const sending = new Set<Promise<void>>();
   let flushing: Promise<void> | undefined;
   let flushAgain = false;
+  /** The last note of {@link notify}: the next waits for it. */
+  let noting: Promise<void> = Promise.resolve();
   /** stop() was called: no more flushes. */
   let closed = false;
 
@@ -571,11 +573,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const snapshot = structuredClone(change);
       const store = grouping?.store;
       if (store !== undefined) {
-        const noted = Promise.all(routesFor(destinations, snapshot).map((destination) => noteFor(store, destination, [snapshot])))
+        // Noted one change after another, in notify order, as outbox records are.
+        const noted = noting
+          .then(() => Promise.all(routesFor(destinations, snapshot).map((destination) => noteFor(store, destination, [snapshot]))))
           .then(() => kick())
           .catch((error: unknown) => log.error({ err: error, alertId: snapshot.alert.id }, 'could not note a notification for grouping'))
           .finally(() => outside.delete(noted));
         outside.add(noted);
+        noting = noted;
         return;
       }
       for (const destination of routesFor(destinations, snapshot)) void enqueue(destination, snapshot);

@@ -51,3 +51,13 @@ export function groupKeys(prefix: string, destination: string): { due: string; s
   const base = `${prefix}:notify:{group:${destination}}`;
   return { due: `${base}:due`, state: (alertId) => `${base}:state:${alertId}` };
 }
+
+/**
+ * The risk keys of one entity (detectors/alerting/risk.ts), under one hash tag (the entity):
+ * `score` (hash: score, at, above) and `contributors` (hash: detection id -> time|points|rule).
+ * The value is URI-encoded: it comes from event data.
+ */
+export function riskKeys(prefix: string, kind: string, value: string): { score: string; contributors: string } {
+  const base = `${prefix}:risk:{${kind}:${encodeURIComponent(value)}}`;
+  return { score: `${base}:score`, contributors: `${base}:contributors` };
+}

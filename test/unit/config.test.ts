@@ -47,6 +47,7 @@ const DEFAULTS: Config = {
   shutdownTimeoutMs: 30_000,
   consumerMaxRestarts: 5,
   logLevel: 'info',
+  risk: { threshold: 100, halfLifeMs: 21_600_000, scoreLow: 25, scoreMedium: 50, scoreHigh: 75, scoreCritical: 100, pagingSeverity: 'medium', severity: 'high' },
 };
 
 describe('loadConfig', () => {

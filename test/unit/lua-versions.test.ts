@@ -22,6 +22,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   noteRequest: { version: 1, sha256: '2eed903e4313a024' },
   readRequest: { version: 1, sha256: '58027b05624853d3' },
   groupSwap: { version: 1, sha256: 'ebd799fba199318a' },
+  riskAdd: { version: 1, sha256: '7f962b407fee99b0' },
 };
 
 /** A checkout's line endings are no change of meaning. */

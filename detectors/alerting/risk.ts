@@ -113,7 +113,9 @@ export function riskDetection(entity: RiskEntity, crossing: Detection, score: nu
     const rule = byRule.get(contribution.ruleId) ?? { points: 0, count: 0 };
     byRule.set(contribution.ruleId, { points: rule.points + contribution.now, count: rule.count + 1 });
   }
-  const parts = [...byRule].map(([ruleId, rule]) => `${ruleId} ${round(rule.points)}${rule.count > 1 ? ` (${rule.count} detections)` : ''}`);
+  const parts = [...byRule]
+    .sort((left, right) => right[1].points - left[1].points || left[0].localeCompare(right[0]))
+    .map(([ruleId, rule]) => `${ruleId} ${round(rule.points)}${rule.count > 1 ? ` (${rule.count} detections)` : ''}`);
   const kind = RISK_ENTITY_FIELDS[entity.field];
   const start = Math.min(at, ...counted.map((contribution) => contribution.time));
   const id = createHash('sha256').update(`${RISK_RULE_ID}|${entity.field}=${entity.value}|${crossing.id}`).digest('hex').slice(0, 32);

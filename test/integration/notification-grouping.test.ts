@@ -1,8 +1,11 @@
 import { Redis } from 'ioredis';
+import type { Vigil } from '../../app';
+import { ensureTopics, installTemplates } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
 import { createGroupStore, createNotifier, deleteKeysUnder, groupKeys, parseDestinations, type Notifier, type NotifierOptions } from '../../detectors';
 import { startAlertReceiver, type Received } from '../../scripts/alert-receiver';
-import { isolatedConfig, testLogger, waitFor } from '../support/harness';
+import { sampleDetection } from '../support/detections';
+import { isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
 
 const SECRET = 'grouping-webhook-secret-0123456789';
 
@@ -32,14 +35,14 @@ const opened = (): AlertChange => ({ kind: 'opened', alert: alert(1) });
 const escalated = (revision: number): AlertChange => ({ kind: 'escalated', alert: alert(revision) });
 const resolved = (revision: number): AlertChange => ({ kind: 'resolved', alert: alert(revision, { status: 'resolved', resolvedAt: '2026-03-01T10:30:00.000Z' }) });
 
-/** What each destination got: the webhook's event types (with the alert revision), Slack's texts, PagerDuty's actions. */
+/** What each destination got: the webhook's event types (with the alert revision), the change in Slack's one-liners, PagerDuty's actions. */
 function summary(received: readonly Received[]): Record<string, string[]> {
   const out: Record<string, string[]> = { '/webhook': [], '/slack': [], '/pagerduty': [] };
   for (const item of received) {
     const json = item.json as { type?: string; alert?: { revision: number }; event_action?: string; text?: string };
     if (item.path === '/webhook') out['/webhook']?.push(`${json.type}@${json.alert?.revision}`);
     else if (item.path === '/pagerduty') out['/pagerduty']?.push(String(json.event_action));
-    else out[item.path]?.push('message');
+    else out[item.path]?.push(/\| (\w+)$/.exec(String(json.text))?.[1] ?? 'unreadable');
   }
   return out;
 }
@@ -107,7 +110,7 @@ describe('notification grouping against real Redis and a real receiver', () => {
 
     expect(summary(receiver.received)).toEqual({
       '/webhook': ['vigil.alert.opened@6', 'vigil.alert.resolved@7'],
-      '/slack': ['message', 'message'],
+      '/slack': ['opened', 'resolved'],
       '/pagerduty': ['trigger', 'resolve'],
     });
     expect(receiver.received.filter((item) => item.path === '/webhook').every((item) => item.signature === 'valid')).toBe(true);
@@ -136,7 +139,7 @@ describe('notification grouping against real Redis and a real receiver', () => {
 
     expect(summary(receiver.received)).toEqual({
       '/webhook': ['vigil.alert.opened@1', 'vigil.alert.escalated@6', 'vigil.alert.resolved@7'],
-      '/slack': ['message', 'message', 'message'],
+      '/slack': ['opened', 'escalated', 'resolved'],
       '/pagerduty': ['trigger', 'trigger', 'resolve'],
     });
     const ids = receiver.received.filter((item) => item.path === '/webhook').map((item) => item.headers['x-vigil-delivery']);
@@ -170,3 +173,67 @@ describe('notification grouping against real Redis and a real receiver', () => {
     expect(webhooks[0]?.headers['x-vigil-delivery']).toBe(attempted[0]);
   });
 });
+
+describe('notification grouping in the running alerting path (alerter → outbox → notifier)', () => {
+  let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
+  let stack: Stack;
+  let redis: Redis;
+  let vigil: Vigil | undefined;
+
+  beforeAll(async () => {
+    receiver = await startAlertReceiver(SECRET);
+    stack = openStack(
+      isolatedConfig({
+        VIGIL_ALERT_RESOLVE_AFTER_MS: '2000',
+        VIGIL_ALERT_DESTINATIONS: JSON.stringify([
+          { name: 'webhook', type: 'webhook', url: `${receiver.url}/webhook`, secret: SECRET, groupWaitMs: 1000 },
+          { name: 'slack', type: 'slack', url: `${receiver.url}/slack`, groupWaitMs: 1000 },
+          { name: 'pagerduty', type: 'pagerduty', url: `${receiver.url}/pagerduty`, routingKey: 'routing-key-grouping-e2e-0000', groupWaitMs: 1000 },
+        ]),
+      }),
+    );
+    redis = new Redis(stack.config.redis.url);
+    await ensureTopics(stack.kafka, stack.config);
+    await installTemplates(stack.elasticsearch, stack.config);
+  });
+
+  afterAll(async () => {
+    await vigil?.stop();
+    await deleteKeysUnder(redis, stack.config.redis.prefix);
+    await redis.quit();
+    await receiver.close();
+    await stack.cleanup();
+  });
+
+  it('an incident opened, escalated 5 times in quick succession and resolved reaches each destination at most 3 times', async () => {
+    const changes: AlertChange[] = [];
+    vigil = vigilOn(stack, { roles: ['alerting'], redis, http: false, sweepEveryMs: 250, onAlertChange: (change) => changes.push(change) });
+    await vigil.start();
+    const producer = stack.kafka.producer();
+    await producer.connect();
+    // Six rules on one user: the first opens the alert, each of the next five joins it (an escalation).
+    for (const [n, rule] of ['rule-a', 'rule-b', 'rule-c', 'rule-d', 'rule-e', 'rule-f'].entries()) {
+      const item = { ...sampleDetection(n, 'grouping'), id: `det-grouping-${rule}`, ruleId: rule, ruleName: rule };
+      await producer.send({ topic: stack.config.topics.detections, messages: [{ key: 'u-grouping', value: JSON.stringify(item) }], acks: -1 });
+    }
+    await producer.disconnect();
+    await waitFor('the resolve at the three destinations', () => summaryOf(receiver.received).filter((kind) => /resolved?(@\d+)?$/.test(kind)).length >= 3, 60_000);
+    await (vigil.notifier as Notifier).drain();
+
+    expect(changes.map((change) => change.kind)).toEqual(['opened', 'escalated', 'escalated', 'escalated', 'escalated', 'escalated', 'resolved']);
+    const per = summary(receiver.received);
+    for (const [path, kinds] of Object.entries(per)) {
+      expect({ path, atMost3: kinds.length <= 3, atLeast2: kinds.length >= 2 }).toEqual({ path, atMost3: true, atLeast2: true });
+    }
+    expect(per['/webhook']?.[0]).toMatch(/^vigil\.alert\.opened@/);
+    expect(per['/webhook']?.at(-1)).toBe('vigil.alert.resolved@7');
+    expect(per['/pagerduty']?.[0]).toBe('trigger');
+    expect(per['/pagerduty']?.at(-1)).toBe('resolve');
+    expect(await vigil.metrics.metrics()).toMatch(/^vigil_notifications_grouped_total [1-9]\d*$/m);
+  });
+});
+
+/** Every notification's kind, whatever the destination. */
+function summaryOf(received: readonly Received[]): string[] {
+  return Object.values(summary(received)).flat();
+}

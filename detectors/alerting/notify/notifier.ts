@@ -396,6 +396,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const sending = new Set<Promise<void>>();
   let flushing: Promise<void> | undefined;
   let flushAgain = false;
+  /** The last flush failed (the store is away): further failures are logged at debug. */
+  let failing = false;
   /** The last note of {@link notify}: the next waits for it. */
   let noting: Promise<void> = Promise.resolve();
   /** stop() was called: no more flushes. */
@@ -541,8 +543,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
         flushAgain = false;
         await flushOnce(store);
       } while (flushAgain && !stopping.signal.aborted);
+      failing = false;
     })()
-      .catch((error: unknown) => log.warn({ err: error }, 'notification grouping: could not look for due notifications; trying again at the next tick'))
+      .catch((error: unknown) => {
+        // Once per outage at warn, not once a second.
+        if (failing) log.debug({ err: error }, 'notification grouping: still cannot look for due notifications');
+        else log.warn({ err: error }, 'notification grouping: could not look for due notifications; trying again at every tick');
+        failing = true;
+      })
       .finally(() => {
         flushing = undefined;
       });

@@ -12,6 +12,7 @@ import {
   DetectionEngine,
   createAlerter,
   createDeliveredLog,
+  createGroupStore,
   createNotifier,
   createOutboxConsumer,
   loadRuleSet,
@@ -249,6 +250,8 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       logger,
       retryForMs: config.alerting.notifierRetryForMs,
       outbox: { topic: config.alerting.notificationTopic, producer: notificationProducer, delivered: createDeliveredLog(redis, config.redis.prefix) },
+      // Grouping per destination, its state in Redis: it survives restarts and is shared by instances.
+      grouping: { store: createGroupStore(redis, config.redis.prefix) },
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
     });
     notifier = built;
@@ -342,7 +345,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       if (!pipeline) await ensureTopics(kafka, config);
       await notificationProducer.connect();
       started.push('notification producer', () => notificationProducer.disconnect());
-      started.push('notifier', () => Promise.race([runningNotifier.drain(), new Promise((done) => setTimeout(done, NOTIFIER_DRAIN_MS).unref())]));
+      started.push('notifier', () => runningNotifier.stop(overrides.notifierDrainMs ?? NOTIFIER_DRAIN_MS));
       await delivering.start();
       started.push('notification outbox consumer', () => delivering.stop());
       await runningAlerter.start();

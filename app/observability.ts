@@ -183,6 +183,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   if (outbox) {
     totalOf('vigil_notification_outbox_accepted_total', 'Deliveries (one per alert change and destination) written to the notification outbox.', [], () => [[{}, outbox().accepted]]);
     totalOf('vigil_notification_outbox_skipped_total', 'Outbox records not sent because their delivery id was delivered before (a copy in the outbox).', [], () => [[{}, outbox().skipped]]);
+    totalOf('vigil_notifications_grouped_total', 'Alert changes folded into another notification of their incident by notification grouping (sent with it, or cancelled by its resolve).', [], () => [[{}, outbox().grouped]]);
   }
   if (notifier && destinations) {
     totalOf('vigil_notifications_total', 'Notification deliveries by destination and outcome (sent, retried, failed).', ['destination', 'outcome'], () =>

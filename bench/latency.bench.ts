@@ -84,7 +84,8 @@ function configFor(webhookUrl: string): Config {
     VIGIL_RULES_PATH: '',
     VIGIL_RULES_WATCH: 'false',
     VIGIL_BULK_FLUSH_MS: String(BULK_FLUSH_MS),
-    VIGIL_ALERT_DESTINATIONS: JSON.stringify([{ type: 'webhook', name: 'bench-receiver', url: webhookUrl, secret }]),
+    // No group wait: this measures the pipeline's latency, not the grouping's deliberate delay (docs/alerting.md#notification-grouping).
+    VIGIL_ALERT_DESTINATIONS: JSON.stringify([{ type: 'webhook', name: 'bench-receiver', url: webhookUrl, secret, groupWaitMs: 0 }]),
   });
 }
 

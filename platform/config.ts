@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { SEVERITIES } from '../schemas/detection';
 
 /**
  * One environment variable: its name, its zod type (with the default), and the words the docs
@@ -324,6 +325,36 @@ export const settings = {
     '`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`',
     'The minimum log level. Dead letters are logged one by one at `debug`.',
   ),
+  risk: {
+    threshold: setting(
+      'VIGIL_RISK_THRESHOLD',
+      int(1, 1_000_000).default(100),
+      '1–1000000',
+      'An entity (user, consumer, IP) whose combined risk reaches this score raises one `risk-threshold` detection, listing what added up (see [risk.md](risk.md)).',
+    ),
+    halfLifeMs: setting(
+      'VIGIL_RISK_HALF_LIFE_MS',
+      int(60_000, 30 * 86_400_000).default(21_600_000),
+      '60000–2592000000',
+      'An entity’s risk score halves in this much event time (see [risk.md](risk.md#decay)).',
+    ),
+    scoreLow: setting('VIGIL_RISK_SCORE_LOW', int(0, 1_000_000).default(25), '0–1000000', 'Risk points a low-severity detection adds to each entity in its key (see [risk.md](risk.md)).'),
+    scoreMedium: setting('VIGIL_RISK_SCORE_MEDIUM', int(0, 1_000_000).default(50), '0–1000000', 'Risk points a medium-severity detection adds to each entity in its key.'),
+    scoreHigh: setting('VIGIL_RISK_SCORE_HIGH', int(0, 1_000_000).default(75), '0–1000000', 'Risk points a high-severity detection adds to each entity in its key.'),
+    scoreCritical: setting('VIGIL_RISK_SCORE_CRITICAL', int(0, 1_000_000).default(100), '0–1000000', 'Risk points a critical-severity detection adds to each entity in its key.'),
+    pagingSeverity: setting(
+      'VIGIL_RISK_PAGING_SEVERITY',
+      z.enum(SEVERITIES).default('medium'),
+      '`low`, `medium`, `high`, `critical`',
+      'The least severity of a detection that becomes an alert on its own; a less severe one only adds to its entities’ risk (see [risk.md](risk.md#what-pages)).',
+    ),
+    severity: setting(
+      'VIGIL_RISK_SEVERITY',
+      z.enum(SEVERITIES).default('high'),
+      '`low`, `medium`, `high`, `critical`',
+      'The severity of the `risk-threshold` detection an entity raises when its risk crosses the threshold.',
+    ),
+  },
 } as const;
 
 type DeepReadonly<T> = T extends readonly (infer E)[] ? readonly DeepReadonly<E>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;

@@ -7,7 +7,7 @@ export type Severity = (typeof SEVERITIES)[number];
 export const SEVERITY_SCORE: Record<Severity, number> = { low: 21, medium: 47, high: 73, critical: 99 };
 
 /** The rule types of the detection engine. */
-export const RULE_TYPES = ['match', 'threshold', 'cardinality', 'sequence', 'new_value', 'geo_velocity', 'surge'] as const;
+export const RULE_TYPES = ['match', 'threshold', 'cardinality', 'sequence', 'new_value', 'geo_velocity', 'surge', 'risk'] as const;
 export type RuleType = (typeof RULE_TYPES)[number];
 
 const located = z.strictObject({

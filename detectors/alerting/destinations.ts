@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ALERT_CHANGES, SEVERITIES, type AlertChange } from '../../schemas';
 import { ValidationError } from '../../platform';
 import { SEVERITY_RANK } from './grouping-policy';
+import { DEFAULT_GROUPING } from './notify/grouping';
 
 /** The kinds of destination the notifier can deliver to. */
 export const DESTINATION_TYPES = ['webhook', 'slack', 'pagerduty'] as const;
@@ -30,6 +31,21 @@ const shared = {
     .default(() => [...ALERT_CHANGES]),
   /** Time allowed for one attempt, response body included. @defaultValue 5000 */
   timeoutMs: z.number().int().min(100).max(120_000).default(5000),
+  /**
+   * Grouping (docs/alerting.md#notification-grouping): how long an incident's first notification
+   * waits for more changes to go with it (Alertmanager's group_wait). @defaultValue 30000
+   */
+  groupWaitMs: z.number().int().min(0).max(3_600_000).default(DEFAULT_GROUPING.groupWaitMs),
+  /** Least time between two notifications of one incident, `resolved` aside (group_interval). @defaultValue 300000 */
+  groupIntervalMs: z.number().int().min(0).max(86_400_000).default(DEFAULT_GROUPING.groupIntervalMs),
+  /** How long after its last notification a still-open incident is sent again (repeat_interval); 0: never. @defaultValue 14400000 (4 h) */
+  repeatIntervalMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86_400_000)
+    .refine((value) => value === 0 || value >= 60_000, 'at least 60000 (1 minute), or 0 for never')
+    .default(DEFAULT_GROUPING.repeatIntervalMs),
 };
 
 /**

@@ -9,4 +9,5 @@ export * from './alert-store';
 export * from './alert-document';
 export * from './destinations';
 export * from './signature';
+export * from './risk';
 export * from './notify';

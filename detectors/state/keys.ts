@@ -40,3 +40,24 @@ export function alertKeys(prefix: string): { open: string; unsent: string; alert
 export function deliveredKey(prefix: string, deliveryId: string): string {
   return `${prefix}:notify:delivered:${deliveryId}`;
 }
+
+/**
+ * The notification grouping keys of one destination (detectors/alerting/notify/grouping.ts): one
+ * hash per incident (`state`: version and state JSON) and the index of due work (`due`: a sorted
+ * set of alert ids by when each is next due). One hash tag per destination: groupSwap-2 writes a
+ * state and the index together.
+ */
+export function groupKeys(prefix: string, destination: string): { due: string; state(alertId: string): string } {
+  const base = `${prefix}:notify:{group:${destination}}`;
+  return { due: `${base}:due`, state: (alertId) => `${base}:state:${alertId}` };
+}
+
+/**
+ * The risk keys of one entity (detectors/alerting/risk.ts), under one hash tag (the entity):
+ * `score` (hash: score, at, above) and `contributors` (hash: detection id -> time|points|rule).
+ * The value is URI-encoded: it comes from event data.
+ */
+export function riskKeys(prefix: string, kind: string, value: string): { score: string; contributors: string } {
+  const base = `${prefix}:risk:{${kind}:${encodeURIComponent(value)}}`;
+  return { score: `${base}:score`, contributors: `${base}:contributors` };
+}

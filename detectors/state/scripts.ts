@@ -36,6 +36,8 @@ const SCRIPTS = {
   readContext: { file: 'readContext-3.lua' },
   noteRequest: { file: 'noteRequest-1.lua' },
   readRequest: { file: 'readRequest-1.lua' },
+  groupSwap: { file: 'groupSwap-2.lua' },
+  riskAdd: { file: 'riskAdd-2.lua', batch: { args: 8 } },
 } as const satisfies Record<string, ScriptSpec>;
 
 /** The Lua scripts, by their registered names. */

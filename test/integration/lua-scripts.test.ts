@@ -4,7 +4,9 @@ import {
   commandName,
   defineScripts,
   deleteKeysUnder,
+  groupKeys,
   keysUnder,
+  riskKeys,
   requestKey as correlationRequestKey,
   stateKey,
   userKeys as correlationUserKeys,
@@ -909,6 +911,57 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('groupSwap-2.lua', () => {
+    const keys = (): string[] => [groupKeys(prefix, 'hook').state('al-1'), groupKeys(prefix, 'hook').due];
+
+    it('writes a state only over the version read, bumps the version and indexes the due time', async () => {
+      expect(await callScript(redis, 'groupSwap', keys(), [0, '{"n":1}', 5000, 'al-1', TTL])).toBe(1);
+      // A writer that read before that write loses.
+      expect(await callScript(redis, 'groupSwap', keys(), [0, '{"n":"late"}', 1000, 'al-1', TTL])).toBe(0);
+      expect(await callScript(redis, 'groupSwap', keys(), [1, '{"n":2}', 7000, 'al-1', TTL])).toBe(2);
+      expect(await redis.hgetall(keys()[0] as string)).toEqual({ v: '2', s: '{"n":2}' });
+      expect(await redis.zrange(keys()[1] as string, 0, -1, 'WITHSCORES')).toEqual(['al-1', '7000']);
+    });
+
+    it('drops the incident from the due index when it is due never', async () => {
+      await callScript(redis, 'groupSwap', keys(), [0, '{}', 5000, 'al-1', TTL]);
+      await callScript(redis, 'groupSwap', [groupKeys(prefix, 'hook').state('al-2'), groupKeys(prefix, 'hook').due], [0, '{}', 6000, 'al-2', TTL]);
+      expect(await callScript(redis, 'groupSwap', keys(), [1, '{}', '', 'al-1', TTL])).toBe(2);
+      expect(await redis.zrange(keys()[1] as string, 0, -1)).toEqual(['al-2']);
+    });
+  });
+
+  describeScript('riskAdd-2.lua', () => {
+    const HOUR = 3_600_000;
+    const entity = (value = 'u-1') => riskKeys(prefix, 'user', value);
+    const add = (id: string, time: number, points = 25, value = 'u-1') => ({ keys: [entity(value).score, entity(value).contributors], args: [id, time, points, 'new-device', HOUR, 100, TTL, 3] });
+
+    it('adds decayed points, crosses once with its contributors, and re-arms only below the threshold', async () => {
+      const replies = await callBatch(redis, 'riskAdd', [add('d-1', 0, 60), add('d-2', HOUR, 80), add('d-3', HOUR, 10)]);
+      expect(replies[0]).toEqual(['60', 0, 0, 0]);
+      // 60 halved in an hour, plus 80: over 100, with every contributor so far.
+      const crossed = replies[1] as unknown[];
+      expect(crossed.slice(0, 4)).toEqual(['110', HOUR, 1, 0]);
+      const pairs = crossed.slice(4).reduce<Record<string, unknown>>((all, value, index, list) => (index % 2 === 0 ? { ...all, [String(value)]: list[index + 1] } : all), {});
+      expect(pairs).toEqual({ 'd-1': '0|60|new-device', 'd-2': `${HOUR}|80|new-device` });
+      // Still over: no second crossing.
+      expect(replies[2]).toEqual(['120', HOUR, 0, 0]);
+      // A copy adds nothing.
+      expect(await callBatch(redis, 'riskAdd', [add('d-2', HOUR, 80)])).toEqual([['120', HOUR, 0, 1]]);
+      // Three half-lives later: 15, below; 100 more crosses again.
+      const [again] = await callBatch(redis, 'riskAdd', [add('d-4', 4 * HOUR, 100)]);
+      expect((again as unknown[]).slice(0, 4)).toEqual(['115', 4 * HOUR, 1, 0]);
+      // At most 3 contributors: the oldest went.
+      expect(Object.keys(await redis.hgetall(entity().contributors)).sort()).toEqual(['d-2', 'd-3', 'd-4']);
+    });
+
+    it('adds a late detection at its points decayed to the entity time', async () => {
+      await callBatch(redis, 'riskAdd', [add('d-1', 2 * HOUR, 10)]);
+      const [late] = await callBatch(redis, 'riskAdd', [add('d-0', HOUR, 40)]);
+      expect(late).toEqual(['30', 2 * HOUR, 0, 0]);
+    });
+  });
+
   /** One call of each script and the TTL it was passed; every key it writes must expire. */
   const writes: Record<string, () => Promise<number>> = {
     'windowAdd-2.lua': async () => {
@@ -974,6 +1027,19 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await readContext(1);
       await readContext(0);
       await readContext(1, userKeys('u-1', 's-never-noted'));
+      return 30_000;
+    },
+    'groupSwap-2.lua': async () => {
+      const keys = groupKeys(prefix, 'hook');
+      await callScript(redis, 'groupSwap', [keys.state('al-1'), keys.due], [0, '{}', 5000, 'al-1', 30_000]);
+      await callScript(redis, 'groupSwap', [keys.state('al-1'), keys.due], [1, '{}', '', 'al-1', 20_000]); // the "due never" branch
+      await callScript(redis, 'groupSwap', [keys.state('al-2'), keys.due], [0, '{}', 5000, 'al-2', 30_000]);
+      return 30_000;
+    },
+    'riskAdd-2.lua': async () => {
+      const keys = riskKeys(prefix, 'user', 'u-1');
+      await callBatch(redis, 'riskAdd', [{ keys: [keys.score, keys.contributors], args: ['d-1', 1000, 200, 'r', 60_000, 100, 30_000, 5] }]);
+      await callBatch(redis, 'riskAdd', [{ keys: [keys.score, keys.contributors], args: ['d-1', 1000, 200, 'r', 60_000, 100, 20_000, 5] }]); // the copy branch
       return 30_000;
     },
     'claimFiring-1.lua': async () => {

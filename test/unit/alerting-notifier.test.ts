@@ -57,6 +57,9 @@ describe('parseDestinations', () => {
       minSeverity: 'low',
       events: ['opened', 'escalated', 'resolved'],
       timeoutMs: 5000,
+      groupWaitMs: 30_000,
+      groupIntervalMs: 300_000,
+      repeatIntervalMs: 14_400_000,
     });
   });
 

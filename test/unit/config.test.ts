@@ -48,6 +48,7 @@ const DEFAULTS: Config = {
   shutdownTimeoutMs: 30_000,
   consumerMaxRestarts: 5,
   logLevel: 'info',
+  risk: { threshold: 100, halfLifeMs: 21_600_000, scoreLow: 25, scoreMedium: 50, scoreHigh: 75, scoreCritical: 100, pagingSeverity: 'medium', severity: 'high' },
 };
 
 describe('loadConfig', () => {
@@ -114,6 +115,14 @@ describe('loadConfig', () => {
       VIGIL_ADAPT_GROUPS: '{"default":"edge"}',
       VIGIL_ADAPT_CONSUMER_GROUP: 'adapt-1',
       LOG_LEVEL: 'debug',
+      VIGIL_RISK_THRESHOLD: '80',
+      VIGIL_RISK_HALF_LIFE_MS: '3600000',
+      VIGIL_RISK_SCORE_LOW: '20',
+      VIGIL_RISK_SCORE_MEDIUM: '40',
+      VIGIL_RISK_SCORE_HIGH: '60',
+      VIGIL_RISK_SCORE_CRITICAL: '80',
+      VIGIL_RISK_PAGING_SEVERITY: 'low',
+      VIGIL_RISK_SEVERITY: 'critical',
     });
     expect(config).toStrictEqual({
       kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test', sasl: { mechanism: 'none' }, tls: false },
@@ -142,6 +151,7 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 5000,
       consumerMaxRestarts: 2,
       logLevel: 'debug',
+      risk: { threshold: 80, halfLifeMs: 3_600_000, scoreLow: 20, scoreMedium: 40, scoreHigh: 60, scoreCritical: 80, pagingSeverity: 'low', severity: 'critical' },
     });
   });
 

@@ -22,6 +22,8 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   readContext: { version: 1, sha256: 'f4c327233d0fafd1' },
   noteRequest: { version: 1, sha256: '2eed903e4313a024' },
   readRequest: { version: 1, sha256: '58027b05624853d3' },
+  groupSwap: { version: 1, sha256: 'ebd799fba199318a' },
+  riskAdd: { version: 1, sha256: '7f962b407fee99b0' },
 };
 
 /** A checkout's line endings are no change of meaning. */

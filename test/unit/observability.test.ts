@@ -72,7 +72,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
     alerter: () => ({ detections: 3, invalid: 0, stale: 0, opened: 2, escalated: 1, updated: 0, duplicates: 0, resolved: 1, resent: 5 }),
     notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
-    outbox: () => ({ accepted: 6, skipped: 2 }),
+    outbox: () => ({ accepted: 6, skipped: 2, grouped: 3 }),
     intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, unavailable: 0 }),
     geo: () => geo,
   };
@@ -122,6 +122,7 @@ describe('/metrics', () => {
       const text = await observability.registry.metrics();
       expect(sample(text, 'vigil_notification_outbox_accepted_total')).toBe(6);
       expect(sample(text, 'vigil_notification_outbox_skipped_total')).toBe(2);
+      expect(sample(text, 'vigil_notifications_grouped_total')).toBe(3);
       expect(sample(text, 'vigil_alert_changes_resent_total')).toBe(5);
     } finally {
       await observability.close();

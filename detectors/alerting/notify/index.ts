@@ -9,5 +9,7 @@ export * from './pagerduty';
 export * from './notification-error';
 export * from './dead-letter';
 export * from './notifier';
+export * from './grouping';
+export * from './group-store';
 export * from './delivered-log';
 export * from './outbox.consumer';

@@ -7,6 +7,8 @@ import { changeIdOf } from '../alert-store';
 import { routesFor, type Destination } from '../destinations';
 import { toDeadLetter } from './dead-letter';
 import { postOnce } from './http';
+import type { GroupStore, GroupWrite } from './group-store';
+import { completeOutgoing, dueAt, noteChange, releaseOutgoing, takeDue, type GroupState, type GroupingSettings, type Outgoing } from './grouping';
 import { NotificationError } from './notification-error';
 import { requestRenderer, type RenderRequest } from './request';
 
@@ -30,6 +32,8 @@ export interface OutboxStats {
   accepted: number;
   /** Outbox records skipped because their delivery id was delivered before (a copy in the outbox). */
   skipped: number;
+  /** With grouping: changes folded into another notification (sent with it, or cancelled by a `resolved`) instead of sent alone. */
+  grouped: number;
 }
 
 /**
@@ -111,7 +115,31 @@ export interface NotifierOptions {
    * only {@link Notifier.deliverOutbox} (the outbox consumer) sends them. @defaultValue none: in-memory lanes only
    */
   outbox?: NotificationOutbox;
+  /**
+   * Notification grouping per destination (each destination's `groupWaitMs`, `groupIntervalMs`,
+   * `repeatIntervalMs`): changes are noted in the store and sent when due, from a timer that
+   * every instance runs (docs/alerting.md#notification-grouping). @defaultValue none: every change is sent
+   */
+  grouping?: NotificationGrouping;
 }
+
+/** Options of notification grouping. */
+export interface NotificationGrouping {
+  /** Where the state lives: `createGroupStore` (Redis) so it survives restarts and is shared by instances. */
+  store: GroupStore;
+  /** How often due notifications are looked for. @defaultValue 1000 */
+  pollEveryMs?: number;
+  /**
+   * How long notifications handed to one instance are its own; past that (the instance died
+   * sending them) another sends them again, with the same delivery ids. @defaultValue 300000
+   */
+  leaseMs?: number;
+}
+
+/** How long a grouping state is kept after its last write (at least twice the repeat interval). */
+const GROUP_TTL_MS = 7 * 24 * 3600 * 1000;
+/** Compare-and-set attempts before a write gives up as contended (a retriable error: the chunk is redone). */
+const SWAP_ATTEMPTS = 10;
 
 /** Sends alert changes to their destinations. */
 export interface Notifier {
@@ -133,6 +161,12 @@ export interface Notifier {
   abandon(): void;
   /** Resolves when every queued delivery has been sent or dead-lettered, including ones queued meanwhile. */
   drain(): Promise<void>;
+  /**
+   * Stops: hands out no more grouped notifications, lets the ones in flight finish for up to
+   * `drainMs`, then {@link abandon}s the rest (grouped ones are given back, due at once, for the
+   * next instance) and resolves once that is recorded.
+   */
+  stop(drainMs: number): Promise<void>;
   /** A copy of the counters. */
   stats(): NotifierStats;
   /** A copy of the outbox counters. */
@@ -192,7 +226,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const maxQueued = options.maxQueuedPerDestination ?? 1000;
   const destinations = [...options.destinations];
   const counters: NotifierStats = { queued: 0, sent: 0, retried: 0, failed: 0, deadLettered: 0 };
-  const outboxCounters: OutboxStats = { accepted: 0, skipped: 0 };
+  const outboxCounters: OutboxStats = { accepted: 0, skipped: 0, grouped: 0 };
   const stopping = new AbortController();
   const byDestination: Record<string, DestinationStats> = {};
   const countFor = (destination: Pick<Destination, 'name'>): DestinationStats => (byDestination[destination.name] ??= { sent: 0, retried: 0, failed: 0 });
@@ -300,6 +334,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
   }
 
   async function deliverOutbox(records: readonly OutboxRecord[]): Promise<void> {
+    if (grouping !== undefined) {
+      if (stopping.signal.aborted) throw new DeliveryAbandonedError(records.length);
+      await noteRecords(grouping.store, records);
+      return;
+    }
     const outbox = options.outbox;
     let already = new Set<string>();
     if (outbox?.delivered && records.length > 0) {
@@ -350,13 +389,217 @@ export function createNotifier(options: NotifierOptions): Notifier {
     await deadLetter({ destination: { name: record.destination }, change: record.change, deliveryId: record.deliveryId }, error, 0, undefined);
   }
 
+  // ---- Grouping: state per (destination, alert) in the store, sent from a timer when due ----
+  const grouping = options.grouping;
+  const leaseMs = grouping?.leaseMs ?? 300_000;
+  /** Sends of leased notifications in flight (with their write-back), awaited by drain. */
+  const sending = new Set<Promise<void>>();
+  let flushing: Promise<void> | undefined;
+  let flushAgain = false;
+  /** The last flush failed (the store is away): further failures are logged at debug. */
+  let failing = false;
+  /** The last note of {@link notify}: the next waits for it. */
+  let noting: Promise<void> = Promise.resolve();
+  /** stop() was called: no more flushes. */
+  let closed = false;
+
+  const settingsOf = (destination: Destination): GroupingSettings => ({
+    groupWaitMs: destination.groupWaitMs,
+    groupIntervalMs: destination.groupIntervalMs,
+    repeatIntervalMs: destination.repeatIntervalMs,
+    announceAsOpened: destination.events.includes('opened'),
+  });
+  const writeOf = (destination: Destination, version: number, state: GroupState): GroupWrite => ({
+    version,
+    state,
+    dueAt: dueAt(state, settingsOf(destination)),
+    ttlMs: Math.max(GROUP_TTL_MS, 2 * destination.repeatIntervalMs),
+  });
+
+  /**
+   * Reads, changes and writes back (compare-and-set) the states of some incidents at one
+   * destination, reading again the ones someone else wrote meanwhile. `change` returns the new
+   * state, or undefined to leave one as it is.
+   */
+  async function updateStates(
+    store: GroupStore,
+    destination: Destination,
+    alertIds: readonly string[],
+    change: (alertId: string, stored: GroupState | undefined) => GroupState | undefined,
+  ): Promise<Map<string, GroupState>> {
+    const written = new Map<string, GroupState>();
+    let remaining = [...alertIds];
+    for (let attempt = 0; remaining.length > 0; attempt += 1) {
+      if (attempt >= SWAP_ATTEMPTS) {
+        throw new StoreUnavailableError('redis', `notification grouping of ${destination.name}: state kept changing under ${remaining.length} writes`);
+      }
+      const read = await store.read(destination.name, remaining);
+      const writes: { alertId: string; write: GroupWrite }[] = [];
+      remaining.forEach((alertId, position) => {
+        const stored = read[position];
+        const next = change(alertId, stored?.state);
+        if (next !== undefined) writes.push({ alertId, write: writeOf(destination, stored?.version ?? 0, next) });
+      });
+      const stored = await store.swap(writes.map((item) => item.write));
+      writes.forEach((item, position) => {
+        if (stored[position]) written.set(item.alertId, item.write.state);
+      });
+      remaining = writes.filter((_, position) => !stored[position]).map((item) => item.alertId);
+    }
+    return written;
+  }
+
+  /** Notes changes for one destination; resolves with how many were copies. */
+  async function noteFor(store: GroupStore, destination: Destination, changes: readonly AlertChange[]): Promise<number> {
+    const byAlert = new Map<string, AlertChange[]>();
+    for (const change of changes) byAlert.set(change.alert.id, [...(byAlert.get(change.alert.id) ?? []), change]);
+    let duplicates = 0;
+    let folded = 0;
+    const counted = new Map<string, { duplicates: number; folded: number }>();
+    await updateStates(store, destination, [...byAlert.keys()], (alertId, stored) => {
+      let state = stored;
+      let changed = false;
+      const count = { duplicates: 0, folded: 0 };
+      for (const change of byAlert.get(alertId) ?? []) {
+        const before = state;
+        const noted = noteChange(state, change, destination.name, now());
+        state = noted.state;
+        if (noted.duplicate) count.duplicates += 1;
+        else {
+          changed = true;
+          // A change replacing one still waiting is folded into the notification that will go.
+          if (before?.pending && change.kind !== 'resolved') count.folded += 1;
+          if (before?.pending && change.kind === 'resolved' && before.announced) count.folded += 1;
+        }
+      }
+      counted.set(alertId, count);
+      return changed ? state : undefined;
+    });
+    for (const count of counted.values()) {
+      duplicates += count.duplicates;
+      folded += count.folded;
+    }
+    outboxCounters.grouped += folded;
+    return duplicates;
+  }
+
+  /** Hands out, and sends, what is due at each destination now. */
+  async function flushOnce(store: GroupStore): Promise<void> {
+    await Promise.all(
+      destinations.map(async (destination) => {
+        if (stopping.signal.aborted) return;
+        const alertIds = await store.due(destination.name, now(), 100);
+        if (alertIds.length === 0 || stopping.signal.aborted) return;
+        const claims = new Map<string, readonly Outgoing[]>();
+        const absent: string[] = [];
+        await updateStates(store, destination, alertIds, (alertId, stored) => {
+          claims.delete(alertId);
+          if (stored === undefined) {
+            absent.push(alertId);
+            return undefined;
+          }
+          const taken = takeDue(stored, settingsOf(destination), now(), leaseMs);
+          if (taken === undefined) return undefined;
+          claims.set(alertId, taken.notifications);
+          return taken.state;
+        });
+        // An expired state leaves its id in the index: drop it.
+        for (const alertId of absent) await store.forget(destination.name, alertId);
+        for (const [alertId, notifications] of claims) {
+          const sent = sendLeased(store, destination, alertId, notifications).finally(() => sending.delete(sent));
+          sending.add(sent);
+        }
+      }),
+    );
+  }
+
+  /** Sends leased notifications in order through the lane, then drops the lease (or gives it back when stopping). */
+  async function sendLeased(store: GroupStore, destination: Destination, alertId: string, notifications: readonly Outgoing[]): Promise<void> {
+    const outcomes = await Promise.all(notifications.map((notification) => enqueue(destination, notification.change, notification.deliveryId)));
+    const done = outcomes.every(Boolean);
+    const ids = notifications.map((notification) => notification.deliveryId);
+    try {
+      await updateStates(store, destination, [alertId], (_, stored) => {
+        if (stored === undefined) return undefined;
+        const next = done ? completeOutgoing(stored, ids) : releaseOutgoing(stored);
+        return next === stored ? undefined : next;
+      });
+    } catch (error) {
+      // The lease runs out on its own: the notifications are sent again then, with the same ids.
+      log.warn({ err: error, destination: destination.name, alertId }, 'could not record sent notifications; they will be sent again when their lease ends');
+    }
+  }
+
+  /** Runs a flush now, or once more after the one running. */
+  function kick(): void {
+    const store = grouping?.store;
+    if (store === undefined || closed || stopping.signal.aborted) return;
+    if (flushing !== undefined) {
+      flushAgain = true;
+      return;
+    }
+    flushing = (async () => {
+      do {
+        flushAgain = false;
+        await flushOnce(store);
+      } while (flushAgain && !stopping.signal.aborted);
+      failing = false;
+    })()
+      .catch((error: unknown) => {
+        // Once per outage at warn, not once a second.
+        if (failing) log.debug({ err: error }, 'notification grouping: still cannot look for due notifications');
+        else log.warn({ err: error }, 'notification grouping: could not look for due notifications; trying again at every tick');
+        failing = true;
+      })
+      .finally(() => {
+        flushing = undefined;
+      });
+  }
+
+  const ticker = grouping === undefined ? undefined : setInterval(kick, grouping.pollEveryMs ?? 1000);
+  ticker?.unref();
+
+  /** With grouping: notes the records' changes per destination (no sending); resolves with the copies skipped. */
+  async function noteRecords(store: GroupStore, records: readonly OutboxRecord[]): Promise<void> {
+    const byName = new Map(destinations.map((destination) => [destination.name, destination]));
+    const perDestination = new Map<Destination, AlertChange[]>();
+    const unknown: OutboxRecord[] = [];
+    for (const record of records) {
+      const destination = byName.get(record.destination);
+      if (destination === undefined) unknown.push(record);
+      else perDestination.set(destination, [...(perDestination.get(destination) ?? []), record.change]);
+    }
+    await Promise.all(unknown.map((record) => deadLetterUnknown(record)));
+    const copies = await Promise.all([...perDestination].map(([destination, changes]) => noteFor(store, destination, changes)));
+    outboxCounters.skipped += copies.reduce((sum, count) => sum + count, 0);
+    kick();
+  }
+
   function notify(change: AlertChange): void {
     try {
       // A snapshot: the alerter may go on updating its alert object while this one waits.
       const snapshot = structuredClone(change);
+      const store = grouping?.store;
+      if (store !== undefined) {
+        // Noted one change after another, in notify order, as outbox records are.
+        const noted = noting
+          .then(() => Promise.all(routesFor(destinations, snapshot).map((destination) => noteFor(store, destination, [snapshot]))))
+          .then(() => kick())
+          .catch((error: unknown) => log.error({ err: error, alertId: snapshot.alert.id }, 'could not note a notification for grouping'))
+          .finally(() => outside.delete(noted));
+        outside.add(noted);
+        noting = noted;
+        return;
+      }
       for (const destination of routesFor(destinations, snapshot)) void enqueue(destination, snapshot);
     } catch (error) {
       log.error({ err: error, alertId: change?.alert?.id }, 'could not queue a notification');
+    }
+  }
+
+  async function drain(): Promise<void> {
+    while (counters.queued > 0 || outside.size > 0 || sending.size > 0 || flushing !== undefined) {
+      await Promise.all([...[...lanes.values()].map((lane) => lane.tail), ...outside, ...sending, flushing]);
     }
   }
 
@@ -379,12 +622,24 @@ export function createNotifier(options: NotifierOptions): Notifier {
     notify,
     deliverOutbox,
     abandon() {
+      if (ticker !== undefined) clearInterval(ticker);
       stopping.abort(new DeliveryAbandonedError(counters.queued));
     },
-    async drain() {
-      while (counters.queued > 0 || outside.size > 0) {
-        await Promise.all([...[...lanes.values()].map((lane) => lane.tail), ...outside]);
-      }
+    drain,
+    async stop(drainMs) {
+      closed = true;
+      if (ticker !== undefined) clearInterval(ticker);
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        drain().then(() => true),
+        new Promise<boolean>((done) => {
+          timer = setTimeout(() => done(false), drainMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (drained) return;
+      this.abandon();
+      await drain();
     },
     stats() {
       return { ...counters };

@@ -1,0 +1,287 @@
+import { createLogger } from '../../platform';
+import { alertSchema, type Alert, type AlertChange } from '../../schemas';
+import {
+  DEFAULT_GROUPING,
+  completeOutgoing,
+  createMemoryGroupStore,
+  createNotifier,
+  destinationSchema,
+  dueAt,
+  groupedDeliveryId,
+  noteChange,
+  parseDestinations,
+  releaseOutgoing,
+  takeDue,
+  type Destination,
+  type GroupState,
+  type GroupingSettings,
+  type Outgoing,
+} from '../../detectors';
+
+const SETTINGS: GroupingSettings = { groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 3_600_000 };
+const LEASE = 60_000;
+
+function alert(revision: number, overrides: Partial<Alert> = {}): Alert {
+  return alertSchema.parse({
+    id: 'al-group',
+    status: 'open',
+    severity: 'high',
+    groupKey: 'actor.userId=u-1',
+    key: { 'actor.userId': 'u-1' },
+    title: 'Brute force on u-1',
+    reason: `${revision * 10} failed logins`,
+    rules: ['brute-force'],
+    ruleNames: ['Brute force'],
+    tags: [],
+    count: revision * 10,
+    suppressed: 0,
+    firstSeen: '2026-03-01T10:00:00.000Z',
+    lastSeen: '2026-03-01T10:01:00.000Z',
+    detections: ['d-1'],
+    revision,
+    ...overrides,
+  });
+}
+
+const opened = (revision = 1): AlertChange => ({ kind: 'opened', alert: alert(revision) });
+const escalated = (revision: number): AlertChange => ({ kind: 'escalated', alert: alert(revision) });
+const resolved = (revision: number): AlertChange => ({ kind: 'resolved', alert: alert(revision, { status: 'resolved', resolvedAt: '2026-03-01T10:30:00.000Z' }) });
+
+/** A destination's grouping driven by a fake clock: changes noted, due work taken and confirmed at once. */
+class Harness {
+  state: GroupState | undefined;
+  readonly sent: (Outgoing & { at: number })[] = [];
+  constructor(private readonly settings: GroupingSettings = SETTINGS) {}
+
+  note(change: AlertChange, at: number): boolean {
+    const noted = noteChange(this.state, change, 'pager', at);
+    this.state = noted.state;
+    return noted.duplicate;
+  }
+
+  /** Takes what is due at `at` and confirms it sent. */
+  tick(at: number): readonly Outgoing[] {
+    if (this.state === undefined) return [];
+    const taken = takeDue(this.state, this.settings, at, LEASE);
+    if (taken === undefined) return [];
+    this.sent.push(...taken.notifications.map((notification) => ({ ...notification, at })));
+    this.state = completeOutgoing(taken.state, taken.notifications.map((notification) => notification.deliveryId));
+    return taken.notifications;
+  }
+
+  /** Ticks every `step` ms from `from` to `to`, as the notifier's timer does. */
+  run(from: number, to: number, step = 1000): void {
+    for (let at = from; at <= to; at += step) this.tick(at);
+  }
+
+  kinds(): string[] {
+    return this.sent.map((notification) => `${notification.change.kind}@${notification.change.alert.revision}`);
+  }
+}
+
+describe('notification grouping policy (fake clock)', () => {
+  it('sends an opened quickly followed by escalations as one opened with the latest state, escalations within a group interval as one, and the resolve', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    for (let revision = 2; revision <= 6; revision += 1) group.note(escalated(revision), revision * 1000);
+    expect(group.tick(29_999)).toEqual([]);
+    expect(group.tick(30_000).map((notification) => notification.change)).toEqual([{ kind: 'opened', alert: alert(6) }]);
+    group.note(escalated(7), 40_000);
+    group.note(escalated(8), 50_000);
+    // Group interval: nothing until 5 minutes after the last notification.
+    group.run(31_000, 329_000);
+    expect(group.kinds()).toEqual(['opened@6']);
+    group.run(330_000, 340_000);
+    expect(group.kinds()).toEqual(['opened@6', 'escalated@8']);
+    group.note(resolved(9), 400_000);
+    group.tick(400_000);
+    expect(group.kinds()).toEqual(['opened@6', 'escalated@8', 'resolved@9']);
+    expect(group.state && dueAt(group.state, SETTINGS)).toBeNull();
+  });
+
+  it('lets the resolve cancel escalations still waiting for the group interval', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    group.note(escalated(2), 31_000);
+    group.note(resolved(3), 32_000);
+    group.tick(32_000);
+    expect(group.kinds()).toEqual(['opened@1', 'resolved@3']);
+  });
+
+  it('sends an incident resolved within its group wait as opened then resolved, at once', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    group.note(escalated(2), 1000);
+    group.note(resolved(3), 2000);
+    expect(group.tick(2000).map((notification) => notification.change.kind)).toEqual(['opened', 'resolved']);
+    expect(group.kinds()).toEqual(['opened@2', 'resolved@3']);
+  });
+
+  it('skips copies: a revision noted before, and anything after the resolve went', () => {
+    const group = new Harness();
+    expect(group.note(opened(1), 0)).toBe(false);
+    expect(group.note(opened(1), 10)).toBe(true);
+    expect(group.note(escalated(3), 20)).toBe(false);
+    expect(group.note(escalated(2), 30)).toBe(true);
+    group.note(resolved(4), 40);
+    group.tick(40);
+    expect(group.note(resolved(4), 50)).toBe(true);
+    expect(group.note(escalated(5), 60)).toBe(true);
+    expect(group.tick(10_000_000)).toEqual([]);
+  });
+
+  it('repeats a still-open incident after the repeat interval, each repeat with its own delivery id', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    group.run(31_000, 30_000 + 3_599_000, 60_000);
+    expect(group.sent).toHaveLength(1);
+    group.tick(30_000 + 3_600_000);
+    group.tick(30_000 + 7_200_000);
+    expect(group.kinds()).toEqual(['opened@1', 'opened@1', 'opened@1']);
+    expect(new Set(group.sent.map((notification) => notification.deliveryId)).size).toBe(3);
+    expect(group.sent[2]?.deliveryId).toBe(groupedDeliveryId(opened(1), 'pager', 2));
+  });
+
+  it('never repeats with a repeat interval of 0', () => {
+    const group = new Harness({ ...SETTINGS, repeatIntervalMs: 0 });
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    expect(group.state && dueAt(group.state, { ...SETTINGS, repeatIntervalMs: 0 })).toBeNull();
+  });
+
+  it('leases what it hands out: not handed out again before the lease ends, then again with the same delivery ids', () => {
+    let state = noteChange(undefined, opened(1), 'pager', 0).state;
+    const first = takeDue(state, SETTINGS, 30_000, LEASE);
+    expect(first?.notifications).toHaveLength(1);
+    state = first?.state ?? state;
+    expect(takeDue(state, SETTINGS, 30_000 + LEASE - 1, LEASE)).toBeUndefined();
+    const again = takeDue(state, SETTINGS, 30_000 + LEASE, LEASE);
+    expect(again?.notifications).toEqual(first?.notifications);
+    // Confirming with other ids (someone else's lease) changes nothing; released, it is due at once.
+    expect(completeOutgoing(state, ['another'])).toBe(state);
+    expect(dueAt(releaseOutgoing(state), SETTINGS)).toBe(0);
+  });
+
+  it('keeps the kind of the first notification for a destination that does not take opened', () => {
+    const group = new Harness({ ...SETTINGS, announceAsOpened: false });
+    group.note(escalated(2), 0);
+    group.tick(30_000);
+    expect(group.kinds()).toEqual(['escalated@2']);
+  });
+
+  it('gives stable UUID-shaped delivery ids that differ by change, destination and repeat', () => {
+    const id = groupedDeliveryId(opened(1), 'pager');
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(groupedDeliveryId(opened(1), 'pager')).toBe(id);
+    expect(new Set([id, groupedDeliveryId(opened(2), 'pager'), groupedDeliveryId(opened(1), 'chat'), groupedDeliveryId(opened(1), 'pager', 1)]).size).toBe(4);
+  });
+
+  it('bounds an incident shorter than its repeat interval to opened, one escalation per group interval and the resolve (seeded sequences)', () => {
+    let seed = 9;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let run = 0; run < 200; run += 1) {
+      const group = new Harness();
+      // Opened, then 1 to 20 escalations anywhere within the group wait and one group interval, then the resolve.
+      const span = SETTINGS.groupWaitMs + SETTINGS.groupIntervalMs;
+      const times = Array.from({ length: 1 + Math.floor(random() * 20) }, () => Math.floor(random() * span)).sort((a, b) => a - b);
+      group.note(opened(1), 0);
+      let at = 0;
+      times.forEach((time, index) => {
+        group.run(at, time);
+        at = time;
+        group.note(escalated(index + 2), time);
+      });
+      const end = span + Math.floor(random() * 100_000);
+      group.run(at, end);
+      group.note(resolved(times.length + 2), end);
+      group.tick(end);
+      group.run(end, end + 2 * SETTINGS.groupIntervalMs);
+      expect(group.sent.length).toBeLessThanOrEqual(3);
+      expect(group.sent[0]?.change.kind).toBe('opened');
+      expect(group.sent.at(-1)?.change.kind).toBe('resolved');
+    }
+  });
+});
+
+describe('destination grouping settings', () => {
+  const base = { type: 'slack', name: 'chat', url: 'https://hooks.slack.com/services/T/B/x' };
+
+  it("defaults to Alertmanager's", () => {
+    const [parsed] = parseDestinations(JSON.stringify([base]));
+    expect(parsed).toMatchObject({ groupWaitMs: DEFAULT_GROUPING.groupWaitMs, groupIntervalMs: DEFAULT_GROUPING.groupIntervalMs, repeatIntervalMs: DEFAULT_GROUPING.repeatIntervalMs });
+  });
+
+  it('names each bad value', () => {
+    expect(() => parseDestinations(JSON.stringify([{ ...base, groupWaitMs: -1, groupIntervalMs: 'soon', repeatIntervalMs: 5 }]))).toThrow(
+      expect.objectContaining({
+        issues: [
+          expect.stringMatching(/^destinations\[0\]\.groupWaitMs: /),
+          expect.stringMatching(/^destinations\[0\]\.groupIntervalMs: /),
+          'destinations[0].repeatIntervalMs: at least 60000 (1 minute), or 0 for never',
+        ],
+      }) as Error,
+    );
+  });
+});
+
+describe('createNotifier with grouping (memory store, scripted fetch)', () => {
+  function receiver(): { fetchImpl: typeof fetch; calls: { url: string; kind: string; deliveryId: string }[] } {
+    const calls: { url: string; kind: string; deliveryId: string }[] = [];
+    const fetchImpl = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      const headers = { ...(init?.headers as Record<string, string>) };
+      const body = JSON.parse(typeof init?.body === 'string' ? init.body : '{}') as { type?: string; event_action?: string };
+      calls.push({ url, kind: headers['x-vigil-event'] ?? body.event_action ?? body.type ?? 'slack', deliveryId: headers['x-vigil-delivery'] ?? '' });
+      return Promise.resolve(new Response(null, { status: 202 }));
+    };
+    return { fetchImpl, calls };
+  }
+
+  const destinations = (): Destination[] =>
+    [
+      { type: 'webhook', name: 'hook', url: 'https://hooks.example.com/hook', secret: 'a-webhook-secret-of-32-characters' },
+      { type: 'slack', name: 'chat', url: 'https://hooks.example.com/chat' },
+      { type: 'pagerduty', name: 'pager', url: 'https://hooks.example.com/pager', routingKey: 'rk-1' },
+    ].map((entry) => destinationSchema.parse({ ...entry, groupWaitMs: 1000, groupIntervalMs: 60_000 }));
+
+  const until = async (what: () => boolean): Promise<void> => {
+    for (let tries = 0; !what(); tries += 1) {
+      if (tries > 500) throw new Error('condition not reached');
+      await new Promise((done) => setTimeout(done, 5));
+    }
+  };
+
+  it('sends opened + 5 quick escalations + resolved as at most 3 notifications per destination, even from two instances', async () => {
+    let clock = 1_772_000_000_000;
+    const store = createMemoryGroupStore();
+    const { fetchImpl, calls } = receiver();
+    const make = () =>
+      createNotifier({ destinations: destinations(), deadLetterTopic: 'unused', fetchImpl, logger: createLogger({ level: 'silent' }), now: () => clock, grouping: { store, pollEveryMs: 2 } });
+    const [one, two] = [make(), make()];
+    one.notify(opened(1));
+    await one.drain();
+    clock += 1000;
+    await until(() => calls.length >= 3);
+    for (let revision = 2; revision <= 6; revision += 1) (revision % 2 === 0 ? one : two).notify(escalated(revision));
+    await Promise.all([one.drain(), two.drain()]);
+    clock += 60_000;
+    await until(() => calls.length >= 6);
+    two.notify(resolved(7));
+    await until(() => calls.length >= 9);
+    await Promise.all([one.stop(1000), two.stop(1000)]);
+
+    for (const name of ['hook', 'chat', 'pager']) {
+      const mine = calls.filter((call) => call.url.endsWith(name));
+      expect(mine).toHaveLength(3);
+    }
+    expect(calls.filter((call) => call.url.endsWith('hook')).map((call) => call.kind)).toEqual(['opened', 'escalated', 'resolved']);
+    expect(calls.filter((call) => call.url.endsWith('pager')).map((call) => call.kind)).toEqual(['trigger', 'trigger', 'resolve']);
+    expect(new Set(calls.filter((call) => call.url.endsWith('hook')).map((call) => call.deliveryId)).size).toBe(3);
+    expect(one.outboxStats().grouped + two.outboxStats().grouped).toBe(3 * 4);
+  });
+});

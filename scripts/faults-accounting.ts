@@ -106,12 +106,26 @@ export function accountFault(observation: FaultObservation): FaultResult {
   let documentsDuplicated = 0;
   for (const count of indexed.values()) documentsDuplicated += count - 1;
 
-  // Expected: every change written to the outbox for the destination, and the opening of every
-  // alert Elasticsearch holds (a change lost before the outbox shows only there).
-  const expected = new Set(observation.outbox.map(changeKeyOf));
-  for (const alertId of observation.alertIds) expected.add(changeKeyOf({ alertId, revision: 1, kind: 'opened' }));
-  const received = new Set(observation.received.map(changeKeyOf));
-  const notificationsLost = [...expected].filter((key) => !received.has(key)).length;
+  // Notifications are grouped per destination (docs/alerting.md): changes close together go as
+  // one notification carrying the alert's latest state, so a change need not arrive on its own.
+  // Owed to the destination, per alert: its opening (every alert in the outbox or Elasticsearch:
+  // a change lost before the outbox shows only there), and its latest state in the outbox, which
+  // a notification of that revision or a later one brings.
+  const latest = new Map<string, { revision: number; kind: string }>();
+  for (const item of observation.outbox) {
+    const known = latest.get(item.alertId);
+    if (known === undefined || item.revision > known.revision) latest.set(item.alertId, { revision: item.revision, kind: item.kind });
+  }
+  const openedAlerts = new Set(observation.received.filter((item) => item.kind === 'opened').map((item) => item.alertId));
+  const newestReceived = new Map<string, number>();
+  for (const item of observation.received) newestReceived.set(item.alertId, Math.max(newestReceived.get(item.alertId) ?? 0, item.revision));
+  const expected: { alertId: string; met: boolean }[] = [];
+  for (const alertId of new Set([...latest.keys(), ...observation.alertIds])) {
+    expected.push({ alertId, met: openedAlerts.has(alertId) });
+    const last = latest.get(alertId);
+    if (last !== undefined && last.kind !== 'opened') expected.push({ alertId, met: (newestReceived.get(alertId) ?? 0) >= last.revision });
+  }
+  const notificationsLost = expected.filter((owed) => !owed.met).length;
   const deliveriesDuplicated = observation.received.length - new Set(observation.received.map((item) => item.deliveryId)).size;
 
   const comparison = observation.reference ? compareDetections(observation.detections, observation.reference) : undefined;
@@ -125,7 +139,7 @@ export function accountFault(observation: FaultObservation): FaultResult {
     ...(observation.reference ? { referenceDetections: observation.reference.length } : {}),
     ...(comparison ? { detectionsLost: comparison.lost, detectionsDoubled: comparison.doubled } : {}),
     alerts: observation.alertIds.length,
-    notificationsExpected: expected.size,
+    notificationsExpected: expected.length,
     notificationsLost,
     deliveriesDuplicated,
     notificationDeadLetters: observation.notificationDeadLetters,

@@ -47,6 +47,17 @@ describe('fault accounting', () => {
     expect(missedTargets(result)).toEqual(['1 notifications lost']);
   });
 
+  it('takes a grouped notification carrying a later revision as the changes it stands for', () => {
+    // Opened, then escalated at revision 3 in the outbox; the destination got one opening that
+    // already carried revision 3 (grouped within the group wait).
+    const observation = clean();
+    const outbox = [note('n1', 'a1', 1, 'opened'), note('n2', 'a1', 3, 'escalated'), note('n3', 'a2', 1, 'opened'), note('n4', 'a2', 2, 'resolved')];
+    const grouped = accountFault({ ...observation, outbox, received: [note('g1', 'a1', 3, 'opened'), note('g2', 'a2', 1, 'opened'), note('g3', 'a2', 2, 'resolved')] });
+    expect(grouped).toMatchObject({ notificationsExpected: 4, notificationsLost: 0 });
+    const stale = accountFault({ ...observation, outbox, received: [note('g1', 'a1', 2, 'opened'), note('g2', 'a2', 1, 'opened')] });
+    expect(stale).toMatchObject({ notificationsExpected: 4, notificationsLost: 2 });
+  });
+
   it('counts an outbox record never received as lost, and a delivery id received twice as a duplicate, not as lost', () => {
     const observation = clean();
     const result = accountFault({

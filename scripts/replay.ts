@@ -17,6 +17,8 @@ export interface ReplayOptions {
   rules?: string[];
   /** Print at most this many detections per rule. @defaultValue 3 */
   show?: number;
+  /** @defaultValue the configuration of the environment */
+  config?: Config;
 }
 
 const BATCH = 500;
@@ -60,7 +62,7 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
 export async function replayDetections(
   options: ReplayOptions,
 ): Promise<{ detections: Detection[]; events: number; refused: number; ruleSet: ReturnType<typeof loadRuleSet> }> {
-  const config = loadConfig();
+  const config = options.config ?? loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH]);
   const redis = createRedis(config);

@@ -186,7 +186,7 @@ export const settings = {
     ),
     eventTimeSkewMs: setting(
       'VIGIL_EVENT_TIME_SKEW_MS',
-      int(0, 3_600_000).default(10_000),
+      int(0, 3_600_000).default(60_000),
       '0–3600000',
       'How far (event time) a partition may run ahead of the slowest partition that has data before it is paused (see [event-time.md](event-time.md#the-bound)).',
     ),

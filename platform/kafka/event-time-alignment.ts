@@ -12,8 +12,11 @@
  * Liveness, as Flink's `withIdleness`: a partition that has read everything it was given (its
  * last batch reached the high watermark) holds nobody back; neither does one that made no
  * progress for `idleMs` (a partition paused by a store outage, or assigned but never fetched,
- * such as an empty one); a partition whose chunk is being handled is not idle, however long
- * it takes. A partition the aligner paused is never idle: its next event time is
+ * such as an empty one); a partition whose batch is in hand is not idle, however long it takes.
+ *
+ * A partition that may not go yet waits with its batch in hand while the partition furthest
+ * behind has its batch in hand too (it will move the watermark without a fetch); otherwise it
+ * is paused, since kafkajs fetches again only when every batch of its last fetch is done with. A partition the aligner paused is never idle: its next event time is
  * known, and the smallest one is always allowed to go, so every pause ends.
  *
  * The bound is per consumer: with several instances, each aligns the partitions it holds.
@@ -52,10 +55,10 @@ interface PartitionState {
   /** Set while the aligner holds it paused: resumes it. */
   resume: (() => void) | undefined;
   /**
-   * It has a batch in hand (a chunk being handled, or a decision about to be made): its position
-   * moves without a fetch, and it is never idle, however slow the stores are.
+   * Its batch is in the runner's hands (a chunk being handled, or waiting for the others): it
+   * can move without a fetch, and it is never idle, however slow the stores are.
    */
-  busy: boolean;
+  inHand: boolean;
 }
 
 /** A topic partition's key, as the runner and the aligner name it. */
@@ -85,7 +88,7 @@ export class EventTimeAligner {
     this.release();
     const now = this.now();
     for (const [topic, partitions] of Object.entries(assignment)) {
-      for (const partition of partitions) this.partitions.set(partitionKey(topic, partition), { head: undefined, caughtUp: false, activeAt: now, resume: undefined, busy: false });
+      for (const partition of partitions) this.partitions.set(partitionKey(topic, partition), { head: undefined, caughtUp: false, activeAt: now, resume: undefined, inHand: false });
     }
   }
 
@@ -94,7 +97,7 @@ export class EventTimeAligner {
     const state = this.state(key);
     state.activeAt = this.now();
     state.caughtUp = false;
-    state.busy = true;
+    state.inHand = true;
     if (head !== undefined) state.head = head;
   }
 
@@ -110,7 +113,6 @@ export class EventTimeAligner {
       if (time !== undefined && time > limit) break;
       count++;
     }
-    this.state(key).busy = count > 0;
     return count;
   }
 
@@ -120,18 +122,22 @@ export class EventTimeAligner {
    */
   left(key: string): void {
     const state = this.partitions.get(key);
-    if (state === undefined || !state.busy) return;
-    state.busy = false;
+    if (state === undefined || !state.inHand) return;
+    state.inHand = false;
     this.recheck();
   }
 
   /**
-   * Whether another partition has a batch in hand: what it does next moves the low watermark without
-   * a fetch, so a partition that may not go yet can wait for {@link changed} in its batch
-   * rather than be paused and fetched again.
+   * Whether a partition that may not go yet can wait for {@link changed} with its batch in hand,
+   * rather than be paused and fetched again: yes while the partition furthest behind (the one
+   * that can always go) has its batch in hand too, so the watermark will move without a fetch.
+   * Otherwise that partition needs a fetch, and kafkajs fetches only once every batch of the
+   * last fetch is done with: the waiting one must let go.
    */
-  othersBusy(key: string): boolean {
-    for (const [other, state] of this.partitions) if (other !== key && state.busy) return true;
+  canWait(key: string): boolean {
+    const low = this.lowWatermark(key);
+    if (!Number.isFinite(low)) return false;
+    for (const [other, state] of this.partitions) if (other !== key && state.inHand && state.head === low) return true;
     return false;
   }
 
@@ -148,7 +154,6 @@ export class EventTimeAligner {
   advanced(key: string, position: { next?: number; last?: number; caughtUp: boolean }): void {
     const state = this.state(key);
     state.activeAt = this.now();
-    state.busy = false;
     const head = position.next ?? position.last;
     if (head !== undefined) state.head = state.head === undefined ? head : Math.max(state.head, head);
     state.caughtUp = position.caughtUp;
@@ -166,7 +171,7 @@ export class EventTimeAligner {
     const state = this.state(key);
     state.head = head;
     state.caughtUp = false;
-    state.busy = false;
+    state.inHand = false;
     state.resume = pause();
     this.holds++;
     this.timer ??= setInterval(() => this.recheck(), Math.max(20, Math.min(1000, Math.floor(this.options.idleMs / 4))));
@@ -208,7 +213,7 @@ export class EventTimeAligner {
     let low = Infinity;
     for (const [key, state] of this.partitions) {
       if (key === except) continue;
-      if (state.resume === undefined && !state.busy && (state.caughtUp || now - state.activeAt >= this.options.idleMs)) continue;
+      if (state.resume === undefined && (state.caughtUp || (!state.inHand && now - state.activeAt >= this.options.idleMs))) continue;
       if (state.head === undefined) return -Infinity;
       if (state.head < low) low = state.head;
     }
@@ -218,7 +223,7 @@ export class EventTimeAligner {
   private state(key: string): PartitionState {
     let state = this.partitions.get(key);
     if (state === undefined) {
-      state = { head: undefined, caughtUp: false, activeAt: this.now(), resume: undefined, busy: false };
+      state = { head: undefined, caughtUp: false, activeAt: this.now(), resume: undefined, inHand: false };
       this.partitions.set(key, state);
     }
     return state;

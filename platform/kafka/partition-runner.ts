@@ -108,9 +108,9 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       if (alignment && times) {
         const next = times.slice(start, start + chunk.length);
         let admitted = alignment.aligner.admit(key, next);
-        // Another partition's chunk in hand will move the others' watermark without a fetch: wait
-        // for it here rather than pause and fetch this batch again.
-        while (admitted === 0 && alignment.aligner.othersBusy(key)) {
+        // The partition furthest behind has its batch in hand and will move the watermark without
+        // a fetch: wait for it here rather than pause and fetch this batch again.
+        while (admitted === 0 && alignment.aligner.canWait(key)) {
           await alignment.aligner.changed();
           if (stopped || !payload.isRunning() || payload.isStale()) return;
           admitted = alignment.aligner.admit(key, next);

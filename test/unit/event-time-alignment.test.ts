@@ -60,14 +60,17 @@ describe('the event-time aligner', () => {
     expect(align.admit('device:0', [T0 + 3_600_000])).toBe(1);
   });
 
-  it('does not count a partition idle while its chunk is being handled, however long it takes', () => {
+  it('does not count a partition idle while its batch is in hand, however long it takes, and lets the others wait for it in hand', () => {
     const { aligner: align, clock } = aligner(1000, 5000);
     align.seen('policy:0', T0);
     align.seen('device:0', T0 + 60_000);
     expect(align.admit('policy:0', [T0])).toBe(1);
     clock.now += 60_000;
     expect(align.admit('device:0', [T0 + 60_000])).toBe(0);
+    expect(align.canWait('device:0')).toBe(true);
     align.left('policy:0');
+    // Done with its batch: policy:0 needs a fetch (device:0 must let go) and, after the idle time, holds nobody back.
+    expect(align.canWait('device:0')).toBe(false);
     expect(align.admit('device:0', [T0 + 60_000])).toBe(1);
   });
 

@@ -36,6 +36,8 @@ export interface EventTimeAlignmentOptions {
 export interface AlignmentStats {
   /** Times a partition was paused because it ran ahead. */
   holds: number;
+  /** Times a batch waited in hand for the others to catch up (no pause, no fetch). */
+  waits: number;
   /** Partitions paused right now. */
   held: number;
   /** Partitions known (assigned, or seen in a batch). */
@@ -70,6 +72,7 @@ export class EventTimeAligner {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private holds = 0;
+  private waits = 0;
   /** Woken at every change of a partition's position (see {@link changed}). */
   private waiters: (() => void)[] = [];
 
@@ -143,6 +146,7 @@ export class EventTimeAligner {
 
   /** Resolves at the next change of any partition's position (or when the aligner closes). */
   changed(): Promise<void> {
+    this.waits++;
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -201,7 +205,7 @@ export class EventTimeAligner {
   stats(): AlignmentStats {
     let held = 0;
     for (const state of this.partitions.values()) if (state.resume) held++;
-    return { holds: this.holds, held, partitions: this.partitions.size };
+    return { holds: this.holds, waits: this.waits, held, partitions: this.partitions.size };
   }
 
   /**

@@ -91,10 +91,10 @@ export function mixedHour(start: number, seed = 15): VigilEvent[] {
     }
   }
 
-  // Ordinary users at home (London and Dublin networks), one request every 2 s on average:
+  // Ordinary users at home (London and Dublin networks), one request every 3 s on average:
   // logins with their one device, reads of their account, the odd failed password.
   const homeIp = (user: number): string => (user % 2 === 0 ? `81.2.69.${20 + user}` : `185.60.216.${100 + user}`);
-  for (let time = at(0, 1); time < at(60); time += 1000 + Math.floor(random() * 2000)) {
+  for (let time = at(0, 1); time < at(60); time += 1000 + Math.floor(random() * 4000)) {
     const user = Math.floor(random() * USERS);
     const userId = `u-${1000 + user}`;
     const login = random() < 0.3;

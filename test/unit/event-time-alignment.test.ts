@@ -39,7 +39,7 @@ describe('the event-time aligner', () => {
     expect(resumed).toBe(0);
     align.advanced('policy:0', { next: T0 + 9_000, caughtUp: false });
     expect(resumed).toBe(1);
-    expect(align.stats()).toStrictEqual({ holds: 1, held: 0, partitions: 2 });
+    expect(align.stats()).toStrictEqual({ holds: 1, waits: 0, held: 0, partitions: 2 });
     align.close();
   });
 

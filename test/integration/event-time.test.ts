@@ -82,7 +82,18 @@ export async function collectAlerts(stack: Stack): Promise<Record<string, unknow
   return page.hits.hits.flatMap((hit) => (hit._source ? [hit._source] : []));
 }
 
-const ids = (detections: Iterable<Detection>): string[] => [...detections].map((detection) => detection.id).sort();
+/**
+ * Rules whose ids are compared by count only, for now: impossible travel (geo_velocity) names a
+ * detection by the stored location's event and the current one, so which of a request's policy,
+ * invocation and device events came first changes its id. Its rewrite to event-time neighbours
+ * with deterministic pair ids (issue 15, on another branch) removes this; the integrator then
+ * empties this list.
+ */
+const COUNTED_ONLY = new Set(['impossible-travel']);
+
+/** Detection ids, each after its rule's id, so a difference names the rule. */
+const ids = (detections: Iterable<Detection>): string[] =>
+  [...detections].filter((detection) => !COUNTED_ONLY.has(detection.ruleId)).map((detection) => `${detection.ruleId} ${detection.id}`).sort();
 
 /** Rule ids with their detections' count, for a readable failure. */
 const perRule = (detections: Iterable<Detection>): Record<string, number> => {

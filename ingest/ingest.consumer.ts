@@ -4,7 +4,9 @@ import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Fami
 import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
+  EventTimeAligner,
   createPartitionRunner,
+  type AlignmentStats,
   createProducer,
   ensureTopics,
   installTemplates,
@@ -24,6 +26,7 @@ import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
 import { resolveDuplicates, type HashedItem } from './id-conflicts';
 import { correlate, decode, type Refused } from './stages';
+import { messageEventTime } from './event-time';
 
 /** Dead-letter sends the broker may hold at once (every partition's chunks share the producer). */
 const DEAD_LETTER_SENDS_IN_FLIGHT = 5;
@@ -51,6 +54,8 @@ export interface IngestStats {
   detectionsByRule: Record<string, number>;
   /** The engine's own counters (late events, degraded evaluations, round trips), when detection is on. */
   engine?: DetectionStats;
+  /** Event-time alignment across the partitions this instance holds, when it is on (see docs/event-time.md). */
+  alignment?: AlignmentStats;
 }
 
 /** Dependencies of {@link createIngestPipeline}: everything injected, nothing global. */
@@ -258,6 +263,13 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     if (detections.length > 0) deps.onDetections?.(detections);
   }
 
+  // The rules that combine families see each key's events in event-time order, within the
+  // skew, however far apart the topics' backlogs are (docs/event-time.md). Only the rules need
+  // it: an indexing-only pipeline reads each partition as fast as it goes.
+  const aligner =
+    config.detection.alignEventTime && deps.detection
+      ? new EventTimeAligner({ maxSkewMs: config.detection.eventTimeSkewMs, idleMs: config.detection.eventTimeIdleMs })
+      : undefined;
   const runner: PartitionRunner = createPartitionRunner({
     component: 'ingest',
     // One chunk fills one bulk request, so a busy partition never waits for the flush timer.
@@ -265,6 +277,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     handle,
     logger,
     ...(instrumentation ? { instrumentation } : {}),
+    ...(aligner ? { alignment: { aligner, eventTime: (message: KafkaMessage) => messageEventTime(message.value) } } : {}),
   });
 
   return {
@@ -279,6 +292,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000, maxBytesPerPartition: FETCH_BYTES_PER_PARTITION, maxBytes: FETCH_BYTES });
       // A batch no codec can decompress stops the consumer: say which codec, where.
       watchDecodeFailures(consumer, logger, config.consumerGroup);
+      // Each assignment (the first join, every rebalance) restarts the alignment: the partitions
+      // it holds wait for one another from their committed offsets.
+      if (aligner) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => aligner.assign(payload.memberAssignment));
       await consumer.connect();
       await consumer.subscribe({ topics: FAMILIES.map((family) => config.topics[family]), fromBeginning: true });
       await consumer.run({
@@ -298,6 +314,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await Promise.all([producer?.disconnect(), deadLetterProducer?.disconnect()]);
       logger.info({ stats: this.stats() }, 'ingest pipeline stopped');
     },
-    stats: () => ({ ...structuredClone(stats), pauses: runner.pauses(), ...(deps.detection ? { engine: deps.detection.stats() } : {}) }),
+    stats: () => ({
+      ...structuredClone(stats),
+      pauses: runner.pauses(),
+      ...(deps.detection ? { engine: deps.detection.stats() } : {}),
+      ...(aligner ? { alignment: aligner.stats() } : {}),
+    }),
   };
 }

@@ -197,6 +197,24 @@ export const settings = {
       '0–10000',
       'How long an invocation may wait for its request’s policy decisions; 0 never waits (see [correlation.md](correlation.md#the-bounded-wait)).',
     ),
+    alignEventTime: setting(
+      'VIGIL_EVENT_TIME_ALIGNMENT',
+      flag.default(true),
+      '`on`, `off`',
+      '`on` keeps the partitions of the three event topics within `VIGIL_EVENT_TIME_SKEW_MS` of each other in event time, so a backlog is read in the order it happened; `off` reads each partition as fast as it goes (see [event-time.md](event-time.md)).',
+    ),
+    eventTimeSkewMs: setting(
+      'VIGIL_EVENT_TIME_SKEW_MS',
+      int(0, 3_600_000).default(60_000),
+      '0–3600000',
+      'How far (event time) a partition may run ahead of the slowest partition that has data before it is paused (see [event-time.md](event-time.md#the-bound)).',
+    ),
+    eventTimeIdleMs: setting(
+      'VIGIL_EVENT_TIME_IDLE_MS',
+      int(100, 600_000).default(5_000),
+      '100–600000',
+      'After this long without progress, a partition no longer holds the others back (an empty partition, one paused by a store outage; see [event-time.md](event-time.md#liveness)).',
+    ),
   },
   geo: {
     database: setting(

@@ -9,6 +9,8 @@ export interface InstrumentationEvents {
   'runner.chunk': { component: string; topic: string; partition: number; messages: number; durationMs: number };
   /** A partition runner paused a partition because a store pushed back. */
   'runner.pause': { component: string; topic: string; partition: number; attempt: number; delayMs: number; error: unknown };
+  /** A partition runner paused a partition that ran ahead of the others in event time (see event-time-alignment.ts). */
+  'runner.hold': { component: string; topic: string; partition: number; offset: string; eventTime: number };
   /**
    * One stage of the ingest pipeline ran over one chunk: when it started (`performance.now()`),
    * how long it took, and the ids of the events it handled (none for `decode`, which runs before

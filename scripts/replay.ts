@@ -19,6 +19,8 @@ export interface ReplayOptions {
   lists?: string[];
   /** Print at most this many detections per rule. @defaultValue 3 */
   show?: number;
+  /** @defaultValue the configuration of the environment */
+  config?: Config;
 }
 
 const BATCH = 500;
@@ -78,7 +80,7 @@ export async function replayBatches(
   options: ReplayOptions,
   onBatch: (inputs: readonly DetectionInput[], detections: readonly Detection[], ruleSet: RuleSet) => void,
 ): Promise<{ events: number; refused: number; ruleSet: RuleSet }> {
-  const config = loadConfig();
+  const config = options.config ?? loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH], { lists: options.lists ?? config.detection.listsPaths ?? [] });
   const redis = createRedis(config);

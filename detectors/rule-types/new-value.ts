@@ -91,7 +91,11 @@ export function evaluateNewValue(
       eventIds: [input.event.id],
       windowStart: time - rule.horizon,
       windowEnd: time,
-      identity: [rule.id, context.keyText, state.value, input.event.id],
+      // Not the event's id: the events of one request (policy, invocation, device) carry the same
+      // new value within milliseconds, on three topics read side by side, and whichever comes
+      // first fires. Named by the value and the horizon period it appeared in, the detection is
+      // the same whichever it was (a value seen again only after a horizon falls in a later period).
+      identity: [rule.id, context.keyText, state.value, `period-${Math.floor(time / rule.horizon)}`],
     },
   };
 }

@@ -3,6 +3,7 @@ import { errorMessage, isRetriable } from '../errors';
 import type { Logger } from '../logger';
 import { backoffDelay } from '../retry';
 import type { Instrumentation } from '../instrumentation';
+import { partitionKey, type EventTimeAligner } from './event-time-alignment';
 
 /** How often a chunk in hand asks kafkajs to heartbeat (its own interval, 3 s by default, still applies). */
 const HEARTBEAT_EVERY_MS = 1000;
@@ -39,6 +40,16 @@ export interface PartitionRunnerOptions {
   backoff?: { initialDelayMs: number; maxDelayMs: number };
   logger: Logger;
   instrumentation?: Instrumentation;
+  /**
+   * Aligns the partitions on event time (see event-time-alignment.ts): a chunk is cut where its
+   * partition would run ahead of the others, and a partition with nothing to hand on is paused.
+   * Without it, each partition goes as fast as it can.
+   */
+  alignment?: {
+    aligner: EventTimeAligner;
+    /** A message's event time in ms, or undefined when it has none that can be read. */
+    eventTime(message: KafkaMessage): number | undefined;
+  };
 }
 
 /** The `eachBatch` of a kafkajs consumer, and what it holds. */
@@ -70,11 +81,48 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
   let stopped = false;
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
+    try {
+      await runBatch(payload);
+    } finally {
+      // However the batch ended, this partition no longer has it in hand.
+      options.alignment?.aligner.left(partitionKey(payload.batch.topic, payload.batch.partition));
+    }
+  }
+
+  async function runBatch(payload: EachBatchPayload): Promise<void> {
     const { topic, partition, messages } = payload.batch;
-    const key = `${topic}:${partition}`;
-    for (let start = 0; start < messages.length; start += options.chunkSize) {
+    const key = partitionKey(topic, partition);
+    const alignment = options.alignment;
+    // Event times are read once per batch, only when aligning.
+    const times = alignment ? messages.map((message) => alignment.eventTime(message)) : undefined;
+    if (alignment && times) {
+      alignment.aligner.seen(key, times.find((time) => time !== undefined));
+      // kafkajs hands over the batches of one fetch together: let every one of them say where
+      // its partition is before any decides to go ahead (one turn of the event loop per batch).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    let start = 0;
+    while (start < messages.length) {
       if (stopped || !payload.isRunning() || payload.isStale()) return;
-      const chunk = messages.slice(start, start + options.chunkSize);
+      let chunk = messages.slice(start, start + options.chunkSize);
+      if (alignment && times) {
+        const next = times.slice(start, start + chunk.length);
+        let admitted = alignment.aligner.admit(key, next);
+        // The partition furthest behind has its batch in hand and will move the watermark without
+        // a fetch: wait for it here rather than pause and fetch this batch again.
+        while (admitted === 0 && alignment.aligner.canWait(key)) {
+          await alignment.aligner.changed();
+          if (stopped || !payload.isRunning() || payload.isStale()) return;
+          admitted = alignment.aligner.admit(key, next);
+        }
+        if (admitted === 0) {
+          // Ahead of the others: paused, and fetched again from here once they caught up.
+          alignment.aligner.hold(key, times[start] ?? 0, () => payload.pause());
+          instrumentation?.emit('runner.hold', { component, topic, partition, offset: chunk[0]?.offset ?? '', eventTime: times[start] ?? 0 });
+          return;
+        }
+        chunk = chunk.slice(0, admitted);
+      }
       const began = performance.now();
       // kafkajs heartbeats only when asked (and between fetches): a chunk slower than the session
       // timeout (a slow store, a loaded machine, a chunk of large hostile messages) would have the
@@ -109,6 +157,14 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       await payload.commitOffsetsIfNecessary();
       await payload.heartbeat();
       instrumentation?.emit('runner.chunk', { component, topic, partition, messages: chunk.length, durationMs: performance.now() - began });
+      start += chunk.length;
+      if (alignment && times) {
+        const latest = times.slice(start - chunk.length, start).reduce<number | undefined>((most, time) => (time === undefined || (most !== undefined && most >= time) ? most : time), undefined);
+        const next = times.slice(start).find((time) => time !== undefined);
+        // Read up to the high watermark kafkajs saw: nothing more to wait for from this partition.
+        const caughtUp = start >= messages.length && last !== undefined && BigInt(last.offset) + 1n >= BigInt(payload.batch.highWatermark);
+        alignment.aligner.advanced(key, { ...(next === undefined ? {} : { next }), ...(latest === undefined ? {} : { last: latest }), caughtUp });
+      }
     }
   }
 
@@ -117,6 +173,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
     pauses: () => pauses,
     stop() {
       stopped = true;
+      options.alignment?.aligner.close();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
     },

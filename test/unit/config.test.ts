@@ -30,7 +30,7 @@ const DEFAULTS: Config = {
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 100 },
   redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
-  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0 },
+  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0, alignEventTime: true, eventTimeSkewMs: 60_000, eventTimeIdleMs: 5_000 },
   geo: {},
   alerting: {
     group: 'vigil-alerter',
@@ -96,6 +96,9 @@ describe('loadConfig', () => {
       VIGIL_RULES_PATH: 'rules/a.yaml, rules/extra',
       VIGIL_RULES_WATCH: 'false',
       VIGIL_ALLOWED_LATENESS_MS: '60000',
+      VIGIL_EVENT_TIME_ALIGNMENT: 'off',
+      VIGIL_EVENT_TIME_SKEW_MS: '15000',
+      VIGIL_EVENT_TIME_IDLE_MS: '2000',
       VIGIL_GEOIP_DATABASE: __filename, // any readable file: its content is checked when Vigil starts
       VIGIL_HTTP_HOST: '0.0.0.0',
       VIGIL_HTTP_PORT: '9100',
@@ -133,7 +136,16 @@ describe('loadConfig', () => {
       limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },
       bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20 },
       redis: { url: 'redis://redis.internal:6380', prefix: 'v2' },
-      detection: { enabled: false, rulesPaths: ['rules/a.yaml', 'rules/extra'], watch: false, allowedLatenessMs: 60_000, correlationWaitMs: 0 },
+      detection: {
+        enabled: false,
+        rulesPaths: ['rules/a.yaml', 'rules/extra'],
+        watch: false,
+        allowedLatenessMs: 60_000,
+        correlationWaitMs: 0,
+        alignEventTime: false,
+        eventTimeSkewMs: 15_000,
+        eventTimeIdleMs: 2_000,
+      },
       geo: { database: __filename },
       alerting: {
         group: 'vigil-alerter',

@@ -2,6 +2,7 @@ import {
   cardinalityRuleSchema,
   cardinalityType,
   compileFilter,
+  detectionId,
   evaluateCardinality,
   evaluateMatch,
   evaluateNewValue,
@@ -464,9 +465,20 @@ describe('evaluateNewValue', () => {
       eventIds: ['evt-0003-cccc'],
       windowStart: T - 2_592_000_000,
       windowEnd: T,
-      identity: ['new-device-for-user', 'actor.userId=user-3', 'phone-3', 'evt-0003-cccc'],
+      identity: ['new-device-for-user', 'actor.userId=user-3', 'phone-3', `period-${Math.floor(T / 2_592_000_000)}`],
     });
     expect(detected(evaluateNewValue(input, { known: 2, value: 'phone-3' }, rule, context)).reason).toMatch(/held 2 other devices\.$/);
+  });
+
+  it('names the detection by value and horizon period, not by the event: two events of one request carrying the new value give one id', () => {
+    const other: DetectionInput = { event: event(deviceEvent(), { id: 'evt-0003-dddd', time: new Date(T + 2).toISOString() }) };
+    const first = detected(evaluateNewValue(input, { known: 1, value: 'phone-3' }, rule, context));
+    const second = detected(evaluateNewValue(other, { known: 1, value: 'phone-3' }, rule, context));
+    expect(second.eventIds).toStrictEqual(['evt-0003-dddd']);
+    expect(detectionId(second.identity)).toBe(detectionId(first.identity));
+    // A value seen again only after a whole horizon falls in another period: another detection.
+    const later: DetectionInput = { event: event(deviceEvent(), { time: new Date(T + rule.horizon).toISOString() }) };
+    expect(detectionId(detected(evaluateNewValue(later, { known: 1, value: 'phone-3' }, rule, context)).identity)).not.toBe(detectionId(first.identity));
   });
 
   it('honours a larger minKnownValues at its edge, and 0 reports even the first value', () => {

@@ -133,6 +133,9 @@ export function geoVelocityRequest(location: Location, rule: GeoVelocityRule, co
   };
 }
 
+/** The period a travel between two addresses is named by: one hour of the arrival's event time. */
+export const TRAVEL_PERIOD_MS = 3_600_000;
+
 const place = (location: Location): string =>
   [location.city, location.country].filter(Boolean).join(', ') || `${location.lat.toFixed(2)},${location.lon.toFixed(2)}`;
 
@@ -140,9 +143,12 @@ const place = (location: Location): string =>
  * One leg of travel, `from` before `to` in event time: a detection when its speed is impossible.
  * Distances shrink by both locations' accuracy radii first, so a coarse lookup can't fake a
  * flight; the same IP, the same /24, private ranges and allowlisted networks (VPN egress,
- * proxies) never fire. The detection's identity is the rule, the key and the arrival (`to`):
- * the same arrival found from either side, or against other events of the place left, is the
- * same detection.
+ * proxies) never fire. The detection's identity is the rule, the key, the address left, the
+ * address reached (each event's IP, or the event itself when it has none) and the hour of event
+ * time the arrival falls in: the travel between two addresses, whichever events of each place
+ * are compared. A request's policy, invocation and device events at the arrival, read in any
+ * order, and a backlog that compares the arrival with an older event of the place left, name the
+ * same travel; a second trip between the same two addresses within that hour is the same one.
  */
 export function evaluateTravel(from: Location, to: Location, rule: GeoVelocityRule, allowlist: BlockList, context: EvaluationContext): Evaluation {
   if (from.eventId === to.eventId) return none('same_event');
@@ -170,7 +176,7 @@ export function evaluateTravel(from: Location, to: Location, rule: GeoVelocityRu
       windowStart: Date.parse(from.time),
       windowEnd: Date.parse(to.time),
       time: Date.parse(to.time),
-      identity: [rule.id, context.keyText, to.eventId],
+      identity: [rule.id, context.keyText, from.ip ?? from.eventId, to.ip ?? to.eventId, `hour-${Math.floor(Date.parse(to.time) / TRAVEL_PERIOD_MS)}`],
     },
   };
 }

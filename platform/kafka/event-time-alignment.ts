@@ -110,7 +110,7 @@ export class EventTimeAligner {
    * message without an event time never waits.
    */
   admit(key: string, times: readonly (number | undefined)[]): number {
-    const limit = this.lowWatermark(key) + this.options.maxSkewMs;
+    const limit = this.limitOf(key);
     let count = 0;
     for (const time of times) {
       if (time !== undefined && time > limit) break;
@@ -233,13 +233,27 @@ export class EventTimeAligner {
     return state;
   }
 
+  /**
+   * The latest event time a partition may hand on: the end of the skew-long period (aligned to
+   * multiples of `maxSkewMs`: clock minutes at the default 60 s) that the others' low watermark
+   * is in. So a partition is never more than the skew ahead, and none hands on an event of the
+   * next period while another still has events of this one: a rule bucketing by that period (the
+   * surge rules' one-minute buckets) sees each bucket whole before the next one starts.
+   */
+  private limitOf(key: string): number {
+    const low = this.lowWatermark(key);
+    const skew = this.options.maxSkewMs;
+    if (skew <= 0 || !Number.isFinite(low)) return low + skew;
+    return Math.floor(low / skew) * skew + skew - 1;
+  }
+
   /** Resumes the held partitions that are no longer ahead, and wakes the batches waiting in hand. */
   private recheck(): void {
     this.wake();
     let stillHeld = 0;
     for (const [key, state] of this.partitions) {
       if (state.resume === undefined) continue;
-      if ((state.head ?? -Infinity) <= this.lowWatermark(key) + this.options.maxSkewMs) {
+      if ((state.head ?? -Infinity) <= this.limitOf(key)) {
         const resume = state.resume;
         state.resume = undefined;
         state.activeAt = this.now();

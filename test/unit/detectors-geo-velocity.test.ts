@@ -163,7 +163,7 @@ describe('evaluateTravel (one leg, from before to)', () => {
       windowStart: T - HOUR,
       windowEnd: T,
       time: T,
-      identity: ['impossible-travel', 'actor.userId=u-17', 'evt-sydney-01'],
+      identity: ['impossible-travel', 'actor.userId=u-17', '81.2.69.142', '1.1.1.1', `hour-${Math.floor(T / 3_600_000)}`],
     });
   });
 
@@ -276,9 +276,15 @@ describe('evaluateGeoVelocity (an event against its neighbours in event time)', 
     expect(late[0]?.eventIds).toStrictEqual(['evt-london-01', 'evt-sydney-01']);
   });
 
-  it('identifies a travel by its arrival: the same arrival against another event of the place left is the same detection', () => {
-    const other = detections(evaluateGeoVelocity(london({ eventId: 'evt-london-02', time: at(T - 2 * HOUR), ip: '81.2.70.1' }), { next: sydney() }, rule, noAllowlist, context));
-    expect(other[0]?.identity).toStrictEqual(inOrder[0]?.identity);
+  it('identifies a travel by the addresses left and reached and the hour: other events of either place are the same detection', () => {
+    const departure = detections(evaluateGeoVelocity(london({ eventId: 'evt-london-00', time: at(T - 2 * HOUR) }), { next: sydney() }, rule, noAllowlist, context));
+    expect(departure[0]?.identity).toStrictEqual(inOrder[0]?.identity);
+    // The arrival's request has policy, invocation and device events milliseconds apart; a backlog
+    // may read any of them first.
+    const device = detections(evaluateGeoVelocity(sydney({ eventId: 'evt-sydney-device', time: at(T + 3) }), { previous: london() }, rule, noAllowlist, context));
+    expect(device[0]?.identity).toStrictEqual(inOrder[0]?.identity);
+    const elsewhere = detections(evaluateGeoVelocity(sydney({ eventId: 'evt-sydney-02', ip: '1.1.9.9' }), { previous: london() }, rule, noAllowlist, context));
+    expect(elsewhere[0]?.identity).not.toStrictEqual(inOrder[0]?.identity);
   });
 
   it('does not report again a travel already reported when a late event of the place left falls inside it', () => {
@@ -300,7 +306,7 @@ describe('evaluateGeoVelocity (an event against its neighbours in event time)', 
     const newYork: Location = { lat: 40.71, lon: -74.01, city: 'New York', country: 'US', ip: '3.3.3.3', time: at(T - HOUR / 2), eventId: 'evt-ny-01' };
     const found = detections(evaluateGeoVelocity(newYork, { previous: london(), next: sydney() }, rule, noAllowlist, context));
     expect(found.map((detection) => detection.eventIds)).toStrictEqual([['evt-london-01', 'evt-ny-01']]);
-    expect(found[0]?.identity).toStrictEqual(['impossible-travel', 'actor.userId=u-17', 'evt-ny-01']);
+    expect(found[0]?.identity).toStrictEqual(['impossible-travel', 'actor.userId=u-17', '81.2.69.142', '3.3.3.3', `hour-${Math.floor((T - HOUR / 2) / 3_600_000)}`]);
   });
 
   it('reports both legs of an event far from two neighbours that are close to each other, as in order', () => {

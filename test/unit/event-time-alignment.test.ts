@@ -11,16 +11,19 @@ function aligner(maxSkewMs = 1000, idleMs = 5000): { aligner: EventTimeAligner; 
 }
 
 describe('the event-time aligner', () => {
-  it('lets a partition go only up to the skew past the slowest other partition that has data', () => {
+  it('lets a partition go only to the end of the skew-long period the slowest other partition with data is in', () => {
     const { aligner: align } = aligner(1000);
     align.seen('policy:0', T0);
     align.seen('device:0', T0 + 60_000);
-    // The slow partition may go up to the other one plus the skew.
-    expect(align.admit('policy:0', [T0, T0 + 500, T0 + 90_000])).toBe(2);
-    // The fast one: nothing within a second of the slow one's next event.
+    // The slow partition may go up to the end of the other one's period (60 s to 60.999 s).
+    expect(align.admit('policy:0', [T0, T0 + 500, T0 + 60_999, T0 + 61_000])).toBe(3);
+    // The fast one: nothing past the slow one's period (0 s to 0.999 s).
     expect(align.admit('device:0', [T0 + 60_000])).toBe(0);
-    // Once the slow one reached 59.5 s, the fast one's first event (60 s) is within the skew, its second is not.
+    // At 59.5 s the slow one is still in the period before the fast one's first event: it waits.
     align.advanced('policy:0', { next: T0 + 59_500, caughtUp: false });
+    expect(align.admit('device:0', [T0 + 60_000])).toBe(0);
+    // Once the slow one is in the 60 s period, the fast one goes to its end, never further.
+    align.advanced('policy:0', { next: T0 + 60_200, caughtUp: false });
     expect(align.admit('device:0', [T0 + 60_000, T0 + 60_400, T0 + 61_000])).toBe(2);
   });
 
@@ -37,7 +40,9 @@ describe('the event-time aligner', () => {
     expect([paused, resumed, align.stats().held]).toStrictEqual([1, 0, 1]);
     align.advanced('policy:0', { next: T0 + 5_000, caughtUp: false });
     expect(resumed).toBe(0);
-    align.advanced('policy:0', { next: T0 + 9_000, caughtUp: false });
+    align.advanced('policy:0', { next: T0 + 9_900, caughtUp: false });
+    expect(resumed).toBe(0);
+    align.advanced('policy:0', { next: T0 + 10_000, caughtUp: false });
     expect(resumed).toBe(1);
     expect(align.stats()).toStrictEqual({ holds: 1, waits: 0, held: 0, partitions: 2 });
     align.close();
@@ -145,12 +150,12 @@ describe('the partition runner with alignment', () => {
     await Promise.all([runner.eachBatch(policy.payload), runner.eachBatch(device.payload)]);
     // device went up to 0.5 s, then waited: its event at 60 s is ahead of policy's 4 s by more than the skew.
     expect(device.events).toStrictEqual(['resolve 0', 'pause']);
-    // policy went in two chunks: up to device's first event plus the skew, then (device now waiting) the rest.
-    expect(policy.events).toStrictEqual(['resolve 1', 'resolve 4']);
+    // policy went in two chunks: to the end of device's first period (0.999 s), then (device now waiting) the rest.
+    expect(policy.events).toStrictEqual(['resolve 0', 'resolve 4']);
     expect(handled).toContain('device:0');
     expect(align.stats()).toMatchObject({ holds: 1, held: 1 });
-    // kafkajs fetches policy again from offset 5: it reaches 59.5 s, and device is resumed.
-    const more = batch('policy', [T0 + 30_000, T0 + 59_500], 10);
+    // kafkajs fetches policy again from offset 5: it reaches the 60 s period, and device is resumed.
+    const more = batch('policy', [T0 + 30_000, T0 + 60_000], 10);
     await runner.eachBatch(more.payload);
     expect(device.events).toStrictEqual(['resolve 0', 'pause', 'resume']);
     expect(align.stats().held).toBe(0);

@@ -86,6 +86,8 @@ export interface GeneratedTraffic {
 }
 
 const MINUTE = 60_000;
+/** The fewest background users the cases need (those they borrow, and some left to read). */
+export const MIN_USERS = 50;
 const LOGIN = { api: 'identity-v2', route: '/v2/sessions', group: 'identity' } as const;
 const ENDPOINTS = [
   { api: 'orders-v3', route: '/v3/orders', method: 'GET', group: 'commerce' },
@@ -210,6 +212,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
   const end = Math.floor(options.end / MINUTE) * MINUTE;
   const start = end - 60 * MINUTE;
   const userCount = options.users ?? 400;
+  if (!Number.isInteger(userCount) || userCount < MIN_USERS) throw new Error(`evaluate: users must be an integer of at least ${MIN_USERS}, not ${String(options.users)}`);
   const requestsPerUser = options.requestsPerUser ?? 30;
   const volume = options.volume ?? 1;
   const runLabel: Record<string, string> = options.runId !== undefined ? { run: options.runId } : {};
@@ -219,6 +222,8 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
   let caseEvents = 0;
   const labels = (): Record<string, string> => ({ ...runLabel, case: current });
   const push = (event: PlannedEvent): void => {
+    // Whole milliseconds, as the event's time says.
+    event.at = Math.round(event.at);
     events.push(event);
     caseEvents++;
   };
@@ -366,6 +371,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
   for (let n = 0; n < userCount; n++) users.push(newUser('a background user'));
   const reserved = new Set<string>();
   const reserve = (count: number): User[] => {
+    if (users.length - reserved.size < count) throw new Error(`evaluate: ${users.length} background users are too few for the cases (at least ${MIN_USERS})`);
     const chosen: User[] = [];
     while (chosen.length < count) {
       const user = draw.pick(users);
@@ -547,7 +553,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
     c.begin();
     const nat = addresses.city('the office NAT');
     const staff: User[] = [];
-    for (let n = 0; n < Math.max(12, Math.round(draw.int(30, 50) * volume)); n++) staff.push({ ...newUser('an office user'), ip: nat.ip, geo: nat.geo, app: 'web-portal' });
+    for (let n = 0, size = Math.max(25, Math.round(draw.int(30, 50) * volume)); n < size; n++) staff.push({ ...newUser('an office user'), ip: nat.ip, geo: nat.geo, app: 'web-portal' });
     let last = start;
     for (const user of staff) {
       for (let s = draw.int(1, 3); s > 0; s--) last = Math.max(last, session(user, within(start + 5 * MINUTE, end - 5 * MINUTE), draw.int(2, 8), () => draw.pick(ENDPOINTS), { failures: draw.chance(0.05) ? 1 : 0 }));
@@ -614,12 +620,12 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
     const c = open('coarse-geoip');
     c.begin();
     // An address the database knows only by country (its default point), and a user at home in a
-    // city of that country far from that point.
+    // city of that country far from that point (beyond the database's accuracy radius of it).
     let pair: { coarse: { ip: string; geo: GeoAnswer }; home: { ip: string; geo: GeoAnswer } } | undefined;
     for (let attempt = 0; attempt < 20 && pair === undefined; attempt++) {
       const coarse = addresses.find('an address located only to a country', (geo) => geo.city === '');
       try {
-        pair = { coarse, home: addresses.city(`a city of ${coarse.geo.country} 1000 km from its default point`, (geo) => geo.country === coarse.geo.country && distanceKm(geo, coarse.geo) > 1000, 100_000) };
+        pair = { coarse, home: addresses.city(`a city of ${coarse.geo.country} 1800 km from its default point`, (geo) => geo.country === coarse.geo.country && distanceKm(geo, coarse.geo) > 1800, 100_000) };
       } catch {
         // That country has no city that far from its point: try another.
       }

@@ -1,19 +1,19 @@
 import { ATTACK_CASES, BENIGN_CASES, distanceKm, generateTraffic, type GeoAnswer, type Locate } from '../../scripts/evaluate/generate';
 
 /**
- * A made-up geo database: the first octet picks a place. Octets 1-99 are cities on a grid over
- * the globe, 100-119 are US addresses known only by country (the country's default point), the
+ * A made-up geo database: the first octet picks a region, the next two a city in it. Octets 1-99
+ * are cities in patches over the globe, 100-119 are US addresses known only by country (the country's default point), the
  * rest are not located.
  */
 const locate: Locate = (ip) => {
-  const [first = 0, second = 0] = ip.split('.').map(Number);
-  if (first < 100) return { country: first % 2 === 0 ? 'US' : 'DE', city: `city-${first}-${second % 8}`, lat: -60 + ((first * 7) % 120) + (second % 8) * 0.5, lon: -170 + ((first * 37) % 340) + (second % 8) * 0.6 } satisfies GeoAnswer;
+  const [first = 0, second = 0, third = 0] = ip.split('.').map(Number);
+  if (first < 100) return { country: first % 2 === 0 ? 'US' : 'DE', city: `city-${first}-${second}-${third}`, lat: -60 + ((first * 7) % 120) + (second / 256) * 8, lon: -170 + ((first * 37) % 340) + (third / 256) * 8 } satisfies GeoAnswer;
   if (first < 120) return { country: 'US', city: '', lat: 37.751, lon: -97.822 };
   return undefined;
 };
 
 const END = Date.parse('2026-03-02T12:00:30Z');
-const small = (seed: number) => generateTraffic({ seed, end: END, locate, users: 30, requestsPerUser: 10, floodSources: 120, volume: 0.2 });
+const small = (seed: number) => generateTraffic({ seed, end: END, locate, users: 60, requestsPerUser: 10, floodSources: 120, volume: 0.2 });
 
 describe('generateTraffic', () => {
   it('labels every attack and benign case once, within the hour that ends on a minute boundary', () => {
@@ -101,6 +101,7 @@ describe('generateTraffic', () => {
 
   it('refuses a seed that is not an integer, and says so when the database has no address of a kind', () => {
     expect(() => generateTraffic({ seed: 1.5, end: END, locate })).toThrow('the seed must be an integer, not 1.5');
-    expect(() => generateTraffic({ seed: 1, end: END, locate: () => undefined, users: 1 })).toThrow(/no address found for a background user/);
+    expect(() => generateTraffic({ seed: 1, end: END, locate: () => undefined, users: 60 })).toThrow(/no address found for a background user/);
+    expect(() => generateTraffic({ seed: 1, end: END, locate, users: 10 })).toThrow('users must be an integer of at least 50, not 10');
   });
 });

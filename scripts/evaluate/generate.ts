@@ -384,9 +384,19 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
   };
   // The plausible traveller has no background: a session at home would make their trip a return.
   const [traveller] = reserve(1);
+  // Those who will sign in on a new device only read, all hour: a write from their usual device
+  // within minutes of the new one would be another case (new-device-then-sensitive-write).
+  const owners = reserve(draw.int(4, 10));
+  const reads = ENDPOINTS.filter((item) => item.method === 'GET');
   let backgroundEvents = 0;
   for (const user of users) {
     if (user === traveller) continue;
+    if (owners.includes(user)) {
+      caseEvents = 0;
+      session(user, within(start, start + 10 * MINUTE), draw.int(2, 6), () => draw.pick(reads));
+      backgroundEvents += caseEvents;
+      continue;
+    }
     const sessions = Math.max(1, Math.round((requestsPerUser / 10) * (0.5 + draw.float())));
     caseEvents = 0;
     for (let s = 0; s < sessions; s++) session(user, within(start, end - 5 * MINUTE), draw.int(4, 16));
@@ -642,16 +652,14 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
   {
     const c = open('new-device-read-only');
     c.begin();
-    const owners = reserve(draw.int(4, 10));
     let first = end;
     let last = start;
-    const reads = ENDPOINTS.filter((item) => item.method === 'GET');
     for (const user of owners) {
       const at = startOf(15, 52);
       first = Math.min(first, at);
       last = Math.max(last, session(user, at, draw.int(2, 6), () => draw.pick(reads), { device: `dev-${draw.id()}`, userAgent: draw.pick(USER_AGENTS) }));
     }
-    c.close({ kind: 'benign', description: `${owners.length} users sign in on a new device at home and only read`, keys: owners.map((user) => [user.id]), entities: [], start: iso(first), end: iso(last) });
+    c.close({ kind: 'benign', description: `${owners.length} users sign in on a new device at home and only read (as they do all hour)`, keys: owners.map((user) => [user.id]), entities: [], start: iso(first), end: iso(last) });
   }
 
   // Nothing after the hour's end: a case running over is cut, so the hour is the hour.

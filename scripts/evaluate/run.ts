@@ -154,6 +154,7 @@ async function readAll(elasticsearch: Client, index: string): Promise<Record<str
 
 const severityOf = (value: unknown): Severity => (SEVERITIES as readonly unknown[]).includes(value) ? (value as Severity) : 'low';
 const record = (value: unknown): Record<string, unknown> => (typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {});
+const text = (value: unknown): string => (typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '');
 const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : typeof value === 'string' ? [value] : []);
 /** A key as indexed: dotted field names may come back as nested objects; flatten to field -> value. */
 function flatKey(value: unknown, prefix = ''): Record<string, string> {
@@ -175,18 +176,18 @@ async function readObserved(elasticsearch: Client, config: Config): Promise<{ de
   const detections = (await readAll(elasticsearch, detectionPattern)).map((document): ObservedDetection => {
     const vigil = record(record(document.vigil).detection);
     return {
-      id: String(record(document.event).id ?? ''),
-      ruleId: String(record(document.rule).id ?? ''),
+      id: text(record(document.event).id),
+      ruleId: text(record(document.rule).id),
       severity: severityOf(vigil.severity),
       key: flatKey(vigil.key),
-      time: String(document['@timestamp']),
+      time: text(document['@timestamp']),
     };
   });
   const alerts = (await readAll(elasticsearch, alertIndex)).map((document): ObservedAlert => {
     const alert = record(record(document.vigil).alert);
     const kibana = record(record(document.kibana).alert);
     return {
-      id: String(kibana.uuid ?? ''),
+      id: text(kibana.uuid),
       severity: severityOf(kibana.severity),
       key: flatKey(alert.key),
       rules: strings(alert.rules),

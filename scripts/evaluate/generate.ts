@@ -475,13 +475,14 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
     for (let n = 0; n < sources; n++) {
       const ip = addresses.any();
       ips.push(ip);
-      // Each source stays under the per-IP bar: at most 4 tries over the whole flood.
-      const tries = draw.int(1, 4);
+      // Each source stays under the per-IP rate (5 a minute): at most 4 tries a minute, spread
+      // evenly over the flood, each as another made-up user.
+      const tries = draw.int(1, 4 * minutes);
       for (let t = 0; t < tries; t++) {
         const userId = `${draw.pick(FIRST)}${draw.int(1, 9999)}`;
         typed.push(userId);
         attempts++;
-        request({ at: within(from, from + span - 1000), endpoint: { ...LOGIN, method: 'POST' }, ip, userId, consumerId: 'web-portal', userAgent: draw.pick(TOOLS), authn: { outcome: 'fail', context: 'basic', reason: 'invalid_credentials' }, latencyMs: 12 + draw.int(0, 30) });
+        request({ at: from + ((t + draw.float()) * (span - 1000)) / tries, endpoint: { ...LOGIN, method: 'POST' }, ip, userId, consumerId: 'web-portal', userAgent: draw.pick(TOOLS), authn: { outcome: 'fail', context: 'basic', reason: 'invalid_credentials' }, latencyMs: 12 + draw.int(0, 30) });
       }
     }
     c.close({ kind: 'attack', description: `${attempts} failed logins on ${LOGIN.api} ${LOGIN.route} from ${sources} IPs in ${minutes} min, invented usernames, no errors or latency`, keys: [[LOGIN.api, LOGIN.route]], entities: [...ips, ...new Set(typed)], start: iso(from), end: iso(from + span) });

@@ -482,7 +482,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
         const userId = `${draw.pick(FIRST)}${draw.int(1, 9999)}`;
         typed.push(userId);
         attempts++;
-        request({ at: from + ((t + draw.float()) * (span - 1000)) / tries, endpoint: { ...LOGIN, method: 'POST' }, ip, userId, consumerId: 'web-portal', userAgent: draw.pick(TOOLS), authn: { outcome: 'fail', context: 'basic', reason: 'invalid_credentials' }, latencyMs: 12 + draw.int(0, 30) });
+        request({ at: from + ((t + 0.2 + 0.6 * draw.float()) * (span - 1000)) / tries, endpoint: { ...LOGIN, method: 'POST' }, ip, userId, consumerId: 'web-portal', userAgent: draw.pick(TOOLS), authn: { outcome: 'fail', context: 'basic', reason: 'invalid_credentials' }, latencyMs: 12 + draw.int(0, 30) });
       }
     }
     c.close({ kind: 'attack', description: `${attempts} failed logins on ${LOGIN.api} ${LOGIN.route} from ${sources} IPs in ${minutes} min, invented usernames, no errors or latency`, keys: [[LOGIN.api, LOGIN.route]], entities: [...ips, ...new Set(typed)], start: iso(from), end: iso(from + span) });

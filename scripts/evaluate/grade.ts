@@ -104,12 +104,13 @@ function touches(values: ReadonlySet<string>, item: EvaluationCase, entities: Re
  */
 export function gradeEvaluation(
   cases: readonly EvaluationCase[],
-  observed: { detections: readonly ObservedDetection[]; alerts: readonly ObservedAlert[]; notifications: readonly ObservedNotification[] },
+  observed: { detections: readonly ObservedDetection[]; alerts: readonly ObservedAlert[]; notifications: readonly ObservedNotification[]; destinations?: readonly string[] },
   limits: Partial<GradeLimits> = {},
 ): Grade {
   const { alertsPerAttack, notificationsPerDestination } = { ...DEFAULT_LIMITS, ...limits };
   const detectionsById = new Map(observed.detections.map((detection) => [detection.id, detection]));
-  const byDestination: Record<string, number> = {};
+  // Every configured destination has a column, those that heard nothing included.
+  const byDestination: Record<string, number> = Object.fromEntries((observed.destinations ?? []).map((destination) => [destination, 0]));
   for (const notification of observed.notifications) {
     byDestination[notification.destination] = (byDestination[notification.destination] ?? 0) + 1;
   }
@@ -230,14 +231,15 @@ export function formatGrade(grade: Grade): string {
   const destinationHeader = destinations.length === 0 ? 'notifications' : `notifications (${destinations.join('/')})`;
   const lines: string[] = [];
   const width = 28;
-  lines.push(`${pad('attack', width)}${pad('caught', 8)}${pad('alerts', 30)}${pad(destinationHeader, 42)}rules`);
+  const notesWidth = Math.max(42, destinationHeader.length + 2);
+  lines.push(`${pad('attack', width)}${pad('caught', 8)}${pad('alerts', 30)}${pad(destinationHeader, notesWidth)}rules`);
   for (const row of grade.attacks) {
-    lines.push(`${pad(row.case.id, width)}${pad(row.caught ? 'yes' : 'NO', 8)}${pad(`${row.alerts.length}${row.alerts.length > 0 ? ` (${severityText(row.bySeverity)})` : ''}`, 30)}${pad(notes(row.notifications), 42)}${row.rules.join(', ') || '-'}`);
+    lines.push(`${pad(row.case.id, width)}${pad(row.caught ? 'yes' : 'NO', 8)}${pad(`${row.alerts.length}${row.alerts.length > 0 ? ` (${severityText(row.bySeverity)})` : ''}`, 30)}${pad(notes(row.notifications), notesWidth)}${row.rules.join(', ') || '-'}`);
   }
   lines.push('');
-  lines.push(`${pad('benign case', width)}${pad('', 8)}${pad('alerts', 30)}${pad(destinationHeader, 42)}rules`);
+  lines.push(`${pad('benign case', width)}${pad('', 8)}${pad('alerts', 30)}${pad(destinationHeader, notesWidth)}rules`);
   for (const row of grade.benign) {
-    lines.push(`${pad(row.case.id, width)}${pad('', 8)}${pad(`${row.alerts.length}${row.alerts.length > 0 ? ` (${severityText(row.bySeverity)})` : ''}`, 30)}${pad(notes(row.notifications), 42)}${row.rules.join(', ') || '-'}`);
+    lines.push(`${pad(row.case.id, width)}${pad('', 8)}${pad(`${row.alerts.length}${row.alerts.length > 0 ? ` (${severityText(row.bySeverity)})` : ''}`, 30)}${pad(notes(row.notifications), notesWidth)}${row.rules.join(', ') || '-'}`);
   }
   lines.push('');
   lines.push(recallLine(grade));

@@ -331,7 +331,7 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
       observed = await readObserved(elasticsearch, config);
     }
     const notifications = notificationsOf(receiver.received);
-    const grade = gradeEvaluation(traffic.cases, { ...observed, notifications });
+    const grade = gradeEvaluation(traffic.cases, { ...observed, notifications, destinations: Object.values(DESTINATION_OF_PATH) });
     result = {
       runId,
       seed: options.seed,

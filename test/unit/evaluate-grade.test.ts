@@ -66,7 +66,7 @@ describe('gradeEvaluation', () => {
     expect(paged.targets[2]).toMatchObject({ met: false, detail: 'most: 4; over: distributed-flood' });
   });
 
-  it('counts a grouped notification naming several of one case\'s alerts once', () => {
+  it('counts a grouped notification naming several of one case\'s alerts once, and gives every destination a column', () => {
     const grade = gradeEvaluation([STUFFING], {
       detections: [detection('d1', { 'client.ip': '6.6.6.6' }), detection('d2', { 'actor.userId': 'leaked1' })],
       alerts: [alert('a1', { 'client.ip': '6.6.6.6' }, ['d1']), alert('a2', { 'actor.userId': 'leaked1' }, ['d2'])],
@@ -74,6 +74,9 @@ describe('gradeEvaluation', () => {
     });
     expect(grade.attacks[0]?.notifications).toEqual({ webhook: 1 });
     expect(grade.totals.notifications).toBe(1);
+    const quiet = gradeEvaluation([STUFFING], { detections: [], alerts: [], notifications: [], destinations: ['pagerduty', 'webhook'] });
+    expect(quiet.attacks[0]?.notifications).toEqual({ pagerduty: 0, webhook: 0 });
+    expect(formatGrade(quiet)).toContain('notifications (pagerduty/webhook)');
   });
 
   it('fails the benign targets on a medium alert and on a page for a low one', () => {

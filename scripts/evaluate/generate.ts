@@ -359,7 +359,10 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
       caseEvents = 0;
     },
     close: (c) => {
-      cases.push({ id, ...c, events: caseEvents });
+      // Every case must happen within the hour: one cut short would be graded on what it lacks.
+      // (A benign case's trailing reads may run past it and are cut: its interval ends with the hour.)
+      if (c.kind === 'attack' && Date.parse(c.end) >= end) throw new Error(`evaluate: the attack ${id} runs past the hour (${c.end}); a generator bug`);
+      cases.push({ id, ...c, end: iso(Math.min(Date.parse(c.end), end - 1)), events: caseEvents });
       current = 'background';
     },
   });
@@ -427,7 +430,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
     const [victim] = reserve(1) as [User];
     const attacker = addresses.city('the brute-force IP', (geo) => geo.country !== victim.geo.country);
     const failures = draw.int(10, 25);
-    const from = startOf();
+    const from = startOf(15, 40);
     const gap = draw.int(8, 25) * 1000;
     const tool = draw.pick(TOOLS);
     for (let n = 0; n < failures; n++) {
@@ -442,7 +445,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
     c.begin();
     const [user] = reserve(1) as [User];
     const far = addresses.city('a city far from the user', (geo) => distanceKm(geo, user.geo) > 6000);
-    const from = startOf(15, 45);
+    const from = startOf(15, 28);
     session(user, from, draw.int(1, 3));
     const away = from + draw.int(5, 25) * MINUTE;
     const last = session(user, away, draw.int(1, 3), () => draw.pick(ENDPOINTS), { ip: far.ip, device: `dev-${draw.id()}`, userAgent: draw.pick(USER_AGENTS) });
@@ -643,7 +646,7 @@ export function generateTraffic(options: GenerateOptions): GeneratedTraffic {
     }
     if (pair === undefined) throw new Error('evaluate: no country with a coarse address and a distant city in the geo database');
     const user: User = { ...newUser('a coarse-geoip user'), ip: pair.home.ip, geo: pair.home.geo };
-    const from = startOf(15, 40);
+    const from = startOf(15, 30);
     session(user, from, draw.int(1, 3));
     const coarseAt = from + draw.int(4, 15) * MINUTE;
     session(user, coarseAt, draw.int(1, 3), () => draw.pick(ENDPOINTS), { ip: pair.coarse.ip });

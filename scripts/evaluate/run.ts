@@ -14,7 +14,7 @@ import { createEmitter, type Emitter } from '../../ingest/sdk';
 import { createElasticsearch, createLogger, loadConfig, secretsOf, sleep, vigilTopics, type Config } from '../../platform';
 import { SEVERITIES, alertIndexNames, detectionIndexNames, indexNames, type Severity } from '../../schemas';
 import { startAlertReceiver, type Received } from '../alert-receiver';
-import { generateTraffic, type EvaluationCase, type GeneratedTraffic, type Locate, type PlannedEvent } from './generate';
+import { MIN_USERS, generateTraffic, type EvaluationCase, type GeneratedTraffic, type Locate, type PlannedEvent } from './generate';
 import { formatGrade, gradeEvaluation, type Grade, type ObservedAlert, type ObservedDetection, type ObservedNotification } from './grade';
 
 /** Options of {@link runEvaluation}. */
@@ -383,7 +383,7 @@ export const EVALUATE_USAGE = 'usage: vigil evaluate [--seed N] [--json] [--user
 /** `vigil evaluate [--seed N] [--json] [--users N] [--speed X] [--keep]`: returns the exit code (0 when every target is met). */
 export async function runEvaluate(args: readonly string[]): Promise<number> {
   const seed = integerOption(args, '--seed', 0, 2 ** 31 - 1);
-  const users = integerOption(args, '--users', 10, 5000);
+  const users = integerOption(args, '--users', MIN_USERS, 5000);
   const speedText = option(args, '--speed');
   const speed = speedText === undefined ? undefined : Number(speedText);
   for (const problem of [seed, users]) {

@@ -40,6 +40,11 @@ export interface EvaluateOptions {
    * the speed when paced (at least 30 s)
    */
   resolveAfterMs?: number;
+  /**
+   * How long to wait (wall clock) after the last detection reached the alerter, for alerts to
+   * resolve and notifications to go out. @defaultValue the quiet period plus 2.5 s
+   */
+  settleMs?: number;
   /** Give up waiting for the pipeline after this long. @defaultValue 600000 */
   timeoutMs?: number;
   /** The environment the configuration is read from (then isolated). @defaultValue process.env */
@@ -316,7 +321,7 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
     await until(() => alerterRead() >= detected, deadline);
     progress(`  all ${sent} events in, ${detected} detections; letting alerts settle (${resolveAfterMs / 1000}s of quiet)`);
     // The quiet period, a sweep, and the resolutions delivered.
-    await sleep(resolveAfterMs + 2500);
+    await sleep(options.settleMs ?? resolveAfterMs + 2500);
     await until(() => alerterRead() >= pipeline().stats().detections, deadline);
     const stale = vigil.alerter?.stats().stale ?? 0;
     await vigil.notifier?.drain();
@@ -378,15 +383,17 @@ function integerOption(args: readonly string[], name: string, low: number, high:
   return Number.isInteger(value) && value >= low && value <= high ? value : `vigil evaluate: ${name} must be an integer between ${low} and ${high}, not "${text}"`;
 }
 
-export const EVALUATE_USAGE = 'usage: vigil evaluate [--seed N] [--json] [--users N] [--speed X] [--keep]';
+export const EVALUATE_USAGE = 'usage: vigil evaluate [--seed N] [--json] [--users N] [--speed X] [--resolve-after-ms N] [--settle-ms N] [--keep]';
 
-/** `vigil evaluate [--seed N] [--json] [--users N] [--speed X] [--keep]`: returns the exit code (0 when every target is met). */
+/** `vigil evaluate` (see {@link EVALUATE_USAGE}): returns the exit code (0 when every target is met). */
 export async function runEvaluate(args: readonly string[]): Promise<number> {
   const seed = integerOption(args, '--seed', 0, 2 ** 31 - 1);
   const users = integerOption(args, '--users', MIN_USERS, 5000);
+  const resolveAfterMs = integerOption(args, '--resolve-after-ms', 1000, 7 * 86_400_000);
+  const settleMs = integerOption(args, '--settle-ms', 0, 3_600_000);
   const speedText = option(args, '--speed');
   const speed = speedText === undefined ? undefined : Number(speedText);
-  for (const problem of [seed, users]) {
+  for (const problem of [seed, users, resolveAfterMs, settleMs]) {
     if (typeof problem === 'string') {
       console.error(`${problem}\n${EVALUATE_USAGE}`);
       return 2;
@@ -401,6 +408,8 @@ export async function runEvaluate(args: readonly string[]): Promise<number> {
     seed: typeof seed === 'number' ? seed : 1,
     ...(typeof users === 'number' ? { users } : {}),
     ...(speed !== undefined ? { speed } : {}),
+    ...(typeof resolveAfterMs === 'number' ? { resolveAfterMs } : {}),
+    ...(typeof settleMs === 'number' ? { settleMs } : {}),
     keep: args.includes('--keep'),
     progress: json ? () => undefined : (line) => console.log(line),
   });

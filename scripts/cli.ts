@@ -13,6 +13,7 @@ import { runCoverage } from './coverage';
 import { runDashboards } from './dashboards';
 import { runTopics } from './topics';
 import { stopRequested } from './stop-request';
+import { runEvaluate } from './evaluate/run';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -55,6 +56,10 @@ commands:
                               import Vigil's Kibana data views, dashboards and searches
                               (overwrite: safe to re-run; docs/dashboards.md)
   dashboards export [--out FILE]  the same saved objects as NDJSON
+  evaluate [--seed N] [--json]  generate an hour of labelled traffic (attacks and hard benign cases),
+       [--users N] [--speed X]  run it through the pipeline and alerter on the configured stores,
+       [--keep]               and grade it: caught or not, alerts and notifications per case
+                              (docs/evaluate.md); exit 0 only when every target is met
   --help                      this text
 
 configuration comes from the environment; see .env.example and docs/configuration.md.`;
@@ -293,6 +298,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return await runDashboards(args.slice(1), loadConfig().indices.prefix);
       case 'deadletters':
         return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));
+      case 'evaluate':
+        return await runEvaluate(args.slice(1));
       case undefined:
       case '--help':
       case '-h':

@@ -162,10 +162,11 @@ export const RELEASE_LIMIT = 5000;
 /** Alert state in Redis. */
 export interface AlertStore {
   /**
-   * Holds detections until the watermark passes them, in one call: `orderTime` decides when, and
-   * in what order, each is folded. Returns how many arrived late (behind what was already folded).
+   * Holds one source partition's detections until the watermark passes them, in one call:
+   * `orderTime` decides when, and in what order, each is folded. Returns how many arrived late
+   * (behind what was already folded).
    */
-  hold(items: readonly { orderTime: number; time: number; json: string }[], wallNowMs: number): Promise<{ late: number }>;
+  hold(items: readonly { orderTime: number; time: number; json: string }[], wallNowMs: number, partition: string): Promise<{ late: number }>;
   /** The held detections the watermark has passed (all, when none arrived for the lateness), in fold order. */
   release(wallNowMs: number): Promise<Released>;
   /** Forgets held detections once folded. */
@@ -203,12 +204,12 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
   }
 
   return {
-    async hold(items, wallNowMs) {
+    async hold(items, wallNowMs, partition) {
       if (items.length === 0) return { late: 0 };
       const value = (await one({
         script: 'alertHold',
         keys: [keys.held, keys.clock],
-        args: [wallNowMs, ttlMs, ...items.flatMap((item) => [item.orderTime, item.time, item.json])],
+        args: [wallNowMs, ttlMs, partition, ...items.flatMap((item) => [item.orderTime, item.time, item.json])],
       })) as [string | null, number];
       return { late: Number(value[1]) };
     },

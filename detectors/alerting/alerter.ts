@@ -213,7 +213,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
   }
 
   /** Holds a batch's detections (after triage) until the watermark passes them. */
-  async function hold(detections: readonly Detection[]): Promise<void> {
+  async function hold(detections: readonly Detection[], partition: string): Promise<void> {
     for (const detection of detections) newestMs = Math.max(newestMs, eventTimeOf(detection));
     let grouped = detections;
     if (options.triage && detections.length > 0) {
@@ -231,6 +231,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
         json: JSON.stringify(detection),
       })),
       now(),
+      partition,
     );
     if (late > 0) {
       stats.late += late;
@@ -360,13 +361,13 @@ export function createAlerter(options: AlerterOptions): Alerter {
     topic: config.topics.detections,
     logger,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
-    handle: async (messages) => {
+    handle: async (messages, source) => {
       if (behind) {
         await resend(Number.POSITIVE_INFINITY);
         behind = false;
       }
       const detections = readDetections(messages);
-      await hold(detections);
+      await hold(detections, `${source.topic}:${source.partition}`);
       await serialized(async () => {
         await drain();
         await settle();

@@ -564,10 +564,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
   describeScript('alertHold-2.lua', () => {
     it('holds detections by order time, keeps one copy of a redelivered one, moves the clock and counts the late', async () => {
-      const hold = (...triples: (string | number)[]) => call('alertHold', [alertKey('held'), alertKey('clock')], [777, TTL, ...triples]);
+      const hold = (...triples: (string | number)[]) => call('alertHold', [alertKey('held'), alertKey('clock')], [777, TTL, 'detections:0', ...triples]);
       expect(await hold(2000, 2000, '{"id":"b"}', 1000, 1500, '{"id":"a"}', 2000, 2000, '{"id":"b"}')).toEqual(['2000', 0]);
       expect(await redis.zrange(alertKey('held'), 0, -1, 'WITHSCORES')).toEqual(['{"id":"a"}', '1000', '{"id":"b"}', '2000']);
-      expect(await redis.hgetall(alertKey('clock'))).toEqual({ max: '2000', arrived: '777' });
+      expect(await redis.hgetall(alertKey('clock'))).toEqual({ max: '2000', arrived: '777', 'max:detections:0': '2000', 'arrived:detections:0': '777' });
       // Once something at 1800 is folded, a detection at 1800 or before arrives late; the clock never goes back.
       await redis.hset(alertKey('clock'), 'folded', 1800);
       expect(await hold(1800, 1800, '{"id":"c"}', 1900, 1900, '{"id":"d"}')).toEqual(['2000', 1]);
@@ -579,13 +579,27 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
     it('releases what the watermark passed, oldest first and ties by id, and everything once nothing arrived for the lateness', async () => {
       expect(await release(0, 1000)).toEqual([null, 0]);
-      await call('alertHold', [alertKey('held'), alertKey('clock')], [10_000, TTL, 5000, 5000, '{"id":"z"}', 5000, 5000, '{"id":"a"}', 9000, 9000, '{"id":"m"}']);
+      await call('alertHold', [alertKey('held'), alertKey('clock')], [10_000, TTL, 'p:0', 5000, 5000, '{"id":"z"}', 5000, 5000, '{"id":"a"}', 9000, 9000, '{"id":"m"}']);
       // Watermark 9000 - 1000 = 8000: the two at 5000, by id; the one at 9000 waits.
       expect(await release(10_500, 1000)).toEqual(['8000', 0, '{"id":"a"}', '5000', '{"id":"z"}', '5000']);
       // Release does not remove: the alerter forgets what it folded.
       expect(await redis.zcard(alertKey('held'))).toBe(3);
       // Nothing arrived for the lateness (1000 ms since 10 000): everything held.
       expect((await release(11_000, 1000)).slice(2)).toEqual(['{"id":"a"}', '5000', '{"id":"z"}', '5000', '{"id":"m"}', '9000']);
+    });
+
+    it('holds a partition ahead back for an active partition behind, until that one goes idle', async () => {
+      const hold = (partition: string, now: number, time: number, id: string) =>
+        call('alertHold', [alertKey('held'), alertKey('clock')], [now, TTL, partition, time, time, `{"id":"${id}"}`]);
+      await hold('p:0', 10_000, 60_000, 'ahead');
+      await hold('p:1', 10_100, 3000, 'behind');
+      // p:1 is at 3000: the watermark is 2000, nothing of p:0 passes.
+      expect(await release(10_200, 1000)).toEqual(['2000', 0]);
+      await hold('p:1', 10_300, 30_000, 'behind-2');
+      expect((await release(10_400, 1000)).slice(0, 4)).toEqual(['29000', 0, '{"id":"behind"}', '3000']);
+      // p:1 idle (no arrival for 1000 ms), p:0 still active: p:0 alone sets the watermark.
+      await hold('p:0', 11_200, 61_000, 'ahead-2');
+      expect((await release(11_350, 1000)).slice(0, 2)).toEqual(['60000', 0]);
     });
   });
 
@@ -939,12 +953,12 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       return 30_000;
     },
     'alertHold-2.lua': async () => {
-      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 1000, 1000, '{"id":"a"}']);
+      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
       return 30_000;
     },
     'alertRelease-2.lua': async () => {
       // Reads write nothing: hold, release, and the keys must still expire.
-      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 1000, 1000, '{"id":"a"}']);
+      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
       await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10]);
       return 30_000;
     },

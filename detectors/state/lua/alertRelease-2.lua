@@ -3,21 +3,35 @@
 by JSON, which opens with the detection's id): the order alertFold-11 folds them in. It does not
 remove them: the alerter removes them once folded, so a crash in between folds them again (as
 duplicates).
+The watermark is the oldest of the newest event times held from each active source partition,
+minus the allowed lateness: a partition reading a backlog holds the others back, so their
+detections wait for its. A partition with no arrival for the allowed lateness (wall clock) is
+idle and holds nothing back. With every partition idle (no detection arrived at all for the
+allowed lateness), everything held is released: the wall-clock fallback.
 KEYS[1]  sorted set of held detections (see alertHold-2)
 KEYS[2]  hash, the event-time clock (see alertHold-2)
 ARGV[1]  wall-clock now ms
-ARGV[2]  allowed lateness ms: the watermark is the newest event time held minus this
+ARGV[2]  allowed lateness ms
 ARGV[3]  most detections returned
 Returns  { watermark ms as text (false when nothing was ever held), 1 when the wall-clock fallback
-           released everything (no detection arrived for the allowed lateness) else 0,
-           member, score, member, score, ... }
+           released everything, else 0, member, score, member, score, ... }
 ]]
-local max = tonumber(redis.call('HGET', KEYS[2], 'max') or '')
-if max == nil then return { false, 0 } end
+local now = tonumber(ARGV[1])
 local lateness = tonumber(ARGV[2])
-local watermark = max - lateness
-local arrived = tonumber(redis.call('HGET', KEYS[2], 'arrived') or '0')
-local fallback = tonumber(ARGV[1]) - arrived >= lateness
+local clock = redis.call('HGETALL', KEYS[2])
+local fields = {}
+for i = 1, #clock, 2 do fields[clock[i]] = clock[i + 1] end
+if fields['max'] == nil then return { false, 0 } end
+local oldest = nil
+for field, value in pairs(fields) do
+  if string.sub(field, 1, 4) == 'max:' then
+    local arrived = tonumber(fields['arrived:' .. string.sub(field, 5)] or '0')
+    local newest = tonumber(value)
+    if now - arrived < lateness and (oldest == nil or newest < oldest) then oldest = newest end
+  end
+end
+local fallback = oldest == nil
+local watermark = (oldest or tonumber(fields['max'])) - lateness
 local bound = fallback and '+inf' or string.format('%.0f', watermark)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', bound, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local reply = { string.format('%.0f', watermark), fallback and 1 or 0 }

@@ -156,6 +156,12 @@ export interface AlertStoreOptions {
   instrumentation?: Instrumentation;
 }
 
+/**
+ * How long a source partition goes without a detection before it no longer holds the watermark
+ * back (at most the allowed lateness): it has read its backlog, or carries rare detections.
+ */
+export const PARTITION_IDLE_MS = 5000;
+
 /** Most held detections released per call. */
 export const RELEASE_LIMIT = 5000;
 
@@ -215,7 +221,11 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
     },
 
     async release(wallNowMs) {
-      const value = (await one({ script: 'alertRelease', keys: [keys.held, keys.clock], args: [wallNowMs, latenessMs, RELEASE_LIMIT] })) as (string | number | null)[];
+      const value = (await one({
+        script: 'alertRelease',
+        keys: [keys.held, keys.clock],
+        args: [wallNowMs, latenessMs, RELEASE_LIMIT, Math.min(latenessMs, PARTITION_IDLE_MS)],
+      })) as (string | number | null)[];
       const [watermark, fallback, ...flat] = value;
       const members: string[] = [];
       for (let index = 0; index + 1 < flat.length; index += 2) members.push(String(flat[index]));

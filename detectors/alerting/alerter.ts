@@ -20,7 +20,6 @@ import {
   groupKeyOf,
   inhibitionIndex,
   isPaged,
-  joinWindowMs,
   orderTimeOf,
   parseInhibition,
   resolvedReason,
@@ -126,7 +125,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const logger = options.logger.child({ component: 'alerter' });
   const now = options.now ?? Date.now;
   const inhibition = inhibitionIndex(parseInhibition(timings.inhibition));
-  const quietMs = joinWindowMs(timings);
+  // The quiet period in event time: the join window and when an alert resolves. (With the old
+  // wall-clock sweeper a longer VIGIL_ALERT_SUPPRESS_MS joined detections only in the seconds
+  // before a sweep: in event time there is no such gap, so the quiet period is both.)
+  const quietMs = timings.resolveAfterMs;
   const store = createAlertStore({
     redis: options.redis,
     prefix: config.redis.prefix,

@@ -59,9 +59,9 @@ export function joinWindowMs(timings: AlertTimings): number {
   return Math.max(timings.suppressMs, timings.resolveAfterMs);
 }
 
-/** The reason of an alert resolved after its quiet period (in event time: {@link joinWindowMs}). */
-export function resolvedReason(timings: AlertTimings): string {
-  return `Quiet for ${Math.round(joinWindowMs(timings) / 1000)}s of event time: resolved.`;
+/** The reason of an alert resolved after its quiet period (in event time). */
+export function resolvedReason(timings: Pick<AlertTimings, 'resolveAfterMs'>): string {
+  return `Quiet for ${Math.round(timings.resolveAfterMs / 1000)}s of event time: resolved.`;
 }
 
 /** How long alert state lives in Redis: four quiet periods, at least a day. */

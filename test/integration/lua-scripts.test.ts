@@ -575,7 +575,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
   });
 
   describeScript('alertRelease-2.lua', () => {
-    const release = (now: number, lateness: number) => call('alertRelease', [alertKey('held'), alertKey('clock')], [now, lateness, 100]);
+    const release = (now: number, lateness: number) => call('alertRelease', [alertKey('held'), alertKey('clock')], [now, lateness, 100, 500]);
 
     it('releases what the watermark passed, oldest first and ties by id, and everything once nothing arrived for the lateness', async () => {
       expect(await release(0, 1000)).toEqual([null, 0]);
@@ -597,9 +597,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await release(10_200, 1000)).toEqual(['2000', 0]);
       await hold('p:1', 10_300, 30_000, 'behind-2');
       expect((await release(10_400, 1000)).slice(0, 4)).toEqual(['29000', 0, '{"id":"behind"}', '3000']);
-      // p:1 idle (no arrival for 1000 ms), p:0 still active: p:0 alone sets the watermark.
-      await hold('p:0', 11_200, 61_000, 'ahead-2');
-      expect((await release(11_350, 1000)).slice(0, 2)).toEqual(['60000', 0]);
+      // p:1 idle (no arrival for the idle time, 500 ms), p:0 active: p:0 alone sets the watermark.
+      await hold('p:0', 10_900, 61_000, 'ahead-2');
+      expect((await release(11_000, 1000)).slice(0, 2)).toEqual(['60000', 0]);
+      // Both idle, but a detection arrived within the lateness: the newest time held sets it.
+      expect((await release(11_600, 1000)).slice(0, 2)).toEqual(['60000', 0]);
     });
   });
 
@@ -959,7 +961,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     'alertRelease-2.lua': async () => {
       // Reads write nothing: hold, release, and the keys must still expire.
       await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
-      await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10]);
+      await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10, 0]);
       return 30_000;
     },
     'alertFold-11.lua': async () => {

@@ -5,14 +5,15 @@ remove them: the alerter removes them once folded, so a crash in between folds t
 duplicates).
 The watermark is the oldest of the newest event times held from each active source partition,
 minus the allowed lateness: a partition reading a backlog holds the others back, so their
-detections wait for its. A partition with no arrival for the allowed lateness (wall clock) is
-idle and holds nothing back. With every partition idle (no detection arrived at all for the
-allowed lateness), everything held is released: the wall-clock fallback.
+detections wait for its. A partition with no arrival for the idle time (wall clock) holds
+nothing back; with none active, the newest event time held sets the watermark. When no detection
+arrived at all for the allowed lateness, everything held is released: the wall-clock fallback.
 KEYS[1]  sorted set of held detections (see alertHold-2)
 KEYS[2]  hash, the event-time clock (see alertHold-2)
 ARGV[1]  wall-clock now ms
 ARGV[2]  allowed lateness ms
 ARGV[3]  most detections returned
+ARGV[4]  idle time ms: a partition without an arrival for this long is idle
 Returns  { watermark ms as text (false when nothing was ever held), 1 when the wall-clock fallback
            released everything, else 0, member, score, member, score, ... }
 ]]
@@ -27,10 +28,10 @@ for field, value in pairs(fields) do
   if string.sub(field, 1, 4) == 'max:' then
     local arrived = tonumber(fields['arrived:' .. string.sub(field, 5)] or '0')
     local newest = tonumber(value)
-    if now - arrived < lateness and (oldest == nil or newest < oldest) then oldest = newest end
+    if now - arrived < tonumber(ARGV[4]) and (oldest == nil or newest < oldest) then oldest = newest end
   end
 end
-local fallback = oldest == nil
+local fallback = now - tonumber(fields['arrived'] or '0') >= lateness
 local watermark = (oldest or tonumber(fields['max'])) - lateness
 local bound = fallback and '+inf' or string.format('%.0f', watermark)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', bound, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))

@@ -173,6 +173,12 @@ export interface AlertStore {
    * (behind what was already folded).
    */
   hold(items: readonly { orderTime: number; time: number; json: string }[], wallNowMs: number, partition: string): Promise<{ late: number }>;
+  /**
+   * Marks source partitions as active, as if each had just delivered a detection older than any:
+   * at start, a partition not read yet then holds the watermark back (for the idle time at most)
+   * instead of being raced past by one read first.
+   */
+  expect(partitions: readonly string[], wallNowMs: number): Promise<void>;
   /** The held detections the watermark has passed (all, when none arrived for the lateness), in fold order. */
   release(wallNowMs: number): Promise<Released>;
   /** Forgets held detections once folded. */
@@ -218,6 +224,23 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         args: [wallNowMs, ttlMs, partition, ...items.flatMap((item) => [item.orderTime, item.time, item.json])],
       })) as [string | null, number];
       return { late: Number(value[1]) };
+    },
+
+    async expect(partitions, wallNowMs) {
+      if (partitions.length === 0) return;
+      try {
+        const pipeline = redis.pipeline();
+        for (const partition of partitions) {
+          pipeline.hsetnx(keys.clock, `max:${partition}`, '0');
+          pipeline.hset(keys.clock, `arrived:${partition}`, wallNowMs);
+        }
+        pipeline.pexpire(keys.clock, ttlMs);
+        const results = (await pipeline.exec()) ?? [];
+        const failed = results.find(([error]) => error !== null);
+        if (failed) throw failed[0];
+      } catch (error) {
+        throw unavailable(error);
+      }
     },
 
     async release(wallNowMs) {

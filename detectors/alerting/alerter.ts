@@ -378,6 +378,25 @@ export function createAlerter(options: AlerterOptions): Alerter {
     },
   });
 
+  /**
+   * Marks every partition of the detections topic active before the first fetch, so that the
+   * partition read first does not fold past one not read yet (a backlog at start). Best effort:
+   * without it, a partition delivered late is counted `late` and folded out of order.
+   */
+  async function expectPartitions(): Promise<void> {
+    const admin = options.kafka.admin();
+    try {
+      await admin.connect();
+      const metadata = await admin.fetchTopicMetadata({ topics: [config.topics.detections] });
+      const partitions = metadata.topics[0]?.partitions.map(({ partitionId }) => `${config.topics.detections}:${partitionId}`) ?? [];
+      await store.expect(partitions, now());
+    } catch (error) {
+      logger.warn({ err: error }, 'could not mark the detections topic partitions active at start; a backlog may fold partly out of order');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   async function sweep(): Promise<Alert[]> {
     // Changes another instance (or this one, before a failed write) left unsent a while ago go
     // first: older than anything this sweep resolves.
@@ -398,6 +417,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
       } catch (error) {
         logger.warn({ err: error }, 'could not write unsent alert changes at start; the first batch will');
       }
+      await expectPartitions();
       await loop.start();
       timer = setInterval(() => {
         // One sweep at a time: a slow Redis must not pile sweeps up.

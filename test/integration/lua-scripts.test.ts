@@ -582,8 +582,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await call('alertHold', [alertKey('held'), alertKey('clock')], [10_000, TTL, 'p:0', 5000, 5000, '{"id":"z"}', 5000, 5000, '{"id":"a"}', 9000, 9000, '{"id":"m"}']);
       // Watermark 9000 - 1000 = 8000: the two at 5000, by id; the one at 9000 waits.
       expect(await release(10_500, 1000)).toEqual(['8000', 0, '{"id":"a"}', '5000', '{"id":"z"}', '5000']);
-      // Release does not remove: the alerter forgets what it folded.
+      // Release does not remove: the alerter forgets what it folded. The fold clock is at the watermark.
       expect(await redis.zcard(alertKey('held'))).toBe(3);
+      expect(await redis.hget(alertKey('clock'), 'folded')).toBe('8000');
       // Nothing arrived for the lateness (1000 ms since 10 000): everything held.
       expect((await release(11_000, 1000)).slice(2)).toEqual(['{"id":"a"}', '5000', '{"id":"z"}', '5000', '{"id":"m"}', '9000']);
     });

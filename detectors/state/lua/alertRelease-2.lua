@@ -1,8 +1,8 @@
 -- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertRelease-2: the held detections the watermark has passed, oldest order time first (ties
-by JSON, which opens with the detection's id): the order alertFold-11 folds them in. It does not
-remove them: the alerter removes them once folded, so a crash in between folds them again (as
-duplicates).
+by JSON, which opens with the detection's id): the order alertFold-11 folds them in, and moves
+the fold clock (`folded`) to the watermark. It does not remove them: the alerter removes them once
+folded, so a crash in between folds them again (as duplicates).
 The watermark is the oldest of the newest event times held from each active source partition,
 minus the allowed lateness: a partition reading a backlog holds the others back, so their
 detections wait for its. A partition with no arrival for the idle time (wall clock) holds
@@ -35,6 +35,13 @@ local fallback = now - tonumber(fields['arrived'] or '0') >= lateness
 local watermark = (oldest or tonumber(fields['max'])) - lateness
 local bound = fallback and '+inf' or string.format('%.0f', watermark)
 local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', bound, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+-- Everything up to the watermark is released: the fold clock moves to it (the sweeper resolves
+-- by it), even when nothing was held there. (The fallback's bound is no event time: the fold
+-- clock moves with what it folds.)
+local folded = tonumber(fields['folded'] or '')
+if not fallback and (folded == nil or watermark > folded) then
+  redis.call('HSET', KEYS[2], 'folded', string.format('%.0f', watermark))
+end
 local reply = { string.format('%.0f', watermark), fallback and 1 or 0 }
 for i = 1, #members do reply[#reply + 1] = members[i] end
 return reply

@@ -236,8 +236,8 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         }
         pipeline.pexpire(keys.clock, ttlMs);
         const results = (await pipeline.exec()) ?? [];
-        const failed = results.find(([error]) => error !== null);
-        if (failed) throw failed[0];
+        const failure = results.find(([error]) => error !== null)?.[0];
+        if (failure) throw failure;
       } catch (error) {
         throw unavailable(error);
       }

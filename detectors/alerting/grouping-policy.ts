@@ -2,7 +2,7 @@
  * The grouping policy: pure decisions about which alert a detection belongs to, how long an alert
  * absorbs detections, when it is quiet enough to resolve, and severity as a rank. The decisions
  * that must be atomic with the state (join or open, duplicate, escalate at 10 and 100 detections
- * or when a new rule joins) run in `alertUpsert-3.lua`, fed with the values computed here.
+ * or when a new rule joins) run in `alertFold-11.lua`, fed with the values computed here.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';

@@ -34,7 +34,7 @@ function hgetall(fields: readonly (readonly [string, string])[]): string {
 }
 
 /**
- * The alert of endpointGroup after alertUpsert-3 opened it with one rule's detection and folded in
+ * The alert of endpointGroup after alertFold-11 opened it with one rule's detection and folded in
  * 11 more of two rules, escalating it to high at the 10th. Lists the scripts re-encode are
  * cjson's; `key` is the ARGV JSON, kept as it came.
  */
@@ -210,7 +210,7 @@ describe('alertFromFields', () => {
   });
 
   it('reads tags that cjson re-encoded from an empty table as an object, {}, as no tags', () => {
-    // alertUpsert decodes "[]" into an empty Lua table, and cjson encodes an empty table as {}.
+    // alertFold decodes "[]" into an empty Lua table, and cjson encodes an empty table as {}.
     const parsed = alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON);
     expect(parsed.tags).toStrictEqual([]);
     expect(alertSchema.safeParse(parsed).success).toBe(true);

@@ -15,8 +15,10 @@ import {
   createGroupStore,
   createNotifier,
   createOutboxConsumer,
+  createRiskScorer,
   loadRuleSet,
   parseDestinations,
+  riskSettingsOf,
   watchRules,
   type Alerter,
   type Notifier,
@@ -264,9 +266,13 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       drainMs: overrides.notifierDrainMs ?? NOTIFIER_DRAIN_MS,
       instrumentation,
     });
+    // Risk-based alerting (docs/risk.md): low signals add to their entities' risk instead of
+    // paging; an entity crossing the threshold pages once, listing what added up.
+    const risk = createRiskScorer({ redis, prefix: config.redis.prefix, settings: riskSettingsOf(config), logger });
     alerter = createAlerter({
       config,
       kafka: supervisor.kafkaFor('alerter', kafka),
+      triage: (detections, eventTimeNowMs) => risk.triage(detections, eventTimeNowMs),
       redis,
       elasticsearch,
       logger,

@@ -128,6 +128,7 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
         ...(detection.distinct ? { distinct_field: detection.distinct.field, distinct_values: detection.distinct.values } : {}),
         event_ids: detection.eventIds,
         degraded: detection.degraded,
+        ...(detection.scope ? { scope: { api: detection.scope.api, route: detection.scope.route } } : {}),
         ...(detection.geo
           ? { geo: { from: located(detection.geo.from), to: located(detection.geo.to), distance_km: detection.geo.distanceKm, speed_kmh: detection.geo.speedKmh } }
           : {}),

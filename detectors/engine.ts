@@ -7,6 +7,7 @@ import { MAX_BATCH_ITEMS, defineScripts, roundTrip, stateKey, type StateCall } f
 import { detectionId, eventTime, isoTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import type { PlanBatch, PlanEntry, StateItem, StatefulRuleType } from './rule-type';
 import type { Rule } from './rule-registry';
+import { detectionScope } from './scope';
 
 /** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
@@ -397,6 +398,8 @@ export class DetectionEngine {
           detectedAt: new Date(this.options.clock === 'watermark' ? context.now : this.now()).toISOString(),
           // Found while stateful rules were skipped (Redis down, rule set to skip).
           degraded,
+          // The endpoint of the completing event: the alerter's roll-up matches it.
+          ...scopeField(input.event),
         },
         ...(cooldownMs === undefined
           ? {}
@@ -432,4 +435,10 @@ export class DetectionEngine {
     this.counters.detections += detections.length;
     return { detections, triggered };
   }
+}
+
+/** The detection's `scope` field, when the event names an endpoint. */
+function scopeField(event: DetectionInput['event']): Pick<Detection, 'scope'> {
+  const scope = detectionScope(event);
+  return scope === undefined ? {} : { scope };
 }

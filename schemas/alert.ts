@@ -7,6 +7,25 @@ export const ALERT_CHANGES = ['opened', 'escalated', 'resolved'] as const;
 export type AlertChangeKind = (typeof ALERT_CHANGES)[number];
 
 /**
+ * What an alert absorbed instead of paging it apart: the detections of rules it explains (a flood
+ * absorbs the per-IP detections of its sources), or, for a campaign alert, the detections the
+ * storm guard folded into it. Totals, per rule, and the entities that contributed most.
+ */
+export const alertEvidenceSchema = z.strictObject({
+  /** Detections absorbed. */
+  total: z.number().int(),
+  /** Distinct entities (detection keys, e.g. `client.ip=203.0.113.7`) among them. */
+  entities: z.number().int(),
+  /** Per rule, most first. */
+  rules: z.array(z.strictObject({ rule: z.string(), count: z.number().int() })),
+  /** The entities with the most detections, at most 10, most first. */
+  top: z.array(z.strictObject({ entity: z.string(), count: z.number().int() })),
+  /** One sentence, e.g. `Absorbed 812 detections (credential-stuffing 800, ...) from 800 IPs.` */
+  summary: z.string(),
+});
+export type AlertEvidence = z.infer<typeof alertEvidenceSchema>;
+
+/**
  * An alert: related detections grouped into one incident (same key, or the same endpoint across
  * rules), deduplicated over a suppression window with a running count, escalated with the count,
  * and resolved after a quiet period. Field names follow Kibana's alert schema where it has them
@@ -32,13 +51,20 @@ export const alertSchema = z.strictObject({
   count: z.number().int(),
   /** Detections after the first that caused no notification of their own. */
   suppressed: z.number().int(),
+  /** Event time of its first detection. */
   firstSeen: z.string(),
+  /** Event time of its latest detection. */
   lastSeen: z.string(),
+  /** Event time it resolved at: its last detection plus the quiet period. */
   resolvedAt: z.string().optional(),
   /** The ids of the detections behind it, newest last, capped. */
   detections: z.array(z.string()),
   /** Incremented on every change: Elasticsearch keeps the newest (external versioning). */
   revision: z.number().int(),
+  /** What it absorbed (inhibition) or folded in (a campaign): absent when nothing. */
+  evidence: alertEvidenceSchema.optional(),
+  /** A campaign alert of the storm guard: one rule opened too many alerts, the rest fold in here. */
+  campaign: z.boolean().optional(),
 });
 export type Alert = z.infer<typeof alertSchema>;
 
@@ -107,6 +133,16 @@ export const alertMappings = {
             revision: { type: 'long' },
             rules: keyword,
             rule_names: keyword,
+            campaign: { type: 'boolean' },
+            evidence: {
+              properties: {
+                total: { type: 'long' },
+                entities: { type: 'long' },
+                rules: { properties: { rule: keyword, count: { type: 'long' } } },
+                top: { properties: { entity: keyword, count: { type: 'long' } } },
+                summary: { type: 'text' },
+              },
+            },
           },
         },
       },

@@ -52,6 +52,12 @@ export const detectionSchema = z.strictObject({
   detectedAt: z.string(),
   /** True when the rule ran without its state (Redis unavailable, rule set to skip). */
   degraded: z.boolean().default(false),
+  /**
+   * The endpoint the completing event hit: its API and route (an invocation's route template, a
+   * policy event's path). The alerter matches it against an open endpoint incident (a flood) that
+   * explains the detection. Absent when the event names no endpoint (device events).
+   */
+  scope: z.strictObject({ api: z.string(), route: z.string() }).optional(),
 });
 
 export type Detection = z.infer<typeof detectionSchema>;
@@ -123,6 +129,7 @@ export const detectionMappings = {
             distinct_values: keyword,
             event_ids: keyword,
             degraded: { type: 'boolean' },
+            scope: { properties: { api: keyword, route: keyword } },
             geo: {
               properties: {
                 from: locatedMapping,

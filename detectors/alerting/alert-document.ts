@@ -21,7 +21,8 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
   return {
     '@timestamp': alert.lastSeen,
     ecs: { version: ECS_VERSION },
-    message: alert.reason,
+    // What it absorbed is part of why it is one alert and not hundreds.
+    message: alert.evidence ? `${alert.reason} ${alert.evidence.summary}` : alert.reason,
     event: { kind: 'alert', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE[alert.severity], risk_score: SEVERITY_SCORE[alert.severity] },
     tags: alert.tags,
     kibana: {
@@ -55,6 +56,8 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
         revision: alert.revision,
         rules: alert.rules,
         rule_names: alert.ruleNames,
+        ...(alert.campaign ? { campaign: true } : {}),
+        ...(alert.evidence ? { evidence: alert.evidence } : {}),
       },
     },
   };

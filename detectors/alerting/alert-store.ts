@@ -1,6 +1,6 @@
 /**
- * Alert state in Redis: the `alertUpsert` and `alertResolve` calls and the decoding of their
- * replies. Keys come from the one key builder and every script call goes through the state
+ * Alert state in Redis: the `alertHold`, `alertRelease`, `alertFold` and `alertSettle` calls and
+ * the decoding of their replies. Keys come from the one key builder and every script call goes through the state
  * layer's one round-trip helper, as the engine's and the correlator's do.
  */
 import type { Redis } from 'ioredis';
@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
 import { ALERT_CHANGES, type Alert, type AlertChange } from '../../schemas';
 import { alertKeys, defineScripts, roundTrip } from '../state';
-import { severityOfRank } from './grouping-policy';
+import { evidenceOf, severityOfRank } from './grouping-policy';
 
 const unsentRecord = z.object({ kind: z.enum(ALERT_CHANGES), fields: z.string(), reason: z.string(), at: z.number() });
 
@@ -24,8 +24,12 @@ function list(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
 }
 
-/** An alert from the hash fields the Lua scripts return (HGETALL as a flat JSON array). */
-export function alertFromFields(json: string, reason: string): Alert {
+/**
+ * An alert from the hash fields the Lua scripts return (HGETALL as a flat JSON array). Its
+ * evidence comes from `evidence` (the alert's evidence hash, read apart), else from the record's
+ * own `evidence` field (a replaced alert carries it).
+ */
+export function alertFromFields(json: string, reason: string, evidence?: readonly string[]): Alert {
   const flat = JSON.parse(json) as string[];
   const fields = new Map<string, string>();
   for (let index = 0; index + 1 < flat.length; index += 2) fields.set(String(flat[index]), String(flat[index + 1]));
@@ -39,6 +43,8 @@ export function alertFromFields(json: string, reason: string): Alert {
   };
   const key = parse('key');
   const resolved = fields.get('resolved');
+  const campaign = get('campaign') === '1';
+  const found = evidenceOf(evidence ?? list(parse('evidence')), campaign);
   return {
     id: get('id'),
     status: get('status') === 'resolved' ? 'resolved' : 'open',
@@ -57,13 +63,21 @@ export function alertFromFields(json: string, reason: string): Alert {
     ...(resolved ? { resolvedAt: new Date(Number(resolved)).toISOString() } : {}),
     detections: list(parse('detections')),
     revision: Number(get('revision')),
+    ...(found ? { evidence: found } : {}),
+    ...(campaign ? { campaign: true } : {}),
   };
 }
 
-/** One detection to fold into its group's alert (the arguments of `alertUpsert-3.lua`). */
-export interface AlertUpsert {
+/** One detection to fold into an alert (the arguments of `alertFold-11.lua`). */
+export interface AlertFold {
   detectionId: string;
   group: string;
+  /** Event time (ms). */
+  time: number;
+  /** The time it is folded at (ms), see `orderTimeOf`. */
+  orderTime: number;
+  /** Start of the detection's window (ms). */
+  windowStart: number;
   /** The id and title the alert gets if this detection opens it. */
   newId: string;
   title: string;
@@ -74,13 +88,35 @@ export interface AlertUpsert {
   key: Record<string, string>;
   /** The reason the returned alert carries (the detection's). */
   reason: string;
+  /** Whether the detection's rule explains others, and the rules that explain it. */
+  explains: boolean;
+  explainedBy: readonly string[];
+  /** The group of the endpoint alert that may explain it, if it names an endpoint. */
+  explainerGroup?: string;
+  /** The rule's campaign alert (the storm guard): group, id if this detection opens it, title and key. */
+  campaign: { group: string; newId: string; title: string; key: Record<string, string> };
 }
 
-/** What `alertUpsert` did with one detection. */
-export type AlertUpsertKind = 'opened' | 'escalated' | 'updated' | 'duplicate';
+/** What `alertFold` did with one detection. */
+export type AlertFoldKind = 'opened' | 'escalated' | 'updated' | 'duplicate' | 'absorbed' | 'late';
+
+/** Which alert a detection went to: its group's, the endpoint alert that explains it, or its rule's campaign. */
+export type AlertFoldTarget = 'own' | 'explainer' | 'campaign';
 
 /** The reply for one detection: the alert after it, and the alert it replaced (now resolved), if any; or the error of that call. */
-export type AlertUpsertReply = { ok: true; kind: AlertUpsertKind; alert: Alert; replaced?: Alert } | { ok: false; error: StoreUnavailableError };
+export type AlertFoldReply =
+  | { ok: true; kind: AlertFoldKind; target: AlertFoldTarget; alert: Alert; replaced?: Alert }
+  | { ok: false; error: StoreUnavailableError };
+
+/** Detections the watermark has passed, in the order they are folded in. */
+export interface Released {
+  /** The held members (each a detection's JSON), to remove once folded. */
+  members: string[];
+  /** The event-time watermark (ms), undefined when nothing was ever held. */
+  watermarkMs?: number;
+  /** True when nothing arrived for the allowed lateness and everything held was released. */
+  fallback: boolean;
+}
 
 /**
  * The id of one change of one alert, `<alert id>:<revision>:<kind>`: the field the Lua scripts
@@ -109,44 +145,151 @@ export interface AlertStoreOptions {
   maxDetections: number;
   /** The reason a resolved alert carries. */
   resolvedReason: string;
+  /** The quiet period, in event time: the join window and when an alert resolves. */
+  quietMs: number;
+  /** The allowed lateness: the watermark runs this far behind the newest detection time. */
+  latenessMs: number;
+  /** The storm guard: most alerts one rule opens within `stormWindowMs` of event time (0: off). */
+  stormMax: number;
+  stormWindowMs: number;
   /** Receives `state.round_trip` for each trip. */
   instrumentation?: Instrumentation;
 }
 
+/**
+ * How long a source partition goes without a detection before it no longer holds the watermark
+ * back (at most the allowed lateness): it has read its backlog, or carries rare detections.
+ */
+export const PARTITION_IDLE_MS = 5000;
+
+/** Most held detections released per call. */
+export const RELEASE_LIMIT = 5000;
+
 /** Alert state in Redis. */
 export interface AlertStore {
   /**
-   * Folds detections into their groups' alerts in one round trip: a detection within `windowMs`
-   * of its open alert's last one joins it, otherwise it opens a new alert. One reply per item, in order.
+   * Holds one source partition's detections until the watermark passes them, in one call:
+   * `orderTime` decides when, and in what order, each is folded. Returns how many arrived late
+   * (behind what was already folded).
    */
-  upsert(items: readonly AlertUpsert[], nowMs: number, windowMs: number): Promise<AlertUpsertReply[]>;
-  /** Resolves the open alerts quiet for at least `quietMs`, and returns them. */
-  resolveQuiet(nowMs: number, quietMs: number): Promise<Alert[]>;
+  hold(items: readonly { orderTime: number; time: number; json: string }[], wallNowMs: number, partition: string): Promise<{ late: number }>;
+  /**
+   * Marks source partitions as active, as if each had just delivered a detection older than any:
+   * at start, a partition not read yet then holds the watermark back (for the idle time at most)
+   * instead of being raced past by one read first.
+   */
+  expect(partitions: readonly string[], wallNowMs: number): Promise<void>;
+  /** The held detections the watermark has passed (all, when none arrived for the lateness), in fold order. */
+  release(wallNowMs: number): Promise<Released>;
+  /** Forgets held detections once folded. */
+  forget(members: readonly string[]): Promise<void>;
+  /** Folds released detections into alerts in one round trip, in order. One reply per item. */
+  fold(items: readonly AlertFold[], wallNowMs: number): Promise<AlertFoldReply[]>;
+  /**
+   * The alerts, with their evidence read from their groups' evidence hashes (one round trip). Only
+   * for an alert its group still holds (the one a fold returned, or one just settled), not a replaced one.
+   */
+  withEvidence(alerts: readonly Alert[]): Promise<Alert[]>;
+  /** Resolves the open alerts whose quiet period passed (in event time, or by the wall-clock fallback), and returns them. */
+  settle(wallNowMs: number): Promise<{ alert: Alert; how: 'event' | 'wall' }[]>;
   /** The changes recorded unsent, recorded at or before `beforeMs`, oldest first (then by revision). */
   unsent(beforeMs: number): Promise<UnsentChange[]>;
   /** Forgets changes the outbox now holds. */
   markSent(changes: readonly AlertChange[]): Promise<void>;
 }
 
+function unavailable(error: unknown): StoreUnavailableError {
+  return new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+}
+
 /** Creates the alert store; registers the Lua scripts on the client. */
 export function createAlertStore(options: AlertStoreOptions): AlertStore {
-  const { redis, ttlMs, maxDetections, resolvedReason } = options;
+  const { redis, ttlMs, maxDetections, resolvedReason, quietMs, latenessMs } = options;
   const keys = alertKeys(options.prefix);
   const tripOptions = { operation: 'alert state', ...(options.instrumentation ? { events: options.instrumentation } : {}) };
   defineScripts(redis);
 
+  async function one(call: Parameters<typeof roundTrip>[1][number]): Promise<unknown> {
+    const [reply] = await roundTrip(redis, [call], tripOptions);
+    if (!reply?.ok) throw unavailable(reply?.error ?? new Error('no reply'));
+    return reply.value;
+  }
+
   return {
-    async upsert(items, nowMs, windowMs) {
+    async hold(items, wallNowMs, partition) {
+      if (items.length === 0) return { late: 0 };
+      const value = (await one({
+        script: 'alertHold',
+        keys: [keys.held, keys.clock],
+        args: [wallNowMs, ttlMs, partition, ...items.flatMap((item) => [item.orderTime, item.time, item.json])],
+      })) as [string | null, number];
+      return { late: Number(value[1]) };
+    },
+
+    async expect(partitions, wallNowMs) {
+      if (partitions.length === 0) return;
+      try {
+        const pipeline = redis.pipeline();
+        for (const partition of partitions) {
+          pipeline.hsetnx(keys.clock, `max:${partition}`, '0');
+          pipeline.hset(keys.clock, `arrived:${partition}`, wallNowMs);
+        }
+        pipeline.pexpire(keys.clock, ttlMs);
+        const results = (await pipeline.exec()) ?? [];
+        const failure = results.find(([error]) => error !== null)?.[0];
+        if (failure) throw failure;
+      } catch (error) {
+        throw unavailable(error);
+      }
+    },
+
+    async release(wallNowMs) {
+      const value = (await one({
+        script: 'alertRelease',
+        keys: [keys.held, keys.clock],
+        args: [wallNowMs, latenessMs, RELEASE_LIMIT, Math.min(latenessMs, PARTITION_IDLE_MS)],
+      })) as (string | number | null)[];
+      const [watermark, fallback, ...flat] = value;
+      const members: string[] = [];
+      for (let index = 0; index + 1 < flat.length; index += 2) members.push(String(flat[index]));
+      return { members, fallback: Number(fallback) === 1, ...(typeof watermark === 'string' ? { watermarkMs: Number(watermark) } : {}) };
+    },
+
+    async forget(members) {
+      if (members.length === 0) return;
+      try {
+        await redis.zrem(keys.held, ...members);
+      } catch (error) {
+        throw unavailable(error);
+      }
+    },
+
+    async fold(items, wallNowMs) {
       if (items.length === 0) return [];
       const replies = await roundTrip(
         redis,
         items.map((item) => ({
-          script: 'alertUpsert' as const,
-          keys: [keys.alert(item.group), keys.open, keys.unsent],
+          script: 'alertFold' as const,
+          keys: [
+            keys.alert(item.group),
+            keys.open,
+            keys.unsent,
+            keys.clock,
+            keys.wall,
+            keys.evidence(item.group),
+            keys.alert(item.explainerGroup ?? item.group),
+            keys.evidence(item.explainerGroup ?? item.group),
+            keys.storm(item.ruleId),
+            keys.alert(item.campaign.group),
+            keys.evidence(item.campaign.group),
+          ],
           args: [
             item.detectionId,
-            nowMs,
-            windowMs,
+            item.time,
+            item.orderTime,
+            wallNowMs,
+            quietMs,
+            latenessMs,
             item.newId,
             item.ruleId,
             item.ruleName,
@@ -159,41 +302,93 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             maxDetections,
             item.reason,
             resolvedReason,
+            item.windowStart,
+            item.explains ? 1 : 0,
+            JSON.stringify(item.explainedBy),
+            item.explainerGroup ?? '',
+            options.stormMax,
+            options.stormWindowMs,
+            item.campaign.group,
+            item.campaign.newId,
+            item.campaign.title,
+            JSON.stringify(item.campaign.key),
+            Object.entries(item.key)
+              .map(([field, value]) => `${field}=${value}`)
+              .join(',') || item.group,
           ],
         })),
         tripOptions,
       );
-      return items.map((item, position): AlertUpsertReply => {
+      return items.map((item, position): AlertFoldReply => {
         const reply = replies[position];
         if (!reply?.ok) {
           const error = reply?.error ?? new Error('no reply');
           return { ok: false, error: new StoreUnavailableError('redis', `alert state: ${error.message}`, error) };
         }
-        const [kind, fields, replaced] = reply.value as [AlertUpsertKind, string, string | null];
+        const [kind, fields, replaced, target] = reply.value as [AlertFoldKind, string, string | null, AlertFoldTarget];
         return {
           ok: true,
           kind,
+          target,
           alert: alertFromFields(fields, item.reason),
           ...(typeof replaced === 'string' ? { replaced: alertFromFields(replaced, resolvedReason) } : {}),
         };
       });
     },
 
-    async resolveQuiet(nowMs, quietMs) {
+    async withEvidence(alerts) {
+      // A replaced alert carries its evidence already: its group's hash now holds its successor's.
+      const wanted = alerts.filter((alert) => alert.evidence === undefined);
+      if (wanted.length === 0) return [...alerts];
+      let flats: (string[] | undefined)[];
+      try {
+        const pipeline = redis.pipeline();
+        for (const alert of wanted) pipeline.hgetall(keys.evidence(alert.groupKey));
+        const results = (await pipeline.exec()) ?? [];
+        flats = results.map(([error, value]) => {
+          if (error) throw error;
+          const record = value as Record<string, string>;
+          return Object.keys(record).length === 0 ? undefined : Object.entries(record).flat();
+        });
+      } catch (error) {
+        throw unavailable(error);
+      }
+      const found = new Map(wanted.map((alert, position) => [alert, flats[position]]));
+      return alerts.map((alert) => {
+        const flat = found.get(alert);
+        const evidence = flat === undefined ? undefined : evidenceOf(flat, alert.campaign === true);
+        return evidence === undefined ? alert : { ...alert, evidence };
+      });
+    },
+
+    async settle(wallNowMs) {
       let groups: string[];
       try {
-        groups = await redis.zrangebyscore(keys.open, '-inf', nowMs - quietMs);
+        const folded = await redis.hget(keys.clock, 'folded');
+        const [byEventTime, byWall] = await Promise.all([
+          folded === null ? Promise.resolve([]) : redis.zrangebyscore(keys.open, '-inf', `(${Number(folded) - quietMs}`),
+          redis.zrangebyscore(keys.wall, '-inf', wallNowMs - quietMs - latenessMs),
+        ]);
+        groups = [...new Set([...byEventTime, ...byWall])].sort();
       } catch (error) {
-        throw new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+        throw unavailable(error);
       }
       if (groups.length === 0) return [];
       const replies = await roundTrip(
         redis,
-        groups.map((group) => ({ script: 'alertResolve' as const, keys: [keys.alert(group), keys.open, keys.unsent], args: [nowMs, quietMs, group, ttlMs, resolvedReason] })),
+        groups.map((group) => ({
+          script: 'alertSettle' as const,
+          keys: [keys.alert(group), keys.open, keys.unsent, keys.clock, keys.wall],
+          args: [wallNowMs, quietMs, latenessMs, group, ttlMs, resolvedReason],
+        })),
         tripOptions,
       );
       // A group another instance resolved first, or that got a detection meanwhile, replies false.
-      return replies.flatMap((reply) => (!reply.ok || typeof reply.value !== 'string' ? [] : [alertFromFields(reply.value, resolvedReason)]));
+      return replies.flatMap((reply) => {
+        if (!reply.ok || !Array.isArray(reply.value)) return [];
+        const [fields, how] = reply.value as [string, 'event' | 'wall'];
+        return [{ alert: alertFromFields(fields, resolvedReason), how }];
+      });
     },
 
     async unsent(beforeMs) {
@@ -201,7 +396,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       try {
         recorded = await redis.hgetall(keys.unsent);
       } catch (error) {
-        throw new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+        throw unavailable(error);
       }
       const found: UnsentChange[] = [];
       for (const value of Object.values(recorded)) {
@@ -220,7 +415,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       try {
         await redis.hdel(keys.unsent, ...changes.map(changeIdOf));
       } catch (error) {
-        throw new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
+        throw unavailable(error);
       }
     },
   };

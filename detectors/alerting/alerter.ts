@@ -4,7 +4,7 @@ import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
 import { parseOwnMessage, type Config, type Instrumentation, type Logger } from '../../platform';
 import { createAlertWriter } from './alert-document';
-import { createAlertStore, type AlertUpsert } from './alert-store';
+import { RELEASE_LIMIT, createAlertStore, type AlertFold } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
 import {
   MAX_DETECTIONS_KEPT,
@@ -12,10 +12,16 @@ import {
   alertIdFor,
   alertStateTtlMs,
   alertTitleOf,
+  campaignGroupOf,
+  campaignTitleOf,
   defaultSweepEveryMs,
+  endpointGroupOf,
+  eventTimeOf,
   groupKeyOf,
-  isStaleDetection,
-  joinWindowMs,
+  inhibitionIndex,
+  isPaged,
+  orderTimeOf,
+  parseInhibition,
   resolvedReason,
 } from './grouping-policy';
 
@@ -48,21 +54,41 @@ export interface AlerterOptions {
   instrumentation?: Instrumentation;
   /** @defaultValue Date.now */
   now?: () => number;
-  /** How often open alerts are checked for quiet. @defaultValue min(resolveAfter / 4, 5s) */
+  /** How often held detections are released and open alerts checked for quiet. @defaultValue min(resolveAfter / 4, lateness, 5s) */
   sweepEveryMs?: number;
+  /**
+   * Risk-based triage (issue 9): called on each batch's valid detections before they are held
+   * for grouping, with the alerter's event-time now (the newest detection time it has seen). What
+   * it returns is what gets grouped: it may drop detections (low severity that should not page on
+   * its own) and add synthesized ones (an entity's combined risk). A rejection redoes the batch.
+   * @defaultValue none: every detection is grouped
+   */
+  triage?: (detections: readonly Detection[], eventTimeNowMs: number) => Promise<readonly Detection[]>;
 }
 
 /** Counters of the alerter. */
 export interface AlerterStats {
+  /** Valid detections read (before triage). */
   detections: number;
   invalid: number;
-  /** Detections older than the quiet period when they reached the alerter (a backlog): not paged. */
-  stale: number;
+  /** Detections the triage hook dropped, and those it added. */
+  triageDropped: number;
+  triageAdded: number;
+  /** Detections that arrived behind what was already folded (more than the allowed lateness late): folded out of order. */
+  late: number;
+  /** Detections folded into alerts (released by the watermark). */
+  folded: number;
   opened: number;
   escalated: number;
   updated: number;
   duplicates: number;
+  /** Detections absorbed as evidence by an open alert that explains them (inhibition). */
+  absorbed: number;
+  /** Detections the storm guard folded into a campaign alert (the campaign's opening one included). */
+  campaign: number;
   resolved: number;
+  /** Changes recorded in the alerts index but not notified: their incident ended longer ago than `VIGIL_ALERT_PAGE_WITHIN_MS`. */
+  unpaged: number;
   /** Changes found unsent in Redis (a crash or a failed outbox write) and written to the outbox again. */
   resent: number;
 }
@@ -71,35 +97,70 @@ export interface AlerterStats {
 export interface Alerter {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Resolves alerts that have been quiet long enough (the timer calls it too). */
+  /**
+   * Folds held detections the watermark has passed (all of them once none has arrived for the
+   * allowed lateness), then resolves alerts quiet long enough, and returns those (the timer calls it too).
+   */
   sweep(): Promise<Alert[]>;
   stats(): AlerterStats;
 }
 
 /**
  * The alerter: a consumer group on the detections topic that turns detections into few, grouped
- * alerts. One detection within the join window of its group's open alert joins it (a running
- * count, the rules and detections behind it, severity escalated at 10 and 100); a quiet period
- * resolves it. State is in Redis (one round trip per batch), alert documents are written with
- * external versioning (a stale update never overwrites a newer one), and notifications (opened,
- * escalated, resolved) are handed to the sink, which holds them durably (the notification outbox)
- * before the batch is committed; the alert scripts record them unsent in Redis until then.
+ * alerts, in event time. Each batch's detections are held in Redis until the watermark (the
+ * newest detection time held, minus the allowed lateness) passes them; then they are folded in
+ * event-time order: a detection within the quiet period of its group's open alert joins it (a
+ * running count, the rules and detections behind it, severity escalated at 10 and 100), one that
+ * an open endpoint incident explains is absorbed into it as evidence, one past the storm guard
+ * folds into its rule's campaign alert, and the rest open alerts. An alert resolves once the
+ * folded detections are a quiet period past its last one (or, when no detection arrives at all,
+ * after the quiet period plus the lateness of wall-clock time). So an hour replayed in two
+ * minutes gives the same alerts as the hour live. State is in Redis, alert documents are written
+ * with external versioning, and notifications are handed to the sink, which holds them durably
+ * (the notification outbox) before the batch is committed.
  */
 export function createAlerter(options: AlerterOptions): Alerter {
   const { config, sink } = options;
   const timings = config.alerting;
   const logger = options.logger.child({ component: 'alerter' });
   const now = options.now ?? Date.now;
+  const inhibition = inhibitionIndex(parseInhibition(timings.inhibition));
+  // The quiet period in event time: the join window and when an alert resolves. (With the old
+  // wall-clock sweeper a longer VIGIL_ALERT_SUPPRESS_MS joined detections only in the seconds
+  // before a sweep: in event time there is no such gap, so the quiet period is both.)
+  const quietMs = timings.resolveAfterMs;
   const store = createAlertStore({
     redis: options.redis,
     prefix: config.redis.prefix,
     ttlMs: alertStateTtlMs(timings),
     maxDetections: MAX_DETECTIONS_KEPT,
     resolvedReason: resolvedReason(timings),
+    quietMs,
+    latenessMs: timings.latenessMs,
+    stormMax: timings.stormMax,
+    stormWindowMs: timings.stormWindowMs,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
   });
   const writeAlerts = createAlertWriter(options.elasticsearch, alertIndexNames(config.indices.prefix).index, logger);
-  const stats: AlerterStats = { detections: 0, invalid: 0, stale: 0, opened: 0, escalated: 0, updated: 0, duplicates: 0, resolved: 0, resent: 0 };
+  const stats: AlerterStats = {
+    detections: 0,
+    invalid: 0,
+    triageDropped: 0,
+    triageAdded: 0,
+    late: 0,
+    folded: 0,
+    opened: 0,
+    escalated: 0,
+    updated: 0,
+    duplicates: 0,
+    absorbed: 0,
+    campaign: 0,
+    resolved: 0,
+    unpaged: 0,
+    resent: 0,
+  };
+  /** The newest detection time this process has seen: the triage hook's event-time now. */
+  let newestMs = Number.NEGATIVE_INFINITY;
   /**
    * Set when changes may wait unsent in Redis (at start: a previous process may have crashed; after
    * a failed outbox write). The next batch writes them all first, so a destination still hears of
@@ -109,14 +170,15 @@ export function createAlerter(options: AlerterOptions): Alerter {
   let timer: NodeJS.Timeout | undefined;
   /** The sweep the timer started, awaited by stop so that none runs on after Redis closes. */
   let sweeping: Promise<unknown> | undefined;
+  /** Releases and folds run one at a time in a process, so they fold in order. */
+  let folding: Promise<unknown> = Promise.resolve();
 
-  /** The batch's valid, current detections; the others are counted and skipped. */
+  /** The batch's valid detections; the others are counted and skipped. */
   function readDetections(messages: readonly KafkaMessage[]): Detection[] {
     const detections: Detection[] = [];
     for (const message of messages) {
       const result = parseOwnMessage(message, detectionSchema);
-      if (result.success && isStaleDetection(result.data.detectedAt, now(), timings)) stats.stale++;
-      else if (result.success) detections.push(result.data);
+      if (result.success) detections.push(result.data);
       else {
         // Our own topic: a bad message is a bug upstream, logged and skipped, never a jam.
         stats.invalid++;
@@ -126,11 +188,17 @@ export function createAlerter(options: AlerterOptions): Alerter {
     return detections;
   }
 
-  function upsertOf(detection: Detection): AlertUpsert {
+  function foldOf(detection: Detection): AlertFold {
     const group = groupKeyOf(detection);
+    const { explains, explainedBy } = inhibition(detection.ruleId);
+    const explainerGroup = explainedBy.length > 0 ? endpointGroupOf(detection.scope) : undefined;
+    const campaignGroup = campaignGroupOf(detection.ruleId);
     return {
       detectionId: detection.id,
       group,
+      time: eventTimeOf(detection),
+      orderTime: orderTimeOf(detection, explains),
+      windowStart: Date.parse(detection.window.start),
       newId: alertIdFor(group, detection.id),
       title: alertTitleOf(detection),
       ruleId: detection.ruleId,
@@ -139,47 +207,123 @@ export function createAlerter(options: AlerterOptions): Alerter {
       tags: detection.tags,
       key: detection.key,
       reason: detection.reason,
+      explains,
+      explainedBy,
+      ...(explainerGroup === undefined ? {} : { explainerGroup }),
+      campaign: { group: campaignGroup, newId: alertIdFor(campaignGroup, detection.id), title: campaignTitleOf(detection.ruleName), key: { 'rule.id': detection.ruleId } },
     };
   }
 
-  async function handle(detections: readonly Detection[]): Promise<void> {
+  /** Holds a batch's detections (after triage) until the watermark passes them. */
+  async function hold(detections: readonly Detection[], partition: string): Promise<void> {
+    for (const detection of detections) newestMs = Math.max(newestMs, eventTimeOf(detection));
+    let grouped = detections;
+    if (options.triage && detections.length > 0) {
+      grouped = await options.triage(detections, newestMs);
+      const before = new Set(detections.map((detection) => detection.id));
+      const after = new Set(grouped.map((detection) => detection.id));
+      stats.triageDropped += [...before].filter((id) => !after.has(id)).length;
+      stats.triageAdded += [...after].filter((id) => !before.has(id)).length;
+    }
+    if (grouped.length === 0) return;
+    const { late } = await store.hold(
+      grouped.map((detection) => ({
+        orderTime: orderTimeOf(detection, inhibition(detection.ruleId).explains),
+        time: eventTimeOf(detection),
+        json: JSON.stringify(detection),
+      })),
+      now(),
+      partition,
+    );
+    if (late > 0) {
+      stats.late += late;
+      logger.warn({ late }, 'detections arrived behind the alerter watermark (later than the allowed lateness): folded out of event-time order');
+    }
+  }
+
+  /** Runs release-and-fold work one at a time in this process, so detections fold in order. */
+  function serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = folding.then(work);
+    // The next caller waits for this one, failed or not.
+    folding = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Folds what the watermark has passed (everything held, by the wall-clock fallback), in order, until nothing is left. */
+  async function drain(): Promise<void> {
+    for (;;) {
+      const released = await store.release(now());
+      if (released.members.length === 0) return;
+      const detections = released.members.flatMap((member) => {
+        // Held by this code from parsed detections: one that does not parse is a bug, skipped.
+        const parsed = detectionSchema.safeParse(JSON.parse(member));
+        return parsed.success ? [parsed.data] : [];
+      });
+      await fold(detections);
+      await store.forget(released.members);
+      if (released.members.length < RELEASE_LIMIT) return;
+    }
+  }
+
+  async function fold(detections: readonly Detection[]): Promise<void> {
     if (detections.length === 0) return;
-    const replies = await store.upsert(detections.map(upsertOf), now(), joinWindowMs(timings));
+    const replies = await store.fold(detections.map(foldOf), now());
     const changed: AlertChange[] = [];
     const latest = new Map<string, Alert>();
+    const replaced = new Map<string, Alert>();
     for (const reply of replies) {
       if (!reply.ok) throw reply.error;
+      stats.folded++;
       if (reply.replaced) {
-        latest.set(reply.replaced.id, reply.replaced);
+        replaced.set(reply.replaced.id, reply.replaced);
+        latest.delete(reply.replaced.id);
         stats.resolved++;
         changed.push({ kind: 'resolved', alert: reply.replaced });
       }
-      latest.set(reply.alert.id, reply.alert);
+      if (reply.kind !== 'late') latest.set(reply.alert.id, reply.alert);
+      if (reply.target === 'campaign' && reply.kind !== 'duplicate') stats.campaign++;
       if (reply.kind === 'duplicate') stats.duplicates++;
       else if (reply.kind === 'updated') stats.updated++;
-      else if (reply.kind === 'opened' || reply.kind === 'escalated') {
+      else if (reply.kind === 'absorbed') stats.absorbed++;
+      else if (reply.kind === 'late') {
+        stats.late++;
+        logger.warn({ alertId: reply.alert.id }, 'a detection older than its group\'s open alert by more than the quiet period: folded nowhere');
+      } else {
         stats[reply.kind]++;
         changed.push({ kind: reply.kind, alert: reply.alert });
       }
     }
     // Notify before indexing: if indexing fails the batch is redone, its detections are then
     // duplicates, and a page queued after indexing would never be sent.
-    await deliver(changed);
-    await writeAlerts([...latest.values()]);
+    const withEvidence = await store.withEvidence([...latest.values()]);
+    const byId = new Map(withEvidence.map((alert) => [alert.id, alert]));
+    await deliver(changed.map((change) => ({ ...change, alert: evidenceFrom(change.alert, byId) })));
+    await writeAlerts([...replaced.values(), ...withEvidence]);
+  }
+
+  /** A change's alert with the evidence read after the batch, when it is the same revision or older. */
+  function evidenceFrom(alert: Alert, byId: ReadonlyMap<string, Alert>): Alert {
+    const current = byId.get(alert.id);
+    return current?.evidence && alert.evidence === undefined ? { ...alert, evidence: current.evidence } : alert;
   }
 
   /**
-   * Hands changes to the sink and, once it holds them, forgets them in Redis. The Lua scripts
-   * recorded each change as unsent in the same call that made it, so a crash anywhere before
-   * this leaves it there, for {@link resend}.
+   * Hands the changes whose incident is recent enough to page to the sink, and, once it holds
+   * them, forgets all of them in Redis. The Lua scripts recorded each change as unsent in the
+   * same call that made it, so a crash anywhere before this leaves it there, for {@link resend}.
    */
   async function deliver(changes: readonly AlertChange[]): Promise<void> {
     if (changes.length === 0) return;
-    try {
-      await sink.accept(changes);
-    } catch (error) {
-      behind = true;
-      throw error;
+    const wallNow = now();
+    const paged = changes.filter((change) => isPaged(change.alert, wallNow, timings.pageWithinMs));
+    stats.unpaged += changes.length - paged.length;
+    if (paged.length > 0) {
+      try {
+        await sink.accept(paged);
+      } catch (error) {
+        behind = true;
+        throw error;
+      }
     }
     try {
       await store.markSent(changes);
@@ -200,32 +344,67 @@ export function createAlerter(options: AlerterOptions): Alerter {
     return unsent.length;
   }
 
+  /** Resolves the alerts whose quiet period passed. */
+  async function settle(): Promise<Alert[]> {
+    const settled = await store.settle(now());
+    if (settled.length === 0) return [];
+    const resolved = await store.withEvidence(settled.map(({ alert }) => alert));
+    const byWall = settled.filter(({ how }) => how === 'wall').length;
+    if (byWall > 0) logger.info({ alerts: byWall }, 'resolved by the wall-clock fallback: no detection arrived for the quiet period and the lateness');
+    stats.resolved += resolved.length;
+    await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
+    await writeAlerts(resolved);
+    return resolved;
+  }
+
   const loop = createPartitionLoop({
     kafka: options.kafka,
     groupId: timings.group,
     topic: config.topics.detections,
     logger,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
-    handle: async (messages) => {
+    handle: async (messages, source) => {
       if (behind) {
         await resend(Number.POSITIVE_INFINITY);
         behind = false;
       }
       const detections = readDetections(messages);
-      await handle(detections);
+      await hold(detections, `${source.topic}:${source.partition}`);
+      await serialized(async () => {
+        await drain();
+        await settle();
+      });
       stats.detections += detections.length;
     },
   });
+
+  /**
+   * Marks every partition of the detections topic active before the first fetch, so that the
+   * partition read first does not fold past one not read yet (a backlog at start). Best effort:
+   * without it, a partition delivered late is counted `late` and folded out of order.
+   */
+  async function expectPartitions(): Promise<void> {
+    const admin = options.kafka.admin();
+    try {
+      await admin.connect();
+      const metadata = await admin.fetchTopicMetadata({ topics: [config.topics.detections] });
+      const partitions = metadata.topics[0]?.partitions.map(({ partitionId }) => `${config.topics.detections}:${partitionId}`) ?? [];
+      await store.expect(partitions, now());
+    } catch (error) {
+      logger.warn({ err: error }, 'could not mark the detections topic partitions active at start; a backlog may fold partly out of order');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
 
   async function sweep(): Promise<Alert[]> {
     // Changes another instance (or this one, before a failed write) left unsent a while ago go
     // first: older than anything this sweep resolves.
     await resend(now() - UNSENT_GRACE_MS);
-    const resolved = await store.resolveQuiet(now(), timings.resolveAfterMs);
-    stats.resolved += resolved.length;
-    await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
-    await writeAlerts(resolved);
-    return resolved;
+    return serialized(async () => {
+      await drain();
+      return settle();
+    });
   }
 
   return {
@@ -238,6 +417,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
       } catch (error) {
         logger.warn({ err: error }, 'could not write unsent alert changes at start; the first batch will');
       }
+      await expectPartitions();
       await loop.start();
       timer = setInterval(() => {
         // One sweep at a time: a slow Redis must not pile sweeps up.
@@ -249,7 +429,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
           });
       }, options.sweepEveryMs ?? defaultSweepEveryMs(timings));
       timer.unref();
-      logger.info({ group: timings.group, topic: config.topics.detections }, 'alerter started');
+      logger.info({ group: timings.group, topic: config.topics.detections, latenessMs: timings.latenessMs, quietMs }, 'alerter started');
     },
     async stop() {
       if (timer) clearInterval(timer);

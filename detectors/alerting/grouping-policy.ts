@@ -2,11 +2,12 @@
  * The grouping policy: pure decisions about which alert a detection belongs to, how long an alert
  * absorbs detections, when it is quiet enough to resolve, and severity as a rank. The decisions
  * that must be atomic with the state (join or open, duplicate, escalate at 10 and 100 detections
- * or when a new rule joins) run in `alertUpsert-3.lua`, fed with the values computed here.
+ * or when a new rule joins) run in `alertFold-11.lua`, fed with the values computed here.
  */
 import { createHash } from 'node:crypto';
-import { SEVERITIES, type Detection, type Severity } from '../../schemas';
-import { keyPhrase } from '../describe';
+import { z } from 'zod';
+import { SEVERITIES, type AlertEvidence, type Detection, type Severity } from '../../schemas';
+import { fieldLabel, keyPhrase } from '../describe';
 
 /**
  * Severity as a rank, 0 (`low`) to 3 (`critical`), derived from the order of `SEVERITIES`: the
@@ -44,6 +45,8 @@ export function alertTitleOf(detection: Pick<Detection, 'ruleName' | 'key'>): st
 export interface AlertTimings {
   suppressMs: number;
   resolveAfterMs: number;
+  /** How far the watermark runs behind the newest detection time. @defaultValue 0 */
+  latenessMs?: number;
 }
 
 /**
@@ -56,18 +59,9 @@ export function joinWindowMs(timings: AlertTimings): number {
   return Math.max(timings.suppressMs, timings.resolveAfterMs);
 }
 
-/**
- * Whether a detection is too old to page: older than the quiet period when it reaches the
- * alerter, it would open an alert only to resolve it at once (a backlog after an outage, or a new
- * alerter group reading from the beginning).
- */
-export function isStaleDetection(detectedAt: string, nowMs: number, timings: Pick<AlertTimings, 'resolveAfterMs'>): boolean {
-  return Date.parse(detectedAt) < nowMs - timings.resolveAfterMs;
-}
-
-/** The reason of an alert resolved after its quiet period. */
+/** The reason of an alert resolved after its quiet period (in event time). */
 export function resolvedReason(timings: Pick<AlertTimings, 'resolveAfterMs'>): string {
-  return `Quiet for ${Math.round(timings.resolveAfterMs / 1000)}s: resolved.`;
+  return `Quiet for ${Math.round(timings.resolveAfterMs / 1000)}s of event time: resolved.`;
 }
 
 /** How long alert state lives in Redis: four quiet periods, at least a day. */
@@ -75,7 +69,175 @@ export function alertStateTtlMs(timings: Pick<AlertTimings, 'resolveAfterMs'>): 
   return Math.max(timings.resolveAfterMs * 4, 86_400_000);
 }
 
-/** How often the sweeper looks for quiet alerts when not told: a quarter of the quiet period, at most 5 s. */
-export function defaultSweepEveryMs(timings: Pick<AlertTimings, 'resolveAfterMs'>): number {
-  return Math.min(timings.resolveAfterMs / 4, 5000);
+/**
+ * How often the sweeper runs when not told: a quarter of the quiet period, at most the allowed
+ * lateness (it releases held detections when none arrives), at most 5 s, at least 100 ms.
+ */
+export function defaultSweepEveryMs(timings: Pick<AlertTimings, 'resolveAfterMs' | 'latenessMs'>): number {
+  const lateness = timings.latenessMs && timings.latenessMs > 0 ? timings.latenessMs : Number.POSITIVE_INFINITY;
+  return Math.max(100, Math.min(timings.resolveAfterMs / 4, lateness, 5000));
+}
+
+/** The event time of a detection (ms): the time of the event that completed it. */
+export function eventTimeOf(detection: Pick<Detection, 'time'>): number {
+  return Date.parse(detection.time);
+}
+
+/**
+ * The time a held detection is folded at (ms): its event time, or, for a rule that explains others
+ * (a flood), the start of its window, so that the flood is folded before the per-IP detections of
+ * the same minute and absorbs them, whatever order they arrived in.
+ */
+export function orderTimeOf(detection: Pick<Detection, 'time' | 'window'>, explains: boolean): number {
+  const time = eventTimeOf(detection);
+  return explains ? Math.min(time, Date.parse(detection.window.start)) : time;
+}
+
+/** One inhibition rule: while an alert of a `sources` rule is open on an endpoint, it absorbs the detections of `targets` rules on that endpoint. */
+export interface InhibitionRule {
+  sources: readonly string[];
+  targets: readonly string[];
+}
+
+/** The endpoint rules of the default pack: a flood or a surge on an endpoint explains what its sources do there. */
+const ENDPOINT_RULES = ['request-flood-per-endpoint', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
+
+/**
+ * `VIGIL_ALERT_INHIBITION=default`: the endpoint flood and surge rules explain the per-IP and
+ * per-user authentication and rate-limit rules.
+ */
+export const DEFAULT_INHIBITION: readonly InhibitionRule[] = Object.freeze([
+  {
+    sources: ENDPOINT_RULES,
+    targets: ['credential-stuffing', 'authn-failures-per-ip', 'authn-failures-per-user', 'rate-limit-storm-per-ip'],
+  },
+]);
+
+const ruleId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'a rule id: lower-case letters, digits, ".", "_" and "-"');
+const inhibitionSchema = z.array(z.strictObject({ sources: z.array(ruleId).min(1), targets: z.array(ruleId).min(1) }));
+
+/** A refused `VIGIL_ALERT_INHIBITION`: a configuration error, never retried. */
+export class InhibitionConfigError extends Error {
+  readonly retriable = false;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InhibitionConfigError';
+  }
+}
+
+/**
+ * Parses `VIGIL_ALERT_INHIBITION`: `default`, `off`, or a JSON array of `{ sources, targets }`.
+ * @throws InhibitionConfigError naming what is wrong
+ */
+export function parseInhibition(text: string): readonly InhibitionRule[] {
+  const trimmed = text.trim();
+  if (trimmed === 'default') return DEFAULT_INHIBITION;
+  if (trimmed === 'off') return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(trimmed);
+  } catch {
+    throw new InhibitionConfigError('VIGIL_ALERT_INHIBITION: expected default, off, or a JSON array of { "sources": [rule ids], "targets": [rule ids] }; it is not JSON');
+  }
+  const parsed = inhibitionSchema.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(top)'}: ${issue.message}`);
+    throw new InhibitionConfigError(`VIGIL_ALERT_INHIBITION: ${problems.join('; ')}`);
+  }
+  for (const [position, rule] of parsed.data.entries()) {
+    const both = rule.sources.filter((source) => rule.targets.includes(source));
+    if (both.length > 0) throw new InhibitionConfigError(`VIGIL_ALERT_INHIBITION: ${position}: a rule can't explain itself (${both.join(', ')})`);
+  }
+  return parsed.data;
+}
+
+/** What the inhibition rules say about one rule: whether it explains others, and which rules explain it. */
+export interface InhibitionOf {
+  explains: boolean;
+  explainedBy: readonly string[];
+}
+
+/** Looks rules up in the inhibition rules. */
+export function inhibitionIndex(rules: readonly InhibitionRule[]): (ruleId: string) => InhibitionOf {
+  const sources = new Set(rules.flatMap((rule) => rule.sources));
+  const explainers = new Map<string, Set<string>>();
+  for (const rule of rules) {
+    for (const target of rule.targets) {
+      const set = explainers.get(target) ?? new Set<string>();
+      for (const source of rule.sources) set.add(source);
+      explainers.set(target, set);
+    }
+  }
+  return (id) => ({ explains: sources.has(id), explainedBy: [...(explainers.get(id) ?? [])].sort() });
+}
+
+/**
+ * The group of the endpoint a detection's events hit: the group key of the endpoint rules' alert
+ * (they key on `invocation.resource.api` and `invocation.route`). Undefined without a scope.
+ */
+export function endpointGroupOf(scope: Detection['scope']): string | undefined {
+  return scope === undefined ? undefined : groupKeyOf({ key: { 'invocation.resource.api': scope.api, 'invocation.route': scope.route }, ruleId: '', id: '' });
+}
+
+/** The group of a rule's campaign alert (the storm guard). */
+export function campaignGroupOf(ruleId: string): string {
+  return `campaign:rule=${ruleId}`;
+}
+
+/** The title of a rule's campaign alert. */
+export function campaignTitleOf(ruleName: string): string {
+  return `${ruleName}: a campaign across many keys`;
+}
+
+/** How many entities an alert's evidence lists by name. */
+export const TOP_ENTITIES = 10;
+
+/**
+ * The evidence an alert absorbed, from its evidence hash (`total`, `r:<rule>`, `e:<entity>`;
+ * `d:<detection id>` markers are skipped), with the sentence that explains it, e.g.
+ * `Absorbed 812 detections (credential-stuffing 800, authn-failures-per-user 12) from 800 IPs and 12 users.`
+ * Undefined when it absorbed nothing.
+ */
+export function evidenceOf(flat: readonly string[], campaign: boolean): AlertEvidence | undefined {
+  let total = 0;
+  const rules = new Map<string, number>();
+  const entities = new Map<string, number>();
+  for (let index = 0; index + 1 < flat.length; index += 2) {
+    const field = String(flat[index]);
+    const count = Number(flat[index + 1]);
+    if (field === 'total') total = count;
+    else if (field.startsWith('r:')) rules.set(field.slice(2), count);
+    else if (field.startsWith('e:')) entities.set(field.slice(2), count);
+  }
+  if (total === 0) return undefined;
+  const byCount = <T extends { count: number }>(a: T & { name: string }, b: T & { name: string }): number => b.count - a.count || a.name.localeCompare(b.name);
+  const ruleList = [...rules].map(([name, count]) => ({ name, count })).sort(byCount);
+  const top = [...entities].map(([name, count]) => ({ name, count })).sort(byCount).slice(0, TOP_ENTITIES);
+  // Entities are key texts (`client.ip=1.2.3.4`): counted by the fields they name.
+  const kinds = new Map<string, number>();
+  for (const entity of entities.keys()) {
+    const fields = entity.split(',').map((part) => part.split('=')[0] ?? part).join(' and ');
+    kinds.set(fields, (kinds.get(fields) ?? 0) + 1);
+  }
+  const from = [...kinds]
+    .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+    .map(([fields, count]) => `${count} ${fields.split(' and ').map((field) => fieldLabel(field, count !== 1)).join(' and ')}`)
+    .join(', ');
+  const what = campaign ? 'Folded' : 'Absorbed';
+  return {
+    total,
+    entities: entities.size,
+    rules: ruleList.map(({ name, count }) => ({ rule: name, count })),
+    top: top.map(({ name, count }) => ({ entity: name, count })),
+    summary: `${what} ${total} detection${total === 1 ? '' : 's'} (${ruleList.map(({ name, count }) => `${name} ${count}`).join(', ')}) from ${from}.`,
+  };
+}
+
+/**
+ * Whether a change is paged (handed to the notifier): its incident ended, in event time (its last
+ * detection, or its resolve), at most `pageWithinMs` before the wall clock. An incident entirely
+ * older (a backlog read long after) is grouped and indexed like any other, but pages nobody.
+ */
+export function isPaged(alert: { lastSeen: string; resolvedAt?: string }, nowMs: number, pageWithinMs: number): boolean {
+  return Date.parse(alert.resolvedAt ?? alert.lastSeen) >= nowMs - pageWithinMs;
 }

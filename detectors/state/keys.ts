@@ -29,8 +29,32 @@ export function userKeys(prefix: string, userId: string, sessionId: string | und
  * keeps the open-alerts index, the changes not yet in the notification outbox (`unsent`) and
  * every alert together, so the alert scripts stay cluster-safe.
  */
-export function alertKeys(prefix: string): { open: string; unsent: string; alert(group: string): string } {
-  return { open: `${prefix}:{alerts}:open`, unsent: `${prefix}:{alerts}:unsent`, alert: (group) => `${prefix}:{alerts}:alert:${group}` };
+export function alertKeys(prefix: string): {
+  open: string;
+  unsent: string;
+  alert(group: string): string;
+  /** The alerter's event-time clock: newest detection time held, newest time folded, wall time of the last arrival. */
+  clock: string;
+  /** Detections held until the watermark passes them (score: their order time). */
+  held: string;
+  /** Open alerts by the wall-clock time of their last change (the wall-clock fallback). */
+  wall: string;
+  /** What an alert absorbed: totals, per rule, per entity, and the absorbed detection ids. */
+  evidence(group: string): string;
+  /** The alerts one rule opened, by event time (the storm guard). */
+  storm(ruleId: string): string;
+} {
+  const base = `${prefix}:{alerts}`;
+  return {
+    open: `${base}:open`,
+    unsent: `${base}:unsent`,
+    alert: (group) => `${base}:alert:${group}`,
+    clock: `${base}:clock`,
+    held: `${base}:held`,
+    wall: `${base}:wall`,
+    evidence: (group) => `${base}:evidence:${group}`,
+    storm: (ruleId) => `${base}:storm:${ruleId}`,
+  };
 }
 
 /**

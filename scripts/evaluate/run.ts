@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import { createVigil } from '../../app';
-import { DELIVERY_HEADER } from '../../detectors';
+import { DELIVERY_HEADER, parseDestinations } from '../../detectors';
 import { openGeoDatabase, type GeoLookup, type IngestPipeline } from '../../ingest';
 import { createEmitter, type Emitter } from '../../ingest/sdk';
 import { createElasticsearch, createLogger, loadConfig, secretsOf, sleep, vigilTopics, type Config } from '../../platform';
@@ -30,19 +30,16 @@ export interface EvaluateOptions {
   volume?: number;
   /**
    * How the hour is produced. Undefined: as a backlog, as fast as Kafka takes it. A number:
-   * paced, that many times faster than event time (60: the hour in a minute), for an alerter
-   * that groups and resolves on the wall clock.
+   * paced, that many times faster than event time (60: the hour in a minute). The alerter groups
+   * and resolves on event time, so both give the incidents the hour gives live.
    */
   speed?: number;
-  /**
-   * The alerts' quiet period for the run. @defaultValue 30 s for a backlog (a detection the alerter
-   * reads later than this after it was made is skipped as stale), the configured one divided by
-   * the speed when paced (at least 30 s)
-   */
+  /** The alerts' quiet period, in event time. @defaultValue the configured one (15 minutes unless set) */
   resolveAfterMs?: number;
   /**
-   * How long to wait (wall clock) after the last detection reached the alerter, for alerts to
-   * resolve and notifications to go out. @defaultValue the quiet period plus 2.5 s
+   * How long to wait (wall clock) after the last detection reached the alerter, for the last
+   * detections to be released (the alerter's lateness, when nothing more arrives) and their
+   * notifications to go out (the destinations' group wait). @defaultValue lateness + longest group wait + 5 s
    */
   settleMs?: number;
   /** Give up waiting for the pipeline after this long. @defaultValue 600000 */
@@ -68,7 +65,7 @@ export interface EvaluationResult {
   traffic: { events: number; start: string; end: string; backgroundUsers: number; backgroundEvents: number; cases: EvaluationCase[] };
   grade: Grade;
   /** Pipeline counters at the end: events indexed, dead-lettered, late (behind the allowed lateness). */
-  pipeline: { indexed: number; deadLettered: number; late: number; detections: number; stale: number };
+  pipeline: { indexed: number; deadLettered: number; late: number; detections: number; unpaged: number };
   durationMs: number;
   /** The Elasticsearch index prefix of the run (kept only with `keep`). */
   indexPrefix: string;
@@ -263,13 +260,13 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
   const configured = loadConfig({ ...env, ...own });
   const speed = options.speed;
   if (speed !== undefined && !(speed > 0)) throw new RangeError(`evaluate: the speed must be a positive number, not ${speed}`);
-  const resolveAfterMs = options.resolveAfterMs ?? (speed === undefined ? 30_000 : Math.max(30_000, Math.round(configured.alerting.resolveAfterMs / speed)));
+  const resolveAfterMs = options.resolveAfterMs ?? configured.alerting.resolveAfterMs;
   const config = loadConfig({
     ...env,
     ...own,
     VIGIL_ALERT_DESTINATIONS: JSON.stringify(destinations(receiver.url, secret)),
     VIGIL_ALERT_RESOLVE_AFTER_MS: String(resolveAfterMs),
-    VIGIL_ALERT_SUPPRESS_MS: String(Math.max(resolveAfterMs, speed === undefined ? resolveAfterMs : Math.round(configured.alerting.suppressMs / speed))),
+    VIGIL_ALERT_SUPPRESS_MS: String(Math.max(resolveAfterMs, configured.alerting.suppressMs)),
   });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const geo = await openGeoDatabase(config.geo.database, { logger });
@@ -312,18 +309,19 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
       return stats.indexed + stats.duplicates + stats.deadLettered >= sent;
     }, deadline);
     if (!consumed) throw new Error(`evaluate: the pipeline took ${pipeline().stats().indexed} of ${sent} events within ${timeoutMs / 1000}s`);
-    // The alerter has read every detection once it counted each (taken, stale or invalid).
+    // The alerter has read every detection once it counted each (taken or invalid).
     const alerterRead = (): number => {
       const alerter = vigil.alerter?.stats();
-      return alerter === undefined ? 0 : alerter.detections + alerter.stale + alerter.invalid;
+      return alerter === undefined ? 0 : alerter.detections + alerter.invalid;
     };
     const detected = pipeline().stats().detections;
     await until(() => alerterRead() >= detected, deadline);
-    progress(`  all ${sent} events in, ${detected} detections; letting alerts settle (${resolveAfterMs / 1000}s of quiet)`);
-    // The quiet period, a sweep, and the resolutions delivered.
-    await sleep(options.settleMs ?? resolveAfterMs + 2500);
+    const settleMs = options.settleMs ?? config.alerting.latenessMs + Math.max(0, ...parseDestinations(config.alerting.destinations).map((destination) => destination.groupWaitMs)) + 5000;
+    progress(`  all ${sent} events in, ${detected} detections; letting the last ones out (${settleMs / 1000}s)`);
+    // The held detections released (nothing more arrives), folded, and their notifications sent.
+    await sleep(settleMs);
     await until(() => alerterRead() >= pipeline().stats().detections, deadline);
-    const stale = vigil.alerter?.stats().stale ?? 0;
+    const unpaged = vigil.alerter?.stats().unpaged ?? 0;
     await vigil.notifier?.drain();
     const stats = pipeline().stats();
     await vigil.stop();
@@ -343,7 +341,7 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
       mode,
       traffic: { events: sent, start: new Date(traffic.start).toISOString(), end: new Date(traffic.end).toISOString(), backgroundUsers: traffic.background.users, backgroundEvents: traffic.background.events, cases: traffic.cases },
       grade,
-      pipeline: { indexed: stats.indexed, deadLettered: stats.deadLettered, late: stats.engine?.late ?? 0, detections: stats.detections, stale },
+      pipeline: { indexed: stats.indexed, deadLettered: stats.deadLettered, late: stats.engine?.late ?? 0, detections: stats.detections, unpaged },
       durationMs: Date.now() - started,
       indexPrefix: config.indices.prefix,
     };
@@ -360,7 +358,7 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
 /** The report of a run: the cases, then the grade's table. */
 export function formatEvaluation(result: EvaluationResult): string {
   const lines = [
-    `Vigil evaluation ${result.runId} (seed ${result.seed}, ${result.mode}): ${result.traffic.events} events over ${result.traffic.start} .. ${result.traffic.end}, ${result.traffic.backgroundUsers} background users; ${result.pipeline.indexed} indexed, ${result.pipeline.late} late, ${result.pipeline.detections} detections (${result.pipeline.stale} skipped as stale by the alerter); ${(result.durationMs / 1000).toFixed(0)}s`,
+    `Vigil evaluation ${result.runId} (seed ${result.seed}, ${result.mode}): ${result.traffic.events} events over ${result.traffic.start} .. ${result.traffic.end}, ${result.traffic.backgroundUsers} background users; ${result.pipeline.indexed} indexed, ${result.pipeline.late} late, ${result.pipeline.detections} detections (${result.pipeline.unpaged} alert changes too old to page); ${(result.durationMs / 1000).toFixed(0)}s`,
     '',
     'cases',
     ...result.traffic.cases.map((item) => `  ${item.kind === 'attack' ? 'attack' : 'benign'}  ${item.id}: ${item.description}`),

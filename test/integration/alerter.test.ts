@@ -1,11 +1,16 @@
 import { Redis } from 'ioredis';
-import { createAlerter, type Alerter } from '../../detectors';
+import { alertKeys, createAlerter, type Alerter, type AlerterOptions } from '../../detectors';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
 
-const detection = (n: number, overrides: Partial<Detection> = {}): Detection => ({
-  id: `det-it-${String(n).padStart(4, '0')}`,
+const MINUTE = 60_000;
+const ENDPOINT = { 'invocation.resource.api': 'accounts-v1', 'invocation.route': '/v1/login' };
+const SCOPE = { api: 'accounts-v1', route: '/v1/login' };
+
+/** A detection at event time `at` (ms), by default a flood on the login endpoint. */
+const detection = (id: string, at: number, overrides: Partial<Detection> = {}): Detection => ({
+  id: `det-it-${id}`,
   ruleId: 'request-flood-per-endpoint',
   ruleVersion: 1,
   ruleName: 'Request flood on an endpoint from few sources',
@@ -13,92 +18,373 @@ const detection = (n: number, overrides: Partial<Detection> = {}): Detection => 
   severity: 'medium',
   tags: ['T1498', 'dos'],
   reasonCode: 'surge_requests',
-  reason: `flood number ${n}`,
-  key: { 'invocation.resource.api': 'accounts-v1', 'invocation.route': '/v1/login' },
+  reason: `flood ${id}`,
+  key: ENDPOINT,
   observedValue: 1000,
   threshold: 160,
-  window: { start: '2026-03-02T09:00:00.000Z', end: '2026-03-02T09:00:30.000Z', durationMs: 30_000 },
-  eventIds: [`evt-${n}`],
-  time: '2026-03-02T09:00:30.000Z',
+  window: { start: new Date(Math.floor(at / MINUTE) * MINUTE).toISOString(), end: new Date(Math.floor(at / MINUTE) * MINUTE + MINUTE).toISOString(), durationMs: MINUTE },
+  eventIds: [`evt-${id}`],
+  time: new Date(at).toISOString(),
   detectedAt: new Date().toISOString(),
   degraded: false,
+  scope: SCOPE,
   ...overrides,
 });
 
-describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
-  let stack: Stack;
-  let redis: Redis;
-  let alerter: Alerter;
+/** A per-IP detection on the login endpoint. */
+const perIp = (id: string, at: number, ip: string, ruleId = 'credential-stuffing'): Detection =>
+  detection(id, at, {
+    ruleId,
+    ruleName: ruleId === 'credential-stuffing' ? 'Credential stuffing from one IP' : 'Repeated authentication failures from one IP',
+    ruleType: 'cardinality',
+    severity: 'high',
+    tags: ['T1110.004', 'authentication'],
+    reasonCode: 'distinct_reached',
+    reason: `stuffing from ${ip}`,
+    key: { 'client.ip': ip },
+    window: { start: new Date(at - 10 * MINUTE).toISOString(), end: new Date(at).toISOString(), durationMs: 10 * MINUTE },
+  });
+
+interface Running {
+  stack: Stack;
+  redis: Redis;
+  alerter: Alerter;
+  changes: AlertChange[];
+  stop(): Promise<void>;
+}
+
+/** An alerter on its own topics, Redis prefix and indices. */
+async function runAlerter(env: Record<string, string>, extra: Partial<AlerterOptions> = {}): Promise<Running> {
+  const stack = openStack(isolatedConfig(env));
+  const redis = new Redis(stack.config.redis.url);
+  await ensureTopics(stack.kafka, stack.config);
+  await installTemplates(stack.elasticsearch, stack.config);
   const changes: AlertChange[] = [];
+  const alerter = createAlerter({
+    config: stack.config,
+    kafka: stack.kafka,
+    redis,
+    elasticsearch: stack.elasticsearch,
+    // The sink is the notifier's interface: record what on-call would be sent.
+    sink: { accept: (accepted) => Promise.resolve(void changes.push(...accepted)) },
+    logger: testLogger,
+    sweepEveryMs: 250,
+    ...extra,
+  });
+  return {
+    stack,
+    redis,
+    alerter,
+    changes,
+    async stop() {
+      await alerter.stop();
+      const keys = await redis.keys(`${stack.config.redis.prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+      await stack.cleanup();
+    },
+  };
+}
 
-  beforeAll(async () => {
-    stack = openStack(isolatedConfig({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' }));
-    redis = new Redis(stack.config.redis.url);
-    await ensureTopics(stack.kafka, stack.config);
-    await installTemplates(stack.elasticsearch, stack.config);
-    alerter = createAlerter({
-      config: stack.config,
-      kafka: stack.kafka,
-      redis,
-      elasticsearch: stack.elasticsearch,
-      // The sink is the notifier's interface: record what on-call would be sent.
-      sink: { accept: (accepted) => Promise.resolve(void changes.push(...accepted)) },
-      logger: testLogger,
-      sweepEveryMs: 250,
+async function produce(stack: Stack, detections: readonly Detection[]): Promise<void> {
+  const producer = stack.kafka.producer();
+  await producer.connect();
+  // Keyed as the ingest pipeline keys them (rule and key): spread over the topic's partitions.
+  const messages = detections.map((item) => ({ key: `${item.ruleId}|${Object.values(item.key).join(',')}`, value: JSON.stringify(item) }));
+  await producer.send({ topic: stack.config.topics.detections, messages, acks: -1 });
+  await producer.disconnect();
+}
+
+/** The alert documents, keyed by id: what an analyst sees of each incident. */
+async function alertDocuments(stack: Stack): Promise<Map<string, Record<string, unknown>>> {
+  const index = alertIndexNames(stack.config.indices.prefix).index;
+  await stack.elasticsearch.indices.refresh({ index, ignore_unavailable: true });
+  const response = await stack.elasticsearch.search<{ kibana: { alert: Record<string, unknown> }; vigil: { alert: Record<string, unknown> } }>({
+    index,
+    size: 1000,
+    ignore_unavailable: true,
+  });
+  const found = new Map<string, Record<string, unknown>>();
+  for (const hit of response.hits.hits) {
+    const source = hit._source;
+    if (!source || hit._id === undefined) continue;
+    found.set(hit._id, {
+      group: source.vigil.alert.group_key,
+      count: source.vigil.alert.count,
+      rules: source.vigil.alert.rules,
+      status: source.kibana.alert.status,
+      start: source.kibana.alert.start,
+      lastDetected: source.kibana.alert.last_detected,
+      end: source.kibana.alert.end,
+      evidence: source.vigil.alert.evidence,
+      campaign: source.vigil.alert.campaign,
     });
-    await alerter.start();
-  });
+  }
+  return found;
+}
 
-  afterAll(async () => {
-    await alerter.stop();
-    const keys = await redis.keys(`${stack.config.redis.prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    await redis.quit();
-    await stack.cleanup();
+/** The alert documents once two reads in a row agree (alerts reach the index after the fold). */
+async function settledDocuments(stack: Stack): Promise<Map<string, Record<string, unknown>>> {
+  let previous = '';
+  let documents = new Map<string, Record<string, unknown>>();
+  await waitFor('the alert documents to settle', async () => {
+    documents = await alertDocuments(stack);
+    const now = JSON.stringify([...documents].sort(([a], [b]) => a.localeCompare(b)));
+    const same = now === previous && documents.size > 0;
+    previous = now;
+    return same;
   });
+  return documents;
+}
 
+describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   it('groups a burst of detections on one endpoint into one alert, escalates it, and resolves it when quiet', async () => {
-    const producer = stack.kafka.producer();
-    await producer.connect();
-    const burst = [
-      ...Array.from({ length: 8 }, (_, n) => detection(n)),
-      // Other rules on the same endpoint join the same incident.
-      detection(100, { ruleId: 'error-surge-per-endpoint', ruleName: 'Server error surge on an endpoint', severity: 'high', tags: ['T1499'] }),
-      detection(101, { ruleId: 'distributed-flood-per-endpoint', ruleName: 'Distributed flood on an endpoint', tags: ['T1498'] }),
-      ...Array.from({ length: 4 }, (_, n) => detection(8 + n)),
-    ];
-    // A redelivered detection must not count twice.
-    const messages = [...burst, burst[0] as Detection].map((item) => ({ key: item.ruleId, value: JSON.stringify(item) }));
-    await producer.send({ topic: stack.config.topics.detections, messages, acks: -1 });
-    await producer.disconnect();
+    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' });
+    const { stack, alerter, changes } = running;
+    try {
+      await alerter.start();
+      const at = Date.now();
+      const burst = [
+        ...Array.from({ length: 8 }, (_, n) => detection(`det-${n}`, at + n)),
+        // Other rules on the same endpoint join the same incident.
+        detection('det-100', at + 20, { ruleId: 'error-surge-per-endpoint', ruleName: 'Server error surge on an endpoint', severity: 'high', tags: ['T1499'] }),
+        detection('det-101', at + 21, { ruleId: 'distributed-flood-per-endpoint', ruleName: 'Distributed flood on an endpoint', tags: ['T1498'] }),
+        ...Array.from({ length: 4 }, (_, n) => detection(`det-${8 + n}`, at + 30 + n)),
+      ];
+      // A redelivered detection must not count twice.
+      await produce(stack, [...burst, burst[0] as Detection]);
 
-    await waitFor('every detection folded in', () => alerter.stats().detections >= messages.length, 30_000);
-    expect(alerter.stats()).toMatchObject({ opened: 1, duplicates: 1, invalid: 0 });
-    const notified = changes.map((change) => `${change.kind}:${change.alert.severity}`);
-    // One notification when it opened, then one per escalation: each new rule joining (error
-    // surge, distributed flood) and each severity step (count 10); the other 10 are suppressed.
-    expect(notified[0]).toBe('opened:medium');
-    expect(notified.slice(1).every((entry) => entry.startsWith('escalated:'))).toBe(true);
-    expect(notified.length).toBeLessThanOrEqual(4);
+      await waitFor('every detection folded in', () => alerter.stats().folded >= burst.length && alerter.stats().detections >= burst.length + 1, 30_000);
+      // The redelivered copy is held once (the same JSON): it never counts twice.
+      expect(alerter.stats()).toMatchObject({ detections: burst.length + 1, opened: 1, invalid: 0 });
+      const notified = changes.map((change) => `${change.kind}:${change.alert.severity}`);
+      // One notification when it opened, then one per escalation: each new rule joining (error
+      // surge, distributed flood) and each severity step (count 10); the other 10 are suppressed.
+      // (Which detection opens it depends on which partition the alerter read first, when they
+      // arrive more than the allowed lateness apart; the incident is the same.)
+      expect(notified[0]).toMatch(/^opened:/);
+      expect(notified.slice(1).every((entry) => entry.startsWith('escalated:'))).toBe(true);
+      expect(notified.length).toBeLessThanOrEqual(4);
 
-    const index = alertIndexNames(stack.config.indices.prefix).index;
-    await waitFor('the alert document', async () => {
-      await stack.elasticsearch.indices.refresh({ index, ignore_unavailable: true });
-      const { count } = await stack.elasticsearch.count({ index, ignore_unavailable: true });
-      return count === 1;
+      const opened = changes[0]?.alert;
+
+      // No detection arrives any more: the wall-clock fallback resolves it, at its event-time end.
+      await waitFor('the resolution', () => changes.some((change) => change.kind === 'resolved'), 15_000);
+      const resolved = changes.find((change) => change.kind === 'resolved')?.alert;
+      // Times are event times: the first and the latest detection's, and the end of the quiet period after it.
+      expect(resolved).toMatchObject({
+        id: opened?.id,
+        status: 'resolved',
+        count: burst.length,
+        firstSeen: new Date(at).toISOString(),
+        lastSeen: new Date(at + 33).toISOString(),
+        resolvedAt: new Date(at + 33 + 2500).toISOString(),
+      });
+      expect(resolved?.rules.sort()).toEqual(['distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'request-flood-per-endpoint']);
+      await waitFor('the resolved document', async () => (await alertDocuments(stack)).get(opened?.id ?? '')?.status === 'recovered');
+      expect((await alertDocuments(stack)).get(opened?.id ?? '')).toMatchObject({ count: burst.length, group: 'invocation.resource.api=accounts-v1,invocation.route=/v1/login' });
+    } finally {
+      await running.stop();
+    }
+  });
+
+  describe('on event time', () => {
+    // Event-time settings: a 5-minute quiet period, 2 minutes of lateness. No wall-clock fallback
+    // can fire while a test runs (it needs 2 minutes without a detection).
+    const env = { VIGIL_ALERT_SUPPRESS_MS: '300000', VIGIL_ALERT_RESOLVE_AFTER_MS: '300000', VIGIL_ALERT_LATENESS_MS: '120000' };
+    const start = Math.floor(Date.now() / MINUTE) * MINUTE - 80 * MINUTE;
+
+    /**
+     * An hour of detections, in event-time order: credential stuffing from three IPs at minute 10,
+     * a flood on the login endpoint at minutes 10-12 and another at 50-52 (two incidents 40
+     * minutes apart), a user's failures at minute 30, and a last detection at minute 70 that
+     * moves the watermark past them all.
+     */
+    function anHour(): Detection[] {
+      const hour: Detection[] = [];
+      for (const [n, ip] of ['198.51.100.1', '198.51.100.2', '198.51.100.3'].entries()) {
+        for (let k = 0; k < 3; k++) hour.push(perIp(`stuff-${n}-${k}`, start + 8 * MINUTE + n * 1000 + k * 20_000, ip, 'authn-failures-per-ip'));
+      }
+      for (let k = 0; k < 6; k++) hour.push(detection(`flood-a-${k}`, start + 10 * MINUTE + k * 25_000));
+      hour.push(detection('surge-a', start + 11 * MINUTE + 5000, { ruleId: 'error-surge-per-endpoint', ruleName: 'Server error surge on an endpoint', severity: 'high' }));
+      for (let k = 0; k < 4; k++) {
+        hour.push(
+          detection(`user-${k}`, start + 30 * MINUTE + k * 30_000, {
+            ruleId: 'authn-failures-per-user',
+            ruleName: 'Repeated authentication failures for one user',
+            key: { 'actor.userId': 'u-17' },
+            scope: { api: 'accounts-v1', route: '/v1/profile' },
+          }),
+        );
+      }
+      for (let k = 0; k < 6; k++) hour.push(detection(`flood-b-${k}`, start + 50 * MINUTE + k * 25_000));
+      hour.push(detection('tick', start + 70 * MINUTE, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined }));
+      return hour.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
+    }
+
+    /** Waits until everything but the last detection (which the watermark has not passed) is folded. */
+    async function foldedAll(running: Running, total: number): Promise<void> {
+      const held = alertKeys(running.stack.config.redis.prefix).held;
+      await waitFor('every detection but the last folded', async () => running.alerter.stats().folded >= total - 1 && (await running.redis.zcard(held)) === 1, 60_000);
+    }
+
+    it('gives the same alerts for an hour read as a backlog and the same hour paced, two incidents 40 minutes apart on one endpoint among them', async () => {
+      const hour = anHour();
+      // The backlog: produced before the alerter starts, read as fast as it goes.
+      const backlog = await runAlerter(env);
+      let backlogAlerts: Map<string, Record<string, unknown>>;
+      try {
+        await produce(backlog.stack, hour);
+        await backlog.alerter.start();
+        await foldedAll(backlog, hour.length);
+        backlogAlerts = await settledDocuments(backlog.stack);
+        expect(backlog.alerter.stats()).toMatchObject({ late: 0, invalid: 0 });
+      } finally {
+        await backlog.stop();
+      }
+      // Paced: the alerter runs first, and the hour arrives in eight parts, each folded before the next.
+      const paced = await runAlerter(env);
+      let pacedAlerts: Map<string, Record<string, unknown>>;
+      try {
+        await paced.alerter.start();
+        const parts = 8;
+        const size = Math.ceil(hour.length / parts);
+        for (let part = 0; part < parts; part++) {
+          await produce(paced.stack, hour.slice(part * size, (part + 1) * size));
+          const sent = Math.min(hour.length, (part + 1) * size);
+          await waitFor(`part ${part + 1} read`, () => paced.alerter.stats().detections >= sent, 30_000);
+        }
+        await foldedAll(paced, hour.length);
+        pacedAlerts = await settledDocuments(paced.stack);
+      } finally {
+        await paced.stop();
+      }
+
+      const summary = (alerts: Map<string, Record<string, unknown>>): Record<string, unknown>[] =>
+        [...alerts].map(([id, alert]): Record<string, unknown> => ({ id, ...alert })).sort((a, b) => String(a.start).localeCompare(String(b.start)) || String(a.id).localeCompare(String(b.id)));
+      expect(summary(pacedAlerts)).toEqual(summary(backlogAlerts));
+
+      const endpoint = summary(backlogAlerts).filter((alert) => alert.group === 'invocation.resource.api=accounts-v1,invocation.route=/v1/login');
+      // Two floods 40 minutes apart on one endpoint: two incidents, each resolved a quiet period after its last detection.
+      expect(endpoint).toHaveLength(2);
+      expect(endpoint[0]).toMatchObject({
+        count: 7,
+        status: 'recovered',
+        start: new Date(start + 10 * MINUTE).toISOString(),
+        end: new Date(start + 10 * MINUTE + 125_000 + 5 * MINUTE).toISOString(),
+      });
+      expect(endpoint[1]).toMatchObject({ count: 6, status: 'recovered', start: new Date(start + 50 * MINUTE).toISOString() });
+      // The per-IP failures at minute 8 came before the flood's window: alerts of their own. The
+      // user's failures are on another endpoint: an alert of their own. The last detection waits
+      // for the watermark (2 minutes of event time past it), so it has no alert yet.
+      expect(summary(backlogAlerts).map((alert) => alert.group)).toEqual([
+        'client.ip=198.51.100.1',
+        'client.ip=198.51.100.2',
+        'client.ip=198.51.100.3',
+        'invocation.resource.api=accounts-v1,invocation.route=/v1/login',
+        'actor.userId=u-17',
+        'invocation.resource.api=accounts-v1,invocation.route=/v1/login',
+      ]);
+      // The watermark (minute 68) is past every quiet period: all resolved, in event time.
+      expect(summary(backlogAlerts).filter((alert) => alert.status === 'active')).toEqual([]);
     });
-    const opened = changes[0]?.alert;
-    const document = await stack.elasticsearch.get<Record<string, { alert: Record<string, unknown> }>>({ index, id: opened?.id ?? '' });
-    expect(document._source?.vigil?.alert).toMatchObject({ count: burst.length, group_key: 'invocation.resource.api=accounts-v1,invocation.route=/v1/login' });
-    expect(document._source?.kibana?.alert).toMatchObject({ status: 'active', severity: changes.at(-1)?.alert.severity });
 
-    await waitFor('the resolution', () => changes.some((change) => change.kind === 'resolved'), 15_000);
-    const resolved = changes.find((change) => change.kind === 'resolved')?.alert;
-    expect(resolved).toMatchObject({ id: opened?.id, status: 'resolved', count: burst.length });
-    expect(resolved?.rules.sort()).toEqual(['distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'request-flood-per-endpoint']);
-    await waitFor('the resolved document', async () => {
-      const current = await stack.elasticsearch.get<Record<string, { alert: Record<string, unknown> }>>({ index, id: opened?.id ?? '' });
-      return current._source?.kibana?.alert?.status === 'recovered';
+    it('rolls a distributed login flood up into one alert: 800 per-IP detections absorbed, whatever order they arrive in', async () => {
+      const running = await runAlerter(env);
+      try {
+        await running.alerter.start();
+        const at = start + 20 * MINUTE;
+        const ips = Array.from({ length: 800 }, (_, n) => `203.0.${Math.floor(n / 200)}.${n % 200}`);
+        // The per-IP detections come first on the topic, the flood that explains them after.
+        const detections = [
+          ...ips.map((ip, n) => perIp(`ip-${n}`, at + 5000 + (n % 50) * 1000, ip)),
+          ...ips.slice(0, 12).map((ip, n) => perIp(`fail-${n}`, at + 6000 + n * 1000, ip, 'authn-failures-per-ip')),
+          detection('flood-1', at + 40_000, { ruleId: 'distributed-flood-per-endpoint', ruleName: 'Distributed flood on an endpoint', severity: 'high' }),
+          detection('flood-2', at + 100_000, { ruleId: 'distributed-flood-per-endpoint', ruleName: 'Distributed flood on an endpoint', severity: 'high' }),
+          detection('tick', at + 10 * MINUTE, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined }),
+        ];
+        await produce(running.stack, detections);
+        await foldedAll(running, detections.length);
+        const alerts = [...(await settledDocuments(running.stack)).values()].filter((alert) => alert.group !== 'actor.consumerId=c-1');
+        expect(alerts.length).toBeLessThanOrEqual(2);
+        expect(alerts).toHaveLength(1);
+        expect(alerts[0]).toMatchObject({
+          group: 'invocation.resource.api=accounts-v1,invocation.route=/v1/login',
+          count: 2,
+          evidence: {
+            total: 812,
+            entities: 800,
+            rules: [
+              { rule: 'credential-stuffing', count: 800 },
+              { rule: 'authn-failures-per-ip', count: 12 },
+            ],
+            summary: 'Absorbed 812 detections (credential-stuffing 800, authn-failures-per-ip 12) from 800 IPs.',
+          },
+        });
+        expect((alerts[0]?.evidence as { top: unknown[] }).top).toHaveLength(10);
+        expect(running.alerter.stats()).toMatchObject({ absorbed: 812, opened: 1 });
+        // On-call heard of one incident: opened (the tick's alert is the other opening).
+        expect(running.changes.filter((change) => change.kind === 'opened' && change.alert.groupKey !== 'actor.consumerId=c-1')).toHaveLength(1);
+      } finally {
+        await running.stop();
+      }
+    });
+
+    it('folds a rule past the storm guard into one campaign alert that lists its keys', async () => {
+      const running = await runAlerter({ ...env, VIGIL_ALERT_STORM_MAX: '3', VIGIL_ALERT_STORM_WINDOW_MS: '600000' });
+      try {
+        await running.alerter.start();
+        const at = start + 30 * MINUTE;
+        // Credential stuffing from 20 IPs, on an endpoint no flood explains.
+        const detections = [
+          ...Array.from({ length: 20 }, (_, n) => ({ ...perIp(`s-${n}`, at + n * 2000, `192.0.2.${n}`), scope: { api: 'shop', route: '/login' } })),
+          detection('tick', at + 10 * MINUTE, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined }),
+        ];
+        await produce(running.stack, detections);
+        await foldedAll(running, detections.length);
+        const alerts = [...(await settledDocuments(running.stack)).values()].filter((alert) => alert.group !== 'actor.consumerId=c-1');
+        // Three alerts of their own, then one campaign for the other 17.
+        expect(alerts).toHaveLength(4);
+        const campaign = alerts.find((alert) => alert.campaign === true);
+        expect(campaign).toMatchObject({ group: 'campaign:rule=credential-stuffing', count: 17, evidence: { total: 17, entities: 17 } });
+        expect((campaign?.evidence as { summary: string }).summary).toBe('Folded 17 detections (credential-stuffing 17) from 17 IPs.');
+        expect(running.alerter.stats()).toMatchObject({ campaign: 17 });
+      } finally {
+        await running.stop();
+      }
+    });
+
+    it('groups what the triage hook returns: it may drop detections and add its own', async () => {
+      const seen: number[] = [];
+      const running = await runAlerter(env, {
+        // A trivial triage: low severity pages nobody on its own; each batch's highest-risk entity gets a synthesized detection.
+        triage: (detections, eventTimeNowMs) => {
+          seen.push(eventTimeNowMs);
+          const kept = detections.filter((item) => item.severity !== 'low');
+          const risk = detections
+            .filter((item) => item.severity === 'low')
+            .map((item) => detection(`risk-${item.id}`, Date.parse(item.time), { ruleId: 'risk', ruleName: 'Risk threshold', key: { 'actor.userId': 'u-9' }, scope: undefined }));
+          return Promise.resolve([...kept, ...risk]);
+        },
+      });
+      try {
+        await running.alerter.start();
+        const at = start + 40 * MINUTE;
+        const detections = [
+          detection('low-1', at, { ruleId: 'new-device-for-user', ruleName: 'New device', severity: 'low', key: { 'actor.userId': 'u-9' }, scope: undefined }),
+          detection('tick', at + 10 * MINUTE, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined }),
+        ];
+        await produce(running.stack, detections);
+        await waitFor('the triaged detections folded', () => running.alerter.stats().folded >= 1 && running.alerter.stats().triageDropped >= 1, 30_000);
+        await waitFor('the risk alert', async () => [...(await alertDocuments(running.stack)).values()].some((alert) => (alert.rules as string[]).includes('risk')));
+        const alerts = [...(await alertDocuments(running.stack)).values()];
+        expect(alerts.some((alert) => (alert.rules as string[]).includes('new-device-for-user'))).toBe(false);
+        expect(running.alerter.stats()).toMatchObject({ triageDropped: 1, triageAdded: 1 });
+        // Its event-time now is the newest detection time seen, not the wall clock.
+        expect(Math.max(...seen)).toBeLessThan(Date.now() - 20 * MINUTE);
+      } finally {
+        await running.stop();
+      }
     });
   });
 });

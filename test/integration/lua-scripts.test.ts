@@ -599,70 +599,169 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('alertUpsert-3.lua', () => {
-    const open = (): string => `${prefix}:{alerts}:open`;
-    const alert = (): string => `${prefix}:{alerts}:alert:g-1`;
-    const unsent = (): string => `${prefix}:{alerts}:unsent`;
-    const upsert = (detectionId: string, now: number, options: { rank?: number; rule?: string; suppress?: number } = {}) =>
-      call('alertUpsert', [alert(), open(), unsent()], [
-        detectionId, now, options.suppress ?? 10_000, `alert-${detectionId}`, options.rule ?? 'rule-a', `Rule ${options.rule ?? 'a'}`,
-        options.rank ?? 1, '["T1498"]', 'Rule a: endpoint /login', '{"route":"/login"}', 'g-1', TTL, 3, `reason ${detectionId}`, 'quiet',
-      ]);
-    const fields = (reply: unknown[]): Record<string, string> => {
-      const flat = JSON.parse(String(reply[1])) as string[];
-      return Object.fromEntries(flat.flatMap((value, index) => (index % 2 === 0 ? [[value, String(flat[index + 1])]] : [])));
-    };
+  /** The alert keys of one test (detectors/state/keys.ts builds the same). */
+  const alertKey = (name: string): string => `${prefix}:{alerts}:${name}`;
+  interface FoldOptions {
+    group?: string;
+    rank?: number;
+    rule?: string;
+    quiet?: number;
+    windowStart?: number;
+    explains?: boolean;
+    explainedBy?: string[];
+    explainer?: string;
+    stormMax?: number;
+    order?: number;
+  }
+  /** alertFold-11 for detection `id` at event time `time`, as the alert store calls it. */
+  const fold = (id: string, time: number, options: FoldOptions = {}) => {
+    const group = options.group ?? 'g-1';
+    const rule = options.rule ?? 'rule-a';
+    const explainer = options.explainer ?? '';
+    return call(
+      'alertFold',
+      [
+        alertKey(`alert:${group}`), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall'), alertKey(`evidence:${group}`),
+        alertKey(`alert:${explainer || group}`), alertKey(`evidence:${explainer || group}`), alertKey(`storm:${rule}`),
+        alertKey(`alert:campaign:${rule}`), alertKey(`evidence:campaign:${rule}`),
+      ],
+      [
+        id, time, options.order ?? time, 5, options.quiet ?? 10_000, 2000, `alert-${id}`, rule, `Rule ${rule}`, options.rank ?? 1, '["T1498"]',
+        `Rule ${rule}: ${group}`, '{"route":"/login"}', group, TTL, 3, `reason ${id}`, 'quiet', options.windowStart ?? time,
+        options.explains ? 1 : 0, JSON.stringify(options.explainedBy ?? []), explainer, options.stormMax ?? 0, 60_000,
+        `campaign:${rule}`, `campaign-${id}`, `Rule ${rule}: a campaign`, `{"rule.id":"${rule}"}`, `ip=${group}`,
+      ],
+    );
+  };
+  const fieldsOf = (json: unknown): Record<string, string> => {
+    const flat = JSON.parse(String(json)) as string[];
+    return Object.fromEntries(flat.flatMap((value, index) => (index % 2 === 0 ? [[value, String(flat[index + 1])]] : [])));
+  };
 
-    it('opens, folds detections within the suppression window, ignores a redelivered one, and escalates at 10', async () => {
-      const opened = await upsert('d-1', 1000);
-      expect(opened[0]).toBe('opened');
-      expect(fields(opened)).toMatchObject({ id: 'alert-d-1', status: 'open', count: '1', rank: '1', revision: '1' });
-      expect((await upsert('d-1', 1500))[0]).toBe('duplicate');
-      let last: unknown[] = [];
-      for (let n = 2; n <= 10; n++) last = await upsert(`d-${n}`, 1000 + n * 100, { rule: n === 5 ? 'rule-b' : 'rule-a' });
-      expect(last[0]).toBe('escalated');
-      // rule-b joining at d-5 escalated too (a new rule), so 7 of the 9 later detections were suppressed.
-      expect(fields(last)).toMatchObject({ id: 'alert-d-1', count: '10', rank: '2', suppressed: '7' });
-      expect(JSON.parse(fields(last).rules ?? '[]')).toEqual(['rule-a', 'rule-b']);
-      // Detection ids are capped (ARGV[13] = 3), newest kept.
-      expect(JSON.parse(fields(last).detections ?? '[]')).toEqual(['d-8', 'd-9', 'd-10']);
-      expect(await redis.zscore(open(), 'g-1')).toBe(String(2000));
-      // Only the changes to notify are recorded as unsent: the opening, the join of rule-b, the 10th.
-      const recorded = await redis.hgetall(unsent());
-      expect(Object.keys(recorded).sort()).toEqual(['alert-d-1:10:escalated', 'alert-d-1:1:opened', 'alert-d-1:5:escalated']);
-      expect(JSON.parse(recorded['alert-d-1:1:opened'] ?? '{}')).toMatchObject({ kind: 'opened', reason: 'reason d-1', at: 1000 });
-      expect(await redis.pttl(unsent())).toBeGreaterThan(0);
-    });
-
-    it('opens a new alert after the suppression window', async () => {
-      await upsert('d-1', 1000);
-      const later = await upsert('d-2', 20_000);
-      expect(later[0]).toBe('opened');
-      expect(fields(later).id).toBe('alert-d-2');
-      // The alert it replaces, still open (no sweep ran), comes back resolved: never left open.
-      const replaced = JSON.parse(String(later[2])) as string[];
-      expect(replaced).toEqual(expect.arrayContaining(['id', 'alert-d-1', 'status', 'resolved', 'resolved', '20000']));
-      // Both the resolve of the replaced alert and the new opening wait in the unsent hash.
-      expect(Object.keys(await redis.hgetall(unsent())).sort()).toEqual(['alert-d-1:1:opened', 'alert-d-1:2:resolved', 'alert-d-2:1:opened']);
-      expect(JSON.parse((await redis.hget(unsent(), 'alert-d-1:2:resolved')) ?? '{}')).toMatchObject({ kind: 'resolved', reason: 'quiet' });
+  describeScript('alertHold-2.lua', () => {
+    it('holds detections by order time, keeps one copy of a redelivered one, moves the clock and counts the late', async () => {
+      const hold = (...triples: (string | number)[]) => call('alertHold', [alertKey('held'), alertKey('clock')], [777, TTL, 'detections:0', ...triples]);
+      expect(await hold(2000, 2000, '{"id":"b"}', 1000, 1500, '{"id":"a"}', 2000, 2000, '{"id":"b"}')).toEqual(['2000', 0]);
+      expect(await redis.zrange(alertKey('held'), 0, -1, 'WITHSCORES')).toEqual(['{"id":"a"}', '1000', '{"id":"b"}', '2000']);
+      expect(await redis.hgetall(alertKey('clock'))).toEqual({ max: '2000', arrived: '777', 'max:detections:0': '2000', 'arrived:detections:0': '777' });
+      // Once something at 1800 is folded, a detection at 1800 or before arrives late; the clock never goes back.
+      await redis.hset(alertKey('clock'), 'folded', 1800);
+      expect(await hold(1800, 1800, '{"id":"c"}', 1900, 1900, '{"id":"d"}')).toEqual(['2000', 1]);
     });
   });
 
-  describeScript('alertResolve-3.lua', () => {
-    const open = (): string => `${prefix}:{alerts}:open`;
-    const alert = (): string => `${prefix}:{alerts}:alert:g-1`;
-    const unsent = (): string => `${prefix}:{alerts}:unsent`;
-    const resolve = (now: number, quiet = 5000) => callScript(redis, 'alertResolve', [alert(), open(), unsent()], [now, quiet, 'g-1', TTL, 'quiet']);
+  describeScript('alertRelease-2.lua', () => {
+    const release = (now: number, lateness: number) => call('alertRelease', [alertKey('held'), alertKey('clock')], [now, lateness, 100, 500]);
 
-    it('resolves a quiet open alert once, and leaves a recent one open', async () => {
-      await call('alertUpsert', [alert(), open(), unsent()], ['d-1', 1000, 10_000, 'alert-1', 'rule-a', 'Rule a', 1, '[]', 't', '{}', 'g-1', TTL, 10, 'r', 'quiet']);
-      expect(await resolve(3000)).toBeNull();
-      const resolved = await resolve(7000);
-      expect(typeof resolved).toBe('string');
-      expect(JSON.parse(String(resolved))).toEqual(expect.arrayContaining(['status', 'resolved', 'resolved', '7000']));
-      expect(await resolve(8000)).toBeNull();
-      expect(await redis.zscore(open(), 'g-1')).toBeNull();
-      expect(JSON.parse((await redis.hget(unsent(), 'alert-1:2:resolved')) ?? '{}')).toMatchObject({ kind: 'resolved', reason: 'quiet', at: 7000 });
+    it('releases what the watermark passed, oldest first and ties by id, and everything once nothing arrived for the lateness', async () => {
+      expect(await release(0, 1000)).toEqual([null, 0]);
+      await call('alertHold', [alertKey('held'), alertKey('clock')], [10_000, TTL, 'p:0', 5000, 5000, '{"id":"z"}', 5000, 5000, '{"id":"a"}', 9000, 9000, '{"id":"m"}']);
+      // Watermark 9000 - 1000 = 8000: the two at 5000, by id; the one at 9000 waits.
+      expect(await release(10_500, 1000)).toEqual(['8000', 0, '{"id":"a"}', '5000', '{"id":"z"}', '5000']);
+      // Release does not remove: the alerter forgets what it folded. The fold clock is at the watermark.
+      expect(await redis.zcard(alertKey('held'))).toBe(3);
+      expect(await redis.hget(alertKey('clock'), 'folded')).toBe('8000');
+      // Nothing arrived for the lateness (1000 ms since 10 000): everything held.
+      expect((await release(11_000, 1000)).slice(2)).toEqual(['{"id":"a"}', '5000', '{"id":"z"}', '5000', '{"id":"m"}', '9000']);
+    });
+
+    it('holds a partition ahead back for an active partition behind, until that one goes idle', async () => {
+      const hold = (partition: string, now: number, time: number, id: string) =>
+        call('alertHold', [alertKey('held'), alertKey('clock')], [now, TTL, partition, time, time, `{"id":"${id}"}`]);
+      await hold('p:0', 10_000, 60_000, 'ahead');
+      await hold('p:1', 10_100, 3000, 'behind');
+      // p:1 is at 3000: the watermark is 2000, nothing of p:0 passes.
+      expect(await release(10_200, 1000)).toEqual(['2000', 0]);
+      await hold('p:1', 10_300, 30_000, 'behind-2');
+      expect((await release(10_400, 1000)).slice(0, 4)).toEqual(['29000', 0, '{"id":"behind"}', '3000']);
+      // p:1 idle (no arrival for the idle time, 500 ms), p:0 active: p:0 alone sets the watermark.
+      await hold('p:0', 10_900, 61_000, 'ahead-2');
+      expect((await release(11_000, 1000)).slice(0, 2)).toEqual(['60000', 0]);
+      // Both idle, but a detection arrived within the lateness: the newest time held sets it.
+      expect((await release(11_600, 1000)).slice(0, 2)).toEqual(['60000', 0]);
+    });
+  });
+
+  describeScript('alertFold-11.lua', () => {
+    it('opens, joins within the quiet period in event time, ignores a redelivered detection, and escalates at 10', async () => {
+      const opened = await fold('d-1', 100_000);
+      expect(opened[0]).toBe('opened');
+      expect(opened[3]).toBe('own');
+      expect(fieldsOf(opened[1])).toMatchObject({ id: 'alert-d-1', status: 'open', count: '1', rank: '1', revision: '1', first: '100000', last: '100000' });
+      expect((await fold('d-1', 100_000))[0]).toBe('duplicate');
+      let last: unknown[] = [];
+      for (let n = 2; n <= 10; n++) last = await fold(`d-${n}`, 100_000 + n * 1000, { rule: n === 5 ? 'rule-b' : 'rule-a' });
+      expect(last[0]).toBe('escalated');
+      expect(fieldsOf(last[1])).toMatchObject({ id: 'alert-d-1', count: '10', rank: '2', suppressed: '7', last: '110000' });
+      expect(JSON.parse(fieldsOf(last[1]).detections ?? '[]')).toEqual(['d-8', 'd-9', 'd-10']);
+      // An earlier detection within the quiet period joins too, and moves `first` back.
+      expect(fieldsOf((await fold('d-0', 95_000))[1])).toMatchObject({ first: '95000', count: '11' });
+      expect(await redis.zscore(alertKey('open'), 'g-1')).toBe('110000');
+      expect(await redis.zscore(alertKey('wall'), 'g-1')).toBe('5');
+      expect(Object.keys(await redis.hgetall(alertKey('unsent'))).sort()).toEqual(['alert-d-1:10:escalated', 'alert-d-1:1:opened', 'alert-d-1:5:escalated']);
+      // The fold clock is at the newest order time folded.
+      expect(await redis.hget(alertKey('clock'), 'folded')).toBe('110000');
+    });
+
+    it('opens a new alert past the quiet period in event time, resolving the old one at its end; an older one is late', async () => {
+      await fold('d-1', 100_000);
+      const later = await fold('d-2', 120_001);
+      expect(later[0]).toBe('opened');
+      expect(fieldsOf(later[1]).id).toBe('alert-d-2');
+      // Resolved at last + quiet, in event time, whenever it was noticed.
+      expect(fieldsOf(later[2])).toMatchObject({ id: 'alert-d-1', status: 'resolved', resolved: '110000' });
+      expect(Object.keys(await redis.hgetall(alertKey('unsent'))).sort()).toEqual(['alert-d-1:1:opened', 'alert-d-1:2:resolved', 'alert-d-2:1:opened']);
+      expect((await fold('d-3', 50_000))[0]).toBe('late');
+    });
+
+    it('absorbs a detection its endpoint alert explains, once, and counts it as evidence', async () => {
+      await fold('flood-1', 60_000, { group: 'endpoint', rule: 'flood', explains: true, windowStart: 0 });
+      const explained = { group: 'ip-1', rule: 'stuffing', explainedBy: ['flood'], explainer: 'endpoint' };
+      const absorbed = await fold('s-1', 30_000, explained);
+      expect([absorbed[0], absorbed[3]]).toEqual(['absorbed', 'explainer']);
+      expect(fieldsOf(absorbed[1])).toMatchObject({ id: 'alert-flood-1', absorbed: '1', count: '1' });
+      expect((await fold('s-1', 30_000, explained))[0]).toBe('duplicate');
+      await fold('s-2', 40_000, { ...explained, group: 'ip-2' });
+      expect(await redis.hgetall(alertKey('evidence:endpoint'))).toMatchObject({ total: '2', 'r:stuffing': '2', 'e:ip=ip-1': '1', 'e:ip=ip-2': '1' });
+      // Not explained by that rule, or outside the alert's window (from - lateness .. last + quiet): an alert of its own.
+      expect((await fold('s-3', 30_000, { ...explained, group: 'ip-3', explainedBy: ['surge'] }))[0]).toBe('opened');
+      expect((await fold('s-4', 75_000, { ...explained, group: 'ip-4' }))[0]).toBe('opened');
+      expect((await fold('s-5', -5000, { ...explained, group: 'ip-5' }))[0]).toBe('opened');
+    });
+
+    it('folds a rule past the storm guard into one campaign alert', async () => {
+      const replies: unknown[][] = [];
+      for (let n = 1; n <= 5; n++) replies.push(await fold(`s-${n}`, 1000 * n, { group: `ip-${n}`, stormMax: 2 }));
+      expect(replies.map((reply) => `${String(reply[0])}:${String(reply[3])}`)).toEqual(['opened:own', 'opened:own', 'opened:campaign', 'updated:campaign', 'updated:campaign']);
+      expect(fieldsOf(replies[4]?.[1])).toMatchObject({ id: 'campaign-s-3', campaign: '1', count: '3' });
+      expect(await redis.hgetall(alertKey('evidence:campaign:rule-a'))).toMatchObject({ total: '3', 'e:ip=ip-3': '1', 'e:ip=ip-5': '1' });
+      // Outside the storm window (60 s) of the two alerts, the rule opens alerts again.
+      expect((await fold('s-6', 200_000, { group: 'ip-6', stormMax: 2 }))[3]).toBe('own');
+    });
+  });
+
+  describeScript('alertSettle-5.lua', () => {
+    const settle = (now: number) => callScript(redis, 'alertSettle', [alertKey('alert:g-1'), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [now, 10_000, 2000, 'g-1', TTL, 'quiet']);
+
+    it('resolves once the fold clock passes the quiet period, at its event-time end, and only once', async () => {
+      await fold('d-1', 100_000);
+      expect(await settle(6)).toBeNull();
+      await redis.hset(alertKey('clock'), 'folded', 110_001);
+      const resolved = (await settle(7)) as [string, string];
+      expect(resolved[1]).toBe('event');
+      expect(fieldsOf(resolved[0])).toMatchObject({ status: 'resolved', resolved: '110000' });
+      expect(await settle(8)).toBeNull();
+      expect(await redis.zscore(alertKey('open'), 'g-1')).toBeNull();
+      expect(JSON.parse((await redis.hget(alertKey('unsent'), 'alert-d-1:2:resolved')) ?? '{}')).toMatchObject({ kind: 'resolved', reason: 'quiet', at: 7 });
+    });
+
+    it('falls back on the wall clock when no detection arrives: after the quiet period and the lateness', async () => {
+      await fold('d-1', 100_000);
+      // Folded at wall-clock 5: quiet 10 000 + lateness 2000.
+      expect(await settle(12_004)).toBeNull();
+      const resolved = (await settle(12_005)) as [string, string];
+      expect(resolved[1]).toBe('wall');
+      expect(fieldsOf(resolved[0])).toMatchObject({ status: 'resolved', resolved: '110000' });
     });
   });
 
@@ -995,14 +1094,29 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll')], [2, 'distinct', 1, 0, '["b"]', '[]', 0.5, 30_000]);
       return 30_000;
     },
-    'alertUpsert-3.lua': async () => {
-      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`, `${prefix}:{alerts}:unsent`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10, 'r', 'q']);
+    'alertHold-2.lua': async () => {
+      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
       return 30_000;
     },
-    'alertResolve-3.lua': async () => {
-      await callScript(redis, 'alertUpsert', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`, `${prefix}:{alerts}:unsent`], ['d-1', 1000, 10_000, 'a-1', 'r', 'R', 1, '[]', 't', '{}', 'g', 30_000, 10, 'r', 'q']);
-      await callScript(redis, 'alertResolve', [`${prefix}:{alerts}:alert:g`, `${prefix}:{alerts}:open`, `${prefix}:{alerts}:unsent`], [9000, 1000, 'g', 20_000, 'q']);
+    'alertRelease-2.lua': async () => {
+      // Reads write nothing: hold, release, and the keys must still expire.
+      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
+      await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10, 0]);
       return 30_000;
+    },
+    'alertFold-11.lua': async () => {
+      // Every branch: open, join, absorb, campaign, late.
+      await fold('f-1', 60_000, { group: 'endpoint', rule: 'flood', explains: true, windowStart: 0 });
+      await fold('f-2', 61_000, { group: 'endpoint', rule: 'flood', explains: true, windowStart: 0 });
+      await fold('s-1', 30_000, { group: 'ip-1', rule: 'stuffing', explainedBy: ['flood'], explainer: 'endpoint' });
+      for (let n = 1; n <= 3; n++) await fold(`c-${n}`, 200_000 + n, { group: `ip-c${n}`, stormMax: 1 });
+      await fold('late-1', 1000, { group: 'endpoint', rule: 'flood' });
+      return TTL;
+    },
+    'alertSettle-5.lua': async () => {
+      await fold('d-1', 1000);
+      await callScript(redis, 'alertSettle', [alertKey('alert:g-1'), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [100_000, 1000, 0, 'g-1', 20_000, 'q']);
+      return TTL;
     },
     'noteRequest-1.lua': async () => {
       await noteRequest('authn', 'pass', { ttl: 30_000 });

@@ -1,4 +1,19 @@
-import { SEVERITY_RANK, alertFromFields, groupKeyOf, isStaleDetection, joinWindowMs, severityOfRank, toAlertDocument } from '../../detectors';
+import {
+  DEFAULT_INHIBITION,
+  SEVERITY_RANK,
+  alertFromFields,
+  campaignGroupOf,
+  endpointGroupOf,
+  evidenceOf,
+  groupKeyOf,
+  inhibitionIndex,
+  isPaged,
+  joinWindowMs,
+  orderTimeOf,
+  parseInhibition,
+  severityOfRank,
+  toAlertDocument,
+} from '../../detectors';
 import { SEVERITIES, SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
 import { isRecord, mappingChecker } from '../support/mapping';
 
@@ -19,7 +34,7 @@ function hgetall(fields: readonly (readonly [string, string])[]): string {
 }
 
 /**
- * The alert of endpointGroup after alertUpsert-3 opened it with one rule's detection and folded in
+ * The alert of endpointGroup after alertFold-11 opened it with one rule's detection and folded in
  * 11 more of two rules, escalating it to high at the 10th. Lists the scripts re-encode are
  * cjson's; `key` is the ARGV JSON, kept as it came.
  */
@@ -107,10 +122,57 @@ describe('the grouping policy', () => {
     expect(joinWindowMs({ suppressMs: 1_200_000, resolveAfterMs: 900_000 })).toBe(1_200_000);
   });
 
-  it('calls a detection stale when it is older than the quiet period', () => {
-    const now = Date.parse('2024-05-01T10:30:00.000Z');
-    expect(isStaleDetection('2024-05-01T10:14:59.999Z', now, { resolveAfterMs: 900_000 })).toBe(true);
-    expect(isStaleDetection('2024-05-01T10:15:00.000Z', now, { resolveAfterMs: 900_000 })).toBe(false);
+  it('folds a rule that explains others at the start of its window, every other detection at its event time', () => {
+    const detection = { time: '2024-05-01T10:00:40.000Z', window: { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:01:00.000Z', durationMs: 60_000 } };
+    expect(orderTimeOf(detection, true)).toBe(Date.parse('2024-05-01T10:00:00.000Z'));
+    expect(orderTimeOf(detection, false)).toBe(Date.parse('2024-05-01T10:00:40.000Z'));
+  });
+
+  it('pages a change only while its incident ended within the paging age, in event time', () => {
+    const now = Date.parse('2024-05-01T12:00:00.000Z');
+    expect(isPaged({ lastSeen: '2024-05-01T11:00:00.000Z' }, now, 3_600_000)).toBe(true);
+    expect(isPaged({ lastSeen: '2024-05-01T10:59:59.999Z' }, now, 3_600_000)).toBe(false);
+    // A resolved incident ended at its resolve (last + quiet).
+    expect(isPaged({ lastSeen: '2024-05-01T10:50:00.000Z', resolvedAt: '2024-05-01T11:05:00.000Z' }, now, 3_600_000)).toBe(true);
+  });
+
+  it('reads the inhibition setting: default, off, or rules, and names what is wrong', () => {
+    expect(parseInhibition('default')).toBe(DEFAULT_INHIBITION);
+    expect(parseInhibition(' off ')).toEqual([]);
+    expect(parseInhibition('[{"sources":["flood"],"targets":["stuffing","failures"]}]')).toEqual([{ sources: ['flood'], targets: ['stuffing', 'failures'] }]);
+    expect(() => parseInhibition('{nope')).toThrow(/VIGIL_ALERT_INHIBITION: .*not JSON/);
+    expect(() => parseInhibition('[{"sources":[],"targets":["a"]}]')).toThrow(/VIGIL_ALERT_INHIBITION: 0\.sources: /);
+    expect(() => parseInhibition('[{"sources":["a"],"targets":["a"]}]')).toThrow(/can't explain itself \(a\)/);
+    const lookup = inhibitionIndex(DEFAULT_INHIBITION);
+    expect(lookup('request-flood-per-endpoint')).toEqual({ explains: true, explainedBy: [] });
+    expect(lookup('credential-stuffing').explainedBy).toEqual(['distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint', 'request-flood-per-endpoint']);
+    expect(lookup('impossible-travel')).toEqual({ explains: false, explainedBy: [] });
+  });
+
+  it('finds the endpoint group of a scope as the endpoint rules key it, and a campaign group per rule', () => {
+    expect(endpointGroupOf({ api: 'accounts-v1', route: '/v1/login' })).toBe('invocation.resource.api=accounts-v1,invocation.route=/v1/login');
+    expect(endpointGroupOf(undefined)).toBeUndefined();
+    expect(campaignGroupOf('credential-stuffing')).toBe('campaign:rule=credential-stuffing');
+  });
+
+  it('sums up evidence: totals, per rule and per entity kind, the top entities, and a sentence', () => {
+    const flat = ['total', '812', 'r:credential-stuffing', '800', 'r:authn-failures-per-user', '12', 'd:det-1', '1'];
+    for (let n = 0; n < 800; n++) flat.push(`e:client.ip=10.0.${Math.floor(n / 256)}.${n % 256}`, n === 7 ? '3' : '1');
+    for (let n = 0; n < 12; n++) flat.push(`e:actor.userId=u-${n}`, '1');
+    const evidence = evidenceOf(flat, false);
+    expect(evidence).toMatchObject({
+      total: 812,
+      entities: 812,
+      rules: [
+        { rule: 'credential-stuffing', count: 800 },
+        { rule: 'authn-failures-per-user', count: 12 },
+      ],
+      summary: 'Absorbed 812 detections (credential-stuffing 800, authn-failures-per-user 12) from 800 IPs, 12 users.',
+    });
+    expect(evidence?.top).toHaveLength(10);
+    expect(evidence?.top[0]).toEqual({ entity: 'client.ip=10.0.0.7', count: 3 });
+    expect(evidenceOf(['total', '0'], false)).toBeUndefined();
+    expect(evidenceOf(['total', '1', 'r:x', '1', 'e:client.ip=1.2.3.4', '1'], true)?.summary).toBe('Folded 1 detection (x 1) from 1 IP.');
   });
 });
 
@@ -148,7 +210,7 @@ describe('alertFromFields', () => {
   });
 
   it('reads tags that cjson re-encoded from an empty table as an object, {}, as no tags', () => {
-    // alertUpsert decodes "[]" into an empty Lua table, and cjson encodes an empty table as {}.
+    // alertFold decodes "[]" into an empty Lua table, and cjson encodes an empty table as {}.
     const parsed = alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON);
     expect(parsed.tags).toStrictEqual([]);
     expect(alertSchema.safeParse(parsed).success).toBe(true);
@@ -275,6 +337,9 @@ describe('toAlertDocument: every field is in alertMappings', () => {
     keyless: alert({ key: {}, groupKey: 'rule=json-threat-violation,detection=det-0123', tags: [], rules: ['json-threat-violation'], ruleNames: ['JSON threat'] }),
     fromRedis: alertFromFields(hgetall(escalatedFields({ tags: '{}' })), REASON),
     resolvedFromRedis: alertFromFields(hgetall([...escalatedFields({ status: 'resolved' }), ['resolved', String(RESOLVED)]]), 'Quiet for 300s: resolved.'),
+    // A flood that absorbed per-IP detections, and a campaign of the storm guard (evidence from Redis).
+    absorbing: alertFromFields(hgetall(escalatedFields()), REASON, ['total', '3', 'r:credential-stuffing', '3', 'e:client.ip=203.0.113.7', '2', 'e:client.ip=203.0.113.8', '1']),
+    campaign: alertFromFields(hgetall([...escalatedFields(), ['campaign', '1']]), REASON, ['total', '2', 'r:credential-stuffing', '2', 'e:client.ip=203.0.113.9', '2']),
   };
 
   it.each(Object.keys(examples))('maps every field of the %s alert, with a value of its type', (name) => {

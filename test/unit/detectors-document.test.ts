@@ -69,6 +69,7 @@ const examples: Record<string, Detection> = {
     tags: ['T1087'],
     key: { 'actor.consumerId': 'app-1', 'invocation.resource.path': '/v1/accounts/42' },
     distinct: undefined,
+    scope: { api: 'accounts-v1', route: '/v1/accounts/:id' },
   }),
   match: detection({
     ruleId: 'json-threat-violation',

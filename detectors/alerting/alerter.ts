@@ -57,10 +57,10 @@ export interface AlerterOptions {
   /** How often held detections are released and open alerts checked for quiet. @defaultValue min(resolveAfter / 4, lateness, 5s) */
   sweepEveryMs?: number;
   /**
-   * Risk-based triage (issue 9): called on each batch's valid detections before they are held
-   * for grouping, with the alerter's event-time now (the newest detection time it has seen). What
-   * it returns is what gets grouped: it may drop detections (low severity that should not page on
-   * its own) and add synthesized ones (an entity's combined risk). A rejection redoes the batch.
+   * Risk-based triage (issue 9): called on the detections the watermark released, in event-time
+   * order, before they are folded, with the alerter's event-time now (the newest detection time
+   * released). What it returns is what gets folded: it may drop detections (low severity that should not page on
+   * its own) and add synthesized ones (an entity's combined risk). A rejection leaves them held, and the next release redoes them.
    * @defaultValue none: every detection is grouped
    */
   triage?: (detections: readonly Detection[], eventTimeNowMs: number) => Promise<readonly Detection[]>;
@@ -159,7 +159,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     unpaged: 0,
     resent: 0,
   };
-  /** The newest detection time this process has seen: the triage hook's event-time now. */
+  /** The newest detection time released so far: the triage hook's event-time now. */
   let newestMs = Number.NEGATIVE_INFINITY;
   /**
    * Set when changes may wait unsent in Redis (at start: a previous process may have crashed; after
@@ -214,17 +214,26 @@ export function createAlerter(options: AlerterOptions): Alerter {
     };
   }
 
-  /** Holds a batch's detections (after triage) until the watermark passes them. */
-  async function hold(detections: readonly Detection[], partition: string): Promise<void> {
+  /**
+   * The triage hook over released detections, in event-time order: what it keeps and adds is
+   * what gets folded. Run after the release, not on arrival, so what it decides (a risk score
+   * crossing its threshold, and at which detection) depends on event time only, not on the
+   * order partitions were read in.
+   */
+  async function triaged(detections: readonly Detection[]): Promise<readonly Detection[]> {
     for (const detection of detections) newestMs = Math.max(newestMs, eventTimeOf(detection));
-    let grouped = detections;
-    if (options.triage && detections.length > 0) {
-      grouped = await options.triage(detections, newestMs);
-      const before = new Set(detections.map((detection) => detection.id));
-      const after = new Set(grouped.map((detection) => detection.id));
-      stats.triageDropped += [...before].filter((id) => !after.has(id)).length;
-      stats.triageAdded += [...after].filter((id) => !before.has(id)).length;
-    }
+    if (!options.triage || detections.length === 0) return detections;
+    const grouped = await options.triage(detections, newestMs);
+    const before = new Set(detections.map((detection) => detection.id));
+    const after = new Set(grouped.map((detection) => detection.id));
+    stats.triageDropped += [...before].filter((id) => !after.has(id)).length;
+    stats.triageAdded += [...after].filter((id) => !before.has(id)).length;
+    return grouped;
+  }
+
+  /** Holds a batch's detections until the watermark passes them. */
+  async function hold(detections: readonly Detection[], partition: string): Promise<void> {
+    const grouped = detections;
     if (grouped.length === 0) return;
     const { late } = await store.hold(
       grouped.map((detection) => ({
@@ -259,7 +268,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
         const parsed = detectionSchema.safeParse(JSON.parse(member));
         return parsed.success ? [parsed.data] : [];
       });
-      await fold(detections);
+      await fold(await triaged(detections));
       await store.forget(released.members);
       if (released.members.length < RELEASE_LIMIT) return;
     }

@@ -86,15 +86,17 @@ async function collectAlerts(stack: Stack): Promise<Record<string, unknown>[]> {
 }
 
 /**
- * An incident as on-call and analysts see it: its id, group, rules, detection count, status, and
- * start, last detection and end in event time; sorted by id.
+ * An incident as on-call and analysts see it: its id, group, rules, detection count and status;
+ * sorted by id. Its times are left out: a detection's time is its completing event's, and which
+ * event of a key completes a threshold (or arrives first at a place) may differ by the order of
+ * events within the skew bound, by milliseconds to seconds (docs/event-time.md).
  */
 function incidents(alerts: readonly Record<string, unknown>[]): string[] {
   return alerts
     .map((doc) => {
-      const kibana = (doc.kibana as { alert: { uuid: string; status: string; start: string; end?: string; last_detected: string } }).alert;
+      const kibana = (doc.kibana as { alert: { uuid: string; status: string } }).alert;
       const vigil = (doc.vigil as { alert: { group_key: string; count: number; rules: string[] } }).alert;
-      return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status} ${kibana.start}..${kibana.last_detected}..${kibana.end ?? 'open'}`;
+      return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status}`;
     })
     .sort();
 }
@@ -165,8 +167,8 @@ describe('the same hour live, from a backlog and in replay (issue 15)', () => {
     expect(ids(again.detections.values())).toEqual(ids(backlog.detections.values()));
     expect(ids(replayed)).toEqual(ids(paced.detections.values()));
 
-    // The same incidents, however fast the hour was read: the same groups, counts and event
-    // times, the early ones resolved in event time (15 minutes of quiet) while the hour went on.
+    // The same incidents, however fast the hour was read: the same ids, groups, rules, counts and
+    // status, the early ones resolved in event time (15 minutes of quiet) while the hour went on.
     expect(pacedIncidents.length).toBeGreaterThanOrEqual(3);
     expect(pacedIncidents.some((incident) => incident.includes(' recovered '))).toBe(true);
     expect(backlogIncidents).toEqual(pacedIncidents);

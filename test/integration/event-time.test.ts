@@ -170,7 +170,7 @@ describe('the same hour live, from a backlog and in replay (issue 15)', () => {
     // The same incidents, however fast the hour was read: the same ids, groups, rules, counts and
     // status, the early ones resolved in event time (15 minutes of quiet) while the hour went on.
     expect(pacedIncidents.length).toBeGreaterThanOrEqual(3);
-    expect(pacedIncidents.some((incident) => incident.includes(' recovered '))).toBe(true);
+    expect(pacedIncidents.some((incident) => incident.endsWith(' recovered'))).toBe(true);
     expect(backlogIncidents).toEqual(pacedIncidents);
     expect(againIncidents).toEqual(pacedIncidents);
   }, 900_000);

@@ -23,7 +23,7 @@ import { partitionKeyOf } from '../ingest/sdk';
 import { createKafka, createLogger, createProducer, loadConfig, sleep } from '../platform';
 import { eventSchema } from '../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../scripts/gateway-records';
-import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
+import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { createElasticsearch } from '../platform';
 import { positiveInteger } from './arguments';
 

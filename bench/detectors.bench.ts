@@ -19,7 +19,7 @@ import type { Redis } from 'ioredis';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import { createVigil } from '../app';
-import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
+import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter } from '../ingest/sdk';
 import { deleteKeysUnder } from '../detectors';

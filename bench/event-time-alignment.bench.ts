@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { EventTimeAligner, createKafka, createLogger, createPartitionRunner, ensureTopics, loadConfig, partitionKey, sleep, type Config } from '../platform';
 import { messageEventTime } from '../ingest/event-time';
-import { deleteTopics } from '../test/support/cleanup';
+import { deleteTopics } from '../scripts/cleanup';
 import { positiveInteger } from './arguments';
 
 const EVENTS = positiveInteger(process.argv[2], 20_000, 'events');

@@ -37,7 +37,7 @@ import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
 import type { Correlator, Notifier } from '../detectors';
 import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
-import { deleteTopics, removeIndicesAndTemplates } from '../test/support/cleanup';
+import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors';
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { alertSchema, detectionSchema } from '../schemas';

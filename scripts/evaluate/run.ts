@@ -11,9 +11,10 @@ import { createVigil } from '../../app';
 import { DELIVERY_HEADER, parseDestinations } from '../../detectors';
 import { openGeoDatabase, type GeoLookup, type IngestPipeline } from '../../ingest';
 import { createEmitter, type Emitter } from '../../ingest/sdk';
-import { createElasticsearch, createLogger, loadConfig, secretsOf, sleep, vigilTopics, type Config } from '../../platform';
-import { SEVERITIES, alertIndexNames, detectionIndexNames, indexNames, type Severity } from '../../schemas';
+import { createElasticsearch, createLogger, loadConfig, secretsOf, sleep, type Config } from '../../platform';
+import { SEVERITIES, alertIndexNames, detectionIndexNames, type Severity } from '../../schemas';
 import { startAlertReceiver, type Received } from '../alert-receiver';
+import { deleteTopics, removeIndicesAndTemplates } from '../cleanup';
 import { MIN_USERS, generateTraffic, type EvaluationCase, type GeneratedTraffic, type Locate, type PlannedEvent } from './generate';
 import { formatGrade, gradeEvaluation, type Grade, type ObservedAlert, type ObservedDetection, type ObservedNotification } from './grade';
 
@@ -219,24 +220,8 @@ export function notificationsOf(received: readonly Received[]): ObservedNotifica
 
 /** Removes the run's indices, templates and topics. */
 async function cleanup(elasticsearch: Client, kafka: Kafka, config: Config): Promise<void> {
-  const prefix = config.indices.prefix;
-  const found = await elasticsearch.indices.get({ index: `${prefix}-*`, allow_no_indices: true, ignore_unavailable: true, expand_wildcards: 'all' });
-  const indices = Object.keys(found);
-  if (indices.length > 0) await elasticsearch.indices.delete({ index: indices });
-  const names = indexNames(prefix);
-  for (const template of [names.indexTemplate, detectionIndexNames(prefix).indexTemplate, alertIndexNames(prefix).indexTemplate]) {
-    await elasticsearch.indices.deleteIndexTemplate({ name: template }, { ignore: [404] });
-  }
-  await elasticsearch.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const existing = new Set(await admin.listTopics());
-    const topics = vigilTopics(config).filter((topic) => existing.has(topic));
-    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
-  } finally {
-    await admin.disconnect();
-  }
+  await removeIndicesAndTemplates(elasticsearch, config.indices.prefix);
+  await deleteTopics(kafka, config);
 }
 
 /** Waits until `check` holds or `deadline` passes; returns whether it held. */

@@ -6,7 +6,7 @@ import { createVigil } from '../../app';
 import { createEmitter } from '../../ingest/sdk';
 import { ConnectionError, createElasticsearch, createKafka, createLogger, secretsOf, type Config } from '../../platform';
 import { indexNames } from '../../schemas';
-import { deleteTopics, removeIndicesAndTemplates } from '../support/cleanup';
+import { deleteTopics, removeIndicesAndTemplates } from '../../scripts/cleanup';
 import { isolatedConfig, testLogger, waitFor } from '../support/harness';
 
 /** The secured copies of the stack (TLS, SASL/SCRAM, users), started beside the plain one. */

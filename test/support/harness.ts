@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { createElasticsearch, createKafka, createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
-import { deleteTopics, removeIndicesAndTemplates } from './cleanup';
+import { deleteTopics, removeIndicesAndTemplates } from '../../scripts/cleanup';
 import { indexNames } from '../../schemas';
 import { createVigil, type Vigil, type VigilOverrides } from '../../app';
 

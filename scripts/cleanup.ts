@@ -1,12 +1,12 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
-import { vigilTopics, type Config } from '../../platform';
-import { alertIndexNames, detectionIndexNames, indexNames } from '../../schemas';
+import { vigilTopics, type Config } from '../platform';
+import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 
 /**
  * Removes what `installTemplates` and the pipeline created under an index prefix: the indices
- * (by name: a wildcard delete may be refused) and the templates. For tests and benchmarks, which
- * each run under a prefix of their own. Idempotent.
+ * (by name: a wildcard delete may be refused) and the templates. For tests, benchmarks and
+ * `vigil evaluate`, which each run under a prefix of their own. Idempotent.
  */
 export async function removeIndicesAndTemplates(client: Client, prefix: string): Promise<void> {
   const found = await client.indices.get({ index: `${prefix}-*`, allow_no_indices: true, ignore_unavailable: true, expand_wildcards: 'all' });
@@ -19,7 +19,7 @@ export async function removeIndicesAndTemplates(client: Client, prefix: string):
   await client.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });
 }
 
-/** Deletes those of `vigilTopics(config)` that exist (tests, benchmarks); returns their names. */
+/** Deletes those of `vigilTopics(config)` that exist (tests, benchmarks, `vigil evaluate`); returns their names. */
 export async function deleteTopics(kafka: Kafka, config: Config): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();

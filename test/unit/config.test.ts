@@ -30,7 +30,7 @@ const DEFAULTS: Config = {
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 100 },
   redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
-  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0, alignEventTime: true, eventTimeSkewMs: 60_000, eventTimeIdleMs: 30_000 },
+  detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0, alignEventTime: true, eventTimeSkewMs: 60_000, eventTimeIdleMs: 5_000 },
   geo: {},
   alerting: {
     group: 'vigil-alerter',

@@ -211,7 +211,7 @@ export const settings = {
     ),
     eventTimeIdleMs: setting(
       'VIGIL_EVENT_TIME_IDLE_MS',
-      int(100, 600_000).default(30_000),
+      int(100, 600_000).default(5_000),
       '100–600000',
       'After this long without progress, a partition no longer holds the others back (an empty partition, one paused by a store outage; see [event-time.md](event-time.md#liveness)).',
     ),

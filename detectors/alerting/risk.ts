@@ -156,8 +156,8 @@ export interface RiskScorer {
   /**
    * Adds every detection to its entities' scores (one Redis round trip per 256 items) and returns
    * what should be grouped into alerts: the detections at or above the paging severity as they
-   * are, and one `risk-threshold` detection per entity whose score crossed the threshold, right
-   * after the detection that made it cross. `risk-threshold` detections given back in pass
+   * are, and one `risk-threshold` detection per entity whose score a detection below the paging
+   * severity took over the threshold, in its place (a paging detection that crosses pages already). `risk-threshold` detections given back in pass
    * through without adding. A detection's time is capped at `eventTimeNowMs`, so an event stamped
    * in the future cannot age an entity's score.
    * @throws StoreUnavailableError when Redis cannot be reached (retriable: redo the batch; counted detections add nothing twice)
@@ -217,10 +217,13 @@ export function createRiskScorer(options: RiskScorerOptions): RiskScorer {
         });
       });
       const paging = SEVERITY_RANK[settings.pagingSeverity];
-      return detections.flatMap((detection) => [
-        ...(detection.ruleId === RISK_RULE_ID || SEVERITY_RANK[detection.severity] >= paging ? [detection] : []),
-        ...(crossings.get(detection) ?? []),
-      ]);
+      // A crossing pages only when a signal that does not page on its own made it: a paging
+      // detection that takes its entity over the threshold pages already, in its own alert, and
+      // a risk detection beside it would only be one more notification about the same incident.
+      return detections.flatMap((detection) => {
+        const pages = detection.ruleId === RISK_RULE_ID || SEVERITY_RANK[detection.severity] >= paging;
+        return pages ? [detection] : [detection, ...(crossings.get(detection) ?? [])].slice(1);
+      });
     },
 
     async scoreOf(entity, atMs) {

@@ -68,6 +68,15 @@ export function alertFromFields(json: string, reason: string, evidence?: readonl
   };
 }
 
+/**
+ * How long after an explaining alert's last detection (a flood's last minute) an entity-level
+ * detection on its endpoint is still absorbed into it: the per-IP and per-user detections of a
+ * flood complete within its minutes or just after. A separate attack on the same endpoint ten
+ * minutes after the flood stopped is an incident of its own, though the flood's alert is still
+ * open (in its quiet period).
+ */
+export const ABSORB_GRACE_MS = 5 * 60_000;
+
 /** One detection to fold into an alert (the arguments of `alertFold-11.lua`). */
 export interface AlertFold {
   detectionId: string;
@@ -315,6 +324,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             Object.entries(item.key)
               .map(([field, value]) => `${field}=${value}`)
               .join(',') || item.group,
+            ABSORB_GRACE_MS,
           ],
         })),
         tripOptions,

@@ -1,11 +1,12 @@
--- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertFold-11: fold one released detection into an alert, in event time. The alerter calls it
 for the detections alertRelease-2 returned, in that order, so the same detections give the same
 alerts at any speed and in any batch split. In turn, the detection:
   1. joins its group's open alert when its event time is within the quiet period of it
      (first - quiet .. last + quiet); a detection earlier than that is "late" and folds nowhere;
   2. else is absorbed, as evidence, into the open alert of a rule that explains it on its
-     endpoint (KEYS[7]) when its event time falls in that alert (from - lateness .. last + quiet);
+     endpoint (KEYS[7]) when its event time falls in that alert (from - lateness .. last + grace,
+     the grace ARGV[30], at most the quiet period): while the flood lasts, not the quiet after it;
   3. else, when its rule has opened `storm max` alerts within the storm window before it, joins
      (or opens) the rule's campaign alert (KEYS[10]);
   4. else opens a new alert for its group, resolving the group's previous one if still open.
@@ -41,6 +42,7 @@ ARGV[24] storm window ms
 ARGV[25] group key of KEYS[10]   ARGV[26] id for a new campaign alert
 ARGV[27] title for a new campaign alert   ARGV[28] JSON of the campaign alert's key
 ARGV[29] the detection's entity (its key as text)
+ARGV[30] absorb grace ms: how long after the explaining alert's last detection one is still absorbed
 Returns  { change: opened | escalated | updated | duplicate | absorbed | late,
            JSON of the fields of the alert it went to,
            JSON of the fields of an alert it resolved (replaced), or false,
@@ -183,7 +185,7 @@ if ARGV[22] ~= '' and ARGV[22] ~= ARGV[14] and isOpen(KEYS[7]) then
   for _, source in ipairs(cjson.decode(ARGV[21])) do
     for _, rule in ipairs(rules) do if rule == source then explains = true end end
   end
-  if explains and t >= num(KEYS[7], 'from') - tonumber(ARGV[6]) and t <= num(KEYS[7], 'last') + quiet then
+  if explains and t >= num(KEYS[7], 'from') - tonumber(ARGV[6]) and t <= num(KEYS[7], 'last') + math.min(quiet, tonumber(ARGV[30])) then
     if redis.call('HEXISTS', KEYS[8], 'd:' .. id) == 1 then return { 'duplicate', fieldsOf(KEYS[7]), false, 'explainer' } end
     addEvidence(KEYS[8])
     redis.call('HINCRBY', KEYS[7], 'absorbed', 1)

@@ -612,6 +612,8 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     explainer?: string;
     stormMax?: number;
     order?: number;
+    /** How long after the explaining alert's last detection one is still absorbed. @defaultValue 300000 */
+    grace?: number;
   }
   /** alertFold-11 for detection `id` at event time `time`, as the alert store calls it. */
   const fold = (id: string, time: number, options: FoldOptions = {}) => {
@@ -629,7 +631,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         id, time, options.order ?? time, 5, options.quiet ?? 10_000, 2000, `alert-${id}`, rule, `Rule ${rule}`, options.rank ?? 1, '["T1498"]',
         `Rule ${rule}: ${group}`, '{"route":"/login"}', group, TTL, 3, `reason ${id}`, 'quiet', options.windowStart ?? time,
         options.explains ? 1 : 0, JSON.stringify(options.explainedBy ?? []), explainer, options.stormMax ?? 0, 60_000,
-        `campaign:${rule}`, `campaign-${id}`, `Rule ${rule}: a campaign`, `{"rule.id":"${rule}"}`, `ip=${group}`,
+        `campaign:${rule}`, `campaign-${id}`, `Rule ${rule}: a campaign`, `{"rule.id":"${rule}"}`, `ip=${group}`, options.grace ?? 300_000,
       ],
     );
   };
@@ -723,10 +725,14 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect((await fold('s-1', 30_000, explained))[0]).toBe('duplicate');
       await fold('s-2', 40_000, { ...explained, group: 'ip-2' });
       expect(await redis.hgetall(alertKey('evidence:endpoint'))).toMatchObject({ total: '2', 'r:stuffing': '2', 'e:ip=ip-1': '1', 'e:ip=ip-2': '1' });
-      // Not explained by that rule, or outside the alert's window (from - lateness .. last + quiet): an alert of its own.
+      // Not explained by that rule, or outside the alert's window (from - lateness .. last + the
+      // grace, at most the quiet period): an alert of its own.
       expect((await fold('s-3', 30_000, { ...explained, group: 'ip-3', explainedBy: ['surge'] }))[0]).toBe('opened');
       expect((await fold('s-4', 75_000, { ...explained, group: 'ip-4' }))[0]).toBe('opened');
       expect((await fold('s-5', -5000, { ...explained, group: 'ip-5' }))[0]).toBe('opened');
+      // Within the quiet period (10 s) but past a 3 s grace: the flood is over, this is another attack.
+      expect((await fold('s-6', 64_000, { ...explained, group: 'ip-6', grace: 3000 }))[0]).toBe('opened');
+      expect((await fold('s-7', 62_000, { ...explained, group: 'ip-7', grace: 3000 }))[0]).toBe('absorbed');
     });
 
     it('folds a rule past the storm guard into one campaign alert', async () => {

@@ -67,6 +67,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
         }
       : {}),
     VIGIL_ALERT_RESOLVE_AFTER_MS: process.env.VIGIL_ALERT_RESOLVE_AFTER_MS ?? '8000',
+    // The alerter holds detections for its lateness before folding them in event-time order
+    // (docs/alerting.md); a minute of production's default would outlast the demo's last burst.
+    VIGIL_ALERT_LATENESS_MS: process.env.VIGIL_ALERT_LATENESS_MS ?? '2000',
   });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const detections: Detection[] = [];
@@ -174,7 +177,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   // Let the alerter fold the detections in, then show a resolution after the quiet period.
   if (detecting) {
     for (const deadline = Date.now() + 30_000; (vigil.alerter?.stats().detections ?? 0) < stats.detections && Date.now() < deadline; ) await sleep(100);
-    await sleep(config.alerting.resolveAfterMs + 2500);
+    // The last detections released (the lateness, nothing more arriving), their alerts opened and
+    // grouped (2 s), then quiet for the resolve (quiet period plus lateness of wall time).
+    await sleep(config.alerting.latenessMs + DEMO_GROUPING.groupWaitMs + config.alerting.resolveAfterMs + config.alerting.latenessMs + 2500);
     await vigil.notifier?.drain();
   }
   await Promise.all([...emitters, historyEmitter].map((emitter) => emitter.close()));

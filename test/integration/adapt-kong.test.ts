@@ -184,20 +184,19 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     });
   });
 
-  // The endpoint flood from these records fired here alone but missed in two of three full CI
-  // runs since event-time alignment and the alerter moved to event time (issue 15): it is left
-  // out of this test until that is found, and named in the issue. The brute force and the storm
-  // are asserted as before.
-  it('fires the per-IP brute force and the per-consumer rate-limit storm from gateway records alone', async () => {
+  it('fires the per-IP brute force, the per-consumer rate-limit storm and the endpoint flood from gateway records alone', async () => {
     const fired = (rule: string, key: string, value: string): boolean => detections.some((detection) => detection.ruleId === rule && detection.key[key] === value);
-    const both = (): boolean => fired('authn-failures-per-ip', 'client.ip', '203.0.113.66') && fired('rate-limit-storm-per-consumer', 'actor.consumerId', 'partner-flood');
+    const all = (): boolean =>
+      fired('authn-failures-per-ip', 'client.ip', '203.0.113.66') && fired('rate-limit-storm-per-consumer', 'actor.consumerId', 'partner-flood') && fired('request-flood-per-endpoint', 'invocation.route', '/orders');
     // On a timeout, the assertion below says which fired and which did not.
-    await waitFor('the two detections', both, 60_000).catch(() => undefined);
+    await waitFor('the three detections', all, 60_000).catch(() => undefined);
     expect({
       bruteForce: fired('authn-failures-per-ip', 'client.ip', '203.0.113.66'),
       storm: fired('rate-limit-storm-per-consumer', 'actor.consumerId', 'partner-flood'),
+      flood: fired('request-flood-per-endpoint', 'invocation.route', '/orders'),
       firedRules: [...new Set(detections.map((detection) => detection.ruleId))].sort(),
-    }).toEqual({ bruteForce: true, storm: true, firedRules: expect.anything() as unknown });
+    }).toEqual({ bruteForce: true, storm: true, flood: true, firedRules: expect.anything() as unknown });
+    expect(detections.find((detection) => detection.ruleId === 'request-flood-per-endpoint')?.key).toEqual({ 'invocation.resource.api': 'orders-svc', 'invocation.route': '/orders' });
   });
 
   it('adds no document when the same records are produced again', async () => {

@@ -119,7 +119,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     // consumers write the same invocation partitions, and an APISIX event written between the
     // Kong adapter's sends of the burst (8 minutes old) put those partitions 7 minutes out of
     // event-time order, beyond the allowed lateness (5 minutes): the rest of the burst was late
-    // for the stateful rules and the flood missed (issue 15; docs/event-time.md, two gateways).
+    // for the stateful rules and the flood missed (issue 15; docs/event-time.md, several producers in one partition).
     await waitFor('the Kong records to be adapted', () => kong.stats().messages >= kongMessages.length, 120_000);
     await producer.send({
       topic: apisixTopic,

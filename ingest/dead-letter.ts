@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IHeaders, Message } from 'kafkajs';
 import type { DeadLetterReason } from './classify';
 
@@ -8,8 +9,16 @@ export interface DeadLetterRecord {
   topic: string;
   partition: number;
   offset: string;
-  /** The original bytes, untouched, so the message can be fixed and replayed. */
+  /**
+   * The original bytes, untouched, so the message can be fixed and replayed; for a `too_large`
+   * message only its first {@link DEAD_LETTER_PREFIX_BYTES}, described by `truncated`.
+   */
   value: Buffer | null;
+  /**
+   * Set when `value` is only the first bytes of the original: its whole size and SHA-256, so a
+   * redrive can read the whole message back from its source position and know it is the same.
+   */
+  truncated?: Truncated;
   originalKey: Buffer | null;
   deadLetteredAt: string;
   /**
@@ -19,6 +28,24 @@ export interface DeadLetterRecord {
    */
   redrive?: Redrive;
 }
+
+/** What a truncated dead letter says about the whole message it stands for. */
+export interface Truncated {
+  /** The original value's size in bytes. */
+  bytes: number;
+  /** The original value's SHA-256, hex. */
+  sha256: string;
+}
+
+/**
+ * How much of a `too_large` message its dead letter keeps: enough to see what it was. The
+ * message is over `VIGIL_MAX_MESSAGE_BYTES` by definition, and copying it whole made a flood of
+ * oversized messages cost more than everything else the pipeline did (docs/hostile-input.md); a
+ * message near the broker's own limit, plus the dead letter's headers, could even exceed it and
+ * be refused on every retry. The whole message stays on its source topic, where a redrive reads
+ * it back (docs/dead-letters.md).
+ */
+export const DEAD_LETTER_PREFIX_BYTES = 16 * 1024;
 
 /** A redriven message's trail, carried in its headers and into its next dead letter. */
 export interface Redrive {
@@ -43,6 +70,8 @@ const HEADER = {
   partition: 'vigil-source-partition',
   offset: 'vigil-source-offset',
   at: 'vigil-dead-lettered-at',
+  originalBytes: 'vigil-original-bytes',
+  originalSha256: 'vigil-original-sha256',
 } as const;
 
 const MAX_REASON_LENGTH = 2000;
@@ -52,10 +81,12 @@ const MAX_REASON_LENGTH = 2000;
  * the position ride in headers. Keyed by topic/partition/offset, so a redelivered batch writes
  * the same key again and a compacting or deduplicating reader keeps one.
  */
-export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLetteredAt'>, now: Date): Message {
+export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLetteredAt' | 'truncated'>, now: Date): Message {
+  const { value } = record;
+  const truncate = record.reasonCode === 'too_large' && value !== null && value.length > DEAD_LETTER_PREFIX_BYTES;
   return {
     key: `${record.topic}:${record.partition}:${record.offset}`,
-    value: record.value,
+    value: truncate ? value.subarray(0, DEAD_LETTER_PREFIX_BYTES) : value,
     headers: {
       [HEADER.reasonCode]: record.reasonCode,
       [HEADER.reason]: record.reason.slice(0, MAX_REASON_LENGTH),
@@ -65,8 +96,21 @@ export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLettered
       [HEADER.at]: now.toISOString(),
       ...(record.originalKey ? { 'vigil-original-key': record.originalKey } : {}),
       ...(record.redrive ? { [REDRIVE_HEADER.from]: record.redrive.from, [REDRIVE_HEADER.count]: String(record.redrive.count) } : {}),
+      ...(truncate ? { [HEADER.originalBytes]: String(value.length), [HEADER.originalSha256]: valueDigest(value) } : {}),
     },
   };
+}
+
+/** The hex SHA-256 of a value: how a truncated dead letter names the whole message. */
+export function valueDigest(value: Buffer): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+function truncatedOf(headers: IHeaders | undefined): Truncated | undefined {
+  const bytes = header(headers, HEADER.originalBytes);
+  const digest = header(headers, HEADER.originalSha256);
+  if (!/^[1-9][0-9]{0,12}$/.test(bytes) || !/^[0-9a-f]{64}$/.test(digest)) return undefined;
+  return { bytes: Number(bytes), sha256: digest };
 }
 
 /**
@@ -96,6 +140,10 @@ export interface DeadLetterPosition {
  * duplicate, not a new document.
  */
 export function toRedriveMessage(record: DeadLetterRecord, position: DeadLetterPosition): Message {
+  if (record.truncated) {
+    // Sending the prefix back would refuse it as not_json, and lose the message for good.
+    throw new Error(`the dead letter at ${position.topic}/${position.partition}/${position.offset} holds only the first bytes of its message: read the whole message from its source first`);
+  }
   return {
     key: record.originalKey,
     value: record.value,
@@ -148,6 +196,7 @@ function header(headers: IHeaders | undefined, name: string): string {
 export function fromDeadLetterMessage(message: { value: Buffer | null; headers?: IHeaders }): DeadLetterRecord {
   const originalKey = message.headers?.['vigil-original-key'];
   const redrive = redriveOf(message.headers);
+  const truncated = truncatedOf(message.headers);
   return {
     reasonCode: header(message.headers, HEADER.reasonCode) as DeadLetterReason,
     reason: header(message.headers, HEADER.reason),
@@ -158,5 +207,6 @@ export function fromDeadLetterMessage(message: { value: Buffer | null; headers?:
     originalKey: Buffer.isBuffer(originalKey) ? originalKey : null,
     deadLetteredAt: header(message.headers, HEADER.at),
     ...(redrive ? { redrive } : {}),
+    ...(truncated ? { truncated } : {}),
   };
 }

@@ -5,6 +5,7 @@ import {
   deadLetterBatches,
   fromDeadLetterMessage,
   toRedriveMessage,
+  valueDigest,
   type DeadLetterPosition,
   type DeadLetterReason,
   type DeadLetterRecord,
@@ -201,7 +202,7 @@ export function selects(selection: Selection, entry: DeadLetterEntry): boolean {
 }
 
 /** Why a selected dead letter is not sent back. */
-export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redrive_limit';
+export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redrive_limit' | 'original_unavailable';
 
 /** What a redrive sends and leaves. */
 export interface RedrivePlan {
@@ -356,6 +357,136 @@ export async function scanDeadLetters(kafka: Kafka, topic: string, visit: (entry
   }
 }
 
+/** A source position, `topic:partition:offset`, mapped to the message found there (null: none). */
+export type Originals = Map<string, Buffer | null>;
+
+/**
+ * Reads the messages at the given source positions (the whole messages truncated dead letters
+ * stand for), seeking each partition to the first position wanted and reading on to the last.
+ * A position retention has deleted, or that holds no message, maps to null. Like a scan, it
+ * commits nothing and deletes its throwaway group.
+ */
+export async function readOriginals(kafka: Kafka, positions: readonly { topic: string; partition: number; offset: string }[], options: ScanOptions = {}): Promise<Originals> {
+  const found: Originals = new Map();
+  const wanted = new Map<string, Map<number, bigint[]>>();
+  for (const { topic, partition, offset } of positions) {
+    found.set(`${topic}:${partition}:${offset}`, null);
+    const partitions = wanted.get(topic) ?? new Map<number, bigint[]>();
+    partitions.set(partition, [...(partitions.get(partition) ?? []), BigInt(offset)]);
+    wanted.set(topic, partitions);
+  }
+  if (wanted.size === 0) return found;
+  const admin = kafka.admin();
+  await admin.connect();
+  const groupId = `vigil-deadletters-${randomBytes(6).toString('hex')}`;
+  try {
+    const topics = await admin.listTopics();
+    for (const [topic, partitions] of wanted) {
+      if (!topics.includes(topic)) continue;
+      // Only what the partition still holds: below its low watermark, retention deleted it.
+      const ranges = await admin.fetchTopicOffsets(topic);
+      const pending = new Map<number, bigint[]>();
+      for (const [partition, offsets] of partitions) {
+        const range = ranges.find((candidate) => candidate.partition === partition);
+        if (!range) continue;
+        const inRange = offsets.filter((offset) => offset >= BigInt(range.low) && offset < BigInt(range.high)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        if (inRange.length > 0) pending.set(partition, inRange);
+      }
+      if (pending.size === 0) continue;
+      await readPartitions(kafka, groupId, topic, pending, ranges.map(({ partition }) => partition), found, options.idleTimeoutMs ?? 10_000);
+    }
+  } finally {
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect();
+  }
+  return found;
+}
+
+async function readPartitions(kafka: Kafka, groupId: string, topic: string, pending: Map<number, bigint[]>, all: readonly number[], found: Originals, idleTimeoutMs: number): Promise<void> {
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let finish: () => void = () => undefined;
+    const finished = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    // A position that never comes (a gap the log has there) ends the read when nothing arrives.
+    let idle = setTimeout(() => undefined, 0);
+    const armIdle = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(finish, idleTimeoutMs);
+    };
+    armIdle();
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        armIdle();
+        const offsets = pending.get(batch.partition);
+        if (!offsets) return Promise.resolve();
+        for (const message of batch.messages) {
+          const offset = BigInt(message.offset);
+          // Wanted positions passed without a message there hold none (compacted, a marker).
+          while (offsets.length > 0 && (offsets[0] ?? offset) < offset) offsets.shift();
+          if (offsets[0] === offset) {
+            found.set(`${topic}:${batch.partition}:${message.offset}`, message.value);
+            offsets.shift();
+          }
+          if (offsets.length === 0) break;
+        }
+        if (offsets.length === 0) {
+          pending.delete(batch.partition);
+          consumer.pause([{ topic, partitions: [batch.partition] }]);
+        }
+        if (pending.size === 0) finish();
+        return Promise.resolve();
+      },
+    });
+    consumer.pause([{ topic, partitions: all.filter((partition) => !pending.has(partition)) }]);
+    for (const [partition, offsets] of pending) consumer.seek({ topic, partition, offset: String(offsets[0]) });
+    try {
+      await finished;
+    } finally {
+      clearTimeout(idle);
+    }
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/**
+ * Gives the planned dead letters that hold only the first bytes of their message the whole
+ * message back, read from its source position and checked against the size and SHA-256 the
+ * dead letter recorded. One that can't be had (retention deleted it, or what is there now is
+ * another message) is skipped with the reason; the rest are unaffected.
+ */
+export async function restoreTruncated(kafka: Kafka, plan: RedrivePlan, options: ScanOptions = {}): Promise<RedrivePlan> {
+  const truncated = plan.send.filter(({ entry }) => entry.record.truncated);
+  if (truncated.length === 0) return plan;
+  const originals = await readOriginals(kafka, truncated.map(({ entry }) => entry.record), options);
+  const restored: RedrivePlan = { send: [], skipped: [...plan.skipped] };
+  for (const planned of plan.send) {
+    const { record } = planned.entry;
+    if (!record.truncated) {
+      restored.send.push(planned);
+      continue;
+    }
+    const source = sourcePosition(record);
+    const original = originals.get(source) ?? null;
+    const kept = `the dead letter keeps only the first ${record.value?.length ?? 0} of its ${record.truncated.bytes} bytes`;
+    if (original === null) {
+      restored.skipped.push({ entry: planned.entry, reason: 'original_unavailable', detail: `${source} no longer holds the message (retention deleted it); ${kept}` });
+    } else if (original.length !== record.truncated.bytes || valueDigest(original) !== record.truncated.sha256) {
+      restored.skipped.push({ entry: planned.entry, reason: 'original_unavailable', detail: `${source} holds another message than the one dead-lettered (SHA-256 differs); ${kept}` });
+    } else {
+      const whole: DeadLetterRecord = { ...record, value: original };
+      delete whole.truncated;
+      restored.send.push({ ...planned, entry: { ...planned.entry, record: whole } });
+    }
+  }
+  return restored;
+}
+
 /** One reason's line in {@link DeadLetterSummary}. */
 export interface ReasonSummary {
   reasonCode: DeadLetterReason;
@@ -481,7 +612,7 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
   const { config } = context;
   const kafka = kafkaOf(context);
   const { entries } = await readDeadLetters({ ...context, kafka }, selection);
-  const plan = planRedrive(entries, { eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device], force: options.force });
+  const plan = await restoreTruncated(kafka, planRedrive(entries, { eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device], force: options.force }), context.scan);
   const sentByTopic: Record<string, number> = {};
   if (!options.dryRun && plan.send.length > 0) {
     const producer = createProducer(kafka);
@@ -538,6 +669,9 @@ export function formatEntry(entry: DeadLetterEntry, maxBytes: number): string[] 
   ];
   if (record.originalKey) lines.push(`  key            ${escapeBytes(record.originalKey, 200)}`);
   if (record.redrive) lines.push(`  redriven       ${record.redrive.count} time${record.redrive.count === 1 ? '' : 's'}, last from ${record.redrive.from}`);
+  if (record.truncated) {
+    lines.push(`  original       ${record.truncated.bytes} bytes, SHA-256 ${record.truncated.sha256}; the dead letter keeps the first ${record.value?.length ?? 0}, and redrive reads the whole message from its source`);
+  }
   lines.push(`  value          ${record.value === null ? '' : `(${record.value.length} bytes) `}${escapeBytes(record.value, maxBytes)}`);
   return lines;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { IngestPipeline } from '../../ingest';
 import type { Vigil } from '../../app';
 import { listDeadLetters, parseDeadLetterArgs, readDeadLetters, redriveDeadLetters, runDeadLetters, type Selection } from '../../scripts/deadletters';
@@ -143,5 +144,80 @@ describe('vigil deadletters against the real Kafka and Elasticsearch', () => {
     const printed = await run('show', '--offset', `${position?.topic}:${position?.partition}:${position?.offset}`);
     expect(printed.find((line) => line.startsWith('  redriven'))).toBe(`  redriven       1 time, last from ${again[0]?.record.redrive?.from}`);
     expect(printed.at(-1)).toBe('1 of 1 selected dead letters shown');
+  });
+});
+
+/** A valid policy event of about 24 KB: over the 16 KB a dead letter keeps of a too_large message. */
+const hugePolicy = (id: string): string =>
+  JSON.stringify({
+    ...(JSON.parse(largePolicy(id)) as Record<string, unknown>),
+    labels: Object.fromEntries(Array.from({ length: 96 }, (_, n) => [`pad_${n}`, 'y'.repeat(250)])),
+  });
+
+describe('a too_large message: its dead letter keeps its first bytes, redrive reads it whole from its source', () => {
+  let stack: Stack;
+  let vigil: Vigil | undefined;
+  const context = (): Parameters<typeof listDeadLetters>[0] => ({ config: stack.config, kafka: stack.kafka, logger: testLogger, out: () => undefined });
+  const pipeline = (): IngestPipeline => vigil?.pipeline as IngestPipeline;
+  const HUGE = ['evt-huge-kept', 'evt-huge-gone'];
+  const produced = HUGE.map((id) => Buffer.from(hugePolicy(id)));
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig({ VIGIL_MAX_MESSAGE_BYTES: '2048' }));
+    vigil = vigilOn(stack);
+    await vigil.start();
+    const producer = stack.kafka.producer();
+    await producer.connect();
+    // One per partition, so retention can take one away and leave the other.
+    await producer.send({ topic: stack.config.topics.policy, acks: -1, messages: HUGE.map((id, partition) => ({ partition, key: id, value: produced[partition] ?? null })) });
+    await producer.disconnect();
+    await waitFor('2 dead letters', () => pipeline().stats().deadLettered >= 2);
+  });
+
+  afterAll(async () => {
+    await vigil?.stop();
+    await stack.cleanup();
+  });
+
+  it('keeps 16 KB of each, with the size and SHA-256 of the whole, and says so in show', async () => {
+    const { entries } = await readDeadLetters(context(), { reasons: ['too_large'], offsets: [] });
+    expect(entries).toHaveLength(2);
+    for (const { record } of entries) {
+      const whole = produced[record.partition] ?? Buffer.alloc(0);
+      expect(whole.length).toBeGreaterThan(20_000);
+      expect(record.value).toStrictEqual(whole.subarray(0, 16 * 1024));
+      expect(record.truncated).toStrictEqual({ bytes: whole.length, sha256: createHash('sha256').update(whole).digest('hex') });
+    }
+    const lines: string[] = [];
+    expect(await runDeadLetters(['show', '--reason', 'too_large'], { ...context(), out: (line) => lines.push(line) })).toBe(0);
+    expect(lines.filter((line) => line.startsWith('  original       '))).toHaveLength(2);
+    expect(lines.find((line) => line.startsWith('  original       '))).toMatch(/^ {2}original {7}\d+ bytes, SHA-256 [0-9a-f]{64}; the dead letter keeps the first 16384, and redrive reads the whole message from its source$/);
+  });
+
+  it('redrives the one its source still holds, and skips the one retention deleted, saying why', async () => {
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    try {
+      // Retention takes partition 1's message away (everything below its end offset).
+      const offsets = await admin.fetchTopicOffsets(stack.config.topics.policy);
+      const end = offsets.find(({ partition }) => partition === 1)?.high ?? '0';
+      await admin.deleteTopicRecords({ topic: stack.config.topics.policy, partitions: [{ partition: 1, offset: end }] });
+    } finally {
+      await admin.disconnect();
+    }
+    await vigil?.stop();
+    vigil = vigilOn(stack, {}, { ...stack.config, limits: { ...stack.config.limits, maxMessageBytes: 256 * 1024 } });
+    await vigil.start();
+
+    const report = await redriveDeadLetters(context(), { reasons: ['too_large'], offsets: [] }, { dryRun: false, force: false });
+    expect(report).toMatchObject({ selected: 2, sent: 1, sentByTopic: { [stack.config.topics.policy]: 1 } });
+    expect(report.skipped).toHaveLength(1);
+    expect(report.skipped[0]?.reason).toBe('original_unavailable');
+    expect(report.skipped[0]?.detail).toMatch(new RegExp(`^${stack.config.topics.policy.replace(/\./g, '\\.')}:1:\\d+ no longer holds the message \\(retention deleted it\\); the dead letter keeps only the first 16384 of its \\d+ bytes$`));
+
+    await waitFor('the kept one indexed', () => pipeline().stats().indexed >= 1);
+    expect(await countEvents(stack, { terms: { 'event.id': HUGE } })).toBe(1);
+    expect(await countEvents(stack, { term: { 'event.id': 'evt-huge-kept' } })).toBe(1);
+    expect(pipeline().stats()).toMatchObject({ indexed: 1, deadLettered: 0 });
   });
 });

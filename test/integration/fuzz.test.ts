@@ -1,4 +1,5 @@
-import { fromDeadLetterMessage } from '../../ingest';
+import { createHash } from 'node:crypto';
+import { DEAD_LETTER_PREFIX_BYTES, fromDeadLetterMessage } from '../../ingest';
 import type { Vigil } from '../../app';
 import { indexNames } from '../../schemas';
 import { fuzzTraffic, type FuzzMessage } from '../support/fuzz';
@@ -73,7 +74,13 @@ describe(`fuzz: ${count} mutated, random and good messages (seed ${seed})`, () =
       if (message.expect.outcome !== 'dead-lettered') wrong.push(`#${message.seq} ${message.kind}: dead-lettered (${record.reasonCode}: ${record.reason.slice(0, 200)}) but should be ${message.expect.outcome}`);
       else if (!message.expect.reasons.includes(record.reasonCode)) wrong.push(`#${message.seq} ${message.kind}: ${record.reasonCode} (${record.reason.slice(0, 200)}), expected ${message.expect.reasons.join('|')}`);
       if (record.reason.length === 0) wrong.push(`#${message.seq} ${message.kind}: no reason text`);
-      if (!(message.value ?? Buffer.alloc(0)).equals(record.value ?? Buffer.alloc(0))) wrong.push(`#${message.seq} ${message.kind}: the dead letter's value is not the original bytes`);
+      const original = message.value ?? Buffer.alloc(0);
+      if (record.truncated) {
+        // A too_large message keeps its first bytes, and names the whole by size and SHA-256.
+        const whole = record.truncated.bytes === original.length && record.truncated.sha256 === createHash('sha256').update(original).digest('hex');
+        if (!whole || !original.subarray(0, DEAD_LETTER_PREFIX_BYTES).equals(record.value ?? Buffer.alloc(0))) wrong.push(`#${message.seq} ${message.kind}: the truncated dead letter does not describe the original bytes`);
+        if (record.reasonCode !== 'too_large') wrong.push(`#${message.seq} ${message.kind}: truncated, but dead-lettered as ${record.reasonCode}`);
+      } else if (!original.equals(record.value ?? Buffer.alloc(0))) wrong.push(`#${message.seq} ${message.kind}: the dead letter's value is not the original bytes`);
     }
     expect(wrong.slice(0, 20)).toStrictEqual([]);
     expect(seen.size).toBe(bad.length);

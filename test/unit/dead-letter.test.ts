@@ -1,5 +1,6 @@
 import type { IHeaders, Message } from 'kafkajs';
-import { REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
+import { createHash } from 'node:crypto';
+import { DEAD_LETTER_PREFIX_BYTES, REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
 
 const now = new Date('2024-05-01T10:31:02.500Z');
 
@@ -112,6 +113,40 @@ describe('fromDeadLetterMessage', () => {
   it('reads a message without headers as empty fields rather than throwing', () => {
     const read = fromDeadLetterMessage({ value: Buffer.from('x') });
     expect(read).toMatchObject({ reasonCode: '', reason: '', topic: '', offset: '', originalKey: null, deadLetteredAt: '' });
+  });
+});
+
+describe('a too_large message', () => {
+  const big = Buffer.from(`{"message":"${'x'.repeat(300_000)}"}`);
+  const digest = createHash('sha256').update(big).digest('hex');
+
+  it('keeps only its first bytes, with its whole size and SHA-256 in headers', () => {
+    const message = toDeadLetterMessage(record({ reasonCode: 'too_large', value: big }), now);
+    expect(message.value).toStrictEqual(big.subarray(0, DEAD_LETTER_PREFIX_BYTES));
+    expect(message.headers).toMatchObject({ 'vigil-original-bytes': String(big.length), 'vigil-original-sha256': digest });
+    const read = fromDeadLetterMessage(delivered(message));
+    expect(read.truncated).toStrictEqual({ bytes: big.length, sha256: digest });
+    expect(read.value).toHaveLength(DEAD_LETTER_PREFIX_BYTES);
+  });
+
+  it('is kept whole up to the prefix size, and other reasons always are', () => {
+    const small = Buffer.alloc(DEAD_LETTER_PREFIX_BYTES, 0x61);
+    expect(toDeadLetterMessage(record({ reasonCode: 'too_large', value: small }), now).value).toStrictEqual(small);
+    expect(fromDeadLetterMessage(delivered(toDeadLetterMessage(record({ reasonCode: 'too_large', value: small }), now)))).not.toHaveProperty('truncated');
+    expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: big }), now).value).toStrictEqual(big);
+  });
+
+  it('can not be sent back as it is: the prefix alone would be refused and the message lost', () => {
+    const read = fromDeadLetterMessage(delivered(toDeadLetterMessage(record({ reasonCode: 'too_large', value: big }), now)));
+    expect(() => toRedriveMessage(read, { topic: 'vigil.deadletter', partition: 0, offset: '3' })).toThrow(/holds only the first bytes of its message/);
+  });
+
+  it.each<[IHeaders, string]>([
+    [{ 'vigil-original-bytes': Buffer.from('12') }, 'no digest'],
+    [{ 'vigil-original-bytes': Buffer.from('x'), 'vigil-original-sha256': Buffer.from(digest) }, 'a size that is not a number'],
+    [{ 'vigil-original-bytes': Buffer.from('12'), 'vigil-original-sha256': Buffer.from('abc') }, 'a digest that is not SHA-256'],
+  ])('reads headers a producer wrote as not truncated: %j (%s)', (headers, _why) => {
+    expect(fromDeadLetterMessage({ value: Buffer.from('x'), headers })).not.toHaveProperty('truncated');
   });
 });
 

@@ -308,6 +308,23 @@ export const settings = {
     ),
     port: setting('VIGIL_HTTP_PORT', int(0, 65_535).default(9464), '0–65535', 'The port of the health and metrics endpoints; `0` serves none.'),
   },
+  pipelineStats: {
+    intervalMs: setting(
+      'VIGIL_PIPELINE_STATS_INTERVAL_MS',
+      z
+        .union([z.literal('off').transform(() => 0), int(0, 3_600_000)])
+        .refine((value) => value === 0 || value >= 1000, 'expected 0 or off, or at least 1000')
+        .default(30_000),
+      '1000–3600000, or `0`/`off`',
+      'How often each Vigil process indexes what it counted since the previous time (events in and indexed per family, dead letters by reason, alert changes, notifications by destination and outcome) into `<prefix>-pipeline-<YYYY.MM.DD>`, for the *Pipeline health* dashboard; the last interval is written at stop. `0` or `off` writes none (see [operations.md](operations.md#pipeline-metrics-in-elasticsearch)).',
+    ),
+    instance: setting(
+      'VIGIL_INSTANCE_NAME',
+      name.optional(),
+      NAME,
+      'The name of this process in the pipeline metrics (`service.node.name`); unset means the host name (a container’s or pod’s name). Give each instance on one host a name of its own.',
+    ),
+  },
   intake: {
     host: setting(
       'VIGIL_INTAKE_HOST',

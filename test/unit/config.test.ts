@@ -48,6 +48,7 @@ const DEFAULTS: Config = {
     inhibition: 'default',
   },
   http: { host: '127.0.0.1', port: 9464 },
+  pipelineStats: { intervalMs: 30_000 },
   intake: { host: '127.0.0.1', port: 9465, topic: 'vigil.raw.kong', maxBodyBytes: 8_388_608, requestsPerSecond: 50, burst: 100 },
   adapt: { kind: 'gateway' },
   shutdownTimeoutMs: 30_000,

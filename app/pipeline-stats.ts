@@ -56,6 +56,27 @@ export function readPipelineCounters(sources: PipelineCounterSources): PipelineC
   return counters;
 }
 
+/** Who counted: the process a pipeline metric document is about. */
+export interface PipelineIdentity {
+  instance: string;
+  host: string;
+  roles: readonly string[];
+  runId: string;
+}
+
+/** The document of one counter's delta over one interval. */
+export function toPipelineMetricDocument(counter: PipelineCounter, delta: number, interval: { start: Date; end: Date }, identity: PipelineIdentity): PipelineMetricDocument {
+  const { start, end } = interval;
+  return {
+    '@timestamp': end.toISOString(),
+    ecs: { version: ECS_VERSION },
+    event: { kind: 'metric', module: 'vigil', dataset: 'vigil.pipeline', start: start.toISOString(), end: end.toISOString(), duration: Math.max(0, end.getTime() - start.getTime()) * 1_000_000 },
+    service: { name: 'vigil', node: { name: identity.instance, roles: [...identity.roles] } },
+    host: { name: identity.host },
+    vigil: { pipeline: { metric: counter.metric, ...counter.labels, count: delta, run_id: identity.runId } },
+  };
+}
+
 /** Options of {@link createPipelineStatsReporter}. */
 export interface PipelineStatsOptions {
   elasticsearch: Client;
@@ -108,7 +129,8 @@ export function createPipelineStatsReporter(options: PipelineStatsOptions): Pipe
   const logger = options.logger.child({ component: 'pipeline-stats' });
   const clock = options.clock ?? (() => new Date());
   const intervalMs = options.intervalMs ?? config.pipelineStats.intervalMs;
-  const instance = config.pipelineStats.instance ?? hostname();
+  const host = hostname();
+  const instance = config.pipelineStats.instance ?? host;
   const runId = randomUUID();
   const reported = new Map<string, number>();
   let pending: Pending[] = [];
@@ -131,14 +153,7 @@ export function createPipelineStatsReporter(options: PipelineStatsOptions): Pipe
       const delta = counter.total >= before ? counter.total - before : counter.total;
       reported.set(key, counter.total);
       if (delta <= 0) continue;
-      const document: PipelineMetricDocument = {
-        '@timestamp': end.toISOString(),
-        ecs: { version: ECS_VERSION },
-        event: { kind: 'metric', module: 'vigil', dataset: 'vigil.pipeline', start: since.toISOString(), end: end.toISOString(), duration: Math.max(0, end.getTime() - since.getTime()) * 1_000_000 },
-        service: { name: 'vigil', node: { name: instance, roles: [...options.roles] } },
-        host: { name: hostname() },
-        vigil: { pipeline: { metric: counter.metric, ...counter.labels, count: delta, run_id: runId } },
-      };
+      const document = toPipelineMetricDocument(counter, delta, { start: since, end }, { instance, host, roles: options.roles, runId });
       documents.push({ id: `${runId}-${sequence}-${documents.length}`, index: pipelineIndexName(config.indices.prefix, document['@timestamp']), document });
     }
     sequence++;

@@ -312,7 +312,7 @@ export const settings = {
     intervalMs: setting(
       'VIGIL_PIPELINE_STATS_INTERVAL_MS',
       z
-        .union([z.literal('off').transform(() => 0), int(0, 3_600_000)])
+        .union([z.literal('off').transform(() => 0), int(0, 3_600_000)], { error: 'expected milliseconds (1000–3600000), or 0 or off' })
         .refine((value) => value === 0 || value >= 1000, 'expected 0 or off, or at least 1000')
         .default(30_000),
       '1000–3600000, or `0`/`off`',

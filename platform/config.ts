@@ -129,7 +129,7 @@ export const settings = {
       'VIGIL_INDEX_PREFIX',
       indexPrefix.default('vigil'),
       '1–61 characters: lower-case letters, digits, `_`, `-`; starts with a letter or digit',
-      'The prefix of templates and indices: `<prefix>-events-<family>-<YYYY.MM.DD>`, `<prefix>-detections-<YYYY.MM.DD>` and `<prefix>-alerts`.',
+      'The prefix of templates and indices: `<prefix>-events-<family>-<YYYY.MM.DD>`, `<prefix>-detections-<YYYY.MM.DD>`, `<prefix>-alerts` and `<prefix>-pipeline-<YYYY.MM.DD>`.',
     ),
     shards: setting('VIGIL_INDEX_SHARDS', int(1, 100).default(1), '1–100', 'Primary shards per index (events, detections, alerts). Set in the index templates, so it applies to indices created afterwards.'),
     replicas: setting('VIGIL_INDEX_REPLICAS', int(0, 10).default(0), '0–10', 'Replicas per index, set like the shards. `0` suits a single node; use at least `1` on a cluster.'),

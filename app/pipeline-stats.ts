@@ -200,8 +200,9 @@ export function createPipelineStatsReporter(options: PipelineStatsOptions): Pipe
 
   function tick(requestTimeout?: number): Promise<void> {
     const next = running.then(async () => {
-      collect();
       try {
+        // Inside the try: a part whose stats() throws must not end the writing for good.
+        collect();
         await write(requestTimeout);
       } catch (error) {
         logger.warn({ err: error, pending: pending.length }, `could not write the pipeline metrics (${errorMessage(error)}); kept for the next interval`);
@@ -216,6 +217,8 @@ export function createPipelineStatsReporter(options: PipelineStatsOptions): Pipe
     timer = setTimeout(() => {
       void tick().finally(schedule);
     }, intervalMs);
+    // Never what keeps a process alive: stop() writes the last interval.
+    timer.unref();
   }
 
   return {

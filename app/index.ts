@@ -45,6 +45,7 @@ import {
   type SupervisionPolicy,
 } from '../platform';
 import { createObservability, type HttpListen, type Readiness } from './observability';
+import { createPipelineStatsReporter, readPipelineCounters, type PipelineStatsReporter } from './pipeline-stats';
 import type { AlertChange, Detection } from '../schemas';
 
 /**
@@ -113,6 +114,8 @@ export interface Vigil {
   readonly notifier?: Notifier;
   /** Present when the intake role runs. */
   readonly intake?: HttpIntake;
+  /** Writes the pipeline metrics to Elasticsearch: present when the ingest or alerting role runs and VIGIL_PIPELINE_STATS_INTERVAL_MS is not 0. */
+  readonly pipelineStats?: PipelineStatsReporter;
   /** Starts every component in order; if one fails, stops those already started and rethrows. */
   start(): Promise<void>;
   /** Stops in reverse order, flushing what each holds, and closes the clients Vigil opened. Idempotent. */
@@ -317,6 +320,22 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     geo: () => geoDatabase,
     ...(intake ? { intake: () => intake.stats() } : {}),
   });
+  // The counters /metrics serves, indexed every interval for the Pipeline health dashboard.
+  const pipelineStats =
+    config.pipelineStats.intervalMs > 0 && (pipeline || alerter)
+      ? createPipelineStatsReporter({
+          elasticsearch,
+          config,
+          logger,
+          roles: [...roles],
+          read: () =>
+            readPipelineCounters({
+              ...(pipeline ? { ingest: () => pipeline.stats() } : {}),
+              ...(alerter ? { alerter: () => alerter.stats() } : {}),
+              ...(notifier ? { destinations: () => notifier.destinationStats() } : {}),
+            }),
+        })
+      : undefined;
   const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
   let httpAddress: HttpListen | undefined;
 
@@ -328,6 +347,11 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     // First in, last out: /healthz answers while the parts start and stop, /readyz says 503 then.
     if (listen) httpAddress = await observability.listen(listen);
     started.push('health and metrics', () => observability.close());
+    // Started before the parts and stopped after them: its last write holds all they counted.
+    if (pipelineStats) {
+      pipelineStats.start();
+      started.push('pipeline metrics', () => pipelineStats.stop());
+    }
     if (pipeline) {
       if (!geoLookup) {
         const opened = await openGeoDatabase(config.geo.database, { logger: logger.child({ component: 'geo' }) });
@@ -389,6 +413,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(alerter ? { alerter } : {}),
     ...(notifier ? { notifier } : {}),
     ...(intake ? { intake } : {}),
+    ...(pipelineStats ? { pipelineStats } : {}),
     start: lifecycle.start,
     stop: lifecycle.stop,
     stats() {
@@ -403,3 +428,4 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   };
 }
 export * from './adapt';
+export * from './pipeline-stats';

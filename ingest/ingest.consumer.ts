@@ -43,7 +43,11 @@ const FETCH_BYTES = 50 * 1024 * 1024;
 /** Counters of one pipeline instance since it started. */
 export interface IngestStats {
   consumed: number;
+  /** Messages consumed (and committed) per family of their topic: events in. */
+  consumedByFamily: Partial<Record<Family, number>>;
   indexed: number;
+  /** Events Elasticsearch created a document for, per family. */
+  indexedByFamily: Partial<Record<Family, number>>;
   /** Events already indexed with the same content (redeliveries); a same id with other content is an `id_conflict` dead letter. */
   duplicates: number;
   deadLettered: number;
@@ -104,7 +108,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   const indexer = new BulkIndexer(elasticsearch, config.bulk, deps.logger.child({ component: 'bulk-indexer' }));
   const stats: IngestStats = {
     consumed: 0,
+    consumedByFamily: {},
     indexed: 0,
+    indexedByFamily: {},
     duplicates: 0,
     deadLettered: 0,
     deadLetteredByReason: {},
@@ -239,8 +245,13 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     let created = 0;
     let duplicates = 0;
     const rejected: Refused[] = [];
+    const createdByFamily: Partial<Record<Family, number>> = {};
     results.forEach((result, position) => {
-      if (result.status === 'created') created++;
+      if (result.status === 'created') {
+        created++;
+        const family = decoded[position]?.event.family;
+        if (family) createdByFamily[family] = (createdByFamily[family] ?? 0) + 1;
+      }
       else if (result.status === 'duplicate') duplicates++;
       else {
         const message: KafkaMessage | undefined = decoded[position]?.message;
@@ -252,7 +263,10 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     await Promise.all([deadLettering, sendDeadLetters(chunk, rejected, now)]);
     // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
     stats.consumed += messages.length;
+    const topicFamily = familyOfTopic.get(topic);
+    if (topicFamily) stats.consumedByFamily[topicFamily] = (stats.consumedByFamily[topicFamily] ?? 0) + messages.length;
     stats.indexed += created;
+    for (const [family, count] of Object.entries(createdByFamily) as [Family, number][]) stats.indexedByFamily[family] = (stats.indexedByFamily[family] ?? 0) + count;
     stats.duplicates += duplicates;
     for (const { reasonCode } of [...refused, ...rejected]) {
       stats.deadLettered++;

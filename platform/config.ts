@@ -129,7 +129,7 @@ export const settings = {
       'VIGIL_INDEX_PREFIX',
       indexPrefix.default('vigil'),
       '1–61 characters: lower-case letters, digits, `_`, `-`; starts with a letter or digit',
-      'The prefix of templates and indices: `<prefix>-events-<family>-<YYYY.MM.DD>`, `<prefix>-detections-<YYYY.MM.DD>` and `<prefix>-alerts`.',
+      'The prefix of templates and indices: `<prefix>-events-<family>-<YYYY.MM.DD>`, `<prefix>-detections-<YYYY.MM.DD>`, `<prefix>-alerts` and `<prefix>-pipeline-<YYYY.MM.DD>`.',
     ),
     shards: setting('VIGIL_INDEX_SHARDS', int(1, 100).default(1), '1–100', 'Primary shards per index (events, detections, alerts). Set in the index templates, so it applies to indices created afterwards.'),
     replicas: setting('VIGIL_INDEX_REPLICAS', int(0, 10).default(0), '0–10', 'Replicas per index, set like the shards. `0` suits a single node; use at least `1` on a cluster.'),
@@ -307,6 +307,23 @@ export const settings = {
       'The address `/healthz`, `/readyz` and `/metrics` listen on. `0.0.0.0` listens on every interface (see [operations.md](operations.md#endpoints)).',
     ),
     port: setting('VIGIL_HTTP_PORT', int(0, 65_535).default(9464), '0–65535', 'The port of the health and metrics endpoints; `0` serves none.'),
+  },
+  pipelineStats: {
+    intervalMs: setting(
+      'VIGIL_PIPELINE_STATS_INTERVAL_MS',
+      z
+        .union([z.literal('off').transform(() => 0), int(0, 3_600_000)], { error: 'expected milliseconds (1000–3600000), or 0 or off' })
+        .refine((value) => value === 0 || value >= 1000, 'expected 0 or off, or at least 1000')
+        .default(30_000),
+      '1000–3600000, or `0`/`off`',
+      'How often each Vigil process indexes what it counted since the previous time (events in and indexed per family, dead letters by reason, alert changes, notifications by destination and outcome) into `<prefix>-pipeline-<YYYY.MM.DD>`, for the *Pipeline health* dashboard; the last interval is written at stop. `0` or `off` writes none (see [operations.md](operations.md#pipeline-metrics-in-elasticsearch)).',
+    ),
+    instance: setting(
+      'VIGIL_INSTANCE_NAME',
+      name.optional(),
+      NAME,
+      'The name of this process in the pipeline metrics (`service.node.name`); unset means the host name (a container’s or pod’s name). Give each instance on one host a name of its own.',
+    ),
   },
   intake: {
     host: setting(

@@ -10,3 +10,4 @@ export * from './event';
 export * from './elasticsearch';
 export * from './detection';
 export * from './alert';
+export * from './pipeline';

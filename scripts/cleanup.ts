@@ -1,7 +1,7 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import { vigilTopics, type Config } from '../platform';
-import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
+import { alertIndexNames, detectionIndexNames, indexNames, pipelineIndexNames } from '../schemas';
 
 /**
  * Removes what `installTemplates` and the pipeline created under an index prefix: the indices
@@ -13,7 +13,7 @@ export async function removeIndicesAndTemplates(client: Client, prefix: string):
   const indices = Object.keys(found);
   if (indices.length > 0) await client.indices.delete({ index: indices });
   const names = indexNames(prefix);
-  for (const template of [names.indexTemplate, detectionIndexNames(prefix).indexTemplate, alertIndexNames(prefix).indexTemplate]) {
+  for (const template of [names.indexTemplate, detectionIndexNames(prefix).indexTemplate, alertIndexNames(prefix).indexTemplate, pipelineIndexNames(prefix).indexTemplate]) {
     await client.indices.deleteIndexTemplate({ name: template }, { ignore: [404] });
   }
   await client.cluster.deleteComponentTemplate({ name: names.componentTemplate }, { ignore: [404] });

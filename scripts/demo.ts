@@ -9,7 +9,7 @@ import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { writeReport } from './report';
 import { createElasticsearch, createLogger, createProducer, loadConfig, secretsOf, sleep } from '../platform';
-import { CURRENT_SCHEMA_VERSION, indexNames } from '../schemas';
+import { CURRENT_SCHEMA_VERSION, indexNames, pipelineIndexNames } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
 import { KONG_CANNOT_CARRY, kongEmitter } from './demo-via';
 
@@ -70,6 +70,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     // The alerter holds detections for its lateness before folding them in event-time order
     // (docs/alerting.md); a minute of production's default would outlast the demo's last burst.
     VIGIL_ALERT_LATENESS_MS: process.env.VIGIL_ALERT_LATENESS_MS ?? '2000',
+    // A minute of traffic in production's 30 s intervals would be two bars on Pipeline health.
+    VIGIL_PIPELINE_STATS_INTERVAL_MS: process.env.VIGIL_PIPELINE_STATS_INTERVAL_MS ?? '5000',
   });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const detections: Detection[] = [];
@@ -193,6 +195,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
   await vigil.stop();
   await receiver.close();
+  const pipelineMetrics = vigil.pipelineStats?.stats();
 
   const pattern = indexNames(config.indices.prefix).eventPattern;
   await elasticsearch.indices.refresh({ index: pattern });
@@ -219,7 +222,8 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
   sent            ${sent}   (${traffic.total} through the SDK from ${SIMULATED_SOURCES.length} gateways and services: policy ${traffic.policy}, invocation ${traffic.invocation}, device ${traffic.device}; ${attackEvents} attack events; ${history} history + ${burst} DoS burst; ${badTotal} malformed from a raw producer)
   indexed         ${count}   (Elasticsearch count of this run's events in ${pattern}: ${buckets('family')}; outcomes: ${buckets('outcome')})
   dead-lettered   ${deadLettered}   (${reasons || 'none'}) in topic ${config.topics.deadLetter}
-  dropped by SDK  ${emitterDrops}${via !== undefined && adapt !== undefined ? `
+  dropped by SDK  ${emitterDrops}
+  pipeline stats  ${pipelineMetrics ? `${pipelineMetrics.written} documents in ${pipelineIndexNames(config.indices.prefix).pattern} (every ${config.pipelineStats.intervalMs / 1000} s and at stop${pipelineMetrics.pending > 0 ? `; ${pipelineMetrics.pending} not taken by Elasticsearch` : ''}): the Pipeline health dashboard` : 'off (VIGIL_PIPELINE_STATS_INTERVAL_MS=0)'}${via !== undefined && adapt !== undefined ? `
   via kong        ${viaSdk} SDK calls of ${SIMULATED_SOURCES[0]?.service ?? ''} (attacks included) as ${via.kong().records} Kong records → ${adapted} events by vigil adapt (${via.kong().notCarried} device events not carried; adapter skipped ${JSON.stringify(adapt.stats().skippedByReason)}, rejected ${JSON.stringify(adapt.stats().rejectedByReason)})` : ''}
   check           indexed ${count} ${consistent ? '=' : '!='} sent ${sent} - dead-lettered ${deadLettered}: ${consistent ? 'OK' : 'MISMATCH'}
   look            curl '${config.elasticsearch.url}/${pattern}/_search?q=labels.run:${runId}&size=1&pretty'

@@ -1,4 +1,4 @@
-import type { Condition, DashboardSpec, MapSpec, PanelSpec, SearchSpec } from './model';
+import type { Condition, DashboardSpec, MapSpec, Metric, PanelSpec, SearchSpec } from './model';
 
 /** Rules of the default rule set, by what they watch (detectors/rules/default). */
 const SURGE_RULES = ['request-flood-per-endpoint', 'request-spike-per-consumer', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
@@ -107,11 +107,20 @@ const fraud: DashboardSpec = {
   maps: [travelMap],
 };
 
+/** Pipeline metric documents of one kind (schemas/pipeline.ts): each counts one interval of one Vigil process. */
+const pipelineMetric = (...metrics: readonly string[]): Condition => ({ field: 'vigil.pipeline.metric', is: metrics });
+/** The sum of the intervals' deltas: what happened in the time range, across restarts and instances. */
+const counted = (label: string): Metric => ({ kind: 'sum', field: 'vigil.pipeline.count', label });
+
 const pipelineHealth: DashboardSpec = {
   id: 'pipeline-health',
   title: 'Vigil: Pipeline health',
-  description: 'Events indexed per family, ingest delay, geo coverage, detections and alerts by outcome. Dead letters and notifications are not indexed: see /metrics and `vigil deadletters list`.',
+  description: 'Events in and indexed per family, dead letters by reason, alert changes, notifications by destination and outcome (from the pipeline metrics every Vigil process writes), geo coverage, detections and alerts.',
   panels: [
+    { id: 'events-in-and-indexed', title: 'Events in and indexed per family', description: 'Messages consumed from each family\'s topic (events_in) and events indexed (events_indexed), summed over the pipeline metrics of every instance; the difference is dead letters and redeliveries.', view: 'pipeline', chart: 'table', where: [pipelineMetric('events_in', 'events_indexed')], buckets: [{ kind: 'terms', field: 'vigil.pipeline.family', size: 3, label: 'Family' }, { kind: 'terms', field: 'vigil.pipeline.metric', size: 2, label: 'In / indexed' }], metrics: [counted('Events')], expectData: true },
+    { id: 'dead-letters-by-reason', title: 'Dead letters by reason', description: 'Messages sent to the dead-letter topic over time, by reason code (not_json, schema_invalid, too_large, ...); read them with `vigil deadletters list`.', view: 'pipeline', chart: 'bar_stacked', where: [pipelineMetric('dead_letters')], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.pipeline.reason', size: 12 }], metrics: [counted('Dead letters')], expectData: true },
+    { id: 'alert-changes', title: 'Alerts opened, escalated and resolved', description: 'Alert changes over time, as the alerter made them.', view: 'pipeline', chart: 'bar_stacked', where: [pipelineMetric('alerts')], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.pipeline.change', size: 3 }], metrics: [counted('Alert changes')], expectData: true },
+    { id: 'notifications-by-outcome', title: 'Notifications by destination and outcome', description: 'Notification deliveries per destination: sent, retried (a 429/5xx or no answer, tried again) and failed (given up on: in the notification dead-letter topic).', view: 'pipeline', chart: 'bar_stacked', where: [pipelineMetric('notifications')], buckets: [{ kind: 'terms', field: 'vigil.pipeline.destination', size: 10, label: 'Destination' }, { kind: 'terms', field: 'vigil.pipeline.outcome', size: 3, label: 'Outcome' }], metrics: [counted('Notifications')], expectData: true },
     { id: 'events-per-family', title: 'Events indexed per family', description: 'Indexed events over time by family (policy, invocation, device).', view: 'events', chart: 'bar_stacked', where: [], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.family', size: 3 }], metrics: [{ kind: 'count', label: 'Events' }], expectData: true },
     { id: 'events-per-source', title: 'Events per producing service', description: 'Indexed events by the service or gateway that sent them.', view: 'events', chart: 'bar_horizontal', where: [], buckets: [{ kind: 'terms', field: 'service.name', size: 15 }], metrics: [{ kind: 'count', label: 'Events' }], expectData: true },
     { id: 'geo-coverage', title: 'Geo enrichment coverage', description: 'Where each event location came from (geoip, producer, none) and the IP scope.', view: 'events', chart: 'bar_stacked', where: [], buckets: [{ kind: 'terms', field: 'vigil.geo.source', size: 3 }, { kind: 'terms', field: 'vigil.geo.ip_scope', size: 3 }], metrics: [{ kind: 'count', label: 'Events' }], expectData: true },

@@ -1,4 +1,4 @@
-import { alertMappings, detectionMappings, eventMappings } from '../../schemas';
+import { alertMappings, detectionMappings, eventMappings, pipelineMappings } from '../../schemas';
 import type { ViewName } from './model';
 
 /** A mapping as the templates write it: properties, a type, multi-fields. */
@@ -13,10 +13,11 @@ export interface ViewMappings {
   events: { properties: object };
   detections: { properties: object };
   alerts: { properties: object };
+  pipeline: { properties: object };
 }
 
 /** Vigil's own templates (schemas/). */
-export const TEMPLATE_MAPPINGS: ViewMappings = { events: eventMappings, detections: detectionMappings, alerts: alertMappings };
+export const TEMPLATE_MAPPINGS: ViewMappings = { events: eventMappings, detections: detectionMappings, alerts: alertMappings, pipeline: pipelineMappings };
 
 /** Types a Lens bucket or metric can aggregate on (doc values); `text` and `object` can't. */
 export const AGGREGATABLE_TYPES: ReadonlySet<string> = new Set(['keyword', 'long', 'integer', 'short', 'byte', 'float', 'double', 'scaled_float', 'date', 'ip', 'boolean', 'geo_point']);

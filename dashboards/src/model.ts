@@ -4,8 +4,8 @@
  * validation runs are rendered from it, so the two can't drift apart.
  */
 
-/** Vigil's three data views. */
-export type ViewName = 'events' | 'detections' | 'alerts';
+/** Vigil's data views: events, detections, alerts, and the pipeline metrics. */
+export type ViewName = 'events' | 'detections' | 'alerts' | 'pipeline';
 
 /** A filter term: a field equal to one of some values, at least or below a number, or present. */
 export type Condition =
@@ -25,7 +25,9 @@ export type Metric =
   | { kind: 'count'; label?: string }
   | { kind: 'unique_count'; field: string; label?: string }
   | { kind: 'percentile'; field: string; percentile: number; label?: string }
-  | { kind: 'max'; field: string; label?: string };
+  | { kind: 'max'; field: string; label?: string }
+  /** A sum: of the counts of the pipeline metric documents, each a delta over one interval. */
+  | { kind: 'sum'; field: string; label?: string };
 
 /** How the panel draws its columns. */
 export type Chart = 'line' | 'bar_stacked' | 'bar_percentage_stacked' | 'bar_horizontal' | 'table' | 'metric' | 'donut';

@@ -17,6 +17,8 @@ function metricAggregation(metric: Metric): Record<string, unknown> | undefined 
       return { percentiles: { field: metric.field, percents: [metric.percentile] } };
     case 'max':
       return { max: { field: metric.field } };
+    case 'sum':
+      return { sum: { field: metric.field } };
   }
 }
 
@@ -46,7 +48,7 @@ export function panelQuery(panel: PanelSpec, range: { from: string; to: string }
   // Lens orders a terms column by the first metric. The innermost terms bucket can do that with
   // the metric below it (count is _count; a percentile keeps _count, its path needs the percent).
   const first = panel.metrics[0];
-  const innermostOrder = first && (first.kind === 'max' || first.kind === 'unique_count') ? 'metric_0' : '_count';
+  const innermostOrder = first && (first.kind === 'max' || first.kind === 'unique_count' || first.kind === 'sum') ? 'metric_0' : '_count';
   for (let index = panel.buckets.length - 1; index >= 0; index--) {
     const bucket = panel.buckets[index] as Bucket;
     const orderBy = index === panel.buckets.length - 1 ? innermostOrder : '_count';

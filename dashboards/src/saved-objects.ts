@@ -1,4 +1,4 @@
-import { alertIndexNames, detectionIndexNames, indexNames } from '../../schemas';
+import { alertIndexNames, detectionIndexNames, indexNames, pipelineIndexNames } from '../../schemas';
 import { DASHBOARDS, SEARCHES } from './definitions';
 import { fieldType, lensDataType } from './fields';
 import { toKql, type Bucket, type MapLayer, type MapSpec, type Metric, type PanelSpec, type ViewName } from './model';
@@ -40,7 +40,7 @@ export const ids = {
 
 /** The index pattern each data view reads, under an index prefix. */
 export function viewPatterns(prefix: string): Record<ViewName, string> {
-  return { events: indexNames(prefix).eventPattern, detections: detectionIndexNames(prefix).pattern, alerts: alertIndexNames(prefix).index };
+  return { events: indexNames(prefix).eventPattern, detections: detectionIndexNames(prefix).pattern, alerts: alertIndexNames(prefix).index, pipeline: pipelineIndexNames(prefix).pattern };
 }
 
 /** Field formats and labels of the data views: what a number means, in words. */
@@ -59,6 +59,10 @@ const FIELD_FORMATS: Record<ViewName, Record<string, { id: string; params?: Reco
   },
   alerts: {
     'kibana.alert.duration.us': { id: 'duration', params: { inputFormat: 'microseconds', outputFormat: 'humanizePrecise', outputPrecision: 0 } },
+  },
+  pipeline: {
+    'event.duration': { id: 'duration', params: { inputFormat: 'nanoseconds', outputFormat: 'humanizePrecise', outputPrecision: 0 } },
+    'vigil.pipeline.count': { id: 'number', params: { pattern: '0,0' } },
   },
 };
 
@@ -83,6 +87,16 @@ const FIELD_LABELS: Record<ViewName, Record<string, string>> = {
     'vigil.alert.count': 'Detections grouped',
     'vigil.alert.suppressed': 'Detections not notified',
   },
+  pipeline: {
+    'vigil.pipeline.metric': 'Metric',
+    'vigil.pipeline.count': 'Count (this interval)',
+    'vigil.pipeline.family': 'Event family',
+    'vigil.pipeline.reason': 'Dead-letter reason',
+    'vigil.pipeline.change': 'Alert change',
+    'vigil.pipeline.destination': 'Destination',
+    'vigil.pipeline.outcome': 'Outcome',
+    'service.node.name': 'Vigil instance',
+  },
 };
 
 /** The fields each data view's formats and labels name (checked against the templates). */
@@ -90,7 +104,7 @@ export function dataViewFields(view: ViewName): string[] {
   return [...new Set([...Object.keys(FIELD_FORMATS[view]), ...Object.keys(FIELD_LABELS[view])])];
 }
 
-const VIEW_NAMES: Record<ViewName, string> = { events: 'Vigil events', detections: 'Vigil detections', alerts: 'Vigil alerts' };
+const VIEW_NAMES: Record<ViewName, string> = { events: 'Vigil events', detections: 'Vigil detections', alerts: 'Vigil alerts', pipeline: 'Vigil pipeline metrics' };
 
 function dataView(prefix: string, view: ViewName): SavedObject {
   return {
@@ -155,6 +169,8 @@ function metricColumn(metric: Metric): Record<string, unknown> {
       return { label: metric.label ?? `${metric.percentile}th percentile of ${metric.field}`, ...common, operationType: 'percentile', sourceField: metric.field, params: { percentile: metric.percentile } };
     case 'max':
       return { label: metric.label ?? `Maximum of ${metric.field}`, ...common, operationType: 'max', sourceField: metric.field, params: { emptyAsNull: true } };
+    case 'sum':
+      return { label: metric.label ?? `Sum of ${metric.field}`, ...common, operationType: 'sum', sourceField: metric.field, params: { emptyAsNull: true } };
   }
 }
 
@@ -392,7 +408,7 @@ function search(prefix: string, spec: (typeof SEARCHES)[number]): SavedObject {
  * within one import file whatever the order, but a reader of the NDJSON follows it better).
  */
 export function savedObjects(prefix = 'vigil'): SavedObject[] {
-  const views: ViewName[] = ['events', 'detections', 'alerts'];
+  const views: ViewName[] = ['events', 'detections', 'alerts', 'pipeline'];
   return [
     ...views.map((view) => dataView(prefix, view)),
     ...SEARCHES.map((spec) => search(prefix, spec)),

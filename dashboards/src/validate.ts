@@ -27,7 +27,7 @@ const kql = z.strictObject({ query: z.string(), language: z.literal('kuery') });
 const column = z.looseObject({
   label: z.string().min(1),
   dataType: z.enum(['string', 'number', 'date', 'ip', 'boolean', 'geo_point']),
-  operationType: z.enum(['date_histogram', 'terms', 'filters', 'count', 'unique_count', 'percentile', 'max']),
+  operationType: z.enum(['date_histogram', 'terms', 'filters', 'count', 'unique_count', 'percentile', 'max', 'sum']),
   isBucketed: z.boolean(),
   scale: z.enum(['interval', 'ordinal', 'ratio']),
   sourceField: z.string().optional(),
@@ -305,7 +305,7 @@ export function fieldUses(panels: readonly PanelSpec[] = DASHBOARDS.flatMap((das
     for (const [field] of search.sort) uses.push({ view: search.view, field, where: `search ${search.id} (sort)`, aggregated: true });
     for (const field of search.query.match(/[a-z_@][\w.@]*(?=\s*:)/g) ?? []) uses.push({ view: search.view, field, where: `search ${search.id} (query)`, aggregated: false });
   }
-  for (const view of ['events', 'detections', 'alerts'] as const) {
+  for (const view of ['events', 'detections', 'alerts', 'pipeline'] as const) {
     uses.push({ view, field: '@timestamp', where: `data view ${view} (time field)`, aggregated: true });
     for (const field of dataViewFields(view)) uses.push({ view, field, where: `data view ${view} (format or label)`, aggregated: false });
   }

@@ -13,6 +13,9 @@ import {
   eventTemplates,
   indexNames,
   mappingsForExistingIndices,
+  pipelineIndexNames,
+  pipelineMappings,
+  pipelineTemplate,
 } from '../../schemas';
 import type { Config } from '../config';
 
@@ -33,7 +36,25 @@ export function createElasticsearch(config: Config): Client {
   });
 }
 
-/** Installs (or updates) the composable templates of the event indices. Idempotent. */
+/**
+ * Installs (or updates) the template of the pipeline metric indices, and adds its new fields to
+ * the existing ones. Idempotent. The pipeline metrics reporter calls it itself, so a process of
+ * any role can write them.
+ */
+export async function installPipelineTemplate(client: Client, config: Config, options: { requestTimeout?: number } = {}): Promise<void> {
+  const template = pipelineTemplate(config.indices.prefix, config.indices);
+  await client.indices.putIndexTemplate({ name: template.name, ...template.body }, options);
+  await client.indices.putMapping(
+    {
+      index: pipelineIndexNames(config.indices.prefix).pattern,
+      allow_no_indices: true,
+      ...(mappingsForExistingIndices(pipelineMappings, []) as unknown as Omit<estypes.IndicesPutMappingRequest, 'index'>),
+    },
+    options,
+  );
+}
+
+/** Installs (or updates) the templates of every index Vigil writes (events, detections, alerts, pipeline metrics). Idempotent. */
 export async function installTemplates(client: Client, config: Config): Promise<void> {
   const { componentTemplate, indexTemplate } = eventTemplates(config.indices.prefix, config.indices);
   // The template bodies live in schemas/, which imports nothing but zod: typed at this edge.
@@ -59,5 +80,6 @@ export async function installTemplates(client: Client, config: Config): Promise<
     ignore_unavailable: true,
     ...mappingOf(alertMappings, ALERT_RETYPED_FIELDS),
   });
+  await installPipelineTemplate(client, config);
 }
 

@@ -33,6 +33,8 @@ export function isolatedEnv(overrides: Record<string, string> = {}): Record<stri
     VIGIL_ALERT_LATENESS_MS: '500',
     // Many tests run Vigil side by side: none serves HTTP unless it asks for a port.
     VIGIL_HTTP_PORT: '0',
+    // Nor writes pipeline metrics (a write at every stop), unless it asks for an interval.
+    VIGIL_PIPELINE_STATS_INTERVAL_MS: '0',
     ...overrides,
   };
 }

@@ -6,9 +6,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alertMappings, detectionMappings, eventMappings } from '../../schemas';
+import { alertMappings, detectionMappings, eventMappings, pipelineMappings } from '../../schemas';
 import { renderEcsFieldTable, replaceEcsFieldTable } from './ecs';
 
 const page = join(__dirname, '..', '..', 'docs', 'events.md');
-const table = renderEcsFieldTable({ events: eventMappings, detections: detectionMappings, alerts: alertMappings });
+const table = renderEcsFieldTable({ events: eventMappings, detections: detectionMappings, alerts: alertMappings, pipeline: pipelineMappings });
 writeFileSync(page, replaceEcsFieldTable(readFileSync(page, 'utf8'), table));

@@ -48,6 +48,7 @@ const DEFAULTS: Config = {
     inhibition: 'default',
   },
   http: { host: '127.0.0.1', port: 9464 },
+  pipelineStats: { intervalMs: 30_000 },
   intake: { host: '127.0.0.1', port: 9465, topic: 'vigil.raw.kong', maxBodyBytes: 8_388_608, requestsPerSecond: 50, burst: 100 },
   adapt: { kind: 'gateway' },
   shutdownTimeoutMs: 30_000,
@@ -107,6 +108,8 @@ describe('loadConfig', () => {
       VIGIL_GEOIP_DATABASE: __filename, // any readable file: its content is checked when Vigil starts
       VIGIL_HTTP_HOST: '0.0.0.0',
       VIGIL_HTTP_PORT: '9100',
+      VIGIL_PIPELINE_STATS_INTERVAL_MS: '60000',
+      VIGIL_INSTANCE_NAME: 'vigil-eu-1',
       VIGIL_INTAKE_HOST: '0.0.0.0',
       VIGIL_INTAKE_PORT: '9101',
       VIGIL_INTAKE_TOKEN: 'token-of-twenty-four-chars',
@@ -168,6 +171,7 @@ describe('loadConfig', () => {
         inhibition: 'default',
       },
       http: { host: '0.0.0.0', port: 9100 },
+      pipelineStats: { intervalMs: 60_000, instance: 'vigil-eu-1' },
       intake: { host: '0.0.0.0', port: 9101, token: 'token-of-twenty-four-chars', topic: 'raw.kong', maxBodyBytes: 65_536, requestsPerSecond: 10, burst: 20 },
       adapt: { service: 'edge-kong-eu', kind: 'service', environment: 'production', instance: 'kong-1', groups: { default: 'edge' }, consumerGroup: 'adapt-1' },
       shutdownTimeoutMs: 5000,
@@ -211,6 +215,8 @@ describe('loadConfig', () => {
     ['VIGIL_INDEX_REPLICAS', '11', /Too big/],
     ['VIGIL_MAX_MESSAGE_BYTES', '1023', /Too small/],
     ['KAFKA_CLIENT_ID', 'a/b', /letters, digits/],
+    ['VIGIL_PIPELINE_STATS_INTERVAL_MS', '500', /0 or off, or at least 1000/],
+    ['VIGIL_PIPELINE_STATS_INTERVAL_MS', 'never', /expected milliseconds \(1000–3600000\), or 0 or off/],
   ])('refuses %s=%p with a readable reason', (name, value, reason) => {
     const error = configErrorOf({ [name]: value });
     expect(error.issues).toHaveLength(1);
@@ -264,6 +270,12 @@ describe('the settings table is the only declaration', () => {
       if (value === undefined) continue;
       expect(loadConfig({ [setting.env]: value })).not.toStrictEqual(baseline);
     }
+  });
+
+  it('turns the pipeline metrics off with 0 or off', () => {
+    expect(loadConfig({ VIGIL_PIPELINE_STATS_INTERVAL_MS: 'off' }).pipelineStats.intervalMs).toBe(0);
+    expect(loadConfig({ VIGIL_PIPELINE_STATS_INTERVAL_MS: '0' }).pipelineStats.intervalMs).toBe(0);
+    expect(loadConfig({ VIGIL_PIPELINE_STATS_INTERVAL_MS: '5000' }).pipelineStats.intervalMs).toBe(5000);
   });
 
   it('switches all take on/off and true/false alike', () => {

@@ -42,7 +42,7 @@ describe('the Kibana saved objects', () => {
 
   it('hold the data views, saved searches, a Lens object per panel and the five dashboards', () => {
     const byType = (type: string): string[] => lines.filter((object) => object.type === type).map((object) => object.id);
-    expect(byType('index-pattern')).toStrictEqual(['vigil-data-view-events', 'vigil-data-view-detections', 'vigil-data-view-alerts']);
+    expect(byType('index-pattern')).toStrictEqual(['vigil-data-view-events', 'vigil-data-view-detections', 'vigil-data-view-alerts', 'vigil-data-view-pipeline']);
     expect(byType('dashboard')).toHaveLength(5);
     expect(byType('search')).toContain('vigil-search-why-did-this-fire');
     expect(byType('lens')).toHaveLength(allPanels().length);
@@ -64,6 +64,18 @@ describe('the Kibana saved objects', () => {
     ]);
     expect(fieldProblems(renamed('detections', 'vigil.detection.geo.to.location', 'vigil.detection.geo.to.point'), fieldUses([], allMaps()))).toContain(
       'map impossible-travel-map layer 2 (point): field vigil.detection.geo.to.location is not in the detections index template',
+    );
+  });
+
+  it('names the pipeline panels whose field the pipeline metrics template renames', () => {
+    const pipelinePanels = allPanels().filter((candidate) => candidate.view === 'pipeline');
+    expect(pipelinePanels.map((candidate) => candidate.id)).toStrictEqual(['events-in-and-indexed', 'dead-letters-by-reason', 'alert-changes', 'notifications-by-outcome']);
+    expect(fieldProblems(renamed('pipeline', 'vigil.pipeline.reason', 'vigil.pipeline.cause'), fieldUses(pipelinePanels, []))).toStrictEqual([
+      'panel dead-letters-by-reason (bucket): field vigil.pipeline.reason is not in the pipeline index template',
+      'data view pipeline (format or label): field vigil.pipeline.reason is not in the pipeline index template',
+    ]);
+    expect(fieldProblems(renamed('pipeline', 'vigil.pipeline.count', 'vigil.pipeline.value'), fieldUses(pipelinePanels, [])).filter((problem) => problem.includes('(metric)'))).toStrictEqual(
+      pipelinePanels.map((candidate) => `panel ${candidate.id} (metric): field vigil.pipeline.count is not in the pipeline index template`),
     );
   });
 
@@ -133,7 +145,7 @@ describe('the Kibana saved objects', () => {
   it('uses other ids and index patterns under another prefix', () => {
     const objects = savedObjects('acme');
     expect(objects.every((object) => object.id.startsWith('acme-'))).toBe(true);
-    expect(objects.filter((object) => object.type === 'index-pattern').map((object) => object.attributes.title)).toStrictEqual(['acme-events-*', 'acme-detections-*', 'acme-alerts']);
+    expect(objects.filter((object) => object.type === 'index-pattern').map((object) => object.attributes.title)).toStrictEqual(['acme-events-*', 'acme-detections-*', 'acme-alerts', 'acme-pipeline-*']);
   });
 });
 
@@ -199,6 +211,11 @@ describe('the query behind a panel', () => {
     expect(panelQuery(panel('distinct-sources-per-api'), range).aggs.bucket_0?.aggs).toMatchObject({ bucket_1: { aggs: { metric_0: { cardinality: { field: 'source.ip' } } } } });
     // As Lens: a terms column ordered by the first metric when it is not a count.
     expect(panelQuery(panel('risk-per-user'), range).aggs.bucket_0).toMatchObject({ terms: { field: 'user.id', order: { metric_0: 'desc' } }, aggs: { metric_0: { max: { field: 'event.risk_score' } } } });
+    // A pipeline panel sums the intervals' deltas (one document per counter and interval).
+    expect(panelQuery(panel('dead-letters-by-reason'), range)).toMatchObject({
+      query: { bool: { filter: [{ term: { 'vigil.pipeline.metric': 'dead_letters' } }, { range: { '@timestamp': { gte: range.from, lte: range.to } } }] } },
+      aggs: { bucket_0: { aggs: { bucket_1: { terms: { field: 'vigil.pipeline.reason', size: 12, order: { metric_0: 'desc' } }, aggs: { metric_0: { sum: { field: 'vigil.pipeline.count' } } } } } } },
+    });
   });
 
   it('reads the rows a panel draws from a response, skipping empty buckets', () => {

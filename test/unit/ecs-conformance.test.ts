@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { toPipelineMetricDocument, type PipelineCounter } from '../../app';
 import { DEFAULT_RULES_PATH, loadRuleSet, toAlertDocument, toDetectionDocument } from '../../detectors';
 import { enrich, toEventDocument, type GeoLookup } from '../../ingest';
 import {
@@ -11,13 +12,14 @@ import {
   detectionSchema,
   eventMappings,
   familySchemas,
+  pipelineMappings,
   type Detection,
 } from '../../schemas';
 import { ECS, ECS_PACKAGE_VERSION, documentPaths, ecsCategorizationProblems, ecsMappingProblems, mappedFields, NOT_ECS, renderEcsFieldTable, replaceEcsFieldTable } from '../support/ecs';
 import { isRecord } from '../support/mapping';
 import { deviceEvent, invocationEvent, kafkaPosition, policyEvent, withField } from './fixtures';
 
-const TEMPLATES = { events: eventMappings, detections: detectionMappings, alerts: alertMappings } as const;
+const TEMPLATES = { events: eventMappings, detections: detectionMappings, alerts: alertMappings, pipeline: pipelineMappings } as const;
 
 const lookup: GeoLookup = () => ({
   geo: { country_iso_code: 'GB', city_name: 'London', region_iso_code: 'GB-ENG', location: { lat: 51.5, lon: -0.12 } },
@@ -94,7 +96,21 @@ function alertDocuments(): [string, Record<string, unknown>][] {
   ];
 }
 
-const documents = [...eventDocuments(), ...detectionDocuments(), ...alertDocuments()];
+/** A pipeline metric document of every metric, with the labels each has. */
+function pipelineDocuments(): [string, Record<string, unknown>][] {
+  const counters: PipelineCounter[] = [
+    { metric: 'events_in', labels: { family: 'policy' }, total: 12 },
+    { metric: 'events_indexed', labels: { family: 'policy' }, total: 10 },
+    { metric: 'dead_letters', labels: { reason: 'not_json' }, total: 2 },
+    { metric: 'alerts', labels: { change: 'opened' }, total: 1 },
+    { metric: 'notifications', labels: { destination: 'on-call', outcome: 'sent' }, total: 1 },
+  ];
+  const interval = { start: new Date('2024-05-01T10:30:00.000Z'), end: new Date('2024-05-01T10:30:30.000Z') };
+  const identity = { instance: 'vigil-0', host: 'node-1', roles: ['ingest', 'alerting'], runId: 'run-1' };
+  return counters.map((counter) => [`pipeline ${counter.metric}`, toPipelineMetricDocument(counter, counter.total, interval, identity) as unknown as Record<string, unknown>]);
+}
+
+const documents = [...eventDocuments(), ...detectionDocuments(), ...alertDocuments(), ...pipelineDocuments()];
 
 describe('ECS conformance: the oracle is ECS itself (@elastic/ecs EcsFlat)', () => {
   it('writes the ECS version of the package the checks use', () => {
@@ -104,7 +120,7 @@ describe('ECS conformance: the oracle is ECS itself (@elastic/ecs EcsFlat)', () 
   it.each(Object.keys(TEMPLATES))('maps every %s field outside vigil.*, labels.*, kibana.* as ECS defines it', (name) => {
     const mappings = TEMPLATES[name as keyof typeof TEMPLATES];
     const walked = mappedFields(mappings.properties).filter((field) => !NOT_ECS.test(field.path));
-    expect(walked.length).toBeGreaterThan(name === 'alerts' ? 5 : 15);
+    expect(walked.length).toBeGreaterThan(name === 'alerts' || name === 'pipeline' ? 5 : 15);
     expect(ecsMappingProblems(mappings.properties)).toStrictEqual([]);
   });
 
@@ -157,6 +173,7 @@ describe('ECS conformance: the oracle is ECS itself (@elastic/ecs EcsFlat)', () 
       'event:session:info:unknown',
       'event:web:access:failure',
       'event:web:access:success',
+      'metric:::undefined',
     ]);
   });
 

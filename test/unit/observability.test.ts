@@ -48,7 +48,9 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
     consumers: () => [{ component: 'ingest', groupId: 'vigil-ingest', state: 'running', restarts: 1 }],
     ingest: () => ({
       consumed: 10,
+      consumedByFamily: { policy: 10 },
       indexed: 7,
+      indexedByFamily: { policy: 7 },
       duplicates: 1,
       deadLettered: 2,
       deadLetteredByReason: { not_json: 2 },

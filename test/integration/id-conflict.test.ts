@@ -24,9 +24,10 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
 
   it('dead-letters the second event of an id with other content as id_conflict, keeps a redelivery a duplicate, and a redone run decides the same', async () => {
     const { config, elasticsearch, kafka } = run.stack;
-    // A document indexed before content hashes existed: the hash of its event.original counts.
+    // A document indexed before content hashes existed (event.original was always kept then):
+    // the hash of its event.original counts.
     const legacy = eventSchema.parse(policy('evt-conflict-legacy', 'fail'));
-    const current = toEventDocument(legacy, { geoSource: 'none' }, { topic: config.topics.policy, partition: 0, offset: '0' }, new Date());
+    const current = toEventDocument(legacy, { geoSource: 'none' }, { topic: config.topics.policy, partition: 0, offset: '0' }, new Date(), { original: true });
     const vigilFields: Partial<EventDocument['vigil']> = { ...current.vigil };
     delete vigilFields.content_hash;
     const legacyDocument = { ...current, vigil: vigilFields };

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   try {
     for (const [rank, { name, documents, mappings }] of cases.entries()) {
       const index = `${prefix}-${rank}`;
-      await elasticsearch.indices.create({ index, settings: { number_of_shards: 1, number_of_replicas: 0, refresh_interval: -1 }, mappings: mappings as never });
+      await elasticsearch.indices.create({ index, settings: { number_of_shards: 1, number_of_replicas: 0, refresh_interval: -1 }, mappings: mappings });
       // The body as the bulk indexer writes it: one action line and one document line per event,
       // the action naming the daily index (its name's length counts, so it is the real one's).
       let bulkBytes = 0;

@@ -105,7 +105,7 @@ export function enrich(event: VigilEvent, lookup: GeoLookup): Enrichment {
     const given = event.device.geo;
     const geo: GeoDocument = { location: { lat: given.lat, lon: given.lon } };
     if (given.country) geo.country_iso_code = given.country;
-    if (given.city) geo.city_name = given.city;
+    if (given.city !== undefined) geo.city_name = given.city;
     return { ...base, geo, geoSource: 'producer', ...(given.accuracyKm === undefined ? {} : { accuracyKm: given.accuracyKm }) };
   }
   if (ip === undefined || scope !== 'public') return { ...base, geoSource: 'none' };

@@ -27,20 +27,48 @@ const POLICY_CATEGORIZATION: Record<PolicyKind, { category: string; type: (pass:
   custom: { category: 'api', type: (pass) => (pass ? 'allowed' : 'denied') },
 };
 
+/** Options of {@link toEventDocument}. */
+export interface EventDocumentOptions {
+  /**
+   * Keep the validated event as JSON in `event.original` (`VIGIL_EVENT_ORIGINAL`). Without it,
+   * the document still holds every field of the event: {@link fromEventDocument} rebuilds it.
+   * @defaultValue false
+   */
+  original?: boolean;
+}
+
+/**
+ * Which of the three values a device event may give twice, in `client` and in `device`, the
+ * document's ECS field takes from where: see {@link toEventDocument}'s `vigil.device.client`.
+ */
+const DEVICE_PAIRS = [
+  { name: 'ip', client: 'ip', device: 'ip' },
+  { name: 'user_agent', client: 'userAgent', device: 'userAgent' },
+  { name: 'id', client: 'deviceId', device: 'deviceId' },
+] as const;
+
 /**
  * The Elasticsearch document of a validated, enriched event: ECS names where ECS has them
  * (`@timestamp`, `ecs.version`, `event.*`, `observer.*`, `source.*`, `http.*`, `url.path`,
  * `user.*`, `related.*`), `vigil.*` for the API-gateway fields ECS lacks. Pure: the caller
  * passes the ingest time.
+ *
+ * Every field of the event is in the document, so replay can rebuild the event from it
+ * ({@link fromEventDocument}, tested both ways) without `event.original`: optional values are
+ * written whenever the event has them, an empty string included, and the few things the ECS
+ * fields can't say are kept, unindexed, under `vigil.*` only when they are there to say
+ * (`vigil.time`, `vigil.device.client`, `vigil.device.ip|user_agent|id`).
  */
 export function toEventDocument(
   event: VigilEvent,
   enrichment: Enrichment,
   position: KafkaPosition,
   ingestedAt: Date,
+  options: EventDocumentOptions = {},
 ): EventDocument {
+  const timestamp = new Date(event.time).toISOString();
   const document: EventDocument = {
-    '@timestamp': new Date(event.time).toISOString(),
+    '@timestamp': timestamp,
     ecs: { version: ECS_VERSION },
     event: {
       id: event.id,
@@ -52,7 +80,7 @@ export function toEventDocument(
       action: '',
       outcome: 'unknown',
       ingested: ingestedAt.toISOString(),
-      original: JSON.stringify(event),
+      ...(options.original === true ? { original: JSON.stringify(event) } : {}),
     },
     service: {
       name: event.source.service,
@@ -74,6 +102,8 @@ export function toEventDocument(
       content_hash: contentHash(event),
     },
   };
+  // `@timestamp` is UTC to the millisecond; a producer's offset or finer fraction is kept as given.
+  if (event.time !== timestamp) document.vigil.time = event.time;
   if (event.source.kind === 'gateway') document.observer = { name: event.source.service, type: 'gateway' };
   if (event.actor.userId) {
     // An authn policy's user is the login name given, whether or not it names an account.
@@ -90,9 +120,9 @@ export function toEventDocument(
     document.source = { geo: enrichment.geo };
   }
   const userAgent = event.client.userAgent ?? (event.family === 'device' ? event.device.userAgent : undefined);
-  if (userAgent) document.user_agent = { original: userAgent };
+  if (userAgent !== undefined) document.user_agent = { original: userAgent };
   const deviceId = event.client.deviceId ?? (event.family === 'device' ? event.device.deviceId : undefined);
-  if (deviceId) document.device = { id: deviceId };
+  if (deviceId !== undefined) document.device = { id: deviceId };
   if (event.labels) document.labels = { ...event.labels };
   const requestId = event.correlation.requestId;
 
@@ -104,16 +134,16 @@ export function toEventDocument(
       document.event.type = [categorization.type(policy.outcome === 'pass')];
       document.event.action = `policy-${policy.kind.replaceAll('_', '-')}`;
       document.event.outcome = policy.outcome === 'pass' ? 'success' : 'failure';
-      if (policy.reason) document.event.reason = policy.reason;
+      if (policy.reason !== undefined) document.event.reason = policy.reason;
       document.url = { path: policy.resource.path };
       document.http = { request: { method: policy.resource.method, ...(requestId ? { id: requestId } : {}) } };
       document.vigil.api = policy.resource.api;
       document.vigil.group = policy.group;
+      // The reason is `event.reason` alone: `vigil.policy.reason` was the same text twice.
       document.vigil.policy = {
         kind: policy.kind,
         name: policy.name,
         outcome: policy.outcome,
-        ...(policy.reason ? { reason: policy.reason } : {}),
         ...(policy.authContext ? { auth_context: policy.authContext } : {}),
         ...(policy.scopes ? { scopes: [...policy.scopes] } : {}),
       };
@@ -151,9 +181,20 @@ export function toEventDocument(
       document.vigil.device = {
         type: device.type,
         action: device.action,
-        ...(device.os ? { os: device.os } : {}),
-        ...(device.fingerprint ? { fingerprint: device.fingerprint } : {}),
+        ...(device.os === undefined ? {} : { os: device.os }),
+        ...(device.fingerprint === undefined ? {} : { fingerprint: device.fingerprint }),
       };
+      // source.ip, user_agent.original and device.id take client's value, else the device's.
+      // What that loses is kept: which of them client gave, and the device's own value when
+      // client gave one too (most producers send the IP in both, the same).
+      const fromClient: string[] = [];
+      for (const pair of DEVICE_PAIRS) {
+        if (event.client[pair.client] === undefined) continue;
+        fromClient.push(pair.name);
+        const own = device[pair.device];
+        if (own !== undefined) document.vigil.device[pair.name] = own;
+      }
+      if (fromClient.length > 0) document.vigil.device.client = fromClient;
       if (requestId) document.http = { request: { id: requestId } };
       break;
     }

@@ -10,6 +10,7 @@ export * from './geoip-lite';
 export * from './maxmind';
 export * from './geo-database';
 export * from './event-document';
+export * from './event-from-document';
 export * from './content-hash';
 export * from './id-conflicts';
 export * from './dead-letter';

@@ -191,7 +191,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     );
     const hashed: HashedItem[] = [];
     const items: BulkItem[] = decoded.map(({ event, enrichment, message }, position) => {
-      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now);
+      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
       const correlation = correlationDocument(contexts[position]);
       if (correlation) document.vigil.correlation = correlation;
       const index = eventIndexName(config.indices.prefix, event.family, event.time);

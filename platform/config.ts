@@ -133,6 +133,12 @@ export const settings = {
     ),
     shards: setting('VIGIL_INDEX_SHARDS', int(1, 100).default(1), '1–100', 'Primary shards per index (events, detections, alerts). Set in the index templates, so it applies to indices created afterwards.'),
     replicas: setting('VIGIL_INDEX_REPLICAS', int(0, 10).default(0), '0–10', 'Replicas per index, set like the shards. `0` suits a single node; use at least `1` on a cluster.'),
+    eventOriginal: setting(
+      'VIGIL_EVENT_ORIGINAL',
+      flag.default(false),
+      '`on`, `off`',
+      'Keep a copy of the whole validated event in each event document (`event.original`), as ECS integrations do with their `preserve_original_event` tag. Off, a document is about a third smaller and `vigil replay` rebuilds the event from its fields (see [events.md](events.md#eventoriginal-and-replay)).',
+    ),
   },
   limits: {
     maxMessageBytes: setting('VIGIL_MAX_MESSAGE_BYTES', int(1024, 10 * 1024 * 1024).default(256 * 1024), '1024–10485760', 'A larger message is dead-lettered as `too_large`.'),

@@ -20,8 +20,12 @@ export const ECS_VERSION = '9.4.0';
  * 2: ECS conformance (issue 16): `event.reason` and `user_agent.original` keyword,
  * `kibana.alert.reason` keyword; `ecs.*`, `related.*`, `observer.*`, `user.name`,
  * `http.*.body.bytes`, `threat.*` and the Kibana alert fields added.
+ *
+ * 3: bytes per event (issue 12): `event.original` only with `VIGIL_EVENT_ORIGINAL=on`;
+ * `vigil.time`, `vigil.device.client|ip|user_agent|id` added (kept in `_source` only, for
+ * replay); `vigil.content_hash` no longer indexed; `vigil.policy.reason` no longer written.
  */
-export const TEMPLATE_VERSION = 2;
+export const TEMPLATE_VERSION = 3;
 
 /** Geo fields as they land in `source.geo`. */
 export interface GeoDocument {
@@ -48,8 +52,11 @@ export interface EventDocument {
     reason?: string;
     duration?: number;
     ingested: string;
-    /** The validated event as JSON: replay and forensics read it back exactly. */
-    original: string;
+    /**
+     * The validated event as JSON, only with `VIGIL_EVENT_ORIGINAL=on` (and in every document
+     * indexed before template version 3): replay rebuilds the event from the other fields.
+     */
+    original?: string;
   };
   service: { name: string; type: 'gateway' | 'service'; node?: { name: string }; environment?: string };
   /** The gateway that observed the event, when the producer is one (`source.kind: gateway`). */
@@ -79,8 +86,28 @@ export interface EventDocument {
     route?: string;
     upstream_service?: string;
     latency_ms?: number;
+    /**
+     * The event time as the producer wrote it, only when it isn't `@timestamp`'s text (an
+     * offset other than `Z`, a fraction other than milliseconds).
+     */
+    time?: string;
+    /** `reason` only in documents indexed before template version 3: it is `event.reason`. */
     policy?: { kind: string; name: string; outcome: 'pass' | 'fail'; reason?: string; auth_context?: string; scopes?: string[] };
-    device?: { type: string; os?: string; fingerprint?: string; action: string };
+    device?: {
+      type: string;
+      os?: string;
+      fingerprint?: string;
+      action: string;
+      /**
+       * Which of `source.ip`, `user_agent.original` and `device.id` (`ip`, `user_agent`, `id`)
+       * the event's `client` gave; the others came from its `device`.
+       */
+      client?: string[];
+      /** The device's own value, when `client` gave one too (the ECS field holds client's). */
+      ip?: string;
+      user_agent?: string;
+      id?: string;
+    };
     /**
      * Where `source.geo` came from, and whether the IP is private/reserved (never looked up);
      * for `geoip`, the database that answered and when its data was built (ISO 8601).
@@ -115,6 +142,8 @@ const keyword = { type: 'keyword', ignore_above: 1024 } as const;
 const date = { type: 'date' } as const;
 const long = { type: 'long' } as const;
 const float = { type: 'float' } as const;
+/** Kept in `_source` for whoever reads the document back, never searched nor aggregated. */
+const sourceOnly = { type: 'keyword', index: false, doc_values: false } as const;
 
 /** Mappings shared by every event index. `dynamic: strict` turns a drifting document into a loud error. */
 export const eventMappings = {
@@ -136,7 +165,7 @@ export const eventMappings = {
         reason: keyword,
         duration: long,
         ingested: date,
-        original: { type: 'keyword', index: false, doc_values: false },
+        original: sourceOnly,
       },
     },
     service: {
@@ -189,6 +218,7 @@ export const eventMappings = {
         route: keyword,
         upstream_service: keyword,
         latency_ms: float,
+        time: sourceOnly,
         policy: {
           properties: {
             kind: keyword,
@@ -200,11 +230,21 @@ export const eventMappings = {
           },
         },
         device: {
-          properties: { type: keyword, os: keyword, fingerprint: keyword, action: keyword },
+          properties: {
+            type: keyword,
+            os: keyword,
+            fingerprint: keyword,
+            action: keyword,
+            client: sourceOnly,
+            ip: sourceOnly,
+            user_agent: sourceOnly,
+            id: sourceOnly,
+          },
         },
         geo: { properties: { source: keyword, ip_scope: keyword, accuracy_km: float, database: keyword, database_build: date } },
         kafka: { properties: { topic: keyword, partition: long, offset: keyword } },
-        content_hash: keyword,
+        // Read back by id (an mget of the 409s), never searched: no index, no doc values.
+        content_hash: sourceOnly,
         correlation: {
           properties: {
             policies: {
@@ -223,8 +263,12 @@ export const eventMappings = {
   },
 } as const;
 
-/** Fields of the event mappings whose type changed in {@link TEMPLATE_VERSION}: existing indices keep theirs. */
-export const EVENT_RETYPED_FIELDS = ['event.reason', 'user_agent.original'] as const;
+/**
+ * Fields of the event mappings whose type or indexing changed since version 1: existing indices
+ * keep theirs (version 2: `event.reason`, `user_agent.original`; version 3: `vigil.content_hash`,
+ * no longer indexed).
+ */
+export const EVENT_RETYPED_FIELDS = ['event.reason', 'user_agent.original', 'vigil.content_hash'] as const;
 
 /**
  * The mappings to add to indices that already exist: `mappings` without the fields whose type

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
-import { correlate, decode, enrich, openGeoDatabase, type Decoded, type GeoLookup } from '../ingest';
+import { correlate, decode, enrich, eventOfDocument, openGeoDatabase, type Decoded, type GeoLookup } from '../ingest';
 import { createElasticsearch, createLogger, createRedis, loadConfig, type Config } from '../platform';
-import { eventSchema, indexNames, type Detection, type EventDocument } from '../schemas';
+import { indexNames, type Detection } from '../schemas';
 
 /** Options of {@link runReplay}. */
 export interface ReplayOptions {
@@ -48,10 +48,11 @@ async function* fromFile(file: string, limits: Config['limits'], geoLookup: GeoL
  * input replayed twice gives the same detection ids.
  */
 export async function runReplay(options: ReplayOptions): Promise<number> {
-  const { detections, events, refused, ruleSet } = await replayDetections(options);
+  const { detections, events, refused, rebuilt, inexact, ruleSet } = await replayDetections(options);
   const byRule = new Map<string, Detection[]>();
   for (const detection of detections) byRule.set(detection.ruleId, [...(byRule.get(detection.ruleId) ?? []), detection]);
-  console.log(`replay: ${events} events${refused ? ` (${refused} refused)` : ''}, ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${detections.length} detections`);
+  const stored = options.file ? '' : `, ${rebuilt} rebuilt from their document's fields${inexact ? `, ${inexact} of them not matching their content hash` : ''}`;
+  console.log(`replay: ${events} events${refused ? ` (${refused} refused)` : ''}${stored}, ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${detections.length} detections`);
   for (const compiled of ruleSet.rules) {
     const found = byRule.get(compiled.rule.id) ?? [];
     console.log(`  ${String(found.length).padStart(5)}  ${compiled.rule.id}`);
@@ -61,9 +62,7 @@ export async function runReplay(options: ReplayOptions): Promise<number> {
 }
 
 /** The replay itself, without printing: what would have fired. */
-export async function replayDetections(
-  options: ReplayOptions,
-): Promise<{ detections: Detection[]; events: number; refused: number; ruleSet: RuleSet }> {
+export async function replayDetections(options: ReplayOptions): Promise<{ detections: Detection[] } & ReplayCounts> {
   const detections: Detection[] = [];
   const replayed = await replayBatches(options, (_inputs, found) => {
     detections.push(...found);
@@ -71,15 +70,30 @@ export async function replayDetections(
   return { detections, ...replayed };
 }
 
+/** What a replay read. */
+export interface ReplayCounts {
+  /** Events replayed. */
+  events: number;
+  /** Lines or documents that gave no valid event. */
+  refused: number;
+  /** Of the events read from Elasticsearch, those rebuilt from the document (no `event.original`). */
+  rebuilt: number;
+  /** Of those, the ones whose content hash isn't the document's `vigil.content_hash`. */
+  inexact: number;
+  ruleSet: RuleSet;
+}
+
 /**
  * Reads the events (a file, or a time range in Elasticsearch), runs them through correlation and
  * the rule set batch by batch, and hands each batch's detection inputs and detections to
- * `onBatch`: what `vigil replay` and `vigil rules coverage` both read events with.
+ * `onBatch`: what `vigil replay` and `vigil rules coverage` both read events with. A stored
+ * event is its document's `event.original` when it has one, else rebuilt from the document's
+ * fields (`eventOfDocument`), then enriched as the pipeline enriches.
  */
 export async function replayBatches(
   options: ReplayOptions,
   onBatch: (inputs: readonly DetectionInput[], detections: readonly Detection[], ruleSet: RuleSet) => void,
-): Promise<{ events: number; refused: number; ruleSet: RuleSet }> {
+): Promise<ReplayCounts> {
   const config = options.config ?? loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH], { lists: options.lists ?? config.detection.listsPaths ?? [] });
@@ -93,6 +107,8 @@ export async function replayBatches(
   const { lookup: geoLookup } = await openGeoDatabase(config.geo.database, { watch: false });
   let events = 0;
   let refused = 0;
+  let rebuilt = 0;
+  let inexact = 0;
   try {
     let items: Item[] = [];
     const flush = async (): Promise<void> => {
@@ -116,23 +132,29 @@ export async function replayBatches(
       const elasticsearch = createElasticsearch(config);
       let after: (string | number)[] | undefined;
       for (;;) {
-        const page = await elasticsearch.search<EventDocument>({
+        const page = await elasticsearch.search({
           index: indexNames(config.indices.prefix).eventPattern,
           size: BATCH,
           sort: [{ '@timestamp': 'asc' }, { 'event.id': 'asc' }],
           query: { range: { '@timestamp': { gte: options.from, lte: options.to } } },
-          _source: ['event.original'],
+          // What the pipeline added and replay computes again is left out.
+          _source_excludes: ['vigil.correlation', 'vigil.kafka', 'related', 'event.ingested'],
           ...(after ? { search_after: after } : {}),
         });
         const hits = page.hits.hits;
         for (const hit of hits) {
-          const parsed = eventSchema.safeParse(JSON.parse(hit._source?.event.original ?? 'null'));
-          if (!parsed.success) {
+          const stored = eventOfDocument(hit._source);
+          if (!stored.ok) {
             refused++;
+            console.error(`${hit._index}/${hit._id ?? ''}: skipped, ${stored.reason}`);
             continue;
           }
           events++;
-          items.push({ event: parsed.data, enrichment: enrich(parsed.data, geoLookup) });
+          if (stored.from === 'rebuilt') {
+            rebuilt++;
+            if (stored.hashMatches === false) inexact++;
+          }
+          items.push({ event: stored.event, enrichment: enrich(stored.event, geoLookup) });
         }
         await flush();
         if (hits.length < BATCH) break;
@@ -145,5 +167,5 @@ export async function replayBatches(
     await redis.quit();
   }
 
-  return { events, refused, ruleSet };
+  return { events, refused, rebuilt, inexact, ruleSet };
 }

@@ -4,7 +4,7 @@ import type { Vigil } from '../../app';
 import { deleteKeysUnder } from '../../detectors';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
-import { ECS_VERSION, detectionIndexNames, indexNames } from '../../schemas';
+import { ECS_VERSION, TEMPLATE_VERSION, detectionIndexNames, indexNames } from '../../schemas';
 import { ECS, documentPaths, ecsCategorizationProblems, ecsMappingProblems, NOT_ECS } from '../support/ecs';
 import { isRecord } from '../support/mapping';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
@@ -150,7 +150,7 @@ describe('ECS documents through the pipeline, found as Kibana looks for them', (
     expect(Object.keys(mappings).length).toBeGreaterThanOrEqual(3);
     for (const [index, { mappings: live }] of Object.entries(mappings)) {
       expect([index, ecsMappingProblems((live.properties ?? {}) as Record<string, unknown>)]).toStrictEqual([index, []]);
-      expect([index, live._meta]).toStrictEqual([index, { template_version: 2, ecs_version: ECS_VERSION }]);
+      expect([index, live._meta]).toStrictEqual([index, { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION }]);
     }
   });
 });

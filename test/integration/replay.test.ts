@@ -2,8 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { loadConfig } from '../../platform';
+import { ensureTopics, loadConfig } from '../../platform';
+import { indexNames, type Detection } from '../../schemas';
 import { replayDetections } from '../../scripts/replay';
+import { isolatedConfig, openStack, vigilOn, waitFor } from '../support/harness';
+import { mixedHour, produceEvents } from '../support/mixed-hour';
 
 describe('vigil replay over an NDJSON file', () => {
   let folder: string;
@@ -53,4 +56,39 @@ describe('vigil replay over an NDJSON file', () => {
       await redis.quit();
     }
   });
+});
+
+describe.each([
+  ['off (the default): each event rebuilt from its document', 'off'],
+  ['on: each event read from event.original', 'on'],
+])('vigil replay over stored events, event.original %s', (_title, original) => {
+  // An hour of mixed traffic whose rules fire: brute force, stuffing, travel, new devices, floods.
+  const START = Date.parse('2026-03-02T10:00:00Z');
+  const EVENTS = mixedHour(START, 21);
+
+  it('gives the detections the live run made, with the same ids', async () => {
+    const stack = openStack(isolatedConfig(original === 'on' ? { VIGIL_EVENT_ORIGINAL: 'on' } : {}));
+    const live = new Map<string, Detection>();
+    const vigil = vigilOn(stack, { onDetections: (found) => void found.forEach((detection) => live.set(detection.id, detection)) });
+    try {
+      await ensureTopics(stack.kafka, stack.config);
+      await produceEvents(stack.kafka, stack.config, EVENTS);
+      await vigil.start();
+      await waitFor('the hour consumed', () => (vigil.stats().ingest?.consumed ?? 0) >= EVENTS.length, 120_000);
+      await vigil.stop();
+      const index = indexNames(stack.config.indices.prefix).eventPattern;
+      await stack.elasticsearch.indices.refresh({ index });
+      const sample = await stack.elasticsearch.search<{ event: { original?: string } }>({ index, size: 1, _source_includes: ['event.original'] });
+      expect(typeof sample.hits.hits[0]?._source?.event?.original).toBe(original === 'on' ? 'string' : 'undefined');
+
+      const replay = await replayDetections({ from: new Date(START - 60_000).toISOString(), to: new Date(START + 61 * 60_000).toISOString(), config: stack.config });
+      expect(replay).toMatchObject({ events: EVENTS.length, refused: 0, rebuilt: original === 'on' ? 0 : EVENTS.length, inexact: 0 });
+      expect(live.size).toBeGreaterThan(5);
+      const ids = (detections: Iterable<Detection>): string[] => [...detections].map((detection) => `${detection.ruleId} ${detection.id}`).sort();
+      expect(ids(replay.detections)).toStrictEqual(ids(live.values()));
+    } finally {
+      await vigil.stop();
+      await stack.cleanup();
+    }
+  }, 240_000);
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../../ingest';
 import { installTemplates } from '../../platform';
-import { eventIndexName, eventMappings, eventSchema, indexNames } from '../../schemas';
+import { TEMPLATE_VERSION, eventIndexName, eventMappings, eventSchema, indexNames } from '../../schemas';
 import { isolatedConfig, openStack, type Stack } from '../support/harness';
 
 describe('event index templates on the real Elasticsearch', () => {
@@ -128,8 +128,63 @@ describe('upgrading to template version 2 over indices made by version 1', () =>
     const fresh = eventIndexName(stack.config.indices.prefix, 'policy', event.time.replace('26T', '27T'));
     await stack.elasticsearch.create({ index: fresh, id: event.id, document, refresh: true });
     const freshMapping = await stack.elasticsearch.indices.getMapping({ index: fresh });
-    expect(freshMapping[fresh]?.mappings._meta).toStrictEqual({ template_version: 2, ecs_version: '9.4.0' });
+    expect(freshMapping[fresh]?.mappings._meta).toStrictEqual({ template_version: TEMPLATE_VERSION, ecs_version: '9.4.0' });
     const reason = (freshMapping[fresh]?.mappings.properties?.event as { properties: Record<string, { type: string }> }).properties.reason;
     expect(reason?.type).toBe('keyword');
+  });
+});
+
+describe('upgrading to template version 3 over indices made by version 2', () => {
+  let stack: Stack;
+  let geo: GeoLookup;
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig());
+    geo = await openGeoipLite();
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+  });
+
+  it('adds the replay fields to an existing index, keeps its content hash indexed, and new daily indices stop indexing it', async () => {
+    // Version 2's mappings: the content hash an indexed keyword, none of the replay fields.
+    const old = structuredClone(eventMappings) as unknown as { properties: { vigil: { properties: Record<string, unknown> & { device: { properties: Record<string, unknown> } } } } };
+    old.properties.vigil.properties.content_hash = { type: 'keyword', ignore_above: 1024 };
+    delete old.properties.vigil.properties.time;
+    for (const field of ['client', 'ip', 'user_agent', 'id']) delete old.properties.vigil.properties.device.properties[field];
+    const index = eventIndexName(stack.config.indices.prefix, 'device', '2026-11-26T10:00:00Z');
+    await stack.elasticsearch.indices.create({ index, mappings: old as never });
+
+    await installTemplates(stack.elasticsearch, stack.config);
+
+    // A version 3 document with every replay field: an offset time, client and device giving the IP.
+    const event = eventSchema.parse({
+      id: `evt-upgrade-${randomBytes(4).toString('hex')}`,
+      schemaVersion: 1,
+      family: 'device',
+      time: '2026-11-26T11:00:00+01:00',
+      source: { service: 'mobile-bff', kind: 'service' },
+      actor: { userId: 'u-1042' },
+      client: { ip: '81.2.69.142', userAgent: 'okhttp/4.12.0' },
+      device: { deviceId: 'dev-1', type: 'mobile', action: 'login', ip: '81.2.69.142' },
+    });
+    const document = toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '1' }, new Date());
+    expect(document.vigil).toMatchObject({ time: event.time, device: { client: ['ip', 'user_agent'], ip: '81.2.69.142' } });
+    await stack.elasticsearch.create({ index, id: event.id, document, refresh: true });
+    const hashOf = async (target: string): Promise<Record<string, unknown> | undefined> => {
+      const mapping = await stack.elasticsearch.indices.getFieldMapping({ index: target, fields: ['vigil.content_hash', 'vigil.time'] });
+      return (mapping[target]?.mappings['vigil.content_hash']?.mapping as Record<string, Record<string, unknown>> | undefined)?.content_hash;
+    };
+    expect(await hashOf(index)).toStrictEqual({ type: 'keyword', ignore_above: 1024 });
+    const existing = await stack.elasticsearch.indices.getFieldMapping({ index, fields: ['vigil.time', 'vigil.device.client'] });
+    expect(Object.keys(existing[index]?.mappings ?? {}).sort()).toStrictEqual(['vigil.device.client', 'vigil.time']);
+
+    const fresh = eventIndexName(stack.config.indices.prefix, 'device', '2026-11-27T10:00:00Z');
+    await stack.elasticsearch.create({ index: fresh, id: event.id, document, refresh: true });
+    expect(await hashOf(fresh)).toStrictEqual({ type: 'keyword', index: false, doc_values: false });
+    // Read back by id, as the id-conflict check reads it, from either index.
+    const read = await stack.elasticsearch.mget<{ vigil: { content_hash: string } }>({ docs: [{ _index: index, _id: event.id }, { _index: fresh, _id: event.id }], _source_includes: ['vigil.content_hash'] });
+    expect(read.docs.map((doc) => ('_source' in doc ? doc._source?.vigil.content_hash : undefined))).toStrictEqual([document.vigil.content_hash, document.vigil.content_hash]);
   });
 });

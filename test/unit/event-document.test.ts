@@ -108,6 +108,25 @@ describe('toEventDocument', () => {
     });
   });
 
+  describe('event.original and the event time', () => {
+    it('leaves event.original out unless asked (VIGIL_EVENT_ORIGINAL=on), and then holds the validated event', () => {
+      const event = familySchemas.policy.parse(policyEvent());
+      expect(documentOf(event).event).not.toHaveProperty('original');
+      const kept = toEventDocument(event, enrich(event, lookup), kafkaPosition(), ingestedAt, { original: true });
+      expect(JSON.parse(kept.event.original ?? 'null')).toStrictEqual(event);
+    });
+
+    it('keeps the producer’s time text in vigil.time only when @timestamp does not say it', () => {
+      const offset = documentOf(familySchemas.policy.parse(policyEvent()));
+      expect(offset['@timestamp']).toBe('2024-05-01T10:30:00.250Z');
+      expect(offset.vigil.time).toBe('2024-05-01T12:30:00.250+02:00');
+      const utc = documentOf(familySchemas.policy.parse({ ...policyEvent(), time: '2024-05-01T10:30:00.250Z' }));
+      expect(utc.vigil).not.toHaveProperty('time');
+      const micros = documentOf(familySchemas.policy.parse({ ...policyEvent(), time: '2024-05-01T10:30:00.250123Z' }));
+      expect(micros.vigil.time).toBe('2024-05-01T10:30:00.250123Z');
+    });
+  });
+
   describe('policy events', () => {
     const event = (): VigilEvent => familySchemas.policy.parse(policyEvent());
 
@@ -147,11 +166,12 @@ describe('toEventDocument', () => {
           kind: 'authn',
           name: 'verify-api-key',
           outcome: 'fail',
-          reason: 'invalid_credentials',
           auth_context: 'api_key',
           scopes: ['payments:write'],
         },
       });
+      // The reason is event.reason alone; the same text under vigil.policy was dropped.
+      expect(document.vigil.policy).not.toHaveProperty('reason');
     });
 
     it('maps a passed authn policy to success/start: the verdict is the outcome', () => {
@@ -295,11 +315,29 @@ describe('toEventDocument', () => {
       expect(document.vigil.geo).toStrictEqual({ source: 'producer', accuracy_km: 0.5 });
     });
 
-    it('prefers the client fields to the device fields for user agent and device id', () => {
+    it('prefers the client fields to the device fields for user agent and device id, and keeps the device’s own', () => {
       const event = familySchemas.device.parse({ ...deviceEvent(), client: { userAgent: 'Mozilla/5.0', deviceId: 'client-device' } });
       const document = documentOf(event);
       expect(document.user_agent).toStrictEqual({ original: 'Mozilla/5.0' });
       expect(document.device).toStrictEqual({ id: 'client-device' });
+      expect(document.vigil.device).toMatchObject({ client: ['user_agent', 'id'], user_agent: 'VigilApp/1.0 (Android)', id: 'phone-3' });
+      expect(document.vigil.device).not.toHaveProperty('ip');
+    });
+
+    it('says nothing more when only the device gave them, and which came from client when only client did', () => {
+      expect(documentOf(familySchemas.device.parse(deviceEvent())).vigil.device).toStrictEqual({ type: 'mobile', action: 'password_change', os: 'Android 14', fingerprint: 'fp-3' });
+      const fromClient = documentOf(familySchemas.device.parse({ ...withField(deviceEvent(), 'device.ip', undefined), client: { ip: '8.8.4.4' } }));
+      expect(fromClient.source?.ip).toBe('8.8.4.4');
+      expect(fromClient.vigil.device).toMatchObject({ client: ['ip'] });
+      expect(fromClient.vigil.device).not.toHaveProperty('ip');
+    });
+
+    it('keeps an empty OS, user agent and city: absent and empty are different events', () => {
+      const event = familySchemas.device.parse({ ...withField(withField(deviceEvent(), 'device.os', ''), 'device.geo.city', ''), client: { userAgent: '' } });
+      const document = documentOf(event);
+      expect(document.vigil.device?.os).toBe('');
+      expect(document.user_agent).toStrictEqual({ original: '' });
+      expect(document.source?.geo?.city_name).toBe('');
     });
 
     it('leaves out http and device id for a minimal device event', () => {

@@ -369,11 +369,11 @@ describe('eventMappings', () => {
     const events = eventTemplates('vigil', { shards: 1, replicas: 0 });
     const detections = detectionTemplate('vigil', { shards: 1, replicas: 0 });
     const alerts = alertTemplate('vigil', { shards: 1, replicas: 0 });
-    expect([events.componentTemplate.body.version, events.indexTemplate.body.version, detections.body.version, alerts.body.version]).toStrictEqual([2, 2, 2, 2]);
-    expect(TEMPLATE_VERSION).toBe(2);
-    expect(events.componentTemplate.body).toMatchObject({ template: { mappings: { _meta: { template_version: 2, ecs_version: '9.4.0' } } } });
-    expect(detections.body).toMatchObject({ template: { mappings: { _meta: { template_version: 2 } } } });
-    expect(alerts.body).toMatchObject({ template: { mappings: { _meta: { template_version: 2 } } } });
+    expect([events.componentTemplate.body.version, events.indexTemplate.body.version, detections.body.version, alerts.body.version]).toStrictEqual([3, 3, 3, 3]);
+    expect(TEMPLATE_VERSION).toBe(3);
+    expect(events.componentTemplate.body).toMatchObject({ template: { mappings: { _meta: { template_version: 3, ecs_version: '9.4.0' } } } });
+    expect(detections.body).toMatchObject({ template: { mappings: { _meta: { template_version: 3 } } } });
+    expect(alerts.body).toMatchObject({ template: { mappings: { _meta: { template_version: 3 } } } });
   });
 
   it('leaves the retyped fields and _meta out of what it adds to existing indices, and changes nothing else', () => {
@@ -384,6 +384,10 @@ describe('eventMappings', () => {
     expect(event.properties).not.toHaveProperty('reason');
     expect(event.properties.id).toEqual(eventMappings.properties.event.properties.id);
     expect(existing.properties.user_agent).toEqual({ properties: {} });
+    // Version 3 stopped indexing the content hash: an existing index keeps it indexed.
+    const vigil = existing.properties.vigil as { properties: Record<string, unknown> };
+    expect(vigil.properties).not.toHaveProperty('content_hash');
+    expect(vigil.properties).toHaveProperty('time');
     expect(existing).not.toHaveProperty('_meta');
     const alert = mappingsForExistingIndices(alertMappings, ALERT_RETYPED_FIELDS).properties.kibana as { properties: { alert: { properties: Record<string, unknown> } } };
     expect(alert.properties.alert.properties).not.toHaveProperty('reason');

@@ -797,6 +797,23 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         const afterwards = await fold('b-1', 130_000, { group: 'actor.userId=b' });
         expect([afterwards[0], afterwards[3], fieldsOf(afterwards[1]).id]).toEqual(['opened', 'own', 'alert-b-1']);
       });
+
+      it('records a late detection in the linked incident that already resolved in event time, without paging or reopening it', async () => {
+        await fold('seq-1', 100_000, { group: IP, rule: 'takeover', named: [USER] });
+        // The fold clock passes the incident's end (100 000 + the 10 s quiet period); it resolves.
+        await fold('other', 200_000, { group: 'client.ip=192.0.2.1' });
+        await callScript(redis, 'alertSettle', [alertKey(`alert:${IP}`), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [10, 10_000, 0, IP, TTL, 'q']);
+        expect(await redis.hget(alertKey(`alert:${IP}`), 'status')).toBe('resolved');
+        const unsentBefore = await redis.hlen(alertKey('unsent'));
+        // The user's detection of 100 005 arrives now (it was held up upstream): it belongs to that incident.
+        const late = await fold('write-1', 100_005, { group: USER, rule: 'new-device-write', order: 100_005 });
+        expect([late[0], late[3]]).toEqual(['updated', 'linked']);
+        expect(fieldsOf(late[1])).toMatchObject({ id: 'alert-seq-1', status: 'resolved', count: '2', resolved: '110000' });
+        expect(JSON.parse(fieldsOf(late[1]).rules ?? '[]')).toEqual(['takeover', 'new-device-write']);
+        expect(await redis.hlen(alertKey('unsent'))).toBe(unsentBefore);
+        // Past the resolve time, or before the fold clock passed it, it is an incident of its own.
+        expect((await fold('write-2', 111_000, { group: USER, rule: 'new-device-write' }))[0]).toBe('opened');
+      });
     });
   });
 

@@ -7,6 +7,9 @@ alerts at any speed and in any batch split. In turn, the detection:
      else joins the open alert its group was linked into (KEYS[12]), within its quiet period;
   1b. else joins the open alert of an entity it names (ARGV[32]: its own group's, or the one it
      was linked into), within its quiet period, when the users agree (below);
+     a late detection within an alert of 1 or 1b that already resolved in event time (the fold
+     clock passed its resolve; first - quiet .. resolved) is recorded in it ("updated"): it stays
+     resolved and pages nobody;
   2. else is absorbed, as evidence, into the open alert of a rule that explains it on its
      endpoint (KEYS[7]) when its event time falls in that alert (from - lateness .. last + grace,
      the grace ARGV[30], at most the quiet period): while the flood lasts, not the quiet after it;
@@ -158,13 +161,13 @@ local function usersAgree(key)
   for _, candidate in ipairs(users) do if candidate ~= user then return false end end
   return true
 end
--- The open alert an entity was linked into (key, group), or nil.
+-- The alert an entity was linked into (key, group), while its group holds it (open or resolved), or nil.
 local function linkedAlert(entity)
   local link = redis.call('HGET', links, entity)
   if not link then return nil end
   local target = cjson.decode(link)
   local key = base .. target.group
-  if isOpen(key) and redis.call('HGET', key, 'id') == target.id then return key, target.group end
+  if redis.call('HGET', key, 'id') == target.id then return key, target.group end
   return nil
 end
 -- Lists the detection's group and named entities on the alert, and links them to it.
@@ -245,6 +248,34 @@ end
 local function joinable(key)
   return isOpen(key) and t >= num(key, 'first') - quiet and t <= num(key, 'last') + quiet
 end
+-- A late detection within an incident that already resolved in event time (the fold clock passed
+-- its end): it would have joined, had it come in time.
+local function recordable(key)
+  local resolved = num(key, 'resolved')
+  local clock = num(KEYS[4], 'folded')
+  return redis.call('HGET', key, 'status') == 'resolved' and resolved ~= nil and clock ~= nil and clock >= resolved
+    and t >= num(key, 'first') - quiet and t <= resolved
+end
+-- Records it there: count, rules and ids grow, first and last widen within the resolve time, the
+-- revision moves (the document is indexed again); it stays resolved and pages nobody.
+local function record(key)
+  local detections = cjson.decode(redis.call('HGET', key, 'detections'))
+  detections[#detections + 1] = id
+  while #detections > tonumber(ARGV[16]) do table.remove(detections, 1) end
+  local count = tonumber(redis.call('HGET', key, 'count')) + 1
+  local highest = math.max(tonumber(redis.call('HGET', key, 'base')), tonumber(ARGV[10]))
+  local rules = appendUnique(cjson.decode(redis.call('HGET', key, 'rules')), ARGV[8])
+  local names = appendUnique(cjson.decode(redis.call('HGET', key, 'names')), ARGV[9])
+  local tags = cjson.decode(redis.call('HGET', key, 'tags'))
+  for _, tag in ipairs(cjson.decode(ARGV[11])) do tags = appendUnique(tags, tag) end
+  redis.call('HSET', key, 'count', count, 'base', highest, 'rank', math.max(tonumber(redis.call('HGET', key, 'rank')), escalated(highest, count)),
+    'first', ms(math.min(num(key, 'first'), t)), 'last', ms(math.max(num(key, 'last'), t)),
+    'rules', cjson.encode(rules), 'names', cjson.encode(names), 'tags', cjson.encode(tags), 'detections', cjson.encode(detections))
+  redis.call('HINCRBY', key, 'suppressed', 1)
+  redis.call('HINCRBY', key, 'revision', 1)
+  redis.call('PEXPIRE', key, ttl)
+  return fieldsOf(key)
+end
 
 -- The fold clock moves forward only: the sweeper resolves what it has passed.
 local folded = num(KEYS[4], 'folded')
@@ -263,6 +294,7 @@ end
 if isOpen(KEYS[1]) and t < num(KEYS[1], 'first') - quiet then
   return { 'late', fieldsOf(KEYS[1]), false, 'own' }
 end
+if recordable(KEYS[1]) then return { 'updated', record(KEYS[1]), false, 'own' } end
 
 -- 1b. The alert its group was linked into, else that of an entity it names (own or linked).
 local candidates = {}
@@ -271,7 +303,8 @@ do
   if key then candidates[#candidates + 1] = { key, group } end
   for _, entity in ipairs(named) do
     if entity ~= ARGV[14] then
-      if isOpen(base .. entity) then candidates[#candidates + 1] = { base .. entity, entity }
+      local status = redis.call('HGET', base .. entity, 'status')
+      if status == 'open' or (status == 'resolved' and linkedAlert(entity) == nil) then candidates[#candidates + 1] = { base .. entity, entity }
       else
         key, group = linkedAlert(entity)
         if key then candidates[#candidates + 1] = { key, group } end
@@ -289,6 +322,7 @@ for _, candidate in ipairs(candidates) do
     local change, fields = join(key, group)
     return { change, fields, false, 'linked' }
   end
+  if recordable(key) and usersAgree(key) then return { 'updated', record(key), false, 'linked' } end
 end
 
 -- 2. Explained by an open alert on its endpoint: absorbed as evidence.

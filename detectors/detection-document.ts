@@ -76,6 +76,8 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
   }
   if (detection.distinct?.field === 'client.ip') for (const value of detection.distinct.values) if (looksLikeIp(value)) ips.add(value);
   if (detection.distinct?.field === 'actor.userId') for (const value of detection.distinct.values) users.add(value);
+  // The user a proven completing event names (the takeover's victim) is related too.
+  for (const [field, value] of Object.entries(detection.entities ?? {})) if (field === 'actor.userId') users.add(value);
   for (const side of [detection.geo?.from, detection.geo?.to]) if (side?.ip) ips.add(side.ip);
   const threat = threatOf(detection.tags);
   const entity = (field: string): string | undefined => {

@@ -8,6 +8,7 @@ import { detectionId, eventTime, isoTime, type Evaluation, type EvaluationContex
 import type { PlanBatch, PlanEntry, StateItem, StatefulRuleType } from './rule-type';
 import type { Rule } from './rule-registry';
 import { detectionScope } from './scope';
+import { namedEntities } from './trust';
 
 /** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
@@ -400,6 +401,8 @@ export class DetectionEngine {
           degraded,
           // The endpoint of the completing event: the alerter's roll-up matches it.
           ...scopeField(input.event),
+          // The user a proven completing event names on an IP-keyed rule: the alerter links them.
+          ...entitiesField(rule.type, context.key, input, evidence.eventIds),
         },
         ...(cooldownMs === undefined
           ? {}
@@ -441,4 +444,11 @@ export class DetectionEngine {
 function scopeField(event: DetectionInput['event']): Pick<Detection, 'scope'> {
   const scope = detectionScope(event);
   return scope === undefined ? {} : { scope };
+}
+
+/** The detection's `entities` field, when the completing event proves a user the key does not name (trust.ts). */
+function entitiesField(ruleType: string, key: Readonly<Record<string, string>>, input: DetectionInput, eventIds: readonly string[]): Pick<Detection, 'entities'> {
+  const userId = input.event.actor.userId;
+  const entities = namedEntities(ruleType, key, { identity: inputIdentity(input), eventId: input.event.id, ...(userId === undefined ? {} : { userId }) }, eventIds);
+  return entities === undefined ? {} : { entities };
 }

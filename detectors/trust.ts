@@ -62,3 +62,30 @@ export function mayWriteHistory(identity: Identity, groupBy: readonly string[], 
   if (evidence === 'any' || identity === 'proven') return true;
   return !groupBy.some((field) => USER_FIELDS.includes(field));
 }
+
+/** Fields whose value is an IP: a rule keyed on one judged that address, which many people may share. */
+export const IP_FIELDS: readonly string[] = ['client.ip'];
+
+/** Rule types whose completing event is the finding itself (the one event, a sequence's final step), not one event of a count. */
+const NAMING_TYPES: readonly string[] = ['match', 'sequence'];
+
+/**
+ * The entities a detection names besides its key (its `entities`), for the alerter's incident
+ * linking: the user the completing event proves, when the rule keys on an IP and not on a user,
+ * and the rule is a match or a sequence whose completing event is its last piece of evidence (a
+ * sequence completed by a late earlier step names nobody). A threshold's completing event is
+ * whichever one tipped the count (on a shared NAT, any of its users), and a claimed user is what
+ * the caller typed: neither names anyone. Undefined when it names nobody.
+ */
+export function namedEntities(
+  ruleType: string,
+  key: Readonly<Record<string, string>>,
+  completing: { identity: Identity; userId?: string; eventId: string },
+  eventIds: readonly string[],
+): Record<string, string> | undefined {
+  if (!NAMING_TYPES.includes(ruleType) || completing.identity !== 'proven' || completing.userId === undefined) return undefined;
+  const fields = Object.keys(key);
+  if (!fields.some((field) => IP_FIELDS.includes(field)) || fields.some((field) => USER_FIELDS.includes(field))) return undefined;
+  if (eventIds[eventIds.length - 1] !== completing.eventId) return undefined;
+  return { 'actor.userId': completing.userId };
+}

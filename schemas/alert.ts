@@ -65,6 +65,12 @@ export const alertSchema = z.strictObject({
   evidence: alertEvidenceSchema.optional(),
   /** A campaign alert of the storm guard: one rule opened too many alerts, the rest fold in here. */
   campaign: z.boolean().optional(),
+  /**
+   * The entities of the incident, as group keys (`client.ip=203.0.113.7`, `actor.userId=u-17`),
+   * its own first, when it linked others into it (a takeover's IP and its victim); absent when it
+   * is about its own key only.
+   */
+  entities: z.array(z.string()).optional(),
 });
 export type Alert = z.infer<typeof alertSchema>;
 
@@ -134,6 +140,7 @@ export const alertMappings = {
             rules: keyword,
             rule_names: keyword,
             campaign: { type: 'boolean' },
+            entities: keyword,
             evidence: {
               properties: {
                 total: { type: 'long' },

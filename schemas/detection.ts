@@ -58,6 +58,13 @@ export const detectionSchema = z.strictObject({
    * explains the detection. Absent when the event names no endpoint (device events).
    */
   scope: z.strictObject({ api: z.string(), route: z.string() }).optional(),
+  /**
+   * Entities the completing event proves besides the key's, by field: the user who passed
+   * authentication on a sequence or match rule keyed on their IP (the takeover's success names
+   * its victim). The alerter links them into the detection's incident (docs/alerting.md).
+   * Absent when it names none.
+   */
+  entities: z.record(z.string(), z.string()).optional(),
 });
 
 export type Detection = z.infer<typeof detectionSchema>;

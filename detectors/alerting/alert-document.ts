@@ -57,6 +57,7 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
         rules: alert.rules,
         rule_names: alert.ruleNames,
         ...(alert.campaign ? { campaign: true } : {}),
+        ...(alert.entities ? { entities: alert.entities } : {}),
         ...(alert.evidence ? { evidence: alert.evidence } : {}),
       },
     },

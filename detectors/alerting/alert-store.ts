@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
 import { ALERT_CHANGES, type Alert, type AlertChange } from '../../schemas';
 import { alertKeys, defineScripts, roundTrip } from '../state';
-import { evidenceOf, severityOfRank } from './grouping-policy';
+import { MAX_INCIDENT_ENTITIES, USER_GROUP_PREFIX, evidenceOf, severityOfRank } from './grouping-policy';
 
 const unsentRecord = z.object({ kind: z.enum(ALERT_CHANGES), fields: z.string(), reason: z.string(), at: z.number() });
 
@@ -44,6 +44,7 @@ export function alertFromFields(json: string, reason: string, evidence?: readonl
   const key = parse('key');
   const resolved = fields.get('resolved');
   const campaign = get('campaign') === '1';
+  const entities = list(parse('entities'));
   const found = evidenceOf(evidence ?? list(parse('evidence')), campaign);
   return {
     id: get('id'),
@@ -65,6 +66,7 @@ export function alertFromFields(json: string, reason: string, evidence?: readonl
     revision: Number(get('revision')),
     ...(found ? { evidence: found } : {}),
     ...(campaign ? { campaign: true } : {}),
+    ...(entities.length > 1 ? { entities } : {}),
   };
 }
 
@@ -77,7 +79,7 @@ export function alertFromFields(json: string, reason: string, evidence?: readonl
  */
 export const ABSORB_GRACE_MS = 5 * 60_000;
 
-/** One detection to fold into an alert (the arguments of `alertFold-11.lua`). */
+/** One detection to fold into an alert (the arguments of `alertFold-12.lua`). */
 export interface AlertFold {
   detectionId: string;
   group: string;
@@ -104,13 +106,18 @@ export interface AlertFold {
   explainerGroup?: string;
   /** The rule's campaign alert (the storm guard): group, id if this detection opens it, title and key. */
   campaign: { group: string; newId: string; title: string; key: Record<string, string> };
+  /** The group keys of the entities it names besides its own, sorted (see `namedGroupsOf`). @defaultValue [] */
+  named?: readonly string[];
 }
 
 /** What `alertFold` did with one detection. */
 export type AlertFoldKind = 'opened' | 'escalated' | 'updated' | 'duplicate' | 'absorbed' | 'late';
 
-/** Which alert a detection went to: its group's, the endpoint alert that explains it, or its rule's campaign. */
-export type AlertFoldTarget = 'own' | 'explainer' | 'campaign';
+/**
+ * Which alert a detection went to: its group's, the incident its group or an entity it names was
+ * linked into (or that entity's own), the endpoint alert that explains it, or its rule's campaign.
+ */
+export type AlertFoldTarget = 'own' | 'linked' | 'explainer' | 'campaign';
 
 /** The reply for one detection: the alert after it, and the alert it replaced (now resolved), if any; or the error of that call. */
 export type AlertFoldReply =
@@ -291,6 +298,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             keys.storm(item.ruleId),
             keys.alert(item.campaign.group),
             keys.evidence(item.campaign.group),
+            keys.links,
           ],
           args: [
             item.detectionId,
@@ -325,6 +333,10 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
               .map(([field, value]) => `${field}=${value}`)
               .join(',') || item.group,
             ABSORB_GRACE_MS,
+            keys.alert(''),
+            JSON.stringify(item.named ?? []),
+            MAX_INCIDENT_ENTITIES,
+            USER_GROUP_PREFIX,
           ],
         })),
         tripOptions,

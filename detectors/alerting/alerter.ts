@@ -20,6 +20,7 @@ import {
   groupKeyOf,
   inhibitionIndex,
   isPaged,
+  namedGroupsOf,
   orderTimeOf,
   parseInhibition,
   resolvedReason,
@@ -211,6 +212,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
       explainedBy,
       ...(explainerGroup === undefined ? {} : { explainerGroup }),
       campaign: { group: campaignGroup, newId: alertIdFor(campaignGroup, detection.id), title: campaignTitleOf(detection.ruleName), key: { 'rule.id': detection.ruleId } },
+      named: namedGroupsOf(detection),
     };
   }
 

@@ -2,7 +2,8 @@
  * The grouping policy: pure decisions about which alert a detection belongs to, how long an alert
  * absorbs detections, when it is quiet enough to resolve, and severity as a rank. The decisions
  * that must be atomic with the state (join or open, duplicate, escalate at 10 and 100 detections
- * or when a new rule joins) run in `alertFold-11.lua`, fed with the values computed here.
+ * or when a new rule joins, linking entities into one incident) run in `alertFold-12.lua`, fed
+ * with the values computed here.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -30,6 +31,26 @@ export function groupKeyOf(detection: Pick<Detection, 'key' | 'ruleId' | 'id'>):
   const entries = Object.entries(detection.key).sort(([a], [b]) => a.localeCompare(b));
   return entries.length > 0 ? entries.map(([field, value]) => `${field}=${value}`).join(',') : `rule=${detection.ruleId},detection=${detection.id}`;
 }
+
+/**
+ * The group keys of the entities a detection names besides its key (its `entities`: the user a
+ * takeover's success proves), sorted: the alerts it may join, and what it links into its own.
+ */
+export function namedGroupsOf(detection: Pick<Detection, 'key' | 'ruleId' | 'id' | 'entities'>): string[] {
+  const own = groupKeyOf(detection);
+  const groups = Object.entries(detection.entities ?? {}).map(([field, value]) => groupKeyOf({ key: { [field]: value }, ruleId: detection.ruleId, id: detection.id }));
+  return [...new Set(groups)].filter((group) => group !== own).sort();
+}
+
+/**
+ * Most entities one incident lists (its own key included): past it, a detection still joins, but
+ * links no more. An attack on one account from a handful of IPs fits; a shared IP can't grow one
+ * incident without bound.
+ */
+export const MAX_INCIDENT_ENTITIES = 20;
+
+/** The group key prefix of a user entity: an incident is about at most one user. */
+export const USER_GROUP_PREFIX = 'actor.userId=';
 
 /** The id an alert gets if this detection opens it: stable for the alert's life, PagerDuty's `dedup_key`. */
 export function alertIdFor(group: string, detectionId: string): string {

@@ -43,6 +43,8 @@ export function alertKeys(prefix: string): {
   evidence(group: string): string;
   /** The alerts one rule opened, by event time (the storm guard). */
   storm(ruleId: string): string;
+  /** Entity links: an entity's group key -> the alert (group and id) it was linked into. */
+  links: string;
 } {
   const base = `${prefix}:{alerts}`;
   return {
@@ -54,6 +56,7 @@ export function alertKeys(prefix: string): {
     wall: `${base}:wall`,
     evidence: (group) => `${base}:evidence:${group}`,
     storm: (ruleId) => `${base}:storm:${ruleId}`,
+    links: `${base}:links`,
   };
 }
 

@@ -32,7 +32,7 @@ const SCRIPTS = {
   claimFiring: { file: 'claimFiring-1.lua' },
   alertHold: { file: 'alertHold-2.lua' },
   alertRelease: { file: 'alertRelease-2.lua' },
-  alertFold: { file: 'alertFold-11.lua' },
+  alertFold: { file: 'alertFold-12.lua' },
   alertSettle: { file: 'alertSettle-5.lua' },
   noteDevice: { file: 'noteDevice-3.lua' },
   readContext: { file: 'readContext-3.lua' },

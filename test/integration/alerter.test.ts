@@ -118,6 +118,7 @@ async function alertDocuments(stack: Stack): Promise<Map<string, Record<string, 
       end: source.kibana.alert.end,
       evidence: source.vigil.alert.evidence,
       campaign: source.vigil.alert.campaign,
+      entities: source.vigil.alert.entities,
     });
   }
   return found;
@@ -349,6 +350,50 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
         expect(campaign).toMatchObject({ group: 'campaign:rule=credential-stuffing', count: 17, evidence: { total: 17, entities: 17 } });
         expect((campaign?.evidence as { summary: string }).summary).toBe('Folded 17 detections (credential-stuffing 17) from 17 IPs.');
         expect(running.alerter.stats()).toMatchObject({ campaign: 17 });
+      } finally {
+        await running.stop();
+      }
+    });
+
+    it('links a brute force then takeover into one incident: the takeover on the attacker\'s IP names its victim', async () => {
+      const running = await runAlerter(env);
+      try {
+        await running.alerter.start();
+        const at = start + 20 * MINUTE;
+        const victim = { 'actor.userId': 'victim-7' };
+        const attacker = { 'client.ip': '198.51.100.77' };
+        const onUser = (id: string, time: number, ruleId: string, severity: Detection['severity']): Detection =>
+          detection(id, time, { ruleId, ruleName: ruleId, ruleType: 'threshold', severity, tags: ['authentication'], key: victim, scope: undefined });
+        const detections = [
+          onUser('failures', at, 'authn-failures-per-user', 'medium'),
+          // The sequence completed by the victim's successful sign-in from the attacker's IP.
+          detection('takeover', at + 3 * MINUTE, {
+            ruleId: 'account-takeover-sequence',
+            ruleName: 'Authentication failures followed by a success from the same IP',
+            ruleType: 'sequence',
+            severity: 'high',
+            tags: ['T1110', 'authentication'],
+            key: attacker,
+            entities: victim,
+          }),
+          onUser('write', at + 4 * MINUTE, 'new-device-then-sensitive-write', 'high'),
+          // The attacker's IP again, alone: the incident it was linked into.
+          detection('more', at + 5 * MINUTE, { ruleId: 'authn-failures-per-ip', ruleName: 'Repeated authentication failures from one IP', ruleType: 'threshold', key: attacker }),
+          detection('tick', at + 30 * MINUTE, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined }),
+        ];
+        await produce(running.stack, detections);
+        await foldedAll(running, detections.length);
+        const alerts = [...(await settledDocuments(running.stack)).values()].filter((alert) => alert.group !== 'actor.consumerId=c-1');
+        expect(alerts).toHaveLength(1);
+        expect(alerts[0]).toMatchObject({
+          group: 'actor.userId=victim-7',
+          count: 4,
+          rules: ['authn-failures-per-user', 'account-takeover-sequence', 'new-device-then-sensitive-write', 'authn-failures-per-ip'],
+          entities: ['actor.userId=victim-7', 'client.ip=198.51.100.77'],
+          status: 'recovered',
+        });
+        // One incident's changes: opened, escalated as rules joined, resolved (grouped per destination by the notifier).
+        expect(new Set(running.changes.map((change) => change.alert.id)).size).toBe(1);
       } finally {
         await running.stop();
       }

@@ -41,15 +41,15 @@ describe('vigil evaluate: labelled attacks and benign cases through the real pip
     expect(over).toEqual([]);
   });
 
-  it('sends at most 3 notifications per destination per incident, and per attack when the attack is one incident', () => {
-    // Issue 9's target is per attack. An attack raised as two incidents (the brute force then
-    // takeover: one on the victim, one on the attacker's IP) can get 2 x (opened, resolved) = 4:
-    // linking an attack's entities into one incident is not built yet (issue 9 stays open). What
-    // grouping guarantees is per incident, and that is what holds everywhere.
-    const perIncident = result.grade.attacks.filter((grade) => grade.maxPerDestination > 3 * Math.max(1, grade.alerts.length)).map((grade) => `${grade.case.id}: ${JSON.stringify(grade.notifications)}`);
-    expect(perIncident).toEqual([]);
-    const single = result.grade.attacks.filter((grade) => grade.alerts.length <= 1 && grade.maxPerDestination > 3).map((grade) => `${grade.case.id}: ${JSON.stringify(grade.notifications)}`);
-    expect(single).toEqual([]);
+  it('sends at most 3 notifications per destination about any attack', () => {
+    const over = result.grade.attacks.filter((grade) => grade.maxPerDestination > 3).map((grade) => `${grade.case.id}: ${JSON.stringify(grade.notifications)}`);
+    expect(over).toEqual([]);
+  });
+
+  it('raises the brute force then takeover as one incident: the takeover on the attacker\'s IP names its victim, and links into the victim\'s', () => {
+    const takeover = result.grade.attacks.find((grade) => grade.case.id === 'brute-force-takeover');
+    expect(takeover?.alerts).toHaveLength(1);
+    expect(takeover?.rules).toContain('account-takeover-sequence');
   });
 
   it('raises no alert of medium severity or above on the benign cases, and pages nobody for them or for low signals', () => {
@@ -57,10 +57,6 @@ describe('vigil evaluate: labelled attacks and benign cases through the real pip
     expect(raised).toEqual([]);
     const paged = result.grade.benign.filter((grade) => grade.maxPerDestination > 0).map((grade) => grade.case.id);
     expect(paged).toEqual([]);
-    // The grader's own verdicts on the two benign targets agree.
-    expect(result.grade.targets.filter((target) => /benign/.test(target.target))).toHaveLength(2);
-    expect(result.grade.targets.filter((target) => /benign/.test(target.target)).map((target) => [target.target, target.met])).toEqual(
-      result.grade.targets.filter((target) => /benign/.test(target.target)).map((target) => [target.target, true]),
-    );
+    expect(result.grade.targets.filter((target) => !target.met).map((target) => target.target)).toEqual([]);
   });
 });

@@ -614,8 +614,12 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     order?: number;
     /** How long after the explaining alert's last detection one is still absorbed. @defaultValue 300000 */
     grace?: number;
+    /** Group keys of the entities the detection names besides its own. @defaultValue [] */
+    named?: string[];
+    /** Most entities one alert lists. @defaultValue 20 */
+    maxEntities?: number;
   }
-  /** alertFold-11 for detection `id` at event time `time`, as the alert store calls it. */
+  /** alertFold-12 for detection `id` at event time `time`, as the alert store calls it. */
   const fold = (id: string, time: number, options: FoldOptions = {}) => {
     const group = options.group ?? 'g-1';
     const rule = options.rule ?? 'rule-a';
@@ -625,13 +629,14 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       [
         alertKey(`alert:${group}`), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall'), alertKey(`evidence:${group}`),
         alertKey(`alert:${explainer || group}`), alertKey(`evidence:${explainer || group}`), alertKey(`storm:${rule}`),
-        alertKey(`alert:campaign:${rule}`), alertKey(`evidence:campaign:${rule}`),
+        alertKey(`alert:campaign:${rule}`), alertKey(`evidence:campaign:${rule}`), alertKey('links'),
       ],
       [
         id, time, options.order ?? time, 5, options.quiet ?? 10_000, 2000, `alert-${id}`, rule, `Rule ${rule}`, options.rank ?? 1, '["T1498"]',
         `Rule ${rule}: ${group}`, '{"route":"/login"}', group, TTL, 3, `reason ${id}`, 'quiet', options.windowStart ?? time,
         options.explains ? 1 : 0, JSON.stringify(options.explainedBy ?? []), explainer, options.stormMax ?? 0, 60_000,
         `campaign:${rule}`, `campaign-${id}`, `Rule ${rule}: a campaign`, `{"rule.id":"${rule}"}`, `ip=${group}`, options.grace ?? 300_000,
+        alertKey('alert:'), JSON.stringify(options.named ?? []), options.maxEntities ?? 20, 'actor.userId=',
       ],
     );
   };
@@ -684,7 +689,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('alertFold-11.lua', () => {
+  describeScript('alertFold-12.lua', () => {
     it('opens, joins within the quiet period in event time, ignores a redelivered detection, and escalates at 10', async () => {
       const opened = await fold('d-1', 100_000);
       expect(opened[0]).toBe('opened');
@@ -743,6 +748,72 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await redis.hgetall(alertKey('evidence:campaign:rule-a'))).toMatchObject({ total: '3', 'e:ip=ip-3': '1', 'e:ip=ip-5': '1' });
       // Outside the storm window (60 s) of the two alerts, the rule opens alerts again.
       expect((await fold('s-6', 200_000, { group: 'ip-6', stormMax: 2 }))[3]).toBe('own');
+    });
+
+    describe('linking an attack\'s entities into one incident', () => {
+      const USER = 'actor.userId=victim';
+      const IP = 'client.ip=203.0.113.9';
+      const entitiesOf = (reply: unknown[]): unknown => JSON.parse(fieldsOf(reply[1]).entities ?? '[]');
+
+      it('joins the open incident of a user the detection names, lists the IP, and folds the IP\'s later detections into it', async () => {
+        expect((await fold('user-1', 100_000, { group: USER }))[0]).toBe('opened');
+        // The takeover's success, keyed on the attacker's IP, names the victim: it joins the victim's incident.
+        const takeover = await fold('seq-1', 105_000, { group: IP, rule: 'takeover', named: [USER] });
+        expect([takeover[0], takeover[3]]).toEqual(['escalated', 'linked']);
+        expect(fieldsOf(takeover[1])).toMatchObject({ id: 'alert-user-1', count: '2' });
+        expect(entitiesOf(takeover)).toEqual([USER, IP]);
+        expect((await fold('seq-1', 105_000, { group: IP, rule: 'takeover', named: [USER] }))[0]).toBe('duplicate');
+        // A later detection on the IP alone goes to the incident the IP was linked into.
+        const later = await fold('ip-1', 107_000, { group: IP, rule: 'rule-c' });
+        expect([later[0], later[3], fieldsOf(later[1]).id]).toEqual(['escalated', 'linked', 'alert-user-1']);
+        expect(await redis.zrange(alertKey('open'), 0, -1)).toEqual([USER]);
+      });
+
+      it('lists the user on an IP\'s incident opened first, and folds the user\'s later detections into it', async () => {
+        const opened = await fold('seq-1', 100_000, { group: IP, rule: 'takeover', named: [USER] });
+        expect(entitiesOf(opened)).toEqual([IP, USER]);
+        const user = await fold('user-1', 102_000, { group: USER, rule: 'new-device' });
+        expect([user[0], user[3], fieldsOf(user[1]).id]).toEqual(['escalated', 'linked', 'alert-seq-1']);
+      });
+
+      it('never glues two users through a shared IP, never merges two open incidents, and follows a link only while its incident is open', async () => {
+        await fold('a-1', 100_000, { group: 'actor.userId=a' });
+        expect(fieldsOf((await fold('nat-1', 101_000, { group: IP, rule: 'takeover', named: ['actor.userId=a'] }))[1]).id).toBe('alert-a-1');
+        // The same IP names another user: not into a's incident (one incident is about one user).
+        const other = await fold('nat-2', 102_000, { group: IP, rule: 'takeover', named: ['actor.userId=b'] });
+        expect([other[0], other[3], fieldsOf(other[1]).id]).toEqual(['opened', 'own', 'alert-nat-2']);
+        expect(entitiesOf(other)).toEqual([IP, 'actor.userId=b']);
+        expect(await redis.hget(alertKey('alert:actor.userId=a'), 'count')).toBe('2');
+        // c has an incident of its own, open: named by the IP's detection, it is not pulled in.
+        await fold('c-1', 102_500, { group: 'actor.userId=c' });
+        const named = await fold('nat-3', 103_000, { group: IP, rule: 'takeover', named: ['actor.userId=c'] });
+        expect([named[3], fieldsOf(named[1]).id]).toEqual(['own', 'alert-nat-2']);
+        expect(entitiesOf(named)).toEqual([IP, 'actor.userId=b']);
+        // A user named by a detection on the same key, past the cap of entities, is not listed.
+        const capped = await fold('d-1', 103_500, { group: 'client.ip=198.51.100.1', named: ['actor.userId=d'], maxEntities: 1 });
+        expect(fieldsOf(capped[1]).entities).toBe('["client.ip=198.51.100.1"]');
+        // b's incident is the IP's; once it resolved (its quiet period, 10 s, passed), b's detection opens its own.
+        await callScript(redis, 'alertSettle', [alertKey(`alert:${IP}`), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [200_000, 10_000, 0, IP, TTL, 'q']);
+        const afterwards = await fold('b-1', 130_000, { group: 'actor.userId=b' });
+        expect([afterwards[0], afterwards[3], fieldsOf(afterwards[1]).id]).toEqual(['opened', 'own', 'alert-b-1']);
+      });
+
+      it('records a late detection in the linked incident that already resolved in event time, without paging or reopening it', async () => {
+        await fold('seq-1', 100_000, { group: IP, rule: 'takeover', named: [USER] });
+        // The fold clock passes the incident's end (100 000 + the 10 s quiet period); it resolves.
+        await fold('other', 200_000, { group: 'client.ip=192.0.2.1' });
+        await callScript(redis, 'alertSettle', [alertKey(`alert:${IP}`), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [10, 10_000, 0, IP, TTL, 'q']);
+        expect(await redis.hget(alertKey(`alert:${IP}`), 'status')).toBe('resolved');
+        const unsentBefore = await redis.hlen(alertKey('unsent'));
+        // The user's detection of 100 005 arrives now (it was held up upstream): it belongs to that incident.
+        const late = await fold('write-1', 100_005, { group: USER, rule: 'new-device-write', order: 100_005 });
+        expect([late[0], late[3]]).toEqual(['updated', 'linked']);
+        expect(fieldsOf(late[1])).toMatchObject({ id: 'alert-seq-1', status: 'resolved', count: '2', resolved: '110000' });
+        expect(JSON.parse(fieldsOf(late[1]).rules ?? '[]')).toEqual(['takeover', 'new-device-write']);
+        expect(await redis.hlen(alertKey('unsent'))).toBe(unsentBefore);
+        // Past the resolve time, or before the fold clock passed it, it is an incident of its own.
+        expect((await fold('write-2', 111_000, { group: USER, rule: 'new-device-write' }))[0]).toBe('opened');
+      });
     });
   });
 
@@ -1110,8 +1181,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10, 0]);
       return 30_000;
     },
-    'alertFold-11.lua': async () => {
-      // Every branch: open, join, absorb, campaign, late.
+    'alertFold-12.lua': async () => {
+      // Every branch: open, join, absorb, campaign, late, link.
+      await fold('u-1', 60_000, { group: 'actor.userId=v' });
+      await fold('t-1', 61_000, { group: 'client.ip=9.9.9.9', named: ['actor.userId=v'] });
       await fold('f-1', 60_000, { group: 'endpoint', rule: 'flood', explains: true, windowStart: 0 });
       await fold('f-2', 61_000, { group: 'endpoint', rule: 'flood', explains: true, windowStart: 0 });
       await fold('s-1', 30_000, { group: 'ip-1', rule: 'stuffing', explainedBy: ['flood'], explainer: 'endpoint' });

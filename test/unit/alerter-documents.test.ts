@@ -9,6 +9,7 @@ import {
   inhibitionIndex,
   isPaged,
   joinWindowMs,
+  namedGroupsOf,
   orderTimeOf,
   parseInhibition,
   severityOfRank,
@@ -176,6 +177,15 @@ describe('the grouping policy', () => {
   });
 });
 
+describe('namedGroupsOf (incident linking)', () => {
+  it('gives the group keys of the entities a detection names besides its own, sorted, without its own', () => {
+    const takeover = { key: { 'client.ip': '203.0.113.9' }, ruleId: 'account-takeover-sequence', id: 'det-1' };
+    expect(namedGroupsOf({ ...takeover, entities: { 'actor.userId': 'u-17' } })).toStrictEqual(['actor.userId=u-17']);
+    expect(namedGroupsOf({ ...takeover, entities: { 'client.ip': '203.0.113.9', 'actor.userId': 'u-17' } })).toStrictEqual(['actor.userId=u-17']);
+    expect(namedGroupsOf(takeover)).toStrictEqual([]);
+  });
+});
+
 describe('alertFromFields', () => {
   it('reads the flat HGETALL array of an escalated alert, whatever the escaping of "/"', () => {
     const json = hgetall(escalatedFields());
@@ -225,6 +235,14 @@ describe('alertFromFields', () => {
   it('maps the rank to the severity, capped at critical', () => {
     const severityOf = (rank: string): string => alertFromFields(hgetall(escalatedFields({ rank })), REASON).severity;
     expect(['0', '1', '2', '3', '4'].map(severityOf)).toStrictEqual(['low', 'medium', 'high', 'critical', 'critical']);
+  });
+
+  it('lists the entities of an incident that linked others into it, and none for one about its own key only', () => {
+    const linked = alertFromFields(hgetall([...escalatedFields(), ['entities', '["actor.userId=u-17","client.ip=203.0.113.7"]']]), REASON);
+    expect(linked.entities).toStrictEqual(['actor.userId=u-17', 'client.ip=203.0.113.7']);
+    expect(alertSchema.parse(linked)).toStrictEqual(linked);
+    expect(alertFromFields(hgetall([...escalatedFields(), ['entities', JSON.stringify([endpointGroup])]]), REASON)).not.toHaveProperty('entities');
+    expect(alertFromFields(hgetall(escalatedFields()), REASON)).not.toHaveProperty('entities');
   });
 
   it('reads a resolved alert with its resolution time, and an open one without', () => {
@@ -340,6 +358,8 @@ describe('toAlertDocument: every field is in alertMappings', () => {
     // A flood that absorbed per-IP detections, and a campaign of the storm guard (evidence from Redis).
     absorbing: alertFromFields(hgetall(escalatedFields()), REASON, ['total', '3', 'r:credential-stuffing', '3', 'e:client.ip=203.0.113.7', '2', 'e:client.ip=203.0.113.8', '1']),
     campaign: alertFromFields(hgetall([...escalatedFields(), ['campaign', '1']]), REASON, ['total', '2', 'r:credential-stuffing', '2', 'e:client.ip=203.0.113.9', '2']),
+    // An incident that linked a takeover's IP to its victim.
+    linked: alertFromFields(hgetall([...escalatedFields(), ['entities', '["actor.userId=u-17","client.ip=203.0.113.7"]']]), REASON),
   };
 
   it.each(Object.keys(examples))('maps every field of the %s alert, with a value of its type', (name) => {

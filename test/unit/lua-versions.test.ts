@@ -18,7 +18,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
   alertHold: { version: 1, sha256: '263a4754930ce7f7' },
   alertRelease: { version: 1, sha256: 'db855cbfe1b75b07' },
-  alertFold: { version: 2, sha256: '9f197119bc7af52e' },
+  alertFold: { version: 3, sha256: '3c7710e12a500ef1' },
   alertSettle: { version: 1, sha256: '7ef00cbae2318000' },
   noteDevice: { version: 1, sha256: 'ee427774e704acba' },
   readContext: { version: 1, sha256: 'f4c327233d0fafd1' },

@@ -1,4 +1,4 @@
-import { compileFilter, identityOf, inputIdentity, type Correlated } from '../../detectors';
+import { compileFilter, identityOf, inputIdentity, namedEntities, type Correlated } from '../../detectors';
 import { eventSchema, type VigilEvent } from '../../schemas';
 import { deviceEvent, invocationEvent, policyEvent, withField } from './fixtures';
 
@@ -43,5 +43,25 @@ describe('identityOf (the trust model)', () => {
     expect(proven({ event: authn('pass') })).toBe(true);
     expect(proven({ event: authn('fail') })).toBe(false);
     expect(inputIdentity({ event: authn('fail'), identity: 'proven' })).toBe('proven');
+  });
+});
+
+describe('namedEntities (what a detection names for incident linking)', () => {
+  const ip = { 'client.ip': '203.0.113.9' };
+  const success = { identity: 'proven' as const, userId: 'victim', eventId: 'e-pass' };
+
+  it('names the user a sequence\'s final step proves, on a rule keyed on the IP', () => {
+    expect(namedEntities('sequence', ip, success, ['e-fail-1', 'e-fail-2', 'e-pass'])).toStrictEqual({ 'actor.userId': 'victim' });
+    expect(namedEntities('match', ip, success, ['e-pass'])).toStrictEqual({ 'actor.userId': 'victim' });
+  });
+
+  it('names nobody for a claimed user, a count\'s tipping event, a key that is not an IP or already a user, or a chain completed by a late earlier step', () => {
+    expect(namedEntities('sequence', ip, { ...success, identity: 'claimed' }, ['e-pass'])).toBeUndefined();
+    expect(namedEntities('sequence', ip, { identity: 'proven', eventId: 'e-pass' }, ['e-pass'])).toBeUndefined();
+    expect(namedEntities('threshold', ip, success, ['e-pass'])).toBeUndefined();
+    expect(namedEntities('cardinality', ip, success, ['e-pass'])).toBeUndefined();
+    expect(namedEntities('sequence', { 'actor.consumerId': 'web-portal' }, success, ['e-pass'])).toBeUndefined();
+    expect(namedEntities('sequence', { ...ip, 'actor.userId': 'victim' }, success, ['e-pass'])).toBeUndefined();
+    expect(namedEntities('sequence', ip, success, ['e-pass', 'e-fail-late'])).toBeUndefined();
   });
 });

@@ -33,7 +33,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -343,6 +343,8 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], path: stri
       await offsets.close();
       log.end();
       if (code !== 0 && ended !== undefined) console.error(`${path}: vigil run exited with ${code} after SIGTERM; see ${logFile}`);
+      // Its log is kept only when something went wrong.
+      else if (ended !== undefined) rmSync(logFile, { force: true });
     }
     const redisCpu = cpuMicros(pids.redis) - redisBefore;
     const esCpu = cpuMicros(pids.elasticsearch) - esBefore;

@@ -1,4 +1,4 @@
-import { errors as esErrors, type Client } from '@elastic/elasticsearch';
+import { errors as esErrors, type Client, type estypes } from '@elastic/elasticsearch';
 import { StoreRejectedError, StoreUnavailableError } from '../errors';
 import type { Logger } from '../logger';
 import { retry } from '../retry';
@@ -31,13 +31,20 @@ export interface BulkIndexerOptions {
 }
 
 interface Pending {
-  action: string;
-  source: string;
+  /** The action line and the document, each followed by a newline, as UTF-8: encoded once, here. */
+  lines: Buffer;
   resolve: (result: BulkItemResult) => void;
   reject: (error: unknown) => void;
 }
 
 const RETRIABLE_STATUS = new Set([408, 429, 502, 503, 504]);
+
+/**
+ * What the indexer reads of a bulk response: each item's status, and the error of a refused one.
+ * Elasticsearch otherwise answers about 200 bytes per item (index, id, version, shards, sequence
+ * number) that the client would parse for every document (docs/performance.md).
+ */
+const BULK_RESPONSE_FILTER = 'items.*.status,items.*.error.type,items.*.error.reason';
 
 /**
  * Buffers `create` operations and sends them as bulk requests on size, count, or a wall-clock
@@ -81,10 +88,9 @@ export class BulkIndexer {
     const results = items.map(
       (item) =>
         new Promise<BulkItemResult>((resolve, reject) => {
-          const action = JSON.stringify({ create: { _index: item.index, _id: item.id } });
-          const source = JSON.stringify(item.document);
-          this.pending.push({ action, source, resolve, reject });
-          this.pendingBytes += Buffer.byteLength(action) + Buffer.byteLength(source) + 2;
+          const lines = Buffer.from(`${JSON.stringify({ create: { _index: item.index, _id: item.id } })}\n${JSON.stringify(item.document)}\n`);
+          this.pending.push({ lines, resolve, reject });
+          this.pendingBytes += lines.length;
           if (this.pending.length >= this.options.maxDocs || this.pendingBytes >= this.options.maxBytes) this.send();
         }),
     );
@@ -140,17 +146,28 @@ export class BulkIndexer {
 
   /** One bulk request; returns the items to try again. */
   private async sendOnce(batch: Pending[]): Promise<Pending[]> {
-    const operations: string[] = [];
-    for (const item of batch) operations.push(item.action, item.source);
+    // One Buffer for the whole body: the client sends it as it is, where an array of strings is
+    // concatenated into one string, measured (content-length) and encoded again per request.
+    const body = Buffer.concat(batch.map((item) => item.lines));
     this.stats.requests++;
-    let response;
+    let response: Partial<Pick<estypes.BulkResponse, 'items'>>;
     try {
-      response = await this.client.bulk({ operations, refresh: false });
+      response = await this.client.transport.request<Partial<Pick<estypes.BulkResponse, 'items'>>>({
+        method: 'POST',
+        path: '/_bulk',
+        querystring: { refresh: 'false', filter_path: BULK_RESPONSE_FILTER },
+        bulkBody: body,
+      });
     } catch (error) {
       throw classifyClientError(error);
     }
+    const items = response.items ?? [];
+    // One item per operation, in order: anything else is not an answer to this request.
+    if (items.length !== batch.length) {
+      throw new StoreUnavailableError('elasticsearch', `bulk response had ${items.length} items for ${batch.length} documents`);
+    }
     const retryable: Pending[] = [];
-    response.items.forEach((entry, position) => {
+    items.forEach((entry, position) => {
       const item = batch[position];
       const outcome = entry.create ?? entry.index;
       if (item === undefined || outcome === undefined) return;

@@ -1,0 +1,47 @@
+import { BulkIndexer } from '../../platform';
+import { isolatedConfig, openStack, testLogger, type Stack } from '../support/harness';
+
+/**
+ * The bulk indexer against the real Elasticsearch: each document's outcome (created, duplicate,
+ * refused with its reason) read from the filtered bulk response, and bodies sent as one UTF-8
+ * buffer arrive byte for byte.
+ */
+describe('bulk indexer', () => {
+  let stack: Stack;
+  let index: string;
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig());
+    index = `${stack.config.indices.prefix}-bulk`;
+    await stack.elasticsearch.indices.create({ index, mappings: { dynamic: 'strict', properties: { count: { type: 'integer' }, text: { type: 'keyword' } } } });
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+    await stack.elasticsearch.close();
+  });
+
+  it('reports created, duplicate and refused documents in order, with the reason of a refusal, and stores multi-byte text as sent', async () => {
+    // A count limit of 3: each call below is one request.
+    const indexer = new BulkIndexer(stack.elasticsearch, { maxDocs: 3, maxBytes: 1024 * 1024, flushMs: 50 }, testLogger);
+    const text = 'Zürich → 東京 🚀 "quoted" \\ back\nslash';
+    const first = await indexer.index([
+      { index, id: 'a', document: { count: 1, text } },
+      { index, id: 'b', document: { count: 'not a number' } },
+      { index, id: 'c', document: { count: 3 } },
+    ]);
+    const second = await indexer.index([
+      { index, id: 'a', document: { count: 1, text } },
+      { index, id: 'd', document: { unmapped: true } },
+    ]);
+    expect([...first, ...second].map((result) => result.status)).toEqual(['created', 'rejected', 'created', 'duplicate', 'rejected']);
+    const refusals = [...first, ...second].flatMap((result) => (result.status === 'rejected' ? [result.reason] : []));
+    expect(refusals[0]).toMatch(/^document_parsing_exception: .*count/);
+    expect(refusals[1]).toMatch(/^strict_dynamic_mapping_exception: .*unmapped/);
+    expect(indexer.stats).toEqual({ requests: 2, created: 2, duplicates: 1, rejected: 2, retries: 0 });
+
+    const stored = await stack.elasticsearch.get<{ count: number; text: string }>({ index, id: 'a' });
+    expect(stored._source).toEqual({ count: 1, text });
+    await indexer.flush();
+  });
+});

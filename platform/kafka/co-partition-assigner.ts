@@ -56,9 +56,10 @@ export interface CoPartitionInput {
   subscriptions?: Readonly<Record<string, readonly string[]>>;
 }
 
-/** `a: 3, b: 6` for an error message. */
+/** `a has 3 partitions, b has 6 partitions`, by topic name, for an error message. */
 const describeCounts = (counts: Readonly<Record<string, number>>): string =>
   Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
     .map(([topic, count]) => `${topic} has ${count} partition${count === 1 ? '' : 's'}`)
     .join(', ');
 

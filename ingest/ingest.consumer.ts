@@ -1,14 +1,17 @@
 import type { Client } from '@elastic/elasticsearch';
-import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import { PartitionAssigners, type Consumer, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
 import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
+  CO_PARTITION_PROTOCOL,
   EventTimeAligner,
+  checkCoPartitioned,
+  coPartitionAssigner,
   createPartitionRunner,
   type AlignmentStats,
   createProducer,
-  ensureTopics,
+  ensureTopicStates,
   installTemplates,
   type BulkItem,
   type Chunk,
@@ -296,19 +299,42 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
 
   return {
     async start() {
-      const created = await ensureTopics(kafka, config);
+      const topics = await ensureTopicStates(kafka, config);
+      const created = topics.filter((topic) => topic.state === 'created').map((topic) => topic.topic);
       if (created.length > 0) logger.info({ topics: created }, 'created topics');
+      // A key's three families are on one partition number only if the topics have as many
+      // partitions; the co-partitioning assignor would refuse them at the first rebalance anyway.
+      const familyTopics = new Set(FAMILIES.map((family) => config.topics[family]));
+      checkCoPartitioned(Object.fromEntries(topics.filter((topic) => familyTopics.has(topic.topic)).map((topic) => [topic.topic, topic.partitions])));
       await installTemplates(elasticsearch, config);
       // Dead letters are keyed by source position: a duplicate from a retry is recognisable.
       producer = createProducer(kafka);
       deadLetterProducer = createProducer(kafka, { maxInFlightRequests: DEAD_LETTER_SENDS_IN_FLIGHT });
       await Promise.all([producer.connect(), deadLetterProducer.connect()]);
-      consumer = kafka.consumer({ groupId: config.consumerGroup, allowAutoTopicCreation: false, sessionTimeout: 30_000, maxBytesPerPartition: FETCH_BYTES_PER_PARTITION, maxBytes: FETCH_BYTES });
+      consumer = kafka.consumer({
+        groupId: config.consumerGroup,
+        allowAutoTopicCreation: false,
+        sessionTimeout: 30_000,
+        maxBytesPerPartition: FETCH_BYTES_PER_PARTITION,
+        maxBytes: FETCH_BYTES,
+        // Partition N of the three topics goes to one instance, so each instance aligns whole keys
+        // (docs/scaling.md). Round robin second: the group falls back to it while an instance of
+        // an older version is still a member, during a rolling upgrade.
+        partitionAssigners: [coPartitionAssigner, PartitionAssigners.roundRobin],
+      });
       // A batch no codec can decompress stops the consumer: say which codec, where.
       watchDecodeFailures(consumer, logger, config.consumerGroup);
       // Each assignment (the first join, every rebalance) restarts the alignment: the partitions
       // it holds wait for one another from their committed offsets.
       if (aligner) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => aligner.assign(payload.memberAssignment));
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        if (payload.groupProtocol !== CO_PARTITION_PROTOCOL) {
+          logger.warn(
+            { group: config.consumerGroup, protocol: payload.groupProtocol },
+            'the ingest group is not co-partitioned (a member of an older version is in it): a key\'s families may be on different instances until every instance runs this version',
+          );
+        }
+      });
       await consumer.connect();
       await consumer.subscribe({ topics: FAMILIES.map((family) => config.topics[family]), fromBeginning: true });
       await consumer.run({

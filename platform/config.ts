@@ -123,7 +123,7 @@ export const settings = {
       'How long the event, detection and notification topics Vigil creates keep messages (`retention.ms`). Dead-letter topics keep theirs for 30 days, or this when longer. Existing topics are not changed.',
     ),
   },
-  consumerGroup: setting('VIGIL_CONSUMER_GROUP', name.default('vigil-ingest'), NAME, 'The ingest consumer group. Instances with the same group share the partitions.'),
+  consumerGroup: setting('VIGIL_CONSUMER_GROUP', name.default('vigil-ingest'), NAME, 'The ingest consumer group. Instances with the same group share the partitions: partition N of the three event topics goes to one instance (see [scaling.md](scaling.md)).'),
   indices: {
     prefix: setting(
       'VIGIL_INDEX_PREFIX',

@@ -170,13 +170,14 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
   it('gives each policy event its outcome, name, auth context and derivation', async () => {
     const pattern = indexNames(running.stack.config.indices.prefix).eventPattern;
     const ids = ['authn', 'authz', 'rate_limit'].flatMap((suffix) => [1, 2, 3, 4].map((n) => `kong:${id(n, 'aaaaaaaa')}:${suffix}`));
-    const found = await running.stack.elasticsearch.search<{ vigil: { policy: Record<string, string> }; labels: Record<string, string>; source: unknown }>({
+    const found = await running.stack.elasticsearch.search<{ vigil: { policy: Record<string, string> }; event: { reason?: string }; labels: Record<string, string>; source: unknown }>({
       index: pattern,
       size: 50,
       query: { ids: { values: [...ids, 'apisix:apisix-2:authn', 'apisix:apisix-3:rate_limit'] } },
     });
     const byId: Record<string, unknown> = Object.fromEntries(
-      found.hits.hits.map((hit): [string, unknown] => [hit._id ?? '', { ...hit._source?.vigil.policy, derived: hit._source?.labels.derived }]),
+      // The policy's reason is ECS's event.reason (vigil.policy.reason, its copy, is no longer written).
+      found.hits.hits.map((hit): [string, unknown] => [hit._id ?? '', { ...hit._source?.vigil.policy, reason: hit._source?.event.reason, derived: hit._source?.labels.derived }]),
     );
     expect(byId).toEqual({
       [`kong:${id(1, 'aaaaaaaa')}:authn`]: { kind: 'authn', name: 'kong-auth', outcome: 'pass', reason: 'consumer_authenticated', derived: undefined },

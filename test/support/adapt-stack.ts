@@ -52,7 +52,7 @@ export interface PolicyOutcome {
 /** The policy documents indexed for one client IP, sorted, as {@link PolicyOutcome}s. */
 export async function policyOutcomesOf(stack: Stack, clientIp: string): Promise<PolicyOutcome[]> {
   await stack.elasticsearch.indices.refresh({ index: indexNames(stack.config.indices.prefix).eventPattern, allow_no_indices: true, ignore_unavailable: true });
-  const found = await stack.elasticsearch.search<{ vigil?: { policy?: { kind: string; name: string; outcome: 'pass' | 'fail'; reason?: string } }; event?: { outcome?: string } }>({
+  const found = await stack.elasticsearch.search<{ vigil?: { policy?: { kind: string; name: string; outcome: 'pass' | 'fail' } }; event?: { outcome?: string; reason?: string } }>({
     index: indexNames(stack.config.indices.prefix).eventPattern,
     size: 100,
     query: { bool: { filter: [{ term: { 'source.ip': clientIp } }, { term: { 'event.dataset': 'vigil.policy' } }] } },
@@ -60,11 +60,13 @@ export async function policyOutcomesOf(stack: Stack, clientIp: string): Promise<
   return found.hits.hits
     .map((hit): PolicyOutcome => {
       const policy = hit._source?.vigil?.policy;
+      // The policy's reason is ECS's event.reason (its copy in vigil.policy is no longer written).
+      const reason = hit._source?.event?.reason;
       return {
         kind: policy?.kind ?? '',
         name: policy?.name ?? '',
         outcome: policy?.outcome ?? 'fail',
-        ...(policy?.reason !== undefined ? { reason: policy.reason } : {}),
+        ...(reason !== undefined ? { reason } : {}),
         eventOutcome: hit._source?.event?.outcome ?? '',
       };
     })

@@ -89,10 +89,13 @@ local function stateOf(key)
       write[#write + 1] = state.f
     end
     for bucket, open in pairs(state.open) do
-      local flat = {}
-      for bin, count in pairs(open.bins) do
+      -- bins in order: the same histogram is stored as the same text, whatever the arrival order
+      local flat, order = {}, {}
+      for bin in pairs(open.bins) do order[#order + 1] = bin end
+      table.sort(order)
+      for _, bin in ipairs(order) do
         flat[#flat + 1] = bin
-        flat[#flat + 1] = count
+        flat[#flat + 1] = open.bins[bin]
       end
       -- n always (it marks the bucket open); e and d only when not 0: a few fields per bucket.
       for _, pair in ipairs({ { 'n', open.n }, { 'e', open.e }, { 'd', open.d } }) do

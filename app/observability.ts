@@ -167,6 +167,9 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       ]),
     );
     totalOf('vigil_events_late_total', 'Events behind the clock by more than the allowed lateness.', [], () => [[{}, engine().late]]);
+    totalOf('vigil_rule_late_events_total', "Events within the allowed lateness that a rule's state could not count any more (a surge bucket already folded into its baseline), by rule.", ['rule'], () =>
+      Object.entries(engine().byRule).map(([rule, stats]): [Record<'rule', string>, number] => [{ rule }, stats.late]),
+    );
   }
   if (alerter) {
     totalOf('vigil_alerts_total', 'Alert changes: opened, escalated, resolved.', ['change'], () => {

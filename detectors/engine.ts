@@ -60,7 +60,16 @@ export interface RuleEvaluationStats {
   evaluations: number;
   degraded: number;
   errors: number;
+  /**
+   * Events within the engine's allowed lateness that the rule's state still could not count,
+   * because the state had already closed their time (a surge bucket folded into its baseline):
+   * too late for this rule, counted here rather than dropped silently. Not part of `late`, which
+   * counts each event once, whatever the rules.
+   */
+  late: number;
 }
+
+const NO_RULE_STATS: RuleEvaluationStats = { evaluations: 0, degraded: 0, errors: 0, late: 0 };
 
 /** A state item of the batch, with the compiled rule whose plug-in planned it and decides it. */
 interface Pending extends StateItem {
@@ -152,10 +161,13 @@ export class DetectionEngine {
   }
 
   /** Adds to a total and to the rule's share of it, so the two can't disagree. */
-  private count(ruleId: string, counter: keyof RuleEvaluationStats, amount = 1): void {
+  private count(ruleId: string, counter: Exclude<keyof RuleEvaluationStats, 'late'>, amount = 1): void {
     this.counters[counter] += amount;
-    const rule = (this.counters.byRule[ruleId] ??= { evaluations: 0, degraded: 0, errors: 0 });
-    rule[counter] += amount;
+    this.ruleStats(ruleId)[counter] += amount;
+  }
+
+  private ruleStats(ruleId: string): RuleEvaluationStats {
+    return (this.counters.byRule[ruleId] ??= { ...NO_RULE_STATS });
   }
 
   /**
@@ -351,6 +363,8 @@ export class DetectionEngine {
         if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
           firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
         }
+        // Too late for the rule's state: counted, never silently dropped.
+        if (evaluation.outcome === 'none' && evaluation.lateEvents !== undefined) this.ruleStats(item.compiled.rule.id).late += evaluation.lateEvents;
         // Only detections go on: `none` evaluations end here.
         if (evaluation.outcome === 'detected') drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
       }

@@ -40,7 +40,12 @@ export type DetectionDraft = Pick<
 
 /** The result of one rule on one event: data, never an exception. */
 export type Evaluation =
-  | { outcome: 'none'; reasonCode: string }
+  | {
+      outcome: 'none';
+      reasonCode: string;
+      /** Events the rule's state could not count: older than the state it still holds open (too late). */
+      lateEvents?: number;
+    }
   | { outcome: 'detected'; detection: DetectionDraft };
 
 const NONE = new Map<string, Evaluation>();

@@ -74,9 +74,9 @@ export const surgeRuleSchema = z.strictObject({
 /** A surge rule, as validated. */
 export type SurgeRule = z.infer<typeof surgeRuleSchema>;
 
-/** A measure's current bucket and baseline, as surgeTick-2.lua returns them. */
+/** A measure's bucket and the baseline before it, as surgeTick-2.lua returns them. */
 export interface SurgeState {
-  /** The measure of the current bucket so far. */
+  /** The measure of the event's bucket so far. */
   value: number;
   /** Baseline: EWMA mean and variance of the measure per full bucket. */
   mean: number;
@@ -87,8 +87,11 @@ export interface SurgeState {
   volume: number;
   /** Distinct values of the HLL field in the current bucket. */
   distinct: number;
-  /** The event belonged to an older bucket and was not counted. */
-  late: boolean;
+  /**
+   * Events not counted because their bucket was already folded into the baseline: older than
+   * the allowed lateness (0 when they counted).
+   */
+  late: number;
   /** Events in the current bucket that pass the numerator (measure `ratio`) or the failure filter. */
   numerator: number;
   /** Baseline events per full bucket (EWMA), whatever the measure. */
@@ -108,7 +111,7 @@ export function parseSurgeState(reply: unknown): SurgeState {
     samples: samples ?? 0,
     volume: volume ?? 0,
     distinct: distinct ?? 0,
-    late: late === 1,
+    late: late ?? 0,
     numerator: numerator ?? 0,
     volumeMean: volumeMean ?? 0,
     numeratorMean: numeratorMean ?? 0,
@@ -160,6 +163,8 @@ export class SurgeTally {
   readonly bins = new Map<number, number>();
   latest: DetectionInput;
   private latestTime: number;
+  /** The earliest engine clock of its events: the lateness that admitted them all is judged from it. */
+  now = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly bucket: number,
@@ -169,8 +174,9 @@ export class SurgeTally {
     this.latestTime = eventTime(first.event.time);
   }
 
-  add(input: DetectionInput, contribution: SurgeContribution): void {
+  add(input: DetectionInput, contribution: SurgeContribution, now: number): void {
     this.events++;
+    this.now = Math.min(this.now, now);
     if (contribution.numerator) this.numerator++;
     if (contribution.member !== '') this.members.add(contribution.member);
     if (contribution.bin >= 0) this.bins.set(contribution.bin, (this.bins.get(contribution.bin) ?? 0) + 1);
@@ -190,13 +196,25 @@ function wellFormed(text: string): string {
   return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
 }
 
+/** Most buckets of a key kept open for late events (as surgeTick-2.lua keeps at most). */
+export const MAX_OPEN_BUCKETS = 64;
+
+/**
+ * The oldest bucket still open for an engine clock: the bucket of (clock - allowed lateness).
+ * Older buckets are folded into the baseline, and their events are too late.
+ */
+export function oldestOpenBucket(now: number, latenessMs: number, bucketMs: number): number {
+  return Math.floor((now - latenessMs) / bucketMs);
+}
+
 /** The surgeTick item of a tally. */
-export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: EvaluationContext & { prefix: string }): StateRequest {
+export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: EvaluationContext & { prefix: string; latenessMs: number }): StateRequest {
   const bins: number[] = [];
   for (const [bin, count] of tally.bins) bins.push(bin, count);
+  const now = Number.isFinite(tally.now) ? tally.now : context.now;
   return {
     script: 'surgeTick',
-    keys: [stateKey(context.prefix, rule.id, context.keyText, 'surge'), stateKey(context.prefix, rule.id, context.keyText, 'surge-hll')],
+    keys: [stateKey(context.prefix, rule.id, context.keyText, 'surge'), stateKey(context.prefix, rule.id, context.keyText, `surge-hll:${tally.bucket}`)],
     args: [
       tally.bucket,
       rule.measure.kind,
@@ -207,6 +225,9 @@ export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: E
       rule.alpha,
       // Long enough to keep the baseline through quiet hours.
       Math.max(rule.bucket * rule.minSamples * 20, 86_400_000),
+      oldestOpenBucket(now, context.latenessMs, rule.bucket),
+      // A bucket's sources are written while the lateness covers it; then only its count is kept.
+      context.latenessMs + 2 * rule.bucket,
     ],
   };
 }
@@ -216,12 +237,12 @@ export function surgeRequest(
   input: DetectionInput,
   rule: SurgeRule,
   numerator: Predicate | undefined,
-  context: EvaluationContext & { prefix: string },
+  context: EvaluationContext & { prefix: string; latenessMs: number },
 ): StateRequest | undefined {
   const contribution = surgeContribution(input, rule, numerator);
   if (contribution === undefined) return undefined;
   const tally = new SurgeTally(contribution.bucket, input);
-  tally.add(input, contribution);
+  tally.add(input, contribution, context.now);
   return surgeTallyRequest(tally, rule, context);
 }
 
@@ -260,7 +281,7 @@ function failureSurge(state: SurgeState, rule: SurgeRule): { share: number; usua
  * distributed login flood).
  */
 export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext): Evaluation {
-  if (state.late) return none('late_bucket');
+  if (state.late > 0) return { outcome: 'none', reasonCode: 'late_bucket', lateEvents: state.late };
   if (state.samples < rule.minSamples) return none('warming_up');
   if (state.volume < rule.minVolume) return none('low_volume');
   const baseline = Math.max(state.mean, rule.baselineFloor);
@@ -334,7 +355,7 @@ export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
         entry = { tally: new SurgeTally(contribution.bucket, input), context, order: order + batch.afterEvents };
         tallies.set(id, entry);
       }
-      entry.tally.add(input, contribution);
+      entry.tally.add(input, contribution, context.now);
       // The evaluation's clock is the latest event's.
       if (entry.tally.latest === input) entry.context = context;
     }

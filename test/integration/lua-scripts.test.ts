@@ -523,8 +523,13 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
   });
 
   describeScript('surgeTick-2.lua', () => {
-    const tick = (bucket: number, measure: string, options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number } = {}) =>
-      call('surgeTick', [key('surge'), key('surge-hll')], [
+    /** One event of `bucket`; `oldest` is the oldest bucket still open (default: the event's own, no lateness). */
+    const tick = (
+      bucket: number,
+      measure: string,
+      options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number; oldest?: number; user?: string } = {},
+    ) =>
+      call('surgeTick', [key('surge', options.user), key(`surge-hll:${bucket}`, options.user)], [
         bucket,
         measure,
         1,
@@ -533,9 +538,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         JSON.stringify(options.bin === undefined ? [] : [options.bin, 1]),
         options.alpha ?? 0.5,
         options.ttl ?? TTL,
+        options.oldest ?? bucket,
+        options.ttl ?? TTL,
       ]);
 
-    it('counts the current bucket and folds each full bucket into the EWMA baseline', async () => {
+    it('counts the bucket and folds each full bucket into the EWMA baseline', async () => {
       for (let n = 0; n < 10; n++) await tick(100, 'count');
       // The first full bucket seeds the baseline; empty buckets in between fold as zeros.
       const afterFirst = await tick(101, 'count');
@@ -546,15 +553,54 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(afterGap.map(Number).slice(0, 4)).toEqual([1, 3.5, 16.75, 3]);
     });
 
-    it('does not count an event of an older bucket, and says so', async () => {
+    it('does not count an event of a bucket already folded, and says how many events it did not count', async () => {
       await tick(200, 'count');
       await tick(201, 'count');
-      expect((await tick(200, 'count')).map(Number)).toEqual([1, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1]);
+      expect((await tick(200, 'count')).map(Number)).toEqual([0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1]);
     });
 
-    it('measures distinct members, a ratio and a p95 per bucket', async () => {
-      for (const member of ['a', 'b', 'a', 'c']) await tick(300, 'distinct', { member });
-      expect(Number((await tick(300, 'distinct', { member: 'd' }))[0])).toBe(4);
+    it('keeps buckets open while the lateness covers them: a late event counts in its own bucket, against the buckets before it', async () => {
+      const late = { oldest: 95 };
+      for (let n = 0; n < 4; n++) await tick(99, 'count', late);
+      await tick(100, 'count', late);
+      await tick(101, 'count', late);
+      // Bucket 100 again, after 101 opened: counted (2 events), measured against bucket 99 alone.
+      expect((await tick(100, 'count', late)).map(Number).slice(0, 7)).toEqual([2, 4, 0, 1, 2, 0, 0]);
+      // Bucket 101 against 99 then 100 (alpha 0.5): mean 4 → 3; variance 0 → 0.5 × (0 + 0.5 × 4) = 1.
+      expect((await tick(101, 'count', late)).map(Number).slice(0, 5)).toEqual([2, 3, 1, 2, 2]);
+      // Nothing folded yet: the buckets are open, the baseline stored is empty.
+      expect(await redis.hgetall(key('surge'))).toMatchObject({ samples: '0', 'n:99': '4', 'n:100': '2', 'n:101': '2' });
+      // The lateness passes 99 and 100: folded for good; 101 stays open. Bucket 106 is measured
+      // against 99, 100, 101 and four empty buckets: mean 3 → 2.5 → 1.25 → 0.625 → 0.3125 → 0.15625.
+      expect((await tick(106, 'count', { oldest: 101 })).map(Number).slice(1, 4)).toEqual([0.15625, 0.4130859375, 7]);
+      const stored = await redis.hgetall(key('surge'));
+      expect(stored).toMatchObject({ f: '100', mean: '3', var: '1', samples: '2', 'n:101': '2', 'n:106': '1' });
+      expect(Object.keys(stored).filter((field) => /^n:/.test(field)).sort()).toEqual(['n:101', 'n:106']);
+      expect((await tick(100, 'count', { oldest: 101 })).map(Number)[6]).toBe(1);
+    });
+
+    it('stores the same state for the same events in any order within the lateness', async () => {
+      const events: [number, string][] = [[300, 'a'], [300, 'b'], [301, 'c'], [302, 'a'], [300, 'd'], [301, 'e'], [303, 'f'], [302, 'b']];
+      const inOrder = [...events].sort((a, b) => a[0] - b[0]);
+      for (const [bucket, member] of inOrder) await tick(bucket, 'distinct', { member, oldest: 299, user: 'user=in-order', bin: 5 });
+      for (const [bucket, member] of events) await tick(bucket, 'distinct', { member, oldest: 299, user: 'user=arrival', bin: 5 });
+      // Then the lateness passes them all, in one step for one key and bucket by bucket for the other.
+      await tick(310, 'distinct', { member: 'z', oldest: 305, user: 'user=in-order' });
+      for (const bucket of [306, 307, 308, 309, 310]) await tick(bucket, 'distinct', { member: 'z', oldest: bucket - 5, user: 'user=arrival' });
+      const [ordered, arrival] = [await redis.hgetall(key('surge', 'user=in-order')), await redis.hgetall(key('surge', 'user=arrival'))];
+      // Bucket 300 had 3 distinct members (a, b, d), counted in its own HyperLogLog.
+      // Folded: buckets 300 to 303 and empty 304.
+      expect(ordered).toMatchObject({ samples: '5', f: '304' });
+      const withoutLast = (state: Record<string, string>): Record<string, string> =>
+        Object.fromEntries(Object.entries(state).filter(([field]) => !/:(30[6-9])$/.test(field)));
+      expect(withoutLast(arrival)).toEqual(withoutLast(ordered));
+    });
+
+    it('measures distinct members per bucket, a ratio and a p95', async () => {
+      for (const member of ['a', 'b', 'a', 'c']) await tick(300, 'distinct', { member, oldest: 290 });
+      await tick(301, 'distinct', { member: 'x', oldest: 290 });
+      // A late member of bucket 300 counts in 300's own HyperLogLog, not 301's.
+      expect((await tick(300, 'distinct', { member: 'd', oldest: 290 })).map(Number).slice(0, 6)).toEqual([4, 0, 0, 0, 5, 4]);
       await deleteKeys(redis, prefix);
       await tick(400, 'ratio', { numerator: true });
       expect(Number((await tick(400, 'ratio'))[0])).toBe(0.5);
@@ -575,25 +621,32 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(reply[3]).toBe(2);
     });
 
-    it('learns the event baselines from zero on state that version 2 wrote', async () => {
-      await redis.hset(key('surge'), { b: 800, n: 50, e: 5, mean: '40', var: '4', samples: 12 });
-      const reply = (await tick(801, 'count')).map(Number);
-      // The measure's baseline goes on (12 samples, then 13); the event baselines start at 1.
-      expect(reply.slice(1, 4)).toEqual([45, 27, 13]);
-      expect(reply.slice(7)).toEqual([0, 50, 5, 1]);
+    it('keeps the baselines of state that version 3 wrote, and drops its unfinished bucket', async () => {
+      await redis.hset(key('surge'), { b: 800, n: 50, e: 5, 'h:10': 3, mean: '40', var: '4', samples: 12, nmean: '45', emean: '4', nsamples: 12 });
+      const reply = (await tick(801, 'count', { oldest: 796 })).map(Number);
+      expect(reply.slice(1, 4)).toEqual([40, 4, 12]);
+      expect(reply.slice(8)).toEqual([45, 4, 12]);
+      expect(await redis.hgetall(key('surge'))).toEqual({ mean: '40', var: '4', samples: '12', nmean: '45', emean: '4', nsamples: '12', z: '0', f: '800', 'n:801': '1' });
+    });
+
+    it('keeps at most 64 buckets open, however far apart the events', async () => {
+      for (let bucket = 1000; bucket < 1070; bucket++) await tick(bucket, 'count', { oldest: 0 });
+      const open = Object.keys(await redis.hgetall(key('surge'))).filter((field) => /^n:/.test(field));
+      expect(open).toHaveLength(64);
+      expect(open).not.toContain('n:1005');
     });
 
     it('adds up an item of many events as those events one by one', async () => {
-      const keysOf = (user: string): string[] => [key('surge', user), key('surge-hll', user)];
-      const reply = await callScript(redis, 'surgeTick', keysOf('user=tally'), [600, 'p95', 5, 2, '["a","b","c"]', '[10,3,20,2]', 0.5, TTL]);
+      const keysOf = (user: string): string[] => [key('surge', user), key('surge-hll:600', user)];
+      const reply = await callScript(redis, 'surgeTick', keysOf('user=tally'), [600, 'p95', 5, 2, '["a","b","c"]', '[10,3,20,2]', 0.5, TTL, 600, TTL]);
       for (const [index, bin] of [10, 10, 20, 10, 20].entries()) {
         await callScript(redis, 'surgeTick', keysOf('user=single'), [
-          600, 'p95', 1, index < 2 ? 1 : 0, JSON.stringify(index < 3 ? [['a', 'b', 'c'][index]] : []), JSON.stringify([bin, 1]), 0.5, TTL,
+          600, 'p95', 1, index < 2 ? 1 : 0, JSON.stringify(index < 3 ? [['a', 'b', 'c'][index]] : []), JSON.stringify([bin, 1]), 0.5, TTL, 600, TTL,
         ]);
       }
       const single = await redis.hgetall(key('surge', 'user=single'));
       expect(await redis.hgetall(key('surge', 'user=tally'))).toEqual(single);
-      expect(single).toMatchObject({ n: '5', e: '2', 'h:10': '3', 'h:20': '2' });
+      expect(single).toMatchObject({ 'n:600': '5', 'e:600': '2', 'd:600': '3', 'h:600': '[10,3,20,2]' });
       // p95 of 3 × bin 10 and 2 × bin 20 is in bin 20; 3 distinct members.
       expect((reply as unknown[]).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0, 2, 0, 0, 0]);
     });
@@ -1009,7 +1062,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
             return { keys: [k('locations', user), k('located', user)], args: [id, time, JSON.stringify({ lat: index, lon: -index, time: new Date(time).toISOString(), eventId: id }), trim, TTL, 4] };
           case 'surgeTick':
             return {
-              keys: [k('surge', user), k('surge-hll', user)],
+              keys: [k('surge', user), k(`surge-hll:${Math.floor(time / 60_000)}`, user)],
               args: [
                 Math.floor(time / 60_000),
                 measure,
@@ -1018,6 +1071,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
                 JSON.stringify(measure === 'ratio' ? [] : [`m-${index % 5}`, `m-${index % 2}`]),
                 JSON.stringify(measure === 'p95' ? [10 + (index % 7), 1 + (index % 3), 30, 1] : []),
                 0.5,
+                TTL,
+                // The oldest bucket open: the latest time so far less a minute of lateness.
+                Math.floor(Math.max(0, trim + 60_000) / 60_000),
                 TTL,
               ],
             };
@@ -1167,8 +1223,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       return 30_000;
     },
     'surgeTick-2.lua': async () => {
-      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll')], [1, 'distinct', 1, 0, '["a"]', '[]', 0.5, 30_000]);
-      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll')], [2, 'distinct', 1, 0, '["b"]', '[]', 0.5, 30_000]);
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:1')], [1, 'distinct', 1, 0, '["a"]', '[]', 0.5, 30_000, 1, 20_000]);
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:2')], [2, 'distinct', 1, 0, '["b"]', '[]', 0.5, 30_000, 2, 20_000]);
+      // A late event of a folded bucket writes no HyperLogLog, and the hash still expires.
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:1')], [1, 'distinct', 1, 0, '["c"]', '[]', 0.5, 30_000, 2, 20_000]);
       return 30_000;
     },
     'alertHold-2.lua': async () => {

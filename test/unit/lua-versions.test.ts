@@ -14,7 +14,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
   firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
   locationAdd: { version: 1, sha256: 'be1f068a1e4669b5' },
-  surgeTick: { version: 3, sha256: 'e5bcf619c7651e6c' },
+  surgeTick: { version: 4, sha256: 'c106def895350dcf' },
   claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
   alertHold: { version: 1, sha256: '263a4754930ce7f7' },
   alertRelease: { version: 1, sha256: 'db855cbfe1b75b07' },

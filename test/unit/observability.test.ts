@@ -67,8 +67,8 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
       errors: 1,
       roundTrips: 2,
       byRule: {
-        'brute-force': { evaluations: 9, degraded: 4, errors: 1 },
-        'admin-path': { evaluations: 3, degraded: 0, errors: 0 },
+        'brute-force': { evaluations: 9, degraded: 4, errors: 1, late: 2 },
+        'admin-path': { evaluations: 3, degraded: 0, errors: 0, late: 0 },
       },
     }),
     alerter: () => ({
@@ -127,6 +127,8 @@ describe('/metrics', () => {
       expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="brute-force",outcome="degraded"}')).toBe(4);
       expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="brute-force",outcome="error"}')).toBe(1);
       expect(sample(text, 'vigil_rule_evaluations_by_rule_total{rule="admin-path",outcome="evaluated"}')).toBe(3);
+      expect(sample(text, 'vigil_rule_late_events_total{rule="brute-force"}')).toBe(2);
+      expect(sample(text, 'vigil_rule_late_events_total{rule="admin-path"}')).toBe(0);
       expect(sample(text, 'vigil_rule_evaluations_total{outcome="evaluated"}')).toBe(12);
       expect(sample(text, 'vigil_detections_total{rule="brute-force"}')).toBe(3);
     } finally {

@@ -77,7 +77,7 @@ function surgeState(changes: Partial<SurgeState> = {}): SurgeState {
     samples: 20,
     volume: 1000,
     distinct: 4,
-    late: false,
+    late: 0,
     numerator: 0,
     volumeMean: 100,
     numeratorMean: 0,
@@ -103,7 +103,7 @@ describe('parseSurgeState', () => {
       samples: 12,
       volume: 1180,
       distinct: 3,
-      late: false,
+      late: 0,
       numerator: 1100,
       volumeMean: 101.5,
       numeratorMean: 4.5,
@@ -111,9 +111,9 @@ describe('parseSurgeState', () => {
     });
   });
 
-  it('is late only for a late flag of 1', () => {
-    expect(parseSurgeState(['0', '0', '0', '0', '0', '0', '1']).late).toBe(true);
-    expect(parseSurgeState(['0', '0', '0', '0', '0', '0', '0']).late).toBe(false);
+  it('reads the events that came too late to count', () => {
+    expect(parseSurgeState(['0', '0', '0', '0', '0', '0', '3']).late).toBe(3);
+    expect(parseSurgeState(['0', '0', '0', '0', '0', '0', '0']).late).toBe(0);
     expect(parseSurgeState([0.25, 0.02, 0.0001, 10, 80, 0, 1])).toStrictEqual({
       value: 0.25,
       mean: 0.02,
@@ -121,7 +121,7 @@ describe('parseSurgeState', () => {
       samples: 10,
       volume: 80,
       distinct: 0,
-      late: true,
+      late: 1,
       numerator: 0,
       volumeMean: 0,
       numeratorMean: 0,
@@ -137,7 +137,7 @@ describe('parseSurgeState', () => {
       samples: 0,
       volume: 0,
       distinct: 0,
-      late: false,
+      late: 0,
       numerator: 0,
       volumeMean: 0,
       numeratorMean: 0,
@@ -178,13 +178,14 @@ describe('surgeRequest', () => {
     const request = surgeRequest(input, countRule, undefined, requestContext);
     expect(request).toStrictEqual({
       script: 'surgeTick',
-      keys: [stateKey('vigil-test', 'request-flood-test', keyText, 'surge'), stateKey('vigil-test', 'request-flood-test', keyText, 'surge-hll')],
-      // Bucket number, measure, events, numerator events, HLL members, histogram bins, alpha, TTL (at least a day).
-      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000],
+      keys: [stateKey('vigil-test', 'request-flood-test', keyText, 'surge'), stateKey('vigil-test', 'request-flood-test', keyText, `surge-hll:${Math.floor(T / MINUTE)}`)],
+      // Bucket number, measure, events, numerator events, HLL members, histogram bins, alpha, TTL (at least a day),
+      // the oldest bucket still open (the clock less 5 minutes of lateness), the bucket's HLL TTL (lateness + 2 buckets).
+      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000, Math.floor(T / MINUTE) - 5, 420_000],
     });
     expect(request?.keys).toStrictEqual([
       'vigil-test:rule:{request-flood-test|invocation.resource.api=accounts-v1,invocation.route=/accounts/:id}:surge',
-      'vigil-test:rule:{request-flood-test|invocation.resource.api=accounts-v1,invocation.route=/accounts/:id}:surge-hll',
+      `vigil-test:rule:{request-flood-test|invocation.resource.api=accounts-v1,invocation.route=/accounts/:id}:surge-hll:${Math.floor(T / MINUTE)}`,
     ]);
   });
 
@@ -204,7 +205,18 @@ describe('surgeRequest', () => {
 
   it('keeps the baseline for 20 warm-ups of buckets when that is longer than a day', () => {
     const hourly = surgeRule({ bucket: '1h', minSamples: 10, alpha: 0.2 });
-    expect(surgeRequest(callAt(T), hourly, undefined, requestContext)?.args).toStrictEqual([Math.floor(T / 3_600_000), 'count', 1, 0, '[]', '[]', 0.2, 3_600_000 * 10 * 20]);
+    expect(surgeRequest(callAt(T), hourly, undefined, requestContext)?.args).toStrictEqual([
+      Math.floor(T / 3_600_000),
+      'count',
+      1,
+      0,
+      '[]',
+      '[]',
+      0.2,
+      3_600_000 * 10 * 20,
+      Math.floor((T - 300_000) / 3_600_000),
+      300_000 + 2 * 3_600_000,
+    ]);
   });
 
   it('counts the concentration field in the HyperLogLog', () => {
@@ -240,7 +252,7 @@ describe('surgeRequest', () => {
   it('bins the value of a p95 measure, and skips an event whose field is not a number', () => {
     const latency = surgeRule({ measure: { kind: 'p95', field: 'invocation.latencyMs' }, baselineFloor: 50 });
     const args = surgeRequest(callAt(T, { 'invocation.latencyMs': 812 }), latency, undefined, requestContext)?.args;
-    expect(args?.slice(1)).toStrictEqual(['p95', 1, 0, '[]', '[38,1]', 0.1, 86_400_000]);
+    expect(args?.slice(1, 8)).toStrictEqual(['p95', 1, 0, '[]', '[38,1]', 0.1, 86_400_000]);
     expect(surgeRequest(callAt(T, { 'invocation.latencyMs': 0 }), latency, undefined, requestContext)?.args[5]).toBe('[0,1]');
     // A text field, and an event of another family that has no latency at all.
     const onRoute = surgeRule({ measure: { kind: 'p95', field: 'invocation.route' } });
@@ -257,14 +269,14 @@ describe('evaluateSurge: quiet, with a reason code', () => {
     expect(evaluateSurge(input, surgeState(), rule, context).outcome).toBe('detected');
   });
 
-  it('late_bucket: the event belonged to an older bucket, even when the bucket is a surge', () => {
-    expect(evaluateSurge(input, surgeState({ late: true }), rule, context)).toStrictEqual(quiet('late_bucket'));
+  it('late_bucket: the events belonged to a bucket already folded into the baseline, counted as late, even when the bucket is a surge', () => {
+    expect(evaluateSurge(input, surgeState({ late: 3 }), rule, context)).toStrictEqual({ outcome: 'none', reasonCode: 'late_bucket', lateEvents: 3 });
   });
 
   it('warming_up: fewer full buckets than minSamples', () => {
     expect(evaluateSurge(input, surgeState({ samples: 9 }), rule, context)).toStrictEqual(quiet('warming_up'));
     expect(evaluateSurge(input, surgeState({ samples: 10 }), rule, context).outcome).toBe('detected');
-    expect(evaluateSurge(input, surgeState({ samples: 0, late: true }), rule, context)).toStrictEqual(quiet('late_bucket'));
+    expect(evaluateSurge(input, surgeState({ samples: 0, late: 1 }), rule, context)).toStrictEqual({ outcome: 'none', reasonCode: 'late_bucket', lateEvents: 1 });
   });
 
   it('low_volume: fewer events in the bucket than minVolume', () => {
@@ -370,7 +382,7 @@ describe("SurgeTally: a batch's events of one key and bucket, added up", () => {
   const add = (tally: SurgeTally, input: DetectionInput): void => {
     const contribution = surgeContribution(input, latency, undefined);
     if (contribution === undefined) throw new Error('expected the event to count');
-    tally.add(input, contribution);
+    tally.add(input, contribution, T);
   };
 
   it('counts events, distinct members and histogram bins, and keeps the latest event by event time', () => {
@@ -382,14 +394,14 @@ describe("SurgeTally: a batch's events of one key and bucket, added up", () => {
     add(tally, callAt(T + 1000, { 'invocation.latencyMs': 3, 'client.ip': '10.1.2.3' }));
     expect([tally.events, tally.numerator, [...tally.members].sort(), [...tally.bins]]).toStrictEqual([3, 0, ['10.1.2.3', '10.1.2.4'], [[38, 2], [6, 1]]]);
     expect(tally.latest.event.id).toBe(`evt-call-${T + 2000}`);
-    const context = { key, keyText, now: T, prefix: 'vigil-test' };
+    const context = { key, keyText, now: T, prefix: 'vigil-test', latenessMs: 300_000 };
     expect(surgeTallyRequest(tally, latency, context).args.slice(0, 6)).toStrictEqual([Math.floor(T / MINUTE), 'p95', 3, 0, '["10.1.2.3","10.1.2.4"]', '[38,2,6,1]']);
   });
 
   it('sends members as well-formed text: a lone surrogate would make Redis refuse the whole tally', () => {
     const flood = surgeRule({ concentration: { field: 'actor.userId' } });
     const input = callAt(T, { 'actor.userId': 'u-\ud800-x' });
-    const args = surgeRequest(input, flood, undefined, { key, keyText, now: T, prefix: 'vigil-test' })?.args ?? [];
+    const args = surgeRequest(input, flood, undefined, { key, keyText, now: T, prefix: 'vigil-test', latenessMs: 300_000 })?.args ?? [];
     expect(args[4]).toBe(JSON.stringify(['u-\ufffd-x']));
     expect(String(args[4])).not.toMatch(/\\ud800/i);
   });

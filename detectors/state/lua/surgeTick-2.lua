@@ -1,75 +1,112 @@
--- version: 3  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
---[[ surgeTick-2: add events to the current time bucket of a measure and keep its rolling
-baseline (EWMA mean and variance of the measure per full bucket). A batch script
-(lib/batch.lua): one call carries any number of items, run in order; one reply per item. An
-item is the events of one key and bucket in the caller's batch, added up. Each key's state is
-read once per call, kept in memory while the items run and written back once.
+-- version: 4  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+--[[ surgeTick-2: add events to their time bucket of a measure, and keep the rolling baseline
+(EWMA mean and variance of the measure per full bucket). A batch script (lib/batch.lua): one
+call carries any number of items, run in order; one reply per item. An item is the events of
+one key and bucket in the caller's batch, added up. Each key's state is read once per call,
+kept in memory while the items run and written back once.
+
+Buckets stay open while the allowed lateness covers them: an event of an older bucket that
+is still within the lateness is added to its own bucket, and that bucket is measured against
+the baseline of the buckets before it, as if the event had come in order. A bucket is folded
+into the baseline once the lateness has passed it (ARGV 9), so the baseline holds every
+bucket's final measure whatever the order the events came in. An event of a bucket already
+folded is too late: it is not counted, and the reply says how many events were not.
+
 Per item, 2 keys:
-KEYS  1 hash: b = current bucket number, n = events in it, e = numerator events in it,
-        h:<bin> = latency histogram counts, mean / var / samples = the baseline;
-        nmean / emean / nsamples = EWMA of the events and of the numerator events per full
-        bucket (whatever the measure: a flood rule asks how the volume and the share of failing
-        requests compare with their usual level; nsamples counts apart from samples, so state
-        written by version 2 learns them from zero)
-      2 HyperLogLog of the current bucket's distinct values (measure "distinct", or the
-        concentration field)
-and 8 arguments:
+KEYS  1 hash: f = last bucket folded into the baseline, z = empty buckets folded since the last
+        full one (at most 60 per gap count), mean / var / samples = the baseline of the
+        measure, nmean / emean / nsamples = EWMA of the events and of the numerator events per
+        bucket (whatever the measure); per open bucket B: n:B = events, e:B = numerator events,
+        d:B = distinct HLL count (e and d only when not 0), h:B = histogram as JSON
+        [bin, count, ...] (measure p95).
+        Version 3 state (b / n / e / h:<bin>, the current bucket) keeps its baselines; its
+        current bucket is dropped (taken as folded).
+      2 HyperLogLog of the item's bucket's distinct values (measure "distinct", or the
+        concentration field): one key per bucket, so a late bucket's sources count apart
+and 10 arguments:
 ARGV  1 bucket number of the events (event time / bucket length)
       2 measure: count | distinct | ratio | p95
       3 number of events
       4 how many of them count in the numerator (measure "ratio", or the rule's failure filter)
       5 JSON array of HLL members (the measure's field, or the concentration field), [] for none
-      6 JSON array of histogram bins and their counts, flat: [bin, count, bin, count, ...] (measure "p95")
+      6 JSON array of histogram bins and their counts, flat: [bin, count, bin, count, ...] (measure p95)
       7 EWMA weight of a new bucket, 0 < alpha <= 1
-      8 TTL ms of both keys, set after the batch
-Reply { measure of the current bucket so far, baseline mean, baseline variance (these three as
-        text), full buckets seen, events in the current bucket, distinct HLL count, late flag (1
-        when the event belongs to an older bucket and was not counted) (these four as integers),
-        numerator events in the current bucket (integer), baseline events and baseline numerator
-        events per bucket (as text), full buckets in those two baselines (integer) }
+      8 TTL ms of the hash, set after the batch
+      9 oldest bucket still open: the bucket of (the engine's clock - the allowed lateness);
+        every bucket below it is folded into the baseline first
+     10 TTL ms of the bucket's HyperLogLog
+At most 64 buckets stay open per key (a producer clock far ahead can't grow the hash): past
+that, the oldest are folded.
+Reply { measure of the item's bucket so far, its baseline mean, baseline variance (these three
+        as text), full buckets in that baseline, events in the bucket, distinct HLL count,
+        events not counted because their bucket was already folded (too late; 0 otherwise)
+        (these four as integers), numerator events in the bucket (integer), baseline events and
+        baseline numerator events per bucket (as text), full buckets in those two baselines
+        (integer) }
 ]]
+local MAX_OPEN, MAX_EMPTY = 64, 60
 local states = {}
 
--- The state of a hash key: read on first use in this call, written back at the end.
-local function stateOf(key, kind)
+local function stateOf(key)
   local state = states[key]
   if state then return state end
-  local stored = redis.call('HMGET', key, 'b', 'n', 'e', 'mean', 'var', 'samples', 'nmean', 'emean', 'nsamples')
+  local fields = redis.call('HGETALL', key)
+  local stored = {}
+  for i = 1, #fields, 2 do stored[fields[i]] = fields[i + 1] end
   state = {
-    current = tonumber(stored[1] or '-1'),
-    n = tonumber(stored[2] or '0'),
-    e = tonumber(stored[3] or '0'),
-    mean = tonumber(stored[4] or '0'),
-    var = tonumber(stored[5] or '0'),
-    samples = tonumber(stored[6] or '0'),
-    nmean = tonumber(stored[7] or '0'),
-    emean = tonumber(stored[8] or '0'),
-    nsamples = tonumber(stored[9] or '0'),
-    -- distinct count of the HLL, read when first needed and after each PFADD that changed it
-    distinct = nil,
+    mean = tonumber(stored.mean or '0'),
+    var = tonumber(stored.var or '0'),
+    samples = tonumber(stored.samples or '0'),
+    nmean = tonumber(stored.nmean or '0'),
+    emean = tonumber(stored.emean or '0'),
+    nsamples = tonumber(stored.nsamples or '0'),
+    z = tonumber(stored.z or '0'),
+    f = tonumber(stored.f or stored.b or ''),
+    -- open buckets: bucket number -> { n, e, d, bins = { [bin] = count } }
+    open = {},
   }
-  if kind == 'p95' then
-    -- histogram bins: bin number -> count; `stored` remembers which fields Redis holds
-    state.bins, state.stored = {}, {}
-    local fields = redis.call('HGETALL', key)
-    for i = 1, #fields, 2 do
-      local bin = string.match(fields[i], '^h:(%-?%d+)$')
-      if bin then
-        state.bins[tonumber(bin)] = tonumber(fields[i + 1])
-        state.stored[fields[i]] = true
+  for field, value in pairs(stored) do
+    -- Version 3 state (it has b) has no open buckets: its h:<bin> fields are no bucket.
+    local kind, bucket = string.match(field, '^([nedh]):(%-?%d+)$')
+    if kind and not stored.b then
+      bucket = tonumber(bucket)
+      local open = state.open[bucket] or { n = 0, e = 0, d = 0, bins = {} }
+      state.open[bucket] = open
+      if kind == 'h' then
+        local flat = cjson.decode(value)
+        for i = 1, #flat, 2 do open.bins[flat[i]] = flat[i + 1] end
+      else
+        open[kind] = tonumber(value)
       end
     end
   end
   states[key] = state
   atEnd(function()
-    local write = { 'b', state.current, 'n', state.n, 'e', state.e, 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples }
-    if state.bins then
-      for field in pairs(state.stored) do
-        if state.bins[tonumber(string.sub(field, 3))] == nil then redis.call('HDEL', key, field) end
+    redis.call('DEL', key)
+    local write = { 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples, 'z', state.z }
+    if state.f then
+      write[#write + 1] = 'f'
+      write[#write + 1] = state.f
+    end
+    for bucket, open in pairs(state.open) do
+      -- bins in order: the same histogram is stored as the same text, whatever the arrival order
+      local flat, order = {}, {}
+      for bin in pairs(open.bins) do order[#order + 1] = bin end
+      table.sort(order)
+      for _, bin in ipairs(order) do
+        flat[#flat + 1] = bin
+        flat[#flat + 1] = open.bins[bin]
       end
-      for bin, count in pairs(state.bins) do
-        write[#write + 1] = 'h:' .. bin
-        write[#write + 1] = count
+      -- n always (it marks the bucket open); e and d only when not 0: a few fields per bucket.
+      for _, pair in ipairs({ { 'n', open.n }, { 'e', open.e }, { 'd', open.d } }) do
+        if pair[1] == 'n' or pair[2] ~= 0 then
+          write[#write + 1] = pair[1] .. ':' .. bucket
+          write[#write + 1] = pair[2]
+        end
+      end
+      if #flat > 0 then
+        write[#write + 1] = 'h:' .. bucket
+        write[#write + 1] = cjson.encode(flat)
       end
     end
     redis.call('HSET', key, unpack(write))
@@ -77,107 +114,125 @@ local function stateOf(key, kind)
   return state
 end
 
-local function distinctOf(state, hll)
-  if state.distinct == nil then state.distinct = redis.call('PFCOUNT', hll) end
-  return state.distinct
-end
-
-local function measureOf(state, kind, hll)
-  if kind == 'count' then return state.n end
-  if kind == 'distinct' then return distinctOf(state, hll) end
-  if state.n == 0 then return 0 end
-  if kind == 'ratio' then return state.e / state.n end
+local function measureOf(open, kind)
+  if kind == 'count' then return open.n end
+  if kind == 'distinct' then return open.d end
+  if open.n == 0 then return 0 end
+  if kind == 'ratio' then return open.e / open.n end
   -- p95: walk the histogram bins up to 95% of the events; bin b holds values from 2^(b/4) up to
   -- 2^((b+1)/4), and the bin's lower edge is reported (up to 19% under the true value)
   local order = {}
-  for bin in pairs(state.bins) do order[#order + 1] = bin end
+  for bin in pairs(open.bins) do order[#order + 1] = bin end
   table.sort(order)
-  local target = math.ceil(state.n * 0.95)
+  local target = math.ceil(open.n * 0.95)
   local seen = 0
   for i = 1, #order do
-    seen = seen + state.bins[order[i]]
+    seen = seen + open.bins[order[i]]
     if seen >= target then return 2 ^ (order[i] / 4) end
   end
   return 0
 end
 
-local function fold(state, value, alpha)
-  if state.samples == 0 then
-    state.mean = value
-    state.var = 0
+-- One bucket into a baseline (`base`: mean, var, samples, nmean, emean, nsamples, z, f).
+local function foldOne(base, value, n, e, alpha)
+  if value ~= nil then
+    if base.samples == 0 then
+      base.mean, base.var = value, 0
+    else
+      local delta = value - base.mean
+      base.mean = base.mean + alpha * delta
+      base.var = (1 - alpha) * (base.var + alpha * delta * delta)
+    end
+    base.samples = base.samples + 1
+  end
+  if base.nsamples == 0 then
+    base.nmean, base.emean = n, e
   else
-    local delta = value - state.mean
-    state.mean = state.mean + alpha * delta
-    state.var = (1 - alpha) * (state.var + alpha * delta * delta)
+    base.nmean = base.nmean + alpha * (n - base.nmean)
+    base.emean = base.emean + alpha * (e - base.emean)
   end
-  state.samples = state.samples + 1
+  base.nsamples = base.nsamples + 1
 end
 
--- The events and numerator events of a full bucket, into their own baselines.
-local function foldVolume(state, n, e, alpha)
-  if state.nsamples == 0 then
-    state.nmean, state.emean = n, e
-  else
-    state.nmean = state.nmean + alpha * (n - state.nmean)
-    state.emean = state.emean + alpha * (e - state.emean)
+-- Empty buckets: a count or distinct measure of zero each, nothing for a ratio or percentile
+-- (no value without events); at most 60 per gap, however the gap is split between calls.
+local function foldEmpty(base, kind, count, alpha)
+  count = math.min(count, MAX_EMPTY - base.z)
+  for _ = 1, count do
+    foldOne(base, (kind == 'count' or kind == 'distinct') and 0 or nil, 0, 0, alpha)
   end
-  state.nsamples = state.nsamples + 1
+  if count > 0 then base.z = base.z + count end
 end
 
--- PFADD takes the members in slices: unpack has a limit on how many values it returns.
-local function addMembers(hll, members)
-  local changed = 0
-  for first = 1, #members, 500 do
-    changed = math.max(changed, redis.call('PFADD', hll, unpack(members, first, math.min(first + 499, #members))))
-  end
-  return changed
+local function sortedOpen(state)
+  local order = {}
+  for bucket in pairs(state.open) do order[#order + 1] = bucket end
+  table.sort(order)
+  return order
 end
 
-return runBatch('surgeTick', 2, 8, function(k, a)
+-- Folds every bucket up to `through` (open ones by their measure, the others as empty) into
+-- `base`, in bucket order: the same baseline however the folds are split. Returns the folded
+-- open buckets. The first bucket ever seen has no empty buckets before it.
+local function foldThrough(base, state, kind, through, alpha)
+  local folded = {}
+  for _, bucket in ipairs(sortedOpen(state)) do
+    if bucket > through then break end
+    if base.f then foldEmpty(base, kind, bucket - base.f - 1, alpha) end
+    local open = state.open[bucket]
+    foldOne(base, measureOf(open, kind), open.n, open.e, alpha)
+    base.z, base.f = 0, bucket
+    folded[#folded + 1] = bucket
+  end
+  if base.f and through > base.f then
+    foldEmpty(base, kind, through - base.f, alpha)
+    base.f = through
+  end
+  return folded
+end
+
+local BASE_FIELDS = { 'mean', 'var', 'samples', 'nmean', 'emean', 'nsamples', 'z', 'f' }
+
+return runBatch('surgeTick', 2, 10, function(k, a)
   local hash, hll, kind = KEYS[k + 1], KEYS[k + 2], ARGV[a + 2]
-  local bucket, alpha, ttl = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 7]), ARGV[a + 8]
+  local bucket, alpha = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 7])
   local members, bins = cjson.decode(ARGV[a + 5]), cjson.decode(ARGV[a + 6])
-  local state = stateOf(hash, kind)
-  expireLater(hash, ttl)
-  local late = 0
-  if state.current == -1 then
-    state.current = bucket
-  elseif bucket > state.current then
-    fold(state, measureOf(state, kind, hll), alpha)
-    foldVolume(state, state.n, state.e, alpha)
-    -- Buckets with no events at all: a count or distinct measure of zero each (capped), nothing
-    -- for a ratio or percentile, which have no value without events.
-    if kind == 'count' or kind == 'distinct' then
-      for _ = 1, math.min(bucket - state.current - 1, 60) do fold(state, 0, alpha) end
-    end
-    for _ = 1, math.min(bucket - state.current - 1, 60) do foldVolume(state, 0, 0, alpha) end
-    if state.bins then state.bins = {} end
-    redis.call('DEL', hll)
-    state.distinct = 0
-    state.current = bucket
-    state.n = 0
-    state.e = 0
-  elseif bucket < state.current then
-    late = 1
+  local events = tonumber(ARGV[a + 3])
+  local state = stateOf(hash)
+  expireLater(hash, ARGV[a + 8])
+  -- Buckets the lateness has passed: into the baseline, for good.
+  for _, done in ipairs(foldThrough(state, state, kind, tonumber(ARGV[a + 9]) - 1, alpha)) do state.open[done] = nil end
+  if state.f and bucket <= state.f then
+    return { '0', tostring(state.mean), tostring(state.var), state.samples, 0, 0, events, 0, tostring(state.nmean), tostring(state.emean), state.nsamples }
   end
-  if late == 0 then
-    state.n = state.n + tonumber(ARGV[a + 3])
-    state.e = state.e + tonumber(ARGV[a + 4])
-    if #members > 0 and addMembers(hll, members) == 1 then state.distinct = nil end
-    if state.bins then
-      for i = 1, #bins, 2 do state.bins[bins[i]] = (state.bins[bins[i]] or 0) + bins[i + 1] end
-    end
+  local open = state.open[bucket]
+  if open == nil then
+    open = { n = 0, e = 0, d = 0, bins = {} }
+    state.open[bucket] = open
   end
+  open.n = open.n + events
+  open.e = open.e + tonumber(ARGV[a + 4])
+  for i = 1, #bins, 2 do open.bins[bins[i]] = (open.bins[bins[i]] or 0) + bins[i + 1] end
   local distinct = 0
   if #members > 0 then
-    expireLater(hll, ttl)
-    distinct = distinctOf(state, hll)
+    -- PFADD takes the members in slices: unpack has a limit on how many values it returns.
+    for first = 1, #members, 500 do redis.call('PFADD', hll, unpack(members, first, math.min(first + 499, #members))) end
+    expireLater(hll, ARGV[a + 10])
+    -- Never below what was counted: a HyperLogLog that expired in a long pause starts again.
+    open.d = math.max(open.d, redis.call('PFCOUNT', hll))
+    distinct = open.d
   end
-  local value = distinct
-  if kind ~= 'distinct' then value = measureOf(state, kind, hll) end
+  local order = sortedOpen(state)
+  if #order > MAX_OPEN then
+    for _, done in ipairs(foldThrough(state, state, kind, order[#order - MAX_OPEN], alpha)) do state.open[done] = nil end
+  end
+  -- The item's bucket against the baseline of the buckets before it (open ones folded in a copy).
+  local base = {}
+  for _, field in ipairs(BASE_FIELDS) do base[field] = state[field] end
+  foldThrough(base, state, kind, bucket - 1, alpha)
   -- Fractions as text (Redis would truncate a number to an integer); counts as integers.
   return {
-    tostring(value), tostring(state.mean), tostring(state.var), state.samples, state.n, distinct, late,
-    state.e, tostring(state.nmean), tostring(state.emean), state.nsamples,
+    tostring(measureOf(open, kind)), tostring(base.mean), tostring(base.var), base.samples, open.n, distinct, 0,
+    open.e, tostring(base.nmean), tostring(base.emean), base.nsamples,
   }
 end)

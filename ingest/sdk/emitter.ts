@@ -316,12 +316,13 @@ export function createEmitter(options: EmitterOptions): Emitter {
   /** The event as the family's schema outputs it; throws a ValidationError naming the fields at fault. */
   const validate = <F extends Family>(family: F, input: EmitInput<F>): VigilEvent => {
     const id = input.id ?? newId();
+    const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
     const time = input.time instanceof Date ? dateText(input.time) : (input.time ?? clock().toISOString());
     const source = input.source ?? options.source;
     // The common event is proven valid by a hand-written check at a fraction of zod's cost; what
     // it is not sure of (an error included) goes through the schema, the contract, which names
     // every field at fault (ingest/sdk/fast-check.ts).
-    const fast = fastEvent(family, input, id, time, source);
+    const fast = fastEvent(family, input, id, time, source, timeIsIso);
     if (fast !== undefined) return fast;
     const parsed = familySchemas[family].safeParse({ ...input, family, id, schemaVersion: CURRENT_SCHEMA_VERSION, time, source });
     if (!parsed.success) {

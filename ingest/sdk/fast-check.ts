@@ -160,9 +160,10 @@ const FAMILY_CHECKS: Record<Family, (value: unknown) => Fields> = { policy, invo
 /**
  * The event the family's schema would output for this input, when the fast check can prove it
  * valid; `undefined` when it can't (invalid, or a field it leaves to zod). `id`, `time` and
- * `source` are the ones the emitter settled on (the caller's, else its defaults).
+ * `source` are the ones the emitter settled on (the caller's, else its defaults); `timeIsIso`
+ * says `time` is the emitter's own `toISOString()` of a valid Date.
  */
-export function fastEvent(family: Family, input: object, id: unknown, time: unknown, source: unknown): VigilEvent | undefined {
+export function fastEvent(family: Family, input: object, id: unknown, time: unknown, source: unknown, timeIsIso = false): VigilEvent | undefined {
   try {
     for (const key in input) if (key !== family && !TOP.has(key)) throw NOT_SURE;
     const top = input as Fields;
@@ -174,7 +175,9 @@ export function fastEvent(family: Family, input: object, id: unknown, time: unkn
     const event: Fields = {
       id,
       schemaVersion: CURRENT_SCHEMA_VERSION,
-      time: timeText(time),
+      // The emitter's own toISOString() of a valid Date needs no second look (profiled: the
+      // round trip through Date was a tenth of emit()).
+      time: timeIsIso && typeof time === 'string' ? time : timeText(time),
       source: sourceOut,
       correlation: envelopeObject(top.correlation, CORRELATION, (object, out) => {
         optional(out, object, 'requestId', identifier);

@@ -143,7 +143,7 @@ export function kongEmitter(kafka: Pick<Kafka, 'producer'>, topic: string): Emit
       if (connected !== undefined) await producer.disconnect();
     },
     stats(): EmitterStats {
-      return { accepted, delivered, dropped: 0, sendFailures: 0, buffered: pending.size + ready.length };
+      return { accepted, delivered, dropped: 0, sendFailures: 0, buffered: pending.size + ready.length, bufferedBytes: 0 };
     },
     kong: () => ({ ...counts }),
   };

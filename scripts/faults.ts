@@ -237,7 +237,7 @@ function planEvents(fault: string, end: Date): Planned[] {
     device: record('device'),
     flush: () => Promise.resolve(),
     close: () => Promise.resolve(),
-    stats: () => ({ accepted: planned.length, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0 }),
+    stats: () => ({ accepted: planned.length, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0, bufferedBytes: 0 }),
   };
   const slices = 5;
   for (let slice = 0; slice < slices; slice++) {

@@ -6,6 +6,7 @@ import { CURRENT_SCHEMA_VERSION, type Family } from '../../schemas/envelope';
 import { describeIssues, familySchemas, type EventInputOf, type VigilEvent } from '../../schemas/event';
 import { ValidationError } from '../../platform/errors';
 import { backoffDelay } from '../../platform/retry';
+import { fastEvent } from './fast-check';
 import type { SdkLogger } from './logger';
 
 type Source = EventInputOf<'policy'>['source'];
@@ -47,19 +48,33 @@ export interface EmitterOptions {
   source?: Source;
   /** How long an event may wait for others to share its request. @defaultValue 50 */
   lingerMs?: number;
-  /** The most events per produce request. @defaultValue 500 */
+  /** The most events per produce request. @defaultValue 10000 */
   maxBatch?: number;
+  /**
+   * The most bytes (keys and values, before compression) per produce request. It keeps each
+   * request under the broker's default `message.max.bytes` (1 MB) whatever the compression; an
+   * event larger than this on its own is refused by emit() with a ValidationError.
+   * @defaultValue 900000
+   */
+  maxBatchBytes?: number;
   /**
    * Compression of each produce request. gzip makes a batch of typical events about a sixth of
    * its size on the wire and in the broker's log, for a little CPU (docs/sdk.md has the
    * measurement). @defaultValue 'gzip'
    */
   compression?: EmitterCompression;
-  /** The most events held in memory while Kafka is slow or away. @defaultValue 10000 */
+  /** The most events held in memory while Kafka is slow or away. @defaultValue 100000 */
   maxBuffer?: number;
   /**
+   * The most bytes of messages (keys and values) held in memory while Kafka is slow or away,
+   * the request in flight included. The buffer is full when either bound is reached.
+   * @defaultValue 33554432 (32 MiB)
+   */
+  maxBufferBytes?: number;
+  /**
    * When the buffer is full: `drop-newest` refuses the new event, `drop-oldest` evicts the
-   * oldest waiting one. Either way the drop is counted and reported to `onDrop`, never silent.
+   * oldest waiting ones (as many as the new one needs room). Either way the drop is counted and
+   * reported to `onDrop`, never silent.
    * @defaultValue 'drop-newest'
    */
   overflow?: OverflowPolicy;
@@ -83,8 +98,10 @@ export interface EmitterStats {
   dropped: number;
   /** Produce attempts that failed (the events went back to the buffer). */
   sendFailures: number;
-  /** Waiting to be sent. */
+  /** Waiting to be sent, or in the request in flight. */
   buffered: number;
+  /** The bytes of those events' messages (keys and values, before compression). */
+  bufferedBytes: number;
 }
 
 /** The result of one emit: the event's id, and whether it was taken (false: dropped on overflow). */
@@ -105,11 +122,24 @@ export interface Emitter {
   stats(): EmitterStats;
 }
 
+/**
+ * One buffered event: its message only, serialised at emit time. The event object itself is not
+ * kept (zod's output held about 4 kB per event); onDrop gets it back by parsing the message.
+ */
 interface Buffered {
   topic: string;
-  event: VigilEvent;
-  message: Message;
+  message: Message & { value: string };
+  bytes: number;
 }
+
+/** Per record, what the message costs besides its key and value (kafkajs's record framing). */
+const RECORD_OVERHEAD_BYTES = 64;
+// One headers object per family, shared by every message of that family.
+const HEADERS: Record<Family, Record<string, string>> = {
+  policy: { 'vigil-family': 'policy' },
+  invocation: { 'vigil-family': 'invocation' },
+  device: { 'vigil-family': 'device' },
+};
 
 /** An invalid Date becomes text the schema refuses by name (`time`), not a RangeError. */
 function dateText(date: Date): string {
@@ -138,8 +168,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
     throw new ValidationError('invalid emitter options', [`compression: must be one of ${COMPRESSIONS.join(', ')}, got ${JSON.stringify(compression)}`], 'options_invalid');
   }
   const lingerMs = options.lingerMs ?? 50;
-  const maxBatch = options.maxBatch ?? 500;
-  const maxBuffer = options.maxBuffer ?? 10_000;
+  const maxBatch = options.maxBatch ?? 10_000;
+  const maxBatchBytes = options.maxBatchBytes ?? 900_000;
+  const maxBuffer = options.maxBuffer ?? 100_000;
+  const maxBufferBytes = options.maxBufferBytes ?? 32 * 1024 * 1024;
   const overflow = options.overflow ?? 'drop-newest';
   const clock = options.clock ?? (() => new Date());
   // The global Web Crypto, not node:crypto: Node loads it on first use, so a service pays for it
@@ -148,13 +180,40 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const logger = options.logger?.child({ component: 'emitter' });
   const counters = { accepted: 0, delivered: 0, dropped: 0, sendFailures: 0 };
 
-  let buffer: Buffered[] = [];
+  // The waiting events are queue[head..]; the request in flight holds its own. Taking from the
+  // head moves an index instead of shifting the array, and the array is compacted now and then.
+  let queue: Buffered[] = [];
+  let head = 0;
+  let inFlight: Buffered[] = [];
+  let bufferedBytes = 0;
+  let queuedBytes = 0;
   let producer: Producer | undefined;
   let connecting: Promise<Producer> | undefined;
   let sending: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closed = false;
+
+  const waiting = (): number => queue.length - head;
+  const buffered = (): number => waiting() + inFlight.length;
+  const eventOf = (item: Buffered): VigilEvent => JSON.parse(item.message.value) as VigilEvent;
+
+  /** Takes the oldest waiting event off the queue. */
+  const shift = (): Buffered | undefined => {
+    const item = queue[head];
+    if (item === undefined) return undefined;
+    queue[head] = undefined as unknown as Buffered; // let it be collected before compaction
+    head++;
+    queuedBytes -= item.bytes;
+    if (head === queue.length) {
+      queue = [];
+      head = 0;
+    } else if (head >= 4096 && head * 2 >= queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+    return item;
+  };
 
   const drop = (event: VigilEvent, reason: 'buffer_full' | 'closed'): void => {
     counters.dropped++;
@@ -205,13 +264,18 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const drain = (): Promise<void> => {
     if (sending) return sending;
     const run = (async () => {
-      while (buffer.length > 0) {
-        const batch = buffer.slice(0, maxBatch);
+      while (waiting() > 0) {
+        // The batch leaves the queue for the request: evictions (drop-oldest) never reach it.
+        let bytes = 0;
         const byTopic = new Map<string, Message[]>();
-        for (const item of batch) {
-          const messages = byTopic.get(item.topic) ?? [];
-          messages.push(item.message);
-          byTopic.set(item.topic, messages);
+        for (let next = queue[head]; next !== undefined && inFlight.length < maxBatch; next = queue[head]) {
+          if (inFlight.length > 0 && bytes + next.bytes > maxBatchBytes) break;
+          shift();
+          bytes += next.bytes;
+          inFlight.push(next);
+          const messages = byTopic.get(next.topic);
+          if (messages) messages.push(next.message);
+          else byTopic.set(next.topic, [next.message]);
         }
         try {
           const connected = await connect();
@@ -221,18 +285,22 @@ export function createEmitter(options: EmitterOptions): Emitter {
             topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
           });
         } catch (error) {
+          // The batch goes back to the head of the queue, in order, for the retry.
+          queue = inFlight.concat(queue.slice(head));
+          head = 0;
+          queuedBytes += bytes;
+          inFlight = [];
           counters.sendFailures++;
           failures++;
           const delayMs = backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 });
-          logger?.warn({ err: error, buffered: buffer.length, delayMs }, 'event delivery failed; will retry');
+          logger?.warn({ err: error, buffered: buffered(), delayMs }, 'event delivery failed; will retry');
           schedule(delayMs);
           throw error;
         }
         failures = 0;
-        // The batch is still at the head: drop-oldest evictions happen only at enqueue time,
-        // which can't interleave with this synchronous step.
-        buffer = buffer.slice(batch.length);
-        counters.delivered += batch.length;
+        counters.delivered += inFlight.length;
+        bufferedBytes -= bytes;
+        inFlight = [];
       }
     })();
     // Cleared when this run settles, never by the run itself: a run that finds the buffer empty
@@ -245,42 +313,57 @@ export function createEmitter(options: EmitterOptions): Emitter {
     return run;
   };
 
-  const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {
-    const candidate = {
-      ...input,
-      family,
-      id: input.id ?? newId(),
-      schemaVersion: CURRENT_SCHEMA_VERSION,
-      time: input.time instanceof Date ? dateText(input.time) : (input.time ?? clock().toISOString()),
-      source: input.source ?? options.source,
-    };
-    const parsed = familySchemas[family].safeParse(candidate);
+  /** The event as the family's schema outputs it; throws a ValidationError naming the fields at fault. */
+  const validate = <F extends Family>(family: F, input: EmitInput<F>): VigilEvent => {
+    const id = input.id ?? newId();
+    const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
+    const time = input.time instanceof Date ? dateText(input.time) : (input.time ?? clock().toISOString());
+    const source = input.source ?? options.source;
+    // The common event is proven valid by a hand-written check at a fraction of zod's cost; what
+    // it is not sure of (an error included) goes through the schema, the contract, which names
+    // every field at fault (ingest/sdk/fast-check.ts).
+    const fast = fastEvent(family, input, id, time, source, timeIsIso);
+    if (fast !== undefined) return fast;
+    const parsed = familySchemas[family].safeParse({ ...input, family, id, schemaVersion: CURRENT_SCHEMA_VERSION, time, source });
     if (!parsed.success) {
       throw new ValidationError(`invalid ${family} event`, describeIssues(parsed.error), 'event_invalid');
     }
-    const event = parsed.data;
+    return parsed.data;
+  };
+
+  const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {
+    const event = validate(family, input);
     if (closed) {
       drop(event, 'closed');
       return { id: event.id, accepted: false };
     }
-    if (buffer.length >= maxBuffer) {
-      // While a send is in flight the head of the buffer is that batch; never evict it.
-      const evictable = sending === undefined ? buffer.length : buffer.length - Math.min(maxBatch, buffer.length);
-      if (overflow === 'drop-newest' || evictable <= 0) {
+    // Serialised now, once: the buffer holds the bytes that will be sent and nothing the caller
+    // can change afterwards.
+    const key = partitionKeyOf(event);
+    const value = JSON.stringify(event);
+    const bytes = Buffer.byteLength(value) + Buffer.byteLength(key) + RECORD_OVERHEAD_BYTES;
+    if (bytes > maxBatchBytes) {
+      throw new ValidationError(
+        `invalid ${family} event`,
+        [`(event): ${bytes} bytes as a Kafka message, more than maxBatchBytes (${maxBatchBytes}); fewer or shorter labels or scopes will fit`],
+        'event_invalid',
+      );
+    }
+    while (buffered() >= maxBuffer || bufferedBytes + bytes > maxBufferBytes) {
+      // Only waiting events are evicted: the batch in flight is no longer in the queue.
+      const evicted = overflow === 'drop-oldest' ? shift() : undefined;
+      if (evicted === undefined) {
         drop(event, 'buffer_full');
         return { id: event.id, accepted: false };
       }
-      const evictAt = buffer.length - evictable;
-      const [evicted] = buffer.splice(evictAt, 1);
-      if (evicted) drop(evicted.event, 'buffer_full');
+      bufferedBytes -= evicted.bytes;
+      drop(eventOf(evicted), 'buffer_full');
     }
-    buffer.push({
-      topic: topics[family],
-      event,
-      message: { key: partitionKeyOf(event), value: JSON.stringify(event), headers: { 'vigil-family': family } },
-    });
+    queue.push({ topic: topics[family], message: { key, value, headers: HEADERS[family] }, bytes });
+    bufferedBytes += bytes;
+    queuedBytes += bytes;
     counters.accepted++;
-    if (buffer.length >= maxBatch) drain().catch(() => undefined);
+    if (waiting() >= maxBatch || queuedBytes >= maxBatchBytes) drain().catch(() => undefined);
     else schedule(lingerMs);
     return { id: event.id, accepted: true };
   };
@@ -303,11 +386,11 @@ export function createEmitter(options: EmitterOptions): Emitter {
       } finally {
         closed = true;
         if (timer !== undefined) clearTimeout(timer);
-        for (const item of buffer) drop(item.event, 'closed');
-        buffer = [];
+        for (let item = shift(); item !== undefined; item = shift()) drop(eventOf(item), 'closed');
+        bufferedBytes = 0;
         await producer?.disconnect();
       }
     },
-    stats: () => ({ ...counters, buffered: buffer.length }),
+    stats: () => ({ ...counters, buffered: buffered(), bufferedBytes }),
   };
 }

@@ -62,7 +62,7 @@ describe('createEmitter validation', () => {
     expect(error.code).toBe('event_invalid');
     expect(error.retriable).toBe(false);
     expect(error.message).toBe('invalid policy event: client.ip: Invalid IP address');
-    expect(emitter.stats()).toStrictEqual({ accepted: 0, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0 });
+    expect(emitter.stats()).toStrictEqual({ accepted: 0, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0, bufferedBytes: 0 });
     expect(drops).toStrictEqual([]);
     expect(jest.getTimerCount()).toBe(0);
   });
@@ -179,7 +179,8 @@ describe('createEmitter buffering', () => {
     expect(emitter.policy(policyInput())).toStrictEqual({ id: 'generated-1', accepted: true });
     expect(emitter.invocation(invocationInput())).toStrictEqual({ id: 'generated-2', accepted: true });
     expect(emitter.device(deviceInput())).toStrictEqual({ id: 'generated-3', accepted: true });
-    expect(emitter.stats()).toStrictEqual({ accepted: 3, delivered: 0, dropped: 0, sendFailures: 0, buffered: 3 });
+    expect(emitter.stats()).toStrictEqual({ accepted: 3, delivered: 0, dropped: 0, sendFailures: 0, buffered: 3, bufferedBytes: expect.any(Number) as number });
+    expect(emitter.stats().bufferedBytes).toBeGreaterThan(3 * 300);
     expect(drops).toStrictEqual([]);
     // One linger timer for the whole batch, not one per event.
     expect(jest.getTimerCount()).toBe(1);
@@ -191,7 +192,7 @@ describe('createEmitter buffering', () => {
     expect(results.map((result) => result.accepted)).toStrictEqual([true, true, true, false]);
     expect(results[3]?.id).toBe('policy-0004');
     expect(drops.map((drop) => [drop.event.id, drop.reason])).toStrictEqual([['policy-0004', 'buffer_full']]);
-    expect(emitter.stats()).toStrictEqual({ accepted: 3, delivered: 0, dropped: 1, sendFailures: 0, buffered: 3 });
+    expect(emitter.stats()).toStrictEqual({ accepted: 3, delivered: 0, dropped: 1, sendFailures: 0, buffered: 3, bufferedBytes: expect.any(Number) as number });
   });
 
   it('drop-newest is the default overflow policy', () => {
@@ -209,7 +210,38 @@ describe('createEmitter buffering', () => {
       ['policy-0001', 'buffer_full'],
       ['policy-0002', 'buffer_full'],
     ]);
-    expect(emitter.stats()).toStrictEqual({ accepted: 5, delivered: 0, dropped: 2, sendFailures: 0, buffered: 3 });
+    expect(emitter.stats()).toStrictEqual({ accepted: 5, delivered: 0, dropped: 2, sendFailures: 0, buffered: 3, bufferedBytes: expect.any(Number) as number });
+  });
+
+  it('maxBufferBytes: refuses the event that would take the buffer past its bytes, drop-newest', () => {
+    const probe = emitterWith();
+    probe.emitter.policy({ ...policyInput(), id: 'policy-0000' });
+    const oneEvent = probe.emitter.stats().bufferedBytes;
+    const { emitter, drops } = emitterWith({ maxBufferBytes: oneEvent * 2 + 1 });
+    const results = [1, 2, 3].map((n) => emitter.policy({ ...policyInput(), id: `policy-000${n}` }));
+    expect(results.map((result) => result.accepted)).toStrictEqual([true, true, false]);
+    expect(drops.map((drop) => [drop.event.id, drop.reason])).toStrictEqual([['policy-0003', 'buffer_full']]);
+    expect(emitter.stats()).toMatchObject({ buffered: 2, bufferedBytes: oneEvent * 2, dropped: 1 });
+  });
+
+  it('maxBufferBytes with drop-oldest: evicts as many waiting events as the new one needs', () => {
+    const probe = emitterWith();
+    probe.emitter.policy({ ...policyInput(), id: 'policy-0000' });
+    const oneEvent = probe.emitter.stats().bufferedBytes;
+    const { emitter, drops } = emitterWith({ maxBufferBytes: oneEvent * 2 + 1, overflow: 'drop-oldest' });
+    [1, 2, 3, 4].forEach((n) => emitter.policy({ ...policyInput(), id: `policy-000${n}` }));
+    expect(drops.map((drop) => drop.event.id)).toStrictEqual(['policy-0001', 'policy-0002']);
+    // What onDrop gets back from the buffer is the event as it was validated.
+    expect(familySchemas.policy.safeParse(drops[0]?.event).success).toBe(true);
+    expect(emitter.stats()).toMatchObject({ buffered: 2, bufferedBytes: oneEvent * 2, dropped: 2, accepted: 4 });
+  });
+
+  it('refuses an event larger than maxBatchBytes with a ValidationError, buffering nothing', () => {
+    const { emitter } = emitterWith({ maxBatchBytes: 600 });
+    const labels = Object.fromEntries(Array.from({ length: 8 }, (_, n) => [`label_${n}`, 'x'.repeat(200)]));
+    const error = validationErrorOf(() => emitter.policy({ ...policyInput(), labels }));
+    expect(error.issues).toStrictEqual([expect.stringMatching(/^\(event\): \d+ bytes as a Kafka message, more than maxBatchBytes \(600\)/)]);
+    expect(emitter.stats()).toMatchObject({ accepted: 0, buffered: 0, bufferedBytes: 0 });
   });
 
   it('an invalid event on a full buffer throws and is neither dropped nor counted', () => {

@@ -31,7 +31,7 @@ class RecordingEmitter implements Emitter {
     return Promise.resolve();
   }
   stats(): ReturnType<Emitter['stats']> {
-    return { accepted: this.invocations.length, delivered: 0, dropped: 0, sendFailures: 0, buffered: this.invocations.length };
+    return { accepted: this.invocations.length, delivered: 0, dropped: 0, sendFailures: 0, buffered: this.invocations.length, bufferedBytes: 0 };
   }
 
   /** Waits until `count` events were emitted: the middleware emits on `finish`, which may follow the client's read. */

@@ -49,7 +49,7 @@ function recordingEmitter(into: Buffer[], source: object): Emitter {
     device: record('device'),
     flush: () => Promise.resolve(),
     close: () => Promise.resolve(),
-    stats: () => ({ accepted: n, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0 }),
+    stats: () => ({ accepted: n, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0, bufferedBytes: 0 }),
   };
 }
 

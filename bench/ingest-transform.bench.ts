@@ -3,11 +3,27 @@
  * enrich (IP scope, geoip lookup) and build the ECS document. Printed as ratios against a
  * baseline measured in the same run: JSON.parse + JSON.stringify of the same bytes, the least
  * any consumer must do. Absolute times on a shared machine move; the ratio is what to compare.
+ * Times are the process's CPU time (user + system), which moves far less than wall time when
+ * other work shares the cores.
+ *
+ * Then, side by side in the same run, each hot-path function issue 12 rewrote against its first
+ * implementation (test/support/hot-path-reference.ts, or the uncached function): new / old.
  *
  *   npx tsx bench/ingest-transform.bench.ts
  */
-import { performance } from 'node:perf_hooks';
-import { classifyMessage, enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../ingest';
+import {
+  classifyMessage,
+  contentHash,
+  enrich,
+  findPrototypeKey,
+  ipScope,
+  ipScopeUncached,
+  openGeoipLite,
+  toEventDocument,
+  type GeoLookup,
+} from '../ingest';
+import type { VigilEvent } from '../schemas';
+import { referenceContentHash, referenceFindPrototypeKey } from '../test/support/hot-path-reference';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import type { Emitter, EmitResult } from '../ingest/sdk';
 
@@ -32,10 +48,45 @@ function recordingEmitter(into: Buffer[]): Emitter {
   };
 }
 
+/** CPU milliseconds (user + system) of the process while `run` ran. */
 function time(run: () => void): number {
-  const started = performance.now();
+  const started = process.cpuUsage();
   run();
-  return performance.now() - started;
+  const used = process.cpuUsage(started);
+  return (used.user + used.system) / 1000;
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+
+/** Median CPU µs per item of `old` and `now` over `items`, alternating which goes first, and new / old. */
+function sideBySide<T>(items: readonly T[], old: (item: T) => unknown, now: (item: T) => unknown): { old: number; now: number; ratio: number } {
+  const runOld = (): void => {
+    for (const item of items) old(item);
+  };
+  const runNew = (): void => {
+    for (const item of items) now(item);
+  };
+  runOld();
+  runNew();
+  const olds: number[] = [];
+  const news: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS * 2; round++) {
+    let oldMs: number;
+    let newMs: number;
+    if (round % 2 === 0) {
+      oldMs = time(runOld);
+      newMs = time(runNew);
+    } else {
+      newMs = time(runNew);
+      oldMs = time(runOld);
+    }
+    olds.push(oldMs);
+    news.push(newMs);
+    ratios.push(newMs / oldMs);
+  }
+  const perItem = (ms: number): number => (ms * 1000) / items.length;
+  return { old: perItem(median(olds)), now: perItem(median(news)), ratio: median(ratios) };
 }
 
 const messages: Buffer[] = [];
@@ -69,12 +120,38 @@ async function main(): Promise<void> {
     results.classify.push(time(classifyOnly));
     results.full.push(time(fullPath));
   }
-  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
   const base = median(results.baseline);
-  console.log(`ingest transform, ${MESSAGES} simulated messages, median of ${ROUNDS} rounds`);
-  console.log(`  baseline JSON.parse+stringify        1.00x  (${((MESSAGES / base) * 1000).toFixed(0)} msg/s)`);
-  console.log(`  classify (depth scan + parse + zod)  ${(median(results.classify) / base).toFixed(2)}x`);
-  console.log(`  classify + enrich + ECS document     ${(median(results.full) / base).toFixed(2)}x`);
+  const perMessage = (ms: number): string => `${((ms * 1000) / MESSAGES).toFixed(1)} µs CPU/msg`;
+  console.log(`ingest transform, ${MESSAGES} simulated messages, median of ${ROUNDS} rounds (CPU time)`);
+  console.log(`  baseline JSON.parse+stringify        1.00x  (${perMessage(base)})`);
+  console.log(`  classify (depth scan + parse + zod)  ${(median(results.classify) / base).toFixed(2)}x  (${perMessage(median(results.classify))})`);
+  console.log(`  classify + enrich + ECS document     ${(median(results.full) / base).toFixed(2)}x  (${perMessage(median(results.full))})`);
+
+  const events: VigilEvent[] = [];
+  const parsed: unknown[] = [];
+  for (const message of messages) {
+    const verdict = classifyMessage(message, limits);
+    if (verdict.ok) events.push(verdict.event);
+    parsed.push(JSON.parse(message.toString('utf8')));
+  }
+  const texts = messages.map((message) => message.toString('utf8'));
+  const ips = events.flatMap((event) => (event.client.ip === undefined ? [] : [event.client.ip]));
+  const rows: Array<[string, { old: number; now: number; ratio: number }]> = [
+    ['content hash (canonical JSON + SHA-256)', sideBySide(events, referenceContentHash, contentHash)],
+    [
+      '`__proto__` check of a parsed message',
+      sideBySide(
+        parsed.map((value, index) => ({ value, text: texts[index] ?? '' })),
+        ({ value }) => referenceFindPrototypeKey(value),
+        ({ value, text }) => (text.includes('__proto__') || text.includes('\\u') ? findPrototypeKey(value) : undefined),
+      ),
+    ],
+    [`IP scope (${new Set(ips).size} distinct of ${ips.length})`, sideBySide(ips, ipScopeUncached, ipScope)],
+  ];
+  console.log(`hot-path functions, old / new side by side, median of ${ROUNDS * 2} alternating rounds`);
+  for (const [name, row] of rows) {
+    console.log(`  ${name.padEnd(44)} old ${row.old.toFixed(2)} µs  new ${row.now.toFixed(2)} µs  new/old ${row.ratio.toFixed(2)}`);
+  }
 }
 
 main().catch((error: unknown) => {

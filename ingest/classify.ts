@@ -137,7 +137,9 @@ export function classifyMessage(
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return { ok: false, reasonCode: 'schema_invalid', message: '(root): expected a JSON object' };
   }
-  const prototypeKey = findPrototypeKey(parsed);
+  // A key can only be `__proto__` if the text spells it, or hides it behind a \u escape: most
+  // messages do neither, and two scans of the text cost less than a walk of the parsed tree.
+  const prototypeKey = text.includes('__proto__') || text.includes('\\u') ? findPrototypeKey(parsed) : undefined;
   if (prototypeKey !== undefined) {
     return { ok: false, reasonCode: 'schema_invalid', message: `${prototypeKey}: a key named "__proto__" is not allowed` };
   }

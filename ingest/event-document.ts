@@ -66,7 +66,19 @@ export function toEventDocument(
   ingestedAt: Date,
   options: EventDocumentOptions = {},
 ): EventDocument {
+  // Members are assigned one by one in the order the spread literals wrote them (the JSON, and so
+  // `_source`, keeps its bytes): a conditional spread made and copied a throwaway object per field.
   const timestamp = new Date(event.time).toISOString();
+  const service: EventDocument['service'] = { name: event.source.service, type: event.source.kind };
+  if (event.source.instance) service.node = { name: event.source.instance };
+  if (event.source.environment) service.environment = event.source.environment;
+  const geo: EventDocument['vigil']['geo'] = { source: enrichment.geoSource };
+  if (enrichment.ipScope) geo.ip_scope = enrichment.ipScope;
+  if (enrichment.accuracyKm !== undefined) geo.accuracy_km = enrichment.accuracyKm;
+  if (enrichment.geoDatabase) {
+    geo.database = enrichment.geoDatabase.name;
+    if (enrichment.geoDatabase.build) geo.database_build = buildText(enrichment.geoDatabase.build);
+  }
   const document: EventDocument = {
     '@timestamp': timestamp,
     ecs: { version: ECS_VERSION },
@@ -79,43 +91,34 @@ export function toEventDocument(
       type: [],
       action: '',
       outcome: 'unknown',
-      ingested: ingestedAt.toISOString(),
-      ...(options.original === true ? { original: JSON.stringify(event) } : {}),
+      ingested: ingestedText(ingestedAt),
     },
-    service: {
-      name: event.source.service,
-      type: event.source.kind,
-      ...(event.source.instance ? { node: { name: event.source.instance } } : {}),
-      ...(event.source.environment ? { environment: event.source.environment } : {}),
-    },
+    service,
     vigil: {
       schema_version: event.schemaVersion,
       family: event.family,
-      geo: {
-        source: enrichment.geoSource,
-        ...(enrichment.ipScope ? { ip_scope: enrichment.ipScope } : {}),
-        ...(enrichment.accuracyKm === undefined ? {} : { accuracy_km: enrichment.accuracyKm }),
-        ...(enrichment.geoDatabase ? { database: enrichment.geoDatabase.name } : {}),
-        ...(enrichment.geoDatabase?.build ? { database_build: enrichment.geoDatabase.build.toISOString() } : {}),
-      },
+      geo,
       kafka: { topic: position.topic, partition: position.partition, offset: position.offset },
       content_hash: contentHash(event),
     },
   };
+  if (options.original === true) document.event.original = JSON.stringify(event);
   // `@timestamp` is UTC to the millisecond; a producer's offset or finer fraction is kept as given.
   if (event.time !== timestamp) document.vigil.time = event.time;
   if (event.source.kind === 'gateway') document.observer = { name: event.source.service, type: 'gateway' };
   if (event.actor.userId) {
     // An authn policy's user is the login name given, whether or not it names an account.
     const loginName = event.family === 'policy' && event.policy.kind === 'authn';
-    document.user = { id: event.actor.userId, ...(loginName ? { name: event.actor.userId } : {}) };
+    document.user = { id: event.actor.userId };
+    if (loginName) document.user.name = event.actor.userId;
   }
   if (event.actor.tenantId) document.organization = { id: event.actor.tenantId };
   if (event.actor.consumerId) document.vigil.consumer_id = event.actor.consumerId;
   if (event.correlation.sessionId) document.vigil.session_id = event.correlation.sessionId;
   if (event.correlation.traceId) document.trace = { id: event.correlation.traceId };
   if (enrichment.ip !== undefined) {
-    document.source = { ip: enrichment.ip, ...(enrichment.geo ? { geo: enrichment.geo } : {}) };
+    document.source = { ip: enrichment.ip };
+    if (enrichment.geo) document.source.geo = enrichment.geo;
   } else if (enrichment.geo) {
     document.source = { geo: enrichment.geo };
   }
@@ -136,17 +139,14 @@ export function toEventDocument(
       document.event.outcome = policy.outcome === 'pass' ? 'success' : 'failure';
       if (policy.reason !== undefined) document.event.reason = policy.reason;
       document.url = { path: policy.resource.path };
-      document.http = { request: { method: policy.resource.method, ...(requestId ? { id: requestId } : {}) } };
+      document.http = { request: { method: policy.resource.method } };
+      if (requestId && document.http.request) document.http.request.id = requestId;
       document.vigil.api = policy.resource.api;
       document.vigil.group = policy.group;
       // The reason is `event.reason` alone: `vigil.policy.reason` was the same text twice.
-      document.vigil.policy = {
-        kind: policy.kind,
-        name: policy.name,
-        outcome: policy.outcome,
-        ...(policy.authContext ? { auth_context: policy.authContext } : {}),
-        ...(policy.scopes ? { scopes: [...policy.scopes] } : {}),
-      };
+      document.vigil.policy = { kind: policy.kind, name: policy.name, outcome: policy.outcome };
+      if (policy.authContext) document.vigil.policy.auth_context = policy.authContext;
+      if (policy.scopes) document.vigil.policy.scopes = [...policy.scopes];
       break;
     }
     case 'invocation': {
@@ -158,14 +158,12 @@ export function toEventDocument(
       // ECS event.duration is in nanoseconds.
       document.event.duration = Math.round(invocation.latencyMs * 1_000_000);
       document.url = { path: invocation.resource.path };
-      document.http = {
-        request: {
-          method: invocation.resource.method,
-          ...(requestId ? { id: requestId } : {}),
-          ...(invocation.bytesIn === undefined ? {} : { body: { bytes: invocation.bytesIn } }),
-        },
-        response: { status_code: invocation.status, ...(invocation.bytesOut === undefined ? {} : { body: { bytes: invocation.bytesOut } }) },
-      };
+      const request: NonNullable<NonNullable<EventDocument['http']>['request']> = { method: invocation.resource.method };
+      if (requestId) request.id = requestId;
+      if (invocation.bytesIn !== undefined) request.body = { bytes: invocation.bytesIn };
+      const response: NonNullable<NonNullable<EventDocument['http']>['response']> = { status_code: invocation.status };
+      if (invocation.bytesOut !== undefined) response.body = { bytes: invocation.bytesOut };
+      document.http = { request, response };
       document.vigil.api = invocation.resource.api;
       document.vigil.route = invocation.route;
       document.vigil.latency_ms = invocation.latencyMs;
@@ -178,12 +176,9 @@ export function toEventDocument(
       document.event.category = ['session'];
       document.event.type = ['info'];
       document.event.action = `device-${device.action.replaceAll('_', '-')}`;
-      document.vigil.device = {
-        type: device.type,
-        action: device.action,
-        ...(device.os === undefined ? {} : { os: device.os }),
-        ...(device.fingerprint === undefined ? {} : { fingerprint: device.fingerprint }),
-      };
+      document.vigil.device = { type: device.type, action: device.action };
+      if (device.os !== undefined) document.vigil.device.os = device.os;
+      if (device.fingerprint !== undefined) document.vigil.device.fingerprint = device.fingerprint;
       // source.ip, user_agent.original and device.id take client's value, else the device's.
       // What that loses is kept: which of them client gave, and the device's own value when
       // client gave one too (most producers send the IP in both, the same).
@@ -199,8 +194,26 @@ export function toEventDocument(
       break;
     }
   }
-  const ips = document.source?.ip === undefined ? [] : [document.source.ip];
-  const users = document.user ? [document.user.id] : [];
-  if (ips.length > 0 || users.length > 0) document.related = { ...(ips.length > 0 ? { ip: ips } : {}), ...(users.length > 0 ? { user: users } : {}) };
+  const ip = document.source?.ip;
+  if (ip !== undefined || document.user) {
+    document.related = {};
+    if (ip !== undefined) document.related.ip = [ip];
+    if (document.user) document.related.user = [document.user.id];
+  }
   return document;
+}
+
+// A chunk's documents share one ingest time, and a geo database one build time: each is
+// formatted once, not once per document.
+let lastIngested: { time: number; text: string } | undefined;
+function ingestedText(ingestedAt: Date): string {
+  const time = ingestedAt.getTime();
+  if (lastIngested?.time !== time) lastIngested = { time, text: ingestedAt.toISOString() };
+  return lastIngested.text;
+}
+let lastBuild: { time: number; text: string } | undefined;
+function buildText(build: Date): string {
+  const time = build.getTime();
+  if (lastBuild?.time !== time) lastBuild = { time, text: build.toISOString() };
+  return lastBuild.text;
 }

@@ -1,4 +1,4 @@
-import { enrich, ipScope, openGeoipLite, type GeoLookup, type GeoResult } from '../../ingest';
+import { enrich, ipScope, ipScopeUncached, openGeoipLite, type GeoLookup, type GeoResult } from '../../ingest';
 
 let geoipLiteLookup: GeoLookup;
 beforeAll(async () => {
@@ -67,6 +67,25 @@ describe('ipScope', () => {
 
   it.each(['', 'localhost', '999.1.1.1', 'not an ip', '1.2.3'])('treats %p, which is no address, as reserved', (text) => {
     expect(ipScope(text)).toBe('reserved');
+  });
+
+  it('answers as the uncached check does, asked twice, past the cache bound and after evictions', () => {
+    // 10.x (private), 100.64-127.x (private), 127.x (reserved), 8.x (public): 4 × 3,000 addresses,
+    // more than the 10,000 the cache keeps, each asked twice with the whole set in between.
+    const addresses = [10, 100, 127, 8].flatMap((first) =>
+      Array.from({ length: 3000 }, (_unused, n) => `${first}.${first === 100 ? 64 + (n % 64) : n % 256}.${Math.floor(n / 256)}.${n % 7}`),
+    );
+    const scopes = new Set<string>();
+    const wrong: string[] = [];
+    for (let pass = 0; pass < 2; pass++) {
+      for (const address of addresses) {
+        const scope = ipScope(address);
+        scopes.add(scope);
+        if (scope !== ipScopeUncached(address)) wrong.push(`${address} on pass ${pass}: ${scope}`);
+      }
+    }
+    expect(wrong.slice(0, 5)).toStrictEqual([]);
+    expect([...scopes].sort()).toStrictEqual(['private', 'public', 'reserved']);
   });
 });
 

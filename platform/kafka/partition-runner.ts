@@ -19,6 +19,11 @@ export interface Chunk {
   topic: string;
   partition: number;
   messages: KafkaMessage[];
+  /**
+   * True when the chunk ends at the high watermark kafkajs saw at the fetch: the partition has
+   * nothing more to read for now. False while it reads a backlog (more is in Kafka).
+   */
+  caughtUp: boolean;
 }
 
 /** Options of {@link createPartitionRunner}. */
@@ -131,7 +136,9 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       // call in flight. A failure here (a rebalance under way) is left to the heartbeat below.
       const beating = setInterval(() => void payload.heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
       try {
-        await options.handle({ topic, partition, messages: chunk });
+        const end = chunk[chunk.length - 1];
+        const caughtUp = end === undefined || BigInt(end.offset) + 1n >= BigInt(payload.batch.highWatermark);
+        await options.handle({ topic, partition, messages: chunk, caughtUp });
       } catch (error) {
         if (!isRetriable(error)) throw error;
         if (stopped) return;

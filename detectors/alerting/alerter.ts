@@ -246,7 +246,6 @@ export function createAlerter(options: AlerterOptions): Alerter {
       partition,
       behind,
     );
-    if (process.env.VIGIL_DEBUG_WM) logger.warn({ dbg: 'hold', partition, times: grouped.map((d) => `${d.ruleId}@${new Date(eventTimeOf(d)).toISOString().slice(11, 19)}/${new Date(orderTimeOf(d, inhibition(d.ruleId).explains)).toISOString().slice(11, 19)}`), late }, 'dbg hold');
     if (late > 0) {
       stats.late += late;
       logger.warn({ late }, 'detections arrived behind the alerter watermark (later than the allowed lateness): folded out of event-time order');
@@ -265,7 +264,6 @@ export function createAlerter(options: AlerterOptions): Alerter {
   async function drain(): Promise<void> {
     for (;;) {
       const released = await store.release(now());
-      if (process.env.VIGIL_DEBUG_WM) logger.warn({ dbg: 'release', wm: released.watermarkMs === undefined ? undefined : new Date(released.watermarkMs).toISOString().slice(11, 19), fallback: released.fallback, n: released.members.length }, 'dbg release');
       if (released.members.length === 0) return;
       const detections = released.members.flatMap((member) => {
         // Held by this code from parsed detections: one that does not parse is a bug, skipped.

@@ -26,6 +26,16 @@ export interface Chunk {
   caughtUp: boolean;
 }
 
+/**
+ * Whether a chunk ends at the high watermark kafkajs saw at the fetch. An unreadable high
+ * watermark counts as caught up: claiming a backlog that is not there would hold others back.
+ */
+function endsAtHighWatermark(chunk: readonly KafkaMessage[], highWatermark: string | undefined): boolean {
+  const end = chunk[chunk.length - 1];
+  if (end === undefined || highWatermark === undefined || !/^-?\d+$/.test(highWatermark) || !/^\d+$/.test(end.offset)) return true;
+  return BigInt(end.offset) + 1n >= BigInt(highWatermark);
+}
+
 /** Options of {@link createPartitionRunner}. */
 export interface PartitionRunnerOptions {
   /** Names the runner in logs and instrumentation (`ingest`, `alerter`). */
@@ -136,9 +146,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       // call in flight. A failure here (a rebalance under way) is left to the heartbeat below.
       const beating = setInterval(() => void payload.heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
       try {
-        const end = chunk[chunk.length - 1];
-        const caughtUp = end === undefined || BigInt(end.offset) + 1n >= BigInt(payload.batch.highWatermark);
-        await options.handle({ topic, partition, messages: chunk, caughtUp });
+        await options.handle({ topic, partition, messages: chunk, caughtUp: endsAtHighWatermark(chunk, payload.batch.highWatermark) });
       } catch (error) {
         if (!isRetriable(error)) throw error;
         if (stopped) return;

@@ -178,6 +178,15 @@ export interface AlertStoreOptions {
  */
 export const PARTITION_IDLE_MS = 5000;
 
+/**
+ * How long a source partition that still has a backlog to read (its last batch ended before its
+ * high watermark) holds the others back without delivering: longer than a paused partition's
+ * longest backoff (30 s) and than a consumer group's rebalance after a member died (the session
+ * timeout, 30 s), so a partition delayed, paused or moved is waited for, and one that no consumer
+ * reads any more (its topic deleted) does not stop the alerter for good.
+ */
+export const PARTITION_BACKLOG_MS = 120_000;
+
 /** Most held detections released per call. */
 export const RELEASE_LIMIT = 5000;
 
@@ -186,15 +195,18 @@ export interface AlertStore {
   /**
    * Holds one source partition's detections until the watermark passes them, in one call:
    * `orderTime` decides when, and in what order, each is folded. Returns how many arrived late
-   * (behind what was already folded).
+   * (behind what was already folded). `behind`: the batch ended before the partition's high
+   * watermark, so it has more to read and holds the watermark back until it delivers it (for
+   * {@link PARTITION_BACKLOG_MS} at most). Called with no items, it records only that.
    */
-  hold(items: readonly { orderTime: number; time: number; json: string }[], wallNowMs: number, partition: string): Promise<{ late: number }>;
+  hold(items: readonly { orderTime: number; time: number; json: string }[], wallNowMs: number, partition: string, behind?: boolean): Promise<{ late: number }>;
   /**
    * Marks source partitions as active, as if each had just delivered a detection older than any:
-   * at start, a partition not read yet then holds the watermark back (for the idle time at most)
-   * instead of being raced past by one read first.
+   * at start, a partition not read yet then holds the watermark back instead of being raced past
+   * by one read first: for the idle time at most, or, when `behind` (the group's committed offset
+   * is short of the high watermark: a backlog), until it delivers (for {@link PARTITION_BACKLOG_MS} at most).
    */
-  expect(partitions: readonly string[], wallNowMs: number): Promise<void>;
+  expect(partitions: readonly { partition: string; behind: boolean }[], wallNowMs: number): Promise<void>;
   /** The held detections the watermark has passed (all, when none arrived for the lateness), in fold order. */
   release(wallNowMs: number): Promise<Released>;
   /** Forgets held detections once folded. */
@@ -232,12 +244,11 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
   }
 
   return {
-    async hold(items, wallNowMs, partition) {
-      if (items.length === 0) return { late: 0 };
+    async hold(items, wallNowMs, partition, behind = false) {
       const value = (await one({
         script: 'alertHold',
         keys: [keys.held, keys.clock],
-        args: [wallNowMs, ttlMs, partition, ...items.flatMap((item) => [item.orderTime, item.time, item.json])],
+        args: [wallNowMs, ttlMs, partition, behind ? 1 : 0, ...items.flatMap((item) => [item.orderTime, item.time, item.json])],
       })) as [string | null, number];
       return { late: Number(value[1]) };
     },
@@ -246,9 +257,9 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       if (partitions.length === 0) return;
       try {
         const pipeline = redis.pipeline();
-        for (const partition of partitions) {
+        for (const { partition, behind } of partitions) {
           pipeline.hsetnx(keys.clock, `max:${partition}`, '0');
-          pipeline.hset(keys.clock, `arrived:${partition}`, wallNowMs);
+          pipeline.hset(keys.clock, `arrived:${partition}`, wallNowMs, `behind:${partition}`, behind ? 1 : 0);
         }
         pipeline.pexpire(keys.clock, ttlMs);
         const results = (await pipeline.exec()) ?? [];
@@ -263,7 +274,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       const value = (await one({
         script: 'alertRelease',
         keys: [keys.held, keys.clock],
-        args: [wallNowMs, latenessMs, RELEASE_LIMIT, Math.min(latenessMs, PARTITION_IDLE_MS)],
+        args: [wallNowMs, latenessMs, RELEASE_LIMIT, Math.min(latenessMs, PARTITION_IDLE_MS), PARTITION_BACKLOG_MS],
       })) as (string | number | null)[];
       const [watermark, fallback, ...flat] = value;
       const members: string[] = [];

@@ -16,7 +16,7 @@ export interface PartitionLoopOptions {
    * Handles one batch of one partition. Resolving commits the batch; a retriable error pauses the
    * partition and the batch is fetched again after the backoff; any other error goes to kafkajs.
    */
-  handle: (messages: readonly KafkaMessage[], source: { topic: string; partition: number }) => Promise<void>;
+  handle: (messages: readonly KafkaMessage[], source: { topic: string; partition: number; caughtUp: boolean }) => Promise<void>;
   /** Backoff of a paused partition. @defaultValue 500 ms doubling up to 30 s, with jitter */
   backoff?: { initialDelayMs: number; maxDelayMs: number };
   /** Receives the runner's `runner.*` events. */
@@ -42,7 +42,7 @@ export function createPartitionLoop(options: PartitionLoopOptions): PartitionLoo
     component: options.component ?? 'alerter',
     // The alerter's work per message is one script item: a whole fetched batch is one chunk.
     chunkSize: options.chunkSize ?? Number.MAX_SAFE_INTEGER,
-    handle: (chunk) => handle(chunk.messages, { topic: chunk.topic, partition: chunk.partition }),
+    handle: (chunk) => handle(chunk.messages, { topic: chunk.topic, partition: chunk.partition, caughtUp: chunk.caughtUp }),
     ...(options.backoff ? { backoff: options.backoff } : {}),
     logger,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),

@@ -234,9 +234,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
   }
 
   /** Holds a batch's detections until the watermark passes them. */
-  async function hold(detections: readonly Detection[], partition: string): Promise<void> {
+  async function hold(detections: readonly Detection[], partition: string, behind: boolean): Promise<void> {
     const grouped = detections;
-    if (grouped.length === 0) return;
     const { late } = await store.hold(
       grouped.map((detection) => ({
         orderTime: orderTimeOf(detection, inhibition(detection.ruleId).explains),
@@ -245,6 +244,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
       })),
       now(),
       partition,
+      behind,
     );
     if (late > 0) {
       stats.late += late;
@@ -380,7 +380,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
         behind = false;
       }
       const detections = readDetections(messages);
-      await hold(detections, `${source.topic}:${source.partition}`);
+      await hold(detections, `${source.topic}:${source.partition}`, !source.caughtUp);
       await serialized(async () => {
         await drain();
         await settle();
@@ -391,15 +391,22 @@ export function createAlerter(options: AlerterOptions): Alerter {
 
   /**
    * Marks every partition of the detections topic active before the first fetch, so that the
-   * partition read first does not fold past one not read yet (a backlog at start). Best effort:
-   * without it, a partition delivered late is counted `late` and folded out of order.
+   * partition read first does not fold past one not read yet (a backlog at start): one with a
+   * backlog for this group (committed offset short of the high watermark) holds the others back
+   * until it delivers. Best effort: without it, a partition delivered late is counted `late` and
+   * folded out of order.
    */
   async function expectPartitions(): Promise<void> {
     const admin = options.kafka.admin();
+    const topic = config.topics.detections;
     try {
       await admin.connect();
-      const metadata = await admin.fetchTopicMetadata({ topics: [config.topics.detections] });
-      const partitions = metadata.topics[0]?.partitions.map(({ partitionId }) => `${config.topics.detections}:${partitionId}`) ?? [];
+      const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId: timings.group, topics: [topic] })]);
+      const from = new Map((committed[0]?.partitions ?? []).map(({ partition, offset }) => [partition, BigInt(offset)]));
+      const partitions = ends.map(({ partition, high, low }) => {
+        const next = from.get(partition) ?? -1n;
+        return { partition: `${topic}:${partition}`, behind: BigInt(high) > (next >= 0n ? next : BigInt(low)) };
+      });
       await store.expect(partitions, now());
     } catch (error) {
       logger.warn({ err: error }, 'could not mark the detections topic partitions active at start; a backlog may fold partly out of order');

@@ -19,6 +19,21 @@ export interface Chunk {
   topic: string;
   partition: number;
   messages: KafkaMessage[];
+  /**
+   * True when the chunk ends at the high watermark kafkajs saw at the fetch: the partition has
+   * nothing more to read for now. False while it reads a backlog (more is in Kafka).
+   */
+  caughtUp: boolean;
+}
+
+/**
+ * Whether a chunk ends at the high watermark kafkajs saw at the fetch. An unreadable high
+ * watermark counts as caught up: claiming a backlog that is not there would hold others back.
+ */
+function endsAtHighWatermark(chunk: readonly KafkaMessage[], highWatermark: string | undefined): boolean {
+  const end = chunk[chunk.length - 1];
+  if (end === undefined || highWatermark === undefined || !/^-?\d+$/.test(highWatermark) || !/^\d+$/.test(end.offset)) return true;
+  return BigInt(end.offset) + 1n >= BigInt(highWatermark);
 }
 
 /** Options of {@link createPartitionRunner}. */
@@ -131,7 +146,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       // call in flight. A failure here (a rebalance under way) is left to the heartbeat below.
       const beating = setInterval(() => void payload.heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
       try {
-        await options.handle({ topic, partition, messages: chunk });
+        await options.handle({ topic, partition, messages: chunk, caughtUp: endsAtHighWatermark(chunk, payload.batch.highWatermark) });
       } catch (error) {
         if (!isRetriable(error)) throw error;
         if (stopped) return;

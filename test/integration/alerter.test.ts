@@ -95,6 +95,15 @@ async function produce(stack: Stack, detections: readonly Detection[]): Promise<
   await producer.disconnect();
 }
 
+/** Produces detections to the partitions `partitionOf` their index names. */
+async function produceTo(stack: Stack, detections: readonly Detection[], partitionOf: (index: number) => number): Promise<void> {
+  const producer = stack.kafka.producer();
+  await producer.connect();
+  const messages = detections.map((item, index) => ({ partition: partitionOf(index), key: item.id, value: JSON.stringify(item) }));
+  await producer.send({ topic: stack.config.topics.detections, messages, acks: -1 });
+  await producer.disconnect();
+}
+
 /** The alert documents, keyed by id: what an analyst sees of each incident. */
 async function alertDocuments(stack: Stack): Promise<Map<string, Record<string, unknown>>> {
   const index = alertIndexNames(stack.config.indices.prefix).index;
@@ -288,6 +297,81 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       ]);
       // The watermark (minute 68) is past every quiet period: all resolved, in event time.
       expect(summary(backlogAlerts).filter((alert) => alert.status === 'active')).toEqual([]);
+    });
+
+    it('gives the same alerts, none late, when one partition of the detections topic is read long after the other', async () => {
+      // The hour alternates between the topic's two partitions, so each holds detections from
+      // its start to its end: whichever is read late has detections an hour behind the other's.
+      const hour = anHour();
+      const partitionOf = (index: number): number => index % 2;
+      const summary = (alerts: Map<string, Record<string, unknown>>): Record<string, unknown>[] =>
+        [...alerts].map(([id, alert]) => ({ id, group: alert.group, count: alert.count, rules: alert.rules, status: alert.status, start: alert.start, end: alert.end })).sort((a, b) => a.id.localeCompare(b.id));
+
+      // Interleaved: both partitions read together, as fast as they go.
+      const together = await runAlerter(env);
+      let togetherAlerts: Map<string, Record<string, unknown>>;
+      try {
+        await produceTo(together.stack, hour, partitionOf);
+        await together.alerter.start();
+        await foldedAll(together, hour.length);
+        togetherAlerts = await settledDocuments(together.stack);
+        expect(together.alerter.stats()).toMatchObject({ late: 0, invalid: 0 });
+      } finally {
+        await together.stop();
+      }
+
+      // One partition delayed: another member of the alerter's group holds it, paused, while the
+      // alerter reads the other one to its end and sweeps for longer than the idle time (5 s);
+      // then that member leaves, and the alerter gets the partition's whole backlog.
+      const delayed = await runAlerter(env);
+      const holder = delayed.stack.kafka.consumer({ groupId: delayed.stack.config.alerting.group, allowAutoTopicCreation: false });
+      let delayedAlerts: Map<string, Record<string, unknown>>;
+      try {
+        await produceTo(delayed.stack, hour, partitionOf);
+        const topic = delayed.stack.config.topics.detections;
+        let holding = false;
+        await holder.connect();
+        await holder.subscribe({ topic, fromBeginning: true });
+        await holder.run({
+          autoCommit: false,
+          eachBatch: (payload) => {
+            holding = true;
+            // Never handled, never committed: the partition waits for the next member.
+            payload.pause();
+            return Promise.resolve();
+          },
+        });
+        await waitFor('the other member to hold the detections topic', () => holding, 60_000);
+        await delayed.alerter.start();
+        // The alerter reads the partition the group gave it: half the hour (one more or less).
+        await waitFor('the alerter to read its partition', () => delayed.alerter.stats().detections >= Math.floor(hour.length / 2), 60_000);
+        const sweptBefore = delayed.alerter.stats().detections;
+        await new Promise((resolve) => setTimeout(resolve, 8000));
+        await delayed.alerter.sweep();
+        // Only the alerter's own partition was read meanwhile.
+        expect(delayed.alerter.stats().detections).toBe(sweptBefore);
+        expect(sweptBefore).toBeLessThan(hour.length);
+        await holder.disconnect();
+        await foldedAll(delayed, hour.length);
+        delayedAlerts = await settledDocuments(delayed.stack);
+        expect(delayed.alerter.stats()).toMatchObject({ detections: hour.length, late: 0, invalid: 0 });
+      } finally {
+        await holder.disconnect().catch(() => undefined);
+        await delayed.stop();
+      }
+
+      expect(summary(delayedAlerts)).toEqual(summary(togetherAlerts));
+      // The two incidents on the login endpoint, the three IPs' and the user's: six alerts.
+      expect(summary(togetherAlerts).map((alert) => alert.group).sort()).toEqual(
+        [
+          'actor.userId=u-17',
+          'client.ip=198.51.100.1',
+          'client.ip=198.51.100.2',
+          'client.ip=198.51.100.3',
+          'invocation.resource.api=accounts-v1,invocation.route=/v1/login',
+          'invocation.resource.api=accounts-v1,invocation.route=/v1/login',
+        ].sort(),
+      );
     });
 
     it('rolls a distributed login flood up into one alert: 800 per-IP detections absorbed, whatever order they arrive in', async () => {

@@ -700,10 +700,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
   describeScript('alertHold-2.lua', () => {
     it('holds detections by order time, keeps one copy of a redelivered one, moves the clock and counts the late', async () => {
-      const hold = (...triples: (string | number)[]) => call('alertHold', [alertKey('held'), alertKey('clock')], [777, TTL, 'detections:0', ...triples]);
+      const hold = (...triples: (string | number)[]) => call('alertHold', [alertKey('held'), alertKey('clock')], [777, TTL, 'detections:0', 0, ...triples]);
       expect(await hold(2000, 2000, '{"id":"b"}', 1000, 1500, '{"id":"a"}', 2000, 2000, '{"id":"b"}')).toEqual(['2000', 0]);
       expect(await redis.zrange(alertKey('held'), 0, -1, 'WITHSCORES')).toEqual(['{"id":"a"}', '1000', '{"id":"b"}', '2000']);
-      expect(await redis.hgetall(alertKey('clock'))).toEqual({ max: '2000', arrived: '777', 'max:detections:0': '2000', 'arrived:detections:0': '777' });
+      expect(await redis.hgetall(alertKey('clock'))).toEqual({ max: '2000', arrived: '777', 'max:detections:0': '2000', 'arrived:detections:0': '777', 'behind:detections:0': '0' });
       // Once something at 1800 is folded, a detection at 1800 or before arrives late; the clock never goes back.
       await redis.hset(alertKey('clock'), 'folded', 1800);
       expect(await hold(1800, 1800, '{"id":"c"}', 1900, 1900, '{"id":"d"}')).toEqual(['2000', 1]);
@@ -711,11 +711,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
   });
 
   describeScript('alertRelease-2.lua', () => {
-    const release = (now: number, lateness: number) => call('alertRelease', [alertKey('held'), alertKey('clock')], [now, lateness, 100, 500]);
+    const release = (now: number, lateness: number) => call('alertRelease', [alertKey('held'), alertKey('clock')], [now, lateness, 100, 500, 5000]);
 
     it('releases what the watermark passed, oldest first and ties by id, and everything once nothing arrived for the lateness', async () => {
       expect(await release(0, 1000)).toEqual([null, 0]);
-      await call('alertHold', [alertKey('held'), alertKey('clock')], [10_000, TTL, 'p:0', 5000, 5000, '{"id":"z"}', 5000, 5000, '{"id":"a"}', 9000, 9000, '{"id":"m"}']);
+      await call('alertHold', [alertKey('held'), alertKey('clock')], [10_000, TTL, 'p:0', 0, 5000, 5000, '{"id":"z"}', 5000, 5000, '{"id":"a"}', 9000, 9000, '{"id":"m"}']);
       // Watermark 9000 - 1000 = 8000: the two at 5000, by id; the one at 9000 waits.
       expect(await release(10_500, 1000)).toEqual(['8000', 0, '{"id":"a"}', '5000', '{"id":"z"}', '5000']);
       // Release does not remove: the alerter forgets what it folded. The fold clock is at the watermark.
@@ -727,7 +727,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
     it('holds a partition ahead back for an active partition behind, until that one goes idle', async () => {
       const hold = (partition: string, now: number, time: number, id: string) =>
-        call('alertHold', [alertKey('held'), alertKey('clock')], [now, TTL, partition, time, time, `{"id":"${id}"}`]);
+        call('alertHold', [alertKey('held'), alertKey('clock')], [now, TTL, partition, 0, time, time, `{"id":"${id}"}`]);
       await hold('p:0', 10_000, 60_000, 'ahead');
       await hold('p:1', 10_100, 3000, 'behind');
       // p:1 is at 3000: the watermark is 2000, nothing of p:0 passes.
@@ -739,6 +739,26 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect((await release(11_000, 1000)).slice(0, 2)).toEqual(['60000', 0]);
       // Both idle, but a detection arrived within the lateness: the newest time held sets it.
       expect((await release(11_600, 1000)).slice(0, 2)).toEqual(['60000', 0]);
+    });
+
+    it('holds the others back for a partition with a backlog to read, past the idle time, until it catches up or the backlog time passes', async () => {
+      const hold = (partition: string, now: number, behind: 0 | 1, time: number, id: string) =>
+        call('alertHold', [alertKey('held'), alertKey('clock')], [now, TTL, partition, behind, time, time, `{"id":"${id}"}`]);
+      await hold('p:1', 10_000, 1, 3000, 'behind');
+      await hold('p:0', 10_000, 0, 60_000, 'ahead');
+      // p:1 has more to read: 3 s of wall time without a batch (past the 500 ms idle time) and it
+      // still holds p:0 back; so does the fallback (no arrival for the lateness) wait for it.
+      expect(await release(13_000, 1000)).toEqual(['2000', 0]);
+      // p:1 delivers the rest of its backlog and is caught up: then idle after 500 ms, as any.
+      await hold('p:1', 13_100, 0, 40_000, 'behind-2');
+      expect((await release(13_200, 1000)).slice(0, 2)).toEqual(['39000', 0]);
+      expect((await release(13_700, 1000)).slice(0, 2)).toEqual(['59000', 0]);
+      // A partition with a backlog that delivers nothing for the backlog time (5 s here) no longer holds the others back.
+      await hold('p:2', 13_800, 1, 1000, 'stuck');
+      expect((await release(14_000, 100_000)).slice(0, 2)).toEqual(['-99000', 0]);
+      expect((await release(18_700, 100_000)).slice(0, 2)).toEqual(['-99000', 0]);
+      expect((await release(18_700, 1000)).slice(0, 2)).toEqual(['0', 0]);
+      expect((await release(18_801, 1000))[1]).toBe(1);
     });
   });
 
@@ -1230,13 +1250,13 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       return 30_000;
     },
     'alertHold-2.lua': async () => {
-      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
+      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 0, 1000, 1000, '{"id":"a"}']);
       return 30_000;
     },
     'alertRelease-2.lua': async () => {
       // Reads write nothing: hold, release, and the keys must still expire.
-      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 1000, 1000, '{"id":"a"}']);
-      await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10, 0]);
+      await callScript(redis, 'alertHold', [alertKey('held'), alertKey('clock')], [1, 30_000, 'p:0', 0, 1000, 1000, '{"id":"a"}']);
+      await callScript(redis, 'alertRelease', [alertKey('held'), alertKey('clock')], [2, 0, 10, 0, 0]);
       return 30_000;
     },
     'alertFold-12.lua': async () => {

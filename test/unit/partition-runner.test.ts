@@ -26,6 +26,25 @@ function batch(messages: number): { payload: EachBatchPayload; heartbeats: () =>
 describe('the partition runner', () => {
   afterEach(() => jest.useRealTimers());
 
+  it('says whether each chunk ends at the high watermark of the fetch: a backlog until the last one', async () => {
+    const { payload } = batch(5);
+    (payload.batch as { highWatermark: string }).highWatermark = '5';
+    const seen: boolean[] = [];
+    const runner = createPartitionRunner({
+      component: 'test',
+      chunkSize: 2,
+      handle: (chunk) => Promise.resolve(void seen.push(chunk.caughtUp)),
+      logger: createLogger({ level: 'silent' }),
+    });
+    await runner.eachBatch(payload);
+    expect(seen).toStrictEqual([false, false, true]);
+    // More written since: the batch's end is no longer the partition's end.
+    const { payload: behind } = batch(2);
+    (behind.batch as { highWatermark: string }).highWatermark = '9';
+    await runner.eachBatch(behind);
+    expect(seen.slice(3)).toStrictEqual([false]);
+  });
+
   it('keeps asking kafkajs to heartbeat while a slow chunk is handled, so the member is not dropped from its group', async () => {
     jest.useFakeTimers();
     const { payload, heartbeats, events } = batch(3);

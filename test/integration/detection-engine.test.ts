@@ -654,6 +654,24 @@ describe('the detection engine on the real Redis', () => {
         expect(summary(second ?? [])).toEqual(summary(first ?? []));
       }
     });
+
+    it('a burst across a period boundary is one detection; a long attack is one per window, each its own id', async () => {
+      const rules = ruleSet(RULES.cardinality);
+      // Ten users from 9:09:20 to 9:10:50: the 10-minute periods turn at 9:10.
+      const burst = Array.from({ length: 10 }, (_, index) => failure(`evt-bd-${index}`, 9 * MINUTE + 20 * SECOND + index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.52' }));
+      const [forwards, backwards] = await bothOrders(rules, burst.filter((_, index) => index % 2 === 0), burst.filter((_, index) => index % 2 === 1));
+      // One detection in either order, though it fired after the turn (9:10:30, 9:10:40) and its window began before it.
+      expect([forwards, backwards].map((found) => found?.map((detection) => [detection.time, detection.window.start]))).toEqual([
+        [[iso(10 * MINUTE + 30 * SECOND), iso(30 * SECOND)]],
+        [[iso(10 * MINUTE + 40 * SECOND), iso(40 * SECOND)]],
+      ]);
+      // 35 minutes of one new user every 10 s from one IP.
+      freshPrefix();
+      const attack = Array.from({ length: 210 }, (_, index) => failure(`evt-la-${index}`, index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.53' }));
+      const found = (await oneByOne(engineFor(rules), attack)).flat();
+      expect(found.map((detection) => detection.time)).toEqual([iso(70 * SECOND), iso(10 * MINUTE + 70 * SECOND), iso(20 * MINUTE + 70 * SECOND), iso(30 * MINUTE + 70 * SECOND)]);
+      expect(new Set(found.map((detection) => detection.id)).size).toBe(4);
+    });
   });
 
   describe('Redis round trips', () => {

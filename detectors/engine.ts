@@ -4,7 +4,7 @@ import { Instrumentation, StoreUnavailableError, type Logger } from '../platform
 import { fieldValue, inputIdentity, inputIp, scalarText, type DetectionInput } from './input';
 import type { CompiledRule, RuleSet } from './rule-loader';
 import { MAX_BATCH_ITEMS, defineScripts, roundTrip, stateKey, type StateCall } from './state';
-import { detectionId, eventTime, isoTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
+import { claimHolder, detectionId, eventTime, isoTime, type Evaluation, type EvaluationContext, type StateRequest } from './evaluation';
 import type { PlanBatch, PlanEntry, StateItem, StatefulRuleType } from './rule-type';
 import type { Rule } from './rule-registry';
 import { detectionScope } from './scope';
@@ -423,12 +423,12 @@ export class DetectionEngine {
           : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
       });
     }
-    const claims = candidates.flatMap(({ claim, detection }) => (claim === undefined ? [] : [{ claim, detection }]));
+    const claims = candidates.flatMap(({ claim, detection, input }) => (claim === undefined ? [] : [{ claim, detection, input }]));
     const refused = new Set<Detection>();
     if (claims.length > 0) {
       const replies = await roundTrip(
         this.options.redis,
-        claims.map(({ claim, detection }) => ({ script: 'claimFiring', keys: [claim.key], args: [claim.time, claim.cooldownMs, claim.ttl, detection.id] })),
+        claims.map(({ claim, detection, input }) => ({ script: 'claimFiring', keys: [claim.key], args: [claim.time, claim.cooldownMs, claim.ttl, claimHolder(detection.id, input.event.id)] })),
         { operation: 'claims', events: this.events, stats: trips },
       );
       claims.forEach((candidate, index) => {

@@ -76,9 +76,35 @@ export function parseFired(value: unknown): { lastFired?: number; lastFiredId?: 
 }
 
 /**
+ * The event-time period a windowed detection is named by: its rule's window, aligned to the
+ * epoch, that the moment it fired (the end of its window) falls in. Named by rule, key and this
+ * period, a detection no longer depends on which events its state happened to hold when it fired
+ * (the oldest of an IP's events read from several partitions changes with their relative pace).
+ * The period is the window, no longer: the claim (claimFiring-1) keeps two detections of one key
+ * at least a cooldown, one window, apart, so two firings never share a period and a long attack
+ * still raises one detection per window. A burst straddling a boundary stays one detection (the
+ * cooldown refuses the second firing); which side names it depends only on when it first reached
+ * the rule's bar in event time (docs/detection.md#detection-ids).
+ */
+export function windowPeriod(end: number, windowMs: number): string {
+  return `period-${Math.floor(end / windowMs)}`;
+}
+
+/**
+ * Who holds a key's firing claim (claimFiring-1 stores it as the `id` of the `fired` hash): the
+ * detection and the event that completed it. A detection named by its window period is the same
+ * detection whichever event completes it, so the id alone can't tell a redelivery (the same
+ * event again: emitted again, not lost) from a late event completing the same window once more
+ * (refused: one detection, emitted once).
+ */
+export function claimHolder(detection: string, eventId: string): string {
+  return `${detection}/${eventId}`;
+}
+
+/**
  * Whether a detection must stay quiet because its key fired within the cooldown: earlier in
- * this batch, or before (from Redis), unless the stored detection is this very one, which a
- * redelivered batch must be able to emit again rather than lose.
+ * this batch, or before (from Redis), unless the stored claim is this very detection from this
+ * very event, which a redelivered batch must be able to emit again rather than lose.
  */
 export function suppressed(
   state: { lastFired?: number; lastFiredId?: string },
@@ -86,11 +112,12 @@ export function suppressed(
   end: number,
   cooldownMs: number,
   identity: readonly string[],
+  eventId: string,
 ): boolean {
   if (context.firedEarlierInBatch !== undefined && Math.abs(end - context.firedEarlierInBatch) < cooldownMs) return true;
   if (state.lastFired === undefined || Math.abs(end - state.lastFired) >= cooldownMs) return false;
-  // The same detection at the same moment is a redelivery; a later event of the same window is not.
-  return !(state.lastFiredId === detectionId(identity) && state.lastFired === end);
+  // The same detection from the same event at the same moment is a redelivery; another event of the same window is not.
+  return !(state.lastFiredId === claimHolder(detectionId(identity), eventId) && state.lastFired === end);
 }
 
 /**

@@ -3,7 +3,7 @@ import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import { stateKey } from '../state';
-import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, parseFired, suppressed, windowPeriod, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 import { z } from 'zod';
 import { base, grouped, fieldPath } from '../rule-schema';
 import { durationSchema } from '../duration';
@@ -122,8 +122,9 @@ export function evaluateCardinality(
   const share = state.share && state.share.total > 0 ? state.share.counted / state.share.total : 0;
   if (counted && share < counted.minShare) return none('below_share');
   const time = eventTime(input.event.time);
-  const identity = [rule.id, context.keyText, state.eventIds[0] ?? input.event.id];
-  if (suppressed(state, context, time, rule.window, identity)) return none('suppressed_in_window');
+  // Named by the window period it fired in, not by the oldest event it held (docs/detection.md#detection-ids).
+  const identity = [rule.id, context.keyText, windowPeriod(time, rule.window)];
+  if (suppressed(state, context, time, rule.window, identity, input.event.id)) return none('suppressed_in_window');
   const shown = state.values.slice(0, 5).join(', ');
   const more = state.values.length > 5 ? ', …' : '';
   return {

@@ -3,7 +3,7 @@ import { keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import type { Predicate } from '../filter';
 import { stateKey } from '../state';
-import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, parseFired, suppressed, windowPeriod, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 import { z } from 'zod';
 import { base, grouped } from '../rule-schema';
 import { filterSchema } from '../filter';
@@ -127,8 +127,9 @@ export function evaluateSequence(
     const chain = chainEndingAt(final, entries, rule);
     if (chain === undefined || !chain.some((entry) => entry.id === input.event.id)) continue;
     const first = chain[0] ?? final;
-    const identity = [rule.id, context.keyText, first.id];
-    if (suppressed(state, context, final.time, rule.window, identity)) return none('suppressed_in_window');
+    // Named by the period its final step falls in, not by the first step it chose (docs/detection.md#detection-ids).
+    const identity = [rule.id, context.keyText, windowPeriod(final.time, rule.window)];
+    if (suppressed(state, context, final.time, rule.window, identity, input.event.id)) return none('suppressed_in_window');
     const description = rule.steps.map((step) => (step.count > 1 ? `${step.count}× ${step.name}` : step.name)).join(' → ');
     return {
       outcome: 'detected',

@@ -3,7 +3,7 @@ import { fieldValue, scalarText } from '../input';
 import { fieldLabel, keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
 import { stateKey } from '../state';
-import { eventTime, none, parseFired, suppressed, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
+import { eventTime, none, parseFired, suppressed, windowPeriod, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 import { z } from 'zod';
 import { base, grouped, fieldPath } from '../rule-schema';
 import { durationSchema } from '../duration';
@@ -124,8 +124,9 @@ export function evaluateThreshold(
   if (count < rule.threshold) return none('below_threshold');
   const end = window[window.length - 1]?.time ?? time;
   const first = window[0];
-  const identity = [rule.id, context.keyText, first?.id ?? input.event.id];
-  if (suppressed(state, context, end, rule.window, identity)) return none('suppressed_in_window');
+  // Named by the period its full window ends in, not by the first event it held (docs/detection.md#detection-ids).
+  const identity = [rule.id, context.keyText, windowPeriod(end, rule.window)];
+  if (suppressed(state, context, end, rule.window, identity, input.event.id)) return none('suppressed_in_window');
   const windowStart = first?.time ?? time;
   const values = [...new Set(window.map((member) => member.value).filter((value): value is string => value !== undefined))];
   const spread =

@@ -607,6 +607,73 @@ describe('the detection engine on the real Redis', () => {
     expect(second).toEqual(first);
   });
 
+  describe('the same events in another order, within the allowed lateness (issue 15)', () => {
+    /**
+     * One key's events read from two partitions at different paces: each partition in event-time
+     * order, one read ahead of the other. The detection fires at a different event in each order
+     * and its state holds different events then; its id must not change.
+     */
+    const bothOrders = async (rules: RuleSet, ahead: readonly DetectionInput[], behind: readonly DetectionInput[]): Promise<Detection[][]> => {
+      const runs: Detection[][] = [];
+      for (const order of [[...ahead, ...behind], [...behind, ...ahead]]) {
+        freshPrefix();
+        runs.push((await oneByOne(engineFor(rules), order)).flat());
+      }
+      return runs;
+    };
+    const summary = (detections: readonly Detection[]): string[] => detections.map((detection) => `${detection.ruleId} ${detection.id}`);
+
+    it('credential stuffing: one detection, the same id, whichever partition of the IP is read first', async () => {
+      const ip = '198.51.100.50';
+      // Partition a holds the oldest attempt; partition b alone reaches the 8 users.
+      const a = Array.from({ length: 4 }, (_, index) => failure(`evt-or-a${index}`, index * 20 * SECOND, { userId: `a-${index}`, ip }));
+      const b = Array.from({ length: 10 }, (_, index) => failure(`evt-or-b${index}`, (index + 1) * 10 * SECOND, { userId: `b-${index}`, ip }));
+      const [aFirst, bFirst] = await bothOrders(ruleSet(RULES.cardinality), a, b);
+      // It fired at a different event, holding different events, in each order...
+      expect([aFirst?.[0]?.time, bFirst?.[0]?.time]).toEqual([iso(50 * SECOND), iso(80 * SECOND)]);
+      expect(aFirst?.[0]?.eventIds[0]).not.toBe(bFirst?.[0]?.eventIds[0]);
+      // ...and is the same detection.
+      expect(summary(bFirst ?? [])).toEqual(summary(aFirst ?? []));
+      expect(aFirst).toHaveLength(1);
+    });
+
+    it('threshold and sequence: one detection each, the same id, whichever partition of the key is read first', async () => {
+      const user = { userId: 'u-1', ip: '198.51.100.51' };
+      // Six failures 10 s apart (three within a minute: the threshold rule; five: the sequence), then a success.
+      const failures = Array.from({ length: 6 }, (_, index) => failure(`evt-or-f${index}`, index * 10 * SECOND, user));
+      const last = success('evt-or-s0', 3 * MINUTE, user);
+      // The threshold rule: the oldest failure read first, or last.
+      const threshold = await bothOrders(ruleSet(RULES.threshold), failures.slice(0, 1), failures.slice(1));
+      // The sequence: the newest failure read first, or after the success.
+      const sequence = await bothOrders(ruleSet(RULES.sequence), [...failures.slice(0, 5), last], failures.slice(5));
+      for (const [first, second] of [threshold, sequence]) {
+        // Different events held, in each order...
+        expect(first?.[0]?.eventIds[0]).not.toBe(second?.[0]?.eventIds[0]);
+        // ...one detection, the same one.
+        expect(first).toHaveLength(1);
+        expect(summary(second ?? [])).toEqual(summary(first ?? []));
+      }
+    });
+
+    it('a burst across a period boundary is one detection; a long attack is one per window, each its own id', async () => {
+      const rules = ruleSet(RULES.cardinality);
+      // Ten users from 9:09:20 to 9:10:50: the 10-minute periods turn at 9:10.
+      const burst = Array.from({ length: 10 }, (_, index) => failure(`evt-bd-${index}`, 9 * MINUTE + 20 * SECOND + index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.52' }));
+      const [forwards, backwards] = await bothOrders(rules, burst.filter((_, index) => index % 2 === 0), burst.filter((_, index) => index % 2 === 1));
+      // One detection in either order, though it fired after the turn (9:10:30, 9:10:40) and its window began before it.
+      expect([forwards, backwards].map((found) => found?.map((detection) => [detection.time, detection.window.start]))).toEqual([
+        [[iso(10 * MINUTE + 30 * SECOND), iso(30 * SECOND)]],
+        [[iso(10 * MINUTE + 40 * SECOND), iso(40 * SECOND)]],
+      ]);
+      // 35 minutes of one new user every 10 s from one IP.
+      freshPrefix();
+      const attack = Array.from({ length: 210 }, (_, index) => failure(`evt-la-${index}`, index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.53' }));
+      const found = (await oneByOne(engineFor(rules), attack)).flat();
+      expect(found.map((detection) => detection.time)).toEqual([iso(70 * SECOND), iso(10 * MINUTE + 70 * SECOND), iso(20 * MINUTE + 70 * SECOND), iso(30 * MINUTE + 70 * SECOND)]);
+      expect(new Set(found.map((detection) => detection.id)).size).toBe(4);
+    });
+  });
+
   describe('Redis round trips', () => {
     it('makes one round trip for a batch of 100 events with no detections, and one more when something fires', async () => {
       const engine = engineFor(ruleSet(RULES.threshold, RULES.cardinality, RULES.sequence, RULES.newDevice, RULES.travel));

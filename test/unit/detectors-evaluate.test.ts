@@ -90,7 +90,8 @@ describe('evaluateThreshold', () => {
       eventIds: state.members.map((member) => member.id),
       windowStart: T - 272_000,
       windowEnd: T,
-      identity: ['authn-failures-per-user', 'actor.userId=u-17', 'evt-0000-fail'],
+      // Named by the 5-minute period its window ends in (epoch-aligned), not by its oldest event.
+      identity: ['authn-failures-per-user', 'actor.userId=u-17', `period-${Math.floor(T / 300_000)}`],
       cooldownMs: 300_000,
     });
   });
@@ -208,7 +209,7 @@ describe('evaluateCardinality', () => {
       eventIds: state.eventIds,
       windowStart: T - 600_000,
       windowEnd: T,
-      identity: ['credential-stuffing', 'client.ip=81.2.69.142', 'evt-0000-try'],
+      identity: ['credential-stuffing', 'client.ip=81.2.69.142', `period-${Math.floor(T / 600_000)}`],
       cooldownMs: 600_000,
     });
   });
@@ -308,7 +309,7 @@ describe('evaluateSequence', () => {
       eventIds: ['evt-fail-0000', 'evt-fail-0001', 'evt-fail-0002', 'evt-fail-0003', 'evt-fail-0004', 'evt-success-01'],
       windowStart: T - 50 * SECOND,
       windowEnd: T,
-      identity: ['account-takeover-sequence', 'client.ip=81.2.69.142', 'evt-fail-0000'],
+      identity: ['account-takeover-sequence', 'client.ip=81.2.69.142', `period-${Math.floor(T / 600_000)}`],
       cooldownMs: 600_000,
     });
   });
@@ -363,7 +364,8 @@ describe('evaluateSequence', () => {
     expect(detection.eventIds).toStrictEqual(['evt-fail-0000', 'evt-fail-0001', 'evt-fail-0002', 'evt-fail-0003', 'evt-fail-0004', 'evt-success-01']);
     expect(detection.windowStart).toBe(T - 50 * SECOND);
     expect(detection.windowEnd).toBe(T);
-    expect(detection.identity).toStrictEqual(['account-takeover-sequence', 'client.ip=81.2.69.142', 'evt-fail-0000']);
+    // The period of its final step (T), as in order.
+    expect(detection.identity).toStrictEqual(['account-takeover-sequence', 'client.ip=81.2.69.142', `period-${Math.floor(T / 600_000)}`]);
   });
 
   it('does not report again a chain that the late event is not part of', () => {

@@ -162,11 +162,14 @@ describe('notification grouping against real Redis and a real receiver', () => {
     });
     frozen.notify(opened());
     await waitFor('the frozen attempt', () => attempted.length >= 1, 30_000);
+    // It dies mid-send: no more polling, and the lease it holds is never given back. (Left polling,
+    // it could take the lease again each time it ran out, and hang on it again.)
+    frozen.abandon();
 
     const survivor = instance(300_000, { grouping: { store: createGroupStore(redis, prefix), pollEveryMs: 50, leaseMs: 1500 } });
     await waitFor('the opening sent by the survivor', () => receiver.received.some((item) => item.path === '/webhook'), 30_000);
     await survivor.drain();
-    frozen.abandon();
+    expect(attempted).toHaveLength(1);
 
     const webhooks = receiver.received.filter((item) => item.path === '/webhook');
     expect(webhooks).toHaveLength(1);

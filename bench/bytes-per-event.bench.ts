@@ -18,11 +18,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Correlator, deleteKeysUnder } from '../detectors';
 import { classifyMessage, correlate, correlationDocument, enrich, openGeoipLite, toEventDocument } from '../ingest';
-import type { Emitter, EmitResult } from '../ingest/sdk';
+import type { Emitter } from '../ingest/sdk';
 import { createElasticsearch, createRedis, loadConfig } from '../platform';
 import { eventIndexName, eventMappings, type EventDocument, type VigilEvent } from '../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { positiveInteger } from './arguments';
+import { recordingEmitter } from './recording-emitter';
 
 function argument(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -34,23 +35,13 @@ const EVENTS = positiveInteger(argument('--events'), 5000, '--events');
  * An emitter of one producer (as the demo has one per simulated source) that only records the
  * Kafka values it would send, with ids, times and defaults as the SDK writes them.
  */
-function recordingEmitter(into: Buffer[], source: object): Emitter {
-  let n = 0;
+function recordInto(into: Buffer[], source: object): Emitter {
   const start = Date.now() - 3_600_000;
-  const record = (family: string) => (input: object): EmitResult => {
+  return recordingEmitter((family, input) => {
     const id = randomUUID();
-    n++;
     into.push(Buffer.from(JSON.stringify({ id, schemaVersion: 1, family, time: new Date(start + into.length * 700).toISOString(), source, correlation: {}, actor: {}, client: {}, ...input })));
-    return { id, accepted: true };
-  };
-  return {
-    policy: record('policy'),
-    invocation: record('invocation'),
-    device: record('device'),
-    flush: () => Promise.resolve(),
-    close: () => Promise.resolve(),
-    stats: () => ({ accepted: n, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0, bufferedBytes: 0 }),
-  };
+    return id;
+  });
 }
 
 /** Template version 2's document of an event: what Vigil indexed before this change. */
@@ -84,7 +75,7 @@ async function main(): Promise<void> {
   const geoLookup = await openGeoipLite();
 
   const values: Buffer[] = [];
-  emitSimulatedTraffic(SIMULATED_SOURCES.map((source) => recordingEmitter(values, source)), EVENTS, { seed: 12 });
+  emitSimulatedTraffic(SIMULATED_SOURCES.map((source) => recordInto(values, source)), EVENTS, { seed: 12 });
   const limits = config.limits;
   const decoded = values.flatMap((value) => {
     const verdict = classifyMessage(value, limits);

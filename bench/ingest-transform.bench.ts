@@ -25,27 +25,20 @@ import {
 import type { VigilEvent } from '../schemas';
 import { referenceContentHash, referenceFindPrototypeKey } from '../test/support/hot-path-reference';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
-import type { Emitter, EmitResult } from '../ingest/sdk';
+import type { Emitter } from '../ingest/sdk';
+import { recordingEmitter } from './recording-emitter';
 
 const MESSAGES = 20_000;
 const ROUNDS = 5;
 
-/** An emitter that only records what it is given: the bench measures the consumer side. */
-function recordingEmitter(into: Buffer[]): Emitter {
+/** Records the emitted events as Kafka values: the bench measures the consumer side. */
+function recordInto(into: Buffer[]): Emitter {
   let n = 0;
-  const record = (family: string) => (input: object): EmitResult => {
+  return recordingEmitter((family, input) => {
     const id = `evt-bench-${(n++).toString(36).padStart(8, '0')}`;
     into.push(Buffer.from(JSON.stringify({ ...input, id, schemaVersion: 1, family, time: new Date().toISOString(), source: { service: 'bench', kind: 'gateway' } })));
-    return { id, accepted: true };
-  };
-  return {
-    policy: record('policy'),
-    invocation: record('invocation'),
-    device: record('device'),
-    flush: () => Promise.resolve(),
-    close: () => Promise.resolve(),
-    stats: () => ({ accepted: n, delivered: 0, dropped: 0, sendFailures: 0, buffered: 0, bufferedBytes: 0 }),
-  };
+    return id;
+  });
 }
 
 /** CPU milliseconds (user + system) of the process while `run` ran. */
@@ -90,7 +83,7 @@ function sideBySide<T>(items: readonly T[], old: (item: T) => unknown, now: (ite
 }
 
 const messages: Buffer[] = [];
-emitSimulatedTraffic([recordingEmitter(messages)], MESSAGES, { seed: 1 });
+emitSimulatedTraffic([recordInto(messages)], MESSAGES, { seed: 1 });
 const limits = { maxMessageBytes: 256 * 1024, maxJsonDepth: 16 };
 const position = { topic: 'bench', partition: 0, offset: '0' };
 const now = new Date();

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SEVERITIES } from './detection';
-import { ECS_VERSION, TEMPLATE_VERSION } from './elasticsearch';
+import { managedTemplate, type IndexTemplate } from './elasticsearch';
 
 /** What happened to an alert: each is a notification on-call may receive. */
 export const ALERT_CHANGES = ['opened', 'escalated', 'resolved'] as const;
@@ -157,7 +157,7 @@ export const alertMappings = {
   },
 } as const;
 
-/** Fields of the alert mappings whose type changed in {@link TEMPLATE_VERSION}: an existing alerts index keeps theirs. */
+/** Fields of the alert mappings whose type changed in the current `TEMPLATE_VERSION`: an existing alerts index keeps theirs. */
 export const ALERT_RETYPED_FIELDS = ['kibana.alert.reason'] as const;
 
 /** The alerts index and template names under one prefix (one index: alerts are few and updated in place). */
@@ -166,19 +166,7 @@ export function alertIndexNames(prefix: string): { index: string; indexTemplate:
 }
 
 /** The index template of the alerts index. */
-export function alertTemplate(prefix: string, settings: { shards: number; replicas: number }): { name: string; body: Record<string, unknown> } {
+export function alertTemplate(prefix: string, settings: { shards: number; replicas: number }): IndexTemplate {
   const names = alertIndexNames(prefix);
-  return {
-    name: names.indexTemplate,
-    body: {
-      index_patterns: [names.index],
-      priority: 200,
-      version: TEMPLATE_VERSION,
-      template: {
-        settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '1s' },
-        mappings: { ...alertMappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } },
-      },
-      _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
-    },
-  };
+  return managedTemplate(names.indexTemplate, names.index, alertMappings, { ...settings, refreshInterval: '1s' });
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ECS_VERSION, TEMPLATE_VERSION } from './elasticsearch';
+import { managedTemplate, type IndexTemplate } from './elasticsearch';
 
 /** Severity of a rule and of what it detects; `event.severity` carries the number. */
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
@@ -163,19 +163,7 @@ export function detectionIndexName(prefix: string, time: string): string {
 }
 
 /** The index template of detection indices. */
-export function detectionTemplate(prefix: string, settings: { shards: number; replicas: number }): { name: string; body: Record<string, unknown> } {
+export function detectionTemplate(prefix: string, settings: { shards: number; replicas: number }): IndexTemplate {
   const names = detectionIndexNames(prefix);
-  return {
-    name: names.indexTemplate,
-    body: {
-      index_patterns: [names.pattern],
-      priority: 200,
-      version: TEMPLATE_VERSION,
-      template: {
-        settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '1s' },
-        mappings: { ...detectionMappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } },
-      },
-      _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
-    },
-  };
+  return managedTemplate(names.indexTemplate, names.pattern, detectionMappings, { ...settings, refreshInterval: '1s' });
 }

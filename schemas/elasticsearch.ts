@@ -316,6 +316,38 @@ export function eventIndexName(prefix: string, family: Family, time: string): st
   return `${prefix}-events-${family}-${day}`;
 }
 
+/** An index template body as `PUT _index_template` takes it. */
+export interface IndexTemplate {
+  name: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * One of Vigil's own index templates (detections, alerts, pipeline metrics): its mappings stamped
+ * with the template and ECS versions, and marked as managed by Vigil, so start-up can tell whether
+ * the installed one is current.
+ */
+export function managedTemplate(
+  name: string,
+  pattern: string,
+  mappings: Record<string, unknown>,
+  settings: { shards: number; replicas: number; refreshInterval: string },
+): IndexTemplate {
+  return {
+    name,
+    body: {
+      index_patterns: [pattern],
+      priority: 200,
+      version: TEMPLATE_VERSION,
+      template: {
+        settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: settings.refreshInterval },
+        mappings: { ...mappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } },
+      },
+      _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
+    },
+  };
+}
+
 /** The composable templates for event indices: the body of each PUT. */
 export function eventTemplates(
   prefix: string,

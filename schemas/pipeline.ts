@@ -1,4 +1,4 @@
-import { ECS_VERSION, TEMPLATE_VERSION } from './elasticsearch';
+import { managedTemplate, type ECS_VERSION, type IndexTemplate } from './elasticsearch';
 
 /**
  * Pipeline metrics in Elasticsearch: what a Vigil process counted in one interval (events in and
@@ -105,20 +105,8 @@ export function pipelineIndexName(prefix: string, time: string): string {
 }
 
 /** The index template of the pipeline metric indices. */
-export function pipelineTemplate(prefix: string, settings: { shards: number; replicas: number }): { name: string; body: Record<string, unknown> } {
+export function pipelineTemplate(prefix: string, settings: { shards: number; replicas: number }): IndexTemplate {
   const names = pipelineIndexNames(prefix);
-  return {
-    name: names.indexTemplate,
-    body: {
-      index_patterns: [names.pattern],
-      priority: 200,
-      version: TEMPLATE_VERSION,
-      template: {
-        // Written once per interval: no need for a fast refresh.
-        settings: { number_of_shards: settings.shards, number_of_replicas: settings.replicas, refresh_interval: '5s' },
-        mappings: { ...pipelineMappings, _meta: { template_version: TEMPLATE_VERSION, ecs_version: ECS_VERSION } },
-      },
-      _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },
-    },
-  };
+  // Written once per interval: no need for a fast refresh.
+  return managedTemplate(names.indexTemplate, names.pattern, pipelineMappings, { ...settings, refreshInterval: '5s' });
 }

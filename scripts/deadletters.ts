@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Batch, Consumer, Kafka } from 'kafkajs';
 import {
   DEAD_LETTER_REASONS,
   deadLetterBatches,
@@ -305,50 +305,24 @@ export async function scanDeadLetters(kafka: Kafka, topic: string, visit: (entry
     // A partition is done once its message at end - 1 is read; an empty one is done already.
     const remaining = new Set(offsets.filter(({ low, high }) => BigInt(high) > BigInt(low)).map(({ partition }) => partition));
     if (remaining.size === 0) return ends;
-
-    const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
-    await consumer.connect();
-    try {
-      await consumer.subscribe({ topic, fromBeginning: true });
-      let finish: (error?: Error) => void = () => undefined;
-      const finished = new Promise<void>((resolve, reject) => {
-        finish = (error) => (error ? reject(error) : resolve());
-      });
-      const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
-      let idle = setTimeout(() => undefined, 0);
-      const armIdle = (): void => {
-        clearTimeout(idle);
-        idle = setTimeout(
-          () => finish(new VigilError(`reading ${topic}: nothing arrived for ${idleTimeoutMs} ms with partitions ${[...remaining].join(', ')} not read to their end`, { code: 'deadletter_scan_stalled', retriable: true })),
-          idleTimeoutMs,
-        );
-      };
-      armIdle();
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => {
-          armIdle();
-          const end = BigInt(ends.get(batch.partition) ?? '0');
-          for (const message of batch.messages) {
-            const offset = BigInt(message.offset);
-            if (offset >= end) break; // written after the scan began
-            const record = fromDeadLetterMessage({ value: message.value, ...(message.headers ? { headers: message.headers } : {}) });
-            const stamped = Date.parse(record.deadLetteredAt);
-            visit({ position: { topic, partition: batch.partition, offset: message.offset }, record, time: Number.isNaN(stamped) ? Number(message.timestamp) : stamped });
-            if (offset >= end - 1n) remaining.delete(batch.partition);
-          }
-          if (remaining.size === 0) finish();
-          return Promise.resolve();
-        },
-      });
-      try {
-        await finished;
-      } finally {
-        clearTimeout(idle);
-      }
-    } finally {
-      await consumer.disconnect();
-    }
+    const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+    await consumeUntilDone(kafka, groupId, topic, {
+      // A scan that stalls short of the end offsets is an error: the summary would be partial.
+      onIdle: () => new VigilError(`reading ${topic}: nothing arrived for ${idleTimeoutMs} ms with partitions ${[...remaining].join(', ')} not read to their end`, { code: 'deadletter_scan_stalled', retriable: true }),
+      idleTimeoutMs,
+      eachBatch: (batch) => {
+        const end = BigInt(ends.get(batch.partition) ?? '0');
+        for (const message of batch.messages) {
+          const offset = BigInt(message.offset);
+          if (offset >= end) break; // written after the scan began
+          const record = fromDeadLetterMessage({ value: message.value, ...(message.headers ? { headers: message.headers } : {}) });
+          const stamped = Date.parse(record.deadLetteredAt);
+          visit({ position: { topic, partition: batch.partition, offset: message.offset }, record, time: Number.isNaN(stamped) ? Number(message.timestamp) : stamped });
+          if (offset >= end - 1n) remaining.delete(batch.partition);
+        }
+        return remaining.size === 0;
+      },
+    });
     return ends;
   } finally {
     // The group never committed, but deleting it leaves no trace at all (and no lag alarm).
@@ -403,47 +377,76 @@ export async function readOriginals(kafka: Kafka, positions: readonly { topic: s
 }
 
 async function readPartitions(kafka: Kafka, groupId: string, topic: string, pending: Map<number, bigint[]>, all: readonly number[], found: Originals, idleTimeoutMs: number): Promise<void> {
+  await consumeUntilDone(kafka, groupId, topic, {
+    // A position that never comes (a gap the log has there) ends the read when nothing arrives.
+    onIdle: () => undefined,
+    idleTimeoutMs,
+    started: (consumer) => {
+      consumer.pause([{ topic, partitions: all.filter((partition) => !pending.has(partition)) }]);
+      for (const [partition, offsets] of pending) consumer.seek({ topic, partition, offset: String(offsets[0]) });
+    },
+    eachBatch: (batch, consumer) => {
+      const offsets = pending.get(batch.partition);
+      if (!offsets) return false;
+      for (const message of batch.messages) {
+        const offset = BigInt(message.offset);
+        // Wanted positions passed without a message there hold none (compacted, a marker).
+        while (offsets.length > 0 && (offsets[0] ?? offset) < offset) offsets.shift();
+        if (offsets[0] === offset) {
+          found.set(`${topic}:${batch.partition}:${message.offset}`, message.value);
+          offsets.shift();
+        }
+        if (offsets.length === 0) break;
+      }
+      if (offsets.length === 0) {
+        pending.delete(batch.partition);
+        consumer.pause([{ topic, partitions: [batch.partition] }]);
+      }
+      return pending.size === 0;
+    },
+  });
+}
+
+/** What {@link consumeUntilDone} does with each batch, and when it stops. */
+interface UntilDone {
+  /** Reads one batch; true when the read is complete. */
+  eachBatch(batch: Batch, consumer: Consumer): boolean;
+  /** Runs once the consumer runs (seeks and pauses go here). */
+  started?(consumer: Consumer): void;
+  /** Nothing arrived for this long: the read ends, failing with the error returned, if any. */
+  idleTimeoutMs: number;
+  onIdle(): Error | undefined;
+}
+
+/**
+ * The read loop of the dead-letter commands: a throwaway group's consumer (nothing committed)
+ * reads a topic from its start until `eachBatch` says it is done, or until nothing arrives for
+ * the idle timeout. The scan and the read at source positions differ only in their stop rule.
+ */
+async function consumeUntilDone(kafka: Kafka, groupId: string, topic: string, until: UntilDone): Promise<void> {
   const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
-    let finish: () => void = () => undefined;
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
+    let finish: (error?: Error) => void = () => undefined;
+    const finished = new Promise<void>((resolve, reject) => {
+      finish = (error) => (error ? reject(error) : resolve());
     });
-    // A position that never comes (a gap the log has there) ends the read when nothing arrives.
     let idle = setTimeout(() => undefined, 0);
     const armIdle = (): void => {
       clearTimeout(idle);
-      idle = setTimeout(finish, idleTimeoutMs);
+      idle = setTimeout(() => finish(until.onIdle()), until.idleTimeoutMs);
     };
     armIdle();
     await consumer.run({
       autoCommit: false,
-      eachBatch: async ({ batch }) => {
+      eachBatch: ({ batch }) => {
         armIdle();
-        const offsets = pending.get(batch.partition);
-        if (!offsets) return Promise.resolve();
-        for (const message of batch.messages) {
-          const offset = BigInt(message.offset);
-          // Wanted positions passed without a message there hold none (compacted, a marker).
-          while (offsets.length > 0 && (offsets[0] ?? offset) < offset) offsets.shift();
-          if (offsets[0] === offset) {
-            found.set(`${topic}:${batch.partition}:${message.offset}`, message.value);
-            offsets.shift();
-          }
-          if (offsets.length === 0) break;
-        }
-        if (offsets.length === 0) {
-          pending.delete(batch.partition);
-          consumer.pause([{ topic, partitions: [batch.partition] }]);
-        }
-        if (pending.size === 0) finish();
+        if (until.eachBatch(batch, consumer)) finish();
         return Promise.resolve();
       },
     });
-    consumer.pause([{ topic, partitions: all.filter((partition) => !pending.has(partition)) }]);
-    for (const [partition, offsets] of pending) consumer.seek({ topic, partition, offset: String(offsets[0]) });
+    until.started?.(consumer);
     try {
       await finished;
     } finally {

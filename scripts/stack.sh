@@ -423,12 +423,28 @@ ES_PLUGIN_SRC="$HERE/stack/es-analysis-plugin"
 ES_PLUGIN_NAME="vigil-security-analysis"
 es_secure_home() { echo "$CACHE_DIR/elasticsearch-$ES_VERSION-secure"; }
 
+# What the copy was built from: the version and the plugin's sources.
+es_secure_stamp() {
+  echo "$ES_VERSION $(cd "$ES_PLUGIN_SRC" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+}
+es_secure_current() {
+  local home; home="$(es_secure_home)"
+  [[ -f "$home/.complete" && "$(cat "$home/.complete")" == "$(es_secure_stamp)" ]]
+}
+
 es_secure_install() {
   es_install
-  local home pristine stamp build
+  mkdir -p "$CACHE_DIR"
+  # One build at a time: two `up-secure` runs at once would share the folders below.
+  (
+    flock 9
+    es_secure_current || es_secure_build
+  ) 9>"$CACHE_DIR/.es-secure.lock" || exit 1
+}
+
+es_secure_build() {
+  local home pristine build
   home="$(es_secure_home)"; pristine="$(es_home)"
-  stamp="$ES_VERSION $(cd "$ES_PLUGIN_SRC" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
-  [[ -f "$home/.complete" && "$(cat "$home/.complete")" == "$stamp" ]] && return 0
   [[ -x "$ES_JAVA_HOME/bin/javac" && -x "$ES_JAVA_HOME/bin/jar" ]] \
     || die "no javac/jar in ES_JAVA_HOME=$ES_JAVA_HOME: the secured Elasticsearch's analysis plugin is compiled with the JDK"
   log "building the $ES_PLUGIN_NAME plugin and a copy of Elasticsearch $ES_VERSION with it in $home"
@@ -442,7 +458,7 @@ es_secure_install() {
 $(cat "$build/javac.log")"
   "$ES_JAVA_HOME/bin/jar" --create --file "$build/zip/$ES_PLUGIN_NAME-$ES_VERSION.jar" -C "$build/classes" .
   sed "s/@ES_VERSION@/$ES_VERSION/g" "$ES_PLUGIN_SRC/plugin-descriptor.properties" >"$build/zip/plugin-descriptor.properties"
-  # A plugin is a zip with the descriptor at its root; jar writes one without a manifest (-M).
+  # A plugin is a zip with the descriptor at its root; jar writes one without a manifest.
   "$ES_JAVA_HOME/bin/jar" --create --no-manifest --file "$build/$ES_PLUGIN_NAME-$ES_VERSION.zip" -C "$build/zip" .
   cp -a "$pristine" "$home.tmp"
   rm -f "$home.tmp/.complete"
@@ -452,7 +468,7 @@ $(cat "$build/javac.log")"
 $(cat "$build/install.log")"
   chmod -R a+rX "$home.tmp"
   rm -rf "$home"; mv "$home.tmp" "$home"
-  printf '%s' "$stamp" >"$home/.complete"
+  es_secure_stamp >"$home/.complete"
   rm -rf "$build"
 }
 
@@ -467,13 +483,14 @@ secure_es_has_plugin() {
 }
 
 secure_es_start() {
-  es_secure_install
   if secure_es_up; then
-    if secure_es_has_plugin; then log "secured Elasticsearch answers on $SECURE_ES_PORT"; return 0; fi
-    # Started before the plugin existed (or from the pristine copy): API keys can't be minted there.
-    log "the secured Elasticsearch on $SECURE_ES_PORT runs without the $ES_PLUGIN_NAME plugin; restarting it"
+    if secure_es_has_plugin && es_secure_current; then log "secured Elasticsearch answers on $SECURE_ES_PORT"; return 0; fi
+    # Started from the pristine distribution (before the plugin existed) or from an older build of
+    # the plugin: stopped before its copy is rebuilt under it, then started from the new one.
+    log "the secured Elasticsearch on $SECURE_ES_PORT runs without the current $ES_PLUGIN_NAME plugin; restarting it"
     stop_pidfile "secured Elasticsearch" "$SECURE_DIR/es-logs/es.pid"
   fi
+  es_secure_install
   es_user
   local home data logs conf
   home="$(es_secure_home)"; data="$SECURE_DIR/es-data"; logs="$SECURE_DIR/es-logs"; conf="$SECURE_DIR/es-config"

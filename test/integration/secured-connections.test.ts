@@ -130,6 +130,28 @@ describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS w
     expect((error as Error).message).toMatch(/^elasticsearch \(https:\/\/127\.0\.0\.1:9201\): authentication failed: security_exception/);
   }, 180_000);
 
+  it("the secured node's analysis plugin splits an e-mail address as the .security index's email analyzer asks", async () => {
+    // The same analysis settings as the .security index (scripts/stack/es-analysis-plugin).
+    const admin = createElasticsearch(isolatedConfig(env));
+    const index = `it-${randomBytes(4).toString('hex')}-analysis`;
+    try {
+      await admin.indices.create({
+        index,
+        settings: {
+          analysis: {
+            filter: { email: { type: 'pattern_capture', preserve_original: true, patterns: ['([^@]+)', '(\\p{L}+)', '(\\d+)', '@(.+)'] } },
+            analyzer: { email: { type: 'custom', tokenizer: 'uax_url_email', filter: ['email', 'lowercase', 'unique'] } },
+          },
+        },
+      });
+      const { tokens } = await admin.indices.analyze({ index, analyzer: 'email', text: 'John.Smith42@Example.com wrote to john.smith42@example.com' });
+      expect(tokens?.map((token) => token.token)).toEqual(['john.smith42@example.com', 'john.smith42', 'john', 'smith', '42', 'example.com', 'example', 'com', 'wrote', 'to']);
+    } finally {
+      await admin.indices.delete({ index, ignore_unavailable: true });
+      await admin.close();
+    }
+  }, 60_000);
+
   it('a made-up API key is refused by the node, naming Elasticsearch', async () => {
     const error = await startFailure({ ELASTICSEARCH_API_KEY: Buffer.from('made-up-id:made-up-key').toString('base64') }, ['ELASTICSEARCH_USERNAME', 'ELASTICSEARCH_PASSWORD']);
     expect((error as Error).message).toMatch(/^elasticsearch \(https:\/\/127\.0\.0\.1:9201\): authentication failed: security_exception/);

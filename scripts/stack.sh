@@ -412,16 +412,88 @@ secure_kafka_start() {
   wait_for "secured Kafka" 120 secure_kafka_up "$logfile"
 }
 
+# The secured node runs from its own copy of the distribution with the project's analysis plugin
+# (scripts/stack/es-analysis-plugin) installed. The integ-test-zip lacks the analysis-common
+# module, whose pattern_capture filter, uax_url_email tokenizer and unique filter the .security
+# index's mapping names: without them that index can't be created and no API key can be minted.
+# The plugin is compiled here against the jars the distribution ships (Lucene's analysis-common
+# is among them), so nothing else is downloaded. The copy is rebuilt when the plugin's sources or
+# the version change; the plain and faults nodes keep running the pristine distribution.
+ES_PLUGIN_SRC="$HERE/stack/es-analysis-plugin"
+ES_PLUGIN_NAME="vigil-security-analysis"
+es_secure_home() { echo "$CACHE_DIR/elasticsearch-$ES_VERSION-secure"; }
+
+# What the copy was built from: the version and the plugin's sources.
+es_secure_stamp() {
+  echo "$ES_VERSION $(cd "$ES_PLUGIN_SRC" && find . -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+}
+es_secure_current() {
+  local home; home="$(es_secure_home)"
+  [[ -f "$home/.complete" && "$(cat "$home/.complete")" == "$(es_secure_stamp)" ]]
+}
+
+es_secure_install() {
+  es_install
+  mkdir -p "$CACHE_DIR"
+  # One build at a time: two `up-secure` runs at once would share the folders below.
+  (
+    flock 9
+    es_secure_current || es_secure_build
+  ) 9>"$CACHE_DIR/.es-secure.lock" || exit 1
+}
+
+es_secure_build() {
+  local home pristine build
+  home="$(es_secure_home)"; pristine="$(es_home)"
+  [[ -x "$ES_JAVA_HOME/bin/javac" && -x "$ES_JAVA_HOME/bin/jar" ]] \
+    || die "no javac/jar in ES_JAVA_HOME=$ES_JAVA_HOME: the secured Elasticsearch's analysis plugin is compiled with the JDK"
+  log "building the $ES_PLUGIN_NAME plugin and a copy of Elasticsearch $ES_VERSION with it in $home"
+  build="$CACHE_DIR/es-plugin-build"
+  rm -rf "$build" "$home.tmp"
+  mkdir -p "$build/classes" "$build/zip"
+  # shellcheck disable=SC2046
+  "$ES_JAVA_HOME/bin/javac" --release 21 -nowarn -d "$build/classes" -cp "$pristine/lib/*" \
+    $(find "$ES_PLUGIN_SRC/src" -name '*.java') 2>"$build/javac.log" \
+    || die "compiling the $ES_PLUGIN_NAME plugin failed:
+$(cat "$build/javac.log")"
+  "$ES_JAVA_HOME/bin/jar" --create --file "$build/zip/$ES_PLUGIN_NAME-$ES_VERSION.jar" -C "$build/classes" .
+  sed "s/@ES_VERSION@/$ES_VERSION/g" "$ES_PLUGIN_SRC/plugin-descriptor.properties" >"$build/zip/plugin-descriptor.properties"
+  # A plugin is a zip with the descriptor at its root; jar writes one without a manifest.
+  "$ES_JAVA_HOME/bin/jar" --create --no-manifest --file "$build/$ES_PLUGIN_NAME-$ES_VERSION.zip" -C "$build/zip" .
+  cp -a "$pristine" "$home.tmp"
+  rm -f "$home.tmp/.complete"
+  env ES_JAVA_HOME="$ES_JAVA_HOME" "$home.tmp/bin/elasticsearch-plugin" install --batch --silent \
+    "file://$build/$ES_PLUGIN_NAME-$ES_VERSION.zip" >"$build/install.log" 2>&1 \
+    || die "installing the $ES_PLUGIN_NAME plugin failed:
+$(cat "$build/install.log")"
+  chmod -R a+rX "$home.tmp"
+  rm -rf "$home"; mv "$home.tmp" "$home"
+  es_secure_stamp >"$home/.complete"
+  rm -rf "$build"
+}
+
 secure_es_up() {
   curl -fsS -m 3 --cacert "$SECURE_CA_FILE" -u "$SECURE_ELASTICSEARCH_USERNAME:$SECURE_ELASTICSEARCH_PASSWORD" \
     "https://127.0.0.1:$SECURE_ES_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" >/dev/null 2>&1
 }
 
+secure_es_has_plugin() {
+  curl -fsS -m 5 --cacert "$SECURE_CA_FILE" -u "$SECURE_ELASTICSEARCH_USERNAME:$SECURE_ELASTICSEARCH_PASSWORD" \
+    "https://127.0.0.1:$SECURE_ES_PORT/_cat/plugins?h=component" 2>/dev/null | tr -d " " | grep -qx "$ES_PLUGIN_NAME"
+}
+
 secure_es_start() {
-  if secure_es_up; then log "secured Elasticsearch answers on $SECURE_ES_PORT"; return 0; fi
-  es_install; es_user
+  if secure_es_up; then
+    if secure_es_has_plugin && es_secure_current; then log "secured Elasticsearch answers on $SECURE_ES_PORT"; return 0; fi
+    # Started from the pristine distribution (before the plugin existed) or from an older build of
+    # the plugin: stopped before its copy is rebuilt under it, then started from the new one.
+    log "the secured Elasticsearch on $SECURE_ES_PORT runs without the current $ES_PLUGIN_NAME plugin; restarting it"
+    stop_pidfile "secured Elasticsearch" "$SECURE_DIR/es-logs/es.pid"
+  fi
+  es_secure_install
+  es_user
   local home data logs conf
-  home="$(es_home)"; data="$SECURE_DIR/es-data"; logs="$SECURE_DIR/es-logs"; conf="$SECURE_DIR/es-config"
+  home="$(es_secure_home)"; data="$SECURE_DIR/es-data"; logs="$SECURE_DIR/es-logs"; conf="$SECURE_DIR/es-config"
   mkdir -p "$data" "$logs"
   rm -rf "$conf"; cp -r "$home/config" "$conf"
   cp "$SECURE_DIR/server.pem" "$SECURE_DIR/server.key" "$SECURE_DIR/ca.pem" "$conf/"

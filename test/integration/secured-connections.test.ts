@@ -1,8 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createVigil } from '../../app';
+import type { Client } from '@elastic/elasticsearch';
+import { createVigil, type Vigil } from '../../app';
 import { createEmitter } from '../../ingest/sdk';
 import { ConnectionError, createElasticsearch, createKafka, createLogger, secretsOf, type Config } from '../../platform';
 import { indexNames } from '../../schemas';
@@ -15,6 +17,24 @@ function secureStack(): Record<string, string> {
   if (result.status !== 0) throw new Error(`scripts/stack.sh up-secure failed with exit code ${String(result.status)}`);
   const file = readFileSync(join(process.env.VIGIL_STATE_DIR ?? '/var/lib/vigil', 'secure', 'credentials.env'), 'utf8');
   return Object.fromEntries(file.split('\n').flatMap((line) => (line.includes('=') ? [[line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]] : [])));
+}
+
+/** Sends one policy event through a started Vigil and waits until `reader` counts it indexed. */
+async function indexOneEvent(vigil: Vigil, config: Config, reader: Client): Promise<void> {
+  const emitter = createEmitter({ kafka: vigil.kafka, topics: config.topics, source: { service: 'secured-test', kind: 'gateway' } });
+  emitter.policy({
+    id: 'evt-secured-1',
+    actor: { userId: 'u-secured' },
+    client: { ip: '81.2.69.142' },
+    policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', reason: 'invalid_credentials', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
+  });
+  await emitter.close();
+  const index = indexNames(config.indices.prefix).eventPattern;
+  await waitFor('the event indexed on the secured Elasticsearch', async () => {
+    await reader.indices.refresh({ index, allow_no_indices: true });
+    return (await reader.count({ index, allow_no_indices: true })).count === 1;
+  });
+  expect(vigil.stats().ingest?.indexed).toBe(1);
 }
 
 describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS with users and API keys, Redis TLS with an ACL user', () => {
@@ -55,20 +75,7 @@ describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS w
     const elasticsearch = createElasticsearch(config);
     try {
       await vigil.start();
-      const emitter = createEmitter({ kafka: vigil.kafka, topics: config.topics, source: { service: 'secured-test', kind: 'gateway' } });
-      emitter.policy({
-        id: 'evt-secured-1',
-        actor: { userId: 'u-secured' },
-        client: { ip: '81.2.69.142' },
-        policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', reason: 'invalid_credentials', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
-      });
-      await emitter.close();
-      const index = indexNames(config.indices.prefix).eventPattern;
-      await waitFor('the event indexed on the secured Elasticsearch', async () => {
-        await elasticsearch.indices.refresh({ index, allow_no_indices: true });
-        return (await elasticsearch.count({ index, allow_no_indices: true })).count === 1;
-      });
-      expect(vigil.stats().ingest?.indexed).toBe(1);
+      await indexOneEvent(vigil, config, elasticsearch);
       // Debug lines with the secrets in them would be caught here: the logger blanks every value.
       logger.info({ config }, 'the configuration, logged on purpose');
       logger.error({ err: new Error(`login refused for password ${config.kafka.sasl.password ?? ''}`) }, 'an error carrying a secret');
@@ -86,9 +93,66 @@ describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS w
     expect(output).toContain('[redacted]');
   });
 
-  it('sends an API key as API-key authentication, and a refused key names Elasticsearch', async () => {
-    // The core-only distribution can't mint keys (its .security index needs analysis-common's
-    // pattern_capture filter), so this proves the header is sent and judged, not a key's success.
+  it('runs the pipeline with an API key minted by the secured user, over TLS with the CA file; the invalidated key no longer starts it', async () => {
+    const admin = createElasticsearch(isolatedConfig(env));
+    const prefix = `it-${randomBytes(4).toString('hex')}`;
+    // The key is narrower than its owner (the elastic superuser): only what Vigil does with
+    // Elasticsearch, cluster health and its templates, and its own indices.
+    const key = await admin.security.createApiKey({
+      name: `vigil-${prefix}`,
+      expiration: '1h',
+      role_descriptors: { vigil: { cluster: ['monitor', 'manage_index_templates'], indices: [{ names: [`${prefix}-*`], privileges: ['all'] }] } },
+    });
+    const withKey = { ...env, VIGIL_INDEX_PREFIX: prefix, ELASTICSEARCH_API_KEY: key.encoded, ELASTICSEARCH_USERNAME: '', ELASTICSEARCH_PASSWORD: '' };
+    const config = isolatedConfig(withKey);
+    expect(config.elasticsearch.username).toBeUndefined();
+    expect(config.elasticsearch.caFile).toBe(secure.SECURE_CA_FILE);
+    const asKey = createElasticsearch(config);
+    const vigil = createVigil(config, { logger: testLogger });
+    try {
+      const who = await asKey.security.authenticate();
+      expect(who.authentication_type).toBe('api_key');
+      expect(who.api_key?.id).toBe(key.id);
+      await vigil.start();
+      // Read back with the key too: the key, not the user, both writes and reads the events.
+      await indexOneEvent(vigil, config, asKey);
+    } finally {
+      await vigil.stop();
+      await removeIndicesAndTemplates(admin, prefix);
+      await deleteTopics(createKafka(config, testLogger, 'secured-cleanup'), config);
+      await asKey.close();
+    }
+    // What let Vigil in was the key: once invalidated, the same settings stop the start.
+    await admin.security.invalidateApiKey({ ids: [key.id] });
+    await admin.close();
+    const error = await startFailure(withKey);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect((error as Error).message).toMatch(/^elasticsearch \(https:\/\/127\.0\.0\.1:9201\): authentication failed: security_exception/);
+  }, 180_000);
+
+  it("the secured node's analysis plugin splits an e-mail address as the .security index's email analyzer asks", async () => {
+    // The same analysis settings as the .security index (scripts/stack/es-analysis-plugin).
+    const admin = createElasticsearch(isolatedConfig(env));
+    const index = `it-${randomBytes(4).toString('hex')}-analysis`;
+    try {
+      await admin.indices.create({
+        index,
+        settings: {
+          analysis: {
+            filter: { email: { type: 'pattern_capture', preserve_original: true, patterns: ['([^@]+)', '(\\p{L}+)', '(\\d+)', '@(.+)'] } },
+            analyzer: { email: { type: 'custom', tokenizer: 'uax_url_email', filter: ['email', 'lowercase', 'unique'] } },
+          },
+        },
+      });
+      const { tokens } = await admin.indices.analyze({ index, analyzer: 'email', text: 'John.Smith42@Example.com wrote to john.smith42@example.com' });
+      expect(tokens?.map((token) => token.token)).toEqual(['john.smith42@example.com', 'john.smith42', 'john', 'smith', '42', 'example.com', 'example', 'com', 'wrote', 'to']);
+    } finally {
+      await admin.indices.delete({ index, ignore_unavailable: true });
+      await admin.close();
+    }
+  }, 60_000);
+
+  it('a made-up API key is refused by the node, naming Elasticsearch', async () => {
     const error = await startFailure({ ELASTICSEARCH_API_KEY: Buffer.from('made-up-id:made-up-key').toString('base64') }, ['ELASTICSEARCH_USERNAME', 'ELASTICSEARCH_PASSWORD']);
     expect((error as Error).message).toMatch(/^elasticsearch \(https:\/\/127\.0\.0\.1:9201\): authentication failed: security_exception/);
   }, 120_000);

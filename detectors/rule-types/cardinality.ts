@@ -214,15 +214,15 @@ export function firstFullDistinctWindow(
     const total = end - start + 1;
     if (minShare !== undefined && counted / total < minShare) continue;
     const span = sorted.slice(start, end + 1);
-    const values: string[] = [];
+    const values = new Set<string>();
     const eventIds: string[] = [];
     for (const member of span) {
       if (member.value === undefined) continue;
       eventIds.push(member.id);
-      if (!values.includes(member.value)) values.push(member.value);
+      values.add(member.value);
     }
     return {
-      found: { start: span[0]?.time ?? time, end: last.time, values, eventIds, ...(minShare === undefined ? {} : { share: { counted, total } }) },
+      found: { start: span[0]?.time ?? time, end: last.time, values: [...values], eventIds, ...(minShare === undefined ? {} : { share: { counted, total } }) },
       reached,
     };
   }

@@ -38,38 +38,90 @@ export const cardinalityRuleSchema = z.strictObject({
 /** A cardinality rule, as validated. */
 export type CardinalityRule = z.infer<typeof cardinalityRuleSchema>;
 
-/** Distinct values in a window, as distinctAdd-3.lua (or distinctShare-4.lua) returns them. */
+/** An event held in a cardinality rule's state: its id, its value when counted, its time. */
+export interface DistinctMember {
+  id: string;
+  /** The value of the rule's field; undefined for an event only counted in the share. */
+  value?: string;
+  time: number;
+}
+
+/** What distinctAdd-3.lua (or distinctShare-4.lua) returns for one event. */
 export interface DistinctState {
-  count: number;
-  /** With `counted`: the counted events and all the matching events in the window (distinctShare-4). */
-  share?: { counted: number; total: number };
+  /**
+   * Distinct values last seen at or after the range's start (the event's time less a window): no
+   * window holding the event has more. Below the threshold, the reply ends here.
+   */
+  bound: number;
   lastFired?: number;
   lastFiredId?: string;
-  values: string[];
-  eventIds: string[];
+  /**
+   * Every event within a window either side of this one, oldest first (with `counted`, the
+   * counted and the other events, each oldest first): the windows holding it are found here.
+   */
+  members?: DistinctMember[];
+  /**
+   * When too many events were held to read them all back: the window ending at the event, as
+   * the script counted it (values last seen in it: exact for an event read in order, a lower
+   * bound for a late one), with values and counted events oldest first, at most the evidence cap.
+   */
+  capped?: { count: number; share?: { counted: number; total: number }; values: string[]; members: DistinctMember[] };
 }
 
+/** `"<id>|<value>"`, time pairs (or bare ids, time: the others) from a script reply. */
+function parseMembers(items: readonly unknown[], counted: boolean): DistinctMember[] {
+  const members: DistinctMember[] = [];
+  for (let index = 0; index + 1 < items.length; index += 2) {
+    const member = String(items[index]);
+    const separator = counted ? member.indexOf('|') : -1;
+    members.push({
+      id: separator < 0 ? member : member.slice(0, separator),
+      ...(separator < 0 ? {} : { value: member.slice(separator + 1) }),
+      time: Number(items[index + 1]),
+    });
+  }
+  return members;
+}
+
+/** Parses distinctAdd-3's reply. */
 export function parseDistinctState(reply: unknown): DistinctState {
   const items = reply as (string | number | null)[];
-  const valueCount = Number(items[2]);
-  return {
-    count: Number(items[0]),
-    ...parseFired(items[1]),
-    values: items.slice(3, 3 + valueCount).map(String),
-    eventIds: items.slice(3 + valueCount).map(String),
-  };
+  const state: DistinctState = { bound: Number(items[0]), ...parseFired(items[1]) };
+  if (items.length <= 3) return state;
+  const valueCount = Number(items[4]);
+  const members = parseMembers(items.slice(5 + valueCount), true);
+  if (items[3] === null || items[3] === undefined) return { ...state, members };
+  return { ...state, capped: { count: Number(items[3]), values: items.slice(5, 5 + valueCount).map(String), members } };
 }
 
-/** Parses distinctShare-4's reply: counted events and the others first, then as distinctAdd-3. */
+/** Parses distinctShare-4's reply: as distinctAdd-3, with the counted and other events apart. */
 export function parseDistinctShareState(reply: unknown): DistinctState {
-  const [count, counted, others, ...rest] = reply as (string | number | null)[];
-  return { ...parseDistinctState([count ?? 0, ...rest]), share: { counted: Number(counted ?? 0), total: Number(counted ?? 0) + Number(others ?? 0) } };
+  const items = reply as (string | number | null)[];
+  const state: DistinctState = { bound: Number(items[0]), ...parseFired(items[1]) };
+  if (items.length <= 3) return state;
+  const valueCount = Number(items[6]);
+  const pairs = Number(items[7 + valueCount]);
+  const rest = items.slice(8 + valueCount);
+  const counted = parseMembers(rest.slice(0, pairs * 2), true);
+  if (items[3] === null || items[3] === undefined) return { ...state, members: [...counted, ...parseMembers(rest.slice(pairs * 2), false)] };
+  const share = { counted: Number(items[4]), total: Number(items[4]) + Number(items[5]) };
+  return { ...state, capped: { count: Number(items[3]), share, values: items.slice(7, 7 + valueCount).map(String), members: counted } };
+}
+
+/**
+ * How many events the engine reads back for one event whose range could reach the threshold:
+ * enough for any window of an attack (each value seen a few times), bounded for a flood. A key
+ * holding more falls back to the window ending at the event (the script's count).
+ */
+export function cardinalityReadLimit(rule: CardinalityRule, maxEvidence: number): number {
+  return Math.max(maxEvidence, rule.threshold * 10, 200);
 }
 
 /**
  * The distinctAdd call for one event, or undefined when it has no value of the field. With
  * `counted` (and its compiled filter), the distinctShare call: an event the filter passes adds
- * its value, any other only counts in the share.
+ * its value, any other only counts in the share. Both read a window either side of the event,
+ * since events arrive out of order.
  */
 export function cardinalityRequest(
   input: DetectionInput,
@@ -83,7 +135,7 @@ export function cardinalityRequest(
   const time = eventTime(input.event.time);
   const keys = [
     stateKey(context.prefix, rule.id, context.keyText, 'values'),
-    stateKey(context.prefix, rule.id, context.keyText, 'ids'),
+    stateKey(context.prefix, rule.id, context.keyText, 'events'),
     stateKey(context.prefix, rule.id, context.keyText, 'fired'),
   ];
   return {
@@ -94,52 +146,148 @@ export function cardinalityRequest(
       input.event.id,
       time,
       time - rule.window,
-      time,
+      time + rule.window,
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
-      context.maxEvidence,
-      // Below the threshold the script returns the count alone.
+      cardinalityReadLimit(rule, context.maxEvidence),
+      // Fewer distinct values than the threshold seen since a window before the event: no window
+      // holding it can fire, so the script returns that bound alone.
       rule.threshold,
       ...(counted === undefined ? [] : [isCounted ? 1 : 0]),
+      context.maxEvidence,
     ],
   };
 }
 
+/** A window found for a cardinality rule: its distinct values and its events. */
+interface DistinctWindow {
+  start: number;
+  end: number;
+  /** Distinct values, in the order first seen in the window. */
+  values: string[];
+  /** The counted events' ids, oldest first. */
+  eventIds: string[];
+  /** With `counted`: the counted events and all the events in the window. */
+  share?: { counted: number; total: number };
+}
+
 /**
- * cardinality: distinct values of a field per key in a sliding window reach N (one IP failing as
- * many users: credential stuffing; one user on many devices or countries). With `counted`, only
- * the values of the events its filter passes count, and those events must be at least
- * `minShare` of the key's matching events.
+ * The first window of the rule's length, containing the event, whose distinct values reach the
+ * threshold (and, with `minShare`, whose counted events are that share of its events): for an
+ * event in order it ends at the event; a late event may complete a window that ends at a later
+ * one. Windows end at an event, as they do when each event is read in order. "First", not
+ * "fullest", so that a redelivered chunk, whose later events are already stored, finds the same
+ * window, and so the same detection, again (as threshold's firstFullWindow). `reached` tells a
+ * window that reached the threshold but not the share.
+ */
+export function firstFullDistinctWindow(
+  members: readonly DistinctMember[],
+  time: number,
+  window: number,
+  threshold: number,
+  minShare?: number,
+): { found?: DistinctWindow; reached: boolean } {
+  // Counted and other events merged, oldest first (each list already is).
+  const sorted = minShare === undefined ? members : [...members].sort((left, right) => left.time - right.time);
+  const held = new Map<string, number>();
+  let counted = 0;
+  let start = 0;
+  let reached = false;
+  for (let end = 0; end < sorted.length; end++) {
+    const last = sorted[end];
+    if (last === undefined) break;
+    if (last.time > time + window) break;
+    if (last.value !== undefined) {
+      held.set(last.value, (held.get(last.value) ?? 0) + 1);
+      counted++;
+    }
+    for (let first = sorted[start]; first !== undefined && first.time < last.time - window; first = sorted[++start]) {
+      if (first.value === undefined) continue;
+      const left = (held.get(first.value) ?? 1) - 1;
+      if (left === 0) held.delete(first.value);
+      else held.set(first.value, left);
+      counted--;
+    }
+    // Windows end at or after the event, and hold it.
+    if (last.time < time || last.time - window > time || held.size < threshold) continue;
+    reached = true;
+    const total = end - start + 1;
+    if (minShare !== undefined && counted / total < minShare) continue;
+    const span = sorted.slice(start, end + 1);
+    const values = new Set<string>();
+    const eventIds: string[] = [];
+    for (const member of span) {
+      if (member.value === undefined) continue;
+      eventIds.push(member.id);
+      values.add(member.value);
+    }
+    return {
+      found: { start: span[0]?.time ?? time, end: last.time, values: [...values], eventIds, ...(minShare === undefined ? {} : { share: { counted, total } }) },
+      reached,
+    };
+  }
+  return { reached };
+}
+
+/**
+ * cardinality: distinct values of a field per key in a sliding window of event time reach N (one
+ * IP failing as many users: credential stuffing; one user on many devices or countries). With
+ * `counted`, only the values of the events its filter passes count, and those events must be at
+ * least `minShare` of the key's matching events. Order-independent: the window is the first one
+ * holding the event that reaches N, and the detection is named by the period that window ends
+ * in, so a late event completing a window finds the same detection as the events read in order.
  */
 export function evaluateCardinality(
   input: DetectionInput,
   state: DistinctState,
   rule: CardinalityRule,
   context: EvaluationContext,
+  maxEvidence = 50,
 ): Evaluation {
-  if (state.count < rule.threshold) return none('below_threshold');
+  // Fewer distinct values since a window before the event: no window holding it reaches N.
+  if (state.bound < rule.threshold) return none('below_threshold');
   const { counted } = rule;
-  const share = state.share && state.share.total > 0 ? state.share.counted / state.share.total : 0;
-  if (counted && share < counted.minShare) return none('below_share');
   const time = eventTime(input.event.time);
-  // Named by the window period it fired in, not by the oldest event it held (docs/detection.md#detection-ids).
-  const identity = [rule.id, context.keyText, windowPeriod(time, rule.window)];
-  if (suppressed(state, context, time, rule.window, identity, input.event.id)) return none('suppressed_in_window');
-  const shown = state.values.slice(0, 5).join(', ');
-  const more = state.values.length > 5 ? ', …' : '';
+  let window: DistinctWindow;
+  if (state.members !== undefined) {
+    const { found, reached } = firstFullDistinctWindow(state.members, time, rule.window, rule.threshold, counted?.minShare);
+    if (found === undefined) return none(reached ? 'below_share' : 'below_threshold');
+    window = found;
+  } else {
+    // Too many events held to read: the window ending at the event, as the script counted it.
+    const capped = state.capped;
+    if (capped === undefined || capped.count < rule.threshold) return none('below_threshold');
+    const total = capped.share?.total ?? 0;
+    if (counted && (total === 0 ? 0 : (capped.share?.counted ?? 0) / total) < counted.minShare) return none('below_share');
+    window = {
+      start: time - rule.window,
+      end: time,
+      values: capped.values,
+      eventIds: capped.members.map((member) => member.id),
+      ...(capped.share === undefined ? {} : { share: capped.share }),
+    };
+  }
+  const count = state.members === undefined ? (state.capped?.count ?? 0) : window.values.length;
+  // Named by the period its full window ends in, not by the oldest event it held (docs/detection.md#detection-ids).
+  const identity = [rule.id, context.keyText, windowPeriod(window.end, rule.window)];
+  if (suppressed(state, context, window.end, rule.window, identity, input.event.id)) return none('suppressed_in_window');
+  const values = window.values.slice(0, maxEvidence);
+  const shown = values.slice(0, 5).join(', ');
+  const more = count > 5 ? ', …' : '';
+  const share = window.share && window.share.total > 0 ? window.share.counted / window.share.total : 0;
   return {
     outcome: 'detected',
     detection: {
       reasonCode: 'cardinality_reached',
       reason: counted
-        ? `${keyPhrase(context.key)}: ${rule.noun} with ${state.count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}, ${state.share?.counted ?? 0} of its ${state.share?.total ?? 0} matching events (${Math.round(share * 100)}%); threshold ${rule.threshold}, and at least ${Math.round(counted.minShare * 100)}%.`
-        : `${keyPhrase(context.key)}: ${rule.noun} with ${state.count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}; threshold ${rule.threshold}.`,
-      observedValue: state.count,
+        ? `${keyPhrase(context.key)}: ${rule.noun} with ${count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}, ${window.share?.counted ?? 0} of its ${window.share?.total ?? 0} matching events (${Math.round(share * 100)}%); threshold ${rule.threshold}, and at least ${Math.round(counted.minShare * 100)}%.`
+        : `${keyPhrase(context.key)}: ${rule.noun} with ${count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}; threshold ${rule.threshold}.`,
+      observedValue: count,
       threshold: rule.threshold,
-      distinct: { field: rule.field, values: state.values },
-      eventIds: state.eventIds,
-      windowStart: time - rule.window,
-      windowEnd: time,
+      distinct: { field: rule.field, values },
+      eventIds: window.eventIds,
+      windowStart: window.start,
+      windowEnd: window.end,
       identity,
       cooldownMs: rule.window,
     },
@@ -162,5 +310,5 @@ export const cardinalityType: StatefulRuleType<CardinalityRule, Predicate | unde
     }
   },
   decide: (item, reply, { rule }, context) =>
-    evaluateCardinality(item.input, rule.counted ? parseDistinctShareState(reply) : parseDistinctState(reply), rule, context),
+    evaluateCardinality(item.input, rule.counted ? parseDistinctShareState(reply) : parseDistinctState(reply), rule, context, item.context.maxEvidence),
 };

@@ -23,8 +23,8 @@ interface ScriptSpec {
  */
 const SCRIPTS = {
   windowAdd: { file: 'windowAdd-2.lua', batch: { args: 8 } },
-  distinctAdd: { file: 'distinctAdd-3.lua', batch: { args: 9 } },
-  distinctShare: { file: 'distinctShare-4.lua', batch: { args: 10 } },
+  distinctAdd: { file: 'distinctAdd-3.lua', batch: { args: 10 } },
+  distinctShare: { file: 'distinctShare-4.lua', batch: { args: 11 } },
   sequenceAdd: { file: 'sequenceAdd-2.lua', batch: { args: 9 } },
   firstSeen: { file: 'firstSeen-1.lua', batch: { args: 5 } },
   locationAdd: { file: 'locationAdd-2.lua', batch: { args: 6 } },

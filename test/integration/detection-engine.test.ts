@@ -629,12 +629,56 @@ describe('the detection engine on the real Redis', () => {
       const a = Array.from({ length: 4 }, (_, index) => failure(`evt-or-a${index}`, index * 20 * SECOND, { userId: `a-${index}`, ip }));
       const b = Array.from({ length: 10 }, (_, index) => failure(`evt-or-b${index}`, (index + 1) * 10 * SECOND, { userId: `b-${index}`, ip }));
       const [aFirst, bFirst] = await bothOrders(ruleSet(RULES.cardinality), a, b);
-      // It fired at a different event, holding different events, in each order...
-      expect([aFirst?.[0]?.time, bFirst?.[0]?.time]).toEqual([iso(50 * SECOND), iso(80 * SECOND)]);
+      // It fired at a different event, holding different events, in each order (partition a read
+      // first, b's attempt at 40 s completes the window that ends at a's last, at 60 s)...
+      expect([aFirst, bFirst].map((found) => [found?.[0]?.time, found?.[0]?.window.end])).toEqual([
+        [iso(40 * SECOND), iso(60 * SECOND)],
+        [iso(80 * SECOND), iso(80 * SECOND)],
+      ]);
       expect(aFirst?.[0]?.eventIds[0]).not.toBe(bFirst?.[0]?.eventIds[0]);
       // ...and is the same detection.
       expect(summary(bFirst ?? [])).toEqual(summary(aFirst ?? []));
       expect(aFirst).toHaveLength(1);
+    });
+
+    it('credential stuffing: the earlier half of a burst read after the later half, in separate batches, is the same one detection', async () => {
+      const rules = ruleSet(RULES.cardinality);
+      // Ten users from one IP, 10 s apart: the 8th (at 70 s) completes the window in order.
+      const burst = Array.from({ length: 10 }, (_, index) => failure(`evt-lh-${index}`, index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.54' }));
+      freshPrefix();
+      const inOrder = (await oneByOne(engineFor(rules), burst)).flat();
+      expect(inOrder.map((detection) => detection.time)).toEqual([iso(70 * SECOND)]);
+      // The later half first (5 users: below the threshold), then the earlier half: each of its
+      // events is older than everything stored, yet completes a window that ends after it.
+      freshPrefix();
+      const engine = engineFor(rules);
+      const later = await batch(engine, burst.slice(5));
+      const earlier = await batch(engine, burst.slice(0, 5));
+      expect(later).toEqual([]);
+      expect(summary(earlier)).toEqual(summary(inOrder));
+      // Read one event per batch, the later half first: the same again.
+      freshPrefix();
+      const oneAtATime = (await oneByOne(engineFor(rules), [...burst.slice(5), ...burst.slice(0, 5)])).flat();
+      expect(summary(oneAtATime)).toEqual(summary(inOrder));
+    });
+
+    it('credential stuffing: values spread wider than the window never fire, in either order, though a window either side holds them all', async () => {
+      const ip = '198.51.100.55';
+      // Four users in the first 30 s, four more from 10:01 to 10:29: within 10 minutes either side
+      // of the 4th (at 30 s) there are 8, but no 10-minute window holds more than 5.
+      const early = [0, 10, 20, 30].map((offset, index) => failure(`evt-sp-a${index}`, offset * SECOND, { userId: `a-${index}`, ip }));
+      const late = [1, 11, 21, 29].map((offset, index) => failure(`evt-sp-b${index}`, 10 * MINUTE + offset * SECOND, { userId: `b-${index}`, ip }));
+      // Lateness of 30 minutes: the early users, read last, are not too late for the rule's state.
+      const options = { allowedLatenessMs: 30 * MINUTE };
+      for (const order of [[...early, ...late], [...late, ...early]]) {
+        freshPrefix();
+        expect((await oneByOne(engineFor(ruleSet(RULES.cardinality), options), order)).flat()).toEqual([]);
+      }
+      freshPrefix();
+      const engine = engineFor(ruleSet(RULES.cardinality), options);
+      expect([...(await batch(engine, late)), ...(await batch(engine, early))]).toEqual([]);
+      // Every event was evaluated against the rule's state (none skipped as too late).
+      expect(engine.stats().byRule['it-credential-stuffing']?.evaluations).toBe(8);
     });
 
     it('threshold and sequence: one detection each, the same id, whichever partition of the key is read first', async () => {
@@ -660,11 +704,14 @@ describe('the detection engine on the real Redis', () => {
       // Ten users from 9:09:20 to 9:10:50: the 10-minute periods turn at 9:10.
       const burst = Array.from({ length: 10 }, (_, index) => failure(`evt-bd-${index}`, 9 * MINUTE + 20 * SECOND + index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.52' }));
       const [forwards, backwards] = await bothOrders(rules, burst.filter((_, index) => index % 2 === 0), burst.filter((_, index) => index % 2 === 1));
-      // One detection in either order, though it fired after the turn (9:10:30, 9:10:40) and its window began before it.
-      expect([forwards, backwards].map((found) => found?.map((detection) => [detection.time, detection.window.start]))).toEqual([
-        [[iso(10 * MINUTE + 30 * SECOND), iso(30 * SECOND)]],
-        [[iso(10 * MINUTE + 40 * SECOND), iso(40 * SECOND)]],
+      // One detection in either order, though its window began before the turn: each order fires
+      // at the event that completes a window (9:10:10, 9:10:00), a window ending after it
+      // (9:10:40, 9:10:50) once the late events are read.
+      expect([forwards, backwards].map((found) => found?.map((detection) => [detection.time, detection.window.start, detection.window.end]))).toEqual([
+        [[iso(10 * MINUTE + 10 * SECOND), iso(9 * MINUTE + 20 * SECOND), iso(10 * MINUTE + 40 * SECOND)]],
+        [[iso(10 * MINUTE), iso(9 * MINUTE + 20 * SECOND), iso(10 * MINUTE + 50 * SECOND)]],
       ]);
+      expect(summary(backwards ?? [])).toEqual(summary(forwards ?? []));
       // 35 minutes of one new user every 10 s from one IP.
       freshPrefix();
       const attack = Array.from({ length: 210 }, (_, index) => failure(`evt-la-${index}`, index * 10 * SECOND, { userId: `u-${index}`, ip: '198.51.100.53' }));

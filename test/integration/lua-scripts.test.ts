@@ -73,12 +73,12 @@ function distinctAdd(
   value: string,
   id: string,
   time: number,
-  options: { start?: number; end?: number; trim?: number; ttl?: number; max?: number; least?: number } = {},
+  options: { start?: number; end?: number; trim?: number; ttl?: number; read?: number; least?: number; max?: number } = {},
 ): Promise<unknown[]> {
   return call(
     'distinctAdd',
-    [key('values'), key('ids'), key('fired')],
-    [value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.max ?? 50, options.least ?? 0],
+    [key('values'), key('events'), key('fired')],
+    [value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.read ?? 200, options.least ?? 0, options.max ?? 50],
   );
 }
 
@@ -245,51 +245,57 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
   });
 
   describeScript('distinctAdd-3.lua', () => {
-    it('counts distinct values, lists them oldest first, then the event ids as evidence', async () => {
+    it('keeps every event with its value and time, and reads back every event of [start, end] oldest first', async () => {
       await distinctAdd('u-1', 'evt-1', 1000);
       await distinctAdd('u-2', 'evt-2', 2000);
       await distinctAdd('u-1', 'evt-3', 3000);
       const reply = await distinctAdd('u-3', 'evt-4', 4000);
-      // u-1 was last seen at 3000, so it now sorts after u-2.
-      expect(reply).toEqual([3, null, 3, 'u-2', 'u-1', 'u-3', 'evt-1', 'evt-2', 'evt-3', 'evt-4']);
+      // Bound: 3 values seen since start; 4 events held, all read (no fallback: false, 0).
+      expect(reply).toEqual([3, null, 4, null, 0, 'evt-1|u-1', '1000', 'evt-2|u-2', '2000', 'evt-3|u-1', '3000', 'evt-4|u-3', '4000']);
     });
 
-    it('counts values seen since the window start only, the start itself included', async () => {
-      await distinctAdd('u-old', 'evt-1', 9_999);
-      await distinctAdd('u-edge', 'evt-2', 10_000);
-      const reply = await distinctAdd('u-new', 'evt-3', 70_000, { start: 10_000, end: 70_000 });
-      expect(reply).toEqual([2, null, 2, 'u-edge', 'u-new', 'evt-2', 'evt-3']);
+    it('reads a window either side: a late event gets the events after it, up to end', async () => {
+      await distinctAdd('u-later', 'evt-later', 9000);
+      await distinctAdd('u-beyond', 'evt-beyond', 20_000);
+      const reply = await distinctAdd('u-late', 'evt-late', 5000, { start: 0, end: 10_000 });
+      // The bound counts every value seen since start (u-beyond too: it only bounds); the events stop at end.
+      expect(reply).toEqual([3, null, 2, null, 0, 'evt-late|u-late', '5000', 'evt-later|u-later', '9000']);
     });
 
-    it('keeps the latest time of a value (GT) when an older event arrives late', async () => {
+    it('keeps the latest time of a value (GT) when an older event arrives late, and the older event too', async () => {
       await distinctAdd('u-1', 'evt-late-seen-first', 5000);
       await distinctAdd('u-1', 'evt-older', 3000);
       expect(await redis.zscore(key('values'), 'u-1')).toBe('5000');
-      expect(await redis.zscore(key('ids'), 'evt-older')).toBe('3000');
+      expect(await redis.zscore(key('events'), 'evt-older|u-1')).toBe('3000');
+      // A redelivery adds nothing.
+      await distinctAdd('u-1', 'evt-older', 3000);
+      expect(await redis.zcard(key('events'))).toBe(2);
     });
 
-    it('lists only ids in [start, end] and caps values and ids by ARGV[8]', async () => {
+    it('falls back to the window ending at the event when more events are held than ARGV[8]', async () => {
       await distinctAdd('u-future', 'evt-future', 9000);
       for (let index = 1; index <= 4; index++) await distinctAdd(`u-${index}`, `evt-${index}`, index * 1000);
-      const reply = await distinctAdd('u-5', 'evt-5', 5000, { start: 1000, end: 5000, max: 2 });
-      // Count: distinct values last seen in [start, end]; u-future (after the event) is not counted.
-      expect(reply).toEqual([5, null, 2, 'u-1', 'u-2', 'evt-1', 'evt-2']);
-      const uncapped = await distinctAdd('u-5', 'evt-5', 5000, { start: 1000, end: 5000, max: 50 });
-      expect(uncapped.slice(8)).toEqual(['evt-1', 'evt-2', 'evt-3', 'evt-4', 'evt-5']);
+      const reply = await distinctAdd('u-5', 'evt-5', 5000, { start: 1000, end: 10_000, read: 5, max: 2 });
+      // 6 held in [start, end], above 5: the values last seen in [start, time] (u-future is after
+      // the event), the first two values and events up to the event.
+      expect(reply).toEqual([6, null, 6, 5, 2, 'u-1', 'u-2', 'evt-1|u-1', '1000', 'evt-2|u-2', '2000']);
+      const all = await distinctAdd('u-5', 'evt-5', 5000, { start: 1000, end: 10_000, read: 6 });
+      expect(all.slice(0, 5)).toEqual([6, null, 6, null, 0]);
+      expect(all).toHaveLength(5 + 12);
     });
 
-    it('drops values and ids scored below the trim', async () => {
+    it('drops values and events scored below the trim', async () => {
       await distinctAdd('u-1', 'evt-1', 1000);
       await distinctAdd('u-2', 'evt-2', 2000);
       await distinctAdd('u-3', 'evt-3', 3000, { trim: 2000 });
       expect(await redis.zrange(key('values'), 0, -1)).toEqual(['u-2', 'u-3']);
-      expect(await redis.zrange(key('ids'), 0, -1)).toEqual(['evt-2', 'evt-3']);
+      expect(await redis.zrange(key('events'), 0, -1)).toEqual(['evt-2|u-2', 'evt-3|u-3']);
     });
 
-    it('returns the count alone below the least count worth reading (ARGV[9])', async () => {
+    it('returns the bound alone below the least count worth reading (ARGV[9])', async () => {
       await distinctAdd('u-1', 'evt-1', 1000, { least: 2 });
       expect(await distinctAdd('u-1', 'evt-2', 2000, { least: 2 })).toEqual([1, null, 0]);
-      expect(await distinctAdd('u-2', 'evt-3', 3000, { least: 2 })).toEqual([2, null, 2, 'u-1', 'u-2', 'evt-1', 'evt-2', 'evt-3']);
+      expect(await distinctAdd('u-2', 'evt-3', 3000, { least: 2 })).toEqual([2, null, 3, null, 0, 'evt-1|u-1', '1000', 'evt-2|u-1', '2000', 'evt-3|u-2', '3000']);
     });
 
     it('returns the fired mark from KEYS[3] and leaves that key alone', async () => {
@@ -302,27 +308,40 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
   describeScript('distinctShare-4.lua', () => {
     /** distinctShare-4 for an event that is counted (a failure) or not (a success). */
-    const share = (value: string, id: string, time: number, counted: boolean, options: { start?: number; trim?: number; ttl?: number; least?: number } = {}) =>
-      call('distinctShare', [key('values'), key('ids'), key('fired'), key('others')], [
-        value, id, time, options.start ?? 0, time, options.trim ?? 0, options.ttl ?? TTL, 50, options.least ?? 0, counted ? 1 : 0,
+    const share = (
+      value: string,
+      id: string,
+      time: number,
+      counted: boolean,
+      options: { start?: number; end?: number; trim?: number; ttl?: number; least?: number; read?: number } = {},
+    ) =>
+      call('distinctShare', [key('values'), key('events'), key('fired'), key('others')], [
+        value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.read ?? 200, options.least ?? 0, counted ? 1 : 0, 50,
       ]);
 
-    it('counts the values of counted events only, and the counted and other events of the window', async () => {
+    it('keeps the counted events with their values and the others by id, and reads both back with their times', async () => {
       await share('u-1', 'evt-1', 1000, true);
       await share('u-2', 'evt-2', 2000, false);
       await share('u-3', 'evt-3', 3000, true);
       const reply = await share('u-1', 'evt-4', 4000, true);
-      // u-2 only passed: it is not a value; evidence is the counted events.
-      expect(reply).toEqual([2, 3, 1, null, 2, 'u-3', 'u-1', 'evt-1', 'evt-3', 'evt-4']);
+      // u-2 only passed: it is not a value. 3 counted events, then the one other.
+      expect(reply).toEqual([2, null, 4, null, 0, 0, 0, 3, 'evt-1|u-1', '1000', 'evt-3|u-3', '3000', 'evt-4|u-1', '4000', 'evt-2', '2000']);
       expect(await redis.zrange(key('others'), 0, -1)).toEqual(['evt-2']);
     });
 
-    it('counts within [start, end] only, and returns the counts alone below the least count', async () => {
+    it('reads [start, end] only, returns the bound alone below the least count, and falls back above ARGV[8]', async () => {
       await share('u-old', 'evt-1', 500, true);
       await share('', 'evt-2', 800, false);
       await share('u-1', 'evt-3', 1500, true);
-      expect(await share('', 'evt-4', 2000, false, { start: 1000, least: 2 })).toEqual([1, 1, 1, false, 0].map((item) => (item === false ? null : item)));
-      expect(await share('u-2', 'evt-5', 2500, true, { start: 1000, least: 2 })).toEqual([2, 2, 1, null, 2, 'u-1', 'u-2', 'evt-3', 'evt-5']);
+      await share('u-9', 'evt-9', 9000, true);
+      expect(await share('', 'evt-4', 2000, false, { start: 1000, end: 3000, least: 3 })).toEqual([2, null, 0]);
+      expect(await share('u-2', 'evt-5', 2500, true, { start: 1000, end: 3000, least: 3 })).toEqual([
+        3, null, 3, null, 0, 0, 0, 2, 'evt-3|u-1', '1500', 'evt-5|u-2', '2500', 'evt-4', '2000',
+      ]);
+      // Capped: values, counted and other events in [start, time]; values and counted events.
+      expect(await share('', 'evt-6', 2600, false, { start: 1000, end: 3000, least: 3, read: 3 })).toEqual([
+        3, null, 4, 2, 2, 2, 2, 'u-1', 'u-2', 2, 'evt-3|u-1', '1500', 'evt-5|u-2', '2500',
+      ]);
     });
 
     it('trims all three sets after the batch and returns the fired mark', async () => {
@@ -330,8 +349,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await share('u-1', 'evt-1', 1000, true);
       await share('', 'evt-2', 1000, false);
       const reply = await share('u-2', 'evt-3', 3000, true, { start: 2000, trim: 2000 });
-      expect(reply.slice(0, 5)).toEqual([1, 1, 0, '777|det-b', 1]);
+      expect(reply.slice(0, 3)).toEqual([1, '777|det-b', 1]);
       expect(await redis.zrange(key('values'), 0, -1)).toEqual(['u-2']);
+      expect(await redis.zrange(key('events'), 0, -1)).toEqual(['evt-3|u-2']);
       expect(await redis.zrange(key('others'), 0, -1)).toEqual([]);
       expect(await redis.pttl(key('fired'))).toBe(-1);
     });
@@ -1068,11 +1088,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
           case 'windowAdd':
             return { keys: [k('window', user), k('fired', user)], args: [id, time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 50, 2] };
           case 'distinctAdd':
-            return { keys: [k('values', user), k('ids', user), k('fired', user)], args: [value, id, time, Math.max(trim, time - 60_000), time, trim, TTL, 50, 2] };
+            return { keys: [k('values', user), k('events', user), k('fired', user)], args: [value, id, time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 2, 2, 50] };
           case 'distinctShare':
             return {
-              keys: [k('values', user), k('ids', user), k('fired', user), k('others', user)],
-              args: [value, id, time, Math.max(trim, time - 60_000), time, trim, TTL, 50, 2, index % 3 === 0 ? 0 : 1],
+              keys: [k('values', user), k('events', user), k('fired', user), k('others', user)],
+              args: [value, id, time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 2, 2, index % 3 === 0 ? 0 : 1, 50],
             };
           case 'sequenceAdd':
             return { keys: [k('steps', user), k('fired', user)], args: [time, Math.max(trim, time - 60_000), time + 60_000, trim, TTL, 200, id, index % 4 === 0 ? '0,1' : String(index % 2), 1] };
@@ -1225,9 +1245,9 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       return 30_000;
     },
     'distinctShare-4.lua': async () => {
-      const keys = [key('values'), key('ids'), key('fired'), key('others')];
-      await callScript(redis, 'distinctShare', keys, ['u-1', 'evt-1', 1000, 0, 1000, 0, 30_000, 50, 0, 1]);
-      await callScript(redis, 'distinctShare', keys, ['u-2', 'evt-2', 1000, 0, 1000, 0, 30_000, 50, 0, 0]);
+      const keys = [key('values'), key('events'), key('fired'), key('others')];
+      await callScript(redis, 'distinctShare', keys, ['u-1', 'evt-1', 1000, 0, 1000, 0, 30_000, 200, 0, 1, 50]);
+      await callScript(redis, 'distinctShare', keys, ['u-2', 'evt-2', 1000, 0, 1000, 0, 30_000, 200, 0, 0, 50]);
       return 30_000;
     },
     'sequenceAdd-2.lua': async () => {

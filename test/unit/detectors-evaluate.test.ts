@@ -179,22 +179,26 @@ describe('evaluateCardinality', () => {
   const context: EvaluationContext = { key: { 'client.ip': '81.2.69.142' }, keyText: 'client.ip=81.2.69.142', now: T };
   const input = policyAt('evt-last-0008', T);
 
+  /** `count` events of one new user each, a second apart, the last at the event's time T. */
   function distinct(count: number, extra: Partial<DistinctState> = {}): DistinctState {
     return {
-      count,
-      values: Array.from({ length: count }, (_, index) => `u-${index + 1}`),
-      eventIds: Array.from({ length: count }, (_, index) => `evt-${String(index).padStart(4, '0')}-try`),
+      bound: count,
+      members: Array.from({ length: count }, (_, index) => ({ id: `evt-${String(index).padStart(4, '0')}-try`, value: `u-${index + 1}`, time: T - (count - 1 - index) * SECOND })),
       ...extra,
     };
   }
+  const valuesOf = (state: DistinctState): string[] => (state.members ?? []).flatMap((member) => (member.value === undefined ? [] : [member.value]));
+  const idsOf = (state: DistinctState): string[] => (state.members ?? []).map((member) => member.id);
 
   it('stays quiet one distinct value below the threshold', () => {
     expect(evaluateCardinality(input, distinct(7), rule, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_threshold' });
+    // The bound the script read says the same without the events: nothing to search.
+    expect(evaluateCardinality(input, { bound: 7 }, rule, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_threshold' });
   });
 
   it('counts distinct values, not events', () => {
-    const manyEventsFewUsers = distinct(3, { eventIds: Array.from({ length: 40 }, (_, index) => `evt-${String(index).padStart(4, '0')}-try`) });
-    expect(evaluateCardinality(input, manyEventsFewUsers, rule, context).outcome).toBe('none');
+    const members = Array.from({ length: 40 }, (_, index) => ({ id: `evt-${String(index).padStart(4, '0')}-try`, value: `u-${index % 3}`, time: T - index * SECOND }));
+    expect(evaluateCardinality(input, { bound: 8, members: members.reverse() }, rule, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_threshold' });
   });
 
   it('fires at the threshold, showing five values and an ellipsis', () => {
@@ -205,9 +209,9 @@ describe('evaluateCardinality', () => {
       reason: 'IP 81.2.69.142: authentication attempts with 8 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m; threshold 8.',
       observedValue: 8,
       threshold: 8,
-      distinct: { field: 'actor.userId', values: state.values },
-      eventIds: state.eventIds,
-      windowStart: T - 600_000,
+      distinct: { field: 'actor.userId', values: valuesOf(state) },
+      eventIds: idsOf(state),
+      windowStart: T - 7 * SECOND,
       windowEnd: T,
       identity: ['credential-stuffing', 'client.ip=81.2.69.142', `period-${Math.floor(T / 600_000)}`],
       cooldownMs: 600_000,
@@ -217,6 +221,28 @@ describe('evaluateCardinality', () => {
   it('shows every value, without an ellipsis, when there are five or fewer', () => {
     const small = { ...rule, threshold: 5 };
     expect(detected(evaluateCardinality(input, distinct(5), small, context)).reason).toContain('(u-1, u-2, u-3, u-4, u-5) within');
+  });
+
+  it('a late event completes the first window holding it that reaches N, ending after it', () => {
+    // Users 1-3 up to the event (at T), users 4-9 over the next 6 minutes: 8 are first reached at T + 5m.
+    const before = distinct(3).members ?? [];
+    const after = Array.from({ length: 6 }, (_, index) => ({ id: `evt-later-${index}`, value: `u-${index + 4}`, time: T + (index + 1) * MINUTE }));
+    const detection = detected(evaluateCardinality(input, { bound: 9, members: [...before, ...after] }, rule, context));
+    expect([detection.windowStart, detection.windowEnd, detection.observedValue]).toStrictEqual([T - 2 * SECOND, T + 5 * MINUTE, 8]);
+    expect(detection.identity).toStrictEqual(['credential-stuffing', 'client.ip=81.2.69.142', `period-${Math.floor((T + 5 * MINUTE) / 600_000)}`]);
+    // A window must hold the event: the same users after T + 10m are no window of it.
+    const tooLate = after.map((member) => ({ ...member, time: member.time + 10 * MINUTE }));
+    expect(evaluateCardinality(input, { bound: 9, members: [...before, ...tooLate] }, rule, context).outcome).toBe('none');
+    // Nor do values spread wider than the window either side, though the range holds them all.
+    const spread = [...before.map((member) => ({ ...member, time: member.time - 9 * MINUTE })), ...after.map((member) => ({ ...member, time: member.time + 4 * MINUTE }))];
+    expect(evaluateCardinality(input, { bound: 9, members: spread }, rule, context).outcome).toBe('none');
+  });
+
+  it('falls back to the window ending at the event when too many events are held to read (capped)', () => {
+    const capped = { count: 8, values: ['u-1', 'u-2'], members: [{ id: 'evt-1', time: T - MINUTE }] };
+    const detection = detected(evaluateCardinality(input, { bound: 12, capped }, rule, context));
+    expect([detection.windowStart, detection.windowEnd, detection.observedValue, detection.eventIds]).toStrictEqual([T - 10 * MINUTE, T, 8, ['evt-1']]);
+    expect(evaluateCardinality(input, { bound: 12, capped: { ...capped, count: 7 } }, rule, context).outcome).toBe('none');
   });
 
   it('is suppressed within the window, also via the batch, and fires again one window later', () => {
@@ -240,12 +266,23 @@ describe('evaluateCardinality', () => {
       expect(() => cardinalityRuleSchema.parse({ ...written, counted: { minShare: 0.5 } })).toThrow(/filter/);
     });
 
+    /** `counted` distinct users (one event each) and `others` events without a value, all in the minute up to T. */
+    const shared = (counted: number, others: number): DistinctState => ({
+      bound: counted,
+      members: [
+        ...Array.from({ length: counted }, (_, index) => ({ id: `evt-f${index}`, value: `u-${index + 1}`, time: T - (counted - 1 - index) * SECOND })),
+        ...Array.from({ length: others }, (_, index) => ({ id: `evt-p${index}`, time: T - 30 * SECOND - index * SECOND })).reverse(),
+      ],
+    });
+
     it('fires when the counted values reach the threshold and their events are at least minShare of all', () => {
-      const detection = detected(evaluateCardinality(input, distinct(8, { share: { counted: 10, total: 20 } }), counting, context));
+      const detection = detected(evaluateCardinality(input, shared(10, 10), { ...counting, threshold: 10 }, context));
       expect(detection.reason).toBe(
-        'IP 81.2.69.142: failed logins with 8 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m, 10 of its 20 matching events (50%); threshold 8, and at least 50%.',
+        'IP 81.2.69.142: failed logins with 10 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m, 10 of its 20 matching events (50%); threshold 10, and at least 50%.',
       );
-      expect(detection.observedValue).toBe(8);
+      expect(detection.observedValue).toBe(10);
+      // The evidence is the counted events.
+      expect(detection.eventIds).toStrictEqual(Array.from({ length: 10 }, (_, index) => `evt-f${index}`));
     });
 
     it('runs after the rules its counted filter names (detectedBy)', () => {
@@ -255,10 +292,23 @@ describe('evaluateCardinality', () => {
     });
 
     it('stays quiet below the share (an office NAT: a few typos among many sign-ins), and below the threshold first', () => {
-      expect(evaluateCardinality(input, distinct(8, { share: { counted: 10, total: 21 } }), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
-      expect(evaluateCardinality(input, distinct(7, { share: { counted: 7, total: 7 } }), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_threshold' });
-      // A reply without the share (no counted events in the window) is no share at all.
-      expect(evaluateCardinality(input, distinct(8), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+      expect(evaluateCardinality(input, shared(10, 11), { ...counting, threshold: 10 }, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+      expect(evaluateCardinality(input, shared(7, 0), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_threshold' });
+      // Capped: the share the script counted up to the event; a reply without it is no share at all.
+      const capped = { count: 8, values: [], members: [] };
+      expect(evaluateCardinality(input, { bound: 8, capped: { ...capped, share: { counted: 10, total: 21 } } }, counting, context).outcome).toBe('none');
+      expect(evaluateCardinality(input, { bound: 8, capped: { ...capped, share: { counted: 10, total: 20 } } }, counting, context).outcome).toBe('detected');
+      expect(evaluateCardinality(input, { bound: 8, capped }, counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+    });
+
+    it('takes the first window that reaches both the threshold and the share', () => {
+      // 8 users in the seconds up to T and 10 successes before them: 8 of 18 in any window holding T.
+      const state = shared(8, 10);
+      expect(evaluateCardinality(input, state, counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+      const more = [...(state.members ?? []), ...Array.from({ length: 3 }, (_, index) => ({ id: `evt-g${index}`, value: `u-${index + 20}`, time: T + (index + 1) * MINUTE }))];
+      // A failure (a new user) a minute for 3 minutes: 9 of 19 at T + 1m, 10 of 20 at T + 2m, the first window reaching both.
+      const detection = detected(evaluateCardinality(input, { bound: 11, members: more }, counting, context));
+      expect([detection.windowEnd, detection.observedValue]).toStrictEqual([T + 2 * MINUTE, 10]);
     });
   });
 });

@@ -4,6 +4,7 @@
  * null. The request builders are the other half of the contract: what the scripts are called with.
  */
 import {
+  cardinalityReadLimit,
   cardinalityRequest,
   cardinalityRuleSchema,
   compileFilter,
@@ -26,6 +27,7 @@ import {
   thresholdRequest,
   thresholdRuleSchema,
   type DetectionInput,
+  type DistinctMember,
   type DistinctState,
   type Location,
   type SequenceState,
@@ -46,9 +48,13 @@ function windowReply(state: WindowState): Reply {
   ];
 }
 
-/** What distinctAdd-3.lua returns: { count, fired or false, n, value1..n, id1..m }. */
-function distinctReply(state: DistinctState): Reply {
-  return [state.count, state.lastFired === undefined ? null : String(state.lastFired), state.values.length, ...state.values, ...state.eventIds];
+/** What distinctAdd-3.lua returns: { bound, fired or false, held, false, 0, member, time, ... } or, capped, { bound, fired, held, count, n, value1..n, member, time, ... }. */
+function distinctReply(state: DistinctState, held = 0): Reply {
+  const fired = state.lastFired === undefined ? null : String(state.lastFired);
+  const pairs = (members: readonly DistinctMember[]): Reply => members.flatMap((member) => [member.value === undefined ? member.id : `${member.id}|${member.value}`, String(member.time)]);
+  if (state.capped) return [state.bound, fired, held, state.capped.count, state.capped.values.length, ...state.capped.values, ...pairs(state.capped.members)];
+  if (state.members) return [state.bound, fired, held, null, 0, ...pairs(state.members)];
+  return [state.bound, null, 0];
 }
 
 /** What sequenceAdd-2.lua returns: { fired or false, "step:id", score, ... }. */
@@ -112,45 +118,63 @@ describe('parseWindowState (windowAdd-2)', () => {
 });
 
 describe('parseDistinctState (distinctAdd-3)', () => {
-  it('reads a reply as ioredis returns it: values, then event ids', () => {
-    expect(parseDistinctState([3, null, 3, 'u-1', 'u-2', 'u-3', 'evt-0001-aaaa', 'evt-0002-aaaa', 'evt-0003-aaaa', 'evt-0004-aaaa'])).toStrictEqual({
-      count: 3,
-      values: ['u-1', 'u-2', 'u-3'],
-      eventIds: ['evt-0001-aaaa', 'evt-0002-aaaa', 'evt-0003-aaaa', 'evt-0004-aaaa'],
+  it('reads a reply as ioredis returns it: every event of the range, "<id>|<value>" and its time', () => {
+    expect(parseDistinctState([3, null, 4, null, 0, 'evt-0001-aaaa|u-1', '1000', 'evt-0002-aaaa|u-2', '2000', 'evt-0003-aaaa|u-1', '3000', 'evt-0004-aaaa|a|b', '4000'])).toStrictEqual({
+      bound: 3,
+      members: [
+        { id: 'evt-0001-aaaa', value: 'u-1', time: 1000 },
+        { id: 'evt-0002-aaaa', value: 'u-2', time: 2000 },
+        { id: 'evt-0003-aaaa', value: 'u-1', time: 3000 },
+        // A value may hold the separator: the id never does.
+        { id: 'evt-0004-aaaa', value: 'a|b', time: 4000 },
+      ],
     });
   });
 
-  it('reads the last detection time and keeps numeric-looking values as text', () => {
-    expect(parseDistinctState([2, '1714559100250', 2, '404', '/accounts/7', 'evt-0001-aaaa'])).toStrictEqual({
-      count: 2,
+  it('reads a reply below the least count: the bound alone', () => {
+    expect(parseDistinctState([2, null, 0])).toStrictEqual({ bound: 2 });
+  });
+
+  it('reads a capped reply (too many events held): the count up to the event, values, then the events', () => {
+    expect(parseDistinctState([9, '1714559100250', 5000, 8, 2, '404', '/accounts/7', 'evt-0001-aaaa|404', '1000'])).toStrictEqual({
+      bound: 9,
       lastFired: 1714559100250,
-      values: ['404', '/accounts/7'],
-      eventIds: ['evt-0001-aaaa'],
+      capped: { count: 8, values: ['404', '/accounts/7'], members: [{ id: 'evt-0001-aaaa', value: '404', time: 1000 }] },
     });
   });
 
-  it.each<[string, DistinctState]>([
-    ['empty', { count: 0, values: [], eventIds: [] }],
-    ['capped values', { count: 80, lastFired: T, values: ['u-1', 'u-2'], eventIds: ['evt-0001-aaaa', 'evt-0002-aaaa', 'evt-0003-aaaa'] }],
-    ['values without ids', { count: 1, values: ['u-1'], eventIds: [] }],
-  ])('round-trips a state through the reply: %s', (_name, state) => {
-    expect(parseDistinctState(distinctReply(state))).toStrictEqual(state);
+  it.each<[string, DistinctState, number]>([
+    ['below the least count', { bound: 1 }, 0],
+    ['every event', { bound: 2, lastFired: T, members: [{ id: 'evt-1', value: 'u-1', time: T - 1 }, { id: 'evt-2', value: '17', time: T }] }, 2],
+    ['empty range', { bound: 4, members: [] }, 0],
+    ['capped', { bound: 80, lastFired: T, capped: { count: 80, values: ['u-1', 'u-2'], members: [{ id: 'evt-1', value: 'u-1', time: T }] } }, 900],
+  ])('round-trips a state through the reply: %s', (_name, state, held) => {
+    expect(parseDistinctState(distinctReply(state, held))).toStrictEqual(state);
   });
 });
 
 describe('parseDistinctShareState (distinctShare-4)', () => {
-  it('reads the counted and other events first, then the reply of distinctAdd-3', () => {
-    expect(parseDistinctShareState([3, 4, 6, '1714559100250', 2, 'u-1', 'u-2', 'evt-0001-aaaa'])).toStrictEqual({
-      count: 3,
-      share: { counted: 4, total: 10 },
+  it('reads the counted events ("<id>|<value>") then the others (ids)', () => {
+    expect(parseDistinctShareState([2, '1714559100250', 3, null, 0, 0, 0, 2, 'evt-1|u-1', '1000', 'evt-3|u-2', '3000', 'evt-2', '2000'])).toStrictEqual({
+      bound: 2,
       lastFired: 1714559100250,
-      values: ['u-1', 'u-2'],
-      eventIds: ['evt-0001-aaaa'],
+      members: [
+        { id: 'evt-1', value: 'u-1', time: 1000 },
+        { id: 'evt-3', value: 'u-2', time: 3000 },
+        { id: 'evt-2', time: 2000 },
+      ],
     });
   });
 
-  it('reads a reply below the threshold (no values, no fired mark)', () => {
-    expect(parseDistinctShareState([1, 1, 5, null, 0])).toStrictEqual({ count: 1, share: { counted: 1, total: 6 }, values: [], eventIds: [] });
+  it('reads a capped reply: counts and share up to the event, values, the counted events', () => {
+    expect(parseDistinctShareState([9, null, 900, 8, 10, 11, 2, 'u-1', 'u-2', 1, 'evt-1|u-1', '1000'])).toStrictEqual({
+      bound: 9,
+      capped: { count: 8, share: { counted: 10, total: 21 }, values: ['u-1', 'u-2'], members: [{ id: 'evt-1', value: 'u-1', time: 1000 }] },
+    });
+  });
+
+  it('reads a reply below the threshold (no events, no fired mark)', () => {
+    expect(parseDistinctShareState([1, null, 0])).toStrictEqual({ bound: 1 });
   });
 });
 
@@ -230,7 +254,7 @@ describe('request builders', () => {
   const policy: DetectionInput = { event: eventSchema.parse(policyEvent()) };
 
   it('builds every key of one (rule, key) with one hash tag, so a script stays on one cluster slot', () => {
-    const keys = (['window', 'fired', 'values', 'ids', 'steps', 'seen', 'locations', 'located'] as const).map((part) => stateKey('vigil', 'r-1', 'client.ip=2001:db8::1', part));
+    const keys = (['window', 'fired', 'values', 'events', 'steps', 'seen', 'locations', 'located'] as const).map((part) => stateKey('vigil', 'r-1', 'client.ip=2001:db8::1', part));
     expect(new Set(keys.map((key) => /\{([^}]*)\}/.exec(key)?.[1]))).toStrictEqual(new Set(['r-1|client.ip=2001:db8::1']));
     expect(new Set(keys).size).toBe(keys.length);
   });
@@ -252,8 +276,10 @@ describe('request builders', () => {
     const rule = cardinalityRuleSchema.parse({ ...common, id: 'r-cardinality', name: 'cardinality', type: 'cardinality', window: '10m', field: 'client.ip', threshold: 3 });
     const request = cardinalityRequest(policy, rule, extended);
     expect(request?.script).toBe('distinctAdd');
-    expect(request?.keys).toStrictEqual(['values', 'ids', 'fired'].map((part) => `test:rule:{r-cardinality|actor.userId=user-1}:${part}`));
-    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50, 3]);
+    expect(request?.keys).toStrictEqual(['values', 'events', 'fired'].map((part) => `test:rule:{r-cardinality|actor.userId=user-1}:${part}`));
+    // A window either side of the event; at most 200 events read back, 50 values and ids in a capped reply.
+    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T + 600_000, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 200, 3, 50]);
+    expect(cardinalityReadLimit({ ...rule, threshold: 40 }, 50)).toBe(400);
     expect(cardinalityRequest({ event: eventSchema.parse(deviceEvent()) }, rule, extended)).toBeUndefined();
   });
 
@@ -269,13 +295,13 @@ describe('request builders', () => {
       counted: { filter: { field: 'policy.outcome', equals: 'fail' } },
     });
     const failing = compileFilter({ field: 'policy.outcome', equals: 'fail' });
-    const keys = ['values', 'ids', 'fired', 'others'].map((part) => `test:rule:{r-share|actor.userId=user-1}:${part}`);
+    const keys = ['values', 'events', 'fired', 'others'].map((part) => `test:rule:{r-share|actor.userId=user-1}:${part}`);
     const failure = cardinalityRequest(policy, rule, extended, failing);
     expect(failure?.script).toBe('distinctShare');
     expect(failure?.keys).toStrictEqual(keys);
-    expect(failure?.args).toStrictEqual(['user-1', 'evt-0001-aaaa', T, T - 600_000, T, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 50, 3, 1]);
+    expect(failure?.args).toStrictEqual(['user-1', 'evt-0001-aaaa', T, T - 600_000, T + 600_000, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 200, 3, 1, 50]);
     const pass: DetectionInput = { event: eventSchema.parse({ ...policyEvent(), policy: { ...policyEvent().policy, outcome: 'pass' } }) };
-    expect(cardinalityRequest(pass, rule, extended, failing)?.args.at(-1)).toBe(0);
+    expect(cardinalityRequest(pass, rule, extended, failing)?.args.at(-2)).toBe(0);
     // An event that is not counted needs no value; a counted one does.
     const anonymousPass: DetectionInput = { event: eventSchema.parse({ ...policyEvent(), actor: {}, policy: { ...policyEvent().policy, outcome: 'pass' } }) };
     expect(cardinalityRequest(anonymousPass, rule, extended, failing)?.args.slice(0, 2)).toStrictEqual(['', 'evt-0001-aaaa']);

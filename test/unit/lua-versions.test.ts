@@ -9,8 +9,8 @@ import { SCRIPT_NAMES, commandName, isBatchScript, scriptSource, type ScriptName
  */
 const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   windowAdd: { version: 2, sha256: '20ee9be1b4629a4f' },
-  distinctAdd: { version: 2, sha256: '431682938a265417' },
-  distinctShare: { version: 1, sha256: '6728c4c3195cef80' },
+  distinctAdd: { version: 3, sha256: '23a357ce0fc81c37' },
+  distinctShare: { version: 2, sha256: 'e9ed79072af0ee0e' },
   sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
   firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
   locationAdd: { version: 1, sha256: 'be1f068a1e4669b5' },

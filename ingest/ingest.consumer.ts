@@ -294,7 +294,10 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     handle,
     logger,
     ...(instrumentation ? { instrumentation } : {}),
-    ...(aligner ? { alignment: { aligner, eventTime: (message: KafkaMessage) => messageEventTime(message.value) } } : {}),
+    // The same clock and size limit as decode: what it will refuse by either never holds a partition back.
+    ...(aligner
+      ? { alignment: { aligner, eventTime: (message: KafkaMessage) => messageEventTime(message.value, { now: clock().getTime(), maxMessageBytes: config.limits.maxMessageBytes }) } }
+      : {}),
   });
 
   return {

@@ -72,6 +72,19 @@ describe('classifyMessage', () => {
     });
   });
 
+  it('refuses a text over its length for that alone, naming the field, without scanning the rest of it', () => {
+    // Neither a leading slash nor free of control characters: only the length is reported.
+    const path = `x${'\u0000'.repeat(3000)}`;
+    expect(refusal(classifyMessage(bytes(withField(policyEvent(), 'policy.resource.path', path)), limits, 'policy'))).toStrictEqual({
+      reasonCode: 'schema_invalid',
+      message: 'policy.resource.path: Too big: expected string to have <=2048 characters',
+    });
+    // Within the length, the other checks still run.
+    const short = refusal(classifyMessage(bytes(withField(policyEvent(), 'policy.resource.path', 'x\u0000')), limits, 'policy'));
+    expect(short.message).toContain('policy.resource.path: Invalid string: must start with "/"');
+    expect(short.message).toContain('policy.resource.path: must not contain control characters');
+  });
+
   it('reads an event after a UTF-8 byte order mark, as a decoder does, and refuses one in the middle', () => {
     const event = bytes(policyEvent());
     const bom = Buffer.from([0xef, 0xbb, 0xbf]);

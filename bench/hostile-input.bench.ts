@@ -14,18 +14,28 @@
  * figure to compare. The clean run goes first and the two alternate `rounds` times (median).
  *
  *   npx tsx bench/hostile-input.bench.ts [messages=25000] [rounds=3] [goodPercent=20]
+ *
+ * - BENCH_COMPARE_DIR: another checkout of Vigil (e.g. `git archive` of the commit before a change,
+ *   with a `node_modules` link): each round then also runs its clean and hostile pair, on the same
+ *   traffic, the two versions' pairs in alternating order, so a before/after comparison shares the
+ *   machine's load of the moment. Its Vigil is built by its own test harness.
  */
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Vigil } from '../app';
 import { fuzzTraffic } from '../test/support/fuzz';
 import { produceTraffic } from '../test/support/produce';
-import { isolatedConfig, openStack, vigilOn, waitFor } from '../test/support/harness';
+import * as localHarness from '../test/support/harness';
 import { positiveInteger } from './arguments';
 
 const MESSAGES = positiveInteger(process.argv[2], 25_000, 'messages');
 const ROUNDS = positiveInteger(process.argv[3], 3, 'rounds');
 const GOOD_PERCENT = positiveInteger(process.argv[4], 20, 'goodPercent');
 const TARGET = 0.9;
+const COMPARE_DIR = process.env.BENCH_COMPARE_DIR;
+
+/** What a run needs from a checkout's test harness: the one under test, or the one compared with. */
+type Harness = Pick<typeof localHarness, 'isolatedConfig' | 'openStack' | 'vigilOn' | 'waitFor'>;
 
 interface RunResult {
   good: number;
@@ -43,7 +53,8 @@ interface RunResult {
   duplicates: number;
 }
 
-async function run(label: 'clean' | 'hostile', seed: number): Promise<RunResult> {
+async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): Promise<RunResult> {
+  const { isolatedConfig, openStack, vigilOn, waitFor } = harness;
   const stack = openStack(isolatedConfig({ VIGIL_BULK_FLUSH_MS: '50' }));
   const traffic = fuzzTraffic({
     seed,
@@ -106,23 +117,34 @@ async function main(): Promise<void> {
       '  clean = only the good events; hostile = the same good events in the same order, with the hostile rest between them.\n' +
       '  Each run is timed from its first chunk to its last good event indexed; ratio = good events/s hostile / good events/s clean.\n',
   );
-  const ratios: number[] = [];
+  const versions: { name: string; harness: Harness; ratios: number[] }[] = [{ name: COMPARE_DIR ? 'this build' : '', harness: localHarness, ratios: [] }];
+  if (COMPARE_DIR) {
+    const harness = (await import(resolve(COMPARE_DIR, 'test/support/harness'))) as Harness;
+    versions.push({ name: `compared (${COMPARE_DIR})`, harness, ratios: [] });
+  }
   for (let round = 1; round <= ROUNDS; round++) {
     const seed = 1000 + round;
-    const clean = await run('clean', seed);
-    const hostile = await run('hostile', seed);
-    const ratio = hostile.goodPerSecond / clean.goodPerSecond;
-    ratios.push(ratio);
-    const stages = (result: RunResult): string => Object.entries(result.stages).map(([stage, ms]) => `${stage} ${ms.toFixed(0)}`).join(', ');
-    process.stdout.write(`  stage ms, clean: ${stages(clean)}\n  stage ms, hostile: ${stages(hostile)}\n`);
-    process.stdout.write(
-      `round ${round}: clean ${clean.good} good in ${clean.seconds.toFixed(2)} s (${clean.goodPerSecond.toFixed(0)}/s, ${clean.chunks} chunks, CPU ${clean.cpuSeconds.toFixed(1)} s); ` +
-        `hostile ${hostile.good} good of ${hostile.messages} in ${hostile.seconds.toFixed(2)} s (${hostile.goodPerSecond.toFixed(0)}/s, ${hostile.chunks} chunks, CPU ${hostile.cpuSeconds.toFixed(1)} s, ` +
-        `${hostile.deadLettered} dead-lettered, ${hostile.duplicates} duplicates); ratio ${ratio.toFixed(3)}\n`,
-    );
+    // Alternating which version goes first, so neither always meets the same moment of load.
+    const order = round % 2 === 1 ? versions : [...versions].reverse();
+    for (const version of order) {
+      const clean = await run('clean', seed, version.harness);
+      const hostile = await run('hostile', seed, version.harness);
+      const ratio = hostile.goodPerSecond / clean.goodPerSecond;
+      version.ratios.push(ratio);
+      const label = version.name ? ` [${version.name}]` : '';
+      const stages = (result: RunResult): string => Object.entries(result.stages).map(([stage, ms]) => `${stage} ${ms.toFixed(0)}`).join(', ');
+      process.stdout.write(`  stage ms, clean: ${stages(clean)}\n  stage ms, hostile: ${stages(hostile)}\n`);
+      process.stdout.write(
+        `round ${round}${label}: clean ${clean.good} good in ${clean.seconds.toFixed(2)} s (${clean.goodPerSecond.toFixed(0)}/s, ${clean.chunks} chunks, CPU ${clean.cpuSeconds.toFixed(1)} s); ` +
+          `hostile ${hostile.good} good of ${hostile.messages} in ${hostile.seconds.toFixed(2)} s (${hostile.goodPerSecond.toFixed(0)}/s, ${hostile.chunks} chunks, CPU ${hostile.cpuSeconds.toFixed(1)} s, ` +
+          `${hostile.deadLettered} dead-lettered, ${hostile.duplicates} duplicates); ratio ${ratio.toFixed(3)}\n`,
+      );
+    }
   }
-  const result = median(ratios);
-  process.stdout.write(`good-event throughput, hostile / clean (median of ${ROUNDS}): ${result.toFixed(3)} (target >= ${TARGET})\n`);
+  for (const version of versions) {
+    const label = version.name ? ` [${version.name}]` : '';
+    process.stdout.write(`good-event throughput, hostile / clean (median of ${ROUNDS})${label}: ${median(version.ratios).toFixed(3)} (target >= ${TARGET}); rounds ${version.ratios.map((ratio) => ratio.toFixed(3)).join(', ')}\n`);
+  }
 }
 
 main().catch((error: unknown) => {

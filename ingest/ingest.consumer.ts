@@ -178,7 +178,13 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     const { decoded, refused } = await timed('decode', chunk, messages.length, () =>
       decode(messages, { limits: config.limits, family: familyOfTopic.get(topic), now, geoLookup }),
     );
-    for (const { message, reasonCode } of refused) logger.debug({ topic, partition, offset: message.offset, reasonCode }, 'dead-lettered');
+    // One line per chunk, not per message: under hostile traffic most messages are refused, and a
+    // line each would cost more than refusing them. Each dead letter names its own position.
+    if (refused.length > 0 && logger.isLevelEnabled('debug')) {
+      const reasons: Partial<Record<DeadLetterReason, number>> = {};
+      for (const { reasonCode } of refused) reasons[reasonCode] = (reasons[reasonCode] ?? 0) + 1;
+      logger.debug({ topic, partition, firstOffset: messages[0]?.offset, messages: messages.length, refused: refused.length, reasons }, 'dead-lettering refused messages');
+    }
     // What decode refused is dead-lettered while the rest is correlated, indexed and detected,
     // not after: under hostile traffic these sends would otherwise stand in the good events' way.
     // The commit barrier below still waits for them.
@@ -294,7 +300,10 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     handle,
     logger,
     ...(instrumentation ? { instrumentation } : {}),
-    ...(aligner ? { alignment: { aligner, eventTime: (message: KafkaMessage) => messageEventTime(message.value) } } : {}),
+    // The same clock and size limit as decode: what it will refuse by either never holds a partition back.
+    ...(aligner
+      ? { alignment: { aligner, eventTime: (message: KafkaMessage) => messageEventTime(message.value, { now: clock().getTime(), maxMessageBytes: config.limits.maxMessageBytes }) } }
+      : {}),
   });
 
   return {

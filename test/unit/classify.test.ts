@@ -72,6 +72,26 @@ describe('classifyMessage', () => {
     });
   });
 
+  it('refuses a text over its length for that alone, naming the field, without scanning the rest of it', () => {
+    // Neither a leading slash nor free of control characters: only the length is reported.
+    const path = `x${'\u0000'.repeat(3000)}`;
+    expect(refusal(classifyMessage(bytes(withField(policyEvent(), 'policy.resource.path', path)), limits, 'policy'))).toStrictEqual({
+      reasonCode: 'schema_invalid',
+      message: 'policy.resource.path: Too big: expected string to have <=2048 characters',
+    });
+    // Within the length, the other checks still run.
+    const short = refusal(classifyMessage(bytes(withField(policyEvent(), 'policy.resource.path', 'x\u0000')), limits, 'policy'));
+    expect(short.message).toContain('policy.resource.path: Invalid string: must start with "/"');
+    expect(short.message).toContain('policy.resource.path: must not contain control characters');
+  });
+
+  it('reads an event after a UTF-8 byte order mark, as a decoder does, and refuses one in the middle', () => {
+    const event = bytes(policyEvent());
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    expect(classifyMessage(Buffer.concat([bom, event]), limits, 'policy').ok).toBe(true);
+    expect(refusal(classifyMessage(Buffer.concat([event.subarray(0, 1), bom, event.subarray(1)]), limits, 'policy')).reasonCode).toBe('not_json');
+  });
+
   it.each([
     ['at the top', '{"__proto__":{"polluted":true},', '', '__proto__'],
     ['among the labels, where a record would drop it unseen', '', '"labels":{"__proto__":"x","run":"a"},', 'labels.__proto__'],
@@ -193,6 +213,16 @@ describe('exceedsDepth', () => {
     // The value is one backslash; the array after it nests three deep inside the object.
     expect(depth('{"a":"\\\\","b":[[[1]]]}', 3)).toBe(true);
     expect(depth('{"a":"\\\\","b":[[[1]]]}', 4)).toBe(false);
+  });
+
+  it('finds the end of long strings, and of strings ending in escaped backslashes', () => {
+    const long = 'x'.repeat(100_000);
+    expect(depth(`{"a":"${long}","b":[[1]]}`, 2)).toBe(true);
+    expect(depth(`{"a":"${long}\\\\","b":[[1]]}`, 2)).toBe(true);
+    // An escaped quote then more brackets: all still inside the one string.
+    expect(depth(`{"a":"${long}\\"[[[[","b":1}`, 1)).toBe(false);
+    // An unterminated string: nothing after its quote counts (the parse refuses it as not_json).
+    expect(depth('{"a":"[[[[[[', 1)).toBe(false);
   });
 
   it('ignores multi-byte UTF-8 characters', () => {

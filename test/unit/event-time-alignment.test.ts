@@ -173,4 +173,20 @@ describe('the event time of a raw message', () => {
     expect(messageEventTime(Buffer.from('{"time":"yesterday"}'))).toBeUndefined();
     expect(messageEventTime(null)).toBeUndefined();
   });
+
+  it('has none for a message decode is bound to refuse by its time or its size, so it holds no partition back', () => {
+    const bounds = { now: T0, maxMessageBytes: 1024 };
+    const at = (time: string, padding = ''): Buffer => Buffer.from(`{"id":"e1","time":"${time}","labels":{"pad":"${padding}"}}`);
+    expect(messageEventTime(at('2026-03-02T11:59:59Z'), bounds)).toBe(T0 + 86_399_000);
+    // More than a day ahead of the clock, or before 2000: time_out_of_range in decode.
+    expect(messageEventTime(at('2199-01-01T00:00:00Z'), bounds)).toBeUndefined();
+    expect(messageEventTime(at('2026-03-02T12:00:01Z'), bounds)).toBeUndefined();
+    expect(messageEventTime(at('1999-12-31T23:59:59Z'), bounds)).toBeUndefined();
+    // The parser's path too (spaces around the colon).
+    expect(messageEventTime(Buffer.from('{"time" : "2199-01-01T00:00:00Z"}'), bounds)).toBeUndefined();
+    // Over the size limit: too_large in decode, whatever its time.
+    expect(messageEventTime(at('2026-03-01T12:00:00Z', 'x'.repeat(1024)), bounds)).toBeUndefined();
+    // Without bounds (replay, the benches) the time is read as written.
+    expect(messageEventTime(at('2199-01-01T00:00:00Z'))).toBe(Date.parse('2199-01-01T00:00:00Z'));
+  });
 });

@@ -16,11 +16,9 @@ import { CURRENT_SCHEMA_VERSION, type Family } from '../../schemas/envelope';
 // whole. Built from text, as the contract's are, so the file holds no control character.
 const CONTROL = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`);
 const CONTROL_BUT_TAB = new RegExp(String.raw`[\u0000-\u0008\u000A-\u001F\u007F-\u009F]`);
-// A character a JSON string does not hold as it is (a quote, a backslash, a control character,
-// a surrogate that JSON.stringify may escape) or that takes more than one byte in UTF-8. Text
-// without any is written between quotes as it is, and its length is its size in bytes; text
-// with one is written by JSON.stringify and measured by Buffer.byteLength.
-const NOT_PLAIN = /[^\x20\x21\x23-\x5B\x5D-\x7E]/;
+// A character JSON.stringify writes escaped: a quote, a backslash, a control character, a
+// surrogate (a lone one is escaped). Text without any is written between quotes as it is.
+const ESCAPED = new RegExp(String.raw`["\\\u0000-\u001F\uD800-\uDFFF]`);
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$/;
 // zod's own IPv4 pattern (four decimal octets, no leading zeros).
 const IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])$/;
@@ -60,8 +58,6 @@ const NOT_SURE = new NotSure('not sure: left to the schema');
  */
 class JsonText {
   text = '';
-  /** Every character so far is printable ASCII: `text.length` is its size in UTF-8. */
-  plain = true;
   /** The next member of the object being written follows another one. */
   private follows = false;
 
@@ -85,8 +81,7 @@ class JsonText {
 
   string(name: string, value: string): void {
     this.key(name);
-    if (NOT_PLAIN.test(value)) {
-      this.plain = false;
+    if (ESCAPED.test(value)) {
       this.text += JSON.stringify(value);
     } else {
       this.text += `"${value}"`;
@@ -292,7 +287,10 @@ export function fastMessage(family: Family, input: object, id: unknown, time: un
     json.close();
     key ??= id;
     const value = json.text;
-    return { key, value, bytes: json.plain ? key.length + value.length : Buffer.byteLength(key) + Buffer.byteLength(value) };
+    // Buffer.byteLength also flattens the text, written as a rope of some sixty pieces, into one
+    // string: left a rope while buffered, its pieces cost the garbage collector more than the
+    // whole check (profiled: 60 % of emit()).
+    return { key, value, bytes: Buffer.byteLength(key) + Buffer.byteLength(value) };
   } catch (error) {
     if (error === NOT_SURE) return undefined;
     throw error;

@@ -1,3 +1,4 @@
+import type { randomUUID as RandomUuid } from 'node:crypto';
 import type { Kafka, Message, Producer } from 'kafkajs';
 // The contract and the two plumbing files are imported one by one, never through their barrels:
 // `schemas/` also holds the Elasticsearch templates and `platform/` pulls in pino and the config,
@@ -152,7 +153,7 @@ let uuid: (() => string) | undefined;
  * without getBuiltinModule (before 20.16).
  */
 function randomId(): string {
-  uuid ??= (process.getBuiltinModule?.('node:crypto') as typeof import('node:crypto') | undefined)?.randomUUID ?? (() => globalThis.crypto.randomUUID());
+  uuid ??= (process.getBuiltinModule?.('node:crypto') as { randomUUID: typeof RandomUuid } | undefined)?.randomUUID ?? (() => globalThis.crypto.randomUUID());
   return uuid();
 }
 

@@ -17,13 +17,16 @@
  *    local broker, against raw kafkajs `sendBatch` of the very same message bytes (serialised
  *    beforehand, requests of at most 900 kB, one in flight) in the same run, each with no
  *    compression and with gzip. The emitter is fed as a busy service would: as fast as it takes
- *    events, pausing only while its buffer is full. Target: at least 100,000 events/s.
+ *    events, pausing only while its buffer is full. Beside each rate: the CPU per event of this
+ *    process and of the broker (from /proc, when the broker runs on this machine), which say what
+ *    caps delivery. Target: at least 100,000 events/s, judged on the emitter's own rate.
  * 4. Buffer memory: the heap an emitter holds with 200,000 events buffered while Kafka is away
  *    (the issue measured 817 MB of RSS), and that the byte bound holds.
  *
  *   npm run bench:sdk [-- --children N --events N --rounds N --deliver N --buffered N]
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
@@ -50,6 +53,8 @@ const BUFFERED = positiveInteger(argument('--buffered'), 200_000, '--buffered');
 const BROKERS = (process.env.VIGIL_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const TARGET_EMIT_US = 5;
 const TARGET_EVENTS_PER_SECOND = 100_000;
+/** Clock ticks per second, the unit of /proc/PID/stat's CPU times. */
+const CLOCK_TICKS = process.platform === 'linux' ? Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100 : 100;
 
 const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const mb = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1).padStart(6);
@@ -198,6 +203,36 @@ const yieldToIo = (): Promise<void> => new Promise((resolve) => setImmediate(res
 interface Rate {
   rate: number;
   perCpuSecond: number;
+  /** The broker's CPU per event, in µs (NaN when its process is not on this machine). */
+  brokerUs: number;
+}
+
+/**
+ * The process id of a Kafka broker running on this machine, if one is: its CPU time says whether
+ * the broker or the producing process is what limits delivery.
+ */
+function brokerPid(): string | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('kafka.Kafka')) return entry;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return undefined;
+}
+const BROKER_PID = process.platform === 'linux' ? brokerPid() : undefined;
+/** The broker's CPU time so far (user and system), in milliseconds; NaN without a local broker. */
+function brokerCpuMs(): number {
+  if (BROKER_PID === undefined) return Number.NaN;
+  try {
+    // Fields 14 and 15 of /proc/PID/stat, after the command name in parentheses, in clock ticks.
+    const fields = readFileSync(`/proc/${BROKER_PID}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** The emitter's buffer bound in the delivery runs: the bench stops feeding when it is reached. */
@@ -239,16 +274,19 @@ async function delivery(): Promise<void> {
       await producer.connect();
       const started = performance.now();
       const cpuStarted = cpuMs();
+      const brokerStarted = brokerCpuMs();
       for (const batch of batches) await producer.sendBatch({ acks: -1, compression, topicMessages: [{ topic, messages: batch }] });
       const elapsed = performance.now() - started;
       const cpu = cpuMs() - cpuStarted;
+      const broker = brokerCpuMs() - brokerStarted;
       await producer.disconnect();
-      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000 };
+      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000 };
     };
     const emitter = async (compression: 'none' | 'gzip'): Promise<Rate> => {
       const sdkEmitter = createEmitter({ kafka: live, source, topics, compression, maxBuffer: FEED_BUFFER });
       const started = performance.now();
       const cpuStarted = cpuMs();
+      const brokerStarted = brokerCpuMs();
       let n = 0;
       while (n < sent.length) {
         // A busy service emits until the emitter pushes back (a full buffer), then lets I/O run.
@@ -264,10 +302,11 @@ async function delivery(): Promise<void> {
       await sdkEmitter.flush();
       const elapsed = performance.now() - started;
       const cpu = cpuMs() - cpuStarted;
+      const broker = brokerCpuMs() - brokerStarted;
       const { delivered } = sdkEmitter.stats();
       await sdkEmitter.close();
       if (delivered !== sent.length) throw new Error(`delivered ${delivered} of ${sent.length}`);
-      return { rate: (sent.length / elapsed) * 1000, perCpuSecond: (sent.length / cpu) * 1000 };
+      return { rate: (sent.length / elapsed) * 1000, perCpuSecond: (sent.length / cpu) * 1000, brokerUs: (broker / sent.length) * 1000 };
     };
 
     const rates: Record<string, Rate[]> = { 'raw none': [], 'raw gzip': [], 'emitter none': [], 'emitter gzip': [] };
@@ -280,8 +319,13 @@ async function delivery(): Promise<void> {
     }
     const best = (name: string): number => Math.max(...(rates[name] ?? []).map((measured) => measured.rate));
     const bestPerCpu = (name: string): number => Math.max(...(rates[name] ?? []).map((measured) => measured.perCpuSecond));
+    const broker = (name: string): number => median((rates[name] ?? []).map((measured) => measured.brokerUs));
     const rate = (value: number): string => `${Math.round(value).toLocaleString('en-US').padStart(9)} events/s`;
-    console.log(`\ndelivery: ${DELIVER} events (${(bytes / DELIVER).toFixed(0)} B each) to ${BROKERS.join(',')}, 3 partitions, acks all, raw in ${batches.length} requests of <= ${RAW_BATCH_BYTES} B, best of 2 rounds`);
+    const cpuUs = (perCpuSecond: number): string => `${(1e6 / perCpuSecond).toFixed(1)} µs`;
+    console.log(
+      `\ndelivery: ${DELIVER} events (${(bytes / DELIVER).toFixed(0)} B each) to ${BROKERS.join(',')}, 3 partitions, acks all, best of 2 rounds; ` +
+        `the baseline is raw kafkajs in its fixed configuration: ${batches.length} sendBatch requests of <= ${RAW_BATCH_BYTES} B, one in flight`,
+    );
     for (const codec of ['none', 'gzip']) {
       const rawRate = best(`raw ${codec}`);
       const sdkRate = best(`emitter ${codec}`);
@@ -289,9 +333,18 @@ async function delivery(): Promise<void> {
       const sdkCpu = bestPerCpu(`emitter ${codec}`);
       console.log(`  ${codec.padEnd(5)} raw kafkajs sendBatch of the same bytes  1.00x  (${rate(rawRate)}; ${rate(rawCpu)} per CPU second)`);
       console.log(`  ${codec.padEnd(5)} emitter, emit() to acknowledged   ${(sdkRate / rawRate).toFixed(2).padStart(9)}x  (${rate(sdkRate)}; ${rate(sdkCpu)} per CPU second, ${(sdkCpu / rawCpu).toFixed(2)}x raw's)`);
+      console.log(
+        `  ${codec.padEnd(5)} CPU per event: raw kafkajs ${cpuUs(rawCpu)}, emitter (emit() included) ${cpuUs(sdkCpu)}, broker ${broker(`raw ${codec}`).toFixed(1)} µs / ${broker(`emitter ${codec}`).toFixed(1)} µs` +
+          ` (raw kafkajs on one whole core: at most ${rate(rawCpu)})`,
+      );
     }
+    // Judged on the emitter's own events per second, not on a ratio: what issue 12 asks of it.
     const deliveryMet = best('emitter gzip') >= TARGET_EVENTS_PER_SECOND || best('emitter none') >= TARGET_EVENTS_PER_SECOND;
-    console.log(`  target: at least ${TARGET_EVENTS_PER_SECOND.toLocaleString('en-US')} events/s: ${best('emitter gzip') >= TARGET_EVENTS_PER_SECOND ? 'met' : 'MISSED'} with the default (gzip), ${best('emitter none') >= TARGET_EVENTS_PER_SECOND ? 'met' : 'MISSED'} with none`);
+    console.log(
+      `  target: the emitter delivers at least ${TARGET_EVENTS_PER_SECOND.toLocaleString('en-US')} events/s: ${best('emitter gzip') >= TARGET_EVENTS_PER_SECOND ? 'met' : 'MISSED'} with the default (gzip), ` +
+        `${best('emitter none') >= TARGET_EVENTS_PER_SECOND ? 'met' : 'MISSED'} with none; the producing process's CPU per event sets the ceiling: ` +
+        `${TARGET_EVENTS_PER_SECOND.toLocaleString('en-US')} events/s needs at most ${(1e6 / TARGET_EVENTS_PER_SECOND).toFixed(0)} µs of it per event on one core`,
+    );
     if (!deliveryMet) process.exitCode = 1;
   } finally {
     await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);

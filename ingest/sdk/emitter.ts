@@ -1,3 +1,4 @@
+import type { randomUUID as RandomUuid } from 'node:crypto';
 import type { Kafka, Message, Producer } from 'kafkajs';
 // The contract and the two plumbing files are imported one by one, never through their barrels:
 // `schemas/` also holds the Elasticsearch templates and `platform/` pulls in pino and the config,
@@ -6,7 +7,7 @@ import { CURRENT_SCHEMA_VERSION, type Family } from '../../schemas/envelope';
 import { describeIssues, familySchemas, type EventInputOf, type VigilEvent } from '../../schemas/event';
 import { ValidationError } from '../../platform/errors';
 import { backoffDelay } from '../../platform/retry';
-import { fastEvent } from './fast-check';
+import { fastMessage } from './fast-check';
 import type { SdkLogger } from './logger';
 
 type Source = EventInputOf<'policy'>['source'];
@@ -123,12 +124,14 @@ export interface Emitter {
 }
 
 /**
- * One buffered event: its message only, serialised at emit time. The event object itself is not
- * kept (zod's output held about 4 kB per event); onDrop gets it back by parsing the message.
+ * One buffered event: its Kafka message only, serialised at emit time, which is handed to kafkajs
+ * as it is (kafkajs reads key, value and headers and nothing else). The event object itself is
+ * not kept (zod's output held about 4 kB per event); onDrop gets it back by parsing the value.
  */
-interface Buffered {
+interface Buffered extends Message {
+  key: string;
+  value: string;
   topic: string;
-  message: Message & { value: string };
   bytes: number;
 }
 
@@ -140,6 +143,19 @@ const HEADERS: Record<Family, Record<string, string>> = {
   invocation: { 'vigil-family': 'invocation' },
   device: { 'vigil-family': 'device' },
 };
+
+let uuid: (() => string) | undefined;
+
+/**
+ * A random UUID: node:crypto's, which hands out ids from a pool of random bytes it fills in
+ * batches (a quarter of Web Crypto's cost per id, measured), found on first use through
+ * process.getBuiltinModule so importing the SDK loads nothing; the global Web Crypto's on a Node
+ * without getBuiltinModule (before 20.16).
+ */
+function randomId(): string {
+  uuid ??= (process.getBuiltinModule?.('node:crypto') as { randomUUID: typeof RandomUuid } | undefined)?.randomUUID ?? (() => globalThis.crypto.randomUUID());
+  return uuid();
+}
 
 /** An invalid Date becomes text the schema refuses by name (`time`), not a RangeError. */
 function dateText(date: Date): string {
@@ -173,10 +189,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const maxBuffer = options.maxBuffer ?? 100_000;
   const maxBufferBytes = options.maxBufferBytes ?? 32 * 1024 * 1024;
   const overflow = options.overflow ?? 'drop-newest';
-  const clock = options.clock ?? (() => new Date());
-  // The global Web Crypto, not node:crypto: Node loads it on first use, so a service pays for it
-  // when it first emits without an id rather than when it imports the SDK.
-  const newId = options.newId ?? (() => globalThis.crypto.randomUUID());
+  const clock = options.clock;
+  const newId = options.newId ?? randomId;
   const logger = options.logger?.child({ component: 'emitter' });
   const counters = { accepted: 0, delivered: 0, dropped: 0, sendFailures: 0 };
 
@@ -196,7 +210,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
 
   const waiting = (): number => queue.length - head;
   const buffered = (): number => waiting() + inFlight.length;
-  const eventOf = (item: Buffered): VigilEvent => JSON.parse(item.message.value) as VigilEvent;
+  const eventOf = (value: string): VigilEvent => JSON.parse(value) as VigilEvent;
 
   /** Takes the oldest waiting event off the queue. */
   const shift = (): Buffered | undefined => {
@@ -274,8 +288,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
           bytes += next.bytes;
           inFlight.push(next);
           const messages = byTopic.get(next.topic);
-          if (messages) messages.push(next.message);
-          else byTopic.set(next.topic, [next.message]);
+          if (messages) messages.push(next);
+          else byTopic.set(next.topic, [next]);
         }
         try {
           const connected = await connect();
@@ -313,35 +327,47 @@ export function createEmitter(options: EmitterOptions): Emitter {
     return run;
   };
 
-  /** The event as the family's schema outputs it; throws a ValidationError naming the fields at fault. */
-  const validate = <F extends Family>(family: F, input: EmitInput<F>): VigilEvent => {
-    const id = input.id ?? newId();
-    const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
-    const time = input.time instanceof Date ? dateText(input.time) : (input.time ?? clock().toISOString());
-    const source = input.source ?? options.source;
-    // The common event is proven valid by a hand-written check at a fraction of zod's cost; what
-    // it is not sure of (an error included) goes through the schema, the contract, which names
-    // every field at fault (ingest/sdk/fast-check.ts).
-    const fast = fastEvent(family, input, id, time, source, timeIsIso);
-    if (fast !== undefined) return fast;
-    const parsed = familySchemas[family].safeParse({ ...input, family, id, schemaVersion: CURRENT_SCHEMA_VERSION, time, source });
-    if (!parsed.success) {
-      throw new ValidationError(`invalid ${family} event`, describeIssues(parsed.error), 'event_invalid');
+  /** The time of an event that gives none: the clock's, else now, its text made once per millisecond. */
+  let lastMs = Number.NaN;
+  let lastTime = '';
+  const now = (): string => {
+    if (clock) return clock().toISOString();
+    const ms = Date.now();
+    if (ms !== lastMs) {
+      lastTime = new Date(ms).toISOString();
+      lastMs = ms;
     }
-    return parsed.data;
+    return lastTime;
   };
 
   const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {
-    const event = validate(family, input);
-    if (closed) {
-      drop(event, 'closed');
-      return { id: event.id, accepted: false };
+    const id = input.id ?? newId();
+    const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
+    const time = input.time instanceof Date ? dateText(input.time) : (input.time ?? now());
+    const source = input.source ?? options.source;
+    // The common event is proven valid by a hand-written check that writes its message as it
+    // goes, at a fraction of zod's cost; what it is not sure of (an error included) goes through
+    // the schema, the contract, which names every field at fault (ingest/sdk/fast-check.ts).
+    // Either way the event is serialised now, once: the buffer holds the bytes that will be sent
+    // and nothing the caller can change afterwards.
+    let message = fastMessage(family, input, id, time, source, timeIsIso);
+    let event: VigilEvent | undefined;
+    if (message === undefined) {
+      const parsed = familySchemas[family].safeParse({ ...input, family, id, schemaVersion: CURRENT_SCHEMA_VERSION, time, source });
+      if (!parsed.success) {
+        throw new ValidationError(`invalid ${family} event`, describeIssues(parsed.error), 'event_invalid');
+      }
+      event = parsed.data;
+      const key = partitionKeyOf(event);
+      const value = JSON.stringify(event);
+      message = { key, value, bytes: Buffer.byteLength(key) + Buffer.byteLength(value) };
     }
-    // Serialised now, once: the buffer holds the bytes that will be sent and nothing the caller
-    // can change afterwards.
-    const key = partitionKeyOf(event);
-    const value = JSON.stringify(event);
-    const bytes = Buffer.byteLength(value) + Buffer.byteLength(key) + RECORD_OVERHEAD_BYTES;
+    const { key, value } = message;
+    if (closed) {
+      drop(event ?? eventOf(value), 'closed');
+      return { id: event?.id ?? id, accepted: false };
+    }
+    const bytes = message.bytes + RECORD_OVERHEAD_BYTES;
     if (bytes > maxBatchBytes) {
       throw new ValidationError(
         `invalid ${family} event`,
@@ -353,19 +379,19 @@ export function createEmitter(options: EmitterOptions): Emitter {
       // Only waiting events are evicted: the batch in flight is no longer in the queue.
       const evicted = overflow === 'drop-oldest' ? shift() : undefined;
       if (evicted === undefined) {
-        drop(event, 'buffer_full');
-        return { id: event.id, accepted: false };
+        drop(event ?? eventOf(value), 'buffer_full');
+        return { id: event?.id ?? id, accepted: false };
       }
       bufferedBytes -= evicted.bytes;
-      drop(eventOf(evicted), 'buffer_full');
+      drop(eventOf(evicted.value), 'buffer_full');
     }
-    queue.push({ topic: topics[family], message: { key, value, headers: HEADERS[family] }, bytes });
+    queue.push({ key, value, headers: HEADERS[family], topic: topics[family], bytes });
     bufferedBytes += bytes;
     queuedBytes += bytes;
     counters.accepted++;
     if (waiting() >= maxBatch || queuedBytes >= maxBatchBytes) drain().catch(() => undefined);
     else schedule(lingerMs);
-    return { id: event.id, accepted: true };
+    return { id: event?.id ?? id, accepted: true };
   };
 
   return {
@@ -386,7 +412,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       } finally {
         closed = true;
         if (timer !== undefined) clearTimeout(timer);
-        for (let item = shift(); item !== undefined; item = shift()) drop(eventOf(item), 'closed');
+        for (let item = shift(); item !== undefined; item = shift()) drop(eventOf(item.value), 'closed');
         bufferedBytes = 0;
         await producer?.disconnect();
       }

@@ -164,6 +164,25 @@ describe('createEmitter filling the envelope', () => {
     expect(emitter.stats()).toMatchObject({ accepted: 2, buffered: 2 });
   });
 
+  it("stamps the current time by default, its text made again when the millisecond changes", () => {
+    const drops: Drop[] = [];
+    // No clock option: the emitter's own, whose text is made once per millisecond.
+    const emitter = createEmitter({ kafka, source, lingerMs: 60_000, maxBuffer: 0, onDrop: (event, reason) => drops.push({ event, reason }) });
+    jest.setSystemTime(new Date('2024-05-01T10:00:00.000Z'));
+    emitter.policy(policyInput());
+    emitter.policy(policyInput());
+    jest.setSystemTime(new Date('2024-05-01T10:00:00.001Z'));
+    emitter.policy(policyInput());
+    jest.setSystemTime(new Date('2024-05-01T11:30:00.000Z'));
+    emitter.policy(policyInput());
+    expect(drops.map(({ event }) => event.time)).toStrictEqual([
+      '2024-05-01T10:00:00.000Z',
+      '2024-05-01T10:00:00.000Z',
+      '2024-05-01T10:00:00.001Z',
+      '2024-05-01T11:30:00.000Z',
+    ]);
+  });
+
   // Regression test (fixed bug; ingest/emitter.ts:215, `input.time.toISOString()` in enqueue): an invalid Date escapes
   // as a RangeError instead of the documented ValidationError naming `time`.
   it('refuses an invalid Date time with a ValidationError naming time', () => {

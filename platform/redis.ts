@@ -82,14 +82,28 @@ const CRC16_TABLE = (() => {
 
 function crc16(text: string): number {
   let crc = 0;
+  const add = (byte: number): void => {
+    crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] ?? 0);
+  };
   for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    // Keys are hashed as their UTF-8 bytes: anything past ASCII goes through a Buffer once.
-    if (code >= 0x80) {
-      for (const byte of Buffer.from(text.slice(index), 'utf8')) crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ byte) & 0xff] ?? 0);
-      return crc;
+    let code = text.charCodeAt(index);
+    // The key's UTF-8 bytes, encoded here as ioredis's own slot function (cluster-key-slot) does,
+    // lone surrogates included, so that ioredis accepts the pipelines grouped by these slots.
+    if (code < 0x80) add(code);
+    else if (code < 0x800) {
+      add((code >> 6) | 0xc0);
+      add((code & 0x3f) | 0x80);
+    } else if ((code & 0xfc00) === 0xd800 && index + 1 < text.length && (text.charCodeAt(index + 1) & 0xfc00) === 0xdc00) {
+      code = 0x10000 + ((code & 0x3ff) << 10) + (text.charCodeAt(++index) & 0x3ff);
+      add((code >> 18) | 0xf0);
+      add(((code >> 12) & 0x3f) | 0x80);
+      add(((code >> 6) & 0x3f) | 0x80);
+      add((code & 0x3f) | 0x80);
+    } else {
+      add((code >> 12) | 0xe0);
+      add(((code >> 6) & 0x3f) | 0x80);
+      add((code & 0x3f) | 0x80);
     }
-    crc = ((crc << 8) & 0xffff) ^ (CRC16_TABLE[((crc >> 8) ^ code) & 0xff] ?? 0);
   }
   return crc;
 }
@@ -98,7 +112,8 @@ function crc16(text: string): number {
  * The hash slot of a key, as Redis Cluster computes it (CRC16/XMODEM mod 16384): of the hash tag
  * when the key has one (the text between the first `{` and the first `}` after it, if not empty),
  * else of the whole key. Vigil's keys carry tags (detectors/state/keys.ts), so the keys one script
- * call takes are in one slot.
+ * call takes are in one slot. The same function as ioredis's (a lone UTF-16 surrogate, which
+ * reaches Redis as U+FFFD, hashes here as ioredis hashes it: ioredis routes by it).
  */
 export function hashSlot(key: string): number {
   const open = key.indexOf('{');

@@ -137,8 +137,8 @@ function fakeCluster(options: { refuse?: (keys: string[]) => boolean; exec?: () 
   return { cluster: { isCluster: true, slots, pipeline } as unknown as Cluster, pipelines };
 }
 
-/** Users whose keys fall on all three nodes, several per node, in a mixed order. */
-const USERS = Array.from({ length: 40 }, (_, index) => `user-${index}`);
+/** 120 items of 40 users (so of up to 40 slots, on all three nodes), each user's items far apart. */
+const USERS = Array.from({ length: 120 }, (_, index) => `user-${(index * 7) % 40}`);
 
 describe('roundTrip on a Redis Cluster', () => {
   it('sends one call per slot, one pipeline per node, and puts the replies back in the order of the calls and items', async () => {
@@ -159,7 +159,7 @@ describe('roundTrip on a Redis Cluster', () => {
   });
 
   it('fails only the items of a slot whose call Redis refused whole; a call all refused fails', async () => {
-    const refusedUser = 'user-3';
+    const refusedUser = 'user-7';
     const { cluster } = fakeCluster({ refuse: (keys) => keys.includes(seen(refusedUser)) });
     const items = USERS.map((user, index) => firstSeenItem(user, `v${index}`));
     const [mixed, alone] = await roundTrip(cluster, [{ script: 'firstSeen', items }, { script: 'firstSeen', items: [firstSeenItem(refusedUser, 'x')] }], { operation: 'test' });

@@ -180,7 +180,7 @@ export const settings = {
       'REDIS_URL',
       z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
       '`redis://…` or `rediss://…`',
-      'Redis for rule state, correlation and alert state; `rediss://` connects over TLS.',
+      'Redis for rule state, correlation and alert state; `rediss://` connects over TLS. Not used when `REDIS_CLUSTER_NODES` is set.',
     ),
     username: setting('REDIS_USERNAME', secret.optional(), 'non-empty string', 'The ACL user, when Redis has users.'),
     password: setting('REDIS_PASSWORD', secret.optional(), 'non-empty string', 'The password (`requirepass`, or the ACL user’s). Never logged.'),

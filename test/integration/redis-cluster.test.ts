@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis, type Cluster } from 'ioredis';
-import { createDeliveredLog, deleteKeysUnder, keysUnder, stateKey } from '../../detectors';
-import { createRedis, ensureTopics, hashSlot, isCluster, retry, type RedisClient } from '../../platform';
+import { createDeliveredLog, defineScripts, deleteKeysUnder, keysUnder, stateKey } from '../../detectors';
+import { createRedis, ensureTopics, hashSlot, isCluster, retry } from '../../platform';
 import { alertIndexNames, type Detection } from '../../schemas';
 import type { Vigil } from '../../app';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
@@ -43,15 +43,22 @@ async function keysPerMaster(cluster: Cluster, prefix: string): Promise<Record<s
 
 let nodes: string;
 
+/** A Cluster client as Vigil makes it from REDIS_CLUSTER_NODES, with a prefix of its own. */
+function clusterClient(): { cluster: Cluster; prefix: string } {
+  const config = isolatedConfig({ REDIS_CLUSTER_NODES: nodes });
+  const cluster = createRedis(config);
+  if (!isCluster(cluster)) throw new Error('REDIS_CLUSTER_NODES did not give a Cluster client');
+  return { cluster, prefix: config.redis.prefix };
+}
+
 beforeAll(() => {
   nodes = clusterNodes();
 });
 
 describe('the Redis Cluster of the stack script', () => {
   it("has three masters holding every slot, and hashSlot gives Redis's slot of Vigil's keys", async () => {
-    const cluster = createRedis(isolatedConfig({ REDIS_CLUSTER_NODES: nodes }));
+    const { cluster } = clusterClient();
     try {
-      expect(isCluster(cluster)).toBe(true);
       await cluster.ping();
       expect(cluster.nodes('master')).toHaveLength(3);
       const keys = ['vigil:rule:{credential-stuffing|client.ip=203.0.113.7}:window', 'vigil:corr:{user:ü-😀}:last', 'vigil:{alerts}:open', 'vigil:risk:{user:a%2Fb}:score', 'vigil:notify:delivered:d-1'];
@@ -64,13 +71,12 @@ describe('the Redis Cluster of the stack script', () => {
 });
 
 describe('state calls on a Redis Cluster', () => {
-  let cluster: RedisClient;
+  let cluster: Cluster;
   let prefix: string;
 
   beforeAll(() => {
-    const config = isolatedConfig({ REDIS_CLUSTER_NODES: nodes });
-    prefix = config.redis.prefix;
-    cluster = createRedis(config);
+    ({ cluster, prefix } = clusterClient());
+    defineScripts(cluster);
   });
   afterAll(async () => {
     await deleteKeysUnder(cluster, prefix);
@@ -86,6 +92,7 @@ describe('state calls on a Redis Cluster', () => {
     const second = await callBatch(cluster, 'firstSeen', items);
     // The same replies as on one Redis for the same calls.
     const single = new Redis(isolatedConfig().redis.url);
+    defineScripts(single);
     const singlePrefix = `it-${randomBytes(4).toString('hex')}`;
     try {
       const singleItems = users.map((user, index) => ({ keys: [stateKey(singlePrefix, 'new-device', user, 'seen')], args: items[index]?.args ?? [] }));
@@ -95,10 +102,10 @@ describe('state calls on a Redis Cluster', () => {
       await deleteKeysUnder(single, singlePrefix);
       await single.quit();
     }
-    expect(Object.values(await keysPerMaster(cluster as Cluster, prefix)).every((count) => count > 0)).toBe(true);
+    expect(Object.values(await keysPerMaster(cluster, prefix)).every((count) => count > 0)).toBe(true);
 
     // Each master forgets the scripts: EVALSHA meets NOSCRIPT there, and ioredis sends the script again.
-    await Promise.all((cluster as Cluster).nodes('master').map((node) => node.script('FLUSH')));
+    await Promise.all(cluster.nodes('master').map((node) => node.script('FLUSH')));
     expect(await callBatch(cluster, 'firstSeen', items)).toEqual(second);
 
     // Delivered ids are keys of their own: one MGET per slot.
@@ -174,9 +181,20 @@ async function run(env: Record<string, string>): Promise<Run> {
       await waitFor(`${sent} events consumed`, () => consumed() >= sent, 60_000);
     }
     await waitFor('the alerter read every detection', () => (started.alerter?.stats().detections ?? 0) >= detections.size, 60_000);
-    // Released after the lateness (500 ms when nothing more arrives) and folded.
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    const found = await incidents(stack);
+    // Released after the lateness (500 ms when nothing more arrives) and folded; then the alerts
+    // index read twice alike, 2 s apart (the last alert documents are written after the fold).
+    await waitFor('the alerter folded every detection', () => {
+      const stats = started.alerter?.stats();
+      return stats !== undefined && stats.folded >= stats.detections - stats.triageDropped;
+    }, 60_000);
+    let found = await incidents(stack);
+    await waitFor('the alerts index to settle', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const again = await incidents(stack);
+      const same = again.join('\n') === found.join('\n');
+      found = again;
+      return same;
+    }, 60_000);
     const redis = started.redis;
     return { detections, produced, incidents: found, ...(isCluster(redis) ? { keysPerMaster: await keysPerMaster(redis, stack.config.redis.prefix) } : {}) };
   } finally {

@@ -4,7 +4,7 @@
  * {@link createVigil}, so they run the same wiring (correlation included) and none has a copy.
  */
 import type { Client } from '@elastic/elasticsearch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import type { Kafka } from 'kafkajs';
 import {
   DEFAULT_RULES_PATH,
@@ -61,7 +61,7 @@ export interface VigilOverrides {
   logger?: Logger;
   kafka?: Kafka;
   elasticsearch?: Client;
-  redis?: Redis;
+  redis?: RedisClient;
   /** @defaultValue the database VIGIL_GEOIP_DATABASE names (else geoip-lite's bundled one), opened at start */
   geoLookup?: GeoLookup;
   /** Shared by every component; subscribe to measure without patching. @defaultValue a new one */
@@ -101,7 +101,7 @@ export interface Vigil {
   readonly logger: Logger;
   readonly kafka: Kafka;
   readonly elasticsearch: Client;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly instrumentation: Instrumentation;
   /** Present when the ingest role runs. */
   readonly pipeline?: IngestPipeline;

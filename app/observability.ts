@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Client } from '@elastic/elasticsearch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats, OutboxStats } from '../detectors';
@@ -19,7 +19,7 @@ export interface ObservabilitySources {
   instrumentation: Instrumentation;
   kafka: Kafka;
   elasticsearch: Client;
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   consumers(): readonly ConsumerStatus[];
   ingest?: () => IngestStats;

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import { createVigil } from '../app';
@@ -67,7 +67,7 @@ interface CommandCount {
 }
 
 /** Per command since the server started, from INFO commandstats. */
-async function commandStats(redis: Redis): Promise<Map<string, CommandCount>> {
+async function commandStats(redis: RedisClient): Promise<Map<string, CommandCount>> {
   const counts = new Map<string, CommandCount>();
   for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
     counts.set(match[1] ?? '', { calls: Number(match[2]), usec: Number(match[3]) });
@@ -131,13 +131,13 @@ interface RunResult {
 const prefixes: string[] = [];
 const groups: string[] = [];
 
-async function run(kafka: Kafka, elasticsearch: Client, probe: Redis, expected: number, detectors: boolean, round: number): Promise<RunResult> {
+async function run(kafka: Kafka, elasticsearch: Client, probe: RedisClient, expected: number, detectors: boolean, round: number): Promise<RunResult> {
   const config = configFor(`${detectors ? 'on' : 'off'}${round}`);
   prefixes.push(config.indices.prefix);
   groups.push(config.consumerGroup);
   const batches: BatchTrips[] = [];
   let counted: { unattributed: () => number } | undefined;
-  const redis: Redis = createRedis(config);
+  const redis: RedisClient = createRedis(config);
   await redis.ping(); // connected (and its ready check done) before the first snapshot
   // The same wiring as `vigil run`, through the composition root (correlation included).
   const vigil = createVigil({ ...config, detection: { ...config.detection, enabled: detectors } }, { roles: ['ingest'], kafka, elasticsearch, logger, redis });
@@ -206,7 +206,7 @@ async function preload(kafka: Kafka, config: Config): Promise<Loaded> {
   return { events: delivered, attackEvents };
 }
 
-async function cleanup(kafka: Kafka, elasticsearch: Client, probe: Redis, config: Config): Promise<void> {
+async function cleanup(kafka: Kafka, elasticsearch: Client, probe: RedisClient, config: Config): Promise<void> {
   const problems: unknown[] = [];
   const attempt = async (step: () => Promise<unknown>): Promise<void> => {
     await step().catch((error: unknown) => problems.push(error));

@@ -30,7 +30,7 @@ import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Client } from '@elastic/elasticsearch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import type { Consumer, Kafka } from 'kafkajs';
 import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
@@ -346,7 +346,7 @@ async function pacedRun(next: (phase: 1 | 2) => void, rate: number): Promise<Pha
   return { events: emitted, seconds, rate: emitted / seconds, loopDelayP99: loop.percentile(99) / 1e6, loopDelayMax: loop.max / 1e6 };
 }
 
-async function cleanup(kafka: Kafka, elasticsearch: Client, redis: Redis, config: Config): Promise<void> {
+async function cleanup(kafka: Kafka, elasticsearch: Client, redis: RedisClient, config: Config): Promise<void> {
   const problems: unknown[] = [];
   const attempt = async (step: () => Promise<unknown>): Promise<void> => {
     await step().catch((error: unknown) => problems.push(error));

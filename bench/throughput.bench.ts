@@ -38,7 +38,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Client } from '@elastic/elasticsearch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { deleteKeysUnder } from '../detectors';
 import { createEmitter } from '../ingest/sdk';
@@ -161,7 +161,7 @@ function peakRssMb(pid: number): number {
 }
 
 /** The pids of redis-server and Elasticsearch, as they report them (both run on this machine). */
-async function storePids(redis: Redis, elasticsearch: Client): Promise<{ redis: number; elasticsearch: number }> {
+async function storePids(redis: RedisClient, elasticsearch: Client): Promise<{ redis: number; elasticsearch: number }> {
   const info = await redis.info('server');
   const redisPid = Number(/process_id:(\d+)/.exec(info)?.[1]);
   const nodes = await elasticsearch.nodes.info({ node_id: '_local', metric: 'process' });
@@ -234,7 +234,7 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<number | null> 
 }
 
 /** Everything one path created: topics, groups, indices, templates, Redis keys. */
-async function cleanup(kafka: Kafka, elasticsearch: Client, redis: Redis, config: Config): Promise<void> {
+async function cleanup(kafka: Kafka, elasticsearch: Client, redis: RedisClient, config: Config): Promise<void> {
   const problems: unknown[] = [];
   const attempt = async (step: () => Promise<unknown>): Promise<void> => {
     await step().catch((error: unknown) => problems.push(error));
@@ -259,7 +259,7 @@ async function cleanup(kafka: Kafka, elasticsearch: Client, redis: Redis, config
 interface Stores {
   kafka: Kafka;
   elasticsearch: Client;
-  redis: Redis;
+  redis: RedisClient;
   pids: { redis: number; elasticsearch: number };
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import { Instrumentation, StoreUnavailableError, sleep } from '../platform';
 import type { GeoDocument, VigilEvent } from '../schemas';
 import { defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
@@ -33,7 +33,7 @@ export interface CorrelationItem {
 
 /** Options of {@link Correlator}. */
 export interface CorrelatorOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** @defaultValue 'vigil' */
   prefix?: string;
   /**

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../platform';
 import type { Detection } from '../schemas';
 import { Instrumentation, StoreUnavailableError, type Logger } from '../platform';
 import { fieldValue, inputIdentity, inputIp, scalarText, type DetectionInput } from './input';
@@ -12,7 +12,7 @@ import { namedEntities } from './trust';
 
 /** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
-  redis: Redis;
+  redis: RedisClient;
   rules: RuleSet;
   /** Prefix of every Redis key. @defaultValue 'vigil' */
   keyPrefix?: string;

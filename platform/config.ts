@@ -23,6 +23,22 @@ function setting<S extends z.ZodType>(env: string, schema: S, allowed: string, d
 
 const commaList = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
 const brokers = commaList.pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1, 'at least one broker'));
+/** REDIS_CLUSTER_NODES: seeds as `host:port`, each may carry `redis://` or `rediss://`, all alike. */
+const clusterNodes = commaList
+  .pipe(z.array(z.string().regex(/^(rediss?:\/\/)?[^\s:/@]+:\d{1,5}$/, 'expected host:port (or redis://host:port, rediss://host:port)')).min(1, 'at least one node'))
+  .transform((seeds, context) => {
+    const tls = seeds.map((seed) => seed.startsWith('rediss://'));
+    if (new Set(tls).size > 1) {
+      context.addIssue({ code: 'custom', message: 'mixes rediss:// and plain seeds: a cluster is reached over TLS or not' });
+      return z.NEVER;
+    }
+    const nodes = seeds.map((seed) => {
+      const address = seed.replace(/^rediss?:\/\//, '');
+      const colon = address.lastIndexOf(':');
+      return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
+    });
+    return { nodes, tls: tls[0] === true };
+  });
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const name = z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'letters, digits, ".", "_" and "-" only');
 const indexPrefix = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,60}$/, 'lower-case letters, digits, "_" and "-" (an index name prefix)');
@@ -164,11 +180,17 @@ export const settings = {
       'REDIS_URL',
       z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
       '`redis://…` or `rediss://…`',
-      'Redis for rule state, correlation and alert state; `rediss://` connects over TLS.',
+      'Redis for rule state, correlation and alert state; `rediss://` connects over TLS. Not used when `REDIS_CLUSTER_NODES` is set.',
     ),
     username: setting('REDIS_USERNAME', secret.optional(), 'non-empty string', 'The ACL user, when Redis has users.'),
     password: setting('REDIS_PASSWORD', secret.optional(), 'non-empty string', 'The password (`requirepass`, or the ACL user’s). Never logged.'),
     caFile: setting('REDIS_TLS_CA_FILE', path.optional(), 'a readable PEM file', 'The CA that signed Redis’s certificate, when it is not a public one (needs a `rediss://` URL).'),
+    cluster: setting(
+      'REDIS_CLUSTER_NODES',
+      clusterNodes.optional(),
+      'comma-separated `host:port` list (or `redis://host:port`, `rediss://host:port`), at least one; unset for one Redis',
+      'Seed nodes of a Redis Cluster, instead of `REDIS_URL`: Vigil then asks them for the cluster’s layout and sends each batch’s state to the node of each key’s hash slot (see [scaling.md](scaling.md#redis-cluster)). `rediss://` seeds connect over TLS; user, password and CA are the `REDIS_*` settings above.',
+    ),
     prefix: setting('VIGIL_REDIS_PREFIX', z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'), '1–64 letters, digits, `:`, `_`, `-`', 'The prefix of every Redis key Vigil writes.'),
   },
   detection: {
@@ -465,7 +487,16 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
         : undefined,
   ({ elasticsearch }) =>
     elasticsearch.caFile !== undefined && !elasticsearch.url.startsWith('https://') ? 'ELASTICSEARCH_CA_FILE is set but ELASTICSEARCH_URL is not https://' : undefined,
-  ({ redis }) => (redis.caFile !== undefined && !redis.url.startsWith('rediss://') ? 'REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://' : undefined),
+  ({ redis }) =>
+    redis.caFile === undefined
+      ? undefined
+      : redis.cluster === undefined
+        ? !redis.url.startsWith('rediss://')
+          ? 'REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://'
+          : undefined
+        : !redis.cluster.tls
+          ? 'REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_NODES are not rediss://'
+          : undefined,
   ...(
     [
       ['KAFKA_TLS_CA_FILE', (config: Config) => config.kafka.caFile],

@@ -1,8 +1,8 @@
 import { errors as esErrors, type Client } from '@elastic/elasticsearch';
-import type { Redis } from 'ioredis';
 import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from './config';
 import { VigilError, errorMessage } from './errors';
+import { isCluster, redisWhere, type RedisClient } from './redis';
 
 /** A service Vigil needs could not be used at start: it is named, with why and where. */
 export class ConnectionError extends VigilError {
@@ -21,7 +21,12 @@ export class ConnectionError extends VigilError {
  * cluster's colour), a Kafka metadata request. The start check and /readyz both use these.
  */
 export const probes = {
-  redis: (redis: Redis): Promise<unknown> => redis.ping(),
+  /** On a cluster, every master must answer: one down leaves its slots' state out of reach. */
+  redis: async (redis: RedisClient): Promise<unknown> => {
+    if (!isCluster(redis)) return redis.ping();
+    await redis.ping();
+    return Promise.all(redis.nodes('master').map((node) => node.ping()));
+  },
   elasticsearch: (client: Client, timeoutMs: number): Promise<unknown> => client.cluster.health({ timeout: `${timeoutMs}ms` }),
   kafka: (admin: Admin): Promise<unknown> => admin.describeCluster(),
 };
@@ -56,14 +61,14 @@ function problemOf(error: unknown, authentication: RegExp): 'authentication fail
  * @returns the services that could not be reached, as retriable ConnectionErrors
  * @throws ConnectionError when a credential or a certificate is refused
  */
-export async function verifyConnections(config: Config, clients: { kafka: Kafka; elasticsearch: Client; redis?: Redis }): Promise<ConnectionError[]> {
+export async function verifyConnections(config: Config, clients: { kafka: Kafka; elasticsearch: Client; redis?: RedisClient }): Promise<ConnectionError[]> {
   const checks: Promise<ConnectionError | undefined>[] = [];
   const redis = clients.redis;
   if (redis) {
     checks.push(
       probes.redis(redis).then(
         () => undefined,
-        (error: unknown) => new ConnectionError('redis', shown(config.redis.url), problemOf(error, /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i), error),
+        (error: unknown) => new ConnectionError('redis', redisWhere(config), problemOf(error, /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i), error),
       ),
     );
   }

@@ -8,6 +8,8 @@
 #   scripts/stack.sh up-secure|down-secure   secured copies of the three (TLS, SASL, users) beside them
 #   scripts/stack.sh up-faults|down-faults|status-faults   a copy of the three for the fault-injection
 #                                            suite; faults-stop|faults-start <kafka|elasticsearch|redis>
+#   scripts/stack.sh up-cluster|down-cluster|status-cluster   a local 3-master Redis Cluster (ports
+#                                            7001-7003) for the Redis Cluster tests
 #
 # Idempotent: a service whose endpoint already answers is left alone, so `up` twice is cheap and
 # KAFKA_BROKERS / ELASTICSEARCH_URL / REDIS_URL pointing at your own services start nothing here.
@@ -631,6 +633,77 @@ cmd_faults_status() {
   return "$ok"
 }
 
+# --- a local Redis Cluster (for the Redis Cluster tests) ----------------------------------------
+# Three masters (no replicas) on loopback ports beside the plain Redis, which this never touches:
+# `redis-server --cluster-enabled yes` each, then `redis-cli --cluster create` once. Each node's
+# folder under $STATE_DIR/cluster holds its nodes.conf, so a node restarted by `up-cluster` rejoins
+# the cluster it was in (its data is not persisted: it is test state). `down-cluster` stops the
+# nodes and deletes the folder, so the next `up-cluster` creates a new cluster.
+CLUSTER_DIR="$STATE_DIR/cluster"
+read -r -a CLUSTER_PORTS <<<"${VIGIL_CLUSTER_REDIS_PORTS:-7001 7002 7003}"
+CLUSTER_PROBE_PORT=""
+
+cluster_node_probe() { redis_ping 127.0.0.1 "$CLUSTER_PROBE_PORT"; }
+cluster_info() { redis-cli -h 127.0.0.1 -p "$1" cluster info 2>/dev/null | tr -d '\r'; }
+cluster_ok() { # every node answers and sees a whole cluster of them all
+  local port info
+  for port in "${CLUSTER_PORTS[@]}"; do
+    info="$(cluster_info "$port")"
+    grep -q '^cluster_state:ok' <<<"$info" || return 1
+    grep -q "^cluster_known_nodes:${#CLUSTER_PORTS[@]}\$" <<<"$info" || return 1
+  done
+}
+cluster_nodes() { local port out=""; for port in "${CLUSTER_PORTS[@]}"; do out+="${out:+,}127.0.0.1:$port"; done; echo "$out"; }
+
+cmd_up_cluster() {
+  mkdir -p "$CLUSTER_DIR"
+  command -v redis-server >/dev/null || { log "installing Debian's redis-server"; apt_install redis-server; }
+  command -v redis-cli >/dev/null || apt_install redis-tools
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do
+    CLUSTER_PROBE_PORT="$port"
+    if cluster_node_probe; then continue; fi
+    redis_launch "cluster Redis $port" "$port" "$CLUSTER_DIR/$port" "$CLUSTER_DIR/$port" cluster_node_probe \
+      --appendonly no --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000
+  done
+  if cluster_ok; then log "Redis Cluster answers at $(cluster_nodes)"; echo "REDIS_CLUSTER_NODES=$(cluster_nodes)"; return 0; fi
+  # Create it only when no node holds slots yet; a half-made cluster is not guessed at.
+  local assigned=0
+  for port in "${CLUSTER_PORTS[@]}"; do
+    grep -q '^cluster_slots_assigned:0$' <<<"$(cluster_info "$port")" || assigned=1
+  done
+  if ((assigned == 0)); then
+    log "creating a Redis Cluster of ${#CLUSTER_PORTS[@]} masters at $(cluster_nodes)"
+    local seeds=()
+    for port in "${CLUSTER_PORTS[@]}"; do seeds+=("127.0.0.1:$port"); done
+    redis-cli --cluster create "${seeds[@]}" --cluster-replicas 0 --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1 \
+      || die "redis-cli --cluster create failed; see $CLUSTER_DIR/create.log"
+  fi
+  local i
+  for ((i = 0; i < 60; i++)); do
+    if cluster_ok; then log "Redis Cluster is up at $(cluster_nodes)"; echo "REDIS_CLUSTER_NODES=$(cluster_nodes)"; return 0; fi
+    sleep 0.5
+  done
+  die "the Redis Cluster at $(cluster_nodes) is not ok (cluster_state, or not every node joined); \`$0 down-cluster\` starts over"
+}
+
+# Stops the nodes and deletes their folders (nodes.conf included): the next up-cluster makes a new cluster.
+cmd_down_cluster() {
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do stop_pidfile "cluster Redis $port" "$CLUSTER_DIR/$port/redis.pid"; done
+  rm -rf "$CLUSTER_DIR"
+}
+
+cmd_cluster_status() {
+  local port ok=0
+  for port in "${CLUSTER_PORTS[@]}"; do
+    CLUSTER_PROBE_PORT="$port"
+    if cluster_node_probe; then echo "redis-cluster  up    127.0.0.1:$port"; else echo "redis-cluster  down  127.0.0.1:$port"; ok=1; fi
+  done
+  if cluster_ok; then echo "cluster_state  ok"; else echo "cluster_state  not ok"; ok=1; fi
+  return "$ok"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
@@ -642,6 +715,9 @@ case "${1:-}" in
   down-faults) cmd_down_faults ;;
   status-faults) cmd_faults_status ;;
   faults-stop) faults_stop "${2:?faults-stop needs a service: kafka, elasticsearch or redis}" ;;
+  up-cluster) cmd_up_cluster ;;
+  down-cluster) cmd_down_cluster ;;
+  status-cluster) cmd_cluster_status ;;
   faults-start) faults_start "${2:?faults-start needs a service: kafka, elasticsearch or redis}" ;;
-  *) echo "usage: $0 up|down|status|logs|up-secure|down-secure|up-faults|down-faults|status-faults|faults-stop <service>|faults-start <service>" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|logs|up-secure|down-secure|up-faults|down-faults|status-faults|faults-stop <service>|faults-start <service>|up-cluster|down-cluster|status-cluster" >&2; exit 2 ;;
 esac

@@ -3,7 +3,7 @@
  * the decoding of their replies. Keys come from the one key builder and every script call goes through the state
  * layer's one round-trip helper, as the engine's and the correlator's do.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../platform';
 import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
 import { ALERT_CHANGES, type Alert, type AlertChange } from '../../schemas';
@@ -152,7 +152,7 @@ export interface UnsentChange {
 
 /** Options of {@link createAlertStore}. */
 export interface AlertStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** `config.redis.prefix`. */
   prefix: string;
   /** TTL of the alert keys. */

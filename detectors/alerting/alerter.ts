@@ -1,5 +1,5 @@
 import type { Client } from '@elastic/elasticsearch';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../platform';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
 import { parseOwnMessage, type Config, type Instrumentation, type Logger } from '../../platform';
@@ -46,7 +46,7 @@ export const UNSENT_GRACE_MS = 30_000;
 export interface AlerterOptions {
   config: Config;
   kafka: Kafka;
-  redis: Redis;
+  redis: RedisClient;
   elasticsearch: Client;
   sink: AlertSink;
   /** The alerter names its own child logger (`component: 'alerter'`): pass the parent. */

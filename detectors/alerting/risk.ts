@@ -7,7 +7,7 @@
  * trip per batch), so every alerter instance shares them and they survive restarts.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../platform';
 import type { Detection, Severity } from '../../schemas';
 import { StoreUnavailableError, createLogger, type Config, type Logger } from '../../platform';
 import { MAX_BATCH_ITEMS, defineScripts, riskKeys, roundTrip, type ScriptItem } from '../state';
@@ -142,7 +142,7 @@ export function riskDetection(entity: RiskEntity, crossing: Detection, score: nu
 
 /** Options of {@link createRiskScorer}. */
 export interface RiskScorerOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** `config.redis.prefix`. */
   prefix: string;
   /** From {@link riskSettingsOf}. */

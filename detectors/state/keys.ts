@@ -3,8 +3,10 @@ export type StatePart = 'window' | 'values' | 'events' | 'others' | 'steps' | 's
 
 /**
  * The one builder of Redis keys. The braces are a hash tag: every key of one (rule, group key)
- * lands on the same cluster slot. A batch script call still spans many tags, so rule state needs
- * one Redis primary, not Redis Cluster (docs/detection.md).
+ * lands on the same cluster slot, so one item of a batch script is in one slot. A batch call
+ * spans many tags: on a Redis Cluster the round trip splits it into one call per slot
+ * (round-trip.ts). A `}` inside the group key ends the tag early, but at the same place in every
+ * part of one (rule, group key), so its parts still share a slot.
  */
 export function stateKey(prefix: string, ruleId: string, keyText: string, part: StatePart): string {
   return `${prefix}:rule:{${ruleId}|${keyText}}:${part}`;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { deleteAnySlot, scanKeys, type RedisClient } from '../../platform';
 
 const LUA_DIR = join(__dirname, 'lua');
 
@@ -103,7 +104,7 @@ export function isBatchScript(script: ScriptName): boolean {
 }
 
 /** Registers every script on a client (idempotent); ioredis then uses EVALSHA. */
-export function defineScripts(redis: Redis): void {
+export function defineScripts(redis: RedisClient): void {
   for (const script of SCRIPT_NAMES) {
     const name = commandName(script);
     if (typeof Reflect.get(redis, name) === 'function') continue;
@@ -161,21 +162,17 @@ export function queueBatch(pipeline: ChainableCommander, script: ScriptName, ite
   commandOf(pipeline, script).call(pipeline, ...batchArguments(script, items));
 }
 
-/** Every key under a prefix (`<prefix>:*`), sorted: SCAN, never KEYS, so Redis is not blocked. */
-export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found.sort();
+/**
+ * Every key under a prefix (`<prefix>:*`), sorted: SCAN, never KEYS, so Redis is not blocked; on
+ * a Redis Cluster, every master is scanned.
+ */
+export async function keysUnder(redis: RedisClient, prefix: string): Promise<string[]> {
+  return (await scanKeys(redis, `${prefix}:*`)).sort();
 }
 
-/** Deletes every key under a prefix: throwaway state of replays, fixtures and tests. */
-export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
+/** Deletes every key under a prefix: throwaway state of replays, fixtures and tests (one DEL per slot on a cluster). */
+export async function deleteKeysUnder(redis: RedisClient, prefix: string): Promise<number> {
   const keys = await keysUnder(redis, prefix);
-  for (let start = 0; start < keys.length; start += 1000) await redis.del(...keys.slice(start, start + 1000));
+  await deleteAnySlot(redis, keys);
   return keys.length;
 }

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { isBatchScript, roundTrip, type ScriptItem, type ScriptName } from '../../detectors';
+import type { RedisClient } from '../../platform';
 
 /** Where the shipped Lua files are. */
 const LUA_DIR = join(__dirname, '..', '..', 'detectors', 'state', 'lua');
@@ -15,7 +15,7 @@ export function luaFiles(): string[] {
  * Calls a batch script with several items, through the production round trip; one reply per
  * item (an item's own failure is an Error in its place). A call Redis refuses whole is thrown.
  */
-export async function callBatch(redis: Redis, script: ScriptName, items: readonly ScriptItem[]): Promise<unknown[]> {
+export async function callBatch(redis: RedisClient, script: ScriptName, items: readonly ScriptItem[]): Promise<unknown[]> {
   const [reply] = await roundTrip(redis, [{ script, items }], { operation: 'test' });
   if (reply === undefined) throw new Error(`${script} sent no reply`);
   if (!reply.ok) throw reply.error;
@@ -27,7 +27,7 @@ export async function callBatch(redis: Redis, script: ScriptName, items: readonl
  * Calls a registered script once. A batch script is called with one item, and its one reply is
  * returned (thrown when it is an error).
  */
-export async function callScript(redis: Redis, script: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+export async function callScript(redis: RedisClient, script: ScriptName, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
   if (isBatchScript(script)) {
     const [reply] = await callBatch(redis, script, [{ keys, args }]);
     if (reply instanceof Error) throw reply;

@@ -318,3 +318,37 @@ describe('VIGIL_ADAPT_GROUPS', () => {
     expect(configErrorOf({ VIGIL_ADAPT_GROUPS: value }).issues).toEqual([expect.stringMatching(message) as unknown]);
   });
 });
+
+describe('REDIS_CLUSTER_NODES', () => {
+  it('is unset by default: one Redis at REDIS_URL', () => {
+    expect(loadConfig({}).redis.cluster).toBeUndefined();
+  });
+
+  it('reads the seeds, with or without a scheme, and rediss:// as TLS', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7001, redis-b:7002 ,' }).redis.cluster).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7001 },
+        { host: 'redis-b', port: 7002 },
+      ],
+      tls: false,
+    });
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://a:7001,rediss://b:7002' }).redis.cluster).toEqual({ nodes: [{ host: 'a', port: 7001 }, { host: 'b', port: 7002 }], tls: true });
+  });
+
+  it.each([
+    [',', /at least one node/],
+    ['a:7001,b', /expected host:port/],
+    ['redis://user:pw@a:7001', /expected host:port/],
+    ['rediss://a:7001,b:7002', /mixes rediss:\/\/ and plain seeds/],
+  ])('refuses %p with a readable reason', (value, reason) => {
+    const error = configErrorOf({ REDIS_CLUSTER_NODES: value });
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]?.startsWith('REDIS_CLUSTER_NODES')).toBe(true);
+    expect(error.issues[0]).toMatch(reason);
+  });
+
+  it('takes REDIS_TLS_CA_FILE only with rediss:// seeds', () => {
+    expect(configErrorOf({ REDIS_CLUSTER_NODES: 'a:7001', REDIS_TLS_CA_FILE: __filename }).issues).toEqual(['REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_NODES are not rediss://']);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: __filename }).redis.caFile).toBe(__filename);
+  });
+});

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../../platform';
 import { StoreUnavailableError, ValidationError, errorMessage } from '../../../platform';
 import { defineScripts, groupKeys, roundTrip } from '../../state';
 import { groupStateSchema, type GroupState } from './grouping';
@@ -61,7 +61,7 @@ function parseStored(destination: string, alertId: string, version: string | nul
  * `<prefix>:notify:{group:<name>}:due` (sorted set of alert ids by due time). Writes go through
  * the groupSwap-2 script; a chunk's reads and writes are one round trip each.
  */
-export function createGroupStore(redis: Redis, prefix: string): GroupStore {
+export function createGroupStore(redis: RedisClient, prefix: string): GroupStore {
   defineScripts(redis);
   const unavailable = (error: unknown): StoreUnavailableError =>
     error instanceof StoreUnavailableError ? error : new StoreUnavailableError('redis', `notification grouping: ${errorMessage(error)}`, error);

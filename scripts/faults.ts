@@ -20,6 +20,7 @@ import { createEmitter, type EmitInput, type EmitResult, type Emitter, type Fami
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { accountFault, formatTable, missedTargets, type FaultObservation, type FaultResult, type ObservedDetection, type ObservedNotification } from './faults-accounting';
+import { onlyWords, selectFaults } from './faults-select';
 import { emitSimulatedTraffic } from './simulated-traffic';
 
 const ROOT = resolve(__dirname, '..');
@@ -335,6 +336,8 @@ interface FaultContext {
 }
 
 interface Fault {
+  /** The word that picks it with `--only`. */
+  key: string;
   name: string;
   /** When to inject it, as a fraction of the pacing. */
   at: number;
@@ -343,9 +346,10 @@ interface Fault {
 }
 
 const FAULTS: Fault[] = [
-  { name: 'none (reference)', at: 0, inject: () => Promise.resolve() },
-  { name: 'vigil run SIGKILLed mid-batch', at: 0.4, inject: ({ primary }) => primary.crashAndRestart() },
+  { key: 'reference', name: 'none (reference)', at: 0, inject: () => Promise.resolve() },
+  { key: 'kill', name: 'vigil run SIGKILLed mid-batch', at: 0.4, inject: ({ primary }) => primary.crashAndRestart() },
   {
+    key: 'kafka',
     name: `Kafka broker stopped ${options.VIGIL_FAULTS_KAFKA_DOWN_MS / 1000} s`,
     at: 0.3,
     async inject() {
@@ -355,6 +359,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'elasticsearch',
     name: `Elasticsearch stopped ${options.VIGIL_FAULTS_ES_DOWN_MS / 1000} s`,
     at: 0.3,
     async inject() {
@@ -364,6 +369,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'redis',
     name: `Redis restarted (down ${options.VIGIL_FAULTS_REDIS_DOWN_MS / 1000} s, AOF)`,
     at: 0.4,
     async inject() {
@@ -373,6 +379,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'rebalance',
     name: 'second vigil run added, then removed (rebalance)',
     at: 0.25,
     async inject({ addInstance }) {
@@ -383,6 +390,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'webhook',
     name: `webhook receiver down ${options.VIGIL_FAULTS_RECEIVER_DOWN_MS / 1000} s`,
     at: 0.2,
     async inject({ receiver }) {
@@ -553,8 +561,8 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
 async function main(): Promise<number> {
   const began = Date.now();
   mkdirSync(LOG_DIR, { recursive: true });
-  const only = options.VIGIL_FAULTS_ONLY?.split(',').map((item) => item.trim().toLowerCase());
-  const chosen = FAULTS.filter((fault) => !only || fault.at === 0 || only.some((word) => fault.name.toLowerCase().includes(word)));
+  // Before anything starts: a misspelt fault fails at once, naming the ones there are.
+  const chosen = selectFaults(FAULTS, onlyWords(process.argv.slice(2), options.VIGIL_FAULTS_ONLY));
   say(`starting the faults copy of the stack (${KAFKA_BROKERS}, ${ELASTICSEARCH_URL}, ${REDIS_URL})`);
   await stack('up-faults');
   const receiver = await startReceiver();

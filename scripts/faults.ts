@@ -14,9 +14,11 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@elastic/elasticsearch';
+import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { z } from 'zod';
 import { createEmitter, type EmitInput, type EmitResult, type Emitter, type Family } from '../ingest/sdk';
+import { alertKeys } from '../detectors';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { accountFault, formatTable, missedTargets, type FaultObservation, type FaultResult, type ObservedDetection, type ObservedNotification } from './faults-accounting';
@@ -252,6 +254,7 @@ function planEvents(fault: string, end: Date): Planned[] {
 
 const kafka = new Kafka({ clientId: 'vigil-faults', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING, retry: { retries: 10 } });
 const elasticsearch = new Client({ node: ELASTICSEARCH_URL, requestTimeout: 30_000 });
+const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
 
 /** Every message of a topic, read from the start to its end at the time of the call. */
 async function readTopic(topic: string): Promise<string[]> {
@@ -317,6 +320,18 @@ async function readDetections(prefix: string): Promise<ObservedDetection[]> {
     const parsed = detectionSource.parse(source);
     return { id: parsed.event.id, rule: parsed.rule.id, key: parsed.vigil.detection.key_text };
   });
+}
+
+/**
+ * What the alerter has not finished with: detections held until its watermark passes them (the
+ * newest held can wait for the wall-clock fallback, VIGIL_ALERT_LATENESS_MS without a new
+ * detection) and alert changes not yet written to the outbox. Until both are empty, alerts may
+ * still open and notifications still be owed.
+ */
+async function readAlerterPending(prefix: string): Promise<number> {
+  const keys = alertKeys(prefix);
+  const [held, unsent] = await Promise.all([redis.zcard(keys.held), redis.hlen(keys.unsent)]);
+  return held + unsent;
 }
 
 async function readOutbox(topic: string): Promise<ObservedNotification[]> {
@@ -432,7 +447,12 @@ function faultEnv(id: string, receiverUrl: string, httpPort: number): Record<str
   };
 }
 
-async function runFault(fault: Fault, receiver: Receiver, reference: readonly ObservedDetection[] | undefined): Promise<{ result: FaultResult; detections: ObservedDetection[] }> {
+interface Reference {
+  detections: readonly ObservedDetection[];
+  alerts: number;
+}
+
+async function runFault(fault: Fault, receiver: Receiver, reference: Reference | undefined): Promise<{ result: FaultResult; reference: Reference }> {
   const id = `f${Date.now().toString(36)}-${slug(fault.name)}`;
   const instances: VigilProcess[] = [];
   const newInstance = async (): Promise<VigilProcess> => {
@@ -510,13 +530,14 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
   const settleDeadline = Date.now() + options.VIGIL_FAULTS_RECOVERY_MS;
   for (;;) {
     try {
-      const [documents, detections, alerts, outbox, eventDeadLetters, notificationDeadLetters] = await Promise.all([
+      const [documents, detections, alerts, outbox, eventDeadLetters, notificationDeadLetters, alerterPending] = await Promise.all([
         readAll(indexNames(id).eventPattern, []),
         readDetections(id),
         readAll(alertIndexNames(id).index, []),
         readOutbox(`${id}.notifications`),
         readTopic(`${id}.deadletter`),
         readTopic(`${id}.notifications-deadletter`),
+        readAlerterPending(id),
       ]);
       observation = {
         fault: fault.name,
@@ -525,8 +546,9 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
         indexedIds: documents.map((document) => document.id),
         eventDeadLetters: eventDeadLetters.length,
         detections,
-        ...(reference ? { reference } : {}),
+        ...(reference ? { reference: reference.detections, referenceAlerts: reference.alerts } : {}),
         alertIds: alerts.map((alert) => alert.id),
+        alerterPending,
         outbox,
         received: [...(receiver.received.get(id) ?? [])],
         notificationDeadLetters: notificationDeadLetters.length,
@@ -535,12 +557,12 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
         ...(faultEnd === undefined || caughtUp === undefined || fault.at === 0 ? {} : { catchUpMs: Math.max(0, caughtUp - faultEnd) }),
       };
       const row = accountFault(observation);
-      const state = JSON.stringify([row.detections, row.alerts, row.notificationsExpected, observation.received.length, row.notificationDeadLetters]);
+      const state = JSON.stringify([row.detections, row.alerts, row.alerterPending, row.notificationsExpected, observation.received.length, row.notificationDeadLetters]);
       if (state !== previous) {
         previous = state;
         stableSince = Date.now();
       }
-      if (row.notificationsLost === 0 && Date.now() - stableSince >= 10_000) break;
+      if (row.alerterPending === 0 && row.notificationsLost === 0 && Date.now() - stableSince >= 10_000) break;
     } catch (error) {
       say(`${fault.name}: reading back failed (${error instanceof Error ? error.message : String(error)}); retrying`);
     }
@@ -555,7 +577,7 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
   const result = accountFault(observation);
   const missed = missedTargets(result);
   say(`${fault.name}: ${missed.length === 0 ? 'pass' : `FAIL (${missed.join(', ')})`}`);
-  return { result, detections: [...observation.detections] };
+  return { result, reference: { detections: [...observation.detections], alerts: observation.alertIds.length } };
 }
 
 async function main(): Promise<number> {
@@ -567,16 +589,17 @@ async function main(): Promise<number> {
   await stack('up-faults');
   const receiver = await startReceiver();
   const results: FaultResult[] = [];
-  let reference: ObservedDetection[] | undefined;
+  let reference: Reference | undefined;
   try {
     for (const fault of chosen) {
-      const { result, detections } = await runFault(fault, receiver, reference);
-      if (fault.at === 0) reference = detections;
+      const { result, reference: observed } = await runFault(fault, receiver, reference);
+      if (fault.at === 0) reference = observed;
       results.push(result);
     }
   } finally {
     await receiver.close();
     await elasticsearch.close();
+    redis.disconnect();
     if (options.VIGIL_FAULTS_KEEP_STACK !== '1') await stack('down-faults');
   }
   const minutes = (Date.now() - began) / 60_000;

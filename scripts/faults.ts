@@ -19,6 +19,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { z } from 'zod';
 import { createEmitter, type EmitInput, type EmitResult, type Emitter, type Family } from '../ingest/sdk';
 import { alertKeys } from '../detectors';
+import { ValidationError } from '../platform';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { accountFault, formatTable, missedTargets, type FaultObservation, type FaultResult, type ObservedDetection, type ObservedNotification } from './faults-accounting';
@@ -625,7 +626,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error);
+    // A wrong argument is one line; anything else with its stack.
+    console.error(error instanceof ValidationError ? `faults: ${error.message}` : error);
     process.exit(1);
   },
 );

@@ -37,6 +37,14 @@ export interface FaultObservation {
   reference?: readonly ObservedDetection[];
   /** Alert ids in the alerts index: each owes its destination an `opened`. */
   alertIds: readonly string[];
+  /** The fault-free run's alert count, to compare with; undefined when there is none. */
+  referenceAlerts?: number;
+  /**
+   * Detections the alerter still holds (not yet past its watermark) plus alert changes still
+   * unsent (not yet in the outbox) when the run was read back: each may still open or change an
+   * alert, so the alerts and notifications owed are not all known.
+   */
+  alerterPending: number;
   /** Records for the webhook destination in the notification outbox topic. */
   outbox: readonly ObservedNotification[];
   /** Webhook deliveries the receiver got (every request, repeats included). */
@@ -63,6 +71,8 @@ export interface FaultResult {
   detectionsLost?: number;
   detectionsDoubled?: number;
   alerts: number;
+  referenceAlerts?: number;
+  alerterPending: number;
   notificationsExpected: number;
   notificationsLost: number;
   deliveriesDuplicated: number;
@@ -139,6 +149,8 @@ export function accountFault(observation: FaultObservation): FaultResult {
     ...(observation.reference ? { referenceDetections: observation.reference.length } : {}),
     ...(comparison ? { detectionsLost: comparison.lost, detectionsDoubled: comparison.doubled } : {}),
     alerts: observation.alertIds.length,
+    ...(observation.referenceAlerts === undefined ? {} : { referenceAlerts: observation.referenceAlerts }),
+    alerterPending: observation.alerterPending,
     notificationsExpected: expected.length,
     notificationsLost,
     deliveriesDuplicated,
@@ -151,14 +163,19 @@ export function accountFault(observation: FaultObservation): FaultResult {
 
 /**
  * The targets a row misses, as sentences (empty: it passed). The issue's targets: no event lost,
- * no document duplicated, no notification lost, recovered without a manual step. A good event
- * dead-lettered is lost to the index, and a notification dead-lettered never reached on-call.
+ * no document duplicated, no notification lost, recovered without a manual step; and the same
+ * detections as the fault-free run, none lost or doubled. A good event dead-lettered is lost to the
+ * index, and a notification dead-lettered never reached on-call. Detections the alerter never
+ * folded mean alerts and notifications the accounting cannot see: a miss too, not a pass.
  */
 export function missedTargets(result: FaultResult): string[] {
   const missed: string[] = [];
   if (result.eventsLost > 0) missed.push(`${result.eventsLost} events lost`);
   if (result.eventDeadLetters > 0) missed.push(`${result.eventDeadLetters} good events dead-lettered`);
   if (result.documentsDuplicated > 0) missed.push(`${result.documentsDuplicated} duplicated documents`);
+  if ((result.detectionsLost ?? 0) > 0) missed.push(`${result.detectionsLost ?? 0} detections lost`);
+  if ((result.detectionsDoubled ?? 0) > 0) missed.push(`${result.detectionsDoubled ?? 0} detections doubled`);
+  if (result.alerterPending > 0) missed.push(`${result.alerterPending} detections or alert changes never left the alerter`);
   if (result.notificationsLost > 0) missed.push(`${result.notificationsLost} notifications lost`);
   if (result.notificationDeadLetters > 0) missed.push(`${result.notificationDeadLetters} notifications dead-lettered`);
   if (!result.recovered) missed.push('not recovered by itself');
@@ -176,7 +193,7 @@ export function formatTable(results: readonly FaultResult[]): string {
     'docs duplicated',
     'detections (reference)',
     'detections lost / doubled',
-    'alerts',
+    'alerts (reference)',
     'notifications expected',
     'notifications lost',
     'duplicate deliveries',
@@ -193,7 +210,7 @@ export function formatTable(results: readonly FaultResult[]): string {
       String(result.documentsDuplicated),
       `${result.detections} (${result.referenceDetections ?? '–'})`,
       result.detectionsLost === undefined ? '–' : `${result.detectionsLost} / ${result.detectionsDoubled ?? 0}`,
-      String(result.alerts),
+      `${result.alerts} (${result.referenceAlerts ?? '–'})`,
       String(result.notificationsExpected),
       String(result.notificationsLost),
       String(result.deliveriesDuplicated),

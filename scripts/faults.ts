@@ -14,12 +14,16 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from '@elastic/elasticsearch';
+import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
 import { z } from 'zod';
 import { createEmitter, type EmitInput, type EmitResult, type Emitter, type Family } from '../ingest/sdk';
+import { alertKeys } from '../detectors';
+import { ValidationError } from '../platform';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { accountFault, formatTable, missedTargets, type FaultObservation, type FaultResult, type ObservedDetection, type ObservedNotification } from './faults-accounting';
+import { onlyWords, selectFaults } from './faults-select';
 import { emitSimulatedTraffic } from './simulated-traffic';
 
 const ROOT = resolve(__dirname, '..');
@@ -38,6 +42,7 @@ const options = z
     VIGIL_FAULTS_REDIS_DOWN_MS: ms(10_000),
     VIGIL_FAULTS_RECEIVER_DOWN_MS: ms(120_000),
     VIGIL_FAULTS_RECOVERY_MS: ms(300_000),
+    VIGIL_FAULTS_GROUP_INTERVAL_MS: ms(30_000),
     VIGIL_FAULTS_ONLY: z.string().optional(),
     VIGIL_FAULTS_KEEP_STACK: z.enum(['0', '1']).default('0'),
     VIGIL_FAULTS_KAFKA_PORT: ms(9292),
@@ -251,6 +256,7 @@ function planEvents(fault: string, end: Date): Planned[] {
 
 const kafka = new Kafka({ clientId: 'vigil-faults', brokers: [KAFKA_BROKERS], logLevel: logLevel.NOTHING, retry: { retries: 10 } });
 const elasticsearch = new Client({ node: ELASTICSEARCH_URL, requestTimeout: 30_000 });
+const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
 
 /** Every message of a topic, read from the start to its end at the time of the call. */
 async function readTopic(topic: string): Promise<string[]> {
@@ -318,6 +324,18 @@ async function readDetections(prefix: string): Promise<ObservedDetection[]> {
   });
 }
 
+/**
+ * What the alerter has not finished with: detections held until its watermark passes them (the
+ * newest held can wait for the wall-clock fallback, VIGIL_ALERT_LATENESS_MS without a new
+ * detection) and alert changes not yet written to the outbox. Until both are empty, alerts may
+ * still open and notifications still be owed.
+ */
+async function readAlerterPending(prefix: string): Promise<number> {
+  const keys = alertKeys(prefix);
+  const [held, unsent] = await Promise.all([redis.zcard(keys.held), redis.hlen(keys.unsent)]);
+  return held + unsent;
+}
+
 async function readOutbox(topic: string): Promise<ObservedNotification[]> {
   return (await readTopic(topic))
     .map((value) => outboxSource.parse(JSON.parse(value)))
@@ -335,6 +353,8 @@ interface FaultContext {
 }
 
 interface Fault {
+  /** The word that picks it with `--only`. */
+  key: string;
   name: string;
   /** When to inject it, as a fraction of the pacing. */
   at: number;
@@ -343,9 +363,10 @@ interface Fault {
 }
 
 const FAULTS: Fault[] = [
-  { name: 'none (reference)', at: 0, inject: () => Promise.resolve() },
-  { name: 'vigil run SIGKILLed mid-batch', at: 0.4, inject: ({ primary }) => primary.crashAndRestart() },
+  { key: 'reference', name: 'none (reference)', at: 0, inject: () => Promise.resolve() },
+  { key: 'kill', name: 'vigil run SIGKILLed mid-batch', at: 0.4, inject: ({ primary }) => primary.crashAndRestart() },
   {
+    key: 'kafka',
     name: `Kafka broker stopped ${options.VIGIL_FAULTS_KAFKA_DOWN_MS / 1000} s`,
     at: 0.3,
     async inject() {
@@ -355,6 +376,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'elasticsearch',
     name: `Elasticsearch stopped ${options.VIGIL_FAULTS_ES_DOWN_MS / 1000} s`,
     at: 0.3,
     async inject() {
@@ -364,6 +386,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'redis',
     name: `Redis restarted (down ${options.VIGIL_FAULTS_REDIS_DOWN_MS / 1000} s, AOF)`,
     at: 0.4,
     async inject() {
@@ -373,6 +396,7 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'rebalance',
     name: 'second vigil run added, then removed (rebalance)',
     at: 0.25,
     async inject({ addInstance }) {
@@ -383,8 +407,13 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    key: 'webhook',
     name: `webhook receiver down ${options.VIGIL_FAULTS_RECEIVER_DOWN_MS / 1000} s`,
-    at: 0.2,
+    // Late in the pacing: the alerts open only once the alerter's watermark passes the attacks at
+    // the end of the events (the newest wait for VIGIL_ALERT_LATENESS_MS without a detection), and
+    // their first notification waits the group wait; struck at 20%, the receiver was back before
+    // most of them were due, and only one met the outage.
+    at: 0.9,
     async inject({ receiver }) {
       await receiver.down();
       await sleep(options.VIGIL_FAULTS_RECEIVER_DOWN_MS);
@@ -419,12 +448,22 @@ function faultEnv(id: string, receiverUrl: string, httpPort: number): Record<str
     // No resolve during a run: the notifications to account for are the openings and escalations.
     VIGIL_ALERT_RESOLVE_AFTER_MS: '3600000',
     VIGIL_ALERT_SUPPRESS_MS: '3600000',
-    VIGIL_ALERT_DESTINATIONS: JSON.stringify([{ name: DESTINATION, type: 'webhook', url: `${receiverUrl}/webhook/${id}`, secret: SECRET }]),
+    // Grouping as by default (an incident's first notification waits 30 s for what follows), but
+    // an escalation after it waits VIGIL_FAULTS_GROUP_INTERVAL_MS, not the default 5 minutes:
+    // otherwise each run would wait 5 minutes more for the escalations it owes.
+    VIGIL_ALERT_DESTINATIONS: JSON.stringify([
+      { name: DESTINATION, type: 'webhook', url: `${receiverUrl}/webhook/${id}`, secret: SECRET, groupIntervalMs: options.VIGIL_FAULTS_GROUP_INTERVAL_MS },
+    ]),
     LOG_LEVEL: 'info',
   };
 }
 
-async function runFault(fault: Fault, receiver: Receiver, reference: readonly ObservedDetection[] | undefined): Promise<{ result: FaultResult; detections: ObservedDetection[] }> {
+interface Reference {
+  detections: readonly ObservedDetection[];
+  alerts: number;
+}
+
+async function runFault(fault: Fault, receiver: Receiver, reference: Reference | undefined): Promise<{ result: FaultResult; reference: Reference }> {
   const id = `f${Date.now().toString(36)}-${slug(fault.name)}`;
   const instances: VigilProcess[] = [];
   const newInstance = async (): Promise<VigilProcess> => {
@@ -502,13 +541,14 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
   const settleDeadline = Date.now() + options.VIGIL_FAULTS_RECOVERY_MS;
   for (;;) {
     try {
-      const [documents, detections, alerts, outbox, eventDeadLetters, notificationDeadLetters] = await Promise.all([
+      const [documents, detections, alerts, outbox, eventDeadLetters, notificationDeadLetters, alerterPending] = await Promise.all([
         readAll(indexNames(id).eventPattern, []),
         readDetections(id),
         readAll(alertIndexNames(id).index, []),
         readOutbox(`${id}.notifications`),
         readTopic(`${id}.deadletter`),
         readTopic(`${id}.notifications-deadletter`),
+        readAlerterPending(id),
       ]);
       observation = {
         fault: fault.name,
@@ -517,8 +557,9 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
         indexedIds: documents.map((document) => document.id),
         eventDeadLetters: eventDeadLetters.length,
         detections,
-        ...(reference ? { reference } : {}),
+        ...(reference ? { reference: reference.detections, referenceAlerts: reference.alerts } : {}),
         alertIds: alerts.map((alert) => alert.id),
+        alerterPending,
         outbox,
         received: [...(receiver.received.get(id) ?? [])],
         notificationDeadLetters: notificationDeadLetters.length,
@@ -527,12 +568,12 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
         ...(faultEnd === undefined || caughtUp === undefined || fault.at === 0 ? {} : { catchUpMs: Math.max(0, caughtUp - faultEnd) }),
       };
       const row = accountFault(observation);
-      const state = JSON.stringify([row.detections, row.alerts, row.notificationsExpected, observation.received.length, row.notificationDeadLetters]);
+      const state = JSON.stringify([row.detections, row.alerts, row.alerterPending, row.notificationsExpected, observation.received.length, row.notificationDeadLetters]);
       if (state !== previous) {
         previous = state;
         stableSince = Date.now();
       }
-      if (row.notificationsLost === 0 && Date.now() - stableSince >= 10_000) break;
+      if (row.alerterPending === 0 && row.notificationsLost === 0 && Date.now() - stableSince >= 10_000) break;
     } catch (error) {
       say(`${fault.name}: reading back failed (${error instanceof Error ? error.message : String(error)}); retrying`);
     }
@@ -547,28 +588,29 @@ async function runFault(fault: Fault, receiver: Receiver, reference: readonly Ob
   const result = accountFault(observation);
   const missed = missedTargets(result);
   say(`${fault.name}: ${missed.length === 0 ? 'pass' : `FAIL (${missed.join(', ')})`}`);
-  return { result, detections: [...observation.detections] };
+  return { result, reference: { detections: [...observation.detections], alerts: observation.alertIds.length } };
 }
 
 async function main(): Promise<number> {
   const began = Date.now();
   mkdirSync(LOG_DIR, { recursive: true });
-  const only = options.VIGIL_FAULTS_ONLY?.split(',').map((item) => item.trim().toLowerCase());
-  const chosen = FAULTS.filter((fault) => !only || fault.at === 0 || only.some((word) => fault.name.toLowerCase().includes(word)));
+  // Before anything starts: a misspelt fault fails at once, naming the ones there are.
+  const chosen = selectFaults(FAULTS, onlyWords(process.argv.slice(2), options.VIGIL_FAULTS_ONLY));
   say(`starting the faults copy of the stack (${KAFKA_BROKERS}, ${ELASTICSEARCH_URL}, ${REDIS_URL})`);
   await stack('up-faults');
   const receiver = await startReceiver();
   const results: FaultResult[] = [];
-  let reference: ObservedDetection[] | undefined;
+  let reference: Reference | undefined;
   try {
     for (const fault of chosen) {
-      const { result, detections } = await runFault(fault, receiver, reference);
-      if (fault.at === 0) reference = detections;
+      const { result, reference: observed } = await runFault(fault, receiver, reference);
+      if (fault.at === 0) reference = observed;
       results.push(result);
     }
   } finally {
     await receiver.close();
     await elasticsearch.close();
+    redis.disconnect();
     if (options.VIGIL_FAULTS_KEEP_STACK !== '1') await stack('down-faults');
   }
   const minutes = (Date.now() - began) / 60_000;
@@ -584,7 +626,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(error);
+    // A wrong argument is one line; anything else with its stack.
+    console.error(error instanceof ValidationError ? `faults: ${error.message}` : error);
     process.exit(1);
   },
 );

@@ -19,6 +19,8 @@ function clean(): FaultObservation {
       { id: 'r2', rule: 'flood', key: 'client.ip=1.2.3.4' },
     ],
     alertIds: ['a1', 'a2'],
+    referenceAlerts: 2,
+    alerterPending: 0,
     outbox: [note('n1', 'a1', 1, 'opened'), note('n2', 'a1', 2, 'escalated'), note('n3', 'a2', 1, 'opened')],
     received: [note('n1', 'a1', 1, 'opened'), note('n2', 'a1', 2, 'escalated'), note('n3', 'a2', 1, 'opened')],
     notificationDeadLetters: 0,
@@ -88,12 +90,30 @@ describe('fault accounting', () => {
     expect(compareDetections([reference[0] as (typeof reference)[number], reference[0] as (typeof reference)[number]], reference)).toEqual({ lost: 1, doubled: 2 });
   });
 
+  it('fails a run whose detections differ from the reference, lost or doubled', () => {
+    const lost = accountFault({ ...clean(), detections: [{ id: 'd1', rule: 'brute-force', key: 'actor.userId=u1' }] });
+    expect(missedTargets(lost)).toEqual(['1 detections lost']);
+    const doubled = accountFault({ ...clean(), detections: [...clean().detections, { id: 'd3', rule: 'flood', key: 'client.ip=1.2.3.4' }] });
+    expect(missedTargets(doubled)).toEqual(['1 detections doubled']);
+    // The reference run itself has nothing to compare with.
+    const withoutReference = clean();
+    delete withoutReference.reference;
+    expect(missedTargets(accountFault(withoutReference))).toEqual([]);
+  });
+
+  it('fails a run read back while the alerter still held detections or unsent changes: the alerts owed are not all known', () => {
+    // Everything that reached the outbox arrived, but three detections never reached an alert.
+    const result = accountFault({ ...clean(), alerterPending: 3 });
+    expect(result).toMatchObject({ notificationsLost: 0, alerterPending: 3 });
+    expect(missedTargets(result)).toEqual(['3 detections or alert changes never left the alerter']);
+  });
+
   it('fails a run that did not recover or dead-lettered good events, and shows it in the table', () => {
     const result = accountFault({ ...clean(), fault: 'broker down', recovered: false, eventDeadLetters: 2 });
     expect(missedTargets(result)).toEqual(['2 good events dead-lettered', 'not recovered by itself']);
     const table = formatTable([accountFault(clean()), result]).split('\n');
     expect(table).toHaveLength(4);
-    expect(table[2]).toMatch(/^\| clean \| 3 \| 0 \| 0 \| 2 \(2\) \| 0 \/ 0 \| 2 \| 3 \| 0 \| 0 \| 0 \| 1\.5 s \| pass \|$/);
+    expect(table[2]).toMatch(/^\| clean \| 3 \| 0 \| 0 \| 2 \(2\) \| 0 \/ 0 \| 2 \(2\) \| 3 \| 0 \| 0 \| 0 \| 1\.5 s \| pass \|$/);
     expect(table[3]).toContain('| no | FAIL: 2 good events dead-lettered, not recovered by itself |');
   });
 });

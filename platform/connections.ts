@@ -1,7 +1,7 @@
 import { errors as esErrors, type Client } from '@elastic/elasticsearch';
 import type { Admin, Kafka } from 'kafkajs';
 import type { Config } from './config';
-import { VigilError, errorMessage } from './errors';
+import { VigilError, errorMessage, urlWithoutCredentials } from './errors';
 import { isCluster, redisWhere, type RedisClient } from './redis';
 
 /** A service Vigil needs could not be used at start: it is named, with why and where. */
@@ -30,18 +30,6 @@ export const probes = {
   elasticsearch: (client: Client, timeoutMs: number): Promise<unknown> => client.cluster.health({ timeout: `${timeoutMs}ms` }),
   kafka: (admin: Admin): Promise<unknown> => admin.describeCluster(),
 };
-
-/** A URL without its user and password, for messages. */
-function shown(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString().replace(/\/$/, '');
-  } catch {
-    return '(unparseable URL)';
-  }
-}
 
 const TLS_PROBLEM = /certificate|self[- ]signed|SSL|TLS|EPROTO|wrong version number/i;
 
@@ -78,7 +66,7 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
       (error: unknown) => {
         const status = error instanceof esErrors.ResponseError ? error.statusCode : undefined;
         const problem = status === 401 || status === 403 ? 'authentication failed' : problemOf(error, /security_exception|unable to authenticate/i);
-        return new ConnectionError('elasticsearch', shown(config.elasticsearch.url), problem, error);
+        return new ConnectionError('elasticsearch', urlWithoutCredentials(config.elasticsearch.url), problem, error);
       },
     ),
   );

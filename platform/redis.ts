@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Config } from './config';
+import { urlWithoutCredentials } from './errors';
 import type { Logger } from './logger';
 
 /**
@@ -57,14 +58,7 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
 export function redisWhere(config: Config): string {
   const { url, cluster } = config.redis;
   if (cluster !== undefined) return `cluster ${cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`;
-  try {
-    const parsed = new URL(url);
-    parsed.username = '';
-    parsed.password = '';
-    return parsed.toString().replace(/\/$/, '');
-  } catch {
-    return '(unparseable URL)';
-  }
+  return urlWithoutCredentials(url);
 }
 
 /** Hash slots of a Redis Cluster. */

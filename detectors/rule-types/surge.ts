@@ -134,7 +134,7 @@ function parseClosed(text: unknown): ClosedBucket[] {
       numeratorMean: numeratorMean ?? 0,
       volumeSamples: volumeSamples ?? 0,
       latestTime: latestTime ?? 0,
-      latestId: String(row[12] ?? ''),
+      latestId: typeof row[12] === 'string' ? row[12] : '',
     };
   });
 }

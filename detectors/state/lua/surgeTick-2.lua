@@ -235,9 +235,9 @@ local function sortedOpen(state)
   return order
 end
 
--- The baseline bucket M is judged against: after folding the buckets up to M - lag, from its
--- snapshot (kept while M can still be open). Before the key's first folded bucket, no baseline.
--- Version 4 state (no snapshots yet): the stored baseline.
+-- The baseline a closed bucket M is judged against: after folding the buckets up to M - lag, from
+-- its snapshot (kept while M can still be open). Before the key's first folded bucket, no
+-- baseline. Version 4 state (no snapshots yet): nil (the caller takes the baseline as it stands).
 local function baselineFor(state, through)
   local snap = state.snaps[through]
   if snap then return snap end
@@ -338,13 +338,19 @@ return runBatch('surgeTick', 2, 14, function(k, a)
   -- The item's bucket against the baseline folded through bucket - lag: kept as a snapshot, or
   -- (a bucket ahead of the clock: an event from the future) the open buckets up to there folded
   -- in a copy as they are so far.
-  local base = baselineFor(state, bucket - lag)
-  if base == nil and state.f and bucket - lag > state.f then
-    base = {}
-    for _, field in ipairs(BASE_FIELDS) do base[field] = state[field] end
-    foldThrough(base, state, kind, bucket - lag, alpha)
+  local through = bucket - lag
+  local base = state.snaps[through]
+  if base == nil then
+    if state.f == nil or through > state.f then
+      base = {}
+      for _, field in ipairs(BASE_FIELDS) do base[field] = state[field] end
+      foldThrough(base, state, kind, through, alpha)
+    elseif state.o and through < state.o then
+      base = EMPTY
+    else
+      base = state
+    end
   end
-  base = base or state
   -- Fractions as text (Redis would truncate a number to an integer); counts as integers.
   return {
     tostring(measureOf(open, kind)), tostring(base.mean), tostring(base.var), base.samples, open.n, distinct, 0,

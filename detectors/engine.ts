@@ -392,7 +392,7 @@ export class DetectionEngine {
     for (const { compiled, input, context, evaluation } of drafts) {
       if (evaluation.outcome !== 'detected') continue;
       const { rule } = compiled;
-      const { windowStart, windowEnd, identity, cooldownMs, time: happened, ...evidence } = evaluation.detection;
+      const { windowStart, windowEnd, identity, cooldownMs, claimScope, time: happened, ...evidence } = evaluation.detection;
       const id = detectionId(identity);
       candidates.push({
         input,
@@ -420,7 +420,7 @@ export class DetectionEngine {
         },
         ...(cooldownMs === undefined
           ? {}
-          : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, 'fired'), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
+          : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, claimScope === undefined ? 'fired' : `fired:${claimScope}`), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
       });
     }
     const claims = candidates.flatMap(({ claim, detection, input }) => (claim === undefined ? [] : [{ claim, detection, input }]));

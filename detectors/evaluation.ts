@@ -32,6 +32,11 @@ export type DetectionDraft = Pick<
   /** After firing, stay quiet for this key this long (event time). */
   cooldownMs?: number;
   /**
+   * The claim's scope within the key, when the cooldown holds for it alone (a surge claims its
+   * bucket: two buckets never refuse each other, whichever is decided first).
+   */
+  claimScope?: string;
+  /**
    * When the detection happened (event time, ms), when that is not the evaluated event's time: a
    * travel found from its earlier side happened at its arrival, as in order.
    */

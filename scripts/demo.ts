@@ -4,7 +4,7 @@ import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
 import type { AlertChange } from '../schemas';
 import { startAlertReceiver, type Received } from './alert-receiver';
-import { dosEndpoints, emitDosBurst, emitDosHistory } from './dos-traffic';
+import { dosEndpoints, emitDosScenario } from './dos-traffic';
 import type { Detection } from '../schemas';
 import { injectAttacks } from './attack-traffic';
 import { writeReport } from './report';
@@ -110,15 +110,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   );
   // History first (event time), so the DoS detectors learn their baselines as they happened.
   const historyEmitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger, lingerMs: 20, maxBuffer: 20_000 });
-  const history = detecting ? emitDosHistory(historyEmitter, runId, Date.now()) : 0;
+  const { history, burst } = detecting ? emitDosScenario(historyEmitter, runId, Date.now()) : { history: 0, burst: 0 };
   await historyEmitter.flush();
   if (history > 0) {
-    console.log(`  replaying ${history} events of history (a 12-minute baseline and a 30-minute legitimate ramp)`);
-    for (const deadline = Date.now() + 120_000; pipeline.stats().indexed + pipeline.stats().duplicates < history && Date.now() < deadline; ) await sleep(100);
+    console.log(`  replaying ${history + burst} events of history (a 27-minute checkout baseline with a burst 8 minutes ago, and a 30-minute legitimate ramp)`);
+    for (const deadline = Date.now() + 120_000; pipeline.stats().indexed + pipeline.stats().duplicates < history + burst && Date.now() < deadline; ) await sleep(100);
   }
   const traffic = emitSimulatedTraffic(emitters, options.events, { labels: { run: runId }, seed: Date.now() % 100_000 });
-  const burst = detecting ? emitDosBurst(historyEmitter, runId, Date.now()) : 0;
-  await historyEmitter.flush();
   const attackEmitter = emitters[0] as Emitter;
   const attacks = detecting ? injectAttacks(attackEmitter, { runId, labels: { run: runId, attack: 'yes' } }) : [];
   const attackEvents = attacks.reduce((total, attack) => total + attack.events, 0);

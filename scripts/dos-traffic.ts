@@ -8,27 +8,39 @@ export function dosEndpoints(runId: string): { burst: { api: string; route: stri
   };
 }
 
+/** Minutes of steady checkout traffic before the burst's minute, and after it. */
+const BASELINE_MINUTES = 18;
+const AFTER_MINUTES = 8;
+
 /**
- * History, in event time, for the DoS scenario's two endpoints: 12 minutes of steady traffic on
- * the checkout endpoint (its baseline), and 30 minutes of a legitimate ramp on the catalog
- * endpoint that doubles, 120 to 240 requests a minute, from many signed-in users. Emitted in
- * time order before the current traffic, so the detectors learn the baselines as they happened.
+ * The DoS scenario, in event time, ending now: steady traffic on the checkout endpoint for 18
+ * minutes (its baseline), then a burst within one clock minute (1,200 requests from five IPs, ten
+ * times the baseline, half of them failing with 503 and slow: a flood, an error surge and a
+ * latency surge on one endpoint, which the alerter must turn into one incident), then 8 more
+ * minutes of steady traffic; and 30 minutes of a legitimate ramp on the catalog endpoint that
+ * doubles, 120 to 240 requests a minute, from many signed-in users. Emitted in time order, so
+ * the detectors see it as it happened. The burst is in the past: a surge minute meets the
+ * baseline of the minutes up to 6 before it, and the flood, error and latency rules judge it
+ * complete, once the allowed lateness (5 minutes) has passed it (docs/rules.md#surge), which
+ * the steady traffic after it takes the clock past.
  */
-export function emitDosHistory(emitter: Emitter, runId: string, now: number): number {
+export function emitDosScenario(emitter: Emitter, runId: string, now: number): { history: number; burst: number } {
   const { burst, ramp } = dosEndpoints(runId);
-  const start = now - 12 * 60_000;
+  const burstStart = Math.floor(now / 60_000) * 60_000 - AFTER_MINUTES * 60_000;
+  const start = burstStart - BASELINE_MINUTES * 60_000;
   const rampStart = now - 30 * 60_000;
   const events: { time: number; emit: () => void }[] = [];
-  for (let n = 0; n < 12 * 120; n++) {
-    const time = start + n * 500;
+  for (let n = 0, time = start; time < now - 1000; n++, time = start + n * 500) {
+    const at = time;
+    const index = n;
     events.push({
-      time,
+      time: at,
       emit: () =>
         emitter.invocation({
-          time: new Date(time).toISOString(),
-          actor: { userId: `shopper-${n % 300}`, consumerId: 'web-shop' },
-          client: { ip: `81.2.${69 + (n % 5)}.${1 + (n % 200)}` },
-          invocation: { resource: { api: burst.api, method: 'POST', path: burst.route }, route: burst.route, status: 200, latencyMs: 35 + (n % 20), group: 'shop' },
+          time: new Date(at).toISOString(),
+          actor: { userId: `shopper-${index % 300}`, consumerId: 'web-shop' },
+          client: { ip: `81.2.${69 + (index % 5)}.${1 + (index % 200)}` },
+          invocation: { resource: { api: burst.api, method: 'POST', path: burst.route }, route: burst.route, status: 200, latencyMs: 35 + (index % 20), group: 'shop' },
         }),
     });
   }
@@ -53,36 +65,29 @@ export function emitDosHistory(emitter: Emitter, runId: string, now: number): nu
     time += gapMs;
     n++;
   }
-  events.sort((a, b) => a.time - b.time);
-  for (const event of events) event.emit();
-  return events.length;
-}
-
-/**
- * The DoS burst, now: 1,200 checkout requests in under a minute from five IPs (ten times the
- * baseline), half of them failing with 503 and slow: a flood, an error surge and a latency surge
- * on one endpoint, which the alerter must turn into one incident.
- */
-export function emitDosBurst(emitter: Emitter, runId: string, now: number): number {
-  const { burst } = dosEndpoints(runId);
-  const bucketStart = Math.floor(now / 60_000) * 60_000;
-  // Within the current minute, so the whole burst lands in one bucket.
-  const span = Math.max(5_000, Math.min(40_000, bucketStart + 59_000 - now));
+  // The burst: within one clock minute, so the whole burst lands in one bucket.
   const count = 1200;
-  for (let n = 0; n < count; n++) {
-    const failing = n % 2 === 0;
-    emitter.invocation({
-      time: new Date(now + Math.floor((n * span) / count)).toISOString(),
-      actor: { consumerId: `bot-${runId}` },
-      client: { ip: `203.0.113.${10 + (n % 5)}` },
-      invocation: {
-        resource: { api: burst.api, method: 'POST', path: burst.route },
-        route: burst.route,
-        status: failing ? 503 : 200,
-        latencyMs: failing ? 2500 : 400,
-        group: 'shop',
-      },
+  for (let index = 0; index < count; index++) {
+    const failing = index % 2 === 0;
+    const at = burstStart + 5_000 + Math.floor((index * 40_000) / count);
+    events.push({
+      time: at,
+      emit: () =>
+        emitter.invocation({
+          time: new Date(at).toISOString(),
+          actor: { consumerId: `bot-${runId}` },
+          client: { ip: `203.0.113.${10 + (index % 5)}` },
+          invocation: {
+            resource: { api: burst.api, method: 'POST', path: burst.route },
+            route: burst.route,
+            status: failing ? 503 : 200,
+            latencyMs: failing ? 2500 : 400,
+            group: 'shop',
+          },
+        }),
     });
   }
-  return count;
+  events.sort((a, b) => a.time - b.time);
+  for (const event of events) event.emit();
+  return { history: events.length - count, burst: count };
 }

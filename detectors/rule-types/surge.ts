@@ -100,10 +100,48 @@ export interface SurgeState {
   numeratorMean: number;
   /** Full buckets in those two baselines. */
   volumeSamples: number;
+  /**
+   * The buckets this item folded into the baseline for good (the lateness passed them), each
+   * complete and with the baseline it is judged against, when the rule judges complete buckets
+   * (see judgesOnClose); otherwise empty.
+   */
+  closed: ClosedBucket[];
+}
+
+/** A bucket folded for good: its final content and its own baseline, as surgeTick-2.lua reports it. */
+export interface ClosedBucket extends Omit<SurgeState, 'late' | 'closed'> {
+  bucket: number;
+  /** The bucket's latest event (greatest event time, then id), whatever the order it came in. */
+  latestTime: number;
+  latestId: string;
+}
+
+function parseClosed(text: unknown): ClosedBucket[] {
+  if (typeof text !== 'string' || text === '' || text === '[]' || text === '{}') return [];
+  const rows = JSON.parse(text) as unknown[][];
+  return rows.map((row) => {
+    const [bucket, value, mean, variance, samples, volume, distinct, numerator, volumeMean, numeratorMean, volumeSamples, latestTime] = row.slice(0, 12).map(Number);
+    return {
+      bucket: bucket ?? 0,
+      value: value ?? 0,
+      mean: mean ?? 0,
+      variance: variance ?? 0,
+      samples: samples ?? 0,
+      volume: volume ?? 0,
+      distinct: distinct ?? 0,
+      numerator: numerator ?? 0,
+      volumeMean: volumeMean ?? 0,
+      numeratorMean: numeratorMean ?? 0,
+      volumeSamples: volumeSamples ?? 0,
+      latestTime: latestTime ?? 0,
+      latestId: typeof row[12] === 'string' ? row[12] : '',
+    };
+  });
 }
 
 export function parseSurgeState(reply: unknown): SurgeState {
-  const [value, mean, variance, samples, volume, distinct, late, numerator, volumeMean, numeratorMean, volumeSamples] = (reply as (string | number)[]).map(Number);
+  const fields = reply as (string | number)[];
+  const [value, mean, variance, samples, volume, distinct, late, numerator, volumeMean, numeratorMean, volumeSamples] = fields.slice(0, 11).map(Number);
   return {
     value: value ?? 0,
     mean: mean ?? 0,
@@ -116,7 +154,28 @@ export function parseSurgeState(reply: unknown): SurgeState {
     volumeMean: volumeMean ?? 0,
     numeratorMean: numeratorMean ?? 0,
     volumeSamples: volumeSamples ?? 0,
+    closed: parseClosed(fields[11]),
   };
+}
+
+/**
+ * Whether a rule is judged on complete buckets only: when any of its checks can go down as a
+ * bucket fills (a ratio, a percentile, events per source, a failure share), a bucket judged "so
+ * far" could fire in one arrival order and not another. Those rules judge each bucket once, when
+ * the lateness has passed it and it is folded (complete); `count` and `distinct` alone only grow,
+ * so their rules fire as soon as the bucket crosses, which its final content does in every order.
+ */
+export function judgesOnClose(rule: SurgeRule): boolean {
+  return rule.measure.kind === 'ratio' || rule.measure.kind === 'p95' || rule.concentration !== undefined || rule.failures !== undefined;
+}
+
+/**
+ * How many buckets back a bucket's baseline ends: bucket M meets the baseline folded through
+ * M - lag, whose buckets the lateness has closed whenever an event of M still counts, so the
+ * same bucket meets the same baseline in every order.
+ */
+export function baselineLag(latenessMs: number, bucketMs: number): number {
+  return Math.min(Math.ceil(latenessMs / bucketMs) + 1, MAX_OPEN_BUCKETS);
 }
 
 /** Histogram bin of a non-negative value: quarter powers of two, so p95 is within about 19%. */
@@ -162,9 +221,11 @@ export class SurgeTally {
   readonly members = new Set<string>();
   readonly bins = new Map<number, number>();
   latest: DetectionInput;
-  private latestTime: number;
+  latestTime: number;
   /** The earliest engine clock of its events: the lateness that admitted them all is judged from it. */
   now = Number.POSITIVE_INFINITY;
+  /** The greatest id among the latest events (a tie in event time is broken by id, as the script does). */
+  latestId: string;
 
   constructor(
     readonly bucket: number,
@@ -172,6 +233,7 @@ export class SurgeTally {
   ) {
     this.latest = first;
     this.latestTime = eventTime(first.event.time);
+    this.latestId = first.event.id;
   }
 
   add(input: DetectionInput, contribution: SurgeContribution, now: number): void {
@@ -181,9 +243,10 @@ export class SurgeTally {
     if (contribution.member !== '') this.members.add(contribution.member);
     if (contribution.bin >= 0) this.bins.set(contribution.bin, (this.bins.get(contribution.bin) ?? 0) + 1);
     const time = eventTime(input.event.time);
-    if (time >= this.latestTime) {
+    if (time > this.latestTime || (time === this.latestTime && input.event.id >= this.latestId)) {
       this.latest = input;
       this.latestTime = time;
+      this.latestId = input.event.id;
     }
   }
 }
@@ -228,6 +291,11 @@ export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: E
       oldestOpenBucket(now, context.latenessMs, rule.bucket),
       // A bucket's sources are written while the lateness covers it; then only its count is kept.
       context.latenessMs + 2 * rule.bucket,
+      baselineLag(context.latenessMs, rule.bucket),
+      // Complete buckets are reported only to the rules that judge them (and only with the volume to fire).
+      judgesOnClose(rule) ? rule.minVolume : 0,
+      tally.latestTime,
+      tally.latestId,
     ],
   };
 }
@@ -261,7 +329,7 @@ function show(rule: SurgeRule, value: number): string {
 }
 
 /** The bucket's failure share against its usual share, when it surged (see the `failures` option). */
-function failureSurge(state: SurgeState, rule: SurgeRule): { share: number; usual: number; ratio: number } | undefined {
+function failureSurge(state: Omit<SurgeState, 'closed'>, rule: SurgeRule): { share: number; usual: number; ratio: number } | undefined {
   const { failures } = rule;
   // Without a learnt usual share (state from before it was kept), a share alone proves nothing.
   if (failures === undefined || state.volume === 0 || state.volumeSamples < rule.minSamples) return undefined;
@@ -280,7 +348,14 @@ function failureSurge(state: SurgeState, rule: SurgeRule): { share: number; usua
  * `failures` as well, a surge spread over many sources fires when most of it fails (a
  * distributed login flood).
  */
-export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext): Evaluation {
+export function evaluateSurge(
+  input: DetectionInput,
+  state: Omit<SurgeState, 'closed'>,
+  rule: SurgeRule,
+  context: EvaluationContext,
+  /** The bucket judged, when it is not the event's own (a closed bucket): its number and its latest event. */
+  judged?: { bucket: number; latestTime: number; latestId: string },
+): Evaluation {
   if (state.late > 0) return { outcome: 'none', reasonCode: 'late_bucket', lateEvents: state.late };
   if (state.samples < rule.minSamples) return none('warming_up');
   if (state.volume < rule.minVolume) return none('low_volume');
@@ -298,7 +373,9 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Su
   const failing = !concentrated && rule.failures ? failureSurge(state, rule) : undefined;
   if (rule.concentration && !concentrated && failing === undefined) return none(state.distinct === 0 ? 'no_sources' : 'spread_out');
   if (!rule.concentration && rule.failures && failing === undefined) return none('not_failing');
-  const bucketStart = Math.floor(eventTime(input.event.time) / rule.bucket) * rule.bucket;
+  const bucket = judged?.bucket ?? Math.floor(eventTime(input.event.time) / rule.bucket);
+  const bucketStart = bucket * rule.bucket;
+  const end = judged?.latestTime ?? eventTime(input.event.time);
   const { measure } = rule;
   const what =
     measure.kind === 'count'
@@ -322,13 +399,33 @@ export function evaluateSurge(input: DetectionInput, state: SurgeState, rule: Su
       observedValue: Math.round(state.value * 1000) / 1000,
       threshold: Math.round(baseline * rule.minRatio * 1000) / 1000,
       ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),
-      eventIds: [input.event.id],
+      eventIds: [judged?.latestId ?? input.event.id],
       windowStart: bucketStart,
-      windowEnd: eventTime(input.event.time),
+      windowEnd: end,
+      ...(judged ? { time: end } : {}),
       identity: [rule.id, context.keyText, String(bucketStart)],
+      // Claimed per bucket: one detection per bucket, and neighbouring buckets never refuse each other.
       cooldownMs: rule.bucket,
+      claimScope: String(bucket),
     },
   };
+}
+
+/**
+ * The decisions of one surgeTick item. A rule of growing measures (judgesOnClose false) judges
+ * the item's bucket as it stands against that bucket's own baseline: it fires as soon as the
+ * bucket crosses, and later items of the bucket are refused by its claim. The other rules judge
+ * only the buckets the item folded for good (complete), each once, and say `bucket_open` for the
+ * item's own bucket meanwhile.
+ */
+export function decideSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext): Evaluation[] {
+  const decisions: Evaluation[] = [];
+  if (judgesOnClose(rule)) {
+    for (const closed of state.closed) decisions.push(evaluateSurge(input, { ...closed, late: 0 }, rule, context, closed));
+    decisions.push(state.late > 0 ? { outcome: 'none', reasonCode: 'late_bucket', lateEvents: state.late } : none('bucket_open'));
+    return decisions;
+  }
+  return [evaluateSurge(input, state, rule, context)];
 }
 
 /**
@@ -363,5 +460,5 @@ export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
       out.push({ input: tally.latest, context, request: surgeTallyRequest(tally, rule, context), extra: undefined, order });
     }
   },
-  decide: (item, reply, { rule }, context) => evaluateSurge(item.input, parseSurgeState(reply), rule, context),
+  decide: (item, reply, { rule }, context) => decideSurge(item.input, parseSurgeState(reply), rule, context),
 };

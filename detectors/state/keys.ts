@@ -1,5 +1,5 @@
 /** The parts of a rule's state for one key; each is one Redis key. */
-export type StatePart = 'window' | 'values' | 'events' | 'others' | 'steps' | 'seen' | 'locations' | 'located' | 'fired' | 'surge' | `surge-hll:${number}`;
+export type StatePart = 'window' | 'values' | 'events' | 'others' | 'steps' | 'seen' | 'locations' | 'located' | 'fired' | `fired:${string}` | 'surge' | `surge-hll:${number}`;
 
 /**
  * The one builder of Redis keys. The braces are a hash tag: every key of one (rule, group key)

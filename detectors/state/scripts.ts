@@ -29,7 +29,7 @@ const SCRIPTS = {
   sequenceAdd: { file: 'sequenceAdd-2.lua', batch: { args: 9 } },
   firstSeen: { file: 'firstSeen-1.lua', batch: { args: 5 } },
   locationAdd: { file: 'locationAdd-2.lua', batch: { args: 6 } },
-  surgeTick: { file: 'surgeTick-2.lua', batch: { args: 10 } },
+  surgeTick: { file: 'surgeTick-2.lua', batch: { args: 14 } },
   claimFiring: { file: 'claimFiring-1.lua' },
   alertHold: { file: 'alertHold-2.lua' },
   alertRelease: { file: 'alertRelease-2.lua' },

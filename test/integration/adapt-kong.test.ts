@@ -59,17 +59,22 @@ const storm = Array.from({ length: 60 }, (_, n) =>
 );
 
 /**
- * An endpoint's 12-minute baseline (one call every 500 ms from many IPs), then a 10x minute from
- * four IPs: the request-flood-per-endpoint fixture's shape, as Kong records without request ids.
+ * An endpoint's 18-minute baseline (one call every 500 ms from many IPs), then a 10x minute from
+ * four IPs, then 8 more minutes of the baseline's traffic: the request-flood-per-endpoint
+ * fixture's shape, as Kong records without request ids. A surge minute meets the baseline of the
+ * minutes up to six before it, and the flood rule judges a minute complete, once the allowed
+ * lateness (5 minutes) has passed it: the traffic after the burst takes the clock there.
  */
-function flood(): { baseline: GatewayCall[]; burst: GatewayCall[] } {
+function flood(): { baseline: GatewayCall[]; burst: GatewayCall[]; after: GatewayCall[] } {
   // On a minute boundary: the surge rule's buckets are whole clock minutes, and a burst minute
   // that straddled two of them would be two half bursts (5x each), below the rule's 10x.
-  const start = Math.floor(now / 60_000) * 60_000 - 20 * 60_000;
+  const start = Math.floor(now / 60_000) * 60_000 - 28 * 60_000;
   const order = (time: number, clientIp: string, n: number): GatewayCall => base({ time: new Date(time), clientIp, uri: `/orders/${n}`, route: { name: 'order', paths: ['/orders'] } });
+  const steady = (n: number, from: number): GatewayCall => order(from + n * 500, `198.51.${100 + (n % 50)}.${1 + (n % 200)}`, n);
   return {
-    baseline: Array.from({ length: 1440 }, (_, n) => order(start + n * 500, `198.51.${100 + (n % 50)}.${1 + (n % 200)}`, n)),
-    burst: Array.from({ length: 1200 }, (_, n) => order(start + 12 * 60_000 + n * 50, `203.0.113.${10 + (n % 4)}`, n)),
+    baseline: Array.from({ length: 2160 }, (_, n) => steady(n, start)),
+    burst: Array.from({ length: 1200 }, (_, n) => order(start + 18 * 60_000 + n * 50, `203.0.113.${10 + (n % 4)}`, n)),
+    after: Array.from({ length: 960 }, (_, n) => steady(n, start + 19 * 60_000)),
   };
 }
 
@@ -99,11 +104,12 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     // before the rest is produced, as the demo's history is: the surge rule learns a baseline
     // bucket by bucket, and the pipeline's partitions would otherwise reach the burst minute
     // while another still holds baseline minutes.
-    const { baseline, burst } = flood();
+    const { baseline, burst, after } = flood();
     const baselineMessages = batches(baseline, 200);
     kongMessages = [
       ...baselineMessages,
       ...batches(burst, 200),
+      ...batches(after, 200),
       ...outcomes.map((call) => ({ key: 'kong-node-1', value: JSON.stringify(kongRecord(call)) })),
       ...batches(bruteForce, 25),
       ...batches(storm, 20),
@@ -117,7 +123,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     await produceInOrder(producer, kongTopic, kongMessages.slice(baselineMessages.length));
     // The APISIX records (a minute old) go out once every Kong record is adapted: both adapt
     // consumers write the same invocation partitions, and an APISIX event written between the
-    // Kong adapter's sends of the burst (8 minutes old) put those partitions 7 minutes out of
+    // Kong adapter's sends of the burst (then 8 minutes old) put those partitions 7 minutes out of
     // event-time order, beyond the allowed lateness (5 minutes): the rest of the burst was late
     // for the stateful rules and the flood missed (issue 15; docs/event-time.md, several producers in one partition).
     await waitFor('the Kong records to be adapted', () => kong.stats().messages >= kongMessages.length, 120_000);
@@ -145,7 +151,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
 
   // Kong: 5 outcomes (4 invocations + 6 policy events, PROPFIND skipped), 25 × 2, 60 × 3
   // (invocation, the consumer's authn pass, the rate limit), 2640, and 1 of the mixed batch.
-  const expectedKong = 4 + 6 + 25 * 2 + 60 * 3 + 2640 + 1;
+  const expectedKong = 4 + 6 + 25 * 2 + 60 * 3 + 2160 + 1200 + 960 + 1;
   const expectedApisix = 3 + 1 + 1 + 2;
 
   it('indexes every event the records prove, and dead-letters what it cannot map', async () => {

@@ -10,7 +10,7 @@ import { createEmitter } from '../../ingest/sdk';
 import { createProducer } from '../../platform';
 import { SEVERITIES } from '../../schemas';
 import { injectAttacks } from '../../scripts/attack-traffic';
-import { emitDosBurst, emitDosHistory } from '../../scripts/dos-traffic';
+import { emitDosScenario } from '../../scripts/dos-traffic';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 /** Messages the test writes straight to the policy topic, which the pipeline dead-letters. */
@@ -79,10 +79,10 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
     const pipeline = vigil.pipeline as IngestPipeline;
 
     const history = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, lingerMs: 20, maxBuffer: 20_000 });
-    const sent = emitDosHistory(history, runId, Date.now());
+    // The DoS scenario in event time, its burst 8 minutes ago (judged complete once the lateness passed it).
+    const { history: sent, burst } = emitDosScenario(history, runId, Date.now());
     await history.flush();
-    await waitFor('the DoS history indexed', () => pipeline.stats().indexed + pipeline.stats().duplicates >= sent, 240_000);
-    const burst = emitDosBurst(history, runId, Date.now());
+    await waitFor('the DoS history indexed', () => pipeline.stats().indexed + pipeline.stats().duplicates >= sent + burst, 240_000);
     const attacker = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'edge-gateway-eu', kind: 'gateway' }, lingerMs: 20 });
     const attacks = injectAttacks(attacker, { runId });
     await Promise.all([history.close(), attacker.close()]);

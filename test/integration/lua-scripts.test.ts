@@ -547,7 +547,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     const tick = (
       bucket: number,
       measure: string,
-      options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number; oldest?: number; user?: string } = {},
+      options: { member?: string; numerator?: boolean; bin?: number; alpha?: number; ttl?: number; oldest?: number; user?: string; lag?: number; report?: number; at?: number; id?: string } = {},
     ) =>
       call('surgeTick', [key('surge', options.user), key(`surge-hll:${bucket}`, options.user)], [
         bucket,
@@ -560,13 +560,19 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         options.ttl ?? TTL,
         options.oldest ?? bucket,
         options.ttl ?? TTL,
+        // lag 1: a bucket meets the baseline of every bucket before it (no lateness)
+        options.lag ?? 1,
+        options.report ?? 0,
+        options.at ?? bucket * 1000,
+        options.id ?? 'evt',
       ]);
 
     it('counts the bucket and folds each full bucket into the EWMA baseline', async () => {
       for (let n = 0; n < 10; n++) await tick(100, 'count');
       // The first full bucket seeds the baseline; empty buckets in between fold as zeros.
       const afterFirst = await tick(101, 'count');
-      expect(afterFirst.map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0, 0, 10, 0, 1]);
+      expect(afterFirst.slice(0, 11).map(Number)).toEqual([1, 10, 0, 1, 1, 0, 0, 0, 10, 0, 1]);
+      expect(afterFirst[11]).toBe('[]');
       for (let n = 0; n < 3; n++) await tick(101, 'count');
       const afterGap = await tick(103, 'count');
       // Bucket 101 (4 events) then empty bucket 102, alpha 0.5: mean 10 → 7 → 3.5; variance 0 → 9 → 16.75.
@@ -576,7 +582,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it('does not count an event of a bucket already folded, and says how many events it did not count', async () => {
       await tick(200, 'count');
       await tick(201, 'count');
-      expect((await tick(200, 'count')).map(Number)).toEqual([0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1]);
+      expect((await tick(200, 'count')).slice(0, 11).map(Number)).toEqual([0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 1]);
     });
 
     it('keeps buckets open while the lateness covers them: a late event counts in its own bucket, against the buckets before it', async () => {
@@ -633,11 +639,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     it('keeps baselines of the events and the numerator events per bucket, whatever the measure', async () => {
       for (let n = 0; n < 4; n++) await tick(700, 'p95', { bin: 10, numerator: n === 0 });
       // Bucket 700 (4 events, 1 in the numerator) seeds both baselines.
-      expect((await tick(701, 'p95', { bin: 10, numerator: true })).map(Number).slice(7)).toEqual([1, 4, 1, 1]);
+      expect((await tick(701, 'p95', { bin: 10, numerator: true })).map(Number).slice(7, 11)).toEqual([1, 4, 1, 1]);
       // Bucket 701 (1 event, 1 numerator), then empty bucket 702 as zeros, alpha 0.5: events
       // 4 → 2.5 → 1.25, numerator 1 → 1 → 0.5; a p95's own baseline folds no empty bucket.
       const reply = (await tick(703, 'p95', { bin: 10 })).map(Number);
-      expect(reply.slice(7)).toEqual([0, 1.25, 0.5, 3]);
+      expect(reply.slice(7, 11)).toEqual([0, 1.25, 0.5, 3]);
       expect(reply[3]).toBe(2);
     });
 
@@ -645,8 +651,50 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await redis.hset(key('surge'), { b: 800, n: 50, e: 5, 'h:10': 3, mean: '40', var: '4', samples: 12, nmean: '45', emean: '4', nsamples: 12 });
       const reply = (await tick(801, 'count', { oldest: 796 })).map(Number);
       expect(reply.slice(1, 4)).toEqual([40, 4, 12]);
-      expect(reply.slice(8)).toEqual([45, 4, 12]);
-      expect(await redis.hgetall(key('surge'))).toEqual({ mean: '40', var: '4', samples: '12', nmean: '45', emean: '4', nsamples: '12', z: '0', f: '800', 'n:801': '1' });
+      expect(reply.slice(8, 11)).toEqual([45, 4, 12]);
+      expect(await redis.hgetall(key('surge'))).toEqual({ mean: '40', var: '4', samples: '12', nmean: '45', emean: '4', nsamples: '12', z: '0', f: '800', 'n:801': '1', 'l:801': '801000|evt' });
+    });
+
+    it('version 5: a bucket meets the baseline folded through bucket - lag, however far the clock has folded, whatever is still open', async () => {
+      // lag 3: an allowed lateness of 2 buckets (events of bucket B come with the clock at B - 2 or later).
+      const lag = 3;
+      // Buckets 900 to 909: 4 events each, then bucket 910, 40 events, read in two orders. In
+      // one, bucket 909 has 1 of its 4 events when 910 comes, and the clock has folded to 907;
+      // in the other, bucket 909 is complete and another partition's clock has folded to 908.
+      const fill = async (user: string, oldestAt910: number, lastOf909: number): Promise<unknown[]> => {
+        for (let bucket = 900; bucket < 910; bucket++) {
+          for (let n = 0; n < (bucket === 909 ? lastOf909 : 4); n++) await tick(bucket, 'count', { oldest: bucket - 2, user, lag, at: bucket * 1000 + n, id: `e${n}` });
+        }
+        let reply: unknown[] = [];
+        for (let n = 0; n < 40; n++) reply = await tick(910, 'count', { oldest: oldestAt910, user, lag, at: 910_000 + n, id: `f${n}` });
+        return reply;
+      };
+      const early = (await fill('user=early', 908, 1)).map(String);
+      const late = (await fill('user=late', 909, 4)).map(String);
+      // Both meet the baseline folded through 907 (910 - lag): 8 buckets of 4, a mean of 4.
+      expect(early.slice(0, 4)).toEqual(['40', '4', '0', '8']);
+      expect(late.slice(0, 4)).toEqual(early.slice(0, 4));
+      // The baselines kept: after each of the last lag + 1 folded buckets.
+      const stored = await redis.hgetall(key('surge', 'user=late'));
+      expect(Object.keys(stored).filter((field) => field.startsWith('p:')).sort()).toEqual(['p:905', 'p:906', 'p:907', 'p:908']);
+      expect(stored['p:907']).toBe('4 0 8 4 0 8');
+    });
+
+    it('version 5: reports a bucket it folds for good, complete, with its own baseline and its latest event', async () => {
+      const lag = 2;
+      for (let bucket = 950; bucket < 954; bucket++) await tick(bucket, 'count', { oldest: bucket - 3, lag, report: 3, at: bucket * 1000 + 7, id: `a-${bucket}` });
+      // Bucket 954: 5 events, the latest by time first (its id names it whatever the order).
+      for (const [at, id] of [[954_900, 'z'], [954_100, 'y'], [954_900, 'x'], [954_500, 'w'], [954_200, 'v']] as const) await tick(954, 'count', { oldest: 951, lag, report: 3, at, id });
+      // A quiet bucket with too few events is not reported: 955 gets 2.
+      for (let n = 0; n < 2; n++) await tick(955, 'count', { oldest: 952, lag, report: 3 });
+      // The clock passes 954 and 955: both fold; only 954 (5 events >= 3) is reported.
+      const reply = await tick(960, 'count', { oldest: 957, lag, report: 3 });
+      const closed = JSON.parse(String(reply[11])) as unknown[][];
+      // [bucket, measure, mean, var, samples, events, distinct, numerator, nmean, emean, nsamples, latest time, latest id]:
+      // 954 meets the baseline through 952 (buckets 950 to 952, one event each).
+      expect(closed).toEqual([[954, 5, 1, 0, 3, 5, 0, 0, 1, 0, 3, 954_900, 'z']]);
+      // Folded once: the next call reports nothing.
+      expect((await tick(960, 'count', { oldest: 957, lag, report: 3 }))[11]).toBe('[]');
     });
 
     it('keeps at most 64 buckets open, however far apart the events', async () => {
@@ -658,17 +706,17 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
 
     it('adds up an item of many events as those events one by one', async () => {
       const keysOf = (user: string): string[] => [key('surge', user), key('surge-hll:600', user)];
-      const reply = await callScript(redis, 'surgeTick', keysOf('user=tally'), [600, 'p95', 5, 2, '["a","b","c"]', '[10,3,20,2]', 0.5, TTL, 600, TTL]);
+      const reply = await callScript(redis, 'surgeTick', keysOf('user=tally'), [600, 'p95', 5, 2, '["a","b","c"]', '[10,3,20,2]', 0.5, TTL, 600, TTL, 1, 0, 600_000, 'e5']);
       for (const [index, bin] of [10, 10, 20, 10, 20].entries()) {
         await callScript(redis, 'surgeTick', keysOf('user=single'), [
-          600, 'p95', 1, index < 2 ? 1 : 0, JSON.stringify(index < 3 ? [['a', 'b', 'c'][index]] : []), JSON.stringify([bin, 1]), 0.5, TTL, 600, TTL,
+          600, 'p95', 1, index < 2 ? 1 : 0, JSON.stringify(index < 3 ? [['a', 'b', 'c'][index]] : []), JSON.stringify([bin, 1]), 0.5, TTL, 600, TTL, 1, 0, 600_000, `e${index + 1}`,
         ]);
       }
       const single = await redis.hgetall(key('surge', 'user=single'));
       expect(await redis.hgetall(key('surge', 'user=tally'))).toEqual(single);
       expect(single).toMatchObject({ 'n:600': '5', 'e:600': '2', 'd:600': '3', 'h:600': '[10,3,20,2]' });
       // p95 of 3 × bin 10 and 2 × bin 20 is in bin 20; 3 distinct members.
-      expect((reply as unknown[]).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0, 2, 0, 0, 0]);
+      expect((reply as unknown[]).slice(0, 11).map(Number)).toEqual([32, 0, 0, 0, 5, 3, 0, 2, 0, 0, 0]);
     });
   });
 
@@ -1115,6 +1163,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
                 // The oldest bucket open: the latest time so far less a minute of lateness.
                 Math.floor(Math.max(0, trim + 60_000) / 60_000),
                 TTL,
+                // A minute of lateness: the baseline two buckets back; closed buckets of 2 events or more reported.
+                2,
+                2,
+                time,
+                id,
               ],
             };
           default:
@@ -1263,10 +1316,10 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       return 30_000;
     },
     'surgeTick-2.lua': async () => {
-      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:1')], [1, 'distinct', 1, 0, '["a"]', '[]', 0.5, 30_000, 1, 20_000]);
-      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:2')], [2, 'distinct', 1, 0, '["b"]', '[]', 0.5, 30_000, 2, 20_000]);
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:1')], [1, 'distinct', 1, 0, '["a"]', '[]', 0.5, 30_000, 1, 20_000, 6, 1, 60_000, 'evt-a']);
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:2')], [2, 'distinct', 1, 0, '["b"]', '[]', 0.5, 30_000, 2, 20_000, 6, 1, 120_000, 'evt-b']);
       // A late event of a folded bucket writes no HyperLogLog, and the hash still expires.
-      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:1')], [1, 'distinct', 1, 0, '["c"]', '[]', 0.5, 30_000, 2, 20_000]);
+      await callScript(redis, 'surgeTick', [key('surge'), key('surge-hll:1')], [1, 'distinct', 1, 0, '["c"]', '[]', 0.5, 30_000, 2, 20_000, 6, 1, 60_000, 'evt-c']);
       return 30_000;
     },
     'alertHold-2.lua': async () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmitter } from '../../ingest/sdk';
 import { alertIndexNames, detectionIndexNames } from '../../schemas';
-import { dosEndpoints, emitDosBurst, emitDosHistory } from '../../scripts/dos-traffic';
+import { dosEndpoints, emitDosScenario } from '../../scripts/dos-traffic';
 import { injectAttacks } from '../../scripts/attack-traffic';
 import { writeReport } from '../../scripts/report';
 import { escapeHtml } from '../../scripts/report-html';
@@ -35,11 +35,10 @@ describe('vigil report: incidents from the real pipeline, rendered in a real bro
   it('shows the DoS incident with its traffic, the impossible travel of a hostile user name as text, and charts with data; no console error, no request', async () => {
     const { config, elasticsearch, kafka } = stack;
     const emitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger: testLogger, lingerMs: 20, maxBuffer: 20_000 });
-    // As the demo does: the DoS endpoints' history first (event time), then the burst and the attacks.
-    const history = emitDosHistory(emitter, runId, Date.now());
+    // As the demo does: the DoS scenario first (event time, its burst 8 minutes ago), then the attacks.
+    const { history, burst } = emitDosScenario(emitter, runId, Date.now());
     await emitter.flush();
-    await waitFor('the history indexed', async () => (await countEvents(stack)) >= history, 120_000);
-    emitDosBurst(emitter, runId, Date.now());
+    await waitFor('the history indexed', async () => (await countEvents(stack)) >= history + burst, 120_000);
     injectAttacks(emitter, { runId, labels: { run: runId } });
     // Impossible travel by a user whose name is markup: London, then Sydney three minutes later
     // (addresses geoip places in a city: a country-only answer never enters a travel).

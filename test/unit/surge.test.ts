@@ -82,6 +82,7 @@ function surgeState(changes: Partial<SurgeState> = {}): SurgeState {
     volumeMean: 100,
     numeratorMean: 0,
     volumeSamples: 20,
+    closed: [],
     ...changes,
   };
 }
@@ -108,6 +109,7 @@ describe('parseSurgeState', () => {
       volumeMean: 101.5,
       numeratorMean: 4.5,
       volumeSamples: 11,
+      closed: [],
     });
   });
 
@@ -126,6 +128,7 @@ describe('parseSurgeState', () => {
       volumeMean: 0,
       numeratorMean: 0,
       volumeSamples: 0,
+      closed: [],
     });
   });
 
@@ -142,6 +145,7 @@ describe('parseSurgeState', () => {
       volumeMean: 0,
       numeratorMean: 0,
       volumeSamples: 0,
+      closed: [],
     });
   });
 });
@@ -180,8 +184,10 @@ describe('surgeRequest', () => {
       script: 'surgeTick',
       keys: [stateKey('vigil-test', 'request-flood-test', keyText, 'surge'), stateKey('vigil-test', 'request-flood-test', keyText, `surge-hll:${Math.floor(T / MINUTE)}`)],
       // Bucket number, measure, events, numerator events, HLL members, histogram bins, alpha, TTL (at least a day),
-      // the oldest bucket still open (the clock less 5 minutes of lateness), the bucket's HLL TTL (lateness + 2 buckets).
-      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000, Math.floor(T / MINUTE) - 5, 420_000],
+      // the oldest bucket still open (the clock less 5 minutes of lateness), the bucket's HLL TTL (lateness + 2 buckets),
+      // the baseline's lag (5 minutes of lateness + 1), no complete buckets reported (a count alone fires as it crosses),
+      // the latest event's time and id.
+      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000, Math.floor(T / MINUTE) - 5, 420_000, 6, 0, T, input.event.id],
     });
     expect(request?.keys).toStrictEqual([
       'vigil-test:rule:{request-flood-test|invocation.resource.api=accounts-v1,invocation.route=/accounts/:id}:surge',
@@ -216,6 +222,11 @@ describe('surgeRequest', () => {
       3_600_000 * 10 * 20,
       Math.floor((T - 300_000) / 3_600_000),
       300_000 + 2 * 3_600_000,
+      // 5 minutes of lateness is within one hour bucket: the baseline ends two buckets back.
+      2,
+      0,
+      T,
+      expect.any(String),
     ]);
   });
 
@@ -428,6 +439,7 @@ describe('evaluateSurge: a detection', () => {
       windowEnd: T,
       identity: ['request-flood-test', keyText, String(BUCKET_START)],
       cooldownMs: MINUTE,
+      claimScope: String(BUCKET_START / MINUTE),
     });
   });
 

@@ -395,7 +395,7 @@ export function evaluateSurge(
     outcome: 'detected',
     detection: {
       reasonCode: `surge_${MEASURE_WORDS[measure.kind]}`,
-      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the current ${formatDuration(rule.bucket)}${sources}${failures}, ${ratio.toFixed(1)}× the baseline of ${show(rule, baseline)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
+      reason: `${keyPhrase(context.key)}: ${show(rule, state.value)} ${what} in the ${formatDuration(rule.bucket)} from ${bucketText(bucketStart)}${sources}${failures}, ${ratio.toFixed(1)}× the baseline of ${show(rule, baseline)}${Number.isFinite(z) ? ` (${z.toFixed(1)} standard deviations)` : ''}; fires at ${rule.minRatio}×.`,
       observedValue: Math.round(state.value * 1000) / 1000,
       threshold: Math.round(baseline * rule.minRatio * 1000) / 1000,
       ...(rule.concentration ? { distinct: { field: rule.concentration.field, values: [] } } : {}),
@@ -462,3 +462,8 @@ export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
   },
   decide: (item, reply, { rule }, context) => decideSurge(item.input, parseSurgeState(reply), rule, context),
 };
+
+/** A bucket's start in a reason: UTC, to the second (a bucket judged when it closes is not "the current" one). */
+function bucketText(startMs: number): string {
+  return new Date(startMs).toISOString().replace(/\.000Z$/, 'Z');
+}

@@ -1,8 +1,8 @@
 import { AssignerProtocol } from 'kafkajs';
 import { CO_PARTITION_PROTOCOL, ensureTopics, retry } from '../../platform';
-import { alertIndexNames, type Detection } from '../../schemas';
+import type { Detection } from '../../schemas';
 import type { Vigil } from '../../app';
-import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { indexedIncidents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 import { mixedHour, produceEvents } from '../support/mixed-hour';
 
 /**
@@ -87,21 +87,6 @@ async function stableGroup(stack: Stack, groupId: string, members: number): Prom
   }
 }
 
-/** The alerts the run indexed (their latest records), as incidents: id, group, rules, count, status. */
-async function incidents(stack: Stack): Promise<string[]> {
-  const index = alertIndexNames(stack.config.indices.prefix).index;
-  await stack.elasticsearch.indices.refresh({ index, allow_no_indices: true, ignore_unavailable: true });
-  const page = await stack.elasticsearch.search<Record<string, unknown>>({ index, size: 1000, ignore_unavailable: true, allow_no_indices: true, query: { match_all: {} } });
-  return page.hits.hits
-    .flatMap((hit) => (hit._source ? [hit._source] : []))
-    .map((doc) => {
-      const kibana = (doc.kibana as { alert: { uuid: string; status: string } }).alert;
-      const vigil = (doc.vigil as { alert: { group_key: string; count: number; rules: string[] } }).alert;
-      return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status}`;
-    })
-    .sort();
-}
-
 /**
  * `instances` pipelines in one group over the hour. All join first (the group settles with every
  * instance holding its share), then the hour is produced at once: a backlog for every instance, read
@@ -152,7 +137,7 @@ async function run(instances: number, mode: 'live' | 'backlog'): Promise<Run> {
     await waitFor(`the alerters read every detection (${instances} instance(s))`, () => folded() >= detections.size, 60_000);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const late = vigils.reduce((sum, vigil) => sum + (vigil.stats().ingest?.engine?.late ?? 0), 0);
-    return { instances, produced, detections, protocol, shares, late, incidents: await incidents(stack) };
+    return { instances, produced, detections, protocol, shares, late, incidents: await indexedIncidents(stack) };
   } finally {
     await Promise.all(vigils.map((vigil) => vigil.stop()));
     await stack.cleanup();

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { Redis, type Cluster } from 'ioredis';
 import { createDeliveredLog, defineScripts, deleteKeysUnder, keysUnder, stateKey } from '../../detectors';
 import { createRedis, ensureTopics, hashSlot, isCluster, retry } from '../../platform';
-import { alertIndexNames, type Detection } from '../../schemas';
+import type { Detection } from '../../schemas';
 import type { Vigil } from '../../app';
-import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { indexedIncidents, isolatedConfig, openStack, vigilOn, waitFor } from '../support/harness';
 import { mixedHour, produceEvents } from '../support/mixed-hour';
 import { callBatch } from '../support/redis';
 
@@ -134,21 +134,6 @@ interface Run {
   keysPerMaster?: Record<string, number>;
 }
 
-/** The alerts the run indexed (their latest records): id, group, rules, count, status. */
-async function incidents(stack: Stack): Promise<string[]> {
-  const index = alertIndexNames(stack.config.indices.prefix).index;
-  await stack.elasticsearch.indices.refresh({ index, allow_no_indices: true, ignore_unavailable: true });
-  const page = await stack.elasticsearch.search<Record<string, unknown>>({ index, size: 1000, ignore_unavailable: true, allow_no_indices: true, query: { match_all: {} } });
-  return page.hits.hits
-    .flatMap((hit) => (hit._source ? [hit._source] : []))
-    .map((doc) => {
-      const kibana = (doc.kibana as { alert: { uuid: string; status: string } }).alert;
-      const vigil = (doc.vigil as { alert: { group_key: string; count: number; rules: string[] } }).alert;
-      return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status}`;
-    })
-    .sort();
-}
-
 /**
  * The hour through one `vigil run` (ingest and alerting, the default rules), each clock minute
  * produced once the one before is consumed (the order a live run sees), on one Redis or on the
@@ -189,10 +174,10 @@ async function run(env: Record<string, string>): Promise<Run> {
       const stats = started.alerter?.stats();
       return stats !== undefined && stats.folded >= stats.detections - stats.triageDropped;
     }, 240_000);
-    let found = await incidents(stack);
+    let found = await indexedIncidents(stack);
     await waitFor('the alerts index to settle', async () => {
       await new Promise((resolve) => setTimeout(resolve, 2000));
-      const again = await incidents(stack);
+      const again = await indexedIncidents(stack);
       const same = again.join('\n') === found.join('\n');
       found = again;
       return same;

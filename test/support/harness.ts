@@ -3,7 +3,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { createElasticsearch, createKafka, createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
 import { deleteTopics, removeIndicesAndTemplates } from '../../scripts/cleanup';
-import { indexNames } from '../../schemas';
+import { alertIndexNames, indexNames } from '../../schemas';
 import { createVigil, type Vigil, type VigilOverrides } from '../../app';
 
 /**
@@ -151,4 +151,19 @@ export async function readTopic(kafka: Kafka, topic: string, expected: number, t
     await consumer.disconnect();
   }
   return messages;
+}
+
+/** The alerts a run indexed (their latest records), as incidents: id, group, rules, count, status; sorted, to compare runs. */
+export async function indexedIncidents(stack: Stack): Promise<string[]> {
+  const index = alertIndexNames(stack.config.indices.prefix).index;
+  await stack.elasticsearch.indices.refresh({ index, allow_no_indices: true, ignore_unavailable: true });
+  const page = await stack.elasticsearch.search<Record<string, unknown>>({ index, size: 1000, ignore_unavailable: true, allow_no_indices: true, query: { match_all: {} } });
+  return page.hits.hits
+    .flatMap((hit) => (hit._source ? [hit._source] : []))
+    .map((doc) => {
+      const kibana = (doc.kibana as { alert: { uuid: string; status: string } }).alert;
+      const vigil = (doc.vigil as { alert: { group_key: string; count: number; rules: string[] } }).alert;
+      return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status}`;
+    })
+    .sort();
 }

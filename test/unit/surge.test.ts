@@ -29,6 +29,7 @@ const DENIAL_OF_SERVICE = join(__dirname, '..', '..', 'detectors', 'rules', 'def
 const T = Date.parse('2024-05-01T10:30:00.250Z');
 /** The start of T's one-minute bucket. */
 const BUCKET_START = Date.parse('2024-05-01T10:30:00.000Z');
+const FROM = '2024-05-01T10:30:00Z';
 const MINUTE = 60_000;
 
 function event(example: object, changes: Record<string, unknown> = {}): VigilEvent {
@@ -425,7 +426,7 @@ describe('evaluateSurge: a detection', () => {
     const input = callAt(T);
     const detection = detected(evaluateSurge(input, surgeState(), flood, context));
     expect(detection.reason).toBe(
-      'API accounts-v1 and route /accounts/:id: 1000 requests in the current 1m from 4 IPs (250 each on average), ' +
+      `API accounts-v1 and route /accounts/:id: 1000 requests in the 1m from ${FROM} from 4 IPs (250 each on average), ` +
         '10.0× the baseline of 100 (45.0 standard deviations); fires at 5×.',
     );
     expect(detection).toStrictEqual({
@@ -467,7 +468,7 @@ describe('evaluateSurge: a detection', () => {
     const one = detected(evaluateSurge(callAt(T), surgeState({ distinct: 1 }), flood, context));
     expect(one.reason).toContain(' from 1 IP (1000 each on average), ');
     const plain = detected(evaluateSurge(callAt(T), surgeState({ variance: 0 }), surgeRule(), context));
-    expect(plain.reason).toBe('API accounts-v1 and route /accounts/:id: 1000 requests in the current 1m, 10.0× the baseline of 100; fires at 5×.');
+    expect(plain.reason).toBe(`API accounts-v1 and route /accounts/:id: 1000 requests in the 1m from ${FROM}, 10.0× the baseline of 100; fires at 5×.`);
     expect(plain).not.toHaveProperty('distinct');
   });
 
@@ -476,7 +477,7 @@ describe('evaluateSurge: a detection', () => {
       evaluateSurge(callAt(T), surgeState({ value: 900, mean: 60, variance: 0 }), surgeRule({ measure: { kind: 'distinct', field: 'client.ip' }, minRatio: 8 }), context),
     );
     expect(distinct.reasonCode).toBe('surge_distinct');
-    expect(distinct.reason).toContain(': 900 distinct IPs in the current 1m, 15.0× the baseline of 60; fires at 8×.');
+    expect(distinct.reason).toContain(`: 900 distinct IPs in the 1m from ${FROM}, 15.0× the baseline of 60; fires at 8×.`);
 
     const latency = detected(
       evaluateSurge(
@@ -487,7 +488,7 @@ describe('evaluateSurge: a detection', () => {
       ),
     );
     expect(latency.reasonCode).toBe('surge_p95');
-    expect(latency.reason).toContain(': 2435 p95 invocation.latencyMs in the current 1m, 46.1× the baseline of 53 (870.0 standard deviations); fires at 4×.');
+    expect(latency.reason).toContain(`: 2435 p95 invocation.latencyMs in the 1m from ${FROM}, 46.1× the baseline of 53 (870.0 standard deviations); fires at 4×.`);
     expect(latency.observedValue).toBe(2435.4);
     expect(latency.threshold).toBe(211.2);
 
@@ -500,7 +501,7 @@ describe('evaluateSurge: a detection', () => {
       ),
     );
     expect(errors.reasonCode).toBe('surge_ratio');
-    expect(errors.reason).toContain(': 45.0% 5xx ratio in the current 1m, 9.0× the baseline of 5.0%; fires at 5×.');
+    expect(errors.reason).toContain(`: 45.0% 5xx ratio in the 1m from ${FROM}, 9.0× the baseline of 5.0%; fires at 5×.`);
     expect(errors.observedValue).toBe(0.45);
     expect(errors.threshold).toBe(0.25);
   });
@@ -515,7 +516,7 @@ describe('evaluateSurge: baselineFloor', () => {
     const detection = detected(evaluateSurge(callAt(T), surgeState({ value: 0.1, mean: 0.001, variance: 0 }), errors, context));
     expect(detection.observedValue).toBe(0.1);
     expect(detection.threshold).toBe(0.1);
-    expect(detection.reason).toContain('10.0% 5xx ratio in the current 1m, 5.0×');
+    expect(detection.reason).toContain(`10.0% 5xx ratio in the 1m from ${FROM}, 5.0×`);
   });
 
   it('fires on a ratio from a baseline of zero (a new or healthy endpoint), against the floor', () => {
@@ -533,10 +534,10 @@ describe('evaluateSurge: baselineFloor', () => {
   // the ratio and the threshold were taken against, or the numbers contradict each other.
   it('names the baseline the ratio was taken against (the floor), so the sentence adds up', () => {
     const ratio = detected(evaluateSurge(callAt(T), surgeState({ value: 0.1, mean: 0.001, variance: 0 }), errors, context));
-    expect(ratio.reason).toContain('10.0% 5xx ratio in the current 1m, 5.0× the baseline of 2.0%; fires at 5×.');
+    expect(ratio.reason).toContain(`10.0% 5xx ratio in the 1m from ${FROM}, 5.0× the baseline of 2.0%; fires at 5×.`);
     const count = detected(evaluateSurge(callAt(T), surgeState({ value: 120, volume: 120, mean: 0.2, variance: 0 }), surgeRule(), context));
     expect(count.threshold).toBe(5);
-    expect(count.reason).toContain('120 requests in the current 1m, 120.0× the baseline of 1; fires at 5×.');
+    expect(count.reason).toContain(`120 requests in the 1m from ${FROM}, 120.0× the baseline of 1; fires at 5×.`);
   });
 });
 

@@ -123,37 +123,36 @@ function parseClosed(text: unknown): ClosedBucket[] {
     const [bucket, value, mean, variance, samples, volume, distinct, numerator, volumeMean, numeratorMean, volumeSamples, latestTime] = row.slice(0, 12).map(Number);
     return {
       bucket: bucket ?? 0,
-      value: value ?? 0,
-      mean: mean ?? 0,
-      variance: variance ?? 0,
-      samples: samples ?? 0,
-      volume: volume ?? 0,
-      distinct: distinct ?? 0,
-      numerator: numerator ?? 0,
-      volumeMean: volumeMean ?? 0,
-      numeratorMean: numeratorMean ?? 0,
-      volumeSamples: volumeSamples ?? 0,
+      ...measures({ value, mean, variance, samples, volume, distinct, numerator, volumeMean, numeratorMean, volumeSamples }),
       latestTime: latestTime ?? 0,
       latestId: typeof row[12] === 'string' ? row[12] : '',
     };
   });
 }
 
+/** The measure and baselines shared by a bucket's reply and a closed bucket's row (absent: 0). */
+type Measures = Omit<SurgeState, 'late' | 'closed'>;
+function measures(fields: { [K in keyof Measures]: number | undefined }): Measures {
+  return {
+    value: fields.value ?? 0,
+    mean: fields.mean ?? 0,
+    variance: fields.variance ?? 0,
+    samples: fields.samples ?? 0,
+    volume: fields.volume ?? 0,
+    distinct: fields.distinct ?? 0,
+    numerator: fields.numerator ?? 0,
+    volumeMean: fields.volumeMean ?? 0,
+    numeratorMean: fields.numeratorMean ?? 0,
+    volumeSamples: fields.volumeSamples ?? 0,
+  };
+}
+
 export function parseSurgeState(reply: unknown): SurgeState {
   const fields = reply as (string | number)[];
   const [value, mean, variance, samples, volume, distinct, late, numerator, volumeMean, numeratorMean, volumeSamples] = fields.slice(0, 11).map(Number);
   return {
-    value: value ?? 0,
-    mean: mean ?? 0,
-    variance: variance ?? 0,
-    samples: samples ?? 0,
-    volume: volume ?? 0,
-    distinct: distinct ?? 0,
+    ...measures({ value, mean, variance, samples, volume, distinct, numerator, volumeMean, numeratorMean, volumeSamples }),
     late: late ?? 0,
-    numerator: numerator ?? 0,
-    volumeMean: volumeMean ?? 0,
-    numeratorMean: numeratorMean ?? 0,
-    volumeSamples: volumeSamples ?? 0,
     closed: parseClosed(fields[11]),
   };
 }

@@ -202,7 +202,15 @@ async function offsetsOf(kafka: Kafka, config: Config): Promise<{ end: number; c
     end,
     committed: async () => {
       let sum = 0;
-      for (const { partitions } of await admin.fetchOffsets({ groupId: config.consumerGroup, topics })) {
+      let offsets;
+      try {
+        offsets = await admin.fetchOffsets({ groupId: config.consumerGroup, topics });
+      } catch (error) {
+        // A fresh broker loads its offsets topic first (GROUP_LOAD_IN_PROGRESS): nothing committed yet, ask again.
+        if ((error as { retriable?: boolean }).retriable === true) return 0;
+        throw error;
+      }
+      for (const { partitions } of offsets) {
         for (const { offset } of partitions) sum += Math.max(0, Number(offset));
       }
       return sum;

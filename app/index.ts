@@ -194,6 +194,13 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
 
   // Parsed before any connection, so a bad value stops the start with nothing to undo.
   const destinations = roles.has('alerting') ? parseDestinations(config.alerting.destinations) : [];
+  if (roles.has('alerting') && config.detection.enabled && config.detection.alignEventTime && config.alerting.latenessMs < config.detection.eventTimeSkewMs) {
+    // Aligned partitions run up to the skew apart in event time, and so do their detections.
+    logger.warn(
+      { alertLatenessMs: config.alerting.latenessMs, eventTimeSkewMs: config.detection.eventTimeSkewMs },
+      'VIGIL_ALERT_LATENESS_MS is below VIGIL_EVENT_TIME_SKEW_MS: detections from a partition the skew lets run ahead can reach the alerter behind its watermark and fold out of event-time order; raise the first or lower the second (docs/alerting.md)',
+    );
+  }
   const rulePaths = config.detection.rulesPaths ?? [DEFAULT_RULES_PATH];
   const listOptions = { lists: config.detection.listsPaths ?? [] };
   const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths, listOptions) : undefined;

@@ -127,6 +127,7 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
         observed_value: detection.observedValue,
         ...(detection.threshold === undefined ? {} : { threshold: detection.threshold }),
         window: { start: detection.window.start, end: detection.window.end, duration_ms: detection.window.durationMs },
+        ...(detection.judgedAt === undefined ? {} : { judged_at: detection.judgedAt }),
         ...(detection.distinct ? { distinct_field: detection.distinct.field, distinct_values: detection.distinct.values } : {}),
         event_ids: detection.eventIds,
         degraded: detection.degraded,

@@ -392,7 +392,7 @@ export class DetectionEngine {
     for (const { compiled, input, context, evaluation } of drafts) {
       if (evaluation.outcome !== 'detected') continue;
       const { rule } = compiled;
-      const { windowStart, windowEnd, identity, cooldownMs, claimScope, time: happened, ...evidence } = evaluation.detection;
+      const { windowStart, windowEnd, identity, cooldownMs, claimScope, time: happened, judgedAt, ...evidence } = evaluation.detection;
       const id = detectionId(identity);
       candidates.push({
         input,
@@ -409,6 +409,8 @@ export class DetectionEngine {
           eventIds: evidence.eventIds.slice(0, this.maxEvidence),
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
           time: happened === undefined ? isoTime(input.event.time) : new Date(happened).toISOString(),
+          // Decided after its time (a surge bucket judged on close): the alerter folds it then.
+          ...(judgedAt === undefined || judgedAt <= (happened ?? eventTime(input.event.time)) ? {} : { judgedAt: new Date(judgedAt).toISOString() }),
           // Wall-clock time in production; the watermark in replay, so replays are reproducible.
           detectedAt: new Date(this.options.clock === 'watermark' ? context.now : this.now()).toISOString(),
           // Found while stateful rules were skipped (Redis down, rule set to skip).

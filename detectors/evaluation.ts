@@ -41,6 +41,12 @@ export type DetectionDraft = Pick<
    * travel found from its earlier side happened at its arrival, as in order.
    */
   time?: number;
+  /**
+   * When the rule could first decide (event time, ms), when that is later than the detection's
+   * time: a surge bucket judged once complete is decided when the allowed lateness has passed its
+   * end. The alerter folds the detection at this time (see Detection.judgedAt).
+   */
+  judgedAt?: number;
 };
 
 /** The result of one rule on one event: data, never an exception. */

@@ -49,6 +49,14 @@ export const detectionSchema = z.strictObject({
   geo: z.strictObject({ from: located, to: located, distanceKm: z.number(), speedKmh: z.number() }).optional(),
   /** Event time of the event that completed the detection. */
   time: z.string(),
+  /**
+   * When the rule could first decide, in event time, when that is later than `time`: a surge
+   * bucket judged once complete (ratio, p95, concentration, failures) is decided when the allowed
+   * lateness has passed the bucket's end. The alerter folds the detection at this time, when it
+   * is on time, not 5–6 minutes behind its watermark. Absent for a detection decided as its
+   * completing event arrived.
+   */
+  judgedAt: z.string().optional(),
   detectedAt: z.string(),
   /** True when the rule ran without its state (Redis unavailable, rule set to skip). */
   degraded: z.boolean().default(false),
@@ -132,6 +140,7 @@ export const detectionMappings = {
             observed_value: { type: 'float' },
             threshold: { type: 'float' },
             window: { properties: { start: { type: 'date' }, end: { type: 'date' }, duration_ms: { type: 'long' } } },
+            judged_at: { type: 'date' },
             distinct_field: keyword,
             distinct_values: keyword,
             event_ids: keyword,

@@ -239,7 +239,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
     const { late } = await store.hold(
       grouped.map((detection) => ({
         orderTime: orderTimeOf(detection, inhibition(detection.ruleId).explains),
-        time: eventTimeOf(detection),
+        // The engine's clock had passed a late-decided detection's judgedAt: its partition has too.
+        time: Math.max(eventTimeOf(detection), detection.judgedAt === undefined ? Number.NEGATIVE_INFINITY : Date.parse(detection.judgedAt)),
         json: JSON.stringify(detection),
       })),
       now(),

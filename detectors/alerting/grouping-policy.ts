@@ -107,9 +107,12 @@ export function eventTimeOf(detection: Pick<Detection, 'time'>): number {
 /**
  * The time a held detection is folded at (ms): its event time, or, for a rule that explains others
  * (a flood), the start of its window, so that the flood is folded before the per-IP detections of
- * the same minute and absorbs them, whatever order they arrived in.
+ * the same minute and absorbs them, whatever order they arrived in. A detection decided after its
+ * time (`judgedAt`: a surge bucket judged once complete) is folded when it was decided: it can't
+ * arrive sooner, and folded at its time it would be behind the watermark in every run.
  */
-export function orderTimeOf(detection: Pick<Detection, 'time' | 'window'>, explains: boolean): number {
+export function orderTimeOf(detection: Pick<Detection, 'time' | 'window' | 'judgedAt'>, explains: boolean): number {
+  if (detection.judgedAt !== undefined) return Date.parse(detection.judgedAt);
   const time = eventTimeOf(detection);
   return explains ? Math.min(time, Date.parse(detection.window.start)) : time;
 }

@@ -262,6 +262,15 @@ function wellFormed(text: string): string {
 export const MAX_OPEN_BUCKETS = 64;
 
 /**
+ * When a bucket is closed (event time, ms): the engine clock at which the allowed lateness has
+ * passed its end, so the oldest open bucket (below) moves past it. A bucket judged on close is
+ * decided then, whichever event closed it: the same time in every arrival order.
+ */
+export function closedAt(bucket: number, latenessMs: number, bucketMs: number): number {
+  return (bucket + 1) * bucketMs + latenessMs;
+}
+
+/**
  * The oldest bucket still open for an engine clock: the bucket of (clock - allowed lateness).
  * Older buckets are folded into the baseline, and their events are too late.
  */
@@ -353,7 +362,7 @@ export function evaluateSurge(
   rule: SurgeRule,
   context: EvaluationContext,
   /** The bucket judged, when it is not the event's own (a closed bucket): its number and its latest event. */
-  judged?: { bucket: number; latestTime: number; latestId: string },
+  judged?: { bucket: number; latestTime: number; latestId: string; judgedAt: number },
 ): Evaluation {
   if (state.late > 0) return { outcome: 'none', reasonCode: 'late_bucket', lateEvents: state.late };
   if (state.samples < rule.minSamples) return none('warming_up');
@@ -401,7 +410,7 @@ export function evaluateSurge(
       eventIds: [judged?.latestId ?? input.event.id],
       windowStart: bucketStart,
       windowEnd: end,
-      ...(judged ? { time: end } : {}),
+      ...(judged ? { time: end, judgedAt: judged.judgedAt } : {}),
       identity: [rule.id, context.keyText, String(bucketStart)],
       // Claimed per bucket: one detection per bucket, and neighbouring buckets never refuse each other.
       cooldownMs: rule.bucket,
@@ -417,10 +426,10 @@ export function evaluateSurge(
  * only the buckets the item folded for good (complete), each once, and say `bucket_open` for the
  * item's own bucket meanwhile.
  */
-export function decideSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext): Evaluation[] {
+export function decideSurge(input: DetectionInput, state: SurgeState, rule: SurgeRule, context: EvaluationContext, latenessMs: number): Evaluation[] {
   const decisions: Evaluation[] = [];
   if (judgesOnClose(rule)) {
-    for (const closed of state.closed) decisions.push(evaluateSurge(input, { ...closed, late: 0 }, rule, context, closed));
+    for (const closed of state.closed) decisions.push(evaluateSurge(input, { ...closed, late: 0 }, rule, context, { ...closed, judgedAt: closedAt(closed.bucket, latenessMs, rule.bucket) }));
     decisions.push(state.late > 0 ? { outcome: 'none', reasonCode: 'late_bucket', lateEvents: state.late } : none('bucket_open'));
     return decisions;
   }
@@ -459,7 +468,7 @@ export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
       out.push({ input: tally.latest, context, request: surgeTallyRequest(tally, rule, context), extra: undefined, order });
     }
   },
-  decide: (item, reply, { rule }, context) => decideSurge(item.input, parseSurgeState(reply), rule, context),
+  decide: (item, reply, { rule }, context) => decideSurge(item.input, parseSurgeState(reply), rule, context, item.context.latenessMs),
 };
 
 /** A bucket's start in a reason: UTC, to the second (a bucket judged when it closes is not "the current" one). */

@@ -122,7 +122,8 @@ async function run(target: DetectionEngine, steps: Step[]): Promise<Detection[]>
   return found;
 }
 
-const ids = (detections: readonly Detection[]): string[] => detections.map((detection) => `${detection.ruleId} ${detection.key['invocation.route']} ${detection.window.start} ${detection.id}`).sort();
+const ids = (detections: readonly Detection[]): string[] =>
+  detections.map((detection) => `${detection.ruleId} ${detection.key['invocation.route']} ${detection.window.start} ${detection.id} ${detection.judgedAt ?? '-'}`).sort();
 
 /** The orders: every one within the allowed lateness of 5 minutes. */
 const ORDERS: Record<string, () => Step[]> = {
@@ -169,6 +170,10 @@ describe('surge rules give the same detections in any order within the allowed l
     // Judged complete: the per-source detection names the flood minute's last call and its 24 calls.
     const sources = expected.find((detection) => detection.ruleId === SOURCES_RULE);
     expect(sources).toMatchObject({ observedValue: 24, eventIds: ['evt-a-12-23'], time: new Date(T0 + 12 * MINUTE + Math.floor((23 * MINUTE) / 24)).toISOString() });
+    // Decided when the lateness had passed the minute's end, whichever event closed it: the alerter folds it then.
+    expect(sources?.judgedAt).toBe(new Date(T0 + 13 * MINUTE + 5 * MINUTE).toISOString());
+    // The count rule fires as its minute crosses: decided at its time.
+    for (const detection of expected.filter((candidate) => candidate.ruleId === COUNT_RULE)) expect(detection.judgedAt).toBeUndefined();
   });
 
   it.each(Object.keys(ORDERS))('gives the same detection ids when %s', async (order) => {

@@ -129,6 +129,12 @@ describe('the grouping policy', () => {
     expect(orderTimeOf(detection, false)).toBe(Date.parse('2024-05-01T10:00:40.000Z'));
   });
 
+  it('folds a detection decided after its time (a surge judged once its bucket closed) when it was decided, explaining or not', () => {
+    const judged = { time: '2024-05-01T10:00:59.000Z', judgedAt: '2024-05-01T10:06:00.000Z', window: { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:00:59.000Z', durationMs: 59_000 } };
+    expect(orderTimeOf(judged, true)).toBe(Date.parse('2024-05-01T10:06:00.000Z'));
+    expect(orderTimeOf(judged, false)).toBe(Date.parse('2024-05-01T10:06:00.000Z'));
+  });
+
   it('pages a change only while its incident ended within the paging age, in event time', () => {
     const now = Date.parse('2024-05-01T12:00:00.000Z');
     expect(isPaged({ lastSeen: '2024-05-01T11:00:00.000Z' }, now, 3_600_000)).toBe(true);

@@ -71,6 +71,19 @@ const examples: Record<string, Detection> = {
     distinct: undefined,
     scope: { api: 'accounts-v1', route: '/v1/accounts/:id' },
   }),
+  surge: detection({
+    ruleId: 'error-surge-per-endpoint',
+    ruleType: 'surge',
+    tags: ['dos'],
+    reasonCode: 'surge_ratio',
+    key: { 'invocation.resource.api': 'shop-v1', 'invocation.route': '/v1/checkout' },
+    distinct: undefined,
+    window: { start: '2024-05-01T10:25:00.000Z', end: '2024-05-01T10:25:59.250Z', durationMs: 59_250 },
+    time: '2024-05-01T10:25:59.250Z',
+    // Judged once the bucket was complete: its end plus the allowed lateness.
+    judgedAt: '2024-05-01T10:31:00.000Z',
+    scope: { api: 'shop-v1', route: '/v1/checkout' },
+  }),
   match: detection({
     ruleId: 'json-threat-violation',
     ruleType: 'match',
@@ -195,6 +208,11 @@ describe('toDetectionDocument: ECS fields', () => {
     expect(toDetectionDocument(examples.threshold ?? detection()).vigil).toMatchObject({
       detection: { threshold: 10, distinct_field: 'client.ip', distinct_values: ['81.2.69.142', '2001:db8::7'], degraded: false },
     });
+  });
+
+  it('keeps when a surge judged on close was decided, and leaves it out for a detection decided on arrival', () => {
+    expect(toDetectionDocument(examples.surge ?? detection()).vigil).toMatchObject({ detection: { judged_at: '2024-05-01T10:31:00.000Z' } });
+    expect((toDetectionDocument(examples.threshold ?? detection()).vigil as { detection: object }).detection).not.toHaveProperty('judged_at');
   });
 
   it('writes both locations in ECS-style snake_case, with a geo_point', () => {

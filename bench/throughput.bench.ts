@@ -3,20 +3,26 @@
  * ceiling, over the same events, in one run.
  *
  * The traffic (scripts/simulated-traffic.ts: per simulated request the gateway's policy decisions
- * and the invocation, logins with their device) is made once by the real SDK emitter into memory,
- * then produced byte for byte, as a backlog, onto fresh topics for each path:
+ * and the invocation, logins with their device, spread in order over an hour of event time as the
+ * issue's 133,850 events were) is made once by the real SDK emitter into memory, then produced
+ * byte for byte, as a backlog, onto fresh topics for each path:
  *
  * - `vigil run` as a child process (the compiled CLI, `bash scripts/build.sh` first), with
  *   `VIGIL_DETECTION=off` and with the default rules on; each timed from its spawn to every
  *   message committed by the ingest group (offsets are committed only once Elasticsearch
  *   acknowledged the chunk), then its event indices are counted after a refresh;
+ * - with BENCH_INSTANCES, the same with N `vigil run` processes in one ingest group on the same
+ *   backlog (spawned together, timed until the group committed everything), CPU summed over them;
+ * - with BENCH_REDIS including `cluster`, the rules-on paths again with their state on a Redis
+ *   Cluster (`bash scripts/stack.sh up-cluster`: three masters on 127.0.0.1:7001-7003);
  * - the ceiling: the very documents the rules-on run indexed, read back from its indices and
  *   bulk-created into fresh indices with Vigil's templates by 2 concurrent streams of
  *   1,000-document requests, bodies built before the clock starts.
  *
  * Each path runs on its own topics, groups, indices and Redis prefix, removed afterwards. CPU per
  * event is each process's utime + stime delta (/proc/<pid>/stat) over the path divided by the
- * events: Vigil's own process, Elasticsearch's and redis-server's. The stores are shared with
+ * events: Vigil's own processes (summed), Elasticsearch's and redis-server's (the three masters'
+ * on the cluster). The stores are shared with
  * whatever else runs on the machine, so their figures include it; the load average is printed.
  * Throughput moves with the machine: compare the ratios to the same round's ceiling, and CPU and
  * bytes per event, not events/s across runs.
@@ -28,8 +34,16 @@
  * - BENCH_COMPARE_BIN: the bin/vigil.js of another build (e.g. the commit before a change): its
  *   rows run in the same rounds, alternating order with this build's, for before/after ratios;
  * - BENCH_PATHS: the paths to run, of `off,on,ceiling` (the ceiling needs `on`). @defaultValue all
+ * - BENCH_INSTANCES: the instance counts to run each Vigil path with, e.g. `1,2,3`; the event
+ *   topics get at least as many partitions as the largest (VIGIL_TOPIC_PARTITIONS, same for
+ *   every path of the run). @defaultValue 1
+ * - BENCH_REDIS: where the rules-on paths keep their state, of `single,cluster` (the ceiling
+ *   takes the documents of the first rules-on path). @defaultValue single
+ * - BENCH_REDIS_CLUSTER_NODES: the cluster's seeds. @defaultValue 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+ * - BENCH_TRAFFIC_MINUTES: the event time the traffic spans, in order. @defaultValue 60
  *
- * Exits non-zero when any path indexed a different number of events than was produced.
+ * Exits non-zero when any path indexed a different number of events than was produced: with
+ * several instances, a lost or doubled event (ids are the events' own) shows as a different count.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -42,7 +56,7 @@ import type { RedisClient } from '../platform';
 import { CompressionTypes, Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { deleteKeysUnder } from '../detectors';
 import { createEmitter } from '../ingest/sdk';
-import { createElasticsearch, createKafka, createLogger, createRedis, ensureTopics, installTemplates, loadConfig, sleep, type Config } from '../platform';
+import { createElasticsearch, createKafka, createLogger, createRedis, ensureTopics, installTemplates, isCluster, loadConfig, sleep, type Config } from '../platform';
 import { FAMILIES, indexNames, type Family } from '../schemas';
 import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
@@ -55,6 +69,12 @@ const VIGIL_BIN = join(ROOT, 'bin', 'vigil.js');
 const COMPARE_BIN = process.env.BENCH_COMPARE_BIN;
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR;
 const PATHS = new Set((process.env.BENCH_PATHS ?? 'off,on,ceiling').split(',').map((path) => path.trim()));
+const listOf = (value: string | undefined, fallback: string): string[] => (value ?? fallback).split(',').map((item) => item.trim()).filter((item) => item !== '');
+const INSTANCES = [...new Set(listOf(process.env.BENCH_INSTANCES, '1').map((count) => positiveInteger(count, 1, 'BENCH_INSTANCES')))];
+const REDIS_KINDS = listOf(process.env.BENCH_REDIS, 'single');
+for (const kind of REDIS_KINDS) if (kind !== 'single' && kind !== 'cluster') throw new Error(`BENCH_REDIS: single or cluster, got ${kind}`);
+const CLUSTER_NODES = process.env.BENCH_REDIS_CLUSTER_NODES ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003';
+const TRAFFIC_MINUTES = positiveInteger(process.env.BENCH_TRAFFIC_MINUTES, 60, 'BENCH_TRAFFIC_MINUTES');
 /** The ceiling's request size and concurrency (issue 12). */
 const CEILING_DOCS_PER_REQUEST = 1000;
 const CEILING_STREAMS = 2;
@@ -85,8 +105,16 @@ interface PathResult {
   ownCpuUs: number;
   elasticsearchCpuUs: number;
   redisCpuUs: number;
-  /** VmHWM of Vigil's process, MB; undefined for the ceiling. */
+  /** VmHWM of Vigil's process, MB (the largest of its instances); undefined for the ceiling. */
   peakRssMb?: number;
+  /** VmHWM of each instance, MB. */
+  peakRssMbs?: number[];
+  /** `vigil run` processes in the group. */
+  instances?: number;
+  /** The row's name in the table. */
+  label?: string;
+  /** The path of the same build, detection and Redis with one instance. */
+  single?: string;
   /** Primary store bytes of the event indices after refresh + flush, per event. */
   diskBytes: number;
   /** Time to the first committed offset (Vigil's start-up and first chunk), s. */
@@ -115,17 +143,27 @@ async function makeTraffic(count: number): Promise<Produced[]> {
     topics: { policy: 'policy', invocation: 'invocation', device: 'device' },
     source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${runId}`, environment: 'bench' },
     maxBuffer: count + 1,
+    // Nothing is sent until the generator returns: the whole traffic is buffered at once.
+    maxBufferBytes: Number.MAX_SAFE_INTEGER,
     compression: 'none',
   });
-  emitSimulatedTraffic([emitter], count, { seed: 12 });
+  emitSimulatedTraffic([emitter], count, { seed: 12, periodMs: TRAFFIC_MINUTES * 60_000 });
   await emitter.close();
   if (produced.length !== count) throw new Error(`the traffic generator made ${produced.length} events, not ${count}`);
   return produced;
 }
 
+/** Partitions per event topic: the default, or as many as the most instances of the run. */
+const PARTITIONS = Math.max(loadConfig(process.env).topics.partitions, ...INSTANCES);
+
+/** Where a path keeps its rule state. */
+type RedisKind = 'single' | 'cluster';
+
 /** The environment that puts one path on topics, groups, indices and a Redis prefix of its own. */
-function isolation(prefix: string, detection: boolean): Record<string, string> {
+function isolation(prefix: string, detection: boolean, redisKind: RedisKind = 'single'): Record<string, string | undefined> {
   return {
+    VIGIL_TOPIC_PARTITIONS: String(PARTITIONS),
+    REDIS_CLUSTER_NODES: redisKind === 'cluster' ? CLUSTER_NODES : undefined,
     VIGIL_TOPIC_POLICY: `${prefix}.policy`,
     VIGIL_TOPIC_INVOCATION: `${prefix}.invocation`,
     VIGIL_TOPIC_DEVICE: `${prefix}.device`,
@@ -269,6 +307,18 @@ interface Stores {
   elasticsearch: Client;
   redis: RedisClient;
   pids: { redis: number; elasticsearch: number };
+  /** The Redis Cluster (BENCH_REDIS=cluster): a client of it and the pids of its masters. */
+  cluster?: { redis: RedisClient; pids: number[] };
+}
+
+/** The pids of a Redis Cluster's masters, as they report them (the cluster runs on this machine). */
+async function clusterPids(cluster: RedisClient): Promise<number[]> {
+  if (!isCluster(cluster)) throw new Error('BENCH_REDIS_CLUSTER_NODES did not give a Cluster client');
+  // The slots must be known before the masters can be listed.
+  await cluster.ping();
+  const pids = await Promise.all(cluster.nodes('master').map(async (node) => Number(/process_id:(\d+)/.exec(await node.info('server'))?.[1])));
+  if (pids.length === 0 || !pids.every(Number.isInteger)) throw new Error(`could not find the pids of the cluster's masters at ${CLUSTER_NODES}`);
+  return pids;
 }
 
 /** A document Vigil indexed: where, its id, and its source as sent. */
@@ -293,15 +343,31 @@ async function readDocuments(elasticsearch: Client, prefix: string): Promise<Sto
   return documents;
 }
 
+/** One Vigil path: which build, detection on or off, how many instances, which Redis. */
+interface VigilRun {
+  path: string;
+  bin: string;
+  detection: boolean;
+  instances: number;
+  redisKind: RedisKind;
+  label?: string;
+  single?: string;
+}
+
 /**
- * One `vigil run` over a fresh backlog: spawned, polled until the ingest group committed every
- * message, measured, stopped with SIGTERM, its indices counted; everything removed.
+ * `vigil run` over a fresh backlog, as `instances` processes in one ingest group spawned together:
+ * polled until the group committed every message, measured, stopped with SIGTERM, its indices
+ * counted; everything removed.
  */
-async function runVigil(stores: Stores, traffic: readonly Produced[], path: string, bin: string, detection: boolean, keep?: (documents: StoredDocument[]) => void): Promise<PathResult> {
-  const prefix = `bench-tp-${runId}-${path.replace(/[^a-z]+/g, '')}`;
-  const env = { ...process.env, ...isolation(prefix, detection), LOG_LEVEL: 'warn' };
+async function runVigil(stores: Stores, traffic: readonly Produced[], run: VigilRun, keep?: (documents: StoredDocument[], prefix: string) => void): Promise<PathResult> {
+  const { path, bin, detection, instances, redisKind } = run;
+  const prefix = `bench-tp-${runId}-${path.replace(/[^a-z0-9]+/g, '')}`;
+  const env = { ...process.env, ...isolation(prefix, detection, redisKind), LOG_LEVEL: 'warn' };
   const config = loadConfig(env);
-  const { kafka, elasticsearch, redis, pids } = stores;
+  const { kafka, elasticsearch } = stores;
+  const store = redisKind === 'cluster' ? stores.cluster : { redis: stores.redis, pids: [stores.pids.redis] };
+  if (store === undefined) throw new Error(`${path}: no Redis Cluster client (BENCH_REDIS must include cluster)`);
+  const redisCpuNow = (): number => store.pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
   try {
     progress(`${path}: producing the backlog`);
     await produceBacklog(kafka, config, traffic);
@@ -309,31 +375,38 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], path: stri
     if (offsets.end !== traffic.length) throw new Error(`${path}: ${offsets.end} messages on the topics, ${traffic.length} produced`);
     const logFile = join(tmpdir(), `${prefix}.log`);
     const log = createWriteStream(logFile);
-    const profile = CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${prefix}.cpuprofile`];
-    const redisBefore = cpuMicros(pids.redis);
-    const esBefore = cpuMicros(pids.elasticsearch);
-    progress(`${path}: vigil run`);
+    const redisBefore = redisCpuNow();
+    const esBefore = cpuMicros(stores.pids.elasticsearch);
+    progress(`${path}: vigil run${instances > 1 ? ` x ${instances}` : ''}`);
     const started = performance.now();
-    const child = spawn(process.execPath, [...profile, bin, 'run'], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.pipe(log);
-    child.stderr.pipe(log);
-    const pid = child.pid;
-    if (pid === undefined) throw new Error(`${path}: vigil run did not start`);
+    const children = Array.from({ length: instances }, (_, index) => {
+      const name = instances > 1 ? `${prefix}-${index + 1}` : prefix;
+      const profile = CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`];
+      const child = spawn(process.execPath, [...profile, bin, 'run'], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      // One log for the group; each instance's lines keep their own order.
+      child.stdout.pipe(log, { end: false });
+      child.stderr.pipe(log, { end: false });
+      if (child.pid === undefined) throw new Error(`${path}: vigil run did not start`);
+      return { child, pid: child.pid };
+    });
+    const cpuOfAll = (): number => children.reduce((sum, { pid }) => sum + cpuMicros(pid), 0);
     let firstCommit: number | undefined;
     let firstCommitted = 0;
     let firstCpu = 0;
     let ended: number | undefined;
     let cpu = 0;
-    let rss = 0;
+    let rss: number[] = [];
     try {
       const deadline = started + Math.max(180_000, traffic.length * 5);
       for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${path}: vigil run exited early (${child.exitCode ?? child.signalCode}); see ${logFile}`);
+        for (const { child } of children) {
+          if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${path}: vigil run exited early (${child.exitCode ?? child.signalCode}); see ${logFile}`);
+        }
         const committed = await offsets.committed();
         if (committed > 0 && firstCommit === undefined) {
           firstCommit = performance.now();
           firstCommitted = committed;
-          firstCpu = cpuMicros(pid);
+          firstCpu = cpuOfAll();
         }
         if (committed >= offsets.end) {
           ended = performance.now();
@@ -343,26 +416,27 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], path: stri
         await sleep(POLL_MS);
       }
       // Read before the stop: shutting down is not part of the path.
-      cpu = cpuMicros(pid);
-      rss = peakRssMb(pid);
+      cpu = cpuOfAll();
+      rss = children.map(({ pid }) => peakRssMb(pid));
     } finally {
-      child.kill('SIGTERM');
-      const code = await exited(child, 30_000);
+      for (const { child } of children) child.kill('SIGTERM');
+      const codes = await Promise.all(children.map(({ child }) => exited(child, 30_000)));
       await offsets.close();
       log.end();
-      if (code !== 0 && ended !== undefined) console.error(`${path}: vigil run exited with ${code} after SIGTERM; see ${logFile}`);
+      const failed = codes.filter((code) => code !== 0);
+      if (failed.length > 0 && ended !== undefined) console.error(`${path}: vigil run exited with ${failed.join(', ')} after SIGTERM; see ${logFile}`);
       // Its log is kept only when something went wrong.
       else if (ended !== undefined) rmSync(logFile, { force: true });
     }
-    const redisCpu = cpuMicros(pids.redis) - redisBefore;
-    const esCpu = cpuMicros(pids.elasticsearch) - esBefore;
+    const redisCpu = redisCpuNow() - redisBefore;
+    const esCpu = cpuMicros(stores.pids.elasticsearch) - esBefore;
     progress(`${path}: counting`);
     const { count, storeBytes } = await settleIndices(elasticsearch, prefix);
     const deadLetterAdmin = kafka.admin();
     await deadLetterAdmin.connect();
     const deadLettered = (await deadLetterAdmin.fetchTopicOffsets(config.topics.deadLetter)).reduce((sum, partition) => sum + Number(partition.high), 0);
     await deadLetterAdmin.disconnect();
-    if (keep) keep(await readDocuments(elasticsearch, prefix));
+    if (keep) keep(await readDocuments(elasticsearch, prefix), prefix);
     if (ended === undefined) throw new Error(`${path}: never finished`);
     const events = traffic.length;
     return {
@@ -372,7 +446,11 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], path: stri
       ownCpuUs: cpu / events,
       elasticsearchCpuUs: esCpu / events,
       redisCpuUs: redisCpu / events,
-      peakRssMb: rss,
+      peakRssMb: Math.max(...rss),
+      peakRssMbs: rss,
+      instances,
+      ...(run.label === undefined ? {} : { label: run.label }),
+      ...(run.single === undefined ? {} : { single: run.single }),
       diskBytes: storeBytes / events,
       firstCommitSeconds: firstCommit === undefined ? undefined : (firstCommit - started) / 1000,
       steadyCpuUs: events > firstCommitted ? (cpu - firstCpu) / (events - firstCommitted) : undefined,
@@ -381,7 +459,7 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], path: stri
     };
   } finally {
     progress(`${path}: cleaning up`);
-    await cleanup(kafka, elasticsearch, redis, config);
+    await cleanup(kafka, elasticsearch, store.redis, config);
   }
 }
 
@@ -450,22 +528,67 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
-const LABELS: Record<string, string> = {
-  ceiling: `ceiling: raw _bulk of the documents Vigil indexed, Vigil's templates, ${CEILING_STREAMS} streams x ${CEILING_DOCS_PER_REQUEST} docs`,
-  off: 'vigil run, VIGIL_DETECTION=off',
-  on: 'vigil run, default rules on',
-  'off-compare': 'vigil run, VIGIL_DETECTION=off (compare build)',
-  'on-compare': 'vigil run, default rules on (compare build)',
-};
+const CEILING_LABEL = `ceiling: raw _bulk of the documents Vigil indexed, Vigil's templates, ${CEILING_STREAMS} streams x ${CEILING_DOCS_PER_REQUEST} docs`;
 
-function printTable(title: string, rows: readonly { path: string; rate: number; ratio: number; own: number; es: number; redis: number; rss?: number; disk: number; firstCommit?: number; steady?: number }[]): void {
+/** The Vigil paths of a round: per detection, Redis and instance count, this build's and the compare build's. */
+function vigilRuns(round: number): VigilRun[] {
+  const runs: VigilRun[] = [];
+  for (const detection of [false, true]) {
+    const name = detection ? 'on' : 'off';
+    if (!PATHS.has(name)) continue;
+    // Detection off keeps no state: one Redis or a cluster would make the same row.
+    for (const redisKind of detection ? (REDIS_KINDS as RedisKind[]) : ['single' as const]) {
+      for (const instances of INSTANCES) {
+        const make = (bin: string, compare: boolean): VigilRun => {
+          const base = `${name}${redisKind === 'cluster' ? '-cluster' : ''}`;
+          const suffix = compare ? '-compare' : '';
+          const label = [
+            `vigil run${instances > 1 ? ` x ${instances}` : ''}, ${detection ? 'default rules on' : 'VIGIL_DETECTION=off'}`,
+            redisKind === 'cluster' ? ', Redis Cluster' : '',
+            compare ? ' (compare build)' : '',
+          ].join('');
+          return { path: `${base}${instances > 1 ? `-x${instances}` : ''}${suffix}`, bin, detection, instances, redisKind, label, single: `${base}${suffix}` };
+        };
+        const ours = make(VIGIL_BIN, false);
+        const theirs = COMPARE_BIN === undefined ? undefined : make(COMPARE_BIN, true);
+        // Alternate which build goes first, round by round, so drift of the box favours neither.
+        runs.push(...(theirs === undefined ? [ours] : round % 2 === 1 ? [theirs, ours] : [ours, theirs]));
+      }
+    }
+  }
+  return runs;
+}
+
+interface Row {
+  path: string;
+  label: string;
+  instances?: number;
+  rate: number;
+  ratio: number;
+  /** events/s over the same build, detection and Redis with one instance, same round. */
+  scale?: number;
+  own: number;
+  es: number;
+  redis: number;
+  rss?: number;
+  rssEach?: number[];
+  disk: number;
+  firstCommit?: number;
+  steady?: number;
+}
+
+function printTable(title: string, rows: readonly Row[]): void {
   const cell = (value: number | undefined, digits = 0): string => (value === undefined || Number.isNaN(value) ? '-' : value.toFixed(digits));
+  const several = rows.some((row) => (row.instances ?? 1) > 1);
   console.log(`\n${title}`);
-  console.log('| path | events/s | x ceiling | Vigil (or sender) CPU us/event | after first commit | Elasticsearch us/event | Redis us/event | peak RSS MB | on-disk B/event | first commit s |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(
+    `| path | events/s | x ceiling |${several ? ' x 1 instance |' : ''} Vigil (or sender) CPU us/event${several ? ', all instances' : ''} | after first commit | Elasticsearch us/event | Redis us/event | peak RSS MB${several ? ' (each instance)' : ''} | on-disk B/event | first commit s |`,
+  );
+  console.log(`|---|---|---|${several ? '---|' : ''}---|---|---|---|---|---|---|`);
   for (const row of rows) {
+    const rss = row.rssEach !== undefined && row.rssEach.length > 1 ? row.rssEach.map((value) => cell(value)).join(' / ') : cell(row.rss);
     console.log(
-      `| ${LABELS[row.path] ?? row.path} | ${cell(row.rate)} | ${cell(row.ratio, 2)} | ${cell(row.own)} | ${cell(row.steady)} | ${cell(row.es)} | ${cell(row.redis, 1)} | ${cell(row.rss)} | ${cell(row.disk)} | ${cell(row.firstCommit, 1)} |`,
+      `| ${row.label} | ${cell(row.rate)} | ${cell(row.ratio, 2)} |${several ? ` ${cell(row.scale, 2)} |` : ''} ${cell(row.own)} | ${cell(row.steady)} | ${cell(row.es)} | ${cell(row.redis, 1)} | ${rss} | ${cell(row.disk)} | ${cell(row.firstCommit, 1)} |`,
     );
   }
 }
@@ -475,38 +598,38 @@ async function main(): Promise<void> {
   const kafka = createKafka(config, logger, `bench-tp-${runId}`);
   const elasticsearch = createElasticsearch(config);
   const redis = createRedis(config);
+  const cluster = REDIS_KINDS.includes('cluster') ? createRedis(loadConfig({ ...process.env, ...isolation(`bench-tp-${runId}`, true, 'cluster') })) : undefined;
   const failures: string[] = [];
   const rounds: { results: PathResult[]; bodyBytes?: number; load: number[] }[] = [];
   let producedBytes = 0;
   try {
-    const stores: Stores = { kafka, elasticsearch, redis, pids: await storePids(redis, elasticsearch) };
+    const stores: Stores = {
+      kafka,
+      elasticsearch,
+      redis,
+      pids: await storePids(redis, elasticsearch),
+      ...(cluster === undefined ? {} : { cluster: { redis: cluster, pids: await clusterPids(cluster) } }),
+    };
     const traffic = await makeTraffic(EVENTS);
     producedBytes = traffic.reduce((sum, { message }) => sum + Buffer.byteLength(message.value), 0) / traffic.length;
     const families = FAMILIES.map((family) => `${family} ${traffic.filter((item) => item.family === family).length}`).join(', ');
-    console.log(`throughput bench ${runId}: ${EVENTS} events (${families}), ${producedBytes.toFixed(0)} B each as produced, ${ROUNDS} round(s); load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
+    console.log(`throughput bench ${runId}: ${EVENTS} events (${families}), ${producedBytes.toFixed(0)} B each as produced, over ${TRAFFIC_MINUTES} min of event time, ${PARTITIONS} partitions per topic, ${ROUNDS} round(s); load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
     for (let round = 1; round <= ROUNDS; round++) {
       const results: PathResult[] = [];
       const load = loadavg();
       let documents: StoredDocument[] | undefined;
       let documentsPrefix = '';
-      const vigilPaths: { path: string; bin: string; detection: boolean }[] = [];
-      for (const detection of [false, true]) {
-        const name = detection ? 'on' : 'off';
-        if (!PATHS.has(name)) continue;
-        const ours = { path: name, bin: VIGIL_BIN, detection };
-        const theirs = COMPARE_BIN === undefined ? undefined : { path: `${name}-compare`, bin: COMPARE_BIN, detection };
-        // Alternate which build goes first, round by round, so drift of the box favours neither.
-        vigilPaths.push(...(theirs === undefined ? [ours] : round % 2 === 1 ? [theirs, ours] : [ours, theirs]));
-      }
-      for (const { path, bin, detection } of vigilPaths) {
+      for (const run of vigilRuns(round)) {
+        const { path } = run;
+        // The ceiling's documents: those of the round's first rules-on path of this build.
         const keep =
-          path === 'on' && PATHS.has('ceiling')
-            ? (stored: StoredDocument[]) => {
+          run.detection && run.bin === VIGIL_BIN && documents === undefined && PATHS.has('ceiling')
+            ? (stored: StoredDocument[], prefix: string) => {
                 documents = stored;
-                documentsPrefix = `bench-tp-${runId}-on`;
+                documentsPrefix = prefix;
               }
             : undefined;
-        const result = await runVigil(stores, traffic, path, bin, detection, keep);
+        const result = await runVigil(stores, traffic, run, keep);
         console.log(`round ${round}: ${path} ${result.seconds.toFixed(1)} s, ${result.indexed} indexed, ${result.deadLettered ?? 0} dead-lettered`);
         if (result.indexed !== EVENTS) failures.push(`round ${round}, ${path}: ${result.indexed} events indexed, ${EVENTS} produced`);
         results.push(result);
@@ -526,35 +649,47 @@ async function main(): Promise<void> {
   } finally {
     await elasticsearch.close();
     await redis.quit();
+    await cluster?.quit();
   }
 
-  const rowOf = (result: PathResult, ceilingRate: number) => ({
+  const rowOf = (result: PathResult, ceilingRate: number, singleRate: number | undefined): Row => ({
     path: result.path,
+    label: result.label ?? CEILING_LABEL,
+    ...(result.instances === undefined ? {} : { instances: result.instances }),
     rate: result.events / result.seconds,
     ratio: result.events / result.seconds / ceilingRate,
+    ...(singleRate === undefined ? {} : { scale: result.events / result.seconds / singleRate }),
     own: result.ownCpuUs,
     es: result.elasticsearchCpuUs,
     redis: result.redisCpuUs,
     disk: result.diskBytes,
     ...(result.peakRssMb === undefined ? {} : { rss: result.peakRssMb }),
+    ...(result.peakRssMbs === undefined ? {} : { rssEach: result.peakRssMbs }),
     ...(result.firstCommitSeconds === undefined ? {} : { firstCommit: result.firstCommitSeconds }),
     ...(result.steadyCpuUs === undefined ? {} : { steady: result.steadyCpuUs }),
   });
   const perRound = rounds.map(({ results }) => {
     const ceiling = results.find((result) => result.path === 'ceiling');
-    return results.map((result) => rowOf(result, ceiling ? ceiling.events / ceiling.seconds : NaN));
+    const rateOf = (path: string | undefined): number | undefined => {
+      const single = results.find((result) => result.path === path);
+      return single === undefined ? undefined : single.events / single.seconds;
+    };
+    return results.map((result) => rowOf(result, ceiling ? ceiling.events / ceiling.seconds : NaN, rateOf(result.single)));
   });
   perRound.forEach((rows, index) => printTable(`round ${index + 1} (load average at its start ${rounds[index]?.load.map((value) => value.toFixed(2)).join(' ')})`, rows));
   if (rounds.length > 1) {
     const paths = perRound[0]?.map((row) => row.path) ?? [];
     const rowsOf = (path: string) => perRound.flatMap((rows) => rows.filter((row) => row.path === path));
-    const medianOf = (path: string, pick: (row: ReturnType<typeof rowOf>) => number | undefined) => median(rowsOf(path).map((row) => pick(row) ?? NaN));
+    const medianOf = (path: string, pick: (row: Row) => number | undefined) => median(rowsOf(path).map((row) => pick(row) ?? NaN));
     printTable(
-      `median of ${rounds.length} rounds (x ceiling: the median of each round's ratio)`,
+      `median of ${rounds.length} rounds (x ceiling, x 1 instance: the median of each round's ratio; peak RSS: of the largest instance)`,
       paths.map((path) => ({
         path,
+        label: rowsOf(path)[0]?.label ?? path,
+        instances: rowsOf(path)[0]?.instances ?? 1,
         rate: medianOf(path, (row) => row.rate),
         ratio: medianOf(path, (row) => row.ratio),
+        scale: medianOf(path, (row) => row.scale),
         own: medianOf(path, (row) => row.own),
         es: medianOf(path, (row) => row.es),
         redis: medianOf(path, (row) => row.redis),

@@ -70,20 +70,35 @@ export function homeOf(user: string): { ip: string; userAgent: string; mobile: b
   return { ip: `${network}${host}`, userAgent, mobile: userAgent.includes('iPhone') || userAgent.startsWith('okhttp') };
 }
 
+/** Options of {@link emitSimulatedTraffic}. */
+export interface SimulatedTrafficOptions {
+  /** The pseudo-random seed. @defaultValue 42 */
+  seed?: number;
+  /** Labels put on every event. @defaultValue none */
+  labels?: Record<string, string>;
+  /** The end of the simulated period. @defaultValue the current time */
+  now?: Date;
+  /**
+   * Spread the requests in order over this many milliseconds ending at `now`, each up to a second
+   * earlier than its place (gateways' clocks and batches disagree a little), as a stream of that
+   * length would be; a large count then stays at a realistic rate per user and per endpoint.
+   * Unset, every event falls at random in the minute before `now` (the demo's and tests' traffic).
+   * @defaultValue unset
+   */
+  periodMs?: number;
+}
+
 /**
  * Emits `count` realistic events through the SDK: per simulated request, the gateway's policy
  * decisions (authN, authZ, rate limit, JSON threat protection) and the invocation, all sharing a
  * request id; logins also report the device. Mostly passes, with the failures real traffic has.
  */
-export function emitSimulatedTraffic(
-  emitters: readonly Emitter[],
-  count: number,
-  options: { seed?: number; labels?: Record<string, string>; now?: Date } = {},
-): TrafficSummary {
+export function emitSimulatedTraffic(emitters: readonly Emitter[], count: number, options: SimulatedTrafficOptions = {}): TrafficSummary {
   const random = seededRandom(options.seed ?? 42);
   const summary: TrafficSummary = { policy: 0, invocation: 0, device: 0, total: 0 };
   const base = (options.now ?? new Date()).getTime();
   const labels = options.labels;
+  const periodMs = options.periodMs;
   let request = 0;
   while (summary.total < count) {
     request++;
@@ -96,7 +111,10 @@ export function emitSimulatedTraffic(
     const route = pick(random, target.routes);
     const path = route.replace(':id', String(1000 + Math.floor(random() * 9000)));
     const method = route.endsWith('payments') || route.endsWith('refunds') || route.endsWith('login') ? 'POST' : 'GET';
-    const time = new Date(base - Math.floor(random() * 60_000)).toISOString();
+    // One draw either way, so the rest of the sequence (users, routes, outcomes) is the same.
+    const time = new Date(
+      periodMs === undefined ? base - Math.floor(random() * 60_000) : base - periodMs + Math.floor((summary.total / count) * periodMs) - Math.floor(random() * 1000),
+    ).toISOString();
     const requestId = `req-${request.toString(36)}-${Math.floor(random() * 1e9).toString(36)}`;
     const sessionId = `s-${user}-${Math.floor(random() * 3)}`;
     const userAgent = home.userAgent;

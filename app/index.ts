@@ -238,8 +238,20 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       kafka: supervisor.kafkaFor('ingest', kafka),
       elasticsearch,
       logger,
-      // The database is opened at start; no chunk is handled before it is.
+      // The database is opened at start, beside the pipeline's own set-up; the pipeline joins
+      // its group only once it is open, so no chunk is handled before it is.
       geoLookup: (ip) => geoLookup?.(ip),
+      prepare: async () => {
+        if (geoLookup) return;
+        // geoip-lite reads its tables synchronously (about 0.7 s on a quiet machine, seconds on a
+        // loaded one): one turn of the event loop first puts the other set-up requests on the
+        // wire, so their round trips run while it reads.
+        await new Promise((resolve) => setImmediate(resolve));
+        const opened = await openGeoDatabase(config.geo.database, { logger: logger.child({ component: 'geo' }) });
+        started.push('geo database watcher', () => Promise.resolve(opened.close()));
+        geoDatabase = opened;
+        geoLookup = opened.lookup;
+      },
       instrumentation,
       ...(overrides.clock ? { clock: overrides.clock } : {}),
       ...(correlator ? { correlator } : {}),
@@ -360,12 +372,6 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       started.push('pipeline metrics', () => pipelineStats.stop());
     }
     if (pipeline) {
-      if (!geoLookup) {
-        const opened = await openGeoDatabase(config.geo.database, { logger: logger.child({ component: 'geo' }) });
-        started.push('geo database watcher', () => Promise.resolve(opened.close()));
-        geoDatabase = opened;
-        geoLookup = opened.lookup;
-      }
       if (engine && config.detection.watch) {
         const watched = engine;
         const stopWatching = watchRules(rulePaths, (next) => watched.setRules(next), logger.child({ component: 'detectors' }), undefined, listOptions);

@@ -83,6 +83,12 @@ export interface IngestPipelineDeps {
   onDetections?: (detections: readonly Detection[]) => void;
   /** Receives `runner.*` and `pipeline.stage` events. */
   instrumentation?: Instrumentation;
+  /**
+   * What must be ready before the first chunk (the composition root opens the geo database
+   * here). start() runs it beside its own set-up (topics, templates, producers) and joins the
+   * group only once both are done; a rejection fails start().
+   */
+  prepare?: () => Promise<unknown>;
 }
 
 /** A running ingest consumer. */
@@ -308,18 +314,29 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
 
   return {
     async start() {
-      const topics = await ensureTopicStates(kafka, config);
-      const created = topics.filter((topic) => topic.state === 'created').map((topic) => topic.topic);
-      if (created.length > 0) logger.info({ topics: created }, 'created topics');
-      // A key's three families are on one partition number only if the topics have as many
-      // partitions; the co-partitioning assignor would refuse them at the first rebalance anyway.
-      const familyTopics = new Set(FAMILIES.map((family) => config.topics[family]));
-      checkCoPartitioned(Object.fromEntries(topics.filter((topic) => familyTopics.has(topic.topic)).map((topic) => [topic.topic, topic.partitions])));
-      await installTemplates(elasticsearch, config);
+      const topicsReady = async (): Promise<void> => {
+        const topics = await ensureTopicStates(kafka, config);
+        const created = topics.filter((topic) => topic.state === 'created').map((topic) => topic.topic);
+        if (created.length > 0) logger.info({ topics: created }, 'created topics');
+        // A key's three families are on one partition number only if the topics have as many
+        // partitions; the co-partitioning assignor would refuse them at the first rebalance anyway.
+        const familyTopics = new Set(FAMILIES.map((family) => config.topics[family]));
+        checkCoPartitioned(Object.fromEntries(topics.filter((topic) => familyTopics.has(topic.topic)).map((topic) => [topic.topic, topic.partitions])));
+      };
       // Dead letters are keyed by source position: a duplicate from a retry is recognisable.
       producer = createProducer(kafka);
       deadLetterProducer = createProducer(kafka, { maxInFlightRequests: DEAD_LETTER_SENDS_IN_FLIGHT });
-      await Promise.all([producer.connect(), deadLetterProducer.connect()]);
+      // Topics (Kafka), templates (Elasticsearch), the producers' connections and the caller's
+      // preparation (the geo database) don't depend on one another: started together, start-up
+      // waits for the slowest rather than their sum (docs/performance.md, start-up). All of them
+      // settle before a failure is thrown, and the producers are closed then: a failed start
+      // leaves no connection behind (the caller never calls stop() after it).
+      const setUp = await Promise.allSettled([topicsReady(), installTemplates(elasticsearch, config), producer.connect(), deadLetterProducer.connect(), deps.prepare?.()]);
+      const failed = setUp.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failed) {
+        await Promise.allSettled([producer.disconnect(), deadLetterProducer.disconnect()]);
+        throw failed.reason;
+      }
       consumer = kafka.consumer({
         groupId: config.consumerGroup,
         allowAutoTopicCreation: false,

@@ -3,7 +3,7 @@
 // decoders live in its generated module, reachable because the package declares no `exports` map.
 // That module is not public API, so package.json pins the exact version (0.208.0, the newest one
 // still on protobuf.js and Node 20: later versions replace it with a hand-written encoder).
-import generatedRoot from '@opentelemetry/otlp-transformer/build/src/generated/root';
+import { createRequire } from 'node:module';
 
 /** An attribute value, normalised from OTLP's AnyValue in either encoding. */
 export type OtlpValue = string | number | boolean | OtlpValue[] | { [key: string]: OtlpValue } | undefined;
@@ -36,9 +36,16 @@ interface GeneratedRoot {
     };
   };
 }
-const collector = (generatedRoot as unknown as GeneratedRoot).opentelemetry.proto.collector;
-const LogsRequest = collector.logs.v1.ExportLogsServiceRequest;
-const TraceRequest = collector.trace.v1.ExportTraceServiceRequest;
+/**
+ * The generated protobuf root (protobufjs, every OTLP message) is loaded at the first decode, not
+ * at import: `vigil run` imports the adapters through the composition root but never decodes OTLP,
+ * and loading it cost about a tenth of a second of every start-up (docs/performance.md).
+ */
+let collector: GeneratedRoot['opentelemetry']['proto']['collector'] | undefined;
+function requests(): GeneratedRoot['opentelemetry']['proto']['collector'] {
+  collector ??= (createRequire(__filename)('@opentelemetry/otlp-transformer/build/src/generated/root') as GeneratedRoot).opentelemetry.proto.collector;
+  return collector;
+}
 
 /** The payload encodings of the Collector's kafka exporter this adapter reads. */
 export type OtlpEncoding = 'otlp_json' | 'otlp_proto';
@@ -186,14 +193,14 @@ export function decodeOtlp(bytes: Uint8Array, signal: OtlpSignal = 'auto'): { en
     throw new OtlpDecodeError(`an OTLP/JSON request has ${expected}; this object has no such array`);
   }
   if (signal !== 'logs') {
-    const spans = tryDecode(TraceRequest, bytes);
+    const spans = tryDecode(requests().trace.v1.ExportTraceServiceRequest, bytes);
     if (spans !== undefined) {
       const found = items(spans, 'span');
       if (signal === 'spans' || (found.length > 0 && found.every(plausibleSpan))) return { encoding, items: found };
     }
     if (signal === 'spans') throw new OtlpDecodeError('not an OTLP protobuf ExportTraceServiceRequest');
   }
-  const logs = tryDecode(LogsRequest, bytes);
+  const logs = tryDecode(requests().logs.v1.ExportLogsServiceRequest, bytes);
   if (logs === undefined) throw new OtlpDecodeError(`not an OTLP protobuf ${signal === 'logs' ? 'ExportLogsServiceRequest' : 'ExportLogsServiceRequest or ExportTraceServiceRequest'}`);
   return { encoding, items: items(logs, 'log') };
 }

@@ -57,29 +57,39 @@ export async function installPipelineTemplate(client: Client, config: Config, op
 /** Installs (or updates) the templates of every index Vigil writes (events, detections, alerts, pipeline metrics). Idempotent. */
 export async function installTemplates(client: Client, config: Config): Promise<void> {
   const { componentTemplate, indexTemplate } = eventTemplates(config.indices.prefix, config.indices);
-  // The template bodies live in schemas/, which imports nothing but zod: typed at this edge.
-  await client.cluster.putComponentTemplate({
-    name: componentTemplate.name,
-    ...componentTemplate.body,
-  } as estypes.ClusterPutComponentTemplateRequest);
-  await client.indices.putIndexTemplate({ name: indexTemplate.name, ...indexTemplate.body });
   const detections = detectionTemplate(config.indices.prefix, config.indices);
-  await client.indices.putIndexTemplate({ name: detections.name, ...detections.body });
-  // Templates shape only indices created after them: today's index gets new fields added in
-  // place (adding fields is always allowed), so an upgrade doesn't refuse documents until midnight.
-  // A field whose type changed is left out: an existing index keeps its type (a string still fits).
   const alerts = alertTemplate(config.indices.prefix, config.indices);
-  await client.indices.putIndexTemplate({ name: alerts.name, ...alerts.body });
   const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings, retyped: readonly string[]) =>
     mappingsForExistingIndices(mappings, retyped) as unknown as Omit<estypes.IndicesPutMappingRequest, 'index'>;
-  await client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings, EVENT_RETYPED_FIELDS) });
-  await client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings, []) });
-  await client.indices.putMapping({
-    index: alertIndexNames(config.indices.prefix).index,
-    allow_no_indices: true,
-    ignore_unavailable: true,
-    ...mappingOf(alertMappings, ALERT_RETYPED_FIELDS),
-  });
-  await installPipelineTemplate(client, config);
+  // The requests are independent but for the event index template, which composes the component
+  // template: they go out together (start-up waits for the slowest, not for nine round trips in
+  // a row; Elasticsearch's master applies them one by one either way). Every one settles before
+  // a failure is thrown.
+  const outcomes = await Promise.allSettled([
+    (async () => {
+      // The template bodies live in schemas/, which imports nothing but zod: typed at this edge.
+      await client.cluster.putComponentTemplate({
+        name: componentTemplate.name,
+        ...componentTemplate.body,
+      } as estypes.ClusterPutComponentTemplateRequest);
+      await client.indices.putIndexTemplate({ name: indexTemplate.name, ...indexTemplate.body });
+    })(),
+    client.indices.putIndexTemplate({ name: detections.name, ...detections.body }),
+    client.indices.putIndexTemplate({ name: alerts.name, ...alerts.body }),
+    // Templates shape only indices created after them: today's index gets new fields added in
+    // place (adding fields is always allowed), so an upgrade doesn't refuse documents until midnight.
+    // A field whose type changed is left out: an existing index keeps its type (a string still fits).
+    client.indices.putMapping({ index: indexNames(config.indices.prefix).eventPattern, allow_no_indices: true, ...mappingOf(eventMappings, EVENT_RETYPED_FIELDS) }),
+    client.indices.putMapping({ index: detectionIndexNames(config.indices.prefix).pattern, allow_no_indices: true, ...mappingOf(detectionMappings, []) }),
+    client.indices.putMapping({
+      index: alertIndexNames(config.indices.prefix).index,
+      allow_no_indices: true,
+      ignore_unavailable: true,
+      ...mappingOf(alertMappings, ALERT_RETYPED_FIELDS),
+    }),
+    installPipelineTemplate(client, config),
+  ]);
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 

@@ -168,15 +168,15 @@ export const settings = {
   fetch: {
     maxBytesPerPartition: setting(
       'VIGIL_FETCH_MAX_BYTES_PER_PARTITION',
-      int(64 * 1024, 64 * 1024 * 1024).default(1024 * 1024),
+      int(64 * 1024, 64 * 1024 * 1024).default(8 * 1024 * 1024),
       '65536–67108864',
-      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Each fetch is held in memory until its messages are indexed: raise it only with `VIGIL_FETCH_MAX_BYTES` in mind (see [performance.md](performance.md#memory)).',
+      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Larger fetches make fewer rounds when a partition holds oversized messages (see [hostile-input.md](hostile-input.md)); each fetch is held in memory, decompressed, until its messages are handled (see [performance.md](performance.md#memory)).',
     ),
     maxBytes: setting(
       'VIGIL_FETCH_MAX_BYTES',
-      int(64 * 1024, 512 * 1024 * 1024).default(16 * 1024 * 1024),
+      int(64 * 1024, 512 * 1024 * 1024).default(50 * 1024 * 1024),
       '65536–536870912',
-      'How many bytes one fetch of the ingest consumer may bring in all, over every partition it asks for (the broker sends at least one batch).',
+      'How many bytes (compressed) one fetch of the ingest consumer may bring in all, over every partition it asks for (the broker sends at least one batch). 50 MiB is the Java consumer’s `fetch.max.bytes`; lower it to bound the memory a large backlog can take.',
     ),
   },
   bulk: {

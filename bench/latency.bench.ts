@@ -75,9 +75,13 @@ function configFor(webhookUrl: string): Config {
     VIGIL_TOPIC_DEVICE: `${base}.device`,
     VIGIL_TOPIC_DEADLETTER: `${base}.deadletter`,
     VIGIL_TOPIC_DETECTIONS: `${base}.detections`,
+    VIGIL_TOPIC_NOTIFICATIONS: `${base}.notifications`,
     VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `${base}.notifications.deadletter`,
     VIGIL_CONSUMER_GROUP: `${base}-ingest`,
     VIGIL_ALERTER_GROUP: `${base}-alerter`,
+    VIGIL_NOTIFIER_GROUP: `${base}-notifier`,
+    // No metrics listener: another process on this machine may hold the default port.
+    VIGIL_HTTP_PORT: '0',
     VIGIL_INDEX_PREFIX: base,
     VIGIL_REDIS_PREFIX: base,
     // The default pack, whatever the shell says; no watcher in a measurement.
@@ -425,7 +429,13 @@ async function main(): Promise<void> {
     for (let index = 0; index < TRIGGER_EVERY; index++) next(1);
     await emitter.flush();
     const warmedUp = (): boolean => notifiedAll(1) && pipeline?.stats().indexed === plains.size + triggers.size;
-    if (!(await waitFor('the warm-up notification', warmedUp, 60_000))) throw new Error('warm-up failed');
+    if (!(await waitFor('the warm-up notification', warmedUp, 180_000))) {
+      const stats = pipeline.stats();
+      const warm = [...triggers.values()].filter((trigger) => trigger.phase === 1);
+      throw new Error(
+        `warm-up failed: ${stats.indexed} of ${plains.size + triggers.size} indexed, ${stats.detections} detections, ${warm.filter((trigger) => trigger.detected !== undefined).length} of ${warm.length} triggers detected by the probe, ${warm.filter((trigger) => trigger.alerted !== undefined).length} alerted, ${warm.filter((trigger) => trigger.notified !== undefined).length} notified; notifier ${JSON.stringify(notifier.stats())}`,
+      );
+    }
 
     const phase1 = await measureMaxRate(pipeline, emitter, next);
     // The notifier delivers one destination's changes in order: let phase 1's drain first.

@@ -7,7 +7,7 @@ import { openMaxMind } from './maxmind';
  * Opens the geo database enrichment uses: the MaxMind `.mmdb` an operator keeps current, watched
  * for changes, when `file` (VIGIL_GEOIP_DATABASE) is set; else the geoip-lite data bundled with
  * Vigil, which never changes while it runs. Called by the composition root at start, never at
- * import (geoip-lite's tables are about 140 MB).
+ * import (geoip-lite's data files are opened and indexed, about 12 MB).
  * @throws GeoDatabaseError when the file can't be used
  */
 export async function openGeoDatabase(file: string | undefined, options: { logger?: Logger; watch?: boolean; debounceMs?: number } = {}): Promise<GeoDatabase> {

@@ -7,6 +7,7 @@
 export * from './classify';
 export * from './enrich';
 export * from './geoip-lite';
+export * from './geoip-lite-files';
 export * from './maxmind';
 export * from './geo-database';
 export * from './event-document';

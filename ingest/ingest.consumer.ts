@@ -1,5 +1,5 @@
 import type { Client } from '@elastic/elasticsearch';
-import { PartitionAssigners, type Consumer, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
+import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
 import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
@@ -33,15 +33,6 @@ import { messageEventTime } from './event-time';
 
 /** Dead-letter sends the broker may hold at once (every partition's chunks share the producer). */
 const DEAD_LETTER_SENDS_IN_FLIGHT = 5;
-
-/**
- * How much one fetch may bring per partition, and in all. kafkajs's defaults (1 MiB, 10 MiB) fit
- * a chunk of ordinary events, but a partition holding oversized or hostile messages then comes
- * a few messages per fetch, and every fetch is a round of chunks, commits and sends that each
- * partition's next fetch waits for. 50 MiB in all is the Java consumer's `fetch.max.bytes`.
- */
-const FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024;
-const FETCH_BYTES = 50 * 1024 * 1024;
 
 /** Counters of one pipeline instance since it started. */
 export interface IngestStats {
@@ -98,6 +89,26 @@ export interface IngestPipeline {
   /** Stops consuming after the batch in hand, flushes, and disconnects. */
   stop(): Promise<void>;
   stats(): IngestStats;
+}
+
+/**
+ * The ingest consumer's settings. What one fetch may bring comes from `config.fetch`: kafkajs
+ * reads each fetch response into one Buffer (and each compressed batch into another), and the
+ * messages decoded from it reference it until the last of them is handled, so these bound the
+ * memory a fetch holds.
+ */
+export function ingestConsumerConfig(config: Config): ConsumerConfig {
+  return {
+    groupId: config.consumerGroup,
+    allowAutoTopicCreation: false,
+    sessionTimeout: 30_000,
+    maxBytesPerPartition: config.fetch.maxBytesPerPartition,
+    maxBytes: config.fetch.maxBytes,
+    // Partition N of the three topics goes to one instance, so each instance aligns whole keys
+    // (docs/scaling.md). Round robin second: the group falls back to it while an instance of
+    // an older version is still a member, during a rolling upgrade.
+    partitionAssigners: [coPartitionAssigner, PartitionAssigners.roundRobin],
+  };
 }
 
 /**
@@ -337,17 +348,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         await Promise.allSettled([producer.disconnect(), deadLetterProducer.disconnect()]);
         throw failed.reason;
       }
-      consumer = kafka.consumer({
-        groupId: config.consumerGroup,
-        allowAutoTopicCreation: false,
-        sessionTimeout: 30_000,
-        maxBytesPerPartition: FETCH_BYTES_PER_PARTITION,
-        maxBytes: FETCH_BYTES,
-        // Partition N of the three topics goes to one instance, so each instance aligns whole keys
-        // (docs/scaling.md). Round robin second: the group falls back to it while an instance of
-        // an older version is still a member, during a rolling upgrade.
-        partitionAssigners: [coPartitionAssigner, PartitionAssigners.roundRobin],
-      });
+      consumer = kafka.consumer(ingestConsumerConfig(config));
       // A batch no codec can decompress stops the consumer: say which codec, where.
       watchDecodeFailures(consumer, logger, config.consumerGroup);
       // Each assignment (the first join, every rebalance) restarts the alignment: the partitions

@@ -165,6 +165,20 @@ export const settings = {
       'A message that nests objects and arrays deeper than this is dead-lettered as `too_deep`. A valid event nests at most 3 deep (e.g. `device.geo`).',
     ),
   },
+  fetch: {
+    maxBytesPerPartition: setting(
+      'VIGIL_FETCH_MAX_BYTES_PER_PARTITION',
+      int(64 * 1024, 64 * 1024 * 1024).default(8 * 1024 * 1024),
+      '65536–67108864',
+      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Larger fetches make fewer rounds when a partition holds oversized messages (see [hostile-input.md](hostile-input.md)); each fetch is held in memory, decompressed, until its messages are handled (see [performance.md](performance.md#memory)).',
+    ),
+    maxBytes: setting(
+      'VIGIL_FETCH_MAX_BYTES',
+      int(64 * 1024, 512 * 1024 * 1024).default(50 * 1024 * 1024),
+      '65536–536870912',
+      'How many bytes (compressed) one fetch of the ingest consumer may bring in all, over every partition it asks for (the broker sends at least one batch). 50 MiB is the Java consumer’s `fetch.max.bytes`; lower it to bound the memory a large backlog can take.',
+    ),
+  },
   bulk: {
     maxDocs: setting(
       'VIGIL_BULK_MAX_DOCS',

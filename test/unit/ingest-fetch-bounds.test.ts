@@ -1,0 +1,26 @@
+import { ingestConsumerConfig } from '../../ingest';
+import { ConfigError, loadConfig } from '../../platform';
+
+describe('what one fetch of the ingest consumer may bring (VIGIL_FETCH_*)', () => {
+  it('is 8 MiB per partition and 50 MiB in all by default (as before they were settings)', () => {
+    const options = ingestConsumerConfig(loadConfig({}));
+    expect(options.maxBytesPerPartition).toBe(8 * 1024 * 1024);
+    expect(options.maxBytes).toBe(50 * 1024 * 1024);
+  });
+
+  it('takes the operator’s bounds', () => {
+    const options = ingestConsumerConfig(loadConfig({ VIGIL_FETCH_MAX_BYTES_PER_PARTITION: '262144', VIGIL_FETCH_MAX_BYTES: '4194304' }));
+    expect(options.maxBytesPerPartition).toBe(262_144);
+    expect(options.maxBytes).toBe(4_194_304);
+  });
+
+  it.each([
+    ['VIGIL_FETCH_MAX_BYTES_PER_PARTITION', '1024'],
+    ['VIGIL_FETCH_MAX_BYTES_PER_PARTITION', '134217728'],
+    ['VIGIL_FETCH_MAX_BYTES', '0'],
+    ['VIGIL_FETCH_MAX_BYTES', 'lots'],
+  ])('refuses %s=%s', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(name);
+  });
+});

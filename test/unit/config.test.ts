@@ -26,6 +26,7 @@ const DEFAULTS: Config = {
     replication: 1,
   },
   consumerGroup: 'vigil-ingest',
+  recentIds: 100_000,
   indices: { prefix: 'vigil', shards: 1, replicas: 0, eventOriginal: false },
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 100 },

@@ -48,6 +48,8 @@ interface RunResult {
   cpuSeconds: number;
   /** Chunks handled (each one a commit): hostile traffic cuts the same good events into more of them. */
   chunks: number;
+  /** Events sent to Elasticsearch (the index stage's items): the good ones, plus the redeliveries and id collisions not decided before. */
+  sentToIndex: number;
   /** Dead-lettered and duplicate messages once everything was consumed: proof nothing was skipped. */
   deadLettered: number;
   duplicates: number;
@@ -82,8 +84,10 @@ async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): 
       if (firstChunkAt === undefined || startedAt < firstChunkAt) firstChunkAt = startedAt;
     });
     const stages: Record<string, number> = {};
-    vigil.instrumentation.on('pipeline.stage', ({ stage, durationMs }) => {
+    let sentToIndex = 0;
+    vigil.instrumentation.on('pipeline.stage', ({ stage, durationMs, items }) => {
       stages[stage] = (stages[stage] ?? 0) + durationMs;
+      if (stage === 'index') sentToIndex += items;
     });
     let chunks = 0;
     vigil.instrumentation.on('runner.chunk', () => chunks++);
@@ -102,7 +106,7 @@ async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): 
     if (stats?.indexed !== good || accounted !== sent.length) {
       throw new Error(`${label}: ${sent.length} messages, ${good} good, but ${stats?.indexed} indexed, ${stats?.duplicates} duplicates, ${stats?.deadLettered} dead-lettered`);
     }
-    return { good, messages: sent.length, seconds, cpuSeconds, goodPerSecond: good / seconds, stages, chunks, deadLettered: stats.deadLettered, duplicates: stats.duplicates };
+    return { good, messages: sent.length, seconds, cpuSeconds, goodPerSecond: good / seconds, stages, chunks, sentToIndex, deadLettered: stats.deadLettered, duplicates: stats.duplicates };
   } finally {
     await vigil?.stop();
     await stack.cleanup();
@@ -137,7 +141,7 @@ async function main(): Promise<void> {
       process.stdout.write(
         `round ${round}${label}: clean ${clean.good} good in ${clean.seconds.toFixed(2)} s (${clean.goodPerSecond.toFixed(0)}/s, ${clean.chunks} chunks, CPU ${clean.cpuSeconds.toFixed(1)} s); ` +
           `hostile ${hostile.good} good of ${hostile.messages} in ${hostile.seconds.toFixed(2)} s (${hostile.goodPerSecond.toFixed(0)}/s, ${hostile.chunks} chunks, CPU ${hostile.cpuSeconds.toFixed(1)} s, ` +
-          `${hostile.deadLettered} dead-lettered, ${hostile.duplicates} duplicates); ratio ${ratio.toFixed(3)}\n`,
+          `${hostile.deadLettered} dead-lettered, ${hostile.duplicates} duplicates, ${hostile.sentToIndex} events sent to index); ratio ${ratio.toFixed(3)}\n`,
       );
     }
   }

@@ -37,6 +37,11 @@ export function storedContentHash(source: unknown): string | undefined {
   }
 }
 
+/** The `id_conflict` reason of an event whose id is indexed with another content hash. */
+export function conflictReason(item: HashedItem, storedHash: string): string {
+  return `event id ${item.id} is already indexed in ${item.index} with different content (stored content hash ${storedHash.slice(0, 16)}, this one ${item.contentHash.slice(0, 16)})`;
+}
+
 /**
  * Tells a redelivery from an id collision. A 409 on `create` means a document with this id is
  * already there: the same content (a redelivery, a chunk redone) stays a harmless duplicate,
@@ -72,11 +77,7 @@ export async function resolveDuplicates(
     }
     const storedHash = storedContentHash(doc._source) ?? 'none';
     if (storedHash !== item.contentHash) {
-      outcomes[position] = {
-        status: 'conflict',
-        storedHash,
-        reason: `event id ${item.id} is already indexed in ${item.index} with different content (stored content hash ${storedHash.slice(0, 16)}, this one ${item.contentHash.slice(0, 16)})`,
-      };
+      outcomes[position] = { status: 'conflict', storedHash, reason: conflictReason(item, storedHash) };
     }
   });
   return outcomes;

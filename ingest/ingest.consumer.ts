@@ -1,6 +1,6 @@
 import type { Client } from '@elastic/elasticsearch';
 import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
-import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type Family } from '../schemas';
+import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type EventDocument, type Family } from '../schemas';
 import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
@@ -27,7 +27,8 @@ import type { DeadLetterReason } from './classify';
 import { deadLetterBatches, redriveOf, toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
-import { resolveDuplicates, type HashedItem } from './id-conflicts';
+import { conflictReason, resolveDuplicates, type HashedItem } from './id-conflicts';
+import { RecentIds } from './recent-ids';
 import { correlate, decode, type Refused } from './stages';
 import { messageEventTime } from './event-time';
 
@@ -189,7 +190,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
   }
 
-  async function handle(chunk: Chunk): Promise<void> {
+  // Ids this process saw acknowledged, with their content hash: a redelivery or an id collision
+  // of one of them is decided before correlation, rules and indexing (see recent-ids.ts).
+  const recentIds = new RecentIds(config.recentIds);
+
+  async function handle(chunk: Chunk): Promise<() => void> {
     const { topic, partition, messages } = chunk;
     const now = clock();
     const { decoded, refused } = await timed('decode', chunk, messages.length, () =>
@@ -208,21 +213,42 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     const deadLettering = sendDeadLetters(chunk, refused, now);
     deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
 
+    // An id this process saw acknowledged is decided here, as Elasticsearch would decide it after
+    // the rules: the same content is a duplicate (a redelivery), other content an id conflict.
+    // Neither is correlated, evaluated or indexed. The memory is filled only after a commit, so
+    // two events of one chunk with one id still go to Elasticsearch, which decides between them.
+    const hashed: HashedItem[] = [];
+    const documents: EventDocument[] = [];
+    const fresh: typeof decoded = [];
+    const known: Refused[] = [];
+    let knownDuplicates = 0;
+    for (const entry of decoded) {
+      const { event, enrichment, message } = entry;
+      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
+      const index = eventIndexName(config.indices.prefix, event.family, event.time);
+      const item: HashedItem = { index, id: event.id, contentHash: document.vigil.content_hash };
+      const storedHash = recentIds.get(index, event.id);
+      if (storedHash === item.contentHash) knownDuplicates++;
+      else if (storedHash !== undefined) known.push({ message, reasonCode: 'id_conflict', reason: conflictReason(item, storedHash) });
+      else {
+        fresh.push(entry);
+        hashed.push(item);
+        documents.push(document);
+      }
+    }
+
     const { contexts, inputs } = await timed(
       'correlate',
       chunk,
-      decoded.length,
-      () => correlate(decoded, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
-      decoded,
+      fresh.length,
+      () => correlate(fresh, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
+      fresh,
     );
-    const hashed: HashedItem[] = [];
-    const items: BulkItem[] = decoded.map(({ event, enrichment, message }, position) => {
-      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
+    const items: BulkItem[] = documents.map((document, position) => {
       const correlation = correlationDocument(contexts[position]);
       if (correlation) document.vigil.correlation = correlation;
-      const index = eventIndexName(config.indices.prefix, event.family, event.time);
-      hashed.push({ index, id: event.id, contentHash: document.vigil.content_hash });
-      return { index, id: event.id, document };
+      const { index, id } = hashed[position] ?? { index: '', id: '' };
+      return { index, id, document };
     });
 
     // The events are indexed while the rules run: both are idempotent (documents are created
@@ -236,7 +262,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       chunk,
       items.length,
       async () => (items.length > 0 ? resolveDuplicates((request) => elasticsearch.mget(request), hashed, await indexer.index(items)) : []),
-      decoded,
+      fresh,
     );
     // Handled here too: it may fail while the rules still run, before anything awaits it.
     indexing.catch(() => undefined);
@@ -269,18 +295,23 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       }
     });
     let created = 0;
-    let duplicates = 0;
-    const rejected: Refused[] = [];
+    let duplicates = knownDuplicates;
+    const rejected: Refused[] = [...known];
+    // What Elasticsearch acknowledged holds, per id, the hash it now stores; remembered once committed.
+    const acknowledged: { item: HashedItem; storedHash: string }[] = [];
     const createdByFamily: Partial<Record<Family, number>> = {};
     results.forEach((result, position) => {
+      const item = hashed[position];
+      if (item && (result.status === 'created' || result.status === 'duplicate')) acknowledged.push({ item, storedHash: item.contentHash });
+      else if (item && result.status === 'conflict' && result.storedHash !== 'none') acknowledged.push({ item, storedHash: result.storedHash });
       if (result.status === 'created') {
         created++;
-        const family = decoded[position]?.event.family;
+        const family = fresh[position]?.event.family;
         if (family) createdByFamily[family] = (createdByFamily[family] ?? 0) + 1;
       }
       else if (result.status === 'duplicate') duplicates++;
       else {
-        const message: KafkaMessage | undefined = decoded[position]?.message;
+        const message: KafkaMessage | undefined = fresh[position]?.message;
         if (!message) return;
         if (result.status === 'conflict') rejected.push({ message, reasonCode: 'id_conflict', reason: result.reason });
         else rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
@@ -301,6 +332,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     stats.detections += detections.length;
     for (const detection of detections) stats.detectionsByRule[detection.ruleId] = (stats.detectionsByRule[detection.ruleId] ?? 0) + 1;
     if (detections.length > 0) deps.onDetections?.(detections);
+    return () => {
+      for (const { item, storedHash } of acknowledged) recentIds.remember(item.index, item.id, storedHash);
+    };
   }
 
   // The rules that combine families see each key's events in event-time order, within the

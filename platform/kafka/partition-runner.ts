@@ -45,9 +45,10 @@ export interface PartitionRunnerOptions {
   /**
    * Handles one chunk. Resolving means everything in it is acknowledged downstream, so its
    * offsets are committed; a retriable error pauses the partition and the chunk is fetched again;
-   * any other error is the consumer's to crash on.
+   * any other error is the consumer's to crash on. It may resolve with a function, called once
+   * the chunk's offsets are committed (not when the commit fails and the chunk is fetched again).
    */
-  handle(chunk: Chunk): Promise<void>;
+  handle(chunk: Chunk): Promise<void | (() => void)>;
   /**
    * Backoff of a paused partition, per partition: it grows while the partition keeps failing.
    * Defaults to {@link DEFAULT_PARTITION_BACKOFF}.
@@ -145,8 +146,9 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       // while the chunk runs too; kafkajs sends one at most every heartbeat interval and shares a
       // call in flight. A failure here (a rebalance under way) is left to the heartbeat below.
       const beating = setInterval(() => void payload.heartbeat().catch(() => undefined), HEARTBEAT_EVERY_MS);
+      let committed: void | (() => void);
       try {
-        await options.handle({ topic, partition, messages: chunk, caughtUp: endsAtHighWatermark(chunk, payload.batch.highWatermark) });
+        committed = await options.handle({ topic, partition, messages: chunk, caughtUp: endsAtHighWatermark(chunk, payload.batch.highWatermark) });
       } catch (error) {
         if (!isRetriable(error)) throw error;
         if (stopped) return;
@@ -170,6 +172,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       const last = chunk[chunk.length - 1];
       if (last) payload.resolveOffset(last.offset);
       await payload.commitOffsetsIfNecessary();
+      committed?.();
       await payload.heartbeat();
       instrumentation?.emit('runner.chunk', { component, topic, partition, messages: chunk.length, durationMs: performance.now() - began });
       start += chunk.length;

@@ -92,3 +92,50 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
     expect(stored.hits.hits.filter((hit) => typeof hit._source?.vigil?.content_hash === 'string')).toHaveLength(2);
   });
 });
+
+describe('an id this process already indexed: decided from its memory, before correlation, rules and indexing', () => {
+  const run = withVigil();
+
+  it('counts a later redelivery as a duplicate and dead-letters a later collision as id_conflict, neither reaching the stages', async () => {
+    const { config, kafka } = run.stack;
+    const staged: string[] = [];
+    run.vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => {
+      for (const id of eventIds) staged.push(`${stage} ${id}`);
+    });
+    let committed = 0;
+    run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
+      if (component === 'ingest') committed += messages;
+    });
+    const producer = kafka.producer();
+    await producer.connect();
+    const key = 'one-partition';
+    try {
+      await producer.send({ topic: config.topics.policy, acks: -1, messages: [{ key, value: JSON.stringify(policy('evt-memory-a', 'fail')) }] });
+      // Committed (the memory is filled only then), not only indexed.
+      await waitFor('the first copy committed', () => committed >= 1);
+      const firstTime = [...staged];
+      expect(firstTime).toContain('index evt-memory-a');
+      await producer.send({
+        topic: config.topics.policy,
+        acks: -1,
+        messages: [
+          { key, value: resent('evt-memory-a', 'fail') },
+          { key, value: JSON.stringify(policy('evt-memory-a', 'pass')) },
+        ],
+      });
+    } finally {
+      await producer.disconnect();
+    }
+
+    const [record] = (await readTopic(kafka, config.topics.deadLetter, 1)).map(fromDeadLetterMessage);
+    expect(record?.reasonCode).toBe('id_conflict');
+    expect(record?.reason).toMatch(new RegExp(`^event id evt-memory-a is already indexed in ${eventIndexName(config.indices.prefix, 'policy', time)} with different content \\(stored content hash [0-9a-f]{16}, this one [0-9a-f]{16}\\)$`));
+    expect(JSON.parse(record?.value?.toString() ?? '{}')).toMatchObject({ policy: { outcome: 'pass' } });
+    await waitFor('every message settled', () => (run.vigil.pipeline?.stats().consumed ?? 0) >= 3);
+    expect(run.vigil.pipeline?.stats()).toMatchObject({ consumed: 3, indexed: 1, duplicates: 1, deadLettered: 1, deadLetteredByReason: { id_conflict: 1 } });
+    // Only the first copy was correlated, evaluated and indexed: Elasticsearch never saw the others.
+    expect(staged.filter((entry) => entry.endsWith(' evt-memory-a')).sort()).toStrictEqual(['correlate evt-memory-a', 'detect evt-memory-a', 'index evt-memory-a']);
+    expect(await countEvents(run.stack, { prefix: { 'event.id': 'evt-memory-' } })).toBe(1);
+    expect(await countEvents(run.stack, { term: { 'vigil.policy.outcome': 'pass' } })).toBe(0);
+  });
+});

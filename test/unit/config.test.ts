@@ -26,6 +26,7 @@ const DEFAULTS: Config = {
     replication: 1,
   },
   consumerGroup: 'vigil-ingest',
+  recentIds: 100_000,
   indices: { prefix: 'vigil', shards: 1, replicas: 0, eventOriginal: false },
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   fetch: { maxBytesPerPartition: 8_388_608, maxBytes: 52_428_800 },
@@ -138,12 +139,14 @@ describe('loadConfig', () => {
       VIGIL_RISK_SCORE_CRITICAL: '80',
       VIGIL_RISK_PAGING_SEVERITY: 'low',
       VIGIL_RISK_SEVERITY: 'critical',
+      VIGIL_RECENT_IDS: '0',
     });
     expect(config).toStrictEqual({
       kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test', sasl: { mechanism: 'none' }, tls: false },
       elasticsearch: { url: 'https://es.internal:9243', apiKey: 'c2VjcmV0' },
       topics: { policy: 'p', invocation: 'i', device: 'd', deadLetter: 'dl', detections: 'det', partitions: 12, replication: 1 },
       consumerGroup: 'group-1',
+      recentIds: 0,
       indices: { prefix: 'vigil_test-1', shards: 2, replicas: 1, eventOriginal: true },
       limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },
       fetch: { maxBytesPerPartition: 524_288, maxBytes: 8_388_608 },

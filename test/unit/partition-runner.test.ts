@@ -45,6 +45,23 @@ describe('the partition runner', () => {
     expect(seen.slice(3)).toStrictEqual([false]);
   });
 
+  it('calls what a chunk resolved with once its offsets are committed, and not when the commit fails', async () => {
+    const { payload, events } = batch(3);
+    const runner = createPartitionRunner({
+      component: 'test',
+      chunkSize: 2,
+      handle: (chunk) => Promise.resolve(() => void events.push(`committed ${chunk.messages.map((message) => message.offset).join(',')}`)),
+      logger: createLogger({ level: 'silent' }),
+    });
+    await runner.eachBatch(payload);
+    expect(events).toStrictEqual(['resolve 1', 'commit', 'committed 0,1', 'resolve 2', 'commit', 'committed 2']);
+
+    const { payload: refused, events: refusedEvents } = batch(2);
+    (refused as { commitOffsetsIfNecessary: () => Promise<void> }).commitOffsetsIfNecessary = () => Promise.reject(new Error('the group is rebalancing'));
+    await expect(runner.eachBatch(refused)).rejects.toThrow('rebalancing');
+    expect(refusedEvents).toStrictEqual(['resolve 1']);
+  });
+
   it('keeps asking kafkajs to heartbeat while a slow chunk is handled, so the member is not dropped from its group', async () => {
     jest.useFakeTimers();
     const { payload, heartbeats, events } = batch(3);

@@ -1,0 +1,55 @@
+import { RecentIds } from '../../ingest/recent-ids';
+
+const HASH_A = 'a'.repeat(64);
+const HASH_B = 'b'.repeat(64);
+
+describe('the memory of acknowledged event ids', () => {
+  it('answers the content hash an (index, id) was remembered with, and nothing for another index or id', () => {
+    const memory = new RecentIds(10);
+    memory.remember('vigil-events-policy-2026.12.02', 'e-1', HASH_A);
+    expect(memory.get('vigil-events-policy-2026.12.02', 'e-1')).toBe(HASH_A);
+    // Ids are unique per daily index: the same id on another day is another document.
+    expect(memory.get('vigil-events-policy-2026.12.03', 'e-1')).toBeUndefined();
+    expect(memory.get('vigil-events-policy-2026.12.02', 'e-2')).toBeUndefined();
+  });
+
+  it('keeps no more than its entries, forgetting the oldest first', () => {
+    const memory = new RecentIds(3);
+    for (const id of ['e-1', 'e-2', 'e-3', 'e-4']) memory.remember('index', id, HASH_A);
+    expect(memory.size).toBe(3);
+    expect(memory.get('index', 'e-1')).toBeUndefined();
+    expect(memory.get('index', 'e-4')).toBe(HASH_A);
+  });
+
+  it('moves an id remembered again to the newest end, with the hash given last', () => {
+    const memory = new RecentIds(2);
+    memory.remember('index', 'e-1', HASH_A);
+    memory.remember('index', 'e-2', HASH_A);
+    memory.remember('index', 'e-1', HASH_B);
+    memory.remember('index', 'e-3', HASH_A);
+    expect(memory.get('index', 'e-2')).toBeUndefined();
+    expect(memory.get('index', 'e-1')).toBe(HASH_B);
+    expect(memory.size).toBe(2);
+  });
+
+  it('keeps no more than its characters: long ids chosen by a producer evict the oldest, and one over the bound is not kept', () => {
+    const memory = new RecentIds(1000, 1000);
+    memory.remember('index', 'e-1', HASH_A);
+    memory.remember('index', `e-${'x'.repeat(400)}`, HASH_A);
+    memory.remember('index', `f-${'x'.repeat(400)}`, HASH_A);
+    expect(memory.heldCharacters).toBeLessThanOrEqual(1000);
+    expect(memory.get('index', 'e-1')).toBeUndefined();
+    expect(memory.get('index', `f-${'x'.repeat(400)}`)).toBe(HASH_A);
+    memory.remember('index', 'y'.repeat(2000), HASH_A);
+    expect(memory.get('index', 'y'.repeat(2000))).toBeUndefined();
+    expect(memory.get('index', `f-${'x'.repeat(400)}`)).toBe(HASH_A);
+    expect(memory.heldCharacters).toBeLessThanOrEqual(1000);
+  });
+
+  it('holds nothing when it is off (0 entries)', () => {
+    const memory = new RecentIds(0);
+    memory.remember('index', 'e-1', HASH_A);
+    expect(memory.size).toBe(0);
+    expect(memory.get('index', 'e-1')).toBeUndefined();
+  });
+});

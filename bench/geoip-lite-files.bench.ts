@@ -10,6 +10,7 @@
  */
 import { GeoipLiteFiles, geoipLiteDataDirectory } from '../ingest';
 import { positiveInteger } from './arguments';
+import { seededRandom } from '../scripts/simulated-traffic';
 
 const ADDRESSES = positiveInteger(process.argv[2], 50_000, 'addresses');
 const DISTINCT = positiveInteger(process.argv[3], 50_000, 'distinct');
@@ -20,15 +21,8 @@ function cpuMicros(): number {
 }
 
 async function main(): Promise<void> {
-  let state = 12345;
-  const next = (): number => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state;
-  };
+  const random = seededRandom(12345);
+  const next = (): number => Math.floor(random() * 4_294_967_296);
   const distinct = Array.from({ length: DISTINCT }, () => {
     const value = next();
     return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');

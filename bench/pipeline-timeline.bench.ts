@@ -28,6 +28,7 @@ import type * as PlatformModule from '../platform';
 import type { InstrumentationEvents } from '../platform';
 import type { Family } from '../schemas';
 import { positiveInteger } from './arguments';
+import { isolatedNames } from './isolation';
 
 const STARTED = performance.now();
 const CHILD = process.argv.includes('--child');
@@ -39,18 +40,7 @@ const ROOT = resolve(args[2] ?? join(__dirname, '..'));
 /** The environment that puts the run on topics, groups, indices and a Redis prefix of its own. */
 function isolation(prefix: string): Record<string, string> {
   return {
-    VIGIL_TOPIC_POLICY: `${prefix}.policy`,
-    VIGIL_TOPIC_INVOCATION: `${prefix}.invocation`,
-    VIGIL_TOPIC_DEVICE: `${prefix}.device`,
-    VIGIL_TOPIC_DEADLETTER: `${prefix}.deadletter`,
-    VIGIL_TOPIC_DETECTIONS: `${prefix}.detections`,
-    VIGIL_TOPIC_NOTIFICATIONS: `${prefix}.notifications`,
-    VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `${prefix}.notifications-deadletter`,
-    VIGIL_CONSUMER_GROUP: `${prefix}-ingest`,
-    VIGIL_ALERTER_GROUP: `${prefix}-alerter`,
-    VIGIL_NOTIFIER_GROUP: `${prefix}-notifier`,
-    VIGIL_REDIS_PREFIX: prefix,
-    VIGIL_INDEX_PREFIX: prefix,
+    ...isolatedNames(prefix),
     VIGIL_DETECTION: MODE,
     VIGIL_RULES_PATH: '',
     VIGIL_RULES_WATCH: 'false',

@@ -61,6 +61,7 @@ import { FAMILIES, indexNames, type Family } from '../schemas';
 import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { positiveInteger } from './arguments';
+import { isolatedNames } from './isolation';
 
 const EVENTS = positiveInteger(process.argv[2], 30_000, 'events');
 const ROUNDS = positiveInteger(process.argv[3], 1, 'rounds');
@@ -164,18 +165,7 @@ function isolation(prefix: string, detection: boolean, redisKind: RedisKind = 's
   return {
     VIGIL_TOPIC_PARTITIONS: String(PARTITIONS),
     REDIS_CLUSTER_NODES: redisKind === 'cluster' ? CLUSTER_NODES : undefined,
-    VIGIL_TOPIC_POLICY: `${prefix}.policy`,
-    VIGIL_TOPIC_INVOCATION: `${prefix}.invocation`,
-    VIGIL_TOPIC_DEVICE: `${prefix}.device`,
-    VIGIL_TOPIC_DEADLETTER: `${prefix}.deadletter`,
-    VIGIL_TOPIC_DETECTIONS: `${prefix}.detections`,
-    VIGIL_TOPIC_NOTIFICATIONS: `${prefix}.notifications`,
-    VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `${prefix}.notifications-deadletter`,
-    VIGIL_CONSUMER_GROUP: `${prefix}-ingest`,
-    VIGIL_ALERTER_GROUP: `${prefix}-alerter`,
-    VIGIL_NOTIFIER_GROUP: `${prefix}-notifier`,
-    VIGIL_REDIS_PREFIX: prefix,
-    VIGIL_INDEX_PREFIX: prefix,
+    ...isolatedNames(prefix),
     VIGIL_DETECTION: detection ? 'on' : 'off',
     // The default pack and no file watcher, whatever the shell says; no metrics listener.
     VIGIL_RULES_PATH: '',

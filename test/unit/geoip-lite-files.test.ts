@@ -1,17 +1,11 @@
 import geoip from 'geoip-lite';
 import { GeoipLiteFiles, geoipLiteDataDirectory } from '../../ingest';
+import { seededRandom } from '../../scripts/simulated-traffic';
 
-/** A deterministic stream of 32-bit numbers (xorshift), so a failure names addresses that come back. */
+/** Unsigned 32-bit numbers from a seed (the demo's generator, scaled), so a failure names addresses that come back. */
 function numbers(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state;
-  };
+  const random = seededRandom(seed);
+  return () => Math.floor(random() * 4_294_967_296);
 }
 
 function ipv4(value: number): string {

@@ -90,6 +90,11 @@ function configFor(webhookUrl: string): Config {
     VIGIL_BULK_FLUSH_MS: String(BULK_FLUSH_MS),
     // No group wait: this measures the pipeline's latency, not the grouping's deliberate delay (docs/alerting.md#notification-grouping).
     VIGIL_ALERT_DESTINATIONS: JSON.stringify([{ type: 'webhook', name: 'bench-receiver', url: webhookUrl, secret, groupWaitMs: 0 }]),
+    // Each trigger comes from an IP of its own, so each is an alert of its own: no storm guard
+    // folding the 6th and later into one campaign alert, and no event-time hold (the watermark's
+    // lateness is a deliberate delay too, docs/alerting.md#event-time-the-watermark-and-lateness).
+    VIGIL_ALERT_STORM_MAX: '0',
+    VIGIL_ALERT_LATENESS_MS: '0',
   });
 }
 
@@ -126,6 +131,8 @@ interface Plain {
 
 const triggers = new Map<string, Trigger>();
 const triggerByConsumer = new Map<string, Trigger>();
+/** What names a trigger in its alert's key: its consumer, or its IP (the threat rule keys on the IP when no user is proven). */
+const alertKeyOf = (key: Readonly<Record<string, string>>): string => key['actor.consumerId'] ?? key['client.ip'] ?? '';
 const plains = new Map<string, Plain>();
 /** Triggers not yet acknowledged by Kafka, oldest first. */
 const unacked: Trigger[] = [];
@@ -172,7 +179,7 @@ async function startReceiver(): Promise<{ server: Server; url: string }> {
       const parsed = JSON.parse(body.toString('utf8')) as WebhookBody;
       const alert = alertSchema.safeParse(parsed.alert);
       if (parsed.type !== 'vigil.alert.opened' || !alert.success) return;
-      const trigger = triggerByConsumer.get(alert.data.key['actor.consumerId'] ?? '');
+      const trigger = triggerByConsumer.get(alertKeyOf(alert.data.key));
       if (trigger) trigger.notified ??= at;
       else unmatched.webhooks++;
     });
@@ -227,14 +234,17 @@ function trafficSource(emitter: Emitter): (phase: 1 | 2) => void {
       const consumerId = `bench-${id}-${count}`;
       const eventId = `evt-${id}-${count}`;
       const trigger: Trigger = { phase, consumerId, produced: performance.now(), sequence: count };
+      const ip = `10.30.${Math.floor(count / 25_000) % 250}.${(Math.floor(count / 100) % 250) + 1}`;
       triggers.set(eventId, trigger);
       triggerByConsumer.set(consumerId, trigger);
+      // The threat rule keys a detection with no user on its IP, one per trigger (see alertKeyOf).
+      triggerByConsumer.set(ip, trigger);
       unacked.push(trigger);
       emitter.policy({
         id: eventId,
         correlation: { requestId: `req-${id}-t${count}` },
         actor: { consumerId },
-        client: { ip: `10.30.${Math.floor(count / 25_000) % 250}.${(Math.floor(count / 100) % 250) + 1}` },
+        client: { ip },
         policy: {
           kind: 'json_threat',
           name: 'json-threat-protection',
@@ -402,7 +412,7 @@ async function main(): Promise<void> {
       redis,
       onAlertChange: (change) => {
         if (change.kind !== 'opened') return;
-        const trigger = triggerByConsumer.get(change.alert.key['actor.consumerId'] ?? '');
+        const trigger = triggerByConsumer.get(alertKeyOf(change.alert.key));
         if (trigger) trigger.alerted ??= performance.now();
       },
     });

@@ -42,6 +42,7 @@ import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors
 import { createLogger, loadConfig, sleep, type Config, type Logger } from '../platform';
 import { alertSchema, detectionSchema } from '../schemas';
 import { positiveInteger } from './arguments';
+import { isolatedNames } from './isolation';
 
 const PHASE1_EVENTS = positiveInteger(process.argv[2], 25_000, 'phase1Events');
 const PHASE2_SECONDS = positiveInteger(process.argv[3], 30, 'phase2Seconds');
@@ -70,20 +71,9 @@ const logger: Logger = createLogger({ level: process.env.LOG_LEVEL ?? 'error' })
 function configFor(webhookUrl: string): Config {
   return loadConfig({
     ...process.env,
-    VIGIL_TOPIC_POLICY: `${base}.policy`,
-    VIGIL_TOPIC_INVOCATION: `${base}.invocation`,
-    VIGIL_TOPIC_DEVICE: `${base}.device`,
-    VIGIL_TOPIC_DEADLETTER: `${base}.deadletter`,
-    VIGIL_TOPIC_DETECTIONS: `${base}.detections`,
-    VIGIL_TOPIC_NOTIFICATIONS: `${base}.notifications`,
-    VIGIL_TOPIC_NOTIFICATION_DEADLETTER: `${base}.notifications.deadletter`,
-    VIGIL_CONSUMER_GROUP: `${base}-ingest`,
-    VIGIL_ALERTER_GROUP: `${base}-alerter`,
-    VIGIL_NOTIFIER_GROUP: `${base}-notifier`,
+    ...isolatedNames(base),
     // No metrics listener: another process on this machine may hold the default port.
     VIGIL_HTTP_PORT: '0',
-    VIGIL_INDEX_PREFIX: base,
-    VIGIL_REDIS_PREFIX: base,
     // The default pack, whatever the shell says; no watcher in a measurement.
     VIGIL_RULES_PATH: '',
     VIGIL_RULES_WATCH: 'false',

@@ -19,7 +19,15 @@
  *   with a `node_modules` link): each round then also runs its clean and hostile pair, on the same
  *   traffic, the two versions' pairs in alternating order, so a before/after comparison shares the
  *   machine's load of the moment. Its Vigil is built by its own test harness.
+ * - BENCH_TIMES=ordered: event times rise with the position, as a live feed's do, instead of
+ *   falling anywhere in the hour (the fuzz test's traffic). Event-time alignment then moves every
+ *   partition in steps of its skew bound, so both runs are mostly those steps' round trips.
+ * - BENCH_PROFILE: a directory; each run's timed window (start to last good event indexed) is
+ *   recorded by the V8 sampling profiler into `<label>-<round>.cpuprofile` there, so the bench's own
+ *   work (generating and producing the traffic) stays out of it.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Vigil } from '../app';
@@ -33,6 +41,8 @@ const ROUNDS = positiveInteger(process.argv[3], 3, 'rounds');
 const GOOD_PERCENT = positiveInteger(process.argv[4], 20, 'goodPercent');
 const TARGET = 0.9;
 const COMPARE_DIR = process.env.BENCH_COMPARE_DIR;
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+const TIMES = process.env.BENCH_TIMES === 'ordered' ? 'ordered' : 'random';
 
 /** What a run needs from a checkout's test harness: the one under test, or the one compared with. */
 type Harness = Pick<typeof localHarness, 'isolatedConfig' | 'openStack' | 'vigilOn' | 'waitFor'>;
@@ -65,6 +75,7 @@ async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): 
     idPrefix: `bench-${stack.config.indices.prefix}`,
     maxMessageBytes: stack.config.limits.maxMessageBytes,
     maxJsonDepth: stack.config.limits.maxJsonDepth,
+    times: TIMES,
   });
   const sent = label === 'clean' ? traffic.filter((message) => message.kind === 'good') : traffic;
   const good = sent.filter((message) => message.kind === 'good').length;
@@ -92,11 +103,23 @@ async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): 
     let chunks = 0;
     vigil.instrumentation.on('runner.chunk', () => chunks++);
     const running = vigil;
+    const profiler = PROFILE_DIR === undefined ? undefined : new Session();
+    if (profiler) {
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
+      await profiler.post('Profiler.start');
+    }
     const cpuBefore = process.cpuUsage();
     await running.start();
     await waitFor(`${good} good events indexed (${label})`, () => (running.pipeline?.stats().indexed ?? 0) >= good, 600_000);
     const seconds = (performance.now() - (firstChunkAt ?? performance.now())) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
+    if (profiler && PROFILE_DIR !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(resolve(PROFILE_DIR, `${label}-${seed}.cpuprofile`), JSON.stringify(profile));
+      profiler.disconnect();
+    }
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     // Off the clock: the rest of the run is consumed too, and every message must be accounted
     // for (indexed, a duplicate, or dead-lettered), so a fast run can't be one that skipped work.

@@ -215,22 +215,27 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
 
     // An id this process saw acknowledged is decided here, as Elasticsearch would decide it after
     // the rules: the same content is a duplicate (a redelivery), other content an id conflict.
-    // Neither is correlated, evaluated or indexed. The memory is filled only after a commit, so
-    // two events of one chunk with one id still go to Elasticsearch, which decides between them.
+    // Neither is correlated, evaluated or indexed. So is a later copy of an id that came earlier
+    // in this chunk (a twin): it is decided by what Elasticsearch answers for the first copy.
     const hashed: HashedItem[] = [];
     const documents: EventDocument[] = [];
     const fresh: typeof decoded = [];
     const known: Refused[] = [];
+    const twins: { message: KafkaMessage; item: HashedItem; first: number }[] = [];
+    const firstOfId = new Map<string, number>();
     let knownDuplicates = 0;
     for (const entry of decoded) {
       const { event, enrichment, message } = entry;
-      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
       const index = eventIndexName(config.indices.prefix, event.family, event.time);
-      const item: HashedItem = { index, id: event.id, contentHash: document.vigil.content_hash };
       const storedHash = recentIds.get(index, event.id);
+      const first = firstOfId.get(`${index}\u0000${event.id}`);
+      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
+      const item: HashedItem = { index, id: event.id, contentHash: document.vigil.content_hash };
       if (storedHash === item.contentHash) knownDuplicates++;
       else if (storedHash !== undefined) known.push({ message, reasonCode: 'id_conflict', reason: conflictReason(item, storedHash) });
+      else if (first !== undefined) twins.push({ message, item, first });
       else {
+        firstOfId.set(`${index}\u0000${event.id}`, fresh.length);
         fresh.push(entry);
         hashed.push(item);
         documents.push(document);
@@ -317,6 +322,17 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         else rejected.push({ message, reasonCode: 'index_rejected', reason: `Elasticsearch refused the document: ${result.reason}` });
       }
     });
+    // A twin meets the content Elasticsearch holds for its id once the first copy was answered.
+    for (const { message, item, first } of twins) {
+      const outcome = results[first];
+      const firstItem = hashed[first];
+      const storedHash =
+        outcome?.status === 'created' || outcome?.status === 'duplicate' ? firstItem?.contentHash : outcome?.status === 'conflict' && outcome.storedHash !== 'none' ? outcome.storedHash : undefined;
+      if (storedHash === item.contentHash) duplicates++;
+      else if (storedHash !== undefined) rejected.push({ message, reasonCode: 'id_conflict', reason: conflictReason(item, storedHash) });
+      // The first copy was refused: this one is kept with it, to be redriven once the cause is fixed.
+      else rejected.push({ message, reasonCode: 'index_rejected', reason: `an earlier copy of event id ${item.id} in the same chunk was refused (${outcome && 'reason' in outcome ? String(outcome.reason) : 'no answer'}); this one was not sent` });
+    }
     await Promise.all([deadLettering, sendDeadLetters(chunk, rejected, now)]);
     // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
     stats.consumed += messages.length;

@@ -139,3 +139,46 @@ describe('an id this process already indexed: decided from its memory, before co
     expect(await countEvents(run.stack, { term: { 'vigil.policy.outcome': 'pass' } })).toBe(0);
   });
 });
+
+describe('an id twice in one chunk: the later copy decided by the answer to the first', () => {
+  const run = withVigil();
+
+  it('sends only the first copy through the stages, counts a same-content twin as a duplicate and dead-letters another as id_conflict', async () => {
+    const { config, kafka } = run.stack;
+    const staged: string[] = [];
+    run.vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => {
+      for (const id of eventIds) staged.push(`${stage} ${id}`);
+    });
+    const chunks: number[] = [];
+    run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
+      if (component === 'ingest') chunks.push(messages);
+    });
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      // One send, one key: one batch on one partition, handled as one chunk.
+      await producer.send({
+        topic: config.topics.policy,
+        acks: -1,
+        messages: [
+          { key: 'one-partition', value: JSON.stringify(policy('evt-twin-a', 'fail')) },
+          { key: 'one-partition', value: resent('evt-twin-a', 'fail') },
+          { key: 'one-partition', value: JSON.stringify(policy('evt-twin-a', 'pass')) },
+        ],
+      });
+    } finally {
+      await producer.disconnect();
+    }
+
+    const [record] = (await readTopic(kafka, config.topics.deadLetter, 1)).map(fromDeadLetterMessage);
+    expect(record?.reasonCode).toBe('id_conflict');
+    expect(record?.reason).toMatch(/^event id evt-twin-a is already indexed in .* with different content/);
+    expect(JSON.parse(record?.value?.toString() ?? '{}')).toMatchObject({ policy: { outcome: 'pass' } });
+    await waitFor('every message settled', () => (run.vigil.pipeline?.stats().consumed ?? 0) >= 3);
+    expect(chunks).toStrictEqual([3]);
+    expect(run.vigil.pipeline?.stats()).toMatchObject({ consumed: 3, indexed: 1, duplicates: 1, deadLettered: 1, deadLetteredByReason: { id_conflict: 1 } });
+    expect(staged.filter((entry) => entry.endsWith(' evt-twin-a')).sort()).toStrictEqual(['correlate evt-twin-a', 'detect evt-twin-a', 'index evt-twin-a']);
+    expect(await countEvents(run.stack, { prefix: { 'event.id': 'evt-twin-' } })).toBe(1);
+    expect(await countEvents(run.stack, { term: { 'vigil.policy.outcome': 'pass' } })).toBe(0);
+  });
+});

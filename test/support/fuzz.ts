@@ -37,6 +37,13 @@ export interface FuzzOptions {
   maxJsonDepth: number;
   /** Event times are around this. @defaultValue now */
   now?: Date;
+  /**
+   * `random`: each event at a random time within the hour before `now`, in no order (what a
+   * partition sees from many unsynchronised producers; event-time alignment cuts it small).
+   * `ordered`: times rise with the position over that hour, within a second of jitter, as a live
+   * feed's do. The other draws are the same either way. @defaultValue random
+   */
+  times?: 'random' | 'ordered';
 }
 
 const ANY: readonly DeadLetterReason[] = ['empty', 'too_large', 'not_json', 'too_deep', 'unknown_schema_version', 'schema_invalid', 'wrong_topic', 'time_out_of_range'];
@@ -88,8 +95,10 @@ export function fuzzTraffic(options: FuzzOptions): FuzzMessage[] {
   const messages: FuzzMessage[] = [];
   const goods: { id: string; family: Family; key: Buffer; value: Buffer; event: Json }[] = [];
 
-  function goodEvent(id: string, family: Family): Json {
-    const time = new Date(now - int(0, 3_600_000)).toISOString();
+  function goodEvent(id: string, family: Family, seq: number): Json {
+    // One draw either way, so the rest of the traffic is the same in both orders.
+    const offset = int(0, 3_600_000);
+    const time = new Date(options.times === 'ordered' ? now - 3_600_000 + Math.floor((seq / options.count) * 3_600_000) - (offset % 1000) : now - offset).toISOString();
     const envelope: { [key: string]: Json } = {
       id,
       schemaVersion: 1,
@@ -129,13 +138,13 @@ export function fuzzTraffic(options: FuzzOptions): FuzzMessage[] {
 
     if (random() < goodShare || goods.length === 0) {
       const id = `${options.idPrefix}-${seq}`;
-      const event = goodEvent(id, family);
+      const event = goodEvent(id, family, seq);
       const value = encode(event);
       goods.push({ id, family, key, value, event });
       push('good', value, { outcome: 'indexed', id });
       continue;
     }
-    const base = goodEvent(`${options.idPrefix}-bad-${seq}`, family);
+    const base = goodEvent(`${options.idPrefix}-bad-${seq}`, family, seq);
     const mutation = int(0, 17);
     switch (mutation) {
       case 0: {

@@ -67,7 +67,7 @@ interface RunResult {
 
 async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): Promise<RunResult> {
   const { isolatedConfig, openStack, vigilOn, waitFor } = harness;
-  const stack = openStack(isolatedConfig({ VIGIL_BULK_FLUSH_MS: '50' }));
+  const stack = openStack(isolatedConfig());
   const traffic = fuzzTraffic({
     seed,
     count: MESSAGES,

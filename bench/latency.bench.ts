@@ -57,7 +57,8 @@ const LINGER_MS = 5;
 const BURST = 250;
 /** How often the emitter's delivered count is read to stamp when Kafka acknowledged each trigger. */
 const ACK_SAMPLE_MS = 1;
-const BULK_FLUSH_MS = 50;
+/** The default: each chunk's documents go to Elasticsearch at once (docs/pipeline.md). */
+const BULK_FLUSH_MS = 0;
 /** The probe's own fetch wait; the broker answers as soon as a byte arrives (minBytes 1) anyway. */
 const PROBE_MAX_WAIT_MS = 50;
 const SETTLE_TIMEOUT_MS = 30_000;

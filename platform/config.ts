@@ -193,7 +193,12 @@ export const settings = {
       'Send a bulk request when this many documents wait. It is also the chunk size: the pipeline handles and commits each partition’s messages in chunks of this many.',
     ),
     maxBytes: setting('VIGIL_BULK_MAX_BYTES', int(1024, 100 * 1024 * 1024).default(2 * 1024 * 1024), '1024–104857600', 'Send a bulk request when the waiting NDJSON reaches this many bytes (UTF-8).'),
-    flushMs: setting('VIGIL_BULK_FLUSH_MS', int(10, 60_000).default(100), '10–60000', 'Send a bulk request at most this long after the first waiting document arrived.'),
+    flushMs: setting(
+      'VIGIL_BULK_FLUSH_MS',
+      int(0, 60_000).default(0),
+      '0–60000',
+      '0: each chunk’s documents go to Elasticsearch at once, as one request (a chunk is already a batch, and nothing waits for a timer). Above 0: the documents of small chunks wait up to this long for others’, from every partition, and go together: fewer requests at a low rate, each event that much later.',
+    ),
   },
   redis: {
     url: setting(

@@ -19,7 +19,11 @@ export interface BulkIndexerOptions {
   maxDocs: number;
   /** Send when the waiting documents reach this many bytes of NDJSON (`VIGIL_BULK_MAX_BYTES`). */
   maxBytes: number;
-  /** Send at most this long after the first waiting document arrived, however few wait (`VIGIL_BULK_FLUSH_MS`). */
+  /**
+   * Send at most this long after the first waiting document arrived, however few wait
+   * (`VIGIL_BULK_FLUSH_MS`); 0 sends what each {@link BulkIndexer.index} call queued at once, as
+   * one request (the caller's batch is the bulk request).
+   */
   flushMs: number;
   /** Attempts after the first for documents Elasticsearch pushed back (429, 5xx). @defaultValue 3 */
   retries?: number;
@@ -49,7 +53,8 @@ const BULK_RESPONSE_FILTER = 'items.*.status,items.*.error.type,items.*.error.re
 /**
  * Buffers `create` operations and sends them as bulk requests on size, count, or a wall-clock
  * timer that starts with the first waiting document and is never pushed back by later ones, so
- * a lone event is searchable within `flushMs` + refresh. (helpers.bulk waits for 5 MB and
+ * a lone event is searchable within `flushMs` + refresh; with `flushMs` 0, each call's documents
+ * go at once. (helpers.bulk waits for 5 MB and
  * restarts its idle timer on every document, so a steady trickle could wait forever.)
  *
  * `op_type: create` with the event id as `_id` makes redelivery harmless: a 409 counts as done.
@@ -94,7 +99,8 @@ export class BulkIndexer {
           if (this.pending.length >= this.options.maxDocs || this.pendingBytes >= this.options.maxBytes) this.send();
         }),
     );
-    if (this.pending.length > 0 && this.timer === undefined) {
+    if (this.options.flushMs === 0) this.send();
+    else if (this.pending.length > 0 && this.timer === undefined) {
       this.timer = setTimeout(() => this.send(), this.options.flushMs);
     }
     return Promise.all(results);

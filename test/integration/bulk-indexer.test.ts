@@ -44,4 +44,19 @@ describe('bulk indexer', () => {
     expect(stored._source).toEqual({ count: 1, text });
     await indexer.flush();
   });
+
+  it('with flushMs 0, sends what each call queued at once, as one request, without waiting for a timer or for others', async () => {
+    const indexer = new BulkIndexer(stack.elasticsearch, { maxDocs: 1000, maxBytes: 1024 * 1024, flushMs: 0 }, testLogger);
+    const first = indexer.index([
+      { index, id: 'now-1', document: { count: 1 } },
+      { index, id: 'now-2', document: { count: 2 } },
+    ]);
+    // Sent by the call itself: a request is in flight before any timer could fire.
+    expect(indexer.stats.requests).toBe(1);
+    const second = indexer.index([{ index, id: 'now-3', document: { count: 3 } }]);
+    expect(indexer.stats.requests).toBe(2);
+    expect([...(await first), ...(await second)].map((result) => result.status)).toEqual(['created', 'created', 'created']);
+    await indexer.flush();
+    expect(indexer.stats).toEqual({ requests: 2, created: 3, duplicates: 0, rejected: 0, retries: 0 });
+  });
 });

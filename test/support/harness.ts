@@ -27,7 +27,6 @@ export function isolatedEnv(overrides: Record<string, string> = {}): Record<stri
     VIGIL_TOPIC_PARTITIONS: '2',
     VIGIL_CONSUMER_GROUP: `it-${id}-ingest`,
     VIGIL_INDEX_PREFIX: `it-${id}`,
-    VIGIL_BULK_FLUSH_MS: '200',
     // The alerter holds detections for the allowed lateness before grouping them: tests that
     // wait for alerts get them within a second (tests of event-time grouping set their own).
     VIGIL_ALERT_LATENESS_MS: '500',

@@ -24,10 +24,13 @@ export interface TimeOrdered {
    * one time keep the order they were made in, so one request's events stay together), and
    * flushes all of them after each `sliceMs` of event time. Each partition then receives the
    * traffic in time order, as it would from live gateways, whatever stand-in or generator emitted
-   * it. Resolves once Kafka acknowledged the last slice, with how many emits were sent (an
-   * emitter that refuses one counts it in its own `stats().dropped`).
+   * it. `afterSlice`, when given, is awaited after each slice is acknowledged, before the next is
+   * sent: a reader that waits there for the pipeline to take the slice in gets the stream paced
+   * as live traffic is, never more than a slice ahead on one partition than on another. Resolves
+   * once Kafka acknowledged the last slice, with how many emits were sent (an emitter that refuses
+   * one counts it in its own `stats().dropped`).
    */
-  send(): Promise<number>;
+  send(afterSlice?: () => Promise<void>): Promise<number>;
 }
 
 /**
@@ -57,21 +60,25 @@ export function timeOrdered(targets: readonly Emitter[], options: { sliceMs?: nu
   return {
     emitters,
     held: () => held.length,
-    async send() {
+    async send(afterSlice) {
       // Array.prototype.sort is stable: emits of one time keep the order they were made in.
       const ordered = held.sort((a, b) => a.time - b.time);
       held = [];
       const unique = [...new Set(targets)];
+      const endSlice = async (): Promise<void> => {
+        await Promise.all(unique.map((emitter) => emitter.flush()));
+        await afterSlice?.();
+      };
       let sliceEnd = Number.NEGATIVE_INFINITY;
       for (const item of ordered) {
         if (item.time >= sliceEnd) {
-          if (sliceEnd !== Number.NEGATIVE_INFINITY) await Promise.all(unique.map((emitter) => emitter.flush()));
+          if (sliceEnd !== Number.NEGATIVE_INFINITY) await endSlice();
           sliceEnd = Math.floor(item.time / sliceMs) * sliceMs + sliceMs;
         }
         // Each family's input type matches its method: the stand-in took it through the same one.
         (item.target[item.family] as (input: EmitInput<Family>) => EmitResult)(item.input);
       }
-      await Promise.all(unique.map((emitter) => emitter.flush()));
+      await endSlice();
       return ordered.length;
     },
   };

@@ -72,7 +72,6 @@ describe('the demo\'s traffic in event-time order: no detection late at the aler
     }, 30_000);
 
     const late = vigil.alerter?.stats().late;
-    if (process.env.DEBUG_ORDER) console.log(detections.map((d) => `${d.ruleId} t=${((Date.parse(d.time) - Date.now()) / 1000).toFixed(1)} judged=${d.judgedAt ? ((Date.parse(d.judgedAt) - Date.now()) / 1000).toFixed(1) : '-'} win=${((Date.parse(d.window.start) - Date.now()) / 1000).toFixed(1)} at=${d.detectedAt}`).join('\n'));
     // The burst's incident: one alert on the endpoint, holding the flood, the error and the latency surge.
     const dos = dosEndpoints(runId).burst;
     const dosChanges = changes.filter((change) => change.alert.groupKey === `invocation.resource.api=${dos.api},invocation.route=${dos.route}`);

@@ -4,13 +4,15 @@ import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
 import type { AlertChange } from '../schemas';
 import { startAlertReceiver, type Received } from './alert-receiver';
-import { dosEndpoints, emitDosScenario } from './dos-traffic';
+import { DOS_RULES, dosEndpoints, emitDosScenario } from './dos-traffic';
 import type { Detection } from '../schemas';
-import { injectAttacks } from './attack-traffic';
+import type { InjectedAttack } from './attack-traffic';
+import { LIVE_SPAN_MS, dosScenarioEnd, emitLiveTraffic, liveSliceMs, untilTaken } from './demo-traffic';
 import { writeReport } from './report';
-import { createElasticsearch, createLogger, createProducer, loadConfig, secretsOf, sleep } from '../platform';
+import { deleteKeysUnder } from '../detectors';
+import { createElasticsearch, createLogger, createProducer, createRedis, loadConfig, secretsOf, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames, pipelineIndexNames } from '../schemas';
-import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from './simulated-traffic';
+import { SIMULATED_SOURCES, malformedMessages } from './simulated-traffic';
 import { KONG_CANNOT_CARRY, kongEmitter } from './demo-via';
 
 /** Options of {@link runDemo}. */
@@ -34,7 +36,10 @@ export interface DemoOptions {
  * from five simulated gateways and services plus raw malformed messages from a producer that
  * is not the SDK, shows progress, and ends with a summary checked against Elasticsearch and the
  * incident report of the run (`reports/vigil-report-<run>.html`, see docs/report.md).
- * Returns the exit code: 0 only when indexed = sent - dead-lettered, by Elasticsearch's count.
+ * Returns the exit code: 0 only when every check of the summary holds: indexed = sent -
+ * dead-lettered (by Elasticsearch's count), every attack caught and the benign traffic quiet, the
+ * DoS burst one incident holding its three rules, no detection folded late, and a report with a
+ * DoS incident.
  */
 /**
  * Notification grouping for the demo's destinations: a minute of traffic can't wait out
@@ -42,6 +47,15 @@ export interface DemoOptions {
  * 2 s and of its escalation within 10 s, still grouped (docs/alerting.md).
  */
 const DEMO_GROUPING = { groupWaitMs: 2000, groupIntervalMs: 10_000 } as const;
+
+/**
+ * The alerter's timings in the demo (each unless set in the environment): alerts resolve after 8
+ * s of quiet so the demo can show a resolution, and the alerter holds detections 2 s before
+ * folding them in event-time order (docs/alerting.md): a minute of production's default would
+ * outlast the demo's last burst. The demo's traffic is written in event-time order, so no
+ * detection arrives later than that (test/integration/demo-order.test.ts).
+ */
+export const DEMO_ALERT_TIMINGS = { VIGIL_ALERT_RESOLVE_AFTER_MS: '8000', VIGIL_ALERT_LATENESS_MS: '2000' } as const;
 
 export async function runDemo(options: DemoOptions): Promise<number> {
   // On-call for the demo is a loopback receiver, unless destinations are configured; alerts
@@ -52,8 +66,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const runId = `demo-${Date.now().toString(36)}`;
   // The adapter's events carry no labels.run: the run's own service name finds them.
   const viaService = `edge-kong-${runId}`;
+  // The run's own Redis state, under `<VIGIL_REDIS_PREFIX>:<run>` and deleted at the end, like its
+  // endpoints and attack names: the alerter's event-time clock is in Redis, and a run replays
+  // history from 35 minutes back, behind what the run before it folded; on a shared clock every
+  // detection of a run started within minutes of another was late (docs/alerting.md).
+  const redisPrefix = `${process.env.VIGIL_REDIS_PREFIX ?? 'vigil'}:${runId}`;
   const config = loadConfig({
     ...process.env,
+    VIGIL_REDIS_PREFIX: redisPrefix,
     ...(options.via !== undefined
       ? { VIGIL_ADAPT_SERVICE: viaService, VIGIL_ADAPT_ENVIRONMENT: 'prod', VIGIL_ADAPT_GROUPS: JSON.stringify({ default: 'edge' }), VIGIL_ADAPT_CONSUMER_GROUP: `vigil-adapt-${runId}` }
       : {}),
@@ -66,10 +86,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
           ]),
         }
       : {}),
-    VIGIL_ALERT_RESOLVE_AFTER_MS: process.env.VIGIL_ALERT_RESOLVE_AFTER_MS ?? '8000',
-    // The alerter holds detections for its lateness before folding them in event-time order
-    // (docs/alerting.md); a minute of production's default would outlast the demo's last burst.
-    VIGIL_ALERT_LATENESS_MS: process.env.VIGIL_ALERT_LATENESS_MS ?? '2000',
+    VIGIL_ALERT_RESOLVE_AFTER_MS: process.env.VIGIL_ALERT_RESOLVE_AFTER_MS ?? DEMO_ALERT_TIMINGS.VIGIL_ALERT_RESOLVE_AFTER_MS,
+    VIGIL_ALERT_LATENESS_MS: process.env.VIGIL_ALERT_LATENESS_MS ?? DEMO_ALERT_TIMINGS.VIGIL_ALERT_LATENESS_MS,
     // A minute of traffic in production's 30 s intervals would be two bars on Pipeline health.
     VIGIL_PIPELINE_STATS_INTERVAL_MS: process.env.VIGIL_PIPELINE_STATS_INTERVAL_MS ?? '5000',
   });
@@ -78,9 +96,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const changes: AlertChange[] = [];
   // The demo's own Elasticsearch client: the summary reads it after Vigil has stopped.
   const elasticsearch = createElasticsearch(config);
+  // The demo's own Redis client: it deletes the run's keys after Vigil has stopped.
+  const redis = createRedis(config, logger.child({ component: 'redis' }));
   const vigil = createVigil(config, {
     logger,
     elasticsearch,
+    redis,
     onDetections: (batch) => detections.push(...batch),
     onAlertChange: (change) => changes.push(change),
     sweepEveryMs: 1000,
@@ -94,6 +115,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await vigil.start();
   } catch (error) {
     await receiver.close();
+    redis.disconnect();
     throw error;
   }
 
@@ -108,17 +130,37 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const emitters: Emitter[] = SIMULATED_SOURCES.map((source, n) =>
     n === 0 && via !== undefined ? via : createEmitter({ kafka, topics: config.topics, source, logger, lingerMs: 20 }),
   );
-  // History first (event time), so the DoS detectors learn their baselines as they happened.
+  // History first (event time), so the DoS detectors learn their baselines as they happened. It
+  // ends where the live traffic's span begins: the stream goes forward in event time, as live.
   const historyEmitter = createEmitter({ kafka, topics: config.topics, source: { service: 'shop-gateway', kind: 'gateway' }, logger, lingerMs: 20, maxBuffer: 20_000 });
-  const { history, burst } = detecting ? emitDosScenario(historyEmitter, runId, Date.now()) : { history: 0, burst: 0 };
+  const { history, burst } = detecting ? emitDosScenario(historyEmitter, runId, dosScenarioEnd(Date.now())) : { history: 0, burst: 0 };
   await historyEmitter.flush();
   if (history > 0) {
-    console.log(`  replaying ${history + burst} events of history (a 27-minute checkout baseline with a burst 8 minutes ago, and a 30-minute legitimate ramp)`);
+    console.log(
+      `  replaying ${history + burst} events of history (a 27-minute checkout baseline with a burst 8 minutes before its end, and a 30-minute legitimate ramp), ending ${LIVE_SPAN_MS / 60_000} minutes ago, where the live traffic begins`,
+    );
     for (const deadline = Date.now() + 120_000; pipeline.stats().indexed + pipeline.stats().duplicates < history + burst && Date.now() < deadline; ) await sleep(100);
   }
-  const traffic = emitSimulatedTraffic(emitters, options.events, { labels: { run: runId }, seed: Date.now() % 100_000 });
-  const attackEmitter = emitters[0] as Emitter;
-  const attacks = detecting ? injectAttacks(attackEmitter, { runId, labels: { run: runId, attack: 'yes' } }) : [];
+  // The live traffic: the services' last minute and the attacks of the last 4 minutes 30,
+  // written as one stream in event-time order, paced as live traffic is: each slice of event time
+  // (the alerter's lateness) taken in by the pipeline before the next is written. Through Kong,
+  // the first gateway's records count once the adapter has translated them.
+  const consumedBefore = pipeline.stats().consumed;
+  const written = (): number => {
+    const direct = emitters.reduce((total, emitter) => (emitter === via ? total : total + emitter.stats().delivered), 0);
+    if (via === undefined || adapt === undefined) return direct;
+    return adapt.stats().messages < via.kong().messages ? Number.POSITIVE_INFINITY : direct + adapt.stats().events;
+  };
+  const sliceMs = liveSliceMs(config.alerting.latenessMs);
+  console.log(`  writing the live traffic (the last ${LIVE_SPAN_MS / 60_000} minutes) in event-time order, ${sliceMs / 1000} s of event time at a time, each taken in by the pipeline before the next`);
+  const { traffic, attacks } = await emitLiveTraffic(emitters, {
+    events: options.events,
+    labels: { run: runId },
+    seed: Date.now() % 100_000,
+    ...(detecting ? { attacks: { runId, labels: { run: runId, attack: 'yes' } } } : {}),
+    sliceMs,
+    afterSlice: untilTaken(written, () => pipeline.stats().consumed - consumedBefore),
+  });
   const attackEvents = attacks.reduce((total, attack) => total + attack.events, 0);
 
   // A producer that is not the SDK sends what the SDK would have refused.
@@ -193,6 +235,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   }
   await vigil.stop();
   await receiver.close();
+  await deleteKeysUnder(redis, redisPrefix).catch((error: unknown) => logger.warn({ err: error, prefix: redisPrefix }, 'could not delete the run\'s Redis keys (they expire on their own)'));
+  await redis.quit().catch(() => redis.disconnect());
   const pipelineMetrics = vigil.pipelineStats?.stats();
 
   const pattern = indexNames(config.indices.prefix).eventPattern;
@@ -232,12 +276,14 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
     ? reportDetections(attacks, detections.filter((item) => !isDos(item)), via !== undefined ? KONG_CANNOT_CARRY : new Set())
     : { ok: true, text: '\n  detection is off (VIGIL_DETECTION=off)' };
   console.log(detectionReport.text);
-  const alertReport = detecting ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos) : { ok: true, text: '' };
+  const alertReport = detecting
+    ? reportAlerts(changes, receiver.received, detections.filter(isDos), dos, { read: vigil.alerter?.stats().detections ?? 0, late: vigil.alerter?.stats().late ?? 0, latenessMs: config.alerting.latenessMs })
+    : { ok: true, text: '' };
   console.log(alertReport.text);
 
-  // The incident report of the run: from the start of the replayed history (30 minutes back) to now.
+  // The incident report of the run: from the start of the replayed history (35 minutes back) to now.
   const reportFile = join('reports', `vigil-report-${runId}.html`);
-  const report = await writeReport(elasticsearch, config, { from: new Date(started - 31 * 60_000), to: new Date(Date.now() + 60_000) }, reportFile);
+  const report = await writeReport(elasticsearch, config, { from: new Date(started - LIVE_SPAN_MS - 31 * 60_000), to: new Date(Date.now() + 60_000) }, reportFile);
   const reportOk = !detecting || (report.data.incidents.length > 0 && report.data.dos.length > 0);
   console.log(
     `\nIncident report: ${report.path}\n  ${report.data.totals.incidents} incidents, ${report.data.totals.detections} detections on ${report.data.totals.rules} rules, ${report.data.dos.length} DoS incidents, ${report.data.travel.length} impossible-travel pairs; open it in a browser (no network needed)${reportOk ? '' : '\n  check: the report shows no incident or no DoS incident: MISMATCH'}`,
@@ -251,11 +297,14 @@ function reportAlerts(
   received: readonly Received[],
   dosDetections: readonly Detection[],
   dos: ReturnType<typeof dosEndpoints>,
+  alerter: { read: number; late: number; latenessMs: number },
 ): { ok: boolean; text: string } {
   const opened = changes.filter((change) => change.kind === 'opened');
   const byKind = (kind: string): number => changes.filter((change) => change.kind === kind).length;
   const dosGroup = `invocation.resource.api=${dos.burst.api},invocation.route=${dos.burst.route}`;
   const dosAlerts = new Set(changes.filter((change) => change.alert.groupKey === dosGroup).map((change) => change.alert.id));
+  // The flood, the error surge and the latency surge on the burst's minute: one incident holds all three.
+  const dosRules = new Set(changes.filter((change) => change.alert.groupKey === dosGroup).flatMap((change) => change.alert.rules));
   const rampDetections = dosDetections.filter((detection) => detection.key['invocation.route'] === dos.ramp.route);
   const lines = [
     '',
@@ -283,13 +332,22 @@ function reportAlerts(
   }
   const slack = received.find((item) => item.path === '/slack');
   if (slack) lines.push(`Slack: ${(slack.json as { text?: string }).text ?? ''}`);
-  const ok = dosAlerts.size === 1 && rampDetections.length === 0 && received.every((item) => item.signature !== 'INVALID');
-  lines.push(`  check: the DoS burst is ${dosAlerts.size} incident${dosAlerts.size === 1 ? '' : 's'} (want 1); the ramp raised ${rampDetections.length} (want 0): ${ok ? 'OK' : 'MISMATCH'}`);
-  return { ok, text: lines.join('\n') };
+  const held = DOS_RULES.filter((rule) => dosRules.has(rule)).length;
+  const ok = dosAlerts.size === 1 && held === DOS_RULES.length && rampDetections.length === 0 && received.every((item) => item.signature !== 'INVALID');
+  lines.push(
+    `  check: the DoS burst is ${dosAlerts.size} incident${dosAlerts.size === 1 ? '' : 's'} (want 1) holding ${held} of its ${DOS_RULES.length} rules; the ramp raised ${rampDetections.length} (want 0): ${ok ? 'OK' : 'MISMATCH'}`,
+  );
+  // The demo writes its traffic in event-time order (scripts/demo-traffic.ts), as live gateways
+  // would: every detection should reach the alerter within its lateness (docs/alerting.md).
+  const inOrder = alerter.late === 0;
+  lines.push(
+    `  check: the alerter read ${alerter.read} detections, ${alerter.late} late (behind the alerter's watermark by more than its ${alerter.latenessMs / 1000} s lateness, folded out of event-time order; want 0): ${inOrder ? 'OK' : 'MISMATCH'}`,
+  );
+  return { ok: ok && inOrder, text: lines.join('\n') };
 }
 
 /** The detections next to the attacks injected: every attack caught, and nothing else fired. */
-function reportDetections(attacks: ReturnType<typeof injectAttacks>, detections: readonly Detection[], notCarried: ReadonlySet<string>): { ok: boolean; text: string } {
+function reportDetections(attacks: readonly InjectedAttack[], detections: readonly Detection[], notCarried: ReadonlySet<string>): { ok: boolean; text: string } {
   const attackOf = (detection: Detection): (typeof attacks)[number] | undefined =>
     attacks.find((attack) => attack.expectedRules.includes(detection.ruleId) && Object.values(detection.key).some((value) => attack.actors.includes(value)));
   const caughtBy = new Map<string, Detection[]>();

@@ -8,12 +8,19 @@ export function dosEndpoints(runId: string): { burst: { api: string; route: stri
   };
 }
 
+/**
+ * The rules the burst is shaped for (a flood, an error surge and a latency surge on one endpoint),
+ * which the alerter must fold into one incident.
+ */
+export const DOS_RULES: readonly string[] = ['request-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
+
 /** Minutes of steady checkout traffic before the burst's minute, and after it. */
 const BASELINE_MINUTES = 18;
 const AFTER_MINUTES = 8;
 
 /**
- * The DoS scenario, in event time, ending now: steady traffic on the checkout endpoint for 18
+ * The DoS scenario, in event time, ending at `now` (the demo ends it where its live traffic
+ * begins, 5 minutes before the current time: scripts/demo-traffic.ts): steady traffic on the checkout endpoint for 18
  * minutes (its baseline), then a burst within one clock minute (1,200 requests from five IPs, ten
  * times the baseline, half of them failing with 503 and slow: a flood, an error surge and a
  * latency surge on one endpoint, which the alerter must turn into one incident), then 8 more

@@ -255,7 +255,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       instrumentation,
       ...(overrides.clock ? { clock: overrides.clock } : {}),
       ...(correlator ? { correlator } : {}),
-      ...(engine ? { detection: engine } : {}),
+      ...(engine ? { detection: engine, watermarkStore: redis } : {}),
       ...(overrides.onDetections ? { onDetections: overrides.onDetections } : {}),
     });
   }

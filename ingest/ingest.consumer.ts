@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type EventDocument, type Family } from '../schemas';
@@ -6,6 +7,7 @@ import {
   BulkIndexer,
   CO_PARTITION_PROTOCOL,
   EventTimeAligner,
+  SharedWatermark,
   checkCoPartitioned,
   coPartitionAssigner,
   createPartitionRunner,
@@ -20,6 +22,7 @@ import {
   type Logger,
   type PartitionRunner,
   type PipelineStage,
+  type WatermarkStore,
   watchDecodeFailures,
 } from '../platform';
 import { correlationDocument } from './correlation';
@@ -71,6 +74,11 @@ export interface IngestPipelineDeps {
   correlator?: Correlator;
   /** Runs the rules on every batch; without it the pipeline only indexes. */
   detection?: DetectionEngine;
+  /**
+   * Where the group's instances share their event-time watermarks (the rules' Redis), so that
+   * none reads a backlog more than the skew ahead of another (see shared-watermark.ts).
+   */
+  watermarkStore?: WatermarkStore;
   /** Called with every batch's detections once they are indexed and published. */
   onDetections?: (detections: readonly Detection[]) => void;
   /** Receives `runner.*` and `pipeline.stage` events. */
@@ -105,6 +113,11 @@ export function ingestConsumerConfig(config: Config): ConsumerConfig {
     sessionTimeout: 30_000,
     maxBytesPerPartition: config.fetch.maxBytesPerPartition,
     maxBytes: config.fetch.maxBytes,
+    // How long the broker may hold a fetch open when none of its partitions has data (it answers
+    // as soon as one byte is there). A partition resumed after an event-time hold is fetched only
+    // with the next request: at kafkajs's 5 s, each hold cost up to 5 s, and a backlog read by
+    // several instances moves in holds, one skew period at a time (docs/event-time.md).
+    maxWaitTimeInMs: 250,
     // Partition N of the three topics goes to one instance, so each instance aligns whole keys
     // (docs/scaling.md). Round robin second: the group falls back to it while an instance of
     // an older version is still a member, during a rolling upgrade.
@@ -356,10 +369,26 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   // The rules that combine families see each key's events in event-time order, within the
   // skew, however far apart the topics' backlogs are (docs/event-time.md). Only the rules need
   // it: an indexing-only pipeline reads each partition as fast as it goes.
-  const aligner =
-    config.detection.alignEventTime && deps.detection
-      ? new EventTimeAligner({ maxSkewMs: config.detection.eventTimeSkewMs, idleMs: config.detection.eventTimeIdleMs })
+  // With several instances in the group, each also keeps within the skew of the others' lowest
+  // watermark, shared through Redis: a rule keyed by endpoint is fed by every instance.
+  const aligning = config.detection.alignEventTime && deps.detection !== undefined;
+  let aligner: EventTimeAligner | undefined;
+  const shared =
+    aligning && deps.watermarkStore
+      ? new SharedWatermark({
+          store: deps.watermarkStore,
+          key: `${config.redis.prefix}:align:${config.consumerGroup}`,
+          member: randomUUID(),
+          local: () => aligner?.localLow() ?? Infinity,
+          onChange: () => aligner?.refresh(),
+          // A stopped instance holds the others for at most twice the idleness bound.
+          ttlMs: Math.max(2000, config.detection.eventTimeIdleMs * 2),
+          logger,
+        })
       : undefined;
+  if (aligning) {
+    aligner = new EventTimeAligner({ maxSkewMs: config.detection.eventTimeSkewMs, idleMs: config.detection.eventTimeIdleMs, ...(shared ? { shared } : {}) });
+  }
   const runner: PartitionRunner = createPartitionRunner({
     component: 'ingest',
     // One chunk fills one bulk request, so a busy partition never waits for the flush timer.
@@ -412,6 +441,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
           );
         }
       });
+      await shared?.start();
       await consumer.connect();
       await consumer.subscribe({ topics: FAMILIES.map((family) => config.topics[family]), fromBeginning: true });
       await consumer.run({
@@ -427,6 +457,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     async stop() {
       runner.stop();
       await consumer?.disconnect();
+      await shared?.stop();
       await indexer.flush();
       await Promise.all([producer?.disconnect(), deadLetterProducer?.disconnect()]);
       logger.info({ stats: this.stats() }, 'ingest pipeline stopped');

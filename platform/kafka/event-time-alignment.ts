@@ -19,7 +19,9 @@
  * is paused, since kafkajs fetches again only when every batch of its last fetch is done with. A partition the aligner paused is never idle: its next event time is
  * known, and the smallest one is always allowed to go, so every pause ends.
  *
- * The bound is per consumer: with several instances, each aligns the partitions it holds.
+ * With several instances, each aligns the partitions it holds, and with `shared` (the other
+ * instances' low watermark, see shared-watermark.ts) none runs more than the skew ahead of the
+ * others either.
  */
 
 /** Options of {@link EventTimeAligner}. */
@@ -30,6 +32,8 @@ export interface EventTimeAlignmentOptions {
   idleMs: number;
   /** @defaultValue Date.now */
   now?: () => number;
+  /** The low watermark of the group's other instances; {@link EventTimeAligner.refresh} when it changes. */
+  shared?: { low(): number };
 }
 
 /** Counters of an aligner, since it was created. */
@@ -170,6 +174,19 @@ export class EventTimeAligner {
     for (const wake of waiters) wake();
   }
 
+  /** The other instances' watermark changed: resume the partitions it held, wake the waiting ones. */
+  refresh(): void {
+    this.recheck();
+  }
+
+  /**
+   * This instance's own low watermark, for the others: the least next event time of its
+   * partitions that count (see {@link lowWatermark}), whatever the other instances hold.
+   */
+  localLow(): number {
+    return this.lowOfPartitions(undefined);
+  }
+
   /** The partition runs ahead: `pause` pauses it and returns its resume, called once the others caught up. */
   hold(key: string, head: number, pause: () => () => void): void {
     const state = this.state(key);
@@ -213,6 +230,12 @@ export class EventTimeAligner {
    * not idle: -Infinity while one of them was never seen, +Infinity when none counts.
    */
   lowWatermark(except: string): number {
+    const local = this.lowOfPartitions(except);
+    const shared = this.options.shared?.low() ?? Infinity;
+    return shared < local ? shared : local;
+  }
+
+  private lowOfPartitions(except: string | undefined): number {
     const now = this.now();
     let low = Infinity;
     for (const [key, state] of this.partitions) {

@@ -27,6 +27,30 @@ describe('the event-time aligner', () => {
     expect(align.admit('device:0', [T0 + 60_000, T0 + 60_400, T0 + 61_000])).toBe(2);
   });
 
+  it('with the other instances\' watermark, keeps within the skew of it too, publishes its own apart from it, and resumes on refresh', () => {
+    const shared = { value: T0 };
+    const clock = { now: 0 };
+    const align = new EventTimeAligner({ maxSkewMs: 1000, idleMs: 5000, now: () => clock.now, shared: { low: () => shared.value } });
+    align.seen('policy:0', T0 + 10_000);
+    align.seen('device:0', T0 + 10_000);
+    // Locally both are at 10 s; another instance is at 0 s: nothing past its period goes.
+    expect(align.admit('policy:0', [T0 + 10_000])).toBe(0);
+    // What this instance writes for the others is its own partitions' watermark alone.
+    expect(align.localLow()).toBe(T0 + 10_000);
+    let resumed = 0;
+    align.hold('policy:0', T0 + 10_000, () => () => resumed++);
+    align.refresh();
+    expect(resumed).toBe(0);
+    shared.value = T0 + 10_500;
+    align.refresh();
+    expect(resumed).toBe(1);
+    expect(align.admit('device:0', [T0 + 10_000, T0 + 10_999, T0 + 11_000])).toBe(2);
+    // An instance that read everything writes Infinity: only the local partitions count then.
+    shared.value = Infinity;
+    expect(align.admit('device:0', [T0 + 10_000, T0 + 10_999, T0 + 11_000])).toBe(2);
+    align.close();
+  });
+
   it('resumes a held partition once the others caught up, and not before', () => {
     const { aligner: align } = aligner(1000);
     align.seen('policy:0', T0);

@@ -202,8 +202,9 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
   it('writes the pipeline metrics every interval and the last one at stop, all acknowledged', () => {
     expect(written.pending).toBe(0);
     expect(written.documents).toBeGreaterThan(0);
-    // Deltas of many intervals, not one total: the interval is 1 s and the traffic takes minutes.
-    expect(written.intervals).toBeGreaterThan(5);
+    // Deltas of many intervals, not one total: the interval is 1 s and the traffic takes seconds
+    // (how many depends on the machine; an interval in which nothing moved writes nothing).
+    expect(written.intervals).toBeGreaterThan(2);
   });
 
   it('shows the dead letters by reason: exactly the malformed messages the test wrote', () => {

@@ -1,5 +1,6 @@
 import { fromDeadLetterMessage, toEventDocument } from '../../ingest';
 import { eventIndexName, eventSchema, indexNames, type EventDocument } from '../../schemas';
+import type { Vigil } from '../../app';
 import { countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
 
 const time = new Date().toISOString();
@@ -93,15 +94,21 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
   });
 });
 
+/** Every `<stage> <event id>` a pipeline's stages report, as they happen. */
+function stagedIds(vigil: Vigil): string[] {
+  const staged: string[] = [];
+  vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => {
+    for (const id of eventIds) staged.push(`${stage} ${id}`);
+  });
+  return staged;
+}
+
 describe('an id this process already indexed: decided from its memory, before correlation, rules and indexing', () => {
   const run = withVigil();
 
   it('counts a later redelivery as a duplicate and dead-letters a later collision as id_conflict, neither reaching the stages', async () => {
     const { config, kafka } = run.stack;
-    const staged: string[] = [];
-    run.vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => {
-      for (const id of eventIds) staged.push(`${stage} ${id}`);
-    });
+    const staged = stagedIds(run.vigil);
     let committed = 0;
     run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
       if (component === 'ingest') committed += messages;
@@ -145,10 +152,7 @@ describe('an id twice in one chunk: the later copy decided by the answer to the 
 
   it('sends only the first copy through the stages, counts a same-content twin as a duplicate and dead-letters another as id_conflict', async () => {
     const { config, kafka } = run.stack;
-    const staged: string[] = [];
-    run.vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => {
-      for (const id of eventIds) staged.push(`${stage} ${id}`);
-    });
+    const staged = stagedIds(run.vigil);
     const chunks: number[] = [];
     run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
       if (component === 'ingest') chunks.push(messages);

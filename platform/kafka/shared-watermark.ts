@@ -47,6 +47,9 @@ export interface SharedWatermarkOptions {
   now?: () => number;
 }
 
+/** How long {@link SharedWatermark.stop} waits for Redis to remove this instance's field. */
+const STOP_WAIT_MS = 1000;
+
 /** A watermark as written: a number of ms, or `inf` / `-inf`. */
 const encode = (low: number): string => (low === Infinity ? 'inf' : low === -Infinity ? '-inf' : String(Math.floor(low)));
 
@@ -85,12 +88,24 @@ export class SharedWatermark {
     this.timer.unref();
   }
 
-  /** Stops syncing and removes this instance's field, so nobody waits for it. */
+  /**
+   * Stops syncing and removes this instance's field, so nobody waits for it. Waits at most
+   * `STOP_WAIT_MS` for Redis: a Redis that does not answer must not hold up a shutdown (the field
+   * then expires after `ttlMs`).
+   */
   async stop(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
-    await this.syncing;
-    await this.options.store.hdel(this.options.key, this.options.member).catch(() => undefined);
+    let timeout: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timeout = setTimeout(resolve, STOP_WAIT_MS);
+    });
+    const removed = (async (): Promise<void> => {
+      await this.syncing;
+      await this.options.store.hdel(this.options.key, this.options.member);
+    })().catch(() => undefined);
+    await Promise.race([removed, gaveUp]);
+    clearTimeout(timeout);
   }
 
   /** Writes this instance's watermark and reads the others'; one at a time. */

@@ -60,4 +60,21 @@ describe('the shared event-time watermark', () => {
     await a.stop();
     expect(await redis.exists(key)).toBe(0);
   });
+
+  it('does not hold up a shutdown when Redis does not answer', async () => {
+    // A real client with no Redis behind it: its commands wait in the offline queue, retried.
+    const away = new Redis('redis://127.0.0.1:1', { retryStrategy: () => 200, maxRetriesPerRequest: null });
+    away.on('error', () => undefined);
+    const watermark = new SharedWatermark({ store: away, key, member: 'away', local: () => 0, onChange: () => undefined, logger: testLogger });
+    try {
+      void watermark.sync();
+      const began = Date.now();
+      await watermark.stop();
+      const took = Date.now() - began;
+      expect(took).toBeGreaterThanOrEqual(900);
+      expect(took).toBeLessThan(5_000);
+    } finally {
+      away.disconnect();
+    }
+  });
 });

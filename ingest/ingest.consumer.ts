@@ -391,7 +391,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   }
   const runner: PartitionRunner = createPartitionRunner({
     component: 'ingest',
-    // One chunk fills one bulk request, so a busy partition never waits for the flush timer.
+    // One chunk fills one bulk request, sent at once (VIGIL_BULK_FLUSH_MS 0, the default).
     chunkSize: config.bulk.maxDocs,
     handle,
     logger,

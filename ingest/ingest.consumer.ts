@@ -241,14 +241,15 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       const { event, enrichment, message } = entry;
       const index = eventIndexName(config.indices.prefix, event.family, event.time);
       const storedHash = recentIds.get(index, event.id);
-      const first = firstOfId.get(`${index}\u0000${event.id}`);
+      const idKey = `${index}\u0000${event.id}`;
+      const first = firstOfId.get(idKey);
       const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
       const item: HashedItem = { index, id: event.id, contentHash: document.vigil.content_hash };
       if (storedHash === item.contentHash) knownDuplicates++;
       else if (storedHash !== undefined) known.push({ message, reasonCode: 'id_conflict', reason: conflictReason(item, storedHash) });
       else if (first !== undefined) twins.push({ message, item, first });
       else {
-        firstOfId.set(`${index}\u0000${event.id}`, fresh.length);
+        firstOfId.set(idKey, fresh.length);
         fresh.push(entry);
         hashed.push(item);
         documents.push(document);

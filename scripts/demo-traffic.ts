@@ -2,6 +2,7 @@ import type { Emitter } from '../ingest/sdk';
 import { injectAttacks, type InjectedAttack } from './attack-traffic';
 import { emitSimulatedTraffic, type TrafficSummary } from './simulated-traffic';
 import { timeOrdered } from './time-ordered';
+import { sleep } from '../platform';
 
 /**
  * How far back the demo's live traffic reaches: the simulated services' minute and the attacks,
@@ -81,6 +82,6 @@ export async function emitLiveTraffic(emitters: readonly Emitter[], options: Liv
 export function untilTaken(written: () => number, taken: () => number, timeoutMs = 120_000): () => Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return async () => {
-    while (taken() < written() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (taken() < written() && Date.now() < deadline) await sleep(10);
   };
 }

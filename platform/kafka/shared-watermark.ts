@@ -120,10 +120,13 @@ export class SharedWatermark {
     const { store, key, member } = this.options;
     const now = this.now();
     try {
-      await store.hset(key, member, `${encode(this.options.local())}|${now}`);
-      // The hash outlives no instance by long: each write renews it.
-      await store.pexpire(key, this.ttlMs * 6);
-      const fields = await store.hgetall(key);
+      // One round trip: the three go out together, and Redis runs them in order on the connection,
+      // so the read sees this write. The hash outlives no instance by long: each write renews it.
+      const [, , fields] = await Promise.all([
+        store.hset(key, member, `${encode(this.options.local())}|${now}`),
+        store.pexpire(key, this.ttlMs * 6),
+        store.hgetall(key),
+      ]);
       let low = Infinity;
       const stale: string[] = [];
       for (const [field, text] of Object.entries(fields)) {

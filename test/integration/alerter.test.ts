@@ -3,6 +3,7 @@ import { alertKeys, createAlerter, type Alerter, type AlerterOptions } from '../
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const MINUTE = 60_000;
 const ENDPOINT = { 'invocation.resource.api': 'accounts-v1', 'invocation.route': '/v1/login' };
@@ -87,7 +88,7 @@ async function runAlerter(env: Record<string, string>, extra: Partial<AlerterOpt
 }
 
 async function produce(stack: Stack, detections: readonly Detection[]): Promise<void> {
-  const producer = stack.kafka.producer();
+  const producer = testProducer(stack.kafka);
   await producer.connect();
   // Keyed as the ingest pipeline keys them (rule and key): spread over the topic's partitions.
   const messages = detections.map((item) => ({ key: `${item.ruleId}|${Object.values(item.key).join(',')}`, value: JSON.stringify(item) }));
@@ -97,7 +98,7 @@ async function produce(stack: Stack, detections: readonly Detection[]): Promise<
 
 /** Produces detections to the partitions `partitionOf` their index names. */
 async function produceTo(stack: Stack, detections: readonly Detection[], partitionOf: (index: number) => number): Promise<void> {
-  const producer = stack.kafka.producer();
+  const producer = testProducer(stack.kafka);
   await producer.connect();
   const messages = detections.map((item, index) => ({ partition: partitionOf(index), key: item.id, value: JSON.stringify(item) }));
   await producer.send({ topic: stack.config.topics.detections, messages, acks: -1 });

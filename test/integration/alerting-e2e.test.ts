@@ -6,6 +6,7 @@ import type { Detection } from '../../schemas';
 import { startAlertReceiver } from '../../scripts/alert-receiver';
 import { sampleDetection } from '../support/detections';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const SECRET = 'e2e-webhook-secret-0123456789';
 
@@ -45,7 +46,7 @@ describe('alerts reach on-call: alerter → notifier → a loopback receiver', (
   });
 
   it('sends one signed notification for many detections, then the resolution, with one PagerDuty dedup key', async () => {
-    const producer = stack.kafka.producer();
+    const producer = testProducer(stack.kafka);
     await producer.connect();
     const detections = Array.from({ length: 5 }, (_, n) => detection(n));
     await producer.send({ topic: stack.config.topics.detections, messages: detections.map((item) => ({ key: 'u-e2e', value: JSON.stringify(item) })), acks: -1 });

@@ -3,6 +3,7 @@ import type { IngestPipeline } from '../../ingest';
 import type { Vigil } from '../../app';
 import { listDeadLetters, parseDeadLetterArgs, readDeadLetters, redriveDeadLetters, runDeadLetters, type Selection } from '../../scripts/deadletters';
 import { countEvents, isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 /** A valid policy event padded with labels to about 3.3 KB: over a 2048-byte limit, under the default one. */
 const largePolicy = (id: string): string =>
@@ -47,7 +48,7 @@ describe('vigil deadletters against the real Kafka and Elasticsearch', () => {
     stack = openStack(isolatedConfig({ VIGIL_MAX_MESSAGE_BYTES: '2048' }));
     vigil = vigilOn(stack);
     await vigil.start();
-    const producer = stack.kafka.producer();
+    const producer = testProducer(stack.kafka);
     await producer.connect();
     await producer.send({
       topic: stack.config.topics.policy,
@@ -166,7 +167,7 @@ describe('a too_large message: its dead letter keeps its first bytes, redrive re
     stack = openStack(isolatedConfig({ VIGIL_MAX_MESSAGE_BYTES: '2048' }));
     vigil = vigilOn(stack);
     await vigil.start();
-    const producer = stack.kafka.producer();
+    const producer = testProducer(stack.kafka);
     await producer.connect();
     // One per partition, so retention can take one away and leave the other.
     await producer.send({ topic: stack.config.topics.policy, acks: -1, messages: HUGE.map((id, partition) => ({ partition, key: id, value: produced[partition] ?? null })) });

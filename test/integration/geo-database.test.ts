@@ -7,6 +7,7 @@ import { GeoDatabaseError } from '../../ingest';
 import { indexNames, type EventDocument } from '../../schemas';
 import { buildMmdb, cityRecord } from '../support/mmdb';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const BUILT = new Date('2026-06-02T14:07:11Z');
 const REBUILT = new Date('2026-06-09T14:07:11Z');
@@ -37,7 +38,7 @@ describe('VIGIL_GEOIP_DATABASE through createVigil', () => {
   });
 
   async function produce(id: string): Promise<void> {
-    const producer = stack.kafka.producer();
+    const producer = testProducer(stack.kafka);
     await producer.connect();
     const event = {
       id,

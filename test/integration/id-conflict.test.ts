@@ -2,6 +2,7 @@ import { fromDeadLetterMessage, toEventDocument } from '../../ingest';
 import { eventIndexName, eventSchema, indexNames, type EventDocument } from '../../schemas';
 import type { Vigil } from '../../app';
 import { countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const time = new Date().toISOString();
 const policy = (id: string, outcome: 'pass' | 'fail'): Record<string, unknown> => ({
@@ -34,7 +35,7 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
     const legacyDocument = { ...current, vigil: vigilFields };
     await elasticsearch.create({ index: eventIndexName(config.indices.prefix, 'policy', time), id: legacy.id, document: legacyDocument, refresh: true });
 
-    const producer = kafka.producer();
+    const producer = testProducer(kafka);
     await producer.connect();
     const key = 'one-partition';
     await producer.send({
@@ -113,7 +114,7 @@ describe('an id this process already indexed: decided from its memory, before co
     run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
       if (component === 'ingest') committed += messages;
     });
-    const producer = kafka.producer();
+    const producer = testProducer(kafka);
     await producer.connect();
     const key = 'one-partition';
     try {
@@ -157,7 +158,7 @@ describe('an id twice in one chunk: the later copy decided by the answer to the 
     run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
       if (component === 'ingest') chunks.push(messages);
     });
-    const producer = kafka.producer();
+    const producer = testProducer(kafka);
     await producer.connect();
     try {
       // One send, one key: one batch on one partition, handled as one chunk.

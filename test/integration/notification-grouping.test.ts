@@ -6,6 +6,7 @@ import { createGroupStore, createNotifier, deleteKeysUnder, groupKeys, parseDest
 import { startAlertReceiver, type Received } from '../../scripts/alert-receiver';
 import { sampleDetection } from '../support/detections';
 import { isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const SECRET = 'grouping-webhook-secret-0123456789';
 
@@ -212,7 +213,7 @@ describe('notification grouping in the running alerting path (alerter → outbox
     const changes: AlertChange[] = [];
     vigil = vigilOn(stack, { roles: ['alerting'], redis, http: false, sweepEveryMs: 250, onAlertChange: (change) => changes.push(change) });
     await vigil.start();
-    const producer = stack.kafka.producer();
+    const producer = testProducer(stack.kafka);
     await producer.connect();
     // Six rules on one user: the first opens the alert, each of the next five joins it (an escalation).
     for (const [n, rule] of ['rule-a', 'rule-b', 'rule-c', 'rule-d', 'rule-e', 'rule-f'].entries()) {

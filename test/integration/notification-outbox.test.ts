@@ -5,6 +5,7 @@ import type { Detection } from '../../schemas';
 import { startAlertReceiver } from '../../scripts/alert-receiver';
 import { sampleDetection } from '../support/detections';
 import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const SECRET = 'outbox-webhook-secret-0123456789';
 
@@ -57,7 +58,7 @@ describe('the notification outbox: what the notifier accepted survives a crash',
   }
 
   async function sendDetections(count: number): Promise<void> {
-    const producer = stack.kafka.producer();
+    const producer = testProducer(stack.kafka);
     await producer.connect();
     const detections = Array.from({ length: count }, (_, n) => detection(n));
     await producer.send({ topic: stack.config.topics.detections, messages: detections.map((item) => ({ key: 'u-outbox', value: JSON.stringify(item) })), acks: -1 });

@@ -8,6 +8,7 @@ import { parseDestinations, type Destination } from '../../detectors';
 import { createNotifier, formatSlack, type NotificationDeadLetter } from '../../detectors';
 import { verifySignature } from '../../detectors';
 import { readTopic, testLogger } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const SECRET = 'integration-secret-0123456789abcdef';
 
@@ -89,7 +90,7 @@ describe('notifier against a real HTTP receiver and Kafka', () => {
     await admin.connect();
     await admin.createTopics({ topics: [{ topic: deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
     await admin.disconnect();
-    producer = kafka.producer({ allowAutoTopicCreation: false });
+    producer = testProducer(kafka);
     await producer.connect();
   });
 

@@ -4,6 +4,7 @@ import { createEmitter } from '../../ingest/sdk';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';
 import { countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
+import { testProducer } from '../support/produce';
 
 const validPolicy = (id: string): Record<string, unknown> => ({
   id,
@@ -50,7 +51,7 @@ describe('ingest pipeline against the real Kafka and Elasticsearch', () => {
 
   it('dead-letters each kind of bad message with its reason and position, and indexes the good ones around it', async () => {
     const bad = malformedMessages(run.stack.config.limits.maxMessageBytes, run.stack.config.limits.maxJsonDepth, validPolicy('evt-dlq-template'));
-    const producer = run.stack.kafka.producer();
+    const producer = testProducer(run.stack.kafka);
     await producer.connect();
     const goodIds: string[] = [];
     for (const [position, message] of bad.entries()) {

@@ -1,9 +1,19 @@
-import type { Kafka, Message } from 'kafkajs';
+import type { Kafka, Message, Producer } from 'kafkajs';
 import type { Config } from '../../platform';
 import type { FuzzMessage } from './fuzz';
 
 /** Where a produced message landed: the position a dead letter names. */
 export type Position = `${string}:${number}:${string}`;
+
+/**
+ * A producer for tests, idempotent: on a topic just created, the broker can answer one partition of
+ * a request "not the leader" while it writes the others, and kafkajs then sends the whole request
+ * again. Without idempotence the partitions that took it hold the messages twice (a test once read
+ * two dead letters for one message that way); with it the broker drops the repeat.
+ */
+export function testProducer(kafka: Kafka): Producer {
+  return kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+}
 
 /**
  * Produces fuzz traffic in order with kafkajs and returns each message's position. Partitions are
@@ -12,7 +22,7 @@ export type Position = `${string}:${number}:${string}`;
  * per partition batch.
  */
 export async function produceTraffic(kafka: Kafka, config: Config, messages: readonly FuzzMessage[], maxBatchBytes = 600_000): Promise<Map<Position, FuzzMessage>> {
-  const producer = kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 1 });
+  const producer = testProducer(kafka);
   await producer.connect();
   const positions = new Map<Position, FuzzMessage>();
   const partitionOfKey = new Map<string, number>();

@@ -199,6 +199,12 @@ export const settings = {
       '0–60000',
       '0: each chunk’s documents go to Elasticsearch at once, as one request (a chunk is already a batch, and nothing waits for a timer). Above 0: the documents of small chunks wait up to this long for others’, from every partition, and go together: fewer requests at a low rate, each event that much later.',
     ),
+    concurrency: setting(
+      'VIGIL_BULK_CONCURRENCY',
+      int(1, 64).default(2),
+      '1–64',
+      'Bulk requests in flight at once. Documents queued while that many are out go together, as one request, when one comes back: under load the partitions’ chunks share requests (Elasticsearch pays per request), idle each chunk goes at once. Raise it with the cluster’s write threads (one per core per data node).',
+    ),
   },
   redis: {
     url: setting(

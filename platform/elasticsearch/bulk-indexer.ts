@@ -25,6 +25,12 @@ export interface BulkIndexerOptions {
    * one request (the caller's batch is the bulk request).
    */
   flushMs: number;
+  /**
+   * Bulk requests in flight at once (`VIGIL_BULK_CONCURRENCY`). Documents queued while that many
+   * are out wait, and go together, as one request, when one comes back (group commit): concurrent
+   * chunks share requests instead of each paying a request of its own. @defaultValue 2
+   */
+  concurrency?: number;
   /** Attempts after the first for documents Elasticsearch pushed back (429, 5xx). @defaultValue 3 */
   retries?: number;
   /** First backoff delay. @defaultValue 200 */
@@ -63,6 +69,8 @@ export class BulkIndexer {
   private pending: Pending[] = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The waiting documents may go however few they are (flushMs 0, the timer fired, or a flush). */
+  private due = false;
   private readonly inflight = new Set<Promise<void>>();
   private readonly options: Required<Omit<BulkIndexerOptions, 'logger'>>;
 
@@ -78,6 +86,7 @@ export class BulkIndexer {
       maxDocs: options.maxDocs,
       maxBytes: options.maxBytes,
       flushMs: options.flushMs,
+      concurrency: options.concurrency ?? 2,
       retries: options.retries ?? 3,
       initialDelayMs: options.initialDelayMs ?? 200,
       maxDelayMs: options.maxDelayMs ?? 2000,
@@ -96,32 +105,70 @@ export class BulkIndexer {
           const lines = Buffer.from(`${JSON.stringify({ create: { _index: item.index, _id: item.id } })}\n${JSON.stringify(item.document)}\n`);
           this.pending.push({ lines, resolve, reject });
           this.pendingBytes += lines.length;
-          if (this.pending.length >= this.options.maxDocs || this.pendingBytes >= this.options.maxBytes) this.send();
         }),
     );
-    if (this.options.flushMs === 0) this.send();
-    else if (this.pending.length > 0 && this.timer === undefined) {
-      this.timer = setTimeout(() => this.send(), this.options.flushMs);
+    if (this.options.flushMs === 0) this.due = true;
+    else if (this.pending.length > 0 && this.timer === undefined && !this.due) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.due = true;
+        this.pump();
+      }, this.options.flushMs);
     }
+    this.pump();
     return Promise.all(results);
   }
 
-  /** Sends what waits and resolves when every request in flight has finished. */
+  /** Sends what waits and resolves when it and every request in flight have finished. */
   async flush(): Promise<void> {
-    this.send();
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    this.due = true;
+    this.pump();
+    while (this.inflight.size > 0 || this.pending.length > 0) {
+      await Promise.allSettled([...this.inflight]);
+      this.due = true;
+      this.pump();
+    }
   }
 
-  private send(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
+  /**
+   * Starts requests while fewer than `concurrency` are in flight: full ones (`maxDocs` or
+   * `maxBytes`) always, the rest only once due. What waits behind a full set of requests goes
+   * when one of them comes back, together with whatever else was queued meanwhile.
+   */
+  private pump(): void {
+    while (this.pending.length > 0 && this.inflight.size < this.options.concurrency) {
+      const full = this.pending.length >= this.options.maxDocs || this.pendingBytes >= this.options.maxBytes;
+      if (!full && !this.due) return;
+      this.start(this.take());
     }
-    if (this.pending.length === 0) return;
-    const batch = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    const request = this.sendWithRetries(batch).finally(() => this.inflight.delete(request));
+    if (this.pending.length === 0) {
+      this.due = false;
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+    }
+  }
+
+  /** The first waiting documents, up to `maxDocs` and `maxBytes` (at least one). */
+  private take(): Pending[] {
+    let count = 0;
+    let bytes = 0;
+    for (const item of this.pending) {
+      if (count > 0 && (count >= this.options.maxDocs || bytes + item.lines.length > this.options.maxBytes)) break;
+      count++;
+      bytes += item.lines.length;
+    }
+    const batch = this.pending.splice(0, count);
+    this.pendingBytes -= bytes;
+    return batch;
+  }
+
+  private start(batch: Pending[]): void {
+    const request = this.sendWithRetries(batch).finally(() => {
+      this.inflight.delete(request);
+      this.pump();
+    });
     this.inflight.add(request);
   }
 

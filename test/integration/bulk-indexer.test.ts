@@ -59,4 +59,28 @@ describe('bulk indexer', () => {
     await indexer.flush();
     expect(indexer.stats).toEqual({ requests: 2, created: 3, duplicates: 0, rejected: 0, retries: 0 });
   });
+
+  it('with one request in flight, queues what comes meanwhile and sends it together, as one request, when the first returns', async () => {
+    const indexer = new BulkIndexer(stack.elasticsearch, { maxDocs: 1000, maxBytes: 1024 * 1024, flushMs: 0, concurrency: 1 }, testLogger);
+    const first = indexer.index([{ index, id: 'gc-1', document: { count: 1 } }]);
+    expect(indexer.stats.requests).toBe(1);
+    // Three more calls, as three partitions' chunks would make, while the first is out.
+    const rest = [indexer.index([{ index, id: 'gc-2', document: { count: 2 } }]), indexer.index([{ index, id: 'gc-3', document: { count: 3 } }, { index, id: 'gc-1', document: { count: 1 } }]), indexer.index([{ index, id: 'gc-4', document: { count: 'four' } }])];
+    expect(indexer.stats.requests).toBe(1);
+    expect((await first).map((result) => result.status)).toEqual(['created']);
+    const results = await Promise.all(rest);
+    expect(results.map((call) => call.map((result) => result.status))).toEqual([['created'], ['created', 'duplicate'], ['rejected']]);
+    // The three calls went as one request, each still told its own documents' outcomes.
+    expect(indexer.stats).toEqual({ requests: 2, created: 3, duplicates: 1, rejected: 1, retries: 0 });
+  });
+
+  it('cuts what waited behind a full set of requests at maxDocs, and a flush sends all of it', async () => {
+    const indexer = new BulkIndexer(stack.elasticsearch, { maxDocs: 2, maxBytes: 1024 * 1024, flushMs: 60_000, concurrency: 1 }, testLogger);
+    const calls = [0, 1, 2, 3, 4].map((n) => indexer.index([{ index, id: `cut-${n}`, document: { count: n } }]));
+    // Two full requests' worth and one document more: one request out, the rest waits for it.
+    expect(indexer.stats.requests).toBe(1);
+    await indexer.flush();
+    expect((await Promise.all(calls)).flat().map((result) => result.status)).toEqual(['created', 'created', 'created', 'created', 'created']);
+    expect(indexer.stats.requests).toBe(3);
+  });
 });

@@ -124,6 +124,12 @@ describe('Dockerfile', () => {
     expect(runtime.lines).toContain('ENTRYPOINT ["node", "bin/vigil.js"]');
   });
 
+  it('sets the heap limit the memory figures were measured with, in the environment so that it can be replaced', () => {
+    const env = runtime.lines.filter((line) => /^ENV\s/.test(line)).join(' ');
+    expect(env).toMatch(/\bNODE_OPTIONS=--max-old-space-size=512\b/);
+    expect(runtime.lines.find((line) => line.startsWith('ENTRYPOINT'))).not.toMatch(/max-old-space-size/);
+  });
+
   it('runs as a user that is not root', () => {
     const users = runtime.lines.filter((line) => /^USER\s/i.test(line)).map((line) => line.split(/\s+/)[1] ?? '');
     expect(users.length).toBeGreaterThan(0);

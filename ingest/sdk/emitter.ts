@@ -341,6 +341,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
   };
 
   const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {
+    const ownId = input.id === undefined;
     const id = input.id ?? newId();
     const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
     const time = input.time instanceof Date ? dateText(input.time) : (input.time ?? now());
@@ -350,7 +351,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
     // the schema, the contract, which names every field at fault (ingest/sdk/fast-check.ts).
     // Either way the event is serialised now, once: the buffer holds the bytes that will be sent
     // and nothing the caller can change afterwards.
-    let message = fastMessage(family, input, id, time, source, timeIsIso);
+    let message = fastMessage(family, input, id, time, source, timeIsIso, ownId && newId === randomId);
     let event: VigilEvent | undefined;
     if (message === undefined) {
       const parsed = familySchemas[family].safeParse({ ...input, family, id, schemaVersion: CURRENT_SCHEMA_VERSION, time, source });

@@ -19,6 +19,9 @@ const CONTROL_BUT_TAB = new RegExp(String.raw`[\u0000-\u0008\u000A-\u001F\u007F-
 // A character JSON.stringify writes escaped: a quote, a backslash, a control character, a
 // surrogate (a lone one is escaped). Text without any is written between quotes as it is.
 const ESCAPED = new RegExp(String.raw`["\\\u0000-\u001F\uD800-\uDFFF]`);
+// Either: what text must not hold (a control character; a tab only in a user agent) or what
+// JSON escapes. Text without any of it is valid as far as characters go and written as it is.
+const SPECIAL = new RegExp(String.raw`["\\\u0000-\u001F\u007F-\u009F\uD800-\uDFFF]`);
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$/;
 // zod's own IPv4 pattern (four decimal octets, no leading zeros).
 const IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])$/;
@@ -52,47 +55,103 @@ const DEVICE_ACTIONS = new Set(['login', 'logout', 'session', 'transaction', 're
 class NotSure extends Error {}
 const NOT_SURE = new NotSure('not sure: left to the schema');
 
+// The message is written as a string with the member names and punctuation in literals, merged
+// where the order is fixed, so each event takes about thirty appends rather than sixty, and no
+// member name is built at run time: with the single test per text below, emit() went from
+// 7.2–8.1 µs to 4.5–4.6 µs of CPU (docs/sdk.md, Performance). Each rope piece also costs its
+// flattening (Buffer.byteLength, at the end). Checked text comes back from its check as what goes between the quotes: itself, or when it
+// holds something JSON writes escaped, JSON.stringify's escape of it.
+
+/** What goes between the quotes for `value`, already checked not to hold a control character. */
+function escaped(value: string): string {
+  return ESCAPED.test(value) ? JSON.stringify(value).slice(1, -1) : value;
+}
+
 /**
- * The message's JSON as it is written. One per call (never shared: a getter on the input could
- * emit again from inside a check), so the helpers below need no closure.
+ * `plainText(max)` (with `min` for the identifiers), as it goes between the quotes. One test for
+ * what the text must not hold and what JSON escapes; only text with either looks again.
  */
-class JsonText {
-  text = '';
-  /** The next member of the object being written follows another one. */
-  private follows = false;
+function text(value: unknown, max: number, min = 0): string {
+  if (typeof value !== 'string' || value.length > max || value.length < min) throw NOT_SURE;
+  if (!SPECIAL.test(value)) return value;
+  if (CONTROL.test(value)) throw NOT_SURE;
+  return escaped(value);
+}
 
-  /** `"name":` with the comma before it if needed. */
-  key(name: string): void {
-    this.text += this.follows ? `,"${name}":` : `"${name}":`;
-    this.follows = true;
-  }
+const identifier = (value: unknown): string => text(value, 256, 1);
 
-  /** Opens the object `name` (or the top one, without a name). */
-  open(name?: string): void {
-    if (name !== undefined) this.key(name);
-    this.text += '{';
-    this.follows = false;
-  }
+/** The last user agent proven valid (a service sees few, and they are the longest text checked), and its text. */
+let lastUserAgent = '';
+let lastUserAgentText = '';
 
-  close(): void {
-    this.text += '}';
-    this.follows = true;
+function userAgent(value: unknown): string {
+  if (value === lastUserAgent) return lastUserAgentText;
+  if (typeof value !== 'string' || value.length > 1024) throw NOT_SURE;
+  let written = value;
+  if (SPECIAL.test(value)) {
+    if (CONTROL_BUT_TAB.test(value)) throw NOT_SURE;
+    written = escaped(value);
   }
+  lastUserAgent = value;
+  lastUserAgentText = written;
+  return written;
+}
 
-  string(name: string, value: string): void {
-    this.key(name);
-    if (ESCAPED.test(value)) {
-      this.text += JSON.stringify(value);
-    } else {
-      this.text += `"${value}"`;
-    }
-  }
+/** An IPv4 address: nothing in it is escaped. */
+function ip(value: unknown): string {
+  if (typeof value !== 'string' || !IPV4.test(value)) throw NOT_SURE;
+  return value;
+}
 
-  /** A finite number: JSON.stringify writes it as String() does (-0 as 0). */
-  number(name: string, value: number): void {
-    this.key(name);
-    this.text += String(value);
-  }
+/** One of the contract's words: nothing in them is escaped. */
+function oneOf(value: unknown, allowed: ReadonlySet<string>): string {
+  if (typeof value !== 'string' || !allowed.has(value)) throw NOT_SURE;
+  return value;
+}
+
+function integer(value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw NOT_SURE;
+  return value;
+}
+
+function path(value: unknown): string {
+  if (typeof value !== 'string' || value.charCodeAt(0) !== 0x2f) throw NOT_SURE;
+  return text(value, 2048);
+}
+
+function timeText(value: unknown): string {
+  // toISOString's form (the emitter's own clock, a Date), checked by a round trip through Date,
+  // which refuses a 30 February; any other form of RFC 3339 is zod's to judge. Nothing in it is
+  // escaped.
+  if (typeof value !== 'string' || !ISO_UTC_MILLISECONDS.test(value)) throw NOT_SURE;
+  const parsed = new Date(value);
+  if (Number.isNaN(parsed.getTime()) || parsed.toISOString() !== value) throw NOT_SURE;
+  return value;
+}
+
+// The source is the emitter's own for most events, so its text is kept: the last source proven
+// valid, by the values of its fields (strings, so equal values write equal text).
+let lastService: unknown;
+let lastKind: unknown;
+let lastInstance: unknown;
+let lastEnvironment: unknown;
+let lastSourceText = '';
+
+/** `"source":{...}` for a source object. */
+function sourceText(value: unknown): string {
+  const from = fields(value, SOURCE);
+  const { service, kind, instance, environment } = from;
+  if (lastSourceText !== '' && service === lastService && kind === lastKind && instance === lastInstance && environment === lastEnvironment) return lastSourceText;
+  let written = `"source":{"service":"${identifier(service)}","kind":"${oneOf(kind, SOURCE_KINDS)}"`;
+  if (instance !== undefined) written += `,"instance":"${identifier(instance)}"`;
+  if (environment !== undefined) written += `,"environment":"${identifier(environment)}"`;
+  written += '}';
+  lastService = service;
+  lastKind = kind;
+  lastInstance = instance;
+  lastEnvironment = environment;
+  lastSourceText = written;
+  return written;
 }
 
 /** A plain object holding no key outside `allowed`. */
@@ -106,100 +165,62 @@ function fields(value: unknown, allowed: ReadonlySet<string>): Fields {
   return value as Fields;
 }
 
-/** `plainText(max)`, with `min` for the identifiers. */
-function text(value: unknown, max: number, min = 0): string {
-  if (typeof value !== 'string' || value.length > max || value.length < min || CONTROL.test(value)) throw NOT_SURE;
-  return value;
-}
-
-const identifier = (value: unknown): string => text(value, 256, 1);
-
-function userAgent(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 1024 || CONTROL_BUT_TAB.test(value)) throw NOT_SURE;
-  return value;
-}
-
-function ip(value: unknown): string {
-  if (typeof value !== 'string' || !IPV4.test(value)) throw NOT_SURE;
-  return value;
-}
-
-function oneOf(value: unknown, allowed: ReadonlySet<string>): string {
-  if (typeof value !== 'string' || !allowed.has(value)) throw NOT_SURE;
-  return value;
-}
-
-function integer(value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) throw NOT_SURE;
-  return value;
-}
-
-function path(value: unknown): string {
-  const checked = text(value, 2048);
-  if (!checked.startsWith('/')) throw NOT_SURE;
-  return checked;
-}
-
-function timeText(value: unknown): string {
-  // toISOString's form (the emitter's own clock, a Date), checked by a round trip through Date,
-  // which refuses a 30 February; any other form of RFC 3339 is zod's to judge.
-  if (typeof value !== 'string' || !ISO_UTC_MILLISECONDS.test(value)) throw NOT_SURE;
-  const parsed = new Date(value);
-  if (Number.isNaN(parsed.getTime()) || parsed.toISOString() !== value) throw NOT_SURE;
-  return value;
-}
-
 // Each optional field is read once, checked, and written if set; written out rather than through
-// a helper taking a check function, which cost a closure per field per call (profiled).
+// a helper taking a check function, which cost a closure per field per call (profiled). Each
+// family's writer returns its object's members, from the first one's name to the last value.
 
-function resource(json: JsonText, value: unknown): void {
+function resource(value: unknown): string {
   const from = fields(value, RESOURCE);
-  json.open('resource');
-  json.string('api', identifier(from.api));
-  json.string('method', oneOf(from.method, METHODS));
-  json.string('path', path(from.path));
-  json.close();
+  return `"resource":{"api":"${identifier(from.api)}","method":"${oneOf(from.method, METHODS)}","path":"${path(from.path)}"}`;
 }
 
-function policy(json: JsonText, value: unknown): void {
+function policy(value: unknown): string {
   const from = fields(value, POLICY);
-  json.string('kind', oneOf(from.kind, POLICY_KINDS));
-  json.string('name', text(from.name, 256, 1));
-  json.string('outcome', oneOf(from.outcome, OUTCOMES));
-  if (from.reason !== undefined) json.string('reason', text(from.reason, 1024));
-  if (from.authContext !== undefined) json.string('authContext', oneOf(from.authContext, AUTH_CONTEXTS));
-  json.string('group', text(from.group, 256, 1));
-  resource(json, from.resource);
+  let written = `"kind":"${oneOf(from.kind, POLICY_KINDS)}","name":"${text(from.name, 256, 1)}","outcome":"${oneOf(from.outcome, OUTCOMES)}"`;
+  if (from.reason !== undefined) written += `,"reason":"${text(from.reason, 1024)}"`;
+  if (from.authContext !== undefined) written += `,"authContext":"${oneOf(from.authContext, AUTH_CONTEXTS)}"`;
+  return `${written},"group":"${text(from.group, 256, 1)}",${resource(from.resource)}`;
 }
 
-function invocation(json: JsonText, value: unknown): void {
+function invocation(value: unknown): string {
   const from = fields(value, INVOCATION);
-  resource(json, from.resource);
-  json.string('route', path(from.route));
-  json.number('status', integer(from.status, 100, 599));
+  const head = resource(from.resource);
+  const route = path(from.route);
+  const status = integer(from.status, 100, 599);
   const latencyMs = from.latencyMs;
   if (typeof latencyMs !== 'number' || !(latencyMs >= 0 && latencyMs <= 3_600_000)) throw NOT_SURE;
-  json.number('latencyMs', latencyMs);
-  if (from.bytesIn !== undefined) json.number('bytesIn', integer(from.bytesIn, 0, Number.MAX_SAFE_INTEGER));
-  if (from.bytesOut !== undefined) json.number('bytesOut', integer(from.bytesOut, 0, Number.MAX_SAFE_INTEGER));
-  if (from.upstreamService !== undefined) json.string('upstreamService', identifier(from.upstreamService));
-  if (from.group !== undefined) json.string('group', identifier(from.group));
+  // A finite number: JSON.stringify writes it as a template does (-0 as 0).
+  let written = `${head},"route":"${route}","status":${status},"latencyMs":${latencyMs}`;
+  if (from.bytesIn !== undefined) written += `,"bytesIn":${integer(from.bytesIn, 0, Number.MAX_SAFE_INTEGER)}`;
+  if (from.bytesOut !== undefined) written += `,"bytesOut":${integer(from.bytesOut, 0, Number.MAX_SAFE_INTEGER)}`;
+  if (from.upstreamService !== undefined) written += `,"upstreamService":"${identifier(from.upstreamService)}"`;
+  if (from.group !== undefined) written += `,"group":"${identifier(from.group)}"`;
+  return written;
 }
 
-function device(json: JsonText, value: unknown): void {
+function device(value: unknown): string {
   const from = fields(value, DEVICE);
   const { deviceId, fingerprint } = from;
-  if (deviceId === undefined && fingerprint === undefined) throw NOT_SURE;
-  if (deviceId !== undefined) json.string('deviceId', identifier(deviceId));
-  if (fingerprint !== undefined) json.string('fingerprint', text(fingerprint, 512, 1));
-  json.string('type', oneOf(from.type, DEVICE_TYPES));
-  if (from.os !== undefined) json.string('os', text(from.os, 256));
-  if (from.userAgent !== undefined) json.string('userAgent', userAgent(from.userAgent));
-  if (from.ip !== undefined) json.string('ip', ip(from.ip));
-  json.string('action', oneOf(from.action, DEVICE_ACTIONS));
+  let written: string;
+  if (deviceId !== undefined) {
+    written = `"deviceId":"${identifier(deviceId)}"`;
+    if (fingerprint !== undefined) written += `,"fingerprint":"${text(fingerprint, 512, 1)}"`;
+  } else if (fingerprint !== undefined) {
+    written = `"fingerprint":"${text(fingerprint, 512, 1)}"`;
+  } else {
+    throw NOT_SURE;
+  }
+  written += `,"type":"${oneOf(from.type, DEVICE_TYPES)}"`;
+  if (from.os !== undefined) written += `,"os":"${text(from.os, 256)}"`;
+  if (from.userAgent !== undefined) written += `,"userAgent":"${userAgent(from.userAgent)}"`;
+  if (from.ip !== undefined) written += `,"ip":"${ip(from.ip)}"`;
+  return `${written},"action":"${oneOf(from.action, DEVICE_ACTIONS)}"`;
 }
 
-const FAMILY_WRITERS: Record<Family, (json: JsonText, value: unknown) => void> = { policy, invocation, device };
+const FAMILY_WRITERS: Record<Family, (value: unknown) => string> = { policy, invocation, device };
+/** What follows the family's name, up to its object's first member. */
+const FAMILY_OPENERS: Record<Family, string> = { policy: '"policy","policy":{', invocation: '"invocation","invocation":{', device: '"device","device":{' };
+const AFTER_ID = `","schemaVersion":${JSON.stringify(CURRENT_SCHEMA_VERSION)},"time":"`;
 
 /** An event as its Kafka message: what the emitter buffers and sends. */
 export interface FastMessage {
@@ -215,82 +236,77 @@ export interface FastMessage {
  * The Kafka message of the event the family's schema would output for this input, when the fast
  * check can prove it valid; `undefined` when it can't (invalid, or a field it leaves to zod).
  * `id`, `time` and `source` are the ones the emitter settled on (the caller's, else its
- * defaults); `timeIsIso` says `time` is the emitter's own `toISOString()` of a valid Date.
+ * defaults); `timeIsIso` says `time` is the emitter's own `toISOString()` of a valid Date, and
+ * `idIsUuid` that `id` is the emitter's own random UUID (both fit the schema as they are).
  */
-export function fastMessage(family: Family, input: object, id: unknown, time: unknown, source: unknown, timeIsIso = false): FastMessage | undefined {
+export function fastMessage(
+  family: Family,
+  input: object,
+  id: unknown,
+  time: unknown,
+  source: unknown,
+  timeIsIso = false,
+  idIsUuid = false,
+): FastMessage | undefined {
   try {
     for (const key in input) if (key !== family && !TOP.has(key)) throw NOT_SURE;
     const top = input as Fields;
-    if (typeof id !== 'string' || !ID.test(id)) throw NOT_SURE;
-    const json = new JsonText();
-    json.open();
-    json.string('id', id);
-    json.number('schemaVersion', CURRENT_SCHEMA_VERSION);
+    // An id that passes ID holds nothing JSON escapes.
+    if (typeof id !== 'string' || !(idIsUuid || ID.test(id))) throw NOT_SURE;
     // The emitter's own toISOString() of a valid Date needs no second look (profiled: the
     // round trip through Date was a tenth of emit()).
-    json.string('time', timeIsIso && typeof time === 'string' ? time : timeText(time));
+    const checkedTime = timeIsIso && typeof time === 'string' ? time : timeText(time);
+    let json = `{"id":"${id}${AFTER_ID}${checkedTime}",${sourceText(source)},"correlation":{`;
 
-    const from = fields(source, SOURCE);
-    json.open('source');
-    json.string('service', identifier(from.service));
-    json.string('kind', oneOf(from.kind, SOURCE_KINDS));
-    if (from.instance !== undefined) json.string('instance', identifier(from.instance));
-    if (from.environment !== undefined) json.string('environment', identifier(from.environment));
-    json.close();
-
-    json.open('correlation');
     if (top.correlation !== undefined) {
       const correlation = fields(top.correlation, CORRELATION);
-      if (correlation.requestId !== undefined) json.string('requestId', identifier(correlation.requestId));
-      if (correlation.traceId !== undefined) json.string('traceId', identifier(correlation.traceId));
-      if (correlation.sessionId !== undefined) json.string('sessionId', identifier(correlation.sessionId));
+      const { requestId, traceId, sessionId } = correlation;
+      let members = '';
+      if (requestId !== undefined) members = `"requestId":"${identifier(requestId)}"`;
+      if (traceId !== undefined) members += `${members === '' ? '' : ','}"traceId":"${identifier(traceId)}"`;
+      if (sessionId !== undefined) members += `${members === '' ? '' : ','}"sessionId":"${identifier(sessionId)}"`;
+      json += members;
     }
-    json.close();
+    json += '},"actor":{';
 
     // The partition key, as partitionKeyOf reads it: the user, else the API consumer, else the
-    // client's IP, else the id.
+    // client's IP, else the id. The key is the value itself, not its JSON.
     let key: string | undefined;
-    json.open('actor');
     if (top.actor !== undefined) {
       const actor = fields(top.actor, ACTOR);
-      const { userId, consumerId } = actor;
+      const { userId, consumerId, tenantId } = actor;
+      let members = '';
       if (userId !== undefined) {
-        key = identifier(userId);
-        json.string('userId', key);
+        members = `"userId":"${identifier(userId)}"`;
+        key = userId as string;
       }
       if (consumerId !== undefined) {
-        const checked = identifier(consumerId);
-        json.string('consumerId', checked);
-        key ??= checked;
+        members += `${members === '' ? '' : ','}"consumerId":"${identifier(consumerId)}"`;
+        key ??= consumerId as string;
       }
-      if (actor.tenantId !== undefined) json.string('tenantId', identifier(actor.tenantId));
+      if (tenantId !== undefined) members += `${members === '' ? '' : ','}"tenantId":"${identifier(tenantId)}"`;
+      json += members;
     }
-    json.close();
+    json += '},"client":{';
 
-    json.open('client');
     if (top.client !== undefined) {
       const client = fields(top.client, CLIENT);
-      if (client.ip !== undefined) {
-        const checked = ip(client.ip);
-        json.string('ip', checked);
-        key ??= checked;
+      const { ip: address, userAgent: agent, deviceId } = client;
+      let members = '';
+      if (address !== undefined) {
+        members = `"ip":"${ip(address)}"`;
+        key ??= address as string;
       }
-      if (client.userAgent !== undefined) json.string('userAgent', userAgent(client.userAgent));
-      if (client.deviceId !== undefined) json.string('deviceId', identifier(client.deviceId));
+      if (agent !== undefined) members += `${members === '' ? '' : ','}"userAgent":"${userAgent(agent)}"`;
+      if (deviceId !== undefined) members += `${members === '' ? '' : ','}"deviceId":"${identifier(deviceId)}"`;
+      json += members;
     }
-    json.close();
-
-    json.string('family', family);
-    json.open(family);
-    FAMILY_WRITERS[family](json, top[family]);
-    json.close();
-    json.close();
+    json += `},"family":${FAMILY_OPENERS[family]}${FAMILY_WRITERS[family](top[family])}}}`;
     key ??= id;
-    const value = json.text;
-    // Buffer.byteLength also flattens the text, written as a rope of some sixty pieces, into one
+    // Buffer.byteLength also flattens the text, written as a rope of some thirty pieces, into one
     // string: left a rope while buffered, its pieces cost the garbage collector more than the
     // whole check (profiled: 60 % of emit()).
-    return { key, value, bytes: Buffer.byteLength(key) + Buffer.byteLength(value) };
+    return { key, value: json, bytes: Buffer.byteLength(key) + Buffer.byteLength(json) };
   } catch (error) {
     if (error === NOT_SURE) return undefined;
     throw error;

@@ -113,6 +113,31 @@ describe('the emitter fast check against the zod schema', () => {
     expect(accepted).toBeLessThan(tried);
   });
 
+  it('reuses the text of a source or user agent only for the very values proven, whatever came before', () => {
+    // One after another, as a service's events come: each is held to zod's output or refused.
+    const input = invocationInput();
+    const sources: unknown[] = [
+      source,
+      { service: 'unit-service', kind: 'gateway' },
+      { service: 'unit-service', kind: 'service', instance: 'unit-7f' },
+      { service: 'unit-service', kind: 'service', instance: 'unit-7f', environment: 'prod "eu"' },
+      { service: 'unit\u0000service', kind: 'service' },
+      { service: 'unit-service', kind: 'service', extra: 1 },
+      source,
+    ];
+    expect(sources.map((eventSource) => agrees('invocation', input, id, time, eventSource))).toStrictEqual([true, true, true, true, false, false, true]);
+    const agents = ['agent/1', 'agent\t2', 'agent\n3', 'agent/1', 'say "hi"', 'agent/1\u0085'];
+    expect(agents.map((agent) => agrees('invocation', withField(input, 'client.userAgent', agent), id, time, source))).toStrictEqual([true, true, false, true, true, false]);
+  });
+
+  it("writes the emitter's own UUID as zod does without matching it against the id pattern", () => {
+    const uuid = '3b241101-e2bb-4255-8caf-4136c566a962';
+    const input = invocationInput();
+    const trusted = fastMessage('invocation', input, uuid, time, source, false, true);
+    expect(trusted).toStrictEqual(fastMessage('invocation', input, uuid, time, source));
+    expect(trusted?.value).toContain(`{"id":"${uuid}","schemaVersion":`);
+  });
+
   it('leaves labels, scopes, geo and IPv6 addresses to zod', () => {
     expect(fastMessage('policy', policyInput(), id, time, source)).toBeUndefined();
     expect(fastMessage('device', deviceInput(), id, time, source)).toBeUndefined();

@@ -164,6 +164,19 @@ describe('createEmitter filling the envelope', () => {
     expect(emitter.stats()).toMatchObject({ accepted: 2, buffered: 2 });
   });
 
+  it('writes each default id as a version 4 UUID from fresh random bytes, across refills of its pool, in the message as returned', () => {
+    const drops: Drop[] = [];
+    // maxBuffer 0: every event is dropped at once, handing back the message the emitter wrote.
+    const emitter = createEmitter({ kafka, source, lingerMs: 60_000, maxBuffer: 0, onDrop: (event, reason) => drops.push({ event, reason }) });
+    // 600 ids: the pool holds 256 ids' worth of random bytes, so it is refilled twice.
+    const ids = Array.from({ length: 600 }, () => emitter.invocation(invocationInput()).id);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(drops.map(({ event }) => event.id)).toStrictEqual(ids);
+    // Every hex digit turns up in a random position: no byte value is written wrong or left out.
+    for (const position of [0, 1, 35]) expect(new Set(ids.map((id) => id[position])).size).toBe(16);
+  });
+
   it("stamps the current time by default, its text made again when the millisecond changes", () => {
     const drops: Drop[] = [];
     // No clock option: the emitter's own, whose text is made once per millisecond.

@@ -26,8 +26,9 @@ RUN bash scripts/build.sh
 FROM ${NODE_IMAGE} AS runtime
 # Listen on every interface of the container, so the healthcheck and Prometheus reach it.
 # A 512 MB V8 heap limit: with Node's default (a quarter of the machine's memory) V8 lets garbage
-# pile up to several times the live heap (90-180 MB) before it collects; with this limit the
-# process peaked at 239-256 MB instead of 327-368 MB, and ran no slower (docs/performance.md#memory).
+# pile up to several times the live heap (90-180 MB) before it collects. With this limit the
+# process peaked at 239-256 MB instead of 327-386 MB over 30,000 events, and at 452-476 MB instead
+# of 521-688 MB over 133,850 (docs/performance.md#memory).
 # An environment variable, not a flag, so `docker run -e NODE_OPTIONS=...` replaces it.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-old-space-size=512 \

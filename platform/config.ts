@@ -197,7 +197,7 @@ export const settings = {
       'VIGIL_BULK_FLUSH_MS',
       int(0, 60_000).default(0),
       '0–60000',
-      '0: each chunk’s documents go to Elasticsearch at once, as one request (a chunk is already a batch, and nothing waits for a timer). Above 0: the documents of small chunks wait up to this long for others’, from every partition, and go together: fewer requests at a low rate, each event that much later.',
+      '0: each chunk’s documents go to Elasticsearch as soon as they are built, with no timer (a chunk is already a batch; while `VIGIL_BULK_CONCURRENCY` requests are out they wait for one, and go together with what else was queued). Above 0: the documents of small chunks wait up to this long for others’, from every partition, and go together: fewer requests at a low rate, each event that much later.',
     ),
     concurrency: setting(
       'VIGIL_BULK_CONCURRENCY',

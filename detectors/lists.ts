@@ -87,6 +87,9 @@ function wildcardPattern(entry: string): RegExp {
   return new RegExp(`^${source}$`, 's');
 }
 
+/** How many addresses a `cidr` list remembers its answer for; the oldest is forgotten first. */
+export const CIDR_ANSWERS_KEPT = 10_000;
+
 /** Compiles a validated list: sets, block lists and patterns built here, once per load. */
 export function compileList(definition: Pick<ListDefinition, 'id' | 'kind' | 'description' | 'values'>, files: readonly string[]): CompiledList {
   const { id, kind, description, values } = definition;
@@ -109,9 +112,24 @@ export function compileList(definition: Pick<ListDefinition, 'id' | 'kind' | 'de
     const all = cidrList(values);
     // One block list per entry too, only read by coverage (which entry saw traffic).
     let each: [string, BlockList][] | undefined;
+    const answers = new Map<string, boolean>();
     return {
       ...common,
-      has: (value) => inCidrList(all, value),
+      has: (value) => {
+        if (typeof value !== 'string') return inCidrList(all, value);
+        // The answer depends on the text alone and traffic repeats its addresses: BlockList.check
+        // builds a SocketAddress per call (1.6 % of the rules-on path's busy time).
+        let inside = answers.get(value);
+        if (inside === undefined) {
+          inside = inCidrList(all, value);
+          if (answers.size >= CIDR_ANSWERS_KEPT) {
+            const oldest = answers.keys().next();
+            if (oldest.done !== true) answers.delete(oldest.value);
+          }
+          answers.set(value, inside);
+        }
+        return inside;
+      },
       entriesHolding: (value) => {
         each ??= values.map((entry) => [entry, cidrList([entry])]);
         return each.filter(([, list]) => inCidrList(list, value)).map(([entry]) => entry);

@@ -125,25 +125,33 @@ export interface Enrichment {
  */
 export function enrich(event: VigilEvent, lookup: GeoLookup): Enrichment {
   const ip = event.client.ip ?? (event.family === 'device' ? event.device.ip : undefined);
-  const scope = ip === undefined ? undefined : ipScope(ip);
-  const base = { ...(ip === undefined ? {} : { ip }), ...(scope === undefined ? {} : { ipScope: scope }) };
+  // Members are assigned in the order the former spreads wrote them (ip, ipScope, geo, geoSource,
+  // accuracyKm, geoDatabase): one object per event instead of a base and its copies.
+  const enrichment = {} as Enrichment;
+  if (ip !== undefined) {
+    enrichment.ip = ip;
+    enrichment.ipScope = ipScope(ip);
+  }
   if (event.family === 'device' && event.device.geo !== undefined) {
     const given = event.device.geo;
     const geo: GeoDocument = { location: { lat: given.lat, lon: given.lon } };
     if (given.country) geo.country_iso_code = given.country;
     if (given.city !== undefined) geo.city_name = given.city;
-    return { ...base, geo, geoSource: 'producer', ...(given.accuracyKm === undefined ? {} : { accuracyKm: given.accuracyKm }) };
+    enrichment.geo = geo;
+    enrichment.geoSource = 'producer';
+    if (given.accuracyKm !== undefined) enrichment.accuracyKm = given.accuracyKm;
+    return enrichment;
   }
-  if (ip === undefined || scope !== 'public') return { ...base, geoSource: 'none' };
-  const found = lookup(ip);
-  if (found === undefined) return { ...base, geoSource: 'none' };
-  return {
-    ...base,
-    geo: found.geo,
-    geoSource: 'geoip',
-    ...(found.accuracyKm === undefined ? {} : { accuracyKm: found.accuracyKm }),
-    ...(found.database === undefined ? {} : { geoDatabase: found.database }),
-  };
+  const found = ip === undefined || enrichment.ipScope !== 'public' ? undefined : lookup(ip);
+  if (found === undefined) {
+    enrichment.geoSource = 'none';
+    return enrichment;
+  }
+  enrichment.geo = found.geo;
+  enrichment.geoSource = 'geoip';
+  if (found.accuracyKm !== undefined) enrichment.accuracyKm = found.accuracyKm;
+  if (found.database !== undefined) enrichment.geoDatabase = found.database;
+  return enrichment;
 }
 
 /**

@@ -3,7 +3,10 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { GeoDocument } from '../schemas';
 import type { GeoDatabaseInfo, GeoLookup } from './enrich';
-import { GeoipLiteFiles } from './geoip-lite-files';
+import { GeoipLiteFiles, type GeoipLiteAnswer } from './geoip-lite-files';
+
+/** How many addresses' answers {@link openGeoipLite}'s lookup keeps; the oldest is forgotten first. */
+export const GEO_ANSWERS_KEPT = 10_000;
 
 function isCoordinate(value: number | null, limit: number): value is number {
   return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= limit;
@@ -53,8 +56,19 @@ export function openGeoipLite(): Promise<GeoLookup> {
   const { name, build } = geoipLiteInfo();
   // One object shared by every answer: documents name it, and no lookup allocates it again.
   const database: GeoDatabaseInfo = { name, ...(build ? { build } : {}) };
+  // Traffic repeats its clients: the last GEO_ANSWERS_KEPT addresses' answers are kept (this
+  // database's only: a reload opens a new one). The document's objects are still built per event.
+  const answers = new Map<string, GeoipLiteAnswer | null>();
   return Promise.resolve((ip: string) => {
-    const found = files.lookup(ip);
+    let found = answers.get(ip);
+    if (found === undefined) {
+      found = files.lookup(ip);
+      if (answers.size >= GEO_ANSWERS_KEPT) {
+        const oldest = answers.keys().next();
+        if (oldest.done !== true) answers.delete(oldest.value);
+      }
+      answers.set(ip, found);
+    }
     if (found === null) return undefined;
     const geo: GeoDocument = {};
     if (found.country) geo.country_iso_code = found.country;

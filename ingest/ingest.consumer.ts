@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
-import { FAMILIES, detectionIndexName, eventIndexName, type Detection, type EventDocument, type Family } from '../schemas';
+import { FAMILIES, detectionIndexName, eventIndexNameAt, type Detection, type EventDocument, type Family } from '../schemas';
 import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
@@ -239,11 +239,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     let knownDuplicates = 0;
     for (const entry of decoded) {
       const { event, enrichment, message } = entry;
-      const index = eventIndexName(config.indices.prefix, event.family, event.time);
+      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
+      // `@timestamp` is the event time in UTC: the index's day without parsing the time again.
+      const index = eventIndexNameAt(config.indices.prefix, event.family, document['@timestamp']);
       const storedHash = recentIds.get(index, event.id);
       const idKey = `${index}\u0000${event.id}`;
       const first = firstOfId.get(idKey);
-      const document = toEventDocument(event, enrichment, { topic, partition, offset: message.offset }, now, { original: config.indices.eventOriginal });
       const item: HashedItem = { index, id: event.id, contentHash: document.vigil.content_hash };
       if (storedHash === item.contentHash) knownDuplicates++;
       else if (storedHash !== undefined) known.push({ message, reasonCode: 'id_conflict', reason: conflictReason(item, storedHash) });

@@ -102,7 +102,8 @@ export class BulkIndexer {
     const results = items.map(
       (item) =>
         new Promise<BulkItemResult>((resolve, reject) => {
-          const lines = Buffer.from(`${JSON.stringify({ create: { _index: item.index, _id: item.id } })}\n${JSON.stringify(item.document)}\n`);
+          // The action line as JSON.stringify({ create: { _index, _id } }) writes it, without the objects.
+          const lines = Buffer.from(`{"create":{"_index":${JSON.stringify(item.index)},"_id":${JSON.stringify(item.id)}}}\n${JSON.stringify(item.document)}\n`);
           this.pending.push({ lines, resolve, reject });
           this.pendingBytes += lines.length;
         }),

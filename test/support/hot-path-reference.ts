@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import type { Correlated } from '../../detectors';
+import { ipScope, type Enrichment, type GeoLookup } from '../../ingest';
+import type { EventDocument, GeoDocument, VigilEvent } from '../../schemas';
 
 /**
  * The hot-path functions as they were before issue 12's CPU work, kept verbatim as the reference
@@ -40,4 +43,51 @@ export function referenceFindPrototypeKey(value: unknown, path: readonly (string
     if (found !== undefined) return found;
   }
   return undefined;
+}
+
+/** ingest/enrich.ts's `enrich` before the second round of issue 12 (conditional spreads). */
+export function referenceEnrich(event: VigilEvent, lookup: GeoLookup): Enrichment {
+  const ip = event.client.ip ?? (event.family === 'device' ? event.device.ip : undefined);
+  const scope = ip === undefined ? undefined : ipScope(ip);
+  const base = { ...(ip === undefined ? {} : { ip }), ...(scope === undefined ? {} : { ipScope: scope }) };
+  if (event.family === 'device' && event.device.geo !== undefined) {
+    const given = event.device.geo;
+    const geo: GeoDocument = { location: { lat: given.lat, lon: given.lon } };
+    if (given.country) geo.country_iso_code = given.country;
+    if (given.city !== undefined) geo.city_name = given.city;
+    return { ...base, geo, geoSource: 'producer', ...(given.accuracyKm === undefined ? {} : { accuracyKm: given.accuracyKm }) };
+  }
+  if (ip === undefined || scope !== 'public') return { ...base, geoSource: 'none' };
+  const found = lookup(ip);
+  if (found === undefined) return { ...base, geoSource: 'none' };
+  return {
+    ...base,
+    geo: found.geo,
+    geoSource: 'geoip',
+    ...(found.accuracyKm === undefined ? {} : { accuracyKm: found.accuracyKm }),
+    ...(found.database === undefined ? {} : { geoDatabase: found.database }),
+  };
+}
+
+/** ingest/correlation.ts's `correlationDocument` before the second round of issue 12. */
+export function referenceCorrelationDocument(correlated: Correlated | undefined): EventDocument['vigil']['correlation'] {
+  if (correlated === undefined) return undefined;
+  return {
+    ...(correlated.request ? { policies: correlated.request.policies, failed_policies: correlated.request.failedPolicies } : {}),
+    ...(correlated.device
+      ? {
+          ...(correlated.device.deviceId ? { device_id: correlated.device.deviceId } : {}),
+          ...(correlated.device.deviceAgeMs === undefined ? {} : { device_age_ms: correlated.device.deviceAgeMs }),
+          ...(correlated.device.country ? { country: correlated.device.country } : {}),
+          known_devices: correlated.device.knownDevices,
+          from_session: correlated.device.fromSession,
+        }
+      : {}),
+  };
+}
+
+/** schemas/elasticsearch.ts's `eventIndexName` before the second round of issue 12. */
+export function referenceEventIndexName(prefix: string, family: string, time: string): string {
+  const day = new Date(time).toISOString().slice(0, 10).replaceAll('-', '.');
+  return `${prefix}-events-${family}-${day}`;
 }

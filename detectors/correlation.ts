@@ -1,7 +1,7 @@
 import type { RedisClient } from '../platform';
 import { Instrumentation, StoreUnavailableError, sleep } from '../platform';
 import type { GeoDocument, VigilEvent } from '../schemas';
-import { defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
+import { MAX_BATCH_ITEMS, defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
 
 /** Correlated context of an event, addressed in filters as `correlated.*`. */
 export interface Correlated {
@@ -93,8 +93,8 @@ export class Correlator {
   async correlate(items: readonly CorrelationItem[]): Promise<(Correlated | undefined)[]> {
     const results: (Correlated | undefined)[] = items.map(() => undefined);
     const reads: { index: number; kind: 'request' | 'context'; time: number }[] = [];
-    const calls: StateCall[] = [];
-    const queue = (script: StateCall['script'], keys: string[], args: (string | number)[]): number => calls.push({ script, keys, args }) - 1;
+    const calls: CorrelationCall[] = [];
+    const queue = (script: CorrelationScript, keys: string[], args: (string | number)[]): number => calls.push({ script, keys, args }) - 1;
     const replyIndex = new Map<number, number>();
     items.forEach(({ event, enrichment }, index) => {
       const time = Date.parse(event.time);
@@ -165,14 +165,77 @@ export class Correlator {
     return results;
   }
 
-  /** One round trip; correlation has no use for a partial answer, so a script error fails the chunk too. */
-  private async exec(calls: readonly StateCall[]): Promise<unknown[]> {
-    const replies = await roundTrip(this.options.redis, calls, { operation: 'correlation state', events: this.events, stats: this.stats });
-    return replies.map((reply) => {
+  /**
+   * One round trip, the calls put in batch calls ({@link batchCorrelationCalls}); the reply of
+   * each call, in order. Correlation has no use for a partial answer, so a script error fails
+   * the chunk too.
+   */
+  private async exec(calls: readonly CorrelationCall[]): Promise<unknown[]> {
+    const { batches, at } = batchCorrelationCalls(calls);
+    const replies = await roundTrip(this.options.redis, batches, { operation: 'correlation state', events: this.events, stats: this.stats });
+    const values = replies.map((reply) => {
       if (!reply.ok) throw new StoreUnavailableError('redis', `correlation: ${reply.error.message}`, reply.error);
-      return reply.value;
+      return Array.isArray(reply.value) ? (reply.value as unknown[]) : [];
+    });
+    return at.map(({ batch, item }) => {
+      const value = values[batch]?.[item];
+      if (value instanceof Error) throw new StoreUnavailableError('redis', `correlation: ${value.message}`, value);
+      return value;
     });
   }
+}
+
+/** One correlation script call, for one event. */
+export interface CorrelationCall {
+  script: CorrelationScript;
+  keys: readonly string[];
+  args: readonly (string | number)[];
+}
+
+/** The correlation scripts: batch scripts, one item per event. */
+export type CorrelationScript = 'noteRequest' | 'noteDevice' | 'readRequest' | 'readContext';
+
+/** In a group, the writes go before the reads; each write's keys are read by this script only. */
+const GROUP_ORDER: readonly CorrelationScript[] = ['noteRequest', 'noteDevice', 'readRequest', 'readContext'];
+const READ_OF: Partial<Record<CorrelationScript, CorrelationScript>> = { noteRequest: 'readRequest', noteDevice: 'readContext' };
+
+/**
+ * Puts single correlation calls into batch calls (one command per script instead of one per
+ * event: each command costs ioredis an object, a promise and its encoding) with the same
+ * outcome as running the calls one by one, in order. The calls are cut into groups, each sent as
+ * its writes, then its reads, by script; a write starts a new group when the group already reads
+ * its keys (noteRequest's request hashes are read by readRequest only, noteDevice's user hashes
+ * by readContext only; the two writes touch different keys). A chunk of one topic (one family)
+ * is one group. Each batch holds at most {@link MAX_BATCH_ITEMS} items.
+ * @returns the batch calls, and where each call's reply is: batch call `batch`, item `item`
+ */
+export function batchCorrelationCalls(calls: readonly CorrelationCall[]): { batches: StateCall[]; at: { batch: number; item: number }[] } {
+  const batches: StateCall[] = [];
+  const at = new Array<{ batch: number; item: number }>(calls.length);
+  let group = new Map<CorrelationScript, number[]>();
+  const close = (): void => {
+    for (const script of GROUP_ORDER) {
+      const members = group.get(script);
+      if (!members) continue;
+      for (let start = 0; start < members.length; start += MAX_BATCH_ITEMS) {
+        const slice = members.slice(start, start + MAX_BATCH_ITEMS);
+        slice.forEach((call, item) => {
+          at[call] = { batch: batches.length, item };
+        });
+        batches.push({ script, items: slice.map((call) => ({ keys: calls[call]?.keys ?? [], args: calls[call]?.args ?? [] })) });
+      }
+    }
+    group = new Map();
+  };
+  calls.forEach((call, index) => {
+    const read = READ_OF[call.script];
+    if (read !== undefined && group.has(read)) close();
+    const members = group.get(call.script);
+    if (members) members.push(index);
+    else group.set(call.script, [index]);
+  });
+  close();
+  return { batches, at };
 }
 
 function parseRequest(reply: unknown): Correlated['request'] | undefined {

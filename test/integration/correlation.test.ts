@@ -4,7 +4,7 @@ import { Correlator, deleteKeysUnder } from '../../detectors';
 import { correlationDocument, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
-import { sleep } from '../../platform';
+import { Instrumentation, sleep } from '../../platform';
 import { eventSchema, indexNames, type EventDocument, type PolicyEvent, type VigilEvent } from '../../schemas';
 import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
@@ -216,6 +216,42 @@ describe('Correlator on the real Redis', () => {
       const limit = key.includes('{req:') ? 30_000 : 60_000;
       expect({ key, positive: remaining > 0, withinTtl: remaining <= limit }).toEqual({ key, positive: true, withinTtl: true });
     }
+  });
+
+  it('sends one batch command per script, and a mixed list gives what calls one by one, in order, gave', async () => {
+    const events = new Instrumentation();
+    const commands: number[] = [];
+    events.on('state.round_trip', ({ commands: count }) => commands.push(count));
+    const correlator = new Correlator({ redis, prefix, events });
+    const at = Date.now();
+    // A policy chunk of 300 events: 300 noteRequest and 300 readContext calls, in two commands
+    // per 256 items (one call each before).
+    const policies = Array.from({ length: 300 }, (_unused, n) => item(eventSchema.parse({ ...policyEvent(`r-${n % 40}`, 'authn', n % 3 === 0 ? 'fail' : 'pass', at), actor: { userId: `u-${n % 7}` } })));
+    await correlator.correlate(policies);
+    expect(commands).toEqual([4]);
+    // Mixed families in one list (as a replay may give): a device, then an invocation of its
+    // user, then a newer device, then another invocation; a decision, its read, a later fail,
+    // a read again. Each read sees exactly the writes listed before it.
+    const mixed = await correlator.correlate([
+      item(deviceEvent({ userId: 'u-mix', sessionId: 's-mix', deviceId: 'd-1', time: at - 2000 })),
+      item(invocationEvent({ userId: 'u-mix', sessionId: 's-mix', time: at })),
+      item(deviceEvent({ userId: 'u-mix', sessionId: 's-mix', deviceId: 'd-2', time: at - 1000 })),
+      item(invocationEvent({ userId: 'u-mix', sessionId: 's-mix', time: at })),
+      item(policyEvent('r-mix', 'authn', 'pass', at)),
+      item(invocationEvent({ requestId: 'r-mix', time: at })),
+      item(policyEvent('r-mix', 'authz', 'fail', at)),
+      item(invocationEvent({ requestId: 'r-mix', time: at })),
+    ]);
+    expect(mixed).toEqual([
+      undefined,
+      { device: { deviceId: 'd-1', deviceAgeMs: 2000, knownDevices: 1, fromSession: true } },
+      undefined,
+      { device: { deviceId: 'd-2', deviceAgeMs: 1000, knownDevices: 2, fromSession: true } },
+      undefined,
+      { request: { policies: { authn: 'pass' }, failedPolicies: [] } },
+      undefined,
+      { request: { policies: { authn: 'pass', authz: 'fail' }, failedPolicies: ['authz'] } },
+    ]);
   });
 
   it('correlationDocument: the indexed shape of what correlation found', () => {

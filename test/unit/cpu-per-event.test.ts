@@ -1,6 +1,6 @@
 import { BlockList } from 'node:net';
 import type { Correlated } from '../../detectors';
-import { compileList } from '../../detectors';
+import { batchCorrelationCalls, compileList, type CorrelationCall } from '../../detectors';
 import { GEO_ANSWERS_KEPT, GeoipLiteFiles, correlationDocument, enrich, openGeoipLite, type GeoLookup, type GeoResult } from '../../ingest';
 import { eventIndexName, eventIndexNameAt, type Family } from '../../schemas';
 import { referenceCorrelationDocument, referenceEnrich, referenceEventIndexName } from '../support/hot-path-reference';
@@ -124,5 +124,44 @@ describe('answers kept per address', () => {
       for (const address of addresses) if (kept.has(address) !== fresh().has(address)) wrong.push(address);
     }
     expect(wrong.slice(0, 5)).toStrictEqual([]);
+  });
+});
+
+describe('batchCorrelationCalls', () => {
+  const call = (script: CorrelationCall['script'], key: string): CorrelationCall => ({ script, keys: [key], args: [] });
+  const shape = (calls: CorrelationCall[]): string[] => {
+    const { batches, at } = batchCorrelationCalls(calls);
+    // Every call has one place, and that place holds its keys.
+    at.forEach(({ batch, item }, index) => {
+      const found = batches[batch];
+      expect(found && 'items' in found ? found.items[item]?.keys : undefined).toBe(calls[index]?.keys);
+    });
+    expect(at).toHaveLength(calls.length);
+    return batches.map((batch) => `${batch.script}:${'items' in batch ? batch.items.map((entry) => entry.keys[0]).join(',') : ''}`);
+  };
+
+  it('puts a chunk of one family in one command per script, writes first', () => {
+    expect(shape([call('noteRequest', 'r1'), call('readContext', 'u1'), call('noteRequest', 'r2'), call('readContext', 'u2')])).toEqual(['noteRequest:r1,r2', 'readContext:u1,u2']);
+    expect(shape([call('readRequest', 'r1'), call('readContext', 'u1'), call('readRequest', 'r2')])).toEqual(['readRequest:r1,r2', 'readContext:u1']);
+  });
+
+  it('keeps a write after the reads of its keys listed before it, and reads after the writes before them', () => {
+    expect(shape([call('noteDevice', 'u1'), call('readContext', 'u1'), call('noteDevice', 'u2'), call('readContext', 'u2')])).toEqual([
+      'noteDevice:u1',
+      'readContext:u1',
+      'noteDevice:u2',
+      'readContext:u2',
+    ]);
+    expect(shape([call('readRequest', 'r1'), call('noteRequest', 'r1'), call('readRequest', 'r1')])).toEqual(['readRequest:r1', 'noteRequest:r1', 'readRequest:r1']);
+    // A write of other keys does not cut: noteDevice's keys are not readRequest's.
+    expect(shape([call('readRequest', 'r1'), call('noteDevice', 'u1'), call('readRequest', 'r2')])).toEqual(['noteDevice:u1', 'readRequest:r1,r2']);
+  });
+
+  it('cuts a script\'s items into commands of at most 256', () => {
+    const calls = Array.from({ length: 600 }, (_unused, n) => call('noteRequest', `r${n}`));
+    const { batches, at } = batchCorrelationCalls(calls);
+    expect(batches.map((batch) => ('items' in batch ? batch.items.length : 0))).toEqual([256, 256, 88]);
+    expect(at[599]).toEqual({ batch: 2, item: 87 });
+    expect(batchCorrelationCalls([])).toEqual({ batches: [], at: [] });
   });
 });

@@ -1,5 +1,7 @@
--- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ noteDevice-3: remember the device and place a user (and a session) was last seen with.
+A batch script (lib/batch.lua): one call carries any number of items, run in order; one reply per item.
+Per item, the keys and arguments below (KEYS[k + n], ARGV[a + n] in the body); the reply below is the item's.
 KEYS[1]  hash: the user's last device and place (device, country, city, time)
 KEYS[2]  hash: the user's devices: device id -> first seen ms (never overwritten)
 KEYS[3]  hash: the session's device and place (ignored when ARGV[6] is "")
@@ -11,18 +13,22 @@ ARGV[5]  TTL ms of all three keys
 ARGV[6]  session id, or ""
 Returns  the number of devices the user has
 ]]
-redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
-local newer = tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[1], 'time') or '0')
-if newer then
-  redis.call('HSET', KEYS[1], 'device', ARGV[1], 'country', ARGV[3], 'city', ARGV[4], 'time', ARGV[2])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if ARGV[6] ~= '' then
-  -- Like the user's: an older event arriving late does not replace the session's device.
-  if tonumber(ARGV[2]) >= tonumber(redis.call('HGET', KEYS[3], 'time') or '0') then
-    redis.call('HSET', KEYS[3], 'device', ARGV[1], 'country', ARGV[3], 'time', ARGV[2])
+return runBatch('noteDevice', 3, 6, function(k, a)
+  local last, devices, session = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local device, time, ttl = ARGV[a + 1], ARGV[a + 2], ARGV[a + 5]
+  redis.call('HSETNX', devices, device, time)
+  local newer = tonumber(time) >= tonumber(redis.call('HGET', last, 'time') or '0')
+  if newer then
+    redis.call('HSET', last, 'device', device, 'country', ARGV[a + 3], 'city', ARGV[a + 4], 'time', time)
   end
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
-end
-return redis.call('HLEN', KEYS[2])
+  redis.call('PEXPIRE', last, ttl)
+  redis.call('PEXPIRE', devices, ttl)
+  if ARGV[a + 6] ~= '' then
+    -- Like the user's: an older event arriving late does not replace the session's device.
+    if tonumber(time) >= tonumber(redis.call('HGET', session, 'time') or '0') then
+      redis.call('HSET', session, 'device', device, 'country', ARGV[a + 3], 'time', time)
+    end
+    redis.call('PEXPIRE', session, ttl)
+  end
+  return redis.call('HLEN', devices)
+end)

@@ -27,7 +27,8 @@ function fakeRedis(exec: () => Promise<[Error | null, unknown][] | null>): { red
   return { redis: { pipeline } as unknown as Redis, queued, pipelines: () => pipelines };
 }
 
-const read = { script: 'readRequest', keys: ['p:corr:{req:r-1}'], args: [] } as const;
+// A single (not batch) script call; correlation's readRequest, used here before, is a batch script since its version 2.
+const read = { script: 'groupSwap', keys: ['p:group:{g}:a', 'p:group:{g}:b'], args: [] } as const;
 
 describe('roundTrip', () => {
   it('sends every call in one pipeline and returns one reply per call, a script error as data', async () => {
@@ -39,7 +40,7 @@ describe('roundTrip', () => {
     expect(replies).toEqual([{ ok: true, value: ['authn', 'fail'] }, { ok: false, error: scriptError }]);
     expect(pipelines()).toBe(1);
     expect(stats.roundTrips).toBe(1);
-    expect(queued.map(([name]) => name)).toEqual(['vigil_readRequest_v1', 'vigil_firstSeen_v2']);
+    expect(queued.map(([name]) => name)).toEqual(['vigil_groupSwap_v1', 'vigil_firstSeen_v2']);
     // A batch call: numkeys, every item's keys, then every item's arguments.
     expect(queued[1]).toEqual(['vigil_firstSeen_v2', 1, 'k', 'v', 1, 0, 10, 1]);
   });

@@ -250,6 +250,14 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       }
     }
 
+    // What decode refused is dead-lettered while the rest is correlated, indexed and detected,
+    // not after: under hostile traffic these sends would otherwise stand in the good events' way.
+    // The ids decided above as conflicts go in the same sends: they need no answer from
+    // Elasticsearch, and a second send would be a second acknowledgement to wait for before the
+    // commit. The commit barrier below still waits for them.
+    const deadLettering = sendDeadLetters(chunk, [...refused, ...known], now);
+    deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
+
     const { contexts, inputs } = await timed(
       'correlate',
       chunk,
@@ -279,21 +287,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     );
     // Handled here too: it may fail while the rules still run, before anything awaits it.
     indexing.catch(() => undefined);
-    const detecting =
-      deps.detection && inputs.length > 0
-        ? timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [], inputs)
-        : Promise.resolve([]);
-    detecting.catch(() => undefined); // awaited below
-    // What decode refused, and the ids already decided as conflicts, are dead-lettered only now,
-    // once the good events' bulk request and rules are out: building and encoding the dead letters
-    // takes the event loop for a while under hostile traffic, and Elasticsearch and Redis work
-    // meanwhile instead of waiting for it (docs/hostile-input.md, 3 December 2026). The commit
-    // barrier below still waits for them.
-    const deadLettering = sendDeadLetters(chunk, [...refused, ...known], now);
-    deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
     let detections: Detection[];
     try {
-      detections = await detecting;
+      detections =
+        deps.detection && inputs.length > 0
+          ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [], inputs)
+          : [];
     } catch (error) {
       // Settled before the chunk is redone.
       await Promise.allSettled([indexing, deadLettering]);

@@ -220,12 +220,6 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       for (const { reasonCode } of refused) reasons[reasonCode] = (reasons[reasonCode] ?? 0) + 1;
       logger.debug({ topic, partition, firstOffset: messages[0]?.offset, messages: messages.length, refused: refused.length, reasons }, 'dead-lettering refused messages');
     }
-    // What decode refused is dead-lettered while the rest is correlated, indexed and detected,
-    // not after: under hostile traffic these sends would otherwise stand in the good events' way.
-    // The commit barrier below still waits for them.
-    const deadLettering = sendDeadLetters(chunk, refused, now);
-    deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
-
     // An id this process saw acknowledged is decided here, as Elasticsearch would decide it after
     // the rules: the same content is a duplicate (a redelivery), other content an id conflict.
     // Neither is correlated, evaluated or indexed. So is a later copy of an id that came earlier
@@ -256,6 +250,14 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         documents.push(document);
       }
     }
+
+    // What decode refused is dead-lettered while the rest is correlated, indexed and detected,
+    // not after: under hostile traffic these sends would otherwise stand in the good events' way.
+    // The ids decided above as conflicts go in the same sends: they need no answer from
+    // Elasticsearch, and a second send would be a second acknowledgement to wait for before the
+    // commit. The commit barrier below still waits for them.
+    const deadLettering = sendDeadLetters(chunk, [...refused, ...known], now);
+    deadLettering.catch(() => undefined); // awaited below; handled here in case a stage throws first
 
     const { contexts, inputs } = await timed(
       'correlate',
@@ -316,7 +318,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     });
     let created = 0;
     let duplicates = knownDuplicates;
-    const rejected: Refused[] = [...known];
+    const rejected: Refused[] = [];
     // What Elasticsearch acknowledged holds, per id, the hash it now stores; remembered once committed.
     const acknowledged: { item: HashedItem; storedHash: string }[] = [];
     const createdByFamily: Partial<Record<Family, number>> = {};
@@ -356,7 +358,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     stats.indexed += created;
     for (const [family, count] of Object.entries(createdByFamily) as [Family, number][]) stats.indexedByFamily[family] = (stats.indexedByFamily[family] ?? 0) + count;
     stats.duplicates += duplicates;
-    for (const { reasonCode } of [...refused, ...rejected]) {
+    for (const { reasonCode } of [...refused, ...known, ...rejected]) {
       stats.deadLettered++;
       stats.deadLetteredByReason[reasonCode] = (stats.deadLetteredByReason[reasonCode] ?? 0) + 1;
     }

@@ -69,6 +69,8 @@ const ROOT = resolve(__dirname, '..');
 const VIGIL_BIN = join(ROOT, 'bin', 'vigil.js');
 const COMPARE_BIN = process.env.BENCH_COMPARE_BIN;
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR;
+/** NODE_OPTIONS for the `vigil run` processes only (e.g. a heap limit the bench itself would not fit in). */
+const VIGIL_NODE_OPTIONS = process.env.BENCH_VIGIL_NODE_OPTIONS;
 const PATHS = new Set((process.env.BENCH_PATHS ?? 'off,on,ceiling').split(',').map((path) => path.trim()));
 const listOf = (value: string | undefined, fallback: string): string[] => (value ?? fallback).split(',').map((item) => item.trim()).filter((item) => item !== '');
 const INSTANCES = [...new Set(listOf(process.env.BENCH_INSTANCES, '1').map((count) => positiveInteger(count, 1, 'BENCH_INSTANCES')))];
@@ -352,7 +354,7 @@ interface VigilRun {
 async function runVigil(stores: Stores, traffic: readonly Produced[], run: VigilRun, keep?: (documents: StoredDocument[], prefix: string) => void): Promise<PathResult> {
   const { path, bin, detection, instances, redisKind } = run;
   const prefix = `bench-tp-${runId}-${path.replace(/[^a-z0-9]+/g, '')}`;
-  const env = { ...process.env, ...isolation(prefix, detection, redisKind), LOG_LEVEL: 'warn' };
+  const env = { ...process.env, ...isolation(prefix, detection, redisKind), LOG_LEVEL: 'warn', ...(VIGIL_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: VIGIL_NODE_OPTIONS }) };
   const config = loadConfig(env);
   const { kafka, elasticsearch } = stores;
   const store = redisKind === 'cluster' ? stores.cluster : { redis: stores.redis, pids: [stores.pids.redis] };

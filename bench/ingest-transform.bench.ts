@@ -1,5 +1,6 @@
 /**
- * The ingest hot path per message, without I/O: classify (size, depth scan, JSON.parse, zod),
+ * The ingest hot path per message, without I/O: classify (size, depth scan, JSON.parse, zod or the
+ * SDK text check),
  * enrich (IP scope, geoip lookup) and build the ECS document. Printed as ratios against a
  * baseline measured in the same run: JSON.parse + JSON.stringify of the same bytes, the least
  * any consumer must do. Absolute times on a shared machine move; the ratio is what to compare.
@@ -22,7 +23,8 @@ import {
   toEventDocument,
   type GeoLookup,
 } from '../ingest';
-import type { VigilEvent } from '../schemas';
+import { eventSchema, type Family, type VigilEvent } from '../schemas';
+import { fastMessage } from '../ingest/sdk/fast-check';
 import { referenceContentHash, referenceFindPrototypeKey } from '../test/support/hot-path-reference';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import type { Emitter } from '../ingest/sdk';
@@ -140,6 +142,14 @@ async function main(): Promise<void> {
       ),
     ],
     [`IP scope (${new Set(ips).size} distinct of ${ips.length})`, sideBySide(ips, ipScopeUncached, ipScope)],
+    [
+      'schema check of a parsed message (zod / SDK text)',
+      sideBySide(
+        parsed.map((value, index) => ({ value: value as Record<string, unknown>, text: texts[index] ?? '' })),
+        ({ value }) => eventSchema.safeParse(value),
+        ({ value, text }) => fastMessage(value.family as Family, value, value.id, value.time, value.source)?.value === text,
+      ),
+    ],
   ];
   console.log(`hot-path functions, old / new side by side, median of ${ROUNDS * 2} alternating rounds`);
   for (const [name, row] of rows) {

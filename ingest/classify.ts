@@ -6,7 +6,7 @@ import {
   type Family,
   type VigilEvent,
 } from '../schemas';
-import { fastMessage } from './sdk/fast-check';
+import { fastMessage } from './sdk';
 
 /** Why a message was dead-lettered. Stable codes: dashboards and alerts key on them. */
 export const DEAD_LETTER_REASONS = [

@@ -95,7 +95,7 @@ export function parseFired(value: unknown): { lastFired?: number; lastFiredId?: 
  * at least a cooldown, one window, apart, so two firings never share a period and a long attack
  * still raises one detection per window. A burst straddling a boundary stays one detection (the
  * cooldown refuses the second firing); which side names it depends only on when it first reached
- * the rule's bar in event time (docs/detection.md#detection-ids).
+ * the rule's bar in event time (docs/detection.md#the-id-rule-key-and-window).
  */
 export function windowPeriod(end: number, windowMs: number): string {
   return `period-${Math.floor(end / windowMs)}`;

@@ -313,7 +313,7 @@ export const settings = {
       'VIGIL_ALERT_SUPPRESS_MS',
       int(1000, 7 * 86_400_000).default(900_000),
       '1000–604800000, at least `VIGIL_ALERT_RESOLVE_AFTER_MS`',
-      'A detection at most this long after its group’s last one joins its alert; a later one opens a new alert. An open alert always takes its group’s detections, so this can’t be shorter than the resolve time (see [alerting.md](alerting.md#deduplication-the-suppression-window-and-the-running-count)).',
+      'A detection at most this long after its group’s last one joins its alert; a later one opens a new alert. An open alert always takes its group’s detections, so this can’t be shorter than the resolve time (see [alerting.md](alerting.md#deduplication-the-quiet-period-and-the-running-count)).',
     ),
     resolveAfterMs: setting(
       'VIGIL_ALERT_RESOLVE_AFTER_MS',

@@ -268,7 +268,7 @@ export function evaluateCardinality(
     };
   }
   const count = state.members === undefined ? (state.capped?.count ?? 0) : window.values.length;
-  // Named by the period its full window ends in, not by the oldest event it held (docs/detection.md#detection-ids).
+  // Named by the period its full window ends in, not by the oldest event it held (docs/detection.md#the-id-rule-key-and-window).
   const identity = [rule.id, context.keyText, windowPeriod(window.end, rule.window)];
   if (suppressed(state, context, window.end, rule.window, identity, input.event.id)) return none('suppressed_in_window');
   const values = window.values.slice(0, maxEvidence);

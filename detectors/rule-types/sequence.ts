@@ -127,7 +127,7 @@ export function evaluateSequence(
     const chain = chainEndingAt(final, entries, rule);
     if (chain === undefined || !chain.some((entry) => entry.id === input.event.id)) continue;
     const first = chain[0] ?? final;
-    // Named by the period its final step falls in, not by the first step it chose (docs/detection.md#detection-ids).
+    // Named by the period its final step falls in, not by the first step it chose (docs/detection.md#the-id-rule-key-and-window).
     const identity = [rule.id, context.keyText, windowPeriod(final.time, rule.window)];
     if (suppressed(state, context, final.time, rule.window, identity, input.event.id)) return none('suppressed_in_window');
     const description = rule.steps.map((step) => (step.count > 1 ? `${step.count}× ${step.name}` : step.name)).join(' → ');

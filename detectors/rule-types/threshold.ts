@@ -124,7 +124,7 @@ export function evaluateThreshold(
   if (count < rule.threshold) return none('below_threshold');
   const end = window[window.length - 1]?.time ?? time;
   const first = window[0];
-  // Named by the period its full window ends in, not by the first event it held (docs/detection.md#detection-ids).
+  // Named by the period its full window ends in, not by the first event it held (docs/detection.md#the-id-rule-key-and-window).
   const identity = [rule.id, context.keyText, windowPeriod(end, rule.window)];
   if (suppressed(state, context, end, rule.window, identity, input.event.id)) return none('suppressed_in_window');
   const windowStart = first?.time ?? time;

@@ -2,9 +2,9 @@ import { ingestConsumerConfig } from '../../ingest';
 import { ConfigError, loadConfig } from '../../platform';
 
 describe('what one fetch of the ingest consumer may bring (VIGIL_FETCH_*)', () => {
-  it('is 256 KiB per partition and 50 MiB in all by default', () => {
+  it('is 8 MiB per partition and 50 MiB in all by default', () => {
     const options = ingestConsumerConfig(loadConfig({}));
-    expect(options.maxBytesPerPartition).toBe(256 * 1024);
+    expect(options.maxBytesPerPartition).toBe(8 * 1024 * 1024);
     expect(options.maxBytes).toBe(50 * 1024 * 1024);
   });
 

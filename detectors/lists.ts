@@ -3,6 +3,7 @@ import { extname, join } from 'node:path';
 import type { BlockList } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { boundedMemo } from '../platform';
 import { cidrList, inCidrList, parseCidr, type ValueList } from './filter';
 import { scalarText } from './input';
 
@@ -112,24 +113,12 @@ export function compileList(definition: Pick<ListDefinition, 'id' | 'kind' | 'de
     const all = cidrList(values);
     // One block list per entry too, only read by coverage (which entry saw traffic).
     let each: [string, BlockList][] | undefined;
-    const answers = new Map<string, boolean>();
+    // The answer depends on the text alone and traffic repeats its addresses: BlockList.check
+    // builds a SocketAddress per call (1.6 % of the rules-on path's busy time).
+    const holds = boundedMemo(CIDR_ANSWERS_KEPT, (address) => inCidrList(all, address));
     return {
       ...common,
-      has: (value) => {
-        if (typeof value !== 'string') return inCidrList(all, value);
-        // The answer depends on the text alone and traffic repeats its addresses: BlockList.check
-        // builds a SocketAddress per call (1.6 % of the rules-on path's busy time).
-        let inside = answers.get(value);
-        if (inside === undefined) {
-          inside = inCidrList(all, value);
-          if (answers.size >= CIDR_ANSWERS_KEPT) {
-            const oldest = answers.keys().next();
-            if (oldest.done !== true) answers.delete(oldest.value);
-          }
-          answers.set(value, inside);
-        }
-        return inside;
-      },
+      has: (value) => (typeof value === 'string' ? holds(value) : inCidrList(all, value)),
       entriesHolding: (value) => {
         each ??= values.map((entry) => [entry, cidrList([entry])]);
         return each.filter(([, list]) => inCidrList(list, value)).map(([entry]) => entry);

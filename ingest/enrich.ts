@@ -1,4 +1,5 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { boundedMemo } from '../platform';
 import type { VigilEvent, GeoDocument } from '../schemas';
 
 /** Whether an address can be located: private and reserved ranges never are. */
@@ -51,25 +52,13 @@ export function ipScopeUncached(ip: string): IpScope {
 
 /** How many addresses {@link ipScope} remembers; the oldest is forgotten first. */
 const IP_SCOPES_KEPT = 10_000;
-const ipScopes = new Map<string, IpScope>();
 
 /**
  * Classifies an IP address (v4, v6, or v4-mapped v6). The answer depends on the text alone, and
  * traffic repeats its clients, so answers are kept for the last {@link IP_SCOPES_KEPT} addresses
  * seen (a few hundred kilobytes at most).
  */
-export function ipScope(ip: string): IpScope {
-  let scope = ipScopes.get(ip);
-  if (scope === undefined) {
-    scope = ipScopeUncached(ip);
-    if (ipScopes.size >= IP_SCOPES_KEPT) {
-      const oldest = ipScopes.keys().next();
-      if (oldest.done !== true) ipScopes.delete(oldest.value);
-    }
-    ipScopes.set(ip, scope);
-  }
-  return scope;
-}
+export const ipScope: (ip: string) => IpScope = boundedMemo(IP_SCOPES_KEPT, ipScopeUncached);
 
 /** Which geo database answered: what each document's `vigil.geo.database*` fields name. */
 export interface GeoDatabaseInfo {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { boundedMemo } from '../platform';
 import type { GeoDocument } from '../schemas';
 import type { GeoDatabaseInfo, GeoLookup } from './enrich';
 import { GeoipLiteFiles, type GeoipLiteAnswer } from './geoip-lite-files';
@@ -58,17 +59,9 @@ export function openGeoipLite(): Promise<GeoLookup> {
   const database: GeoDatabaseInfo = { name, ...(build ? { build } : {}) };
   // Traffic repeats its clients: the last GEO_ANSWERS_KEPT addresses' answers are kept (this
   // database's only: a reload opens a new one). The document's objects are still built per event.
-  const answers = new Map<string, GeoipLiteAnswer | null>();
+  const answerOf = boundedMemo<GeoipLiteAnswer | null>(GEO_ANSWERS_KEPT, (ip) => files.lookup(ip));
   return Promise.resolve((ip: string) => {
-    let found = answers.get(ip);
-    if (found === undefined) {
-      found = files.lookup(ip);
-      if (answers.size >= GEO_ANSWERS_KEPT) {
-        const oldest = answers.keys().next();
-        if (oldest.done !== true) answers.delete(oldest.value);
-      }
-      answers.set(ip, found);
-    }
+    const found = answerOf(ip);
     if (found === null) return undefined;
     const geo: GeoDocument = {};
     if (found.country) geo.country_iso_code = found.country;

@@ -22,3 +22,4 @@ export * from './connections';
 export * from './http-server';
 export * from './lifecycle';
 export * from './kafka/messages';
+export * from './memo';

@@ -7,6 +7,7 @@ import {
   BulkIndexer,
   CO_PARTITION_PROTOCOL,
   EventTimeAligner,
+  latestOffsets,
   SharedWatermark,
   checkCoPartitioned,
   coPartitionAssigner,
@@ -377,6 +378,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   // watermark, shared through Redis: a rule keyed by endpoint is fed by every instance.
   const aligning = config.detection.alignEventTime && deps.detection !== undefined;
   let aligner: EventTimeAligner | undefined;
+  const offsets = latestOffsets(kafka);
   const shared =
     aligning && deps.watermarkStore
       ? new SharedWatermark({
@@ -391,7 +393,13 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         })
       : undefined;
   if (aligning) {
-    aligner = new EventTimeAligner({ maxSkewMs: config.detection.eventTimeSkewMs, idleMs: config.detection.eventTimeIdleMs, ...(shared ? { shared } : {}) });
+    aligner = new EventTimeAligner({
+      maxSkewMs: config.detection.eventTimeSkewMs,
+      idleMs: config.detection.eventTimeIdleMs,
+      ...(shared ? { shared } : {}),
+      // A partition's claim to be caught up is checked with Kafka before another runs ahead of it.
+      confirm: (keys) => offsets.read(keys),
+    });
   }
   const runner: PartitionRunner = createPartitionRunner({
     component: 'ingest',
@@ -462,6 +470,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       runner.stop();
       await consumer?.disconnect();
       await shared?.stop();
+      await offsets.close();
       await indexer.flush();
       await Promise.all([producer?.disconnect(), deadLetterProducer?.disconnect()]);
       logger.info({ stats: this.stats() }, 'ingest pipeline stopped');

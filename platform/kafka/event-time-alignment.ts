@@ -9,10 +9,21 @@
  * whose next message is further ahead is paused (kafkajs pause/resume: nothing is held in memory,
  * the messages are fetched again on resume) until the others catch up.
  *
- * Liveness, as Flink's `withIdleness`: a partition that has read everything it was given (its
- * last batch reached the high watermark) holds nobody back; neither does one that made no
- * progress for `idleMs` (a partition paused by a store outage, or assigned but never fetched,
- * such as an empty one); a partition whose batch is in hand is not idle, however long it takes.
+ * Liveness, as Flink's `withIdleness`: a partition that has read everything there is (its last
+ * batch reached the high watermark, and Kafka confirmed it has nothing more) holds nobody back;
+ * neither does one that made no progress for `idleMs` (a partition paused by a store outage, or
+ * assigned but never fetched, such as an empty one); a partition whose batch is in hand is not
+ * idle, however long it takes.
+ *
+ * Why "confirmed": a batch reaching the high watermark says only that the partition had nothing
+ * more when it was fetched. Partitions are separate logs: one produce request appends to them one
+ * after the other, and several producers write at their own pace, so a fetch can find one
+ * partition minutes of event time further along than another, whose next events are still being
+ * written. Taking "caught up" at its word let the first run ahead, and the other's events then
+ * reached the stateful rules after the lateness had closed their buckets (a Kong endpoint flood
+ * missed this way, docs/event-time.md). So when a partition would run ahead of one that claims to
+ * be caught up, the claim is checked first with Kafka's latest offsets (`confirm`, one request,
+ * no fetch): a partition with more to read holds the others back until it has read it.
  *
  * A partition that may not go yet waits with its batch in hand while the partition furthest
  * behind has its batch in hand too (it will move the watermark without a fetch); otherwise it
@@ -24,6 +35,8 @@
  * others either.
  */
 
+import type { Admin, Kafka } from 'kafkajs';
+
 /** Options of {@link EventTimeAligner}. */
 export interface EventTimeAlignmentOptions {
   /** How far (event time, ms) a partition may run ahead of the slowest partition that has data. */
@@ -34,6 +47,12 @@ export interface EventTimeAlignmentOptions {
   now?: () => number;
   /** The low watermark of the group's other instances; {@link EventTimeAligner.refresh} when it changes. */
   shared?: { low(): number };
+  /**
+   * Kafka's latest offset (the high watermark) of each partition named by its key: how a
+   * partition's claim to be caught up is checked before another runs ahead of it. Without it, the
+   * claim is taken at its word (see the module comment for what that risks).
+   */
+  confirm?: (keys: readonly string[]) => Promise<ReadonlyMap<string, string>>;
 }
 
 /** Counters of an aligner, since it was created. */
@@ -46,6 +65,9 @@ export interface AlignmentStats {
   held: number;
   /** Partitions known (assigned, or seen in a batch). */
   partitions: number;
+  /** Claims to be caught up checked against Kafka's latest offsets, and how many had more to read. */
+  checks: number;
+  withdrawn: number;
 }
 
 interface PartitionState {
@@ -54,8 +76,14 @@ interface PartitionState {
    * the last one handed on. Undefined: assigned but never seen.
    */
   head: number | undefined;
-  /** Its last batch was read up to the high watermark: nothing more to wait for. */
+  /** Its last batch was read up to the high watermark: nothing more to wait for, once confirmed. */
   caughtUp: boolean;
+  /** The offset after the last message it handed on, when it claims to be caught up. */
+  end: bigint | undefined;
+  /** Kafka's latest offset said the claim holds (or there is no way to check it). */
+  confirmed: boolean;
+  /** The claim is being checked, or a check failed (then idleness alone frees the others). */
+  check: 'none' | 'pending' | 'failed';
   /** Wall clock (ms) of its last batch or chunk. */
   activeAt: number;
   /** Set while the aligner holds it paused: resumes it. */
@@ -79,6 +107,8 @@ export class EventTimeAligner {
   private waits = 0;
   /** Woken at every change of a partition's position (see {@link changed}). */
   private waiters: (() => void)[] = [];
+  private checks = 0;
+  private withdrawn = 0;
 
   constructor(private readonly options: EventTimeAlignmentOptions) {
     if (!(options.maxSkewMs >= 0)) throw new RangeError(`maxSkewMs must be 0 or more, got ${options.maxSkewMs}`);
@@ -95,7 +125,7 @@ export class EventTimeAligner {
     this.release();
     const now = this.now();
     for (const [topic, partitions] of Object.entries(assignment)) {
-      for (const partition of partitions) this.partitions.set(partitionKey(topic, partition), { head: undefined, caughtUp: false, activeAt: now, resume: undefined, inHand: false });
+      for (const partition of partitions) this.partitions.set(partitionKey(topic, partition), this.fresh(now));
     }
   }
 
@@ -103,7 +133,7 @@ export class EventTimeAligner {
   seen(key: string, head: number | undefined): void {
     const state = this.state(key);
     state.activeAt = this.now();
-    state.caughtUp = false;
+    this.unclaim(state);
     state.inHand = true;
     if (head !== undefined) state.head = head;
   }
@@ -120,6 +150,8 @@ export class EventTimeAligner {
       if (time !== undefined && time > limit) break;
       count++;
     }
+    // Held back: if a partition claiming to be caught up is what holds it, check the claim.
+    if (count < times.length) this.checkClaims();
     return count;
   }
 
@@ -145,6 +177,8 @@ export class EventTimeAligner {
     const low = this.lowWatermark(key);
     if (!Number.isFinite(low)) return false;
     for (const [other, state] of this.partitions) if (other !== key && state.inHand && state.head === low) return true;
+    // A claim to be caught up being checked settles without a fetch too.
+    for (const [other, state] of this.partitions) if (other !== key && state.check === 'pending' && state.head === low) return true;
     return false;
   }
 
@@ -159,13 +193,58 @@ export class EventTimeAligner {
    * batch holds one, else `last` (the chunk's latest) stands in for it; `caughtUp` when the
    * batch is done and reached the high watermark.
    */
-  advanced(key: string, position: { next?: number; last?: number; caughtUp: boolean }): void {
+  advanced(key: string, position: { next?: number; last?: number; caughtUp: boolean; end?: string }): void {
     const state = this.state(key);
     state.activeAt = this.now();
     const head = position.next ?? position.last;
     if (head !== undefined) state.head = state.head === undefined ? head : Math.max(state.head, head);
-    state.caughtUp = position.caughtUp;
+    this.unclaim(state);
+    if (position.caughtUp) {
+      state.caughtUp = true;
+      state.end = position.end !== undefined && /^\d+$/.test(position.end) ? BigInt(position.end) : undefined;
+      // Nothing to check it with (no `confirm`, or no offset): taken at its word.
+      state.confirmed = this.options.confirm === undefined || state.end === undefined;
+    }
     this.recheck();
+  }
+
+  private unclaim(state: PartitionState): void {
+    state.caughtUp = false;
+    state.end = undefined;
+    state.confirmed = false;
+    state.check = 'none';
+  }
+
+  /**
+   * Checks, in one request, every claim to be caught up not checked yet. A claim Kafka confirms
+   * stops holding the others back; a partition with more to read is no longer caught up, and holds
+   * them back until its next batch. A failed check leaves the claim to idleness.
+   */
+  private checkClaims(): void {
+    const confirm = this.options.confirm;
+    if (confirm === undefined) return;
+    const claims = [...this.partitions].filter(([, state]) => state.caughtUp && !state.confirmed && state.check === 'none' && state.resume === undefined);
+    if (claims.length === 0) return;
+    for (const [, state] of claims) state.check = 'pending';
+    this.checks += claims.length;
+    const settle = (latest: ReadonlyMap<string, string> | undefined): void => {
+      for (const [key, state] of claims) {
+        // Still the same claim (a batch or a new assignment since replaces it).
+        if (this.partitions.get(key) !== state || state.check !== 'pending') continue;
+        const offset = latest?.get(key);
+        if (offset === undefined || !/^\d+$/.test(offset) || state.end === undefined) {
+          state.check = 'failed';
+        } else if (BigInt(offset) <= state.end) {
+          state.confirmed = true;
+          state.check = 'none';
+        } else {
+          this.withdrawn++;
+          this.unclaim(state);
+        }
+      }
+      this.recheck();
+    };
+    confirm(claims.map(([key]) => key)).then(settle, () => settle(undefined));
   }
 
   private wake(): void {
@@ -184,6 +263,8 @@ export class EventTimeAligner {
    * partitions that count (see {@link lowWatermark}), whatever the other instances hold.
    */
   localLow(): number {
+    // Another instance may be held by a claim here: settle it (see checkClaims).
+    this.checkClaims();
     return this.lowOfPartitions(undefined);
   }
 
@@ -191,7 +272,7 @@ export class EventTimeAligner {
   hold(key: string, head: number, pause: () => () => void): void {
     const state = this.state(key);
     state.head = head;
-    state.caughtUp = false;
+    this.unclaim(state);
     state.inHand = false;
     state.resume = pause();
     this.holds++;
@@ -222,7 +303,7 @@ export class EventTimeAligner {
   stats(): AlignmentStats {
     let held = 0;
     for (const state of this.partitions.values()) if (state.resume) held++;
-    return { holds: this.holds, waits: this.waits, held, partitions: this.partitions.size };
+    return { holds: this.holds, waits: this.waits, held, partitions: this.partitions.size, checks: this.checks, withdrawn: this.withdrawn };
   }
 
   /**
@@ -240,17 +321,21 @@ export class EventTimeAligner {
     let low = Infinity;
     for (const [key, state] of this.partitions) {
       if (key === except) continue;
-      if (state.resume === undefined && (state.caughtUp || (!state.inHand && now - state.activeAt >= this.options.idleMs))) continue;
+      if (state.resume === undefined && ((state.caughtUp && state.confirmed) || (!state.inHand && now - state.activeAt >= this.options.idleMs))) continue;
       if (state.head === undefined) return -Infinity;
       if (state.head < low) low = state.head;
     }
     return low;
   }
 
+  private fresh(now: number): PartitionState {
+    return { head: undefined, caughtUp: false, end: undefined, confirmed: false, check: 'none', activeAt: now, resume: undefined, inHand: false };
+  }
+
   private state(key: string): PartitionState {
     let state = this.partitions.get(key);
     if (state === undefined) {
-      state = { head: undefined, caughtUp: false, activeAt: this.now(), resume: undefined, inHand: false };
+      state = this.fresh(this.now());
       this.partitions.set(key, state);
     }
     return state;
@@ -284,10 +369,64 @@ export class EventTimeAligner {
       } else stillHeld++;
     }
     if (stillHeld === 0) this.stopTimer();
+    // A held partition may be held by a claim to be caught up: check it rather than wait for idleness.
+    else this.checkClaims();
   }
 
   private stopTimer(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+/** Kafka's latest offsets of the partitions the aligner names, read with one admin connection. */
+export interface LatestOffsets {
+  /** The high watermark of each partition (by {@link partitionKey}) Kafka answered for. */
+  read(keys: readonly string[]): Promise<ReadonlyMap<string, string>>;
+  /** Closes the admin connection, if one was opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * The aligner's `confirm`: an admin client, connected at the first check (a pipeline that never
+ * needs one opens none), asking for the latest offsets of each topic named.
+ */
+export function latestOffsets(kafka: Pick<Kafka, 'admin'>): LatestOffsets {
+  let admin: Admin | undefined;
+  let connecting: Promise<Admin> | undefined;
+  const connected = (): Promise<Admin> =>
+    (connecting ??= (async () => {
+      const client = kafka.admin();
+      admin = client;
+      await client.connect();
+      return client;
+    })().catch((error: unknown) => {
+      connecting = undefined;
+      throw error;
+    }));
+  return {
+    async read(keys) {
+      const byTopic = new Map<string, Set<number>>();
+      for (const key of keys) {
+        const at = key.lastIndexOf(':');
+        const topic = key.slice(0, at);
+        const partitions = byTopic.get(topic) ?? new Set<number>();
+        partitions.add(Number(key.slice(at + 1)));
+        byTopic.set(topic, partitions);
+      }
+      const client = await connected();
+      const latest = new Map<string, string>();
+      await Promise.all(
+        [...byTopic].map(async ([topic, partitions]) => {
+          for (const { partition, high } of await client.fetchTopicOffsets(topic)) if (partitions.has(partition)) latest.set(partitionKey(topic, partition), high);
+        }),
+      );
+      return latest;
+    },
+    async close() {
+      connecting = undefined;
+      await admin?.disconnect();
+      admin = undefined;
+    },
+  };
 }

@@ -181,7 +181,7 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
         const next = times.slice(start).find((time) => time !== undefined);
         // Read up to the high watermark kafkajs saw: nothing more to wait for from this partition.
         const caughtUp = start >= messages.length && last !== undefined && BigInt(last.offset) + 1n >= BigInt(payload.batch.highWatermark);
-        alignment.aligner.advanced(key, { ...(next === undefined ? {} : { next }), ...(latest === undefined ? {} : { last: latest }), caughtUp });
+        alignment.aligner.advanced(key, { ...(next === undefined ? {} : { next }), ...(latest === undefined ? {} : { last: latest }), caughtUp, end: payload.batch.highWatermark });
       }
     }
   }

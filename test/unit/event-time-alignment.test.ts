@@ -68,7 +68,7 @@ describe('the event-time aligner', () => {
     expect(resumed).toBe(0);
     align.advanced('policy:0', { next: T0 + 10_000, caughtUp: false });
     expect(resumed).toBe(1);
-    expect(align.stats()).toStrictEqual({ holds: 1, waits: 0, held: 0, partitions: 2 });
+    expect(align.stats()).toStrictEqual({ holds: 1, waits: 0, held: 0, partitions: 2, checks: 0, withdrawn: 0 });
     align.close();
   });
 
@@ -87,6 +87,59 @@ describe('the event-time aligner', () => {
     expect(align.admit('device:0', [T0 + 3_600_000])).toBe(0);
     clock.now += 1;
     expect(align.admit('device:0', [T0 + 3_600_000])).toBe(1);
+  });
+
+  it('checks a claim to be caught up with Kafka before letting another partition run ahead of it', async () => {
+    let answer: (latest: ReadonlyMap<string, string>) => void = () => undefined;
+    const asked: string[][] = [];
+    const confirm = (keys: readonly string[]): Promise<ReadonlyMap<string, string>> => {
+      asked.push([...keys]);
+      return new Promise((resolve) => (answer = resolve));
+    };
+    const align = new EventTimeAligner({ maxSkewMs: 60_000, idleMs: 5000, now: () => 0, confirm });
+    align.seen('invocation:0', T0);
+    align.seen('invocation:1', T0);
+    // invocation:1 read to its high watermark (offset 10) at 19 s: a claim, not yet a fact.
+    align.advanced('invocation:1', { last: T0 + 19_000, caughtUp: true, end: '10' });
+    align.left('invocation:1');
+    // invocation:0 may finish the minute invocation:1 is in, not go seven minutes on.
+    expect(align.admit('invocation:0', [T0 + 20_000, T0 + 420_000])).toBe(1);
+    expect(asked).toStrictEqual([['invocation:1']]);
+    // The check needs no fetch: invocation:0 waits for it with its batch in hand.
+    expect(align.canWait('invocation:0')).toBe(true);
+    const changed = align.changed();
+    // Kafka has more for invocation:1 (offsets 10 to 24, written after the fetch): it holds the others until it read them.
+    answer(new Map([['invocation:1', '25']]));
+    await changed;
+    expect(align.admit('invocation:0', [T0 + 420_000])).toBe(0);
+    expect(align.canWait('invocation:0')).toBe(false);
+    expect(align.stats()).toMatchObject({ checks: 1, withdrawn: 1 });
+    // Its next batch reads them and reaches the high watermark again; this time Kafka confirms it.
+    align.seen('invocation:1', T0 + 20_000);
+    align.advanced('invocation:1', { last: T0 + 59_000, caughtUp: true, end: '25' });
+    align.left('invocation:1');
+    expect(align.admit('invocation:0', [T0 + 420_000])).toBe(0);
+    const confirmed = align.changed();
+    answer(new Map([['invocation:1', '25']]));
+    await confirmed;
+    expect(align.admit('invocation:0', [T0 + 420_000])).toBe(1);
+    expect(align.stats()).toMatchObject({ checks: 2, withdrawn: 1 });
+  });
+
+  it('leaves a claim it could not check to idleness, and takes claims at their word without a way to check them', async () => {
+    const clock = { now: 0 };
+    const align = new EventTimeAligner({ maxSkewMs: 60_000, idleMs: 5000, now: () => clock.now, confirm: () => Promise.reject(new Error('broker away')) });
+    align.seen('a:0', T0);
+    align.advanced('a:0', { last: T0, caughtUp: true, end: '3' });
+    align.left('a:0');
+    expect(align.admit('b:0', [T0 + 600_000])).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(align.canWait('b:0')).toBe(false);
+    clock.now += 5000;
+    expect(align.admit('b:0', [T0 + 600_000])).toBe(1);
+    const unchecked = new EventTimeAligner({ maxSkewMs: 60_000, idleMs: 5000, now: () => 0 });
+    unchecked.advanced('a:0', { last: T0, caughtUp: true, end: '3' });
+    expect(unchecked.admit('b:0', [T0 + 600_000])).toBe(1);
   });
 
   it('does not count a partition idle while its batch is in hand, however long it takes, and lets the others wait for it in hand', () => {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import {
   commandName,
@@ -702,6 +704,83 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       const open = Object.keys(await redis.hgetall(key('surge'))).filter((field) => /^n:/.test(field));
       expect(open).toHaveLength(64);
       expect(open).not.toContain('n:1005');
+    });
+
+    it('writes back what changed (version 6): the same replies and the same stored fields as version 5, which rewrote the whole hash, call after call', async () => {
+      // Version 5 as it was (test/support/lua/surgeTick-v5.lua), registered under a test name.
+      const reference = 'it_surgeTick_v5_reference';
+      const prelude = readFileSync(join(__dirname, '../../detectors/state/lua/lib/batch.lua'), 'utf8');
+      redis.defineCommand(reference, { lua: `${prelude}\n${readFileSync(join(__dirname, '../support/lua/surgeTick-v5.lua'), 'utf8')}` });
+      const callReference = (items: readonly { keys: string[]; args: (string | number)[] }[]): Promise<unknown> =>
+        (Reflect.get(redis, reference) as (...args: (string | number)[]) => Promise<unknown>).call(redis, items.length * 2, ...items.flatMap((item) => item.keys), ...items.flatMap((item) => item.args));
+      // A fixed pseudo-random walk: four keys, one measure each, a clock that moves on (and
+      // sometimes jumps hours), late events, events from the future (opening buckets ahead, past
+      // the 64 kept open), redeliveries; calls of 1 to 8 items, a key often twice in one call.
+      let seed = 12345;
+      const random = (below: number): number => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed % below;
+      };
+      const measures = ['count', 'distinct', 'ratio', 'p95'] as const;
+      const surgeKeys = (at: string, user: number, bucket: number): string[] => [stateKey(at, 'it-rule', `user=u-${user}`, 'surge'), stateKey(at, 'it-rule', `user=u-${user}`, `surge-hll:${bucket}`)];
+      let clock = 10_000_000;
+      const calls: { user: number; bucket: number; args: (string | number)[] }[][] = [];
+      for (let call = 0; call < 120; call++) {
+        const items: { user: number; bucket: number; args: (string | number)[] }[] = [];
+        for (let item = 0, count = 1 + random(8); item < count; item++) {
+          const step = random(100);
+          clock += step < 3 ? 3_600_000 * (1 + random(3)) : random(40_000);
+          const time = step >= 96 ? clock + 60_000 * (1 + random(90)) : step >= 80 ? clock - random(200_000) : clock;
+          const user = random(4);
+          const measure = measures[user] ?? 'count';
+          const bucket = Math.floor(time / 60_000);
+          const events = 1 + random(5);
+          items.push({
+            user,
+            bucket,
+            args: [
+              bucket, measure, events, random(events + 1),
+              JSON.stringify(measure === 'distinct' || user === 2 ? Array.from({ length: events }, () => `m-${random(7)}`) : []),
+              JSON.stringify(measure === 'p95' ? [10 + random(6), events] : []),
+              0.3, TTL, Math.floor((clock - 120_000) / 60_000), TTL, 3, random(3) === 0 ? 0 : 2, time, `evt-${random(50)}`,
+            ],
+          });
+        }
+        calls.push(items);
+      }
+      // Then 70 buckets ahead of the clock for one key, ten a call: past the 64 kept open.
+      for (let first = 0; first < 70; first += 10) {
+        calls.push(
+          Array.from({ length: 10 }, (_, offset) => {
+            const time = clock + 60_000 * (first + offset + 2);
+            const bucket = Math.floor(time / 60_000);
+            return { user: 3, bucket, args: [bucket, 'p95', 2, 1, '[]', JSON.stringify([12, 2]), 0.3, TTL, Math.floor((clock - 120_000) / 60_000), TTL, 3, 2, time, `evt-${first + offset}`] };
+          }),
+        );
+      }
+      const [now, before] = [`${prefix}:v6`, `${prefix}:v5`];
+      const seen = { snapshots: 0, mostOpen: 0, reported: 0, late: 0 };
+      for (const [index, items] of calls.entries()) {
+        const replies = await callBatch(redis, 'surgeTick', items.map(({ user, bucket, args }) => ({ keys: surgeKeys(now, user, bucket), args })));
+        const expected = await callReference(items.map(({ user, bucket, args }) => ({ keys: surgeKeys(before, user, bucket), args })));
+        expect({ call: index, replies }).toEqual({ call: index, replies: expected });
+        for (const reply of replies as unknown[][]) {
+          if (reply[11] !== '[]') seen.reported++;
+          if (Number(reply[6]) > 0) seen.late++;
+        }
+        for (let user = 0; user < 4; user++) {
+          const [stored, storedBefore] = [await redis.hgetall(surgeKeys(now, user, 0)[0] ?? ''), await redis.hgetall(surgeKeys(before, user, 0)[0] ?? '')];
+          expect({ call: index, user, stored }).toEqual({ call: index, user, stored: storedBefore });
+          const fields = Object.keys(stored);
+          seen.snapshots = Math.max(seen.snapshots, fields.filter((field) => field.startsWith('p:')).length);
+          seen.mostOpen = Math.max(seen.mostOpen, fields.filter((field) => field.startsWith('n:')).length);
+        }
+      }
+      // The walk went where it should: snapshots kept, 64 buckets open, closed buckets reported, events too late.
+      expect(seen.snapshots).toBeGreaterThan(1);
+      expect(seen.mostOpen).toBe(64);
+      expect(seen.reported).toBeGreaterThan(0);
+      expect(seen.late).toBeGreaterThan(0);
     });
 
     it('adds up an item of many events as those events one by one', async () => {

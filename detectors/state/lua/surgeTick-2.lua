@@ -131,6 +131,18 @@ local function writeOpen(write, bucket, open)
   end
 end
 
+--- The baseline's fields (and f, o when set), appended to `write` as field, value pairs.
+local function writeBase(write, state)
+  local base = { 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples, 'z', state.z }
+  for _, pair in ipairs(base) do write[#write + 1] = pair end
+  for _, field in ipairs({ 'f', 'o' }) do
+    if state[field] then
+      write[#write + 1] = field
+      write[#write + 1] = state[field]
+    end
+  end
+end
+
 --- Writes back what changed in a key's state since it was read: the same fields and values a
 --- whole rewrite would leave (an unchanged value keeps its stored text, which is what tostring
 --- of the number read from it gives).
@@ -147,16 +159,7 @@ local function writeChanges(key, state)
     if state[field] ~= state.was[field] then moved = true end
   end
   if state.o ~= state.was.o then moved = true end
-  if moved then
-    local base = { 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples, 'z', state.z }
-    for _, pair in ipairs(base) do write[#write + 1] = pair end
-    for _, field in ipairs({ 'f', 'o' }) do
-      if state[field] then
-        write[#write + 1] = field
-        write[#write + 1] = state[field]
-      end
-    end
-  end
+  if moved then writeBase(write, state) end
   for bucket in pairs(state.snapsSet) do
     local snap = state.snaps[bucket]
     if snap ~= nil then
@@ -232,13 +235,8 @@ local function stateOf(key)
   atEnd(function()
     if not state.whole then return writeChanges(key, state) end
     redis.call('DEL', key)
-    local write = { 'mean', tostring(state.mean), 'var', tostring(state.var), 'samples', state.samples, 'nmean', tostring(state.nmean), 'emean', tostring(state.emean), 'nsamples', state.nsamples, 'z', state.z }
-    for _, field in ipairs({ 'f', 'o' }) do
-      if state[field] then
-        write[#write + 1] = field
-        write[#write + 1] = state[field]
-      end
-    end
+    local write = {}
+    writeBase(write, state)
     for bucket, snap in pairs(state.snaps) do
       write[#write + 1] = 'p:' .. bucket
       write[#write + 1] = snapText(snap)

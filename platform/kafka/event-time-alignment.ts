@@ -70,6 +70,17 @@ export interface AlignmentStats {
   withdrawn: number;
 }
 
+/** A partition's claim to be caught up (its last batch reached the high watermark). */
+interface CaughtUpClaim {
+  /** The offset after the last message it handed on. */
+  end: bigint | undefined;
+  /**
+   * `confirmed`: Kafka's latest offset says it holds (or there is no way to check it); `pending`:
+   * being checked; `failed`: the check failed, and idleness alone frees the others.
+   */
+  status: 'unchecked' | 'pending' | 'confirmed' | 'failed';
+}
+
 interface PartitionState {
   /**
    * Event time (ms) of the next message the partition has yet to hand on; after its last batch,
@@ -77,13 +88,7 @@ interface PartitionState {
    */
   head: number | undefined;
   /** Its last batch was read up to the high watermark: nothing more to wait for, once confirmed. */
-  caughtUp: boolean;
-  /** The offset after the last message it handed on, when it claims to be caught up. */
-  end: bigint | undefined;
-  /** Kafka's latest offset said the claim holds (or there is no way to check it). */
-  confirmed: boolean;
-  /** The claim is being checked, or a check failed (then idleness alone frees the others). */
-  check: 'none' | 'pending' | 'failed';
+  claim: CaughtUpClaim | undefined;
   /** Wall clock (ms) of its last batch or chunk. */
   activeAt: number;
   /** Set while the aligner holds it paused: resumes it. */
@@ -133,7 +138,7 @@ export class EventTimeAligner {
   seen(key: string, head: number | undefined): void {
     const state = this.state(key);
     state.activeAt = this.now();
-    this.unclaim(state);
+    state.claim = undefined;
     state.inHand = true;
     if (head !== undefined) state.head = head;
   }
@@ -178,7 +183,7 @@ export class EventTimeAligner {
     if (!Number.isFinite(low)) return false;
     for (const [other, state] of this.partitions) if (other !== key && state.inHand && state.head === low) return true;
     // A claim to be caught up being checked settles without a fetch too.
-    for (const [other, state] of this.partitions) if (other !== key && state.check === 'pending' && state.head === low) return true;
+    for (const [other, state] of this.partitions) if (other !== key && state.claim?.status === 'pending' && state.head === low) return true;
     return false;
   }
 
@@ -198,21 +203,13 @@ export class EventTimeAligner {
     state.activeAt = this.now();
     const head = position.next ?? position.last;
     if (head !== undefined) state.head = state.head === undefined ? head : Math.max(state.head, head);
-    this.unclaim(state);
+    state.claim = undefined;
     if (position.caughtUp) {
-      state.caughtUp = true;
-      state.end = position.end !== undefined && /^\d+$/.test(position.end) ? BigInt(position.end) : undefined;
+      const end = position.end !== undefined && /^\d+$/.test(position.end) ? BigInt(position.end) : undefined;
       // Nothing to check it with (no `confirm`, or no offset): taken at its word.
-      state.confirmed = this.options.confirm === undefined || state.end === undefined;
+      state.claim = { end, status: this.options.confirm === undefined || end === undefined ? 'confirmed' : 'unchecked' };
     }
     this.recheck();
-  }
-
-  private unclaim(state: PartitionState): void {
-    state.caughtUp = false;
-    state.end = undefined;
-    state.confirmed = false;
-    state.check = 'none';
   }
 
   /**
@@ -223,23 +220,23 @@ export class EventTimeAligner {
   private checkClaims(): void {
     const confirm = this.options.confirm;
     if (confirm === undefined) return;
-    const claims = [...this.partitions].filter(([, state]) => state.caughtUp && !state.confirmed && state.check === 'none' && state.resume === undefined);
+    const claims: [string, PartitionState, CaughtUpClaim][] = [];
+    for (const [key, state] of this.partitions) if (state.claim?.status === 'unchecked' && state.resume === undefined) claims.push([key, state, state.claim]);
     if (claims.length === 0) return;
-    for (const [, state] of claims) state.check = 'pending';
+    for (const [, , claim] of claims) claim.status = 'pending';
     this.checks += claims.length;
     const settle = (latest: ReadonlyMap<string, string> | undefined): void => {
-      for (const [key, state] of claims) {
+      for (const [key, state, claim] of claims) {
         // Still the same claim (a batch or a new assignment since replaces it).
-        if (this.partitions.get(key) !== state || state.check !== 'pending') continue;
+        if (state.claim !== claim) continue;
         const offset = latest?.get(key);
-        if (offset === undefined || !/^\d+$/.test(offset) || state.end === undefined) {
-          state.check = 'failed';
-        } else if (BigInt(offset) <= state.end) {
-          state.confirmed = true;
-          state.check = 'none';
+        if (offset === undefined || !/^\d+$/.test(offset) || claim.end === undefined) {
+          claim.status = 'failed';
+        } else if (BigInt(offset) <= claim.end) {
+          claim.status = 'confirmed';
         } else {
           this.withdrawn++;
-          this.unclaim(state);
+          state.claim = undefined;
         }
       }
       this.recheck();
@@ -272,7 +269,7 @@ export class EventTimeAligner {
   hold(key: string, head: number, pause: () => () => void): void {
     const state = this.state(key);
     state.head = head;
-    this.unclaim(state);
+    state.claim = undefined;
     state.inHand = false;
     state.resume = pause();
     this.holds++;
@@ -321,7 +318,7 @@ export class EventTimeAligner {
     let low = Infinity;
     for (const [key, state] of this.partitions) {
       if (key === except) continue;
-      if (state.resume === undefined && ((state.caughtUp && state.confirmed) || (!state.inHand && now - state.activeAt >= this.options.idleMs))) continue;
+      if (state.resume === undefined && (state.claim?.status === 'confirmed' || (!state.inHand && now - state.activeAt >= this.options.idleMs))) continue;
       if (state.head === undefined) return -Infinity;
       if (state.head < low) low = state.head;
     }
@@ -329,7 +326,7 @@ export class EventTimeAligner {
   }
 
   private fresh(now: number): PartitionState {
-    return { head: undefined, caughtUp: false, end: undefined, confirmed: false, check: 'none', activeAt: now, resume: undefined, inHand: false };
+    return { head: undefined, claim: undefined, activeAt: now, resume: undefined, inHand: false };
   }
 
   private state(key: string): PartitionState {

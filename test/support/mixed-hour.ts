@@ -11,8 +11,11 @@ import { seededRandom } from '../../scripts/simulated-traffic';
  * - first-seen values: u-1005 signs in from a new device at minute 30 and pays a minute later
  *   (new device, then the sensitive-write sequence);
  * - a sequence: five failed logins from one IP, then a success from it, at minute 20;
- * - two incidents on one endpoint (accounts-v1 /v1/login), far apart: credential stuffing from one
- *   IP at minutes 10–11, and a rate-limited request flood from a few IPs at minute 50.
+ * - credential stuffing on the login endpoint (accounts-v1 /v1/login) from one IP at minutes 10–11
+ *   (an incident keyed on the IP);
+ * - two incidents on that endpoint itself, far apart: a request flood from three IPs at minute 18,
+ *   and a rate-limited one from three others at minute 50. Each is one incident of the endpoint's
+ *   group; the first resolves (15 minutes quiet, in event time) before the second opens.
  * Steps that a rule compares across topics are more than the alignment skew apart; the events
  * of one request (its policy decisions, invocation and device) are milliseconds apart, as they are.
  */
@@ -125,7 +128,11 @@ export function mixedHour(start: number, seed = 15): VigilEvent[] {
   // Incident 1: credential stuffing on /v1/login from one IP, 25 accounts in 100 s.
   for (let attempt = 0; attempt < 25; attempt++) request({ time: at(10, attempt * 4), user: `u-stuffed-${attempt}`, ip: '185.60.216.50', authn: 'fail' });
 
-  // Incident 2, 40 minutes later on the same endpoint: a flood from three IPs, rate limited.
+  // The endpoint's first incident: a flood from three IPs at minute 18, once the endpoint's
+  // baseline has warmed up (the surge rules' minSamples plus the lag of six minutes).
+  for (let call = 0; call < 180; call++) request({ time: at(18, call / 4), ip: `5.188.10.${30 + (call % 3)}` });
+
+  // The endpoint's second incident, 32 minutes later: a flood from three other IPs, rate limited.
   for (let call = 0; call < 180; call++) {
     request({ time: at(50, call / 4), consumer: 'partner-globex', ip: `91.198.174.${20 + (call % 3)}`, rateLimited: call % 3 === 0 });
   }

@@ -39,6 +39,15 @@ export interface DetectionEngineOptions {
 }
 
 /** Counters since the engine started. */
+/** A batch's reading of its stream's clock ({@link DetectionEngine.clockBatch}): per event, in order. */
+export interface BatchClock {
+  stream: string;
+  /** The clock ("now") each event is evaluated at. */
+  nows: number[];
+  /** Whether the event is behind its clock by more than the allowed lateness. */
+  late: boolean[];
+}
+
 export interface DetectionStats {
   events: number;
   evaluations: number;
@@ -181,19 +190,37 @@ export class DetectionEngine {
     return this.options.clock === 'watermark' ? watermark : Math.min(watermark, this.now());
   }
 
+  /** Whether an event is behind its clock reading by more than the allowed lateness. */
+  private isLate(input: DetectionInput, now: number): boolean {
+    return eventTime(input.event.time) < now - this.latenessMs;
+  }
+
   /**
-   * Evaluates every rule on every event of a batch, in order.
+   * Reads the stream's clock for each event of a batch, in order, as {@link evaluateBatch} does
+   * (reading it moves the stream's watermark): each event's "now", and whether it is late. The
+   * pipeline reads it before indexing, to mark late events' documents, and hands it to
+   * `evaluateBatch`, so both see one reading.
+   */
+  clockBatch(inputs: readonly DetectionInput[], stream = 'default'): BatchClock {
+    const nows = inputs.map((input) => this.clock(input, stream));
+    return { stream, nows, late: inputs.map((input, position) => this.isLate(input, nows[position] ?? 0)) };
+  }
+
+  /**
+   * Evaluates every rule on every event of a batch, in order. `clock`, when given, is this
+   * batch's reading from {@link clockBatch} (its stream is the batch's).
    * @throws StoreUnavailableError when Redis is unavailable and a rule that needed it says `pause`
    */
-  async evaluateBatch(inputs: readonly DetectionInput[], options: { stream?: string } = {}): Promise<Detection[]> {
+  async evaluateBatch(inputs: readonly DetectionInput[], options: { stream?: string; clock?: BatchClock } = {}): Promise<Detection[]> {
     const startedAt = performance.now();
     // This batch's own round trips, kept apart from the totals so the batch event can report them
     // while other partitions' batches run concurrently.
     const trips: BatchTrips = { state: { roundTrips: 0 }, claims: { roundTrips: 0 } };
-    const stream = options.stream ?? 'default';
+    const stream = options.clock?.stream ?? options.stream ?? 'default';
+    if (options.clock && options.clock.nows.length !== inputs.length) throw new Error(`evaluateBatch: a clock reading of ${options.clock.nows.length} events for a batch of ${inputs.length}`);
     let detections: Detection[] = [];
     try {
-      detections = await this.evaluateBoth(inputs, stream, trips);
+      detections = await this.evaluateBoth(inputs, options.clock?.nows ?? this.clockBatch(inputs, stream).nows, trips);
       return detections;
     } finally {
       this.counters.roundTrips += trips.state.roundTrips + trips.claims.roundTrips;
@@ -210,13 +237,14 @@ export class DetectionEngine {
     }
   }
 
-  private async evaluateBoth(inputs: readonly DetectionInput[], stream: string, trips: BatchTrips): Promise<Detection[]> {
+  /**
+   * `nows`: one clock reading per event, shared by both phases (the watermark must not move
+   * between them). Lateness is judged within the stream the batch came from (its partition), as
+   * Kafka Streams does: one partition catching up on a backlog is not late because another is current.
+   */
+  private async evaluateBoth(inputs: readonly DetectionInput[], nows: readonly number[], trips: BatchTrips): Promise<Detection[]> {
     const ruleSet = this.ruleSet;
     this.counters.events += inputs.length;
-    // One clock reading per event, shared by both phases: the watermark must not move between them.
-    // Lateness is judged within the stream the batch came from (its partition), as Kafka Streams
-    // does: one partition catching up on a backlog is not late because another is current.
-    const nows = inputs.map((input) => this.clock(input, stream));
     // Phase 1 runs every rule; rules using `detectedBy` see no detections yet, which still
     // records their other steps (a payment with no new device) in the same round trip.
     const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true, trips);
@@ -251,7 +279,7 @@ export class DetectionEngine {
     const ruleCount = rules.length;
     for (const [position, input] of inputs.entries()) {
       const now = nows[position] ?? this.now();
-      const late = eventTime(input.event.time) < now - this.latenessMs;
+      const late = this.isLate(input, now);
       if (late && countLate) this.counters.late++;
       for (let index = 0; index < ruleCount; index++) {
         const compiled = rules[index] as CompiledRule;

@@ -267,9 +267,14 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       () => correlate(fresh, { correlator: deps.correlator, detecting: deps.detection !== undefined }),
       fresh,
     );
+    // The rules' clock, read before indexing: an event too late for the stateful rules is indexed
+    // with `vigil.late` (never dropped), and evaluated with this same reading.
+    const stream = `${topic}:${partition}`;
+    const ruleClock = deps.detection && inputs.length > 0 ? deps.detection.clockBatch(inputs, stream) : undefined;
     const items: BulkItem[] = documents.map((document, position) => {
       const correlation = correlationDocument(contexts[position]);
       if (correlation) document.vigil.correlation = correlation;
+      if (ruleClock?.late[position] === true) document.vigil.late = true;
       const { index, id } = hashed[position] ?? { index: '', id: '' };
       return { index, id, document };
     });
@@ -293,7 +298,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     try {
       detections =
         deps.detection && inputs.length > 0
-          ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream: `${topic}:${partition}` }) ?? [], inputs)
+          ? await timed('detect', chunk, inputs.length, () => deps.detection?.evaluateBatch(inputs, { stream, ...(ruleClock ? { clock: ruleClock } : {}) }) ?? [], inputs)
           : [];
     } catch (error) {
       // Settled before the chunk is redone.

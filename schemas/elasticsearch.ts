@@ -24,8 +24,10 @@ export const ECS_VERSION = '9.4.0';
  * 3: bytes per event (issue 12): `event.original` only with `VIGIL_EVENT_ORIGINAL=on`;
  * `vigil.time`, `vigil.device.client|ip|user_agent|id` added (kept in `_source` only, for
  * replay); `vigil.content_hash` no longer indexed; `vigil.policy.reason` no longer written.
+ *
+ * 4: event time (issue 15): `vigil.late` added.
  */
-export const TEMPLATE_VERSION = 3;
+export const TEMPLATE_VERSION = 4;
 
 /** Geo fields as they land in `source.geo`. */
 export interface GeoDocument {
@@ -91,6 +93,11 @@ export interface EventDocument {
      * offset other than `Z`, a fraction other than milliseconds).
      */
     time?: string;
+    /**
+     * Present (true) when the event arrived more than the allowed lateness behind its partition's
+     * event-time clock: indexed and evaluated by `match` rules, but not counted by stateful rules.
+     */
+    late?: true;
     /** `reason` only in documents indexed before template version 3: it is `event.reason`. */
     policy?: { kind: string; name: string; outcome: 'pass' | 'fail'; reason?: string; auth_context?: string; scopes?: string[] };
     device?: {
@@ -219,6 +226,7 @@ export const eventMappings = {
         upstream_service: keyword,
         latency_ms: float,
         time: sourceOnly,
+        late: { type: 'boolean' },
         policy: {
           properties: {
             kind: keyword,

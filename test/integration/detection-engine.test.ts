@@ -681,6 +681,33 @@ describe('the detection engine on the real Redis', () => {
       expect(engine.stats().byRule['it-credential-stuffing']?.evaluations).toBe(8);
     });
 
+    it('clockBatch is the reading evaluateBatch takes: late events marked, and evaluating with it equals evaluating without (issue 15)', async () => {
+      const user = { userId: 'u-cb', ip: '198.51.100.60' };
+      // Three failures within a minute at 30:00, with one 28 minutes behind them in between.
+      const events = [failure('evt-cb-0', 30 * MINUTE, user), failure('evt-cb-1', 30 * MINUTE + 10 * SECOND, user), failure('evt-cb-old', 2 * MINUTE, user), failure('evt-cb-2', 30 * MINUTE + 20 * SECOND, user)];
+      const runs: { detections: string[]; late: number }[] = [];
+      for (const read of ['with', 'without'] as const) {
+        freshPrefix();
+        const engine = engineFor(ruleSet(RULES.threshold));
+        let detections: Detection[];
+        if (read === 'with') {
+          const clock = engine.clockBatch(events, 'p:0');
+          expect(clock.late).toEqual([false, false, true, false]);
+          // The watermark: the latest event time so far, which the old event does not move.
+          expect(clock.nows.map((now) => now - (clock.nows[0] ?? 0))).toEqual([0, 10 * SECOND, 10 * SECOND, 20 * SECOND]);
+          // A reading of another batch is refused, not misapplied.
+          await expect(engine.evaluateBatch(events.slice(1), { clock })).rejects.toThrow('a clock reading of 4 events for a batch of 3');
+          detections = await engine.evaluateBatch(events, { clock });
+        } else {
+          detections = await engine.evaluateBatch(events, { stream: 'p:0' });
+        }
+        runs.push({ detections: detections.map((detection) => `${detection.ruleId} ${detection.id}`), late: engine.stats().late });
+      }
+      expect(runs[0]?.detections).toHaveLength(1);
+      expect(runs[0]?.late).toBe(1);
+      expect(runs[1]).toEqual(runs[0]);
+    });
+
     it('threshold and sequence: one detection each, the same id, whichever partition of the key is read first', async () => {
       const user = { userId: 'u-1', ip: '198.51.100.51' };
       // Six failures 10 s apart (three within a minute: the threshold rule; five: the sequence), then a success.

@@ -4,7 +4,7 @@ import { deleteKeysUnder } from '../../detectors';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
-import { detectionIndexNames, detectionSchema } from '../../schemas';
+import { detectionIndexNames, detectionSchema, indexNames } from '../../schemas';
 import { isolatedConfig, openStack, readTopic, vigilOn, waitFor, type Stack } from '../support/harness';
 
 describe('detections end to end: Kafka → pipeline with rules → Elasticsearch and the detections topic', () => {
@@ -77,5 +77,50 @@ describe('detections end to end: Kafka → pipeline with rules → Elasticsearch
     const onTopic = published.map((message) => detectionSchema.parse(JSON.parse(message.value?.toString() ?? '{}')));
     expect(onTopic.map((detection) => detection.ruleId).sort()).toEqual(['authn-failures-per-user', 'json-threat-violation']);
     expect(pipeline.stats().detectionsByRule).toEqual({ 'authn-failures-per-user': 1, 'json-threat-violation': 1 });
+  });
+
+  it('indexes a too-late event marked vigil.late, and still evaluates it by match rules (issue 15)', async () => {
+    const lateBefore = vigil.stats().ingest?.engine?.late ?? 0;
+    const threatsBefore = pipeline.stats().detectionsByRule['json-threat-violation'] ?? 0;
+    const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'edge-gateway-eu', kind: 'gateway' } });
+    const resource = { api: 'payments-v2', method: 'POST', path: '/v2/payments' } as const;
+    // One user, so one partition: the first event moves its clock to now, the second is 20
+    // minutes behind it, past the allowed lateness (5 minutes).
+    const threat = (id: string, time: number, ip: string): unknown =>
+      emitter.policy({
+        id,
+        time: new Date(time).toISOString(),
+        actor: { userId: 'u-late', consumerId: 'partner-globex' },
+        client: { ip },
+        policy: { kind: 'json_threat', name: 'json-threat-protection', outcome: 'fail', reason: 'container_depth_exceeded', group: 'payments', resource },
+      });
+    threat('evt-late-now', Date.now(), '8.8.4.4');
+    threat('evt-late-old', Date.now() - 20 * 60_000, '1.1.1.1');
+    await emitter.close();
+
+    await waitFor('both threats detected', () => (pipeline.stats().detectionsByRule['json-threat-violation'] ?? 0) >= threatsBefore + 2, 60_000);
+    expect((vigil.stats().ingest?.engine?.late ?? 0) - lateBefore).toBe(1);
+
+    const events = indexNames(stack.config.indices.prefix).eventPattern;
+    await stack.elasticsearch.indices.refresh({ index: events });
+    const { hits } = await stack.elasticsearch.search<{ event: { id: string }; vigil: { late?: boolean } }>({
+      index: events,
+      query: { terms: { 'event.id': ['evt-late-now', 'evt-late-old'] } },
+      sort: [{ 'event.id': 'asc' }],
+    });
+    expect(hits.hits.map((hit) => [hit._source?.event.id, hit._source?.vigil.late])).toEqual([
+      ['evt-late-now', undefined],
+      ['evt-late-old', true],
+    ]);
+    // Searchable: the field is mapped.
+    const { count } = await stack.elasticsearch.count({ index: events, query: { bool: { filter: [{ term: { 'vigil.late': true } }, { term: { 'user.id': 'u-late' } }] } } });
+    expect(count).toBe(1);
+
+    const pattern = detectionIndexNames(stack.config.indices.prefix).pattern;
+    await waitFor('the late event\'s detection indexed', async () => {
+      await stack.elasticsearch.indices.refresh({ index: pattern, allow_no_indices: true });
+      const found = await stack.elasticsearch.count({ index: pattern, query: { term: { 'vigil.detection.event_ids': 'evt-late-old' } } });
+      return found.count === 1;
+    });
   });
 });

@@ -21,8 +21,9 @@ import { mixedHour, produceEvents } from '../support/mixed-hour';
  *
  * The rules grouped by user are the rules that combine families, and user is the key producers
  * partition by, so co-partitioning gives one instance all of a user's events. Rules grouped by IP
- * or endpoint read partitions that several instances hold, and instances do not align event time
- * with one another (docs/scaling.md). The windowed rules among them (threshold, cardinality,
+ * or endpoint read partitions that several instances hold; the instances keep within the skew bound
+ * of one another through the shared watermark in Redis (docs/scaling.md), and those rules' ids do
+ * not depend on the order within it either. The windowed rules among them (threshold, cardinality,
  * sequence) name a detection by rule, key and window period, not by the events their state held
  * when they fired (a credential stuffing's id used to change with the instances' relative pace),
  * and match rules by their event: their ids are compared too, and so are the surge rules' since

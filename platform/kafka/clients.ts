@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Kafka, Partitioners, logLevel as kafkaLogLevel, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
+import { Kafka, Partitioners, logLevel as kafkaLogLevel, type Admin, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
+import { StoreUnavailableError } from '../errors';
 import type { Family } from '../../schemas';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -94,6 +95,51 @@ export async function ensureTopics(kafka: Kafka, config: Config, extra: readonly
   return states.filter((state) => state.state === 'created').map((state) => state.topic);
 }
 
+/** What the broker answers about a topic that was just created, while it is still being set up. */
+const TOPIC_SETTING_UP = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * Waits until every partition of the topics just created has a leader: the broker's metadata
+ * is asked every `everyMs`; answers that the topic is still being set up are waited out, any
+ * other error is thrown. Past `timeoutMs`, a retriable StoreUnavailableError names the topics.
+ */
+export async function untilLed(
+  admin: Pick<Admin, 'fetchTopicMetadata'>,
+  topics: readonly { topic: string; numPartitions?: number }[],
+  options: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<void> {
+  const { timeoutMs = 30_000, everyMs = 100 } = options;
+  const deadline = Date.now() + timeoutMs;
+  let waiting = topics.map((plan) => plan.topic);
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: waiting });
+      const led = new Set(
+        found
+          .filter((topic) => {
+            const wanted = topics.find((plan) => plan.topic === topic.name)?.numPartitions ?? 1;
+            return topic.partitions.length >= wanted && topic.partitions.every((partition) => partition.leader >= 0);
+          })
+          .map((topic) => topic.name),
+      );
+      waiting = waiting.filter((topic) => !led.has(topic));
+      if (waiting.length === 0) return;
+      last = 'a partition without a leader';
+    } catch (error) {
+      // kafkajs retries these itself first, then throws its retries' error with the last answer in `originalError`.
+      const failure = error as { type?: unknown; originalError?: { type?: unknown } };
+      const type = failure.type ?? failure.originalError?.type;
+      if (typeof type !== 'string' || !TOPIC_SETTING_UP.has(type)) throw error;
+      last = type;
+    }
+    if (Date.now() >= deadline) {
+      throw new StoreUnavailableError('kafka', `topics created but without a leader after ${timeoutMs} ms (${last}): ${waiting.join(', ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
 /** {@link ensureTopics}, reporting every topic: created or existing, and its partitions. */
 export async function ensureTopicStates(kafka: Kafka, config: Config, extra: readonly string[] = []): Promise<TopicState[]> {
   const admin = kafka.admin();
@@ -102,7 +148,12 @@ export async function ensureTopicStates(kafka: Kafka, config: Config, extra: rea
     const plans = topicPlans(config, extra);
     const existing = new Set(await admin.listTopics());
     const missing = plans.filter((plan) => !existing.has(plan.topic));
-    if (missing.length > 0) await admin.createTopics({ waitForLeaders: true, topics: missing });
+    if (missing.length > 0) {
+      // kafkajs's own wait (`waitForLeaders`) gives up on UNKNOWN_TOPIC_OR_PARTITION, which a
+      // KRaft broker answers until the new topic's metadata has reached it (seconds under load).
+      await admin.createTopics({ waitForLeaders: false, topics: missing });
+      await untilLed(admin, missing);
+    }
     const created = new Set(missing.map((plan) => plan.topic));
     const present = plans.filter((plan) => !created.has(plan.topic)).map((plan) => plan.topic);
     const partitions = new Map<string, number>();

@@ -1,4 +1,4 @@
-import { loadConfig, topicPlans } from '../../platform';
+import { loadConfig, topicPlans, untilLed } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -47,5 +47,32 @@ describe('describeTopics', () => {
     expect(lines[0]).toMatch(/^a\.policy\s+created\s+3 partitions$/);
     expect(lines[1]).toMatch(/^a\.device\s+existing\s+1 partitions$/);
     expect(lines[2]).toMatch(/^warning: a\.device has 1 partitions, VIGIL_TOPIC_PARTITIONS says 3/);
+  });
+});
+
+describe('untilLed: a topic just created, until its partitions have leaders', () => {
+  const metadata = (partitions: number[]) => ({ topics: [{ name: 't', partitions: partitions.map((leader, partitionId) => ({ partitionId, leader, replicas: [], isr: [], offlineReplicas: [], partitionErrorCode: 0 })) }] });
+  const settingUp = (type: string): Error => Object.assign(new Error(type), { type });
+
+  it('waits out the answers a broker gives while the topic is set up, then returns', async () => {
+    // The second as kafkajs throws it once its own retries ran out.
+    const exhausted = Object.assign(new Error('retries exhausted'), { originalError: settingUp('LEADER_NOT_AVAILABLE') });
+    const answers: (Error | ReturnType<typeof metadata>)[] = [settingUp('UNKNOWN_TOPIC_OR_PARTITION'), exhausted, metadata([1, -1]), metadata([1, 1])];
+    let asked = 0;
+    const admin = {
+      fetchTopicMetadata: () => {
+        const answer = answers[asked++];
+        return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer ?? metadata([1, 1]));
+      },
+    };
+    await untilLed(admin as never, [{ topic: 't', numPartitions: 2 }], { everyMs: 1 });
+    expect(asked).toBe(4);
+  });
+
+  it('throws any other error at once, and a retriable error naming the topic past its timeout', async () => {
+    await expect(untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('TOPIC_AUTHORIZATION_FAILED')) } as never, [{ topic: 't' }], { everyMs: 1 })).rejects.toThrow('TOPIC_AUTHORIZATION_FAILED');
+    const never = untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('UNKNOWN_TOPIC_OR_PARTITION')) } as never, [{ topic: 't' }], { everyMs: 1, timeoutMs: 20 });
+    await expect(never).rejects.toMatchObject({ retriable: true, store: 'kafka' });
+    await expect(never).rejects.toThrow(/without a leader after 20 ms \(UNKNOWN_TOPIC_OR_PARTITION\): t$/);
   });
 });

@@ -65,13 +65,13 @@ describe('untilLed: a topic just created, until its partitions have leaders', ()
         return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer ?? metadata([1, 1]));
       },
     };
-    await untilLed(admin as never, [{ topic: 't', numPartitions: 2 }], { everyMs: 1 });
+    await untilLed(admin, [{ topic: 't', numPartitions: 2 }], { everyMs: 1 });
     expect(asked).toBe(4);
   });
 
   it('throws any other error at once, and a retriable error naming the topic past its timeout', async () => {
-    await expect(untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('TOPIC_AUTHORIZATION_FAILED')) } as never, [{ topic: 't' }], { everyMs: 1 })).rejects.toThrow('TOPIC_AUTHORIZATION_FAILED');
-    const never = untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('UNKNOWN_TOPIC_OR_PARTITION')) } as never, [{ topic: 't' }], { everyMs: 1, timeoutMs: 20 });
+    await expect(untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('TOPIC_AUTHORIZATION_FAILED')) }, [{ topic: 't' }], { everyMs: 1 })).rejects.toThrow('TOPIC_AUTHORIZATION_FAILED');
+    const never = untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('UNKNOWN_TOPIC_OR_PARTITION')) }, [{ topic: 't' }], { everyMs: 1, timeoutMs: 20 });
     await expect(never).rejects.toMatchObject({ retriable: true, store: 'kafka' });
     await expect(never).rejects.toThrow(/without a leader after 20 ms \(UNKNOWN_TOPIC_OR_PARTITION\): t$/);
   });

@@ -35,6 +35,12 @@ function isRunning(pid: number): boolean {
   }
 }
 
+/** Every process below `pid`, children first. */
+function descendants(pid: number): number[] {
+  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+  return children.flatMap((child) => [child, ...descendants(child)]);
+}
+
 /** The log lines (pino JSON) whose message matches. */
 function lines(output: string, message: RegExp): { level: number; msg: string }[] {
   return output
@@ -70,11 +76,11 @@ describe('vigil run', () => {
     await stack.cleanup();
   });
 
-  it('stops on SIGTERM and exits with 0', async () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('stops on %s and exits with 0', async (signal) => {
     const run = startRun(env);
     try {
       await waitFor('vigil run to start', () => lines(run.output(), /^alerting started$/).length === 1, 60_000);
-      run.child.kill('SIGTERM');
+      run.child.kill(signal);
       expect(await run.exit).toBe(0);
       expect(lines(run.output(), /^stopping$/)).toHaveLength(1);
       expect(lines(run.output(), /^ingest pipeline stopped$/)).toHaveLength(1);
@@ -111,6 +117,27 @@ describe('vigil run', () => {
     expect(again.status).toBe(0);
     expect(again.stdout.match(/^\S+\s+existing\s+2 partitions$/gm)).toHaveLength(7);
     expect(again.stdout).toMatch(/warning: .*\.policy has 2 partitions, VIGIL_TOPIC_PARTITIONS says 4/);
+  });
+
+  it('stops when `npx vigil run`, as the docs start it, is sent SIGTERM', async () => {
+    const npx = spawn('npx', ['--no-install', 'vigil', 'run'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    npx.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    npx.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    // The pipe stays open while any process of the tree holds it: closed means vigil is gone too.
+    const closed = new Promise<void>((resolve) => npx.stdout.once('close', () => resolve()));
+    let tree: number[] = [];
+    try {
+      await waitFor('vigil run to start under npx', () => lines(output, /^alerting started$/).length === 1, 60_000);
+      tree = descendants(npx.pid ?? 0);
+      expect(tree.length).toBeGreaterThan(0);
+      npx.kill('SIGTERM');
+      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error(`vigil still running 45 s after npx got SIGTERM:\n${output.slice(-2000)}`)), 45_000))]);
+      expect(lines(output, /^ingest pipeline stopped$/)).toHaveLength(1);
+    } finally {
+      npx.kill('SIGKILL');
+      for (const pid of tree) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('stops when the npm launcher that started it exits without waiting for it', async () => {

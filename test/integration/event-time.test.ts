@@ -1,8 +1,8 @@
 import { ensureTopics } from '../../platform';
-import { alertIndexNames, indexNames, type Detection } from '../../schemas';
+import { indexNames, type Detection } from '../../schemas';
 import { replayDetections } from '../../scripts/replay';
 import type { Role } from '../../app';
-import { isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { indexedIncidents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 import { mixedHour, produceEvents } from '../support/mixed-hour';
 
 /**
@@ -77,29 +77,12 @@ async function run(mode: 'paced' | 'backlog', roles: readonly Role[] = ['ingest'
   }
 }
 
-/** The alerts a run with the alerting role indexed (their latest records). */
-async function collectAlerts(stack: Stack): Promise<Record<string, unknown>[]> {
-  const index = alertIndexNames(stack.config.indices.prefix).index;
-  await stack.elasticsearch.indices.refresh({ index, allow_no_indices: true, ignore_unavailable: true });
-  const page = await stack.elasticsearch.search<Record<string, unknown>>({ index, size: 1000, ignore_unavailable: true, allow_no_indices: true, query: { match_all: {} } });
-  return page.hits.hits.flatMap((hit) => (hit._source ? [hit._source] : []));
-}
-
 /**
- * An incident as on-call and analysts see it: its id, group, rules, detection count and status;
- * sorted by id. Its times are left out: a detection's time is its completing event's, and which
- * event of a key completes a threshold (or arrives first at a place) may differ by the order of
- * events within the skew bound, by milliseconds to seconds (docs/event-time.md).
+ * Incidents are compared as on-call and analysts see them ({@link indexedIncidents}: id, group,
+ * rules, detection count, status). Their times are left out: a detection's time is its completing
+ * event's, and which event of a key completes a threshold (or arrives first at a place) may differ
+ * by the order of events within the skew bound, by milliseconds to seconds (docs/event-time.md).
  */
-function incidents(alerts: readonly Record<string, unknown>[]): string[] {
-  return alerts
-    .map((doc) => {
-      const kibana = (doc.kibana as { alert: { uuid: string; status: string } }).alert;
-      const vigil = (doc.vigil as { alert: { group_key: string; count: number; rules: string[] } }).alert;
-      return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status}`;
-    })
-    .sort();
-}
 
 /** Rules whose detections are compared by count only, not by id (none: every id must match). */
 const COUNTED_ONLY = new Set<string>();
@@ -121,7 +104,7 @@ describe('the same hour live, from a backlog and in replay (issue 15)', () => {
     let replayed: Detection[];
     let pacedIncidents: string[];
     try {
-      pacedIncidents = incidents(await collectAlerts(paced.stack));
+      pacedIncidents = await indexedIncidents(paced.stack);
       // Replay over what the paced run indexed, as `vigil replay --from --to` does.
       const index = indexNames(paced.stack.config.indices.prefix).eventPattern;
       await paced.stack.elasticsearch.indices.refresh({ index });
@@ -136,10 +119,10 @@ describe('the same hour live, from a backlog and in replay (issue 15)', () => {
       await paced.close();
     }
     const backlog = await run('backlog', ['ingest', 'alerting']);
-    const backlogIncidents = incidents(await collectAlerts(backlog.stack));
+    const backlogIncidents = await indexedIncidents(backlog.stack);
     await backlog.close();
     const again = await run('backlog', ['ingest', 'alerting']);
-    const againIncidents = incidents(await collectAlerts(again.stack));
+    const againIncidents = await indexedIncidents(again.stack);
     await again.close();
 
     // The hour holds what it was built to: every kind of stateful rule fired.

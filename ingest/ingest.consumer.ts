@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
-import { FAMILIES, detectionIndexName, eventIndexNameAt, type Detection, type EventDocument, type Family } from '../schemas';
+import { FAMILIES, detectionIndexName, detectionMessage, eventIndexNameAt, type Detection, type EventDocument, type Family } from '../schemas';
 import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
@@ -177,11 +177,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     return producer.send({
       topic: config.topics.detections,
       acks: -1,
-      messages: detections.map((detection) => ({
-        key: `${detection.ruleId}|${Object.values(detection.key).join(',') || detection.id}`,
-        value: JSON.stringify(detection),
-        headers: { 'vigil-rule-id': detection.ruleId, 'vigil-severity': detection.severity },
-      })),
+      messages: detections.map(detectionMessage),
     });
   }
 

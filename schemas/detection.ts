@@ -97,6 +97,19 @@ const technique = { properties: { id: keyword, name: keyword, reference: keyword
  * entity fields of the key (`source.ip`, `user.id`, `url.path`), which Elastic's External Alerts
  * rule and the Security app pivot on; evidence under `vigil.detection`.
  */
+/**
+ * A detection as the pipeline publishes it on the detections topic: keyed by rule and key (one
+ * key's detections of a rule stay in order), the detection as JSON, its rule and severity as
+ * headers for consumers that route without parsing.
+ */
+export function detectionMessage(detection: Detection): { key: string; value: string; headers: Record<string, string> } {
+  return {
+    key: `${detection.ruleId}|${Object.values(detection.key).join(',') || detection.id}`,
+    value: JSON.stringify(detection),
+    headers: { 'vigil-rule-id': detection.ruleId, 'vigil-severity': detection.severity },
+  };
+}
+
 export const detectionMappings = {
   dynamic: 'strict',
   // Key fields are dotted paths (client.ip), which Elasticsearch expands into objects: map the string leaves.

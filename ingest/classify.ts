@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import {
+  CURRENT_SCHEMA_VERSION,
   SUPPORTED_SCHEMA_VERSIONS,
-  describeIssues,
-  eventSchema,
+  checkEvent,
   type Family,
   type VigilEvent,
 } from '../schemas';
@@ -98,6 +98,25 @@ function closingQuote(bytes: Buffer, from: number): number {
 }
 
 /**
+ * JSON.parse of the text, or the error it threw (a parsed value is never an Error). Only the
+ * error's message is reported, so it is built without a stack trace: capturing one (ten frames of
+ * the consumer's call stack) was more than a third of refusing a message that is not JSON
+ * (bench/classify.bench.ts), and under hostile traffic many are not. The limit is put back before
+ * anything else runs: the parse is synchronous and calls no code of ours.
+ */
+function parseJson(text: string): unknown {
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
+/**
  * The path of the first object that holds a `__proto__` key of its own, if any. JSON.parse makes
  * such a key an ordinary property, and zod's records skip it without a word (so a label named
  * `__proto__` would vanish from an event that still passed). It is refused instead, wherever it
@@ -149,12 +168,8 @@ export function classifyMessage(
   if (text === undefined) {
     return { ok: false, reasonCode: 'not_json', message: 'not valid JSON: the bytes are not valid UTF-8 (JSON text must be UTF-8, RFC 8259)' };
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, reasonCode: 'not_json', message: `not valid JSON: ${(error as Error).message}` };
-  }
+  const parsed = parseJson(text);
+  if (parsed instanceof Error) return { ok: false, reasonCode: 'not_json', message: `not valid JSON: ${parsed.message}` };
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return { ok: false, reasonCode: 'schema_invalid', message: '(root): expected a JSON object' };
   }
@@ -182,9 +197,9 @@ export function classifyMessage(
   }
   let event = canonicalEvent(record, text);
   if (event === undefined) {
-    const result = eventSchema.safeParse(parsed);
+    const result = checkEvent(parsed);
     if (!result.success) {
-      return { ok: false, reasonCode: 'schema_invalid', message: describeIssues(result.error).join('; ') };
+      return { ok: false, reasonCode: 'schema_invalid', message: result.problems.join('; ') };
     }
     event = result.data;
   }
@@ -201,6 +216,10 @@ export function classifyMessage(
   return { ok: true, event };
 }
 
+/** How the SDK's text opens: the id, then the schema version and the time (ingest/sdk/fast-check.ts). */
+const SDK_OPENING = '{"id":"';
+const SDK_AFTER_ID = `","schemaVersion":${JSON.stringify(CURRENT_SCHEMA_VERSION)},"time":"`;
+
 /**
  * The parsed event itself when its text is, byte for byte, the JSON the SDK writes for it: the
  * SDK's fast check (ingest/sdk/fast-check.ts) proves an event valid and writes exactly
@@ -210,8 +229,12 @@ export function classifyMessage(
  * an invalid event) is `undefined`, and the schema decides, naming every field at fault.
  */
 function canonicalEvent(record: Record<string, unknown>, text: string): VigilEvent | undefined {
-  // The SDK's text opens with the id: another producer's order fails here, for nothing.
-  if (!text.startsWith('{"id":"')) return undefined;
+  // The SDK's text opens with the id, the schema version and the time, in that order: another
+  // producer's order fails here, for nothing, rather than after the fast check has written the
+  // whole text (a few microseconds for each message of a hostile flood). A valid id holds no
+  // character JSON escapes, so the version follows it at the id's length.
+  const id = record.id;
+  if (typeof id !== 'string' || !text.startsWith(SDK_OPENING) || !text.startsWith(SDK_AFTER_ID, SDK_OPENING.length + id.length)) return undefined;
   const family = record.family;
   if (family !== 'policy' && family !== 'invocation' && family !== 'device') return undefined;
   let written: string | undefined;

@@ -1,7 +1,27 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { Correlated } from '../../detectors';
-import { ipScope, type Enrichment, type GeoLookup } from '../../ingest';
-import type { EventDocument, GeoDocument, VigilEvent } from '../../schemas';
+import {
+  EARLIEST_EVENT_TIME,
+  MAX_FUTURE_MS,
+  exceedsDepth,
+  findPrototypeKey,
+  ipScope,
+  type Classification,
+  type Enrichment,
+  type GeoLookup,
+  type MessageLimits,
+} from '../../ingest';
+import { fastMessage } from '../../ingest/sdk';
+import {
+  SUPPORTED_SCHEMA_VERSIONS,
+  describeIssues,
+  eventSchema,
+  type EventDocument,
+  type Family,
+  type GeoDocument,
+  type VigilEvent,
+} from '../../schemas';
 
 /**
  * The hot-path functions as they were before issue 12's CPU work, kept verbatim as the reference
@@ -90,4 +110,119 @@ export function referenceCorrelationDocument(correlated: Correlated | undefined)
 export function referenceEventIndexName(prefix: string, family: string, time: string): string {
   const day = new Date(time).toISOString().slice(0, 10).replaceAll('-', '.');
   return `${prefix}-events-${family}-${day}`;
+}
+
+const BYTE_ORDER_MARK = [0xef, 0xbb, 0xbf] as const;
+
+/** ingest/classify.ts's UTF-8 decode (unchanged by issue 10's classify work). */
+function referenceUtf8Text(bytes: Buffer): string | undefined {
+  if (!isUtf8(bytes)) return undefined;
+  const bom = bytes[0] === BYTE_ORDER_MARK[0] && bytes[1] === BYTE_ORDER_MARK[1] && bytes[2] === BYTE_ORDER_MARK[2];
+  return bytes.toString('utf8', bom ? BYTE_ORDER_MARK.length : 0);
+}
+
+/**
+ * ingest/classify.ts's `classifyMessage` before the classify work of issue 10 (zod decides every
+ * message the SDK did not write, its error built as a ZodError), kept as the oracle the new one
+ * must agree with (test/unit/classify-equivalence.test.ts) and the baseline bench/classify.bench.ts
+ * times it against. `sdkFastPath: false` leaves even the SDK's own text to zod: the zod-only path.
+ * @param expectedFamily the family of the topic it came from; another family is `wrong_topic`.
+ * @param now the pipeline's clock; when given, an event time more than a day ahead of it (or
+ *   before 2000) is `time_out_of_range`, since every event day becomes an index.
+ */
+export function referenceClassifyMessage(
+  value: Buffer | null,
+  limits: MessageLimits,
+  expectedFamily?: Family,
+  now?: Date,
+  options: { sdkFastPath?: boolean } = {},
+): Classification {
+  if (value === null || value.length === 0) return { ok: false, reasonCode: 'empty', message: 'the message has no value' };
+  if (value.length > limits.maxMessageBytes) {
+    return {
+      ok: false,
+      reasonCode: 'too_large',
+      message: `the message is ${value.length} bytes; the limit is ${limits.maxMessageBytes}`,
+    };
+  }
+  if (exceedsDepth(value, limits.maxJsonDepth)) {
+    return { ok: false, reasonCode: 'too_deep', message: `the JSON nests deeper than ${limits.maxJsonDepth} levels` };
+  }
+  const text = referenceUtf8Text(value);
+  if (text === undefined) {
+    return { ok: false, reasonCode: 'not_json', message: 'not valid JSON: the bytes are not valid UTF-8 (JSON text must be UTF-8, RFC 8259)' };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, reasonCode: 'not_json', message: `not valid JSON: ${(error as Error).message}` };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return { ok: false, reasonCode: 'schema_invalid', message: '(root): expected a JSON object' };
+  }
+  // A key can only be `__proto__` if the text spells it, or hides it behind a \u escape: most
+  // messages do neither, and two scans of the text cost less than a walk of the parsed tree.
+  const prototypeKey = text.includes('__proto__') || text.includes('\\u') ? findPrototypeKey(parsed) : undefined;
+  if (prototypeKey !== undefined) {
+    return { ok: false, reasonCode: 'schema_invalid', message: `${prototypeKey}: a key named "__proto__" is not allowed` };
+  }
+  const record = parsed as Record<string, unknown>;
+  const version = record.schemaVersion;
+  if (version !== undefined && !(SUPPORTED_SCHEMA_VERSIONS as readonly unknown[]).includes(version)) {
+    return {
+      ok: false,
+      reasonCode: 'unknown_schema_version',
+      message: `schemaVersion ${JSON.stringify(version)} is not one this pipeline reads (${SUPPORTED_SCHEMA_VERSIONS.join(', ')})`,
+    };
+  }
+  if (expectedFamily !== undefined && typeof record.family === 'string' && record.family !== expectedFamily) {
+    return {
+      ok: false,
+      reasonCode: 'wrong_topic',
+      message: `a ${record.family} event on the ${expectedFamily} topic`,
+    };
+  }
+  let event = options.sdkFastPath === false ? undefined : referenceCanonicalEvent(record, text);
+  if (event === undefined) {
+    const result = eventSchema.safeParse(parsed);
+    if (!result.success) {
+      return { ok: false, reasonCode: 'schema_invalid', message: describeIssues(result.error).join('; ') };
+    }
+    event = result.data;
+  }
+  if (now !== undefined) {
+    const time = Date.parse(event.time);
+    if (time > now.getTime() + MAX_FUTURE_MS || time < EARLIEST_EVENT_TIME) {
+      return {
+        ok: false,
+        reasonCode: 'time_out_of_range',
+        message: `time: ${event.time} is more than a day ahead of ${now.toISOString()} or before 2000`,
+      };
+    }
+  }
+  return { ok: true, event };
+}
+
+/**
+ * The parsed event itself when its text is, byte for byte, the JSON the SDK writes for it: the
+ * SDK's fast check (ingest/sdk/fast-check.ts) proves an event valid and writes exactly
+ * `JSON.stringify` of the schema's output for it, so text equal to what it writes parses to what
+ * zod would return, and zod's parse (most of decode's cost for a good event) can be skipped.
+ * Anything else (another producer's key order or spacing, a field the fast check leaves to zod,
+ * an invalid event) is `undefined`, and the schema decides, naming every field at fault.
+ */
+function referenceCanonicalEvent(record: Record<string, unknown>, text: string): VigilEvent | undefined {
+  // The SDK's text opens with the id: another producer's order fails here, for nothing.
+  if (!text.startsWith('{"id":"')) return undefined;
+  const family = record.family;
+  if (family !== 'policy' && family !== 'invocation' && family !== 'device') return undefined;
+  let written: string | undefined;
+  try {
+    written = fastMessage(family, record, record.id, record.time, record.source)?.value;
+  } catch {
+    // The check is an optimisation: whatever it trips on, the schema still decides.
+    return undefined;
+  }
+  return written === text ? (record as unknown as VigilEvent) : undefined;
 }

@@ -38,7 +38,6 @@ export interface DetectionEngineOptions {
   events?: Instrumentation;
 }
 
-/** Counters since the engine started. */
 /** A batch's reading of its stream's clock ({@link DetectionEngine.clockBatch}): per event, in order. */
 export interface BatchClock {
   stream: string;
@@ -48,6 +47,7 @@ export interface BatchClock {
   late: boolean[];
 }
 
+/** Counters since the engine started. */
 export interface DetectionStats {
   events: number;
   evaluations: number;
@@ -217,7 +217,7 @@ export class DetectionEngine {
     // while other partitions' batches run concurrently.
     const trips: BatchTrips = { state: { roundTrips: 0 }, claims: { roundTrips: 0 } };
     const stream = options.clock?.stream ?? options.stream ?? 'default';
-    if (options.clock && options.clock.nows.length !== inputs.length) throw new Error(`evaluateBatch: a clock reading of ${options.clock.nows.length} events for a batch of ${inputs.length}`);
+    if (options.clock && options.clock.nows.length !== inputs.length) throw new RangeError(`evaluateBatch: a clock reading of ${options.clock.nows.length} events for a batch of ${inputs.length}`);
     let detections: Detection[] = [];
     try {
       detections = await this.evaluateBoth(inputs, options.clock?.nows ?? this.clockBatch(inputs, stream).nows, trips);

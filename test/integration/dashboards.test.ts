@@ -85,6 +85,19 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
     await waitFor('the DoS history indexed', () => pipeline.stats().indexed + pipeline.stats().duplicates >= sent + burst, 240_000);
     const attacker = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'edge-gateway-eu', kind: 'gateway' }, lingerMs: 20 });
     const attacks = injectAttacks(attacker, { runId });
+    // One user's sign-in now, then one 20 minutes older in the same partition: past the allowed
+    // lateness, so indexed with vigil.late (the late-events panel).
+    const signIn = (id: string, time: number): unknown =>
+      attacker.policy({
+        id: `${id}-${runId}`,
+        time: new Date(time).toISOString(),
+        actor: { userId: `u-late-${runId}`, consumerId: 'app-mobile-ios' },
+        client: { ip: '81.2.69.160' },
+        policy: { kind: 'authn', name: 'verify-password', outcome: 'pass', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
+      });
+    signIn('evt-on-time', Date.now());
+    signIn('evt-late', Date.now() - 20 * 60_000);
+    const LATE_TRAFFIC = 2;
     await Promise.all([history.close(), attacker.close()]);
     // Malformed input from a raw producer: the SDK validates, so only these become dead letters.
     const raw = createProducer(stack.kafka);
@@ -97,7 +110,7 @@ describe('the dashboards\' panels on the real Elasticsearch, after attack traffi
       ],
     });
     await raw.disconnect();
-    const total = sent + burst + attacks.reduce((sum, attack) => sum + attack.events, 0) + NOT_JSON + SCHEMA_INVALID;
+    const total = sent + burst + attacks.reduce((sum, attack) => sum + attack.events, 0) + LATE_TRAFFIC + NOT_JSON + SCHEMA_INVALID;
     await waitFor('all events indexed', () => pipeline.stats().indexed + pipeline.stats().duplicates + pipeline.stats().deadLettered >= total, 120_000);
     await waitFor('the alerter folded every detection in', () => (vigil.alerter?.stats().detections ?? 0) >= pipeline.stats().detections && pipeline.stats().detections > 0, 60_000);
 

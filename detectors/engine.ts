@@ -41,6 +41,8 @@ export interface DetectionEngineOptions {
 /** A batch's reading of its stream's clock ({@link DetectionEngine.clockBatch}): per event, in order. */
 export interface BatchClock {
   stream: string;
+  /** The stream's watermark before this reading, for {@link DetectionEngine.rewind}. */
+  before: number | undefined;
   /** The clock ("now") each event is evaluated at. */
   nows: number[];
   /** Whether the event is behind its clock by more than the allowed lateness. */
@@ -202,8 +204,19 @@ export class DetectionEngine {
    * `evaluateBatch`, so both see one reading.
    */
   clockBatch(inputs: readonly DetectionInput[], stream = 'default'): BatchClock {
+    const before = this.watermarks.get(stream);
     const nows = inputs.map((input) => this.clock(input, stream));
-    return { stream, nows, late: inputs.map((input, position) => this.isLate(input, nows[position] ?? 0)) };
+    return { stream, before, nows, late: inputs.map((input, position) => this.isLate(input, nows[position] ?? 0)) };
+  }
+
+  /**
+   * Puts a stream's watermark back to where a batch's reading found it, when that batch failed
+   * and will be redone: the redo then reads the same clock. Only for the stream's latest reading
+   * (one batch per stream at a time, as a partition's chunks are).
+   */
+  rewind(clock: BatchClock): void {
+    if (clock.before === undefined) this.watermarks.delete(clock.stream);
+    else this.watermarks.set(clock.stream, clock.before);
   }
 
   /**
@@ -217,6 +230,7 @@ export class DetectionEngine {
     // while other partitions' batches run concurrently.
     const trips: BatchTrips = { state: { roundTrips: 0 }, claims: { roundTrips: 0 } };
     const stream = options.clock?.stream ?? options.stream ?? 'default';
+    if (options.clock && options.stream !== undefined && options.stream !== options.clock.stream) throw new RangeError(`evaluateBatch: a clock reading of stream ${options.clock.stream} for stream ${options.stream}`);
     if (options.clock && options.clock.nows.length !== inputs.length) throw new RangeError(`evaluateBatch: a clock reading of ${options.clock.nows.length} events for a batch of ${inputs.length}`);
     let detections: Detection[] = [];
     try {
@@ -255,7 +269,10 @@ export class DetectionEngine {
       return fired && [...fired].some((ruleId) => named.has(ruleId)) ? [index] : [];
     });
     // Phase 2 only when an event made a named rule fire: rare, so usually one round trip.
-    if (again.length === 0) return first.detections;
+    if (again.length === 0) {
+      this.counters.late += first.late;
+      return first.detections;
+    }
     const second = await this.evaluatePhase(
       again.map((index) => ({ ...(inputs[index] as DetectionInput), detectedBy: first.triggered.get(inputs[index]?.event.id ?? '') ?? new Set<string>() })),
       again.map((index) => nows[index] ?? 0),
@@ -263,6 +280,7 @@ export class DetectionEngine {
       false,
       trips,
     );
+    this.counters.late += first.late;
     return [...first.detections, ...second.detections];
   }
 
@@ -272,7 +290,9 @@ export class DetectionEngine {
     rules: readonly CompiledRule[],
     countLate: boolean,
     trips: BatchTrips,
-  ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>> }> {
+  ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>>; late: number }> {
+    // Late events of this phase (when `countLate`): the caller counts them once the batch succeeded.
+    let lateEvents = 0;
     const drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[] = [];
     // Each stateful rule's matching events, event by event: its plug-in plans the whole batch at once.
     const entries: PlanEntry[][] = rules.map(() => []);
@@ -280,7 +300,7 @@ export class DetectionEngine {
     for (const [position, input] of inputs.entries()) {
       const now = nows[position] ?? this.now();
       const late = this.isLate(input, now);
-      if (late && countLate) this.counters.late++;
+      if (late && countLate) lateEvents++;
       for (let index = 0; index < ruleCount; index++) {
         const compiled = rules[index] as CompiledRule;
         // The plug-in was resolved when the rule was compiled: no lookup, no closure per event.
@@ -326,7 +346,7 @@ export class DetectionEngine {
     // Decided (and emitted) event by event, then rule by rule, whichever rule planned first.
     pending.sort((a, b) => a.order - b.order);
     const degraded = pending.length > 0 ? await this.runStateful(pending, drafts, trips.state) : false;
-    return this.finish(drafts, degraded, trips.claims);
+    return { ...(await this.finish(drafts, degraded, trips.claims)), late: lateEvents };
   }
 
   /** Runs the stateful rules' round trip and decisions; true when Redis was down and rules were skipped. */

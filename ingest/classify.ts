@@ -1,12 +1,11 @@
 import { isUtf8 } from 'node:buffer';
 import {
-  CURRENT_SCHEMA_VERSION,
   SUPPORTED_SCHEMA_VERSIONS,
   checkEvent,
   type Family,
   type VigilEvent,
 } from '../schemas';
-import { fastMessage } from './sdk';
+import { AFTER_ID, fastMessage } from './sdk';
 
 /** Why a message was dead-lettered. Stable codes: dashboards and alerts key on them. */
 export const DEAD_LETTER_REASONS = [
@@ -218,7 +217,6 @@ export function classifyMessage(
 
 /** How the SDK's text opens: the id, then the schema version and the time (ingest/sdk/fast-check.ts). */
 const SDK_OPENING = '{"id":"';
-const SDK_AFTER_ID = `","schemaVersion":${JSON.stringify(CURRENT_SCHEMA_VERSION)},"time":"`;
 
 /**
  * The parsed event itself when its text is, byte for byte, the JSON the SDK writes for it: the
@@ -234,7 +232,7 @@ function canonicalEvent(record: Record<string, unknown>, text: string): VigilEve
   // whole text (a few microseconds for each message of a hostile flood). A valid id holds no
   // character JSON escapes, so the version follows it at the id's length.
   const id = record.id;
-  if (typeof id !== 'string' || !text.startsWith(SDK_OPENING) || !text.startsWith(SDK_AFTER_ID, SDK_OPENING.length + id.length)) return undefined;
+  if (typeof id !== 'string' || !text.startsWith(SDK_OPENING) || !text.startsWith(AFTER_ID, SDK_OPENING.length + id.length)) return undefined;
   const family = record.family;
   if (family !== 'policy' && family !== 'invocation' && family !== 'device') return undefined;
   let written: string | undefined;

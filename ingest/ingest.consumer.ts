@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { FAMILIES, detectionIndexName, detectionMessage, eventIndexNameAt, type Detection, type EventDocument, type Family } from '../schemas';
-import { toDetectionDocument, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
+import { toDetectionDocument, type BatchClock, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
   CO_PARTITION_PROTOCOL,
@@ -204,7 +204,21 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   // of one of them is decided before correlation, rules and indexing (see recent-ids.ts).
   const recentIds = new RecentIds(config.recentIds);
 
+  /**
+   * One chunk, once. When it fails, the rules' clock goes back to where the chunk found it: the
+   * chunk is redone, and the redo must read the same clock (the same events late, or not).
+   */
   async function handle(chunk: Chunk): Promise<() => void> {
+    let ruleClock: BatchClock | undefined;
+    try {
+      return await handleOnce(chunk, (clock) => (ruleClock = clock));
+    } catch (error) {
+      if (ruleClock) deps.detection?.rewind(ruleClock);
+      throw error;
+    }
+  }
+
+  async function handleOnce(chunk: Chunk, clocked: (clock: BatchClock) => void): Promise<() => void> {
     const { topic, partition, messages } = chunk;
     const now = clock();
     const { decoded, refused } = await timed('decode', chunk, messages.length, () =>
@@ -267,6 +281,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     // with `vigil.late` (never dropped), and evaluated with this same reading.
     const stream = `${topic}:${partition}`;
     const ruleClock = deps.detection && inputs.length > 0 ? deps.detection.clockBatch(inputs, stream) : undefined;
+    if (ruleClock) clocked(ruleClock);
     const items: BulkItem[] = documents.map((document, position) => {
       const correlation = correlationDocument(contexts[position]);
       if (correlation) document.vigil.correlation = correlation;

@@ -93,11 +93,6 @@ const locatedMapping = {
 const technique = { properties: { id: keyword, name: keyword, reference: keyword } } as const;
 
 /**
- * Mappings of the detections index: ECS `rule.*`, `event.*`, `threat.*`, `related.*` and the
- * entity fields of the key (`source.ip`, `user.id`, `url.path`), which Elastic's External Alerts
- * rule and the Security app pivot on; evidence under `vigil.detection`.
- */
-/**
  * A detection as the pipeline publishes it on the detections topic: keyed by rule and key (one
  * key's detections of a rule stay in order), the detection as JSON, its rule and severity as
  * headers for consumers that route without parsing.
@@ -110,6 +105,11 @@ export function detectionMessage(detection: Detection): { key: string; value: st
   };
 }
 
+/**
+ * Mappings of the detections index: ECS `rule.*`, `event.*`, `threat.*`, `related.*` and the
+ * entity fields of the key (`source.ip`, `user.id`, `url.path`), which Elastic's External Alerts
+ * rule and the Security app pivot on; evidence under `vigil.detection`.
+ */
 export const detectionMappings = {
   dynamic: 'strict',
   // Key fields are dotted paths (client.ip), which Elasticsearch expands into objects: map the string leaves.

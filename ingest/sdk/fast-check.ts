@@ -220,7 +220,8 @@ function device(value: unknown): string {
 const FAMILY_WRITERS: Record<Family, (value: unknown) => string> = { policy, invocation, device };
 /** What follows the family's name, up to its object's first member. */
 const FAMILY_OPENERS: Record<Family, string> = { policy: '"policy","policy":{', invocation: '"invocation","invocation":{', device: '"device","device":{' };
-const AFTER_ID = `","schemaVersion":${JSON.stringify(CURRENT_SCHEMA_VERSION)},"time":"`;
+/** What follows the id in the SDK's text: the schema version, then the time (classify recognises the SDK's text by it). */
+export const AFTER_ID = `","schemaVersion":${JSON.stringify(CURRENT_SCHEMA_VERSION)},"time":"`;
 
 /** An event as its Kafka message: what the emitter buffers and sends. */
 export interface FastMessage {

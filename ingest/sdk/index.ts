@@ -8,7 +8,7 @@ export * from './emitter';
 export * from './http-middleware';
 export type { SdkLogger } from './logger';
 /** The emitter's own message writer: lets a consumer recognise a message as the SDK wrote it (Vigil's decode does, ingest/classify.ts). */
-export { fastMessage, type FastMessage } from './fast-check';
+export { AFTER_ID, fastMessage, type FastMessage } from './fast-check';
 export { ValidationError, VigilError } from '../../platform/errors';
 export { CURRENT_SCHEMA_VERSION, FAMILIES, type Family } from '../../schemas/envelope';
 export {

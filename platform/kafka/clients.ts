@@ -99,42 +99,51 @@ export async function ensureTopics(kafka: Kafka, config: Config, extra: readonly
 const TOPIC_SETTING_UP = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
 
 /**
- * Waits until every partition of the topics just created has a leader: the broker's metadata
- * is asked every `everyMs`; answers that the topic is still being set up are waited out, any
- * other error is thrown. Past `timeoutMs`, a retriable StoreUnavailableError names the topics.
+ * The broker's error type of a failure, if it is one that a topic being set up gets: kafkajs
+ * retries those itself first, then throws its retries' error (KafkaJSNumberOfRetriesExceeded)
+ * with the last answer as its `cause`.
+ */
+function settingUpType(error: unknown): string | undefined {
+  const failure = error as { type?: unknown; cause?: { type?: unknown } } | undefined;
+  const type = failure?.type ?? failure?.cause?.type;
+  return typeof type === 'string' && TOPIC_SETTING_UP.has(type) ? type : undefined;
+}
+
+/**
+ * Waits until the broker describes each topic (with at least `numPartitions` partitions) and,
+ * unless `leaders` is false, every partition has a leader; returns each topic's partition count.
+ * The broker's metadata is asked every `everyMs`; answers that a topic is still being set up are
+ * waited out, any other error is thrown. Once `timeoutMs` has passed (a request kafkajs is itself
+ * retrying may take longer), a retriable StoreUnavailableError names the topics.
  */
 export async function untilLed(
   admin: Pick<Admin, 'fetchTopicMetadata'>,
   topics: readonly { topic: string; numPartitions?: number }[],
-  options: { timeoutMs?: number; everyMs?: number } = {},
-): Promise<void> {
-  const { timeoutMs = 30_000, everyMs = 100 } = options;
+  options: { timeoutMs?: number; everyMs?: number; leaders?: boolean } = {},
+): Promise<Map<string, number>> {
+  const { timeoutMs = 30_000, everyMs = 100, leaders = true } = options;
   const deadline = Date.now() + timeoutMs;
-  let waiting = topics.map((plan) => plan.topic);
+  const wanted = new Map(topics.map((plan) => [plan.topic, plan.numPartitions ?? 1]));
+  const partitions = new Map<string, number>();
+  let waiting = [...wanted.keys()];
   let last = 'no answer yet';
   for (;;) {
     try {
       const { topics: found } = await admin.fetchTopicMetadata({ topics: waiting });
-      const led = new Set(
-        found
-          .filter((topic) => {
-            const wanted = topics.find((plan) => plan.topic === topic.name)?.numPartitions ?? 1;
-            return topic.partitions.length >= wanted && topic.partitions.every((partition) => partition.leader >= 0);
-          })
-          .map((topic) => topic.name),
-      );
-      waiting = waiting.filter((topic) => !led.has(topic));
-      if (waiting.length === 0) return;
-      last = 'a partition without a leader';
+      for (const topic of found) {
+        const ready = topic.partitions.length >= (wanted.get(topic.name) ?? 1) && (!leaders || topic.partitions.every((partition) => partition.leader >= 0));
+        if (ready) partitions.set(topic.name, topic.partitions.length);
+      }
+      waiting = waiting.filter((topic) => !partitions.has(topic));
+      if (waiting.length === 0) return partitions;
+      last = leaders ? 'a partition without a leader' : 'not described yet';
     } catch (error) {
-      // kafkajs retries these itself first, then throws its retries' error with the last answer in `originalError`.
-      const failure = error as { type?: unknown; originalError?: { type?: unknown } };
-      const type = failure.type ?? failure.originalError?.type;
-      if (typeof type !== 'string' || !TOPIC_SETTING_UP.has(type)) throw error;
+      const type = settingUpType(error);
+      if (type === undefined) throw error;
       last = type;
     }
     if (Date.now() >= deadline) {
-      throw new StoreUnavailableError('kafka', `topics created but without a leader after ${timeoutMs} ms (${last}): ${waiting.join(', ')}`);
+      throw new StoreUnavailableError('kafka', `topics not ready after ${timeoutMs} ms (${last}): ${waiting.join(', ')}`);
     }
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
@@ -156,11 +165,8 @@ export async function ensureTopicStates(kafka: Kafka, config: Config, extra: rea
     }
     const created = new Set(missing.map((plan) => plan.topic));
     const present = plans.filter((plan) => !created.has(plan.topic)).map((plan) => plan.topic);
-    const partitions = new Map<string, number>();
-    if (present.length > 0) {
-      const metadata = await admin.fetchTopicMetadata({ topics: present });
-      for (const topic of metadata.topics) partitions.set(topic.name, topic.partitions.length);
-    }
+    // A topic another instance created a moment ago is listed before every broker describes it.
+    const partitions = present.length > 0 ? await untilLed(admin, present.map((topic) => ({ topic })), { leaders: false }) : new Map<string, number>();
     return plans.map((plan) => ({
       topic: plan.topic,
       state: created.has(plan.topic) ? 'created' : 'existing',

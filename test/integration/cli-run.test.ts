@@ -132,7 +132,9 @@ describe('vigil run', () => {
       tree = descendants(npx.pid ?? 0);
       expect(tree.length).toBeGreaterThan(0);
       npx.kill('SIGTERM');
-      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error(`vigil still running 45 s after npx got SIGTERM:\n${output.slice(-2000)}`)), 45_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`vigil still running 45 s after npx got SIGTERM:\n${output.slice(-2000)}`)), 45_000)));
+      await Promise.race([closed, late]).finally(() => clearTimeout(timer));
       expect(lines(output, /^ingest pipeline stopped$/)).toHaveLength(1);
     } finally {
       npx.kill('SIGKILL');

@@ -706,6 +706,24 @@ describe('the detection engine on the real Redis', () => {
       expect(runs[0]?.detections).toHaveLength(1);
       expect(runs[0]?.late).toBe(1);
       expect(runs[1]).toEqual(runs[0]);
+
+      // In order, 10 minutes apart: neither is late at its own reading, though the first would be
+      // behind a reading taken after the second. evaluateBatch must use the reading it is given,
+      // and a failed batch's reading, rewound, is read again the same.
+      freshPrefix();
+      const engine = engineFor(ruleSet(RULES.threshold));
+      const spread = [failure('evt-cb-s0', 0, user), failure('evt-cb-s1', 10 * MINUTE, user)];
+      const reading = engine.clockBatch(spread, 'p:1');
+      expect(reading.late).toEqual([false, false]);
+      expect(engine.clockBatch(spread, 'p:1').late).toEqual([true, false]);
+      engine.rewind(engine.clockBatch(spread, 'p:1'));
+      engine.rewind(reading);
+      expect(engine.clockBatch(spread, 'p:1')).toEqual(reading);
+      engine.rewind(reading);
+      const clock = engine.clockBatch(spread, 'p:1');
+      await engine.evaluateBatch(spread, { clock });
+      expect(engine.stats().late).toBe(0);
+      await expect(engine.evaluateBatch(spread, { clock, stream: 'p:2' })).rejects.toThrow('a clock reading of stream p:1 for stream p:2');
     });
 
     it('threshold and sequence: one detection each, the same id, whichever partition of the key is read first', async () => {

@@ -29,7 +29,7 @@ interface Run {
 
 /**
  * One pipeline (`vigil run` as the composition root builds it) over the hour, on its own topics,
- * group, Redis prefix and indices. `roles` can add alerting, for {@link collectAlerts}.
+ * group, Redis prefix and indices. `roles` can add alerting, for {@link indexedIncidents}.
  */
 async function run(mode: 'paced' | 'backlog', roles: readonly Role[] = ['ingest']): Promise<Run> {
   const stack = openStack(isolatedConfig());

@@ -13,10 +13,10 @@ import { mixedHour, produceEvents } from '../support/mixed-hour';
  * group; each run has its own topics, groups, Redis prefix and indices.
  *
  * - Live (each minute of the hour produced once the one before is consumed, the order a live run
- *   sees): the same detections per rule, the same ids of the rules grouped by user, and the same
- *   incidents (group, rules, detection count, status).
- * - As a backlog (the whole hour produced once every instance joined): the same ids of the rules
- *   grouped by user.
+ *   sees): the same detections per rule, the same detection ids, and the same incidents (id,
+ *   group, rules, detection count, status).
+ * - As a backlog (the whole hour produced once every instance joined): the same detection ids and
+ *   the same incidents.
  * Every run: a co-partitioned group, each detection produced by one instance once, nothing late.
  *
  * The rules grouped by user are the rules that combine families, and user is the key producers
@@ -204,7 +204,9 @@ describe('one, two and three instances give the same answers (issues 15 and 12)'
     expect(ids(two, 'deterministic')).toEqual(ids(one, 'deterministic'));
     expect(ids(three, 'deterministic')).toEqual(ids(one, 'deterministic'));
     expect(one.incidents.length).toBeGreaterThanOrEqual(3);
-    // The same incidents, ids included (an alert is named after its group and first detection).
+    // The same incidents, ids included (an alert is named after its group and first detection, and
+    // every detection id is compared above: the default rules' are all pace-free).
+    expect(ids(one, 'deterministic')).toEqual(ids(one, 'all'));
     expect(two.incidents).toEqual(one.incidents);
     expect(three.incidents).toEqual(one.incidents);
   }, 900_000);
@@ -221,6 +223,7 @@ describe('one, two and three instances give the same answers (issues 15 and 12)'
     expect(perRule(three, 'deterministic')).toEqual(perRule(one, 'deterministic'));
     expect(ids(two, 'deterministic')).toEqual(ids(one, 'deterministic'));
     expect(ids(three, 'deterministic')).toEqual(ids(one, 'deterministic'));
+    expect(ids(one, 'deterministic')).toEqual(ids(one, 'all'));
     expect(one.incidents.length).toBeGreaterThanOrEqual(3);
     expect(two.incidents).toEqual(one.incidents);
     expect(three.incidents).toEqual(one.incidents);

@@ -1,3 +1,4 @@
+import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { loadConfig, topicPlans, untilLed } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
@@ -56,7 +57,7 @@ describe('untilLed: a topic just created, until its partitions have leaders', ()
 
   it('waits out the answers a broker gives while the topic is set up, then returns', async () => {
     // The second as kafkajs throws it once its own retries ran out.
-    const exhausted = Object.assign(new Error('retries exhausted'), { originalError: settingUp('LEADER_NOT_AVAILABLE') });
+    const exhausted = new KafkaJSNumberOfRetriesExceeded(new KafkaJSProtocolError(Object.assign(new Error('There is no leader for this topic-partition'), { type: 'LEADER_NOT_AVAILABLE', code: 5, retriable: true })), { retryCount: 8, retryTime: 100 });
     const answers: (Error | ReturnType<typeof metadata>)[] = [settingUp('UNKNOWN_TOPIC_OR_PARTITION'), exhausted, metadata([1, -1]), metadata([1, 1])];
     let asked = 0;
     const admin = {
@@ -65,14 +66,18 @@ describe('untilLed: a topic just created, until its partitions have leaders', ()
         return answer instanceof Error ? Promise.reject(answer) : Promise.resolve(answer ?? metadata([1, 1]));
       },
     };
-    await untilLed(admin, [{ topic: 't', numPartitions: 2 }], { everyMs: 1 });
+    expect(await untilLed(admin, [{ topic: 't', numPartitions: 2 }], { everyMs: 1 })).toEqual(new Map([['t', 2]]));
     expect(asked).toBe(4);
+    // An existing topic: described is enough, leaders or not.
+    asked = 2;
+    expect(await untilLed(admin, [{ topic: 't' }], { everyMs: 1, leaders: false })).toEqual(new Map([['t', 2]]));
+    expect(asked).toBe(3);
   });
 
   it('throws any other error at once, and a retriable error naming the topic past its timeout', async () => {
     await expect(untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('TOPIC_AUTHORIZATION_FAILED')) }, [{ topic: 't' }], { everyMs: 1 })).rejects.toThrow('TOPIC_AUTHORIZATION_FAILED');
     const never = untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('UNKNOWN_TOPIC_OR_PARTITION')) }, [{ topic: 't' }], { everyMs: 1, timeoutMs: 20 });
     await expect(never).rejects.toMatchObject({ retriable: true, store: 'kafka' });
-    await expect(never).rejects.toThrow(/without a leader after 20 ms \(UNKNOWN_TOPIC_OR_PARTITION\): t$/);
+    await expect(never).rejects.toThrow(/not ready after 20 ms \(UNKNOWN_TOPIC_OR_PARTITION\): t$/);
   });
 });

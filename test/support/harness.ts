@@ -133,7 +133,7 @@ export async function countEvents(stack: Stack, query?: object): Promise<number>
 }
 
 /** Reads `expected` messages from the start of a topic with a throwaway group. */
-export async function readTopic(kafka: Kafka, topic: string, expected: number, timeoutMs = 30_000): Promise<KafkaMessage[]> {
+export async function readTopic(kafka: Kafka, topic: string, expected: number, timeoutMs = 30_000, distinctBy?: (message: KafkaMessage) => string): Promise<KafkaMessage[]> {
   const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}` });
   const messages: KafkaMessage[] = [];
   await consumer.connect();
@@ -145,7 +145,9 @@ export async function readTopic(kafka: Kafka, topic: string, expected: number, t
     },
   });
   try {
-    await waitFor(`${expected} messages on ${topic}`, () => messages.length >= expected, timeoutMs);
+    // With `distinctBy`, `expected` distinct messages (a producer's retried request may have written one twice).
+    const count = (): number => (distinctBy ? new Set(messages.map(distinctBy)).size : messages.length);
+    await waitFor(`${expected} messages on ${topic}`, () => count() >= expected, timeoutMs);
   } finally {
     await consumer.disconnect();
   }

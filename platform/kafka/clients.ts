@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Kafka, Partitioners, logLevel as kafkaLogLevel, type Admin, type LogEntry, type Producer, type SASLOptions } from 'kafkajs';
 import { StoreUnavailableError } from '../errors';
+import { sleep } from '../retry';
 import type { Family } from '../../schemas';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
@@ -145,7 +146,7 @@ export async function untilLed(
     if (Date.now() >= deadline) {
       throw new StoreUnavailableError('kafka', `topics not ready after ${timeoutMs} ms (${last}): ${waiting.join(', ')}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
+    await sleep(everyMs);
   }
 }
 

@@ -10,7 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
-import { closeServer, createProducer, errorMessage, listenOn, type Logger } from '../platform';
+import { closeServer, createProducer, errorMessage, listenOn, untilReady, type Logger } from '../platform';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
 export interface IntakeListen {
@@ -254,7 +254,10 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
         await admin.connect();
         try {
           if (!(await admin.listTopics()).includes(options.topic)) {
-            await admin.createTopics({ waitForLeaders: true, topics: [{ topic: options.topic, numPartitions: options.partitions, replicationFactor: 1 }] });
+            // Not kafkajs's `waitForLeaders`: a partition with a leader may not take writes yet, and a
+            // batch written then could land twice (see untilReady).
+            await admin.createTopics({ waitForLeaders: false, topics: [{ topic: options.topic, numPartitions: options.partitions, replicationFactor: 1 }] });
+            await untilReady(admin, [{ topic: options.topic, numPartitions: options.partitions }]);
           }
         } finally {
           await admin.disconnect();

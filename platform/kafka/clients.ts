@@ -100,14 +100,21 @@ export async function ensureTopics(kafka: Kafka, config: Config, extra: readonly
 const TOPIC_SETTING_UP = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
 
 /**
- * The broker's error type of a failure, if it is one that a topic being set up gets: kafkajs
- * retries those itself first, then throws its retries' error (KafkaJSNumberOfRetriesExceeded)
- * with the last answer as its `cause`.
+ * What a partition's leader answers while it is not yet serving a partition the metadata already
+ * gives it: a KRaft broker publishes a new topic's leaders in its metadata before its replica
+ * manager has made itself leader of the partitions (kafkajs 2.2.4 names code 6 NOT_LEADER_FOR_PARTITION).
  */
-function settingUpType(error: unknown): string | undefined {
+const PARTITION_STARTING = new Set([...TOPIC_SETTING_UP, 'NOT_LEADER_FOR_PARTITION', 'NOT_LEADER_OR_FOLLOWER']);
+
+/**
+ * The broker's error type of a failure, if it is one of `expected`: kafkajs retries some of those
+ * itself first, then throws its retries' error (KafkaJSNumberOfRetriesExceeded) with the last
+ * answer as its `cause`; others it throws as they came.
+ */
+function expectedType(error: unknown, expected: ReadonlySet<string> = TOPIC_SETTING_UP): string | undefined {
   const failure = error as { type?: unknown; cause?: { type?: unknown } } | undefined;
   const type = failure?.type ?? failure?.cause?.type;
-  return typeof type === 'string' && TOPIC_SETTING_UP.has(type) ? type : undefined;
+  return typeof type === 'string' && expected.has(type) ? type : undefined;
 }
 
 /**
@@ -139,7 +146,7 @@ export async function untilLed(
       if (waiting.length === 0) return partitions;
       last = leaders ? 'a partition without a leader' : 'not described yet';
     } catch (error) {
-      const type = settingUpType(error);
+      const type = expectedType(error);
       if (type === undefined) throw error;
       last = type;
     }
@@ -148,6 +155,66 @@ export async function untilLed(
     }
     await sleep(everyMs);
   }
+}
+
+/**
+ * Waits until every partition of each topic serves requests: its leader answers a ListOffsets
+ * request (as it will a produce request) for each partition. A leader in the metadata is not
+ * enough: a KRaft broker describes a new partition's leader a moment before it serves it, and a
+ * produce request sent in that moment is refused for that partition ("not the leader") while the
+ * request's other partitions take their messages; kafkajs then sends the whole request again, and
+ * those partitions hold the messages twice.
+ *
+ * Each topic's offsets are asked every `everyMs` until they come: kafkajs retries
+ * UNKNOWN_TOPIC_OR_PARTITION itself (then throws its retries' error with that cause), but throws
+ * "not the leader" at once; both are waited out, any other error is thrown. Once `timeoutMs` has
+ * passed, a retriable StoreUnavailableError names the topics still waited for. kafkajs logs each
+ * refused request at error level: a few "Response ListOffsets" lines for a topic just created.
+ */
+export async function untilServing(
+  admin: Pick<Admin, 'fetchTopicOffsets'>,
+  topics: readonly string[],
+  options: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<void> {
+  const { timeoutMs = 30_000, everyMs = 100 } = options;
+  const deadline = Date.now() + timeoutMs;
+  let waiting = [...new Set(topics)];
+  let last = 'no answer yet';
+  for (;;) {
+    const answers = await Promise.allSettled(waiting.map((topic) => admin.fetchTopicOffsets(topic)));
+    const still: string[] = [];
+    for (const [position, answer] of answers.entries()) {
+      if (answer.status === 'fulfilled') continue;
+      const type = expectedType(answer.reason, PARTITION_STARTING);
+      if (type === undefined) throw answer.reason;
+      last = type;
+      still.push(waiting[position] ?? '');
+    }
+    waiting = still;
+    if (waiting.length === 0) return;
+    if (Date.now() >= deadline) {
+      throw new StoreUnavailableError('kafka', `topics not serving after ${timeoutMs} ms (${last}): ${waiting.join(', ')}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
+/**
+ * Waits until topics just created can be written to: {@link untilLed}, then {@link untilServing},
+ * both within one `timeoutMs`. A retriable StoreUnavailableError names the topics past it.
+ * @param options.timeoutMs @defaultValue 30000
+ * @param options.everyMs how often the broker is asked. @defaultValue 100
+ */
+export async function untilReady(
+  admin: Pick<Admin, 'fetchTopicMetadata' | 'fetchTopicOffsets'>,
+  topics: readonly { topic: string; numPartitions?: number }[],
+  options: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<void> {
+  const { timeoutMs = 30_000, everyMs = 100 } = options;
+  const deadline = Date.now() + timeoutMs;
+  await untilLed(admin, topics, { timeoutMs, everyMs });
+  // What the leaders' wait left of the time: asked once at least, even if nothing is left.
+  await untilServing(admin, topics.map((plan) => plan.topic), { timeoutMs: Math.max(0, deadline - Date.now()), everyMs });
 }
 
 /** {@link ensureTopics}, reporting every topic: created or existing, and its partitions. */
@@ -162,11 +229,13 @@ export async function ensureTopicStates(kafka: Kafka, config: Config, extra: rea
       // kafkajs's own wait (`waitForLeaders`) gives up on UNKNOWN_TOPIC_OR_PARTITION, which a
       // KRaft broker answers until the new topic's metadata has reached it (seconds under load).
       await admin.createTopics({ waitForLeaders: false, topics: missing });
-      await untilLed(admin, missing);
+      await untilReady(admin, missing);
     }
     const created = new Set(missing.map((plan) => plan.topic));
     const present = plans.filter((plan) => !created.has(plan.topic)).map((plan) => plan.topic);
     // A topic another instance created a moment ago is listed before every broker describes it.
+    // Existing topics are not asked whether they serve: a partition offline (a broker down) must
+    // not stop Vigil from starting, and the consumer waits out a partition that isn't served yet.
     const partitions = present.length > 0 ? await untilLed(admin, present.map((topic) => ({ topic })), { leaders: false }) : new Map<string, number>();
     return plans.map((plan) => ({
       topic: plan.topic,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Kafka, Producer } from 'kafkajs';
-import { createKafka, loadConfig } from '../../platform';
+import { createKafka, loadConfig, untilReady } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
 import { parseDestinations, type Destination } from '../../detectors';
 import { createNotifier, formatSlack, type NotificationDeadLetter } from '../../detectors';
@@ -88,7 +88,9 @@ describe('notifier against a real HTTP receiver and Kafka', () => {
     kafka = createKafka(loadConfig(process.env), testLogger, `it-notifier-${randomBytes(3).toString('hex')}`);
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: deadLetterTopic, numPartitions: 1 }], waitForLeaders: true });
+    // As Vigil creates topics: writable, not just led, before the first send (see untilReady).
+    await admin.createTopics({ topics: [{ topic: deadLetterTopic, numPartitions: 1 }], waitForLeaders: false });
+    await untilReady(admin, [{ topic: deadLetterTopic, numPartitions: 1 }]);
     await admin.disconnect();
     producer = testProducer(kafka);
     await producer.connect();

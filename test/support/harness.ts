@@ -132,6 +132,21 @@ export async function countEvents(stack: Stack, query?: object): Promise<number>
   return count;
 }
 
+/**
+ * The messages a topic holds (its partitions' end offsets less their start), for topics no
+ * transactional producer wrote to: control records take offsets too.
+ */
+export async function messagesOn(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Reads `expected` messages from the start of a topic with a throwaway group. */
 export async function readTopic(kafka: Kafka, topic: string, expected: number, timeoutMs = 30_000, distinctBy?: (message: KafkaMessage) => string): Promise<KafkaMessage[]> {
   const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}` });

@@ -1,5 +1,5 @@
-import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
-import { loadConfig, topicPlans, untilLed } from '../../platform';
+import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, type Kafka } from 'kafkajs';
+import { ensureTopicStates, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -79,5 +79,80 @@ describe('untilLed: a topic just created, until its partitions have leaders', ()
     const never = untilLed({ fetchTopicMetadata: () => Promise.reject(settingUp('UNKNOWN_TOPIC_OR_PARTITION')) }, [{ topic: 't' }], { everyMs: 1, timeoutMs: 20 });
     await expect(never).rejects.toMatchObject({ retriable: true, store: 'kafka' });
     await expect(never).rejects.toThrow(/not ready after 20 ms \(UNKNOWN_TOPIC_OR_PARTITION\): t$/);
+  });
+});
+
+describe('untilServing: a topic whose leaders are known, until they serve its partitions', () => {
+  // As kafkajs 2.2.4 surfaces them: "not the leader" thrown at once (its fetchTopicOffsets bails on
+  // anything but UNKNOWN_TOPIC_OR_PARTITION), which it retries itself before throwing its retries' error.
+  const protocolError = (type: string, code: number, message: string): KafkaJSProtocolError => new KafkaJSProtocolError(Object.assign(new Error(message), { type, code, retriable: true }));
+  const notLeader = (): KafkaJSProtocolError => protocolError('NOT_LEADER_FOR_PARTITION', 6, 'This server is not the leader for that topic-partition');
+  const unknownExhausted = (): KafkaJSNumberOfRetriesExceeded => new KafkaJSNumberOfRetriesExceeded(protocolError('UNKNOWN_TOPIC_OR_PARTITION', 3, 'This server does not host this topic-partition'), { retryCount: 8, retryTime: 100 });
+  const offsets = [{ partition: 0, offset: '0', high: '0', low: '0' }];
+
+  /** An admin that answers each topic's offsets with its own list of failures first. */
+  function scripted(failures: Record<string, Error[]>): { admin: { fetchTopicOffsets: (topic: string) => Promise<typeof offsets> }; asked: string[] } {
+    const asked: string[] = [];
+    return {
+      asked,
+      admin: {
+        fetchTopicOffsets: (topic: string) => {
+          asked.push(topic);
+          const failure = failures[topic]?.shift();
+          return failure ? Promise.reject(failure) : Promise.resolve(offsets);
+        },
+      },
+    };
+  }
+
+  it('waits out "not the leader" and an unknown partition, asking again only the topics not serving yet', async () => {
+    const { admin, asked } = scripted({ a: [notLeader(), notLeader()], b: [unknownExhausted()], c: [] });
+    await untilServing(admin, ['a', 'b', 'c'], { everyMs: 1 });
+    expect(asked).toEqual(['a', 'b', 'c', 'a', 'b', 'a']);
+  });
+
+  it('throws any other error at once, and a retriable error naming the topics past its timeout', async () => {
+    const denied = protocolError('TOPIC_AUTHORIZATION_FAILED', 29, 'Not authorized to access topics');
+    await expect(untilServing(scripted({ a: [denied] }).admin, ['a'], { everyMs: 1 })).rejects.toBe(denied);
+    const never = untilServing({ fetchTopicOffsets: (topic: string) => (topic === 'b' ? Promise.reject(notLeader()) : Promise.resolve(offsets)) }, ['a', 'b'], { everyMs: 1, timeoutMs: 20 });
+    await expect(never).rejects.toMatchObject({ retriable: true, store: 'kafka' });
+    await expect(never).rejects.toThrow(/not serving after 20 ms \(NOT_LEADER_FOR_PARTITION\): b$/);
+  });
+});
+
+describe('ensureTopicStates', () => {
+  it('returns once the topics it created serve every partition, not as soon as they have leaders; existing ones are not asked', async () => {
+    const config = loadConfig({ VIGIL_TOPIC_PARTITIONS: '2' });
+    const all = topicPlans(config).map((plan) => plan.topic);
+    const existing = config.topics.policy;
+    const log: string[] = [];
+    // Leaders at once; the invocation topic's leader answers "not the leader" twice more.
+    let refusals = 2;
+    const admin = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      listTopics: () => Promise.resolve([existing]),
+      createTopics: ({ topics }: { topics: { topic: string }[] }) => {
+        log.push(`create ${topics.length}`);
+        return Promise.resolve(true);
+      },
+      fetchTopicMetadata: ({ topics }: { topics: string[] }) =>
+        Promise.resolve({ topics: topics.map((name) => ({ name, partitions: [0, 1].map((partitionId) => ({ partitionId, leader: 1, replicas: [1], isr: [1], offlineReplicas: [], partitionErrorCode: 0 })) })) }),
+      fetchTopicOffsets: (topic: string) => {
+        if (topic === config.topics.invocation && refusals-- > 0) {
+          log.push(`${topic} not serving`);
+          return Promise.reject(new KafkaJSProtocolError(Object.assign(new Error('This server is not the leader for that topic-partition'), { type: 'NOT_LEADER_FOR_PARTITION', code: 6, retriable: true })));
+        }
+        log.push(`${topic} serving`);
+        return Promise.resolve([0, 1].map((partition) => ({ partition, offset: '0', high: '0', low: '0' })));
+      },
+    };
+    const states = await ensureTopicStates({ admin: () => admin } as unknown as Kafka, config);
+    expect(states.filter((state) => state.state === 'created').map((state) => state.topic)).toEqual(all.filter((topic) => topic !== existing));
+    // Every created topic answered its offsets, the invocation topic at its third ask, before the states came back.
+    expect(log[0]).toBe(`create ${all.length - 1}`);
+    expect(new Set(log.filter((line) => line.endsWith(' serving') && !line.endsWith('not serving')))).toEqual(new Set(all.filter((topic) => topic !== existing).map((topic) => `${topic} serving`)));
+    expect(log.filter((line) => line.startsWith(config.topics.invocation))).toEqual([`${config.topics.invocation} not serving`, `${config.topics.invocation} not serving`, `${config.topics.invocation} serving`]);
+    expect(log.some((line) => line.startsWith(`${existing} `))).toBe(false);
   });
 });

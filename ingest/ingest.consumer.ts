@@ -11,6 +11,7 @@ import {
   SharedWatermark,
   checkCoPartitioned,
   coPartitionAssigner,
+  createFetchAheadRunner,
   createPartitionRunner,
   type AlignmentStats,
   createProducer,
@@ -21,7 +22,9 @@ import {
   type Config,
   type Instrumentation,
   type Logger,
+  type FetchAheadRunner,
   type PartitionRunner,
+  type PartitionRunnerOptions,
   type PipelineStage,
   type WatermarkStore,
   watchDecodeFailures,
@@ -417,7 +420,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       confirm: (keys) => offsets.read(keys),
     });
   }
-  const runner: PartitionRunner = createPartitionRunner({
+  const runnerOptions: PartitionRunnerOptions = {
     component: 'ingest',
     // One chunk fills one bulk request, sent at once (VIGIL_BULK_FLUSH_MS 0, the default).
     chunkSize: config.bulk.maxDocs,
@@ -428,7 +431,24 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     ...(aligner
       ? { alignment: { aligner, eventTime: (message: KafkaMessage) => messageEventTime(message.value, { now: clock().getTime(), maxMessageBytes: config.limits.maxMessageBytes }) } }
       : {}),
-  });
+  };
+  // Fetching ahead, Vigil commits each chunk itself: the consumer is made at start.
+  const fetchAhead: FetchAheadRunner | undefined = config.fetch.ahead
+    ? createFetchAheadRunner({
+        ...runnerOptions,
+        control: {
+          commit: (topic, partition, offset) => requireConsumer().commitOffsets([{ topic, partition, offset }]),
+          pause: (topic, partition) => requireConsumer().pause([{ topic, partitions: [partition] }]),
+          resume: (topic, partition) => requireConsumer().resume([{ topic, partitions: [partition] }]),
+          seek: (topic, partition, offset) => requireConsumer().seek({ topic, partition, offset }),
+        },
+      })
+    : undefined;
+  const runner: PartitionRunner = fetchAhead ?? createPartitionRunner(runnerOptions);
+  function requireConsumer(): Consumer {
+    if (consumer === undefined) throw new Error('the ingest consumer is not started');
+    return consumer;
+  }
 
   return {
     async start() {
@@ -461,6 +481,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       // Each assignment (the first join, every rebalance) restarts the alignment: the partitions
       // it holds wait for one another from their committed offsets.
       if (aligner) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => aligner.assign(payload.memberAssignment));
+      if (fetchAhead) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => fetchAhead.assigned(payload.memberAssignment));
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         if (payload.groupProtocol !== CO_PARTITION_PROTOCOL) {
           logger.warn(
@@ -474,8 +495,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await consumer.subscribe({ topics: FAMILIES.map((family) => config.topics[family]), fromBeginning: true });
       await consumer.run({
         eachBatchAutoResolve: false,
-        autoCommit: true,
-        // Commit after every acknowledged chunk: a restart then redoes at most one chunk.
+        // Commit after every acknowledged chunk: a restart then redoes at most one chunk. Fetching
+        // ahead, offsets are resolved when fetched and the runner commits each chunk's own.
+        autoCommit: fetchAhead === undefined,
         autoCommitThreshold: 1,
         partitionsConsumedConcurrently: Math.max(1, config.topics.partitions * FAMILIES.length),
         eachBatch: (payload) => runner.eachBatch(payload),
@@ -484,6 +506,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     },
     async stop() {
       runner.stop();
+      // kafkajs waits for its own loop's batches; the chunks a fetch-ahead runner has in hand commit before it disconnects.
+      await fetchAhead?.drain();
       await consumer?.disconnect();
       await shared?.stop();
       await offsets.close();

@@ -184,6 +184,12 @@ export const settings = {
       '65536–536870912',
       'How many bytes (compressed) one fetch of the ingest consumer may bring in all, over every partition it asks for (the broker sends at least one batch). 50 MiB is the Java consumer’s `fetch.max.bytes`; lower it to bound the memory a large backlog can take.',
     ),
+    ahead: setting(
+      'VIGIL_FETCH_AHEAD',
+      flag.default(false),
+      '`on`, `off`',
+      '`on` lets the ingest consumer fetch on while its chunks are handled: each partition queues up to `VIGIL_BULK_MAX_DOCS` fetched messages beyond its chunk in hand, a partition held back by event-time alignment or a store keeps what it fetched, and offsets are committed by Vigil once a chunk is acknowledged. `off` is kafkajs’s own loop: it fetches again once every partition of the last fetch is done with (see [pipeline.md](pipeline.md#fetching-ahead)).',
+    ),
   },
   bulk: {
     maxDocs: setting(

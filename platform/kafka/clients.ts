@@ -35,11 +35,18 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
-        if (level <= kafkaLogLevel.ERROR) log.error(fields, message);
+        // A new topic's partitions answer "not the leader" for a moment, which untilServing waits
+        // out on purpose: kafkajs logs each such answer as an error, a user would read a failure.
+        if (level <= kafkaLogLevel.ERROR && !isExpectedRefusal(message, fields)) log.error(fields, message);
         else if (level === kafkaLogLevel.WARN) log.warn(fields, message);
         else log.debug(fields, message);
       },
   });
+}
+
+/** kafkajs's log of a ListOffsets answer "not the leader": what a topic created a moment before answers. */
+function isExpectedRefusal(message: string, fields: Record<string, unknown>): boolean {
+  return message.startsWith('Response ListOffsets') && typeof fields.error === 'string' && fields.error.includes('not the leader');
 }
 
 const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000;

@@ -30,7 +30,7 @@ export interface Chunk {
  * Whether a chunk ends at the high watermark kafkajs saw at the fetch. An unreadable high
  * watermark counts as caught up: claiming a backlog that is not there would hold others back.
  */
-function endsAtHighWatermark(chunk: readonly KafkaMessage[], highWatermark: string | undefined): boolean {
+export function endsAtHighWatermark(chunk: readonly KafkaMessage[], highWatermark: string | undefined): boolean {
   const end = chunk[chunk.length - 1];
   if (end === undefined || highWatermark === undefined || !/^-?\d+$/.test(highWatermark) || !/^\d+$/.test(end.offset)) return true;
   return BigInt(end.offset) + 1n >= BigInt(highWatermark);

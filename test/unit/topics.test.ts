@@ -1,5 +1,5 @@
 import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, type Kafka } from 'kafkajs';
-import { ensureTopicStates, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
+import { createKafka, createLogger, ensureTopicStates, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -154,5 +154,18 @@ describe('ensureTopicStates', () => {
     expect(new Set(log.filter((line) => line.endsWith(' serving') && !line.endsWith('not serving')))).toEqual(new Set(all.filter((topic) => topic !== existing).map((topic) => `${topic} serving`)));
     expect(log.filter((line) => line.startsWith(config.topics.invocation))).toEqual([`${config.topics.invocation} not serving`, `${config.topics.invocation} not serving`, `${config.topics.invocation} serving`]);
     expect(log.some((line) => line.startsWith(`${existing} `))).toBe(false);
+  });
+});
+
+describe("kafkajs's log lines", () => {
+  it('keeps a new partition answering "not the leader" to ListOffsets (what untilServing waits out) out of the error log, and every other error in it', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', destination: { write: (line: string) => lines.push(line) } });
+    const kafka = createKafka(loadConfig({}), logger);
+    kafka.logger().error('Response ListOffsets(key: 2, version: 3)', { error: 'This server is not the leader for that topic-partition' });
+    expect(lines).toStrictEqual([]);
+    kafka.logger().error('Response Produce(key: 0, version: 7)', { error: 'This server is not the leader for that topic-partition' });
+    kafka.logger().error('Response ListOffsets(key: 2, version: 3)', { error: 'The server experienced an unexpected error' });
+    expect(lines.map((line) => (JSON.parse(line) as { level: number; msg: string }).msg)).toStrictEqual(['Response Produce(key: 0, version: 7)', 'Response ListOffsets(key: 2, version: 3)']);
   });
 });

@@ -74,12 +74,6 @@ export interface VigilOverrides {
   onAlertChange?: (change: AlertChange) => void;
   /** How often the alerter looks for quiet alerts. @defaultValue resolve time / 4, at most 5 s */
   sweepEveryMs?: number;
-  /**
-   * The alerter's wall clock, which decides when held detections are released with nothing more
-   * arriving (the allowed lateness of wall-clock time); a test moves it on to end its input.
-   * @defaultValue Date.now
-   */
-  alerterNow?: () => number;
   /** The notifier's HTTP client. @defaultValue the global fetch */
   fetchImpl?: typeof fetch;
   /**
@@ -312,7 +306,6 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
         },
       },
       ...(overrides.sweepEveryMs ? { sweepEveryMs: overrides.sweepEveryMs } : {}),
-      ...(overrides.alerterNow ? { now: overrides.alerterNow } : {}),
     });
   }
 

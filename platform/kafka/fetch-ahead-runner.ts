@@ -1,8 +1,7 @@
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { errorMessage, isRetriable } from '../errors';
-import { backoffDelay } from '../retry';
 import { partitionKey } from './event-time-alignment';
-import { DEFAULT_PARTITION_BACKOFF, endsAtHighWatermark, type PartitionRunner, type PartitionRunnerOptions } from './partition-runner';
+import { endsAtHighWatermark, notePushBack, type PartitionRunner, type PartitionRunnerOptions } from './partition-runner';
 
 /** What the fetch-ahead runner asks of its consumer: the group's commits, pauses and seeks, one partition at a time. */
 export interface FetchAheadControl {
@@ -228,12 +227,8 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
             fail(lane, chunk, error);
             return;
           }
-          const attempt = (attempts.get(key) ?? 0) + 1;
-          attempts.set(key, attempt);
-          const delayMs = backoffDelay(attempt, options.backoff ?? DEFAULT_PARTITION_BACKOFF);
+          const delayMs = notePushBack({ component, logger, instrumentation, attempts, backoff: options.backoff }, { topic, partition }, error);
           pauses++;
-          logger.warn({ err: error, topic, partition, attempt, delayMs }, `store unavailable, pausing the partition: ${errorMessage(error)}`);
-          instrumentation?.emit('runner.pause', { component, topic, partition, attempt, delayMs, error });
           // Not in hand meanwhile: after the idleness bound it holds no other partition back.
           leave(lane);
           await parked(lane, (wake) => {

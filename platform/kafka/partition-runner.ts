@@ -14,6 +14,25 @@ const HEARTBEAT_EVERY_MS = 1000;
  */
 export const DEFAULT_PARTITION_BACKOFF = { initialDelayMs: 500, maxDelayMs: 30_000 } as const;
 
+/**
+ * A store pushed back on a partition's chunk (a retriable error): counts the partition's attempt
+ * and the pause, logs it and tells instrumentation. Returns the backoff before the chunk is tried again.
+ */
+export function notePushBack(
+  context: { component: string; logger: Logger; instrumentation: Instrumentation | undefined; attempts: Map<string, number>; backoff: PartitionRunnerOptions['backoff'] },
+  chunk: { topic: string; partition: number },
+  error: unknown,
+): number {
+  const { topic, partition } = chunk;
+  const key = partitionKey(topic, partition);
+  const attempt = (context.attempts.get(key) ?? 0) + 1;
+  context.attempts.set(key, attempt);
+  const delayMs = backoffDelay(attempt, context.backoff ?? DEFAULT_PARTITION_BACKOFF);
+  context.logger.warn({ err: error, topic, partition, attempt, delayMs }, `store unavailable, pausing the partition: ${errorMessage(error)}`);
+  context.instrumentation?.emit('runner.pause', { component: context.component, topic, partition, attempt, delayMs, error });
+  return delayMs;
+}
+
 /** A slice of one partition's batch, handled and committed as a unit. */
 export interface Chunk {
   topic: string;
@@ -152,12 +171,8 @@ export function createPartitionRunner(options: PartitionRunnerOptions): Partitio
       } catch (error) {
         if (!isRetriable(error)) throw error;
         if (stopped) return;
-        const attempt = (attempts.get(key) ?? 0) + 1;
-        attempts.set(key, attempt);
-        const delayMs = backoffDelay(attempt, options.backoff ?? DEFAULT_PARTITION_BACKOFF);
+        const delayMs = notePushBack({ component, logger, instrumentation, attempts, backoff: options.backoff }, { topic, partition }, error);
         pauses++;
-        logger.warn({ err: error, topic, partition, attempt, delayMs }, `store unavailable, pausing the partition: ${errorMessage(error)}`);
-        instrumentation?.emit('runner.pause', { component, topic, partition, attempt, delayMs, error });
         const resume = payload.pause();
         const timer = setTimeout(() => {
           timers.delete(timer);

@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import type { Vigil } from '../../app';
 import { createVigil } from '../../app';
 import { KONG_INTAKE_PATH } from '../../ingest';
-import { isolatedConfig, openStack, readTopic, testLogger, type Stack } from '../support/harness';
+import { isolatedConfig, messagesOn, openStack, readTopic, testLogger, type Stack } from '../support/harness';
 
 /**
  * The HTTP intake on the real Kafka, started by the composition root as `vigil intake` starts
@@ -37,16 +37,7 @@ describe('the HTTP intake for Kong http-log', () => {
     return { status: response.status, body: (await response.json()) as { accepted?: number; error?: string }, headers: response.headers };
   }
 
-  async function recordsOnTopic(): Promise<number> {
-    const admin = stack.kafka.admin();
-    await admin.connect();
-    try {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      return offsets.reduce((sum, partition) => sum + Number(partition.high) - Number(partition.low), 0);
-    } finally {
-      await admin.disconnect();
-    }
-  }
+  const recordsOnTopic = (): Promise<number> => messagesOn(stack.kafka, topic);
 
   beforeAll(async () => {
     topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;

@@ -24,6 +24,18 @@ const SOURCE = { service: 'edge-gateway-eu', kind: 'gateway', instance: 'gw-eu-1
 const LOGIN = { api: 'accounts-v1', method: 'POST', path: '/v1/login' } as const;
 const USERS = 30;
 
+/**
+ * Settings for tests that compare the hour's incidents across ways of reading it. u-1005's two
+ * detections (new device: low, 25 risk points; new device then payment: high, 75) reach exactly the
+ * default risk threshold of 100 when their times are equal, and a millisecond under it when the
+ * sequence's time is a later event of the same request's: which event completes the sequence can
+ * differ by the order the families are read in, within the skew (docs/event-time.md), so the
+ * entity's `risk-threshold` detection came and went from run to run. Above 100, no entity of the
+ * hour crosses, whatever the order: the comparison is of the rules and the grouping, and the risk
+ * scorer is tested on its own (risk.test.ts).
+ */
+export const MIXED_HOUR_ENV = { VIGIL_RISK_THRESHOLD: '110' } as const;
+
 /** The hour's events, ordered by event time, each checked against the contract. */
 export function mixedHour(start: number, seed = 15): VigilEvent[] {
   const random = seededRandom(seed);

@@ -481,7 +481,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       // Each assignment (the first join, every rebalance) restarts the alignment: the partitions
       // it holds wait for one another from their committed offsets.
       if (aligner) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => aligner.assign(payload.memberAssignment));
-      if (fetchAhead) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => fetchAhead.assigned(payload.memberAssignment));
+      if (fetchAhead) consumer.on(consumer.events.GROUP_JOIN, () => fetchAhead.assigned());
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         if (payload.groupProtocol !== CO_PARTITION_PROTOCOL) {
           logger.warn(

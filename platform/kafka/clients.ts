@@ -176,7 +176,7 @@ export async function untilLed(
  * UNKNOWN_TOPIC_OR_PARTITION itself (then throws its retries' error with that cause), but throws
  * "not the leader" at once; both are waited out, any other error is thrown. Once `timeoutMs` has
  * passed, a retriable StoreUnavailableError names the topics still waited for. kafkajs logs each
- * refused request at error level: a few "Response ListOffsets" lines for a topic just created.
+ * refused request at error level; createKafka's log routing sends those lines to debug.
  */
 export async function untilServing(
   admin: Pick<Admin, 'fetchTopicOffsets'>,

@@ -27,7 +27,7 @@ export interface FetchAheadRunnerOptions extends PartitionRunnerOptions {
 /** A fetch-ahead runner: a {@link PartitionRunner} that also hears of assignments and drains. */
 export interface FetchAheadRunner extends PartitionRunner {
   /** A new assignment (kafkajs `GROUP_JOIN`): what was queued is dropped; kafkajs reads on from the committed offsets. */
-  assigned(assignment: Readonly<Record<string, readonly number[]>>): void;
+  assigned(): void;
   /** Resolves once no chunk is in hand (after {@link PartitionRunner.stop}: before the consumer disconnects). */
   drain(): Promise<void>;
 }

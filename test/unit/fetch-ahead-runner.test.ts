@@ -145,7 +145,7 @@ describe('the fetch-ahead runner', () => {
     expect(consumer.calls).toStrictEqual(['commit events:0@2', 'seek events:0@2']);
     await expect(runner.eachBatch(batch('events', 2, 3).payload)).rejects.toThrow('a bug');
     // The consumer restarted and joined again: batches are taken again.
-    runner.assigned({ events: [0] });
+    runner.assigned();
     const again = batch('other', 0, 1);
     await runner.eachBatch(again.payload);
     expect(again.resolved).toStrictEqual(['0']);
@@ -159,7 +159,7 @@ describe('the fetch-ahead runner', () => {
     const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle: gated.handle, logger, control: consumer });
     await runner.eachBatch(batch('events', 0, 5).payload);
     await until(() => gated.waiting() === 1, 'the first chunk');
-    runner.assigned({ events: [0] });
+    runner.assigned();
     // kafkajs reads on from the committed offset (0): the redo is queued behind the chunk in hand.
     await runner.eachBatch(batch('events', 0, 2).payload);
     gated.release();
@@ -225,7 +225,7 @@ describe('the fetch-ahead runner', () => {
       control: consumer,
       alignment: { aligner, eventTime: (message) => messageEventTime(message.value) },
     });
-    runner.assigned({ policy: [0], device: [0] });
+    runner.assigned();
     aligner.assign({ policy: [0], device: [0] });
     // A large topic at 0..4 s, more to come; a small one whose second event is a minute later.
     const policy = batch('policy', 0, 5, { times: [T0, T0 + 1000, T0 + 2000, T0 + 3000, T0 + 4000], highWatermark: 10 });

@@ -140,6 +140,9 @@ export function evaluateSequence(
         eventIds: chain.map((entry) => entry.id),
         windowStart: first.time,
         windowEnd: final.time,
+        // It happened when its final step did, whichever event completed it: an earlier step
+        // arriving late yields the same time as in order, so alerting and risk see one time.
+        time: final.time,
         identity,
         cooldownMs: rule.window,
       },

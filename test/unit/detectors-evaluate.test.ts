@@ -359,6 +359,7 @@ describe('evaluateSequence', () => {
       eventIds: ['evt-fail-0000', 'evt-fail-0001', 'evt-fail-0002', 'evt-fail-0003', 'evt-fail-0004', 'evt-success-01'],
       windowStart: T - 50 * SECOND,
       windowEnd: T,
+      time: T,
       identity: ['account-takeover-sequence', 'client.ip=81.2.69.142', `period-${Math.floor(T / 600_000)}`],
       cooldownMs: 600_000,
     });
@@ -414,6 +415,8 @@ describe('evaluateSequence', () => {
     expect(detection.eventIds).toStrictEqual(['evt-fail-0000', 'evt-fail-0001', 'evt-fail-0002', 'evt-fail-0003', 'evt-fail-0004', 'evt-success-01']);
     expect(detection.windowStart).toBe(T - 50 * SECOND);
     expect(detection.windowEnd).toBe(T);
+    // It happened at its final step (T), not at the late failure's time, as in order.
+    expect(detection.time).toBe(T);
     // The period of its final step (T), as in order.
     expect(detection.identity).toStrictEqual(['account-takeover-sequence', 'client.ip=81.2.69.142', `period-${Math.floor(T / 600_000)}`]);
   });

@@ -26,13 +26,13 @@ const USERS = 30;
 
 /**
  * Settings for tests that compare the hour's incidents across ways of reading it. u-1005's two
- * detections (new device: low, 25 risk points; new device then payment: high, 75) reach exactly the
- * default risk threshold of 100 when their times are equal, and a millisecond under it when the
- * sequence's time is a later event of the same request's: which event completes the sequence can
- * differ by the order the families are read in, within the skew (docs/event-time.md), so the
- * entity's `risk-threshold` detection came and went from run to run. Above 100, no entity of the
- * hour crosses, whatever the order: the comparison is of the rules and the grouping, and the risk
- * scorer is tested on its own (risk.test.ts).
+ * detections (new device: low, 25 risk points; new device then payment: high, 75) add up to the
+ * default risk threshold of 100 less their decay between them, so the entity's `risk-threshold`
+ * detection sat on a knife-edge: it came and went from run to run while a sequence took the time
+ * of whichever event completed it (read order, within the skew: docs/event-time.md). Sequences now
+ * take their final step's time; until repeated runs show the edge gone at 100, these tests keep a
+ * threshold above it, where no entity of the hour crosses whatever the order. The comparison is of
+ * the rules and the grouping; the risk scorer is tested on its own (risk.test.ts).
  */
 export const MIXED_HOUR_ENV = { VIGIL_RISK_THRESHOLD: '110' } as const;
 

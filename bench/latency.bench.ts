@@ -22,7 +22,7 @@
  *
  * phase2Rate (events/s) replaces "half the maximum": to compare two versions at the same load.
  *
- * Targets (from the issue): detection p99 <= 250 ms, notification p99 <= 1 s.
+ * Targets: detection p99 <= 100 ms (issue 12; issue 2 asked for 250 ms), notification p99 <= 1 s (issue 2).
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -49,7 +49,7 @@ const PHASE2_SECONDS = positiveInteger(process.argv[3], 30, 'phase2Seconds');
 const PHASE2_RATE = process.argv[4] === undefined ? undefined : positiveInteger(process.argv[4], 1, 'phase2Rate');
 /** One trigger in every this many events. */
 const TRIGGER_EVERY = 100;
-const DETECTION_P99_TARGET_MS = 250;
+const DETECTION_P99_TARGET_MS = 100;
 const NOTIFICATION_P99_TARGET_MS = 1000;
 /** The SDK's linger in this bench (its default is 50 ms): how long an event may wait for company. */
 const LINGER_MS = 5;

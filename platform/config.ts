@@ -186,9 +186,9 @@ export const settings = {
     ),
     ahead: setting(
       'VIGIL_FETCH_AHEAD',
-      flag.default(false),
+      flag.default(true),
       '`on`, `off`',
-      '`on` lets the ingest consumer fetch on while its chunks are handled: each partition queues up to `VIGIL_BULK_MAX_DOCS` fetched messages beyond its chunk in hand, a partition held back by event-time alignment or a store keeps what it fetched, and offsets are committed by Vigil once a chunk is acknowledged. `off` is kafkajs’s own loop: it fetches again once every partition of the last fetch is done with (see [pipeline.md](pipeline.md#fetching-ahead)).',
+      '`on` lets the ingest consumer fetch on while its chunks are handled: each partition queues up to `VIGIL_BULK_MAX_DOCS` fetched messages beyond its chunk in hand, a partition held back by event-time alignment or a store keeps what it fetched, and offsets are committed by Vigil once a chunk is acknowledged. `off` is kafkajs’s own loop: it fetches again once every partition of the last fetch is done with, and a partition held back lets go of its batch and fetches it again later (see [pipeline.md](pipeline.md#fetching-ahead)).',
     ),
   },
   bulk: {

@@ -37,7 +37,13 @@ function startPushbackProxy(target: URL, rejectBulks: number): Promise<{ server:
   });
 }
 
-describe('when Elasticsearch pushes back', () => {
+/** Both ways the ingest consumer can be driven (docs/pipeline.md#fetching-ahead): each pauses and resumes its own way. */
+const LOOPS = [
+  { loop: 'fetching ahead (the default)', env: { VIGIL_FETCH_AHEAD: 'on' }, ahead: true },
+  { loop: "kafkajs's own loop", env: { VIGIL_FETCH_AHEAD: 'off' }, ahead: false },
+];
+
+describe.each(LOOPS)('when Elasticsearch pushes back, $loop', ({ env, ahead }) => {
   let stack: Stack;
   let proxy: Awaited<ReturnType<typeof startPushbackProxy>>;
 
@@ -46,7 +52,7 @@ describe('when Elasticsearch pushes back', () => {
     // Each partition's chunk is its own request (VIGIL_BULK_FLUSH_MS 0), tried 4 times: 12
     // refusals are more than the topic's 2 partitions' requests absorb, so one of them gives up.
     proxy = await startPushbackProxy(real, 12);
-    stack = openStack(isolatedConfig());
+    stack = openStack(isolatedConfig(env));
   });
 
   afterAll(async () => {
@@ -55,6 +61,7 @@ describe('when Elasticsearch pushes back', () => {
   });
 
   it('pauses the partition, retries with backoff, resumes by itself and loses nothing', async () => {
+    expect(stack.config.fetch.ahead).toBe(ahead);
     const throughProxy = { ...stack.config, elasticsearch: { url: proxy.url } };
     // Vigil opens (and closes) its own Elasticsearch client, to the proxy.
     const vigil = vigilOn(stack, { elasticsearch: undefined }, throughProxy);

@@ -3,7 +3,7 @@ import { detectionMessage, indexNames, type Detection } from '../../schemas';
 import { replayDetections } from '../../scripts/replay';
 import type { Role } from '../../app';
 import { indexedIncidents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
-import { MIXED_HOUR_ENV, mixedHour, produceEvents } from '../support/mixed-hour';
+import { mixedHour, produceEvents } from '../support/mixed-hour';
 import { testProducer } from '../support/produce';
 
 /**
@@ -32,7 +32,7 @@ interface Run {
  * group, Redis prefix and indices. `roles` can add alerting, for {@link indexedIncidents}.
  */
 async function run(mode: 'paced' | 'backlog', roles: readonly Role[] = ['ingest']): Promise<Run> {
-  const stack = openStack(isolatedConfig(MIXED_HOUR_ENV));
+  const stack = openStack(isolatedConfig());
   const detections = new Map<string, Detection>();
   const vigil = vigilOn(stack, {
     roles,
@@ -91,7 +91,7 @@ async function run(mode: 'paced' | 'backlog', roles: readonly Role[] = ['ingest'
  * what `vigil replay`'s detections give once alerted.
  */
 async function alertedIncidents(detections: readonly Detection[]): Promise<string[]> {
-  const stack = openStack(isolatedConfig(MIXED_HOUR_ENV));
+  const stack = openStack(isolatedConfig());
   const vigil = vigilOn(stack, { roles: ['alerting'] });
   try {
     await ensureTopics(stack.kafka, stack.config);

@@ -3,7 +3,7 @@ import { CO_PARTITION_PROTOCOL, ensureTopics, retry } from '../../platform';
 import type { Detection } from '../../schemas';
 import type { Vigil } from '../../app';
 import { indexedIncidents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
-import { MIXED_HOUR_ENV, mixedHour, produceEvents } from '../support/mixed-hour';
+import { mixedHour, produceEvents } from '../support/mixed-hour';
 
 /**
  * Issue 15 (with one or several instances) and issue 12 (two instances: identical detection ids
@@ -94,7 +94,7 @@ async function stableGroup(stack: Stack, groupId: string, members: number): Prom
  * as fast as each goes, with no rebalance in the middle.
  */
 async function run(instances: number, mode: 'live' | 'backlog'): Promise<Run> {
-  const stack = openStack(isolatedConfig({ ...MIXED_HOUR_ENV, VIGIL_TOPIC_PARTITIONS: String(PARTITIONS) }));
+  const stack = openStack(isolatedConfig({ VIGIL_TOPIC_PARTITIONS: String(PARTITIONS) }));
   const produced = new Map<string, number>();
   const detections = new Map<string, Detection>();
   const vigils: Vigil[] = [];

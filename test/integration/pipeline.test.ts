@@ -17,8 +17,18 @@ const validPolicy = (id: string): Record<string, unknown> => ({
   policy: { kind: 'authn', name: 'basic-auth', outcome: 'fail', reason: 'invalid_credentials', group: 'legacy', resource: { api: 'legacy-v1', method: 'POST', path: '/v1/login' } },
 });
 
-describe('ingest pipeline against the real Kafka and Elasticsearch', () => {
-  const run = withVigil();
+/** Both ways the ingest consumer can be driven (docs/pipeline.md#fetching-ahead). */
+const LOOPS = [
+  { loop: 'fetching ahead (the default)', env: { VIGIL_FETCH_AHEAD: 'on' }, ahead: true },
+  { loop: "kafkajs's own loop", env: { VIGIL_FETCH_AHEAD: 'off' }, ahead: false },
+];
+
+describe.each(LOOPS)('ingest pipeline against the real Kafka and Elasticsearch, $loop', ({ env, ahead }) => {
+  const run = withVigil(env);
+
+  it('runs the loop it was configured for', () => {
+    expect(run.stack.config.fetch.ahead).toBe(ahead);
+  });
 
   it('indexes every event emitted through the SDK, exactly once, with ECS fields', async () => {
     const emitters = SIMULATED_SOURCES.slice(0, 3).map((source) =>

@@ -7,7 +7,7 @@ import { createRedis, ensureTopics, hashSlot, isCluster, retry } from '../../pla
 import type { Detection } from '../../schemas';
 import type { Vigil } from '../../app';
 import { indexedIncidents, isolatedConfig, openStack, vigilOn, waitFor } from '../support/harness';
-import { MIXED_HOUR_ENV, mixedHour, produceEvents } from '../support/mixed-hour';
+import { mixedHour, produceEvents } from '../support/mixed-hour';
 import { callBatch } from '../support/redis';
 
 /**
@@ -140,7 +140,7 @@ interface Run {
  * cluster; its own topics, groups, key prefix and indices.
  */
 async function run(env: Record<string, string>): Promise<Run> {
-  const stack = openStack(isolatedConfig({ ...MIXED_HOUR_ENV, ...env }));
+  const stack = openStack(isolatedConfig(env));
   const detections = new Map<string, Detection>();
   let produced = 0;
   let vigil: Vigil | undefined;

@@ -24,18 +24,6 @@ const SOURCE = { service: 'edge-gateway-eu', kind: 'gateway', instance: 'gw-eu-1
 const LOGIN = { api: 'accounts-v1', method: 'POST', path: '/v1/login' } as const;
 const USERS = 30;
 
-/**
- * Settings for tests that compare the hour's incidents across ways of reading it. u-1005's two
- * detections (new device: low, 25 risk points; new device then payment: high, 75) add up to the
- * default risk threshold of 100 less their decay between them, so the entity's `risk-threshold`
- * detection sat on a knife-edge: it came and went from run to run while a sequence took the time
- * of whichever event completed it (read order, within the skew: docs/event-time.md). Sequences now
- * take their final step's time; until repeated runs show the edge gone at 100, these tests keep a
- * threshold above it, where no entity of the hour crosses whatever the order. The comparison is of
- * the rules and the grouping; the risk scorer is tested on its own (risk.test.ts).
- */
-export const MIXED_HOUR_ENV = { VIGIL_RISK_THRESHOLD: '110' } as const;
-
 /** The hour's events, ordered by event time, each checked against the contract. */
 export function mixedHour(start: number, seed = 15): VigilEvent[] {
   const random = seededRandom(seed);

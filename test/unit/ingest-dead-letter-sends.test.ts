@@ -10,7 +10,9 @@ import { randomEvents } from '../support/random-events';
  * indexing. Fakes stand in for Kafka and Elasticsearch and write what they are asked to a log.
  */
 
-const config = loadConfig({});
+// kafkajs's own loop: a chunk is done when eachBatch resolves. Fetching ahead (the default) hands
+// chunks to a worker per partition instead; fetch-ahead-runner.test.ts covers that.
+const config = loadConfig({ VIGIL_FETCH_AHEAD: 'off' });
 const logger = createLogger({ level: 'silent' });
 const topic = config.topics.policy;
 

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import { loadConfig } from '../../platform';
-import { countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
+import { CONSUMER_LOOPS, countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 /**
  * A loopback proxy in front of the real Elasticsearch that answers the first `rejectBulks`
@@ -37,13 +37,7 @@ function startPushbackProxy(target: URL, rejectBulks: number): Promise<{ server:
   });
 }
 
-/** Both ways the ingest consumer can be driven (docs/pipeline.md#fetching-ahead): each pauses and resumes its own way. */
-const LOOPS = [
-  { loop: 'fetching ahead (the default)', env: { VIGIL_FETCH_AHEAD: 'on' }, ahead: true },
-  { loop: "kafkajs's own loop", env: { VIGIL_FETCH_AHEAD: 'off' }, ahead: false },
-];
-
-describe.each(LOOPS)('when Elasticsearch pushes back, $loop', ({ env, ahead }) => {
+describe.each(CONSUMER_LOOPS)('when Elasticsearch pushes back, $loop', ({ env, ahead }) => {
   let stack: Stack;
   let proxy: Awaited<ReturnType<typeof startPushbackProxy>>;
 

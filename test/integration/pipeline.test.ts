@@ -3,7 +3,7 @@ import { fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';
-import { countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
+import { CONSUMER_LOOPS, countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
 import { testProducer } from '../support/produce';
 
 const validPolicy = (id: string): Record<string, unknown> => ({
@@ -17,13 +17,7 @@ const validPolicy = (id: string): Record<string, unknown> => ({
   policy: { kind: 'authn', name: 'basic-auth', outcome: 'fail', reason: 'invalid_credentials', group: 'legacy', resource: { api: 'legacy-v1', method: 'POST', path: '/v1/login' } },
 });
 
-/** Both ways the ingest consumer can be driven (docs/pipeline.md#fetching-ahead). */
-const LOOPS = [
-  { loop: 'fetching ahead (the default)', env: { VIGIL_FETCH_AHEAD: 'on' }, ahead: true },
-  { loop: "kafkajs's own loop", env: { VIGIL_FETCH_AHEAD: 'off' }, ahead: false },
-];
-
-describe.each(LOOPS)('ingest pipeline against the real Kafka and Elasticsearch, $loop', ({ env, ahead }) => {
+describe.each(CONSUMER_LOOPS)('ingest pipeline against the real Kafka and Elasticsearch, $loop', ({ env, ahead }) => {
   const run = withVigil(env);
 
   it('runs the loop it was configured for', () => {

@@ -43,6 +43,15 @@ export function isolatedConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({ ...process.env, ...isolatedEnv(overrides) });
 }
 
+/**
+ * Both ways the ingest consumer can be driven (docs/pipeline.md#fetching-ahead), for tests that run
+ * once per loop: `ahead` is what the configuration must say, so a test can check it runs the loop it names.
+ */
+export const CONSUMER_LOOPS = [
+  { loop: 'fetching ahead (the default)', env: { VIGIL_FETCH_AHEAD: 'on' }, ahead: true },
+  { loop: "kafkajs's own loop", env: { VIGIL_FETCH_AHEAD: 'off' }, ahead: false },
+];
+
 /** Quiet logs unless LOG_LEVEL asks otherwise. */
 export const testLogger: Logger = createLogger({ level: process.env.LOG_LEVEL ?? 'error' });
 

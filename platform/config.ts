@@ -176,7 +176,7 @@ export const settings = {
       'VIGIL_FETCH_MAX_BYTES_PER_PARTITION',
       int(64 * 1024, 64 * 1024 * 1024).default(256 * 1024),
       '65536–67108864',
-      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Each fetch is held in memory, decompressed and decoded into messages, until the last of them is handled: about 1.5 kB per event held; gzip packs Vigil’s events about 10 to 1, so a compressed backlog holds some 20 MB per partition for each MiB of this bound (with the default 256 KiB and a 512 MB heap limit the issue’s 133,850-event backlog peaked at 282–292 MB with kafkajs’s own loop and 318–334 MB fetching ahead; at 8 MiB a fetch can hold a whole backlog, over 1 GB decoded) (see [performance.md](performance.md#the-fetch-bound-memory-at-the-issues-volume-3-december-2026)). Larger fetches make fewer rounds when a partition holds oversized messages (see [hostile-input.md](hostile-input.md)).',
+      'How many bytes (as stored, compressed) one fetch of the ingest consumer may bring per partition. The broker still sends a larger batch whole, so this bounds memory, not the largest message. Each fetch is held in memory, decompressed and decoded into messages, until the last of them is handled: about 1.5 kB per event held; gzip packs Vigil’s events about 10 to 1, so a compressed backlog holds some 20 MB per partition for each MiB of this bound (with the default 256 KiB and a 512 MB heap limit the issue’s 133,850-event backlog peaked at 277–292 MB with kafkajs’s own loop and 299–302 MB fetching ahead; at 8 MiB a fetch can hold a whole backlog, over 1 GB decoded) (see [performance.md](performance.md#the-fetch-bound-memory-at-the-issues-volume-3-december-2026)). Larger fetches make fewer rounds when a partition holds oversized messages (see [hostile-input.md](hostile-input.md)).',
     ),
     maxBytes: setting(
       'VIGIL_FETCH_MAX_BYTES',
@@ -188,7 +188,7 @@ export const settings = {
       'VIGIL_FETCH_AHEAD',
       flag.default(true),
       '`on`, `off`',
-      '`on` lets the ingest consumer fetch on while its chunks are handled: each partition queues up to `VIGIL_BULK_MAX_DOCS` fetched messages beyond its chunk in hand, a partition held back by event-time alignment or a store keeps what it fetched, and offsets are committed by Vigil once a chunk is acknowledged (faster with the rules on, at some 35–50 MB more peak memory over a large backlog). `off` is kafkajs’s own loop: it fetches again once every partition of the last fetch is done with, and a partition held back lets go of its batch and fetches it again later (see [pipeline.md](pipeline.md#fetching-ahead)).',
+      '`on` lets the ingest consumer fetch on while its chunks are handled: each partition queues up to `VIGIL_BULK_MAX_DOCS` fetched messages beyond its chunk in hand, a partition held back by event-time alignment or a store keeps what it fetched, and offsets are committed by Vigil once a chunk is acknowledged (faster with the rules on, at some 25 MB more peak memory over a large backlog). `off` is kafkajs’s own loop: it fetches again once every partition of the last fetch is done with, and a partition held back lets go of its batch and fetches it again later (see [pipeline.md](pipeline.md#fetching-ahead)).',
     ),
   },
   bulk: {

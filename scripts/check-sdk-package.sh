@@ -7,7 +7,9 @@
 #   4. `require('@vigil/sdk')` and an ES-module `import` work there, and test/sdk-package/smoke.js emits a valid event and
 #      has a bad one refused with a ValidationError naming the field (no Kafka needed);
 #   5. test/sdk-package/consumer.ts type-checks against the installed .d.ts, with the classic
-#      (node10) and the exports-aware (node16) module resolution.
+#      (node10) and the exports-aware (node16) module resolution; consumer-rdkafka.ts, the
+#      librdkafka entry point, with node16, node-rdkafka not installed (an optional peer);
+#   6. that entry point loads without node-rdkafka and names it once asked to connect.
 # Any failure stops it with a message and a non-zero status.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +34,7 @@ tarball="$WORK/$(tail -n 1 "$WORK/pack.out")"
 
 tar -tzf "$tarball" | sort >"$WORK/contents"
 for expected in package/package.json package/README.md package/dist/ingest/sdk/index.js package/dist/ingest/sdk/index.d.ts \
+  package/dist/ingest/sdk/rdkafka.js package/dist/ingest/sdk/rdkafka.d.ts \
   package/dist/schemas/event.js package/dist/platform/errors.js package/dist/schemas/json/event.schema.json \
   package/dist/schemas/json/policy.schema.json package/dist/schemas/json/invocation.schema.json package/dist/schemas/json/device.schema.json; do
   grep -qx "$expected" "$WORK/contents" || fail "the tarball lacks $expected"
@@ -81,6 +84,16 @@ node --input-type=module -e "import { createEmitter, ValidationError } from '@vi
 cp "$ROOT/test/sdk-package/smoke.js" "$service/smoke.js"
 node smoke.js || fail "the smoke test failed"
 
+# The librdkafka entry point loads without node-rdkafka (an optional peer, not installed here), and
+# says how to install it once asked to connect.
+node -e "
+const { rdkafkaClient } = require('@vigil/sdk/rdkafka');
+rdkafkaClient({ brokers: ['127.0.0.1:1'] }).producer().connect().then(
+  () => { console.error('connect() succeeded without node-rdkafka'); process.exit(1); },
+  (error) => { if (!/node-rdkafka is not installed; .npm install node-rdkafka./.test(error.message)) { console.error(error.message); process.exit(1); } },
+);" || fail "@vigil/sdk/rdkafka without node-rdkafka did not fail with the install hint"
+say "@vigil/sdk/rdkafka loads without node-rdkafka, and names it when asked to connect"
+
 cp "$ROOT/test/sdk-package/consumer.ts" "$service/consumer.ts"
 for resolution in node10 node16; do
   module=commonjs
@@ -91,5 +104,10 @@ for resolution in node10 node16; do
     --typeRoots "$ROOT/node_modules/@types" --types node consumer.ts ||
     fail "consumer.ts does not type-check against the package's .d.ts (moduleResolution $resolution)"
 done
-say "TypeScript consumer OK (moduleResolution node10 and node16)"
+cp "$ROOT/test/sdk-package/consumer-rdkafka.ts" "$service/consumer-rdkafka.ts"
+"$ROOT/node_modules/.bin/tsc" --noEmit --strict --skipLibCheck false --target ES2022 --lib ES2023 \
+  --module node16 --moduleResolution node16 --esModuleInterop \
+  --typeRoots "$ROOT/node_modules/@types" --types node consumer-rdkafka.ts ||
+  fail "consumer-rdkafka.ts does not type-check against the package's .d.ts without node-rdkafka"
+say "TypeScript consumer OK (moduleResolution node10 and node16; the rdkafka entry point with node16)"
 say "OK"

@@ -1,5 +1,5 @@
 import type { randomFillSync as RandomFillSync } from 'node:crypto';
-import type { Kafka, Message, Producer } from 'kafkajs';
+import type { Message, ProducerConfig } from 'kafkajs';
 // The contract and the two plumbing files are imported one by one, never through their barrels:
 // `schemas/` also holds the Elasticsearch templates and `platform/` pulls in pino and the config,
 // none of which belongs in a service that only emits. test/unit/architecture.test.ts keeps it so.
@@ -36,13 +36,43 @@ const COMPRESSIONS: readonly EmitterCompression[] = ['none', 'gzip'];
 // kafkajs's CompressionTypes values, written out: the enum would load kafkajs at import.
 const COMPRESSION_TYPE: Record<EmitterCompression, number> = { none: 0, gzip: 1 };
 
+/** One produce request as the emitter makes it: the part of kafkajs's `sendBatch` argument it uses. */
+export interface EmitterBatch {
+  /** -1: every in-sync replica. */
+  acks: number;
+  /** kafkajs's `CompressionTypes` value: 0 none, 1 gzip. */
+  compression: number;
+  topicMessages: { topic: string; messages: Message[] }[];
+}
+
+/** The producer the emitter drives: kafkajs's, or librdkafka's from `@vigil/sdk/rdkafka`. */
+export interface EmitterProducer {
+  connect(): Promise<void>;
+  /** Resolves once Kafka acknowledged every message of the batch; rejects if any was not. */
+  sendBatch(batch: EmitterBatch): Promise<unknown>;
+  disconnect(): Promise<void>;
+}
+
+/** The Kafka client the emitter produces with: a kafkajs `Kafka` is one, `rdkafkaClient()` another. */
+export interface EmitterKafka {
+  producer(config?: ProducerConfig): EmitterProducer;
+  /**
+   * The most bytes one `sendBatch` may carry, when that is more than one produce request: a
+   * client that cuts a batch into requests itself (librdkafka) takes larger batches, and the
+   * emitter then waits for fewer acknowledgements. Without it, a batch is one request
+   * (kafkajs), bounded by the emitter's `maxBatchBytes`.
+   */
+  readonly maxSendBytes?: number;
+}
+
 /** Options of {@link createEmitter}. */
 export interface EmitterOptions {
   /**
-   * The Kafka client to produce with. Only its `producer()` is used, so a stand-in that has just
-   * that method will do (in tests, say).
+   * The Kafka client to produce with: a kafkajs `Kafka`, or `rdkafkaClient()` from
+   * `@vigil/sdk/rdkafka` (librdkafka; several times the events per second, see its docs). Only
+   * its `producer()` is used, so a stand-in that has just that method will do (in tests, say).
    */
-  kafka: Pick<Kafka, 'producer'>;
+  kafka: EmitterKafka;
   /** Where each family goes. @defaultValue vigil.events.policy / .invocation / .device */
   topics?: Partial<Record<Family, string>>;
   /** The `source` of every event that doesn't name its own. */
@@ -54,7 +84,8 @@ export interface EmitterOptions {
   /**
    * The most bytes (keys and values, before compression) per produce request. It keeps each
    * request under the broker's default `message.max.bytes` (1 MB) whatever the compression; an
-   * event larger than this on its own is refused by emit() with a ValidationError.
+   * event larger than this on its own is refused by emit() with a ValidationError. A client that
+   * cuts batches into requests itself (`maxSendBytes`, librdkafka's) gets batches of up to that.
    * @defaultValue 900000
    */
   maxBatchBytes?: number;
@@ -220,6 +251,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const lingerMs = options.lingerMs ?? 50;
   const maxBatch = options.maxBatch ?? 10_000;
   const maxBatchBytes = options.maxBatchBytes ?? 900_000;
+  /** The most bytes one sendBatch carries: one request's worth, unless the client cuts batches itself. */
+  const sendBytes = Math.max(maxBatchBytes, options.kafka.maxSendBytes ?? 0);
   const maxBuffer = options.maxBuffer ?? 100_000;
   const maxBufferBytes = options.maxBufferBytes ?? 32 * 1024 * 1024;
   const overflow = options.overflow ?? 'drop-newest';
@@ -241,8 +274,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
   let inFlight: Buffered[] = [];
   let bufferedBytes = 0;
   let queuedBytes = 0;
-  let producer: Producer | undefined;
-  let connecting: Promise<Producer> | undefined;
+  let producer: EmitterProducer | undefined;
+  let connecting: Promise<EmitterProducer> | undefined;
   let sending: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
@@ -284,10 +317,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
     options.onDrop?.(event, reason);
   };
 
-  const connect = (): Promise<Producer> => {
+  const connect = (): Promise<EmitterProducer> => {
     if (producer) return Promise.resolve(producer);
     connecting ??= (async () => {
-      let created: Producer;
+      let created: EmitterProducer;
       try {
         // kafkajs is loaded here, not at import: the service hands us its own client, so only
         // the partitioner is ours to name, and importing the SDK stays cheap (bench/sdk.bench.ts).
@@ -331,7 +364,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
         const byTopic = new Map<string, Message[]>();
         while (waiting() > 0 && inFlight.length < maxBatch) {
           const size = sizes[head] ?? 0;
-          if (inFlight.length > 0 && bytes + size > maxBatchBytes) break;
+          if (inFlight.length > 0 && bytes + size > sendBytes) break;
           const family = families[head] ?? 'policy';
           const key = keys[head] ?? '';
           const next: Buffered = { key, value: shift(), headers: HEADERS[family], family, bytes: size };
@@ -446,7 +479,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
     bufferedBytes += bytes;
     queuedBytes += bytes;
     counters.accepted++;
-    if (waiting() >= maxBatch || queuedBytes >= maxBatchBytes) drain().catch(() => undefined);
+    if (waiting() >= maxBatch || queuedBytes >= sendBytes) drain().catch(() => undefined);
     else schedule(lingerMs);
     return { id: event?.id ?? id, accepted: true };
   };

@@ -73,6 +73,11 @@ const SDK_CONTRACT = new Set([
 ]);
 /** The SDK's only npm dependencies (ingest/sdk/package.json), besides Node's own modules. */
 const SDK_PACKAGES = new Set(['kafkajs', 'zod']);
+/**
+ * Its optional peer dependencies, each with the one file that may load it: a service that does
+ * not ask for that entry point neither installs nor loads the package.
+ */
+const SDK_OPTIONAL_PEERS = new Map([['node-rdkafka', 'ingest/sdk/rdkafka.ts']]);
 
 /** Every file the SDK loads, following relative imports from each of its files, and those imports. */
 function sdkClosure(): { files: string[]; imports: Import[] } {
@@ -117,13 +122,40 @@ describe('module boundaries', () => {
 
   it('the SDK needs no package but kafkajs, zod and Node itself: no Elasticsearch, Redis, geoip or pino', () => {
     const { imports } = sdkClosure();
-    const foreign = imports.filter((imported) => !isRelative(imported) && !isBuiltin(imported.specifier) && !SDK_PACKAGES.has(packageOf(imported.specifier)));
+    const foreign = imports.filter(
+      (imported) =>
+        !isRelative(imported) &&
+        !isBuiltin(imported.specifier) &&
+        !SDK_PACKAGES.has(packageOf(imported.specifier)) &&
+        SDK_OPTIONAL_PEERS.get(packageOf(imported.specifier)) !== imported.file,
+    );
     expect(foreign.map(show)).toEqual([]);
   });
 
-  it('the SDK package declares exactly those dependencies', () => {
-    const manifest = JSON.parse(readFileSync(join(ROOT, 'ingest', 'sdk', 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  it("the SDK's main entry point never reaches an optional peer's file: importing the SDK loads no native client", () => {
+    const reached = new Set<string>();
+    const pending = ['ingest/sdk/index.ts'];
+    for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+      if (reached.has(file)) continue;
+      reached.add(file);
+      for (const imported of importsOfFile(file)) {
+        const loaded = isRelative(imported) ? fileOf(imported) : undefined;
+        if (loaded !== undefined) pending.push(loaded);
+      }
+    }
+    expect(reached).toContain('ingest/sdk/emitter.ts');
+    for (const peerFile of SDK_OPTIONAL_PEERS.values()) expect(reached).not.toContain(peerFile);
+  });
+
+  it('the SDK package declares exactly those dependencies, and the optional peers as optional', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'ingest', 'sdk', 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      peerDependencies?: Record<string, string>;
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
     expect(Object.keys(manifest.dependencies ?? {}).sort()).toEqual([...SDK_PACKAGES].sort());
+    expect(Object.keys(manifest.peerDependencies ?? {}).sort()).toEqual([...SDK_OPTIONAL_PEERS.keys()].sort());
+    for (const peer of SDK_OPTIONAL_PEERS.keys()) expect(manifest.peerDependenciesMeta?.[peer]?.optional).toBe(true);
   });
 
   it.each([

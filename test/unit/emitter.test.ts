@@ -1,5 +1,5 @@
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
-import { createEmitter, partitionKeyOf, type EmitterOptions } from '../../ingest/sdk';
+import { createEmitter, partitionKeyOf, type EmitterBatch, type EmitterOptions } from '../../ingest/sdk';
 import { ValidationError, createLogger } from '../../platform';
 import { familySchemas, type VigilEvent } from '../../schemas';
 import { deviceInput, invocationEvent, invocationInput, policyEvent, policyInput, withField } from './fixtures';
@@ -334,7 +334,7 @@ describe('createEmitter compression', () => {
         return Promise.resolve([]);
       },
     };
-    return { client: { producer: () => producer } as unknown as EmitterOptions['kafka'], compressions };
+    return { client: { producer: () => producer }, compressions };
   }
 
   it.each([
@@ -352,5 +352,45 @@ describe('createEmitter compression', () => {
   it('refuses a compression the SDK cannot write, naming the option', () => {
     const error = validationErrorOf(() => emitterWith({ compression: 'lz4' as unknown as EmitterOptions['compression'] }));
     expect(error.issues).toStrictEqual(['compression: must be one of none, gzip, got "lz4"']);
+  });
+});
+
+describe('createEmitter batch size: a client that cuts batches into requests itself', () => {
+  /** A stand-in client whose producer records how many messages each sendBatch carried. */
+  function counting(maxSendBytes?: number): { client: EmitterOptions['kafka']; sizes: number[] } {
+    const sizes: number[] = [];
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      sendBatch: (batch: EmitterBatch) => {
+        sizes.push(batch.topicMessages.reduce((sum, { messages }) => sum + messages.length, 0));
+        return Promise.resolve();
+      },
+    };
+    return { client: { producer: () => producer, ...(maxSendBytes === undefined ? {} : { maxSendBytes }) }, sizes };
+  }
+
+  it('a kafkajs-like client gets batches of at most maxBatchBytes; one with maxSendBytes gets up to that', async () => {
+    // The bytes one event takes in the buffer (its message and the record's framing).
+    const probe = emitterWith().emitter;
+    probe.policy(policyInput());
+    const eventBytes = probe.stats().bufferedBytes;
+    for (const [maxSendBytes, expected] of [
+      [undefined, [2, 2, 2, 2, 2]],
+      [eventBytes * 100, [10]],
+    ] as const) {
+      const { client, sizes } = counting(maxSendBytes);
+      // Two events fit maxBatchBytes, three do not.
+      const { emitter } = emitterWith({ kafka: client, maxBatchBytes: Math.floor(eventBytes * 2.5) });
+      for (let n = 0; n < 10; n++) emitter.policy(policyInput());
+      await emitter.flush();
+      expect(sizes).toStrictEqual(expected);
+    }
+  });
+
+  it('still refuses an event larger than maxBatchBytes when the client takes larger batches', () => {
+    const { client } = counting(1_000_000);
+    const { emitter } = emitterWith({ kafka: client, maxBatchBytes: 100 });
+    expect(validationErrorOf(() => emitter.policy(policyInput())).issues[0]).toMatch(/more than maxBatchBytes \(100\)/);
   });
 });

@@ -1,0 +1,287 @@
+/**
+ * `@vigil/sdk/rdkafka`: the emitter's producer on librdkafka (node-rdkafka) instead of kafkajs.
+ *
+ * kafkajs encodes every record in JavaScript on the service's own thread: 24–58 µs of CPU per
+ * event, which caps one process at about 27,000 events/s. librdkafka batches, compresses,
+ * checksums and sends on threads of its own, so the service's thread only hands each message
+ * over (docs/sdk.md has the measurement). It is a separate entry point, loaded only by a service
+ * that asks for it, and node-rdkafka is an optional peer dependency: it compiles librdkafka from
+ * its package's sources at install (a C toolchain, about two minutes), which a service that is
+ * content with kafkajs never pays.
+ *
+ *     const emitter = createEmitter({ kafka: rdkafkaClient({ brokers: ['kafka:9092'] }) });
+ *
+ * with `createEmitter` from the package and `rdkafkaClient` from its `rdkafka` entry point.
+ *
+ * What the emitter relies on holds here as with kafkajs: a key goes to the partition kafkajs's
+ * default partitioner (and Java's) picks, murmur2 (Vigil's correlation reads a user's events from
+ * the same partition number of each topic); each key's order is kept across retries (idempotent
+ * producer); `sendBatch` resolves only once every message is acknowledged by all in-sync
+ * replicas, and rejects, naming Kafka, once any is refused or not acknowledged in time.
+ */
+import type * as Rdkafka from 'node-rdkafka';
+import type { IHeaders, Message } from 'kafkajs';
+import { VigilError } from '../../platform/errors';
+import type { EmitterBatch, EmitterKafka, EmitterProducer } from './emitter';
+import type { SdkLogger } from './logger';
+
+/** How to reach and log in to Kafka: the same fields as kafkajs's client configuration. */
+export interface RdkafkaClientOptions {
+  /** Bootstrap brokers, `host:port`. */
+  brokers: string[];
+  clientId?: string;
+  /** TLS: `true` for the system's trusted CAs, or the PEM text of a CA, a client certificate and its key. */
+  ssl?: boolean | { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  /**
+   * How long a batch may go unacknowledged (librdkafka's `message.timeout.ms`), retries
+   * included, before `sendBatch` rejects and the emitter sends it again. @defaultValue 30000
+   */
+  deliveryTimeoutMs?: number;
+  /** How long connecting may take before it fails. @defaultValue 10000 */
+  connectTimeoutMs?: number;
+  /** librdkafka properties set last, over what the options above set (e.g. `linger.ms`). */
+  librdkafka?: Record<string, string | number | boolean>;
+  /** Where librdkafka's errors are logged. @defaultValue none */
+  logger?: SdkLogger;
+}
+
+/** kafkajs's `CompressionTypes` values, by librdkafka's names (this build has no ZSTD). */
+const CODECS: Record<number, string> = { 0: 'none', 1: 'gzip', 2: 'snappy', 3: 'lz4' };
+
+/** librdkafka's error codes the adapter acts on (node-rdkafka's `CODES.ERRORS`). */
+const QUEUE_FULL = -184;
+const AUTHENTICATION = -169;
+
+/**
+ * The most bytes the emitter hands over per `sendBatch`: librdkafka cuts them into requests of
+ * its own `batch.size` (1 MB), so the emitter need not wait for an acknowledgement every 900 kB.
+ * 16 MiB holds the emitter's default 10,000 events per batch.
+ */
+const MAX_SEND_BYTES = 16 * 1024 * 1024;
+
+/** How often delivery reports are collected from librdkafka's queue, in milliseconds. */
+const POLL_INTERVAL_MS = 5;
+
+/**
+ * librdkafka's configuration for these options, one producer per compression and acks. Exported
+ * for its test; the password is in it, so it is never logged.
+ */
+export function librdkafkaConfig(options: RdkafkaClientOptions, compression: number, acks: number): Record<string, string | number | boolean> {
+  if (options.brokers.length === 0) throw new VigilError('kafka (rdkafka): no brokers given', { code: 'config_invalid', retriable: false });
+  const codec = CODECS[compression];
+  if (codec === undefined) {
+    throw new VigilError(`kafka (rdkafka): compression ${compression} is not one librdkafka writes here (none, gzip, snappy, lz4)`, {
+      code: 'config_invalid',
+      retriable: false,
+    });
+  }
+  const config: Record<string, string | number | boolean> = {
+    'metadata.broker.list': options.brokers.join(','),
+    'client.id': options.clientId ?? 'vigil-sdk',
+    // Delivery reports carry the message's opaque (its batch), not its bytes.
+    dr_cb: true,
+    // kafkajs's DefaultPartitioner and Java's: murmur2 of the key (random without one).
+    partitioner: 'murmur2_random',
+    // Retries neither reorder a key's events nor write them twice, with up to 5 requests in flight.
+    'enable.idempotence': true,
+    'request.required.acks': acks,
+    'compression.codec': codec,
+    'message.timeout.ms': options.deliveryTimeoutMs ?? 30_000,
+    // The emitter bounds what it buffers (events and bytes); librdkafka's own queue only holds
+    // the batches it hands over, far under these.
+    'queue.buffering.max.messages': 1_000_000,
+    'linger.ms': 5,
+  };
+  const ssl = options.ssl;
+  const sasl = options.sasl;
+  const tls = ssl !== undefined && ssl !== false;
+  if (tls || sasl) config['security.protocol'] = `${sasl ? 'sasl_' : ''}${tls ? 'ssl' : 'plaintext'}`;
+  if (typeof ssl === 'object') {
+    const pem = (value: string | Buffer): string => (typeof value === 'string' ? value : value.toString('utf8'));
+    if (ssl.ca !== undefined) config['ssl.ca.pem'] = (Array.isArray(ssl.ca) ? ssl.ca : [ssl.ca]).map(pem).join('\n');
+    if (ssl.cert !== undefined) config['ssl.certificate.pem'] = pem(ssl.cert);
+    if (ssl.key !== undefined) config['ssl.key.pem'] = pem(ssl.key);
+    if (ssl.rejectUnauthorized === false) {
+      config['enable.ssl.certificate.verification'] = false;
+      config['ssl.endpoint.identification.algorithm'] = 'none';
+    }
+  }
+  if (sasl) {
+    config['sasl.mechanisms'] = sasl.mechanism.toUpperCase();
+    config['sasl.username'] = sasl.username;
+    config['sasl.password'] = sasl.password;
+  }
+  return { ...config, ...options.librdkafka };
+}
+
+/** One header as node-rdkafka takes it (its `MessageHeader`, spelled out so these types need no node-rdkafka). */
+export type LibrdkafkaHeader = Record<string, string | Buffer>;
+
+/** kafkajs's headers as librdkafka takes them: one `{ key: value }` per header, in order. */
+export function librdkafkaHeaders(headers: IHeaders | undefined): LibrdkafkaHeader[] | undefined {
+  if (headers === undefined) return undefined;
+  const out: LibrdkafkaHeader[] = [];
+  for (const [key, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) out.push({ [key]: one });
+  }
+  return out;
+}
+
+/** An error of librdkafka's, as the SDK's errors: named for Kafka, retriable unless it is a refused login. */
+function kafkaError(error: Rdkafka.LibrdKafkaError | Error, doing: string): VigilError {
+  const code = 'code' in error && typeof error.code === 'number' ? error.code : undefined;
+  const login = code === AUTHENTICATION || /SASL|authenticat/i.test(error.message);
+  return new VigilError(`kafka (rdkafka): ${doing}: ${error.message}`, {
+    code: login ? 'kafka_authentication' : 'kafka_unavailable',
+    retriable: !login,
+    cause: error,
+  });
+}
+
+/** The messages of one `sendBatch` still waiting for their delivery reports. */
+interface Pending {
+  left: number;
+  failure: VigilError | undefined;
+  settle: () => void;
+}
+
+/**
+ * A Kafka client whose `producer()` is librdkafka's, for {@link createEmitter}. node-rdkafka is
+ * loaded at the first `connect()`; without it, that fails with an error saying how to install it.
+ */
+export function rdkafkaClient(options: RdkafkaClientOptions): EmitterKafka {
+  // kafkajs's producer settings the emitter passes (its partitioner, retries) have their
+  // librdkafka equivalents in librdkafkaConfig.
+  return { producer: () => rdkafkaProducer(options), maxSendBytes: MAX_SEND_BYTES };
+}
+
+function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
+  const logger = options.logger?.child({ component: 'rdkafka' });
+  let library: typeof Rdkafka | undefined;
+  // librdkafka sets compression and acks per producer: one per pair the batches ask for (the
+  // emitter asks for one).
+  const producers = new Map<string, Promise<Rdkafka.Producer>>();
+  const headerCache = new WeakMap<IHeaders, LibrdkafkaHeader[] | undefined>();
+
+  const load = async (): Promise<typeof Rdkafka> => {
+    if (library) return library;
+    try {
+      const loaded = (await import('node-rdkafka')) as typeof Rdkafka & { default?: typeof Rdkafka };
+      library = loaded.default ?? loaded;
+    } catch (error) {
+      throw new VigilError('kafka (rdkafka): node-rdkafka is not installed; `npm install node-rdkafka` (it compiles librdkafka: a C toolchain, g++ and make)', {
+        code: 'config_invalid',
+        retriable: false,
+        cause: error,
+      });
+    }
+    return library;
+  };
+
+  const open = (rdkafka: typeof Rdkafka, compression: number, acks: number): Promise<Rdkafka.Producer> =>
+    new Promise((resolve, reject) => {
+      const native = new rdkafka.Producer(librdkafkaConfig(options, compression, acks));
+      native.on('delivery-report', (error, report) => {
+        const pending = report.opaque as Pending | undefined;
+        if (!pending) return;
+        if (error && !pending.failure) pending.failure = kafkaError(error, `delivery to ${report.topic}`);
+        if (--pending.left === 0) pending.settle();
+      });
+      native.on('event.error', (error) => logger?.warn({ err: { message: error.message, code: error.code } }, 'kafka (rdkafka) error'));
+      native.connect({ timeout: options.connectTimeoutMs ?? 10_000, allTopics: false }, (error) => {
+        if (error) {
+          // node-rdkafka's disconnect flushes first, which throws on a client never connected.
+          if (native.isConnected()) native.disconnect(() => undefined);
+          reject(kafkaError(error, `connecting to ${options.brokers.join(',')}`));
+          return;
+        }
+        native.setPollInterval(POLL_INTERVAL_MS);
+        resolve(native);
+      });
+    });
+
+  const producerFor = async (compression: number, acks: number): Promise<Rdkafka.Producer> => {
+    const rdkafka = await load();
+    const key = `${compression}/${acks}`;
+    let opening = producers.get(key);
+    if (!opening) {
+      opening = open(rdkafka, compression, acks);
+      producers.set(key, opening);
+      // A failed connection is not kept: the emitter's retry opens a new one.
+      opening.catch(() => producers.delete(key));
+    }
+    return opening;
+  };
+
+  const headersOf = (headers: IHeaders | undefined): LibrdkafkaHeader[] | undefined => {
+    if (headers === undefined) return undefined;
+    if (!headerCache.has(headers)) headerCache.set(headers, librdkafkaHeaders(headers));
+    return headerCache.get(headers);
+  };
+
+  /** Hands one message to librdkafka: false if its queue is full (nothing was handed over). */
+  const produce = (native: Rdkafka.Producer, topic: string, message: Message, pending: Pending): boolean => {
+    const value = message.value === null ? null : Buffer.isBuffer(message.value) ? message.value : Buffer.from(message.value);
+    const timestamp = message.timestamp === undefined ? null : Number(message.timestamp);
+    try {
+      native.produce(topic, message.partition ?? null, value, message.key ?? null, timestamp, pending, headersOf(message.headers));
+      return true;
+    } catch (error) {
+      if ((error as { code?: number }).code === QUEUE_FULL) return false;
+      throw kafkaError(error as Error, `producing to ${topic}`);
+    }
+  };
+
+  return {
+    async connect() {
+      // Loading is the part that can fail for good; the connection opens with the first batch,
+      // which knows its compression and acks, and a failure there is the emitter's to retry.
+      await load();
+    },
+    async sendBatch(batch: EmitterBatch) {
+      const native = await producerFor(batch.compression, batch.acks);
+      let settle = (): void => undefined;
+      const done = new Promise<void>((resolve) => (settle = resolve));
+      const total = batch.topicMessages.reduce((sum, { messages }) => sum + messages.length, 0);
+      const pending: Pending = { left: total, failure: undefined, settle };
+      if (total === 0) return;
+      let handed = 0;
+      try {
+        for (const { topic, messages } of batch.topicMessages) {
+          for (const message of messages) {
+            // A full queue empties as librdkafka sends; wait for room rather than fail.
+            while (!produce(native, topic, message, pending)) await new Promise((room) => setTimeout(room, POLL_INTERVAL_MS));
+            handed++;
+          }
+        }
+      } catch (error) {
+        // What was handed over is still delivered (or reported failed); the emitter sends the
+        // whole batch again, and event ids make the copies harmless.
+        pending.left -= total - handed;
+        pending.failure ??= error instanceof VigilError ? error : kafkaError(error as Error, 'producing');
+        if (pending.left === 0) settle();
+      }
+      await done;
+      if (pending.failure) throw pending.failure;
+    },
+    async disconnect() {
+      const opened = await Promise.allSettled([...producers.values()]);
+      producers.clear();
+      const closing = opened.flatMap((result) =>
+        result.status === 'fulfilled'
+          ? [
+              new Promise<void>((resolve) => {
+                const native = result.value;
+                if (!native.isConnected()) return resolve();
+                // What was handed over goes out first (sendBatch has waited for it anyway).
+                native.flush(options.deliveryTimeoutMs ?? 30_000, () => native.disconnect(() => resolve()));
+              }),
+            ]
+          : [],
+      );
+      await Promise.all(closing);
+    },
+  };
+}

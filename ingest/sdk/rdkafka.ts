@@ -28,7 +28,7 @@ import type { SdkLogger } from './logger';
 /** How to reach and log in to Kafka: the same fields as kafkajs's client configuration. */
 export interface RdkafkaClientOptions {
   /** Bootstrap brokers, `host:port`. */
-  brokers: string[];
+  brokers: readonly string[];
   clientId?: string;
   /** TLS: `true` for the system's trusted CAs, or the PEM text of a CA, a client certificate and its key. */
   ssl?: boolean | { ca?: string | Buffer | (string | Buffer)[]; cert?: string | Buffer; key?: string | Buffer; rejectUnauthorized?: boolean };
@@ -40,7 +40,10 @@ export interface RdkafkaClientOptions {
   deliveryTimeoutMs?: number;
   /** How long connecting may take before it fails. @defaultValue 10000 */
   connectTimeoutMs?: number;
-  /** librdkafka properties set last, over what the options above set (e.g. `linger.ms`). */
+  /**
+   * librdkafka properties set last, over what the options above set (e.g. `linger.ms`); topic-level
+   * ones (`partitioner`, `acks`, `message.timeout.ms`, ...) go where librdkafka reads them.
+   */
   librdkafka?: Record<string, string | number | boolean>;
   /** Where librdkafka's errors are logged. @defaultValue none */
   logger?: SdkLogger;
@@ -64,10 +67,28 @@ const MAX_SEND_BYTES = 16 * 1024 * 1024;
 const POLL_INTERVAL_MS = 5;
 
 /**
- * librdkafka's configuration for these options, one producer per compression and acks. Exported
- * for its test; the password is in it, so it is never logged.
+ * librdkafka's topic-level properties (the producer's): node-rdkafka ignores them in the global
+ * configuration, so they go in the topic configuration, whoever sets them.
  */
-export function librdkafkaConfig(options: RdkafkaClientOptions, compression: number, acks: number): Record<string, string | number | boolean> {
+const TOPIC_PROPERTIES = new Set([
+  'acks',
+  'request.required.acks',
+  'request.timeout.ms',
+  'message.timeout.ms',
+  'delivery.timeout.ms',
+  'partitioner',
+  'compression.type',
+  'compression.level',
+]);
+
+type Properties = Record<string, string | number | boolean>;
+
+/**
+ * librdkafka's configuration for these options, one producer per compression and acks: its
+ * global and its topic-level properties. Exported for its test; the password is in it, so it is
+ * never logged.
+ */
+export function librdkafkaConfig(options: RdkafkaClientOptions, compression: number, acks: number): { global: Properties; topic: Properties } {
   if (options.brokers.length === 0) throw new VigilError('kafka (rdkafka): no brokers given', { code: 'config_invalid', retriable: false });
   const codec = CODECS[compression];
   if (codec === undefined) {
@@ -76,11 +97,13 @@ export function librdkafkaConfig(options: RdkafkaClientOptions, compression: num
       retriable: false,
     });
   }
-  const config: Record<string, string | number | boolean> = {
+  const config: Properties = {
     'metadata.broker.list': options.brokers.join(','),
     'client.id': options.clientId ?? 'vigil-sdk',
     // Delivery reports carry the message's opaque (its batch), not its bytes.
     dr_cb: true,
+    // Error events (a refused login names itself there, not in the connect callback).
+    event_cb: true,
     // kafkajs's DefaultPartitioner and Java's: murmur2 of the key (random without one).
     partitioner: 'murmur2_random',
     // Retries neither reorder a key's events nor write them twice, with up to 5 requests in flight.
@@ -112,7 +135,10 @@ export function librdkafkaConfig(options: RdkafkaClientOptions, compression: num
     config['sasl.username'] = sasl.username;
     config['sasl.password'] = sasl.password;
   }
-  return { ...config, ...options.librdkafka };
+  const global: Properties = {};
+  const topic: Properties = {};
+  for (const [name, value] of Object.entries({ ...config, ...options.librdkafka })) (TOPIC_PROPERTIES.has(name) ? topic : global)[name] = value;
+  return { global, topic };
 }
 
 /** One header as node-rdkafka takes it (its `MessageHeader`, spelled out so these types need no node-rdkafka). */
@@ -129,11 +155,15 @@ export function librdkafkaHeaders(headers: IHeaders | undefined): LibrdkafkaHead
   return out;
 }
 
-/** An error of librdkafka's, as the SDK's errors: named for Kafka, retriable unless it is a refused login. */
-function kafkaError(error: Rdkafka.LibrdKafkaError | Error, doing: string): VigilError {
+/**
+ * An error of librdkafka's, as the SDK's errors: named for Kafka, with librdkafka's own account
+ * of the failure (`why`) when it gave one, retriable unless it is a refused login.
+ */
+function kafkaError(error: Rdkafka.LibrdKafkaError | Error, doing: string, why?: string): VigilError {
   const code = 'code' in error && typeof error.code === 'number' ? error.code : undefined;
-  const login = code === AUTHENTICATION || /SASL|authenticat/i.test(error.message);
-  return new VigilError(`kafka (rdkafka): ${doing}: ${error.message}`, {
+  const message = why === undefined ? error.message : `${error.message}: ${why}`;
+  const login = code === AUTHENTICATION || /SASL|authenticat/i.test(message);
+  return new VigilError(`kafka (rdkafka): ${doing}: ${message}`, {
     code: login ? 'kafka_authentication' : 'kafka_unavailable',
     retriable: !login,
     cause: error,
@@ -182,7 +212,8 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
 
   const open = (rdkafka: typeof Rdkafka, compression: number, acks: number): Promise<Rdkafka.Producer> =>
     new Promise((resolve, reject) => {
-      const native = new rdkafka.Producer(librdkafkaConfig(options, compression, acks));
+      const { global, topic } = librdkafkaConfig(options, compression, acks);
+      const native = new rdkafka.Producer(global, topic);
       native.on('delivery-report', (error, report) => {
         const pending = report.opaque as Pending | undefined;
         if (!pending) return;
@@ -190,11 +221,17 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
         if (--pending.left === 0) pending.settle();
       });
       native.on('event.error', (error) => logger?.warn({ err: { message: error.message, code: error.code } }, 'kafka (rdkafka) error'));
+      // What went wrong while connecting (a refused login, a certificate) comes as a log line of
+      // librdkafka's at error severity; the connect callback only says "broker transport failure".
+      let why: string | undefined;
+      native.on('event.log', (log: { severity: number; message: string }) => {
+        if (log.severity <= 3) why = log.message.replace(/^\[thrd:[^\]]*\]: /, '');
+      });
       native.connect({ timeout: options.connectTimeoutMs ?? 10_000, allTopics: false }, (error) => {
         if (error) {
           // node-rdkafka's disconnect flushes first, which throws on a client never connected.
           if (native.isConnected()) native.disconnect(() => undefined);
-          reject(kafkaError(error, `connecting to ${options.brokers.join(',')}`));
+          reject(kafkaError(error, `connecting to ${options.brokers.join(',')}`, why));
           return;
         }
         native.setPollInterval(POLL_INTERVAL_MS);

@@ -6,10 +6,11 @@ import { Writable } from 'node:stream';
 import type { Client } from '@elastic/elasticsearch';
 import { createVigil, type Vigil } from '../../app';
 import { createEmitter } from '../../ingest/sdk';
-import { ConnectionError, createElasticsearch, createKafka, createLogger, secretsOf, type Config } from '../../platform';
+import { rdkafkaClient, type RdkafkaClientOptions } from '../../ingest/sdk/rdkafka';
+import { ConnectionError, createElasticsearch, createKafka, createLogger, ensureTopics, secretsOf, type Config } from '../../platform';
 import { indexNames } from '../../schemas';
 import { deleteTopics, removeIndicesAndTemplates } from '../../scripts/cleanup';
-import { isolatedConfig, testLogger, waitFor } from '../support/harness';
+import { isolatedConfig, readTopic, testLogger, waitFor } from '../support/harness';
 
 /** The secured copies of the stack (TLS, SASL/SCRAM, users), started beside the plain one. */
 function secureStack(): Record<string, string> {
@@ -188,5 +189,43 @@ describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS w
   it('a server certificate from an unknown CA stops the start, naming Elasticsearch', async () => {
     const error = await startFailure({}, ['ELASTICSEARCH_CA_FILE']);
     expect((error as Error).message).toMatch(/^elasticsearch \(https:\/\/127\.0\.0\.1:9201\): TLS failed: /);
+  }, 120_000);
+
+  it("the SDK's librdkafka producer logs in with SCRAM-SHA-512 over TLS with the CA; a wrong password is refused, naming Kafka and the login, not the password", async () => {
+    const config = isolatedConfig(env);
+    const kafka = createKafka(config, testLogger, 'secured-rdkafka');
+    await ensureTopics(kafka, config);
+    const options: RdkafkaClientOptions = {
+      brokers: config.kafka.brokers,
+      ssl: { ca: readFileSync(secure.SECURE_CA_FILE ?? '', 'utf8') },
+      sasl: { mechanism: 'scram-sha-512', username: secure.SECURE_KAFKA_USERNAME ?? '', password: secure.SECURE_KAFKA_PASSWORD ?? '' },
+      connectTimeoutMs: 5_000,
+    };
+    try {
+      const emitter = createEmitter({ kafka: rdkafkaClient(options), topics: config.topics, source: { service: 'secured-rdkafka', kind: 'service' } });
+      emitter.policy({
+        id: 'evt-secured-rdkafka-1',
+        actor: { userId: 'u-secured' },
+        policy: { kind: 'authz', name: 'scope-check', outcome: 'fail', group: 'accounts', resource: { api: 'accounts-v1', method: 'GET', path: '/v1/me' } },
+      });
+      await emitter.close();
+      expect(emitter.stats()).toMatchObject({ accepted: 1, delivered: 1, sendFailures: 0 });
+      const [message] = await readTopic(kafka, config.topics.policy, 1);
+      expect(JSON.parse(message?.value?.toString() ?? '{}')).toMatchObject({ id: 'evt-secured-rdkafka-1', source: { service: 'secured-rdkafka' } });
+
+      const wrongPassword = `not-${randomBytes(6).toString('hex')}`;
+      const refused = rdkafkaClient({ ...options, sasl: { mechanism: 'scram-sha-512', username: secure.SECURE_KAFKA_USERNAME ?? '', password: wrongPassword } }).producer();
+      await refused.connect();
+      const failure = await refused.sendBatch({ acks: -1, compression: 0, topicMessages: [{ topic: config.topics.policy, messages: [{ key: 'k', value: '{}' }] }] }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await refused.disconnect();
+      expect(failure).toMatchObject({ name: 'VigilError', code: 'kafka_authentication', retriable: false });
+      expect((failure as Error).message).toMatch(/^kafka \(rdkafka\): connecting to 127\.0\.0\.1:\d+: .*SASL authentication error: Authentication failed .* SCRAM-SHA-512/);
+      expect((failure as Error).message).not.toContain(wrongPassword);
+    } finally {
+      await deleteTopics(kafka, config);
+    }
   }, 120_000);
 });

@@ -4,18 +4,19 @@ import { librdkafkaConfig, librdkafkaHeaders, rdkafkaClient } from '../../ingest
 const brokers = ['k1:9092', 'k2:9092'];
 
 describe('librdkafkaConfig: the emitter\'s options as librdkafka properties', () => {
-  it('plain: murmur2 partitioning as kafkajs and Java, idempotent, the batch\'s acks and compression', () => {
+  it('plain: murmur2 partitioning as kafkajs and Java, idempotent, the batch\'s acks and compression; topic-level properties apart', () => {
     expect(librdkafkaConfig({ brokers }, 1, -1)).toStrictEqual({
-      'metadata.broker.list': 'k1:9092,k2:9092',
-      'client.id': 'vigil-sdk',
-      dr_cb: true,
-      partitioner: 'murmur2_random',
-      'enable.idempotence': true,
-      'request.required.acks': -1,
-      'compression.codec': 'gzip',
-      'message.timeout.ms': 30_000,
-      'queue.buffering.max.messages': 1_000_000,
-      'linger.ms': 5,
+      global: {
+        'metadata.broker.list': 'k1:9092,k2:9092',
+        'client.id': 'vigil-sdk',
+        dr_cb: true,
+        'enable.idempotence': true,
+        'compression.codec': 'gzip',
+        'queue.buffering.max.messages': 1_000_000,
+        'linger.ms': 5,
+      },
+      // node-rdkafka ignores these in the global configuration (a partitioner set there left kafkajs's placement).
+      topic: { partitioner: 'murmur2_random', 'request.required.acks': -1, 'message.timeout.ms': 30_000 },
     });
   });
 
@@ -25,7 +26,7 @@ describe('librdkafkaConfig: the emitter\'s options as librdkafka properties', ()
     [2, 'snappy'],
     [3, 'lz4'],
   ])('kafkajs compression %d is librdkafka\'s %s', (compression, codec) => {
-    expect(librdkafkaConfig({ brokers }, compression, 1)['compression.codec']).toBe(codec);
+    expect(librdkafkaConfig({ brokers }, compression, 1).global['compression.codec']).toBe(codec);
   });
 
   it('refuses a compression it does not write (ZSTD), naming it, and an empty broker list', () => {
@@ -34,7 +35,7 @@ describe('librdkafkaConfig: the emitter\'s options as librdkafka properties', ()
   });
 
   it('SASL/SCRAM over TLS with a CA, a client certificate and key, as PEM text', () => {
-    const config = librdkafkaConfig(
+    const { global: config } = librdkafkaConfig(
       {
         brokers,
         clientId: 'gateway-7',
@@ -58,19 +59,20 @@ describe('librdkafkaConfig: the emitter\'s options as librdkafka properties', ()
   });
 
   it('TLS alone, SASL alone, and TLS without verification', () => {
-    expect(librdkafkaConfig({ brokers, ssl: true }, 0, -1)['security.protocol']).toBe('ssl');
-    expect(librdkafkaConfig({ brokers, sasl: { mechanism: 'plain', username: 'u', password: 'p' } }, 0, -1)).toMatchObject({ 'security.protocol': 'sasl_plaintext', 'sasl.mechanisms': 'PLAIN' });
-    expect(librdkafkaConfig({ brokers, ssl: { rejectUnauthorized: false } }, 0, -1)).toMatchObject({
+    expect(librdkafkaConfig({ brokers, ssl: true }, 0, -1).global['security.protocol']).toBe('ssl');
+    expect(librdkafkaConfig({ brokers, sasl: { mechanism: 'plain', username: 'u', password: 'p' } }, 0, -1).global).toMatchObject({ 'security.protocol': 'sasl_plaintext', 'sasl.mechanisms': 'PLAIN' });
+    expect(librdkafkaConfig({ brokers, ssl: { rejectUnauthorized: false } }, 0, -1).global).toMatchObject({
       'security.protocol': 'ssl',
       'enable.ssl.certificate.verification': false,
       'ssl.endpoint.identification.algorithm': 'none',
     });
-    expect(librdkafkaConfig({ brokers, ssl: false }, 0, -1)).not.toHaveProperty('security.protocol');
+    expect(librdkafkaConfig({ brokers, ssl: false }, 0, -1).global).not.toHaveProperty('security.protocol');
   });
 
-  it('librdkafka properties given by name are set last, over the options', () => {
-    const config = librdkafkaConfig({ brokers, deliveryTimeoutMs: 5_000, librdkafka: { 'linger.ms': 20, 'batch.size': 2_000_000 } }, 0, -1);
-    expect(config).toMatchObject({ 'linger.ms': 20, 'batch.size': 2_000_000, 'message.timeout.ms': 5_000 });
+  it('librdkafka properties given by name are set last, over the options, each where librdkafka reads it', () => {
+    const config = librdkafkaConfig({ brokers, deliveryTimeoutMs: 5_000, librdkafka: { 'linger.ms': 20, 'batch.size': 2_000_000, partitioner: 'consistent_random', acks: 1 } }, 0, -1);
+    expect(config.global).toMatchObject({ 'linger.ms': 20, 'batch.size': 2_000_000 });
+    expect(config.topic).toStrictEqual({ partitioner: 'consistent_random', 'request.required.acks': -1, acks: 1, 'message.timeout.ms': 5_000 });
   });
 });
 

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
+import type { Kafka } from 'kafkajs';
+import { ensureTopics } from '../../platform';
+import { createEmitter, type Emitter, type EmitterBatch } from '../../ingest/sdk';
+import { rdkafkaClient } from '../../ingest/sdk/rdkafka';
+import type { VigilEvent } from '../../schemas';
+import { isolatedConfig, openStack, waitFor, type Stack } from '../support/harness';
+
+const BROKERS = ['127.0.0.1:9092'];
+const source = { service: 'rdkafka-test', kind: 'service' } as const;
+const resource = { api: 'a', method: 'GET', path: '/x' } as const;
+
+interface Read {
+  id: string;
+  partition: number;
+  key: string | undefined;
+  family: string | undefined;
+  event: VigilEvent;
+}
+
+/** Every message of `topic` until `expected` distinct event ids are read, with its partition. */
+async function readWithPartitions(kafka: Kafka, topic: string, expected: number): Promise<Map<string, Read>> {
+  const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}` });
+  const read = new Map<string, Read>();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachMessage: ({ partition, message }) => {
+      const event = JSON.parse(message.value?.toString() ?? '{}') as VigilEvent;
+      // Delivery is at least once: a copy of an id already read is the same event.
+      read.set(event.id, { id: event.id, partition, key: message.key?.toString(), family: message.headers?.['vigil-family']?.toString(), event });
+      return Promise.resolve();
+    },
+  });
+  try {
+    await waitFor(`${expected} events on ${topic}`, () => read.size >= expected, 30_000);
+  } finally {
+    await consumer.disconnect();
+  }
+  return read;
+}
+
+/** `count` invocation events, each from a user of its own (`u-<n>`, the partition key), ids `<prefix>-<n>`. */
+function emitUsers(emitter: Emitter, count: number, prefix: string): void {
+  for (let n = 0; n < count; n++) {
+    emitter.invocation({ id: `${prefix}-${n}`, actor: { userId: `u-${n}` }, invocation: { resource, route: '/x', status: 200, latencyMs: n } });
+  }
+}
+
+/** A loopback port nothing listens on. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((done) => probe.close(done));
+  return port;
+}
+
+describe('the SDK emitter on librdkafka (@vigil/sdk/rdkafka) against the real Kafka', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    // Seven partitions: a partitioner other than kafkajs's would place most keys elsewhere.
+    stack = openStack(isolatedConfig({ VIGIL_TOPIC_PARTITIONS: '7' }));
+    await ensureTopics(stack.kafka, stack.config);
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+  });
+
+  it('delivers every event with its key and family header, each key on the partition kafkajs puts it on', async () => {
+    const count = 200;
+    const viaKafkajs = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source });
+    const viaRdkafka = createEmitter({ kafka: rdkafkaClient({ brokers: BROKERS }), topics: stack.config.topics, source });
+    emitUsers(viaKafkajs, count, 'kafkajs');
+    emitUsers(viaRdkafka, count, 'rdkafka');
+    await Promise.all([viaKafkajs.close(), viaRdkafka.close()]);
+    expect(viaRdkafka.stats()).toMatchObject({ accepted: count, delivered: count, dropped: 0, buffered: 0, sendFailures: 0 });
+
+    const read = await readWithPartitions(stack.kafka, stack.config.topics.invocation, 2 * count);
+    const partitions = new Set<number>();
+    for (let n = 0; n < count; n++) {
+      const mine = read.get(`rdkafka-${n}`);
+      const theirs = read.get(`kafkajs-${n}`);
+      expect(mine).toMatchObject({ key: `u-${n}`, family: 'invocation', event: { family: 'invocation', source: { service: 'rdkafka-test' }, invocation: { latencyMs: n } } });
+      expect(mine?.partition).toBe(theirs?.partition);
+      partitions.add(mine?.partition ?? -1);
+    }
+    // The keys spread over the partitions: equal partitions are not all one partition.
+    expect(partitions.size).toBe(7);
+  });
+
+  it.each([
+    [0, 'none'],
+    [1, 'gzip'],
+    [2, 'snappy'],
+    [3, 'lz4'],
+  ])('compression %d (%s): the batch is acknowledged and read back whole by kafkajs with Vigil\'s codecs', async (compression, codec) => {
+    const producer = rdkafkaClient({ brokers: BROKERS }).producer();
+    await producer.connect();
+    const topic = stack.config.topics.device;
+    const ids = Array.from({ length: 50 }, (_, n) => `${codec}-${n}`);
+    const batch: EmitterBatch = {
+      acks: -1,
+      compression,
+      topicMessages: [{ topic, messages: ids.map((id) => ({ key: id, value: JSON.stringify({ id, family: 'device' }), headers: { 'vigil-family': 'device' } })) }],
+    };
+    try {
+      await producer.sendBatch(batch);
+    } finally {
+      await producer.disconnect();
+    }
+    const read = await readWithPartitions(stack.kafka, topic, ids.length);
+    for (const id of ids) expect(read.get(id)).toMatchObject({ key: id, family: 'device' });
+  });
+
+  it('a broker that is not there: sendBatch fails within the connect timeout with a retriable error naming Kafka and the address; the emitter keeps the events', async () => {
+    const port = await freePort();
+    const client = rdkafkaClient({ brokers: [`127.0.0.1:${port}`], connectTimeoutMs: 1_500 });
+    const producer = client.producer();
+    await producer.connect();
+    const started = Date.now();
+    const failure = await producer.sendBatch({ acks: -1, compression: 0, topicMessages: [{ topic: 't', messages: [{ key: 'k', value: 'v' }] }] }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(failure).toMatchObject({ name: 'VigilError', code: 'kafka_unavailable', retriable: true });
+    expect((failure as Error).message).toMatch(new RegExp(`^kafka \\(rdkafka\\): connecting to 127\\.0\\.0\\.1:${port}: `));
+    await producer.disconnect();
+
+    const emitter = createEmitter({ kafka: client, topics: stack.config.topics, source });
+    emitUsers(emitter, 3, 'unreachable');
+    await expect(emitter.flush()).rejects.toThrow(/^kafka \(rdkafka\): connecting to/);
+    expect(emitter.stats()).toMatchObject({ accepted: 3, delivered: 0, dropped: 0, buffered: 3, sendFailures: 1 });
+    // Closing tries once more, then counts what it could not send as dropped: nothing unaccounted for.
+    await expect(emitter.close()).rejects.toThrow(/^kafka \(rdkafka\): connecting to/);
+    expect(emitter.stats()).toMatchObject({ accepted: 3, delivered: 0, dropped: 3, buffered: 0 });
+  });
+});

@@ -102,7 +102,7 @@ export function librdkafkaConfig(options: RdkafkaClientOptions, compression: num
     'client.id': options.clientId ?? 'vigil-sdk',
     // Delivery reports carry the message's opaque (its batch), not its bytes.
     dr_cb: true,
-    // Error events (a refused login names itself there, not in the connect callback).
+    // Log and error events (a refused login names itself in a log line, not in the connect callback).
     event_cb: true,
     // kafkajs's DefaultPartitioner and Java's: murmur2 of the key (random without one).
     partitioner: 'murmur2_random',

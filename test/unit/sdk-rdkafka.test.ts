@@ -10,6 +10,7 @@ describe('librdkafkaConfig: the emitter\'s options as librdkafka properties', ()
         'metadata.broker.list': 'k1:9092,k2:9092',
         'client.id': 'vigil-sdk',
         dr_cb: true,
+        event_cb: true,
         'enable.idempotence': true,
         'compression.codec': 'gzip',
         'queue.buffering.max.messages': 1_000_000,

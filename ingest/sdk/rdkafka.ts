@@ -100,7 +100,7 @@ export function librdkafkaConfig(options: RdkafkaClientOptions, compression: num
   const config: Properties = {
     'metadata.broker.list': options.brokers.join(','),
     'client.id': options.clientId ?? 'vigil-sdk',
-    // Delivery reports carry the message's opaque (its batch), not its bytes.
+    // A delivery report per message, without the message's bytes.
     dr_cb: true,
     // Log and error events (a refused login names itself in a log line, not in the connect callback).
     event_cb: true,
@@ -178,6 +178,18 @@ interface Pending {
 }
 
 /**
+ * One librdkafka producer and the batch it is delivering. Batches take turns: every delivery
+ * report that arrives belongs to the batch under way, so no message carries an opaque of its own
+ * (a persistent handle per message in node-rdkafka, which the delivery reports would have to release).
+ */
+interface Channel {
+  native: Rdkafka.Producer;
+  current: Pending | undefined;
+  /** Settles when the batch under way (and every one before it) is done. */
+  turn: Promise<void>;
+}
+
+/**
  * A Kafka client whose `producer()` is librdkafka's, for {@link createEmitter}. node-rdkafka is
  * loaded at the first `connect()`; without it, that fails with an error saying how to install it.
  */
@@ -192,7 +204,7 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   let library: typeof Rdkafka | undefined;
   // librdkafka sets compression and acks per producer: one per pair the batches ask for (the
   // emitter asks for one).
-  const producers = new Map<string, Promise<Rdkafka.Producer>>();
+  const producers = new Map<string, Promise<Channel>>();
   const headerCache = new WeakMap<IHeaders, LibrdkafkaHeader[] | undefined>();
 
   const load = async (): Promise<typeof Rdkafka> => {
@@ -210,12 +222,13 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
     return library;
   };
 
-  const open = (rdkafka: typeof Rdkafka, compression: number, acks: number): Promise<Rdkafka.Producer> =>
+  const open = (rdkafka: typeof Rdkafka, compression: number, acks: number): Promise<Channel> =>
     new Promise((resolve, reject) => {
       const { global, topic } = librdkafkaConfig(options, compression, acks);
       const native = new rdkafka.Producer(global, topic);
+      const channel: Channel = { native, current: undefined, turn: Promise.resolve() };
       native.on('delivery-report', (error, report) => {
-        const pending = report.opaque as Pending | undefined;
+        const pending = channel.current;
         if (!pending) return;
         if (error && !pending.failure) pending.failure = kafkaError(error, `delivery to ${report.topic}`);
         if (--pending.left === 0) pending.settle();
@@ -235,11 +248,11 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
           return;
         }
         native.setPollInterval(POLL_INTERVAL_MS);
-        resolve(native);
+        resolve(channel);
       });
     });
 
-  const producerFor = async (compression: number, acks: number): Promise<Rdkafka.Producer> => {
+  const channelFor = async (compression: number, acks: number): Promise<Channel> => {
     const rdkafka = await load();
     const key = `${compression}/${acks}`;
     let opening = producers.get(key);
@@ -259,11 +272,11 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   };
 
   /** Hands one message to librdkafka: false if its queue is full (nothing was handed over). */
-  const produce = (native: Rdkafka.Producer, topic: string, message: Message, pending: Pending): boolean => {
+  const produce = (native: Rdkafka.Producer, topic: string, message: Message): boolean => {
     const value = message.value === null ? null : Buffer.isBuffer(message.value) ? message.value : Buffer.from(message.value);
     const timestamp = message.timestamp === undefined ? null : Number(message.timestamp);
     try {
-      native.produce(topic, message.partition ?? null, value, message.key ?? null, timestamp, pending, headersOf(message.headers));
+      native.produce(topic, message.partition ?? null, value, message.key ?? null, timestamp, undefined, headersOf(message.headers));
       return true;
     } catch (error) {
       if ((error as { code?: number }).code === QUEUE_FULL) return false;
@@ -278,29 +291,40 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
       await load();
     },
     async sendBatch(batch: EmitterBatch) {
-      const native = await producerFor(batch.compression, batch.acks);
+      const channel = await channelFor(batch.compression, batch.acks);
+      const total = batch.topicMessages.reduce((sum, { messages }) => sum + messages.length, 0);
+      if (total === 0) return;
+      // Wait for the batch under way (the emitter sends one at a time; anyone else queues here).
+      const before = channel.turn;
+      let release = (): void => undefined;
+      channel.turn = new Promise((resolve) => (release = resolve));
+      await before;
       let settle = (): void => undefined;
       const done = new Promise<void>((resolve) => (settle = resolve));
-      const total = batch.topicMessages.reduce((sum, { messages }) => sum + messages.length, 0);
       const pending: Pending = { left: total, failure: undefined, settle };
-      if (total === 0) return;
-      let handed = 0;
+      channel.current = pending;
       try {
-        for (const { topic, messages } of batch.topicMessages) {
-          for (const message of messages) {
-            // A full queue empties as librdkafka sends; wait for room rather than fail.
-            while (!produce(native, topic, message, pending)) await new Promise((room) => setTimeout(room, POLL_INTERVAL_MS));
-            handed++;
+        let handed = 0;
+        try {
+          for (const { topic, messages } of batch.topicMessages) {
+            for (const message of messages) {
+              // A full queue empties as librdkafka sends; wait for room rather than fail.
+              while (!produce(channel.native, topic, message)) await new Promise((room) => setTimeout(room, POLL_INTERVAL_MS));
+              handed++;
+            }
           }
+        } catch (error) {
+          // What was handed over is still delivered (or reported failed); the emitter sends the
+          // whole batch again, and event ids make the copies harmless.
+          pending.left -= total - handed;
+          pending.failure ??= error instanceof VigilError ? error : kafkaError(error as Error, 'producing');
+          if (pending.left === 0) settle();
         }
-      } catch (error) {
-        // What was handed over is still delivered (or reported failed); the emitter sends the
-        // whole batch again, and event ids make the copies harmless.
-        pending.left -= total - handed;
-        pending.failure ??= error instanceof VigilError ? error : kafkaError(error as Error, 'producing');
-        if (pending.left === 0) settle();
+        await done;
+      } finally {
+        channel.current = undefined;
+        release();
       }
-      await done;
       if (pending.failure) throw pending.failure;
     },
     async disconnect() {
@@ -310,7 +334,7 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
         result.status === 'fulfilled'
           ? [
               new Promise<void>((resolve) => {
-                const native = result.value;
+                const { native } = result.value;
                 if (!native.isConnected()) return resolve();
                 // What was handed over goes out first (sendBatch has waited for it anyway).
                 native.flush(options.deliveryTimeoutMs ?? 30_000, () => native.disconnect(() => resolve()));

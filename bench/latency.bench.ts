@@ -35,6 +35,7 @@ import type { Consumer, Kafka } from 'kafkajs';
 import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter } from '../ingest/sdk';
+import { rdkafkaClient } from '../ingest/sdk/rdkafka';
 import type { Correlator, Notifier } from '../detectors';
 import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
 import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
@@ -51,6 +52,11 @@ const PHASE2_RATE = process.argv[4] === undefined ? undefined : positiveInteger(
 const TRIGGER_EVERY = 100;
 const DETECTION_P99_TARGET_MS = 100;
 const NOTIFICATION_P99_TARGET_MS = 1000;
+/**
+ * The SDK's client: kafkajs (the default), or librdkafka with `BENCH_SDK_CLIENT=rdkafka`
+ * (`@vigil/sdk/rdkafka`, which a busy service may choose; docs/sdk.md).
+ */
+const SDK_CLIENT = process.env.BENCH_SDK_CLIENT === 'rdkafka' ? 'rdkafka' : 'kafkajs';
 /** The SDK's linger in this bench (its default is 50 ms): how long an event may wait for company. */
 const LINGER_MS = 5;
 /** Phase 1 emits this many events per turn of the event loop, so the pipeline runs in between. */
@@ -416,7 +422,7 @@ async function main(): Promise<void> {
     await vigil.start(); // creates the topics, so the consumers below find them
     probe = await startProbe(kafka, config);
     emitter = createEmitter({
-      kafka,
+      kafka: SDK_CLIENT === 'rdkafka' ? rdkafkaClient({ brokers: config.kafka.brokers, clientId: `bench-lat-${id}` }) : kafka,
       topics: { policy: config.topics.policy, invocation: config.topics.invocation, device: config.topics.device },
       source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${id}`, environment: 'bench' },
       lingerMs: LINGER_MS,
@@ -506,7 +512,7 @@ function report({
     `  ${label.padEnd(40)} p50 ${ms(span.p50)}   p99 ${ms(span.p99)}   n=${span.n}${note}`;
 
   console.log(`detection latency on the real stack, one process (SDK, ingest, alerter, notifier, probe consumer, webhook receiver)`);
-  console.log(`settings: SDK lingerMs ${LINGER_MS}, VIGIL_BULK_FLUSH_MS ${BULK_FLUSH_MS}, default rule pack, 1 trigger (JSON threat violation, own consumer) per ${TRIGGER_EVERY} events`);
+  console.log(`settings: SDK on ${SDK_CLIENT}, lingerMs ${LINGER_MS}, VIGIL_BULK_FLUSH_MS ${BULK_FLUSH_MS}, default rule pack, 1 trigger (JSON threat violation, own consumer) per ${TRIGGER_EVERY} events`);
   console.log('Latency targets are in milliseconds, so the absolute figures are the result; they move with the machine and its load.');
   console.log('The ratio to the baseline (a plain event produced -> indexed, measured in this run) is the figure to compare across machines.');
   console.log('One process hosts every part, so they share one event loop (its delay is printed); separate processes would queue less.');

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import type { Kafka } from 'kafkajs';
 import { ensureTopics } from '../../platform';
 import { createEmitter, type Emitter, type EmitterBatch } from '../../ingest/sdk';
 import { rdkafkaClient } from '../../ingest/sdk/rdkafka';
 import type { VigilEvent } from '../../schemas';
-import { isolatedConfig, openStack, waitFor, type Stack } from '../support/harness';
+import { freePort, isolatedConfig, openStack, waitFor, type Stack } from '../support/harness';
 
 const BROKERS = ['127.0.0.1:9092'];
 const source = { service: 'rdkafka-test', kind: 'service' } as const;
@@ -46,15 +45,6 @@ function emitUsers(emitter: Emitter, count: number, prefix: string): void {
   for (let n = 0; n < count; n++) {
     emitter.invocation({ id: `${prefix}-${n}`, actor: { userId: `u-${n}` }, invocation: { resource, route: '/x', status: 200, latencyMs: n } });
   }
-}
-
-/** A loopback port nothing listens on. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((done) => probe.close(done));
-  return port;
 }
 
 describe('the SDK emitter on librdkafka (@vigil/sdk/rdkafka) against the real Kafka', () => {

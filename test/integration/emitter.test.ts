@@ -1,18 +1,9 @@
-import { createServer, connect, type Server, type AddressInfo } from 'node:net';
+import { createServer, connect, type Server } from 'node:net';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { ensureTopics } from '../../platform';
 import { createEmitter, partitionKeyOf } from '../../ingest/sdk';
 import type { VigilEvent } from '../../schemas';
-import { isolatedConfig, openStack, readTopic, waitFor, type Stack } from '../support/harness';
-
-/** A free loopback port with nothing listening on it (yet). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((done) => probe.close(done));
-  return port;
-}
+import { freePort, isolatedConfig, openStack, readTopic, waitFor, type Stack } from '../support/harness';
 
 /** Forwards a loopback port to the real broker: the "Kafka comes back" switch. */
 function forward(port: number, target: { host: string; port: number }): Promise<Server> {

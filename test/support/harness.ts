@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { createElasticsearch, createKafka, createLogger, loadConfig, sleep, type Config, type Logger } from '../../platform';
@@ -191,4 +192,13 @@ export async function indexedIncidents(stack: Stack): Promise<string[]> {
       return `${kibana.uuid} ${vigil.group_key} [${[...vigil.rules].sort().join(',')}] x${vigil.count} ${kibana.status}`;
     })
     .sort();
+}
+
+/** A free loopback port with nothing listening on it (yet). */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((done) => probe.close(done));
+  return port;
 }

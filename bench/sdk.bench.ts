@@ -39,6 +39,7 @@ import { randomUUID } from 'node:crypto';
 import { Producer as RdkafkaProducer } from 'node-rdkafka';
 import { createEmitter, partitionKeyOf, type Emitter, type EmitterKafka } from '../ingest/sdk';
 import { librdkafkaConfig, rdkafkaClient } from '../ingest/sdk/rdkafka';
+import { sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, familySchemas } from '../schemas';
 import { positiveInteger } from './arguments';
 import { gatewayEvents, type Emitted } from './gateway-events';
@@ -320,7 +321,7 @@ async function delivery(): Promise<void> {
           producer.produce(topic, null, message.value, message.key, null, undefined, headers.get(message.family));
           n++;
         } catch {
-          await new Promise((room) => setTimeout(room, 5)); // librdkafka's queue is full: let it send
+          await sleep(5); // librdkafka's queue is full: let it send
         }
       }
       await allReported;

@@ -22,6 +22,7 @@
 import type * as Rdkafka from 'node-rdkafka';
 import type { IHeaders, Message } from 'kafkajs';
 import { VigilError } from '../../platform/errors';
+import { sleep } from '../../platform/retry';
 import type { EmitterBatch, EmitterKafka, EmitterProducer } from './emitter';
 import type { SdkLogger } from './logger';
 
@@ -205,7 +206,7 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   // librdkafka sets compression and acks per producer: one per pair the batches ask for (the
   // emitter asks for one).
   const producers = new Map<string, Promise<Channel>>();
-  const headerCache = new WeakMap<IHeaders, LibrdkafkaHeader[] | undefined>();
+  const headerCache = new WeakMap<IHeaders, LibrdkafkaHeader[]>();
 
   const load = async (): Promise<typeof Rdkafka> => {
     if (library) return library;
@@ -267,8 +268,9 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
 
   const headersOf = (headers: IHeaders | undefined): LibrdkafkaHeader[] | undefined => {
     if (headers === undefined) return undefined;
-    if (!headerCache.has(headers)) headerCache.set(headers, librdkafkaHeaders(headers));
-    return headerCache.get(headers);
+    let converted = headerCache.get(headers);
+    if (converted === undefined) headerCache.set(headers, (converted = librdkafkaHeaders(headers) ?? []));
+    return converted;
   };
 
   /** Hands one message to librdkafka: false if its queue is full (nothing was handed over). */
@@ -309,7 +311,7 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
           for (const { topic, messages } of batch.topicMessages) {
             for (const message of messages) {
               // A full queue empties as librdkafka sends; wait for room rather than fail.
-              while (!produce(channel.native, topic, message)) await new Promise((room) => setTimeout(room, POLL_INTERVAL_MS));
+              while (!produce(channel.native, topic, message)) await sleep(POLL_INTERVAL_MS);
               handed++;
             }
           }

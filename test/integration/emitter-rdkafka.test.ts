@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import type { Kafka } from 'kafkajs';
+import type { Kafka, KafkaMessage } from 'kafkajs';
 import { ensureTopics } from '../../platform';
 import { createEmitter, type Emitter, type EmitterBatch } from '../../ingest/sdk';
 import { rdkafkaClient } from '../../ingest/sdk/rdkafka';
 import type { VigilEvent } from '../../schemas';
-import { freePort, isolatedConfig, openStack, waitFor, type Stack } from '../support/harness';
+import { freePort, isolatedConfig, openStack, readTopic, type Stack } from '../support/harness';
 
 const BROKERS = ['127.0.0.1:9092'];
 const source = { service: 'rdkafka-test', kind: 'service' } as const;
@@ -18,24 +17,14 @@ interface Read {
   event: VigilEvent;
 }
 
-/** Every message of `topic` until `expected` distinct event ids are read, with its partition. */
+/** Every message of `topic` until `expected` distinct event ids are read, with its partition, by id. */
 async function readWithPartitions(kafka: Kafka, topic: string, expected: number): Promise<Map<string, Read>> {
-  const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}` });
+  const idOf = (message: KafkaMessage): string => (JSON.parse(message.value?.toString() ?? '{}') as VigilEvent).id;
   const read = new Map<string, Read>();
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    eachMessage: ({ partition, message }) => {
-      const event = JSON.parse(message.value?.toString() ?? '{}') as VigilEvent;
-      // Delivery is at least once: a copy of an id already read is the same event.
-      read.set(event.id, { id: event.id, partition, key: message.key?.toString(), family: message.headers?.['vigil-family']?.toString(), event });
-      return Promise.resolve();
-    },
-  });
-  try {
-    await waitFor(`${expected} events on ${topic}`, () => read.size >= expected, 30_000);
-  } finally {
-    await consumer.disconnect();
+  // Delivery is at least once: a copy of an id already read is the same event.
+  for (const message of await readTopic(kafka, topic, expected, 30_000, idOf)) {
+    const event = JSON.parse(message.value?.toString() ?? '{}') as VigilEvent;
+    read.set(event.id, { id: event.id, partition: message.partition, key: message.key?.toString(), family: message.headers?.['vigil-family']?.toString(), event });
   }
   return read;
 }

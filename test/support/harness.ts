@@ -157,15 +157,21 @@ export async function messagesOn(kafka: Kafka, topic: string): Promise<number> {
   }
 }
 
-/** Reads `expected` messages from the start of a topic with a throwaway group. */
-export async function readTopic(kafka: Kafka, topic: string, expected: number, timeoutMs = 30_000, distinctBy?: (message: KafkaMessage) => string): Promise<KafkaMessage[]> {
+/** Reads `expected` messages, each with its partition, from the start of a topic with a throwaway group. */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  expected: number,
+  timeoutMs = 30_000,
+  distinctBy?: (message: KafkaMessage) => string,
+): Promise<Array<KafkaMessage & { partition: number }>> {
   const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}` });
-  const messages: KafkaMessage[] = [];
+  const messages: Array<KafkaMessage & { partition: number }> = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
-    eachMessage: ({ message }) => {
-      messages.push(message);
+    eachMessage: ({ partition, message }) => {
+      messages.push({ ...message, partition });
       return Promise.resolve();
     },
   });

@@ -26,21 +26,22 @@ export type EmitInput<F extends Family> = Omit<EventInputOf<F>, 'family' | 'id' 
 export type OverflowPolicy = 'drop-newest' | 'drop-oldest';
 
 /**
- * How the emitter compresses each produce request. Only what kafkajs writes without a codec
- * package: the SDK brings no dependency beyond kafkajs and zod (Vigil itself reads gzip, Snappy,
- * LZ4 and ZSTD).
+ * How the emitter compresses each produce request. Any client writes `none` and `gzip` (kafkajs
+ * without a codec package: the SDK brings no dependency beyond kafkajs and zod); `snappy` and
+ * `lz4` only a client that says so in its `compressions` (librdkafka's). Vigil reads all four, and ZSTD.
  */
-export type EmitterCompression = 'none' | 'gzip';
+export type EmitterCompression = 'none' | 'gzip' | 'snappy' | 'lz4';
 
+/** What every client writes. */
 const COMPRESSIONS: readonly EmitterCompression[] = ['none', 'gzip'];
 // kafkajs's CompressionTypes values, written out: the enum would load kafkajs at import.
-const COMPRESSION_TYPE: Record<EmitterCompression, number> = { none: 0, gzip: 1 };
+const COMPRESSION_TYPE: Record<EmitterCompression, number> = { none: 0, gzip: 1, snappy: 2, lz4: 3 };
 
 /** One produce request as the emitter makes it: the part of kafkajs's `sendBatch` argument it uses. */
 export interface EmitterBatch {
   /** -1: every in-sync replica. */
   acks: number;
-  /** kafkajs's `CompressionTypes` value: 0 none, 1 gzip. */
+  /** kafkajs's `CompressionTypes` value: 0 none, 1 gzip, 2 Snappy, 3 LZ4. */
   compression: number;
   topicMessages: { topic: string; messages: Message[] }[];
 }
@@ -63,6 +64,8 @@ export interface EmitterKafka {
    * (kafkajs), bounded by the emitter's `maxBatchBytes`.
    */
   readonly maxSendBytes?: number;
+  /** The compressions it writes, when more than `none` and `gzip` (kafkajs needs codec packages for the others). */
+  readonly compressions?: readonly EmitterCompression[];
 }
 
 /** Options of {@link createEmitter}. */
@@ -245,8 +248,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
     device: options.topics?.device ?? 'vigil.events.device',
   };
   const compression = options.compression ?? 'gzip';
-  if (!COMPRESSIONS.includes(compression)) {
-    throw new ValidationError('invalid emitter options', [`compression: must be one of ${COMPRESSIONS.join(', ')}, got ${JSON.stringify(compression)}`], 'options_invalid');
+  const writable = options.kafka.compressions ?? COMPRESSIONS;
+  if (!writable.includes(compression)) {
+    const others = Object.keys(COMPRESSION_TYPE).includes(compression) ? ` (${compression} needs a client that writes it: rdkafkaClient() from @vigil/sdk/rdkafka)` : '';
+    throw new ValidationError('invalid emitter options', [`compression: must be one of ${writable.join(', ')}, got ${JSON.stringify(compression)}${others}`], 'options_invalid');
   }
   const lingerMs = options.lingerMs ?? 50;
   const maxBatch = options.maxBatch ?? 10_000;

@@ -101,8 +101,11 @@ export function librdkafkaConfig(options: RdkafkaClientOptions, compression: num
   const config: Properties = {
     'metadata.broker.list': options.brokers.join(','),
     'client.id': options.clientId ?? 'vigil-sdk',
-    // A delivery report per message, without the message's bytes.
+    // Delivery reports for failed messages only: a batch is known delivered when librdkafka's
+    // queue is flushed, and a report per message cost ~2.5 µs of the service's thread each
+    // (node-rdkafka calls into JavaScript for every one; measured, docs/sdk.md).
     dr_cb: true,
+    'delivery.report.only.error': true,
     // Log and error events (a refused login names itself in a log line, not in the connect callback).
     event_cb: true,
     // kafkajs's DefaultPartitioner and Java's: murmur2 of the key (random without one).
@@ -171,21 +174,16 @@ function kafkaError(error: Rdkafka.LibrdKafkaError | Error, doing: string, why?:
   });
 }
 
-/** The messages of one `sendBatch` still waiting for their delivery reports. */
-interface Pending {
-  left: number;
-  failure: VigilError | undefined;
-  settle: () => void;
-}
-
 /**
- * One librdkafka producer and the batch it is delivering. Batches take turns: every delivery
- * report that arrives belongs to the batch under way, so no message carries an opaque of its own
- * (a persistent handle per message in node-rdkafka, which the delivery reports would have to release).
+ * One librdkafka producer and the batch it is delivering. Batches take turns, and a batch is done
+ * when librdkafka's queue is flushed: every message of it acknowledged, or reported failed (only
+ * failures have delivery reports, and each belongs to the batch under way). No message carries
+ * an opaque of its own (a persistent handle per message in node-rdkafka).
  */
 interface Channel {
   native: Rdkafka.Producer;
-  current: Pending | undefined;
+  /** The first failure reported for the batch under way, if any. */
+  failure: VigilError | undefined;
   /** Settles when the batch under way (and every one before it) is done. */
   turn: Promise<void>;
 }
@@ -197,7 +195,7 @@ interface Channel {
 export function rdkafkaClient(options: RdkafkaClientOptions): EmitterKafka {
   // kafkajs's producer settings the emitter passes (its partitioner, retries) have their
   // librdkafka equivalents in librdkafkaConfig.
-  return { producer: () => rdkafkaProducer(options), maxSendBytes: MAX_SEND_BYTES };
+  return { producer: () => rdkafkaProducer(options), maxSendBytes: MAX_SEND_BYTES, compressions: ['none', 'gzip', 'snappy', 'lz4'] };
 }
 
 function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
@@ -227,12 +225,9 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
     new Promise((resolve, reject) => {
       const { global, topic } = librdkafkaConfig(options, compression, acks);
       const native = new rdkafka.Producer(global, topic);
-      const channel: Channel = { native, current: undefined, turn: Promise.resolve() };
+      const channel: Channel = { native, failure: undefined, turn: Promise.resolve() };
       native.on('delivery-report', (error, report) => {
-        const pending = channel.current;
-        if (!pending) return;
-        if (error && !pending.failure) pending.failure = kafkaError(error, `delivery to ${report.topic}`);
-        if (--pending.left === 0) pending.settle();
+        if (error) channel.failure ??= kafkaError(error, `delivery to ${report.topic}`);
       });
       native.on('event.error', (error) => logger?.warn({ err: { message: error.message, code: error.code } }, 'kafka (rdkafka) error'));
       // What went wrong while connecting (a refused login, a certificate) comes as a log line of
@@ -286,6 +281,17 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
     }
   };
 
+  /**
+   * Resolves once every message handed to librdkafka is acknowledged or reported failed. A failure's
+   * report reaches JavaScript through node-rdkafka's own wake-up, which may run just after the
+   * flush's callback: one turn of the event loop later it has.
+   */
+  const flushed = (native: Rdkafka.Producer): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      // Messages time out after message.timeout.ms and are reported failed; the margin is for the report.
+      native.flush((options.deliveryTimeoutMs ?? 30_000) + 5_000, (error) => (error ? reject(kafkaError(error, 'flushing')) : resolve()));
+    }).then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+
   return {
     async connect() {
       // Loading is the part that can fail for good; the connection opens with the first batch,
@@ -301,33 +307,25 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
       let release = (): void => undefined;
       channel.turn = new Promise((resolve) => (release = resolve));
       await before;
-      let settle = (): void => undefined;
-      const done = new Promise<void>((resolve) => (settle = resolve));
-      const pending: Pending = { left: total, failure: undefined, settle };
-      channel.current = pending;
+      channel.failure = undefined;
       try {
-        let handed = 0;
         try {
           for (const { topic, messages } of batch.topicMessages) {
             for (const message of messages) {
               // A full queue empties as librdkafka sends; wait for room rather than fail.
               while (!produce(channel.native, topic, message)) await sleep(POLL_INTERVAL_MS);
-              handed++;
             }
           }
         } catch (error) {
           // What was handed over is still delivered (or reported failed); the emitter sends the
           // whole batch again, and event ids make the copies harmless.
-          pending.left -= total - handed;
-          pending.failure ??= error instanceof VigilError ? error : kafkaError(error as Error, 'producing');
-          if (pending.left === 0) settle();
+          channel.failure ??= error instanceof VigilError ? error : kafkaError(error as Error, 'producing');
         }
-        await done;
+        await flushed(channel.native);
       } finally {
-        channel.current = undefined;
         release();
       }
-      if (pending.failure) throw pending.failure;
+      if (channel.failure) throw channel.failure;
     },
     async disconnect() {
       const opened = await Promise.allSettled([...producers.values()]);

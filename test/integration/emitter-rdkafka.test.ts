@@ -95,6 +95,27 @@ describe('the SDK emitter on librdkafka (@vigil/sdk/rdkafka) against the real Ka
     for (const id of ids) expect(read.get(id)).toMatchObject({ key: id, family: 'device' });
   });
 
+  it('a message Kafka will not take: only failures have delivery reports, and the batch rejects with a retriable error naming the topic; the next batch is unaffected', async () => {
+    const missing = `${stack.config.topics.policy}.absent`;
+    const producer = rdkafkaClient({ brokers: BROKERS, deliveryTimeoutMs: 2_000 }).producer();
+    await producer.connect();
+    try {
+      // The broker does not create topics: librdkafka holds the message, then times it out.
+      const failure = await producer.sendBatch({ acks: -1, compression: 0, topicMessages: [{ topic: missing, messages: [{ key: 'k', value: 'v' }] }] }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toMatchObject({ name: 'VigilError', code: 'kafka_unavailable', retriable: true });
+      expect((failure as Error).message).toMatch(new RegExp(`^kafka \\(rdkafka\\): delivery to ${missing.replace(/\./g, '\\.')}: `));
+      // The failure belonged to that batch alone.
+      await producer.sendBatch({ acks: -1, compression: 0, topicMessages: [{ topic: stack.config.topics.policy, messages: [{ key: 'k', value: 'after' }] }] });
+      const [read] = await readTopic(stack.kafka, stack.config.topics.policy, 1, 30_000);
+      expect(read?.value?.toString()).toBe('after');
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
   it('a broker that is not there: sendBatch fails within the connect timeout with a retriable error naming Kafka and the address; the emitter keeps the events', async () => {
     const port = await freePort();
     const client = rdkafkaClient({ brokers: [`127.0.0.1:${port}`], connectTimeoutMs: 1_500 });

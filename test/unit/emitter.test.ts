@@ -324,7 +324,7 @@ describe('partitionKeyOf', () => {
 
 describe('createEmitter compression', () => {
   /** A stand-in client whose producer records each request's compression (kafkajs's numbers). */
-  function recording(): { client: EmitterOptions['kafka']; compressions: Array<number | undefined> } {
+  function recording(writes?: NonNullable<EmitterOptions['compression']>[]): { client: EmitterOptions['kafka']; compressions: Array<number | undefined> } {
     const compressions: Array<number | undefined> = [];
     const producer = {
       connect: () => Promise.resolve(),
@@ -334,7 +334,7 @@ describe('createEmitter compression', () => {
         return Promise.resolve([]);
       },
     };
-    return { client: { producer: () => producer }, compressions };
+    return { client: { producer: () => producer, ...(writes ? { compressions: writes } : {}) }, compressions };
   }
 
   it.each([
@@ -349,9 +349,22 @@ describe('createEmitter compression', () => {
     expect(compressions).toStrictEqual([expected]);
   });
 
-  it('refuses a compression the SDK cannot write, naming the option', () => {
-    const error = validationErrorOf(() => emitterWith({ compression: 'lz4' as unknown as EmitterOptions['compression'] }));
-    expect(error.issues).toStrictEqual(['compression: must be one of none, gzip, got "lz4"']);
+  it.each([
+    ['lz4', CompressionTypes.LZ4],
+    ['snappy', CompressionTypes.Snappy],
+  ] as const)('compression %s, on a client that writes it, sends with kafkajs compression %s', async (compression, expected) => {
+    const { client, compressions } = recording(['none', 'gzip', 'snappy', 'lz4']);
+    const { emitter } = emitterWith({ kafka: client, compression });
+    emitter.policy(policyInput());
+    await emitter.flush();
+    expect(compressions).toStrictEqual([expected]);
+  });
+
+  it('refuses a compression the client cannot write, naming the option and what would write it', () => {
+    const lz4 = validationErrorOf(() => emitterWith({ compression: 'lz4' }));
+    expect(lz4.issues).toStrictEqual(['compression: must be one of none, gzip, got "lz4" (lz4 needs a client that writes it: rdkafkaClient() from @vigil/sdk/rdkafka)']);
+    const zstd = validationErrorOf(() => emitterWith({ kafka: recording(['none', 'gzip', 'lz4']).client, compression: 'zstd' as unknown as EmitterOptions['compression'] }));
+    expect(zstd.issues).toStrictEqual(['compression: must be one of none, gzip, lz4, got "zstd"']);
   });
 });
 

@@ -10,6 +10,7 @@ describe('librdkafkaConfig: the emitter\'s options as librdkafka properties', ()
         'metadata.broker.list': 'k1:9092,k2:9092',
         'client.id': 'vigil-sdk',
         dr_cb: true,
+        'delivery.report.only.error': true,
         event_cb: true,
         'enable.idempotence': true,
         'compression.codec': 'gzip',

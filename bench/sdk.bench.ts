@@ -22,7 +22,8 @@
  *    `rdkafkaClient()` (@vigil/sdk/rdkafka). The emitter is fed as a busy service
  *    would: as fast as it takes events, pausing only while its buffer is full. Beside each rate:
  *    the CPU per event of this process (librdkafka's threads included) and of the broker (from
- *    /proc, when the broker runs on this machine), which say what caps delivery. Target: at least
+ *    /proc, when the broker runs on this machine), which say what caps delivery, and the bytes
+ *    per event the broker's log grew by (from the stack's data directory), what each codec saves. Target: at least
  *    100,000 events/s, judged on the emitter's own rate, per client.
  * 4. Buffer memory: the heap an emitter holds with 200,000 events buffered while Kafka is away
  *    (the issue measured 817 MB of RSS), and that the byte bound holds.
@@ -30,7 +31,7 @@
  *   npm run bench:sdk [-- --children N --events N --rounds N --deliver N --buffered N]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
@@ -212,6 +213,23 @@ interface Rate {
   perCpuSecond: number;
   /** The broker's CPU per event, in µs (NaN when its process is not on this machine). */
   brokerUs: number;
+  /** Bytes per event the broker's log grew by (batches stay compressed there); NaN without a local broker's files. */
+  storedBytes: number;
+}
+
+/** Where the stack script keeps the local broker's log (scripts/stack.sh). */
+const KAFKA_DATA = join(process.env.VIGIL_STATE_DIR ?? '/var/lib/vigil', 'kafka-data');
+/** The bytes of `topic`'s log segments on the local broker; NaN if its files can't be read. */
+function topicLogBytes(topic: string): number {
+  try {
+    let total = 0;
+    for (const partition of readdirSync(KAFKA_DATA).filter((name) => name.startsWith(`${topic}-`))) {
+      for (const file of readdirSync(join(KAFKA_DATA, partition)).filter((name) => name.endsWith('.log'))) total += statSync(join(KAFKA_DATA, partition, file)).size;
+    }
+    return total;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /**
@@ -290,12 +308,13 @@ async function delivery(): Promise<void> {
       const started = performance.now();
       const cpuStarted = cpuMs();
       const brokerStarted = brokerCpuMs();
+      const storedStarted = topicLogBytes(topic);
       for (const batch of batches) await producer.sendBatch({ acks: -1, compression, topicMessages: [{ topic, messages: batch }] });
       const elapsed = performance.now() - started;
       const cpu = cpuMs() - cpuStarted;
       const broker = brokerCpuMs() - brokerStarted;
       await producer.disconnect();
-      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000 };
+      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / messages.length };
     };
     /**
      * node-rdkafka's own loop: every message handed to librdkafka, then its queue flushed (the
@@ -316,6 +335,7 @@ async function delivery(): Promise<void> {
       const started = performance.now();
       const cpuStarted = cpuMs();
       const brokerStarted = brokerCpuMs();
+      const storedStarted = topicLogBytes(topic);
       for (let n = 0; n < values.length; ) {
         const message = values[n];
         if (message === undefined) break;
@@ -332,13 +352,14 @@ async function delivery(): Promise<void> {
       const broker = brokerCpuMs() - brokerStarted;
       await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
       if (failed > 0) throw new Error(`raw node-rdkafka: ${failed} of ${values.length} not delivered`);
-      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000 };
+      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / messages.length };
     };
     const emitter = async (compression: EmitterCompression, client: EmitterKafka): Promise<Rate> => {
       const sdkEmitter = createEmitter({ kafka: client, source, topics, compression, maxBuffer: FEED_BUFFER });
       const started = performance.now();
       const cpuStarted = cpuMs();
       const brokerStarted = brokerCpuMs();
+      const storedStarted = topicLogBytes(topic);
       let n = 0;
       while (n < sent.length) {
         // A busy service emits until the emitter pushes back (a full buffer), then lets I/O run.
@@ -358,7 +379,7 @@ async function delivery(): Promise<void> {
       const { delivered } = sdkEmitter.stats();
       await sdkEmitter.close();
       if (delivered !== sent.length) throw new Error(`delivered ${delivered} of ${sent.length}`);
-      return { rate: (sent.length / elapsed) * 1000, perCpuSecond: (sent.length / cpu) * 1000, brokerUs: (broker / sent.length) * 1000 };
+      return { rate: (sent.length / elapsed) * 1000, perCpuSecond: (sent.length / cpu) * 1000, brokerUs: (broker / sent.length) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / sent.length };
     };
 
     // LZ4 only on librdkafka for the emitter (kafkajs writes it only with a codec package, which
@@ -383,13 +404,14 @@ async function delivery(): Promise<void> {
     const best = (name: string): number => Math.max(...(rates[name] ?? []).map((measured) => measured.rate));
     const bestPerCpu = (name: string): number => Math.max(...(rates[name] ?? []).map((measured) => measured.perCpuSecond));
     const broker = (name: string): number => median((rates[name] ?? []).map((measured) => measured.brokerUs));
+    const stored = (name: string): number => median((rates[name] ?? []).map((measured) => measured.storedBytes));
     const rate = (value: number): string => `${Math.round(value).toLocaleString('en-US').padStart(9)} events/s`;
     const cpuUs = (name: string): string => `${(1e6 / bestPerCpu(name)).toFixed(1).padStart(5)} µs`;
     console.log(
       `\ndelivery: ${DELIVER} events (${(bytes / DELIVER).toFixed(0)} B each) to ${BROKERS.join(',')}, 3 partitions, acks all, best of 2 rounds; ` +
         `the baseline is raw kafkajs in its fixed configuration: ${batches.length} sendBatch requests of <= ${RAW_BATCH_BYTES} B, one in flight`,
     );
-    console.log(`  ${'codec'.padEnd(5)} ${'case'.padEnd(46)} ${'x raw kafkajs'.padStart(13)}  ${'wall'.padStart(18)}  process CPU/event  broker CPU/event`);
+    console.log(`  ${'codec'.padEnd(5)} ${'case'.padEnd(46)} ${'x raw kafkajs'.padStart(13)}  ${'wall'.padStart(18)}  process CPU/event  broker CPU/event  broker log/event`);
     for (const [codec] of CODECS) {
       const baseline = best(`raw kafkajs ${codec}`);
       for (const [name, label] of [
@@ -399,7 +421,7 @@ async function delivery(): Promise<void> {
         [`emitter rdkafka ${codec}`, 'emitter on rdkafkaClient(), emit() to acked'],
       ] as const) {
         console.log(
-          `  ${codec.padEnd(5)} ${label.padEnd(46)} ${`${(best(name) / baseline).toFixed(2)}x`.padStart(13)}  ${rate(best(name))}  ${cpuUs(name).padStart(17)}  ${`${broker(name).toFixed(1)} µs`.padStart(16)}`,
+          `  ${codec.padEnd(5)} ${label.padEnd(46)} ${`${(best(name) / baseline).toFixed(2)}x`.padStart(13)}  ${rate(best(name))}  ${cpuUs(name).padStart(17)}  ${`${broker(name).toFixed(1)} µs`.padStart(16)}  ${`${stored(name).toFixed(0)} B`.padStart(16)}`,
         );
       }
       console.log(`  ${codec.padEnd(5)} emitter on rdkafkaClient() against raw node-rdkafka: ${(best(`emitter rdkafka ${codec}`) / best(`raw rdkafka ${codec}`)).toFixed(2)}x`);
@@ -410,7 +432,7 @@ async function delivery(): Promise<void> {
     const deliveryMet = CODECS.some(([codec]) => best(`emitter rdkafka ${codec}`) >= TARGET_EVENTS_PER_SECOND || (onKafkajs(codec) && best(`emitter kafkajs ${codec}`) >= TARGET_EVENTS_PER_SECOND));
     console.log(
       `  target: the emitter delivers at least ${TARGET_EVENTS_PER_SECOND.toLocaleString('en-US')} events/s: on kafkajs ${verdict('kafkajs')}; on librdkafka ${verdict('rdkafka')} ` +
-        `(the default compression is gzip); on kafkajs the producing process's CPU per event sets the ceiling: ` +
+        `(the default compression is gzip on kafkajs, LZ4 on librdkafka); on kafkajs the producing process's CPU per event sets the ceiling: ` +
         `${TARGET_EVENTS_PER_SECOND.toLocaleString('en-US')} events/s needs at most ${(1e6 / TARGET_EVENTS_PER_SECOND).toFixed(0)} µs of it per event on one core`,
     );
     if (!deliveryMet) process.exitCode = 1;

@@ -324,7 +324,10 @@ describe('partitionKeyOf', () => {
 
 describe('createEmitter compression', () => {
   /** A stand-in client whose producer records each request's compression (kafkajs's numbers). */
-  function recording(writes?: NonNullable<EmitterOptions['compression']>[]): { client: EmitterOptions['kafka']; compressions: Array<number | undefined> } {
+  function recording(
+    writes?: NonNullable<EmitterOptions['compression']>[],
+    defaultCompression?: EmitterOptions['compression'],
+  ): { client: EmitterOptions['kafka']; compressions: Array<number | undefined> } {
     const compressions: Array<number | undefined> = [];
     const producer = {
       connect: () => Promise.resolve(),
@@ -334,7 +337,7 @@ describe('createEmitter compression', () => {
         return Promise.resolve([]);
       },
     };
-    return { client: { producer: () => producer, ...(writes ? { compressions: writes } : {}) }, compressions };
+    return { client: { producer: () => producer, ...(writes ? { compressions: writes } : {}), ...(defaultCompression ? { defaultCompression } : {}) }, compressions };
   }
 
   it.each([
@@ -358,6 +361,17 @@ describe('createEmitter compression', () => {
     emitter.policy(policyInput());
     await emitter.flush();
     expect(compressions).toStrictEqual([expected]);
+  });
+
+  it('takes the client\'s default compression when its options name none, and the option over it', async () => {
+    const defaulted = recording(['none', 'gzip', 'lz4'], 'lz4');
+    const first = emitterWith({ kafka: defaulted.client }).emitter;
+    first.policy(policyInput());
+    await first.flush();
+    const chosen = emitterWith({ kafka: defaulted.client, compression: 'gzip' }).emitter;
+    chosen.policy(policyInput());
+    await chosen.flush();
+    expect(defaulted.compressions).toStrictEqual([CompressionTypes.LZ4, CompressionTypes.GZIP]);
   });
 
   it('refuses a compression the client cannot write, naming the option and what would write it', () => {

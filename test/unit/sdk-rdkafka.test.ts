@@ -98,4 +98,10 @@ describe('rdkafkaClient', () => {
     await producer.connect();
     await producer.disconnect();
   });
+
+  it('writes LZ4 and Snappy besides none and gzip, and has the emitter default to LZ4', () => {
+    const client = rdkafkaClient({ brokers: ['127.0.0.1:1'] });
+    expect(client.compressions).toStrictEqual(['none', 'gzip', 'snappy', 'lz4']);
+    expect(client.defaultCompression).toBe('lz4');
+  });
 });

@@ -34,7 +34,7 @@ import type { RedisClient } from '../platform';
 import type { Consumer, Kafka } from 'kafkajs';
 import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
-import { createEmitter, type Emitter } from '../ingest/sdk';
+import { createEmitter, type Emitter, type EmitterCompression } from '../ingest/sdk';
 import { rdkafkaClient } from '../ingest/sdk/rdkafka';
 import type { Correlator, Notifier } from '../detectors';
 import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
@@ -57,6 +57,8 @@ const NOTIFICATION_P99_TARGET_MS = 1000;
  * (`@vigil/sdk/rdkafka`, which a busy service may choose; docs/sdk.md).
  */
 const SDK_CLIENT = process.env.BENCH_SDK_CLIENT === 'rdkafka' ? 'rdkafka' : 'kafkajs';
+/** The SDK's compression (`BENCH_SDK_COMPRESSION`), else its client's default: gzip on kafkajs, LZ4 on librdkafka. */
+const SDK_COMPRESSION = process.env.BENCH_SDK_COMPRESSION as EmitterCompression | undefined;
 /** The SDK's linger in this bench (its default is 50 ms): how long an event may wait for company. */
 const LINGER_MS = 5;
 /** Phase 1 emits this many events per turn of the event loop, so the pipeline runs in between. */
@@ -428,6 +430,7 @@ async function main(): Promise<void> {
       lingerMs: LINGER_MS,
       maxBuffer: 50_000,
       logger,
+      ...(SDK_COMPRESSION ? { compression: SDK_COMPRESSION } : {}),
     });
     const next = trafficSource(emitter);
     acks = sampleAcks(emitter);
@@ -512,7 +515,7 @@ function report({
     `  ${label.padEnd(40)} p50 ${ms(span.p50)}   p99 ${ms(span.p99)}   n=${span.n}${note}`;
 
   console.log(`detection latency on the real stack, one process (SDK, ingest, alerter, notifier, probe consumer, webhook receiver)`);
-  console.log(`settings: SDK on ${SDK_CLIENT}, lingerMs ${LINGER_MS}, VIGIL_BULK_FLUSH_MS ${BULK_FLUSH_MS}, default rule pack, 1 trigger (JSON threat violation, own consumer) per ${TRIGGER_EVERY} events`);
+  console.log(`settings: SDK on ${SDK_CLIENT} (compression ${SDK_COMPRESSION ?? "the client's default"}), lingerMs ${LINGER_MS}, VIGIL_BULK_FLUSH_MS ${BULK_FLUSH_MS}, default rule pack, 1 trigger (JSON threat violation, own consumer) per ${TRIGGER_EVERY} events`);
   console.log('Latency targets are in milliseconds, so the absolute figures are the result; they move with the machine and its load.');
   console.log('The ratio to the baseline (a plain event produced -> indexed, measured in this run) is the figure to compare across machines.');
   console.log('One process hosts every part, so they share one event loop (its delay is printed); separate processes would queue less.');

@@ -21,6 +21,7 @@
  */
 import type * as Rdkafka from 'node-rdkafka';
 import type { IHeaders, Message } from 'kafkajs';
+import { performance } from 'node:perf_hooks';
 import { VigilError } from '../../platform/errors';
 import { sleep } from '../../platform/retry';
 import type { EmitterBatch, EmitterKafka, EmitterProducer } from './emitter';
@@ -56,6 +57,11 @@ const CODECS: Record<number, string> = { 0: 'none', 1: 'gzip', 2: 'snappy', 3: '
 /** librdkafka's error codes the adapter acts on (node-rdkafka's `CODES.ERRORS`). */
 const QUEUE_FULL = -184;
 const AUTHENTICATION = -169;
+/**
+ * A flush that returned with messages still in flight (not a failure of theirs): librdkafka's
+ * ERR__TIMED_OUT, which node-rdkafka's flush hands back as code -1, "timed out".
+ */
+const stillInFlight = (error: Rdkafka.LibrdKafkaError): boolean => error.code === -185 || /timed out/i.test(error.message);
 
 /**
  * The most bytes the emitter hands over per `sendBatch`: librdkafka cuts them into requests of
@@ -63,6 +69,9 @@ const AUTHENTICATION = -169;
  * 16 MiB holds the emitter's default 10,000 events per batch.
  */
 const MAX_SEND_BYTES = 16 * 1024 * 1024;
+
+/** The longest one flush may wait on libuv's pool before it is asked again, in milliseconds. */
+const FLUSH_SLICE_MS = 200;
 
 /** How often delivery reports are collected from librdkafka's queue, in milliseconds. */
 const POLL_INTERVAL_MS = 5;
@@ -289,15 +298,23 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   };
 
   /**
-   * Resolves once every message handed to librdkafka is acknowledged or reported failed. A failure's
-   * report reaches JavaScript through node-rdkafka's own wake-up, which may run just after the
-   * flush's callback: one turn of the event loop later it has.
+   * Resolves once every message handed to librdkafka is acknowledged or reported failed. node-rdkafka
+   * flushes on a thread of libuv's pool (the service's own: file system, DNS, zlib), so each wait
+   * is short and repeated rather than one that could hold a thread for the whole delivery timeout
+   * while Kafka is away. A failure's report reaches JavaScript through node-rdkafka's own wake-up,
+   * which may run just after the flush's callback: one turn of the event loop later it has.
    */
-  const flushed = (native: Rdkafka.Producer): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      // Messages time out after message.timeout.ms and are reported failed; the margin is for the report.
-      native.flush((options.deliveryTimeoutMs ?? 30_000) + 5_000, (error) => (error ? reject(kafkaError(error, 'flushing')) : resolve()));
-    }).then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+  const flushed = async (native: Rdkafka.Producer): Promise<void> => {
+    // Messages time out after message.timeout.ms and are reported failed; the margin is for the report.
+    const deadline = performance.now() + (options.deliveryTimeoutMs ?? 30_000) + 5_000;
+    for (;;) {
+      const waitMs = Math.max(1, Math.min(FLUSH_SLICE_MS, Math.ceil(deadline - performance.now())));
+      const error = await new Promise<Rdkafka.LibrdKafkaError | undefined>((resolve) => native.flush(waitMs, (failure) => resolve(failure ?? undefined)));
+      if (error === undefined) break;
+      if (!stillInFlight(error) || performance.now() >= deadline) throw kafkaError(error, 'flushing');
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  };
 
   return {
     async connect() {

@@ -1,3 +1,5 @@
+import { pbkdf2 } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { ensureTopics } from '../../platform';
 import { createEmitter, type Emitter, type EmitterBatch } from '../../ingest/sdk';
@@ -113,6 +115,31 @@ describe('the SDK emitter on librdkafka (@vigil/sdk/rdkafka) against the real Ka
       expect(read?.value?.toString()).toBe('after');
     } finally {
       await producer.disconnect();
+    }
+  });
+
+  it('a batch waiting on Kafka does not hold a thread of libuv\'s pool: with four stuck at once, the service\'s own pool work runs long before any of them gives up', async () => {
+    const missing = `${stack.config.topics.policy}.absent-pool`;
+    // libuv's pool has 4 threads unless UV_THREADPOOL_SIZE says otherwise: one stuck batch per thread.
+    const producers = Array.from({ length: Number(process.env.UV_THREADPOOL_SIZE ?? 4) }, () => rdkafkaClient({ brokers: BROKERS, deliveryTimeoutMs: 5_000 }).producer());
+    try {
+      await Promise.all(producers.map((producer) => producer.connect()));
+      const gaveUp: number[] = [];
+      const stuck = producers.map((producer) =>
+        producer.sendBatch({ acks: -1, compression: 0, topicMessages: [{ topic: missing, messages: [{ key: 'k', value: 'v' }] }] }).then(
+          () => expect('delivered').toBe('refused: the topic does not exist'),
+          () => gaveUp.push(performance.now()),
+        ),
+      );
+      // Let every flush reach the pool, then ask the pool for work of the service's own.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const own = new Promise<number>((resolve, reject) => pbkdf2('secret', 'salt', 1, 32, 'sha256', (error) => (error ? reject(error) : resolve(performance.now()))));
+      const [ownDone] = await Promise.all([own, ...stuck]);
+      expect(gaveUp).toHaveLength(producers.length);
+      // One flush per thread for the whole 5 s would have kept it waiting until the first gave up.
+      expect(Math.min(...gaveUp) - ownDone).toBeGreaterThan(2_000);
+    } finally {
+      await Promise.all(producers.map((producer) => producer.disconnect()));
     }
   });
 

@@ -254,7 +254,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const compression = options.compression ?? options.kafka.defaultCompression ?? 'gzip';
   const writable = options.kafka.compressions ?? COMPRESSIONS;
   if (!writable.includes(compression)) {
-    const others = Object.keys(COMPRESSION_TYPE).includes(compression) ? ` (${compression} needs a client that writes it: rdkafkaClient() from @vigil/sdk/rdkafka)` : '';
+    const others =
+      options.kafka.compressions === undefined && Object.keys(COMPRESSION_TYPE).includes(compression) ? ` (${compression} needs a client that writes it: rdkafkaClient() from @vigil/sdk/rdkafka)` : '';
     throw new ValidationError('invalid emitter options', [`compression: must be one of ${writable.join(', ')}, got ${JSON.stringify(compression)}${others}`], 'options_invalid');
   }
   const lingerMs = options.lingerMs ?? 50;

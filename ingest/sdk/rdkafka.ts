@@ -59,9 +59,9 @@ const QUEUE_FULL = -184;
 const AUTHENTICATION = -169;
 /**
  * A flush that returned with messages still in flight (not a failure of theirs): librdkafka's
- * ERR__TIMED_OUT, which node-rdkafka's flush hands back as code -1, "timed out".
+ * ERR__TIMED_OUT, which node-rdkafka's flush hands back with code -1, as "timed out".
  */
-const stillInFlight = (error: Rdkafka.LibrdKafkaError): boolean => error.code === -185 || /timed out/i.test(error.message);
+const stillInFlight = (error: { message: string }): boolean => /timed out/i.test(error.message);
 
 /**
  * The most bytes the emitter hands over per `sendBatch`: librdkafka cuts them into requests of
@@ -191,8 +191,12 @@ function kafkaError(error: Rdkafka.LibrdKafkaError | Error, doing: string, why?:
  */
 interface Channel {
   native: Rdkafka.Producer;
+  /** librdkafka's `message.timeout.ms` for this producer: how long a message may be in flight. */
+  messageTimeoutMs: number;
   /** The first failure reported for the batch under way, if any. */
   failure: VigilError | undefined;
+  /** Failure reports received so far: they reach JavaScript at most 100 per turn of the event loop. */
+  reports: number;
   /** Settles when the batch under way (and every one before it) is done. */
   turn: Promise<void>;
 }
@@ -221,6 +225,7 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   // emitter asks for one).
   const producers = new Map<string, Promise<Channel>>();
   const headerCache = new WeakMap<IHeaders, LibrdkafkaHeader[]>();
+  let closing: Promise<void> | undefined;
 
   const load = async (): Promise<typeof Rdkafka> => {
     if (library) return library;
@@ -241,8 +246,9 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
     new Promise((resolve, reject) => {
       const { global, topic } = librdkafkaConfig(options, compression, acks);
       const native = new rdkafka.Producer(global, topic);
-      const channel: Channel = { native, failure: undefined, turn: Promise.resolve() };
+      const channel: Channel = { native, messageTimeoutMs: Number(topic['message.timeout.ms']), failure: undefined, reports: 0, turn: Promise.resolve() };
       native.on('delivery-report', (error, report) => {
+        channel.reports++;
         if (error) channel.failure ??= kafkaError(error, `delivery to ${report.topic}`);
       });
       native.on('event.error', (error) => logger?.warn({ err: { message: error.message, code: error.code } }, 'kafka (rdkafka) error'));
@@ -298,22 +304,35 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   };
 
   /**
-   * Resolves once every message handed to librdkafka is acknowledged or reported failed. node-rdkafka
-   * flushes on a thread of libuv's pool (the service's own: file system, DNS, zlib), so each wait
-   * is short and repeated rather than one that could hold a thread for the whole delivery timeout
-   * while Kafka is away. A failure's report reaches JavaScript through node-rdkafka's own wake-up,
-   * which may run just after the flush's callback: one turn of the event loop later it has.
+   * Resolves once every message handed to librdkafka is acknowledged or reported failed, and every
+   * failure's report has reached JavaScript. node-rdkafka flushes on a thread of libuv's pool (the
+   * service's own: file system, DNS, zlib), so each wait is short and repeated rather than one that
+   * could hold a thread for the whole delivery timeout while Kafka is away. librdkafka's flush
+   * returns only once every report was handed to node-rdkafka, whose wake-up brings them to
+   * JavaScript at most 100 per turn of the event loop: the wait ends at the first turn that brings
+   * none, so no report of this batch is left to count against the next.
    */
-  const flushed = async (native: Rdkafka.Producer): Promise<void> => {
-    // Messages time out after message.timeout.ms and are reported failed; the margin is for the report.
-    const deadline = performance.now() + (options.deliveryTimeoutMs ?? 30_000) + 5_000;
+  const flushed = async (channel: Channel, timeoutMs: number): Promise<void> => {
+    const { native } = channel;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const waitMs = Math.max(1, Math.min(FLUSH_SLICE_MS, Math.ceil(deadline - performance.now())));
-      const error = await new Promise<Rdkafka.LibrdKafkaError | undefined>((resolve) => native.flush(waitMs, (failure) => resolve(failure ?? undefined)));
+      const error = await new Promise<Rdkafka.LibrdKafkaError | Error | undefined>((resolve) => {
+        try {
+          native.flush(waitMs, (failure) => resolve(failure ?? undefined));
+        } catch (thrown) {
+          // Disconnected meanwhile: node-rdkafka throws rather than calling back.
+          resolve(thrown instanceof Error ? thrown : new Error(String(thrown)));
+        }
+      });
       if (error === undefined) break;
       if (!stillInFlight(error) || performance.now() >= deadline) throw kafkaError(error, 'flushing');
     }
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    let seen: number;
+    do {
+      seen = channel.reports;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    } while (channel.reports !== seen);
   };
 
   return {
@@ -345,28 +364,33 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
           // whole batch again, and event ids make the copies harmless.
           channel.failure ??= error instanceof VigilError ? error : kafkaError(error as Error, 'producing');
         }
-        await flushed(channel.native);
+        // Messages time out after message.timeout.ms and are reported failed; the margin is for the report.
+        await flushed(channel, channel.messageTimeoutMs + 5_000);
       } finally {
         release();
       }
       if (channel.failure) throw channel.failure;
     },
-    async disconnect() {
-      const opened = await Promise.allSettled([...producers.values()]);
-      producers.clear();
-      const closing = opened.flatMap((result) =>
-        result.status === 'fulfilled'
-          ? [
-              new Promise<void>((resolve) => {
-                const { native } = result.value;
-                if (!native.isConnected()) return resolve();
-                // What was handed over goes out first (sendBatch has waited for it anyway).
-                native.flush(options.deliveryTimeoutMs ?? 30_000, () => native.disconnect(() => resolve()));
-              }),
-            ]
-          : [],
-      );
-      await Promise.all(closing);
+    disconnect() {
+      // One close at a time: node-rdkafka never calls back a second disconnect of a producer.
+      closing ??= (async () => {
+        const opened = await Promise.allSettled([...producers.values()]);
+        producers.clear();
+        await Promise.all(
+          opened.map(async (result) => {
+            if (result.status !== 'fulfilled') return;
+            const channel = result.value;
+            if (!channel.native.isConnected()) return;
+            // What was handed over goes out first (sendBatch has waited for it anyway), in slices
+            // as sendBatch waits; then node-rdkafka's own flush before disconnecting finds nothing.
+            await flushed(channel, channel.messageTimeoutMs + 5_000).catch((error: unknown) => logger?.warn({ err: error }, 'kafka (rdkafka): closing with messages undelivered'));
+            await new Promise<void>((resolve) => channel.native.disconnect(0, () => resolve()));
+          }),
+        );
+      })().finally(() => {
+        closing = undefined;
+      });
+      return closing;
     },
   };
 }

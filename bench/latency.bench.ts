@@ -2,9 +2,11 @@
  * Detection latency on the real stack: event produced → its detection on the detections topic,
  * and → the webhook notification received, p50 and p99, at half the maximum sustained rate.
  *
- * One process runs the SDK emitter, the ingest pipeline (default rule pack, correlation), the
- * alerter with its notifier, a probe consumer on the detections topic and a loopback webhook
- * receiver. Phase 1 emits a fixed number of events as fast as the SDK takes them and measures
+ * One process runs the ingest pipeline (default rule pack, correlation), the alerter with its
+ * notifier, a probe consumer on the detections topic and a loopback webhook receiver; the SDK
+ * emitter runs in it too, or, with `BENCH_SDK_PROCESS=child`, in a child process of its own
+ * (bench/latency-sdk.child.ts), as a service's would, so that it does not share the pipeline's
+ * event loop. The traffic is bench/latency-traffic.ts either way. Phase 1 emits a fixed number of events as fast as the SDK takes them and measures
  * events indexed per second end to end (the maximum sustained rate). Phase 2 paces traffic at
  * half that rate; one event in every 100 is a JSON threat protection violation (a `match` rule)
  * from its own API consumer, so each becomes its own detection, its own alert and its own
@@ -24,17 +26,20 @@
  *
  * Targets: detection p99 <= 100 ms (issue 12; issue 2 asked for 250 ms), notification p99 <= 1 s (issue 2).
  */
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { join } from 'node:path';
 import type { Client } from '@elastic/elasticsearch';
 import type { RedisClient } from '../platform';
 import type { Consumer, Kafka } from 'kafkajs';
 import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
 import { createEmitter, type Emitter, type EmitterCompression } from '../ingest/sdk';
+import type { FromChild, ToChild } from './latency-sdk.child';
+import { TRIGGER_EVERY, trafficDriver, type TrafficDriver, type TrafficSink } from './latency-traffic';
 import { rdkafkaClient } from '../ingest/sdk/rdkafka';
 import type { Correlator, Notifier } from '../detectors';
 import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
@@ -48,8 +53,6 @@ import { isolatedNames } from './isolation';
 const PHASE1_EVENTS = positiveInteger(process.argv[2], 25_000, 'phase1Events');
 const PHASE2_SECONDS = positiveInteger(process.argv[3], 30, 'phase2Seconds');
 const PHASE2_RATE = process.argv[4] === undefined ? undefined : positiveInteger(process.argv[4], 1, 'phase2Rate');
-/** One trigger in every this many events. */
-const TRIGGER_EVERY = 100;
 const DETECTION_P99_TARGET_MS = 100;
 const NOTIFICATION_P99_TARGET_MS = 1000;
 /**
@@ -59,12 +62,10 @@ const NOTIFICATION_P99_TARGET_MS = 1000;
 const SDK_CLIENT = process.env.BENCH_SDK_CLIENT === 'rdkafka' ? 'rdkafka' : 'kafkajs';
 /** The SDK's compression (`BENCH_SDK_COMPRESSION`), else its client's default: gzip on kafkajs, LZ4 on librdkafka. */
 const SDK_COMPRESSION = process.env.BENCH_SDK_COMPRESSION as EmitterCompression | undefined;
+/** Where the SDK runs: in the bench's process (the default), or `BENCH_SDK_PROCESS=child`, a process of its own. */
+const SDK_PROCESS = process.env.BENCH_SDK_PROCESS === 'child' ? 'child' : 'same';
 /** The SDK's linger in this bench (its default is 50 ms): how long an event may wait for company. */
 const LINGER_MS = 5;
-/** Phase 1 emits this many events per turn of the event loop, so the pipeline runs in between. */
-const BURST = 250;
-/** How often the emitter's delivered count is read to stamp when Kafka acknowledged each trigger. */
-const ACK_SAMPLE_MS = 1;
 /** The default: each chunk's documents go to Elasticsearch at once (docs/pipeline.md). */
 const BULK_FLUSH_MS = 0;
 /** The probe's own fetch wait; the broker answers as soon as a byte arrives (minBytes 1) anyway. */
@@ -102,9 +103,7 @@ interface Trigger {
   phase: 1 | 2;
   consumerId: string;
   produced: number;
-  /** Its place in the emitter's buffer, counted from 1: it is sent once `delivered` reaches it. */
-  sequence: number;
-  /** Kafka acknowledged it (acks=-1), sampled every ACK_SAMPLE_MS from the emitter's delivered count. */
+  /** Kafka acknowledged it (acks=-1), sampled every millisecond from the emitter's delivered count. */
   acked?: number;
   /** Handed to correlation: the pipeline has fetched and parsed it. */
   consumed?: number;
@@ -133,8 +132,38 @@ const triggerByConsumer = new Map<string, Trigger>();
 /** What names a trigger in its alert's key: its consumer, or its IP (the threat rule keys on the IP when no user is proven). */
 const alertKeyOf = (key: Readonly<Record<string, string>>): string => key['actor.consumerId'] ?? key['client.ip'] ?? '';
 const plains = new Map<string, Plain>();
-/** Triggers not yet acknowledged by Kafka, oldest first. */
-const unacked: Trigger[] = [];
+/**
+ * Pipeline stamps of events the bench did not know yet: with the SDK in a child, an event's
+ * record comes over IPC every few milliseconds, and could in principle come after its indexing.
+ */
+const early = new Map<string, { consumed?: number; evaluated?: number; indexed?: number }>();
+const stampEarly = (id: string, stamp: 'consumed' | 'evaluated' | 'indexed', at: number): void => {
+  if (SDK_PROCESS !== 'child') return;
+  const stamps = early.get(id) ?? {};
+  stamps[stamp] ??= at;
+  early.set(id, stamps);
+};
+
+/** Files what the traffic emitted; times as performance.now() of this process. */
+const sink: TrafficSink = {
+  trigger(eventId, { phase, consumerId, ip, produced }) {
+    const trigger: Trigger = { phase, consumerId, produced, ...early.get(eventId) };
+    early.delete(eventId);
+    triggers.set(eventId, trigger);
+    triggerByConsumer.set(consumerId, trigger);
+    // The threat rule keys a detection with no user on its IP, one per trigger (see alertKeyOf).
+    triggerByConsumer.set(ip, trigger);
+  },
+  plain(eventId, { phase, family, produced }) {
+    const indexed = early.get(eventId)?.indexed;
+    early.delete(eventId);
+    plains.set(eventId, { phase, family, produced, ...(indexed === undefined ? {} : { indexed }) });
+  },
+  acked(eventId, at) {
+    const trigger = triggers.get(eventId);
+    if (trigger) trigger.acked ??= at;
+  },
+};
 const unmatched = { detections: 0, webhooks: 0, badSignatures: 0, otherRules: 0 };
 
 /**
@@ -148,12 +177,15 @@ function recordPipelineSteps(instrumentation: Instrumentation): void {
       if (stage === 'correlate') {
         const trigger = triggers.get(id);
         if (trigger) trigger.consumed ??= startedAt;
+        else if (!plains.has(id)) stampEarly(id, 'consumed', startedAt);
       } else if (stage === 'detect') {
         const trigger = triggers.get(id);
         if (trigger) trigger.evaluated ??= endedAt;
+        else if (!plains.has(id)) stampEarly(id, 'evaluated', endedAt);
       } else if (stage === 'index') {
         const known = triggers.get(id) ?? plains.get(id);
         if (known) known.indexed ??= endedAt;
+        else stampEarly(id, 'indexed', endedAt);
       }
     }
   });
@@ -211,88 +243,6 @@ async function startProbe(kafka: Kafka, config: Config): Promise<Consumer> {
   return probe;
 }
 
-/**
- * The traffic: gateway requests as pairs (an authN pass, then the invocation, sharing a request
- * id, so correlation joins them) that no default rule fires on, and every TRIGGER_EVERY-th
- * event a JSON threat protection failure from a consumer of its own.
- */
-function trafficSource(emitter: Emitter): (phase: 1 | 2) => void {
-  let count = 0;
-  let request = 0;
-  let pending: { requestId: string; user: number } | undefined;
-  const resource = (user: number) => ({ api: 'accounts-v1', method: 'GET', path: `/v1/accounts/${1000 + user}` }) as const;
-  const common = (user: number, requestId: string) => ({
-    correlation: { requestId, sessionId: `s-${id}-${user}` },
-    actor: { userId: `u-${user}`, consumerId: 'app-mobile-ios', tenantId: 'acme-bank' },
-    // Private addresses: no geo, so the location rules stay quiet; one per user, so per-IP rules do too.
-    client: { ip: `10.20.${Math.floor(user / 250)}.${(user % 250) + 1}`, userAgent: 'okhttp/4.12.0' },
-  });
-  return (phase) => {
-    count++;
-    if (count % TRIGGER_EVERY === 0) {
-      const consumerId = `bench-${id}-${count}`;
-      const eventId = `evt-${id}-${count}`;
-      const trigger: Trigger = { phase, consumerId, produced: performance.now(), sequence: count };
-      const ip = `10.30.${Math.floor(count / 25_000) % 250}.${(Math.floor(count / 100) % 250) + 1}`;
-      triggers.set(eventId, trigger);
-      triggerByConsumer.set(consumerId, trigger);
-      // The threat rule keys a detection with no user on its IP, one per trigger (see alertKeyOf).
-      triggerByConsumer.set(ip, trigger);
-      unacked.push(trigger);
-      emitter.policy({
-        id: eventId,
-        correlation: { requestId: `req-${id}-t${count}` },
-        actor: { consumerId },
-        client: { ip },
-        policy: {
-          kind: 'json_threat',
-          name: 'json-threat-protection',
-          outcome: 'fail',
-          reason: 'container_depth_exceeded',
-          group: 'payments',
-          resource: { api: 'payments-v2', method: 'POST', path: '/v2/payments' },
-        },
-      });
-      return;
-    }
-    const eventId = `evt-${id}-${count}`;
-    if (pending === undefined) {
-      const user = request % 1000;
-      pending = { requestId: `req-${id}-${request++}`, user };
-      plains.set(eventId, { phase, family: 'policy', produced: performance.now() });
-      emitter.policy({
-        id: eventId,
-        ...common(user, pending.requestId),
-        policy: { kind: 'authn', name: 'verify-oauth2-token', outcome: 'pass', authContext: 'oauth2', group: 'accounts', resource: resource(user) },
-      });
-      return;
-    }
-    const { requestId, user } = pending;
-    pending = undefined;
-    plains.set(eventId, { phase, family: 'invocation', produced: performance.now() });
-    emitter.invocation({
-      id: eventId,
-      ...common(user, requestId),
-      invocation: { resource: resource(user), route: '/v1/accounts/:id', status: 200, latencyMs: 18, group: 'accounts' },
-    });
-  };
-}
-
-/**
- * Stamps triggers as Kafka acknowledges them: the emitter sends its buffer in order and counts
- * what was delivered, so a trigger is acknowledged once `delivered` reaches its sequence.
- */
-function sampleAcks(emitter: Emitter): NodeJS.Timeout {
-  return setInterval(() => {
-    const { delivered } = emitter.stats();
-    const at = performance.now();
-    while (unacked.length > 0 && (unacked[0]?.sequence ?? Infinity) <= delivered) {
-      const trigger = unacked.shift();
-      if (trigger) trigger.acked = at;
-    }
-  }, ACK_SAMPLE_MS);
-}
-
 async function waitFor(what: string, done: () => boolean, timeoutMs: number): Promise<boolean> {
   const started = performance.now();
   while (!done()) {
@@ -315,16 +265,10 @@ interface Phase1 {
 }
 
 /** Phase 1: a fixed number of events as fast as the SDK takes them; events indexed per second. */
-async function measureMaxRate(pipeline: IngestPipeline, emitter: Emitter, next: (phase: 1 | 2) => void): Promise<Phase1> {
+async function measureMaxRate(pipeline: IngestPipeline, driver: TrafficDriver): Promise<Phase1> {
   const before = pipeline.stats().indexed;
   const started = performance.now();
-  for (let emitted = 0; emitted < PHASE1_EVENTS; ) {
-    for (let burst = 0; burst < BURST && emitted < PHASE1_EVENTS; burst++, emitted++) next(1);
-    // Hand the loop to the pipeline between bursts; hold back while Kafka is behind the SDK.
-    if (emitter.stats().buffered > 5_000) await emitter.flush();
-    else await nextTurn();
-  }
-  await emitter.flush();
+  await driver.burst(1, PHASE1_EVENTS);
   const emitted = performance.now();
   if (!(await waitFor('phase 1 to be indexed', () => pipeline.stats().indexed - before >= PHASE1_EVENTS, 120_000))) {
     throw new Error(`phase 1: ${pipeline.stats().indexed - before} of ${PHASE1_EVENTS} indexed`);
@@ -341,22 +285,67 @@ interface Phase2 {
   loopDelayMax: number;
 }
 
-/** Phase 2: paced at `rate` events/s for PHASE2_SECONDS, emitting what is due every millisecond or so. */
-async function pacedRun(next: (phase: 1 | 2) => void, rate: number): Promise<Phase2> {
+/** Phase 2: paced at `rate` events/s for PHASE2_SECONDS; the event-loop delay is this process's (the pipeline's). */
+async function pacedRun(driver: TrafficDriver, rate: number): Promise<Phase2> {
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   const started = performance.now();
-  const end = started + PHASE2_SECONDS * 1000;
-  let emitted = 0;
-  for (let now = started; now < end; now = performance.now()) {
-    const due = Math.floor(((now - started) / 1000) * rate);
-    // The emitter sends on its own: lingerMs after the first event it holds.
-    for (; emitted < due; emitted++) next(2);
-    await sleep(1);
-  }
+  const emitted = await driver.paced(rate, PHASE2_SECONDS);
   const seconds = (performance.now() - started) / 1000;
   loop.disable();
   return { events: emitted, seconds, rate: emitted / seconds, loopDelayP99: loop.percentile(99) / 1e6, loopDelayMax: loop.max / 1e6 };
+}
+
+/**
+ * The SDK in a child process (bench/latency-sdk.child.ts), driven over IPC: what it emitted comes
+ * back with epoch times, filed through `sink` as this process's performance.now().
+ */
+async function childDriver(config: Config): Promise<TrafficDriver> {
+  const child = fork(join(__dirname, 'latency-sdk.child.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const local = (at: number): number => at - performance.timeOrigin;
+  let waiting: { type: FromChild['type']; resolve: (message: FromChild) => void; reject: (error: Error) => void } | undefined;
+  child.on('message', (message: FromChild) => {
+    if (message.type === 'triggers') for (const [eventId, phase, consumerId, ip, produced] of message.list) sink.trigger(eventId, { phase, consumerId, ip, produced: local(produced) });
+    else if (message.type === 'plains') for (const [eventId, phase, family, produced] of message.list) sink.plain(eventId, { phase, family, produced: local(produced) });
+    else if (message.type === 'acked') for (const [eventId, at] of message.list) sink.acked(eventId, local(at));
+    else if (waiting?.type === message.type) {
+      const { resolve } = waiting;
+      waiting = undefined;
+      resolve(message);
+    }
+  });
+  child.on('exit', (code) => waiting?.reject(new Error(`the SDK's child process exited (code ${code}) while the bench waited for '${waiting.type}'`)));
+  const ask = (message: ToChild, answer: FromChild['type']): Promise<FromChild> =>
+    new Promise((resolve, reject) => {
+      waiting = { type: answer, resolve, reject };
+      child.send(message);
+    });
+  await ask(
+    {
+      type: 'start',
+      id,
+      brokers: config.kafka.brokers,
+      topics: { policy: config.topics.policy, invocation: config.topics.invocation, device: config.topics.device },
+      client: SDK_CLIENT,
+      ...(SDK_COMPRESSION ? { compression: SDK_COMPRESSION } : {}),
+      lingerMs: LINGER_MS,
+    },
+    'ready',
+  );
+  return {
+    async burst(phase, count) {
+      await ask({ type: 'burst', phase, count }, 'done');
+    },
+    async paced(rate, seconds) {
+      const done = await ask({ type: 'paced', rate, seconds }, 'done');
+      return done.type === 'done' ? (done.emitted ?? 0) : 0;
+    },
+    async close() {
+      const closed = await ask({ type: 'close' }, 'closed');
+      if (closed.type !== 'closed') throw new Error('the SDK\'s child process did not report its stats');
+      return closed.stats;
+    },
+  };
 }
 
 async function cleanup(kafka: Kafka, elasticsearch: Client, redis: RedisClient, config: Config): Promise<void> {
@@ -390,8 +379,7 @@ async function main(): Promise<void> {
   let vigil: Vigil | undefined;
   let pipeline: IngestPipeline | undefined;
   let probe: Consumer | undefined;
-  let emitter: Emitter | undefined;
-  let acks: NodeJS.Timeout | undefined;
+  let driver: TrafficDriver | undefined;
   let results:
     | {
         phase1: Phase1;
@@ -423,21 +411,25 @@ async function main(): Promise<void> {
     const notifier = vigil.notifier as Notifier;
     await vigil.start(); // creates the topics, so the consumers below find them
     probe = await startProbe(kafka, config);
-    emitter = createEmitter({
-      kafka: SDK_CLIENT === 'rdkafka' ? rdkafkaClient({ brokers: config.kafka.brokers, clientId: `bench-lat-${id}` }) : kafka,
-      topics: { policy: config.topics.policy, invocation: config.topics.invocation, device: config.topics.device },
-      source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${id}`, environment: 'bench' },
-      lingerMs: LINGER_MS,
-      maxBuffer: 50_000,
-      logger,
-      ...(SDK_COMPRESSION ? { compression: SDK_COMPRESSION } : {}),
-    });
-    const next = trafficSource(emitter);
-    acks = sampleAcks(emitter);
+    driver =
+      SDK_PROCESS === 'child'
+        ? await childDriver(config)
+        : trafficDriver(
+            createEmitter({
+              kafka: SDK_CLIENT === 'rdkafka' ? rdkafkaClient({ brokers: config.kafka.brokers, clientId: `bench-lat-${id}` }) : kafka,
+              topics: { policy: config.topics.policy, invocation: config.topics.invocation, device: config.topics.device },
+              source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${id}`, environment: 'bench' },
+              lingerMs: LINGER_MS,
+              maxBuffer: 50_000,
+              logger,
+              ...(SDK_COMPRESSION ? { compression: SDK_COMPRESSION } : {}),
+            }),
+            id,
+            sink,
+          );
 
     // Warm-up: every group joined, every connection open, one notification through end to end.
-    for (let index = 0; index < TRIGGER_EVERY; index++) next(1);
-    await emitter.flush();
+    await driver.burst(1, TRIGGER_EVERY);
     const warmedUp = (): boolean => notifiedAll(1) && pipeline?.stats().indexed === plains.size + triggers.size;
     if (!(await waitFor('the warm-up notification', warmedUp, 180_000))) {
       const stats = pipeline.stats();
@@ -447,18 +439,19 @@ async function main(): Promise<void> {
       );
     }
 
-    const phase1 = await measureMaxRate(pipeline, emitter, next);
+    const phase1 = await measureMaxRate(pipeline, driver);
     // The notifier delivers one destination's changes in order: let phase 1's drain first.
     await waitFor('phase 1 notifications', () => notifiedAll(1), SETTLE_TIMEOUT_MS);
     await notifier.drain();
 
-    const phase2 = await pacedRun(next, PHASE2_RATE ?? phase1.rate / 2);
+    const phase2 = await pacedRun(driver, PHASE2_RATE ?? phase1.rate / 2);
     const everything = plains.size + triggers.size;
     await waitFor('phase 2 indexed and notified', () => notifiedAll(2) && pipeline?.stats().indexed === everything, SETTLE_TIMEOUT_MS);
-    results = { phase1, phase2, stats: pipeline.stats(), notifier: notifier.stats(), correlation: { ...correlator.stats }, emitter: emitter.stats() };
+    const emitterStats = await driver.close();
+    driver = undefined;
+    results = { phase1, phase2, stats: pipeline.stats(), notifier: notifier.stats(), correlation: { ...correlator.stats }, emitter: emitterStats };
   } finally {
-    clearInterval(acks);
-    await emitter?.close();
+    await driver?.close();
     await probe?.disconnect();
     await vigil?.stop();
     await cleanup(kafka, elasticsearch, redis, config);
@@ -514,11 +507,19 @@ function report({
   const line = (label: string, span: { p50: number; p99: number; n: number }, note = ''): string =>
     `  ${label.padEnd(40)} p50 ${ms(span.p50)}   p99 ${ms(span.p99)}   n=${span.n}${note}`;
 
-  console.log(`detection latency on the real stack, one process (SDK, ingest, alerter, notifier, probe consumer, webhook receiver)`);
+  console.log(
+    SDK_PROCESS === 'child'
+      ? 'detection latency on the real stack: the SDK in a process of its own; ingest, alerter, notifier, probe consumer and webhook receiver in one'
+      : 'detection latency on the real stack, one process (SDK, ingest, alerter, notifier, probe consumer, webhook receiver)',
+  );
   console.log(`settings: SDK on ${SDK_CLIENT} (compression ${SDK_COMPRESSION ?? "the client's default"}), lingerMs ${LINGER_MS}, VIGIL_BULK_FLUSH_MS ${BULK_FLUSH_MS}, default rule pack, 1 trigger (JSON threat violation, own consumer) per ${TRIGGER_EVERY} events`);
   console.log('Latency targets are in milliseconds, so the absolute figures are the result; they move with the machine and its load.');
   console.log('The ratio to the baseline (a plain event produced -> indexed, measured in this run) is the figure to compare across machines.');
-  console.log('One process hosts every part, so they share one event loop (its delay is printed); separate processes would queue less.');
+  console.log(
+    SDK_PROCESS === 'child'
+      ? "The pipeline's process hosts every part but the SDK (its event-loop delay is printed)."
+      : 'One process hosts every part, so they share one event loop (its delay is printed); BENCH_SDK_PROCESS=child gives the SDK a process of its own.',
+  );
   console.log('');
   console.log(`phase 1, maximum sustained rate   ${Math.round(phase1.rate)} events/s   (${phase1.events} events, first emit to all indexed in ${phase1.seconds.toFixed(1)} s; the SDK took them in ${phase1.emitSeconds.toFixed(1)} s)`);
   console.log(`phase 2, paced at ${PHASE2_RATE === undefined ? 'half of it     ' : 'the rate given '} ${Math.round(phase2.rate)} events/s   (${phase2.events} events in ${phase2.seconds.toFixed(1)} s; event-loop delay p99 ${phase2.loopDelayP99.toFixed(1)} ms, max ${phase2.loopDelayMax.toFixed(0)} ms)`);

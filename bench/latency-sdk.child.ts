@@ -7,9 +7,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Kafka, logLevel } from 'kafkajs';
-import { createEmitter, type Emitter, type EmitterCompression } from '../ingest/sdk';
+import type { Emitter, EmitterCompression } from '../ingest/sdk';
 import { rdkafkaClient } from '../ingest/sdk/rdkafka';
-import { trafficDriver, type TrafficDriver } from './latency-traffic';
+import { trafficDriver, trafficEmitter, type TrafficDriver } from './latency-traffic';
 
 /** What the bench tells the child. */
 export type ToChild =
@@ -53,14 +53,7 @@ async function handle(message: ToChild): Promise<void> {
         message.client === 'rdkafka'
           ? rdkafkaClient({ brokers: message.brokers, clientId: `bench-lat-${message.id}` })
           : new Kafka({ brokers: [...message.brokers], clientId: `bench-lat-${message.id}`, logLevel: logLevel.ERROR });
-      const emitter = createEmitter({
-        kafka,
-        topics: message.topics,
-        source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${message.id}`, environment: 'bench' },
-        lingerMs: message.lingerMs,
-        maxBuffer: 50_000,
-        ...(message.compression ? { compression: message.compression } : {}),
-      });
+      const emitter = trafficEmitter(kafka, message.id, message.topics, { lingerMs: message.lingerMs, ...(message.compression ? { compression: message.compression } : {}) });
       driver = trafficDriver(emitter, message.id, {
         trigger: (eventId, { phase, consumerId, ip, produced }) => void triggers.push([eventId, phase, consumerId, ip, epoch(produced)]),
         plain: (eventId, { phase, family, produced }) => void plains.push([eventId, phase, family, epoch(produced)]),

@@ -9,7 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Emitter } from '../ingest/sdk';
+import { createEmitter, type Emitter, type EmitterCompression, type EmitterKafka, type SdkLogger } from '../ingest/sdk';
 import { sleep } from '../platform/retry';
 
 /** One trigger in every this many events. */
@@ -35,6 +35,24 @@ export interface TrafficDriver {
   paced(rate: number, seconds: number): Promise<number>;
   /** Stops sampling acknowledgements and closes the emitter; its final stats. */
   close(): Promise<ReturnType<Emitter['stats']>>;
+}
+
+/** The bench's emitter for run `id`: an edge gateway emitting to `topics`, wherever it runs. */
+export function trafficEmitter(
+  kafka: EmitterKafka,
+  id: string,
+  topics: { policy: string; invocation: string; device: string },
+  options: { lingerMs: number; compression?: EmitterCompression; logger?: SdkLogger },
+): Emitter {
+  return createEmitter({
+    kafka,
+    topics,
+    source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${id}`, environment: 'bench' },
+    lingerMs: options.lingerMs,
+    maxBuffer: 50_000,
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.compression ? { compression: options.compression } : {}),
+  });
 }
 
 /** The traffic of run `id` through `emitter`, told to `sink`. */

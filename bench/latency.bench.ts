@@ -37,9 +37,9 @@ import type { RedisClient } from '../platform';
 import type { Consumer, Kafka } from 'kafkajs';
 import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
-import { createEmitter, type Emitter, type EmitterCompression } from '../ingest/sdk';
+import type { Emitter, EmitterCompression } from '../ingest/sdk';
 import type { FromChild, ToChild } from './latency-sdk.child';
-import { TRIGGER_EVERY, trafficDriver, type TrafficDriver, type TrafficSink } from './latency-traffic';
+import { TRIGGER_EVERY, trafficDriver, trafficEmitter, type TrafficDriver, type TrafficSink } from './latency-traffic';
 import { rdkafkaClient } from '../ingest/sdk/rdkafka';
 import type { Correlator, Notifier } from '../detectors';
 import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
@@ -415,15 +415,12 @@ async function main(): Promise<void> {
       SDK_PROCESS === 'child'
         ? await childDriver(config)
         : trafficDriver(
-            createEmitter({
-              kafka: SDK_CLIENT === 'rdkafka' ? rdkafkaClient({ brokers: config.kafka.brokers, clientId: `bench-lat-${id}` }) : kafka,
-              topics: { policy: config.topics.policy, invocation: config.topics.invocation, device: config.topics.device },
-              source: { service: 'edge-gateway-bench', kind: 'gateway', instance: `gw-${id}`, environment: 'bench' },
-              lingerMs: LINGER_MS,
-              maxBuffer: 50_000,
-              logger,
-              ...(SDK_COMPRESSION ? { compression: SDK_COMPRESSION } : {}),
-            }),
+            trafficEmitter(
+              SDK_CLIENT === 'rdkafka' ? rdkafkaClient({ brokers: config.kafka.brokers, clientId: `bench-lat-${id}` }) : kafka,
+              id,
+              { policy: config.topics.policy, invocation: config.topics.invocation, device: config.topics.device },
+              { lingerMs: LINGER_MS, logger, ...(SDK_COMPRESSION ? { compression: SDK_COMPRESSION } : {}) },
+            ),
             id,
             sink,
           );

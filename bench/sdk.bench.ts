@@ -302,19 +302,27 @@ async function delivery(): Promise<void> {
       batchBytes += size;
     }
 
-    const raw = async (compression: number): Promise<Rate> => {
-      const producer = live.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
-      await producer.connect();
+    /** Times `deliver` (every message acknowledged when it resolves): wall, this process's and the broker's CPU, the broker's log growth. */
+    const timed = async (deliver: () => Promise<void>): Promise<Rate> => {
       const started = performance.now();
       const cpuStarted = cpuMs();
       const brokerStarted = brokerCpuMs();
       const storedStarted = topicLogBytes(topic);
-      for (const batch of batches) await producer.sendBatch({ acks: -1, compression, topicMessages: [{ topic, messages: batch }] });
+      await deliver();
       const elapsed = performance.now() - started;
       const cpu = cpuMs() - cpuStarted;
       const broker = brokerCpuMs() - brokerStarted;
+      const count = messages.length;
+      return { rate: (count / elapsed) * 1000, perCpuSecond: (count / cpu) * 1000, brokerUs: (broker / count) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / count };
+    };
+    const raw = async (compression: number): Promise<Rate> => {
+      const producer = live.producer({ allowAutoTopicCreation: false, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+      await producer.connect();
+      const measured = await timed(async () => {
+        for (const batch of batches) await producer.sendBatch({ acks: -1, compression, topicMessages: [{ topic, messages: batch }] });
+      });
       await producer.disconnect();
-      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / messages.length };
+      return measured;
     };
     /**
      * node-rdkafka's own loop: every message handed to librdkafka, then its queue flushed (the
@@ -332,54 +340,44 @@ async function delivery(): Promise<void> {
       producer.on('delivery-report', (error) => {
         if (error) failed++;
       });
-      const started = performance.now();
-      const cpuStarted = cpuMs();
-      const brokerStarted = brokerCpuMs();
-      const storedStarted = topicLogBytes(topic);
-      for (let n = 0; n < values.length; ) {
-        const message = values[n];
-        if (message === undefined) break;
-        try {
-          producer.produce(topic, null, message.value, message.key, null, undefined, headers.get(message.family));
-          n++;
-        } catch {
-          await sleep(5); // librdkafka's queue is full: let it send
+      const measured = await timed(async () => {
+        for (let n = 0; n < values.length; ) {
+          const message = values[n];
+          if (message === undefined) break;
+          try {
+            producer.produce(topic, null, message.value, message.key, null, undefined, headers.get(message.family));
+            n++;
+          } catch {
+            await sleep(5); // librdkafka's queue is full: let it send
+          }
         }
-      }
-      await new Promise<void>((resolve, reject) => producer.flush(60_000, (error) => (error ? reject(new Error(error.message)) : resolve())));
-      const elapsed = performance.now() - started;
-      const cpu = cpuMs() - cpuStarted;
-      const broker = brokerCpuMs() - brokerStarted;
+        await new Promise<void>((resolve, reject) => producer.flush(60_000, (error) => (error ? reject(new Error(error.message)) : resolve())));
+      });
       await new Promise<void>((resolve) => producer.disconnect(() => resolve()));
       if (failed > 0) throw new Error(`raw node-rdkafka: ${failed} of ${values.length} not delivered`);
-      return { rate: (messages.length / elapsed) * 1000, perCpuSecond: (messages.length / cpu) * 1000, brokerUs: (broker / messages.length) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / messages.length };
+      return measured;
     };
     const emitter = async (compression: EmitterCompression, client: EmitterKafka): Promise<Rate> => {
       const sdkEmitter = createEmitter({ kafka: client, source, topics, compression, maxBuffer: FEED_BUFFER });
-      const started = performance.now();
-      const cpuStarted = cpuMs();
-      const brokerStarted = brokerCpuMs();
-      const storedStarted = topicLogBytes(topic);
-      let n = 0;
-      while (n < sent.length) {
-        // A busy service emits until the emitter pushes back (a full buffer), then lets I/O run.
-        for (let room = FEED_BUFFER - sdkEmitter.stats().buffered; room > 0 && n < sent.length; room--, n++) {
-          const event = sent[n];
-          if (event === undefined) break;
-          const result =
-            event.family === 'policy' ? sdkEmitter.policy(event.input) : event.family === 'invocation' ? sdkEmitter.invocation(event.input) : sdkEmitter.device(event.input);
-          if (!result.accepted) throw new Error('the bench fed a full buffer');
+      const measured = await timed(async () => {
+        let n = 0;
+        while (n < sent.length) {
+          // A busy service emits until the emitter pushes back (a full buffer), then lets I/O run.
+          for (let room = FEED_BUFFER - sdkEmitter.stats().buffered; room > 0 && n < sent.length; room--, n++) {
+            const event = sent[n];
+            if (event === undefined) break;
+            const result =
+              event.family === 'policy' ? sdkEmitter.policy(event.input) : event.family === 'invocation' ? sdkEmitter.invocation(event.input) : sdkEmitter.device(event.input);
+            if (!result.accepted) throw new Error('the bench fed a full buffer');
+          }
+          await yieldToIo();
         }
-        await yieldToIo();
-      }
-      await sdkEmitter.flush();
-      const elapsed = performance.now() - started;
-      const cpu = cpuMs() - cpuStarted;
-      const broker = brokerCpuMs() - brokerStarted;
+        await sdkEmitter.flush();
+      });
       const { delivered } = sdkEmitter.stats();
       await sdkEmitter.close();
       if (delivered !== sent.length) throw new Error(`delivered ${delivered} of ${sent.length}`);
-      return { rate: (sent.length / elapsed) * 1000, perCpuSecond: (sent.length / cpu) * 1000, brokerUs: (broker / sent.length) * 1000, storedBytes: (topicLogBytes(topic) - storedStarted) / sent.length };
+      return measured;
     };
 
     // LZ4 only on librdkafka for the emitter (kafkajs writes it only with a codec package, which

@@ -25,10 +25,9 @@ RUN bash scripts/build.sh
 
 FROM ${NODE_IMAGE} AS runtime
 # Listen on every interface of the container, so the healthcheck and Prometheus reach it.
-# A 512 MB V8 heap limit: with Node's default (a quarter of the machine's memory) V8 lets garbage
-# pile up to several times the live heap (90-180 MB) before it collects. With this limit the
-# process peaked at 239-256 MB instead of 327-386 MB over 30,000 events, and at 452-476 MB instead
-# of 521-688 MB over 133,850 (docs/performance.md#memory).
+# A 512 MB V8 heap limit as a ceiling: vigil run itself keeps its heap's growth at 75 % of what is
+# live (VIGIL_HEAP_GROWTH_PERCENT), which held it at 275-284 MB over 133,850 events; the limit
+# bounds what a much larger live heap could reach (docs/operations.md, memory).
 # An environment variable, not a flag, so `docker run -e NODE_OPTIONS=...` replaces it.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-old-space-size=512 \

@@ -142,7 +142,7 @@ export const settings = {
   consumerGroup: setting('VIGIL_CONSUMER_GROUP', name.default('vigil-ingest'), NAME, 'The ingest consumer group. Instances with the same group share the partitions: partition N of the three event topics goes to one instance (see [scaling.md](scaling.md)).'),
   recentIds: setting(
     'VIGIL_RECENT_IDS',
-    int(0, 10_000_000).default(100_000),
+    int(0, 10_000_000).default(20_000),
     '0–10000000; `0` is off',
     'Event ids the ingest consumer remembers, with their content hash, once Elasticsearch acknowledged them and their offsets are committed (the oldest forgotten first; at most 64 Mi characters of ids). An event with a remembered id is decided before correlation, rules and indexing: the same content is a duplicate, other content an `id_conflict` dead letter. A forgotten id (a restart, another instance) goes through Elasticsearch as before (see [dead-letters.md](dead-letters.md#id-conflicts)).',
   ),
@@ -442,6 +442,12 @@ export const settings = {
     int(1000, 600_000).default(30_000),
     '1000–600000',
     'How long `vigil run` may take to stop on SIGTERM or SIGINT (finish and commit the chunk in hand, drain the notifier); past it, it exits with 1 (see [operations.md](operations.md#shutdown)).',
+  ),
+  heapGrowthPercent: setting(
+    'VIGIL_HEAP_GROWTH_PERCENT',
+    int(0, 300).default(75),
+    '0–300; `0` leaves V8 its own',
+    'How far V8 lets `vigil run`\'s heap grow past what the last full collection kept, in percent, before it collects again (V8\'s `--heap-growing-percent`, set when the process starts). Lower holds less memory for more collecting; `0` leaves V8\'s own growth, up to four times the live heap on a large machine (see [operations.md](operations.md#memory-the-heap-growth-and-the-heap-limit)).',
   ),
   consumerMaxRestarts: setting(
     'VIGIL_CONSUMER_MAX_RESTARTS',

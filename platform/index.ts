@@ -24,3 +24,4 @@ export * from './http-server';
 export * from './lifecycle';
 export * from './kafka/messages';
 export * from './memo';
+export * from './memory';

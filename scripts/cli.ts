@@ -5,7 +5,7 @@ import { exportJsonSchemas } from '../schemas';
 import { createAdapt, createVigil, type Role } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, loadConfig } from '../platform';
+import { ConfigError, applyHeapGrowth, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
 import { ReportRangeError, runReport } from './report';
@@ -107,6 +107,8 @@ function after<T>(ms: number, value: T): Promise<T> {
 async function run(roles?: readonly Role[]): Promise<number> {
   const config = loadConfig();
   const vigil = createVigil(config, roles ? { roles } : {});
+  // Process-wide, so here and not in createVigil: tests and embedders keep their own heap rules.
+  applyHeapGrowth(config.heapGrowthPercent, vigil.logger);
   const log = vigil.logger.child({ component: 'vigil' });
   const signalled = stopRequested();
   await vigil.start();
@@ -155,6 +157,7 @@ async function adapt(args: readonly string[]): Promise<number> {
   }
   const config = loadConfig();
   const running = createAdapt(config, { format, topic });
+  applyHeapGrowth(config.heapGrowthPercent, running.logger);
   const log = running.logger.child({ component: 'vigil' });
   const signalled = stopRequested();
   await running.start();

@@ -84,6 +84,8 @@ describe('vigil run', () => {
       expect(await run.exit).toBe(0);
       expect(lines(run.output(), /^stopping$/)).toHaveLength(1);
       expect(lines(run.output(), /^ingest pipeline stopped$/)).toHaveLength(1);
+      // VIGIL_HEAP_GROWTH_PERCENT's default reached V8 (platform/memory.ts; its effect: test/unit/memory.test.ts).
+      expect(lines(run.output(), /^heap growth set$/)).toEqual([expect.objectContaining({ heapGrowthPercent: 75 })]);
       expect(lines(run.output(), /Connection is closed/)).toEqual([]);
     } finally {
       run.child.kill('SIGKILL');

@@ -26,7 +26,7 @@ const DEFAULTS: Config = {
     replication: 1,
   },
   consumerGroup: 'vigil-ingest',
-  recentIds: 100_000,
+  recentIds: 20_000,
   indices: { prefix: 'vigil', shards: 1, replicas: 0, eventOriginal: false },
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   fetch: { maxBytesPerPartition: 262_144, maxBytes: 52_428_800, ahead: true },
@@ -54,6 +54,7 @@ const DEFAULTS: Config = {
   intake: { host: '127.0.0.1', port: 9465, topic: 'vigil.raw.kong', maxBodyBytes: 8_388_608, requestsPerSecond: 50, burst: 100 },
   adapt: { kind: 'gateway' },
   shutdownTimeoutMs: 30_000,
+  heapGrowthPercent: 75,
   consumerMaxRestarts: 5,
   logLevel: 'info',
   risk: { threshold: 100, halfLifeMs: 21_600_000, scoreLow: 25, scoreMedium: 50, scoreHigh: 75, scoreCritical: 100, pagingSeverity: 'medium', severity: 'high' },
@@ -142,6 +143,7 @@ describe('loadConfig', () => {
       VIGIL_RISK_PAGING_SEVERITY: 'low',
       VIGIL_RISK_SEVERITY: 'critical',
       VIGIL_RECENT_IDS: '0',
+      VIGIL_HEAP_GROWTH_PERCENT: '0',
     });
     expect(config).toStrictEqual({
       kafka: { brokers: ['kafka-1:9092', 'kafka-2:9093'], clientId: 'vigil-test', sasl: { mechanism: 'none' }, tls: false },
@@ -185,6 +187,7 @@ describe('loadConfig', () => {
       intake: { host: '0.0.0.0', port: 9101, token: 'token-of-twenty-four-chars', topic: 'raw.kong', maxBodyBytes: 65_536, requestsPerSecond: 10, burst: 20 },
       adapt: { service: 'edge-kong-eu', kind: 'service', environment: 'production', instance: 'kong-1', groups: { default: 'edge' }, consumerGroup: 'adapt-1' },
       shutdownTimeoutMs: 5000,
+      heapGrowthPercent: 0,
       consumerMaxRestarts: 2,
       logLevel: 'debug',
       risk: { threshold: 80, halfLifeMs: 3_600_000, scoreLow: 20, scoreMedium: 40, scoreHigh: 60, scoreCritical: 80, pagingSeverity: 'low', severity: 'critical' },

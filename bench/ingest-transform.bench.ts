@@ -25,7 +25,8 @@ import {
 } from '../ingest';
 import { eventSchema, type Family, type VigilEvent } from '../schemas';
 import { fastMessage } from '../ingest/sdk/fast-check';
-import { referenceContentHash, referenceFindPrototypeKey } from '../test/support/hot-path-reference';
+import { RecentIds } from '../ingest/recent-ids';
+import { ReferenceRecentIds, referenceContentHash, referenceFindPrototypeKey } from '../test/support/hot-path-reference';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import type { Emitter } from '../ingest/sdk';
 import { recordingEmitter } from './recording-emitter';
@@ -131,8 +132,24 @@ async function main(): Promise<void> {
   }
   const texts = messages.map((message) => message.toString('utf8'));
   const ips = events.flatMap((event) => (event.client.ip === undefined ? [] : [event.client.ip]));
+  // The ingest consumer's memory of acknowledged ids at its default bound, full: a look-up and a
+  // remember per event, each pass under an index of its own (the ids are new, as in a pipeline,
+  // so every remember evicts the oldest).
+  const heldIds = 20_000;
+  const hash = 'f'.repeat(64);
+  const rememberIn = (memory: { get(index: string, id: string): unknown; remember(index: string, id: string, hash: string): void }): ((event: VigilEvent) => void) => {
+    let remembered = 0;
+    return (event) => {
+      const index = `vigil-events-policy-pass-${Math.floor(remembered++ / events.length)}`;
+      memory.get(index, event.id);
+      memory.remember(index, event.id, hash);
+    };
+  };
+  const recentBefore = new ReferenceRecentIds(heldIds);
+  const recentNow = new RecentIds(heldIds);
   const rows: Array<[string, { old: number; now: number; ratio: number }]> = [
     ['content hash (canonical JSON + SHA-256)', sideBySide(events, referenceContentHash, contentHash)],
+    [`recent ids: look-up + remember, ${heldIds} held`, sideBySide(events, rememberIn(recentBefore), rememberIn(recentNow))],
     [
       '`__proto__` check of a parsed message',
       sideBySide(

@@ -226,3 +226,51 @@ function referenceCanonicalEvent(record: Record<string, unknown>, text: string):
   }
   return written === text ? (record as unknown as VigilEvent) : undefined;
 }
+
+/**
+ * ingest/recent-ids.ts's `RecentIds` as it was before its eviction kept one iterator (issue 12):
+ * each eviction took the oldest entry from a fresh `entries()` iterator. Same answers, held to by
+ * test/unit/recent-ids.test.ts; bench/ingest-transform.bench.ts times the two side by side.
+ */
+export class ReferenceRecentIds {
+  private readonly entries = new Map<string, string>();
+  private characters = 0;
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly maxCharacters = 64 * 1024 * 1024,
+  ) {}
+
+  get(index: string, id: string): string | undefined {
+    return this.entries.get(`${index}\u0000${id}`);
+  }
+
+  remember(index: string, id: string, contentHash: string): void {
+    if (this.maxEntries === 0) return;
+    const key = `${index}\u0000${id}`;
+    const cost = key.length + contentHash.length;
+    if (cost > this.maxCharacters) return;
+    const previous = this.entries.get(key);
+    if (previous !== undefined) {
+      this.entries.delete(key);
+      this.characters -= key.length + previous.length;
+    }
+    this.entries.set(key, contentHash);
+    this.characters += cost;
+    while (this.entries.size > this.maxEntries || this.characters > this.maxCharacters) {
+      const oldest = this.entries.entries().next();
+      if (oldest.done === true) break;
+      const [oldestKey, oldestHash] = oldest.value;
+      this.entries.delete(oldestKey);
+      this.characters -= oldestKey.length + oldestHash.length;
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get heldCharacters(): number {
+    return this.characters;
+  }
+}

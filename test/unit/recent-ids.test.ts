@@ -1,4 +1,5 @@
 import { RecentIds } from '../../ingest/recent-ids';
+import { ReferenceRecentIds } from '../support/hot-path-reference';
 
 const HASH_A = 'a'.repeat(64);
 const HASH_B = 'b'.repeat(64);
@@ -52,4 +53,43 @@ describe('the memory of acknowledged event ids', () => {
     expect(memory.size).toBe(0);
     expect(memory.get('index', 'e-1')).toBeUndefined();
   });
+
+  // The eviction keeps one iterator from one eviction to the next (recent-ids.ts): across the
+  // map's rebuilds, ids remembered again and the character bound, it must forget exactly what the
+  // fresh-iterator version forgot, in the same order.
+  it('forgets exactly what the implementation before forgot, over 60,000 mixed operations', () => {
+    let seed = 20261204;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (const [maxEntries, maxCharacters] of [
+      [500, undefined],
+      [2000, 60_000],
+    ] as const) {
+      const now = new RecentIds(maxEntries, maxCharacters);
+      const before = new ReferenceRecentIds(maxEntries, maxCharacters);
+      const seen: string[] = [];
+      for (let step = 0; step < 30_000; step++) {
+        const roll = random();
+        // A new id (some long), an id seen before remembered again with another hash, or a look-up.
+        const id = roll < 0.6 || seen.length === 0 ? `e-${step}${roll < 0.05 ? 'x'.repeat(Math.floor(random() * 3000)) : ''}` : (seen[Math.floor(random() * seen.length)] ?? 'e-0');
+        const index = random() < 0.5 ? 'vigil-events-policy-2026.12.04' : 'vigil-events-device-2026.12.04';
+        if (roll < 0.85) {
+          const hash = random() < 0.5 ? HASH_A : HASH_B;
+          now.remember(index, id, hash);
+          before.remember(index, id, hash);
+          seen.push(id);
+        }
+        expect(now.get(index, id)).toBe(before.get(index, id));
+        if (step % 499 === 0) {
+          expect([now.size, now.heldCharacters]).toEqual([before.size, before.heldCharacters]);
+          for (const probe of seen.slice(-100)) expect(now.get(index, probe)).toBe(before.get(index, probe));
+        }
+      }
+      expect(now.size).toBe(before.size);
+      expect(now.size).toBeGreaterThan(0);
+    }
+  });
 });
+

@@ -23,8 +23,8 @@ export class RecentIds {
    * over entries set after it was made, in insertion order, and skips deleted ones; everything
    * before its position was evicted by it, so its next entry is always the oldest one held. A
    * fresh iterator per eviction would start at the table's first slot and step over every entry
-   * deleted since the table was last rebuilt: thousands per eviction at the default bound, 13 µs
-   * of CPU per remembered id (docs/performance.md, "the recent ids' eviction").
+   * deleted since the table was last rebuilt: thousands per eviction at the default bound, 11 µs
+   * of CPU per remembered id (docs/performance.md, "The recent ids' eviction").
    */
   private oldestFirst: MapIterator<[string, string]> | undefined;
   private characters = 0;

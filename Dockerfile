@@ -25,9 +25,9 @@ RUN bash scripts/build.sh
 
 FROM ${NODE_IMAGE} AS runtime
 # Listen on every interface of the container, so the healthcheck and Prometheus reach it.
-# A 512 MB V8 heap limit as a ceiling: vigil run itself keeps its heap's growth at 75 % of what is
-# live (VIGIL_HEAP_GROWTH_PERCENT), which held it at 275-284 MB over 133,850 events; the limit
-# bounds what a much larger live heap could reach (docs/operations.md, memory).
+# A 512 MB V8 heap limit. Under it V8 caps its own heap growth at 1.4 times the live heap, tighter
+# than VIGIL_HEAP_GROWTH_PERCENT's 75 %, which vigil run then leaves to V8 (docs/operations.md,
+# memory); with Node's default limit V8 would let garbage pile up to four times the live heap.
 # An environment variable, not a flag, so `docker run -e NODE_OPTIONS=...` replaces it.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-old-space-size=512 \

@@ -447,7 +447,7 @@ export const settings = {
     'VIGIL_HEAP_GROWTH_PERCENT',
     int(0, 300).default(75),
     '0–300; `0` leaves V8 its own',
-    'How far V8 lets `vigil run`\'s heap grow past what the last full collection kept, in percent, before it collects again (V8\'s `--heap-growing-percent`, set when the process starts). Lower holds less memory for more collecting; `0` leaves V8\'s own growth, up to four times the live heap on a large machine (see [operations.md](operations.md#memory-the-heap-growth-and-the-heap-limit)).',
+    'How far V8 lets the heap of `vigil run` (and `vigil adapt`, `vigil intake`) grow past what the last full collection kept, in percent, before it collects again (V8\'s `--heap-growing-percent`, set when the process starts; V8 refuses it in `NODE_OPTIONS`). Set only under a heap limit of 2 GB or more, where V8 would let the heap grow up to fourfold; under a smaller limit V8\'s own growth is tighter and is kept, as is a `--heap-growing-percent` on Node\'s command line. Lower holds less memory for more collecting; `0` leaves V8\'s rule (see [operations.md](operations.md#memory-the-heap-growth-and-the-heap-limit)).',
   ),
   consumerMaxRestarts: setting(
     'VIGIL_CONSUMER_MAX_RESTARTS',

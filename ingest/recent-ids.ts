@@ -17,7 +17,7 @@
  * strings of bounded length, but a producer chooses them); the oldest entry is evicted first.
  */
 export class RecentIds {
-  private readonly entries = new Map<string, string>();
+  protected readonly entries = new Map<string, string>();
   /**
    * Walks the entries oldest first, kept from one eviction to the next. A map iterator goes on
    * over entries set after it was made, in insertion order, and skips deleted ones; every entry
@@ -60,18 +60,25 @@ export class RecentIds {
     this.entries.set(key, contentHash);
     this.characters += cost;
     while (this.entries.size > this.maxEntries || this.characters > this.maxCharacters) {
-      this.oldestFirst ??= this.entries.entries();
-      const oldest = this.oldestFirst.next();
-      if (oldest.done === true) {
-        // Spent (an iterator that once said done stays done): the next eviction starts a new one.
-        this.oldestFirst = undefined;
-        if (this.entries.size === 0) break;
-        continue;
-      }
-      const [oldestKey, oldestHash] = oldest.value;
+      const oldest = this.oldest();
+      if (oldest === undefined) break;
+      const [oldestKey, oldestHash] = oldest;
       this.entries.delete(oldestKey);
       this.characters -= oldestKey.length + oldestHash.length;
     }
+  }
+
+  /** The oldest entry held, the next to be evicted; `undefined` when none is held. */
+  protected oldest(): [string, string] | undefined {
+    if (this.entries.size === 0) return undefined;
+    this.oldestFirst ??= this.entries.entries();
+    let next = this.oldestFirst.next();
+    if (next.done === true) {
+      // Spent (an iterator that once said done stays done): a new one starts at the oldest.
+      this.oldestFirst = this.entries.entries();
+      next = this.oldestFirst.next();
+    }
+    return next.done === true ? undefined : next.value;
   }
 
   /** How many ids are held. */

@@ -13,6 +13,7 @@ import {
   type MessageLimits,
 } from '../../ingest';
 import { fastMessage } from '../../ingest/sdk';
+import { RecentIds } from '../../ingest/recent-ids';
 import {
   SUPPORTED_SCHEMA_VERSIONS,
   describeIssues,
@@ -229,48 +230,13 @@ function referenceCanonicalEvent(record: Record<string, unknown>, text: string):
 
 /**
  * ingest/recent-ids.ts's `RecentIds` as it was before its eviction kept one iterator (issue 12):
- * each eviction took the oldest entry from a fresh `entries()` iterator. Same answers, held to by
+ * each eviction took the oldest entry from a fresh `entries()` iterator, which steps over every
+ * slot deleted since the map was last rebuilt. Same answers, held to by
  * test/unit/recent-ids.test.ts; bench/ingest-transform.bench.ts times the two side by side.
  */
-export class ReferenceRecentIds {
-  private readonly entries = new Map<string, string>();
-  private characters = 0;
-
-  constructor(
-    private readonly maxEntries: number,
-    private readonly maxCharacters = 64 * 1024 * 1024,
-  ) {}
-
-  get(index: string, id: string): string | undefined {
-    return this.entries.get(`${index}\u0000${id}`);
-  }
-
-  remember(index: string, id: string, contentHash: string): void {
-    if (this.maxEntries === 0) return;
-    const key = `${index}\u0000${id}`;
-    const cost = key.length + contentHash.length;
-    if (cost > this.maxCharacters) return;
-    const previous = this.entries.get(key);
-    if (previous !== undefined) {
-      this.entries.delete(key);
-      this.characters -= key.length + previous.length;
-    }
-    this.entries.set(key, contentHash);
-    this.characters += cost;
-    while (this.entries.size > this.maxEntries || this.characters > this.maxCharacters) {
-      const oldest = this.entries.entries().next();
-      if (oldest.done === true) break;
-      const [oldestKey, oldestHash] = oldest.value;
-      this.entries.delete(oldestKey);
-      this.characters -= oldestKey.length + oldestHash.length;
-    }
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
-  get heldCharacters(): number {
-    return this.characters;
+export class ReferenceRecentIds extends RecentIds {
+  protected override oldest(): [string, string] | undefined {
+    const first = this.entries.entries().next();
+    return first.done === true ? undefined : first.value;
   }
 }

@@ -22,10 +22,10 @@ export class RecentIds {
    * Walks the entries oldest first, kept from one eviction to the next. A map iterator goes on
    * over entries set after it was made, in insertion order, and skips deleted ones; every entry
    * before its position is deleted (evicted by it, or moved to the newest end when remembered
-   * again), so its next entry is always the oldest one held. A
-   * fresh iterator per eviction would start at the table's first slot and step over every entry
-   * deleted since the table was last rebuilt: thousands per eviction at the default bound, 11 µs
-   * of CPU per remembered id (docs/performance.md, "The recent ids' eviction").
+   * again), so its next entry is always the oldest one held. A fresh iterator per eviction would
+   * start at the table's first slot and step over every entry deleted since the table was last
+   * rebuilt: thousands per eviction at the default bound, 11 µs of CPU per remembered id
+   * (docs/performance.md, "The recent ids' eviction").
    */
   private oldestFirst: MapIterator<[string, string]> | undefined;
   private characters = 0;

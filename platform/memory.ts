@@ -47,11 +47,11 @@ function processEnvironment(): HeapGrowthEnvironment {
 export function applyHeapGrowth(percent: number, logger?: Logger, environment: HeapGrowthEnvironment = processEnvironment()): HeapGrowthOutcome {
   if (!Number.isInteger(percent) || percent < 0) throw new RangeError(`heap growth must be a whole number of percent from 0 up, got ${String(percent)}`);
   if (percent === 0) return { applied: false, why: 'off' };
-  const limitMb = Math.round(environment.heapSizeLimit / (1024 * 1024));
   if (environment.execArgv.some((flag) => /^--heap[-_]growing[-_]percent(=|$)/.test(flag))) {
     logger?.info({ heapGrowthPercent: percent }, "heap growth left to Node's command line (--heap-growing-percent given)");
     return { applied: false, why: 'command-line' };
   }
+  const limitMb = Math.round(environment.heapSizeLimit / (1024 * 1024));
   if (environment.heapSizeLimit < HEAP_GROWTH_MIN_LIMIT_BYTES) {
     logger?.info({ heapGrowthPercent: percent, heapLimitMb: limitMb }, `heap growth left to V8: under a heap limit of ${limitMb} MB its own growth is already tighter`);
     return { applied: false, why: 'heap-limit' };

@@ -47,7 +47,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -108,6 +108,8 @@ interface PathResult {
   ownCpuUs: number;
   elasticsearchCpuUs: number;
   redisCpuUs: number;
+  /** The Kafka broker, when it runs here (NaN otherwise): fetches, commits, dead letters and detections written. */
+  kafkaCpuUs: number;
   /** VmHWM of Vigil's process, MB (the largest of its instances); undefined for the ceiling. */
   peakRssMb?: number;
   /** VmHWM of each instance, MB. */
@@ -189,6 +191,29 @@ function peakRssMb(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) / 1024 : NaN;
 }
+
+/**
+ * The pid of the Kafka broker when it runs on this machine: the one process whose command line
+ * holds `kafka.Kafka` (the broker's main class). Kafka cannot say its own pid, so a broker
+ * elsewhere, or more than one here, leaves the column empty.
+ */
+function kafkaBrokerPid(): number | undefined {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let commandLine: string;
+    try {
+      commandLine = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone since the listing
+    }
+    if (commandLine.split('\0').includes('kafka.Kafka')) found.push(Number(entry));
+  }
+  return found.length === 1 ? found[0] : undefined;
+}
+
+/** CPU of a process that may not be known (`undefined`: not measured). */
+const cpuMicrosOf = (pid: number | undefined): number => (pid === undefined ? NaN : cpuMicros(pid));
 
 /** The pids of redis-server and Elasticsearch, as they report them (both run on this machine). */
 async function storePids(redis: RedisClient, elasticsearch: Client): Promise<{ redis: number; elasticsearch: number }> {
@@ -298,7 +323,7 @@ interface Stores {
   kafka: Kafka;
   elasticsearch: Client;
   redis: RedisClient;
-  pids: { redis: number; elasticsearch: number };
+  pids: { redis: number; elasticsearch: number; kafka: number | undefined };
   /** The Redis Cluster (BENCH_REDIS=cluster): a client of it and the pids of its masters. */
   cluster?: { redis: RedisClient; pids: number[] };
 }
@@ -369,6 +394,7 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], run: Vigil
     const log = createWriteStream(logFile);
     const redisBefore = redisCpuNow();
     const esBefore = cpuMicros(stores.pids.elasticsearch);
+    const kafkaBefore = cpuMicrosOf(stores.pids.kafka);
     progress(`${path}: vigil run${instances > 1 ? ` x ${instances}` : ''}`);
     const started = performance.now();
     const children = Array.from({ length: instances }, (_, index) => {
@@ -422,6 +448,7 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], run: Vigil
     }
     const redisCpu = redisCpuNow() - redisBefore;
     const esCpu = cpuMicros(stores.pids.elasticsearch) - esBefore;
+    const kafkaCpu = cpuMicrosOf(stores.pids.kafka) - kafkaBefore;
     progress(`${path}: counting`);
     const { count, storeBytes } = await settleIndices(elasticsearch, prefix);
     const deadLetterAdmin = kafka.admin();
@@ -438,6 +465,7 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], run: Vigil
       ownCpuUs: cpu / events,
       elasticsearchCpuUs: esCpu / events,
       redisCpuUs: redisCpu / events,
+      kafkaCpuUs: kafkaCpu / events,
       peakRssMb: Math.max(...rss),
       peakRssMbs: rss,
       instances,
@@ -476,6 +504,7 @@ async function runCeiling(stores: Stores, documents: readonly StoredDocument[], 
     let created = 0;
     const redisBefore = cpuMicros(pids.redis);
     const esBefore = cpuMicros(pids.elasticsearch);
+    const kafkaBefore = cpuMicrosOf(pids.kafka);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const stream = async (): Promise<void> => {
@@ -494,6 +523,7 @@ async function runCeiling(stores: Stores, documents: readonly StoredDocument[], 
     const cpu = process.cpuUsage(cpuBefore);
     const redisCpu = cpuMicros(pids.redis) - redisBefore;
     const esCpu = cpuMicros(pids.elasticsearch) - esBefore;
+    const kafkaCpu = cpuMicrosOf(pids.kafka) - kafkaBefore;
     const { count, storeBytes } = await settleIndices(elasticsearch, prefix);
     if (created !== documents.length) console.error(`ceiling: ${created} of ${documents.length} documents created`);
     const events = documents.length;
@@ -504,6 +534,7 @@ async function runCeiling(stores: Stores, documents: readonly StoredDocument[], 
       ownCpuUs: (cpu.user + cpu.system) / events,
       elasticsearchCpuUs: esCpu / events,
       redisCpuUs: redisCpu / events,
+      kafkaCpuUs: kafkaCpu / events,
       diskBytes: storeBytes / events,
       indexed: count,
       bodyBytes: bodyBytes / events,
@@ -562,6 +593,7 @@ interface Row {
   own: number;
   es: number;
   redis: number;
+  kafka: number;
   rss?: number;
   rssEach?: number[];
   disk: number;
@@ -574,13 +606,13 @@ function printTable(title: string, rows: readonly Row[]): void {
   const several = rows.some((row) => (row.instances ?? 1) > 1);
   console.log(`\n${title}`);
   console.log(
-    `| path | events/s | x ceiling |${several ? ' x 1 instance |' : ''} Vigil (or sender) CPU us/event${several ? ', all instances' : ''} | after first commit | Elasticsearch us/event | Redis us/event | peak RSS MB${several ? ' (each instance)' : ''} | on-disk B/event | first commit s |`,
+    `| path | events/s | x ceiling |${several ? ' x 1 instance |' : ''} Vigil (or sender) CPU us/event${several ? ', all instances' : ''} | after first commit | Elasticsearch us/event | Redis us/event | Kafka broker us/event | peak RSS MB${several ? ' (each instance)' : ''} | on-disk B/event | first commit s |`,
   );
-  console.log(`|---|---|---|${several ? '---|' : ''}---|---|---|---|---|---|---|`);
+  console.log(`|---|---|---|${several ? '---|' : ''}---|---|---|---|---|---|---|---|`);
   for (const row of rows) {
     const rss = row.rssEach !== undefined && row.rssEach.length > 1 ? row.rssEach.map((value) => cell(value)).join(' / ') : cell(row.rss);
     console.log(
-      `| ${row.label} | ${cell(row.rate)} | ${cell(row.ratio, 2)} |${several ? ` ${cell(row.scale, 2)} |` : ''} ${cell(row.own)} | ${cell(row.steady)} | ${cell(row.es)} | ${cell(row.redis, 1)} | ${rss} | ${cell(row.disk)} | ${cell(row.firstCommit, 1)} |`,
+      `| ${row.label} | ${cell(row.rate)} | ${cell(row.ratio, 2)} |${several ? ` ${cell(row.scale, 2)} |` : ''} ${cell(row.own)} | ${cell(row.steady)} | ${cell(row.es)} | ${cell(row.redis, 1)} | ${cell(row.kafka, 1)} | ${rss} | ${cell(row.disk)} | ${cell(row.firstCommit, 1)} |`,
     );
   }
 }
@@ -599,7 +631,7 @@ async function main(): Promise<void> {
       kafka,
       elasticsearch,
       redis,
-      pids: await storePids(redis, elasticsearch),
+      pids: { ...(await storePids(redis, elasticsearch)), kafka: kafkaBrokerPid() },
       ...(cluster === undefined ? {} : { cluster: { redis: cluster, pids: await clusterPids(cluster) } }),
     };
     const traffic = await makeTraffic(EVENTS);
@@ -654,6 +686,7 @@ async function main(): Promise<void> {
     own: result.ownCpuUs,
     es: result.elasticsearchCpuUs,
     redis: result.redisCpuUs,
+    kafka: result.kafkaCpuUs,
     disk: result.diskBytes,
     ...(result.peakRssMb === undefined ? {} : { rss: result.peakRssMb }),
     ...(result.peakRssMbs === undefined ? {} : { rssEach: result.peakRssMbs }),
@@ -685,6 +718,7 @@ async function main(): Promise<void> {
         own: medianOf(path, (row) => row.own),
         es: medianOf(path, (row) => row.es),
         redis: medianOf(path, (row) => row.redis),
+        kafka: medianOf(path, (row) => row.kafka),
         rss: medianOf(path, (row) => row.rss),
         disk: medianOf(path, (row) => row.disk),
         firstCommit: medianOf(path, (row) => row.firstCommit),
@@ -707,7 +741,7 @@ async function main(): Promise<void> {
   const bodies = rounds.flatMap((round) => (round.bodyBytes === undefined ? [] : [round.bodyBytes]));
   if (bodies.length > 0) console.log(`\nbulk body bytes per event (action line + document): ${median(bodies).toFixed(0)}; produced message value: ${producedBytes.toFixed(0)}`);
   console.log(`load average at the end ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
-  console.log('CPU: utime+stime deltas over each path from /proc (Elasticsearch and Redis are shared with anything else running here).');
+  console.log('CPU: utime+stime deltas over each path from /proc (Elasticsearch, Redis and the Kafka broker are shared with anything else running here; the broker\'s column is empty when it is not one local process).');
   if (failures.length > 0) {
     for (const failure of failures) console.error(`FAIL: ${failure}`);
     process.exitCode = 1;

@@ -437,7 +437,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     ? createFetchAheadRunner({
         ...runnerOptions,
         control: {
-          commit: (topic, partition, offset) => requireConsumer().commitOffsets([{ topic, partition, offset }]),
+          commit: (offsets) => requireConsumer().commitOffsets([...offsets]),
           pause: (topic, partition) => requireConsumer().pause([{ topic, partitions: [partition] }]),
           resume: (topic, partition) => requireConsumer().resume([{ topic, partitions: [partition] }]),
           seek: (topic, partition, offset) => requireConsumer().seek({ topic, partition, offset }),

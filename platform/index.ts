@@ -13,6 +13,7 @@ export * from './kafka/clients';
 export * from './kafka/codecs';
 export * from './kafka/partition-runner';
 export * from './kafka/fetch-ahead-runner';
+export * from './kafka/offset-commits';
 export * from './kafka/event-time-alignment';
 export * from './kafka/shared-watermark';
 export * from './kafka/co-partition-assigner';

@@ -1,12 +1,13 @@
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { errorMessage, isRetriable } from '../errors';
 import { partitionKey } from './event-time-alignment';
+import { OffsetCommits, type PartitionOffset } from './offset-commits';
 import { endsAtHighWatermark, notePushBack, type PartitionRunner, type PartitionRunnerOptions } from './partition-runner';
 
-/** What the fetch-ahead runner asks of its consumer: the group's commits, pauses and seeks, one partition at a time. */
+/** What the fetch-ahead runner asks of its consumer: the group's commits, pauses and seeks. */
 export interface FetchAheadControl {
-  /** Commits `offset` (the next message to read) for the partition. */
-  commit(topic: string, partition: number, offset: string): Promise<void>;
+  /** Commits the offsets (one per partition, each the next message to read) in one request. */
+  commit(offsets: readonly PartitionOffset[]): Promise<void>;
   /** Stops (resumes) fetching the partition; what was fetched stays in the runner's queue. */
   pause(topic: string, partition: number): void;
   resume(topic: string, partition: number): void;
@@ -28,7 +29,7 @@ export interface FetchAheadRunnerOptions extends PartitionRunnerOptions {
 export interface FetchAheadRunner extends PartitionRunner {
   /** A new assignment (kafkajs `GROUP_JOIN`): what was queued is dropped; kafkajs reads on from the committed offsets. */
   assigned(): void;
-  /** Resolves once no chunk is in hand (after {@link PartitionRunner.stop}: before the consumer disconnects). */
+  /** Resolves once no chunk is in hand and every commit queued was answered (after {@link PartitionRunner.stop}: before the consumer disconnects). */
   drain(): Promise<void>;
 }
 
@@ -64,7 +65,9 @@ interface Lane {
  * A partition runner that lets kafkajs fetch on while chunks are handled (issue 12): each batch is
  * queued and its offsets resolved at once, so kafkajs's next fetch starts without waiting for the
  * chunks of this one; a worker per partition hands the queue on in chunks, in order, and commits
- * each chunk's offset itself once it is acknowledged (kafkajs's auto-commit must be off).
+ * each chunk's offset itself once it is acknowledged (kafkajs's auto-commit must be off). The
+ * commit is not waited for: the partition's next chunk starts while it is out, and the offsets of
+ * the partitions that finish a chunk meanwhile go together in the next request (offset-commits.ts).
  *
  * Compared with {@link createPartitionRunner} (kafkajs fetches again only once every batch of the
  * last fetch is done with):
@@ -90,6 +93,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
   const timers = new Set<NodeJS.Timeout>();
   let pauses = 0;
   let stopped = false;
+  const commits = new OffsetCommits((offsets) => control.commit(offsets), logger);
   /** A handler's non-retriable error, thrown to kafkajs by the next batch until the next assignment. */
   let fatal: { error: unknown } | undefined;
 
@@ -254,13 +258,12 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
         resumeIfRoom(lane);
         const last = chunk[chunk.length - 1];
         if (last !== undefined) {
-          try {
-            await control.commit(topic, partition, (BigInt(last.offset) + 1n).toString());
-            committed?.();
-          } catch (error) {
-            // A later chunk's commit covers this one; a restart before it redoes the chunk.
-            logger.warn({ err: error, topic, partition, offset: last.offset }, `committing a chunk failed; the next chunk's commit covers it: ${errorMessage(error)}`);
-          }
+          // Not awaited: the next chunk starts now. Dropped unanswered if the partition is
+          // assigned again before the request goes (its new owner reads from the committed offset).
+          const offset: PartitionOffset = { topic, partition, offset: (BigInt(last.offset) + 1n).toString() };
+          void commits.commit(offset, () => lane.epoch === taken).then((done) => {
+            if (done) committed?.();
+          });
         }
         instrumentation?.emit('runner.chunk', { component, topic, partition, messages: chunk.length, durationMs: performance.now() - began });
         if (alignment) {
@@ -303,6 +306,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     },
     async drain() {
       await Promise.allSettled([...lanes.values()].flatMap((lane) => (lane.working ? [lane.working] : [])));
+      await commits.idle();
     },
   };
 }

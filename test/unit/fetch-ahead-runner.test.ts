@@ -21,14 +21,17 @@ function batch(topic: string, first: number, count: number, options: { highWater
   return { payload, resolved };
 }
 
-/** The consumer's side, recorded. */
-function control(options: { failCommit?: boolean } = {}): FetchAheadControl & { calls: string[] } {
+/** The consumer's side, recorded. With `gateCommits`, each commit request waits until `answer()` answers the oldest. */
+function control(options: { failCommit?: boolean; gateCommits?: boolean } = {}): FetchAheadControl & { calls: string[]; answer: () => void } {
   const calls: string[] = [];
+  const gates: (() => void)[] = [];
   return {
     calls,
-    commit: (topic, partition, offset) => {
-      calls.push(`commit ${topic}:${partition}@${offset}`);
-      return options.failCommit ? Promise.reject(new Error('the group is rebalancing')) : Promise.resolve();
+    answer: () => gates.shift()?.(),
+    commit: (offsets) => {
+      calls.push(`commit ${offsets.map(({ topic, partition, offset }) => `${topic}:${partition}@${offset}`).join(' ')}`);
+      if (options.failCommit) return Promise.reject(new Error('the group is rebalancing'));
+      return options.gateCommits ? new Promise<void>((resolve) => gates.push(resolve)) : Promise.resolve();
     },
     pause: (topic, partition) => void calls.push(`pause ${topic}:${partition}`),
     resume: (topic, partition) => void calls.push(`resume ${topic}:${partition}`),
@@ -98,7 +101,8 @@ describe('the fetch-ahead runner', () => {
     gated.release();
     await until(() => gated.chunks.length === 2, 'the second chunk');
     // Three wait beyond the chunk in hand until the next chunk takes two of them: under the bound.
-    expect(consumer.calls).toStrictEqual(['pause events:0', 'commit events:0@2', 'resume events:0']);
+    // The commit goes once the next chunk is taken (it is not waited for).
+    expect(consumer.calls).toStrictEqual(['pause events:0', 'resume events:0', 'commit events:0@2']);
     gated.release();
     await until(() => gated.chunks.length === 3, 'the third chunk');
     gated.release();
@@ -208,6 +212,68 @@ describe('the fetch-ahead runner', () => {
     await until(() => done.length === 1, 'the callback');
     expect(working.calls).toStrictEqual(['commit events:0@2']);
     other.stop();
+  });
+
+  it('starts a partition\'s next chunk while its commit is out, and commits what finished meanwhile together, each partition\'s latest offset', async () => {
+    const consumer = control({ gateCommits: true });
+    const gated = gatedHandler();
+    const done: string[] = [];
+    const handle = (chunk: Chunk): Promise<() => void> => gated.handle(chunk).then(() => () => void done.push(`${chunk.topic}@${chunk.messages.at(-1)?.offset ?? ''}`));
+    const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle, logger, control: consumer });
+    await runner.eachBatch(batch('events', 0, 6).payload);
+    await until(() => gated.waiting() === 1, 'the first chunk');
+    gated.release();
+    await until(() => consumer.calls.length === 1, 'the first commit');
+    // The commit is out, unanswered, and the next chunk is in hand already.
+    await until(() => gated.waiting() === 1 && gated.chunks.length === 2, 'the second chunk');
+    expect(consumer.calls).toStrictEqual(['commit events:0@2']);
+    gated.release();
+    await until(() => gated.chunks.length === 3, 'the third chunk');
+    await runner.eachBatch(batch('other', 0, 2).payload);
+    await until(() => gated.waiting() === 2, 'the other partition\'s chunk');
+    gated.release();
+    gated.release();
+    await until(() => gated.waiting() === 0, 'both chunks done');
+    await turn();
+    // Three chunks finished while the first commit was out: they wait for it.
+    expect(consumer.calls).toStrictEqual(['commit events:0@2']);
+    expect(done).toStrictEqual([]);
+    consumer.answer();
+    await until(() => consumer.calls.length === 2, 'the second commit');
+    expect(done).toStrictEqual(['events@1']);
+    // One request, one offset per partition, the newest.
+    expect(consumer.calls[1]).toBe('commit events:0@6 other:0@2');
+    runner.stop();
+    let drained = false;
+    const draining = runner.drain().then(() => (drained = true));
+    await turn();
+    // Stopping waits for the commit that is out.
+    expect(drained).toBe(false);
+    consumer.answer();
+    await draining;
+    expect(done).toStrictEqual(['events@1', 'events@3', 'events@5', 'other@1']);
+  });
+
+  it('drops a commit still waiting for its request when the partition is assigned again, and calls nothing for it', async () => {
+    const consumer = control({ gateCommits: true });
+    const gated = gatedHandler();
+    const done: string[] = [];
+    const handle = (chunk: Chunk): Promise<() => void> => gated.handle(chunk).then(() => () => void done.push(`${chunk.topic}@${chunk.messages.at(-1)?.offset ?? ''}`));
+    const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle, logger, control: consumer });
+    await runner.eachBatch(batch('events', 0, 4).payload);
+    await until(() => gated.waiting() === 1, 'the first chunk');
+    gated.release();
+    await until(() => gated.chunks.length === 2, 'the second chunk');
+    gated.release();
+    await until(() => gated.waiting() === 0, 'the second chunk done');
+    await turn();
+    // Its offset (4) waits behind the first commit when the group assigns the partition again.
+    runner.assigned();
+    consumer.answer();
+    runner.stop();
+    await runner.drain();
+    expect(consumer.calls).toStrictEqual(['commit events:0@2']);
+    expect(done).toStrictEqual(['events@1']);
   });
 
   it('keeps the messages of a partition that runs ahead in event time, and hands them on once the other caught up, without a fetch', async () => {

@@ -1,0 +1,91 @@
+import { errorMessage } from '../errors';
+import type { Logger } from '../logger';
+import { partitionKey } from './event-time-alignment';
+
+/** A partition's offset to commit: the next message to read. */
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/** One partition's latest offset waiting for a request, and who waits on it. */
+interface Waiting {
+  offset: PartitionOffset;
+  /** Asked just before the request: false drops the offset (its partition was assigned again since). */
+  current: () => boolean;
+  settle: ((committed: boolean) => void)[];
+}
+
+/**
+ * Group commit of consumer offsets: while one commit request is out, each partition's newest
+ * offset waits, and the offsets of every partition that waited go together in the next request
+ * (as the bulk indexer shares its requests). A partition's offsets only grow, so a newer one
+ * replaces the one waiting, and requests go one at a time, in order.
+ *
+ * Each commit is a request the broker writes to its offsets log: with event-time alignment the
+ * chunks are small (tens of events), and one request per chunk cost the broker more CPU per event
+ * than everything else the pipeline asked of it (docs/performance.md).
+ */
+export class OffsetCommits {
+  private readonly waiting = new Map<string, Waiting>();
+  private sending: Promise<void> | undefined;
+
+  constructor(
+    private readonly send: (offsets: readonly PartitionOffset[]) => Promise<void>,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Queues a partition's offset. Resolves `true` once it, or a later offset of the partition, is
+   * committed; `false` when its request failed (the partition's next commit covers it, and a
+   * restart before that redoes the chunk) or `current` said it was no longer current.
+   */
+  commit(offset: PartitionOffset, current: () => boolean): Promise<boolean> {
+    const key = partitionKey(offset.topic, offset.partition);
+    return new Promise<boolean>((resolve) => {
+      const waiting = this.waiting.get(key);
+      if (waiting === undefined) this.waiting.set(key, { offset, current, settle: [resolve] });
+      else {
+        waiting.offset = offset;
+        waiting.current = current;
+        waiting.settle.push(resolve);
+      }
+      this.sending ??= this.pump();
+    });
+  }
+
+  /** Resolves once nothing waits and no request is out. */
+  async idle(): Promise<void> {
+    while (this.sending !== undefined) await this.sending;
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      // One turn first: the offsets queued in the same turn (a fetch's partitions finishing
+      // together) share the first request too.
+      await Promise.resolve();
+      while (this.waiting.size > 0) {
+        const taken = [...this.waiting.values()];
+        this.waiting.clear();
+        const kept: Waiting[] = [];
+        for (const waiting of taken) {
+          if (waiting.current()) kept.push(waiting);
+          else for (const settle of waiting.settle) settle(false);
+        }
+        if (kept.length === 0) continue;
+        const offsets = kept.map((waiting) => waiting.offset);
+        let committed = true;
+        try {
+          await this.send(offsets);
+        } catch (error) {
+          committed = false;
+          this.logger.warn({ err: error, offsets }, `committing offsets failed; each partition's next commit covers it: ${errorMessage(error)}`);
+        }
+        for (const waiting of kept) for (const settle of waiting.settle) settle(committed);
+      }
+    } finally {
+      this.sending = undefined;
+    }
+  }
+}

@@ -49,6 +49,10 @@ const oddValues: unknown[] = [
   { undefinedMember: undefined, kept: true, nested: { gone: undefined } },
   { arrayWithHoles: [1, undefined, 3] },
   { lone: '\ud800', pair: '\ud83d\ude00', keyOrder: { ab: 1, aB: 2, 'a b': 3, Ab: 4 } },
+  // Code unit order where code points would differ (U+FFFF after a surrogate pair), in reverse,
+  // at the size sorted by insertion and one past it (sorted by Array.prototype.sort).
+  Object.fromEntries(['\uffff', '\ud83d\ude00', 'z', 'Z', '0', ...Array.from({ length: 19 }, (_, index) => `k${23 - index}`)].map((key, index) => [key, index])),
+  Object.fromEntries(['\uffff', '\ud83d\ude00', 'z', 'Z', '0', ...Array.from({ length: 20 }, (_, index) => `k${24 - index}`)].map((key, index) => [key, index])),
 ];
 
 describe('contentHash', () => {

@@ -339,7 +339,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     let created = 0;
     let duplicates = knownDuplicates;
     const rejected: Refused[] = [];
-    // What Elasticsearch acknowledged holds, per id, the hash it now stores; remembered once committed.
+    // What Elasticsearch acknowledged holds, per id, the hash it now stores; remembered once the
+    // chunk is done with (committed, or, fetching ahead, its commit queued: see the runners).
     const acknowledged: { item: HashedItem; storedHash: string }[] = [];
     const createdByFamily: Partial<Record<Family, number>> = {};
     results.forEach((result, position) => {

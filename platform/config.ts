@@ -144,7 +144,7 @@ export const settings = {
     'VIGIL_RECENT_IDS',
     int(0, 10_000_000).default(20_000),
     '0–10000000; `0` is off',
-    'Event ids the ingest consumer remembers, with their content hash, once Elasticsearch acknowledged them and their offsets are committed (the oldest forgotten first; at most 64 Mi characters of ids). An event with a remembered id is decided before correlation, rules and indexing: the same content is a duplicate, other content an `id_conflict` dead letter. A forgotten id (a restart, another instance) goes through Elasticsearch as before (see [dead-letters.md](dead-letters.md#id-conflicts)).',
+    'Event ids the ingest consumer remembers, with their content hash, once Elasticsearch acknowledged them and their chunk is done: its offsets committed, or, fetching ahead, queued for commit (the oldest forgotten first; at most 64 Mi characters of ids). An event with a remembered id is decided before correlation, rules and indexing: the same content is a duplicate, other content an `id_conflict` dead letter. A forgotten id (a restart, another instance) goes through Elasticsearch as before (see [dead-letters.md](dead-letters.md#id-conflicts)).',
   ),
   indices: {
     prefix: setting(

@@ -261,9 +261,16 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
           // Not awaited: the next chunk starts now. Dropped unanswered if the partition is
           // assigned again before the request goes (its new owner reads from the committed offset).
           const offset: PartitionOffset = { topic, partition, offset: (BigInt(last.offset) + 1n).toString() };
-          void commits.commit(offset, () => lane.epoch === taken).then((done) => {
-            if (done) committed?.();
-          });
+          void commits.commit(offset, () => lane.epoch === taken);
+        }
+        // Called now, not once the commit is answered: the partition's next chunk is already under
+        // way, and must see what this one did (the ingest consumer's memory of indexed ids). The
+        // chunk is done with whatever becomes of the commit: a redo of it (a commit dropped or
+        // failed, then a rebalance) finds its events acknowledged.
+        try {
+          committed?.();
+        } catch (error) {
+          logger.error({ err: error, topic, partition }, `a chunk's completion callback failed: ${errorMessage(error)}`);
         }
         instrumentation?.emit('runner.chunk', { component, topic, partition, messages: chunk.length, durationMs: performance.now() - began });
         if (alignment) {

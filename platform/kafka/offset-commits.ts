@@ -17,6 +17,15 @@ interface Waiting {
   settle: ((committed: boolean) => void)[];
 }
 
+/** Whether a waiting offset is still to be committed; a `current` that throws counts as no. */
+function isCurrent(waiting: Waiting): boolean {
+  try {
+    return waiting.current();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Group commit of consumer offsets: while one commit request is out, each partition's newest
  * offset waits, and the offsets of every partition that waited go together in the next request
@@ -47,6 +56,11 @@ export class OffsetCommits {
       const waiting = this.waiting.get(key);
       if (waiting === undefined) this.waiting.set(key, { offset, current, settle: [resolve] });
       else {
+        // An offset of an earlier assignment is not covered by this one: it is answered as dropped.
+        if (!isCurrent(waiting)) {
+          for (const settle of waiting.settle) settle(false);
+          waiting.settle = [];
+        }
         waiting.offset = offset;
         waiting.current = current;
         waiting.settle.push(resolve);
@@ -70,7 +84,7 @@ export class OffsetCommits {
         this.waiting.clear();
         const kept: Waiting[] = [];
         for (const waiting of taken) {
-          if (waiting.current()) kept.push(waiting);
+          if (isCurrent(waiting)) kept.push(waiting);
           else for (const settle of waiting.settle) settle(false);
         }
         if (kept.length === 0) continue;

@@ -65,7 +65,9 @@ export interface PartitionRunnerOptions {
    * Handles one chunk. Resolving means everything in it is acknowledged downstream, so its
    * offsets are committed; a retriable error pauses the partition and the chunk is fetched again;
    * any other error is the consumer's to crash on. It may resolve with a function, called once
-   * the chunk's offsets are committed (not when the commit fails and the chunk is fetched again).
+   * the chunk is done with: here, once its offsets are committed (not when the commit fails and
+   * the chunk is fetched again); the fetch-ahead runner, which does not wait for its commits,
+   * calls it when it queues the commit, unless the partition was assigned again meanwhile.
    */
   handle(chunk: Chunk): Promise<void | (() => void)>;
   /**

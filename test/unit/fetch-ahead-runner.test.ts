@@ -196,22 +196,30 @@ describe('the fetch-ahead runner', () => {
     expect(late.resolved).toStrictEqual([]);
   });
 
-  it('calls what a chunk resolved with only once its offset is committed', async () => {
+  it('calls what a chunk resolved with once the chunk is done and its commit queued, not for a chunk whose partition was assigned again while in hand', async () => {
+    // The commit fails: the chunk is done with all the same (its next chunk must see it).
     const failing = control({ failCommit: true });
     const done: string[] = [];
-    const runner = createFetchAheadRunner({ component: 'test', chunkSize: 10, handle: () => Promise.resolve(() => void done.push('committed')), logger, control: failing });
+    const handle = (chunk: Chunk): Promise<() => void> => Promise.resolve(() => void done.push(`${chunk.topic}@${chunk.messages.at(-1)?.offset ?? ''}`));
+    const runner = createFetchAheadRunner({ component: 'test', chunkSize: 10, handle, logger, control: failing });
     await runner.eachBatch(batch('events', 0, 2).payload);
     await until(() => failing.calls.length === 1, 'the commit');
-    await turn();
-    expect(done).toStrictEqual([]);
+    expect(done).toStrictEqual(['events@1']);
     runner.stop();
+    await runner.drain();
 
-    const working = control();
-    const other = createFetchAheadRunner({ component: 'test', chunkSize: 10, handle: () => Promise.resolve(() => void done.push('committed')), logger, control: working });
+    // Assigned again while the chunk is in hand: neither committed nor called.
+    const consumer = control();
+    const gated = gatedHandler();
+    const other = createFetchAheadRunner({ component: 'test', chunkSize: 10, handle: (chunk) => gated.handle(chunk).then(() => () => void done.push('stale')), logger, control: consumer });
     await other.eachBatch(batch('events', 0, 2).payload);
-    await until(() => done.length === 1, 'the callback');
-    expect(working.calls).toStrictEqual(['commit events:0@2']);
+    await until(() => gated.waiting() === 1, 'the chunk');
+    other.assigned();
+    gated.release();
     other.stop();
+    await other.drain();
+    expect(done).toStrictEqual(['events@1']);
+    expect(consumer.calls).toStrictEqual([]);
   });
 
   it('starts a partition\'s next chunk while its commit is out, and commits what finished meanwhile together, each partition\'s latest offset', async () => {
@@ -235,12 +243,12 @@ describe('the fetch-ahead runner', () => {
     gated.release();
     await until(() => gated.waiting() === 0, 'both chunks done');
     await turn();
-    // Three chunks finished while the first commit was out: they wait for it.
+    // Three chunks finished while the first commit was out: their commits wait for it, and each
+    // chunk was done with as it finished.
     expect(consumer.calls).toStrictEqual(['commit events:0@2']);
-    expect(done).toStrictEqual([]);
+    expect(done).toStrictEqual(['events@1', 'events@3', 'events@5', 'other@1']);
     consumer.answer();
     await until(() => consumer.calls.length === 2, 'the second commit');
-    expect(done).toStrictEqual(['events@1']);
     // One request, one offset per partition, the newest.
     expect(consumer.calls[1]).toBe('commit events:0@6 other:0@2');
     runner.stop();
@@ -251,10 +259,10 @@ describe('the fetch-ahead runner', () => {
     expect(drained).toBe(false);
     consumer.answer();
     await draining;
-    expect(done).toStrictEqual(['events@1', 'events@3', 'events@5', 'other@1']);
+    expect(consumer.calls).toHaveLength(2);
   });
 
-  it('drops a commit still waiting for its request when the partition is assigned again, and calls nothing for it', async () => {
+  it('drops a commit still waiting for its request when the partition is assigned again', async () => {
     const consumer = control({ gateCommits: true });
     const gated = gatedHandler();
     const done: string[] = [];
@@ -273,7 +281,7 @@ describe('the fetch-ahead runner', () => {
     runner.stop();
     await runner.drain();
     expect(consumer.calls).toStrictEqual(['commit events:0@2']);
-    expect(done).toStrictEqual(['events@1']);
+    expect(done).toStrictEqual(['events@1', 'events@3']);
   });
 
   it('keeps the messages of a partition that runs ahead in event time, and hands them on once the other caught up, without a fetch', async () => {

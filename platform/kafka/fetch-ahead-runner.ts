@@ -305,6 +305,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     },
     stop() {
       stopped = true;
+      commits.stop();
       alignment?.aligner.close();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();

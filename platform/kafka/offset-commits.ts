@@ -39,6 +39,7 @@ function isCurrent(waiting: Waiting): boolean {
 export class OffsetCommits {
   private readonly waiting = new Map<string, Waiting>();
   private sending: Promise<void> | undefined;
+  private stopping = false;
 
   constructor(
     private readonly send: (offsets: readonly PartitionOffset[]) => Promise<void>,
@@ -69,6 +70,15 @@ export class OffsetCommits {
     });
   }
 
+  /**
+   * The consumer is stopping: what waits still goes, but once a request fails nothing more is
+   * tried (each could spend kafkajs's retries again on the same coordinator, past the shutdown
+   * deadline); the chunks whose commits are dropped are redone at the next start.
+   */
+  stop(): void {
+    this.stopping = true;
+  }
+
   /** Resolves once nothing waits and no request is out. */
   async idle(): Promise<void> {
     while (this.sending !== undefined) await this.sending;
@@ -97,6 +107,10 @@ export class OffsetCommits {
           this.logger.warn({ err: error, offsets }, `committing offsets failed; each partition's next commit covers it: ${errorMessage(error)}`);
         }
         for (const waiting of kept) for (const settle of waiting.settle) settle(committed);
+        if (!committed && this.stopping) {
+          for (const waiting of this.waiting.values()) for (const settle of waiting.settle) settle(false);
+          this.waiting.clear();
+        }
       }
     } finally {
       this.sending = undefined;

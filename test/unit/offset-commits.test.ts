@@ -65,4 +65,24 @@ describe('OffsetCommits', () => {
     await commits.idle().then(() => (idle = true));
     expect(idle).toBe(true);
   });
+
+  it('once stopping, sends what waits, but after a failed request drops the rest rather than trying again', async () => {
+    const kafka = consumer();
+    const commits = new OffsetCommits(kafka.send, logger);
+    const out = commits.commit({ topic: 'a', partition: 0, offset: '2' }, () => true);
+    await turn();
+    const waiting = commits.commit({ topic: 'a', partition: 1, offset: '7' }, () => true);
+    commits.stop();
+    kafka.answer(new Error('the coordinator is away'));
+    await expect(out).resolves.toBe(false);
+    await expect(waiting).resolves.toBe(false);
+    await commits.idle();
+    expect(kafka.requests).toStrictEqual(['a:0@2']);
+    // What comes after a successful request still goes while stopping.
+    const last = commits.commit({ topic: 'a', partition: 1, offset: '9' }, () => true);
+    await turn();
+    kafka.answer();
+    await expect(last).resolves.toBe(true);
+    expect(kafka.requests).toStrictEqual(['a:0@2', 'a:1@9']);
+  });
 });

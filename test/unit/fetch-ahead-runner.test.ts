@@ -1,5 +1,5 @@
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
-import { EventTimeAligner, StoreUnavailableError, createFetchAheadRunner, createLogger, type Chunk, type FetchAheadControl } from '../../platform';
+import { EventTimeAligner, StoreUnavailableError, createFetchAheadRunner, createLogger, type Chunk, type FetchAheadControl, type FetchAheadRunner } from '../../platform';
 import { messageEventTime } from '../../ingest/event-time';
 
 const T0 = Date.parse('2026-03-01T12:00:00Z');
@@ -54,7 +54,31 @@ function gatedHandler(): { handle: (chunk: Chunk) => Promise<void>; chunks: stri
   };
 }
 
+/**
+ * A runner of chunks of two whose chunks and commit requests both wait until released; `done`
+ * records each chunk's callback as `<topic>@<last offset>`.
+ */
+function gatedCommits(): { consumer: ReturnType<typeof control>; gated: ReturnType<typeof gatedHandler>; done: string[]; runner: FetchAheadRunner } {
+  const consumer = control({ gateCommits: true });
+  const gated = gatedHandler();
+  const done: string[] = [];
+  const handle = (chunk: Chunk): Promise<() => void> => gated.handle(chunk).then(() => () => void done.push(`${chunk.topic}@${chunk.messages.at(-1)?.offset ?? ''}`));
+  const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle, logger, control: consumer });
+  return { consumer, gated, done, runner };
+}
+
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Stops the runner and checks that its drain waits until `release` (a chunk, a commit) lets it finish. */
+async function stopsOnlyOnce(runner: FetchAheadRunner, release: () => void): Promise<void> {
+  runner.stop();
+  let drained = false;
+  const draining = runner.drain().then(() => (drained = true));
+  await turn();
+  expect(drained).toBe(false);
+  release();
+  await draining;
+}
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 2000;
   while (Date.now() < deadline) {
@@ -181,13 +205,7 @@ describe('the fetch-ahead runner', () => {
     const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle: gated.handle, logger, control: consumer });
     await runner.eachBatch(batch('events', 0, 6).payload);
     await until(() => gated.waiting() === 1, 'the first chunk');
-    runner.stop();
-    let drained = false;
-    const draining = runner.drain().then(() => (drained = true));
-    await turn();
-    expect(drained).toBe(false);
-    gated.release();
-    await draining;
+    await stopsOnlyOnce(runner, () => gated.release());
     expect(gated.chunks).toStrictEqual(['events:0,1']);
     expect(consumer.calls).toStrictEqual(['commit events:0@2']);
     // A batch after the stop is left alone (not resolved: the group reads it again).
@@ -223,11 +241,7 @@ describe('the fetch-ahead runner', () => {
   });
 
   it('starts a partition\'s next chunk while its commit is out, and commits what finished meanwhile together, each partition\'s latest offset', async () => {
-    const consumer = control({ gateCommits: true });
-    const gated = gatedHandler();
-    const done: string[] = [];
-    const handle = (chunk: Chunk): Promise<() => void> => gated.handle(chunk).then(() => () => void done.push(`${chunk.topic}@${chunk.messages.at(-1)?.offset ?? ''}`));
-    const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle, logger, control: consumer });
+    const { consumer, gated, done, runner } = gatedCommits();
     await runner.eachBatch(batch('events', 0, 6).payload);
     await until(() => gated.waiting() === 1, 'the first chunk');
     gated.release();
@@ -251,23 +265,13 @@ describe('the fetch-ahead runner', () => {
     await until(() => consumer.calls.length === 2, 'the second commit');
     // One request, one offset per partition, the newest.
     expect(consumer.calls[1]).toBe('commit events:0@6 other:0@2');
-    runner.stop();
-    let drained = false;
-    const draining = runner.drain().then(() => (drained = true));
-    await turn();
     // Stopping waits for the commit that is out.
-    expect(drained).toBe(false);
-    consumer.answer();
-    await draining;
+    await stopsOnlyOnce(runner, () => consumer.answer());
     expect(consumer.calls).toHaveLength(2);
   });
 
   it('drops a commit still waiting for its request when the partition is assigned again', async () => {
-    const consumer = control({ gateCommits: true });
-    const gated = gatedHandler();
-    const done: string[] = [];
-    const handle = (chunk: Chunk): Promise<() => void> => gated.handle(chunk).then(() => () => void done.push(`${chunk.topic}@${chunk.messages.at(-1)?.offset ?? ''}`));
-    const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 100, handle, logger, control: consumer });
+    const { consumer, gated, done, runner } = gatedCommits();
     await runner.eachBatch(batch('events', 0, 4).payload);
     await until(() => gated.waiting() === 1, 'the first chunk');
     gated.release();

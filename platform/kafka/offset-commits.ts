@@ -32,9 +32,9 @@ function isCurrent(waiting: Waiting): boolean {
  * (as the bulk indexer shares its requests). A partition's offsets only grow, so a newer one
  * replaces the one waiting, and requests go one at a time, in order.
  *
- * Each commit is a request the broker writes to its offsets log: with event-time alignment the
- * chunks are small (tens of events), and one request per chunk cost the broker more CPU per event
- * than everything else the pipeline asked of it (docs/performance.md).
+ * Each commit is a request the broker writes to its offsets log. With event-time alignment the
+ * chunks are small (tens of events): a 30,000-event backlog took 548 commit requests, one per
+ * chunk, each waited for before the partition's next chunk; 187 grouped (docs/performance.md).
  */
 export class OffsetCommits {
   private readonly waiting = new Map<string, Waiting>();

@@ -27,7 +27,7 @@ function argument(name: string): string | undefined {
 }
 const EVENTS = positiveInteger(argument('--events'), 10_000, '--events');
 const ROUNDS = positiveInteger(argument('--rounds'), 5, '--rounds');
-const BROKERS = (process.env.VIGIL_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
 const CASES: readonly EmitterCompression[] = ['none', 'gzip'];
 
 const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;

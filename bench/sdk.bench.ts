@@ -58,7 +58,7 @@ const EVENTS = positiveInteger(argument('--events'), 20_000, '--events');
 const ROUNDS = positiveInteger(argument('--rounds'), 7, '--rounds');
 const DELIVER = positiveInteger(argument('--deliver'), 200_000, '--deliver');
 const BUFFERED = positiveInteger(argument('--buffered'), 200_000, '--buffered');
-const BROKERS = (process.env.VIGIL_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
 const TARGET_EMIT_US = 5;
 const TARGET_EVENTS_PER_SECOND = 100_000;
 /** Clock ticks per second, the unit of /proc/PID/stat's CPU times. */

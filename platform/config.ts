@@ -638,7 +638,8 @@ export function renderEnvExample(): string {
     const top = path.split('.')[0] ?? '';
     if (top !== section && lines.at(-1) !== '') lines.push('');
     section = top;
-    const sentence = firstSentence(item.doc.replace(/\s*\(see \[[^\]]*\]\([^)]*\)\)/g, ''));
+    // Links lead nowhere from a comment: "(see [x](x.md))" goes, any other link keeps its text.
+    const sentence = firstSentence(item.doc.replace(/\s*\(see \[[^\]]*\]\([^)]*\)\)/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1'));
     lines.push(`# ${sentence.replace(/`/g, '')}`, `${item.env}=${defaultText(item)}`);
   }
   return `${lines.join('\n')}\n`;
@@ -654,14 +655,15 @@ export function renderConfigTable(form: 'full' | 'short'): string {
     const fallback = defaultText(item);
     const shown = fallback === '' ? 'unset' : `\`${fallback}\``;
     if (form === 'full') return `| \`${item.env}\` | ${shown} | ${item.allowed} | ${item.doc} |`;
-    return `| \`${item.env}\` | ${shown} | ${firstSentence(item.doc).replace(/\]\(([a-z-]+\.md)/g, '](docs/$1')} |`;
+    return `| \`${item.env}\` | ${shown} | ${firstSentence(item.doc).replace(/\]\(((?:[a-z-]+\/)*[a-z-]+\.md)/g, '](docs/$1')} |`;
   });
   const header = form === 'full' ? ['| variable | default | allowed | meaning |', '|---|---|---|---|'] : ['| variable | default | meaning |', '|---|---|---|'];
   return [GENERATED, '', ...header, ...rows].join('\n');
 }
 
+/** Up to the first full stop that ends a sentence: not the one of "e.g." or "i.e.". */
 function firstSentence(text: string): string {
-  return text.split(/(?<=\.)\s(?=[A-Z`])/)[0] ?? text;
+  return text.split(/(?<=\.)(?<!\b(?:e\.g|i\.e)\.)\s(?=[A-Z`])/)[0] ?? text;
 }
 
 /** Replaces the generated table between the marker and the next blank line after it. */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, type Config } from '../../platform';
 
@@ -272,6 +272,17 @@ describe('the settings table is the only declaration', () => {
     ['README.md', 'short'],
   ] as const)('%s shows the generated table (run npm run config:docs)', (file, form) => {
     expect(readFileSync(join(root, file), 'utf8')).toContain(renderConfigTable(form));
+  });
+
+  it('the generated text keeps a sentence whole past "e.g.", leaves no link in .env.example, and resolves every README link to a file that exists', () => {
+    const example = renderEnvExample();
+    expect(example).not.toMatch(/\]\(/);
+    expect(example).not.toMatch(/e\.g\.\n/);
+    const short = renderConfigTable('short');
+    expect(short).toMatch(/`VIGIL_ADAPT_SERVICE` \| unset \| .*, e\.g\. `[^`]+`\. \|/);
+    const links = [...short.matchAll(/\]\(([^)#]+)(?:#[^)]*)?\)/g)].map((match) => match[1] ?? '');
+    expect(links.length).toBeGreaterThan(10);
+    for (const link of links) expect([link, existsSync(join(root, link))]).toEqual([link, true]);
   });
 
   it('declares each variable once, and every variable is read into Config', () => {

@@ -123,6 +123,8 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     lane.inHand = 0;
     lane.epoch++;
     lane.announced = false;
+    // The next failure of what it reads now starts its backoff afresh.
+    attempts.delete(lane.key);
     if (lane.paused) {
       lane.paused = false;
       control.resume(lane.topic, lane.partition);
@@ -178,14 +180,26 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     alignment?.aligner.left(lane.key);
   }
 
-  /** Waits until `wake` is called (by the aligner's resume, a timer, an assignment or stop). */
-  const parked = (lane: Lane, arm: (wake: () => void) => void): Promise<void> =>
+  /**
+   * Waits until `wake` is called (by the aligner's resume, a timer, an assignment or stop). `arm`
+   * may return what undoes it (a timer to clear), called however the wait ends. A wake of an
+   * earlier wait (a timer or a hold another wake ended) leaves this one's alone: it could
+   * otherwise clear `lane.wake` under a later wait, which stop() would then never end.
+   */
+  const parked = (lane: Lane, arm: (wake: () => void) => (() => void) | void): Promise<void> =>
     new Promise<void>((resolve) => {
-      lane.wake = () => {
-        lane.wake = undefined;
+      const wait: { woken: boolean; disarm?: (() => void) | void } = { woken: false };
+      const wake = (): void => {
+        if (wait.woken) return;
+        wait.woken = true;
+        if (lane.wake === wake) lane.wake = undefined;
+        wait.disarm?.();
         resolve();
       };
-      arm(lane.wake);
+      lane.wake = wake;
+      wait.disarm = arm(wake);
+      // Woken while arming: undo what arming set up.
+      if (wait.woken) wait.disarm?.();
     });
 
   async function work(lane: Lane): Promise<void> {
@@ -238,18 +252,20 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
           // Not in hand meanwhile: after the idleness bound it holds no other partition back.
           leave(lane);
           await parked(lane, (wake) => {
-            const timer = setTimeout(() => {
-              timers.delete(timer);
-              wake();
-            }, delayMs);
+            const timer = setTimeout(wake, delayMs);
             timers.add(timer);
+            return () => {
+              clearTimeout(timer);
+              timers.delete(timer);
+            };
           });
           continue;
         }
         lane.inHand = 0;
         attempts.delete(key);
         // An assignment since: the queue was dropped, and this partition is read again from its
-        // committed offset (here or by another member); the redo is harmless, a stale commit is not.
+        // committed offset (here or by another member). The redo is harmless; a commit of this
+        // chunk could move the new owner's offset, so none is queued.
         if (lane.epoch !== taken) continue;
         // The chunk leaves the queue now: kept (up to 4,096 per partition, as a lazier compaction
         // did), handled messages held their fetches' buffers, 35-50 MB over a backlog.
@@ -258,10 +274,10 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
         resumeIfRoom(lane);
         const last = chunk[chunk.length - 1];
         if (last !== undefined) {
-          // Not awaited: the next chunk starts now. Dropped unanswered if the partition is
-          // assigned again before the request goes (its new owner reads from the committed offset).
+          // Not awaited: the next chunk starts now. Dropped if the partition is assigned again
+          // before the request goes (its new owner reads from the committed offset).
           const offset: PartitionOffset = { topic, partition, offset: (BigInt(last.offset) + 1n).toString() };
-          void commits.commit(offset, () => lane.epoch === taken);
+          commits.commit(offset, () => lane.epoch === taken);
         }
         // Called now, not once the commit is answered: the partition's next chunk is already under
         // way, and must see what this one did (the ingest consumer's memory of indexed ids). The

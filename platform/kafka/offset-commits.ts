@@ -9,12 +9,11 @@ export interface PartitionOffset {
   offset: string;
 }
 
-/** One partition's latest offset waiting for a request, and who waits on it. */
+/** One partition's latest offset waiting for a request. */
 interface Waiting {
   offset: PartitionOffset;
   /** Asked just before the request: false drops the offset (its partition was assigned again since). */
   current: () => boolean;
-  settle: ((committed: boolean) => void)[];
 }
 
 /** Whether a waiting offset is still to be committed; a `current` that throws counts as no. */
@@ -35,11 +34,19 @@ function isCurrent(waiting: Waiting): boolean {
  * Each commit is a request the broker writes to its offsets log. With event-time alignment the
  * chunks are small (tens of events): a 30,000-event backlog took 548 commit requests, one per
  * chunk, each waited for before the partition's next chunk; 187 grouped (docs/performance.md).
+ *
+ * Nobody waits on a commit: a failed or dropped one is covered by the partition's next, and a
+ * restart before that redoes the chunk (whose events are then found indexed). Only offsets still
+ * waiting are checked against a new assignment: a request already out is kafkajs's, which retries
+ * it under the group's new generation, so it may land after a rebalance; it can only move the
+ * partition back to an offset this instance handled (a redo), never past one it did not.
  */
 export class OffsetCommits {
   private readonly waiting = new Map<string, Waiting>();
   private sending: Promise<void> | undefined;
   private stopping = false;
+  /** Stopping, and a request failed: nothing more is sent. */
+  private ended = false;
 
   constructor(
     private readonly send: (offsets: readonly PartitionOffset[]) => Promise<void>,
@@ -47,33 +54,20 @@ export class OffsetCommits {
   ) {}
 
   /**
-   * Queues a partition's offset. Resolves `true` once it, or a later offset of the partition, is
-   * committed; `false` when its request failed (the partition's next commit covers it, and a
-   * restart before that redoes the chunk) or `current` said it was no longer current.
+   * Queues a partition's offset, to go in the next request unless a later offset of the partition
+   * replaces it first, or `current` says it is no longer current when that request is made.
    */
-  commit(offset: PartitionOffset, current: () => boolean): Promise<boolean> {
-    const key = partitionKey(offset.topic, offset.partition);
-    return new Promise<boolean>((resolve) => {
-      const waiting = this.waiting.get(key);
-      if (waiting === undefined) this.waiting.set(key, { offset, current, settle: [resolve] });
-      else {
-        // An offset of an earlier assignment is not covered by this one: it is answered as dropped.
-        if (!isCurrent(waiting)) {
-          for (const settle of waiting.settle) settle(false);
-          waiting.settle = [];
-        }
-        waiting.offset = offset;
-        waiting.current = current;
-        waiting.settle.push(resolve);
-      }
-      this.sending ??= this.pump();
-    });
+  commit(offset: PartitionOffset, current: () => boolean): void {
+    if (this.ended) return;
+    this.waiting.set(partitionKey(offset.topic, offset.partition), { offset, current });
+    this.sending ??= this.pump();
   }
 
   /**
-   * The consumer is stopping: what waits still goes, but once a request fails nothing more is
-   * tried (each could spend kafkajs's retries again on the same coordinator, past the shutdown
-   * deadline); the chunks whose commits are dropped are redone at the next start.
+   * The consumer is stopping: what waits still goes, and so does what the chunks in hand queue,
+   * but once a request fails nothing more is sent (each could spend kafkajs's retries again on the
+   * same coordinator, past the shutdown deadline); the chunks whose commits are dropped are redone
+   * at the next start.
    */
   stop(): void {
     this.stopping = true;
@@ -89,27 +83,19 @@ export class OffsetCommits {
       // One turn first: the offsets queued in the same turn (a fetch's partitions finishing
       // together) share the first request too.
       await Promise.resolve();
-      while (this.waiting.size > 0) {
-        const taken = [...this.waiting.values()];
+      while (this.waiting.size > 0 && !this.ended) {
+        const offsets: PartitionOffset[] = [];
+        for (const waiting of this.waiting.values()) if (isCurrent(waiting)) offsets.push(waiting.offset);
         this.waiting.clear();
-        const kept: Waiting[] = [];
-        for (const waiting of taken) {
-          if (isCurrent(waiting)) kept.push(waiting);
-          else for (const settle of waiting.settle) settle(false);
-        }
-        if (kept.length === 0) continue;
-        const offsets = kept.map((waiting) => waiting.offset);
-        let committed = true;
+        if (offsets.length === 0) break;
         try {
           await this.send(offsets);
         } catch (error) {
-          committed = false;
           this.logger.warn({ err: error, offsets }, `committing offsets failed; each partition's next commit covers it: ${errorMessage(error)}`);
-        }
-        for (const waiting of kept) for (const settle of waiting.settle) settle(committed);
-        if (!committed && this.stopping) {
-          for (const waiting of this.waiting.values()) for (const settle of waiting.settle) settle(false);
-          this.waiting.clear();
+          if (this.stopping) {
+            this.ended = true;
+            this.waiting.clear();
+          }
         }
       }
     } finally {

@@ -72,9 +72,10 @@ export interface PartitionRunnerOptions {
   handle(chunk: Chunk): Promise<void | (() => void)>;
   /**
    * Backoff of a paused partition, per partition: it grows while the partition keeps failing.
-   * Defaults to {@link DEFAULT_PARTITION_BACKOFF}.
+   * Defaults to {@link DEFAULT_PARTITION_BACKOFF}; `random` (the jitter's source, Math.random
+   * unless given) lets a test choose each delay.
    */
-  backoff?: { initialDelayMs: number; maxDelayMs: number };
+  backoff?: { initialDelayMs: number; maxDelayMs: number; random?: () => number };
   logger: Logger;
   instrumentation?: Instrumentation;
   /**

@@ -158,6 +158,36 @@ describe('the fetch-ahead runner', () => {
     runner.stop();
   });
 
+
+  it('drains on stop even when a backoff an assignment cut short ends during the next backoff (its timer wakes nothing later)', async () => {
+    const consumer = control();
+    let calls = 0;
+    const runner = createFetchAheadRunner({
+      component: 'test',
+      chunkSize: 10,
+      // The first backoff half the ceiling (200 ms), the second the whole of it (400 ms).
+      backoff: { initialDelayMs: 400, maxDelayMs: 400, random: ((draws) => () => draws.shift() ?? 1)([0, 1]) },
+      handle: () => {
+        calls++;
+        return Promise.reject(new StoreUnavailableError('elasticsearch', 'down'));
+      },
+      logger,
+      control: consumer,
+    });
+    await runner.eachBatch(batch('events', 0, 2).payload);
+    await until(() => calls === 1, 'the first refusal');
+    // Backing off (200 ms): a new assignment wakes the lane and drops its queue.
+    runner.assigned();
+    await runner.eachBatch(batch('events', 0, 2).payload);
+    await until(() => calls === 2, 'the second refusal');
+    // Past the first backoff's end, within the second's.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(calls).toBe(2);
+    runner.stop();
+    const drained = await Promise.race([runner.drain().then(() => 'drained'), new Promise((resolve) => setTimeout(() => resolve('still draining after 2 s'), 2_000))]);
+    expect(drained).toBe('drained');
+    expect(consumer.calls).toStrictEqual([]);
+  });
   it('makes kafkajs read a partition again from a chunk that failed for good, and throws the error from that batch until the next assignment', async () => {
     const consumer = control();
     const runner = createFetchAheadRunner({

@@ -256,6 +256,33 @@ describe('createNotifier with grouping (memory store, scripted fetch)', () => {
     }
   };
 
+  it('sends a notification once while its destination is away for longer than the lease: the sender renews it, and neither it nor another instance takes it again', async () => {
+    const store = createMemoryGroupStore();
+    const startedAt = Date.now();
+    const delivered: string[] = [];
+    let refused = 0;
+    const fetchImpl = (_input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+      // Away for 800 ms: more than two leases of 300 ms.
+      if (Date.now() - startedAt < 800) {
+        refused += 1;
+        return Promise.resolve(new Response('down', { status: 503 }));
+      }
+      delivered.push(typeof init?.body === 'string' ? init.body : '');
+      return Promise.resolve(new Response(null, { status: 200 }));
+    };
+    const chat = destinationSchema.parse({ type: 'slack', name: 'chat', url: 'https://hooks.example.com/chat', groupWaitMs: 0 });
+    const make = () =>
+      createNotifier({ destinations: [chat], deadLetterTopic: 'unused', fetchImpl, logger: createLogger({ level: 'silent' }), retryForMs: 5_000, initialDelayMs: 20, maxDelayMs: 50, grouping: { store, pollEveryMs: 20, leaseMs: 300 } });
+    const [one, two] = [make(), make()];
+    one.notify(opened(1));
+    await one.drain();
+    await until(() => delivered.length >= 1 && Date.now() - startedAt > 1_300);
+    await Promise.all([one.stop(1000), two.stop(1000)]);
+    expect(refused).toBeGreaterThan(5);
+    expect(delivered).toHaveLength(1);
+    expect(one.stats().sent + two.stats().sent).toBe(1);
+  });
+
   it('sends opened + 5 quick escalations + resolved as at most 3 notifications per destination, even from two instances', async () => {
     let clock = 1_772_000_000_000;
     const store = createMemoryGroupStore();

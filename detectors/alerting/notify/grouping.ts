@@ -192,6 +192,17 @@ export function completeOutgoing(state: GroupState, deliveryIds: readonly string
   return { ...state, outgoing: null };
 }
 
+/**
+ * The state with the lease on these notifications extended to `until` (their sender is still
+ * trying a destination that is away): unchanged if the lease is someone else's or gone.
+ */
+export function renewOutgoing(state: GroupState, deliveryIds: readonly string[], until: number): GroupState {
+  if (state.outgoing === null || state.outgoing.leaseUntil >= until) return state;
+  const ids = new Set(deliveryIds);
+  if (!state.outgoing.notifications.every((notification) => ids.has(notification.deliveryId))) return state;
+  return { ...state, outgoing: { ...state.outgoing, leaseUntil: until } };
+}
+
 /** The state after a sender gave up its lease (it is stopping): the notifications are due again at once. */
 export function releaseOutgoing(state: GroupState): GroupState {
   if (state.outgoing === null) return state;

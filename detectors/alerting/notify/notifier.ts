@@ -8,7 +8,7 @@ import { routesFor, type Destination } from '../destinations';
 import { toDeadLetter } from './dead-letter';
 import { postOnce } from './http';
 import type { GroupStore, GroupWrite } from './group-store';
-import { completeOutgoing, dueAt, noteChange, releaseOutgoing, takeDue, type GroupState, type GroupingSettings, type Outgoing } from './grouping';
+import { completeOutgoing, dueAt, noteChange, releaseOutgoing, renewOutgoing, takeDue, type GroupState, type GroupingSettings, type Outgoing } from './grouping';
 import { NotificationError } from './notification-error';
 import { requestRenderer, type RenderRequest } from './request';
 
@@ -394,6 +394,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const leaseMs = grouping?.leaseMs ?? 300_000;
   /** Sends of leased notifications in flight (with their write-back), awaited by drain. */
   const sending = new Set<Promise<void>>();
+  /**
+   * This instance's leases in flight, by destination and alert: not taken again when they come
+   * due (a delivery retrying longer than the lease would otherwise be queued a second time behind
+   * itself), and renewed halfway through, so another instance takes them over only once this one
+   * is gone.
+   */
+  const leased = new Map<string, { destination: Destination; alertId: string; deliveryIds: readonly string[]; renewAt: number }>();
+  const leaseKey = (destination: Destination, alertId: string): string => `${destination.name}\u0000${alertId}`;
   let flushing: Promise<void> | undefined;
   let flushAgain = false;
   /** The last flush failed (the store is away): further failures are logged at debug. */
@@ -488,7 +496,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
     await Promise.all(
       destinations.map(async (destination) => {
         if (stopping.signal.aborted) return;
-        const alertIds = await store.due(destination.name, now(), 100);
+        await renewLeases(store, destination);
+        const alertIds = (await store.due(destination.name, now(), 100)).filter((alertId) => !leased.has(leaseKey(destination, alertId)));
         if (alertIds.length === 0 || stopping.signal.aborted) return;
         const claims = new Map<string, readonly Outgoing[]>();
         const absent: string[] = [];
@@ -506,11 +515,31 @@ export function createNotifier(options: NotifierOptions): Notifier {
         // An expired state leaves its id in the index: drop it.
         for (const alertId of absent) await store.forget(destination.name, alertId);
         for (const [alertId, notifications] of claims) {
-          const sent = sendLeased(store, destination, alertId, notifications).finally(() => sending.delete(sent));
+          const key = leaseKey(destination, alertId);
+          leased.set(key, { destination, alertId, deliveryIds: notifications.map((notification) => notification.deliveryId), renewAt: now() + leaseMs / 2 });
+          const sent = sendLeased(store, destination, alertId, notifications).finally(() => {
+            sending.delete(sent);
+            leased.delete(key);
+          });
           sending.add(sent);
         }
       }),
     );
+  }
+
+  /** Extends this instance's leases at `destination` that are halfway through. */
+  async function renewLeases(store: GroupStore, destination: Destination): Promise<void> {
+    const at = now();
+    const halfway = [...leased.values()].filter((lease) => lease.destination === destination && lease.renewAt <= at);
+    if (halfway.length === 0) return;
+    const byAlert = new Map(halfway.map((lease) => [lease.alertId, lease]));
+    await updateStates(store, destination, [...byAlert.keys()], (alertId, stored) => {
+      const lease = byAlert.get(alertId);
+      if (stored === undefined || lease === undefined) return undefined;
+      const next = renewOutgoing(stored, lease.deliveryIds, at + leaseMs);
+      return next === stored ? undefined : next;
+    });
+    for (const lease of halfway) lease.renewAt = at + leaseMs / 2;
   }
 
   /** Sends leased notifications in order through the lane, then drops the lease (or gives it back when stopping). */

@@ -279,6 +279,8 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
     });
     notifier = built;
+    // Its grouping timer runs from now: stopped at the end whether or not the start got to it.
+    owned.push('notifier', () => built.stop(0));
     outboxConsumer = createOutboxConsumer({
       kafka: supervisor.kafkaFor('notifier', kafka),
       groupId: config.alerting.notifierGroup,

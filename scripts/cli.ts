@@ -111,8 +111,12 @@ async function run(roles?: readonly Role[]): Promise<number> {
   applyHeapGrowth(config.heapGrowthPercent, vigil.logger);
   const log = vigil.logger.child({ component: 'vigil' });
   const signalled = stopRequested();
-  await vigil.start();
-  const outcome = await Promise.race([signalled.then((signal) => ({ signal })), vigil.failure.then((failure) => ({ failure }))]);
+  // A signal during the start (a store still away, a group still joining) stops it there: the
+  // start then rejects, saying so, which is the stop's to report, not a failure of its own.
+  const starting = vigil.start();
+  const first = await Promise.race([starting.then(() => undefined), signalled.then((signal) => ({ signal }))]);
+  if (first !== undefined) starting.catch(() => undefined);
+  const outcome = first ?? (await Promise.race([signalled.then((signal) => ({ signal })), vigil.failure.then((failure) => ({ failure }))]));
   if ('signal' in outcome) log.info({ signal: outcome.signal, deadlineMs: config.shutdownTimeoutMs }, outcome.signal === 'launcher exited' ? 'stopping: the npm launcher that started vigil exited' : 'stopping');
   // A second signal while stopping means "now".
   void signalled.then(() => new Promise<NodeJS.Signals>((done) => process.once('SIGTERM', done).once('SIGINT', done))).then((signal) => {

@@ -324,7 +324,12 @@ export function createEmitter(options: EmitterOptions): Emitter {
     if (counters.dropped === 1 || counters.dropped % 1000 === 0) {
       logger?.warn({ dropped: counters.dropped, reason }, 'events dropped by the emitter');
     }
-    options.onDrop?.(event, reason);
+    try {
+      options.onDrop?.(event, reason);
+    } catch (error) {
+      // The service's callback: its failure must not reach emit()'s caller or stop close().
+      logger?.warn({ err: error, eventId: event.id, reason }, 'the onDrop callback threw');
+    }
   };
 
   const connect = (): Promise<EmitterProducer> => {
@@ -489,7 +494,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
     bufferedBytes += bytes;
     queuedBytes += bytes;
     counters.accepted++;
-    if (waiting() >= maxBatch || queuedBytes >= sendBytes) drain().catch(() => undefined);
+    // After a failed send the backoff's timer sends next: a full batch must not retry at once.
+    if (failures === 0 && (waiting() >= maxBatch || queuedBytes >= sendBytes)) drain().catch(() => undefined);
     else schedule(lingerMs);
     return { id: event?.id ?? id, accepted: true };
   };
@@ -507,14 +513,19 @@ export function createEmitter(options: EmitterOptions): Emitter {
       await drain();
     },
     async close() {
+      // Closed first: what is emitted from now on is refused, so the flush has an end even while
+      // the service keeps emitting.
+      closed = true;
       try {
         await this.flush();
       } finally {
-        closed = true;
         if (timer !== undefined) clearTimeout(timer);
-        while (waiting() > 0) drop(eventOf(shift()), 'closed');
-        bufferedBytes = 0;
-        await producer?.disconnect();
+        try {
+          while (waiting() > 0) drop(eventOf(shift()), 'closed');
+          bufferedBytes = 0;
+        } finally {
+          await producer?.disconnect();
+        }
       }
     },
     stats: () => ({ ...counters, buffered: buffered(), bufferedBytes }),

@@ -384,6 +384,12 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
             // What was handed over goes out first (sendBatch has waited for it anyway), in slices
             // as sendBatch waits; then node-rdkafka's own flush before disconnecting finds nothing.
             await flushed(channel, channel.messageTimeoutMs + 5_000).catch((error: unknown) => logger?.warn({ err: error }, 'kafka (rdkafka): closing with messages undelivered'));
+            // node-rdkafka's poll timer runs until its 'disconnected' event, and its native poll
+            // takes no lock: one landing while the disconnect (on libuv's pool) destroys the
+            // client touches freed memory and crashes the process (SIGSEGV, or "pure virtual
+            // method called"). Stopped first; flushing polls by itself, and delivery reports come
+            // through librdkafka's own wake-up.
+            channel.native.setPollInterval(0);
             await new Promise<void>((resolve) => channel.native.disconnect(0, () => resolve()));
           }),
         );

@@ -421,3 +421,75 @@ describe('createEmitter batch size: a client that cuts batches into requests its
     expect(validationErrorOf(() => emitter.policy(policyInput())).issues[0]).toMatch(/more than maxBatchBytes \(100\)/);
   });
 });
+
+describe('createEmitter closing and failing, against a stand-in client', () => {
+  /** A client whose sends fail while `down` says so, counting sends and disconnects. */
+  function flaky(down: () => boolean, sendMs = 0): { client: EmitterOptions['kafka']; sends: () => number; disconnects: () => number } {
+    let sends = 0;
+    let disconnects = 0;
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => {
+        disconnects++;
+        return Promise.resolve();
+      },
+      sendBatch: async () => {
+        sends++;
+        if (sendMs > 0) await new Promise((resolve) => setTimeout(resolve, sendMs));
+        if (down()) throw new Error('kafka is away');
+      },
+    };
+    return { client: { producer: () => producer }, sends: () => sends, disconnects: () => disconnects };
+  }
+
+  it('a throwing onDrop reaches neither emit()\'s caller nor close(): the producer is still disconnected', async () => {
+    const kafka = flaky(() => true);
+    const { emitter } = emitterWith({
+      kafka: kafka.client,
+      maxBuffer: 1,
+      onDrop: () => {
+        throw new Error('the service\'s callback is broken');
+      },
+    });
+    emitter.policy(policyInput());
+    expect(emitter.policy(policyInput()).accepted).toBe(false);
+    await expect(emitter.close()).rejects.toThrow('kafka is away');
+    expect(kafka.disconnects()).toBe(1);
+    expect(emitter.stats()).toMatchObject({ accepted: 1, dropped: 2, buffered: 0 });
+  });
+
+  it('after a failed send, a full batch waits for the backoff instead of sending again at each emit', async () => {
+    jest.useRealTimers();
+    const kafka = flaky(() => true);
+    const { emitter } = emitterWith({ kafka: kafka.client, maxBatch: 2 });
+    emitter.policy(policyInput());
+    emitter.policy(policyInput());
+    // The first send fails; its backoff is 100-200 ms.
+    while (emitter.stats().sendFailures === 0) await new Promise((resolve) => setImmediate(resolve));
+    for (let n = 0; n < 50; n++) {
+      emitter.policy(policyInput());
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(kafka.sends()).toBe(1);
+    expect(emitter.stats()).toMatchObject({ sendFailures: 1, buffered: 52 });
+    await emitter.close().catch(() => undefined);
+  });
+
+  it('close() settles while the service goes on emitting: what comes after close() is refused as closed', async () => {
+    jest.useRealTimers();
+    // Each send takes 5 ms; an event comes every millisecond.
+    const kafka = flaky(() => false, 5);
+    const { emitter, drops } = emitterWith({ kafka: kafka.client, lingerMs: 1 });
+    const emitting = setInterval(() => emitter.policy(policyInput()), 1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const closed = await Promise.race([emitter.close().then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still closing after 2 s'), 2_000))]);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    clearInterval(emitting);
+    expect(closed).toBe('closed');
+    expect(drops.length).toBeGreaterThan(0);
+    expect(new Set(drops.map((drop) => drop.reason))).toStrictEqual(new Set(['closed']));
+    const stats = emitter.stats();
+    expect(stats.delivered).toBe(stats.accepted);
+    expect(stats.buffered).toBe(0);
+  });
+});

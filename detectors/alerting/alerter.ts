@@ -71,6 +71,7 @@ export interface AlerterOptions {
 export interface AlerterStats {
   /** Valid detections read (before triage). */
   detections: number;
+  /** Detections that could not be read: from the topic, or held in Redis (both dropped, logged). */
   invalid: number;
   /** Detections the triage hook dropped, and those it added. */
   triageDropped: number;
@@ -267,9 +268,18 @@ export function createAlerter(options: AlerterOptions): Alerter {
       const released = await store.release(now());
       if (released.members.length === 0) return;
       const detections = released.members.flatMap((member) => {
-        // Held by this code from parsed detections: one that does not parse is a bug, skipped.
-        const parsed = detectionSchema.safeParse(JSON.parse(member));
-        return parsed.success ? [parsed.data] : [];
+        // Held by this code from parsed detections: one that does not parse (a bug, or held by a
+        // version whose schema differs) is logged and skipped, never left to fail every release.
+        let parsed: ReturnType<typeof detectionSchema.safeParse> | undefined;
+        try {
+          parsed = detectionSchema.safeParse(JSON.parse(member));
+        } catch {
+          parsed = undefined;
+        }
+        if (parsed?.success) return [parsed.data];
+        stats.invalid++;
+        logger.error({ member: member.slice(0, 500), issues: parsed?.error.issues.slice(0, 5).map((issue) => `${issue.path.join('.')}: ${issue.message}`) ?? ['not JSON'] }, 'a held detection could not be read; it is dropped');
+        return [];
       });
       await fold(await triaged(detections));
       await store.forget(released.members);

@@ -199,6 +199,25 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     }
   });
 
+  it('a held detection it cannot read (not JSON, or another schema) is dropped and counted, and the ones behind it still fold', async () => {
+    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '60000' });
+    const { stack, alerter, redis } = running;
+    try {
+      const at = Date.now();
+      const held = alertKeys(stack.config.redis.prefix).held;
+      // Oldest first: release hands these out before any real detection.
+      await redis.zadd(held, at - 2 * MINUTE, '{"id":"det-torn", "ruleId":', at - 2 * MINUTE + 1, JSON.stringify({ id: 'det-old-shape', severity: 'loud' }));
+      await alerter.start();
+      await produce(stack, [detection('readable', at)]);
+      await waitFor('the readable detection folded', () => alerter.stats().folded >= 1 && alerter.stats().opened === 1, 30_000);
+      expect(alerter.stats()).toMatchObject({ invalid: 2, opened: 1 });
+      // Forgotten with the release they came in, once it is folded.
+      await waitFor('the release forgotten', async () => (await redis.zcard(held)) === 0, 10_000);
+    } finally {
+      await running.stop();
+    }
+  });
+
   describe('on event time', () => {
     // Event-time settings: a 5-minute quiet period, 2 minutes of lateness. No wall-clock fallback
     // can fire while a test runs (it needs 2 minutes without a detection).

@@ -169,6 +169,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
    * them before the changes that follow them.
    */
   let behind = true;
+  /** Outbox writes that failed so far: a resend clears `behind` only if none failed while it ran (a sweep's, say). */
+  let failedWrites = 0;
   let timer: NodeJS.Timeout | undefined;
   /** The sweep the timer started, awaited by stop so that none runs on after Redis closes. */
   let sweeping: Promise<unknown> | undefined;
@@ -344,6 +346,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
         await sink.accept(paged);
       } catch (error) {
         behind = true;
+        failedWrites++;
         throw error;
       }
     }
@@ -387,8 +390,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
     handle: async (messages, source) => {
       if (behind) {
+        const failedBefore = failedWrites;
         await resend(Number.POSITIVE_INFINITY);
-        behind = false;
+        if (failedWrites === failedBefore) behind = false;
       }
       const detections = readDetections(messages);
       await hold(detections, `${source.topic}:${source.partition}`, !source.caughtUp);
@@ -441,8 +445,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
       // What a crashed predecessor left unsent goes out before anything newer; if the stores are
       // away, the first batch does it.
       try {
+        const failedBefore = failedWrites;
         await resend(Number.POSITIVE_INFINITY);
-        behind = false;
+        if (failedWrites === failedBefore) behind = false;
       } catch (error) {
         logger.warn({ err: error }, 'could not write unsent alert changes at start; the first batch will');
       }

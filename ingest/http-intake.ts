@@ -11,6 +11,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
 import { closeServer, createProducer, errorMessage, listenOn, untilReady, type Logger } from '../platform';
+import { deadLetterBatches } from './dead-letter';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
 export interface IntakeListen {
@@ -34,7 +35,7 @@ export interface HttpIntakeOptions {
   requestsPerSecond: number;
   burst: number;
   logger: Logger;
-  /** The token bucket's clock, in milliseconds. @defaultValue Date.now */
+  /** The token bucket's clock, in milliseconds. @defaultValue performance.now (monotonic) */
   now?: () => number;
 }
 
@@ -59,6 +60,10 @@ export interface HttpIntake {
 
 /** At most one warning per minute for wrong tokens; the rest are counted and logged at debug. */
 const UNAUTHORIZED_WARNING_EVERY_MS = 60_000;
+
+/** How long a caller may take to send its headers, and its whole request. */
+const INTAKE_HEADERS_TIMEOUT_MS = 10_000;
+const INTAKE_REQUEST_TIMEOUT_MS = 60_000;
 
 /** The one path the intake serves; anything else is 404. */
 export const KONG_INTAKE_PATH = '/kong/http-log';
@@ -86,7 +91,8 @@ export function tokenBucket(perSecond: number, burst: number, now: () => number)
   return {
     take() {
       const at = now();
-      tokens = Math.min(burst, tokens + ((at - last) / 1000) * perSecond);
+      // A clock stepped back refills nothing, rather than draining the bucket for as long.
+      tokens = Math.min(burst, tokens + (Math.max(0, at - last) / 1000) * perSecond);
       last = at;
       if (tokens >= 1) {
         tokens -= 1;
@@ -162,11 +168,17 @@ function kindOf(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
+/** A record as it will be produced: its text, and its key (the client IP Kong logged). */
+export interface IntakeRecord {
+  value: string;
+  key: string | null;
+}
+
 /**
  * The records of a body, each serialized as it will be produced, or a refusal naming the first
  * problem: what the http-log plugin sends is one log object, or an array of them when batching.
  */
-export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): string[] {
+export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): IntakeRecord[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -184,14 +196,18 @@ export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; ma
     const text = JSON.stringify(item);
     const bytes = Buffer.byteLength(text, 'utf8');
     if (bytes > limits.maxRecordBytes) throw new IntakeRefusal(413, `${where} is ${bytes} bytes, over the limit of ${limits.maxRecordBytes} per record (VIGIL_MAX_MESSAGE_BYTES)`, 'tooLarge');
-    return text;
+    return { value: text, key: keyOf(item as Record<string, unknown>) };
   });
 }
 
-/** The record's client IP, as the message key: one client's records stay in order on one partition. */
-function keyOf(record: string): string | null {
-  const match = /"client_ip":"([0-9a-fA-F.:]{2,45})"/.exec(record);
-  return match?.[1] ?? null;
+/**
+ * The record's own client IP (its top-level `client_ip`), as the message key: one client's records
+ * stay in order on one partition. Never a `client_ip` found deeper (a query string, a header the
+ * client chose).
+ */
+function keyOf(record: Record<string, unknown>): string | null {
+  const ip = record.client_ip;
+  return typeof ip === 'string' && /^[0-9a-fA-F.:]{2,45}$/.test(ip) ? ip : null;
 }
 
 function send(response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
@@ -201,7 +217,7 @@ function send(response: ServerResponse, status: number, body: Record<string, unk
 /** Builds the intake; nothing connects or listens until {@link HttpIntake.start}. */
 export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   const log = options.logger.child({ component: 'intake' });
-  const bucket = tokenBucket(options.requestsPerSecond, options.burst, options.now ?? Date.now);
+  const bucket = tokenBucket(options.requestsPerSecond, options.burst, options.now ?? (() => performance.now()));
   const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, unavailable: 0 };
   let producer: Producer | undefined;
   let server: Server | undefined;
@@ -230,12 +246,15 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
     const sending = producer;
     if (!sending) throw new IntakeRefusal(503, 'the intake is stopping', 'unavailable', { 'retry-after': '5' });
     try {
-      await sending.send({
-        topic: options.topic,
+      // In sends of at most 512 KiB: a body may hold 8 MiB, and one partition's records go to the
+      // broker as one batch, refused for good over its limit (1 MiB by default). A failure part way
+      // is answered 503 and the whole body retried: copies on the raw topic, which the adapter's
+      // event ids (derived from each record) make harmless.
+      const messages = records.map(({ key, value }) => ({ key, value, headers: { 'vigil-intake': 'kong-http-log' } }));
+      for (const batch of deadLetterBatches(messages)) {
         // Every in-sync replica: a 200 must mean the records survive a broker's loss.
-        acks: -1,
-        messages: records.map((value) => ({ key: keyOf(value), value, headers: { 'vigil-intake': 'kong-http-log' } })),
-      });
+        await sending.send({ topic: options.topic, acks: -1, messages: batch });
+      }
     } catch (error) {
       log.warn({ err: error, records: records.length }, 'Kafka did not acknowledge an intake batch; the gateway will retry it');
       throw new IntakeRefusal(503, `Kafka did not acknowledge the records: ${errorMessage(error)}`, 'unavailable', { 'retry-after': '5' });
@@ -270,8 +289,9 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
               const warn = error.status === 401 && Date.now() - lastUnauthorizedWarning >= UNAUTHORIZED_WARNING_EVERY_MS;
               if (warn) lastUnauthorizedWarning = Date.now();
               log[warn ? 'warn' : 'debug']({ status: error.status, remote: request.socket.remoteAddress, reason: error.message, unauthorizedSoFar: stats.unauthorized }, 'intake request refused');
-              // A refused body is not read further: close the connection rather than drain it.
-              send(response, error.status, { error: error.message }, { ...error.headers, ...(error.status === 413 ? { connection: 'close' } : {}) });
+              // A refused body is not read further: the connection is closed rather than drained
+              // (kept open, Node would read and discard whatever the caller goes on sending).
+              send(response, error.status, { error: error.message }, { ...error.headers, connection: 'close' });
               return;
             }
             log.error({ err: error }, 'intake request failed');
@@ -279,6 +299,9 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
             else response.end();
           });
         });
+        // Bounds on a slow caller (Node's own: a minute for headers, five for a request).
+        listening.headersTimeout = INTAKE_HEADERS_TIMEOUT_MS;
+        listening.requestTimeout = INTAKE_REQUEST_TIMEOUT_MS;
         const { port } = await listenOn(listening, at);
         server = listening;
         producer = starting;

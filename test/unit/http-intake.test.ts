@@ -16,8 +16,17 @@ function refusalOf(body: string): { status: number; message: string } {
 
 describe('the intake body check', () => {
   it('takes one log object or an array of them, each serialized as it will be produced', () => {
-    expect(recordsOfBody(Buffer.from('{"a": 1}'), limits)).toEqual(['{"a":1}']);
-    expect(recordsOfBody(Buffer.from('[{"a": 1}, {"b": {"c": 2}}]'), limits)).toEqual(['{"a":1}', '{"b":{"c":2}}']);
+    expect(recordsOfBody(Buffer.from('{"a": 1}'), limits)).toEqual([{ value: '{"a":1}', key: null }]);
+    expect(recordsOfBody(Buffer.from('[{"a": 1}, {"b": {"c": 2}}]'), limits).map((record) => record.value)).toEqual(['{"a":1}', '{"b":{"c":2}}']);
+  });
+
+  it('keys each record by its own client_ip, never by one the client put deeper (a query string, a header)', () => {
+    const body = JSON.stringify([
+      { request: { querystring: { client_ip: '6.6.6.6' } }, client_ip: '203.0.113.9' },
+      { request: { headers: { client_ip: '6.6.6.6' } } },
+      { client_ip: 'not an address' },
+    ]);
+    expect(recordsOfBody(Buffer.from(body), { ...limits, maxJsonDepth: 8 }).map((record) => record.key)).toEqual(['203.0.113.9', null, null]);
   });
 
   it('refuses with a status and a message naming what is wrong', () => {
@@ -47,6 +56,18 @@ describe('the intake token bucket', () => {
     now += 60_000;
     // Never more than the burst, however long it was idle.
     expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()].map((answer) => answer.ok)).toEqual([true, true, true, false]);
+  });
+
+  it('a clock stepped back an hour refills nothing and drains nothing: the next second refills as usual', () => {
+    let now = 10_000_000;
+    const bucket = tokenBucket(2, 3, () => now);
+    bucket.take();
+    now -= 3_600_000;
+    expect(bucket.take()).toEqual({ ok: true });
+    expect(bucket.take()).toEqual({ ok: true });
+    expect(bucket.take()).toEqual({ ok: false, retryAfterSeconds: 1 });
+    now += 1000;
+    expect(bucket.take()).toEqual({ ok: true });
   });
 });
 

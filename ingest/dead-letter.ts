@@ -47,6 +47,9 @@ export interface Truncated {
  */
 export const DEAD_LETTER_PREFIX_BYTES = 16 * 1024;
 
+/** The largest original a dead letter of another reason carries whole: under the broker's 1 MiB default, with room for headers. */
+export const DEAD_LETTER_WHOLE_MAX_BYTES = 900 * 1024;
+
 /** A redriven message's trail, carried in its headers and into its next dead letter. */
 export interface Redrive {
   /** The previous dead letter's position, `deadLetterTopic/partition/offset`. */
@@ -83,7 +86,11 @@ const MAX_REASON_LENGTH = 2000;
  */
 export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLetteredAt' | 'truncated'>, now: Date): Message {
   const { value } = record;
-  const truncate = record.reasonCode === 'too_large' && value !== null && value.length > DEAD_LETTER_PREFIX_BYTES;
+  // An oversized message keeps its first bytes; so does any other refused message too large for
+  // the dead-letter topic itself (VIGIL_MAX_MESSAGE_BYTES may exceed the broker's 1 MiB limit, and
+  // a dead letter the broker refuses for good would stop the partition). Redrive reads the whole
+  // original back from its source position.
+  const truncate = value !== null && value.length > (record.reasonCode === 'too_large' ? DEAD_LETTER_PREFIX_BYTES : DEAD_LETTER_WHOLE_MAX_BYTES);
   return {
     key: `${record.topic}:${record.partition}:${record.offset}`,
     value: truncate ? value.subarray(0, DEAD_LETTER_PREFIX_BYTES) : value,

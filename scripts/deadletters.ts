@@ -346,7 +346,9 @@ export async function readOriginals(kafka: Kafka, positions: readonly { topic: s
   for (const { topic, partition, offset } of positions) {
     found.set(`${topic}:${partition}:${offset}`, null);
     const partitions = wanted.get(topic) ?? new Map<number, bigint[]>();
-    partitions.set(partition, [...(partitions.get(partition) ?? []), BigInt(offset)]);
+    const offsets = partitions.get(partition);
+    if (offsets) offsets.push(BigInt(offset));
+    else partitions.set(partition, [BigInt(offset)]);
     wanted.set(topic, partitions);
   }
   if (wanted.size === 0) return found;
@@ -622,7 +624,11 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
     await producer.connect();
     try {
       const byTopic = new Map<string, DeadLetterEntry[]>();
-      for (const { entry, topic } of plan.send) byTopic.set(topic, [...(byTopic.get(topic) ?? []), entry]);
+      for (const { entry, topic } of plan.send) {
+        const entries = byTopic.get(topic);
+        if (entries) entries.push(entry);
+        else byTopic.set(topic, [entry]);
+      }
       for (const [topic, topicEntries] of byTopic) {
         // Cut under the broker's batch limit, as the pipeline cuts its dead letters.
         for (const batch of deadLetterBatches(topicEntries.map(({ record, position }) => toRedriveMessage(record, position)))) {
@@ -689,7 +695,11 @@ export function formatRedrive(report: RedriveReport): string[] {
   ];
   for (const [topic, count] of Object.entries(report.sentByTopic)) lines.push(`  sent ${count} to ${topic}`);
   const byReason = new Map<SkipReason, typeof report.skipped>();
-  for (const entry of report.skipped) byReason.set(entry.reason, [...(byReason.get(entry.reason) ?? []), entry]);
+  for (const entry of report.skipped) {
+    const entries = byReason.get(entry.reason);
+    if (entries) entries.push(entry);
+    else byReason.set(entry.reason, [entry]);
+  }
   for (const [reason, entries] of byReason) {
     const examples = entries.slice(0, 3).map(({ position, detail }) => `${position.topic}/${position.partition}/${position.offset}: ${detail}`);
     lines.push(`  skipped ${entries.length} ${reason} (${examples.join('; ')}${entries.length > 3 ? '; ...' : ''})`);

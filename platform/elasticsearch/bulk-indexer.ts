@@ -220,6 +220,12 @@ export class BulkIndexer {
     if (items.length !== batch.length) {
       throw new StoreUnavailableError('elasticsearch', `bulk response had ${items.length} items for ${batch.length} documents`);
     }
+    // An item that answers neither `create` nor `index` is no answer either: none is settled, so
+    // the request is retried whole rather than leaving that document's chunk waiting for ever.
+    const unanswered = items.findIndex((entry) => (entry.create ?? entry.index) === undefined);
+    if (unanswered >= 0) {
+      throw new StoreUnavailableError('elasticsearch', `bulk response item ${unanswered} answers ${Object.keys(items[unanswered] ?? {}).join(', ') || 'nothing'}, not create or index`);
+    }
     const retryable: Pending[] = [];
     items.forEach((entry, position) => {
       const item = batch[position];

@@ -1,6 +1,6 @@
 import type { IHeaders, Message } from 'kafkajs';
 import { createHash } from 'node:crypto';
-import { DEAD_LETTER_PREFIX_BYTES, REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
+import { DEAD_LETTER_PREFIX_BYTES, DEAD_LETTER_WHOLE_MAX_BYTES, REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
 
 const now = new Date('2024-05-01T10:31:02.500Z');
 
@@ -129,11 +129,20 @@ describe('a too_large message', () => {
     expect(read.value).toHaveLength(DEAD_LETTER_PREFIX_BYTES);
   });
 
-  it('is kept whole up to the prefix size, and other reasons always are', () => {
+  it('is kept whole up to the prefix size, and other reasons are up to what the dead-letter topic takes', () => {
     const small = Buffer.alloc(DEAD_LETTER_PREFIX_BYTES, 0x61);
     expect(toDeadLetterMessage(record({ reasonCode: 'too_large', value: small }), now).value).toStrictEqual(small);
     expect(fromDeadLetterMessage(delivered(toDeadLetterMessage(record({ reasonCode: 'too_large', value: small }), now)))).not.toHaveProperty('truncated');
     expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: big }), now).value).toStrictEqual(big);
+    const whole = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES, 0x61);
+    expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: whole }), now).value).toStrictEqual(whole);
+  });
+
+  it('any refused message over what the broker takes in one message (VIGIL_MAX_MESSAGE_BYTES above 1 MiB) keeps its first bytes too, with its size and digest', () => {
+    const huge = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES + 1, 0x62);
+    const message = toDeadLetterMessage(record({ reasonCode: 'index_rejected', value: huge }), now);
+    expect(message.value).toStrictEqual(huge.subarray(0, DEAD_LETTER_PREFIX_BYTES));
+    expect(fromDeadLetterMessage(delivered(message)).truncated).toStrictEqual({ bytes: huge.length, sha256: createHash('sha256').update(huge).digest('hex') });
   });
 
   it('can not be sent back as it is: the prefix alone would be refused and the message lost', () => {

@@ -202,7 +202,7 @@ export function selects(selection: Selection, entry: DeadLetterEntry): boolean {
 }
 
 /** Why a selected dead letter is not sent back. */
-export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redrive_limit' | 'original_unavailable';
+export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redriven_since' | 'redrive_limit' | 'original_unavailable';
 
 /** What a redrive sends and leaves. */
 export interface RedrivePlan {
@@ -216,17 +216,28 @@ export interface RedrivePlan {
  * the pipeline reads), each source position once (the same dead letter written twice by a redone
  * chunk), and not one already redriven `maxRedrives` times unless forced.
  */
-export function planRedrive(entries: readonly DeadLetterEntry[], options: { eventTopics: readonly string[]; force: boolean; maxRedrives?: number }): RedrivePlan {
+export function planRedrive(entries: readonly DeadLetterEntry[], options: { eventTopics: readonly string[]; rawTopics?: readonly string[]; force: boolean; maxRedrives?: number }): RedrivePlan {
   const maxRedrives = options.maxRedrives ?? MAX_REDRIVES;
   const plan: RedrivePlan = { send: [], skipped: [] };
   const chosen = new Set<string>();
+  // A dead letter that a later one names as its origin was redriven and refused again: the later
+  // one stands for the message (with its redrive count). Sending both would double the message at
+  // every run while its cause is not fixed.
+  const redrivenSince = new Set<string>();
+  for (const { record } of entries) if (record.redrive) redrivenSince.add(record.redrive.from);
   for (const entry of entries) {
     const { record } = entry;
     const source = sourcePosition(record);
+    const at = `${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`;
+    // Event topics, and the raw topics gateways' records wait on: a record `vigil adapt` refused
+    // goes back to its raw topic, to be adapted again once the map is fixed.
+    const redrivable = options.eventTopics.includes(record.topic) || (options.rawTopics ?? []).includes(record.topic) || record.reasonCode.startsWith('adapter_');
     if (record.value === null || record.value.length === 0) {
       plan.skipped.push({ entry, reason: 'no_value', detail: 'the original message had no value' });
-    } else if (!options.eventTopics.includes(record.topic)) {
-      plan.skipped.push({ entry, reason: 'not_an_event_topic', detail: `source topic "${record.topic}" is not an event topic of this configuration` });
+    } else if (!redrivable) {
+      plan.skipped.push({ entry, reason: 'not_an_event_topic', detail: `source topic "${record.topic}" is not an event topic or raw topic of this configuration` });
+    } else if (redrivenSince.has(at)) {
+      plan.skipped.push({ entry, reason: 'redriven_since', detail: `redriven before, and refused again: a later dead letter names ${at} as its origin` });
     } else if (chosen.has(source)) {
       plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter of ${source} is sent` });
     } else if ((record.redrive?.count ?? 0) >= maxRedrives && !options.force) {
@@ -617,7 +628,7 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
   const { config } = context;
   const kafka = kafkaOf(context);
   const { entries } = await readDeadLetters({ ...context, kafka }, selection);
-  const plan = await restoreTruncated(kafka, planRedrive(entries, { eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device], force: options.force }), context.scan);
+  const plan = await restoreTruncated(kafka, planRedrive(entries, { eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device], rawTopics: [config.intake.topic], force: options.force }), context.scan);
   const sentByTopic: Record<string, number> = {};
   if (!options.dryRun && plan.send.length > 0) {
     const producer = createProducer(kafka);

@@ -153,7 +153,7 @@ describe('planRedrive', () => {
     expect(plan.skipped.map(({ entry: skipped, reason, detail }) => [skipped.position.offset, reason, detail])).toEqual([
       ['2', 'no_value', 'the original message had no value'],
       ['3', 'no_value', 'the original message had no value'],
-      ['4', 'not_an_event_topic', 'source topic "old.policy" is not an event topic of this configuration'],
+      ['4', 'not_an_event_topic', 'source topic "old.policy" is not an event topic or raw topic of this configuration'],
       ['5', 'already_selected', `another dead letter of ${POLICY}:2:1001 is sent`],
     ]);
   });
@@ -166,6 +166,32 @@ describe('planRedrive', () => {
     expect(plan.skipped).toEqual([{ entry: tired, reason: 'redrive_limit', detail: `redriven ${MAX_REDRIVES} times already; --force sends it again` }]);
     expect(planRedrive([tired], { eventTopics: topics, force: true }).send).toHaveLength(1);
     expect(planRedrive([once], { eventTopics: topics, force: false, maxRedrives: 1 }).skipped).toHaveLength(1);
+  });
+
+  it('sends a record vigil adapt refused back to its raw topic, and anything else from a raw topic of this configuration', () => {
+    const unmapped = entry(1, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', reason: 'record 0: no method' });
+    const invalid = entry(2, { topic: 'vigil.raw.kong', reasonCode: 'schema_invalid' });
+    const elsewhere = entry(3, { topic: 'edge.raw.tyk', reasonCode: 'schema_invalid' });
+    const plan = planRedrive([unmapped, invalid, elsewhere], { eventTopics: topics, rawTopics: ['vigil.raw.kong'], force: false });
+    expect(plan.send.map(({ entry: chosen, topic }) => [chosen.position.offset, topic])).toEqual([
+      ['1', 'edge.raw.tyk'],
+      ['2', 'vigil.raw.kong'],
+    ]);
+    expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([['3', 'not_an_event_topic']]);
+  });
+
+  it('runs again with the cause not fixed: only the latest dead letter of a message is sent, not every one it left, so the copies do not multiply', () => {
+    // Run 1 sent the dead letter at offset 1; refused again, it came back at offset 2 (from a new
+    // source position), and again at offset 3 after run 2.
+    const first = entry(1);
+    const second = entry(2, { offset: '2001', redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const third = entry(3, { offset: '2002', redrive: { from: `${DLQ}/0/2`, count: 2 } });
+    const plan = planRedrive([first, second, third], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['3']);
+    expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([
+      ['1', 'redriven_since'],
+      ['2', 'redriven_since'],
+    ]);
   });
 });
 

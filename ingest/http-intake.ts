@@ -7,6 +7,7 @@
  * the records into contract events is the `kong` adapter's job (`vigil adapt --format kong`).
  * See docs/gateways/kong-http-log.md.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
@@ -179,6 +180,9 @@ export interface IntakeRecord {
  * problem: what the http-log plugin sends is one log object, or an array of them when batching.
  */
 export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): IntakeRecord[] {
+  // Decoded leniently, bytes that are not UTF-8 would be produced as U+FFFD: refused instead, as
+  // the pipeline refuses them (not_json).
+  if (!isUtf8(body)) throw new IntakeRefusal(400, 'body is not UTF-8', 'invalid');
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -257,7 +261,8 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
       }
     } catch (error) {
       log.warn({ err: error, records: records.length }, 'Kafka did not acknowledge an intake batch; the gateway will retry it');
-      throw new IntakeRefusal(503, `Kafka did not acknowledge the records: ${errorMessage(error)}`, 'unavailable', { 'retry-after': '5' });
+      // The broker's own words (its addresses among them) stay in the log, not in the answer.
+      throw new IntakeRefusal(503, 'Kafka did not acknowledge the records; retry later', 'unavailable', { 'retry-after': '5' });
     }
     stats.accepted += 1;
     stats.records += records.length;
@@ -294,7 +299,9 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
               send(response, error.status, { error: error.message }, { ...error.headers, connection: 'close' });
               return;
             }
-            log.error({ err: error }, 'intake request failed');
+            // A caller that went away mid-upload is its own loss, not the intake's failure.
+            const aborted = request.destroyed || (error as { code?: string }).code === 'ECONNRESET' || (error as { code?: string }).code === 'ECONNABORTED';
+            log[aborted ? 'debug' : 'error']({ err: error }, aborted ? 'intake request aborted by the caller' : 'intake request failed');
             if (!response.headersSent) send(response, 500, { error: 'internal error' });
             else response.end();
           });

@@ -31,6 +31,14 @@ describe('the intake body check', () => {
 
   it('refuses with a status and a message naming what is wrong', () => {
     expect(refusalOf('nope').status).toBe(400);
+    expect((() => {
+      try {
+        recordsOfBody(Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), limits);
+      } catch (error) {
+        return error instanceof IntakeRefusal ? [error.status, error.message] : error;
+      }
+      return 'taken';
+    })()).toEqual([400, 'body is not UTF-8']);
     expect(refusalOf('nope').message).toMatch(/^body is not JSON: /);
     expect(refusalOf('[]')).toEqual({ status: 400, message: 'body is an empty array: expected a Kong log object or an array of them' });
     expect(refusalOf('"text"')).toEqual({ status: 400, message: 'body is a string: expected a Kong log object' });

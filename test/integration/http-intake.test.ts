@@ -160,3 +160,33 @@ describe('the HTTP intake for Kong http-log', () => {
     }
   });
 });
+
+describe('the HTTP intake with a body larger than a Kafka batch may be', () => {
+  it('takes 1.3 MB of one client\'s records (over the broker\'s 1 MiB batch limit, all on one partition) and produces every one, in order', async () => {
+    const topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;
+    const stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_MAX_BODY_BYTES: String(4 * 1024 * 1024) }));
+    const vigil = createVigil(stack.config, { roles: ['intake'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, http: false, intakeHttp: { host: '127.0.0.1', port: 0 } });
+    await vigil.start();
+    try {
+      const address = vigil.intakeAddress();
+      if (!address) throw new Error('the intake did not start');
+      // 250 records of about 5.3 kB, every one from 203.0.113.7: one key, one partition.
+      const sent = Array.from({ length: 250 }, (_, n) => `big-${String(n).padStart(3, '0')}`);
+      const records = sent.map((id) => ({ ...kongRecord(id), response: { status: 200, size: 512, headers: { padding: 'p'.repeat(5_000) } } }));
+      const body = JSON.stringify(records);
+      expect(Buffer.byteLength(body)).toBeGreaterThan(1_300_000);
+      const response = await fetch(`http://127.0.0.1:${address.port}${KONG_INTAKE_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body });
+      expect({ status: response.status, body: await response.json() }).toEqual({ status: 200, body: { accepted: 250 } });
+      const messages = await readTopic(stack.kafka, topic, 250);
+      const ids = messages.map((message) => (JSON.parse(message.value?.toString('utf8') ?? '{}') as { request: { id: string } }).request.id);
+      expect(ids).toEqual(sent);
+    } finally {
+      await vigil.stop();
+      const admin = stack.kafka.admin();
+      await admin.connect();
+      await admin.deleteTopics({ topics: [topic], timeout: 10_000 }).catch(() => undefined);
+      await admin.disconnect();
+      await stack.cleanup();
+    }
+  });
+});

@@ -368,6 +368,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
         outcome?.status === 'created' || outcome?.status === 'duplicate' ? firstItem?.contentHash : outcome?.status === 'conflict' && outcome.storedHash !== 'none' ? outcome.storedHash : undefined;
       if (storedHash === item.contentHash) duplicates++;
       else if (storedHash !== undefined) rejected.push({ message, reasonCode: 'id_conflict', reason: conflictReason(item, storedHash) });
+      // The id is taken by a document whose content is unknown (neither hash nor original kept): an
+      // id conflict too, as its first copy was.
+      else if (outcome?.status === 'conflict') rejected.push({ message, reasonCode: 'id_conflict', reason: outcome.reason });
       // The first copy was refused: this one is kept with it, to be redriven once the cause is fixed.
       else rejected.push({ message, reasonCode: 'index_rejected', reason: `an earlier copy of event id ${item.id} in the same chunk was refused (${outcome && 'reason' in outcome ? String(outcome.reason) : 'no answer'}); this one was not sent` });
     }

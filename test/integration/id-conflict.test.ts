@@ -186,4 +186,31 @@ describe('an id twice in one chunk: the later copy decided by the answer to the 
     expect(await countEvents(run.stack, { prefix: { 'event.id': 'evt-twin-' } })).toBe(1);
     expect(await countEvents(run.stack, { term: { 'vigil.policy.outcome': 'pass' } })).toBe(0);
   });
+
+  it('two copies of an id held by a document of unknown content (no hash, no original): both dead-lettered as id_conflict', async () => {
+    const { config, elasticsearch, kafka } = run.stack;
+    const stored = eventSchema.parse(policy('evt-twin-unknown', 'fail'));
+    const document = toEventDocument(stored, { geoSource: 'none' }, { topic: config.topics.policy, partition: 0, offset: '0' }, new Date(), { original: false });
+    const vigilFields: Partial<EventDocument['vigil']> = { ...document.vigil };
+    delete vigilFields.content_hash;
+    await elasticsearch.create({ index: eventIndexName(config.indices.prefix, 'policy', time), id: stored.id, document: { ...document, vigil: vigilFields }, refresh: true });
+    const before = run.vigil.pipeline?.stats().consumed ?? 0;
+    const producer = testProducer(kafka);
+    await producer.connect();
+    try {
+      await producer.send({
+        topic: config.topics.policy,
+        acks: -1,
+        messages: [
+          { key: 'one-partition', value: JSON.stringify(policy('evt-twin-unknown', 'pass')) },
+          { key: 'one-partition', value: resent('evt-twin-unknown', 'pass') },
+        ],
+      });
+    } finally {
+      await producer.disconnect();
+    }
+    await waitFor('both settled', () => (run.vigil.pipeline?.stats().consumed ?? 0) >= before + 2);
+    const records = (await readTopic(kafka, config.topics.deadLetter, 3)).map(fromDeadLetterMessage).filter((record) => record.value?.toString().includes('evt-twin-unknown'));
+    expect(records.map((record) => record.reasonCode)).toStrictEqual(['id_conflict', 'id_conflict']);
+  });
 });

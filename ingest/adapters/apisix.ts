@@ -9,7 +9,7 @@
  * that refuses a request does so before proxying, so an entry with no `upstream` address was
  * answered by APISIX itself.
  */
-import { byteCount, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
+import { byteCount, clientIp, headerValue, identifierCut, isoTime, keyPart, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import { gatewayPolicies, requestLine, type GatewayPolicyNames } from './kong';
 import type { GatewayAdapter } from './types';
@@ -72,7 +72,7 @@ export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   return {
     record: {
       ...(requestId !== undefined ? { requestId } : {}),
-      fallbackKey: [raw.start_time, raw.client_ip, methodText, request.uri, status, raw.latency, instance].map((part) => String(part)).join('|'),
+      fallbackKey: [raw.start_time, raw.client_ip, methodText, request.uri, status, raw.latency, instance].map(keyPart).join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
       method,

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 /**
  * The one set of guards every adapter reads a gateway's fields through. They keep a value inside
  * the contract's limits so one odd field loses that field, not the record: the contract refuses
@@ -109,16 +110,35 @@ export function pathText(value: string | undefined): string | undefined {
   return value !== undefined && value.startsWith('/') && value.length <= 2048 && !CONTROL.test(value) ? value : undefined;
 }
 
-/** An IP from `ip`, `ip:port`, `[v6]:port` or the first entry of an X-Forwarded-For list. */
+/**
+ * An IP from `ip`, `ip:port`, `[v6]:port` or the first entry of an X-Forwarded-For list, if it is
+ * an address at all (a gateway may copy a client's header into its log unchecked: a bad one is
+ * dropped, and the record's events kept). An IPv4-mapped IPv6 address (`::ffff:203.0.113.7`, what
+ * a dual-stack socket reports for an IPv4 client) is given as the IPv4 address, so per-IP rules
+ * and the geo lookup see one client as one address.
+ */
 export function clientIp(value: unknown): string | undefined {
   const text = present(value);
   if (text === undefined) return undefined;
   const first = (text.split(',')[0] ?? '').trim();
   const bracketed = /^\[([0-9a-fA-F:.]+)\](?::\d+)?$/.exec(first);
-  if (bracketed) return bracketed[1];
   const v4WithPort = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(first);
-  if (v4WithPort) return v4WithPort[1];
-  return /^[0-9a-fA-F:]+$/.test(first) && first.includes(':') ? first : undefined;
+  const candidate = bracketed?.[1] ?? v4WithPort?.[1] ?? (/^[0-9a-fA-F:.]+$/.test(first) && first.includes(':') ? first : undefined);
+  if (candidate === undefined) return undefined;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(candidate);
+  const address = mapped?.[1] ?? candidate;
+  return isIP(address) === 0 ? undefined : address;
+}
+
+/** A record's field as fallback-key text: a string or number as it is, anything else as JSON (never a call into the record's own `toString`). */
+export function keyPart(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(typeof value);
+  } catch {
+    return typeof value;
+  }
 }
 
 /** Milliseconds since the epoch (or an ISO text) as the RFC 3339 text the contract takes. */

@@ -9,7 +9,7 @@
  * Headers prove an outcome; a status alone is a heuristic and is labelled `derived: status`.
  */
 import { contractMethod, splitUri, type ContractMethod } from './common';
-import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
+import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, keyPart, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import type { GatewayAdapter } from './types';
 
@@ -206,7 +206,7 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
     record: {
       ...(requestId !== undefined ? { requestId } : {}),
       // No request id (Kong before 3.5): the record's own facts, never anything Vigil adds.
-      fallbackKey: [raw.started_at, raw.client_ip, methodText, request.uri, status, latencies?.request, request.size].map((part) => String(part)).join('|'),
+      fallbackKey: [raw.started_at, raw.client_ip, methodText, request.uri, status, latencies?.request, request.size].map(keyPart).join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
       method,

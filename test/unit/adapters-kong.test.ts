@@ -166,6 +166,26 @@ describe('the kong adapter', () => {
     expect(result.rejected).toEqual([]);
   });
 
+  it('gives an IPv4-mapped client address as IPv4, drops one that is no address, and keeps the events either way', () => {
+    const mapped = kongRecord(call({ requestId: 'd4' + '0'.repeat(30) }));
+    mapped.client_ip = '::ffff:203.0.113.9';
+    const bogus = kongRecord(call({ requestId: 'e5' + '0'.repeat(30), status: 401 }));
+    bogus.client_ip = '999.0.0.1';
+    const result = translate([mapped, bogus]);
+    const ips = result.events.map((event) => event.client?.ip);
+    expect(ips.slice(0, 1)).toEqual(['203.0.113.9']);
+    expect(result.events.filter((event) => event.id.startsWith('kong:e5')).map((event) => event.client?.ip)).toEqual([undefined, undefined]);
+    expect(result.rejected).toEqual([]);
+  });
+
+  it('a record with an object where a text belongs (even one whose toString is not a function) loses only itself, not the batch', () => {
+    const good = kongRecord(call({ requestId: undefined }));
+    const hostile = { ...(kongRecord(call({ requestId: undefined }))), client_ip: { toString: 0 } };
+    const result = kong.translate(Buffer.from(JSON.stringify([good, hostile])), settings);
+    expect(result.events.length).toBeGreaterThan(0);
+    expect(result.events.every((event) => eventSchema.safeParse(event).success)).toBe(true);
+  });
+
   it('skips stream (TCP) records as not_http', () => {
     const result = translate({ session: { status: 200, received: 10, sent: 20 }, client_ip: '10.0.0.1', started_at: T.getTime() });
     expect(result).toEqual({ events: [], rejected: [], skipped: [{ reason: 'not_http', record: 0 }] });

@@ -409,7 +409,9 @@ export class DetectionEngine {
       const decided = item.ruleType.decide(item, reply, item.compiled, context);
       for (const evaluation of Array.isArray(decided) ? (decided as readonly Evaluation[]) : [decided as Evaluation]) {
         if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
-          firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? 0, eventTime(item.input.event.time)));
+          // The window's end, as the claim in Redis records it and `suppressed` compares: a late
+          // event's own time would suppress a window the claim would have let through.
+          firedInBatch.set(`${item.compiled.rule.id}\u0000${item.context.keyText}`, Math.max(earlier ?? Number.NEGATIVE_INFINITY, evaluation.detection.windowEnd));
         }
         // Too late for the rule's state: counted, never silently dropped.
         if (evaluation.outcome === 'none' && evaluation.lateEvents !== undefined) this.ruleStats(item.compiled.rule.id).late += evaluation.lateEvents;

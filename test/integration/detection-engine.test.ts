@@ -623,6 +623,25 @@ describe('the detection engine on the real Redis', () => {
     };
     const summary = (detections: readonly Detection[]): string[] => detections.map((detection) => `${detection.ruleId} ${detection.id}`);
 
+    it('a late event in the batch after a firing: the batch suppresses by the window that fired, as the claim in Redis does, not by the event\'s time', async () => {
+      const rules = ruleSet(RULES.threshold.replace('threshold: 3', 'threshold: 2'));
+      const who = { userId: 'u-late-batch', ip: '198.51.100.61' };
+      const x = failure('evt-lb-x', 59 * SECOND, who);
+      const a = failure('evt-lb-a', 0, who);
+      const c = failure('evt-lb-c', -50 * SECOND, who);
+      const b = failure('evt-lb-b', -30 * SECOND, who);
+      const counts: number[] = [];
+      for (const batches of [[[x], [a, c, b]], [[x], [a], [c], [b]], [[c], [b], [a], [x]]]) {
+        freshPrefix();
+        const engine = engineFor(rules);
+        let found = 0;
+        for (const inputs of batches) found += (await batch(engine, inputs)).length;
+        counts.push(found);
+      }
+      // However the four events are cut into batches: [-50 s, -30 s] and [0, 59 s] each fire once.
+      expect(counts).toEqual([2, 2, 2]);
+    });
+
     it('credential stuffing: one detection, the same id, whichever partition of the IP is read first', async () => {
       const ip = '198.51.100.50';
       // Partition a holds the oldest attempt; partition b alone reaches the 8 users.

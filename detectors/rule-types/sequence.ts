@@ -73,7 +73,9 @@ export function sequenceRequest(
       time + rule.window,
       context.now - rule.window - context.latenessMs,
       rule.window + context.latenessMs + 60_000,
-      context.maxEvidence * 4,
+      // Enough of the newest entries to hold every step's count twice over (a chain of 200
+      // failures then a success never fired when the reply held 200 entries at most).
+      Math.max(context.maxEvidence * 4, 2 * rule.steps.reduce((sum, step) => sum + step.count, 0) + context.maxEvidence),
       input.event.id,
       steps.join(','),
       // Final steps before the event can't be in a chain that holds it: left out of the reply.

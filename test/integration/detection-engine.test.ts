@@ -440,6 +440,14 @@ describe('the detection engine on the real Redis', () => {
   describe('sequence', () => {
     const ip = '198.51.100.30';
 
+    it('fires on a step of 250 events (more than the 200 newest entries the state once read back), then the success', async () => {
+      const engine = engineFor(ruleSet(RULES.sequence.replace('count: 5', 'count: 250')));
+      const failures = Array.from({ length: 250 }, (_, index) => failure(`evt-sq-big-${index}`, index * SECOND, { userId: `u-${index}`, ip }));
+      expect(await batch(engine, failures)).toEqual([]);
+      const found = await batch(engine, [success('evt-sq-big-end', 251 * SECOND, { userId: 'u-0', ip })]);
+      expect(found.map((detection) => detection.ruleId)).toEqual(['it-takeover-sequence']);
+    });
+
     it('fires on 5 failures then a success from one IP, with the event ids in order', async () => {
       const engine = engineFor(ruleSet(RULES.sequence));
       const failures = Array.from({ length: 5 }, (_, index) => failure(`evt-sq-000${index}`, index * MINUTE, { userId: `u-${index}`, ip }));

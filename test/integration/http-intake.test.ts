@@ -26,6 +26,16 @@ function kongRecord(id: string, status = 200): Record<string, unknown> {
   };
 }
 
+/** Stops the intake, deletes its raw topic and closes the stack's clients. */
+async function stopIntake(vigil: Vigil, stack: Stack, topic: string): Promise<void> {
+  await vigil.stop();
+  const admin = stack.kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic], timeout: 10_000 }).catch(() => undefined);
+  await admin.disconnect();
+  await stack.cleanup();
+}
+
 describe('the HTTP intake for Kong http-log', () => {
   let stack: Stack;
   let vigil: Vigil;
@@ -50,12 +60,7 @@ describe('the HTTP intake for Kong http-log', () => {
   });
 
   afterAll(async () => {
-    await vigil.stop();
-    const admin = stack.kafka.admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [topic], timeout: 10_000 }).catch(() => undefined);
-    await admin.disconnect();
-    await stack.cleanup();
+    await stopIntake(vigil, stack, topic);
   });
 
   it('produces every record of a batch and a single object to the raw topic, answering only after Kafka acknowledged', async () => {
@@ -181,12 +186,7 @@ describe('the HTTP intake with a body larger than a Kafka batch may be', () => {
       const ids = messages.map((message) => (JSON.parse(message.value?.toString('utf8') ?? '{}') as { request: { id: string } }).request.id);
       expect(ids).toEqual(sent);
     } finally {
-      await vigil.stop();
-      const admin = stack.kafka.admin();
-      await admin.connect();
-      await admin.deleteTopics({ topics: [topic], timeout: 10_000 }).catch(() => undefined);
-      await admin.disconnect();
-      await stack.cleanup();
+      await stopIntake(vigil, stack, topic);
     }
   });
 });

@@ -96,6 +96,17 @@ describe('same id, other content: an id conflict, never a dropped event', () => 
 });
 
 /** Every `<stage> <event id>` a pipeline's stages report, as they happen. */
+/** Produces `values` in one send under one key: one batch on one partition. */
+async function sendOneBatch(vigil: Vigil, topic: string, values: readonly string[]): Promise<void> {
+  const producer = testProducer(vigil.kafka);
+  await producer.connect();
+  try {
+    await producer.send({ topic, acks: -1, messages: values.map((value) => ({ key: 'one-partition', value })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
 function stagedIds(vigil: Vigil): string[] {
   const staged: string[] = [];
   vigil.instrumentation.on('pipeline.stage', ({ stage, eventIds }) => {
@@ -158,22 +169,8 @@ describe('an id twice in one chunk: the later copy decided by the answer to the 
     run.vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
       if (component === 'ingest') chunks.push(messages);
     });
-    const producer = testProducer(kafka);
-    await producer.connect();
-    try {
-      // One send, one key: one batch on one partition, handled as one chunk.
-      await producer.send({
-        topic: config.topics.policy,
-        acks: -1,
-        messages: [
-          { key: 'one-partition', value: JSON.stringify(policy('evt-twin-a', 'fail')) },
-          { key: 'one-partition', value: resent('evt-twin-a', 'fail') },
-          { key: 'one-partition', value: JSON.stringify(policy('evt-twin-a', 'pass')) },
-        ],
-      });
-    } finally {
-      await producer.disconnect();
-    }
+    // One send, one key: one batch on one partition, handled as one chunk.
+    await sendOneBatch(run.vigil, config.topics.policy, [JSON.stringify(policy('evt-twin-a', 'fail')), resent('evt-twin-a', 'fail'), JSON.stringify(policy('evt-twin-a', 'pass'))]);
 
     const [record] = (await readTopic(kafka, config.topics.deadLetter, 1)).map(fromDeadLetterMessage);
     expect(record?.reasonCode).toBe('id_conflict');
@@ -195,20 +192,7 @@ describe('an id twice in one chunk: the later copy decided by the answer to the 
     delete vigilFields.content_hash;
     await elasticsearch.create({ index: eventIndexName(config.indices.prefix, 'policy', time), id: stored.id, document: { ...document, vigil: vigilFields }, refresh: true });
     const before = run.vigil.pipeline?.stats().consumed ?? 0;
-    const producer = testProducer(kafka);
-    await producer.connect();
-    try {
-      await producer.send({
-        topic: config.topics.policy,
-        acks: -1,
-        messages: [
-          { key: 'one-partition', value: JSON.stringify(policy('evt-twin-unknown', 'pass')) },
-          { key: 'one-partition', value: resent('evt-twin-unknown', 'pass') },
-        ],
-      });
-    } finally {
-      await producer.disconnect();
-    }
+    await sendOneBatch(run.vigil, config.topics.policy, [JSON.stringify(policy('evt-twin-unknown', 'pass')), resent('evt-twin-unknown', 'pass')]);
     await waitFor('both settled', () => (run.vigil.pipeline?.stats().consumed ?? 0) >= before + 2);
     const records = (await readTopic(kafka, config.topics.deadLetter, 3)).map(fromDeadLetterMessage).filter((record) => record.value?.toString().includes('evt-twin-unknown'));
     expect(records.map((record) => record.reasonCode)).toStrictEqual(['id_conflict', 'id_conflict']);

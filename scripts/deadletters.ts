@@ -210,6 +210,13 @@ export interface RedrivePlan {
   skipped: { entry: DeadLetterEntry; reason: SkipReason; detail: string }[];
 }
 
+/** Appends `value` to the list `map` holds under `key`, in place (copying the list each time is quadratic). */
+function pushInto<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
 /**
  * Decides, without I/O, which selected dead letters go back: not one without a value (nothing to
  * validate), not one whose source isn't an event topic of this configuration (it would go nowhere
@@ -357,9 +364,7 @@ export async function readOriginals(kafka: Kafka, positions: readonly { topic: s
   for (const { topic, partition, offset } of positions) {
     found.set(`${topic}:${partition}:${offset}`, null);
     const partitions = wanted.get(topic) ?? new Map<number, bigint[]>();
-    const offsets = partitions.get(partition);
-    if (offsets) offsets.push(BigInt(offset));
-    else partitions.set(partition, [BigInt(offset)]);
+    pushInto(partitions, partition, BigInt(offset));
     wanted.set(topic, partitions);
   }
   if (wanted.size === 0) return found;
@@ -635,11 +640,7 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
     await producer.connect();
     try {
       const byTopic = new Map<string, DeadLetterEntry[]>();
-      for (const { entry, topic } of plan.send) {
-        const entries = byTopic.get(topic);
-        if (entries) entries.push(entry);
-        else byTopic.set(topic, [entry]);
-      }
+      for (const { entry, topic } of plan.send) pushInto(byTopic, topic, entry);
       for (const [topic, topicEntries] of byTopic) {
         // Cut under the broker's batch limit, as the pipeline cuts its dead letters.
         for (const batch of deadLetterBatches(topicEntries.map(({ record, position }) => toRedriveMessage(record, position)))) {
@@ -706,11 +707,7 @@ export function formatRedrive(report: RedriveReport): string[] {
   ];
   for (const [topic, count] of Object.entries(report.sentByTopic)) lines.push(`  sent ${count} to ${topic}`);
   const byReason = new Map<SkipReason, typeof report.skipped>();
-  for (const entry of report.skipped) {
-    const entries = byReason.get(entry.reason);
-    if (entries) entries.push(entry);
-    else byReason.set(entry.reason, [entry]);
-  }
+  for (const entry of report.skipped) pushInto(byReason, entry.reason, entry);
   for (const [reason, entries] of byReason) {
     const examples = entries.slice(0, 3).map(({ position, detail }) => `${position.topic}/${position.partition}/${position.offset}: ${detail}`);
     lines.push(`  skipped ${entries.length} ${reason} (${examples.join('; ')}${entries.length > 3 ? '; ...' : ''})`);

@@ -369,6 +369,13 @@ export function createAlerter(options: AlerterOptions): Alerter {
     return unsent.length;
   }
 
+  /** Writes everything left unsent; `behind` is cleared only if no outbox write failed meanwhile (a sweep's, say). */
+  async function catchUp(): Promise<void> {
+    const failedBefore = failedWrites;
+    await resend(Number.POSITIVE_INFINITY);
+    if (failedWrites === failedBefore) behind = false;
+  }
+
   /** Resolves the alerts whose quiet period passed. */
   async function settle(): Promise<Alert[]> {
     const settled = await store.settle(now());
@@ -389,11 +396,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     logger,
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
     handle: async (messages, source) => {
-      if (behind) {
-        const failedBefore = failedWrites;
-        await resend(Number.POSITIVE_INFINITY);
-        if (failedWrites === failedBefore) behind = false;
-      }
+      if (behind) await catchUp();
       const detections = readDetections(messages);
       await hold(detections, `${source.topic}:${source.partition}`, !source.caughtUp);
       await serialized(async () => {
@@ -445,9 +448,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
       // What a crashed predecessor left unsent goes out before anything newer; if the stores are
       // away, the first batch does it.
       try {
-        const failedBefore = failedWrites;
-        await resend(Number.POSITIVE_INFINITY);
-        if (failedWrites === failedBefore) behind = false;
+        await catchUp();
       } catch (error) {
         logger.warn({ err: error }, 'could not write unsent alert changes at start; the first batch will');
       }

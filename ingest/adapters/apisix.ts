@@ -72,7 +72,7 @@ export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   return {
     record: {
       ...(requestId !== undefined ? { requestId } : {}),
-      fallbackKey: [raw.start_time, raw.client_ip, methodText, request.uri, status, raw.latency, instance].map(keyPart).join('|'),
+      recordKey: [raw.start_time, raw.client_ip, methodText, request.uri, status, raw.latency, instance].map(keyPart).join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
       method,

@@ -17,21 +17,30 @@ export type EventSuffix = 'inv' | 'authn' | 'authz' | 'rate_limit' | 'json_threa
 const READABLE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 
 /**
- * A deterministic event id, `<format>:<request>:<suffix>`, so a redelivered or replayed record
- * is the same document. `<request>` is the gateway's request id when it is short and plain
- * (kept readable, for an analyst pivoting from the gateway's own log), else its SHA-256; with
- * no request id, the SHA-256 of `fallback`, which the adapter builds from what identifies the
- * record (time, client, method, URI, instance), never from anything Vigil adds.
+ * A deterministic event id, so a redelivered or replayed record is the same document:
+ * `<format>:<request>:<digest>:<suffix>` when the record has a request id, else
+ * `<format>:<record>:<suffix>`.
+ *
+ * `<request>` is the gateway's request id when it is short and plain (kept readable, for an
+ * analyst pivoting from the gateway's own log), else its SHA-256. A request id alone does not
+ * name one record: a client can choose it (APISIX keeps a client's `X-Request-Id`; Envoy and
+ * OTLP read `x-request-id`), and several hops of one request log the same one (Istio's gateway and
+ * its sidecar). So `<digest>`, the first 12 hex digits of the SHA-256 of `record`, tells such
+ * records apart; before, the second was dead-lettered as an id conflict and reached no rule.
+ * With no request id, `<record>` is the first 40 hex digits of that SHA-256.
+ *
+ * `record` is what the adapter reads out of the record to identify it (time, client, method, URI,
+ * status, instance), never anything Vigil adds.
  */
-export function eventId(format: string, requestId: string | undefined, fallback: string, suffix: EventSuffix): string {
-  const request =
-    requestId !== undefined && requestId !== '' && requestId !== '-'
-      ? READABLE_ID.test(requestId)
-        ? requestId
-        : sha256(`request:${requestId}`).slice(0, 40)
-      : sha256(`record:${fallback}`).slice(0, 40);
-  return `${format}:${request}:${suffix}`;
+export function eventId(format: string, requestId: string | undefined, record: string, suffix: EventSuffix): string {
+  const digest = sha256(`record:${record}`);
+  if (requestId === undefined || requestId === '' || requestId === '-') return `${format}:${digest.slice(0, 40)}:${suffix}`;
+  const request = READABLE_ID.test(requestId) ? requestId : sha256(`request:${requestId}`).slice(0, 40);
+  return `${format}:${request}:${digest.slice(0, RECORD_DIGEST_DIGITS)}:${suffix}`;
 }
+
+/** Hex digits of the record's digest beside a request id: 48 bits, for records sharing one request id. */
+export const RECORD_DIGEST_DIGITS = 12;
 
 export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');

@@ -217,7 +217,7 @@ export function accessRecordEvents(format: string, record: AccessRecord, index: 
     format,
     {
       ...(requestId !== undefined ? { requestId } : {}),
-      fallbackKey: requestId === undefined ? JSON.stringify(record.fallback) : '',
+      recordKey: JSON.stringify(record.fallback),
       ...(traceId !== undefined ? { traceId } : {}),
       time: record.time,
       method,

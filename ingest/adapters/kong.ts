@@ -191,7 +191,13 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
   const consumer = objectOf(raw.consumer);
   const consumerId =
     identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id);
-  const userId = identifierCut(headerValue(request.headers, 'x-authenticated-userid'));
+  // oauth2 sets X-Authenticated-Userid on the request it proxies (and clears a client's); on a
+  // route without it the header is whatever the client sent. So it names the user only when a
+  // credential authenticated the request (`authenticated_entity`, never logged for the anonymous
+  // consumer or an unauthenticated route).
+  const credential = objectOf(raw.authenticated_entity);
+  const authenticated = credential !== undefined && headerValue(request.headers, 'x-anonymous-consumer') !== 'true';
+  const userId = authenticated ? identifierCut(headerValue(request.headers, 'x-authenticated-userid')) : undefined;
   const ip = clientIp(raw.client_ip);
   const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
@@ -206,7 +212,7 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
     record: {
       ...(requestId !== undefined ? { requestId } : {}),
       // No request id (Kong before 3.5): the record's own facts, never anything Vigil adds.
-      fallbackKey: [raw.started_at, raw.client_ip, methodText, request.uri, status, latencies?.request, request.size].map(keyPart).join('|'),
+      recordKey: [raw.started_at, raw.client_ip, methodText, request.uri, status, latencies?.request, request.size].map(keyPart).join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
       method,

@@ -21,10 +21,13 @@ export interface PolicySignal {
  * in one place ({@link recordEvents}).
  */
 export interface HttpRecord {
-  /** The gateway's request id, when it logged one; the event ids derive from it. */
+  /** The gateway's request id, when it logged one; the event ids name it. */
   requestId?: string;
-  /** What identifies the record when there is no request id: hashed into the ids. */
-  fallbackKey: string;
+  /**
+   * What identifies the record among those sharing its request id (or, without one, among all):
+   * the record's own facts, never anything Vigil adds; hashed into the ids ({@link eventId}).
+   */
+  recordKey: string;
   traceId?: string;
   time: string;
   method: ContractMethod;
@@ -82,7 +85,7 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
     });
     return false;
   }
-  const id = (suffix: EventSuffix): string => eventId(format, record.requestId, record.fallbackKey, suffix);
+  const id = (suffix: EventSuffix): string => eventId(format, record.requestId, record.recordKey, suffix);
   const instance = record.instance ?? settings.instance;
   const envelope = {
     schemaVersion: 1 as const,

@@ -143,7 +143,7 @@ function translateRecord(item: unknown, record: number, settings: AdapterSetting
     {
       // Tyk records no request id: the record's own facts name it, the key by its fingerprint only.
       // The timestamp has nanoseconds, so two requests rarely share all of these.
-      fallbackKey: JSON.stringify([fields.timestamp, fields.ip_address, rawMethod, fields.raw_path, fields.path, apiId, status, fields.request_time_ms, fields.content_length, fields.host, keyFingerprint ?? '', instance ?? settings.instance ?? '']),
+      recordKey: JSON.stringify([fields.timestamp, fields.ip_address, rawMethod, fields.raw_path, fields.path, apiId, status, fields.request_time_ms, fields.content_length, fields.host, keyFingerprint ?? '', instance ?? settings.instance ?? '']),
       time,
       method,
       path,

@@ -182,7 +182,7 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
     FORMAT,
     {
       ...(requestId !== undefined ? { requestId } : {}),
-      fallbackKey: JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]),
+      recordKey: JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]),
       time,
       method,
       path,

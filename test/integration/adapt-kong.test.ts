@@ -13,6 +13,7 @@ import { indexNames, type Detection } from '../../schemas';
 import { REFUSALS, apisixEntry, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
 import { deleteTopics, produceInOrder } from '../support/adapt-stack';
 import { countEvents, readTopic, testLogger, waitFor, withVigil } from '../support/harness';
+import { withoutRecordDigest } from '../support/adapter-events';
 
 jest.setTimeout(240_000);
 
@@ -175,15 +176,19 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
 
   it('gives each policy event its outcome, name, auth context and derivation', async () => {
     const pattern = indexNames(running.stack.config.indices.prefix).eventPattern;
-    const ids = ['authn', 'authz', 'rate_limit'].flatMap((suffix) => [1, 2, 3, 4].map((n) => `kong:${id(n, 'aaaaaaaa')}:${suffix}`));
+    // The policy events of these requests, found by request id; an id also carries its record's digest.
+    const requestIds = [...[1, 2, 3, 4].map((n) => id(n, 'aaaaaaaa')), 'apisix-2', 'apisix-3'];
     const found = await running.stack.elasticsearch.search<{ vigil: { policy: Record<string, string> }; event: { reason?: string }; labels: Record<string, string>; source: unknown }>({
       index: pattern,
       size: 50,
-      query: { ids: { values: [...ids, 'apisix:apisix-2:authn', 'apisix:apisix-3:rate_limit'] } },
+      query: { bool: { filter: [{ terms: { 'http.request.id': requestIds } }, { exists: { field: 'vigil.policy.kind' } }] } },
     });
     const byId: Record<string, unknown> = Object.fromEntries(
       // The policy's reason is ECS's event.reason (vigil.policy.reason, its copy, is no longer written).
-      found.hits.hits.map((hit): [string, unknown] => [hit._id ?? '', { ...hit._source?.vigil.policy, reason: hit._source?.event.reason, derived: hit._source?.labels.derived }]),
+      found.hits.hits.map((hit): [string, unknown] => [
+        withoutRecordDigest(hit._id ?? ''),
+        { ...hit._source?.vigil.policy, reason: hit._source?.event.reason, derived: hit._source?.labels.derived },
+      ]),
     );
     expect(byId).toEqual({
       [`kong:${id(1, 'aaaaaaaa')}:authn`]: { kind: 'authn', name: 'kong-auth', outcome: 'pass', reason: 'consumer_authenticated', derived: undefined },
@@ -193,6 +198,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
       [`kong:${id(4, 'aaaaaaaa')}:authn`]: { kind: 'authn', name: 'kong-auth', outcome: 'pass', reason: 'consumer_authenticated', derived: undefined },
       [`kong:${id(4, 'aaaaaaaa')}:rate_limit`]: { kind: 'rate_limit', name: 'kong-rate-limiting', outcome: 'fail', reason: 'limit_exceeded', derived: undefined },
       'apisix:apisix-2:authn': { kind: 'authn', name: 'apisix-key-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', auth_context: 'api_key', derived: undefined },
+      'apisix:apisix-3:authn': { kind: 'authn', name: 'apisix-auth', outcome: 'pass', reason: 'consumer_authenticated', derived: undefined },
       'apisix:apisix-3:rate_limit': { kind: 'rate_limit', name: 'apisix-limit-count', outcome: 'fail', reason: 'limit_exceeded', derived: undefined },
     });
   });

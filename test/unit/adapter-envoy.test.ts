@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createEnvoyAdapter, envoyAdapter, envoyPolicySignals } from '../../ingest/adapters/envoy';
 import { groupMap, type AdapterResult, type AdapterSettings } from '../../ingest/adapters';
 import type { VigilEventInput } from '../../schemas';
-import { expectContract, requestEvents } from '../support/adapter-events';
+import { expectContract, requestEventId, requestEvents, withoutRecordDigest } from '../support/adapter-events';
 import { envoyGatewayRecord, istioRecord } from '../support/gateway-records';
 
 const settings: AdapterSettings = {
@@ -131,7 +131,7 @@ describe('envoy adapter: Envoy Gateway default keys, typed values', () => {
     expect(result).toEqual({
       events: [
         {
-          id: 'envoy:9b2e6f51-3c7a-4d8e-a1f0-7e5d4c3b2a19:inv',
+          id: requestEventId('envoy', '9b2e6f51-3c7a-4d8e-a1f0-7e5d4c3b2a19', 'inv') as string,
           schemaVersion: 1,
           time: '2026-03-01T10:05:00.000Z',
           source,
@@ -183,7 +183,7 @@ describe('envoy adapter: messages and strictness', () => {
       JSON.stringify(istioRecord({ request_id: 'req-2', response_code: '429', response_flags: 'RL', response_code_details: 'local_rate_limited' })),
     ].join('\n');
     const result = translate(batch);
-    expect(result.events.map((event) => event.id)).toEqual([`envoy:${ISTIO_ID}:inv`, 'envoy:req-2:inv', 'envoy:req-2:rate_limit']);
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual([`envoy:${ISTIO_ID}:inv`, 'envoy:req-2:inv', 'envoy:req-2:rate_limit']);
     expect(result.rejected).toEqual([{ reason: 'adapter_unparseable', record: 1, message: expect.stringMatching(/^record 1: not JSON: /) as string }]);
     expect(result.skipped).toEqual([]);
     expectContract(result.events);
@@ -191,7 +191,7 @@ describe('envoy adapter: messages and strictness', () => {
 
   it('takes a JSON array of records, and a record a shipper wrapped in "message" (Filebeat, Vector) or "log" (Fluent Bit)', () => {
     const array = translate(JSON.stringify([istioRecord(), istioRecord({ request_id: 'req-2' })]));
-    expect(array.events.map((event) => event.id)).toEqual([`envoy:${ISTIO_ID}:inv`, 'envoy:req-2:inv']);
+    expect(array.events.map((event) => withoutRecordDigest(event.id))).toEqual([`envoy:${ISTIO_ID}:inv`, 'envoy:req-2:inv']);
     const wrapped = translate(line({ '@timestamp': '2026-03-01T10:00:02Z', message: JSON.stringify(istioRecord()) }));
     expect(wrapped.events).toEqual([ordersInvocation()]);
     const fluent = translate(line({ log: JSON.stringify(istioRecord()), stream: 'stdout' }));
@@ -257,7 +257,7 @@ describe('envoy adapter options', () => {
     const record = { start_time: '2026-03-01T10:00:00Z', verb: 'DELETE', uri: '/orders/9', code: 204, route: 'orders-route', x_forwarded_for: '203.0.113.7, 10.0.0.1', downstream_remote_address: '10.0.0.1:5000', request_id: 'req-9' };
     const result = adapter.translate(line(record), settings);
     expect(result.events).toHaveLength(1);
-    expect(result.events[0]).toMatchObject({ id: 'envoy:req-9:inv', client: { ip: '203.0.113.7' }, invocation: { resource: { method: 'DELETE', path: '/orders/9' }, status: 204, group: 'orders' } });
+    expect(result.events[0]).toMatchObject({ id: requestEventId('envoy', 'req-9', 'inv') as string, client: { ip: '203.0.113.7' }, invocation: { resource: { method: 'DELETE', path: '/orders/9' }, status: 204, group: 'orders' } });
     const byDefault = envoyAdapter.translate(line({ ...istioRecord(), x_forwarded_for: '203.0.113.7, 10.0.0.1' }), settings);
     expect(byDefault.events[0]?.client).toEqual({ ip: '198.51.100.23', userAgent: 'curl/8.5.0' });
   });

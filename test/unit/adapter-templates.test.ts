@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { groupMap, type AdapterSettings } from '../../ingest/adapters';
 import { envoyAdapter } from '../../ingest/adapters/envoy';
-import { expectContract } from '../support/adapter-events';
+import { expectContract, requestEventId, withoutRecordDigest } from '../support/adapter-events';
 
 /**
  * The templates of docs/gateways/templates.md, read from the page itself, rendered with sample
@@ -56,7 +56,7 @@ describe('docs/gateways/templates.md', () => {
       expect.objectContaining({ ...common, family: 'policy', policy: expect.objectContaining({ kind: 'authn', name: 'jwt-authn', outcome: 'pass' }) as object }),
       expect.objectContaining({ ...common, family: 'policy', policy: expect.objectContaining({ kind: 'rate_limit', name: 'aws-apigateway', outcome: 'fail', reason: 'THROTTLED' }) as object }),
     ]);
-    expect(result.events.map((event) => event.id)).toEqual([
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual([
       'envoy:c6af9ac6-7b61-11e6-9a41-93e8deadbeef:inv',
       'envoy:c6af9ac6-7b61-11e6-9a41-93e8deadbeef:authn',
       'envoy:c6af9ac6-7b61-11e6-9a41-93e8deadbeef:rate_limit',
@@ -86,7 +86,7 @@ describe('docs/gateways/templates.md', () => {
       });
     const result = envoyAdapter.translate(Buffer.from(`${sample('REJECTED', '503', 'f0e1d2c3b4a59687')}\n${sample('PASSED', '201', 'a0e1d2c3b4a59687')}\n`), settings);
     expect(result.rejected).toEqual([]);
-    expect(result.events.map((event) => [event.id, event.family === 'policy' ? [event.policy.kind, event.policy.name, event.policy.outcome, event.policy.reason] : event.family === 'invocation' ? event.invocation.status : event.family])).toEqual([
+    expect(result.events.map((event) => [withoutRecordDigest(event.id), event.family === 'policy' ? [event.policy.kind, event.policy.name, event.policy.outcome, event.policy.reason] : event.family === 'invocation' ? event.invocation.status : event.family])).toEqual([
       ['envoy:f0e1d2c3b4a59687:inv', 503],
       ['envoy:f0e1d2c3b4a59687:rate_limit', ['rate_limit', 'nginx-limit-req', 'fail', 'REJECTED']],
       ['envoy:a0e1d2c3b4a59687:inv', 201],
@@ -119,8 +119,8 @@ describe('docs/gateways/templates.md', () => {
     const result = envoyAdapter.translate(Buffer.from(line), settings);
     expect(result.rejected).toEqual([]);
     expect(result.events).toHaveLength(2);
-    expect(result.events[0]).toMatchObject({ id: 'envoy:rrt-0b8c1e-a.4-12345:inv', actor: {}, invocation: { route: '/checkout-v1', status: 401, latencyMs: 0, group: 'checkout' } });
-    expect(result.events[1]).toMatchObject({ id: 'envoy:rrt-0b8c1e-a.4-12345:authn', policy: { kind: 'authn', name: 'apigee', outcome: 'fail', reason: 'InvalidApiKey', group: 'checkout' } });
+    expect(result.events[0]).toMatchObject({ id: requestEventId('envoy', 'rrt-0b8c1e-a.4-12345', 'inv') as string, actor: {}, invocation: { route: '/checkout-v1', status: 401, latencyMs: 0, group: 'checkout' } });
+    expect(result.events[1]).toMatchObject({ id: requestEventId('envoy', 'rrt-0b8c1e-a.4-12345', 'authn') as string, policy: { kind: 'authn', name: 'apigee', outcome: 'fail', reason: 'InvalidApiKey', group: 'checkout' } });
     expect(result.events[1]?.labels).toEqual({ adapter: 'envoy' });
     expectContract(result.events);
   });

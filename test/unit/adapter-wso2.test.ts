@@ -1,7 +1,7 @@
 import { eventId, groupMap, sha256, type AdapterSettings } from '../../ingest/adapters';
 import { wso2Adapter } from '../../ingest/adapters/wso2';
 import { WSO2_PREFIX as PREFIX, wso2Fault as fault, wso2Line as line, wso2Response as response } from '../support/gateway-records';
-import { expectContract } from '../support/adapter-events';
+import { expectContract, requestEventId, withoutRecordDigest } from '../support/adapter-events';
 
 /**
  * Fixtures built from the fields WSO2's ELK reporter logs (`ELKCounterMetric` writes
@@ -27,7 +27,7 @@ describe('wso2 adapter', () => {
     expect(result.skipped).toEqual([]);
     expect(result.events).toEqual([
       {
-        id: 'wso2:d5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b:inv',
+        id: requestEventId('wso2', 'd5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b', 'inv') as string,
         schemaVersion: 1,
         family: 'invocation',
         time: '2026-11-27T10:00:00.812Z',
@@ -74,7 +74,7 @@ describe('wso2 adapter', () => {
     const array = wso2Adapter.translate(bytes(JSON.stringify(lines.map((text) => ({ log: text })))), settings);
     for (const result of [bare, ndjson, array]) {
       expect(result.rejected).toEqual([]);
-      expect(result.events.map((event) => event.id)).toEqual([
+      expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual([
         'wso2:d5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b:inv',
         'wso2:f00dfeed-0000-4000-8000-000000000002:inv',
         'wso2:f00dfeed-0000-4000-8000-000000000002:authn',
@@ -109,13 +109,13 @@ describe('wso2 adapter', () => {
     expect(result.events).toEqual([
       {
         ...common,
-        id: 'wso2:f00dfeed-0000-4000-8000-000000000002:inv',
+        id: requestEventId('wso2', 'f00dfeed-0000-4000-8000-000000000002', 'inv') as string,
         family: 'invocation',
         invocation: { resource, route: '/pizzashack/1.0.0', status: 401, latencyMs: 0, group: 'food' },
       },
       {
         ...common,
-        id: 'wso2:f00dfeed-0000-4000-8000-000000000002:authn',
+        id: requestEventId('wso2', 'f00dfeed-0000-4000-8000-000000000002', 'authn') as string,
         family: 'policy',
         policy: { kind: 'authn', name: 'AUTHENTICATION_FAILURE', outcome: 'fail', reason: '900901', group: 'food', resource },
       },
@@ -140,7 +140,7 @@ describe('wso2 adapter', () => {
       bytes(line('apim:faulty', fault({ errorType, errorMessage: subCategory, errorCode: code, proxyResponseCode: status }))),
       settings,
     );
-    expect(result.events.map((event) => event.id)).toEqual([`wso2:f00dfeed-0000-4000-8000-000000000002:inv`, `wso2:f00dfeed-0000-4000-8000-000000000002:${kind}`]);
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual([`wso2:f00dfeed-0000-4000-8000-000000000002:inv`, `wso2:f00dfeed-0000-4000-8000-000000000002:${kind}`]);
     const policy = result.events[1];
     expect(policy?.family === 'policy' ? policy.policy : undefined).toMatchObject({ kind, name: subCategory, outcome: 'fail', reason: String(code) });
     expect(policy?.labels?.derived).toBeUndefined();
@@ -162,14 +162,14 @@ describe('wso2 adapter', () => {
     const result = wso2Adapter.translate(bytes([line('apim:faulty', withoutMethod), line('apim:response', response())].join('\n')), settings);
     expect(result.rejected.map((reject) => [reject.reason, reject.record])).toEqual([['adapter_unmapped', 0]]);
     expect(result.rejected[0]?.message).toContain('apim:faulty has no apiMethod');
-    expect(result.events.map((event) => event.id)).toEqual(['wso2:d5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b:inv']);
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual(['wso2:d5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b:inv']);
   });
 
   it('keeps the policy outcome of a fault that carries no proxyResponseCode, and counts the lost invocation', () => {
     const noStatus = fault({ errorType: 'THROTTLED', errorMessage: 'API_LEVEL_LIMIT_EXCEEDED', errorCode: 900800 });
     delete noStatus.proxyResponseCode;
     const result = wso2Adapter.translate(bytes(line('apim:faulty', noStatus)), settings);
-    expect(result.events.map((event) => event.id)).toEqual(['wso2:f00dfeed-0000-4000-8000-000000000002:rate_limit']);
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual(['wso2:f00dfeed-0000-4000-8000-000000000002:rate_limit']);
     expect(result.skipped).toEqual([{ reason: 'status_missing', record: 0 }]);
     expectContract(result.events);
   });

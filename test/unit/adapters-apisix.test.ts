@@ -1,6 +1,7 @@
 import { ADAPTERS, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, apisixEntry, type GatewayCall } from '../../scripts/gateway-records';
+import { requestEventId, withoutRecordDigest } from '../support/adapter-events';
 
 const settings: AdapterSettings = { service: 'edge-apisix', kind: 'gateway', groups: groupMap({ routes: { 'orders-route': 'orders' }, default: 'edge' }) };
 const T = new Date('2026-11-27T10:00:00.812Z');
@@ -30,13 +31,15 @@ function translate(records: unknown): AdapterResult {
   return result;
 }
 const summary = (event: VigilEventInput): unknown[] =>
-  event.family === 'policy' ? [event.id, event.policy.kind, event.policy.name, event.policy.outcome, event.labels?.derived] : [event.id, event.family];
+  event.family === 'policy'
+    ? [withoutRecordDigest(event.id), event.policy.kind, event.policy.name, event.policy.outcome, event.labels?.derived]
+    : [withoutRecordDigest(event.id), event.family];
 
 describe('the apisix adapter', () => {
   it('turns a single entry into its invocation, with the hostname as instance and the route id as route', () => {
     const result = translate(apisixEntry(call({ consumer: 'jack' })));
     expect(result.events[0]).toEqual({
-      id: 'apisix:e1f2a3b4-0001:inv',
+      id: requestEventId('apisix', 'e1f2a3b4-0001', 'inv') as string,
       schemaVersion: 1,
       family: 'invocation',
       time: '2026-11-27T10:00:00.812Z',

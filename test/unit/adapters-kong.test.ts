@@ -1,6 +1,7 @@
 import { ADAPTERS, adapterFor, eventId, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
+import { requestEventId, withoutRecordDigest } from '../support/adapter-events';
 
 const settings: AdapterSettings = {
   service: 'edge-kong-eu',
@@ -74,14 +75,14 @@ describe('the kong adapter', () => {
       events: [
         {
           ...envelope,
-          id: 'kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv',
+          id: requestEventId('kong', '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d', 'inv') as string,
           family: 'invocation',
           labels: { workspace: 'default', response_source: 'upstream', adapter: 'kong' },
           invocation: { resource, route: '/orders', status: 200, latencyMs: 37, bytesIn: 138, bytesOut: 911, upstreamService: 'orders-svc.internal', group: 'orders' },
         },
         {
           ...envelope,
-          id: 'kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn',
+          id: requestEventId('kong', '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d', 'authn') as string,
           family: 'policy',
           labels: { workspace: 'default', response_source: 'upstream', adapter: 'kong' },
           policy: { kind: 'authn', name: 'kong-auth', outcome: 'pass', reason: 'consumer_authenticated', group: 'orders', resource },
@@ -94,7 +95,7 @@ describe('the kong adapter', () => {
 
   it('gives an anonymous success its invocation only', () => {
     const result = translate(kongRecord(call()));
-    expect(result.events.map((event) => event.id)).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
   });
 
   it.each([
@@ -106,7 +107,7 @@ describe('the kong adapter', () => {
   ])('proves a %s refusal from its 401 challenge, with no derived label', (_plugin, headers, expected) => {
     const result = translate(kongRecord(call({ status: 401, responseHeaders: headers })));
     const [policy] = policies(result);
-    expect(policy?.id).toBe('kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn');
+    expect(withoutRecordDigest(policy?.id ?? '')).toBe('kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn');
     expect(policyOf(policy)).toEqual({ ...expected, group: 'orders', resource: { api: 'orders-svc', method: 'GET', path: '/orders/8812' } });
     expect(policy?.labels).toEqual({ workspace: 'default', response_source: 'kong', adapter: 'kong' });
     expect(policies(result)).toHaveLength(1);
@@ -130,19 +131,19 @@ describe('the kong adapter', () => {
 
   it('makes a 403 an authz failure when a consumer was identified, else a custom one, both derived', () => {
     const withConsumer = policies(translate(kongRecord(call({ status: 403, consumer: 'partner-acme' }))));
-    expect(withConsumer.map((event) => [event.id, policyOf(event)?.kind, policyOf(event)?.name, policyOf(event)?.outcome, event.labels?.derived])).toEqual([
+    expect(withConsumer.map((event) => [withoutRecordDigest(event.id), policyOf(event)?.kind, policyOf(event)?.name, policyOf(event)?.outcome, event.labels?.derived])).toEqual([
       ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn', 'authn', 'kong-auth', 'pass', undefined],
       ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authz', 'authz', 'kong-acl', 'fail', 'status'],
     ]);
     const anonymous = policies(translate(kongRecord(call({ status: 403 }))));
-    expect(anonymous.map((event) => [event.id, policyOf(event)?.kind, policyOf(event)?.name, event.labels?.derived])).toEqual([
+    expect(anonymous.map((event) => [withoutRecordDigest(event.id), policyOf(event)?.kind, policyOf(event)?.name, event.labels?.derived])).toEqual([
       ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:custom', 'custom', 'kong-403', 'status'],
     ]);
   });
 
   it('proves a rate-limiting refusal from its headers, and labels a bare 429 as derived', () => {
     const limited = policies(translate(kongRecord(call({ status: 429, consumer: 'partner-acme', responseHeaders: REFUSALS.kongRateLimited }))));
-    expect(limited.map((event) => [event.id, policyOf(event)?.kind, policyOf(event)?.name, policyOf(event)?.reason, event.labels?.derived])).toEqual([
+    expect(limited.map((event) => [withoutRecordDigest(event.id), policyOf(event)?.kind, policyOf(event)?.name, policyOf(event)?.reason, event.labels?.derived])).toEqual([
       ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:authn', 'authn', 'kong-auth', 'consumer_authenticated', undefined],
       ['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:rate_limit', 'rate_limit', 'kong-rate-limiting', 'limit_exceeded', undefined],
     ]);
@@ -160,7 +161,7 @@ describe('the kong adapter', () => {
       kongRecord(call({ requestId: 'c3' + '0'.repeat(30), method: 'post', status: 201 })),
     ];
     const result = translate(batch);
-    expect(result.events.map((event) => event.id)).toEqual([`kong:a1${'0'.repeat(30)}:inv`, `kong:c3${'0'.repeat(30)}:inv`]);
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual([`kong:a1${'0'.repeat(30)}:inv`, `kong:c3${'0'.repeat(30)}:inv`]);
     expect(result.events[1]?.family === 'invocation' && result.events[1].invocation.resource.method).toBe('POST');
     expect(result.skipped).toEqual([{ reason: 'method_unsupported', record: 1 }]);
     expect(result.rejected).toEqual([]);
@@ -216,15 +217,15 @@ describe('the kong adapter', () => {
   });
 
   it('keeps a long or unusual request id readable only when it is plain, hashing it otherwise', () => {
-    expect(eventId('kong', 'abc def', '', 'inv')).toBe(`kong:${sha256('request:abc def').slice(0, 40)}:inv`);
+    expect(eventId('kong', 'abc def', 'facts', 'inv')).toBe(`kong:${sha256('request:abc def').slice(0, 40)}:${sha256('record:facts').slice(0, 12)}:inv`);
     const result = translate(kongRecord(call({ requestId: 'x'.repeat(120) })));
-    expect(result.events[0]?.id).toBe(`kong:${sha256(`request:${'x'.repeat(120)}`).slice(0, 40)}:inv`);
+    expect(withoutRecordDigest(result.events[0]?.id ?? '')).toBe(`kong:${sha256(`request:${'x'.repeat(120)}`).slice(0, 40)}:inv`);
   });
 
   it('refuses a record no group maps, policy event or not, naming what it looked up; maps by tag and default', () => {
     const unmapped = kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth, service: 'shop', route: { name: 'catalog', paths: ['/catalog'], tags: ['public'] } }));
     const refused = translate([kongRecord(call()), unmapped]);
-    expect(refused.events.map((event) => event.id)).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
+    expect(refused.events.map((event) => withoutRecordDigest(event.id))).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
     expect(refused.rejected).toEqual([
       {
         reason: 'adapter_unmapped',
@@ -295,6 +296,17 @@ describe('the kong adapter', () => {
     expect(invocation?.actor).toEqual({ userId: 'user-42', consumerId: 'mobile-app' });
     expect(invocation?.correlation).toEqual({ requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d', traceId: '4bf92f3577b34da6a3ce929d0e0e4736' });
     expect(policyOf(pass)?.authContext).toBe('mtls');
+  });
+
+  it('takes X-Authenticated-Userid only when a credential authenticated the request: elsewhere the client chose it', () => {
+    const forged = { 'x-authenticated-userid': 'admin' };
+    const open = translate(kongRecord(call({ requestHeaders: forged }))).events[0];
+    expect(open?.actor).toEqual({});
+    const anonymous = translate(kongRecord(call({ consumer: 'anonymous', requestHeaders: { ...forged, 'x-anonymous-consumer': 'true' } }))).events[0];
+    expect(anonymous?.actor).toEqual({ consumerId: 'anonymous' });
+    const consumerOnly = kongRecord(call({ consumer: 'mobile-app', requestHeaders: forged }));
+    delete consumerOnly.authenticated_entity;
+    expect(translate(consumerOnly).events[0]?.actor).toEqual({ consumerId: 'mobile-app' });
   });
 
   it('gives no pass to the anonymous consumer', () => {

@@ -222,6 +222,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       rules: ruleSet,
       keyPrefix: config.redis.prefix,
       allowedLatenessMs: config.detection.allowedLatenessMs,
+      stateGraceMs: config.detection.stateGraceMs,
       clock: 'wall',
       logger: log,
       events: instrumentation,

@@ -11,6 +11,9 @@ import { detectionScope } from './scope';
 import { namedEntities } from './trust';
 
 /** Options of {@link DetectionEngine}. */
+/** {@link DetectionEngineOptions.stateGraceMs} by default: a stop of up to 15 minutes keeps rule state. */
+export const DEFAULT_STATE_GRACE_MS = 900_000;
+
 export interface DetectionEngineOptions {
   redis: RedisClient;
   rules: RuleSet;
@@ -22,6 +25,14 @@ export interface DetectionEngineOptions {
    * @defaultValue 300000 (5 minutes)
    */
   allowedLatenessMs?: number;
+  /**
+   * How long a key's window, chain and firing claim outlive what event time needs of them (the
+   * window or cooldown plus the lateness), in wall-clock time: Redis expires keys by the wall
+   * clock, so a pipeline stopped longer than the state's own span would otherwise come back to
+   * nothing (a burst read before the stop forgotten, a firing's claim lapsed so it fires again).
+   * @defaultValue 900000 (15 minutes)
+   */
+  stateGraceMs?: number;
   /**
    * Lateness and state trimming always follow the event-time watermark (the latest event time
    * seen in the batch's stream, a topic partition). `wall` (production) caps the watermark at `now()`, so a producer's clock running ahead
@@ -142,6 +153,7 @@ export class DetectionEngine {
   private readonly watermarks = new Map<string, number>();
   private readonly prefix: string;
   private readonly latenessMs: number;
+  private readonly stateGraceMs: number;
   private readonly maxEvidence: number;
   private readonly now: () => number;
   /** Instrumentation: `state.round_trip` after each Redis round trip (rule state, then claims). */
@@ -152,6 +164,7 @@ export class DetectionEngine {
     this.ruleSet = options.rules;
     this.prefix = options.keyPrefix ?? 'vigil';
     this.latenessMs = options.allowedLatenessMs ?? 300_000;
+    this.stateGraceMs = options.stateGraceMs ?? DEFAULT_STATE_GRACE_MS;
     this.maxEvidence = options.maxEvidence ?? 50;
     this.now = options.now ?? Date.now;
     this.events = options.events ?? new Instrumentation();
@@ -318,7 +331,7 @@ export class DetectionEngine {
         const group = groupKey(input, compiled.groupBy);
         if (group === undefined) continue;
         // One object for the evaluation and the request builders (which read prefix and lateness).
-        const context = { key: group.key, keyText: group.keyText, now, prefix: this.prefix, latenessMs: this.latenessMs, maxEvidence: this.maxEvidence };
+        const context = { key: group.key, keyText: group.keyText, now, prefix: this.prefix, latenessMs: this.latenessMs, stateGraceMs: this.stateGraceMs, maxEvidence: this.maxEvidence };
         (entries[index] as PlanEntry[]).push({ input, context, order: position * ruleCount + index });
       }
     }
@@ -472,7 +485,7 @@ export class DetectionEngine {
         },
         ...(cooldownMs === undefined
           ? {}
-          : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, claimScope === undefined ? 'fired' : `fired:${claimScope}`), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs } }),
+          : { claim: { key: stateKey(this.prefix, rule.id, context.keyText, claimScope === undefined ? 'fired' : `fired:${claimScope}`), time: windowEnd, cooldownMs, ttl: cooldownMs + this.latenessMs + this.stateGraceMs } }),
       });
     }
     const claims = candidates.flatMap(({ claim, detection, input }) => (claim === undefined ? [] : [{ claim, detection, input }]));

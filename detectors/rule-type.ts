@@ -9,6 +9,8 @@ export interface PlanContext extends EvaluationContext {
   /** Prefix of every Redis key. */
   prefix: string;
   latenessMs: number;
+  /** Wall-clock time state outlives its event-time span ({@link DetectionEngineOptions.stateGraceMs}). */
+  stateGraceMs: number;
   maxEvidence: number;
 }
 

@@ -256,6 +256,12 @@ export const settings = {
       '0–604800000',
       'How far behind its partition’s event-time clock an event may be and still count in stateful rules (see [detection.md](detection.md#event-time-and-the-clock)).',
     ),
+    stateGraceMs: setting(
+      'VIGIL_STATE_GRACE_MS',
+      int(60_000, 7 * 86_400_000).default(900_000),
+      '60000–604800000',
+      'How long a rule’s windows, chains and firing claims outlive their event-time span, in wall-clock time, so that a pipeline stopped for up to this long (an outage, a restart) comes back to its state (see [detection.md](detection.md#state-across-a-stop)). Idle keys stay in Redis this much longer.',
+    ),
     correlationWaitMs: setting(
       'VIGIL_CORRELATION_WAIT_MS',
       int(0, 10_000).default(0),

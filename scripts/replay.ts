@@ -99,7 +99,7 @@ export async function replayBatches(
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH], { lists: options.lists ?? config.detection.listsPaths ?? [] });
   const redis = createRedis(config);
   const prefix = `replay-${randomBytes(6).toString('hex')}`;
-  const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark', allowedLatenessMs: config.detection.allowedLatenessMs, logger });
+  const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark', allowedLatenessMs: config.detection.allowedLatenessMs, stateGraceMs: config.detection.stateGraceMs, logger });
   // Correlation runs as in the pipeline, on the same throwaway prefix, with no wait: a replayed
   // request's decisions are either in the input or never coming.
   const correlator = new Correlator({ redis, prefix, waitMs: 0 });

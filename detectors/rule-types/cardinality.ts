@@ -126,7 +126,7 @@ export function cardinalityReadLimit(rule: CardinalityRule, maxEvidence: number)
 export function cardinalityRequest(
   input: DetectionInput,
   rule: CardinalityRule,
-  context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
+  context: EvaluationContext & { prefix: string; latenessMs: number; stateGraceMs: number; maxEvidence: number },
   counted?: Predicate,
 ): StateRequest | undefined {
   const isCounted = counted === undefined || counted(input);
@@ -148,7 +148,7 @@ export function cardinalityRequest(
       time - rule.window,
       time + rule.window,
       context.now - rule.window - context.latenessMs,
-      rule.window + context.latenessMs + 60_000,
+      rule.window + context.latenessMs + context.stateGraceMs,
       cardinalityReadLimit(rule, context.maxEvidence),
       // Fewer distinct values than the threshold seen since a window before the event: no window
       // holding it can fire, so the script returns that bound alone.

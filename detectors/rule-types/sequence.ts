@@ -59,7 +59,7 @@ export function sequenceRequest(
   input: DetectionInput,
   rule: SequenceRule,
   steps: readonly number[],
-  context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
+  context: EvaluationContext & { prefix: string; latenessMs: number; stateGraceMs: number; maxEvidence: number },
 ): StateRequest {
   const time = eventTime(input.event.time);
   return {
@@ -72,7 +72,7 @@ export function sequenceRequest(
       time - rule.window,
       time + rule.window,
       context.now - rule.window - context.latenessMs,
-      rule.window + context.latenessMs + 60_000,
+      rule.window + context.latenessMs + context.stateGraceMs,
       // Enough of the newest entries to hold every step's count twice over (a chain of 200
       // failures then a success never fired when the reply held 200 entries at most).
       Math.max(context.maxEvidence * 4, 2 * rule.steps.reduce((sum, step) => sum + step.count, 0) + context.maxEvidence),

@@ -279,7 +279,7 @@ export function oldestOpenBucket(now: number, latenessMs: number, bucketMs: numb
 }
 
 /** The surgeTick item of a tally. */
-export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: EvaluationContext & { prefix: string; latenessMs: number }): StateRequest {
+export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: EvaluationContext & { prefix: string; latenessMs: number; stateGraceMs: number }): StateRequest {
   const bins: number[] = [];
   for (const [bin, count] of tally.bins) bins.push(bin, count);
   const now = Number.isFinite(tally.now) ? tally.now : context.now;
@@ -298,7 +298,7 @@ export function surgeTallyRequest(tally: SurgeTally, rule: SurgeRule, context: E
       Math.max(rule.bucket * rule.minSamples * 20, 86_400_000),
       oldestOpenBucket(now, context.latenessMs, rule.bucket),
       // A bucket's sources are written while the lateness covers it; then only its count is kept.
-      context.latenessMs + 2 * rule.bucket,
+      context.latenessMs + 2 * rule.bucket + context.stateGraceMs,
       baselineLag(context.latenessMs, rule.bucket),
       // Complete buckets are reported only to the rules that judge them (and only with the volume to fire).
       judgesOnClose(rule) ? rule.minVolume : 0,
@@ -313,7 +313,7 @@ export function surgeRequest(
   input: DetectionInput,
   rule: SurgeRule,
   numerator: Predicate | undefined,
-  context: EvaluationContext & { prefix: string; latenessMs: number },
+  context: EvaluationContext & { prefix: string; latenessMs: number; stateGraceMs: number },
 ): StateRequest | undefined {
   const contribution = surgeContribution(input, rule, numerator);
   if (contribution === undefined) return undefined;

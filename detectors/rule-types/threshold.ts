@@ -57,7 +57,7 @@ export function thresholdReadLimit(rule: ThresholdRule, maxEvidence: number): nu
 export function thresholdRequest(
   input: DetectionInput,
   rule: ThresholdRule,
-  context: EvaluationContext & { prefix: string; latenessMs: number; maxEvidence: number },
+  context: EvaluationContext & { prefix: string; latenessMs: number; stateGraceMs: number; maxEvidence: number },
 ): StateRequest {
   const time = eventTime(input.event.time);
   const value = rule.distinctField === undefined ? undefined : scalarText(fieldValue(input, rule.distinctField));
@@ -71,7 +71,7 @@ export function thresholdRequest(
       time - rule.window,
       time + rule.window,
       context.now - rule.window - context.latenessMs,
-      rule.window + context.latenessMs + 60_000,
+      rule.window + context.latenessMs + context.stateGraceMs,
       thresholdReadLimit(rule, context.maxEvidence),
       // Fewer events than the threshold within a window either side: no window can fire, so
       // the script returns the count alone (no members, no fired mark).

@@ -891,6 +891,55 @@ describe('the detection engine on the real Redis', () => {
     expect(withoutTtl).toEqual([]);
   });
 
+  describe('state across a stop (VIGIL_STATE_GRACE_MS)', () => {
+    const shortWindow = `
+- id: it-grace-failures
+  version: 1
+  name: Failed logins per user, one second
+  description: Three failed logins for one user within a second.
+  severity: low
+  tags: [T1110]
+  noun: failed logins
+  type: threshold
+  filter:
+    all:
+      - { field: policy.kind, equals: authn }
+      - { field: policy.outcome, equals: fail }
+  groupBy: [actor.userId]
+  window: 1s
+  threshold: 3
+`;
+
+    it('keeps a window and a firing claim for their event-time span plus the grace, 15 minutes by default', async () => {
+      const user = { userId: 'u-grace-ttl', ip: '198.51.100.71' };
+      const span = MINUTE + 5 * MINUTE; // the rule's window (and cooldown) plus the default lateness
+      const fired = await engineFor(ruleSet(RULES.threshold)).evaluateBatch([failure('evt-gr-1', 0, user), failure('evt-gr-2', SECOND, user), failure('evt-gr-3', 2 * SECOND, user)]);
+      expect(fired).toHaveLength(1);
+      const keys = (await keysUnder(prefix)).filter((key) => key.includes('it-failures-per-user') && key.includes('u-grace-ttl'));
+      expect(keys.map((key) => key.split(':').pop()).sort()).toEqual(['fired', 'window']);
+      for (const key of keys) {
+        const ttl = await redis.pttl(key);
+        expect(ttl).toBeGreaterThan(span + 14 * MINUTE);
+        expect(ttl).toBeLessThanOrEqual(span + 15 * MINUTE);
+      }
+    });
+
+    it('comes back to a burst after a stop shorter than the grace, and forgets it after a longer one', async () => {
+      // Two failures, then the pipeline stops (1.5 s of wall clock, no event time passes), then
+      // the third failure, within the rule's 1 s window of event time.
+      const run = async (userId: string, stateGraceMs: number): Promise<Detection[]> => {
+        const engine = engineFor(ruleSet(shortWindow), { allowedLatenessMs: 0, stateGraceMs });
+        const who = { userId, ip: '198.51.100.72' };
+        expect(await engine.evaluateBatch([failure(`evt-${userId}-1`, 0, who), failure(`evt-${userId}-2`, 100, who)])).toEqual([]);
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        return engine.evaluateBatch([failure(`evt-${userId}-3`, 200, who)]);
+      };
+      const [kept, forgotten] = await Promise.all([run('u-grace-long', 10 * SECOND), run('u-grace-short', 100)]);
+      expect(kept.map((detection) => detection.ruleId)).toEqual(['it-grace-failures']);
+      expect(forgotten).toEqual([]);
+    });
+  });
+
   describe('a redelivered batch (at-least-once)', () => {
     it('re-emits the same detections with the same ids instead of losing them', async () => {
       const user = { userId: 'u-redelivered', ip: '198.51.100.9' };

@@ -249,7 +249,7 @@ describe('parseGeoState (locationAdd-2)', () => {
 });
 
 describe('request builders', () => {
-  const extended = { key: { 'actor.userId': 'user-1' }, keyText: 'actor.userId=user-1', now: T + 5000, prefix: 'test', latenessMs: 300_000, maxEvidence: 50 };
+  const extended = { key: { 'actor.userId': 'user-1' }, keyText: 'actor.userId=user-1', now: T + 5000, prefix: 'test', latenessMs: 300_000, stateGraceMs: 900_000, maxEvidence: 50 };
   const common = { version: 1, description: 'A rule under test.', severity: 'medium', groupBy: ['actor.userId'] } as const;
   const policy: DetectionInput = { event: eventSchema.parse(policyEvent()) };
 
@@ -264,7 +264,7 @@ describe('request builders', () => {
     expect(thresholdRequest(policy, rule, extended)).toStrictEqual({
       script: 'windowAdd',
       keys: ['test:rule:{r-threshold|actor.userId=user-1}:window', 'test:rule:{r-threshold|actor.userId=user-1}:fired'],
-      args: ['evt-0001-aaaa|81.2.69.142', T, T - 300_000, T + 300_000, T + 5000 - 300_000 - 300_000, 300_000 + 300_000 + 60_000, 50, 3],
+      args: ['evt-0001-aaaa|81.2.69.142', T, T - 300_000, T + 300_000, T + 5000 - 300_000 - 300_000, 300_000 + 300_000 + 900_000, 50, 3],
     });
     // A large threshold reads more than the evidence cap, so a full window is always in hand.
     expect(thresholdReadLimit({ ...rule, threshold: 100 }, 50)).toBe(210);
@@ -278,7 +278,7 @@ describe('request builders', () => {
     expect(request?.script).toBe('distinctAdd');
     expect(request?.keys).toStrictEqual(['values', 'events', 'fired'].map((part) => `test:rule:{r-cardinality|actor.userId=user-1}:${part}`));
     // A window either side of the event; at most 200 events read back, 50 values and ids in a capped reply.
-    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T + 600_000, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 200, 3, 50]);
+    expect(request?.args).toStrictEqual(['81.2.69.142', 'evt-0001-aaaa', T, T - 600_000, T + 600_000, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 900_000, 200, 3, 50]);
     expect(cardinalityReadLimit({ ...rule, threshold: 40 }, 50)).toBe(400);
     expect(cardinalityRequest({ event: eventSchema.parse(deviceEvent()) }, rule, extended)).toBeUndefined();
   });
@@ -299,7 +299,7 @@ describe('request builders', () => {
     const failure = cardinalityRequest(policy, rule, extended, failing);
     expect(failure?.script).toBe('distinctShare');
     expect(failure?.keys).toStrictEqual(keys);
-    expect(failure?.args).toStrictEqual(['user-1', 'evt-0001-aaaa', T, T - 600_000, T + 600_000, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 60_000, 200, 3, 1, 50]);
+    expect(failure?.args).toStrictEqual(['user-1', 'evt-0001-aaaa', T, T - 600_000, T + 600_000, T + 5000 - 600_000 - 300_000, 600_000 + 300_000 + 900_000, 200, 3, 1, 50]);
     const pass: DetectionInput = { event: eventSchema.parse({ ...policyEvent(), policy: { ...policyEvent().policy, outcome: 'pass' } }) };
     expect(cardinalityRequest(pass, rule, extended, failing)?.args.at(-2)).toBe(0);
     // An event that is not counted needs no value; a counted one does.

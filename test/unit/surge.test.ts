@@ -64,7 +64,7 @@ function surgeRule(changes: Record<string, unknown> = {}): RuleOf<'surge'> {
 const key = { 'invocation.resource.api': 'accounts-v1', 'invocation.route': '/accounts/:id' };
 const keyText = 'invocation.resource.api=accounts-v1,invocation.route=/accounts/:id';
 const context: EvaluationContext = { key, keyText, now: T };
-const requestContext = { ...context, prefix: 'vigil-test', latenessMs: 300_000 };
+const requestContext = { ...context, prefix: 'vigil-test', latenessMs: 300_000, stateGraceMs: 900_000 };
 
 /**
  * A bucket that fires the default count rule (minSamples 10, minVolume 50, minRatio 5): 1000
@@ -188,7 +188,7 @@ describe('surgeRequest', () => {
       // the oldest bucket still open (the clock less 5 minutes of lateness), the bucket's HLL TTL (lateness + 2 buckets),
       // the baseline's lag (5 minutes of lateness + 1), no complete buckets reported (a count alone fires as it crosses),
       // the latest event's time and id.
-      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000, Math.floor(T / MINUTE) - 5, 420_000, 6, 0, T, input.event.id],
+      args: [Math.floor(T / MINUTE), 'count', 1, 0, '[]', '[]', 0.1, 86_400_000, Math.floor(T / MINUTE) - 5, 420_000 + 900_000, 6, 0, T, input.event.id],
     });
     expect(request?.keys).toStrictEqual([
       'vigil-test:rule:{request-flood-test|invocation.resource.api=accounts-v1,invocation.route=/accounts/:id}:surge',
@@ -222,7 +222,7 @@ describe('surgeRequest', () => {
       0.2,
       3_600_000 * 10 * 20,
       Math.floor((T - 300_000) / 3_600_000),
-      300_000 + 2 * 3_600_000,
+      300_000 + 2 * 3_600_000 + 900_000,
       // 5 minutes of lateness is within one hour bucket: the baseline ends two buckets back.
       2,
       0,
@@ -406,14 +406,14 @@ describe("SurgeTally: a batch's events of one key and bucket, added up", () => {
     add(tally, callAt(T + 1000, { 'invocation.latencyMs': 3, 'client.ip': '10.1.2.3' }));
     expect([tally.events, tally.numerator, [...tally.members].sort(), [...tally.bins]]).toStrictEqual([3, 0, ['10.1.2.3', '10.1.2.4'], [[38, 2], [6, 1]]]);
     expect(tally.latest.event.id).toBe(`evt-call-${T + 2000}`);
-    const context = { key, keyText, now: T, prefix: 'vigil-test', latenessMs: 300_000 };
+    const context = { key, keyText, now: T, prefix: 'vigil-test', latenessMs: 300_000, stateGraceMs: 900_000 };
     expect(surgeTallyRequest(tally, latency, context).args.slice(0, 6)).toStrictEqual([Math.floor(T / MINUTE), 'p95', 3, 0, '["10.1.2.3","10.1.2.4"]', '[38,2,6,1]']);
   });
 
   it('sends members as well-formed text: a lone surrogate would make Redis refuse the whole tally', () => {
     const flood = surgeRule({ concentration: { field: 'actor.userId' } });
     const input = callAt(T, { 'actor.userId': 'u-\ud800-x' });
-    const args = surgeRequest(input, flood, undefined, { key, keyText, now: T, prefix: 'vigil-test', latenessMs: 300_000 })?.args ?? [];
+    const args = surgeRequest(input, flood, undefined, { key, keyText, now: T, prefix: 'vigil-test', latenessMs: 300_000, stateGraceMs: 900_000 })?.args ?? [];
     expect(args[4]).toBe(JSON.stringify(['u-\ufffd-x']));
     expect(String(args[4])).not.toMatch(/\\ud800/i);
   });

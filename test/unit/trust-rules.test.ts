@@ -45,7 +45,7 @@ function planned<R extends { groupBy: string[] }>(
   const entries: PlanEntry[] = inputs.map((input, order) => ({
     input,
     order,
-    context: { key: { [rule.groupBy[0] ?? '']: 'x' }, keyText: `${rule.groupBy[0]}=x`, now: T, prefix: 'test', latenessMs: 300_000, maxEvidence: 50 },
+    context: { key: { [rule.groupBy[0] ?? '']: 'x' }, keyText: `${rule.groupBy[0]}=x`, now: T, prefix: 'test', latenessMs: 300_000, stateGraceMs: 900_000, maxEvidence: 50 },
   }));
   const out: StateItem[] = [];
   ruleType.plan(entries, { rule } as unknown as CompiledRuleOf<never, never>, { afterEvents: 1000, settled: 0 }, out);

@@ -319,6 +319,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
         partitions: config.topics.partitions,
         token: intakeToken,
         maxBodyBytes: config.intake.maxBodyBytes,
+        maxBodiesBytes: config.intake.maxBodiesBytes,
         maxRecordBytes: config.limits.maxMessageBytes,
         maxJsonDepth: config.limits.maxJsonDepth,
         requestsPerSecond: config.intake.requestsPerSecond,

@@ -29,6 +29,11 @@ export interface HttpIntakeOptions {
   /** The shared token the gateway sends as `Authorization: Bearer <token>`. */
   token: string;
   maxBodyBytes: number;
+  /**
+   * The bytes of all bodies being read or produced at once; a request whose body would pass it is
+   * answered 503 with `Retry-After` (the gateway retries). At least `maxBodyBytes` is allowed.
+   */
+  maxBodiesBytes: number;
   /** Each record, as produced, must fit in this (the pipeline's `VIGIL_MAX_MESSAGE_BYTES`). */
   maxRecordBytes: number;
   /** Records nesting deeper are refused (the pipeline's `VIGIL_MAX_JSON_DEPTH`). */
@@ -120,7 +125,7 @@ function bearerOf(request: IncomingMessage): string | undefined {
  * Reads the body, refusing with 413 as soon as it passes the limit. The stream is paused, not
  * destroyed, so the 413 still reaches the caller before the connection closes.
  */
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Promise<Buffer> {
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(new IntakeRefusal(413, `body of ${declared} bytes is over the limit of ${limit} (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
@@ -129,16 +134,23 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size <= limit) {
-        chunks.push(chunk);
-        return;
-      }
+    const refuse = (refusal: IntakeRefusal): void => {
       settled = true;
       request.off('data', onData);
       request.pause();
-      reject(new IntakeRefusal(413, `body is over the limit of ${limit} bytes (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
+      reject(refusal);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        refuse(new IntakeRefusal(413, `body is over the limit of ${limit} bytes (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
+        return;
+      }
+      if (!held.take(chunk.length)) {
+        refuse(new IntakeRefusal(503, `the intake holds ${held.limit} bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later`, 'unavailable', { 'retry-after': '1' }));
+        return;
+      }
+      chunks.push(chunk);
     };
     request.on('data', onData);
     request.once('end', () => {
@@ -150,6 +162,13 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
       reject(error);
     });
   });
+}
+
+/** The bytes of the bodies one request holds, counted against the intake's whole budget. */
+interface BodyBudget {
+  readonly limit: number;
+  /** Counts `bytes` as held, unless that passes the limit (then nothing is counted). */
+  take(bytes: number): boolean;
 }
 
 /** How deeply a parsed JSON value nests objects and arrays (a flat object is 1). */
@@ -226,6 +245,28 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   let producer: Producer | undefined;
   let server: Server | undefined;
   let lastUnauthorizedWarning = Number.NEGATIVE_INFINITY;
+  // Bytes of the bodies being read, parsed or produced now. The token bucket bounds requests,
+  // not bytes: its burst of bodies of up to VIGIL_INTAKE_MAX_BODY_BYTES each could hold gigabytes.
+  const bodiesLimit = Math.max(options.maxBodiesBytes, options.maxBodyBytes);
+  let bodiesHeld = 0;
+
+  /** A request's share of the bodies' budget: what it takes is given back by `release`. */
+  function bodyBudget(): BodyBudget & { release(): void } {
+    let taken = 0;
+    return {
+      limit: bodiesLimit,
+      take(bytes) {
+        if (bodiesHeld + bytes > bodiesLimit) return false;
+        bodiesHeld += bytes;
+        taken += bytes;
+        return true;
+      },
+      release() {
+        bodiesHeld -= taken;
+        taken = 0;
+      },
+    };
+  }
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? '/').split('?')[0];
@@ -246,7 +287,17 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
     if (!allowed.ok) throw new IntakeRefusal(429, 'over the intake rate (VIGIL_INTAKE_REQUESTS_PER_SECOND, VIGIL_INTAKE_BURST)', 'rateLimited', { 'retry-after': String(allowed.retryAfterSeconds) });
     const type = request.headers['content-type'];
     if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) throw new IntakeRefusal(415, `content-type ${type} is not JSON`, 'invalid');
-    const records = recordsOfBody(await readBody(request, options.maxBodyBytes), options);
+    const budget = bodyBudget();
+    try {
+      await parseAndProduce(request, response, budget);
+    } finally {
+      budget.release();
+    }
+  }
+
+  /** Reads, checks and produces an accepted request's body, then answers 200. */
+  async function parseAndProduce(request: IncomingMessage, response: ServerResponse, budget: BodyBudget): Promise<void> {
+    const records = recordsOfBody(await readBody(request, options.maxBodyBytes, budget), options);
     const sending = producer;
     if (!sending) throw new IntakeRefusal(503, 'the intake is stopping', 'unavailable', { 'retry-after': '5' });
     try {

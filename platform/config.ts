@@ -417,6 +417,12 @@ export const settings = {
       '1024–67108864',
       'A larger request body is refused with 413 before it is read further. Each record must also fit in `VIGIL_MAX_MESSAGE_BYTES`.',
     ),
+    maxBodiesBytes: setting(
+      'VIGIL_INTAKE_MAX_BODIES_BYTES',
+      int(1024, 1024 * 1024 * 1024).default(64 * 1024 * 1024),
+      '1024–1073741824',
+      'The bytes of all request bodies the intake reads and produces at once; a body that would pass it is answered 503 with `Retry-After`, which the gateway retries (see [gateways/kong-http-log.md](gateways/kong-http-log.md#limits)). At least `VIGIL_INTAKE_MAX_BODY_BYTES` is allowed. Parsing a body holds about four times its bytes for a moment.',
+    ),
     requestsPerSecond: setting(
       'VIGIL_INTAKE_REQUESTS_PER_SECOND',
       int(1, 100_000).default(50),

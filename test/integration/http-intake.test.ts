@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import type { Vigil } from '../../app';
 import { createVigil } from '../../app';
 import { KONG_INTAKE_PATH } from '../../ingest';
-import { isolatedConfig, messagesOn, openStack, readTopic, testLogger, type Stack } from '../support/harness';
+import { isolatedConfig, messagesOn, openStack, readTopic, testLogger, waitFor, type Stack } from '../support/harness';
 
 /**
  * The HTTP intake on the real Kafka, started by the composition root as `vigil intake` starts
@@ -51,7 +51,7 @@ describe('the HTTP intake for Kong http-log', () => {
 
   beforeAll(async () => {
     topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;
-    stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_MAX_BODY_BYTES: '8192', VIGIL_INTAKE_BURST: '100' }));
+    stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_MAX_BODY_BYTES: '8192', VIGIL_INTAKE_MAX_BODIES_BYTES: '16384', VIGIL_INTAKE_BURST: '100' }));
     vigil = createVigil(stack.config, { roles: ['intake'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, http: false, intakeHttp: { host: '127.0.0.1', port: 0 } });
     await vigil.start();
     const address = vigil.intakeAddress();
@@ -125,6 +125,36 @@ describe('the HTTP intake for Kong http-log', () => {
     });
     expect(answer).toBe('413 {"error":"body is over the limit of 8192 bytes (VIGIL_INTAKE_MAX_BODY_BYTES)"}');
     expect(await recordsOnTopic()).toBe(before);
+  });
+
+  it('answers 503 with Retry-After to a body that would pass VIGIL_INTAKE_MAX_BODIES_BYTES with the bodies in hand, and takes it once they are answered', async () => {
+    const before = await recordsOnTopic();
+    // Two uploads of 7,000 bytes each held open (14,000 of the 16,384 bytes), then a third.
+    const held = ['req-held-1', 'req-held-2'].map((id) => {
+      const head = `[${JSON.stringify(kongRecord(id))}`;
+      const posting = request(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'transfer-encoding': 'chunked', 'content-type': 'application/json' } });
+      const answer = new Promise<string>((resolve) => {
+        posting.on('response', (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+          response.on('end', () => resolve(`${response.statusCode ?? 0} ${body.trim()}`));
+        });
+        posting.on('error', (error) => resolve(`error ${error.message}`));
+      });
+      posting.write(head.padEnd(7_000, ' '));
+      return { finish: () => posting.end(']'), answer };
+    });
+    // Until the server holds both: a probe that is not JSON is 400 while it fits, 503 once it doesn't.
+    await waitFor('the held uploads to be read', async () => (await post('x'.repeat(7_000))).status === 503, 5_000);
+    const refused = await post(`[${JSON.stringify(kongRecord('req-over'))}]`.padEnd(7_000, ' '));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body.error).toBe('the intake holds 16384 bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later');
+    for (const upload of held) upload.finish();
+    expect(await Promise.all(held.map((upload) => upload.answer))).toEqual(['200 {"accepted":1}', '200 {"accepted":1}']);
+    // What the answered bodies held was given back.
+    expect(await post(`[${JSON.stringify(kongRecord('req-after'))}]`.padEnd(7_000, ' '))).toMatchObject({ status: 200, body: { accepted: 1 } });
+    expect(await recordsOnTopic()).toBe(before + 3);
   });
 
   it('answers 400 naming the problem: not JSON, an empty batch, a record that is not an object; nothing produced', async () => {

@@ -447,6 +447,12 @@ export const settings = {
       'a JSON object: `routes`, `services`, `apis`, `tags` (each name → group) and `default`',
       'The policy group of each gateway route, service, API or tag: exact route first, then service, API, tag and `default`. Required by `vigil adapt`; a record with a policy event that no entry maps is dead-lettered as `adapter_unmapped` (see [gateways/README.md](gateways/README.md#groups)).',
     ),
+    kongUserHeader: setting(
+      'VIGIL_ADAPT_KONG_USER_HEADER',
+      flag.default(false),
+      '`on`, `off`',
+      'Take Kong’s `X-Authenticated-Userid` request header as the user of a request a credential authenticated. Only the oauth2 plugin sets it (and clears a client’s copy); turn it on only where oauth2 authenticates every route, or where a plugin clears the header first (see [gateways/kong.md](gateways/kong.md#the-user)).',
+    ),
     consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>`.'),
   },
   shutdownTimeoutMs: setting(

@@ -63,8 +63,9 @@ export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   const ip = clientIp(raw.client_ip);
   const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));
-  // The request-id plugin sets X-Request-Id on the request; log_format_extra can add $request_id.
-  const requestId = identifierCut(headerValue(request.headers, 'x-request-id')) ?? identifierCut(raw.request_id);
+  // log_format_extra can add nginx's own $request_id; the request-id plugin sets X-Request-Id on
+  // the request, keeping one the client sent. The gateway's own comes first.
+  const requestId = identifierCut(raw.request_id) ?? identifierCut(headerValue(request.headers, 'x-request-id'));
   const instance = identifierCut(objectOf(raw.server)?.hostname);
   const upstreamService = identifierCut(raw.upstream);
   const bytesIn = byteCount(numeric(request.size));
@@ -72,7 +73,10 @@ export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
   return {
     record: {
       ...(requestId !== undefined ? { requestId } : {}),
-      recordKey: [raw.start_time, raw.client_ip, methodText, request.uri, status, raw.latency, instance].map(keyPart).join('|'),
+      // With a request id, which a client may have chosen, also the route, service and Host.
+      recordKey: [raw.start_time, raw.client_ip, methodText, request.uri, status, raw.latency, instance, ...(requestId !== undefined ? [raw.route_id, raw.service_id, headerValue(request.headers, 'host')] : [])]
+        .map(keyPart)
+        .join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
       method,

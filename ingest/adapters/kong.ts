@@ -11,7 +11,7 @@
 import { contractMethod, splitUri, type ContractMethod } from './common';
 import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, keyPart, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
-import type { GatewayAdapter } from './types';
+import type { AdapterSettings, GatewayAdapter } from './types';
 
 /** How an authentication plugin's challenge names it: scheme → policy name and auth context. */
 const KONG_CHALLENGES: Record<string, Pick<PolicySignal, 'name' | 'authContext'>> = {
@@ -169,7 +169,7 @@ export function requestLine(
 }
 
 /** Reads one Kong log object; see the module comment. */
-export function readKongRecord(raw: Record<string, unknown>): RecordRead {
+export function readKongRecord(raw: Record<string, unknown>, settings: Pick<AdapterSettings, 'kongUserHeader'> = {}): RecordRead {
   const request = objectOf(raw.request);
   if (request === undefined) {
     // The stream subsystem (TCP/TLS routes) logs a `session`, not a request.
@@ -192,11 +192,12 @@ export function readKongRecord(raw: Record<string, unknown>): RecordRead {
   const consumerId =
     identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id);
   // oauth2 sets X-Authenticated-Userid on the request it proxies (and clears a client's); on a
-  // route without it the header is whatever the client sent. So it names the user only when a
-  // credential authenticated the request (`authenticated_entity`, never logged for the anonymous
-  // consumer or an unauthenticated route).
+  // route without oauth2 the header is whatever the client sent, and the record can't tell which
+  // plugin authenticated. So it names the user only where the operator says oauth2 runs
+  // (VIGIL_ADAPT_KONG_USER_HEADER), and then only when a credential authenticated the request
+  // (`authenticated_entity`, never logged for the anonymous consumer or an open route).
   const credential = objectOf(raw.authenticated_entity);
-  const authenticated = credential !== undefined && headerValue(request.headers, 'x-anonymous-consumer') !== 'true';
+  const authenticated = settings.kongUserHeader === true && credential !== undefined && headerValue(request.headers, 'x-anonymous-consumer') !== 'true';
   const userId = authenticated ? identifierCut(headerValue(request.headers, 'x-authenticated-userid')) : undefined;
   const ip = clientIp(raw.client_ip);
   const agent = userAgentCut(headerValue(request.headers, 'user-agent'));

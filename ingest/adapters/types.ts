@@ -32,6 +32,12 @@ export interface AdapterSettings {
   instance?: string;
   /** Resolves a record's policy group; `undefined` means unmapped (the record is refused). */
   groups: GroupMap;
+  /**
+   * Kong: take the `X-Authenticated-Userid` request header as the user (when a credential
+   * authenticated the request). Only the oauth2 plugin sets it and clears a client's copy; on a
+   * route authenticated otherwise it is whatever the client sent. @defaultValue false
+   */
+  kongUserHeader?: boolean;
 }
 
 /** Where a group can come from, most specific first; see `resolveGroup` in `groups.ts`. */

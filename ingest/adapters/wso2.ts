@@ -182,7 +182,9 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
     FORMAT,
     {
       ...(requestId !== undefined ? { requestId } : {}),
-      recordKey: JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, line.instance]),
+      // The shipper's host name (line.instance) tells apart lines without a correlation id, but
+      // it is not the line's own: with one, a replay through another shipper must keep the ids.
+      recordKey: JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, requestId === undefined ? line.instance : undefined]),
       time,
       method,
       path,

@@ -20,6 +20,7 @@ describe('vigil adapt settings', () => {
     expect(settings.groups.resolve({ route: 'login', service: 'shop' })).toBe('accounts');
     expect(settings.groups.resolve({ route: 'other', service: 'shop' })).toBe('public');
     expect(settings.groups.resolve({ route: 'other' })).toBe('edge');
+    expect(adapterSettingsOf(loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_GROUPS: '{"default":"edge"}', VIGIL_ADAPT_KONG_USER_HEADER: 'on' })).kongUserHeader).toBe(true);
   });
 
   it('refuses to start without a service name or a group map, naming both', () => {

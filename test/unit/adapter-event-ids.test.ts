@@ -74,9 +74,26 @@ describe('event ids of gateway records sharing a request id', () => {
     expect(ids(translate(format, first))).toEqual(one);
   });
 
+  it("Istio: a sidecar's outbound and the next sidecar's inbound record in the same millisecond, apart only in the upstream or the duration", () => {
+    const outbound = ids(translate('envoy', `${JSON.stringify(istioRecord({ route_name: 'default' }))}\n`));
+    const inbound = ids(translate('envoy', `${JSON.stringify(istioRecord({ route_name: 'default', upstream_cluster: 'inbound|8080||' }))}\n`));
+    const slower = ids(translate('envoy', `${JSON.stringify(istioRecord({ route_name: 'default', duration: '24' }))}\n`));
+    expect(new Set([...outbound, ...inbound, ...slower]).size).toBe(outbound.length + inbound.length + slower.length);
+  });
+
+  it("APISIX: the gateway's own request_id comes before the client's X-Request-Id; records apart only in the Host keep their own ids", () => {
+    const both = { ...apisixEntry(call()), request_id: 'nginx-made-1' };
+    expect(ids(translate('apisix', JSON.stringify([both]))).map(withoutRecordDigest)).toEqual(['apisix:nginx-made-1:inv']);
+    const other = apisixEntry(call());
+    (other.request as { headers: Record<string, string> }).headers.host = 'other.example.com';
+    const [one] = ids(translate('apisix', JSON.stringify([apisixEntry(call())])));
+    expect(ids(translate('apisix', JSON.stringify([other])))).not.toContain(one);
+  });
+
   it('digests what the adapter reads to identify the record (pinned: a change would make replayed records second documents)', () => {
     const apisix = ids(translate('apisix', JSON.stringify([apisixEntry(call({ requestId: 'e1f2a3b4-0001' }))])));
-    const apisixKey = [T.getTime() + 0.25, '198.51.100.23', 'GET', '/orders/8812?limit=5', 200, 20.016, 'apisix-7d9f-x2'].join('|');
+    // With a request id (which a client may have chosen), the route, service and Host too.
+    const apisixKey = [T.getTime() + 0.25, '198.51.100.23', 'GET', '/orders/8812?limit=5', 200, 20.016, 'apisix-7d9f-x2', 'orders-route', 'orders-svc', 'api.example.com'].join('|');
     expect(apisix).toEqual([`apisix:e1f2a3b4-0001:${sha256(`record:${apisixKey}`).slice(0, 12)}:inv`]);
     const kong = ids(translate('kong', JSON.stringify(kongRecord(call({ requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d' })))));
     const kongKey = [T.getTime(), '198.51.100.23', 'GET', '/orders/8812?limit=5', 200, 20, 138].join('|');

@@ -72,8 +72,11 @@ describe('wso2 adapter', () => {
     const bare = wso2Adapter.translate(bytes(lines.join('\n')), settings);
     const ndjson = wso2Adapter.translate(bytes(lines.map((text) => JSON.stringify({ message: text })).join('\n')), settings);
     const array = wso2Adapter.translate(bytes(JSON.stringify(lines.map((text) => ({ log: text })))), settings);
-    for (const result of [bare, ndjson, array]) {
+    const filebeat = wso2Adapter.translate(bytes(lines.map((text) => JSON.stringify({ message: text, host: { name: 'apim-gw-1' } })).join('\n')), settings);
+    for (const result of [bare, ndjson, array, filebeat]) {
       expect(result.rejected).toEqual([]);
+      // A line with a correlation id keeps its ids whatever shipper carried it.
+      expect(result.events.map((event) => event.id)).toEqual(bare.events.map((event) => event.id));
       expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual([
         'wso2:d5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b:inv',
         'wso2:f00dfeed-0000-4000-8000-000000000002:inv',

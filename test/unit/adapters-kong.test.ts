@@ -292,21 +292,26 @@ describe('the kong adapter', () => {
       }),
     );
     (record as unknown as KongShape).request.tls.client_verify = 'SUCCESS';
-    const [invocation, pass] = translate(record).events;
+    const [invocation, pass] = translate(record, { ...settings, kongUserHeader: true }).events;
     expect(invocation?.actor).toEqual({ userId: 'user-42', consumerId: 'mobile-app' });
     expect(invocation?.correlation).toEqual({ requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d', traceId: '4bf92f3577b34da6a3ce929d0e0e4736' });
     expect(policyOf(pass)?.authContext).toBe('mtls');
   });
 
-  it('takes X-Authenticated-Userid only when a credential authenticated the request: elsewhere the client chose it', () => {
+  it('takes X-Authenticated-Userid only where the operator says oauth2 runs, and there only when a credential authenticated the request', () => {
     const forged = { 'x-authenticated-userid': 'admin' };
-    const open = translate(kongRecord(call({ requestHeaders: forged }))).events[0];
-    expect(open?.actor).toEqual({});
-    const anonymous = translate(kongRecord(call({ consumer: 'anonymous', requestHeaders: { ...forged, 'x-anonymous-consumer': 'true' } }))).events[0];
+    // By default not at all: on a key-auth route the client chose it, and the record can't tell.
+    const keyAuth = translate(kongRecord(call({ consumer: 'mallory', requestHeaders: forged }))).events[0];
+    expect(keyAuth?.actor).toEqual({ consumerId: 'mallory' });
+    const oauth2 = { ...settings, kongUserHeader: true };
+    expect(translate(kongRecord(call({ consumer: 'mobile-app', requestHeaders: forged })), oauth2).events[0]?.actor).toEqual({ userId: 'admin', consumerId: 'mobile-app' });
+    // Even then, an open route's or the anonymous consumer's header names nobody.
+    expect(translate(kongRecord(call({ requestHeaders: forged })), oauth2).events[0]?.actor).toEqual({});
+    const anonymous = translate(kongRecord(call({ consumer: 'anonymous', requestHeaders: { ...forged, 'x-anonymous-consumer': 'true' } })), oauth2).events[0];
     expect(anonymous?.actor).toEqual({ consumerId: 'anonymous' });
     const consumerOnly = kongRecord(call({ consumer: 'mobile-app', requestHeaders: forged }));
     delete consumerOnly.authenticated_entity;
-    expect(translate(consumerOnly).events[0]?.actor).toEqual({ consumerId: 'mobile-app' });
+    expect(translate(consumerOnly, oauth2).events[0]?.actor).toEqual({ consumerId: 'mobile-app' });
   });
 
   it('gives no pass to the anonymous consumer', () => {

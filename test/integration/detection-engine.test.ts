@@ -892,23 +892,8 @@ describe('the detection engine on the real Redis', () => {
   });
 
   describe('state across a stop (VIGIL_STATE_GRACE_MS)', () => {
-    const shortWindow = `
-- id: it-grace-failures
-  version: 1
-  name: Failed logins per user, one second
-  description: Three failed logins for one user within a second.
-  severity: low
-  tags: [T1110]
-  noun: failed logins
-  type: threshold
-  filter:
-    all:
-      - { field: policy.kind, equals: authn }
-      - { field: policy.outcome, equals: fail }
-  groupBy: [actor.userId]
-  window: 1s
-  threshold: 3
-`;
+    // The threshold rule with a one-second window, so a test can outlast its state.
+    const shortWindow = RULES.threshold.replace('id: it-failures-per-user', 'id: it-grace-failures').replace('window: 1m', 'window: 1s');
 
     it('keeps a window and a firing claim for their event-time span plus the grace, 15 minutes by default', async () => {
       const user = { userId: 'u-grace-ttl', ip: '198.51.100.71' };

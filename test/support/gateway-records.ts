@@ -10,6 +10,26 @@ import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, Protob
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { GatewayCall } from '../../scripts/gateway-records';
+
+/** When the APISIX fixtures' request was made. */
+export const ORDERS_CALL_TIME = new Date('2026-11-27T10:00:00.812Z');
+
+/** A 200 to `GET /orders/8812?limit=5` through the `orders-route` route, for Kong-shaped records (APISIX's entries). */
+export function ordersCall(overrides: Partial<GatewayCall> = {}): GatewayCall {
+  return {
+    requestId: 'e1f2a3b4-0001',
+    time: ORDERS_CALL_TIME,
+    clientIp: '198.51.100.23',
+    method: 'GET',
+    uri: '/orders/8812?limit=5',
+    status: 200,
+    latencyMs: 20,
+    service: 'orders-svc',
+    route: { name: 'orders-route' },
+    ...overrides,
+  };
+}
 
 /** One access-log record for the OTLP logs fixtures. */
 export interface LogInput {

@@ -9,22 +9,11 @@ import { ADAPTERS, groupMap, sha256, type AdapterResult, type AdapterSettings, t
 import { eventSchema } from '../../schemas';
 import { apisixEntry, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
 import { withoutRecordDigest } from '../support/adapter-events';
-import { envoyOtelAttributes, istioRecord, otlpLogsMessage } from '../support/gateway-records';
+import { ORDERS_CALL_TIME, envoyOtelAttributes, istioRecord, ordersCall, otlpLogsMessage } from '../support/gateway-records';
 
 const settings: AdapterSettings = { service: 'edge', kind: 'gateway', groups: groupMap({ default: 'edge' }) };
-const T = new Date('2026-11-27T10:00:00.812Z');
-const call = (overrides: Partial<GatewayCall> = {}): GatewayCall => ({
-  requestId: 'client-chosen-1',
-  time: T,
-  clientIp: '198.51.100.23',
-  method: 'GET',
-  uri: '/orders/8812?limit=5',
-  status: 200,
-  latencyMs: 20,
-  service: 'orders-svc',
-  route: { name: 'orders-route' },
-  ...overrides,
-});
+const T = ORDERS_CALL_TIME;
+const call = (overrides: Partial<GatewayCall> = {}): GatewayCall => ordersCall({ requestId: 'client-chosen-1', ...overrides });
 
 function translate(format: string, message: Buffer | string): AdapterResult {
   const adapter: GatewayAdapter | undefined = ADAPTERS[format];

@@ -1,22 +1,12 @@
 import { ADAPTERS, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
-import { REFUSALS, apisixEntry, type GatewayCall } from '../../scripts/gateway-records';
+import { REFUSALS, apisixEntry } from '../../scripts/gateway-records';
 import { requestEventId, withoutRecordDigest } from '../support/adapter-events';
+import { ORDERS_CALL_TIME, ordersCall } from '../support/gateway-records';
 
 const settings: AdapterSettings = { service: 'edge-apisix', kind: 'gateway', groups: groupMap({ routes: { 'orders-route': 'orders' }, default: 'edge' }) };
-const T = new Date('2026-11-27T10:00:00.812Z');
-const call = (overrides: Partial<GatewayCall> = {}): GatewayCall => ({
-  requestId: 'e1f2a3b4-0001',
-  time: T,
-  clientIp: '198.51.100.23',
-  method: 'GET',
-  uri: '/orders/8812?limit=5',
-  status: 200,
-  latencyMs: 20,
-  service: 'orders-svc',
-  route: { name: 'orders-route' },
-  ...overrides,
-});
+const T = ORDERS_CALL_TIME;
+const call = ordersCall;
 
 function registered(format: string): GatewayAdapter {
   const adapter = ADAPTERS[format];

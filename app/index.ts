@@ -14,6 +14,7 @@ import {
   createDeliveredLog,
   createGroupStore,
   createNotifier,
+  unconfiguredWaiting,
   createOutboxConsumer,
   createRiskScorer,
   loadRuleSet,
@@ -21,6 +22,8 @@ import {
   riskSettingsOf,
   watchRules,
   type Alerter,
+  type Destination,
+  type GroupStore,
   type Notifier,
   type RuleSet,
 } from '../detectors';
@@ -164,6 +167,27 @@ class Closers {
 const NOTIFIER_DRAIN_MS = 10_000;
 
 /**
+ * Says at start what would otherwise go unnoticed until an incident: no destination at all, and
+ * incidents waiting at destinations no longer configured (renamed or removed), which nobody
+ * sends. A store that can't be read is no reason to fail the start: the grouping timer reports it.
+ */
+export async function reportDestinations(store: GroupStore, destinations: readonly Destination[], logger: Logger): Promise<void> {
+  if (destinations.length === 0) {
+    logger.warn('alerting runs with no destination (VIGIL_ALERT_DESTINATIONS is unset or []): alerts are indexed, nobody is notified');
+  }
+  try {
+    const waiting = await unconfiguredWaiting(store, destinations);
+    if (Object.keys(waiting).length === 0) return;
+    logger.error(
+      { waiting },
+      'notifications wait for destinations that are no longer configured (VIGIL_ALERT_DESTINATIONS) and will not be sent: configure the name again (its url may be the new one) to send them, or leave them to expire',
+    );
+  } catch (error) {
+    logger.debug({ err: error }, 'could not look for notifications waiting at destinations no longer configured');
+  }
+}
+
+/**
  * Builds Vigil from its configuration. Nothing connects here but Redis; the geo database is
  * opened and everything else connects in {@link Vigil.start}. A bad rule set or a bad
  * `VIGIL_ALERT_DESTINATIONS` throws here, before anything has started.
@@ -265,6 +289,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   let notifier: Notifier | undefined;
   let outboxConsumer: ReturnType<typeof createOutboxConsumer> | undefined;
   const notificationProducer = roles.has('alerting') ? createProducer(kafka) : undefined;
+  const groupStore = createGroupStore(redis, config.redis.prefix);
   if (notificationProducer) {
     // Accepted notifications go to the outbox topic before delivery; the outbox consumer group
     // delivers them, so a crash loses none (docs/alerting.md#the-notification-outbox).
@@ -276,7 +301,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       retryForMs: config.alerting.notifierRetryForMs,
       outbox: { topic: config.alerting.notificationTopic, producer: notificationProducer, delivered: createDeliveredLog(redis, config.redis.prefix) },
       // Grouping per destination, its state in Redis: it survives restarts and is shared by instances.
-      grouping: { store: createGroupStore(redis, config.redis.prefix) },
+      grouping: { store: groupStore },
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
     });
     notifier = built;
@@ -398,6 +423,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       await runningAlerter.start();
       started.push('alerter', () => runningAlerter.stop());
       logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');
+      await reportDestinations(groupStore, destinations, logger);
     }
     // Last in, first out: the intake takes records only once everything else runs, and stops first.
     if (intake) {

@@ -19,7 +19,14 @@ const shared = {
    * Where to POST. Slack and PagerDuty URLs may carry a token, so the notifier never logs a URL,
    * only the destination name.
    */
-  url: z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }),
+  url: z
+    .url({ protocol: /^https?$/, error: 'expected an http or https URL' })
+    // fetch refuses such a URL on every attempt: it would never deliver, and its password would
+    // travel in the error of every dead letter.
+    .refine((url) => {
+      const parsed = new URL(url);
+      return parsed.username === '' && parsed.password === '';
+    }, 'must not hold a user name or password (user:password@host): fetch refuses such a URL; put a token in the path or query, or use a webhook secret'),
   /** The least severity sent here. @defaultValue 'low' */
   minSeverity: z.enum(SEVERITIES).default('low'),
   /** When set, only alerts with at least one of these tags are sent here. */

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import type { Vigil } from '../../app';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
-import { createGroupStore, createNotifier, deleteKeysUnder, groupKeys, parseDestinations, type Notifier, type NotifierOptions } from '../../detectors';
+import { createGroupStore, createNotifier, deleteKeysUnder, groupKeys, parseDestinations, unconfiguredWaiting, type Notifier, type NotifierOptions } from '../../detectors';
 import { startAlertReceiver, type Received } from '../../scripts/alert-receiver';
 import { sampleDetection } from '../support/detections';
 import { isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
@@ -145,6 +145,20 @@ describe('notification grouping against real Redis and a real receiver', () => {
     });
     const ids = receiver.received.filter((item) => item.path === '/webhook').map((item) => item.headers['x-vigil-delivery']);
     expect(new Set(ids).size).toBe(3);
+  });
+
+  it('finds the incidents waiting at a destination that was renamed: nobody would send them', async () => {
+    const first = instance(60_000);
+    first.notify(opened());
+    await waitFor('the opening at the three destinations', () => receiver.received.length >= 3, 30_000);
+    first.notify(escalated(2));
+    await first.drain();
+    await first.stop(1000);
+    // The escalation waits for the group interval at each destination; then "hook" is renamed.
+    const store = createGroupStore(redis, prefix);
+    expect(await unconfiguredWaiting(store, destinations(60_000))).toEqual({});
+    const renamed = destinations(60_000).map((destination) => (destination.name === 'hook' ? { ...destination, name: 'oncall-hook' } : destination));
+    expect(await unconfiguredWaiting(store, renamed)).toEqual({ hook: 1 });
   });
 
   it('sends again, with the same delivery id, what an instance took and never confirmed (it died) once its lease ends', async () => {

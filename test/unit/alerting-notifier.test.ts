@@ -4,6 +4,8 @@ import { alertSchema, type Alert, type AlertChange } from '../../schemas';
 import { destinationSchema, parseDestinations, routesFor, type Destination, type DestinationInput } from '../../detectors';
 import { signPayload, verifySignature } from '../../detectors';
 import { createNotifier, formatPagerDuty, formatSlack, formatWebhook, type NotifierOptions } from '../../detectors';
+import { postOnce } from '../../detectors/alerting/notify/http';
+import type { NotificationError } from '../../detectors/alerting/notify/notification-error';
 
 const SECRET = 'a-webhook-secret-of-32-characters';
 
@@ -82,6 +84,12 @@ describe('parseDestinations', () => {
     const issues = issuesOf('[{"type":"webhook","secret":"s3cr3t-value-0123456789"');
     expect(issues).toEqual(['destinations: not valid JSON']);
     expect(issues.join()).not.toContain('s3cr3t');
+  });
+
+  it('refuses a URL holding a user name or password, without quoting it (fetch refuses it on every attempt)', () => {
+    const issues = issuesOf(JSON.stringify([{ type: 'slack', name: 'basic', url: 'https://oncall:P4ssw0rd-TOKEN@hooks.example.com/hook' }]));
+    expect(issues).toEqual([expect.stringMatching(/^destinations\[0\]\.url: must not hold a user name or password/) as unknown]);
+    expect(issues.join()).not.toContain('P4ssw0rd');
   });
 
   it('refuses a top level that is not an array', () => {
@@ -236,6 +244,14 @@ describe('formatSlack', () => {
     const message = formatSlack(change('resolved', { status: 'resolved', resolvedAt: '2026-03-01T10:20:00.000Z', count: 1 }));
     expect(message.text).toBe('[HIGH] Login surge on accounts-v1 /v1/login | 1 detection | resolved');
     expect(message.blocks[2]).toEqual(expect.objectContaining({ fields: expect.arrayContaining([{ type: 'mrkdwn', text: '*Resolved*\n2026-03-01T10:20:00.000Z' }]) as unknown }));
+  });
+
+  it('cuts a long reason by whole characters: no half of an emoji', () => {
+    const reason = `${'x'.repeat(2986)}${'🚨'.repeat(20)}`;
+    const block = formatSlack(change('opened', { reason })).blocks[1] as { text: { text: string } };
+    expect(block.text.text.endsWith('…')).toBe(true);
+    expect(Buffer.from(block.text.text, 'utf8').toString('utf8')).toBe(block.text.text); // no lone surrogate
+    expect(Array.from(block.text.text)).toHaveLength(3000 - 12 + '*Reason*\n'.length);
   });
 
   it('escapes what event data could use to ping a channel or hide a link', () => {
@@ -476,6 +492,21 @@ describe('createNotifier (scripted fetch, no network)', () => {
     await notifier.drain();
     expect(calls).toHaveLength(1);
     expect(notifier.stats()).toMatchObject({ failed: 1, deadLettered: 1 });
+  });
+
+  it('says where a redirect points (its origin only), retries a 408, and keeps a URL quoted by a network error to its origin', async () => {
+    const once = (answer: () => Response | Promise<Response>): Promise<NotificationError> =>
+      postOnce(scriptedFetch(answer).fetchImpl, destination({ type: 'slack' }), { headers: {}, body: '{}' }, Date.now).then(
+        () => {
+          throw new Error('expected a refusal');
+        },
+        (error: unknown) => error as NotificationError,
+      );
+    const moved = await once(() => new Response(null, { status: 301, headers: { location: 'https://new.example.com/hook?token=sk-secret' } }));
+    expect([moved.message, moved.retriable]).toEqual(["HTTP 301: a redirect to https://new.example.com, not followed: set the destination's url to where it points", false]);
+    expect((await once(() => new Response('timeout', { status: 408 }))).retriable).toBe(true);
+    const refused = await once(() => Promise.reject(new TypeError('fetch failed', { cause: new Error('cannot reach https://user:pw@hooks.example.com/services/T0/B0/tok?x=1 now') })));
+    expect(refused.message).toBe('request failed: cannot reach https://hooks.example.com now');
   });
 
   it('sends the alert as it was at notify time', async () => {

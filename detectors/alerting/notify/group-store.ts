@@ -1,5 +1,5 @@
 import type { RedisClient } from '../../../platform';
-import { StoreUnavailableError, ValidationError, errorMessage } from '../../../platform';
+import { StoreUnavailableError, ValidationError, errorMessage, scanKeys } from '../../../platform';
 import { defineScripts, groupKeys, roundTrip } from '../../state';
 import { groupStateSchema, type GroupState } from './grouping';
 
@@ -34,6 +34,11 @@ export interface GroupStore {
   due(destination: string, now: number, limit: number): Promise<string[]>;
   /** Drops an alert id from a destination's due index (its state expired). */
   forget(destination: string, alertId: string): Promise<void>;
+  /**
+   * Per destination name with work in the index, how many incidents wait there: names no longer
+   * configured are found this way (their notifications are sent by nobody).
+   */
+  waiting(): Promise<Map<string, number>>;
 }
 
 function parseStored(destination: string, alertId: string, version: string | null, json: string | null): StoredGroup | undefined {
@@ -117,7 +122,30 @@ export function createGroupStore(redis: RedisClient, prefix: string): GroupStore
         throw unavailable(error);
       }
     },
+    async waiting() {
+      const pattern = groupKeys(prefix, '*').due;
+      const [head = '', tail = ''] = pattern.split('*');
+      try {
+        const found = new Map<string, number>();
+        for (const key of await scanKeys(redis, pattern)) {
+          const count = await redis.zcard(key);
+          if (count > 0) found.set(key.slice(head.length, key.length - tail.length), count);
+        }
+        return found;
+      } catch (error) {
+        throw unavailable(error);
+      }
+    },
   };
+}
+
+/**
+ * The incidents waiting at destinations that are not configured (renamed or removed): nobody
+ * sends them. Per name, how many; empty when there are none.
+ */
+export async function unconfiguredWaiting(store: GroupStore, configured: readonly { name: string }[]): Promise<Record<string, number>> {
+  const names = new Set(configured.map((destination) => destination.name));
+  return Object.fromEntries([...(await store.waiting())].filter(([name]) => !names.has(name)).sort(([left], [right]) => left.localeCompare(right)));
 }
 
 /** A grouping store in memory, with the same compare-and-set semantics: for one process (tests, a CLI run). */
@@ -156,6 +184,9 @@ export function createMemoryGroupStore(): GroupStore {
     forget(destination, alertId) {
       dues.get(destination)?.delete(alertId);
       return Promise.resolve();
+    },
+    waiting() {
+      return Promise.resolve(new Map([...dues].filter(([, due]) => due.size > 0).map(([destination, due]) => [destination, due.size])));
     },
   };
 }

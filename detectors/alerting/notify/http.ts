@@ -27,6 +27,28 @@ async function readSnippet(response: Response): Promise<string> {
   return clip(Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim(), SNIPPET_MAX);
 }
 
+/** A URL's origin only (`https://hooks.example.com`), never its user, path or query; undefined when it is none. */
+function originOf(location: string | null, base: string): string | undefined {
+  if (location === null) return undefined;
+  try {
+    return new URL(location, base).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Text with every URL in it cut to its origin. */
+export function withoutUrlSecrets(text: string): string {
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi, (url) => {
+    try {
+      const origin = new URL(url).origin;
+      return origin === 'null' ? '<url>' : origin;
+    } catch {
+      return '<url>';
+    }
+  });
+}
+
 /** `Retry-After` in ms (seconds or an HTTP date), or undefined. */
 function retryAfterMs(header: string | null, nowMs: number): number | undefined {
   if (header === null) return undefined;
@@ -57,18 +79,30 @@ export async function postOnce(fetchImpl: typeof fetch, destination: Destination
     }
     // fetch reports a refused or reset connection as TypeError('fetch failed') with the reason in `cause`.
     const reason = error instanceof Error && error.cause !== undefined ? errorMessage(error.cause) : errorMessage(error);
-    throw new NotificationError(`request failed: ${reason}`, { code: 'notification_network', retriable: true, cause: error });
+    // The reason may quote the URL (undici does), whose path or query can hold a token: only its
+    // origin is kept, in the log and in the dead letter.
+    throw new NotificationError(`request failed: ${withoutUrlSecrets(reason)}`, { code: 'notification_network', retriable: true, cause: error });
   }
   if (response.ok) {
     await response.body?.cancel().catch(() => undefined);
     return;
   }
-  const snippet = await readSnippet(response);
   const status = response.status;
+  if (status >= 300 && status < 400) {
+    await response.body?.cancel().catch(() => undefined);
+    const to = originOf(response.headers.get('location'), destination.url);
+    throw new NotificationError(`HTTP ${status}: a redirect${to === undefined ? '' : ` to ${to}`}, not followed: set the destination's url to where it points`, {
+      code: 'notification_rejected',
+      retriable: false,
+      status,
+    });
+  }
+  const snippet = await readSnippet(response);
   const wait = retryAfterMs(response.headers.get('retry-after'), nowMs());
   throw new NotificationError(`HTTP ${status}${snippet === '' ? '' : `: ${snippet}`}`, {
     code: 'notification_rejected',
-    retriable: status === 429 || status >= 500,
+    // 408: the receiver gave up waiting for the request, as a timeout would have.
+    retriable: status === 408 || status === 429 || status >= 500,
     status,
     ...(wait === undefined ? {} : { retryAfterMs: wait }),
   });

@@ -248,7 +248,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
     try {
       await options.producer.send({ topic: options.deadLetterTopic, messages: [{ key: change.alert.id, value: JSON.stringify(record) }] });
       counters.deadLettered += 1;
-      log.warn({ ...context, err: error, topic: options.deadLetterTopic }, 'notification failed; dead-lettered');
+      // A page that will never arrive: an error, whatever the reason.
+      log.error({ ...context, err: error, topic: options.deadLetterTopic }, 'notification failed; dead-lettered');
     } catch (sendError) {
       // The last place the notification exists: log all of it.
       log.error({ ...context, err: sendError, deadLetter: record }, 'notification failed and the dead-letter write failed too');

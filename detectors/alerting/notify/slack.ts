@@ -34,11 +34,13 @@ function slackEscape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** Escapes, then clips without leaving half an entity behind. */
+/** Escapes, then clips by whole characters without leaving half an entity (or half an emoji) behind. */
 function slackText(text: string, max: number): string {
   const escaped = slackEscape(text);
-  if (escaped.length <= max) return escaped;
-  return `${escaped.slice(0, max - 1).replace(/&[a-z]*$/, '')}…`;
+  const clipped = clip(escaped, max);
+  if (clipped === escaped) return escaped;
+  // clip's own mark goes, and with it any entity the cut split.
+  return `${clipped.slice(0, -1).replace(/&[a-z]*$/, '')}…`;
 }
 
 function plural(count: number, word: string): string {

@@ -1,0 +1,35 @@
+import { reportDestinations } from '../../app';
+import { parseDestinations, type GroupStore } from '../../detectors';
+import { createLogger } from '../../platform';
+
+function logged(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { logger: createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } }), lines };
+}
+
+const store = (waiting: () => Promise<Map<string, number>>): GroupStore => ({ waiting }) as unknown as GroupStore;
+const chat = parseDestinations(JSON.stringify([{ name: 'chat', type: 'slack', url: 'https://hooks.example.com/x' }]));
+
+describe('what alerting says at start about its destinations', () => {
+  it('names, at error, the destinations no longer configured that incidents wait at, with how many', async () => {
+    const { logger, lines } = logged();
+    await reportDestinations(store(() => Promise.resolve(new Map([['chat', 3], ['hook', 2]]))), chat, logger);
+    expect(lines.map((line) => [line.level, line.waiting])).toEqual([[50, { hook: 2 }]]);
+    expect(lines[0]?.msg).toMatch(/^notifications wait for destinations that are no longer configured \(VIGIL_ALERT_DESTINATIONS\)/);
+  });
+
+  it('warns when there is no destination at all, and does not fail the start when the store is away', async () => {
+    const { logger, lines } = logged();
+    await reportDestinations(store(() => Promise.reject(new Error('redis away'))), [], logger);
+    expect(lines.map((line) => [line.level, line.msg])).toEqual([
+      [40, 'alerting runs with no destination (VIGIL_ALERT_DESTINATIONS is unset or []): alerts are indexed, nobody is notified'],
+      [20, 'could not look for notifications waiting at destinations no longer configured'],
+    ]);
+  });
+
+  it('says nothing when every waiting incident has its destination', async () => {
+    const { logger, lines } = logged();
+    await reportDestinations(store(() => Promise.resolve(new Map([['chat', 1]]))), chat, logger);
+    expect(lines).toEqual([]);
+  });
+});

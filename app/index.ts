@@ -7,6 +7,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { RedisClient } from '../platform';
 import type { Kafka } from 'kafkajs';
 import {
+  DEFAULT_REQUEST_MEMORY_MS,
   DEFAULT_RULES_PATH,
   Correlator,
   DetectionEngine,
@@ -251,7 +252,14 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       logger: log,
       events: instrumentation,
     });
-    correlator = new Correlator({ redis, prefix: config.redis.prefix, waitMs: config.detection.correlationWaitMs, events: instrumentation });
+    correlator = new Correlator({
+      redis,
+      prefix: config.redis.prefix,
+      waitMs: config.detection.correlationWaitMs,
+      // A request's decisions wait for its invocation across a stop, as rule state does.
+      requestMemoryMs: DEFAULT_REQUEST_MEMORY_MS + config.detection.stateGraceMs,
+      events: instrumentation,
+    });
   }
 
   let pipeline: IngestPipeline | undefined;

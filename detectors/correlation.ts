@@ -4,6 +4,9 @@ import type { GeoDocument, VigilEvent } from '../schemas';
 import { MAX_BATCH_ITEMS, defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
 
 /** Correlated context of an event, addressed in filters as `correlated.*`. */
+/** How long a request's policy decisions wait for its invocation, in wall-clock time, while the pipeline runs: 10 minutes. */
+export const DEFAULT_REQUEST_MEMORY_MS = 600_000;
+
 export interface Correlated {
   request?: {
     /** Policy kind -> outcome, for the policies of the same request seen so far. */
@@ -45,7 +48,7 @@ export interface CorrelatorOptions {
   waitMs?: number;
   /** How long devices and sessions are remembered. @defaultValue 30 days */
   deviceMemoryMs?: number;
-  /** How long a request's decisions are kept for its invocation. @defaultValue 10 minutes */
+  /** How long a request's decisions are kept for its invocation. @defaultValue {@link DEFAULT_REQUEST_MEMORY_MS} */
   requestMemoryMs?: number;
   /** @defaultValue Date.now */
   now?: () => number;
@@ -75,7 +78,7 @@ export class Correlator {
     this.prefix = options.prefix ?? 'vigil';
     this.waitMs = options.waitMs ?? 250;
     this.deviceMemoryMs = options.deviceMemoryMs ?? 30 * 86_400_000;
-    this.requestMemoryMs = options.requestMemoryMs ?? 600_000;
+    this.requestMemoryMs = options.requestMemoryMs ?? DEFAULT_REQUEST_MEMORY_MS;
     this.now = options.now ?? Date.now;
     this.events = options.events ?? new Instrumentation();
     defineScripts(options.redis);

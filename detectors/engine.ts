@@ -10,10 +10,10 @@ import type { Rule } from './rule-registry';
 import { detectionScope } from './scope';
 import { namedEntities } from './trust';
 
-/** Options of {@link DetectionEngine}. */
 /** {@link DetectionEngineOptions.stateGraceMs} by default: a stop of up to 15 minutes keeps rule state. */
 export const DEFAULT_STATE_GRACE_MS = 900_000;
 
+/** Options of {@link DetectionEngine}. */
 export interface DetectionEngineOptions {
   redis: RedisClient;
   rules: RuleSet;

@@ -130,6 +130,12 @@ function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Pr
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(new IntakeRefusal(413, `body of ${declared} bytes is over the limit of ${limit} (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
   }
+  const busy = (): IntakeRefusal =>
+    new IntakeRefusal(503, `the intake holds ${held.limit} bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later`, 'unavailable', { 'retry-after': '1' });
+  // A declared length (Kong sends one) is taken whole before any byte is read: a body that won't
+  // fit is refused at once, not after part of it was read. Only a chunked body is counted as it comes.
+  const reserved = Number.isFinite(declared);
+  if (reserved && !held.take(declared)) return Promise.reject(busy());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -146,8 +152,8 @@ function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Pr
         refuse(new IntakeRefusal(413, `body is over the limit of ${limit} bytes (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
         return;
       }
-      if (!held.take(chunk.length)) {
-        refuse(new IntakeRefusal(503, `the intake holds ${held.limit} bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later`, 'unavailable', { 'retry-after': '1' }));
+      if (!reserved && !held.take(chunk.length)) {
+        refuse(busy());
         return;
       }
       chunks.push(chunk);
@@ -337,7 +343,9 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
         } finally {
           await admin.disconnect();
         }
-        const listening = createServer((request, response) => {
+        // Node checks the two timeouts below every 30 s by default: a stalled upload then held its
+        // budget for up to 90 s rather than 60.
+        const listening = createServer({ connectionsCheckingInterval: 1000 }, (request, response) => {
           handle(request, response).catch((error: unknown) => {
             if (error instanceof IntakeRefusal) {
               stats[error.stat] += 1;

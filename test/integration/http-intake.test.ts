@@ -150,6 +150,16 @@ describe('the HTTP intake for Kong http-log', () => {
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(refused.body.error).toBe('the intake holds 16384 bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later');
+    // A body that declares its length (Kong's do) is refused before a byte of it is sent.
+    const declared = await new Promise<string>((resolve) => {
+      const posting = request(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': '7000' } }, (response) => {
+        response.resume();
+        resolve(`${response.statusCode ?? 0} ${response.headers['retry-after'] ?? ''}`);
+      });
+      posting.on('error', () => undefined);
+      posting.flushHeaders();
+    });
+    expect(declared).toBe('503 1');
     for (const upload of held) upload.finish();
     expect(await Promise.all(held.map((upload) => upload.answer))).toEqual(['200 {"accepted":1}', '200 {"accepted":1}']);
     // What the answered bodies held was given back.

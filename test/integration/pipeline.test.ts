@@ -3,7 +3,8 @@ import { fromDeadLetterMessage, type IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import { indexNames, type EventDocument } from '../../schemas';
 import { SIMULATED_SOURCES, emitSimulatedTraffic, malformedMessages } from '../../scripts/simulated-traffic';
-import { CONSUMER_LOOPS, countEvents, readTopic, waitFor, vigilOn, withVigil } from '../support/harness';
+import { createRedis, scanKeys } from '../../platform';
+import { CONSUMER_LOOPS, countEvents, readTopic, testLogger, waitFor, vigilOn, withVigil } from '../support/harness';
 import { testProducer } from '../support/produce';
 
 const validPolicy = (id: string): Record<string, unknown> => ({
@@ -51,6 +52,19 @@ describe.each(CONSUMER_LOOPS)('ingest pipeline against the real Kafka and Elasti
     expect(document?.http?.response?.status_code).toEqual(expect.any(Number));
     expect(document?.vigil.kafka.topic).toBe(run.stack.config.topics.invocation);
     expect(located.hits.hits[0]?._id).toBe(document?.event.id);
+
+    // A request's decisions wait for its invocation 10 minutes plus VIGIL_STATE_GRACE_MS (15 by
+    // default), so an invocation read after a stop still finds them.
+    const redis = createRedis(run.stack.config, testLogger);
+    try {
+      const keys = await scanKeys(redis, `${run.stack.config.redis.prefix}:corr:{req:*}`);
+      expect(keys.length).toBeGreaterThan(0);
+      const ttl = await redis.pttl(keys[0] ?? '');
+      expect(ttl).toBeGreaterThan(24 * 60_000);
+      expect(ttl).toBeLessThanOrEqual(25 * 60_000);
+    } finally {
+      await redis.quit();
+    }
   });
 
   it('dead-letters each kind of bad message with its reason and position, and indexes the good ones around it', async () => {

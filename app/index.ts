@@ -398,7 +398,11 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   async function startAll(): Promise<void> {
     // A wrong address, credential or CA stops here, naming the service, before any part starts.
     for (const unreachable of await verifyConnections(config, { kafka, elasticsearch, redis })) {
-      logger.warn({ err: unreachable, service: unreachable.service }, `${unreachable.message}; starting anyway, the parts that need it will retry`);
+      const then =
+        unreachable.service === 'elasticsearch' && pipeline !== undefined
+          ? 'the pipeline installs its index templates there as it starts, and fails if it still cannot'
+          : 'starting anyway, the parts that need it will retry';
+      logger.warn({ err: unreachable, service: unreachable.service }, `${unreachable.message}; ${then}`);
     }
     // First in, last out: /healthz answers while the parts start and stop, /readyz says 503 then.
     if (listen) httpAddress = await observability.listen(listen);

@@ -22,7 +22,11 @@ function setting<S extends z.ZodType>(env: string, schema: S, allowed: string, d
 }
 
 const commaList = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
-const brokers = commaList.pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port')).min(1, 'at least one broker'));
+const brokers = commaList.pipe(
+  z
+    .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, { message: 'expected host:port', abort: true }).refine((broker) => Number(broker.slice(broker.lastIndexOf(':') + 1)) <= 65_535, 'the port is over 65535'))
+    .min(1, 'at least one broker'),
+);
 /** REDIS_CLUSTER_NODES: seeds as `host:port`, each may carry `redis://` or `rediss://`, all alike. */
 const clusterNodes = commaList
   .pipe(z.array(z.string().regex(/^(rediss?:\/\/)?[^\s:/@]+:\d{1,5}$/, 'expected host:port (or redis://host:port, rediss://host:port)')).min(1, 'at least one node'))
@@ -39,7 +43,17 @@ const clusterNodes = commaList
     });
     return { nodes, tls: tls[0] === true };
   });
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/**
+ * A whole number in decimal digits, within bounds. Not `z.coerce.number()`: it took a blank as 0,
+ * and `0x10` or `1e3` as numbers the documentation never promised.
+ */
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'expected a whole number (decimal digits)')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
 const name = z.string().regex(/^[a-zA-Z0-9._-]{1,200}$/, 'letters, digits, ".", "_" and "-" only');
 const indexPrefix = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,60}$/, 'lower-case letters, digits, "_" and "-" (an index name prefix)');
 /** Every switch takes the same words: `on`/`off`, or `true`/`false`. */
@@ -93,7 +107,7 @@ export const settings = {
     caFile: setting('KAFKA_TLS_CA_FILE', path.optional(), 'a readable PEM file', 'The CA that signed the brokers’ certificates, when it is not a public one.'),
   },
   elasticsearch: {
-    url: setting('ELASTICSEARCH_URL', z.url().default('http://127.0.0.1:9200'), 'URL', 'The Elasticsearch node.'),
+    url: setting('ELASTICSEARCH_URL', z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }).default('http://127.0.0.1:9200'), 'URL', 'The Elasticsearch node.'),
     apiKey: setting(
       'ELASTICSEARCH_API_KEY',
       z.string().min(1).optional(),

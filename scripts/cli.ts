@@ -175,9 +175,69 @@ async function adapt(args: readonly string[]): Promise<number> {
   return stopped ? 0 : 1;
 }
 
+/** What a command takes after its name: options with a value, flags, subcommands, free paths. */
+interface ArgumentSpec {
+  values?: readonly string[];
+  flags?: readonly string[];
+  subcommands?: readonly string[];
+  paths?: boolean;
+}
+
+/**
+ * The arguments each command takes. A command is checked before it loads the configuration or
+ * connects to anything: `vigil run --help` used to start the pipeline, and a misspelt option was
+ * ignored. `deadletters` parses (and explains) its own.
+ */
+const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
+  stack: { subcommands: ['up', 'down', 'status', 'logs'] },
+  run: {},
+  intake: {},
+  adapt: { values: ['--format', '--topic'] },
+  demo: { values: ['--events', '--via'], flags: ['--no-stack'] },
+  topics: { subcommands: ['ensure'] },
+  schemas: { subcommands: ['export'], values: ['--out'] },
+  rules: { subcommands: ['validate', 'test', 'coverage'], values: ['--lists', '--from', '--to', '--rules'], flags: ['--json'], paths: true },
+  replay: { values: ['--file', '--from', '--to', '--rules'] },
+  report: { values: ['--from', '--to', '--out'] },
+  dashboards: { subcommands: ['install', 'export'], values: ['--kibana', '--space', '--api-key', '--user', '--password', '--out'] },
+  evaluate: { values: ['--seed', '--users', '--speed', '--resolve-after-ms', '--settle-ms'], flags: ['--json', '--keep'] },
+};
+
+/**
+ * `help` when the arguments ask for it, else the first argument the command does not take, named
+ * (a message); undefined when all are known.
+ */
+export function checkArguments(command: string, rest: readonly string[]): string | undefined {
+  const spec = ARGUMENTS[command];
+  if (spec === undefined) return undefined;
+  for (let index = 0; index < rest.length; index++) {
+    const arg = rest[index] ?? '';
+    if (arg === '--help' || arg === '-h') return 'help';
+    if (spec.values?.includes(arg)) {
+      if (index + 1 >= rest.length) return `vigil ${command}: ${arg} needs a value`;
+      index++;
+      continue;
+    }
+    if (spec.flags?.includes(arg)) continue;
+    if (index === 0 && spec.subcommands?.includes(arg)) continue;
+    if (spec.paths === true && index > 0 && !arg.startsWith('-')) continue;
+    return arg.startsWith('-') ? `vigil ${command}: unknown option ${arg}` : `vigil ${command}: unexpected argument "${arg}"`;
+  }
+  return undefined;
+}
+
 /** The CLI's entry point; returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   const [command, sub] = args;
+  const problem = command === undefined ? undefined : checkArguments(command, args.slice(1));
+  if (problem === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (problem !== undefined) {
+    console.error(`${problem}\n\n${USAGE}`);
+    return 2;
+  }
   try {
     switch (command) {
       case 'stack':

@@ -25,7 +25,10 @@ export async function runTopics(args: readonly string[], config: Config): Promis
     console.error(TOPICS_USAGE);
     return 2;
   }
-  const kafka = createKafka(config, createLogger({ level: process.env.LOG_LEVEL ?? 'warn' }), `${config.kafka.clientId}-topics`);
+  // A command's output is its answer: the client's own logs from warnings up, unless LOG_LEVEL asks
+  // for less or for more detail (debug, trace). Read from the configuration: a blank LOG_LEVEL is the default.
+  const level = config.logLevel === 'info' ? 'warn' : config.logLevel;
+  const kafka = createKafka(config, createLogger({ level }), `${config.kafka.clientId}-topics`);
   const states = await ensureTopicStates(kafka, config);
   for (const line of describeTopics(states)) console.log(line);
   return 0;

@@ -18,6 +18,7 @@ import {
   pipelineTemplate,
 } from '../../schemas';
 import type { Config } from '../config';
+import { StoreUnavailableError } from '../errors';
 
 function authOf({ apiKey, username, password }: Config['elasticsearch']): { auth?: { apiKey: string } | { username: string; password: string } } {
   if (apiKey !== undefined) return { auth: { apiKey } };
@@ -90,6 +91,16 @@ export async function installTemplates(client: Client, config: Config): Promise<
     installPipelineTemplate(client, config),
   ]);
   const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-  if (failed) throw failed.reason;
+  if (failed === undefined) return;
+  // Unreachable: say so, naming the service and the setting. The client's own error carries the
+  // whole request (a template body of several kB) into the log line, and is left out.
+  const reason: unknown = failed.reason;
+  if (reason instanceof Error && UNREACHABLE_ERRORS.has(reason.name)) {
+    throw new StoreUnavailableError('elasticsearch', `unreachable, so Vigil's index templates could not be installed (${reason.message}); check ELASTICSEARCH_URL and that Elasticsearch is up`);
+  }
+  throw reason;
 }
+
+/** The Elasticsearch client's errors for a server it could not talk to (as opposed to an answer refusing the request). */
+const UNREACHABLE_ERRORS = new Set(['ConnectionError', 'TimeoutError', 'NoLivingConnectionsError']);
 

@@ -96,9 +96,11 @@ describe('vigil run', () => {
     const week = String(7 * 24 * 3600 * 1000);
     const first = spawnSync(process.execPath, [join(ROOT, 'bin', 'vigil.js'), 'topics', 'ensure'], {
       cwd: ROOT,
-      env: { ...process.env, ...env, VIGIL_TOPIC_PARTITIONS: '2', VIGIL_TOPIC_RETENTION_MS: week },
+      // A blank LOG_LEVEL is the default, as in a .env copied from .env.example with blanks.
+      env: { ...process.env, ...env, VIGIL_TOPIC_PARTITIONS: '2', VIGIL_TOPIC_RETENTION_MS: week, LOG_LEVEL: '' },
       encoding: 'utf8',
     });
+    expect(first.stderr).toBe('');
     expect(first.status).toBe(0);
     expect(first.stdout).toMatch(new RegExp(`^${stack.config.topics.policy.replace(/\./g, '\\.')}\\s+created\\s+2 partitions$`, 'm'));
     expect(first.stdout.match(/^\S+\s+created\s+2 partitions$/gm)).toHaveLength(7);

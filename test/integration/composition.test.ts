@@ -59,6 +59,18 @@ describe('createVigil, the composition root', () => {
     await vigil.stop(); // idempotent
   });
 
+  it('fails the start naming Elasticsearch and its setting when it is unreachable, without the request in the message', async () => {
+    const away = isolatedConfig({ ELASTICSEARCH_URL: 'http://127.0.0.1:1' });
+    const vigil = createVigil(away, { logger: testLogger, kafka: stack.kafka });
+    const failure = await vigil.start().then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
+    expect(failure?.message).toMatch(/^elasticsearch: unreachable, so Vigil's index templates could not be installed \(.*ECONNREFUSED.*\); check ELASTICSEARCH_URL and that Elasticsearch is up$/);
+    expect(failure?.message.length).toBeLessThan(300);
+    await waitFor('the Redis client Vigil opened to close', () => vigil.redis.status === 'end', 5000);
+  });
+
   it('stops what had started when a later part fails to start, and rethrows', async () => {
     // Producers in start order: the pipeline's dead letters and detections (1), the notifier's (2).
     const vigil = createVigil(stack.config, { logger: testLogger, kafka: kafkaFailingProducer(stack.kafka, 2), elasticsearch: stack.elasticsearch });

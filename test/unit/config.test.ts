@@ -228,7 +228,13 @@ describe('loadConfig', () => {
     ['KAFKA_BROKERS', 'kafka:9092,kafka', /expected host:port/],
     ['VIGIL_INDEX_PREFIX', '-starts-with-dash', /index name prefix/],
     ['VIGIL_TOPIC_PARTITIONS', '0', /Too small/],
-    ['VIGIL_TOPIC_PARTITIONS', '2.5', /expected int/],
+    ['VIGIL_TOPIC_PARTITIONS', '2.5', /expected a whole number/],
+    // A blank, hex or exponent is not a number the documentation promised (coerce took them).
+    ['VIGIL_HTTP_PORT', ' ', /expected a whole number/],
+    ['VIGIL_TOPIC_PARTITIONS', '0x10', /expected a whole number/],
+    ['VIGIL_SHUTDOWN_TIMEOUT_MS', '1e3', /expected a whole number/],
+    ['KAFKA_BROKERS', '127.0.0.1:99999', /the port is over 65535/],
+    ['ELASTICSEARCH_URL', 'localhost:9200', /expected an http or https URL/],
     ['VIGIL_INDEX_REPLICAS', '11', /Too big/],
     ['VIGIL_EVENT_ORIGINAL', 'sometimes', /expected on or off/],
     ['VIGIL_MAX_MESSAGE_BYTES', '1023', /Too small/],
@@ -324,7 +330,7 @@ describe('invariants between settings', () => {
   it('accepts them equal, and checks invariants only once every setting is valid', () => {
     expect(loadConfig({ VIGIL_ALERT_SUPPRESS_MS: '120000', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' }).alerting.suppressMs).toBe(120_000);
     expect(configErrorOf({ VIGIL_ALERT_SUPPRESS_MS: 'x', VIGIL_ALERT_RESOLVE_AFTER_MS: '120000' }).issues).toEqual([
-      'VIGIL_ALERT_SUPPRESS_MS: Invalid input: expected number, received NaN',
+      'VIGIL_ALERT_SUPPRESS_MS: expected a whole number (decimal digits)',
     ]);
   });
 });

@@ -1,0 +1,48 @@
+import { checkArguments, main } from '../../scripts/cli';
+
+describe('the CLI checks a command\'s arguments before it loads the configuration or connects', () => {
+  let output: string[];
+  let errors: string[];
+  beforeEach(() => {
+    output = [];
+    errors = [];
+    jest.spyOn(console, 'log').mockImplementation((text: string) => void output.push(text));
+    jest.spyOn(console, 'error').mockImplementation((text: string) => void errors.push(text));
+  });
+  afterEach(() => jest.restoreAllMocks());
+
+  it.each([['run'], ['intake'], ['topics', 'ensure'], ['evaluate'], ['demo', '--no-stack'], ['replay', '--from', 'now-1h']])(
+    '%s … --help prints the usage and exits 0, starting nothing',
+    async (...command) => {
+      expect(await main([...command, '--help'])).toBe(0);
+      expect(output.join('\n')).toMatch(/^vigil: security event logging/);
+      expect(errors).toEqual([]);
+    },
+  );
+
+  it('refuses an option the command does not take, naming it, with exit 2', async () => {
+    expect(await main(['run', '--bogus-flag'])).toBe(2);
+    expect(errors[0]).toMatch(/^vigil run: unknown option --bogus-flag\n\nvigil: security event logging/);
+  });
+
+  it.each([
+    ['demo', ['--events'], 'vigil demo: --events needs a value'],
+    ['run', ['now'], 'vigil run: unexpected argument "now"'],
+    ['topics', ['ensure', 'extra'], 'vigil topics: unexpected argument "extra"'],
+    ['evaluate', ['--sed', '7'], 'vigil evaluate: unknown option --sed'],
+    ['adapt', ['--format', 'kong', '--topik', 'raw'], 'vigil adapt: unknown option --topik'],
+  ])('%s %j: %s', (command, rest, message) => {
+    expect(checkArguments(command, rest)).toBe(message);
+  });
+
+  it.each([
+    ['adapt', ['--format', 'kong', '--topic', 'vigil.raw.kong']],
+    ['rules', ['validate', 'detectors/rules/default', 'more.yaml', '--lists', 'a.yaml']],
+    ['rules', ['coverage', '--from', 'now-2h', '--to', 'now', '--json']],
+    ['demo', ['--events', '500', '--via', 'kong', '--no-stack']],
+    ['evaluate', ['--seed', '7', '--json', '--keep', '--speed', '60']],
+    ['deadletters', ['redrive', '--reason', 'schema_invalid', '--dry-run']],
+  ])('takes %s %j', (command, rest) => {
+    expect(checkArguments(command, rest)).toBeUndefined();
+  });
+});

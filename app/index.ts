@@ -176,6 +176,14 @@ export async function reportDestinations(store: GroupStore, destinations: readon
   if (destinations.length === 0) {
     logger.warn('alerting runs with no destination (VIGIL_ALERT_DESTINATIONS is unset or []): alerts are indexed, nobody is notified');
   }
+  // Allowed (a receiver on the same host, a test), but a Slack URL or a routing key sent in clear is worth a word.
+  const clear = destinations.filter((destination) => {
+    const url = new URL(destination.url);
+    return url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  });
+  if (clear.length > 0) {
+    logger.warn({ destinations: clear.map((destination) => destination.name) }, 'destinations reached over plain http: their notifications (and any token in the URL) travel unencrypted; use https');
+  }
   try {
     const waiting = await unconfiguredWaiting(store, destinations);
     if (Object.keys(waiting).length === 0) return;

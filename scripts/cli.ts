@@ -8,7 +8,7 @@ import { runReplay } from './replay';
 import { ConfigError, applyHeapGrowth, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
-import { ReportRangeError, runReport } from './report';
+import { ReportRangeError, parseReportRange, runReport } from './report';
 import { runCoverage } from './coverage';
 import { runDashboards } from './dashboards';
 import { runTopics } from './topics';
@@ -347,7 +347,20 @@ export async function main(args: readonly string[]): Promise<number> {
           console.error('usage: vigil replay --file EVENTS.ndjson | --from TIME --to TIME  [--rules PATH]');
           return 2;
         }
-        return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
+        // Times are checked here, as report's are: Elasticsearch would refuse a bad one only once
+        // a document matched, and take a time without a zone as UTC.
+        let range: { from: string; to: string } | undefined;
+        if (file === undefined && from !== undefined && to !== undefined) {
+          try {
+            const parsed = parseReportRange(from, to);
+            range = { from: parsed.from.toISOString(), to: parsed.to.toISOString() };
+          } catch (error) {
+            if (!(error instanceof ReportRangeError)) throw error;
+            console.error(`vigil replay: ${error.message}`);
+            return 2;
+          }
+        }
+        return await runReplay({ ...(file ? { file } : {}), ...(range ?? {}), ...(rules ? { rules: rules.split(',') } : {}) });
       }
       case 'report': {
         const from = option(args, '--from');

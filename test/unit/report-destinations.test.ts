@@ -27,6 +27,19 @@ describe('what alerting says at start about its destinations', () => {
     ]);
   });
 
+  it('warns about destinations reached over plain http, other than on this host', async () => {
+    const { logger, lines } = logged();
+    const mixed = parseDestinations(
+      JSON.stringify([
+        { name: 'clear', type: 'slack', url: 'http://hooks.example.com/x' },
+        { name: 'local', type: 'slack', url: 'http://127.0.0.1:9000/x' },
+        { name: 'secure', type: 'slack', url: 'https://hooks.example.com/y' },
+      ]),
+    );
+    await reportDestinations(store(() => Promise.resolve(new Map<string, number>())), mixed, logger);
+    expect(lines.map((line) => [line.level, line.destinations])).toEqual([[40, ['clear']]]);
+  });
+
   it('says nothing when every waiting incident has its destination', async () => {
     const { logger, lines } = logged();
     await reportDestinations(store(() => Promise.resolve(new Map([['chat', 1]]))), chat, logger);

@@ -3,10 +3,10 @@ import { Instrumentation, StoreUnavailableError, sleep } from '../platform';
 import type { GeoDocument, VigilEvent } from '../schemas';
 import { MAX_BATCH_ITEMS, defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
 
-/** Correlated context of an event, addressed in filters as `correlated.*`. */
 /** How long a request's policy decisions wait for its invocation, in wall-clock time, while the pipeline runs: 10 minutes. */
 export const DEFAULT_REQUEST_MEMORY_MS = 600_000;
 
+/** Correlated context of an event, addressed in filters as `correlated.*`. */
 export interface Correlated {
   request?: {
     /** Policy kind -> outcome, for the policies of the same request seen so far. */

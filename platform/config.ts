@@ -435,7 +435,7 @@ export const settings = {
       'VIGIL_INTAKE_MAX_BODIES_BYTES',
       int(1024, 1024 * 1024 * 1024).default(64 * 1024 * 1024),
       '1024–1073741824',
-      'The bytes of all request bodies the intake reads and produces at once; a body that would pass it is answered 503 with `Retry-After`, which the gateway retries (see [gateways/kong-http-log.md](gateways/kong-http-log.md#limits)). At least `VIGIL_INTAKE_MAX_BODY_BYTES` is allowed. Parsing a body holds about four times its bytes for a moment.',
+      'The bytes of all request bodies the intake reads and produces at once; a body that would pass it is answered 503 with `Retry-After`, which the gateway retries (see [gateways/kong-http-log.md](gateways/kong-http-log.md#limits)). At least `VIGIL_INTAKE_MAX_BODY_BYTES` is allowed. Parsing a body holds about four and a half times its bytes for a moment.',
     ),
     requestsPerSecond: setting(
       'VIGIL_INTAKE_REQUESTS_PER_SECOND',

@@ -8,7 +8,7 @@ import { runReplay } from './replay';
 import { ConfigError, applyHeapGrowth, loadConfig } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
-import { ReportRangeError, parseReportRange, runReport } from './report';
+import { ReportRangeError, runReport } from './report';
 import { runCoverage } from './coverage';
 import { runDashboards } from './dashboards';
 import { runTopics } from './topics';
@@ -174,6 +174,9 @@ async function adapt(args: readonly string[]): Promise<number> {
   }
   return stopped ? 0 : 1;
 }
+
+/** A time Elasticsearch takes in a range: ISO 8601, epoch milliseconds, or date math from `now`. */
+const REPLAY_TIME = /^(?:\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\d{10,16}|now(?:[+-]\d+[yMwdhHms])*(?:\/[yMwdhHms])?)$/;
 
 /** What a command takes after its name: options with a value, flags, subcommands, free paths. */
 interface ArgumentSpec {
@@ -347,20 +350,16 @@ export async function main(args: readonly string[]): Promise<number> {
           console.error('usage: vigil replay --file EVENTS.ndjson | --from TIME --to TIME  [--rules PATH]');
           return 2;
         }
-        // Times are checked here, as report's are: Elasticsearch would refuse a bad one only once
-        // a document matched, and take a time without a zone as UTC.
-        let range: { from: string; to: string } | undefined;
-        if (file === undefined && from !== undefined && to !== undefined) {
-          try {
-            const parsed = parseReportRange(from, to);
-            range = { from: parsed.from.toISOString(), to: parsed.to.toISOString() };
-          } catch (error) {
-            if (!(error instanceof ReportRangeError)) throw error;
-            console.error(`vigil replay: ${error.message}`);
+        // The times go to Elasticsearch as given, but are checked here first: Elasticsearch refused
+        // a bad one only once a document matched, with a search error.
+        if (file === undefined) {
+          const bad = [from, to].find((time) => time !== undefined && !REPLAY_TIME.test(time.trim()));
+          if (bad !== undefined) {
+            console.error(`vigil replay: "${bad}" is not a time: use ISO 8601 (2026-05-01T10:00:00Z; without a zone, UTC), epoch milliseconds, or date math (now, now-2h, now-1d/d)`);
             return 2;
           }
         }
-        return await runReplay({ ...(file ? { file } : {}), ...(range ?? {}), ...(rules ? { rules: rules.split(',') } : {}) });
+        return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
       }
       case 'report': {
         const from = option(args, '--from');

@@ -81,7 +81,8 @@ export async function postOnce(fetchImpl: typeof fetch, destination: Destination
     const reason = error instanceof Error && error.cause !== undefined ? errorMessage(error.cause) : errorMessage(error);
     // The reason may quote the URL (undici does), whose path or query can hold a token: only its
     // origin is kept, in the log and in the dead letter.
-    throw new NotificationError(`request failed: ${withoutUrlSecrets(reason)}`, { code: 'notification_network', retriable: true, cause: error });
+    // Not the error itself as the cause: a logger would print its message, URL and all.
+    throw new NotificationError(`request failed: ${withoutUrlSecrets(reason)}`, { code: 'notification_network', retriable: true });
   }
   if (response.ok) {
     await response.body?.cancel().catch(() => undefined);

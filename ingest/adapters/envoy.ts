@@ -157,8 +157,8 @@ export interface AccessRecord {
   signals: readonly PolicySignal[];
   labels?: Record<string, string>;
   /**
-   * What identifies the record when it has no request id, hashed into the event ids as JSON.
-   * Kept as parts so the text is only built for records that need it.
+   * What identifies the record, hashed into the event ids as JSON: alone when it has no request
+   * id, with `distinct` beside a request id.
    */
   fallback: readonly unknown[];
   /**

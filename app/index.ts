@@ -305,8 +305,10 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   let notifier: Notifier | undefined;
   let outboxConsumer: ReturnType<typeof createOutboxConsumer> | undefined;
   const notificationProducer = roles.has('alerting') ? createProducer(kafka) : undefined;
-  const groupStore = createGroupStore(redis, config.redis.prefix);
+  // Built only where alerting runs: it defines the grouping scripts on the Redis client.
+  let groupStore: GroupStore | undefined;
   if (notificationProducer) {
+    groupStore = createGroupStore(redis, config.redis.prefix);
     // Accepted notifications go to the outbox topic before delivery; the outbox consumer group
     // delivers them, so a crash loses none (docs/alerting.md#the-notification-outbox).
     const built = createNotifier({
@@ -431,8 +433,8 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       await running.start();
       started.push('ingest pipeline', () => running.stop());
     }
-    if (alerter && notifier && notificationProducer && outboxConsumer) {
-      const { alerter: runningAlerter, notifier: runningNotifier, outboxConsumer: delivering } = { alerter, notifier, outboxConsumer };
+    if (alerter && notifier && notificationProducer && outboxConsumer && groupStore) {
+      const { alerter: runningAlerter, notifier: runningNotifier, outboxConsumer: delivering, groupStore: grouping } = { alerter, notifier, outboxConsumer, groupStore };
       // An alerting-only process may start before any ingest one has created the outbox topic.
       if (!pipeline) await ensureTopics(kafka, config);
       await notificationProducer.connect();
@@ -443,7 +445,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       await runningAlerter.start();
       started.push('alerter', () => runningAlerter.stop());
       logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');
-      await reportDestinations(groupStore, destinations, logger);
+      await reportDestinations(grouping, destinations, logger);
     }
     // Last in, first out: the intake takes records only once everything else runs, and stops first.
     if (intake) {

@@ -651,6 +651,82 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   return deepFreeze(config);
 }
 
+/**
+ * `VIGIL_*` variables read by the project's scripts rather than by Vigil itself: the stack script
+ * (docs/local-stack.md), the fault and fuzz suites. Not settings, and not worth a warning.
+ */
+const TOOL_VARIABLES: readonly string[] = [
+  'VIGIL_CACHE_DIR',
+  'VIGIL_STATE_DIR',
+  'VIGIL_ES_HEAP',
+  'VIGIL_ES_USER',
+  'VIGIL_ES_VERSION',
+  'VIGIL_KAFKA_HEAP',
+  'VIGIL_KAFKA_VERSION',
+  'VIGIL_CLUSTER_REDIS_PORTS',
+  'VIGIL_SECURE_ES_PORT',
+  'VIGIL_SECURE_KAFKA_PORT',
+  'VIGIL_SECURE_REDIS_PORT',
+];
+const TOOL_PREFIXES: readonly string[] = ['VIGIL_FAULTS_', 'VIGIL_FUZZ_'];
+
+/** A `VIGIL_*` variable Vigil does not read, with the setting it was likely meant to be. */
+export interface UnknownVariable {
+  name: string;
+  suggestion?: string;
+}
+
+/**
+ * The `VIGIL_*` variables of an environment that are no setting (a misspelt name would otherwise
+ * leave its setting at the default without a word), each with the nearest setting's name when one
+ * is a few edits away. Variables without the prefix can't be told from other programs' and are
+ * not looked at.
+ */
+export function unknownVariables(env: Readonly<Record<string, string | undefined>>): UnknownVariable[] {
+  const names = listSettings().map(({ setting }) => setting.env);
+  const known = new Set([...names, ...TOOL_VARIABLES]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('VIGIL_') && !known.has(name) && !TOOL_PREFIXES.some((prefix) => name.startsWith(prefix)))
+    .sort()
+    .map((name) => {
+      let best: { name: string; distance: number } | undefined;
+      for (const candidate of names) {
+        const distance = editDistance(name, candidate);
+        if (best === undefined || distance < best.distance) best = { name: candidate, distance };
+      }
+      // A few edits, and fewer than a quarter of the name: VIGIL_DETECTON, not VIGIL_FOO.
+      const near = best !== undefined && best.distance <= Math.min(3, Math.floor(name.length / 4));
+      return near ? { name, suggestion: best?.name } : { name };
+    });
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) from one text to another. */
+function editDistance(left: string, right: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= left.length; i++) {
+    const row: number[] = [i];
+    for (let j = 1; j <= right.length; j++) {
+      if (i === 0) {
+        row.push(j);
+        continue;
+      }
+      const cost = left[i - 1] === right[j - 1] ? 0 : 1;
+      const above = rows[i - 1] ?? [];
+      let value = Math.min((above[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (above[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && left[i - 1] === right[j - 2] && left[i - 2] === right[j - 1]) value = Math.min(value, (rows[i - 2]?.[j - 2] ?? 0) + 1);
+      row.push(value);
+    }
+    rows.push(row);
+  }
+  return rows[left.length]?.[right.length] ?? 0;
+}
+
+/** One warning line's text for {@link unknownVariables}. */
+export function unknownVariablesWarning(unknown: readonly UnknownVariable[]): string {
+  const named = unknown.map(({ name, suggestion }) => (suggestion === undefined ? name : `${name} (did you mean ${suggestion}?)`));
+  return `ignoring ${unknown.length === 1 ? 'a variable' : `${unknown.length} variables`} Vigil does not read: ${named.join(', ')}; see docs/configuration.md`;
+}
+
 /** A setting's default as the environment would spell it (`''` when it has none). */
 export function defaultText(item: Setting): string {
   const value: unknown = item.schema.parse(undefined);

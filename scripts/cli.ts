@@ -5,7 +5,7 @@ import { exportJsonSchemas } from '../schemas';
 import { createAdapt, createVigil, type Role } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, applyHeapGrowth, loadConfig } from '../platform';
+import { ConfigError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Logger } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
 import { ReportRangeError, runReport } from './report';
@@ -99,6 +99,12 @@ function after<T>(ms: number, value: T): Promise<T> {
   return new Promise((resolve) => setTimeout(() => resolve(value), ms).unref());
 }
 
+/** A misspelt `VIGIL_*` name leaves its setting at the default: say so once, at start. */
+function warnUnknownVariables(log: Logger): void {
+  const unknown = unknownVariables(process.env);
+  if (unknown.length > 0) log.warn({ variables: unknown }, unknownVariablesWarning(unknown));
+}
+
 /**
  * `vigil run`: runs until SIGINT or SIGTERM (exit 0) or until Vigil fails for good, e.g. a
  * consumer past its restart budget (exit 1, one log line saying why). Either way it stops
@@ -110,6 +116,7 @@ async function run(roles?: readonly Role[]): Promise<number> {
   // Process-wide, so here and not in createVigil: tests and embedders keep their own heap rules.
   applyHeapGrowth(config.heapGrowthPercent, vigil.logger);
   const log = vigil.logger.child({ component: 'vigil' });
+  warnUnknownVariables(log);
   const signalled = stopRequested();
   // A signal during the start (a store still away, a group still joining) stops it there: the
   // start then rejects, saying so, which is the stop's to report, not a failure of its own.
@@ -163,6 +170,7 @@ async function adapt(args: readonly string[]): Promise<number> {
   const running = createAdapt(config, { format, topic });
   applyHeapGrowth(config.heapGrowthPercent, running.logger);
   const log = running.logger.child({ component: 'vigil' });
+  warnUnknownVariables(log);
   const signalled = stopRequested();
   await running.start();
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), running.failure.then((failure) => ({ failure }))]);

@@ -162,12 +162,12 @@ export interface AccessRecord {
    */
   fallback: readonly unknown[];
   /**
-   * More of the record's facts, hashed beside `fallback` only when it has a request id: two
+   * More of the record's facts, read and hashed beside `fallback` only when it has a request id: two
    * proxies log one request id (Istio's sidecars, outbound and inbound) in the same millisecond
    * from the same client, and differ in the upstream, the duration or the bytes. (Not in the
    * ids without a request id, which stay as they were.)
    */
-  distinct?: readonly unknown[];
+  distinct?: () => readonly unknown[];
   /** The record's own field names, for messages that say what was looked up. */
   lookedUp: { path: string; status: string; time: string };
 }
@@ -224,7 +224,7 @@ export function accessRecordEvents(format: string, record: AccessRecord, index: 
     format,
     {
       ...(requestId !== undefined ? { requestId } : {}),
-      recordKey: JSON.stringify(requestId === undefined || record.distinct === undefined ? record.fallback : [...record.fallback, ...record.distinct]),
+      recordKey: JSON.stringify(requestId === undefined || record.distinct === undefined ? record.fallback : [...record.fallback, ...record.distinct()]),
       ...(traceId !== undefined ? { traceId } : {}),
       time: record.time,
       method,
@@ -392,7 +392,7 @@ export function envoyAccessRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_
     }),
     labels: flags !== undefined ? { response_flags: flags } : undefined,
     fallback: [time, ip, method, uri, status, instance, routeName],
-    distinct: [cluster, pick(record, keys.duration) ?? pick(record, keys.durationSeconds), pick(record, keys.bytesIn), pick(record, keys.bytesOut), authority],
+    distinct: () => [cluster, pick(record, keys.duration) ?? pick(record, keys.durationSeconds), pick(record, keys.bytesIn), pick(record, keys.bytesOut), authority],
     lookedUp: lookedUp(keys),
   };
 }

@@ -77,9 +77,13 @@ describe('vigil run', () => {
   });
 
   it.each(['SIGTERM', 'SIGINT'] as const)('stops on %s and exits with 0', async (signal) => {
-    const run = startRun(env);
+    // A misspelt setting (a letter short) is named at start with the setting it was meant to be.
+    const run = startRun({ ...env, VIGIL_DETECTON: 'off' });
     try {
       await waitFor('vigil run to start', () => lines(run.output(), /^alerting started$/).length === 1, 60_000);
+      const warnings = lines(run.output(), /Vigil does not read: .*VIGIL_DETECTON \(did you mean VIGIL_DETECTION\?\)/) as { level: number; variables?: unknown[] }[];
+      expect(warnings.map(({ level }) => level)).toEqual([40]);
+      expect(warnings[0]?.variables).toContainEqual({ name: 'VIGIL_DETECTON', suggestion: 'VIGIL_DETECTION' });
       run.child.kill(signal);
       expect(await run.exit).toBe(0);
       expect(lines(run.output(), /^stopping$/)).toHaveLength(1);

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, type Config } from '../../platform';
+import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, unknownVariables, unknownVariablesWarning, type Config } from '../../platform';
 
 /** The ConfigError a load throws; fails the test when it throws anything else or nothing. */
 function configErrorOf(env: Record<string, string | undefined>): ConfigError {
@@ -317,6 +317,39 @@ describe('the settings table is the only declaration', () => {
     expect(loadConfig({ VIGIL_DETECTION: 'false', VIGIL_RULES_WATCH: 'off' }).detection).toMatchObject({ enabled: false, watch: false });
     expect(loadConfig({ VIGIL_DETECTION: 'true', VIGIL_RULES_WATCH: 'on' }).detection).toMatchObject({ enabled: true, watch: true });
     expect(configErrorOf({ VIGIL_DETECTION: 'yes' }).issues).toEqual(['VIGIL_DETECTION: expected on or off']);
+  });
+});
+
+describe('unknownVariables', () => {
+  it('names a misspelt VIGIL_ variable with the setting it was likely meant to be', () => {
+    const unknown = unknownVariables({ VIGIL_DETECTON: 'off', VIGIL_FETCH_AHAED: 'off', VIGIL_INDEX_PREFXI: 'x', VIGIL_DETECTION: 'on' });
+    expect(unknown).toStrictEqual([
+      { name: 'VIGIL_DETECTON', suggestion: 'VIGIL_DETECTION' },
+      { name: 'VIGIL_FETCH_AHAED', suggestion: 'VIGIL_FETCH_AHEAD' },
+      { name: 'VIGIL_INDEX_PREFXI', suggestion: 'VIGIL_INDEX_PREFIX' },
+    ]);
+    expect(unknownVariablesWarning(unknown)).toBe(
+      'ignoring 3 variables Vigil does not read: VIGIL_DETECTON (did you mean VIGIL_DETECTION?), VIGIL_FETCH_AHAED (did you mean VIGIL_FETCH_AHEAD?), VIGIL_INDEX_PREFXI (did you mean VIGIL_INDEX_PREFIX?); see docs/configuration.md',
+    );
+  });
+
+  it('names a variable far from every setting without a guess, and leaves other programs\' variables alone', () => {
+    expect(unknownVariables({ VIGIL_UNKNOWN: 'x', PATH: '/usr/bin', KAFKA_HEAP_OPTS: '-Xmx1g', DETECTION: 'off' })).toStrictEqual([{ name: 'VIGIL_UNKNOWN' }]);
+    expect(unknownVariablesWarning([{ name: 'VIGIL_UNKNOWN' }])).toBe('ignoring a variable Vigil does not read: VIGIL_UNKNOWN; see docs/configuration.md');
+  });
+
+  it('finds nothing in an environment of settings', () => {
+    expect(unknownVariables(Object.fromEntries(listSettings().map(({ setting }) => [setting.env, 'x'])))).toStrictEqual([]);
+  });
+
+  it('knows every VIGIL_ variable the project\'s own scripts read (the stack, the fault and fuzz suites)', () => {
+    const read = new Set<string>();
+    const scripts = join(__dirname, '..', '..', 'scripts');
+    for (const file of readdirSync(scripts).filter((name) => name.endsWith('.sh'))) {
+      for (const match of readFileSync(join(scripts, file), 'utf8').matchAll(/\$\{?(VIGIL_[A-Z0-9_]+)/g)) if (match[1] !== undefined) read.add(match[1]);
+    }
+    expect(read.has('VIGIL_CACHE_DIR')).toBe(true);
+    expect(unknownVariables(Object.fromEntries([...read, 'VIGIL_FAULTS_ONLY', 'VIGIL_FUZZ_SEED'].map((name) => [name, 'x'])))).toStrictEqual([]);
   });
 });
 

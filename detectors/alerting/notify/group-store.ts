@@ -126,11 +126,15 @@ export function createGroupStore(redis: RedisClient, prefix: string): GroupStore
       const pattern = groupKeys(prefix, '*').due;
       const [head = '', tail = ''] = pattern.split('*');
       try {
+        // Asked together, not one round trip per destination (separate commands: on a Redis
+        // Cluster the keys may be on different nodes).
+        const keys = await scanKeys(redis, pattern);
+        const counts = await Promise.all(keys.map((key) => redis.zcard(key)));
         const found = new Map<string, number>();
-        for (const key of await scanKeys(redis, pattern)) {
-          const count = await redis.zcard(key);
+        keys.forEach((key, position) => {
+          const count = counts[position] ?? 0;
           if (count > 0) found.set(key.slice(head.length, key.length - tail.length), count);
-        }
+        });
         return found;
       } catch (error) {
         throw unavailable(error);

@@ -208,7 +208,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
 
   const { intake } = sources;
   if (intake) {
-    totalOf('vigil_intake_requests_total', 'Requests to the HTTP intake, by answer (accepted, unauthorized, too_large, rate_limited, invalid, unavailable).', ['outcome'], () => {
+    totalOf('vigil_intake_requests_total', 'Requests to the HTTP intake, by answer (accepted, unauthorized, too_large, rate_limited, invalid, busy, unavailable).', ['outcome'], () => {
       const stats = intake();
       return [
         [{ outcome: 'accepted' }, stats.accepted],
@@ -216,6 +216,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
         [{ outcome: 'too_large' }, stats.tooLarge],
         [{ outcome: 'rate_limited' }, stats.rateLimited],
         [{ outcome: 'invalid' }, stats.invalid],
+        [{ outcome: 'busy' }, stats.busy],
         [{ outcome: 'unavailable' }, stats.unavailable],
       ];
     });

@@ -53,6 +53,9 @@ export interface IntakeStats {
   tooLarge: number;
   rateLimited: number;
   invalid: number;
+  /** Refused with 503 because the bodies in hand would pass VIGIL_INTAKE_MAX_BODIES_BYTES. */
+  busy: number;
+  /** Refused with 503 because Kafka did not acknowledge, or the intake was stopping. */
   unavailable: number;
 }
 
@@ -131,7 +134,7 @@ function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Pr
     return Promise.reject(new IntakeRefusal(413, `body of ${declared} bytes is over the limit of ${limit} (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
   }
   const busy = (): IntakeRefusal =>
-    new IntakeRefusal(503, `the intake holds ${held.limit} bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later`, 'unavailable', { 'retry-after': '1' });
+    new IntakeRefusal(503, `the intake holds ${held.limit} bytes of bodies at once (VIGIL_INTAKE_MAX_BODIES_BYTES); retry later`, 'busy', { 'retry-after': '1' });
   // A declared length (Kong sends one) is taken whole before any byte is read: a body that won't
   // fit is refused at once, not after part of it was read. Only a chunked body is counted as it comes.
   const reserved = Number.isFinite(declared);
@@ -247,7 +250,7 @@ function send(response: ServerResponse, status: number, body: Record<string, unk
 export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   const log = options.logger.child({ component: 'intake' });
   const bucket = tokenBucket(options.requestsPerSecond, options.burst, options.now ?? (() => performance.now()));
-  const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, unavailable: 0 };
+  const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, busy: 0, unavailable: 0 };
   let producer: Producer | undefined;
   let server: Server | undefined;
   let lastUnauthorizedWarning = Number.NEGATIVE_INFINITY;

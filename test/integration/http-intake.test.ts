@@ -129,6 +129,7 @@ describe('the HTTP intake for Kong http-log', () => {
 
   it('answers 503 with Retry-After to a body that would pass VIGIL_INTAKE_MAX_BODIES_BYTES with the bodies in hand, and takes it once they are answered', async () => {
     const before = await recordsOnTopic();
+    const statsBefore = vigil.intake?.stats();
     // Two uploads of 7,000 bytes each held open (14,000 of the 16,384 bytes), then a third.
     const held = ['req-held-1', 'req-held-2'].map((id) => {
       const head = `[${JSON.stringify(kongRecord(id))}`;
@@ -165,6 +166,10 @@ describe('the HTTP intake for Kong http-log', () => {
     // What the answered bodies held was given back.
     expect(await post(`[${JSON.stringify(kongRecord('req-after'))}]`.padEnd(7_000, ' '))).toMatchObject({ status: 200, body: { accepted: 1 } });
     expect(await recordsOnTopic()).toBe(before + 3);
+    // Counted as busy (the budget), not as unavailable (Kafka): an operator tells the two apart.
+    const statsAfter = vigil.intake?.stats();
+    expect((statsAfter?.busy ?? 0) - (statsBefore?.busy ?? 0)).toBeGreaterThanOrEqual(3);
+    expect(statsAfter?.unavailable).toBe(statsBefore?.unavailable);
   });
 
   it('answers 400 naming the problem: not JSON, an empty batch, a record that is not an object; nothing produced', async () => {

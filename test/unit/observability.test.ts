@@ -91,7 +91,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
     notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
     outbox: () => ({ accepted: 6, skipped: 2, grouped: 3 }),
-    intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, unavailable: 0 }),
+    intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, busy: 2, unavailable: 0 }),
     geo: () => geo,
   };
 }
@@ -114,6 +114,17 @@ describe('/metrics', () => {
       const exposed = exposedMetrics(text);
       expect(documented.filter((name) => !exposed.includes(name))).toStrictEqual([]);
       expect(exposed.filter((name) => !documented.includes(name))).toStrictEqual([]);
+    } finally {
+      await observability.close();
+    }
+  });
+
+  it('counts the intake\'s refusals for its body budget apart from Kafka\'s', async () => {
+    const observability = createObservability(everySource(new Instrumentation()));
+    try {
+      const text = await observability.registry.metrics();
+      expect(sample(text, 'vigil_intake_requests_total{outcome="busy"}')).toBe(2);
+      expect(sample(text, 'vigil_intake_requests_total{outcome="unavailable"}')).toBe(0);
     } finally {
       await observability.close();
     }

@@ -54,6 +54,8 @@ export interface ReportDosIncident {
   /** p95 latency in ms per minute; null for a minute without requests. */
   p95LatencyMs: (number | null)[];
   sources: number[];
+  /** When the last minute was cut by the report's end: the time it runs to (its count is of part of a minute). */
+  lastMinuteEndsAt?: string;
 }
 
 /** Where one side of an impossible-travel pair was. */
@@ -84,7 +86,12 @@ export interface ReportData {
   from: string;
   to: string;
   indexPrefix: string;
-  totals: { detections: number; incidents: number; rules: number };
+  /**
+   * Counts in the range. `incidents`, `dos` and `travel` may be more than the lists hold: the
+   * lists keep the newest (at most 200 incidents, 10 DoS charts, 200 travel pairs), and the
+   * report says so. `dos` counts among the incidents listed.
+   */
+  totals: { detections: number; incidents: number; rules: number; dos: number; travel: number };
   timeline: { intervalMs: number; buckets: string[]; series: { ruleId: string; counts: number[] }[] };
   entities: { key: string; detections: number; rules: string[]; last: string }[];
   incidents: ReportIncident[];

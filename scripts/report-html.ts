@@ -177,6 +177,21 @@ function placeText(place: ReportPlace): string {
   return `${e(where)}${e(coordinates)}${place.ip ? `<div class="meta">${e(place.ip)}</div>` : ''}${place.time ? `<div class="meta">${when(place.time)}</div>` : ''}`;
 }
 
+/** What a list of the report leaves out, one sentence each (none when every list is whole). */
+export function cutLists(data: ReportData): string[] {
+  const cuts: [number, number, string][] = [
+    [data.incidents.length, data.totals.incidents, 'incidents'],
+    [data.dos.length, data.totals.dos, 'DoS incidents charted (of the incidents listed)'],
+    [data.travel.length, data.totals.travel, 'impossible-travel pairs'],
+  ];
+  return cuts.filter(([shown, total]) => shown < total).map(([shown, total, what]) => `the report lists the newest ${shown} of ${total} ${what}; narrow --from/--to for the rest`);
+}
+
+/** The sentence under a section's title when its list was cut. */
+function cutNote(shown: number, total: number, what: string): string {
+  return shown < total ? `<p class="meta">The newest ${e(shown)} of ${e(total)} ${what} are shown; narrow the range for the rest.</p>` : '';
+}
+
 /**
  * The report as one HTML file: styles, Chart.js and the data inline, so it opens anywhere with
  * no network. A Content-Security-Policy allows no connection and only the report's own scripts
@@ -200,7 +215,7 @@ export function renderReport(data: ReportData, library: string = chartLibrary())
       : data.dos
           .map(
             (incident, n) => `<h3>${e(incident.title)}</h3>
-  <p class="meta">endpoint <code>${e(incident.api)}</code> <code>${e(incident.route)}</code> · incident from ${when(incident.start)} (the dark bar) · per minute, UTC, from 15 minutes before · ${e(incident.requests.reduce((sum, count) => sum + count, 0))} requests, ${e(incident.errors.reduce((sum, count) => sum + count, 0))} 5xx</p>
+  <p class="meta">endpoint <code>${e(incident.api)}</code> <code>${e(incident.route)}</code> · incident from ${when(incident.start)} (the dark bar) · per minute, UTC, from 15 minutes before · ${e(incident.requests.reduce((sum, count) => sum + count, 0))} requests, ${e(incident.errors.reduce((sum, count) => sum + count, 0))} 5xx${incident.lastMinuteEndsAt ? ` · the last minute runs only to ${when(incident.lastMinuteEndsAt)}, the report's end` : ''}</p>
   <div class="chart"><canvas id="dos-${n}" role="img" aria-label="traffic of ${e(incident.api)} ${e(incident.route)}"></canvas></div>`,
           )
           .join('\n');
@@ -232,8 +247,8 @@ export function renderReport(data: ReportData, library: string = chartLibrary())
     <div class="total"><b>${e(data.totals.incidents)}</b>incidents</div>
     <div class="total"><b>${e(data.totals.detections)}</b>detections</div>
     <div class="total"><b>${e(data.totals.rules)}</b>rules fired</div>
-    <div class="total"><b>${e(data.dos.length)}</b>DoS incidents</div>
-    <div class="total"><b>${e(data.travel.length)}</b>impossible-travel pairs</div>
+    <div class="total"><b>${e(data.totals.dos)}</b>DoS incidents</div>
+    <div class="total"><b>${e(data.totals.travel)}</b>impossible-travel pairs</div>
   </div>
   <section id="timeline-section">
     <h2>Detections by rule over time</h2>
@@ -245,14 +260,17 @@ export function renderReport(data: ReportData, library: string = chartLibrary())
   </section>
   <section id="dos-section">
     <h2>DoS incidents: the endpoint's traffic around each</h2>
+    ${cutNote(data.dos.length, data.totals.dos, 'DoS incidents')}
     ${dos}
   </section>
   <section id="travel-section">
     <h2>Impossible travel</h2>
+    ${cutNote(data.travel.length, data.totals.travel, 'impossible-travel pairs')}
     ${travel}
   </section>
   <section id="incidents-section">
-    <h2>Incidents (${e(data.incidents.length)})</h2>
+    <h2>Incidents (${e(data.totals.incidents)})</h2>
+    ${cutNote(data.incidents.length, data.totals.incidents, 'incidents')}
     ${incidents}
   </section>
 </main>

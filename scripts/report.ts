@@ -4,7 +4,7 @@ import type { Client } from '@elastic/elasticsearch';
 import { z } from 'zod';
 import { VigilError, createElasticsearch, loadConfig, type Config } from '../platform';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
-import { renderReport } from './report-html';
+import { cutLists, renderReport } from './report-html';
 import type { ReportData, ReportDosIncident, ReportEvidence, ReportIncident, ReportPlace, ReportRange, ReportTravelPair } from './report-data';
 
 /** Options of {@link runReport}. */
@@ -120,6 +120,11 @@ function aggregation<S extends z.ZodType>(aggregations: unknown, name: string, s
 }
 
 const LENIENT = { ignore_unavailable: true, allow_no_indices: true } as const;
+
+/** A search's hit count, as `track_total_hits` gives it. */
+function hitCount(total: number | { value: number } | undefined): number {
+  return typeof total === 'number' ? total : (total?.value ?? 0);
+}
 /** At most this many incidents, each with at most this much evidence, and DoS charts. */
 const MAX_INCIDENTS = 200;
 const MAX_EVIDENCE = 10;
@@ -197,7 +202,7 @@ export async function collectReport(elasticsearch: Client, config: Config, range
       },
     },
   });
-  const total = typeof overview.hits.total === 'number' ? overview.hits.total : (overview.hits.total?.value ?? 0);
+  const total = hitCount(overview.hits.total);
   const rules = aggregation(
     overview.aggregations,
     'rules',
@@ -213,18 +218,30 @@ export async function collectReport(elasticsearch: Client, config: Config, range
   ).buckets.map((bucket) => ({ key: bucket.key, detections: bucket.doc_count, rules: bucket.rules.buckets.map((rule) => String(rule.key)), last: bucket.last.value_as_string ?? '' }));
   const ruleCount = aggregation(overview.aggregations, 'rule_count', z.object({ value: z.number() }).default({ value: 0 })).value;
 
-  // Incidents: alerts whose life overlaps the range.
+  // Incidents: alerts whose life overlaps the range: started by its end, and ended after its start
+  // or not ended (an alert still active, however long quiet). The newest, shown oldest first.
   const alertPage = await elasticsearch.search({
     index: alerts,
     ...LENIENT,
     size: MAX_INCIDENTS,
-    sort: [{ 'kibana.alert.start': 'asc' }],
-    query: { bool: { filter: [{ range: { 'kibana.alert.start': { lte: range.to.toISOString() } } }, { range: { 'kibana.alert.last_detected': { gte: range.from.toISOString() } } }] } },
+    track_total_hits: true,
+    sort: [{ 'kibana.alert.start': 'desc' }],
+    query: {
+      bool: {
+        filter: [
+          { range: { 'kibana.alert.start': { lte: range.to.toISOString() } } },
+          { bool: { should: [{ range: { 'kibana.alert.end': { gte: range.from.toISOString() } } }, { bool: { must_not: { exists: { field: 'kibana.alert.end' } } } }], minimum_should_match: 1 } },
+        ],
+      },
+    },
   });
-  const parsedAlerts = alertPage.hits.hits.flatMap((hit) => {
-    const parsed = alertSource.safeParse(hit._source);
-    return parsed.success ? [parsed.data] : [];
-  });
+  const incidentTotal = hitCount(alertPage.hits.total);
+  const parsedAlerts = alertPage.hits.hits
+    .flatMap((hit) => {
+      const parsed = alertSource.safeParse(hit._source);
+      return parsed.success ? [parsed.data] : [];
+    })
+    .reverse();
   const wanted = parsedAlerts.flatMap((alert) => alert.vigil.alert.detections.slice(-MAX_EVIDENCE));
   const evidence = new Map<string, ReportEvidence>();
   for (let start = 0; start < wanted.length; start += 1000) {
@@ -256,7 +273,8 @@ export async function collectReport(elasticsearch: Client, config: Config, range
 
   // DoS incidents: alerts grouped per endpoint; the endpoint's traffic per minute around each.
   const dos: ReportDosIncident[] = [];
-  for (const incident of incidents.filter((item) => item.key['invocation.resource.api'] && item.key['invocation.route']).slice(0, MAX_DOS)) {
+  const endpointIncidents = incidents.filter((item) => item.key['invocation.resource.api'] && item.key['invocation.route']);
+  for (const incident of endpointIncidents.slice(-MAX_DOS)) {
     const api = incident.key['invocation.resource.api'] ?? '';
     const route = incident.key['invocation.route'] ?? '';
     const from = Math.floor(Date.parse(incident.start) / 60_000) * 60_000 - 15 * 60_000;
@@ -307,6 +325,8 @@ export async function collectReport(elasticsearch: Client, config: Config, range
       errors: minutes.map((bucket) => bucket.errors.doc_count),
       p95LatencyMs: minutes.map((bucket) => (bucket.doc_count === 0 ? null : (Object.values(bucket.latency.values)[0] ?? null))),
       sources: minutes.map((bucket) => bucket.sources.value),
+      // A last minute cut short by the report's end would read as traffic falling away.
+      ...(to % 60_000 !== 0 && minutes.length > 0 ? { lastMinuteEndsAt: new Date(to).toISOString() } : {}),
     });
   }
 
@@ -315,10 +335,11 @@ export async function collectReport(elasticsearch: Client, config: Config, range
     index: detections,
     ...LENIENT,
     size: MAX_TRAVEL,
-    sort: [{ '@timestamp': 'asc' }],
+    track_total_hits: true,
+    sort: [{ '@timestamp': 'desc' }],
     query: { bool: { filter: [inRange, { exists: { field: 'vigil.detection.geo.distance_km' } }] } },
   });
-  const travel = travelPage.hits.hits.flatMap((hit): ReportTravelPair[] => {
+  const travel = [...travelPage.hits.hits].reverse().flatMap((hit): ReportTravelPair[] => {
     const parsed = detectionSource.safeParse(hit._source);
     const geo = parsed.success ? parsed.data.vigil.detection.geo : undefined;
     if (!parsed.success || !geo || hit._id === undefined) return [];
@@ -341,7 +362,7 @@ export async function collectReport(elasticsearch: Client, config: Config, range
     from: range.from.toISOString(),
     to: range.to.toISOString(),
     indexPrefix: prefix,
-    totals: { detections: total, incidents: incidents.length, rules: ruleCount },
+    totals: { detections: total, incidents: incidentTotal, rules: ruleCount, dos: endpointIncidents.length, travel: hitCount(travelPage.hits.total) },
     timeline,
     entities,
     incidents,
@@ -380,8 +401,9 @@ export async function runReport(options: ReportOptions): Promise<number> {
   try {
     const { path, data } = await writeReport(elasticsearch, config, range, options.out);
     console.log(
-      `wrote ${path}: ${data.totals.incidents} incidents, ${data.totals.detections} detections on ${data.totals.rules} rules, ${data.dos.length} DoS incidents, ${data.travel.length} impossible-travel pairs (${data.from} to ${data.to})`,
+      `wrote ${path}: ${data.totals.incidents} incidents, ${data.totals.detections} detections on ${data.totals.rules} rules, ${data.totals.dos} DoS incidents, ${data.totals.travel} impossible-travel pairs (${data.from} to ${data.to})`,
     );
+    for (const cut of cutLists(data)) console.log(`note: ${cut}`);
     return 0;
   } finally {
     await elasticsearch.close();

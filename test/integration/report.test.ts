@@ -6,7 +6,8 @@ import { alertIndexNames, detectionIndexNames } from '../../schemas';
 import { dosEndpoints, emitDosScenario } from '../../scripts/dos-traffic';
 import { injectAttacks } from '../../scripts/attack-traffic';
 import { writeReport } from '../../scripts/report';
-import { escapeHtml } from '../../scripts/report-html';
+import { cutLists, escapeHtml } from '../../scripts/report-html';
+import { installTemplates } from '../../platform';
 import type { Vigil } from '../../app';
 import { countEvents, isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
 import { renderInBrowser } from '../support/report-browser';
@@ -120,4 +121,74 @@ describe('vigil report: incidents from the real pipeline, rendered in a real bro
     expect(rendered.text).toContain('Impossible travel');
     expect(existsSync(screenshot) && statSync(screenshot).size).toBeGreaterThan(20_000);
   }, 300_000);
+});
+
+describe('vigil report: which incidents a range holds', () => {
+  let stack: Stack;
+  const t0 = Date.parse('2026-11-02T08:00:00.000Z');
+  const minute = 60_000;
+
+  /** An alert document as the alerter writes it, with the fields the report reads. */
+  function alert(id: string, start: number, lastDetected: number, end?: number): Record<string, unknown> {
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    return {
+      '@timestamp': iso(lastDetected),
+      kibana: {
+        alert: {
+          uuid: id,
+          status: end === undefined ? 'active' : 'recovered',
+          severity: 'medium',
+          reason: `${id} happened`,
+          start: iso(start),
+          ...(end === undefined ? {} : { end: iso(end) }),
+          last_detected: iso(lastDetected),
+          rule: { uuid: ['brute-force'] },
+        },
+      },
+      vigil: { alert: { title: id, key: { 'actor.userId': id }, count: 1, detections: [], rules: ['brute-force'] } },
+    };
+  }
+
+  beforeAll(async () => {
+    stack = openStack(isolatedConfig());
+    await installTemplates(stack.elasticsearch, stack.config);
+    const index = alertIndexNames(stack.config.indices.prefix).index;
+    // 205 incidents a minute apart, each over in 30 s; one still active, quiet since 50 minutes before the first.
+    const documents = Array.from({ length: 205 }, (_, n) => alert(`synthetic-${n}`, t0 + n * minute, t0 + n * minute, t0 + n * minute + 30_000));
+    documents.push(alert('quiet-but-active', t0 - 60 * minute, t0 - 50 * minute));
+    await stack.elasticsearch.bulk({ refresh: true, operations: documents.flatMap((document) => [{ create: { _index: index, _id: String((document.vigil as { alert: { title: string } }).alert.title) } }, document]) });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack.cleanup();
+  });
+
+  it('holds an incident still active in the range, though it had no detection in it', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'vigil-report-'));
+    try {
+      const { data } = await writeReport(stack.elasticsearch, stack.config, { from: new Date(t0 - 10 * minute), to: new Date(t0 - 5 * minute) }, join(folder, 'r.html'));
+      expect(data.incidents.map((incident) => incident.id)).toEqual(['quiet-but-active']);
+      expect(data.totals.incidents).toBe(1);
+      expect(cutLists(data)).toEqual([]);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it('lists the newest 200 of more incidents, oldest first, and says what it left out', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'vigil-report-'));
+    try {
+      const out = join(folder, 'r.html');
+      const { data } = await writeReport(stack.elasticsearch, stack.config, { from: new Date(t0), to: new Date(t0 + 300 * minute) }, out);
+      // 205 over in the range, and the active one (started before it, not ended).
+      expect(data.totals.incidents).toBe(206);
+      expect(data.incidents).toHaveLength(200);
+      expect(data.incidents[0]?.id).toBe('synthetic-5');
+      expect(data.incidents.at(-1)?.id).toBe('synthetic-204');
+      expect(cutLists(data)).toEqual(['the report lists the newest 200 of 206 incidents; narrow --from/--to for the rest']);
+      expect(readFileSync(out, 'utf8')).toContain('The newest 200 of 206 incidents are shown; narrow the range for the rest.');
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 });

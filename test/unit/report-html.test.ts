@@ -11,7 +11,7 @@ function hostileReport(): ReportData {
     from: '2026-05-01T10:00:00.000Z',
     to: '2026-05-01T11:00:00.000Z',
     indexPrefix: 'vigil',
-    totals: { detections: 1, incidents: 1, rules: 1 },
+    totals: { detections: 1, incidents: 1, rules: 1, dos: 0, travel: 1 },
     timeline: { intervalMs: 60_000, buckets: ['2026-05-01T10:00:00.000Z'], series: [{ ruleId: HOSTILE, counts: [1] }] },
     entities: [{ key: `actor.userId=${HOSTILE}`, detections: 1, rules: [HOSTILE], last: '2026-05-01T10:00:00.000Z' }],
     incidents: [
@@ -77,8 +77,19 @@ describe('vigil report: HTML', () => {
     expect(html).not.toMatch(/sourceMappingURL|<link\b|\bsrc="http/);
   });
 
+  it('says when a DoS chart\'s last minute is cut by the report\'s end, and when a list is cut', () => {
+    const dos = { alertId: 'a-2', title: 'Request surge', api: 'shop', route: '/v1/checkout', start: '2026-05-01T10:50:00.000Z', buckets: ['2026-05-01T10:59:00.000Z'], requests: [16], errors: [0], p95LatencyMs: [12], sources: [3] };
+    const whole = renderReport({ ...hostileReport(), dos: [dos], totals: { ...hostileReport().totals, dos: 1 } }, '');
+    expect(whole).not.toContain('the last minute runs only to');
+    expect(whole).not.toContain('The newest');
+    const cut = renderReport({ ...hostileReport(), dos: [{ ...dos, lastMinuteEndsAt: '2026-05-01T10:59:07.500Z' }], totals: { ...hostileReport().totals, dos: 12, incidents: 250 } }, '');
+    expect(cut).toMatch(/the last minute runs only to [^<]*10:59:07/);
+    expect(cut).toContain('The newest 1 of 12 DoS incidents are shown; narrow the range for the rest.');
+    expect(cut).toContain('The newest 1 of 250 incidents are shown; narrow the range for the rest.');
+  });
+
   it('shows an empty range as such, not as an error', () => {
-    const empty: ReportData = { ...hostileReport(), totals: { detections: 0, incidents: 0, rules: 0 }, timeline: { intervalMs: 60_000, buckets: [], series: [] }, entities: [], incidents: [], travel: [] };
+    const empty: ReportData = { ...hostileReport(), totals: { detections: 0, incidents: 0, rules: 0, dos: 0, travel: 0 }, timeline: { intervalMs: 60_000, buckets: [], series: [] }, entities: [], incidents: [], travel: [] };
     const html = renderReport(empty, '');
     expect(html).toContain('No incident was active in this range.');
     expect(html).toContain('No impossible-travel detection in this range.');

@@ -1,6 +1,7 @@
 import type { Client } from '@elastic/elasticsearch';
 import { StoreUnavailableError, errorMessage, type Logger } from '../../platform';
-import { ECS_VERSION, SEVERITY_SCORE, type Alert } from '../../schemas';
+import { ECS_VERSION, SEVERITY_SCORE, detectionIndexName, type Alert, type Detection } from '../../schemas';
+import { toDetectionDocument } from '../detection-document';
 
 /**
  * What Kibana's alert field map requires of a rule, for an alert Kibana's alerting framework
@@ -92,6 +93,38 @@ export function createAlertWriter(elasticsearch: Client, index: string, logger: 
       if (outcome && outcome.status >= 300 && outcome.status !== 409) {
         if (outcome.status === 429 || outcome.status >= 500) throw new StoreUnavailableError('elasticsearch', `alert indexing: ${outcome.status}`);
         logger.error({ alertId: outcome._id, error: outcome.error }, 'Elasticsearch refused an alert document');
+      }
+    }
+  };
+}
+
+/** Writes detection documents. */
+export type DetectionWriter = (detections: readonly Detection[]) => Promise<void>;
+
+/**
+ * A writer of the detections the alerter raises itself (the risk scorer's `risk-threshold`) into
+ * the detections index the pipeline writes the rules' into, so analysts find them there and the
+ * alerts that cite them resolve. Created with the detection id: a redone batch writes nothing
+ * twice. Throws {@link StoreUnavailableError} when Elasticsearch can't take them now (the batch is
+ * redone, and the scorer says the same crossing again); a document refused for good is logged.
+ */
+export function createDetectionWriter(elasticsearch: Client, prefix: string, logger: Logger, clock: () => Date = () => new Date()): DetectionWriter {
+  return async (detections) => {
+    if (detections.length === 0) return;
+    const indexedAt = clock();
+    const operations = detections.flatMap((detection) => [{ create: { _index: detectionIndexName(prefix, detection.time), _id: detection.id } }, toDetectionDocument(detection, indexedAt)]);
+    let response;
+    try {
+      response = await elasticsearch.bulk({ operations, refresh: false });
+    } catch (error) {
+      throw new StoreUnavailableError('elasticsearch', `detection indexing failed: ${errorMessage(error)}`, error);
+    }
+    for (const item of response.items) {
+      const outcome = item.create;
+      // 409: written already (a redone batch, another instance).
+      if (outcome && outcome.status >= 300 && outcome.status !== 409) {
+        if (outcome.status === 429 || outcome.status >= 500) throw new StoreUnavailableError('elasticsearch', `detection indexing: ${outcome.status}`);
+        logger.error({ detectionId: outcome._id, error: outcome.error }, 'Elasticsearch refused a detection document');
       }
     }
   };

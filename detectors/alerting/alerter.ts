@@ -3,7 +3,7 @@ import type { RedisClient } from '../../platform';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
 import { parseOwnMessage, type Config, type Instrumentation, type Logger } from '../../platform';
-import { createAlertWriter } from './alert-document';
+import { createAlertWriter, createDetectionWriter } from './alert-document';
 import { RELEASE_LIMIT, createAlertStore, type AlertFold } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
 import {
@@ -144,6 +144,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
   });
   const writeAlerts = createAlertWriter(options.elasticsearch, alertIndexNames(config.indices.prefix).index, logger);
+  const writeDetections = createDetectionWriter(options.elasticsearch, config.indices.prefix, logger);
   const stats: AlerterStats = {
     detections: 0,
     invalid: 0,
@@ -232,7 +233,11 @@ export function createAlerter(options: AlerterOptions): Alerter {
     const before = new Set(detections.map((detection) => detection.id));
     const after = new Set(grouped.map((detection) => detection.id));
     stats.triageDropped += [...before].filter((id) => !after.has(id)).length;
-    stats.triageAdded += [...after].filter((id) => !before.has(id)).length;
+    const added = grouped.filter((detection) => !before.has(detection.id));
+    // What the hook raised (risk-threshold) is indexed beside the rules' detections before it is
+    // folded: the alert cites it, and analysts look for it there. A failure redoes the batch.
+    await writeDetections(added);
+    stats.triageAdded += added.length;
     return grouped;
   }
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { alertKeys, createAlerter, type Alerter, type AlerterOptions } from '../../detectors';
 import { ensureTopics, installTemplates } from '../../platform';
-import { alertIndexNames, type AlertChange, type Detection } from '../../schemas';
+import { alertIndexNames, detectionIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
 import { testProducer } from '../support/produce';
 
@@ -529,6 +529,11 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
         const alerts = [...(await alertDocuments(running.stack)).values()];
         expect(alerts.some((alert) => (alert.rules as string[]).includes('new-device-for-user'))).toBe(false);
         expect(running.alerter.stats()).toMatchObject({ triageDropped: 1, triageAdded: 1 });
+        // What the hook added is in the detections index (only it: the rules' are the pipeline's to index).
+        const index = detectionIndexNames(running.stack.config.indices.prefix).pattern;
+        await running.stack.elasticsearch.indices.refresh({ index, ignore_unavailable: true, allow_no_indices: true });
+        const indexed = await running.stack.elasticsearch.search<{ rule: { id: string } }>({ index, ignore_unavailable: true, allow_no_indices: true, size: 10 });
+        expect(indexed.hits.hits.map((hit) => [hit._id, hit._source?.rule.id])).toEqual([['det-it-risk-det-it-low-1', 'risk']]);
         // Its event-time now is the newest detection time seen, not the wall clock.
         expect(Math.max(...seen)).toBeLessThan(Date.now() - 20 * MINUTE);
       } finally {

@@ -25,7 +25,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   noteRequest: { version: 2, sha256: '25bc52cbbab912f2' },
   readRequest: { version: 2, sha256: '9801c3abd153b111' },
   groupSwap: { version: 1, sha256: 'ebd799fba199318a' },
-  riskAdd: { version: 1, sha256: '7f962b407fee99b0' },
+  riskAdd: { version: 2, sha256: 'c4343e31e2acc6f8' },
 };
 
 /** A checkout's line endings are no change of meaning. */

@@ -1,11 +1,14 @@
--- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ riskAdd-2: add detections to entities' risk scores, which decay exponentially by event time,
 and say when a score crosses its threshold. A batch script (lib/batch.lua): one call carries any
 number of items, run in order; one reply per item. A detection already counted for an entity
-(a redelivered batch) adds nothing. An entity crosses once: it can cross again only after its
-score has decayed below the threshold.
+(a redelivered batch) adds nothing; if it was the detection that made the entity cross, the
+crossing is said again, with the score and contributors of that moment, so a batch redone after a
+later failure raises the same risk detection (version 2; version 1 said it once only). An entity
+crosses once: it can cross again only after its score has decayed below the threshold.
 Per item, 2 keys (one hash tag: the entity):
-KEYS  1 hash: score = the score at `at`, at = event time ms of the last update, above = 1 while at or over the threshold
+KEYS  1 hash: score = the score at `at`, at = event time ms of the last update, above = 1 while at or over the threshold,
+        crossedBy = the detection id that made it cross last, crossing = that reply's score, at and contributors (cjson)
       2 hash of contributors: detection id -> "<event time ms>|<points>|<rule id>"
 and 8 arguments:
 ARGV  1 detection id
@@ -29,6 +32,14 @@ return runBatch('riskAdd', 2, 8, function(k, a)
   local stored = redis.call('HMGET', scoreKey, 'score', 'at', 'above')
   local score, at, above = tonumber(stored[1]) or 0, tonumber(stored[2]) or time, stored[3] == '1'
   if redis.call('HEXISTS', contributorsKey, id) == 1 then
+    if redis.call('HGET', scoreKey, 'crossedBy') == id then
+      local crossing = redis.call('HGET', scoreKey, 'crossing')
+      if crossing then
+        local reply = cjson.decode(crossing)
+        reply[4] = 1
+        return reply
+      end
+    end
     return { tostring(score), at, 0, 1 }
   end
   if time > at then
@@ -56,6 +67,7 @@ return runBatch('riskAdd', 2, 8, function(k, a)
   if crossed then
     local all = redis.call('HGETALL', contributorsKey)
     for i = 1, #all do reply[#reply + 1] = all[i] end
+    redis.call('HSET', scoreKey, 'crossedBy', id, 'crossing', cjson.encode(reply))
   end
   return reply
 end)

@@ -87,6 +87,9 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
   const sourceIp = entity('source.ip');
   const userId = entity('user.id');
   const urlPath = entity('url.path');
+  // The endpoint under the events' own names, so a filter on vigil.api / vigil.route holds both.
+  const api = detection.scope?.api ?? detection.key['invocation.resource.api'];
+  const route = detection.scope?.route ?? detection.key['invocation.route'];
   const located = (side: NonNullable<Detection['geo']>['from']): Record<string, unknown> => ({
     location: { lat: side.lat, lon: side.lon },
     ...(side.accuracyKm === undefined ? {} : { accuracy_km: side.accuracyKm }),
@@ -120,6 +123,8 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
     ...(userId === undefined ? {} : { user: { id: userId } }),
     ...(urlPath === undefined ? {} : { url: { path: urlPath } }),
     vigil: {
+      ...(api === undefined ? {} : { api }),
+      ...(route === undefined ? {} : { route }),
       detection: {
         severity: detection.severity,
         key: detection.key,

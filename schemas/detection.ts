@@ -145,6 +145,9 @@ export const detectionMappings = {
     url: { properties: { path: keyword } },
     vigil: {
       properties: {
+        // The endpoint, named as on events (`vigil.api`, `vigil.route`): one dashboard filter follows an endpoint through both.
+        api: keyword,
+        route: keyword,
         detection: {
           properties: {
             severity: keyword,

@@ -135,6 +135,17 @@ describe('toDetectionDocument: ECS fields', () => {
     expect(toDetectionDocument(detection({ key: { 'client.ip': 'not-an-ip' } }))).not.toHaveProperty('source');
   });
 
+  it('names the endpoint as events do (vigil.api, vigil.route): from its scope, else from an endpoint key', () => {
+    const vigilOf = (document: Record<string, unknown>): Record<string, unknown> => document.vigil as Record<string, unknown>;
+    expect(vigilOf(toDetectionDocument(examples.surge ?? detection()))).toMatchObject({ api: 'shop-v1', route: '/v1/checkout' });
+    expect(vigilOf(toDetectionDocument(examples.endpoint ?? detection()))).toMatchObject({ api: 'accounts-v1', route: '/v1/accounts/:id' });
+    const keyed = toDetectionDocument(detection({ scope: undefined, key: { 'invocation.resource.api': 'pay-v2', 'invocation.route': '/v2/pay' } }));
+    expect(vigilOf(keyed)).toMatchObject({ api: 'pay-v2', route: '/v2/pay' });
+    const user = vigilOf(toDetectionDocument(examples.sequence ?? detection()));
+    expect(user).not.toHaveProperty('api');
+    expect(user).not.toHaveProperty('route');
+  });
+
   it('writes the rule version as text (rule.version is a keyword in ECS)', () => {
     const rule = toDetectionDocument(detection({ ruleVersion: 12 })).rule;
     expect(isRecord(rule) ? rule.version : undefined).toBe('12');

@@ -46,6 +46,27 @@ const STANDARD_FORMATS = new Set([
   'uri', 'uri-reference', 'iri', 'iri-reference', 'uuid', 'uri-template', 'json-pointer', 'relative-json-pointer', 'regex',
 ]);
 
+/** IPv6 as RFC 3986 writes it (section 3.2.2), with the last 32 bits as hex or as an IPv4 address. */
+export const IPV6_PATTERN = ((): string => {
+  const h16 = '[0-9a-fA-F]{1,4}';
+  const octet = '(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+  const ls32 = `(?:${h16}:${h16}|${octet}(?:\\.${octet}){3})`;
+  const groups = (count: number): string => (count === 0 ? '' : `(?:${h16}:){${count}}`);
+  const upTo = (count: number): string => (count < 0 ? '' : count === 0 ? `(?:${h16})?` : `(?:(?:${h16}:){0,${count}}${h16})?`);
+  const forms = [
+    `${groups(6)}${ls32}`,
+    `::${groups(5)}${ls32}`,
+    `${upTo(0)}::${groups(4)}${ls32}`,
+    `${upTo(1)}::${groups(3)}${ls32}`,
+    `${upTo(2)}::${groups(2)}${ls32}`,
+    `${upTo(3)}::${h16}:${ls32}`,
+    `${upTo(4)}::${ls32}`,
+    `${upTo(5)}::${h16}`,
+    `${upTo(6)}::`,
+  ];
+  return `^(?:${forms.join('|')})$`;
+})();
+
 /** Whether a rendered schema node (or one of its `allOf` parts) carries a `pattern`. */
 function hasPattern(node: Record<string, unknown>): boolean {
   if (typeof node.pattern === 'string') return true;
@@ -60,6 +81,9 @@ function hasPattern(node: Record<string, unknown>): boolean {
  */
 function standardFormatsOnly(context: { jsonSchema: Record<string, unknown>; path: (string | number)[] }): void {
   const format = context.jsonSchema.format;
+  // zod's own IPv6 pattern refuses the forms with an IPv4 tail its check accepts (`::ffff:1.2.3.4`,
+  // Node's remoteAddress on a dual-stack socket): the exported pattern is RFC 3986's grammar.
+  if (format === 'ipv6' && typeof context.jsonSchema.pattern === 'string') context.jsonSchema.pattern = IPV6_PATTERN;
   if (typeof format !== 'string' || STANDARD_FORMATS.has(format)) return;
   if (!hasPattern(context.jsonSchema)) throw new Error(`JSON Schema export: format "${format}" at ${context.path.join('.') || '(root)'} is not draft 2020-12 and has no pattern`);
   delete context.jsonSchema.format;

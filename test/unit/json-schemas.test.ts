@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
-import { exportJsonSchemas, FAMILIES } from '../../schemas';
+import { exportJsonSchemas, FAMILIES, policyEventSchema } from '../../schemas';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -48,6 +48,24 @@ describe('exported JSON Schemas (draft 2020-12)', () => {
     };
     walk(schemas);
     expect([...formats].sort()).toEqual(['date-time', 'ipv4', 'ipv6']);
+  });
+
+  it('takes the IP addresses the contract takes, and refuses the others, with or without format checks (IPv4-mapped IPv6 included)', () => {
+    const example = documentedEvents().find((entry) => entry.family === 'policy');
+    expect(example).toBeDefined();
+    const addresses = [
+      '81.2.69.142', '::ffff:81.2.69.142', '::1', '::', '1::', '2001:db8::1', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '1:2:3:4:5:6:1.2.3.4', '::1.2.3.4',
+      '64:ff9b::192.0.2.33', '::ffff:0:1.2.3.4', 'fe80::1:2:3:4', '2001:DB8:0:0:8:800:200C:417A',
+      '12345::1', '1:2:3:4:5:6:7:8:9', ':::', '1::2::3', '::ffff:256.1.1.1', '::ffff:1.2.3', '1:2:3:4:5:6:7:1.2.3.4', '::ffff:01.2.3.4', 'fe80::1%eth0', '1.2.3.4.5', 'localhost',
+    ];
+    const withFormats = strictValidator().compile(schemas.policy);
+    const patternsOnly = new Ajv2020({ strict: true, validateFormats: false }).addFormat('date-time', true).addFormat('ipv4', true).addFormat('ipv6', true).compile(schemas.policy);
+    const verdicts = addresses.map((ip) => {
+      const value = { ...structuredClone(example?.value ?? {}), client: { ip } };
+      return { ip, zod: policyEventSchema.safeParse(value).success, formats: withFormats(value), patterns: patternsOnly(value) };
+    });
+    expect(verdicts.filter(({ zod }) => zod)).toHaveLength(14);
+    expect(verdicts.filter(({ zod, formats, patterns }) => zod !== formats || zod !== patterns)).toEqual([]);
   });
 
   it('keeps the rule a removed format stood for: a path must start with "/"', () => {

@@ -7,8 +7,9 @@
 #   4. `require('@vigil/sdk')` and an ES-module `import` work there, and test/sdk-package/smoke.js emits a valid event and
 #      has a bad one refused with a ValidationError naming the field (no Kafka needed);
 #   5. test/sdk-package/consumer.ts type-checks against the installed .d.ts, with the classic
-#      (node10) and the exports-aware (node16) module resolution; consumer-rdkafka.ts, the
-#      librdkafka entry point, with node16, node-rdkafka not installed (an optional peer);
+#      (node10) and the exports-aware (node16) module resolution; so do consumer-rdkafka.ts, the
+#      librdkafka entry point (node-rdkafka not installed: an optional peer), and
+#      consumer-schema.ts, which imports a JSON Schema;
 #   6. that entry point loads without node-rdkafka and names it once asked to connect.
 # Any failure stops it with a message and a non-zero status.
 set -euo pipefail
@@ -105,9 +106,16 @@ for resolution in node10 node16; do
     fail "consumer.ts does not type-check against the package's .d.ts (moduleResolution $resolution)"
 done
 cp "$ROOT/test/sdk-package/consumer-rdkafka.ts" "$service/consumer-rdkafka.ts"
-"$ROOT/node_modules/.bin/tsc" --noEmit --strict --skipLibCheck false --target ES2022 --lib ES2023 \
-  --module node16 --moduleResolution node16 --esModuleInterop \
-  --typeRoots "$ROOT/node_modules/@types" --types node consumer-rdkafka.ts ||
-  fail "consumer-rdkafka.ts does not type-check against the package's .d.ts without node-rdkafka"
-say "TypeScript consumer OK (moduleResolution node10 and node16; the rdkafka entry point with node16)"
+cp "$ROOT/test/sdk-package/consumer-schema.ts" "$service/consumer-schema.ts"
+# The subpaths (@vigil/sdk/rdkafka, @vigil/sdk/json/*) too: node10, the default of a CommonJS
+# TypeScript service, knows no "exports" and finds their types through "typesVersions".
+for resolution in node10 node16; do
+  module=commonjs
+  [[ "$resolution" == node16 ]] && module=node16
+  "$ROOT/node_modules/.bin/tsc" --noEmit --strict --skipLibCheck false --target ES2022 --lib ES2023 \
+    --module "$module" --moduleResolution "$resolution" --esModuleInterop --resolveJsonModule \
+    --typeRoots "$ROOT/node_modules/@types" --types node consumer-rdkafka.ts consumer-schema.ts ||
+    fail "consumer-rdkafka.ts or consumer-schema.ts does not type-check against the package (moduleResolution $resolution; node-rdkafka not installed)"
+done
+say "TypeScript consumer OK (moduleResolution node10 and node16, the main entry point, @vigil/sdk/rdkafka and @vigil/sdk/json/*)"
 say "OK"

@@ -125,6 +125,12 @@ export interface EmitterOptions {
   clock?: () => Date;
   /** @defaultValue a random (version 4) UUID, from node:crypto's random bytes */
   newId?: () => string;
+  /**
+   * How long `close()` waits for Kafka to acknowledge what is buffered. Past it, what is left is
+   * reported to `onDrop` as `closed`, the producer is disconnected and `close()` rejects: a stop
+   * must end within the supervisor's grace period (Kubernetes' is 30 s). @defaultValue 10000
+   */
+  closeTimeoutMs?: number;
 }
 
 /** Counters of an emitter since it was created. */
@@ -156,8 +162,12 @@ export interface Emitter {
   device(input: EmitInput<'device'>): EmitResult;
   /** Sends everything buffered; resolves when Kafka acknowledged it. */
   flush(): Promise<void>;
-  /** Flushes, then disconnects. Later emits are dropped and counted. */
-  close(): Promise<void>;
+  /**
+   * Flushes, then disconnects. Later emits are dropped and counted. Waits at most `timeoutMs`
+   * (the emitter's `closeTimeoutMs`) for Kafka: then what is unacknowledged is dropped as
+   * `closed` and it rejects, saying how many.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
   stats(): EmitterStats;
 }
 
@@ -240,6 +250,24 @@ export function partitionKeyOf(event: VigilEvent): string {
 }
 
 /**
+ * Emitters holding events that a process ending on its own would lose: kafkajs's sockets keep a
+ * process up once the producer is connected, but an emitter whose first batch still waits for
+ * its (unref'd) linger timer holds nothing open, and a script that emits and returns without
+ * close() would exit with its events unsent. When the event loop empties, each is closed
+ * (flushed, then disconnected), and the process exits once they are delivered or dropped.
+ */
+const holding = new Set<() => void>();
+let exitGuarded = false;
+function guardExit(release: () => void): void {
+  holding.add(release);
+  if (exitGuarded) return;
+  exitGuarded = true;
+  process.on('beforeExit', () => {
+    for (const close of [...holding]) close();
+  });
+}
+
+/**
  * Creates the SDK emitter. Each method validates synchronously and throws a ValidationError
  * naming the fields at fault (nothing is sent); a valid event is buffered and sent in batches on
  * `lingerMs` or `maxBatch`. Emitting never blocks and never throws for Kafka's sake: while
@@ -269,6 +297,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const clock = options.clock;
   const newId = options.newId ?? randomId;
   const logger = options.logger?.child({ component: 'emitter' });
+  const closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
   const counters = { accepted: 0, delivered: 0, dropped: 0, sendFailures: 0 };
 
   // The waiting events, oldest first, from index `head` of four arrays: each event's key, message
@@ -361,6 +390,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
 
   const schedule = (delayMs: number): void => {
     if (timer !== undefined || closed) return;
+    guardExit(closeAtExit);
     timer = setTimeout(() => {
       timer = undefined;
       // A failed drain has already logged and rescheduled itself; the service must never see it.
@@ -415,9 +445,11 @@ export function createEmitter(options: EmitterOptions): Emitter {
         }
         failures = 0;
         counters.delivered += inFlight.length;
-        bufferedBytes -= bytes;
+        // (A close that gave up on this request has counted it already: nothing left to take off.)
+        bufferedBytes = Math.max(0, bufferedBytes - bytes);
         inFlight = [];
       }
+      holding.delete(closeAtExit);
     })();
     // Cleared when this run settles, never by the run itself: a run that finds the buffer empty
     // settles at once, and clearing inside it would leave a settled promise in place for good.
@@ -443,6 +475,11 @@ export function createEmitter(options: EmitterOptions): Emitter {
   };
 
   const enqueue = <F extends Family>(family: F, input: EmitInput<F>): EmitResult => {
+    // A JavaScript caller can pass anything: what is not an object is refused as any invalid event is.
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      const received = input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input;
+      throw new ValidationError(`invalid ${family} event`, [`(event): expected an object, received ${received}`], 'event_invalid');
+    }
     const ownId = input.id === undefined;
     const id = input.id ?? newId();
     const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
@@ -500,7 +537,15 @@ export function createEmitter(options: EmitterOptions): Emitter {
     return { id: event?.id ?? id, accepted: true };
   };
 
-  return {
+  /** The process is ending on its own with events buffered: deliver them first (see `holding`). */
+  function closeAtExit(): void {
+    holding.delete(closeAtExit);
+    if (closed || buffered() === 0) return;
+    logger?.warn({ buffered: buffered() }, 'the process is exiting with events buffered and the emitter not closed: closing it to send them (call close() before the end)');
+    emitter.close().catch((error: unknown) => logger?.warn({ err: error }, 'closing the emitter at exit failed; its undelivered events were reported to onDrop'));
+  }
+
+  const emitter: Emitter = {
     policy: (input) => enqueue('policy', input),
     invocation: (input) => enqueue('invocation', input),
     device: (input) => enqueue('device', input),
@@ -512,22 +557,42 @@ export function createEmitter(options: EmitterOptions): Emitter {
       if (sending) await sending.catch(() => undefined);
       await drain();
     },
-    async close() {
+    async close(closing = {}) {
       // Closed first: what is emitted from now on is refused, so the flush has an end even while
       // the service keeps emitting.
       closed = true;
+      holding.delete(closeAtExit);
+      const timeoutMs = closing.timeoutMs ?? closeTimeoutMs;
+      let expiry: NodeJS.Timeout | undefined;
+      const expired = new Promise<'expired'>((resolve) => {
+        expiry = setTimeout(() => resolve('expired'), timeoutMs);
+      });
+      let unacknowledged = 0;
       try {
-        await this.flush();
+        if ((await Promise.race([emitter.flush().then(() => 'flushed' as const), expired])) === 'expired') {
+          // The request in flight may yet land, but nothing will retry it: reported with the rest.
+          const late = inFlight.splice(0);
+          unacknowledged = late.length + waiting();
+          for (const item of late) drop(eventOf(item.value), 'closed');
+        }
       } finally {
+        clearTimeout(expiry);
         if (timer !== undefined) clearTimeout(timer);
         try {
           while (waiting() > 0) drop(eventOf(shift()), 'closed');
           bufferedBytes = 0;
         } finally {
-          await producer?.disconnect();
+          // A broker that takes connections and never answers must not hold the stop either.
+          let disconnectExpiry: NodeJS.Timeout | undefined;
+          await Promise.race([producer?.disconnect(), new Promise<void>((resolve) => (disconnectExpiry = setTimeout(resolve, unacknowledged > 0 ? 1000 : timeoutMs)))]);
+          clearTimeout(disconnectExpiry);
         }
+      }
+      if (unacknowledged > 0) {
+        throw new Error(`close: ${unacknowledged} events were not acknowledged by Kafka within ${timeoutMs} ms; they were dropped (onDrop, reason "closed")`);
       }
     },
     stats: () => ({ ...counters, buffered: buffered(), bufferedBytes }),
   };
+  return emitter;
 }

@@ -1,4 +1,8 @@
-import { createServer, connect, type Server } from 'node:net';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { ensureTopics } from '../../platform';
 import { createEmitter, partitionKeyOf } from '../../ingest/sdk';
@@ -90,6 +94,71 @@ describe('the SDK emitter against the real Kafka', () => {
       await new Promise((done) => server.close(done));
     }
   });
+
+  it('close() ends within its deadline on a broker that takes connections and never answers: what is left is dropped as closed, and it rejects saying how many', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    const port = address !== null && typeof address === 'object' ? address.port : 0;
+    const kafka = new Kafka({ clientId: 'emitter-silent', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, connectionTimeout: 60_000, requestTimeout: 60_000 });
+    const dropped: { id: string; reason: string }[] = [];
+    const emitter = createEmitter({ kafka, topics: stack.config.topics, source: { service: 'silent-test', kind: 'service' }, lingerMs: 1, onDrop: (event, reason) => dropped.push({ id: event.id, reason }) });
+    const resource = { api: 'a', method: 'GET', path: '/x' } as const;
+    try {
+      for (let n = 0; n < 3; n++) emitter.invocation({ id: `evt-silent-${n}`, actor: { userId: 'u-silent' }, invocation: { resource, route: '/x', status: 200, latencyMs: 1 } });
+      await waitFor('the emitter to connect to the silent broker', () => sockets.length > 0, 10_000);
+      // kafkajs alone would wait for its 60 s timeouts, then retry: the close bounds it.
+      await expect(emitter.close({ timeoutMs: 1500 })).rejects.toThrow('close: 3 events were not acknowledged by Kafka within 1500 ms; they were dropped (onDrop, reason "closed")');
+      expect(dropped.map(({ id }) => id).sort()).toEqual(['evt-silent-0', 'evt-silent-1', 'evt-silent-2']);
+      expect(new Set(dropped.map(({ reason }) => reason))).toEqual(new Set(['closed']));
+      expect(emitter.stats()).toMatchObject({ accepted: 3, delivered: 0, dropped: 3, buffered: 0, bufferedBytes: 0 });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  }, 30_000);
+
+  it('a script that emits and ends without close() still delivers its events, and exits by itself', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'vigil-emitter-exit-'));
+    // A topic of its own: the event found there is this script's.
+    const topics = { ...stack.config.topics, invocation: `${stack.config.topics.invocation}.exit` };
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: topics.invocation, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    try {
+      const script = join(folder, 'emit-and-return.ts');
+      // As the README's first example, less the close(): the event waits for its linger timer,
+      // which holds nothing open, so the process would end before sending it.
+      writeFileSync(
+        script,
+        `import { Kafka, logLevel } from 'kafkajs';
+import { createEmitter } from ${JSON.stringify(join(__dirname, '..', '..', 'ingest', 'sdk'))};
+const kafka = new Kafka({ clientId: 'exit-test', brokers: ${JSON.stringify(stack.config.kafka.brokers)}, logLevel: logLevel.NOTHING });
+const emitter = createEmitter({ kafka, topics: ${JSON.stringify(topics)}, source: { service: 'exit-test', kind: 'service' }, lingerMs: 200,
+  logger: { warn: (fields: object, message: string) => console.log(JSON.stringify({ message, ...fields })), child() { return this; } } as never });
+emitter.invocation({ id: 'evt-exit-1', actor: { userId: 'u-exit' }, invocation: { resource: { api: 'a', method: 'GET', path: '/x' }, route: '/x', status: 200, latencyMs: 1 } });
+`,
+      );
+      // The script lives outside the repository (the linter reads every file in it): it finds kafkajs through NODE_PATH.
+      const root = join(__dirname, '..', '..');
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: root, env: { ...process.env, NODE_PATH: join(root, 'node_modules') }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect({ code, exitLine: output.includes('the process is exiting with events buffered and the emitter not closed') }).toEqual({ code: 0, exitLine: true });
+      const read = await readTopic(stack.kafka, topics.invocation, 1, 30_000);
+      expect(read.map((message) => (JSON.parse(message.value?.toString() ?? '{}') as VigilEvent).id)).toEqual(['evt-exit-1']);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+      const cleaner = stack.kafka.admin();
+      await cleaner.connect();
+      await cleaner.deleteTopics({ topics: [topics.invocation] }).catch(() => undefined);
+      await cleaner.disconnect();
+    }
+  }, 60_000);
 
   it('keeps sending after a flush that found nothing to send', async () => {
     // Regression: a drain that found the buffer empty settled at once and was never cleared,

@@ -1,4 +1,4 @@
-// Type-checked by scripts/check-sdk-package.sh (exports-aware resolution, node16) against the
+// Type-checked by scripts/check-sdk-package.sh (node10 and node16 resolution) against the
 // installed tarball's .d.ts, where node-rdkafka is not installed: the `rdkafka` entry point's
 // types stand on their own.
 import { createEmitter } from '@vigil/sdk';

@@ -102,6 +102,21 @@ describe('createEmitter validation', () => {
     expect(error.issues).toStrictEqual(['device.deviceId: either deviceId or fingerprint is required']);
   });
 
+  it.each([
+    ['undefined', undefined],
+    ['null', null],
+    ['a string', 'policy'],
+    ['an array', [policyInput()]],
+  ])('refuses %s from a JavaScript caller with a ValidationError, not a TypeError, and buffers nothing', (_name, value) => {
+    const { emitter } = emitterWith();
+    const error = validationErrorOf(() => emitter.policy(value as never));
+    const problem = `(event): expected an object, received ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`;
+    expect(error.issues).toEqual([problem]);
+    expect(error.message).toBe(`invalid policy event: ${problem}`);
+    emitter.policy(policyInput());
+    expect(emitter.stats()).toMatchObject({ accepted: 1, buffered: 1 });
+  });
+
   it('keeps counting nothing after several invalid emits between valid ones', () => {
     const { emitter } = emitterWith();
     const input = policyInput();

@@ -229,8 +229,8 @@ export const settings = {
   redis: {
     url: setting(
       'REDIS_URL',
-      z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').default('redis://127.0.0.1:6379'),
-      '`redis://…` or `rediss://…`',
+      z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port').check(redisUrlProblems).default('redis://127.0.0.1:6379'),
+      '`redis://host[:port][/db]` or `rediss://…`: port 1–65535, db a whole number',
       'Redis for rule state, correlation and alert state; `rediss://` connects over TLS. Not used when `REDIS_CLUSTER_NODES` is set.',
     ),
     username: setting('REDIS_USERNAME', secret.optional(), 'non-empty string', 'The ACL user, when Redis has users.'),
@@ -546,6 +546,29 @@ export function listSettings(table: object = settings, path: readonly string[] =
   return Object.entries(table).flatMap(([key, value]: [string, unknown]) =>
     isSetting(value) ? [{ path: [...path, key].join('.'), setting: value }] : listSettings(value as object, [...path, key]),
   );
+}
+
+/**
+ * What ioredis would not take from a `redis://` URL it was given: a port that is no port (the URL
+ * parser refuses it, or ioredis connects elsewhere) and a database that is no whole number (it
+ * sends `SELECT NaN` and fails at start with a stack trace).
+ */
+function redisUrlProblems(context: { value: string; issues: unknown[] }): void {
+  const problem = (message: string): void => {
+    context.issues.push({ code: 'custom', message, input: context.value });
+  };
+  let url: URL;
+  try {
+    url = new URL(context.value);
+  } catch {
+    problem('not a URL (expected redis://host:port, the port 1–65535)');
+    return;
+  }
+  if (url.hostname === '') problem('no host (expected redis://host:port)');
+  if (url.port === '0') problem('port 0 (expected 1–65535)');
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,5}$/.test(url.pathname)) {
+    problem(`database "${decodeURIComponent(url.pathname.slice(1))}" is not a whole number (expected redis://host:port/0)`);
+  }
 }
 
 /** Rules that tie settings together, checked once every setting is valid on its own. */

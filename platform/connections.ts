@@ -8,8 +8,8 @@ import { isCluster, redisWhere, type RedisClient } from './redis';
 export class ConnectionError extends VigilError {
   readonly service: 'kafka' | 'elasticsearch' | 'redis';
 
-  constructor(service: ConnectionError['service'], where: string, problem: 'authentication failed' | 'TLS failed' | 'unreachable', cause: unknown) {
-    // A wrong credential or certificate won't fix itself; an unreachable service may come back.
+  constructor(service: ConnectionError['service'], where: string, problem: 'authentication failed' | 'TLS failed' | 'database refused' | 'unreachable', cause: unknown) {
+    // A wrong credential, certificate or database won't fix itself; an unreachable service may come back.
     super(`${service} (${where}): ${problem}: ${errorMessage(cause)}`, { code: 'connection_failed', retriable: problem === 'unreachable', cause });
     this.service = service;
   }
@@ -55,7 +55,16 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
   if (redis) {
     checks.push(
       probes.redis(redis).then(
-        () => undefined,
+        async () => {
+          // ioredis selects REDIS_URL's database on connecting, and when Redis refuses it (out of
+          // range) only logs and carries on in database 0: ask again, and stop if it is refused.
+          const db = isCluster(redis) ? 0 : (redis.options.db ?? 0);
+          if (db === 0) return undefined;
+          return redis.select(db).then(
+            () => undefined,
+            (error: unknown) => new ConnectionError('redis', redisWhere(config), 'database refused', error),
+          );
+        },
         (error: unknown) => new ConnectionError('redis', redisWhere(config), problemOf(error, /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i), error),
       ),
     );

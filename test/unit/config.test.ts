@@ -385,6 +385,21 @@ describe('VIGIL_ADAPT_GROUPS', () => {
   });
 });
 
+describe('REDIS_URL', () => {
+  it.each([
+    ['redis://127.0.0.1:notaport', 'REDIS_URL: not a URL (expected redis://host:port, the port 1–65535)'],
+    ['redis://127.0.0.1:99999', 'REDIS_URL: not a URL (expected redis://host:port, the port 1–65535)'],
+    ['redis://127.0.0.1:0', 'REDIS_URL: port 0 (expected 1–65535)'],
+    ['redis://127.0.0.1:6379/notadb', 'REDIS_URL: database "notadb" is not a whole number (expected redis://host:port/0)'],
+  ])('refuses %s, naming what is wrong', (url, problem) => {
+    expect(configErrorOf({ REDIS_URL: url }).issues).toEqual([problem]);
+  });
+
+  it.each(['redis://127.0.0.1', 'redis://127.0.0.1:6379/', 'redis://cache:6380/2', 'rediss://cache.internal:6380'])('takes %s', (url) => {
+    expect(loadConfig({ REDIS_URL: url }).redis.url).toBe(url);
+  });
+});
+
 describe('REDIS_CLUSTER_NODES', () => {
   it('is unset by default: one Redis at REDIS_URL', () => {
     expect(loadConfig({}).redis.cluster).toBeUndefined();

@@ -14,7 +14,8 @@ const serviceSchema = z.looseObject({
   profiles: z.array(z.string()).optional(),
   environment: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   ports: z.array(z.string()).optional(),
-  healthcheck: z.looseObject({ test: z.array(z.string()) }).optional(),
+  healthcheck: z.union([z.looseObject({ test: z.array(z.string()) }), z.strictObject({ disable: z.literal(true) })]).optional(),
+  stop_grace_period: z.string().optional(),
   depends_on: z.record(z.string(), z.looseObject({ condition: z.string() })).optional(),
 });
 const composeSchema = z.looseObject({ services: z.record(z.string(), serviceSchema) });
@@ -63,7 +64,12 @@ describe('docker-compose.yml: the whole product', () => {
   });
 
   it('gives every long-running service a healthcheck, and Vigil waits for its stores to be healthy', () => {
-    for (const name of ['kafka', 'elasticsearch', 'kibana', 'redis', 'vigil']) expect(service(name).healthcheck?.test.length).toBeGreaterThan(0);
+    for (const name of ['kafka', 'elasticsearch', 'kibana', 'redis', 'vigil']) {
+      const check = service(name).healthcheck;
+      expect(check !== undefined && 'test' in check ? check.test.length : 0).toBeGreaterThan(0);
+    }
+    // The one-shot services serve no /healthz: the image's check is off for them.
+    for (const name of ['dashboards', 'demo']) expect(service(name).healthcheck).toEqual({ disable: true });
     expect(service('vigil').depends_on).toEqual({
       kafka: { condition: 'service_healthy' },
       elasticsearch: { condition: 'service_healthy' },
@@ -72,11 +78,17 @@ describe('docker-compose.yml: the whole product', () => {
     expect(service('dashboards').depends_on).toEqual({ kibana: { condition: 'service_healthy' } });
   });
 
+  it("gives Vigil's stop longer than its own deadline (VIGIL_SHUTDOWN_TIMEOUT_MS, 30 s by default) before Docker kills it", () => {
+    const grace = /^(\d+)s$/.exec(service('vigil').stop_grace_period ?? '');
+    expect(Number(grace?.[1] ?? 0)).toBeGreaterThan(30);
+  });
+
   it("checks Vigil's health on /healthz of the observability server, on the port it serves and publishes", () => {
     const vigil = service('vigil');
     const port = String(vigil.environment?.VIGIL_HTTP_PORT);
     expect(vigil.environment?.VIGIL_HTTP_HOST).toBe('0.0.0.0');
-    expect(vigil.healthcheck?.test.join(' ')).toContain(`127.0.0.1:${port}/healthz`);
+    const check = vigil.healthcheck;
+    expect(check !== undefined && 'test' in check ? check.test.join(' ') : '').toContain(`127.0.0.1:${port}/healthz`);
     expect(vigil.ports).toEqual([`127.0.0.1:${port}:${port}`]);
   });
 

@@ -298,7 +298,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
           response.end('internal error\n');
         });
       });
-      const { port } = await listenOn(listening, at);
+      const { port } = await listenOn(listening, at, { host: 'VIGIL_HTTP_HOST', port: 'VIGIL_HTTP_PORT' });
       server = listening;
       sources.logger.info({ host: at.host, port }, 'serving /healthz, /readyz and /metrics');
       return { host: at.host, port };

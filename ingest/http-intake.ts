@@ -371,7 +371,7 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
         // Bounds on a slow caller (Node's own: a minute for headers, five for a request).
         listening.headersTimeout = INTAKE_HEADERS_TIMEOUT_MS;
         listening.requestTimeout = INTAKE_REQUEST_TIMEOUT_MS;
-        const { port } = await listenOn(listening, at);
+        const { port } = await listenOn(listening, at, { host: 'VIGIL_INTAKE_HOST', port: 'VIGIL_INTAKE_PORT' });
         server = listening;
         producer = starting;
         log.info({ host: at.host, port, path: KONG_INTAKE_PATH, topic: options.topic }, 'intake listening for Kong http-log batches');

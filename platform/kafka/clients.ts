@@ -227,7 +227,14 @@ export async function untilReady(
 /** {@link ensureTopics}, reporting every topic: created or existing, and its partitions. */
 export async function ensureTopicStates(kafka: Kafka, config: Config, extra: readonly string[] = []): Promise<TopicState[]> {
   const admin = kafka.admin();
-  await admin.connect();
+  try {
+    await admin.connect();
+  } catch (error) {
+    // After kafkajs's own retries: say which service and setting, as for Elasticsearch, rather
+    // than kafkajs's bare "Connection error".
+    const message = error instanceof Error ? error.message : String(error);
+    throw new StoreUnavailableError('kafka', `unreachable at ${config.kafka.brokers.join(',')}, so Vigil's topics could not be checked (${message}); check KAFKA_BROKERS and that Kafka is up`, error);
+  }
   try {
     const plans = topicPlans(config, extra);
     const existing = new Set(await admin.listTopics());

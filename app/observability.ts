@@ -127,14 +127,26 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   ];
 
   // From the parts' stats(), at scrape time.
+  // Up or not, without the state among its labels: a consumer cycling between starting and
+  // restarting stays one series, so an alert's `for:` on `== 0` keeps counting.
   new Gauge({
     name: 'vigil_consumer_up',
     help: 'Whether each supervised consumer is running (1) or not (0: starting, restarting, failed, stopped).',
+    labelNames: ['component', 'group'],
+    registers,
+    collect() {
+      this.reset();
+      for (const status of sources.consumers()) this.set({ component: status.component, group: status.groupId }, status.state === 'running' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'vigil_consumer_state',
+    help: 'The state each supervised consumer is in: 1 on the series of its current state (starting, running, restarting, failed, stopped).',
     labelNames: ['component', 'group', 'state'],
     registers,
     collect() {
       this.reset();
-      for (const status of sources.consumers()) this.set({ component: status.component, group: status.groupId, state: status.state }, status.state === 'running' ? 1 : 0);
+      for (const status of sources.consumers()) this.set({ component: status.component, group: status.groupId, state: status.state }, 1);
     },
   });
   totalOf('vigil_consumer_restarts_total', 'Restarts of a crashed consumer by the supervisor.', ['component'], () =>

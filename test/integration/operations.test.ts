@@ -82,7 +82,10 @@ describe('operations', () => {
       expect(sample(metrics.body, 'vigil_events_indexed_total')).toBe(20);
       expect(sample(metrics.body, `vigil_messages_consumed_total{component="ingest",topic="${stack.config.topics.invocation}"}`)).toBe(onTopic);
       expect(sample(metrics.body, 'vigil_events_duplicate_total')).toBe(onTopic - 20);
-      expect(sample(metrics.body, 'vigil_consumer_up{component="ingest",group="' + stack.config.consumerGroup + '",state="running"}')).toBe(1);
+      expect(sample(metrics.body, 'vigil_consumer_up{component="ingest",group="' + stack.config.consumerGroup + '"}')).toBe(1);
+      expect(sample(metrics.body, 'vigil_consumer_state{component="ingest",group="' + stack.config.consumerGroup + '",state="running"}')).toBe(1);
+      // One series per consumer, whatever its state: an alert's `for:` on `== 0` holds while it cycles.
+      expect(metrics.body).not.toMatch(/^vigil_consumer_up\{[^}]*state=/m);
       expect(metrics.body).toContain('vigil_pipeline_stage_duration_seconds_count{stage="index"}');
       expect(metrics.body).toContain('vigil_state_round_trips_total{operation="rule state",reached="true"}');
       // Per rule: the invocations reach the request-flood rule of the default pack (a surge rule

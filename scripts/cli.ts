@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
 import { createAdapt, createVigil, type Role } from '../app';
@@ -17,7 +17,7 @@ import { runEvaluate } from './evaluate/run';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
-usage: vigil <command> [options]
+usage: vigil <command> [options]      (vigil --version: the version)
 
 commands:
   stack up|down|status|logs   start, stop or inspect the local Kafka, Elasticsearch and Redis
@@ -237,6 +237,12 @@ export function checkArguments(command: string, rest: readonly string[]): string
   return undefined;
 }
 
+/** The version in the repository's package.json (the image and the CLI are built from it). */
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof manifest.version === 'string' ? manifest.version : 'unknown';
+}
+
 /** The CLI's entry point; returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   const [command, sub] = args;
@@ -392,6 +398,10 @@ export async function main(args: readonly string[]): Promise<number> {
       case '-h':
       case 'help':
         console.log(USAGE);
+        return 0;
+      case '--version':
+      case 'version':
+        console.log(`vigil ${packageVersion()}`);
         return 0;
       default:
         console.error(`vigil: unknown command "${command}"\n\n${USAGE}`);

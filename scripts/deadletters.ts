@@ -720,7 +720,8 @@ export function formatRedrive(report: RedriveReport): string[] {
  * line, with the problem and the usage on stderr).
  */
 export async function runDeadLetters(args: readonly string[], contextOf: DeadLetterContext | (() => DeadLetterContext)): Promise<number> {
-  if (args[0] === '--help' || args[0] === '-h' || args[0] === 'help') {
+  // `vigil deadletters --help`, and `vigil deadletters list --help` (any subcommand's) as well.
+  if (args[0] === 'help' || args.some((arg) => arg === '--help' || arg === '-h')) {
     console.log(DEAD_LETTER_USAGE);
     return 0;
   }

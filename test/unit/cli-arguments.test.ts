@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { checkArguments, main } from '../../scripts/cli';
 
 describe('the CLI checks a command\'s arguments before it loads the configuration or connects', () => {
@@ -10,6 +12,13 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     jest.spyOn(console, 'error').mockImplementation((text: string) => void errors.push(text));
   });
   afterEach(() => jest.restoreAllMocks());
+
+  it.each([['--version'], ['version']])('%s prints the version of package.json and exits 0', async (flag) => {
+    const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    expect(await main([flag])).toBe(0);
+    expect(output).toEqual([`vigil ${version}`]);
+    expect(errors).toEqual([]);
+  });
 
   it.each([['run'], ['intake'], ['topics', 'ensure'], ['evaluate'], ['demo', '--no-stack'], ['replay', '--from', 'now-1h']])(
     '%s … --help prints the usage and exits 0, starting nothing',

@@ -7,6 +7,7 @@ import {
   parseDeadLetterArgs,
   parseTime,
   planRedrive,
+  runDeadLetters,
   selects,
   summarise,
   type DeadLetterEntry,
@@ -252,5 +253,22 @@ describe('formatRedrive', () => {
       formatRedrive({ selected: 3, sent: 2, wouldSend: 0, sentByTopic: { [POLICY]: 2 }, skipped: [{ reason: 'redrive_limit', detail: 'redriven 3 times already; --force sends it again', position }], dryRun: false }),
     ).toEqual(['redrive: 3 selected, 2 sent, 1 skipped', `  sent 2 to ${POLICY}`, `  skipped 1 redrive_limit (${DLQ}/0/2: redriven 3 times already; --force sends it again)`]);
     expect(formatRedrive({ selected: 2, sent: 0, wouldSend: 2, sentByTopic: {}, skipped: [], dryRun: true })).toEqual(['redrive (dry run): 2 selected, 0 sent (2 would be sent), 0 skipped']);
+  });
+});
+
+describe('runDeadLetters --help', () => {
+  it.each([[['--help']], [['-h']], [['help']], [['list', '--help']], [['redrive', '--reason', 'schema_invalid', '-h']]])('prints the usage and exits 0 for %j, loading nothing', async (args: string[]) => {
+    const printed: string[] = [];
+    const log = jest.spyOn(console, 'log').mockImplementation((line: string) => void printed.push(line));
+    try {
+      // No context: asking for one (loading the configuration, connecting) would throw.
+      const code = await runDeadLetters(args, () => {
+        throw new Error('the configuration was loaded');
+      });
+      expect(code).toBe(0);
+      expect(printed.join('\n')).toContain('vigil deadletters list');
+    } finally {
+      log.mockRestore();
+    }
   });
 });

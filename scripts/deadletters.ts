@@ -10,7 +10,7 @@ import {
   type DeadLetterReason,
   type DeadLetterRecord,
 } from '../ingest';
-import { VigilError, createKafka, createLogger, createProducer, type Config, type Logger } from '../platform';
+import { VigilError, createKafka, createLogger, createProducer, secretsOf, type Config, type Logger } from '../platform';
 
 /** How many times one message may be sent back before `--force` is needed. */
 export const MAX_REDRIVES = 3;
@@ -580,7 +580,7 @@ export interface DeadLetterContext {
 }
 
 function kafkaOf(context: DeadLetterContext): Kafka {
-  return context.kafka ?? createKafka(context.config, context.logger ?? createLogger({ level: 'warn' }), `${context.config.kafka.clientId}-deadletters`);
+  return context.kafka ?? createKafka(context.config, context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(context.config) }), `${context.config.kafka.clientId}-deadletters`);
 }
 
 /** Reads the selected dead letters (all of them, in partition and offset order). */

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
 import { correlate, decode, enrich, eventOfDocument, openGeoDatabase, type Decoded, type GeoLookup } from '../ingest';
-import { createElasticsearch, createLogger, createRedis, loadConfig, type Config } from '../platform';
+import { createElasticsearch, createLogger, createRedis, loadConfig, secretsOf, type Config } from '../platform';
 import { indexNames, type Detection } from '../schemas';
 
 /** Options of {@link runReplay}. */
@@ -95,7 +95,7 @@ export async function replayBatches(
   onBatch: (inputs: readonly DetectionInput[], detections: readonly Detection[], ruleSet: RuleSet) => void,
 ): Promise<ReplayCounts> {
   const config = options.config ?? loadConfig();
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH], { lists: options.lists ?? config.detection.listsPaths ?? [] });
   const redis = createRedis(config);
   const prefix = `replay-${randomBytes(6).toString('hex')}`;

@@ -1,4 +1,4 @@
-import { createKafka, createLogger, ensureTopicStates, type Config, type TopicState } from '../platform';
+import { createKafka, createLogger, ensureTopicStates, secretsOf, type Config, type TopicState } from '../platform';
 
 export const TOPICS_USAGE = 'usage: vigil topics ensure   (creates the missing topics: partitions, replication and retention from configuration)';
 
@@ -28,7 +28,7 @@ export async function runTopics(args: readonly string[], config: Config): Promis
   // A command's output is its answer: the client's own logs from warnings up, unless LOG_LEVEL asks
   // for less or for more detail (debug, trace). Read from the configuration: a blank LOG_LEVEL is the default.
   const level = config.logLevel === 'info' ? 'warn' : config.logLevel;
-  const kafka = createKafka(config, createLogger({ level }), `${config.kafka.clientId}-topics`);
+  const kafka = createKafka(config, createLogger({ level, secrets: secretsOf(config) }), `${config.kafka.clientId}-topics`);
   const states = await ensureTopicStates(kafka, config);
   for (const line of describeTopics(states)) console.log(line);
   return 0;

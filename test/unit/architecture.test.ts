@@ -181,6 +181,16 @@ describe('module boundaries', () => {
   });
 });
 
+describe('secrets in logs', () => {
+  it('every logger a command or the composition root makes knows the configuration\'s secrets', () => {
+    const files = [...sourceFiles('app'), ...sourceFiles('scripts')];
+    expect(files.length).toBeGreaterThan(10);
+    const calls = files.flatMap((file) => [...readFileSync(join(ROOT, file), 'utf8').matchAll(/createLogger\(\{[^}]*\}\)/g)].map((match) => ({ file, call: match[0] })));
+    expect(calls.length).toBeGreaterThan(3);
+    expect(calls.filter(({ call }) => !call.includes('secrets:')).map(({ file, call }) => `${file}: ${call}`)).toEqual([]);
+  });
+});
+
 describe('committed JSON Schemas', () => {
   it.each(Object.entries(exportJsonSchemas()))('schemas/json/%s.schema.json matches the zod contract (run npm run schemas:export)', (name, schema) => {
     const committed = JSON.parse(readFileSync(join(ROOT, 'schemas', 'json', `${name}.schema.json`), 'utf8')) as unknown;

@@ -249,6 +249,17 @@ export function partitionKeyOf(event: VigilEvent): string {
   return event.actor.userId ?? event.actor.consumerId ?? event.client.ip ?? event.id;
 }
 
+/** Whether a failed send says a topic is missing (kafkajs's error type, librdkafka's text), its cause included. */
+export function missingTopic(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    const { type, message, cause } = current as { type?: unknown; message?: unknown; cause?: unknown };
+    if (type === 'UNKNOWN_TOPIC_OR_PARTITION') return true;
+    if (typeof message === 'string' && /unknown topic|does not host this topic/i.test(message)) return true;
+    current = cause;
+  }
+  return false;
+}
+
 /**
  * Emitters holding events that a process ending on its own would lose: kafkajs's sockets keep a
  * process up once the producer is connected, but an emitter whose first batch still waits for
@@ -439,7 +450,12 @@ export function createEmitter(options: EmitterOptions): Emitter {
           counters.sendFailures++;
           failures++;
           const delayMs = backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 });
-          logger?.warn({ err: error, buffered: buffered(), delayMs }, 'event delivery failed; will retry');
+          if (missingTopic(error)) {
+            // The first run's usual stop (the broker does not create topics for the emitter): say so.
+            logger?.warn({ err: error, buffered: buffered(), delayMs, topics: [...byTopic.keys()] }, 'event delivery failed: a topic does not exist; create the topics (vigil topics ensure, or start vigil run once); will retry');
+          } else {
+            logger?.warn({ err: error, buffered: buffered(), delayMs }, 'event delivery failed; will retry');
+          }
           schedule(delayMs);
           throw error;
         }

@@ -160,6 +160,17 @@ emitter.invocation({ id: 'evt-exit-1', actor: { userId: 'u-exit' }, invocation: 
     }
   }, 60_000);
 
+  it('says a topic is missing when the broker does not host it, naming the topic and how to create it', async () => {
+    const warnings: { message: string; topics?: string[] }[] = [];
+    const logger = { warn: (fields: { topics?: string[] }, message: string) => void warnings.push({ message, ...fields }), child: () => logger };
+    const missing = `${stack.config.topics.invocation}.missing`;
+    const emitter = createEmitter({ kafka: stack.kafka, topics: { ...stack.config.topics, invocation: missing }, source: { service: 'missing-test', kind: 'service' }, lingerMs: 1, logger });
+    emitter.invocation({ actor: { userId: 'u-missing' }, invocation: { resource: { api: 'a', method: 'GET', path: '/x' }, route: '/x', status: 200, latencyMs: 1 } });
+    await expect(emitter.flush()).rejects.toThrow();
+    expect(warnings.find(({ message }) => message.startsWith('event delivery failed: a topic does not exist'))).toMatchObject({ topics: [missing] });
+    await emitter.close({ timeoutMs: 1000 }).catch(() => undefined);
+  }, 60_000);
+
   it('keeps sending after a flush that found nothing to send', async () => {
     // Regression: a drain that found the buffer empty settled at once and was never cleared,
     // so every later send waited on it and nothing more was delivered.

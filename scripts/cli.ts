@@ -206,11 +206,17 @@ const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
   adapt: { values: ['--format', '--topic'] },
   demo: { values: ['--events', '--via'], flags: ['--no-stack'] },
   topics: { subcommands: ['ensure'] },
-  schemas: { subcommands: ['export'], values: ['--out'] },
-  rules: { subcommands: ['validate', 'test', 'coverage'], values: ['--lists', '--from', '--to', '--rules'], flags: ['--json'], paths: true },
+  schemas: { subcommands: ['export'] },
+  'schemas export': { values: ['--out'] },
+  rules: { subcommands: ['validate', 'test', 'coverage'] },
+  'rules validate': { values: ['--lists'], paths: true },
+  'rules test': {},
+  'rules coverage': { values: ['--from', '--to', '--rules', '--lists'], flags: ['--json'] },
   replay: { values: ['--file', '--from', '--to', '--rules'] },
   report: { values: ['--from', '--to', '--out'] },
-  dashboards: { subcommands: ['install', 'export'], values: ['--kibana', '--space', '--api-key', '--user', '--password', '--out'] },
+  dashboards: { subcommands: ['install', 'export'] },
+  'dashboards install': { values: ['--kibana', '--space', '--api-key', '--user', '--password'] },
+  'dashboards export': { values: ['--out'] },
   evaluate: { values: ['--seed', '--users', '--speed', '--resolve-after-ms', '--settle-ms'], flags: ['--json', '--keep'] },
 };
 
@@ -221,6 +227,10 @@ const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
 export function checkArguments(command: string, rest: readonly string[]): string | undefined {
   const spec = ARGUMENTS[command];
   if (spec === undefined) return undefined;
+  // A subcommand with options of its own (`rules validate`) is checked against those alone.
+  const [first = '', ...after] = rest;
+  const own = spec.subcommands?.includes(first) === true ? ARGUMENTS[`${command} ${first}`] : undefined;
+  if (own !== undefined) return checkArguments(`${command} ${first}`, after);
   for (let index = 0; index < rest.length; index++) {
     const arg = rest[index] ?? '';
     if (arg === '--help' || arg === '-h') return 'help';
@@ -231,7 +241,7 @@ export function checkArguments(command: string, rest: readonly string[]): string
     }
     if (spec.flags?.includes(arg)) continue;
     if (index === 0 && spec.subcommands?.includes(arg)) continue;
-    if (spec.paths === true && index > 0 && !arg.startsWith('-')) continue;
+    if (spec.paths === true && (index > 0 || spec.subcommands === undefined) && !arg.startsWith('-')) continue;
     return arg.startsWith('-') ? `vigil ${command}: unknown option ${arg}` : `vigil ${command}: unexpected argument "${arg}"`;
   }
   return undefined;

@@ -49,6 +49,13 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     ['topics', ['ensure', 'extra'], 'vigil topics: unexpected argument "extra"'],
     ['evaluate', ['--sed', '7'], 'vigil evaluate: unknown option --sed'],
     ['adapt', ['--format', 'kong', '--topik', 'raw'], 'vigil adapt: unknown option --topik'],
+    // Each subcommand takes its own options only.
+    ['rules', ['test', 'extra'], 'vigil rules test: unexpected argument "extra"'],
+    ['rules', ['validate', 'a.yaml', '--rules', 'b.yaml'], 'vigil rules validate: unknown option --rules'],
+    ['rules', ['coverage', '--from', 'now-1h', 'x.yaml'], 'vigil rules coverage: unexpected argument "x.yaml"'],
+    ['rules', ['lint'], 'vigil rules: unexpected argument "lint"'],
+    ['dashboards', ['export', '--kibana', 'http://kibana:5601'], 'vigil dashboards export: unknown option --kibana'],
+    ['schemas', ['export', '--kibana', 'x'], 'vigil schemas export: unknown option --kibana'],
   ])('%s %j: %s', (command, rest, message) => {
     expect(checkArguments(command, rest)).toBe(message);
   });
@@ -60,6 +67,11 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     ['demo', ['--events', '500', '--via', 'kong', '--no-stack']],
     ['evaluate', ['--seed', '7', '--json', '--keep', '--speed', '60']],
     ['deadletters', ['redrive', '--reason', 'schema_invalid', '--dry-run']],
+    ['rules', ['test']],
+    ['rules', ['validate', 'a.yaml']],
+    ['dashboards', ['install', '--kibana', 'http://kibana:5601', '--space', 'sec']],
+    ['dashboards', ['export', '--out', 'dashboards/vigil.ndjson']],
+    ['schemas', ['export', '--out', 'schemas/json']],
   ])('takes %s %j', (command, rest) => {
     expect(checkArguments(command, rest)).toBeUndefined();
   });

@@ -184,7 +184,10 @@ export function cutLists(data: ReportData): string[] {
     [data.dos.length, data.totals.dos, 'DoS incidents charted (of the incidents listed)'],
     [data.travel.length, data.totals.travel, 'impossible-travel pairs'],
   ];
-  return cuts.filter(([shown, total]) => shown < total).map(([shown, total, what]) => `the report lists the newest ${shown} of ${total} ${what}; narrow --from/--to for the rest`);
+  const notes = cuts.filter(([shown, total]) => shown < total).map(([shown, total, what]) => `the report lists the newest ${shown} of ${total} ${what}; narrow --from/--to for the rest`);
+  const drawn = data.timeline.series.length;
+  if (drawn < data.totals.rules) notes.push(`the timeline draws the ${drawn} of ${data.totals.rules} rules with most detections`);
+  return notes;
 }
 
 /** The sentence under a section's title when its list was cut. */
@@ -252,6 +255,7 @@ export function renderReport(data: ReportData, library: string = chartLibrary())
   </div>
   <section id="timeline-section">
     <h2>Detections by rule over time</h2>
+    ${data.timeline.series.length < data.totals.rules ? `<p class="meta">The ${e(data.timeline.series.length)} of ${e(data.totals.rules)} rules with most detections are drawn.</p>` : ''}
     ${data.timeline.series.length === 0 ? '<p class="empty">No detections in this range.</p>' : '<div class="chart"><canvas id="timeline" role="img" aria-label="detections by rule over time"></canvas></div>'}
   </section>
   <section id="entities-section">

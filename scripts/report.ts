@@ -130,6 +130,8 @@ const MAX_INCIDENTS = 200;
 const MAX_EVIDENCE = 10;
 const MAX_DOS = 10;
 const MAX_TRAVEL = 200;
+/** Rules drawn on the timeline (those with most detections); the report says when there were more. */
+const MAX_TIMELINE_RULES = 30;
 
 function toEvidence(id: string, source: DetectionSource): ReportEvidence {
   const detection = source.vigil.detection;
@@ -183,7 +185,7 @@ export async function collectReport(elasticsearch: Client, config: Config, range
     query: inRange,
     aggs: {
       rules: {
-        terms: { field: 'rule.id', size: 30 },
+        terms: { field: 'rule.id', size: MAX_TIMELINE_RULES },
         aggs: {
           over_time: {
             date_histogram: {

@@ -1,4 +1,4 @@
-import { escapeHtml, jsonForScript, renderReport } from '../../scripts/report-html';
+import { cutLists, escapeHtml, jsonForScript, renderReport } from '../../scripts/report-html';
 import type { ReportData } from '../../scripts/report-data';
 import { parseReportRange, parseReportTime, timelineInterval } from '../../scripts/report';
 
@@ -86,6 +86,11 @@ describe('vigil report: HTML', () => {
     expect(cut).toMatch(/the last minute runs only to [^<]*10:59:07/);
     expect(cut).toContain('The newest 1 of 12 DoS incidents are shown; narrow the range for the rest.');
     expect(cut).toContain('The newest 1 of 250 incidents are shown; narrow the range for the rest.');
+    // More rules fired than the timeline draws.
+    const many = { ...hostileReport(), totals: { ...hostileReport().totals, rules: 31 } };
+    expect(renderReport(many, '')).toContain('The 1 of 31 rules with most detections are drawn.');
+    expect(cutLists(many)).toContain('the timeline draws the 1 of 31 rules with most detections');
+    expect(cutLists(hostileReport())).toEqual([]);
   });
 
   it('shows an empty range as such, not as an error', () => {

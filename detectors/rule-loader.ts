@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError, type Logger } from '../platform';
 import { UnknownListError, compileFilter, referencedRules } from './filter';
@@ -93,6 +93,11 @@ function compile(rule: Rule, file: string, lists: ListSet): CompiledRule {
  */
 export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = {}): RuleSet {
   const files = ruleFiles(paths);
+  // An empty folder is a mistake (a file moved aside mid-edit, a wrong path), not a rule set: it
+  // would turn detection off without a word, at start or at a reload.
+  if (files.length === 0) {
+    throw new RuleSetError([{ file: paths.join(', '), path: '', message: 'holds no rule file (.yaml, .yml or .json); to run without rules, set VIGIL_DETECTION=off' }]);
+  }
   const loaded = loadLists(options.defaultLists ?? DEFAULT_LISTS_PATH, options.lists ?? []);
   const { lists } = loaded;
   const problems: RuleProblem[] = [...loaded.problems];
@@ -196,12 +201,19 @@ export function watchRules(
     }
   };
   const listPaths = [options.defaultLists ?? DEFAULT_LISTS_PATH, ...(options.lists ?? [])];
-  const watchers: FSWatcher[] = [...paths, ...listPaths.filter((path) => existsSync(path))].map((path) =>
-    watch(path, () => {
-      if (timer !== undefined) clearTimeout(timer);
-      timer = setTimeout(reload, debounceMs);
-    }),
-  );
+  const changed = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = setTimeout(reload, debounceMs);
+  };
+  const watchers: FSWatcher[] = [...paths, ...listPaths.filter((path) => existsSync(path))].map((path) => {
+    if (!statSync(path).isFile()) return watch(path, changed);
+    // A file is watched through its folder: an editor's save, or `sed -i`, replaces the file, and
+    // a watch on the file itself follows the old one and hears only the first save.
+    const name = basename(path);
+    return watch(dirname(path), (_event, file) => {
+      if (file === null || file === name) changed();
+    });
+  });
   return () => {
     if (timer !== undefined) clearTimeout(timer);
     for (const watcher of watchers) watcher.close();

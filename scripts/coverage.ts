@@ -84,7 +84,8 @@ export function formatCoverage(result: CoverageResult): string {
   lines.push('');
   const unseen = result.lists.flatMap((list) => (list.referencedBy.length === 0 ? [] : list.unseen.map((entry) => `${list.listId}: ${entry}`)));
   lines.push(never.length === 0 ? 'every rule matched at least one event' : `${never.length} rules never matched: ${never.map((rule) => rule.ruleId).join(', ')}`);
-  lines.push(unseen.length === 0 ? 'every list entry was seen' : `${unseen.length} list entries never seen: ${unseen.join(', ')}`);
+  const used = result.lists.filter((list) => list.referencedBy.length > 0).length;
+  lines.push(used === 0 ? 'no list is used by a rule' : unseen.length === 0 ? `every entry of the ${used} lists the rules use was seen` : `${unseen.length} list entries never seen: ${unseen.join(', ')}`);
   return lines.join('\n');
 }
 

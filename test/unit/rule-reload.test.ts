@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadRuleSet, watchRules, type RuleSet } from '../../detectors';
+import { RuleSetError, loadRuleSet, watchRules, type RuleSet } from '../../detectors';
 
 const rule = (id: string, threshold: number): string => `- id: ${id}
   version: 1
@@ -45,6 +45,52 @@ describe('rule reload without a restart', () => {
       writeFileSync(join(folder, 'a.yaml'), rule('rule-a', 0));
       await new Promise((done) => setTimeout(done, 400));
       expect(loads).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+
+  it('reloads on every save of a watched file that is replaced, as editors and `sed -i` do, not only the first', async () => {
+    const rules = join(folder, 'rules');
+    mkdirSync(rules);
+    writeFileSync(join(rules, 'a.yaml'), rule('rule-a', 5));
+    const file = join(folder, 'watched.yaml');
+    writeFileSync(file, rule('rule-a', 5));
+    const loads: RuleSet[] = [];
+    // The rule file itself, not its folder.
+    const stop = watchRules([file], (next) => loads.push(next), undefined, 50);
+    try {
+      for (const [save, threshold] of [[1, 6], [2, 7], [3, 8]] as const) {
+        // A new file renamed over the old one: the watched file's inode changes at every save.
+        writeFileSync(`${file}.tmp`, rule('rule-a', threshold));
+        renameSync(`${file}.tmp`, file);
+        await nextLoad(loads, save);
+        expect(loads).toHaveLength(save);
+      }
+      const last = loads.at(-1)?.rules[0]?.rule;
+      expect(last !== undefined && 'threshold' in last ? last.threshold : undefined).toBe(8);
+    } finally {
+      stop();
+    }
+  });
+
+  it('refuses a folder that holds no rule file, at a load and at a reload, keeping the running rules', async () => {
+    const empty = join(folder, 'empty');
+    mkdirSync(empty);
+    expect(() => loadRuleSet([empty])).toThrow(RuleSetError);
+    expect(() => loadRuleSet([empty])).toThrow(`${empty} at (root): holds no rule file (.yaml, .yml or .json); to run without rules, set VIGIL_DETECTION=off`);
+
+    writeFileSync(join(folder, 'a.yaml'), rule('rule-a', 5));
+    const loads: RuleSet[] = [];
+    const refused: unknown[] = [];
+    const logger = { info: () => undefined, error: (fields: unknown) => void refused.push(fields) };
+    const stop = watchRules([folder], (next) => loads.push(next), logger as never, 50);
+    try {
+      // Moved aside mid-edit: the folder is empty for a moment.
+      renameSync(join(folder, 'a.yaml'), join(folder, 'a.yaml.bak'));
+      await new Promise((done) => setTimeout(done, 400));
+      expect(loads).toHaveLength(0);
+      expect(refused.length).toBeGreaterThan(0);
     } finally {
       stop();
     }

@@ -286,6 +286,13 @@ const RBAC_DENIED = /^rbac_access_denied_matched_policy\[(.*)\]$/;
  * proving anything, a 401/403/429 status gives a heuristic signal. A verified JWT subject with
  * no authentication failure proves a `jwt-authn` pass.
  */
+/**
+ * Envoy's response flags for a failure of Envoy, an upstream or a service it asks, not a decision
+ * about the caller: the rate limit service's error (RLSE), no route or cluster, upstream and
+ * downstream connection failures, resets, timeouts, overflow, overload, DNS, injected faults.
+ */
+const OUTAGE_FLAGS: ReadonlySet<string> = new Set(['RLSE', 'NR', 'NC', 'UH', 'UF', 'UO', 'URX', 'UT', 'UC', 'UR', 'LR', 'LH', 'DC', 'DT', 'SI', 'DPE', 'UPE', 'UMSDR', 'OM', 'DF', 'DI', 'FI']);
+
 export function envoyPolicySignals(input: {
   flags?: string;
   details?: string;
@@ -303,7 +310,7 @@ export function envoyPolicySignals(input: {
   const rbac = details !== undefined ? RBAC_DENIED.exec(details) : null;
   if (jwt) {
     signals.push({ kind: 'authn', name: 'jwt-authn', outcome: 'fail', reason: jwt[1] || 'jwt_authn_access_denied', authContext: 'jwt' });
-  } else if (details === 'ext_authz_denied' || flags.has('UAEX')) {
+  } else if (details === 'ext_authz_denied' || (flags.has('UAEX') && details !== 'ext_authz_error')) {
     // ext_authz answers 403 by default; a 401 is the authorization service saying "who are you".
     signals.push({ kind: input.status === 401 ? 'authn' : 'authz', name: 'ext-authz', outcome: 'fail', reason: details ?? 'UAEX' });
   } else if (rbac) {
@@ -323,7 +330,10 @@ export function envoyPolicySignals(input: {
     // A dry run enforced nothing: what it would have done is the reason of a pass.
     signals.push({ kind: 'rate_limit', name: input.policyName ?? 'nginx-limit-req', outcome: limit === 'REJECTED' ? 'fail' : 'pass', reason: limit });
   }
-  if (signals.length === 0) {
+  // An outage is no verdict on the caller: ext_authz's status_on_error is 403 by default, and a
+  // fault filter can inject a 429, so the status of such a request proves nothing either.
+  const outage = details === 'ext_authz_error' || [...flags].some((flag) => OUTAGE_FLAGS.has(flag));
+  if (signals.length === 0 && !outage) {
     const heuristic = statusSignal(input.status, input.statusReason);
     if (heuristic) signals.push(heuristic);
   }

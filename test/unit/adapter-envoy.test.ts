@@ -270,4 +270,16 @@ describe('envoyPolicySignals', () => {
     expect(envoyPolicySignals({ status: 429 })).toEqual([{ kind: 'rate_limit', name: 'http-429', outcome: 'fail', derived: 'status' }]);
     expect(envoyPolicySignals({ status: 404, details: 'route_not_found', flags: 'NR' })).toEqual([]);
   });
+
+  it('gives no policy event for an outage, whatever its status: ext_authz failing (403 by default), the rate limit service failing, an injected fault', () => {
+    expect(envoyPolicySignals({ status: 403, details: 'ext_authz_error' })).toEqual([]);
+    // Envoy flags an ext_authz error UAEX too: the details tell the outage from a denial.
+    expect(envoyPolicySignals({ status: 403, details: 'ext_authz_error', flags: 'UAEX' })).toEqual([]);
+    expect(envoyPolicySignals({ status: 429, flags: 'RLSE' })).toEqual([]);
+    expect(envoyPolicySignals({ status: 429, flags: 'FI' })).toEqual([]);
+    expect(envoyPolicySignals({ status: 403, flags: 'UF,URX' })).toEqual([]);
+    // A verdict beside an outage flag is still read, and the status alone still counts without one.
+    expect(envoyPolicySignals({ status: 403, details: 'ext_authz_denied', flags: 'UAEX' })).toEqual([{ kind: 'authz', name: 'ext-authz', outcome: 'fail', reason: 'ext_authz_denied' }]);
+    expect(envoyPolicySignals({ status: 403 })).toEqual([{ kind: 'authz', name: 'http-403', outcome: 'fail', derived: 'status' }]);
+  });
 });

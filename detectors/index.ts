@@ -2,6 +2,7 @@
  * Detectors: rules as data, the engine that runs them over event batches with state in Redis
  * (Lua scripts, one round trip per batch), and the detection documents they produce.
  */
+export * from './field-paths';
 export * from './duration';
 export * from './input';
 export * from './trust';

@@ -10,6 +10,7 @@ import { ruleFileSchema } from './rule-schema';
 import { ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
 import type { CompiledRuleOf } from './rule-type';
 import { scalarText } from './input';
+import { fieldProblems } from './field-paths';
 
 /** A rule as the engine runs it: validated, its plug-in resolved, filters and extras compiled once. */
 export type CompiledRule = CompiledRuleOf<Rule>;
@@ -141,6 +142,8 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
         return;
       }
       seen.set(parsed.data.id, file);
+      // A field no event has, or a value its field never holds: a condition that never matches.
+      for (const problem of fieldProblems(parsed.data)) problems.push({ file, ruleId: parsed.data.id, path: `[${index}].${problem.path}`, message: problem.message });
       // Checked before compiling, so the problem names where in the rule the list is named.
       const unknown = listReferencesOf(parsed.data).filter((reference) => !lists.has(reference.list));
       for (const reference of unknown) {

@@ -88,7 +88,7 @@ function option(args: readonly string[], name: string): string | undefined {
 
 /** A refused rule set, one problem a line: the file, the rule or list, the path, the message. */
 function printProblems(error: RuleSetError): void {
-  console.error(`rule set refused (${error.problems.length} problems):`);
+  console.error(`rule set refused (${error.problems.length} ${error.problems.length === 1 ? 'problem' : 'problems'}):`);
   for (const problem of error.problems) {
     console.error(`  ${problem.file}${problem.ruleId ? `  rule ${problem.ruleId}` : ''}${problem.listId ? `  list ${problem.listId}` : ''}  ${problem.path || '(file)'}: ${problem.message}`);
   }

@@ -1,0 +1,262 @@
+import type { z } from 'zod';
+import { deviceEventSchema, invocationEventSchema, policyEventSchema } from '../schemas';
+import { IDENTITIES } from './trust';
+
+/**
+ * The field paths a rule may name, and what each holds: the events' own fields (read from the
+ * contract, so a new field is known at once), what enrichment and correlation add (`geo.*`,
+ * `ipScope`, `identity`, `correlated.*`), and anything under a free-form map (`labels.*`,
+ * `correlated.request.policies.*`). `rules validate` and every load check a rule's fields against
+ * it: a misspelt field never matches, and a rule naming one could never fire.
+ */
+export interface FieldInfo {
+  /** What the field holds; `any` when its values are not checked (maps, unions of kinds). */
+  kind: 'string' | 'number' | 'boolean' | 'object' | 'any';
+  /** The only values it may hold (an enum or literal), when it has such a list. */
+  values?: readonly string[];
+  /** The families whose events have it; undefined when every input may (enrichment). */
+  families?: readonly string[];
+}
+
+interface ZodDef {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  element?: z.ZodType;
+  options?: readonly z.ZodType[];
+  entries?: Record<string, string | number>;
+  values?: readonly unknown[];
+}
+
+const defOf = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
+
+/** Free-form maps: any path under them is a field. */
+const OPEN = new Set<string>();
+
+function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, family: string): void {
+  const def = defOf(schema);
+  const note = (info: FieldInfo): void => {
+    if (path === '') return;
+    const known = into.get(path);
+    const families = [...new Set([...(known?.families ?? []), family])];
+    if (known === undefined) {
+      into.set(path, { ...info, families });
+      return;
+    }
+    // The same path in several families (or union members): the values of both, if both list them.
+    const values = known.values !== undefined && info.values !== undefined ? [...new Set([...known.values, ...info.values])] : undefined;
+    into.set(path, { kind: known.kind === info.kind ? known.kind : 'any', ...(values !== undefined ? { values } : {}), families });
+  };
+  switch (def.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+    case 'nonoptional':
+      if (def.innerType) walk(def.innerType, path, into, family);
+      return;
+    case 'pipe':
+      if (def.in) walk(def.in, path, into, family);
+      return;
+    case 'lazy':
+      note({ kind: 'any' });
+      return;
+    case 'object':
+      note({ kind: 'object' });
+      for (const [key, child] of Object.entries(def.shape ?? {})) walk(child, path === '' ? key : `${path}.${key}`, into, family);
+      return;
+    case 'array':
+      // A condition on an array holds when one of its elements meets it.
+      if (def.element) walk(def.element, path, into, family);
+      return;
+    case 'record':
+      note({ kind: 'object' });
+      OPEN.add(path);
+      return;
+    case 'enum':
+      note({ kind: 'string', values: Object.values(def.entries ?? {}).map(String) });
+      return;
+    case 'literal':
+      note({ kind: typeof def.values?.[0] === 'number' ? 'number' : typeof def.values?.[0] === 'boolean' ? 'boolean' : 'string', values: (def.values ?? []).map(String) });
+      return;
+    case 'string':
+      note({ kind: 'string' });
+      return;
+    case 'number':
+    case 'int':
+    case 'bigint':
+      note({ kind: 'number' });
+      return;
+    case 'boolean':
+      note({ kind: 'boolean' });
+      return;
+    case 'union':
+      for (const option of def.options ?? []) walk(option, path, into, family);
+      return;
+    default:
+      note({ kind: 'any' });
+  }
+}
+
+const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
+  const fields = new Map<string, FieldInfo>();
+  for (const [family, schema] of [['policy', policyEventSchema], ['invocation', invocationEventSchema], ['device', deviceEventSchema]] as const) walk(schema, '', fields, family);
+  const everywhere = (path: string, info: FieldInfo): void => void fields.set(path, info);
+  everywhere('geo', { kind: 'object' });
+  for (const key of ['country', 'city']) everywhere(`geo.${key}`, { kind: 'string' });
+  for (const key of ['lat', 'lon', 'accuracyKm']) everywhere(`geo.${key}`, { kind: 'number' });
+  everywhere('geo.precision', { kind: 'string', values: ['city', 'country'] });
+  everywhere('ipScope', { kind: 'string', values: ['public', 'private', 'reserved'] });
+  everywhere('identity', { kind: 'string', values: IDENTITIES });
+  everywhere('correlated', { kind: 'object' });
+  everywhere('correlated.request', { kind: 'object' });
+  everywhere('correlated.request.policies', { kind: 'object' });
+  OPEN.add('correlated.request.policies');
+  everywhere('correlated.request.failedPolicies', { kind: 'string' });
+  everywhere('correlated.device', { kind: 'object' });
+  for (const key of ['deviceId', 'country']) everywhere(`correlated.device.${key}`, { kind: 'string' });
+  for (const key of ['deviceAgeMs', 'knownDevices']) everywhere(`correlated.device.${key}`, { kind: 'number' });
+  everywhere('correlated.device.fromSession', { kind: 'boolean' });
+  return fields;
+})();
+
+/** What a rule's field path holds, or undefined when no input has it. */
+export function fieldInfo(path: string): FieldInfo | undefined {
+  const known = CATALOGUE.get(path);
+  if (known !== undefined) return known;
+  for (const open of OPEN) if (path.startsWith(`${open}.`)) return { kind: 'any' };
+  return undefined;
+}
+
+/** The known path a few edits from `path`, for "did you mean". */
+export function nearestFieldPath(path: string): string | undefined {
+  let best: { path: string; distance: number } | undefined;
+  for (const candidate of CATALOGUE.keys()) {
+    const distance = editDistance(path.toLowerCase(), candidate.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { path: candidate, distance };
+  }
+  if (best !== undefined && best.distance <= Math.max(2, Math.floor(path.length / 6))) return best.path;
+  // The right parent, a longer or shorter name: `invocation.statusCode` for `invocation.status`.
+  const cut = path.lastIndexOf('.');
+  const [parent, last] = [path.slice(0, cut), path.slice(cut + 1).toLowerCase()];
+  for (const candidate of CATALOGUE.keys()) {
+    const at = candidate.lastIndexOf('.');
+    if (candidate.slice(0, at) !== parent) continue;
+    const name = candidate.slice(at + 1).toLowerCase();
+    if (name.length >= 3 && (last.startsWith(name) || name.startsWith(last))) return candidate;
+  }
+  return undefined;
+}
+
+function editDistance(left: string, right: string): number {
+  let previous = Array.from({ length: right.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= left.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= right.length; j++) {
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (left[i - 1] === right[j - 1] ? 0 : 1)));
+    }
+    previous = current;
+  }
+  return previous[right.length] ?? 0;
+}
+
+/** One field a rule names, where in the rule, and the condition's value when it compares one. */
+interface FieldUse {
+  at: string;
+  field: string;
+  compared?: { operator: 'equals' | 'in'; values: readonly unknown[] };
+}
+
+/** Every field a parsed rule names: `field` and `distinctField` keys at any depth, and `groupBy`. */
+function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => fieldUses(item, `${at}.${index}`, into));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  const record = value as Record<string, unknown>;
+  for (const [key, child] of Object.entries(record)) {
+    const here = at === '' ? key : `${at}.${key}`;
+    if ((key === 'field' || key === 'distinctField') && typeof child === 'string') {
+      const compared = 'equals' in record ? { operator: 'equals' as const, values: [record.equals] } : 'in' in record && Array.isArray(record.in) ? { operator: 'in' as const, values: record.in as unknown[] } : undefined;
+      into.push({ at: here, field: child, ...(compared ? { compared } : {}) });
+    } else if (key === 'groupBy' && Array.isArray(child)) {
+      child.forEach((item, index) => {
+        if (typeof item === 'string') into.push({ at: `${here}.${index}`, field: item });
+      });
+    } else {
+      fieldUses(child, here, into);
+    }
+  }
+}
+
+/** The families an `all` block's conditions allow, when they name families at all. */
+function allowedFamilies(conditions: readonly unknown[]): { families: Set<string>; named: string[] } | undefined {
+  let families: Set<string> | undefined;
+  const named: string[] = [];
+  for (const condition of conditions) {
+    if (typeof condition !== 'object' || condition === null) continue;
+    const { field, equals, in: among, exists } = condition as { field?: unknown; equals?: unknown; in?: unknown; exists?: unknown };
+    // `exists: false` holds on any event without the field: it narrows no family.
+    if (typeof field !== 'string' || exists === false) continue;
+    const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
+    const own = field === 'family' ? (equals !== undefined ? [text(equals)] : Array.isArray(among) ? among.map(text) : undefined) : fieldInfo(field)?.families;
+    if (own === undefined) continue;
+    named.push(field === 'family' ? `family ${own.join('/')}` : `${field} (${own.join('/')})`);
+    families = new Set([...(families ?? new Set(own))].filter((family) => own.includes(family)));
+  }
+  return families === undefined ? undefined : { families, named };
+}
+
+/** `all` blocks whose conditions no one event can meet: fields of two families (a device's on an invocation). */
+function familyProblems(value: unknown, at: string, into: { path: string; message: string }[]): void {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => familyProblems(item, `${at}.${index}`, into));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    const here = at === '' ? key : `${at}.${key}`;
+    if (key === 'all' && Array.isArray(child)) {
+      const allowed = allowedFamilies(child);
+      if (allowed !== undefined && allowed.families.size === 0) {
+        into.push({ path: here, message: `no one event meets all of these: ${allowed.named.join(', ')}; a step or filter sees one event at a time (a sequence takes one step per event)` });
+      }
+    }
+    familyProblems(child, here, into);
+  }
+}
+
+/**
+ * What is wrong with the fields a parsed rule names: a field no input has (with the nearest
+ * one), and a value compared with `equals` or `in` that the field can never hold (outside its
+ * enum, or a number's field compared with text, or text's with a number).
+ */
+export function fieldProblems(rule: unknown): { path: string; message: string }[] {
+  const uses: FieldUse[] = [];
+  fieldUses(rule, '', uses);
+  const problems: { path: string; message: string }[] = [];
+  for (const use of uses) {
+    const info = fieldInfo(use.field);
+    if (info === undefined) {
+      const near = nearestFieldPath(use.field);
+      problems.push({ path: use.at, message: `no event has the field ${use.field}${near ? ` (did you mean ${near}?)` : ''}; such a condition never matches (docs/events.md lists the fields)` });
+      continue;
+    }
+    if (use.compared === undefined || info.kind === 'any' || info.kind === 'object') continue;
+    for (const compared of use.compared.values) {
+      if (info.values !== undefined && !info.values.includes(String(compared))) {
+        problems.push({ path: use.at, message: `${use.field} is never ${JSON.stringify(compared)}: it is one of ${info.values.join(', ')}` });
+      } else if (info.kind === 'number' && typeof compared !== 'number') {
+        problems.push({ path: use.at, message: `${use.field} is a number: compare it with ${String(compared)} written without quotes` });
+      } else if (info.kind === 'string' && typeof compared === 'number') {
+        problems.push({ path: use.at, message: `${use.field} is text: compare it with "${compared}" in quotes` });
+      }
+    }
+  }
+  familyProblems(rule, '', problems);
+  return problems;
+}

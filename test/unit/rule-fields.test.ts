@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RuleSetError, fieldInfo, loadRuleSet } from '../../detectors';
+
+let folder: string;
+beforeEach(() => {
+  folder = mkdtempSync(join(tmpdir(), 'vigil-rule-fields-'));
+});
+afterEach(() => {
+  rmSync(folder, { recursive: true, force: true });
+});
+
+/** The problems a rule set of these rules has (none: []). */
+function problemsOf(rules: readonly object[]): string[] {
+  const file = join(folder, 'rules.json');
+  writeFileSync(file, JSON.stringify(rules));
+  try {
+    loadRuleSet([file]);
+    return [];
+  } catch (error) {
+    if (!(error instanceof RuleSetError)) throw error;
+    return error.problems.map((problem) => `${problem.path}: ${problem.message}`);
+  }
+}
+
+const base = { version: 1, name: 'A rule', description: 'For the field checks.', severity: 'medium' } as const;
+const match = (id: string, filter: object): object => ({ ...base, id, type: 'match', filter });
+
+describe('the fields a rule names are checked against the events', () => {
+  it('knows the fields of the contract, of enrichment and of correlation, and what they hold', () => {
+    expect(fieldInfo('policy.outcome')).toMatchObject({ kind: 'string', values: ['pass', 'fail'], families: ['policy'] });
+    expect(fieldInfo('invocation.status')).toMatchObject({ kind: 'number', families: ['invocation'] });
+    expect(fieldInfo('family')).toMatchObject({ values: ['policy', 'invocation', 'device'] });
+    expect(fieldInfo('actor.userId')?.families).toEqual(['policy', 'invocation', 'device']);
+    expect(fieldInfo('geo.country')).toMatchObject({ kind: 'string' });
+    expect(fieldInfo('identity')).toMatchObject({ values: ['proven', 'claimed', 'anonymous'] });
+    expect(fieldInfo('correlated.device.knownDevices')).toMatchObject({ kind: 'number' });
+    expect(fieldInfo('labels.team')).toEqual({ kind: 'any' });
+    expect(fieldInfo('correlated.request.policies.authn')).toEqual({ kind: 'any' });
+    expect(fieldInfo('invocation.statusCode')).toBeUndefined();
+  });
+
+  it('refuses a field no event has, suggesting the nearest', () => {
+    expect(problemsOf([match('misspelt', { field: 'invocation.statusCode', gte: 500 })])).toEqual([
+      '[0].filter.field: no event has the field invocation.statusCode (did you mean invocation.status?); such a condition never matches (docs/events.md lists the fields)',
+    ]);
+    expect(problemsOf([{ ...base, id: 'grouped', type: 'threshold', window: '5m', threshold: 3, groupBy: ['actor.consumerID'] }])).toEqual([
+      '[0].groupBy.0: no event has the field actor.consumerID (did you mean actor.consumerId?); such a condition never matches (docs/events.md lists the fields)',
+    ]);
+  });
+
+  it('refuses a value the field never holds: outside its enum, text for a number, a number for text', () => {
+    expect(problemsOf([match('enum', { field: 'policy.outcome', equals: 'failed' })])).toEqual(['[0].filter.field: policy.outcome is never "failed": it is one of pass, fail']);
+    expect(problemsOf([match('family', { field: 'family', in: ['invocations'] })])).toEqual(['[0].filter.field: family is never "invocations": it is one of policy, invocation, device']);
+    expect(problemsOf([match('quoted', { field: 'invocation.status', equals: '404' })])).toEqual(['[0].filter.field: invocation.status is a number: compare it with 404 written without quotes']);
+    expect(problemsOf([match('number', { field: 'actor.userId', equals: 42 })])).toEqual(['[0].filter.field: actor.userId is text: compare it with "42" in quotes']);
+  });
+
+  it('refuses an all of conditions no one event meets: fields of two families', () => {
+    expect(problemsOf([match('two-families', { all: [{ field: 'family', equals: 'invocation' }, { field: 'device.deviceId', exists: true }] })])).toEqual([
+      '[0].filter.all: no one event meets all of these: family invocation, device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',
+    ]);
+  });
+
+  it('takes what can match: fields every family has, exists: false on another family\'s field, any and not across families, labels, enrichment', () => {
+    expect(
+      problemsOf([
+        match('ok-1', { all: [{ field: 'family', equals: 'policy' }, { field: 'actor.userId', exists: true }, { field: 'invocation.status', exists: false }] }),
+        match('ok-2', { any: [{ field: 'policy.kind', equals: 'authn' }, { field: 'device.action', equals: 'login' }] }),
+        match('ok-3', { all: [{ field: 'labels.team', equals: 'payments' }, { field: 'geo.country', in: ['KP', 'IR'] }, { field: 'identity', equals: 'proven' }, { field: 'invocation.status', gte: 500 }] }),
+        match('ok-4', { all: [{ field: 'family', equals: 'invocation' }, { not: { field: 'policy.kind', equals: 'authn' } }] }),
+      ]),
+    ).toEqual([]);
+    // The default pack, as shipped.
+    expect(loadRuleSet([join(__dirname, '..', '..', 'detectors', 'rules', 'default')]).rules.length).toBeGreaterThan(20);
+  });
+});

@@ -30,10 +30,16 @@ export const base = {
   noun: z.string().min(1).max(100).default('matching events'),
 };
 
+/**
+ * A `groupBy` list of 1–4 fields; one field written alone (`groupBy: actor.userId`) is taken as a
+ * list of one, where zod would answer "expected array" and then a string-length error.
+ */
+export const groupByFields = z.preprocess((value) => (typeof value === 'string' ? [value] : value), z.array(fieldPath).min(1).max(4));
+
 /** The fields of a rule that keeps state per key. */
 export const grouped = {
   /** Fields whose values make the key state is kept per, e.g. `[actor.userId]`. */
-  groupBy: z.array(fieldPath).min(1).max(4),
+  groupBy: groupByFields,
 };
 
 /** The option of rules that build an entity's history or location (new_value, geo_velocity). */

@@ -2,7 +2,7 @@ import type { DetectionInput } from '../input';
 import { eventPhrase } from '../describe';
 import { eventTime, type Evaluation, type EvaluationContext } from '../evaluation';
 import { z } from 'zod';
-import { base, fieldPath } from '../rule-schema';
+import { base, groupByFields } from '../rule-schema';
 import type { StatelessRuleType } from '../rule-type';
 
 export const matchRuleSchema = z.strictObject({
@@ -13,7 +13,7 @@ export const matchRuleSchema = z.strictObject({
    * or when the event lacks one of them, the most specific actor the event proves: the user of a
    * proven event, else the IP, else the consumer (engine.ts `defaultKey`). @defaultValue the proven actor
    */
-  groupBy: z.array(fieldPath).min(1).max(4).optional(),
+  groupBy: groupByFields.optional(),
 });
 
 /** A match rule, as validated. */

@@ -50,6 +50,16 @@ describe('the fields a rule names are checked against the events', () => {
     ]);
   });
 
+  it('takes one groupBy field written alone as a list of one', () => {
+    const set = (() => {
+      const file = join(folder, 'alone.json');
+      writeFileSync(file, JSON.stringify([{ ...base, id: 'alone', type: 'threshold', window: '5m', threshold: 3, groupBy: 'actor.userId' }]));
+      return loadRuleSet([file]);
+    })();
+    const rule = set.rules[0]?.rule;
+    expect(rule !== undefined && 'groupBy' in rule ? rule.groupBy : undefined).toEqual(['actor.userId']);
+  });
+
   it('refuses a value the field never holds: outside its enum, text for a number, a number for text', () => {
     expect(problemsOf([match('enum', { field: 'policy.outcome', equals: 'failed' })])).toEqual(['[0].filter.field: policy.outcome is never "failed": it is one of pass, fail']);
     expect(problemsOf([match('family', { field: 'family', in: ['invocations'] })])).toEqual(['[0].filter.field: family is never "invocations": it is one of policy, invocation, device']);

@@ -4,7 +4,7 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 
 /** A duration written as `250ms`, `30s`, `5m`, `2h` or `30d`, parsed to milliseconds. */
 export const durationSchema = z
-  .string()
+  .string({ error: 'expected a duration such as 30s, 5m, 2h or 30d (a number alone has no unit)' })
   .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30s, 5m, 2h or 30d')
   .transform((text) => {
     const match = /^(\d+)(ms|s|m|h|d)$/.exec(text);

@@ -131,6 +131,16 @@ export function fieldInfo(path: string): FieldInfo | undefined {
   return undefined;
 }
 
+/** The candidate a few edits from `text` (at most 2, or a sixth of its length), for "did you mean". */
+export function nearestOf(text: string, candidates: Iterable<string>): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(text.toLowerCase(), candidate.toLowerCase());
+    if (best === undefined || distance < best.distance) best = { candidate, distance };
+  }
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(text.length / 6)) ? best.candidate : undefined;
+}
+
 /** The known path a few edits from `path`, for "did you mean". */
 export function nearestFieldPath(path: string): string | undefined {
   let best: { path: string; distance: number } | undefined;

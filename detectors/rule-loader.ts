@@ -7,10 +7,12 @@ import { UnknownListError, compileFilter, referencedRules } from './filter';
 import { listReferencesOf, loadLists, type ListSet } from './lists';
 import { DEFAULT_LISTS_PATH } from './default-rules';
 import { ruleFileSchema } from './rule-schema';
-import { ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
+import { RULE_TYPES, ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
+
+const RULE_TYPE_NAMES: readonly string[] = RULE_TYPES.map((ruleType) => ruleType.type);
 import type { CompiledRuleOf } from './rule-type';
 import { scalarText } from './input';
-import { fieldProblems } from './field-paths';
+import { fieldProblems, nearestOf } from './field-paths';
 
 /** A rule as the engine runs it: validated, its plug-in resolved, filters and extras compiled once. */
 export type CompiledRule = CompiledRuleOf<Rule>;
@@ -126,12 +128,16 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
       const declaredId = typeof entry === 'object' && entry !== null && 'id' in entry ? scalarText(entry.id) : undefined;
       const parsed = ruleSchema.safeParse(entry);
       if (!parsed.success) {
+        // A misspelt type: zod lists the types; the nearest is the likely one.
+        const declaredType = typeof entry === 'object' && entry !== null && 'type' in entry && typeof entry.type === 'string' ? entry.type : undefined;
+        const typeGuess = declaredType !== undefined && !RULE_TYPE_NAMES.includes(declaredType) ? nearestOf(declaredType, RULE_TYPE_NAMES) : undefined;
         for (const issue of parsed.error.issues) {
+          const onType = issue.path.length === 1 && issue.path[0] === 'type' && typeGuess !== undefined;
           problems.push({
             file,
             ...(declaredId ? { ruleId: declaredId } : {}),
             path: [`[${index}]`, ...issue.path.map(String)].join('.'),
-            message: issue.message,
+            message: onType ? `${issue.message} (did you mean ${typeGuess}?)` : issue.message,
           });
         }
         return;
@@ -199,8 +205,8 @@ export function watchRules(
       onLoad(ruleSet);
       logger?.info({ rules: ruleSet.rules.length, lists: ruleSet.lists.size, digest: ruleSet.digest }, 'rule set reloaded');
     } catch (error) {
-      const problems = error instanceof RuleSetError ? error.problems : undefined;
-      logger?.error({ err: error, problems }, 'rule set refused; the running rules stay in force');
+      // A refused set is its problems (file, rule, field); a stack trace would only bury them.
+      logger?.error(error instanceof RuleSetError ? { problems: error.problems } : { err: error }, 'rule set refused; the running rules stay in force');
     }
   };
   const listPaths = [options.defaultLists ?? DEFAULT_LISTS_PATH, ...(options.lists ?? [])];

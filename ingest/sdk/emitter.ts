@@ -131,6 +131,12 @@ export interface EmitterOptions {
    * must end within the supervisor's grace period (Kubernetes' is 30 s). @defaultValue 10000
    */
   closeTimeoutMs?: number;
+  /**
+   * When the process is about to end on its own with events buffered and `close()` not called,
+   * close the emitter first so they are sent (with a warning). Off, they are lost (and counted
+   * nowhere): for tests and tools that drop their emitters on purpose. @defaultValue true
+   */
+  closeAtExit?: boolean;
 }
 
 /** Counters of an emitter since it was created. */
@@ -401,7 +407,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
 
   const schedule = (delayMs: number): void => {
     if (timer !== undefined || closed) return;
-    guardExit(closeAtExit);
+    if (options.closeAtExit !== false) guardExit(closeAtExit);
     timer = setTimeout(() => {
       timer = undefined;
       // A failed drain has already logged and rescheduled itself; the service must never see it.

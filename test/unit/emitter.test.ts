@@ -28,6 +28,8 @@ function emitterWith(options: Partial<EmitterOptions> = {}): { emitter: ReturnTy
     clock: () => fixedTime,
     newId: () => `generated-${++counter}`,
     onDrop: (event, reason) => drops.push({ event, reason }),
+    // These emitters are dropped unclosed, on a broker that is not there: nothing to send at exit.
+    closeAtExit: false,
     ...options,
   });
   return { emitter, drops };

@@ -60,6 +60,15 @@ describe('the fields a rule names are checked against the events', () => {
     expect(rule !== undefined && 'groupBy' in rule ? rule.groupBy : undefined).toEqual(['actor.userId']);
   });
 
+  it('says which type a misspelt one likely is, and that a window needs a unit', () => {
+    const typo = problemsOf([{ ...base, id: 'typo', type: 'treshold', window: '5m', threshold: 3, groupBy: ['actor.userId'] }]);
+    expect(typo).toHaveLength(1);
+    expect(typo[0]).toMatch(/^\[0\]\.type: .*\(did you mean threshold\?\)$/);
+    expect(problemsOf([{ ...base, id: 'unitless', type: 'threshold', window: 300, threshold: 3, groupBy: ['actor.userId'] }])).toEqual([
+      '[0].window: expected a duration such as 30s, 5m, 2h or 30d (a number alone has no unit)',
+    ]);
+  });
+
   it('refuses a value the field never holds: outside its enum, text for a number, a number for text', () => {
     expect(problemsOf([match('enum', { field: 'policy.outcome', equals: 'failed' })])).toEqual(['[0].filter.field: policy.outcome is never "failed": it is one of pass, fail']);
     expect(problemsOf([match('family', { field: 'family', in: ['invocations'] })])).toEqual(['[0].filter.field: family is never "invocations": it is one of policy, invocation, device']);

@@ -81,21 +81,30 @@ export function createAlertWriter(elasticsearch: Client, index: string, logger: 
       { index: { _index: index, _id: alert.id, version: alert.revision, version_type: 'external' as const } },
       toAlertDocument(alert),
     ]);
-    let response;
-    try {
-      response = await elasticsearch.bulk({ operations, refresh: false });
-    } catch (error) {
-      throw new StoreUnavailableError('elasticsearch', `alert indexing failed: ${errorMessage(error)}`, error);
-    }
-    for (const item of response.items) {
-      const outcome = item.index;
-      // 409: a newer revision is already there (another instance, a redelivery): nothing to do.
-      if (outcome && outcome.status >= 300 && outcome.status !== 409) {
-        if (outcome.status === 429 || outcome.status >= 500) throw new StoreUnavailableError('elasticsearch', `alert indexing: ${outcome.status}`);
-        logger.error({ alertId: outcome._id, error: outcome.error }, 'Elasticsearch refused an alert document');
-      }
-    }
+    // 409: a newer revision is already there (another instance, a redelivery): nothing to do.
+    await writeBulk(elasticsearch, operations, 'alert', logger);
   };
+}
+
+/**
+ * One bulk request of the alerter's own documents. Throws {@link StoreUnavailableError} when
+ * Elasticsearch can't take them now (429, 5xx, no answer: the batch is redone); a document
+ * refused for good is logged and skipped; a 409 (written already, or a newer revision) is fine.
+ */
+async function writeBulk(elasticsearch: Client, operations: object[], what: 'alert' | 'detection', logger: Logger): Promise<void> {
+  let response;
+  try {
+    response = await elasticsearch.bulk({ operations, refresh: false });
+  } catch (error) {
+    throw new StoreUnavailableError('elasticsearch', `${what} indexing failed: ${errorMessage(error)}`, error);
+  }
+  for (const item of response.items) {
+    const outcome = item.index ?? item.create;
+    if (outcome && outcome.status >= 300 && outcome.status !== 409) {
+      if (outcome.status === 429 || outcome.status >= 500) throw new StoreUnavailableError('elasticsearch', `${what} indexing: ${outcome.status}`);
+      logger.error({ [`${what}Id`]: outcome._id, error: outcome.error }, `Elasticsearch refused ${what === 'alert' ? 'an alert' : 'a detection'} document`);
+    }
+  }
 }
 
 /** Writes detection documents. */
@@ -113,19 +122,7 @@ export function createDetectionWriter(elasticsearch: Client, prefix: string, log
     if (detections.length === 0) return;
     const indexedAt = clock();
     const operations = detections.flatMap((detection) => [{ create: { _index: detectionIndexName(prefix, detection.time), _id: detection.id } }, toDetectionDocument(detection, indexedAt)]);
-    let response;
-    try {
-      response = await elasticsearch.bulk({ operations, refresh: false });
-    } catch (error) {
-      throw new StoreUnavailableError('elasticsearch', `detection indexing failed: ${errorMessage(error)}`, error);
-    }
-    for (const item of response.items) {
-      const outcome = item.create;
-      // 409: written already (a redone batch, another instance).
-      if (outcome && outcome.status >= 300 && outcome.status !== 409) {
-        if (outcome.status === 429 || outcome.status >= 500) throw new StoreUnavailableError('elasticsearch', `detection indexing: ${outcome.status}`);
-        logger.error({ detectionId: outcome._id, error: outcome.error }, 'Elasticsearch refused a detection document');
-      }
-    }
+    // 409: written already (a redone batch, another instance).
+    await writeBulk(elasticsearch, operations, 'detection', logger);
   };
 }

@@ -1350,8 +1350,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(pairs).toEqual({ 'd-1': '0|60|new-device', 'd-2': `${HOUR}|80|new-device` });
       // Still over: no second crossing.
       expect(replies[2]).toEqual(['120', HOUR, 0, 0]);
-      // A copy adds nothing.
-      expect(await callBatch(redis, 'riskAdd', [add('d-2', HOUR, 80)])).toEqual([['120', HOUR, 0, 1]]);
+      // A copy adds nothing. A copy of the detection that crossed says that crossing again, as it
+      // was (its score and contributors then), so a redone batch still raises it (version 2).
+      expect(await callBatch(redis, 'riskAdd', [add('d-3', HOUR, 10)])).toEqual([['120', HOUR, 0, 1]]);
+      expect(await callBatch(redis, 'riskAdd', [add('d-2', HOUR, 80)])).toEqual([[...crossed.slice(0, 3), 1, ...crossed.slice(4)]]);
+      expect(await redis.hget(entity().score, 'score')).toBe('120');
       // Three half-lives later: 15, below; 100 more crosses again.
       const [again] = await callBatch(redis, 'riskAdd', [add('d-4', 4 * HOUR, 100)]);
       expect((again as unknown[]).slice(0, 4)).toEqual(['115', 4 * HOUR, 1, 0]);

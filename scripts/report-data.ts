@@ -54,7 +54,7 @@ export interface ReportDosIncident {
   /** p95 latency in ms per minute; null for a minute without requests. */
   p95LatencyMs: (number | null)[];
   sources: number[];
-  /** When the last minute was cut by the report's end: the time it runs to (its count is of part of a minute). */
+  /** When the last minute is cut short (the chart's end is not on a minute): the time it runs to (its count is of part of a minute). */
   lastMinuteEndsAt?: string;
 }
 

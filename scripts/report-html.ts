@@ -218,7 +218,7 @@ export function renderReport(data: ReportData, library: string = chartLibrary())
       : data.dos
           .map(
             (incident, n) => `<h3>${e(incident.title)}</h3>
-  <p class="meta">endpoint <code>${e(incident.api)}</code> <code>${e(incident.route)}</code> · incident from ${when(incident.start)} (the dark bar) · per minute, UTC, from 15 minutes before · ${e(incident.requests.reduce((sum, count) => sum + count, 0))} requests, ${e(incident.errors.reduce((sum, count) => sum + count, 0))} 5xx${incident.lastMinuteEndsAt ? ` · the last minute runs only to ${when(incident.lastMinuteEndsAt)}, the report's end` : ''}</p>
+  <p class="meta">endpoint <code>${e(incident.api)}</code> <code>${e(incident.route)}</code> · incident from ${when(incident.start)} (the dark bar) · per minute, UTC, from 15 minutes before · ${e(incident.requests.reduce((sum, count) => sum + count, 0))} requests, ${e(incident.errors.reduce((sum, count) => sum + count, 0))} 5xx${incident.lastMinuteEndsAt ? ` · the last minute runs only to ${when(incident.lastMinuteEndsAt)} (its counts are of part of a minute)` : ''}</p>
   <div class="chart"><canvas id="dos-${n}" role="img" aria-label="traffic of ${e(incident.api)} ${e(incident.route)}"></canvas></div>`,
           )
           .join('\n');

@@ -327,7 +327,7 @@ export async function collectReport(elasticsearch: Client, config: Config, range
       errors: minutes.map((bucket) => bucket.errors.doc_count),
       p95LatencyMs: minutes.map((bucket) => (bucket.doc_count === 0 ? null : (Object.values(bucket.latency.values)[0] ?? null))),
       sources: minutes.map((bucket) => bucket.sources.value),
-      // A last minute cut short by the report's end would read as traffic falling away.
+      // A last minute cut short (by the report's end, or five minutes past the incident's) would read as traffic falling away.
       ...(to % 60_000 !== 0 && minutes.length > 0 ? { lastMinuteEndsAt: new Date(to).toISOString() } : {}),
     });
   }

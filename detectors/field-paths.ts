@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { nearest } from '../platform';
 import { deviceEventSchema, invocationEventSchema, policyEventSchema } from '../schemas';
 import { IDENTITIES } from './trust';
 
@@ -133,22 +134,13 @@ export function fieldInfo(path: string): FieldInfo | undefined {
 
 /** The candidate a few edits from `text` (at most 2, or a sixth of its length), for "did you mean". */
 export function nearestOf(text: string, candidates: Iterable<string>): string | undefined {
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of candidates) {
-    const distance = editDistance(text.toLowerCase(), candidate.toLowerCase());
-    if (best === undefined || distance < best.distance) best = { candidate, distance };
-  }
-  return best !== undefined && best.distance <= Math.max(2, Math.floor(text.length / 6)) ? best.candidate : undefined;
+  return nearest(text, candidates, Math.max(2, Math.floor(text.length / 6)), { ignoreCase: true });
 }
 
 /** The known path a few edits from `path`, for "did you mean". */
 export function nearestFieldPath(path: string): string | undefined {
-  let best: { path: string; distance: number } | undefined;
-  for (const candidate of CATALOGUE.keys()) {
-    const distance = editDistance(path.toLowerCase(), candidate.toLowerCase());
-    if (best === undefined || distance < best.distance) best = { path: candidate, distance };
-  }
-  if (best !== undefined && best.distance <= Math.max(2, Math.floor(path.length / 6))) return best.path;
+  const near = nearestOf(path, CATALOGUE.keys());
+  if (near !== undefined) return near;
   // The right parent, a longer or shorter name: `invocation.statusCode` for `invocation.status`.
   const cut = path.lastIndexOf('.');
   const [parent, last] = [path.slice(0, cut), path.slice(cut + 1).toLowerCase()];
@@ -159,18 +151,6 @@ export function nearestFieldPath(path: string): string | undefined {
     if (name.length >= 3 && (last.startsWith(name) || name.startsWith(last))) return candidate;
   }
   return undefined;
-}
-
-function editDistance(left: string, right: string): number {
-  let previous = Array.from({ length: right.length + 1 }, (_, index) => index);
-  for (let i = 1; i <= left.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= right.length; j++) {
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (left[i - 1] === right[j - 1] ? 0 : 1)));
-    }
-    previous = current;
-  }
-  return previous[right.length] ?? 0;
 }
 
 /** One field a rule names, where in the rule, and the condition's value when it compares one. */

@@ -1,6 +1,7 @@
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { nearest } from './nearest';
 import { SEVERITIES } from '../schemas/detection';
 
 /**
@@ -712,36 +713,10 @@ export function unknownVariables(env: Readonly<Record<string, string | undefined
     .filter((name) => name.startsWith('VIGIL_') && !known.has(name) && !TOOL_PREFIXES.some((prefix) => name.startsWith(prefix)))
     .sort()
     .map((name) => {
-      let best: { name: string; distance: number } | undefined;
-      for (const candidate of names) {
-        const distance = editDistance(name, candidate);
-        if (best === undefined || distance < best.distance) best = { name: candidate, distance };
-      }
       // A few edits, and fewer than a quarter of the name: VIGIL_DETECTON, not VIGIL_FOO.
-      const near = best !== undefined && best.distance <= Math.min(3, Math.floor(name.length / 4));
-      return near ? { name, suggestion: best?.name } : { name };
+      const suggestion = nearest(name, names, Math.min(3, Math.floor(name.length / 4)));
+      return suggestion === undefined ? { name } : { name, suggestion };
     });
-}
-
-/** Edits (insert, delete, substitute, swap two neighbours) from one text to another. */
-function editDistance(left: string, right: string): number {
-  const rows: number[][] = [];
-  for (let i = 0; i <= left.length; i++) {
-    const row: number[] = [i];
-    for (let j = 1; j <= right.length; j++) {
-      if (i === 0) {
-        row.push(j);
-        continue;
-      }
-      const cost = left[i - 1] === right[j - 1] ? 0 : 1;
-      const above = rows[i - 1] ?? [];
-      let value = Math.min((above[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (above[j - 1] ?? 0) + cost);
-      if (i > 1 && j > 1 && left[i - 1] === right[j - 2] && left[i - 2] === right[j - 1]) value = Math.min(value, (rows[i - 2]?.[j - 2] ?? 0) + 1);
-      row.push(value);
-    }
-    rows.push(row);
-  }
-  return rows[left.length]?.[right.length] ?? 0;
 }
 
 /** One warning line's text for {@link unknownVariables}. */

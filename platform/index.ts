@@ -6,6 +6,7 @@
 export * from './errors';
 export * from './retry';
 export * from './config';
+export * from './nearest';
 export * from './logger';
 export * from './instrumentation';
 export * from './redis';

@@ -1,5 +1,6 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { nearest } from '../platform';
 import { compilePath, type DetectionInput } from './input';
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -10,29 +11,46 @@ export const cidrRangesSchema = z
   .array(z.string())
   .refine((ranges) => ranges.every((range) => parseCidr(range) !== undefined), 'expected CIDR ranges such as 10.0.0.0/8');
 
-const condition = z.union([
-  z.strictObject({ field, equals: scalar }),
-  z.strictObject({ field, in: z.array(scalar).min(1) }),
-  z.strictObject({ field, prefix: z.string().min(1) }),
-  z.strictObject({
-    field,
-    regex: z.string().refine((source) => {
-      try {
-        new RegExp(source);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'not a valid regular expression'),
-  }),
-  z.strictObject({ field, cidr: cidrRangesSchema.min(1) }),
+/** What each operator of a condition (`{ field, <operator>: value }`) takes. */
+const operators = {
+  equals: scalar,
+  in: z.array(scalar).min(1),
+  prefix: z.string().min(1),
+  regex: z.string().refine((source) => {
+    try {
+      new RegExp(source);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'not a valid regular expression'),
+  cidr: cidrRangesSchema.min(1),
   /** Membership of a named value list (lists.ts), resolved when the rule set is compiled. */
-  z.strictObject({ field, inList: z.string().regex(/^[a-z0-9][a-z0-9-]{2,80}$/, 'expected a list id: lower-case letters, digits and "-"') }),
-  z.strictObject({ field, gt: z.number() }),
-  z.strictObject({ field, gte: z.number() }),
-  z.strictObject({ field, lt: z.number() }),
-  z.strictObject({ field, lte: z.number() }),
-  z.strictObject({ field, exists: z.boolean() }),
+  inList: z.string().regex(/^[a-z0-9][a-z0-9-]{2,80}$/, 'expected a list id: lower-case letters, digits and "-"'),
+  gt: z.number(),
+  gte: z.number(),
+  lt: z.number(),
+  lte: z.number(),
+  exists: z.boolean(),
+};
+type Operator = keyof typeof operators;
+const OPERATOR_NAMES = Object.keys(operators) as Operator[];
+
+const conditionOf = <K extends Operator>(operator: K) =>
+  z.strictObject({ field, [operator]: operators[operator] } as { field: typeof field } & { [P in K]: (typeof operators)[K] });
+
+const condition = z.union([
+  conditionOf('equals'),
+  conditionOf('in'),
+  conditionOf('prefix'),
+  conditionOf('regex'),
+  conditionOf('cidr'),
+  conditionOf('inList'),
+  conditionOf('gt'),
+  conditionOf('gte'),
+  conditionOf('lt'),
+  conditionOf('lte'),
+  conditionOf('exists'),
 ]);
 
 /**
@@ -45,14 +63,67 @@ const detectedBy = z.strictObject({ detectedBy: z.string().min(3) });
 export type Filter = z.infer<typeof condition> | z.infer<typeof detectedBy> | { all: Filter[] } | { any: Filter[] } | { not: Filter };
 
 export const filterSchema: z.ZodType<Filter> = z.lazy(() =>
-  z.union([
-    z.strictObject({ all: z.array(filterSchema).min(1) }),
-    z.strictObject({ any: z.array(filterSchema).min(1) }),
-    z.strictObject({ not: filterSchema }),
-    detectedBy,
-    condition,
-  ]),
+  z.union(
+    [
+      z.strictObject({ all: z.array(filterSchema).min(1) }),
+      z.strictObject({ any: z.array(filterSchema).min(1) }),
+      z.strictObject({ not: filterSchema }),
+      detectedBy,
+      condition,
+    ],
+    // A union that fails says only "Invalid input": name the block and what is wrong in it.
+    { error: (issue) => explainFilter(issue.input) },
+  ),
 );
+
+/**
+ * What is wrong with a filter that does not parse, as one line: where in it (`all[1].not: `) and
+ * what (an unknown operator and the nearest one, two operators in one condition, a value of the
+ * wrong type). Undefined when the filter is valid.
+ */
+export function explainFilter(node: unknown, at = ''): string | undefined {
+  const where = at === '' ? '' : `${at}: `;
+  if (typeof node !== 'object' || node === null || Array.isArray(node)) {
+    return `${where}expected a condition such as { field: policy.outcome, equals: failure }, or a block of all, any, not or detectedBy`;
+  }
+  const keys = Object.keys(node);
+  const record = node as Record<string, unknown>;
+  const block = keys.find((key) => key === 'all' || key === 'any' || key === 'not' || key === 'detectedBy');
+  if (block !== undefined) {
+    const others = keys.filter((key) => key !== block);
+    if (others.length > 0) return `${where}${block} stands alone in its block, beside ${others.join(', ')}; put the rest inside it, or use all: [...]`;
+    const value = record[block];
+    if (block === 'not') return explainFilter(value, `${at}${at === '' ? '' : '.'}not`);
+    if (block === 'detectedBy') return firstIssue(detectedBy.safeParse(node), where);
+    if (!Array.isArray(value) || value.length === 0) return `${where}${block} takes a non-empty list of filters`;
+    for (const [index, item] of value.entries()) {
+      const problem = explainFilter(item, `${at}${at === '' ? '' : '.'}${block}[${index}]`);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+  if (!('field' in record)) {
+    const guess = keys.length === 1 && keys[0] !== undefined ? nearest(keys[0], ['all', 'any', 'not', 'detectedBy', 'field'], 2) : undefined;
+    return `${where}expected a condition ({ field, <operator> }) or a block of all, any, not or detectedBy; got ${keys.length > 0 ? keys.join(', ') : 'an empty object'}${guess !== undefined ? ` (did you mean ${guess}?)` : ''}`;
+  }
+  const named = keys.filter((key) => key !== 'field');
+  const expected = `expected one of ${OPERATOR_NAMES.join(', ')}`;
+  if (named.length === 0) return `${where}the condition on ${String(record.field)} has no operator; ${expected}`;
+  const unknown = named.find((key) => !(OPERATOR_NAMES as string[]).includes(key));
+  if (unknown !== undefined) {
+    const guess = nearest(unknown, OPERATOR_NAMES, 2, { ignoreCase: true });
+    return `${where}unknown operator ${unknown}${guess !== undefined ? ` (did you mean ${guess}?)` : ''}; ${expected}`;
+  }
+  const [operator] = named as [Operator, ...Operator[]];
+  if (named.length > 1) return `${where}one condition takes one operator, this one has ${named.join(', ')}; write one condition per operator inside all: [...]`;
+  return firstIssue(conditionOf(operator).safeParse(node), where);
+}
+
+function firstIssue(result: { success: boolean; error?: z.ZodError }, where: string): string | undefined {
+  const issue = result.error?.issues[0];
+  if (result.success || issue === undefined) return undefined;
+  return `${where}${issue.path.map(String).join('.')}${issue.path.length > 0 ? ': ' : ''}${issue.message}`;
+}
 
 /** A CIDR range taken apart, or undefined when it is not one (`10.0.0.0/8`; a bare address is a /32 or /128). */
 export function parseCidr(range: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {

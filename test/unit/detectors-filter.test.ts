@@ -1,4 +1,4 @@
-import { cidrList, compileFilter, fieldValue, filterSchema, inCidrList, inputIp, referencedRules, type DetectionInput } from '../../detectors';
+import { cidrList, compileFilter, explainFilter, fieldValue, filterSchema, inCidrList, inputIp, referencedRules, type DetectionInput } from '../../detectors';
 import { eventSchema, type VigilEvent } from '../../schemas';
 import { deviceEvent, invocationEvent, minimalEvents, policyEvent, withField } from './fixtures';
 
@@ -243,6 +243,25 @@ describe('filterSchema', () => {
       expect(refusal({ field: 'client.ip', cidr: [range] })[0]?.message).toMatch(/CIDR/);
     },
   );
+
+  // A union that fails said only "Invalid input", wherever in the filter the mistake was.
+  it.each<[unknown, string]>([
+    [{ field: 'policy.outcome', contains: 'fail' }, 'unknown operator contains; expected one of equals, in, prefix, regex, cidr, inList, gt, gte, lt, lte, exists'],
+    [{ field: 'policy.outcome', equal: 'failure' }, 'unknown operator equal (did you mean equals?); expected one of equals, in, prefix, regex, cidr, inList, gt, gte, lt, lte, exists'],
+    [{ field: 'latencyMs', gt: '500' }, 'gt: Invalid input: expected number, received string'],
+    [{ all: [{ field: 'a', equals: 1 }, { not: { field: 'b', gt: 1, lt: 5 } }] }, 'all[1].not: one condition takes one operator, this one has gt, lt; write one condition per operator inside all: [...]'],
+    [{ any: [{ field: 'a', equals: 1 }, { field: 'a' }] }, 'any[1]: the condition on a has no operator; expected one of equals, in, prefix, regex, cidr, inList, gt, gte, lt, lte, exists'],
+    [{ alll: [{ field: 'a', equals: 1 }] }, 'expected a condition ({ field, <operator> }) or a block of all, any, not or detectedBy; got alll (did you mean all?)'],
+    [{ all: [{ field: 'a', equals: 1 }], any: [{ field: 'a', equals: 1 }] }, 'all stands alone in its block, beside any; put the rest inside it, or use all: [...]'],
+    ['policy.outcome', 'expected a condition such as { field: policy.outcome, equals: failure }, or a block of all, any, not or detectedBy'],
+    [{ not: { detectedBy: 7 } }, 'not: detectedBy: Invalid input: expected string, received number'],
+  ])('names what is wrong in %j', (filter, message) => {
+    expect(refusal(filter)).toStrictEqual([{ path: [], message }]);
+  });
+
+  it('explains nothing in a valid filter', () => {
+    expect(explainFilter({ all: [{ field: 'a', equals: 1 }, { not: { any: [{ detectedBy: 'some-rule' }, { field: 'b', in: [1] }] } }] })).toBeUndefined();
+  });
 
   it('refuses an empty CIDR list', () => {
     expect(filterSchema.safeParse({ field: 'client.ip', cidr: [] }).success).toBe(false);

@@ -5,7 +5,7 @@ import { exportJsonSchemas } from '../schemas';
 import { createAdapt, createVigil, type Role } from '../app';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Logger } from '../platform';
+import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Logger } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
 import { ReportRangeError, runReport } from './report';
@@ -14,6 +14,7 @@ import { runDashboards } from './dashboards';
 import { runTopics } from './topics';
 import { stopRequested } from './stop-request';
 import { runEvaluate } from './evaluate/run';
+import { runRuleTests } from './rule-fixtures';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
 
@@ -35,7 +36,9 @@ commands:
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR
   rules validate PATH...      check rule files (YAML or JSON); names the file, rule and field at fault
         [--lists PATH,...]    with these list files over the shipped lists (default: VIGIL_LISTS_PATH)
-  rules test                  run every rule's fixtures through the engine (jest, real Redis)
+  rules test [PATH...]        run rule fixtures (events in, detections expected) through the engine
+        [--fixtures DIR,...]  on the configured Redis: the shipped pack and fixtures, or these
+        [--lists PATH,...]    rules and fixture folders; exit 1 when a case fails (docs/rules.md)
   rules coverage --from T --to T  replay the events stored in the range (ISO 8601 or now-2h):
         [--rules P] [--lists P] [--json]  per rule, the events its filter (each sequence step)
                               matched, rules that never matched flagged; per list, the entries
@@ -210,7 +213,7 @@ const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
   'schemas export': { values: ['--out'] },
   rules: { subcommands: ['validate', 'test', 'coverage'] },
   'rules validate': { values: ['--lists'], paths: true },
-  'rules test': {},
+  'rules test': { values: ['--fixtures', '--lists'], paths: true },
   'rules coverage': { values: ['--from', '--to', '--rules', '--lists'], flags: ['--json'] },
   replay: { values: ['--file', '--from', '--to', '--rules'] },
   report: { values: ['--from', '--to', '--out'] },
@@ -355,14 +358,32 @@ export async function main(args: readonly string[]): Promise<number> {
           }
         }
         if (sub === 'test') {
-          if (stack('up') !== 0) return 1;
-          const jest = spawnSync('npx', ['jest', '--selectProjects', 'integration', '--runInBand', 'test/integration/rule-fixtures.test.ts'], {
-            cwd: ROOT,
-            stdio: 'inherit',
-          });
-          return jest.status ?? 1;
+          const fixtures = option(args, '--fixtures');
+          const lists = option(args, '--lists');
+          const paths = args.slice(2).filter((arg, index, all) => !arg.startsWith('--') && all[index - 1] !== '--fixtures' && all[index - 1] !== '--lists');
+          if ((paths.length === 0) !== (fixtures === undefined)) {
+            console.error('usage: vigil rules test [PATH... --fixtures DIR,...] [--lists PATH,...]   (rules and their fixtures together, or neither: the shipped pack)');
+            return 2;
+          }
+          try {
+            return await runRuleTests({
+              ...(paths.length > 0 ? { rules: paths } : {}),
+              ...(fixtures !== undefined ? { fixtures: fixtures.split(',') } : {}),
+              ...(lists !== undefined ? { lists: lists.split(',') } : {}),
+            });
+          } catch (error) {
+            if (error instanceof RuleSetError) {
+              printProblems(error);
+              return 1;
+            }
+            if (error instanceof ValidationError) {
+              console.error(`vigil rules test: ${error.message}`);
+              return 1;
+            }
+            throw error;
+          }
         }
-        console.error('usage: vigil rules validate PATH... [--lists PATH,...] | vigil rules test | vigil rules coverage --from TIME --to TIME [--json]');
+        console.error('usage: vigil rules validate PATH... [--lists PATH,...] | vigil rules test [PATH... --fixtures DIR,...] | vigil rules coverage --from TIME --to TIME [--json]');
         return 2;
       }
       case 'replay': {

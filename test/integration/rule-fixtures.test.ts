@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { DEFAULT_RULES_PATH, loadRuleSet } from '../../detectors';
 import { loadConfig } from '../../platform';
-import { loadFixtures, runFixtureCase } from '../support/fixtures';
+import { loadFixtures, runFixtureCase } from '../../scripts/rule-fixtures';
 
 /**
  * Every rule's fixtures (detectors/rules/fixtures/<rule>.yaml) through the production engine on

@@ -50,7 +50,7 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     ['evaluate', ['--sed', '7'], 'vigil evaluate: unknown option --sed'],
     ['adapt', ['--format', 'kong', '--topik', 'raw'], 'vigil adapt: unknown option --topik'],
     // Each subcommand takes its own options only.
-    ['rules', ['test', 'extra'], 'vigil rules test: unexpected argument "extra"'],
+    ['rules', ['test', 'my-rules', '--fixture', 'x'], 'vigil rules test: unknown option --fixture'],
     ['rules', ['validate', 'a.yaml', '--rules', 'b.yaml'], 'vigil rules validate: unknown option --rules'],
     ['rules', ['coverage', '--from', 'now-1h', 'x.yaml'], 'vigil rules coverage: unexpected argument "x.yaml"'],
     ['rules', ['lint'], 'vigil rules: unexpected argument "lint"'],

@@ -1,18 +1,18 @@
 /**
- * The rule fixture runner: each rule's cases (detectors/rules/fixtures/<rule>.yaml) through the
- * production engine on a real Redis. Used by test/integration/rule-fixtures.test.ts, which
- * `vigil rules test` runs.
+ * The rule fixture runner: each rule's cases (`<rule>.yaml`: events in, the detections expected
+ * out) through the production engine on a real Redis. `vigil rules test` runs it over the shipped
+ * pack and fixtures (detectors/rules/), or over rule files and fixture folders of your own;
+ * test/integration/rule-fixtures.test.ts runs the shipped ones case by case.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { describeIssues, eventSchema, type Detection, type GeoDocument } from '../../schemas';
-import { correlate, type Enrichment } from '../../ingest';
-import { ValidationError } from '../../platform';
-import { Correlator, DetectionEngine, deleteKeysUnder, durationSchema, type DetectionInput, type RuleSet } from '../../detectors';
+import { describeIssues, eventSchema, type Detection, type GeoDocument } from '../schemas';
+import { correlate, type Enrichment } from '../ingest';
+import { ValidationError, createRedis, loadConfig, type Config, type RedisClient } from '../platform';
+import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, durationSchema, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */
@@ -67,6 +67,9 @@ function instantiate(value: unknown, copy: number): unknown {
   }
   return value;
 }
+
+/** The shipped fixtures, one file per rule of the default pack. */
+export const DEFAULT_FIXTURES_PATH = join(__dirname, '..', 'detectors', 'rules', 'fixtures');
 
 /** Reads every `*.yaml` fixture under a folder. @throws ValidationError naming the file and field */
 export function loadFixtures(folder: string): Fixture[] {
@@ -125,7 +128,7 @@ function enrichmentOf(input: DetectionInput): Enrichment {
  * Redis, under a throwaway key prefix it deletes afterwards, one event per batch (state crosses
  * batches as it does in production), and returns the detections of the fixture's rule.
  */
-export async function runFixtureCase(redis: Redis, ruleSet: RuleSet, fixture: Fixture, index: number): Promise<Detection[]> {
+export async function runFixtureCase(redis: RedisClient, ruleSet: RuleSet, fixture: Fixture, index: number): Promise<Detection[]> {
   const prefix = `fixture-${randomBytes(6).toString('hex')}`;
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark' });
   // As replay does: no wait, a request's decisions are in the case or never coming.
@@ -143,4 +146,103 @@ export async function runFixtureCase(redis: Redis, ruleSet: RuleSet, fixture: Fi
     await deleteKeysUnder(redis, prefix);
   }
   return found;
+}
+
+/**
+ * Where a detection differs from what a fixture expects of it, as jest's `toMatchObject` reads a
+ * partial: every key the expectation names, at any depth; arrays whole, element by element.
+ * Undefined when it matches.
+ */
+export function mismatchOf(expected: unknown, actual: unknown, path = ''): string | undefined {
+  const at = path === '' ? '' : `${path}: `;
+  if (Array.isArray(expected)) {
+    if (!Array.isArray(actual)) return `${at}expected a list, got ${JSON.stringify(actual) ?? 'nothing'}`;
+    if (actual.length !== expected.length) return `${at}expected ${expected.length} items, got ${actual.length} (${JSON.stringify(actual)})`;
+    for (const [index, item] of expected.entries()) {
+      const problem = mismatchOf(item, actual[index], `${path}[${index}]`);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+  if (typeof expected === 'object' && expected !== null) {
+    if (typeof actual !== 'object' || actual === null || Array.isArray(actual)) return `${at}expected an object, got ${JSON.stringify(actual) ?? 'nothing'}`;
+    for (const [key, value] of Object.entries(expected)) {
+      const problem = mismatchOf(value, (actual as Record<string, unknown>)[key], path === '' ? key : `${path}.${key}`);
+      if (problem !== undefined) return problem;
+    }
+    return undefined;
+  }
+  return Object.is(expected, actual) ? undefined : `${at}expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual) ?? 'nothing'}`;
+}
+
+/** Options of {@link runRuleTests}. */
+export interface RuleTestOptions {
+  /** Rule files and folders. @defaultValue the shipped pack */
+  rules?: string[];
+  /** Fixture folders. @defaultValue the shipped fixtures */
+  fixtures?: string[];
+  /** List files and folders over the shipped lists. @defaultValue none beyond the shipped lists */
+  lists?: string[];
+  /** @defaultValue the configuration of the environment (REDIS_URL) */
+  config?: Config;
+  /** Where the lines go. @defaultValue console.log */
+  print?: (line: string) => void;
+}
+
+/**
+ * `vigil rules test`: every case of every fixture through the production engine on the
+ * configured Redis (under a throwaway prefix), one line per case, the first difference under a
+ * case that fails. A fixture whose rule is not in the set fails; a rule without fixtures is named.
+ * @returns 0 when every case passes, else 1
+ * @throws RuleSetError when the rules do not load; ValidationError for a fixture that does not parse
+ */
+export async function runRuleTests(options: RuleTestOptions = {}): Promise<number> {
+  const print = options.print ?? ((line: string) => console.log(line));
+  const rulePaths = options.rules ?? [DEFAULT_RULES_PATH];
+  const lists = options.lists ?? [];
+  const ruleSet = loadRuleSet(rulePaths, { lists });
+  const fixtures = (options.fixtures ?? [DEFAULT_FIXTURES_PATH]).flatMap((folder) => loadFixtures(folder));
+  const ids = new Set(ruleSet.rules.map((compiled) => compiled.rule.id));
+  const cases = fixtures.reduce((sum, fixture) => sum + fixture.cases.length, 0);
+  print(`rule fixtures: ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${fixtures.length} fixture files, ${cases} cases`);
+  const redis = createRedis(options.config ?? loadConfig());
+  let passed = 0;
+  let failed = 0;
+  try {
+    // A fixture that names list files runs with them over the set's lists; loaded once per file.
+    const withLists = new Map<string, RuleSet>();
+    for (const fixture of fixtures) {
+      if (!ids.has(fixture.rule)) {
+        failed += fixture.cases.length;
+        print(`  ✗ ${fixture.rule}  (${fixture.file}): no such rule in the set (or it is disabled); its ${fixture.cases.length} cases did not run`);
+        continue;
+      }
+      let rules = ruleSet;
+      if (fixture.lists !== undefined) {
+        rules = withLists.get(fixture.file) ?? loadRuleSet(rulePaths, { lists: [...lists, ...fixture.lists.map((file) => join(dirname(fixture.file), file))] });
+        withLists.set(fixture.file, rules);
+      }
+      for (const [index, testCase] of fixture.cases.entries()) {
+        const detections = await runFixtureCase(redis, rules, fixture, index);
+        const problem =
+          detections.length !== testCase.expect.length
+            ? `expected ${testCase.expect.length} detections, got ${detections.length}${detections.length > 0 ? `: ${detections.map((detection) => detection.reason).join('; ')}` : ''}`
+            : testCase.expect.map((partial, position) => mismatchOf(partial, detections[position])).map((text, position) => (text === undefined ? undefined : `detection ${position + 1}: ${text}`)).find((text) => text !== undefined);
+        if (problem === undefined) {
+          passed++;
+          print(`  ✓ ${fixture.rule}  ${testCase.name}`);
+        } else {
+          failed++;
+          print(`  ✗ ${fixture.rule}  ${testCase.name}`);
+          print(`      ${problem}`);
+        }
+      }
+    }
+  } finally {
+    await redis.quit().catch(() => undefined);
+  }
+  const covered = new Set(fixtures.map((fixture) => fixture.rule));
+  const untested = [...ids].filter((id) => !covered.has(id));
+  print(`${passed + failed} cases: ${passed} passed, ${failed} failed${untested.length > 0 ? `; rules without fixtures: ${untested.join(', ')}` : ''}`);
+  return failed === 0 ? 0 : 1;
 }

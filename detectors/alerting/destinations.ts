@@ -135,3 +135,13 @@ export function destinationAccepts(destination: Destination, change: AlertChange
 export function routesFor(destinations: readonly Destination[], change: AlertChange): Destination[] {
   return destinations.filter((destination) => destinationAccepts(destination, change));
 }
+
+/**
+ * The destinations whose grouping state a change concerns: those it goes to and, for a
+ * `resolved`, those that take the incident's other changes but leave resolves out. Their state
+ * must end too (nothing is sent), or the incident would be sent again every repeat interval.
+ */
+export function groupingRoutesFor(destinations: readonly Destination[], change: AlertChange): Destination[] {
+  if (change.kind !== 'resolved') return routesFor(destinations, change);
+  return destinations.filter((destination) => destinationAccepts(destination.events.includes('resolved') ? destination : { ...destination, events: [...destination.events, 'resolved'] }, change));
+}

@@ -164,6 +164,30 @@ describe('notification grouping policy (fake clock)', () => {
     expect(dueAt(releaseOutgoing(state), SETTINGS)).toBe(0);
   });
 
+  // A destination paging on opened alone was sent a resolved incident again every repeat interval.
+  it('ends the incident at a destination that does not take resolved: the resolve is not sent, and nothing repeats after it', () => {
+    const settings = { ...SETTINGS, sendsResolved: false };
+    const group = new Harness(settings);
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    group.note(escalated(2), 31_000);
+    group.note(resolved(3), 32_000);
+    expect(group.tick(32_000)).toEqual([]);
+    group.run(33_000, 30_000 + 5 * 3_600_000, 60_000);
+    expect(group.kinds()).toEqual(['opened@1']);
+    expect(group.state).toMatchObject({ finished: true, outgoing: null, resolved: null, pending: null });
+    expect(group.state && dueAt(group.state, settings)).toBeNull();
+  });
+
+  it('still announces an incident resolved within its group wait at a destination that does not take resolved', () => {
+    const group = new Harness({ ...SETTINGS, sendsResolved: false });
+    group.note(opened(1), 0);
+    group.note(resolved(2), 1000);
+    expect(group.tick(1000).map((notification) => notification.change.kind)).toEqual(['opened']);
+    group.run(2000, 5 * 3_600_000, 60_000);
+    expect(group.kinds()).toEqual(['opened@1']);
+  });
+
   it('keeps the kind of the first notification for a destination that does not take opened', () => {
     const group = new Harness({ ...SETTINGS, announceAsOpened: false });
     group.note(escalated(2), 0);
@@ -281,6 +305,26 @@ describe('createNotifier with grouping (memory store, scripted fetch)', () => {
     expect(refused).toBeGreaterThan(5);
     expect(delivered).toHaveLength(1);
     expect(one.stats().sent + two.stats().sent).toBe(1);
+  });
+
+  it('stops repeating an incident at a destination that pages on opened and escalated only, once it is resolved', async () => {
+    let clock = 1_772_000_000_000;
+    const store = createMemoryGroupStore();
+    const { fetchImpl, calls } = receiver();
+    const pager = destinationSchema.parse({ type: 'pagerduty', name: 'pager', url: 'https://hooks.example.com/pager', routingKey: 'rk-1', events: ['opened', 'escalated'], groupWaitMs: 0, repeatIntervalMs: 3_600_000 });
+    const hook = destinationSchema.parse({ type: 'webhook', name: 'hook', url: 'https://hooks.example.com/hook', secret: 'a-webhook-secret-of-32-characters', groupWaitMs: 0, repeatIntervalMs: 3_600_000 });
+    const notifier = createNotifier({ destinations: [pager, hook], deadLetterTopic: 'unused', fetchImpl, logger: createLogger({ level: 'silent' }), now: () => clock, grouping: { store, pollEveryMs: 2 } });
+    notifier.notify(opened(1));
+    await until(() => calls.length >= 2);
+    clock += 60_000;
+    notifier.notify(resolved(2));
+    await until(() => calls.length >= 3);
+    for (let hour = 1; hour <= 4; hour += 1) {
+      clock += 3_600_000;
+      await new Promise((done) => setTimeout(done, 30));
+    }
+    await notifier.stop(1000);
+    expect(calls.map((call) => `${call.url.split('/').at(-1)}:${call.kind}`)).toEqual(['pager:trigger', 'hook:opened', 'hook:resolved']);
   });
 
   it('sends opened + 5 quick escalations + resolved as at most 3 notifications per destination, even from two instances', async () => {

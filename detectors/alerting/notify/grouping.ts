@@ -10,7 +10,8 @@
  * - Once the destination heard of it, later escalations wait until `groupIntervalMs` after the
  *   last notification, and go as one `escalated` (the newest).
  * - `resolved` always goes, at once, and cancels what waits; an incident resolved before its
- *   `opened` went is sent as `opened` then `resolved`.
+ *   `opened` went is sent as `opened` then `resolved`. At a destination that does not take
+ *   `resolved`, the resolve is not sent but still ends the incident there (no more repeats).
  * - `repeatIntervalMs` after the last notification, a still-open incident's latest state is sent
  *   again (a new delivery id per repeat); 0 never repeats.
  *
@@ -35,6 +36,12 @@ export interface GroupingSettings {
    * was (false for a destination that does not take `opened`). @defaultValue true
    */
   announceAsOpened?: boolean;
+  /**
+   * Whether the destination takes `resolved` (false when its `events` leave it out). Either way
+   * a resolve ends the incident's state there: without it, a destination that pages on `opened`
+   * alone would be sent the incident again every repeat interval, for ever. @defaultValue true
+   */
+  sendsResolved?: boolean;
 }
 
 /** Alertmanager's defaults: 30 s, 5 min, 4 h. */
@@ -147,7 +154,8 @@ export interface Taken {
 /**
  * Hands out what is due at `now`, leased for `leaseMs`: the caller stores the returned state
  * (compare-and-set) before sending, and calls {@link completeOutgoing} once sent. Undefined when
- * nothing is due. Notifications whose lease ran out (their sender died) are handed out again, as
+ * nothing is due; no notifications, with a finished state to store, when a resolve ends the
+ * incident at a destination that does not take resolves. Notifications whose lease ran out (their sender died) are handed out again, as
  * they were: same changes, same delivery ids.
  */
 export function takeDue(state: GroupState, settings: GroupingSettings, now: number, leaseMs: number): Taken | undefined {
@@ -172,9 +180,11 @@ export function takeDue(state: GroupState, settings: GroupingSettings, now: numb
   }
   next.pending = null;
   if (state.resolved !== null) {
-    notifications.push({ change: state.resolved, deliveryId: groupedDeliveryId(state.resolved, destination) });
+    if (settings.sendsResolved !== false) notifications.push({ change: state.resolved, deliveryId: groupedDeliveryId(state.resolved, destination) });
     next.resolved = null;
     next.finished = true;
+    // Ended without a word (the destination does not take resolves, and heard all it will).
+    if (notifications.length === 0) return { state: { ...next, outgoing: null }, notifications };
   } else if (notifications.length === 0 && state.lastSent !== null) {
     next.repeats = state.repeats + 1;
     notifications.push({ change: state.lastSent, deliveryId: groupedDeliveryId(state.lastSent, destination, next.repeats) });

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ALERT_CHANGES, alertSchema, type AlertChange } from '../../../schemas';
 import { StoreUnavailableError, VigilError, createLogger, errorMessage, isRetriable, retry, sleep, type Logger } from '../../../platform';
 import { changeIdOf } from '../alert-store';
-import { routesFor, type Destination } from '../destinations';
+import { groupingRoutesFor, routesFor, type Destination } from '../destinations';
 import { toDeadLetter } from './dead-letter';
 import { postOnce } from './http';
 import type { GroupStore, GroupWrite } from './group-store';
@@ -330,7 +330,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   function recordsOf(changes: readonly AlertChange[]): OutboxRecord[] {
     const acceptedAt = new Date(now()).toISOString();
     return changes.flatMap((change) =>
-      routesFor(destinations, change).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })),
+      (grouping === undefined ? routesFor(destinations, change) : groupingRoutesFor(destinations, change)).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })),
     );
   }
 
@@ -417,6 +417,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
     groupIntervalMs: destination.groupIntervalMs,
     repeatIntervalMs: destination.repeatIntervalMs,
     announceAsOpened: destination.events.includes('opened'),
+    sendsResolved: destination.events.includes('resolved'),
   });
   const writeOf = (destination: Destination, version: number, state: GroupState): GroupWrite => ({
     version,
@@ -510,7 +511,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
           }
           const taken = takeDue(stored, settingsOf(destination), now(), leaseMs);
           if (taken === undefined) return undefined;
-          claims.set(alertId, taken.notifications);
+          if (taken.notifications.length > 0) claims.set(alertId, taken.notifications);
           return taken.state;
         });
         // An expired state leaves its id in the index: drop it.
@@ -613,7 +614,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       if (store !== undefined) {
         // Noted one change after another, in notify order, as outbox records are.
         const noted = noting
-          .then(() => Promise.all(routesFor(destinations, snapshot).map((destination) => noteFor(store, destination, [snapshot]))))
+          .then(() => Promise.all(groupingRoutesFor(destinations, snapshot).map((destination) => noteFor(store, destination, [snapshot]))))
           .then(() => kick())
           .catch((error: unknown) => log.error({ err: error, alertId: snapshot.alert.id }, 'could not note a notification for grouping'))
           .finally(() => outside.delete(noted));

@@ -627,12 +627,31 @@ function readable(file: string): boolean {
  * holds webhook secrets, routing keys and Slack URLs). The logger blanks them wherever they
  * appear in a log line, whatever the field or error message that carries them.
  */
+/**
+ * The parts of a URL that may be a credential: its path (a Slack webhook's path is its token),
+ * each long path segment, each query value and the user info. What a receiver may quote back.
+ */
+export function urlSecrets(url: string): string[] {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [];
+  }
+  const values = [parsed.pathname, ...parsed.pathname.split('/').filter((segment) => segment.length >= 12), ...parsed.searchParams.values(), parsed.username, parsed.password];
+  return values.filter((value) => value.length >= 6);
+}
+
 export function secretsOf(config: Config): string[] {
   const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password, config.intake.token];
   const destinations = config.alerting.destinations;
   if (destinations !== '[]') {
     // Strings inside the destinations list: secret, routingKey, url (a Slack URL is a credential).
-    for (const match of destinations.matchAll(/"(?:secret|routingKey|url)"\s*:\s*"([^"]{6,})"/g)) values.push(match[1]);
+    for (const match of destinations.matchAll(/"(secret|routingKey|url)"\s*:\s*"([^"]{6,})"/g)) {
+      values.push(match[2]);
+      // A receiver's answer may quote the path or the token alone, not the whole URL.
+      if (match[1] === 'url' && match[2] !== undefined) values.push(...urlSecrets(match[2]));
+    }
   }
   return values.filter((value): value is string => value !== undefined && value.length >= 6);
 }

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { ValidationError, createLogger } from '../../platform';
+import { ValidationError, createLogger, loadConfig, secretsOf } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
 import { destinationSchema, parseDestinations, routesFor, type Destination, type DestinationInput } from '../../detectors';
 import { signPayload, verifySignature } from '../../detectors';
@@ -507,6 +507,30 @@ describe('createNotifier (scripted fetch, no network)', () => {
     expect((await once(() => new Response('timeout', { status: 408 }))).retriable).toBe(true);
     const refused = await once(() => Promise.reject(new TypeError('fetch failed', { cause: new Error('cannot reach https://user:pw@hooks.example.com/services/T0/B0/tok?x=1 now') })));
     expect(refused.message).toBe('request failed: cannot reach https://hooks.example.com now');
+  });
+
+  // A receiver quoting the request back put a Slack token into the retry log and the dead letter.
+  it("cuts the destination's token out of a receiver's answer that quotes it", async () => {
+    const refusal = async (target: Destination, body: string): Promise<string> =>
+      postOnce(scriptedFetch(() => new Response(body, { status: 400 })).fetchImpl, target, { headers: {}, body: '{}' }, Date.now).then(
+        () => 'sent',
+        (error: unknown) => (error as NotificationError).message,
+      );
+    const slack = destination({ type: 'slack', url: 'https://hooks.slack.example.com/services/T0AAAA/B0BBBB/XOXBSECRETTOKEN123456' });
+    expect(await refusal(slack, 'Cannot POST /services/T0AAAA/B0BBBB/XOXBSECRETTOKEN123456')).toBe('HTTP 400: Cannot POST <redacted>');
+    expect(await refusal(slack, 'invalid_token: XOXBSECRETTOKEN123456')).toBe('HTTP 400: invalid_token: <redacted>');
+    const hook = destination({ type: 'webhook', url: 'https://hooks.example.com/hook?token=XOXBSECRETTOKEN123456' });
+    expect(await refusal(hook, `bad request to /hook?token=XOXBSECRETTOKEN123456, signature key ${SECRET}`)).toBe('HTTP 400: bad request to /hook?token=<redacted>, signature key <redacted>');
+    const pager = destination({ type: 'pagerduty', routingKey: 'R0UT1NGKEY0000000000000000000000' });
+    expect(await refusal(pager, '{"status":"invalid event","message":"routing_key R0UT1NGKEY0000000000000000000000 unknown"}')).toBe(
+      'HTTP 400: {"status":"invalid event","message":"routing_key <redacted> unknown"}',
+    );
+  });
+
+  it("gives the logger a destination URL's path, long segments and query values as secrets, not the URL alone", () => {
+    const destinations = JSON.stringify([{ type: 'webhook', name: 'hook', url: 'https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1', secret: SECRET }]);
+    const secrets = secretsOf(loadConfig({ VIGIL_ALERT_DESTINATIONS: destinations }));
+    expect(secrets).toEqual(expect.arrayContaining(['https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1', '/in/XOXBSECRETTOKEN123456', 'XOXBSECRETTOKEN123456', 'querysecret1', SECRET]));
   });
 
   it('sends the alert as it was at notify time', async () => {

@@ -1,4 +1,4 @@
-import { errorMessage } from '../../../platform';
+import { errorMessage, urlSecrets } from '../../../platform';
 import type { Destination } from '../destinations';
 import { NotificationError } from './notification-error';
 import type { NotificationRequest } from './request';
@@ -47,6 +47,15 @@ export function withoutUrlSecrets(text: string): string {
       return '<url>';
     }
   });
+}
+
+/** Text with the destination's URL (any part that may be a token), secret and routing key replaced by `<redacted>`. */
+export function withoutDestinationSecrets(text: string, destination: Destination): string {
+  const secrets = [...urlSecrets(destination.url), ...('secret' in destination && destination.secret !== undefined ? [destination.secret] : []), ...('routingKey' in destination ? [destination.routingKey] : [])];
+  // Longest first, so a path is cut whole before its segments.
+  let out = withoutUrlSecrets(text);
+  for (const secret of secrets.sort((a, b) => b.length - a.length)) out = out.split(secret).join('<redacted>');
+  return out;
 }
 
 /** `Retry-After` in ms (seconds or an HTTP date), or undefined. */
@@ -98,7 +107,9 @@ export async function postOnce(fetchImpl: typeof fetch, destination: Destination
       status,
     });
   }
-  const snippet = await readSnippet(response);
+  // A receiver may quote the request back ("Cannot POST /services/T0/B0/token"): its answer goes
+  // into logs and dead letters, so the URL's secret parts and the destination's keys are cut out.
+  const snippet = withoutDestinationSecrets(await readSnippet(response), destination);
   const wait = retryAfterMs(response.headers.get('retry-after'), nowMs());
   throw new NotificationError(`HTTP ${status}${snippet === '' ? '' : `: ${snippet}`}`, {
     code: 'notification_rejected',

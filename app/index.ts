@@ -21,6 +21,7 @@ import {
   loadRuleSet,
   parseDestinations,
   riskSettingsOf,
+  RISK_TAGS,
   watchRules,
   type Alerter,
   type Destination,
@@ -42,6 +43,7 @@ import {
   createKafka,
   createProducer,
   createRedis,
+  nearest,
   type Config,
   type ConsumerFailedError,
   type ConsumerStatus,
@@ -164,17 +166,47 @@ class Closers {
   }
 }
 
+/** The tags an alert can carry: its rules' (and risk's); undefined when the rules are not known. */
+function alertTagsOf(ruleSet: RuleSet | undefined): ReadonlySet<string> | undefined {
+  if (ruleSet === undefined) return undefined;
+  return new Set([...ruleSet.rules.flatMap((compiled) => compiled.rule.tags), ...RISK_TAGS]);
+}
+
+/** The rule set of an alerter-only process, for checks only: undefined when it does not load (the ingest process reports why). */
+function loadRulesQuietly(paths: readonly string[], options: { lists: readonly string[] }, enabled: boolean): RuleSet | undefined {
+  if (!enabled) return undefined;
+  try {
+    return loadRuleSet(paths, { lists: [...options.lists] });
+  } catch {
+    return undefined;
+  }
+}
+
 /** How long stop() waits for notifications in flight before giving up on them. */
 const NOTIFIER_DRAIN_MS = 10_000;
 
 /**
- * Says at start what would otherwise go unnoticed until an incident: no destination at all, and
- * incidents waiting at destinations no longer configured (renamed or removed), which nobody
- * sends. A store that can't be read is no reason to fail the start: the grouping timer reports it.
+ * Says at start what would otherwise go unnoticed until an incident: no destination at all, a
+ * destination routing on tags no rule carries (a misspelling pages nobody), and incidents waiting
+ * at destinations no longer configured (renamed or removed), which nobody sends. A store that
+ * can't be read is no reason to fail the start: the grouping timer reports it.
+ * @param knownTags the tags alerts can carry (the rules' and risk's); undefined: not checked
  */
-export async function reportDestinations(store: GroupStore, destinations: readonly Destination[], logger: Logger): Promise<void> {
+export async function reportDestinations(store: GroupStore, destinations: readonly Destination[], logger: Logger, knownTags?: ReadonlySet<string>): Promise<void> {
   if (destinations.length === 0) {
     logger.warn('alerting runs with no destination (VIGIL_ALERT_DESTINATIONS is unset or []): alerts are indexed, nobody is notified');
+  }
+  for (const destination of knownTags === undefined ? [] : destinations) {
+    const unknown = (destination.tags ?? []).filter((tag) => !knownTags?.has(tag));
+    if (unknown.length === 0) continue;
+    const guesses = Object.fromEntries(unknown.flatMap((tag) => {
+      const guess = nearest(tag, knownTags ?? [], 2, { ignoreCase: true });
+      return guess === undefined ? [] : [[tag, guess]];
+    }));
+    logger.warn(
+      { destination: destination.name, tags: unknown, ...(Object.keys(guesses).length > 0 ? { didYouMean: guesses } : {}) },
+      'a destination routes on tags no loaded rule carries (tags are case-sensitive): no alert will reach it for them; check VIGIL_ALERT_DESTINATIONS',
+    );
   }
   // Allowed (a receiver on the same host, a test), but a Slack URL or a routing key sent in clear is worth a word.
   const clear = destinations.filter((destination) => {
@@ -445,7 +477,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       await runningAlerter.start();
       started.push('alerter', () => runningAlerter.stop());
       logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');
-      await reportDestinations(grouping, destinations, logger);
+      await reportDestinations(grouping, destinations, logger, alertTagsOf(ruleSet ?? loadRulesQuietly(rulePaths, listOptions, config.detection.enabled)));
     }
     // Last in, first out: the intake takes records only once everything else runs, and stops first.
     if (intake) {

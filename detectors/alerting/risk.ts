@@ -15,6 +15,8 @@ import { SEVERITY_RANK } from './grouping-policy';
 
 /** The rule id of the detections the scorer synthesizes. */
 export const RISK_RULE_ID = 'risk-threshold';
+/** The tags of a `risk-threshold` detection, as destinations may route on them. */
+export const RISK_TAGS: readonly string[] = ['risk'];
 /** The key fields that name an entity, and the entity kind each names (in Redis keys and docs). */
 export const RISK_ENTITY_FIELDS = { 'actor.userId': 'user', 'actor.consumerId': 'consumer', 'client.ip': 'ip' } as const;
 export type RiskEntityField = keyof typeof RISK_ENTITY_FIELDS;
@@ -126,7 +128,7 @@ export function riskDetection(entity: RiskEntity, crossing: Detection, score: nu
     ruleName: 'Entity risk over its threshold',
     ruleType: 'risk',
     severity: settings.severity,
-    tags: ['risk'],
+    tags: [...RISK_TAGS],
     reasonCode: 'risk_threshold_crossed',
     reason: `${kind} ${entity.value} reached risk ${round(score)} (threshold ${settings.threshold}) from ${counted.length} detection${counted.length === 1 ? '' : 's'}: ${parts.join(', ')}.`,
     key: { [entity.field]: entity.value },

@@ -40,6 +40,31 @@ describe('what alerting says at start about its destinations', () => {
     expect(lines.map((line) => [line.level, line.destinations])).toEqual([[40, ['clear']]]);
   });
 
+  // A misspelt routing tag was accepted, and the destination silently never paged.
+  it('warns about a destination routing on tags no loaded rule carries, with the nearest known tag', async () => {
+    const { logger, lines } = logged();
+    const routed = parseDestinations(
+      JSON.stringify([
+        { name: 'dos-pager', type: 'slack', url: 'https://hooks.example.com/x', tags: ['DoS', 'T1498'] },
+        { name: 'fraud', type: 'slack', url: 'https://hooks.example.com/y', tags: ['risk', 'payments-team'] },
+        { name: 'all', type: 'slack', url: 'https://hooks.example.com/z' },
+      ]),
+    );
+    await reportDestinations(store(() => Promise.resolve(new Map<string, number>())), routed, logger, new Set(['dos', 'T1498', 'T1110', 'risk']));
+    expect(lines.map((line) => [line.level, line.destination, line.tags, line.didYouMean])).toEqual([
+      [40, 'dos-pager', ['DoS'], { DoS: 'dos' }],
+      [40, 'fraud', ['payments-team'], undefined],
+    ]);
+    expect(lines[0]?.msg).toBe('a destination routes on tags no loaded rule carries (tags are case-sensitive): no alert will reach it for them; check VIGIL_ALERT_DESTINATIONS');
+  });
+
+  it('checks no tags when the rules are not known', async () => {
+    const { logger, lines } = logged();
+    const routed = parseDestinations(JSON.stringify([{ name: 'dos-pager', type: 'slack', url: 'https://hooks.example.com/x', tags: ['DoS'] }]));
+    await reportDestinations(store(() => Promise.resolve(new Map<string, number>())), routed, logger);
+    expect(lines).toEqual([]);
+  });
+
   it('says nothing when every waiting incident has its destination', async () => {
     const { logger, lines } = logged();
     await reportDestinations(store(() => Promise.resolve(new Map([['chat', 1]]))), chat, logger);

@@ -52,7 +52,8 @@ import {
 } from '../platform';
 import { createObservability, type HttpListen, type Readiness } from './observability';
 import { createPipelineStatsReporter, readPipelineCounters, type PipelineStatsReporter } from './pipeline-stats';
-import type { AlertChange, Detection } from '../schemas';
+import type { Alert, AlertChange, Detection } from '../schemas';
+import { alertDiscoverUrl } from '../dashboards';
 
 /**
  * What a Vigil process runs: the ingest pipeline (with the rules), the alerter, the HTTP intake
@@ -343,6 +344,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     groupStore = createGroupStore(redis, config.redis.prefix);
     // Accepted notifications go to the outbox topic before delivery; the outbox consumer group
     // delivers them, so a crash loses none (docs/alerting.md#the-notification-outbox).
+    const kibanaUrl = config.alerting.kibanaUrl;
     const built = createNotifier({
       destinations,
       producer: notificationProducer,
@@ -353,6 +355,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       // Grouping per destination, its state in Redis: it survives restarts and is shared by instances.
       grouping: { store: groupStore },
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
+      ...(kibanaUrl === undefined ? {} : { alertLink: (alert: Alert) => alertDiscoverUrl(kibanaUrl, config.indices.prefix, alert) }),
     });
     notifier = built;
     // Its grouping timer runs from now: stopped at the end whether or not the start got to it.

@@ -10,3 +10,4 @@ export * from './src/saved-objects';
 export * from './src/queries';
 export * from './src/validate';
 export * from './src/kibana-client';
+export * from './src/links';

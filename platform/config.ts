@@ -354,6 +354,12 @@ export const settings = {
       'a JSON array of destinations',
       'Where alert notifications go: webhook, Slack, PagerDuty. Validated when `vigil run` starts, every problem listed (see [alerting.md](alerting.md#vigil_alert_destinations)).',
     ),
+    kibanaUrl: setting(
+      'VIGIL_KIBANA_URL',
+      z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }).optional(),
+      'URL',
+      'Kibana’s address as on-call opens it (with `/s/<space>` for a space), where `vigil dashboards install` put Vigil’s objects: Slack and PagerDuty notifications link to the alert there (see [alerting.md](alerting.md#what-a-notification-says)). Unset: no link.',
+    ),
     latenessMs: setting(
       'VIGIL_ALERT_LATENESS_MS',
       int(0, 3_600_000).default(60_000),

@@ -233,6 +233,7 @@ describe('formatSlack', () => {
             { type: 'mrkdwn', text: '*Severity*\nhigh' },
             { type: 'mrkdwn', text: '*First seen*\n2026-03-01T10:00:00.000Z' },
             { type: 'mrkdwn', text: '*Last seen*\n2026-03-01T10:04:00.000Z' },
+            { type: 'mrkdwn', text: '*Key*\ninvocation.resource.api=accounts-v1,invocation.route=/v1/login' },
           ],
         },
         { type: 'context', elements: [{ type: 'mrkdwn', text: 'Alert id: al-7f3a' }] },
@@ -268,6 +269,36 @@ describe('formatSlack', () => {
     expect(reason.text.text.length).toBeLessThanOrEqual(3000);
     expect(reason.text.text).toMatch(/(&lt;)+…$/);
     expect(message.text.length).toBeLessThan(400);
+  });
+  // On-call read one source's sentence for a 17-IP campaign, with nowhere to click.
+  it("shows a campaign's top sources, its entities, and a link to the alert in Kibana", () => {
+    const evidence = {
+      total: 17,
+      entities: 17,
+      rules: [{ rule: 'authn-failures-per-ip', count: 17 }],
+      top: Array.from({ length: 7 }, (_, index) => ({ entity: `client.ip=203.0.113.${index + 1}`, count: 7 - index })),
+      summary: 'Folded 17 detections (authn-failures-per-ip 17) from 17 IPs.',
+    };
+    const link = 'https://kibana.example.com/app/discover#/view/vigil-search-open-alerts?_g=y&_a=x';
+    const message = formatSlack(change('opened', { evidence, campaign: true, entities: ['client.ip=203.0.113.1', 'actor.userId=u-1'] }), link);
+    expect(message.blocks.slice(2)).toEqual([
+      expect.objectContaining({ fields: expect.arrayContaining([{ type: 'mrkdwn', text: '*Entities*\nclient.ip=203.0.113.1\nactor.userId=u-1' }]) as unknown }),
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: '*Evidence*\nFolded 17 detections (authn-failures-per-ip 17) from 17 IPs.\nTop: client.ip=203.0.113.1 (7), client.ip=203.0.113.2 (6), client.ip=203.0.113.3 (5), client.ip=203.0.113.4 (4), client.ip=203.0.113.5 (3)',
+        },
+      },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: `<${link.replace('&', '&amp;')}|Open in Kibana> · Alert id: al-7f3a` }] },
+    ]);
+    const trigger = formatPagerDuty(change('opened', { evidence }), 'rk-123', link);
+    expect(trigger).toMatchObject({ links: [{ href: link, text: 'Open in Kibana' }], payload: { custom_details: { evidence } } });
+  });
+
+  it('leaves out a link that is not a plain http(s) address', () => {
+    const message = formatSlack(change('opened'), 'https://kibana.example.com/x|<!channel>');
+    expect(JSON.stringify(message)).not.toContain('Open in Kibana');
   });
 });
 
@@ -531,6 +562,19 @@ describe('createNotifier (scripted fetch, no network)', () => {
     const destinations = JSON.stringify([{ type: 'webhook', name: 'hook', url: 'https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1', secret: SECRET }]);
     const secrets = secretsOf(loadConfig({ VIGIL_ALERT_DESTINATIONS: destinations }));
     expect(secrets).toEqual(expect.arrayContaining(['https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1', '/in/XOXBSECRETTOKEN123456', 'XOXBSECRETTOKEN123456', 'querysecret1', SECRET]));
+  });
+
+  it('puts the alert link it is given into Slack and PagerDuty bodies, not into the webhook', async () => {
+    const { fetchImpl, calls } = scriptedFetch(() => new Response(null, { status: 200 }));
+    const notifier = createNotifier(
+      base(fetchImpl, [destination({ type: 'slack' }), destination({ type: 'pagerduty' }), destination({ type: 'webhook' })], { alertLink: (target) => `https://kibana.example.com/alert/${target.id}` }),
+    );
+    notifier.notify(change('opened'));
+    await notifier.drain();
+    const linked = (body: string): boolean => body.includes('https://kibana.example.com/alert/al-7f3a');
+    expect(calls).toHaveLength(3);
+    expect(calls.filter((call) => call.body.includes('"blocks"') || call.body.includes('"routing_key"')).map((call) => linked(call.body))).toEqual([true, true]);
+    expect(calls.filter((call) => call.body.includes('"type":"vigil.alert.opened"')).map((call) => linked(call.body))).toEqual([false]);
   });
 
   it('sends the alert as it was at notify time', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Producer } from 'kafkajs';
 import { z } from 'zod';
-import { ALERT_CHANGES, alertSchema, type AlertChange } from '../../../schemas';
+import { ALERT_CHANGES, alertSchema, type Alert, type AlertChange } from '../../../schemas';
 import { StoreUnavailableError, VigilError, createLogger, errorMessage, isRetriable, retry, sleep, type Logger } from '../../../platform';
 import { changeIdOf } from '../alert-store';
 import { groupingRoutesFor, routesFor, type Destination } from '../destinations';
@@ -109,6 +109,8 @@ export interface NotifierOptions {
   /** The clock, in ms since the epoch (`sentAt`, signature timestamps). @defaultValue Date.now */
   now?: () => number;
   /** @defaultValue the global fetch */
+  /** The address of an alert for on-call (Kibana, from `VIGIL_KIBANA_URL`), put into Slack and PagerDuty messages. @defaultValue none */
+  alertLink?: (alert: Alert) => string;
   fetchImpl?: typeof fetch;
   /**
    * The durable outbox. With it, {@link Notifier.accept} writes deliveries to the outbox topic and
@@ -300,7 +302,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
 
   /** Queues one delivery in its destination's lane; resolves with its outcome (false: abandoned). */
   function enqueue(destination: Destination, change: AlertChange, deliveryId = deliveryIdOf(change, destination)): Promise<boolean> {
-    const delivery: Delivery = { destination, change, deliveryId, render: requestRenderer(destination, change, deliveryId) };
+    const delivery: Delivery = { destination, change, deliveryId, render: requestRenderer(destination, change, deliveryId, options.alertLink?.(change.alert)) };
     let lane = lanes.get(destination.name);
     if (lane === undefined) {
       lane = { tail: Promise.resolve(), waiting: 0 };

@@ -22,6 +22,8 @@ export interface PagerDutyTrigger {
     class: string;
     custom_details: Record<string, unknown>;
   };
+  /** The alert in Kibana, when `VIGIL_KIBANA_URL` is set. */
+  links?: { href: string; text: string }[];
 }
 
 /** A PagerDuty Events API v2 resolve: nothing but the key of the incident. */
@@ -39,9 +41,10 @@ const PAGERDUTY_SUMMARY_MAX = 1024;
 /**
  * The PagerDuty Events API v2 event for a change. `dedup_key` is the alert id, so an escalation
  * updates the incident the opening created and the resolve closes it. `component` is what the
- * alert groups on, `group` its tags, `class` its first rule.
+ * alert groups on, `group` its tags, `class` its first rule; `custom_details` carry its entities
+ * and evidence (top sources) when it has them, and `links` the alert in Kibana when configured.
  */
-export function formatPagerDuty(change: AlertChange, routingKey: string): PagerDutyEvent {
+export function formatPagerDuty(change: AlertChange, routingKey: string, link?: string): PagerDutyEvent {
   const { alert } = change;
   if (change.kind === 'resolved') return { routing_key: routingKey, event_action: 'resolve', dedup_key: alert.id };
   return {
@@ -71,7 +74,10 @@ export function formatPagerDuty(change: AlertChange, routingKey: string): PagerD
         lastSeen: alert.lastSeen,
         detections: alert.detections,
         revision: alert.revision,
+        ...(alert.entities === undefined ? {} : { entities: alert.entities }),
+        ...(alert.evidence === undefined ? {} : { evidence: alert.evidence }),
       },
     },
+    ...(link === undefined ? {} : { links: [{ href: link, text: 'Open in Kibana' }] }),
   };
 }

@@ -19,9 +19,10 @@ const JSON_HEADERS = { 'content-type': 'application/json', 'user-agent': 'vigil-
 /**
  * The request renderer of a delivery: the one place that picks the format by destination type.
  * A webhook is rendered per attempt, because it is stamped and signed at send time; Slack and
- * PagerDuty bodies are built once and sent as they are on every attempt.
+ * PagerDuty bodies are built once and sent as they are on every attempt. `link` (the alert in
+ * Kibana) goes into Slack and PagerDuty messages; the webhook's receiver has the alert id.
  */
-export function requestRenderer(destination: Destination, change: AlertChange, deliveryId: string): RenderRequest {
+export function requestRenderer(destination: Destination, change: AlertChange, deliveryId: string, link?: string): RenderRequest {
   switch (destination.type) {
     case 'webhook': {
       const { secret } = destination;
@@ -32,11 +33,11 @@ export function requestRenderer(destination: Destination, change: AlertChange, d
       };
     }
     case 'slack': {
-      const body = JSON.stringify(formatSlack(change));
+      const body = JSON.stringify(formatSlack(change, link));
       return () => ({ body, headers: { ...JSON_HEADERS } });
     }
     case 'pagerduty': {
-      const body = JSON.stringify(formatPagerDuty(change, destination.routingKey));
+      const body = JSON.stringify(formatPagerDuty(change, destination.routingKey, link));
       return () => ({ body, headers: { ...JSON_HEADERS } });
     }
   }

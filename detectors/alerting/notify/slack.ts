@@ -25,6 +25,7 @@ const SLACK_SECTION_MAX = 3000;
 const SLACK_FIELD_MAX = 2000;
 const SLACK_TITLE_MAX = 300;
 const SLACK_RULES_SHOWN = 10;
+const SLACK_ENTITIES_SHOWN = 5;
 
 /**
  * Escapes what Slack parses in text. Titles, reasons and keys come from event data, so without
@@ -55,10 +56,12 @@ function headline(change: AlertChange): string {
 
 /**
  * The Slack incoming-webhook message for a change: `text` is the one-liner (severity, title,
- * count, status); the blocks hold the reason, the rules, first and last seen, and the alert id.
- * Everything from the alert is escaped for Slack and cut to Slack's limits.
+ * count, status); the blocks hold the reason, what it groups on, the rules, first and last seen,
+ * the entities and the top sources of what it absorbed (a flood's IPs, a campaign's entities),
+ * a link to the alert in Kibana when one is configured, and the alert id. Everything from the
+ * alert is escaped for Slack and cut to Slack's limits.
  */
-export function formatSlack(change: AlertChange): SlackMessage {
+export function formatSlack(change: AlertChange, link?: string): SlackMessage {
   const { alert } = change;
   const text = slackEscape(headline(change));
   const rules = alert.rules.slice(0, SLACK_RULES_SHOWN).map((ruleId, index) => {
@@ -73,13 +76,23 @@ export function formatSlack(change: AlertChange): SlackMessage {
     { type: 'mrkdwn', text: `*Last seen*\n${slackText(alert.lastSeen, 100)}` },
   ];
   if (alert.resolvedAt !== undefined) fields.push({ type: 'mrkdwn', text: `*Resolved*\n${slackText(alert.resolvedAt, 100)}` });
-  return {
-    text,
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `*${slackText(headline(change), SLACK_SECTION_MAX - 2)}*` } },
-      { type: 'section', text: { type: 'mrkdwn', text: `*Reason*\n${slackText(alert.reason, SLACK_SECTION_MAX - 12)}` } },
-      { type: 'section', fields },
-      { type: 'context', elements: [{ type: 'mrkdwn', text: `Alert id: ${slackText(alert.id, 200)}` }] },
-    ],
-  };
+  fields.push({ type: 'mrkdwn', text: `*Key*\n${slackText(alert.groupKey, SLACK_FIELD_MAX - 10)}` });
+  if (alert.entities !== undefined && alert.entities.length > 0) {
+    fields.push({ type: 'mrkdwn', text: `*Entities*\n${slackText(alert.entities.slice(0, SLACK_ENTITIES_SHOWN).join('\n'), SLACK_FIELD_MAX - 12)}` });
+  }
+  const blocks: SlackBlock[] = [
+    { type: 'section', text: { type: 'mrkdwn', text: `*${slackText(headline(change), SLACK_SECTION_MAX - 2)}*` } },
+    { type: 'section', text: { type: 'mrkdwn', text: `*Reason*\n${slackText(alert.reason, SLACK_SECTION_MAX - 12)}` } },
+    { type: 'section', fields },
+  ];
+  const evidence = alert.evidence;
+  if (evidence !== undefined) {
+    // The one detection's sentence speaks for one source; a flood or a campaign has many.
+    const top = evidence.top.slice(0, SLACK_ENTITIES_SHOWN).map((entry) => `${entry.entity} (${entry.count})`);
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Evidence*\n${slackText(`${evidence.summary}${top.length > 0 ? `\nTop: ${top.join(', ')}` : ''}`, SLACK_SECTION_MAX - 14)}` } });
+  }
+  // A configured address, not event data: checked, and only its `&` written as Slack asks.
+  const linkText = link !== undefined && /^https?:\/\/[^\s<>|]+$/.test(link) ? `<${link.replace(/&/g, '&amp;')}|Open in Kibana> · ` : '';
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `${linkText}Alert id: ${slackText(alert.id, 200)}` }] });
+  return { text, blocks };
 }

@@ -25,7 +25,7 @@ import {
  * @throws ConfigError naming each variable that is missing.
  */
 export function adapterSettingsOf(config: Config): AdapterSettings {
-  const { service, kind, environment, instance, groups, kongUserHeader } = config.adapt;
+  const { service, kind, environment, instance, groups, kongUserHeader, apisixAnonymousConsumers } = config.adapt;
   const problems = [
     ...(service === undefined ? ['VIGIL_ADAPT_SERVICE: required by vigil adapt (the source.service of the events it builds, e.g. edge-kong-eu)'] : []),
     ...(groups === undefined ? ['VIGIL_ADAPT_GROUPS: required by vigil adapt (the policy group of each route, service or tag; at least {"default":"<group>"})'] : []),
@@ -38,6 +38,7 @@ export function adapterSettingsOf(config: Config): AdapterSettings {
     ...(instance !== undefined ? { instance } : {}),
     groups: groupMap(groups),
     ...(kongUserHeader ? { kongUserHeader } : {}),
+    apisixAnonymousConsumers,
   };
 }
 

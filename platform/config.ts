@@ -474,6 +474,12 @@ export const settings = {
       '`on`, `off`',
       'Take Kong’s `X-Authenticated-Userid` request header as the user of a request a credential authenticated. Only the oauth2 plugin sets it (and clears a client’s copy); turn it on only where oauth2 authenticates every route, or where a plugin clears the header first (see [gateways/kong.md](gateways/kong.md#the-user)).',
     ),
+    apisixAnonymousConsumers: setting(
+      'VIGIL_ADAPT_APISIX_ANONYMOUS_CONSUMERS',
+      commaList.pipe(z.array(z.string().min(1).max(256))).default(['anonymous']),
+      'comma-separated consumer names',
+      'The APISIX consumers set as `anonymous_consumer` on key-auth, jwt-auth, basic-auth or hmac-auth: a request carrying one gets no authentication pass (APISIX logs it like any consumer) (see [gateways/apisix.md](gateways/apisix.md#the-anonymous-consumer)).',
+    ),
     consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>`.'),
   },
   shutdownTimeoutMs: setting(

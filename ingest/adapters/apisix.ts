@@ -12,7 +12,7 @@
 import { byteCount, clientIp, headerValue, identifierCut, isoTime, keyPart, latencyOf, numeric, objectOf, present, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import { gatewayPolicies, requestLine, type GatewayPolicyNames } from './kong';
-import type { GatewayAdapter } from './types';
+import type { AdapterSettings, GatewayAdapter } from './types';
 
 const APISIX_NAMES: GatewayPolicyNames = {
   prefix: 'apisix',
@@ -20,33 +20,51 @@ const APISIX_NAMES: GatewayPolicyNames = {
     apikey: { name: 'apisix-key-auth', authContext: 'api_key' },
     key: { name: 'apisix-key-auth', authContext: 'api_key' },
     basic: { name: 'apisix-basic-auth', authContext: 'basic' },
-    bearer: { name: 'apisix-jwt-auth', authContext: 'jwt' },
+    // jwt-auth answers `Bearer realm="..."` (apisix/plugins/jwt-auth.lua), and so does
+    // openid-connect with bearer_only and no token (apisix/plugins/openid-connect.lua): no plugin
+    // is claimed. hmac-auth's `hmac realm="..."` falls to the default, apisix-hmac-auth.
+    bearer: { name: 'apisix-bearer-auth' },
   },
-  oauth2: 'apisix-openid-connect',
+  // Only openid-connect adds `error="invalid_token"` to its Bearer challenge.
+  bearerError: { name: 'apisix-openid-connect', authContext: 'oauth2' },
   consumerDenied: 'apisix-consumer-restriction',
   // limit-count rejects with its `rejected_code` (503 by default) and X-RateLimit-Remaining: 0;
   // limit-req and limit-conn set no header, so their bare 503 stays an unexplained 503.
   rateLimit: 'apisix-limit-count',
 };
 
+/** The anonymous consumers when the settings name none: APISIX's docs name theirs `anonymous`. */
+export const DEFAULT_APISIX_ANONYMOUS_CONSUMERS: readonly string[] = ['anonymous'];
+
 /**
  * The policy outcomes one APISIX entry proves (or, labelled, suggests). jwt-auth and hmac-auth
- * answer 401 without a challenge: the status is all there is.
+ * answer 401 with a `Bearer realm=` / `hmac realm=` challenge, so their failures are read like
+ * key-auth's and basic-auth's (see docs/gateways/apisix.md).
+ *
+ * A consumer in the entry is an authentication pass, except the anonymous consumer: with
+ * `anonymous_consumer` set, key-auth, jwt-auth, basic-auth and hmac-auth attach it when the
+ * credential is missing or wrong (`_M.rewrite` in apisix/plugins/key-auth.lua and its siblings,
+ * `get_anonymous_consumer` in apisix/consumer.lua), and `get_full_log`
+ * (apisix/utils/log-util.lua) logs only `consumer.username`, as for any consumer. Nothing else in
+ * the entry tells it apart, so the operator names it (`apisixAnonymousConsumers`). It still counts
+ * as a consumer for a 403, which consumer-restriction can answer for it too.
  */
-export function apisixPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {
-  const consumer = objectOf(raw.consumer) !== undefined || present(raw.consumer_name) !== undefined;
+export function apisixPolicies(raw: Record<string, unknown>, status: number, anonymousConsumers: readonly string[] = DEFAULT_APISIX_ANONYMOUS_CONSUMERS): PolicySignal[] {
+  const username = present(objectOf(raw.consumer)?.username) ?? present(raw.consumer_name);
+  const consumer = objectOf(raw.consumer) !== undefined || username !== undefined;
+  const anonymous = username !== undefined && anonymousConsumers.includes(username);
   return gatewayPolicies({
     status,
     gateway: present(raw.upstream) === undefined,
     responseHeaders: objectOf(raw.response)?.headers,
     consumer,
-    ...(consumer ? { pass: { kind: 'authn', outcome: 'pass', name: 'apisix-auth', reason: 'consumer_authenticated' } } : {}),
+    ...(consumer && !anonymous ? { pass: { kind: 'authn', outcome: 'pass', name: 'apisix-auth', reason: 'consumer_authenticated' } } : {}),
     names: APISIX_NAMES,
   });
 }
 
 /** Reads one APISIX log entry; see the module comment. */
-export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
+export function readApisixRecord(raw: Record<string, unknown>, settings: Pick<AdapterSettings, 'apisixAnonymousConsumers'> = {}): RecordRead {
   const request = objectOf(raw.request);
   if (request === undefined) return { reject: 'adapter_unparseable', message: 'no "request" object: not an APISIX log entry (a custom log_format must keep the default entry; use log_format_extra)' };
   const line = requestLine(request, raw.response);
@@ -93,7 +111,7 @@ export function readApisixRecord(raw: Record<string, unknown>): RecordRead {
       ...(ip !== undefined ? { clientIp: ip } : {}),
       ...(agent !== undefined ? { userAgent: agent } : {}),
       groupKeys: { ...(routeKey !== undefined ? { route: routeKey } : {}), ...(serviceKey !== undefined ? { service: serviceKey } : {}) },
-      policies: apisixPolicies(raw, status),
+      policies: apisixPolicies(raw, status, settings.apisixAnonymousConsumers),
     },
   };
 }

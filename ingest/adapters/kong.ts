@@ -19,7 +19,11 @@ const KONG_CHALLENGES: Record<string, Pick<PolicySignal, 'name' | 'authContext'>
   basic: { name: 'kong-basic-auth', authContext: 'basic' },
   ldap: { name: 'kong-ldap-auth', authContext: 'basic' },
   hmac: { name: 'kong-hmac-auth' },
-  bearer: { name: 'kong-jwt', authContext: 'jwt' },
+  // A Bearer challenge does not tell the jwt plugin from oauth2: jwt (kong/plugins/jwt/handler.lua)
+  // answers `Bearer error="invalid_token"` to every failure but a missing token, and oauth2
+  // (kong/plugins/oauth2/access.lua) answers a missing token `Bearer realm="..."` with no error.
+  // So neither plugin nor auth context is claimed.
+  bearer: { name: 'kong-bearer-auth' },
 };
 
 /** Whether the gateway itself answered (a plugin's exit), rather than the upstream. */
@@ -54,8 +58,12 @@ export interface GatewayPolicyNames {
   prefix: string;
   /** Challenge scheme → policy name and auth context. */
   challenges: Readonly<Record<string, Pick<PolicySignal, 'name' | 'authContext'>>>;
-  /** The plugin whose Bearer challenge carries an `error` (RFC 6750): an OAuth2 introspection. */
-  oauth2: string;
+  /**
+   * The plugin a Bearer challenge with an `error` (RFC 6750) proves, where only one plugin sends
+   * one (APISIX's openid-connect); absent where it proves none (Kong), and the challenge is read
+   * through `challenges.bearer` like one without an error.
+   */
+  bearerError?: Pick<PolicySignal, 'name' | 'authContext'>;
   /** The plugin likely behind a consumer's 403. */
   consumerDenied: string;
   /** The plugin that sets the rate-limit headers. */
@@ -82,7 +90,7 @@ export function gatewayPolicies(input: {
   if (status === 401) {
     const challenge = gateway ? challengeOf(headerValue(input.responseHeaders, 'www-authenticate')) : undefined;
     if (challenge !== undefined) {
-      const known = challenge.scheme === 'bearer' && challenge.error !== undefined ? { name: names.oauth2, authContext: 'oauth2' as const } : names.challenges[challenge.scheme];
+      const known = challenge.scheme === 'bearer' && challenge.error !== undefined && names.bearerError !== undefined ? names.bearerError : names.challenges[challenge.scheme];
       signals.push({
         kind: 'authn',
         outcome: 'fail',
@@ -116,7 +124,7 @@ export function gatewayPolicies(input: {
   return signals;
 }
 
-const KONG_NAMES: GatewayPolicyNames = { prefix: 'kong', challenges: KONG_CHALLENGES, oauth2: 'kong-oauth2', consumerDenied: 'kong-acl', rateLimit: 'kong-rate-limiting' };
+const KONG_NAMES: GatewayPolicyNames = { prefix: 'kong', challenges: KONG_CHALLENGES, consumerDenied: 'kong-acl', rateLimit: 'kong-rate-limiting' };
 
 /** The policy outcomes one Kong record proves (or, labelled, suggests). */
 export function kongPolicies(raw: Record<string, unknown>, status: number): PolicySignal[] {

@@ -23,35 +23,79 @@ const FORMAT = 'tyk';
 type AuthContext = (typeof AUTH_CONTEXTS)[number];
 
 interface Proven {
-  kind: 'authn' | 'rate_limit';
+  kind: 'authn' | 'authz' | 'rate_limit';
   name: string;
   reason: string;
   authContext?: AuthContext;
 }
 
 /**
- * The error texts Tyk's gateway writes itself (`gateway/handler_error.go`, `mw_auth_key.go`,
- * the rate limiter): a body carrying one of them proves the gateway, not the upstream, refused.
+ * The error texts Tyk's gateway writes itself, keyed in lower case (matched case-insensitively, as
+ * Tyk's own spellings vary: "authorised"/"authorized", "Rate Limit Exceeded"). A body carrying one
+ * proves the gateway, not the upstream, refused. Sources (TykTechnologies/tyk): the `Msg*`
+ * constants of `gateway/handler_error.go`, `initAuthKeyErrors` in `gateway/mw_auth_key.go`,
+ * `initOauth2KeyExistsErrors` in `gateway/mw_oauth2_key_exists.go`, `gateway/mw_jwt.go`, `handleQuotaFailure` in
+ * `gateway/mw_rate_limiting.go` (403 "Quota exceeded"), and the 429s of
+ * `BaseMiddleware.handleRateLimitFailure`: "Rate Limit Exceeded" (`mw_rate_limiting.go`) and
+ * "API Rate Limit Exceeded" (`mw_api_rate_limit.go`).
+ *
+ * "Access to this API has been disallowed" is not here: Tyk writes it for two different refusals
+ * ({@link accessDisallowed}).
  */
 const TYK_ERRORS: Readonly<Record<string, Proven>> = {
-  'Authorization field missing': { kind: 'authn', name: 'tyk-auth', reason: 'credentials_missing' },
-  'Access to this API has been disallowed': { kind: 'authn', name: 'tyk-auth', reason: 'key_not_found_or_invalid' },
-  'Key not authorised': { kind: 'authn', name: 'tyk-auth', reason: 'key_not_authorised' },
-  'Key not authorised. OAuth client access was revoked': { kind: 'authn', name: 'tyk-auth', reason: 'oauth_client_revoked', authContext: 'oauth2' },
-  'Key not authorized: Unexpected signing method': { kind: 'authn', name: 'tyk-auth', reason: 'unexpected_signing_method', authContext: 'jwt' },
-  'Bearer token malformed': { kind: 'authn', name: 'tyk-auth', reason: 'bearer_token_malformed' },
-  'Client certificate required': { kind: 'authn', name: 'tyk-auth', reason: 'client_certificate_required', authContext: 'mtls' },
-  'Certificate has expired': { kind: 'authn', name: 'tyk-auth', reason: 'certificate_expired', authContext: 'mtls' },
-  'Rate limit exceeded': { kind: 'rate_limit', name: 'tyk-rate-limit', reason: 'rate_limit_exceeded' },
-  'Quota exceeded': { kind: 'rate_limit', name: 'tyk-quota', reason: 'quota_exceeded' },
+  'authorization field missing': { kind: 'authn', name: 'tyk-auth', reason: 'credentials_missing' },
+  'key not authorised': { kind: 'authn', name: 'tyk-auth', reason: 'key_not_authorised' },
+  // mw_jwt.go's answer to a token that fails validation, spelt with a z.
+  'key not authorized': { kind: 'authn', name: 'tyk-auth', reason: 'key_not_authorised', authContext: 'jwt' },
+  'key not authorised. oauth client access was revoked': { kind: 'authn', name: 'tyk-auth', reason: 'oauth_client_revoked', authContext: 'oauth2' },
+  'key not authorized: unexpected signing method': { kind: 'authn', name: 'tyk-auth', reason: 'unexpected_signing_method', authContext: 'jwt' },
+  'bearer token malformed': { kind: 'authn', name: 'tyk-auth', reason: 'bearer_token_malformed' },
+  'client certificate required': { kind: 'authn', name: 'tyk-auth', reason: 'client_certificate_required', authContext: 'mtls' },
+  'certificate has expired': { kind: 'authn', name: 'tyk-auth', reason: 'certificate_expired', authContext: 'mtls' },
+  'rate limit exceeded': { kind: 'rate_limit', name: 'tyk-rate-limit', reason: 'rate_limit_exceeded' },
+  'api rate limit exceeded': { kind: 'rate_limit', name: 'tyk-rate-limit', reason: 'rate_limit_exceeded' },
+  'quota exceeded': { kind: 'rate_limit', name: 'tyk-quota', reason: 'quota_exceeded' },
 };
 
-/** What a status alone suggests, labelled `derived: status`: 401 and 403 are Tyk's key checks, 429 its limiter. */
-const BY_STATUS: Readonly<Record<number, Proven>> = {
-  401: { kind: 'authn', name: 'http-401', reason: 'unauthorized' },
-  403: { kind: 'authn', name: 'http-403', reason: 'forbidden' },
-  429: { kind: 'rate_limit', name: 'http-429', reason: 'too_many_requests' },
-};
+const ACCESS_DISALLOWED = 'access to this api has been disallowed';
+
+/**
+ * Tyk answers "Access to this API has been disallowed" both for a key it did not find or found
+ * invalid (403, and 401 on a certificate mismatch: `initAuthKeyErrors` in `gateway/mw_auth_key.go`)
+ * and for a valid key without rights to this API or version (403, `gateway/mw_access_rights.go`).
+ * The record tells them apart only by the session: a found key has one, and the error record
+ * takes the alias, OAuth client and policy tags from it (`gateway/handler_error.go`).
+ */
+function accessDisallowed(status: number, keyAccepted: boolean): Proven {
+  return status === 403 && keyAccepted
+    ? { kind: 'authz', name: 'tyk-access-rights', reason: 'api_access_disallowed' }
+    : { kind: 'authn', name: 'tyk-auth', reason: 'key_not_found_or_invalid' };
+}
+
+/**
+ * What a status alone suggests, labelled `derived: status`. Tyk answers a missing or rejected
+ * credential 401, and an unknown or invalid key 403 (`gateway/mw_auth_key.go`); but a 403 is also
+ * its answer to an exhausted quota and to a key without rights to the API, so a 403 is an
+ * authentication failure only when a key was presented and Tyk found none (no session), and
+ * otherwise an authorization failure.
+ */
+function byStatus(status: number, keyPresented: boolean, keyAccepted: boolean): Proven | undefined {
+  if (status === 401) return { kind: 'authn', name: 'http-401', reason: 'unauthorized' };
+  if (status === 429) return { kind: 'rate_limit', name: 'http-429', reason: 'too_many_requests' };
+  if (status !== 403) return undefined;
+  return keyPresented && !keyAccepted ? { kind: 'authn', name: 'http-403', reason: 'forbidden' } : { kind: 'authz', name: 'http-403', reason: 'forbidden' };
+}
+
+/**
+ * Whether the record shows a session, i.e. a key Tyk found: the error record copies the alias, the
+ * OAuth client and `pol-<policy id>` / `dev-<developer id>` tags from the session only
+ * (`getSessionTags` in `gateway/handler_success.go`). A found key with none of them (no alias, no
+ * policy, no developer) looks like an unknown one.
+ */
+function keyAcceptedBy(fields: Record<string, unknown>): boolean {
+  if (identifierText(fields.alias) !== undefined || identifierText(fields.oauth_id) !== undefined) return true;
+  return stringsOf(fields.tags).some((tag) => tag.startsWith('pol-') || tag.startsWith('dev-'));
+}
 
 /** Reads at most this much of `raw_response`: Tyk's error bodies are a few dozen bytes. */
 const RAW_RESPONSE_MAX_CHARS = 16_384;
@@ -132,10 +176,11 @@ function translateRecord(item: unknown, record: number, settings: AdapterSetting
   const bytesIn = integerIn(fields.content_length, 0, Number.MAX_SAFE_INTEGER);
 
   // The error body of a 401/403/429 proves which of Tyk's own checks refused; the status alone only suggests it.
-  const byStatus = BY_STATUS[status];
-  const error = byStatus === undefined ? undefined : tykErrorOf(fields.raw_response);
-  const proven = error !== undefined ? TYK_ERRORS[error] : undefined;
-  const outcome = proven ?? byStatus;
+  const keyAccepted = keyAcceptedBy(fields);
+  const suggested = byStatus(status, apiKey !== undefined, keyAccepted);
+  const error = suggested === undefined ? undefined : tykErrorOf(fields.raw_response)?.toLowerCase();
+  const proven = error === undefined ? undefined : error === ACCESS_DISALLOWED ? accessDisallowed(status, keyAccepted) : TYK_ERRORS[error];
+  const outcome = proven ?? suggested;
   const authContext = outcome?.authContext ?? (oauthId !== undefined ? 'oauth2' : undefined);
 
   recordEvents(

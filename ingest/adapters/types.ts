@@ -38,6 +38,13 @@ export interface AdapterSettings {
    * route authenticated otherwise it is whatever the client sent. @defaultValue false
    */
   kongUserHeader?: boolean;
+  /**
+   * APISIX: the consumers that key-auth, jwt-auth, basic-auth or hmac-auth attach as their
+   * `anonymous_consumer` when a credential is missing or wrong. APISIX logs that consumer like any
+   * other (`consumer.username`), so only its name tells that nobody authenticated; a request
+   * with one of these consumers gets no authentication pass. @defaultValue `['anonymous']`
+   */
+  apisixAnonymousConsumers?: readonly string[];
 }
 
 /** Where a group can come from, most specific first; see `resolveGroup` in `groups.ts`. */

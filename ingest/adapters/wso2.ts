@@ -13,6 +13,13 @@ import type { AdapterResult, AdapterSettings, GatewayAdapter } from './types';
  * (or `log`), a JSON array of either, or several of either one per line. Facts from
  * `wso2/apim-analytics-publisher` (`reporter/elk/ELKCounterMetric.java`, `ELKMetricEventBuilder.java`,
  * `GenericInputValidator.java`) and `wso2/carbon-apimgt` (`FaultCategory`, `FaultSubCategories`).
+ *
+ * A fault event is thinner than a response: `ELKMetricEventBuilder.buildEvent` keeps only the keys
+ * of `elkFaultEventSchema` (GenericInputValidator.java), which has no apiMethod, userIp,
+ * userAgentHeader, apiContext or apiResourceTemplate. The gateway's data provider puts apiContext
+ * and userName into the nested `properties` object, and a custom analytics data provider can add
+ * more there (WSO2's "Publishing Custom Analytics Events Data"); so every field is read from the
+ * top level first, then from `properties`.
  */
 
 const FORMAT = 'wso2';
@@ -85,6 +92,15 @@ function policyKindOf(errorType: string, subCategory: string | undefined): Exclu
   return undefined;
 }
 
+/**
+ * The contract needs `resource.method`, and a stock fault event has none. Such a fault gets this
+ * placeholder, labelled `method: unrecorded`, rather than being lost: a refused login or a
+ * throttled call is the event the rules most need. GET, because the one rule that reads the
+ * method counts writes (POST, PUT, PATCH, DELETE) and must not be fed a write that may not
+ * have happened.
+ */
+const UNRECORDED_METHOD = 'GET';
+
 /** `https://host:port/path` → `host:port`: the upstream service, not one of its URLs. */
 function upstreamOf(destination: unknown): string | undefined {
   const text = present(destination);
@@ -118,19 +134,22 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
     return;
   }
   const fault = name === 'apim:faulty';
+  // A field at the top level, else in `properties` (see the module comment).
+  const properties = objectOf(fields.properties) ?? {};
+  const field = (key: string): string | undefined => present(fields[key]) ?? present(properties[key]);
 
-  // Older publishers' fault events carry no apiMethod (⚠ in the notes). Both event families
-  // need resource.method, so such a record is refused, visibly, rather than given a method.
-  const rawMethod = present(fields.apiMethod);
-  if (rawMethod === undefined) {
+  // A response event always carries apiMethod; a fault event carries it only where a custom data
+  // provider adds it to `properties`, and otherwise gets the labelled placeholder.
+  const rawMethod = field('apiMethod');
+  if (rawMethod === undefined && !fault) {
     result.rejected.push({
       reason: 'adapter_unmapped',
       record,
-      message: `record ${record}: ${name} has no apiMethod, and every Vigil event needs the request's method (update the analytics publisher: 4.x fault events carry it)`,
+      message: `record ${record}: ${name} has no apiMethod (neither at the top level nor in properties), and an invocation needs the request's method`,
     });
     return;
   }
-  const method = contractMethod(rawMethod);
+  const method = rawMethod === undefined ? UNRECORDED_METHOD : contractMethod(rawMethod);
   if (method === undefined) {
     result.skipped.push({ reason: 'method_unsupported', record });
     return;
@@ -139,13 +158,13 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
   // The ELK events carry no concrete path: the API's context and the matched resource template
   // are the closest the record comes, so both path and route are the template (faults name no
   // template, so they stop at the context).
-  const context = present(fields.apiContext);
-  const template = present(fields.apiResourceTemplate);
+  const context = field('apiContext');
+  const template = field('apiResourceTemplate');
   const joined = joinPath(context, template);
   const split = joined === undefined ? undefined : splitUri(joined);
   const path = pathText(split?.path);
   if (path === undefined) {
-    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: ${name} has no usable apiContext or apiResourceTemplate to build the path from` });
+    result.rejected.push({ reason: 'adapter_unmapped', record, message: `record ${record}: ${name} has no usable apiContext (top level or properties) or apiResourceTemplate to build the path from` });
     return;
   }
 
@@ -169,10 +188,11 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
   }
 
   const requestId = identifierText(fields.correlationId);
-  const ip = clientIp(fields.userIp);
-  const userAgent = userAgentText(fields.userAgentHeader);
+  const rawIp = field('userIp');
+  const ip = clientIp(rawIp);
+  const userAgent = userAgentText(field('userAgentHeader'));
   const consumerId = known(fields.applicationId);
-  const userId = known(fields.userName);
+  const userId = known(field('userName'));
   const errorType = present(fields.errorType);
   const subCategory = present(fields.errorMessage);
   const errorCode = integerIn(fields.errorCode, 0, Number.MAX_SAFE_INTEGER);
@@ -184,7 +204,7 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
       ...(requestId !== undefined ? { requestId } : {}),
       // The shipper's host name (line.instance) tells apart lines without a correlation id, but
       // it is not the line's own: with one, a replay through another shipper must keep the ids.
-      recordKey: JSON.stringify([name, fields.requestTimestamp, fields.userIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, requestId === undefined ? line.instance : undefined]),
+      recordKey: JSON.stringify([name, fields.requestTimestamp, rawIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, requestId === undefined ? line.instance : undefined]),
       time,
       method,
       path,
@@ -213,6 +233,8 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
         error_sub_category: subCategory,
         error_code: errorCode !== undefined ? String(errorCode) : undefined,
         target_status: present(fields.targetResponseCode),
+        // resource.method is the placeholder, not the request's.
+        method: rawMethod === undefined ? 'unrecorded' : undefined,
       }),
       // The gateway itself classified the fault, so none of these is a status heuristic.
       policies:

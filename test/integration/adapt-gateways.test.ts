@@ -105,14 +105,18 @@ describeAdaptOnStack('vigil adapt --format wso2 (apim_metrics.log lines from the
     userIp: OUTCOMES_IP,
     ...overrides,
   });
+  // Fault events as the ELK reporter logs them carry no method or IP; these come from a custom
+  // analytics data provider that adds apiMethod and userIp to `properties` (docs/gateways/wso2.md).
+  const faultRecord = (n: number, seconds: number, overrides: Record<string, unknown>, ip = OUTCOMES_IP): Record<string, unknown> =>
+    wso2Fault({ correlationId: requestId(0x50, n), requestTimestamp: iso(seconds), ...overrides }, { apiMethod: 'POST', userIp: ip });
   const outcomes = [
     wso2Line('apim:response', wso2Response(record(1, 90, {}))),
-    wso2Line('apim:faulty', wso2Fault(record(2, 89, {}))),
-    wso2Line('apim:faulty', wso2Fault(record(3, 88, { errorMessage: 'AUTHORIZATION_FAILURE', errorCode: 900910, proxyResponseCode: 403, applicationId: 'app-acme' }))),
-    wso2Line('apim:faulty', wso2Fault(record(4, 87, { errorType: 'THROTTLED', errorMessage: 'API_LEVEL_LIMIT_EXCEEDED', errorCode: 900800, proxyResponseCode: 429, applicationId: 'app-acme' }))),
+    wso2Line('apim:faulty', faultRecord(2, 89, {})),
+    wso2Line('apim:faulty', faultRecord(3, 88, { errorMessage: 'AUTHORIZATION_FAILURE', errorCode: 900910, proxyResponseCode: 403, applicationId: 'app-acme' })),
+    wso2Line('apim:faulty', faultRecord(4, 87, { errorType: 'THROTTLED', errorMessage: 'API_LEVEL_LIMIT_EXCEEDED', errorCode: 900800, proxyResponseCode: 429, applicationId: 'app-acme' })),
   ];
   // 25 AUTHENTICATION_FAILURE faults from one IP in two minutes.
-  const bruteForce = Array.from({ length: 25 }, (_, n) => wso2Line('apim:faulty', wso2Fault(record(100 + n, 150 - n * 4, { userIp: BRUTE_IP }))));
+  const bruteForce = Array.from({ length: 25 }, (_, n) => wso2Line('apim:faulty', faultRecord(100 + n, 150 - n * 4, {}, BRUTE_IP)));
   return {
     format: 'wso2',
     env: adaptEnv('apim-gw-it', { apis: { PizzaShackAPI: 'food' } }),
@@ -133,12 +137,12 @@ describeAdaptOnStack("vigil adapt --format tyk (Tyk Pump's kafka pump) on the re
   const outcomes = [
     record(90, {}),
     record(89, { response_code: 401, api_key: '', alias: '', raw_response: tykErrorResponse('401 Unauthorized', 'Authorization field missing') }),
-    record(88, { response_code: 429, raw_response: tykErrorResponse('429 Too Many Requests', 'Rate limit exceeded') }),
+    record(88, { response_code: 429, raw_response: tykErrorResponse('429 Too Many Requests', 'Rate Limit Exceeded') }),
     record(87, { response_code: 403, raw_response: tykErrorResponse('403 Forbidden', 'Quota exceeded') }),
   ];
   // 60 rate-limit refusals of one keyed consumer in 30 s.
   const storm = Array.from({ length: 60 }, (_, n) =>
-    record(45 - n * 0.5, { ip_address: STORM_IP, alias: 'partner-flood', response_code: 429, raw_response: tykErrorResponse('429 Too Many Requests', 'Rate limit exceeded') }),
+    record(45 - n * 0.5, { ip_address: STORM_IP, alias: 'partner-flood', response_code: 429, raw_response: tykErrorResponse('429 Too Many Requests', 'Rate Limit Exceeded') }),
   );
   return {
     format: 'tyk',

@@ -294,29 +294,36 @@ export function wso2Response(overrides: Record<string, unknown> = {}): Record<st
   };
 }
 
-/** WSO2 API Manager's `apim:faulty` event, an AUTH failure (ELK reporter fields). */
-export function wso2Fault(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+/**
+ * WSO2 API Manager's `apim:faulty` event, an AUTH failure, in the shape the ELK reporter logs it:
+ * `ELKMetricEventBuilder.buildEvent` keeps only the keys of `elkFaultEventSchema`
+ * (`GenericInputValidator.java`, wso2/apim-analytics-publisher), so the event has no apiMethod,
+ * userIp, userAgentHeader, apiContext or apiResourceTemplate at its top level; the gateway's data
+ * provider puts apiContext and userName into `properties`, where they survive. `properties` adds
+ * to those two, as a custom analytics data provider would (e.g. `{ apiMethod, userIp }`).
+ */
+export function wso2Fault(overrides: Record<string, unknown> = {}, properties: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    apiName: 'PizzaShackAPI',
-    apiVersion: '1.0.0',
-    apiId: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
-    apiMethod: 'POST',
-    apiContext: '/pizzashack/1.0.0',
-    apiType: 'HTTP',
+    requestTimestamp: '2026-11-27T10:00:01.000Z',
     correlationId: 'f00dfeed-0000-4000-8000-000000000002',
     keyType: 'PRODUCTION',
     errorType: 'AUTH',
     errorCode: 900901,
     errorMessage: 'AUTHENTICATION_FAILURE',
+    apiId: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
+    apiType: 'HTTP',
+    apiName: 'PizzaShackAPI',
+    apiVersion: '1.0.0',
+    apiCreation: 'admin',
+    apiCreatorTenantDomain: 'carbon.super',
     applicationId: 'anonymous',
+    applicationName: 'anonymous',
+    applicationOwner: 'anonymous',
+    regionId: 'default',
+    gatewayType: 'SYNAPSE',
     proxyResponseCode: 401,
     targetResponseCode: 0,
-    requestTimestamp: '2026-11-27T10:00:01.000Z',
-    userIp: '198.51.100.9',
-    userName: 'anonymous',
-    userAgent: 'curl',
-    platform: 'Other',
-    properties: {},
+    properties: { apiContext: '/pizzashack/1.0.0', userName: 'anonymous', ...properties },
     ...overrides,
   };
 }

@@ -16,11 +16,14 @@ describe('vigil adapt settings', () => {
     const settings = adapterSettingsOf(
       loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_ENVIRONMENT: 'production', VIGIL_ADAPT_GROUPS: '{"routes":{"login":"accounts"},"services":{"shop":"public"},"default":"edge"}' }),
     );
-    expect({ ...settings, groups: undefined }).toEqual({ service: 'edge-kong', kind: 'gateway', environment: 'production', groups: undefined });
+    expect({ ...settings, groups: undefined }).toEqual({ service: 'edge-kong', kind: 'gateway', environment: 'production', groups: undefined, apisixAnonymousConsumers: ['anonymous'] });
     expect(settings.groups.resolve({ route: 'login', service: 'shop' })).toBe('accounts');
     expect(settings.groups.resolve({ route: 'other', service: 'shop' })).toBe('public');
     expect(settings.groups.resolve({ route: 'other' })).toBe('edge');
     expect(adapterSettingsOf(loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_GROUPS: '{"default":"edge"}', VIGIL_ADAPT_KONG_USER_HEADER: 'on' })).kongUserHeader).toBe(true);
+    expect(
+      adapterSettingsOf(loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-apisix', VIGIL_ADAPT_GROUPS: '{"default":"edge"}', VIGIL_ADAPT_APISIX_ANONYMOUS_CONSUMERS: 'guest, public-web' })).apisixAnonymousConsumers,
+    ).toEqual(['guest', 'public-web']);
   });
 
   it('refuses to start without a service name or a group map, naming both', () => {

@@ -20,7 +20,7 @@ function bytes(value: unknown): Uint8Array {
 }
 
 /** The id the adapter gives a record's event: Tyk has no request id, so a hash of the record's facts. */
-function idOf(record: Record<string, unknown>, suffix: 'inv' | 'authn' | 'rate_limit'): string {
+function idOf(record: Record<string, unknown>, suffix: 'inv' | 'authn' | 'authz' | 'rate_limit'): string {
   const fallback = JSON.stringify([
     record.timestamp,
     record.ip_address,
@@ -113,35 +113,78 @@ describe('tyk adapter', () => {
     expectContract(result.events);
   });
 
-  it('proves a 403 "Access to this API has been disallowed" (key not found or invalid) as an authn failure', () => {
-    const result = tykAdapter.translate(bytes(tyk({ response_code: 403, raw_response: errorResponse('403 Forbidden', 'Access to this API has been disallowed') })), settings);
+  // Tyk answers an unknown or invalid key and a valid key without rights to the API with the same
+  // 403 "Access to this API has been disallowed" (gateway/mw_auth_key.go initAuthKeyErrors,
+  // gateway/mw_access_rights.go). Only a key Tyk found has a session, and only a session puts an
+  // alias, an OAuth client or pol-/dev- tags into the record (gateway/handler_error.go).
+  it('proves a 403 "Access to this API has been disallowed" for a key Tyk did not find as an authn failure', () => {
+    const result = tykAdapter.translate(bytes(tyk({ alias: '', tags: [], response_code: 403, raw_response: errorResponse('403 Forbidden', 'Access to this API has been disallowed') })), settings);
     expect(result.events[1]).toMatchObject({ family: 'policy', policy: { kind: 'authn', name: 'tyk-auth', outcome: 'fail', reason: 'key_not_found_or_invalid' } });
     expect(result.events[1]?.labels?.derived).toBeUndefined();
   });
 
   it.each([
-    [401, 'authn', 'http-401', 'unauthorized'],
-    [403, 'authn', 'http-403', 'forbidden'],
-    [429, 'rate_limit', 'http-429', 'too_many_requests'],
-  ] as const)('derives %d without a Tyk error body from the status alone, labelled derived: status', (status, kind, name, reason) => {
-    const record = tyk({ response_code: status, raw_response: '' });
+    ['an alias', { alias: 'mobile-app' }],
+    ['a policy tag', { alias: '', tags: ['pol-gold'] }],
+  ])('proves a 403 "Access to this API has been disallowed" for a key with a session (%s) as an authz failure, not authn', (_what, session) => {
+    const record = tyk({ ...session, response_code: 403, raw_response: errorResponse('403 Forbidden', 'Access to this API has been disallowed') });
+    const result = tykAdapter.translate(bytes(record), settings);
+    expect(result.events.map((event) => event.id)).toEqual([idOf(record, 'inv'), idOf(record, 'authz')]);
+    expect(result.events[1]).toMatchObject({ policy: { kind: 'authz', name: 'tyk-access-rights', outcome: 'fail', reason: 'api_access_disallowed' } });
+    expect(result.events[1]?.labels?.derived).toBeUndefined();
+    expectContract(result.events);
+  });
+
+  it.each([
+    [401, {}, 'authn', 'http-401', 'unauthorized'],
+    [403, { alias: '', tags: [] }, 'authn', 'http-403', 'forbidden'],
+    [429, {}, 'rate_limit', 'http-429', 'too_many_requests'],
+  ] as const)('derives %d without a Tyk error body from the status alone, labelled derived: status', (status, more, kind, name, reason) => {
+    const record = tyk({ ...more, response_code: status, raw_response: '' });
     const result = tykAdapter.translate(bytes(record), settings);
     expect(result.events.map((event) => event.id)).toEqual([idOf(record, 'inv'), idOf(record, kind)]);
     expect(result.events[1]).toMatchObject({ labels: { adapter: 'tyk', derived: 'status' }, policy: { kind, name, outcome: 'fail', reason } });
     expectContract(result.events);
   });
 
+  // Tyk's default records no raw_response: a bare 403 for a key Tyk accepted is a quota, access
+  // rights or policy refusal, never a failed authentication.
+  it.each([
+    ['a key with an alias', { alias: 'mobile-app' }],
+    ['a key with a policy tag', { alias: '', tags: ['pol-gold'] }],
+    ['an OAuth client', { alias: '', oauth_id: 'client-42' }],
+    ['no key at all', { alias: '', api_key: '', tags: [] }],
+  ])('derives a bare 403 from %s as an authz failure, not authn', (_what, more) => {
+    const record = tyk({ ...more, response_code: 403, raw_response: '' });
+    const result = tykAdapter.translate(bytes(record), settings);
+    expect(result.events.map((event) => event.id)).toEqual([idOf(record, 'inv'), idOf(record, 'authz')]);
+    expect(result.events[1]).toMatchObject({ labels: { derived: 'status' }, policy: { kind: 'authz', name: 'http-403', outcome: 'fail', reason: 'forbidden' } });
+    expectContract(result.events);
+  });
+
   it('keeps the status derivation when the body is the upstream\'s, not one of Tyk\'s errors', () => {
-    const result = tykAdapter.translate(bytes(tyk({ response_code: 403, raw_response: errorResponse('403 Forbidden', 'account frozen') })), settings);
+    const result = tykAdapter.translate(bytes(tyk({ alias: '', tags: [], response_code: 403, raw_response: errorResponse('403 Forbidden', 'account frozen') })), settings);
     expect(result.events[1]).toMatchObject({ labels: { derived: 'status' }, policy: { kind: 'authn', name: 'http-403' } });
   });
 
-  it('proves a 429 from "Rate limit exceeded" and a quota from "Quota exceeded"', () => {
-    const limited = tykAdapter.translate(bytes(tyk({ response_code: 429, raw_response: errorResponse('429 Too Many Requests', 'Rate limit exceeded') })), settings);
-    const quota = tykAdapter.translate(bytes(tyk({ response_code: 403, raw_response: errorResponse('403 Forbidden', 'Quota exceeded') })), settings);
+  // gateway/mw_rate_limiting.go and mw_api_rate_limit.go write these through
+  // BaseMiddleware.handleRateLimitFailure (a 429); the quota answer is a 403.
+  it.each(['Rate Limit Exceeded', 'API Rate Limit Exceeded'])('proves a 429 from Tyk\'s "%s"', (text) => {
+    const limited = tykAdapter.translate(bytes(tyk({ response_code: 429, raw_response: errorResponse('429 Too Many Requests', text) })), settings);
     expect(limited.events[1]).toMatchObject({ policy: { kind: 'rate_limit', name: 'tyk-rate-limit', reason: 'rate_limit_exceeded' } });
-    expect(quota.events[1]).toMatchObject({ policy: { kind: 'rate_limit', name: 'tyk-quota', reason: 'quota_exceeded' } });
     expect(limited.events[1]?.labels?.derived).toBeUndefined();
+  });
+
+  it('proves a 403 "Key not authorized" (mw_jwt.go, spelt with a z) as a JWT authn failure', () => {
+    const result = tykAdapter.translate(bytes(tyk({ alias: '', tags: [], response_code: 403, raw_response: errorResponse('403 Forbidden', 'Key not authorized') })), settings);
+    expect(result.events[1]).toMatchObject({ policy: { kind: 'authn', name: 'tyk-auth', reason: 'key_not_authorised', authContext: 'jwt' } });
+    expect(result.events[1]?.labels?.derived).toBeUndefined();
+  });
+
+  it('proves a quota from "Quota exceeded" (a 403) as a rate limit, whatever the session', () => {
+    const quota = tykAdapter.translate(bytes(tyk({ response_code: 403, raw_response: errorResponse('403 Forbidden', 'Quota exceeded') })), settings);
+    expect(quota.events[1]).toMatchObject({ policy: { kind: 'rate_limit', name: 'tyk-quota', reason: 'quota_exceeded' } });
+    expect(quota.events[1]?.labels?.derived).toBeUndefined();
   });
 
   it('takes the path without its query, and the wire path as route when Tyk tracked none', () => {

@@ -85,8 +85,12 @@ describe('wso2 adapter', () => {
     }
   });
 
-  it('turns an AUTH AUTHENTICATION_FAILURE fault into its invocation and a failed authn named after the sub-category, reason the error code', () => {
+  // The fault as the ELK reporter really logs it: no apiMethod, userIp or apiContext at the top
+  // level (elkFaultEventSchema in GenericInputValidator.java), apiContext and userName only in
+  // `properties`.
+  it('turns a real-shape AUTH AUTHENTICATION_FAILURE fault into its invocation and a failed authn, the context from properties, the method marked unrecorded', () => {
     const result = wso2Adapter.translate(bytes(line('apim:faulty', fault())), settings);
+    expect(result.rejected).toEqual([]);
     const common = {
       schemaVersion: 1,
       time: '2026-11-27T10:00:01.000Z',
@@ -94,21 +98,21 @@ describe('wso2 adapter', () => {
       correlation: { requestId: 'f00dfeed-0000-4000-8000-000000000002' },
       // WSO2's placeholders for "no user, no application" are left out, not kept as ids.
       actor: {},
-      client: { ip: '198.51.100.9' },
+      client: {},
       labels: {
         adapter: 'wso2',
         wso2_event: 'fault',
         key_type: 'PRODUCTION',
         api_id: '6b7b6d3e-1d2a-4c1f-9d6c-2f0a1b2c3d4e',
-        browser: 'curl',
-        platform: 'Other',
+        application_name: 'anonymous',
         error_type: 'AUTH',
         error_sub_category: 'AUTHENTICATION_FAILURE',
         error_code: '900901',
         target_status: '0',
+        method: 'unrecorded',
       },
     };
-    const resource = { api: 'PizzaShackAPI:1.0.0', method: 'POST', path: '/pizzashack/1.0.0' };
+    const resource = { api: 'PizzaShackAPI:1.0.0', method: 'GET', path: '/pizzashack/1.0.0' };
     expect(result.events).toEqual([
       {
         ...common,
@@ -124,6 +128,23 @@ describe('wso2 adapter', () => {
       },
     ]);
     expectContract(result.events);
+  });
+
+  it('takes apiMethod, userIp and userName from properties, where a custom analytics data provider puts them', () => {
+    const result = wso2Adapter.translate(bytes(line('apim:faulty', fault({ errorType: 'AUTH', errorMessage: 'AUTHORIZATION_FAILURE', errorCode: 900910, proxyResponseCode: 403 }, { apiMethod: 'POST', userIp: '198.51.100.9', userName: 'alice@carbon.super' }))), settings);
+    expect(result.events.map((event) => event.family)).toEqual(['invocation', 'policy']);
+    expect(result.events[1]).toMatchObject({
+      actor: { userId: 'alice@carbon.super' },
+      client: { ip: '198.51.100.9' },
+      policy: { kind: 'authz', resource: { api: 'PizzaShackAPI:1.0.0', method: 'POST', path: '/pizzashack/1.0.0' } },
+    });
+    expect(result.events[1]?.labels?.method).toBeUndefined();
+    expectContract(result.events);
+  });
+
+  it('prefers the top-level field to the one in properties', () => {
+    const result = wso2Adapter.translate(bytes(line('apim:faulty', fault({ apiMethod: 'PUT', apiContext: '/pizzashack/2.0.0', userIp: '203.0.113.9' }, { apiMethod: 'POST', apiContext: '/other/1.0.0', userIp: '198.51.100.9' }))), settings);
+    expect(result.events[1]).toMatchObject({ client: { ip: '203.0.113.9' }, policy: { resource: { method: 'PUT', path: '/pizzashack/2.0.0' } } });
   });
 
   it.each([
@@ -159,13 +180,18 @@ describe('wso2 adapter', () => {
     expectContract(result.events);
   });
 
-  it('refuses a fault without apiMethod as adapter_unmapped, naming the field, and keeps the other lines', () => {
-    const withoutMethod = fault();
+  it('refuses an apim:response without apiMethod as adapter_unmapped, naming the field, and keeps the other lines', () => {
+    const withoutMethod = response();
     delete withoutMethod.apiMethod;
-    const result = wso2Adapter.translate(bytes([line('apim:faulty', withoutMethod), line('apim:response', response())].join('\n')), settings);
+    const result = wso2Adapter.translate(bytes([line('apim:response', withoutMethod), line('apim:faulty', fault())].join('\n')), settings);
     expect(result.rejected.map((reject) => [reject.reason, reject.record])).toEqual([['adapter_unmapped', 0]]);
-    expect(result.rejected[0]?.message).toContain('apim:faulty has no apiMethod');
-    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual(['wso2:d5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b:inv']);
+    expect(result.rejected[0]?.message).toBe('record 0: apim:response has no apiMethod (neither at the top level nor in properties), and an invocation needs the request\'s method');
+    expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual(['wso2:f00dfeed-0000-4000-8000-000000000002:inv', 'wso2:f00dfeed-0000-4000-8000-000000000002:authn']);
+  });
+
+  it('refuses a fault with no apiContext anywhere, naming both places', () => {
+    const result = wso2Adapter.translate(bytes(line('apim:faulty', fault({ properties: { userName: 'anonymous' } }))), settings);
+    expect(result.rejected).toEqual([{ reason: 'adapter_unmapped', record: 0, message: 'record 0: apim:faulty has no usable apiContext (top level or properties) or apiResourceTemplate to build the path from' }]);
   });
 
   it('keeps the policy outcome of a fault that carries no proxyResponseCode, and counts the lost invocation', () => {

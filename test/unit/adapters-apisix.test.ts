@@ -107,4 +107,45 @@ describe('the apisix adapter', () => {
       { reason: 'adapter_unparseable', record: 0, message: 'record 0: no "request" object: not an APISIX log entry (a custom log_format must keep the default entry; use log_format_extra)' },
     ]);
   });
+
+  // key-auth, jwt-auth, basic-auth and hmac-auth with `anonymous_consumer` attach that consumer
+  // when the credential is missing or wrong (apisix/plugins/key-auth.lua, _M.rewrite), and the
+  // entry logs it like any other: consumer { username } (apisix/utils/log-util.lua get_full_log).
+  it('emits no authn pass for the anonymous consumer an auth plugin falls back to (default name "anonymous")', () => {
+    const result = translate(apisixEntry(call({ requestId: 'r-anon', consumer: 'anonymous' })));
+    expect(result.events.map(summary)).toEqual([['apisix:r-anon:inv', 'invocation']]);
+    expect(result.events[0]?.actor).toEqual({ consumerId: 'anonymous' });
+  });
+
+  it('takes the anonymous consumers from the settings, and still proves a pass for any other consumer', () => {
+    const named: AdapterSettings = { ...settings, apisixAnonymousConsumers: ['guest', 'public-anon'] };
+    const run = (consumer: string): unknown[] => apisix.translate(Buffer.from(JSON.stringify(apisixEntry(call({ requestId: 'r-1', consumer })))), named).events.map(summary);
+    expect(run('guest')).toEqual([['apisix:r-1:inv', 'invocation']]);
+    expect(run('public-anon')).toEqual([['apisix:r-1:inv', 'invocation']]);
+    expect(run('anonymous')).toEqual([['apisix:r-1:inv', 'invocation'], ['apisix:r-1:authn', 'authn', 'apisix-auth', 'pass', undefined]]);
+    expect(run('jack')).toEqual([['apisix:r-1:inv', 'invocation'], ['apisix:r-1:authn', 'authn', 'apisix-auth', 'pass', undefined]]);
+  });
+
+  it('still reads a 403 for the anonymous consumer as a consumer restriction, without a pass', () => {
+    const result = translate(apisixEntry(call({ requestId: 'r-anon-403', status: 403, consumer: 'anonymous' })));
+    expect(result.events.map(summary)).toEqual([
+      ['apisix:r-anon-403:inv', 'invocation'],
+      ['apisix:r-anon-403:authz', 'authz', 'apisix-consumer-restriction', 'fail', 'status'],
+    ]);
+  });
+
+  // jwt-auth answers `Bearer realm="..."` (apisix/plugins/jwt-auth.lua), and so does
+  // openid-connect with bearer_only and no token (apisix/plugins/openid-connect.lua); only
+  // openid-connect adds an `error=`.
+  it('names a Bearer challenge without an error neutrally, and one with an error openid-connect', () => {
+    const run = (challenge: string): unknown => {
+      const result = translate(apisixEntry(call({ requestId: 'r-b', status: 401, responseHeaders: { 'www-authenticate': challenge } })));
+      const policy = result.events[1];
+      return policy?.family === 'policy' ? policy.policy : undefined;
+    };
+    expect(run('Bearer realm="jwt"')).toMatchObject({ kind: 'authn', name: 'apisix-bearer-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials' });
+    expect(run('Bearer realm="jwt"')).not.toHaveProperty('authContext');
+    expect(run('Bearer realm="apisix", error="invalid_token"')).toMatchObject({ name: 'apisix-openid-connect', authContext: 'oauth2', reason: 'invalid_token' });
+    expect(run('hmac realm="hmac"')).toMatchObject({ name: 'apisix-hmac-auth', outcome: 'fail' });
+  });
 });

@@ -101,8 +101,12 @@ describe('the kong adapter', () => {
   it.each([
     ['key-auth', REFUSALS.kongKeyAuth, { kind: 'authn', name: 'kong-key-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'api_key' }],
     ['basic-auth', REFUSALS.kongBasicAuth, { kind: 'authn', name: 'kong-basic-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'basic' }],
-    ['oauth2', REFUSALS.kongOauth2, { kind: 'authn', name: 'kong-oauth2', outcome: 'fail', reason: 'invalid_token', authContext: 'oauth2' }],
-    ['jwt', { 'www-authenticate': 'Bearer realm="kong"' }, { kind: 'authn', name: 'kong-jwt', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'jwt' }],
+    // A Bearer challenge names no plugin: jwt (kong/plugins/jwt/handler.lua) sends
+    // `Bearer error="invalid_token"` for every failure but a missing token, and oauth2
+    // (kong/plugins/oauth2/access.lua) sends `Bearer realm=...` with no error for a missing one.
+    ['oauth2 invalid token', REFUSALS.kongOauth2, { kind: 'authn', name: 'kong-bearer-auth', outcome: 'fail', reason: 'invalid_token' }],
+    ['jwt bad signature', { 'www-authenticate': 'Bearer error="invalid_token"' }, { kind: 'authn', name: 'kong-bearer-auth', outcome: 'fail', reason: 'invalid_token' }],
+    ['jwt or oauth2 missing token', { 'www-authenticate': 'Bearer realm="kong"' }, { kind: 'authn', name: 'kong-bearer-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials' }],
     ['hmac-auth', { 'www-authenticate': 'hmac realm="kong"' }, { kind: 'authn', name: 'kong-hmac-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials' }],
   ])('proves a %s refusal from its 401 challenge, with no derived label', (_plugin, headers, expected) => {
     const result = translate(kongRecord(call({ status: 401, responseHeaders: headers })));

@@ -193,6 +193,12 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       ];
     });
     totalOf('vigil_alert_changes_resent_total', 'Alert changes found unsent in Redis (after a crash or a failed outbox write) and written to the notification outbox again.', [], () => [[{}, alerter().resent]]);
+    totalOf(
+      'vigil_alert_wall_clock_held_total',
+      'Sweeps in which the wall-clock fallback held alerts open because the ingest pipeline or the alerter had unread messages older than the allowed lateness (a stall or a backlog).',
+      [],
+      () => [[{}, alerter().heldBehind]],
+    );
   }
   const { outbox } = sources;
   if (outbox) {

@@ -218,8 +218,13 @@ export interface AlertStore {
    * for an alert its group still holds (the one a fold returned, or one just settled), not a replaced one.
    */
   withEvidence(alerts: readonly Alert[]): Promise<Alert[]>;
-  /** Resolves the open alerts whose quiet period passed (in event time, or by the wall-clock fallback), and returns them. */
-  settle(wallNowMs: number): Promise<{ alert: Alert; how: 'event' | 'wall' }[]>;
+  /**
+   * Resolves the open alerts whose quiet period passed (in event time, or by the wall-clock
+   * fallback), and returns them. `mayUseWallClock` is asked, with how many alerts only the wall
+   * clock would resolve, whether the fallback may: false holds them open (the detections that
+   * would have kept them open may still be on their way). @defaultValue always
+   */
+  settle(wallNowMs: number, mayUseWallClock?: (waiting: number) => Promise<boolean>): Promise<{ alert: Alert; how: 'event' | 'wall' }[]>;
   /** The changes recorded unsent, recorded at or before `beforeMs`, oldest first (then by revision). */
   unsent(beforeMs: number): Promise<UnsentChange[]>;
   /** Forgets changes the outbox now holds. */
@@ -394,25 +399,29 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       });
     },
 
-    async settle(wallNowMs) {
-      let groups: string[];
+    async settle(wallNowMs, mayUseWallClock) {
+      let byEventTime: string[];
+      let byWall: string[];
       try {
         const folded = await redis.hget(keys.clock, 'folded');
-        const [byEventTime, byWall] = await Promise.all([
+        [byEventTime, byWall] = await Promise.all([
           folded === null ? Promise.resolve([]) : redis.zrangebyscore(keys.open, '-inf', `(${Number(folded) - quietMs}`),
           redis.zrangebyscore(keys.wall, '-inf', wallNowMs - quietMs - latenessMs),
         ]);
-        groups = [...new Set([...byEventTime, ...byWall])].sort();
       } catch (error) {
         throw unavailable(error);
       }
+      const wallOnly = byWall.filter((group) => !byEventTime.includes(group));
+      // Held: the script is told a lateness no wall clock reaches, so it resolves in event time only.
+      const wallAllowed = wallOnly.length === 0 || mayUseWallClock === undefined || (await mayUseWallClock(wallOnly.length));
+      const groups = [...new Set([...byEventTime, ...(wallAllowed ? byWall : [])])].sort();
       if (groups.length === 0) return [];
       const replies = await roundTrip(
         redis,
         groups.map((group) => ({
           script: 'alertSettle' as const,
           keys: [keys.alert(group), keys.open, keys.unsent, keys.clock, keys.wall],
-          args: [wallNowMs, quietMs, latenessMs, group, ttlMs, resolvedReason],
+          args: [wallNowMs, quietMs, wallAllowed ? latenessMs : Number.MAX_SAFE_INTEGER, group, ttlMs, resolvedReason],
         })),
         tripOptions,
       );

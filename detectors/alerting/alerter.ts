@@ -2,7 +2,7 @@ import type { Client } from '@elastic/elasticsearch';
 import type { RedisClient } from '../../platform';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
-import { parseOwnMessage, type Config, type Instrumentation, type Logger } from '../../platform';
+import { parseOwnMessage, unreadOlderThan, type Config, type Instrumentation, type Logger } from '../../platform';
 import { createAlertWriter, createDetectionWriter } from './alert-document';
 import { RELEASE_LIMIT, createAlertStore, type AlertFold } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
@@ -65,6 +65,11 @@ export interface AlerterOptions {
    * @defaultValue none: every detection is grouped
    */
   triage?: (detections: readonly Detection[], eventTimeNowMs: number) => Promise<readonly Detection[]>;
+  /**
+   * Whether the wall-clock fallback waits while the pipeline is behind (unread events or
+   * detections older than the allowed lateness). @defaultValue true
+   */
+  holdWhileBehind?: boolean;
 }
 
 /** Counters of the alerter. */
@@ -93,6 +98,8 @@ export interface AlerterStats {
   unpaged: number;
   /** Changes found unsent in Redis (a crash or a failed outbox write) and written to the outbox again. */
   resent: number;
+  /** Sweeps in which the wall-clock fallback held alerts open because the pipeline was behind. */
+  heldBehind: number;
 }
 
 /** A running alerter. */
@@ -161,6 +168,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     resolved: 0,
     unpaged: 0,
     resent: 0,
+    heldBehind: 0,
   };
   /** The newest detection time released so far: the triage hook's event-time now. */
   let newestMs = Number.NEGATIVE_INFINITY;
@@ -382,8 +390,53 @@ export function createAlerter(options: AlerterOptions): Alerter {
   }
 
   /** Resolves the alerts whose quiet period passed. */
+  /** Whether the last wall-clock check held alerts open: its release is logged once. */
+  let holdingFor: string[] | undefined;
+
+  /**
+   * Whether the wall-clock fallback may resolve `waiting` alerts now. Not while the ingest
+   * pipeline (its group on the event topics) or this alerter (on the detections topic) has unread
+   * messages written more than the allowed lateness ago: a stalled pipeline (Elasticsearch down,
+   * say) produces no detections, and its catch-up would bring the very detections that keep these
+   * alerts open; resolved meanwhile, they would open a second alert and page again. Kafka's own
+   * timestamps are compared with the real clock. A group that committed nothing (not deployed
+   * under this name) is not waited for; Kafka away holds.
+   */
+  async function mayUseWallClock(waiting: number): Promise<boolean> {
+    const admin = options.kafka.admin();
+    let behind: string[];
+    try {
+      await admin.connect();
+      const wallNow = Date.now();
+      const [ingest, own] = await Promise.all([
+        unreadOlderThan(admin, config.consumerGroup, [config.topics.policy, config.topics.invocation, config.topics.device], timings.latenessMs, wallNow),
+        unreadOlderThan(admin, timings.group, [config.topics.detections], timings.latenessMs, wallNow),
+      ]);
+      behind = [...(ingest ?? []), ...(own ?? [])];
+    } catch (error) {
+      behind = ['kafka unreachable'];
+      logger.debug({ err: error }, 'could not ask Kafka how far behind the pipeline is; the wall-clock fallback waits');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    if (behind.length === 0) {
+      if (holdingFor !== undefined) logger.info({ alerts: waiting }, 'the pipeline caught up: the wall-clock fallback resolves again');
+      holdingFor = undefined;
+      return true;
+    }
+    stats.heldBehind++;
+    if (holdingFor === undefined) {
+      logger.warn(
+        { alerts: waiting, behind },
+        'the wall-clock fallback holds alerts open: the pipeline has unread events or detections older than the allowed lateness (a stall or a backlog); they resolve in event time as it catches up',
+      );
+    }
+    holdingFor = behind;
+    return false;
+  }
+
   async function settle(): Promise<Alert[]> {
-    const settled = await store.settle(now());
+    const settled = await store.settle(now(), options.holdWhileBehind === false ? undefined : mayUseWallClock);
     if (settled.length === 0) return [];
     const resolved = await store.withEvidence(settled.map(({ alert }) => alert));
     const byWall = settled.filter(({ how }) => how === 'wall').length;

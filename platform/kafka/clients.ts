@@ -272,3 +272,35 @@ export async function ensureTopicStates(kafka: Kafka, config: Config, extra: rea
 export function createProducer(kafka: Kafka, options: { maxInFlightRequests?: number } = {}): Producer {
   return kafka.producer({ allowAutoTopicCreation: false, maxInFlightRequests: options.maxInFlightRequests ?? 1, createPartitioner: Partitioners.DefaultPartitioner });
 }
+
+/**
+ * The partitions of `topics` holding messages written more than `olderThanMs` before `nowMs` (by
+ * their Kafka timestamp) that a consumer group has not committed yet: work it is behind on. A
+ * group busy with a live stream commits within seconds and has none; a stalled or catching-up one
+ * has some. Undefined when the group has committed nothing on these topics (it does not exist, or
+ * runs under another name): then nothing can be said of it.
+ * @returns `topic:partition` of each such partition
+ */
+export async function unreadOlderThan(
+  admin: Pick<Admin, 'fetchOffsets' | 'fetchTopicOffsets' | 'fetchTopicOffsetsByTimestamp'>,
+  groupId: string,
+  topics: readonly string[],
+  olderThanMs: number,
+  nowMs: number,
+): Promise<string[] | undefined> {
+  const committed = await admin.fetchOffsets({ groupId, topics: [...topics] });
+  const next = new Map<string, bigint>();
+  for (const { topic, partitions } of committed) for (const { partition, offset } of partitions) if (BigInt(offset) >= 0n) next.set(`${topic}:${partition}`, BigInt(offset));
+  if (next.size === 0) return undefined;
+  const behind: string[] = [];
+  for (const topic of topics) {
+    const [bounds, written] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchTopicOffsetsByTimestamp(topic, nowMs - olderThanMs)]);
+    const low = new Map(bounds.map(({ partition, low: first }) => [partition, BigInt(first)]));
+    for (const { partition, offset } of written) {
+      // The first message written at or after the cut: everything before it is older.
+      const from = next.get(`${topic}:${partition}`) ?? low.get(partition) ?? 0n;
+      if (BigInt(offset) > from) behind.push(`${topic}:${partition}`);
+    }
+  }
+  return behind;
+}

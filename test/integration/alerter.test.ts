@@ -199,6 +199,40 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     }
   });
 
+  // A stalled pipeline produces no detections: the wall-clock fallback resolved the incident, and
+  // the detections of the catch-up opened a second alert that paged again.
+  it('holds the wall-clock fallback while the ingest group has unread events older than the lateness, and resolves once it has read them', async () => {
+    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '1500' });
+    const { stack, alerter, changes } = running;
+    const admin = stack.kafka.admin();
+    try {
+      await admin.connect();
+      // Events written a minute ago, that the ingest group has committed none of: it is stalled.
+      const producer = testProducer(stack.kafka);
+      await producer.connect();
+      const written = String(Date.now() - MINUTE);
+      await producer.send({ topic: stack.config.topics.policy, acks: -1, messages: [0, 1].flatMap((partition) => [{ partition, value: '{}', timestamp: written }, { partition, value: '{}', timestamp: written }]) });
+      await producer.disconnect();
+      await admin.setOffsets({ groupId: stack.config.consumerGroup, topic: stack.config.topics.policy, partitions: [0, 1].map((partition) => ({ partition, offset: '0' })) });
+
+      await alerter.start();
+      await produce(stack, [detection('stalled', Date.now())]);
+      await waitFor('the alert opened', () => changes.some((change) => change.kind === 'opened'), 15_000);
+      // Quiet (1.5 s) and lateness (0.5 s) pass many times over: held, not resolved.
+      await waitFor('the fallback held', () => alerter.stats().heldBehind >= 3, 15_000);
+      await new Promise((done) => setTimeout(done, 3000));
+      expect(changes.map((change) => change.kind)).toEqual(['opened']);
+
+      // The ingest group catches up: nothing more came for the incident, so the wall clock resolves it.
+      await admin.setOffsets({ groupId: stack.config.consumerGroup, topic: stack.config.topics.policy, partitions: [0, 1].map((partition) => ({ partition, offset: '2' })) });
+      await waitFor('the resolution', () => changes.some((change) => change.kind === 'resolved'), 15_000);
+      expect(changes.map((change) => change.kind)).toEqual(['opened', 'resolved']);
+    } finally {
+      await admin.disconnect();
+      await running.stop();
+    }
+  });
+
   it('a held detection it cannot read (not JSON, or another schema) is dropped and counted, and the ones behind it still fold', async () => {
     const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '60000' });
     const { stack, alerter, redis } = running;

@@ -87,6 +87,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
       resolved: 1,
       unpaged: 0,
       resent: 5,
+      heldBehind: 7,
     }),
     notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
@@ -155,6 +156,7 @@ describe('/metrics', () => {
       expect(sample(text, 'vigil_notification_outbox_skipped_total')).toBe(2);
       expect(sample(text, 'vigil_notifications_grouped_total')).toBe(3);
       expect(sample(text, 'vigil_alert_changes_resent_total')).toBe(5);
+      expect(sample(text, 'vigil_alert_wall_clock_held_total')).toBe(7);
     } finally {
       await observability.close();
     }

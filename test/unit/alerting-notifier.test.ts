@@ -504,16 +504,23 @@ describe('createNotifier (scripted fetch, no network)', () => {
     expect(refused.calls).toHaveLength(1);
   });
 
-  it('honours Retry-After up to maxDelayMs', async () => {
-    const { fetchImpl } = scriptedFetch((_url, count) => (count === 1 ? new Response(null, { status: 429, headers: { 'retry-after': '1' } }) : new Response(null, { status: 200 })));
-    const notifier = createNotifier(base(fetchImpl, [destination({ type: 'slack' })], { maxDelayMs: 150 }));
-    const started = Date.now();
-    notifier.notify(change('opened'));
-    await notifier.drain();
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(140);
-    expect(elapsed).toBeLessThan(900);
-    expect(notifier.stats().sent).toBe(1);
+  // A receiver asking for 2 minutes got attempts every 30 s (the backoff's cap).
+  it("honours Retry-After beyond the backoff's cap, within the time the delivery may still be retried", async () => {
+    const timed = async (retryForMs: number): Promise<number> => {
+      const { fetchImpl } = scriptedFetch((_url, count) => (count === 1 ? new Response(null, { status: 429, headers: { 'retry-after': '1' } }) : new Response(null, { status: 200 })));
+      const notifier = createNotifier(base(fetchImpl, [destination({ type: 'slack' })], { maxDelayMs: 150, retryForMs }));
+      const started = Date.now();
+      notifier.notify(change('opened'));
+      await notifier.drain();
+      expect(notifier.stats().sent).toBe(1);
+      return Date.now() - started;
+    };
+    // The window (60 s) holds the whole second asked for.
+    expect(await timed(60_000)).toBeGreaterThanOrEqual(980);
+    // A window of 400 ms: waited to its end, not for the whole second.
+    const cut = await timed(400);
+    expect(cut).toBeGreaterThanOrEqual(380);
+    expect(cut).toBeLessThan(950);
   });
 
   it('treats a redirect as final (it does not follow it)', async () => {

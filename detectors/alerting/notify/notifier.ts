@@ -209,8 +209,8 @@ interface Lane {
  * at a time, in `notify` order, so a destination never sees a `resolved` before its `opened`
  * (a destination retrying holds back its own queue, no other). An attempt that fails with a
  * network error, a timeout (`timeoutMs` of the destination), 429 or 5xx is retried with the
- * platform's `retry` (exponential backoff with jitter, at least `Retry-After` when the destination
- * sends one, capped at `maxDelayMs`). Any other answer but 2xx (3xx included: redirects are not
+ * platform's `retry` (exponential backoff with jitter capped at `maxDelayMs`; at least
+ * `Retry-After` when the destination sends one, within the time left to retry). Any other answer but 2xx (3xx included: redirects are not
  * followed) is final. A delivery that fails for good is written to the dead-letter topic, keyed by
  * the alert id, as a {@link NotificationDeadLetter}.
  *
@@ -284,8 +284,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
             counters.retried += 1;
             countFor(destination).retried += 1;
             log.warn({ destination: destination.name, alertId: change.alert.id, kind: change.kind, retry: retryNumber, delayMs, err: error }, 'notification attempt failed; retrying');
+            // A receiver's Retry-After is respected for as long as the delivery may still be retried
+            // (VIGIL_NOTIFIER_RETRY_FOR_MS), not cut to the backoff's cap: asked for 2 minutes, it
+            // would otherwise be sent four more requests it asked not to get.
             const asked = error instanceof NotificationError ? error.retryAfterMs : undefined;
-            if (asked !== undefined && asked > delayMs) await sleep(Math.min(asked, maxDelayMs) - delayMs, stopping.signal);
+            const window = Math.max(maxDelayMs, retryForMs - (now() - firstAttemptAt));
+            if (asked !== undefined && asked > delayMs) await sleep(Math.min(asked, window) - delayMs, stopping.signal);
           },
         },
       );

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import {
+  FAMILIES,
   SUPPORTED_SCHEMA_VERSIONS,
   checkEvent,
   type Family,
@@ -191,7 +192,10 @@ export function classifyMessage(
     return {
       ok: false,
       reasonCode: 'wrong_topic',
-      message: `a ${record.family} event on the ${expectedFamily} topic`,
+      // A family that is none of the three is the producer's text: quoted (escaped), and cut.
+      message: (FAMILIES as readonly string[]).includes(record.family)
+        ? `a ${record.family} event on the ${expectedFamily} topic`
+        : `an event of family ${JSON.stringify(record.family.slice(0, 64))} on the ${expectedFamily} topic`,
     };
   }
   let event = canonicalEvent(record, text);

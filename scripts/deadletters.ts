@@ -223,7 +223,10 @@ function pushInto<K, V>(map: Map<K, V[]>, key: K, value: V): void {
  * the pipeline reads), each source position once (the same dead letter written twice by a redone
  * chunk), and not one already redriven `maxRedrives` times unless forced.
  */
-export function planRedrive(entries: readonly DeadLetterEntry[], options: { eventTopics: readonly string[]; rawTopics?: readonly string[]; force: boolean; maxRedrives?: number }): RedrivePlan {
+export function planRedrive(
+  entries: readonly DeadLetterEntry[],
+  options: { eventTopics: readonly string[]; rawTopics?: readonly string[]; internalTopics?: readonly string[]; force: boolean; maxRedrives?: number },
+): RedrivePlan {
   const maxRedrives = options.maxRedrives ?? MAX_REDRIVES;
   const plan: RedrivePlan = { send: [], skipped: [] };
   const chosen = new Set<string>();
@@ -238,7 +241,12 @@ export function planRedrive(entries: readonly DeadLetterEntry[], options: { even
     const at = `${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`;
     // Event topics, and the raw topics gateways' records wait on: a record `vigil adapt` refused
     // goes back to its raw topic, to be adapted again once the map is fixed.
-    const redrivable = options.eventTopics.includes(record.topic) || (options.rawTopics ?? []).includes(record.topic) || record.reasonCode.startsWith('adapter_');
+    // An adapter's raw topic is whatever its --topic was, so any topic is taken for an adapter's
+    // refusal, except Vigil's own others and Kafka's: the source topic is a header, and a forged
+    // dead letter must not make a redrive write detections or notifications (pages).
+    const internal = (options.internalTopics ?? []).includes(record.topic) || record.topic.startsWith('__');
+    const redrivable =
+      options.eventTopics.includes(record.topic) || (options.rawTopics ?? []).includes(record.topic) || (record.reasonCode.startsWith('adapter_') && !internal);
     if (record.value === null || record.value.length === 0) {
       plan.skipped.push({ entry, reason: 'no_value', detail: 'the original message had no value' });
     } else if (!redrivable) {
@@ -633,7 +641,12 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
   const { config } = context;
   const kafka = kafkaOf(context);
   const { entries } = await readDeadLetters({ ...context, kafka }, selection);
-  const plan = await restoreTruncated(kafka, planRedrive(entries, { eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device], rawTopics: [config.intake.topic], force: options.force }), context.scan);
+  const plan = await restoreTruncated(kafka, planRedrive(entries, {
+        eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device],
+        rawTopics: [config.intake.topic],
+        internalTopics: [config.topics.detections, config.topics.deadLetter, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic],
+        force: options.force,
+      }), context.scan);
   const sentByTopic: Record<string, number> = {};
   if (!options.dryRun && plan.send.length > 0) {
     const producer = createProducer(kafka);
@@ -666,15 +679,20 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
 const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
 
 /** The lines `list` prints. */
+/** A header's text for a terminal, as {@link escapeBytes} prints bytes (C1 controls escaped too). */
+function text(value: string): string {
+  return value === '' ? '' : escapeBytes(Buffer.from(value, 'utf8'), Number.MAX_SAFE_INTEGER);
+}
+
 export function formatSummary(summary: DeadLetterSummary): string[] {
   const ends = Object.entries(summary.ends).map(([partition, end]) => `${partition}:${end}`).join(' ');
   const lines = [`${summary.topic}: ${summary.total} dead letters (read to end offsets ${ends || 'none'})`];
   if (summary.total === 0) return lines;
   lines.push(`  ${'reason'.padEnd(24)}${'count'.padStart(7)}${'distinct'.padStart(10)}  ${'oldest'.padEnd(24)}  ${'newest'.padEnd(24)}  source topics`);
   for (const reason of summary.byReason) {
-    const sources = Object.entries(reason.sourceTopics).map(([topic, count]) => `${topic} (${count})`).join(', ');
+    const sources = Object.entries(reason.sourceTopics).map(([topic, count]) => `${text(topic)} (${count})`).join(', ');
     const redriven = reason.redriven > 0 ? `; ${reason.redriven} failed again after a redrive` : '';
-    lines.push(`  ${reason.reasonCode.padEnd(24)}${String(reason.count).padStart(7)}${String(reason.distinct).padStart(10)}  ${iso(reason.oldest).padEnd(24)}  ${iso(reason.newest).padEnd(24)}  ${sources}${redriven}`);
+    lines.push(`  ${text(reason.reasonCode).padEnd(24)}${String(reason.count).padStart(7)}${String(reason.distinct).padStart(10)}  ${iso(reason.oldest).padEnd(24)}  ${iso(reason.newest).padEnd(24)}  ${sources}${redriven}`);
   }
   return lines;
 }
@@ -684,12 +702,14 @@ export function formatEntry(entry: DeadLetterEntry, maxBytes: number): string[] 
   const { position, record } = entry;
   const lines = [
     `${position.topic}/${position.partition}/${position.offset}`,
-    `  reason         ${record.reasonCode}: ${record.reason}`,
-    `  source         ${record.topic} partition ${record.partition} offset ${record.offset}`,
-    `  dead-lettered  ${record.deadLetteredAt || iso(entry.time)}`,
+    // Every header is text a producer chose (and a reason may quote the message): escaped, so
+    // none can clear, recolour or retitle the terminal, or print a line of its own.
+    `  reason         ${text(record.reasonCode)}: ${text(record.reason)}`,
+    `  source         ${text(record.topic)} partition ${record.partition} offset ${text(record.offset)}`,
+    `  dead-lettered  ${record.deadLetteredAt ? text(record.deadLetteredAt) : iso(entry.time)}`,
   ];
   if (record.originalKey) lines.push(`  key            ${escapeBytes(record.originalKey, 200)}`);
-  if (record.redrive) lines.push(`  redriven       ${record.redrive.count} time${record.redrive.count === 1 ? '' : 's'}, last from ${record.redrive.from}`);
+  if (record.redrive) lines.push(`  redriven       ${record.redrive.count} time${record.redrive.count === 1 ? '' : 's'}, last from ${text(record.redrive.from)}`);
   if (record.truncated) {
     lines.push(`  original       ${record.truncated.bytes} bytes, SHA-256 ${record.truncated.sha256}; the dead letter keeps the first ${record.value?.length ?? 0}, and redrive reads the whole message from its source`);
   }
@@ -705,11 +725,11 @@ export function formatRedrive(report: RedriveReport): string[] {
       ? `redrive (dry run): ${report.selected} selected, 0 sent (${report.wouldSend} would be sent), ${skipped} skipped`
       : `redrive: ${report.selected} selected, ${report.sent} sent, ${skipped} skipped`,
   ];
-  for (const [topic, count] of Object.entries(report.sentByTopic)) lines.push(`  sent ${count} to ${topic}`);
+  for (const [topic, count] of Object.entries(report.sentByTopic)) lines.push(`  sent ${count} to ${text(topic)}`);
   const byReason = new Map<SkipReason, typeof report.skipped>();
   for (const entry of report.skipped) pushInto(byReason, entry.reason, entry);
   for (const [reason, entries] of byReason) {
-    const examples = entries.slice(0, 3).map(({ position, detail }) => `${position.topic}/${position.partition}/${position.offset}: ${detail}`);
+    const examples = entries.slice(0, 3).map(({ position, detail }) => `${position.topic}/${position.partition}/${position.offset}: ${text(detail)}`);
     lines.push(`  skipped ${entries.length} ${reason} (${examples.join('; ')}${entries.length > 3 ? '; ...' : ''})`);
   }
   return lines;

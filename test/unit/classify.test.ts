@@ -169,7 +169,9 @@ describe('classifyMessage', () => {
 
   it('says wrong_topic for an unknown family on a family topic, schema_invalid when no family is expected', () => {
     const result = refusal(classifyMessage(bytes({ ...policyEvent(), family: 'billing' }), limits, 'policy'));
-    expect(result.reasonCode).toBe('wrong_topic');
+    expect(result).toStrictEqual({ reasonCode: 'wrong_topic', message: 'an event of family "billing" on the policy topic' });
+    // The producer's text, quoted: a control character in it is escaped, not passed on.
+    expect(refusal(classifyMessage(bytes({ ...policyEvent(), family: 'x\u001b[2J\ny' }), limits, 'policy')).message).toBe('an event of family "x\\u001b[2J\\ny" on the policy topic');
     const anyTopic = refusal(classifyMessage(bytes({ ...policyEvent(), family: 'billing' }), limits));
     expect(anyTopic.reasonCode).toBe('schema_invalid');
     expect(anyTopic.message).toMatch(/^family: /);

@@ -3,6 +3,7 @@ import {
   DeadLetterUsageError,
   MAX_REDRIVES,
   escapeBytes,
+  formatEntry,
   formatRedrive,
   parseDeadLetterArgs,
   parseTime,
@@ -181,6 +182,15 @@ describe('planRedrive', () => {
     expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([['3', 'not_an_event_topic']]);
   });
 
+  // A forged dead letter (headers are the producer's) could make a redrive write pages.
+  it("never sends an adapter's refusal to Vigil's own other topics or Kafka's", () => {
+    const internalTopics = ['vigil.detections', 'vigil.deadletter', 'vigil.notifications', 'vigil.notifications.deadletter'];
+    const forged = [...internalTopics, '__consumer_offsets'].map((topic, index) => entry(index + 1, { topic, reasonCode: 'adapter_unmapped', offset: String(3000 + index) }));
+    const plan = planRedrive([...forged, entry(9, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', offset: '4000' })], { eventTopics: topics, internalTopics, force: false });
+    expect(plan.send.map(({ topic }) => topic)).toEqual(['edge.raw.tyk']);
+    expect(plan.skipped.map(({ reason }) => reason)).toEqual(Array.from({ length: 5 }, () => 'not_an_event_topic'));
+  });
+
   it('runs again with the cause not fixed: only the latest dead letter of a message is sent, not every one it left, so the copies do not multiply', () => {
     // Run 1 sent the dead letter at offset 1; refused again, it came back at offset 2 (from a new
     // source position), and again at offset 3 after run 2.
@@ -193,6 +203,18 @@ describe('planRedrive', () => {
       ['1', 'redriven_since'],
       ['2', 'redriven_since'],
     ]);
+  });
+});
+
+describe('formatEntry', () => {
+  // The reason quotes the message (a family, an unknown key), and every header is the producer's.
+  it('escapes control characters in every header it prints, so none reaches the terminal', () => {
+    const hostile = entry(1, { reason: 'a device\u001b[2J\u001b[31mFAKE\nreason ok', topic: 'vigil.events.policy\u0007', reasonCode: 'wrong_topic\u009b' });
+    const printed = formatEntry(hostile, 64).join('\n');
+    const controls = [...printed].filter((character) => character !== '\n' && ((character.codePointAt(0) ?? 0) < 0x20 || ((character.codePointAt(0) ?? 0) >= 0x7f && (character.codePointAt(0) ?? 0) <= 0x9f)));
+    expect(controls).toEqual([]);
+    expect(printed).toContain('reason         wrong_topic\\u009b: a device\\u001b[2J\\u001b[31mFAKE\\nreason ok');
+    expect(printed.split('\n').filter((line) => line.trimStart().startsWith('reason'))).toHaveLength(1);
   });
 });
 

@@ -209,7 +209,7 @@ describe('planRedrive', () => {
 describe('formatEntry', () => {
   // The reason quotes the message (a family, an unknown key), and every header is the producer's.
   it('escapes control characters in every header it prints, so none reaches the terminal', () => {
-    const hostile = entry(1, { reason: 'a device\u001b[2J\u001b[31mFAKE\nreason ok', topic: 'vigil.events.policy\u0007', reasonCode: 'wrong_topic\u009b' });
+    const hostile = entry(1, { reason: 'a device\u001b[2J\u001b[31mFAKE\nreason ok', topic: 'vigil.events.policy\u0007', reasonCode: 'wrong_topic\u009b' as DeadLetterRecord['reasonCode'] });
     const printed = formatEntry(hostile, 64).join('\n');
     const controls = [...printed].filter((character) => character !== '\n' && ((character.codePointAt(0) ?? 0) < 0x20 || ((character.codePointAt(0) ?? 0) >= 0x7f && (character.codePointAt(0) ?? 0) <= 0x9f)));
     expect(controls).toEqual([]);

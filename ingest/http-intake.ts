@@ -204,6 +204,47 @@ export interface IntakeRecord {
 }
 
 /**
+ * Records one body may hold. A Kong log record is a kilobyte or more, so a full 8 MiB body holds a
+ * few thousand; the limit refuses bodies of tiny records (`[{},{},…]`), which would expand about
+ * fifty times in memory while parsed and produced, and fill the raw topic with records the adapter
+ * only dead-letters.
+ */
+export const MAX_RECORDS_PER_BODY = 10_000;
+
+/**
+ * How many items a body's top-level JSON array holds, counted on the bytes (strings skipped), up
+ * to `stopAt + 1`: before JSON.parse builds them all. 1 for anything that is not an array.
+ */
+export function topLevelItems(body: Buffer, stopAt: number): number {
+  let start = 0;
+  while (start < body.length && (body[start] === 0x20 || body[start] === 0x0a || body[start] === 0x0d || body[start] === 0x09)) start++;
+  if (body[start] !== 0x5b) return 1;
+  let depth = 0;
+  let inString = false;
+  let items = 0;
+  let empty = true;
+  for (let index = start; index < body.length; index++) {
+    const byte = body[index];
+    if (inString) {
+      if (byte === 0x5c) index++;
+      else if (byte === 0x22) inString = false;
+      continue;
+    }
+    if (byte === 0x22) inString = true;
+    else if (byte === 0x5b || byte === 0x7b) depth++;
+    else if (byte === 0x5d || byte === 0x7d) depth--;
+    else if (byte === 0x2c && depth === 1) {
+      items++;
+      if (items > stopAt) return items;
+    }
+    if (depth === 1 && byte !== 0x5b && byte !== 0x2c && byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) empty = false;
+    if (depth > 1) empty = false;
+    if (depth === 0) break;
+  }
+  return empty ? 0 : items + 1;
+}
+
+/**
  * The records of a body, each serialized as it will be produced, or a refusal naming the first
  * problem: what the http-log plugin sends is one log object, or an array of them when batching.
  */
@@ -211,6 +252,10 @@ export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; ma
   // Decoded leniently, bytes that are not UTF-8 would be produced as U+FFFD: refused instead, as
   // the pipeline refuses them (not_json).
   if (!isUtf8(body)) throw new IntakeRefusal(400, 'body is not UTF-8', 'invalid');
+  const count = topLevelItems(body, MAX_RECORDS_PER_BODY);
+  if (count > MAX_RECORDS_PER_BODY) {
+    throw new IntakeRefusal(413, `body holds more than ${MAX_RECORDS_PER_BODY} records, over the limit per request: lower the plugin's queue.max_batch_size`, 'tooLarge');
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { IntakeRefusal, recordsOfBody, tokenBucket } from '../../ingest';
+import { IntakeRefusal, MAX_RECORDS_PER_BODY, recordsOfBody, tokenBucket, topLevelItems } from '../../ingest';
 import { ConfigError, createLogger, loadConfig, secretsOf } from '../../platform';
 
 const limits = { maxRecordBytes: 1024, maxJsonDepth: 4 };
@@ -27,6 +27,22 @@ describe('the intake body check', () => {
       { client_ip: 'not an address' },
     ]);
     expect(recordsOfBody(Buffer.from(body), { ...limits, maxJsonDepth: 8 }).map((record) => record.key)).toEqual(['203.0.113.9', null, null]);
+  });
+
+  // 8 MiB of `{},` held 2.8 million records: about 420 MB of heap, and as many Kafka messages.
+  it(`refuses a body of more than ${MAX_RECORDS_PER_BODY} records before parsing it`, () => {
+    const many = `[${Array.from({ length: MAX_RECORDS_PER_BODY + 1 }, () => '{}').join(',')}]`;
+    expect(refusalOf(many)).toEqual({ status: 413, message: `body holds more than ${MAX_RECORDS_PER_BODY} records, over the limit per request: lower the plugin's queue.max_batch_size` });
+    expect(recordsOfBody(Buffer.from(`[${Array.from({ length: MAX_RECORDS_PER_BODY }, () => '{}').join(',')}]`), limits)).toHaveLength(MAX_RECORDS_PER_BODY);
+  });
+
+  it.each<[string, number]>([
+    ['{"a": [1, 2, 3]}', 1],
+    ['  [ ]', 0],
+    ['[{"a": "x,y,[z"}, {"b": [1, 2]}, {"c": "q\\",r,[s\\\\"}]', 3],
+    ['[{"a": {"b": [1, {"c": 2}]}}]', 1],
+  ])('counts the top-level items of %s on the bytes', (body, items) => {
+    expect(topLevelItems(Buffer.from(body), 10)).toBe(items);
   });
 
   it('refuses with a status and a message naming what is wrong', () => {

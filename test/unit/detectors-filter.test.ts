@@ -1,4 +1,4 @@
-import { cidrList, compileFilter, explainFilter, fieldValue, filterSchema, inCidrList, inputIp, referencedRules, type DetectionInput } from '../../detectors';
+import { cidrList, compileFilter, explainFilter, fieldValue, filterSchema, nestedQuantifier, inCidrList, inputIp, referencedRules, type DetectionInput } from '../../detectors';
 import { eventSchema, type VigilEvent } from '../../schemas';
 import { deviceEvent, invocationEvent, minimalEvents, policyEvent, withField } from './fixtures';
 
@@ -261,6 +261,47 @@ describe('filterSchema', () => {
 
   it('explains nothing in a valid filter', () => {
     expect(explainFilter({ all: [{ field: 'a', equals: 1 }, { not: { any: [{ detectedBy: 'some-rule' }, { field: 'b', in: [1] }] } }] })).toBeUndefined();
+  });
+
+  // A rule's pattern runs on attacker-written values: `^(\w+\s?)*$` on 40 crafted characters
+  // backtracked for over ten seconds (4× per 2 characters: 40 would take an hour), stalling every partition.
+  it('matches a catastrophically backtracking pattern on a crafted value without hanging (linear fallback)', () => {
+    const userAgent = compileFilter(filterSchema.parse({ field: 'client.userAgent', regex: '^(\\w+\\s?)*$' }));
+    const input = (value: string): DetectionInput => ({ event: { client: { userAgent: value } } }) as unknown as DetectionInput;
+    // Not a speed target: without the fallback this match takes 16 s to minutes here (156 s
+    // measured), with it a few milliseconds; 5 s tells a hang from a match on any machine.
+    const started = performance.now();
+    expect(userAgent(input(`${'a'.repeat(32)}!`))).toBe(false);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(userAgent(input('curl 8 4'))).toBe(true);
+  });
+
+  it.each<[string, string | undefined]>([
+    ['^(\\w+\\s?)*$', '(\\w+\\s?)*'],
+    ['(a+)+', '(a+)+'],
+    ['(?:x+y?){2,}', '(?:x+y?){2,}'],
+    ['(?<n>a*)*', '(?<n>a*)*'],
+    ['(a{1,5})*', '(a{1,5})*'],
+    ['^/v1/users/\\d+$', undefined],
+    ['(GET|POST)+', undefined],
+    ['(a+){3}', undefined],
+    ['(a+)?', undefined],
+    ['[(a+)+]', undefined],
+    ['\\(a+\\)+', undefined],
+    ['(?<=x)a+', undefined],
+  ])('finds the repeated group that repeats inside in %s', (source, nested) => {
+    expect(nestedQuantifier(source)).toBe(nested);
+  });
+
+  it('refuses a repeated group that repeats inside when the pattern has a lookaround or backreference (no linear fallback for those)', () => {
+    expect(refusal({ field: 'client.userAgent', regex: '(?<=x)(a+)+$' })).toEqual([
+      {
+        path: ['regex'],
+        message: '(a+)+ repeats a group that itself repeats, in a pattern with a lookaround or backreference: on a crafted value (event data) that takes exponential time and stalls the pipeline; drop the lookaround or backreference, or the quantifier inside the repeated group',
+      },
+    ]);
+    expect(filterSchema.safeParse({ field: 'client.userAgent', regex: '^(\\d+\\.)+\\d+$' }).success).toBe(true);
+    expect(filterSchema.safeParse({ field: 'client.userAgent', regex: '(\\w)\\1+' }).success).toBe(true);
   });
 
   it('refuses an empty CIDR list', () => {

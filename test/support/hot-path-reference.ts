@@ -181,7 +181,10 @@ export function referenceClassifyMessage(
     return {
       ok: false,
       reasonCode: 'wrong_topic',
-      message: `a ${record.family} event on the ${expectedFamily} topic`,
+      // The wording of 5 December 2026 (an unknown family quoted): the reference keeps the messages as the pipeline words them.
+      message: ['policy', 'invocation', 'device'].includes(record.family)
+        ? `a ${record.family} event on the ${expectedFamily} topic`
+        : `an event of family ${JSON.stringify(record.family.slice(0, 64))} on the ${expectedFamily} topic`,
     };
   }
   let event = options.sdkFastPath === false ? undefined : referenceCanonicalEvent(record, text);

@@ -109,6 +109,7 @@ describe('the default rule pack', () => {
       'credential-stuffing',
       'credential-stuffing-trusted-egress',
       'account-takeover-sequence',
+      'credential-stuffing-then-success',
       'basic-auth-on-2fa-resource',
       'authz-failure-privileged-scope',
       'enumeration-per-consumer',
@@ -142,12 +143,13 @@ describe('the default rule pack', () => {
     expect(ruleById(ruleSet, 'account-takeover-sequence').rule).toMatchObject({ steps: [{ count: 5 }, { count: 1 }] });
   });
 
-  it('compiles step filters, the allowlist and the one dependency', () => {
+  it('compiles step filters, the allowlist and the two dependent rules', () => {
     expect(extrasOf(ruleById(ruleSet, 'account-takeover-sequence'), sequenceType)).toHaveLength(2);
     expect(extrasOf(ruleById(ruleSet, 'impossible-travel'), geoVelocityType)).toBeDefined();
     expect(ruleById(ruleSet, 'authn-failures-per-user').extras).toBeUndefined();
     const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
     expect(dependent.map((compiled) => [compiled.rule.id, compiled.dependsOn])).toStrictEqual([
+      ['credential-stuffing-then-success', ['credential-stuffing', 'credential-stuffing-trusted-egress']],
       ['new-device-then-sensitive-write', ['new-device-for-user']],
     ]);
   });

@@ -44,8 +44,25 @@ export const userAgentText = z
 
 const identifier = plainText(256).min(1);
 
-/** IPv4 or IPv6, as text. */
-export const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'Invalid IP address' });
+/**
+ * One address in one spelling: IPv6 as RFC 5952 writes it (lower case, zeros compressed) and an
+ * IPv4-mapped IPv6 address (`::ffff:203.0.113.9`, `::ffff:cb00:7109`) as the IPv4 address it is.
+ * Every per-IP key, list and document compares text, so four spellings of one address were four
+ * attackers to the per-IP rules, and `::ffff:` an evasion of each. IPv4 is already one spelling
+ * (the contract refuses leading zeros).
+ */
+export function canonicalIp(address: string): string {
+  if (!address.includes(':')) return address;
+  const host = new URL(`http://[${address}]`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (mapped === null) return host;
+  const high = Number.parseInt(mapped[1] ?? '0', 16);
+  const low = Number.parseInt(mapped[2] ?? '0', 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}
+
+/** IPv4 or IPv6, as text; put in its one spelling ({@link canonicalIp}). */
+export const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'Invalid IP address' }).transform(canonicalIp);
 
 /** Fields every event carries, whatever its family. */
 export const envelopeShape = {

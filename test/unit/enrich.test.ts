@@ -156,7 +156,8 @@ describe('enrich', () => {
       const lookup = recordingLookup();
       const enrichment = enrich(policyFrom(ip), lookup);
       expect(lookup.calls).toStrictEqual([]);
-      expect(enrichment).toStrictEqual({ ip, ipScope: ipScope(ip), geoSource: 'none' });
+      // The contract writes an IPv4-mapped address as the IPv4 address it is.
+      expect(enrichment).toStrictEqual({ ip: ip === '::ffff:10.1.2.3' ? '10.1.2.3' : ip, ipScope: ipScope(ip), geoSource: 'none' });
       expect(enrichment.ipScope).not.toBe('public');
     },
   );

@@ -3,6 +3,7 @@ import {
   EVENT_RETYPED_FIELDS,
   FAMILIES,
   TEMPLATE_VERSION,
+  canonicalIp,
   alertMappings,
   alertTemplate,
   describeIssues,
@@ -448,5 +449,35 @@ describe('control characters', () => {
 
   it('keeps printable text beyond ASCII', () => {
     expect(eventSchema.safeParse(withField(deviceEvent(), 'device.geo.city', 'São Paulo · 東京 ✓')).success).toBe(true);
+  });
+});
+
+describe('IP addresses in one spelling', () => {
+  // Four spellings of one address were four attackers to every per-IP rule.
+  it.each([
+    ['198.51.100.23', '198.51.100.23'],
+    ['::ffff:198.51.100.23', '198.51.100.23'],
+    ['::FFFF:198.51.100.23', '198.51.100.23'],
+    ['::ffff:c633:6417', '198.51.100.23'],
+    ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+    ['2001:0db8::0001', '2001:db8::1'],
+    ['::1', '::1'],
+    ['::ffff:0:1.2.3.4', '::ffff:0:102:304'],
+  ])('writes %s as %s', (written, kept) => {
+    expect(canonicalIp(written)).toBe(kept);
+  });
+
+  it('applies to client.ip and device.ip as events are validated', () => {
+    const parsed = eventSchema.parse({
+      id: 'evt-spelling-1',
+      schemaVersion: 1,
+      family: 'device',
+      time: '2026-11-27T10:00:00Z',
+      source: { service: 'mobile-app', kind: 'service' },
+      actor: { userId: 'u-1' },
+      client: { ip: '::FFFF:C633:6417' },
+      device: { deviceId: 'phone-1', type: 'mobile', ip: '2001:DB8::0:1', action: 'login' },
+    });
+    expect([parsed.client.ip, parsed.family === 'device' ? parsed.device.ip : undefined]).toEqual(['198.51.100.23', '2001:db8::1']);
   });
 });

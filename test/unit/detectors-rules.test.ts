@@ -105,6 +105,7 @@ describe('the default rule pack', () => {
     ]);
     expect(ruleSet.rules.map((compiled) => compiled.rule.id)).toStrictEqual([
       'authn-failures-per-user',
+      'authn-failures-per-user-slow',
       'authn-failures-per-ip',
       'credential-stuffing',
       'credential-stuffing-trusted-egress',

@@ -224,19 +224,19 @@ describe('formatSlack', () => {
     expect(formatSlack(change('opened'))).toEqual({
       text: '[HIGH] Login surge on accounts-v1 /v1/login | 12 detections | opened',
       blocks: [
-        { type: 'section', text: { type: 'mrkdwn', text: '*[HIGH] Login surge on accounts-v1 /v1/login | 12 detections | opened*' } },
-        { type: 'section', text: { type: 'mrkdwn', text: '*Reason*\naccounts-v1 /v1/login had 5200 requests in 1m, 10.4x its baseline of 500.' } },
+        { type: 'section', text: { type: 'mrkdwn', verbatim: true, text: '*[HIGH] Login surge on accounts-v1 /v1/login | 12 detections | opened*' } },
+        { type: 'section', text: { type: 'mrkdwn', verbatim: true, text: '*Reason*\naccounts-v1 /v1/login had 5200 requests in 1m, 10.4x its baseline of 500.' } },
         {
           type: 'section',
           fields: [
-            { type: 'mrkdwn', text: '*Rules*\nRequest surge per endpoint (dos-surge-endpoint)\nAuthentication failures (auth-failures)' },
-            { type: 'mrkdwn', text: '*Severity*\nhigh' },
-            { type: 'mrkdwn', text: '*First seen*\n2026-03-01T10:00:00.000Z' },
-            { type: 'mrkdwn', text: '*Last seen*\n2026-03-01T10:04:00.000Z' },
-            { type: 'mrkdwn', text: '*Key*\ninvocation.resource.api=accounts-v1,invocation.route=/v1/login' },
+            { type: 'mrkdwn', verbatim: true, text: '*Rules*\nRequest surge per endpoint (dos-surge-endpoint)\nAuthentication failures (auth-failures)' },
+            { type: 'mrkdwn', verbatim: true, text: '*Severity*\nhigh' },
+            { type: 'mrkdwn', verbatim: true, text: '*First seen*\n2026-03-01T10:00:00.000Z' },
+            { type: 'mrkdwn', verbatim: true, text: '*Last seen*\n2026-03-01T10:04:00.000Z' },
+            { type: 'mrkdwn', verbatim: true, text: '*Key*\ninvocation.resource.api=accounts-v1,invocation.route=/v1/login' },
           ],
         },
-        { type: 'context', elements: [{ type: 'mrkdwn', text: 'Alert id: al-7f3a' }] },
+        { type: 'context', elements: [{ type: 'mrkdwn', verbatim: true, text: 'Alert id: al-7f3a' }] },
       ],
     });
   });
@@ -244,7 +244,7 @@ describe('formatSlack', () => {
   it('says when it was resolved, and counts in the singular', () => {
     const message = formatSlack(change('resolved', { status: 'resolved', resolvedAt: '2026-03-01T10:20:00.000Z', count: 1 }));
     expect(message.text).toBe('[HIGH] Login surge on accounts-v1 /v1/login | 1 detection | resolved');
-    expect(message.blocks[2]).toEqual(expect.objectContaining({ fields: expect.arrayContaining([{ type: 'mrkdwn', text: '*Resolved*\n2026-03-01T10:20:00.000Z' }]) as unknown }));
+    expect(message.blocks[2]).toEqual(expect.objectContaining({ fields: expect.arrayContaining([{ type: 'mrkdwn', verbatim: true, text: '*Resolved*\n2026-03-01T10:20:00.000Z' }]) as unknown }));
   });
 
   it('cuts a long reason by whole characters: no half of an emoji', () => {
@@ -282,15 +282,16 @@ describe('formatSlack', () => {
     const link = 'https://kibana.example.com/app/discover#/view/vigil-search-open-alerts?_g=y&_a=x';
     const message = formatSlack(change('opened', { evidence, campaign: true, entities: ['client.ip=203.0.113.1', 'actor.userId=u-1'] }), link);
     expect(message.blocks.slice(2)).toEqual([
-      expect.objectContaining({ fields: expect.arrayContaining([{ type: 'mrkdwn', text: '*Entities*\nclient.ip=203.0.113.1\nactor.userId=u-1' }]) as unknown }),
+      expect.objectContaining({ fields: expect.arrayContaining([{ type: 'mrkdwn', verbatim: true, text: '*Entities*\nclient.ip=203.0.113.1\nactor.userId=u-1' }]) as unknown }),
       {
         type: 'section',
         text: {
           type: 'mrkdwn',
+          verbatim: true,
           text: '*Evidence*\nFolded 17 detections (authn-failures-per-ip 17) from 17 IPs.\nTop: client.ip=203.0.113.1 (7), client.ip=203.0.113.2 (6), client.ip=203.0.113.3 (5), client.ip=203.0.113.4 (4), client.ip=203.0.113.5 (3)',
         },
       },
-      { type: 'context', elements: [{ type: 'mrkdwn', text: `<${link.replace('&', '&amp;')}|Open in Kibana> · Alert id: al-7f3a` }] },
+      { type: 'context', elements: [{ type: 'mrkdwn', verbatim: true, text: `<${link.replace('&', '&amp;')}|Open in Kibana> · Alert id: al-7f3a` }] },
     ]);
     const trigger = formatPagerDuty(change('opened', { evidence }), 'rk-123', link);
     expect(trigger).toMatchObject({ links: [{ href: link, text: 'Open in Kibana' }], payload: { custom_details: { evidence } } });

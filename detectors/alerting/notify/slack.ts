@@ -1,10 +1,15 @@
 import type { AlertChange } from '../../../schemas';
 import { clip } from './text';
 
-/** A Slack text object. */
+/**
+ * A Slack text object. `verbatim`: Slack neither turns bare URLs into links nor parses channel
+ * names and mentions in it. Titles, reasons and keys come from event data, and a user id such as
+ * `https://evil.example/reset` must not arrive as a link on-call clicks.
+ */
 export interface SlackText {
   type: 'mrkdwn';
   text: string;
+  verbatim: true;
 }
 
 /** The Block Kit blocks the Slack formatter uses. */
@@ -70,29 +75,29 @@ export function formatSlack(change: AlertChange, link?: string): SlackMessage {
   });
   if (alert.rules.length > SLACK_RULES_SHOWN) rules.push(`and ${alert.rules.length - SLACK_RULES_SHOWN} more`);
   const fields: SlackText[] = [
-    { type: 'mrkdwn', text: `*Rules*\n${slackText(rules.join('\n'), SLACK_FIELD_MAX - 10)}` },
-    { type: 'mrkdwn', text: `*Severity*\n${alert.severity}` },
-    { type: 'mrkdwn', text: `*First seen*\n${slackText(alert.firstSeen, 100)}` },
-    { type: 'mrkdwn', text: `*Last seen*\n${slackText(alert.lastSeen, 100)}` },
+    { type: 'mrkdwn', verbatim: true, text: `*Rules*\n${slackText(rules.join('\n'), SLACK_FIELD_MAX - 10)}` },
+    { type: 'mrkdwn', verbatim: true, text: `*Severity*\n${alert.severity}` },
+    { type: 'mrkdwn', verbatim: true, text: `*First seen*\n${slackText(alert.firstSeen, 100)}` },
+    { type: 'mrkdwn', verbatim: true, text: `*Last seen*\n${slackText(alert.lastSeen, 100)}` },
   ];
-  if (alert.resolvedAt !== undefined) fields.push({ type: 'mrkdwn', text: `*Resolved*\n${slackText(alert.resolvedAt, 100)}` });
-  fields.push({ type: 'mrkdwn', text: `*Key*\n${slackText(alert.groupKey, SLACK_FIELD_MAX - 10)}` });
+  if (alert.resolvedAt !== undefined) fields.push({ type: 'mrkdwn', verbatim: true, text: `*Resolved*\n${slackText(alert.resolvedAt, 100)}` });
+  fields.push({ type: 'mrkdwn', verbatim: true, text: `*Key*\n${slackText(alert.groupKey, SLACK_FIELD_MAX - 10)}` });
   if (alert.entities !== undefined && alert.entities.length > 0) {
-    fields.push({ type: 'mrkdwn', text: `*Entities*\n${slackText(alert.entities.slice(0, SLACK_ENTITIES_SHOWN).join('\n'), SLACK_FIELD_MAX - 12)}` });
+    fields.push({ type: 'mrkdwn', verbatim: true, text: `*Entities*\n${slackText(alert.entities.slice(0, SLACK_ENTITIES_SHOWN).join('\n'), SLACK_FIELD_MAX - 12)}` });
   }
   const blocks: SlackBlock[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: `*${slackText(headline(change), SLACK_SECTION_MAX - 2)}*` } },
-    { type: 'section', text: { type: 'mrkdwn', text: `*Reason*\n${slackText(alert.reason, SLACK_SECTION_MAX - 12)}` } },
+    { type: 'section', text: { type: 'mrkdwn', verbatim: true, text: `*${slackText(headline(change), SLACK_SECTION_MAX - 2)}*` } },
+    { type: 'section', text: { type: 'mrkdwn', verbatim: true, text: `*Reason*\n${slackText(alert.reason, SLACK_SECTION_MAX - 12)}` } },
     { type: 'section', fields },
   ];
   const evidence = alert.evidence;
   if (evidence !== undefined) {
     // The one detection's sentence speaks for one source; a flood or a campaign has many.
     const top = evidence.top.slice(0, SLACK_ENTITIES_SHOWN).map((entry) => `${entry.entity} (${entry.count})`);
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `*Evidence*\n${slackText(`${evidence.summary}${top.length > 0 ? `\nTop: ${top.join(', ')}` : ''}`, SLACK_SECTION_MAX - 14)}` } });
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', verbatim: true, text: `*Evidence*\n${slackText(`${evidence.summary}${top.length > 0 ? `\nTop: ${top.join(', ')}` : ''}`, SLACK_SECTION_MAX - 14)}` } });
   }
   // A configured address, not event data: checked, and only its `&` written as Slack asks.
   const linkText = link !== undefined && /^https?:\/\/[^\s<>|]+$/.test(link) ? `<${link.replace(/&/g, '&amp;')}|Open in Kibana> · ` : '';
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `${linkText}Alert id: ${slackText(alert.id, 200)}` }] });
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', verbatim: true, text: `${linkText}Alert id: ${slackText(alert.id, 200)}` }] });
   return { text, blocks };
 }

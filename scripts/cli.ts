@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
 import { createAdapt, createVigil, type Role } from '../app';
+import { ADAPTERS } from '../ingest';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
 import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Logger } from '../platform';
@@ -162,11 +163,25 @@ async function run(roles?: readonly Role[]): Promise<number> {
  * `vigil adapt`: runs the adapt consumer until SIGINT or SIGTERM (exit 0, after the chunk in hand
  * is committed) or until it fails for good (exit 1); prints its counters when it stops.
  */
+/** `vigil adapt --help`: the formats, each with what it reads, and the settings it needs. */
+const ADAPT_USAGE = [
+  'usage: vigil adapt --format FORMAT --topic RAW_TOPIC',
+  '',
+  "translates a gateway's request logs on RAW_TOPIC into contract events until SIGINT/SIGTERM",
+  '',
+  'formats:',
+  ...Object.values(ADAPTERS).map((adapter) => `  ${adapter.format.padEnd(8)}${adapter.description}`),
+  '',
+  'settings: VIGIL_ADAPT_SERVICE and VIGIL_ADAPT_GROUPS (required), VIGIL_ADAPT_* (docs/configuration.md);',
+  'per gateway: docs/gateways/README.md',
+].join('\n');
+
 async function adapt(args: readonly string[]): Promise<number> {
   const format = option(args, '--format');
   const topic = option(args, '--topic');
   if (format === undefined || topic === undefined) {
-    console.error('usage: vigil adapt --format kong|apisix|... --topic RAW_TOPIC   (settings: VIGIL_ADAPT_SERVICE, VIGIL_ADAPT_GROUPS; see docs/gateways/README.md)');
+    const missing = [format === undefined ? '--format' : undefined, topic === undefined ? '--topic' : undefined].filter((name) => name !== undefined);
+    console.error(`vigil adapt: ${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} required\n\n${ADAPT_USAGE}`);
     return 2;
   }
   const config = loadConfig();
@@ -261,7 +276,7 @@ export async function main(args: readonly string[]): Promise<number> {
   const [command, sub] = args;
   const problem = command === undefined ? undefined : checkArguments(command, args.slice(1));
   if (problem === 'help') {
-    console.log(USAGE);
+    console.log(command === 'adapt' ? ADAPT_USAGE : USAGE);
     return 0;
   }
   if (problem !== undefined) {

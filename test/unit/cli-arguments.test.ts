@@ -13,6 +13,18 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
   });
   afterEach(() => jest.restoreAllMocks());
 
+  // A missing --topic printed one usage line naming neither it nor the formats; --help printed the global help.
+  it('vigil adapt names the option missing, and --help lists every format with what it reads', async () => {
+    expect(await main(['adapt', '--format', 'wso2'])).toBe(2);
+    expect(errors[0]?.split('\n')[0]).toBe('vigil adapt: --topic is required');
+    expect(await main(['adapt'])).toBe(2);
+    expect(errors[1]?.split('\n')[0]).toBe('vigil adapt: --format and --topic are required');
+    expect(await main(['adapt', '--help'])).toBe(0);
+    const help = output.join('\n');
+    expect(help).toMatch(/^usage: vigil adapt --format FORMAT --topic RAW_TOPIC/);
+    for (const format of ['kong', 'apisix', 'envoy', 'otlp', 'wso2', 'tyk']) expect(help).toMatch(new RegExp(`^  ${format} +\\S`, 'm'));
+  });
+
   it.each([['--version'], ['version']])('%s prints the version of package.json and exits 0', async (flag) => {
     const { version } = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
     expect(await main([flag])).toBe(0);

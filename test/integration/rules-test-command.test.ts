@@ -105,7 +105,7 @@ describe('vigil rules test with rules and fixtures of your own', () => {
 
   it('runs the shipped pack with its fixtures when given neither', async () => {
     const code = await runRuleTests({ print });
-    expect(lines[0]).toMatch(/^rule fixtures: 23 rules \(digest [0-9a-f]{16}\), 23 fixture files, \d+ cases$/);
+    expect(lines[0]).toMatch(/^rule fixtures: 24 rules \(digest [0-9a-f]{16}\), 24 fixture files, \d+ cases$/);
     expect(lines.at(-1)).toMatch(/^(\d+) cases: \1 passed, 0 failed$/);
     expect(code).toBe(0);
   });

@@ -114,6 +114,7 @@ describe('the default rule pack', () => {
       'basic-auth-on-2fa-resource',
       'authz-failure-privileged-scope',
       'enumeration-per-consumer',
+      'enumeration-per-ip',
       'json-threat-violation',
       'xml-threat-violation',
       'rate-limit-storm-per-consumer',

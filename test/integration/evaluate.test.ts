@@ -46,7 +46,7 @@ describe('vigil evaluate: labelled attacks and benign cases through the real pip
     expect(over).toEqual([]);
   });
 
-  it('raises the brute force then takeover as one incident: the takeover on the attacker\'s IP names its victim, and links into the victim\'s', () => {
+  it('raises the brute force then takeover as one incident: the takeover is keyed on its victim and joins the victim\'s incident', () => {
     const takeover = result.grade.attacks.find((grade) => grade.case.id === 'brute-force-takeover');
     expect(takeover?.alerts).toHaveLength(1);
     expect(takeover?.rules).toContain('account-takeover-sequence');

@@ -190,16 +190,17 @@ describe('the same hour live, from a backlog and in replay (issue 15)', () => {
       ]),
     );
     expect(login).toHaveLength(2);
-    // Every incident the hour holds, by group: travellers, the new device, the takeover, the
-    // stuffing IP, the rate-limited flood's IP and consumer, and the endpoint's two.
+    // Every incident the hour holds, by group: travellers, the new device, the takeover (on its
+    // victim since account-takeover-sequence v2), the stuffing IP, the rate-limited flood's IP and
+    // consumer, and the endpoint's two.
     expect(pacedIncidents.map((incident) => incident.split(' ')[1]).sort()).toEqual(
       [
         'actor.consumerId=partner-globex',
         'actor.userId=u-1005',
+        'actor.userId=u-1011',
         'actor.userId=u-travel-1',
         'actor.userId=u-travel-2',
         'client.ip=185.60.216.50',
-        'client.ip=46.101.12.77',
         'client.ip=91.198.174.20',
         'invocation.resource.api=accounts-v1,invocation.route=/v1/login',
         'invocation.resource.api=accounts-v1,invocation.route=/v1/login',

@@ -9,14 +9,21 @@ import { compilePath, type DetectionInput } from './input';
  * pattern such as `^(\w+\s?)*$` takes seconds on 30 crafted characters, and the event loop with
  * it: every partition, heartbeat and health check stalls. With this flag, V8 runs a match that
  * backtracks excessively again on its linear-time engine (measured: 28 characters, 1,039 ms →
- * under 1 ms; 1,000 characters, 6 ms). That engine lacks lookarounds and backreferences, so a
- * pattern using them and repeating a repeated group is refused at load ({@link nestedQuantifier}).
- * Process-wide, and set before any rule's pattern is compiled.
+ * under 1 ms; 1,000 characters, 6 ms). That engine can't run lookarounds, backreferences or a
+ * counted repeat over 16 (`{1,63}`: measured, `^(\w{1,17}\s?)*$` backtracks as before), so a
+ * pattern using one of those may not repeat a group holding a quantifier or alternatives: refused
+ * at load ({@link nestedQuantifier}). Process-wide, and set before any rule's pattern is compiled.
  */
 setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
-/** Lookarounds and backreferences: what V8's linear-time engine can't run. */
-const BACKTRACKING_ONLY = /\(\?<?[=!]|\\[1-9]|\\k</;
+/** Whether V8's linear-time engine can't run a pattern: a lookaround, a backreference, or a count over 16. */
+function backtracksOnly(source: string): boolean {
+  if (/\(\?<?[=!]|\\[1-9]|\\k</.test(source)) return true;
+  for (const bounds of source.matchAll(/\{(\d+)(?:,(\d*))?\}/g)) {
+    if (Number(bounds[1]) > 16 || (bounds[2] !== undefined && bounds[2] !== '' && Number(bounds[2]) > 16)) return true;
+  }
+  return false;
+}
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const field = z.string().regex(/^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/, 'expected a dotted field path such as policy.outcome');
@@ -42,11 +49,11 @@ const operators = {
       }
     }, 'not a valid regular expression')
     .superRefine((source, context) => {
-      const nested = BACKTRACKING_ONLY.test(source) ? nestedQuantifier(source) : undefined;
+      const nested = backtracksOnly(source) ? nestedQuantifier(source, { strict: true }) : undefined;
       if (nested !== undefined) {
         context.addIssue({
           code: 'custom',
-          message: `${nested} repeats a group that itself repeats, in a pattern with a lookaround or backreference: on a crafted value (event data) that takes exponential time and stalls the pipeline; drop the lookaround or backreference, or the quantifier inside the repeated group`,
+          message: `${nested} repeats a group holding a quantifier or alternatives, in a pattern V8's linear-time engine can't run (a lookaround, a backreference or a count over 16): on a crafted value (event data) that can take exponential time and stall the pipeline; drop those, or the repetition of that group`,
         });
       }
     }),
@@ -165,9 +172,10 @@ const REPEATING = (text: string, at: number): boolean => {
  * The first group of a regular expression that is repeated (`*`, `+`, `{n,}`) and holds a
  * repeated part itself, such as `(\w+\s?)*` or `(a+)+`: the shape of catastrophic backtracking,
  * where a near-match of a few dozen characters takes seconds or hours. Undefined when there is
- * none. Overlapping alternatives under a repeat (`(a|ab)*`) are not detected.
+ * none. With `strict`, a repeated group holding an optional part or alternatives counts too
+ * (`(a|a?)*`, `(\w{1,20}\s?)*`): for patterns with no linear-time fallback.
  */
-export function nestedQuantifier(source: string): string | undefined {
+export function nestedQuantifier(source: string, options: { strict?: boolean } = {}): string | undefined {
   const groups: { start: number; repeats: boolean }[] = [];
   for (let at = 0; at < source.length; at++) {
     const character = source[at];
@@ -199,7 +207,9 @@ export function nestedQuantifier(source: string): string | undefined {
       continue;
     }
     const parent = groups.at(-1);
-    if (parent !== undefined && REPEATING(source, at)) parent.repeats = true;
+    // Strict: an optional part or alternatives inside a repeated group ((a|a?)*) are enough.
+    const strictly = options.strict === true && (character === '?' || character === '|');
+    if (parent !== undefined && (REPEATING(source, at) || strictly)) parent.repeats = true;
   }
   return undefined;
 }

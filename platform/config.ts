@@ -650,7 +650,10 @@ export function urlSecrets(url: string): string[] {
   } catch {
     return [];
   }
-  const values = [parsed.pathname, ...parsed.pathname.split('/').filter((segment) => segment.length >= 12), ...parsed.searchParams.values(), parsed.username, parsed.password];
+  // The path only when a segment is long enough to be a token (`/v2/enqueue` is no secret, and
+  // would be blanked from every log line); query values of 8 characters or more.
+  const segments = parsed.pathname.split('/').filter((segment) => segment.length >= 12);
+  const values = [...(segments.length > 0 ? [parsed.pathname, ...segments] : []), ...[...parsed.searchParams.values()].filter((value) => value.length >= 8), parsed.username, parsed.password];
   return values.filter((value) => value.length >= 6);
 }
 

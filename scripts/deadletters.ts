@@ -244,7 +244,8 @@ export function planRedrive(
     // An adapter's raw topic is whatever its --topic was, so any topic is taken for an adapter's
     // refusal, except Vigil's own others and Kafka's: the source topic is a header, and a forged
     // dead letter must not make a redrive write detections or notifications (pages).
-    const internal = (options.internalTopics ?? []).includes(record.topic) || record.topic.startsWith('__');
+    // `_`: Kafka's own (`__consumer_offsets`) and its ecosystem's (`_schemas`, `_confluent-…`).
+    const internal = (options.internalTopics ?? []).includes(record.topic) || record.topic.startsWith('_');
     const redrivable =
       options.eventTopics.includes(record.topic) || (options.rawTopics ?? []).includes(record.topic) || (record.reasonCode.startsWith('adapter_') && !internal);
     if (record.value === null || record.value.length === 0) {

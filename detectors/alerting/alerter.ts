@@ -392,6 +392,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
   /** Resolves the alerts whose quiet period passed. */
   /** Whether the last wall-clock check held alerts open: its release is logged once. */
   let holdingFor: string[] | undefined;
+  /** The last answer, reused for a few seconds: settle runs for every detection batch, and a backlog's catch-up must not pay Kafka round trips per batch. */
+  let lastAsked: { at: number; allowed: boolean } | undefined;
+  const ASK_EVERY_MS = 5000;
 
   /**
    * Whether the wall-clock fallback may resolve `waiting` alerts now. Not while the ingest
@@ -403,6 +406,14 @@ export function createAlerter(options: AlerterOptions): Alerter {
    * under this name) is not waited for; Kafka away holds.
    */
   async function mayUseWallClock(waiting: number): Promise<boolean> {
+    const cached = lastAsked !== undefined && Date.now() - lastAsked.at < ASK_EVERY_MS ? lastAsked : undefined;
+    const allowed = cached?.allowed ?? (await askKafka(waiting));
+    if (cached === undefined) lastAsked = { at: Date.now(), allowed };
+    if (!allowed) stats.heldBehind++;
+    return allowed;
+  }
+
+  async function askKafka(waiting: number): Promise<boolean> {
     const admin = options.kafka.admin();
     let behind: string[];
     try {
@@ -424,7 +435,6 @@ export function createAlerter(options: AlerterOptions): Alerter {
       holdingFor = undefined;
       return true;
     }
-    stats.heldBehind++;
     if (holdingFor === undefined) {
       logger.warn(
         { alerts: waiting, behind },

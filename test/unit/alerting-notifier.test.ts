@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { ValidationError, createLogger, loadConfig, secretsOf } from '../../platform';
+import { ValidationError, createLogger, loadConfig, secretsOf, urlSecrets } from '../../platform';
 import { alertSchema, type Alert, type AlertChange } from '../../schemas';
 import { destinationSchema, parseDestinations, routesFor, type Destination, type DestinationInput } from '../../detectors';
 import { signPayload, verifySignature } from '../../detectors';
@@ -560,6 +560,10 @@ describe('createNotifier (scripted fetch, no network)', () => {
     expect(await refusal(slack, 'invalid_token: XOXBSECRETTOKEN123456')).toBe('HTTP 400: invalid_token: <redacted>');
     const hook = destination({ type: 'webhook', url: 'https://hooks.example.com/hook?token=XOXBSECRETTOKEN123456' });
     expect(await refusal(hook, `bad request to /hook?token=XOXBSECRETTOKEN123456, signature key ${SECRET}`)).toBe('HTTP 400: bad request to /hook?token=<redacted>, signature key <redacted>');
+    // A token crossing the 300-character cut is redacted whole before the clip, not half shown.
+    const crossing = await refusal(slack, `${'x'.repeat(290)} XOXBSECRETTOKEN123456`);
+    expect(crossing).not.toContain('XOXB');
+    expect(crossing.startsWith(`HTTP 400: ${'x'.repeat(290)} <redac`)).toBe(true);
     const pager = destination({ type: 'pagerduty', routingKey: 'R0UT1NGKEY0000000000000000000000' });
     expect(await refusal(pager, '{"status":"invalid event","message":"routing_key R0UT1NGKEY0000000000000000000000 unknown"}')).toBe(
       'HTTP 400: {"status":"invalid event","message":"routing_key <redacted> unknown"}',
@@ -570,6 +574,8 @@ describe('createNotifier (scripted fetch, no network)', () => {
     const destinations = JSON.stringify([{ type: 'webhook', name: 'hook', url: 'https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1', secret: SECRET }]);
     const secrets = secretsOf(loadConfig({ VIGIL_ALERT_DESTINATIONS: destinations }));
     expect(secrets).toEqual(expect.arrayContaining(['https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1', '/in/XOXBSECRETTOKEN123456', 'XOXBSECRETTOKEN123456', 'querysecret1', SECRET]));
+    // A path with no token-length segment is no secret: blanked, it would go from every log line.
+    expect(urlSecrets('https://events.pagerduty.com/v2/enqueue?source=vigil')).toEqual([]);
   });
 
   it('puts the alert link it is given into Slack and PagerDuty bodies, not into the webhook', async () => {

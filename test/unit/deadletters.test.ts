@@ -185,10 +185,10 @@ describe('planRedrive', () => {
   // A forged dead letter (headers are the producer's) could make a redrive write pages.
   it("never sends an adapter's refusal to Vigil's own other topics or Kafka's", () => {
     const internalTopics = ['vigil.detections', 'vigil.deadletter', 'vigil.notifications', 'vigil.notifications.deadletter'];
-    const forged = [...internalTopics, '__consumer_offsets'].map((topic, index) => entry(index + 1, { topic, reasonCode: 'adapter_unmapped', offset: String(3000 + index) }));
+    const forged = [...internalTopics, '__consumer_offsets', '_schemas'].map((topic, index) => entry(index + 1, { topic, reasonCode: 'adapter_unmapped', offset: String(3000 + index) }));
     const plan = planRedrive([...forged, entry(9, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', offset: '4000' })], { eventTopics: topics, internalTopics, force: false });
     expect(plan.send.map(({ topic }) => topic)).toEqual(['edge.raw.tyk']);
-    expect(plan.skipped.map(({ reason }) => reason)).toEqual(Array.from({ length: 5 }, () => 'not_an_event_topic'));
+    expect(plan.skipped.map(({ reason }) => reason)).toEqual(Array.from({ length: 6 }, () => 'not_an_event_topic'));
   });
 
   it('runs again with the cause not fixed: only the latest dead letter of a message is sent, not every one it left, so the copies do not multiply', () => {

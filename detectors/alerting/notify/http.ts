@@ -5,15 +5,17 @@ import type { NotificationRequest } from './request';
 import { clip } from './text';
 
 const SNIPPET_MAX = 300;
+/** Read beyond what is kept, so a secret crossing the cut is redacted whole before the clip. */
+const SNIPPET_READ = 4096;
 
-/** Reads at most a few hundred bytes of a response for the error message, and releases the connection. */
+/** Reads at most a few kilobytes of a response for the error message (whitespace folded, not clipped), and releases the connection. */
 async function readSnippet(response: Response): Promise<string> {
   if (response.body === null) return '';
   const reader = (response.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   try {
-    while (size < SNIPPET_MAX) {
+    while (size < SNIPPET_READ) {
       const { done, value } = await reader.read();
       if (done) break;
       chunks.push(value);
@@ -24,7 +26,7 @@ async function readSnippet(response: Response): Promise<string> {
   } finally {
     await reader.cancel().catch(() => undefined);
   }
-  return clip(Buffer.concat(chunks).toString('utf8').replace(/\s+/g, ' ').trim(), SNIPPET_MAX);
+  return Buffer.concat(chunks).subarray(0, SNIPPET_READ).toString('utf8').replace(/\s+/g, ' ').trim();
 }
 
 /** A URL's origin only (`https://hooks.example.com`), never its user, path or query; undefined when it is none. */
@@ -109,7 +111,7 @@ export async function postOnce(fetchImpl: typeof fetch, destination: Destination
   }
   // A receiver may quote the request back ("Cannot POST /services/T0/B0/token"): its answer goes
   // into logs and dead letters, so the URL's secret parts and the destination's keys are cut out.
-  const snippet = withoutDestinationSecrets(await readSnippet(response), destination);
+  const snippet = clip(withoutDestinationSecrets(await readSnippet(response), destination), SNIPPET_MAX);
   const wait = retryAfterMs(response.headers.get('retry-after'), nowMs());
   throw new NotificationError(`HTTP ${status}${snippet === '' ? '' : `: ${snippet}`}`, {
     code: 'notification_rejected',

@@ -209,19 +209,14 @@ export async function runRuleTests(options: RuleTestOptions = {}): Promise<numbe
   let passed = 0;
   let failed = 0;
   try {
-    // A fixture that names list files runs with them over the set's lists; loaded once per file.
-    const withLists = new Map<string, RuleSet>();
     for (const fixture of fixtures) {
       if (!ids.has(fixture.rule)) {
         failed += fixture.cases.length;
         print(`  ✗ ${fixture.rule}  (${fixture.file}): no such rule in the set (or it is disabled); its ${fixture.cases.length} cases did not run`);
         continue;
       }
-      let rules = ruleSet;
-      if (fixture.lists !== undefined) {
-        rules = withLists.get(fixture.file) ?? loadRuleSet(rulePaths, { lists: [...lists, ...fixture.lists.map((file) => join(dirname(fixture.file), file))] });
-        withLists.set(fixture.file, rules);
-      }
+      // A fixture that names list files runs with them over the set's lists (each file is visited once).
+      const rules = fixture.lists === undefined ? ruleSet : loadRuleSet(rulePaths, { lists: [...lists, ...fixture.lists.map((file) => join(dirname(fixture.file), file))] });
       for (const [index, testCase] of fixture.cases.entries()) {
         const detections = await runFixtureCase(redis, rules, fixture, index);
         const problem =

@@ -54,7 +54,7 @@ commands:
   deadletters show            dead letters with their headers and original bytes
         [--reason R] [--from T --to T] [--offset TOPIC:P:O] [--limit N]
   deadletters redrive         send chosen dead letters back to their source topic, once the
-        --reason R | --from T --to T | --offset TOPIC:P:O  [--dry-run] [--force]
+        --reason R | --from T --to T | --offset TOPIC:P:O  [--dry-run] [--force] [--raw-topic T]
                               cause is fixed (vigil deadletters --help for the details)
   dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
                               import Vigil's Kibana data views, dashboards and searches

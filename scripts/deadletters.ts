@@ -49,12 +49,19 @@ export type DeadLetterCommand =
       /** Bytes of each original value printed. @defaultValue 512 */
       maxBytes: number;
     }
-  | { command: 'redrive'; selection: Selection; dryRun: boolean; force: boolean };
+  | {
+      command: 'redrive';
+      selection: Selection;
+      dryRun: boolean;
+      force: boolean;
+      /** Raw topics `vigil adapt` reads, named with `--raw-topic`: where its refusals may go back. */
+      rawTopics: string[];
+    };
 
 /** The usage text of `vigil deadletters`. */
 export const DEAD_LETTER_USAGE = `usage: vigil deadletters list [SELECTION]
        vigil deadletters show [SELECTION] [--limit N] [--max-bytes N]
-       vigil deadletters redrive SELECTION [--dry-run] [--force]
+       vigil deadletters redrive SELECTION [--dry-run] [--force] [--raw-topic T]
 
 selection (all given must hold; redrive needs at least one):
   --reason CODE            a reason code (repeatable, or comma-separated): ${DEAD_LETTER_REASONS.join(', ')}
@@ -65,8 +72,12 @@ show:
   --max-bytes N            print at most N bytes of each original value (default 512)
 redrive:
   --dry-run                report what would be sent, send nothing
-  --force                  also send messages already redriven ${MAX_REDRIVES} times`;
+  --force                  also send messages already redriven ${MAX_REDRIVES} times
+  --raw-topic T            a raw topic \`vigil adapt\` reads (repeatable, or comma-separated): its
+                           refusals go back there to be adapted again (VIGIL_INTAKE_TOPIC needs none)`;
 
+/** Kafka's topic names (its own limit is 249 characters). */
+const KAFKA_TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
 const RELATIVE_TIME = /^now(?:-(\d{1,9})([smhd]))?$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 // A date, or a date-time with an explicit zone: a zoneless time would depend on the host's zone.
@@ -104,7 +115,7 @@ function positiveInteger(option: string, text: string, max: number): number {
 const OPTIONS = {
   list: ['--reason', '--from', '--to', '--offset'],
   show: ['--reason', '--from', '--to', '--offset', '--limit', '--max-bytes'],
-  redrive: ['--reason', '--from', '--to', '--offset', '--dry-run', '--force'],
+  redrive: ['--reason', '--from', '--to', '--offset', '--dry-run', '--force', '--raw-topic'],
 } as const;
 const FLAGS = new Set(['--dry-run', '--force']);
 
@@ -121,6 +132,7 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
   let maxBytes = 512;
   let dryRun = false;
   let force = false;
+  const rawTopics: string[] = [];
   for (let index = 0; index < rest.length; index++) {
     const option = rest[index] ?? '';
     if (!allowed.includes(option)) {
@@ -162,6 +174,13 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
       case '--max-bytes':
         maxBytes = positiveInteger(option, value, 100 * 1024 * 1024);
         break;
+      case '--raw-topic':
+        for (const topic of value.split(',')) {
+          if (!KAFKA_TOPIC.test(topic)) throw new DeadLetterUsageError(`--raw-topic: "${text(topic)}" is not a Kafka topic name (1-249 of letters, digits, ".", "_", "-")`);
+          if (topic.startsWith('_')) throw new DeadLetterUsageError(`--raw-topic: "${topic}" starts with "_", a name Kafka and its tools keep for their own topics`);
+          if (!rawTopics.includes(topic)) rawTopics.push(topic);
+        }
+        break;
     }
   }
   if (selection.from !== undefined && selection.to !== undefined && selection.from > selection.to) {
@@ -173,7 +192,7 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
   if (selection.reasons.length === 0 && selection.from === undefined && selection.to === undefined && selection.offsets.length === 0) {
     throw new DeadLetterUsageError('redrive needs a selection: --reason, --from/--to or --offset');
   }
-  return { command, selection, dryRun, force };
+  return { command, selection, dryRun, force, rawTopics };
 }
 
 /** One consumed dead letter: where it sits and what it says. */
@@ -240,18 +259,25 @@ export function planRedrive(
     const source = sourcePosition(record);
     const at = `${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`;
     // Event topics, and the raw topics gateways' records wait on: a record `vigil adapt` refused
-    // goes back to its raw topic, to be adapted again once the map is fixed.
-    // An adapter's raw topic is whatever its --topic was, so any topic is taken for an adapter's
-    // refusal, except Vigil's own others and Kafka's: the source topic is a header, and a forged
-    // dead letter must not make a redrive write detections or notifications (pages).
-    // `_`: Kafka's own (`__consumer_offsets`) and its ecosystem's (`_schemas`, `_confluent-…`).
+    // goes back to its raw topic, to be adapted again once the map is fixed. A raw topic is one
+    // the operator names (the intake's, `--raw-topic`), never one taken from the dead letter: the
+    // source topic is a header, and a forged dead letter must not make a redrive write where it
+    // names (detections, pages, another team's topic). Vigil's own others and `_`-prefixed topics
+    // (Kafka's own, `__consumer_offsets`, and its ecosystem's, `_schemas`) are refused even if named.
     const internal = (options.internalTopics ?? []).includes(record.topic) || record.topic.startsWith('_');
-    const redrivable =
-      options.eventTopics.includes(record.topic) || (options.rawTopics ?? []).includes(record.topic) || (record.reasonCode.startsWith('adapter_') && !internal);
+    const redrivable = !internal && (options.eventTopics.includes(record.topic) || (options.rawTopics ?? []).includes(record.topic));
+    const adapterRefusal = record.reasonCode.startsWith('adapter_');
     if (record.value === null || record.value.length === 0) {
       plan.skipped.push({ entry, reason: 'no_value', detail: 'the original message had no value' });
     } else if (!redrivable) {
-      plan.skipped.push({ entry, reason: 'not_an_event_topic', detail: `source topic "${record.topic}" is not an event topic or raw topic of this configuration` });
+      plan.skipped.push({
+        entry,
+        reason: 'not_an_event_topic',
+        detail:
+          adapterRefusal && !internal
+            ? `source topic "${text(record.topic)}" is not an event topic or a named raw topic: if \`vigil adapt\` reads it, name it with --raw-topic ${text(record.topic)}`
+            : `source topic "${text(record.topic)}" is not an event topic or raw topic of this configuration`,
+      });
     } else if (redrivenSince.has(at)) {
       plan.skipped.push({ entry, reason: 'redriven_since', detail: `redriven before, and refused again: a later dead letter names ${at} as its origin` });
     } else if (chosen.has(source)) {
@@ -638,13 +664,13 @@ export interface RedriveReport {
  * original keys back to their source topics, marked with the redrive trail, so the pipeline
  * validates them again. Acknowledged by every replica before the report says sent.
  */
-export async function redriveDeadLetters(context: DeadLetterContext, selection: Selection, options: { dryRun: boolean; force: boolean }): Promise<RedriveReport> {
+export async function redriveDeadLetters(context: DeadLetterContext, selection: Selection, options: { dryRun: boolean; force: boolean; rawTopics?: readonly string[] }): Promise<RedriveReport> {
   const { config } = context;
   const kafka = kafkaOf(context);
   const { entries } = await readDeadLetters({ ...context, kafka }, selection);
   const plan = await restoreTruncated(kafka, planRedrive(entries, {
         eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device],
-        rawTopics: [config.intake.topic],
+        rawTopics: [config.intake.topic, ...(options.rawTopics ?? [])],
         internalTopics: [config.topics.detections, config.topics.deadLetter, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic],
         force: options.force,
       }), context.scan);
@@ -679,12 +705,12 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
 
 const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
 
-/** The lines `list` prints. */
 /** A header's text for a terminal, as {@link escapeBytes} prints bytes (C1 controls escaped too). */
 function text(value: string): string {
   return value === '' ? '' : escapeBytes(Buffer.from(value, 'utf8'), Number.MAX_SAFE_INTEGER);
 }
 
+/** The lines `list` prints. */
 export function formatSummary(summary: DeadLetterSummary): string[] {
   const ends = Object.entries(summary.ends).map(([partition, end]) => `${partition}:${end}`).join(' ');
   const lines = [`${summary.topic}: ${summary.total} dead letters (read to end offsets ${ends || 'none'})`];

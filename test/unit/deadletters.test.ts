@@ -64,8 +64,14 @@ describe('parseDeadLetterArgs', () => {
   it('defaults: list and show select everything, show prints 20 messages of 512 bytes, redrive is neither dry nor forced', () => {
     expect(parseDeadLetterArgs(['list'], now)).toEqual({ command: 'list', selection: all });
     expect(parseDeadLetterArgs(['show'], now)).toEqual({ command: 'show', selection: all, limit: 20, maxBytes: 512 });
-    expect(parseDeadLetterArgs(['redrive', '--reason', 'too_large'], now)).toEqual({ command: 'redrive', selection: { reasons: ['too_large'], offsets: [] }, dryRun: false, force: false });
+    expect(parseDeadLetterArgs(['redrive', '--reason', 'too_large'], now)).toEqual({ command: 'redrive', selection: { reasons: ['too_large'], offsets: [] }, dryRun: false, force: false, rawTopics: [] });
     expect(parseDeadLetterArgs(['redrive', '--offset', 'vigil.deadletter:0:7', '--dry-run', '--force'], now)).toMatchObject({ dryRun: true, force: true });
+  });
+
+  it('reads the raw topics vigil adapt reads, repeated or comma-separated, each once', () => {
+    expect(parseDeadLetterArgs(['redrive', '--reason', 'adapter_unmapped', '--raw-topic', 'edge.raw.tyk,edge.raw.kong', '--raw-topic', 'edge.raw.tyk'], now)).toMatchObject({
+      rawTopics: ['edge.raw.tyk', 'edge.raw.kong'],
+    });
   });
 
   it('refuses a redrive without a selection: it would send back every bad message ever seen', () => {
@@ -88,6 +94,9 @@ describe('parseDeadLetterArgs', () => {
     [['show', '--from', 'now', '--from', 'now-1h'], '--from is given twice'],
     [['show', '--from', 'now', '--to', 'now-1h'], '--from is after --to'],
     [['redrive', '--offset', 'vigil.events.policy:2'], '--offset: "vigil.events.policy:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)'],
+    [['redrive', '--reason', 'adapter_unmapped', '--raw-topic', 'a topic'], '--raw-topic: "a topic" is not a Kafka topic name (1-249 of letters, digits, ".", "_", "-")'],
+    [['redrive', '--reason', 'adapter_unmapped', '--raw-topic', '__consumer_offsets'], '--raw-topic: "__consumer_offsets" starts with "_", a name Kafka and its tools keep for their own topics'],
+    [['list', '--raw-topic', 'edge.raw.tyk'], 'unknown option --raw-topic for deadletters list'],
     [['redrive', '--offset', 'a topic:1:2'], '--offset: "a topic:1:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)'],
   ])('refuses %j: %s', (args, message) => {
     expect(refusal(args)).toBe(message);
@@ -170,25 +179,44 @@ describe('planRedrive', () => {
     expect(planRedrive([once], { eventTopics: topics, force: false, maxRedrives: 1 }).skipped).toHaveLength(1);
   });
 
-  it('sends a record vigil adapt refused back to its raw topic, and anything else from a raw topic of this configuration', () => {
+  it('sends a record vigil adapt refused back to its raw topic when the operator names it, and anything else from a raw topic of this configuration', () => {
     const unmapped = entry(1, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', reason: 'record 0: no method' });
     const invalid = entry(2, { topic: 'vigil.raw.kong', reasonCode: 'schema_invalid' });
     const elsewhere = entry(3, { topic: 'edge.raw.tyk', reasonCode: 'schema_invalid' });
-    const plan = planRedrive([unmapped, invalid, elsewhere], { eventTopics: topics, rawTopics: ['vigil.raw.kong'], force: false });
+    const plan = planRedrive([unmapped, invalid, elsewhere], { eventTopics: topics, rawTopics: ['vigil.raw.kong', 'edge.raw.tyk'], force: false });
     expect(plan.send.map(({ entry: chosen, topic }) => [chosen.position.offset, topic])).toEqual([
       ['1', 'edge.raw.tyk'],
       ['2', 'vigil.raw.kong'],
+      ['3', 'edge.raw.tyk'],
     ]);
-    expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([['3', 'not_an_event_topic']]);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  // The source topic is a header: a forged dead letter must not choose where a redrive writes.
+  it("does not send an adapter's refusal to a topic the operator did not name, and says how to name it", () => {
+    const unmapped = entry(1, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', reason: 'record 0: no method' });
+    const forged = entry(2, { topic: 'payments.commands', reasonCode: 'adapter_unparseable', offset: '2000' });
+    const plan = planRedrive([unmapped, forged], { eventTopics: topics, rawTopics: ['vigil.raw.kong'], force: false });
+    expect(plan.send).toEqual([]);
+    expect(plan.skipped.map(({ reason, detail }) => [reason, detail])).toEqual([
+      ['not_an_event_topic', 'source topic "edge.raw.tyk" is not an event topic or a named raw topic: if `vigil adapt` reads it, name it with --raw-topic edge.raw.tyk'],
+      ['not_an_event_topic', 'source topic "payments.commands" is not an event topic or a named raw topic: if `vigil adapt` reads it, name it with --raw-topic payments.commands'],
+    ]);
   });
 
   // A forged dead letter (headers are the producer's) could make a redrive write pages.
-  it("never sends an adapter's refusal to Vigil's own other topics or Kafka's", () => {
+  it("never sends an adapter's refusal to Vigil's own other topics or Kafka's, even when named as raw topics", () => {
     const internalTopics = ['vigil.detections', 'vigil.deadletter', 'vigil.notifications', 'vigil.notifications.deadletter'];
     const forged = [...internalTopics, '__consumer_offsets', '_schemas'].map((topic, index) => entry(index + 1, { topic, reasonCode: 'adapter_unmapped', offset: String(3000 + index) }));
-    const plan = planRedrive([...forged, entry(9, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', offset: '4000' })], { eventTopics: topics, internalTopics, force: false });
+    const plan = planRedrive([...forged, entry(9, { topic: 'edge.raw.tyk', reasonCode: 'adapter_unmapped', offset: '4000' })], {
+      eventTopics: topics,
+      rawTopics: ['edge.raw.tyk', ...internalTopics, '_schemas'],
+      internalTopics,
+      force: false,
+    });
     expect(plan.send.map(({ topic }) => topic)).toEqual(['edge.raw.tyk']);
     expect(plan.skipped.map(({ reason }) => reason)).toEqual(Array.from({ length: 6 }, () => 'not_an_event_topic'));
+    expect(plan.skipped[0]?.detail).toBe('source topic "vigil.detections" is not an event topic or raw topic of this configuration');
   });
 
   it('runs again with the cause not fixed: only the latest dead letter of a message is sent, not every one it left, so the copies do not multiply', () => {

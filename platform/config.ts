@@ -370,7 +370,7 @@ export const settings = {
       'VIGIL_ALERT_PAGE_WITHIN_MS',
       int(60_000, 30 * 86_400_000).default(21_600_000),
       '60000–2592000000',
-      'A change of an alert whose incident ended (in event time) longer ago than this, by the wall clock, is recorded in the alerts index but not notified: an old backlog is grouped into incidents, not paged (see [alerting.md](alerting.md#backlogs-recorded-and-not-paged)).',
+      'A change of an alert whose incident ended (in event time) longer ago than this, by the wall clock, is recorded in the alerts index but not notified: an old backlog is grouped into incidents, not paged (see [alerting.md](alerting.md#backlogs-recorded-and-not-paged)). A `resolved` still goes to a destination that heard of the incident, so a page opened before the alerter fell behind is closed.',
     ),
     stormMax: setting(
       'VIGIL_ALERT_STORM_MAX',

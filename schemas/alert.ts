@@ -78,6 +78,13 @@ export type Alert = z.infer<typeof alertSchema>;
 export interface AlertChange {
   kind: AlertChangeKind;
   alert: Alert;
+  /**
+   * A `resolved` decided after its incident left the paging window (`VIGIL_ALERT_PAGE_WITHIN_MS`:
+   * the alerter or the pipeline was behind): sent only where the destination heard of the
+   * incident, so a page opened before an outage is closed, and a backlog's incident never paged
+   * is not announced now.
+   */
+  late?: true;
 }
 
 const keyword = { type: 'keyword', ignore_above: 1024 } as const;

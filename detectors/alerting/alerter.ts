@@ -352,7 +352,14 @@ export function createAlerter(options: AlerterOptions): Alerter {
   async function deliver(changes: readonly AlertChange[]): Promise<void> {
     if (changes.length === 0) return;
     const wallNow = now();
-    const paged = changes.filter((change) => isPaged(change.alert, wallNow, timings.pageWithinMs));
+    // A resolve outside the window still goes, marked late: the notifier sends it only where the
+    // incident was announced, so a page opened before the alerter or the pipeline fell behind is
+    // closed when it catches up.
+    const paged: AlertChange[] = [];
+    for (const change of changes) {
+      if (isPaged(change.alert, wallNow, timings.pageWithinMs)) paged.push(change);
+      else if (change.kind === 'resolved') paged.push({ ...change, late: true });
+    }
     stats.unpaged += changes.length - paged.length;
     if (paged.length > 0) {
       try {

@@ -353,6 +353,27 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       expect(summary(backlogAlerts).filter((alert) => alert.status === 'active')).toEqual([]);
     });
 
+    // The alerter or the pipeline fell behind by more than the paging window: what was paged before
+    // must still be closed, and nothing of the old backlog announced now.
+    it('hands the notifier only the resolves of incidents older than the paging window, each marked late', async () => {
+      const hour = anHour();
+      const running = await runAlerter({ ...env, VIGIL_ALERT_PAGE_WITHIN_MS: '60000' });
+      try {
+        await produce(running.stack, hour);
+        await running.alerter.start();
+        await foldedAll(running, hour.length);
+        // The six incidents of the backlog test above, all resolved by the watermark.
+        await waitFor('the six resolves handed over', () => running.changes.length >= 6, 30_000);
+        const stats = running.alerter.stats();
+        expect(running.changes.map((change) => `${change.kind}:${String(change.late)}`)).toEqual(Array.from({ length: 6 }, () => 'resolved:true'));
+        expect(stats).toMatchObject({ resolved: 6, opened: 6 });
+        // Their openings and escalations were recorded, not handed over.
+        expect(stats.unpaged).toBeGreaterThanOrEqual(6);
+      } finally {
+        await running.stop();
+      }
+    });
+
     it('gives the same alerts, none late, when one partition of the detections topic is read long after the other', async () => {
       // The hour alternates between the topic's two partitions, so each holds detections from
       // its start to its end: whichever is read late has detections an hour behind the other's.

@@ -46,6 +46,8 @@ function alert(revision: number, overrides: Partial<Alert> = {}): Alert {
 const opened = (revision = 1): AlertChange => ({ kind: 'opened', alert: alert(revision) });
 const escalated = (revision: number): AlertChange => ({ kind: 'escalated', alert: alert(revision) });
 const resolved = (revision: number): AlertChange => ({ kind: 'resolved', alert: alert(revision, { status: 'resolved', resolvedAt: '2026-03-01T10:30:00.000Z' }) });
+/** A resolve the alerter decided after the paging window (it or the pipeline was behind). */
+const resolvedLate = (revision: number): AlertChange => ({ ...resolved(revision), late: true });
 
 /** A destination's grouping driven by a fake clock: changes noted, due work taken and confirmed at once. */
 class Harness {
@@ -97,6 +99,36 @@ describe('notification grouping policy (fake clock)', () => {
     group.tick(400_000);
     expect(group.kinds()).toEqual(['opened@6', 'escalated@8', 'resolved@9']);
     expect(group.state && dueAt(group.state, SETTINGS)).toBeNull();
+  });
+
+  // An outage longer than VIGIL_ALERT_PAGE_WITHIN_MS: the page opened before it must still close.
+  it('sends a late resolve where the incident was announced, and cancels what waits', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    group.note(escalated(2), 31_000);
+    group.note(resolvedLate(3), 7 * 3_600_000);
+    expect(group.tick(7 * 3_600_000).map((notification) => notification.change)).toEqual([resolvedLate(3)]);
+    expect(group.kinds()).toEqual(['opened@1', 'resolved@3']);
+    expect(group.state && dueAt(group.state, SETTINGS)).toBeNull();
+  });
+
+  it('ends silently an incident resolved late that this destination never heard of: no opened now, no repeats after', () => {
+    // Still in its group wait when the late resolve came.
+    const waiting = new Harness();
+    waiting.note(opened(1), 0);
+    waiting.note(resolvedLate(2), 1000);
+    expect(waiting.tick(1000)).toEqual([]);
+    waiting.run(1000, 2 * SETTINGS.repeatIntervalMs, 60_000);
+    expect(waiting.kinds()).toEqual([]);
+    expect(waiting.state?.finished).toBe(true);
+    expect(waiting.state && dueAt(waiting.state, SETTINGS)).toBeNull();
+    // Never noted at all (its opened was an old backlog's, not paged).
+    const unknown = new Harness();
+    unknown.note(resolvedLate(4), 0);
+    unknown.run(0, 60_000);
+    expect(unknown.kinds()).toEqual([]);
+    expect(unknown.state?.finished).toBe(true);
   });
 
   it('lets the resolve cancel escalations still waiting for the group interval', () => {
@@ -325,6 +357,31 @@ describe('createNotifier with grouping (memory store, scripted fetch)', () => {
     }
     await notifier.stop(1000);
     expect(calls.map((call) => `${call.url.split('/').at(-1)}:${call.kind}`)).toEqual(['pager:trigger', 'hook:opened', 'hook:resolved']);
+  });
+
+  it('closes with a late resolve the page it opened, and announces nothing for an incident resolved late that it never paged', async () => {
+    const store = createMemoryGroupStore();
+    const { fetchImpl, calls } = receiver();
+    const pager = destinationSchema.parse({ type: 'pagerduty', name: 'pager', url: 'https://hooks.example.com/pager', routingKey: 'rk-1', groupWaitMs: 0 });
+    const notifier = createNotifier({ destinations: [pager], deadLetterTopic: 'unused', fetchImpl, logger: createLogger({ level: 'silent' }), grouping: { store, pollEveryMs: 2 } });
+    notifier.notify(opened(1));
+    await until(() => calls.length >= 1);
+    notifier.notify(resolvedLate(2));
+    notifier.notify({ kind: 'resolved', late: true, alert: alert(3, { id: 'al-never-paged', status: 'resolved', resolvedAt: '2026-03-01T10:30:00.000Z' }) });
+    await until(() => calls.length >= 2);
+    await new Promise((done) => setTimeout(done, 50));
+    await notifier.stop(1000);
+    expect(calls.map((call) => call.kind)).toEqual(['trigger', 'resolve']);
+  });
+
+  it('without grouping, sends no late resolve: nothing says the destination heard of the incident', async () => {
+    const { fetchImpl, calls } = receiver();
+    const notifier = createNotifier({ destinations: destinations(), deadLetterTopic: 'unused', fetchImpl, logger: createLogger({ level: 'silent' }) });
+    notifier.notify(resolvedLate(2));
+    notifier.notify(resolved(3));
+    await notifier.drain();
+    await notifier.stop(1000);
+    expect(calls.map((call) => `${call.url.split('/').at(-1)}:${call.kind}`).sort()).toEqual(['chat:slack', 'hook:resolved', 'pager:resolve']);
   });
 
   it('sends opened + 5 quick escalations + resolved as at most 3 notifications per destination, even from two instances', async () => {

@@ -12,6 +12,8 @@
  * - `resolved` always goes, at once, and cancels what waits; an incident resolved before its
  *   `opened` went is sent as `opened` then `resolved`. At a destination that does not take
  *   `resolved`, the resolve is not sent but still ends the incident there (no more repeats).
+ *   A `late` resolve (decided after the paging window) goes only where the incident was
+ *   announced; elsewhere it ends the incident without a word, cancelling what waits.
  * - `repeatIntervalMs` after the last notification, a still-open incident's latest state is sent
  *   again (a new delivery id per repeat); 0 never repeats.
  *
@@ -47,7 +49,7 @@ export interface GroupingSettings {
 /** Alertmanager's defaults: 30 s, 5 min, 4 h. */
 export const DEFAULT_GROUPING: Readonly<GroupingSettings> = Object.freeze({ groupWaitMs: 30_000, groupIntervalMs: 300_000, repeatIntervalMs: 4 * 3600_000 });
 
-const changeSchema = z.strictObject({ kind: z.enum(ALERT_CHANGES), alert: alertSchema });
+const changeSchema = z.strictObject({ kind: z.enum(ALERT_CHANGES), alert: alertSchema, late: z.literal(true).optional() });
 
 /** One notification handed out: the change as sent, and its delivery id (stable across retries and instances). */
 const outgoingSchema = z.strictObject({ change: changeSchema, deliveryId: z.string().min(1) });
@@ -170,7 +172,9 @@ export function takeDue(state: GroupState, settings: GroupingSettings, now: numb
   // The destination hears of an incident first as `opened`, whatever the latest change was.
   const announce = (change: AlertChange): AlertChange =>
     next.announced || settings.announceAsOpened === false ? change : { kind: 'opened', alert: change.alert };
-  if (state.pending !== null && !(state.announced && state.resolved !== null)) {
+  // A late resolve of an incident this destination never heard of: nothing is announced now.
+  const silent = state.resolved?.late === true && !state.announced;
+  if (state.pending !== null && !(state.announced && state.resolved !== null) && !silent) {
     // A pending change still goes before a resolved only when the destination never heard of the incident.
     const change = announce(state.pending);
     notifications.push({ change, deliveryId: groupedDeliveryId(change, destination) });
@@ -180,10 +184,11 @@ export function takeDue(state: GroupState, settings: GroupingSettings, now: numb
   }
   next.pending = null;
   if (state.resolved !== null) {
-    if (settings.sendsResolved !== false) notifications.push({ change: state.resolved, deliveryId: groupedDeliveryId(state.resolved, destination) });
+    if (settings.sendsResolved !== false && !silent) notifications.push({ change: state.resolved, deliveryId: groupedDeliveryId(state.resolved, destination) });
     next.resolved = null;
     next.finished = true;
-    // Ended without a word (the destination does not take resolves, and heard all it will).
+    // Ended without a word (the destination does not take resolves and heard all it will, or
+    // never heard of an incident resolved late).
     if (notifications.length === 0) return { state: { ...next, outgoing: null }, notifications };
   } else if (notifications.length === 0 && state.lastSent !== null) {
     next.repeats = state.repeats + 1;

@@ -44,7 +44,7 @@ export const outboxRecordSchema = z.strictObject({
   deliveryId: z.string().min(1),
   /** The destination's name (never its URL). */
   destination: z.string().min(1),
-  change: z.strictObject({ kind: z.enum(ALERT_CHANGES), alert: alertSchema }),
+  change: z.strictObject({ kind: z.enum(ALERT_CHANGES), alert: alertSchema, late: z.literal(true).optional() }),
   /** When the notifier accepted it. */
   acceptedAt: z.iso.datetime(),
 });
@@ -335,8 +335,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
   /** One record per (change, destination) the change routes to. */
   function recordsOf(changes: readonly AlertChange[]): OutboxRecord[] {
     const acceptedAt = new Date(now()).toISOString();
+    // Without grouping nothing says whether a destination heard of an incident: a late resolve is not sent.
     return changes.flatMap((change) =>
-      (grouping === undefined ? routesFor(destinations, change) : groupingRoutesFor(destinations, change)).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })),
+      change.late === true && grouping === undefined ? [] : (grouping === undefined ? routesFor(destinations, change) : groupingRoutesFor(destinations, change)).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })),
     );
   }
 
@@ -628,6 +629,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
         noting = noted;
         return;
       }
+      if (snapshot.late === true) return;
       for (const destination of routesFor(destinations, snapshot)) void enqueue(destination, snapshot);
     } catch (error) {
       log.error({ err: error, alertId: change?.alert?.id }, 'could not queue a notification');

@@ -3,7 +3,7 @@ import type { Message, ProducerConfig } from 'kafkajs';
 // The contract and the two plumbing files are imported one by one, never through their barrels:
 // `schemas/` also holds the Elasticsearch templates and `platform/` pulls in pino and the config,
 // none of which belongs in a service that only emits. test/unit/architecture.test.ts keeps it so.
-import { CURRENT_SCHEMA_VERSION, type Family } from '../../schemas/envelope';
+import { CURRENT_SCHEMA_VERSION, FAMILIES, type Family } from '../../schemas/envelope';
 import { describeIssues, familySchemas, type EventInputOf, type VigilEvent } from '../../schemas/event';
 import { ValidationError } from '../../platform/errors';
 import { backoffDelay } from '../../platform/retry';
@@ -501,6 +501,19 @@ export function createEmitter(options: EmitterOptions): Emitter {
     if (typeof input !== 'object' || input === null || Array.isArray(input)) {
       const received = input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input;
       throw new ValidationError(`invalid ${family} event`, [`(event): expected an object, received ${received}`], 'event_invalid');
+    }
+    // The method names the family and the SDK its version: a JavaScript caller's own, when it
+    // differs, is a mistake to name, not a value to replace without a word.
+    const { family: named, schemaVersion } = input as { family?: unknown; schemaVersion?: unknown };
+    if ((named !== undefined && named !== family) || (schemaVersion !== undefined && schemaVersion !== CURRENT_SCHEMA_VERSION)) {
+      const issues: string[] = [];
+      if (named !== undefined && named !== family) {
+        issues.push(`family: ${JSON.stringify(named)} given to the ${family} method; leave family out (the method sets it)${typeof named === 'string' && (FAMILIES as readonly string[]).includes(named) ? `, or emit with ${named}()` : ''}`);
+      }
+      if (schemaVersion !== undefined && schemaVersion !== CURRENT_SCHEMA_VERSION) {
+        issues.push(`schemaVersion: ${JSON.stringify(schemaVersion)} given; this SDK writes version ${CURRENT_SCHEMA_VERSION}; leave schemaVersion out`);
+      }
+      throw new ValidationError(`invalid ${family} event`, issues, 'event_invalid');
     }
     const ownId = input.id === undefined;
     const id = input.id ?? newId();

@@ -119,6 +119,21 @@ describe('createEmitter validation', () => {
     expect(emitter.stats()).toMatchObject({ accepted: 1, buffered: 1 });
   });
 
+  // A JavaScript caller is not stopped by the types: its own family or version was replaced silently.
+  it('refuses a family or schemaVersion of the caller that differs from what it writes, naming each, and accepts the same values', () => {
+    const { emitter } = emitterWith();
+    const input = policyInput();
+    const wrong = validationErrorOf(() => emitter.policy({ ...input, family: 'device', schemaVersion: 2 } as never));
+    expect(wrong.issues).toEqual([
+      'family: "device" given to the policy method; leave family out (the method sets it), or emit with device()',
+      'schemaVersion: 2 given; this SDK writes version 1; leave schemaVersion out',
+    ]);
+    expect(validationErrorOf(() => emitter.policy({ ...input, family: 'audit' } as never)).issues).toEqual(['family: "audit" given to the policy method; leave family out (the method sets it)']);
+    expect(emitter.stats()).toMatchObject({ accepted: 0, buffered: 0 });
+    emitter.policy({ ...input, family: 'policy', schemaVersion: 1 } as never);
+    expect(emitter.stats()).toMatchObject({ accepted: 1, buffered: 1 });
+  });
+
   it('keeps counting nothing after several invalid emits between valid ones', () => {
     const { emitter } = emitterWith();
     const input = policyInput();

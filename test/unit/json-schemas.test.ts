@@ -80,6 +80,33 @@ describe('exported JSON Schemas (draft 2020-12)', () => {
     expect(JSON.stringify(validate.errors)).toContain('pattern');
   });
 
+  // JSON Schema counts a string's length in code points. zod 3's max counted UTF-16 units, and
+  // then what a producer in another language validated, Vigil would refuse; zod 4.6 counts code
+  // points too. This holds the two together whatever the library does next.
+  it('agrees with the contract on lengths counted in code points: emoji, combining marks, a lone surrogate', () => {
+    const example = documentedEvents().find((entry) => entry.family === 'policy');
+    expect(example).toBeDefined();
+    const validate = strictValidator().compile(schemas.policy);
+    const paths = [
+      `/${'😀'.repeat(2047)}`, // 2,048 code points, 4,095 UTF-16 units: within
+      `/${'😀'.repeat(2048)}`, // 2,049 code points: over
+      `/${'e\u0301'.repeat(2047)}`, // a combining mark is a code point of its own: 4,095, over
+      `/${'a'.repeat(2046)}\ud800`, // a lone surrogate is one code point: 2,048, within
+      `/${'a'.repeat(2047)}`,
+      `/${'a'.repeat(2048)}`,
+    ];
+    const verdicts = paths.map((path) => {
+      const value = structuredClone(example?.value ?? {}) as { policy: { resource: { path: string } } };
+      value.policy.resource.path = path;
+      return { zod: policyEventSchema.safeParse(value).success, jsonSchema: validate(value) };
+    });
+    expect(verdicts.map(({ zod }) => zod)).toEqual([true, false, false, true, true, false]);
+    expect(verdicts.filter(({ zod, jsonSchema }) => zod !== jsonSchema)).toEqual([]);
+    const over = structuredClone(example?.value ?? {}) as { policy: { resource: { path: string } } };
+    over.policy.resource.path = `/${'😀'.repeat(2048)}`;
+    expect(policyEventSchema.safeParse(over).error?.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)).toEqual(['policy.resource.path: Too big: expected string to have <=2048 characters']);
+  });
+
   it('accepts every example event of docs/events.md, by its family and as an event', () => {
     const examples = documentedEvents();
     // One example of each family at least, so the check cannot pass on nothing.

@@ -58,6 +58,29 @@ const ENTITY_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'url.path': ['invocation.resource.path', 'policy.resource.path'],
 };
 
+/** What the detection's document may say beyond the detection: the events it was evaluated with. */
+export interface DetectionContext {
+  /** The client address of an evaluated event, by event id (the pipeline's chunk). */
+  clientIpOf?: (eventId: string) => string | undefined;
+}
+
+/** The rule types whose final event is the one that matters (a sequence's last step, a match). */
+const FINAL_EVENT_TYPES: readonly string[] = ['sequence', 'match'];
+
+/**
+ * The client address of the event that completed a sequence or match keyed on a user and on no
+ * IP, when it is the detection's last event (the same condition as the entities the engine
+ * names, so every way of reading the events gives the same document).
+ */
+function completingIpOf(detection: Detection, context: DetectionContext): string | undefined {
+  if (context.clientIpOf === undefined || !FINAL_EVENT_TYPES.includes(detection.ruleType)) return undefined;
+  const fields = Object.keys(detection.key);
+  if (!fields.includes('actor.userId') || fields.some((field) => field.endsWith('.ip'))) return undefined;
+  const last = detection.eventIds[detection.eventIds.length - 1];
+  const ip = last === undefined ? undefined : context.clientIpOf(last);
+  return ip !== undefined && looksLikeIp(ip) ? ip : undefined;
+}
+
 /** Whether a string is an IPv4/IPv6 address (for `related.ip`). */
 const looksLikeIp = (value: string): boolean => /^[0-9.]+$/.test(value) || value.includes(':');
 
@@ -67,7 +90,7 @@ const looksLikeIp = (value: string): boolean => /^[0-9.]+$/.test(value) || value
  * Elastic's External Alerts rule promotes into the Security app; the evidence under
  * `vigil.detection`. `ingestedAt` is when it is indexed (default: when it was detected).
  */
-export function toDetectionDocument(detection: Detection, ingestedAt: Date = new Date(detection.detectedAt)): Record<string, unknown> {
+export function toDetectionDocument(detection: Detection, ingestedAt: Date = new Date(detection.detectedAt), context: DetectionContext = {}): Record<string, unknown> {
   const ips = new Set<string>();
   const users = new Set<string>();
   for (const [field, value] of Object.entries(detection.key)) {
@@ -79,13 +102,20 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
   // The user a proven completing event names (the takeover's victim) is related too.
   for (const [field, value] of Object.entries(detection.entities ?? {})) if (field === 'actor.userId') users.add(value);
   for (const side of [detection.geo?.from, detection.geo?.to]) if (side?.ip) ips.add(side.ip);
+  // The address the final step came from, for a sequence or match keyed on a user and not on an
+  // IP (the takeover's sign-in): the key names the victim, this the attacker.
+  const completingIp = completingIpOf(detection, context);
+  if (completingIp !== undefined) ips.add(completingIp);
   const threat = threatOf(detection.tags);
   const entity = (field: string): string | undefined => {
     const value = ENTITY_FIELDS[field]?.map((name) => detection.key[name]).find((candidate) => candidate !== undefined);
     return field === 'source.ip' && value !== undefined && !looksLikeIp(value) ? undefined : value;
   };
-  const sourceIp = entity('source.ip');
-  const userId = entity('user.id');
+  const sourceIp = entity('source.ip') ?? completingIp;
+  // The user a detection keyed on an IP proves (the stuffing's cracked account) is its user too:
+  // the panels and pivots on `user.id` find it.
+  const userId = entity('user.id') ?? detection.entities?.['actor.userId'];
+  const consumerId = detection.key['actor.consumerId'];
   const urlPath = entity('url.path');
   // The endpoint under the events' own names, so a filter on vigil.api / vigil.route holds both.
   const api = detection.scope?.api ?? detection.key['invocation.resource.api'];
@@ -125,6 +155,8 @@ export function toDetectionDocument(detection: Detection, ingestedAt: Date = new
     vigil: {
       ...(api === undefined ? {} : { api }),
       ...(route === undefined ? {} : { route }),
+      // Named as on events, so a dashboard filter on a consumer follows it into the detections.
+      ...(consumerId === undefined ? {} : { consumer_id: consumerId }),
       detection: {
         severity: detection.severity,
         key: detection.key,

@@ -319,10 +319,16 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       await Promise.allSettled([indexing, deadLettering]);
       throw error;
     }
+    // The chunk's events by id, for the address a takeover's final sign-in came from.
+    let clientIps: Map<string, string> | undefined;
+    const clientIpOf = (eventId: string): string | undefined => {
+      clientIps ??= new Map(inputs.flatMap(({ event }) => (event.client.ip === undefined ? [] : [[event.id, event.client.ip] as const])));
+      return clientIps.get(eventId);
+    };
     const detectionItems: BulkItem[] = detections.map((detection) => ({
       index: detectionIndexName(config.indices.prefix, detection.time),
       id: detection.id,
-      document: toDetectionDocument(detection, clock()),
+      document: toDetectionDocument(detection, clock(), { clientIpOf }),
     }));
     // Publishing detections does not wait for indexing: on-call hears of them sooner, and a chunk
     // redone after a failed index publishes the same detection ids again (consumers dedupe by id).

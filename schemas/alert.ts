@@ -102,6 +102,8 @@ export const alertMappings = {
     message: { type: 'text' },
     event: { properties: { kind: keyword, module: keyword, dataset: keyword, severity: { type: 'long' }, risk_score: { type: 'float' } } },
     tags: keyword,
+    // The key's and linked entities' addresses and users (since template version 5).
+    related: { properties: { ip: { type: 'ip' }, user: keyword } },
     kibana: {
       properties: {
         space_ids: keyword,

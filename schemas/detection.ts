@@ -148,6 +148,7 @@ export const detectionMappings = {
         // The endpoint, named as on events (`vigil.api`, `vigil.route`): one dashboard filter follows an endpoint through both.
         api: keyword,
         route: keyword,
+        consumer_id: keyword,
         detection: {
           properties: {
             severity: keyword,

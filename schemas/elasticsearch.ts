@@ -26,8 +26,11 @@ export const ECS_VERSION = '9.4.0';
  * replay); `vigil.content_hash` no longer indexed; `vigil.policy.reason` no longer written.
  *
  * 4: event time (issue 15): `vigil.late` added.
+ *
+ * 5: detections name the endpoint and the consumer as events do: `vigil.api`, `vigil.route`,
+ * `vigil.consumer_id` added to the detections template.
  */
-export const TEMPLATE_VERSION = 4;
+export const TEMPLATE_VERSION = 5;
 
 /** Geo fields as they land in `source.geo`. */
 export interface GeoDocument {

@@ -3,12 +3,15 @@ import type { Condition, DashboardSpec, MapSpec, Metric, PanelSpec, SearchSpec }
 /** Rules of the default rule set, by what they watch (detectors/rules/default). */
 const SURGE_RULES = ['request-flood-per-endpoint', 'request-spike-per-consumer', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
 const CONSUMER_RULES = ['enumeration-per-consumer', 'rate-limit-storm-per-consumer', 'request-spike-per-consumer'];
-const STUFFING_RULES = ['credential-stuffing', 'credential-stuffing-trusted-egress', 'authn-failures-per-ip', 'authn-failures-per-user'];
+const STUFFING_RULES = ['credential-stuffing', 'credential-stuffing-trusted-egress', 'authn-failures-per-ip', 'authn-failures-per-user', 'authn-failures-per-user-slow'];
+/** An account taken: failures then a success for one user, or a stuffing run that found a working password. */
+const TAKEOVER_RULES = ['account-takeover-sequence', 'credential-stuffing-then-success'];
 
 const invocations: Condition = { field: 'vigil.family', is: ['invocation'] };
 const authn: Condition = { field: 'vigil.policy.kind', is: ['authn'] };
 const failed: Condition = { field: 'vigil.policy.outcome', is: ['fail'] };
 const rules = (ids: readonly string[]): Condition => ({ field: 'rule.id', is: ids });
+const OPEN_ALERTS_RANGE = { from: 'now-1y', to: 'now' } as const;
 
 /** Where detections and failed sign-ins are: the located detections over the failed authentications' grid. */
 const detectionMap: MapSpec = {
@@ -55,7 +58,7 @@ const securityOverview: DashboardSpec = {
   title: 'Vigil: Security overview',
   description: 'Open incidents, detections by rule over time, the entities detections name, and where detections happened.',
   panels: [
-    { id: 'open-incidents-by-severity', title: 'Open incidents by severity', description: 'Alerts still active (kibana.alert.status: active), by severity.', view: 'alerts', chart: 'donut', where: [{ field: 'kibana.alert.status', is: ['active'] }], buckets: [{ kind: 'terms', field: 'kibana.alert.severity', size: 4 }], metrics: [{ kind: 'count', label: 'Incidents' }], expectData: true, width: 16 },
+    { id: 'open-incidents-by-severity', title: 'Open incidents by severity', description: 'Alerts still active (kibana.alert.status: active), by severity, over the last year whatever the time picker says: an alert is dated by its last detection, and one still open may be older than the dashboard\'s range.', view: 'alerts', chart: 'donut', where: [{ field: 'kibana.alert.status', is: ['active'] }], buckets: [{ kind: 'terms', field: 'kibana.alert.severity', size: 4 }], metrics: [{ kind: 'count', label: 'Incidents' }], expectData: true, width: 16, timeRange: OPEN_ALERTS_RANGE },
     { id: 'detections-by-rule', title: 'Detections by rule over time', description: 'Every detection, stacked by the rule that made it.', view: 'detections', chart: 'bar_stacked', where: [], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'rule.name', size: 20 }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true, width: 32 },
     { id: 'top-users-in-detections', title: 'Top users in detections', description: 'The end users detections are about (user.id of the detection key).', view: 'detections', chart: 'table', where: [{ field: 'user.id', exists: true }], buckets: [{ kind: 'terms', field: 'user.id', size: 10, label: 'User' }], metrics: [{ kind: 'count', label: 'Detections' }, { kind: 'max', field: 'event.severity', label: 'Highest severity (21-99)' }], expectData: true, width: 16 },
     { id: 'top-consumers-in-detections', title: 'Top API consumers in detections', description: 'The detection keys of the rules keyed by API consumer (actor.consumerId=...).', view: 'detections', chart: 'table', where: [rules(CONSUMER_RULES)], buckets: [{ kind: 'terms', field: 'vigil.detection.key_text', size: 10, label: 'Consumer key' }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true, width: 16 },
@@ -88,7 +91,7 @@ const authentication: DashboardSpec = {
     { id: 'authn-failures-by-context', title: 'AuthN failures by auth context', description: 'How the failing callers authenticated (basic, api_key, oauth2, jwt, mtls, 2fa).', view: 'events', chart: 'donut', where: [authn, failed], buckets: [{ kind: 'terms', field: 'vigil.policy.auth_context', size: 7 }], metrics: [{ kind: 'count', label: 'Failures' }], expectData: true },
     { id: 'stuffing-sources', title: 'Credential stuffing and brute-force sources', description: 'Source IPs of the stuffing and brute-force detections, with the accounts they tried.', view: 'detections', chart: 'table', where: [rules(STUFFING_RULES)], buckets: [{ kind: 'terms', field: 'rule.name', size: 5, label: 'Rule' }, { kind: 'terms', field: 'vigil.detection.key_text', size: 20, label: 'Key' }], metrics: [{ kind: 'count', label: 'Detections' }, { kind: 'max', field: 'vigil.detection.observed_value', label: 'Highest observed value' }], expectData: true },
     { id: 'failing-ips', title: 'Source IPs with most authN failures', description: 'Failed authn events by source IP and distinct users tried.', view: 'events', chart: 'table', where: [authn, failed], buckets: [{ kind: 'terms', field: 'source.ip', size: 10, label: 'Source IP' }], metrics: [{ kind: 'count', label: 'Failures' }, { kind: 'unique_count', field: 'user.id', label: 'Distinct users' }], expectData: true },
-    { id: 'takeover-sequences', title: 'Takeover sequences', description: 'Failures followed by a success from the same IP (account-takeover-sequence), by user and IP.', view: 'detections', chart: 'table', where: [rules(['account-takeover-sequence'])], buckets: [{ kind: 'terms', field: 'vigil.detection.key_text', size: 20, label: 'Key' }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true },
+    { id: 'takeover-sequences', title: 'Accounts taken over', description: "Failures then a success for one user (account-takeover-sequence, keyed on the user), and a stuffing run that found a working password (credential-stuffing-then-success, keyed on the IP): the account (user.id) and the address of the sign-in (source.ip).", view: 'detections', chart: 'table', where: [rules(TAKEOVER_RULES)], buckets: [{ kind: 'terms', field: 'rule.name', size: 2, label: 'Rule' }, { kind: 'terms', field: 'user.id', size: 20, label: 'Account' }, { kind: 'terms', field: 'source.ip', size: 5, label: 'Signed in from' }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true },
     { id: 'two-factor-bypass', title: '2FA bypass attempts', description: '2FA-protected APIs reached with basic authentication (basic-auth-on-2fa-resource), over time, by detection key.', view: 'detections', chart: 'bar_stacked', where: [rules(['basic-auth-on-2fa-resource'])], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.detection.key_text', size: 10 }], metrics: [{ kind: 'count', label: 'Attempts' }], expectData: true },
   ],
 };
@@ -128,7 +131,7 @@ const pipelineHealth: DashboardSpec = {
     { id: 'late-events', title: 'Late events by family', description: 'Events that arrived more than VIGIL_ALLOWED_LATENESS_MS behind their partition\'s event-time clock (vigil.late): indexed and evaluated by match rules, but not counted by the stateful rules (docs/event-time.md). None is normal; a steady trickle means a producer writes a partition out of order.', view: 'events', chart: 'bar_stacked', where: [{ field: 'vigil.late', is: [true] }], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.family', size: 3 }], metrics: [{ kind: 'count', label: 'Late events' }], expectData: true },
     { id: 'detections-degraded', title: 'Detections made with degraded state', description: 'Detections by whether rule state was reachable (vigil.detection.degraded).', view: 'detections', chart: 'donut', where: [], buckets: [{ kind: 'terms', field: 'vigil.detection.degraded', size: 2 }], metrics: [{ kind: 'count', label: 'Detections' }], expectData: true },
     { id: 'alerts-by-outcome', title: 'Alerts by status', description: 'Alerts by status (active, recovered) and severity.', view: 'alerts', chart: 'bar_stacked', where: [], buckets: [{ kind: 'terms', field: 'kibana.alert.status', size: 2 }, { kind: 'terms', field: 'kibana.alert.severity', size: 4 }], metrics: [{ kind: 'count', label: 'Alerts' }], expectData: true },
-    { id: 'alert-grouping', title: 'Detections grouped per alert', description: 'Detections folded into each alert and how many caused no notification of their own.', view: 'alerts', chart: 'table', where: [], buckets: [{ kind: 'terms', field: 'vigil.alert.title', size: 20, label: 'Alert' }], metrics: [{ kind: 'max', field: 'vigil.alert.count', label: 'Detections' }, { kind: 'max', field: 'vigil.alert.suppressed', label: 'Suppressed notifications' }], expectData: true, width: 48 },
+    { id: 'alert-grouping', title: 'Detections grouped per alert', description: 'Detections folded into each alert and how many caused no notification of their own.', view: 'alerts', chart: 'table', where: [], buckets: [{ kind: 'terms', field: 'vigil.alert.title', size: 20, label: 'Alert' }, { kind: 'terms', field: 'kibana.alert.uuid', size: 5, label: 'Incident' }], metrics: [{ kind: 'max', field: 'vigil.alert.count', label: 'Detections' }, { kind: 'max', field: 'vigil.alert.suppressed', label: 'Suppressed notifications' }], expectData: true, width: 48 },
   ],
 };
 
@@ -158,8 +161,9 @@ export const SEARCHES: readonly SearchSpec[] = [
   {
     id: 'open-alerts',
     title: 'Vigil: open alerts',
-    description: 'Alerts still active, newest first, with the detections behind each.',
+    description: 'Alerts still active, newest first, with the detections behind each (the last year: an alert still open may have had its last detection long ago).',
     view: 'alerts',
+    timeRange: OPEN_ALERTS_RANGE,
     query: 'kibana.alert.status : "active"',
     columns: ['kibana.alert.severity', 'vigil.alert.title', 'vigil.alert.count', 'vigil.alert.rules', 'vigil.alert.detections'],
     sort: [['@timestamp', 'desc']],

@@ -51,6 +51,18 @@ export interface PanelSpec {
   expectData: boolean;
   /** Grid width in Kibana's 48 columns. @defaultValue 24 */
   width?: number;
+  /**
+   * A time range of its own, over the dashboard's (Kibana's custom panel time range): for a
+   * panel about a state, not an interval. An alert's time is its last detection's, so an alert
+   * still open but last seen before the dashboard's 24 hours would drop out of "open incidents".
+   */
+  timeRange?: TimeRange;
+}
+
+/** A Kibana time range, in its date-math (`now-1y`). */
+export interface TimeRange {
+  from: string;
+  to: string;
 }
 
 /**
@@ -110,6 +122,8 @@ export interface SearchSpec {
   query: string;
   columns: readonly string[];
   sort: readonly (readonly [string, 'asc' | 'desc'])[];
+  /** The time range Discover opens it on (saved with it, `timeRestore`); absent: Discover's own. */
+  timeRange?: TimeRange;
 }
 
 /** The fields a condition list uses. */

@@ -56,7 +56,8 @@ export function panelQuery(panel: PanelSpec, range: { from: string; to: string }
   }
   return {
     size: 0,
-    query: { bool: { filter: [...toQueryDsl(panel.where), { range: { '@timestamp': { gte: range.from, lte: range.to } } }] } },
+    // A panel with a range of its own ignores the dashboard's, as Kibana does.
+    query: { bool: { filter: [...toQueryDsl(panel.where), { range: { '@timestamp': { gte: (panel.timeRange ?? range).from, lte: (panel.timeRange ?? range).to } } }] } },
     aggs,
   };
 }

@@ -198,7 +198,9 @@ function visualization(panel: PanelSpec, layerId: string, bucketIds: string[], m
         layers.push({
           layerId: annotationLayerId,
           layerType: 'annotations',
-          ignoreGlobalFilters: true,
+          // The dashboard's filters hold for the markers too: filtered to one endpoint, the chart
+          // shows that endpoint's surges only.
+          ignoreGlobalFilters: false,
           persistanceType: 'byValue',
           annotations: [
             {
@@ -358,11 +360,15 @@ function layout(panels: readonly { width?: number }[]): { x: number; y: number; 
 
 function dashboard(prefix: string, spec: (typeof DASHBOARDS)[number]): SavedObject {
   const maps = spec.maps ?? [];
-  const placed = [...spec.panels.map((panel) => ({ id: panel.id, type: 'lens' as const, width: panel.width ?? 24 })), ...maps.map((entry) => ({ id: entry.id, type: 'map' as const, width: entry.width ?? 48 }))];
+  const placed = [
+    ...spec.panels.map((panel) => ({ id: panel.id, type: 'lens' as const, width: panel.width ?? 24, timeRange: panel.timeRange })),
+    ...maps.map((entry) => ({ id: entry.id, type: 'map' as const, width: entry.width ?? 48, timeRange: undefined })),
+  ];
   const grid = layout(placed);
   const panels = placed.map((panel, index) => {
     const panelIndex = panel.id;
-    return { type: panel.type, gridData: { ...grid[index], i: panelIndex }, panelIndex, embeddableConfig: {}, panelRefName: `panel_${panelIndex}` };
+    const embeddableConfig = panel.timeRange === undefined ? {} : { timeRange: { from: panel.timeRange.from, to: panel.timeRange.to } };
+    return { type: panel.type, gridData: { ...grid[index], i: panelIndex }, panelIndex, embeddableConfig, panelRefName: `panel_${panelIndex}` };
   });
   return {
     type: 'dashboard',
@@ -393,6 +399,7 @@ function search(prefix: string, spec: (typeof SEARCHES)[number]): SavedObject {
       description: spec.description,
       columns: [...spec.columns],
       sort: spec.sort.map(([field, direction]) => [field, direction]),
+      ...(spec.timeRange === undefined ? {} : { timeRestore: true, timeRange: { from: spec.timeRange.from, to: spec.timeRange.to } }),
       kibanaSavedObjectMeta: {
         searchSourceJSON: JSON.stringify({ query: { query: spec.query, language: 'kuery' }, filter: [], indexRefName: 'kibanaSavedObjectMeta.searchSourceJSON.index' }),
       },

@@ -23,6 +23,8 @@ const jsonText = (schema: z.ZodType): z.ZodType<string> =>
     return text;
   });
 const kql = z.strictObject({ query: z.string(), language: z.literal('kuery') });
+/** Kibana's date math: `now`, `now-30d`, `now-1y/d`, or an ISO time. */
+const timeRange = z.strictObject({ from: z.string().regex(/^(now([+-]\d+[smhdwMy])*(\/[smhdwMy])?|\d{4}-\d{2}-\d{2}T[\d:.]+Z)$/), to: z.string().regex(/^(now([+-]\d+[smhdwMy])*(\/[smhdwMy])?|\d{4}-\d{2}-\d{2}T[\d:.]+Z)$/) });
 
 const column = z.looseObject({
   label: z.string().min(1),
@@ -101,6 +103,9 @@ export const savedObjectSchema = z.discriminatedUnion('type', [
       description: z.string(),
       columns: z.array(z.string()).min(1),
       sort: z.array(z.tuple([z.string(), z.enum(['asc', 'desc'])])),
+      // Kibana's search schema (8.x): the time saved with the search, restored on opening.
+      timeRestore: z.boolean().optional(),
+      timeRange: timeRange.optional(),
       kibanaSavedObjectMeta: z.strictObject({ searchSourceJSON: jsonText(z.strictObject({ query: kql, filter: z.array(z.unknown()), indexRefName: z.string() })) }),
     }),
   }),
@@ -160,7 +165,8 @@ export const savedObjectSchema = z.discriminatedUnion('type', [
             type: z.enum(['lens', 'map']),
             gridData: z.strictObject({ x: z.number().int().min(0).max(47), y: z.number().int().min(0), w: z.number().int().min(1).max(48), h: z.number().int().min(1), i: z.string() }),
             panelIndex: z.string(),
-            embeddableConfig: z.strictObject({}),
+            // A custom panel time range is the one thing a panel's config holds.
+            embeddableConfig: z.strictObject({ timeRange: timeRange.optional() }),
             panelRefName: z.string(),
           }),
         ).min(1),

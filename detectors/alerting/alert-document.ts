@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Client } from '@elastic/elasticsearch';
 import { StoreUnavailableError, errorMessage, type Logger } from '../../platform';
 import { ECS_VERSION, SEVERITY_SCORE, detectionIndexName, type Alert, type Detection } from '../../schemas';
@@ -16,6 +17,7 @@ const KIBANA_RULE = { category: 'Vigil detection', consumer: 'vigil', producer: 
  */
 export function toAlertDocument(alert: Alert): Record<string, unknown> {
   const end = alert.resolvedAt ?? alert.lastSeen;
+  const related = relatedOf(alert);
   // Kibana: the rule that created the alert. Every contributing rule stays under vigil.alert.
   const ruleId = alert.rules[0] ?? '';
   const ruleName = alert.ruleNames[0] ?? ruleId;
@@ -26,6 +28,7 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
     message: alert.evidence ? `${alert.reason} ${alert.evidence.summary}` : alert.reason,
     event: { kind: 'alert', module: 'vigil', dataset: 'vigil.alert', severity: SEVERITY_SCORE[alert.severity], risk_score: SEVERITY_SCORE[alert.severity] },
     tags: alert.tags,
+    ...(related === undefined ? {} : { related }),
     kibana: {
       space_ids: ['default'],
       alert: {
@@ -63,6 +66,28 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
       },
     },
   };
+}
+
+/**
+ * ECS `related.ip` and `related.user` of an alert: its key's and the entities it linked (a
+ * takeover's IP and its victim), so one search on a user or an address finds the incident beside
+ * the events and detections (the key alone is under `vigil.alert.key`, by Vigil's field names).
+ */
+function relatedOf(alert: Alert): { ip?: string[]; user?: string[] } | undefined {
+  const ips = new Set<string>();
+  const users = new Set<string>();
+  const add = (field: string, value: string): void => {
+    if (field.endsWith('.ip') && isIP(value) !== 0) ips.add(value);
+    else if (field === 'actor.userId') users.add(value);
+  };
+  for (const [field, value] of Object.entries(alert.key)) add(field, value);
+  for (const entity of alert.entities ?? []) {
+    // Entities are group keys, `field=value`.
+    const at = entity.indexOf('=');
+    if (at > 0) add(entity.slice(0, at), entity.slice(at + 1));
+  }
+  if (ips.size === 0 && users.size === 0) return undefined;
+  return { ...(ips.size > 0 ? { ip: [...ips] } : {}), ...(users.size > 0 ? { user: [...users] } : {}) };
 }
 
 /** Writes alert documents. */

@@ -106,13 +106,18 @@ describe('ECS documents through the pipeline, found as Kibana looks for them', (
     const indices = new Set(response.hits.hits.map((hit) => hit._index.replace(/-\d{4}\.\d{2}\.\d{2}$/, '')));
     const prefix = stack.config.indices.prefix;
     expect([...indices].sort()).toStrictEqual([`${prefix}-detections`, `${prefix}-events-invocation`, `${prefix}-events-policy`]);
-    // Every document about the user names the IP too, but the takeover's detection: keyed on the
-    // user (account-takeover-sequence v2), it relates the user only.
+    // Every document about the user names the IP too, the takeover's detection included: keyed on
+    // the user (account-takeover-sequence v2), it relates the address its final sign-in came from.
     const withoutIp = await stack.elasticsearch.search<{ rule?: { id?: string } }>({
       index: all,
       query: { bool: { filter: [{ term: { 'related.user': user } }], must_not: [{ term: { 'related.ip': '81.2.69.142' } }] } },
     });
-    expect(withoutIp.hits.hits.map((hit) => hit._source?.rule?.id)).toEqual(['account-takeover-sequence']);
+    expect(withoutIp.hits.hits.map((hit) => hit._source?.rule?.id)).toEqual([]);
+    const takeover = await stack.elasticsearch.search<{ source?: { ip?: string } }>({
+      index: detectionIndexNames(stack.config.indices.prefix).pattern,
+      query: { bool: { filter: [{ term: { 'rule.id': 'account-takeover-sequence' } }, { term: { 'related.ip': '81.2.69.142' } }, { term: { 'user.id': user } }] } },
+    });
+    expect(takeover.hits.hits.map((hit) => hit._source?.source?.ip)).toEqual(['81.2.69.142']);
   });
 
   it("finds the detection with the External Alerts rule's query, with the fields the rule maps", async () => {

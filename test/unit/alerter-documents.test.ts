@@ -385,6 +385,15 @@ describe('toAlertDocument: every field is in alertMappings', () => {
     );
   });
 
+  // A search on a user or an address across events, detections and alerts found no alert.
+  it('relates the users and addresses of its key and of the entities it linked (ECS related.*), and none of an endpoint incident', () => {
+    const linked = examples.linked ?? alert();
+    expect(toAlertDocument(linked).related).toStrictEqual({ ip: ['203.0.113.7'], user: ['u-17'] });
+    const perIp = alert({ key: { 'client.ip': '2001:db8::7' }, groupKey: 'client.ip=2001:db8::7', entities: ['actor.userId=u-9', 'client.ip=not-an-address', 'device.ip=198.51.100.4'] });
+    expect(toAlertDocument(perIp).related).toStrictEqual({ ip: ['2001:db8::7', '198.51.100.4'], user: ['u-9'] });
+    expect(toAlertDocument(alert())).not.toHaveProperty('related');
+  });
+
   it('finds a field that is not mapped, and a value of the wrong type (the walk can fail)', () => {
     const document = toAlertDocument(alert());
     const kibana = document.kibana as { alert: Record<string, unknown> };

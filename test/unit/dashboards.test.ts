@@ -99,6 +99,34 @@ describe('the Kibana saved objects', () => {
     expect(schemaProblems({ ...mapObject, attributes: { ...mapObject.attributes, layerListJSON: wrong } })[0]).toMatch(/^vigil-map-detection-locations-map: attributes\.layerListJSON: JSON text does not match: 1\.type: /);
   });
 
+  // An alert is dated by its last detection: one still open but quiet for more than a day fell
+  // out of the dashboard's 24 hours, and out of Discover's 15 minutes.
+  it('shows open incidents over a year of their own, whatever the time picker says: the panel, its query and the saved search', () => {
+    const range = { from: 'now-24h', to: 'now' };
+    const open = allPanels().find((panel) => panel.id === 'open-incidents-by-severity');
+    expect(open?.timeRange).toStrictEqual({ from: 'now-1y', to: 'now' });
+    const filter = open ? (panelQuery(open, range).query).bool.filter : [];
+    expect(filter).toContainEqual({ range: { '@timestamp': { gte: 'now-1y', lte: 'now' } } });
+    const overview = lines.find((line) => line.type === 'dashboard' && line.id === 'vigil-dashboard-security-overview');
+    const panels = JSON.parse(String(overview?.attributes.panelsJSON)) as { panelIndex: string; embeddableConfig: Record<string, unknown> }[];
+    expect(panels.find((panel) => panel.panelIndex === 'open-incidents-by-severity')?.embeddableConfig).toStrictEqual({ timeRange: { from: 'now-1y', to: 'now' } });
+    expect(panels.filter((panel) => Object.keys(panel.embeddableConfig).length > 0).map((panel) => panel.panelIndex)).toStrictEqual(['open-incidents-by-severity']);
+    const search = lines.find((line) => line.id === 'vigil-search-open-alerts');
+    expect(search?.attributes).toMatchObject({ timeRestore: true, timeRange: { from: 'now-1y', to: 'now' } });
+    // Any other panel keeps the dashboard's range.
+    const other = allPanels().find((panel) => panel.id === 'alerts-by-outcome');
+    expect(other ? (panelQuery(other, range).query).bool.filter : []).toContainEqual({ range: { '@timestamp': { gte: 'now-24h', lte: 'now' } } });
+  });
+
+  it("draws the surge markers under the dashboard's filters: filtered to one endpoint, its surges only", () => {
+    const marked = lines.filter((line) => line.type === 'lens' && JSON.stringify(line.attributes).includes('"layerType":"annotations"'));
+    expect(marked.map((line) => line.id).sort()).toStrictEqual(['vigil-lens-p95-latency-per-route', 'vigil-lens-requests-per-route']);
+    for (const line of marked) {
+      const layers = (line.attributes.state as { visualization: { layers: { layerType: string; ignoreGlobalFilters?: boolean }[] } }).visualization.layers;
+      expect(layers.filter((layer) => layer.layerType === 'annotations').map((layer) => layer.ignoreGlobalFilters)).toStrictEqual([false]);
+    }
+  });
+
   it('every object parses against the schema of its saved object type', () => {
     expect(lines.flatMap(schemaProblems)).toStrictEqual([]);
   });

@@ -135,6 +135,32 @@ describe('toDetectionDocument: ECS fields', () => {
     expect(toDetectionDocument(detection({ key: { 'client.ip': 'not-an-ip' } }))).not.toHaveProperty('source');
   });
 
+  // The takeover is keyed on its victim: without the sign-in's address an analyst searching the
+  // attacker's IP (related.ip, source.ip) did not find it.
+  it("gives a sequence or match keyed on a user the address of its final event, the one the chunk saw last", () => {
+    const takeover = detection({ ruleId: 'account-takeover-sequence', ruleType: 'sequence', key: { 'actor.userId': 'u-17' }, distinct: undefined, eventIds: ['evt-fail-1', 'evt-success'] });
+    const addresses = new Map([['evt-fail-1', '198.51.100.9'], ['evt-success', '203.0.113.7']]);
+    const document = toDetectionDocument(takeover, undefined, { clientIpOf: (id) => addresses.get(id) });
+    expect(document.source).toStrictEqual({ ip: '203.0.113.7' });
+    expect(document.related).toStrictEqual({ ip: ['203.0.113.7'], user: ['u-17'] });
+    expect(document.user).toStrictEqual({ id: 'u-17' });
+    // Not without the events, not for a threshold (its last event is one of many), not when the
+    // key names an IP already, nor when the last event is not one the caller knows.
+    expect(toDetectionDocument(takeover)).not.toHaveProperty('source');
+    expect(toDetectionDocument({ ...takeover, ruleType: 'threshold' }, undefined, { clientIpOf: (id) => addresses.get(id) })).not.toHaveProperty('source');
+    expect(toDetectionDocument({ ...takeover, key: { 'actor.userId': 'u-17', 'client.ip': '81.2.69.142' } }, undefined, { clientIpOf: (id) => addresses.get(id) }).source).toStrictEqual({ ip: '81.2.69.142' });
+    expect(toDetectionDocument({ ...takeover, eventIds: ['evt-success', 'evt-later'] }, undefined, { clientIpOf: (id) => addresses.get(id) })).not.toHaveProperty('source');
+  });
+
+  it('names the user an IP-keyed detection proves as its user.id, and the consumer of its key as vigil.consumer_id', () => {
+    const cracked = detection({ ruleId: 'credential-stuffing-then-success', ruleType: 'sequence', key: { 'client.ip': '203.0.113.7' }, distinct: undefined, entities: { 'actor.userId': 'u-cracked' } });
+    const document = toDetectionDocument(cracked);
+    expect(document.user).toStrictEqual({ id: 'u-cracked' });
+    expect(document.source).toStrictEqual({ ip: '203.0.113.7' });
+    expect((toDetectionDocument(examples.endpoint ?? detection()).vigil as Record<string, unknown>).consumer_id).toBe('app-1');
+    expect(toDetectionDocument(examples.threshold ?? detection()).vigil).not.toHaveProperty('consumer_id');
+  });
+
   it('names the endpoint as events do (vigil.api, vigil.route): from its scope, else from an endpoint key', () => {
     const vigilOf = (document: Record<string, unknown>): Record<string, unknown> => document.vigil as Record<string, unknown>;
     expect(vigilOf(toDetectionDocument(examples.surge ?? detection()))).toMatchObject({ api: 'shop-v1', route: '/v1/checkout' });

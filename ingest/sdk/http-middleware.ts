@@ -37,8 +37,22 @@ export const UNMATCHED_ROUTE = '/{unmatched}';
 
 const LIMITS = { userAgent: 1024, identifier: 256, path: 2048 } as const;
 
-function bounded(value: string | undefined, limit: number): string | undefined {
-  return value === undefined || value.length === 0 ? undefined : value.slice(0, limit);
+/** The status recorded for a request whose client closed the connection before the response went (nginx's). */
+export const CLIENT_CLOSED_STATUS = 499;
+
+// The control characters the contract refuses (C0, DEL, C1); a user agent may keep a tab.
+const CONTROL = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`, 'g');
+const CONTROL_BUT_TAB = new RegExp(String.raw`[\u0000-\u0008\u000A-\u001F\u007F-\u009F]`, 'g');
+
+/**
+ * A client-controlled value the contract takes: cut to its limit, and each control character
+ * replaced by U+FFFD. HTTP lets a header value hold a tab and bytes 0x80-0xFF (Node reads them as
+ * Latin-1, so 0x85 is the C1 control U+0085), which the contract refuses: one such byte in a
+ * User-Agent or X-Request-Id made the event invalid, and a client could hide its calls with it.
+ */
+function bounded(value: string | undefined, limit: number, keepTab = false): string | undefined {
+  if (value === undefined || value.length === 0) return undefined;
+  return value.slice(0, limit).replace(keepTab ? CONTROL_BUT_TAB : CONTROL, '\uFFFD');
 }
 
 let net: typeof Net | undefined;
@@ -102,20 +116,27 @@ export function invocationMiddleware(
   return (incoming, response, next) => {
     const request = incoming as RequestLike;
     const started = process.hrtime.bigint();
-    response.once('finish', () => {
+    let recorded = false;
+    // Once, when the response went; or when the connection closed before it did: a client that
+    // hangs up early (5 ms after sending its password) must not leave its call unrecorded. Its
+    // status is then the one already sent, if any, else 499.
+    const record = (aborted: boolean): void => {
+      if (recorded) return;
+      recorded = true;
       try {
         const method = (request.method ?? 'GET').toUpperCase();
         if (!METHODS.has(method)) return;
         const rawPath = (request.originalUrl ?? request.url ?? '/').split('?')[0] ?? '/';
-        const path = (rawPath.startsWith('/') ? rawPath : `/${rawPath}`).slice(0, LIMITS.path);
+        const path = bounded(rawPath.startsWith('/') ? rawPath : `/${rawPath}`, LIMITS.path) ?? '/';
+        const status = aborted && !response.headersSent ? CLIENT_CLOSED_STATUS : response.statusCode;
         const template = typeof request.route?.path === 'string' ? `${request.baseUrl ?? ''}${request.route.path}` : undefined;
         const matched = template !== undefined && templateFits(template, path) ? template : undefined;
         // An unmatched 404 is a scan or a typo: one route value, not one per path tried.
-        const routePath = matched ?? (response.statusCode === 404 ? UNMATCHED_ROUTE : path);
+        const routePath = matched ?? (status === 404 ? UNMATCHED_ROUTE : path);
         const ip = clientIp(request, options.trustProxy ?? false);
         // Client-controlled values are cut to the contract's limits: an oversized header must
         // not make the event invalid, or a client could hide its calls by sending one.
-        const userAgent = bounded(headerValue(request, 'user-agent'), LIMITS.userAgent);
+        const userAgent = bounded(headerValue(request, 'user-agent'), LIMITS.userAgent, true);
         const requestId = bounded(headerValue(request, 'x-request-id'), LIMITS.identifier);
         const traceId = bounded(headerValue(request, 'traceparent')?.split('-')[1], LIMITS.identifier);
         const consumerId = bounded(options.consumerId?.(request), LIMITS.identifier);
@@ -143,7 +164,7 @@ export function invocationMiddleware(
               path,
             },
             route: (routePath.startsWith('/') ? routePath : `/${routePath}`).slice(0, LIMITS.path),
-            status: response.statusCode,
+            status,
             latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
             // From Content-Length: reading the body here would take it from the body parser.
             // Without one (chunked), the size is unknown and left out rather than sent as 0.
@@ -156,7 +177,10 @@ export function invocationMiddleware(
         invalid++;
         options.logger?.warn({ err: error, invalid }, 'invocation event not emitted');
       }
-    });
+    };
+    response.once('finish', () => record(false));
+    // After `finish` too (Node closes every response): then it was recorded already.
+    response.once('close', () => record(true));
     next();
   };
 }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
-import { invocationMiddleware, type EmitInput, type EmitResult, type Emitter, type InvocationMiddlewareOptions, UNMATCHED_ROUTE } from '../../ingest/sdk';
+import { CLIENT_CLOSED_STATUS, invocationMiddleware, type EmitInput, type EmitResult, type Emitter, type InvocationMiddlewareOptions, UNMATCHED_ROUTE } from '../../ingest/sdk';
 import { ValidationError, createLogger } from '../../platform';
 import { familySchemas } from '../../schemas';
 
@@ -92,6 +92,10 @@ async function startApp(options: Partial<InvocationMiddlewareOptions> = {}): Pro
   });
   app.post('/accounts', express.json(), (request, response) => {
     response.status(201).json({ received: request.body as unknown });
+  });
+  app.post('/login', (_request, response) => {
+    // Checking a password takes a while: a client may hang up before the answer.
+    setTimeout(() => response.status(401).send('no'), 150);
   });
   app.get('/stream', (_request, response) => {
     // No Content-Length: a chunked response, whose size the middleware can't know.
@@ -316,5 +320,48 @@ describe('invocationMiddleware options', () => {
     await (await fetch(`${running.baseUrl}/accounts/1`, { headers: { 'x-forwarded-for': 'not-an-ip, 203.0.113.9' } })).text();
     const [event] = await running.emitter.waitFor(1);
     expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+  });
+
+  /** Writes a raw HTTP/1.1 request (bytes as given: fetch refuses what a hostile client may send), then closes after `closeAfterMs`, or once answered. */
+  function rawRequest(baseUrl: string, head: string, closeAfterMs?: number): Promise<string> {
+    const { port } = new URL(baseUrl);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(Buffer.from(head, 'latin1')));
+      let answer = '';
+      socket.on('data', (chunk) => {
+        answer += chunk.toString('latin1');
+        if (answer.includes('\r\n\r\n')) socket.end();
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(answer));
+      if (closeAfterMs !== undefined) setTimeout(() => socket.destroy(), closeAfterMs);
+    });
+  }
+
+  // HTTP allows a tab and bytes 0x80-0xFF in a header value; Node reads them as Latin-1, and 0x85
+  // is then the C1 control U+0085, which the contract refuses. The event was invalid, and dropped.
+  it('records a request whose headers hold a tab or a C1 control, each control as U+FFFD (a tab kept in the user agent)', async () => {
+    running = await startApp();
+    const answer = await rawRequest(running.baseUrl, 'GET /accounts/7 HTTP/1.1\r\nHost: x\r\nUser-Agent: curl\x85x\tbot\r\nX-Request-Id: req\ttab\r\nX-User-Id: attacker\x85-4\r\nConnection: close\r\n\r\n');
+    expect(answer.startsWith('HTTP/1.1 200')).toBe(true);
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.client.userAgent).toBe('curl\uFFFDx\tbot');
+    expect(event?.correlation.requestId).toBe('req\uFFFDtab');
+    expect(event?.actor.userId).toBe('attacker\uFFFD-4');
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+    expect(running.logLines.filter((line) => line.includes('invocation event not emitted'))).toStrictEqual([]);
+  });
+
+  // A brute force that hangs up before each answer left no invocation at all.
+  it('records a request whose client closed the connection before the response, as 499, once', async () => {
+    running = await startApp();
+    await rawRequest(running.baseUrl, 'POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nX-User-Id: u-9\r\n\r\n', 20);
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.invocation).toMatchObject({ status: CLIENT_CLOSED_STATUS, route: '/login', resource: { method: 'POST', path: '/login' } });
+    expect(event?.actor.userId).toBe('u-9');
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+    // The handler answers later, to a closed socket: still one event.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(running.emitter.invocations).toHaveLength(1);
   });
 });

@@ -5,7 +5,7 @@ import type { Message, ProducerConfig } from 'kafkajs';
 // none of which belongs in a service that only emits. test/unit/architecture.test.ts keeps it so.
 import { CURRENT_SCHEMA_VERSION, FAMILIES, type Family } from '../../schemas/envelope';
 import { describeIssues, familySchemas, type EventInputOf, type VigilEvent } from '../../schemas/event';
-import { ValidationError } from '../../platform/errors';
+import { ValidationError, errorMessage } from '../../platform/errors';
 import { backoffDelay } from '../../platform/retry';
 import { fastMessage } from './fast-check';
 import type { SdkLogger } from './logger';
@@ -285,6 +285,23 @@ function guardExit(release: () => void): void {
 }
 
 /**
+ * Emitters with events buffered, for a process that ends by `process.exit()` (or a signal's
+ * default handler after it): nothing can be sent then, but the loss is reported, each event to
+ * `onDrop` with reason `closed` and one warning, as the docs promise for every event not
+ * delivered. A process that ends on its own is closed first instead (see `holding`).
+ */
+const exiting = new Set<() => void>();
+let exitReported = false;
+function reportAtExit(report: () => void): void {
+  exiting.add(report);
+  if (exitReported) return;
+  exitReported = true;
+  process.on('exit', () => {
+    for (const run of [...exiting]) run();
+  });
+}
+
+/**
  * Creates the SDK emitter. Each method validates synchronously and throws a ValidationError
  * naming the fields at fault (nothing is sent); a valid event is buffered and sent in batches on
  * `lingerMs` or `maxBatch`. Emitting never blocks and never throws for Kafka's sake: while
@@ -336,6 +353,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closed = false;
+  /** close() has disconnected (or given up): a connection made after this is closed at once. */
+  let disconnected = false;
 
   const waiting = (): number => values.length - head;
   const buffered = (): number => waiting() + inFlight.length;
@@ -392,12 +411,23 @@ export function createEmitter(options: EmitterOptions): Emitter {
           // producer need not be idempotent; one request in flight keeps each key's order.
           maxInFlightRequests: 1,
           createPartitioner: Partitioners.DefaultPartitioner,
-          retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 5000 },
+          // One attempt per send: the emitter retries itself, with its backoff, a warning and a
+          // sendFailures count each time. kafkajs's own 5 retries of a request that timed out
+          // (30 s each) hid an unanswering broker for about 3 minutes, and kept retrying, and
+          // reconnecting, after close() had given up and disconnected.
+          retry: { retries: 0 },
         });
         await created.connect();
       } catch (error) {
         connecting = undefined;
         throw error;
+      }
+      // Connected after close() gave up and disconnected: it found no producer to disconnect, and
+      // this one would send what close() reported dropped, and hold the process open.
+      if (disconnected) {
+        connecting = undefined;
+        await created.disconnect().catch(() => undefined);
+        throw new Error('the emitter was closed while connecting to Kafka');
       }
       producer = created;
       return created;
@@ -408,6 +438,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
   const schedule = (delayMs: number): void => {
     if (timer !== undefined || closed) return;
     if (options.closeAtExit !== false) guardExit(closeAtExit);
+    reportAtExit(lostAtExit);
     timer = setTimeout(() => {
       timer = undefined;
       // A failed drain has already logged and rescheduled itself; the service must never see it.
@@ -458,7 +489,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
           const delayMs = backoffDelay(failures, { initialDelayMs: 200, maxDelayMs: 10_000 });
           if (missingTopic(error)) {
             // The first run's usual stop (the broker does not create topics for the emitter): say so.
-            logger?.warn({ err: error, buffered: buffered(), delayMs, topics: [...byTopic.keys()] }, 'event delivery failed: a topic does not exist; create the topics (vigil topics ensure, or start vigil run once); will retry');
+            logger?.warn({ err: error, buffered: buffered(), delayMs, topics: [...byTopic.keys()] }, 'event delivery failed: a topic does not exist, and Kafka does not create topics for the emitter: ask the operators of your Vigil to create them (they run `vigil topics ensure`, or start `vigil run` once), or check the topics option; will retry');
+          } else if ((error as { retriable?: unknown } | undefined)?.retriable === false) {
+            // A refused login, a missing library: the same send fails until someone acts.
+            logger?.warn({ err: error, buffered: buffered(), delayMs }, `event delivery failed, and retrying alone will not fix it (${errorMessage(error)}): fix the Kafka configuration; the events wait in the buffer meanwhile`);
           } else {
             logger?.warn({ err: error, buffered: buffered(), delayMs }, 'event delivery failed; will retry');
           }
@@ -472,6 +506,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
         inFlight = [];
       }
       holding.delete(closeAtExit);
+      exiting.delete(lostAtExit);
     })();
     // Cleared when this run settles, never by the run itself: a run that finds the buffer empty
     // settles at once, and clearing inside it would leave a settled promise in place for good.
@@ -572,6 +607,17 @@ export function createEmitter(options: EmitterOptions): Emitter {
     return { id: event?.id ?? id, accepted: true };
   };
 
+  /** The process is exiting (process.exit) with events buffered: nothing can be sent now; report each as dropped. */
+  function lostAtExit(): void {
+    exiting.delete(lostAtExit);
+    if (closed || buffered() === 0) return;
+    closed = true;
+    logger?.warn({ buffered: buffered() }, 'the process is exiting with events buffered and the emitter not closed: they are lost (call close() before process.exit())');
+    for (const item of inFlight.splice(0)) drop(eventOf(item.value), 'closed');
+    while (waiting() > 0) drop(eventOf(shift()), 'closed');
+    bufferedBytes = 0;
+  }
+
   /** The process is ending on its own with events buffered: deliver them first (see `holding`). */
   function closeAtExit(): void {
     holding.delete(closeAtExit);
@@ -597,6 +643,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       // the service keeps emitting.
       closed = true;
       holding.delete(closeAtExit);
+      exiting.delete(lostAtExit);
       const timeoutMs = closing.timeoutMs ?? closeTimeoutMs;
       let expiry: NodeJS.Timeout | undefined;
       const expired = new Promise<'expired'>((resolve) => {
@@ -618,9 +665,14 @@ export function createEmitter(options: EmitterOptions): Emitter {
           bufferedBytes = 0;
         } finally {
           // A broker that takes connections and never answers must not hold the stop either.
+          disconnected = true;
           let disconnectExpiry: NodeJS.Timeout | undefined;
           await Promise.race([producer?.disconnect(), new Promise<void>((resolve) => (disconnectExpiry = setTimeout(resolve, unacknowledged > 0 ? 1000 : timeoutMs)))]);
           clearTimeout(disconnectExpiry);
+          // A request still out when close() gave up may yet reconnect to finish: disconnect again
+          // once it settles, so the client leaves nothing open that keeps the process up.
+          const left = sending;
+          if (left !== undefined) void left.catch(() => undefined).then(() => producer?.disconnect()).catch(() => undefined);
         }
       }
       if (unacknowledged > 0) {

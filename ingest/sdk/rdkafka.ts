@@ -201,11 +201,28 @@ interface Channel {
   turn: Promise<void>;
 }
 
+/** What `rdkafkaClient()` says when node-rdkafka can't be found. */
+const NOT_INSTALLED = 'kafka (rdkafka): node-rdkafka is not installed; `npm install node-rdkafka` (it compiles librdkafka: a C toolchain, g++ and make)';
+
+/**
+ * Throws, naming the fix, unless node-rdkafka can be found from here. At creation, not at the
+ * first send: a client created without it used to accept every event (`accepted: true`), then
+ * retry the sends for ever with a warning each (none without a logger), delivering nothing.
+ */
+export function assertRdkafkaInstalled(resolve: (id: string) => string = require.resolve): void {
+  try {
+    resolve('node-rdkafka');
+  } catch (error) {
+    throw new VigilError(NOT_INSTALLED, { code: 'config_invalid', retriable: false, cause: error });
+  }
+}
+
 /**
  * A Kafka client whose `producer()` is librdkafka's, for {@link createEmitter}. node-rdkafka is
- * loaded at the first `connect()`; without it, that fails with an error saying how to install it.
+ * found now (a clear error if it is not installed) and loaded at the first `connect()`.
  */
 export function rdkafkaClient(options: RdkafkaClientOptions): EmitterKafka {
+  assertRdkafkaInstalled();
   // kafkajs's producer settings the emitter passes (its partitioner, retries) have their
   // librdkafka equivalents in librdkafkaConfig.
   return {
@@ -233,7 +250,7 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
       const loaded = (await import('node-rdkafka')) as typeof Rdkafka & { default?: typeof Rdkafka };
       library = loaded.default ?? loaded;
     } catch (error) {
-      throw new VigilError('kafka (rdkafka): node-rdkafka is not installed; `npm install node-rdkafka` (it compiles librdkafka: a C toolchain, g++ and make)', {
+      throw new VigilError(NOT_INSTALLED, {
         code: 'config_invalid',
         retriable: false,
         cause: error,

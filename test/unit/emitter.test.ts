@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { createEmitter, partitionKeyOf, type EmitterBatch, type EmitterOptions } from '../../ingest/sdk';
 import { ValidationError, createLogger } from '../../platform';
@@ -473,6 +474,70 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     };
     return { client: { producer: () => producer }, sends: () => sends, disconnects: () => disconnects };
   }
+
+  // A broker that never answers: close() gives up at its deadline, but the request out (and a
+  // connection made after) kept the process up for minutes, and sent what it reported dropped.
+  it('disconnects again once the request close() gave up on settles, and at once a connection that came after close()', async () => {
+    jest.useRealTimers();
+    const slowSend = flaky(() => false, 300);
+    const sending = emitterWith({ kafka: slowSend.client });
+    sending.emitter.policy(policyInput());
+    void sending.emitter.flush().catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await expect(sending.emitter.close({ timeoutMs: 50 })).rejects.toThrow('close: 1 events were not acknowledged by Kafka within 50 ms');
+    expect(slowSend.disconnects()).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(slowSend.disconnects()).toBe(2);
+
+    let connects = 0;
+    let disconnects = 0;
+    let batches = 0;
+    const lateProducer = {
+      connect: () => new Promise<void>((resolve) => setTimeout(() => resolve(void connects++), 200)),
+      disconnect: () => Promise.resolve(void disconnects++),
+      sendBatch: () => Promise.resolve(void batches++),
+    };
+    const connecting = emitterWith({ kafka: { producer: () => lateProducer } });
+    connecting.emitter.policy(policyInput());
+    void connecting.emitter.flush().catch(() => undefined);
+    await expect(connecting.emitter.close({ timeoutMs: 50 })).rejects.toThrow('not acknowledged');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect({ connects, disconnects, batches }).toStrictEqual({ connects: 1, disconnects: 1, batches: 0 });
+    expect(connecting.drops.map((drop) => drop.reason)).toStrictEqual(['closed']);
+  });
+
+  it('asks kafkajs for one attempt per send: the emitter retries, and reports each failure', async () => {
+    const configs: unknown[] = [];
+    const producer = { connect: () => Promise.resolve(), disconnect: () => Promise.resolve(), sendBatch: () => Promise.resolve() };
+    const { emitter } = emitterWith({
+      kafka: {
+        producer: (config) => {
+          configs.push(config);
+          return producer;
+        },
+      },
+    });
+    emitter.policy(policyInput());
+    await emitter.flush();
+    expect(configs).toMatchObject([{ retry: { retries: 0 }, maxInFlightRequests: 1 }]);
+  });
+
+  // process.exit() runs no event loop: nothing can be sent, but the loss must not be silent.
+  it('reports the events still buffered when the process exits by process.exit(), to onDrop and in a warning', () => {
+    const script = [
+      `const { createEmitter } = require(${JSON.stringify(require.resolve('../../ingest/sdk'))});`,
+      `const producer = { connect: () => Promise.resolve(), disconnect: () => Promise.resolve(), sendBatch: () => new Promise(() => undefined) };`,
+      `const logger = { warn: (fields, message) => process.stdout.write('warn ' + message + ' ' + JSON.stringify(fields) + '\\n'), child() { return logger; } };`,
+      `const emitter = createEmitter({ kafka: { producer: () => producer }, source: { service: 'exit-test', kind: 'service' }, lingerMs: 60000, logger, onDrop: (event, reason) => process.stdout.write('drop ' + event.id + ' ' + reason + '\\n') });`,
+      `for (const id of ['evt-exit-1', 'evt-exit-2', 'evt-exit-3']) emitter.policy({ id, actor: { userId: 'u-1' }, policy: { kind: 'authn', name: 'pw', outcome: 'pass', group: 'accounts', resource: { api: 'a', method: 'POST', path: '/login' } } });`,
+      `process.exit(0);`,
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), '--eval', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(child.stderr).toBe('');
+    const lines = child.stdout.trim().split('\n');
+    expect(lines.filter((line) => line.startsWith('drop '))).toStrictEqual(['drop evt-exit-1 closed', 'drop evt-exit-2 closed', 'drop evt-exit-3 closed']);
+    expect(lines.filter((line) => line.startsWith('warn ')).map((line) => line.split(' {')[0])).toContain('warn the process is exiting with events buffered and the emitter not closed: they are lost (call close() before process.exit())');
+  });
 
   it('a throwing onDrop reaches neither emit()\'s caller nor close(): the producer is still disconnected', async () => {
     const kafka = flaky(() => true);

@@ -1,5 +1,5 @@
 import { VigilError } from '../../platform/errors';
-import { librdkafkaConfig, librdkafkaHeaders, rdkafkaClient } from '../../ingest/sdk/rdkafka';
+import { assertRdkafkaInstalled, librdkafkaConfig, librdkafkaHeaders, rdkafkaClient } from '../../ingest/sdk/rdkafka';
 
 const brokers = ['k1:9092', 'k2:9092'];
 
@@ -90,6 +90,22 @@ describe('librdkafkaHeaders', () => {
 });
 
 describe('rdkafkaClient', () => {
+  // Without node-rdkafka the client took every event, then retried for ever, delivering nothing.
+  it('refuses to be created without node-rdkafka, saying how to install it; finds it when installed', () => {
+    const missing = (): string => {
+      throw Object.assign(new Error("Cannot find module 'node-rdkafka'"), { code: 'MODULE_NOT_FOUND' });
+    };
+    let thrown: unknown;
+    try {
+      assertRdkafkaInstalled(missing);
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(VigilError);
+    expect(thrown).toMatchObject({ code: 'config_invalid', retriable: false, message: expect.stringContaining('node-rdkafka is not installed; `npm install node-rdkafka`') as unknown });
+    expect(() => assertRdkafkaInstalled()).not.toThrow();
+  });
+
   it('takes batches of up to 16 MiB (librdkafka cuts them into requests) and connects nothing until a batch', async () => {
     const client = rdkafkaClient({ brokers: ['127.0.0.1:1'] });
     expect(client.maxSendBytes).toBe(16 * 1024 * 1024);

@@ -5,6 +5,12 @@
 # dependencies and dist/, so the image carries no compiler, tests or sources.
 # Both stages use the same base, so native modules installed in the second (lz4-napi's prebuilt
 # binary) match the libc they run on.
+# `npm ci --ignore-scripts`: no package's install script runs. The one that matters is
+# node-rdkafka's (installed as the SDK workspace's optional peer): it compiles librdkafka with
+# node-gyp, which needs python3, make and g++, none of which the slim base has, so a plain
+# `npm ci` failed the build. `vigil run` never loads node-rdkafka (only a service's SDK may), and
+# what it does load ships prebuilt (lz4-napi) or in JavaScript (checked: the CLI, lz4-napi,
+# geoip-lite, kafkajs-snappy and maxmind all load after such an install).
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
@@ -12,7 +18,7 @@ WORKDIR /src
 # The lock file and every workspace's package.json first: the npm ci layer is cached until they change.
 COPY package.json package-lock.json ./
 COPY ingest/sdk/package.json ingest/sdk/package.json
-RUN npm ci --no-audit --no-fund --loglevel=error
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts scripts
 COPY platform platform
@@ -30,14 +36,18 @@ FROM ${NODE_IMAGE} AS runtime
 # memory); with Node's default limit V8 would let garbage pile up to four times the live heap.
 # Peak 253-254 MB over 133,850 events (docs/performance.md, heap growth).
 # An environment variable, not a flag, so `docker run -e NODE_OPTIONS=...` replaces it.
+# The HTTP intake (`vigil intake`, for Kong's http-log) listens on every interface too: on
+# 127.0.0.1 inside a container it would take nothing from the gateway.
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-old-space-size=512 \
     VIGIL_HTTP_HOST=0.0.0.0 \
-    VIGIL_HTTP_PORT=9464
+    VIGIL_HTTP_PORT=9464 \
+    VIGIL_INTAKE_HOST=0.0.0.0 \
+    VIGIL_INTAKE_PORT=9465
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY ingest/sdk/package.json ingest/sdk/package.json
-RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error && npm cache clean --force
 COPY bin bin
 # Kibana saved objects as data (NDJSON): what the `dashboards` compose service imports.
 COPY dashboards dashboards
@@ -46,7 +56,7 @@ COPY --from=build /src/dist dist
 # folder except what `vigil report` and the demo are told to write (reports/, owned by it).
 RUN mkdir -p /app/reports && chown node:node /app/reports
 USER node
-EXPOSE 9464
+EXPOSE 9464 9465
 # /healthz answers 200 while the process and its event loop are up (docs/operations.md). Node's
 # own fetch, because the slim image has no curl.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

@@ -15,6 +15,7 @@ const serviceSchema = z.looseObject({
   environment: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   ports: z.array(z.string()).optional(),
   healthcheck: z.union([z.looseObject({ test: z.array(z.string()) }), z.strictObject({ disable: z.literal(true) })]).optional(),
+  volumes: z.array(z.string()).optional(),
   stop_grace_period: z.string().optional(),
   depends_on: z.record(z.string(), z.looseObject({ condition: z.string() })).optional(),
 });
@@ -119,6 +120,21 @@ describe('docker-compose.yml: the whole product', () => {
   });
 });
 
+describe('docker-compose.yml: state survives a restart', () => {
+  // docs/faults.md: rule and alert state must persist; dead letters are kept 30 days.
+  it("keeps Redis in an append-only file on a volume, evicting nothing, and Kafka's log on a volume", () => {
+    const redis = service('redis');
+    expect(redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes', '--maxmemory-policy', 'noeviction']));
+    expect(redis.command).not.toContain('no');
+    expect(redis.volumes).toContain('redis-data:/data');
+    const kafka = service('kafka');
+    expect(kafka.environment?.KAFKA_LOG_DIRS).toBe('/var/lib/kafka/data');
+    expect(kafka.volumes).toContain('kafka-data:/var/lib/kafka/data');
+    const declared = Object.keys((parse(read('docker-compose.yml'), { merge: true }) as { volumes?: Record<string, unknown> }).volumes ?? {});
+    expect(declared).toEqual(expect.arrayContaining(['kafka-data', 'redis-data', 'elasticsearch-data']));
+  });
+});
+
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
   const all = stages(dockerfile);
@@ -152,6 +168,20 @@ describe('Dockerfile', () => {
   it('has a HEALTHCHECK on /healthz', () => {
     const healthcheck = runtime.lines.find((line) => /^HEALTHCHECK\s/.test(line)) ?? '';
     expect(healthcheck).toMatch(/CMD .*\/healthz/);
+  });
+
+  // node-rdkafka's install script compiles librdkafka: the slim base has no python3, make or g++.
+  it('installs without running install scripts, in every stage', () => {
+    const installs = all.flatMap((stage) => stage.lines.filter((line) => /^RUN .*npm ci\b/.test(line)));
+    expect(installs.length).toBe(all.length);
+    for (const line of installs) expect(line).toMatch(/npm ci [^&]*--ignore-scripts/);
+  });
+
+  it('listens on every interface of the container, health and metrics and the intake, and exposes both ports', () => {
+    const env = runtime.lines.filter((line) => /^ENV\s/.test(line)).join(' ');
+    expect(env).toMatch(/\bVIGIL_HTTP_HOST=0\.0\.0\.0\b/);
+    expect(env).toMatch(/\bVIGIL_INTAKE_HOST=0\.0\.0\.0\b/);
+    expect(runtime.lines).toContain('EXPOSE 9464 9465');
   });
 
   it('is not sent node_modules, dist or local secrets as build context', () => {

@@ -771,6 +771,13 @@ export function defaultText(item: Setting): string {
 const GENERATED = '<!-- generated from platform/config.ts by `npm run config:docs`; edit the settings there -->';
 
 /** The `.env.example` file: every variable with its default, each under its first sentence. */
+/**
+ * Settings written commented out in `.env.example`: the container image sets them (to listen on
+ * every interface), and a file copied from the example and given to `docker run --env-file` would
+ * put back the host's `127.0.0.1`, where nothing outside the container reaches it.
+ */
+const SET_BY_THE_IMAGE = new Set(['VIGIL_HTTP_HOST', 'VIGIL_INTAKE_HOST']);
+
 export function renderEnvExample(): string {
   const lines = ['# Every variable Vigil reads, with its default. Blank means "use the default".', '# Generated from platform/config.ts (npm run config:docs); see docs/configuration.md.', ''];
   let section = '';
@@ -780,7 +787,11 @@ export function renderEnvExample(): string {
     section = top;
     // Links lead nowhere from a comment: "(see [x](x.md))" goes, any other link keeps its text.
     const sentence = firstSentence(item.doc.replace(/\s*\(see \[[^\]]*\]\([^)]*\)\)/g, '').replace(/\[([^\]]*)\]\([^)]*\)/g, '$1'));
-    lines.push(`# ${sentence.replace(/`/g, '')}`, `${item.env}=${defaultText(item)}`);
+    if (SET_BY_THE_IMAGE.has(item.env)) {
+      lines.push(`# ${sentence.replace(/`/g, '')}`, `# Commented out: the container image sets 0.0.0.0, which a value here would replace.`, `# ${item.env}=${defaultText(item)}`);
+    } else {
+      lines.push(`# ${sentence.replace(/`/g, '')}`, `${item.env}=${defaultText(item)}`);
+    }
   }
   return `${lines.join('\n')}\n`;
 }

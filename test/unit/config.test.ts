@@ -274,6 +274,16 @@ describe('loadConfig', () => {
 describe('the settings table is the only declaration', () => {
   const root = join(__dirname, '..', '..');
 
+  // The image listens on 0.0.0.0; `docker run --env-file` of a copy of the example put 127.0.0.1 back.
+  it('.env.example leaves the listen addresses the image sets commented out, and every other variable set', () => {
+    const text = renderEnvExample();
+    expect(text).toContain('\n# VIGIL_HTTP_HOST=127.0.0.1\n');
+    expect(text).toContain('\n# VIGIL_INTAKE_HOST=127.0.0.1\n');
+    const assigned = text.split('\n').filter((line) => /^[A-Z_]+=/.test(line)).map((line) => line.split('=')[0]);
+    expect(assigned).not.toContain('VIGIL_HTTP_HOST');
+    expect(assigned.length).toBe(listSettings().length - 2);
+  });
+
   it('.env.example lists every variable with its default (run npm run config:docs)', () => {
     expect(readFileSync(join(root, '.env.example'), 'utf8')).toBe(renderEnvExample());
   });

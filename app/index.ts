@@ -420,6 +420,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(notifier ? { notifier: () => notifier.stats(), destinations: () => notifier.destinationStats(), outbox: () => notifier.outboxStats() } : {}),
     geo: () => geoDatabase,
     ...(intake ? { intake: () => intake.stats() } : {}),
+    started: () => allStarted,
+    // An intake alone writes to Kafka only: Elasticsearch or Redis away must not take it out of service.
+    uses: { elasticsearch: roles.has('ingest') || roles.has('alerting'), redis: roles.has('ingest') || roles.has('alerting') },
   });
   // The counters /metrics serves, indexed every interval for the Pipeline health dashboard.
   const pipelineStats =
@@ -439,8 +442,15 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       : undefined;
   const listen = overrides.http ?? (config.http.port === 0 ? false : { host: config.http.host, port: config.http.port });
   let httpAddress: HttpListen | undefined;
+  /** Every part started, and none stopping: what /readyz waits for. */
+  let allStarted = false;
 
   async function startAll(): Promise<void> {
+    // First in, last out: /healthz answers while the parts start and stop, /readyz says 503 then.
+    // Before the checks of the stores, which may take a minute against one that does not answer:
+    // a liveness probe would otherwise kill the process before it says what is wrong.
+    if (listen) httpAddress = await observability.listen(listen);
+    started.push('health and metrics', () => observability.close());
     // A wrong address, credential or CA stops here, naming the service, before any part starts.
     for (const unreachable of await verifyConnections(config, { kafka, elasticsearch, redis })) {
       const then =
@@ -449,9 +459,6 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
           : 'starting anyway, the parts that need it will retry';
       logger.warn({ err: unreachable, service: unreachable.service }, `${unreachable.message}; ${then}`);
     }
-    // First in, last out: /healthz answers while the parts start and stop, /readyz says 503 then.
-    if (listen) httpAddress = await observability.listen(listen);
-    started.push('health and metrics', () => observability.close());
     // Started before the parts and stopped after them: its last write holds all they counted.
     if (pipelineStats) {
       pipelineStats.start();
@@ -487,11 +494,13 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       intakeAddress = await intake.start(overrides.intakeHttp ?? { host: config.intake.host, port: config.intake.port });
       started.push('intake', () => intake.stop());
     }
+    allStarted = true;
   }
 
   const lifecycle = createLifecycle('Vigil', {
     start: startAll,
     async stop() {
+      allStarted = false;
       // A consumer that crashes while it is being stopped is not restarted.
       supervisor.stop();
       await started.closeAll();

@@ -33,6 +33,13 @@ export interface ObservabilitySources {
   outbox?: () => OutboxStats;
   /** The geo database enrichment uses, once opened (undefined before, or when a lookup was supplied instead). */
   geo?: () => GeoDatabase | undefined;
+  /**
+   * Whether every part of the process has started (and not begun to stop): /readyz says 503
+   * before, since a consumer not yet created is not one that runs. @defaultValue always
+   */
+  started?: () => boolean;
+  /** The stores this process uses: /readyz checks only those (an intake alone needs Kafka only). @defaultValue both */
+  uses?: { elasticsearch: boolean; redis: boolean };
 }
 
 /** Where the endpoints listen: `port: 0` asks the system for a free port (tests). */
@@ -46,12 +53,14 @@ export interface Check {
   ok: boolean;
   /** Why not, when not. */
   error?: string;
+  /** Not asked: this process does not use it. */
+  skipped?: string;
 }
 
 /** The body of `/readyz`. */
 export interface Readiness {
   ready: boolean;
-  checks: { kafka: Check; elasticsearch: Check; redis: Check; consumers: Check };
+  checks: { started: Check; kafka: Check; elasticsearch: Check; redis: Check; consumers: Check };
 }
 
 /** The registry, the probes and the HTTP server. */
@@ -268,21 +277,32 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   let server: Server | undefined;
 
   async function readiness(): Promise<Readiness> {
+    const uses = sources.uses ?? { elasticsearch: true, redis: true };
+    const unused: Check = { ok: true, skipped: 'not used by this process' };
     const [kafka, elasticsearch, redis] = await Promise.all([
       check('kafka', async () => {
         if (!admin) {
           const connecting = sources.kafka.admin();
-          await connecting.connect();
+          try {
+            await connecting.connect();
+          } catch (error) {
+            // Each failed probe made an admin client that nothing closed: sockets piled up
+            // through a Kafka outage and stayed open after it.
+            await connecting.disconnect().catch(() => undefined);
+            throw error;
+          }
           admin = connecting;
         }
         await probes.kafka(admin);
       }),
-      check('elasticsearch', () => probes.elasticsearch(sources.elasticsearch, 1000)),
-      check('redis', () => probes.redis(sources.redis)),
+      uses.elasticsearch ? check('elasticsearch', () => probes.elasticsearch(sources.elasticsearch, 1000)) : Promise.resolve(unused),
+      uses.redis ? check('redis', () => probes.redis(sources.redis)) : Promise.resolve(unused),
     ]);
     const down = sources.consumers().filter((status) => status.state !== 'running');
     const consumers: Check = down.length === 0 ? { ok: true } : { ok: false, error: down.map((status) => `${status.component} consumer is ${status.state}${status.lastError ? `: ${status.lastError}` : ''}`).join('; ') };
-    const checks = { kafka, elasticsearch, redis, consumers };
+    // Before every part runs (or once stopping began), no consumer may exist yet to be down.
+    const started: Check = (sources.started?.() ?? true) ? { ok: true } : { ok: false, error: 'starting (or stopping): not every part of the process runs' };
+    const checks = { started, kafka, elasticsearch, redis, consumers };
     return { ready: Object.values(checks).every((one) => one.ok), checks };
   }
 

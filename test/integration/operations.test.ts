@@ -3,6 +3,8 @@
  * (recovery from a crash, failure past the restart budget) and a graceful stop that loses and
  * redoes nothing.
  */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Client } from '@elastic/elasticsearch';
 import { AssignerProtocol, KafkaJSNotImplemented, type Consumer, type PartitionAssigner } from 'kafkajs';
 import { createEmitter } from '../../ingest/sdk';
 import { ConsumerFailedError, ensureTopics } from '../../platform';
@@ -66,7 +68,7 @@ describe('operations', () => {
       expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: 'ok\n' });
       await waitFor('the consumer to join its group', () => vigil.consumers().every((status) => status.state === 'running'));
       const ready = await get(`${base}/readyz`);
-      expect(JSON.parse(ready.body)).toEqual({ ready: true, checks: { kafka: { ok: true }, elasticsearch: { ok: true }, redis: { ok: true }, consumers: { ok: true } } });
+      expect(JSON.parse(ready.body)).toEqual({ ready: true, checks: { started: { ok: true }, kafka: { ok: true }, elasticsearch: { ok: true }, redis: { ok: true }, consumers: { ok: true } } });
       expect(ready.status).toBe(200);
 
       await emit(stack, 20, 'metrics');
@@ -95,6 +97,61 @@ describe('operations', () => {
       expect((await get(`${base}/nowhere`)).status).toBe(404);
     } finally {
       await vigil.stop();
+    }
+  });
+
+  // A liveness probe found nothing to ask while the start waited on a store (45 s against a Kafka
+  // that refused), and /readyz said ready before the consumers existed.
+  it('answers /healthz, and /readyz with 503 "starting", while the start waits for an Elasticsearch that never answers', async () => {
+    const sockets = new Set<Socket>();
+    const silent: Server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const elasticsearch = new Client({ node: `http://127.0.0.1:${port}`, requestTimeout: 4000, maxRetries: 0 });
+    const vigil = vigilOn(stack, { http: { host: '127.0.0.1', port: 0 }, elasticsearch });
+    const starting = vigil.start();
+    starting.catch(() => undefined);
+    try {
+      await waitFor('the health server', () => vigil.httpAddress() !== undefined, 10_000);
+      const address = vigil.httpAddress();
+      const base = `http://${address?.host ?? ''}:${address?.port ?? 0}`;
+      expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: 'ok\n' });
+      const ready = await get(`${base}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.body)).toMatchObject({ ready: false, checks: { started: { ok: false, error: expect.stringMatching(/^starting/) as unknown }, kafka: { ok: true } } });
+    } finally {
+      // Elasticsearch "goes away": its connections close, and the start fails on it.
+      silent.close();
+      for (const socket of sockets) socket.destroy();
+      await starting.catch(() => undefined);
+      await vigil.stop().catch(() => undefined);
+      await elasticsearch.close();
+    }
+  });
+
+  // An intake writes to Kafka only: answering 503 when Elasticsearch or Redis was away took a
+  // working intake out of its load balancer.
+  it('checks only the stores a process uses: an intake alone is ready with Elasticsearch and Redis away', async () => {
+    const config = isolatedConfig({ VIGIL_INTAKE_TOKEN: 'intake-token-of-at-least-24-chars', REDIS_URL: 'redis://127.0.0.1:1' });
+    const intakeStack = openStack(config);
+    const elasticsearch = new Client({ node: 'http://127.0.0.1:1', requestTimeout: 1000, maxRetries: 0 });
+    const vigil = vigilOn(intakeStack, { roles: ['intake'], http: { host: '127.0.0.1', port: 0 }, intakeHttp: { host: '127.0.0.1', port: 0 }, elasticsearch }, config);
+    await vigil.start();
+    try {
+      const address = vigil.httpAddress();
+      const ready = await get(`http://${address?.host ?? ''}:${address?.port ?? 0}/readyz`);
+      expect(JSON.parse(ready.body)).toEqual({
+        ready: true,
+        checks: { started: { ok: true }, kafka: { ok: true }, elasticsearch: { ok: true, skipped: 'not used by this process' }, redis: { ok: true, skipped: 'not used by this process' }, consumers: { ok: true } },
+      });
+      expect(ready.status).toBe(200);
+    } finally {
+      await vigil.stop();
+      await elasticsearch.close();
+      await intakeStack.cleanup();
     }
   });
 

@@ -162,3 +162,40 @@ describe('/metrics', () => {
     }
   });
 });
+
+describe('/readyz', () => {
+  // Each probe during a Kafka outage made an admin client that nothing closed: 4-6 sockets
+  // stayed open to Kafka after it came back, and after close().
+  it('closes the admin client of a probe that could not connect, and keeps one that did', async () => {
+    let up = false;
+    const made: { connected: boolean; disconnects: number }[] = [];
+    const kafka = {
+      admin: () => {
+        const admin = { connected: false, disconnects: 0 };
+        made.push(admin);
+        return {
+          connect: () => {
+            if (!up) return Promise.reject(new Error('Connection error: connect ECONNREFUSED 127.0.0.1:9092'));
+            admin.connected = true;
+            return Promise.resolve();
+          },
+          disconnect: () => Promise.resolve(void admin.disconnects++),
+          describeCluster: () => Promise.resolve({ brokers: [{ nodeId: 1, host: '127.0.0.1', port: 9092 }], controller: 1, clusterId: 'c' }),
+        };
+      },
+    } as unknown as Kafka;
+    const observability = createObservability({ ...everySource(new Instrumentation()), kafka, uses: { elasticsearch: false, redis: false } });
+    try {
+      for (let probe = 0; probe < 3; probe++) expect((await observability.readiness()).checks.kafka.ok).toBe(false);
+      expect(made.map((admin) => admin.disconnects)).toStrictEqual([1, 1, 1]);
+      up = true;
+      expect((await observability.readiness()).checks.kafka).toStrictEqual({ ok: true });
+      expect((await observability.readiness()).checks.kafka).toStrictEqual({ ok: true });
+      // The one that connected is kept (one client for every later probe), closed with the server.
+      expect(made).toHaveLength(4);
+    } finally {
+      await observability.close();
+    }
+    expect(made[3]?.disconnects).toBe(1);
+  });
+});

@@ -53,8 +53,17 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
   const checks: Promise<ConnectionError | undefined>[] = [];
   const redis = clients.redis;
   if (redis) {
+    // ioredis answers a failed command with its own wrapper ("Reached the max retries per request
+    // limit"), which hides why the connection failed: the client's last `error` event says it (an
+    // untrusted certificate was taken for an unreachable Redis, and Vigil started degraded).
+    let lastClientError: unknown;
+    const remember = (error: unknown): void => {
+      lastClientError = error;
+    };
+    redis.on('error', remember);
+    const redisAuthentication = /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i;
     checks.push(
-      probes.redis(redis).then(
+      probes.redis(redis).finally(() => redis.off('error', remember)).then(
         async () => {
           // ioredis selects REDIS_URL's database on connecting, and when Redis refuses it (out of
           // range) only logs and carries on in database 0: ask again, and stop if it is refused.
@@ -65,7 +74,13 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
             (error: unknown) => new ConnectionError('redis', redisWhere(config), 'database refused', error),
           );
         },
-        (error: unknown) => new ConnectionError('redis', redisWhere(config), problemOf(error, /WRONGPASS|NOAUTH|NOPERM|invalid username-password/i), error),
+        (error: unknown) => {
+          const problem = problemOf(error, redisAuthentication);
+          const underneath = lastClientError === undefined ? 'unreachable' : problemOf(lastClientError, redisAuthentication);
+          return problem === 'unreachable' && underneath !== 'unreachable'
+            ? new ConnectionError('redis', redisWhere(config), underneath, lastClientError)
+            : new ConnectionError('redis', redisWhere(config), problem, error);
+        },
       ),
     );
   }

@@ -191,6 +191,15 @@ describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS w
     expect((error as Error).message).toMatch(/^elasticsearch \(https:\/\/127\.0\.0\.1:9201\): TLS failed: /);
   }, 120_000);
 
+  // ioredis's "Reached the max retries per request limit" hid the certificate: Redis was taken
+  // for unreachable, and Vigil started degraded where Kafka and Elasticsearch stopped the start.
+  it('a Redis certificate from an unknown CA stops the start too, naming Redis and TLS', async () => {
+    const error = await startFailure({}, ['REDIS_TLS_CA_FILE']);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect((error as ConnectionError).retriable).toBe(false);
+    expect((error as Error).message).toMatch(/^redis \(rediss:\/\/127\.0\.0\.1:6390\): TLS failed: .*certificate/);
+  }, 120_000);
+
   it("the SDK's librdkafka producer logs in with SCRAM-SHA-512 over TLS with the CA; a wrong password is refused, naming Kafka and the login, not the password", async () => {
     const config = isolatedConfig(env);
     const kafka = createKafka(config, testLogger, 'secured-rdkafka');

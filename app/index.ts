@@ -32,6 +32,7 @@ import {
 import { createHttpIntake, createIngestPipeline, openGeoDatabase, type GeoDatabase, type GeoLookup, type HttpIntake, type IngestPipeline, type IngestStats } from '../ingest';
 import {
   ConfigError,
+  ValidationError,
   Instrumentation,
   createConsumerSupervisor,
   createElasticsearch,
@@ -234,6 +235,16 @@ export async function reportDestinations(store: GroupStore, destinations: readon
  * opened and everything else connects in {@link Vigil.start}. A bad rule set or a bad
  * `VIGIL_ALERT_DESTINATIONS` throws here, before anything has started.
  */
+/** VIGIL_ALERT_DESTINATIONS, parsed; its problems as a ConfigError that names the variable. */
+function destinationsOf(json: string): Destination[] {
+  try {
+    return parseDestinations(json);
+  } catch (error) {
+    if (error instanceof ValidationError) throw new ConfigError(error.issues.map((issue) => `VIGIL_ALERT_DESTINATIONS: ${issue}`));
+    throw error;
+  }
+}
+
 export function createVigil(config: Config, overrides: VigilOverrides = {}): Vigil {
   const roles = new Set<Role>(overrides.roles ?? ['ingest', 'alerting', ...(config.intake.token !== undefined ? (['intake'] as const) : [])]);
   const intakeToken = config.intake.token;
@@ -258,8 +269,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     instrumentation,
   });
 
-  // Parsed before any connection, so a bad value stops the start with nothing to undo.
-  const destinations = roles.has('alerting') ? parseDestinations(config.alerting.destinations) : [];
+  // Parsed before any connection, so a bad value stops the start with nothing to undo. A
+  // configuration error like any other: it names the variable, and `vigil run` exits with 2.
+  const destinations = roles.has('alerting') ? destinationsOf(config.alerting.destinations) : [];
   if (roles.has('alerting') && config.detection.enabled && config.detection.alignEventTime && config.alerting.latenessMs < config.detection.eventTimeSkewMs) {
     // Aligned partitions run up to the skew apart in event time, and so do their detections.
     logger.warn(

@@ -128,6 +128,28 @@ describe('the intake settings', () => {
   });
 });
 
+describe('alert destinations', () => {
+  // Every other bad setting was a ConfigError naming its variable (exit 2); this one exited 1
+  // with "invalid alert destinations" and no variable.
+  it('refuses a bad VIGIL_ALERT_DESTINATIONS as a configuration error naming the variable, before connecting to anything', async () => {
+    const { createVigil } = await import('../../app');
+    const refusal = (destinations: string): unknown => {
+      try {
+        createVigil(loadConfig({ VIGIL_ALERT_DESTINATIONS: destinations }), { roles: ['alerting'] });
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    const notJson = refusal('[{');
+    expect(notJson).toBeInstanceOf(ConfigError);
+    expect((notJson as ConfigError).issues).toEqual(['VIGIL_ALERT_DESTINATIONS: destinations: not valid JSON']);
+    const badEntry = refusal('[{"type":"webhook","name":"x"}]') as ConfigError;
+    expect(badEntry).toBeInstanceOf(ConfigError);
+    expect(badEntry.issues.every((issue) => issue.startsWith('VIGIL_ALERT_DESTINATIONS: destinations[0]'))).toBe(true);
+  });
+});
+
 describe('vigil intake', () => {
   it('refuses to start without VIGIL_INTAKE_TOKEN, naming it, before connecting to anything', async () => {
     const { createVigil } = await import('../../app');

@@ -224,6 +224,18 @@ export async function untilReady(
   await untilServing(admin, topics.map((plan) => plan.topic), { timeoutMs: Math.max(0, deadline - Date.now()), everyMs });
 }
 
+/**
+ * What to check when the brokers can't be reached. A TLS listener drops a plaintext client's
+ * connection without a word ("Closed connection"): that is the likelier mistake then, not the
+ * address (a SASL_SSL port reached without KAFKA_TLS said only "check KAFKA_BROKERS").
+ */
+export function kafkaHint(config: Config, message: string): string {
+  if (!config.kafka.tls && config.kafka.caFile === undefined && /closed connection/i.test(message)) {
+    return 'the broker closed the connection: if its listener takes TLS (SASL_SSL or SSL), set KAFKA_TLS=on (and KAFKA_TLS_CA_FILE for a private CA); else check KAFKA_BROKERS';
+  }
+  return 'check KAFKA_BROKERS and that Kafka is up';
+}
+
 /** {@link ensureTopics}, reporting every topic: created or existing, and its partitions. */
 export async function ensureTopicStates(kafka: Kafka, config: Config, extra: readonly string[] = []): Promise<TopicState[]> {
   const admin = kafka.admin();
@@ -233,7 +245,7 @@ export async function ensureTopicStates(kafka: Kafka, config: Config, extra: rea
     // After kafkajs's own retries: say which service and setting, as for Elasticsearch, rather
     // than kafkajs's bare "Connection error".
     const message = error instanceof Error ? error.message : String(error);
-    throw new StoreUnavailableError('kafka', `unreachable at ${config.kafka.brokers.join(',')}, so Vigil's topics could not be checked (${message}); check KAFKA_BROKERS and that Kafka is up`, error);
+    throw new StoreUnavailableError('kafka', `unreachable at ${config.kafka.brokers.join(',')}, so Vigil's topics could not be checked (${message}); ${kafkaHint(config, message)}`, error);
   }
   try {
     const plans = topicPlans(config, extra);

@@ -1,5 +1,5 @@
 import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, type Kafka } from 'kafkajs';
-import { createKafka, createLogger, ensureTopicStates, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
+import { createKafka, createLogger, ensureTopicStates, kafkaHint, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -121,6 +121,16 @@ describe('untilServing: a topic whose leaders are known, until they serve its pa
 });
 
 describe('ensureTopicStates', () => {
+  // A SASL_SSL listener reached without KAFKA_TLS drops the connection: "check KAFKA_BROKERS" sent
+  // the operator to the wrong setting.
+  it('names KAFKA_TLS when a plaintext client found the connection closed, and the address otherwise', async () => {
+    const closed = { admin: () => ({ connect: () => Promise.reject(new Error('Closed connection')), disconnect: () => Promise.resolve() }) } as unknown as Kafka;
+    await expect(ensureTopicStates(closed, loadConfig({}))).rejects.toThrow(/the broker closed the connection: if its listener takes TLS \(SASL_SSL or SSL\), set KAFKA_TLS=on/);
+    expect(kafkaHint(loadConfig({ KAFKA_TLS: 'on' }), 'Closed connection')).toBe('check KAFKA_BROKERS and that Kafka is up');
+    expect(kafkaHint(loadConfig({}), 'Connection error: connect ECONNREFUSED 127.0.0.1:9092')).toBe('check KAFKA_BROKERS and that Kafka is up');
+  });
+
+
   it('returns once the topics it created serve every partition, not as soon as they have leaders; existing ones are not asked', async () => {
     const config = loadConfig({ VIGIL_TOPIC_PARTITIONS: '2' });
     const all = topicPlans(config).map((plan) => plan.topic);

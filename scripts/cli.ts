@@ -9,6 +9,7 @@ import { runReplay } from './replay';
 import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Logger } from '../platform';
 import { runDemo } from './demo';
 import { runDeadLetters } from './deadletters';
+import { runNotifications } from './notifications';
 import { ReportRangeError, runReport } from './report';
 import { runCoverage } from './coverage';
 import { runDashboards } from './dashboards';
@@ -56,6 +57,9 @@ commands:
   deadletters redrive         send chosen dead letters back to their source topic, once the
         --reason R | --from T --to T | --offset TOPIC:P:O  [--dry-run] [--force] [--raw-topic T]
                               cause is fixed (vigil deadletters --help for the details)
+  notifications missed        notifications that failed for good, per alert: the destinations
+        [--from T --to T] [--destination NAME]  that missed them, why, and whether the alert
+                              is still open (after a Slack or PagerDuty outage; docs/alerting.md)
   dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
                               import Vigil's Kibana data views, dashboards and searches
                               (overwrite: safe to re-run; docs/dashboards.md)
@@ -215,7 +219,7 @@ interface ArgumentSpec {
 /**
  * The arguments each command takes. A command is checked before it loads the configuration or
  * connects to anything: `vigil run --help` used to start the pipeline, and a misspelt option was
- * ignored. `deadletters` parses (and explains) its own.
+ * ignored. `deadletters` and `notifications` parse (and explain) their own.
  */
 const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
   stack: { subcommands: ['up', 'down', 'status', 'logs'] },
@@ -437,6 +441,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return await runDashboards(args.slice(1), loadConfig().indices.prefix);
       case 'deadletters':
         return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));
+      case 'notifications':
+        return await runNotifications(args.slice(1), () => ({ config: loadConfig() }));
       case 'evaluate':
         return await runEvaluate(args.slice(1));
       case undefined:

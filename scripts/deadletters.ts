@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Batch, Consumer, Kafka } from 'kafkajs';
+import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import {
   DEAD_LETTER_REASONS,
   deadLetterBatches,
@@ -343,15 +343,32 @@ export interface ScanOptions {
  * leaves no trace and never competes with anyone. Returns the end offsets it read to.
  */
 export async function scanDeadLetters(kafka: Kafka, topic: string, visit: (entry: DeadLetterEntry) => void, options: ScanOptions = {}): Promise<Map<number, string>> {
+  return scanToEnd(
+    kafka,
+    topic,
+    (message, partition) => {
+      const record = fromDeadLetterMessage({ value: message.value, ...(message.headers ? { headers: message.headers } : {}) });
+      const stamped = Date.parse(record.deadLetteredAt);
+      visit({ position: { topic, partition, offset: message.offset }, record, time: Number.isNaN(stamped) ? Number(message.timestamp) : stamped });
+    },
+    options,
+    `the dead-letter topic "${topic}" does not exist: nothing was dead-lettered yet, or VIGIL_TOPIC_DEADLETTER names another topic`,
+  );
+}
+
+/**
+ * Reads every message of `topic` up to the end offsets it has when the scan begins, in a throwaway
+ * consumer group deleted after, and hands each to `visit` with its partition.
+ * @returns the end offsets, per partition
+ * @throws VigilError `deadletter_topic_missing` (with `missing` as its message) when the topic does not exist
+ */
+export async function scanToEnd(kafka: Kafka, topic: string, visit: (message: KafkaMessage, partition: number) => void, options: ScanOptions, missing: string): Promise<Map<number, string>> {
   const admin = kafka.admin();
   await admin.connect();
   const groupId = `vigil-deadletters-${randomBytes(6).toString('hex')}`;
   try {
     if (!(await admin.listTopics()).includes(topic)) {
-      throw new VigilError(`the dead-letter topic "${topic}" does not exist: nothing was dead-lettered yet, or VIGIL_TOPIC_DEADLETTER names another topic`, {
-        code: 'deadletter_topic_missing',
-        retriable: false,
-      });
+      throw new VigilError(missing, { code: 'deadletter_topic_missing', retriable: false });
     }
     const offsets = await admin.fetchTopicOffsets(topic);
     const ends = new Map(offsets.map(({ partition, high }) => [partition, high]));
@@ -368,9 +385,7 @@ export async function scanDeadLetters(kafka: Kafka, topic: string, visit: (entry
         for (const message of batch.messages) {
           const offset = BigInt(message.offset);
           if (offset >= end) break; // written after the scan began
-          const record = fromDeadLetterMessage({ value: message.value, ...(message.headers ? { headers: message.headers } : {}) });
-          const stamped = Date.parse(record.deadLetteredAt);
-          visit({ position: { topic, partition: batch.partition, offset: message.offset }, record, time: Number.isNaN(stamped) ? Number(message.timestamp) : stamped });
+          visit(message, batch.partition);
           if (offset >= end - 1n) remaining.delete(batch.partition);
         }
         return remaining.size === 0;

@@ -69,8 +69,8 @@ const FINAL_EVENT_TYPES: readonly string[] = ['sequence', 'match'];
 
 /**
  * The client address of the event that completed a sequence or match keyed on a user and on no
- * IP, when it is the detection's last event (the same condition as the entities the engine
- * names, so every way of reading the events gives the same document).
+ * IP, when it is the detection's last event (the engine keeps the last id however long the chain:
+ * cappedEvidence) and the caller saw it (the pipeline's chunk).
  */
 function completingIpOf(detection: Detection, context: DetectionContext): string | undefined {
   if (context.clientIpOf === undefined || !FINAL_EVENT_TYPES.includes(detection.ruleType)) return undefined;

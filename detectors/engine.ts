@@ -469,7 +469,7 @@ export class DetectionEngine {
           tags: [...rule.tags],
           ...evidence,
           key: context.key,
-          eventIds: evidence.eventIds.slice(0, this.maxEvidence),
+          eventIds: cappedEvidence(evidence.eventIds, this.maxEvidence),
           window: { start: new Date(windowStart).toISOString(), end: new Date(windowEnd).toISOString(), durationMs: windowEnd - windowStart },
           time: happened === undefined ? isoTime(input.event.time) : new Date(happened).toISOString(),
           // Decided after its time (a surge bucket judged on close): the alerter folds it then.
@@ -517,6 +517,17 @@ export class DetectionEngine {
     this.counters.detections += detections.length;
     return { detections, triggered };
   }
+}
+
+/**
+ * At most `max` event ids, oldest first, the last one kept: it is the event that completed the
+ * detection (a takeover's sign-in), which the detection's document and an analyst look for first.
+ * A plain cut to the first `max` dropped it from a chain longer than that.
+ */
+export function cappedEvidence(eventIds: readonly string[], max: number): string[] {
+  if (eventIds.length <= max) return [...eventIds];
+  const last = eventIds[eventIds.length - 1];
+  return max <= 1 || last === undefined ? eventIds.slice(0, max) : [...eventIds.slice(0, max - 1), last];
 }
 
 /** The detection's `scope` field, when the event names an endpoint. */

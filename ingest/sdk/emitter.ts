@@ -285,6 +285,17 @@ function guardExit(release: () => void): void {
 }
 
 /**
+ * Whether a send failed for a reason retrying alone will not fix (a refused login, a missing
+ * library). kafkajs wraps the last error of its retrier in KafkaJSNumberOfRetriesExceeded, itself
+ * not retriable, even around a timeout: the error under it decides.
+ */
+function refusedForGood(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current instanceof Error && current.name === 'KafkaJSNumberOfRetriesExceeded' && current.cause !== undefined; depth++) current = current.cause;
+  return (current as { retriable?: unknown } | undefined)?.retriable === false;
+}
+
+/**
  * Emitters with events buffered, for a process that ends by `process.exit()` (or a signal's
  * default handler after it): nothing can be sent then, but the loss is reported, each event to
  * `onDrop` with reason `closed` and one warning, as the docs promise for every event not
@@ -490,7 +501,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
           if (missingTopic(error)) {
             // The first run's usual stop (the broker does not create topics for the emitter): say so.
             logger?.warn({ err: error, buffered: buffered(), delayMs, topics: [...byTopic.keys()] }, 'event delivery failed: a topic does not exist, and Kafka does not create topics for the emitter: ask the operators of your Vigil to create them (they run `vigil topics ensure`, or start `vigil run` once), or check the topics option; will retry');
-          } else if ((error as { retriable?: unknown } | undefined)?.retriable === false) {
+          } else if (refusedForGood(error)) {
             // A refused login, a missing library: the same send fails until someone acts.
             logger?.warn({ err: error, buffered: buffered(), delayMs }, `event delivery failed, and retrying alone will not fix it (${errorMessage(error)}): fix the Kafka configuration; the events wait in the buffer meanwhile`);
           } else {
@@ -601,6 +612,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
     bufferedBytes += bytes;
     queuedBytes += bytes;
     counters.accepted++;
+    // Each time an event is buffered, not only when a timer is set: a drain under way (or a full
+    // batch sent at once) could otherwise leave it buffered with no reporter registered.
+    if (options.closeAtExit !== false) guardExit(closeAtExit);
+    reportAtExit(lostAtExit);
     // After a failed send the backoff's timer sends next: a full batch must not retry at once.
     if (failures === 0 && (waiting() >= maxBatch || queuedBytes >= sendBytes)) drain().catch(() => undefined);
     else schedule(lingerMs);
@@ -610,9 +625,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
   /** The process is exiting (process.exit) with events buffered: nothing can be sent now; report each as dropped. */
   function lostAtExit(): void {
     exiting.delete(lostAtExit);
-    if (closed || buffered() === 0) return;
+    // Also while a close() not waited for still flushes: the process ends before it can.
+    if (buffered() === 0) return;
     closed = true;
-    logger?.warn({ buffered: buffered() }, 'the process is exiting with events buffered and the emitter not closed: they are lost (call close() before process.exit())');
+    logger?.warn({ buffered: buffered() }, 'the process is exiting with events buffered (the emitter not closed, or its close() not awaited): they are lost (await close() before process.exit())');
     for (const item of inFlight.splice(0)) drop(eventOf(item.value), 'closed');
     while (waiting() > 0) drop(eventOf(shift()), 'closed');
     bufferedBytes = 0;
@@ -643,7 +659,6 @@ export function createEmitter(options: EmitterOptions): Emitter {
       // the service keeps emitting.
       closed = true;
       holding.delete(closeAtExit);
-      exiting.delete(lostAtExit);
       const timeoutMs = closing.timeoutMs ?? closeTimeoutMs;
       let expiry: NodeJS.Timeout | undefined;
       const expired = new Promise<'expired'>((resolve) => {
@@ -669,6 +684,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
           let disconnectExpiry: NodeJS.Timeout | undefined;
           await Promise.race([producer?.disconnect(), new Promise<void>((resolve) => (disconnectExpiry = setTimeout(resolve, unacknowledged > 0 ? 1000 : timeoutMs)))]);
           clearTimeout(disconnectExpiry);
+          // Everything is delivered or reported by now: nothing is left for an exit to report.
+          exiting.delete(lostAtExit);
           // A request still out when close() gave up may yet reconnect to finish: disconnect again
           // once it settles, so the client leaves nothing open that keeps the process up.
           const left = sending;

@@ -132,7 +132,9 @@ export function invocationMiddleware(
         const template = typeof request.route?.path === 'string' ? `${request.baseUrl ?? ''}${request.route.path}` : undefined;
         const matched = template !== undefined && templateFits(template, path) ? template : undefined;
         // An unmatched 404 is a scan or a typo: one route value, not one per path tried.
-        const routePath = matched ?? (status === 404 ? UNMATCHED_ROUTE : path);
+        // A request dropped before any route took it (499) is no route either: its path is the
+        // client's choice, as a 404's is.
+        const routePath = matched ?? (status === 404 || status === CLIENT_CLOSED_STATUS ? UNMATCHED_ROUTE : path);
         const ip = clientIp(request, options.trustProxy ?? false);
         // Client-controlled values are cut to the contract's limits: an oversized header must
         // not make the event invalid, or a client could hide its calls by sending one.

@@ -1,4 +1,4 @@
-import { toDetectionDocument } from '../../detectors';
+import { cappedEvidence, toDetectionDocument } from '../../detectors';
 import { SEVERITY_SCORE, detectionMappings, detectionSchema, type Detection } from '../../schemas';
 import { isRecord, mappingChecker } from '../support/mapping';
 
@@ -314,5 +314,19 @@ describe('toDetectionDocument: every field is in detectionMappings', () => {
   it('is what the mapping says of unknown fields: strict at the root, dynamic only under the key', () => {
     expect(detectionMappings.dynamic).toBe('strict');
     expect(detectionMappings.properties.vigil.properties.detection.properties.key).toStrictEqual({ type: 'object', dynamic: true });
+  });
+});
+
+describe('cappedEvidence', () => {
+  // A chain longer than the cap lost its completing event: the takeover's document then named the
+  // 50th failure's address as the sign-in's.
+  it('keeps the first ids and the last (the completing event) past the cap, and everything under it', () => {
+    const ids = Array.from({ length: 61 }, (_, index) => `evt-${index}`);
+    const capped = cappedEvidence(ids, 50);
+    expect(capped).toHaveLength(50);
+    expect(capped.slice(0, 49)).toStrictEqual(ids.slice(0, 49));
+    expect(capped[49]).toBe('evt-60');
+    expect(cappedEvidence(ids.slice(0, 6), 50)).toStrictEqual(ids.slice(0, 6));
+    expect(cappedEvidence(ids, 1)).toStrictEqual(['evt-0']);
   });
 });

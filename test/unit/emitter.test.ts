@@ -523,20 +523,50 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
   });
 
   // process.exit() runs no event loop: nothing can be sent, but the loss must not be silent.
-  it('reports the events still buffered when the process exits by process.exit(), to onDrop and in a warning', () => {
+  it.each([
+    ['waiting for the linger timer', '{ lingerMs: 60000 }', ''],
+    ['sent one at a time, each batch full at once (no timer ever set)', '{ lingerMs: 60000, maxBatch: 1 }', ''],
+    ['with a close() called and not awaited', '{ lingerMs: 60000 }', 'void emitter.close().catch(() => undefined);'],
+  ])('reports the events still buffered when the process exits by process.exit(), %s, to onDrop and in a warning', (_name, settings, beforeExit) => {
     const script = [
       `const { createEmitter } = require(${JSON.stringify(require.resolve('../../ingest/sdk'))});`,
       `const producer = { connect: () => Promise.resolve(), disconnect: () => Promise.resolve(), sendBatch: () => new Promise(() => undefined) };`,
       `const logger = { warn: (fields, message) => process.stdout.write('warn ' + message + ' ' + JSON.stringify(fields) + '\\n'), child() { return logger; } };`,
-      `const emitter = createEmitter({ kafka: { producer: () => producer }, source: { service: 'exit-test', kind: 'service' }, lingerMs: 60000, logger, onDrop: (event, reason) => process.stdout.write('drop ' + event.id + ' ' + reason + '\\n') });`,
+      `const emitter = createEmitter({ ...${settings}, kafka: { producer: () => producer }, source: { service: 'exit-test', kind: 'service' }, logger, onDrop: (event, reason) => process.stdout.write('drop ' + event.id + ' ' + reason + '\\n') });`,
       `for (const id of ['evt-exit-1', 'evt-exit-2', 'evt-exit-3']) emitter.policy({ id, actor: { userId: 'u-1' }, policy: { kind: 'authn', name: 'pw', outcome: 'pass', group: 'accounts', resource: { api: 'a', method: 'POST', path: '/login' } } });`,
-      `process.exit(0);`,
+      beforeExit,
+      `setImmediate(() => process.exit(0));`,
     ].join('\n');
     const child = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), '--eval', script], { encoding: 'utf8', timeout: 60_000 });
     expect(child.stderr).toBe('');
     const lines = child.stdout.trim().split('\n');
-    expect(lines.filter((line) => line.startsWith('drop '))).toStrictEqual(['drop evt-exit-1 closed', 'drop evt-exit-2 closed', 'drop evt-exit-3 closed']);
-    expect(lines.filter((line) => line.startsWith('warn ')).map((line) => line.split(' {')[0])).toContain('warn the process is exiting with events buffered and the emitter not closed: they are lost (call close() before process.exit())');
+    expect(lines.filter((line) => line.startsWith('drop ')).sort()).toStrictEqual(['drop evt-exit-1 closed', 'drop evt-exit-2 closed', 'drop evt-exit-3 closed']);
+    expect(lines.filter((line) => line.startsWith('warn ')).map((line) => line.split(' {')[0])).toContain(
+      'warn the process is exiting with events buffered (the emitter not closed, or its close() not awaited): they are lost (await close() before process.exit())',
+    );
+  });
+
+  // kafkajs wraps the last error of its retrier, even a timeout, in KafkaJSNumberOfRetriesExceeded
+  // (not retriable): every broker outage read as a configuration to fix.
+  it('tells a failure retrying will fix from one it will not by the error kafkajs wrapped', async () => {
+    jest.useRealTimers();
+    const warnings: string[] = [];
+    const logger = { warn: (_fields: Record<string, unknown>, message: string) => void warnings.push(message), child: () => logger };
+    const wrapped = (retriable: boolean): Error => {
+      const cause = Object.assign(new Error(retriable ? 'Request Produce(key: 0, version: 7) timed out' : 'SASL SCRAM SHA512 authentication failed'), { retriable });
+      return Object.assign(new Error(cause.message, { cause }), { name: 'KafkaJSNumberOfRetriesExceeded', retriable: false });
+    };
+    for (const retriable of [true, false]) {
+      const producer = { connect: () => Promise.resolve(), disconnect: () => Promise.resolve(), sendBatch: () => Promise.reject(wrapped(retriable)) };
+      const { emitter } = emitterWith({ kafka: { producer: () => producer }, logger });
+      emitter.policy(policyInput());
+      await expect(emitter.flush()).rejects.toThrow();
+      await emitter.close({ timeoutMs: 10 }).catch(() => undefined);
+    }
+    expect([...new Set(warnings.filter((message) => message.startsWith('event delivery failed')))]).toStrictEqual([
+      'event delivery failed; will retry',
+      'event delivery failed, and retrying alone will not fix it (SASL SCRAM SHA512 authentication failed): fix the Kafka configuration; the events wait in the buffer meanwhile',
+    ]);
   });
 
   it('a throwing onDrop reaches neither emit()\'s caller nor close(): the producer is still disconnected', async () => {

@@ -93,6 +93,10 @@ async function startApp(options: Partial<InvocationMiddlewareOptions> = {}): Pro
   app.post('/accounts', express.json(), (request, response) => {
     response.status(201).json({ received: request.body as unknown });
   });
+  // Something slow before routing (a body parser waiting for its body, an auth lookup).
+  app.use('/slow', (_request, _response, next) => {
+    setTimeout(next, 150);
+  });
   app.post('/login', (_request, response) => {
     // Checking a password takes a while: a client may hang up before the answer.
     setTimeout(() => response.status(401).send('no'), 150);
@@ -363,5 +367,13 @@ describe('invocationMiddleware options', () => {
     // The handler answers later, to a closed socket: still one event.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(running.emitter.invocations).toHaveLength(1);
+  });
+
+  // Dropped before any route took it: the path is the client's choice, one route value per path tried.
+  it('records a request dropped before routing under the unmatched route, as a 404 is', async () => {
+    running = await startApp();
+    await rawRequest(running.baseUrl, 'POST /slow/wp-login.php HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n', 20);
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.invocation).toMatchObject({ status: CLIENT_CLOSED_STATUS, route: UNMATCHED_ROUTE, resource: { path: '/slow/wp-login.php' } });
   });
 });

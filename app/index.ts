@@ -419,6 +419,10 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     : undefined;
   let intakeAddress: HttpListen | undefined;
 
+  // The stores this process uses, for the start's checks and /readyz: Elasticsearch for indexing
+  // and alerts; Redis for the rules, correlation and alert state (an ingest without detection
+  // keeps no state there), neither for an intake alone.
+  const stores = { elasticsearch: roles.has('ingest') || roles.has('alerting'), redis: roles.has('alerting') || (roles.has('ingest') && config.detection.enabled) };
   const observability = createObservability({
     instrumentation,
     kafka,
@@ -434,7 +438,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ...(intake ? { intake: () => intake.stats() } : {}),
     started: () => allStarted,
     // An intake alone writes to Kafka only: Elasticsearch or Redis away must not take it out of service.
-    uses: { elasticsearch: roles.has('ingest') || roles.has('alerting'), redis: roles.has('ingest') || roles.has('alerting') },
+    uses: stores,
   });
   // The counters /metrics serves, indexed every interval for the Pipeline health dashboard.
   const pipelineStats =
@@ -464,7 +468,8 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     if (listen) httpAddress = await observability.listen(listen);
     started.push('health and metrics', () => observability.close());
     // A wrong address, credential or CA stops here, naming the service, before any part starts.
-    for (const unreachable of await verifyConnections(config, { kafka, elasticsearch, redis })) {
+    // Only the stores this process uses: an intake alone writes to Kafka only.
+    for (const unreachable of await verifyConnections(config, { kafka, ...(stores.elasticsearch ? { elasticsearch } : {}), ...(stores.redis ? { redis } : {}) })) {
       const then =
         unreachable.service === 'elasticsearch' && pipeline !== undefined
           ? 'the pipeline installs its index templates there as it starts, and fails if it still cannot'

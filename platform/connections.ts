@@ -32,6 +32,20 @@ export const probes = {
 };
 
 const TLS_PROBLEM = /certificate|self[- ]signed|SSL|TLS|EPROTO|wrong version number/i;
+/** A socket that dropped or never opened: the service may be restarting, whatever the message says. */
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * What a Redis client's own `error` event says of a failed connection: TLS only for what a
+ * certificate or the handshake's protocol explains (a reset during a handshake, "Client network
+ * socket disconnected before secure TLS connection was established", is a Redis restarting or
+ * failing over, not a certificate to fix).
+ */
+function clientProblem(error: unknown, authentication: RegExp): 'authentication failed' | 'TLS failed' | 'unreachable' {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return 'unreachable';
+  return problemOf(error, authentication);
+}
 
 function problemOf(error: unknown, authentication: RegExp): 'authentication failed' | 'TLS failed' | 'unreachable' {
   const text = `${error instanceof Error ? error.name : ''} ${errorMessage(error)} ${error instanceof Error && error.cause ? errorMessage(error.cause) : ''}`;
@@ -49,7 +63,7 @@ function problemOf(error: unknown, authentication: RegExp): 'authentication fail
  * @returns the services that could not be reached, as retriable ConnectionErrors
  * @throws ConnectionError when a credential or a certificate is refused
  */
-export async function verifyConnections(config: Config, clients: { kafka: Kafka; elasticsearch: Client; redis?: RedisClient }): Promise<ConnectionError[]> {
+export async function verifyConnections(config: Config, clients: { kafka: Kafka; elasticsearch?: Client; redis?: RedisClient }): Promise<ConnectionError[]> {
   const checks: Promise<ConnectionError | undefined>[] = [];
   const redis = clients.redis;
   if (redis) {
@@ -76,7 +90,7 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
         },
         (error: unknown) => {
           const problem = problemOf(error, redisAuthentication);
-          const underneath = lastClientError === undefined ? 'unreachable' : problemOf(lastClientError, redisAuthentication);
+          const underneath = lastClientError === undefined ? 'unreachable' : clientProblem(lastClientError, redisAuthentication);
           return problem === 'unreachable' && underneath !== 'unreachable'
             ? new ConnectionError('redis', redisWhere(config), underneath, lastClientError)
             : new ConnectionError('redis', redisWhere(config), problem, error);
@@ -84,16 +98,19 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
       ),
     );
   }
-  checks.push(
-    probes.elasticsearch(clients.elasticsearch, 5000).then(
-      () => undefined,
-      (error: unknown) => {
-        const status = error instanceof esErrors.ResponseError ? error.statusCode : undefined;
-        const problem = status === 401 || status === 403 ? 'authentication failed' : problemOf(error, /security_exception|unable to authenticate/i);
-        return new ConnectionError('elasticsearch', urlWithoutCredentials(config.elasticsearch.url), problem, error);
-      },
-    ),
-  );
+  const elasticsearch = clients.elasticsearch;
+  if (elasticsearch) {
+    checks.push(
+      probes.elasticsearch(elasticsearch, 5000).then(
+        () => undefined,
+        (error: unknown) => {
+          const status = error instanceof esErrors.ResponseError ? error.statusCode : undefined;
+          const problem = status === 401 || status === 403 ? 'authentication failed' : problemOf(error, /security_exception|unable to authenticate/i);
+          return new ConnectionError('elasticsearch', urlWithoutCredentials(config.elasticsearch.url), problem, error);
+        },
+      ),
+    );
+  }
   checks.push(
     (async () => {
       const admin = clients.kafka.admin();

@@ -93,7 +93,7 @@ const adaptGroups = z
 export const settings = {
   kafka: {
     brokers: setting('KAFKA_BROKERS', brokers.default(['127.0.0.1:9092']), 'comma-separated `host:port` list, at least one', 'The Kafka bootstrap brokers. Spaces around commas are ignored.'),
-    clientId: setting('KAFKA_CLIENT_ID', name.default('vigil'), NAME, 'The Kafka client id. A process appends the roles it runs, joined with `-` (`vigil-ingest-alerting` for `vigil run`, `vigil-intake` for an intake alone), so the broker\'s logs and quotas tell them apart.'),
+    clientId: setting('KAFKA_CLIENT_ID', name.default('vigil'), NAME, 'The Kafka client id. A process appends the roles it runs, joined with `-` (`vigil-ingest-alerting` for `vigil run`, with `-intake` after it when it runs the intake too; `vigil-intake` for an intake alone), so the broker\'s logs and quotas tell them apart.'),
     sasl: {
       mechanism: setting(
         'KAFKA_SASL_MECHANISM',

@@ -267,22 +267,36 @@ export function missingTopic(error: unknown): boolean {
 }
 
 /**
+ * Callbacks run on a process event, with the listener added once, at the first callback (an SDK
+ * that is only imported adds none). Each emitter registers while it holds events and unregisters
+ * once they are delivered or reported.
+ */
+function onProcess(event: 'beforeExit' | 'exit'): { readonly callbacks: Set<() => void>; add(callback: () => void): void } {
+  const callbacks = new Set<() => void>();
+  let listening = false;
+  return {
+    callbacks,
+    add(callback) {
+      callbacks.add(callback);
+      if (listening) return;
+      listening = true;
+      process.on(event, () => {
+        for (const run of [...callbacks]) run();
+      });
+    },
+  };
+}
+
+/**
  * Emitters holding events that a process ending on its own would lose: kafkajs's sockets keep a
  * process up once the producer is connected, but an emitter whose first batch still waits for
  * its (unref'd) linger timer holds nothing open, and a script that emits and returns without
  * close() would exit with its events unsent. When the event loop empties, each is closed
  * (flushed, then disconnected), and the process exits once they are delivered or dropped.
  */
-const holding = new Set<() => void>();
-let exitGuarded = false;
-function guardExit(release: () => void): void {
-  holding.add(release);
-  if (exitGuarded) return;
-  exitGuarded = true;
-  process.on('beforeExit', () => {
-    for (const close of [...holding]) close();
-  });
-}
+const beforeExit = onProcess('beforeExit');
+const holding = beforeExit.callbacks;
+const guardExit = (release: () => void): void => beforeExit.add(release);
 
 /**
  * Whether a send failed for a reason retrying alone will not fix (a refused login, a missing
@@ -301,16 +315,9 @@ function refusedForGood(error: unknown): boolean {
  * `onDrop` with reason `closed` and one warning, as the docs promise for every event not
  * delivered. A process that ends on its own is closed first instead (see `holding`).
  */
-const exiting = new Set<() => void>();
-let exitReported = false;
-function reportAtExit(report: () => void): void {
-  exiting.add(report);
-  if (exitReported) return;
-  exitReported = true;
-  process.on('exit', () => {
-    for (const run of [...exiting]) run();
-  });
-}
+const atExit = onProcess('exit');
+const exiting = atExit.callbacks;
+const reportAtExit = (report: () => void): void => atExit.add(report);
 
 /**
  * Creates the SDK emitter. Each method validates synchronously and throws a ValidationError

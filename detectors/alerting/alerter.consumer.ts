@@ -4,7 +4,7 @@
  * succeeds, and pauses only the failing partition with backoff while a store pushes back.
  */
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import { createPartitionRunner, type Instrumentation, type Logger } from '../../platform';
+import { VigilError, createPartitionRunner, errorMessage, type Instrumentation, type Logger } from '../../platform';
 
 /** Options of {@link createPartitionLoop}. */
 export interface PartitionLoopOptions {
@@ -53,7 +53,15 @@ export function createPartitionLoop(options: PartitionLoopOptions): PartitionLoo
     async start() {
       consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
       await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
+      try {
+        await consumer.subscribe({ topic, fromBeginning: true });
+      } catch (error) {
+        // kafkajs says only "This server does not host this topic-partition": name the topic.
+        if (/does not host this topic-partition/i.test(errorMessage(error))) {
+          throw new VigilError(`kafka: the topic ${topic} does not exist (deleted since it was created, or another name configured); \`vigil topics ensure\` creates Vigil's topics`, { code: 'topic_missing', retriable: false, cause: error });
+        }
+        throw error;
+      }
       await consumer.run({ eachBatchAutoResolve: false, autoCommitThreshold: 1, eachBatch: (payload) => runner.eachBatch(payload) });
     },
     async stop() {

@@ -122,3 +122,19 @@ describe('the alerter partition loop', () => {
     await loop.stop();
   });
 });
+
+describe('createPartitionLoop start', () => {
+  // An outbox topic deleted after the start created it stopped Vigil with only kafkajs's
+  // "This server does not host this topic-partition", naming neither the topic nor the fix.
+  it('names the missing topic and the command that creates it', async () => {
+    const consumer = {
+      connect: () => Promise.resolve(),
+      subscribe: () => Promise.reject(Object.assign(new Error('This server does not host this topic-partition'), { type: 'UNKNOWN_TOPIC_OR_PARTITION' })),
+      run: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+    };
+    const kafka = { consumer: () => consumer } as unknown as Kafka;
+    const loop = createPartitionLoop({ kafka, groupId: 'g', topic: 'vigil.notifications', logger: createLogger({ level: 'silent' }), handle: () => Promise.resolve() });
+    await expect(loop.start()).rejects.toThrow('kafka: the topic vigil.notifications does not exist (deleted since it was created, or another name configured); `vigil topics ensure` creates Vigil\'s topics');
+  });
+});

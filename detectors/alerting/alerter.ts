@@ -94,7 +94,7 @@ export interface AlerterStats {
   /** Detections the storm guard folded into a campaign alert (the campaign's opening one included). */
   campaign: number;
   resolved: number;
-  /** Changes recorded in the alerts index but not notified: their incident ended longer ago than `VIGIL_ALERT_PAGE_WITHIN_MS`. */
+  /** Changes recorded in the alerts index but not notified: their incident ended longer ago than `VIGIL_ALERT_PAGE_WITHIN_MS` (a resolve is handed over even then, marked `late`, and not counted). */
   unpaged: number;
   /** Changes found unsent in Redis (a crash or a failed outbox write) and written to the outbox again. */
   resent: number;

@@ -718,7 +718,8 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
   };
 }
 
-const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
+/** A time (ms) as ISO 8601, `-` when there is none. */
+export const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
 
 /** A header's text for a terminal, as {@link escapeBytes} prints bytes (C1 controls escaped too). */
 function text(value: string): string {

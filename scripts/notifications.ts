@@ -10,7 +10,7 @@ import type { Kafka } from 'kafkajs';
 import { z } from 'zod';
 import { VigilError, createElasticsearch, createKafka, createLogger, secretsOf, type Config, type Logger } from '../platform';
 import { ALERT_CHANGES, alertIndexNames } from '../schemas';
-import { DeadLetterUsageError, parseTime, scanToEnd, type ScanOptions } from './deadletters';
+import { DeadLetterUsageError, iso, parseTime, scanToEnd, type ScanOptions } from './deadletters';
 
 /** The usage text of `vigil notifications`. */
 export const NOTIFICATIONS_USAGE = `usage: vigil notifications missed [--from TIME --to TIME] [--destination NAME]
@@ -100,8 +100,6 @@ export function summariseMissed(topic: string, entries: readonly ({ alertId: str
   alerts.sort((a, b) => rank(a.state) - rank(b.state) || latest(b.missed) - latest(a.missed) || a.alertId.localeCompare(b.alertId));
   return { topic, total: entries.length, unreadable, alerts };
 }
-
-const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
 
 /** The lines `missed` prints. */
 export function formatMissed(report: MissedReport): string[] {

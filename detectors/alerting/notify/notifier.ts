@@ -332,13 +332,19 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return outcome.catch(() => true);
   }
 
+  /**
+   * The destinations a change goes to. Without grouping nothing says whether a destination heard
+   * of an incident, so a late resolve goes nowhere; with it, the grouping state decides.
+   */
+  function routed(change: AlertChange): Destination[] {
+    if (grouping !== undefined) return groupingRoutesFor(destinations, change);
+    return change.late === true ? [] : routesFor(destinations, change);
+  }
+
   /** One record per (change, destination) the change routes to. */
   function recordsOf(changes: readonly AlertChange[]): OutboxRecord[] {
     const acceptedAt = new Date(now()).toISOString();
-    // Without grouping nothing says whether a destination heard of an incident: a late resolve is not sent.
-    return changes.flatMap((change) =>
-      change.late === true && grouping === undefined ? [] : (grouping === undefined ? routesFor(destinations, change) : groupingRoutesFor(destinations, change)).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })),
-    );
+    return changes.flatMap((change) => routed(change).map((destination) => ({ deliveryId: deliveryIdOf(change, destination), destination: destination.name, change, acceptedAt })));
   }
 
   async function deliverOutbox(records: readonly OutboxRecord[]): Promise<void> {
@@ -629,8 +635,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
         noting = noted;
         return;
       }
-      if (snapshot.late === true) return;
-      for (const destination of routesFor(destinations, snapshot)) void enqueue(destination, snapshot);
+      for (const destination of routed(snapshot)) void enqueue(destination, snapshot);
     } catch (error) {
       log.error({ err: error, alertId: change?.alert?.id }, 'could not queue a notification');
     }

@@ -257,16 +257,51 @@ async function waitFor(what: string, done: () => boolean, timeoutMs: number): Pr
 
 const notifiedAll = (phase: 1 | 2): boolean => [...triggers.values()].every((trigger) => trigger.phase !== phase || trigger.notified !== undefined);
 
+/**
+ * How loaded this process was over a phase: the share of the time its event loop was busy, its
+ * CPU (every thread: the SDK's librdkafka, garbage collection) per event, and how many events the
+ * ingest consumer handled per chunk. Paced traffic comes in small chunks, which cost more per event
+ * than a backlog's; a loop near 1.0 queues every step of every event behind the others.
+ */
+interface Load {
+  loopBusy: number;
+  cpuMicrosPerEvent: number;
+  eventsPerChunk: number;
+}
+
+/** The ingest consumer's chunks and their messages since the bench started (from `runner.chunk`). */
+const ingestChunks = { chunks: 0, messages: 0 };
+
+function startLoad(): (events: number) => Load {
+  const loop = performance.eventLoopUtilization();
+  const cpu = process.cpuUsage();
+  const { chunks, messages } = ingestChunks;
+  return (events) => {
+    const used = process.cpuUsage(cpu);
+    const chunked = ingestChunks.chunks - chunks;
+    return {
+      loopBusy: performance.eventLoopUtilization(loop).utilization,
+      cpuMicrosPerEvent: (used.user + used.system) / Math.max(1, events),
+      eventsPerChunk: chunked === 0 ? 0 : (ingestChunks.messages - messages) / chunked,
+    };
+  };
+}
+
+const describeLoad = (load: Load): string =>
+  `event loop busy ${load.loopBusy.toFixed(2)}, process CPU ${Math.round(load.cpuMicrosPerEvent)} µs per event, ${load.eventsPerChunk.toFixed(0)} events per ingest chunk`;
+
 interface Phase1 {
   events: number;
   seconds: number;
   emitSeconds: number;
   rate: number;
+  load: Load;
 }
 
 /** Phase 1: a fixed number of events as fast as the SDK takes them; events indexed per second. */
 async function measureMaxRate(pipeline: IngestPipeline, driver: TrafficDriver): Promise<Phase1> {
   const before = pipeline.stats().indexed;
+  const load = startLoad();
   const started = performance.now();
   await driver.burst(1, PHASE1_EVENTS);
   const emitted = performance.now();
@@ -274,7 +309,7 @@ async function measureMaxRate(pipeline: IngestPipeline, driver: TrafficDriver): 
     throw new Error(`phase 1: ${pipeline.stats().indexed - before} of ${PHASE1_EVENTS} indexed`);
   }
   const seconds = (performance.now() - started) / 1000;
-  return { events: PHASE1_EVENTS, seconds, emitSeconds: (emitted - started) / 1000, rate: PHASE1_EVENTS / seconds };
+  return { events: PHASE1_EVENTS, seconds, emitSeconds: (emitted - started) / 1000, rate: PHASE1_EVENTS / seconds, load: load(PHASE1_EVENTS) };
 }
 
 interface Phase2 {
@@ -283,17 +318,19 @@ interface Phase2 {
   rate: number;
   loopDelayP99: number;
   loopDelayMax: number;
+  load: Load;
 }
 
 /** Phase 2: paced at `rate` events/s for PHASE2_SECONDS; the event-loop delay is this process's (the pipeline's). */
 async function pacedRun(driver: TrafficDriver, rate: number): Promise<Phase2> {
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
+  const load = startLoad();
   const started = performance.now();
   const emitted = await driver.paced(rate, PHASE2_SECONDS);
   const seconds = (performance.now() - started) / 1000;
   loop.disable();
-  return { events: emitted, seconds, rate: emitted / seconds, loopDelayP99: loop.percentile(99) / 1e6, loopDelayMax: loop.max / 1e6 };
+  return { events: emitted, seconds, rate: emitted / seconds, loopDelayP99: loop.percentile(99) / 1e6, loopDelayMax: loop.max / 1e6, load: load(emitted) };
 }
 
 /**
@@ -406,6 +443,11 @@ async function main(): Promise<void> {
     const { correlator } = vigil;
     if (!correlator) throw new Error('the latency bench needs detection on');
     recordPipelineSteps(vigil.instrumentation);
+    vigil.instrumentation.on('runner.chunk', ({ component, messages }) => {
+      if (component !== 'ingest') return;
+      ingestChunks.chunks++;
+      ingestChunks.messages += messages;
+    });
     if (!vigil.pipeline) throw new Error('the latency bench needs the ingest role');
     pipeline = vigil.pipeline;
     const notifier = vigil.notifier as Notifier;
@@ -520,6 +562,8 @@ function report({
   console.log('');
   console.log(`phase 1, maximum sustained rate   ${Math.round(phase1.rate)} events/s   (${phase1.events} events, first emit to all indexed in ${phase1.seconds.toFixed(1)} s; the SDK took them in ${phase1.emitSeconds.toFixed(1)} s)`);
   console.log(`phase 2, paced at ${PHASE2_RATE === undefined ? 'half of it     ' : 'the rate given '} ${Math.round(phase2.rate)} events/s   (${phase2.events} events in ${phase2.seconds.toFixed(1)} s; event-loop delay p99 ${phase2.loopDelayP99.toFixed(1)} ms, max ${phase2.loopDelayMax.toFixed(0)} ms)`);
+  console.log(`  load, phase 1: ${describeLoad(phase1.load)}`);
+  console.log(`  load, phase 2: ${describeLoad(phase2.load)}`);
   console.log('');
   console.log('latency, absolute (the figures the targets are about; they move with the machine):');
   console.log(line('produced -> detection on its topic', detection, `   target p99 <= ${DETECTION_P99_TARGET_MS} ms: ${verdict(detection.p99 <= DETECTION_P99_TARGET_MS && detection.n === measured.length)}`));

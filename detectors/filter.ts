@@ -2,6 +2,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { z } from 'zod';
 import { nearest } from '../platform';
+import { unmappedIpv4 } from '../schemas';
 import { compilePath, type DetectionInput } from './input';
 
 /*
@@ -241,7 +242,7 @@ export function cidrList(ranges: readonly string[]): BlockList {
 /** Whether an address is in a list; false for anything that is not an address. */
 export function inCidrList(list: BlockList, ip: unknown): boolean {
   if (typeof ip !== 'string') return false;
-  const address = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
+  const address = unmappedIpv4(ip);
   if (isIPv4(address)) return list.check(address, 'ipv4');
   if (isIPv6(address)) return list.check(address, 'ipv6');
   return false;

@@ -1,6 +1,6 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { boundedMemo } from '../platform';
-import type { VigilEvent, GeoDocument } from '../schemas';
+import { unmappedIpv4, type VigilEvent, type GeoDocument } from '../schemas';
 
 /** Whether an address can be located: private and reserved ranges never are. */
 export type IpScope = 'public' | 'private' | 'reserved';
@@ -41,8 +41,7 @@ for (const [network, prefix] of [
  * `vigil run`'s busy time in issue 12's profile).
  */
 export function ipScopeUncached(ip: string): IpScope {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  const address = mapped?.[1] ?? ip;
+  const address = unmappedIpv4(ip);
   const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
   if (family === undefined) return 'reserved';
   if (privateRanges.check(address, family)) return 'private';

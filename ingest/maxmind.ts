@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { Reader, type CityResponse } from 'maxmind';
 import { VigilError, errorMessage, type Logger } from '../platform';
-import type { GeoDocument } from '../schemas';
+import { unmappedIpv4, type GeoDocument } from '../schemas';
 import type { GeoDatabase, GeoDatabaseInfo, GeoReloadStats, GeoResult } from './enrich';
 
 /** The variable that names the database file: every error about the file names it too. */
@@ -129,12 +129,6 @@ export interface MaxMindOptions {
   debounceMs?: number;
 }
 
-/** `::ffff:a.b.c.d` is an IPv4 client seen through a dual-stack socket: look the IPv4 address up. */
-function unmapped(ip: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return mapped?.[1] ?? ip;
-}
-
 /**
  * Opens a MaxMind GeoLite2/GeoIP2 City `.mmdb` and, unless told not to, reloads it when it
  * changes. The directory is watched rather than the file: `geoipupdate` and most deploys replace
@@ -186,7 +180,7 @@ export async function openMaxMind(file: string, options: MaxMindOptions = {}): P
     lookup(ip) {
       const { reader, info } = current;
       try {
-        const record = reader.get(unmapped(ip));
+        const record = reader.get(unmappedIpv4(ip));
         return record === null ? undefined : mapCityRecord(record, info);
       } catch {
         // The checks at load walked the tree; an address the reader can't parse is unlocated,

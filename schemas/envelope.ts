@@ -61,6 +61,17 @@ export function canonicalIp(address: string): string {
   return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }
 
+const MAPPED_DOTTED_IPV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+
+/**
+ * The IPv4 address in `::ffff:a.b.c.d` (an IPv4 client seen through a dual-stack socket), or the
+ * text as it is: the cheap form of {@link canonicalIp}'s mapping, for text that may not have come
+ * through the contract (a lookup's argument, a value a rule filter compares).
+ */
+export function unmappedIpv4(ip: string): string {
+  return MAPPED_DOTTED_IPV4.exec(ip)?.[1] ?? ip;
+}
+
 /** IPv4 or IPv6, as text; put in its one spelling ({@link canonicalIp}). */
 export const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'Invalid IP address' }).transform(canonicalIp);
 

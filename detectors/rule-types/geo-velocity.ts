@@ -9,6 +9,7 @@ import { inCidrList } from '../filter';
 import { stateKey } from '../state';
 import { eventTime, isoTime, none, type Evaluation, type EvaluationContext, type StateRequest } from '../evaluation';
 import { z } from 'zod';
+import { unmappedIpv4 } from '../../schemas';
 import { attributed, base, grouped } from '../rule-schema';
 import { cidrRangesSchema } from '../filter';
 import { durationSchema } from '../duration';
@@ -77,11 +78,6 @@ export function haversineKm(a: { lat: number; lon: number }, b: { lat: number; l
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
-/** An IPv4-mapped IPv6 address as IPv4; anything else unchanged. */
-function unmapped(ip: string): string {
-  return /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1] ?? ip;
-}
-
 /** The eight 16-bit groups of an IPv6 address, or undefined. */
 function ipv6Groups(ip: string): number[] | undefined {
   if (!isIPv6(ip)) return undefined;
@@ -94,8 +90,8 @@ function ipv6Groups(ip: string): number[] | undefined {
 
 /** Same /24 (IPv4) or same /48 (IPv6): one network, whatever a geo database says. */
 export function sameNetwork(a: string, b: string): boolean {
-  const first = unmapped(a);
-  const second = unmapped(b);
+  const first = unmappedIpv4(a);
+  const second = unmappedIpv4(b);
   if (isIPv4(first) && isIPv4(second)) return first.split('.').slice(0, 3).join('.') === second.split('.').slice(0, 3).join('.');
   const left = ipv6Groups(first);
   const right = ipv6Groups(second);

@@ -4,6 +4,7 @@ import {
   FAMILIES,
   TEMPLATE_VERSION,
   canonicalIp,
+  unmappedIpv4,
   alertMappings,
   alertTemplate,
   describeIssues,
@@ -465,6 +466,17 @@ describe('IP addresses in one spelling', () => {
     ['::ffff:0:1.2.3.4', '::ffff:0:102:304'],
   ])('writes %s as %s', (written, kept) => {
     expect(canonicalIp(written)).toBe(kept);
+  });
+
+  it.each([
+    ['::ffff:198.51.100.23', '198.51.100.23'],
+    ['::FFFF:198.51.100.23', '198.51.100.23'],
+    ['198.51.100.23', '198.51.100.23'],
+    ['2001:db8::1', '2001:db8::1'],
+    ['::ffff:198.51.100.23:80', '::ffff:198.51.100.23:80'],
+    ['not an address', 'not an address'],
+  ])('unmappedIpv4 (the lookups\' and filters\' cheap check) reads %s as %s', (written, read) => {
+    expect(unmappedIpv4(written)).toBe(read);
   });
 
   it('applies to client.ip and device.ip as events are validated', () => {

@@ -1,22 +1,23 @@
 /**
- * What reading an LZ4 record batch costs the pipeline, by the size of the frame.
+ * What reading an LZ4 record batch costs, by the size of the frame, on the event loop or in
+ * libuv's thread pool.
  *
  * A producer that lingers a few milliseconds (the SDK's librdkafka client: 5 ms, LZ4 by default)
  * writes frames of a few events each when traffic is steady, and the ingest consumer decompresses
  * every one of them. This bench decompresses frames of 1 to 600 gateway events through the codec
- * Vigil registers with kafkajs, and, as the same run's baseline, through lz4-napi's thread-pool
- * call alone (what the codec did for every frame before frames up to `LZ4_SYNC_MAX_BYTES` were
- * decoded on the calling thread). Per frame size it prints the process's CPU per frame (every
- * thread: the pool's work counts) and the wall time, each as the ratio codec / baseline, medians
- * over the rounds, cases alternating within each round.
+ * Vigil registers with kafkajs (lz4-napi's `decompressFrame`, in the thread pool) as the same run's
+ * baseline, and through lz4-napi's `decompressFrameSync` on the event loop. Per frame size it prints
+ * the process's CPU per frame (every thread: the pool's work counts) and the wall time, each as
+ * the ratio event loop / pool, medians over the rounds, cases alternating within each round.
+ * docs/performance.md says why the codec still uses the pool.
  *
  *   npx tsx bench/lz4-decode.bench.ts [rounds=5]
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { CompressionCodecs, CompressionTypes } from 'kafkajs';
-import { compressFrameSync, decompressFrame } from 'lz4-napi';
-import { LZ4_SYNC_MAX_BYTES, registerCodecs } from '../platform';
+import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
+import { registerCodecs } from '../platform';
 import { positiveInteger } from './arguments';
 import { gatewayEvents } from './gateway-events';
 
@@ -49,30 +50,29 @@ async function timed(frames: number, decode: () => Promise<Buffer>): Promise<{ c
 async function main(): Promise<void> {
   registerCodecs();
   const codec = (CompressionCodecs[CompressionTypes.LZ4] as () => { decompress(buffer: Buffer): Promise<Buffer> })();
-  console.log(`LZ4 decode per frame: Vigil's codec / lz4-napi's thread-pool call (the baseline), same run, ${ROUNDS} rounds, medians`);
-  console.log(`frames up to ${LZ4_SYNC_MAX_BYTES} bytes are decoded on the calling thread`);
+  console.log(`LZ4 decode per frame: on the event loop (decompressFrameSync) / Vigil's codec, in the thread pool (the baseline), same run, ${ROUNDS} rounds, medians`);
   console.log('');
-  console.log('events  raw B  frame B  side   baseline CPU µs  codec CPU µs  CPU ratio  wall ratio');
+  console.log('events  raw B  frame B  pool CPU µs  event loop CPU µs  CPU ratio  wall ratio');
   for (const events of SIZES) {
     const { raw, frame } = frameOf(events);
     // Both give the very bytes produced.
-    if (!(await codec.decompress(frame)).equals(raw) || !(await decompressFrame(frame)).equals(raw)) throw new Error(`a frame of ${events} events did not decode to its bytes`);
+    const onLoop = (): Promise<Buffer> => Promise.resolve(decompressFrameSync(frame));
+    if (!(await codec.decompress(frame)).equals(raw) || !(await onLoop()).equals(raw)) throw new Error(`a frame of ${events} events did not decode to its bytes`);
     const frames = framesFor(events);
-    const baseline: { cpu: number; wall: number }[] = [];
-    const vigil: { cpu: number; wall: number }[] = [];
-    await timed(100, () => decompressFrame(frame));
+    const pool: { cpu: number; wall: number }[] = [];
+    const loop: { cpu: number; wall: number }[] = [];
     await timed(100, () => codec.decompress(frame));
+    await timed(100, onLoop);
     for (let round = 0; round < ROUNDS; round++) {
       const first = round % 2 === 0;
-      if (first) baseline.push(await timed(frames, () => decompressFrame(frame)));
-      vigil.push(await timed(frames, () => codec.decompress(frame)));
-      if (!first) baseline.push(await timed(frames, () => decompressFrame(frame)));
+      if (first) pool.push(await timed(frames, () => codec.decompress(frame)));
+      loop.push(await timed(frames, onLoop));
+      if (!first) pool.push(await timed(frames, () => codec.decompress(frame)));
     }
-    const cpuRatio = median(vigil.map(({ cpu }, round) => cpu / (baseline[round]?.cpu ?? NaN)));
-    const wallRatio = median(vigil.map(({ wall }, round) => wall / (baseline[round]?.wall ?? NaN)));
-    const side = frame.length <= LZ4_SYNC_MAX_BYTES ? 'thread' : 'pool';
+    const cpuRatio = median(loop.map(({ cpu }, round) => cpu / (pool[round]?.cpu ?? NaN)));
+    const wallRatio = median(loop.map(({ wall }, round) => wall / (pool[round]?.wall ?? NaN)));
     console.log(
-      `${String(events).padStart(6)}  ${String(raw.length).padStart(6)}  ${String(frame.length).padStart(7)}  ${side.padEnd(6)} ${median(baseline.map(({ cpu }) => cpu)).toFixed(1).padStart(15)}  ${median(vigil.map(({ cpu }) => cpu)).toFixed(1).padStart(12)}  ${cpuRatio.toFixed(2).padStart(9)}  ${wallRatio.toFixed(2).padStart(10)}`,
+      `${String(events).padStart(6)}  ${String(raw.length).padStart(6)}  ${String(frame.length).padStart(7)}  ${median(pool.map(({ cpu }) => cpu)).toFixed(1).padStart(11)}  ${median(loop.map(({ cpu }) => cpu)).toFixed(1).padStart(17)}  ${cpuRatio.toFixed(2).padStart(9)}  ${wallRatio.toFixed(2).padStart(10)}`,
     );
   }
 }

@@ -1,6 +1,6 @@
 import { CompressionCodecs, CompressionTypes, type Consumer } from 'kafkajs';
 import SnappyCodec from 'kafkajs-snappy';
-import { compressFrame, decompressFrame, decompressFrameSync } from 'lz4-napi';
+import { compressFrame, decompressFrame } from 'lz4-napi';
 import { decompress as zstdDecompress } from 'fzstd';
 import { VigilError, errorMessage } from '../errors';
 import type { Logger } from '../logger';
@@ -40,29 +40,14 @@ const TYPE_OF: Record<Codec, CodecType> = {
 // Pure JS, with the xerial framing the Java client writes as well as librdkafka's raw blocks.
 const snappy: KafkaCodec = SnappyCodec();
 
-/**
- * LZ4 frames up to this many bytes (compressed) are decompressed on the calling thread; larger
- * ones on libuv's thread pool. A trip through the pool costs about 35 µs of CPU whatever the size
- * (lz4-napi's async task and its promise), far more than decoding a frame of a few events takes,
- * and a producer lingering a few milliseconds writes such frames when traffic is steady. Past
- * about 50 events (5 kB compressed) the two cost about the same, and the pool keeps the work off
- * the event loop (bench/lz4-decode.bench.ts measures both sides of the bound).
- */
-export const LZ4_SYNC_MAX_BYTES = 8 * 1024;
-
 // LZ4 frame format (record batches of message format v2). lz4-napi is prebuilt per platform, no
 // compile at install. lz4js was rejected: it reads kcat's frames, but the broker refuses the
-// frames it writes.
+// frames it writes. Every frame goes through libuv's thread pool: decoding small frames on the
+// event loop instead cost a tenth of the CPU and sped up the ingest's fetches, but moved the wait
+// onto the alerter and notifier sharing that loop (docs/performance.md, 5 December 2026).
 const lz4: KafkaCodec = {
   compress: (encoder) => compressFrame(encoder.buffer),
-  decompress: (buffer) => {
-    if (buffer.length > LZ4_SYNC_MAX_BYTES) return decompressFrame(buffer);
-    try {
-      return Promise.resolve(decompressFrameSync(buffer));
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
-  },
+  decompress: (buffer) => decompressFrame(buffer),
 };
 
 // fzstd is a pure-JS decoder; Node 20 has no zstd in zlib, and the native bindings on the registry

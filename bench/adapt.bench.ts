@@ -26,6 +26,7 @@ import { REFUSALS, kongRecord, type GatewayCall } from '../scripts/gateway-recor
 import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { createElasticsearch } from '../platform';
 import { positiveInteger } from './arguments';
+import { median } from './stats';
 
 function argument(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -35,7 +36,6 @@ const RECORDS = positiveInteger(argument('--records'), 10_000, '--records');
 const ROUNDS = positiveInteger(argument('--rounds'), 5, '--rounds');
 const E2E = !process.argv.includes('--no-e2e');
 
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const kong: GatewayAdapter = ((): GatewayAdapter => {
   const found = adapterFor('kong');
   if (found === undefined) throw new Error('the kong adapter is not registered');

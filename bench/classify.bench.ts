@@ -17,6 +17,7 @@ import { classifyMessage, type Classification, type MessageLimits } from '../ing
 import { fuzzTraffic, type FuzzMessage } from '../test/support/fuzz';
 import { referenceClassifyMessage } from '../test/support/hot-path-reference';
 import { positiveInteger } from './arguments';
+import { median } from './stats';
 
 const MESSAGES = positiveInteger(process.argv[2], 10_000, 'messages');
 const ROUNDS = positiveInteger(process.argv[3], 9, 'rounds');
@@ -38,8 +39,6 @@ function perMessage(classify: Classify, messages: readonly FuzzMessage[]): numbe
   const used = process.cpuUsage(started);
   return (used.user + used.system) / messages.length;
 }
-
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
 function main(): void {
   let differences = 0;

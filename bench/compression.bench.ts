@@ -20,6 +20,7 @@ import { Kafka, logLevel, type LogEntry } from 'kafkajs';
 import { createEmitter, type EmitterCompression } from '../ingest/sdk';
 import { positiveInteger } from './arguments';
 import { gatewayEvents, type Emitted } from './gateway-events';
+import { median } from './stats';
 
 function argument(name: string): string | undefined {
   const index = process.argv.indexOf(name);
@@ -29,8 +30,6 @@ const EVENTS = positiveInteger(argument('--events'), 10_000, '--events');
 const ROUNDS = positiveInteger(argument('--rounds'), 5, '--rounds');
 const BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
 const CASES: readonly EmitterCompression[] = ['none', 'gzip'];
-
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 const inputs = (count: number): Emitted[] => gatewayEvents(count, { varied: true });
 

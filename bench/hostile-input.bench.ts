@@ -35,6 +35,7 @@ import { fuzzTraffic } from '../test/support/fuzz';
 import { produceTraffic } from '../test/support/produce';
 import * as localHarness from '../test/support/harness';
 import { positiveInteger } from './arguments';
+import { median } from './stats';
 
 const MESSAGES = positiveInteger(process.argv[2], 25_000, 'messages');
 const ROUNDS = positiveInteger(process.argv[3], 3, 'rounds');
@@ -135,8 +136,6 @@ async function run(label: 'clean' | 'hostile', seed: number, harness: Harness): 
     await stack.cleanup();
   }
 }
-
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 
 async function main(): Promise<void> {
   process.stdout.write(

@@ -30,6 +30,7 @@ import { ReferenceRecentIds, referenceContentHash, referenceFindPrototypeKey } f
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import type { Emitter } from '../ingest/sdk';
 import { recordingEmitter } from './recording-emitter';
+import { median } from './stats';
 
 const MESSAGES = 20_000;
 const ROUNDS = 5;
@@ -51,8 +52,6 @@ function time(run: () => void): number {
   const used = process.cpuUsage(started);
   return (used.user + used.system) / 1000;
 }
-
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 /** Median CPU µs per item of `old` and `now` over `items`, alternating which goes first, and new / old. */
 function sideBySide<T>(items: readonly T[], old: (item: T) => unknown, now: (item: T) => unknown): { old: number; now: number; ratio: number } {

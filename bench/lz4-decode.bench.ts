@@ -20,13 +20,12 @@ import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
 import { registerCodecs } from '../platform';
 import { positiveInteger } from './arguments';
 import { gatewayEvents } from './gateway-events';
+import { median } from './stats';
 
 const ROUNDS = positiveInteger(process.argv[2], 5, 'rounds');
 const SIZES = [1, 3, 15, 50, 150, 600] as const;
 /** Decompressions per case and round: about 2 MB of events each, at least 500 frames. */
 const framesFor = (events: number): number => Math.max(500, Math.round(3_000 / events));
-
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 /** Gateway events as JSON (an id and a time added, as the SDK adds them), concatenated as in a record batch. */
 function frameOf(count: number): { raw: Buffer; frame: Buffer } {

@@ -45,6 +45,7 @@ import { registerCodecs, sleep } from '../platform';
 import { CURRENT_SCHEMA_VERSION, familySchemas } from '../schemas';
 import { positiveInteger } from './arguments';
 import { gatewayEvents, type Emitted } from './gateway-events';
+import { median } from './stats';
 
 const ROOT = join(__dirname, '..');
 const TARGET_MB = 15;
@@ -64,7 +65,6 @@ const TARGET_EVENTS_PER_SECOND = 100_000;
 /** Clock ticks per second, the unit of /proc/PID/stat's CPU times. */
 const CLOCK_TICKS = process.platform === 'linux' ? Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100 : 100;
 
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 const mb = (bytes: number): string => (bytes / 1024 / 1024).toFixed(1).padStart(6);
 
 // ---- 1. memory -------------------------------------------------------------------------------

@@ -62,6 +62,25 @@ import { alertDiscoverUrl } from '../dashboards';
  */
 export type Role = 'ingest' | 'alerting' | 'intake';
 
+/** Every role, in the order a process names them. */
+export const ROLES: readonly Role[] = ['ingest', 'alerting', 'intake'];
+
+/**
+ * The roles of `vigil run --roles ingest,alerting`: a comma-separated list of {@link ROLES}, each
+ * at most once. A process that runs only some of them leaves the others to another process (the
+ * alerter in a process of its own, docs/deployment.md#one-process-per-role).
+ * @returns the roles in {@link ROLES}' order, or the problem, naming what is wrong
+ */
+export function parseRoles(text: string): { roles: Role[] } | { problem: string } {
+  const named = text.split(',').map((name) => name.trim());
+  if (named.every((name) => name === '')) return { problem: `no role given; name one or more of ${ROLES.join(', ')}` };
+  const unknown = named.filter((name) => !(ROLES as readonly string[]).includes(name));
+  if (unknown.length > 0) return { problem: `unknown role${unknown.length > 1 ? 's' : ''} ${unknown.map((name) => JSON.stringify(name)).join(', ')}; the roles are ${ROLES.join(', ')}` };
+  const twice = named.filter((name, index) => named.indexOf(name) !== index);
+  if (twice.length > 0) return { problem: `role ${JSON.stringify(twice[0])} named twice` };
+  return { roles: ROLES.filter((role) => named.includes(role)) };
+}
+
 /** Parts a caller may supply instead of the ones built from configuration; a supplied part is never closed by Vigil. */
 export interface VigilOverrides {
   /** @defaultValue ingest and alerting, and intake when VIGIL_INTAKE_TOKEN is set */

@@ -6,7 +6,9 @@
  * notifier, a probe consumer on the detections topic and a loopback webhook receiver; the SDK
  * emitter runs in it too, or, with `BENCH_SDK_PROCESS=child`, in a child process of its own
  * (bench/latency-sdk.child.ts), as a service's would, so that it does not share the pipeline's
- * event loop. The traffic is bench/latency-traffic.ts either way. Phase 1 emits a fixed number of events as fast as the SDK takes them and measures
+ * event loop. With `BENCH_ALERTING_PROCESS=child` the alerter and its notifier run in a child
+ * process of their own (bench/latency-alerting.child.ts), as `vigil run --roles alerting` beside
+ * `vigil run --roles ingest` (docs/deployment.md#one-process-per-role). The traffic is bench/latency-traffic.ts either way. Phase 1 emits a fixed number of events as fast as the SDK takes them and measures
  * events indexed per second end to end (the maximum sustained rate). Phase 2 paces traffic at
  * half that rate; one event in every 100 is a JSON threat protection violation (a `match` rule)
  * from its own API consumer, so each becomes its own detection, its own alert and its own
@@ -39,9 +41,10 @@ import { createVigil, type Vigil } from '../app';
 import type { IngestPipeline } from '../ingest';
 import type { Emitter, EmitterCompression } from '../ingest/sdk';
 import type { FromChild, ToChild } from './latency-sdk.child';
+import type { FromAlerting, ToAlerting } from './latency-alerting.child';
 import { TRIGGER_EVERY, trafficDriver, trafficEmitter, type TrafficDriver, type TrafficSink } from './latency-traffic';
 import { rdkafkaClient } from '../ingest/sdk/rdkafka';
-import type { Correlator, Notifier } from '../detectors';
+import type { Correlator, NotifierStats } from '../detectors';
 import { createElasticsearch, createKafka, createRedis, type Instrumentation } from '../platform';
 import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { deleteKeysUnder, verifySignature, type WebhookBody } from '../detectors';
@@ -64,6 +67,8 @@ const SDK_CLIENT = process.env.BENCH_SDK_CLIENT === 'rdkafka' ? 'rdkafka' : 'kaf
 const SDK_COMPRESSION = process.env.BENCH_SDK_COMPRESSION as EmitterCompression | undefined;
 /** Where the SDK runs: in the bench's process (the default), or `BENCH_SDK_PROCESS=child`, a process of its own. */
 const SDK_PROCESS = process.env.BENCH_SDK_PROCESS === 'child' ? 'child' : 'same';
+/** Where the alerter and notifier run: with the pipeline (the default), or `BENCH_ALERTING_PROCESS=child`, a process of their own. */
+const ALERTING_PROCESS = process.env.BENCH_ALERTING_PROCESS === 'child' ? 'child' : 'same';
 /** The SDK's linger in this bench (its default is 50 ms): how long an event may wait for company. */
 const LINGER_MS = 5;
 /** The default: each chunk's documents go to Elasticsearch at once (docs/pipeline.md). */
@@ -78,8 +83,9 @@ const base = `bench-lat-${id}`;
 const secret = randomBytes(24).toString('hex');
 const logger: Logger = createLogger({ level: process.env.LOG_LEVEL ?? 'error' });
 
-function configFor(webhookUrl: string): Config {
-  return loadConfig({
+/** The bench's settings over the shell's, as the environment Vigil reads (the alerting child loads the same). */
+function envFor(webhookUrl: string): Record<string, string | undefined> {
+  return {
     ...process.env,
     ...isolatedNames(base),
     // No metrics listener: another process on this machine may hold the default port.
@@ -95,7 +101,7 @@ function configFor(webhookUrl: string): Config {
     // lateness is a deliberate delay too, docs/alerting.md#event-time-the-watermark-and-lateness).
     VIGIL_ALERT_STORM_MAX: '0',
     VIGIL_ALERT_LATENESS_MS: '0',
-  });
+  };
 }
 
 /** Everything known about one trigger event, as performance.now() readings. */
@@ -385,6 +391,70 @@ async function childDriver(config: Config): Promise<TrafficDriver> {
   };
 }
 
+/** What the bench needs of the notifier, wherever it runs. */
+interface NotifierHandle {
+  stats(): NotifierStats;
+  drain(): Promise<void>;
+  /** Stops the alerting child (nothing when the notifier runs in this process: vigil.stop() does). */
+  stop(): Promise<void>;
+  /** The alerting child's CPU from its start to its stop, in seconds; undefined in this process. */
+  cpuSeconds(): number | undefined;
+}
+
+/** Alert-opened readings filed against their triggers (by the alert's key). */
+function alertOpened(key: Readonly<Record<string, string>>, at: number): void {
+  const trigger = triggerByConsumer.get(alertKeyOf(key));
+  if (trigger) trigger.alerted ??= at;
+}
+
+/**
+ * The alerter and notifier in a child process (bench/latency-alerting.child.ts), built from the
+ * same environment with the alerting role alone; the alerts it opens come back with epoch times.
+ */
+async function alertingChild(env: Record<string, string | undefined>): Promise<NotifierHandle> {
+  const child = fork(join(__dirname, 'latency-alerting.child.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let stats: NotifierStats | undefined;
+  let cpuSeconds: number | undefined;
+  let waiting: { type: FromAlerting['type']; resolve: () => void; reject: (error: Error) => void } | undefined;
+  child.on('message', (message: FromAlerting) => {
+    if (message.type === 'opened') {
+      alertOpened(message.key, message.at - performance.timeOrigin);
+      return;
+    }
+    if (message.type === 'drained' || message.type === 'stopped') stats = message.stats;
+    if (message.type === 'stopped') cpuSeconds = message.cpuSeconds;
+    if (message.type === 'failed') {
+      waiting?.reject(new Error(`the alerting child failed: ${message.message}`));
+      waiting = undefined;
+    } else if (waiting?.type === message.type) {
+      const { resolve } = waiting;
+      waiting = undefined;
+      resolve();
+    }
+  });
+  child.on('exit', (code) => waiting?.reject(new Error(`the alerting child exited (code ${code}) while the bench waited for '${waiting.type}'`)));
+  const ask = (message: ToAlerting, answer: FromAlerting['type']): Promise<void> =>
+    new Promise((resolve, reject) => {
+      waiting = { type: answer, resolve, reject };
+      child.send(message);
+    });
+  await ask({ type: 'start', env }, 'ready');
+  let stopped = false;
+  return {
+    stats() {
+      if (!stats) throw new Error('the alerting child has not reported its notifier yet');
+      return stats;
+    },
+    drain: () => ask({ type: 'drain' }, 'drained'),
+    cpuSeconds: () => cpuSeconds,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await ask({ type: 'stop' }, 'stopped');
+    },
+  };
+}
+
 async function cleanup(kafka: Kafka, elasticsearch: Client, redis: RedisClient, config: Config): Promise<void> {
   const problems: unknown[] = [];
   const attempt = async (step: () => Promise<unknown>): Promise<void> => {
@@ -409,7 +479,8 @@ async function cleanup(kafka: Kafka, elasticsearch: Client, redis: RedisClient, 
 
 async function main(): Promise<void> {
   const receiver = await startReceiver();
-  const config = configFor(receiver.url);
+  const env = envFor(receiver.url);
+  const config = loadConfig(env);
   const kafka = createKafka(config, logger, `${base}-bench`);
   const elasticsearch = createElasticsearch(config);
   const redis = createRedis(config);
@@ -417,12 +488,14 @@ async function main(): Promise<void> {
   let pipeline: IngestPipeline | undefined;
   let probe: Consumer | undefined;
   let driver: TrafficDriver | undefined;
+  let alerting: NotifierHandle | undefined;
   let results:
     | {
         phase1: Phase1;
         phase2: Phase2;
         stats: ReturnType<IngestPipeline['stats']>;
-        notifier: ReturnType<Notifier['stats']>;
+        notifier: NotifierStats;
+        alertingCpuSeconds: number | undefined;
         correlation: Correlator['stats'];
         emitter: ReturnType<Emitter['stats']>;
       }
@@ -430,14 +503,13 @@ async function main(): Promise<void> {
   try {
     // The same wiring as `vigil run`, through the composition root.
     vigil = createVigil(config, {
+      ...(ALERTING_PROCESS === 'child' ? { roles: ['ingest'] as const } : {}),
       kafka,
       elasticsearch,
       logger,
       redis,
       onAlertChange: (change) => {
-        if (change.kind !== 'opened') return;
-        const trigger = triggerByConsumer.get(alertKeyOf(change.alert.key));
-        if (trigger) trigger.alerted ??= performance.now();
+        if (change.kind === 'opened') alertOpened(change.alert.key, performance.now());
       },
     });
     const { correlator } = vigil;
@@ -450,8 +522,11 @@ async function main(): Promise<void> {
     });
     if (!vigil.pipeline) throw new Error('the latency bench needs the ingest role');
     pipeline = vigil.pipeline;
-    const notifier = vigil.notifier as Notifier;
     await vigil.start(); // creates the topics, so the consumers below find them
+    const own = vigil.notifier;
+    if (ALERTING_PROCESS === 'child') alerting = await alertingChild(env);
+    else if (!own) throw new Error('the latency bench needs the alerting role');
+    const notifier: NotifierHandle = alerting ?? { stats: () => own?.stats() as NotifierStats, drain: async () => own?.drain(), stop: () => Promise.resolve(), cpuSeconds: () => undefined };
     probe = await startProbe(kafka, config);
     driver =
       SDK_PROCESS === 'child'
@@ -488,10 +563,12 @@ async function main(): Promise<void> {
     await waitFor('phase 2 indexed and notified', () => notifiedAll(2) && pipeline?.stats().indexed === everything, SETTLE_TIMEOUT_MS);
     const emitterStats = await driver.close();
     driver = undefined;
-    results = { phase1, phase2, stats: pipeline.stats(), notifier: notifier.stats(), correlation: { ...correlator.stats }, emitter: emitterStats };
+    await notifier.stop();
+    results = { phase1, phase2, stats: pipeline.stats(), notifier: notifier.stats(), alertingCpuSeconds: notifier.cpuSeconds(), correlation: { ...correlator.stats }, emitter: emitterStats };
   } finally {
     await driver?.close();
     await probe?.disconnect();
+    await alerting?.stop().catch((error: unknown) => console.error('stopping the alerting child:', error));
     await vigil?.stop();
     await cleanup(kafka, elasticsearch, redis, config);
     await elasticsearch.close();
@@ -526,13 +603,15 @@ function report({
   phase2,
   stats,
   notifier,
+  alertingCpuSeconds,
   correlation,
   emitter,
 }: {
   phase1: Phase1;
   phase2: Phase2;
   stats: ReturnType<IngestPipeline['stats']>;
-  notifier: ReturnType<Notifier['stats']>;
+  notifier: NotifierStats;
+  alertingCpuSeconds: number | undefined;
   correlation: Correlator['stats'];
   emitter: ReturnType<Emitter['stats']>;
 }): void {
@@ -546,18 +625,22 @@ function report({
   const line = (label: string, span: { p50: number; p99: number; n: number }, note = ''): string =>
     `  ${label.padEnd(40)} p50 ${ms(span.p50)}   p99 ${ms(span.p99)}   n=${span.n}${note}`;
 
+  const apart = [...(SDK_PROCESS === 'child' ? ['the SDK'] : []), ...(ALERTING_PROCESS === 'child' ? ['the alerter and notifier'] : [])];
+  const together = ['SDK', 'ingest', 'alerter', 'notifier', 'probe consumer', 'webhook receiver'].filter(
+    (part) => !(SDK_PROCESS === 'child' && part === 'SDK') && !(ALERTING_PROCESS === 'child' && (part === 'alerter' || part === 'notifier')),
+  );
   console.log(
-    SDK_PROCESS === 'child'
-      ? 'detection latency on the real stack: the SDK in a process of its own; ingest, alerter, notifier, probe consumer and webhook receiver in one'
-      : 'detection latency on the real stack, one process (SDK, ingest, alerter, notifier, probe consumer, webhook receiver)',
+    apart.length > 0
+      ? `detection latency on the real stack: ${apart.join(' and ')} in ${apart.length > 1 ? 'processes of their own' : 'a process of its own'}; ${together.join(', ')} in one`
+      : `detection latency on the real stack, one process (${together.join(', ')})`,
   );
   console.log(`settings: SDK on ${SDK_CLIENT} (compression ${SDK_COMPRESSION ?? "the client's default"}), lingerMs ${LINGER_MS}, VIGIL_BULK_FLUSH_MS ${BULK_FLUSH_MS}, default rule pack, 1 trigger (JSON threat violation, own consumer) per ${TRIGGER_EVERY} events`);
   console.log('Latency targets are in milliseconds, so the absolute figures are the result; they move with the machine and its load.');
   console.log('The ratio to the baseline (a plain event produced -> indexed, measured in this run) is the figure to compare across machines.');
   console.log(
-    SDK_PROCESS === 'child'
-      ? "The pipeline's process hosts every part but the SDK (its event-loop delay is printed)."
-      : 'One process hosts every part, so they share one event loop (its delay is printed); BENCH_SDK_PROCESS=child gives the SDK a process of its own.',
+    apart.length > 0
+      ? `The pipeline's process hosts every part but ${apart.join(' and ')} (its event-loop delay and load are printed).`
+      : 'One process hosts every part, so they share one event loop (its delay is printed); BENCH_SDK_PROCESS=child gives the SDK a process of its own, BENCH_ALERTING_PROCESS=child the alerter.',
   );
   console.log('');
   console.log(`phase 1, maximum sustained rate   ${Math.round(phase1.rate)} events/s   (${phase1.events} events, first emit to all indexed in ${phase1.seconds.toFixed(1)} s; the SDK took them in ${phase1.emitSeconds.toFixed(1)} s)`);
@@ -590,6 +673,7 @@ function report({
   console.log(`        correlation: ${correlation.waited} invocations waited for their request's decisions (each up to VIGIL_CORRELATION_WAIT_MS, holding their chunk), ${correlation.unmatched} found none`);
   console.log(`        emitter delivered ${emitter.delivered}, dropped ${emitter.dropped}, send failures ${emitter.sendFailures}`);
   console.log(`        notifier sent ${notifier.sent}, retried ${notifier.retried}, failed ${notifier.failed}; unmatched detections ${unmatched.detections}, unmatched webhooks ${unmatched.webhooks}, bad signatures ${unmatched.badSignatures}, other rules ${unmatched.otherRules}`);
+  if (alertingCpuSeconds !== undefined) console.log(`        the alerting child's CPU, its start to its stop (both phases): ${alertingCpuSeconds.toFixed(1)} s`);
 }
 
 main().catch((error: unknown) => {

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createAdapt, createVigil, type Role } from '../app';
+import { createAdapt, createVigil, parseRoles, type Role } from '../app';
 import { ADAPTERS } from '../ingest';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
@@ -24,7 +24,9 @@ usage: vigil <command> [options]      (vigil --version: the version)
 
 commands:
   stack up|down|status|logs   start, stop or inspect the local Kafka, Elasticsearch and Redis
-  run                         run the ingest pipeline until SIGINT/SIGTERM
+  run [--roles R,...]         run the ingest pipeline and the alerter until SIGINT/SIGTERM;
+                              --roles ingest, alerting, intake: only these, the rest in another
+                              process (docs/deployment.md#one-process-per-role)
   intake                      run only the HTTP intake for Kong's http-log plugin (needs
                               VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
   adapt --format F --topic T  translate a gateway's raw topic T (format kong, apisix, ...) into
@@ -223,7 +225,7 @@ interface ArgumentSpec {
  */
 const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
   stack: { subcommands: ['up', 'down', 'status', 'logs'] },
-  run: {},
+  run: { values: ['--roles'] },
   intake: {},
   adapt: { values: ['--format', '--topic'] },
   demo: { values: ['--events', '--via'], flags: ['--no-stack'] },
@@ -295,8 +297,16 @@ export async function main(args: readonly string[]): Promise<number> {
           return 2;
         }
         return stack(sub);
-      case 'run':
-        return await run();
+      case 'run': {
+        const named = option(args, '--roles');
+        if (named === undefined) return await run();
+        const parsed = parseRoles(named);
+        if ('problem' in parsed) {
+          console.error(`vigil run: --roles: ${parsed.problem}`);
+          return 2;
+        }
+        return await run(parsed.roles);
+      }
       case 'intake':
         return await run(['intake']);
       case 'adapt':

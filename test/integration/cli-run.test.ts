@@ -6,6 +6,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { AssignerProtocol, ConfigResourceTypes, type PartitionAssigner } from 'kafkajs';
 import { ensureTopics, loadConfig } from '../../platform';
+import { createEmitter } from '../../ingest/sdk';
+import { startAlertReceiver } from '../../scripts/alert-receiver';
 import { isolatedEnv, openStack, waitFor, type Stack } from '../support/harness';
 
 const ROOT = join(__dirname, '..', '..');
@@ -16,8 +18,8 @@ interface Run {
   exit: Promise<number | null>;
 }
 
-function startRun(env: Record<string, string>): Run {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'vigil.js'), 'run'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startRun(env: Record<string, string>, args: readonly string[] = ['run']): Run {
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'vigil.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -174,6 +176,40 @@ describe('vigil run', () => {
     } finally {
       if (vigilPid !== undefined && isRunning(vigilPid)) process.kill(vigilPid, 'SIGKILL');
       launcher.kill('SIGKILL');
+    }
+  });
+
+  it('runs the ingest pipeline and the alerter in processes of their own (--roles), a detection reaching on-call through both', async () => {
+    const secret = 'roles-webhook-secret-0123456789';
+    const receiver = await startAlertReceiver(secret);
+    const destinations = JSON.stringify([{ name: 'webhook', type: 'webhook', url: `${receiver.url}/webhook`, secret, groupWaitMs: 0 }]);
+    const ingest = startRun({ ...env, VIGIL_ALERT_DESTINATIONS: destinations }, ['run', '--roles', 'ingest']);
+    const alerting = startRun({ ...env, VIGIL_ALERT_DESTINATIONS: destinations }, ['run', '--roles', 'alerting']);
+    try {
+      await waitFor('both processes to start', () => lines(ingest.output(), /^ingest pipeline started$/).length === 1 && lines(alerting.output(), /^alerting started$/).length === 1, 60_000);
+      // Each runs its own role and nothing else.
+      expect(lines(ingest.output(), /^alerting started$/)).toEqual([]);
+      expect(lines(alerting.output(), /^ingest pipeline started$/)).toEqual([]);
+      const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'edge-gateway-eu', kind: 'gateway' } });
+      emitter.policy({
+        id: 'evt-roles-json-bomb',
+        actor: { consumerId: 'partner-roles' },
+        client: { ip: '8.8.4.4' },
+        policy: { kind: 'json_threat', name: 'json-threat-protection', outcome: 'fail', reason: 'container_depth_exceeded', group: 'payments', resource: { api: 'payments-v2', method: 'POST', path: '/v2/payments' } },
+      });
+      await emitter.close();
+      const webhooks = (): typeof receiver.received => receiver.received.filter((item) => item.path === '/webhook');
+      await waitFor('the notification', () => webhooks().length > 0, 60_000);
+      const [first] = webhooks();
+      expect(first?.signature).toBe('valid');
+      expect(first?.json).toMatchObject({ type: 'vigil.alert.opened', alert: { rules: ['json-threat-violation'] } });
+      ingest.child.kill('SIGTERM');
+      alerting.child.kill('SIGTERM');
+      expect(await Promise.all([ingest.exit, alerting.exit])).toEqual([0, 0]);
+    } finally {
+      ingest.child.kill('SIGKILL');
+      alerting.child.kill('SIGKILL');
+      await receiver.close();
     }
   });
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkArguments, main } from '../../scripts/cli';
+import { parseRoles } from '../../app';
 
 describe('the CLI checks a command\'s arguments before it loads the configuration or connects', () => {
   let output: string[];
@@ -46,6 +47,27 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     expect(errors[0]).toMatch(/^vigil run: unknown option --bogus-flag\n\nvigil: security event logging/);
   });
 
+  // One process per role (the alerter apart from ingest) had no way to be asked for from the CLI.
+  it.each([
+    ['', 'no role given; name one or more of ingest, alerting, intake'],
+    [' , ', 'no role given; name one or more of ingest, alerting, intake'],
+    ['ingest,alert', 'unknown role "alert"; the roles are ingest, alerting, intake'],
+    ['Ingest,notify', 'unknown roles "Ingest", "notify"; the roles are ingest, alerting, intake'],
+    ['ingest,ingest', 'role "ingest" named twice'],
+  ])('vigil run --roles %j is refused with exit 2, naming what is wrong, before anything starts', async (roles, problem) => {
+    expect(await main(['run', '--roles', roles])).toBe(2);
+    expect(errors).toEqual([`vigil run: --roles: ${problem}`]);
+  });
+
+  it.each([
+    ['ingest', ['ingest']],
+    ['alerting', ['alerting']],
+    [' alerting , ingest ', ['ingest', 'alerting']],
+    ['intake,alerting,ingest', ['ingest', 'alerting', 'intake']],
+  ])('--roles %j runs %j', (text, roles) => {
+    expect(parseRoles(text)).toEqual({ roles });
+  });
+
   it('refuses a replay time Elasticsearch would not take, before reading anything', async () => {
     expect(await main(['replay', '--from', 'bogus', '--to', 'now'])).toBe(2);
     expect(await main(['replay', '--from', 'now-1w', '--to', 'yesterday'])).toBe(2);
@@ -57,6 +79,7 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
 
   it.each([
     ['demo', ['--events'], 'vigil demo: --events needs a value'],
+    ['run', ['--roles'], 'vigil run: --roles needs a value'],
     ['run', ['now'], 'vigil run: unexpected argument "now"'],
     ['topics', ['ensure', 'extra'], 'vigil topics: unexpected argument "extra"'],
     ['evaluate', ['--sed', '7'], 'vigil evaluate: unknown option --sed'],
@@ -77,6 +100,7 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     ['rules', ['validate', 'detectors/rules/default', 'more.yaml', '--lists', 'a.yaml']],
     ['rules', ['coverage', '--from', 'now-2h', '--to', 'now', '--json']],
     ['demo', ['--events', '500', '--via', 'kong', '--no-stack']],
+    ['run', ['--roles', 'ingest']],
     ['evaluate', ['--seed', '7', '--json', '--keep', '--speed', '60']],
     ['deadletters', ['redrive', '--reason', 'schema_invalid', '--dry-run']],
     ['rules', ['test']],

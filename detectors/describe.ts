@@ -6,6 +6,7 @@ const LABELS: Record<string, [string, string]> = {
   'actor.consumerId': ['consumer', 'consumers'],
   'actor.tenantId': ['tenant', 'tenants'],
   'client.ip': ['IP', 'IPs'],
+  ipNetwork: ['network', 'networks'],
   'client.deviceId': ['device', 'devices'],
   'device.deviceId': ['device', 'devices'],
   'device.fingerprint': ['device fingerprint', 'device fingerprints'],

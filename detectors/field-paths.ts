@@ -112,6 +112,7 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   everywhere('geo.precision', { kind: 'string', values: ['city', 'country'] });
   everywhere('ipScope', { kind: 'string', values: ['public', 'private', 'reserved'] });
   everywhere('identity', { kind: 'string', values: IDENTITIES });
+  everywhere('ipNetwork', { kind: 'string' });
   everywhere('correlated', { kind: 'object' });
   everywhere('correlated.request', { kind: 'object' });
   everywhere('correlated.request.policies', { kind: 'object' });

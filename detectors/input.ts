@@ -1,4 +1,5 @@
-import type { VigilEvent } from '../schemas';
+import { boundedMemo } from '../platform';
+import { canonicalIp, type VigilEvent } from '../schemas';
 import type { Correlated } from './correlation';
 import { identityOf, type Identity } from './trust';
 
@@ -20,7 +21,7 @@ export interface InputGeo {
 /**
  * What rules see: a validated event plus what enrichment added. Filters address it by dotted
  * paths into the event (`policy.outcome`, `actor.userId`, `client.ip`) and into `geo.*`
- * (`geo.country`) and `ipScope`.
+ * (`geo.country`), `ipScope`, and the derived `identity` and `ipNetwork`.
  */
 export interface DetectionInput {
   event: VigilEvent;
@@ -50,6 +51,8 @@ export function compilePath(path: string): PathReader {
         ? (input) => input.ipScope
         : root === 'identity'
           ? (input) => inputIdentity(input)
+        : root === 'ipNetwork'
+          ? (input) => inputIpNetwork(input)
         : root === 'correlated'
           ? (input) => input.correlated
           : (input) => (input.event as unknown as Record<string, unknown>)[root];
@@ -93,4 +96,56 @@ export function inputIdentity(input: DetectionInput): Identity {
 /** The IP an event came from: the client's, else the device's. */
 export function inputIp(input: DetectionInput): string | undefined {
   return input.event.client.ip ?? (input.event.family === 'device' ? input.event.device.ip : undefined);
+}
+
+/**
+ * The network an address stands for when counting attackers: an IPv4 address itself, an IPv6
+ * address's /64 (`2001:db8:7:1::/64`). A host or a home gets a whole /64 from its provider, so an
+ * attacker can try from a fresh IPv6 address each time without leaving it; a rule grouped by
+ * `ipNetwork` sees one source where `client.ip` sees a new one per try. An IPv4-mapped IPv6
+ * address is its IPv4 address. Undefined for text that is no IP address.
+ */
+export function ipNetworkOf(ip: string): string | undefined {
+  let address: string;
+  try {
+    address = canonicalIp(ip);
+  } catch {
+    return undefined;
+  }
+  if (!address.includes(':')) return /^\d{1,3}(\.\d{1,3}){3}$/.test(address) ? address : undefined;
+  const groups = expandIpv6(address);
+  if (groups === undefined) return undefined;
+  return `${canonicalIp(`${groups.slice(0, 4).join(':')}:0:0:0:0`)}/64`;
+}
+
+/** An IPv6 address in its canonical spelling as its eight groups (hex text), or undefined. */
+function expandIpv6(address: string): string[] | undefined {
+  const [head = '', tail, extra] = address.split('::');
+  if (extra !== undefined) return undefined;
+  const toGroups = (part: string): string[] => {
+    if (part === '') return [];
+    const groups = part.split(':');
+    const last = groups[groups.length - 1] ?? '';
+    // An IPv4 tail (`64:ff9b::192.0.2.1`) is two groups.
+    if (last.includes('.')) {
+      const octets = last.split('.').map(Number);
+      groups.splice(-1, 1, (((octets[0] ?? 0) << 8) | (octets[1] ?? 0)).toString(16), (((octets[2] ?? 0) << 8) | (octets[3] ?? 0)).toString(16));
+    }
+    return groups;
+  };
+  const front = toGroups(head);
+  const back = tail === undefined ? [] : toGroups(tail);
+  const missing = 8 - front.length - back.length;
+  if (missing < 0 || (tail === undefined && missing !== 0)) return undefined;
+  return [...front, ...Array<string>(missing).fill('0'), ...back];
+}
+
+/** Networks of the addresses seen last: rules ask for the same few addresses over and over. */
+const IP_NETWORKS_KEPT = 10_000;
+const networkOf = boundedMemo(IP_NETWORKS_KEPT, ipNetworkOf);
+
+/** The network of the IP an event came from ({@link ipNetworkOf}); undefined without one. */
+export function inputIpNetwork(input: DetectionInput): string | undefined {
+  const ip = inputIp(input);
+  return ip === undefined ? undefined : networkOf(ip);
 }

@@ -45,6 +45,24 @@ const RULES = {
   threshold: 3
   distinctField: client.ip
 `,
+  network: `
+- id: it-failures-per-network
+  version: 1
+  name: Failed logins per network
+  description: Five failed logins from one IPv4 address or one IPv6 /64 within a minute.
+  severity: medium
+  tags: [T1110]
+  noun: failed logins
+  type: threshold
+  filter:
+    all:
+      - { field: policy.kind, equals: authn }
+      - { field: policy.outcome, equals: fail }
+  groupBy: [ipNetwork]
+  window: 1m
+  threshold: 5
+  distinctField: client.ip
+`,
   cardinality: `
 - id: it-credential-stuffing
   version: 1
@@ -394,6 +412,22 @@ describe('the detection engine on the real Redis', () => {
         failure('evt-th-0003', 20 * SECOND, user),
       ]);
       expect(results.flat().map((detection) => detection.eventIds)).toEqual([['evt-th-0001', 'evt-th-0003', 'evt-th-0002']]);
+    });
+  });
+
+  // An attacker on IPv6 tries from a fresh address of the /64 its provider gave it each time:
+  // grouped by client.ip, every try is a new source.
+  describe('grouped by ipNetwork', () => {
+    it('counts the addresses of one IPv6 /64 as one source, and an IPv4 address as itself', async () => {
+      const engine = engineFor(ruleSet(RULES.network));
+      const rotating = Array.from({ length: 5 }, (_, index) => failure(`evt-net-000${index}`, index * SECOND, { userId: `u-${index}`, ip: `2001:db8:7:1::${(index + 1).toString(16)}a` }));
+      // One address in each of five /64s: five sources of one failure each.
+      const spread = Array.from({ length: 5 }, (_, index) => failure(`evt-net-010${index}`, index * SECOND, { userId: `u-${index}`, ip: `2001:db8:7:${index + 10}::1` }));
+      const ipv4 = Array.from({ length: 5 }, (_, index) => failure(`evt-net-020${index}`, index * SECOND, { userId: `u-${index}`, ip: index % 2 === 0 ? '198.51.100.40' : '::ffff:198.51.100.40' }));
+      const detections = await batch(engine, [...rotating, ...spread, ...ipv4]);
+      expect(detections.map((detection) => detection.key)).toEqual([{ ipNetwork: '2001:db8:7:1::/64' }, { ipNetwork: '198.51.100.40' }]);
+      expect(detections[0]).toMatchObject({ observedValue: 5, eventIds: ids(rotating), distinct: { field: 'client.ip', values: rotating.map((input) => input.event.client.ip) } });
+      expect(detections[0]?.reason).toContain('network 2001:db8:7:1::/64');
     });
   });
 

@@ -1,4 +1,4 @@
-import { cidrList, compileFilter, explainFilter, fieldValue, filterSchema, nestedQuantifier, inCidrList, inputIp, referencedRules, type DetectionInput } from '../../detectors';
+import { cidrList, compileFilter, explainFilter, fieldValue, filterSchema, nestedQuantifier, inCidrList, inputIp, ipNetworkOf, referencedRules, type DetectionInput } from '../../detectors';
 import { eventSchema, type VigilEvent } from '../../schemas';
 import { deviceEvent, invocationEvent, minimalEvents, policyEvent, withField } from './fixtures';
 
@@ -410,5 +410,32 @@ describe('fieldValue and inputIp', () => {
     expect(inputIp({ event: event(deviceEvent()) })).toBe('8.8.8.8');
     expect(inputIp({ event: event(deviceEvent(), { client: { ip: '81.2.69.142' } }) })).toBe('81.2.69.142');
     expect(inputIp({ event: event(minimalEvents().invocation) })).toBeUndefined();
+  });
+
+  // A rule grouped by ipNetwork sees an IPv6 attacker rotating through its /64 as one source.
+  it.each([
+    ['198.51.100.7', '198.51.100.7'],
+    ['2001:db8:7:1::5', '2001:db8:7:1::/64'],
+    ['2001:DB8:7:1:AAAA:bbbb:cccc:dddd', '2001:db8:7:1::/64'],
+    ['2001:0db8:0007:0001:0000:0000:0000:0001', '2001:db8:7:1::/64'],
+    ['2001:db8::1', '2001:db8::/64'],
+    ['2001:db8:0:0:1::', '2001:db8::/64'],
+    ['fe80::1', 'fe80::/64'],
+    ['::1', '::/64'],
+    ['64:ff9b::192.0.2.1', '64:ff9b::/64'],
+    ['::ffff:198.51.100.7', '198.51.100.7'],
+    ['::ffff:c633:6407', '198.51.100.7'],
+  ])('ipNetwork of %s is %s', (ip, network) => {
+    expect(ipNetworkOf(ip)).toBe(network);
+  });
+
+  it.each(['nonsense', '1.2.3', '2001:db8::1::2', '1:2:3:4:5:6:7:8:9', ''])('ipNetwork of %j is undefined', (text) => {
+    expect(ipNetworkOf(text)).toBeUndefined();
+  });
+
+  it('reads ipNetwork from the client IP, else a device event\'s device IP', () => {
+    expect(fieldValue(policy({ client: { ip: '2001:db8:7:1::5' } }), 'ipNetwork')).toBe('2001:db8:7:1::/64');
+    expect(fieldValue({ event: event(deviceEvent()) }, 'ipNetwork')).toBe('8.8.8.8');
+    expect(fieldValue({ event: event(minimalEvents().invocation) }, 'ipNetwork')).toBeUndefined();
   });
 });

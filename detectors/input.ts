@@ -118,23 +118,15 @@ export function ipNetworkOf(ip: string): string | undefined {
   return `${canonicalIp(`${groups.slice(0, 4).join(':')}:0:0:0:0`)}/64`;
 }
 
-/** An IPv6 address in its canonical spelling as its eight groups (hex text), or undefined. */
+/**
+ * An IPv6 address in its canonical spelling ({@link canonicalIp}: lower case, zeros compressed
+ * once, an embedded IPv4 part in hex) as its eight groups of hex text, or undefined.
+ */
 function expandIpv6(address: string): string[] | undefined {
   const [head = '', tail, extra] = address.split('::');
   if (extra !== undefined) return undefined;
-  const toGroups = (part: string): string[] => {
-    if (part === '') return [];
-    const groups = part.split(':');
-    const last = groups[groups.length - 1] ?? '';
-    // An IPv4 tail (`64:ff9b::192.0.2.1`) is two groups.
-    if (last.includes('.')) {
-      const octets = last.split('.').map(Number);
-      groups.splice(-1, 1, (((octets[0] ?? 0) << 8) | (octets[1] ?? 0)).toString(16), (((octets[2] ?? 0) << 8) | (octets[3] ?? 0)).toString(16));
-    }
-    return groups;
-  };
-  const front = toGroups(head);
-  const back = tail === undefined ? [] : toGroups(tail);
+  const front = head === '' ? [] : head.split(':');
+  const back = tail === undefined || tail === '' ? [] : tail.split(':');
   const missing = 8 - front.length - back.length;
   if (missing < 0 || (tail === undefined && missing !== 0)) return undefined;
   return [...front, ...Array<string>(missing).fill('0'), ...back];

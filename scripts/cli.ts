@@ -2,12 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { exportJsonSchemas } from '../schemas';
-import { createAdapt, createVigil, parseRoles, type Role } from '../app';
+import { createAdapt, createVigil, parseRoles, type Role, type Vigil } from '../app';
 import { ADAPTERS } from '../ingest';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Logger } from '../platform';
+import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Config, type Logger } from '../platform';
 import { runDemo } from './demo';
+import { routeConsole } from './route-console';
 import { runDeadLetters } from './deadletters';
 import { runNotifications } from './notifications';
 import { ReportRangeError, runReport } from './report';
@@ -126,6 +127,17 @@ async function run(roles?: readonly Role[]): Promise<number> {
   // Process-wide, so here and not in createVigil: tests and embedders keep their own heap rules.
   applyHeapGrowth(config.heapGrowthPercent, vigil.logger);
   const log = vigil.logger.child({ component: 'vigil' });
+  // From here until it stops, what libraries print goes out as JSON lines like the rest.
+  const restoreConsole = routeConsole(vigil.logger);
+  try {
+    return await runUntilStopped(vigil, config, log);
+  } finally {
+    restoreConsole();
+  }
+}
+
+/** `vigil run` once Vigil is built: starts it, waits for a signal or a failure, stops it; the exit code. */
+async function runUntilStopped(vigil: Vigil, config: Config, log: Logger): Promise<number> {
   warnUnknownVariables(log);
   const signalled = stopRequested();
   // A signal during the start (a store still away, a group still joining) stops it there: the

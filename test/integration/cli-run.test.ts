@@ -98,6 +98,24 @@ describe('vigil run', () => {
     }
   });
 
+  // ioredis warns with console.warn when a password is set and Redis needs none: that line was
+  // plain text among the JSON ones, which a log shipper parsing JSON drops or mangles.
+  it('prints nothing but JSON lines, a library\'s console warning among them', async () => {
+    const run = startRun({ ...env, REDIS_PASSWORD: 'not-needed-here' });
+    try {
+      await waitFor('vigil run to start', () => lines(run.output(), /^alerting started$/).length === 1, 60_000);
+      run.child.kill('SIGTERM');
+      expect(await run.exit).toBe(0);
+      expect(run.output().split('\n').filter((line) => line !== '' && !line.startsWith('{'))).toEqual([]);
+      const warnings = lines(run.output(), /does not require a password/) as { level: number; origin?: string }[];
+      expect(warnings.length).toBeGreaterThan(0);
+      expect(warnings.every((warning) => warning.level === 40 && warning.origin === 'console.warn')).toBe(true);
+      expect(run.output()).not.toContain('not-needed-here');
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
   it('creates the topics before the first run with `vigil topics ensure`, and leaves them alone after', async () => {
     const week = String(7 * 24 * 3600 * 1000);
     const first = spawnSync(process.execPath, [join(ROOT, 'bin', 'vigil.js'), 'topics', 'ensure'], {

@@ -60,10 +60,10 @@ import { alertDiscoverUrl } from '../dashboards';
  * What a Vigil process runs: the ingest pipeline (with the rules), the alerter, the HTTP intake
  * for gateways that post their logs (docs/gateways/kong-http-log.md), or any mix.
  */
-export type Role = 'ingest' | 'alerting' | 'intake';
+export const ROLES = ['ingest', 'alerting', 'intake'] as const;
 
-/** Every role, in the order a process names them. */
-export const ROLES: readonly Role[] = ['ingest', 'alerting', 'intake'];
+/** One of {@link ROLES}. */
+export type Role = (typeof ROLES)[number];
 
 /**
  * The roles of `vigil run --roles ingest,alerting`: a comma-separated list of {@link ROLES}, each

@@ -343,26 +343,43 @@ async function pacedRun(driver: TrafficDriver, rate: number): Promise<Phase2> {
  * The SDK in a child process (bench/latency-sdk.child.ts), driven over IPC: what it emitted comes
  * back with epoch times, filed through `sink` as this process's performance.now().
  */
+/**
+ * Forks one of the bench's child processes, driven by request and answer over IPC: `ask` sends a
+ * message and resolves with the child's next message of the answer's type. Every message also goes
+ * to `heard` first; one that `failure` names a failure, or the child's exit, rejects the question.
+ */
+function forkAsking<To, From extends { type: string }>(
+  file: string,
+  name: string,
+  heard: (message: From) => void,
+  failure: (message: From) => string | undefined = () => undefined,
+): (message: To, answer: From['type']) => Promise<From> {
+  const child = fork(join(__dirname, file), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let waiting: { type: From['type']; resolve: (message: From) => void; reject: (error: Error) => void } | undefined;
+  child.on('message', (message: From) => {
+    heard(message);
+    const failed = failure(message);
+    const question = waiting;
+    if (question === undefined || (failed === undefined && question.type !== message.type)) return;
+    waiting = undefined;
+    if (failed === undefined) question.resolve(message);
+    else question.reject(new Error(`${name} failed: ${failed}`));
+  });
+  child.on('exit', (code) => waiting?.reject(new Error(`${name} exited (code ${code}) while the bench waited for '${waiting.type}'`)));
+  return (message, answer) =>
+    new Promise((resolve, reject) => {
+      waiting = { type: answer, resolve, reject };
+      child.send(message as object);
+    });
+}
+
 async function childDriver(config: Config): Promise<TrafficDriver> {
-  const child = fork(join(__dirname, 'latency-sdk.child.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const local = (at: number): number => at - performance.timeOrigin;
-  let waiting: { type: FromChild['type']; resolve: (message: FromChild) => void; reject: (error: Error) => void } | undefined;
-  child.on('message', (message: FromChild) => {
+  const ask = forkAsking<ToChild, FromChild>('latency-sdk.child.ts', "the SDK's child process", (message) => {
     if (message.type === 'triggers') for (const [eventId, phase, consumerId, ip, produced] of message.list) sink.trigger(eventId, { phase, consumerId, ip, produced: local(produced) });
     else if (message.type === 'plains') for (const [eventId, phase, family, produced] of message.list) sink.plain(eventId, { phase, family, produced: local(produced) });
     else if (message.type === 'acked') for (const [eventId, at] of message.list) sink.acked(eventId, local(at));
-    else if (waiting?.type === message.type) {
-      const { resolve } = waiting;
-      waiting = undefined;
-      resolve(message);
-    }
   });
-  child.on('exit', (code) => waiting?.reject(new Error(`the SDK's child process exited (code ${code}) while the bench waited for '${waiting.type}'`)));
-  const ask = (message: ToChild, answer: FromChild['type']): Promise<FromChild> =>
-    new Promise((resolve, reject) => {
-      waiting = { type: answer, resolve, reject };
-      child.send(message);
-    });
   await ask(
     {
       type: 'start',
@@ -412,32 +429,18 @@ function alertOpened(key: Readonly<Record<string, string>>, at: number): void {
  * same environment with the alerting role alone; the alerts it opens come back with epoch times.
  */
 async function alertingChild(env: Record<string, string | undefined>): Promise<NotifierHandle> {
-  const child = fork(join(__dirname, 'latency-alerting.child.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let stats: NotifierStats | undefined;
   let cpuSeconds: number | undefined;
-  let waiting: { type: FromAlerting['type']; resolve: () => void; reject: (error: Error) => void } | undefined;
-  child.on('message', (message: FromAlerting) => {
-    if (message.type === 'opened') {
-      alertOpened(message.key, message.at - performance.timeOrigin);
-      return;
-    }
-    if (message.type === 'drained' || message.type === 'stopped') stats = message.stats;
-    if (message.type === 'stopped') cpuSeconds = message.cpuSeconds;
-    if (message.type === 'failed') {
-      waiting?.reject(new Error(`the alerting child failed: ${message.message}`));
-      waiting = undefined;
-    } else if (waiting?.type === message.type) {
-      const { resolve } = waiting;
-      waiting = undefined;
-      resolve();
-    }
-  });
-  child.on('exit', (code) => waiting?.reject(new Error(`the alerting child exited (code ${code}) while the bench waited for '${waiting.type}'`)));
-  const ask = (message: ToAlerting, answer: FromAlerting['type']): Promise<void> =>
-    new Promise((resolve, reject) => {
-      waiting = { type: answer, resolve, reject };
-      child.send(message);
-    });
+  const ask = forkAsking<ToAlerting, FromAlerting>(
+    'latency-alerting.child.ts',
+    'the alerting child',
+    (message) => {
+      if (message.type === 'opened') alertOpened(message.key, message.at - performance.timeOrigin);
+      if (message.type === 'drained' || message.type === 'stopped') stats = message.stats;
+      if (message.type === 'stopped') cpuSeconds = message.cpuSeconds;
+    },
+    (message) => (message.type === 'failed' ? message.message : undefined),
+  );
   await ask({ type: 'start', env }, 'ready');
   let stopped = false;
   return {
@@ -445,7 +448,9 @@ async function alertingChild(env: Record<string, string | undefined>): Promise<N
       if (!stats) throw new Error('the alerting child has not reported its notifier yet');
       return stats;
     },
-    drain: () => ask({ type: 'drain' }, 'drained'),
+    drain: async () => {
+      await ask({ type: 'drain' }, 'drained');
+    },
     cpuSeconds: () => cpuSeconds,
     async stop() {
       if (stopped) return;

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import { boundedMemo } from '../platform';
 import { canonicalIp, type VigilEvent } from '../schemas';
 import type { Correlated } from './correlation';
@@ -112,24 +113,19 @@ export function ipNetworkOf(ip: string): string | undefined {
   } catch {
     return undefined;
   }
-  if (!address.includes(':')) return /^\d{1,3}(\.\d{1,3}){3}$/.test(address) ? address : undefined;
-  const groups = expandIpv6(address);
-  if (groups === undefined) return undefined;
-  return `${canonicalIp(`${groups.slice(0, 4).join(':')}:0:0:0:0`)}/64`;
+  if (isIPv4(address)) return address;
+  const groups = ipv6Groups(address);
+  return groups === undefined ? undefined : `${canonicalIp(`${groups.slice(0, 4).map((group) => group.toString(16)).join(':')}::`)}/64`;
 }
 
-/**
- * An IPv6 address in its canonical spelling ({@link canonicalIp}: lower case, zeros compressed
- * once, an embedded IPv4 part in hex) as its eight groups of hex text, or undefined.
- */
-function expandIpv6(address: string): string[] | undefined {
-  const [head = '', tail, extra] = address.split('::');
-  if (extra !== undefined) return undefined;
-  const front = head === '' ? [] : head.split(':');
-  const back = tail === undefined || tail === '' ? [] : tail.split(':');
-  const missing = 8 - front.length - back.length;
-  if (missing < 0 || (tail === undefined && missing !== 0)) return undefined;
-  return [...front, ...Array<string>(missing).fill('0'), ...back];
+/** The eight 16-bit groups of an IPv6 address (hex groups only: no dotted IPv4 tail), or undefined. */
+export function ipv6Groups(ip: string): number[] | undefined {
+  if (!isIPv6(ip)) return undefined;
+  const [head = '', tail] = ip.toLowerCase().split('::');
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
 }
 
 /** Networks of the addresses seen last: rules ask for the same few addresses over and over. */

@@ -1,7 +1,7 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import type { BlockList } from 'node:net';
 import type { DetectionInput } from '../input';
-import { inputIdentity, inputIp } from '../input';
+import { inputIdentity, inputIp, ipv6Groups } from '../input';
 import { mayWriteHistory } from '../trust';
 import { keyPhrase } from '../describe';
 import { formatDuration } from '../duration';
@@ -76,16 +76,6 @@ export function haversineKm(a: { lat: number; lon: number }, b: { lat: number; l
   const dLon = radians(b.lon - a.lon);
   const h = Math.sin(dLat / 2) ** 2 + Math.cos(radians(a.lat)) * Math.cos(radians(b.lat)) * Math.sin(dLon / 2) ** 2;
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
-}
-
-/** The eight 16-bit groups of an IPv6 address, or undefined. */
-function ipv6Groups(ip: string): number[] | undefined {
-  if (!isIPv6(ip)) return undefined;
-  const [head = '', tail] = ip.toLowerCase().split('::');
-  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
-  const left = parse(head);
-  const right = tail === undefined ? [] : parse(tail);
-  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
 }
 
 /** Same /24 (IPv4) or same /48 (IPv6): one network, whatever a geo database says. */

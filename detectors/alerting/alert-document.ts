@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import type { Client } from '@elastic/elasticsearch';
+import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, type Logger } from '../../platform';
-import { ECS_VERSION, SEVERITY_SCORE, detectionIndexName, type Alert, type Detection } from '../../schemas';
+import { ECS_VERSION, SEVERITIES, SEVERITY_SCORE, alertEvidenceSchema, alertSchema, detectionIndexName, type Alert, type Detection } from '../../schemas';
 import { toDetectionDocument } from '../detection-document';
 
 /**
@@ -66,6 +67,83 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
       },
     },
   };
+}
+
+/** The parts of an alerts-index document {@link fromAlertDocument} reads; anything else is ignored. */
+const alertDocumentSchema = z.looseObject({
+  message: z.string(),
+  tags: z.array(z.string()),
+  kibana: z.looseObject({
+    alert: z.looseObject({
+      uuid: z.string(),
+      status: z.enum(['active', 'recovered']),
+      severity: z.enum(SEVERITIES),
+      reason: z.string(),
+      start: z.string(),
+      end: z.string().optional(),
+      last_detected: z.string(),
+    }),
+  }),
+  vigil: z.looseObject({
+    alert: z.looseObject({
+      title: z.string(),
+      group_key: z.string(),
+      key: z.record(z.string(), z.string()),
+      count: z.number().int(),
+      suppressed: z.number().int(),
+      detections: z.array(z.string()),
+      revision: z.number().int(),
+      rules: z.array(z.string()),
+      rule_names: z.array(z.string()),
+      campaign: z.boolean().optional(),
+      entities: z.array(z.string()).optional(),
+      evidence: alertEvidenceSchema.optional(),
+    }),
+  }),
+});
+
+/**
+ * The alert an alerts-index document was written from ({@link toAlertDocument} undone): what a
+ * notification built from the index says, as the alerter would have sent it at that revision.
+ * A resolved alert's reason is its `message` without the evidence sentence appended to it.
+ * @returns the alert, or a message naming the first field that is missing or wrong
+ */
+export function fromAlertDocument(source: unknown): { alert: Alert } | { problem: string } {
+  const parsed = alertDocumentSchema.safeParse(source);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { problem: `not an alert document: ${issue ? `${issue.path.join('.') || '(top)'}: ${issue.message}` : 'unreadable'}` };
+  }
+  const { message, tags, kibana, vigil } = parsed.data;
+  const { alert: k } = kibana;
+  const { alert: v } = vigil;
+  const open = k.status === 'active';
+  const suffix = v.evidence ? ` ${v.evidence.summary}` : '';
+  const reason = open ? k.reason : suffix !== '' && message.endsWith(suffix) ? message.slice(0, -suffix.length) : message;
+  const alert = alertSchema.safeParse({
+    id: k.uuid,
+    status: open ? 'open' : 'resolved',
+    severity: k.severity,
+    groupKey: v.group_key,
+    key: v.key,
+    title: v.title,
+    reason,
+    rules: v.rules,
+    ruleNames: v.rule_names,
+    tags,
+    count: v.count,
+    suppressed: v.suppressed,
+    firstSeen: k.start,
+    lastSeen: k.last_detected,
+    ...(k.end === undefined ? {} : { resolvedAt: k.end }),
+    detections: v.detections,
+    revision: v.revision,
+    ...(v.evidence ? { evidence: v.evidence } : {}),
+    ...(v.campaign ? { campaign: true } : {}),
+    ...(v.entities ? { entities: v.entities } : {}),
+  });
+  if (!alert.success) return { problem: `not an alert document: ${alert.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}` };
+  return { alert: alert.data };
 }
 
 /**

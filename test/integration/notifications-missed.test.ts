@@ -1,10 +1,12 @@
 /**
- * `vigil notifications missed` on the real stack: notification dead letters on Kafka, the alerts'
- * states in Elasticsearch, one report of what on-call never received.
+ * `vigil notifications missed` and `resend` on the real stack: notification dead letters on Kafka,
+ * the alerts in Elasticsearch, one report of what on-call never received, and what it missed sent
+ * again to a loopback receiver, once.
  */
 import { toAlertDocument } from '../../detectors';
-import { ensureTopics, installTemplates } from '../../platform';
+import { createRedis, ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, alertSchema } from '../../schemas';
+import { startAlertReceiver } from '../../scripts/alert-receiver';
 import { runNotifications } from '../../scripts/notifications';
 import { isolatedConfig, openStack, type Stack } from '../support/harness';
 import { testProducer } from '../support/produce';
@@ -82,5 +84,107 @@ describe('vigil notifications missed', () => {
     await runNotifications(['missed', '--destination', 'security-slack'], { config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, out: (line) => slackOnly.push(line) });
     expect(slackOnly).toHaveLength(3);
     expect(slackOnly[2]).toMatch(/^ {4}security-slack: escalated at /);
+  });
+});
+
+describe('vigil notifications resend', () => {
+  const secret = 'resend-test-secret-0123';
+  let receiver: Awaited<ReturnType<typeof startAlertReceiver>>;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    receiver = await startAlertReceiver(secret);
+    const destinations = [
+      { name: 'pagerduty-sre', type: 'webhook', url: `${receiver.url}/webhook`, secret, minSeverity: 'high' },
+      { name: 'security-slack', type: 'webhook', url: `${receiver.url}/webhook`, secret },
+      // Nothing listens there: a send fails at once (no retries in the test) and is dead-lettered again.
+      { name: 'down-webhook', type: 'webhook', url: 'http://127.0.0.1:1/webhook', secret },
+    ];
+    stack = openStack(isolatedConfig({ VIGIL_ALERT_DESTINATIONS: JSON.stringify(destinations) }));
+    await ensureTopics(stack.kafka, stack.config);
+    await installTemplates(stack.elasticsearch, stack.config);
+  });
+
+  afterAll(async () => {
+    await receiver.close();
+    await stack.cleanup();
+  });
+
+  it('sends each destination what it missed, from the alert as it is now, once, and says what it left out and what failed', async () => {
+    const index = alertIndexNames(stack.config.indices.prefix).index;
+    // The open alert escalated since its notifications failed: revision 3 now, with evidence.
+    const open = { ...alert('alert-open', 'open'), revision: 3, count: 5, evidence: { total: 2, entities: 1, rules: [{ rule: 'credential-stuffing', count: 2 }], top: [{ entity: 'client.ip=203.0.113.7', count: 2 }], summary: 'Absorbed 2 detections (credential-stuffing 2) from 1 IP.' } };
+    for (const item of [open, alert('alert-over', 'resolved'), alert('alert-never-heard', 'resolved')]) {
+      await stack.elasticsearch.index({ index, id: item.id, document: toAlertDocument(item) });
+    }
+    await stack.elasticsearch.indices.refresh({ index });
+    const deadLetter = (alertId: string, destination: string, kind: string) => ({ key: alertId, value: JSON.stringify({ destination, kind, alertId, error: 'HTTP 503: unavailable', attempts: 6, payload: null }) });
+    const producer = testProducer(stack.kafka);
+    await producer.connect();
+    await producer.send({
+      topic: stack.config.alerting.notificationDeadLetterTopic,
+      acks: -1,
+      messages: [
+        deadLetter('alert-open', 'pagerduty-sre', 'opened'),
+        deadLetter('alert-open', 'security-slack', 'escalated'),
+        deadLetter('alert-over', 'pagerduty-sre', 'resolved'),
+        deadLetter('alert-never-heard', 'pagerduty-sre', 'opened'),
+        deadLetter('alert-gone', 'security-slack', 'opened'),
+      ],
+    });
+    await producer.disconnect();
+    const redis = createRedis(stack.config);
+    const context = (out: string[]) => ({ config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, redis, out: (line: string) => out.push(line), retry: { retries: 0 } });
+    try {
+      const dry: string[] = [];
+      expect(await runNotifications(['resend', '--dry-run'], context(dry))).toBe(0);
+      expect(dry).toStrictEqual([
+        `${stack.config.alerting.notificationDeadLetterTopic}: 5 notifications failed for good; 3 to resend, 2 left out`,
+        '  alert-open  pagerduty-sre: opened (critical, revision 3): would send',
+        '  alert-open  security-slack: escalated (critical, revision 3): would send',
+        '  alert-over  pagerduty-sre: resolved (critical, revision 2): would send',
+        '  alert-gone  security-slack: left out: the alert is not in the alerts index',
+        '  alert-never-heard  pagerduty-sre: left out: resolved, and never announced there: nothing to close',
+      ]);
+      expect(receiver.received).toHaveLength(0);
+
+      const lines: string[] = [];
+      expect(await runNotifications(['resend'], context(lines))).toBe(0);
+      expect(lines.slice(1, 4)).toStrictEqual([
+        '  alert-open  pagerduty-sre: opened (critical, revision 3): sent',
+        '  alert-open  security-slack: escalated (critical, revision 3): sent',
+        '  alert-over  pagerduty-sre: resolved (critical, revision 2): sent',
+      ]);
+      const got = receiver.received.map((item) => item.json as { type: string; alert: { id: string; revision: number; count: number; evidence?: { total: number } } });
+      expect(receiver.received.every((item) => item.signature === 'valid')).toBe(true);
+      expect(got.map((body) => [body.type, body.alert.id, body.alert.revision])).toStrictEqual([
+        ['vigil.alert.opened', 'alert-open', 3],
+        ['vigil.alert.escalated', 'alert-open', 3],
+        ['vigil.alert.resolved', 'alert-over', 2],
+      ]);
+      // What the alert is now: its count and what it absorbed, not the failed attempt's body.
+      expect(got[0]?.alert.count).toBe(5);
+      expect(got[0]?.alert.evidence?.total).toBe(2);
+
+      // Run again: nothing twice.
+      const again: string[] = [];
+      expect(await runNotifications(['resend'], context(again))).toBe(0);
+      expect(again.slice(1, 4).every((line) => line.endsWith(': sent before'))).toBe(true);
+      expect(receiver.received).toHaveLength(3);
+
+      // A destination still down: the send fails, is dead-lettered again, and the exit code says so.
+      const producer2 = testProducer(stack.kafka);
+      await producer2.connect();
+      await producer2.send({ topic: stack.config.alerting.notificationDeadLetterTopic, acks: -1, messages: [deadLetter('alert-open', 'down-webhook', 'opened')] });
+      await producer2.disconnect();
+      const failed: string[] = [];
+      expect(await runNotifications(['resend', '--destination', 'down-webhook'], context(failed))).toBe(1);
+      expect(failed.slice(1)).toStrictEqual(['  alert-open  down-webhook: opened (critical, revision 3): failed (dead-lettered again)']);
+      const missed: string[] = [];
+      await runNotifications(['missed', '--destination', 'down-webhook'], context(missed));
+      expect(missed[0]).toBe(`${stack.config.alerting.notificationDeadLetterTopic}: 2 notifications failed for good, for 1 alerts`);
+    } finally {
+      redis.disconnect();
+    }
   });
 });

@@ -5,6 +5,7 @@ import {
   campaignGroupOf,
   endpointGroupOf,
   evidenceOf,
+  fromAlertDocument,
   groupKeyOf,
   inhibitionIndex,
   isPaged,
@@ -366,7 +367,22 @@ describe('toAlertDocument: every field is in alertMappings', () => {
     campaign: alertFromFields(hgetall([...escalatedFields(), ['campaign', '1']]), REASON, ['total', '2', 'r:credential-stuffing', '2', 'e:client.ip=203.0.113.9', '2']),
     // An incident that linked a takeover's IP to its victim.
     linked: alertFromFields(hgetall([...escalatedFields(), ['entities', '["actor.userId=u-17","client.ip=203.0.113.7"]']]), REASON),
+    // A flood that absorbed detections, resolved since: its message is the resolve line and the evidence sentence.
+    absorbingResolved: alertFromFields(hgetall([...escalatedFields({ status: 'resolved' }), ['resolved', String(RESOLVED)]]), 'Quiet for 300s: resolved.', ['total', '3', 'r:credential-stuffing', '3', 'e:client.ip=203.0.113.7', '3']),
   };
+
+  it.each(Object.keys(examples))('reads the %s alert back from its document, field for field (fromAlertDocument)', (name) => {
+    const example = examples[name];
+    if (example === undefined) throw new Error(name);
+    expect(fromAlertDocument(JSON.parse(JSON.stringify(toAlertDocument(example))))).toStrictEqual({ alert: example });
+  });
+
+  it('names what is wrong with a document that is not an alert, and takes it for none', () => {
+    const document = toAlertDocument(alert()) as { vigil: { alert: Record<string, unknown> } };
+    delete document.vigil.alert.revision;
+    expect(fromAlertDocument(document)).toStrictEqual({ problem: 'not an alert document: vigil.alert.revision: Invalid input: expected number, received undefined' });
+    expect(fromAlertDocument('text')).toStrictEqual({ problem: 'not an alert document: (top): Invalid input: expected object, received string' });
+  });
 
   it.each(Object.keys(examples))('maps every field of the %s alert, with a value of its type', (name) => {
     const example = examples[name];

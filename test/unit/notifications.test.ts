@@ -1,4 +1,6 @@
-import { formatMissed, parseNotificationsArgs, summariseMissed, type AlertState, type Missed } from '../../scripts/notifications';
+import { parseDestinations } from '../../detectors';
+import { alertSchema, type Alert } from '../../schemas';
+import { formatMissed, parseNotificationsArgs, planResend, summariseMissed, type AlertState, type Missed } from '../../scripts/notifications';
 
 const now = new Date('2026-12-05T12:00:00Z');
 const at = (iso: string): number => Date.parse(iso);
@@ -10,14 +12,28 @@ describe('parseNotificationsArgs', () => {
       from: now.getTime() - 2 * 3_600_000,
       to: now.getTime(),
       destinations: ['pagerduty-sre', 'slack'],
+      dryRun: false,
     });
-    expect(parseNotificationsArgs(['missed'], now)).toStrictEqual({ command: 'missed', destinations: [] });
+    expect(parseNotificationsArgs(['missed'], now)).toStrictEqual({ command: 'missed', destinations: [], dryRun: false });
+  });
+
+  it('reads resend with its options, --dry-run among them', () => {
+    expect(parseNotificationsArgs(['resend', '--dry-run', '--from', 'now-1h', '--destination', 'slack'], now)).toStrictEqual({
+      command: 'resend',
+      from: now.getTime() - 3_600_000,
+      destinations: ['slack'],
+      dryRun: true,
+    });
+    expect(parseNotificationsArgs(['resend'], now)).toStrictEqual({ command: 'resend', destinations: [], dryRun: false });
   });
 
   it.each([
-    [[], 'a subcommand is needed: missed'],
-    [['resend'], 'unknown subcommand "resend"; use missed'],
+    [[], 'a subcommand is needed: missed or resend'],
+    [['redrive'], 'unknown subcommand "redrive"; use missed or resend'],
     [['missed', '--limit', '3'], 'unknown option --limit for notifications missed'],
+    [['missed', '--dry-run'], 'unknown option --dry-run for notifications missed'],
+    [['resend', '--force'], 'unknown option --force for notifications resend'],
+    [['resend', 'everything'], 'unexpected argument "everything" for notifications resend'],
     [['missed', '--destination'], '--destination needs a value'],
     [['missed', '--from', 'yesterday'], '--from: "yesterday" is not a time'],
     [['missed', '--from', 'now', '--to', 'now-1h'], '--from is after --to'],
@@ -60,5 +76,89 @@ describe('summariseMissed and formatMissed', () => {
 
   it('says so when nothing failed', () => {
     expect(formatMissed(summariseMissed('vigil.notifications.deadletter', [], new Map()))).toStrictEqual(['vigil.notifications.deadletter: 0 notifications failed for good, for 0 alerts']);
+  });
+});
+
+describe('planResend', () => {
+  const destinations = parseDestinations(
+    JSON.stringify([
+      { name: 'pagerduty-sre', type: 'webhook', url: 'http://127.0.0.1:1/pd', secret: 'a-secret-of-16-chars', minSeverity: 'high' },
+      { name: 'security-slack', type: 'webhook', url: 'http://127.0.0.1:1/slack', secret: 'a-secret-of-16-chars', events: ['opened', 'escalated'] },
+    ]),
+  );
+  const alert = (id: string, status: Alert['status'], severity: Alert['severity'] = 'critical'): Alert =>
+    alertSchema.parse({
+      id,
+      status,
+      severity,
+      groupKey: 'client.ip=203.0.113.7',
+      key: { 'client.ip': '203.0.113.7' },
+      title: `Credential stuffing: client.ip 203.0.113.7 (${id})`,
+      reason: 'IP 203.0.113.7 tried 40 users.',
+      rules: ['credential-stuffing'],
+      ruleNames: ['Credential stuffing from one IP'],
+      tags: ['T1110.004'],
+      count: 3,
+      suppressed: 1,
+      firstSeen: '2026-12-05T10:00:00.000Z',
+      lastSeen: '2026-12-05T10:05:00.000Z',
+      ...(status === 'resolved' ? { resolvedAt: '2026-12-05T10:20:00.000Z' } : {}),
+      detections: ['det-1', 'det-2', 'det-3'],
+      revision: 4,
+    });
+  const alerts = new Map([
+    ['open', alert('open', 'open')],
+    ['open-medium', alert('open-medium', 'open', 'medium')],
+    ['over', alert('over', 'resolved')],
+    ['over-never-heard', alert('over-never-heard', 'resolved')],
+    ['over-escalation', alert('over-escalation', 'resolved')],
+  ]);
+  const miss = (alertId: string, destination: string, kind: Missed['kind']) => ({ alertId, destination, kind });
+
+  it('sends an open alert as opened where its opening was missed, else as escalated, and a resolve where only the resolve was missed', () => {
+    const plan = planResend(
+      [
+        miss('open', 'pagerduty-sre', 'opened'),
+        miss('open', 'pagerduty-sre', 'escalated'),
+        miss('open', 'security-slack', 'escalated'),
+        miss('over', 'pagerduty-sre', 'escalated'),
+        miss('over', 'pagerduty-sre', 'resolved'),
+      ],
+      alerts,
+      destinations,
+    );
+    expect(plan.send.map(({ alertId, destination, change }) => [alertId, destination.name, change.kind, change.alert.revision])).toStrictEqual([
+      ['open', 'pagerduty-sre', 'opened', 4],
+      ['open', 'security-slack', 'escalated', 4],
+      ['over', 'pagerduty-sre', 'resolved', 4],
+    ]);
+    // The alert as it is now, not as it was when the notification failed.
+    expect(plan.send[0]?.change.alert).toBe(alerts.get('open'));
+    expect(plan.skipped).toStrictEqual([]);
+  });
+
+  it('leaves out, with why: an incident over and never announced, an escalation of one over, a lost alert, a removed destination, a routing that no longer takes it', () => {
+    const plan = planResend(
+      [
+        miss('over-never-heard', 'pagerduty-sre', 'opened'),
+        miss('over-never-heard', 'pagerduty-sre', 'resolved'),
+        miss('over-escalation', 'pagerduty-sre', 'escalated'),
+        miss('gone', 'pagerduty-sre', 'opened'),
+        miss('open', 'old-webhook', 'opened'),
+        miss('open-medium', 'pagerduty-sre', 'opened'),
+        miss('over', 'security-slack', 'resolved'),
+      ],
+      alerts,
+      destinations,
+    );
+    expect(plan.send).toStrictEqual([]);
+    expect(plan.skipped).toStrictEqual([
+      { alertId: 'gone', destination: 'pagerduty-sre', why: 'the alert is not in the alerts index' },
+      { alertId: 'open', destination: 'old-webhook', why: 'the destination is no longer configured (VIGIL_ALERT_DESTINATIONS)' },
+      { alertId: 'open-medium', destination: 'pagerduty-sre', why: "its routing does not take a medium alert's opened (minSeverity, tags or events)" },
+      { alertId: 'over', destination: 'security-slack', why: "its routing does not take a critical alert's resolved (minSeverity, tags or events)" },
+      { alertId: 'over-escalation', destination: 'pagerduty-sre', why: 'resolved since, and its resolve is not among the missed' },
+      { alertId: 'over-never-heard', destination: 'pagerduty-sre', why: 'resolved, and never announced there: nothing to close' },
+    ]);
   });
 });

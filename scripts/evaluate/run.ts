@@ -349,6 +349,11 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
 export function formatEvaluation(result: EvaluationResult): string {
   const lines = [
     `Vigil evaluation ${result.runId} (seed ${result.seed}, ${result.mode}): ${result.traffic.events} events over ${result.traffic.start} .. ${result.traffic.end}, ${result.traffic.backgroundUsers} background users; ${result.pipeline.indexed} indexed, ${result.pipeline.late} late, ${result.pipeline.detections} detections (${result.pipeline.foldedLate} folded out of event-time order, ${result.pipeline.unpaged} alert changes too old to page); ${(result.durationMs / 1000).toFixed(0)}s`,
+    ...(result.pipeline.foldedLate > 0
+      ? [
+          `warning: ${result.pipeline.foldedLate} detections reached the alerter behind its watermark and were folded out of event-time order: the grade depends on the order partitions were read in (keep VIGIL_ALERT_LATENESS_MS at or above VIGIL_EVENT_TIME_SKEW_MS; docs/alerting.md)`,
+        ]
+      : []),
     '',
     'cases',
     ...result.traffic.cases.map((item) => `  ${item.kind === 'attack' ? 'attack' : 'benign'}  ${item.id}: ${item.description}`),

@@ -1,5 +1,6 @@
 import type { EvaluationCase } from '../../scripts/evaluate/generate';
 import { formatGrade, gradeEvaluation, recallLine, totalsLine, type ObservedAlert, type ObservedDetection, type ObservedNotification } from '../../scripts/evaluate/grade';
+import { formatEvaluation, type EvaluationResult } from '../../scripts/evaluate/run';
 
 const attack = (id: string, keys: string[][], entities: string[] = [], start = '2026-01-01T10:00:00Z', end = '2026-01-01T10:05:00Z'): EvaluationCase => ({ id, kind: 'attack', description: id, keys, entities, start, end, events: 10 });
 const benign = (id: string, keys: string[][], entities: string[] = [], start = '2026-01-01T10:00:00Z', end = '2026-01-01T10:30:00Z'): EvaluationCase => ({ id, kind: 'benign', description: id, keys, entities, start, end, events: 10 });
@@ -116,5 +117,27 @@ describe('gradeEvaluation', () => {
     expect(totalsLine(grade)).toBe('totals detections 1 alerts 1 notifications 1 unmatched 0');
     const table = formatGrade(grade);
     for (const text of ['credential-stuffing', 'distributed-flood', 'shared-nat', 'notifications (on-call-webhook)', 'NOT MET every attack raises an incident', 'recall 1/2 (50%)']) expect(table).toContain(text);
+  });
+});
+
+describe('formatEvaluation', () => {
+  const result = (foldedLate: number): EvaluationResult => ({
+    runId: 'eval-1-abc',
+    seed: 1,
+    mode: 'backlog',
+    traffic: { events: 10, start: '2026-01-01T10:00:00.000Z', end: '2026-01-01T11:00:00.000Z', backgroundUsers: 2, backgroundEvents: 8, cases: [STUFFING] },
+    grade: gradeEvaluation([STUFFING], { detections: [], alerts: [], notifications: [] }),
+    pipeline: { indexed: 10, deadLettered: 0, late: 0, detections: 3, unpaged: 0, foldedLate },
+    durationMs: 1000,
+    indexPrefix: 'vigil',
+  });
+
+  it('says how many detections were folded out of event-time order, and warns that the grade then depends on read order', () => {
+    const clean = formatEvaluation(result(0)).split('\n');
+    expect(clean[0]).toContain('3 detections (0 folded out of event-time order, 0 alert changes too old to page)');
+    expect(clean[1]).toBe('');
+    const late = formatEvaluation(result(7)).split('\n');
+    expect(late[0]).toContain('3 detections (7 folded out of event-time order,');
+    expect(late[1]).toMatch(/^warning: 7 detections reached the alerter behind its watermark .* \(keep VIGIL_ALERT_LATENESS_MS at or above VIGIL_EVENT_TIME_SKEW_MS/);
   });
 });

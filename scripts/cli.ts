@@ -64,7 +64,7 @@ commands:
         [--from T --to T] [--destination NAME]  that missed them, why, and whether the alert
                               is still open (after a Slack or PagerDuty outage; docs/alerting.md)
   notifications resend        send each destination what it missed, from the alert as it is now
-        [--from T --to T] [--destination NAME] [--dry-run]  (once per alert revision; exit 1 on a failure)
+        [--from T --to T] [--destination NAME] [--dry-run]  (each dead letter once; exit 1 on a failure)
   dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
                               import Vigil's Kibana data views, dashboards and searches
                               (overwrite: safe to re-run; docs/dashboards.md)

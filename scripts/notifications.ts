@@ -9,8 +9,9 @@
 import type { Client } from '@elastic/elasticsearch';
 import type { Kafka } from 'kafkajs';
 import { z } from 'zod';
-import { createDeliveredLog, createNotifier, deliveryIdOf, fromAlertDocument, parseDestinations, routesFor, type Destination, type NotifierOptions } from '../detectors';
-import { VigilError, createElasticsearch, createKafka, createLogger, createRedis, secretsOf, type Config, type Logger, type RedisClient } from '../platform';
+import { createDeliveredLog, createNotifier, fromAlertDocument, parseDestinations, routesFor, type Destination, type NotifierOptions } from '../detectors';
+import { alertDiscoverUrl } from '../dashboards';
+import { VigilError, createElasticsearch, createKafka, createLogger, createProducer, createRedis, secretsOf, type Config, type Logger, type RedisClient } from '../platform';
 import { ALERT_CHANGES, alertIndexNames, type Alert, type AlertChange, type AlertChangeKind } from '../schemas';
 import { DeadLetterUsageError, iso, parseTime, scanToEnd, type ScanOptions } from './deadletters';
 
@@ -23,9 +24,9 @@ VIGIL_TOPIC_NOTIFICATION_DEADLETTER), per alert: the destinations that missed wh
 last error, and the alert's state now, open alerts first.
 resend: sends each destination what it missed, built from the alert as it is now: a still-open
 alert as "opened" where its opening was missed, else as "escalated" (its current severity); a
-resolved alert's "resolved" where only that was missed (the page it opened gets closed); nothing
-about an incident that is over and was never announced there. Once per alert revision and
-destination: run again, it sends nothing twice. Exits 1 when a send failed (dead-lettered again).
+resolved alert's "resolved" wherever that was missed (the page it opened gets closed); nothing
+else about an incident that is over. Each dead letter is answered once: run again, it sends
+nothing twice. Exits 1 when a send failed (it is dead-lettered again).
   --from TIME --to TIME    dead-lettered in this range (ISO 8601, or now-N followed by s, m, h or d)
   --destination NAME       only this destination (repeatable)
   --dry-run                (resend) say what would be sent, send nothing`;
@@ -141,15 +142,18 @@ export interface NotificationsContext {
   retry?: Pick<NotifierOptions, 'retries' | 'initialDelayMs' | 'maxDelayMs'>;
 }
 
+/** A selected dead letter, with where it is on the topic (`<partition>:<offset>`). */
+type DeadLetterEntry = { alertId: string; position: string } & Missed;
+
 /** The selected dead letters of the notification dead-letter topic, and how many messages were not ones. */
-async function readDeadLetters(context: NotificationsContext, kafka: Kafka, command: NotificationsCommand): Promise<{ topic: string; entries: ({ alertId: string } & Missed)[]; unreadable: number }> {
+async function readDeadLetters(context: NotificationsContext, kafka: Kafka, command: NotificationsCommand): Promise<{ topic: string; entries: DeadLetterEntry[]; unreadable: number }> {
   const topic = context.config.alerting.notificationDeadLetterTopic;
-  const entries: ({ alertId: string } & Missed)[] = [];
+  const entries: DeadLetterEntry[] = [];
   let unreadable = 0;
   await scanToEnd(
     kafka,
     topic,
-    (message) => {
+    (message, partition) => {
       let parsed: z.infer<typeof deadLetterSchema>;
       try {
         parsed = deadLetterSchema.parse(JSON.parse(message.value?.toString('utf8') ?? ''));
@@ -161,12 +165,23 @@ async function readDeadLetters(context: NotificationsContext, kafka: Kafka, comm
       if (command.from !== undefined && !(time >= command.from)) return;
       if (command.to !== undefined && !(time <= command.to)) return;
       if (command.destinations.length > 0 && !command.destinations.includes(parsed.destination)) return;
-      entries.push({ alertId: parsed.alertId, destination: parsed.destination, kind: parsed.kind, error: parsed.error, attempts: parsed.attempts, time });
+      entries.push({ alertId: parsed.alertId, position: `${partition}:${message.offset}`, destination: parsed.destination, kind: parsed.kind, error: parsed.error, attempts: parsed.attempts, time });
     },
     context.scan ?? {},
     `the notification dead-letter topic "${topic}" does not exist: no notification failed yet, or VIGIL_TOPIC_NOTIFICATION_DEADLETTER names another topic`,
   );
   return { topic, entries, unreadable };
+}
+
+/** The Elasticsearch client of a command: the context's, or one of its own, closed once the command is done. */
+async function withElasticsearch<T>(context: NotificationsContext, work: (elasticsearch: Client) => Promise<T>): Promise<T> {
+  if (context.elasticsearch !== undefined) return work(context.elasticsearch);
+  const own = createElasticsearch(context.config);
+  try {
+    return await work(own);
+  } finally {
+    await own.close();
+  }
 }
 
 /** Reads the notification dead-letter topic and the alerts' states: the report `missed` prints. */
@@ -175,13 +190,13 @@ export async function readMissed(context: NotificationsContext, command: Notific
   const logger = context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(config) });
   const kafka = context.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-notifications`);
   const { topic, entries, unreadable } = await readDeadLetters(context, kafka, command);
-  const documents = await alertDocuments(context.elasticsearch ?? createElasticsearch(config), alertIndexNames(config.indices.prefix).index, [...new Set(entries.map((entry) => entry.alertId))]);
+  const documents = await withElasticsearch(context, (elasticsearch) => alertDocuments(elasticsearch, alertIndexNames(config.indices.prefix).index, [...new Set(entries.map((entry) => entry.alertId))]));
   const states = new Map<string, AlertState>();
   for (const [id, source] of documents) {
     const parsed = alertSourceSchema.safeParse(source);
     if (parsed.success) states.set(id, { status: parsed.data.kibana.alert.status, severity: parsed.data.kibana.alert.severity, title: parsed.data.vigil.alert.title });
   }
-  return summariseMissed(topic, entries, states, unreadable);
+  return summariseMissed(topic, entries.map(({ position: _position, ...entry }) => entry), states, unreadable);
 }
 
 const alertSourceSchema = z.looseObject({
@@ -197,7 +212,7 @@ async function alertDocuments(elasticsearch: Client, index: string, ids: readonl
   try {
     response = await elasticsearch.mget({ index, ids: [...ids] });
   } catch (error) {
-    throw new VigilError(`elasticsearch: could not read the alerts (${index}) to say which are still open: ${error instanceof Error ? error.message : String(error)}`, { code: 'store_unavailable', retriable: true, cause: error });
+    throw new VigilError(`elasticsearch: could not read the alerts (${index}): ${error instanceof Error ? error.message : String(error)}`, { code: 'store_unavailable', retriable: true, cause: error });
   }
   for (const doc of response.docs) {
     if ('found' in doc && doc.found) documents.set(doc._id, doc._source);
@@ -205,11 +220,24 @@ async function alertDocuments(elasticsearch: Client, index: string, ids: readonl
   return documents;
 }
 
+/** The alerts as they are now, by id, read back from their documents (one unreadable is logged and left out). */
+async function currentAlerts(elasticsearch: Client, index: string, ids: readonly string[], logger: Logger): Promise<Map<string, Alert>> {
+  const alerts = new Map<string, Alert>();
+  for (const [id, source] of await alertDocuments(elasticsearch, index, ids)) {
+    const read = fromAlertDocument(source);
+    if ('alert' in read) alerts.set(id, read.alert);
+    else logger.warn({ alertId: id, problem: read.problem }, 'resend: an alert document could not be read; its notifications are left out');
+  }
+  return alerts;
+}
+
 /** One notification `resend` sends: what a destination missed about an alert, as the alert is now. */
 export interface Resend {
   alertId: string;
   destination: Destination;
   change: AlertChange;
+  /** The dead letters it answers: their change kinds and where they are on the topic. */
+  missed: { kind: AlertChangeKind; position: string }[];
 }
 
 /** What `resend` sends, and what it leaves, with why. */
@@ -219,25 +247,26 @@ export interface ResendPlan {
 }
 
 /**
- * Decides, per alert and destination among the selected dead letters, what to send: a still-open
- * alert as `opened` where its opening was missed (the destination never heard of it), else as
- * `escalated` (what it missed is older than what the alert is now); a resolved alert's `resolved`
- * where that was missed but not the opening (a page it opened stays open otherwise); nothing for a
- * resolved incident the destination never heard of, an alert the index does not hold, a
- * destination no longer configured, or one whose routing (severity, tags, changes) no longer
- * takes the change. Alerts and destinations in name order.
+ * Decides, per alert and destination among the selected dead letters, what to send. A still-open
+ * alert: `opened` where its opening was missed (the destination may never have heard of it), else
+ * `escalated` (what it missed is older than what the alert is now). A resolved alert: its
+ * `resolved` where that was missed, whatever else was (a later change may have reached the
+ * destination between two failures, and a resolve of an incident it never heard of closes
+ * nothing: PagerDuty ignores it); nothing where only earlier changes were missed. Nothing for an
+ * alert the index does not hold, a destination no longer configured, or one whose routing
+ * (severity, tags, changes) no longer takes the change. Alerts and destinations in name order.
  */
-export function planResend(entries: readonly ({ alertId: string } & Pick<Missed, 'destination' | 'kind'>)[], alerts: ReadonlyMap<string, Alert>, destinations: readonly Destination[]): ResendPlan {
-  const missed = new Map<string, { alertId: string; destination: string; kinds: Set<AlertChangeKind> }>();
+export function planResend(entries: readonly ({ alertId: string; position?: string } & Pick<Missed, 'destination' | 'kind'>)[], alerts: ReadonlyMap<string, Alert>, destinations: readonly Destination[]): ResendPlan {
+  const pairs = new Map<string, { alertId: string; destination: string; missed: { kind: AlertChangeKind; position: string }[] }>();
   for (const entry of entries) {
     const key = `${entry.alertId}\u0000${entry.destination}`;
-    const pair = missed.get(key) ?? { alertId: entry.alertId, destination: entry.destination, kinds: new Set<AlertChangeKind>() };
-    pair.kinds.add(entry.kind);
-    missed.set(key, pair);
+    const pair = pairs.get(key) ?? { alertId: entry.alertId, destination: entry.destination, missed: [] };
+    pair.missed.push({ kind: entry.kind, position: entry.position ?? '' });
+    pairs.set(key, pair);
   }
   const plan: ResendPlan = { send: [], skipped: [] };
-  const pairs = [...missed.values()].sort((a, b) => a.alertId.localeCompare(b.alertId) || a.destination.localeCompare(b.destination));
-  for (const { alertId, destination: name, kinds } of pairs) {
+  const sorted = [...pairs.values()].sort((a, b) => a.alertId.localeCompare(b.alertId) || a.destination.localeCompare(b.destination));
+  for (const { alertId, destination: name, missed } of sorted) {
     const skip = (why: string): void => {
       plan.skipped.push({ alertId, destination: name, why });
     };
@@ -251,12 +280,10 @@ export function planResend(entries: readonly ({ alertId: string } & Pick<Missed,
       skip('the alert is not in the alerts index');
       continue;
     }
+    const kinds = new Set(missed.map((item) => item.kind));
     let kind: AlertChangeKind;
     if (alert.status === 'open') kind = kinds.has('opened') ? 'opened' : 'escalated';
-    else if (kinds.has('opened')) {
-      skip('resolved, and never announced there: nothing to close');
-      continue;
-    } else if (kinds.has('resolved')) kind = 'resolved';
+    else if (kinds.has('resolved')) kind = 'resolved';
     else {
       skip('resolved since, and its resolve is not among the missed');
       continue;
@@ -266,13 +293,20 @@ export function planResend(entries: readonly ({ alertId: string } & Pick<Missed,
       skip(`its routing does not take a ${alert.severity} alert's ${kind} (minSeverity, tags or events)`);
       continue;
     }
-    plan.send.push({ alertId, destination, change });
+    plan.send.push({ alertId, destination, change, missed });
   }
   return plan;
 }
 
 /** What became of one resend. */
-export type ResendOutcome = 'sent' | 'would send' | 'sent before' | 'failed (dead-lettered again)';
+export type ResendOutcome =
+  | 'sent'
+  | 'sent (not remembered: a second run would send it again)'
+  | 'would send'
+  | 'sent before'
+  | 'failed (dead-lettered again)'
+  | 'failed (its dead letter could not be written either: see the log)'
+  | `left out: ${string}`;
 
 /** The result of `resend`: the plan and each send's outcome. */
 export interface ResendReport {
@@ -282,55 +316,90 @@ export interface ResendReport {
   outcomes: { resend: Resend; outcome: ResendOutcome }[];
 }
 
+/** How long `resend` remembers a dead letter it answered: the notification dead-letter topic's retention (30 days). */
+export const RESENT_TTL_MS = 30 * 24 * 3600 * 1000;
+
 /**
  * `resend`: reads the selected dead letters and the alerts as they are now, plans (see
- * {@link planResend}) and sends, one at a time, through a notifier of that destination alone (its
- * retries; a send that fails for good is dead-lettered again, so `missed` still shows it). Each
- * send is remembered in Redis by its delivery id (the alert, its revision, the change, the
- * destination), so a second run sends nothing twice; a change of the alert since makes it new.
+ * {@link planResend}) and sends, one at a time, each through a notifier of that destination alone
+ * (the notifier's retries; a send that fails for good is dead-lettered again, so `missed` still
+ * shows it). Just before each send the alert is read again and the send planned again, so an alert
+ * that resolved meanwhile gets no stale `opened`. The dead letters a send answered are remembered
+ * in Redis by their place on the topic: a second run sends nothing for them, whatever the alert
+ * became since; a new failure is a new dead letter, and is answered again.
  */
 export async function resendMissed(context: NotificationsContext, command: NotificationsCommand): Promise<ResendReport> {
   const { config } = context;
   const logger = context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(config) });
   const kafka = context.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-notifications`);
   const { topic, entries } = await readDeadLetters(context, kafka, command);
-  const documents = await alertDocuments(context.elasticsearch ?? createElasticsearch(config), alertIndexNames(config.indices.prefix).index, [...new Set(entries.map((entry) => entry.alertId))]);
-  const alerts = new Map<string, Alert>();
-  for (const [id, source] of documents) {
-    const read = fromAlertDocument(source);
-    if ('alert' in read) alerts.set(id, read.alert);
-    else logger.warn({ alertId: id, problem: read.problem }, 'resend: an alert document could not be read; its notifications are left out');
-  }
-  const plan = planResend(entries, alerts, parseDestinations(config.alerting.destinations));
-  const report: ResendReport = { topic, total: entries.length, plan, outcomes: [] };
-  if (plan.send.length === 0) return report;
-  const redis = context.redis ?? createRedis(config, logger);
-  const sent = createDeliveredLog(redis, `${config.redis.prefix}:resend`);
-  const producer = command.dryRun ? undefined : kafka.producer({ allowAutoTopicCreation: false });
-  try {
-    await producer?.connect();
-    for (const resend of plan.send) {
-      const deliveryId = deliveryIdOf(resend.change, resend.destination);
-      if ((await sent.delivered([deliveryId])).has(deliveryId)) {
-        report.outcomes.push({ resend, outcome: 'sent before' });
-        continue;
+  const index = alertIndexNames(config.indices.prefix).index;
+  const destinations = parseDestinations(config.alerting.destinations);
+  const kibanaUrl = config.alerting.kibanaUrl;
+  const alertLink = kibanaUrl === undefined ? undefined : (alert: Alert): string => alertDiscoverUrl(kibanaUrl, config.indices.prefix, alert);
+  return withElasticsearch(context, async (elasticsearch) => {
+    const alerts = await currentAlerts(elasticsearch, index, [...new Set(entries.map((entry) => entry.alertId))], logger);
+    const plan = planResend(entries, alerts, destinations);
+    const report: ResendReport = { topic, total: entries.length, plan, outcomes: [] };
+    if (plan.send.length === 0) return report;
+    const redis = context.redis ?? createRedis(config, logger);
+    const answered = createDeliveredLog(redis, `${config.redis.prefix}:resend`, RESENT_TTL_MS);
+    const producer = command.dryRun ? undefined : createProducer(kafka);
+    try {
+      await producer?.connect();
+      for (const planned of plan.send) {
+        const ids = planned.missed.map((item) => `${topic}:${item.position}`);
+        const remembered = await answered.delivered(ids);
+        if (ids.every((id) => remembered.has(id))) {
+          report.outcomes.push({ resend: planned, outcome: 'sent before' });
+          continue;
+        }
+        if (producer === undefined) {
+          report.outcomes.push({ resend: planned, outcome: 'would send' });
+          continue;
+        }
+        // The alert as it is at this moment: it may have changed while earlier sends retried.
+        const fresh = await currentAlerts(elasticsearch, index, [planned.alertId], logger);
+        const again = planResend(
+          planned.missed.map(({ kind, position }) => ({ alertId: planned.alertId, destination: planned.destination.name, kind, position })),
+          fresh,
+          destinations,
+        );
+        const resend = again.send[0];
+        if (resend === undefined) {
+          report.outcomes.push({ resend: planned, outcome: `left out: ${again.skipped[0]?.why ?? 'nothing to send'} (it changed during the run)` });
+          continue;
+        }
+        const notifier = createNotifier({
+          destinations: [resend.destination],
+          producer,
+          deadLetterTopic: config.alerting.notificationDeadLetterTopic,
+          logger,
+          ...(alertLink === undefined ? {} : { alertLink }),
+          ...context.retry,
+        });
+        notifier.notify(resend.change);
+        await notifier.drain();
+        const stats = notifier.stats();
+        if (stats.sent === 1) {
+          let outcome: ResendOutcome = 'sent';
+          try {
+            for (const id of ids) await answered.remember(id);
+          } catch (error) {
+            logger.warn({ err: error, alertId: resend.alertId, destination: resend.destination.name }, 'resend: sent, but could not remember it');
+            outcome = 'sent (not remembered: a second run would send it again)';
+          }
+          report.outcomes.push({ resend, outcome });
+        } else {
+          report.outcomes.push({ resend, outcome: stats.deadLettered === 1 ? 'failed (dead-lettered again)' : 'failed (its dead letter could not be written either: see the log)' });
+        }
       }
-      if (producer === undefined) {
-        report.outcomes.push({ resend, outcome: 'would send' });
-        continue;
-      }
-      const notifier = createNotifier({ destinations: [resend.destination], producer, deadLetterTopic: config.alerting.notificationDeadLetterTopic, logger, ...context.retry });
-      notifier.notify(resend.change);
-      await notifier.drain();
-      const delivered = notifier.stats().sent === 1;
-      if (delivered) await sent.remember(deliveryId);
-      report.outcomes.push({ resend, outcome: delivered ? 'sent' : 'failed (dead-lettered again)' });
+    } finally {
+      await producer?.disconnect();
+      if (context.redis === undefined) redis.disconnect();
     }
-  } finally {
-    await producer?.disconnect();
-    if (context.redis === undefined) redis.disconnect();
-  }
-  return report;
+    return report;
+  });
 }
 
 /** The lines `resend` prints. */
@@ -364,7 +433,7 @@ export async function runNotifications(args: readonly string[], contextOf: Notif
   if (command.command === 'resend') {
     const report = await resendMissed(context, command);
     for (const line of formatResend(report)) out(line);
-    return report.outcomes.some(({ outcome }) => outcome === 'failed (dead-lettered again)') ? 1 : 0;
+    return report.outcomes.some(({ outcome }) => outcome.startsWith('failed')) ? 1 : 0;
   }
   for (const line of formatMissed(await readMissed(context, command))) out(line);
   return 0;

@@ -11,6 +11,7 @@ import { runDemo } from './demo';
 import { routeConsole } from './route-console';
 import { runDeadLetters } from './deadletters';
 import { runNotifications } from './notifications';
+import { runSilences } from './silences';
 import { ReportRangeError, runReport } from './report';
 import { runCoverage } from './coverage';
 import { runDashboards } from './dashboards';
@@ -65,6 +66,10 @@ commands:
                               is still open (after a Slack or PagerDuty outage; docs/alerting.md)
   notifications resend        send each destination what it missed, from the alert as it is now
         [--from T --to T] [--destination NAME] [--dry-run]  (each dead letter once; exit 1 on a failure)
+  silences add --match FIELD=VALUE [--rule ID] --for DURATION --comment TEXT
+                              hold back the notifications of matching alerts for a while (a pen
+                              test, a load test); still opened and indexed (docs/alerting.md)
+  silences list | expire ID   the silences, in force first; end one now
   dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
                               import Vigil's Kibana data views, dashboards and searches
                               (overwrite: safe to re-run; docs/dashboards.md)
@@ -235,7 +240,7 @@ interface ArgumentSpec {
 /**
  * The arguments each command takes. A command is checked before it loads the configuration or
  * connects to anything: `vigil run --help` used to start the pipeline, and a misspelt option was
- * ignored. `deadletters` and `notifications` parse (and explain) their own.
+ * ignored. `deadletters`, `notifications` and `silences` parse (and explain) their own.
  */
 const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
   stack: { subcommands: ['up', 'down', 'status', 'logs'] },
@@ -467,6 +472,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return await runDeadLetters(args.slice(1), () => ({ config: loadConfig() }));
       case 'notifications':
         return await runNotifications(args.slice(1), () => ({ config: loadConfig() }));
+      case 'silences':
+        return await runSilences(args.slice(1), () => ({ config: loadConfig() }));
       case 'evaluate':
         return await runEvaluate(args.slice(1));
       case undefined:

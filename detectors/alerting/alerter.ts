@@ -6,6 +6,7 @@ import { parseOwnMessage, unreadOlderThan, type Config, type Instrumentation, ty
 import { createAlertWriter, createDetectionWriter } from './alert-document';
 import { RELEASE_LIMIT, createAlertStore, type AlertFold } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
+import { createSilenceStore, silenceMatches, type Silence } from './silences';
 import {
   MAX_DETECTIONS_KEPT,
   SEVERITY_RANK,
@@ -96,6 +97,8 @@ export interface AlerterStats {
   resolved: number;
   /** Changes recorded in the alerts index but not notified: their incident ended longer ago than `VIGIL_ALERT_PAGE_WITHIN_MS` (a resolve is handed over even then, marked `late`, and not counted). */
   unpaged: number;
+  /** Changes of alerts a silence matched: not notified (a resolve is handed over marked `late`, so a page opened before the silence is closed). */
+  silenced: number;
   /** Changes found unsent in Redis (a crash or a failed outbox write) and written to the outbox again. */
   resent: number;
   /** Sweeps in which the wall-clock fallback held alerts open because the pipeline was behind. */
@@ -167,6 +170,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     campaign: 0,
     resolved: 0,
     unpaged: 0,
+    silenced: 0,
     resent: 0,
     heldBehind: 0,
   };
@@ -355,12 +359,22 @@ export function createAlerter(options: AlerterOptions): Alerter {
     // A resolve outside the window still goes, marked late: the notifier sends it only where the
     // incident was announced, so a page opened before the alerter or the pipeline fell behind is
     // closed when it catches up.
+    // A silenced alert's changes are held back the same way (on the wall clock: a silence is a
+    // maintenance window); its resolve still closes a page opened before the silence began.
+    const silences = await activeSilences(wallNow);
     const paged: AlertChange[] = [];
+    let silenced = 0;
     for (const change of changes) {
-      if (isPaged(change.alert, wallNow, timings.pageWithinMs)) paged.push(change);
+      const silence = silences.find((item) => silenceMatches(item, change.alert));
+      if (silence !== undefined) {
+        silenced++;
+        logger.info({ alertId: change.alert.id, change: change.kind, silence: silence.id }, 'alert change silenced: not notified');
+        if (change.kind === 'resolved') paged.push({ ...change, late: true });
+      } else if (isPaged(change.alert, wallNow, timings.pageWithinMs)) paged.push(change);
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
+      else stats.unpaged++;
     }
-    stats.unpaged += changes.length - paged.length;
+    stats.silenced += silenced;
     if (paged.length > 0) {
       try {
         await sink.accept(paged);
@@ -375,6 +389,17 @@ export function createAlerter(options: AlerterOptions): Alerter {
     } catch (error) {
       // Harmless: they are written again later with the same delivery ids, and sent once.
       logger.warn({ err: error, changes: changes.length }, 'could not mark notifications as sent; they will be written to the outbox again');
+    }
+  }
+
+  const silenceStore = createSilenceStore(options.redis, config.redis.prefix);
+  /** The silences in force; none when they can't be read (a page too many beats a page lost). */
+  async function activeSilences(wallNow: number): Promise<Silence[]> {
+    try {
+      return await silenceStore.active(wallNow);
+    } catch (error) {
+      logger.warn({ err: error }, 'could not read the silences: notifying as if there were none');
+      return [];
     }
   }
 

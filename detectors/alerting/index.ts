@@ -10,4 +10,5 @@ export * from './alert-document';
 export * from './destinations';
 export * from './signature';
 export * from './risk';
+export * from './silences';
 export * from './notify';

@@ -47,6 +47,8 @@ export function alertKeys(prefix: string): {
   storm(ruleId: string): string;
   /** Entity links: an entity's group key -> the alert (group and id) it was linked into. */
   links: string;
+  /** Silences: id -> the silence's JSON (see detectors/alerting/silences.ts). */
+  silences: string;
 } {
   const base = `${prefix}:{alerts}`;
   return {
@@ -59,6 +61,7 @@ export function alertKeys(prefix: string): {
     evidence: (group) => `${base}:evidence:${group}`,
     storm: (ruleId) => `${base}:storm:${ruleId}`,
     links: `${base}:links`,
+    silences: `${base}:silences`,
   };
 }
 

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { alertKeys, createAlerter, type Alerter, type AlerterOptions } from '../../detectors';
+import { alertKeys, createAlerter, createSilenceStore, type Alerter, type AlerterOptions } from '../../detectors';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, detectionIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
@@ -194,6 +194,40 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       expect(resolved?.rules.sort()).toEqual(['distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'request-flood-per-endpoint']);
       await waitFor('the resolved document', async () => (await alertDocuments(stack)).get(opened?.id ?? '')?.status === 'recovered');
       expect((await alertDocuments(stack)).get(opened?.id ?? '')).toMatchObject({ count: burst.length, group: 'invocation.resource.api=accounts-v1,invocation.route=/v1/login' });
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('holds back the notifications of alerts a silence matches, still opening, indexing and resolving them, and notifies again once it ended', async () => {
+    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' });
+    const { stack, alerter, changes, redis } = running;
+    try {
+      const silences = createSilenceStore(redis, stack.config.redis.prefix);
+      const silence = await silences.add({ matchers: { 'client.ip': '203.0.113.50' }, forMs: 3_600_000, comment: 'pen test' }, Date.now());
+      // One that ended an hour ago: it silences nothing.
+      await silences.add({ matchers: { 'client.ip': '203.0.113.52' }, forMs: 3_600_000, comment: 'last week' }, Date.now() - 2 * 3_600_000);
+      await alerter.start();
+      const at = Date.now();
+      await produce(stack, [perIp('s-50', at, '203.0.113.50'), perIp('s-51', at + 1, '203.0.113.51'), perIp('s-52', at + 2, '203.0.113.52')]);
+      await waitFor('the three alerts resolved', () => changes.filter((change) => change.kind === 'resolved').length >= 3, 30_000);
+      const about = (ip: string): string[] => changes.filter((change) => change.alert.key['client.ip'] === ip).map((change) => `${change.kind}${change.late ? ':late' : ''}`);
+      // Silenced: no opened; its resolve is handed over marked late, so it goes only where the
+      // incident was announced (nowhere, here).
+      expect(about('203.0.113.50')).toStrictEqual(['resolved:late']);
+      expect(about('203.0.113.51')).toStrictEqual(['opened', 'resolved']);
+      expect(about('203.0.113.52')).toStrictEqual(['opened', 'resolved']);
+      expect(alerter.stats().silenced).toBe(2);
+      // Still an incident for analysts: opened, indexed and resolved like the others.
+      const silencedAlert = changes.find((change) => change.alert.key['client.ip'] === '203.0.113.50')?.alert;
+      await waitFor('its resolved document', async () => (await alertDocuments(stack)).get(silencedAlert?.id ?? '')?.status === 'recovered');
+
+      // Ended: the next incident of that address pages again.
+      expect(await silences.expire(silence.id, Date.now())).toBe(true);
+      expect(await silences.expire(silence.id, Date.now())).toBe(false);
+      await produce(stack, [perIp('s-50-again', Date.now(), '203.0.113.50')]);
+      await waitFor('the new incident notified', () => about('203.0.113.50').includes('opened'), 15_000);
+      expect(alerter.stats().silenced).toBe(2);
     } finally {
       await running.stop();
     }

@@ -86,6 +86,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
       campaign: 0,
       resolved: 1,
       unpaged: 0,
+      silenced: 4,
       resent: 5,
       heldBehind: 7,
     }),
@@ -156,6 +157,7 @@ describe('/metrics', () => {
       expect(sample(text, 'vigil_notification_outbox_skipped_total')).toBe(2);
       expect(sample(text, 'vigil_notifications_grouped_total')).toBe(3);
       expect(sample(text, 'vigil_alert_changes_resent_total')).toBe(5);
+      expect(sample(text, 'vigil_alert_changes_silenced_total')).toBe(4);
       expect(sample(text, 'vigil_alert_wall_clock_held_total')).toBe(7);
     } finally {
       await observability.close();

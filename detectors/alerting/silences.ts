@@ -1,0 +1,149 @@
+/**
+ * Silences: on-call mutes the notifications of matching alerts for a while, as Alertmanager's
+ * silences do (a penetration test from known addresses, a load test on one endpoint, an incident
+ * already being handled). A silenced alert is still opened, grouped, escalated, resolved and
+ * indexed as usual: only its notifications are held back. Silences live in Redis (one hash under
+ * the `{alerts}` hash tag), so every alerter instance sees the same ones, and end by themselves.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { StoreUnavailableError, errorMessage, type RedisClient } from '../../platform';
+import type { Alert } from '../../schemas';
+import { alertKeys } from '../state';
+
+/** A silence as it is stored and listed. */
+export const silenceSchema = z.strictObject({
+  /** A UUID, given when the silence is made. */
+  id: z.string().min(1),
+  /** Every field must hold this value in the alert's key or among its entities (`client.ip`: `203.0.113.7`). */
+  matchers: z.record(z.string().regex(/^[^=\s]+$/, 'a field name, without "=" or spaces'), z.string().min(1)),
+  /** When set, only alerts this rule contributed to. */
+  rule: z.string().min(1).optional(),
+  startsAt: z.iso.datetime(),
+  endsAt: z.iso.datetime(),
+  /** Why, and who: shown by `vigil silences list`. */
+  comment: z.string().min(1),
+});
+export type Silence = z.infer<typeof silenceSchema>;
+
+/** The longest a silence may last: a forgotten one must not mute an entity for good. */
+export const MAX_SILENCE_MS = 30 * 86_400_000;
+
+/** How long an ended silence is kept, for `vigil silences list`, before it is dropped. */
+export const ENDED_SILENCE_KEPT_MS = 7 * 86_400_000;
+
+/** A silence that can't be made: what is wrong, named. */
+export class SilenceError extends Error {
+  readonly retriable = false;
+  constructor(message: string) {
+    super(message);
+    this.name = 'SilenceError';
+  }
+}
+
+/** Whether a silence is in force at `nowMs` (wall clock). */
+export function silenceInForce(silence: Pick<Silence, 'startsAt' | 'endsAt'>, nowMs: number): boolean {
+  return Date.parse(silence.startsAt) <= nowMs && nowMs < Date.parse(silence.endsAt);
+}
+
+/**
+ * Whether a silence matches an alert: its rule (when set) is among the alert's rules, and each
+ * matcher's field holds its value in the alert's key (`client.ip=203.0.113.7` on an alert keyed by
+ * that address) or among the entities the incident linked (a takeover's victim and its IP). A
+ * flood's alert is keyed by its endpoint: `invocation.route=/v1/login` silences it.
+ */
+export function silenceMatches(silence: Pick<Silence, 'matchers' | 'rule'>, alert: Pick<Alert, 'key' | 'rules' | 'entities'>): boolean {
+  if (silence.rule !== undefined && !alert.rules.includes(silence.rule)) return false;
+  for (const [field, value] of Object.entries(silence.matchers)) {
+    if (alert.key[field] !== value && !(alert.entities ?? []).includes(`${field}=${value}`)) return false;
+  }
+  return true;
+}
+
+/** One line about a silence: what it matches and until when. */
+export function describeSilence(silence: Silence, nowMs: number): string {
+  const what = [...Object.entries(silence.matchers).map(([field, value]) => `${field}=${value}`), ...(silence.rule === undefined ? [] : [`rule ${silence.rule}`])].join(', ');
+  const state = silenceInForce(silence, nowMs) ? `active until ${silence.endsAt}` : Date.parse(silence.endsAt) <= nowMs ? `ended ${silence.endsAt}` : `from ${silence.startsAt} until ${silence.endsAt}`;
+  return `${silence.id}  ${state}  ${what}  (${silence.comment})`;
+}
+
+/** Silences in Redis. */
+export interface SilenceStore {
+  /** Makes a silence from now for `forMs`; throws {@link SilenceError} naming what is wrong. */
+  add(input: { matchers: Record<string, string>; rule?: string; forMs: number; comment: string }, nowMs: number): Promise<Silence>;
+  /** Every silence kept, the ones in force first, then by end. Ended ones older than {@link ENDED_SILENCE_KEPT_MS} are dropped. */
+  list(nowMs: number): Promise<Silence[]>;
+  /** The silences in force at `nowMs`. */
+  active(nowMs: number): Promise<Silence[]>;
+  /** Ends a silence now; false when there is no silence of that id in force. */
+  expire(id: string, nowMs: number): Promise<boolean>;
+}
+
+/** Silences under `<prefix>:{alerts}:silences`. A read or write that fails throws {@link StoreUnavailableError}. */
+export function createSilenceStore(redis: RedisClient, prefix: string): SilenceStore {
+  const key = alertKeys(prefix).silences;
+  const readAll = async (): Promise<Silence[]> => {
+    let flat: Record<string, string>;
+    try {
+      flat = await redis.hgetall(key);
+    } catch (error) {
+      throw new StoreUnavailableError('redis', `silences: ${errorMessage(error)}`, error);
+    }
+    const silences: Silence[] = [];
+    for (const text of Object.values(flat)) {
+      try {
+        silences.push(silenceSchema.parse(JSON.parse(text)));
+      } catch {
+        // Not one of ours (written by hand, or by a newer version): ignored rather than trusted.
+      }
+    }
+    return silences;
+  };
+  const write = async (silence: Silence): Promise<void> => {
+    try {
+      await redis.hset(key, silence.id, JSON.stringify(silence));
+    } catch (error) {
+      throw new StoreUnavailableError('redis', `silences: ${errorMessage(error)}`, error);
+    }
+  };
+  return {
+    async add(input, nowMs) {
+      if (Object.keys(input.matchers).length === 0 && input.rule === undefined) throw new SilenceError('a silence needs at least one --match FIELD=VALUE or a --rule: it would silence every alert');
+      if (!(input.forMs > 0) || input.forMs > MAX_SILENCE_MS) throw new SilenceError(`a silence lasts more than 0 and at most 30d, not ${input.forMs} ms`);
+      const parsed = silenceSchema.safeParse({
+        id: randomUUID(),
+        matchers: input.matchers,
+        ...(input.rule === undefined ? {} : { rule: input.rule }),
+        startsAt: new Date(nowMs).toISOString(),
+        endsAt: new Date(nowMs + input.forMs).toISOString(),
+        comment: input.comment.trim(),
+      });
+      if (!parsed.success) throw new SilenceError(parsed.error.issues.map((issue) => `${issue.path.join('.') || '(silence)'}: ${issue.message}`).join('; '));
+      await write(parsed.data);
+      return parsed.data;
+    },
+    async list(nowMs) {
+      const silences = await readAll();
+      const stale = silences.filter((silence) => Date.parse(silence.endsAt) < nowMs - ENDED_SILENCE_KEPT_MS);
+      if (stale.length > 0) {
+        try {
+          await redis.hdel(key, ...stale.map((silence) => silence.id));
+        } catch (error) {
+          throw new StoreUnavailableError('redis', `silences: ${errorMessage(error)}`, error);
+        }
+      }
+      const kept = silences.filter((silence) => !stale.includes(silence));
+      const rank = (silence: Silence): number => (silenceInForce(silence, nowMs) ? 0 : 1);
+      return kept.sort((a, b) => rank(a) - rank(b) || Date.parse(b.endsAt) - Date.parse(a.endsAt) || a.id.localeCompare(b.id));
+    },
+    async active(nowMs) {
+      return (await readAll()).filter((silence) => silenceInForce(silence, nowMs));
+    },
+    async expire(id, nowMs) {
+      const silence = (await readAll()).find((item) => item.id === id);
+      if (silence === undefined || !silenceInForce(silence, nowMs)) return false;
+      await write({ ...silence, endsAt: new Date(nowMs).toISOString() });
+      return true;
+    },
+  };
+}

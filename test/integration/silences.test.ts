@@ -1,0 +1,48 @@
+/**
+ * `vigil silences` on the real Redis: made, listed (in force first), ended, and an old ended one
+ * dropped.
+ */
+import { Redis } from 'ioredis';
+import { ENDED_SILENCE_KEPT_MS, createSilenceStore } from '../../detectors';
+import { runSilences } from '../../scripts/silences';
+import { isolatedConfig } from '../support/harness';
+
+describe('vigil silences', () => {
+  const config = isolatedConfig();
+  const redis = new Redis(config.redis.url);
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${config.redis.prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+
+  it('adds a silence, lists it in force before the ended ones, ends it, and drops one ended more than a week ago', async () => {
+    const now = Date.parse('2026-12-05T12:00:00.000Z');
+    const store = createSilenceStore(redis, config.redis.prefix);
+    await store.add({ matchers: { 'client.ip': '198.51.100.9' }, forMs: 3_600_000, comment: 'ended yesterday' }, now - 86_400_000);
+    await store.add({ matchers: { 'client.ip': '198.51.100.10' }, forMs: 3_600_000, comment: 'long ago' }, now - ENDED_SILENCE_KEPT_MS - 2 * 3_600_000);
+    const context = (out: string[]) => ({ config, redis, now: () => now, out: (line: string) => out.push(line) });
+
+    const added: string[] = [];
+    expect(await runSilences(['add', '--match', 'client.ip=203.0.113.7', '--rule', 'credential-stuffing', '--for', '2h', '--comment', 'pen test SEC-12'], context(added))).toBe(0);
+    const id = /^silence (\S+): notifications of matching alerts held back until 2026-12-05T14:00:00.000Z$/.exec(added[0] ?? '')?.[1];
+    expect(id).toBeDefined();
+
+    const listed: string[] = [];
+    expect(await runSilences(['list'], context(listed))).toBe(0);
+    expect(listed.map((line) => line.replace(/ {2}[0-9a-f-]{36} {2}/, '  ID  '))).toStrictEqual([
+      '1 silences in force, 2 kept (ended ones for 7 days)',
+      '  ID  active until 2026-12-05T14:00:00.000Z  client.ip=203.0.113.7, rule credential-stuffing  (pen test SEC-12)',
+      '  ID  ended 2026-12-04T13:00:00.000Z  client.ip=198.51.100.9  (ended yesterday)',
+    ]);
+    // The one ended more than a week ago is gone from Redis, not only from the list.
+    expect(Object.values(await redis.hgetall(`${config.redis.prefix}:{alerts}:silences`)).some((text) => text.includes('long ago'))).toBe(false);
+
+    const ended: string[] = [];
+    expect(await runSilences(['expire', id ?? ''], context(ended))).toBe(0);
+    expect(ended).toStrictEqual([`silence ${id ?? ''} ended: matching alerts are notified again from their next change`]);
+    expect(await runSilences(['expire', id ?? ''], context([]))).toBe(1);
+    expect(await store.active(now)).toStrictEqual([]);
+  });
+});

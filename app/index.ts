@@ -14,6 +14,7 @@ import {
   createAlerter,
   createDeliveredLog,
   createGroupStore,
+  createSilenceStore,
   createNotifier,
   unconfiguredWaiting,
   createOutboxConsumer,
@@ -384,7 +385,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       retryForMs: config.alerting.notifierRetryForMs,
       outbox: { topic: config.alerting.notificationTopic, producer: notificationProducer, delivered: createDeliveredLog(redis, config.redis.prefix) },
       // Grouping per destination, its state in Redis: it survives restarts and is shared by instances.
-      grouping: { store: groupStore },
+      grouping: { store: groupStore, silences: createSilenceStore(redis, config.redis.prefix) },
       ...(overrides.fetchImpl ? { fetchImpl: overrides.fetchImpl } : {}),
       ...(kibanaUrl === undefined ? {} : { alertLink: (alert: Alert) => alertDiscoverUrl(kibanaUrl, config.indices.prefix, alert) }),
     });

@@ -201,7 +201,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
         [{ change: 'resolved' }, stats.resolved],
       ];
     });
-    totalOf('vigil_alert_changes_silenced_total', 'Alert changes not notified because a silence matched their alert (vigil silences).', [], () => [[{}, alerter().silenced]]);
+    totalOf('vigil_alert_changes_silenced_total', 'Alert openings and escalations not notified because a silence matched their alert (vigil silences); resolves are not counted.', [], () => [[{}, alerter().silenced]]);
     totalOf('vigil_alert_changes_resent_total', 'Alert changes found unsent in Redis (after a crash or a failed outbox write) and written to the notification outbox again.', [], () => [[{}, alerter().resent]]);
     totalOf(
       'vigil_alert_wall_clock_held_total',

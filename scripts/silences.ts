@@ -64,9 +64,13 @@ export function parseSilencesArgs(args: readonly string[]): SilencesCommand {
       const field = value.slice(0, at);
       if (matchers[field] !== undefined) throw new SilencesUsageError(`--match: ${field} is given twice; an alert has one value of it`);
       matchers[field] = value.slice(at + 1);
-    } else if (option === '--rule') rule = value;
-    else if (option === '--for') forText = value;
-    else comment = value;
+    } else {
+      const given = option === '--rule' ? rule : option === '--for' ? forText : comment;
+      if (given !== undefined) throw new SilencesUsageError(`${option} is given twice`);
+      if (option === '--rule') rule = value;
+      else if (option === '--for') forText = value;
+      else comment = value;
+    }
   }
   if (Object.keys(matchers).length === 0 && rule === undefined) throw new SilencesUsageError('add needs at least one --match FIELD=VALUE or a --rule: a silence of everything would mute every page');
   if (forText === undefined) throw new SilencesUsageError('add needs --for DURATION (30s, 15m, 2h, 3d)');

@@ -97,7 +97,7 @@ export interface AlerterStats {
   resolved: number;
   /** Changes recorded in the alerts index but not notified: their incident ended longer ago than `VIGIL_ALERT_PAGE_WITHIN_MS` (a resolve is handed over even then, marked `late`, and not counted). */
   unpaged: number;
-  /** Changes of alerts a silence matched: not notified (a resolve is handed over marked `late`, so a page opened before the silence is closed). */
+  /** Openings and escalations of alerts a silence matched: not notified. (Their resolves are handed over marked `late`, so a page opened before the silence is closed, and not counted.) */
   silenced: number;
   /** Changes found unsent in Redis (a crash or a failed outbox write) and written to the outbox again. */
   resent: number;
@@ -367,9 +367,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
     for (const change of changes) {
       const silence = silences.find((item) => silenceMatches(item, change.alert));
       if (silence !== undefined) {
-        silenced++;
-        logger.info({ alertId: change.alert.id, change: change.kind, silence: silence.id }, 'alert change silenced: not notified');
+        logger.info({ alertId: change.alert.id, change: change.kind, silence: silence.id }, change.kind === 'resolved' ? 'alert change silenced: sent only where the incident was announced' : 'alert change silenced: not notified');
         if (change.kind === 'resolved') paged.push({ ...change, late: true });
+        else silenced++;
       } else if (isPaged(change.alert, wallNow, timings.pageWithinMs)) paged.push(change);
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
       else stats.unpaged++;

@@ -11,12 +11,15 @@ import { StoreUnavailableError, errorMessage, type RedisClient } from '../../pla
 import type { Alert } from '../../schemas';
 import { alertKeys } from '../state';
 
+/** A field name as an alert's key writes it: no spaces, no "=". */
+const FIELD_NAME = /^[^=\s]+$/;
+
 /** A silence as it is stored and listed. */
 export const silenceSchema = z.strictObject({
   /** A UUID, given when the silence is made. */
   id: z.string().min(1),
   /** Every field must hold this value in the alert's key or among its entities (`client.ip`: `203.0.113.7`). */
-  matchers: z.record(z.string().regex(/^[^=\s]+$/, 'a field name, without "=" or spaces'), z.string().min(1)),
+  matchers: z.record(z.string().regex(FIELD_NAME), z.string().min(1)),
   /** When set, only alerts this rule contributed to. */
   rule: z.string().min(1).optional(),
   startsAt: z.iso.datetime(),
@@ -109,6 +112,8 @@ export function createSilenceStore(redis: RedisClient, prefix: string): SilenceS
   return {
     async add(input, nowMs) {
       if (Object.keys(input.matchers).length === 0 && input.rule === undefined) throw new SilenceError('a silence needs at least one --match FIELD=VALUE or a --rule: it would silence every alert');
+      const badField = Object.keys(input.matchers).find((field) => !FIELD_NAME.test(field));
+      if (badField !== undefined) throw new SilenceError(`"${badField}" is not a field name: it holds a space or "=" (a field is written as in an alert's key, e.g. client.ip)`);
       if (!(input.forMs > 0) || input.forMs > MAX_SILENCE_MS) throw new SilenceError(`a silence lasts more than 0 and at most 30d, not ${input.forMs} ms`);
       const parsed = silenceSchema.safeParse({
         id: randomUUID(),

@@ -44,5 +44,15 @@ describe('vigil silences', () => {
     expect(ended).toStrictEqual([`silence ${id ?? ''} ended: matching alerts are notified again from their next change`]);
     expect(await runSilences(['expire', id ?? ''], context([]))).toBe(1);
     expect(await store.active(now)).toStrictEqual([]);
+
+    // What the store refuses is named, with the usage exit code.
+    const errors: string[] = [];
+    const spy = jest.spyOn(console, 'error').mockImplementation((line: string) => void errors.push(line));
+    try {
+      expect(await runSilences(['add', '--match', 'client ip=203.0.113.7', '--for', '1h', '--comment', 'x'], context([]))).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errors).toStrictEqual(['vigil silences: "client ip" is not a field name: it holds a space or "=" (a field is written as in an alert\'s key, e.g. client.ip)']);
   });
 });

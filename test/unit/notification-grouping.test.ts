@@ -61,10 +61,10 @@ class Harness {
     return noted.duplicate;
   }
 
-  /** Takes what is due at `at` and confirms it sent. */
-  tick(at: number): readonly Outgoing[] {
+  /** Takes what is due at `at` (while `silenced`, as a matching silence is in force) and confirms it sent. */
+  tick(at: number, silenced = false): readonly Outgoing[] {
     if (this.state === undefined) return [];
-    const taken = takeDue(this.state, this.settings, at, LEASE);
+    const taken = takeDue(this.state, this.settings, at, LEASE, silenced);
     if (taken === undefined) return [];
     this.sent.push(...taken.notifications.map((notification) => ({ ...notification, at })));
     this.state = completeOutgoing(taken.state, taken.notifications.map((notification) => notification.deliveryId));
@@ -174,6 +174,34 @@ describe('notification grouping policy (fake clock)', () => {
     expect(group.kinds()).toEqual(['opened@1', 'opened@1', 'opened@1']);
     expect(new Set(group.sent.map((notification) => notification.deliveryId)).size).toBe(3);
     expect(group.sent[2]?.deliveryId).toBe(groupedDeliveryId(opened(1), 'pager', 2));
+  });
+
+  it('while a silence matches the incident, skips its repeats and drops what waits, and still sends its resolve', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    // Silenced from here: the repeat due an hour later is skipped, and looked at again an hour after.
+    expect(group.tick(30_000 + 3_600_000, true)).toEqual([]);
+    expect(group.state && dueAt(group.state, SETTINGS)).toBe(30_000 + 7_200_000);
+    // An escalation while silenced is dropped, not sent when the group interval passes.
+    group.note(escalated(2), 3_700_000);
+    expect(group.tick(30_000 + 7_200_000, true)).toEqual([]);
+    expect(group.state?.pending).toBeNull();
+    // The resolve closes the page the opened raised.
+    group.note(resolved(3), 7_300_000);
+    group.tick(7_300_000, true);
+    expect(group.kinds()).toEqual(['opened@1', 'resolved@3']);
+  });
+
+  it('drops an incident silenced before it was announced: nothing sent, nothing due, and a change after the silence announces it', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    expect(group.tick(30_000, true)).toEqual([]);
+    expect(group.state && dueAt(group.state, SETTINGS)).toBeNull();
+    expect(group.state?.announced).toBe(false);
+    group.note(escalated(2), 100_000);
+    group.tick(130_000);
+    expect(group.kinds()).toEqual(['opened@2']);
   });
 
   it('never repeats with a repeat interval of 0', () => {
@@ -370,6 +398,30 @@ describe('createNotifier with grouping (memory store, scripted fetch)', () => {
     notifier.notify({ kind: 'resolved', late: true, alert: alert(3, { id: 'al-never-paged', status: 'resolved', resolvedAt: '2026-03-01T10:30:00.000Z' }) });
     await until(() => calls.length >= 2);
     await new Promise((done) => setTimeout(done, 50));
+    await notifier.stop(1000);
+    expect(calls.map((call) => call.kind)).toEqual(['trigger', 'resolve']);
+  });
+
+  it('sends nothing of a silenced incident but its resolve: no repeat, no escalation; the page it opened before the silence is closed', async () => {
+    let clock = 1_772_000_000_000;
+    let silenced = false;
+    const store = createMemoryGroupStore();
+    const { fetchImpl, calls } = receiver();
+    const pager = destinationSchema.parse({ type: 'pagerduty', name: 'pager', url: 'https://hooks.example.com/pager', routingKey: 'rk-1', groupWaitMs: 0, groupIntervalMs: 0, repeatIntervalMs: 3_600_000 });
+    const silence = { id: 's-1', matchers: { 'actor.userId': 'u-1' }, startsAt: '2026-01-01T00:00:00.000Z', endsAt: '2027-01-01T00:00:00.000Z', comment: 'handled' };
+    const silences = { active: () => Promise.resolve(silenced ? [silence] : []) };
+    const notifier = createNotifier({ destinations: [pager], deadLetterTopic: 'unused', fetchImpl, logger: createLogger({ level: 'silent' }), now: () => clock, grouping: { store, pollEveryMs: 2, silences } });
+    notifier.notify(opened(1));
+    await until(() => calls.length >= 1);
+    silenced = true;
+    for (let hour = 1; hour <= 3; hour += 1) {
+      clock += 3_600_000;
+      if (hour === 2) notifier.notify(escalated(2));
+      await new Promise((done) => setTimeout(done, 30));
+    }
+    notifier.notify(resolved(3));
+    await until(() => calls.length >= 2);
+    await new Promise((done) => setTimeout(done, 30));
     await notifier.stop(1000);
     expect(calls.map((call) => call.kind)).toEqual(['trigger', 'resolve']);
   });

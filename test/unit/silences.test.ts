@@ -30,6 +30,8 @@ describe('parseSilencesArgs', () => {
     [['add', '--match', 'a=1', '--for', '1h', '--comment', '  '], 'add needs --comment TEXT'],
     [['add', '--match'], '--match needs a value'],
     [['add', '--until', 'tomorrow'], 'unknown option --until for silences add'],
+    [['add', '--rule', 'a', '--rule', 'b', '--for', '1h', '--comment', 'x'], '--rule is given twice'],
+    [['add', '--match', 'a=1', '--for', '1h', '--for', '2h', '--comment', 'x'], '--for is given twice'],
     [['list', 'all'], 'list takes no arguments, not "all"'],
     [['expire'], 'expire needs the id of a silence'],
     [['expire', 'a', 'b'], 'expire takes one id, not "a b"'],

@@ -16,6 +16,8 @@
  *   announced; elsewhere it ends the incident without a word, cancelling what waits.
  * - `repeatIntervalMs` after the last notification, a still-open incident's latest state is sent
  *   again (a new delivery id per repeat); 0 never repeats.
+ * - While a silence matches the incident, nothing but its resolve goes: a change waiting is
+ *   dropped, a repeat skipped (the next one a repeat interval later).
  *
  * So an incident's life is at most: opened, one escalated per group interval, resolved, and
  * repeats of a long-open one.
@@ -154,17 +156,24 @@ export interface Taken {
 }
 
 /**
- * Hands out what is due at `now`, leased for `leaseMs`: the caller stores the returned state
+ * Hands out what is due at `now`, leased for `leaseMs` (while a silence matches the incident,
+ * `silenced`: nothing but its resolve; what waits is dropped, a repeat skipped): the caller stores the returned state
  * (compare-and-set) before sending, and calls {@link completeOutgoing} once sent. Undefined when
  * nothing is due; no notifications, with a finished state to store, when a resolve ends the
  * incident at a destination that does not take resolves. Notifications whose lease ran out (their sender died) are handed out again, as
  * they were: same changes, same delivery ids.
  */
-export function takeDue(state: GroupState, settings: GroupingSettings, now: number, leaseMs: number): Taken | undefined {
+export function takeDue(state: GroupState, settings: GroupingSettings, now: number, leaseMs: number, silenced = false): Taken | undefined {
   const due = dueAt(state, settings);
   if (due === null || due > now) return undefined;
   if (state.outgoing !== null) {
     return { state: { ...state, outgoing: { ...state.outgoing, leaseUntil: now + leaseMs } }, notifications: state.outgoing.notifications };
+  }
+  if (silenced && state.resolved === null) {
+    // A silence matches the incident: what waits is dropped and a repeat skipped, nothing sent.
+    // An announced incident's next repeat comes a repeat interval later (looked at again then);
+    // its resolve still goes, to close the page.
+    return { state: { ...state, pending: null, ...(state.announced ? { lastSentAt: now } : {}) }, notifications: [] };
   }
   const { destination } = state;
   const notifications: Outgoing[] = [];

@@ -5,6 +5,7 @@ import { ALERT_CHANGES, alertSchema, type Alert, type AlertChange } from '../../
 import { StoreUnavailableError, VigilError, createLogger, errorMessage, isRetriable, retry, sleep, type Logger } from '../../../platform';
 import { changeIdOf } from '../alert-store';
 import { groupingRoutesFor, routesFor, type Destination } from '../destinations';
+import { silenceMatches, type Silence } from '../silences';
 import { toDeadLetter } from './dead-letter';
 import { postOnce } from './http';
 import type { GroupStore, GroupWrite } from './group-store';
@@ -136,6 +137,11 @@ export interface NotificationGrouping {
    * sending them) another sends them again, with the same delivery ids. @defaultValue 300000
    */
   leaseMs?: number;
+  /**
+   * The silences in force (`createSilenceStore`): while one matches an incident, nothing of it but
+   * its resolve is sent (a change waiting dropped, a repeat skipped). @defaultValue none
+   */
+  silences?: { active(nowMs: number): Promise<readonly Silence[]> };
 }
 
 /** How long a grouping state is kept after its last write (at least twice the repeat interval). */
@@ -508,12 +514,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
 
   /** Hands out, and sends, what is due at each destination now. */
   async function flushOnce(store: GroupStore): Promise<void> {
+    // Read once per flush, and only when something is due somewhere.
+    let silencesRead: Promise<readonly Silence[]> | undefined;
     await Promise.all(
       destinations.map(async (destination) => {
         if (stopping.signal.aborted) return;
         await renewLeases(store, destination);
         const alertIds = (await store.due(destination.name, now(), 100)).filter((alertId) => !leased.has(leaseKey(destination, alertId)));
         if (alertIds.length === 0 || stopping.signal.aborted) return;
+        silencesRead ??= silencesNow();
+        const silences = await silencesRead;
         const claims = new Map<string, readonly Outgoing[]>();
         const absent: string[] = [];
         await updateStates(store, destination, alertIds, (alertId, stored) => {
@@ -522,7 +532,12 @@ export function createNotifier(options: NotifierOptions): Notifier {
             absent.push(alertId);
             return undefined;
           }
-          const taken = takeDue(stored, settingsOf(destination), now(), leaseMs);
+          const about = stored.resolved?.alert ?? stored.pending?.alert ?? stored.lastSent?.alert;
+          const silence = about === undefined ? undefined : silences.find((item) => silenceMatches(item, about));
+          const taken = takeDue(stored, settingsOf(destination), now(), leaseMs, silence !== undefined);
+          if (silence !== undefined && taken !== undefined && taken.notifications.length === 0 && stored.outgoing === null) {
+            log.info({ alertId, destination: destination.name, silence: silence.id }, 'notification silenced: a waiting change dropped or a repeat skipped');
+          }
           if (taken === undefined) return undefined;
           if (taken.notifications.length > 0) claims.set(alertId, taken.notifications);
           return taken.state;
@@ -540,6 +555,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
         }
       }),
     );
+  }
+
+  /** The silences in force; none when there are none configured or they can't be read (a page too many beats a page lost). */
+  async function silencesNow(): Promise<readonly Silence[]> {
+    if (grouping?.silences === undefined) return [];
+    try {
+      return await grouping.silences.active(now());
+    } catch (error) {
+      log.warn({ err: error }, 'could not read the silences: sending as if there were none');
+      return [];
+    }
   }
 
   /** Extends this instance's leases at `destination` that are halfway through. */

@@ -32,6 +32,20 @@ const alert = (id: string, status: 'open' | 'resolved') =>
     revision: status === 'open' ? 1 : 2,
   });
 
+/** A notification dead letter as the notifier writes it (the PagerDuty routing key blanked). */
+const deadLetter = (alertId: string, destination: string, kind: string, error = 'HTTP 503: unavailable') => ({
+  key: alertId,
+  value: JSON.stringify({ destination, kind, alertId, error, attempts: 6, payload: { routing_key: '[redacted]' } }),
+});
+
+/** Writes messages to the notification dead-letter topic. */
+async function writeDeadLetters(stack: Stack, messages: { key: string; value: string }[]): Promise<void> {
+  const producer = testProducer(stack.kafka);
+  await producer.connect();
+  await producer.send({ topic: stack.config.alerting.notificationDeadLetterTopic, acks: -1, messages });
+  await producer.disconnect();
+}
+
 describe('vigil notifications missed', () => {
   let stack: Stack;
 
@@ -51,23 +65,12 @@ describe('vigil notifications missed', () => {
       await stack.elasticsearch.index({ index, id, document: toAlertDocument(alert(id, status)) });
     }
     await stack.elasticsearch.indices.refresh({ index });
-    const deadLetter = (alertId: string, destination: string, kind: string, error: string) => ({
-      key: alertId,
-      value: JSON.stringify({ destination, kind, alertId, error, attempts: 6, payload: { routing_key: '[redacted]' } }),
-    });
-    const producer = testProducer(stack.kafka);
-    await producer.connect();
-    await producer.send({
-      topic: stack.config.alerting.notificationDeadLetterTopic,
-      acks: -1,
-      messages: [
-        deadLetter('alert-over', 'pagerduty-sre', 'opened', 'HTTP 503: unavailable'),
-        deadLetter('alert-still-open', 'pagerduty-sre', 'opened', 'no answer within 5000 ms'),
-        { key: 'x', value: 'not a notification dead letter' },
-        deadLetter('alert-still-open', 'security-slack', 'escalated', 'HTTP 500: internal error'),
-      ],
-    });
-    await producer.disconnect();
+    await writeDeadLetters(stack, [
+      deadLetter('alert-over', 'pagerduty-sre', 'opened'),
+      deadLetter('alert-still-open', 'pagerduty-sre', 'opened', 'no answer within 5000 ms'),
+      { key: 'x', value: 'not a notification dead letter' },
+      deadLetter('alert-still-open', 'security-slack', 'escalated', 'HTTP 500: internal error'),
+    ]);
 
     const lines: string[] = [];
     const code = await runNotifications(['missed'], { config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, out: (line) => lines.push(line) });
@@ -118,21 +121,13 @@ describe('vigil notifications resend', () => {
       await stack.elasticsearch.index({ index, id: item.id, document: toAlertDocument(item) });
     }
     await stack.elasticsearch.indices.refresh({ index });
-    const deadLetter = (alertId: string, destination: string, kind: string) => ({ key: alertId, value: JSON.stringify({ destination, kind, alertId, error: 'HTTP 503: unavailable', attempts: 6, payload: null }) });
-    const producer = testProducer(stack.kafka);
-    await producer.connect();
-    await producer.send({
-      topic: stack.config.alerting.notificationDeadLetterTopic,
-      acks: -1,
-      messages: [
-        deadLetter('alert-open', 'pagerduty-sre', 'opened'),
-        deadLetter('alert-open', 'security-slack', 'escalated'),
-        deadLetter('alert-over', 'pagerduty-sre', 'resolved'),
-        deadLetter('alert-never-heard', 'pagerduty-sre', 'opened'),
-        deadLetter('alert-gone', 'security-slack', 'opened'),
-      ],
-    });
-    await producer.disconnect();
+    await writeDeadLetters(stack, [
+      deadLetter('alert-open', 'pagerduty-sre', 'opened'),
+      deadLetter('alert-open', 'security-slack', 'escalated'),
+      deadLetter('alert-over', 'pagerduty-sre', 'resolved'),
+      deadLetter('alert-never-heard', 'pagerduty-sre', 'opened'),
+      deadLetter('alert-gone', 'security-slack', 'opened'),
+    ]);
     const redis = createRedis(stack.config);
     const context = (out: string[]) => ({ config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, redis, out: (line: string) => out.push(line), retry: { retries: 0 } });
     try {
@@ -179,10 +174,7 @@ describe('vigil notifications resend', () => {
       expect(receiver.received).toHaveLength(3);
 
       // A destination still down: the send fails, is dead-lettered again, and the exit code says so.
-      const producer2 = testProducer(stack.kafka);
-      await producer2.connect();
-      await producer2.send({ topic: stack.config.alerting.notificationDeadLetterTopic, acks: -1, messages: [deadLetter('alert-open', 'down-webhook', 'opened')] });
-      await producer2.disconnect();
+      await writeDeadLetters(stack, [deadLetter('alert-open', 'down-webhook', 'opened')]);
       const failed: string[] = [];
       expect(await runNotifications(['resend', '--destination', 'down-webhook'], context(failed))).toBe(1);
       expect(failed.slice(1)).toStrictEqual(['  alert-open  down-webhook: opened (critical, revision 4): failed (dead-lettered again)']);

@@ -184,11 +184,16 @@ async function withElasticsearch<T>(context: NotificationsContext, work: (elasti
   }
 }
 
+/** The context's logger and Kafka client, or ones made from its configuration. */
+function clientsOf(context: NotificationsContext): { logger: Logger; kafka: Kafka } {
+  const logger = context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(context.config) });
+  return { logger, kafka: context.kafka ?? createKafka(context.config, logger, `${context.config.kafka.clientId}-notifications`) };
+}
+
 /** Reads the notification dead-letter topic and the alerts' states: the report `missed` prints. */
 export async function readMissed(context: NotificationsContext, command: NotificationsCommand): Promise<MissedReport> {
   const { config } = context;
-  const logger = context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(config) });
-  const kafka = context.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-notifications`);
+  const { kafka } = clientsOf(context);
   const { topic, entries, unreadable } = await readDeadLetters(context, kafka, command);
   const documents = await withElasticsearch(context, (elasticsearch) => alertDocuments(elasticsearch, alertIndexNames(config.indices.prefix).index, [...new Set(entries.map((entry) => entry.alertId))]));
   const states = new Map<string, AlertState>();
@@ -330,8 +335,7 @@ export const RESENT_TTL_MS = 30 * 24 * 3600 * 1000;
  */
 export async function resendMissed(context: NotificationsContext, command: NotificationsCommand): Promise<ResendReport> {
   const { config } = context;
-  const logger = context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(config) });
-  const kafka = context.kafka ?? createKafka(config, logger, `${config.kafka.clientId}-notifications`);
+  const { logger, kafka } = clientsOf(context);
   const { topic, entries } = await readDeadLetters(context, kafka, command);
   const index = alertIndexNames(config.indices.prefix).index;
   const destinations = parseDestinations(config.alerting.destinations);

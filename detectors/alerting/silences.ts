@@ -85,6 +85,14 @@ export interface SilenceStore {
 /** Silences under `<prefix>:{alerts}:silences`. A read or write that fails throws {@link StoreUnavailableError}. */
 export function createSilenceStore(redis: RedisClient, prefix: string): SilenceStore {
   const key = alertKeys(prefix).silences;
+  /** A stored silence; undefined for one not of ours (written by hand, or by a newer version): ignored rather than trusted. */
+  const parse = (text: string): Silence | undefined => {
+    try {
+      return silenceSchema.parse(JSON.parse(text));
+    } catch {
+      return undefined;
+    }
+  };
   const readAll = async (): Promise<Silence[]> => {
     let flat: Record<string, string>;
     try {
@@ -92,15 +100,7 @@ export function createSilenceStore(redis: RedisClient, prefix: string): SilenceS
     } catch (error) {
       throw new StoreUnavailableError('redis', `silences: ${errorMessage(error)}`, error);
     }
-    const silences: Silence[] = [];
-    for (const text of Object.values(flat)) {
-      try {
-        silences.push(silenceSchema.parse(JSON.parse(text)));
-      } catch {
-        // Not one of ours (written by hand, or by a newer version): ignored rather than trusted.
-      }
-    }
-    return silences;
+    return Object.values(flat).flatMap((text) => parse(text) ?? []);
   };
   const write = async (silence: Silence): Promise<void> => {
     try {
@@ -145,7 +145,13 @@ export function createSilenceStore(redis: RedisClient, prefix: string): SilenceS
       return (await readAll()).filter((silence) => silenceInForce(silence, nowMs));
     },
     async expire(id, nowMs) {
-      const silence = (await readAll()).find((item) => item.id === id);
+      let text: string | null;
+      try {
+        text = await redis.hget(key, id);
+      } catch (error) {
+        throw new StoreUnavailableError('redis', `silences: ${errorMessage(error)}`, error);
+      }
+      const silence = text === null ? undefined : parse(text);
       if (silence === undefined || !silenceInForce(silence, nowMs)) return false;
       await write({ ...silence, endsAt: new Date(nowMs).toISOString() });
       return true;

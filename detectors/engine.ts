@@ -121,14 +121,18 @@ function groupKey(input: DetectionInput, fields: readonly string[]): { key: Reco
  * application); else the consumer; else the event itself.
  */
 export function defaultKey(input: DetectionInput): { key: Record<string, string>; keyText: string } {
+  const [userField, ipField, consumerField] = DEFAULT_KEY_FIELDS;
   if (inputIdentity(input) === 'proven') {
-    const user = groupKey(input, ['actor.userId']);
+    const user = groupKey(input, [userField]);
     if (user) return user;
   }
   const ip = inputIp(input);
-  if (ip !== undefined) return { key: { 'client.ip': ip }, keyText: `client.ip=${ip}` };
-  return groupKey(input, ['actor.consumerId']) ?? { key: {}, keyText: `event=${input.event.id}` };
+  if (ip !== undefined) return { key: { [ipField]: ip }, keyText: `${ipField}=${ip}` };
+  return groupKey(input, [consumerField]) ?? { key: {}, keyText: `event=${input.event.id}` };
 }
+
+/** The fields {@link defaultKey} files a stateless detection under, most specific first: its user, its IP, its consumer. */
+export const DEFAULT_KEY_FIELDS = ['actor.userId', 'client.ip', 'actor.consumerId'] as const;
 
 /** A stateless detection's key: its rule's `groupBy` when the event has every field, else {@link defaultKey}. */
 function statelessKey(input: DetectionInput, groupBy: readonly string[]): { key: Record<string, string>; keyText: string } {

@@ -3,8 +3,20 @@
  * (a penetration test from known addresses, a load test on one endpoint), and lists or ends them.
  * The alerter reads them at every batch that changes alerts (detectors/alerting/silences.ts).
  */
-import { MAX_SILENCE_MS, SilenceError, createSilenceStore, describeSilence, durationSchema, silenceInForce } from '../detectors';
-import { createLogger, createRedis, secretsOf, type Config, type RedisClient } from '../platform';
+import {
+  DEFAULT_RULES_PATH,
+  MAX_SILENCE_MS,
+  RuleSetError,
+  SilenceError,
+  createSilenceStore,
+  describeSilence,
+  durationSchema,
+  loadRuleSet,
+  silenceInForce,
+  silenceVocabularyOf,
+  type SilenceVocabulary,
+} from '../detectors';
+import { createLogger, createRedis, errorMessage, secretsOf, type Config, type RedisClient } from '../platform';
 
 /** The usage text of `vigil silences`. */
 export const SILENCES_USAGE = `usage: vigil silences add --match FIELD=VALUE [--match FIELD=VALUE ...] [--rule ID] --for DURATION --comment TEXT
@@ -15,8 +27,10 @@ export const SILENCES_USAGE = `usage: vigil silences add --match FIELD=VALUE [--
 A silence holds back the notifications of the alerts it matches, from now for DURATION (30s, 15m,
 2h, 3d; at most 30d): each FIELD=VALUE must be in the alert's key or among its entities
 (client.ip=203.0.113.7, actor.userId=u-17, invocation.route=/v1/login), and the rule, when given,
-among its rules. The alerts are still opened, grouped and indexed; a resolve still closes a page
-opened before the silence. list shows the silences, the ones in force first; expire ends one now.`;
+among its rules. Rule ids and fields are checked against the rules this configuration loads
+(VIGIL_RULES_PATH, else the default pack): a typo would silence nothing. The alerts are still
+opened, grouped and indexed; a resolve still closes a page opened before the silence. list shows
+the silences, the ones in force first; expire ends one now.`;
 
 /** A parsed `vigil silences` command line. */
 export type SilencesCommand =
@@ -87,6 +101,25 @@ export interface SilencesContext {
   redis?: RedisClient;
   now?: () => number;
   out?: (line: string) => void;
+  /** What a silence may name. @defaultValue the rules `config` loads ({@link configuredVocabulary}) */
+  vocabulary?: SilenceVocabulary;
+}
+
+/**
+ * What a silence may name under the rules `config` loads (as `vigil run` loads them). Undefined,
+ * with a warning, when they can't be loaded: the check guards against typos, and on-call must
+ * still be able to silence while a rule file is being fixed.
+ */
+export function configuredVocabulary(config: Config, warn: (line: string) => void): SilenceVocabulary | undefined {
+  const paths = config.detection.rulesPaths ?? [DEFAULT_RULES_PATH];
+  const source = config.detection.rulesPaths === undefined ? 'the default rule pack' : `the rules in ${paths.join(', ')} (VIGIL_RULES_PATH)`;
+  try {
+    return silenceVocabularyOf(loadRuleSet(paths, { lists: config.detection.listsPaths ?? [] }).rules, source);
+  } catch (error) {
+    const reason = error instanceof RuleSetError ? `${error.problems.length} problem(s), the first: ${error.problems[0]?.file ?? ''} ${error.problems[0]?.message ?? ''}` : errorMessage(error);
+    warn(`vigil silences: ${source} could not be loaded (${reason}); the silence's rule and fields are not checked`);
+    return undefined;
+  }
 }
 
 /** `vigil silences ...`: returns the exit code (2 for a command line that does not parse, 1 for no such silence). */
@@ -112,7 +145,7 @@ export async function runSilences(args: readonly string[], contextOf: SilencesCo
     const store = createSilenceStore(redis, config.redis.prefix);
     if (command.command === 'add') {
       try {
-        const silence = await store.add(command, now);
+        const silence = await store.add(command, now, context.vocabulary ?? configuredVocabulary(config, (line) => console.error(line)));
         out(`silence ${silence.id}: notifications of matching alerts held back until ${silence.endsAt}`);
         out(`  ${describeSilence(silence, now)}`);
         return 0;

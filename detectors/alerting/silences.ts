@@ -7,8 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { StoreUnavailableError, errorMessage, type RedisClient } from '../../platform';
+import { StoreUnavailableError, errorMessage, nearest, type RedisClient } from '../../platform';
 import type { Alert } from '../../schemas';
+import { DEFAULT_KEY_FIELDS } from '../engine';
+import type { CompiledRuleOf } from '../rule-type';
 import { alertKeys } from '../state';
 
 /** A field name as an alert's key writes it: no spaces, no "=". */
@@ -44,6 +46,44 @@ export class SilenceError extends Error {
   }
 }
 
+/**
+ * What a silence can match under a rule set: its rule ids, and the fields an alert's key or
+ * entities can hold (every rule's `groupBy`, and the user, IP and consumer a detection without
+ * one is filed under). A silence naming anything else would silence nothing while pages go on.
+ */
+export interface SilenceVocabulary {
+  rules: ReadonlySet<string>;
+  fields: ReadonlySet<string>;
+  /** Where the rules came from, for the error (`the default pack`, the rule files). */
+  source: string;
+}
+
+/** The {@link SilenceVocabulary} of a loaded rule set. */
+export function silenceVocabularyOf(rules: readonly Pick<CompiledRuleOf, 'rule' | 'groupBy'>[], source: string): SilenceVocabulary {
+  return {
+    rules: new Set(rules.map(({ rule }) => rule.id)),
+    fields: new Set([...DEFAULT_KEY_FIELDS, ...rules.flatMap(({ groupBy }) => groupBy)]),
+    source,
+  };
+}
+
+/** Why a silence names a rule or a field no alert of `vocabulary`'s rules can have, or undefined when it names none. */
+export function unknownToRules(silence: Pick<Silence, 'matchers' | 'rule'>, vocabulary: SilenceVocabulary): string | undefined {
+  const problems: string[] = [];
+  if (silence.rule !== undefined && !vocabulary.rules.has(silence.rule)) {
+    const near = nearest(silence.rule, vocabulary.rules, 3, { ignoreCase: true });
+    problems.push(`no rule "${silence.rule}" in ${vocabulary.source}${near === undefined ? ` (its rules: ${[...vocabulary.rules].sort().join(', ')})` : `; did you mean ${near}?`}`);
+  }
+  for (const field of Object.keys(silence.matchers)) {
+    if (vocabulary.fields.has(field)) continue;
+    const near = nearest(field, vocabulary.fields, 3, { ignoreCase: true });
+    problems.push(
+      `no alert of ${vocabulary.source} has ${field} in its key or entities${near === undefined ? '' : `; did you mean ${near}?`} (they have ${[...vocabulary.fields].sort().join(', ')})`,
+    );
+  }
+  return problems.length === 0 ? undefined : `${problems.join('; ')}: the silence would hold back nothing`;
+}
+
 /** Whether a silence is in force at `nowMs` (wall clock). */
 export function silenceInForce(silence: Pick<Silence, 'startsAt' | 'endsAt'>, nowMs: number): boolean {
   return Date.parse(silence.startsAt) <= nowMs && nowMs < Date.parse(silence.endsAt);
@@ -72,8 +112,11 @@ export function describeSilence(silence: Silence, nowMs: number): string {
 
 /** Silences in Redis. */
 export interface SilenceStore {
-  /** Makes a silence from now for `forMs`; throws {@link SilenceError} naming what is wrong. */
-  add(input: { matchers: Record<string, string>; rule?: string; forMs: number; comment: string }, nowMs: number): Promise<Silence>;
+  /**
+   * Makes a silence from now for `forMs`; throws {@link SilenceError} naming what is wrong, a rule
+   * or field `vocabulary` (when given) does not know among it.
+   */
+  add(input: { matchers: Record<string, string>; rule?: string; forMs: number; comment: string }, nowMs: number, vocabulary?: SilenceVocabulary): Promise<Silence>;
   /** Every silence kept, the ones in force first, then by end. Ended ones older than {@link ENDED_SILENCE_KEPT_MS} are dropped. */
   list(nowMs: number): Promise<Silence[]>;
   /** The silences in force at `nowMs`. */
@@ -110,10 +153,12 @@ export function createSilenceStore(redis: RedisClient, prefix: string): SilenceS
     }
   };
   return {
-    async add(input, nowMs) {
+    async add(input, nowMs, vocabulary) {
       if (Object.keys(input.matchers).length === 0 && input.rule === undefined) throw new SilenceError('a silence needs at least one --match FIELD=VALUE or a --rule: it would silence every alert');
       const badField = Object.keys(input.matchers).find((field) => !FIELD_NAME.test(field));
       if (badField !== undefined) throw new SilenceError(`"${badField}" is not a field name: it holds a space or "=" (a field is written as in an alert's key, e.g. client.ip)`);
+      const unknown = vocabulary === undefined ? undefined : unknownToRules(input, vocabulary);
+      if (unknown !== undefined) throw new SilenceError(unknown);
       if (!(input.forMs > 0) || input.forMs > MAX_SILENCE_MS) throw new SilenceError(`a silence lasts more than 0 and at most 30d, not ${input.forMs} ms`);
       const parsed = silenceSchema.safeParse({
         id: randomUUID(),

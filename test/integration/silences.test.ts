@@ -55,4 +55,29 @@ describe('vigil silences', () => {
     }
     expect(errors).toStrictEqual(['vigil silences: "client ip" is not a field name: it holds a space or "=" (a field is written as in an alert\'s key, e.g. client.ip)']);
   });
+
+  it('refuses a rule or field the configured rules never put in an alert (a typo would silence nothing), and still silences when the rules cannot be loaded', async () => {
+    const now = Date.parse('2026-12-05T12:00:00.000Z');
+    const store = createSilenceStore(redis, config.redis.prefix);
+    const before = (await store.list(now)).length;
+    const errors: string[] = [];
+    const spy = jest.spyOn(console, 'error').mockImplementation((line: string) => void errors.push(line));
+    try {
+      const context = { config, redis, now: () => now, out: () => undefined };
+      expect(await runSilences(['add', '--match', 'client.iq=203.0.113.7', '--for', '1h', '--comment', 'x'], context)).toBe(2);
+      expect(await runSilences(['add', '--rule', 'credential-stufing', '--for', '1h', '--comment', 'x'], context)).toBe(2);
+      expect(await store.list(now)).toHaveLength(before);
+      expect(errors[0]).toMatch(/^vigil silences: no alert of the default rule pack has client\.iq in its key or entities; did you mean client\.ip\? /);
+      expect(errors[1]).toBe('vigil silences: no rule "credential-stufing" in the default rule pack; did you mean credential-stuffing?: the silence would hold back nothing');
+
+      // A rule path that is not there: the silence is made unchecked, and the warning says why.
+      errors.length = 0;
+      const broken = { ...config, detection: { ...config.detection, rulesPaths: ['/nonexistent/rules'] } };
+      expect(await runSilences(['add', '--match', 'client.iq=203.0.113.7', '--for', '1h', '--comment', 'x'], { ...context, config: broken })).toBe(0);
+      expect(errors).toStrictEqual([expect.stringMatching(/^vigil silences: the rules in \/nonexistent\/rules \(VIGIL_RULES_PATH\) could not be loaded \(.*no such file or folder.*\); the silence's rule and fields are not checked$/)]);
+      expect(await store.list(now)).toHaveLength(before + 1);
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });

@@ -1,4 +1,4 @@
-import { describeSilence, silenceInForce, silenceMatches, type Silence } from '../../detectors';
+import { DEFAULT_RULES_PATH, describeSilence, loadRuleSet, silenceInForce, silenceMatches, silenceVocabularyOf, unknownToRules, type Silence } from '../../detectors';
 import { parseSilencesArgs } from '../../scripts/silences';
 
 describe('parseSilencesArgs', () => {
@@ -70,5 +70,34 @@ describe('silences', () => {
     expect(silenceInForce(silence(), at('2026-12-05T12:00:00.000Z'))).toBe(false);
     expect(describeSilence(silence({ rule: 'credential-stuffing' }), at('2026-12-05T11:00:00Z'))).toBe('s-1  active until 2026-12-05T12:00:00.000Z  client.ip=203.0.113.7, rule credential-stuffing  (pen test)');
     expect(describeSilence(silence(), at('2026-12-05T13:00:00Z'))).toBe('s-1  ended 2026-12-05T12:00:00.000Z  client.ip=203.0.113.7  (pen test)');
+  });
+});
+
+describe('what a silence may name', () => {
+  const vocabulary = silenceVocabularyOf(loadRuleSet([DEFAULT_RULES_PATH]).rules, 'the default rule pack');
+
+  it('knows the rules of the set and the fields their alerts are keyed on, the default keys included', () => {
+    expect(vocabulary.rules.has('credential-stuffing')).toBe(true);
+    // The default pack's groupBy fields, and the user, IP and consumer of a stateless detection without one.
+    expect([...vocabulary.fields].sort()).toStrictEqual(['actor.consumerId', 'actor.userId', 'client.ip', 'invocation.resource.api', 'invocation.route']);
+    expect(silenceVocabularyOf([{ rule: { id: 'r' } as never, groupBy: ['client.geo.country_iso_code'] }], 'x').fields.has('client.geo.country_iso_code')).toBe(true);
+  });
+
+  it('accepts what the rules can produce', () => {
+    expect(unknownToRules({ matchers: { 'client.ip': '203.0.113.7', 'invocation.route': '/v1/login' }, rule: 'credential-stuffing' }, vocabulary)).toBeUndefined();
+    expect(unknownToRules({ matchers: {}, rule: 'credential-stuffing' }, vocabulary)).toBeUndefined();
+  });
+
+  it('names a misspelt rule or field, with the nearest it knows, and every problem at once', () => {
+    expect(unknownToRules({ matchers: {}, rule: 'credential-stufing' }, vocabulary)).toBe(
+      'no rule "credential-stufing" in the default rule pack; did you mean credential-stuffing?: the silence would hold back nothing',
+    );
+    expect(unknownToRules({ matchers: { 'client.iq': '203.0.113.7', 'source.ip': '203.0.113.7' }, rule: 'nothing-like-it-at-all' }, vocabulary)).toBe(
+      [
+        `no rule "nothing-like-it-at-all" in the default rule pack (its rules: ${[...vocabulary.rules].sort().join(', ')})`,
+        'no alert of the default rule pack has client.iq in its key or entities; did you mean client.ip? (they have actor.consumerId, actor.userId, client.ip, invocation.resource.api, invocation.route)',
+        'no alert of the default rule pack has source.ip in its key or entities (they have actor.consumerId, actor.userId, client.ip, invocation.resource.api, invocation.route): the silence would hold back nothing',
+      ].join('; '),
+    );
   });
 });

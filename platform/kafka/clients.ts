@@ -36,7 +36,9 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
         // A new topic's partitions answer "not the leader" for a moment, which untilServing waits
-        // out on purpose: kafkajs logs each such answer as an error, a user would read a failure.
+        // out on purpose, and a broker just started has no group coordinator for a moment, which
+        // kafkajs waits out itself: kafkajs logs each such answer as an error, a user would read a
+        // failure. One that lasts ends in an error thrown to Vigil, which says so.
         if (level <= kafkaLogLevel.ERROR && !isExpectedRefusal(message, fields)) log.error(fields, message);
         else if (level === kafkaLogLevel.WARN) log.warn(fields, message);
         else log.debug(fields, message);
@@ -44,9 +46,16 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
   });
 }
 
-/** kafkajs's log of a ListOffsets answer "not the leader": what a topic created a moment before answers. */
-function isExpectedRefusal(message: string, fields: Record<string, unknown>): boolean {
-  return message.startsWith('Response ListOffsets') && typeof fields.error === 'string' && fields.error.includes('not the leader');
+/**
+ * Whether kafkajs logs, as an error, an answer that is expected for a moment and retried: a
+ * ListOffsets "not the leader" (a topic created a moment before) or a GroupCoordinator "not
+ * available" / "loading" (a broker just started, its offsets topic being created or loaded).
+ */
+export function isExpectedRefusal(message: string, fields: Record<string, unknown>): boolean {
+  const error = typeof fields.error === 'string' ? fields.error : '';
+  if (message.startsWith('Response ListOffsets')) return error.includes('not the leader');
+  if (message.startsWith('Response GroupCoordinator')) return error === 'The group coordinator is not available' || error.startsWith('The coordinator is loading');
+  return false;
 }
 
 const DEAD_LETTER_RETENTION_MS = 30 * 24 * 3600 * 1000;

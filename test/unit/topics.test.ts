@@ -1,5 +1,5 @@
 import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, type Kafka } from 'kafkajs';
-import { createKafka, createLogger, ensureTopicStates, kafkaHint, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
+import { createKafka, createLogger, ensureTopicStates, isExpectedRefusal, kafkaHint, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -117,6 +117,18 @@ describe('untilServing: a topic whose leaders are known, until they serve its pa
     const never = untilServing({ fetchTopicOffsets: (topic: string) => (topic === 'b' ? Promise.reject(notLeader()) : Promise.resolve(offsets)) }, ['a', 'b'], { everyMs: 1, timeoutMs: 20 });
     await expect(never).rejects.toMatchObject({ retriable: true, store: 'kafka' });
     await expect(never).rejects.toThrow(/not serving after 20 ms \(NOT_LEADER_FOR_PARTITION\): b$/);
+  });
+});
+
+describe('isExpectedRefusal: what kafkajs logs as an error but is expected for a moment, and retried', () => {
+  it('is "not the leader" of a new topic and a broker just started without its group coordinator; nothing else', () => {
+    expect(isExpectedRefusal('Response ListOffsets(key: 2, version: 4)', { error: 'This server is not the leader for that topic-partition' })).toBe(true);
+    // kafkajs 2.2.4's text of GROUP_COORDINATOR_NOT_AVAILABLE and GROUP_LOAD_IN_PROGRESS, as the demo's first start on a fresh broker logged them.
+    expect(isExpectedRefusal('Response GroupCoordinator(key: 10, version: 2)', { error: 'The group coordinator is not available', correlationId: 2 })).toBe(true);
+    expect(isExpectedRefusal('Response GroupCoordinator(key: 10, version: 2)', { error: "The coordinator is loading and hence can't process requests for this group" })).toBe(true);
+    expect(isExpectedRefusal('Response GroupCoordinator(key: 10, version: 2)', { error: 'Not authorized to access group' })).toBe(false);
+    expect(isExpectedRefusal('Response Fetch(key: 1, version: 11)', { error: 'The group coordinator is not available' })).toBe(false);
+    expect(isExpectedRefusal('Response ListOffsets(key: 2, version: 4)', {})).toBe(false);
   });
 });
 

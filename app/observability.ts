@@ -118,12 +118,25 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   }
 
   // From the bus.
-  const consumed = new Counter({ name: 'vigil_messages_consumed_total', help: 'Kafka messages handled and committed, by component and topic (events in, for the ingest component).', labelNames: ['component', 'topic'], registers });
+  const consumed = new Counter({ name: 'vigil_messages_consumed_total', help: 'Kafka messages handled, their offsets committed or (fetching ahead) the commit queued, by component and topic (events in, for the ingest component).', labelNames: ['component', 'topic'], registers });
   const pauses = new Counter({ name: 'vigil_partition_pauses_total', help: 'Partitions paused because a store pushed back, by component and topic.', labelNames: ['component', 'topic'], registers });
   const stageSeconds = new Histogram({ name: 'vigil_pipeline_stage_duration_seconds', help: 'Time of each ingest stage per chunk; stage="index" is the bulk latency.', labelNames: ['stage'], buckets: BUCKETS, registers });
   const roundTrips = new Counter({ name: 'vigil_state_round_trips_total', help: 'Redis round trips of rule state, claims, correlation and alert state, by operation and whether Redis answered.', labelNames: ['operation', 'reached'], registers });
   const roundTripSeconds = new Histogram({ name: 'vigil_state_round_trip_duration_seconds', help: 'Duration of the state round trips.', labelNames: ['operation'], buckets: BUCKETS, registers });
-  const lag = new Gauge({ name: 'vigil_consumer_lag', help: 'Messages of a partition behind the last batch fetched from it.', labelNames: ['component', 'topic', 'partition'], registers });
+  const lag = new Gauge({ name: 'vigil_consumer_lag', help: 'Messages of a partition behind the last batch fetched from it, for the partitions the consumer holds.', labelNames: ['component', 'topic', 'partition'], registers });
+  // The lag series each component set, so that a partition it no longer holds (a rebalance gave
+  // it to another instance) or a consumer stopped stops being reported: a stale series would be
+  // summed with the new holder's by a `sum by (topic)` alert.
+  const lagSeries = new Map<string, Map<string, { topic: string; partition: string }>>();
+  const dropLag = (component: string, keep: (topic: string, partition: string) => boolean): void => {
+    const series = lagSeries.get(component);
+    if (series === undefined) return;
+    for (const [key, { topic, partition }] of series) {
+      if (keep(topic, partition)) continue;
+      lag.remove({ component, topic, partition });
+      series.delete(key);
+    }
+  };
   const unsubscribe = [
     instrumentation.on('runner.chunk', ({ component, topic, messages }) => consumed.inc({ component, topic }, messages)),
     instrumentation.on('runner.pause', ({ component, topic }) => pauses.inc({ component, topic })),
@@ -132,7 +145,17 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       roundTrips.inc({ operation, reached: String(reached) });
       roundTripSeconds.observe({ operation }, durationMs / 1000);
     }),
-    instrumentation.on('consumer.lag', ({ component, topic, partition, lag: behind }) => lag.set({ component, topic, partition: String(partition) }, behind)),
+    instrumentation.on('consumer.lag', ({ component, topic, partition, lag: behind }) => {
+      const labels = { component, topic, partition: String(partition) };
+      lag.set(labels, behind);
+      let series = lagSeries.get(component);
+      if (series === undefined) lagSeries.set(component, (series = new Map<string, { topic: string; partition: string }>()));
+      series.set(`${topic}\u0000${labels.partition}`, { topic, partition: labels.partition });
+    }),
+    instrumentation.on('consumer.assigned', ({ component, assignment }) => dropLag(component, (topic, partition) => (assignment[topic] ?? []).includes(Number(partition)))),
+    instrumentation.on('consumer.state', ({ component, state }) => {
+      if (state === 'stopped' || state === 'failed') dropLag(component, () => false);
+    }),
   ];
 
   // From the parts' stats(), at scrape time.
@@ -140,7 +163,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   // restarting stays one series, so an alert's `for:` on `== 0` keeps counting.
   new Gauge({
     name: 'vigil_consumer_up',
-    help: 'Whether each supervised consumer is running (1) or not (0: starting, restarting, failed, stopped).',
+    help: 'Whether each supervised consumer is running (1) or not (0: created, starting, restarting, failed, stopped).',
     labelNames: ['component', 'group'],
     registers,
     collect() {
@@ -150,7 +173,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   });
   new Gauge({
     name: 'vigil_consumer_state',
-    help: 'The state each supervised consumer is in: 1 on the series of its current state (starting, running, restarting, failed, stopped).',
+    help: 'The state each supervised consumer is in: 1 on the series of its current state (created, starting, running, restarting, failed, stopped).',
     labelNames: ['component', 'group', 'state'],
     registers,
     collect() {

@@ -28,6 +28,8 @@ export interface InstrumentationEvents {
   'consumer.state': { component: string; groupId: string; state: 'created' | 'starting' | 'running' | 'restarting' | 'failed' | 'stopped'; error?: unknown };
   /** After a batch: how many messages of the partition were behind it when it was fetched (kafkajs's `offsetLag`). */
   'consumer.lag': { component: string; topic: string; partition: number; lag: number };
+  /** At every join of the group (the first, each rebalance): the partitions the consumer now holds, by topic. */
+  'consumer.assigned': { component: string; groupId: string; assignment: Readonly<Record<string, readonly number[]>> };
 }
 
 /** The stages of the ingest pipeline, in the order a chunk meets them. */

@@ -150,8 +150,10 @@ export function createConsumerSupervisor(options: ConsumerSupervisorOptions): Co
       }
     }
 
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      if (!disconnecting) setState('running');
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (disconnecting) return;
+      setState('running');
+      instrumentation?.emit('consumer.assigned', { component, groupId: config.groupId, assignment: payload.memberAssignment });
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => onCrash(payload.error));
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {

@@ -30,7 +30,7 @@ class FakeConsumer {
   run(): Promise<void> {
     this.runs++;
     const outcome = this.onRun;
-    if (outcome === 'join') this.emit(EVENTS.GROUP_JOIN, {});
+    if (outcome === 'join') this.emit(EVENTS.GROUP_JOIN, { memberAssignment: { events: [0, 2] } });
     else this.emit(EVENTS.CRASH, { error: outcome.crash, groupId: this.config.groupId, restart: false });
     return Promise.resolve();
   }
@@ -146,6 +146,14 @@ describe('createConsumerSupervisor', () => {
     other.fake.emit(EVENTS.CRASH, { error: new Error('crash while stopping'), groupId: 'group-1', restart: false });
     await sleep(10);
     expect(other.fake.runs).toBe(1);
+  });
+
+  it('reports each join with the partitions it holds on the bus (the lag of the others is dropped)', async () => {
+    const { consumer, instrumentation } = setUp();
+    const assigned: unknown[] = [];
+    instrumentation.on('consumer.assigned', (payload) => assigned.push(payload));
+    await consumer.run({ eachBatch: () => Promise.resolve() });
+    expect(assigned).toEqual([{ component: 'ingest', groupId: 'group-1', assignment: { events: [0, 2] } }]);
   });
 
   it('reports each batch lag on the bus', () => {

@@ -132,6 +132,31 @@ describe('/metrics', () => {
     }
   });
 
+  it('reports the lag of the partitions a consumer holds: a rebalance drops the ones it gave away, a stop or failure all of its own', async () => {
+    const instrumentation = new Instrumentation();
+    const observability = createObservability(everySource(instrumentation));
+    const lagged = async (): Promise<string[]> => (await observability.registry.metrics()).split('\n').filter((line) => line.startsWith('vigil_consumer_lag{'));
+    try {
+      for (const partition of [0, 1, 2]) instrumentation.emit('consumer.lag', { component: 'ingest', topic: 'p', partition, lag: 10 + partition });
+      instrumentation.emit('consumer.lag', { component: 'ingest', topic: 'i', partition: 1, lag: 5 });
+      instrumentation.emit('consumer.lag', { component: 'alerting', topic: 'd', partition: 0, lag: 7 });
+      expect(await lagged()).toHaveLength(5);
+      // A second instance joined: this one keeps partition 1 of each topic.
+      instrumentation.emit('consumer.assigned', { component: 'ingest', groupId: 'g', assignment: { p: [1], i: [1] } });
+      expect(await lagged()).toStrictEqual(['vigil_consumer_lag{component="ingest",topic="p",partition="1"} 11', 'vigil_consumer_lag{component="ingest",topic="i",partition="1"} 5', 'vigil_consumer_lag{component="alerting",topic="d",partition="0"} 7']);
+      // Given back by a later rebalance, a partition is reported again from its next batch.
+      instrumentation.emit('consumer.lag', { component: 'ingest', topic: 'p', partition: 2, lag: 3 });
+      instrumentation.emit('consumer.state', { component: 'ingest', groupId: 'g', state: 'stopped' });
+      expect(await lagged()).toStrictEqual(['vigil_consumer_lag{component="alerting",topic="d",partition="0"} 7']);
+      instrumentation.emit('consumer.state', { component: 'alerting', groupId: 'a', state: 'restarting' });
+      expect(await lagged()).toHaveLength(1);
+      instrumentation.emit('consumer.state', { component: 'alerting', groupId: 'a', state: 'failed' });
+      expect(await lagged()).toStrictEqual([]);
+    } finally {
+      await observability.close();
+    }
+  });
+
   it('counts rule evaluations per rule, beside the detections per rule', async () => {
     const observability = createObservability(everySource(new Instrumentation()));
     try {

@@ -39,6 +39,7 @@ import {
   createElasticsearch,
   createLifecycle,
   ensureTopics,
+  topicPlanOf,
   createLogger,
   secretsOf,
   verifyConnections,
@@ -426,7 +427,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     ? createHttpIntake({
         kafka,
         topic: config.intake.topic,
-        partitions: config.topics.partitions,
+        topicSettings: topicPlanOf(config, config.intake.topic),
         token: intakeToken,
         maxBodyBytes: config.intake.maxBodyBytes,
         maxBodiesBytes: config.intake.maxBodiesBytes,

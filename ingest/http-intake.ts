@@ -11,7 +11,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
-import { closeServer, createProducer, errorMessage, listenOn, untilReady, type Logger } from '../platform';
+import { closeServer, createProducer, errorMessage, listenOn, untilReady, type Logger, type TopicPlan } from '../platform';
 import { deadLetterBatches } from './dead-letter';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
@@ -24,8 +24,11 @@ export interface HttpIntakeOptions {
   kafka: Kafka;
   /** The raw topic, e.g. `vigil.raw.kong`; created at start when missing. */
   topic: string;
-  /** Partitions of the raw topic if the intake creates it. */
-  partitions: number;
+  /**
+   * How the raw topic is created when missing: the partitions, replicas and retention
+   * configuration gives every topic Vigil creates (`topicPlans(config, [topic])`).
+   */
+  topicSettings: Pick<TopicPlan, 'numPartitions' | 'replicationFactor' | 'configEntries'>;
   /** The shared token the gateway sends as `Authorization: Bearer <token>`. */
   token: string;
   maxBodyBytes: number;
@@ -385,8 +388,9 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
           if (!(await admin.listTopics()).includes(options.topic)) {
             // Not kafkajs's `waitForLeaders`: a partition with a leader may not take writes yet, and a
             // batch written then could land twice (see untilReady).
-            await admin.createTopics({ waitForLeaders: false, topics: [{ topic: options.topic, numPartitions: options.partitions, replicationFactor: 1 }] });
-            await untilReady(admin, [{ topic: options.topic, numPartitions: options.partitions }]);
+            const { numPartitions, replicationFactor, configEntries } = options.topicSettings;
+            await admin.createTopics({ waitForLeaders: false, topics: [{ topic: options.topic, numPartitions, replicationFactor, configEntries: [...configEntries] }] });
+            await untilReady(admin, [{ topic: options.topic, numPartitions }]);
           }
         } finally {
           await admin.disconnect();

@@ -29,7 +29,8 @@ export async function runTopics(args: readonly string[], config: Config): Promis
   // for less or for more detail (debug, trace). Read from the configuration: a blank LOG_LEVEL is the default.
   const level = config.logLevel === 'info' ? 'warn' : config.logLevel;
   const kafka = createKafka(config, createLogger({ level, secrets: secretsOf(config) }), `${config.kafka.clientId}-topics`);
-  const states = await ensureTopicStates(kafka, config);
+  // The intake's raw topic too, where this configuration runs it (VIGIL_INTAKE_TOKEN set).
+  const states = await ensureTopicStates(kafka, config, config.intake.token === undefined ? [] : [config.intake.topic]);
   for (const line of describeTopics(states)) console.log(line);
   return 0;
 }

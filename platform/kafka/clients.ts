@@ -93,6 +93,14 @@ export function topicPlans(config: Config, extra: readonly string[] = []): Topic
   });
 }
 
+/** The {@link TopicPlan} of one topic, Vigil's own or another it creates (the intake's raw topic). */
+export function topicPlanOf(config: Config, topic: string): TopicPlan {
+  const plan = topicPlans(config, [topic]).find((candidate) => candidate.topic === topic);
+  // topicPlans lists every topic it is given.
+  if (plan === undefined) throw new Error(`no topic plan for ${topic}`);
+  return plan;
+}
+
 /** What {@link ensureTopics} found and did, topic by topic. */
 export interface TopicState {
   topic: string;

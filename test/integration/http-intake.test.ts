@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ConfigResourceTypes } from 'kafkajs';
 import { request } from 'node:http';
 import type { Vigil } from '../../app';
 import { createVigil } from '../../app';
@@ -51,7 +52,7 @@ describe('the HTTP intake for Kong http-log', () => {
 
   beforeAll(async () => {
     topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;
-    stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_MAX_BODY_BYTES: '8192', VIGIL_INTAKE_MAX_BODIES_BYTES: '16384', VIGIL_INTAKE_BURST: '100' }));
+    stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_INTAKE_MAX_BODY_BYTES: '8192', VIGIL_INTAKE_MAX_BODIES_BYTES: '16384', VIGIL_INTAKE_BURST: '100', VIGIL_TOPIC_RETENTION_MS: '172800000', VIGIL_TOPIC_PARTITIONS: '2' }));
     vigil = createVigil(stack.config, { roles: ['intake'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, http: false, intakeHttp: { host: '127.0.0.1', port: 0 } });
     await vigil.start();
     const address = vigil.intakeAddress();
@@ -78,6 +79,20 @@ describe('the HTTP intake for Kong http-log', () => {
     expect(vigil.intake?.stats()).toMatchObject({ accepted: 2, records: 4 });
     expect(await vigil.metrics.getSingleMetricAsString('vigil_intake_records_total')).toContain('vigil_intake_records_total 4');
     expect(await vigil.metrics.getSingleMetricAsString('vigil_intake_requests_total')).toContain('vigil_intake_requests_total{outcome="accepted"} 2');
+  });
+
+  it('created its raw topic as configuration creates every topic: the partitions and the retention (the replicas too; one broker here)', async () => {
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    try {
+      const [metadata] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+      expect(metadata?.partitions).toHaveLength(2);
+      // Not the broker's own default (24 h in the local stack).
+      const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }] });
+      expect(described.resources[0]?.configEntries.find((entry) => entry.configName === 'retention.ms')?.configValue).toBe('172800000');
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('answers 401 to a wrong or missing token and produces nothing', async () => {

@@ -18,6 +18,7 @@ import {
   type ConsumerStatus,
   type Logger,
 } from '../platform';
+import { createObservability, type HttpListen } from './observability';
 
 /**
  * The adapter settings `VIGIL_ADAPT_*` describe. `vigil adapt` needs a service name and a group
@@ -53,6 +54,11 @@ export interface AdaptOptions {
   kafka?: Kafka;
   instrumentation?: Instrumentation;
   clock?: () => Date;
+  /**
+   * Where to serve `/healthz`, `/readyz` (Kafka reachable, the consumer running) and `/metrics`,
+   * as `vigil run` does; the CLI passes `VIGIL_HTTP_HOST`/`VIGIL_HTTP_PORT`. @defaultValue not served
+   */
+  http?: HttpListen;
 }
 
 /** A built `vigil adapt`. */
@@ -65,6 +71,8 @@ export interface Adapt {
   /** Resolves when the consumer crashed past its restart budget; see `Vigil.failure`. */
   readonly failure: Promise<ConsumerFailedError>;
   consumers(): ConsumerStatus[];
+  /** Where health and metrics are served, once started with `http`. */
+  httpAddress(): HttpListen | undefined;
 }
 
 /**
@@ -95,11 +103,40 @@ export function createAdapt(config: Config, options: AdaptOptions): Adapt {
     instrumentation,
     ...(options.clock ? { clock: options.clock } : {}),
   });
+  const observability = options.http
+    ? createObservability({
+        instrumentation,
+        kafka,
+        logger,
+        consumers: () => supervisor.statuses(),
+        adapt: () => consumer.stats(),
+        started: () => running,
+        uses: { elasticsearch: false, redis: false },
+      })
+    : undefined;
+  let httpAddress: HttpListen | undefined;
+  /** Started and not stopping: what /readyz waits for. */
+  let running = false;
   const lifecycle = createLifecycle('vigil adapt', {
-    start: () => consumer.start(),
+    async start() {
+      // First: /healthz answers while the consumer joins its group.
+      if (observability && options.http) httpAddress = await observability.listen(options.http);
+      try {
+        await consumer.start();
+      } catch (error) {
+        await observability?.close();
+        throw error;
+      }
+      running = true;
+    },
     async stop() {
+      running = false;
       supervisor.stop();
-      await consumer.stop();
+      try {
+        await consumer.stop();
+      } finally {
+        await observability?.close();
+      }
     },
   });
   return {
@@ -110,5 +147,6 @@ export function createAdapt(config: Config, options: AdaptOptions): Adapt {
     stats: () => consumer.stats(),
     failure: supervisor.failed,
     consumers: () => supervisor.statuses(),
+    httpAddress: () => httpAddress,
   };
 }

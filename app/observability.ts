@@ -11,15 +11,17 @@ import type { RedisClient } from '../platform';
 import type { Admin, Kafka } from 'kafkajs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AlerterStats, DestinationStats, DetectionStats, NotifierStats, OutboxStats } from '../detectors';
-import type { GeoDatabase, IngestStats, IntakeStats } from '../ingest';
+import type { AdaptStats, GeoDatabase, IngestStats, IntakeStats } from '../ingest';
 import { closeServer, errorMessage, listenOn, probes, type ConsumerStatus, type Instrumentation, type Logger } from '../platform';
 
 /** What the endpoints read, supplied by the composition root. */
 export interface ObservabilitySources {
   instrumentation: Instrumentation;
   kafka: Kafka;
-  elasticsearch: Client;
-  redis: RedisClient;
+  /** Absent in a process that does not use it (`vigil adapt`): /readyz then skips it. */
+  elasticsearch?: Client;
+  /** Absent in a process that does not use it (`vigil adapt`): /readyz then skips it. */
+  redis?: RedisClient;
   logger: Logger;
   consumers(): readonly ConsumerStatus[];
   ingest?: () => IngestStats;
@@ -29,6 +31,8 @@ export interface ObservabilitySources {
   destinations?: () => Record<string, DestinationStats>;
   /** The HTTP intake's counts, when it runs. */
   intake?: () => IntakeStats;
+  /** `vigil adapt`'s counts. */
+  adapt?: () => AdaptStats;
   /** The notification outbox's counters (`notifier.outboxStats()`). */
   outbox?: () => OutboxStats;
   /** The geo database enrichment uses, once opened (undefined before, or when a lookup was supplied instead). */
@@ -273,6 +277,19 @@ export function createObservability(sources: ObservabilitySources): Observabilit
     });
     totalOf('vigil_intake_records_total', 'Records the HTTP intake produced to its raw topic (Kafka acknowledged).', [], () => [[{}, intake().records]]);
   }
+  const { adapt } = sources;
+  if (adapt) {
+    totalOf('vigil_adapt_messages_total', 'Raw gateway log messages vigil adapt read (each may hold many records).', [], () => [[{}, adapt().messages]]);
+    totalOf('vigil_adapt_events_total', 'Contract events vigil adapt produced to the family topics, by family.', ['family'], () =>
+      Object.entries(adapt().eventsByFamily).map(([family, count]) => [{ family }, count ?? 0]),
+    );
+    totalOf('vigil_adapt_records_refused_total', 'Gateway log records vigil adapt refused, by reason (adapter_unparseable, adapter_unmapped, schema_invalid): their raw messages are dead-lettered.', ['reason'], () =>
+      Object.entries(adapt().rejectedByReason).map(([reason, count]) => [{ reason }, count ?? 0]),
+    );
+    totalOf('vigil_adapt_records_skipped_total', 'Gateway log records vigil adapt skipped on purpose, by reason (method_unsupported, not_http).', ['reason'], () =>
+      Object.entries(adapt().skippedByReason).map(([reason, count]) => [{ reason }, count]),
+    );
+  }
   const { geo } = sources;
   if (geo) {
     new Gauge({
@@ -302,6 +319,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
 
   async function readiness(): Promise<Readiness> {
     const uses = sources.uses ?? { elasticsearch: true, redis: true };
+    const { elasticsearch: client, redis: redisClient } = sources;
     const unused: Check = { ok: true, skipped: 'not used by this process' };
     const [kafka, elasticsearch, redis] = await Promise.all([
       check('kafka', async () => {
@@ -319,8 +337,8 @@ export function createObservability(sources: ObservabilitySources): Observabilit
         }
         await probes.kafka(admin);
       }),
-      uses.elasticsearch ? check('elasticsearch', () => probes.elasticsearch(sources.elasticsearch, 1000)) : Promise.resolve(unused),
-      uses.redis ? check('redis', () => probes.redis(sources.redis)) : Promise.resolve(unused),
+      uses.elasticsearch && client ? check('elasticsearch', () => probes.elasticsearch(client, 1000)) : Promise.resolve(unused),
+      uses.redis && redisClient ? check('redis', () => probes.redis(redisClient)) : Promise.resolve(unused),
     ]);
     const down = sources.consumers().filter((status) => status.state !== 'running');
     const consumers: Check = down.length === 0 ? { ok: true } : { ok: false, error: down.map((status) => `${status.component} consumer is ${status.state}${status.lastError ? `: ${status.lastError}` : ''}`).join('; ') };

@@ -210,7 +210,7 @@ async function adapt(args: readonly string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig();
-  const running = createAdapt(config, { format, topic });
+  const running = createAdapt(config, { format, topic, ...(config.http.port === 0 ? {} : { http: { host: config.http.host, port: config.http.port } }) });
   applyHeapGrowth(config.heapGrowthPercent, running.logger);
   const log = running.logger.child({ component: 'vigil' });
   warnUnknownVariables(log);

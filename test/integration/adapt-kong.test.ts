@@ -97,7 +97,8 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
   beforeAll(async () => {
     kongTopic = `${running.stack.config.indices.prefix}.raw-kong`;
     apisixTopic = `${running.stack.config.indices.prefix}.raw-apisix`;
-    kong = createAdapt(running.stack.config, { format: 'kong', topic: kongTopic, kafka: running.stack.kafka, logger: testLogger });
+    // Serving health and metrics, as the CLI starts it (on a free port).
+    kong = createAdapt(running.stack.config, { format: 'kong', topic: kongTopic, kafka: running.stack.kafka, logger: testLogger, http: { host: '127.0.0.1', port: 0 } });
     apisix = createAdapt({ ...running.stack.config, adapt: { ...running.stack.config.adapt, consumerGroup: `${running.stack.config.consumerGroup}-apisix` } }, { format: 'apisix', topic: apisixTopic, kafka: running.stack.kafka, logger: testLogger });
     await kong.start();
     await apisix.start();
@@ -172,6 +173,26 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     ]);
     // The dead letter holds the raw message as Kong wrote it, ready to redrive once mapped.
     expect(letters.find((letter) => letter.reasonCode === 'adapter_unmapped')?.value?.toString()).toContain('"unknown-svc"');
+
+    // The same counts on its /metrics, and /readyz ready without Elasticsearch or Redis (it uses neither).
+    const address = kong.httpAddress();
+    expect(address).toBeDefined();
+    const base = `http://127.0.0.1:${address?.port ?? 0}`;
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true, checks: { kafka: { ok: true }, elasticsearch: { skipped: 'not used by this process' }, redis: { skipped: 'not used by this process' }, consumers: { ok: true } } });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    const sample = (series: string): number | undefined => {
+      const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    expect(sample('vigil_adapt_messages_total')).toBe(kongMessages.length);
+    expect((['policy', 'invocation', 'device'] as const).reduce((sum, family) => sum + (sample(`vigil_adapt_events_total{family="${family}"}`) ?? 0), 0)).toBe(expectedKong);
+    expect(sample('vigil_adapt_records_refused_total{reason="adapter_unmapped"}')).toBe(1);
+    expect(sample('vigil_adapt_records_refused_total{reason="adapter_unparseable"}')).toBe(1);
+    expect(sample('vigil_adapt_records_skipped_total{reason="method_unsupported"}')).toBe(1);
+    expect(sample(`vigil_consumer_up{component="adapt",group="${running.stack.config.adapt.consumerGroup ?? 'vigil-adapt-kong'}"}`)).toBe(1);
   });
 
   it('gives each policy event its outcome, name, auth context and derivation', async () => {

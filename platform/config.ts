@@ -657,8 +657,28 @@ export function urlSecrets(url: string): string[] {
   return values.filter((value) => value.length >= 6);
 }
 
+/** The password of a URL's user info (`https://user:pw@host`), as written and decoded; none without one. */
+function urlPassword(url: string): string[] {
+  let password: string;
+  try {
+    password = new URL(url).password;
+  } catch {
+    return [];
+  }
+  if (password === '') return [];
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch {
+    // A malformed escape: only the form as written can appear.
+  }
+  return [...new Set([password, decoded])];
+}
+
 export function secretsOf(config: Config): string[] {
   const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password, config.intake.token];
+  // A password in a store's URL is as secret as the setting of its own (ioredis puts it on an AUTH error).
+  values.push(...urlPassword(config.elasticsearch.url), ...urlPassword(config.redis.url));
   const destinations = config.alerting.destinations;
   if (destinations !== '[]') {
     // Strings inside the destinations list: secret, routingKey, url (a Slack URL is a credential).

@@ -38,6 +38,10 @@ export const REDACT_PATHS: readonly string[] = [
   'routing_key',
   '*.routing_key',
   '*.*.routing_key',
+  // ioredis puts the command on a reply error: a refused AUTH (or HELLO … AUTH) carries the user
+  // and password as its arguments, which the secrets list misses when the password is short.
+  '*.command.args',
+  '*.*.command.args',
 ];
 
 /** Options of {@link createLogger}. */

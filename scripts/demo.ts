@@ -10,7 +10,7 @@ import type { InjectedAttack } from './attack-traffic';
 import { LIVE_SPAN_MS, dosScenarioEnd, emitLiveTraffic, liveSliceMs, untilTaken } from './demo-traffic';
 import { writeReport } from './report';
 import { deleteKeysUnder } from '../detectors';
-import { createElasticsearch, createLogger, createProducer, createRedis, loadConfig, secretsOf, sleep } from '../platform';
+import { createElasticsearch, createLogger, createProducer, createRedis, loadConfig, secretsOf, sleep, urlWithoutCredentials } from '../platform';
 import { CURRENT_SCHEMA_VERSION, indexNames, pipelineIndexNames } from '../schemas';
 import { SIMULATED_SOURCES, malformedMessages } from './simulated-traffic';
 import { KONG_CANNOT_CARRY, kongEmitter } from './demo-via';
@@ -268,7 +268,7 @@ Vigil demo summary (${runId}, ${((Date.now() - started) / 1000).toFixed(1)}s)
   pipeline stats  ${pipelineMetrics ? `${pipelineMetrics.written} documents in ${pipelineIndexNames(config.indices.prefix).pattern} (every ${config.pipelineStats.intervalMs / 1000} s and at stop${pipelineMetrics.pending > 0 ? `; ${pipelineMetrics.pending} not taken by Elasticsearch` : ''}): the Pipeline health dashboard` : 'off (VIGIL_PIPELINE_STATS_INTERVAL_MS=0)'}${via !== undefined && adapt !== undefined ? `
   via kong        ${viaSdk} SDK calls of ${SIMULATED_SOURCES[0]?.service ?? ''} (attacks included) as ${via.kong().records} Kong records → ${adapted} events by vigil adapt (${via.kong().notCarried} device events not carried; adapter skipped ${JSON.stringify(adapt.stats().skippedByReason)}, rejected ${JSON.stringify(adapt.stats().rejectedByReason)})` : ''}
   check           indexed ${count} ${consistent ? '=' : '!='} sent ${sent} - dead-lettered ${deadLettered}: ${consistent ? 'OK' : 'MISMATCH'}
-  look            curl '${config.elasticsearch.url}/${pattern}/_search?q=labels.run:${runId}&size=1&pretty'
+  look            curl '${urlWithoutCredentials(config.elasticsearch.url)}/${pattern}/_search?q=labels.run:${runId}&size=1&pretty'
                   kcat -b ${config.kafka.brokers[0] ?? '127.0.0.1:9092'} -C -t ${config.topics.deadLetter} -f '%h\\n' -e`);
   const dos = dosEndpoints(runId);
   const isDos = (detection: Detection): boolean => detection.key['invocation.resource.api'] === dos.burst.api;

@@ -1,4 +1,4 @@
-import { REDACT_PATHS, createLogger } from '../../platform';
+import { REDACT_PATHS, createLogger, loadConfig, secretsOf } from '../../platform';
 
 /** A logger writing into an array, and the parsed lines. */
 function collectingLogger(level?: string): { logger: ReturnType<typeof createLogger>; lines: string[]; records: () => Array<Record<string, unknown>> } {
@@ -87,6 +87,26 @@ describe('createLogger redaction', () => {
     logger.error({ destination: { name: 'pager', routingKey: 'rk-destination' }, deadLetter: { payload: { routing_key: 'rk-body', event_action: 'trigger' } } }, 'dead letter');
     expect(lines.join('')).not.toMatch(/rk-destination|rk-body/);
     expect(records()[0]).toMatchObject({ destination: { routingKey: '[redacted]' }, deadLetter: { payload: { routing_key: '[redacted]', event_action: 'trigger' } } });
+  });
+
+  it('redacts the arguments of a Redis command on a reply error: a refused AUTH carries the password, however short', () => {
+    const { logger, lines, records } = collectingLogger();
+    // As ioredis rejects a wrong password: a reply error with the command attached.
+    const error = Object.assign(new Error('WRONGPASS invalid username-password pair or user is disabled.'), { name: 'ReplyError', command: { name: 'auth', args: ['vigil', 'pw5x'] } });
+    logger.error({ err: error }, 'redis: connection');
+    logger.warn({ store: { err: error } }, 'nested');
+    expect(lines.join('')).not.toContain('pw5x');
+    expect(records()[0]).toMatchObject({ err: { message: 'WRONGPASS invalid username-password pair or user is disabled.', command: { name: 'auth', args: '[redacted]' } } });
+  });
+
+  it('blanks a password given inside ELASTICSEARCH_URL or REDIS_URL, as written and decoded', () => {
+    const config = loadConfig({ ELASTICSEARCH_URL: 'https://elastic:s3cr%40t-es-pass@es.internal:9200', REDIS_URL: 'rediss://:redis-url-pass@redis.internal:6380' });
+    expect(secretsOf(config)).toEqual(expect.arrayContaining(['s3cr%40t-es-pass', 's3cr@t-es-pass', 'redis-url-pass']));
+    expect(secretsOf(loadConfig({}))).toStrictEqual([]);
+    const lines: string[] = [];
+    const logger = createLogger({ destination: { write: (line: string) => void lines.push(line) }, secrets: secretsOf(config) });
+    logger.error({ err: new Error('connect to https://elastic:s3cr@t-es-pass@es.internal:9200 refused (redis-url-pass)') }, 'failed');
+    expect(lines.join('')).not.toMatch(/s3cr@t-es-pass|redis-url-pass/);
   });
 
   it('leaves ordinary fields alone and adds the service name', () => {

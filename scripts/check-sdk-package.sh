@@ -18,7 +18,7 @@ cd "$ROOT"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/vigil-sdk-package.XXXXXX")"
 # ingest/sdk/dist exists only while npm pack runs; if pack was interrupted it must not stay, or
-# in-repo imports of ../ingest/sdk would resolve to it through the package's "main".
+# in-repo imports of ../ingest/sdk would resolve to it through the package's "types".
 cleanup() { rm -rf "$WORK" "$ROOT/ingest/sdk/dist"; }
 trap cleanup EXIT
 fail() {

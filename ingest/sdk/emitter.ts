@@ -171,7 +171,8 @@ export interface Emitter {
   /**
    * Flushes, then disconnects. Later emits are dropped and counted. Waits at most `timeoutMs`
    * (the emitter's `closeTimeoutMs`) for Kafka: then what is unacknowledged is dropped as
-   * `closed` and it rejects, saying how many.
+   * `closed` and it rejects, saying how many. A disconnect that does not answer is given what is
+   * left of `timeoutMs`, and at least 1 s (or `timeoutMs` if shorter).
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
   stats(): EmitterStats;
@@ -514,6 +515,12 @@ export function createEmitter(options: EmitterOptions): Emitter {
           } else {
             logger?.warn({ err: error, buffered: buffered(), delayMs }, 'event delivery failed; will retry');
           }
+          // The backoff replaces a linger an emit set while this send was out: without it, a
+          // service emitting all the time would retry at every linger, never backing off.
+          if (timer !== undefined) {
+            clearTimeout(timer);
+            timer = undefined;
+          }
           schedule(delayMs);
           throw error;
         }
@@ -667,6 +674,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       closed = true;
       holding.delete(closeAtExit);
       const timeoutMs = closing.timeoutMs ?? closeTimeoutMs;
+      const deadline = Date.now() + timeoutMs;
       let expiry: NodeJS.Timeout | undefined;
       const expired = new Promise<'expired'>((resolve) => {
         expiry = setTimeout(() => resolve('expired'), timeoutMs);
@@ -686,10 +694,13 @@ export function createEmitter(options: EmitterOptions): Emitter {
           while (waiting() > 0) drop(eventOf(shift()), 'closed');
           bufferedBytes = 0;
         } finally {
-          // A broker that takes connections and never answers must not hold the stop either.
+          // A broker that takes connections and never answers must not hold the stop either: the
+          // disconnect gets what is left of timeoutMs, and at least 1 s (timeoutMs if shorter),
+          // so close() ends within timeoutMs plus that second. (It waited a whole timeoutMs more.)
           disconnected = true;
           let disconnectExpiry: NodeJS.Timeout | undefined;
-          await Promise.race([producer?.disconnect(), new Promise<void>((resolve) => (disconnectExpiry = setTimeout(resolve, unacknowledged > 0 ? 1000 : timeoutMs)))]);
+          const disconnectMs = Math.max(deadline - Date.now(), Math.min(1000, timeoutMs));
+          await Promise.race([producer?.disconnect(), new Promise<void>((resolve) => (disconnectExpiry = setTimeout(resolve, disconnectMs)))]);
           clearTimeout(disconnectExpiry);
           // Everything is delivered or reported by now: nothing is left for an exit to report.
           exiting.delete(lostAtExit);

@@ -602,6 +602,39 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     await emitter.close().catch(() => undefined);
   });
 
+  it('backs off after a failed send while the service goes on emitting during each send (an emit\'s linger did not replace the backoff)', async () => {
+    jest.useRealTimers();
+    // Kafka is away; each send takes 5 ms to fail; an event comes every 2 ms for 600 ms, so each
+    // send has a linger (the default 50 ms) set behind it.
+    const kafka = flaky(() => true, 5);
+    const { emitter } = emitterWith({ kafka: kafka.client, lingerMs: 50 });
+    const emitting = setInterval(() => emitter.policy(policyInput()), 2);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    clearInterval(emitting);
+    // The backoff: 100-200 ms after the first failure, 200-400 after the second: at most 4 sends
+    // in 600 ms (a retry at each linger made about 11).
+    expect(kafka.sends()).toBeGreaterThanOrEqual(2);
+    expect(kafka.sends()).toBeLessThanOrEqual(4);
+    await emitter.close({ timeoutMs: 10 }).catch(() => undefined);
+  });
+
+  it('close() ends within its timeout plus at most a second, even when the flush ends near the deadline and the disconnect never answers', async () => {
+    jest.useRealTimers();
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => new Promise<void>(() => undefined),
+      // The flush's one send is acknowledged after 1.6 s of the 2 s allowed.
+      sendBatch: () => new Promise<void>((resolve) => setTimeout(resolve, 1600)),
+    };
+    const { emitter } = emitterWith({ kafka: { producer: () => producer } });
+    emitter.policy(policyInput());
+    const startedAt = Date.now();
+    await emitter.close({ timeoutMs: 2000 });
+    // 1.6 s, then the disconnect gets what is left, at least 1 s: about 2.6 s (it waited 2 s more: 3.6).
+    expect(Date.now() - startedAt).toBeLessThan(3100);
+    expect(emitter.stats()).toMatchObject({ delivered: 1, dropped: 0 });
+  });
+
   it('close() settles while the service goes on emitting: what comes after close() is refused as closed', async () => {
     jest.useRealTimers();
     // Each send takes 5 ms; an event comes every millisecond.

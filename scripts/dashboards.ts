@@ -1,8 +1,13 @@
 import { writeFileSync } from 'node:fs';
 import { KibanaError, installDashboards, savedObjects, toNdjson, type KibanaTarget } from '../dashboards';
+import { urlWithoutCredentials } from '../platform';
 
 const USAGE = `usage: vigil dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
-       vigil dashboards export [--out FILE]`;
+       vigil dashboards export [--out FILE]
+
+The key and password may come from KIBANA_API_KEY and KIBANA_PASSWORD instead (KIBANA_USERNAME
+for the user), which keeps them off the command line, where ps and the shell's history show them.
+A Kibana whose certificate a private CA signed: NODE_EXTRA_CA_CERTS=/path/to/ca.pem.`;
 
 function option(args: readonly string[], name: string): string | undefined {
   const index = args.indexOf(name);
@@ -29,24 +34,47 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
     console.error(USAGE);
     return 2;
   }
-  const url = option(args, '--kibana');
-  const apiKey = option(args, '--api-key');
-  const user = option(args, '--user');
-  const password = option(args, '--password');
+  const given = option(args, '--kibana');
   const space = option(args, '--space');
-  if (url === undefined || !/^https?:\/\/[^/]/.test(url)) {
-    console.error(`vigil dashboards install: --kibana must be Kibana's http(s) URL${url === undefined ? '' : `, not "${url}"`}\n${USAGE}`);
+  if (given === undefined || !/^https?:\/\/[^/]/.test(given)) {
+    console.error(`vigil dashboards install: --kibana must be Kibana's http(s) URL${given === undefined ? '' : `, not "${urlWithoutCredentials(given)}"`}\n${USAGE}`);
     return 2;
   }
+  // A user and password written into the URL (https://elastic:pw@kibana:5601) go as basic
+  // authentication: fetch refuses a URL holding credentials, and its error quoted them.
+  let inUrl: { user: string; password: string } | undefined;
+  let url = given;
+  try {
+    const parsed = new URL(given);
+    if (parsed.username !== '' || parsed.password !== '') inUrl = { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+    url = urlWithoutCredentials(given);
+  } catch {
+    console.error(`vigil dashboards install: --kibana is not a URL: "${urlWithoutCredentials(given)}"\n${USAGE}`);
+    return 2;
+  }
+  const env = process.env;
+  const flagged = { apiKey: option(args, '--api-key'), user: option(args, '--user'), password: option(args, '--password') };
+  if (inUrl !== undefined && (flagged.apiKey !== undefined || flagged.user !== undefined)) {
+    console.error(`vigil dashboards install: the --kibana URL holds a user and password: give them there or with --api-key / --user, not both\n${USAGE}`);
+    return 2;
+  }
+  // The command line first, then the URL, then the environment (`--user elastic` with the
+  // password in KIBANA_PASSWORD keeps it off the command line).
+  const apiKey = flagged.apiKey ?? (flagged.user === undefined && inUrl === undefined ? nonEmpty(env.KIBANA_API_KEY) : undefined);
+  const user = flagged.user ?? inUrl?.user ?? (apiKey === undefined ? nonEmpty(env.KIBANA_USERNAME) : undefined);
+  const password = flagged.password ?? inUrl?.password ?? (user !== undefined && apiKey === undefined ? nonEmpty(env.KIBANA_PASSWORD) : undefined);
   if (apiKey !== undefined && user !== undefined) {
     console.error(`vigil dashboards install: give --api-key or --user, not both\n${USAGE}`);
     return 2;
   }
   if ((user === undefined) !== (password === undefined)) {
-    console.error(`vigil dashboards install: --user and --password go together\n${USAGE}`);
+    console.error(`vigil dashboards install: --user and --password (or KIBANA_PASSWORD) go together\n${USAGE}`);
     return 2;
   }
   const target: KibanaTarget = { url, ...(space ? { space } : {}), ...(apiKey ? { apiKey } : {}), ...(user ? { user, password } : {}) };
+  if ((apiKey !== undefined || user !== undefined) && url.startsWith('http://') && !isLoopback(url)) {
+    console.error(`vigil dashboards install: warning: the credentials go to ${url} over plain http, readable on the way; use Kibana's https URL`);
+  }
   try {
     const result = await installDashboards(target, ndjson);
     console.log(`installed ${result.successCount} saved objects (index prefix ${prefix}) into Kibana ${result.kibanaVersion} at ${url}${space ? ` (space ${space})` : ''}`);
@@ -56,4 +84,14 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
     console.error(`vigil dashboards install: ${error.message}`);
     return 1;
   }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** Whether a URL's host is this machine (plain http there crosses no network). */
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }

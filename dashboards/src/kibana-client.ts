@@ -36,6 +36,18 @@ const importSchema = z.looseObject({
   errors: z.array(z.looseObject({ id: z.string(), type: z.string(), error: z.looseObject({ type: z.string() }) })).optional(),
 });
 
+/** Node's TLS codes for a certificate it does not trust, or that names another host. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 function headers(target: KibanaTarget): Record<string, string> {
   const result: Record<string, string> = { 'kbn-xsrf': 'vigil' };
   if (target.apiKey !== undefined) result.authorization = `ApiKey ${target.apiKey}`;
@@ -54,6 +66,14 @@ async function call(target: KibanaTarget, path: string, init: RequestInit, what:
     response = await fetch(`${base(target)}${path}`, { ...init, headers: { ...headers(target), ...(init.headers as Record<string, string> | undefined) } });
   } catch (error) {
     const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code !== undefined && UNTRUSTED_CERTIFICATE.has(code)) {
+      throw new KibanaError(
+        `Kibana's certificate at ${target.url} is not trusted (${code}) while ${what}: if a private CA signed it, run with NODE_EXTRA_CA_CERTS=/path/to/ca.pem; if it names another host, use the name it was issued for in --kibana`,
+        'kibana_unreachable',
+        false,
+        error,
+      );
+    }
     throw new KibanaError(`cannot reach Kibana at ${target.url} (${code ?? (error as Error).message}) while ${what}: check --kibana`, 'kibana_unreachable', true, error);
   }
   const text = await response.text();

@@ -157,6 +157,71 @@ describe('vigil dashboards install (Kibana HTTP API)', () => {
   });
 });
 
+describe('vigil dashboards install: credentials off the command line, and a certificate not trusted', () => {
+  const output: string[] = [];
+  const saved = { ...process.env };
+  beforeEach(() => {
+    output.length = 0;
+    jest.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void output.push(parts.join(' ')));
+    jest.spyOn(console, 'error').mockImplementation((...parts: unknown[]) => void output.push(parts.join(' ')));
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    for (const name of ['KIBANA_API_KEY', 'KIBANA_USERNAME', 'KIBANA_PASSWORD']) {
+      if (saved[name] === undefined) delete process.env[name];
+      else process.env[name] = saved[name];
+    }
+  });
+  const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+  it('takes a user and password written into the --kibana URL as basic authentication, and never prints them', async () => {
+    const kibana = await fakeKibana();
+    try {
+      const withCredentials = kibana.url.replace('http://', 'http://elastic:s3cr%40t-pw@');
+      await expect(runDashboards(['install', '--kibana', withCredentials], 'vigil')).resolves.toBe(0);
+      expect(kibana.seen.map((request) => request.headers.authorization)).toStrictEqual([basic('elastic', 's3cr@t-pw'), basic('elastic', 's3cr@t-pw')]);
+      expect(output.join('\n')).toContain(`at ${kibana.url}`);
+      expect(output.join('\n')).not.toMatch(/s3cr/);
+    } finally {
+      await kibana.close();
+    }
+  });
+
+  it('reads KIBANA_API_KEY, or KIBANA_PASSWORD for --user or KIBANA_USERNAME, when no flag gives them', async () => {
+    const kibana = await fakeKibana();
+    try {
+      process.env.KIBANA_API_KEY = 'a2V5OmZyb20tZW52';
+      await expect(runDashboards(['install', '--kibana', kibana.url], 'vigil')).resolves.toBe(0);
+      delete process.env.KIBANA_API_KEY;
+      process.env.KIBANA_PASSWORD = 'pw-from-env';
+      await expect(runDashboards(['install', '--kibana', kibana.url, '--user', 'elastic'], 'vigil')).resolves.toBe(0);
+      process.env.KIBANA_USERNAME = 'analyst';
+      await expect(runDashboards(['install', '--kibana', kibana.url], 'vigil')).resolves.toBe(0);
+      // A flag wins over the environment.
+      await expect(runDashboards(['install', '--kibana', kibana.url, '--user', 'admin', '--password', 'pw-flag'], 'vigil')).resolves.toBe(0);
+      expect([...new Set(kibana.seen.map((request) => request.headers.authorization))]).toStrictEqual(['ApiKey a2V5OmZyb20tZW52', basic('elastic', 'pw-from-env'), basic('analyst', 'pw-from-env'), basic('admin', 'pw-flag')]);
+    } finally {
+      await kibana.close();
+    }
+  });
+
+  it('refuses credentials both in the URL and in a flag, and warns when they would cross the network over plain http', async () => {
+    await expect(runDashboards(['install', '--kibana', 'http://u:p@kibana:5601', '--api-key', 'k'], 'vigil')).resolves.toBe(2);
+    expect(output.join('\n')).toContain('the --kibana URL holds a user and password: give them there or with --api-key / --user, not both');
+    output.length = 0;
+    jest.spyOn(global, 'fetch').mockRejectedValue(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }));
+    await expect(runDashboards(['install', '--kibana', 'http://kibana.example:5601', '--api-key', 'k'], 'vigil')).resolves.toBe(1);
+    expect(output[0]).toBe("vigil dashboards install: warning: the credentials go to http://kibana.example:5601 over plain http, readable on the way; use Kibana's https URL");
+  });
+
+  it('says a certificate is not trusted, with the way to trust a private CA, instead of "cannot reach Kibana"', async () => {
+    jest.spyOn(global, 'fetch').mockRejectedValue(Object.assign(new TypeError('fetch failed'), { cause: { code: 'SELF_SIGNED_CERT_IN_CHAIN' } }));
+    await expect(checkKibanaVersion({ url: 'https://kibana.example:5601' })).rejects.toThrow(
+      "Kibana's certificate at https://kibana.example:5601 is not trusted (SELF_SIGNED_CERT_IN_CHAIN) while reading /api/status: if a private CA signed it, run with NODE_EXTRA_CA_CERTS=/path/to/ca.pem",
+    );
+  });
+});
+
 describe('vigil dashboards (arguments)', () => {
   const errors: string[] = [];
   beforeEach(() => {
@@ -169,7 +234,7 @@ describe('vigil dashboards (arguments)', () => {
     [['install'], "--kibana must be Kibana's http(s) URL"],
     [['install', '--kibana', 'localhost:5601'], `--kibana must be Kibana's http(s) URL, not "localhost:5601"`],
     [['install', '--kibana', 'http://k:5601', '--api-key', 'k', '--user', 'u', '--password', 'p'], 'give --api-key or --user, not both'],
-    [['install', '--kibana', 'http://k:5601', '--user', 'u'], '--user and --password go together'],
+    [['install', '--kibana', 'http://k:5601', '--user', 'u'], '--user and --password (or KIBANA_PASSWORD) go together'],
     [['import'], 'usage: vigil dashboards install'],
   ])('refuses %j with exit code 2', async (args, message) => {
     await expect(runDashboards(args, 'vigil')).resolves.toBe(2);

@@ -60,10 +60,11 @@ function problemOf(error: unknown, authentication: RegExp): 'authentication fail
  * that retries in the background forever. A service that is only unreachable is returned, not
  * thrown: the parts that need it back off and recover when it comes (Redis may be down at start;
  * Kafka and Elasticsearch are needed to start at all, and their parts fail then).
+ * Only the clients given are checked (a command that uses Redis alone passes Redis alone).
  * @returns the services that could not be reached, as retriable ConnectionErrors
  * @throws ConnectionError when a credential or a certificate is refused
  */
-export async function verifyConnections(config: Config, clients: { kafka: Kafka; elasticsearch?: Client; redis?: RedisClient }): Promise<ConnectionError[]> {
+export async function verifyConnections(config: Config, clients: { kafka?: Kafka; elasticsearch?: Client; redis?: RedisClient }): Promise<ConnectionError[]> {
   const checks: Promise<ConnectionError | undefined>[] = [];
   const redis = clients.redis;
   if (redis) {
@@ -111,22 +112,36 @@ export async function verifyConnections(config: Config, clients: { kafka: Kafka;
       ),
     );
   }
-  checks.push(
-    (async () => {
-      const admin = clients.kafka.admin();
-      try {
-        await admin.connect();
-        await probes.kafka(admin);
-        return undefined;
-      } catch (error) {
-        return new ConnectionError('kafka', config.kafka.brokers.join(','), problemOf(error, /SASL|Authentication/i), error);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    })(),
-  );
+  const kafka = clients.kafka;
+  if (kafka) {
+    checks.push(
+      (async () => {
+        const admin = kafka.admin();
+        try {
+          await admin.connect();
+          await probes.kafka(admin);
+          return undefined;
+        } catch (error) {
+          return new ConnectionError('kafka', config.kafka.brokers.join(','), problemOf(error, /SASL|Authentication/i), error);
+        } finally {
+          await admin.disconnect().catch(() => undefined);
+        }
+      })(),
+    );
+  }
   const failed = (await Promise.all(checks)).filter((error): error is ConnectionError => error !== undefined);
   const refused = failed.find((error) => !error.retriable);
   if (refused) throw refused;
   return failed;
+}
+
+/**
+ * {@link verifyConnections} for a command that can do nothing without its stores: throws the
+ * first one that can't be used, naming it and why (unreachable too). Without it, a wrong Redis
+ * password or CA surfaced as ioredis's "Reached the max retries per request limit", no reason.
+ * @throws ConnectionError
+ */
+export async function requireConnections(config: Config, clients: { kafka?: Kafka; elasticsearch?: Client; redis?: RedisClient }): Promise<void> {
+  const [unreachable] = await verifyConnections(config, clients);
+  if (unreachable) throw unreachable;
 }

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
 import { correlate, decode, enrich, eventOfDocument, openGeoDatabase, type Decoded, type GeoLookup } from '../ingest';
-import { createElasticsearch, createLogger, createRedis, loadConfig, secretsOf, type Config } from '../platform';
+import { createElasticsearch, createLogger, createRedis, loadConfig, requireConnections, secretsOf, type Config } from '../platform';
 import { indexNames, type Detection } from '../schemas';
 
 /** Options of {@link runReplay}. */
@@ -97,8 +97,15 @@ export async function replayBatches(
   const config = options.config ?? loadConfig();
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const ruleSet = loadRuleSet(options.rules ?? config.detection.rulesPaths ?? [DEFAULT_RULES_PATH], { lists: options.lists ?? config.detection.listsPaths ?? [] });
-  const redis = createRedis(config);
-  const prefix = `replay-${randomBytes(6).toString('hex')}`;
+  const redis = createRedis(config, logger.child({ component: 'redis' }));
+  // Under the configured prefix: a Redis user allowed only `~<prefix>:*` may write it.
+  const prefix = `${config.redis.prefix}:replay-${randomBytes(6).toString('hex')}`;
+  try {
+    await requireConnections(config, { redis });
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark', allowedLatenessMs: config.detection.allowedLatenessMs, stateGraceMs: config.detection.stateGraceMs, logger });
   // Correlation runs as in the pipeline, on the same throwaway prefix, with no wait: a replayed
   // request's decisions are either in the input or never coming.
@@ -169,3 +176,4 @@ export async function replayBatches(
 
   return { events, refused, rebuilt, inexact, ruleSet };
 }
+

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { describeIssues, eventSchema, type Detection, type GeoDocument } from '../schemas';
 import { correlate, type Enrichment } from '../ingest';
-import { ValidationError, createRedis, loadConfig, type Config, type RedisClient } from '../platform';
+import { ValidationError, createRedis, loadConfig, requireConnections, type Config, type RedisClient } from '../platform';
 import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, durationSchema, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
 
 const eventStepSchema = z.strictObject({
@@ -205,10 +205,12 @@ export async function runRuleTests(options: RuleTestOptions = {}): Promise<numbe
   const ids = new Set(ruleSet.rules.map((compiled) => compiled.rule.id));
   const cases = fixtures.reduce((sum, fixture) => sum + fixture.cases.length, 0);
   print(`rule fixtures: ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${fixtures.length} fixture files, ${cases} cases`);
-  const redis = createRedis(options.config ?? loadConfig());
+  const config = options.config ?? loadConfig();
+  const redis = createRedis(config);
   let passed = 0;
   let failed = 0;
   try {
+    await requireConnections(config, { redis });
     for (const fixture of fixtures) {
       if (!ids.has(fixture.rule)) {
         failed += fixture.cases.length;

@@ -48,9 +48,11 @@ describe('vigil replay over an NDJSON file', () => {
     expect(first.detections[0]?.reason).toBe('10 failed logins for user u-replay from 1 IP in 2m15s; threshold 10 in 5m.');
     expect(second.detections.map((detection) => detection.id)).toEqual(first.detections.map((detection) => detection.id));
 
-    const redis = new Redis(loadConfig().redis.url);
+    const config = loadConfig();
+    const redis = new Redis(config.redis.url);
     try {
-      const [, leftovers] = await redis.scan('0', 'MATCH', 'replay-*', 'COUNT', 10_000);
+      // Its throwaway state is under the configured prefix (an ACL user may be limited to it), and gone.
+      const [, leftovers] = await redis.scan('0', 'MATCH', `${config.redis.prefix}:replay-*`, 'COUNT', 10_000);
       expect(leftovers).toEqual([]);
     } finally {
       await redis.quit();

@@ -7,9 +7,10 @@ import type { Client } from '@elastic/elasticsearch';
 import { createVigil, type Vigil } from '../../app';
 import { createEmitter } from '../../ingest/sdk';
 import { rdkafkaClient, type RdkafkaClientOptions } from '../../ingest/sdk/rdkafka';
-import { ConnectionError, createElasticsearch, createKafka, createLogger, ensureTopics, secretsOf, type Config } from '../../platform';
+import { ConnectionError, createElasticsearch, createKafka, createLogger, ensureTopics, loadConfig, secretsOf, type Config } from '../../platform';
 import { indexNames } from '../../schemas';
 import { deleteTopics, removeIndicesAndTemplates } from '../../scripts/cleanup';
+import { runRuleTests } from '../../scripts/rule-fixtures';
 import { isolatedConfig, readTopic, testLogger, waitFor } from '../support/harness';
 
 /** The secured copies of the stack (TLS, SASL/SCRAM, users), started beside the plain one. */
@@ -198,6 +199,19 @@ describe('secured connections: Kafka SASL_SSL/SCRAM-SHA-512, Elasticsearch TLS w
     expect(error).toBeInstanceOf(ConnectionError);
     expect((error as ConnectionError).retriable).toBe(false);
     expect((error as Error).message).toMatch(/^redis \(rediss:\/\/127\.0\.0\.1:6390\): TLS failed: .*certificate/);
+  }, 120_000);
+
+  // The commands that use Redis alone (rule fixtures, replay, rules coverage) said only "Reached
+  // the max retries per request limit" for a refused login or an untrusted CA, and replay wrote
+  // outside VIGIL_REDIS_PREFIX, which an ACL user limited to its prefix may not.
+  it('vigil rules test against the secured Redis: passes with the ACL user, names Redis and the login with a wrong password', async () => {
+    const lines: string[] = [];
+    const config = loadConfig({ ...env, VIGIL_REDIS_PREFIX: 'vigil' });
+    await expect(runRuleTests({ config, print: (line) => lines.push(line) })).resolves.toBe(0);
+    expect(lines.at(-1)).toMatch(/^\d+ cases: \d+ passed, 0 failed/);
+    const refused = runRuleTests({ config: loadConfig({ ...env, REDIS_PASSWORD: 'not-the-password' }), print: () => undefined });
+    await expect(refused).rejects.toBeInstanceOf(ConnectionError);
+    await expect(refused).rejects.toThrow(/^redis \(rediss:\/\/127\.0\.0\.1:6390\): authentication failed: /);
   }, 120_000);
 
   it("the SDK's librdkafka producer logs in with SCRAM-SHA-512 over TLS with the CA; a wrong password is refused, naming Kafka and the login, not the password", async () => {

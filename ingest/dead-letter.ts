@@ -47,7 +47,7 @@ export interface Truncated {
  */
 export const DEAD_LETTER_PREFIX_BYTES = 16 * 1024;
 
-/** The largest original a dead letter of another reason carries whole: under the broker's 1 MiB default, with room for headers. */
+/** The largest original (value and key together) a dead letter of another reason carries whole: under the broker's 1 MiB default, with room for headers. */
 export const DEAD_LETTER_WHOLE_MAX_BYTES = 900 * 1024;
 
 /** A redriven message's trail, carried in its headers and into its next dead letter. */
@@ -89,8 +89,9 @@ export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLettered
   // An oversized message keeps its first bytes; so does any other refused message too large for
   // the dead-letter topic itself (VIGIL_MAX_MESSAGE_BYTES may exceed the broker's 1 MiB limit, and
   // a dead letter the broker refuses for good would stop the partition). Redrive reads the whole
-  // original back from its source position.
-  const truncate = value !== null && value.length > (record.reasonCode === 'too_large' ? DEAD_LETTER_PREFIX_BYTES : DEAD_LETTER_WHOLE_MAX_BYTES);
+  // original back from its source position. The original key rides along in a header: counted.
+  const keyBytes = record.originalKey?.length ?? 0;
+  const truncate = value !== null && value.length + (record.reasonCode === 'too_large' ? 0 : keyBytes) > (record.reasonCode === 'too_large' ? DEAD_LETTER_PREFIX_BYTES : DEAD_LETTER_WHOLE_MAX_BYTES);
   return {
     key: `${record.topic}:${record.partition}:${record.offset}`,
     value: truncate ? value.subarray(0, DEAD_LETTER_PREFIX_BYTES) : value,

@@ -48,6 +48,8 @@ export type DeadLetterCommand =
       limit: number;
       /** Bytes of each original value printed. @defaultValue 512 */
       maxBytes: number;
+      /** Credentials in the values printed as they are (`--unredacted`). @defaultValue false */
+      unredacted: boolean;
     }
   | {
       command: 'redrive';
@@ -60,16 +62,20 @@ export type DeadLetterCommand =
 
 /** The usage text of `vigil deadletters`. */
 export const DEAD_LETTER_USAGE = `usage: vigil deadletters list [SELECTION]
-       vigil deadletters show [SELECTION] [--limit N] [--max-bytes N]
+       vigil deadletters show [SELECTION] [--limit N] [--max-bytes N] [--unredacted]
        vigil deadletters redrive SELECTION [--dry-run] [--force] [--raw-topic T]
 
 selection (all given must hold; redrive needs at least one):
   --reason CODE            a reason code (repeatable, or comma-separated): ${DEAD_LETTER_REASONS.join(', ')}
   --from TIME --to TIME    dead-lettered in this range (ISO 8601, or now-N followed by s, m, h or d)
-  --offset TOPIC:P:OFFSET  a dead letter's position, or the source position it names (repeatable)
+  --offset TOPIC:P:OFFSET  a dead letter's position, or the source position it names (repeatable;
+                           TOPIC/P/OFFSET as show prints it also works)
 show:
-  --limit N                print at most N messages (default 20)
+  --limit N                print the first N messages by position (default 20)
   --max-bytes N            print at most N bytes of each original value (default 512)
+  --unredacted             print credentials in the values as they are (by default the values of
+                           authorization, cookie, API key, token, password and secret fields and
+                           query parameters are shown as [redacted]: a gateway's raw record holds them)
 redrive:
   --dry-run                report what would be sent, send nothing
   --force                  also send messages already redriven ${MAX_REDRIVES} times
@@ -90,20 +96,36 @@ export function parseTime(option: string, text: string, now: Date): number {
     const [, amount, unit] = relative;
     return now.getTime() - (amount && unit ? Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS] : 0);
   }
-  const time = ISO_TIME.test(text) ? Date.parse(text) : Number.NaN;
+  const time = ISO_TIME.test(text) && calendarDate(text) ? Date.parse(text) : Number.NaN;
   if (Number.isNaN(time)) {
     throw new DeadLetterUsageError(`${option}: "${text}" is not a time; use ISO 8601 with a zone (2026-11-27T10:00:00Z, 2026-11-27) or now-N followed by s, m, h or d (now-2h)`);
   }
   return time;
 }
 
-const POSITION = /^([A-Za-z0-9._-]{1,249}):(\d{1,9}):(\d{1,19})$/;
+/**
+ * Whether a time's date and clock fields are real (Date.parse takes 2026-02-30 as 2 March, and
+ * T24:00 as the next day's midnight): its fields, read back from the parsed time in the zone the
+ * text names, must be the ones written.
+ */
+function calendarDate(text: string): boolean {
+  const [, year, month, day, hour = '00', minute = '00', zone = 'Z'] = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text) ?? [];
+  if (year === undefined || month === undefined || day === undefined) return false;
+  const offsetMinutes = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  if (Math.abs(offsetMinutes) > 18 * 60) return false;
+  // The wall time the text names, as if it were UTC: each field must survive the round trip.
+  const wall = new Date(Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute)));
+  return wall.getUTCFullYear() === Number(year) && wall.getUTCMonth() + 1 === Number(month) && wall.getUTCDate() === Number(day) && wall.getUTCHours() === Number(hour) && wall.getUTCMinutes() === Number(minute);
+}
+
+/** A position as `--offset` takes it: TOPIC:PARTITION:OFFSET, or TOPIC/PARTITION/OFFSET as `show` and `redrive` print it. */
+const POSITION = /^([A-Za-z0-9._-]{1,249})([:/])(\d{1,9})\2(\d{1,19})$/;
 
 function parsePosition(text: string): string {
   const match = POSITION.exec(text);
-  if (!match) throw new DeadLetterUsageError(`--offset: "${text}" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)`);
-  // Normalised, so 007 and 7 name the same offset.
-  return `${match[1]}:${Number(match[2])}:${BigInt(match[3] ?? '0').toString()}`;
+  if (!match) throw new DeadLetterUsageError(`--offset: "${text}" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42, vigil.events.policy:2:1187, or vigil.deadletter/0/42 as show prints it)`);
+  // Normalised, so 007 and 7 name the same offset, and either separator the same position.
+  return `${match[1]}:${Number(match[3])}:${BigInt(match[4] ?? '0').toString()}`;
 }
 
 function positiveInteger(option: string, text: string, max: number): number {
@@ -114,10 +136,10 @@ function positiveInteger(option: string, text: string, max: number): number {
 
 const OPTIONS = {
   list: ['--reason', '--from', '--to', '--offset'],
-  show: ['--reason', '--from', '--to', '--offset', '--limit', '--max-bytes'],
+  show: ['--reason', '--from', '--to', '--offset', '--limit', '--max-bytes', '--unredacted'],
   redrive: ['--reason', '--from', '--to', '--offset', '--dry-run', '--force', '--raw-topic'],
 } as const;
-const FLAGS = new Set(['--dry-run', '--force']);
+const FLAGS = new Set(['--dry-run', '--force', '--unredacted']);
 
 /** Parses the words after `vigil deadletters`; throws {@link DeadLetterUsageError} naming what is wrong. */
 export function parseDeadLetterArgs(args: readonly string[], now: Date = new Date()): DeadLetterCommand {
@@ -132,6 +154,7 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
   let maxBytes = 512;
   let dryRun = false;
   let force = false;
+  let unredacted = false;
   const rawTopics: string[] = [];
   for (let index = 0; index < rest.length; index++) {
     const option = rest[index] ?? '';
@@ -140,6 +163,7 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
     }
     if (FLAGS.has(option)) {
       if (option === '--dry-run') dryRun = true;
+      else if (option === '--unredacted') unredacted = true;
       else force = true;
       continue;
     }
@@ -187,7 +211,7 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
     throw new DeadLetterUsageError('--from is after --to');
   }
   if (command === 'list') return { command, selection };
-  if (command === 'show') return { command, selection, limit, maxBytes };
+  if (command === 'show') return { command, selection, limit, maxBytes, unredacted };
   // Redriving the whole topic by accident would replay every bad message ever seen.
   if (selection.reasons.length === 0 && selection.from === undefined && selection.to === undefined && selection.offsets.length === 0) {
     throw new DeadLetterUsageError('redrive needs a selection: --reason, --from/--to or --offset');
@@ -221,7 +245,7 @@ export function selects(selection: Selection, entry: DeadLetterEntry): boolean {
 }
 
 /** Why a selected dead letter is not sent back. */
-export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redriven_since' | 'redrive_limit' | 'original_unavailable';
+export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redriven_since' | 'redrive_limit' | 'original_unavailable' | 'topic_missing';
 
 /** What a redrive sends and leaves. */
 export interface RedrivePlan {
@@ -244,16 +268,28 @@ function pushInto<K, V>(map: Map<K, V[]>, key: K, value: V): void {
  */
 export function planRedrive(
   entries: readonly DeadLetterEntry[],
-  options: { eventTopics: readonly string[]; rawTopics?: readonly string[]; internalTopics?: readonly string[]; force: boolean; maxRedrives?: number },
+  options: {
+    eventTopics: readonly string[];
+    rawTopics?: readonly string[];
+    internalTopics?: readonly string[];
+    force: boolean;
+    maxRedrives?: number;
+    /**
+     * Every dead letter a later one names as its origin (`topic/partition/offset` of the earlier
+     * one -> the later one's), from the whole topic, not only the selection: a selection by
+     * reason or time may hold the earlier letter and not the later. @defaultValue from `entries`
+     */
+    redrivenSince?: ReadonlyMap<string, string>;
+  },
 ): RedrivePlan {
   const maxRedrives = options.maxRedrives ?? MAX_REDRIVES;
   const plan: RedrivePlan = { send: [], skipped: [] };
-  const chosen = new Set<string>();
+  /** Source positions decided: sent, or stood for by a later dead letter. */
+  const chosen = new Map<string, string>();
   // A dead letter that a later one names as its origin was redriven and refused again: the later
   // one stands for the message (with its redrive count). Sending both would double the message at
-  // every run while its cause is not fixed.
-  const redrivenSince = new Set<string>();
-  for (const { record } of entries) if (record.redrive) redrivenSince.add(record.redrive.from);
+  // every run while its cause is not fixed, and restart its count.
+  const redrivenSince = options.redrivenSince ?? laterLettersOf(entries);
   for (const entry of entries) {
     const { record } = entry;
     const source = sourcePosition(record);
@@ -279,17 +315,28 @@ export function planRedrive(
             : `source topic "${text(record.topic)}" is not an event topic or raw topic of this configuration`,
       });
     } else if (redrivenSince.has(at)) {
-      plan.skipped.push({ entry, reason: 'redriven_since', detail: `redriven before, and refused again: a later dead letter names ${at} as its origin` });
+      const later = redrivenSince.get(at) ?? '';
+      // Its message is the later letter's now: another dead letter of the same source (a redone
+      // chunk wrote it twice) must not go back in its place either.
+      chosen.set(source, `the later dead letter ${later} stands for it`);
+      plan.skipped.push({ entry, reason: 'redriven_since', detail: `redriven before, and refused again: the later dead letter ${later} names ${at} as its origin (select that one)` });
     } else if (chosen.has(source)) {
-      plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter of ${source} is sent` });
+      plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter of ${source} is decided: ${chosen.get(source) ?? ''}` });
     } else if ((record.redrive?.count ?? 0) >= maxRedrives && !options.force) {
       plan.skipped.push({ entry, reason: 'redrive_limit', detail: `redriven ${record.redrive?.count ?? 0} times already; --force sends it again` });
     } else {
-      chosen.add(source);
+      chosen.set(source, 'it is sent');
       plan.send.push({ entry, topic: record.topic });
     }
   }
   return plan;
+}
+
+/** The dead letters later ones name as their origin (`topic/partition/offset` -> the later one's). */
+export function laterLettersOf(entries: readonly Pick<DeadLetterEntry, 'position' | 'record'>[]): Map<string, string> {
+  const later = new Map<string, string>();
+  for (const { record, position } of entries) if (record.redrive) later.set(record.redrive.from, `${position.topic}/${position.partition}/${position.offset}`);
+  return later;
 }
 
 /**
@@ -633,23 +680,77 @@ function kafkaOf(context: DeadLetterContext): Kafka {
   return context.kafka ?? createKafka(context.config, context.logger ?? createLogger({ level: 'warn', secrets: secretsOf(context.config) }), `${context.config.kafka.clientId}-deadletters`);
 }
 
-/** Reads the selected dead letters (all of them, in partition and offset order). */
-export async function readDeadLetters(context: DeadLetterContext, selection: Selection, limit = Number.POSITIVE_INFINITY): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number }> {
+/** Position order: by partition, then offset. */
+function byPosition(a: DeadLetterEntry, b: DeadLetterEntry): number {
+  return a.position.partition - b.position.partition || Number(BigInt(a.position.offset) - BigInt(b.position.offset));
+}
+
+/**
+ * Reads the selected dead letters, in partition and offset order: with a `limit`, the first
+ * `limit` of them in that order (partitions arrive interleaved: the first to arrive are not
+ * those). `redrivenSince` is read from every dead letter, selected or not (see {@link planRedrive}).
+ */
+export async function readDeadLetters(
+  context: DeadLetterContext,
+  selection: Selection,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number; redrivenSince: Map<string, string> }> {
   const entries: DeadLetterEntry[] = [];
+  const redrivenSince = new Map<string, string>();
   let matched = 0;
+  let sorted = false;
   const ends = await scanDeadLetters(
     kafkaOf(context),
     context.config.topics.deadLetter,
     (entry) => {
+      const { record, position } = entry;
+      if (record.redrive) redrivenSince.set(record.redrive.from, `${position.topic}/${position.partition}/${position.offset}`);
       if (!selects(selection, entry)) return;
       matched++;
-      if (entries.length < limit) entries.push(entry);
+      if (entries.length < limit) {
+        entries.push(entry);
+        return;
+      }
+      // Full: kept, in order, only if it comes before the last kept, which then goes (values may be large).
+      if (!sorted) {
+        entries.sort(byPosition);
+        sorted = true;
+      }
+      const last = entries[entries.length - 1];
+      if (last === undefined || byPosition(entry, last) >= 0) return;
+      let low = 0;
+      let high = entries.length - 1;
+      while (low < high) {
+        const middle = (low + high) >> 1;
+        if (byPosition(entries[middle] as DeadLetterEntry, entry) < 0) low = middle + 1;
+        else high = middle;
+      }
+      entries.splice(low, 0, entry);
+      entries.pop();
     },
     context.scan,
   );
-  // Partitions arrive interleaved; a listing reads best in position order.
-  entries.sort((a, b) => a.position.partition - b.position.partition || Number(BigInt(a.position.offset) - BigInt(b.position.offset)));
-  return { entries, ends, matched };
+  entries.sort(byPosition);
+  return { entries, ends, matched, redrivenSince };
+}
+
+/** The plan with the sends to topics that do not exist moved to `skipped` (`topic_missing`). */
+async function withoutMissingTopics(kafka: Kafka, plan: RedrivePlan): Promise<RedrivePlan> {
+  if (plan.send.length === 0) return plan;
+  const admin = kafka.admin();
+  let existing: Set<string>;
+  await admin.connect();
+  try {
+    existing = new Set(await admin.listTopics());
+  } finally {
+    await admin.disconnect();
+  }
+  const send = plan.send.filter(({ topic }) => existing.has(topic));
+  const missing = plan.send.filter(({ topic }) => !existing.has(topic));
+  return {
+    send,
+    skipped: [...plan.skipped, ...missing.map(({ entry, topic }) => ({ entry, reason: 'topic_missing' as const, detail: `topic "${text(topic)}" does not exist (deleted, or never created): create it, then redrive again` }))],
+  };
 }
 
 /** `vigil deadletters list`: counts by reason, with times and source topics. */
@@ -682,13 +783,17 @@ export interface RedriveReport {
 export async function redriveDeadLetters(context: DeadLetterContext, selection: Selection, options: { dryRun: boolean; force: boolean; rawTopics?: readonly string[] }): Promise<RedriveReport> {
   const { config } = context;
   const kafka = kafkaOf(context);
-  const { entries } = await readDeadLetters({ ...context, kafka }, selection);
-  const plan = await restoreTruncated(kafka, planRedrive(entries, {
+  const { entries, redrivenSince } = await readDeadLetters({ ...context, kafka }, selection);
+  const planned = await restoreTruncated(kafka, planRedrive(entries, {
         eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device],
         rawTopics: [config.intake.topic, ...(options.rawTopics ?? [])],
         internalTopics: [config.topics.detections, config.topics.deadLetter, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic],
         force: options.force,
+        redrivenSince,
       }), context.scan);
+  // The producer does not create topics: a source topic deleted since (or a --raw-topic never
+  // made) would fail the run halfway, after some batches went. Skipped, and said, instead.
+  const plan = await withoutMissingTopics(kafka, planned);
   const sentByTopic: Record<string, number> = {};
   if (!options.dryRun && plan.send.length > 0) {
     const producer = createProducer(kafka);
@@ -740,8 +845,32 @@ export function formatSummary(summary: DeadLetterSummary): string[] {
   return lines;
 }
 
-/** The lines `show` prints for one dead letter. */
-export function formatEntry(entry: DeadLetterEntry, maxBytes: number): string[] {
+/** Field and query parameter names whose values are credentials (a gateway's record of a request holds them). */
+const SECRET_NAME = '(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[-_]?key|apikey|x-auth-token|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token|token|password|passwd|secret|client[-_]?secret|session[-_]?id|signature)';
+/** A JSON member `"<secret name>": "value"` (any case). */
+const SECRET_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
+/** A query parameter `?<secret name>=value` or `&…`, in a URL or a query string. */
+const SECRET_PARAMETER = new RegExp(`([?&]${SECRET_NAME}=)[^&"\\s#]*`, 'gi');
+
+/**
+ * A value with the credentials it holds shown as `[redacted]`: JSON members and query parameters
+ * named like one (`request.headers.authorization`, `apikey=` in a URI). A gateway's raw record
+ * (an `adapter_*` dead letter, the intake's topic) holds the request's headers and query string;
+ * `show` prints values to a terminal, and from there to tickets and chat. Not UTF-8: unchanged.
+ */
+export function redactSecrets(value: Buffer): Buffer {
+  let textValue: string;
+  try {
+    textValue = new TextDecoder('utf-8', { fatal: true }).decode(value);
+  } catch {
+    return value;
+  }
+  const redacted = textValue.replace(SECRET_MEMBER, '$1"[redacted]"').replace(SECRET_PARAMETER, '$1[redacted]');
+  return redacted === textValue ? value : Buffer.from(redacted, 'utf8');
+}
+
+/** The lines `show` prints for one dead letter; credentials in its value redacted unless `unredacted`. */
+export function formatEntry(entry: DeadLetterEntry, maxBytes: number, unredacted = false): string[] {
   const { position, record } = entry;
   const lines = [
     `${position.topic}/${position.partition}/${position.offset}`,
@@ -756,7 +885,8 @@ export function formatEntry(entry: DeadLetterEntry, maxBytes: number): string[] 
   if (record.truncated) {
     lines.push(`  original       ${record.truncated.bytes} bytes, SHA-256 ${record.truncated.sha256}; the dead letter keeps the first ${record.value?.length ?? 0}, and redrive reads the whole message from its source`);
   }
-  lines.push(`  value          ${record.value === null ? '' : `(${record.value.length} bytes) `}${escapeBytes(record.value, maxBytes)}`);
+  const shown = record.value === null || unredacted ? record.value : redactSecrets(record.value);
+  lines.push(`  value          ${record.value === null ? '' : `(${record.value.length} bytes) `}${escapeBytes(shown, maxBytes)}`);
   return lines;
 }
 
@@ -806,7 +936,7 @@ export async function runDeadLetters(args: readonly string[], contextOf: DeadLet
       return 0;
     case 'show': {
       const { entries, matched } = await readDeadLetters({ ...context, kafka }, parsed.selection, parsed.limit);
-      for (const entry of entries) for (const line of formatEntry(entry, parsed.maxBytes)) out(line);
+      for (const entry of entries) for (const line of formatEntry(entry, parsed.maxBytes, parsed.unredacted)) out(line);
       out(`${entries.length} of ${matched} selected dead letters shown${matched > entries.length ? ` (--limit ${parsed.limit})` : ''}`);
       return 0;
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { IngestPipeline } from '../../ingest';
+import { toDeadLetterMessage, type IngestPipeline } from '../../ingest';
 import type { Vigil } from '../../app';
 import { listDeadLetters, parseDeadLetterArgs, readDeadLetters, redriveDeadLetters, runDeadLetters, type Selection } from '../../scripts/deadletters';
 import { countEvents, isolatedConfig, openStack, testLogger, vigilOn, waitFor, type Stack } from '../support/harness';
@@ -178,6 +178,25 @@ describe('a too_large message: its dead letter keeps its first bytes, redrive re
   afterAll(async () => {
     await vigil?.stop();
     await stack.cleanup();
+  });
+
+  // The producer does not create topics: a raw topic deleted since (or never made) failed the run
+  // after its earlier batches had gone, with no report.
+  it('skips a dead letter whose source topic does not exist, saying so, in a dry run too', async () => {
+    const gone = `${stack.config.indices.prefix}.raw-gone`;
+    const producer = testProducer(stack.kafka);
+    await producer.connect();
+    await producer.send({
+      topic: stack.config.topics.deadLetter,
+      acks: -1,
+      messages: [toDeadLetterMessage({ reasonCode: 'adapter_unmapped', reason: 'record 0: no group', topic: gone, partition: 0, offset: '7', value: Buffer.from('{"request":{}}'), originalKey: null }, new Date())],
+    });
+    await producer.disconnect();
+    for (const dryRun of [true, false]) {
+      const report = await redriveDeadLetters(context(), { reasons: ['adapter_unmapped'], offsets: [] }, { dryRun, force: false, rawTopics: [gone] });
+      expect(report).toMatchObject({ selected: 1, sent: 0, wouldSend: 0 });
+      expect(report.skipped.map(({ reason, detail }) => [reason, detail])).toEqual([['topic_missing', `topic "${gone}" does not exist (deleted, or never created): create it, then redrive again`]]);
+    }
   });
 
   it('keeps 16 KB of each, with the size and SHA-256 of the whole, and says so in show', async () => {

@@ -135,7 +135,17 @@ describe('a too_large message', () => {
     expect(fromDeadLetterMessage(delivered(toDeadLetterMessage(record({ reasonCode: 'too_large', value: small }), now)))).not.toHaveProperty('truncated');
     expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: big }), now).value).toStrictEqual(big);
     const whole = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES, 0x61);
-    expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: whole }), now).value).toStrictEqual(whole);
+    expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: whole, originalKey: null }), now).value).toStrictEqual(whole);
+  });
+
+  it('counts the original key, which rides in a header, against what the dead-letter topic takes', () => {
+    const key = Buffer.alloc(64 * 1024, 0x6b);
+    const fits = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES - key.length, 0x61);
+    expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: fits, originalKey: key }), now).value).toStrictEqual(fits);
+    const over = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES - key.length + 1, 0x61);
+    const message = toDeadLetterMessage(record({ reasonCode: 'not_json', value: over, originalKey: key }), now);
+    expect(message.value).toStrictEqual(over.subarray(0, DEAD_LETTER_PREFIX_BYTES));
+    expect(fromDeadLetterMessage(delivered(message)).truncated).toStrictEqual({ bytes: over.length, sha256: createHash('sha256').update(over).digest('hex') });
   });
 
   it('any refused message over what the broker takes in one message (VIGIL_MAX_MESSAGE_BYTES above 1 MiB) keeps its first bytes too, with its size and digest', () => {

@@ -7,7 +7,9 @@ import {
   formatRedrive,
   parseDeadLetterArgs,
   parseTime,
+  laterLettersOf,
   planRedrive,
+  redactSecrets,
   runDeadLetters,
   selects,
   summarise,
@@ -58,12 +60,16 @@ describe('parseDeadLetterArgs', () => {
       selection: { reasons: ['too_large', 'not_json'], from: Date.parse('2026-11-27T10:00:00Z'), to: Date.parse('2026-11-27T11:30:00Z'), offsets: ['vigil.events.policy:2:42'] },
       limit: 5,
       maxBytes: 64,
+      unredacted: false,
     });
   });
 
   it('defaults: list and show select everything, show prints 20 messages of 512 bytes, redrive is neither dry nor forced', () => {
     expect(parseDeadLetterArgs(['list'], now)).toEqual({ command: 'list', selection: all });
-    expect(parseDeadLetterArgs(['show'], now)).toEqual({ command: 'show', selection: all, limit: 20, maxBytes: 512 });
+    expect(parseDeadLetterArgs(['show'], now)).toEqual({ command: 'show', selection: all, limit: 20, maxBytes: 512, unredacted: false });
+    expect(parseDeadLetterArgs(['show', '--unredacted'], now)).toMatchObject({ unredacted: true });
+    // A position as show prints it.
+    expect(parseDeadLetterArgs(['show', '--offset', 'vigil.deadletter/0/042'], now)).toMatchObject({ selection: { offsets: ['vigil.deadletter:0:42'] } });
     expect(parseDeadLetterArgs(['redrive', '--reason', 'too_large'], now)).toEqual({ command: 'redrive', selection: { reasons: ['too_large'], offsets: [] }, dryRun: false, force: false, rawTopics: [] });
     expect(parseDeadLetterArgs(['redrive', '--offset', 'vigil.deadletter:0:7', '--dry-run', '--force'], now)).toMatchObject({ dryRun: true, force: true });
   });
@@ -93,11 +99,11 @@ describe('parseDeadLetterArgs', () => {
     [['show', '--max-bytes', 'lots'], '--max-bytes: "lots" is not an integer from 1 to 104857600'],
     [['show', '--from', 'now', '--from', 'now-1h'], '--from is given twice'],
     [['show', '--from', 'now', '--to', 'now-1h'], '--from is after --to'],
-    [['redrive', '--offset', 'vigil.events.policy:2'], '--offset: "vigil.events.policy:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)'],
+    [['redrive', '--offset', 'vigil.events.policy:2'], '--offset: "vigil.events.policy:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42, vigil.events.policy:2:1187, or vigil.deadletter/0/42 as show prints it)'],
     [['redrive', '--reason', 'adapter_unmapped', '--raw-topic', 'a topic'], '--raw-topic: "a topic" is not a Kafka topic name (1-249 of letters, digits, ".", "_", "-")'],
     [['redrive', '--reason', 'adapter_unmapped', '--raw-topic', '__consumer_offsets'], '--raw-topic: "__consumer_offsets" starts with "_", a name Kafka and its tools keep for their own topics'],
     [['list', '--raw-topic', 'edge.raw.tyk'], 'unknown option --raw-topic for deadletters list'],
-    [['redrive', '--offset', 'a topic:1:2'], '--offset: "a topic:1:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42 or vigil.events.policy:2:1187)'],
+    [['redrive', '--offset', 'a topic:1:2'], '--offset: "a topic:1:2" is not TOPIC:PARTITION:OFFSET (e.g. vigil.deadletter:0:42, vigil.events.policy:2:1187, or vigil.deadletter/0/42 as show prints it)'],
   ])('refuses %j: %s', (args, message) => {
     expect(refusal(args)).toBe(message);
   });
@@ -108,13 +114,15 @@ describe('parseTime', () => {
     expect(parseTime('--from', '2026-11-27T10:00:00Z', now)).toBe(Date.parse('2026-11-27T10:00:00Z'));
     expect(parseTime('--from', '2026-11-27T10:00:00.250+01:00', now)).toBe(Date.parse('2026-11-27T09:00:00.250Z'));
     expect(parseTime('--from', '2026-11-27', now)).toBe(Date.parse('2026-11-27T00:00:00Z'));
+    expect(parseTime('--from', '2028-02-29T23:59:59.999-05:00', now)).toBe(Date.parse('2028-03-01T04:59:59.999Z'));
     expect(parseTime('--to', 'now', now)).toBe(now.getTime());
     expect(parseTime('--from', 'now-90s', now)).toBe(now.getTime() - 90_000);
     expect(parseTime('--from', 'now-15m', now)).toBe(now.getTime() - 900_000);
     expect(parseTime('--from', 'now-3d', now)).toBe(now.getTime() - 3 * 86_400_000);
   });
 
-  it.each(['yesterday', '2026-11-27T10:00:00', '2026-13-45T10:00:00Z', 'now-2w', 'now+1h', ''])('refuses %j naming the option', (text) => {
+  // Date.parse takes 30 February as 2 March, and 24:00 as the next day's midnight.
+  it.each(['yesterday', '2026-11-27T10:00:00', '2026-13-45T10:00:00Z', 'now-2w', 'now+1h', '', '2026-02-30', '2026-02-29T10:00Z', '2026-11-27T24:00Z', '2026-11-27T10:60Z', '2026-11-27T10:00+19:00'])('refuses %j naming the option', (text) => {
     expect(() => parseTime('--to', text, now)).toThrow(`--to: "${text}" is not a time`);
   });
 });
@@ -165,7 +173,7 @@ describe('planRedrive', () => {
       ['2', 'no_value', 'the original message had no value'],
       ['3', 'no_value', 'the original message had no value'],
       ['4', 'not_an_event_topic', 'source topic "old.policy" is not an event topic or raw topic of this configuration'],
-      ['5', 'already_selected', `another dead letter of ${POLICY}:2:1001 is sent`],
+      ['5', 'already_selected', `another dead letter of ${POLICY}:2:1001 is decided: it is sent`],
     ]);
   });
 
@@ -231,6 +239,64 @@ describe('planRedrive', () => {
       ['1', 'redriven_since'],
       ['2', 'redriven_since'],
     ]);
+  });
+});
+
+describe('planRedrive: a message redriven and refused again', () => {
+  const topics = [POLICY, 'vigil.events.invocation', 'vigil.events.device'];
+
+  // Dead-lettered twice (a redone chunk: letters 1 and 2 of one source position), letter 1
+  // redriven and refused again as letter 3: letter 2 went out again at every run, with a new count.
+  it('sends neither letter of the source position a later letter stands for', () => {
+    const first = entry(1);
+    const copy = entry(2, { offset: '1001' });
+    const later = entry(3, { offset: '2001', redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const plan = planRedrive([first, copy, later], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['3']);
+    expect(plan.skipped.map(({ entry: skipped, reason, detail }) => [skipped.position.offset, reason, detail])).toEqual([
+      ['1', 'redriven_since', `redriven before, and refused again: the later dead letter ${DLQ}/0/3 names ${DLQ}/0/1 as its origin (select that one)`],
+      ['2', 'already_selected', `another dead letter of ${POLICY}:2:1001 is decided: the later dead letter ${DLQ}/0/3 stands for it`],
+    ]);
+  });
+
+  // A selection by reason or time may hold the earlier letter and not the later: it went out
+  // again with a count of 1, doubling the message and getting round the redrive limit.
+  it('knows the later letters from the whole topic, not only from the selection', () => {
+    const first = entry(1);
+    const later = entry(3, { offset: '2001', reasonCode: 'schema_invalid', redrive: { from: `${DLQ}/0/1`, count: MAX_REDRIVES } });
+    expect(planRedrive([first], { eventTopics: topics, force: false }).send).toHaveLength(1);
+    const plan = planRedrive([first], { eventTopics: topics, force: false, redrivenSince: laterLettersOf([first, later]) });
+    expect(plan.send).toEqual([]);
+    expect(plan.skipped.map(({ reason }) => reason)).toEqual(['redriven_since']);
+  });
+});
+
+describe('redactSecrets', () => {
+  it("blanks the credentials a gateway's record of a request holds: headers, API keys and tokens in the query string", () => {
+    const kong = JSON.stringify({
+      request: { uri: '/orders?apikey=k-123456&page=2', url: 'https://shop.example/orders?page=2&access_token=tok%2Fabc#x', headers: { Authorization: 'Bearer eyJhbGciOi.x.y', 'x-api-key': 'xk-1', cookie: 'sid=abc', accept: '*/*' } },
+      response: { headers: { 'set-cookie': 'sid=new' } },
+      consumer: { username: 'partner-acme' },
+      client_ip: '203.0.113.7',
+    });
+    const shown = redactSecrets(Buffer.from(kong)).toString('utf8');
+    for (const secret of ['k-123456', 'tok%2Fabc', 'eyJhbGciOi', 'xk-1', 'sid=abc', 'sid=new']) expect(shown).not.toContain(secret);
+    expect(JSON.parse(shown)).toEqual({
+      request: { uri: '/orders?apikey=[redacted]&page=2', url: 'https://shop.example/orders?page=2&access_token=[redacted]#x', headers: { Authorization: '[redacted]', 'x-api-key': '[redacted]', cookie: '[redacted]', accept: '*/*' } },
+      response: { headers: { 'set-cookie': '[redacted]' } },
+      consumer: { username: 'partner-acme' },
+      client_ip: '203.0.113.7',
+    });
+    // A value with an escaped quote is blanked whole; bytes that are not UTF-8 are left as they are.
+    expect(redactSecrets(Buffer.from('{"password":"a\\"b","user":"u"}')).toString()).toBe('{"password":"[redacted]","user":"u"}');
+    const binary = Buffer.from([0xff, 0xfe, 0x70]);
+    expect(redactSecrets(binary)).toBe(binary);
+  });
+
+  it('is what show prints by default, and --unredacted prints the value as it is', () => {
+    const letter = entry(1, { reasonCode: 'adapter_unmapped', value: Buffer.from('{"request":{"headers":{"authorization":"Basic dTpw"}}}') });
+    expect(formatEntry(letter, 512).at(-1)).toBe('  value          (54 bytes) {"request":{"headers":{"authorization":"[redacted]"}}}');
+    expect(formatEntry(letter, 512, true).at(-1)).toBe('  value          (54 bytes) {"request":{"headers":{"authorization":"Basic dTpw"}}}');
   });
 });
 

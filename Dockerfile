@@ -49,13 +49,12 @@ COPY package.json package-lock.json ./
 COPY ingest/sdk/package.json ingest/sdk/package.json
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error && npm cache clean --force
 COPY bin bin
-# Kibana saved objects as data (NDJSON): what the `dashboards` compose service imports.
-COPY dashboards dashboards
 COPY --from=build /src/dist dist
 # node:20 images ship the unprivileged `node` user (uid 1000); Vigil writes nothing to its own
 # folder except what `vigil report` and the demo are told to write (reports/, owned by it).
+# By number: Kubernetes refuses to start a name under `runAsNonRoot` (it cannot check the name).
 RUN mkdir -p /app/reports && chown node:node /app/reports
-USER node
+USER 1000:1000
 EXPOSE 9464 9465
 # /healthz answers 200 while the process and its event loop are up (docs/operations.md). Node's
 # own fetch, because the slim image has no curl.

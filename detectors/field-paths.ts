@@ -249,5 +249,19 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
     }
   }
   familyProblems(rule, '', problems);
+  measureProblems(rule, problems);
   return problems;
+}
+
+/** A surge's `p95` of a field that is not a number: it counts only numbers, so it never fires. */
+function measureProblems(rule: unknown, into: { path: string; message: string }[]): void {
+  if (typeof rule !== 'object' || rule === null) return;
+  const measure = (rule as { measure?: unknown }).measure;
+  if (typeof measure !== 'object' || measure === null) return;
+  const { kind, field } = measure as { kind?: unknown; field?: unknown };
+  if (kind !== 'p95' || typeof field !== 'string') return;
+  const info = fieldInfo(field);
+  if (info === undefined || info.kind === 'number' || info.kind === 'any') return;
+  const holds = info.kind === 'string' ? 'text' : info.kind === 'object' ? 'an object' : 'true or false';
+  into.push({ path: 'measure.field', message: `${field} holds ${holds}: a p95 measure counts numbers only (invocation.latencyMs, say), so this one would never fire` });
 }

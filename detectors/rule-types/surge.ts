@@ -66,10 +66,17 @@ export const surgeRuleSchema = z.strictObject({
       baselineFloor: z.number().gt(0).max(1).default(0.05),
     })
     .optional(),
-}).refine((rule) => rule.failures === undefined || rule.measure.kind !== 'ratio', {
-  message: 'failures cannot be used with measure ratio (both count the numerator): use measure count or distinct',
-  path: ['failures'],
-});
+})
+  .refine((rule) => rule.failures === undefined || rule.measure.kind !== 'ratio', {
+    message: 'failures cannot be used with measure ratio (both count the numerator): use measure count or distinct',
+    path: ['failures'],
+  })
+  // A ratio is at most 1: against a floor of 1 (the default) or any floor with floor × minRatio ≥
+  // 1, it can never reach minRatio times its baseline, and the rule would load and never fire.
+  .refine((rule) => rule.measure.kind !== 'ratio' || rule.baselineFloor * rule.minRatio < 1, {
+    message: 'a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor below 1 / minRatio (e.g. 0.02 with minRatio 8, as error-surge-per-endpoint does)',
+    path: ['baselineFloor'],
+  });
 
 /** A surge rule, as validated. */
 export type SurgeRule = z.infer<typeof surgeRuleSchema>;

@@ -95,3 +95,17 @@ describe('the fields a rule names are checked against the events', () => {
     expect(loadRuleSet([join(__dirname, '..', '..', 'detectors', 'rules', 'default')]).rules.length).toBeGreaterThan(20);
   });
 });
+
+describe('a surge measure that can never fire', () => {
+  const surge = (id: string, extra: object): object => ({ ...base, id, type: 'surge', groupBy: ['invocation.route'], filter: { field: 'family', equals: 'invocation' }, ...extra });
+
+  // It counts numbers only: a p95 of a route (text) loaded and stayed silent.
+  it('refuses a p95 of a field that is not a number, and takes one of a number', () => {
+    expect(problemsOf([surge('p95-route', { measure: { kind: 'p95', field: 'invocation.route' } })])).toStrictEqual([
+      '[0].measure.field: invocation.route holds text: a p95 measure counts numbers only (invocation.latencyMs, say), so this one would never fire',
+    ]);
+    expect(problemsOf([surge('p95-latency', { measure: { kind: 'p95', field: 'invocation.latencyMs' } })])).toStrictEqual([]);
+    // A field whose values are not checked (labels) is taken on trust.
+    expect(problemsOf([surge('p95-label', { measure: { kind: 'p95', field: 'labels.size' } })])).toStrictEqual([]);
+  });
+});

@@ -247,7 +247,7 @@ describe('surgeRequest', () => {
   });
 
   it('flags an event of a ratio measure that passes the numerator', () => {
-    const errors = surgeRule({ noun: '5xx', measure: { kind: 'ratio', numerator: { field: 'invocation.status', gte: 500 } } });
+    const errors = surgeRule({ noun: '5xx', measure: { kind: 'ratio', numerator: { field: 'invocation.status', gte: 500 } }, baselineFloor: 0.02 });
     if (errors.measure.kind !== 'ratio') throw new Error('expected a ratio measure');
     const numerator = compileFilter(errors.measure.numerator);
     const flag = (status: number): unknown => surgeRequest(callAt(T, { 'invocation.status': status }), errors, numerator, requestContext)?.args[3];
@@ -377,7 +377,17 @@ describe('evaluateSurge: failures (a spread-out surge that mostly fails)', () =>
   it('runs after the rules its failure filter or numerator names (detectedBy)', () => {
     expect(surgeType.references?.(flood)).toStrictEqual([]);
     expect(surgeType.references?.(surgeRule({ failures: { filter: { detectedBy: 'credential-stuffing' } } }))).toStrictEqual(['credential-stuffing']);
-    expect(surgeType.references?.(surgeRule({ measure: { kind: 'ratio', numerator: { detectedBy: 'json-threat-violation' } } }))).toStrictEqual(['json-threat-violation']);
+    expect(surgeType.references?.(surgeRule({ measure: { kind: 'ratio', numerator: { detectedBy: 'json-threat-violation' } }, baselineFloor: 0.02 }))).toStrictEqual(['json-threat-violation']);
+  });
+
+  // A ratio is at most 1: against the default floor of 1 the rule loaded and could never fire.
+  it('refuses a ratio measure whose baselineFloor times minRatio reaches 1, naming the floor', () => {
+    const ratio = { kind: 'ratio', numerator: { field: 'invocation.status', gte: 500 } };
+    expect(() => surgeRule({ measure: ratio })).toThrow('a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor below 1 / minRatio');
+    expect(() => surgeRule({ measure: ratio, baselineFloor: 0.2, minRatio: 5 })).toThrow('baselineFloor');
+    expect(surgeRule({ measure: ratio, baselineFloor: 0.19, minRatio: 5 }).baselineFloor).toBe(0.19);
+    // Other measures keep the floor of 1.
+    expect(surgeRule({ measure: { kind: 'count' } }).baselineFloor).toBe(1);
   });
 
   it('counts an event in the numerator when it passes the failure filter', () => {

@@ -71,6 +71,12 @@ export const alertSchema = z.strictObject({
    * is about its own key only.
    */
   entities: z.array(z.string()).optional(),
+  /**
+   * The silences (`vigil silences`, by id) that held back a notification of it: its opening or an
+   * escalation not sent, or its resolve sent only where it was announced. Absent when none did.
+   * Indexed as Kibana's `kibana.alert.maintenance_window_ids`, its name for the same thing.
+   */
+  silencedBy: z.array(z.string()).optional(),
 });
 export type Alert = z.infer<typeof alertSchema>;
 
@@ -131,6 +137,8 @@ export const alertMappings = {
               },
             },
             instance: { properties: { id: keyword } },
+            // The silences that held back a notification of it (since template version 6).
+            maintenance_window_ids: keyword,
           },
         },
       },

@@ -29,8 +29,11 @@ export const ECS_VERSION = '9.4.0';
  *
  * 5: detections name the endpoint and the consumer as events do: `vigil.api`, `vigil.route`,
  * `vigil.consumer_id` added to the detections template.
+ *
+ * 6: an alert a silence held back records it: `kibana.alert.maintenance_window_ids` added to the
+ * alerts template.
  */
-export const TEMPLATE_VERSION = 5;
+export const TEMPLATE_VERSION = 6;
 
 /** Geo fields as they land in `source.geo`. */
 export interface GeoDocument {

@@ -48,6 +48,8 @@ export function toAlertDocument(alert: Alert): Record<string, unknown> {
         // Vigil's rules carry no Kibana revision; 0 is Kibana's first.
         rule: { uuid: ruleId, name: ruleName, revision: 0, ...KIBANA_RULE },
         instance: { id: alert.groupKey },
+        // Kibana's record of the maintenance windows that held back an alert's notifications.
+        ...(alert.silencedBy && alert.silencedBy.length > 0 ? { maintenance_window_ids: alert.silencedBy } : {}),
       },
     },
     vigil: {
@@ -82,6 +84,7 @@ const alertDocumentSchema = z.looseObject({
       start: z.string(),
       end: z.string().optional(),
       last_detected: z.string(),
+      maintenance_window_ids: z.array(z.string()).optional(),
     }),
   }),
   vigil: z.looseObject({
@@ -141,6 +144,7 @@ export function fromAlertDocument(source: unknown): { alert: Alert } | { problem
     ...(v.evidence ? { evidence: v.evidence } : {}),
     ...(v.campaign ? { campaign: true } : {}),
     ...(v.entities ? { entities: v.entities } : {}),
+    ...(k.maintenance_window_ids && k.maintenance_window_ids.length > 0 ? { silencedBy: k.maintenance_window_ids } : {}),
   });
   if (!alert.success) return { problem: `not an alert document: ${alert.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}` };
   return { alert: alert.data };

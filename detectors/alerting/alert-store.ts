@@ -45,6 +45,7 @@ export function alertFromFields(json: string, reason: string, evidence?: readonl
   const resolved = fields.get('resolved');
   const campaign = get('campaign') === '1';
   const entities = list(parse('entities'));
+  const silencedBy = list(parse('silenced'));
   const found = evidenceOf(evidence ?? list(parse('evidence')), campaign);
   return {
     id: get('id'),
@@ -67,6 +68,7 @@ export function alertFromFields(json: string, reason: string, evidence?: readonl
     ...(found ? { evidence: found } : {}),
     ...(campaign ? { campaign: true } : {}),
     ...(entities.length > 1 ? { entities } : {}),
+    ...(silencedBy.length > 0 ? { silencedBy } : {}),
   };
 }
 
@@ -229,7 +231,16 @@ export interface AlertStore {
   unsent(beforeMs: number): Promise<UnsentChange[]>;
   /** Forgets changes the outbox now holds. */
   markSent(changes: readonly AlertChange[]): Promise<void>;
+  /**
+   * Records on each alert the silences that held back a notification of it (one round trip), so
+   * its later documents say so too; an alert its group no longer holds (replaced since) is left.
+   * @returns each alert's silence ids after the call, by alert id (for those still held)
+   */
+  markSilenced(marks: readonly { alert: Pick<Alert, 'id' | 'groupKey'>; silences: readonly string[] }[]): Promise<Map<string, string[]>>;
 }
+
+/** The most silence ids an alert records (the first ones stay): a silence list per alert, not a log. */
+export const MAX_ALERT_SILENCES = 10;
 
 function unavailable(error: unknown): StoreUnavailableError {
   return new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
@@ -450,6 +461,22 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       }
       // Oldest first; within one alert, by revision: the order the changes happened in.
       return found.sort((a, b) => a.at - b.at || a.change.alert.revision - b.change.alert.revision);
+    },
+
+    async markSilenced(marks) {
+      const result = new Map<string, string[]>();
+      if (marks.length === 0) return result;
+      const replies = await roundTrip(
+        redis,
+        marks.map(({ alert, silences }) => ({ script: 'alertSilence' as const, keys: [keys.alert(alert.groupKey)], args: [alert.id, MAX_ALERT_SILENCES, ...silences] })),
+        tripOptions,
+      );
+      replies.forEach((reply, position) => {
+        if (!reply.ok) throw unavailable(reply.error);
+        const id = marks[position]?.alert.id;
+        if (id !== undefined && typeof reply.value === 'string') result.set(id, list(safeJson(reply.value)));
+      });
+      return result;
     },
 
     async markSent(changes) {

@@ -4,7 +4,7 @@ import type { Kafka, KafkaMessage } from 'kafkajs';
 import { alertIndexNames, detectionSchema, describeIssues, type Alert, type AlertChange, type Detection } from '../../schemas';
 import { parseOwnMessage, unreadOlderThan, type Config, type Instrumentation, type Logger } from '../../platform';
 import { createAlertWriter, createDetectionWriter } from './alert-document';
-import { RELEASE_LIMIT, createAlertStore, type AlertFold } from './alert-store';
+import { MAX_ALERT_SILENCES, RELEASE_LIMIT, createAlertStore, type AlertFold } from './alert-store';
 import { createPartitionLoop } from './alerter.consumer';
 import { createSilenceStore, silenceMatches, type Silence } from './silences';
 import {
@@ -338,8 +338,19 @@ export function createAlerter(options: AlerterOptions): Alerter {
     // duplicates, and a page queued after indexing would never be sent.
     const withEvidence = await store.withEvidence([...latest.values()]);
     const byId = new Map(withEvidence.map((alert) => [alert.id, alert]));
-    await deliver(changed.map((change) => ({ ...change, alert: evidenceFrom(change.alert, byId) })));
-    await writeAlerts([...replaced.values(), ...withEvidence]);
+    const silenced = await deliver(changed.map((change) => ({ ...change, alert: evidenceFrom(change.alert, byId) })));
+    await writeAlerts(withSilences([...replaced.values(), ...withEvidence], silenced));
+  }
+
+  /** The alerts with the silences {@link deliver} just recorded on them (they were read before it). */
+  function withSilences(alerts: readonly Alert[], silenced: ReadonlyMap<string, readonly string[]>): Alert[] {
+    if (silenced.size === 0) return [...alerts];
+    return alerts.map((alert) => {
+      const ids = silenced.get(alert.id);
+      if (ids === undefined) return alert;
+      const merged = [...new Set([...(alert.silencedBy ?? []), ...ids])].slice(0, MAX_ALERT_SILENCES);
+      return { ...alert, silencedBy: merged };
+    });
   }
 
   /** A change's alert with the evidence read after the batch, when it is the same revision or older. */
@@ -353,8 +364,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
    * them, forgets all of them in Redis. The Lua scripts recorded each change as unsent in the
    * same call that made it, so a crash anywhere before this leaves it there, for {@link resend}.
    */
-  async function deliver(changes: readonly AlertChange[]): Promise<void> {
-    if (changes.length === 0) return;
+  async function deliver(changes: readonly AlertChange[]): Promise<Map<string, string[]>> {
+    const marks = new Map<string, { alert: Alert; silences: Set<string> }>();
+    if (changes.length === 0) return new Map();
     const wallNow = now();
     // A resolve outside the window still goes, marked late: the notifier sends it only where the
     // incident was announced, so a page opened before the alerter or the pipeline fell behind is
@@ -363,18 +375,21 @@ export function createAlerter(options: AlerterOptions): Alerter {
     // maintenance window); its resolve still closes a page opened before the silence began.
     const silences = await activeSilences(wallNow);
     const paged: AlertChange[] = [];
-    let silenced = 0;
+    let heldBack = 0;
     for (const change of changes) {
       const silence = silences.find((item) => silenceMatches(item, change.alert));
       if (silence !== undefined) {
         logger.info({ alertId: change.alert.id, change: change.kind, silence: silence.id }, change.kind === 'resolved' ? 'alert change silenced: sent only where the incident was announced' : 'alert change silenced: not notified');
+        const mark = marks.get(change.alert.id) ?? { alert: change.alert, silences: new Set<string>() };
+        mark.silences.add(silence.id);
+        marks.set(change.alert.id, mark);
         if (change.kind === 'resolved') paged.push({ ...change, late: true });
-        else silenced++;
+        else heldBack++;
       } else if (isPaged(change.alert, wallNow, timings.pageWithinMs)) paged.push(change);
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
       else stats.unpaged++;
     }
-    stats.silenced += silenced;
+    stats.silenced += heldBack;
     if (paged.length > 0) {
       try {
         await sink.accept(paged);
@@ -390,6 +405,17 @@ export function createAlerter(options: AlerterOptions): Alerter {
       // Harmless: they are written again later with the same delivery ids, and sent once.
       logger.warn({ err: error, changes: changes.length }, 'could not mark notifications as sent; they will be written to the outbox again');
     }
+    // What held them back is recorded on the alerts (their documents say so: Kibana's
+    // maintenance_window_ids). Best effort: the notifications were decided already.
+    const silenced = new Map<string, string[]>([...marks].map(([id, { silences: ids }]) => [id, [...ids]]));
+    if (marks.size > 0) {
+      try {
+        await store.markSilenced([...marks.values()].map(({ alert, silences: ids }) => ({ alert, silences: [...ids] })));
+      } catch (error) {
+        logger.warn({ err: error, alerts: marks.size }, 'could not record on the alerts which silences held back their notifications; their documents may not say so');
+      }
+    }
+    return silenced;
   }
 
   const silenceStore = createSilenceStore(options.redis, config.redis.prefix);
@@ -484,8 +510,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
     const byWall = settled.filter(({ how }) => how === 'wall').length;
     if (byWall > 0) logger.info({ alerts: byWall }, 'resolved by the wall-clock fallback: no detection arrived for the quiet period and the lateness');
     stats.resolved += resolved.length;
-    await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
-    await writeAlerts(resolved);
+    const silenced = await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
+    await writeAlerts(withSilences(resolved, silenced));
     return resolved;
   }
 

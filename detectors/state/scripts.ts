@@ -35,6 +35,7 @@ const SCRIPTS = {
   alertRelease: { file: 'alertRelease-2.lua' },
   alertFold: { file: 'alertFold-12.lua' },
   alertSettle: { file: 'alertSettle-5.lua' },
+  alertSilence: { file: 'alertSilence-1.lua' },
   noteDevice: { file: 'noteDevice-3.lua', batch: { args: 6 } },
   readContext: { file: 'readContext-3.lua', batch: { args: 1 } },
   noteRequest: { file: 'noteRequest-1.lua', batch: { args: 3 } },

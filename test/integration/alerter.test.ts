@@ -129,6 +129,7 @@ async function alertDocuments(stack: Stack): Promise<Map<string, Record<string, 
       evidence: source.vigil.alert.evidence,
       campaign: source.vigil.alert.campaign,
       entities: source.vigil.alert.entities,
+      silencedBy: source.kibana.alert.maintenance_window_ids,
     });
   }
   return found;
@@ -221,6 +222,11 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       // Still an incident for analysts: opened, indexed and resolved like the others.
       const silencedAlert = changes.find((change) => change.alert.key['client.ip'] === '203.0.113.50')?.alert;
       await waitFor('its resolved document', async () => (await alertDocuments(stack)).get(silencedAlert?.id ?? '')?.status === 'recovered');
+      // Its document says which silence held it back (Kibana's maintenance_window_ids); the others' say none.
+      const documents = await alertDocuments(stack);
+      expect(documents.get(silencedAlert?.id ?? '')?.silencedBy).toStrictEqual([silence.id]);
+      const others = changes.filter((change) => change.alert.key['client.ip'] !== '203.0.113.50').map((change) => change.alert.id);
+      for (const id of others) expect(documents.get(id)?.silencedBy).toBeUndefined();
 
       // Ended: the next incident of that address pages again.
       expect(await silences.expire(silence.id, Date.now())).toBe(true);

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import {
+  alertKeys,
   commandName,
   defineScripts,
   deleteKeysUnder,
@@ -1315,6 +1316,25 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('alertSilence-1.lua', () => {
+    const key = (): string => alertKeys(prefix).alert('client.ip=203.0.113.7');
+
+    it('records the silences on the alert the group holds, each once, at most the cap, keeping the alert\'s TTL; another alert of the group is left', async () => {
+      await redis.hset(key(), 'id', 'alert-1', 'status', 'open');
+      await redis.pexpire(key(), TTL);
+      expect(await callScript(redis, 'alertSilence', [key()], ['alert-1', 3, 's-1'])).toBe('["s-1"]');
+      expect(await callScript(redis, 'alertSilence', [key()], ['alert-1', 3, 's-1', 's-2', 's-3', 's-4'])).toBe('["s-1","s-2","s-3"]');
+      expect(await redis.hget(key(), 'silenced')).toBe('["s-1","s-2","s-3"]');
+      expect(await redis.pttl(key())).toBeGreaterThan(0);
+      // The group opened another alert since (its hash was replaced): nothing is written.
+      expect(await callScript(redis, 'alertSilence', [key()], ['alert-0', 3, 's-9'])).toBeNull();
+      expect(await redis.hget(key(), 'silenced')).toBe('["s-1","s-2","s-3"]');
+      // No alert at all: nothing is created.
+      expect(await callScript(redis, 'alertSilence', [alertKeys(prefix).alert('client.ip=198.51.100.1')], ['alert-2', 3, 's-1'])).toBeNull();
+      expect(await redis.exists(alertKeys(prefix).alert('client.ip=198.51.100.1'))).toBe(0);
+    });
+  });
+
   describeScript('groupSwap-2.lua', () => {
     const keys = (): string[] => [groupKeys(prefix, 'hook').state('al-1'), groupKeys(prefix, 'hook').due];
 
@@ -1453,6 +1473,14 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await readContext(1);
       await readContext(0);
       await readContext(1, userKeys('u-1', 's-never-noted'));
+      return 30_000;
+    },
+    'alertSilence-1.lua': async () => {
+      // It writes only into an alert's hash, which alertFold gave its TTL: it must keep it.
+      const key = alertKeys(prefix).alert('client.ip=203.0.113.7');
+      await redis.hset(key, 'id', 'alert-1');
+      await redis.pexpire(key, 30_000);
+      await callScript(redis, 'alertSilence', [key], ['alert-1', 10, 's-1']);
       return 30_000;
     },
     'groupSwap-2.lua': async () => {

@@ -20,6 +20,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   alertRelease: { version: 2, sha256: 'ba8a8373bde1e46d' },
   alertFold: { version: 3, sha256: '3c7710e12a500ef1' },
   alertSettle: { version: 1, sha256: '7ef00cbae2318000' },
+  alertSilence: { version: 1, sha256: '8b41bad436ed12c7' },
   noteDevice: { version: 2, sha256: '597420a167b40330' },
   readContext: { version: 2, sha256: '36a2e1a47ac5c871' },
   noteRequest: { version: 2, sha256: '25bc52cbbab912f2' },

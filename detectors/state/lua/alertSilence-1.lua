@@ -1,0 +1,25 @@
+-- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+--[[ alertSilence-1: record on an alert the silences that held back a notification of it (its
+opening or an escalation not sent, its resolve sent only where it was announced), so that its
+document says so (`kibana.alert.maintenance_window_ids`). Only while the group's hash still holds
+that alert: a later alert of the group (its hash is cleared when it opens) is not marked.
+KEYS[1]  the alert's hash (alertKeys().alert(group))
+ARGV[1]  the alert's id
+ARGV[2]  the most silence ids an alert keeps (the oldest stay)
+ARGV[3.] silence ids
+Returns  the alert's silence ids after the call, as JSON, or false when the hash holds another alert
+]]
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return false end
+local ids = cjson.decode(redis.call('HGET', KEYS[1], 'silenced') or '[]')
+local seen = {}
+for _, id in ipairs(ids) do seen[id] = true end
+local most = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  if not seen[ARGV[i]] and #ids < most then
+    ids[#ids + 1] = ARGV[i]
+    seen[ARGV[i]] = true
+  end
+end
+local encoded = cjson.encode(ids)
+redis.call('HSET', KEYS[1], 'silenced', encoded)
+return encoded

@@ -234,9 +234,19 @@ export interface AlertStore {
   /**
    * Records on each alert the silences that held back a notification of it (one round trip), so
    * its later documents say so too; an alert its group no longer holds (replaced since) is left.
+   * `held` (the opening or escalation not sent, with its reason) puts it among the held alerts,
+   * to be notified once no silence matches it ({@link heldAlerts}).
    * @returns each alert's silence ids after the call, by alert id (for those still held)
    */
-  markSilenced(marks: readonly { alert: Pick<Alert, 'id' | 'groupKey'>; silences: readonly string[] }[]): Promise<Map<string, string[]>>;
+  markSilenced(marks: readonly { alert: Pick<Alert, 'id' | 'groupKey'>; silences: readonly string[]; held?: { kind: 'opened' | 'escalated'; reason: string } }[]): Promise<Map<string, string[]>>;
+  /**
+   * The held alerts (a silence kept their opening or an escalation from on-call), as they are
+   * now: `alert` (with the held change's reason) and the kind held when the group still holds it
+   * open, else undefined (closed or replaced: to be forgotten).
+   */
+  heldAlerts(): Promise<{ alertId: string; group: string; held?: { kind: 'opened' | 'escalated'; alert: Alert } }[]>;
+  /** Forgets held alerts: notified since, or closed (one round trip). */
+  clearHeld(alerts: readonly { alertId: string; group: string }[]): Promise<void>;
 }
 
 /** The most silence ids an alert records (the first ones stay): a silence list per alert, not a log. */
@@ -468,7 +478,11 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       if (marks.length === 0) return result;
       const replies = await roundTrip(
         redis,
-        marks.map(({ alert, silences }) => ({ script: 'alertSilence' as const, keys: [keys.alert(alert.groupKey)], args: [alert.id, MAX_ALERT_SILENCES, ...silences] })),
+        marks.map(({ alert, silences, held }) => ({
+          script: 'alertSilence' as const,
+          keys: [keys.alert(alert.groupKey), keys.heldBySilence],
+          args: [alert.id, MAX_ALERT_SILENCES, held?.kind ?? '', held?.reason ?? '', alert.groupKey, ttlMs, ...silences],
+        })),
         tripOptions,
       );
       replies.forEach((reply, position) => {
@@ -477,6 +491,45 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         if (id !== undefined && typeof reply.value === 'string') result.set(id, list(safeJson(reply.value)));
       });
       return result;
+    },
+
+    async heldAlerts() {
+      let index: Record<string, string>;
+      try {
+        index = await redis.hgetall(keys.heldBySilence);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      const entries = Object.entries(index);
+      if (entries.length === 0) return [];
+      let hashes: Record<string, string>[];
+      try {
+        const pipeline = redis.pipeline();
+        for (const [, group] of entries) pipeline.hgetall(keys.alert(group));
+        const results = (await pipeline.exec()) ?? [];
+        const failure = results.find(([error]) => error !== null)?.[0];
+        if (failure) throw failure;
+        hashes = results.map(([, value]) => (value ?? {}) as Record<string, string>);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      return entries.map(([alertId, group], position) => {
+        const fields = hashes[position] ?? {};
+        const kind = fields.held;
+        if (fields.id !== alertId || fields.status !== 'open' || (kind !== 'opened' && kind !== 'escalated')) return { alertId, group };
+        const alert = alertFromFields(JSON.stringify(Object.entries(fields).flat()), fields.heldReason ?? '');
+        return { alertId, group, held: { kind, alert } };
+      });
+    },
+
+    async clearHeld(alerts) {
+      if (alerts.length === 0) return;
+      const replies = await roundTrip(
+        redis,
+        alerts.map(({ alertId, group }) => ({ script: 'alertHeldClear' as const, keys: [keys.alert(group), keys.heldBySilence], args: [alertId] })),
+        tripOptions,
+      );
+      for (const reply of replies) if (!reply.ok) throw unavailable(reply.error);
     },
 
     async markSent(changes) {

@@ -365,7 +365,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
    * same call that made it, so a crash anywhere before this leaves it there, for {@link resend}.
    */
   async function deliver(changes: readonly AlertChange[]): Promise<Map<string, string[]>> {
-    const marks = new Map<string, { alert: Alert; silences: Set<string> }>();
+    const marks = new Map<string, { alert: Alert; silences: Set<string>; held?: { kind: 'opened' | 'escalated'; reason: string } }>();
+    /** Alerts a silence held a notification of, notified now: no longer held. */
+    const notified: { alertId: string; group: string }[] = [];
     if (changes.length === 0) return new Map();
     const wallNow = now();
     // A resolve outside the window still goes, marked late: the notifier sends it only where the
@@ -382,10 +384,15 @@ export function createAlerter(options: AlerterOptions): Alerter {
         logger.info({ alertId: change.alert.id, change: change.kind, silence: silence.id }, change.kind === 'resolved' ? 'alert change silenced: sent only where the incident was announced' : 'alert change silenced: not notified');
         const mark = marks.get(change.alert.id) ?? { alert: change.alert, silences: new Set<string>() };
         mark.silences.add(silence.id);
+        // Held back, to be notified once no silence matches it (releaseHeld), if still open.
+        if (change.kind !== 'resolved') mark.held = { kind: mark.held?.kind === 'opened' || change.kind === 'opened' ? 'opened' : 'escalated', reason: change.alert.reason };
         marks.set(change.alert.id, mark);
         if (change.kind === 'resolved') paged.push({ ...change, late: true });
         else heldBack++;
-      } else if (isPaged(change.alert, wallNow, timings.pageWithinMs)) paged.push(change);
+      } else if (isPaged(change.alert, wallNow, timings.pageWithinMs)) {
+        paged.push(change);
+        if (change.kind !== 'resolved' && (change.alert.silencedBy?.length ?? 0) > 0) notified.push({ alertId: change.alert.id, group: change.alert.groupKey });
+      }
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
       else stats.unpaged++;
     }
@@ -410,12 +417,48 @@ export function createAlerter(options: AlerterOptions): Alerter {
     const silenced = new Map<string, string[]>([...marks].map(([id, { silences: ids }]) => [id, [...ids]]));
     if (marks.size > 0) {
       try {
-        await store.markSilenced([...marks.values()].map(({ alert, silences: ids }) => ({ alert, silences: [...ids] })));
+        await store.markSilenced([...marks.values()].map(({ alert, silences: ids, held }) => ({ alert, silences: [...ids], ...(held ? { held } : {}) })));
       } catch (error) {
-        logger.warn({ err: error, alerts: marks.size }, 'could not record on the alerts which silences held back their notifications; their documents may not say so');
+        logger.warn({ err: error, alerts: marks.size }, 'could not record on the alerts which silences held back their notifications; their documents may not say so, nor will they be notified when the silences end');
+      }
+    }
+    if (notified.length > 0) {
+      try {
+        await store.clearHeld(notified);
+      } catch (error) {
+        // Harmless: releaseHeld would notify them again at a revision the notifier has seen, or a later one.
+        logger.debug({ err: error, alerts: notified.length }, 'could not forget held alerts notified since');
       }
     }
     return silenced;
+  }
+
+  /**
+   * Notifies the open alerts a silence held back (their opening, or an escalation) once no
+   * silence matches them any more, as Alertmanager does when a silence ends on a firing alert;
+   * forgets those closed or replaced meanwhile. Runs with every sweep.
+   */
+  async function releaseHeld(): Promise<void> {
+    const held = await store.heldAlerts();
+    if (held.length === 0) return;
+    const silences = await activeSilences(now());
+    const release: AlertChange[] = [];
+    const forget: { alertId: string; group: string }[] = [];
+    for (const entry of held) {
+      if (entry.held === undefined) {
+        forget.push(entry);
+        continue;
+      }
+      const { alert, kind } = entry.held;
+      if (silences.some((silence) => silenceMatches(silence, alert))) continue;
+      release.push({ kind, alert });
+      forget.push(entry);
+    }
+    if (release.length > 0) {
+      logger.info({ alerts: release.map((change) => change.alert.id) }, 'no silence holds these open alerts back any more: notifying them');
+      await deliver(release);
+    }
+    await store.clearHeld(forget);
   }
 
   const silenceStore = createSilenceStore(options.redis, config.redis.prefix);
@@ -510,8 +553,18 @@ export function createAlerter(options: AlerterOptions): Alerter {
     const byWall = settled.filter(({ how }) => how === 'wall').length;
     if (byWall > 0) logger.info({ alerts: byWall }, 'resolved by the wall-clock fallback: no detection arrived for the quiet period and the lateness');
     stats.resolved += resolved.length;
-    const silenced = await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
+    // Redis holds them resolved already: their documents are written even when the outbox is
+    // away (the changes stay recorded unsent, and a later sweep writes them to it); before, an
+    // outbox failure here left them `active` in the alerts index for good.
+    let silenced = new Map<string, string[]>();
+    let failure: Error | undefined;
+    try {
+      silenced = await deliver(resolved.map((alert) => ({ kind: 'resolved' as const, alert })));
+    } catch (error) {
+      failure = error instanceof Error ? error : new Error(String(error));
+    }
     await writeAlerts(withSilences(resolved, silenced));
+    if (failure !== undefined) throw failure;
     return resolved;
   }
 
@@ -565,7 +618,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
     await resend(now() - UNSENT_GRACE_MS);
     return serialized(async () => {
       await drain();
-      return settle();
+      const resolved = await settle();
+      await releaseHeld();
+      return resolved;
     });
   }
 

@@ -49,6 +49,8 @@ export function alertKeys(prefix: string): {
   links: string;
   /** Silences: id -> the silence's JSON (see detectors/alerting/silences.ts). */
   silences: string;
+  /** Open alerts a silence held a notification of: alert id -> group key, until notified or closed. */
+  heldBySilence: string;
 } {
   const base = `${prefix}:{alerts}`;
   return {
@@ -62,6 +64,7 @@ export function alertKeys(prefix: string): {
     storm: (ruleId) => `${base}:storm:${ruleId}`,
     links: `${base}:links`,
     silences: `${base}:silences`,
+    heldBySilence: `${base}:held-by-silence`,
   };
 }
 

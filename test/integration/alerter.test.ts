@@ -239,6 +239,39 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     }
   });
 
+  // Alertmanager notifies a firing alert when its silence ends; here an incident opened during a
+  // silence was never paged unless it escalated.
+  it('notifies an open alert a silence held back once the silence ends, once, and forgets it', async () => {
+    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '600000', VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' });
+    const { stack, alerter, changes, redis } = running;
+    try {
+      const silences = createSilenceStore(redis, stack.config.redis.prefix);
+      const silence = await silences.add({ matchers: { 'client.ip': '203.0.113.60' }, forMs: 3_600_000, comment: 'incident handled' }, Date.now());
+      await alerter.start();
+      await produce(stack, [perIp('h-60', Date.now(), '203.0.113.60')]);
+      await waitFor('the opening held back', () => alerter.stats().silenced >= 1, 15_000);
+      const about = (): string[] => changes.filter((change) => change.alert.key['client.ip'] === '203.0.113.60').map((change) => change.kind);
+      const held = `${stack.config.redis.prefix}:{alerts}:held-by-silence`;
+      await alerter.sweep();
+      expect(about()).toStrictEqual([]);
+      expect(Object.keys(await redis.hgetall(held))).toHaveLength(1);
+
+      expect(await silences.expire(silence.id, Date.now())).toBe(true);
+      await alerter.sweep();
+      expect(about()).toStrictEqual(['opened']);
+      const [released] = changes.filter((change) => change.alert.key['client.ip'] === '203.0.113.60');
+      expect(released?.alert).toMatchObject({ status: 'open', silencedBy: [silence.id] });
+      expect(released?.alert.reason).toMatch(/203\.0\.113\.60/);
+      // Once: the next sweeps send nothing more, and the index is empty.
+      await alerter.sweep();
+      await alerter.sweep();
+      expect(about()).toStrictEqual(['opened']);
+      expect(await redis.exists(held)).toBe(0);
+    } finally {
+      await running.stop();
+    }
+  });
+
   // A stalled pipeline produces no detections: the wall-clock fallback resolved the incident, and
   // the detections of the catch-up opened a second alert that paged again.
   it('holds the wall-clock fallback while the ingest group has unread events older than the lateness, and resolves once it has read them', async () => {

@@ -1316,22 +1316,60 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('alertSilence-1.lua', () => {
-    const key = (): string => alertKeys(prefix).alert('client.ip=203.0.113.7');
+  describeScript('alertSilence-2.lua', () => {
+    const group = 'client.ip=203.0.113.7';
+    const keys = (): string[] => [alertKeys(prefix).alert(group), alertKeys(prefix).heldBySilence];
+    const mark = (id: string, kind: string, silences: string[]) => callScript(redis, 'alertSilence', keys(), [id, 3, kind, `reason of ${kind || 'a resolve'}`, group, TTL, ...silences]);
 
     it('records the silences on the alert the group holds, each once, at most the cap, keeping the alert\'s TTL; another alert of the group is left', async () => {
-      await redis.hset(key(), 'id', 'alert-1', 'status', 'open');
-      await redis.pexpire(key(), TTL);
-      expect(await callScript(redis, 'alertSilence', [key()], ['alert-1', 3, 's-1'])).toBe('["s-1"]');
-      expect(await callScript(redis, 'alertSilence', [key()], ['alert-1', 3, 's-1', 's-2', 's-3', 's-4'])).toBe('["s-1","s-2","s-3"]');
-      expect(await redis.hget(key(), 'silenced')).toBe('["s-1","s-2","s-3"]');
-      expect(await redis.pttl(key())).toBeGreaterThan(0);
+      const [key = ''] = keys();
+      await redis.hset(key, 'id', 'alert-1', 'status', 'open');
+      await redis.pexpire(key, TTL);
+      expect(await mark('alert-1', '', ['s-1'])).toBe('["s-1"]');
+      expect(await mark('alert-1', '', ['s-1', 's-2', 's-3', 's-4'])).toBe('["s-1","s-2","s-3"]');
+      expect(await redis.hget(key, 'silenced')).toBe('["s-1","s-2","s-3"]');
+      expect(await redis.pttl(key)).toBeGreaterThan(0);
+      // A resolve holds nothing back: no held fields, not in the index.
+      expect(await redis.hget(key, 'held')).toBeNull();
+      expect(await redis.exists(alertKeys(prefix).heldBySilence)).toBe(0);
       // The group opened another alert since (its hash was replaced): nothing is written.
-      expect(await callScript(redis, 'alertSilence', [key()], ['alert-0', 3, 's-9'])).toBeNull();
-      expect(await redis.hget(key(), 'silenced')).toBe('["s-1","s-2","s-3"]');
+      expect(await mark('alert-0', 'opened', ['s-9'])).toBeNull();
+      expect(await redis.hget(key, 'silenced')).toBe('["s-1","s-2","s-3"]');
+      expect(await redis.exists(alertKeys(prefix).heldBySilence)).toBe(0);
       // No alert at all: nothing is created.
-      expect(await callScript(redis, 'alertSilence', [alertKeys(prefix).alert('client.ip=198.51.100.1')], ['alert-2', 3, 's-1'])).toBeNull();
+      expect(await callScript(redis, 'alertSilence', [alertKeys(prefix).alert('client.ip=198.51.100.1'), alertKeys(prefix).heldBySilence], ['alert-2', 3, 'opened', 'r', 'client.ip=198.51.100.1', TTL, 's-1'])).toBeNull();
       expect(await redis.exists(alertKeys(prefix).alert('client.ip=198.51.100.1'))).toBe(0);
+    });
+
+    it('holds an opening or escalation with its reason, indexes the alert, and an opening held stays the kind to notify', async () => {
+      const [key = '', index = ''] = keys();
+      await redis.hset(key, 'id', 'alert-1', 'status', 'open');
+      await mark('alert-1', 'escalated', ['s-1']);
+      expect(await redis.hmget(key, 'held', 'heldReason')).toEqual(['escalated', 'reason of escalated']);
+      await mark('alert-1', 'opened', ['s-1']);
+      await mark('alert-1', 'escalated', ['s-2']);
+      // A destination never told must hear the opening: `opened` wins; the reason is the latest.
+      expect(await redis.hmget(key, 'held', 'heldReason')).toEqual(['opened', 'reason of escalated']);
+      expect(await redis.hgetall(index)).toEqual({ 'alert-1': group });
+      expect(await redis.pttl(index)).toBeGreaterThan(0);
+    });
+  });
+
+  describeScript('alertHeldClear-2.lua', () => {
+    const group = 'client.ip=203.0.113.7';
+    const keys = (): string[] => [alertKeys(prefix).alert(group), alertKeys(prefix).heldBySilence];
+
+    it("forgets a held alert: its index entry always, its own fields only while the group holds it", async () => {
+      const [key = '', index = ''] = keys();
+      await redis.hset(key, 'id', 'alert-1', 'status', 'open', 'held', 'opened', 'heldReason', 'r', 'silenced', '["s-1"]');
+      await redis.hset(index, 'alert-1', group, 'alert-0', group);
+      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-1'])).toBe(1);
+      expect(await redis.hgetall(key)).toEqual({ id: 'alert-1', status: 'open', silenced: '["s-1"]' });
+      // An older alert of the group (replaced since): only its index entry goes.
+      await redis.hset(key, 'held', 'escalated');
+      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-0'])).toBe(0);
+      expect(await redis.hget(key, 'held')).toBe('escalated');
+      expect(await redis.exists(index)).toBe(0);
     });
   });
 
@@ -1475,12 +1513,24 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await readContext(1, userKeys('u-1', 's-never-noted'));
       return 30_000;
     },
-    'alertSilence-1.lua': async () => {
-      // It writes only into an alert's hash, which alertFold gave its TTL: it must keep it.
-      const key = alertKeys(prefix).alert('client.ip=203.0.113.7');
+    'alertSilence-2.lua': async () => {
+      // It writes into an alert's hash, which alertFold gave its TTL (it must keep it), and the index.
+      const group = 'client.ip=203.0.113.7';
+      const key = alertKeys(prefix).alert(group);
       await redis.hset(key, 'id', 'alert-1');
       await redis.pexpire(key, 30_000);
-      await callScript(redis, 'alertSilence', [key], ['alert-1', 10, 's-1']);
+      await callScript(redis, 'alertSilence', [key, alertKeys(prefix).heldBySilence], ['alert-1', 10, 'opened', 'r', group, 30_000, 's-1']);
+      return 30_000;
+    },
+    'alertHeldClear-2.lua': async () => {
+      // It only deletes: the keys it leaves keep their TTLs.
+      const group = 'client.ip=203.0.113.7';
+      const key = alertKeys(prefix).alert(group);
+      await redis.hset(key, 'id', 'alert-1', 'held', 'opened');
+      await redis.pexpire(key, 30_000);
+      await redis.hset(alertKeys(prefix).heldBySilence, 'alert-1', group, 'alert-2', group);
+      await redis.pexpire(alertKeys(prefix).heldBySilence, 30_000);
+      await callScript(redis, 'alertHeldClear', [key, alertKeys(prefix).heldBySilence], ['alert-1']);
       return 30_000;
     },
     'groupSwap-2.lua': async () => {

@@ -369,7 +369,7 @@ describe('toAlertDocument: every field is in alertMappings', () => {
     linked: alertFromFields(hgetall([...escalatedFields(), ['entities', '["actor.userId=u-17","client.ip=203.0.113.7"]']]), REASON),
     // A flood that absorbed detections, resolved since: its message is the resolve line and the evidence sentence.
     absorbingResolved: alertFromFields(hgetall([...escalatedFields({ status: 'resolved' }), ['resolved', String(RESOLVED)]]), 'Quiet for 300s: resolved.', ['total', '3', 'r:credential-stuffing', '3', 'e:client.ip=203.0.113.7', '3']),
-    // An alert two silences held back (alertSilence-1 recorded them on its hash).
+    // An alert two silences held back (alertSilence-2 recorded them on its hash).
     silenced: alertFromFields(hgetall([...escalatedFields({ status: 'resolved' }), ['resolved', String(RESOLVED)], ['silenced', '["5d0c7c4e-0000-4000-8000-000000000001","5d0c7c4e-0000-4000-8000-000000000002"]']]), 'Quiet for 300s: resolved.'),
   };
 

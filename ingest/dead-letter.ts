@@ -47,6 +47,9 @@ export interface Truncated {
  */
 export const DEAD_LETTER_PREFIX_BYTES = 16 * 1024;
 
+/** The most of an original key a dead letter keeps (in a header): what a key of a sane producer never reaches. */
+export const DEAD_LETTER_KEY_MAX_BYTES = 16 * 1024;
+
 /** The largest original (value and key together) a dead letter of another reason carries whole: under the broker's 1 MiB default, with room for headers. */
 export const DEAD_LETTER_WHOLE_MAX_BYTES = 900 * 1024;
 
@@ -89,9 +92,13 @@ export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLettered
   // An oversized message keeps its first bytes; so does any other refused message too large for
   // the dead-letter topic itself (VIGIL_MAX_MESSAGE_BYTES may exceed the broker's 1 MiB limit, and
   // a dead letter the broker refuses for good would stop the partition). Redrive reads the whole
-  // original back from its source position. The original key rides along in a header: counted.
-  const keyBytes = record.originalKey?.length ?? 0;
-  const truncate = value !== null && value.length + (record.reasonCode === 'too_large' ? 0 : keyBytes) > (record.reasonCode === 'too_large' ? DEAD_LETTER_PREFIX_BYTES : DEAD_LETTER_WHOLE_MAX_BYTES);
+  // original back from its source position. The original key rides along in a header: it is
+  // counted, and kept to its first DEAD_LETTER_KEY_MAX_BYTES (a longer one is a producer's
+  // mistake or an attack; redriven, the message goes back under the kept part).
+  const key = record.originalKey && record.originalKey.length > DEAD_LETTER_KEY_MAX_BYTES ? record.originalKey.subarray(0, DEAD_LETTER_KEY_MAX_BYTES) : record.originalKey;
+  const keyBytes = key?.length ?? 0;
+  const truncate =
+    value !== null && value.length > DEAD_LETTER_PREFIX_BYTES && (record.reasonCode === 'too_large' || value.length + keyBytes > DEAD_LETTER_WHOLE_MAX_BYTES);
   return {
     key: `${record.topic}:${record.partition}:${record.offset}`,
     value: truncate ? value.subarray(0, DEAD_LETTER_PREFIX_BYTES) : value,
@@ -102,7 +109,7 @@ export function toDeadLetterMessage(record: Omit<DeadLetterRecord, 'deadLettered
       [HEADER.partition]: String(record.partition),
       [HEADER.offset]: record.offset,
       [HEADER.at]: now.toISOString(),
-      ...(record.originalKey ? { 'vigil-original-key': record.originalKey } : {}),
+      ...(key ? { 'vigil-original-key': key } : {}),
       ...(record.redrive ? { [REDRIVE_HEADER.from]: record.redrive.from, [REDRIVE_HEADER.count]: String(record.redrive.count) } : {}),
       ...(truncate ? { [HEADER.originalBytes]: String(value.length), [HEADER.originalSha256]: valueDigest(value) } : {}),
     },

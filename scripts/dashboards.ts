@@ -42,11 +42,15 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
   }
   // A user and password written into the URL (https://elastic:pw@kibana:5601) go as basic
   // authentication: fetch refuses a URL holding credentials, and its error quoted them.
-  let inUrl: { user: string; password: string } | undefined;
+  let inUrl: { user?: string; password?: string } | undefined;
   let url = given;
   try {
     const parsed = new URL(given);
-    if (parsed.username !== '' || parsed.password !== '') inUrl = { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) };
+    if (parsed.username !== '' || parsed.password !== '') {
+      // A part left empty (`https://elastic@kibana`, `https://:pw@kibana`) is not given: the
+      // flags or the environment may give it.
+      inUrl = { ...(parsed.username === '' ? {} : { user: decodeURIComponent(parsed.username) }), ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }) };
+    }
     url = urlWithoutCredentials(given);
   } catch {
     console.error(`vigil dashboards install: --kibana is not a URL: "${urlWithoutCredentials(given)}"\n${USAGE}`);
@@ -54,13 +58,13 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
   }
   const env = process.env;
   const flagged = { apiKey: option(args, '--api-key'), user: option(args, '--user'), password: option(args, '--password') };
-  if (inUrl !== undefined && (flagged.apiKey !== undefined || flagged.user !== undefined)) {
+  if (inUrl?.user !== undefined && (flagged.apiKey !== undefined || flagged.user !== undefined)) {
     console.error(`vigil dashboards install: the --kibana URL holds a user and password: give them there or with --api-key / --user, not both\n${USAGE}`);
     return 2;
   }
   // The command line first, then the URL, then the environment (`--user elastic` with the
   // password in KIBANA_PASSWORD keeps it off the command line).
-  const apiKey = flagged.apiKey ?? (flagged.user === undefined && inUrl === undefined ? nonEmpty(env.KIBANA_API_KEY) : undefined);
+  const apiKey = flagged.apiKey ?? (flagged.user === undefined && inUrl?.user === undefined ? nonEmpty(env.KIBANA_API_KEY) : undefined);
   const user = flagged.user ?? inUrl?.user ?? (apiKey === undefined ? nonEmpty(env.KIBANA_USERNAME) : undefined);
   const password = flagged.password ?? inUrl?.password ?? (user !== undefined && apiKey === undefined ? nonEmpty(env.KIBANA_PASSWORD) : undefined);
   if (apiKey !== undefined && user !== undefined) {

@@ -290,6 +290,12 @@ export function planRedrive(
   // one stands for the message (with its redrive count). Sending both would double the message at
   // every run while its cause is not fixed, and restart its count.
   const redrivenSince = options.redrivenSince ?? laterLettersOf(entries);
+  // The source positions a later letter stands for, decided before any is planned: a copy of one
+  // (a redone chunk wrote it twice) must not go back for coming before the copy the later names.
+  for (const { record, position } of entries) {
+    const later = redrivenSince.get(`${position.topic}/${position.partition}/${position.offset}`);
+    if (later !== undefined) chosen.set(sourcePosition(record), `the later dead letter ${later} stands for it`);
+  }
   for (const entry of entries) {
     const { record } = entry;
     const source = sourcePosition(record);
@@ -316,9 +322,6 @@ export function planRedrive(
       });
     } else if (redrivenSince.has(at)) {
       const later = redrivenSince.get(at) ?? '';
-      // Its message is the later letter's now: another dead letter of the same source (a redone
-      // chunk wrote it twice) must not go back in its place either.
-      chosen.set(source, `the later dead letter ${later} stands for it`);
       plan.skipped.push({ entry, reason: 'redriven_since', detail: `redriven before, and refused again: the later dead letter ${later} names ${at} as its origin (select that one)` });
     } else if (chosen.has(source)) {
       plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter of ${source} is decided: ${chosen.get(source) ?? ''}` });
@@ -849,6 +852,8 @@ export function formatSummary(summary: DeadLetterSummary): string[] {
 const SECRET_NAME = '(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[-_]?key|apikey|x-auth-token|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token|token|password|passwd|secret|client[-_]?secret|session[-_]?id|signature)';
 /** A JSON member `"<secret name>": "value"` (any case). */
 const SECRET_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
+/** The same member holding a list of strings (Kong writes a repeated header so: `"cookie": ["a", "b"]`). */
+const SECRET_LIST_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)\\[\\s*(?:"(?:[^"\\\\]|\\\\.)*"\\s*,?\\s*)*\\]`, 'gi');
 /** A query parameter `?<secret name>=value` or `&…`, in a URL or a query string. */
 const SECRET_PARAMETER = new RegExp(`([?&]${SECRET_NAME}=)[^&"\\s#]*`, 'gi');
 
@@ -865,7 +870,7 @@ export function redactSecrets(value: Buffer): Buffer {
   } catch {
     return value;
   }
-  const redacted = textValue.replace(SECRET_MEMBER, '$1"[redacted]"').replace(SECRET_PARAMETER, '$1[redacted]');
+  const redacted = textValue.replace(SECRET_MEMBER, '$1"[redacted]"').replace(SECRET_LIST_MEMBER, '$1"[redacted]"').replace(SECRET_PARAMETER, '$1[redacted]');
   return redacted === textValue ? value : Buffer.from(redacted, 'utf8');
 }
 

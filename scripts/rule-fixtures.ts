@@ -126,10 +126,11 @@ function enrichmentOf(input: DetectionInput): Enrichment {
 /**
  * Runs one case through the pipeline's own correlate stage and the production engine on the real
  * Redis, under a throwaway key prefix it deletes afterwards, one event per batch (state crosses
- * batches as it does in production), and returns the detections of the fixture's rule.
+ * batches as it does in production), and returns the detections of the fixture's rule. The prefix
+ * is under `namespace` (`VIGIL_REDIS_PREFIX`, as replay's: a Redis user may be limited to it).
  */
-export async function runFixtureCase(redis: RedisClient, ruleSet: RuleSet, fixture: Fixture, index: number): Promise<Detection[]> {
-  const prefix = `fixture-${randomBytes(6).toString('hex')}`;
+export async function runFixtureCase(redis: RedisClient, ruleSet: RuleSet, fixture: Fixture, index: number, namespace = 'vigil'): Promise<Detection[]> {
+  const prefix = `${namespace}:fixture-${randomBytes(6).toString('hex')}`;
   const engine = new DetectionEngine({ redis, rules: ruleSet, keyPrefix: prefix, clock: 'watermark' });
   // As replay does: no wait, a request's decisions are in the case or never coming.
   const correlator = new Correlator({ redis, prefix, waitMs: 0 });
@@ -220,7 +221,7 @@ export async function runRuleTests(options: RuleTestOptions = {}): Promise<numbe
       // A fixture that names list files runs with them over the set's lists (each file is visited once).
       const rules = fixture.lists === undefined ? ruleSet : loadRuleSet(rulePaths, { lists: [...lists, ...fixture.lists.map((file) => join(dirname(fixture.file), file))] });
       for (const [index, testCase] of fixture.cases.entries()) {
-        const detections = await runFixtureCase(redis, rules, fixture, index);
+        const detections = await runFixtureCase(redis, rules, fixture, index, config.redis.prefix);
         const problem =
           detections.length !== testCase.expect.length
             ? `expected ${testCase.expect.length} detections, got ${detections.length}${detections.length > 0 ? `: ${detections.map((detection) => detection.reason).join('; ')}` : ''}`

@@ -10,6 +10,10 @@ import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, nearest, type RedisClient } from '../../platform';
 import type { Alert } from '../../schemas';
 import { DEFAULT_KEY_FIELDS } from '../engine';
+import { RISK_RULE_ID } from './risk';
+
+/** The key field of a campaign alert of the storm guard: the rule whose alerts it folds in. */
+const CAMPAIGN_KEY_FIELD = 'rule.id';
 import type { CompiledRuleOf } from '../rule-type';
 import { alertKeys } from '../state';
 
@@ -58,11 +62,11 @@ export interface SilenceVocabulary {
   source: string;
 }
 
-/** The {@link SilenceVocabulary} of a loaded rule set. */
+/** The {@link SilenceVocabulary} of a loaded rule set, with what the alerter adds to any: the risk rule, and the `rule.id` a storm guard's campaign alert is keyed by. */
 export function silenceVocabularyOf(rules: readonly Pick<CompiledRuleOf, 'rule' | 'groupBy'>[], source: string): SilenceVocabulary {
   return {
-    rules: new Set(rules.map(({ rule }) => rule.id)),
-    fields: new Set([...DEFAULT_KEY_FIELDS, ...rules.flatMap(({ groupBy }) => groupBy)]),
+    rules: new Set([...rules.map(({ rule }) => rule.id), RISK_RULE_ID]),
+    fields: new Set([...DEFAULT_KEY_FIELDS, CAMPAIGN_KEY_FIELD, ...rules.flatMap(({ groupBy }) => groupBy)]),
     source,
   };
 }

@@ -71,10 +71,11 @@ export const surgeRuleSchema = z.strictObject({
     message: 'failures cannot be used with measure ratio (both count the numerator): use measure count or distinct',
     path: ['failures'],
   })
-  // A ratio is at most 1: against a floor of 1 (the default) or any floor with floor × minRatio ≥
-  // 1, it can never reach minRatio times its baseline, and the rule would load and never fire.
-  .refine((rule) => rule.measure.kind !== 'ratio' || rule.baselineFloor * rule.minRatio < 1, {
-    message: 'a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor below 1 / minRatio (e.g. 0.02 with minRatio 8, as error-surge-per-endpoint does)',
+  // A ratio is at most 1: against a floor of 1 (the default) or any floor with floor × minRatio >
+  // 1, it can never reach minRatio times its baseline (at exactly 1, only a share of 100% does),
+  // and the rule would load and never fire.
+  .refine((rule) => rule.measure.kind !== 'ratio' || rule.baselineFloor * rule.minRatio <= 1, {
+    message: 'a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor to at most 1 / minRatio (e.g. 0.02 with minRatio 8, as error-surge-per-endpoint does)',
     path: ['baselineFloor'],
   });
 

@@ -197,9 +197,11 @@ describe('vigil dashboards install: credentials off the command line, and a cert
       await expect(runDashboards(['install', '--kibana', kibana.url, '--user', 'elastic'], 'vigil')).resolves.toBe(0);
       process.env.KIBANA_USERNAME = 'analyst';
       await expect(runDashboards(['install', '--kibana', kibana.url], 'vigil')).resolves.toBe(0);
+      // A URL with the user only: the password from the environment (an empty one was sent).
+      await expect(runDashboards(['install', '--kibana', kibana.url.replace('http://', 'http://urluser@')], 'vigil')).resolves.toBe(0);
       // A flag wins over the environment.
       await expect(runDashboards(['install', '--kibana', kibana.url, '--user', 'admin', '--password', 'pw-flag'], 'vigil')).resolves.toBe(0);
-      expect([...new Set(kibana.seen.map((request) => request.headers.authorization))]).toStrictEqual(['ApiKey a2V5OmZyb20tZW52', basic('elastic', 'pw-from-env'), basic('analyst', 'pw-from-env'), basic('admin', 'pw-flag')]);
+      expect([...new Set(kibana.seen.map((request) => request.headers.authorization))]).toStrictEqual(['ApiKey a2V5OmZyb20tZW52', basic('elastic', 'pw-from-env'), basic('analyst', 'pw-from-env'), basic('urluser', 'pw-from-env'), basic('admin', 'pw-flag')]);
     } finally {
       await kibana.close();
     }

@@ -1,6 +1,6 @@
 import type { IHeaders, Message } from 'kafkajs';
 import { createHash } from 'node:crypto';
-import { DEAD_LETTER_PREFIX_BYTES, DEAD_LETTER_WHOLE_MAX_BYTES, REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
+import { DEAD_LETTER_KEY_MAX_BYTES, DEAD_LETTER_PREFIX_BYTES, DEAD_LETTER_WHOLE_MAX_BYTES, REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
 
 const now = new Date('2024-05-01T10:31:02.500Z');
 
@@ -138,14 +138,25 @@ describe('a too_large message', () => {
     expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: whole, originalKey: null }), now).value).toStrictEqual(whole);
   });
 
-  it('counts the original key, which rides in a header, against what the dead-letter topic takes', () => {
-    const key = Buffer.alloc(64 * 1024, 0x6b);
+  it('counts the original key, which rides in a header, against what the dead-letter topic takes, and keeps at most its first 16 KiB', () => {
+    const key = Buffer.alloc(DEAD_LETTER_KEY_MAX_BYTES, 0x6b);
     const fits = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES - key.length, 0x61);
     expect(toDeadLetterMessage(record({ reasonCode: 'not_json', value: fits, originalKey: key }), now).value).toStrictEqual(fits);
     const over = Buffer.alloc(DEAD_LETTER_WHOLE_MAX_BYTES - key.length + 1, 0x61);
     const message = toDeadLetterMessage(record({ reasonCode: 'not_json', value: over, originalKey: key }), now);
     expect(message.value).toStrictEqual(over.subarray(0, DEAD_LETTER_PREFIX_BYTES));
     expect(fromDeadLetterMessage(delivered(message)).truncated).toStrictEqual({ bytes: over.length, sha256: createHash('sha256').update(over).digest('hex') });
+    // A key past the cap is kept cut, whatever the reason, so no dead letter can pass the broker's limit.
+    const huge = Buffer.alloc(600 * 1024, 0x6b);
+    for (const reasonCode of ['too_large', 'not_json'] as const) {
+      const cut = toDeadLetterMessage(record({ reasonCode, value: Buffer.alloc(890 * 1024, 0x61), originalKey: huge }), now);
+      expect(cut.headers?.['vigil-original-key']).toStrictEqual(huge.subarray(0, DEAD_LETTER_KEY_MAX_BYTES));
+      expect((cut.value as Buffer).length).toBe(DEAD_LETTER_PREFIX_BYTES);
+    }
+    // A small value is never marked truncated for its key: it is kept whole.
+    const small = toDeadLetterMessage(record({ reasonCode: 'not_json', value: Buffer.from('{"x":'), originalKey: huge }), now);
+    expect(fromDeadLetterMessage(delivered(small)).truncated).toBeUndefined();
+    expect(small.value).toStrictEqual(Buffer.from('{"x":'));
   });
 
   it('any refused message over what the broker takes in one message (VIGIL_MAX_MESSAGE_BYTES above 1 MiB) keeps its first bytes too, with its size and digest', () => {

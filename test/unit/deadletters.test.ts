@@ -259,6 +259,18 @@ describe('planRedrive: a message redriven and refused again', () => {
     ]);
   });
 
+  it('whatever order the copies come in: the one before the copy the later letter names is not sent either', () => {
+    const copy = entry(1);
+    const named = entry(2, { offset: '1001' });
+    const later = entry(3, { offset: '2001', redrive: { from: `${DLQ}/0/2`, count: 1 } });
+    const plan = planRedrive([copy, named, later], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['3']);
+    expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([
+      ['1', 'already_selected'],
+      ['2', 'redriven_since'],
+    ]);
+  });
+
   // A selection by reason or time may hold the earlier letter and not the later: it went out
   // again with a count of 1, doubling the message and getting round the redrive limit.
   it('knows the later letters from the whole topic, not only from the selection', () => {
@@ -287,6 +299,8 @@ describe('redactSecrets', () => {
       consumer: { username: 'partner-acme' },
       client_ip: '203.0.113.7',
     });
+    // A repeated header, as Kong writes it: a list of values.
+    expect(redactSecrets(Buffer.from('{"headers":{"cookie":["sid=a", "lang=en"],"accept":["*/*"]}}')).toString()).toBe('{"headers":{"cookie":"[redacted]","accept":["*/*"]}}');
     // A value with an escaped quote is blanked whole; bytes that are not UTF-8 are left as they are.
     expect(redactSecrets(Buffer.from('{"password":"a\\"b","user":"u"}')).toString()).toBe('{"password":"[redacted]","user":"u"}');
     const binary = Buffer.from([0xff, 0xfe, 0x70]);

@@ -79,7 +79,10 @@ describe('what a silence may name', () => {
   it('knows the rules of the set and the fields their alerts are keyed on, the default keys included', () => {
     expect(vocabulary.rules.has('credential-stuffing')).toBe(true);
     // The default pack's groupBy fields, and the user, IP and consumer of a stateless detection without one.
-    expect([...vocabulary.fields].sort()).toStrictEqual(['actor.consumerId', 'actor.userId', 'client.ip', 'invocation.resource.api', 'invocation.route']);
+    expect([...vocabulary.fields].sort()).toStrictEqual(['actor.consumerId', 'actor.userId', 'client.ip', 'invocation.resource.api', 'invocation.route', 'rule.id']);
+    // What the alerter adds to any rule set: the risk rule, and a storm guard's campaign alert keyed by its rule.
+    expect(vocabulary.rules.has('risk-threshold')).toBe(true);
+    expect(unknownToRules({ matchers: { 'rule.id': 'credential-stuffing' }, rule: 'risk-threshold' }, vocabulary)).toBeUndefined();
     expect(silenceVocabularyOf([{ rule: { id: 'r' } as never, groupBy: ['client.geo.country_iso_code'] }], 'x').fields.has('client.geo.country_iso_code')).toBe(true);
   });
 
@@ -95,8 +98,8 @@ describe('what a silence may name', () => {
     expect(unknownToRules({ matchers: { 'client.iq': '203.0.113.7', 'source.ip': '203.0.113.7' }, rule: 'nothing-like-it-at-all' }, vocabulary)).toBe(
       [
         `no rule "nothing-like-it-at-all" in the default rule pack (its rules: ${[...vocabulary.rules].sort().join(', ')})`,
-        'no alert of the default rule pack has client.iq in its key or entities; did you mean client.ip? (they have actor.consumerId, actor.userId, client.ip, invocation.resource.api, invocation.route)',
-        'no alert of the default rule pack has source.ip in its key or entities (they have actor.consumerId, actor.userId, client.ip, invocation.resource.api, invocation.route): the silence would hold back nothing',
+        'no alert of the default rule pack has client.iq in its key or entities; did you mean client.ip? (they have actor.consumerId, actor.userId, client.ip, invocation.resource.api, invocation.route, rule.id)',
+        'no alert of the default rule pack has source.ip in its key or entities (they have actor.consumerId, actor.userId, client.ip, invocation.resource.api, invocation.route, rule.id): the silence would hold back nothing',
       ].join('; '),
     );
   });

@@ -383,9 +383,10 @@ describe('evaluateSurge: failures (a spread-out surge that mostly fails)', () =>
   // A ratio is at most 1: against the default floor of 1 the rule loaded and could never fire.
   it('refuses a ratio measure whose baselineFloor times minRatio reaches 1, naming the floor', () => {
     const ratio = { kind: 'ratio', numerator: { field: 'invocation.status', gte: 500 } };
-    expect(() => surgeRule({ measure: ratio })).toThrow('a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor below 1 / minRatio');
-    expect(() => surgeRule({ measure: ratio, baselineFloor: 0.2, minRatio: 5 })).toThrow('baselineFloor');
-    expect(surgeRule({ measure: ratio, baselineFloor: 0.19, minRatio: 5 }).baselineFloor).toBe(0.19);
+    expect(() => surgeRule({ measure: ratio })).toThrow('a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor to at most 1 / minRatio');
+    expect(() => surgeRule({ measure: ratio, baselineFloor: 0.21, minRatio: 5 })).toThrow('baselineFloor');
+    // At exactly 1 a share of 100% still fires.
+    expect(surgeRule({ measure: ratio, baselineFloor: 0.2, minRatio: 5 }).baselineFloor).toBe(0.2);
     // Other measures keep the floor of 1.
     expect(surgeRule({ measure: { kind: 'count' } }).baselineFloor).toBe(1);
   });

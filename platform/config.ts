@@ -334,7 +334,7 @@ export const settings = {
       'VIGIL_NOTIFIER_RETRY_FOR_MS',
       int(0, 86_400_000).default(900_000),
       '0–86400000',
-      'How long a notification keeps being retried while its destination is unreachable or answers 429/5xx, before it is dead-lettered; `0` stops after 5 retries (about 16 s) (see [alerting.md](alerting.md#delivery-retries-and-the-dead-letter-topic)).',
+      'How long a notification keeps being retried while its destination is unreachable or answers 408/429/5xx, before it is dead-lettered; `0` stops after 5 retries (about 16 s) (see [alerting.md](alerting.md#delivery-retries-and-the-dead-letter-topic)).',
     ),
     suppressMs: setting(
       'VIGIL_ALERT_SUPPRESS_MS',

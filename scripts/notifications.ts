@@ -321,7 +321,7 @@ export interface ResendReport {
   outcomes: { resend: Resend; outcome: ResendOutcome }[];
 }
 
-/** How long `resend` remembers a dead letter it answered: the notification dead-letter topic's retention (30 days). */
+/** How long `resend` remembers a dead letter it answered, at least: the notification dead-letter topic's least retention (30 days; longer with VIGIL_TOPIC_RETENTION_MS). */
 export const RESENT_TTL_MS = 30 * 24 * 3600 * 1000;
 
 /**
@@ -347,7 +347,8 @@ export async function resendMissed(context: NotificationsContext, command: Notif
     const report: ResendReport = { topic, total: entries.length, plan, outcomes: [] };
     if (plan.send.length === 0) return report;
     const redis = context.redis ?? createRedis(config, logger);
-    const answered = createDeliveredLog(redis, `${config.redis.prefix}:resend`, RESENT_TTL_MS);
+    // As long as the topic keeps them: at least 30 days, longer with a longer VIGIL_TOPIC_RETENTION_MS.
+    const answered = createDeliveredLog(redis, `${config.redis.prefix}:resend`, Math.max(RESENT_TTL_MS, config.topics.retentionMs ?? 0));
     const producer = command.dryRun ? undefined : createProducer(kafka);
     try {
       await producer?.connect();

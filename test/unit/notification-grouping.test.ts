@@ -193,6 +193,21 @@ describe('notification grouping policy (fake clock)', () => {
     expect(group.kinds()).toEqual(['opened@1', 'resolved@3']);
   });
 
+  // Repeats carry the latest state: after a silence dropped an escalation, the page repeated the
+  // old severity and count.
+  it('repeats, once the silence is over, the escalation a silence dropped, not the older notification', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    group.tick(30_000);
+    group.note(escalated(2), 100_000);
+    // The escalation comes due under the silence: dropped, but kept as what a repeat sends.
+    expect(group.tick(30_000 + 300_000, true)).toEqual([]);
+    // The silence is over: the next repeat, a repeat interval later, is the escalated state.
+    expect(group.state && dueAt(group.state, SETTINGS)).toBe(330_000 + 3_600_000);
+    const repeated = group.tick(330_000 + 3_600_000);
+    expect(repeated.map(({ change }) => `${change.kind}@${change.alert.revision}`)).toEqual(['escalated@2']);
+  });
+
   it('drops an incident silenced before it was announced: nothing sent, nothing due, and a change after the silence announces it', () => {
     const group = new Harness();
     group.note(opened(1), 0);

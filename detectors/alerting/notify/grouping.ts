@@ -171,9 +171,13 @@ export function takeDue(state: GroupState, settings: GroupingSettings, now: numb
   }
   if (silenced && state.resolved === null) {
     // A silence matches the incident: what waits is dropped and a repeat skipped, nothing sent.
-    // An announced incident's next repeat comes a repeat interval later (looked at again then);
-    // its resolve still goes, to close the page.
-    return { state: { ...state, pending: null, ...(state.announced ? { lastSentAt: now } : {}) }, notifications: [] };
+    // An announced incident's next repeat comes a repeat interval later (looked at again then),
+    // with the latest state: an escalation dropped now is what it repeats. Its resolve still goes,
+    // to close the page.
+    return {
+      state: { ...state, pending: null, ...(state.announced ? { lastSentAt: now, ...(state.pending === null ? {} : { lastSent: state.pending }) } : {}) },
+      notifications: [],
+    };
   }
   const { destination } = state;
   const notifications: Outgoing[] = [];

@@ -280,6 +280,12 @@ export function planRedrive(
      * reason or time may hold the earlier letter and not the later. @defaultValue from `entries`
      */
     redrivenSince?: ReadonlyMap<string, string>;
+    /**
+     * The source positions a later dead letter stands for (source -> the later one), from the
+     * whole topic: a copy of a message selected while the copy a later letter names is not.
+     * @defaultValue from `entries` and `redrivenSince`
+     */
+    stoodFor?: ReadonlyMap<string, string>;
   },
 ): RedrivePlan {
   const maxRedrives = options.maxRedrives ?? MAX_REDRIVES;
@@ -292,6 +298,7 @@ export function planRedrive(
   const redrivenSince = options.redrivenSince ?? laterLettersOf(entries);
   // The source positions a later letter stands for, decided before any is planned: a copy of one
   // (a redone chunk wrote it twice) must not go back for coming before the copy the later names.
+  for (const [source, later] of options.stoodFor ?? []) chosen.set(source, `the later dead letter ${later} stands for it`);
   for (const { record, position } of entries) {
     const later = redrivenSince.get(`${position.topic}/${position.partition}/${position.offset}`);
     if (later !== undefined) chosen.set(sourcePosition(record), `the later dead letter ${later} stands for it`);
@@ -697,9 +704,11 @@ export async function readDeadLetters(
   context: DeadLetterContext,
   selection: Selection,
   limit = Number.POSITIVE_INFINITY,
-): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number; redrivenSince: Map<string, string> }> {
+): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number; redrivenSince: Map<string, string>; stoodFor: Map<string, string> }> {
   const entries: DeadLetterEntry[] = [];
   const redrivenSince = new Map<string, string>();
+  /** Every dead letter's position -> the source position it holds (small text: the values are not kept). */
+  const sourceAt = new Map<string, string>();
   let matched = 0;
   let sorted = false;
   const ends = await scanDeadLetters(
@@ -707,7 +716,9 @@ export async function readDeadLetters(
     context.config.topics.deadLetter,
     (entry) => {
       const { record, position } = entry;
-      if (record.redrive) redrivenSince.set(record.redrive.from, `${position.topic}/${position.partition}/${position.offset}`);
+      const at = `${position.topic}/${position.partition}/${position.offset}`;
+      if (record.redrive) redrivenSince.set(record.redrive.from, at);
+      sourceAt.set(at, sourcePosition(record));
       if (!selects(selection, entry)) return;
       matched++;
       if (entries.length < limit) {
@@ -734,7 +745,12 @@ export async function readDeadLetters(
     context.scan,
   );
   entries.sort(byPosition);
-  return { entries, ends, matched, redrivenSince };
+  const stoodFor = new Map<string, string>();
+  for (const [origin, later] of redrivenSince) {
+    const source = sourceAt.get(origin);
+    if (source !== undefined) stoodFor.set(source, later);
+  }
+  return { entries, ends, matched, redrivenSince, stoodFor };
 }
 
 /** The plan with the sends to topics that do not exist moved to `skipped` (`topic_missing`). */
@@ -786,13 +802,14 @@ export interface RedriveReport {
 export async function redriveDeadLetters(context: DeadLetterContext, selection: Selection, options: { dryRun: boolean; force: boolean; rawTopics?: readonly string[] }): Promise<RedriveReport> {
   const { config } = context;
   const kafka = kafkaOf(context);
-  const { entries, redrivenSince } = await readDeadLetters({ ...context, kafka }, selection);
+  const { entries, redrivenSince, stoodFor } = await readDeadLetters({ ...context, kafka }, selection);
   const planned = await restoreTruncated(kafka, planRedrive(entries, {
         eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device],
         rawTopics: [config.intake.topic, ...(options.rawTopics ?? [])],
         internalTopics: [config.topics.detections, config.topics.deadLetter, config.alerting.notificationTopic, config.alerting.notificationDeadLetterTopic],
         force: options.force,
         redrivenSince,
+        stoodFor,
       }), context.scan);
   // The producer does not create topics: a source topic deleted since (or a --raw-topic never
   // made) would fail the run halfway, after some batches went. Skipped, and said, instead.
@@ -853,7 +870,8 @@ const SECRET_NAME = '(?:authorization|proxy-authorization|cookie|set-cookie|x-ap
 /** A JSON member `"<secret name>": "value"` (any case). */
 const SECRET_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
 /** The same member holding a list of strings (Kong writes a repeated header so: `"cookie": ["a", "b"]`). */
-const SECRET_LIST_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)\\[\\s*(?:"(?:[^"\\\\]|\\\\.)*"\\s*,?\\s*)*\\]`, 'gi');
+// Each item after the first needs its comma: one way to match any text, so no input makes it backtrack.
+const SECRET_LIST_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)\\[\\s*(?:"(?:[^"\\\\]|\\\\.)*"(?:\\s*,\\s*"(?:[^"\\\\]|\\\\.)*")*\\s*)?\\]`, 'gi');
 /** A query parameter `?<secret name>=value` or `&…`, in a URL or a query string. */
 const SECRET_PARAMETER = new RegExp(`([?&]${SECRET_NAME}=)[^&"\\s#]*`, 'gi');
 

@@ -247,6 +247,10 @@ export interface AlertStore {
   heldAlerts(): Promise<{ alertId: string; group: string; held?: { kind: 'opened' | 'escalated'; alert: Alert } }[]>;
   /** Forgets held alerts: notified since, or closed (one round trip). */
   clearHeld(alerts: readonly { alertId: string; group: string }[]): Promise<void>;
+  /** Takes held alerts off the index to notify them: the ids this caller took (another instance may have taken the others). */
+  claimHeld(alerts: readonly { alertId: string; group: string }[]): Promise<Set<string>>;
+  /** Puts claimed alerts back on the index (their notification failed). */
+  restoreHeld(alerts: readonly { alertId: string; group: string }[]): Promise<void>;
 }
 
 /** The most silence ids an alert records (the first ones stay): a silence list per alert, not a log. */
@@ -502,6 +506,9 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       }
       const entries = Object.entries(index);
       if (entries.length === 0) return [];
+      // Kept while alerts are held: a silence lasts up to 30 days, an incident may stay open as
+      // long, and the index's own expiry is set only when a hold is recorded.
+      await redis.pexpire(keys.heldBySilence, ttlMs).catch(() => undefined);
       let hashes: Record<string, string>[];
       try {
         const pipeline = redis.pipeline();
@@ -520,6 +527,40 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         const alert = alertFromFields(JSON.stringify(Object.entries(fields).flat()), fields.heldReason ?? '');
         return { alertId, group, held: { kind, alert } };
       });
+    },
+
+    async claimHeld(alerts) {
+      const claimed = new Set<string>();
+      if (alerts.length === 0) return claimed;
+      try {
+        const pipeline = redis.pipeline();
+        for (const { alertId } of alerts) pipeline.hdel(keys.heldBySilence, alertId);
+        const results = (await pipeline.exec()) ?? [];
+        results.forEach(([error, removed], position) => {
+          if (error) throw error;
+          const id = alerts[position]?.alertId;
+          if (id !== undefined && Number(removed) === 1) claimed.add(id);
+        });
+      } catch (error) {
+        throw unavailable(error);
+      }
+      return claimed;
+    },
+
+    async restoreHeld(alerts) {
+      if (alerts.length === 0) return;
+      try {
+        const results =
+          (await redis
+            .pipeline()
+            .hset(keys.heldBySilence, Object.fromEntries(alerts.map(({ alertId, group }) => [alertId, group])))
+            .pexpire(keys.heldBySilence, ttlMs)
+            .exec()) ?? [];
+        const failure = results.find(([error]) => error !== null)?.[0];
+        if (failure) throw failure;
+      } catch (error) {
+        throw unavailable(error);
+      }
     },
 
     async clearHeld(alerts) {

@@ -391,7 +391,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
         else heldBack++;
       } else if (isPaged(change.alert, wallNow, timings.pageWithinMs)) {
         paged.push(change);
-        if (change.kind !== 'resolved' && (change.alert.silencedBy?.length ?? 0) > 0) notified.push({ alertId: change.alert.id, group: change.alert.groupKey });
+        // Its opening went out: nothing held is owed any more. (An escalation alone does not
+        // settle a held opening: a destination that takes openings only would never hear of it.)
+        if (change.kind === 'opened' && (change.alert.silencedBy?.length ?? 0) > 0) notified.push({ alertId: change.alert.id, group: change.alert.groupKey });
       }
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
       else stats.unpaged++;
@@ -441,24 +443,45 @@ export function createAlerter(options: AlerterOptions): Alerter {
   async function releaseHeld(): Promise<void> {
     const held = await store.heldAlerts();
     if (held.length === 0) return;
-    const silences = await activeSilences(now());
-    const release: AlertChange[] = [];
-    const forget: { alertId: string; group: string }[] = [];
+    // Read strictly: silences that can't be read are no reason to release what they hold (that
+    // would end every silence for good); the next sweep looks again.
+    let silences: Silence[];
+    try {
+      silences = await silenceStore.active(now());
+    } catch (error) {
+      logger.warn({ err: error, held: held.length }, 'could not read the silences: the alerts they hold back stay held until they can be read');
+      return;
+    }
+    const due: { alertId: string; group: string; change: AlertChange }[] = [];
+    const closed: { alertId: string; group: string }[] = [];
     for (const entry of held) {
       if (entry.held === undefined) {
-        forget.push(entry);
+        closed.push(entry);
         continue;
       }
       const { alert, kind } = entry.held;
       if (silences.some((silence) => silenceMatches(silence, alert))) continue;
-      release.push({ kind, alert });
-      forget.push(entry);
+      due.push({ alertId: entry.alertId, group: entry.group, change: { kind, alert } });
     }
-    if (release.length > 0) {
-      logger.info({ alerts: release.map((change) => change.alert.id) }, 'no silence holds these open alerts back any more: notifying them');
-      await deliver(release);
+    await store.clearHeld(closed);
+    if (due.length === 0) return;
+    // Claimed first, one instance alone: two sweeping at once must not both notify.
+    const claimed = await store.claimHeld(due);
+    const mine = due.filter(({ alertId }) => claimed.has(alertId));
+    if (mine.length === 0) return;
+    const withEvidence = new Map((await store.withEvidence(mine.map(({ change }) => change.alert))).map((alert) => [alert.id, alert]));
+    const release = mine.map(({ change }) => ({ ...change, alert: withEvidence.get(change.alert.id) ?? change.alert }));
+    logger.info({ alerts: release.map((change) => change.alert.id) }, 'no silence holds these open alerts back any more: notifying them');
+    let heldAgain: Map<string, string[]>;
+    try {
+      heldAgain = await deliver(release);
+    } catch (error) {
+      // Not notified: held again, for the next sweep.
+      await store.restoreHeld(mine).catch((restoring: unknown) => logger.error({ err: restoring, alerts: mine.map(({ alertId }) => alertId) }, 'could not hold these alerts again after a failed notification; they are not notified when their silences end'));
+      throw error;
     }
-    await store.clearHeld(forget);
+    // A silence made meanwhile matched some (deliver held them again): those stay held.
+    await store.clearHeld(mine.filter(({ alertId }) => !heldAgain.has(alertId)));
   }
 
   const silenceStore = createSilenceStore(options.redis, config.redis.prefix);

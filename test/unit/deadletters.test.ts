@@ -271,6 +271,13 @@ describe('planRedrive: a message redriven and refused again', () => {
     ]);
   });
 
+  it('a copy selected while the copy a later letter names is not: not sent, from what the whole topic says', () => {
+    const copy = entry(1);
+    const plan = planRedrive([copy], { eventTopics: topics, force: false, stoodFor: new Map([[`${POLICY}:2:1001`, `${DLQ}/0/3`]]) });
+    expect(plan.send).toEqual([]);
+    expect(plan.skipped.map(({ reason, detail }) => [reason, detail])).toEqual([['already_selected', `another dead letter of ${POLICY}:2:1001 is decided: the later dead letter ${DLQ}/0/3 stands for it`]]);
+  });
+
   // A selection by reason or time may hold the earlier letter and not the later: it went out
   // again with a count of 1, doubling the message and getting round the redrive limit.
   it('knows the later letters from the whole topic, not only from the selection', () => {
@@ -301,6 +308,10 @@ describe('redactSecrets', () => {
     });
     // A repeated header, as Kong writes it: a list of values.
     expect(redactSecrets(Buffer.from('{"headers":{"cookie":["sid=a", "lang=en"],"accept":["*/*"]}}')).toString()).toBe('{"headers":{"cookie":"[redacted]","accept":["*/*"]}}');
+    // Hostile text a list pattern could backtrack on (items without commas, no closing bracket):
+    // with a pattern that can match it several ways this never returns (the test times out).
+    const hostile = `{"cookie":[${'"a" '.repeat(5000)}x`;
+    expect(redactSecrets(Buffer.from(hostile)).toString()).toBe(hostile);
     // A value with an escaped quote is blanked whole; bytes that are not UTF-8 are left as they are.
     expect(redactSecrets(Buffer.from('{"password":"a\\"b","user":"u"}')).toString()).toBe('{"password":"[redacted]","user":"u"}');
     const binary = Buffer.from([0xff, 0xfe, 0x70]);

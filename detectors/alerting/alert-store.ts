@@ -536,10 +536,10 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         const pipeline = redis.pipeline();
         for (const { alertId } of alerts) pipeline.hdel(keys.heldBySilence, alertId);
         const results = (await pipeline.exec()) ?? [];
+        // An HDEL refused alone claims nothing; the others stand.
         results.forEach(([error, removed], position) => {
-          if (error) throw error;
           const id = alerts[position]?.alertId;
-          if (id !== undefined && Number(removed) === 1) claimed.add(id);
+          if (error === null && id !== undefined && Number(removed) === 1) claimed.add(id);
         });
       } catch (error) {
         throw unavailable(error);

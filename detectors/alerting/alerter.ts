@@ -463,25 +463,41 @@ export function createAlerter(options: AlerterOptions): Alerter {
       if (silences.some((silence) => silenceMatches(silence, alert))) continue;
       due.push({ alertId: entry.alertId, group: entry.group, change: { kind, alert } });
     }
-    await store.clearHeld(closed);
+    // One closed alert that can't be forgotten must not hold the others' release back.
+    await store.clearHeld(closed).catch((error: unknown) => logger.warn({ err: error, alerts: closed.length }, 'could not forget held alerts that are closed; the next sweep tries again'));
     if (due.length === 0) return;
-    // Claimed first, one instance alone: two sweeping at once must not both notify.
-    const claimed = await store.claimHeld(due);
+    const holdAgain = async (alerts: readonly { alertId: string; group: string }[]): Promise<void> => {
+      await store.restoreHeld(alerts).catch((error: unknown) =>
+        logger.error({ err: error, alerts: alerts.map(({ alertId }) => alertId) }, 'could not hold these alerts again after a failed notification; they are not notified when their silences end'),
+      );
+    };
+    // Claimed first, one instance alone: two sweeping at once must not both notify. An answer
+    // lost on the way may have taken some: put back (a second notification at most, deduplicated).
+    let claimed: Set<string>;
+    try {
+      claimed = await store.claimHeld(due);
+    } catch (error) {
+      await holdAgain(due);
+      throw error;
+    }
     const mine = due.filter(({ alertId }) => claimed.has(alertId));
     if (mine.length === 0) return;
-    const withEvidence = new Map((await store.withEvidence(mine.map(({ change }) => change.alert))).map((alert) => [alert.id, alert]));
-    const release = mine.map(({ change }) => ({ ...change, alert: withEvidence.get(change.alert.id) ?? change.alert }));
-    logger.info({ alerts: release.map((change) => change.alert.id) }, 'no silence holds these open alerts back any more: notifying them');
     let heldAgain: Map<string, string[]>;
     try {
+      const withEvidence = new Map((await store.withEvidence(mine.map(({ change }) => change.alert))).map((alert) => [alert.id, alert]));
+      const release = mine.map(({ change }) => ({ ...change, alert: withEvidence.get(change.alert.id) ?? change.alert }));
+      logger.info({ alerts: release.map((change) => change.alert.id) }, 'no silence holds these open alerts back any more: notifying them');
       heldAgain = await deliver(release);
     } catch (error) {
       // Not notified: held again, for the next sweep.
-      await store.restoreHeld(mine).catch((restoring: unknown) => logger.error({ err: restoring, alerts: mine.map(({ alertId }) => alertId) }, 'could not hold these alerts again after a failed notification; they are not notified when their silences end'));
+      await holdAgain(mine);
       throw error;
     }
-    // A silence made meanwhile matched some (deliver held them again): those stay held.
-    await store.clearHeld(mine.filter(({ alertId }) => !heldAgain.has(alertId)));
+    // A silence made meanwhile matched some (deliver held them again): those stay held, on the
+    // index even if recording it failed; the others are done.
+    const again = mine.filter(({ alertId }) => heldAgain.has(alertId));
+    if (again.length > 0) await holdAgain(again);
+    await store.clearHeld(mine.filter(({ alertId }) => !heldAgain.has(alertId))).catch((error: unknown) => logger.debug({ err: error }, 'could not clear the held fields of notified alerts; harmless'));
   }
 
   const silenceStore = createSilenceStore(options.redis, config.redis.prefix);

@@ -256,6 +256,19 @@ export interface AlertStore {
 /** The most silence ids an alert records (the first ones stay): a silence list per alert, not a log. */
 export const MAX_ALERT_SILENCES = 10;
 
+/** Runs a pipeline in one round trip: each command's reply, or the first failure as unavailable. */
+async function execAll(pipeline: ReturnType<RedisClient['pipeline']>): Promise<unknown[]> {
+  let results: [Error | null, unknown][];
+  try {
+    results = (await pipeline.exec()) ?? [];
+  } catch (error) {
+    throw unavailable(error);
+  }
+  const failure = results.find(([error]) => error !== null)?.[0];
+  if (failure) throw unavailable(failure);
+  return results.map(([, value]) => value);
+}
+
 function unavailable(error: unknown): StoreUnavailableError {
   return new StoreUnavailableError('redis', `alert state unavailable (${errorMessage(error)})`, error);
 }
@@ -285,19 +298,13 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
 
     async expect(partitions, wallNowMs) {
       if (partitions.length === 0) return;
-      try {
-        const pipeline = redis.pipeline();
-        for (const { partition, behind } of partitions) {
-          pipeline.hsetnx(keys.clock, `max:${partition}`, '0');
-          pipeline.hset(keys.clock, `arrived:${partition}`, wallNowMs, `behind:${partition}`, behind ? 1 : 0);
-        }
-        pipeline.pexpire(keys.clock, ttlMs);
-        const results = (await pipeline.exec()) ?? [];
-        const failure = results.find(([error]) => error !== null)?.[0];
-        if (failure) throw failure;
-      } catch (error) {
-        throw unavailable(error);
+      const pipeline = redis.pipeline();
+      for (const { partition, behind } of partitions) {
+        pipeline.hsetnx(keys.clock, `max:${partition}`, '0');
+        pipeline.hset(keys.clock, `arrived:${partition}`, wallNowMs, `behind:${partition}`, behind ? 1 : 0);
       }
+      pipeline.pexpire(keys.clock, ttlMs);
+      await execAll(pipeline);
     },
 
     async release(wallNowMs) {
@@ -506,20 +513,12 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       }
       const entries = Object.entries(index);
       if (entries.length === 0) return [];
-      // Kept while alerts are held: a silence lasts up to 30 days, an incident may stay open as
-      // long, and the index's own expiry is set only when a hold is recorded.
-      await redis.pexpire(keys.heldBySilence, ttlMs).catch(() => undefined);
-      let hashes: Record<string, string>[];
-      try {
-        const pipeline = redis.pipeline();
-        for (const [, group] of entries) pipeline.hgetall(keys.alert(group));
-        const results = (await pipeline.exec()) ?? [];
-        const failure = results.find(([error]) => error !== null)?.[0];
-        if (failure) throw failure;
-        hashes = results.map(([, value]) => (value ?? {}) as Record<string, string>);
-      } catch (error) {
-        throw unavailable(error);
-      }
+      const pipeline = redis.pipeline();
+      for (const [, group] of entries) pipeline.hgetall(keys.alert(group));
+      // Kept while alerts are held (in the same round trip): a silence lasts up to 30 days, an
+      // incident may stay open as long, and the index's own expiry is set only when a hold is recorded.
+      pipeline.pexpire(keys.heldBySilence, ttlMs);
+      const hashes = (await execAll(pipeline)).slice(0, entries.length).map((value) => (value ?? {}) as Record<string, string>);
       return entries.map(([alertId, group], position) => {
         const fields = hashes[position] ?? {};
         const kind = fields.held;
@@ -549,18 +548,12 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
 
     async restoreHeld(alerts) {
       if (alerts.length === 0) return;
-      try {
-        const results =
-          (await redis
-            .pipeline()
-            .hset(keys.heldBySilence, Object.fromEntries(alerts.map(({ alertId, group }) => [alertId, group])))
-            .pexpire(keys.heldBySilence, ttlMs)
-            .exec()) ?? [];
-        const failure = results.find(([error]) => error !== null)?.[0];
-        if (failure) throw failure;
-      } catch (error) {
-        throw unavailable(error);
-      }
+      await execAll(
+        redis
+          .pipeline()
+          .hset(keys.heldBySilence, Object.fromEntries(alerts.map(({ alertId, group }) => [alertId, group])))
+          .pexpire(keys.heldBySilence, ttlMs),
+      );
     },
 
     async clearHeld(alerts) {

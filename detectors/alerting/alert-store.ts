@@ -172,6 +172,8 @@ export interface AlertStoreOptions {
   stormWindowMs: number;
   /** Receives `state.round_trip` for each trip. */
   instrumentation?: Instrumentation;
+  /** How long a held alert's claim lasts. @defaultValue {@link HELD_CLAIM_MS} */
+  heldClaimMs?: number;
 }
 
 /**
@@ -244,14 +246,24 @@ export interface AlertStore {
    * now: `alert` (with the held change's reason) and the kind held when the group still holds it
    * open, else undefined (closed or replaced: to be forgotten).
    */
-  heldAlerts(): Promise<{ alertId: string; group: string; held?: { kind: 'opened' | 'escalated'; alert: Alert } }[]>;
-  /** Forgets held alerts: notified since, or closed (one round trip). */
-  clearHeld(alerts: readonly { alertId: string; group: string }[]): Promise<void>;
-  /** Takes held alerts off the index to notify them: the ids this caller took (another instance may have taken the others). */
+  heldAlerts(): Promise<{ alertId: string; group: string; held?: { kind: 'opened' | 'escalated'; alert: Alert; seq: string } }[]>;
+  /**
+   * Forgets held alerts (one round trip), with their claims: notified since, or closed. Given the
+   * hold notified (`seq`, from {@link heldAlerts}), a hold recorded since is kept.
+   */
+  clearHeld(alerts: readonly { alertId: string; group: string; seq?: string }[]): Promise<void>;
+  /**
+   * Takes held alerts to notify them, for `heldClaimMs`: the ids this caller took (another
+   * instance may have taken the others). They stay on the index: a claim that is neither cleared
+   * nor given back (the process died) ends, and a later sweep takes them again.
+   */
   claimHeld(alerts: readonly { alertId: string; group: string }[]): Promise<Set<string>>;
-  /** Puts claimed alerts back on the index (their notification failed). */
+  /** Gives claims back (their notification failed): the next sweep may take them again. */
   restoreHeld(alerts: readonly { alertId: string; group: string }[]): Promise<void>;
 }
+
+/** How long a held alert's claim lasts unless cleared or given back (a notification handed to the outbox takes well under it). */
+export const HELD_CLAIM_MS = 60_000;
 
 /** The most silence ids an alert records (the first ones stay): a silence list per alert, not a log. */
 export const MAX_ALERT_SILENCES = 10;
@@ -276,6 +288,7 @@ function unavailable(error: unknown): StoreUnavailableError {
 /** Creates the alert store; registers the Lua scripts on the client. */
 export function createAlertStore(options: AlertStoreOptions): AlertStore {
   const { redis, ttlMs, maxDetections, resolvedReason, quietMs, latenessMs } = options;
+  const heldClaimMs = options.heldClaimMs ?? HELD_CLAIM_MS;
   const keys = alertKeys(options.prefix);
   const tripOptions = { operation: 'alert state', ...(options.instrumentation ? { events: options.instrumentation } : {}) };
   defineScripts(redis);
@@ -524,35 +537,31 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
         const kind = fields.held;
         if (fields.id !== alertId || fields.status !== 'open' || (kind !== 'opened' && kind !== 'escalated')) return { alertId, group };
         const alert = alertFromFields(JSON.stringify(Object.entries(fields).flat()), fields.heldReason ?? '');
-        return { alertId, group, held: { kind, alert } };
+        return { alertId, group, held: { kind, alert, seq: fields.heldSeq ?? '' } };
       });
     },
 
     async claimHeld(alerts) {
-      const claimed = new Set<string>();
-      if (alerts.length === 0) return claimed;
-      try {
-        const pipeline = redis.pipeline();
-        for (const { alertId } of alerts) pipeline.hdel(keys.heldBySilence, alertId);
-        const results = (await pipeline.exec()) ?? [];
-        // An HDEL refused alone claims nothing; the others stand.
-        results.forEach(([error, removed], position) => {
-          const id = alerts[position]?.alertId;
-          if (error === null && id !== undefined && Number(removed) === 1) claimed.add(id);
-        });
-      } catch (error) {
-        throw unavailable(error);
-      }
-      return claimed;
+      if (alerts.length === 0) return new Set<string>();
+      const [reply] = await roundTrip(
+        redis,
+        [{ script: 'alertHeldClaim' as const, keys: [keys.heldBySilence, keys.heldClaims], args: [heldClaimMs, ttlMs, ...alerts.map(({ alertId }) => alertId)] }],
+        tripOptions,
+      );
+      if (reply === undefined || !reply.ok) throw unavailable(reply?.error);
+      return new Set(Array.isArray(reply.value) ? reply.value.map(String) : []);
     },
 
     async restoreHeld(alerts) {
       if (alerts.length === 0) return;
+      // On the index already (a claim leaves it there): set again all the same, should a clear
+      // have raced the failed notification.
       await execAll(
         redis
           .pipeline()
           .hset(keys.heldBySilence, Object.fromEntries(alerts.map(({ alertId, group }) => [alertId, group])))
-          .pexpire(keys.heldBySilence, ttlMs),
+          .pexpire(keys.heldBySilence, ttlMs)
+          .hdel(keys.heldClaims, ...alerts.map(({ alertId }) => alertId)),
       );
     },
 
@@ -560,7 +569,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       if (alerts.length === 0) return;
       const replies = await roundTrip(
         redis,
-        alerts.map(({ alertId, group }) => ({ script: 'alertHeldClear' as const, keys: [keys.alert(group), keys.heldBySilence], args: [alertId] })),
+        alerts.map(({ alertId, group, seq }) => ({ script: 'alertHeldClear' as const, keys: [keys.alert(group), keys.heldBySilence, keys.heldClaims], args: [alertId, seq ?? ''] })),
         tripOptions,
       );
       for (const reply of replies) if (!reply.ok) throw unavailable(reply.error);

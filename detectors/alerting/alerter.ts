@@ -452,16 +452,16 @@ export function createAlerter(options: AlerterOptions): Alerter {
       logger.warn({ err: error, held: held.length }, 'could not read the silences: the alerts they hold back stay held until they can be read');
       return;
     }
-    const due: { alertId: string; group: string; change: AlertChange }[] = [];
+    const due: { alertId: string; group: string; seq: string; change: AlertChange }[] = [];
     const closed: { alertId: string; group: string }[] = [];
     for (const entry of held) {
       if (entry.held === undefined) {
         closed.push(entry);
         continue;
       }
-      const { alert, kind } = entry.held;
+      const { alert, kind, seq } = entry.held;
       if (silences.some((silence) => silenceMatches(silence, alert))) continue;
-      due.push({ alertId: entry.alertId, group: entry.group, change: { kind, alert } });
+      due.push({ alertId: entry.alertId, group: entry.group, seq, change: { kind, alert } });
     }
     // One closed alert that can't be forgotten must not hold the others' release back.
     await store.clearHeld(closed).catch((error: unknown) => logger.warn({ err: error, alerts: closed.length }, 'could not forget held alerts that are closed; the next sweep tries again'));
@@ -471,8 +471,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
         logger.error({ err: error, alerts: alerts.map(({ alertId }) => alertId) }, 'could not hold these alerts again after a failed notification; they are not notified when their silences end'),
       );
     };
-    // Claimed first, one instance alone: two sweeping at once must not both notify. An answer
-    // lost on the way may have taken some: put back (a second notification at most, deduplicated).
+    // Claimed first, one instance alone: two sweeping at once must not both notify. A claim
+    // lasts a while and leaves the alert on the index: should this process die before the
+    // notification is handed over, a later sweep takes it again once the claim ends. An answer
+    // lost on the way may have taken some: given back (a second notification at most, deduplicated).
     let claimed: Set<string>;
     try {
       claimed = await store.claimHeld(due);
@@ -494,7 +496,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
       throw error;
     }
     // A silence made meanwhile matched some (deliver held them again): those stay held, on the
-    // index even if recording it failed; the others are done.
+    // index even if recording it failed; the others are done, but for a hold recorded since the
+    // read (by another instance, say), which the clear keeps.
     const again = mine.filter(({ alertId }) => heldAgain.has(alertId));
     if (again.length > 0) await holdAgain(again);
     await store.clearHeld(mine.filter(({ alertId }) => !heldAgain.has(alertId))).catch((error: unknown) => logger.debug({ err: error }, 'could not clear the held fields of notified alerts; harmless'));

@@ -51,6 +51,8 @@ export function alertKeys(prefix: string): {
   silences: string;
   /** Open alerts a silence held a notification of: alert id -> group key, until notified or closed. */
   heldBySilence: string;
+  /** Held alerts taken to be notified: alert id -> the claim's end (Redis time, ms). */
+  heldClaims: string;
 } {
   const base = `${prefix}:{alerts}`;
   return {
@@ -65,6 +67,7 @@ export function alertKeys(prefix: string): {
     links: `${base}:links`,
     silences: `${base}:silences`,
     heldBySilence: `${base}:held-by-silence`,
+    heldClaims: `${base}:held-claims`,
   };
 }
 

@@ -1,9 +1,11 @@
 import { Redis } from 'ioredis';
 import { alertKeys, createAlerter, createSilenceStore, type Alerter, type AlerterOptions } from '../../detectors';
+import { createAlertStore } from '../../detectors/alerting/alert-store';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, detectionIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
 import { testProducer } from '../support/produce';
+import { callScript } from '../support/redis';
 
 const MINUTE = 60_000;
 const ENDPOINT = { 'invocation.resource.api': 'accounts-v1', 'invocation.route': '/v1/login' };
@@ -277,6 +279,51 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       await alerter.sweep();
       expect(about()).toStrictEqual(['opened']);
       expect(await redis.exists(held)).toBe(0);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  // A held alert was taken off the index to be notified: a process that died before handing the
+  // notification over lost it for good, and a release cleared a hold recorded meanwhile.
+  it('notifies a held alert whose claimer died before handing it over once the claim ends, and a release keeps a hold recorded meanwhile', async () => {
+    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '600000', VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' });
+    const { stack, alerter, changes, redis } = running;
+    try {
+      const prefix = stack.config.redis.prefix;
+      const silences = createSilenceStore(redis, prefix);
+      const silence = await silences.add({ matchers: { 'client.ip': '203.0.113.61' }, forMs: 3_600_000, comment: 'incident handled' }, Date.now());
+      await alerter.start();
+      await produce(stack, [perIp('c-61', Date.now(), '203.0.113.61')]);
+      await waitFor('the opening held back', () => alerter.stats().silenced >= 1, 15_000);
+      const about = (): string[] => changes.filter((change) => change.alert.key['client.ip'] === '203.0.113.61').map((change) => change.kind);
+      const { heldBySilence, heldClaims } = alertKeys(prefix);
+      const [[alertId = '', group = ''] = []] = Object.entries(await redis.hgetall(heldBySilence));
+
+      // Another instance read the hold (the opening, hold 1) and is releasing it; meanwhile an
+      // escalation is held too (hold 2). Its clear of hold 1 must leave hold 2.
+      const store = createAlertStore({ redis, prefix, ttlMs: 600_000, maxDetections: 10, resolvedReason: 'quiet', quietMs: 600_000, latenessMs: 500, stormMax: 0, stormWindowMs: 0 });
+      const [read] = await store.heldAlerts();
+      expect(read?.held).toMatchObject({ kind: 'opened', seq: '1' });
+      await store.markSilenced([{ alert: { id: alertId, groupKey: group }, silences: [silence.id], held: { kind: 'escalated', reason: 'a later escalation' } }]);
+      await store.clearHeld([{ alertId, group, seq: read?.held?.seq ?? '' }]);
+      const [kept] = await store.heldAlerts();
+      expect(kept).toMatchObject({ alertId, held: { kind: 'opened', seq: '2' } });
+
+      // The silence ends, and an instance claims the alert (a claim of 1.5 s) and dies.
+      expect(await silences.expire(silence.id, Date.now())).toBe(true);
+      expect(await callScript(redis, 'alertHeldClaim', [heldBySilence, heldClaims], [1500, 600_000, alertId])).toEqual([alertId]);
+      const claimedAt = Date.now();
+      await alerter.sweep();
+      expect(about()).toStrictEqual([]);
+      // Once its claim has ended, a sweep takes it again and notifies it, once.
+      await waitFor('the released opening', () => about().includes('opened'), 15_000);
+      expect(Date.now() - claimedAt).toBeGreaterThanOrEqual(1400);
+      await alerter.sweep();
+      await alerter.sweep();
+      expect(about()).toStrictEqual(['opened']);
+      expect(await redis.exists(heldBySilence)).toBe(0);
+      expect(await redis.hexists(heldClaims, alertId)).toBe(0);
     } finally {
       await running.stop();
     }

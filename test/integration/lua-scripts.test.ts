@@ -1331,6 +1331,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await redis.pttl(key)).toBeGreaterThan(0);
       // A resolve holds nothing back: no held fields, not in the index.
       expect(await redis.hget(key, 'held')).toBeNull();
+      expect(await redis.hget(key, 'heldSeq')).toBeNull();
       expect(await redis.exists(alertKeys(prefix).heldBySilence)).toBe(0);
       // The group opened another alert since (its hash was replaced): nothing is written.
       expect(await mark('alert-0', 'opened', ['s-9'])).toBeNull();
@@ -1350,26 +1351,78 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await mark('alert-1', 'escalated', ['s-2']);
       // A destination never told must hear the opening: `opened` wins; the reason is the latest.
       expect(await redis.hmget(key, 'held', 'heldReason')).toEqual(['opened', 'reason of escalated']);
+      // Each hold counted: a release clears only the one it notified (alertHeldClear-3).
+      expect(await redis.hget(key, 'heldSeq')).toBe('3');
       expect(await redis.hgetall(index)).toEqual({ 'alert-1': group });
       expect(await redis.pttl(index)).toBeGreaterThan(0);
     });
   });
 
-  describeScript('alertHeldClear-2.lua', () => {
+  describeScript('alertHeldClear-3.lua', () => {
     const group = 'client.ip=203.0.113.7';
-    const keys = (): string[] => [alertKeys(prefix).alert(group), alertKeys(prefix).heldBySilence];
+    const keys = (): string[] => [alertKeys(prefix).alert(group), alertKeys(prefix).heldBySilence, alertKeys(prefix).heldClaims];
 
-    it("forgets a held alert: its index entry always, its own fields only while the group holds it", async () => {
-      const [key = '', index = ''] = keys();
-      await redis.hset(key, 'id', 'alert-1', 'status', 'open', 'held', 'opened', 'heldReason', 'r', 'silenced', '["s-1"]');
+    it("forgets a held alert and its claim: its index entry always, its own fields only while the group holds it", async () => {
+      const [key = '', index = '', claims = ''] = keys();
+      await redis.hset(key, 'id', 'alert-1', 'status', 'open', 'held', 'opened', 'heldReason', 'r', 'heldSeq', '1', 'silenced', '["s-1"]');
       await redis.hset(index, 'alert-1', group, 'alert-0', group);
-      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-1'])).toBe(1);
+      await redis.hset(claims, 'alert-1', '1', 'alert-0', '1');
+      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-1', ''])).toBe(1);
       expect(await redis.hgetall(key)).toEqual({ id: 'alert-1', status: 'open', silenced: '["s-1"]' });
-      // An older alert of the group (replaced since): only its index entry goes.
-      await redis.hset(key, 'held', 'escalated');
-      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-0'])).toBe(0);
+      // An older alert of the group (replaced since): only its index entry and claim go.
+      await redis.hset(key, 'held', 'escalated', 'heldSeq', '4');
+      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-0', '1'])).toBe(0);
       expect(await redis.hget(key, 'held')).toBe('escalated');
       expect(await redis.exists(index)).toBe(0);
+      expect(await redis.exists(claims)).toBe(0);
+    });
+
+    it('keeps a hold recorded after the one notified: only the claim goes', async () => {
+      const [key = '', index = '', claims = ''] = keys();
+      await redis.hset(key, 'id', 'alert-1', 'status', 'open', 'held', 'escalated', 'heldReason', 'later', 'heldSeq', '2');
+      await redis.hset(index, 'alert-1', group);
+      await redis.hset(claims, 'alert-1', '1');
+      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-1', '1'])).toBe(2);
+      expect(await redis.hgetall(key)).toMatchObject({ held: 'escalated', heldReason: 'later', heldSeq: '2' });
+      expect(await redis.hgetall(index)).toEqual({ 'alert-1': group });
+      expect(await redis.exists(claims)).toBe(0);
+      // The hold notified is the one there: cleared.
+      expect(await callScript(redis, 'alertHeldClear', keys(), ['alert-1', '2'])).toBe(1);
+      expect(await redis.hget(key, 'held')).toBeNull();
+      expect(await redis.exists(index)).toBe(0);
+    });
+  });
+
+  describeScript('alertHeldClaim-2.lua', () => {
+    const group = 'client.ip=203.0.113.7';
+    const keys = (): string[] => [alertKeys(prefix).heldBySilence, alertKeys(prefix).heldClaims];
+    const claim = async (claimMs: number, ...ids: string[]): Promise<unknown> => callScript(redis, 'alertHeldClaim', keys(), [claimMs, TTL, ...ids]);
+
+    it('takes held alerts no running claim holds, for a while, leaving them on the index', async () => {
+      const [index = '', claims = ''] = keys();
+      await redis.hset(index, 'alert-1', group, 'alert-2', group);
+      // Not on the index (cleared meanwhile): not taken.
+      expect(await claim(60_000, 'alert-1', 'alert-9')).toEqual(['alert-1']);
+      expect(await redis.hgetall(index)).toEqual({ 'alert-1': group, 'alert-2': group });
+      const [seconds = '0', micros = '0'] = await redis.time().then((time) => time.map(String));
+      const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      const ends = Number(await redis.hget(claims, 'alert-1'));
+      expect(ends).toBeGreaterThanOrEqual(now + 59_000);
+      expect(ends).toBeLessThanOrEqual(now + 60_000);
+      // Claimed already: a second sweep takes only the other.
+      expect(await claim(60_000, 'alert-1', 'alert-2')).toEqual(['alert-2']);
+      expect(await claim(60_000, 'alert-1', 'alert-2')).toEqual([]);
+      expect(await redis.pttl(claims)).toBeGreaterThan(TTL - 5000);
+    });
+
+    it('takes again an alert whose claim ended (its claimer died before notifying)', async () => {
+      const [index = '', claims = ''] = keys();
+      await redis.hset(index, 'alert-1', group);
+      expect(await claim(50, 'alert-1')).toEqual(['alert-1']);
+      expect(await claim(50, 'alert-1')).toEqual([]);
+      await new Promise((done) => setTimeout(done, 120));
+      expect(await claim(60_000, 'alert-1')).toEqual(['alert-1']);
+      expect(Number(await redis.hget(claims, 'alert-1'))).toBeGreaterThan(Date.now() + 30_000);
     });
   });
 
@@ -1522,15 +1575,26 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await callScript(redis, 'alertSilence', [key, alertKeys(prefix).heldBySilence], ['alert-1', 10, 'opened', 'r', group, 30_000, 's-1']);
       return 30_000;
     },
-    'alertHeldClear-2.lua': async () => {
+    'alertHeldClear-3.lua': async () => {
       // It only deletes: the keys it leaves keep their TTLs.
       const group = 'client.ip=203.0.113.7';
       const key = alertKeys(prefix).alert(group);
-      await redis.hset(key, 'id', 'alert-1', 'held', 'opened');
+      const { heldBySilence, heldClaims } = alertKeys(prefix);
+      await redis.hset(key, 'id', 'alert-1', 'held', 'opened', 'heldSeq', '1');
       await redis.pexpire(key, 30_000);
-      await redis.hset(alertKeys(prefix).heldBySilence, 'alert-1', group, 'alert-2', group);
-      await redis.pexpire(alertKeys(prefix).heldBySilence, 30_000);
-      await callScript(redis, 'alertHeldClear', [key, alertKeys(prefix).heldBySilence], ['alert-1']);
+      await redis.hset(heldBySilence, 'alert-1', group, 'alert-2', group);
+      await redis.pexpire(heldBySilence, 30_000);
+      await redis.hset(heldClaims, 'alert-1', '1', 'alert-2', '1');
+      await redis.pexpire(heldClaims, 30_000);
+      await callScript(redis, 'alertHeldClear', [key, heldBySilence, heldClaims], ['alert-1', '1']);
+      return 30_000;
+    },
+    'alertHeldClaim-2.lua': async () => {
+      // The claims hash it creates gets the TTL; the index it reads keeps its own.
+      const { heldBySilence, heldClaims } = alertKeys(prefix);
+      await redis.hset(heldBySilence, 'alert-1', 'client.ip=203.0.113.7');
+      await redis.pexpire(heldBySilence, 30_000);
+      await callScript(redis, 'alertHeldClaim', [heldBySilence, heldClaims], [60_000, 30_000, 'alert-1']);
       return 30_000;
     },
     'groupSwap-2.lua': async () => {

@@ -1,10 +1,12 @@
--- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertSilence-2: record on an alert the silences that held back a notification of it (its
 opening or an escalation not sent, its resolve sent only where it was announced), so that its
 document says so (`kibana.alert.maintenance_window_ids`). An opening or escalation held back is
 also recorded as `held` (`opened` wins: a destination never told must hear the opening), with
 its reason, and the alert put in the index of held alerts: once no silence matches it and it is
-still open, the alerter notifies it (see alertHeldClear-2). Only while the group's hash still
+still open, the alerter notifies it (see alertHeldClaim-2 and alertHeldClear-3). Each hold
+recorded counts up the alert's `heldSeq`: a release clears only the hold it notified, never one
+recorded since. Only while the group's hash still
 holds that alert: a later alert of the group (its hash is cleared when it opens) is not marked.
 KEYS[1]  the alert's hash (alertKeys().alert(group))
 KEYS[2]  hash, the held alerts: alert id -> group key (alertKeys().heldBySilence)
@@ -34,6 +36,7 @@ if ARGV[3] ~= '' then
   local held = ARGV[3]
   if redis.call('HGET', KEYS[1], 'held') == 'opened' then held = 'opened' end
   redis.call('HSET', KEYS[1], 'held', held, 'heldReason', ARGV[4])
+  redis.call('HINCRBY', KEYS[1], 'heldSeq', 1)
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[5])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end

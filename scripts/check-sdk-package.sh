@@ -69,6 +69,13 @@ if (JSON.stringify(declared) !== JSON.stringify(['kafkajs', 'zod'])) {
   console.error(`[sdk-package] @vigil/sdk declares ${declared.join(', ')}; expected kafkajs and zod only`);
   process.exit(1);
 }
+// Tools that ignore "exports" (older bundlers and resolvers) read "main" and "types".
+for (const field of ['main', 'types']) {
+  if (typeof sdk[field] !== 'string' || !require('node:fs').existsSync(`node_modules/@vigil/sdk/${sdk[field]}`)) {
+    console.error(`[sdk-package] @vigil/sdk's "${field}" (${sdk[field]}) names no file in the package`);
+    process.exit(1);
+  }
+}
 for (const name of declared) visit(name);
 const extra = installed.filter((name) => !allowed.has(name));
 console.error(`[sdk-package] installed: ${installed.join(', ')}`);

@@ -12,7 +12,7 @@ import { sleep } from '../platform';
 export const LIVE_SPAN_MS = 5 * 60_000;
 
 /**
- * The event time the demo writes at once when paced: the alerter's lateness (2 s in the demo),
+ * The event time the demo writes at once when paced: the alerter's lateness (5 s in the demo),
  * between 500 ms and 10 s. A slice is written once the pipeline took in the one before, so a
  * detection is decided after every detection of an earlier slice and before any of a later one;
  * those of its own slice, in whatever order the ingest's partitions decide them, are less than
@@ -51,7 +51,7 @@ export interface LiveTrafficOptions {
    * the next is written (see `send` of {@link timeOrdered}); the demo and its test wait there until the
    * pipeline has taken it in. Unpaced, the whole span is in Kafka at once, a backlog the ingest
    * reads with its partitions up to `VIGIL_EVENT_TIME_SKEW_MS` (60 s) apart, and detections from
-   * one that ran ahead reach the alerter more than the demo's 2 s lateness before older ones.
+   * one that ran ahead reach the alerter more than the demo's lateness (5 s) before older ones.
    */
   afterSlice?: () => Promise<void>;
 }

@@ -50,12 +50,15 @@ const DEMO_GROUPING = { groupWaitMs: 2000, groupIntervalMs: 10_000 } as const;
 
 /**
  * The alerter's timings in the demo (each unless set in the environment): alerts resolve after 8
- * s of quiet so the demo can show a resolution, and the alerter holds detections 2 s before
+ * s of quiet so the demo can show a resolution, and the alerter holds detections 5 s before
  * folding them in event-time order (docs/alerting.md): a minute of production's default would
  * outlast the demo's last burst. The demo's traffic is written in event-time order, so no
- * detection arrives later than that (test/integration/demo-order.test.ts).
+ * detection arrives later than that (test/integration/demo-order.test.ts). 5 s, not 2 as before
+ * 6 December 2026: the watermark also counts a detections partition idle for the lateness (wall
+ * time) as caught up, and on a busy machine one detection of a run reached the alerter more than
+ * 2 s behind it, which the demo reports as a mismatch.
  */
-export const DEMO_ALERT_TIMINGS = { VIGIL_ALERT_RESOLVE_AFTER_MS: '8000', VIGIL_ALERT_LATENESS_MS: '2000' } as const;
+export const DEMO_ALERT_TIMINGS = { VIGIL_ALERT_RESOLVE_AFTER_MS: '8000', VIGIL_ALERT_LATENESS_MS: '5000' } as const;
 
 export async function runDemo(options: DemoOptions): Promise<number> {
   // On-call for the demo is a loopback receiver, unless destinations are configured; alerts

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { ADAPTERS } from '../../ingest/adapters';
 import { listSettings, loadConfig } from '../../platform';
 
 const ROOT = join(__dirname, '..', '..');
@@ -47,8 +48,14 @@ function stages(dockerfile: string): { from: string; lines: string[] }[] {
 }
 
 describe('docker-compose.yml: the whole product', () => {
-  it('has the stores, Kibana, Vigil, the dashboards loader and the demo, the last two as optional profiles', () => {
-    expect(Object.keys(services).sort()).toEqual(['dashboards', 'demo', 'elasticsearch', 'kafka', 'kibana', 'redis', 'vigil']);
+  it('has the stores, Kibana, Vigil, the dashboards loader, the demo and the gateway adapter, the last three as optional profiles', () => {
+    expect(Object.keys(services).sort()).toEqual(['adapt', 'dashboards', 'demo', 'elasticsearch', 'kafka', 'kibana', 'redis', 'vigil']);
+    expect(service('adapt').profiles).toEqual(['gateways']);
+    // The adapter reads the raw topic the intake writes unless told another, in a format it knows.
+    const [verb, formatFlag, format, topicFlag, topic] = (service('adapt').command ?? []).map(resolved);
+    expect([verb, formatFlag, topicFlag]).toEqual(['adapt', '--format', '--topic']);
+    expect(Object.keys(ADAPTERS)).toContain(format);
+    expect(topic).toBe(loadConfig({}).intake.topic);
     for (const core of ['kafka', 'elasticsearch', 'kibana', 'redis', 'vigil']) expect(service(core).profiles).toBeUndefined();
     expect(service('dashboards').profiles).toEqual(['dashboards']);
     expect(service('demo').profiles).toEqual(['demo']);
@@ -65,7 +72,7 @@ describe('docker-compose.yml: the whole product', () => {
   });
 
   it('gives every long-running service a healthcheck, and Vigil waits for its stores to be healthy', () => {
-    for (const name of ['kafka', 'elasticsearch', 'kibana', 'redis', 'vigil']) {
+    for (const name of ['kafka', 'elasticsearch', 'kibana', 'redis', 'vigil', 'adapt']) {
       const check = service(name).healthcheck;
       expect(check !== undefined && 'test' in check ? check.test.length : 0).toBeGreaterThan(0);
     }
@@ -85,17 +92,24 @@ describe('docker-compose.yml: the whole product', () => {
   });
 
   it("checks Vigil's health on /healthz of the observability server, on the port it serves and publishes", () => {
-    const vigil = service('vigil');
-    const port = String(vigil.environment?.VIGIL_HTTP_PORT);
-    expect(vigil.environment?.VIGIL_HTTP_HOST).toBe('0.0.0.0');
-    const check = vigil.healthcheck;
-    expect(check !== undefined && 'test' in check ? check.test.join(' ') : '').toContain(`127.0.0.1:${port}/healthz`);
-    expect(vigil.ports).toEqual([`127.0.0.1:${port}:${port}`]);
+    for (const name of ['vigil', 'adapt']) {
+      const item = service(name);
+      const port = String(item.environment?.VIGIL_HTTP_PORT);
+      expect(item.environment?.VIGIL_HTTP_HOST).toBe('0.0.0.0');
+      const check = item.healthcheck;
+      expect(check !== undefined && 'test' in check ? check.test.join(' ') : '').toContain(`127.0.0.1:${port}/healthz`);
+      expect(item.ports).toContain(`127.0.0.1:${port}:${port}`);
+      expect(Number(/^(\d+)s$/.exec(item.stop_grace_period ?? '')?.[1] ?? 0)).toBeGreaterThan(30);
+    }
+    // The HTTP intake (when VIGIL_INTAKE_TOKEN is set) is published on its own port.
+    const intakePort = loadConfig({}).intake.port;
+    expect(service('vigil').ports).toContain(`127.0.0.1:${intakePort}:${intakePort}`);
+    expect(resolved(service('vigil').environment?.VIGIL_INTAKE_TOKEN ?? 'missing')).toBe('');
   });
 
   it("sets only variables of the settings table on Vigil's services, and each parses as a configuration", () => {
     const known = new Set(listSettings().map(({ setting }) => setting.env));
-    expect(vigilServices.map(([name]) => name).sort()).toEqual(['dashboards', 'demo', 'vigil']);
+    expect(vigilServices.map(([name]) => name).sort()).toEqual(['adapt', 'dashboards', 'demo', 'vigil']);
     for (const [name, item] of vigilServices) {
       const environment = Object.fromEntries(Object.entries(item.environment ?? {}).map(([key, value]) => [key, resolved(value)]));
       expect({ name, unknown: Object.keys(environment).filter((key) => !known.has(key)) }).toEqual({ name, unknown: [] });

@@ -4,7 +4,7 @@
  * before anything connects), the Kafka client, and the supervised adapt consumer.
  */
 import type { Kafka } from 'kafkajs';
-import { ADAPTERS, adapterFor, createAdaptConsumer, groupMap, type AdaptConsumer, type AdaptStats, type AdapterSettings } from '../ingest';
+import { ADAPTERS, adapterFor, createAdaptConsumer, createEnvoyAdapter, groupMap, type AdaptConsumer, type AdaptStats, type AdapterSettings, type GatewayAdapter } from '../ingest';
 import {
   ConfigError,
   Instrumentation,
@@ -75,12 +75,17 @@ export interface Adapt {
   httpAddress(): HttpListen | undefined;
 }
 
+/** The adapter of a format as configured (`VIGIL_ADAPT_ENVOY_CLIENT_IP`), or `undefined` for a format `vigil adapt` does not know. */
+export function adapterOf(config: Config, format: string): GatewayAdapter | undefined {
+  return format === 'envoy' && config.adapt.envoyClientIp === 'xff' ? createEnvoyAdapter({ clientIp: 'xff' }) : adapterFor(format);
+}
+
 /**
  * Builds `vigil adapt` for one format and raw topic.
  * @throws ConfigError for an unknown format or missing adapter settings, before anything connects.
  */
 export function createAdapt(config: Config, options: AdaptOptions): Adapt {
-  const adapter = adapterFor(options.format);
+  const adapter = adapterOf(config, options.format);
   if (adapter === undefined) throw new ConfigError([`--format: "${options.format}" is not a format vigil adapt knows (${Object.keys(ADAPTERS).join(', ')})`]);
   if (!/^[a-zA-Z0-9._-]{1,249}$/.test(options.topic)) throw new ConfigError([`--topic: "${options.topic}" is not a Kafka topic name (letters, digits, ".", "_" and "-")`]);
   const settings = adapterSettingsOf(config);

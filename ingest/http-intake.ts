@@ -7,7 +7,6 @@
  * the records into contract events is the `kong` adapter's job (`vigil adapt --format kong`).
  * See docs/gateways/kong-http-log.md.
  */
-import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
@@ -252,9 +251,9 @@ export function topLevelItems(body: Buffer, stopAt: number): number {
  * problem: what the http-log plugin sends is one log object, or an array of them when batching.
  */
 export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): IntakeRecord[] {
-  // Decoded leniently, bytes that are not UTF-8 would be produced as U+FFFD: refused instead, as
-  // the pipeline refuses them (not_json).
-  if (!isUtf8(body)) throw new IntakeRefusal(400, 'body is not UTF-8', 'invalid');
+  // Decoded leniently: a byte that is not UTF-8 (a client's Latin-1 header, which Kong's
+  // lua-cjson writes as it is) is produced as U+FFFD. Refusing the body instead lost every record
+  // of the batch (Kong drops it after its retries), so one request could hide up to a thousand.
   const count = topLevelItems(body, MAX_RECORDS_PER_BODY);
   if (count > MAX_RECORDS_PER_BODY) {
     throw new IntakeRefusal(413, `body holds more than ${MAX_RECORDS_PER_BODY} records, over the limit per request: lower the plugin's queue.max_batch_size`, 'tooLarge');

@@ -466,7 +466,7 @@ export const settings = {
       'VIGIL_ADAPT_GROUPS',
       adaptGroups.optional(),
       'a JSON object: `routes`, `services`, `apis`, `tags` (each name → group) and `default`',
-      'The policy group of each gateway route, service, API or tag: exact route first, then service, API, tag and `default`. Required by `vigil adapt`; a record with a policy event that no entry maps is dead-lettered as `adapter_unmapped` (see [gateways/README.md](gateways/README.md#groups)).',
+      'The policy group of each gateway route, service, API or tag: exact route first, then service, API, tag and `default`. Required by `vigil adapt`; a record that no entry maps (any record, with or without a policy event) is dead-lettered as `adapter_unmapped` (see [gateways/README.md](gateways/README.md#groups)).',
     ),
     kongUserHeader: setting(
       'VIGIL_ADAPT_KONG_USER_HEADER',
@@ -479,6 +479,12 @@ export const settings = {
       commaList.pipe(z.array(z.string().min(1).max(256))).default(['anonymous']),
       'comma-separated consumer names',
       'The APISIX consumers set as `anonymous_consumer` on key-auth, jwt-auth, basic-auth or hmac-auth: a request carrying one gets no authentication pass (APISIX logs it like any consumer) (see [gateways/apisix.md](gateways/apisix.md#the-anonymous-consumer)).',
+    ),
+    envoyClientIp: setting(
+      'VIGIL_ADAPT_ENVOY_CLIENT_IP',
+      z.enum(['remote', 'xff']).default('remote'),
+      '`remote`, `xff`',
+      'Where `vigil adapt --format envoy` takes `client.ip` from: `remote`, Envoy’s `downstream_remote_address` (already resolved through its own X-Forwarded-For trust), or `xff`, the first X-Forwarded-For entry, for an Envoy behind a load balancer that does not trust XFF itself (a client can write that entry: see [gateways/envoy.md](gateways/envoy.md#fields-filled)).',
     ),
     consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>`.'),
   },

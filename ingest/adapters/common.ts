@@ -101,12 +101,15 @@ export type JsonBatch = { ok: true; records: unknown[] } | { ok: false; message:
 // Gateways nest a record a few levels deep (Kong's route and service objects); a message nested
 // far deeper is hostile, and JSON.parse's recursion must not meet it.
 const MAX_RECORD_DEPTH = 64;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// Lenient: a byte that is not UTF-8 (a client's Latin-1 header, which lua-cjson writes as it is)
+// reads as U+FFFD. Refusing the message would lose every record of the batch with it, letting one
+// request hide the others.
+const utf8 = new TextDecoder('utf-8');
 
 /**
  * Parses a message holding one JSON object or a JSON array of them (Kong's http-log with
- * `max_batch_size` > 1, APISIX's batch processor). Never throws: what is not JSON, not UTF-8, or
- * nested past 64 levels is a result naming the fault.
+ * `max_batch_size` > 1, APISIX's batch processor). Never throws: what is not JSON or nested past
+ * 64 levels is a result naming the fault; bytes that are not UTF-8 read as U+FFFD.
  */
 export function parseJsonBatch(value: Uint8Array): JsonBatch {
   if (value.length === 0) return { ok: false, message: 'the message is empty' };

@@ -199,6 +199,12 @@ export function accessRecordEvents(format: string, record: AccessRecord, index: 
     return;
   }
   const status = record.status;
+  if (status === 0) {
+    // Envoy's response_code when none was sent: the client went away (DC) or the stream was reset
+    // before an answer. No request outcome to record, and nothing a redrive could ever fix.
+    out.skipped.push({ reason: 'no_response', record: index });
+    return;
+  }
   if (status === undefined || !Number.isInteger(status) || status < 100 || status > 599) {
     out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no HTTP status 100-599 (looked up ${record.lookedUp.status})` });
     return;
@@ -302,6 +308,8 @@ export function envoyPolicySignals(input: {
   errorType?: string;
   limitReqStatus?: string;
   policyName?: string;
+  /** The matched route or resource, when the record names one. */
+  routeName?: string;
 }): PolicySignal[] {
   const flags = new Set((input.flags ?? '').split(',').map((flag) => flag.trim()).filter((flag) => flag !== '' && flag !== '-'));
   const details = input.details;
@@ -321,7 +329,12 @@ export function envoyPolicySignals(input: {
   } else if (details === 'request_rate_limited' || flags.has('RL')) {
     signals.push({ kind: 'rate_limit', name: 'envoy-ratelimit', outcome: 'fail', reason: details ?? 'RL' });
   }
-  const errorKind = input.errorType !== undefined && Object.hasOwn(GATEWAY_ERROR_TYPES, input.errorType) ? GATEWAY_ERROR_TYPES[input.errorType] : undefined;
+  // AWS answers MISSING_AUTHENTICATION_TOKEN (403) for a resource or method the API does not have
+  // as well: with no resource matched (`route_name` from `$context.resourcePath` empty) it is a
+  // "not found", no verdict on the caller's credentials, and a path scanner must not read as a
+  // credential attack.
+  const unknownResource = input.errorType === 'MISSING_AUTHENTICATION_TOKEN' && input.routeName === undefined;
+  const errorKind = !unknownResource && input.errorType !== undefined && Object.hasOwn(GATEWAY_ERROR_TYPES, input.errorType) ? GATEWAY_ERROR_TYPES[input.errorType] : undefined;
   if (errorKind !== undefined && !signals.some((signal) => signal.kind === errorKind)) {
     signals.push({ kind: errorKind, name: input.policyName ?? 'gateway', outcome: 'fail', reason: input.errorType });
   }
@@ -333,7 +346,7 @@ export function envoyPolicySignals(input: {
   // An outage is no verdict on the caller: ext_authz's status_on_error is 403 by default, and a
   // fault filter can inject a 429, so the status of such a request proves nothing either.
   const outage = details === 'ext_authz_error' || [...flags].some((flag) => OUTAGE_FLAGS.has(flag));
-  if (signals.length === 0 && !outage) {
+  if (signals.length === 0 && !outage && !unknownResource) {
     const heuristic = statusSignal(input.status, input.statusReason);
     if (heuristic) signals.push(heuristic);
   }
@@ -399,6 +412,7 @@ export function envoyAccessRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_
       errorType: text(record, keys.errorType),
       limitReqStatus: text(record, keys.limitReqStatus),
       policyName: text(record, keys.policyName),
+      routeName,
     }),
     labels: flags !== undefined ? { response_flags: flags } : undefined,
     fallback: [time, ip, method, uri, status, instance, routeName],

@@ -78,9 +78,14 @@ export function identifierText(value: unknown): string | undefined {
   return text !== undefined && text.length <= 256 && !CONTROL.test(text) ? text : undefined;
 }
 
-/** An identifier cut to the contract's 256 characters, from a number or text; placeholders read as absent. */
+/**
+ * An identifier cut to the contract's 256 characters, from a number or text; placeholders read as
+ * absent, and one holding a control character (a header the client chose, say) is dropped: the
+ * contract refuses it, and the record's events must not go with it.
+ */
 export function identifierCut(value: unknown): string | undefined {
-  return present(value)?.slice(0, 256);
+  const text = present(value)?.slice(0, 256);
+  return text !== undefined && !CONTROL.test(text) ? text : undefined;
 }
 
 /** Labels with the absent and unfit values left out; keys are the adapter's own, already in the contract's shape. */
@@ -141,13 +146,35 @@ export function keyPart(value: unknown): string {
   }
 }
 
-/** Milliseconds since the epoch (or an ISO text) as the RFC 3339 text the contract takes. */
+/**
+ * An epoch number's unit, told by its size: below 10^11 seconds (10^11 ms is March 1973, 10^11 s
+ * the year 5138), below 10^14 milliseconds, below 10^17 microseconds, else nanoseconds. A
+ * template that logs seconds (NGINX's `$msec`) must not land in January 1970.
+ */
+function epochMillis(epoch: number): number {
+  const size = Math.abs(epoch);
+  if (size < 1e11) return Math.round(epoch * 1000);
+  if (size < 1e14) return Math.floor(epoch);
+  if (size < 1e17) return Math.floor(epoch / 1000);
+  return Math.floor(epoch / 1e6);
+}
+
+/** Seconds, milliseconds, microseconds or nanoseconds since the epoch (told apart by size), or an ISO text, as the RFC 3339 text the contract takes. */
 export function isoTime(value: unknown): string | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return new Date(value).toISOString();
-  const text = present(value);
-  if (text === undefined) return undefined;
-  const millis = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  return Number.isFinite(millis) ? new Date(millis).toISOString() : undefined;
+  let epoch: number | undefined;
+  if (typeof value === 'number') epoch = value;
+  else {
+    const text = present(value);
+    if (text === undefined) return undefined;
+    if (/^\d+(\.\d+)?$/.test(text)) epoch = Number(text);
+    else {
+      const millis = Date.parse(text);
+      return Number.isFinite(millis) ? new Date(millis).toISOString() : undefined;
+    }
+  }
+  if (!Number.isFinite(epoch)) return undefined;
+  const date = new Date(epochMillis(epoch));
+  return Number.isFinite(date.getTime()) ? date.toISOString() : undefined;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { GatewayAdapter } from './types';
 import { tykAdapter } from './tyk';
 import { wso2Adapter } from './wso2';
 import { envoyAdapter } from './envoy';
+export { createEnvoyAdapter, type ClientIpSource } from './envoy';
 import { otlpAdapter } from './otlp';
 import { apisixAdapter } from './apisix';
 import { kongAdapter } from './kong';

@@ -1,6 +1,6 @@
 import type { AUTH_CONTEXTS, POLICY_KINDS, VigilEventInput } from '../../schemas';
 import { eventId, parseJsonBatch, type ContractMethod, type EventSuffix } from './common';
-import { hasControl, latencyOf, objectOf } from './fields';
+import { hasControl, latencyOf, objectOf, parseJson } from './fields';
 import { ADAPTER_LABELS, type AdapterReject, type AdapterResult, type AdapterSettings, type GroupKeys } from './types';
 
 /** One policy outcome a gateway record shows, before it becomes a policy event. */
@@ -157,8 +157,26 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
 export type RecordRead = { record: HttpRecord } | { skip: string } | { reject: AdapterReject['reason']; message: string };
 
 /**
+ * The record a file shipper wrapped: Vector's and Filebeat's JSON put the log line in `message`,
+ * Fluent Bit's tail input in `log`, beside fields of their own (file, host, time). An object whose
+ * `message` or `log` is a JSON object's text is that object (Kong's and APISIX's records have
+ * neither field); anything else stays as it is.
+ */
+function shippedLine(record: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (record === undefined) return undefined;
+  for (const field of ['message', 'log']) {
+    const line = record[field];
+    if (typeof line !== 'string' || !line.trimStart().startsWith('{')) continue;
+    const parsed = parseJson(line);
+    const inner = objectOf(parsed?.value);
+    if (inner !== undefined) return inner;
+  }
+  return record;
+}
+
+/**
  * Translates a message of one JSON record or an array of them with a format's reader: the
- * common frame of the JSON batch formats (Kong, APISIX). Never throws.
+ * common frame of the JSON batch formats (Kong, APISIX), a shipper's envelope unwrapped. Never throws.
  */
 export function translateJsonBatch(
   format: string,
@@ -173,7 +191,7 @@ export function translateJsonBatch(
     return result;
   }
   batch.records.forEach((item, index) => {
-    const raw = objectOf(item);
+    const raw = shippedLine(objectOf(item));
     if (raw === undefined) {
       result.rejected.push({ reason: 'adapter_unparseable', message: `record ${index}: expected a JSON object, got ${Array.isArray(item) ? 'an array' : item === null ? 'null' : typeof item}`, record: index });
       return;

@@ -1,4 +1,5 @@
-import { adapterSettingsOf, createAdapt } from '../../app';
+import { adapterOf, adapterSettingsOf, createAdapt } from '../../app';
+import { istioRecord } from '../support/gateway-records';
 import { ConfigError, loadConfig } from '../../platform';
 
 function issuesOf(run: () => unknown): readonly string[] {
@@ -31,6 +32,17 @@ describe('vigil adapt settings', () => {
       'VIGIL_ADAPT_SERVICE: required by vigil adapt (the source.service of the events it builds, e.g. edge-kong-eu)',
       'VIGIL_ADAPT_GROUPS: required by vigil adapt (the policy group of each route, service or tag; at least {"default":"<group>"})',
     ]);
+  });
+
+  it('takes the Envoy client from X-Forwarded-For when VIGIL_ADAPT_ENVOY_CLIENT_IP is xff, from the remote address by default', () => {
+    const env = { VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' };
+    const record = Buffer.from(`${JSON.stringify(istioRecord({ downstream_remote_address: '10.0.0.5:41234', x_forwarded_for: '198.51.100.77, 10.0.0.5' }))}\n`);
+    const clientOf = (config: ReturnType<typeof loadConfig>): unknown => adapterOf(config, 'envoy')?.translate(record, adapterSettingsOf(config)).events[0]?.client?.ip;
+    expect(clientOf(loadConfig(env))).toBe('10.0.0.5');
+    expect(clientOf(loadConfig({ ...env, VIGIL_ADAPT_ENVOY_CLIENT_IP: 'xff' }))).toBe('198.51.100.77');
+    expect(issuesOf(() => loadConfig({ ...env, VIGIL_ADAPT_ENVOY_CLIENT_IP: 'forwarded' }))[0]).toMatch(/^VIGIL_ADAPT_ENVOY_CLIENT_IP: /);
+    // Another format is the registered one.
+    expect(adapterOf(loadConfig({ ...env, VIGIL_ADAPT_ENVOY_CLIENT_IP: 'xff' }), 'kong')?.format).toBe('kong');
   });
 
   it('refuses an unknown format or a bad topic before connecting to anything', () => {

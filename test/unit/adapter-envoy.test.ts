@@ -226,8 +226,15 @@ describe('envoy adapter: messages and strictness', () => {
     });
   });
 
+  it('skips a record with response code 0 (no response sent: the client went away), keeping the rest of the message', () => {
+    const result = translate([JSON.stringify(istioRecord({ response_code: '0', response_flags: 'DC', response_code_details: 'downstream_remote_disconnect' })), JSON.stringify(istioRecord())].join('\n'));
+    expect(result.rejected).toEqual([]);
+    expect(result.skipped).toEqual([{ reason: 'no_response', record: 0 }]);
+    expect(result.events).toEqual([ordersInvocation()]);
+  });
+
   it('rejects a record with no path or no status, naming the keys it looked up', () => {
-    const result = translate([JSON.stringify(istioRecord({ path: '-' })), JSON.stringify(istioRecord({ response_code: '0' }))].join('\n'));
+    const result = translate([JSON.stringify(istioRecord({ path: '-' })), JSON.stringify(istioRecord({ response_code: '999' }))].join('\n'));
     expect(result.rejected).toEqual([
       { reason: 'adapter_unmapped', record: 0, message: 'record 0: no request path starting with "/" (looked up path, x-envoy-origin-path: (none))' },
       { reason: 'adapter_unmapped', record: 1, message: 'record 1: no HTTP status 100-599 (looked up response_code)' },
@@ -264,6 +271,15 @@ describe('envoy adapter options', () => {
 });
 
 describe('envoyPolicySignals', () => {
+  it("reads AWS's MISSING_AUTHENTICATION_TOKEN as an authn failure only on a resource the API has: on none it is a not found, no policy event", () => {
+    const aws = { status: 403, errorType: 'MISSING_AUTHENTICATION_TOKEN', policyName: 'aws-apigateway' } as const;
+    expect(envoyPolicySignals({ ...aws, routeName: '/orders/{id}' })).toEqual([{ kind: 'authn', name: 'aws-apigateway', outcome: 'fail', reason: 'MISSING_AUTHENTICATION_TOKEN' }]);
+    // A path scanner's GET /wp-admin.php: no resource matched, not a credential failure (nor a derived authz one).
+    expect(envoyPolicySignals(aws)).toEqual([]);
+    // The other AWS categories are unchanged without a resource.
+    expect(envoyPolicySignals({ status: 403, errorType: 'INVALID_API_KEY', policyName: 'aws-apigateway' })).toEqual([{ kind: 'authn', name: 'aws-apigateway', outcome: 'fail', reason: 'INVALID_API_KEY' }]);
+  });
+
   it('reads comma-separated flags and prefers the proven signal over the status', () => {
     expect(envoyPolicySignals({ flags: 'UAEX,DC', status: 403 })).toEqual([{ kind: 'authz', name: 'ext-authz', outcome: 'fail', reason: 'UAEX' }]);
     expect(envoyPolicySignals({ flags: 'RL', status: 429 })).toEqual([{ kind: 'rate_limit', name: 'envoy-ratelimit', outcome: 'fail', reason: 'RL' }]);

@@ -25,6 +25,18 @@ const summary = (event: VigilEventInput): unknown[] =>
     ? [withoutRecordDigest(event.id), event.policy.kind, event.policy.name, event.policy.outcome, event.labels?.derived]
     : [withoutRecordDigest(event.id), event.family];
 
+describe('the apisix adapter: a request id the client chose', () => {
+  it('drops an X-Request-Id holding a control character and keeps the record\'s events (they were refused as schema_invalid)', () => {
+    const entry = apisixEntry(call({ status: 401 }));
+    const request = entry.request as { headers: Record<string, string> };
+    request.headers['x-request-id'] = 'abc\tdef';
+    const result = translate(entry);
+    expect(result.rejected).toEqual([]);
+    expect(result.events.length).toBeGreaterThanOrEqual(2);
+    for (const event of result.events) expect(event.correlation?.requestId).toBeUndefined();
+  });
+});
+
 describe('the apisix adapter', () => {
   it('turns a single entry into its invocation, with the hostname as instance and the route id as route', () => {
     const result = translate(apisixEntry(call({ consumer: 'jack' })));

@@ -1,4 +1,4 @@
-import { ADAPTERS, adapterFor, eventId, groupMap, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
+import { ADAPTERS, adapterFor, eventId, groupMap, isoTime, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
 import { requestEventId, withoutRecordDigest } from '../support/adapter-events';
@@ -52,6 +52,56 @@ interface KongShape {
 
 const policies = (result: AdapterResult): VigilEventInput[] => result.events.filter((event) => event.family === 'policy');
 const policyOf = (event: VigilEventInput | undefined): Record<string, unknown> | undefined => (event?.family === 'policy' ? (event.policy) : undefined);
+
+describe('the kong adapter: records as shippers and clients leave them', () => {
+  it('reads a batch holding a byte that is not UTF-8 (a client\'s Latin-1 header) instead of refusing every record of it', () => {
+    const records = [kongRecord(call()), kongRecord(call({ requestId: 'aaaa0000bbbb1111cccc2222dddd3333' })), kongRecord(call({ requestId: 'eeee4444ffff5555aaaa6666bbbb7777' }))];
+    const text = JSON.stringify(records).replace('"curl/8.5.0"', '"curl/8.5.0 LATIN1_HERE"');
+    const bytes = Buffer.from(text);
+    const at = bytes.indexOf('LATIN1_HERE');
+    expect(at).toBeGreaterThan(0);
+    bytes[at] = 0xe9; // é in Latin-1: not UTF-8
+    const result = kong.translate(bytes, settings);
+    expect(result.rejected).toEqual([]);
+    expect(result.events.filter((event) => event.family === 'invocation')).toHaveLength(3);
+    for (const event of result.events) expect(eventSchema.safeParse(event).success).toBe(true);
+  });
+
+  it('unwraps a record a file shipper wrapped (Vector and Filebeat: "message", Fluent Bit: "log")', () => {
+    const bare = translate(kongRecord(call()));
+    expect(bare.events.length).toBeGreaterThan(0);
+    const vector = translate({ message: JSON.stringify(kongRecord(call())), file: '/var/log/kong/access.log', host: 'kong-node-1', timestamp: '2026-11-27T10:00:01Z' });
+    expect(vector).toEqual(bare);
+    const fluent = translate([{ log: JSON.stringify(kongRecord(call())), stream: 'stdout' }]);
+    expect(fluent).toEqual(bare);
+    // A text that is not a JSON object stays what it was: not a Kong record.
+    expect(translate({ message: 'GET /orders 200' }).rejected).toEqual([expect.objectContaining({ reason: 'adapter_unparseable', record: 0 })]);
+  });
+
+  it('reads started_at in seconds (a template that logs them) as seconds, not as a time in January 1970', () => {
+    const seconds = { ...kongRecord(call()), started_at: T.getTime() / 1000 };
+    expect(translate(seconds).events[0]?.time).toBe(T.toISOString());
+  });
+});
+
+describe('isoTime: an epoch number in any unit, told by its size', () => {
+  it.each([
+    [1764237600, '2025-11-27T10:00:00.000Z'],
+    ['1764237600', '2025-11-27T10:00:00.000Z'],
+    ['1764237600.812', '2025-11-27T10:00:00.812Z'],
+    [1764237600812, '2025-11-27T10:00:00.812Z'],
+    ['1764237600812', '2025-11-27T10:00:00.812Z'],
+    ['1764237600812345', '2025-11-27T10:00:00.812Z'],
+    ['1764237600812345678', '2025-11-27T10:00:00.812Z'],
+    ['2025-11-27T10:00:00.812Z', '2025-11-27T10:00:00.812Z'],
+  ])('%s is %s', (value, expected) => {
+    expect(isoTime(value)).toBe(expected);
+  });
+
+  it('answers undefined for what is no time', () => {
+    for (const value of ['', '-', 'yesterday', Number.NaN, Number.POSITIVE_INFINITY, 1e300, {}]) expect(isoTime(value)).toBeUndefined();
+  });
+});
 
 describe('the kong adapter', () => {
   it('is registered by its format name', () => {

@@ -75,6 +75,11 @@ export interface Adapt {
   httpAddress(): HttpListen | undefined;
 }
 
+/** The consumer group of `vigil adapt` on a raw topic when `VIGIL_ADAPT_CONSUMER_GROUP` is unset: `vigil-adapt-<format>-<topic>`. */
+export function defaultAdaptGroup(format: string, topic: string): string {
+  return `vigil-adapt-${format}-${topic}`;
+}
+
 /** The adapter of a format as configured (`VIGIL_ADAPT_ENVOY_CLIENT_IP`), or `undefined` for a format `vigil adapt` does not know. */
 export function adapterOf(config: Config, format: string): GatewayAdapter | undefined {
   return format === 'envoy' && config.adapt.envoyClientIp === 'xff' ? createEnvoyAdapter({ clientIp: 'xff' }) : adapterFor(format);
@@ -104,7 +109,11 @@ export function createAdapt(config: Config, options: AdaptOptions): Adapt {
     adapter,
     settings,
     topic: options.topic,
-    groupId: config.adapt.consumerGroup ?? `vigil-adapt-${adapter.format}`,
+    // One group per raw topic: two adapters of a format on two topics in one group left one topic
+    // unread (kafkajs's leader assigns only the topics it subscribes to). The former default's
+    // offsets on this topic are taken over.
+    groupId: config.adapt.consumerGroup ?? defaultAdaptGroup(adapter.format, options.topic),
+    ...(config.adapt.consumerGroup === undefined ? { inheritOffsetsFrom: `vigil-adapt-${adapter.format}` } : {}),
     instrumentation,
     ...(options.clock ? { clock: options.clock } : {}),
   });

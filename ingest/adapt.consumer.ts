@@ -1,4 +1,4 @@
-import type { Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import type { Admin, Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { describeIssues, eventSchema, type Family } from '../schemas';
 import { createPartitionRunner, createProducer, ensureTopics, watchDecodeFailures, type Chunk, type Config, type Instrumentation, type Logger, type PartitionRunner } from '../platform';
 import { partitionKeyOf } from './sdk';
@@ -31,6 +31,12 @@ export interface AdaptConsumerDeps {
   /** The raw topic the gateway writes to. */
   topic: string;
   groupId: string;
+  /**
+   * A group whose offsets on `topic` this one takes over when it has none of its own (the default
+   * group's former name, `vigil-adapt-<format>`), so a default that changed does not read the raw
+   * topic again from its start.
+   */
+  inheritOffsetsFrom?: string;
   instrumentation?: Instrumentation;
   /** @defaultValue () => new Date() */
   clock?: () => Date;
@@ -54,6 +60,37 @@ const SEND_BYTES = 512 * 1024;
 interface Problem {
   reasonCode: DeadLetterReason;
   message: string;
+}
+
+/** Whether a group has committed an offset on any partition of the topic. */
+async function committedOn(admin: Admin, groupId: string, topic: string): Promise<{ partition: number; offset: string }[]> {
+  const [found] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return (found?.partitions ?? []).filter(({ offset }) => Number(offset) >= 0).map(({ partition, offset }) => ({ partition, offset }));
+}
+
+/**
+ * Gives `groupId`, when it has no offsets on the topic, the offsets `from` committed there. A
+ * failure fails the start: read from the beginning instead, the whole raw topic would go through
+ * the rules again.
+ */
+async function inheritOffsets(kafka: Kafka, topic: string, groupId: string, from: string, logger: Logger): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if ((await committedOn(admin, groupId, topic)).length > 0) return;
+    const partitions = await committedOn(admin, from, topic);
+    if (partitions.length === 0) return;
+    try {
+      await admin.setOffsets({ groupId, topic, partitions });
+    } catch (error) {
+      // Another instance of this group, starting at the same time, joined first: it took them over.
+      if ((await committedOn(admin, groupId, topic)).length > 0) return;
+      throw error;
+    }
+    logger.info({ group: groupId, from, partitions: partitions.length }, `group ${groupId} takes over the offsets ${from} committed on ${topic}, and goes on from there`);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /**
@@ -160,6 +197,7 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
     async start() {
       const created = await ensureTopics(kafka, config, [topic]);
       if (created.length > 0) logger.info({ topics: created }, 'created topics');
+      if (deps.inheritOffsetsFrom !== undefined && deps.inheritOffsetsFrom !== groupId) await inheritOffsets(kafka, topic, groupId, deps.inheritOffsetsFrom, logger);
       producer = createProducer(kafka);
       await producer.connect();
       consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, sessionTimeout: 30_000 });

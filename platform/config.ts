@@ -486,7 +486,7 @@ export const settings = {
       '`remote`, `xff`',
       'Where `vigil adapt --format envoy` takes `client.ip` from: `remote`, Envoy’s `downstream_remote_address` (already resolved through its own X-Forwarded-For trust), or `xff`, the first X-Forwarded-For entry, for an Envoy behind a load balancer that does not trust XFF itself (a client can write that entry: see [gateways/envoy.md](gateways/envoy.md#fields-filled)).',
     ),
-    consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>`.'),
+    consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>-<topic>`, one per raw topic (before 6 December 2026 `vigil-adapt-<format>`, whose offsets on the topic it takes over).'),
   },
   shutdownTimeoutMs: setting(
     'VIGIL_SHUTDOWN_TIMEOUT_MS',

@@ -6,7 +6,7 @@
  * producing the same records again adds no document.
  */
 import type { Message } from 'kafkajs';
-import { createAdapt, type Adapt } from '../../app';
+import { createAdapt, defaultAdaptGroup, type Adapt } from '../../app';
 import { fromDeadLetterMessage } from '../../ingest';
 import { createProducer } from '../../platform';
 import { indexNames, type Detection } from '../../schemas';
@@ -192,7 +192,7 @@ describe('vigil adapt --format kong (and apisix) on the real stack', () => {
     expect(sample('vigil_adapt_records_refused_total{reason="adapter_unmapped"}')).toBe(1);
     expect(sample('vigil_adapt_records_refused_total{reason="adapter_unparseable"}')).toBe(1);
     expect(sample('vigil_adapt_records_skipped_total{reason="method_unsupported"}')).toBe(1);
-    expect(sample(`vigil_consumer_up{component="adapt",group="${running.stack.config.adapt.consumerGroup ?? 'vigil-adapt-kong'}"}`)).toBe(1);
+    expect(sample(`vigil_consumer_up{component="adapt",group="${running.stack.config.adapt.consumerGroup ?? defaultAdaptGroup('kong', kongTopic)}"}`)).toBe(1);
   });
 
   it('gives each policy event its outcome, name, auth context and derivation', async () => {

@@ -68,15 +68,19 @@ const securityOverview: DashboardSpec = {
   maps: [detectionMap],
 };
 
+// The two charts with surge markers have no query of their own: Kibana runs a chart's query with
+// its markers' on the detections view, where `vigil.family` does not exist, and no marker showed.
+// Only invocations carry `vigil.route` and `vigil.latency_ms`, so their buckets are invocations
+// alone all the same.
 const apiAbuse: DashboardSpec = {
   id: 'api-abuse-dos',
   title: 'Vigil: API abuse and DoS',
   description: 'Per API and route: requests, distinct sources, the 5xx ratio and p95 latency over time, with the surge detections marked.',
   panels: [
-    { id: 'requests-per-route', title: 'Requests per API route', description: 'Invocations over time by route template; surge detections are marked.', view: 'events', chart: 'line', where: [invocations], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.route', size: 10 }], metrics: [{ kind: 'count', label: 'Requests' }], annotations: { label: 'Surge detection', where: [rules(SURGE_RULES)] }, expectData: true },
+    { id: 'requests-per-route', title: 'Requests per API route', description: 'Invocations over time by route template; surge detections are marked.', view: 'events', chart: 'line', where: [], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.route', size: 10 }], metrics: [{ kind: 'count', label: 'Requests' }], annotations: { label: 'Surge detection', where: [rules(SURGE_RULES)] }, expectData: true },
     { id: 'distinct-sources-per-api', title: 'Distinct source IPs per API', description: 'How many client IPs call each API, over time: a distributed flood widens it.', view: 'events', chart: 'line', where: [invocations], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.api', size: 10 }], metrics: [{ kind: 'unique_count', field: 'source.ip', label: 'Distinct source IPs' }], expectData: true },
     { id: 'server-error-ratio', title: '5xx ratio over time', description: 'Share of invocations answered with a 5xx status, over time.', view: 'events', chart: 'bar_percentage_stacked', where: [invocations], buckets: [{ kind: 'date_histogram' }, { kind: 'filters', label: 'Status', filters: [{ label: '5xx', where: [{ field: 'http.response.status_code', atLeast: 500 }] }, { label: 'below 500', where: [{ field: 'http.response.status_code', below: 500 }] }] }], metrics: [{ kind: 'count', label: 'Requests' }], expectData: true },
-    { id: 'p95-latency-per-route', title: 'p95 latency per route (ms)', description: '95th percentile of vigil.latency_ms by route, over time; surge detections are marked.', view: 'events', chart: 'line', where: [invocations], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.route', size: 10 }], metrics: [{ kind: 'percentile', field: 'vigil.latency_ms', percentile: 95, label: 'p95 latency (ms)' }], annotations: { label: 'Surge detection', where: [rules(SURGE_RULES)] }, expectData: true },
+    { id: 'p95-latency-per-route', title: 'p95 latency per route (ms)', description: '95th percentile of vigil.latency_ms by route, over time; surge detections are marked.', view: 'events', chart: 'line', where: [], buckets: [{ kind: 'date_histogram' }, { kind: 'terms', field: 'vigil.route', size: 10 }], metrics: [{ kind: 'percentile', field: 'vigil.latency_ms', percentile: 95, label: 'p95 latency (ms)' }], annotations: { label: 'Surge detection', where: [rules(SURGE_RULES)] }, expectData: true },
     { id: 'surge-detections', title: 'Surge detections', description: 'Detections of the surge rules, by rule and endpoint key.', view: 'detections', chart: 'table', where: [rules(SURGE_RULES)], buckets: [{ kind: 'terms', field: 'rule.name', size: 10, label: 'Rule' }, { kind: 'terms', field: 'vigil.detection.key_text', size: 10, label: 'Key' }], metrics: [{ kind: 'count', label: 'Detections' }, { kind: 'max', field: 'vigil.detection.observed_value', label: 'Highest observed value' }], expectData: true },
     { id: 'rate-limit-rejections', title: 'Rate-limit rejections by consumer', description: 'Failed rate_limit policies, by API consumer.', view: 'events', chart: 'bar_horizontal', where: [{ field: 'vigil.policy.kind', is: ['rate_limit'] }, failed], buckets: [{ kind: 'terms', field: 'vigil.consumer_id', size: 10 }], metrics: [{ kind: 'count', label: 'Rejections' }], expectData: true },
   ],
@@ -106,7 +110,7 @@ const fraud: DashboardSpec = {
     { id: 'device-events-by-country', title: 'Device events by country', description: 'Device events (logins, transactions, ...) by the country of the IP or the producer.', view: 'events', chart: 'bar_horizontal', where: [{ field: 'vigil.family', is: ['device'] }], buckets: [{ kind: 'terms', field: 'source.geo.country_iso_code', size: 15 }], metrics: [{ kind: 'count', label: 'Device events' }], expectData: true },
     { id: 'device-actions', title: 'Device actions by device type', description: 'What users did on their devices, by device type.', view: 'events', chart: 'bar_stacked', where: [{ field: 'vigil.family', is: ['device'] }], buckets: [{ kind: 'terms', field: 'vigil.device.action', size: 7 }, { kind: 'terms', field: 'vigil.device.type', size: 6 }], metrics: [{ kind: 'count', label: 'Device events' }], expectData: true },
     { id: 'risk-crossings', title: 'Entities over their risk threshold', description: 'risk-threshold detections (docs/risk.md): each user, IP or consumer whose combined risk from low signals crossed VIGIL_RISK_THRESHOLD, with its score at the crossing; open one in Discover for the detections that added up (vigil.detection.event_ids).', view: 'detections', chart: 'table', where: [rules(['risk-threshold'])], buckets: [{ kind: 'terms', field: 'vigil.detection.key_text', size: 20, label: 'Entity' }], metrics: [{ kind: 'max', field: 'vigil.detection.observed_value', label: 'Score at crossing' }, { kind: 'count', label: 'Crossings' }], expectData: false, width: 48 },
-    { id: 'risk-per-user', title: 'Risk per user', description: 'The sum of what detections say about each user: detections and their highest risk score (event.risk_score, 21-99).', view: 'detections', chart: 'table', where: [{ field: 'user.id', exists: true }], buckets: [{ kind: 'terms', field: 'user.id', size: 20, label: 'User' }], metrics: [{ kind: 'max', field: 'event.risk_score', label: 'Highest risk score' }, { kind: 'count', label: 'Detections' }], expectData: true, width: 48 },
+    { id: 'risk-per-user', title: 'Detections per user, by severity', description: 'Each user\'s detections and the highest event.risk_score among them: the detection\'s severity as ECS scores it (21-99), not the risk scorer\'s score, which is the panel of entities over their risk threshold.', view: 'detections', chart: 'table', where: [{ field: 'user.id', exists: true }], buckets: [{ kind: 'terms', field: 'user.id', size: 20, label: 'User' }], metrics: [{ kind: 'max', field: 'event.risk_score', label: 'Highest severity score (21-99)' }, { kind: 'count', label: 'Detections' }], expectData: true, width: 48 },
   ],
   maps: [travelMap],
 };
@@ -145,6 +149,8 @@ export const SEARCHES: readonly SearchSpec[] = [
     title: 'Vigil: why did this fire? (a detection\'s events)',
     description: 'The events behind one detection: replace DETECTION_EVENT_IDS with the values of the detection\'s vigil.detection.event_ids (event.id : ("a" or "b")).',
     view: 'events',
+    // A detection's events may be days old: Discover's default range (15 minutes) would find none.
+    timeRange: { from: 'now-30d', to: 'now' },
     query: 'event.id : ("DETECTION_EVENT_IDS")',
     columns: ['event.action', 'event.outcome', 'event.reason', 'user.id', 'source.ip', 'vigil.api', 'url.path', 'vigil.policy.name'],
     sort: [['@timestamp', 'asc']],

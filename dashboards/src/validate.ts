@@ -303,6 +303,9 @@ export function fieldUses(panels: readonly PanelSpec[] = DASHBOARDS.flatMap((das
     for (const metric of panel.metrics) for (const use of metricFields(metric)) uses.push({ view: panel.view, ...use, where: `${at} (metric)` });
     if (panel.annotations) {
       for (const condition of panel.annotations.where) uses.push({ view: 'detections', field: condition.field, where: `${at} (annotation filter)`, aggregated: false });
+      // Kibana runs the chart's own query with the markers' (their layer keeps the global filters,
+      // ignoreGlobalFilters false): on the detections view, a field only events have finds none.
+      for (const condition of panel.where) uses.push({ view: 'detections', field: condition.field, where: `${at} (chart query, applied to the annotations)`, aggregated: false });
       for (const field of ['@timestamp', 'rule.name', 'vigil.detection.key_text']) uses.push({ view: 'detections', field, where: `${at} (annotation)`, aggregated: true });
     }
   }

@@ -113,6 +113,8 @@ describe('the Kibana saved objects', () => {
     expect(panels.filter((panel) => Object.keys(panel.embeddableConfig).length > 0).map((panel) => panel.panelIndex)).toStrictEqual(['open-incidents-by-severity']);
     const search = lines.find((line) => line.id === 'vigil-search-open-alerts');
     expect(search?.attributes).toMatchObject({ timeRestore: true, timeRange: { from: 'now-1y', to: 'now' } });
+    // A detection's events may be days old: the search opens on 30 days, not Discover's 15 minutes.
+    expect(lines.find((line) => line.id === 'vigil-search-why-did-this-fire')?.attributes).toMatchObject({ timeRestore: true, timeRange: { from: 'now-30d', to: 'now' } });
     // Any other panel keeps the dashboard's range.
     const other = allPanels().find((panel) => panel.id === 'alerts-by-outcome');
     expect(other ? (panelQuery(other, range).query).bool.filter : []).toContainEqual({ range: { '@timestamp': { gte: 'now-24h', lte: 'now' } } });
@@ -225,7 +227,8 @@ describe('the query behind a panel', () => {
   it('nests buckets outermost first, metrics inside, with the KQL as a filter', () => {
     expect(panelQuery(panel('p95-latency-per-route'), range)).toStrictEqual({
       size: 0,
-      query: { bool: { filter: [{ term: { 'vigil.family': 'invocation' } }, { range: { '@timestamp': { gte: range.from, lte: range.to } } }] } },
+      // No query of its own (its surge markers run it on the detections view): the range alone.
+      query: { bool: { filter: [{ range: { '@timestamp': { gte: range.from, lte: range.to } } }] } },
       aggs: {
         bucket_0: {
           date_histogram: { field: '@timestamp', fixed_interval: '1m', min_doc_count: 0 },
@@ -237,6 +240,7 @@ describe('the query behind a panel', () => {
       bucket_1: { filters: { filters: { '5xx': { bool: { filter: [{ range: { 'http.response.status_code': { gte: 500 } } }] } }, 'below 500': { bool: { filter: [{ range: { 'http.response.status_code': { lt: 500 } } }] } } } } },
     });
     expect(panelQuery(panel('distinct-sources-per-api'), range).aggs.bucket_0?.aggs).toMatchObject({ bucket_1: { aggs: { metric_0: { cardinality: { field: 'source.ip' } } } } });
+    expect(panelQuery(panel('distinct-sources-per-api'), range).query.bool.filter).toContainEqual({ term: { 'vigil.family': 'invocation' } });
     // As Lens: a terms column ordered by the first metric when it is not a count.
     expect(panelQuery(panel('risk-per-user'), range).aggs.bucket_0).toMatchObject({ terms: { field: 'user.id', order: { metric_0: 'desc' } }, aggs: { metric_0: { max: { field: 'event.risk_score' } } } });
     // A pipeline panel sums the intervals' deltas (one document per counter and interval).

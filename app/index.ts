@@ -21,6 +21,7 @@ import {
   createRiskScorer,
   loadRuleSet,
   parseDestinations,
+  parseInhibition,
   riskSettingsOf,
   RISK_TAGS,
   watchRules,
@@ -293,6 +294,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   // Parsed before any connection, so a bad value stops the start with nothing to undo. A
   // configuration error like any other: it names the variable, and `vigil run` exits with 2.
   const destinations = roles.has('alerting') ? destinationsOf(config.alerting.destinations) : [];
+  if (roles.has('alerting')) parseInhibition(config.alerting.inhibition);
   if (roles.has('alerting') && config.detection.enabled && config.detection.alignEventTime && config.alerting.latenessMs < config.detection.eventTimeSkewMs) {
     // Aligned partitions run up to the skew apart in event time, and so do their detections.
     logger.warn(

@@ -10,7 +10,7 @@ import {
   type DeadLetterReason,
   type DeadLetterRecord,
 } from '../ingest';
-import { VigilError, createKafka, createLogger, createProducer, secretsOf, type Config, type Logger } from '../platform';
+import { VigilError, createKafka, createLogger, createProducer, requireConnections, secretsOf, type Config, type Logger } from '../platform';
 
 /** How many times one message may be sent back before `--force` is needed. */
 export const MAX_REDRIVES = 3;
@@ -953,6 +953,8 @@ export async function runDeadLetters(args: readonly string[], contextOf: DeadLet
   const context = typeof contextOf === 'function' ? contextOf() : contextOf;
   const out = context.out ?? ((line: string) => console.log(line));
   const kafka = kafkaOf(context);
+  // Kafka away or refusing: one line naming it and the setting to check, not kafkajs's retries.
+  await requireConnections(context.config, { kafka });
   switch (parsed.command) {
     case 'list':
       for (const line of formatSummary(await listDeadLetters({ ...context, kafka }, parsed.selection))) out(line);

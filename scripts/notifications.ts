@@ -11,7 +11,7 @@ import type { Kafka } from 'kafkajs';
 import { z } from 'zod';
 import { createDeliveredLog, createNotifier, fromAlertDocument, parseDestinations, routesFor, type Destination, type NotifierOptions } from '../detectors';
 import { alertDiscoverUrl } from '../dashboards';
-import { VigilError, createElasticsearch, createKafka, createLogger, createProducer, createRedis, secretsOf, type Config, type Logger, type RedisClient } from '../platform';
+import { VigilError, createElasticsearch, createKafka, createLogger, createProducer, createRedis, nearest, requireConnections, secretsOf, type Config, type Logger, type RedisClient } from '../platform';
 import { ALERT_CHANGES, alertIndexNames, type Alert, type AlertChange, type AlertChangeKind } from '../schemas';
 import { DeadLetterUsageError, iso, parseTime, scanToEnd, type ScanOptions } from './deadletters';
 
@@ -433,8 +433,29 @@ export async function runNotifications(args: readonly string[], contextOf: Notif
     console.error(`vigil notifications: ${error.message}\n\n${NOTIFICATIONS_USAGE}`);
     return 2;
   }
-  const context = typeof contextOf === 'function' ? contextOf() : contextOf;
-  const out = context.out ?? ((line: string) => console.log(line));
+  const given = typeof contextOf === 'function' ? contextOf() : contextOf;
+  const out = given.out ?? ((line: string) => console.log(line));
+  // A --destination no configured destination is named: a typo matched nothing and said so by
+  // exiting 0. `missed` may still look for a destination removed since (its dead letters stay):
+  // said, not refused; `resend` can't send to one it has no settings for.
+  const configured = parseDestinations(given.config.alerting.destinations).map(({ name }) => name);
+  const unknown = command.destinations.filter((name) => !configured.includes(name));
+  if (unknown.length > 0) {
+    const hint = (name: string): string => {
+      const near = nearest(name, configured, 3);
+      return near === undefined ? `"${name}"` : `"${name}" (did you mean ${near}?)`;
+    };
+    const message = `--destination: no destination named ${unknown.map(hint).join(', ')} in VIGIL_ALERT_DESTINATIONS (${configured.length > 0 ? configured.join(', ') : 'none configured'})`;
+    if (command.command === 'resend') {
+      console.error(`vigil notifications: ${message}`);
+      return 2;
+    }
+    console.error(`vigil notifications: note: ${message}; looking for it in the dead letters all the same`);
+  }
+  // Kafka away or refusing: one line naming it and the setting to check, not kafkajs's retries.
+  const { logger, kafka } = clientsOf(given);
+  await requireConnections(given.config, { kafka });
+  const context = { ...given, logger, kafka };
   if (command.command === 'resend') {
     const report = await resendMissed(context, command);
     for (const line of formatResend(report)) out(line);

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Client } from '@elastic/elasticsearch';
 import { z } from 'zod';
-import { VigilError, createElasticsearch, loadConfig, type Config } from '../platform';
+import { VigilError, createElasticsearch, loadConfig, requireConnections, type Config } from '../platform';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 import { cutLists, renderReport } from './report-html';
 import type { ReportData, ReportDosIncident, ReportEvidence, ReportIncident, ReportPlace, ReportRange, ReportTravelPair } from './report-data';
@@ -30,8 +30,12 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
 export function parseReportTime(text: string, now: Date): Date {
   const relative = /^now(?:-(\d{1,6})([smhd]))?$/.exec(text.trim());
   if (relative) return new Date(now.getTime() - (relative[1] ? Number(relative[1]) * (UNIT_MS[relative[2] ?? 's'] ?? 1000) : 0));
-  const parsed = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim()) ? Date.parse(text) : NaN;
-  if (Number.isNaN(parsed)) throw new ReportRangeError(`"${text}" is not a time: use ISO 8601 (2026-05-01T10:00:00Z) or now, now-15m, now-2h, now-1d`);
+  // A date-time needs its zone: Date.parse reads one without as the host's local time, so the same
+  // command covered other hours on a host not set to UTC (and `vigil deadletters` refused it).
+  const trimmed = text.trim();
+  if (/^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(trimmed)) throw new ReportRangeError(`"${text}" has no zone: add one (${trimmed}Z for UTC, or +02:00); a time without would be read in this host's zone`);
+  const parsed = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.test(trimmed) ? Date.parse(trimmed) : NaN;
+  if (Number.isNaN(parsed)) throw new ReportRangeError(`"${text}" is not a time: use ISO 8601 with a zone (2026-05-01T10:00:00Z, or a date: 2026-05-01) or now, now-15m, now-2h, now-1d`);
   return new Date(parsed);
 }
 
@@ -401,6 +405,7 @@ export async function runReport(options: ReportOptions): Promise<number> {
   const config = loadConfig();
   const elasticsearch = createElasticsearch(config);
   try {
+    await requireConnections(config, { elasticsearch });
     const { path, data } = await writeReport(elasticsearch, config, range, options.out);
     console.log(
       `wrote ${path}: ${data.totals.incidents} incidents, ${data.totals.detections} detections on ${data.totals.rules} rules, ${data.totals.dos} DoS incidents, ${data.totals.travel} impossible-travel pairs (${data.from} to ${data.to})`,

@@ -16,7 +16,7 @@ import {
   silenceVocabularyOf,
   type SilenceVocabulary,
 } from '../detectors';
-import { createLogger, createRedis, errorMessage, secretsOf, type Config, type RedisClient } from '../platform';
+import { createLogger, createRedis, errorMessage, requireConnections, secretsOf, type Config, type RedisClient } from '../platform';
 
 /** The usage text of `vigil silences`. */
 export const SILENCES_USAGE = `usage: vigil silences add --match FIELD=VALUE [--match FIELD=VALUE ...] [--rule ID] --for DURATION --comment TEXT
@@ -142,6 +142,8 @@ export async function runSilences(args: readonly string[], contextOf: SilencesCo
   const now = (context.now ?? Date.now)();
   const redis = context.redis ?? createRedis(config, createLogger({ level: 'warn', secrets: secretsOf(config) }));
   try {
+    // Redis away or refusing: one line naming it and the setting to check.
+    await requireConnections(config, { redis });
     const store = createSilenceStore(redis, config.redis.prefix);
     if (command.command === 'add') {
       try {

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SEVERITIES, type AlertEvidence, type Detection, type Severity } from '../../schemas';
 import { fieldLabel, keyPhrase } from '../describe';
+import { ConfigError } from '../../platform';
 
 /**
  * Severity as a rank, 0 (`low`) to 3 (`critical`), derived from the order of `SEVERITIES`: the
@@ -140,11 +141,13 @@ export const DEFAULT_INHIBITION: readonly InhibitionRule[] = Object.freeze([
 const ruleId = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'a rule id: lower-case letters, digits, ".", "_" and "-"');
 const inhibitionSchema = z.array(z.strictObject({ sources: z.array(ruleId).min(1), targets: z.array(ruleId).min(1) }));
 
-/** A refused `VIGIL_ALERT_INHIBITION`: a configuration error, never retried. */
-export class InhibitionConfigError extends Error {
-  readonly retriable = false;
+/**
+ * A refused `VIGIL_ALERT_INHIBITION`: a configuration error like any other (`vigil run` exits with
+ * 2, not the 1 that asks a supervisor to restart it), never retried.
+ */
+export class InhibitionConfigError extends ConfigError {
   constructor(message: string) {
-    super(message);
+    super([message]);
     this.name = 'InhibitionConfigError';
   }
 }

@@ -87,6 +87,10 @@ describe('vigil notifications missed', () => {
     await runNotifications(['missed', '--destination', 'security-slack'], { config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, out: (line) => slackOnly.push(line) });
     expect(slackOnly).toHaveLength(3);
     expect(slackOnly[2]).toMatch(/^ {4}security-slack: escalated at /);
+    // A resend to a destination none is configured as can only fail: refused, naming the ones there are.
+    const typo: string[] = [];
+    expect(await runNotifications(['resend', '--destination', 'security-slak'], { config: stack.config, kafka: stack.kafka, elasticsearch: stack.elasticsearch, out: (line) => typo.push(line) })).toBe(2);
+    expect(typo).toStrictEqual([]);
   });
 });
 

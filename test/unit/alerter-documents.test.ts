@@ -16,6 +16,7 @@ import {
   severityOfRank,
   toAlertDocument,
 } from '../../detectors';
+import { ConfigError } from '../../platform';
 import { SEVERITIES, SEVERITY_SCORE, alertMappings, alertSchema, type Alert } from '../../schemas';
 import { isRecord, mappingChecker } from '../support/mapping';
 
@@ -149,6 +150,8 @@ describe('the grouping policy', () => {
     expect(parseInhibition(' off ')).toEqual([]);
     expect(parseInhibition('[{"sources":["flood"],"targets":["stuffing","failures"]}]')).toEqual([{ sources: ['flood'], targets: ['stuffing', 'failures'] }]);
     expect(() => parseInhibition('{nope')).toThrow(/VIGIL_ALERT_INHIBITION: .*not JSON/);
+    // A configuration error like the others: `vigil run` exits with 2 (1 asks a supervisor to restart it).
+    expect(() => parseInhibition('xyz')).toThrow(ConfigError);
     expect(() => parseInhibition('[{"sources":[],"targets":["a"]}]')).toThrow(/VIGIL_ALERT_INHIBITION: 0\.sources: /);
     expect(() => parseInhibition('[{"sources":["a"],"targets":["a"]}]')).toThrow(/can't explain itself \(a\)/);
     const lookup = inhibitionIndex(DEFAULT_INHIBITION);

@@ -114,6 +114,10 @@ describe('vigil report: the time range', () => {
 
   it('names what is wrong with a bad time or an empty range', () => {
     expect(() => parseReportTime('yesterday', now)).toThrow('"yesterday" is not a time');
+    // Without a zone it would be read in the host's zone: other hours on a host not set to UTC.
+    expect(() => parseReportTime('2026-05-01T10:00', now)).toThrow('"2026-05-01T10:00" has no zone: add one (2026-05-01T10:00Z for UTC, or +02:00)');
+    expect(parseReportTime('2026-05-01', now).toISOString()).toBe('2026-05-01T00:00:00.000Z');
+    expect(parseReportTime('2026-05-01T10:00+02:00', now).toISOString()).toBe('2026-05-01T08:00:00.000Z');
     expect(() => parseReportRange('now', 'now-1h', now)).toThrow('--from (2026-05-01T12:00:00.000Z) must be before --to (2026-05-01T11:00:00.000Z)');
   });
 

@@ -14,10 +14,10 @@ import { runNotifications } from './notifications';
 import { runSilences } from './silences';
 import { ReportRangeError, runReport } from './report';
 import { runCoverage } from './coverage';
-import { runDashboards } from './dashboards';
+import { DASHBOARDS_USAGE, runDashboards } from './dashboards';
 import { runTopics } from './topics';
 import { stopRequested } from './stop-request';
-import { runEvaluate } from './evaluate/run';
+import { EVALUATE_USAGE, runEvaluate } from './evaluate/run';
 import { runRuleTests } from './rule-fixtures';
 
 const USAGE = `vigil: security event logging and fraud detection for API platforms
@@ -301,7 +301,9 @@ export async function main(args: readonly string[]): Promise<number> {
   const [command, sub] = args;
   const problem = command === undefined ? undefined : checkArguments(command, args.slice(1));
   if (problem === 'help') {
-    console.log(command === 'adapt' ? ADAPT_USAGE : USAGE);
+    // A command with options of its own has its own usage; the rest are in the general one.
+    const own: Partial<Record<string, string>> = { adapt: ADAPT_USAGE, evaluate: EVALUATE_USAGE, dashboards: DASHBOARDS_USAGE };
+    console.log(own[command ?? ''] ?? USAGE);
     return 0;
   }
   if (problem !== undefined) {

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { KibanaError, installDashboards, savedObjects, toNdjson, type KibanaTarget } from '../dashboards';
 import { urlWithoutCredentials } from '../platform';
 
-const USAGE = `usage: vigil dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
+export const DASHBOARDS_USAGE = `usage: vigil dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
        vigil dashboards export [--out FILE]
 
 The key and password may come from KIBANA_API_KEY and KIBANA_PASSWORD instead (KIBANA_USERNAME
@@ -31,13 +31,13 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
     return 0;
   }
   if (sub !== 'install') {
-    console.error(USAGE);
+    console.error(DASHBOARDS_USAGE);
     return 2;
   }
   const given = option(args, '--kibana');
   const space = option(args, '--space');
   if (given === undefined || !/^https?:\/\/[^/]/.test(given)) {
-    console.error(`vigil dashboards install: --kibana must be Kibana's http(s) URL${given === undefined ? '' : `, not "${urlWithoutCredentials(given)}"`}\n${USAGE}`);
+    console.error(`vigil dashboards install: --kibana must be Kibana's http(s) URL${given === undefined ? '' : `, not "${urlWithoutCredentials(given)}"`}\n${DASHBOARDS_USAGE}`);
     return 2;
   }
   // A user and password written into the URL (https://elastic:pw@kibana:5601) go as basic
@@ -53,13 +53,13 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
     }
     url = urlWithoutCredentials(given);
   } catch {
-    console.error(`vigil dashboards install: --kibana is not a URL: "${urlWithoutCredentials(given)}"\n${USAGE}`);
+    console.error(`vigil dashboards install: --kibana is not a URL: "${urlWithoutCredentials(given)}"\n${DASHBOARDS_USAGE}`);
     return 2;
   }
   const env = process.env;
   const flagged = { apiKey: option(args, '--api-key'), user: option(args, '--user'), password: option(args, '--password') };
   if (inUrl?.user !== undefined && (flagged.apiKey !== undefined || flagged.user !== undefined)) {
-    console.error(`vigil dashboards install: the --kibana URL holds a user and password: give them there or with --api-key / --user, not both\n${USAGE}`);
+    console.error(`vigil dashboards install: the --kibana URL holds a user and password: give them there or with --api-key / --user, not both\n${DASHBOARDS_USAGE}`);
     return 2;
   }
   // The command line first, then the URL, then the environment (`--user elastic` with the
@@ -68,11 +68,11 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
   const user = flagged.user ?? inUrl?.user ?? (apiKey === undefined ? nonEmpty(env.KIBANA_USERNAME) : undefined);
   const password = flagged.password ?? inUrl?.password ?? (user !== undefined && apiKey === undefined ? nonEmpty(env.KIBANA_PASSWORD) : undefined);
   if (apiKey !== undefined && user !== undefined) {
-    console.error(`vigil dashboards install: give --api-key or --user, not both\n${USAGE}`);
+    console.error(`vigil dashboards install: give --api-key or --user, not both\n${DASHBOARDS_USAGE}`);
     return 2;
   }
   if ((user === undefined) !== (password === undefined)) {
-    console.error(`vigil dashboards install: --user and --password (or KIBANA_PASSWORD) go together\n${USAGE}`);
+    console.error(`vigil dashboards install: --user and --password (or KIBANA_PASSWORD) go together\n${DASHBOARDS_USAGE}`);
     return 2;
   }
   const target: KibanaTarget = { url, ...(space ? { space } : {}), ...(apiKey ? { apiKey } : {}), ...(user ? { user, password } : {}) };

@@ -33,7 +33,17 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     expect(errors).toEqual([]);
   });
 
-  it.each([['run'], ['intake'], ['topics', 'ensure'], ['evaluate'], ['demo', '--no-stack'], ['replay', '--from', 'now-1h']])(
+  // `vigil evaluate --help` printed the general usage, which names neither --resolve-after-ms nor --settle-ms.
+  it.each([
+    [['evaluate'], /^usage: vigil evaluate .*--resolve-after-ms N.*--settle-ms N/],
+    [['dashboards', 'install'], /^usage: vigil dashboards install --kibana URL[\s\S]*KIBANA_API_KEY/],
+  ])('%s --help prints its own usage, every option', async (command, usage) => {
+    expect(await main([...command, '--help'])).toBe(0);
+    expect(output.join('\n')).toMatch(usage);
+    expect(errors).toEqual([]);
+  });
+
+  it.each([['run'], ['intake'], ['topics', 'ensure'], ['demo', '--no-stack'], ['replay', '--from', 'now-1h']])(
     '%s … --help prints the usage and exits 0, starting nothing',
     async (...command) => {
       expect(await main([...command, '--help'])).toBe(0);

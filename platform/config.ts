@@ -773,8 +773,10 @@ export function unknownVariables(env: Readonly<Record<string, string | undefined
     .filter((name) => name.startsWith('VIGIL_') && !known.has(name) && !TOOL_PREFIXES.some((prefix) => name.startsWith(prefix)))
     .sort()
     .map((name) => {
-      // A few edits, and fewer than a quarter of the name: VIGIL_DETECTON, not VIGIL_FOO.
-      const suggestion = nearest(name, names, Math.min(3, Math.floor(name.length / 4)));
+      // The store settings have no prefix: VIGIL_KAFKA_BROKERS is KAFKA_BROKERS given one.
+      const unprefixed = name.slice('VIGIL_'.length);
+      // Else a few edits, and fewer than a quarter of the name: VIGIL_DETECTON, not VIGIL_FOO.
+      const suggestion = names.includes(unprefixed) ? unprefixed : nearest(name, names, Math.min(3, Math.floor(name.length / 4)));
       return suggestion === undefined ? { name } : { name, suggestion };
     });
 }

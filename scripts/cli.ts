@@ -310,6 +310,13 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error(`${problem}\n\n${USAGE}`);
     return 2;
   }
+  // `run`, `adapt` and `intake` log it at start; every other command that reads the
+  // configuration says it here, once (a misspelt VIGIL_TOPIC_DEADLETTER read the default topic
+  // without a word).
+  if (command !== undefined && !['run', 'adapt', 'intake', 'version', '--version', 'help', '--help', '-h'].includes(command)) {
+    const unknown = unknownVariables(process.env);
+    if (unknown.length > 0) console.error(`vigil: note: ${unknownVariablesWarning(unknown)}`);
+  }
   try {
     switch (command) {
       case 'stack':

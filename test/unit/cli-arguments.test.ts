@@ -52,6 +52,19 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     },
   );
 
+  it('says, from any command, which VIGIL_ variables it ignores (a misspelt one left its setting at the default without a word)', async () => {
+    process.env.VIGIL_TOPIC_DEADLETER = 'prod.dl';
+    try {
+      await main(['stack']);
+      expect(errors[0]).toMatch(/^vigil: note: ignoring .*Vigil does not read: .*VIGIL_TOPIC_DEADLETER \(did you mean VIGIL_TOPIC_DEADLETTER\?\).*; see docs\/configuration\.md$/);
+    } finally {
+      delete process.env.VIGIL_TOPIC_DEADLETER;
+    }
+    errors.length = 0;
+    await main(['stack']);
+    expect(errors.some((line) => line.includes('VIGIL_TOPIC_DEADLETER'))).toBe(false);
+  });
+
   it('refuses an option the command does not take, naming it, with exit 2', async () => {
     expect(await main(['run', '--bogus-flag'])).toBe(2);
     expect(errors[0]).toMatch(/^vigil run: unknown option --bogus-flag\n\nvigil: security event logging/);

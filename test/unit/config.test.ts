@@ -345,6 +345,15 @@ describe('unknownVariables', () => {
     );
   });
 
+  it('names the store setting a VIGIL_ prefix was put on (the store settings have none)', () => {
+    expect(unknownVariables({ VIGIL_KAFKA_BROKERS: 'kafka:9092', VIGIL_REDIS_URL: 'redis://r:6379', VIGIL_ELASTICSEARCH_URL: 'http://es:9200', VIGIL_LOG_LEVEL: 'debug' })).toStrictEqual([
+      { name: 'VIGIL_ELASTICSEARCH_URL', suggestion: 'ELASTICSEARCH_URL' },
+      { name: 'VIGIL_KAFKA_BROKERS', suggestion: 'KAFKA_BROKERS' },
+      { name: 'VIGIL_LOG_LEVEL', suggestion: 'LOG_LEVEL' },
+      { name: 'VIGIL_REDIS_URL', suggestion: 'REDIS_URL' },
+    ]);
+  });
+
   it('names a variable far from every setting without a guess, and leaves other programs\' variables alone', () => {
     expect(unknownVariables({ VIGIL_UNKNOWN: 'x', PATH: '/usr/bin', KAFKA_HEAP_OPTS: '-Xmx1g', DETECTION: 'off' })).toStrictEqual([{ name: 'VIGIL_UNKNOWN' }]);
     expect(unknownVariablesWarning([{ name: 'VIGIL_UNKNOWN' }])).toBe('ignoring a variable Vigil does not read: VIGIL_UNKNOWN; see docs/configuration.md');

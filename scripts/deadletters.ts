@@ -247,6 +247,9 @@ export function selects(selection: Selection, entry: DeadLetterEntry): boolean {
 /** Why a selected dead letter is not sent back. */
 export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redriven_since' | 'redrive_limit' | 'original_unavailable' | 'topic_missing';
 
+/** Skips that are a redrive's idempotence, not a problem: the same source position twice in the selection, or redriven since. */
+const IDEMPOTENT_SKIPS: ReadonlySet<SkipReason> = new Set(['already_selected', 'redriven_since']);
+
 /** What a redrive sends and leaves. */
 export interface RedrivePlan {
   send: { entry: DeadLetterEntry; topic: string }[];
@@ -965,8 +968,13 @@ export async function runDeadLetters(args: readonly string[], contextOf: DeadLet
       out(`${entries.length} of ${matched} selected dead letters shown${matched > entries.length ? ` (--limit ${parsed.limit})` : ''}`);
       return 0;
     }
-    case 'redrive':
-      for (const line of formatRedrive(await redriveDeadLetters({ ...context, kafka }, parsed.selection, parsed))) out(line);
-      return 0;
+    case 'redrive': {
+      const report = await redriveDeadLetters({ ...context, kafka }, parsed.selection, parsed);
+      for (const line of formatRedrive(report)) out(line);
+      // A dead letter left for a reason the operator must act on (no original, a deleted topic,
+      // the redrive limit) is a redrive that did not do its job: exit 1 for a script to see. One
+      // redriven already (this run or since) is what a second run is meant to do: exit 0.
+      return report.skipped.some(({ reason }) => !IDEMPOTENT_SKIPS.has(reason)) ? 1 : 0;
+    }
   }
 }

@@ -234,6 +234,11 @@ describe('a too_large message: its dead letter keeps its first bytes, redrive re
     expect(report.skipped).toHaveLength(1);
     expect(report.skipped[0]?.reason).toBe('original_unavailable');
     expect(report.skipped[0]?.detail).toMatch(new RegExp(`^${stack.config.topics.policy.replace(/\./g, '\\.')}:1:\\d+ no longer holds the message \\(retention deleted it\\); the dead letter keeps only the first 16384 of its \\d+ bytes$`));
+    // From the command line, that is a redrive to act on: exit 1. (The one its source holds is sent
+    // again: a redriven event indexed twice is one document.)
+    const printed: string[] = [];
+    expect(await runDeadLetters(['redrive', '--reason', 'too_large'], { ...context(), out: (line) => printed.push(line) })).toBe(1);
+    expect(printed[0]).toBe('redrive: 2 selected, 1 sent, 1 skipped');
 
     await waitFor('the kept one indexed', () => pipeline().stats().indexed >= 1);
     expect(await countEvents(stack, { terms: { 'event.id': HUGE } })).toBe(1);

@@ -172,7 +172,7 @@ export interface AccessRecord {
   lookedUp: { path: string; status: string; time: string };
 }
 
-const count = (value: number | undefined): number => (value !== undefined && Number.isInteger(value) && value >= 0 ? value : 0);
+const count = (value: number | undefined): number | undefined => (value !== undefined && Number.isInteger(value) && value >= 0 ? value : undefined);
 
 /** The route the contract takes: a template as is, a route name under `/`, else the path itself. */
 function contractRoute(route: string | undefined, path: string): string {
@@ -238,8 +238,9 @@ export function accessRecordEvents(format: string, record: AccessRecord, index: 
       route: contractRoute(record.route, target.path),
       status,
       latencyMs: record.latencyMs ?? 0,
-      bytesIn: count(record.bytesIn),
-      bytesOut: count(record.bytesOut),
+      // Absent when the record has no count: the contract reads absent as unknown, 0 as empty.
+      ...(count(record.bytesIn) !== undefined ? { bytesIn: count(record.bytesIn) } : {}),
+      ...(count(record.bytesOut) !== undefined ? { bytesOut: count(record.bytesOut) } : {}),
       ...(api !== undefined ? { api } : {}),
       ...(upstreamService !== undefined ? { upstreamService } : {}),
       ...(instance !== undefined ? { instance } : {}),

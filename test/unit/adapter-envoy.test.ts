@@ -247,6 +247,12 @@ describe('envoy adapter: messages and strictness', () => {
     expect(odd.events).toHaveLength(1);
     expect(odd.events[0]?.client).toEqual({});
     expectContract(odd.events);
+    // No byte counts logged ("-"): absent, which the contract reads as unknown, not 0 (empty).
+    const uncounted = translate(line(istioRecord({ bytes_received: '-', bytes_sent: '-' })));
+    const invocation = uncounted.events[0]?.family === 'invocation' ? uncounted.events[0].invocation : undefined;
+    expect(invocation).toBeDefined();
+    expect(invocation && 'bytesIn' in invocation).toBe(false);
+    expect(invocation && 'bytesOut' in invocation).toBe(false);
     const controlled = translate(line(istioRecord({ path: '/orders/\u0000x' })));
     expect(controlled.rejected).toEqual([
       { reason: 'adapter_unmapped', record: 0, message: 'record 0: the path is over 2048 characters or holds a control character, which the contract refuses' },

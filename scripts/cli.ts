@@ -52,6 +52,7 @@ commands:
   replay --file F.ndjson      run the rules over stored events with no side effects and report
   replay --from T --to T      ... or over events in Elasticsearch between two times
         [--rules PATH]        rule files to use (default: the configured rules)
+        [--lists PATH,...]    list files over the shipped lists (default: VIGIL_LISTS_PATH)
   report --from T --to T      a self-contained HTML incident report of a time range (ISO 8601 or
         --out FILE.html       now-2h): incidents with evidence, detections over time, top entities,
                               DoS traffic, impossible travel (docs/report.md)
@@ -255,7 +256,7 @@ const ARGUMENTS: Readonly<Record<string, ArgumentSpec>> = {
   'rules validate': { values: ['--lists'], paths: true },
   'rules test': { values: ['--fixtures', '--lists'], paths: true },
   'rules coverage': { values: ['--from', '--to', '--rules', '--lists'], flags: ['--json'] },
-  replay: { values: ['--file', '--from', '--to', '--rules'] },
+  replay: { values: ['--file', '--from', '--to', '--rules', '--lists'] },
   report: { values: ['--from', '--to', '--out'] },
   dashboards: { subcommands: ['install', 'export'] },
   'dashboards install': { values: ['--kibana', '--space', '--api-key', '--user', '--password'] },
@@ -274,11 +275,17 @@ export function checkArguments(command: string, rest: readonly string[]): string
   const [first = '', ...after] = rest;
   const own = spec.subcommands?.includes(first) === true ? ARGUMENTS[`${command} ${first}`] : undefined;
   if (own !== undefined) return checkArguments(`${command} ${first}`, after);
+  const given = new Map<string, string>();
   for (let index = 0; index < rest.length; index++) {
     const arg = rest[index] ?? '';
     if (arg === '--help' || arg === '-h') return 'help';
     if (spec.values?.includes(arg)) {
       if (index + 1 >= rest.length) return `vigil ${command}: ${arg} needs a value`;
+      // Only the first was read: `report --from bogus --from now-1h` failed on "bogus".
+      const value = rest[index + 1] ?? '';
+      const before = given.get(arg);
+      if (before !== undefined) return `vigil ${command}: ${arg} given twice ("${before}" and "${value}"): give it once`;
+      given.set(arg, value);
       index++;
       continue;
     }
@@ -340,7 +347,8 @@ export async function main(args: readonly string[]): Promise<number> {
       case 'adapt':
         return await adapt(args.slice(1));
       case 'demo': {
-        const events = Number(option(args, '--events') ?? '3000');
+        const eventsText = option(args, '--events') ?? '3000';
+        const events = /^\d{1,7}$/.test(eventsText) ? Number(eventsText) : Number.NaN;
         if (!Number.isInteger(events) || events < 10 || events > 1_000_000) {
           console.error('vigil demo: --events must be an integer between 10 and 1000000');
           return 2;
@@ -448,8 +456,9 @@ export async function main(args: readonly string[]): Promise<number> {
         const from = option(args, '--from');
         const to = option(args, '--to');
         const rules = option(args, '--rules');
+        const lists = option(args, '--lists');
         if (file === undefined && (from === undefined || to === undefined)) {
-          console.error('usage: vigil replay --file EVENTS.ndjson | --from TIME --to TIME  [--rules PATH]');
+          console.error('usage: vigil replay --file EVENTS.ndjson | --from TIME --to TIME  [--rules PATH] [--lists PATH,...]');
           return 2;
         }
         // The times go to Elasticsearch as given, but are checked here first: Elasticsearch refused
@@ -461,7 +470,7 @@ export async function main(args: readonly string[]): Promise<number> {
             return 2;
           }
         }
-        return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}) });
+        return await runReplay({ ...(file ? { file } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}), ...(rules ? { rules: rules.split(',') } : {}), ...(lists ? { lists: lists.split(',') } : {}) });
       }
       case 'report': {
         const from = option(args, '--from');

@@ -65,6 +65,16 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     expect(errors.some((line) => line.includes('VIGIL_TOPIC_DEADLETER'))).toBe(false);
   });
 
+  it('refuses an option given twice (only the first was read), and a --events that is not plainly an integer', async () => {
+    expect(await main(['report', '--from', 'bogus', '--from', 'now-1h', '--to', 'now', '--out', 'x.html'])).toBe(2);
+    expect(errors[0]).toMatch(/^vigil report: --from given twice \("bogus" and "now-1h"\): give it once/);
+    for (const events of ['1e3', '0x10', '12.0']) {
+      errors.length = 0;
+      expect(await main(['demo', '--no-stack', '--events', events])).toBe(2);
+      expect(errors[0]).toBe('vigil demo: --events must be an integer between 10 and 1000000');
+    }
+  });
+
   it('refuses an option the command does not take, naming it, with exit 2', async () => {
     expect(await main(['run', '--bogus-flag'])).toBe(2);
     expect(errors[0]).toMatch(/^vigil run: unknown option --bogus-flag\n\nvigil: security event logging/);

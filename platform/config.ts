@@ -737,7 +737,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 
 /**
  * `VIGIL_*` variables read by the project's scripts rather than by Vigil itself: the stack script
- * (docs/local-stack.md), the fault and fuzz suites. Not settings, and not worth a warning.
+ * (docs/local-stack.md), the fault and fuzz suites, docker-compose.yml's adapt service. Not
+ * settings, and not worth a warning.
  */
 const TOOL_VARIABLES: readonly string[] = [
   'VIGIL_CACHE_DIR',
@@ -751,6 +752,8 @@ const TOOL_VARIABLES: readonly string[] = [
   'VIGIL_SECURE_ES_PORT',
   'VIGIL_SECURE_KAFKA_PORT',
   'VIGIL_SECURE_REDIS_PORT',
+  'VIGIL_ADAPT_FORMAT',
+  'VIGIL_ADAPT_TOPIC',
 ];
 const TOOL_PREFIXES: readonly string[] = ['VIGIL_FAULTS_', 'VIGIL_FUZZ_'];
 

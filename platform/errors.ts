@@ -60,11 +60,25 @@ export class StoreRejectedError extends VigilError {
 const PROGRAMMER_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, EvalError, URIError];
 
 /**
+ * The error under kafkajs's KafkaJSNumberOfRetriesExceeded: kafkajs wraps the last error of its
+ * retrier in it, itself marked not retriable, even around a timeout or a partition without a
+ * leader. What it wraps says whether trying again later can help.
+ */
+function unwrapKafkaRetries(error: unknown): unknown {
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error && current.name === 'KafkaJSNumberOfRetriesExceeded' && current.cause !== undefined; depth++) current = current.cause;
+  return current;
+}
+
+/**
  * Whether an error is worth retrying. Programmer errors never are; Vigil errors say so
- * themselves; anything else (a socket reset, a timeout from a client library) is presumed
+ * themselves; kafkajs's "retries exceeded" by what it wraps (a dead-letter or detections topic
+ * without a leader for a few seconds paused nothing: the consumer crashed, six times over, and the
+ * process exited); anything else (a socket reset, a timeout from a client library) is presumed
  * transient, because the retry helper bounds how often we try.
  */
-export function isRetriable(error: unknown): boolean {
+export function isRetriable(thrown: unknown): boolean {
+  const error = unwrapKafkaRetries(thrown);
   if (error instanceof VigilError) return error.retriable;
   if (PROGRAMMER_ERRORS.some((type) => error instanceof type)) return false;
   if (typeof error === 'object' && error !== null && 'retriable' in error) {

@@ -247,8 +247,12 @@ export function selects(selection: Selection, entry: DeadLetterEntry): boolean {
 /** Why a selected dead letter is not sent back. */
 export type SkipReason = 'no_value' | 'not_an_event_topic' | 'already_selected' | 'redriven_since' | 'redrive_limit' | 'original_unavailable' | 'topic_missing';
 
-/** Skips that are a redrive's idempotence, not a problem: the same source position twice in the selection, or redriven since. */
-const IDEMPOTENT_SKIPS: ReadonlySet<SkipReason> = new Set(['already_selected', 'redriven_since']);
+/**
+ * Skips an operator can act on (keep the original longer, recreate the topic, look at why it
+ * keeps failing), which make a redrive exit 1. The others can't be acted on: the same position
+ * twice, redriven since, no bytes to send, a source that is no event topic.
+ */
+const ACT_ON_SKIPS: ReadonlySet<SkipReason> = new Set(['redrive_limit', 'original_unavailable', 'topic_missing']);
 
 /** What a redrive sends and leaves. */
 export interface RedrivePlan {
@@ -974,7 +978,7 @@ export async function runDeadLetters(args: readonly string[], contextOf: DeadLet
       // A dead letter left for a reason the operator must act on (no original, a deleted topic,
       // the redrive limit) is a redrive that did not do its job: exit 1 for a script to see. One
       // redriven already (this run or since) is what a second run is meant to do: exit 0.
-      return report.skipped.some(({ reason }) => !IDEMPOTENT_SKIPS.has(reason)) ? 1 : 0;
+      return !report.dryRun && report.skipped.some(({ reason }) => ACT_ON_SKIPS.has(reason)) ? 1 : 0;
     }
   }
 }

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Client } from '@elastic/elasticsearch';
+import { errors as esErrors, type Client } from '@elastic/elasticsearch';
 import { z } from 'zod';
-import { VigilError, createElasticsearch, loadConfig, requireConnections, type Config } from '../platform';
+import { ConnectionError, VigilError, createElasticsearch, loadConfig, urlWithoutCredentials, type Config } from '../platform';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
 import { cutLists, renderReport } from './report-html';
 import type { ReportData, ReportDosIncident, ReportEvidence, ReportIncident, ReportPlace, ReportRange, ReportTravelPair } from './report-data';
@@ -405,8 +405,21 @@ export async function runReport(options: ReportOptions): Promise<number> {
   const config = loadConfig();
   const elasticsearch = createElasticsearch(config);
   try {
-    await requireConnections(config, { elasticsearch });
-    const { path, data } = await writeReport(elasticsearch, config, range, options.out);
+    let written: Awaited<ReturnType<typeof writeReport>>;
+    try {
+      written = await writeReport(elasticsearch, config, range, options.out);
+    } catch (error) {
+      // Named, not a bare "connect ECONNREFUSED". (Not a probe first: cluster health needs the
+      // monitor privilege, which an analyst's read-only key lacks and the report does not need.)
+      if (error instanceof esErrors.ConnectionError || error instanceof esErrors.TimeoutError) {
+        throw new ConnectionError('elasticsearch', urlWithoutCredentials(config.elasticsearch.url), 'unreachable', error);
+      }
+      if (error instanceof esErrors.ResponseError && error.statusCode === 401) {
+        throw new ConnectionError('elasticsearch', urlWithoutCredentials(config.elasticsearch.url), 'authentication failed', error);
+      }
+      throw error;
+    }
+    const { path, data } = written;
     console.log(
       `wrote ${path}: ${data.totals.incidents} incidents, ${data.totals.detections} detections on ${data.totals.rules} rules, ${data.totals.dos} DoS incidents, ${data.totals.travel} impossible-travel pairs (${data.from} to ${data.to})`,
     );

@@ -364,10 +364,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
    * them, forgets all of them in Redis. The Lua scripts recorded each change as unsent in the
    * same call that made it, so a crash anywhere before this leaves it there, for {@link resend}.
    */
-  async function deliver(changes: readonly AlertChange[]): Promise<Map<string, string[]>> {
+  async function deliver(changes: readonly AlertChange[], heldSeqs?: ReadonlyMap<string, string>): Promise<Map<string, string[]>> {
     const marks = new Map<string, { alert: Alert; silences: Set<string>; held?: { kind: 'opened' | 'escalated'; reason: string } }>();
-    /** Alerts a silence held a notification of, notified now: no longer held. */
-    const notified: { alertId: string; group: string }[] = [];
+    /** Alerts a silence held a notification of, notified now: no longer held (but for a hold recorded since the one released, `seq`). */
+    const notified: { alertId: string; group: string; seq?: string }[] = [];
     if (changes.length === 0) return new Map();
     const wallNow = now();
     // A resolve outside the window still goes, marked late: the notifier sends it only where the
@@ -393,7 +393,10 @@ export function createAlerter(options: AlerterOptions): Alerter {
         paged.push(change);
         // Its opening went out: nothing held is owed any more. (An escalation alone does not
         // settle a held opening: a destination that takes openings only would never hear of it.)
-        if (change.kind === 'opened' && (change.alert.silencedBy?.length ?? 0) > 0) notified.push({ alertId: change.alert.id, group: change.alert.groupKey });
+        if (change.kind === 'opened' && (change.alert.silencedBy?.length ?? 0) > 0) {
+          const seq = heldSeqs?.get(change.alert.id);
+          notified.push({ alertId: change.alert.id, group: change.alert.groupKey, ...(seq !== undefined ? { seq } : {}) });
+        }
       }
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
       else stats.unpaged++;
@@ -474,14 +477,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
     // Claimed first, one instance alone: two sweeping at once must not both notify. A claim
     // lasts a while and leaves the alert on the index: should this process die before the
     // notification is handed over, a later sweep takes it again once the claim ends. An answer
-    // lost on the way may have taken some: given back (a second notification at most, deduplicated).
-    let claimed: Set<string>;
-    try {
-      claimed = await store.claimHeld(due);
-    } catch (error) {
-      await holdAgain(due);
-      throw error;
-    }
+    // lost on the way may have taken some: those claims end by themselves (giving back every due
+    // alert would end other instances' live claims too).
+    const claimed = await store.claimHeld(due);
     const mine = due.filter(({ alertId }) => claimed.has(alertId));
     if (mine.length === 0) return;
     let heldAgain: Map<string, string[]>;
@@ -489,7 +487,9 @@ export function createAlerter(options: AlerterOptions): Alerter {
       const withEvidence = new Map((await store.withEvidence(mine.map(({ change }) => change.alert))).map((alert) => [alert.id, alert]));
       const release = mine.map(({ change }) => ({ ...change, alert: withEvidence.get(change.alert.id) ?? change.alert }));
       logger.info({ alerts: release.map((change) => change.alert.id) }, 'no silence holds these open alerts back any more: notifying them');
-      heldAgain = await deliver(release);
+      // With the hold each release read: a hold recorded since (an escalation under a new
+      // silence, another instance's) is not cleared by this notification.
+      heldAgain = await deliver(release, new Map(mine.map(({ alertId, seq }) => [alertId, seq])));
     } catch (error) {
       // Not notified: held again, for the next sweep.
       await holdAgain(mine);

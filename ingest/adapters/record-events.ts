@@ -1,6 +1,6 @@
 import type { AUTH_CONTEXTS, POLICY_KINDS, VigilEventInput } from '../../schemas';
 import { eventId, parseJsonBatch, type ContractMethod, type EventSuffix } from './common';
-import { hasControl, latencyOf, objectOf, parseJson } from './fields';
+import { hasControl, latencyOf, objectOf } from './fields';
 import { ADAPTER_LABELS, type AdapterReject, type AdapterResult, type AdapterSettings, type GroupKeys } from './types';
 
 /** One policy outcome a gateway record shows, before it becomes a policy event. */
@@ -158,18 +158,20 @@ export type RecordRead = { record: HttpRecord } | { skip: string } | { reject: A
 
 /**
  * The record a file shipper wrapped: Vector's and Filebeat's JSON put the log line in `message`,
- * Fluent Bit's tail input in `log`, beside fields of their own (file, host, time). An object whose
- * `message` or `log` is a JSON object's text is that object (Kong's and APISIX's records have
- * neither field); anything else stays as it is.
+ * Fluent Bit's tail input in `log`, beside fields of their own (file, host, time). An object with
+ * no `request` object of its own (Kong's and APISIX's records have one, and may carry a custom
+ * `message` field beside it) whose `message` or `log` is one JSON object's text is that object,
+ * checked for depth as the message was; anything else stays as it is.
  */
 function shippedLine(record: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  if (record === undefined) return undefined;
+  if (record === undefined || objectOf(record.request) !== undefined) return record;
   for (const field of ['message', 'log']) {
     const line = record[field];
     if (typeof line !== 'string' || !line.trimStart().startsWith('{')) continue;
-    const parsed = parseJson(line);
-    const inner = objectOf(parsed?.value);
-    if (inner !== undefined) return inner;
+    const parsed = parseJsonBatch(Buffer.from(line));
+    const [inner] = parsed.ok && parsed.records.length === 1 ? parsed.records : [];
+    const object = objectOf(inner);
+    if (object !== undefined && !Array.isArray(inner)) return object;
   }
   return record;
 }

@@ -329,6 +329,51 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     }
   });
 
+  // The release's own clear (deliver, once the opening went out) named no hold: one recorded while
+  // the notification was on its way was erased with it.
+  it('keeps a hold recorded while a released opening is being notified, and notifies it in turn', async () => {
+    const sent: AlertChange[] = [];
+    let interleave: (() => Promise<void>) | undefined;
+    const running = await runAlerter(
+      { VIGIL_ALERT_SUPPRESS_MS: '600000', VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' },
+      {
+        sink: {
+          accept: async (accepted) => {
+            sent.push(...accepted);
+            // While the release's notification is handed over, another instance holds an escalation.
+            const during = interleave;
+            interleave = undefined;
+            if (during && accepted.some((change) => change.kind === 'opened')) await during();
+          },
+        },
+      },
+    );
+    const { stack, alerter, redis } = running;
+    try {
+      const prefix = stack.config.redis.prefix;
+      const silences = createSilenceStore(redis, prefix);
+      const silence = await silences.add({ matchers: { 'client.ip': '203.0.113.62' }, forMs: 3_600_000, comment: 'maintenance' }, Date.now());
+      await alerter.start();
+      await produce(stack, [perIp('k-62', Date.now(), '203.0.113.62')]);
+      await waitFor('the opening held back', () => alerter.stats().silenced >= 1, 15_000);
+      const openings = (): number => sent.filter((change) => change.kind === 'opened' && change.alert.key['client.ip'] === '203.0.113.62').length;
+      const [[alertId = '', group = ''] = []] = Object.entries(await redis.hgetall(alertKeys(prefix).heldBySilence));
+      const store = createAlertStore({ redis, prefix, ttlMs: 600_000, maxDetections: 10, resolvedReason: 'quiet', quietMs: 600_000, latenessMs: 500, stormMax: 0, stormWindowMs: 0 });
+      interleave = async () => {
+        await store.markSilenced([{ alert: { id: alertId, groupKey: group }, silences: [silence.id], held: { kind: 'escalated', reason: 'held while the opening went out' } }]);
+      };
+      expect(await silences.expire(silence.id, Date.now())).toBe(true);
+      await waitFor('the released opening', () => openings() >= 1, 15_000);
+      expect(interleave).toBeUndefined();
+      // The hold recorded meanwhile survived the release's clear: a later sweep notifies it.
+      await waitFor('the hold recorded meanwhile notified', () => openings() >= 2, 15_000);
+      await alerter.sweep();
+      expect(await redis.exists(alertKeys(prefix).heldBySilence)).toBe(0);
+    } finally {
+      await running.stop();
+    }
+  });
+
   // A stalled pipeline produces no detections: the wall-clock fallback resolved the incident, and
   // the detections of the catch-up opened a second alert that paged again.
   it('holds the wall-clock fallback while the ingest group has unread events older than the lateness, and resolves once it has read them', async () => {

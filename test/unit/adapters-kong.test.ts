@@ -76,6 +76,8 @@ describe('the kong adapter: records as shippers and clients leave them', () => {
     expect(fluent).toEqual(bare);
     // A text that is not a JSON object stays what it was: not a Kong record.
     expect(translate({ message: 'GET /orders 200' }).rejected).toEqual([expect.objectContaining({ reason: 'adapter_unparseable', record: 0 })]);
+    // A Kong record with a custom `message` field of its own (custom_fields_by_lua) is the record.
+    expect(translate({ ...kongRecord(call()), message: '{"note":"hi"}' }).events.map((event) => event.id)).toEqual(bare.events.map((event) => event.id));
   });
 
   it('reads started_at in seconds (a template that logs them) as seconds, not as a time in January 1970', () => {

@@ -1,4 +1,4 @@
-import { KafkaJSConnectionError, KafkaJSNonRetriableError } from 'kafkajs';
+import { KafkaJSConnectionError, KafkaJSNonRetriableError, KafkaJSNumberOfRetriesExceeded } from 'kafkajs';
 import {
   ConfigError,
   StoreRejectedError,
@@ -169,6 +169,10 @@ describe('isRetriable', () => {
     ['a plain Error (a socket reset, say)', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
     ['a kafkajs connection error', new KafkaJSConnectionError('Connection error'), true],
     ['a kafkajs non-retriable error', new KafkaJSNonRetriableError('nope'), false],
+    // kafkajs's retrier gives up on a topic without a leader: what it wraps decides.
+    ['retries exceeded around a retriable kafkajs error', new KafkaJSNumberOfRetriesExceeded(new KafkaJSConnectionError('There is no leader for this topic-partition'), { retryCount: 5, retryTime: 1600 }), true],
+    ['retries exceeded around a socket error', new KafkaJSNumberOfRetriesExceeded(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), { retryCount: 5, retryTime: 1600 }), true],
+    ['retries exceeded around a non-retriable error', new KafkaJSNumberOfRetriesExceeded(new KafkaJSNonRetriableError('SASL refused'), { retryCount: 5, retryTime: 1600 }), false],
     ['an object with retriable: false', { retriable: false }, false],
     ['an object with retriable: "yes"', { retriable: 'yes' }, false],
     ['a thrown string', 'boom', true],

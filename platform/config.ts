@@ -244,6 +244,12 @@ export const settings = {
       'Seed nodes of a Redis Cluster, instead of `REDIS_URL`: Vigil then asks them for the cluster’s layout and sends each batch’s state to the node of each key’s hash slot (see [scaling.md](scaling.md#redis-cluster)). `rediss://` seeds connect over TLS; user, password and CA are the `REDIS_*` settings above.',
     ),
     prefix: setting('VIGIL_REDIS_PREFIX', z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'), '1–64 letters, digits, `:`, `_`, `-`', 'The prefix of every Redis key Vigil writes.'),
+    commandTimeoutMs: setting(
+      'VIGIL_REDIS_COMMAND_TIMEOUT_MS',
+      int(100, 600_000).default(10_000),
+      '100–600000',
+      'How long a Redis command (a pipeline of the rules’ or the alerter’s state) may go unanswered before it fails, and the partition pauses and retries as for Redis away (see [pipeline.md](pipeline.md)). Without it a Redis that stopped answering (paused, its packets dropped) held chunks for as long as TCP took to give up, with no pause, no warning and a shutdown past its deadline.',
+    ),
   },
   detection: {
     enabled: setting(

@@ -32,6 +32,10 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
     ...(tls ? { tls: caFile === undefined ? {} : { ca: readFileSync(caFile, 'utf8') } } : {}),
     maxRetriesPerRequest: 1,
     connectTimeout: 5000,
+    // A Redis that accepts the connection and then stops answering fails the command, which
+    // pauses the partition as an outage does, instead of holding it until TCP gives up.
+    commandTimeout: config.redis.commandTimeoutMs,
+    keepAlive: 10_000,
   };
   const redis: RedisClient =
     cluster === undefined

@@ -97,6 +97,20 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
   /** A handler's non-retriable error, thrown to kafkajs by the next batch until the next assignment. */
   let fatal: { error: unknown } | undefined;
 
+  /**
+   * A pause, resume or seek, which kafkajs refuses (it throws "Consumer group was not
+   * initialized") between a crash of the consumer and its restart: a worker still draining its
+   * queue then resumed its partition, and the rejection took the process down. Nothing is lost by
+   * skipping it: the restart's assignment clears the lanes and reads on from the committed offsets.
+   */
+  function steer(what: string, act: () => void): void {
+    try {
+      act();
+    } catch (error) {
+      logger.debug({ err: error }, `could not ${what} a partition: the consumer is not running (restarting); its next assignment reads on from the committed offsets`);
+    }
+  }
+
   function laneOf(topic: string, partition: number): Lane {
     const key = partitionKey(topic, partition);
     let lane = lanes.get(key);
@@ -112,7 +126,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
   function resumeIfRoom(lane: Lane): void {
     if (lane.paused && queued(lane) - lane.inHand < maxQueued) {
       lane.paused = false;
-      control.resume(lane.topic, lane.partition);
+      steer('resume', () => control.resume(lane.topic, lane.partition));
     }
   }
 
@@ -127,7 +141,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     attempts.delete(lane.key);
     if (lane.paused) {
       lane.paused = false;
-      control.resume(lane.topic, lane.partition);
+      steer('resume', () => control.resume(lane.topic, lane.partition));
     }
     lane.wake?.();
   }
@@ -151,7 +165,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     lane.highWatermark = highWatermark;
     if (!lane.paused && queued(lane) - lane.inHand >= maxQueued) {
       lane.paused = true;
-      control.pause(topic, partition);
+      steer('pause', () => control.pause(topic, partition));
     }
     start(lane);
     return Promise.resolve();
@@ -159,10 +173,18 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
 
   /** Starts the lane's worker unless it runs; one that ends with messages queued (a batch came as it finished) starts again. */
   function start(lane: Lane): void {
-    lane.working ??= work(lane).finally(() => {
-      lane.working = undefined;
-      if (!stopped && queued(lane) > 0) start(lane);
-    });
+    lane.working ??= work(lane)
+      .catch((error: unknown) => {
+        // A worker's own failure, never an unhandled rejection: the consumer's next batch throws
+        // it, and its supervisor restarts it.
+        logger.error({ err: error, topic: lane.topic, partition: lane.partition }, `a partition's worker failed; the consumer restarts: ${errorMessage(error)}`);
+        fatal ??= { error };
+        for (const other of lanes.values()) clear(other);
+      })
+      .finally(() => {
+        lane.working = undefined;
+        if (!stopped && queued(lane) > 0) start(lane);
+      });
   }
 
   /** Tells the aligner where the partition's head is, if it was not told since it last left it. */
@@ -309,7 +331,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     fatal = { error };
     const first = chunk[0];
     for (const other of lanes.values()) clear(other);
-    if (first !== undefined) control.seek(lane.topic, lane.partition, first.offset);
+    if (first !== undefined) steer('seek', () => control.seek(lane.topic, lane.partition, first.offset));
   }
 
   return {

@@ -31,7 +31,7 @@ const DEFAULTS: Config = {
   limits: { maxMessageBytes: 262_144, maxJsonDepth: 16 },
   fetch: { maxBytesPerPartition: 262_144, maxBytes: 52_428_800, ahead: true },
   bulk: { maxDocs: 1000, maxBytes: 2_097_152, flushMs: 0, concurrency: 2 },
-  redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil' },
+  redis: { url: 'redis://127.0.0.1:6379', prefix: 'vigil', commandTimeoutMs: 10_000 },
   detection: { enabled: true, watch: true, allowedLatenessMs: 300_000, stateGraceMs: 900_000, correlationWaitMs: 0, alignEventTime: true, eventTimeSkewMs: 60_000, eventTimeIdleMs: 5_000 },
   geo: {},
   alerting: {
@@ -106,6 +106,7 @@ describe('loadConfig', () => {
       VIGIL_TOPIC_DETECTIONS: 'det',
       REDIS_URL: 'redis://redis.internal:6380',
       VIGIL_REDIS_PREFIX: 'v2',
+      VIGIL_REDIS_COMMAND_TIMEOUT_MS: '2500',
       VIGIL_DETECTION: 'off',
       VIGIL_RULES_PATH: 'rules/a.yaml, rules/extra',
       VIGIL_RULES_WATCH: 'false',
@@ -160,7 +161,7 @@ describe('loadConfig', () => {
       limits: { maxMessageBytes: 2048, maxJsonDepth: 32 },
       fetch: { maxBytesPerPartition: 524_288, maxBytes: 8_388_608, ahead: false },
       bulk: { maxDocs: 50, maxBytes: 4096, flushMs: 20, concurrency: 3 },
-      redis: { url: 'redis://redis.internal:6380', prefix: 'v2' },
+      redis: { url: 'redis://redis.internal:6380', prefix: 'v2', commandTimeoutMs: 2500 },
       detection: {
         enabled: false,
         rulesPaths: ['rules/a.yaml', 'rules/extra'],

@@ -135,6 +135,39 @@ describe('the fetch-ahead runner', () => {
     expect(gated.chunks).toStrictEqual(['events:0,1 (caught up)', 'events:2,3', 'events:4 (caught up)']);
   });
 
+  // Between a consumer's crash and its restart kafkajs throws on resume ("Consumer group was not
+  // initialized"): a worker draining its queue resumed its partition, and the rejection, unhandled,
+  // took the process down with no graceful stop.
+  it('goes on draining its queue when the consumer refuses a resume (it is restarting), with no unhandled rejection', async () => {
+    const consumer = control();
+    consumer.resume = () => {
+      throw new Error('Consumer group was not initialized, consumer#run must be called first');
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const gated = gatedHandler();
+      const runner = createFetchAheadRunner({ component: 'test', chunkSize: 2, maxQueued: 3, handle: gated.handle, logger, control: consumer });
+      await runner.eachBatch(batch('events', 0, 2).payload);
+      await until(() => gated.waiting() === 1, 'the first chunk');
+      await runner.eachBatch(batch('events', 2, 3).payload);
+      expect(consumer.calls).toStrictEqual(['pause events:0']);
+      gated.release();
+      await until(() => gated.chunks.length === 2, 'the second chunk');
+      gated.release();
+      await until(() => gated.chunks.length === 3, 'the third chunk');
+      gated.release();
+      runner.stop();
+      await runner.drain();
+      await turn();
+      expect(gated.chunks).toStrictEqual(['events:0,1 (caught up)', 'events:2,3', 'events:4 (caught up)']);
+      expect(unhandled).toStrictEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('retries a chunk a store refused from its queue after the backoff, without fetching it again', async () => {
     const consumer = control();
     let calls = 0;

@@ -315,28 +315,47 @@ export function createObservability(sources: ObservabilitySources): Observabilit
   }
 
   let admin: Admin | undefined;
+  /** The admin client being connected: one at a time, shared by the probes that wait for it. */
+  let connectingAdmin: Promise<Admin> | undefined;
+  let closed = false;
   let server: Server | undefined;
+
+  /**
+   * The probes' admin client. Its connect retries for longer than a probe waits (about 25 s
+   * against 2 s): each probe of an outage started another, and all of them connected when Kafka
+   * came back, every one but the last left open.
+   */
+  function adminClient(): Promise<Admin> {
+    if (admin) return Promise.resolve(admin);
+    connectingAdmin ??= (async () => {
+      const connecting = sources.kafka.admin();
+      try {
+        await connecting.connect();
+      } catch (error) {
+        // Each failed probe made an admin client that nothing closed: sockets piled up
+        // through a Kafka outage and stayed open after it.
+        await connecting.disconnect().catch(() => undefined);
+        throw error;
+      }
+      if (closed) {
+        // Connected after close(): nothing would disconnect it.
+        await connecting.disconnect().catch(() => undefined);
+        throw new Error('the observability server is closed');
+      }
+      admin = connecting;
+      return connecting;
+    })().finally(() => {
+      connectingAdmin = undefined;
+    });
+    return connectingAdmin;
+  }
 
   async function readiness(): Promise<Readiness> {
     const uses = sources.uses ?? { elasticsearch: true, redis: true };
     const { elasticsearch: client, redis: redisClient } = sources;
     const unused: Check = { ok: true, skipped: 'not used by this process' };
     const [kafka, elasticsearch, redis] = await Promise.all([
-      check('kafka', async () => {
-        if (!admin) {
-          const connecting = sources.kafka.admin();
-          try {
-            await connecting.connect();
-          } catch (error) {
-            // Each failed probe made an admin client that nothing closed: sockets piled up
-            // through a Kafka outage and stayed open after it.
-            await connecting.disconnect().catch(() => undefined);
-            throw error;
-          }
-          admin = connecting;
-        }
-        await probes.kafka(admin);
-      }),
+      check('kafka', async () => probes.kafka(await adminClient())),
       uses.elasticsearch && client ? check('elasticsearch', () => probes.elasticsearch(client, 1000)) : Promise.resolve(unused),
       uses.redis && redisClient ? check('redis', () => probes.redis(redisClient)) : Promise.resolve(unused),
     ]);
@@ -384,6 +403,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       return { host: at.host, port };
     },
     async close() {
+      closed = true;
       for (const off of unsubscribe) off();
       const closing = server;
       server = undefined;

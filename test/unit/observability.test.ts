@@ -226,4 +226,31 @@ describe('/readyz', () => {
     }
     expect(made[3]?.disconnects).toBe(1);
   });
+
+  // kafkajs's connect retries for about 25 s, a probe waits 2 s: each probe of an outage started
+  // another connect, and when Kafka came back all of them connected, every one but the last left open.
+  it('shares one admin connect between the probes that wait for it, and closes one that connects after close()', async () => {
+    const made: { disconnects: number; connect: () => void }[] = [];
+    const kafka = {
+      admin: () => {
+        let finish = (): void => undefined;
+        const admin = { disconnects: 0, connect: () => finish() };
+        made.push(admin);
+        return {
+          connect: () => new Promise<void>((resolve) => (finish = resolve)),
+          disconnect: () => Promise.resolve(void admin.disconnects++),
+          describeCluster: () => Promise.resolve({ brokers: [{ nodeId: 1, host: '127.0.0.1', port: 9092 }], controller: 1, clusterId: 'c' }),
+        };
+      },
+    } as unknown as Kafka;
+    const observability = createObservability({ ...everySource(new Instrumentation()), kafka, uses: { elasticsearch: false, redis: false } });
+    const probes = await Promise.all([observability.readiness(), observability.readiness(), observability.readiness()]);
+    expect(probes.map((probe) => probe.checks.kafka.ok)).toStrictEqual([false, false, false]);
+    expect(made).toHaveLength(1);
+    await observability.close();
+    // Kafka answers after the server closed: the client it connected is closed, not kept.
+    made[0]?.connect();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(made[0]?.disconnects).toBe(1);
+  });
 });

@@ -278,6 +278,12 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   // Resources are closed in reverse order of creation, on stop() and on a failed start().
   const owned = new Closers(logger);
   const started = new Closers(logger);
+  /**
+   * What takes work in, stopped before the rest (the intake, then the ingest pipeline): the ingest
+   * stopped last, after the notifier's drain of up to 10 s, fetching and starting chunks all the
+   * while, and had only what was left of the deadline for its own.
+   */
+  const upstream = new Closers(logger);
   // Each consumer group's client supervises its consumers: a crash is restarted with backoff or
   // becomes vigil.failure, never a consumer silently gone (see docs/operations.md).
   const supervisor = createConsumerSupervisor({
@@ -513,7 +519,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       if (ruleSet) logger.info({ rules: ruleSet.rules.map((compiled) => compiled.rule.id), lists: [...ruleSet.lists.keys()], digest: ruleSet.digest }, 'detection rules loaded');
       const running = pipeline;
       await running.start();
-      started.push('ingest pipeline', () => running.stop());
+      upstream.push('ingest pipeline', () => running.stop());
     }
     if (alerter && notifier && notificationProducer && outboxConsumer && groupStore) {
       const { alerter: runningAlerter, notifier: runningNotifier, outboxConsumer: delivering, groupStore: grouping } = { alerter, notifier, outboxConsumer, groupStore };
@@ -532,7 +538,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     // Last in, first out: the intake takes records only once everything else runs, and stops first.
     if (intake) {
       intakeAddress = await intake.start(overrides.intakeHttp ?? { host: config.intake.host, port: config.intake.port });
-      started.push('intake', () => intake.stop());
+      upstream.push('intake', () => intake.stop());
     }
     allStarted = true;
   }
@@ -543,6 +549,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       allStarted = false;
       // A consumer that crashes while it is being stopped is not restarted.
       supervisor.stop();
+      // Upstream first: the intake, then the ingest (its last chunk's detections still reach a
+      // running alerter), then the alerter, the notifier and the rest.
+      await upstream.closeAll();
       await started.closeAll();
       await owned.closeAll();
     },

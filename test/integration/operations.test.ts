@@ -100,6 +100,32 @@ describe('operations', () => {
     }
   });
 
+  // What takes work in stops first (docs/operations.md, Shutdown): the ingest stopped last,
+  // fetching through the notifier's drain.
+  it('stops the ingest pipeline first, then the alerter, then the notifier', async () => {
+    const vigil = vigilOn(stack, { roles: ['ingest', 'alerting'] });
+    await vigil.start();
+    try {
+      await waitFor('the consumers to join their groups', () => vigil.consumers().every((status) => status.state === 'running'));
+    } finally {
+      const order: string[] = [];
+      const record = <T extends { stop: (...args: never[]) => Promise<unknown> }>(part: T | undefined, name: string): void => {
+        if (part === undefined) throw new Error(`no ${name} to stop`);
+        const stop = part.stop.bind(part);
+        part.stop = ((...args: never[]) => {
+          order.push(name);
+          return stop(...args);
+        }) as T['stop'];
+      };
+      record(vigil.pipeline, 'ingest');
+      record(vigil.alerter, 'alerter');
+      record(vigil.notifier, 'notifier');
+      await vigil.stop();
+      // In the order each was first told to stop (the outbox consumer's stop drains the notifier too).
+      expect([...new Set(order)]).toStrictEqual(['ingest', 'alerter', 'notifier']);
+    }
+  });
+
   // A liveness probe found nothing to ask while the start waited on a store (45 s against a Kafka
   // that refused), and /readyz said ready before the consumers existed.
   it('answers /healthz, and /readyz with 503 "starting", while the start waits for an Elasticsearch that never answers', async () => {

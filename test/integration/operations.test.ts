@@ -115,7 +115,7 @@ describe('operations', () => {
         part.stop = ((...args: never[]) => {
           order.push(name);
           return stop(...args);
-        }) as T['stop'];
+        });
       };
       record(vigil.pipeline, 'ingest');
       record(vigil.alerter, 'alerter');

@@ -381,22 +381,24 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       else rejected.push({ message, reasonCode: 'index_rejected', reason: `an earlier copy of event id ${item.id} in the same chunk was refused (${outcome && 'reason' in outcome ? String(outcome.reason) : 'no answer'}); this one was not sent` });
     }
     await Promise.all([deadLettering, sendDeadLetters(chunk, rejected, now)]);
-    // Counted only once everything is acknowledged, so a retried chunk is not counted twice.
-    stats.consumed += messages.length;
-    const topicFamily = familyOfTopic.get(topic);
-    if (topicFamily) stats.consumedByFamily[topicFamily] = (stats.consumedByFamily[topicFamily] ?? 0) + messages.length;
-    stats.indexed += created;
-    for (const [family, count] of Object.entries(createdByFamily) as [Family, number][]) stats.indexedByFamily[family] = (stats.indexedByFamily[family] ?? 0) + count;
-    stats.duplicates += duplicates;
-    for (const { reasonCode } of [...refused, ...known, ...rejected]) {
-      stats.deadLettered++;
-      stats.deadLetteredByReason[reasonCode] = (stats.deadLetteredByReason[reasonCode] ?? 0) + 1;
-    }
-    stats.detections += detections.length;
-    for (const detection of detections) stats.detectionsByRule[detection.ruleId] = (stats.detectionsByRule[detection.ruleId] ?? 0) + 1;
     if (detections.length > 0) deps.onDetections?.(detections);
+    // Counted once the chunk is done with (its commit made or queued), not when handled: a chunk
+    // whose commit a rebalance dropped is handled again by the partition's next owner, and was
+    // counted twice (events in, detections per rule) while Kafka's own count was not.
     return () => {
       for (const { item, storedHash } of acknowledged) recentIds.remember(item.index, item.id, storedHash);
+      stats.consumed += messages.length;
+      const topicFamily = familyOfTopic.get(topic);
+      if (topicFamily) stats.consumedByFamily[topicFamily] = (stats.consumedByFamily[topicFamily] ?? 0) + messages.length;
+      stats.indexed += created;
+      for (const [family, count] of Object.entries(createdByFamily) as [Family, number][]) stats.indexedByFamily[family] = (stats.indexedByFamily[family] ?? 0) + count;
+      stats.duplicates += duplicates;
+      for (const { reasonCode } of [...refused, ...known, ...rejected]) {
+        stats.deadLettered++;
+        stats.deadLetteredByReason[reasonCode] = (stats.deadLetteredByReason[reasonCode] ?? 0) + 1;
+      }
+      stats.detections += detections.length;
+      for (const detection of detections) stats.detectionsByRule[detection.ruleId] = (stats.detectionsByRule[detection.ruleId] ?? 0) + 1;
     };
   }
 

@@ -156,11 +156,60 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       if (series === undefined) lagSeries.set(component, (series = new Map<string, { topic: string; partition: string }>()));
       series.set(`${topic}\u0000${labels.partition}`, { topic, partition: labels.partition });
     }),
-    instrumentation.on('consumer.assigned', ({ component, assignment }) => dropLag(component, (topic, partition) => (assignment[topic] ?? []).includes(Number(partition)))),
+    instrumentation.on('consumer.assigned', ({ component, groupId, assignment }) => {
+      dropLag(component, (topic, partition) => (assignment[topic] ?? []).includes(Number(partition)));
+      held.set(component, { groupId, assignment });
+    }),
     instrumentation.on('consumer.state', ({ component, state }) => {
-      if (state === 'stopped' || state === 'failed') dropLag(component, () => false);
+      if (state === 'stopped' || state === 'failed') {
+        dropLag(component, () => false);
+        held.delete(component);
+      }
     }),
   ];
+
+  // The partitions each consumer holds, and its group: what the committed lag is asked for.
+  const held = new Map<string, { groupId: string; assignment: Readonly<Record<string, readonly number[]>> }>();
+  // Behind the committed offset, from Kafka at scrape time. vigil_consumer_lag is kafkajs's, behind
+  // the last batch fetched: a partition paused through an outage is not fetched, and that lag
+  // stayed where it was while the backlog grew.
+  new Gauge({
+    name: 'vigil_consumer_committed_lag',
+    help: 'Messages of a partition after the group\'s committed offset (its end offset minus the committed one), for the partitions each consumer holds, asked of Kafka at scrape time.',
+    labelNames: ['component', 'group', 'topic', 'partition'],
+    registers,
+    async collect() {
+      this.reset();
+      if (held.size === 0) return;
+      try {
+        const client = await withTimeout('kafka', adminClient());
+        await Promise.all(
+          [...held].map(async ([component, { groupId, assignment }]) => {
+            const topics = Object.keys(assignment).filter((topic) => (assignment[topic] ?? []).length > 0);
+            if (topics.length === 0) return;
+            const [committed, ends] = await withTimeout(
+              'kafka',
+              Promise.all([client.fetchOffsets({ groupId, topics }), Promise.all(topics.map(async (topic) => ({ topic, offsets: await client.fetchTopicOffsets(topic) })))]),
+            );
+            for (const { topic, offsets } of ends) {
+              const at = committed.find((entry) => entry.topic === topic)?.partitions ?? [];
+              for (const partition of assignment[topic] ?? []) {
+                const end = offsets.find((entry) => entry.partition === partition);
+                if (end === undefined) continue;
+                const mark = Number(at.find((entry) => entry.partition === partition)?.offset ?? -1);
+                // Nothing committed yet: all that the partition still holds is behind.
+                const from = mark >= 0 ? mark : Number(end.low);
+                this.set({ component, group: groupId, topic, partition: String(partition) }, Math.max(0, Number(end.high) - from));
+              }
+            }
+          }),
+        );
+      } catch (error) {
+        // Kafka away: no series this scrape (vigil_consumer_up and /readyz say why).
+        sources.logger.debug({ err: error }, 'could not read the committed lag');
+      }
+    },
+  });
 
   // From the parts' stats(), at scrape time.
   // Up or not, without the state among its labels: a consumer cycling between starting and

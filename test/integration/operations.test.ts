@@ -94,6 +94,12 @@ describe('operations', () => {
       // evaluates one tally per endpoint and batch, not one per event).
       expect(sample(metrics.body, 'vigil_rule_evaluations_by_rule_total{rule="request-flood-per-endpoint",outcome="evaluated"}')).toBeGreaterThanOrEqual(1);
       expect(metrics.body).toMatch(new RegExp(`vigil_consumer_lag\\{component="ingest",topic="${stack.config.topics.invocation.replace(/\./g, '\\.')}",partition="\\d"\\} 0`));
+      // Behind the committed offsets, asked of Kafka: every partition of the invocations topic the
+      // consumer holds, and none behind once all is consumed and committed.
+      await waitFor('the committed lag at 0', async () => {
+        const lines = (await get(`${base}/metrics`)).body.split('\n').filter((line) => line.startsWith(`vigil_consumer_committed_lag{component="ingest",group="${stack.config.consumerGroup}",topic="${stack.config.topics.invocation}"`));
+        return lines.length === stack.config.topics.partitions && lines.every((line) => line.endsWith(' 0'));
+      });
       expect((await get(`${base}/nowhere`)).status).toBe(404);
     } finally {
       await vigil.stop();

@@ -123,6 +123,13 @@ export class Correlator {
         replyIndex.set(reads.length, queue('readRequest', [this.requestKey(requestId)], []));
         reads.push({ index, kind: 'request', time });
       }
+      // A rate limit or threat decision naming a user proves it only when the request's
+      // authentication was seen to pass (detectors/trust.ts): its request is read too, after its
+      // own note. Not waited for when missing: such a decision often comes before authentication.
+      if (event.family === 'policy' && requestId && userId && event.policy.kind !== 'authn' && event.policy.kind !== 'authz') {
+        replyIndex.set(reads.length, queue('readRequest', [this.requestKey(requestId)], []));
+        reads.push({ index, kind: 'request', time });
+      }
       if (event.family !== 'device' && userId) {
         replyIndex.set(reads.length, queue('readContext', this.userKeys(userId, sessionId), [sessionId ? 1 : 0]));
         reads.push({ index, kind: 'context', time });
@@ -139,7 +146,7 @@ export class Correlator {
       if (read.kind === 'request') {
         const request = parseRequest(reply);
         if (request) current.request = request;
-        else missing.push({ index: read.index, requestId: item.event.correlation.requestId ?? '', time: read.time });
+        else if (item.event.family === 'invocation') missing.push({ index: read.index, requestId: item.event.correlation.requestId ?? '', time: read.time });
       } else {
         const device = parseContext(reply, read.time);
         if (device) current.device = device;

@@ -10,9 +10,10 @@ import type { Correlated } from './correlation';
 
 /**
  * What an event proves about its user:
- * - `proven`: a passed authentication; a device event (the service reports its own session); a
- *   policy decision other than authentication on a request whose authentication (if seen) passed
- *   and whose `authContext` is not `none`;
+ * - `proven`: a passed authentication; a device event (the service reports its own session); an
+ *   authorization decision on a request whose authentication (if seen) passed and whose
+ *   `authContext` is not `none`; a rate limit or threat decision on a request whose
+ *   authentication was seen to pass;
  *   an invocation by a user that the gateway answered with neither 401 nor 407 and whose request
  *   failed no authentication.
  * - `claimed`: a user id is present but nothing proves it (a failed authentication, or a request
@@ -34,7 +35,12 @@ export function identityOf(event: VigilEvent, correlated?: Correlated): Identity
     case 'policy':
       if (event.policy.kind === 'authn') return event.policy.outcome === 'pass' ? 'proven' : 'claimed';
       // The gateway saying the request carried no authentication proves nobody, whatever it names.
-      return authn === 'fail' || event.policy.authContext === 'none' ? 'claimed' : 'proven';
+      if (authn === 'fail' || event.policy.authContext === 'none') return 'claimed';
+      // An authorization decision is made on an authenticated principal. A rate limit or a threat
+      // check may come before authentication (a login's per-username limiter names whatever was
+      // typed): it proves the user only when the request's authentication was seen to pass. It
+      // counted as proven before, and a spray's rejections moved the victim's location.
+      return event.policy.kind === 'authz' || authn === 'pass' ? 'proven' : 'claimed';
     case 'invocation': {
       const status = event.invocation.status;
       if (status === 401 || status === 407 || authn === 'fail') return 'claimed';

@@ -8,6 +8,7 @@ import {
   newValueRuleSchema,
   newValueType,
   type CompiledRuleOf,
+  type Correlated,
   type DetectionInput,
   type PlanBatch,
   type PlanEntry,
@@ -54,11 +55,16 @@ function planned<R extends { groupBy: string[] }>(
 
 describe('identityOf, refined', () => {
   it('takes a later policy decision on a request the gateway says carried no authentication as claimed', () => {
-    const threat = (authContext?: string): VigilEvent =>
-      event(policyEvent(), { 'policy.kind': 'json_threat', 'policy.outcome': 'fail', 'policy.authContext': authContext, 'actor.userId': 'admin' });
-    expect(identityOf(threat('none'))).toBe('claimed');
-    expect(identityOf(threat('oauth2'))).toBe('proven');
-    expect(identityOf(threat(undefined))).toBe('proven');
+    const decision = (kind: string, authContext?: string): VigilEvent =>
+      event(policyEvent(), { 'policy.kind': kind, 'policy.outcome': 'fail', 'policy.authContext': authContext, 'actor.userId': 'admin' });
+    expect(identityOf(decision('authz', 'none'))).toBe('claimed');
+    expect(identityOf(decision('authz', 'oauth2'))).toBe('proven');
+    expect(identityOf(decision('authz', undefined))).toBe('proven');
+    // A threat check proves nobody by itself (it may come before authentication), with or without a context.
+    const passed: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [] } };
+    expect(identityOf(decision('json_threat', 'none'), passed)).toBe('claimed');
+    expect(identityOf(decision('json_threat', 'oauth2'), passed)).toBe('proven');
+    expect(identityOf(decision('json_threat', 'oauth2'))).toBe('claimed');
   });
 });
 

@@ -32,10 +32,22 @@ describe('identityOf (the trust model)', () => {
     expect(identityOf(invocation(200, 'u-1'), failedRequest)).toBe('claimed');
   });
 
-  it('takes a later policy decision as proven unless the request failed authentication', () => {
+  it('takes an authorization decision as proven unless the request failed authentication', () => {
     const authz = event(policyEvent(), { 'policy.kind': 'authz', 'policy.outcome': 'fail', 'actor.userId': 'u-1' });
     expect(identityOf(authz)).toBe('proven');
     expect(identityOf(authz, failedRequest)).toBe('claimed');
+  });
+
+  // A login's per-username rate limiter names whatever was typed: its rejections of a spray moved
+  // the victim's location and raised new-country and impossible-travel against them.
+  it('takes a rate limit or threat decision as proven only on a request whose authentication was seen to pass', () => {
+    const passedRequest: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [] } };
+    for (const kind of ['rate_limit', 'json_threat', 'xml_threat', 'custom']) {
+      const decision = event(policyEvent(), { 'policy.kind': kind, 'policy.outcome': 'fail', 'actor.userId': 'victim' });
+      expect([kind, identityOf(decision)]).toStrictEqual([kind, 'claimed']);
+      expect([kind, identityOf(decision, passedRequest)]).toStrictEqual([kind, 'proven']);
+      expect([kind, identityOf(decision, failedRequest)]).toStrictEqual([kind, 'claimed']);
+    }
   });
 
   it('is a filter field, derived when the input does not carry it', () => {

@@ -180,6 +180,10 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
     }
   }
   if (problems.length > 0) throw new RuleSetError(problems);
+  // As an empty folder: files holding `[]`, or only disabled rules, turned detection off without a word.
+  if (compiled.length === 0) {
+    throw new RuleSetError([{ file: paths.join(', '), path: '', message: 'holds no enabled rule (the files hold none, or every rule has enabled: false); to run without rules, set VIGIL_DETECTION=off' }]);
+  }
   return { rules: compiled, digest: hash.digest('hex').slice(0, 16), files, lists, listFiles: loaded.sources.map((source) => source.file) };
 }
 

@@ -79,6 +79,13 @@ describe('rule reload without a restart', () => {
     mkdirSync(empty);
     expect(() => loadRuleSet([empty])).toThrow(RuleSetError);
     expect(() => loadRuleSet([empty])).toThrow(`${empty} at (root): holds no rule file (.yaml, .yml or .json); to run without rules, set VIGIL_DETECTION=off`);
+    // Files that hold no enabled rule are no rule set either: `[]`, or every rule disabled.
+    const none = join(folder, 'none');
+    mkdirSync(none);
+    writeFileSync(join(none, 'empty.yaml'), '[]\n');
+    expect(() => loadRuleSet([none])).toThrow(`${none} at (root): holds no enabled rule (the files hold none, or every rule has enabled: false); to run without rules, set VIGIL_DETECTION=off`);
+    writeFileSync(join(none, 'empty.yaml'), `${rule('rule-off', 5)}  enabled: false\n`);
+    expect(() => loadRuleSet([none])).toThrow('holds no enabled rule');
 
     writeFileSync(join(folder, 'a.yaml'), rule('rule-a', 5));
     const loads: RuleSet[] = [];

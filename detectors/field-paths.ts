@@ -34,6 +34,8 @@ const defOf = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def
 
 /** Free-form maps: any path under them is a field. */
 const OPEN = new Set<string>();
+/** Fields that hold a list: a condition holds on any element, but a key or a counted value needs one value. */
+const LISTS = new Set<string>();
 
 function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, family: string): void {
   const def = defOf(schema);
@@ -71,6 +73,7 @@ function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, fam
       return;
     case 'array':
       // A condition on an array holds when one of its elements meets it.
+      LISTS.add(path);
       if (def.element) walk(def.element, path, into, family);
       return;
     case 'record':
@@ -118,6 +121,7 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   everywhere('correlated.request.policies', { kind: 'object' });
   OPEN.add('correlated.request.policies');
   everywhere('correlated.request.failedPolicies', { kind: 'string' });
+  LISTS.add('correlated.request.failedPolicies');
   everywhere('correlated.device', { kind: 'object' });
   for (const key of ['deviceId', 'country']) everywhere(`correlated.device.${key}`, { kind: 'string' });
   for (const key of ['deviceAgeMs', 'knownDevices']) everywhere(`correlated.device.${key}`, { kind: 'number' });
@@ -159,6 +163,8 @@ interface FieldUse {
   at: string;
   field: string;
   compared?: { operator: 'equals' | 'in'; values: readonly unknown[] };
+  /** A key (`groupBy`) or a counted value (a rule's `field`, a measure's, a concentration's): one value per event. */
+  single?: boolean;
 }
 
 /** Every field a parsed rule names: `field` and `distinctField` keys at any depth, and `groupBy`. */
@@ -173,10 +179,12 @@ function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
     const here = at === '' ? key : `${at}.${key}`;
     if ((key === 'field' || key === 'distinctField') && typeof child === 'string') {
       const compared = 'equals' in record ? { operator: 'equals' as const, values: [record.equals] } : 'in' in record && Array.isArray(record.in) ? { operator: 'in' as const, values: record.in as unknown[] } : undefined;
-      into.push({ at: here, field: child, ...(compared ? { compared } : {}) });
+      // Not a condition: a rule's counted field (cardinality, new_value), a measure's, a concentration's.
+      const single = key === 'distinctField' || 'type' in record || 'kind' in record || 'minPerSource' in record || at.endsWith('concentration');
+      into.push({ at: here, field: child, ...(compared ? { compared } : {}), ...(single ? { single } : {}) });
     } else if (key === 'groupBy' && Array.isArray(child)) {
       child.forEach((item, index) => {
-        if (typeof item === 'string') into.push({ at: `${here}.${index}`, field: item });
+        if (typeof item === 'string') into.push({ at: `${here}.${index}`, field: item, single: true });
       });
     } else {
       fieldUses(child, here, into);
@@ -235,6 +243,11 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
     if (info === undefined) {
       const near = nearestFieldPath(use.field);
       problems.push({ path: use.at, message: `no event has the field ${use.field}${near ? ` (did you mean ${near}?)` : ''}; such a condition never matches (docs/events.md lists the fields)` });
+      continue;
+    }
+    if (use.single === true && (LISTS.has(use.field) || info.kind === 'object')) {
+      // The engine skips an event whose value here is a list or an object: the rule never fires.
+      problems.push({ path: use.at, message: `${use.field} holds ${info.kind === 'object' ? 'an object' : 'a list'}, not one value: an event is skipped by a rule keyed or counted on it, so the rule never fires (a filter condition on it holds on any element)` });
       continue;
     }
     if (use.compared === undefined || info.kind === 'any' || info.kind === 'object') continue;

@@ -76,6 +76,23 @@ describe('the fields a rule names are checked against the events', () => {
     expect(problemsOf([match('number', { field: 'actor.userId', equals: 42 })])).toEqual(['[0].filter.field: actor.userId is text: compare it with "42" in quotes']);
   });
 
+  // The engine skips an event whose key or counted value is a list or an object: such a rule loaded
+  // and never fired, without a word.
+  it('refuses a list or an object as a key or a counted value, and takes a condition on a list', () => {
+    const threshold = { ...base, type: 'threshold', window: '1m', threshold: 3 };
+    expect(problemsOf([{ ...threshold, id: 'keyed-list', groupBy: ['policy.scopes'] }])).toEqual([
+      '[0].groupBy.0: policy.scopes holds a list, not one value: an event is skipped by a rule keyed or counted on it, so the rule never fires (a filter condition on it holds on any element)',
+    ]);
+    expect(problemsOf([{ ...base, id: 'counted-object', type: 'cardinality', groupBy: ['client.ip'], field: 'geo', window: '1m', threshold: 3 }])).toEqual([
+      '[0].field: geo holds an object, not one value: an event is skipped by a rule keyed or counted on it, so the rule never fires (a filter condition on it holds on any element)',
+    ]);
+    expect(problemsOf([{ ...base, id: 'new-failed', type: 'new_value', groupBy: ['actor.userId'], field: 'correlated.request.failedPolicies' }])).toEqual([
+      '[0].field: correlated.request.failedPolicies holds a list, not one value: an event is skipped by a rule keyed or counted on it, so the rule never fires (a filter condition on it holds on any element)',
+    ]);
+    // A condition on a list holds on any element: taken.
+    expect(problemsOf([match('scope-condition', { field: 'policy.scopes', in: ['admin'] }), match('failed-condition', { field: 'correlated.request.failedPolicies', in: ['authz'] })])).toEqual([]);
+  });
+
   it('refuses an all of conditions no one event meets: fields of two families', () => {
     expect(problemsOf([match('two-families', { all: [{ field: 'family', equals: 'invocation' }, { field: 'device.deviceId', exists: true }] })])).toEqual([
       '[0].filter.all: no one event meets all of these: family invocation, device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',

@@ -165,7 +165,12 @@ interface FieldUse {
   compared?: { operator: 'equals' | 'in'; values: readonly unknown[] };
   /** A key (`groupBy`) or a counted value (a rule's `field`, a measure's, a concentration's): one value per event. */
   single?: boolean;
+  /** The condition's operator, when it is one that holds on one kind of value only. */
+  operator?: 'gt' | 'gte' | 'lt' | 'lte' | 'prefix' | 'regex';
 }
+
+const NUMERIC_OPERATORS = ['gt', 'gte', 'lt', 'lte'] as const;
+const TEXT_OPERATORS = ['prefix', 'regex'] as const;
 
 /** Every field a parsed rule names: `field` and `distinctField` keys at any depth, and `groupBy`. */
 function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
@@ -181,7 +186,8 @@ function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
       const compared = 'equals' in record ? { operator: 'equals' as const, values: [record.equals] } : 'in' in record && Array.isArray(record.in) ? { operator: 'in' as const, values: record.in as unknown[] } : undefined;
       // Not a condition: a rule's counted field (cardinality, new_value), a measure's, a concentration's.
       const single = key === 'distinctField' || 'type' in record || 'kind' in record || 'minPerSource' in record || at.endsWith('concentration');
-      into.push({ at: here, field: child, ...(compared ? { compared } : {}), ...(single ? { single } : {}) });
+      const operator = [...NUMERIC_OPERATORS, ...TEXT_OPERATORS].find((name) => name in record);
+      into.push({ at: here, field: child, ...(compared ? { compared } : {}), ...(single ? { single } : {}), ...(operator ? { operator } : {}) });
     } else if (key === 'groupBy' && Array.isArray(child)) {
       child.forEach((item, index) => {
         if (typeof item === 'string') into.push({ at: `${here}.${index}`, field: item, single: true });
@@ -249,6 +255,14 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
       // The engine skips an event whose value here is a list or an object: the rule never fires.
       problems.push({ path: use.at, message: `${use.field} holds ${info.kind === 'object' ? 'an object' : 'a list'}, not one value: an event is skipped by a rule keyed or counted on it, so the rule never fires (a filter condition on it holds on any element)` });
       continue;
+    }
+    if (use.operator !== undefined && info.kind !== 'any' && info.kind !== 'object') {
+      const numeric = (NUMERIC_OPERATORS as readonly string[]).includes(use.operator);
+      if (numeric && info.kind !== 'number') {
+        problems.push({ path: use.at, message: `${use.field} is ${info.kind === 'string' ? 'text' : info.kind}, not a number: ${use.operator} never holds on it` });
+      } else if (!numeric && info.kind !== 'string') {
+        problems.push({ path: use.at, message: `${use.field} is ${info.kind === 'number' ? 'a number' : info.kind}, not text: ${use.operator} never holds on it (compare a number with gt, gte, lt, lte or equals)` });
+      }
     }
     if (use.compared === undefined || info.kind === 'any' || info.kind === 'object') continue;
     for (const compared of use.compared.values) {

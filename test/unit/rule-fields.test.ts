@@ -93,6 +93,14 @@ describe('the fields a rule names are checked against the events', () => {
     expect(problemsOf([match('scope-condition', { field: 'policy.scopes', in: ['admin'] }), match('failed-condition', { field: 'correlated.request.failedPolicies', in: ['authz'] })])).toEqual([]);
   });
 
+  it('refuses an operator that never holds on the field\'s kind: a comparison on text, a pattern on a number', () => {
+    expect(problemsOf([match('gt-text', { field: 'policy.outcome', gt: 3 })])).toEqual(['[0].filter.field: policy.outcome is text, not a number: gt never holds on it']);
+    expect(problemsOf([match('regex-number', { field: 'invocation.status', regex: '^5' })])).toEqual([
+      '[0].filter.field: invocation.status is a number, not text: regex never holds on it (compare a number with gt, gte, lt, lte or equals)',
+    ]);
+    expect(problemsOf([match('fine', { all: [{ field: 'invocation.status', gte: 500 }, { field: 'invocation.route', prefix: '/admin' }] })])).toEqual([]);
+  });
+
   it('refuses an all of conditions no one event meets: fields of two families', () => {
     expect(problemsOf([match('two-families', { all: [{ field: 'family', equals: 'invocation' }, { field: 'device.deviceId', exists: true }] })])).toEqual([
       '[0].filter.all: no one event meets all of these: family invocation, device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',

@@ -126,13 +126,16 @@ export function injectAttacks(emitter: Emitter, options: { now?: Date; labels?: 
   }
   attacks.push({ name: 'rate-limit storm', description: `partner-flood-${run}: 80 rate-limit rejections in 40s`, expectedRules: ['rate-limit-storm-per-consumer', 'rate-limit-storm-per-ip'], events: 80, actors: [`partner-flood-${run}`, `200.160.2.${octet}`] });
 
-  // Single-event attacks.
-  const probe = { actor: { userId: `probe-${run}`, consumerId: 'partner-globex' }, client: { ip: '8.8.8.77' }, ...labels };
+  // Single-event attacks. The threat checks run before authentication (as a gateway orders them:
+  // refuse the payload before spending an introspection on it), so nothing proves the probe's user
+  // on those two requests and their detections are keyed on its IP (docs/correlation.md, trust).
+  const probeIp = `8.8.${octet}.77`;
+  const probe = { actor: { userId: `probe-${run}`, consumerId: 'partner-globex' }, client: { ip: probeIp }, ...labels };
   emitter.policy({ ...probe, time: at(40), policy: { kind: 'json_threat', name: 'json-threat-protection', outcome: 'fail', reason: 'container_depth_exceeded', group: 'payments', resource: { api: 'payments-v2', method: 'POST', path: '/v2/payments' } } });
   emitter.policy({ ...probe, time: at(39), policy: { kind: 'xml_threat', name: 'xml-threat-protection', outcome: 'fail', reason: 'entity_expansion', group: 'legacy', resource: { api: 'legacy-soap', method: 'POST', path: '/soap/accounts' } } });
   emitter.policy({ ...probe, time: at(38), policy: { kind: 'authz', name: 'require-scope', outcome: 'fail', reason: 'missing_scope', scopes: ['admin:write'], authContext: 'oauth2', group: 'admin', resource: { api: 'admin-v1', method: 'DELETE', path: '/admin/v1/users/17' } } });
   emitter.policy({ ...probe, time: at(37), policy: { kind: 'authn', name: 'verify-password', outcome: 'pass', authContext: 'basic', group: 'payments', resource: { api: 'payments-v2', method: 'POST', path: '/v2/payments' } } });
-  attacks.push({ name: 'threat payloads and policy bypass', description: 'a JSON bomb, an XML entity expansion, an admin-scope probe, basic auth on a 2FA API', expectedRules: ['json-threat-violation', 'xml-threat-violation', 'authz-failure-privileged-scope', 'basic-auth-on-2fa-resource'], events: 4, actors: [`probe-${run}`] });
+  attacks.push({ name: 'threat payloads and policy bypass', description: 'a JSON bomb, an XML entity expansion, an admin-scope probe, basic auth on a 2FA API', expectedRules: ['json-threat-violation', 'xml-threat-violation', 'authz-failure-privileged-scope', 'basic-auth-on-2fa-resource'], events: 4, actors: [`probe-${run}`, probeIp] });
 
   return attacks;
 }

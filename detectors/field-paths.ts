@@ -15,6 +15,8 @@ export interface FieldInfo {
   kind: 'string' | 'number' | 'boolean' | 'object' | 'any';
   /** The only values it may hold (an enum or literal), when it has such a list. */
   values?: readonly string[];
+  /** It holds an IP address (the contract checks it): what a `cidr` condition can hold on. */
+  ip?: boolean;
   /** The families whose events have it; undefined when every input may (enrichment). */
   families?: readonly string[];
 }
@@ -28,6 +30,7 @@ interface ZodDef {
   options?: readonly z.ZodType[];
   entries?: Record<string, string | number>;
   values?: readonly unknown[];
+  format?: string;
 }
 
 const defOf = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
@@ -49,7 +52,8 @@ function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, fam
     }
     // The same path in several families (or union members): the values of both, if both list them.
     const values = known.values !== undefined && info.values !== undefined ? [...new Set([...known.values, ...info.values])] : undefined;
-    into.set(path, { kind: known.kind === info.kind ? known.kind : 'any', ...(values !== undefined ? { values } : {}), families });
+    const ip = known.ip === true && info.ip === true;
+    into.set(path, { kind: known.kind === info.kind ? known.kind : 'any', ...(values !== undefined ? { values } : {}), ...(ip ? { ip } : {}), families });
   };
   switch (def.type) {
     case 'optional':
@@ -87,7 +91,7 @@ function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, fam
       note({ kind: typeof def.values?.[0] === 'number' ? 'number' : typeof def.values?.[0] === 'boolean' ? 'boolean' : 'string', values: (def.values ?? []).map(String) });
       return;
     case 'string':
-      note({ kind: 'string' });
+      note({ kind: 'string', ...(def.format === 'ipv4' || def.format === 'ipv6' ? { ip: true } : {}) });
       return;
     case 'number':
     case 'int':
@@ -129,6 +133,11 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   return fields;
 })();
 
+/** The fields that hold an IP address, for the message refusing a `cidr` on another. */
+function ipFields(): string[] {
+  return [...CATALOGUE].filter(([, info]) => info.ip === true).map(([path]) => path);
+}
+
 /** What a rule's field path holds, or undefined when no input has it. */
 export function fieldInfo(path: string): FieldInfo | undefined {
   const known = CATALOGUE.get(path);
@@ -166,11 +175,12 @@ interface FieldUse {
   /** A key (`groupBy`) or a counted value (a rule's `field`, a measure's, a concentration's): one value per event. */
   single?: boolean;
   /** The condition's operator, when it is one that holds on one kind of value only. */
-  operator?: 'gt' | 'gte' | 'lt' | 'lte' | 'prefix' | 'regex';
+  operator?: 'gt' | 'gte' | 'lt' | 'lte' | 'prefix' | 'regex' | 'cidr';
 }
 
 const NUMERIC_OPERATORS = ['gt', 'gte', 'lt', 'lte'] as const;
 const TEXT_OPERATORS = ['prefix', 'regex'] as const;
+const IP_OPERATORS = ['cidr'] as const;
 
 /** Every field a parsed rule names: `field` and `distinctField` keys at any depth, and `groupBy`. */
 function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
@@ -186,7 +196,7 @@ function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
       const compared = 'equals' in record ? { operator: 'equals' as const, values: [record.equals] } : 'in' in record && Array.isArray(record.in) ? { operator: 'in' as const, values: record.in as unknown[] } : undefined;
       // Not a condition: a rule's counted field (cardinality, new_value), a measure's, a concentration's.
       const single = key === 'distinctField' || 'type' in record || 'kind' in record || 'minPerSource' in record || at.endsWith('concentration');
-      const operator = [...NUMERIC_OPERATORS, ...TEXT_OPERATORS].find((name) => name in record);
+      const operator = [...NUMERIC_OPERATORS, ...TEXT_OPERATORS, ...IP_OPERATORS].find((name) => name in record);
       into.push({ at: here, field: child, ...(compared ? { compared } : {}), ...(single ? { single } : {}), ...(operator ? { operator } : {}) });
     } else if (key === 'groupBy' && Array.isArray(child)) {
       child.forEach((item, index) => {
@@ -258,7 +268,9 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
     }
     if (use.operator !== undefined && info.kind !== 'any' && info.kind !== 'object') {
       const numeric = (NUMERIC_OPERATORS as readonly string[]).includes(use.operator);
-      if (numeric && info.kind !== 'number') {
+      if (use.operator === 'cidr') {
+        if (info.ip !== true) problems.push({ path: use.at, message: `${use.field} is ${info.kind === 'string' ? 'text' : info.kind === 'number' ? 'a number' : info.kind}, not an IP address: cidr never holds on it (the fields that hold one: ${ipFields().join(', ')})` });
+      } else if (numeric && info.kind !== 'number') {
         problems.push({ path: use.at, message: `${use.field} is ${info.kind === 'string' ? 'text' : info.kind}, not a number: ${use.operator} never holds on it` });
       } else if (!numeric && info.kind !== 'string') {
         problems.push({ path: use.at, message: `${use.field} is ${info.kind === 'number' ? 'a number' : info.kind}, not text: ${use.operator} never holds on it (compare a number with gt, gte, lt, lte or equals)` });

@@ -101,6 +101,17 @@ describe('the fields a rule names are checked against the events', () => {
     expect(problemsOf([match('fine', { all: [{ field: 'invocation.status', gte: 500 }, { field: 'invocation.route', prefix: '/admin' }] })])).toEqual([]);
   });
 
+  it('refuses a cidr condition on a field that holds no IP address, and takes it on one that does', () => {
+    expect(problemsOf([match('cidr-user', { field: 'actor.userId', cidr: ['10.0.0.0/8'] })])).toEqual([
+      '[0].filter.field: actor.userId is text, not an IP address: cidr never holds on it (the fields that hold one: client.ip, device.ip)',
+    ]);
+    expect(problemsOf([match('cidr-status', { not: { field: 'invocation.status', cidr: ['10.0.0.0/8'] } })])).toEqual([
+      '[0].filter.not.field: invocation.status is a number, not an IP address: cidr never holds on it (the fields that hold one: client.ip, device.ip)',
+    ]);
+    expect(problemsOf([match('cidr-network', { field: 'ipNetwork', cidr: ['10.0.0.0/8'] })])).toHaveLength(1);
+    expect(problemsOf([match('cidr-ip', { any: [{ field: 'client.ip', cidr: ['10.0.0.0/8'] }, { field: 'device.ip', cidr: ['2001:db8::/32'] }] })])).toEqual([]);
+  });
+
   it('refuses an all of conditions no one event meets: fields of two families', () => {
     expect(problemsOf([match('two-families', { all: [{ field: 'family', equals: 'invocation' }, { field: 'device.deviceId', exists: true }] })])).toEqual([
       '[0].filter.all: no one event meets all of these: family invocation, device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',

@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { nearest } from './nearest';
@@ -592,7 +592,40 @@ function redisUrlProblems(context: { value: string; issues: unknown[] }): void {
   if (url.hostname === '') problem('no host (expected redis://host:port)');
   if (url.port === '0') problem('port 0 (expected 1–65535)');
   if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,5}$/.test(url.pathname)) {
-    problem(`database "${decodeURIComponent(url.pathname.slice(1))}" is not a whole number (expected redis://host:port/0)`);
+    problem(`database "${decoded(url.pathname.slice(1)) ?? url.pathname.slice(1)}" is not a whole number (expected redis://host:port/0)`);
+  }
+  // ioredis turns every query parameter into a client option (`?password=` logs in), which no
+  // check here sees and the redaction of logged URLs misses: the settings of their own say it.
+  if (url.search !== '') {
+    problem(`holds a query string (${[...url.searchParams.keys()].map((key) => `"${key}"`).join(', ') || '?'}): set REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS_CA_FILE instead, and rediss:// for TLS`);
+  }
+  // ioredis decodes the user info and throws "URI malformed" at connect, naming nothing.
+  for (const [part, text] of [['user', url.username], ['password', url.password]] as const) {
+    if (text !== '' && decoded(text) === undefined) problem(`its ${part} holds a malformed %-escape (a literal % is written %25)`);
+  }
+}
+
+/** `text` with its %-escapes decoded, or undefined when one is malformed. */
+function decoded(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a URL's scheme is `scheme` (a scheme is case-insensitive: `HTTPS://` is https). */
+function hasScheme(url: string, scheme: string): boolean {
+  return url.toLowerCase().startsWith(`${scheme}://`);
+}
+
+/** Whether a URL carries a user or a password (`redis://user:pw@host`). */
+function hasUserInfo(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.username !== '' || parsed.password !== '';
+  } catch {
+    return false;
   }
 }
 
@@ -601,7 +634,9 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
   ({ kafka }) =>
     kafka.sasl.mechanism !== 'none' && (kafka.sasl.username === undefined || kafka.sasl.password === undefined)
       ? `KAFKA_SASL_MECHANISM is ${kafka.sasl.mechanism}: set KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD too`
-      : undefined,
+      : kafka.sasl.mechanism === 'none' && (kafka.sasl.username !== undefined || kafka.sasl.password !== undefined)
+        ? 'KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set but KAFKA_SASL_MECHANISM is none (its default): the credentials would not be sent; set the mechanism the brokers use (plain, scram-sha-256, scram-sha-512)'
+        : undefined,
   ({ elasticsearch }) =>
     (elasticsearch.username === undefined) !== (elasticsearch.password === undefined)
       ? 'ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD go together: set both or neither'
@@ -609,12 +644,17 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
         ? 'ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are both set: choose one way to authenticate'
         : undefined,
   ({ elasticsearch }) =>
-    elasticsearch.caFile !== undefined && !elasticsearch.url.startsWith('https://') ? 'ELASTICSEARCH_CA_FILE is set but ELASTICSEARCH_URL is not https://' : undefined,
+    elasticsearch.caFile !== undefined && !hasScheme(elasticsearch.url, 'https') ? 'ELASTICSEARCH_CA_FILE is set but ELASTICSEARCH_URL is not https://' : undefined,
+  ({ redis }) => (redis.username !== undefined && redis.password === undefined ? 'REDIS_USERNAME is set without REDIS_PASSWORD: an ACL user logs in with its password; set both' : undefined),
+  ({ redis }) =>
+    redis.cluster === undefined && hasUserInfo(redis.url) && (redis.username !== undefined || redis.password !== undefined)
+      ? 'REDIS_URL holds a user or a password and REDIS_USERNAME or REDIS_PASSWORD is set too: the URL’s would win without a word; keep the credentials in REDIS_USERNAME and REDIS_PASSWORD only'
+      : undefined,
   ({ redis }) =>
     redis.caFile === undefined
       ? undefined
       : redis.cluster === undefined
-        ? !redis.url.startsWith('rediss://')
+        ? !hasScheme(redis.url, 'rediss')
           ? 'REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://'
           : undefined
         : !redis.cluster.tls
@@ -629,7 +669,9 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
     ] as const
   ).map(([variable, fileOf]) => (config: Config) => {
     const file = fileOf(config);
-    return file !== undefined && !readable(file) ? `${variable}: cannot read ${file}` : undefined;
+    if (file === undefined) return undefined;
+    const problem = fileProblem(file, variable !== 'VIGIL_GEOIP_DATABASE');
+    return problem === undefined ? undefined : `${variable}: ${problem}`;
   }),
   ({ alerting }) =>
     alerting.suppressMs < alerting.resolveAfterMs
@@ -637,13 +679,33 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
       : undefined,
 ];
 
-function readable(file: string): boolean {
+/**
+ * What keeps `file` from being used: unreadable, a directory (a secret mounted as a folder), or,
+ * for a CA, no PEM certificate in it (a DER file or a key). Each failed later, at the client's
+ * `readFileSync` or its TLS handshake, naming no setting.
+ */
+function fileProblem(file: string, certificate: boolean): string | undefined {
   try {
     accessSync(file, constants.R_OK);
-    return true;
+    if (statSync(file).isDirectory()) return `${file} is a directory, not a file`;
   } catch {
-    return false;
+    return `cannot read ${file}`;
   }
+  if (!certificate) return undefined;
+  // A CA bundle is small; its first 64 KiB hold a certificate if it has one.
+  const head = Buffer.alloc(65_536);
+  let length = 0;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      length = readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return `cannot read ${file}`;
+  }
+  return head.subarray(0, length).includes('-----BEGIN CERTIFICATE-----') ? undefined : `no PEM certificate in ${file} (expected -----BEGIN CERTIFICATE-----; convert a DER file with openssl x509 -inform der)`;
 }
 
 /**

@@ -1,6 +1,10 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, unknownVariables, unknownVariablesWarning, type Config } from '../../platform';
+
+/** A PEM certificate's first line, built so that this file (a CA candidate in a test below) holds none. */
+const PEM_HEADER = ['-----BEGIN', 'CERTIFICATE-----'].join(' ');
 
 /** The ConfigError a load throws; fails the test when it throws anything else or nothing. */
 function configErrorOf(env: Record<string, string | undefined>): ConfigError {
@@ -413,12 +417,63 @@ describe('REDIS_URL', () => {
     ['redis://127.0.0.1:99999', 'REDIS_URL: not a URL (expected redis://host:port, the port 1–65535)'],
     ['redis://127.0.0.1:0', 'REDIS_URL: port 0 (expected 1–65535)'],
     ['redis://127.0.0.1:6379/notadb', 'REDIS_URL: database "notadb" is not a whole number (expected redis://host:port/0)'],
+    // A malformed escape threw a bare URIError out of loadConfig (exit 1, no variable named).
+    ['redis://127.0.0.1:6379/%zz', 'REDIS_URL: database "%zz" is not a whole number (expected redis://host:port/0)'],
+    // ioredis takes query parameters as options (a password logged in, then printed in every error).
+    ['rediss://cache:6380?password=hunter22', 'REDIS_URL: holds a query string ("password"): set REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS_CA_FILE instead, and rediss:// for TLS'],
+    // ioredis threw "URI malformed" at connect for a literal % in the password.
+    ['redis://:50%off@cache:6379', 'REDIS_URL: its password holds a malformed %-escape (a literal % is written %25)'],
   ])('refuses %s, naming what is wrong', (url, problem) => {
     expect(configErrorOf({ REDIS_URL: url }).issues).toEqual([problem]);
   });
 
   it.each(['redis://127.0.0.1', 'redis://127.0.0.1:6379/', 'redis://cache:6380/2', 'rediss://cache.internal:6380'])('takes %s', (url) => {
     expect(loadConfig({ REDIS_URL: url }).redis.url).toBe(url);
+  });
+});
+
+describe('secured connections: settings that cannot work together are refused, naming them', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'vigil-config-'));
+  const ca = join(folder, 'ca.pem');
+  writeFileSync(ca, `${PEM_HEADER}\nMIIB\n-----END CERTIFICATE-----\n`);
+  const der = join(folder, 'ca.der');
+  writeFileSync(der, Buffer.from([0x30, 0x82, 0x01, 0x0a, 0x02, 0x82]));
+
+  it('refuses Kafka SASL credentials without a mechanism: they were silently not sent', () => {
+    expect(configErrorOf({ KAFKA_SASL_USERNAME: 'vigil', KAFKA_SASL_PASSWORD: 'password-1' }).issues).toEqual([
+      'KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set but KAFKA_SASL_MECHANISM is none (its default): the credentials would not be sent; set the mechanism the brokers use (plain, scram-sha-256, scram-sha-512)',
+    ]);
+    expect(configErrorOf({ KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'vigil' }).issues).toEqual(['KAFKA_SASL_MECHANISM is scram-sha-512: set KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD too']);
+    expect(loadConfig({ KAFKA_SASL_MECHANISM: 'scram-sha-512', KAFKA_SASL_USERNAME: 'vigil', KAFKA_SASL_PASSWORD: 'password-1' }).kafka.sasl.mechanism).toBe('scram-sha-512');
+  });
+
+  it('refuses an Elasticsearch user without a password, and an API key beside a user', () => {
+    expect(configErrorOf({ ELASTICSEARCH_USERNAME: 'vigil' }).issues).toEqual(['ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD go together: set both or neither']);
+    expect(configErrorOf({ ELASTICSEARCH_USERNAME: 'vigil', ELASTICSEARCH_PASSWORD: 'password-1', ELASTICSEARCH_API_KEY: 'c2VjcmV0' }).issues).toEqual([
+      'ELASTICSEARCH_API_KEY and ELASTICSEARCH_USERNAME are both set: choose one way to authenticate',
+    ]);
+  });
+
+  it('refuses a Redis user without a password (ioredis sent AUTH user ""), and credentials both in REDIS_URL and beside it', () => {
+    expect(configErrorOf({ REDIS_USERNAME: 'vigil' }).issues).toEqual(['REDIS_USERNAME is set without REDIS_PASSWORD: an ACL user logs in with its password; set both']);
+    expect(configErrorOf({ REDIS_URL: 'redis://:from-url@cache:6379', REDIS_PASSWORD: 'from-setting' }).issues).toEqual([
+      'REDIS_URL holds a user or a password and REDIS_USERNAME or REDIS_PASSWORD is set too: the URL’s would win without a word; keep the credentials in REDIS_USERNAME and REDIS_PASSWORD only',
+    ]);
+    expect(loadConfig({ REDIS_URL: 'redis://:from-url@cache:6379' }).redis.url).toBe('redis://:from-url@cache:6379');
+    expect(loadConfig({ REDIS_USERNAME: 'vigil', REDIS_PASSWORD: 'password-1' }).redis.username).toBe('vigil');
+  });
+
+  it('refuses a CA file that is a directory, holds no PEM certificate or cannot be read, and a CA on a plain URL', () => {
+    expect(configErrorOf({ KAFKA_TLS_CA_FILE: folder }).issues).toEqual([`KAFKA_TLS_CA_FILE: ${folder} is a directory, not a file`]);
+    expect(configErrorOf({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_CA_FILE: der }).issues).toEqual([
+      `ELASTICSEARCH_CA_FILE: no PEM certificate in ${der} (expected ${PEM_HEADER}; convert a DER file with openssl x509 -inform der)`,
+    ]);
+    expect(configErrorOf({ REDIS_URL: 'rediss://cache:6380', REDIS_TLS_CA_FILE: join(folder, 'missing.pem') }).issues).toEqual([`REDIS_TLS_CA_FILE: cannot read ${join(folder, 'missing.pem')}`]);
+    expect(configErrorOf({ ELASTICSEARCH_CA_FILE: ca }).issues).toEqual(['ELASTICSEARCH_CA_FILE is set but ELASTICSEARCH_URL is not https://']);
+    expect(configErrorOf({ REDIS_TLS_CA_FILE: ca }).issues).toEqual(['REDIS_TLS_CA_FILE is set but REDIS_URL is not rediss://']);
+    // A scheme is case-insensitive: HTTPS:// was refused as "not https://".
+    expect(loadConfig({ ELASTICSEARCH_URL: 'HTTPS://es:9200', ELASTICSEARCH_CA_FILE: ca }).elasticsearch.caFile).toBe(ca);
+    expect(loadConfig({ KAFKA_TLS: 'on', KAFKA_TLS_CA_FILE: ca, REDIS_URL: 'rediss://cache:6380', REDIS_TLS_CA_FILE: ca }).redis.caFile).toBe(ca);
   });
 });
 
@@ -451,7 +506,10 @@ describe('REDIS_CLUSTER_NODES', () => {
   });
 
   it('takes REDIS_TLS_CA_FILE only with rediss:// seeds', () => {
-    expect(configErrorOf({ REDIS_CLUSTER_NODES: 'a:7001', REDIS_TLS_CA_FILE: __filename }).issues).toEqual(['REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_NODES are not rediss://']);
-    expect(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: __filename }).redis.caFile).toBe(__filename);
+    const ca = join(mkdtempSync(join(tmpdir(), 'vigil-config-')), 'ca.pem');
+    writeFileSync(ca, `${PEM_HEADER}\nMIIB\n-----END CERTIFICATE-----\n`);
+    expect(configErrorOf({ REDIS_CLUSTER_NODES: 'a:7001', REDIS_TLS_CA_FILE: ca }).issues).toEqual(['REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_NODES are not rediss://']);
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: ca }).redis.caFile).toBe(ca);
+    expect(configErrorOf({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: join(__dirname, 'config.test.ts') }).issues).toHaveLength(1);
   });
 });

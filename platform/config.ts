@@ -342,12 +342,6 @@ export const settings = {
       '0–86400000',
       'How long a notification keeps being retried while its destination is unreachable or answers 408/429/5xx, before it is dead-lettered; `0` stops after 5 retries (about 16 s) (see [alerting.md](alerting.md#delivery-retries-and-the-dead-letter-topic)).',
     ),
-    suppressMs: setting(
-      'VIGIL_ALERT_SUPPRESS_MS',
-      int(1000, 7 * 86_400_000).default(900_000),
-      '1000–604800000, at least `VIGIL_ALERT_RESOLVE_AFTER_MS`',
-      'A detection at most this long after its group’s last one joins its alert; a later one opens a new alert. An open alert always takes its group’s detections, so this can’t be shorter than the resolve time (see [alerting.md](alerting.md#deduplication-the-quiet-period-and-the-running-count)).',
-    ),
     resolveAfterMs: setting(
       'VIGIL_ALERT_RESOLVE_AFTER_MS',
       int(1000, 7 * 86_400_000).default(900_000),
@@ -673,10 +667,6 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
     const problem = fileProblem(file, variable !== 'VIGIL_GEOIP_DATABASE');
     return problem === undefined ? undefined : `${variable}: ${problem}`;
   }),
-  ({ alerting }) =>
-    alerting.suppressMs < alerting.resolveAfterMs
-      ? `VIGIL_ALERT_SUPPRESS_MS (${alerting.suppressMs}) is shorter than VIGIL_ALERT_RESOLVE_AFTER_MS (${alerting.resolveAfterMs}): an alert stays open, and takes its group's detections, until it resolves; raise the first or lower the second`
-      : undefined,
 ];
 
 /**
@@ -829,7 +819,14 @@ const TOOL_PREFIXES: readonly string[] = ['VIGIL_FAULTS_', 'VIGIL_FUZZ_'];
 export interface UnknownVariable {
   name: string;
   suggestion?: string;
+  /** Why a setting Vigil no longer reads was retired, and what does its work now. */
+  retired?: string;
 }
+
+/** Settings Vigil read once and reads no more, with what replaced them: named apart from misspellings. */
+const RETIRED_VARIABLES: Readonly<Record<string, string>> = {
+  VIGIL_ALERT_SUPPRESS_MS: 'retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window',
+};
 
 /**
  * The `VIGIL_*` variables of an environment that are no setting (a misspelt name would otherwise
@@ -845,6 +842,8 @@ export function unknownVariables(env: Readonly<Record<string, string | undefined
     .sort()
     .map((name) => {
       // The store settings have no prefix: VIGIL_KAFKA_BROKERS is KAFKA_BROKERS given one.
+      const retired = RETIRED_VARIABLES[name];
+      if (retired !== undefined) return { name, retired };
       const unprefixed = name.slice('VIGIL_'.length);
       // Else a few edits, and fewer than a quarter of the name: VIGIL_DETECTON, not VIGIL_FOO.
       const suggestion = names.includes(unprefixed) ? unprefixed : nearest(name, names, Math.min(3, Math.floor(name.length / 4)));
@@ -854,7 +853,7 @@ export function unknownVariables(env: Readonly<Record<string, string | undefined
 
 /** One warning line's text for {@link unknownVariables}. */
 export function unknownVariablesWarning(unknown: readonly UnknownVariable[]): string {
-  const named = unknown.map(({ name, suggestion }) => (suggestion === undefined ? name : `${name} (did you mean ${suggestion}?)`));
+  const named = unknown.map(({ name, suggestion, retired }) => (retired !== undefined ? `${name} (${retired})` : suggestion === undefined ? name : `${name} (did you mean ${suggestion}?)`));
   return `ignoring ${unknown.length === 1 ? 'a variable' : `${unknown.length} variables`} Vigil does not read: ${named.join(', ')}; see docs/configuration.md`;
 }
 

@@ -447,7 +447,6 @@ function faultEnv(id: string, receiverUrl: string, httpPort: number): Record<str
     VIGIL_HTTP_PORT: String(httpPort),
     // No resolve during a run: the notifications to account for are the openings and escalations.
     VIGIL_ALERT_RESOLVE_AFTER_MS: '3600000',
-    VIGIL_ALERT_SUPPRESS_MS: '3600000',
     // Grouping as by default (an incident's first notification waits 30 s for what follows), but
     // an escalation after it waits VIGIL_FAULTS_GROUP_INTERVAL_MS, not the default 5 minutes:
     // otherwise each run would wait 5 minutes more for the escalations it owes.

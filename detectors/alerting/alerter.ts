@@ -138,8 +138,8 @@ export function createAlerter(options: AlerterOptions): Alerter {
   const now = options.now ?? Date.now;
   const inhibition = inhibitionIndex(parseInhibition(timings.inhibition));
   // The quiet period in event time: the join window and when an alert resolves. (With the old
-  // wall-clock sweeper a longer VIGIL_ALERT_SUPPRESS_MS joined detections only in the seconds
-  // before a sweep: in event time there is no such gap, so the quiet period is both.)
+  // wall-clock sweeper a longer suppression window, the retired VIGIL_ALERT_SUPPRESS_MS, joined
+  // detections only in the seconds before a sweep: in event time there is no such gap.)
   const quietMs = timings.resolveAfterMs;
   const store = createAlertStore({
     redis: options.redis,

@@ -65,20 +65,9 @@ export function alertTitleOf(detection: Pick<Detection, 'ruleName' | 'key'>): st
 
 /** The alerting settings the policy reads (`config.alerting`). */
 export interface AlertTimings {
-  suppressMs: number;
   resolveAfterMs: number;
   /** How far the watermark runs behind the newest detection time. @defaultValue 0 */
   latenessMs?: number;
-}
-
-/**
- * How long after its last detection an open alert still absorbs a new one:
- * max(`suppressMs`, `resolveAfterMs`). An open alert absorbs detections until it is resolved, so
- * there is never a second alert for a group while the first is still open: a `suppressMs` below
- * the quiet period is raised to it.
- */
-export function joinWindowMs(timings: AlertTimings): number {
-  return Math.max(timings.suppressMs, timings.resolveAfterMs);
 }
 
 /** The reason of an alert resolved after its quiet period (in event time). */

@@ -254,7 +254,6 @@ export async function runEvaluation(options: EvaluateOptions): Promise<Evaluatio
     ...own,
     VIGIL_ALERT_DESTINATIONS: JSON.stringify(destinations(receiver.url, secret)),
     VIGIL_ALERT_RESOLVE_AFTER_MS: String(resolveAfterMs),
-    VIGIL_ALERT_SUPPRESS_MS: String(Math.max(resolveAfterMs, configured.alerting.suppressMs)),
   });
   const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, secrets: secretsOf(config) });
   const geo = await openGeoDatabase(config.geo.database, { logger });

@@ -153,7 +153,7 @@ async function settledDocuments(stack: Stack): Promise<Map<string, Record<string
 
 describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   it('groups a burst of detections on one endpoint into one alert, escalates it, and resolves it when quiet', async () => {
-    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' });
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' });
     const { stack, alerter, changes } = running;
     try {
       await alerter.start();
@@ -203,7 +203,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   });
 
   it('holds back the notifications of alerts a silence matches, still opening, indexing and resolving them, and notifies again once it ended', async () => {
-    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' });
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '2500' });
     const { stack, alerter, changes, redis } = running;
     try {
       const silences = createSilenceStore(redis, stack.config.redis.prefix);
@@ -244,7 +244,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   // Alertmanager notifies a firing alert when its silence ends; here an incident opened during a
   // silence was never paged unless it escalated.
   it('notifies an open alert a silence held back once the silence ends, once, and forgets it', async () => {
-    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '600000', VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' });
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' });
     const { stack, alerter, changes, redis } = running;
     try {
       const silences = createSilenceStore(redis, stack.config.redis.prefix);
@@ -287,7 +287,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   // A held alert was taken off the index to be notified: a process that died before handing the
   // notification over lost it for good, and a release cleared a hold recorded meanwhile.
   it('notifies a held alert whose claimer died before handing it over once the claim ends, and a release keeps a hold recorded meanwhile', async () => {
-    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '600000', VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' });
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' });
     const { stack, alerter, changes, redis } = running;
     try {
       const prefix = stack.config.redis.prefix;
@@ -335,7 +335,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     const sent: AlertChange[] = [];
     let interleave: (() => Promise<void>) | undefined;
     const running = await runAlerter(
-      { VIGIL_ALERT_SUPPRESS_MS: '600000', VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' },
+      { VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' },
       {
         sink: {
           accept: async (accepted) => {
@@ -377,7 +377,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   // A stalled pipeline produces no detections: the wall-clock fallback resolved the incident, and
   // the detections of the catch-up opened a second alert that paged again.
   it('holds the wall-clock fallback while the ingest group has unread events older than the lateness, and resolves once it has read them', async () => {
-    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '1500' });
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '1500' });
     const { stack, alerter, changes } = running;
     const admin = stack.kafka.admin();
     try {
@@ -409,7 +409,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   });
 
   it('a held detection it cannot read (not JSON, or another schema) is dropped and counted, and the ones behind it still fold', async () => {
-    const running = await runAlerter({ VIGIL_ALERT_SUPPRESS_MS: '60000', VIGIL_ALERT_RESOLVE_AFTER_MS: '60000' });
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '60000' });
     const { stack, alerter, redis } = running;
     try {
       const at = Date.now();
@@ -430,7 +430,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
   describe('on event time', () => {
     // Event-time settings: a 5-minute quiet period, 2 minutes of lateness. No wall-clock fallback
     // can fire while a test runs (it needs 2 minutes without a detection).
-    const env = { VIGIL_ALERT_SUPPRESS_MS: '300000', VIGIL_ALERT_RESOLVE_AFTER_MS: '300000', VIGIL_ALERT_LATENESS_MS: '120000' };
+    const env = { VIGIL_ALERT_RESOLVE_AFTER_MS: '300000', VIGIL_ALERT_LATENESS_MS: '120000' };
     const start = Math.floor(Date.now() / MINUTE) * MINUTE - 80 * MINUTE;
 
     /**

@@ -39,7 +39,6 @@ describe('the notification outbox: what the notifier accepted survives a crash',
     return isolatedConfig({
       // Long enough that no resolve comes in the middle of a test.
       VIGIL_ALERT_RESOLVE_AFTER_MS: '600000',
-      VIGIL_ALERT_SUPPRESS_MS: '600000',
       // No holding for lateness: the batch folds its own detections, so an outbox failure fails the batch.
       VIGIL_ALERT_LATENESS_MS: '0',
       // No group wait: an opening goes as soon as it is noted (grouping has its own tests).

@@ -9,7 +9,6 @@ import {
   groupKeyOf,
   inhibitionIndex,
   isPaged,
-  joinWindowMs,
   namedGroupsOf,
   orderTimeOf,
   parseInhibition,
@@ -118,11 +117,6 @@ describe('the grouping policy', () => {
     expect(SEVERITY_RANK).toStrictEqual({ low: 0, medium: 1, high: 2, critical: 3 });
     expect(SEVERITIES.map((severity) => severityOfRank(SEVERITY_RANK[severity]))).toStrictEqual([...SEVERITIES]);
     expect([-1, 4, Number.NaN].map(severityOfRank)).toStrictEqual(['low', 'critical', 'low']);
-  });
-
-  it('keeps an open alert joinable until it can be resolved: a suppression window below the quiet period is raised to it', () => {
-    expect(joinWindowMs({ suppressMs: 600_000, resolveAfterMs: 900_000 })).toBe(900_000);
-    expect(joinWindowMs({ suppressMs: 1_200_000, resolveAfterMs: 900_000 })).toBe(1_200_000);
   });
 
   it('folds a rule that explains others at the start of its window, every other detection at its event time', () => {

@@ -287,13 +287,16 @@ export function planResend(entries: readonly ({ alertId: string; position?: stri
     }
     const kinds = new Set(missed.map((item) => item.kind));
     let kind: AlertChangeKind;
-    if (alert.status === 'open') kind = kinds.has('opened') ? 'opened' : 'escalated';
-    else if (kinds.has('resolved')) kind = 'resolved';
+    // A missed resolve is sent whatever the document says: an alert id never opens again, and a
+    // document left `open` by a failed write after the resolve (the alerter logs it) would have
+    // sent a trigger that nothing would ever close.
+    if (kinds.has('resolved')) kind = 'resolved';
+    else if (alert.status === 'open') kind = kinds.has('opened') ? 'opened' : 'escalated';
     else {
       skip('resolved since, and its resolve is not among the missed');
       continue;
     }
-    const change: AlertChange = { kind, alert };
+    const change: AlertChange = { kind, alert: kind === 'resolved' && alert.status !== 'resolved' ? { ...alert, status: 'resolved' } : alert };
     if (routesFor([destination], change).length === 0) {
       skip(`its routing does not take a ${alert.severity} alert's ${kind} (minSeverity, tags or events)`);
       continue;

@@ -142,6 +142,12 @@ describe('planResend', () => {
     expect(plan.skipped).toStrictEqual([]);
   });
 
+  it('sends a missed resolve as resolved even when the document still says open (its write failed): a trigger would open a page nothing closes', () => {
+    const plan = planResend([miss('open', 'pagerduty-sre', 'opened'), miss('open', 'pagerduty-sre', 'resolved')], alerts, destinations);
+    expect(plan.send.map(({ alertId, destination, change }) => [alertId, destination.name, change.kind, change.alert.status])).toStrictEqual([['open', 'pagerduty-sre', 'resolved', 'resolved']]);
+    expect(plan.skipped).toStrictEqual([]);
+  });
+
   it('leaves out, with why: the opening or an escalation of an incident over since, a lost alert, a removed destination, a routing that no longer takes it', () => {
     const plan = planResend(
       [

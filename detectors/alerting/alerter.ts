@@ -411,21 +411,27 @@ export function createAlerter(options: AlerterOptions): Alerter {
         throw error;
       }
     }
-    try {
-      await store.markSent(changes);
-    } catch (error) {
-      // Harmless: they are written again later with the same delivery ids, and sent once.
-      logger.warn({ err: error, changes: changes.length }, 'could not mark notifications as sent; they will be written to the outbox again');
-    }
     // What held them back is recorded on the alerts (their documents say so: Kibana's
-    // maintenance_window_ids). Best effort: the notifications were decided already.
+    // maintenance_window_ids), with the hold that releaseHeld notifies once no silence matches.
+    // Before the changes are marked sent, and not past a failure: a hold not recorded, with its
+    // change forgotten as sent, was an opening never paged, even once the silence ended. Failing
+    // here leaves the changes unsent, for the next attempt (the outbox deduplicates what went).
     const silenced = new Map<string, string[]>([...marks].map(([id, { silences: ids }]) => [id, [...ids]]));
     if (marks.size > 0) {
       try {
         await store.markSilenced([...marks.values()].map(({ alert, silences: ids, held }) => ({ alert, silences: [...ids], ...(held ? { held } : {}) })));
       } catch (error) {
-        logger.warn({ err: error, alerts: marks.size }, 'could not record on the alerts which silences held back their notifications; their documents may not say so, nor will they be notified when the silences end');
+        logger.warn({ err: error, alerts: marks.size }, 'could not record the silences that held back these alerts\' notifications; their changes stay unsent and are tried again');
+        // The next batch writes what is unsent first (a redone batch finds its detections folded).
+        behind = true;
+        throw error;
       }
+    }
+    try {
+      await store.markSent(changes);
+    } catch (error) {
+      // Harmless: they are written again later with the same delivery ids, and sent once.
+      logger.warn({ err: error, changes: changes.length }, 'could not mark notifications as sent; they will be written to the outbox again');
     }
     if (notified.length > 0) {
       try {

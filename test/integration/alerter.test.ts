@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { alertKeys, createAlerter, createSilenceStore, type Alerter, type AlerterOptions } from '../../detectors';
+import { UNSENT_GRACE_MS, alertKeys, createAlerter, createSilenceStore, type Alerter, type AlerterOptions } from '../../detectors';
 import { createAlertStore } from '../../detectors/alerting/alert-store';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, detectionIndexNames, type AlertChange, type Detection } from '../../schemas';
@@ -279,6 +279,35 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       await alerter.sweep();
       expect(about()).toStrictEqual(['opened']);
       expect(await redis.exists(held)).toBe(0);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  // The hold was recorded after the change was marked sent, and a failure to record it only logged:
+  // one Redis error then, and an incident opened during a silence was never paged when it ended.
+  it('keeps a silenced opening unsent when its hold cannot be recorded, records it on the next try, and notifies it when the silence ends', async () => {
+    // The wall clock, moved past the grace after which a sweep writes what an attempt left unsent.
+    let ahead = 0;
+    const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '600000' }, { now: () => Date.now() + ahead });
+    const { stack, alerter, changes, redis } = running;
+    try {
+      const silences = createSilenceStore(redis, stack.config.redis.prefix);
+      const silence = await silences.add({ matchers: { 'client.ip': '203.0.113.62' }, forMs: 3_600_000, comment: 'pen test' }, Date.now());
+      const held = `${stack.config.redis.prefix}:{alerts}:held-by-silence`;
+      // Recording a hold fails while the index is not a hash (WRONGTYPE), as it would on a Redis error.
+      await redis.set(held, 'not a hash');
+      await alerter.start();
+      await produce(stack, [perIp('m-62', Date.now(), '203.0.113.62')]);
+      await waitFor('the opening held back, its hold not recorded', () => alerter.stats().silenced >= 1, 15_000);
+      const about = (): string[] => changes.filter((change) => change.alert.key['client.ip'] === '203.0.113.62').map((change) => change.kind);
+      expect(about()).toStrictEqual([]);
+      await redis.del(held);
+      ahead = UNSENT_GRACE_MS + 1000;
+      await waitFor('the hold recorded on a later try', async () => Object.keys(await redis.hgetall(held)).length === 1, 20_000);
+      expect(await silences.expire(silence.id, Date.now())).toBe(true);
+      await alerter.sweep();
+      expect(about()).toStrictEqual(['opened']);
     } finally {
       await running.stop();
     }

@@ -208,15 +208,32 @@ describe('notification grouping policy (fake clock)', () => {
     expect(repeated.map(({ change }) => `${change.kind}@${change.alert.revision}`)).toEqual(['escalated@2']);
   });
 
-  it('drops an incident silenced before it was announced: nothing sent, nothing due, and a change after the silence announces it', () => {
+  // A silence made during the group wait, after the alerter let the opening through, dropped it:
+  // nothing was due, and the incident was never paged when the silence ended.
+  it('keeps an incident silenced before it was announced, looks again each group wait, and announces it once the silence ends', () => {
     const group = new Harness();
     group.note(opened(1), 0);
     expect(group.tick(30_000, true)).toEqual([]);
-    expect(group.state && dueAt(group.state, SETTINGS)).toBeNull();
     expect(group.state?.announced).toBe(false);
-    group.note(escalated(2), 100_000);
-    group.tick(130_000);
+    expect(group.state && dueAt(group.state, SETTINGS)).toBe(60_000);
+    expect(group.tick(60_000, true)).toEqual([]);
+    // Escalated meanwhile: announced as opened, at its latest state.
+    group.note(escalated(2), 70_000);
+    expect(group.tick(90_000, true)).toEqual([]);
+    group.tick(120_000);
     expect(group.kinds()).toEqual(['opened@2']);
+  });
+
+  it('sends nothing for an incident silenced before it was announced that resolves under the silence', () => {
+    const group = new Harness();
+    group.note(opened(1), 0);
+    expect(group.tick(30_000, true)).toEqual([]);
+    // Resolved under the silence: the alerter marks it late (sent only where the incident was announced).
+    group.note(resolvedLate(2), 40_000);
+    group.tick(40_000, true);
+    group.tick(200_000);
+    expect(group.kinds()).toEqual([]);
+    expect(group.state?.finished).toBe(true);
   });
 
   it('never repeats with a repeat interval of 0', () => {

@@ -157,7 +157,8 @@ export interface Taken {
 
 /**
  * Hands out what is due at `now`, leased for `leaseMs` (while a silence matches the incident,
- * `silenced`: nothing but its resolve; what waits is dropped, a repeat skipped): the caller stores the returned state
+ * `silenced`: nothing but its resolve; an announced incident's waiting change is dropped and a
+ * repeat skipped, an unannounced one's kept for when the silence ends): the caller stores the returned state
  * (compare-and-set) before sending, and calls {@link completeOutgoing} once sent. Undefined when
  * nothing is due; no notifications, with a finished state to store, when a resolve ends the
  * incident at a destination that does not take resolves. Notifications whose lease ran out (their sender died) are handed out again, as
@@ -170,12 +171,15 @@ export function takeDue(state: GroupState, settings: GroupingSettings, now: numb
     return { state: { ...state, outgoing: { ...state.outgoing, leaseUntil: now + leaseMs } }, notifications: state.outgoing.notifications };
   }
   if (silenced && state.resolved === null) {
-    // A silence matches the incident: what waits is dropped and a repeat skipped, nothing sent.
-    // An announced incident's next repeat comes a repeat interval later (looked at again then),
-    // with the latest state: an escalation dropped now is what it repeats. Its resolve still goes,
-    // to close the page.
+    // A silence matches the incident: nothing is sent. An announced incident's waiting change is
+    // dropped and its repeat skipped: the next repeat comes a repeat interval later (looked at
+    // again then), with the latest state, so an escalation dropped now is what it repeats. An
+    // incident never announced here keeps its change, looked at again a group wait later, and is
+    // announced once no silence matches (the silence began during its group wait, after the
+    // alerter let it through: dropped, it was never paged). Its resolve still goes, to close a page.
+    if (!state.announced) return { state: { ...state, firstNotedAt: now }, notifications: [] };
     return {
-      state: { ...state, pending: null, ...(state.announced ? { lastSentAt: now, ...(state.pending === null ? {} : { lastSent: state.pending }) } : {}) },
+      state: { ...state, pending: null, lastSentAt: now, ...(state.pending === null ? {} : { lastSent: state.pending }) },
       notifications: [],
     };
   }

@@ -536,7 +536,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
           const silence = about === undefined ? undefined : silences.find((item) => silenceMatches(item, about));
           const taken = takeDue(stored, settingsOf(destination), now(), leaseMs, silence !== undefined);
           if (silence !== undefined && taken !== undefined && taken.notifications.length === 0 && stored.outgoing === null) {
-            log.info({ alertId, destination: destination.name, silence: silence.id }, 'notification silenced: a waiting change dropped or a repeat skipped');
+            if (taken.state.pending === null) log.info({ alertId, destination: destination.name, silence: silence.id }, 'notification silenced: a waiting change dropped or a repeat skipped');
+            else log.debug({ alertId, destination: destination.name, silence: silence.id }, 'notification silenced: an incident not yet announced here waits for the silence to end');
           }
           if (taken === undefined) return undefined;
           if (taken.notifications.length > 0) claims.set(alertId, taken.notifications);

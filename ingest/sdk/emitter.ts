@@ -247,6 +247,32 @@ function randomId(): string {
 }
 
 /** An invalid Date becomes text the schema refuses by name (`time`), not a RangeError. */
+/**
+ * Refuses options that would stall or unbound the emitter: `maxBatch: 0` or `NaN` (often
+ * `Number(process.env.X)` of an unset variable) looped on empty batches and froze the process, a
+ * `NaN` bound let the buffer grow without one, and a `NaN` close deadline dropped everything.
+ * @throws ValidationError (`options_invalid`) naming each option at fault
+ */
+function optionProblems(options: EmitterOptions): void {
+  const issues: string[] = [];
+  const check = (name: keyof EmitterOptions, integer: boolean, min: number): void => {
+    const value: unknown = options[name];
+    if (value === undefined) return;
+    const fine = typeof value === 'number' && (integer ? Number.isSafeInteger(value) : Number.isFinite(value)) && value >= min;
+    if (!fine) issues.push(`${name}: must be ${integer ? 'a whole number' : 'a finite number'} of at least ${min}, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
+  };
+  check('lingerMs', false, 0);
+  check('maxBatch', true, 1);
+  check('maxBatchBytes', true, 1);
+  // 0 buffers nothing (every event dropped as buffer_full): a choice, not a stall.
+  check('maxBuffer', true, 0);
+  check('maxBufferBytes', true, 0);
+  check('closeTimeoutMs', false, 0);
+  const overflow: unknown = options.overflow;
+  if (overflow !== undefined && overflow !== 'drop-newest' && overflow !== 'drop-oldest') issues.push(`overflow: must be drop-newest or drop-oldest, got ${JSON.stringify(overflow)}`);
+  if (issues.length > 0) throw new ValidationError('invalid emitter options', issues, 'options_invalid');
+}
+
 function dateText(date: Date): string {
   return Number.isNaN(date.getTime()) ? 'Invalid Date' : date.toISOString();
 }
@@ -339,6 +365,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
       options.kafka.compressions === undefined && Object.keys(COMPRESSION_TYPE).includes(compression) ? ` (${compression} needs a client that writes it: rdkafkaClient() from @vigil/sdk/rdkafka)` : '';
     throw new ValidationError('invalid emitter options', [`compression: must be one of ${writable.join(', ')}, got ${JSON.stringify(compression)}${others}`], 'options_invalid');
   }
+  optionProblems(options);
   const lingerMs = options.lingerMs ?? 50;
   const maxBatch = options.maxBatch ?? 10_000;
   const maxBatchBytes = options.maxBatchBytes ?? 900_000;
@@ -372,6 +399,22 @@ export function createEmitter(options: EmitterOptions): Emitter {
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closed = false;
+  /**
+   * Events that left the queue, in its order: acknowledged, or evicted by drop-oldest. A flush
+   * waits for the count the buffer held when it was called, not for an empty buffer: a service
+   * that never stops emitting kept it from ever resolving.
+   */
+  let gone = 0;
+  const flushes: { target: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  const settleFlushes = (): void => {
+    for (let index = flushes.length - 1; index >= 0; index--) {
+      const waiter = flushes[index];
+      if (waiter !== undefined && gone >= waiter.target) {
+        flushes.splice(index, 1);
+        waiter.resolve();
+      }
+    }
+  };
   /** close() has disconnected (or given up): a connection made after this is closed at once. */
   let disconnected = false;
 
@@ -522,10 +565,14 @@ export function createEmitter(options: EmitterOptions): Emitter {
             timer = undefined;
           }
           schedule(delayMs);
+          // A flush fails with the send, as it did when it waited for the drain itself.
+          for (const waiter of flushes.splice(0)) waiter.reject(error);
           throw error;
         }
         failures = 0;
         counters.delivered += inFlight.length;
+        gone += inFlight.length;
+        settleFlushes();
         // (A close that gave up on this request has counted it already: nothing left to take off.)
         bufferedBytes = Math.max(0, bufferedBytes - bytes);
         inFlight = [];
@@ -547,7 +594,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
   let lastMs = Number.NaN;
   let lastTime = '';
   const now = (): string => {
-    if (clock) return clock().toISOString();
+    // An invalid Date is refused by the check below, naming `time`, rather than thrown as a RangeError.
+    if (clock) return dateText(clock());
     const ms = Date.now();
     if (ms !== lastMs) {
       lastTime = new Date(ms).toISOString();
@@ -577,8 +625,11 @@ export function createEmitter(options: EmitterOptions): Emitter {
     }
     const ownId = input.id === undefined;
     const id = input.id ?? newId();
-    const timeIsIso = input.time === undefined || (input.time instanceof Date && !Number.isNaN(input.time.getTime()));
     const time = input.time instanceof Date ? dateText(input.time) : (input.time ?? now());
+    // A Date's own text is ISO 8601 as the contract writes it only for the years 0000–9999 (24
+    // characters): `new Date(1.7e15)`, microseconds taken for milliseconds, is year 55840, which
+    // the pipeline refuses. Any other text is checked.
+    const timeIsIso = (input.time === undefined || input.time instanceof Date) && typeof time === 'string' && time.length === 24;
     const source = input.source ?? options.source;
     // The common event is proven valid by a hand-written check that writes its message as it
     // goes, at a fraction of zod's cost; what it is not sure of (an error included) goes through
@@ -598,11 +649,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
       message = { key, value, bytes: Buffer.byteLength(key) + Buffer.byteLength(value) };
     }
     const { key, value } = message;
-    if (closed) {
-      drop(event ?? eventOf(value), 'closed');
-      return { id: event?.id ?? id, accepted: false };
-    }
     const bytes = message.bytes + RECORD_OVERHEAD_BYTES;
+    // An event too big to send is invalid whenever it comes, after close() too.
     if (bytes > maxBatchBytes) {
       throw new ValidationError(
         `invalid ${family} event`,
@@ -610,14 +658,22 @@ export function createEmitter(options: EmitterOptions): Emitter {
         'event_invalid',
       );
     }
+    if (closed) {
+      drop(event ?? eventOf(value), 'closed');
+      return { id: event?.id ?? id, accepted: false };
+    }
+    // Only waiting events are evicted (the batch in flight is no longer in the queue), and only
+    // when evicting them can make room: else each would be dropped for nothing, and the new one too.
+    const evictable = overflow === 'drop-oldest' && inFlight.length < maxBuffer && bufferedBytes - queuedBytes + bytes <= maxBufferBytes;
     while (buffered() >= maxBuffer || bufferedBytes + bytes > maxBufferBytes) {
-      // Only waiting events are evicted: the batch in flight is no longer in the queue.
-      if (overflow !== 'drop-oldest' || waiting() === 0) {
+      if (!evictable || waiting() === 0) {
         drop(event ?? eventOf(value), 'buffer_full');
         return { id: event?.id ?? id, accepted: false };
       }
       bufferedBytes -= sizes[head] ?? 0;
       drop(eventOf(shift()), 'buffer_full');
+      gone++;
+      settleFlushes();
     }
     keys.push(key);
     values.push(value);
@@ -666,7 +722,12 @@ export function createEmitter(options: EmitterOptions): Emitter {
         timer = undefined;
       }
       if (sending) await sending.catch(() => undefined);
-      await drain();
+      const target = gone + buffered();
+      if (gone >= target) return;
+      const flushed = new Promise<void>((resolve, reject) => flushes.push({ target, resolve, reject }));
+      // Its failure reaches the flush through the waiter.
+      drain().catch(() => undefined);
+      await flushed;
     },
     async close(closing = {}) {
       // Closed first: what is emitted from now on is refused, so the flush has an end even while
@@ -681,7 +742,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
       });
       let unacknowledged = 0;
       try {
-        if ((await Promise.race([emitter.flush().then(() => 'flushed' as const), expired])) === 'expired') {
+        const flushing = emitter.flush().then(() => 'flushed' as const);
+        // Past the deadline the flush ends rejected (below), with no one waiting for it.
+        flushing.catch(() => undefined);
+        if ((await Promise.race([flushing, expired])) === 'expired') {
           // The request in flight may yet land, but nothing will retry it: reported with the rest.
           const late = inFlight.splice(0);
           unacknowledged = late.length + waiting();
@@ -704,6 +768,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
           clearTimeout(disconnectExpiry);
           // Everything is delivered or reported by now: nothing is left for an exit to report.
           exiting.delete(lostAtExit);
+          // Flushes still waiting end with the close: what they waited for was dropped as closed.
+          for (const waiter of flushes.splice(0)) waiter.reject(new Error('the emitter was closed before Kafka acknowledged every event this flush waited for; they were dropped (onDrop, reason "closed")'));
           // A request still out when close() gave up may yet reconnect to finish: disconnect again
           // once it settles, so the client leaves nothing open that keeps the process up.
           const left = sending;

@@ -148,9 +148,12 @@ export function invocationMiddleware(
         const lengthHeader = headerValue(request, 'content-length');
         const requestLength = lengthHeader === undefined ? Number.NaN : Number(lengthHeader);
         // RFC 9112: a request with neither Content-Length nor Transfer-Encoding has no body.
-        const bytesIn = Number.isInteger(requestLength) && requestLength >= 0 ? requestLength : headerValue(request, 'transfer-encoding') === undefined ? 0 : undefined;
+        // A safe integer only: a Content-Length past 2^53 passed isInteger, made the event invalid
+        // and hid the call. One that is no byte count leaves the size unknown, not 0.
+        const bytesIn =
+          lengthHeader !== undefined ? (Number.isSafeInteger(requestLength) && requestLength >= 0 ? requestLength : undefined) : headerValue(request, 'transfer-encoding') === undefined ? 0 : undefined;
         const responseLength = Number(response.getHeader('content-length') ?? Number.NaN);
-        const bytesOut = Number.isInteger(responseLength) && responseLength >= 0 ? responseLength : undefined;
+        const bytesOut = Number.isSafeInteger(responseLength) && responseLength >= 0 ? responseLength : undefined;
         emitter.invocation({
           correlation: {
             ...(requestId ? { requestId } : {}),

@@ -223,6 +223,9 @@ export function assertRdkafkaInstalled(resolve: (id: string) => string = require
  */
 export function rdkafkaClient(options: RdkafkaClientOptions): EmitterKafka {
   assertRdkafkaInstalled();
+  // Its options are checked now, as the library's presence is: at the first send, a bad one
+  // (no brokers) was a send failure, retried for ever while every event was accepted.
+  librdkafkaConfig(options, 0, -1);
   // kafkajs's producer settings the emitter passes (its partitioner, retries) have their
   // librdkafka equivalents in librdkafkaConfig.
   return {

@@ -236,6 +236,30 @@ describe('createEmitter filling the envelope', () => {
     const error = validationErrorOf(() => emitter.policy({ ...policyInput(), time: new Date('not a date') }));
     expect(error.issues).toStrictEqual([expect.stringMatching(/^time: /)]);
   });
+  // A Date the schema's ISO 8601 can't write (year 55840: microseconds taken for milliseconds) was
+  // trusted as the emitter's own text: accepted, then refused by the pipeline, the event lost.
+  it('refuses a Date outside the years 0000-9999, and a clock that gives an invalid Date, naming time', () => {
+    const { emitter } = refuseAll();
+    expect(validationErrorOf(() => emitter.policy({ ...policyInput(), time: new Date(1.7e15) })).issues).toStrictEqual([expect.stringMatching(/^time: /)]);
+    const clocked = emitterWith({ maxBuffer: 0, clock: () => new Date(Number.NaN) }).emitter;
+    expect(validationErrorOf(() => clocked.policy(policyInput())).issues).toStrictEqual([expect.stringMatching(/^time: /)]);
+    expect(emitter.policy({ ...policyInput(), time: new Date('9999-12-31T23:59:59.999Z') }).accepted).toBe(false);
+  });
+});
+
+describe('createEmitter options', () => {
+  // maxBatch 0 or NaN (Number() of an unset variable) looped on empty batches and froze the process.
+  it('refuses options that would stall or unbound the emitter, naming each', () => {
+    const error = validationErrorOf(() => createEmitter({ kafka, source, maxBatch: 0, maxBuffer: Number.NaN, closeTimeoutMs: -1, overflow: 'drop-all' as 'drop-oldest' }));
+    expect(error.code).toBe('options_invalid');
+    expect(error.issues).toStrictEqual([
+      'maxBatch: must be a whole number of at least 1, got 0',
+      'maxBuffer: must be a whole number of at least 0, got NaN',
+      'closeTimeoutMs: must be a finite number of at least 0, got -1',
+      'overflow: must be drop-newest or drop-oldest, got "drop-all"',
+    ]);
+    expect(() => createEmitter({ kafka, source, maxBuffer: 0, maxBatch: 1, lingerMs: 0, closeAtExit: false })).not.toThrow();
+  });
 });
 
 describe('createEmitter buffering', () => {
@@ -307,6 +331,14 @@ describe('createEmitter buffering', () => {
     const error = validationErrorOf(() => emitter.policy({ ...policyInput(), labels }));
     expect(error.issues).toStrictEqual([expect.stringMatching(/^\(event\): \d+ bytes as a Kafka message, more than maxBatchBytes \(600\)/)]);
     expect(emitter.stats()).toMatchObject({ accepted: 0, buffered: 0, bufferedBytes: 0 });
+  });
+
+  it('refuses an event larger than maxBatchBytes after close() too, with the ValidationError, not as dropped', async () => {
+    const { emitter, drops } = emitterWith({ maxBatchBytes: 600 });
+    await emitter.close();
+    const labels = Object.fromEntries(Array.from({ length: 8 }, (_, n) => [`label_${n}`, 'x'.repeat(200)]));
+    expect(validationErrorOf(() => emitter.policy({ ...policyInput(), labels })).issues).toStrictEqual([expect.stringMatching(/more than maxBatchBytes \(600\)/)]);
+    expect(drops).toStrictEqual([]);
   });
 
   it('an invalid event on a full buffer throws and is neither dropped nor counted', () => {
@@ -633,6 +665,76 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     // 1.6 s, then the disconnect gets what is left, at least 1 s: about 2.6 s (it waited 2 s more: 3.6).
     expect(Date.now() - startedAt).toBeLessThan(3100);
     expect(emitter.stats()).toMatchObject({ delivered: 1, dropped: 0 });
+  });
+
+  // flush() waited for an empty buffer: under steady emitting it never resolved.
+  it('flush() resolves once the events buffered when it was called are acknowledged, while the service goes on emitting', async () => {
+    jest.useRealTimers();
+    let sends = 0;
+    let emitter: ReturnType<typeof createEmitter> | undefined;
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      // Each send takes a moment, during which the service emits one more event.
+      sendBatch: async () => {
+        sends++;
+        emitter?.policy(policyInput());
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      },
+    };
+    emitter = emitterWith({ kafka: { producer: () => producer } }).emitter;
+    emitter.policy(policyInput());
+    const outcome = await Promise.race([emitter.flush().then(() => 'flushed'), new Promise((resolve) => setTimeout(() => resolve('still flushing after 1 s'), 1000))]);
+    // The service stops emitting (else, without the fix, the sends never end and hold the run).
+    const current = emitter;
+    emitter = undefined;
+    const sentByThen = sends;
+    await current.close();
+    expect(outcome).toBe('flushed');
+    expect(sentByThen).toBeLessThanOrEqual(2);
+    expect(current.stats().delivered).toBeGreaterThanOrEqual(1);
+  });
+
+  // Every waiting event was evicted for a new one that still could not fit beside the batch in flight.
+  it('drop-oldest evicts no waiting event when evicting them all would not make room beside the batch in flight', async () => {
+    jest.useRealTimers();
+    let release: () => void = () => undefined;
+    let started: () => void = () => undefined;
+    let held = false;
+    const sending = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      // The first send waits for the test; the next ones return at once.
+      sendBatch: () => {
+        started();
+        return new Promise<void>((resolve) => {
+          release = resolve;
+          if (held) resolve();
+          held = true;
+        });
+      },
+    };
+    const probe = emitterWith();
+    probe.emitter.policy({ ...policyInput(), id: 'policy-0000' });
+    const oneEvent = probe.emitter.stats().bufferedBytes;
+    const { emitter, drops } = emitterWith({ kafka: { producer: () => producer }, maxBufferBytes: oneEvent * 3 + 1, overflow: 'drop-oldest' });
+    emitter.policy({ ...policyInput(), id: 'policy-0001' });
+    emitter.policy({ ...policyInput(), id: 'policy-0002' });
+    const flushed = emitter.flush();
+    await sending;
+    emitter.policy({ ...policyInput(), id: 'policy-0003' });
+    // About twice an event's bytes: with two in flight it can't fit, whatever is evicted.
+    const labels = Object.fromEntries(Array.from({ length: Math.ceil(oneEvent / 200) }, (_, n) => [`note_${n}`, 'x'.repeat(200)]));
+    const big = emitter.policy({ ...policyInput(), id: 'policy-0004', labels });
+    expect(big.accepted).toBe(false);
+    expect(drops.map((drop) => drop.event.id)).toStrictEqual(['policy-0004']);
+    expect(emitter.stats()).toMatchObject({ buffered: 3, dropped: 1 });
+    release();
+    await flushed;
+    await emitter.close();
   });
 
   it('close() settles while the service goes on emitting: what comes after close() is refused as closed', async () => {

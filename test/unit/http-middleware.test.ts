@@ -356,6 +356,17 @@ describe('invocationMiddleware options', () => {
     expect(running.logLines.filter((line) => line.includes('invocation event not emitted'))).toStrictEqual([]);
   });
 
+  // Past 2^53 a Content-Length is no safe integer: the schema refused the event and the call went unrecorded.
+  it('records a request whose Content-Length is too large to be a byte count, without bytesIn', async () => {
+    running = await startApp();
+    const answer = await rawRequest(running.baseUrl, 'POST /accounts/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\nConnection: close\r\n\r\n', 200);
+    expect(answer === '' || answer.startsWith('HTTP/1.1')).toBe(true);
+    const [event] = await running.emitter.waitFor(1);
+    expect(event?.invocation?.resource).toMatchObject({ method: 'POST', path: '/accounts/7' });
+    expect(event?.invocation && 'bytesIn' in event.invocation).toBe(false);
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+  });
+
   // A brute force that hangs up before each answer left no invocation at all.
   it('records a request whose client closed the connection before the response, as 499, once', async () => {
     running = await startApp();

@@ -115,6 +115,18 @@ describe('rdkafkaClient', () => {
     await producer.disconnect();
   });
 
+  // Checked at the first send only, a client without brokers accepted every event and retried for ever.
+  it('refuses options librdkafka cannot use when the client is made, not at the first send', () => {
+    let thrown: unknown;
+    try {
+      rdkafkaClient({ brokers: [] });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(VigilError);
+    expect(thrown).toMatchObject({ code: 'config_invalid', retriable: false, message: 'kafka (rdkafka): no brokers given' });
+  });
+
   it('writes LZ4 and Snappy besides none and gzip, and has the emitter default to LZ4', () => {
     const client = rdkafkaClient({ brokers: ['127.0.0.1:1'] });
     expect(client.compressions).toStrictEqual(['none', 'gzip', 'snappy', 'lz4']);

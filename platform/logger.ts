@@ -57,10 +57,21 @@ export interface LoggerOptions {
   secrets?: readonly string[];
 }
 
+/** `text` with every secret value replaced by `[redacted]` (as given, and as JSON would write it). */
+export function scrubSecrets(text: string, secrets: readonly string[]): string {
+  let clean = text;
+  for (const needle of needlesOf(secrets)) if (clean.includes(needle)) clean = clean.split(needle).join('[redacted]');
+  return clean;
+}
+
+function needlesOf(secrets: readonly string[]): string[] {
+  // JSON escapes some characters, so a secret is looked for both as given and as JSON would write it.
+  return [...new Set(secrets.flatMap((value) => [value, JSON.stringify(value).slice(1, -1)]))].filter((needle) => needle !== '');
+}
+
 /** A stream that writes each line with every secret value replaced, then passes it on. */
 function scrubbing(secrets: readonly string[], destination: DestinationStream): DestinationStream {
-  // JSON escapes some characters, so a secret is looked for both as given and as JSON would write it.
-  const needles = [...new Set(secrets.flatMap((value) => [value, JSON.stringify(value).slice(1, -1)]))];
+  const needles = needlesOf(secrets);
   return {
     write(line: string) {
       let clean = line;

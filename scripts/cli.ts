@@ -6,7 +6,7 @@ import { createAdapt, createVigil, parseRoles, type Role, type Vigil } from '../
 import { ADAPTERS } from '../ingest';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, unknownVariables, unknownVariablesWarning, type Config, type Logger } from '../platform';
+import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, scrubSecrets, secretsOf, unknownVariables, unknownVariablesWarning, type Config, type Logger } from '../platform';
 import { runDemo } from './demo';
 import { routeConsole } from './route-console';
 import { runDeadLetters } from './deadletters';
@@ -513,6 +513,19 @@ export async function main(args: readonly string[]): Promise<number> {
       console.error(error.message);
       return 2;
     }
+    // bin/vigil.js prints the message of what escapes: a connection error may quote a cause
+    // that holds a secret (a URL's password, a token a receiver echoed), which the logger scrubs
+    // from log lines but nothing scrubbed here.
+    if (error instanceof Error) error.message = scrubSecrets(error.message, configuredSecrets());
     throw error;
+  }
+}
+
+/** The secrets of the environment's configuration; none when it does not load. */
+function configuredSecrets(): string[] {
+  try {
+    return secretsOf(loadConfig(process.env));
+  } catch {
+    return [];
   }
 }

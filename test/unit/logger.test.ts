@@ -1,4 +1,4 @@
-import { REDACT_PATHS, createLogger, loadConfig, secretsOf } from '../../platform';
+import { REDACT_PATHS, createLogger, loadConfig, scrubSecrets, secretsOf } from '../../platform';
 
 /** A logger writing into an array, and the parsed lines. */
 function collectingLogger(level?: string): { logger: ReturnType<typeof createLogger>; lines: string[]; records: () => Array<Record<string, unknown>> } {
@@ -107,6 +107,15 @@ describe('createLogger redaction', () => {
     const logger = createLogger({ destination: { write: (line: string) => void lines.push(line) }, secrets: secretsOf(config) });
     logger.error({ err: new Error('connect to https://elastic:s3cr@t-es-pass@es.internal:9200 refused (redis-url-pass)') }, 'failed');
     expect(lines.join('')).not.toMatch(/s3cr@t-es-pass|redis-url-pass/);
+  });
+
+  // What escapes the CLI is printed by bin/vigil.js, past the logger: main() scrubs it with this.
+  it('scrubs secrets out of a plain text, as written and as JSON writes them, and leaves other text alone', () => {
+    const config = loadConfig({ REDIS_URL: 'rediss://:redis-url-pass@redis.internal:6380', KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'vigil', KAFKA_SASL_PASSWORD: 'pa"ss-word' });
+    const text = 'redis (rediss://redis.internal:6380): unreachable: AUTH redis-url-pass refused; kafka said {"password":"pa\\"ss-word"} and pa"ss-word';
+    expect(scrubSecrets(text, secretsOf(config))).toBe('redis (rediss://redis.internal:6380): unreachable: AUTH [redacted] refused; kafka said {"password":"[redacted]"} and [redacted]');
+    expect(scrubSecrets('nothing secret here', secretsOf(config))).toBe('nothing secret here');
+    expect(scrubSecrets('anything', [''])).toBe('anything');
   });
 
   it('leaves ordinary fields alone and adds the service name', () => {

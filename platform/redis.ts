@@ -16,6 +16,11 @@ export function isCluster(client: RedisClient): client is Cluster {
   return client.isCluster === true;
 }
 
+/** A cluster's address lookup that leaves a hostname as it is (TLS verifies the certificate against it). */
+export function keepHostname(address: string, callback: (error: Error | null, address: string) => void): void {
+  callback(null, address);
+}
+
 /**
  * A Redis client for rule state, correlation and alert state: it fails fast when Redis is away
  * (one retry per request), so a partition pauses instead of hanging. With `REDIS_CLUSTER_NODES`
@@ -44,7 +49,15 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
           cluster.nodes.map(({ host, port }) => ({ host, port })),
           // A node's TLS and credentials go in redisOptions; the offline queue holds commands until
           // the slots are known, as the single client holds them until it is connected.
-          { redisOptions: options, enableOfflineQueue: true, lazyConnect: false, slotsRefreshTimeout: 5000 },
+          {
+            redisOptions: options,
+            enableOfflineQueue: true,
+            lazyConnect: false,
+            slotsRefreshTimeout: 5000,
+            // Over TLS the certificate is checked against the name dialled: ioredis resolved each
+            // seed's hostname to an address first, and a certificate naming hosts only failed.
+            ...(tls ? { dnsLookup: keepHostname } : {}),
+          },
         );
   // Connection errors are the callers' to handle (they pause, or a start check names them); this
   // keeps ioredis from printing each reconnect failure as an "unhandled error event".

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import {
   DEAD_LETTER_REASONS,
@@ -351,9 +351,24 @@ export function planRedrive(
 
 /** The dead letters later ones name as their origin (`topic/partition/offset` -> the later one's). */
 export function laterLettersOf(entries: readonly Pick<DeadLetterEntry, 'position' | 'record'>[]): Map<string, string> {
+  const digests = new Map(entries.map(({ record, position }) => [`${position.topic}/${position.partition}/${position.offset}`, originalDigest(record)]));
   const later = new Map<string, string>();
-  for (const { record, position } of entries) if (record.redrive) later.set(record.redrive.from, `${position.topic}/${position.partition}/${position.offset}`);
+  for (const { record, position } of entries) {
+    if (record.redrive && digests.get(record.redrive.from) === originalDigest(record)) later.set(record.redrive.from, `${position.topic}/${position.partition}/${position.offset}`);
+  }
   return later;
+}
+
+/**
+ * What identifies a dead letter's original message: its key and its value's SHA-256 (the one
+ * recorded for a truncated value). A later letter stands for an earlier one only when they hold
+ * the same message: the trail is a header any producer of an event topic can write, and a forged
+ * `vigil-redriven-from` made a redrive skip the real letter and send the forger's.
+ */
+export function originalDigest(record: Pick<DeadLetterRecord, 'originalKey' | 'value' | 'truncated'>): string {
+  const value = record.truncated?.sha256 ?? (record.value === null ? '' : createHash('sha256').update(record.value).digest('hex'));
+  const key = record.originalKey === null ? '' : createHash('sha256').update(record.originalKey).digest('hex');
+  return `${key}:${value}`;
 }
 
 /**
@@ -713,9 +728,12 @@ export async function readDeadLetters(
   limit = Number.POSITIVE_INFINITY,
 ): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number; redrivenSince: Map<string, string>; stoodFor: Map<string, string> }> {
   const entries: DeadLetterEntry[] = [];
-  const redrivenSince = new Map<string, string>();
+  /** Trail links as the later letters claim them, kept only if the letter they name holds the same message. */
+  const claimed: { from: string; at: string; digest: string }[] = [];
   /** Every dead letter's position -> the source position it holds (small text: the values are not kept). */
   const sourceAt = new Map<string, string>();
+  /** Every dead letter's position -> its {@link originalDigest}. */
+  const digestAt = new Map<string, string>();
   let matched = 0;
   let sorted = false;
   const ends = await scanDeadLetters(
@@ -724,8 +742,10 @@ export async function readDeadLetters(
     (entry) => {
       const { record, position } = entry;
       const at = `${position.topic}/${position.partition}/${position.offset}`;
-      if (record.redrive) redrivenSince.set(record.redrive.from, at);
+      const digest = originalDigest(record);
+      if (record.redrive) claimed.push({ from: record.redrive.from, at, digest });
       sourceAt.set(at, sourcePosition(record));
+      digestAt.set(at, digest);
       if (!selects(selection, entry)) return;
       matched++;
       if (entries.length < limit) {
@@ -752,6 +772,8 @@ export async function readDeadLetters(
     context.scan,
   );
   entries.sort(byPosition);
+  const redrivenSince = new Map<string, string>();
+  for (const { from, at, digest } of claimed) if (digestAt.get(from) === digest) redrivenSince.set(from, at);
   const stoodFor = new Map<string, string>();
   for (const [origin, later] of redrivenSince) {
     const source = sourceAt.get(origin);

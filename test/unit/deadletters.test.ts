@@ -8,6 +8,7 @@ import {
   parseDeadLetterArgs,
   parseTime,
   laterLettersOf,
+  originalDigest,
   planRedrive,
   redactSecrets,
   runDeadLetters,
@@ -231,8 +232,9 @@ describe('planRedrive', () => {
     // Run 1 sent the dead letter at offset 1; refused again, it came back at offset 2 (from a new
     // source position), and again at offset 3 after run 2.
     const first = entry(1);
-    const second = entry(2, { offset: '2001', redrive: { from: `${DLQ}/0/1`, count: 1 } });
-    const third = entry(3, { offset: '2002', redrive: { from: `${DLQ}/0/2`, count: 2 } });
+    // A redrive sends the same bytes back: each later letter holds the message its origin does.
+    const second = entry(2, { offset: '2001', value: first.record.value, redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const third = entry(3, { offset: '2002', value: first.record.value, redrive: { from: `${DLQ}/0/2`, count: 2 } });
     const plan = planRedrive([first, second, third], { eventTopics: topics, force: false });
     expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['3']);
     expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([
@@ -249,8 +251,8 @@ describe('planRedrive: a message redriven and refused again', () => {
   // redriven and refused again as letter 3: letter 2 went out again at every run, with a new count.
   it('sends neither letter of the source position a later letter stands for', () => {
     const first = entry(1);
-    const copy = entry(2, { offset: '1001' });
-    const later = entry(3, { offset: '2001', redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const copy = entry(2, { offset: '1001', value: first.record.value });
+    const later = entry(3, { offset: '2001', value: first.record.value, redrive: { from: `${DLQ}/0/1`, count: 1 } });
     const plan = planRedrive([first, copy, later], { eventTopics: topics, force: false });
     expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['3']);
     expect(plan.skipped.map(({ entry: skipped, reason, detail }) => [skipped.position.offset, reason, detail])).toEqual([
@@ -261,8 +263,8 @@ describe('planRedrive: a message redriven and refused again', () => {
 
   it('whatever order the copies come in: the one before the copy the later letter names is not sent either', () => {
     const copy = entry(1);
-    const named = entry(2, { offset: '1001' });
-    const later = entry(3, { offset: '2001', redrive: { from: `${DLQ}/0/2`, count: 1 } });
+    const named = entry(2, { offset: '1001', value: copy.record.value });
+    const later = entry(3, { offset: '2001', value: copy.record.value, redrive: { from: `${DLQ}/0/2`, count: 1 } });
     const plan = planRedrive([copy, named, later], { eventTopics: topics, force: false });
     expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['3']);
     expect(plan.skipped.map(({ entry: skipped, reason }) => [skipped.position.offset, reason])).toEqual([
@@ -282,11 +284,32 @@ describe('planRedrive: a message redriven and refused again', () => {
   // again with a count of 1, doubling the message and getting round the redrive limit.
   it('knows the later letters from the whole topic, not only from the selection', () => {
     const first = entry(1);
-    const later = entry(3, { offset: '2001', reasonCode: 'schema_invalid', redrive: { from: `${DLQ}/0/1`, count: MAX_REDRIVES } });
+    const later = entry(3, { offset: '2001', value: first.record.value, reasonCode: 'schema_invalid', redrive: { from: `${DLQ}/0/1`, count: MAX_REDRIVES } });
     expect(planRedrive([first], { eventTopics: topics, force: false }).send).toHaveLength(1);
     const plan = planRedrive([first], { eventTopics: topics, force: false, redrivenSince: laterLettersOf([first, later]) });
     expect(plan.send).toEqual([]);
     expect(plan.skipped.map(({ reason }) => reason)).toEqual(['redriven_since']);
+  });
+});
+
+describe('planRedrive: a forged redrive trail', () => {
+  const topics = [POLICY, 'vigil.events.invocation', 'vigil.events.device'];
+
+  // The trail is a header any producer of an event topic can write: a forged one made the real
+  // letter skipped as redriven_since and the forger's message sent in its place.
+  it('takes a later letter for an earlier one only when it holds the same message (key and value)', () => {
+    const real = entry(1);
+    const forged = entry(2, { offset: '2001', value: Buffer.from('{"id":"attacker"}'), redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const plan = planRedrive([real, forged], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['1', '2']);
+    expect(plan.skipped).toEqual([]);
+    const otherKey = entry(3, { offset: '2002', value: real.record.value, originalKey: Buffer.from('someone-else'), redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    expect(laterLettersOf([real, forged, otherKey]).size).toBe(0);
+    // A truncated original is known by the SHA-256 its letter recorded.
+    const whole = Buffer.from('{"id":"evt-big"}');
+    const truncated = entry(4, { value: whole.subarray(0, 5), truncated: { bytes: whole.length, sha256: originalDigest({ originalKey: null, value: whole }).split(':')[1] ?? '' } });
+    const again = entry(5, { offset: '2003', value: whole, redrive: { from: `${DLQ}/0/4`, count: 1 } });
+    expect(laterLettersOf([truncated, again])).toEqual(new Map([[`${DLQ}/0/4`, `${DLQ}/0/5`]]));
   });
 });
 

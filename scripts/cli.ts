@@ -33,10 +33,12 @@ commands:
                               VIGIL_INTAKE_TOKEN; see docs/gateways/kong-http-log.md)
   adapt --format F --topic T  translate a gateway's raw topic T (format kong, apisix, ...) into
                               contract events until SIGINT/SIGTERM (docs/gateways/README.md)
-  demo [--events N] [--via kong]  bring the stack up, run the pipeline, emit N events (default 3000);
-                              --via kong: the first gateway's traffic goes through Kong log records and vigil adapt
-       [--no-stack]           from simulated gateways and services, print a summary and write
-                              the incident report (--no-stack: use the configured stores as they are)
+  demo [--events N] [--via kong] [--no-stack]
+                              bring the stack up, run the pipeline, emit N events (default 3000)
+                              from simulated gateways and services, print a summary and write
+                              the incident report (--no-stack: use the configured stores as they are;
+                              --via kong: the first gateway's traffic goes through Kong log records
+                              and vigil adapt)
   topics ensure               create Vigil's topics that are missing (partitions, replication,
                               retention from configuration), e.g. before producing a backlog
   schemas export [--out DIR]  print the JSON Schemas of the event contract, or write them to DIR

@@ -312,7 +312,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
 
   const { intake } = sources;
   if (intake) {
-    totalOf('vigil_intake_requests_total', 'Requests to the HTTP intake, by answer (accepted, unauthorized, too_large, rate_limited, invalid, busy, unavailable).', ['outcome'], () => {
+    totalOf('vigil_intake_requests_total', 'Requests to the HTTP intake, by answer (accepted, unauthorized, too_large, rate_limited, invalid, busy, unavailable, refused).', ['outcome'], () => {
       const stats = intake();
       return [
         [{ outcome: 'accepted' }, stats.accepted],
@@ -322,6 +322,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
         [{ outcome: 'invalid' }, stats.invalid],
         [{ outcome: 'busy' }, stats.busy],
         [{ outcome: 'unavailable' }, stats.unavailable],
+        [{ outcome: 'refused' }, stats.refused],
       ];
     });
     totalOf('vigil_intake_records_total', 'Records the HTTP intake produced to its raw topic (Kafka acknowledged).', [], () => [[{}, intake().records]]);

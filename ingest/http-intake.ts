@@ -10,7 +10,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
-import { closeServer, createProducer, errorMessage, listenOn, untilReady, type Logger, type TopicPlan } from '../platform';
+import { closeServer, createProducer, errorMessage, isRetriable, listenOn, unwrapKafkaRetries, untilReady, type Logger, type TopicPlan } from '../platform';
 import { deadLetterBatches } from './dead-letter';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
@@ -59,6 +59,8 @@ export interface IntakeStats {
   busy: number;
   /** Refused with 503 because Kafka did not acknowledge, or the intake was stopping. */
   unavailable: number;
+  /** Refused with 500 because Kafka refused the records for good (not authorized, say): retrying sends them again for nothing. */
+  refused: number;
 }
 
 export interface HttpIntake {
@@ -214,6 +216,29 @@ export interface IntakeRecord {
 export const MAX_RECORDS_PER_BODY = 10_000;
 
 /**
+ * Objects and arrays one body may hold, at any depth: 64 per record on average, far above a Kong
+ * log record's few dozen. Counting only the top level let `[{"a":[{},{},…]}]` (one record) through
+ * to JSON.parse: an 8 MiB body of empty objects took about 150 MB of heap, and eight at once fit the
+ * in-flight budget.
+ */
+export const MAX_CONTAINERS_PER_BODY = 64 * MAX_RECORDS_PER_BODY;
+
+/** How many objects and arrays a body holds at any depth, counted on the bytes (strings skipped), up to `stopAt + 1`. */
+export function containersOf(body: Buffer, stopAt: number): number {
+  let inString = false;
+  let containers = 0;
+  for (let index = 0; index < body.length; index++) {
+    const byte = body[index];
+    if (inString) {
+      if (byte === 0x5c) index++;
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if ((byte === 0x5b || byte === 0x7b) && ++containers > stopAt) return containers;
+  }
+  return containers;
+}
+
+/**
  * How many items a body's top-level JSON array holds, counted on the bytes (strings skipped), up
  * to `stopAt + 1`: before JSON.parse builds them all. 1 for anything that is not an array.
  */
@@ -258,6 +283,9 @@ export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; ma
   if (count > MAX_RECORDS_PER_BODY) {
     throw new IntakeRefusal(413, `body holds more than ${MAX_RECORDS_PER_BODY} records, over the limit per request: lower the plugin's queue.max_batch_size`, 'tooLarge');
   }
+  if (containersOf(body, MAX_CONTAINERS_PER_BODY) > MAX_CONTAINERS_PER_BODY) {
+    throw new IntakeRefusal(413, `body holds more than ${MAX_CONTAINERS_PER_BODY} JSON objects and arrays, far more than Kong log records have: refused before parsing`, 'tooLarge');
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -297,7 +325,7 @@ function send(response: ServerResponse, status: number, body: Record<string, unk
 export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   const log = options.logger.child({ component: 'intake' });
   const bucket = tokenBucket(options.requestsPerSecond, options.burst, options.now ?? (() => performance.now()));
-  const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, busy: 0, unavailable: 0 };
+  const stats: IntakeStats = { accepted: 0, records: 0, unauthorized: 0, tooLarge: 0, rateLimited: 0, invalid: 0, busy: 0, unavailable: 0, refused: 0 };
   let producer: Producer | undefined;
   let server: Server | undefined;
   let lastUnauthorizedWarning = Number.NEGATIVE_INFINITY;
@@ -367,8 +395,19 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
         await sending.send({ topic: options.topic, acks: -1, messages: batch });
       }
     } catch (error) {
+      // The broker's own words (its addresses among them) stay in the log, not in the answer. A
+      // refusal for good is not answered 503: the gateway retried it until it dropped the batch,
+      // counted as an outage.
+      if (!isRetriable(error)) {
+        const type = (unwrapKafkaRetries(error) as { type?: unknown } | undefined)?.type;
+        if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') {
+          log.warn({ err: error, records: records.length }, 'Kafka refused an intake record as larger than it takes: set VIGIL_MAX_MESSAGE_BYTES to at most the broker\'s message.max.bytes (the topic\'s max.message.bytes)');
+          throw new IntakeRefusal(413, 'a record is larger than the raw topic takes (VIGIL_MAX_MESSAGE_BYTES is above the broker\'s limit)', 'tooLarge');
+        }
+        log.error({ err: error, records: records.length }, 'Kafka refused an intake batch for good (not a transient failure): the gateway is answered 500');
+        throw new IntakeRefusal(500, 'Kafka refused the records; see the intake\'s log', 'refused');
+      }
       log.warn({ err: error, records: records.length }, 'Kafka did not acknowledge an intake batch; the gateway will retry it');
-      // The broker's own words (its addresses among them) stay in the log, not in the answer.
       throw new IntakeRefusal(503, 'Kafka did not acknowledge the records; retry later', 'unavailable', { 'retry-after': '5' });
     }
     stats.accepted += 1;

@@ -64,7 +64,7 @@ const PROGRAMMER_ERRORS = [TypeError, RangeError, ReferenceError, SyntaxError, E
  * retrier in it, itself marked not retriable, even around a timeout or a partition without a
  * leader. What it wraps says whether trying again later can help.
  */
-function unwrapKafkaRetries(error: unknown): unknown {
+export function unwrapKafkaRetries(error: unknown): unknown {
   let current = error;
   for (let depth = 0; depth < 5 && current instanceof Error && current.name === 'KafkaJSNumberOfRetriesExceeded' && current.cause !== undefined; depth++) current = current.cause;
   return current;

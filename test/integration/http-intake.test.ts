@@ -226,6 +226,35 @@ describe('the HTTP intake for Kong http-log', () => {
   });
 });
 
+describe('the HTTP intake when Kafka refuses records for good', () => {
+  // Every send failure was a 503: Kong retried a record the topic can never take until it dropped
+  // the batch, and it was counted as an outage.
+  it('answers 413 for a record over the raw topic\'s own size limit, counted as too large, not unavailable', async () => {
+    const topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;
+    const stack = openStack(isolatedConfig({ VIGIL_INTAKE_TOKEN: TOKEN, VIGIL_INTAKE_TOPIC: topic, VIGIL_MAX_MESSAGE_BYTES: '65536' }));
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '4096' }] }], waitForLeaders: true });
+    await admin.disconnect();
+    const vigil = createVigil(stack.config, { roles: ['intake'], logger: testLogger, kafka: stack.kafka, elasticsearch: stack.elasticsearch, http: false, intakeHttp: { host: '127.0.0.1', port: 0 } });
+    await vigil.start();
+    try {
+      const at = `http://127.0.0.1:${vigil.intakeAddress()?.port ?? 0}${KONG_INTAKE_PATH}`;
+      const record = { ...kongRecord('req-huge'), response: { status: 200, size: 512, headers: { padding: 'p'.repeat(20_000) } } };
+      const response = await fetch(at, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(record) });
+      expect({ status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) }).toEqual({
+        status: 413,
+        retryAfter: null,
+        body: { error: "a record is larger than the raw topic takes (VIGIL_MAX_MESSAGE_BYTES is above the broker's limit)" },
+      });
+      const small = await fetch(at, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(kongRecord('req-small')) });
+      expect(small.status).toBe(200);
+    } finally {
+      await stopIntake(vigil, stack, topic);
+    }
+  });
+});
+
 describe('the HTTP intake with a body larger than a Kafka batch may be', () => {
   it('takes 1.3 MB of one client\'s records (over the broker\'s 1 MiB batch limit, all on one partition) and produces every one, in order', async () => {
     const topic = `it-raw-${randomBytes(4).toString('hex')}.kong`;

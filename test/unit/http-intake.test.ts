@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { IntakeRefusal, MAX_RECORDS_PER_BODY, recordsOfBody, tokenBucket, topLevelItems } from '../../ingest';
+import { IntakeRefusal, MAX_CONTAINERS_PER_BODY, MAX_RECORDS_PER_BODY, containersOf, recordsOfBody, tokenBucket, topLevelItems } from '../../ingest';
 import { ConfigError, createLogger, loadConfig, secretsOf } from '../../platform';
 
 const limits = { maxRecordBytes: 1024, maxJsonDepth: 4 };
@@ -122,6 +122,28 @@ describe('the intake settings', () => {
     };
     expect(refusal('short')).toEqual(['VIGIL_INTAKE_TOKEN: at least 24 characters']);
     expect(refusal('a token with spaces in it, long enough')).toEqual(['VIGIL_INTAKE_TOKEN: printable ASCII without spaces']);
+  });
+});
+
+describe('the intake\'s bound on objects and arrays per body', () => {
+  // Only top-level items were counted: one record holding a huge array of empty objects was parsed
+  // whole (about 150 MB of heap for an 8 MiB body).
+  it('refuses a body nesting more objects and arrays than the bound, before parsing, however few its records', () => {
+    const body = Buffer.from(`[{"a":[${'{},'.repeat(MAX_CONTAINERS_PER_BODY)}{}]}]`);
+    let refusal: unknown;
+    try {
+      recordsOfBody(body, { maxRecordBytes: 64 * 1024 * 1024, maxJsonDepth: 64 });
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(IntakeRefusal);
+    expect(refusal).toMatchObject({ status: 413, stat: 'tooLarge', message: `body holds more than ${MAX_CONTAINERS_PER_BODY} JSON objects and arrays, far more than Kong log records have: refused before parsing` });
+  });
+
+  it('counts objects and arrays at any depth, not brackets inside strings, and stops past the bound', () => {
+    expect(containersOf(Buffer.from('[{"a":[1,{"b":"[{not}]"}]},{}]'), 100)).toBe(5);
+    expect(containersOf(Buffer.from('{"q":"\\"[{"}'), 100)).toBe(1);
+    expect(containersOf(Buffer.from('[[[[[[[[[['), 3)).toBe(4);
   });
 });
 

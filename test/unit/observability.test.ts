@@ -93,7 +93,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
     notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
     outbox: () => ({ accepted: 6, skipped: 2, grouped: 3 }),
-    intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, busy: 2, unavailable: 0 }),
+    intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, busy: 2, unavailable: 0, refused: 0 }),
     adapt: () => ({ messages: 4, events: 9, eventsByFamily: { policy: 6, invocation: 3 }, rejectedByReason: { adapter_unmapped: 1 }, skippedByReason: { not_http: 2 }, deadLettered: 1 }),
     geo: () => geo,
   };

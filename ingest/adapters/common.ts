@@ -131,7 +131,9 @@ export function parseJsonBatch(value: Uint8Array): JsonBatch {
   } catch (error) {
     return { ok: false, message: `not valid JSON: ${(error as Error).message}` };
   }
-  if (Array.isArray(parsed)) return { ok: true, records: parsed };
+  // An empty batch is refused, not taken as nothing: it was committed with no event, no dead
+  // letter and no count but `messages`, so a writer's bug went unseen.
+  if (Array.isArray(parsed)) return parsed.length === 0 ? { ok: false, message: 'an empty JSON array: expected a JSON object or an array of them' } : { ok: true, records: parsed };
   if (typeof parsed === 'object' && parsed !== null) return { ok: true, records: [parsed] };
   return { ok: false, message: `expected a JSON object or an array of them, got ${parsed === null ? 'null' : typeof parsed}` };
 }

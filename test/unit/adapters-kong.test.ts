@@ -304,6 +304,8 @@ describe('the kong adapter', () => {
   it('refuses what is not a Kong record, naming the fault, and keeps the rest of the batch', () => {
     expect(translate('not json').rejected).toEqual([{ reason: 'adapter_unparseable', record: 0, message: expect.stringMatching(/^not a kong message: not valid JSON/) as unknown }]);
     expect(translate('42').rejected[0]?.message).toBe('not a kong message: expected a JSON object or an array of them, got number');
+    // An empty batch was committed with no event, no dead letter and no count but messages.
+    expect(translate('[]')).toMatchObject({ events: [], rejected: [{ reason: 'adapter_unparseable', record: 0, message: 'not a kong message: an empty JSON array: expected a JSON object or an array of them' }] });
     const mixed = translate([7, { hello: 'world' }, kongRecord(call())]);
     expect(mixed.rejected).toEqual([
       { reason: 'adapter_unparseable', record: 0, message: 'record 0: expected a JSON object, got number' },

@@ -65,27 +65,40 @@ const BACKSLASH = 0x5c;
 /**
  * Whether JSON text nests deeper than `limit`, by a scan of the bytes before any parse: a
  * deeply nested message must be refused before JSON.parse, whose recursion it could overflow.
- * A string is crossed with a native search for its closing quote, not byte by byte: hostile
- * messages are mostly long strings, and this scan ran over each of their bytes.
  */
-export function exceedsDepth(bytes: Buffer, limit: number): boolean {
+export function exceedsDepth(bytes: Uint8Array, limit: number): boolean {
+  return jsonBeyond(bytes, { depth: limit }) === 'depth';
+}
+
+/**
+ * Which bound JSON text passes first, by a scan of its bytes before any parse (brackets inside
+ * strings don't count): nesting deeper than `depth`, or holding more than `containers` objects and
+ * arrays at any depth (a parse of many tiny ones costs about fifty times their bytes); undefined
+ * within both. A string is crossed with a native search for its closing quote, not byte by byte:
+ * hostile messages are mostly long strings, and a scan ran over each of their bytes. Text that is
+ * not JSON (an unterminated string) is left to the parse to report.
+ */
+export function jsonBeyond(bytes: Uint8Array, bounds: { depth: number; containers?: number }): 'depth' | 'containers' | undefined {
+  const maxContainers = bounds.containers ?? Number.POSITIVE_INFINITY;
   let depth = 0;
+  let containers = 0;
   for (let index = 0; index < bytes.length; index++) {
     const byte = bytes[index];
     if (byte === QUOTE) {
       index = closingQuote(bytes, index + 1);
-      if (index < 0) return false; // an unterminated string: not JSON, which the parse reports
+      if (index < 0) return undefined;
     } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
-      if (++depth > limit) return true;
+      if (++depth > bounds.depth) return 'depth';
+      if (++containers > maxContainers) return 'containers';
     } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
       depth--;
     }
   }
-  return false;
+  return undefined;
 }
 
 /** The position of the quote that closes a string starting at `from` (after its opening quote), or -1. */
-function closingQuote(bytes: Buffer, from: number): number {
+function closingQuote(bytes: Uint8Array, from: number): number {
   let at = bytes.indexOf(QUOTE, from);
   while (at >= 0) {
     // Escaped if an odd number of backslashes precede it.

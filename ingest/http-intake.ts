@@ -11,6 +11,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
 import { closeServer, createProducer, errorMessage, isRetriable, listenOn, unwrapKafkaRetries, untilReady, type Logger, type TopicPlan } from '../platform';
+import { jsonBeyond } from './classify';
 import { deadLetterBatches } from './dead-letter';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
@@ -223,21 +224,6 @@ export const MAX_RECORDS_PER_BODY = 10_000;
  */
 export const MAX_CONTAINERS_PER_BODY = 64 * MAX_RECORDS_PER_BODY;
 
-/** How many objects and arrays a body holds at any depth, counted on the bytes (strings skipped), up to `stopAt + 1`. */
-export function containersOf(body: Buffer, stopAt: number): number {
-  let inString = false;
-  let containers = 0;
-  for (let index = 0; index < body.length; index++) {
-    const byte = body[index];
-    if (inString) {
-      if (byte === 0x5c) index++;
-      else if (byte === 0x22) inString = false;
-    } else if (byte === 0x22) inString = true;
-    else if ((byte === 0x5b || byte === 0x7b) && ++containers > stopAt) return containers;
-  }
-  return containers;
-}
-
 /**
  * How many items a body's top-level JSON array holds, counted on the bytes (strings skipped), up
  * to `stopAt + 1`: before JSON.parse builds them all. 1 for anything that is not an array.
@@ -283,7 +269,7 @@ export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; ma
   if (count > MAX_RECORDS_PER_BODY) {
     throw new IntakeRefusal(413, `body holds more than ${MAX_RECORDS_PER_BODY} records, over the limit per request: lower the plugin's queue.max_batch_size`, 'tooLarge');
   }
-  if (containersOf(body, MAX_CONTAINERS_PER_BODY) > MAX_CONTAINERS_PER_BODY) {
+  if (jsonBeyond(body, { depth: Number.POSITIVE_INFINITY, containers: MAX_CONTAINERS_PER_BODY }) === 'containers') {
     throw new IntakeRefusal(413, `body holds more than ${MAX_CONTAINERS_PER_BODY} JSON objects and arrays, far more than Kong log records have: refused before parsing`, 'tooLarge');
   }
   let parsed: unknown;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { GroupKeys, GroupMap } from './types';
+import { exceedsDepth } from '../classify';
 
 /** The HTTP methods the contract takes; any other is skipped as `method_unsupported`. */
 const CONTRACT_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -113,18 +114,7 @@ const utf8 = new TextDecoder('utf-8');
  */
 export function parseJsonBatch(value: Uint8Array): JsonBatch {
   if (value.length === 0) return { ok: false, message: 'the message is empty' };
-  let depth = 0;
-  let inString = false;
-  for (let index = 0; index < value.length; index++) {
-    const byte = value[index];
-    if (inString) {
-      if (byte === 0x5c) index++;
-      else if (byte === 0x22) inString = false;
-    } else if (byte === 0x22) inString = true;
-    else if (byte === 0x7b || byte === 0x5b) {
-      if (++depth > MAX_RECORD_DEPTH) return { ok: false, message: `the JSON nests deeper than ${MAX_RECORD_DEPTH} levels` };
-    } else if (byte === 0x7d || byte === 0x5d) depth--;
-  }
+  if (exceedsDepth(value, MAX_RECORD_DEPTH)) return { ok: false, message: `the JSON nests deeper than ${MAX_RECORD_DEPTH} levels` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(utf8.decode(value));

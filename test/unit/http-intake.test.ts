@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { IntakeRefusal, MAX_CONTAINERS_PER_BODY, MAX_RECORDS_PER_BODY, containersOf, recordsOfBody, tokenBucket, topLevelItems } from '../../ingest';
+import { IntakeRefusal, MAX_CONTAINERS_PER_BODY, MAX_RECORDS_PER_BODY, jsonBeyond, recordsOfBody, tokenBucket, topLevelItems } from '../../ingest';
 import { ConfigError, createLogger, loadConfig, secretsOf } from '../../platform';
 
 const limits = { maxRecordBytes: 1024, maxJsonDepth: 4 };
@@ -140,10 +140,12 @@ describe('the intake\'s bound on objects and arrays per body', () => {
     expect(refusal).toMatchObject({ status: 413, stat: 'tooLarge', message: `body holds more than ${MAX_CONTAINERS_PER_BODY} JSON objects and arrays, far more than Kong log records have: refused before parsing` });
   });
 
-  it('counts objects and arrays at any depth, not brackets inside strings, and stops past the bound', () => {
-    expect(containersOf(Buffer.from('[{"a":[1,{"b":"[{not}]"}]},{}]'), 100)).toBe(5);
-    expect(containersOf(Buffer.from('{"q":"\\"[{"}'), 100)).toBe(1);
-    expect(containersOf(Buffer.from('[[[[[[[[[['), 3)).toBe(4);
+  it('counts objects and arrays at any depth, not brackets inside strings, and says which bound is passed first', () => {
+    const five = Buffer.from('[{"a":[1,{"b":"[{not}]"}]},{}]');
+    expect(jsonBeyond(five, { depth: 64, containers: 5 })).toBeUndefined();
+    expect(jsonBeyond(five, { depth: 64, containers: 4 })).toBe('containers');
+    expect(jsonBeyond(Buffer.from('{"q":"\\"[{"}'), { depth: 1, containers: 1 })).toBeUndefined();
+    expect(jsonBeyond(Buffer.from('[[[[[[[[[['), { depth: 3, containers: 100 })).toBe('depth');
   });
 });
 

@@ -272,9 +272,10 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   const intakeToken = config.intake.token;
   if (roles.has('intake') && intakeToken === undefined) throw new ConfigError(['the intake needs VIGIL_INTAKE_TOKEN, the token the gateway sends']);
   const logger = overrides.logger ?? createLogger({ level: config.logLevel, secrets: secretsOf(config) });
-  // Roles named explicitly leave the intake out unless named: a gateway pointed at it would get
-  // connection refused, with nothing said here.
-  if (overrides.roles !== undefined && intakeToken !== undefined && !roles.has('intake')) {
+  // Roles named explicitly leave the intake out unless named: a gateway pointed at the ingest's
+  // process would get connection refused, with nothing said here. (An alerting process that shares
+  // the environment is no place for it.)
+  if (overrides.roles !== undefined && intakeToken !== undefined && roles.has('ingest') && !roles.has('intake')) {
     logger.warn({ roles: [...roles] }, 'VIGIL_INTAKE_TOKEN is set but the intake is not among the roles: this process serves no intake (add it: --roles ingest,intake)');
   }
   const instrumentation = overrides.instrumentation ?? new Instrumentation();

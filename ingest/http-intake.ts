@@ -384,8 +384,10 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
       // The broker's own words (its addresses among them) stay in the log, not in the answer. A
       // refusal for good is not answered 503: the gateway retried it until it dropped the batch,
       // counted as an outage.
-      if (!isRetriable(error)) {
-        const type = (unwrapKafkaRetries(error) as { type?: unknown } | undefined)?.type;
+      // Only the broker's own refusals (a protocol error type) are for good: kafkajs's lock and
+      // request timeouts are non-retriable to kafkajs, but a slow broker's, so they stay 503.
+      const type = (unwrapKafkaRetries(error) as { type?: unknown } | undefined)?.type;
+      if (!isRetriable(error) && typeof type === 'string') {
         if (type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') {
           log.warn({ err: error, records: records.length }, 'Kafka refused an intake record as larger than it takes: set VIGIL_MAX_MESSAGE_BYTES to at most the broker\'s message.max.bytes (the topic\'s max.message.bytes)');
           throw new IntakeRefusal(413, 'a record is larger than the raw topic takes (VIGIL_MAX_MESSAGE_BYTES is above the broker\'s limit)', 'tooLarge');

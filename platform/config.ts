@@ -588,10 +588,12 @@ function redisUrlProblems(context: { value: string; issues: unknown[] }): void {
   if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d{1,5}$/.test(url.pathname)) {
     problem(`database "${decoded(url.pathname.slice(1)) ?? url.pathname.slice(1)}" is not a whole number (expected redis://host:port/0)`);
   }
-  // ioredis turns every query parameter into a client option (`?password=` logs in), which no
-  // check here sees and the redaction of logged URLs misses: the settings of their own say it.
-  if (url.search !== '') {
-    problem(`holds a query string (${[...url.searchParams.keys()].map((key) => `"${key}"`).join(', ') || '?'}): set REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS_CA_FILE instead, and rediss:// for TLS`);
+  // ioredis turns every query parameter into a client option: `?password=` logged in, out of
+  // sight of the checks here and of the redaction of logged URLs. Credentials and TLS have
+  // settings of their own; other options (`?family=6` on an IPv6-only network) are ioredis's.
+  const credentials = [...url.searchParams.keys()].filter((key) => /^(password|username|user|tls|sentinel)/i.test(key));
+  if (credentials.length > 0) {
+    problem(`holds ${credentials.map((key) => `"${key}"`).join(', ')} in its query string: set REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS_CA_FILE instead, and rediss:// for TLS`);
   }
   // ioredis decodes the user info and throws "URI malformed" at connect, naming nothing.
   for (const [part, text] of [['user', url.username], ['password', url.password]] as const) {
@@ -639,7 +641,6 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
         : undefined,
   ({ elasticsearch }) =>
     elasticsearch.caFile !== undefined && !hasScheme(elasticsearch.url, 'https') ? 'ELASTICSEARCH_CA_FILE is set but ELASTICSEARCH_URL is not https://' : undefined,
-  ({ redis }) => (redis.username !== undefined && redis.password === undefined ? 'REDIS_USERNAME is set without REDIS_PASSWORD: an ACL user logs in with its password; set both' : undefined),
   ({ redis }) =>
     redis.cluster === undefined && hasUserInfo(redis.url) && (redis.username !== undefined || redis.password !== undefined)
       ? 'REDIS_URL holds a user or a password and REDIS_USERNAME or REDIS_PASSWORD is set too: the URL’s would win without a word; keep the credentials in REDIS_USERNAME and REDIS_PASSWORD only'
@@ -695,7 +696,8 @@ function fileProblem(file: string, certificate: boolean): string | undefined {
   } catch {
     return `cannot read ${file}`;
   }
-  return head.subarray(0, length).includes('-----BEGIN CERTIFICATE-----') ? undefined : `no PEM certificate in ${file} (expected -----BEGIN CERTIFICATE-----; convert a DER file with openssl x509 -inform der)`;
+  const text = head.subarray(0, length).toString('latin1');
+  return /-----BEGIN (TRUSTED )?CERTIFICATE-----/.test(text) ? undefined : `no PEM certificate in ${file} (expected -----BEGIN CERTIFICATE-----; convert a DER file with openssl x509 -inform der)`;
 }
 
 /**
@@ -825,7 +827,7 @@ export interface UnknownVariable {
 
 /** Settings Vigil read once and reads no more, with what replaced them: named apart from misspellings. */
 const RETIRED_VARIABLES: Readonly<Record<string, string>> = {
-  VIGIL_ALERT_SUPPRESS_MS: 'retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window',
+  VIGIL_ALERT_SUPPRESS_MS: 'retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window; docs/alerting.md',
 };
 
 /**

@@ -401,7 +401,6 @@ export function createAlerter(options: AlerterOptions): Alerter {
       else if (change.kind === 'resolved') paged.push({ ...change, late: true });
       else stats.unpaged++;
     }
-    stats.silenced += heldBack;
     if (paged.length > 0) {
       try {
         await sink.accept(paged);
@@ -422,11 +421,15 @@ export function createAlerter(options: AlerterOptions): Alerter {
         await store.markSilenced([...marks.values()].map(({ alert, silences: ids, held }) => ({ alert, silences: [...ids], ...(held ? { held } : {}) })));
       } catch (error) {
         logger.warn({ err: error, alerts: marks.size }, 'could not record the silences that held back these alerts\' notifications; their changes stay unsent and are tried again');
-        // The next batch writes what is unsent first (a redone batch finds its detections folded).
+        // The next batch writes what is unsent first (a redone batch finds its detections folded),
+        // and a catch-up running meanwhile does not clear that.
         behind = true;
+        failedWrites++;
         throw error;
       }
     }
+    // Counted once held back for good (a retried hold is counted when it is recorded).
+    stats.silenced += heldBack;
     try {
       await store.markSent(changes);
     } catch (error) {

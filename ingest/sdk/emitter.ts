@@ -189,6 +189,8 @@ interface Buffered extends Message {
   value: string;
   family: Family;
   bytes: number;
+  /** Its place in the order events were accepted: what a flush waits for. */
+  seq: number;
 }
 
 /** Per record, what the message costs besides its key and value (kafkajs's record framing). */
@@ -246,7 +248,6 @@ function randomId(): string {
   );
 }
 
-/** An invalid Date becomes text the schema refuses by name (`time`), not a RangeError. */
 /**
  * Refuses options that would stall or unbound the emitter: `maxBatch: 0` or `NaN` (often
  * `Number(process.env.X)` of an unset variable) looped on empty batches and froze the process, a
@@ -273,6 +274,7 @@ function optionProblems(options: EmitterOptions): void {
   if (issues.length > 0) throw new ValidationError('invalid emitter options', issues, 'options_invalid');
 }
 
+/** An invalid Date becomes text the schema refuses by name (`time`), not a RangeError. */
 function dateText(date: Date): string {
   return Number.isNaN(date.getTime()) ? 'Invalid Date' : date.toISOString();
 }
@@ -389,6 +391,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
   let values: string[] = [];
   let families: Family[] = [];
   let sizes: number[] = [];
+  let seqs: number[] = [];
   let head = 0;
   let inFlight: Buffered[] = [];
   let bufferedBytes = 0;
@@ -399,17 +402,21 @@ export function createEmitter(options: EmitterOptions): Emitter {
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   let closed = false;
+  /** The place in the accepted order the next event gets ({@link Buffered.seq}). */
+  let nextSeq = 0;
   /**
-   * Events that left the queue, in its order: acknowledged, or evicted by drop-oldest. A flush
-   * waits for the count the buffer held when it was called, not for an empty buffer: a service
-   * that never stops emitting kept it from ever resolving.
+   * Flushes waiting: each for every event accepted before it was called to be acknowledged (or
+   * evicted by drop-oldest), not for an empty buffer, which a service that never stops emitting
+   * kept from ever coming.
    */
-  let gone = 0;
   const flushes: { target: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  /** The place of the oldest event still buffered (in flight, then waiting), or the next one's. */
+  const oldestBuffered = (): number => inFlight[0]?.seq ?? (waiting() > 0 ? (seqs[head] ?? nextSeq) : nextSeq);
   const settleFlushes = (): void => {
+    const oldest = oldestBuffered();
     for (let index = flushes.length - 1; index >= 0; index--) {
       const waiter = flushes[index];
-      if (waiter !== undefined && gone >= waiter.target) {
+      if (waiter !== undefined && oldest >= waiter.target) {
         flushes.splice(index, 1);
         waiter.resolve();
       }
@@ -435,12 +442,14 @@ export function createEmitter(options: EmitterOptions): Emitter {
       values = [];
       families = [];
       sizes = [];
+      seqs = [];
       head = 0;
     } else if (head >= 4096 && head * 2 >= values.length) {
       keys = keys.slice(head);
       values = values.slice(head);
       families = families.slice(head);
       sizes = sizes.slice(head);
+      seqs = seqs.slice(head);
       head = 0;
     }
     return value;
@@ -522,7 +531,8 @@ export function createEmitter(options: EmitterOptions): Emitter {
           if (inFlight.length > 0 && bytes + size > sendBytes) break;
           const family = families[head] ?? 'policy';
           const key = keys[head] ?? '';
-          const next: Buffered = { key, value: shift(), headers: HEADERS[family], family, bytes: size };
+          const seq = seqs[head] ?? 0;
+          const next: Buffered = { key, value: shift(), headers: HEADERS[family], family, bytes: size, seq };
           bytes += size;
           inFlight.push(next);
           const topic = topics[family];
@@ -543,6 +553,7 @@ export function createEmitter(options: EmitterOptions): Emitter {
           values = inFlight.map((item) => item.value).concat(values.slice(head));
           families = inFlight.map((item) => item.family).concat(families.slice(head));
           sizes = inFlight.map((item) => item.bytes).concat(sizes.slice(head));
+          seqs = inFlight.map((item) => item.seq).concat(seqs.slice(head));
           head = 0;
           queuedBytes += bytes;
           inFlight = [];
@@ -571,11 +582,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
         }
         failures = 0;
         counters.delivered += inFlight.length;
-        gone += inFlight.length;
-        settleFlushes();
         // (A close that gave up on this request has counted it already: nothing left to take off.)
         bufferedBytes = Math.max(0, bufferedBytes - bytes);
         inFlight = [];
+        settleFlushes();
       }
       holding.delete(closeAtExit);
       exiting.delete(lostAtExit);
@@ -672,13 +682,13 @@ export function createEmitter(options: EmitterOptions): Emitter {
       }
       bufferedBytes -= sizes[head] ?? 0;
       drop(eventOf(shift()), 'buffer_full');
-      gone++;
       settleFlushes();
     }
     keys.push(key);
     values.push(value);
     families.push(family);
     sizes.push(bytes);
+    seqs.push(nextSeq++);
     bufferedBytes += bytes;
     queuedBytes += bytes;
     counters.accepted++;
@@ -721,11 +731,12 @@ export function createEmitter(options: EmitterOptions): Emitter {
         clearTimeout(timer);
         timer = undefined;
       }
-      if (sending) await sending.catch(() => undefined);
-      const target = gone + buffered();
-      if (gone >= target) return;
+      // What was accepted before now: not a wait for the send in progress to end, which under
+      // steady emitting it never does (it sends what comes meanwhile too).
+      const target = nextSeq;
+      if (oldestBuffered() >= target) return;
       const flushed = new Promise<void>((resolve, reject) => flushes.push({ target, resolve, reject }));
-      // Its failure reaches the flush through the waiter.
+      // The send in progress, or one started now; a failure reaches the flush through the waiter.
       drain().catch(() => undefined);
       await flushed;
     },

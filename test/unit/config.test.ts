@@ -384,9 +384,9 @@ describe('invariants between settings', () => {
     expect(loadConfig({ VIGIL_ALERT_RESOLVE_AFTER_MS: '1800000' }).alerting.resolveAfterMs).toBe(1_800_000);
     expect('suppressMs' in loadConfig({ VIGIL_ALERT_SUPPRESS_MS: '60000' }).alerting).toBe(false);
     const unknown = unknownVariables({ VIGIL_ALERT_SUPPRESS_MS: '3600000' });
-    expect(unknown).toStrictEqual([{ name: 'VIGIL_ALERT_SUPPRESS_MS', retired: 'retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window' }]);
+    expect(unknown).toStrictEqual([{ name: 'VIGIL_ALERT_SUPPRESS_MS', retired: 'retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window; docs/alerting.md' }]);
     expect(unknownVariablesWarning(unknown)).toBe(
-      'ignoring a variable Vigil does not read: VIGIL_ALERT_SUPPRESS_MS (retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window); see docs/configuration.md',
+      'ignoring a variable Vigil does not read: VIGIL_ALERT_SUPPRESS_MS (retired: the quiet period, VIGIL_ALERT_RESOLVE_AFTER_MS, is also the join window; docs/alerting.md); see docs/configuration.md',
     );
   });
 
@@ -422,14 +422,14 @@ describe('REDIS_URL', () => {
     // A malformed escape threw a bare URIError out of loadConfig (exit 1, no variable named).
     ['redis://127.0.0.1:6379/%zz', 'REDIS_URL: database "%zz" is not a whole number (expected redis://host:port/0)'],
     // ioredis takes query parameters as options (a password logged in, then printed in every error).
-    ['rediss://cache:6380?password=hunter22', 'REDIS_URL: holds a query string ("password"): set REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS_CA_FILE instead, and rediss:// for TLS'],
+    ['rediss://cache:6380?password=hunter22&family=6', 'REDIS_URL: holds "password" in its query string: set REDIS_PASSWORD, REDIS_USERNAME and REDIS_TLS_CA_FILE instead, and rediss:// for TLS'],
     // ioredis threw "URI malformed" at connect for a literal % in the password.
     ['redis://:50%off@cache:6379', 'REDIS_URL: its password holds a malformed %-escape (a literal % is written %25)'],
   ])('refuses %s, naming what is wrong', (url, problem) => {
     expect(configErrorOf({ REDIS_URL: url }).issues).toEqual([problem]);
   });
 
-  it.each(['redis://127.0.0.1', 'redis://127.0.0.1:6379/', 'redis://cache:6380/2', 'rediss://cache.internal:6380'])('takes %s', (url) => {
+  it.each(['redis://127.0.0.1', 'redis://127.0.0.1:6379/', 'redis://cache:6380/2', 'rediss://cache.internal:6380', 'redis://cache.internal:6379?family=6'])('takes %s', (url) => {
     expect(loadConfig({ REDIS_URL: url }).redis.url).toBe(url);
   });
 });
@@ -456,8 +456,8 @@ describe('secured connections: settings that cannot work together are refused, n
     ]);
   });
 
-  it('refuses a Redis user without a password (ioredis sent AUTH user ""), and credentials both in REDIS_URL and beside it', () => {
-    expect(configErrorOf({ REDIS_USERNAME: 'vigil' }).issues).toEqual(['REDIS_USERNAME is set without REDIS_PASSWORD: an ACL user logs in with its password; set both']);
+  it('refuses credentials both in REDIS_URL and beside it, and takes an ACL user alone (a nopass user)', () => {
+    expect(loadConfig({ REDIS_USERNAME: 'vigil' }).redis.username).toBe('vigil');
     expect(configErrorOf({ REDIS_URL: 'redis://:from-url@cache:6379', REDIS_PASSWORD: 'from-setting' }).issues).toEqual([
       'REDIS_URL holds a user or a password and REDIS_USERNAME or REDIS_PASSWORD is set too: the URL’s would win without a word; keep the credentials in REDIS_USERNAME and REDIS_PASSWORD only',
     ]);
@@ -476,6 +476,10 @@ describe('secured connections: settings that cannot work together are refused, n
     // A scheme is case-insensitive: HTTPS:// was refused as "not https://".
     expect(loadConfig({ ELASTICSEARCH_URL: 'HTTPS://es:9200', ELASTICSEARCH_CA_FILE: ca }).elasticsearch.caFile).toBe(ca);
     expect(loadConfig({ KAFKA_TLS: 'on', KAFKA_TLS_CA_FILE: ca, REDIS_URL: 'rediss://cache:6380', REDIS_TLS_CA_FILE: ca }).redis.caFile).toBe(ca);
+    // OpenSSL's trusted-certificate form (RHEL's ca-bundle.trust.crt), which Node reads too.
+    const trusted = join(folder, 'ca.trust.crt');
+    writeFileSync(trusted, `# bundle\n-----BEGIN TRUSTED ${PEM_HEADER.slice('-----BEGIN '.length)}\nMIIB\n`);
+    expect(loadConfig({ KAFKA_TLS_CA_FILE: trusted }).kafka.caFile).toBe(trusted);
   });
 });
 

@@ -695,6 +695,47 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     expect(current.stats().delivered).toBeGreaterThanOrEqual(1);
   });
 
+  // Counting evictions as progress let a flush resolve while what it waited for was still in flight.
+  it('flush() waits for the batch in flight even when drop-oldest evicts newer events meanwhile, and when called during a send', async () => {
+    jest.useRealTimers();
+    let release: () => void = () => undefined;
+    let started: () => void = () => undefined;
+    const sending = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let held = false;
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      sendBatch: () => {
+        started();
+        return new Promise<void>((resolve) => {
+          release = resolve;
+          if (held) resolve();
+          held = true;
+        });
+      },
+    };
+    const { emitter } = emitterWith({ kafka: { producer: () => producer }, maxBuffer: 3, overflow: 'drop-oldest' });
+    emitter.policy({ ...policyInput(), id: 'policy-0001' });
+    emitter.policy({ ...policyInput(), id: 'policy-0002' });
+    void emitter.flush();
+    await sending;
+    emitter.policy({ ...policyInput(), id: 'policy-0003' });
+    let done = false;
+    const flushed = emitter.flush().then(() => {
+      done = true;
+    });
+    for (const n of [4, 5, 6]) emitter.policy({ ...policyInput(), id: `policy-000${n}` });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(emitter.stats()).toMatchObject({ dropped: 3, delivered: 0 });
+    expect(done).toBe(false);
+    release();
+    await flushed;
+    expect(emitter.stats().delivered).toBeGreaterThanOrEqual(2);
+    await emitter.close();
+  });
+
   // Every waiting event was evicted for a new one that still could not fit beside the batch in flight.
   it('drop-oldest evicts no waiting event when evicting them all would not make room beside the batch in flight', async () => {
     jest.useRealTimers();

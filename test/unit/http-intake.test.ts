@@ -187,7 +187,7 @@ describe('vigil intake', () => {
     const logger = createLogger({ destination: { write: (line: string) => void lines.push(line) } });
     const config = loadConfig({ VIGIL_INTAKE_TOKEN: 'a-token-of-twenty-four-chars' });
     // Made, never started: stopped at once, which closes the clients they made.
-    for (const made of [createVigil(config, { roles: ['ingest'], logger }), createVigil(config, { roles: ['ingest', 'intake'], logger }), createVigil(loadConfig({}), { roles: ['ingest'], logger })]) await made.stop();
+    for (const made of [createVigil(config, { roles: ['ingest'], logger }), createVigil(config, { roles: ['ingest', 'intake'], logger }), createVigil(loadConfig({}), { roles: ['ingest'], logger }), createVigil(config, { roles: ['alerting'], logger })]) await made.stop();
     const warnings = lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((line) => line.level === 40);
     expect(warnings.map((line) => line.msg)).toEqual(['VIGIL_INTAKE_TOKEN is set but the intake is not among the roles: this process serves no intake (add it: --roles ingest,intake)']);
   });

@@ -32,7 +32,8 @@ export interface Refused<M = KafkaMessage> {
 /** Classifies and enriches each message of a chunk. Pure but for the geo lookup. */
 export function decode<M extends { value: Buffer | null }>(
   messages: readonly M[],
-  options: { limits: Config['limits']; family: Family | undefined; now: Date; geoLookup: GeoLookup },
+  /** `now` undefined: no time-range check (replay of a file: its events may be dated any time). */
+  options: { limits: Config['limits']; family: Family | undefined; now: Date | undefined; geoLookup: GeoLookup },
 ): { decoded: Decoded<M>[]; refused: Refused<M>[] } {
   const decoded: Decoded<M>[] = [];
   const refused: Refused<M>[] = [];

@@ -12,7 +12,7 @@ import { routeConsole } from './route-console';
 import { runDeadLetters } from './deadletters';
 import { runNotifications } from './notifications';
 import { runSilences } from './silences';
-import { ReportRangeError, runReport } from './report';
+import { ReportRangeError, parseReportTime, runReport } from './report';
 import { runCoverage } from './coverage';
 import { DASHBOARDS_USAGE, runDashboards } from './dashboards';
 import { runTopics } from './topics';
@@ -230,7 +230,20 @@ async function adapt(args: readonly string[]): Promise<number> {
 }
 
 /** A time Elasticsearch takes in a range: ISO 8601, epoch milliseconds, or date math from `now`. */
-const REPLAY_TIME = /^(?:\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\d{10,16}|now(?:[+-]\d+[yMwdhHms])*(?:\/[yMwdhHms])?)$/;
+const REPLAY_TIME = /^(?:\d{4}-\d{2}-\d{2}(?:T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\d{13}|now(?:[+-]\d+[yMwdhHms])*(?:\/[yMwdhHms])?)$/;
+
+/**
+ * A replay time as milliseconds, when it is one the report's grammar reads (ISO 8601 with a zone,
+ * epoch milliseconds, `now`, `now-2h`); undefined for other date math, left to Elasticsearch.
+ */
+function replayTimeMs(text: string, now: Date): number | undefined {
+  if (/^\d{13}$/.test(text.trim())) return Number(text.trim());
+  try {
+    return parseReportTime(text, now).getTime();
+  } catch {
+    return undefined;
+  }
+}
 
 /** What a command takes after its name: options with a value, flags, subcommands, free paths. */
 interface ArgumentSpec {
@@ -468,7 +481,15 @@ export async function main(args: readonly string[]): Promise<number> {
         if (file === undefined) {
           const bad = [from, to].find((time) => time !== undefined && !REPLAY_TIME.test(time.trim()));
           if (bad !== undefined) {
-            console.error(`vigil replay: "${bad}" is not a time: use ISO 8601 (2026-05-01T10:00:00Z; without a zone, UTC), epoch milliseconds, or date math (now, now-2h, now-1d/d)`);
+            // Ten digits are epoch seconds, which Elasticsearch reads as milliseconds: 1970.
+            const seconds = bad !== undefined && /^\d{10}$/.test(bad.trim()) ? ` (${bad.trim()} looks like epoch seconds: write ${bad.trim()}000)` : '';
+            console.error(`vigil replay: "${bad}" is not a time${seconds}: use ISO 8601 (2026-05-01T10:00:00Z; without a zone, UTC), epoch milliseconds, or date math (now, now-2h, now-1d/d)`);
+            return 2;
+          }
+          const now = new Date();
+          const [fromMs, toMs] = [replayTimeMs(from ?? '', now), replayTimeMs(to ?? '', now)];
+          if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) {
+            console.error(`vigil replay: --from (${from ?? ''}) must be before --to (${to ?? ''}): the range holds no event`);
             return 2;
           }
         }

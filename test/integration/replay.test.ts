@@ -58,6 +58,28 @@ describe('vigil replay over an NDJSON file', () => {
       await redis.quit();
     }
   });
+
+  // Checked against the wall clock, every line of a file dated a week ahead was refused
+  // (time_out_of_range) and the run reported 0 events.
+  it('replays events dated any time: a file has no time-range check', async () => {
+    const ahead = Date.now() + 7 * 86_400_000;
+    const lines = Array.from({ length: 11 }, (_, n) =>
+      JSON.stringify({
+        id: `evt-ahead-${n}`,
+        schemaVersion: 1,
+        family: 'policy',
+        time: new Date(ahead + n * 15_000).toISOString(),
+        source: { service: 'edge-gateway-eu', kind: 'gateway' },
+        actor: { userId: 'u-ahead' },
+        client: { ip: '81.2.69.142' },
+        policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
+      }),
+    );
+    const file = join(folder, 'ahead.ndjson');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const replayed = await replayDetections({ file });
+    expect({ events: replayed.events, refused: replayed.refused, rules: replayed.detections.map((detection) => detection.ruleId) }).toEqual({ events: 11, refused: 0, rules: ['authn-failures-per-user'] });
+  });
 });
 
 describe.each([

@@ -110,6 +110,19 @@ describe('the CLI checks a command\'s arguments before it loads the configuratio
     ]);
   });
 
+  // Epoch seconds were taken (Elasticsearch reads them as milliseconds: 1970) and an inverted range
+  // ran, each reporting 0 events and exiting 0.
+  it('refuses epoch seconds and a range whose start is not before its end, before reading anything', async () => {
+    expect(await main(['replay', '--from', '1714557600', '--to', 'now'])).toBe(2);
+    expect(await main(['replay', '--from', 'now', '--to', 'now-2h'])).toBe(2);
+    expect(await main(['replay', '--from', '2026-05-01T10:00:00Z', '--to', '1714557600000'])).toBe(2);
+    expect(errors).toEqual([
+      'vigil replay: "1714557600" is not a time (1714557600 looks like epoch seconds: write 1714557600000): use ISO 8601 (2026-05-01T10:00:00Z; without a zone, UTC), epoch milliseconds, or date math (now, now-2h, now-1d/d)',
+      'vigil replay: --from (now) must be before --to (now-2h): the range holds no event',
+      'vigil replay: --from (2026-05-01T10:00:00Z) must be before --to (1714557600000): the range holds no event',
+    ]);
+  });
+
   it.each([
     ['demo', ['--events'], 'vigil demo: --events needs a value'],
     ['run', ['--roles'], 'vigil run: --roles needs a value'],

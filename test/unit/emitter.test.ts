@@ -684,7 +684,9 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     };
     emitter = emitterWith({ kafka: { producer: () => producer } }).emitter;
     emitter.policy(policyInput());
-    const outcome = await Promise.race([emitter.flush().then(() => 'flushed'), new Promise((resolve) => setTimeout(() => resolve('still flushing after 1 s'), 1000))]);
+    let deadline: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([emitter.flush().then(() => 'flushed'), new Promise((resolve) => (deadline = setTimeout(() => resolve('still flushing after 1 s'), 1000)))]);
+    clearTimeout(deadline);
     // The service stops emitting (else, without the fix, the sends never end and hold the run).
     const current = emitter;
     emitter = undefined;
@@ -738,6 +740,11 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
 
   // Every waiting event was evicted for a new one that still could not fit beside the batch in flight.
   it('drop-oldest evicts no waiting event when evicting them all would not make room beside the batch in flight', async () => {
+    // Measured under the fake timers: the probe's linger timer is cleared after the test (a real one
+    // fired a minute later, after the file's environment was gone, and imported kafkajs).
+    const probe = emitterWith();
+    probe.emitter.policy({ ...policyInput(), id: 'policy-0000' });
+    const oneEvent = probe.emitter.stats().bufferedBytes;
     jest.useRealTimers();
     let release: () => void = () => undefined;
     let started: () => void = () => undefined;
@@ -758,9 +765,6 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
         });
       },
     };
-    const probe = emitterWith();
-    probe.emitter.policy({ ...policyInput(), id: 'policy-0000' });
-    const oneEvent = probe.emitter.stats().bufferedBytes;
     const { emitter, drops } = emitterWith({ kafka: { producer: () => producer }, maxBufferBytes: oneEvent * 3 + 1, overflow: 'drop-oldest' });
     emitter.policy({ ...policyInput(), id: 'policy-0001' });
     emitter.policy({ ...policyInput(), id: 'policy-0002' });

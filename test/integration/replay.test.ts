@@ -8,6 +8,20 @@ import { replayDetections } from '../../scripts/replay';
 import { isolatedConfig, openStack, vigilOn, waitFor } from '../support/harness';
 import { mixedHour, produceEvents } from '../support/mixed-hour';
 
+/** One NDJSON line: a failed login of `userId` at `at` (ms). */
+function failedLogin(id: string, at: number, userId: string): string {
+  return JSON.stringify({
+    id,
+    schemaVersion: 1,
+    family: 'policy',
+    time: new Date(at).toISOString(),
+    source: { service: 'edge-gateway-eu', kind: 'gateway' },
+    actor: { userId },
+    client: { ip: '81.2.69.142' },
+    policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
+  });
+}
+
 describe('vigil replay over an NDJSON file', () => {
   let folder: string;
 
@@ -22,20 +36,7 @@ describe('vigil replay over an NDJSON file', () => {
   it('reports what would fire, leaves no state behind, and gives the same ids twice', async () => {
     const start = Date.parse('2026-03-01T12:00:00Z');
     const lines: string[] = [];
-    for (let n = 0; n < 11; n++) {
-      lines.push(
-        JSON.stringify({
-          id: `evt-replay-${n}`,
-          schemaVersion: 1,
-          family: 'policy',
-          time: new Date(start + n * 15_000).toISOString(),
-          source: { service: 'edge-gateway-eu', kind: 'gateway' },
-          actor: { userId: 'u-replay' },
-          client: { ip: '81.2.69.142' },
-          policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
-        }),
-      );
-    }
+    for (let n = 0; n < 11; n++) lines.push(failedLogin(`evt-replay-${n}`, start + n * 15_000, 'u-replay'));
     lines.push('{"this is": "not an event"}', 'not json at all');
     const file = join(folder, 'events.ndjson');
     writeFileSync(file, `${lines.join('\n')}\n`);
@@ -63,18 +64,7 @@ describe('vigil replay over an NDJSON file', () => {
   // (time_out_of_range) and the run reported 0 events.
   it('replays events dated any time: a file has no time-range check', async () => {
     const ahead = Date.now() + 7 * 86_400_000;
-    const lines = Array.from({ length: 11 }, (_, n) =>
-      JSON.stringify({
-        id: `evt-ahead-${n}`,
-        schemaVersion: 1,
-        family: 'policy',
-        time: new Date(ahead + n * 15_000).toISOString(),
-        source: { service: 'edge-gateway-eu', kind: 'gateway' },
-        actor: { userId: 'u-ahead' },
-        client: { ip: '81.2.69.142' },
-        policy: { kind: 'authn', name: 'verify-password', outcome: 'fail', group: 'accounts', resource: { api: 'accounts-v1', method: 'POST', path: '/v1/login' } },
-      }),
-    );
+    const lines = Array.from({ length: 11 }, (_, n) => failedLogin(`evt-ahead-${n}`, ahead + n * 15_000, 'u-ahead'));
     const file = join(folder, 'ahead.ndjson');
     writeFileSync(file, `${lines.join('\n')}\n`);
     const replayed = await replayDetections({ file });

@@ -36,6 +36,32 @@ function emitterWith(options: Partial<EmitterOptions> = {}): { emitter: ReturnTy
   return { emitter, drops };
 }
 
+/**
+ * A stand-in client whose first send waits until `release()` and whose later sends return at once;
+ * `sending` resolves when the first send starts.
+ */
+function firstSendHeld(): { client: EmitterOptions['kafka']; sending: Promise<void>; release: () => void } {
+  let releaseFirst: () => void = () => undefined;
+  let started: () => void = () => undefined;
+  let held = false;
+  const sending = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  const producer = {
+    connect: () => Promise.resolve(),
+    disconnect: () => Promise.resolve(),
+    sendBatch: () => {
+      started();
+      return new Promise<void>((resolve) => {
+        if (held) resolve();
+        else releaseFirst = resolve;
+        held = true;
+      });
+    },
+  };
+  return { client: { producer: () => producer }, sending, release: () => releaseFirst() };
+}
+
 /** The ValidationError a call throws; fails the test when it throws anything else or nothing. */
 function validationErrorOf(call: () => unknown): ValidationError {
   try {
@@ -700,25 +726,8 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
   // Counting evictions as progress let a flush resolve while what it waited for was still in flight.
   it('flush() waits for the batch in flight even when drop-oldest evicts newer events meanwhile, and when called during a send', async () => {
     jest.useRealTimers();
-    let release: () => void = () => undefined;
-    let started: () => void = () => undefined;
-    const sending = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    let held = false;
-    const producer = {
-      connect: () => Promise.resolve(),
-      disconnect: () => Promise.resolve(),
-      sendBatch: () => {
-        started();
-        return new Promise<void>((resolve) => {
-          release = resolve;
-          if (held) resolve();
-          held = true;
-        });
-      },
-    };
-    const { emitter } = emitterWith({ kafka: { producer: () => producer }, maxBuffer: 3, overflow: 'drop-oldest' });
+    const { client, sending, release } = firstSendHeld();
+    const { emitter } = emitterWith({ kafka: client, maxBuffer: 3, overflow: 'drop-oldest' });
     emitter.policy({ ...policyInput(), id: 'policy-0001' });
     emitter.policy({ ...policyInput(), id: 'policy-0002' });
     void emitter.flush();
@@ -746,26 +755,8 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     probe.emitter.policy({ ...policyInput(), id: 'policy-0000' });
     const oneEvent = probe.emitter.stats().bufferedBytes;
     jest.useRealTimers();
-    let release: () => void = () => undefined;
-    let started: () => void = () => undefined;
-    let held = false;
-    const sending = new Promise<void>((resolve) => {
-      started = resolve;
-    });
-    const producer = {
-      connect: () => Promise.resolve(),
-      disconnect: () => Promise.resolve(),
-      // The first send waits for the test; the next ones return at once.
-      sendBatch: () => {
-        started();
-        return new Promise<void>((resolve) => {
-          release = resolve;
-          if (held) resolve();
-          held = true;
-        });
-      },
-    };
-    const { emitter, drops } = emitterWith({ kafka: { producer: () => producer }, maxBufferBytes: oneEvent * 3 + 1, overflow: 'drop-oldest' });
+    const { client, sending, release } = firstSendHeld();
+    const { emitter, drops } = emitterWith({ kafka: client, maxBufferBytes: oneEvent * 3 + 1, overflow: 'drop-oldest' });
     emitter.policy({ ...policyInput(), id: 'policy-0001' });
     emitter.policy({ ...policyInput(), id: 'policy-0002' });
     const flushed = emitter.flush();

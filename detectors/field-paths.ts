@@ -133,8 +133,8 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   return fields;
 })();
 
-/** The fields that hold an IP address, for the message refusing a `cidr` on another. */
-function ipFields(): string[] {
+/** The fields that hold an IP address, for the messages refusing a `cidr` (or a `cidr` list) on another. */
+export function ipFields(): string[] {
   return [...CATALOGUE].filter(([, info]) => info.ip === true).map(([path]) => path);
 }
 

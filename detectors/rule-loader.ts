@@ -12,7 +12,7 @@ import { RULE_TYPES, ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
 const RULE_TYPE_NAMES: readonly string[] = RULE_TYPES.map((ruleType) => ruleType.type);
 import type { CompiledRuleOf } from './rule-type';
 import { scalarText } from './input';
-import { fieldProblems, nearestOf } from './field-paths';
+import { fieldInfo, fieldProblems, ipFields, nearestOf } from './field-paths';
 
 /** A rule as the engine runs it: validated, its plug-in resolved, filters and extras compiled once. */
 export type CompiledRule = CompiledRuleOf<Rule>;
@@ -156,6 +156,12 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
         // A list refused for its own problems is reported there, not again under every rule.
         if (loaded.refused.has(reference.list)) continue;
         problems.push({ file, ruleId: parsed.data.id, path: `[${index}].${reference.path}`, message: new UnknownListError(reference.list, [...lists.keys()]).message });
+      }
+      // A cidr list holds only for an address, as a cidr condition does (fieldProblems above).
+      for (const reference of listReferencesOf(parsed.data)) {
+        const info = lists.get(reference.list)?.kind === 'cidr' ? fieldInfo(reference.field) : undefined;
+        if (info === undefined || info.kind === 'any' || info.kind === 'object' || info.ip === true) continue;
+        problems.push({ file, ruleId: parsed.data.id, path: `[${index}].${reference.path}`, message: `${reference.list} is a cidr list and ${reference.field} holds no IP address: the condition never holds (the fields that hold one: ${ipFields().join(', ')})` });
       }
       if (unknown.length > 0 || !parsed.data.enabled) return;
       try {

@@ -112,6 +112,14 @@ describe('the fields a rule names are checked against the events', () => {
     expect(problemsOf([match('cidr-ip', { any: [{ field: 'client.ip', cidr: ['10.0.0.0/8'] }, { field: 'device.ip', cidr: ['2001:db8::/32'] }] })])).toEqual([]);
   });
 
+  it('refuses a cidr list named on a field that holds no IP address, as it refuses a cidr condition', () => {
+    // trusted-egress is a shipped cidr list; partner-consumers a keyword one.
+    expect(problemsOf([match('list-user', { all: [{ field: 'family', equals: 'policy' }, { field: 'actor.userId', inList: 'trusted-egress' }] })])).toEqual([
+      '[0].filter.all.1.inList: trusted-egress is a cidr list and actor.userId holds no IP address: the condition never holds (the fields that hold one: client.ip, device.ip)',
+    ]);
+    expect(problemsOf([match('list-ip', { not: { field: 'client.ip', inList: 'trusted-egress' } }), match('list-keyword', { field: 'actor.consumerId', inList: 'partner-consumers' })])).toEqual([]);
+  });
+
   it('refuses an all of conditions no one event meets: fields of two families', () => {
     expect(problemsOf([match('two-families', { all: [{ field: 'family', equals: 'invocation' }, { field: 'device.deviceId', exists: true }] })])).toEqual([
       '[0].filter.all: no one event meets all of these: family invocation, device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',

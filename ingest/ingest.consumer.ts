@@ -380,6 +380,12 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       // The first copy was refused: this one is kept with it, to be redriven once the cause is fixed.
       else rejected.push({ message, reasonCode: 'index_rejected', reason: `an earlier copy of event id ${item.id} in the same chunk was refused (${outcome && 'reason' in outcome ? String(outcome.reason) : 'no answer'}); this one was not sent` });
     }
+    // Unlike a decode refusal, a document Elasticsearch refuses is a mapping or template matter an
+    // operator should see: one line per chunk, with the first reason.
+    const indexRefused = rejected.filter(({ reasonCode }) => reasonCode === 'index_rejected');
+    if (indexRefused.length > 0) {
+      logger.warn({ topic, partition, firstOffset: messages[0]?.offset, refused: indexRefused.length, reason: indexRefused[0]?.reason }, 'Elasticsearch refused documents for good: dead-lettered as index_rejected');
+    }
     await Promise.all([deadLettering, sendDeadLetters(chunk, rejected, now)]);
     if (detections.length > 0) deps.onDetections?.(detections);
     // Counted once the chunk is done with (its commit made or queued), not when handled: a chunk

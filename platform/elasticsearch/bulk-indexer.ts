@@ -50,6 +50,21 @@ interface Pending {
 const RETRIABLE_STATUS = new Set([408, 429, 502, 503, 504]);
 
 /**
+ * Whether Elasticsearch refused a document for a reason outside it: its credentials lack a
+ * privilege (403 `security_exception`, say `indices:admin/auto_create` on a new day's index), the
+ * index is blocked (`cluster_block_exception`: read-only, the disk's flood stage), the index does
+ * not exist and may not be created (404 `index_not_found_exception`, `action.auto_create_index`
+ * off), or the cluster may open no more shards (`validation_exception`). Every document of that
+ * index would be refused the same way until an operator fixes it, so none is a dead letter: they
+ * are pushed back like a 429, and the partition waits, logging the reason, until it is fixed.
+ */
+export function refusedByEnvironment(status: number, type: string | undefined, reason: string | undefined): boolean {
+  if (status === 401 || status === 403 || type === 'cluster_block_exception') return true;
+  if (type === 'index_not_found_exception') return true;
+  return type === 'validation_exception' && /\bshards?\b/.test(reason ?? '');
+}
+
+/**
  * What the indexer reads of a bulk response: each item's status, and the error of a refused one.
  * Elasticsearch otherwise answers about 200 bytes per item (index, id, version, shards, sequence
  * number) that the client would parse for every document (docs/performance.md).
@@ -178,7 +193,11 @@ export class BulkIndexer {
     try {
       await retry(
         async () => {
-          remaining = await this.sendOnce(remaining);
+          const { retry: again, refusal } = await this.sendOnce(remaining);
+          remaining = again;
+          if (refusal !== undefined) {
+            throw new StoreUnavailableError('elasticsearch', `${refusal.count} of ${remaining.length} documents refused for a reason outside them, kept until it is fixed: ${refusal.reason}`);
+          }
           if (remaining.length > 0) {
             throw new StoreUnavailableError('elasticsearch', `${remaining.length} documents pushed back (429/5xx)`);
           }
@@ -198,8 +217,8 @@ export class BulkIndexer {
     }
   }
 
-  /** One bulk request; returns the items to try again. */
-  private async sendOnce(batch: Pending[]): Promise<Pending[]> {
+  /** One bulk request; returns the items to try again, and how many of them the environment refused, with the first reason. */
+  private async sendOnce(batch: Pending[]): Promise<{ retry: Pending[]; refusal?: { count: number; reason: string } }> {
     // One Buffer for the whole body: the client sends it as it is, where an array of strings is
     // concatenated into one string, measured (content-length) and encoded again per request.
     const body = Buffer.concat(batch.map((item) => item.lines));
@@ -227,6 +246,7 @@ export class BulkIndexer {
       throw new StoreUnavailableError('elasticsearch', `bulk response item ${unanswered} answers ${Object.keys(items[unanswered] ?? {}).join(', ') || 'nothing'}, not create or index`);
     }
     const retryable: Pending[] = [];
+    let refusal: { count: number; reason: string } | undefined;
     items.forEach((entry, position) => {
       const item = batch[position];
       const outcome = entry.create ?? entry.index;
@@ -239,13 +259,17 @@ export class BulkIndexer {
         item.resolve({ status: 'duplicate' });
       } else if (RETRIABLE_STATUS.has(outcome.status) || outcome.status >= 500) {
         retryable.push(item);
+      } else if (refusedByEnvironment(outcome.status, outcome.error?.type, outcome.error?.reason ?? undefined)) {
+        retryable.push(item);
+        refusal ??= { count: 0, reason: `${outcome.status} ${outcome.error?.type ?? ''}: ${outcome.error?.reason ?? ''}` };
+        refusal.count++;
       } else {
         this.stats.rejected++;
         const reason = outcome.error ? `${outcome.error.type}: ${outcome.error.reason ?? ''}` : `status ${outcome.status}`;
         item.resolve({ status: 'rejected', reason });
       }
     });
-    return retryable;
+    return refusal === undefined ? { retry: retryable } : { retry: retryable, refusal };
   }
 }
 

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import { loadConfig } from '../../platform';
+import { eventIndexName } from '../../schemas';
 import { CONSUMER_LOOPS, countEvents, isolatedConfig, openStack, vigilOn, waitFor, type Stack } from '../support/harness';
 
 /**
@@ -78,6 +79,49 @@ describe.each(CONSUMER_LOOPS)('when Elasticsearch pushes back, $loop', ({ env, a
       expect(stats.pauses).toBeGreaterThan(0);
       expect(stats.indexed + stats.duplicates).toBeGreaterThanOrEqual(200);
       expect(stats.deadLettered).toBe(0);
+    } finally {
+      await vigil.stop();
+    }
+  });
+});
+
+describe('when Elasticsearch refuses documents for a reason outside them (a write block on the day\'s index)', () => {
+  let stack: Stack;
+
+  beforeAll(() => {
+    stack = openStack(isolatedConfig());
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+  });
+
+  it('dead-letters nothing: the partition waits until the block is lifted, then every event is indexed', async () => {
+    const vigil = vigilOn(stack);
+    const pipeline = vigil.pipeline as IngestPipeline;
+    await vigil.start();
+    try {
+      // Made once Vigil's templates are in, as a day's first event would make it; then blocked, as
+      // an operator (or the disk's flood stage) does.
+      const index = eventIndexName(stack.config.indices.prefix, 'invocation', new Date().toISOString());
+      await stack.elasticsearch.indices.create({ index });
+      await stack.elasticsearch.indices.putSettings({ index, settings: { 'index.blocks.write': true } });
+      const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'write-block-test', kind: 'service' } });
+      for (let n = 0; n < 30; n++) {
+        emitter.invocation({
+          id: `evt-blocked-${n}`,
+          actor: { consumerId: `app-${n % 3}` },
+          invocation: { resource: { api: 'orders-v1', method: 'GET', path: `/v1/orders/${n}` }, route: '/v1/orders/:id', status: 200, latencyMs: 9 },
+        });
+      }
+      await emitter.close();
+      await waitFor('the partition paused on the refusal', () => pipeline.stats().pauses > 0, 60_000);
+      expect(pipeline.stats().deadLettered).toBe(0);
+      expect(await countEvents(stack)).toBe(0);
+      await stack.elasticsearch.indices.putSettings({ index, settings: { 'index.blocks.write': false } });
+      await waitFor('all 30 events indexed once the block is lifted', async () => (await countEvents(stack)) >= 30, 90_000);
+      expect(await countEvents(stack)).toBe(30);
+      expect(pipeline.stats().deadLettered).toBe(0);
     } finally {
       await vigil.stop();
     }

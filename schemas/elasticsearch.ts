@@ -399,6 +399,11 @@ export function eventTemplates(
             number_of_shards: settings.shards,
             number_of_replicas: settings.replicas,
             refresh_interval: '1s',
+            // Each label key a producer sends becomes a keyword field of the day's index. Past the
+            // index's field limit (1,000), a document with a new key was refused, and every later
+            // one of the day with a key not yet mapped: those keys are now kept in `_source` and
+            // listed in `_ignored`, and the document is indexed.
+            'index.mapping.total_fields.ignore_dynamic_beyond_limit': true,
           },
         },
         _meta: { managed_by: 'vigil', template_version: TEMPLATE_VERSION },

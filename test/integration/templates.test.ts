@@ -62,6 +62,21 @@ describe('event index templates on the real Elasticsearch', () => {
     expect(near.count).toBe(1);
   });
 
+  it('indexes an event whose labels pass the index\'s field limit: the keys past it are kept in _source only', async () => {
+    const many = eventSchema.parse({ ...event, id: `${event.id}-labels`, labels: Object.fromEntries(Array.from({ length: 1_100 }, (_, n) => [`k${n}`, `v${n}`])) });
+    const document = toEventDocument(many, enrich(many, geo), { topic: 't', partition: 0, offset: '3' }, new Date());
+    const index = eventIndexName(stack.config.indices.prefix, 'device', many.time);
+    await stack.elasticsearch.create({ index, id: many.id, document, refresh: true });
+    const found = await stack.elasticsearch.search<{ labels?: Record<string, string> }>({ index, query: { ids: { values: [many.id] } }, _source: ['labels.k1099'] });
+    const hit = found.hits.hits[0];
+    expect(hit?._source?.labels?.k1099).toBe('v1099');
+    expect((hit?._ignored ?? []).length).toBeGreaterThan(0);
+    // A later event of the day with a key never mapped is still indexed, and its first keys searchable.
+    const later = eventSchema.parse({ ...event, id: `${event.id}-later`, labels: { region: 'eu', brand_new: 'x' } });
+    await stack.elasticsearch.create({ index, id: later.id, document: toEventDocument(later, enrich(later, geo), { topic: 't', partition: 0, offset: '4' }, new Date()), refresh: true });
+    expect((await stack.elasticsearch.count({ index, query: { term: { 'labels.region': 'eu' } } })).count).toBeGreaterThanOrEqual(2);
+  });
+
   it('refuses a document with a field the contract does not declare', async () => {
     const document = { ...toEventDocument(event, enrich(event, geo), { topic: 't', partition: 0, offset: '2' }, new Date()), surprise: 1 };
     const index = eventIndexName(stack.config.indices.prefix, 'device', event.time);

@@ -55,7 +55,23 @@ export function secretFingerprint(secret: string): string {
   return `sha256:${sha256(`secret:${secret}`).slice(0, 16)}`;
 }
 
-/** A URI split into the path the contract takes (starts with `/`, no query) and its query. */
+/** The contract's longest path. */
+const MAX_PATH = 2048;
+// The contract's control characters (schemas/envelope.ts), each replaced where it stands.
+const CONTROL_ALL = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`, 'g');
+
+/**
+ * A path the contract takes, from what a client asked for: control characters percent-encoded
+ * (`%00`, `%C2%85`), and the whole cut to 2048 characters. A gateway refuses a bad credential
+ * whatever the path, so a request the contract would refuse for its path must still give its
+ * events: dead-lettering them let a brute-forcer pad the path past every rule.
+ */
+export function contractPath(path: string): string {
+  const encoded = path.replace(CONTROL_ALL, (character) => encodeURIComponent(character));
+  return encoded.length > MAX_PATH ? encoded.slice(0, MAX_PATH) : encoded;
+}
+
+/** A URI split into the path the contract takes (starts with `/`, no query; see {@link contractPath}) and its query. */
 export function splitUri(uri: string): { path: string; query?: string } | undefined {
   if (uri === '' || uri === '-') return undefined;
   let rest = uri;
@@ -65,8 +81,9 @@ export function splitUri(uri: string): { path: string; query?: string } | undefi
   const hash = rest.indexOf('#');
   if (hash >= 0) rest = rest.slice(0, hash);
   const mark = rest.indexOf('?');
-  const path = mark >= 0 ? rest.slice(0, mark) : rest;
-  if (!path.startsWith('/')) return undefined;
+  const asked = mark >= 0 ? rest.slice(0, mark) : rest;
+  if (!asked.startsWith('/')) return undefined;
+  const path = contractPath(asked);
   return mark >= 0 ? { path, query: rest.slice(mark + 1) } : { path };
 }
 

@@ -209,10 +209,6 @@ export function accessRecordEvents(format: string, record: AccessRecord, index: 
     out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no HTTP status 100-599 (looked up ${record.lookedUp.status})` });
     return;
   }
-  if (target.path.length > 2048 || hasControl(target.path)) {
-    out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: the path is over 2048 characters or holds a control character, which the contract refuses` });
-    return;
-  }
   if (record.time === undefined) {
     out.rejected.push({ reason: 'adapter_unmapped', record: index, message: `record ${index}: no time (looked up ${record.lookedUp.time})` });
     return;
@@ -438,22 +434,24 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 /**
  * A file shipper may wrap the line: Filebeat's and Vector's JSON put it in `message`, Fluent
  * Bit's tail input in `log`. An object with no method but such a text holding a JSON object is
- * unwrapped once.
+ * unwrapped once. A wrapped text that opens as an object and does not parse is an access log
+ * line broken on the way (Envoy Gateway's default text format does not escape a `"` a client put
+ * in a header): it is refused, naming the field, as a bare line would be, not skipped unseen.
  */
-function unwrap(record: Json, keys: EnvoyKeys): Json {
-  if (pick(record, keys.method) !== undefined) return record;
+function unwrap(record: Json, keys: EnvoyKeys): { record: Json } | { broken: string } {
+  if (pick(record, keys.method) !== undefined) return { record };
   for (const field of ['message', 'log']) {
     const inner = record[field];
     if (typeof inner === 'string' && inner.trimStart().startsWith('{')) {
       try {
         const parsed: unknown = JSON.parse(inner);
-        if (isObject(parsed)) return parsed;
-      } catch {
-        // Not JSON after all: the record stays as it was, and is then skipped as not HTTP.
+        if (isObject(parsed)) return { record: parsed };
+      } catch (error) {
+        return { broken: `the shipper's "${field}" text is not JSON: ${(error as Error).message}` };
       }
     }
   }
-  return record;
+  return { record };
 }
 
 /** The records of one message: a JSON array, or one JSON object per line (a shipper's batch). */
@@ -501,7 +499,12 @@ export function createEnvoyAdapter(options?: EnvoyOptions): GatewayAdapter {
     translate(value: Uint8Array, settings: AdapterSettings): AdapterResult {
       const out: AdapterResult = { events: [], rejected: [], skipped: [] };
       for (const { index, record } of records(value, out)) {
-        const http = envoyAccessRecord(unwrap(record, keys), keys, ipSource);
+        const inner = unwrap(record, keys);
+        if ('broken' in inner) {
+          out.rejected.push({ reason: 'adapter_unparseable', record: index, message: `record ${index}: ${inner.broken}` });
+          continue;
+        }
+        const http = envoyAccessRecord(inner.record, keys, ipSource);
         if (http === undefined) out.skipped.push({ reason: 'not_http', record: index });
         else accessRecordEvents('envoy', http, index, settings, out);
       }

@@ -196,16 +196,22 @@ export function readKongRecord(raw: Record<string, unknown>, settings: Pick<Adap
   const serviceKey = identifierCut(service?.name) ?? identifierCut(service?.id);
   const api = serviceKey ?? identifierCut(headerValue(request.headers, 'host'));
   if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service.name, service.id or Host header to name the API' };
-  const consumer = objectOf(raw.consumer);
-  const consumerId =
-    identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id);
+  // A route whose auth plugin names an `anonymous` consumer logs that consumer for every request it
+  // could not authenticate, and marks the request X-Anonymous-Consumer: true. That consumer is no
+  // caller: naming it would put every unauthenticated client under one consumer, and the rules
+  // that look for requests with no consumer (enumeration-per-ip) would never see them.
+  const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
+  const consumer = anonymous ? undefined : objectOf(raw.consumer);
+  const consumerId = anonymous
+    ? undefined
+    : (identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id));
   // oauth2 sets X-Authenticated-Userid on the request it proxies (and clears a client's); on a
   // route without oauth2 the header is whatever the client sent, and the record can't tell which
   // plugin authenticated. So it names the user only where the operator says oauth2 runs
   // (VIGIL_ADAPT_KONG_USER_HEADER), and then only when a credential authenticated the request
   // (`authenticated_entity`, never logged for the anonymous consumer or an open route).
   const credential = objectOf(raw.authenticated_entity);
-  const authenticated = settings.kongUserHeader === true && credential !== undefined && headerValue(request.headers, 'x-anonymous-consumer') !== 'true';
+  const authenticated = settings.kongUserHeader === true && credential !== undefined && !anonymous;
   const userId = authenticated ? identifierCut(headerValue(request.headers, 'x-authenticated-userid')) : undefined;
   const ip = clientIp(raw.client_ip);
   const agent = userAgentCut(headerValue(request.headers, 'user-agent'));

@@ -88,8 +88,16 @@ function hexId(value: unknown): string | undefined {
   return hex !== undefined && /^[0-9a-f]+$/.test(hex) && /[1-9a-f]/.test(hex) ? hex : undefined;
 }
 
-export function anyValue(value: unknown): OtlpValue {
-  if (!isObject(value)) return undefined;
+/**
+ * How deep an attribute's or body's arrays and maps are read; deeper parts are left out. The
+ * value is the service's own (often built from what its client sent): one nested thousands deep
+ * overflowed the stack, and the whole export request, every record of it, was dead-lettered.
+ * The depth the Kong and APISIX batches are held to.
+ */
+export const MAX_VALUE_DEPTH = 64;
+
+export function anyValue(value: unknown, depth = 0): OtlpValue {
+  if (!isObject(value) || depth > MAX_VALUE_DEPTH) return undefined;
   if (typeof value.stringValue === 'string') return value.stringValue;
   if (typeof value.boolValue === 'boolean') return value.boolValue;
   if (value.intValue !== null && value.intValue !== undefined) {
@@ -97,15 +105,15 @@ export function anyValue(value: unknown): OtlpValue {
     return text === undefined ? undefined : Number(text);
   }
   if (typeof value.doubleValue === 'number') return value.doubleValue;
-  if (isObject(value.arrayValue)) return list(value.arrayValue.values).map(anyValue);
-  if (isObject(value.kvlistValue)) return Object.fromEntries(attributes(value.kvlistValue.values));
+  if (isObject(value.arrayValue)) return list(value.arrayValue.values).map((item) => anyValue(item, depth + 1));
+  if (isObject(value.kvlistValue)) return Object.fromEntries(attributes(value.kvlistValue.values, depth + 1));
   return undefined;
 }
 
-function attributes(values: unknown): Map<string, OtlpValue> {
+function attributes(values: unknown, depth = 0): Map<string, OtlpValue> {
   const map = new Map<string, OtlpValue>();
   for (const entry of list(values)) {
-    if (isObject(entry) && typeof entry.key === 'string') map.set(entry.key, anyValue(entry.value));
+    if (isObject(entry) && typeof entry.key === 'string') map.set(entry.key, anyValue(entry.value, depth));
   }
   return map;
 }

@@ -138,6 +138,10 @@ function httpRecord(item: OtlpItem): AccessRecord | string {
   const method = text(item.attributes, ATTR.method);
   if (method !== undefined) return semconvRecord(item, method);
   if (item.signal === 'log') {
+    // A body that opens as a JSON object and does not parse: most likely Envoy Gateway's default
+    // text format broken by a `"` a client sent in a header. Other services' logs share the
+    // topic, so it is skipped, but under a reason of its own, counted apart from `not_http`.
+    if (typeof item.body === 'string' && item.body.trimStart().startsWith('{') && parseJson(item.body.trim()) === undefined) return 'body_not_json';
     const object = envoyBody(item.body);
     const record = object !== undefined ? envoyAccessRecord(object) : undefined;
     if (record !== undefined) {

@@ -196,6 +196,12 @@ describe('envoy adapter: messages and strictness', () => {
     expect(wrapped.events).toEqual([ordersInvocation()]);
     const fluent = translate(line({ log: JSON.stringify(istioRecord()), stream: 'stdout' }));
     expect(fluent.events).toEqual([ordersInvocation()]);
+    // Envoy Gateway's default text format does not escape a client's quote: the wrapped line breaks.
+    const broken = JSON.stringify(istioRecord({ user_agent: 'x" y' })).replace('x\\" y', 'x" y');
+    const refused = translate([line({ log: broken, stream: 'stdout' }), line({ message: JSON.stringify(istioRecord({ request_id: 'req-2' })) })].join(''));
+    expect(refused.rejected).toEqual([{ reason: 'adapter_unparseable', record: 0, message: expect.stringMatching(/^record 0: the shipper's "log" text is not JSON: /) as string }]);
+    expect(refused.skipped).toEqual([]);
+    expect(refused.events.map((event) => withoutRecordDigest(event.id))).toEqual(['envoy:req-2:inv']);
   });
 
   it('skips methods outside the contract and records that are not HTTP (a TCP proxy record has no method)', () => {
@@ -242,7 +248,7 @@ describe('envoy adapter: messages and strictness', () => {
     expect(result.events).toEqual([]);
   });
 
-  it('leaves out an optional field the contract would refuse, and refuses a path it would refuse', () => {
+  it('leaves out an optional field the contract would refuse, and makes a path it would refuse one it takes', () => {
     const odd = translate(line(istioRecord({ downstream_remote_address: '999.1.1.1:80', x_forwarded_for: '-', user_agent: 'bad\r\nagent' })));
     expect(odd.events).toHaveLength(1);
     expect(odd.events[0]?.client).toEqual({});
@@ -253,10 +259,17 @@ describe('envoy adapter: messages and strictness', () => {
     expect(invocation).toBeDefined();
     expect(invocation && 'bytesIn' in invocation).toBe(false);
     expect(invocation && 'bytesOut' in invocation).toBe(false);
-    const controlled = translate(line(istioRecord({ path: '/orders/\u0000x' })));
-    expect(controlled.rejected).toEqual([
-      { reason: 'adapter_unmapped', record: 0, message: 'record 0: the path is over 2048 characters or holds a control character, which the contract refuses' },
-    ]);
+    // A refused credential is refused whatever the path: a padded or odd one must not hide it.
+    const controlled = translate(line(istioRecord({ path: '/orders/\u0000x\u0085', response_code: '401', response_code_details: 'jwt_authn_access_denied{Jwt_is_missing}' })));
+    expect(controlled.rejected).toEqual([]);
+    expect(controlled.events.map((event) => event.family)).toEqual(['invocation', 'policy']);
+    expect(controlled.events[0]).toMatchObject({ invocation: { resource: { path: '/orders/%00x%C2%85' } } });
+    const padded = translate(line(istioRecord({ path: `/orders/${'A'.repeat(2_100)}?apikey=guess`, response_code: '401', response_code_details: 'jwt_authn_access_denied{Jwt_is_missing}' })));
+    expect(padded.rejected).toEqual([]);
+    expect(padded.events.map((event) => event.family)).toEqual(['invocation', 'policy']);
+    const path = padded.events[0]?.family === 'invocation' ? padded.events[0].invocation.resource.path : '';
+    expect(path).toBe(`/orders/${'A'.repeat(2_040)}`);
+    expectContract([...controlled.events, ...padded.events]);
   });
 
   it('refuses a message that is not JSON with the parser message', () => {

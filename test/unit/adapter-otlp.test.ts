@@ -241,6 +241,25 @@ describe('otlp adapter: HTTP server spans', () => {
 });
 
 describe('otlp adapter: bad messages', () => {
+  it('a record whose body nests thousands deep loses its deep part, not the other records of the request', () => {
+    const text = otlpLogsMessage([envoyLog(), { time: T0 + 1, resource: ENVOY_RESOURCE, body: 'placeholder' }], 'otlp_json').toString();
+    const placeholder = '{"stringValue":"placeholder"}';
+    expect(text).toContain(placeholder);
+    // Written as text: the test's own JSON.stringify would overflow on it too.
+    const deep = `${'{"arrayValue":{"values":['.repeat(5_000)}{"stringValue":"bottom"}${']}}'.repeat(5_000)}`;
+    const result = translate(Buffer.from(text.replace(placeholder, deep)));
+    expect(result.rejected).toEqual([]);
+    expect(result.events).toEqual([accountsInvocation()]);
+    expect(result.skipped).toEqual([{ reason: 'not_http', record: 1 }]);
+  });
+
+  it('a body that opens as a JSON object and does not parse (Envoy Gateway\'s default format, a client\'s quote in a header) is skipped as body_not_json, not not_http', () => {
+    const broken = JSON.stringify(envoyGatewayRecord({ 'user-agent': 'x" y' })).replace('x\\" y', 'x" y');
+    const result = translate(otlpLogsMessage([envoyLog(), { time: T0 + 1, resource: ENVOY_RESOURCE, body: broken }, { time: T0 + 2, resource: ENVOY_RESOURCE, body: 'listener drained' }], 'otlp_json'));
+    expect(result.events).toEqual([accountsInvocation()]);
+    expect(result.skipped).toEqual([{ reason: 'body_not_json', record: 1 }, { reason: 'not_http', record: 2 }]);
+  });
+
   it('a signal pinned to logs refuses a spans message instead of misreading it', () => {
     const spans = otlpSpansMessage([{ traceId: '1af7651916cd43dd8448eb211c80319c', spanId: 'a7ad6b7169203331', name: 'GET', start: T0, end: T0 + 1, attributes: {}, resource: {} }], 'otlp_json');
     expect(createOtlpAdapter('logs').translate(spans, settings).rejected).toEqual([

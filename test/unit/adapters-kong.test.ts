@@ -150,6 +150,17 @@ describe('the kong adapter', () => {
     expect(result.events.map((event) => withoutRecordDigest(event.id))).toEqual(['kong:7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d:inv']);
   });
 
+  it('names no consumer for a request the route\'s anonymous consumer stood in for (X-Anonymous-Consumer: true)', () => {
+    const record = kongRecord(call({ status: 404, consumer: 'anonymous', requestHeaders: { 'x-anonymous-consumer': 'true' } }));
+    delete record.authenticated_entity;
+    const result = translate(record);
+    expect(result.events.map((event) => event.actor ?? {})).toEqual(result.events.map(() => ({})));
+    expect(policies(result).map((event) => policyOf(event)?.kind)).not.toContain('authn');
+    // The same consumer authenticated is named.
+    const named = translate(kongRecord(call({ consumer: 'acme-erp' })));
+    expect(named.events.every((event) => event.actor?.consumerId === 'acme-erp')).toBe(true);
+  });
+
   it.each([
     ['key-auth', REFUSALS.kongKeyAuth, { kind: 'authn', name: 'kong-key-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'api_key' }],
     ['basic-auth', REFUSALS.kongBasicAuth, { kind: 'authn', name: 'kong-basic-auth', outcome: 'fail', reason: 'invalid_or_missing_credentials', authContext: 'basic' }],
@@ -175,6 +186,16 @@ describe('the kong adapter', () => {
       expect(policyOf(policy)).toMatchObject({ kind: 'authn', name: 'http-401', outcome: 'fail' });
       expect(policy?.labels?.derived).toBe('status');
     }
+  });
+
+  it('gives a refused credential its events whatever the path: one past 2048 characters is cut, a control character percent-encoded', () => {
+    const padded = translate(kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth, uri: `/orders/${'A'.repeat(2_100)}?apikey=guess` })));
+    expect(padded.rejected).toEqual([]);
+    expect(padded.events.map((event) => event.family)).toEqual(['invocation', 'policy']);
+    expect(policyOf(policies(padded)[0])).toMatchObject({ kind: 'authn', outcome: 'fail', resource: { path: `/orders/${'A'.repeat(2_040)}` } });
+    const odd = translate(kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth, uri: '/orders/\u0085x' })));
+    expect(odd.rejected).toEqual([]);
+    expect(policyOf(policies(odd)[0])).toMatchObject({ kind: 'authn', outcome: 'fail', resource: { path: '/orders/%C2%85x' } });
   });
 
   it('reads a record from before Kong 3.6 (no source) by latencies.proxy', () => {
@@ -366,16 +387,16 @@ describe('the kong adapter', () => {
     // Even then, an open route's or the anonymous consumer's header names nobody.
     expect(translate(kongRecord(call({ requestHeaders: forged })), oauth2).events[0]?.actor).toEqual({});
     const anonymous = translate(kongRecord(call({ consumer: 'anonymous', requestHeaders: { ...forged, 'x-anonymous-consumer': 'true' } })), oauth2).events[0];
-    expect(anonymous?.actor).toEqual({ consumerId: 'anonymous' });
+    expect(anonymous?.actor).toEqual({});
     const consumerOnly = kongRecord(call({ consumer: 'mobile-app', requestHeaders: forged }));
     delete consumerOnly.authenticated_entity;
     expect(translate(consumerOnly, oauth2).events[0]?.actor).toEqual({ consumerId: 'mobile-app' });
   });
 
-  it('gives no pass to the anonymous consumer', () => {
+  it('gives no pass, and no consumer, to the anonymous consumer', () => {
     const result = translate(kongRecord(call({ consumer: 'anonymous', requestHeaders: { 'x-anonymous-consumer': 'true' } })));
     expect(policies(result)).toEqual([]);
-    expect(result.events[0]?.actor).toEqual({ consumerId: 'anonymous' });
+    expect(result.events[0]?.actor).toEqual({});
   });
 
   it('leaves a user agent with a control character out rather than refusing the event', () => {

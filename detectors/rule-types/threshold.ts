@@ -22,21 +22,26 @@ export const thresholdRuleSchema = z.strictObject({
 /** A threshold rule, as validated. */
 export type ThresholdRule = z.infer<typeof thresholdRuleSchema>;
 
-/** A sliding window as windowAdd-2.lua returns it. */
+/** A sliding window as windowAdd-2.lua (version 3) returns it. */
 export interface WindowState {
   /** Events in the range read: a window either side of the event's time. */
   count: number;
   lastFired?: number;
   lastFiredId?: string;
-  /** Oldest first, capped: event id, its distinct-field value, and its time. */
+  /**
+   * Set when the range held more than the reply does (a flood): the events in the window that ends
+   * at the event, and the time of its oldest. `members` are then that window's newest.
+   */
+  flood?: { count: number; firstTime: number };
+  /** Oldest first: every event of the range, or in a flood the window's newest; event id, its distinct-field value, and its time. */
   members: { id: string; value?: string; time: number }[];
 }
 
-/** Parses windowAdd-2's reply. */
+/** Parses windowAdd-2's reply (version 3). */
 export function parseWindowState(reply: unknown): WindowState {
   const items = reply as (string | number | null)[];
   const members: WindowState['members'] = [];
-  for (let index = 2; index + 1 < items.length; index += 2) {
+  for (let index = 4; index + 1 < items.length; index += 2) {
     const member = String(items[index]);
     const separator = member.indexOf('|');
     members.push({
@@ -45,7 +50,9 @@ export function parseWindowState(reply: unknown): WindowState {
       time: Number(items[index + 1]),
     });
   }
-  return { count: Number(items[0]), ...parseFired(items[1]), members };
+  const upTo = items[2];
+  const flood = upTo === null || upTo === undefined ? undefined : { count: Number(upTo), firstTime: Number(items[3] ?? Number.NaN) };
+  return { count: Number(items[0]), ...parseFired(items[1]), ...(flood ? { flood } : {}), members };
 }
 
 /** How many members the engine reads back: enough to find any window holding the threshold. */
@@ -116,14 +123,13 @@ export function evaluateThreshold(
   // The events within a window either side of this one: fewer than N, and no window holding it reaches N.
   if (state.count < rule.threshold) return none('below_threshold');
   const time = eventTime(input.event.time);
-  const complete = state.members.length >= state.count;
-  // With every member in hand, take the fullest window containing the event; with a capped
-  // reply (a flood), the members up to the event are a lower bound that already passes N.
-  const window = complete ? firstFullWindow(state.members, time, rule.window, rule.threshold) : state.members.filter((member) => member.time <= time && member.time >= time - rule.window);
-  const count = window.length;
+  // With every member in hand, take the first window containing the event that reaches N; in a
+  // flood, the window that ends at the event, counted whole, its newest members as evidence.
+  const window = state.flood === undefined ? firstFullWindow(state.members, time, rule.window, rule.threshold) : state.members;
+  const count = state.flood?.count ?? window.length;
   if (count < rule.threshold) return none('below_threshold');
   const end = window[window.length - 1]?.time ?? time;
-  const first = window[0];
+  const first = state.flood !== undefined && Number.isFinite(state.flood.firstTime) ? { time: state.flood.firstTime } : window[0];
   // Named by the period its full window ends in, not by the first event it held (docs/detection.md#the-id-rule-key-and-window).
   const identity = [rule.id, context.keyText, windowPeriod(end, rule.window)];
   if (suppressed(state, context, end, rule.window, identity, input.event.id)) return none('suppressed_in_window');

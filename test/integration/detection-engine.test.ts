@@ -403,6 +403,19 @@ describe('the detection engine on the real Redis', () => {
       expect(results[2]?.[0]?.eventIds).toEqual(['evt-th-0002', 'evt-th-0001', 'evt-th-0003']);
     });
 
+    it('in a flood, fires once a window, on time, counting the whole window (more events than a reply holds)', async () => {
+      // One failure every 200 ms for 3 minutes and a bit: 300 per one-minute window, far past the reply's members.
+      const engine = engineFor(ruleSet(RULES.threshold));
+      const events = Array.from({ length: 920 }, (_, index) => failure(`evt-flood-${String(index).padStart(4, '0')}`, index * 200, user));
+      const detections: Detection[] = [];
+      for (let index = 0; index < events.length; index += 100) detections.push(...(await batch(engine, events.slice(index, index + 100))));
+      // The first at the third failure; each next one window after the last (version 2 of the script came about a window late, counting a few seconds).
+      expect(detections.map((detection) => detection.time)).toEqual([iso(400), iso(60_400), iso(120_400), iso(180_400)]);
+      expect(detections.slice(1).map((detection) => detection.observedValue)).toEqual([301, 301, 301]);
+      expect(detections[1]?.window).toEqual({ start: iso(400), end: iso(60_400), durationMs: MINUTE });
+      expect(detections[1]?.reason).toContain('301 failed logins for user u-1');
+    });
+
     it('fires when a late event completes N within the window, even though a later event arrived before it', async () => {
       // 0s, 40s, then 20s arrives: three failures within one minute.
       const engine = engineFor(ruleSet(RULES.threshold));

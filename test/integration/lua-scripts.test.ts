@@ -59,7 +59,7 @@ async function call(script: Script, keys: readonly string[], args: readonly (str
   return reply as unknown[];
 }
 
-/** windowAdd-2 with the window ending at the event (as the engine calls it). */
+/** windowAdd (version 3) with the window ending at the event (as the engine calls it). */
 function windowAdd(
   id: string,
   time: number,
@@ -178,27 +178,29 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await windowAdd('evt-3', 3000);
       await windowAdd('evt-2', 2000);
       const reply = await windowAdd('evt-4', 4000, { start: 2000, end: 4000 });
-      expect(reply).toEqual([3, null, 'evt-2', '2000', 'evt-3', '3000', 'evt-4', '4000']);
+      expect(reply).toEqual([3, null, null, null, 'evt-2', '2000', 'evt-3', '3000', 'evt-4', '4000']);
     });
 
     it('counts an event exactly at the window start and not one a millisecond before it', async () => {
       await windowAdd('evt-before', 9_999);
       await windowAdd('evt-edge', 10_000);
       const reply = await windowAdd('evt-end', 70_000, { start: 10_000, end: 70_000 });
-      expect(reply).toEqual([2, null, 'evt-edge', '10000', 'evt-end', '70000']);
+      expect(reply).toEqual([2, null, null, null, 'evt-edge', '10000', 'evt-end', '70000']);
     });
 
-    it('caps the members returned by ARGV[7] (oldest first) but not the count', async () => {
+    it('past ARGV[7] members (a flood), counts the window up to the event and returns its oldest time and its newest members, oldest first', async () => {
       for (let index = 1; index <= 4; index++) await windowAdd(`evt-${index}`, index * 1000);
-      const reply = await windowAdd('evt-5', 5000, { max: 2 });
-      expect(reply).toEqual([5, null, 'evt-1', '1000', 'evt-2', '2000']);
+      // Arrived earlier, later in event time: counted either side, not in the window up to the event.
+      await windowAdd('evt-7', 7000);
+      const reply = await windowAdd('evt-5', 5000, { start: 2000, end: 8000, max: 2 });
+      expect(reply).toEqual([5, null, 4, '2000', 'evt-4', '4000', 'evt-5', '5000']);
     });
 
     it('does not count a re-added (redelivered) event id twice', async () => {
       expect((await windowAdd('evt-1', 1000))[0]).toBe(1);
       expect((await windowAdd('evt-2', 2000))[0]).toBe(2);
       const again = await windowAdd('evt-1', 1000, { end: 2000 });
-      expect(again).toEqual([2, null, 'evt-1', '1000', 'evt-2', '2000']);
+      expect(again).toEqual([2, null, null, null, 'evt-1', '1000', 'evt-2', '2000']);
       expect(await redis.zcard(key('window'))).toBe(2);
     });
 
@@ -207,7 +209,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await windowAdd('evt-2', 2000);
       // The engine never reads below the trim (start >= trim), so the call may trim after its reads.
       const reply = await windowAdd('evt-3', 3000, { start: 2000, trim: 2000 });
-      expect(reply).toEqual([2, null, 'evt-2', '2000', 'evt-3', '3000']);
+      expect(reply).toEqual([2, null, null, null, 'evt-2', '2000', 'evt-3', '3000']);
       expect(await redis.zrange(key('window'), 0, -1)).toEqual(['evt-2', 'evt-3']);
     });
 
@@ -215,7 +217,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await redis.hset(key('fired'), 'time', '12345', 'id', 'det-a');
       await windowAdd('evt-1', 1000, { least: 3 });
       expect(await windowAdd('evt-2', 2000, { least: 3 })).toEqual([2, null]);
-      expect(await windowAdd('evt-3', 3000, { least: 3 })).toEqual([3, '12345|det-a', 'evt-1', '1000', 'evt-2', '2000', 'evt-3', '3000']);
+      expect(await windowAdd('evt-3', 3000, { least: 3 })).toEqual([3, '12345|det-a', null, null, 'evt-1', '1000', 'evt-2', '2000', 'evt-3', '3000']);
     });
 
     it('returns the fired mark from KEYS[2] and leaves that key alone', async () => {

@@ -150,12 +150,19 @@ describe('evaluateThreshold', () => {
     expect(detection.reason).toBe('10 failed logins for user u-17 from 1 IP in 1m30s; threshold 10 in 5m.');
   });
 
-  it('fires on a capped reply (a flood) from the events up to this one', () => {
-    const flood = window(10);
-    expect(evaluateThreshold(input, { ...flood, count: 5000 }, rule, context).outcome).toBe('detected');
-    // Capped, with fewer than the threshold up to the event: the rest came after it.
-    const after = flood.members.map((member, index) => (index < 5 ? member : { ...member, time: T + index * SECOND }));
-    expect(evaluateThreshold(input, { count: 5000, members: after }, rule, context).outcome).toBe('none');
+  it('in a flood, counts the whole window that ends at the event, from its oldest event, its newest as evidence', () => {
+    const newest = window(10);
+    const detection = detected(evaluateThreshold(input, { ...newest, count: 5000, flood: { count: 2400, firstTime: T - 299 * SECOND } }, rule, context));
+    expect(detection.observedValue).toBe(2400);
+    expect(detection.windowStart).toBe(T - 299 * SECOND);
+    expect(detection.windowEnd).toBe(T);
+    expect(detection.eventIds).toEqual(newest.members.map((member) => member.id));
+    expect(detection.reason).toMatch(/^2400 failed logins for user u-17 from \d+ IPs? in 4m59s; threshold 10 in 5m\.$/);
+    // A flood either side, but fewer than the threshold up to the event: the rest came after it.
+    expect(evaluateThreshold(input, { count: 5000, flood: { count: 5, firstTime: T - MINUTE }, members: newest.members.slice(5) }, rule, context).outcome).toBe('none');
+    // The next detection of a steady flood comes one window after the last, not two.
+    expect(evaluateThreshold(input, { ...newest, count: 5000, lastFired: T - 300 * SECOND, flood: { count: 2400, firstTime: T - 299 * SECOND } }, rule, context).outcome).toBe('detected');
+    expect(evaluateThreshold(input, { ...newest, count: 5000, lastFired: T - 299 * SECOND, flood: { count: 2400, firstTime: T - 299 * SECOND } }, rule, context).outcome).toBe('none');
   });
 
   it('fires again when the last detection is exactly one window old', () => {

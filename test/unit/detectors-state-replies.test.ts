@@ -39,11 +39,13 @@ import { deviceEvent, invocationEvent, policyEvent } from './fixtures';
 const T = Date.parse('2024-05-01T10:30:00.250Z');
 type Reply = (string | number | null)[];
 
-/** What windowAdd-2.lua returns for a state: { count, fired or false, member, score, ... }. */
+/** What windowAdd-2.lua (version 3) returns for a state: { count, fired or false, upTo or false, first or false, member, score, ... }. */
 function windowReply(state: WindowState): Reply {
   return [
     state.count,
     state.lastFired === undefined ? null : String(state.lastFired),
+    state.flood === undefined ? null : state.flood.count,
+    state.flood === undefined ? null : String(state.flood.firstTime),
     ...state.members.flatMap((member) => [member.value === undefined ? member.id : `${member.id}|${member.value}`, String(member.time)]),
   ];
 }
@@ -62,9 +64,9 @@ function sequenceReply(state: SequenceState): Reply {
   return [state.lastFired === undefined ? null : String(state.lastFired), ...state.entries.flatMap((entry) => [`${entry.step}:${entry.id}`, String(entry.time)])];
 }
 
-describe('parseWindowState (windowAdd-2)', () => {
+describe('parseWindowState (windowAdd-2, version 3)', () => {
   it('reads a reply as ioredis returns it', () => {
-    const reply: Reply = [3, null, 'evt-0001-aaaa|81.2.69.142', '1714559128250', 'evt-0002-aaaa|2001:db8::7', '1714559300250', 'evt-0003-aaaa', '1714559400250'];
+    const reply: Reply = [3, null, null, null, 'evt-0001-aaaa|81.2.69.142', '1714559128250', 'evt-0002-aaaa|2001:db8::7', '1714559300250', 'evt-0003-aaaa', '1714559400250'];
     expect(parseWindowState(reply)).toStrictEqual({
       count: 3,
       members: [
@@ -75,22 +77,24 @@ describe('parseWindowState (windowAdd-2)', () => {
     });
   });
 
-  it('reads the last detection time, and a count larger than the members returned (capped evidence)', () => {
-    expect(parseWindowState([120, '1714559100250', 'evt-0001-aaaa', '1714559128250'])).toStrictEqual({
+  it('reads the last detection time, and a flood: the window up to the event counted whole, its newest members as evidence', () => {
+    expect(parseWindowState([120, '1714559100250', 95, '1714559000250', 'evt-0001-aaaa', '1714559128250'])).toStrictEqual({
       count: 120,
       lastFired: 1714559100250,
+      flood: { count: 95, firstTime: 1714559000250 },
       members: [{ id: 'evt-0001-aaaa', time: 1714559128250 }],
     });
   });
 
   it('keeps a value that itself holds the separator whole', () => {
-    expect(parseWindowState([1, null, 'evt-0001-aaaa|curl/8.5 | extra', '1'])).toMatchObject({ members: [{ id: 'evt-0001-aaaa', value: 'curl/8.5 | extra' }] });
+    expect(parseWindowState([1, null, null, null, 'evt-0001-aaaa|curl/8.5 | extra', '1'])).toMatchObject({ members: [{ id: 'evt-0001-aaaa', value: 'curl/8.5 | extra' }] });
   });
 
   it.each<[string, WindowState]>([
     ['empty', { count: 0, members: [] }],
     ['fired, with values', { count: 2, lastFired: T - 1, members: [{ id: 'evt-a-000001', value: 'u-1', time: T - 2 }, { id: 'evt-b-000001', value: '', time: T }] }],
     ['without values', { count: 1, members: [{ id: 'evt-a-000001', time: T }] }],
+    ['a flood', { count: 900, lastFired: T - 60_000, flood: { count: 450, firstTime: T - 299_000 }, members: [{ id: 'evt-a-000001', time: T - 1 }, { id: 'evt-b-000001', time: T }] }],
   ])('round-trips a state through the reply: %s', (_name, state) => {
     expect(parseWindowState(windowReply(state))).toStrictEqual(state);
   });
@@ -110,7 +114,7 @@ describe('parseWindowState (windowAdd-2)', () => {
     });
     const input: DetectionInput = { event: eventSchema.parse(policyEvent()) };
     const context = { key: { 'actor.userId': 'user-1' }, keyText: 'actor.userId=user-1', now: T };
-    const reply: Reply = [2, null, 'evt-0000-aaaa|81.2.69.142', String(T - 30_000), 'evt-0001-aaaa|81.2.69.142', String(T)];
+    const reply: Reply = [2, null, null, null, 'evt-0000-aaaa|81.2.69.142', String(T - 30_000), 'evt-0001-aaaa|81.2.69.142', String(T)];
     const evaluation = evaluateThreshold(input, parseWindowState(reply), rule, context);
     expect(evaluation).toMatchObject({ outcome: 'detected', detection: { reason: '2 matching events for user user-1 from 1 IP in 30s; threshold 2 in 5m.' } });
     expect(evaluateThreshold(input, parseWindowState([2, String(T - 60_000), ...reply.slice(2)]), rule, context).outcome).toBe('none');

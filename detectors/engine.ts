@@ -139,6 +139,16 @@ function statelessKey(input: DetectionInput, groupBy: readonly string[]): { key:
   return (groupBy.length > 0 ? groupKey(input, groupBy) : undefined) ?? defaultKey(input);
 }
 
+/** A clocked batch's carried state ({@link StatefulRuleType.carry}), by rule id and key text. */
+interface Carry {
+  /** What the rewound batch this one redoes kept. */
+  fromRedo: ReadonlyMap<string, unknown[]> | undefined;
+  /** What this batch keeps for its own redo: the above, and what its replies report once. */
+  kept: Map<string, unknown[]>;
+  /** The rule keys whose carried state an item was handed. */
+  handed: Set<string>;
+}
+
 /** The round trips one batch made: rule state, and firing claims. */
 interface BatchTrips {
   state: { roundTrips: number };
@@ -155,6 +165,10 @@ export class DetectionEngine {
   private ruleSet: RuleSet;
   /** Event-time watermark per stream (a topic partition): partitions progress independently. */
   private readonly watermarks = new Map<string, number>();
+  /** What each clocked batch's replies reported once and a redo could not read again ({@link StatefulRuleType.carry}), by rule and key. */
+  private readonly kept = new WeakMap<BatchClock, Map<string, unknown[]>>();
+  /** What a rewound batch kept, per stream, for the stream's next batch (its redo). */
+  private readonly carried = new Map<string, Map<string, unknown[]>>();
   private readonly prefix: string;
   private readonly latenessMs: number;
   private readonly stateGraceMs: number;
@@ -234,6 +248,10 @@ export class DetectionEngine {
   rewind(clock: BatchClock): void {
     if (clock.before === undefined) this.watermarks.delete(clock.stream);
     else this.watermarks.set(clock.stream, clock.before);
+    // What the failed batch's replies reported once (a surge bucket folded for good) goes to the
+    // redo: its round trip will not report it again, and the bucket would never be judged.
+    const kept = this.kept.get(clock);
+    if (kept !== undefined && kept.size > 0) this.carried.set(clock.stream, kept);
   }
 
   /**
@@ -250,8 +268,17 @@ export class DetectionEngine {
     if (options.clock && options.stream !== undefined && options.stream !== options.clock.stream) throw new RangeError(`evaluateBatch: a clock reading of stream ${options.clock.stream} for stream ${options.stream}`);
     if (options.clock && options.clock.nows.length !== inputs.length) throw new RangeError(`evaluateBatch: a clock reading of ${options.clock.nows.length} events for a batch of ${inputs.length}`);
     let detections: Detection[] = [];
+    // A clocked batch keeps what its replies report once, in case it is rewound; it starts with
+    // what a rewound batch of the stream kept (this batch is its redo), until this one decides it.
+    let carry: Carry | undefined;
+    if (options.clock) {
+      const fromRedo = this.carried.get(stream);
+      this.carried.delete(stream);
+      carry = { fromRedo, kept: new Map(fromRedo), handed: new Set() };
+      this.kept.set(options.clock, carry.kept);
+    }
     try {
-      detections = await this.evaluateBoth(inputs, options.clock?.nows ?? this.clockBatch(inputs, stream).nows, trips);
+      detections = await this.evaluateBoth(inputs, options.clock?.nows ?? this.clockBatch(inputs, stream).nows, trips, carry);
       return detections;
     } finally {
       this.counters.roundTrips += trips.state.roundTrips + trips.claims.roundTrips;
@@ -273,12 +300,12 @@ export class DetectionEngine {
    * between them). Lateness is judged within the stream the batch came from (its partition), as
    * Kafka Streams does: one partition catching up on a backlog is not late because another is current.
    */
-  private async evaluateBoth(inputs: readonly DetectionInput[], nows: readonly number[], trips: BatchTrips): Promise<Detection[]> {
+  private async evaluateBoth(inputs: readonly DetectionInput[], nows: readonly number[], trips: BatchTrips, carry: Carry | undefined): Promise<Detection[]> {
     const ruleSet = this.ruleSet;
     this.counters.events += inputs.length;
     // Phase 1 runs every rule; rules using `detectedBy` see no detections yet, which still
     // records their other steps (a payment with no new device) in the same round trip.
-    const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true, trips);
+    const first = await this.evaluatePhase(inputs, nows, ruleSet.rules, true, trips, carry);
     const dependent = ruleSet.rules.filter((compiled) => compiled.dependsOn.length > 0);
     const named = new Set(dependent.flatMap((compiled) => compiled.dependsOn));
     const again = inputs.flatMap((input, index) => {
@@ -296,6 +323,7 @@ export class DetectionEngine {
       dependent,
       false,
       trips,
+      carry,
     );
     this.counters.late += first.late;
     return [...first.detections, ...second.detections];
@@ -307,6 +335,7 @@ export class DetectionEngine {
     rules: readonly CompiledRule[],
     countLate: boolean,
     trips: BatchTrips,
+    carry: Carry | undefined,
   ): Promise<{ detections: Detection[]; triggered: Map<string, Set<string>>; late: number }> {
     // Late events of this phase (when `countLate`): the caller counts them once the batch succeeded.
     let lateEvents = 0;
@@ -362,7 +391,7 @@ export class DetectionEngine {
     }
     // Decided (and emitted) event by event, then rule by rule, whichever rule planned first.
     pending.sort((a, b) => a.order - b.order);
-    const degraded = pending.length > 0 ? await this.runStateful(pending, drafts, trips.state) : false;
+    const degraded = pending.length > 0 ? await this.runStateful(pending, drafts, trips.state, carry) : false;
     return { ...(await this.finish(drafts, degraded, trips.claims)), late: lateEvents };
   }
 
@@ -371,6 +400,7 @@ export class DetectionEngine {
     pending: Pending[],
     drafts: { compiled: CompiledRule; input: DetectionInput; context: EvaluationContext; evaluation: Evaluation }[],
     trips: { roundTrips: number },
+    carry: Carry | undefined,
   ): Promise<boolean> {
     // One call per script for all the batch's items (a few calls when there are many), all in
     // one pipeline: one round trip, and Redis runs each call's items in order.
@@ -423,7 +453,18 @@ export class DetectionEngine {
       const firedKey = firedInBatch.size > 0 ? `${item.compiled.rule.id}\u0000${item.context.keyText}` : undefined;
       const earlier = firedKey === undefined ? undefined : firedInBatch.get(firedKey);
       const context = earlier === undefined ? item.context : { ...item.context, firedEarlierInBatch: earlier };
-      const decided = item.ruleType.decide(item, reply, item.compiled, context);
+      let carried: unknown[] | undefined;
+      if (carry !== undefined && item.ruleType.carry !== undefined) {
+        const ruleKey = `${item.compiled.rule.id}\u0000${item.context.keyText}`;
+        // Handed to the first item of the rule and key only: judged once.
+        if (!carry.handed.has(ruleKey)) {
+          carry.handed.add(ruleKey);
+          carried = carry.fromRedo?.get(ruleKey);
+        }
+        const kept = item.ruleType.carry(reply);
+        if (kept !== undefined) carry.kept.set(ruleKey, [...(carry.kept.get(ruleKey) ?? []), kept]);
+      }
+      const decided = item.ruleType.decide(item, reply, item.compiled, context, carried);
       for (const evaluation of Array.isArray(decided) ? (decided as readonly Evaluation[]) : [decided as Evaluation]) {
         if (evaluation.outcome === 'detected' && evaluation.detection.cooldownMs !== undefined) {
           // The window's end, as the claim in Redis records it and `suppressed` compares: a late

@@ -476,8 +476,31 @@ export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
       out.push({ input: tally.latest, context, request: surgeTallyRequest(tally, rule, context), extra: undefined, order });
     }
   },
-  decide: (item, reply, { rule }, context) => decideSurge(item.input, parseSurgeState(reply), rule, context, item.context.latenessMs),
+  decide: (item, reply, { rule }, context, carried) => decideSurge(item.input, withCarried(parseSurgeState(reply), carried), rule, context, item.context.latenessMs),
+  // A folded bucket is reported by the one call that folds it: a redo of that batch (its claim
+  // round trip failed, or the chunk's indexing) must judge it again, or its detection is lost.
+  carry: (reply) => {
+    const { closed } = parseSurgeState(reply);
+    return closed.length > 0 ? closed : undefined;
+  },
 };
+
+/** The state with the closed buckets a failed batch's replies reported (see `carry`) added, those it does not hold already. */
+function withCarried(state: SurgeState, carried: readonly unknown[] | undefined): SurgeState {
+  if (carried === undefined || carried.length === 0) return state;
+  const closed = [...state.closed];
+  const held = new Set(closed.map((bucket) => bucket.bucket));
+  for (const rows of carried) {
+    if (!Array.isArray(rows)) continue;
+    for (const row of rows as ClosedBucket[]) {
+      if (held.has(row.bucket)) continue;
+      held.add(row.bucket);
+      closed.push(row);
+    }
+  }
+  closed.sort((a, b) => a.bucket - b.bucket);
+  return { ...state, closed };
+}
 
 /** A bucket's start in a reason: UTC, to the second (a bucket judged when it closes is not "the current" one). */
 function bucketText(startMs: number): string {

@@ -15,8 +15,14 @@ import type { PlanContext, StatefulRuleType } from '../rule-type';
 const measureSchema = z.discriminatedUnion('kind', [
   /** Events per bucket (requests to an endpoint, calls by a consumer). */
   z.strictObject({ kind: z.literal('count') }),
-  /** Distinct values of a field per bucket (source IPs on an endpoint), estimated by HyperLogLog. */
-  z.strictObject({ kind: z.literal('distinct'), field: fieldPath }),
+  /**
+   * Distinct values of a field per bucket (source IPs on an endpoint), estimated by HyperLogLog.
+   * With `where`, only the values of the events that pass it are counted, while every event of
+   * the rule's filter keeps the key's baseline: minutes with none count as 0, so a flood of such
+   * events on an endpoint that never had any meets a baseline, instead of being its first
+   * samples (and learned as the usual).
+   */
+  z.strictObject({ kind: z.literal('distinct'), field: fieldPath, where: filterSchema.optional() }),
   /** Share of the bucket's events that pass a filter (the 5xx ratio). */
   z.strictObject({ kind: z.literal('ratio'), numerator: filterSchema }),
   /** 95th percentile of a numeric field per bucket (latency), from a log-scale histogram. */
@@ -201,11 +207,13 @@ export interface SurgeContribution {
 }
 
 /** What an event adds to a surge rule's bucket, or undefined when the rule skips the event. */
-export function surgeContribution(input: DetectionInput, rule: SurgeRule, numerator: Predicate | undefined): SurgeContribution | undefined {
+export function surgeContribution(input: DetectionInput, rule: SurgeRule, numerator: Predicate | undefined, where?: Predicate): SurgeContribution | undefined {
   const { measure } = rule;
   const hllField = measure.kind === 'distinct' ? measure.field : rule.concentration?.field;
-  const member = hllField === undefined ? '' : (scalarText(fieldValue(input, hllField)) ?? '');
-  if (measure.kind === 'distinct' && member === '') return undefined;
+  // A distinct measure's `where`: an event that fails it still counts in the bucket, without a value.
+  const valued = measure.kind !== 'distinct' || measure.where === undefined || where?.(input) === true;
+  const member = hllField === undefined || !valued ? '' : (scalarText(fieldValue(input, hllField)) ?? '');
+  if (measure.kind === 'distinct' && measure.where === undefined && member === '') return undefined;
   let bin = -1;
   if (measure.kind === 'p95') {
     const value = fieldValue(input, measure.field);
@@ -322,8 +330,9 @@ export function surgeRequest(
   rule: SurgeRule,
   numerator: Predicate | undefined,
   context: EvaluationContext & { prefix: string; latenessMs: number; stateGraceMs: number },
+  where?: Predicate,
 ): StateRequest | undefined {
-  const contribution = surgeContribution(input, rule, numerator);
+  const contribution = surgeContribution(input, rule, numerator, where);
   if (contribution === undefined) return undefined;
   const tally = new SurgeTally(contribution.bucket, input);
   tally.add(input, contribution, context.now);
@@ -444,23 +453,34 @@ export function decideSurge(input: DetectionInput, state: SurgeState, rule: Surg
   return [evaluateSurge(input, state, rule, context)];
 }
 
+/** What a surge rule compiles beyond its filter. */
+export interface SurgeExtras {
+  /** The ratio's numerator, or the failure filter (never both: the schema says so). */
+  numerator: Predicate | undefined;
+  /** A distinct measure's `where`: the events whose values it counts. */
+  where: Predicate | undefined;
+}
+
 /**
  * surge, as a plug-in: the ratio's numerator compiled once; the batch's events added up per key
  * and bucket (see SurgeTally), one surgeTick item per tally, decided after the per-event items.
  */
-export const surgeType: StatefulRuleType<SurgeRule, Predicate | undefined> = {
+export const surgeType: StatefulRuleType<SurgeRule, SurgeExtras> = {
   type: 'surge',
   configSchema: surgeRuleSchema,
-  compile: (rule, lists) =>
-    rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator, lists) : rule.failures ? compileFilter(rule.failures.filter, lists) : undefined,
+  compile: (rule, lists) => ({
+    numerator: rule.measure.kind === 'ratio' ? compileFilter(rule.measure.numerator, lists) : rule.failures ? compileFilter(rule.failures.filter, lists) : undefined,
+    where: rule.measure.kind === 'distinct' && rule.measure.where !== undefined ? compileFilter(rule.measure.where, lists) : undefined,
+  }),
   references: (rule) => [
     ...(rule.measure.kind === 'ratio' ? referencedRules(rule.measure.numerator) : []),
+    ...(rule.measure.kind === 'distinct' && rule.measure.where !== undefined ? referencedRules(rule.measure.where) : []),
     ...(rule.failures ? referencedRules(rule.failures.filter) : []),
   ],
   plan(entries, { rule, extras }, batch, out) {
     const tallies = new Map<string, { tally: SurgeTally; context: PlanContext; order: number }>();
     for (const { input, context, order } of entries) {
-      const contribution = surgeContribution(input, rule, extras);
+      const contribution = surgeContribution(input, rule, extras.numerator, extras.where);
       if (contribution === undefined) continue;
       const id = `${context.keyText}\u0000${contribution.bucket}`;
       let entry = tallies.get(id);

@@ -242,6 +242,11 @@ describe('surgeRequest', () => {
     const distinct = surgeRule({ measure: { kind: 'distinct', field: 'client.ip' } });
     expect(surgeRequest(callAt(T), distinct, undefined, requestContext)?.args.slice(1, 5)).toStrictEqual(['distinct', 1, 0, '["10.1.2.3"]']);
     expect(surgeRequest(callAt(T, { 'client.ip': undefined }), distinct, undefined, requestContext)).toBeUndefined();
+    // With where: an event that fails it counts in the bucket without its value; one that passes gives it.
+    const counted = surgeRule({ measure: { kind: 'distinct', field: 'client.ip', where: { field: 'identity', in: ['claimed', 'anonymous'] } } });
+    const where = compileFilter({ field: 'identity', in: ['claimed', 'anonymous'] });
+    expect(surgeRequest({ ...callAt(T), identity: 'proven' }, counted, undefined, requestContext, where)?.args.slice(1, 5)).toStrictEqual(['distinct', 1, 0, '[]']);
+    expect(surgeRequest({ ...callAt(T), identity: 'anonymous' }, counted, undefined, requestContext, where)?.args.slice(1, 5)).toStrictEqual(['distinct', 1, 0, '["10.1.2.3"]']);
     const byUser = surgeRule({ measure: { kind: 'distinct', field: 'actor.userId' } });
     expect(surgeRequest(callAt(T), byUser, undefined, requestContext)).toBeUndefined();
   });
@@ -396,7 +401,7 @@ describe('evaluateSurge: failures (a spread-out surge that mostly fails)', () =>
     const claimed: DetectionInput = { ...callAt(T), identity: 'claimed' };
     expect(surgeContribution(claimed, flood, numerator)?.numerator).toBe(true);
     expect(surgeContribution({ ...claimed, identity: 'proven' }, flood, numerator)?.numerator).toBe(false);
-    expect(surgeType.compile?.(flood, new Map())?.(claimed)).toBe(true);
+    expect(surgeType.compile?.(flood, new Map())?.numerator?.(claimed)).toBe(true);
   });
 });
 
@@ -568,7 +573,7 @@ describe('the default denial-of-service rules', () => {
     expect(surges.map(({ rule }) => [rule.measure.kind, rule.bucket, rule.minSamples, rule.minRatio, rule.baselineFloor])).toStrictEqual([
       ['count', MINUTE, 10, 8, 1],
       ['count', MINUTE, 10, 8, 1],
-      ['distinct', MINUTE, 10, 8, 1],
+      ['distinct', MINUTE, 10, 8, 25],
       ['ratio', MINUTE, 10, 5, 0.02],
       ['p95', MINUTE, 10, 4, 50],
     ]);
@@ -578,14 +583,14 @@ describe('the default denial-of-service rules', () => {
   it('compile the 5xx numerator, and make a request for an anonymous API call by a consumer', () => {
     const anonymous = callAt(T, { 'invocation.status': 503, 'invocation.latencyMs': 812 });
     const error = surges.find(({ rule }) => rule.id === 'error-surge-per-endpoint');
-    expect(error?.extras?.(anonymous)).toBe(true);
-    expect(error?.extras?.(callAt(T))).toBe(false);
-    for (const { rule, matches, extras: numerator } of surges) {
+    expect(error?.extras.numerator?.(anonymous)).toBe(true);
+    expect(error?.extras.numerator?.(callAt(T))).toBe(false);
+    for (const { rule, matches, extras } of surges) {
       expect(matches(anonymous)).toBe(true);
-      const request = surgeRequest(anonymous, rule, numerator, requestContext);
+      const request = surgeRequest(anonymous, rule, extras.numerator, requestContext, extras.where);
       expect(request?.keys[0]).toBe(stateKey('vigil-test', rule.id, keyText, 'surge'));
     }
-    expect(surgeRequest(anonymous, error?.rule ?? surgeRule(), error?.extras, requestContext)?.args[3]).toBe(1);
+    expect(surgeRequest(anonymous, error?.rule ?? surgeRule(), error?.extras.numerator, requestContext)?.args[3]).toBe(1);
   });
 
   it('keep a 2x bucket quiet and fire a 10x flood from few IPs on the endpoint rule', () => {

@@ -282,8 +282,10 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
         problems.push({ path: use.at, message: `${use.field} is never ${JSON.stringify(compared)}: it is one of ${info.values.join(', ')}` });
       } else if (info.kind === 'number' && typeof compared !== 'number') {
         problems.push({ path: use.at, message: `${use.field} is a number: compare it with ${String(compared)} written without quotes` });
-      } else if (info.kind === 'string' && typeof compared === 'number') {
-        problems.push({ path: use.at, message: `${use.field} is text: compare it with "${compared}" in quotes` });
+      } else if (info.kind === 'string' && (typeof compared === 'number' || typeof compared === 'boolean')) {
+        problems.push({ path: use.at, message: `${use.field} is text: compare it with "${String(compared)}" in quotes` });
+      } else if (info.kind === 'boolean' && typeof compared !== 'boolean') {
+        problems.push({ path: use.at, message: `${use.field} is true or false: compare it with ${String(compared)} written without quotes` });
       }
     }
   }

@@ -80,8 +80,13 @@ export const surgeRuleSchema = z.strictObject({
   // A ratio is at most 1: against a floor of 1 (the default) or any floor with floor × minRatio >
   // 1, it can never reach minRatio times its baseline (at exactly 1, only a share of 100% does),
   // and the rule would load and never fire.
+  // The same for the failure share: a share is at most 1 too.
+  .refine((rule) => rule.failures === undefined || rule.failures.baselineFloor * rule.failures.minRatio <= 1, {
+    message: 'a failure share is at most 1, so with this failures.baselineFloor it can never reach failures.minRatio times the usual share: set failures.baselineFloor to at most 1 / failures.minRatio (the default 0.05 takes a minRatio up to 20)',
+    path: ['failures', 'baselineFloor'],
+  })
   .refine((rule) => rule.measure.kind !== 'ratio' || rule.baselineFloor * rule.minRatio <= 1, {
-    message: 'a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor to at most 1 / minRatio (e.g. 0.02 with minRatio 8, as error-surge-per-endpoint does)',
+    message: 'a ratio is at most 1, so with this baselineFloor it can never reach minRatio times its baseline: set baselineFloor to at most 1 / minRatio (e.g. 0.02 with minRatio 5, as error-surge-per-endpoint does)',
     path: ['baselineFloor'],
   });
 

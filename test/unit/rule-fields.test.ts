@@ -112,6 +112,14 @@ describe('the fields a rule names are checked against the events', () => {
     expect(problemsOf([match('cidr-ip', { any: [{ field: 'client.ip', cidr: ['10.0.0.0/8'] }, { field: 'device.ip', cidr: ['2001:db8::/32'] }] })])).toEqual([]);
   });
 
+  it('refuses a true-or-false field compared with text, and a text field with true or false', () => {
+    expect(problemsOf([match('bool-text', { field: 'correlated.device.fromSession', equals: 'false' })])).toEqual([
+      '[0].filter.field: correlated.device.fromSession is true or false: compare it with false written without quotes',
+    ]);
+    expect(problemsOf([match('text-bool', { field: 'actor.userId', in: [true] })])).toEqual(['[0].filter.field: actor.userId is text: compare it with "true" in quotes']);
+    expect(problemsOf([match('bool', { field: 'correlated.device.fromSession', equals: false })])).toEqual([]);
+  });
+
   it('refuses a cidr list named on a field that holds no IP address, as it refuses a cidr condition', () => {
     // trusted-egress is a shipped cidr list; partner-consumers a keyword one.
     expect(problemsOf([match('list-user', { all: [{ field: 'family', equals: 'policy' }, { field: 'actor.userId', inList: 'trusted-egress' }] })])).toEqual([

@@ -392,6 +392,11 @@ describe('evaluateSurge: failures (a spread-out surge that mostly fails)', () =>
     expect(() => surgeRule({ measure: ratio, baselineFloor: 0.21, minRatio: 5 })).toThrow('baselineFloor');
     // At exactly 1 a share of 100% still fires.
     expect(surgeRule({ measure: ratio, baselineFloor: 0.2, minRatio: 5 }).baselineFloor).toBe(0.2);
+    // A failure share is at most 1 as well: a failures block that can never fire is refused.
+    expect(() => surgeRule({ failures: { filter: { field: 'identity', equals: 'claimed' }, minRatio: 25 } })).toThrow(
+      'a failure share is at most 1, so with this failures.baselineFloor it can never reach failures.minRatio times the usual share',
+    );
+    expect(surgeRule({ failures: { filter: { field: 'identity', equals: 'claimed' }, minRatio: 20 } }).failures?.minRatio).toBe(20);
     // Other measures keep the floor of 1.
     expect(surgeRule({ measure: { kind: 'count' } }).baselineFloor).toBe(1);
   });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@elastic/elasticsearch';
 import { PartitionAssigners, type Consumer, type ConsumerConfig, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
-import { FAMILIES, detectionIndexName, detectionMessage, eventIndexNameAt, type Detection, type EventDocument, type Family } from '../schemas';
+import { FAMILIES, TEMPLATE_VERSION, detectionIndexName, detectionMessage, eventIndexNameAt, type Detection, type EventDocument, type Family } from '../schemas';
 import { toDetectionDocument, type BatchClock, type Correlator, type DetectionEngine, type DetectionStats } from '../detectors';
 import {
   BulkIndexer,
@@ -492,6 +492,13 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       if (failed) {
         await Promise.allSettled([producer.disconnect(), deadLetterProducer.disconnect()]);
         throw failed.reason;
+      }
+      const templates = setUp[1];
+      if (templates.status === 'fulfilled' && templates.value.newer !== undefined) {
+        logger.warn(
+          { templates: templates.value.newer, version: TEMPLATE_VERSION },
+          "Elasticsearch holds a later Vigil's index templates: left as they are (a rolling upgrade); this build writes the fields it knows, which they hold",
+        );
       }
       consumer = kafka.consumer(ingestConsumerConfig(config));
       // A batch no codec can decompress stops the consumer: say which codec, where.

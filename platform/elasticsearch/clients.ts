@@ -16,6 +16,7 @@ import {
   pipelineIndexNames,
   pipelineMappings,
   pipelineTemplate,
+  TEMPLATE_VERSION,
 } from '../../schemas';
 import type { Config } from '../config';
 import { StoreUnavailableError } from '../errors';
@@ -61,11 +62,51 @@ export async function installPipelineTemplate(client: Client, config: Config, op
   );
 }
 
-/** Installs (or updates) the templates of every index Vigil writes (events, detections, alerts, pipeline metrics). Idempotent. */
-export async function installTemplates(client: Client, config: Config): Promise<void> {
+/** What {@link installTemplates} did: `newer` when it left a later build's templates in place. */
+export interface TemplatesInstalled {
+  /** The installed templates of a later version than this build's, by name: nothing was put. */
+  newer?: { name: string; version: number }[];
+}
+
+/**
+ * The installed index templates among `names` whose version is above this build's: a later Vigil
+ * put them (a rolling upgrade, with an instance of the build before restarting).
+ */
+async function newerTemplates(client: Client, prefix: string, names: readonly string[]): Promise<{ name: string; version: number }[]> {
+  let found: estypes.IndicesGetIndexTemplateResponse;
+  try {
+    // One request: a name may not hold a comma, but a pattern may match them all.
+    found = await client.indices.getIndexTemplate({ name: `${prefix}-*` });
+  } catch (error) {
+    // None of them yet (a first start): Elasticsearch answers 404.
+    if ((error as { meta?: { statusCode?: number } }).meta?.statusCode === 404) return [];
+    throw error;
+  }
+  return found.index_templates.flatMap(({ name, index_template: template }) =>
+    names.includes(name) && typeof template.version === 'number' && template.version > TEMPLATE_VERSION ? [{ name, version: template.version }] : [],
+  );
+}
+
+/**
+ * Installs (or updates) the templates of every index Vigil writes (events, detections, alerts,
+ * pipeline metrics). Idempotent. When Elasticsearch holds a later build's templates, it puts
+ * nothing: a rolling upgrade's older instance, restarting, put its own back, and the next day's
+ * indices were created without the later build's fields, which then refused its documents.
+ */
+export async function installTemplates(client: Client, config: Config): Promise<TemplatesInstalled> {
   const { componentTemplate, indexTemplate } = eventTemplates(config.indices.prefix, config.indices);
   const detections = detectionTemplate(config.indices.prefix, config.indices);
   const alerts = alertTemplate(config.indices.prefix, config.indices);
+  let newer: { name: string; version: number }[];
+  try {
+    newer = await newerTemplates(client, config.indices.prefix, [indexTemplate.name, detections.name, alerts.name]);
+  } catch (error) {
+    if (error instanceof Error && UNREACHABLE_ERRORS.has(error.name)) {
+      throw new StoreUnavailableError('elasticsearch', `unreachable, so Vigil's index templates could not be installed (${error.message}); check ELASTICSEARCH_URL and that Elasticsearch is up`);
+    }
+    throw error;
+  }
+  if (newer.length > 0) return { newer };
   const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings, retyped: readonly string[]) =>
     mappingsForExistingIndices(mappings, retyped) as unknown as Omit<estypes.IndicesPutMappingRequest, 'index'>;
   // The requests are independent but for the event index template, which composes the component
@@ -97,7 +138,7 @@ export async function installTemplates(client: Client, config: Config): Promise<
     installPipelineTemplate(client, config),
   ]);
   const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
-  if (failed === undefined) return;
+  if (failed === undefined) return {};
   // Unreachable: say so, naming the service and the setting. The client's own error carries the
   // whole request (a template body of several kB) into the log line, and is left out.
   const reason: unknown = failed.reason;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { enrich, openGeoipLite, toEventDocument, type GeoLookup } from '../../ingest';
 import { installTemplates } from '../../platform';
-import { TEMPLATE_VERSION, eventIndexName, eventMappings, eventSchema, indexNames } from '../../schemas';
+import { TEMPLATE_VERSION, eventIndexName, eventMappings, eventSchema, eventTemplates, indexNames } from '../../schemas';
 import { isolatedConfig, openStack, type Stack } from '../support/harness';
 
 describe('event index templates on the real Elasticsearch', () => {
@@ -201,5 +201,22 @@ describe('upgrading to template version 3 over indices made by version 2', () =>
     // Read back by id, as the id-conflict check reads it, from either index.
     const read = await stack.elasticsearch.mget<{ vigil: { content_hash: string } }>({ docs: [{ _index: index, _id: event.id }, { _index: fresh, _id: event.id }], _source_includes: ['vigil.content_hash'] });
     expect(read.docs.map((doc) => ('_source' in doc ? doc._source?.vigil.content_hash : undefined))).toStrictEqual([document.vigil.content_hash, document.vigil.content_hash]);
+  });
+
+  it('leaves a later build\'s templates in place (a rolling upgrade), and puts its own over an older one', async () => {
+    const { indexTemplate } = indexNames(stack.config.indices.prefix);
+    const read = async (): Promise<{ version?: number; marker?: unknown }> => {
+      const found = await stack.elasticsearch.indices.getIndexTemplate({ name: indexTemplate });
+      const template = found.index_templates[0]?.index_template;
+      return { ...(template?.version !== undefined ? { version: template.version } : {}), marker: template?._meta?.marker };
+    };
+    const { body } = eventTemplates(stack.config.indices.prefix, stack.config.indices).indexTemplate;
+    await stack.elasticsearch.indices.putIndexTemplate({ name: indexTemplate, ...body, version: TEMPLATE_VERSION + 1, _meta: { managed_by: 'vigil', marker: 'later build' } });
+    expect(await installTemplates(stack.elasticsearch, stack.config)).toEqual({ newer: [{ name: indexTemplate, version: TEMPLATE_VERSION + 1 }] });
+    expect(await read()).toEqual({ version: TEMPLATE_VERSION + 1, marker: 'later build' });
+    // An older one is replaced, as every start does.
+    await stack.elasticsearch.indices.putIndexTemplate({ name: indexTemplate, ...body, version: TEMPLATE_VERSION - 1, _meta: { managed_by: 'vigil', marker: 'earlier build' } });
+    expect(await installTemplates(stack.elasticsearch, stack.config)).toEqual({});
+    expect(await read()).toEqual({ version: TEMPLATE_VERSION });
   });
 });

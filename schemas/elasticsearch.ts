@@ -32,8 +32,12 @@ export const ECS_VERSION = '9.4.0';
  *
  * 6: an alert a silence held back records it: `kibana.alert.maintenance_window_ids` added to the
  * alerts template.
+ *
+ * 7: the event indices keep label keys past the field limit in `_source`
+ * (`index.mapping.total_fields.ignore_dynamic_beyond_limit`); a start leaves a later version's
+ * templates in place (platform/elasticsearch/clients.ts).
  */
-export const TEMPLATE_VERSION = 6;
+export const TEMPLATE_VERSION = 7;
 
 /** Geo fields as they land in `source.geo`. */
 export interface GeoDocument {

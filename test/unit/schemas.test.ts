@@ -371,11 +371,11 @@ describe('eventMappings', () => {
     const events = eventTemplates('vigil', { shards: 1, replicas: 0 });
     const detections = detectionTemplate('vigil', { shards: 1, replicas: 0 });
     const alerts = alertTemplate('vigil', { shards: 1, replicas: 0 });
-    expect([events.componentTemplate.body.version, events.indexTemplate.body.version, detections.body.version, alerts.body.version]).toStrictEqual([6, 6, 6, 6]);
-    expect(TEMPLATE_VERSION).toBe(6);
-    expect(events.componentTemplate.body).toMatchObject({ template: { mappings: { _meta: { template_version: 6, ecs_version: '9.4.0' } } } });
-    expect(detections.body).toMatchObject({ template: { mappings: { _meta: { template_version: 6 } } } });
-    expect(alerts.body).toMatchObject({ template: { mappings: { _meta: { template_version: 6 } } } });
+    expect([events.componentTemplate.body.version, events.indexTemplate.body.version, detections.body.version, alerts.body.version]).toStrictEqual([7, 7, 7, 7]);
+    expect(TEMPLATE_VERSION).toBe(7);
+    expect(events.componentTemplate.body).toMatchObject({ template: { mappings: { _meta: { template_version: 7, ecs_version: '9.4.0' } } } });
+    expect(detections.body).toMatchObject({ template: { mappings: { _meta: { template_version: 7 } } } });
+    expect(alerts.body).toMatchObject({ template: { mappings: { _meta: { template_version: 7 } } } });
   });
 
   it('leaves the retyped fields and _meta out of what it adds to existing indices, and changes nothing else', () => {

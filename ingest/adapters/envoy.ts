@@ -317,7 +317,10 @@ export function envoyPolicySignals(input: {
     signals.push({ kind: 'authn', name: 'jwt-authn', outcome: 'fail', reason: jwt[1] || 'jwt_authn_access_denied', authContext: 'jwt' });
   } else if (details === 'ext_authz_denied' || (flags.has('UAEX') && details !== 'ext_authz_error')) {
     // ext_authz answers 403 by default; a 401 is the authorization service saying "who are you".
-    signals.push({ kind: input.status === 401 ? 'authn' : 'authz', name: 'ext-authz', outcome: 'fail', reason: details ?? 'UAEX' });
+    // A 3xx is a sign-in redirect (oauth2-proxy, an OIDC filter) on a browser's first visit: no
+    // credential was tried, so no outcome is recorded (it read as an authorization failure).
+    const redirect = input.status !== undefined && input.status >= 300 && input.status < 400;
+    if (!redirect) signals.push({ kind: input.status === 401 ? 'authn' : 'authz', name: 'ext-authz', outcome: 'fail', reason: details ?? 'UAEX' });
   } else if (rbac) {
     signals.push({ kind: 'authz', name: `rbac:${rbac[1] ?? ''}`, outcome: 'fail', reason: 'rbac_access_denied' });
   }

@@ -306,6 +306,11 @@ describe('envoyPolicySignals', () => {
     expect(envoyPolicySignals({ status: 404, details: 'route_not_found', flags: 'NR' })).toEqual([]);
   });
 
+  it('gives no outcome for ext_authz\'s sign-in redirect (a 302 with UAEX: a browser\'s first visit, no credential tried)', () => {
+    expect(envoyPolicySignals({ flags: 'UAEX', status: 302, details: 'ext_authz_denied' })).toEqual([]);
+    expect(envoyPolicySignals({ flags: 'UAEX', status: 403, details: 'ext_authz_denied' })).toEqual([{ kind: 'authz', name: 'ext-authz', outcome: 'fail', reason: 'ext_authz_denied' }]);
+  });
+
   it('gives no policy event for an outage, whatever its status: ext_authz failing (403 by default), the rate limit service failing, an injected fault', () => {
     expect(envoyPolicySignals({ status: 403, details: 'ext_authz_error' })).toEqual([]);
     // Envoy flags an ext_authz error UAEX too: the details tell the outage from a denial.

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { KibanaError, installDashboards, savedObjects, toNdjson, type KibanaTarget } from '../dashboards';
+import { KibanaError, ids, installDashboards, savedObjects, toNdjson, type KibanaTarget } from '../dashboards';
 import { urlWithoutCredentials } from '../platform';
 
 export const DASHBOARDS_USAGE = `usage: vigil dashboards install --kibana URL [--space ID] [--api-key KEY | --user U --password P]
@@ -82,6 +82,15 @@ export async function runDashboards(args: readonly string[], prefix: string): Pr
   try {
     const result = await installDashboards(target, ndjson);
     console.log(`installed ${result.successCount} saved objects (index prefix ${prefix}) into Kibana ${result.kibanaVersion} at ${url}${space ? ` (space ${space})` : ''}`);
+    if (result.renamed !== undefined) {
+      // The dashboards work (Kibana rewrites their references); the alert links name the ids.
+      const search = result.renamed.find((object) => object.type === 'search' && object.id === ids.search(prefix, 'open-alerts'));
+      console.error(
+        `vigil dashboards install: warning: Kibana gave ${result.renamed.length} objects new ids${space ? ` in space ${space}` : ''}, as it does when the same ids are in another space. ` +
+          `The dashboards work, but notifications' "Open in Kibana" links name ${ids.search(prefix, 'open-alerts')}${search ? `, which here is ${search.destinationId}` : ''}: ` +
+          'they open only in the space these objects were installed into first: point VIGIL_KIBANA_URL there',
+      );
+    }
     return 0;
   } catch (error) {
     if (!(error instanceof KibanaError)) throw error;

@@ -27,12 +27,19 @@ export interface ImportResult {
   successCount: number;
   /** The Kibana version that answered /api/status. */
   kibanaVersion: string;
+  /**
+   * Objects Kibana imported under another id (`destinationId`): it does so in a second space when
+   * the same ids are in another one (saved object ids are unique across spaces since 8.0).
+   * Absent when every object kept its id.
+   */
+  renamed?: { type: string; id: string; destinationId: string }[];
 }
 
 const statusSchema = z.looseObject({ version: z.looseObject({ number: z.string() }) });
 const importSchema = z.looseObject({
   success: z.boolean(),
   successCount: z.number().int(),
+  successResults: z.array(z.looseObject({ id: z.string(), type: z.string(), destinationId: z.string().optional() })).optional(),
   errors: z.array(z.looseObject({ id: z.string(), type: z.string(), error: z.looseObject({ type: z.string() }) })).optional(),
 });
 
@@ -135,5 +142,6 @@ export async function installDashboards(target: KibanaTarget, ndjson: string): P
     const errors = (parsed.data.errors ?? []).map((error) => `${error.type} ${error.id}: ${error.error.type}`);
     throw new KibanaError(`Kibana at ${target.url} refused ${errors.length} of the objects: ${errors.join('; ')}`, 'kibana_import', false);
   }
-  return { successCount: parsed.data.successCount, kibanaVersion };
+  const renamed = (parsed.data.successResults ?? []).flatMap(({ type, id, destinationId }) => (destinationId !== undefined && destinationId !== id ? [{ type, id, destinationId }] : []));
+  return { successCount: parsed.data.successCount, kibanaVersion, ...(renamed.length > 0 ? { renamed } : {}) };
 }

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { KibanaError, checkKibanaVersion, installDashboards, savedObjects, toNdjson } from '../../dashboards';
+import { KibanaError, checkKibanaVersion, ids, installDashboards, savedObjects, toNdjson } from '../../dashboards';
 import { runDashboards } from '../../scripts/dashboards';
 
 /**
@@ -182,6 +182,23 @@ describe('vigil dashboards install: credentials off the command line, and a cert
       expect(kibana.seen.map((request) => request.headers.authorization)).toStrictEqual([basic('elastic', 's3cr@t-pw'), basic('elastic', 's3cr@t-pw')]);
       expect(output.join('\n')).toContain(`at ${kibana.url}`);
       expect(output.join('\n')).not.toMatch(/s3cr/);
+    } finally {
+      await kibana.close();
+    }
+  });
+
+  it('warns when Kibana gave the objects new ids (a second space), naming the id the alert links use and the one it got', async () => {
+    const kibana = await fakeKibana({
+      importAnswer: (body) => {
+        const objects = body.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { type: string; id: string });
+        return { success: true, successCount: objects.length, successResults: objects.map((object) => ({ type: object.type, id: object.id, destinationId: `${object.id}-copy` })) };
+      },
+    });
+    try {
+      await expect(runDashboards(['install', '--kibana', kibana.url, '--space', 'security'], 'vigil')).resolves.toBe(0);
+      const search = ids.search('vigil', 'open-alerts');
+      expect(output.join('\n')).toContain(`warning: Kibana gave ${savedObjects('vigil').length} objects new ids in space security`);
+      expect(output.join('\n')).toContain(`links name ${search}, which here is ${search}-copy`);
     } finally {
       await kibana.close();
     }

@@ -146,6 +146,20 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     lane.wake?.();
   }
 
+  /**
+   * After a failure, every lane's queue is dropped and each partition is read again from its first
+   * dropped message: kafkajs has already read past them, and a partition no producer writes to
+   * any more would fetch nothing, so no batch would come to throw the failure and restart the
+   * consumer, and the dropped messages would wait, unhandled, with the process looking healthy.
+   */
+  function dropAll(): void {
+    for (const lane of lanes.values()) {
+      const first = lane.messages[0];
+      clear(lane);
+      if (first !== undefined) steer('seek', () => control.seek(lane.topic, lane.partition, first.offset));
+    }
+  }
+
   function eachBatch(payload: EachBatchPayload): Promise<void> {
     if (fatal) return Promise.reject(fatal.error instanceof Error ? fatal.error : new Error(errorMessage(fatal.error)));
     const { topic, partition, messages, highWatermark } = payload.batch;
@@ -179,7 +193,7 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
         // it, and its supervisor restarts it.
         logger.error({ err: error, topic: lane.topic, partition: lane.partition }, `a partition's worker failed; the consumer restarts: ${errorMessage(error)}`);
         fatal ??= { error };
-        for (const other of lanes.values()) clear(other);
+        dropAll();
       })
       .finally(() => {
         lane.working = undefined;
@@ -330,8 +344,10 @@ export function createFetchAheadRunner(options: FetchAheadRunnerOptions): FetchA
     logger.error({ err: error, topic: lane.topic, partition: lane.partition }, `handling a chunk failed; the consumer stops on it: ${errorMessage(error)}`);
     fatal = { error };
     const first = chunk[0];
-    for (const other of lanes.values()) clear(other);
-    if (first !== undefined) steer('seek', () => control.seek(lane.topic, lane.partition, first.offset));
+    const queuedFirst = lane.messages[0];
+    dropAll();
+    // The failed chunk leads its lane's queue; should it not, read the partition again from it too.
+    if (first !== undefined && first !== queuedFirst) steer('seek', () => control.seek(lane.topic, lane.partition, first.offset));
   }
 
   return {

@@ -244,6 +244,31 @@ describe('the fetch-ahead runner', () => {
     await runner.drain();
   });
 
+  it('after a chunk fails for good, reads every partition again from its first dropped message, so an idle one is fetched and throws too', async () => {
+    const consumer = control();
+    const gated = gatedHandler();
+    const runner = createFetchAheadRunner({
+      component: 'test',
+      chunkSize: 2,
+      maxQueued: 100,
+      handle: (chunk) => (chunk.topic === 'other' ? gated.handle(chunk) : chunk.messages[0]?.offset === '2' ? Promise.reject(new TypeError('a bug')) : Promise.resolve()),
+      logger,
+      control: consumer,
+    });
+    // The other partition: its first chunk in hand, three more messages queued; no more will come.
+    await runner.eachBatch(batch('other', 0, 5).payload);
+    await until(() => gated.waiting() === 1, 'the other partition\'s chunk in hand');
+    await runner.eachBatch(batch('events', 0, 5).payload);
+    await until(() => consumer.calls.some((call) => call.startsWith('seek events')), 'the seek');
+    expect(consumer.calls.filter((call) => call.startsWith('seek'))).toStrictEqual(['seek other:0@0', 'seek events:0@2']);
+    await expect(runner.eachBatch(batch('other', 0, 5).payload)).rejects.toThrow('a bug');
+    gated.release();
+    runner.stop();
+    await runner.drain();
+    // The other partition's chunk, done after the failure, is not committed: it is read again.
+    expect(consumer.calls.filter((call) => call.includes('other') && call.startsWith('commit'))).toStrictEqual([]);
+  });
+
   it('drops what was queued at a new assignment, and does not commit a chunk taken under the old one', async () => {
     const consumer = control();
     const gated = gatedHandler();

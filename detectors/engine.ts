@@ -141,13 +141,26 @@ function statelessKey(input: DetectionInput, groupBy: readonly string[]): { key:
 
 /** A clocked batch's carried state ({@link StatefulRuleType.carry}), by rule id and key text. */
 interface Carry {
-  /** What the rewound batch this one redoes kept. */
-  fromRedo: ReadonlyMap<string, unknown[]> | undefined;
+  /** What the rewound batch this one redoes kept (and what earlier batches of the stream did not take). */
+  fromRedo: ReadonlyMap<string, CarriedEntry> | undefined;
   /** What this batch keeps for its own redo: the above, and what its replies report once. */
-  kept: Map<string, unknown[]>;
+  kept: Map<string, CarriedEntry>;
   /** The rule keys whose carried state an item was handed. */
   handed: Set<string>;
 }
+
+/** What a rule and key carry, and how many batches of the stream have gone by without an item to take it. */
+interface CarriedEntry {
+  values: unknown[];
+  passed: number;
+}
+
+/**
+ * Batches of a stream that may go by without an item of a carried rule and key before it is
+ * dropped: the redo of a chunk holds the same events, but fetching ahead may cut it smaller, and
+ * event-time alignment may admit less of it at once.
+ */
+const CARRY_BATCHES = 64;
 
 /** The round trips one batch made: rule state, and firing claims. */
 interface BatchTrips {
@@ -166,9 +179,9 @@ export class DetectionEngine {
   /** Event-time watermark per stream (a topic partition): partitions progress independently. */
   private readonly watermarks = new Map<string, number>();
   /** What each clocked batch's replies reported once and a redo could not read again ({@link StatefulRuleType.carry}), by rule and key. */
-  private readonly kept = new WeakMap<BatchClock, Map<string, unknown[]>>();
-  /** What a rewound batch kept, per stream, for the stream's next batch (its redo). */
-  private readonly carried = new Map<string, Map<string, unknown[]>>();
+  private readonly kept = new WeakMap<BatchClock, Map<string, CarriedEntry>>();
+  /** What a rewound batch kept, per stream, for the stream's next batches (its redo). */
+  private readonly carried = new Map<string, Map<string, CarriedEntry>>();
   private readonly prefix: string;
   private readonly latenessMs: number;
   private readonly stateGraceMs: number;
@@ -255,6 +268,14 @@ export class DetectionEngine {
   }
 
   /**
+   * Forgets what rewound batches kept for their redo: on a new assignment (a rebalance), the
+   * partitions' chunks are redone by whichever instance now holds them, from the committed offsets.
+   */
+  forgetCarried(): void {
+    this.carried.clear();
+  }
+
+  /**
    * Evaluates every rule on every event of a batch, in order. `clock`, when given, is this
    * batch's reading from {@link clockBatch} (its stream is the batch's).
    * @throws StoreUnavailableError when Redis is unavailable and a rule that needed it says `pause`
@@ -281,6 +302,13 @@ export class DetectionEngine {
       detections = await this.evaluateBoth(inputs, options.clock?.nows ?? this.clockBatch(inputs, stream).nows, trips, carry);
       return detections;
     } finally {
+      // What no item of this batch took goes on to the stream's next batch (unless this one is
+      // rewound, which hands on all it kept), for a while.
+      if (carry?.fromRedo !== undefined) {
+        const left = new Map<string, CarriedEntry>();
+        for (const [ruleKey, entry] of carry.fromRedo) if (!carry.handed.has(ruleKey) && entry.passed < CARRY_BATCHES) left.set(ruleKey, { values: entry.values, passed: entry.passed + 1 });
+        if (left.size > 0 && !this.carried.has(stream)) this.carried.set(stream, left);
+      }
       this.counters.roundTrips += trips.state.roundTrips + trips.claims.roundTrips;
       if (this.events.has('detectors.batch')) {
         this.events.emit('detectors.batch', {
@@ -459,10 +487,10 @@ export class DetectionEngine {
         // Handed to the first item of the rule and key only: judged once.
         if (!carry.handed.has(ruleKey)) {
           carry.handed.add(ruleKey);
-          carried = carry.fromRedo?.get(ruleKey);
+          carried = carry.fromRedo?.get(ruleKey)?.values;
         }
-        const kept = item.ruleType.carry(reply);
-        if (kept !== undefined) carry.kept.set(ruleKey, [...(carry.kept.get(ruleKey) ?? []), kept]);
+        const kept = item.ruleType.carry(item, reply);
+        if (kept !== undefined) carry.kept.set(ruleKey, { values: [...(carry.kept.get(ruleKey)?.values ?? []), kept], passed: 0 });
       }
       const decided = item.ruleType.decide(item, reply, item.compiled, context, carried);
       for (const evaluation of Array.isArray(decided) ? (decided as readonly Evaluation[]) : [decided as Evaluation]) {
@@ -474,7 +502,7 @@ export class DetectionEngine {
         // Too late for the rule's state: counted, never silently dropped.
         if (evaluation.outcome === 'none' && evaluation.lateEvents !== undefined) this.ruleStats(item.compiled.rule.id).late += evaluation.lateEvents;
         // Only detections go on: `none` evaluations end here.
-        if (evaluation.outcome === 'detected') drafts.push({ compiled: item.compiled, input: item.input, context, evaluation });
+        if (evaluation.outcome === 'detected') drafts.push({ compiled: item.compiled, input: evaluation.input ?? item.input, context, evaluation });
       }
     });
     return false;

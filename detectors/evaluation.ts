@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Detection } from '../schemas';
 import type { ScriptName } from './state';
+import type { DetectionInput } from './input';
 
 /** The state one rule needs for one event: a script call, made in the batch's one round trip. */
 export interface StateRequest {
@@ -57,7 +58,16 @@ export type Evaluation =
       /** Events the rule's state could not count: older than the state it still holds open (too late). */
       lateEvents?: number;
     }
-  | { outcome: 'detected'; detection: DetectionDraft };
+  | {
+      outcome: 'detected';
+      detection: DetectionDraft;
+      /**
+       * The input the detection was made from, when not the item's own: a surge bucket a failed
+       * batch folded, judged again on the redo with the input that judged it then (its claim
+       * names that input's event).
+       */
+      input?: DetectionInput;
+    };
 
 const NONE = new Map<string, Evaluation>();
 

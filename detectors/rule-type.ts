@@ -95,13 +95,14 @@ export interface StatefulRuleType<R extends BaseRule = BaseRule, Extras = unknow
    */
   decide(item: StateItem<Extra>, reply: unknown, compiled: CompiledRuleOf<R, Extras>, context: EvaluationContext, carried?: readonly unknown[]): Evaluation | readonly Evaluation[];
   /**
-   * What of a reply a redo of the batch could not read again, if any: state the script changed
-   * for good and reported once (a surge bucket folded into its baseline). The engine keeps it
-   * with the batch's clock; when that clock is rewound (the batch failed after the round trip and
-   * will be redone), the stream's next batch hands it back to `decide`, as `carried`, for the first
-   * item of the same rule and key.
+   * What of an item's reply a redo of the batch could not read again, if any: state the script
+   * changed for good and reported once (a surge bucket folded into its baseline), with what the
+   * item decided it with (its input: a detection's claim names the event that completed it). The
+   * engine keeps it with the batch's clock; when that clock is rewound (the batch failed after the
+   * round trip and will be redone), the stream's next batch holding an item of the same rule and
+   * key hands it back to `decide`, as `carried`.
    */
-  carry?(reply: unknown): unknown;
+  carry?(item: StateItem<Extra>, reply: unknown): unknown;
 }
 
 /** A rule type plug-in: one file under rule-types/, one line in rule-registry.ts. */

@@ -507,6 +507,8 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       // it holds wait for one another from their committed offsets.
       if (aligner) consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => aligner.assign(payload.memberAssignment));
       if (fetchAhead) consumer.on(consumer.events.GROUP_JOIN, () => fetchAhead.assigned());
+      // A chunk redone after a rebalance is redone by its partition's new owner, from the committed offsets.
+      consumer.on(consumer.events.GROUP_JOIN, () => deps.detection?.forgetCarried());
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         if (payload.groupProtocol !== CO_PARTITION_PROTOCOL) {
           logger.warn(

@@ -501,30 +501,35 @@ export const surgeType: StatefulRuleType<SurgeRule, SurgeExtras> = {
       out.push({ input: tally.latest, context, request: surgeTallyRequest(tally, rule, context), extra: undefined, order });
     }
   },
-  decide: (item, reply, { rule }, context, carried) => decideSurge(item.input, withCarried(parseSurgeState(reply), carried), rule, context, item.context.latenessMs),
+  decide: (item, reply, { rule }, context, carried) => {
+    const state = parseSurgeState(reply);
+    const decisions = decideSurge(item.input, state, rule, context, item.context.latenessMs);
+    // Buckets a failed batch folded, judged as they were then: with the input that judged them,
+    // whose event the detection's claim names (another would be refused by that claim).
+    const held = new Set(state.closed.map((bucket) => bucket.bucket));
+    for (const value of carried ?? []) {
+      const { input, closed } = value as CarriedBuckets;
+      const fresh = closed.filter((bucket) => !held.has(bucket.bucket));
+      for (const bucket of fresh) held.add(bucket.bucket);
+      if (fresh.length === 0) continue;
+      for (const decision of decideSurge(input, { ...state, late: 0, closed: fresh }, rule, context, item.context.latenessMs)) {
+        if (decision.outcome === 'detected') decisions.unshift({ ...decision, input });
+      }
+    }
+    return decisions;
+  },
   // A folded bucket is reported by the one call that folds it: a redo of that batch (its claim
   // round trip failed, or the chunk's indexing) must judge it again, or its detection is lost.
-  carry: (reply) => {
+  carry: (item, reply): CarriedBuckets | undefined => {
     const { closed } = parseSurgeState(reply);
-    return closed.length > 0 ? closed : undefined;
+    return closed.length > 0 ? { input: item.input, closed } : undefined;
   },
 };
 
-/** The state with the closed buckets a failed batch's replies reported (see `carry`) added, those it does not hold already. */
-function withCarried(state: SurgeState, carried: readonly unknown[] | undefined): SurgeState {
-  if (carried === undefined || carried.length === 0) return state;
-  const closed = [...state.closed];
-  const held = new Set(closed.map((bucket) => bucket.bucket));
-  for (const rows of carried) {
-    if (!Array.isArray(rows)) continue;
-    for (const row of rows as ClosedBucket[]) {
-      if (held.has(row.bucket)) continue;
-      held.add(row.bucket);
-      closed.push(row);
-    }
-  }
-  closed.sort((a, b) => a.bucket - b.bucket);
-  return { ...state, closed };
+/** Closed buckets a batch's reply reported, with the input that judged them (see `carry`). */
+interface CarriedBuckets {
+  input: DetectionInput;
+  closed: ClosedBucket[];
 }
 
 /** A bucket's start in a reason: UTC, to the second (a bucket judged when it closes is not "the current" one). */

@@ -135,8 +135,10 @@ export function evaluateThreshold(
   if (suppressed(state, context, end, rule.window, identity, input.event.id)) return none('suppressed_in_window');
   const windowStart = first?.time ?? time;
   const values = [...new Set(window.map((member) => member.value).filter((value): value is string => value !== undefined))];
+  // In a flood the values are those of the newest events read, not of the whole window: said so.
+  const among = state.flood === undefined ? '' : ` (among the latest ${window.length})`;
   const spread =
-    rule.distinctField === undefined ? '' : ` from ${values.length} ${fieldLabel(rule.distinctField, values.length !== 1)}`;
+    rule.distinctField === undefined ? '' : ` from ${values.length} ${fieldLabel(rule.distinctField, values.length !== 1)}${among}`;
   return {
     outcome: 'detected',
     detection: {

@@ -57,18 +57,26 @@ export function secretFingerprint(secret: string): string {
 
 /** The contract's longest path. */
 const MAX_PATH = 2048;
-// The contract's control characters (schemas/envelope.ts), each replaced where it stands.
-const CONTROL_ALL = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`, 'g');
+// The contract's control characters (schemas/envelope.ts).
+const CONTROL_ANY = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`);
 
 /**
  * A path the contract takes, from what a client asked for: control characters percent-encoded
- * (`%00`, `%C2%85`), and the whole cut to 2048 characters. A gateway refuses a bad credential
- * whatever the path, so a request the contract would refuse for its path must still give its
- * events: dead-lettering them let a brute-forcer pad the path past every rule.
+ * (`%00`, `%C2%85`), and the whole cut to at most 2048 characters, between characters (never
+ * inside an escape it wrote, nor between the halves of a surrogate pair). A gateway refuses a bad
+ * credential whatever the path, so a request the contract would refuse for its path must still
+ * give its events: dead-lettering them let a brute-forcer pad the path past every rule.
  */
 export function contractPath(path: string): string {
-  const encoded = path.replace(CONTROL_ALL, (character) => encodeURIComponent(character));
-  return encoded.length > MAX_PATH ? encoded.slice(0, MAX_PATH) : encoded;
+  if (path.length <= MAX_PATH && !CONTROL_ANY.test(path)) return path;
+  let fitted = '';
+  // By code point: a pair of surrogates is one character.
+  for (const character of path) {
+    const piece = CONTROL_ANY.test(character) ? encodeURIComponent(character) : character;
+    if (fitted.length + piece.length > MAX_PATH) break;
+    fitted += piece;
+  }
+  return fitted;
 }
 
 /** A URI split into the path the contract takes (starts with `/`, no query; see {@link contractPath}) and its query. */

@@ -56,7 +56,7 @@ afterAll(async () => {
   rmSync(folder, { recursive: true, force: true });
 });
 
-function call(time: number, status: number): DetectionInput {
+function call(time: number, status: number, route = '/orders/:id'): DetectionInput {
   serial++;
   const event = eventSchema.parse({
     id: `evt-redo-${String(serial).padStart(6, '0')}`,
@@ -65,7 +65,7 @@ function call(time: number, status: number): DetectionInput {
     time: new Date(time).toISOString(),
     source: { service: 'edge-gateway-eu', kind: 'gateway' },
     client: { ip: `8.8.4.${serial % 200}` },
-    invocation: { resource: { api: 'orders-v1', method: 'GET', path: '/orders/9' }, route: '/orders/:id', status, latencyMs: 12 },
+    invocation: { resource: { api: 'orders-v1', method: 'GET', path: route === '/orders/:id' ? '/orders/9' : '/carts/9' }, route, status, latencyMs: 12 },
   });
   return { event };
 }
@@ -129,5 +129,38 @@ describe('a surge rule judged on complete minutes, when the batch that closes th
     // Done with: the next chunk of the stream judges nothing again.
     const next = [call(T0 + 10 * MINUTE + 20_000, 200)];
     expect(await engine.evaluateBatch(next, { clock: engine.clockBatch(next) })).toEqual([]);
+  });
+
+  it('judges the minute with the item that folded it, not the first of its key in the redo (a chunk across two minutes)', async () => {
+    const { engine } = await primed(redis);
+    // Minute 9's events fold nothing yet; minute 10's fold minute 8: the second item of the key judges it.
+    const across = [call(T0 + 9 * MINUTE + 58_000, 200), call(T0 + 10 * MINUTE + 1000, 200)];
+    const clock = engine.clockBatch(across);
+    const first = await engine.evaluateBatch(across, { clock });
+    expect(first.map((detection) => detection.ruleId)).toEqual([RULE]);
+    engine.rewind(clock);
+    const redone = await engine.evaluateBatch(across, { clock: engine.clockBatch(across) });
+    expect(redone.map((detection) => detection.id)).toEqual(first.map((detection) => detection.id));
+  });
+
+  it('keeps the minute for the redo when the stream\'s next batch holds no event of its key', async () => {
+    const { engine, closing } = await primed(redis);
+    const clock = engine.clockBatch(closing);
+    const first = await engine.evaluateBatch(closing, { clock });
+    engine.rewind(clock);
+    // The redo cut smaller (fetching ahead, alignment): another endpoint's event first.
+    const other = [call(T0 + 10 * MINUTE + 4000, 200, '/carts/:id')];
+    expect(await engine.evaluateBatch(other, { clock: engine.clockBatch(other) })).toEqual([]);
+    const redone = await engine.evaluateBatch(closing, { clock: engine.clockBatch(closing) });
+    expect(redone.map((detection) => detection.id)).toEqual(first.map((detection) => detection.id));
+  });
+
+  it('forgets what it kept for a redo on a new assignment (the partition\'s new owner redoes it)', async () => {
+    const { engine, closing } = await primed(redis);
+    const clock = engine.clockBatch(closing);
+    expect(await engine.evaluateBatch(closing, { clock })).toHaveLength(1);
+    engine.rewind(clock);
+    engine.forgetCarried();
+    expect(await engine.evaluateBatch(closing, { clock: engine.clockBatch(closing) })).toEqual([]);
   });
 });

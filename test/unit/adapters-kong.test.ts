@@ -1,4 +1,4 @@
-import { ADAPTERS, adapterFor, eventId, groupMap, isoTime, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
+import { ADAPTERS, adapterFor, contractPath, eventId, groupMap, isoTime, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
 import { requestEventId, withoutRecordDigest } from '../support/adapter-events';
@@ -196,6 +196,16 @@ describe('the kong adapter', () => {
     const odd = translate(kongRecord(call({ status: 401, responseHeaders: REFUSALS.kongKeyAuth, uri: '/orders/\u0085x' })));
     expect(odd.rejected).toEqual([]);
     expect(policyOf(policies(odd)[0])).toMatchObject({ kind: 'authn', outcome: 'fail', resource: { path: '/orders/%C2%85x' } });
+  });
+
+  it('cuts a path between characters: never inside an escape it wrote, nor between the halves of a surrogate pair', () => {
+    // 2044 characters, then an escape of 6 that would end past 2048: left out whole.
+    expect(contractPath(`/${'A'.repeat(2043)}\u0085tail`)).toBe(`/${'A'.repeat(2043)}`);
+    // An emoji (two UTF-16 units) straddling 2048: left out whole.
+    const emoji = contractPath(`/${'A'.repeat(2046)}\u{1F600}tail`);
+    expect(emoji).toBe(`/${'A'.repeat(2046)}`);
+    expect(/[\uD800-\uDBFF]$/.test(emoji)).toBe(false);
+    expect(contractPath('/plain/path')).toBe('/plain/path');
   });
 
   it('reads a record from before Kong 3.6 (no source) by latencies.proxy', () => {

@@ -157,7 +157,7 @@ describe('evaluateThreshold', () => {
     expect(detection.windowStart).toBe(T - 299 * SECOND);
     expect(detection.windowEnd).toBe(T);
     expect(detection.eventIds).toEqual(newest.members.map((member) => member.id));
-    expect(detection.reason).toMatch(/^2400 failed logins for user u-17 from \d+ IPs? in 4m59s; threshold 10 in 5m\.$/);
+    expect(detection.reason).toMatch(/^2400 failed logins for user u-17 from \d+ IPs? \(among the latest 10\) in 4m59s; threshold 10 in 5m\.$/);
     // A flood either side, but fewer than the threshold up to the event: the rest came after it.
     expect(evaluateThreshold(input, { count: 5000, flood: { count: 5, firstTime: T - MINUTE }, members: newest.members.slice(5) }, rule, context).outcome).toBe('none');
     // The next detection of a steady flood comes one window after the last, not two.

@@ -58,7 +58,7 @@ function fakes(): Fakes {
   const acknowledged = (): Promise<object> => Promise.resolve({ acknowledged: true });
   const elasticsearch = {
     cluster: { putComponentTemplate: acknowledged },
-    indices: { putIndexTemplate: acknowledged, putMapping: acknowledged },
+    indices: { putIndexTemplate: acknowledged, putMapping: acknowledged, getIndexTemplate: () => Promise.resolve({ index_templates: [] }) },
     transport: {
       request: ({ path, bulkBody }: { path: string; bulkBody: Buffer }) => {
         if (path !== '/_bulk') return Promise.reject(new Error(`unexpected request ${path}`));

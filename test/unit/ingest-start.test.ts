@@ -23,7 +23,15 @@ function fakeElasticsearch(log: string[]): { client: Client; answerAll: () => vo
   };
   const client = {
     cluster: { putComponentTemplate: request('component template') },
-    indices: { putIndexTemplate: request('index template'), putMapping: request('mapping') },
+    indices: {
+      putIndexTemplate: request('index template'),
+      putMapping: request('mapping'),
+      // The version check before the puts, answered at once: no Vigil template is there yet.
+      getIndexTemplate: (parameters: { name: string }) => {
+        log.push(`read templates ${parameters.name}`);
+        return Promise.resolve({ index_templates: [] });
+      },
+    },
   } as unknown as Client;
   return {
     client,
@@ -87,7 +95,9 @@ describe('installTemplates', () => {
       done = true;
     });
     await flush();
-    // Nothing answered yet: everything independent is already out (one after the other, only the first would be).
+    // The installed templates' versions are read first (a later build's are left alone).
+    expect(log[0]).toBe(`read templates ${config.indices.prefix}-*`);
+    // No put answered yet: everything independent is already out (one after the other, only the first would be).
     expect(log).toEqual(
       expect.arrayContaining([
         `component template ${config.indices.prefix}-events-mappings`,

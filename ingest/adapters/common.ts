@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { GroupKeys, GroupMap } from './types';
 import { exceedsDepth } from '../classify';
+import { hasControl } from './fields';
 
 /** The HTTP methods the contract takes; any other is skipped as `method_unsupported`. */
 const CONTRACT_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -57,8 +58,6 @@ export function secretFingerprint(secret: string): string {
 
 /** The contract's longest path. */
 const MAX_PATH = 2048;
-// The contract's control characters (schemas/envelope.ts).
-const CONTROL_ANY = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`);
 
 /**
  * A path the contract takes, from what a client asked for: control characters percent-encoded
@@ -68,11 +67,11 @@ const CONTROL_ANY = new RegExp(String.raw`[\u0000-\u001F\u007F-\u009F]`);
  * give its events: dead-lettering them let a brute-forcer pad the path past every rule.
  */
 export function contractPath(path: string): string {
-  if (path.length <= MAX_PATH && !CONTROL_ANY.test(path)) return path;
+  if (path.length <= MAX_PATH && !hasControl(path)) return path;
   let fitted = '';
   // By code point: a pair of surrogates is one character.
   for (const character of path) {
-    const piece = CONTROL_ANY.test(character) ? encodeURIComponent(character) : character;
+    const piece = hasControl(character) ? encodeURIComponent(character) : character;
     if (fitted.length + piece.length > MAX_PATH) break;
     fitted += piece;
   }

@@ -201,7 +201,7 @@ export function readKongRecord(raw: Record<string, unknown>, settings: Pick<Adap
   // caller: naming it would put every unauthenticated client under one consumer, and the rules
   // that look for requests with no consumer (enumeration-per-ip) would never see them.
   const anonymous = headerValue(request.headers, 'x-anonymous-consumer') === 'true';
-  const consumer = anonymous ? undefined : objectOf(raw.consumer);
+  const consumer = objectOf(raw.consumer);
   const consumerId = anonymous
     ? undefined
     : (identifierCut(consumer?.username) ?? identifierCut(consumer?.custom_id) ?? identifierCut(consumer?.id) ?? identifierCut(objectOf(raw.authenticated_entity)?.consumer_id));

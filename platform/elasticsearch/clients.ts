@@ -101,10 +101,7 @@ export async function installTemplates(client: Client, config: Config): Promise<
   try {
     newer = await newerTemplates(client, config.indices.prefix, [indexTemplate.name, detections.name, alerts.name]);
   } catch (error) {
-    if (error instanceof Error && UNREACHABLE_ERRORS.has(error.name)) {
-      throw new StoreUnavailableError('elasticsearch', `unreachable, so Vigil's index templates could not be installed (${error.message}); check ELASTICSEARCH_URL and that Elasticsearch is up`);
-    }
-    throw error;
+    throw installError(error);
   }
   if (newer.length > 0) return { newer };
   const mappingOf = (mappings: typeof eventMappings | typeof detectionMappings | typeof alertMappings, retyped: readonly string[]) =>
@@ -139,13 +136,19 @@ export async function installTemplates(client: Client, config: Config): Promise<
   ]);
   const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
   if (failed === undefined) return {};
-  // Unreachable: say so, naming the service and the setting. The client's own error carries the
-  // whole request (a template body of several kB) into the log line, and is left out.
-  const reason: unknown = failed.reason;
-  if (reason instanceof Error && UNREACHABLE_ERRORS.has(reason.name)) {
-    throw new StoreUnavailableError('elasticsearch', `unreachable, so Vigil's index templates could not be installed (${reason.message}); check ELASTICSEARCH_URL and that Elasticsearch is up`);
+  throw installError(failed.reason);
+}
+
+/**
+ * What a failed template request is thrown as. Unreachable: said so, naming the service and the
+ * setting (the client's own error carries the whole request, a template body of several kB, into
+ * the log line, and is left out); anything else as it came.
+ */
+function installError(error: unknown): unknown {
+  if (error instanceof Error && UNREACHABLE_ERRORS.has(error.name)) {
+    return new StoreUnavailableError('elasticsearch', `unreachable, so Vigil's index templates could not be installed (${error.message}); check ELASTICSEARCH_URL and that Elasticsearch is up`);
   }
-  throw reason;
+  return error;
 }
 
 /** The Elasticsearch client's errors for a server it could not talk to (as opposed to an answer refusing the request). */

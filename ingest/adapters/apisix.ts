@@ -77,7 +77,11 @@ export function readApisixRecord(raw: Record<string, unknown>, settings: Pick<Ad
   const serviceKey = identifierCut(raw.service_name) ?? identifierCut(raw.service_id);
   const api = serviceKey ?? identifierCut(headerValue(request.headers, 'host'));
   if (api === undefined) return { reject: 'adapter_unmapped', message: 'no service_name, service_id or Host header to name the API' };
-  const consumerId = identifierCut(objectOf(raw.consumer)?.username) ?? identifierCut(raw.consumer_name);
+  // The anonymous consumer is no caller (as Kong's, kong.ts): naming it would put every
+  // unauthenticated client under one consumer, and the rules that look for requests with no
+  // consumer (enumeration-per-ip) would never see them.
+  const named = identifierCut(objectOf(raw.consumer)?.username) ?? identifierCut(raw.consumer_name);
+  const consumerId = named !== undefined && (settings.apisixAnonymousConsumers ?? DEFAULT_APISIX_ANONYMOUS_CONSUMERS).includes(named) ? undefined : named;
   const ip = clientIp(raw.client_ip);
   const agent = userAgentCut(headerValue(request.headers, 'user-agent'));
   const traceId = traceIdOf(headerValue(request.headers, 'traceparent'));

@@ -126,7 +126,8 @@ describe('the apisix adapter', () => {
   it('emits no authn pass for the anonymous consumer an auth plugin falls back to (default name "anonymous")', () => {
     const result = translate(apisixEntry(call({ requestId: 'r-anon', consumer: 'anonymous' })));
     expect(result.events.map(summary)).toEqual([['apisix:r-anon:inv', 'invocation']]);
-    expect(result.events[0]?.actor).toEqual({ consumerId: 'anonymous' });
+    // No consumer either: every unauthenticated client would be one caller.
+    expect(result.events[0]?.actor).toEqual({});
   });
 
   it('takes the anonymous consumers from the settings, and still proves a pass for any other consumer', () => {
@@ -136,6 +137,8 @@ describe('the apisix adapter', () => {
     expect(run('public-anon')).toEqual([['apisix:r-1:inv', 'invocation']]);
     expect(run('anonymous')).toEqual([['apisix:r-1:inv', 'invocation'], ['apisix:r-1:authn', 'authn', 'apisix-auth', 'pass', undefined]]);
     expect(run('jack')).toEqual([['apisix:r-1:inv', 'invocation'], ['apisix:r-1:authn', 'authn', 'apisix-auth', 'pass', undefined]]);
+    const consumerOf = (consumer: string): unknown => apisix.translate(Buffer.from(JSON.stringify(apisixEntry(call({ requestId: 'r-1', consumer })))), named).events[0]?.actor?.consumerId;
+    expect([consumerOf('guest'), consumerOf('anonymous'), consumerOf('jack')]).toEqual([undefined, 'anonymous', 'jack']);
   });
 
   it('still reads a 403 for the anonymous consumer as a consumer restriction, without a pass', () => {

@@ -75,7 +75,8 @@ show:
   --max-bytes N            print at most N bytes of each original value (default 512)
   --unredacted             print credentials in the values as they are (by default the values of
                            authorization, cookie, API key, token, password and secret fields and
-                           query parameters are shown as [redacted]: a gateway's raw record holds them)
+                           query parameters are shown as [redacted]: a gateway's raw record holds them;
+                           a value that is not UTF-8 text is withheld)
 redrive:
   --dry-run                report what would be sent, send nothing
   --force                  also send messages already redriven ${MAX_REDRIVES} times
@@ -894,30 +895,51 @@ export function formatSummary(summary: DeadLetterSummary): string[] {
   return lines;
 }
 
-/** Field and query parameter names whose values are credentials (a gateway's record of a request holds them). */
-const SECRET_NAME = '(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[-_]?key|apikey|x-auth-token|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token|token|password|passwd|secret|client[-_]?secret|session[-_]?id|signature)';
+/**
+ * Field and query parameter names whose values are credentials (a gateway's record of a request
+ * holds them). Tyk's `raw_request` / `raw_response` are the whole request and response, headers
+ * included, base64-encoded.
+ */
+const SECRET_NAME = '(?:authorization|proxy-authorization|cookie|set-cookie|x-api-key|api[-_]?key|apikey|x-auth-token|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token|token|password|passwd|secret|client[-_]?secret|session[-_]?id|signature|raw[-_]?request|raw[-_]?response)';
+/** A JSON string, escapes included. */
+const JSON_TEXT = '"(?:[^"\\\\]|\\\\.)*"';
 /** A JSON member `"<secret name>": "value"` (any case). */
-const SECRET_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
+const SECRET_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)${JSON_TEXT}`, 'gi');
 /** The same member holding a list of strings (Kong writes a repeated header so: `"cookie": ["a", "b"]`). */
 // Each item after the first needs its comma: one way to match any text, so no input makes it backtrack.
-const SECRET_LIST_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)\\[\\s*(?:"(?:[^"\\\\]|\\\\.)*"(?:\\s*,\\s*"(?:[^"\\\\]|\\\\.)*")*\\s*)?\\]`, 'gi');
+const SECRET_LIST_MEMBER = new RegExp(`("${SECRET_NAME}"\\s*:\\s*)\\[\\s*(?:${JSON_TEXT}(?:\\s*,\\s*${JSON_TEXT})*\\s*)?\\]`, 'gi');
+/**
+ * An OpenTelemetry attribute naming a secret header, as the Collector's `otlp_json` writes one:
+ * `{"key": "http.request.header.authorization", "value": {"stringValue": "..."}}`, or the
+ * semantic conventions' list of values, `{"arrayValue": {"values": [{"stringValue": "..."}, ...]}}`.
+ * The key's last dot-, dash- or underscore-separated part names the secret.
+ */
+const OTLP_KEY = `("key"\\s*:\\s*"(?:[^"\\\\]*[._-])?${SECRET_NAME}"\\s*,\\s*"value"\\s*:\\s*)`;
+const OTLP_STRING = `\\{\\s*"stringValue"\\s*:\\s*${JSON_TEXT}\\s*\\}`;
+const SECRET_OTLP_ATTRIBUTE = new RegExp(`${OTLP_KEY}(?:${OTLP_STRING}|\\{\\s*"arrayValue"\\s*:\\s*\\{\\s*"values"\\s*:\\s*\\[\\s*(?:${OTLP_STRING}(?:\\s*,\\s*${OTLP_STRING})*\\s*)?\\]\\s*\\}\\s*\\})`, 'gi');
 /** A query parameter `?<secret name>=value` or `&…`, in a URL or a query string. */
 const SECRET_PARAMETER = new RegExp(`([?&]${SECRET_NAME}=)[^&"\\s#]*`, 'gi');
 
 /**
  * A value with the credentials it holds shown as `[redacted]`: JSON members and query parameters
- * named like one (`request.headers.authorization`, `apikey=` in a URI). A gateway's raw record
- * (an `adapter_*` dead letter, the intake's topic) holds the request's headers and query string;
- * `show` prints values to a terminal, and from there to tickets and chat. Not UTF-8: unchanged.
+ * named like one (`request.headers.authorization`, `apikey=` in a URI), and OpenTelemetry
+ * attributes of such headers. A gateway's raw record (an `adapter_*` dead letter, the intake's
+ * topic) holds the request's headers and query string; `show` prints values to a terminal, and
+ * from there to tickets and chat. Bytes that are not UTF-8 (a protobuf OTLP record, a corrupt
+ * message) can't be searched for credentials: `undefined`, and `show` withholds them.
  */
-export function redactSecrets(value: Buffer): Buffer {
+export function redactSecrets(value: Buffer): Buffer | undefined {
   let textValue: string;
   try {
     textValue = new TextDecoder('utf-8', { fatal: true }).decode(value);
   } catch {
-    return value;
+    return undefined;
   }
-  const redacted = textValue.replace(SECRET_MEMBER, '$1"[redacted]"').replace(SECRET_LIST_MEMBER, '$1"[redacted]"').replace(SECRET_PARAMETER, '$1[redacted]');
+  const redacted = textValue
+    .replace(SECRET_MEMBER, '$1"[redacted]"')
+    .replace(SECRET_LIST_MEMBER, '$1"[redacted]"')
+    .replace(SECRET_OTLP_ATTRIBUTE, '$1{"stringValue":"[redacted]"}')
+    .replace(SECRET_PARAMETER, '$1[redacted]');
   return redacted === textValue ? value : Buffer.from(redacted, 'utf8');
 }
 
@@ -938,7 +960,11 @@ export function formatEntry(entry: DeadLetterEntry, maxBytes: number, unredacted
     lines.push(`  original       ${record.truncated.bytes} bytes, SHA-256 ${record.truncated.sha256}; the dead letter keeps the first ${record.value?.length ?? 0}, and redrive reads the whole message from its source`);
   }
   const shown = record.value === null || unredacted ? record.value : redactSecrets(record.value);
-  lines.push(`  value          ${record.value === null ? '' : `(${record.value.length} bytes) `}${escapeBytes(shown, maxBytes)}`);
+  if (shown === undefined) {
+    lines.push(`  value          (${record.value?.length ?? 0} bytes) withheld: not UTF-8 text, so credentials in it can't be found and redacted (--unredacted prints it)`);
+  } else {
+    lines.push(`  value          ${record.value === null ? '' : `(${record.value.length} bytes) `}${escapeBytes(shown, maxBytes)}`);
+  }
   return lines;
 }
 

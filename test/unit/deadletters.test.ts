@@ -335,16 +335,58 @@ describe('redactSecrets', () => {
     // with a pattern that can match it several ways this never returns (the test times out).
     const hostile = `{"cookie":[${'"a" '.repeat(5000)}x`;
     expect(redactSecrets(Buffer.from(hostile)).toString()).toBe(hostile);
-    // A value with an escaped quote is blanked whole; bytes that are not UTF-8 are left as they are.
+    // A value with an escaped quote is blanked whole; bytes that are not UTF-8 can't be searched.
     expect(redactSecrets(Buffer.from('{"password":"a\\"b","user":"u"}')).toString()).toBe('{"password":"[redacted]","user":"u"}');
-    const binary = Buffer.from([0xff, 0xfe, 0x70]);
-    expect(redactSecrets(binary)).toBe(binary);
+    expect(redactSecrets(Buffer.from([0xff, 0xfe, 0x70]))).toBeUndefined();
+  });
+
+  it("blanks an OpenTelemetry record's secret header attributes, one value or a list, and Tyk's raw request and response", () => {
+    const attribute = (key: string, value: unknown): unknown => ({ key, value });
+    const otlp = JSON.stringify({
+      attributes: [
+        attribute('http.request.header.authorization', { stringValue: 'Bearer SECRET-1' }),
+        attribute('http.request.header.x-api-key', { arrayValue: { values: [{ stringValue: 'SECRET-2' }, { stringValue: 'SECRET-3' }] } }),
+        attribute('http.response.header.set-cookie', { arrayValue: { values: [] } }),
+        attribute('http.request.header.accept', { stringValue: '*/*' }),
+        attribute('url.full', { stringValue: 'https://a.example/x?token=SECRET-4&page=2' }),
+      ],
+    });
+    const shown = redactSecrets(Buffer.from(otlp))?.toString('utf8') ?? '';
+    for (const secret of ['SECRET-1', 'SECRET-2', 'SECRET-3', 'SECRET-4']) expect(shown).not.toContain(secret);
+    expect(JSON.parse(shown)).toEqual({
+      attributes: [
+        attribute('http.request.header.authorization', { stringValue: '[redacted]' }),
+        attribute('http.request.header.x-api-key', { stringValue: '[redacted]' }),
+        attribute('http.response.header.set-cookie', { stringValue: '[redacted]' }),
+        attribute('http.request.header.accept', { stringValue: '*/*' }),
+        attribute('url.full', { stringValue: 'https://a.example/x?token=[redacted]&page=2' }),
+      ],
+    });
+    // The semantic conventions' key, spaced as another writer may space it.
+    expect(redactSecrets(Buffer.from('{ "key" : "http.request.header.cookie" , "value" : { "stringValue" : "sid=S" } }'))?.toString()).toBe('{ "key" : "http.request.header.cookie" , "value" : {"stringValue":"[redacted]"} }');
+    const tyk = JSON.stringify({ raw_request: Buffer.from('GET / HTTP/1.1\r\nAuthorization: Bearer T\r\n').toString('base64'), raw_response: 'SFRUUC8xLjE=', api_name: 'orders' });
+    expect(JSON.parse(redactSecrets(Buffer.from(tyk))?.toString() ?? '')).toEqual({ raw_request: '[redacted]', raw_response: '[redacted]', api_name: 'orders' });
+    // Hostile text the list pattern could backtack on: returns, unchanged.
+    const hostile = `{"key":"http.request.header.cookie","value":{"arrayValue":{"values":[${'{"stringValue":"a"} '.repeat(5000)}x`;
+    expect(redactSecrets(Buffer.from(hostile))?.toString()).toBe(hostile);
   });
 
   it('is what show prints by default, and --unredacted prints the value as it is', () => {
     const letter = entry(1, { reasonCode: 'adapter_unmapped', value: Buffer.from('{"request":{"headers":{"authorization":"Basic dTpw"}}}') });
     expect(formatEntry(letter, 512).at(-1)).toBe('  value          (54 bytes) {"request":{"headers":{"authorization":"[redacted]"}}}');
     expect(formatEntry(letter, 512, true).at(-1)).toBe('  value          (54 bytes) {"request":{"headers":{"authorization":"Basic dTpw"}}}');
+  });
+
+  it('withholds a value that is not UTF-8 (a protobuf record, a corrupt message) unless --unredacted', () => {
+    // A protobuf OTLP record: the header's name and value are length-prefixed strings, not JSON.
+    const proto = Buffer.concat([Buffer.from([0x0a, 0x21]), Buffer.from('http.request.header.authorization'), Buffer.from([0x12, 0x0d, 0x0a, 0x0b]), Buffer.from('Bearer S-P1'), Buffer.from([0xff])]);
+    const letter = entry(1, { reasonCode: 'adapter_unparseable', value: proto });
+    const shown = formatEntry(letter, 512).at(-1) ?? '';
+    expect(shown).toBe(`  value          (${proto.length} bytes) withheld: not UTF-8 text, so credentials in it can't be found and redacted (--unredacted prints it)`);
+    expect(formatEntry(letter, 512, true).at(-1)).toContain('Bearer S-P1');
+    // JSON with one byte that is not UTF-8: withheld too, not printed unredacted.
+    const corrupt = entry(2, { reasonCode: 'not_json', value: Buffer.concat([Buffer.from('{"authorization":"Bearer S-C1",'), Buffer.from([0xc3])]) });
+    expect(formatEntry(corrupt, 512).at(-1)).not.toContain('S-C1');
   });
 });
 

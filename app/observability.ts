@@ -285,6 +285,12 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       [],
       () => [[{}, alerter().heldBehind]],
     );
+    totalOf(
+      'vigil_alert_detections_ahead_total',
+      'Detections stamped more than a minute after they were made (an event from a producer whose clock runs fast): taken a minute after it, so they cannot move the alerter\'s clock ahead.',
+      [],
+      () => [[{}, alerter().aheadOfClock]],
+    );
   }
   const { outbox } = sources;
   if (outbox) {

@@ -20,7 +20,9 @@ import {
   eventTimeOf,
   groupKeyOf,
   inhibitionIndex,
+  isAheadOfDetection,
   isPaged,
+  judgedTimeOf,
   namedGroupsOf,
   orderTimeOf,
   parseInhibition,
@@ -103,6 +105,8 @@ export interface AlerterStats {
   resent: number;
   /** Sweeps in which the wall-clock fallback held alerts open because the pipeline was behind. */
   heldBehind: number;
+  /** Detections whose event time ran more than a minute past the time they were made (a producer's clock running fast): taken a minute after it. */
+  aheadOfClock: number;
 }
 
 /** A running alerter. */
@@ -173,6 +177,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     silenced: 0,
     resent: 0,
     heldBehind: 0,
+    aheadOfClock: 0,
   };
   /** The newest detection time released so far: the triage hook's event-time now. */
   let newestMs = Number.NEGATIVE_INFINITY;
@@ -256,11 +261,22 @@ export function createAlerter(options: AlerterOptions): Alerter {
   /** Holds a batch's detections until the watermark passes them. */
   async function hold(detections: readonly Detection[], partition: string, behind: boolean): Promise<void> {
     const grouped = detections;
+    // Times are taken no later than a minute after the detection was made (eventTimeOf): say so
+    // when one was cut.
+    const ahead = grouped.filter(isAheadOfDetection);
+    if (ahead.length > 0) {
+      stats.aheadOfClock += ahead.length;
+      const first = ahead[0];
+      logger.warn(
+        { detections: ahead.length, ruleId: first?.ruleId, time: first?.time, detectedAt: first?.detectedAt },
+        'detections stamped more than a minute after the time they were made (an event from a clock running fast): taken a minute after it',
+      );
+    }
     const { late } = await store.hold(
       grouped.map((detection) => ({
         orderTime: orderTimeOf(detection, inhibition(detection.ruleId).explains),
         // The engine's clock had passed a late-decided detection's judgedAt: its partition has too.
-        time: Math.max(eventTimeOf(detection), detection.judgedAt === undefined ? Number.NEGATIVE_INFINITY : Date.parse(detection.judgedAt)),
+        time: Math.max(eventTimeOf(detection), judgedTimeOf(detection) ?? Number.NEGATIVE_INFINITY),
         json: JSON.stringify(detection),
       })),
       now(),

@@ -89,9 +89,33 @@ export function defaultSweepEveryMs(timings: Pick<AlertTimings, 'resolveAfterMs'
   return Math.max(100, Math.min(timings.resolveAfterMs / 4, lateness, 5000));
 }
 
-/** The event time of a detection (ms): the time of the event that completed it. */
-export function eventTimeOf(detection: Pick<Detection, 'time'>): number {
-  return Date.parse(detection.time);
+/**
+ * How far past the time it was made (`detectedAt`) a detection's own time is taken as it is (ms):
+ * a producer's clock a little ahead of Vigil's. Past it, the time is cut to `detectedAt` plus this.
+ */
+export const AHEAD_TOLERANCE_MS = 60_000;
+
+/**
+ * The event time of a detection (ms): the time of the event that completed it, but at most
+ * {@link AHEAD_TOLERANCE_MS} after the detection was made (`detectedAt`, the engine's clock, which
+ * never runs ahead of the wall clock). The pipeline accepts events stamped up to a day ahead (a
+ * gateway with a wrong clock); taken as they are, one such detection would move the alerter's
+ * watermark, shared by every instance, past every open incident: all resolved at once, and later
+ * ones opened and resolved in the same sweep.
+ */
+export function eventTimeOf(detection: Pick<Detection, 'time' | 'detectedAt'>): number {
+  return notAhead(Date.parse(detection.time), detection);
+}
+
+/** Whether a detection's own time runs past the time it was made by more than {@link AHEAD_TOLERANCE_MS} (and is cut). */
+export function isAheadOfDetection(detection: Pick<Detection, 'time' | 'detectedAt'>): boolean {
+  return eventTimeOf(detection) < Date.parse(detection.time);
+}
+
+/** A time (ms) cut to the detection's `detectedAt` plus the tolerance. */
+function notAhead(time: number, detection: Pick<Detection, 'detectedAt'>): number {
+  const detectedAt = Date.parse(detection.detectedAt);
+  return Number.isNaN(detectedAt) ? time : Math.min(time, detectedAt + AHEAD_TOLERANCE_MS);
 }
 
 /**
@@ -101,10 +125,16 @@ export function eventTimeOf(detection: Pick<Detection, 'time'>): number {
  * time (`judgedAt`: a surge bucket judged once complete) is folded when it was decided: it can't
  * arrive sooner, and folded at its time it would be behind the watermark in every run.
  */
-export function orderTimeOf(detection: Pick<Detection, 'time' | 'window' | 'judgedAt'>, explains: boolean): number {
-  if (detection.judgedAt !== undefined) return Date.parse(detection.judgedAt);
+export function orderTimeOf(detection: Pick<Detection, 'time' | 'window' | 'judgedAt' | 'detectedAt'>, explains: boolean): number {
   const time = eventTimeOf(detection);
+  const judged = judgedTimeOf(detection);
+  if (judged !== undefined) return Math.max(time, judged);
   return explains ? Math.min(time, Date.parse(detection.window.start)) : time;
+}
+
+/** When a detection decided after its time was decided (`judgedAt`, ms), cut as {@link eventTimeOf} cuts; undefined for the others. */
+export function judgedTimeOf(detection: Pick<Detection, 'judgedAt' | 'detectedAt'>): number | undefined {
+  return detection.judgedAt === undefined ? undefined : notAhead(Date.parse(detection.judgedAt), detection);
 }
 
 /** One inhibition rule: while an alert of a `sources` rule is open on an endpoint, it absorbs the detections of `targets` rules on that endpoint. */

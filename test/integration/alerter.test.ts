@@ -582,6 +582,31 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       }
     });
 
+    it("keeps an open incident open when a detection stamped an hour ahead arrives (a producer's clock running fast), and counts it", async () => {
+      const running = await runAlerter(env);
+      try {
+        await running.alerter.start();
+        const at = Date.now();
+        // An incident on the login endpoint 2.5 minutes ago, and a detection a second ago that
+        // moves the watermark (2 minutes of lateness) past it: opened, 2.5 minutes into its 5-minute quiet period.
+        const incident = Array.from({ length: 4 }, (_, n) => detection(`now-${n}`, at - 150_000 + n * 1000));
+        const tick = detection('tick-now', at - 1000, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined });
+        await produce(running.stack, [...incident, tick]);
+        await waitFor('the incident opened', () => running.changes.some((change) => change.kind === 'opened'), 30_000);
+        // One detection an hour ahead of when it was made: taken a minute after it.
+        const ahead = detection('ahead', at + 3_600_000, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-9' }, scope: undefined });
+        await produce(running.stack, [ahead]);
+        await waitFor('the detection ahead read', () => running.alerter.stats().detections >= 6, 30_000);
+        await running.alerter.sweep();
+        await running.alerter.sweep();
+        // Taken as it was stamped, it moved the watermark an hour on: the incident resolved.
+        expect(running.changes.map((change) => change.kind)).toEqual(['opened']);
+        expect(running.alerter.stats()).toMatchObject({ aheadOfClock: 1, resolved: 0, late: 0 });
+      } finally {
+        await running.stop();
+      }
+    });
+
     it('gives the same alerts, none late, when one partition of the detections topic is read long after the other', async () => {
       // The hour alternates between the topic's two partitions, so each holds detections from
       // its start to its end: whichever is read late has detections an hour behind the other's.

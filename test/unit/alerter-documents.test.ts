@@ -10,6 +10,7 @@ import {
   inhibitionIndex,
   isPaged,
   namedGroupsOf,
+  eventTimeOf,
   orderTimeOf,
   parseInhibition,
   severityOfRank,
@@ -120,15 +121,27 @@ describe('the grouping policy', () => {
   });
 
   it('folds a rule that explains others at the start of its window, every other detection at its event time', () => {
-    const detection = { time: '2024-05-01T10:00:40.000Z', window: { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:01:00.000Z', durationMs: 60_000 } };
+    const detection = { time: '2024-05-01T10:00:40.000Z', detectedAt: '2024-05-01T10:00:41.000Z', window: { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:01:00.000Z', durationMs: 60_000 } };
     expect(orderTimeOf(detection, true)).toBe(Date.parse('2024-05-01T10:00:00.000Z'));
     expect(orderTimeOf(detection, false)).toBe(Date.parse('2024-05-01T10:00:40.000Z'));
   });
 
   it('folds a detection decided after its time (a surge judged once its bucket closed) when it was decided, explaining or not', () => {
-    const judged = { time: '2024-05-01T10:00:59.000Z', judgedAt: '2024-05-01T10:06:00.000Z', window: { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:00:59.000Z', durationMs: 59_000 } };
+    const judged = { time: '2024-05-01T10:00:59.000Z', judgedAt: '2024-05-01T10:06:00.000Z', detectedAt: '2024-05-01T10:06:00.100Z', window: { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:00:59.000Z', durationMs: 59_000 } };
     expect(orderTimeOf(judged, true)).toBe(Date.parse('2024-05-01T10:06:00.000Z'));
     expect(orderTimeOf(judged, false)).toBe(Date.parse('2024-05-01T10:06:00.000Z'));
+  });
+
+  it("takes a detection's time at most a minute after it was made: a producer's clock a day ahead can't move the alerter's", () => {
+    const window = { start: '2024-05-01T10:00:00.000Z', end: '2024-05-01T10:01:00.000Z', durationMs: 60_000 };
+    const detectedAt = '2024-05-01T10:00:00.000Z';
+    // A clock a little ahead: taken as it is.
+    expect(eventTimeOf({ time: '2024-05-01T10:00:30.000Z', detectedAt })).toBe(Date.parse('2024-05-01T10:00:30.000Z'));
+    expect(orderTimeOf({ time: '2024-05-01T10:00:59.000Z', detectedAt, window }, false)).toBe(Date.parse('2024-05-01T10:00:59.000Z'));
+    // A day ahead: a minute after it was made, as its fold time; a judged one likewise.
+    expect(eventTimeOf({ time: '2024-05-02T10:00:00.000Z', detectedAt })).toBe(Date.parse('2024-05-01T10:01:00.000Z'));
+    expect(orderTimeOf({ time: '2024-05-02T10:00:00.000Z', detectedAt, window }, false)).toBe(Date.parse('2024-05-01T10:01:00.000Z'));
+    expect(orderTimeOf({ time: '2024-05-02T10:00:00.000Z', judgedAt: '2024-05-02T10:05:00.000Z', detectedAt, window }, true)).toBe(Date.parse('2024-05-01T10:01:00.000Z'));
   });
 
   it('pages a change only while its incident ended within the paging age, in event time', () => {

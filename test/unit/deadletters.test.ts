@@ -321,7 +321,7 @@ describe('redactSecrets', () => {
       consumer: { username: 'partner-acme' },
       client_ip: '203.0.113.7',
     });
-    const shown = redactSecrets(Buffer.from(kong)).toString('utf8');
+    const shown = redactSecrets(Buffer.from(kong))?.toString('utf8') ?? '';
     for (const secret of ['k-123456', 'tok%2Fabc', 'eyJhbGciOi', 'xk-1', 'sid=abc', 'sid=new']) expect(shown).not.toContain(secret);
     expect(JSON.parse(shown)).toEqual({
       request: { uri: '/orders?apikey=[redacted]&page=2', url: 'https://shop.example/orders?page=2&access_token=[redacted]#x', headers: { Authorization: '[redacted]', 'x-api-key': '[redacted]', cookie: '[redacted]', accept: '*/*' } },
@@ -330,13 +330,13 @@ describe('redactSecrets', () => {
       client_ip: '203.0.113.7',
     });
     // A repeated header, as Kong writes it: a list of values.
-    expect(redactSecrets(Buffer.from('{"headers":{"cookie":["sid=a", "lang=en"],"accept":["*/*"]}}')).toString()).toBe('{"headers":{"cookie":"[redacted]","accept":["*/*"]}}');
+    expect(redactSecrets(Buffer.from('{"headers":{"cookie":["sid=a", "lang=en"],"accept":["*/*"]}}'))?.toString()).toBe('{"headers":{"cookie":"[redacted]","accept":["*/*"]}}');
     // Hostile text a list pattern could backtrack on (items without commas, no closing bracket):
     // with a pattern that can match it several ways this never returns (the test times out).
     const hostile = `{"cookie":[${'"a" '.repeat(5000)}x`;
-    expect(redactSecrets(Buffer.from(hostile)).toString()).toBe(hostile);
+    expect(redactSecrets(Buffer.from(hostile))?.toString()).toBe(hostile);
     // A value with an escaped quote is blanked whole; bytes that are not UTF-8 can't be searched.
-    expect(redactSecrets(Buffer.from('{"password":"a\\"b","user":"u"}')).toString()).toBe('{"password":"[redacted]","user":"u"}');
+    expect(redactSecrets(Buffer.from('{"password":"a\\"b","user":"u"}'))?.toString()).toBe('{"password":"[redacted]","user":"u"}');
     expect(redactSecrets(Buffer.from([0xff, 0xfe, 0x70]))).toBeUndefined();
   });
 

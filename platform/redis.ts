@@ -59,6 +59,7 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
             ...(tls ? { dnsLookup: keepHostname } : {}),
           },
         );
+  if (isCluster(redis)) boundOfflineQueue(redis, options.connectTimeout + options.commandTimeout);
   // Connection errors are the callers' to handle (they pause, or a start check names them); this
   // keeps ioredis from printing each reconnect failure as an "unhandled error event".
   let lastLogged = 0;
@@ -69,6 +70,41 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
     logger?.warn({ err: error }, 'redis connection error (logged at most every 30 s)');
   });
   return redis;
+}
+
+/**
+ * Bounds how long a Redis Cluster client holds commands while it has no node to send them to.
+ * ioredis's cluster keeps them in its offline queue until the cluster is ready, with no timeout
+ * (the command timeout starts only once a command reaches a node): with every node away, a start
+ * check waited forever, and so would every chunk's state. The queue stays on while the client
+ * connects or reconnects; once it has not been ready for `waitMs`, what it holds fails ("not
+ * ready"), as a single Redis's commands do, and so does every command until it is ready again.
+ */
+export function boundOfflineQueue(cluster: Cluster, waitMs: number): void {
+  // flushQueue is ioredis's own (private in its types): it rejects every queued command.
+  const internals = cluster as unknown as { flushQueue?: (error: Error) => void };
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    if (timer !== undefined || cluster.status === 'ready' || cluster.status === 'end') return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (cluster.status === 'ready' || cluster.status === 'end') return;
+      cluster.options.enableOfflineQueue = false;
+      internals.flushQueue?.call(cluster, new Error(`Redis Cluster not ready for ${waitMs} ms (${cluster.status})`));
+    }, waitMs);
+    timer.unref();
+  };
+  cluster.on('ready', () => {
+    clearTimeout(timer);
+    timer = undefined;
+    cluster.options.enableOfflineQueue = true;
+  });
+  cluster.on('end', () => {
+    clearTimeout(timer);
+    timer = undefined;
+  });
+  for (const status of ['connecting', 'reconnecting', 'close']) cluster.on(status, arm);
+  arm();
 }
 
 /** Where Vigil's Redis is, for messages: the URL (without credentials) or the cluster's seeds. */

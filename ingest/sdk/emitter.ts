@@ -3,7 +3,7 @@ import type { Message, ProducerConfig } from 'kafkajs';
 // The contract and the two plumbing files are imported one by one, never through their barrels:
 // `schemas/` also holds the Elasticsearch templates and `platform/` pulls in pino and the config,
 // none of which belongs in a service that only emits. test/unit/architecture.test.ts keeps it so.
-import { CURRENT_SCHEMA_VERSION, FAMILIES, type Family } from '../../schemas/envelope';
+import { CURRENT_SCHEMA_VERSION, FAMILIES, envelopeShape, type Family } from '../../schemas/envelope';
 import { describeIssues, familySchemas, type EventInputOf, type VigilEvent } from '../../schemas/event';
 import { ValidationError, errorMessage } from '../../platform/errors';
 import { backoffDelay } from '../../platform/retry';
@@ -128,7 +128,8 @@ export interface EmitterOptions {
   /**
    * How long `close()` waits for Kafka to acknowledge what is buffered. Past it, what is left is
    * reported to `onDrop` as `closed`, the producer is disconnected and `close()` rejects: a stop
-   * must end within the supervisor's grace period (Kubernetes' is 30 s). @defaultValue 10000
+   * must end within the supervisor's grace period (Kubernetes' is 30 s). From 0 to 2147483647
+   * (setTimeout's longest delay). @defaultValue 10000
    */
   closeTimeoutMs?: number;
   /**
@@ -172,7 +173,9 @@ export interface Emitter {
    * Flushes, then disconnects. Later emits are dropped and counted. Waits at most `timeoutMs`
    * (the emitter's `closeTimeoutMs`) for Kafka: then what is unacknowledged is dropped as
    * `closed` and it rejects, saying how many. A disconnect that does not answer is given what is
-   * left of `timeoutMs`, and at least 1 s (or `timeoutMs` if shorter).
+   * left of `timeoutMs`, and at least 1 s (or `timeoutMs` if shorter). A `timeoutMs` that is no
+   * finite number from 0 to 2147483647 rejects with a ValidationError (`options_invalid`) and
+   * closes nothing.
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
   stats(): EmitterStats;
@@ -248,10 +251,21 @@ function randomId(): string {
   );
 }
 
+/** The longest delay setTimeout keeps: a longer one (or NaN, or a negative one) fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** What is wrong with a close deadline, if anything: setTimeout would fire at once for NaN, a negative value or one past {@link MAX_TIMER_MS}. */
+function timeoutProblem(name: string, value: unknown): string | undefined {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_TIMER_MS) return undefined;
+  return `${name}: must be a finite number from 0 to ${MAX_TIMER_MS}, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`;
+}
+
 /**
  * Refuses options that would stall or unbound the emitter: `maxBatch: 0` or `NaN` (often
  * `Number(process.env.X)` of an unset variable) looped on empty batches and froze the process, a
- * `NaN` bound let the buffer grow without one, and a `NaN` close deadline dropped everything.
+ * `NaN` bound let the buffer grow without one, and a `NaN` close deadline (or one past 2^31 - 1 ms,
+ * which setTimeout fires at once) dropped everything. A `source` the contract refuses made every
+ * emit() throw; it is refused here, once.
  * @throws ValidationError (`options_invalid`) naming each option at fault
  */
 function optionProblems(options: EmitterOptions): void {
@@ -262,13 +276,19 @@ function optionProblems(options: EmitterOptions): void {
     const fine = typeof value === 'number' && (integer ? Number.isSafeInteger(value) : Number.isFinite(value)) && value >= min;
     if (!fine) issues.push(`${name}: must be ${integer ? 'a whole number' : 'a finite number'} of at least ${min}, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`);
   };
+  if (options.source !== undefined) {
+    const parsed = envelopeShape.source.safeParse(options.source);
+    // Named as emit() would name them (`source.environment: ...`), the schema being the contract's own.
+    if (!parsed.success) issues.push(...parsed.error.issues.map((issue) => `${['source', ...issue.path.map(String)].join('.')}: ${issue.message}`));
+  }
   check('lingerMs', false, 0);
   check('maxBatch', true, 1);
   check('maxBatchBytes', true, 1);
   // 0 buffers nothing (every event dropped as buffer_full): a choice, not a stall.
   check('maxBuffer', true, 0);
   check('maxBufferBytes', true, 0);
-  check('closeTimeoutMs', false, 0);
+  const closeProblem = options.closeTimeoutMs === undefined ? undefined : timeoutProblem('closeTimeoutMs', options.closeTimeoutMs);
+  if (closeProblem !== undefined) issues.push(closeProblem);
   const overflow: unknown = options.overflow;
   if (overflow !== undefined && overflow !== 'drop-newest' && overflow !== 'drop-oldest') issues.push(`overflow: must be drop-newest or drop-oldest, got ${JSON.stringify(overflow)}`);
   if (issues.length > 0) throw new ValidationError('invalid emitter options', issues, 'options_invalid');
@@ -741,6 +761,10 @@ export function createEmitter(options: EmitterOptions): Emitter {
       await flushed;
     },
     async close(closing = {}) {
+      // Checked before anything changes: NaN, a negative value or one past 2^31 - 1 ms made the
+      // deadline fire at once, and everything buffered was dropped unsent.
+      const timeoutIssue = closing.timeoutMs === undefined ? undefined : timeoutProblem('timeoutMs', closing.timeoutMs);
+      if (timeoutIssue !== undefined) throw new ValidationError('invalid close options', [timeoutIssue], 'options_invalid');
       // Closed first: what is emitted from now on is refused, so the flush has an end even while
       // the service keeps emitting.
       closed = true;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type * as Net from 'node:net';
+import { invocationEventSchema } from '../../schemas/invocation';
 import type { Emitter, EmitInput } from './emitter';
 import type { SdkLogger } from './logger';
 
@@ -7,7 +8,7 @@ type Method = EmitInput<'invocation'>['invocation']['resource']['method'];
 const METHODS = new Set<string>(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** The parts of an Express request the middleware reads; plain Node requests work too. */
-type RequestLike = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string; originalUrl?: string };
+type RequestLike = IncomingMessage & { route?: { path?: unknown }; baseUrl?: string; originalUrl?: string; app?: { get?: unknown } };
 
 /** Options of {@link invocationMiddleware}. */
 export interface InvocationMiddlewareOptions {
@@ -36,6 +37,13 @@ export interface InvocationMiddlewareOptions {
 export const UNMATCHED_ROUTE = '/{unmatched}';
 
 const LIMITS = { userAgent: 1024, identifier: 256, path: 2048 } as const;
+
+/**
+ * The longest latency the contract takes (an hour), read from its schema. A response that lasts
+ * longer (server-sent events, a long poll) is recorded with this latency: past it the event was
+ * refused and the call went unrecorded.
+ */
+const MAX_LATENCY_MS = invocationEventSchema.shape.invocation.shape.latencyMs.maxValue ?? Number.POSITIVE_INFINITY;
 
 /** The status recorded for a request whose client closed the connection before the response went (nginx's). */
 export const CLIENT_CLOSED_STATUS = 499;
@@ -71,7 +79,12 @@ function unmapped(address: string | undefined): string | undefined {
   return address?.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
-function clientIp(request: RequestLike, trustProxy: boolean | number): string | undefined {
+/**
+ * The client's address: with `trustProxy`, the X-Forwarded-For entry the nearest trusted proxy
+ * appended, else the socket's peer (`peer`, read when the request came in: once the client has
+ * hung up the socket is destroyed and has no address left).
+ */
+function clientIp(request: RequestLike, peer: string | undefined, trustProxy: boolean | number): string | undefined {
   const hops = trustProxy === true ? 1 : trustProxy === false ? 0 : Math.max(0, Math.floor(trustProxy));
   if (hops > 0) {
     const header = request.headers['x-forwarded-for'];
@@ -79,7 +92,7 @@ function clientIp(request: RequestLike, trustProxy: boolean | number): string | 
     const candidate = unmapped(entries.length >= hops ? entries[entries.length - hops] : undefined);
     if (candidate && isIP(candidate) !== 0) return candidate;
   }
-  const address = unmapped(request.socket.remoteAddress);
+  const address = unmapped(peer);
   return address && isIP(address) !== 0 ? address : undefined;
 }
 
@@ -87,14 +100,42 @@ function clientIp(request: RequestLike, trustProxy: boolean | number): string | 
  * Whether an Express route template could have produced this path. Express leaves `req.route`
  * set when a router's route matched and then passed the request on, so a template that does not
  * fit the path belongs to a route the request only passed through.
+ *
+ * As Express matches: letters in either case unless the app sets `case sensitive routing`
+ * (`/V2/Payments/1` is served by `/v2/payments/:id`, and was recorded as a route of its own, so
+ * a client could make up route values), and Express 5's optional groups (`/files{/:id}`), whose
+ * braces were taken for literal text.
  */
-function templateFits(template: string, path: string): boolean {
+function templateFits(template: string, path: string, caseSensitive: boolean): boolean {
   if (/[*?()+]/.test(template)) return true; // patterns we don't re-implement: trust Express
-  const pattern = template
-    .split('/')
-    .map((segment) => (segment.startsWith(':') ? '[^/]+' : segment.replace(/[.\\^$|[\]{}]/g, '\\$&')))
-    .join('/');
-  return new RegExp(`^${pattern}/?$`).test(path);
+  let pattern = '';
+  for (let at = 0; at < template.length; at++) {
+    const char = template.charAt(at);
+    if (char === '{') pattern += '(?:';
+    else if (char === '}') pattern += ')?';
+    else if (char === ':') {
+      // A parameter: its name, then any one segment's worth of text (Express 4's `:id.json` included).
+      while (at + 1 < template.length && !/[/{}]/.test(template.charAt(at + 1))) at++;
+      pattern += '[^/]+';
+    } else if (char === '\\' && at + 1 < template.length) pattern += template.charAt(++at).replace(/[.\\^$|[\]{}/]/g, '\\$&');
+    else pattern += char.replace(/[.\\^$|[\]]/g, '\\$&');
+  }
+  try {
+    return new RegExp(`^${pattern}/?$`, caseSensitive ? '' : 'i').test(path);
+  } catch {
+    return true; // unbalanced braces: a template Express accepted, whatever it means
+  }
+}
+
+/** Express's `case sensitive routing` setting, when the request came through an Express app; off by default, as in Express. */
+function caseSensitiveRouting(request: RequestLike): boolean {
+  const app = request.app;
+  if (typeof app?.get !== 'function') return false;
+  try {
+    return Boolean((app.get as (setting: string) => unknown).call(app, 'case sensitive routing'));
+  } catch {
+    return false;
+  }
 }
 
 function headerValue(request: RequestLike, name: string): string | undefined {
@@ -116,6 +157,9 @@ export function invocationMiddleware(
   return (incoming, response, next) => {
     const request = incoming as RequestLike;
     const started = process.hrtime.bigint();
+    // Read now: when the client hangs up, the socket is destroyed before the event is built (on
+    // its close), and its remoteAddress is gone; the 499 had no client.ip.
+    const peer = request.socket.remoteAddress;
     let recorded = false;
     // Once, when the response went; or when the connection closed before it did: a client that
     // hangs up early (5 ms after sending its password) must not leave its call unrecorded. Its
@@ -130,12 +174,18 @@ export function invocationMiddleware(
         const path = bounded(rawPath.startsWith('/') ? rawPath : `/${rawPath}`, LIMITS.path) ?? '/';
         const status = aborted && !response.headersSent ? CLIENT_CLOSED_STATUS : response.statusCode;
         const template = typeof request.route?.path === 'string' ? `${request.baseUrl ?? ''}${request.route.path}` : undefined;
-        const matched = template !== undefined && templateFits(template, path) ? template : undefined;
-        // An unmatched 404 is a scan or a typo: one route value, not one per path tried.
-        // A request dropped before any route took it (499) is no route either: its path is the
-        // client's choice, as a 404's is.
-        const routePath = matched ?? (status === 404 || status === CLIENT_CLOSED_STATUS ? UNMATCHED_ROUTE : path);
-        const ip = clientIp(request, options.trustProxy ?? false);
+        const matched = template !== undefined && templateFits(template, path, caseSensitiveRouting(request)) ? template : undefined;
+        // No route took the request, and it was refused: its path is the client's choice, so it
+        // is recorded as one route value, not one per path tried. Everywhere, a 404 and a 499
+        // (dropped before routing). On an Express app (a router set `baseUrl`) also every other
+        // 4xx: a 401 or 429 answered by middleware before any route recorded the concrete path
+        // and let a scanner make up an endpoint per request. What middleware serves (static
+        // files, a proxy, `app.use('/health', ...)`) keeps its path. A plain `http` server has no
+        // routes: only its 404s and 499s.
+        const routed = typeof request.baseUrl === 'string';
+        const refused = status === 404 || status === CLIENT_CLOSED_STATUS || (routed && status >= 400 && status < 500);
+        const routePath = matched ?? (refused ? UNMATCHED_ROUTE : path);
+        const ip = clientIp(request, peer, options.trustProxy ?? false);
         // Client-controlled values are cut to the contract's limits: an oversized header must
         // not make the event invalid, or a client could hide its calls by sending one.
         const userAgent = bounded(headerValue(request, 'user-agent'), LIMITS.userAgent, true);
@@ -170,7 +220,7 @@ export function invocationMiddleware(
             },
             route: (routePath.startsWith('/') ? routePath : `/${routePath}`).slice(0, LIMITS.path),
             status,
-            latencyMs: Number(process.hrtime.bigint() - started) / 1e6,
+            latencyMs: Math.min(Number(process.hrtime.bigint() - started) / 1e6, MAX_LATENCY_MS),
             // From Content-Length: reading the body here would take it from the body parser.
             // Without one (chunked), the size is unknown and left out rather than sent as 0.
             ...(bytesIn === undefined ? {} : { bytesIn }),

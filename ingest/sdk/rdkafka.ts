@@ -37,10 +37,11 @@ export interface RdkafkaClientOptions {
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
   /**
    * How long a batch may go unacknowledged (librdkafka's `message.timeout.ms`), retries
-   * included, before `sendBatch` rejects and the emitter sends it again. @defaultValue 30000
+   * included, before `sendBatch` rejects and the emitter sends it again. A whole number from 1 to
+   * 2147483647. @defaultValue 30000
    */
   deliveryTimeoutMs?: number;
-  /** How long connecting may take before it fails. @defaultValue 10000 */
+  /** How long connecting may take before it fails; a whole number from 1 to 2147483647. @defaultValue 10000 */
   connectTimeoutMs?: number;
   /**
    * librdkafka properties set last, over what the options above set (e.g. `linger.ms`); topic-level
@@ -93,6 +94,24 @@ const TOPIC_PROPERTIES = new Set([
 
 type Properties = Record<string, string | number | boolean>;
 
+/** The longest time librdkafka (and setTimeout) takes, in milliseconds. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** The message of what node-rdkafka threw: its native errors are Errors of the realm that loaded it, not always this one's. */
+const messageOf = (error: unknown): string => {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(error);
+};
+
+/**
+ * librdkafka's refusal of its configuration (a misspelt property, a value out of its range), as
+ * the SDK's configuration error: not retriable, since no retry makes it usable. Thrown as it was,
+ * it read as a send failure, and the emitter retried it for ever ("will retry").
+ */
+function configurationError(error: unknown): VigilError {
+  return new VigilError(`kafka (rdkafka): librdkafka refused the configuration: ${messageOf(error)}`, { code: 'config_invalid', retriable: false, cause: error });
+}
+
 /**
  * librdkafka's configuration for these options, one producer per compression and acks: its
  * global and its topic-level properties. Exported for its test; the password is in it, so it is
@@ -100,6 +119,16 @@ type Properties = Record<string, string | number | boolean>;
  */
 export function librdkafkaConfig(options: RdkafkaClientOptions, compression: number, acks: number): { global: Properties; topic: Properties } {
   if (options.brokers.length === 0) throw new VigilError('kafka (rdkafka): no brokers given', { code: 'config_invalid', retriable: false });
+  // `Number(process.env.UNSET)` is NaN, which librdkafka refuses only when a producer is made.
+  for (const name of ['deliveryTimeoutMs', 'connectTimeoutMs'] as const) {
+    const value: unknown = options[name];
+    if (value !== undefined && !(typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_TIMEOUT_MS)) {
+      throw new VigilError(`kafka (rdkafka): ${name} must be a whole number from 1 to ${MAX_TIMEOUT_MS}, got ${typeof value === 'number' ? String(value) : JSON.stringify(value)}`, {
+        code: 'config_invalid',
+        retriable: false,
+      });
+    }
+  }
   const codec = CODECS[compression];
   if (codec === undefined) {
     throw new VigilError(`kafka (rdkafka): compression ${compression} is not one librdkafka writes here (none, gzip, snappy, lz4)`, {
@@ -219,13 +248,30 @@ export function assertRdkafkaInstalled(resolve: (id: string) => string = require
 
 /**
  * A Kafka client whose `producer()` is librdkafka's, for {@link createEmitter}. node-rdkafka is
- * found now (a clear error if it is not installed) and loaded at the first `connect()`.
+ * found and loaded now (a clear error if it is not installed), and its configuration checked.
+ * @throws VigilError (`config_invalid`, not retriable) without node-rdkafka, or for options
+ * librdkafka refuses (a misspelt property in `librdkafka`, a `deliveryTimeoutMs` that is NaN)
  */
 export function rdkafkaClient(options: RdkafkaClientOptions): EmitterKafka {
   assertRdkafkaInstalled();
   // Its options are checked now, as the library's presence is: at the first send, a bad one
-  // (no brokers) was a send failure, retried for ever while every event was accepted.
-  librdkafkaConfig(options, 0, -1);
+  // (no brokers, a misspelt librdkafka property) was a send failure, retried for ever while
+  // every event was accepted. librdkafka reads its properties when a producer object is made,
+  // before it connects or starts a thread: one is made and dropped.
+  const { global, topic } = librdkafkaConfig(options, 0, -1);
+  let rdkafka: typeof Rdkafka;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the optional peer, loaded only by this entry point
+    rdkafka = require('node-rdkafka') as typeof Rdkafka;
+  } catch (error) {
+    // Installed, but its native part does not load (built for another Node, say).
+    throw new VigilError(`kafka (rdkafka): node-rdkafka could not be loaded: ${messageOf(error)}`, { code: 'config_invalid', retriable: false, cause: error });
+  }
+  try {
+    void new rdkafka.Producer(global, topic);
+  } catch (error) {
+    throw configurationError(error);
+  }
   // kafkajs's producer settings the emitter passes (its partitioner, retries) have their
   // librdkafka equivalents in librdkafkaConfig.
   return {
@@ -265,7 +311,15 @@ function rdkafkaProducer(options: RdkafkaClientOptions): EmitterProducer {
   const open = (rdkafka: typeof Rdkafka, compression: number, acks: number): Promise<Channel> =>
     new Promise((resolve, reject) => {
       const { global, topic } = librdkafkaConfig(options, compression, acks);
-      const native = new rdkafka.Producer(global, topic);
+      let native: Rdkafka.Producer;
+      try {
+        native = new rdkafka.Producer(global, topic);
+      } catch (error) {
+        // A property librdkafka refuses (checked at creation too, for compression none): the
+        // emitter reports it as a configuration to fix, not a failure that retrying will end.
+        reject(configurationError(error));
+        return;
+      }
       const channel: Channel = { native, messageTimeoutMs: Number(topic['message.timeout.ms']), failure: undefined, reports: 0, turn: Promise.resolve() };
       native.on('delivery-report', (error, report) => {
         channel.reports++;

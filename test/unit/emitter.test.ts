@@ -281,10 +281,27 @@ describe('createEmitter options', () => {
     expect(error.issues).toStrictEqual([
       'maxBatch: must be a whole number of at least 1, got 0',
       'maxBuffer: must be a whole number of at least 0, got NaN',
-      'closeTimeoutMs: must be a finite number of at least 0, got -1',
+      'closeTimeoutMs: must be a finite number from 0 to 2147483647, got -1',
       'overflow: must be drop-newest or drop-oldest, got "drop-all"',
     ]);
     expect(() => createEmitter({ kafka, source, maxBuffer: 0, maxBatch: 1, lingerMs: 0, closeAtExit: false })).not.toThrow();
+  });
+
+  // setTimeout fires a delay past 2^31 - 1 ms after 1 ms: close() dropped every buffered event at once.
+  it('refuses a closeTimeoutMs past setTimeout\'s longest delay, and takes that delay itself', () => {
+    const error = validationErrorOf(() => createEmitter({ kafka, source, closeTimeoutMs: 2 ** 31 }));
+    expect(error.code).toBe('options_invalid');
+    expect(error.issues).toStrictEqual(['closeTimeoutMs: must be a finite number from 0 to 2147483647, got 2147483648']);
+    expect(() => createEmitter({ kafka, source, closeTimeoutMs: 2_147_483_647, closeAtExit: false })).not.toThrow();
+  });
+
+  // Accepted by createEmitter, an invalid source made every emit() throw.
+  it('refuses a source the contract refuses when the emitter is made, naming its fields as emit() would', () => {
+    const error = validationErrorOf(() => createEmitter({ kafka, source: { service: 'payments-api', kind: 'service', environment: '' }, closeAtExit: false }));
+    expect(error.code).toBe('options_invalid');
+    expect(error.issues).toStrictEqual([expect.stringMatching(/^source\.environment: /)]);
+    const kinds = validationErrorOf(() => createEmitter({ kafka, source: { service: 'payments-api', kind: 'daemon', extra: 1 } as unknown as EmitterOptions['source'], closeAtExit: false }));
+    expect(kinds.issues).toStrictEqual([expect.stringMatching(/^source\.kind: /), expect.stringMatching(/^source: .*extra/)]);
   });
 });
 
@@ -674,6 +691,33 @@ describe('createEmitter closing and failing, against a stand-in client', () => {
     expect(kafka.sends()).toBeGreaterThanOrEqual(2);
     expect(kafka.sends()).toBeLessThanOrEqual(4);
     await emitter.close({ timeoutMs: 10 }).catch(() => undefined);
+  });
+
+  // setTimeout fires NaN, a negative delay or one past 2^31 - 1 ms after 1 ms: close() dropped everything unsent.
+  it.each([Number.NaN, -5, 2 ** 31, Number.POSITIVE_INFINITY])('close({ timeoutMs: %p }) rejects with a ValidationError naming timeoutMs, and closes nothing', async (timeoutMs) => {
+    jest.useRealTimers();
+    let sent = 0;
+    const producer = {
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      sendBatch: async (batch: EmitterBatch) => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        sent += batch.topicMessages.reduce((sum, { messages }) => sum + messages.length, 0);
+      },
+    };
+    const { emitter, drops } = emitterWith({ kafka: { producer: () => producer } });
+    emitter.policy(policyInput());
+    const refused = await emitter.close({ timeoutMs }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect(refused).toMatchObject({ code: 'options_invalid', issues: [`timeoutMs: must be a finite number from 0 to 2147483647, got ${String(timeoutMs)}`] });
+    expect(drops).toStrictEqual([]);
+    // Still open: the event is there to be sent by a close with a sound deadline.
+    expect(emitter.policy(policyInput()).accepted).toBe(true);
+    await emitter.close({ timeoutMs: 2000 });
+    expect({ sent, dropped: drops.length }).toStrictEqual({ sent: 2, dropped: 0 });
   });
 
   it('close() ends within its timeout plus at most a second, even when the flush ends near the deadline and the disconnect never answers', async () => {

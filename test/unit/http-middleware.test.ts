@@ -1,4 +1,5 @@
-import { createServer, type Server } from 'node:http';
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import express from 'express';
 import { CLIENT_CLOSED_STATUS, invocationMiddleware, type EmitInput, type EmitResult, type Emitter, type InvocationMiddlewareOptions, UNMATCHED_ROUTE } from '../../ingest/sdk';
@@ -100,6 +101,21 @@ async function startApp(options: Partial<InvocationMiddlewareOptions> = {}): Pro
   app.post('/login', (_request, response) => {
     // Checking a password takes a while: a client may hang up before the answer.
     setTimeout(() => response.status(401).send('no'), 150);
+  });
+  // Middleware that answers before routing: an API key check, a rate limit.
+  app.use('/guarded', (_request, response) => {
+    response.status(401).send('no key');
+  });
+  // What middleware serves without a route (static files, a proxy): its path is the route.
+  app.use('/served', (_request, response) => {
+    response.status(200).send('ok');
+  });
+  app.use('/limited', (_request, response) => {
+    response.status(429).send('slow down');
+  });
+  // Express 5's optional group: one route for /files and /files/7.
+  app.get('/files{/:fileId}', (_request, response) => {
+    response.send('files');
   });
   app.get('/stream', (_request, response) => {
     // No Content-Length: a chunked response, whose size the middleware can't know.
@@ -231,6 +247,44 @@ describe('invocationMiddleware', () => {
     const [event] = await running.emitter.waitFor(1);
     expect(response.status).toBe(404);
     expect(event?.invocation).toMatchObject({ route: UNMATCHED_ROUTE, status: 404, resource: { path: '/no/such/thing' } });
+  });
+
+  // Express matches routes in either case by default: /ACCOUNTS/42 was recorded as a route of its own,
+  // so a client could make up as many route values as spellings.
+  it('records the route template of a path Express matched in another case', async () => {
+    for (const path of ['/ACCOUNTS/42', '/Accounts/43', '/V2/Items/abc']) await (await fetch(`${running.baseUrl}${path}`)).text();
+    const events = await running.emitter.waitFor(3);
+    expect(events.map((event) => [event.invocation.status, event.invocation.route])).toStrictEqual([
+      [200, '/accounts/:id'],
+      [200, '/accounts/:id'],
+      // The mount path is the client's spelling (Express's baseUrl); the router's template is not.
+      [202, '/V2/items/:itemId'],
+    ]);
+  });
+
+  // The braces were taken for literal text: every /files/<id> was recorded as its own route.
+  it('records the template of an Express 5 optional group, with and without the optional part', async () => {
+    for (const path of ['/files', '/files/7', '/files/8/']) await (await fetch(`${running.baseUrl}${path}`)).text();
+    const events = await running.emitter.waitFor(3);
+    expect(events.map((event) => event.invocation.route)).toStrictEqual(['/files{/:fileId}', '/files{/:fileId}', '/files{/:fileId}']);
+  });
+
+  // Refused by middleware before routing, /v2/<anything> was recorded under its concrete path:
+  // a scanner collecting 401s made up one route (and one per-endpoint baseline) per path it tried.
+  it('records a request answered before any route took it (401, 429) under the unmatched route', async () => {
+    for (const path of ['/guarded/admin/.git/config', '/guarded/x', '/limited/login']) await (await fetch(`${running.baseUrl}${path}`)).text();
+    const events = await running.emitter.waitFor(3);
+    expect(events.map((event) => [event.invocation.status, event.invocation.route, event.invocation.resource.path])).toStrictEqual([
+      [401, UNMATCHED_ROUTE, '/guarded/admin/.git/config'],
+      [401, UNMATCHED_ROUTE, '/guarded/x'],
+      [429, UNMATCHED_ROUTE, '/limited/login'],
+    ]);
+  });
+
+  it('records what middleware served without a route (static files, a proxy) under its path', async () => {
+    await (await fetch(`${running.baseUrl}/served/app.js`)).text();
+    const events = await running.emitter.waitFor(1);
+    expect(events.map((event) => [event.invocation.status, event.invocation.route])).toStrictEqual([[200, '/served/app.js']]);
   });
 
   it('emits one event per request, in order', async () => {
@@ -374,6 +428,8 @@ describe('invocationMiddleware options', () => {
     const [event] = await running.emitter.waitFor(1);
     expect(event?.invocation).toMatchObject({ status: CLIENT_CLOSED_STATUS, route: '/login', resource: { method: 'POST', path: '/login' } });
     expect(event?.actor?.userId).toBe('u-9');
+    // Read when the request came in: by the socket's close its address is gone (the 499 had no client.ip).
+    expect(event?.client?.ip).toBe('127.0.0.1');
     expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
     // The handler answers later, to a closed socket: still one event.
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -386,5 +442,64 @@ describe('invocationMiddleware options', () => {
     await rawRequest(running.baseUrl, 'POST /slow/wp-login.php HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n', 20);
     const [event] = await running.emitter.waitFor(1);
     expect(event?.invocation).toMatchObject({ status: CLIENT_CLOSED_STATUS, route: UNMATCHED_ROUTE, resource: { path: '/slow/wp-login.php' } });
+    expect(event?.client?.ip).toBe('127.0.0.1');
+  });
+});
+
+/**
+ * One exchange without a server: a request and response of our own making, so the test sets what
+ * Express would have left on the request (route, baseUrl, app) and when the response finishes.
+ */
+function fakeExchange(emitter: RecordingEmitter, request: Record<string, unknown>, status = 200): { finish: () => void } {
+  const incoming = Object.assign(new EventEmitter(), { method: 'GET', headers: {}, socket: { remoteAddress: '127.0.0.1' } }, request);
+  const response = Object.assign(new EventEmitter(), { statusCode: status, headersSent: true, getHeader: () => undefined });
+  invocationMiddleware(emitter, { api: 'payments-v2' })(incoming as unknown as IncomingMessage, response as unknown as ServerResponse, () => undefined);
+  return { finish: () => response.emit('finish') };
+}
+
+describe('invocationMiddleware without a server', () => {
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  it("matches route templates case-sensitively when the app sets 'case sensitive routing', as Express then does", () => {
+    const emitter = new RecordingEmitter();
+    const exchange = (sensitive: boolean): void =>
+      fakeExchange(emitter, {
+        url: '/V2/Payments/1',
+        originalUrl: '/V2/Payments/1',
+        baseUrl: '',
+        route: { path: '/v2/payments/:id' },
+        app: { get: (setting: string) => (setting === 'case sensitive routing' ? sensitive : undefined) },
+      }).finish();
+    exchange(false);
+    exchange(true);
+    // Sensitive, the template is one the request only passed through: no route matched it, and
+    // what answered it (a 200: middleware) is recorded under the path.
+    expect(emitter.invocations.map((event) => event.invocation.route)).toStrictEqual(['/v2/payments/:id', '/V2/Payments/1']);
+  });
+
+  // An SSE stream or a long poll past an hour: the contract's maximum refused the event, and the
+  // call went unrecorded (a warning only).
+  it("records a response that lasted more than an hour with the contract's longest latency, valid", () => {
+    const emitter = new RecordingEmitter();
+    const real = process.hrtime.bigint.bind(process.hrtime);
+    const started = real();
+    jest.spyOn(process.hrtime, 'bigint').mockReturnValueOnce(started);
+    const { finish } = fakeExchange(emitter, { url: '/events', originalUrl: '/events', baseUrl: '', route: { path: '/events' } });
+    jest.spyOn(process.hrtime, 'bigint').mockReturnValue(started + 61n * 60n * 1_000_000_000n);
+    finish();
+    const [event] = emitter.invocations;
+    expect(event?.invocation.latencyMs).toBe(3_600_000);
+    expect(validAsEmitted(event)).toStrictEqual({ success: true, issues: [] });
+  });
+
+  // A plain `http` server has no routes at all: its paths stay (one value would hide every
+  // endpoint), but not those of a scan's 404s nor of the requests whose client hung up.
+  it('on a plain http server (no router), records the path as the route, but a 404 under the unmatched route', () => {
+    const emitter = new RecordingEmitter();
+    fakeExchange(emitter, { url: '/health' }, 200).finish();
+    fakeExchange(emitter, { url: '/wp-login.php' }, 404).finish();
+    expect(emitter.invocations.map((event) => event.invocation.route)).toStrictEqual(['/health', UNMATCHED_ROUTE]);
   });
 });

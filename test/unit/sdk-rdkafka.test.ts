@@ -1,4 +1,5 @@
 import { VigilError } from '../../platform/errors';
+import { createEmitter } from '../../ingest/sdk';
 import { assertRdkafkaInstalled, librdkafkaConfig, librdkafkaHeaders, rdkafkaClient } from '../../ingest/sdk/rdkafka';
 
 const brokers = ['k1:9092', 'k2:9092'];
@@ -125,6 +126,62 @@ describe('rdkafkaClient', () => {
     }
     expect(thrown).toBeInstanceOf(VigilError);
     expect(thrown).toMatchObject({ code: 'config_invalid', retriable: false, message: 'kafka (rdkafka): no brokers given' });
+  });
+
+  /** The error a call throws; fails the test when it throws nothing. */
+  function thrownBy(call: () => unknown): unknown {
+    try {
+      call();
+    } catch (error) {
+      return error;
+    }
+    throw new Error('expected it to throw');
+  }
+
+  // librdkafka refuses these only when a producer is made: at the first send, where they were
+  // retried for ever as temporary failures ("will retry") while every event was accepted.
+  it('refuses a property librdkafka does not know, and timeouts it cannot take, when the client is made', () => {
+    const typo = thrownBy(() => rdkafkaClient({ brokers, librdkafka: { 'linger.msx': 5 } }));
+    expect(typo).toBeInstanceOf(VigilError);
+    expect(typo).toMatchObject({ code: 'config_invalid', retriable: false, message: 'kafka (rdkafka): librdkafka refused the configuration: No such configuration property: "linger.msx"' });
+    expect(thrownBy(() => rdkafkaClient({ brokers, librdkafka: { 'linger.ms': 'soon' } }))).toMatchObject({ code: 'config_invalid', retriable: false });
+    for (const [name, value] of [
+      ['deliveryTimeoutMs', Number.NaN],
+      ['deliveryTimeoutMs', 0],
+      ['deliveryTimeoutMs', 1.5],
+      ['connectTimeoutMs', -1],
+      ['connectTimeoutMs', 2 ** 31],
+    ] as const) {
+      expect(thrownBy(() => rdkafkaClient({ brokers, [name]: value }))).toMatchObject({
+        code: 'config_invalid',
+        retriable: false,
+        message: `kafka (rdkafka): ${name} must be a whole number from 1 to 2147483647, got ${String(value)}`,
+      });
+    }
+    expect(() => rdkafkaClient({ brokers, deliveryTimeoutMs: 2_147_483_647, connectTimeoutMs: 1 })).not.toThrow();
+  });
+
+  // A producer librdkafka refuses when a batch opens it (its properties changed after the check
+  // at creation, here) was a send failure like a broker away: retried for ever, "will retry".
+  it('reports a configuration librdkafka refuses at the first send as one retrying will not fix, without a broker', async () => {
+    const librdkafka: Record<string, string | number | boolean> = {};
+    const client = rdkafkaClient({ brokers: ['127.0.0.1:1'], librdkafka });
+    librdkafka['linger.msx'] = 5;
+    const warnings: string[] = [];
+    const logger = { warn: (_fields: Record<string, unknown>, message: string) => void warnings.push(message), child: () => logger };
+    const emitter = createEmitter({ kafka: client, source: { service: 'unit', kind: 'service' }, logger, closeAtExit: false });
+    emitter.policy({ policy: { kind: 'authn', name: 'password', outcome: 'fail', group: 'accounts', resource: { api: 'accounts', method: 'POST', path: '/login' } } });
+    const failed: unknown = await emitter.flush().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await emitter.close({ timeoutMs: 10 }).catch(() => undefined);
+    expect(failed).toBeInstanceOf(VigilError);
+    expect(failed).toMatchObject({ code: 'config_invalid', retriable: false });
+    // Each try (the flush, then close()'s) says so.
+    expect([...new Set(warnings.filter((message) => message.startsWith('event delivery failed')))]).toStrictEqual([
+      'event delivery failed, and retrying alone will not fix it (kafka (rdkafka): librdkafka refused the configuration: No such configuration property: "linger.msx"): fix the Kafka configuration; the events wait in the buffer meanwhile',
+    ]);
   });
 
   it('writes LZ4 and Snappy besides none and gzip, and has the emitter default to LZ4', () => {

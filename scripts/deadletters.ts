@@ -11,6 +11,7 @@ import {
   type DeadLetterRecord,
 } from '../ingest';
 import { VigilError, createKafka, createLogger, createProducer, requireConnections, secretsOf, type Config, type Logger } from '../platform';
+import { calendarDate, escapeBytes, terminalText } from './cli-text';
 
 /** How many times one message may be sent back before `--force` is needed. */
 export const MAX_REDRIVES = 3;
@@ -104,21 +105,6 @@ export function parseTime(option: string, text: string, now: Date): number {
   return time;
 }
 
-/**
- * Whether a time's date and clock fields are real (Date.parse takes 2026-02-30 as 2 March, and
- * T24:00 as the next day's midnight): its fields, read back from the parsed time in the zone the
- * text names, must be the ones written.
- */
-function calendarDate(text: string): boolean {
-  const [, year, month, day, hour = '00', minute = '00', zone = 'Z'] = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text) ?? [];
-  if (year === undefined || month === undefined || day === undefined) return false;
-  const offsetMinutes = zone === 'Z' ? 0 : (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
-  if (Math.abs(offsetMinutes) > 18 * 60) return false;
-  // The wall time the text names, as if it were UTC: each field must survive the round trip.
-  const wall = new Date(Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute)));
-  return wall.getUTCFullYear() === Number(year) && wall.getUTCMonth() + 1 === Number(month) && wall.getUTCDate() === Number(day) && wall.getUTCHours() === Number(hour) && wall.getUTCMinutes() === Number(minute);
-}
-
 /** A position as `--offset` takes it: TOPIC:PARTITION:OFFSET, or TOPIC/PARTITION/OFFSET as `show` and `redrive` print it. */
 const POSITION = /^([A-Za-z0-9._-]{1,249})([:/])(\d{1,9})\2(\d{1,19})$/;
 
@@ -141,6 +127,16 @@ const OPTIONS = {
   redrive: ['--reason', '--from', '--to', '--offset', '--dry-run', '--force', '--raw-topic'],
 } as const;
 const FLAGS = new Set(['--dry-run', '--force', '--unredacted']);
+
+/**
+ * Refuses an option of one value given a second time, and notes it as given: only one would be
+ * read, so `--from now-1h --from now-30d` would cover a range no one asked for without a word.
+ * @throws DeadLetterUsageError `<option> is given twice`
+ */
+export function refuseRepeated(given: Set<string>, option: string): void {
+  if (given.has(option)) throw new DeadLetterUsageError(`${option} is given twice`);
+  given.add(option);
+}
 
 /** Parses the words after `vigil deadletters`; throws {@link DeadLetterUsageError} naming what is wrong. */
 export function parseDeadLetterArgs(args: readonly string[], now: Date = new Date()): DeadLetterCommand {
@@ -171,10 +167,7 @@ export function parseDeadLetterArgs(args: readonly string[], now: Date = new Dat
     const value = rest[index + 1];
     if (value === undefined || value.startsWith('--')) throw new DeadLetterUsageError(`${option} needs a value`);
     index++;
-    if ((option === '--from' || option === '--to' || option === '--limit' || option === '--max-bytes') && seen.has(option)) {
-      throw new DeadLetterUsageError(`${option} is given twice`);
-    }
-    seen.add(option);
+    if (option === '--from' || option === '--to' || option === '--limit' || option === '--max-bytes') refuseRepeated(seen, option);
     switch (option) {
       case '--reason':
         for (const reason of value.split(',')) {
@@ -294,6 +287,12 @@ export function planRedrive(
      * @defaultValue from `entries` and `redrivenSince`
      */
     stoodFor?: ReadonlyMap<string, string>;
+    /**
+     * Every dead letter of the topic as the redrive trail sees it (`topic/partition/offset` ->
+     * {@link TrailLetter}), to follow a letter's chain of redrives to its first letter.
+     * @defaultValue from `entries`
+     */
+    trail?: ReadonlyMap<string, TrailLetter>;
   },
 ): RedrivePlan {
   const maxRedrives = options.maxRedrives ?? MAX_REDRIVES;
@@ -307,6 +306,11 @@ export function planRedrive(
   // The source positions a later letter stands for, decided before any is planned: a copy of one
   // (a redone chunk wrote it twice) must not go back for coming before the copy the later names.
   for (const [source, later] of options.stoodFor ?? []) chosen.set(source, `the later dead letter ${later} stands for it`);
+  // A redrive run twice before the pipeline refused the first copy leaves two later letters that
+  // name one origin, each at its own source position: one message, sent once. Sends are decided
+  // by the chain's first letter (root -> the letter sent for it).
+  const roots = chainRootsOf(options.trail ?? trailOf(entries), entries.map(({ position }) => `${position.topic}/${position.partition}/${position.offset}`));
+  const sentRoots = new Map<string, string>();
   for (const { record, position } of entries) {
     const later = redrivenSince.get(`${position.topic}/${position.partition}/${position.offset}`);
     if (later !== undefined) chosen.set(sourcePosition(record), `the later dead letter ${later} stands for it`);
@@ -315,6 +319,7 @@ export function planRedrive(
     const { record } = entry;
     const source = sourcePosition(record);
     const at = `${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`;
+    const root = roots.get(at) ?? `source ${source}`;
     // Event topics, and the raw topics gateways' records wait on: a record `vigil adapt` refused
     // goes back to its raw topic, to be adapted again once the map is fixed. A raw topic is one
     // the operator names (the intake's, `--raw-topic`), never one taken from the dead letter: the
@@ -340,10 +345,13 @@ export function planRedrive(
       plan.skipped.push({ entry, reason: 'redriven_since', detail: `redriven before, and refused again: the later dead letter ${later} names ${at} as its origin (select that one)` });
     } else if (chosen.has(source)) {
       plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter of ${source} is decided: ${chosen.get(source) ?? ''}` });
+    } else if (sentRoots.has(root)) {
+      plan.skipped.push({ entry, reason: 'already_selected', detail: `another dead letter redriven from the same first dead letter is sent: ${sentRoots.get(root) ?? ''}` });
     } else if ((record.redrive?.count ?? 0) >= maxRedrives && !options.force) {
       plan.skipped.push({ entry, reason: 'redrive_limit', detail: `redriven ${record.redrive?.count ?? 0} times already; --force sends it again` });
     } else {
       chosen.set(source, 'it is sent');
+      sentRoots.set(root, at);
       plan.send.push({ entry, topic: record.topic });
     }
   }
@@ -352,12 +360,79 @@ export function planRedrive(
 
 /** The dead letters later ones name as their origin (`topic/partition/offset` -> the later one's). */
 export function laterLettersOf(entries: readonly Pick<DeadLetterEntry, 'position' | 'record'>[]): Map<string, string> {
-  const digests = new Map(entries.map(({ record, position }) => [`${position.topic}/${position.partition}/${position.offset}`, originalDigest(record)]));
+  return laterLetters(trailOf(entries));
+}
+
+/** A dead letter as the redrive trail sees it: small text, no value. */
+export interface TrailLetter {
+  /** The source position it holds (`topic:partition:offset`). */
+  source: string;
+  /** Its message's {@link originalDigest}. */
+  digest: string;
+  /** The dead letter it names as its origin (`vigil-redriven-from`), when it was a redrive. */
+  from?: string;
+}
+
+/** Dead letters as the trail sees them, by position (`topic/partition/offset`). */
+export function trailOf(entries: Iterable<Pick<DeadLetterEntry, 'position' | 'record'>>): Map<string, TrailLetter> {
+  const trail = new Map<string, TrailLetter>();
+  for (const { record, position } of entries) trail.set(`${position.topic}/${position.partition}/${position.offset}`, trailLetter(record));
+  return trail;
+}
+
+function trailLetter(record: DeadLetterRecord): TrailLetter {
+  return { source: sourcePosition(record), digest: originalDigest(record), ...(record.redrive ? { from: record.redrive.from } : {}) };
+}
+
+/**
+ * The origins later letters name, kept only where both hold the same message (see
+ * {@link originalDigest}): earlier position -> the later one's (the last met, if several).
+ */
+function laterLetters(trail: ReadonlyMap<string, TrailLetter>): Map<string, string> {
   const later = new Map<string, string>();
-  for (const { record, position } of entries) {
-    if (record.redrive && digests.get(record.redrive.from) === originalDigest(record)) later.set(record.redrive.from, `${position.topic}/${position.partition}/${position.offset}`);
+  for (const [at, letter] of trail) {
+    if (letter.from !== undefined && trail.get(letter.from)?.digest === letter.digest) later.set(letter.from, at);
   }
   return later;
+}
+
+/**
+ * Each wanted letter's chain root: the trail followed back (only through origins that hold the
+ * same message) to its first letter, named by that letter's source position. A first letter
+ * that itself names an origin no longer there (retention deleted it) or holding another message
+ * is named by that origin and its message, so a forged trail joins no real chain.
+ */
+export function chainRootsOf(trail: ReadonlyMap<string, TrailLetter>, wanted: Iterable<string>): Map<string, string> {
+  const roots = new Map<string, string>();
+  for (const start of wanted) {
+    const path: string[] = [];
+    const seen = new Set<string>();
+    let at = start;
+    let root: string | undefined;
+    for (;;) {
+      const known = roots.get(at);
+      if (known !== undefined) {
+        root = known;
+        break;
+      }
+      const letter = trail.get(at);
+      path.push(at);
+      seen.add(at);
+      if (letter === undefined) {
+        root = `letter ${at}`;
+        break;
+      }
+      const origin = letter.from === undefined ? undefined : trail.get(letter.from);
+      if (letter.from !== undefined && origin?.digest === letter.digest && !seen.has(letter.from)) {
+        at = letter.from;
+        continue;
+      }
+      root = letter.from === undefined ? `source ${letter.source}` : `origin ${letter.from} ${letter.digest}`;
+      break;
+    }
+    for (const step of path) roots.set(step, root);
+  }
+  return roots;
 }
 
 /**
@@ -370,44 +445,6 @@ export function originalDigest(record: Pick<DeadLetterRecord, 'originalKey' | 'v
   const value = record.truncated?.sha256 ?? (record.value === null ? '' : createHash('sha256').update(record.value).digest('hex'));
   const key = record.originalKey === null ? '' : createHash('sha256').update(record.originalKey).digest('hex');
   return `${key}:${value}`;
-}
-
-/**
- * Prints bytes for a terminal: UTF-8 text as it is, with control characters and backslashes
- * escaped (`\n`, `\u0000`, `\\`); other bytes as `\xNN`. At most `maxBytes` of the value are
- * shown (never half a character), with what was left out said at the end.
- */
-export function escapeBytes(value: Buffer | null, maxBytes: number): string {
-  if (value === null) return '(no value)';
-  if (value.length === 0) return '(0 bytes)';
-  let text: string | undefined;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(value);
-  } catch {
-    text = undefined;
-  }
-  let out = '';
-  let shown = 0;
-  if (text !== undefined) {
-    for (const character of text) {
-      const size = Buffer.byteLength(character);
-      if (shown + size > maxBytes) break;
-      shown += size;
-      const code = character.codePointAt(0) ?? 0;
-      if (character === '\\') out += '\\\\';
-      else if (character === '\n') out += '\\n';
-      else if (character === '\r') out += '\\r';
-      else if (character === '\t') out += '\\t';
-      else if (code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029) out += `\\u${code.toString(16).padStart(4, '0')}`;
-      else out += character;
-    }
-  } else {
-    for (const byte of value.subarray(0, maxBytes)) {
-      out += byte === 0x5c ? '\\\\' : byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
-    }
-    shown = Math.min(value.length, maxBytes);
-  }
-  return shown < value.length ? `${out}… (${value.length - shown} more bytes)` : out;
 }
 
 /** Options of {@link scanDeadLetters}. */
@@ -727,26 +764,17 @@ export async function readDeadLetters(
   context: DeadLetterContext,
   selection: Selection,
   limit = Number.POSITIVE_INFINITY,
-): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number; redrivenSince: Map<string, string>; stoodFor: Map<string, string> }> {
+): Promise<{ entries: DeadLetterEntry[]; ends: Map<number, string>; matched: number; redrivenSince: Map<string, string>; stoodFor: Map<string, string>; trail: Map<string, TrailLetter> }> {
   const entries: DeadLetterEntry[] = [];
-  /** Trail links as the later letters claim them, kept only if the letter they name holds the same message. */
-  const claimed: { from: string; at: string; digest: string }[] = [];
-  /** Every dead letter's position -> the source position it holds (small text: the values are not kept). */
-  const sourceAt = new Map<string, string>();
-  /** Every dead letter's position -> its {@link originalDigest}. */
-  const digestAt = new Map<string, string>();
+  /** Every dead letter, selected or not, as the trail sees it (small text: the values are not kept). */
+  const trail = new Map<string, TrailLetter>();
   let matched = 0;
   let sorted = false;
   const ends = await scanDeadLetters(
     kafkaOf(context),
     context.config.topics.deadLetter,
     (entry) => {
-      const { record, position } = entry;
-      const at = `${position.topic}/${position.partition}/${position.offset}`;
-      const digest = originalDigest(record);
-      if (record.redrive) claimed.push({ from: record.redrive.from, at, digest });
-      sourceAt.set(at, sourcePosition(record));
-      digestAt.set(at, digest);
+      trail.set(`${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`, trailLetter(entry.record));
       if (!selects(selection, entry)) return;
       matched++;
       if (entries.length < limit) {
@@ -773,14 +801,13 @@ export async function readDeadLetters(
     context.scan,
   );
   entries.sort(byPosition);
-  const redrivenSince = new Map<string, string>();
-  for (const { from, at, digest } of claimed) if (digestAt.get(from) === digest) redrivenSince.set(from, at);
+  const redrivenSince = laterLetters(trail);
   const stoodFor = new Map<string, string>();
   for (const [origin, later] of redrivenSince) {
-    const source = sourceAt.get(origin);
+    const source = trail.get(origin)?.source;
     if (source !== undefined) stoodFor.set(source, later);
   }
-  return { entries, ends, matched, redrivenSince, stoodFor };
+  return { entries, ends, matched, redrivenSince, stoodFor, trail };
 }
 
 /** The plan with the sends to topics that do not exist moved to `skipped` (`topic_missing`). */
@@ -832,7 +859,7 @@ export interface RedriveReport {
 export async function redriveDeadLetters(context: DeadLetterContext, selection: Selection, options: { dryRun: boolean; force: boolean; rawTopics?: readonly string[] }): Promise<RedriveReport> {
   const { config } = context;
   const kafka = kafkaOf(context);
-  const { entries, redrivenSince, stoodFor } = await readDeadLetters({ ...context, kafka }, selection);
+  const { entries, redrivenSince, stoodFor, trail } = await readDeadLetters({ ...context, kafka }, selection);
   const planned = await restoreTruncated(kafka, planRedrive(entries, {
         eventTopics: [config.topics.policy, config.topics.invocation, config.topics.device],
         rawTopics: [config.intake.topic, ...(options.rawTopics ?? [])],
@@ -840,6 +867,7 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
         force: options.force,
         redrivenSince,
         stoodFor,
+        trail,
       }), context.scan);
   // The producer does not create topics: a source topic deleted since (or a --raw-topic never
   // made) would fail the run halfway, after some batches went. Skipped, and said, instead.
@@ -876,10 +904,8 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
 /** A time (ms) as ISO 8601, `-` when there is none. */
 export const iso = (time: number): string => (Number.isFinite(time) ? new Date(time).toISOString() : '-');
 
-/** A header's text for a terminal, as {@link escapeBytes} prints bytes (C1 controls escaped too). */
-function text(value: string): string {
-  return value === '' ? '' : escapeBytes(Buffer.from(value, 'utf8'), Number.MAX_SAFE_INTEGER);
-}
+/** A header's text for a terminal (see {@link terminalText}). */
+const text = terminalText;
 
 /** The lines `list` prints. */
 export function formatSummary(summary: DeadLetterSummary): string[] {

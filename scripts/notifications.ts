@@ -13,7 +13,8 @@ import { createDeliveredLog, createNotifier, fromAlertDocument, parseDestination
 import { alertDiscoverUrl } from '../dashboards';
 import { VigilError, createElasticsearch, createKafka, createLogger, createProducer, createRedis, nearest, requireConnections, secretsOf, type Config, type Logger, type RedisClient } from '../platform';
 import { ALERT_CHANGES, alertIndexNames, type Alert, type AlertChange, type AlertChangeKind } from '../schemas';
-import { DeadLetterUsageError, iso, parseTime, scanToEnd, type ScanOptions } from './deadletters';
+import { terminalText } from './cli-text';
+import { DeadLetterUsageError, iso, parseTime, refuseRepeated, scanToEnd, type ScanOptions } from './deadletters';
 
 /** The usage text of `vigil notifications`. */
 export const NOTIFICATIONS_USAGE = `usage: vigil notifications missed [--from TIME --to TIME] [--destination NAME]
@@ -46,6 +47,7 @@ export function parseNotificationsArgs(args: readonly string[], now: Date = new 
   const [command, ...rest] = args;
   if (command !== 'missed' && command !== 'resend') throw new DeadLetterUsageError(command === undefined ? 'a subcommand is needed: missed or resend' : `unknown subcommand "${command}"; use missed or resend`);
   const parsed: NotificationsCommand = { command, destinations: [], dryRun: false };
+  const given = new Set<string>();
   for (let index = 0; index < rest.length; index++) {
     const option = rest[index] ?? '';
     if (option === '--dry-run' && command === 'resend') {
@@ -58,8 +60,13 @@ export function parseNotificationsArgs(args: readonly string[], now: Date = new 
     const value = rest[index + 1];
     if (value === undefined || value.startsWith('--')) throw new DeadLetterUsageError(`${option} needs a value`);
     index++;
-    if (option === '--destination') parsed.destinations.push(value);
-    else parsed[option === '--from' ? 'from' : 'to'] = parseTime(option, value, now);
+    if (option === '--destination') {
+      parsed.destinations.push(value);
+      continue;
+    }
+    // Only the last was read: `--from now-1h --from now-30d` listed a month.
+    refuseRepeated(given, option);
+    parsed[option === '--from' ? 'from' : 'to'] = parseTime(option, value, now);
   }
   if (parsed.from !== undefined && parsed.to !== undefined && parsed.from > parsed.to) throw new DeadLetterUsageError('--from is after --to');
   return parsed;
@@ -121,9 +128,11 @@ export function summariseMissed(topic: string, entries: readonly ({ alertId: str
 export function formatMissed(report: MissedReport): string[] {
   const lines = [`${report.topic}: ${report.total} notifications failed for good, for ${report.alerts.length} alerts${report.unreadable > 0 ? ` (${report.unreadable} messages not notification dead letters, left out)` : ''}`];
   for (const { alertId, state, missed } of report.alerts) {
-    const status = state === undefined ? 'unknown (not in the alerts index)' : state.status === 'active' ? 'STILL OPEN' : state.status;
-    lines.push(`  ${alertId}  ${status}${state ? `  ${state.severity}  ${state.title}` : ''}`);
-    for (const entry of missed) lines.push(`    ${entry.destination}: ${entry.kind} at ${iso(entry.time)}, ${entry.attempts} attempts: ${entry.error}`);
+    const status = state === undefined ? 'unknown (not in the alerts index)' : state.status === 'active' ? 'STILL OPEN' : terminalText(state.status);
+    // The receiver's answer (in the error), the title and the ids are text others chose: escaped,
+    // so none can clear, recolour or retitle the terminal, or print a line of its own.
+    lines.push(`  ${terminalText(alertId)}  ${status}${state ? `  ${terminalText(state.severity)}  ${terminalText(state.title)}` : ''}`);
+    for (const entry of missed) lines.push(`    ${terminalText(entry.destination)}: ${entry.kind} at ${iso(entry.time)}, ${entry.attempts} attempts: ${terminalText(entry.error)}`);
   }
   return lines;
 }
@@ -416,9 +425,10 @@ export function formatResend(report: ResendReport): string[] {
   const lines = [`${report.topic}: ${report.total} notifications failed for good; ${plan.send.length} to resend, ${plan.skipped.length} left out`];
   for (const { resend, outcome } of report.outcomes) {
     const { alert, kind } = resend.change;
-    lines.push(`  ${resend.alertId}  ${resend.destination.name}: ${kind} (${alert.severity}, revision ${alert.revision}): ${outcome}`);
+    lines.push(`  ${terminalText(resend.alertId)}  ${terminalText(resend.destination.name)}: ${kind} (${terminalText(alert.severity)}, revision ${alert.revision}): ${outcome}`);
   }
-  for (const { alertId, destination, why } of plan.skipped) lines.push(`  ${alertId}  ${destination}: left out: ${why}`);
+  // A dead letter's alert id and destination are whatever its writer put there: escaped, as in `missed`.
+  for (const { alertId, destination, why } of plan.skipped) lines.push(`  ${terminalText(alertId)}  ${terminalText(destination)}: left out: ${why}`);
   return lines;
 }
 

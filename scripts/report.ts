@@ -4,6 +4,7 @@ import { errors as esErrors, type Client } from '@elastic/elasticsearch';
 import { z } from 'zod';
 import { ConnectionError, VigilError, createElasticsearch, loadConfig, urlWithoutCredentials, type Config } from '../platform';
 import { alertIndexNames, detectionIndexNames, indexNames } from '../schemas';
+import { calendarDate } from './cli-text';
 import { cutLists, renderReport } from './report-html';
 import type { ReportData, ReportDosIncident, ReportEvidence, ReportIncident, ReportPlace, ReportRange, ReportTravelPair } from './report-data';
 
@@ -34,7 +35,8 @@ export function parseReportTime(text: string, now: Date): Date {
   // command covered other hours on a host not set to UTC (and `vigil deadletters` refused it).
   const trimmed = text.trim();
   if (/^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(trimmed)) throw new ReportRangeError(`"${text}" has no zone: add one (${trimmed}Z for UTC, or +02:00); a time without would be read in this host's zone`);
-  const parsed = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.test(trimmed) ? Date.parse(trimmed) : NaN;
+  // Date.parse moves a date that does not exist (2026-02-30, T24:00) to the next day or month: refused.
+  const parsed = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/.test(trimmed) && calendarDate(trimmed) ? Date.parse(trimmed) : NaN;
   if (Number.isNaN(parsed)) throw new ReportRangeError(`"${text}" is not a time: use ISO 8601 with a zone (2026-05-01T10:00:00Z, or a date: 2026-05-01) or now, now-15m, now-2h, now-1d`);
   return new Date(parsed);
 }

@@ -4,7 +4,7 @@
  * pack and fixtures (detectors/rules/), or over rule files and fixture folders of your own;
  * test/integration/rule-fixtures.test.ts runs the shipped ones case by case.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { describeIssues, eventSchema, type Detection, type GeoDocument } from '../schemas';
 import { correlate, type Enrichment } from '../ingest';
 import { ValidationError, createRedis, loadConfig, requireConnections, type Config, type RedisClient } from '../platform';
-import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, durationSchema, loadRuleSet, type DetectionInput, type RuleSet } from '../detectors';
+import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, durationSchema, loadRuleSet, ruleFiles, type DetectionInput, type RuleSet } from '../detectors';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */
@@ -71,17 +71,21 @@ function instantiate(value: unknown, copy: number): unknown {
 /** The shipped fixtures, one file per rule of the default pack. */
 export const DEFAULT_FIXTURES_PATH = join(__dirname, '..', 'detectors', 'rules', 'fixtures');
 
-/** Reads every `*.yaml` fixture under a folder. @throws ValidationError naming the file and field */
+/**
+ * Reads every fixture file of a folder (or the file named): `.yaml`, `.yml` or `.json`, in any
+ * case, found as rule files are ({@link ruleFiles}).
+ * @throws ValidationError naming the file and field, or the folder when it holds no fixture file
+ * @throws RuleSetError when the folder does not exist
+ */
 export function loadFixtures(folder: string): Fixture[] {
-  return readdirSync(folder)
-    .filter((file) => /\.ya?ml$/.test(file))
-    .sort()
-    .map((file) => {
-      const path = join(folder, file);
-      const parsed = fixtureSchema.safeParse(parseYaml(readFileSync(path, 'utf8'), { merge: true }));
-      if (!parsed.success) throw new ValidationError(`invalid fixture ${path}`, describeIssues(parsed.error), 'fixture_invalid');
-      return { ...parsed.data, file: path };
-    });
+  const files = ruleFiles([folder]);
+  // A folder of nothing (empty, misnamed files) ran no case and passed: a CI gate testing nothing.
+  if (files.length === 0) throw new ValidationError(`no fixture file in ${folder}`, ['it holds no .yaml, .yml or .json file, so no case would run'], 'fixture_missing');
+  return files.map((path) => {
+    const parsed = fixtureSchema.safeParse(parseYaml(readFileSync(path, 'utf8'), { merge: true }));
+    if (!parsed.success) throw new ValidationError(`invalid fixture ${path}`, describeIssues(parsed.error), 'fixture_invalid');
+    return { ...parsed.data, file: path };
+  });
 }
 
 /** The events of a case, in time order, as the detectors see them. */
@@ -205,6 +209,7 @@ export async function runRuleTests(options: RuleTestOptions = {}): Promise<numbe
   const fixtures = (options.fixtures ?? [DEFAULT_FIXTURES_PATH]).flatMap((folder) => loadFixtures(folder));
   const ids = new Set(ruleSet.rules.map((compiled) => compiled.rule.id));
   const cases = fixtures.reduce((sum, fixture) => sum + fixture.cases.length, 0);
+  if (cases === 0) throw new ValidationError('no fixture case to run', ['name a fixture folder holding at least one fixture file'], 'fixture_missing');
   print(`rule fixtures: ${ruleSet.rules.length} rules (digest ${ruleSet.digest}), ${fixtures.length} fixture files, ${cases} cases`);
   const config = options.config ?? loadConfig();
   const redis = createRedis(config);

@@ -2,7 +2,7 @@ import type { DeadLetterRecord } from '../../ingest';
 import {
   DeadLetterUsageError,
   MAX_REDRIVES,
-  escapeBytes,
+  chainRootsOf,
   formatEntry,
   formatRedrive,
   parseDeadLetterArgs,
@@ -14,9 +14,11 @@ import {
   runDeadLetters,
   selects,
   summarise,
+  trailOf,
   type DeadLetterEntry,
   type Selection,
 } from '../../scripts/deadletters';
+import { escapeBytes } from '../../scripts/cli-text';
 
 const now = new Date('2026-11-27T12:00:00Z');
 const POLICY = 'vigil.events.policy';
@@ -289,6 +291,38 @@ describe('planRedrive: a message redriven and refused again', () => {
     const plan = planRedrive([first], { eventTopics: topics, force: false, redrivenSince: laterLettersOf([first, later]) });
     expect(plan.send).toEqual([]);
     expect(plan.skipped.map(({ reason }) => reason)).toEqual(['redriven_since']);
+  });
+});
+
+describe('planRedrive: a message redriven twice before it was refused again', () => {
+  const topics = [POLICY, 'vigil.events.invocation', 'vigil.events.device'];
+
+  // Redrive run twice before the pipeline read the first copy: two copies on the source topic,
+  // both refused again as letters 2 and 3, each naming letter 1. Both went out at every later run.
+  it('sends one letter per first dead letter: the later letters of one origin collapse into one send', () => {
+    const first = entry(1);
+    const again = entry(2, { offset: '2001', value: first.record.value, redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const twice = entry(3, { offset: '2002', value: first.record.value, redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const plan = planRedrive([first, again, twice], { eventTopics: topics, force: false });
+    expect(plan.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['2']);
+    expect(plan.skipped.map(({ entry: skipped, reason, detail }) => [skipped.position.offset, reason, detail])).toEqual([
+      ['1', 'redriven_since', `redriven before, and refused again: the later dead letter ${DLQ}/0/3 names ${DLQ}/0/1 as its origin (select that one)`],
+      ['3', 'already_selected', `another dead letter redriven from the same first dead letter is sent: ${DLQ}/0/2`],
+    ]);
+    // With --force too, and a run later: the two branches a doubled run left still go once.
+    const branch = entry(4, { offset: '2003', value: first.record.value, redrive: { from: `${DLQ}/0/2`, count: 2 } });
+    const other = entry(5, { offset: '2004', value: first.record.value, redrive: { from: `${DLQ}/0/3`, count: 2 } });
+    const later = planRedrive([branch, other], { eventTopics: topics, force: true, trail: trailOf([first, again, twice, branch, other]) });
+    expect(later.send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['4']);
+    expect(later.skipped.map(({ reason }) => reason)).toEqual(['already_selected']);
+  });
+
+  it('when the first letter is gone (retention): the later letters naming it with the same message still go once', () => {
+    const again = entry(2, { offset: '2001', redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const twice = entry(3, { offset: '2002', value: again.record.value, redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    const forged = entry(4, { offset: '2003', value: Buffer.from('{"id":"attacker"}'), redrive: { from: `${DLQ}/0/1`, count: 1 } });
+    expect(planRedrive([again, twice, forged], { eventTopics: topics, force: false }).send.map(({ entry: chosen }) => chosen.position.offset)).toEqual(['2', '4']);
+    expect(chainRootsOf(trailOf([again, twice, forged]), [`${DLQ}/0/2`, `${DLQ}/0/3`, `${DLQ}/0/4`]).size).toBe(3);
   });
 });
 

@@ -37,6 +37,9 @@ describe('parseNotificationsArgs', () => {
     [['missed', '--destination'], '--destination needs a value'],
     [['missed', '--from', 'yesterday'], '--from: "yesterday" is not a time'],
     [['missed', '--from', 'now', '--to', 'now-1h'], '--from is after --to'],
+    // Only the last was read: the first range was dropped without a word.
+    [['missed', '--from', 'now-1h', '--from', 'now-30d'], '--from is given twice'],
+    [['resend', '--to', 'now', '--dry-run', '--to', 'now-1h'], '--to is given twice'],
   ])('refuses %j: %s', (args, message) => {
     expect(() => parseNotificationsArgs(args, now)).toThrow(message);
   });
@@ -72,6 +75,26 @@ describe('summariseMissed and formatMissed', () => {
       '  alert-over  recovered  high  Request flood on an endpoint',
       '    pagerduty-sre: opened at 2026-12-05T10:05:00.000Z, 6 attempts: HTTP 503: unavailable',
     ]);
+  });
+
+  // A receiver's answer is the receiver's text, and an alert's title comes from events: either
+  // could clear or retitle the terminal, or print a line of its own.
+  it('escapes control characters in what it prints: the error snippet, destination, title and alert id', () => {
+    const report = summariseMissed(
+      'vigil.notifications.deadletter',
+      [{ alertId: 'alert\u001b[2J', destination: 'slack\r', kind: 'opened', error: 'HTTP 500: \u001b]0;pwned\u0007oops\nfake line \u009b31m', attempts: 6, time: at('2026-12-05T10:00:00Z') }],
+      new Map([['alert\u001b[2J', { status: 'active', severity: 'high', title: 'Flood on /x\u001b[31m' }]]),
+    );
+    const lines = formatMissed(report);
+    expect(lines.slice(1)).toStrictEqual([
+      '  alert\\u001b[2J  STILL OPEN  high  Flood on /x\\u001b[31m',
+      '    slack\\r: opened at 2026-12-05T10:00:00.000Z, 6 attempts: HTTP 500: \\u001b]0;pwned\\u0007oops\\nfake line \\u009b31m',
+    ]);
+    const controls = [...lines.join('')].filter((character) => {
+      const code = character.codePointAt(0) ?? 0;
+      return code < 0x20 || (code >= 0x7f && code <= 0x9f);
+    });
+    expect(controls).toEqual([]);
   });
 
   it('says so when nothing failed', () => {

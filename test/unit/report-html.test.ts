@@ -1,6 +1,7 @@
 import { cutLists, escapeHtml, jsonForScript, renderReport } from '../../scripts/report-html';
 import type { ReportData } from '../../scripts/report-data';
-import { parseReportRange, parseReportTime, timelineInterval } from '../../scripts/report';
+import { ReportRangeError, parseReportRange, parseReportTime, timelineInterval } from '../../scripts/report';
+import { computeCoverage } from '../../scripts/coverage';
 
 const HOSTILE = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">';
 
@@ -119,6 +120,20 @@ describe('vigil report: the time range', () => {
     expect(parseReportTime('2026-05-01', now).toISOString()).toBe('2026-05-01T00:00:00.000Z');
     expect(parseReportTime('2026-05-01T10:00+02:00', now).toISOString()).toBe('2026-05-01T08:00:00.000Z');
     expect(() => parseReportRange('now', 'now-1h', now)).toThrow('--from (2026-05-01T12:00:00.000Z) must be before --to (2026-05-01T11:00:00.000Z)');
+  });
+
+  // Date.parse moves them: 2026-02-30 was read as 2 March, T24:00 as the next day, and a report
+  // (or `vigil rules coverage`) covered other days than the ones asked for, without a word.
+  it('refuses a date or time that does not exist, as vigil deadletters does, for the report and for rules coverage', async () => {
+    for (const text of ['2026-02-30', '2026-02-30T10:00:00Z', '2026-05-01T24:00:00Z', '2026-11-31', '2026-04-31T23:00:00+02:00', '2026-05-01T10:60:00Z', '2026-05-01T10:00:00+19:00']) {
+      expect(() => parseReportTime(text, now)).toThrow(new ReportRangeError(`"${text}" is not a time: use ISO 8601 with a zone (2026-05-01T10:00:00Z, or a date: 2026-05-01) or now, now-15m, now-2h, now-1d`));
+    }
+    expect(() => parseReportRange('2026-11-01', '2026-11-31', now)).toThrow(ReportRangeError);
+    // A leap day, and zones either side of UTC that move the day, are real.
+    expect(parseReportTime('2028-02-29T23:30:00-05:00', now).toISOString()).toBe('2028-03-01T04:30:00.000Z');
+    expect(parseReportTime('2026-05-01T00:30:00+0200', now).toISOString()).toBe('2026-04-30T22:30:00.000Z');
+    // Coverage reads its range with the report's parser, before it connects to anything.
+    await expect(computeCoverage({ from: '2026-02-30', to: 'now' })).rejects.toThrow(ReportRangeError);
   });
 
   it('keeps the timeline at most about 120 buckets', () => {

@@ -288,6 +288,8 @@ function unavailable(error: unknown): StoreUnavailableError {
 /** Creates the alert store; registers the Lua scripts on the client. */
 export function createAlertStore(options: AlertStoreOptions): AlertStore {
   const { redis, ttlMs, maxDetections, resolvedReason, quietMs, latenessMs } = options;
+  /** When alerts held open by the wall-clock fallback last had their TTL renewed (see settle). */
+  let heldRenewedAt = Number.NEGATIVE_INFINITY;
   const heldClaimMs = options.heldClaimMs ?? HELD_CLAIM_MS;
   const keys = alertKeys(options.prefix);
   const tripOptions = { operation: 'alert state', ...(options.instrumentation ? { events: options.instrumentation } : {}) };
@@ -445,6 +447,25 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
     },
 
     async settle(wallNowMs, mayUseWallClock) {
+      /**
+       * Alerts the wall-clock fallback holds open while the pipeline is behind get no fold, which
+       * is what renews their keys' TTL: a stall longer than the TTL (a day at least) let an open
+       * alert's keys expire, so it was never resolved (its page stayed open, repeated by the
+       * notifier) and the incident's next detection opened a second one. Renewed while held, at
+       * most every tenth of the TTL.
+       */
+      const keepHeldOpen = async (groups: readonly string[], now: number): Promise<void> => {
+        if (now - heldRenewedAt < ttlMs / 10) return;
+        try {
+          const pipeline = redis.pipeline();
+          for (const group of groups) pipeline.pexpire(keys.alert(group), ttlMs).pexpire(keys.evidence(group), ttlMs);
+          pipeline.pexpire(keys.open, ttlMs).pexpire(keys.wall, ttlMs).pexpire(keys.clock, ttlMs);
+          await pipeline.exec();
+        } catch (error) {
+          throw unavailable(error);
+        }
+        heldRenewedAt = now;
+      };
       let byEventTime: string[];
       let byWall: string[];
       try {
@@ -459,6 +480,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       const wallOnly = byWall.filter((group) => !byEventTime.includes(group));
       // Held: the script is told a lateness no wall clock reaches, so it resolves in event time only.
       const wallAllowed = wallOnly.length === 0 || mayUseWallClock === undefined || (await mayUseWallClock(wallOnly.length));
+      if (!wallAllowed) await keepHeldOpen(wallOnly, wallNowMs);
       const groups = [...new Set([...byEventTime, ...(wallAllowed ? byWall : [])])].sort();
       if (groups.length === 0) return [];
       const replies = await roundTrip(

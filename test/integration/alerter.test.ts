@@ -441,6 +441,57 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     }
   });
 
+  // A stall longer than the alert keys' TTL: no fold renewed them, the open alert's keys expired
+  // while the fallback held it, and it was never resolved (its page stayed open for good).
+  it('keeps an alert the wall-clock fallback holds open past its keys\' TTL, and resolves it once allowed', async () => {
+    const redis = new Redis(isolatedConfig({}).redis.url);
+    const prefix = `vigil-it-held-ttl-${Date.now()}`;
+    try {
+      const store = createAlertStore({ redis, prefix, ttlMs: 2000, maxDetections: 10, resolvedReason: 'quiet', quietMs: 1000, latenessMs: 500, stormMax: 0, stormWindowMs: 0 });
+      const at = Date.now();
+      const group = 'client.ip=203.0.113.90';
+      const [reply] = await store.fold(
+        [
+          {
+            detectionId: 'det-held-ttl',
+            group,
+            time: at,
+            orderTime: at,
+            windowStart: at - 60_000,
+            newId: 'alert-held-ttl',
+            title: 'Credential stuffing: 203.0.113.90',
+            ruleId: 'credential-stuffing',
+            ruleName: 'Credential stuffing from one IP',
+            severityRank: 3,
+            tags: [],
+            key: { 'client.ip': '203.0.113.90' },
+            reason: 'stuffing',
+            explains: false,
+            explainedBy: [],
+            campaign: { group: 'campaign:credential-stuffing', newId: 'alert-campaign-held-ttl', title: 'campaign', key: { 'rule.id': 'credential-stuffing' } },
+          },
+        ],
+        at,
+      );
+      expect(reply).toMatchObject({ ok: true, kind: 'opened' });
+      // The pipeline is behind for longer than the TTL: every sweep holds the fallback.
+      const held = async (): Promise<boolean> => Promise.resolve(false);
+      const until = Date.now() + 3500;
+      while (Date.now() < until) {
+        expect(await store.settle(Date.now() + 10_000, held)).toStrictEqual([]);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(await redis.hget(alertKeys(prefix).alert(group), 'status')).toBe('open');
+      // Caught up: the fallback resolves it, at its event-time end.
+      const resolved = await store.settle(Date.now() + 10_000, () => Promise.resolve(true));
+      expect(resolved.map(({ alert, how }) => [alert.id, alert.status, how])).toStrictEqual([['alert-held-ttl', 'resolved', 'wall']]);
+    } finally {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+    }
+  });
+
   it('a held detection it cannot read (not JSON, or another schema) is dropped and counted, and the ones behind it still fold', async () => {
     const running = await runAlerter({ VIGIL_ALERT_RESOLVE_AFTER_MS: '60000' });
     const { stack, alerter, redis } = running;

@@ -18,9 +18,9 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Message } from 'kafkajs';
 import { createAdapt, createVigil } from '../app';
-import { adapterFor, deadLetterBatches, groupMap, type AdapterSettings, type GatewayAdapter, type IngestPipeline } from '../ingest';
+import { adapterFor, groupMap, type AdapterSettings, type GatewayAdapter, type IngestPipeline } from '../ingest';
 import { partitionKeyOf } from '../ingest/sdk';
-import { createKafka, createLogger, createProducer, loadConfig, sleep } from '../platform';
+import { createKafka, createLogger, createProducer, loadConfig, sendBatches, sleep } from '../platform';
 import { eventSchema } from '../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../scripts/gateway-records';
 import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
@@ -166,12 +166,12 @@ async function endToEnd(mode: 'direct' | 'adapter', made: readonly Record<string
     if (mode === 'direct') {
       for (const family of ['policy', 'invocation'] as const) {
         const messages: Message[] = events.filter((event) => event.family === family).map((event) => ({ key: partitionKeyOf(event), value: JSON.stringify(event), headers: { 'vigil-family': family } }));
-        for (const batch of deadLetterBatches(messages)) await producer.send({ topic: config.topics[family], messages: batch, acks: -1 });
+        for (const batch of sendBatches(messages)) await producer.send({ topic: config.topics[family], messages: batch, acks: -1 });
       }
     } else {
       // http-log's batches: 100 records per message.
       const messages = messagesOf(made, 100).map((value) => ({ key: 'kong-node-1', value }));
-      for (const batch of deadLetterBatches(messages)) await producer.send({ topic: rawTopic, messages: batch, acks: -1 });
+      for (const batch of sendBatches(messages)) await producer.send({ topic: rawTopic, messages: batch, acks: -1 });
     }
     for (const deadline = Date.now() + 300_000; pipeline.stats().indexed < events.length; ) {
       if (Date.now() > deadline) throw new Error(`${mode}: ${pipeline.stats().indexed} of ${events.length} events indexed after 300 s`);

@@ -1,10 +1,10 @@
 import type { Admin, Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { describeIssues, eventSchema, type Family } from '../schemas';
-import { createPartitionRunner, createProducer, ensureTopics, watchDecodeFailures, type Chunk, type Config, type Instrumentation, type Logger, type PartitionRunner } from '../platform';
+import { createPartitionRunner, createProducer, ensureTopics, sendBatches, watchDecodeFailures, type Chunk, type Config, type Instrumentation, type Logger, type PartitionRunner } from '../platform';
 import { partitionKeyOf } from './sdk';
 import type { AdapterRejectReason, AdapterSettings, GatewayAdapter } from './adapters';
 import type { DeadLetterReason } from './classify';
-import { deadLetterBatches, redriveOf, toDeadLetterMessage } from './dead-letter';
+import { redriveOf, toDeadLetterMessage } from './dead-letter';
 
 /** Counters of one adapt consumer since it started, counted once a chunk is acknowledged. */
 export interface AdaptStats {
@@ -137,7 +137,7 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
 
   /** Sends messages to one topic in requests under the broker's limit, one after the other. */
   async function send(target: string, messages: Message[]): Promise<void> {
-    for (const batch of deadLetterBatches(messages, SEND_BYTES)) await producer?.send({ topic: target, messages: batch, acks: -1 });
+    for (const batch of sendBatches(messages, SEND_BYTES)) await producer?.send({ topic: target, messages: batch, acks: -1 });
   }
 
   async function handle(chunk: Chunk): Promise<void> {

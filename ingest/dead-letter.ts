@@ -169,38 +169,6 @@ export function toRedriveMessage(record: DeadLetterRecord, position: DeadLetterP
   };
 }
 
-/** What one dead-letter send may weigh: half the broker's default `max.message.bytes` (1 MiB). */
-export const DEAD_LETTER_BATCH_BYTES = 512 * 1024;
-
-function weight(message: Message): number {
-  let bytes = (message.value?.length ?? 0) + String(message.key ?? '').length;
-  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + (Buffer.isBuffer(value) ? value.length : String(value).length);
-  return bytes;
-}
-
-/**
- * Cuts a chunk's dead letters into sends of at most `maxBytes` (a larger letter goes alone). The
- * broker refuses a partition batch above its `max.message.bytes` for good, so a chunk of large
- * refused messages sent at once would fail on every retry and stall its partition.
- */
-export function deadLetterBatches(messages: readonly Message[], maxBytes = DEAD_LETTER_BATCH_BYTES): Message[][] {
-  const batches: Message[][] = [];
-  let batch: Message[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    const size = weight(message);
-    if (batch.length > 0 && bytes + size > maxBytes) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(message);
-    bytes += size;
-  }
-  if (batch.length > 0) batches.push(batch);
-  return batches;
-}
-
 function header(headers: IHeaders | undefined, name: string): string {
   const value = headers?.[name];
   const first = Array.isArray(value) ? value[0] : value;

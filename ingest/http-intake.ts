@@ -10,9 +10,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Kafka, Producer } from 'kafkajs';
-import { closeServer, createProducer, errorMessage, isRetriable, listenOn, unwrapKafkaRetries, untilReady, type Logger, type TopicPlan } from '../platform';
+import { closeServer, createProducer, errorMessage, isRetriable, listenOn, sendBatches, unwrapKafkaRetries, untilReady, type Logger, type TopicPlan } from '../platform';
 import { jsonBeyond } from './classify';
-import { deadLetterBatches } from './dead-letter';
 
 /** Where the intake listens: `port: 0` asks the system for a free port (tests). */
 export interface IntakeListen {
@@ -376,7 +375,7 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
       // is answered 503 and the whole body retried: copies on the raw topic, which the adapter's
       // event ids (derived from each record) make harmless.
       const messages = records.map(({ key, value }) => ({ key, value, headers: { 'vigil-intake': 'kong-http-log' } }));
-      for (const batch of deadLetterBatches(messages)) {
+      for (const batch of sendBatches(messages)) {
         // Every in-sync replica: a 200 must mean the records survive a broker's loss.
         await sending.send({ topic: options.topic, acks: -1, messages: batch });
       }

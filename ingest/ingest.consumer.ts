@@ -27,11 +27,12 @@ import {
   type PartitionRunnerOptions,
   type PipelineStage,
   type WatermarkStore,
+  sendBatches,
   watchDecodeFailures,
 } from '../platform';
 import { correlationDocument } from './correlation';
 import type { DeadLetterReason } from './classify';
-import { deadLetterBatches, redriveOf, toDeadLetterMessage } from './dead-letter';
+import { redriveOf, toDeadLetterMessage } from './dead-letter';
 import type { GeoLookup } from './enrich';
 import { toEventDocument } from './event-document';
 import { conflictReason, resolveDuplicates, type HashedItem } from './id-conflicts';
@@ -199,7 +200,7 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
     await timed('dead-letter', chunk, deadLetters.length, async () => {
       // The sends of a chunk go out together: each dead letter has a key of its own (its source
       // position), so no order among them is worth a round trip per send.
-      await Promise.all(deadLetterBatches(deadLetters).map((batch) => sender.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 })));
+      await Promise.all(sendBatches(deadLetters).map((batch) => sender.send({ topic: config.topics.deadLetter, messages: batch, acks: -1 })));
     });
   }
 

@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Batch, Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import {
   DEAD_LETTER_REASONS,
-  deadLetterBatches,
   fromDeadLetterMessage,
   toRedriveMessage,
   valueDigest,
@@ -10,7 +9,7 @@ import {
   type DeadLetterReason,
   type DeadLetterRecord,
 } from '../ingest';
-import { VigilError, createKafka, createLogger, createProducer, requireConnections, secretsOf, type Config, type Logger } from '../platform';
+import { VigilError, createKafka, createLogger, createProducer, requireConnections, secretsOf, sendBatches, type Config, type Logger } from '../platform';
 import { calendarDate, escapeBytes, terminalText } from './cli-text';
 
 /** How many times one message may be sent back before `--force` is needed. */
@@ -881,7 +880,7 @@ export async function redriveDeadLetters(context: DeadLetterContext, selection: 
       for (const { entry, topic } of plan.send) pushInto(byTopic, topic, entry);
       for (const [topic, topicEntries] of byTopic) {
         // Cut under the broker's batch limit, as the pipeline cuts its dead letters.
-        for (const batch of deadLetterBatches(topicEntries.map(({ record, position }) => toRedriveMessage(record, position)))) {
+        for (const batch of sendBatches(topicEntries.map(({ record, position }) => toRedriveMessage(record, position)))) {
           await producer.send({ topic, messages: batch, acks: -1 });
           sentByTopic[topic] = (sentByTopic[topic] ?? 0) + batch.length;
         }

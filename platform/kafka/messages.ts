@@ -1,4 +1,4 @@
-import type { KafkaMessage } from 'kafkajs';
+import type { KafkaMessage, Message } from 'kafkajs';
 import type { z } from 'zod';
 
 /**
@@ -14,4 +14,38 @@ export function parseOwnMessage<S extends z.ZodType>(message: KafkaMessage, sche
     parsed = undefined;
   }
   return schema.safeParse(parsed) as ReturnType<S['safeParse']>;
+}
+
+/** What one send may weigh: half the broker's default `max.message.bytes` (1 MiB). */
+export const SEND_BATCH_BYTES = 512 * 1024;
+
+function weight(message: Message): number {
+  let bytes = (message.value?.length ?? 0) + String(message.key ?? '').length;
+  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + (Buffer.isBuffer(value) ? value.length : String(value).length);
+  return bytes;
+}
+
+/**
+ * Cuts messages into sends of at most `maxBytes` (a larger message goes alone), in order. The
+ * broker refuses a partition batch above its `max.message.bytes` for good (kafkajs does not split
+ * one), so a send of many large messages to one partition would fail on every retry and stall
+ * what waits on it: a chunk of large refused messages (dead letters), a burst of notification
+ * outbox records for one destination.
+ */
+export function sendBatches<M extends Message>(messages: readonly M[], maxBytes = SEND_BATCH_BYTES): M[][] {
+  const batches: M[][] = [];
+  let batch: M[] = [];
+  let bytes = 0;
+  for (const message of messages) {
+    const size = weight(message);
+    if (batch.length > 0 && bytes + size > maxBytes) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(message);
+    bytes += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }

@@ -164,4 +164,24 @@ describe('the notification outbox: what the notifier accepted survives a crash',
     expect(metrics).toMatch(/^vigil_notification_outbox_accepted_total 6$/m);
     expect(metrics).toMatch(/^vigil_notification_outbox_skipped_total 2$/m);
   });
+
+  // A catch-up resending hundreds of changes: one destination's records share a partition, and
+  // one send of them all passed the broker's message size limit (1 MiB by default), refused on
+  // every retry, with every partition of the alerter waiting on it.
+  it('writes a burst of changes larger than the broker takes in one send, all of them', async () => {
+    const vigil = await startVigil({});
+    await sendDetections(1);
+    await waitFor('the opening at both destinations', () => receiver.received.length >= 2, 30_000);
+    const notifier = vigil.notifier as NonNullable<Vigil['notifier']>;
+    await notifier.drain();
+    const alert = (receiver.received.find((item) => item.path === '/webhook')?.json as { alert: Parameters<NonNullable<Vigil['notifier']>['accept']>[0][number]['alert'] }).alert;
+    const before = notifier.outboxStats().accepted;
+    // 300 changes of as many alerts, each naming 100 detections (about 5 KB a record): about 1.5 MB per destination.
+    const changes = Array.from({ length: 300 }, (_, n) => ({
+      kind: 'opened' as const,
+      alert: { ...alert, id: `${alert.id.slice(0, -4)}${String(n).padStart(4, '0')}`, detectionIds: Array.from({ length: 100 }, (_unused, k) => `det-outbox-burst-${n}-${k}-${'x'.repeat(16)}`) },
+    }));
+    await expect(notifier.accept(changes)).resolves.toBeUndefined();
+    expect(notifier.outboxStats().accepted - before).toBe(600);
+  });
 });

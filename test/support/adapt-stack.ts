@@ -6,14 +6,13 @@
  */
 import type { Message } from 'kafkajs';
 import { createAdapt, type Adapt } from '../../app';
-import { deadLetterBatches } from '../../ingest';
-import { createProducer } from '../../platform';
+import { createProducer, sendBatches } from '../../platform';
 import { indexNames, type Detection } from '../../schemas';
 import { countEvents, testLogger, waitFor, withVigil, type Stack } from './harness';
 
 /** One key, one request at a time under the broker's limit: the adapter reads the records in the order the gateway wrote them. */
 export async function produceInOrder(producer: ReturnType<typeof createProducer>, topic: string, messages: Message[]): Promise<void> {
-  for (const batch of deadLetterBatches(messages)) await producer.send({ topic, messages: batch, acks: -1 });
+  for (const batch of sendBatches(messages)) await producer.send({ topic, messages: batch, acks: -1 });
 }
 
 /** Produces `messages` to `topic` with a producer of its own. */

@@ -1,6 +1,7 @@
 import type { IHeaders, Message } from 'kafkajs';
 import { createHash } from 'node:crypto';
-import { DEAD_LETTER_KEY_MAX_BYTES, DEAD_LETTER_PREFIX_BYTES, DEAD_LETTER_WHOLE_MAX_BYTES, REDRIVE_HEADER, deadLetterBatches, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
+import { DEAD_LETTER_KEY_MAX_BYTES, DEAD_LETTER_PREFIX_BYTES, DEAD_LETTER_WHOLE_MAX_BYTES, REDRIVE_HEADER, fromDeadLetterMessage, redriveOf, toDeadLetterMessage, toRedriveMessage, type DeadLetterRecord } from '../../ingest';
+import { sendBatches } from '../../platform';
 
 const now = new Date('2024-05-01T10:31:02.500Z');
 
@@ -180,20 +181,20 @@ describe('a too_large message', () => {
   });
 });
 
-describe('deadLetterBatches', () => {
+describe('sendBatches', () => {
   const letter = (bytes: number, key = 'k'): Message => ({ key, value: Buffer.alloc(bytes), headers: { h: 'v' } });
 
   it('cuts sends at the byte budget, keeping order, and sends a larger letter alone', () => {
     const letters = [letter(300), letter(300), letter(300), letter(2_000), letter(10)];
-    const batches = deadLetterBatches(letters, 700);
+    const batches = sendBatches(letters, 700);
     expect(batches.map((batch) => batch.map((message) => message.value?.length))).toStrictEqual([[300, 300], [300], [2_000], [10]]);
     expect(batches.flat()).toStrictEqual(letters);
   });
 
   it('keeps a chunk of four refused 300 KB messages under the broker default of 1 MiB per send', () => {
-    const batches = deadLetterBatches([letter(300_000), letter(300_000), letter(300_000), letter(300_000), letter(100_000)]);
+    const batches = sendBatches([letter(300_000), letter(300_000), letter(300_000), letter(300_000), letter(100_000)]);
     expect(batches.map((batch) => batch.length)).toStrictEqual([1, 1, 1, 2]);
-    expect(deadLetterBatches([])).toStrictEqual([]);
+    expect(sendBatches([])).toStrictEqual([]);
   });
 });
 

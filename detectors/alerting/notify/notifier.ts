@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Producer } from 'kafkajs';
 import { z } from 'zod';
 import { ALERT_CHANGES, alertSchema, type Alert, type AlertChange } from '../../../schemas';
-import { StoreUnavailableError, VigilError, createLogger, errorMessage, isRetriable, retry, sleep, type Logger } from '../../../platform';
+import { StoreUnavailableError, VigilError, createLogger, errorMessage, isRetriable, retry, sendBatches, sleep, type Logger } from '../../../platform';
 import { changeIdOf } from '../alert-store';
 import { groupingRoutesFor, routesFor, type Destination } from '../destinations';
 import { silenceMatches, type Silence } from '../silences';
@@ -684,7 +684,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const records = recordsOf(changes);
       if (records.length === 0) return;
       try {
-        await outbox.producer.send({ topic: outbox.topic, acks: -1, messages: records.map((record) => ({ key: record.destination, value: JSON.stringify(record) })) });
+        // In sends the broker takes: one destination's records share a partition, and a catch-up
+        // resending hundreds of changes in one send passed its message size limit, refused on
+        // every retry, and every partition of the alerter waited on it. In order: a destination's
+        // records keep theirs.
+        for (const messages of sendBatches(records.map((record) => ({ key: record.destination, value: JSON.stringify(record) })))) {
+          await outbox.producer.send({ topic: outbox.topic, acks: -1, messages });
+        }
       } catch (error) {
         throw new StoreUnavailableError('kafka', `notification outbox ${outbox.topic}: ${errorMessage(error)}`, error);
       }

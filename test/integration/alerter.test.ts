@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { UNSENT_GRACE_MS, alertKeys, createAlerter, createSilenceStore, type Alerter, type AlerterOptions } from '../../detectors';
-import { createAlertStore } from '../../detectors/alerting/alert-store';
+import { createAlertStore, type AlertFold } from '../../detectors/alerting/alert-store';
 import { ensureTopics, installTemplates } from '../../platform';
 import { alertIndexNames, detectionIndexNames, type AlertChange, type Detection } from '../../schemas';
 import { isolatedConfig, openStack, testLogger, waitFor, type Stack } from '../support/harness';
@@ -47,6 +47,28 @@ const perIp = (id: string, at: number, ip: string, ruleId = 'credential-stuffing
     key: { 'client.ip': ip },
     window: { start: new Date(at - 10 * MINUTE).toISOString(), end: new Date(at).toISOString(), durationMs: 10 * MINUTE },
   });
+
+/** One detection as the alerter hands it to the alert store: a credential-stuffing detection of `group` by default. */
+function foldItem(detectionId: string, group: string, time: number, orderTime: number, newId: string, ruleId = 'credential-stuffing'): AlertFold {
+  return {
+    detectionId,
+    group,
+    time,
+    orderTime,
+    windowStart: time - 60_000,
+    newId,
+    title: `${ruleId}: ${group}`,
+    ruleId,
+    ruleName: ruleId,
+    severityRank: 3,
+    tags: [],
+    key: { group },
+    reason: ruleId,
+    explains: false,
+    explainedBy: [],
+    campaign: { group: `campaign:${ruleId}`, newId: `${newId}-campaign`, title: 'campaign', key: { 'rule.id': ruleId } },
+  };
+}
 
 interface Running {
   stack: Stack;
@@ -450,29 +472,7 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       const store = createAlertStore({ redis, prefix, ttlMs: 2000, maxDetections: 10, resolvedReason: 'quiet', quietMs: 1000, latenessMs: 500, stormMax: 0, stormWindowMs: 0 });
       const at = Date.now();
       const group = 'client.ip=203.0.113.90';
-      const [reply] = await store.fold(
-        [
-          {
-            detectionId: 'det-held-ttl',
-            group,
-            time: at,
-            orderTime: at,
-            windowStart: at - 60_000,
-            newId: 'alert-held-ttl',
-            title: 'Credential stuffing: 203.0.113.90',
-            ruleId: 'credential-stuffing',
-            ruleName: 'Credential stuffing from one IP',
-            severityRank: 3,
-            tags: [],
-            key: { 'client.ip': '203.0.113.90' },
-            reason: 'stuffing',
-            explains: false,
-            explainedBy: [],
-            campaign: { group: 'campaign:credential-stuffing', newId: 'alert-campaign-held-ttl', title: 'campaign', key: { 'rule.id': 'credential-stuffing' } },
-          },
-        ],
-        at,
-      );
+      const [reply] = await store.fold([foldItem('det-held-ttl', group, at, at, 'alert-held-ttl')], at);
       expect(reply).toMatchObject({ ok: true, kind: 'opened' });
       // The pipeline is behind for longer than the TTL: every sweep holds the fallback.
       const held = async (): Promise<boolean> => Promise.resolve(false);
@@ -485,6 +485,36 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       // Caught up: the fallback resolves it, at its event-time end.
       const resolved = await store.settle(Date.now() + 10_000, () => Promise.resolve(true));
       expect(resolved.map(({ alert, how }) => [alert.id, alert.status, how])).toStrictEqual([['alert-held-ttl', 'resolved', 'wall']]);
+    } finally {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      await redis.quit();
+    }
+  });
+
+  // A surge detection folds at its judgedAt (its bucket's end plus the rules' allowed lateness);
+  // the quiet period ran from its event time, so with a quiet period shorter than that lateness
+  // the fold clock had passed it already: the alert resolved in the sweep after it opened, and
+  // each minute of the surge opened and resolved another.
+  it('runs the quiet period of an alert from its latest detection as folded (a surge judged after its time), not its event time', async () => {
+    const redis = new Redis(isolatedConfig({}).redis.url);
+    const prefix = `vigil-it-judged-quiet-${Date.now()}`;
+    try {
+      const quietMs = 300_000;
+      const store = createAlertStore({ redis, prefix, ttlMs: 600_000, maxDetections: 10, resolvedReason: 'quiet', quietMs, latenessMs: 0, stormMax: 0, stormWindowMs: 0 });
+      const group = 'invocation.resource.api=accounts-v1,invocation.route=/v1/login';
+      const minute = Math.floor(Date.now() / MINUTE) * MINUTE - 60 * MINUTE;
+      const judged = 6 * MINUTE;
+      const surge = (n: number): AlertFold => foldItem(`det-judged-${n}`, group, minute + n * MINUTE, minute + n * MINUTE + judged, 'alert-judged-quiet', 'error-surge-per-endpoint');
+      // Two minutes of the surge, each folded and swept: one incident, open.
+      expect((await store.fold([surge(0)], Date.now()))[0]).toMatchObject({ ok: true, kind: 'opened' });
+      expect(await store.settle(Date.now())).toStrictEqual([]);
+      expect((await store.fold([surge(1)], Date.now()))[0]).toMatchObject({ ok: true, kind: 'updated' });
+      expect(await store.settle(Date.now())).toStrictEqual([]);
+      // Another group's detection moves the fold clock a quiet period past the last minute as folded: resolved.
+      await store.fold([foldItem('det-judged-tick', 'client.ip=203.0.113.91', minute + 13 * MINUTE, minute + 13 * MINUTE + 1, 'alert-judged-tick')], Date.now());
+      const resolved = await store.settle(Date.now());
+      expect(resolved.map(({ alert, how }) => [alert.id, alert.count, alert.status, how])).toStrictEqual([['alert-judged-quiet', 2, 'resolved', 'event']]);
     } finally {
       const keys = await redis.keys(`${prefix}:*`);
       if (keys.length > 0) await redis.del(...keys);

@@ -1,4 +1,4 @@
--- version: 3  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 4  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertFold-12: fold one released detection into an alert, in event time. The alerter calls it
 for the detections alertRelease-2 returned, in that order, so the same detections give the same
 alerts at any speed and in any batch split. In turn, the detection:
@@ -27,7 +27,11 @@ about at most one user, so a shared IP never glues two users' incidents. A link 
 while its alert is open and has the same id, so links need no cleanup (KEYS[12] expires).
 Alert hashes reached through links are built from ARGV[31], the base of KEYS[1] (same {alerts}
 hash tag, one cluster slot).
-Alert times are event times (ms); `seen` is the wall-clock time of the alert's last change.
+Alert times are event times (ms); `seen` is the wall-clock time of the alert's last change;
+`lo` is the latest order time (ARGV[3]) of the detections that opened or joined it, which the
+sweeper's quiet period runs from (version 4): a surge detection folds at its judgedAt, a lateness
+after its event time, and from its event time the fold clock had already passed the quiet period
+when the quiet period was shorter than that lateness.
 Each change to notify is recorded in KEYS[3] in the same call (see the alerter's outbox).
 KEYS[1]  hash: the group's alert (id, status, rank, base, count, suppressed, first, last, from,
          seen, resolved, revision, title, key, group, rules, names, tags, detections, explains,
@@ -203,7 +207,7 @@ local function open(key, evidence, group, alertId, title, keyJson, campaign)
   if isOpen(key) then replaced = resolve(key, evidence, group) end
   redis.call('DEL', key, evidence)
   redis.call('HSET', key, 'id', alertId, 'status', 'open', 'rank', ARGV[10], 'base', ARGV[10],
-    'count', 1, 'suppressed', 0, 'first', ARGV[2], 'last', ARGV[2], 'from', ms(math.min(t, tonumber(ARGV[19]))),
+    'count', 1, 'suppressed', 0, 'first', ARGV[2], 'last', ARGV[2], 'lo', ARGV[3], 'from', ms(math.min(t, tonumber(ARGV[19]))),
     'seen', wall, 'revision', 1, 'title', title, 'key', keyJson, 'group', group,
     'rules', cjson.encode({ ARGV[8] }), 'names', cjson.encode({ ARGV[9] }), 'tags', ARGV[11],
     'detections', cjson.encode({ id }), 'explains', ARGV[20], 'absorbed', 0, 'campaign', campaign,
@@ -234,6 +238,7 @@ local function join(key, group)
   if change == 'updated' then redis.call('HINCRBY', key, 'suppressed', 1) end
   redis.call('HSET', key, 'count', count, 'base', base, 'rank', rank,
     'first', ms(math.min(num(key, 'first'), t)), 'last', ms(math.max(num(key, 'last'), t)),
+    'lo', ms(math.max(num(key, 'lo') or 0, tonumber(ARGV[3]))),
     'from', ms(math.min(num(key, 'from'), tonumber(ARGV[19]), t)), 'seen', wall,
     'rules', cjson.encode(rules), 'names', cjson.encode(names), 'tags', cjson.encode(tags),
     'detections', cjson.encode(detections))

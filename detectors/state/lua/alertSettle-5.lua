@@ -1,6 +1,7 @@
--- version: 1  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 2  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertSettle-5: resolve a group's open alert once its quiet period has passed: in event time
-(the newest order time folded is past its last detection plus the quiet period), or, when no
+(the newest order time folded is past the quiet period after its last detection, taken at its
+latest order time `lo` when it has one: a surge detection folds at its judgedAt; version 2), or, when no
 detection arrives at all, by the wall clock (no change for the quiet period plus the allowed
 lateness). Either way it is resolved at its event-time end, last + quiet, so the record is the
 same however it was noticed.
@@ -25,10 +26,11 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'open' then
 end
 local quiet = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+local lo = tonumber(redis.call('HGET', KEYS[1], 'lo') or '0')
 local seen = tonumber(redis.call('HGET', KEYS[1], 'seen') or '0')
 local folded = tonumber(redis.call('HGET', KEYS[4], 'folded') or '')
 local how
-if folded ~= nil and folded > last + quiet then how = 'event'
+if folded ~= nil and folded > math.max(last, lo) + quiet then how = 'event'
 elseif tonumber(ARGV[1]) - seen >= quiet + tonumber(ARGV[3]) then how = 'wall'
 else return false end
 redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolved', string.format('%.0f', last + quiet))

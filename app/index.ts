@@ -131,7 +131,12 @@ export interface Vigil {
   readonly logger: Logger;
   readonly kafka: Kafka;
   readonly elasticsearch: Client;
-  readonly redis: RedisClient;
+  /**
+   * Present when a part of the process keeps state in Redis: the alerting role, or the ingest role
+   * with detection on. An intake, or an ingest that only indexes, makes no client: it would retry
+   * a Redis it never uses for as long as it runs.
+   */
+  readonly redis?: RedisClient;
   readonly instrumentation: Instrumentation;
   /** Present when the ingest role runs. */
   readonly pipeline?: IngestPipeline;
@@ -206,6 +211,15 @@ function loadRulesQuietly(paths: readonly string[], options: { lists: readonly s
   }
 }
 
+/** A value made by the first get(), and only then; made() says whether anything asked for it. */
+function onDemand<T>(make: () => T): { get(): T; made(): T | undefined } {
+  let made: { value: T } | undefined;
+  return {
+    get: () => (made ??= { value: make() }).value,
+    made: () => made?.value,
+  };
+}
+
 /** How long stop() waits for notifications in flight before giving up on them. */
 const NOTIFIER_DRAIN_MS = 10_000;
 
@@ -253,8 +267,8 @@ export async function reportDestinations(store: GroupStore, destinations: readon
 }
 
 /**
- * Builds Vigil from its configuration. Nothing connects here but Redis; the geo database is
- * opened and everything else connects in {@link Vigil.start}. A bad rule set or a bad
+ * Builds Vigil from its configuration. Nothing connects here but Redis (where a part keeps state
+ * there); the geo database is opened and everything else connects in {@link Vigil.start}. A bad rule set or a bad
  * `VIGIL_ALERT_DESTINATIONS` throws here, before anything has started.
  */
 /** VIGIL_ALERT_DESTINATIONS, parsed; its problems as a ConfigError that names the variable. */
@@ -318,18 +332,25 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   const listOptions = { lists: config.detection.listsPaths ?? [] };
   const ruleSet = roles.has('ingest') && config.detection.enabled ? loadRuleSet(rulePaths, listOptions) : undefined;
 
-  const redis = overrides.redis ?? createRedis(config, logger.child({ component: 'redis' }));
-  if (!overrides.redis) {
-    // quit() needs a working connection; a client that never got one (a refused password, Redis
-    // away) is disconnected instead, which also stops its reconnect timer.
-    owned.push('redis', () => (redis.status === 'ready' ? redis.quit() : Promise.resolve(redis.disconnect())));
-  }
   if (!overrides.elasticsearch) owned.push('elasticsearch', () => elasticsearch.close());
+  // Made when the first part that keeps state in Redis is built, and only then: a client made
+  // regardless reconnected for as long as an intake or an indexing-only ingest ran, logging
+  // "redis connection error" every 30 s about a store /readyz called "not used by this process".
+  const redisWhenUsed = onDemand((): RedisClient => {
+    const client = overrides.redis ?? createRedis(config, logger.child({ component: 'redis' }));
+    if (!overrides.redis) {
+      // quit() needs a working connection; a client that never got one (a refused password, Redis
+      // away) is disconnected instead, which also stops its reconnect timer.
+      owned.push('redis', () => (client.status === 'ready' ? client.quit() : Promise.resolve(client.disconnect())));
+    }
+    return client;
+  });
 
   let engine: DetectionEngine | undefined;
   let correlator: Correlator | undefined;
   if (ruleSet) {
     const log = logger.child({ component: 'detectors' });
+    const redis = redisWhenUsed.get();
     engine = new DetectionEngine({
       redis,
       rules: ruleSet,
@@ -376,7 +397,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       instrumentation,
       ...(overrides.clock ? { clock: overrides.clock } : {}),
       ...(correlator ? { correlator } : {}),
-      ...(engine ? { detection: engine, watermarkStore: redis } : {}),
+      ...(engine ? { detection: engine, watermarkStore: redisWhenUsed.get() } : {}),
       ...(overrides.onDetections ? { onDetections: overrides.onDetections } : {}),
     });
   }
@@ -388,6 +409,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
   // Built only where alerting runs: it defines the grouping scripts on the Redis client.
   let groupStore: GroupStore | undefined;
   if (notificationProducer) {
+    const redis = redisWhenUsed.get();
     groupStore = createGroupStore(redis, config.redis.prefix);
     // Accepted notifications go to the outbox topic before delivery; the outbox consumer group
     // delivers them, so a crash loses none (docs/alerting.md#the-notification-outbox).
@@ -456,13 +478,14 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
 
   // The stores this process uses, for the start's checks and /readyz: Elasticsearch for indexing
   // and alerts; Redis for the rules, correlation and alert state (an ingest without detection
-  // keeps no state there), neither for an intake alone.
-  const stores = { elasticsearch: roles.has('ingest') || roles.has('alerting'), redis: roles.has('alerting') || (roles.has('ingest') && config.detection.enabled) };
+  // keeps no state there), neither for an intake alone. Redis is used when a part made the client.
+  const usedRedis = redisWhenUsed.made();
+  const stores = { elasticsearch: roles.has('ingest') || roles.has('alerting'), redis: usedRedis !== undefined };
   const observability = createObservability({
     instrumentation,
     kafka,
     elasticsearch,
-    redis,
+    ...(usedRedis ? { redis: usedRedis } : {}),
     logger,
     consumers: () => supervisor.statuses(),
     ...(pipeline ? { ingest: () => pipeline.stats() } : {}),
@@ -504,7 +527,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     started.push('health and metrics', () => observability.close());
     // A wrong address, credential or CA stops here, naming the service, before any part starts.
     // Only the stores this process uses: an intake alone writes to Kafka only.
-    for (const unreachable of await verifyConnections(config, { kafka, ...(stores.elasticsearch ? { elasticsearch } : {}), ...(stores.redis ? { redis } : {}) })) {
+    for (const unreachable of await verifyConnections(config, { kafka, ...(stores.elasticsearch ? { elasticsearch } : {}), ...(usedRedis ? { redis: usedRedis } : {}) })) {
       const then =
         unreachable.service === 'elasticsearch' && pipeline !== undefined
           ? 'the pipeline installs its index templates there as it starts, and fails if it still cannot'
@@ -568,7 +591,7 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
     logger,
     kafka,
     elasticsearch,
-    redis,
+    ...(usedRedis ? { redis: usedRedis } : {}),
     instrumentation,
     ...(pipeline ? { pipeline } : {}),
     ...(engine ? { engine } : {}),

@@ -1,4 +1,5 @@
 import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { nearest } from './nearest';
@@ -23,14 +24,27 @@ function setting<S extends z.ZodType>(env: string, schema: S, allowed: string, d
 }
 
 const commaList = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
+/**
+ * Whether a `host:port` item's port is one a client can dial, 1–65535: up to five digits pass the
+ * items' patterns, so `:0` and `:99999` did, and failed only at connect, naming no setting.
+ */
+function dialablePort(address: string): boolean {
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  return port >= 1 && port <= 65_535;
+}
+const NOT_DIALABLE = 'the port is not within 1–65535';
 const brokers = commaList.pipe(
   z
-    .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, { message: 'expected host:port', abort: true }).refine((broker) => Number(broker.slice(broker.lastIndexOf(':') + 1)) <= 65_535, 'the port is over 65535'))
+    .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, { message: 'expected host:port', abort: true }).refine(dialablePort, NOT_DIALABLE))
     .min(1, 'at least one broker'),
 );
 /** REDIS_CLUSTER_NODES: seeds as `host:port`, each may carry `redis://` or `rediss://`, all alike. */
 const clusterNodes = commaList
-  .pipe(z.array(z.string().regex(/^(rediss?:\/\/)?[^\s:/@]+:\d{1,5}$/, 'expected host:port (or redis://host:port, rediss://host:port)')).min(1, 'at least one node'))
+  .pipe(
+    z
+      .array(z.string().regex(/^(rediss?:\/\/)?[^\s:/@]+:\d{1,5}$/, { message: 'expected host:port (or redis://host:port, rediss://host:port)', abort: true }).refine(dialablePort, NOT_DIALABLE))
+      .min(1, 'at least one node'),
+  )
   .transform((seeds, context) => {
     const tls = seeds.map((seed) => seed.startsWith('rediss://'));
     if (new Set(tls).size > 1) {
@@ -92,7 +106,7 @@ const adaptGroups = z
  */
 export const settings = {
   kafka: {
-    brokers: setting('KAFKA_BROKERS', brokers.default(['127.0.0.1:9092']), 'comma-separated `host:port` list, at least one', 'The Kafka bootstrap brokers. Spaces around commas are ignored.'),
+    brokers: setting('KAFKA_BROKERS', brokers.default(['127.0.0.1:9092']), 'comma-separated `host:port` list (port 1–65535), at least one', 'The Kafka bootstrap brokers. Spaces around commas are ignored.'),
     clientId: setting('KAFKA_CLIENT_ID', name.default('vigil'), NAME, 'The Kafka client id. A process appends the roles it runs, joined with `-` (`vigil-ingest-alerting` for `vigil run`, with `-intake` after it when it runs the intake too; `vigil-intake` for an intake alone), so the broker\'s logs and quotas tell them apart.'),
     sasl: {
       mechanism: setting(
@@ -240,7 +254,7 @@ export const settings = {
     cluster: setting(
       'REDIS_CLUSTER_NODES',
       clusterNodes.optional(),
-      'comma-separated `host:port` list (or `redis://host:port`, `rediss://host:port`), at least one; unset for one Redis',
+      'comma-separated `host:port` list (or `redis://host:port`, `rediss://host:port`; port 1–65535), at least one; unset for one Redis',
       'Seed nodes of a Redis Cluster, instead of `REDIS_URL`: Vigil then asks them for the cluster’s layout and sends each batch’s state to the node of each key’s hash slot (see [scaling.md](scaling.md#redis-cluster)). `rediss://` seeds connect over TLS; user, password and CA are the `REDIS_*` settings above.',
     ),
     prefix: setting('VIGIL_REDIS_PREFIX', z.string().regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" and "-"').default('vigil'), '1–64 letters, digits, `:`, `_`, `-`', 'The prefix of every Redis key Vigil writes.'),
@@ -625,8 +639,52 @@ function hasUserInfo(url: string): boolean {
   }
 }
 
+/**
+ * Every topic setting. Each needs a topic of its own, for Vigil reads topics it writes: a dead
+ * letter written to an event topic was read back, dead-lettered again and written back, for ever;
+ * an outbox that is the detections topic was read by the alerter as detections.
+ */
+const TOPIC_SETTINGS: readonly (readonly [variable: string, topicOf: (config: Config) => string])[] = [
+  ['VIGIL_TOPIC_POLICY', (config) => config.topics.policy],
+  ['VIGIL_TOPIC_INVOCATION', (config) => config.topics.invocation],
+  ['VIGIL_TOPIC_DEVICE', (config) => config.topics.device],
+  ['VIGIL_TOPIC_DEADLETTER', (config) => config.topics.deadLetter],
+  ['VIGIL_TOPIC_DETECTIONS', (config) => config.topics.detections],
+  ['VIGIL_TOPIC_NOTIFICATIONS', (config) => config.alerting.notificationTopic],
+  ['VIGIL_TOPIC_NOTIFICATION_DEADLETTER', (config) => config.alerting.notificationDeadLetterTopic],
+  ['VIGIL_INTAKE_TOPIC', (config) => config.intake.topic],
+];
+
+/** One problem for each topic named by two settings or more, naming them all. */
+function sharedTopics(config: Config): string[] {
+  const settingsOf = new Map<string, string[]>();
+  for (const [variable, topicOf] of TOPIC_SETTINGS) settingsOf.set(topicOf(config), [...(settingsOf.get(topicOf(config)) ?? []), variable]);
+  return [...settingsOf]
+    .filter(([, variables]) => variables.length > 1)
+    .map(
+      ([topic, variables]) =>
+        `${variables.slice(0, -1).join(', ')} and ${variables.at(-1) ?? ''} are ${variables.length > 2 ? 'all' : 'both'} ${topic}: give each a topic of its own (what goes to one would be read as the other's: a dead letter, say, back into the event topic it came from, for ever)`,
+    );
+}
+
+/** Addresses that listen on every interface: Node's `::` takes IPv4 too, unless told otherwise. */
+const ANY_IPV6 = new Set(['::', '::0', '0:0:0:0:0:0:0:0']);
+
+/**
+ * Whether two listeners on one port would take the same address: the same host, or either on
+ * every interface (`0.0.0.0` takes every IPv4 address, not an IPv6 one). Host names are not
+ * resolved: two different names are taken to be apart.
+ */
+function listenersOverlap(first: string, second: string): boolean {
+  const [a, b] = [first.toLowerCase(), second.toLowerCase()];
+  if (a === b || ANY_IPV6.has(a) || ANY_IPV6.has(b)) return true;
+  if (a === '0.0.0.0') return !isIPv6(b);
+  if (b === '0.0.0.0') return !isIPv6(a);
+  return false;
+}
+
 /** Rules that tie settings together, checked once every setting is valid on its own. */
-const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
+const INVARIANTS: readonly ((config: Config) => string | readonly string[] | undefined)[] = [
   ({ kafka }) =>
     kafka.sasl.mechanism !== 'none' && (kafka.sasl.username === undefined || kafka.sasl.password === undefined)
       ? `KAFKA_SASL_MECHANISM is ${kafka.sasl.mechanism}: set KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD too`
@@ -644,6 +702,23 @@ const INVARIANTS: readonly ((config: Config) => string | undefined)[] = [
   ({ redis }) =>
     redis.cluster === undefined && hasUserInfo(redis.url) && (redis.username !== undefined || redis.password !== undefined)
       ? 'REDIS_URL holds a user or a password and REDIS_USERNAME or REDIS_PASSWORD is set too: the URL’s would win without a word; keep the credentials in REDIS_USERNAME and REDIS_PASSWORD only'
+      : undefined,
+  // As for Redis: the client takes the URL's user over ELASTICSEARCH_USERNAME, and an API key over the URL's user.
+  ({ elasticsearch }) =>
+    !hasUserInfo(elasticsearch.url)
+      ? undefined
+      : elasticsearch.apiKey !== undefined
+        ? 'ELASTICSEARCH_URL holds a user or a password and ELASTICSEARCH_API_KEY is set too: the API key would win without a word; choose one way to authenticate, and keep credentials out of the URL'
+        : elasticsearch.username !== undefined || elasticsearch.password !== undefined
+          ? 'ELASTICSEARCH_URL holds a user or a password and ELASTICSEARCH_USERNAME or ELASTICSEARCH_PASSWORD is set too: the URL’s would win without a word; keep the credentials in ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD only'
+          : undefined,
+  sharedTopics,
+  // The intake runs wherever its token is set (`vigil run`, `vigil intake`), beside the health and
+  // metrics endpoints: on one address and port it failed at the end of the start, calling its
+  // own health server "another process", after the consumers had joined their groups.
+  ({ http, intake }) =>
+    intake.token !== undefined && http.port !== 0 && http.port === intake.port && listenersOverlap(http.host, intake.host)
+      ? `VIGIL_HTTP_PORT and VIGIL_INTAKE_PORT are both ${http.port}, on ${http.host === intake.host ? http.host : `${http.host} and ${intake.host}`}, and the intake runs (VIGIL_INTAKE_TOKEN is set): the second to listen would find the port taken; give each a port of its own`
       : undefined,
   ({ redis }) =>
     redis.caFile === undefined
@@ -745,16 +820,45 @@ export function secretsOf(config: Config): string[] {
   const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password, config.intake.token];
   // A password in a store's URL is as secret as the setting of its own (ioredis puts it on an AUTH error).
   values.push(...urlPassword(config.elasticsearch.url), ...urlPassword(config.redis.url));
-  const destinations = config.alerting.destinations;
-  if (destinations !== '[]') {
-    // Strings inside the destinations list: secret, routingKey, url (a Slack URL is a credential).
-    for (const match of destinations.matchAll(/"(secret|routingKey|url)"\s*:\s*"([^"]{6,})"/g)) {
-      values.push(match[2]);
-      // A receiver's answer may quote the path or the token alone, not the whole URL.
-      if (match[1] === 'url' && match[2] !== undefined) values.push(...urlSecrets(match[2]));
-    }
+  for (const [key, value] of destinationSecrets(config.alerting.destinations)) {
+    values.push(value);
+    // A receiver's answer may quote the path or the token alone, not the whole URL.
+    if (key === 'url') values.push(...urlSecrets(value));
   }
   return values.filter((value): value is string => value !== undefined && value.length >= 6);
+}
+
+/** The keys of VIGIL_ALERT_DESTINATIONS whose values are credentials (a Slack URL is one). */
+const DESTINATION_SECRET_KEYS: ReadonlySet<string> = new Set(['secret', 'routingKey', 'url']);
+
+/**
+ * The strings under {@link DESTINATION_SECRET_KEYS} at any depth of the destinations' JSON, as
+ * parsed: the text may spell a value otherwise (`\u0026` for `&`, as Go's encoding/json and
+ * Helm's toJson write it; `\/` for `/`, as some encoders do; `\"` in a secret), and a log line
+ * shows the value.
+ * Text that is no JSON (refused when the alerting starts, after the logger is made) is searched
+ * for `"key": "value"` as written.
+ */
+function destinationSecrets(json: string): [key: string, value: string][] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return [...json.matchAll(/"(secret|routingKey|url)"\s*:\s*"([^"]{6,})"/g)].map(([, key = '', value = '']) => [key, value]);
+  }
+  const found: [string, string][] = [];
+  const visit = (node: unknown): void => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [key, value] of Object.entries(node)) {
+      if (typeof value === 'string') {
+        if (DESTINATION_SECRET_KEYS.has(key)) found.push([key, value]);
+      } else {
+        visit(value);
+      }
+    }
+  };
+  visit(parsed);
+  return found;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -55,7 +55,7 @@ describe('createVigil, the composition root', () => {
     } finally {
       await vigil.stop();
     }
-    await waitFor('the Redis client Vigil opened to close', () => vigil.redis.status === 'end', 5000);
+    await waitFor('the Redis client Vigil opened to close', () => vigil.redis?.status === 'end', 5000);
     await vigil.stop(); // idempotent
   });
 
@@ -68,7 +68,7 @@ describe('createVigil, the composition root', () => {
     );
     expect(failure?.message).toMatch(/^elasticsearch: unreachable, so Vigil's index templates could not be installed \(.*ECONNREFUSED.*\); check ELASTICSEARCH_URL and that Elasticsearch is up$/);
     expect(failure?.message.length).toBeLessThan(300);
-    await waitFor('the Redis client Vigil opened to close', () => vigil.redis.status === 'end', 5000);
+    await waitFor('the Redis client Vigil opened to close', () => vigil.redis?.status === 'end', 5000);
   });
 
   it('stops what had started when a later part fails to start, and rethrows', async () => {
@@ -84,7 +84,7 @@ describe('createVigil, the composition root', () => {
     } finally {
       await admin.disconnect();
     }
-    await waitFor('the Redis client Vigil opened to close', () => vigil.redis.status === 'end', 5000);
+    await waitFor('the Redis client Vigil opened to close', () => vigil.redis?.status === 'end', 5000);
     await expect(vigil.start()).rejects.toThrow('Vigil cannot start: it is stopped');
   });
 });

@@ -184,10 +184,10 @@ async function run(env: Record<string, string>): Promise<Run> {
     }, 60_000);
     const redis = started.redis;
     const { late, triageAdded } = started.alerter?.stats() ?? { late: -1, triageAdded: -1 };
-    return { detections, produced, incidents: found, alerter: { late, triageAdded }, ...(isCluster(redis) ? { keysPerMaster: await keysPerMaster(redis, stack.config.redis.prefix) } : {}) };
+    return { detections, produced, incidents: found, alerter: { late, triageAdded }, ...(redis !== undefined && isCluster(redis) ? { keysPerMaster: await keysPerMaster(redis, stack.config.redis.prefix) } : {}) };
   } finally {
     if (vigil) {
-      await deleteKeysUnder(vigil.redis, stack.config.redis.prefix).catch(() => undefined);
+      if (vigil.redis) await deleteKeysUnder(vigil.redis, stack.config.redis.prefix).catch(() => undefined);
       await vigil.stop();
     }
     await stack.cleanup();

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, unknownVariables, unknownVariablesWarning, type Config } from '../../platform';
+import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, scrubSecrets, secretsOf, unknownVariables, unknownVariablesWarning, type Config } from '../../platform';
 
 /** A PEM certificate's first line, built so that this file (a CA candidate in a test below) holds none. */
 const PEM_HEADER = ['-----BEGIN', 'CERTIFICATE-----'].join(' ');
@@ -238,7 +238,8 @@ describe('loadConfig', () => {
     ['VIGIL_HTTP_PORT', ' ', /expected a whole number/],
     ['VIGIL_TOPIC_PARTITIONS', '0x10', /expected a whole number/],
     ['VIGIL_SHUTDOWN_TIMEOUT_MS', '1e3', /expected a whole number/],
-    ['KAFKA_BROKERS', '127.0.0.1:99999', /the port is over 65535/],
+    ['KAFKA_BROKERS', '127.0.0.1:99999', /the port is not within 1–65535/],
+    ['KAFKA_BROKERS', '127.0.0.1:0', /the port is not within 1–65535/],
     ['ELASTICSEARCH_URL', 'localhost:9200', /expected an http or https URL/],
     ['VIGIL_INDEX_REPLICAS', '11', /Too big/],
     ['VIGIL_EVENT_ORIGINAL', 'sometimes', /expected on or off/],
@@ -390,6 +391,41 @@ describe('invariants between settings', () => {
     );
   });
 
+  // A dead letter written to the topic it came from was read back and dead-lettered again, for ever.
+  it('refuses two topic settings naming one topic, naming both settings', () => {
+    expect(configErrorOf({ VIGIL_TOPIC_DEADLETTER: 'vigil.events.policy' }).issues).toEqual([
+      "VIGIL_TOPIC_POLICY and VIGIL_TOPIC_DEADLETTER are both vigil.events.policy: give each a topic of its own (what goes to one would be read as the other's: a dead letter, say, back into the event topic it came from, for ever)",
+    ]);
+    expect(configErrorOf({ VIGIL_TOPIC_NOTIFICATION_DEADLETTER: 'vigil.notifications' }).issues).toEqual([expect.stringMatching(/^VIGIL_TOPIC_NOTIFICATIONS and VIGIL_TOPIC_NOTIFICATION_DEADLETTER are both vigil\.notifications: /) as unknown]);
+    expect(configErrorOf({ VIGIL_TOPIC_DETECTIONS: 't', VIGIL_INTAKE_TOPIC: 't', VIGIL_TOPIC_DEVICE: 't', VIGIL_TOPIC_NOTIFICATIONS: 'vigil.events.invocation' }).issues).toEqual([
+      expect.stringMatching(/^VIGIL_TOPIC_INVOCATION and VIGIL_TOPIC_NOTIFICATIONS are both vigil\.events\.invocation: /),
+      expect.stringMatching(/^VIGIL_TOPIC_DEVICE, VIGIL_TOPIC_DETECTIONS and VIGIL_INTAKE_TOPIC are all t: /),
+    ] as unknown[]);
+    // Every pair of the eight topic settings is refused.
+    const topicSettings = ['VIGIL_TOPIC_POLICY', 'VIGIL_TOPIC_INVOCATION', 'VIGIL_TOPIC_DEVICE', 'VIGIL_TOPIC_DEADLETTER', 'VIGIL_TOPIC_DETECTIONS', 'VIGIL_TOPIC_NOTIFICATIONS', 'VIGIL_TOPIC_NOTIFICATION_DEADLETTER', 'VIGIL_INTAKE_TOPIC'];
+    for (const [index, first] of topicSettings.entries()) {
+      for (const second of topicSettings.slice(index + 1)) expect(configErrorOf({ [first]: 'one', [second]: 'one' }).issues).toEqual([expect.stringMatching(`^${first} and ${second} are both one: `) as unknown]);
+    }
+  });
+
+  // The intake then failed at the end of the start ("VIGIL_INTAKE_PORT: 127.0.0.1:9465 is in use by
+  // another process", its own health server), after the consumers had joined their groups.
+  it('refuses the health and intake ports equal on one address while the intake runs', () => {
+    const token = 'a-token-of-twenty-four-chars';
+    expect(configErrorOf({ VIGIL_HTTP_PORT: '9465', VIGIL_INTAKE_TOKEN: token }).issues).toEqual([
+      'VIGIL_HTTP_PORT and VIGIL_INTAKE_PORT are both 9465, on 127.0.0.1, and the intake runs (VIGIL_INTAKE_TOKEN is set): the second to listen would find the port taken; give each a port of its own',
+    ]);
+    for (const [httpHost, intakeHost] of [['0.0.0.0', '127.0.0.1'], ['127.0.0.1', '0.0.0.0'], ['::', '127.0.0.1'], ['::1', '::'], ['vigil.internal', '0.0.0.0'], ['Vigil.Internal', 'vigil.internal']]) {
+      expect(configErrorOf({ VIGIL_HTTP_HOST: httpHost, VIGIL_INTAKE_HOST: intakeHost, VIGIL_INTAKE_PORT: '9464', VIGIL_INTAKE_TOKEN: token }).issues).toEqual([expect.stringMatching(/^VIGIL_HTTP_PORT and VIGIL_INTAKE_PORT are both 9464, on /) as unknown]);
+    }
+    // Apart: no intake, another port, port 0 (no health server; a free intake port), addresses apart.
+    expect(loadConfig({ VIGIL_HTTP_PORT: '9465' }).http.port).toBe(9465);
+    expect(loadConfig({ VIGIL_HTTP_PORT: '9466', VIGIL_INTAKE_TOKEN: token }).http.port).toBe(9466);
+    expect(loadConfig({ VIGIL_HTTP_PORT: '0', VIGIL_INTAKE_PORT: '0', VIGIL_INTAKE_TOKEN: token }).intake.port).toBe(0);
+    expect(loadConfig({ VIGIL_HTTP_HOST: '10.0.0.4', VIGIL_INTAKE_HOST: '10.0.0.5', VIGIL_INTAKE_PORT: '9464', VIGIL_INTAKE_TOKEN: token }).intake.port).toBe(9464);
+    expect(loadConfig({ VIGIL_HTTP_HOST: '0.0.0.0', VIGIL_INTAKE_HOST: '::1', VIGIL_INTAKE_PORT: '9464', VIGIL_INTAKE_TOKEN: token }).intake.port).toBe(9464);
+  });
+
   it('checks invariants only once every setting is valid', () => {
     expect(configErrorOf({ ELASTICSEARCH_USERNAME: 'vigil', VIGIL_ALERT_RESOLVE_AFTER_MS: 'x' }).issues).toEqual(['VIGIL_ALERT_RESOLVE_AFTER_MS: expected a whole number (decimal digits)']);
     expect(configErrorOf({ ELASTICSEARCH_USERNAME: 'vigil' }).issues).toEqual(['ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD go together: set both or neither']);
@@ -456,6 +492,19 @@ describe('secured connections: settings that cannot work together are refused, n
     ]);
   });
 
+  // The URL's user won over ELASTICSEARCH_USERNAME, and an API key over the URL's user, without a word.
+  it('refuses credentials both in ELASTICSEARCH_URL and beside it, and takes each alone', () => {
+    expect(configErrorOf({ ELASTICSEARCH_URL: 'https://elastic:pw123456@es:9200', ELASTICSEARCH_USERNAME: 'other', ELASTICSEARCH_PASSWORD: 'x123456' }).issues).toEqual([
+      'ELASTICSEARCH_URL holds a user or a password and ELASTICSEARCH_USERNAME or ELASTICSEARCH_PASSWORD is set too: the URL’s would win without a word; keep the credentials in ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD only',
+    ]);
+    expect(configErrorOf({ ELASTICSEARCH_URL: 'https://elastic:pw123456@es:9200', ELASTICSEARCH_API_KEY: 'c2VjcmV0' }).issues).toEqual([
+      'ELASTICSEARCH_URL holds a user or a password and ELASTICSEARCH_API_KEY is set too: the API key would win without a word; choose one way to authenticate, and keep credentials out of the URL',
+    ]);
+    expect(loadConfig({ ELASTICSEARCH_URL: 'https://elastic:pw123456@es:9200' }).elasticsearch.url).toBe('https://elastic:pw123456@es:9200');
+    expect(loadConfig({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_API_KEY: 'c2VjcmV0' }).elasticsearch.apiKey).toBe('c2VjcmV0');
+    expect(loadConfig({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_USERNAME: 'vigil', ELASTICSEARCH_PASSWORD: 'password-1' }).elasticsearch.username).toBe('vigil');
+  });
+
   it('refuses credentials both in REDIS_URL and beside it, and takes an ACL user alone (a nopass user)', () => {
     expect(loadConfig({ REDIS_USERNAME: 'vigil' }).redis.username).toBe('vigil');
     expect(configErrorOf({ REDIS_URL: 'redis://:from-url@cache:6379', REDIS_PASSWORD: 'from-setting' }).issues).toEqual([
@@ -504,6 +553,10 @@ describe('REDIS_CLUSTER_NODES', () => {
     ['a:7001,b', /expected host:port/],
     ['redis://user:pw@a:7001', /expected host:port/],
     ['rediss://a:7001,b:7002', /mixes rediss:\/\/ and plain seeds/],
+    // Ports KAFKA_BROKERS and REDIS_URL refuse were taken here, and failed only at connect.
+    ['r1:7000,r2:99999', /^REDIS_CLUSTER_NODES\.1: the port is not within 1–65535$/],
+    ['r1:0', /^REDIS_CLUSTER_NODES\.0: the port is not within 1–65535$/],
+    ['rediss://r1:65536', /the port is not within 1–65535/],
   ])('refuses %p with a readable reason', (value, reason) => {
     const error = configErrorOf({ REDIS_CLUSTER_NODES: value });
     expect(error.issues).toHaveLength(1);
@@ -517,5 +570,35 @@ describe('REDIS_CLUSTER_NODES', () => {
     expect(configErrorOf({ REDIS_CLUSTER_NODES: 'a:7001', REDIS_TLS_CA_FILE: ca }).issues).toEqual(['REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_NODES are not rediss://']);
     expect(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: ca }).redis.caFile).toBe(ca);
     expect(configErrorOf({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: join(__dirname, 'config.test.ts') }).issues).toHaveLength(1);
+  });
+});
+
+describe('secretsOf: the secrets inside VIGIL_ALERT_DESTINATIONS', () => {
+  const secret = 'Tr0ub4dor&3/"webhook-key';
+  const url = 'https://hooks.example.com/in/XOXBSECRETTOKEN123456?key=querysecret1';
+  const routingKey = 'R0UT1NGKEY&0000000000000000000000';
+  const text = `refused: signature key ${secret}, routing_key ${routingKey}, POST /in/XOXBSECRETTOKEN123456`;
+  const scrubbed = 'refused: signature key [redacted], routing_key [redacted], POST [redacted]';
+
+  // Go's encoding/json and Helm's toJson write & as \u0026 (and < > likewise), some encoders / as
+  // \/: a search of the text found the escaped spelling, and the logger blanked a string the log
+  // never holds while the secret itself went out.
+  it('are the values as parsed, however the JSON text spells them', () => {
+    const destinations = [
+      { type: 'webhook', name: 'hook', url, secret },
+      { type: 'pagerduty', name: 'pager', url: 'https://events.pagerduty.com/v2/enqueue', routingKey },
+    ];
+    const escaped = JSON.stringify(destinations).replace(/&/g, '\\u0026').replace(/\//g, '\\/');
+    expect(escaped).not.toContain(secret);
+    for (const json of [JSON.stringify(destinations), escaped, JSON.stringify(destinations, null, 2)]) {
+      const secrets = secretsOf(loadConfig({ VIGIL_ALERT_DESTINATIONS: json }));
+      expect(secrets).toEqual(expect.arrayContaining([secret, routingKey, url, '/in/XOXBSECRETTOKEN123456', 'XOXBSECRETTOKEN123456', 'querysecret1']));
+      expect(scrubSecrets(text, secrets)).toBe(scrubbed);
+    }
+  });
+
+  it('are searched for in the text as written when it is no JSON (the alerting refuses it after the logger is made)', () => {
+    const secrets = secretsOf(loadConfig({ VIGIL_ALERT_DESTINATIONS: '[{"type":"pagerduty","routingKey":"R0UT1NGKEY0000000000000000000000"' }));
+    expect(secrets).toStrictEqual(['R0UT1NGKEY0000000000000000000000']);
   });
 });

@@ -191,4 +191,27 @@ describe('vigil intake', () => {
     const warnings = lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((line) => line.level === 40);
     expect(warnings.map((line) => line.msg)).toEqual(['VIGIL_INTAKE_TOKEN is set but the intake is not among the roles: this process serves no intake (add it: --roles ingest,intake)']);
   });
+
+  // `vigil intake`, and an ingest with detection off, made one anyway: it reconnected to REDIS_URL
+  // for as long as the process ran, logging "redis connection error" every 30 s, while /readyz
+  // said Redis was "not used by this process".
+  it('makes a Redis client only where a part keeps state there: the alerting, or an ingest with detection on', async () => {
+    const { createVigil } = await import('../../app');
+    const logger = createLogger({ level: 'silent' });
+    const token = 'a-token-of-twenty-four-chars';
+    const made = [
+      createVigil(loadConfig({ VIGIL_INTAKE_TOKEN: token }), { roles: ['intake'], logger }),
+      createVigil(loadConfig({ VIGIL_DETECTION: 'off' }), { roles: ['ingest'], logger }),
+      createVigil(loadConfig({ VIGIL_DETECTION: 'off', VIGIL_INTAKE_TOKEN: token }), { roles: ['ingest', 'intake'], logger }),
+      createVigil(loadConfig({}), { roles: ['ingest'], logger }),
+      createVigil(loadConfig({ VIGIL_DETECTION: 'off' }), { roles: ['alerting'], logger }),
+      createVigil(loadConfig({ VIGIL_DETECTION: 'off', VIGIL_INTAKE_TOKEN: token }), { logger }),
+    ];
+    try {
+      expect(made.map((vigil) => vigil.redis !== undefined)).toEqual([false, false, false, true, true, true]);
+    } finally {
+      // Made, never started: stopped at once, which closes the clients they made.
+      for (const vigil of made) await vigil.stop();
+    }
+  });
 });

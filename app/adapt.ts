@@ -13,6 +13,7 @@ import {
   createKafka,
   createLogger,
   secretsOf,
+  topicSettingsNaming,
   type Config,
   type ConsumerFailedError,
   type ConsumerStatus,
@@ -93,6 +94,9 @@ export function createAdapt(config: Config, options: AdaptOptions): Adapt {
   const adapter = adapterOf(config, options.format);
   if (adapter === undefined) throw new ConfigError([`--format: "${options.format}" is not a format vigil adapt knows (${Object.keys(ADAPTERS).join(', ')})`]);
   if (!/^[a-zA-Z0-9._-]{1,249}$/.test(options.topic)) throw new ConfigError([`--topic: "${options.topic}" is not a Kafka topic name (letters, digits, ".", "_" and "-")`]);
+  // It writes events and dead letters: reading one of those topics would read back what it wrote, for ever.
+  const own = topicSettingsNaming(config, options.topic, true);
+  if (own.length > 0) throw new ConfigError([`--topic: "${options.topic}" is ${own.join(' and ')}, a topic of Vigil's own: give the gateway's raw topic (the intake's, ${config.intake.topic}, for Kong's HTTP log)`]);
   const settings = adapterSettingsOf(config);
   const logger = options.logger ?? createLogger({ level: config.logLevel, secrets: secretsOf(config) });
   const instrumentation = options.instrumentation ?? new Instrumentation();

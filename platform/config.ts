@@ -655,6 +655,14 @@ const TOPIC_SETTINGS: readonly (readonly [variable: string, topicOf: (config: Co
   ['VIGIL_INTAKE_TOPIC', (config) => config.intake.topic],
 ];
 
+/**
+ * The settings that name `topic` (besides the intake's, when `exceptIntake`): a raw topic
+ * `vigil adapt` reads must be none of Vigil's own, since it writes to the event and dead-letter topics.
+ */
+export function topicSettingsNaming(config: Config, topic: string, exceptIntake = false): string[] {
+  return TOPIC_SETTINGS.filter(([variable, topicOf]) => topicOf(config) === topic && !(exceptIntake && variable === 'VIGIL_INTAKE_TOPIC')).map(([variable]) => variable);
+}
+
 /** One problem for each topic named by two settings or more, naming them all. */
 function sharedTopics(config: Config): string[] {
   const settingsOf = new Map<string, string[]>();

@@ -49,5 +49,10 @@ describe('vigil adapt settings', () => {
     const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' });
     expect(issuesOf(() => createAdapt(config, { format: 'nginx', topic: 'raw' }))).toEqual(['--format: "nginx" is not a format vigil adapt knows (kong, apisix, envoy, otlp, wso2, tyk)']);
     expect(issuesOf(() => createAdapt(config, { format: 'kong', topic: 'raw topic' }))).toEqual(['--topic: "raw topic" is not a Kafka topic name (letters, digits, ".", "_" and "-")']);
+    // One of Vigil's own topics: it writes events and dead letters, and would read them back for ever.
+    expect(issuesOf(() => createAdapt(config, { format: 'kong', topic: config.topics.deadLetter }))).toEqual([
+      `--topic: "${config.topics.deadLetter}" is VIGIL_TOPIC_DEADLETTER, a topic of Vigil's own: give the gateway's raw topic (the intake's, ${config.intake.topic}, for Kong's HTTP log)`,
+    ]);
+    expect(issuesOf(() => createAdapt(config, { format: 'envoy', topic: config.topics.invocation }))).toHaveLength(1);
   });
 });

@@ -59,7 +59,8 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
             ...(tls ? { dnsLookup: keepHostname } : {}),
           },
         );
-  if (isCluster(redis)) boundOfflineQueue(redis, options.connectTimeout + options.commandTimeout);
+  // ioredis asks the seeds for the layout one after another, each for up to the connect timeout.
+  if (cluster !== undefined && isCluster(redis)) boundOfflineQueue(redis, options.connectTimeout * cluster.nodes.length + options.commandTimeout);
   // Connection errors are the callers' to handle (they pause, or a start check names them); this
   // keeps ioredis from printing each reconnect failure as an "unhandled error event".
   let lastLogged = 0;
@@ -76,7 +77,8 @@ export function createRedis(config: Config, logger?: Logger): RedisClient {
  * Bounds how long a Redis Cluster client holds commands while it has no node to send them to.
  * ioredis's cluster keeps them in its offline queue until the cluster is ready, with no timeout
  * (the command timeout starts only once a command reaches a node): with every node away, a start
- * check waited forever, and so would every chunk's state. The queue stays on while the client
+ * check waited forever, and so would every chunk's state. `waitMs` is the connect timeout per seed
+ * (they are asked in turn) plus the command timeout. The queue stays on while the client
  * connects or reconnects; once it has not been ready for `waitMs`, what it holds fails ("not
  * ready"), as a single Redis's commands do, and so does every command until it is ready again.
  */

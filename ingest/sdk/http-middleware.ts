@@ -175,16 +175,12 @@ export function invocationMiddleware(
         const status = aborted && !response.headersSent ? CLIENT_CLOSED_STATUS : response.statusCode;
         const template = typeof request.route?.path === 'string' ? `${request.baseUrl ?? ''}${request.route.path}` : undefined;
         const matched = template !== undefined && templateFits(template, path, caseSensitiveRouting(request)) ? template : undefined;
-        // No route took the request, and it was refused: its path is the client's choice, so it
-        // is recorded as one route value, not one per path tried. Everywhere, a 404 and a 499
-        // (dropped before routing). On an Express app (a router set `baseUrl`) also every other
-        // 4xx: a 401 or 429 answered by middleware before any route recorded the concrete path
-        // and let a scanner make up an endpoint per request. What middleware serves (static
-        // files, a proxy, `app.use('/health', ...)`) keeps its path. A plain `http` server has no
-        // routes: only its 404s and 499s.
-        const routed = typeof request.baseUrl === 'string';
-        const refused = status === 404 || status === CLIENT_CLOSED_STATUS || (routed && status >= 400 && status < 500);
-        const routePath = matched ?? (refused ? UNMATCHED_ROUTE : path);
+        // An unmatched 404 is a scan or a typo: one route value, not one per path tried. A
+        // request dropped before any route took it (499) is no route either. Anything else keeps
+        // its path: a 401 or 429 that auth or rate-limit middleware answered before routing is
+        // most often a real endpoint's (a login flood a limiter turns away), and per-endpoint
+        // rules must count it there, as they count what middleware serves (a proxy, static files).
+        const routePath = matched ?? (status === 404 || status === CLIENT_CLOSED_STATUS ? UNMATCHED_ROUTE : path);
         const ip = clientIp(request, peer, options.trustProxy ?? false);
         // Client-controlled values are cut to the contract's limits: an oversized header must
         // not make the event invalid, or a client could hide its calls by sending one.

@@ -19,9 +19,16 @@ export function parseOwnMessage<S extends z.ZodType>(message: KafkaMessage, sche
 /** What one send may weigh: half the broker's default `max.message.bytes` (1 MiB). */
 export const SEND_BATCH_BYTES = 512 * 1024;
 
+/** Bytes on the wire: a string's UTF-8 length, not its count of UTF-16 units. */
+function bytesOf(value: Buffer | string | (Buffer | string)[] | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  if (Array.isArray(value)) return value.reduce((sum, item) => sum + bytesOf(item), 0);
+  return Buffer.isBuffer(value) ? value.length : Buffer.byteLength(value, 'utf8');
+}
+
 function weight(message: Message): number {
-  let bytes = (message.value?.length ?? 0) + String(message.key ?? '').length;
-  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += name.length + (Buffer.isBuffer(value) ? value.length : String(value).length);
+  let bytes = bytesOf(message.value) + bytesOf(message.key);
+  for (const [name, value] of Object.entries(message.headers ?? {})) bytes += Buffer.byteLength(name, 'utf8') + bytesOf(value);
   return bytes;
 }
 

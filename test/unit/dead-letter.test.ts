@@ -195,6 +195,9 @@ describe('sendBatches', () => {
     const batches = sendBatches([letter(300_000), letter(300_000), letter(300_000), letter(300_000), letter(100_000)]);
     expect(batches.map((batch) => batch.length)).toStrictEqual([1, 1, 1, 2]);
     expect(sendBatches([])).toStrictEqual([]);
+    // Strings weigh their UTF-8 bytes: three 170,000-character CJK values (510 KB each) are three sends.
+    const cjk = { key: 'k', value: '漢'.repeat(170_000) };
+    expect(sendBatches([cjk, cjk, cjk]).map((batch) => batch.length)).toStrictEqual([1, 1, 1]);
   });
 });
 

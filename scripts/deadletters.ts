@@ -308,16 +308,16 @@ export function planRedrive(
   // A redrive run twice before the pipeline refused the first copy leaves two later letters that
   // name one origin, each at its own source position: one message, sent once. Sends are decided
   // by the chain's first letter (root -> the letter sent for it).
-  const roots = chainRootsOf(options.trail ?? trailOf(entries), entries.map(({ position }) => `${position.topic}/${position.partition}/${position.offset}`));
+  const roots = chainRootsOf(options.trail ?? trailOf(entries), entries.map(({ position }) => letterAt(position)));
   const sentRoots = new Map<string, string>();
   for (const { record, position } of entries) {
-    const later = redrivenSince.get(`${position.topic}/${position.partition}/${position.offset}`);
+    const later = redrivenSince.get(letterAt(position));
     if (later !== undefined) chosen.set(sourcePosition(record), `the later dead letter ${later} stands for it`);
   }
   for (const entry of entries) {
     const { record } = entry;
     const source = sourcePosition(record);
-    const at = `${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`;
+    const at = letterAt(entry.position);
     const root = roots.get(at) ?? `source ${source}`;
     // Event topics, and the raw topics gateways' records wait on: a record `vigil adapt` refused
     // goes back to its raw topic, to be adapted again once the map is fixed. A raw topic is one
@@ -375,7 +375,7 @@ export interface TrailLetter {
 /** Dead letters as the trail sees them, by position (`topic/partition/offset`). */
 export function trailOf(entries: Iterable<Pick<DeadLetterEntry, 'position' | 'record'>>): Map<string, TrailLetter> {
   const trail = new Map<string, TrailLetter>();
-  for (const { record, position } of entries) trail.set(`${position.topic}/${position.partition}/${position.offset}`, trailLetter(record));
+  for (const { record, position } of entries) trail.set(letterAt(position), trailLetter(record));
   return trail;
 }
 
@@ -773,7 +773,7 @@ export async function readDeadLetters(
     kafkaOf(context),
     context.config.topics.deadLetter,
     (entry) => {
-      trail.set(`${entry.position.topic}/${entry.position.partition}/${entry.position.offset}`, trailLetter(entry.record));
+      trail.set(letterAt(entry.position), trailLetter(entry.record));
       if (!selects(selection, entry)) return;
       matched++;
       if (entries.length < limit) {
@@ -968,11 +968,16 @@ export function redactSecrets(value: Buffer): Buffer | undefined {
   return redacted === textValue ? value : Buffer.from(redacted, 'utf8');
 }
 
+/** A dead letter's position as `show` prints it and the redrive trail names it: `topic/partition/offset`. */
+export function letterAt(position: DeadLetterPosition): string {
+  return `${position.topic}/${position.partition}/${position.offset}`;
+}
+
 /** The lines `show` prints for one dead letter; credentials in its value redacted unless `unredacted`. */
 export function formatEntry(entry: DeadLetterEntry, maxBytes: number, unredacted = false): string[] {
   const { position, record } = entry;
   const lines = [
-    `${position.topic}/${position.partition}/${position.offset}`,
+    letterAt(position),
     // Every header is text a producer chose (and a reason may quote the message): escaped, so
     // none can clear, recolour or retitle the terminal, or print a line of its own.
     `  reason         ${text(record.reasonCode)}: ${text(record.reason)}`,

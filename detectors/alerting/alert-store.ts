@@ -290,10 +290,31 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
   const { redis, ttlMs, maxDetections, resolvedReason, quietMs, latenessMs } = options;
   /** When alerts held open by the wall-clock fallback last had their TTL renewed (see settle). */
   let heldRenewedAt = Number.NEGATIVE_INFINITY;
+
   const heldClaimMs = options.heldClaimMs ?? HELD_CLAIM_MS;
   const keys = alertKeys(options.prefix);
   const tripOptions = { operation: 'alert state', ...(options.instrumentation ? { events: options.instrumentation } : {}) };
   defineScripts(redis);
+
+  /**
+   * Alerts the wall-clock fallback holds open while the pipeline is behind get no fold, which
+   * is what renews their keys' TTL: a stall longer than the TTL (a day at least) let an open
+   * alert's keys expire, so it was never resolved (its page stayed open, repeated by the
+   * notifier) and the incident's next detection opened a second one. Renewed while held, at
+   * most every tenth of the TTL.
+   */
+  async function keepHeldOpen(groups: readonly string[], now: number): Promise<void> {
+    if (now - heldRenewedAt < ttlMs / 10) return;
+    try {
+      const pipeline = redis.pipeline();
+      for (const group of groups) pipeline.pexpire(keys.alert(group), ttlMs).pexpire(keys.evidence(group), ttlMs);
+      pipeline.pexpire(keys.open, ttlMs).pexpire(keys.wall, ttlMs).pexpire(keys.clock, ttlMs);
+      await pipeline.exec();
+    } catch (error) {
+      throw unavailable(error);
+    }
+    heldRenewedAt = now;
+  }
 
   async function one(call: Parameters<typeof roundTrip>[1][number]): Promise<unknown> {
     const [reply] = await roundTrip(redis, [call], tripOptions);
@@ -447,25 +468,6 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
     },
 
     async settle(wallNowMs, mayUseWallClock) {
-      /**
-       * Alerts the wall-clock fallback holds open while the pipeline is behind get no fold, which
-       * is what renews their keys' TTL: a stall longer than the TTL (a day at least) let an open
-       * alert's keys expire, so it was never resolved (its page stayed open, repeated by the
-       * notifier) and the incident's next detection opened a second one. Renewed while held, at
-       * most every tenth of the TTL.
-       */
-      const keepHeldOpen = async (groups: readonly string[], now: number): Promise<void> => {
-        if (now - heldRenewedAt < ttlMs / 10) return;
-        try {
-          const pipeline = redis.pipeline();
-          for (const group of groups) pipeline.pexpire(keys.alert(group), ttlMs).pexpire(keys.evidence(group), ttlMs);
-          pipeline.pexpire(keys.open, ttlMs).pexpire(keys.wall, ttlMs).pexpire(keys.clock, ttlMs);
-          await pipeline.exec();
-        } catch (error) {
-          throw unavailable(error);
-        }
-        heldRenewedAt = now;
-      };
       let byEventTime: string[];
       let byWall: string[];
       try {

@@ -291,6 +291,7 @@ export function createObservability(sources: ObservabilitySources): Observabilit
       [],
       () => [[{}, alerter().aheadOfClock]],
     );
+    totalOf('vigil_alert_links_pruned_total', 'Entity links (an entity to the incident it joined) forgotten because their alert had expired or been replaced.', [], () => [[{}, alerter().linksPruned]]);
   }
   const { outbox } = sources;
   if (outbox) {

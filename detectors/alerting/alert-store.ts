@@ -258,6 +258,13 @@ export interface AlertStore {
    * nor given back (the process died) ends, and a later sweep takes them again.
    */
   claimHeld(alerts: readonly { alertId: string; group: string }[]): Promise<Set<string>>;
+  /**
+   * Forgets entity links whose alert is gone (expired, or replaced by another of its group), looking
+   * at about `count` links from where the last call stopped: the links hash's TTL is renewed by
+   * every new link, so without it every entity ever linked stays in Redis. One round trip.
+   * @returns links looked at, links deleted, and whether this call ended a pass over the hash
+   */
+  pruneLinks(count: number): Promise<{ scanned: number; deleted: number; passEnded: boolean }>;
   /** Gives claims back (their notification failed): the next sweep may take them again. */
   restoreHeld(alerts: readonly { alertId: string; group: string }[]): Promise<void>;
 }
@@ -574,6 +581,13 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
       );
       if (reply === undefined || !reply.ok) throw unavailable(reply?.error);
       return new Set(Array.isArray(reply.value) ? reply.value.map(String) : []);
+    },
+
+    async pruneLinks(count) {
+      const [reply] = await roundTrip(redis, [{ script: 'alertLinksPrune', keys: [keys.links, keys.linksCursor], args: [keys.alert(''), count, ttlMs] }], tripOptions);
+      if (reply === undefined || !reply.ok) throw unavailable(reply?.error ?? new Error('no reply'));
+      const [scanned, deleted, ended] = Array.isArray(reply.value) ? (reply.value as unknown[]).map(Number) : [];
+      return { scanned: scanned ?? 0, deleted: deleted ?? 0, passEnded: ended === 1 };
     },
 
     async restoreHeld(alerts) {

@@ -107,7 +107,15 @@ export interface AlerterStats {
   heldBehind: number;
   /** Detections whose event time ran more than a minute past the time they were made (a producer's clock running fast): taken a minute after it. */
   aheadOfClock: number;
+  /** Entity links forgotten because their alert was gone (expired, or replaced): see `AlertStore.pruneLinks`. */
+  linksPruned: number;
 }
+
+/**
+ * Entity links looked at per sweep (a sweep runs every few seconds, at most 5 s apart): a pass
+ * over 100,000 links takes about 500 sweeps, and a call costs Redis about one HGET per link.
+ */
+export const LINKS_PRUNED_PER_SWEEP = 200;
 
 /** A running alerter. */
 export interface Alerter {
@@ -178,6 +186,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     resent: 0,
     heldBehind: 0,
     aheadOfClock: 0,
+    linksPruned: 0,
   };
   /** The newest detection time released so far: the triage hook's event-time now. */
   let newestMs = Number.NEGATIVE_INFINITY;
@@ -687,8 +696,19 @@ export function createAlerter(options: AlerterOptions): Alerter {
       await drain();
       const resolved = await settle();
       await releaseHeld();
+      await pruneLinks();
       return resolved;
     });
+  }
+
+  /** A step of the pass forgetting dead entity links: Redis would otherwise keep every entity ever linked. */
+  async function pruneLinks(): Promise<void> {
+    try {
+      stats.linksPruned += (await store.pruneLinks(LINKS_PRUNED_PER_SWEEP)).deleted;
+    } catch (error) {
+      // Nothing waits on it: the next sweep goes on from the same place.
+      logger.warn({ err: error }, 'could not forget dead entity links; the next sweep tries again');
+    }
   }
 
   return {

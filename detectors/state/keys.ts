@@ -47,6 +47,8 @@ export function alertKeys(prefix: string): {
   storm(ruleId: string): string;
   /** Entity links: an entity's group key -> the alert (group and id) it was linked into. */
   links: string;
+  /** Where the pass forgetting dead entity links is (alertLinksPrune-2's HSCAN cursor). */
+  linksCursor: string;
   /** Silences: id -> the silence's JSON (see detectors/alerting/silences.ts). */
   silences: string;
   /** Open alerts a silence held a notification of: alert id -> group key, until notified or closed. */
@@ -65,6 +67,7 @@ export function alertKeys(prefix: string): {
     evidence: (group) => `${base}:evidence:${group}`,
     storm: (ruleId) => `${base}:storm:${ruleId}`,
     links: `${base}:links`,
+    linksCursor: `${base}:links-cursor`,
     silences: `${base}:silences`,
     heldBySilence: `${base}:held-by-silence`,
     heldClaims: `${base}:held-claims`,

@@ -38,6 +38,7 @@ const SCRIPTS = {
   alertSilence: { file: 'alertSilence-2.lua' },
   alertHeldClaim: { file: 'alertHeldClaim-2.lua' },
   alertHeldClear: { file: 'alertHeldClear-3.lua' },
+  alertLinksPrune: { file: 'alertLinksPrune-2.lua' },
   noteDevice: { file: 'noteDevice-3.lua', batch: { args: 6 } },
   readContext: { file: 'readContext-3.lua', batch: { args: 1 } },
   noteRequest: { file: 'noteRequest-1.lua', batch: { args: 3 } },

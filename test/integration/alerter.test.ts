@@ -492,6 +492,38 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
     }
   });
 
+  // Every new link renewed the links hash's TTL, and no link was ever removed: under steady
+  // traffic Redis kept every entity ever linked, for good.
+  it('forgets an entity link once its alert has expired, and keeps the links of a live one', async () => {
+    const redis = new Redis(isolatedConfig({}).redis.url);
+    const prefix = `vigil-it-links-${Date.now()}`;
+    const keys = alertKeys(prefix);
+    try {
+      const short = createAlertStore({ redis, prefix, ttlMs: 1000, maxDetections: 10, resolvedReason: 'quiet', quietMs: 600_000, latenessMs: 500, stormMax: 0, stormWindowMs: 0 });
+      const at = Date.now();
+      const gone = { ...foldItem('det-link-gone', 'client.ip=203.0.113.91', at, at, 'alert-link-gone', 'takeover'), named: ['actor.userId=victim-gone'] };
+      expect((await short.fold([gone], at))[0]).toMatchObject({ ok: true, kind: 'opened' });
+      expect(await redis.hkeys(keys.links)).toStrictEqual(['actor.userId=victim-gone']);
+      // Another incident's link renews the links hash, as steady traffic does.
+      const store = createAlertStore({ redis, prefix, ttlMs: 600_000, maxDetections: 10, resolvedReason: 'quiet', quietMs: 600_000, latenessMs: 500, stormMax: 0, stormWindowMs: 0 });
+      const live = { ...foldItem('det-link-live', 'client.ip=203.0.113.92', at, at, 'alert-link-live', 'takeover'), named: ['actor.userId=victim-live'] };
+      expect((await store.fold([live], at))[0]).toMatchObject({ ok: true, kind: 'opened' });
+      // The first alert's keys expire (a day after resolving, by default); the hash holds its link on.
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      expect(await redis.exists(keys.alert('client.ip=203.0.113.91'))).toBe(0);
+      expect((await redis.hkeys(keys.links)).sort()).toStrictEqual(['actor.userId=victim-gone', 'actor.userId=victim-live']);
+      expect(await store.pruneLinks(100)).toStrictEqual({ scanned: 2, deleted: 1, passEnded: true });
+      expect(await redis.hkeys(keys.links)).toStrictEqual(['actor.userId=victim-live']);
+      // The live link is still followed: the victim's next detection joins the incident.
+      const next = { ...foldItem('det-link-next', 'actor.userId=victim-live', at + 1000, at + 1000, 'alert-link-next', 'takeover') };
+      expect((await store.fold([next], at + 1000))[0]).toMatchObject({ ok: true, alert: { id: 'alert-link-live' } });
+    } finally {
+      const found = await redis.keys(`${prefix}:*`);
+      if (found.length > 0) await redis.del(...found);
+      await redis.quit();
+    }
+  });
+
   // A surge detection folds at its judgedAt (its bucket's end plus the rules' allowed lateness);
   // the quiet period ran from its event time, so with a quiet period shorter than that lateness
   // the fold clock had passed it already: the alert resolved in the sweep after it opened, and

@@ -1040,6 +1040,52 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
+  describeScript('alertLinksPrune-2.lua', () => {
+    const prune = (count: number) => call('alertLinksPrune', [alertKey('links'), alertKey('links-cursor')], [alertKey('alert:'), count, TTL]);
+    const link = (entity: string, group: string, id: string) => redis.hset(alertKey('links'), entity, JSON.stringify({ group, id }));
+
+    it('forgets the links whose alert expired or was replaced, keeps those its group still holds, and never renews the hash', async () => {
+      await redis.hset(alertKey('alert:g-live'), 'id', 'alert-live', 'status', 'open');
+      await redis.hset(alertKey('alert:g-resolved'), 'id', 'alert-old', 'status', 'resolved');
+      await redis.hset(alertKey('alert:g-replaced'), 'id', 'alert-new', 'status', 'open');
+      await link('ip=live', 'g-live', 'alert-live');
+      await link('ip=resolved', 'g-resolved', 'alert-old');
+      await link('ip=replaced', 'g-replaced', 'alert-replaced-earlier');
+      await link('ip=expired', 'g-expired', 'alert-gone');
+      await redis.hset(alertKey('links'), 'ip=garbled', 'not json');
+      await redis.pexpire(alertKey('links'), 50_000);
+      expect(await prune(100)).toEqual([5, 3, 1]);
+      // A resolved alert its group still holds is still followed (alertFold-12's linkedAlert): kept.
+      expect(Object.keys(await redis.hgetall(alertKey('links'))).sort()).toEqual(['ip=live', 'ip=resolved']);
+      expect(await redis.pttl(alertKey('links'))).toBeLessThanOrEqual(50_000);
+      expect(await redis.exists(alertKey('links-cursor'))).toBe(0);
+    });
+
+    it('walks a large hash a step at a time from where it stopped, and a whole pass leaves only live links', async () => {
+      await redis.hset(alertKey('alert:g-live'), 'id', 'alert-live', 'status', 'open');
+      // Past the listpack size, so that HSCAN pages (a small hash comes whole).
+      for (let start = 0; start < 2000; start += 500) {
+        const fields: Record<string, string> = {};
+        for (let index = start; index < start + 500; index++) fields[`ip=${index}`] = JSON.stringify(index % 10 === 0 ? { group: 'g-live', id: 'alert-live' } : { group: `g-${index}`, id: `alert-${index}` });
+        await redis.hset(alertKey('links'), fields);
+      }
+      const first = await prune(50);
+      expect(Number(first[0])).toBeLessThan(2000);
+      expect(first[2]).toBe(0);
+      expect(await redis.get(alertKey('links-cursor'))).not.toBeNull();
+      expect(await redis.pttl(alertKey('links-cursor'))).toBeGreaterThan(0);
+      let calls = 1;
+      let reply = first;
+      while (reply[2] !== 1 && calls < 1000) {
+        reply = await prune(50);
+        calls++;
+      }
+      expect(calls).toBeGreaterThan(10);
+      expect(await redis.hlen(alertKey('links'))).toBe(200);
+      expect(await redis.exists(alertKey('links-cursor'))).toBe(0);
+    });
+  });
+
   describeScript('alertSettle-5.lua', () => {
     const settle = (now: number) => callScript(redis, 'alertSettle', [alertKey('alert:g-1'), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [now, 10_000, 2000, 'g-1', TTL, 'quiet']);
 
@@ -1589,6 +1635,18 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await redis.hset(heldClaims, 'alert-1', '1', 'alert-2', '1');
       await redis.pexpire(heldClaims, 30_000);
       await callScript(redis, 'alertHeldClear', [key, heldBySilence, heldClaims], ['alert-1', '1']);
+      return 30_000;
+    },
+    'alertLinksPrune-2.lua': async () => {
+      // It only deletes links (their hash keeps its TTL); the cursor of a pass under way gets the TTL passed.
+      const { links, linksCursor } = alertKeys(prefix);
+      const fields: Record<string, string> = {};
+      for (let index = 0; index < 1000; index++) fields[`ip=${index}`] = JSON.stringify({ group: `g-${index}`, id: `alert-${index}` });
+      await redis.hset(links, fields);
+      await redis.pexpire(links, 30_000);
+      const [, , ended] = (await call('alertLinksPrune', [links, linksCursor], [alertKeys(prefix).alert(''), 10, 20_000])) as number[];
+      expect(ended).toBe(0);
+      await redis.hset(links, 'ip=live', '{"group":"g","id":"a"}');
       return 30_000;
     },
     'alertHeldClaim-2.lua': async () => {

@@ -23,6 +23,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   alertSilence: { version: 2, sha256: '9efd9bbcf0c9956a' },
   alertHeldClaim: { version: 1, sha256: 'bd4fdb3820d2e555' },
   alertHeldClear: { version: 2, sha256: '1a9a8f2ad32f2540' },
+  alertLinksPrune: { version: 1, sha256: 'febe5cbc5474736d' },
   noteDevice: { version: 2, sha256: '597420a167b40330' },
   readContext: { version: 2, sha256: '36a2e1a47ac5c871' },
   noteRequest: { version: 2, sha256: '25bc52cbbab912f2' },

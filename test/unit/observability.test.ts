@@ -90,6 +90,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
       resent: 5,
       heldBehind: 7,
       aheadOfClock: 8,
+      linksPruned: 9,
     }),
     notifier: () => ({ queued: 1, sent: 4, retried: 2, failed: 1, deadLettered: 1 }),
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
@@ -218,6 +219,7 @@ describe('/metrics', () => {
       expect(sample(text, 'vigil_alert_changes_silenced_total')).toBe(4);
       expect(sample(text, 'vigil_alert_wall_clock_held_total')).toBe(7);
       expect(sample(text, 'vigil_alert_detections_ahead_total')).toBe(8);
+      expect(sample(text, 'vigil_alert_links_pruned_total')).toBe(9);
     } finally {
       await observability.close();
     }

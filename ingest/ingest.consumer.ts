@@ -18,6 +18,7 @@ import {
   ensureTopicStates,
   installTemplates,
   type BulkItem,
+  type BulkItemResult,
   type Chunk,
   type Config,
   type Instrumentation,
@@ -39,6 +40,13 @@ import { conflictReason, resolveDuplicates, type HashedItem } from './id-conflic
 import { RecentIds } from './recent-ids';
 import { correlate, decode, type Refused } from './stages';
 import { messageEventTime } from './event-time';
+
+/**
+ * The most documents remembered as created by a chunk that then failed, until its redo counts
+ * them: a few chunks' worth (a redo follows within the partition's backoff; one another instance
+ * takes over after a rebalance counts them as duplicates, and they age out here).
+ */
+const CREATED_BEFORE_REDO_MAX = 20_000;
 
 /** Dead-letter sends the broker may hold at once (every partition's chunks share the producer). */
 const DEAD_LETTER_SENDS_IN_FLIGHT = 5;
@@ -207,6 +215,11 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
   // Ids this process saw acknowledged, with their content hash: a redelivery or an id collision
   // of one of them is decided before correlation, rules and indexing (see recent-ids.ts).
   const recentIds = new RecentIds(config.recentIds);
+  // Documents Elasticsearch created in a chunk that then failed (others of it still pushed back
+  // after the retries), with their content hash. Nothing was counted for that chunk; its redo
+  // finds them indexed (a 409 with the same content) and counts them here as indexed, once, not
+  // as duplicates: the counters stay those of the events, not of the attempts.
+  const createdBeforeRedo = new RecentIds(CREATED_BEFORE_REDO_MAX);
 
   /**
    * One chunk, once. When it fails, the rules' clock goes back to where the chunk found it: the
@@ -304,7 +317,20 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       'index',
       chunk,
       items.length,
-      async () => (items.length > 0 ? resolveDuplicates((request) => elasticsearch.mget(request), hashed, await indexer.index(items)) : []),
+      async () => {
+        if (items.length === 0) return [];
+        const settled = await indexer.indexSettled(items);
+        const pushedBack = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+        if (pushedBack !== undefined) {
+          settled.forEach((outcome, position) => {
+            const item = hashed[position];
+            if (item && outcome.status === 'fulfilled' && outcome.value.status === 'created') createdBeforeRedo.remember(item.index, item.id, item.contentHash);
+          });
+          throw pushedBack.reason;
+        }
+        const acknowledged = settled.map((outcome) => (outcome as PromiseFulfilledResult<BulkItemResult>).value);
+        return resolveDuplicates((request) => elasticsearch.mget(request), hashed, acknowledged);
+      },
       fresh,
     );
     // Handled here too: it may fail while the rules still run, before anything awaits it.
@@ -354,7 +380,9 @@ export function createIngestPipeline(deps: IngestPipelineDeps): IngestPipeline {
       const item = hashed[position];
       if (item && (result.status === 'created' || result.status === 'duplicate')) acknowledged.push({ item, storedHash: item.contentHash });
       else if (item && result.status === 'conflict' && result.storedHash !== 'none') acknowledged.push({ item, storedHash: result.storedHash });
-      if (result.status === 'created') {
+      // Created by an earlier attempt at this chunk, which failed before it was counted.
+      const createdEarlier = result.status === 'duplicate' && item !== undefined && createdBeforeRedo.take(item.index, item.id) === item.contentHash;
+      if (result.status === 'created' || createdEarlier) {
         created++;
         const family = fresh[position]?.event.family;
         if (family) createdByFamily[family] = (createdByFamily[family] ?? 0) + 1;

@@ -68,6 +68,16 @@ export class RecentIds {
     }
   }
 
+  /** Forgets a document: returns the hash it was held with, if it was held. */
+  take(index: string, id: string): string | undefined {
+    const key = keyOf(index, id);
+    const held = this.entries.get(key);
+    if (held === undefined) return undefined;
+    this.entries.delete(key);
+    this.characters -= key.length + held.length;
+    return held;
+  }
+
   /** The oldest entry held, the next to be evicted; `undefined` when none is held. */
   protected oldest(): [string, string] | undefined {
     if (this.entries.size === 0) return undefined;

@@ -114,6 +114,19 @@ export class BulkIndexer {
    * @throws StoreUnavailableError when Elasticsearch still pushes back after the retries.
    */
   index(items: readonly BulkItem[]): Promise<BulkItemResult[]> {
+    return Promise.all(this.queue(items));
+  }
+
+  /**
+   * As {@link index}, but each document settles on its own: when some are still pushed back after
+   * the retries, the caller also learns which ones Elasticsearch did take (to count them once).
+   */
+  indexSettled(items: readonly BulkItem[]): Promise<PromiseSettledResult<BulkItemResult>[]> {
+    return Promise.allSettled(this.queue(items));
+  }
+
+  /** Queues documents, one promise each: its result once acknowledged. */
+  private queue(items: readonly BulkItem[]): Promise<BulkItemResult>[] {
     const results = items.map(
       (item) =>
         new Promise<BulkItemResult>((resolve, reject) => {
@@ -132,7 +145,7 @@ export class BulkIndexer {
       }, this.options.flushMs);
     }
     this.pump();
-    return Promise.all(results);
+    return results;
   }
 
   /** Sends what waits and resolves when it and every request in flight have finished. */

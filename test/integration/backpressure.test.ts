@@ -85,6 +85,120 @@ describe.each(CONSUMER_LOOPS)('when Elasticsearch pushes back, $loop', ({ env, a
   });
 });
 
+/**
+ * A loopback proxy that, until healed, sends Elasticsearch only the first half of the documents of
+ * a bulk request it has not seen before and answers the others with a per-item 429 (those it has
+ * seen before always: a node whose write queue stays full), as a node whose write queue filled
+ * part-way through a request does; everything else is forwarded.
+ */
+function startPartialProxy(target: URL): Promise<{ server: Server; url: string; partial: () => number; heal: () => void }> {
+  let partial = 0;
+  let healed = false;
+  const seen = new Set<string>();
+  const server = createServer((incoming, outgoing) => {
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.on('end', () => {
+      let body = Buffer.concat(chunks);
+      // Per document of the request: whether it goes to Elasticsearch.
+      let taken: boolean[] | undefined;
+      if (incoming.url?.includes('_bulk') && !healed) {
+        partial++;
+        const lines = body.toString('utf8').split('\n').filter((line) => line.length > 0);
+        const ids = lines.filter((_, index) => index % 2 === 0).map((action) => (JSON.parse(action) as { create: { _id: string } }).create._id);
+        const fresh = ids.filter((id) => !seen.has(id));
+        const keep = new Set(fresh.slice(0, Math.ceil(fresh.length / 2)));
+        for (const id of ids) seen.add(id);
+        taken = ids.map((id) => keep.has(id));
+        body = Buffer.from(lines.filter((_, index) => taken?.[Math.floor(index / 2)] === true).map((line) => `${line}\n`).join(''));
+      }
+      const refusals = taken?.filter((kept) => !kept).length ?? 0;
+      const refused = { create: { status: 429, error: { type: 'es_rejected_execution_exception', reason: 'rejected by the test proxy' } } };
+      if (taken !== undefined && refusals === taken.length) {
+        outgoing.writeHead(200, { 'content-type': 'application/json', 'x-elastic-product': 'Elasticsearch' });
+        outgoing.end(JSON.stringify({ errors: true, items: taken.map(() => refused) }));
+        return;
+      }
+      const headers = { ...incoming.headers, 'content-length': String(body.length) };
+      delete headers['accept-encoding'];
+      delete headers['transfer-encoding'];
+      const forward = httpRequest({ host: target.hostname, port: target.port, path: incoming.url, method: incoming.method, headers }, (response) => {
+        const answer: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => answer.push(chunk));
+        response.on('end', () => {
+          let text = Buffer.concat(answer);
+          if (taken !== undefined && refusals > 0) {
+            const answered = [...((JSON.parse(text.toString('utf8')) as { items?: unknown[] }).items ?? [])];
+            const items = taken.map((kept) => (kept ? answered.shift() : refused));
+            text = Buffer.from(JSON.stringify({ errors: true, items }));
+          }
+          const headers = { ...response.headers, 'content-length': String(text.length) };
+          delete headers['content-encoding'];
+          delete headers['transfer-encoding'];
+          outgoing.writeHead(response.statusCode ?? 502, headers);
+          outgoing.end(text);
+        });
+      });
+      forward.on('error', () => outgoing.destroy());
+      forward.end(body);
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({ server, url: `http://127.0.0.1:${port}`, partial: () => partial, heal: () => (healed = true) });
+    });
+  });
+}
+
+// A chunk whose bulk was taken in part, then pushed back past the retries, is redone: its redo
+// found the documents taken the first time indexed, and counted them as duplicates, so
+// `indexed` fell short of the events and `duplicates` rose with no producer sending any twice.
+describe('when Elasticsearch takes part of a chunk and pushes the rest back past the retries', () => {
+  let stack: Stack;
+  let proxy: Awaited<ReturnType<typeof startPartialProxy>>;
+
+  beforeAll(async () => {
+    proxy = await startPartialProxy(new URL(loadConfig().elasticsearch.url));
+    stack = openStack(isolatedConfig());
+  });
+
+  afterAll(async () => {
+    await stack.cleanup();
+    await new Promise((done) => proxy.server.close(done));
+  });
+
+  it('indexes every event once and counts each once as indexed, none as a duplicate', async () => {
+    const vigil = vigilOn(stack, { elasticsearch: undefined }, { ...stack.config, elasticsearch: { url: proxy.url } });
+    const pipeline = vigil.pipeline as IngestPipeline;
+    await vigil.start();
+    try {
+      const emitter = createEmitter({ kafka: stack.kafka, topics: stack.config.topics, source: { service: 'partial-test', kind: 'service' } });
+      for (let n = 0; n < 120; n++) {
+        emitter.invocation({
+          id: `evt-partial-${n}`,
+          actor: { consumerId: `app-${n % 5}` },
+          invocation: { resource: { api: 'orders-v1', method: 'GET', path: `/v1/orders/${n}` }, route: '/v1/orders/:id', status: 200, latencyMs: 7 },
+        });
+      }
+      await emitter.close();
+      // Every chunk's first request is taken in half, its retries refused: each chunk fails.
+      await waitFor('the partitions paused, some events indexed', async () => pipeline.stats().pauses > 0 && (await countEvents(stack)) > 0, 60_000);
+      expect(pipeline.stats().consumed).toBe(0);
+      proxy.heal();
+      await waitFor('all 120 events indexed', async () => (await countEvents(stack)) >= 120, 90_000);
+      await waitFor('all 120 events counted', () => pipeline.stats().consumed >= 120, 60_000);
+      expect(proxy.partial()).toBeGreaterThanOrEqual(4);
+      expect(await countEvents(stack)).toBe(120);
+      const stats = pipeline.stats();
+      expect({ consumed: stats.consumed, indexed: stats.indexed, duplicates: stats.duplicates, deadLettered: stats.deadLettered }).toStrictEqual({ consumed: 120, indexed: 120, duplicates: 0, deadLettered: 0 });
+      expect(stats.indexedByFamily).toEqual({ invocation: 120 });
+    } finally {
+      await vigil.stop();
+    }
+  });
+});
+
 describe('when Elasticsearch refuses documents for a reason outside them (a write block on the day\'s index)', () => {
   let stack: Stack;
 

@@ -47,6 +47,22 @@ describe('the memory of acknowledged event ids', () => {
     expect(memory.heldCharacters).toBeLessThanOrEqual(1000);
   });
 
+  it('takes an id out: its hash once, then nothing, its characters given back, the others kept in order', () => {
+    const memory = new RecentIds(2);
+    memory.remember('index', 'e-1', HASH_A);
+    memory.remember('index', 'e-2', HASH_B);
+    const held = memory.heldCharacters;
+    expect(memory.take('index', 'e-1')).toBe(HASH_A);
+    expect(memory.take('index', 'e-1')).toBeUndefined();
+    expect(memory.take('other', 'e-2')).toBeUndefined();
+    expect(memory.size).toBe(1);
+    expect(memory.heldCharacters).toBeLessThan(held);
+    memory.remember('index', 'e-3', HASH_A);
+    memory.remember('index', 'e-4', HASH_A);
+    expect(memory.get('index', 'e-2')).toBeUndefined();
+    expect([memory.get('index', 'e-3'), memory.get('index', 'e-4')]).toStrictEqual([HASH_A, HASH_A]);
+  });
+
   it('holds nothing when it is off (0 entries)', () => {
     const memory = new RecentIds(0);
     memory.remember('index', 'e-1', HASH_A);

@@ -13,6 +13,7 @@ import { byteCount, clientIp, headerValue, identifierCut, isoTime, keyPart, late
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import { gatewayPolicies, requestLine, type GatewayPolicyNames } from './kong';
 import type { AdapterSettings, GatewayAdapter } from './types';
+import { routeWithoutMatch } from './common';
 
 const APISIX_NAMES: GatewayPolicyNames = {
   prefix: 'apisix',
@@ -103,7 +104,7 @@ export function readApisixRecord(raw: Record<string, unknown>, settings: Pick<Ad
       time,
       method,
       path: uri.path,
-      route: routeKey !== undefined ? `/${routeKey}` : uri.path,
+      route: routeKey !== undefined ? `/${routeKey}` : routeWithoutMatch(status, uri.path),
       status,
       latencyMs: latencyOf(numeric(raw.latency)),
       ...(bytesIn !== undefined ? { bytesIn } : {}),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { GroupKeys, GroupMap } from './types';
 import { exceedsDepth } from '../classify';
 import { hasControl } from './fields';
+import { UNMATCHED_ROUTE } from '../sdk/http-middleware';
 
 /** The HTTP methods the contract takes; any other is skipped as `method_unsupported`. */
 const CONTRACT_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -150,4 +151,14 @@ export function parseJsonBatch(value: Uint8Array): JsonBatch {
   if (Array.isArray(parsed)) return parsed.length === 0 ? { ok: false, message: 'an empty JSON array: expected a JSON object or an array of them' } : { ok: true, records: parsed };
   if (typeof parsed === 'object' && parsed !== null) return { ok: true, records: [parsed] };
   return { ok: false, message: `expected a JSON object or an array of them, got ${parsed === null ? 'null' : typeof parsed}` };
+}
+
+/**
+ * The route of a request no gateway route matched: a 404 is recorded as `/{unmatched}`, as the
+ * SDK's middleware records it, so a scanner's paths don't make one route value (and one
+ * per-endpoint baseline) each; any other status keeps the path (a gateway's own answer on a real
+ * endpoint, such as a 401 before routing, belongs to it).
+ */
+export function routeWithoutMatch(status: number, path: string): string {
+  return status === 404 ? UNMATCHED_ROUTE : path;
 }

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { contractMethod, splitUri } from './common';
+import { contractMethod, routeWithoutMatch, splitUri } from './common';
 import { clientIp, hasControl, identifierText, isoTime, numeric, present, userAgentCut } from './fields';
 import { recordEvents, type PolicySignal } from './record-events';
 import type { AdapterResult, AdapterSettings, GatewayAdapter, GroupKeys } from './types';
@@ -174,9 +174,9 @@ export interface AccessRecord {
 
 const count = (value: number | undefined): number | undefined => (value !== undefined && Number.isInteger(value) && value >= 0 ? value : undefined);
 
-/** The route the contract takes: a template as is, a route name under `/`, else the path itself. */
-function contractRoute(route: string | undefined, path: string): string {
-  if (route === undefined || route === '' || hasControl(route)) return path;
+/** The route the contract takes: a template as is, a route name under `/`, else the path itself (`/{unmatched}` for a 404). */
+function contractRoute(route: string | undefined, path: string, status: number): string {
+  if (route === undefined || route === '' || hasControl(route)) return routeWithoutMatch(status, path);
   return route.startsWith('/') ? route : `/${route}`;
 }
 
@@ -231,7 +231,7 @@ export function accessRecordEvents(format: string, record: AccessRecord, index: 
       time: record.time,
       method,
       path: target.path,
-      route: contractRoute(record.route, target.path),
+      route: contractRoute(record.route, target.path, status),
       status,
       latencyMs: record.latencyMs ?? 0,
       // Absent when the record has no count: the contract reads absent as unknown, 0 as empty.

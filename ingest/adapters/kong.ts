@@ -8,7 +8,7 @@
  * was proxied) and from the response headers the plugins set (`WWW-Authenticate`, `RateLimit-*`).
  * Headers prove an outcome; a status alone is a heuristic and is labelled `derived: status`.
  */
-import { contractMethod, splitUri, type ContractMethod } from './common';
+import { contractMethod, routeWithoutMatch, splitUri, type ContractMethod } from './common';
 import { byteCount, challengeOf, clientIp, headerValue, identifierCut, isoTime, keyPart, latencyOf, numeric, objectOf, present, stringsOf, traceIdOf, userAgentCut } from './fields';
 import { translateJsonBatch, type PolicySignal, type RecordRead } from './record-events';
 import type { AdapterSettings, GatewayAdapter } from './types';
@@ -145,13 +145,13 @@ export function kongPolicies(raw: Record<string, unknown>, status: number): Poli
   });
 }
 
-/** The route the contract wants: Kong's first plain path (a prefix), else `/<route name>`, else the path. */
-function kongRoute(route: Record<string, unknown> | undefined, path: string): string {
+/** The route the contract wants: Kong's first plain path (a prefix), else `/<route name>`, else the path (`/{unmatched}` for a 404). */
+function kongRoute(route: Record<string, unknown> | undefined, path: string, status: number): string {
   const first = Array.isArray(route?.paths) ? present(route.paths[0]) : undefined;
   // A path starting with `~` is a regex, not something to group by.
   if (first?.startsWith('/') === true) return first;
   const name = present(route?.name);
-  return name !== undefined ? `/${name}` : path;
+  return name !== undefined ? `/${name}` : routeWithoutMatch(status, path);
 }
 
 /**
@@ -232,7 +232,7 @@ export function readKongRecord(raw: Record<string, unknown>, settings: Pick<Adap
       time,
       method,
       path: uri.path,
-      route: kongRoute(route, uri.path),
+      route: kongRoute(route, uri.path, status),
       status,
       latencyMs: latencyOf(numeric(latencies?.request)),
       ...(bytesIn !== undefined ? { bytesIn } : {}),

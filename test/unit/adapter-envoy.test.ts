@@ -43,6 +43,17 @@ function ordersInvocation(overrides: { status?: number; labels?: Record<string, 
 const ordersPolicy = orders.policy;
 
 describe('envoy adapter: Istio default JSON', () => {
+  it('records a 404 no route matched (NR) as /{unmatched}, as the SDK does, and keeps the path of any other unrouted status', () => {
+    const withDefault = { ...settings, groups: groupMap({ default: 'edge' }) };
+    const routeOf = (overrides: Record<string, unknown>): unknown => {
+      const invocation = translate(line(istioRecord({ route_name: '-', ...overrides })), withDefault).events.find((event) => event.family === 'invocation');
+      return invocation?.family === 'invocation' ? invocation.invocation.route : undefined;
+    };
+    expect(routeOf({ response_code: '404', response_flags: 'NR', path: '/.env' })).toBe('/{unmatched}');
+    expect(routeOf({ response_code: '404', response_flags: 'NR', path: '/wp-login.php' })).toBe('/{unmatched}');
+    expect(routeOf({ response_code: '401', path: '/orders/42' })).toBe('/orders/42');
+  });
+
   it('turns a 201 into one invocation: query dropped from the path, "-" values absent, client from downstream_remote_address', () => {
     const result = translate(line(istioRecord()));
     expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [] });

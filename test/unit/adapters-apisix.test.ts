@@ -26,6 +26,18 @@ const summary = (event: VigilEventInput): unknown[] =>
     : [withoutRecordDigest(event.id), event.family];
 
 describe('the apisix adapter: a request id the client chose', () => {
+  it('records a 404 no route matched as /{unmatched}, as the SDK does, and keeps the path of any other unrouted status', () => {
+    const routeOf = (status: number): unknown => {
+      const entry: Record<string, unknown> = { ...apisixEntry(call({ status })) };
+      delete entry.route_id;
+      delete entry.route_name;
+      const invocation = translate(entry).events.find((event) => event.family === 'invocation');
+      return invocation?.family === 'invocation' ? invocation.invocation.route : undefined;
+    };
+    expect(routeOf(404)).toBe('/{unmatched}');
+    expect(routeOf(401)).not.toBe('/{unmatched}');
+  });
+
   it('drops an X-Request-Id holding a control character and keeps the record\'s events (they were refused as schema_invalid)', () => {
     const entry = apisixEntry(call({ status: 401 }));
     const request = entry.request as { headers: Record<string, string> };

@@ -370,7 +370,14 @@ describe('the kong adapter', () => {
     unrouted.route = null;
     unrouted.service = null;
     const [routeless] = translate(unrouted, withDefault).events;
-    expect(routeless?.family === 'invocation' && [routeless.invocation.resource.api, routeless.invocation.route]).toEqual(['api.example.com', '/orders/8812']);
+    // A 404 no route matched is a scanner's probe as often as not: one route value for all of them, as the SDK records it.
+    expect(routeless?.family === 'invocation' && [routeless.invocation.resource.api, routeless.invocation.route]).toEqual(['api.example.com', '/{unmatched}']);
+    // Any other status before routing (a 401 of a global auth plugin) keeps the path: it is a real endpoint's.
+    const denied = kongRecord(call({ status: 401 }));
+    denied.route = null;
+    denied.service = null;
+    const [deniedCall] = translate(denied, withDefault).events.filter((event) => event.family === 'invocation');
+    expect(deniedCall?.family === 'invocation' && deniedCall.invocation.route).toBe('/orders/8812');
   });
 
   it('reads the oauth2 user, the trace and an mTLS pass', () => {

@@ -475,6 +475,15 @@ function records(value: Uint8Array, out: AdapterResult): { index: number; record
       return [];
     }
   }
+  // One object written over several lines (pretty-printed): whole, before it is read line by line.
+  if (body.startsWith('{') && body.includes('\n')) {
+    try {
+      const parsed: unknown = JSON.parse(body);
+      if (isObject(parsed)) return [{ index: 0, record: parsed }];
+    } catch {
+      // Not one object: one per line, below.
+    }
+  }
   const found: { index: number; record: Json }[] = [];
   let index = 0;
   for (const line of body.split('\n')) {

@@ -168,7 +168,10 @@ export function isoTime(value: unknown): string | undefined {
     if (text === undefined) return undefined;
     if (/^\d+(\.\d+)?$/.test(text)) epoch = Number(text);
     else {
-      const millis = Date.parse(text);
+      // A date-time without a zone is read as UTC, not in this host's zone: the same record must
+      // not land hours apart on two hosts (Date.parse reads it as local time).
+      const zoned = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(text) ? `${text.replace(' ', 'T')}Z` : text;
+      const millis = Date.parse(zoned);
       return Number.isFinite(millis) ? new Date(millis).toISOString() : undefined;
     }
   }

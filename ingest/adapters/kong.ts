@@ -37,15 +37,19 @@ function answeredByGateway(raw: Record<string, unknown>): boolean {
   return present(raw.upstream_status) === undefined;
 }
 
-/** The rate-limiting headers Kong's plugins set: `RateLimit-*`, `X-RateLimit-*-<window>`, `Retry-After`. */
+/**
+ * The rate-limiting headers Kong's and APISIX's plugins set: `RateLimit-*`, `X-RateLimit-*-<window>`,
+ * `Retry-After`, and APISIX limit-count's per-rule `X-<prefix>-RateLimit-*` (or names its plugin
+ * metadata sets, which keep `RateLimit-Remaining` in them).
+ */
 export function rateLimitHeaders(headers: unknown): { present: boolean; exhausted: boolean } {
   const table = objectOf(headers) ?? {};
   let found = false;
   let exhausted = false;
   for (const [name, value] of Object.entries(table)) {
     const lower = name.toLowerCase();
-    if (lower === 'retry-after' || lower.startsWith('ratelimit-') || lower.startsWith('x-ratelimit-')) found = true;
-    if (lower === 'ratelimit-remaining' || lower.startsWith('x-ratelimit-remaining')) {
+    if (lower === 'retry-after' || lower.includes('ratelimit-')) found = true;
+    if (lower.includes('ratelimit-remaining')) {
       if (numeric(Array.isArray(value) ? (value[0] as unknown) : value) === 0) exhausted = true;
     }
   }

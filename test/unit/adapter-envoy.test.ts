@@ -43,6 +43,11 @@ function ordersInvocation(overrides: { status?: number; labels?: Record<string, 
 const ordersPolicy = orders.policy;
 
 describe('envoy adapter: Istio default JSON', () => {
+  it('reads one record written over several lines (pretty-printed) whole, as the other formats do', () => {
+    const result = translate(`${JSON.stringify(istioRecord(), null, 2)}\n`);
+    expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [] });
+  });
+
   it('records a 404 no route matched (NR) as /{unmatched}, as the SDK does, and keeps the path of any other unrouted status', () => {
     const withDefault = { ...settings, groups: groupMap({ default: 'edge' }) };
     const routeOf = (overrides: Record<string, unknown>): unknown => {

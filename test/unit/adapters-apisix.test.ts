@@ -76,6 +76,18 @@ describe('the apisix adapter', () => {
     expect(result.events.slice(1).map(summary)).toEqual([['apisix:e1f2a3b4-0001:authn', 'authn', 'apisix-auth', 'pass', undefined]]);
   });
 
+  it('reads limit-count\'s per-rule headers (X-<prefix>-RateLimit-Remaining) as its rejection', () => {
+    const batch = [
+      apisixEntry(call({ requestId: 'r-rule', status: 503, responseHeaders: { 'X-1-RateLimit-Limit': '10', 'X-1-RateLimit-Remaining': '0', 'X-1-RateLimit-Reset': '30' } })),
+      apisixEntry(call({ requestId: 'r-left', status: 503, responseHeaders: { 'X-1-RateLimit-Limit': '10', 'X-1-RateLimit-Remaining': '3' } })),
+    ];
+    expect(translate(batch).events.map(summary)).toEqual([
+      ['apisix:r-rule:inv', 'invocation'],
+      ['apisix:r-rule:rate_limit', 'rate_limit', 'apisix-limit-count', 'fail', undefined],
+      ['apisix:r-left:inv', 'invocation'],
+    ]);
+  });
+
   it('translates a kafka-logger batch (one JSON array) with each failure kind', () => {
     const batch = [
       apisixEntry(call({ requestId: 'r-401', status: 401, responseHeaders: REFUSALS.apisixKeyAuth })),

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { ADAPTERS, adapterFor, contractPath, eventId, groupMap, isoTime, sha256, type AdapterResult, type AdapterSettings, type GatewayAdapter } from '../../ingest';
 import { eventSchema, type VigilEventInput } from '../../schemas';
 import { REFUSALS, kongRecord, type GatewayCall } from '../../scripts/gateway-records';
@@ -98,6 +100,17 @@ describe('isoTime: an epoch number in any unit, told by its size', () => {
     ['2025-11-27T10:00:00.812Z', '2025-11-27T10:00:00.812Z'],
   ])('%s is %s', (value, expected) => {
     expect(isoTime(value)).toBe(expected);
+  });
+
+  it('reads a date-time without a zone as UTC, whatever the host\'s zone; one with an offset as written', () => {
+    // The zone is read when a process starts: a child process in New York's.
+    const script = "import('./ingest/adapters/fields.ts').then((loaded) => { const { isoTime } = loaded.isoTime ? loaded : loaded.default; console.log(JSON.stringify([new Date('2024-06-01T10:00:00').toISOString(), ...['2024-06-01T10:00:00', '2024-05-01 12:00:00.123', '2024-06-01T10:00:00+02:00'].map(isoTime)])); })";
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: join(__dirname, '..', '..'), env: { ...process.env, TZ: 'America/New_York' }, encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    const [local, ...read] = JSON.parse(child.stdout) as string[];
+    // The host's zone is in force in the child: Date alone reads local time.
+    expect(local).toBe('2024-06-01T14:00:00.000Z');
+    expect(read).toStrictEqual(['2024-06-01T10:00:00.000Z', '2024-05-01T12:00:00.123Z', '2024-06-01T08:00:00.000Z']);
   });
 
   it('answers undefined for what is no time', () => {

@@ -209,8 +209,24 @@ export function decodeOtlp(bytes: Uint8Array, signal: OtlpSignal = 'auto'): { en
     if (signal === 'spans') throw new OtlpDecodeError('not an OTLP protobuf ExportTraceServiceRequest');
   }
   const logs = tryDecode(requests().logs.v1.ExportLogsServiceRequest, bytes);
-  if (logs === undefined) throw new OtlpDecodeError(`not an OTLP protobuf ${signal === 'logs' ? 'ExportLogsServiceRequest' : 'ExportLogsServiceRequest or ExportTraceServiceRequest'}`);
+  if (logs === undefined) {
+    if (nestsTooDeep(requests().logs.v1.ExportLogsServiceRequest, bytes)) {
+      throw new OtlpDecodeError('a value in it nests too deep to decode (a body or attribute of arrays or maps within one another, thousands of levels): the whole request is refused, its other records with it');
+    }
+    throw new OtlpDecodeError(`not an OTLP protobuf ${signal === 'logs' ? 'ExportLogsServiceRequest' : 'ExportLogsServiceRequest or ExportTraceServiceRequest'}`);
+  }
   return { encoding, items: items(logs, 'log') };
+}
+
+/** Whether decoding fails by nesting: the decoder's own depth limit, or the stack it recurses on. */
+function nestsTooDeep(type: Decoder, bytes: Uint8Array): boolean {
+  try {
+    type.decode(bytes);
+    return false;
+  } catch (error) {
+    // A truncated message is a RangeError too ("index out of range"): only the stack's own overflow counts.
+    return error instanceof Error && (error.message.includes('Maximum call stack size exceeded') || error.message.includes('nesting depth'));
+  }
 }
 
 function plausibleSpan(item: OtlpItem): boolean {

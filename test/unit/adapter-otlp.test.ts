@@ -267,6 +267,26 @@ describe('otlp adapter: bad messages', () => {
     ]);
   });
 
+  it('refuses a protobuf request whose value nests too deep to decode, saying so, not that it is no OTLP', () => {
+    const varint = (value: number): number[] => {
+      const out: number[] = [];
+      let rest = value;
+      while (rest >= 0x80) {
+        out.push((rest & 0x7f) | 0x80);
+        rest = Math.floor(rest / 0x80);
+      }
+      out.push(rest);
+      return out;
+    };
+    const field = (tag: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([tag, ...varint(body.length)]), body]);
+    // AnyValue { string_value: "bottom" }, then 10,000 times AnyValue { array_value: ArrayValue { values: [it] } }.
+    let value = field(0x0a, Buffer.from('bottom'));
+    for (let level = 0; level < 10_000; level++) value = field(0x2a, field(0x0a, value));
+    // ExportLogsServiceRequest { resource_logs { scope_logs { log_records { body: value } } } }
+    const request = field(0x0a, field(0x12, field(0x12, field(0x2a, value))));
+    expect(translate(request).rejected).toEqual([{ reason: 'adapter_unparseable', record: 0, message: expect.stringContaining('nests too deep') as string }]);
+  });
+
   it('refuses what is not an OTLP export request, with the reason', () => {
     expect(translate(Buffer.from('{"hello": 1}')).rejected).toEqual([
       { reason: 'adapter_unparseable', record: 0, message: 'record 0: an OTLP/JSON request has "resourceLogs" or "resourceSpans"; this object has no such array' },

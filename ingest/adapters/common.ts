@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { GroupKeys, GroupMap } from './types';
 import { exceedsDepth } from '../classify';
 import { hasControl } from './fields';
-import { UNMATCHED_ROUTE } from '../sdk/http-middleware';
+import { UNMATCHED_ROUTE } from '../sdk';
 
 /** The HTTP methods the contract takes; any other is skipped as `method_unsupported`. */
 const CONTRACT_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);

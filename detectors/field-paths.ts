@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { nearest } from '../platform';
-import { deviceEventSchema, invocationEventSchema, policyEventSchema } from '../schemas';
+import { deviceEventSchema, invocationEventSchema, ipAddress, policyEventSchema } from '../schemas';
 import { IDENTITIES } from './trust';
 
 /**
@@ -17,6 +17,8 @@ export interface FieldInfo {
   values?: readonly string[];
   /** It holds an IP address (the contract checks it): what a `cidr` condition can hold on. */
   ip?: boolean;
+  /** It holds an ISO 3166-1 alpha-2 country code, upper case (`US`): what enrichment and the contract write. */
+  country?: boolean;
   /** The families whose events have it; undefined when every input may (enrichment). */
   families?: readonly string[];
 }
@@ -31,7 +33,11 @@ interface ZodDef {
   entries?: Record<string, string | number>;
   values?: readonly unknown[];
   format?: string;
+  checks?: readonly { _zod: { def: { format?: string; pattern?: RegExp } } }[];
 }
+
+/** The contract's pattern of a country code (schemas/device.ts). */
+const COUNTRY_CODE = /^[A-Z]{2}$/;
 
 const defOf = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
 
@@ -53,7 +59,8 @@ function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, fam
     // The same path in several families (or union members): the values of both, if both list them.
     const values = known.values !== undefined && info.values !== undefined ? [...new Set([...known.values, ...info.values])] : undefined;
     const ip = known.ip === true && info.ip === true;
-    into.set(path, { kind: known.kind === info.kind ? known.kind : 'any', ...(values !== undefined ? { values } : {}), ...(ip ? { ip } : {}), families });
+    const country = known.country === true && info.country === true;
+    into.set(path, { kind: known.kind === info.kind ? known.kind : 'any', ...(values !== undefined ? { values } : {}), ...(ip ? { ip } : {}), ...(country ? { country } : {}), families });
   };
   switch (def.type) {
     case 'optional':
@@ -91,7 +98,11 @@ function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, fam
       note({ kind: typeof def.values?.[0] === 'number' ? 'number' : typeof def.values?.[0] === 'boolean' ? 'boolean' : 'string', values: (def.values ?? []).map(String) });
       return;
     case 'string':
-      note({ kind: 'string', ...(def.format === 'ipv4' || def.format === 'ipv6' ? { ip: true } : {}) });
+      note({
+        kind: 'string',
+        ...(def.format === 'ipv4' || def.format === 'ipv6' ? { ip: true } : {}),
+        ...(def.checks?.some((check) => String(check._zod.def.pattern) === String(COUNTRY_CODE)) === true ? { country: true } : {}),
+      });
       return;
     case 'number':
     case 'int':
@@ -114,7 +125,9 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   for (const [family, schema] of [['policy', policyEventSchema], ['invocation', invocationEventSchema], ['device', deviceEventSchema]] as const) walk(schema, '', fields, family);
   const everywhere = (path: string, info: FieldInfo): void => void fields.set(path, info);
   everywhere('geo', { kind: 'object' });
-  for (const key of ['country', 'city']) everywhere(`geo.${key}`, { kind: 'string' });
+  // Enrichment's country is the geo database's ISO code, upper case, as the contract's.
+  everywhere('geo.country', { kind: 'string', country: true });
+  everywhere('geo.city', { kind: 'string' });
   for (const key of ['lat', 'lon', 'accuracyKm']) everywhere(`geo.${key}`, { kind: 'number' });
   everywhere('geo.precision', { kind: 'string', values: ['city', 'country'] });
   everywhere('ipScope', { kind: 'string', values: ['public', 'private', 'reserved'] });
@@ -127,7 +140,8 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   everywhere('correlated.request.failedPolicies', { kind: 'string' });
   LISTS.add('correlated.request.failedPolicies');
   everywhere('correlated.device', { kind: 'object' });
-  for (const key of ['deviceId', 'country']) everywhere(`correlated.device.${key}`, { kind: 'string' });
+  everywhere('correlated.device.deviceId', { kind: 'string' });
+  everywhere('correlated.device.country', { kind: 'string', country: true });
   for (const key of ['deviceAgeMs', 'knownDevices']) everywhere(`correlated.device.${key}`, { kind: 'number' });
   everywhere('correlated.device.fromSession', { kind: 'boolean' });
   return fields;
@@ -136,6 +150,18 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
 /** The fields that hold an IP address, for the messages refusing a `cidr` (or a `cidr` list) on another. */
 export function ipFields(): string[] {
   return [...CATALOGUE].filter(([, info]) => info.ip === true).map(([path]) => path);
+}
+
+/**
+ * A value an `equals` or `in` condition compares, in the spelling events have: an IP address on a
+ * field that holds one as the contract writes it ({@link ipAddress}: IPv6 lower case and
+ * compressed, IPv4-mapped IPv6 as IPv4), so `2001:DB8:0:0::1` matches the event's `2001:db8::1`.
+ * Anything else as it is (fieldProblems refuses a value that is no address there).
+ */
+export function comparedValue(field: string, value: unknown): unknown {
+  if (typeof value !== 'string' || fieldInfo(field)?.ip !== true) return value;
+  const parsed = ipAddress.safeParse(value);
+  return parsed.success ? parsed.data : value;
 }
 
 /** What a rule's field path holds, or undefined when no input has it. */
@@ -278,7 +304,12 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
     }
     if (use.compared === undefined || info.kind === 'any' || info.kind === 'object') continue;
     for (const compared of use.compared.values) {
-      if (info.values !== undefined && !info.values.includes(String(compared))) {
+      if (info.ip === true && (typeof compared !== 'string' || !ipAddress.safeParse(compared).success)) {
+        problems.push({ path: use.at, message: `${use.field} holds an IP address, and ${JSON.stringify(compared)} is not one: the condition never holds (write one address such as 203.0.113.9 or 2001:db8::1; a range takes cidr)` });
+      } else if (info.country === true && (typeof compared !== 'string' || !COUNTRY_CODE.test(compared))) {
+        const upper = typeof compared === 'string' && COUNTRY_CODE.test(compared.toUpperCase()) ? ` (write "${compared.toUpperCase()}")` : '';
+        problems.push({ path: use.at, message: `${use.field} holds an upper-case ISO 3166-1 alpha-2 country code such as "US", never ${JSON.stringify(compared)}${upper}` });
+      } else if (info.values !== undefined && !info.values.includes(String(compared))) {
         problems.push({ path: use.at, message: `${use.field} is never ${JSON.stringify(compared)}: it is one of ${info.values.join(', ')}` });
       } else if (info.kind === 'number' && typeof compared !== 'number') {
         problems.push({ path: use.at, message: `${use.field} is a number: compare it with ${String(compared)} written without quotes` });

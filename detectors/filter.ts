@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { nearest } from '../platform';
 import { unmappedIpv4 } from '../schemas';
 import { compilePath, type DetectionInput } from './input';
+import { comparedValue } from './field-paths';
 
 /*
  * A rule's regular expression runs on event data, which an attacker writes. V8 backtracks, so a
@@ -324,15 +325,16 @@ export function compileFilter(filter: Filter | undefined, lists: ListLookup = ne
   const get = compilePath(filter.field);
   // Tests are made once here, not per event: filters run per event, per rule.
   const where = (test: (value: unknown) => boolean): Predicate => (input) => anyValue(get(input), test);
+  // An address in the spelling events have it (`2001:DB8::1` is `2001:db8::1`): field-paths.ts.
   if ('equals' in filter) {
-    const expected = filter.equals;
+    const expected = comparedValue(filter.field, filter.equals);
     return (input) => {
       const value = get(input);
       return value === expected || (Array.isArray(value) && value.includes(expected));
     };
   }
   if ('in' in filter) {
-    const allowed = new Set<unknown>(filter.in);
+    const allowed = new Set<unknown>(filter.in.map((value) => comparedValue(filter.field, value)));
     return (input) => {
       const value = get(input);
       return allowed.has(value) || (Array.isArray(value) && value.some((item) => allowed.has(item)));

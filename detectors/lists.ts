@@ -1,11 +1,11 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import type { BlockList } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { boundedMemo } from '../platform';
 import { cidrList, inCidrList, parseCidr, type ValueList } from './filter';
 import { scalarText } from './input';
+import { DuplicateKeyError, parseRuleFileText } from './rule-schema';
 
 /**
  * Named value lists: the site-specific values rules refer to by name (`inList`), so a rule pack
@@ -154,9 +154,10 @@ function listFiles(paths: readonly string[], problems: ListProblem[]): string[] 
 function readListFile(file: string, text: string, problems: ListProblem[]): { id?: string; definition?: ListDefinition }[] {
   let content: unknown;
   try {
-    content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { merge: true });
+    content = parseRuleFileText(file, text);
   } catch (error) {
-    problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
+    if (error instanceof DuplicateKeyError) problems.push({ file, ...(error.entryId !== undefined ? { listId: error.entryId } : {}), path: error.path, message: error.message });
+    else problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
     return [];
   }
   const shape = listFileSchema.safeParse(content);

@@ -1,12 +1,11 @@
 import { existsSync, readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, dirname, extname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { basename, dirname, join } from 'node:path';
 import { ValidationError, type Logger } from '../platform';
 import { UnknownListError, compileFilter, referencedRules } from './filter';
 import { listReferencesOf, loadLists, type ListSet } from './lists';
 import { DEFAULT_LISTS_PATH } from './default-rules';
-import { ruleFileSchema } from './rule-schema';
+import { DuplicateKeyError, parseRuleFileText, ruleFileSchema } from './rule-schema';
 import { RULE_TYPES, ruleSchema, ruleTypeOf, type Rule } from './rule-registry';
 
 const RULE_TYPE_NAMES: readonly string[] = RULE_TYPES.map((ruleType) => ruleType.type);
@@ -113,9 +112,10 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
     // Names, not paths: the same rules loaded from another folder have the same digest.
     hash.update(basename(file)).update(text);
     try {
-      content = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { merge: true });
+      content = parseRuleFileText(file, text);
     } catch (error) {
-      problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
+      if (error instanceof DuplicateKeyError) problems.push({ file, ...(error.entryId !== undefined ? { ruleId: error.entryId } : {}), path: error.path, message: error.message });
+      else problems.push({ file, path: '', message: `cannot be parsed: ${(error as Error).message}` });
       continue;
     }
     const shape = ruleFileSchema.safeParse(content);
@@ -157,11 +157,25 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
         if (loaded.refused.has(reference.list)) continue;
         problems.push({ file, ruleId: parsed.data.id, path: `[${index}].${reference.path}`, message: new UnknownListError(reference.list, [...lists.keys()]).message });
       }
-      // A cidr list holds only for an address, as a cidr condition does (fieldProblems above).
+      // A list holds only on the values its kind can test, as a condition does (fieldProblems above):
+      // a cidr list an address, a wildcard list text. A keyword list compares an entry's text, so
+      // `["404"]` holds on a status of 404: it holds on any kind.
       for (const reference of listReferencesOf(parsed.data)) {
-        const info = lists.get(reference.list)?.kind === 'cidr' ? fieldInfo(reference.field) : undefined;
-        if (info === undefined || info.kind === 'any' || info.kind === 'object' || info.ip === true) continue;
-        problems.push({ file, ruleId: parsed.data.id, path: `[${index}].${reference.path}`, message: `${reference.list} is a cidr list and ${reference.field} holds no IP address: the condition never holds (the fields that hold one: ${ipFields().join(', ')})` });
+        const kind = lists.get(reference.list)?.kind;
+        const info = fieldInfo(reference.field);
+        if (kind === undefined || info === undefined || info.kind === 'any' || info.kind === 'object') continue;
+        const at = `[${index}].${reference.path}`;
+        if (kind === 'cidr' && info.ip !== true) {
+          problems.push({ file, ruleId: parsed.data.id, path: at, message: `${reference.list} is a cidr list and ${reference.field} holds no IP address: the condition never holds (the fields that hold one: ${ipFields().join(', ')})` });
+        } else if (kind === 'wildcard' && info.kind !== 'string') {
+          const holds = info.kind === 'number' ? 'a number' : 'true or false';
+          problems.push({
+            file,
+            ruleId: parsed.data.id,
+            path: at,
+            message: `${reference.list} is a wildcard list and ${reference.field} holds ${holds}, not text: its patterns test text only, so the condition never holds (name a keyword list of the values, or compare a number with gt, gte, lt or lte)`,
+          });
+        }
       }
       if (unknown.length > 0 || !parsed.data.enabled) return;
       try {
@@ -193,10 +207,26 @@ export function loadRuleSet(paths: readonly string[], options: RuleSetOptions = 
   return { rules: compiled, digest: hash.digest('hex').slice(0, 16), files, lists, listFiles: loaded.sources.map((source) => source.file) };
 }
 
+/** A file's content as a digest, to tell a change from an event that changed nothing in it. */
+function contentDigest(file: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
+  } catch (error) {
+    // Gone or unreadable mid-swap: a state of its own, so its return is a change too.
+    return `unreadable: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
+}
+
 /**
  * Reloads the rule set when a file under `paths`, or a list file, changes. A bad edit (of a
  * rule or of a list) is reported and the running set stays in force; a good one is handed to
  * `onLoad` whole, rules and lists together.
+ *
+ * A folder reloads on any event in it. A file named on its own is watched through its folder,
+ * and any event there re-reads it: it reloads when its content differs from what was read at the
+ * last load. Events need not name the file: an editor's save or `sed -i` replaces it under a
+ * temporary name, and a Kubernetes ConfigMap update swaps the `..data` symlink the file's own
+ * symlink points through, so the events name `..data`, never the file.
  * @param options the list files, as for {@link loadRuleSet}; they are watched too
  * @returns a function that stops watching
  */
@@ -208,8 +238,19 @@ export function watchRules(
   options: RuleSetOptions = {},
 ): () => void {
   let timer: NodeJS.Timeout | undefined;
+  const listPaths = [options.defaultLists ?? DEFAULT_LISTS_PATH, ...(options.lists ?? [])];
+  const watched = [...paths, ...listPaths.filter((path) => existsSync(path))];
+  const files = watched.filter((path) => statSync(path).isFile());
+  // What each file held when the running set was read (as near as a watch can tell).
+  let loaded = new Map(files.map((file) => [file, contentDigest(file)]));
+  let folderChanged = false;
   const reload = (): void => {
     timer = undefined;
+    const now = new Map(files.map((file) => [file, contentDigest(file)]));
+    if (!folderChanged && files.every((file) => now.get(file) === loaded.get(file))) return;
+    // Taken before the load: a change landing during it differs at the next event, and reloads then.
+    loaded = now;
+    folderChanged = false;
     try {
       const ruleSet = loadRuleSet(paths, options);
       onLoad(ruleSet);
@@ -219,19 +260,20 @@ export function watchRules(
       logger?.error(error instanceof RuleSetError ? { problems: error.problems } : { err: error }, 'rule set refused; the running rules stay in force');
     }
   };
-  const listPaths = [options.defaultLists ?? DEFAULT_LISTS_PATH, ...(options.lists ?? [])];
   const changed = (): void => {
     if (timer !== undefined) clearTimeout(timer);
     timer = setTimeout(reload, debounceMs);
   };
-  const watchers: FSWatcher[] = [...paths, ...listPaths.filter((path) => existsSync(path))].map((path) => {
-    if (!statSync(path).isFile()) return watch(path, changed);
-    // A file is watched through its folder: an editor's save, or `sed -i`, replaces the file, and
-    // a watch on the file itself follows the old one and hears only the first save.
-    const name = basename(path);
-    return watch(dirname(path), (_event, file) => {
-      if (file === null || file === name) changed();
-    });
+  const watchers: FSWatcher[] = watched.map((path) => {
+    if (!files.includes(path)) {
+      return watch(path, () => {
+        folderChanged = true;
+        changed();
+      });
+    }
+    // Through its folder: a watch on the file itself follows the replaced one and hears only the
+    // first save. Whatever the event names, the content decides (see above).
+    return watch(dirname(path), changed);
   });
   return () => {
     if (timer !== undefined) clearTimeout(timer);

@@ -42,6 +42,20 @@ describe('compileFilter: conditions', () => {
     expect(matches({ field: 'invocation.status', in: [401, 403, 404] }, invocation({ 'invocation.status': 200 }))).toBe(false);
   });
 
+  // Events' addresses are in the contract's one spelling (IPv6 lower case and compressed, IPv4-mapped
+  // IPv6 as IPv4); a rule's value in another spelling never matched.
+  it('equals and in: an address on an IP field in any spelling of it, as the contract spells the event\'s', () => {
+    const v6 = policy({ 'client.ip': '2001:db8::1' });
+    expect(v6.event.client?.ip).toBe('2001:db8::1');
+    expect(matches({ field: 'client.ip', equals: '2001:DB8:0:0::1' }, v6)).toBe(true);
+    expect(matches({ field: 'client.ip', in: ['203.0.113.9', '2001:0db8:0000:0000:0000:0000:0000:0001'] }, v6)).toBe(true);
+    expect(matches({ field: 'client.ip', equals: '2001:DB8:0:0::2' }, v6)).toBe(false);
+    expect(matches({ field: 'client.ip', equals: '::ffff:81.2.69.160' }, policy({ 'client.ip': '81.2.69.160' }))).toBe(true);
+    expect(matches({ field: 'device.ip', in: ['2001:DB8::1'] }, { event: event(deviceEvent(), { 'device.ip': '2001:db8::1' }) })).toBe(true);
+    // Only on fields that hold an address: text elsewhere is compared as written.
+    expect(matches({ field: 'actor.userId', equals: 'USER-1' }, policy({ 'actor.userId': 'user-1' }))).toBe(false);
+  });
+
   it('prefix: text that starts with it, and never a number', () => {
     expect(matches({ field: 'policy.resource.path', prefix: '/payments/' }, policy())).toBe(true);
     expect(matches({ field: 'policy.resource.path', prefix: '/accounts' }, policy())).toBe(false);

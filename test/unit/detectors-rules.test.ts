@@ -347,6 +347,29 @@ describe('loadRuleSet: problems name the file, the rule and the field', () => {
     expect(problemsOf([folder])).toStrictEqual([{ file, path: '', message: expect.stringMatching(/^cannot be parsed: /) as unknown }]);
   });
 
+  // JSON.parse keeps the last of two keys without a word: a rule with two filters validated and
+  // fired on the second. The same rule in YAML is refused (Map keys must be unique).
+  it('refuses a key written twice in one JSON object, naming the file, the rule and the key, as YAML refuses it', () => {
+    const rule = JSON.stringify(thresholdRule({ filter: { field: 'policy.outcome', equals: 'fail' } }));
+    const twice = rule.replace('"filter":', '"filter":{"field":"policy.kind","equals":"authn"},"filter":');
+    const [file] = write({ 'twice.json': `[${twice}]` });
+    expect(problemsOf([folder])).toStrictEqual([
+      { file, ruleId: 'too-many-failures', path: '[0].filter', message: 'the key filter is written twice in one object; JSON would keep the last one without a word (YAML refuses it too): keep one' },
+    ]);
+    // Deeper, in the { rules: [...] } form, and spelt with an escape: still one key.
+    writeFileSync(String(file), JSON.stringify({ rules: [thresholdRule({ filter: { all: [{ field: 'policy.outcome', equals: 'fail' }] } })] }).replace('"equals":"fail"', '"equals":"fail","\\u0065quals":"pass"'));
+    expect(problemsOf([folder]).map(({ ruleId, path, message }) => [ruleId, path, message.slice(0, 30)])).toStrictEqual([['too-many-failures', '[0].filter.all.0.equals', 'the key equals is written twic']]);
+    // Two rules in a file, each with its own keys, are not a duplicate; neither is a key repeated in text.
+    writeFileSync(String(file), JSON.stringify([thresholdRule({ id: 'rule-one', description: '"filter":"x"' }), thresholdRule({ id: 'rule-two' })]));
+    expect(loadRuleSet([folder]).rules.map((compiled) => compiled.rule.id)).toStrictEqual(['rule-one', 'rule-two']);
+  });
+
+  // Windows editors and PowerShell 5.1 (Set-Content -Encoding UTF8) begin a file with U+FEFF.
+  it('reads a YAML or JSON file that starts with a byte-order mark', () => {
+    write({ 'a.yaml': `\uFEFF${stringify([thresholdRule({ id: 'rule-yaml-bom' })])}`, 'b.json': `\uFEFF${JSON.stringify([thresholdRule({ id: 'rule-json-bom' })])}` });
+    expect(loadRuleSet([folder]).rules.map((compiled) => compiled.rule.id)).toStrictEqual(['rule-yaml-bom', 'rule-json-bom']);
+  });
+
   it.each([
     ['a single rule instead of a list', stringify(thresholdRule())],
     ['rules that are not a list', stringify({ rules: thresholdRule() })],

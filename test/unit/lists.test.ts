@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -171,6 +171,20 @@ describe('list files', () => {
     ]);
     expect(problems[1]?.message).toBe("kind keyword differs from the shipped list's kind cidr");
   });
+  // JSON.parse keeps the last of two keys without a word; YAML refuses them. A list with two
+  // `values` kept the second set of entries.
+  it('refuses a key written twice in one JSON list, naming the file, the list and the key; reads a file that starts with a byte-order mark', () => {
+    const file = write('site.json', '{"lists":[{"id":"offices","description":"Our offices.","kind":"cidr","values":["203.0.113.0/24"],"values":["0.0.0.0/0"]}]}');
+    expect(loadLists(DEFAULT_LISTS_PATH, [file]).problems).toStrictEqual([
+      { file, listId: 'offices', path: '[0].values', message: 'the key values is written twice in one object; JSON would keep the last one without a word (YAML refuses it too): keep one' },
+    ]);
+    writeFileSync(file, `\uFEFF${JSON.stringify([{ id: 'offices', description: 'Our offices.', kind: 'cidr', values: ['203.0.113.0/24'] }])}`);
+    const yaml = write('more.yaml', `\uFEFF${listFile(list('partner-consumers', 'keyword', ['acme-erp']))}`);
+    const { lists, problems } = loadLists(DEFAULT_LISTS_PATH, [file, yaml]);
+    expect(problems).toStrictEqual([]);
+    expect(lists.get('offices')?.values).toStrictEqual(['203.0.113.0/24']);
+    expect(lists.get('partner-consumers')?.values).toStrictEqual(['acme-erp']);
+  });
 });
 
 describe('rules that name lists', () => {
@@ -202,6 +216,35 @@ describe('rules that name lists', () => {
       ['trusted-egress', 'kind'],
       ['my-groups', 'merge'],
     ]);
+  });
+
+  // A wildcard list tests text; a status is a number: `{ field: invocation.status, inList: my-4xx }`
+  // over ["4*"] loaded and never matched. A keyword list compares an entry's text, so it holds.
+  it('refuse a wildcard list named on a number or true-or-false field, naming the rule, the field and the list; a keyword list holds there', () => {
+    const lists = write('site.yaml', listFile(list('my-4xx', 'wildcard', ['4*']), list('my-4xx-codes', 'keyword', [401, 403])));
+    const rules = write(
+      'rules.json',
+      JSON.stringify([
+        ...(JSON.parse(matchRule('client-errors', { all: [{ field: 'family', equals: 'invocation' }, { field: 'invocation.status', inList: 'my-4xx' }] })) as object[]),
+        ...(JSON.parse(matchRule('session-devices', { field: 'correlated.device.fromSession', inList: 'my-4xx' })) as object[]),
+      ]),
+    );
+    expect(problemsOf(() => loadRuleSet([rules], { lists: [lists] })).map(({ ruleId, path, message }) => ({ ruleId, path, message }))).toStrictEqual([
+      {
+        ruleId: 'client-errors',
+        path: '[0].filter.all.1.inList',
+        message: 'my-4xx is a wildcard list and invocation.status holds a number, not text: its patterns test text only, so the condition never holds (name a keyword list of the values, or compare a number with gt, gte, lt or lte)',
+      },
+      {
+        ruleId: 'session-devices',
+        path: '[1].filter.inList',
+        message: 'my-4xx is a wildcard list and correlated.device.fromSession holds true or false, not text: its patterns test text only, so the condition never holds (name a keyword list of the values, or compare a number with gt, gte, lt or lte)',
+      },
+    ]);
+    writeFileSync(rules, matchRule('client-errors', { field: 'invocation.status', inList: 'my-4xx-codes' }));
+    const [compiled] = loadRuleSet([rules], { lists: [lists] }).rules;
+    expect(compiled?.matches(invocation({ 'invocation.status': 403 }))).toBe(true);
+    expect(compiled?.matches(invocation({ 'invocation.status': 404 }))).toBe(false);
   });
 
   it('in the default pack follow the operator lists: a platform with other group names fires on them', () => {
@@ -249,6 +292,34 @@ describe('list reload with the rules', () => {
       writeFileSync(join(listsFolder, 'offices.yaml'), listFile(list('offices', 'cidr', ['198.51.100.0/40'])));
       await new Promise((done) => setTimeout(done, 400));
       expect(loads).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+
+  // As a rule file: a list file named on its own from a ConfigMap is a symlink through `..data`,
+  // and an update swaps `..data`; no event names the file.
+  it('recompiles the rules when a list file named on its own is updated through a ConfigMap', async () => {
+    const rulesFolder = join(folder, 'rules');
+    const mount = join(folder, 'config');
+    for (const path of [rulesFolder, mount]) mkdirSync(path);
+    writeFileSync(join(rulesFolder, 'rules.json'), matchRule('office-login', { field: 'client.ip', inList: 'offices' }));
+    const publish = (dated: string, ranges: string[]): void => {
+      mkdirSync(join(mount, dated));
+      writeFileSync(join(mount, dated, 'offices.yaml'), listFile(list('offices', 'cidr', ranges)));
+      symlinkSync(dated, join(mount, '..data_tmp'));
+      renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+    };
+    publish('..2026_12_06', ['203.0.113.0/24']);
+    symlinkSync(join('..data', 'offices.yaml'), join(mount, 'offices.yaml'));
+    const listPath = join(mount, 'offices.yaml');
+    const loads: RuleSet[] = [];
+    const stop = watchRules([rulesFolder], (next) => loads.push(next), undefined, 50, { lists: [listPath] });
+    try {
+      publish('..2026_12_07', ['198.51.100.0/24']);
+      await until(() => loads.length >= 1);
+      expect(loads).toHaveLength(1);
+      expect(loads[0]?.rules[0]?.matches(policy({ 'client.ip': '198.51.100.7' }))).toBe(true);
     } finally {
       stop();
     }

@@ -112,6 +112,33 @@ describe('the fields a rule names are checked against the events', () => {
     expect(problemsOf([match('cidr-ip', { any: [{ field: 'client.ip', cidr: ['10.0.0.0/8'] }, { field: 'device.ip', cidr: ['2001:db8::/32'] }] })])).toEqual([]);
   });
 
+  // An IP field holds the contract's spelling: equals and in are put in it at load (filter.ts), and a
+  // value that is no address could never match.
+  it('refuses a value that is no IP address compared with equals or in on an IP field, and takes any spelling of one', () => {
+    expect(problemsOf([match('ip-text', { field: 'client.ip', equals: 'vpn.example.com' }), match('ip-range', { field: 'device.ip', in: ['203.0.113.9', '10.0.0.0/8', 42] })])).toEqual([
+      '[0].filter.field: client.ip holds an IP address, and "vpn.example.com" is not one: the condition never holds (write one address such as 203.0.113.9 or 2001:db8::1; a range takes cidr)',
+      '[1].filter.field: device.ip holds an IP address, and "10.0.0.0/8" is not one: the condition never holds (write one address such as 203.0.113.9 or 2001:db8::1; a range takes cidr)',
+      '[1].filter.field: device.ip holds an IP address, and 42 is not one: the condition never holds (write one address such as 203.0.113.9 or 2001:db8::1; a range takes cidr)',
+    ]);
+    expect(problemsOf([match('ip-spellings', { field: 'client.ip', in: ['2001:DB8:0:0::1', '::ffff:203.0.113.9', '198.51.100.7'] })])).toEqual([]);
+  });
+
+  // Enrichment and the contract write country codes upper case: `us` never matched.
+  it('refuses a country code that is not two upper-case letters on a country field, suggesting the upper-case one', () => {
+    expect(
+      problemsOf([
+        match('geo-lower', { field: 'geo.country', equals: 'us' }),
+        match('device-name', { field: 'device.geo.country', in: ['FR', 'France'] }),
+        match('seen-lower', { field: 'correlated.device.country', equals: 'gb' }),
+      ]),
+    ).toEqual([
+      '[0].filter.field: geo.country holds an upper-case ISO 3166-1 alpha-2 country code such as "US", never "us" (write "US")',
+      '[1].filter.field: device.geo.country holds an upper-case ISO 3166-1 alpha-2 country code such as "US", never "France"',
+      '[2].filter.field: correlated.device.country holds an upper-case ISO 3166-1 alpha-2 country code such as "US", never "gb" (write "GB")',
+    ]);
+    expect(problemsOf([match('geo-upper', { all: [{ field: 'geo.country', in: ['US', 'GB'] }, { not: { field: 'correlated.device.country', equals: 'US' } }] })])).toEqual([]);
+  });
+
   it('refuses a true-or-false field compared with text, and a text field with true or false', () => {
     expect(problemsOf([match('bool-text', { field: 'correlated.device.fromSession', equals: 'false' })])).toEqual([
       '[0].filter.field: correlated.device.fromSession is true or false: compare it with false written without quotes',

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuleSetError, loadRuleSet, watchRules, type RuleSet } from '../../detectors';
@@ -69,6 +69,43 @@ describe('rule reload without a restart', () => {
       }
       const last = loads.at(-1)?.rules[0]?.rule;
       expect(last !== undefined && 'threshold' in last ? last.threshold : undefined).toBe(8);
+    } finally {
+      stop();
+    }
+  });
+
+  // A ConfigMap mounted as a volume: the file is a symlink through `..data`, and an update writes a
+  // new dated folder and renames a new `..data` symlink over the old one. The events name `..data`
+  // (and the dated folders), never the file: a watch counting only events that name it never reloaded.
+  it('reloads a file named on its own when it comes from a Kubernetes ConfigMap, whose updates swap the ..data symlink', async () => {
+    const mount = join(folder, 'config');
+    mkdirSync(mount);
+    const publish = (dated: string, threshold: number): void => {
+      mkdirSync(join(mount, dated));
+      writeFileSync(join(mount, dated, 'custom.yaml'), rule('rule-a', threshold));
+      symlinkSync(dated, join(mount, '..data_tmp'));
+      renameSync(join(mount, '..data_tmp'), join(mount, '..data'));
+    };
+    publish('..2026_12_06', 5);
+    symlinkSync(join('..data', 'custom.yaml'), join(mount, 'custom.yaml'));
+    const file = join(mount, 'custom.yaml');
+    expect(loadRuleSet([file]).rules).toHaveLength(1);
+    const loads: RuleSet[] = [];
+    const stop = watchRules([file], (next) => loads.push(next), undefined, 50);
+    try {
+      publish('..2026_12_07', 6);
+      rmSync(join(mount, '..2026_12_06'), { recursive: true });
+      await nextLoad(loads, 1);
+      expect(loads).toHaveLength(1);
+      publish('..2026_12_08', 7);
+      await nextLoad(loads, 2);
+      expect(loads).toHaveLength(2);
+      const last = loads.at(-1)?.rules[0]?.rule;
+      expect(last !== undefined && 'threshold' in last ? last.threshold : undefined).toBe(7);
+      // Events that leave the file as it was (another key of the ConfigMap, a stray file) reload nothing.
+      writeFileSync(join(mount, 'other.txt'), 'not a rule');
+      await new Promise((done) => setTimeout(done, 300));
+      expect(loads).toHaveLength(2);
     } finally {
       stop();
     }

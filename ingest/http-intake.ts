@@ -9,6 +9,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Kafka, Producer } from 'kafkajs';
 import { closeServer, createProducer, errorMessage, isRetriable, listenOn, sendBatches, unwrapKafkaRetries, untilReady, type Logger, type TopicPlan } from '../platform';
 import { jsonBeyond } from './classify';
@@ -45,6 +46,12 @@ export interface HttpIntakeOptions {
   logger: Logger;
   /** The token bucket's clock, in milliseconds. @defaultValue performance.now (monotonic) */
   now?: () => number;
+  /**
+   * How long {@link HttpIntake.stop} waits for connections still uploading or idle before it
+   * closes them; a request whose records are being produced keeps its connection until answered.
+   * @defaultValue 5000
+   */
+  stopGraceMs?: number;
 }
 
 /** Counts since start, by answer. */
@@ -77,6 +84,17 @@ const UNAUTHORIZED_WARNING_EVERY_MS = 60_000;
 /** How long a caller may take to send its headers, and its whole request. */
 const INTAKE_HEADERS_TIMEOUT_MS = 10_000;
 const INTAKE_REQUEST_TIMEOUT_MS = 60_000;
+
+/** How long stop() leaves connections before closing those not producing records (see stopGraceMs). */
+const INTAKE_STOP_GRACE_MS = 5_000;
+
+/**
+ * After a refusal sent before its body was read, how long the rest of the body is read and dropped,
+ * and how much of it (times VIGIL_INTAKE_MAX_BODY_BYTES): closed with unread bytes, the socket sent
+ * a reset, and a caller still writing (Kong) saw EPIPE instead of the answer.
+ */
+const REFUSED_BODY_DRAIN_MS = 5_000;
+const REFUSED_BODY_DRAIN_TIMES_LIMIT = 2;
 
 /** The one path the intake serves; anything else is 404. */
 export const KONG_INTAKE_PATH = '/kong/http-log';
@@ -128,11 +146,60 @@ function bearerOf(request: IncomingMessage): string | undefined {
   return match?.[1];
 }
 
+/** The first buffer of a body that declares no length (a chunked one): it doubles as it fills. */
+const INITIAL_BODY_CAPACITY = 16 * 1024;
+
+/**
+ * A body as it is read, in one buffer (exported for its tests). A body of a declared length within
+ * the limit is given that length at once; any other grows by doubling, never past the limit. Each
+ * `data` event kept as its own Buffer cost far more than its bytes: four 1 MiB bodies sent in
+ * 1-byte chunks held about 500 MB of heap while only 4 MiB were counted. Now a body holds at most
+ * about twice its bytes.
+ */
+export class BodyAccumulator {
+  private buffer: Buffer;
+  private size = 0;
+  private growths = 0;
+
+  constructor(
+    private readonly limit: number,
+    declared?: number,
+  ) {
+    const initial = declared !== undefined && Number.isSafeInteger(declared) && declared >= 0 && declared <= limit ? declared : Math.min(limit, INITIAL_BODY_CAPACITY);
+    this.buffer = Buffer.allocUnsafe(initial);
+  }
+
+  /** Appends `chunk`, growing the buffer (to twice its size, or what the chunk needs) when it is full. */
+  append(chunk: Buffer): void {
+    const needed = this.size + chunk.length;
+    if (needed > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(this.limit, this.buffer.length * 2)));
+      this.buffer.copy(grown, 0, 0, this.size);
+      this.buffer = grown;
+      this.growths += 1;
+    }
+    chunk.copy(this.buffer, this.size);
+    this.size = needed;
+  }
+
+  /** The bytes appended so far (a view: no copy). */
+  bytes(): Buffer {
+    return this.buffer.subarray(0, this.size);
+  }
+
+  /** What the body holds: its bytes, the one buffer's capacity, and how many times it grew. */
+  held(): { bytes: number; capacity: number; buffers: number; growths: number } {
+    return { bytes: this.size, capacity: this.buffer.length, buffers: 1, growths: this.growths };
+  }
+}
+
 /**
  * Reads the body, refusing with 413 as soon as it passes the limit. The stream is paused, not
- * destroyed, so the 413 still reaches the caller before the connection closes.
+ * destroyed, so the 413 still reaches the caller (the rest of the body is then read and dropped,
+ * see keepReadingAfterRefusal). `ready` runs once the body is about to be read: where a caller
+ * that sent `Expect: 100-continue` is told to send it.
  */
-function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Promise<Buffer> {
+function readBody(request: IncomingMessage, limit: number, held: BodyBudget, ready: () => void = () => undefined): Promise<Buffer> {
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(new IntakeRefusal(413, `body of ${declared} bytes is over the limit of ${limit} (VIGIL_INTAKE_MAX_BODY_BYTES)`, 'tooLarge'));
@@ -143,8 +210,9 @@ function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Pr
   // fit is refused at once, not after part of it was read. Only a chunked body is counted as it comes.
   const reserved = Number.isFinite(declared);
   if (reserved && !held.take(declared)) return Promise.reject(busy());
+  ready();
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    const body = new BodyAccumulator(limit, reserved ? declared : undefined);
     let size = 0;
     let settled = false;
     const refuse = (refusal: IntakeRefusal): void => {
@@ -163,11 +231,11 @@ function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Pr
         refuse(busy());
         return;
       }
-      chunks.push(chunk);
+      body.append(chunk);
     };
     request.on('data', onData);
     request.once('end', () => {
-      if (!settled) resolve(Buffer.concat(chunks, size));
+      if (!settled) resolve(body.bytes());
     });
     request.once('error', (error) => {
       if (settled) return;
@@ -175,6 +243,40 @@ function readBody(request: IncomingMessage, limit: number, held: BodyBudget): Pr
       reject(error);
     });
   });
+}
+
+/**
+ * Once a refusal is answered (with `connection: close`) before its body was read whole, reads and
+ * drops the rest of the body, up to `maxBytes` or {@link REFUSED_BODY_DRAIN_MS}, before closing the
+ * socket. Node closed it as soon as the answer was written: with the body's bytes unread, the
+ * kernel sent a reset, and a caller still writing its body (Kong) got EPIPE, never the status.
+ */
+function keepReadingAfterRefusal(request: IncomingMessage, maxBytes: number): void {
+  if (request.complete) return;
+  const socket = request.socket;
+  const closeWhenWritten = socket.destroySoon.bind(socket);
+  // Node's server calls destroySoon once an answer with `connection: close` is written.
+  socket.destroySoon = () => {
+    socket.end();
+    // Received whole meanwhile: nothing is left unread.
+    if (request.complete) {
+      closeWhenWritten();
+      return;
+    }
+    let drained = 0;
+    const timer = setTimeout(() => socket.destroy(), REFUSED_BODY_DRAIN_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    request.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > maxBytes) socket.destroy();
+    });
+    request.once('end', () => {
+      clearTimeout(timer);
+      closeWhenWritten();
+    });
+    request.resume();
+  };
 }
 
 /** The bytes of the bodies one request holds, counted against the intake's whole budget. */
@@ -260,7 +362,10 @@ export function topLevelItems(body: Buffer, stopAt: number): number {
  * The records of a body, each serialized as it will be produced, or a refusal naming the first
  * problem: what the http-log plugin sends is one log object, or an array of them when batching.
  */
-export function recordsOfBody(body: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): IntakeRecord[] {
+export function recordsOfBody(given: Buffer, limits: { maxRecordBytes: number; maxJsonDepth: number }): IntakeRecord[] {
+  // A leading byte order mark is dropped, as the pipeline's classify does: JSON.parse refused it
+  // ("Unexpected token"), and the count below would not have seen the array behind it.
+  const body = given[0] === 0xef && given[1] === 0xbb && given[2] === 0xbf ? given.subarray(3) : given;
   // Decoded leniently: a byte that is not UTF-8 (a client's Latin-1 header, which Kong's
   // lua-cjson writes as it is) is produced as U+FFFD. Refusing the body instead lost every record
   // of the batch (Kong drops it after its retries), so one request could hide up to a thousand.
@@ -306,6 +411,35 @@ function send(response: ServerResponse, status: number, body: Record<string, unk
   response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(`${JSON.stringify(body)}\n`);
 }
 
+/**
+ * The path of a request target, origin-form (`/kong/http-log?x`) or absolute-form
+ * (`http://host:9465/kong/http-log`, which a client sends through a proxy); undefined when it is no URL.
+ */
+export function intakePathOf(target: string | undefined): string | undefined {
+  try {
+    return new URL(target ?? '/', 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a request's `Content-Type` and `Content-Encoding` can't be taken, or undefined when they can
+ * (exported for its tests). The type must be `application/json`, with parameters such as `charset`
+ * or none, or be absent; a `\b` after `json` took `application/json-seq` and `application/jsonl`.
+ * The body must not be encoded (`identity` or no header): a gzip body was refused as "not JSON".
+ */
+export function unsupportedMediaOf(headers: { 'content-type'?: string; 'content-encoding'?: string }): string | undefined {
+  const type = headers['content-type'];
+  if (type !== undefined && !/^[ \t]*application\/json[ \t]*(?:;.*)?$/is.test(type)) return `content-type ${type} is not JSON: send application/json`;
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined) {
+    const codings = encoding.split(',').map((coding) => coding.trim().toLowerCase()).filter((coding) => coding !== '' && coding !== 'identity');
+    if (codings.length > 0) return `content-encoding ${codings.join(', ')} is not supported: send the body uncompressed (identity)`;
+  }
+  return undefined;
+}
+
 /** Builds the intake; nothing connects or listens until {@link HttpIntake.start}. */
 export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   const log = options.logger.child({ component: 'intake' });
@@ -314,6 +448,14 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   let producer: Producer | undefined;
   let server: Server | undefined;
   let lastUnauthorizedWarning = Number.NEGATIVE_INFINITY;
+  // Once stop() begins, every answer closes its connection: a gateway posting on a keep-alive
+  // connection kept server.close() waiting for as long as it went on posting.
+  let stopping = false;
+  const stopGraceMs = options.stopGraceMs ?? INTAKE_STOP_GRACE_MS;
+  // The open connections, and those whose request's records are being produced (spared at the end
+  // of the stop's grace: their answer says whether the records are on Kafka).
+  const sockets = new Set<Socket>();
+  const producing = new Set<Socket>();
   // Bytes of the bodies being read, parsed or produced now. The token bucket bounds requests,
   // not bytes: its burst of bodies of up to VIGIL_INTAKE_MAX_BODY_BYTES each could hold gigabytes.
   const bodiesLimit = Math.max(options.maxBodiesBytes, options.maxBodyBytes);
@@ -337,14 +479,28 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
     };
   }
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? '/').split('?')[0];
+  /**
+   * Sends an answer; while stopping, with `connection: close`. A caller waiting for `100 Continue`
+   * never gets it: its connection is closed too, once the body it may send anyway is dropped.
+   */
+  function answer(response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}, expectsContinue = false): void {
+    if (expectsContinue) keepReadingAfterRefusal(response.req, REFUSED_BODY_DRAIN_TIMES_LIMIT * options.maxBodyBytes);
+    send(response, status, body, stopping || expectsContinue ? { ...headers, connection: 'close' } : headers);
+  }
+
+  /**
+   * Handles a request; `expectsContinue` when its caller sent `Expect: 100-continue` and waits to
+   * be told to send the body, which it is only once every check before the body has passed.
+   */
+  async function handle(request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): Promise<void> {
+    const path = intakePathOf(request.url);
+    if (path === undefined) throw new IntakeRefusal(400, `request target ${request.url ?? ''} is not a URL path`, 'invalid');
     if (path !== KONG_INTAKE_PATH) {
-      send(response, 404, { error: `not found: the intake serves POST ${KONG_INTAKE_PATH}` });
+      answer(response, 404, { error: `not found: the intake serves POST ${KONG_INTAKE_PATH}` }, {}, expectsContinue);
       return;
     }
     if (request.method !== 'POST') {
-      send(response, 405, { error: 'method not allowed: use POST' }, { allow: 'POST' });
+      answer(response, 405, { error: 'method not allowed: use POST' }, { allow: 'POST' }, expectsContinue);
       return;
     }
     // Checked before the body is read: a caller without the token costs a header's worth.
@@ -354,19 +510,21 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
     }
     const allowed = bucket.take();
     if (!allowed.ok) throw new IntakeRefusal(429, 'over the intake rate (VIGIL_INTAKE_REQUESTS_PER_SECOND, VIGIL_INTAKE_BURST)', 'rateLimited', { 'retry-after': String(allowed.retryAfterSeconds) });
-    const type = request.headers['content-type'];
-    if (type !== undefined && !/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) throw new IntakeRefusal(415, `content-type ${type} is not JSON`, 'invalid');
+    const unsupported = unsupportedMediaOf(request.headers);
+    if (unsupported !== undefined) throw new IntakeRefusal(415, unsupported, 'invalid');
     const budget = bodyBudget();
     try {
-      await parseAndProduce(request, response, budget);
+      await parseAndProduce(request, response, budget, expectsContinue);
     } finally {
       budget.release();
+      producing.delete(request.socket);
     }
   }
 
   /** Reads, checks and produces an accepted request's body, then answers 200. */
-  async function parseAndProduce(request: IncomingMessage, response: ServerResponse, budget: BodyBudget): Promise<void> {
-    const records = recordsOfBody(await readBody(request, options.maxBodyBytes, budget), options);
+  async function parseAndProduce(request: IncomingMessage, response: ServerResponse, budget: BodyBudget, expectsContinue: boolean): Promise<void> {
+    const records = recordsOfBody(await readBody(request, options.maxBodyBytes, budget, () => expectsContinue && response.writeContinue()), options);
+    producing.add(request.socket);
     const sending = producer;
     if (!sending) throw new IntakeRefusal(503, 'the intake is stopping', 'unavailable', { 'retry-after': '5' });
     try {
@@ -399,7 +557,7 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
     }
     stats.accepted += 1;
     stats.records += records.length;
-    send(response, 200, { accepted: records.length });
+    answer(response, 200, { accepted: records.length });
   }
 
   return {
@@ -422,25 +580,38 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
         }
         // Node checks the two timeouts below every 30 s by default: a stalled upload then held its
         // budget for up to 90 s rather than 60.
-        const listening = createServer({ connectionsCheckingInterval: 1000 }, (request, response) => {
-          handle(request, response).catch((error: unknown) => {
+        const serve = (request: IncomingMessage, response: ServerResponse, expectsContinue: boolean): void => {
+          // While stopping, a connection is closed as soon as it is idle, whatever it was answered.
+          response.once('finish', () => {
+            if (stopping) listening.closeIdleConnections();
+          });
+          handle(request, response, expectsContinue).catch((error: unknown) => {
             if (error instanceof IntakeRefusal) {
               stats[error.stat] += 1;
               // A wrong token is worth a warning, but a flood of them must not flood the log too.
               const warn = error.status === 401 && Date.now() - lastUnauthorizedWarning >= UNAUTHORIZED_WARNING_EVERY_MS;
               if (warn) lastUnauthorizedWarning = Date.now();
               log[warn ? 'warn' : 'debug']({ status: error.status, remote: request.socket.remoteAddress, reason: error.message, unauthorizedSoFar: stats.unauthorized }, 'intake request refused');
-              // A refused body is not read further: the connection is closed rather than drained
-              // (kept open, Node would read and discard whatever the caller goes on sending).
+              // A refused connection is closed: the rest of the body is read and dropped first (up
+              // to twice the limit, for 5 s), so the caller reads the answer rather than a reset.
+              keepReadingAfterRefusal(request, REFUSED_BODY_DRAIN_TIMES_LIMIT * options.maxBodyBytes);
               send(response, error.status, { error: error.message }, { ...error.headers, connection: 'close' });
               return;
             }
             // A caller that went away mid-upload is its own loss, not the intake's failure.
             const aborted = request.destroyed || (error as { code?: string }).code === 'ECONNRESET' || (error as { code?: string }).code === 'ECONNABORTED';
             log[aborted ? 'debug' : 'error']({ err: error }, aborted ? 'intake request aborted by the caller' : 'intake request failed');
-            if (!response.headersSent) send(response, 500, { error: 'internal error' });
+            if (!response.headersSent) send(response, 500, { error: 'internal error' }, { connection: 'close' });
             else response.end();
           });
+        };
+        const listening = createServer({ connectionsCheckingInterval: 1000 }, (request, response) => serve(request, response, false));
+        // A caller sending `Expect: 100-continue` is refused before it sends its body, and told to
+        // send it only once the checks before the body pass (Node would answer 100 at once).
+        listening.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => serve(request, response, true));
+        listening.on('connection', (socket: Socket) => {
+          sockets.add(socket);
+          socket.once('close', () => sockets.delete(socket));
         });
         // Bounds on a slow caller (Node's own: a minute for headers, five for a request).
         listening.headersTimeout = INTAKE_HEADERS_TIMEOUT_MS;
@@ -459,8 +630,22 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
       const closing = server;
       const sending = producer;
       server = undefined;
-      // Requests in hand finish (their sends are awaited); idle keep-alive sockets go now.
-      if (closing) await closeServer(closing, 'idle');
+      if (closing) {
+        // Idle keep-alive connections go now, and each busy one once answered (with `connection:
+        // close`). After the grace, what is left goes too (a slow upload, a caller that sent half
+        // its headers), except requests whose records are being produced: they are answered.
+        stopping = true;
+        const grace = setTimeout(() => {
+          const left = [...sockets].filter((socket) => !producing.has(socket));
+          if (left.length > 0) log.info({ connections: left.length, graceMs: stopGraceMs }, 'intake stopping: closing the connections left after the grace');
+          for (const socket of left) socket.destroy();
+        }, stopGraceMs);
+        try {
+          await closeServer(closing, 'idle');
+        } finally {
+          clearTimeout(grace);
+        }
+      }
       producer = undefined;
       await sending?.disconnect();
     },

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigResourceTypes } from 'kafkajs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import type { Vigil } from '../../app';
 import { createVigil } from '../../app';
 import { KONG_INTAKE_PATH } from '../../ingest';
@@ -25,6 +27,47 @@ function kongRecord(id: string, status = 200): Record<string, unknown> {
     started_at: 1_795_000_000_000,
     source: 'upstream',
   };
+}
+
+/**
+ * A raw HTTP/1.1 exchange on a connection of its own, as a gateway that writes its whole request
+ * before reading: `request` is written, then (after `readAfterMs`) everything the server sent until
+ * it closed is read, or the socket's error is said (a reset destroys what was not read yet).
+ */
+function rawExchange(port: number, request: Buffer | string, readAfterMs = 300): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.pause();
+    let text = '';
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(`error ${error.code ?? error.message}`));
+    socket.write(request, () => {
+      setTimeout(() => {
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        socket.on('end', () => resolve(text));
+        socket.resume();
+      }, readAfterMs);
+    });
+  });
+}
+
+/** The status line and the body of a raw answer (its chunks joined when it was sent chunked). */
+function statusAndBody(answer: string): string {
+  const split = answer.indexOf('\r\n\r\n');
+  if (split < 0) return answer;
+  const head = answer.slice(0, split);
+  let body = answer.slice(split + 4);
+  if (/^transfer-encoding:[ \t]*chunked/im.test(head)) {
+    let joined = '';
+    for (let at = 0; at < body.length; ) {
+      const end = body.indexOf('\r\n', at);
+      const size = Number.parseInt(body.slice(at, end), 16);
+      if (!(size > 0)) break;
+      joined += body.slice(end + 2, end + 2 + size);
+      at = end + 2 + size + 2;
+    }
+    body = joined;
+  }
+  return `${head.split('\r\n')[0] ?? ''} ${body.trim()}`;
 }
 
 /** Stops the intake, deletes its raw topic and closes the stack's clients. */
@@ -203,6 +246,68 @@ describe('the HTTP intake for Kong http-log', () => {
     expect(other.status).toBe(404);
     const get = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(get.status).toBe(405);
+  });
+
+  // Node answered `100 Continue` itself before the intake saw the request: the caller sent a body
+  // only to be refused for it.
+  it('refuses a caller sending Expect: 100-continue before it sends its body, and tells an accepted one to send it', async () => {
+    const exchange = (body: string, headers: Record<string, string>): Promise<string> =>
+      new Promise((resolve) => {
+        let continued = false;
+        const posting = request(url, { method: 'POST', headers: { 'content-type': 'application/json', expect: '100-continue', 'content-length': String(Buffer.byteLength(body)), ...headers } }, (response) => {
+          let text = '';
+          response.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+          response.on('end', () => resolve(`${continued ? 'continued ' : ''}${response.statusCode ?? 0} ${text.trim()}`));
+        });
+        posting.on('continue', () => {
+          continued = true;
+          posting.end(body);
+        });
+        posting.on('error', (error) => resolve(`${continued ? 'continued ' : ''}error ${error.message}`));
+        posting.flushHeaders();
+      });
+    const before = await recordsOnTopic();
+    const big = JSON.stringify(Array.from({ length: 40 }, (_, index) => kongRecord(`req-continue-big-${index}`)));
+    expect(await exchange(big, { authorization: `Bearer ${TOKEN}` })).toMatch(/^413 \{"error":"body of \d+ bytes is over the limit of 8192 \(VIGIL_INTAKE_MAX_BODY_BYTES\)"\}$/);
+    expect(await exchange(JSON.stringify(kongRecord('req-continue-wrong')), { authorization: `Bearer ${TOKEN}x` })).toBe('401 {"error":"wrong token"}');
+    expect(await exchange(JSON.stringify(kongRecord('req-continue-ok')), { authorization: `Bearer ${TOKEN}` })).toBe('continued 200 {"accepted":1}');
+    expect(await recordsOnTopic()).toBe(before + 1);
+  });
+
+  // Each 1-byte chunk was held as its own Buffer (about 500 MB of heap for four 1 MiB bodies).
+  it('takes a body sent in thousands of 1-byte chunks, and produces it intact', async () => {
+    const before = await recordsOnTopic();
+    const port = Number(new URL(url).port);
+    const body = JSON.stringify([{ ...kongRecord('req-tiny-chunks'), response: { status: 200, size: 512, headers: { marker: 'tiny-chunks-é-✓' } } }]);
+    const chunks = [...Buffer.from(body)].map((byte) => Buffer.concat([Buffer.from('1\r\n'), Buffer.from([byte]), Buffer.from('\r\n')]));
+    const head = `POST ${KONG_INTAKE_PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n`;
+    const answer = await rawExchange(port, Buffer.concat([Buffer.from(head), ...chunks, Buffer.from('0\r\n\r\n')]), 0);
+    expect(statusAndBody(answer)).toBe('HTTP/1.1 200 OK {"accepted":1}');
+    expect(await recordsOnTopic()).toBe(before + 1);
+    const produced = (await readTopic(stack.kafka, topic, before + 1)).map((message) => message.value?.toString('utf8') ?? '');
+    expect(produced).toContain(JSON.stringify((JSON.parse(body) as unknown[])[0]));
+  });
+
+  it('routes an absolute-form request target by its path', async () => {
+    const before = await recordsOnTopic();
+    const port = Number(new URL(url).port);
+    const body = JSON.stringify(kongRecord('req-absolute'));
+    const answer = await rawExchange(port, `POST http://127.0.0.1:${port}${KONG_INTAKE_PATH}?from=proxy HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nauthorization: Bearer ${TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, 0);
+    expect(statusAndBody(answer)).toBe('HTTP/1.1 200 OK {"accepted":1}');
+    const other = await rawExchange(port, `POST http://127.0.0.1:${port}/other HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`, 0);
+    expect(statusAndBody(other)).toBe(`HTTP/1.1 404 Not Found {"error":"not found: the intake serves POST ${KONG_INTAKE_PATH}"}`);
+    expect(await recordsOnTopic()).toBe(before + 1);
+  });
+
+  it('answers 415 naming an encoded body or a type that is not application/json; takes a body behind a byte order mark', async () => {
+    const before = await recordsOnTopic();
+    const body = JSON.stringify(kongRecord('req-gzip'));
+    const gzipped = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', authorization: `Bearer ${TOKEN}` }, body: gzipSync(body) });
+    expect({ status: gzipped.status, body: await gzipped.json() }).toEqual({ status: 415, body: { error: 'content-encoding gzip is not supported: send the body uncompressed (identity)' } });
+    expect(await post(body, { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json-seq' })).toMatchObject({ status: 415, body: { error: 'content-type application/json-seq is not JSON: send application/json' } });
+    expect(await post(body, { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json; charset=utf-8', 'content-encoding': 'identity' })).toMatchObject({ status: 200, body: { accepted: 1 } });
+    expect(await post(`\ufeff${JSON.stringify([kongRecord('req-bom')])}`)).toMatchObject({ status: 200, body: { accepted: 1 } });
+    expect(await recordsOnTopic()).toBe(before + 2);
   });
 
   it('answers 429 with Retry-After beyond its rate, and produces nothing for those', async () => {

@@ -84,6 +84,8 @@ const UNAUTHORIZED_WARNING_EVERY_MS = 60_000;
 /** How long a caller may take to send its headers, and its whole request. */
 const INTAKE_HEADERS_TIMEOUT_MS = 10_000;
 const INTAKE_REQUEST_TIMEOUT_MS = 60_000;
+/** How long an idle keep-alive connection is kept: past Kong's http-log default of 60 s. */
+const INTAKE_KEEP_ALIVE_MS = 65_000;
 
 /** How long stop() leaves connections before closing those not producing records (see stopGraceMs). */
 const INTAKE_STOP_GRACE_MS = 5_000;
@@ -616,6 +618,10 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
         // Bounds on a slow caller (Node's own: a minute for headers, five for a request).
         listening.headersTimeout = INTAKE_HEADERS_TIMEOUT_MS;
         listening.requestTimeout = INTAKE_REQUEST_TIMEOUT_MS;
+        // An idle keep-alive connection outlives the caller's own idle timeout (Kong's http-log
+        // keeps one 60 s by default): closed first here, at Node's 5 s, Kong's next post went out
+        // on a connection the intake had closed, failed, and waited for its queue's retry.
+        listening.keepAliveTimeout = INTAKE_KEEP_ALIVE_MS;
         const { port } = await listenOn(listening, at, { host: 'VIGIL_INTAKE_HOST', port: 'VIGIL_INTAKE_PORT' });
         server = listening;
         producer = starting;

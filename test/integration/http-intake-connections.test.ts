@@ -89,6 +89,35 @@ describe('the HTTP intake\'s connections', () => {
     return (await intake.start({ host: '127.0.0.1', port: 0 })).port;
   }
 
+  // Node closes an idle keep-alive connection after 5 s; Kong's http-log keeps its own for 60 s
+  // and posted its next batch on a connection the intake had closed.
+  it('keeps an idle keep-alive connection past Node\'s 5 s, for a gateway that keeps its own 60 s', async () => {
+    const port = await startIntake();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const sockets: unknown[] = [];
+      const post = (id: string): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const body = JSON.stringify([kongRecord(id)]);
+          const posting = request({ host: '127.0.0.1', port, path: KONG_INTAKE_PATH, method: 'POST', agent, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'content-length': String(body.length) } }, (response) => {
+            response.resume();
+            response.on('end', () => resolve(response.statusCode ?? 0));
+          });
+          posting.on('socket', (socket) => sockets.push(socket));
+          posting.on('error', reject);
+          posting.end(body);
+        });
+      expect(await post('ka-1')).toBe(200);
+      const [first] = sockets as { destroyed: boolean }[];
+      await sleep(6_500);
+      expect(first?.destroyed).toBe(false);
+      expect(await post('ka-2')).toBe(200);
+      expect(sockets[1]).toBe(first);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('returns promptly while a gateway goes on posting on a keep-alive connection that was busy when it began; every 2xx was produced', async () => {
     const port = await startIntake();
     const running = intake;

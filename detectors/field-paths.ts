@@ -240,14 +240,10 @@ function allowedFamilies(conditions: readonly unknown[]): { families: Set<string
   const named: string[] = [];
   for (const condition of conditions) {
     if (typeof condition !== 'object' || condition === null) continue;
-    const { field, equals, in: among, exists } = condition as { field?: unknown; equals?: unknown; in?: unknown; exists?: unknown };
-    // `exists: false` holds on any event without the field: it narrows no family.
-    if (typeof field !== 'string' || exists === false) continue;
-    const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
-    const own = field === 'family' ? (equals !== undefined ? [text(equals)] : Array.isArray(among) ? among.map(text) : undefined) : fieldInfo(field)?.families;
+    const own = conditionFamilies(condition as Record<string, unknown>);
     if (own === undefined) continue;
-    named.push(field === 'family' ? `family ${own.join('/')}` : `${field} (${own.join('/')})`);
-    families = new Set([...(families ?? new Set(own))].filter((family) => own.includes(family)));
+    named.push(own.named);
+    families = new Set([...(families ?? new Set(own.families))].filter((family) => own.families.includes(family)));
   }
   return families === undefined ? undefined : { families, named };
 }
@@ -271,10 +267,138 @@ function familyProblems(value: unknown, at: string, into: { path: string; messag
   }
 }
 
+/** The families events come in: what a `family` condition may name. */
+const FAMILIES: readonly string[] = CATALOGUE.get('family')?.values ?? [];
+
+/** The families a filter can let through, and the conditions that narrow them; `families` undefined: any (or unsure). */
+interface Reach {
+  families?: Set<string>;
+  named: string[];
+}
+
+/** The families one condition (`{ field, <operator>: value }`) can hold on; undefined when any. */
+function conditionFamilies(condition: Record<string, unknown>): { families: string[]; named: string } | undefined {
+  const { field, equals, in: among, exists } = condition as { field?: unknown; equals?: unknown; in?: unknown; exists?: unknown };
+  // `exists: false` holds on any event without the field: it narrows no family.
+  if (typeof field !== 'string' || exists === false) return undefined;
+  const text = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
+  if (field === 'family') {
+    const own = equals !== undefined ? [text(equals)] : Array.isArray(among) ? among.map(text) : undefined;
+    return own === undefined ? undefined : { families: own, named: `family ${own.join('/')}` };
+  }
+  const own = fieldInfo(field)?.families;
+  return own === undefined ? undefined : { families: [...own], named: `${field} (${own.join('/')})` };
+}
+
+/**
+ * The families of the events a filter can let through: an `all` the families every part allows,
+ * an `any` those some part allows. Conservative: a `not`, a `detectedBy`, an `exists: false` and a
+ * field every family may have (enrichment, labels) allow every family.
+ */
+function filterReach(filter: unknown): Reach {
+  if (typeof filter !== 'object' || filter === null) return { named: [] };
+  const record = filter as Record<string, unknown>;
+  if (Array.isArray(record.all)) {
+    let families: Set<string> | undefined;
+    const named: string[] = [];
+    for (const part of record.all) {
+      const reach = filterReach(part);
+      if (reach.families === undefined) continue;
+      named.push(...reach.named);
+      families = families === undefined ? new Set(reach.families) : new Set([...families].filter((family) => reach.families?.has(family)));
+    }
+    return families === undefined ? { named: [] } : { families, named };
+  }
+  if (Array.isArray(record.any)) {
+    const parts = record.any.map(filterReach);
+    if (parts.length === 0 || parts.some((reach) => reach.families === undefined)) return { named: [] };
+    return { families: new Set(parts.flatMap((reach) => [...(reach.families ?? [])])), named: parts.flatMap((reach) => reach.named) };
+  }
+  const own = conditionFamilies(record);
+  return own === undefined ? { named: [] } : { families: new Set(own.families), named: [own.named] };
+}
+
+/**
+ * The conditions that keep a filter from ever passing an event of the `allowed` families: a
+ * condition on a field none of them has, or a family none of them is. Empty when it can pass one
+ * (an `any` with one part that can; anything under `not`).
+ */
+function deadConditions(filter: unknown, at: string, allowed: ReadonlySet<string>): { at: string; field: string; families: string[] }[] {
+  if (typeof filter !== 'object' || filter === null) return [];
+  const record = filter as Record<string, unknown>;
+  if (Array.isArray(record.all)) return record.all.flatMap((part, index) => deadConditions(part, `${at}.all.${index}`, allowed));
+  if (Array.isArray(record.any)) {
+    const parts = record.any.map((part, index) => deadConditions(part, `${at}.any.${index}`, allowed));
+    return parts.every((dead) => dead.length > 0) ? parts.flat() : [];
+  }
+  const own = conditionFamilies(record);
+  // A family no event is (`invocations`) is refused as such, not again here.
+  if (own === undefined || own.families.some((family) => allowed.has(family) || !FAMILIES.includes(family))) return [];
+  return [{ at: `${at}.field`, field: String(record.field), families: own.families }];
+}
+
+/** The filters a rule type runs on the events the rule's filter passed: sequence steps, `counted`, a measure's `where` or `numerator`, `failures`. */
+function innerFilters(value: unknown, at: string, into: { at: string; filter: unknown }[]): void {
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => innerFilters(item, `${at}.${index}`, into));
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    const here = at === '' ? key : `${at}.${key}`;
+    // The rule's own filter is what the others are compared with.
+    if (here === 'filter') continue;
+    if ((key === 'filter' || key === 'where' || key === 'numerator') && typeof child === 'object' && child !== null) into.push({ at: here, filter: child });
+    else innerFilters(child, here, into);
+  }
+}
+
+/** What a setting naming a field no event the rule's filter passes has means: the rule never fires, or the setting does nothing. */
+function unreachedConsequence(at: string, type: unknown): string {
+  if (at.startsWith('groupBy.')) {
+    return type === 'match' ? 'no event it passes has this key, so every detection gets the default key instead' : 'every event it passes lacks this key and is skipped, so the rule never fires';
+  }
+  if (at === 'distinctField') return 'no event it passes has a value of it, so no detection ever lists one';
+  if (at === 'concentration.field') return 'no event it passes has a value of it, so the traffic is never found concentrated';
+  return 'every event it passes lacks it and is skipped, so the rule never fires';
+}
+
+/**
+ * Settings and inner filters that name a field no event the rule's `filter` lets through has: a
+ * `groupBy` entry, a counted or measured `field`, a `distinctField`, a condition of a sequence step
+ * or of another filter the rule type runs after the rule's own. A field some of the allowed families
+ * have is taken (events without it are skipped).
+ */
+function reachProblems(rule: unknown, uses: readonly FieldUse[], into: { path: string; message: string }[]): void {
+  if (typeof rule !== 'object' || rule === null) return;
+  const reach = filterReach((rule as { filter?: unknown }).filter);
+  if (reach.families === undefined) return;
+  // None: an `all` no one event meets, or a family no event is (`invocations`), each refused as such.
+  const allowed = new Set([...reach.families].filter((family) => FAMILIES.includes(family)));
+  if (allowed.size === 0) return;
+  const lets = `the rule's filter lets through ${[...allowed].join('/')} events only (${reach.named.join(', ')})`;
+  for (const use of uses) {
+    const families = fieldInfo(use.field)?.families;
+    if (use.single !== true || families === undefined || families.some((family) => allowed.has(family))) continue;
+    into.push({ path: use.at, message: `${use.field} is a field of ${families.join('/')} events only, and ${lets}: ${unreachedConsequence(use.at, (rule as { type?: unknown }).type)}` });
+  }
+  const inner: { at: string; filter: unknown }[] = [];
+  innerFilters(rule, '', inner);
+  for (const { at, filter } of inner) {
+    const step = /^steps\.\d+\.filter$/.test(at);
+    for (const dead of deadConditions(filter, at, allowed)) {
+      const what = dead.field === 'family' ? `family is never ${dead.families.join('/')} here` : `${dead.field} is a field of ${dead.families.join('/')} events only`;
+      const consequence = step ? 'this step never matches, so the sequence never completes' : 'this filter never passes an event';
+      into.push({ path: dead.at, message: `${what}, and ${lets}: ${consequence} (it sees only the events the rule's filter passed)` });
+    }
+  }
+}
+
 /**
  * What is wrong with the fields a parsed rule names: a field no input has (with the nearest
- * one), and a value compared with `equals` or `in` that the field can never hold (outside its
- * enum, or a number's field compared with text, or text's with a number).
+ * one), a value compared with `equals` or `in` that the field can never hold (outside its
+ * enum, or a number's field compared with text, or text's with a number), and a setting or an
+ * inner filter naming a field no event the rule's filter lets through has.
  */
 export function fieldProblems(rule: unknown): { path: string; message: string }[] {
   const uses: FieldUse[] = [];
@@ -321,6 +445,7 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
     }
   }
   familyProblems(rule, '', problems);
+  reachProblems(rule, uses, problems);
   measureProblems(rule, problems);
   return problems;
 }

@@ -337,6 +337,39 @@ describe('loadRuleSet: problems name the file, the rule and the field', () => {
     expect(problems.map((problem) => [problem.ruleId, problem.message])).toStrictEqual([['after-after', expect.stringContaining('one level only')]]);
   });
 
+  // Each loaded and never fired: a key, a remembered field or a step of a family the rule's filter keeps out.
+  it('refuses a groupBy, a field and a step no event the rule\'s filter passes has, naming the file, the rule and the setting', () => {
+    const [file] = write({
+      'a.yaml': stringify([
+        thresholdRule({ id: 'policy-by-route', filter: { field: 'family', equals: 'policy' }, groupBy: ['invocation.route'] }),
+        { ...newDeviceRule, id: 'device-of-call', filter: { field: 'family', equals: 'invocation' } },
+        {
+          ...userRule,
+          id: 'failure-then-5xx',
+          name: 'Failure then 5xx',
+          type: 'sequence',
+          filter: { field: 'family', equals: 'policy' },
+          window: '10m',
+          steps: [
+            { name: 'failure', filter: { field: 'policy.outcome', equals: 'fail' } },
+            { name: '5xx', filter: { field: 'invocation.status', gte: 500 } },
+          ],
+        },
+      ]),
+    });
+    const problems = problemsOf([folder]);
+    expect(problems.map((problem) => [problem.file, problem.ruleId, problem.path])).toStrictEqual([
+      [file, 'policy-by-route', '[0].groupBy.0'],
+      [file, 'device-of-call', '[1].field'],
+      [file, 'failure-then-5xx', '[2].steps.1.filter.field'],
+    ]);
+    expect(problems.map((problem) => problem.message)).toStrictEqual([
+      expect.stringMatching(/^invocation\.route is a field of invocation events only, and the rule's filter lets through policy events only \(family policy\): .*never fires$/),
+      expect.stringMatching(/^device\.deviceId is a field of device events only, and the rule's filter lets through invocation events only \(family invocation\): .*never fires$/),
+      expect.stringMatching(/^invocation\.status is a field of invocation events only, .*this step never matches/),
+    ]);
+  });
+
   it('refuses YAML that cannot be parsed, naming the file', () => {
     const [file] = write({ 'broken.yaml': 'rules: [ { id: a\n  - : :' });
     expect(problemsOf([folder])).toStrictEqual([{ file, path: '', message: expect.stringMatching(/^cannot be parsed: /) as unknown }]);

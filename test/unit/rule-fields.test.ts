@@ -175,6 +175,99 @@ describe('the fields a rule names are checked against the events', () => {
   });
 });
 
+// Only the conditions of one `all` were compared: a key, a counted field or a step naming another
+// family's field than the rule's filter lets through loaded, and never fired.
+describe('settings and steps are checked against the families the rule\'s filter lets through', () => {
+  const policyOnly = { field: 'family', equals: 'policy' };
+  const invocationOnly = { field: 'family', equals: 'invocation' };
+
+  it('refuses a groupBy entry no event the filter passes has', () => {
+    expect(problemsOf([{ ...base, id: 'policy-by-route', type: 'threshold', window: '5m', threshold: 3, filter: policyOnly, groupBy: ['actor.userId', 'invocation.route'] }])).toStrictEqual([
+      "[0].groupBy.1: invocation.route is a field of invocation events only, and the rule's filter lets through policy events only (family policy): every event it passes lacks this key and is skipped, so the rule never fires",
+    ]);
+    // A family no event is: refused as such, once, not again for the key.
+    expect(problemsOf([{ ...base, id: 'policies-by-route', type: 'threshold', window: '5m', threshold: 3, filter: { field: 'family', equals: 'policies' }, groupBy: ['invocation.route'] }])).toStrictEqual([
+      '[0].filter.field: family is never "policies": it is one of policy, invocation, device',
+    ]);
+    // A match rule still fires, under the default key: the entry does nothing.
+    expect(problemsOf([{ ...match('match-by-device', { field: 'invocation.status', gte: 500 }), groupBy: ['device.deviceId'] }])).toStrictEqual([
+      "[0].groupBy.0: device.deviceId is a field of device events only, and the rule's filter lets through invocation events only (invocation.status (invocation)): no event it passes has this key, so every detection gets the default key instead",
+    ]);
+  });
+
+  it('refuses a counted, remembered or measured field and a distinctField no event the filter passes has', () => {
+    expect(problemsOf([{ ...base, id: 'new-device-on-calls', type: 'new_value', filter: invocationOnly, groupBy: ['actor.userId'], field: 'device.deviceId' }])).toStrictEqual([
+      "[0].field: device.deviceId is a field of device events only, and the rule's filter lets through invocation events only (family invocation): every event it passes lacks it and is skipped, so the rule never fires",
+    ]);
+    expect(problemsOf([{ ...base, id: 'routes-per-ip', type: 'cardinality', filter: { field: 'policy.outcome', equals: 'fail' }, groupBy: ['client.ip'], field: 'invocation.route', window: '5m', threshold: 3 }])).toStrictEqual([
+      "[0].field: invocation.route is a field of invocation events only, and the rule's filter lets through policy events only (policy.outcome (policy)): every event it passes lacks it and is skipped, so the rule never fires",
+    ]);
+    expect(problemsOf([{ ...base, id: 'failures-from-devices', type: 'threshold', filter: policyOnly, groupBy: ['actor.userId'], window: '5m', threshold: 3, distinctField: 'device.ip' }])).toStrictEqual([
+      "[0].distinctField: device.ip is a field of device events only, and the rule's filter lets through policy events only (family policy): no event it passes has a value of it, so no detection ever lists one",
+    ]);
+    expect(
+      problemsOf([{ ...base, id: 'devices-per-route', type: 'surge', filter: invocationOnly, groupBy: ['invocation.route'], measure: { kind: 'distinct', field: 'device.deviceId' }, concentration: { field: 'device.ip' } }]),
+    ).toStrictEqual([
+      "[0].measure.field: device.deviceId is a field of device events only, and the rule's filter lets through invocation events only (family invocation): every event it passes lacks it and is skipped, so the rule never fires",
+      "[0].concentration.field: device.ip is a field of device events only, and the rule's filter lets through invocation events only (family invocation): no event it passes has a value of it, so the traffic is never found concentrated",
+    ]);
+  });
+
+  it('refuses a sequence step, or another filter the type runs, that no event the filter passes meets', () => {
+    const sequence = (id: string, filter: object, second: object): object => ({
+      ...base,
+      id,
+      type: 'sequence',
+      filter,
+      groupBy: ['actor.userId'],
+      window: '10m',
+      steps: [
+        { name: 'failure', filter: { field: 'policy.outcome', equals: 'fail' } },
+        { name: 'then', filter: second },
+      ],
+    });
+    expect(problemsOf([sequence('policy-then-5xx', policyOnly, { field: 'invocation.status', gte: 500 })])).toStrictEqual([
+      "[0].steps.1.filter.field: invocation.status is a field of invocation events only, and the rule's filter lets through policy events only (family policy): this step never matches, so the sequence never completes (it sees only the events the rule's filter passed)",
+    ]);
+    expect(problemsOf([sequence('policy-then-device', policyOnly, { any: [{ field: 'family', equals: 'device' }, { field: 'device.action', equals: 'login' }] })])).toStrictEqual([
+      "[0].steps.1.filter.any.0.field: family is never device here, and the rule's filter lets through policy events only (family policy): this step never matches, so the sequence never completes (it sees only the events the rule's filter passed)",
+      "[0].steps.1.filter.any.1.field: device.action is a field of device events only, and the rule's filter lets through policy events only (family policy): this step never matches, so the sequence never completes (it sees only the events the rule's filter passed)",
+    ]);
+    expect(
+      problemsOf([{ ...base, id: 'counted-devices', type: 'cardinality', filter: policyOnly, groupBy: ['client.ip'], field: 'actor.userId', window: '5m', threshold: 3, counted: { filter: { field: 'device.action', equals: 'login' } } }]),
+    ).toStrictEqual([
+      "[0].counted.filter.field: device.action is a field of device events only, and the rule's filter lets through policy events only (family policy): this filter never passes an event (it sees only the events the rule's filter passed)",
+    ]);
+  });
+
+  it('takes a field some allowed family has, an any across families, and what holds without the field', () => {
+    const either = { any: [policyOnly, { field: 'invocation.status', gte: 400 }] };
+    expect(
+      problemsOf([
+        // Policy events lack the route and are skipped; invocations have it.
+        { ...base, id: 'ok-either', type: 'threshold', window: '5m', threshold: 3, filter: either, groupBy: ['invocation.route'], distinctField: 'policy.kind' },
+        // Enrichment, labels and the fields every family has.
+        { ...base, id: 'ok-enriched', type: 'new_value', filter: policyOnly, groupBy: ['actor.userId', 'labels.team'], field: 'geo.country' },
+        {
+          ...base,
+          id: 'ok-steps',
+          type: 'sequence',
+          filter: policyOnly,
+          groupBy: ['actor.userId'],
+          window: '10m',
+          steps: [
+            { name: 'not a 5xx', filter: { not: { field: 'invocation.status', gte: 500 } } },
+            { name: 'no status', filter: { all: [{ field: 'invocation.status', exists: false }, { any: [{ field: 'device.action', equals: 'login' }, { field: 'policy.outcome', equals: 'fail' }] }] } },
+          ],
+        },
+        // No filter, or one that names no family: every family.
+        { ...base, id: 'ok-unfiltered', type: 'new_value', groupBy: ['actor.userId'], field: 'device.deviceId' },
+        { ...base, id: 'ok-negated', type: 'new_value', filter: { not: policyOnly }, groupBy: ['actor.userId'], field: 'device.deviceId' },
+      ]),
+    ).toStrictEqual([]);
+  });
+});
+
 describe('a surge measure that can never fire', () => {
   const surge = (id: string, extra: object): object => ({ ...base, id, type: 'surge', groupBy: ['invocation.route'], filter: { field: 'family', equals: 'invocation' }, ...extra });
 

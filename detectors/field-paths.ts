@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { nearest } from '../platform';
-import { deviceEventSchema, invocationEventSchema, ipAddress, policyEventSchema } from '../schemas';
+import { POLICY_KINDS, deviceEventSchema, invocationEventSchema, ipAddress, policyEventSchema } from '../schemas';
 import { IDENTITIES } from './trust';
 
 /**
@@ -34,6 +34,8 @@ interface ZodDef {
   values?: readonly unknown[];
   format?: string;
   checks?: readonly { _zod: { def: { format?: string; pattern?: RegExp } } }[];
+  keyType?: z.ZodType;
+  valueType?: z.ZodType;
 }
 
 /** The contract's pattern of a country code (schemas/device.ts). */
@@ -41,8 +43,12 @@ const COUNTRY_CODE = /^[A-Z]{2}$/;
 
 const defOf = (schema: z.ZodType): ZodDef => (schema as unknown as { _zod: { def: ZodDef } })._zod.def;
 
-/** Free-form maps: any path under them is a field. */
-const OPEN = new Set<string>();
+/**
+ * Free-form maps: a path one key under them is a field, when the key is one the map can hold
+ * (`labels.<key>`: the contract's label key pattern; `correlated.request.policies.<kind>`: a
+ * policy kind), holding what its values are (labels: text; a policy's outcome: pass or fail).
+ */
+const OPEN = new Map<string, { keys: RegExp | readonly string[]; value: FieldInfo; what: string }>();
 /** Fields that hold a list: a condition holds on any element, but a key or a counted value needs one value. */
 const LISTS = new Set<string>();
 
@@ -87,10 +93,14 @@ function walk(schema: z.ZodType, path: string, into: Map<string, FieldInfo>, fam
       LISTS.add(path);
       if (def.element) walk(def.element, path, into, family);
       return;
-    case 'record':
+    case 'record': {
       note({ kind: 'object' });
-      OPEN.add(path);
+      const keyPattern = def.keyType === undefined ? undefined : defOf(def.keyType).checks?.find((check) => check._zod.def.pattern !== undefined)?._zod.def.pattern;
+      const valueType = def.valueType === undefined ? undefined : defOf(def.valueType).type;
+      const value: FieldInfo = { kind: valueType === 'string' ? 'string' : valueType === 'number' ? 'number' : valueType === 'boolean' ? 'boolean' : 'any' };
+      OPEN.set(path, { keys: keyPattern ?? /^/, value, what: keyPattern === undefined ? 'a key' : `a key matching ${String(keyPattern)}` });
       return;
+    }
     case 'enum':
       note({ kind: 'string', values: Object.values(def.entries ?? {}).map(String) });
       return;
@@ -136,7 +146,7 @@ const CATALOGUE: ReadonlyMap<string, FieldInfo> = (() => {
   everywhere('correlated', { kind: 'object' });
   everywhere('correlated.request', { kind: 'object' });
   everywhere('correlated.request.policies', { kind: 'object' });
-  OPEN.add('correlated.request.policies');
+  OPEN.set('correlated.request.policies', { keys: POLICY_KINDS, value: { kind: 'string', values: ['pass', 'fail'] }, what: `a policy kind (${POLICY_KINDS.join(', ')})` });
   everywhere('correlated.request.failedPolicies', { kind: 'string' });
   LISTS.add('correlated.request.failedPolicies');
   everywhere('correlated.device', { kind: 'object' });
@@ -168,7 +178,18 @@ export function comparedValue(field: string, value: unknown): unknown {
 export function fieldInfo(path: string): FieldInfo | undefined {
   const known = CATALOGUE.get(path);
   if (known !== undefined) return known;
-  for (const open of OPEN) if (path.startsWith(`${open}.`)) return { kind: 'any' };
+  const open = openField(path);
+  return open?.fits === true ? open.value : undefined;
+}
+
+/** The free-form map a path is one key under, and whether the map can hold that key. */
+function openField(path: string): { map: string; key: string; fits: boolean; value: FieldInfo; what: string } | undefined {
+  for (const [map, spec] of OPEN) {
+    if (!path.startsWith(`${map}.`)) continue;
+    const key = path.slice(map.length + 1);
+    const fits = !key.includes('.') && (spec.keys instanceof RegExp ? spec.keys.test(key) : spec.keys.includes(key));
+    return { map, key, fits, value: spec.value, what: spec.what };
+  }
   return undefined;
 }
 
@@ -407,6 +428,11 @@ export function fieldProblems(rule: unknown): { path: string; message: string }[
   for (const use of uses) {
     const info = fieldInfo(use.field);
     if (info === undefined) {
+      const open = openField(use.field);
+      if (open !== undefined) {
+        problems.push({ path: use.at, message: `${open.map} holds no key ${JSON.stringify(open.key)}: its keys are ${open.what}, so ${use.field} is never there and such a condition never matches` });
+        continue;
+      }
       const near = nearestFieldPath(use.field);
       problems.push({ path: use.at, message: `no event has the field ${use.field}${near ? ` (did you mean ${near}?)` : ''}; such a condition never matches (docs/events.md lists the fields)` });
       continue;

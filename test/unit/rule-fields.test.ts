@@ -36,9 +36,28 @@ describe('the fields a rule names are checked against the events', () => {
     expect(fieldInfo('geo.country')).toMatchObject({ kind: 'string' });
     expect(fieldInfo('identity')).toMatchObject({ values: ['proven', 'claimed', 'anonymous'] });
     expect(fieldInfo('correlated.device.knownDevices')).toMatchObject({ kind: 'number' });
-    expect(fieldInfo('labels.team')).toEqual({ kind: 'any' });
-    expect(fieldInfo('correlated.request.policies.authn')).toEqual({ kind: 'any' });
+    // Free-form maps: a key they can hold, holding what their values are.
+    expect(fieldInfo('labels.team')).toEqual({ kind: 'string' });
+    expect(fieldInfo('labels.Team')).toBeUndefined();
+    expect(fieldInfo('labels.team.lead')).toBeUndefined();
+    expect(fieldInfo('correlated.request.policies.authn')).toEqual({ kind: 'string', values: ['pass', 'fail'] });
+    expect(fieldInfo('correlated.request.policies.authentication')).toBeUndefined();
     expect(fieldInfo('invocation.statusCode')).toBeUndefined();
+  });
+
+  it('refuses a key a free-form map never holds, and a value its keys never hold: labels are lower-case text, a request\'s policies pass or fail by kind', () => {
+    expect(problemsOf([match('upper-label', { field: 'labels.Region', equals: 'eu' })])).toEqual([
+      '[0].filter.field: labels holds no key "Region": its keys are a key matching /^[a-z][a-z0-9_]{0,63}$/, so labels.Region is never there and such a condition never matches',
+    ]);
+    expect(problemsOf([match('number-label', { field: 'labels.tier', equals: 1 })])).toEqual(['[0].filter.field: labels.tier is text: compare it with "1" in quotes']);
+    expect(problemsOf([match('compared-label', { field: 'labels.tier', gt: 1 })])).toEqual(['[0].filter.field: labels.tier is text, not a number: gt never holds on it']);
+    expect(problemsOf([match('policy-outcome', { field: 'correlated.request.policies.authz', equals: 'failed' })])).toEqual([
+      '[0].filter.field: correlated.request.policies.authz is never "failed": it is one of pass, fail',
+    ]);
+    expect(problemsOf([match('policy-kind', { field: 'correlated.request.policies.authentication', equals: 'fail' })])).toEqual([
+      '[0].filter.field: correlated.request.policies holds no key "authentication": its keys are a policy kind (authn, authz, rate_limit, json_threat, xml_threat, custom), so correlated.request.policies.authentication is never there and such a condition never matches',
+    ]);
+    expect(problemsOf([match('fine-label', { field: 'labels.tier', equals: 'gold' }), match('fine-policy', { field: 'correlated.request.policies.authz', equals: 'fail' }), match('derived', { field: 'labels.derived', exists: false })])).toEqual([]);
   });
 
   it('refuses a field no event has, suggesting the nearest', () => {
@@ -277,7 +296,9 @@ describe('a surge measure that can never fire', () => {
       '[0].measure.field: invocation.route holds text: a p95 measure counts numbers only (invocation.latencyMs, say), so this one would never fire',
     ]);
     expect(problemsOf([surge('p95-latency', { measure: { kind: 'p95', field: 'invocation.latencyMs' } })])).toStrictEqual([]);
-    // A field whose values are not checked (labels) is taken on trust.
-    expect(problemsOf([surge('p95-label', { measure: { kind: 'p95', field: 'labels.size' } })])).toStrictEqual([]);
+    // A label is text (the contract's labels hold strings), never the number a p95 counts.
+    expect(problemsOf([surge('p95-label', { measure: { kind: 'p95', field: 'labels.size' } })])).toStrictEqual([
+      '[0].measure.field: labels.size holds text: a p95 measure counts numbers only (invocation.latencyMs, say), so this one would never fire',
+    ]);
   });
 });

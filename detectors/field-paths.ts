@@ -255,18 +255,27 @@ function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
   }
 }
 
-/** The families an `all` block's conditions allow, when they name families at all. */
+/** The families an `all` block's own conditions allow (not its nested blocks'), when they name families at all. */
 function allowedFamilies(conditions: readonly unknown[]): { families: Set<string>; named: string[] } | undefined {
+  const parts = conditions.flatMap((condition) => {
+    const own = typeof condition === 'object' && condition !== null ? conditionFamilies(condition as Record<string, unknown>) : undefined;
+    return own === undefined ? [] : [{ families: new Set(own.families), named: [own.named] }];
+  });
+  const { families, named } = intersection(parts);
+  return families === undefined ? undefined : { families, named };
+}
+
+/** The families every part allows, and what named them; `families` undefined when no part narrows any. */
+function intersection(parts: readonly { families?: ReadonlySet<string>; named: readonly string[] }[]): Reach {
   let families: Set<string> | undefined;
   const named: string[] = [];
-  for (const condition of conditions) {
-    if (typeof condition !== 'object' || condition === null) continue;
-    const own = conditionFamilies(condition as Record<string, unknown>);
+  for (const part of parts) {
+    const own = part.families;
     if (own === undefined) continue;
-    named.push(own.named);
-    families = new Set([...(families ?? new Set(own.families))].filter((family) => own.families.includes(family)));
+    named.push(...part.named);
+    families = new Set([...(families ?? own)].filter((family) => own.has(family)));
   }
-  return families === undefined ? undefined : { families, named };
+  return families === undefined ? { named: [] } : { families, named };
 }
 
 /** `all` blocks whose conditions no one event can meet: fields of two families (a device's on an invocation). */
@@ -319,17 +328,7 @@ function conditionFamilies(condition: Record<string, unknown>): { families: stri
 function filterReach(filter: unknown): Reach {
   if (typeof filter !== 'object' || filter === null) return { named: [] };
   const record = filter as Record<string, unknown>;
-  if (Array.isArray(record.all)) {
-    let families: Set<string> | undefined;
-    const named: string[] = [];
-    for (const part of record.all) {
-      const reach = filterReach(part);
-      if (reach.families === undefined) continue;
-      named.push(...reach.named);
-      families = families === undefined ? new Set(reach.families) : new Set([...families].filter((family) => reach.families?.has(family)));
-    }
-    return families === undefined ? { named: [] } : { families, named };
-  }
+  if (Array.isArray(record.all)) return intersection(record.all.map(filterReach));
   if (Array.isArray(record.any)) {
     const parts = record.any.map(filterReach);
     if (parts.length === 0 || parts.some((reach) => reach.families === undefined)) return { named: [] };

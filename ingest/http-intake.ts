@@ -482,12 +482,14 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
   }
 
   /**
-   * Sends an answer; while stopping, with `connection: close`. A caller waiting for `100 Continue`
-   * never gets it: its connection is closed too, once the body it may send anyway is dropped.
+   * Sends an answer; while stopping, with `connection: close`. `refused`: an answer given before
+   * the body was read whole (a refusal, or a caller still waiting for `100 Continue`, which never
+   * gets it). Its connection is closed, once the rest of the body is read and dropped (up to twice
+   * the limit, for 5 s), so the caller reads the answer rather than a reset.
    */
-  function answer(response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}, expectsContinue = false): void {
-    if (expectsContinue) keepReadingAfterRefusal(response.req, REFUSED_BODY_DRAIN_TIMES_LIMIT * options.maxBodyBytes);
-    send(response, status, body, stopping || expectsContinue ? { ...headers, connection: 'close' } : headers);
+  function answer(response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}, refused = false): void {
+    if (refused) keepReadingAfterRefusal(response.req, REFUSED_BODY_DRAIN_TIMES_LIMIT * options.maxBodyBytes);
+    send(response, status, body, stopping || refused ? { ...headers, connection: 'close' } : headers);
   }
 
   /**
@@ -596,8 +598,7 @@ export function createHttpIntake(options: HttpIntakeOptions): HttpIntake {
               log[warn ? 'warn' : 'debug']({ status: error.status, remote: request.socket.remoteAddress, reason: error.message, unauthorizedSoFar: stats.unauthorized }, 'intake request refused');
               // A refused connection is closed: the rest of the body is read and dropped first (up
               // to twice the limit, for 5 s), so the caller reads the answer rather than a reset.
-              keepReadingAfterRefusal(request, REFUSED_BODY_DRAIN_TIMES_LIMIT * options.maxBodyBytes);
-              send(response, error.status, { error: error.message }, { ...error.headers, connection: 'close' });
+              answer(response, error.status, { error: error.message }, error.headers, true);
               return;
             }
             // A caller that went away mid-upload is its own loss, not the intake's failure.

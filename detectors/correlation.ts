@@ -1,7 +1,7 @@
 import type { RedisClient } from '../platform';
 import { Instrumentation, StoreUnavailableError, sleep } from '../platform';
 import type { GeoDocument, VigilEvent } from '../schemas';
-import { MAX_BATCH_ITEMS, defineScripts, requestKey, roundTrip, userKeys, type StateCall } from './state';
+import { MAX_BATCH_ITEMS, defineScripts, requestKeys, roundTrip, userKeys, type StateCall } from './state';
 
 /** How long a request's policy decisions wait for its invocation, in wall-clock time, while the pipeline runs: 10 minutes. */
 export const DEFAULT_REQUEST_MEMORY_MS = 600_000;
@@ -12,6 +12,12 @@ export interface Correlated {
     /** Policy kind -> outcome, for the policies of the same request seen so far. */
     policies: Record<string, 'pass' | 'fail'>;
     failedPolicies: string[];
+    /**
+     * The user id the request's authentication pass named; absent when no pass named one, or
+     * when passes under this request id named different users (a client may send its own
+     * X-Request-Id with many requests). The trust model proves a user by it, never by the id alone.
+     */
+    authnUser?: string;
   };
   device?: {
     /** The device of the session (else the user's last device). */
@@ -84,8 +90,8 @@ export class Correlator {
     defineScripts(options.redis);
   }
 
-  private requestKey(requestId: string): string {
-    return requestKey(this.prefix, requestId);
+  private requestKeys(requestId: string): [string, string] {
+    return requestKeys(this.prefix, requestId);
   }
 
   private userKeys(userId: string, sessionId: string | undefined): [string, string, string] {
@@ -106,7 +112,8 @@ export class Correlator {
       const sessionId = event.correlation.sessionId;
       // Every kind: the event schema admits no other.
       if (event.family === 'policy' && requestId) {
-        queue('noteRequest', [this.requestKey(requestId)], [event.policy.kind, event.policy.outcome, this.requestMemoryMs]);
+        const passer = event.policy.kind === 'authn' && event.policy.outcome === 'pass' ? (userId ?? '') : '';
+        queue('noteRequest', this.requestKeys(requestId), [event.policy.kind, event.policy.outcome, this.requestMemoryMs, passer]);
       }
       if (event.family === 'device' && userId) {
         const deviceId = event.device.deviceId ?? event.device.fingerprint ?? '';
@@ -120,14 +127,14 @@ export class Correlator {
         ]);
       }
       if (event.family === 'invocation' && requestId) {
-        replyIndex.set(reads.length, queue('readRequest', [this.requestKey(requestId)], []));
+        replyIndex.set(reads.length, queue('readRequest', this.requestKeys(requestId), []));
         reads.push({ index, kind: 'request', time });
       }
       // A rate limit or threat decision naming a user proves it only when the request's
       // authentication was seen to pass (detectors/trust.ts): its request is read too, after its
       // own note. Not waited for when missing: such a decision often comes before authentication.
       if (event.family === 'policy' && requestId && userId && event.policy.kind !== 'authn' && event.policy.kind !== 'authz') {
-        replyIndex.set(reads.length, queue('readRequest', [this.requestKey(requestId)], []));
+        replyIndex.set(reads.length, queue('readRequest', this.requestKeys(requestId), []));
         reads.push({ index, kind: 'request', time });
       }
       if (event.family !== 'device' && userId) {
@@ -161,7 +168,7 @@ export class Correlator {
     if (waiting.length > 0) {
       const youngest = Math.max(...waiting.map((entry) => entry.time));
       await sleep(Math.max(0, Math.min(this.waitMs, youngest + this.waitMs - now)));
-      const second = await this.exec(waiting.map((entry) => ({ script: 'readRequest', keys: [this.requestKey(entry.requestId)], args: [] })));
+      const second = await this.exec(waiting.map((entry) => ({ script: 'readRequest', keys: this.requestKeys(entry.requestId), args: [] })));
       waiting.forEach((entry, position) => {
         this.stats.waited++;
         const request = parseRequest(second[position]);
@@ -248,12 +255,15 @@ export function batchCorrelationCalls(calls: readonly CorrelationCall[]): { batc
   return { batches, at };
 }
 
+/** readRequest-2's reply: the decisions as a flat list, and the user an authentication pass named. */
 function parseRequest(reply: unknown): Correlated['request'] | undefined {
-  const flat = Array.isArray(reply) ? reply.map(String) : [];
+  const [decisions, user] = Array.isArray(reply) ? (reply as unknown[]) : [];
+  const flat = Array.isArray(decisions) ? decisions.map(String) : [];
   if (flat.length === 0) return undefined;
   const policies: Record<string, 'pass' | 'fail'> = {};
   for (let index = 0; index + 1 < flat.length; index += 2) policies[flat[index] ?? ''] = flat[index + 1] === 'fail' ? 'fail' : 'pass';
-  return { policies, failedPolicies: Object.entries(policies).filter(([, outcome]) => outcome === 'fail').map(([kind]) => kind).sort() };
+  const failedPolicies = Object.entries(policies).filter(([, outcome]) => outcome === 'fail').map(([kind]) => kind).sort();
+  return typeof user === 'string' && user !== '' ? { policies, failedPolicies, authnUser: user } : { policies, failedPolicies };
 }
 
 function parseContext(reply: unknown, time: number): Correlated['device'] | undefined {

@@ -13,7 +13,8 @@ import type { Correlated } from './correlation';
  * - `proven`: a passed authentication; a device event (the service reports its own session); an
  *   authorization decision on a request whose authentication (if seen) passed and whose
  *   `authContext` is not `none`; a rate limit or threat decision on a request whose
- *   authentication was seen to pass;
+ *   authentication was seen to pass for that same user (a client may send its own request id
+ *   with many requests: a pass by its own account must not prove a name it types elsewhere);
  *   an invocation by a user that the gateway answered with neither 401 nor 407 and whose request
  *   failed no authentication.
  * - `claimed`: a user id is present but nothing proves it (a failed authentication, or a request
@@ -39,8 +40,11 @@ export function identityOf(event: VigilEvent, correlated?: Correlated): Identity
       // An authorization decision is made on an authenticated principal. A rate limit or a threat
       // check may come before authentication (a login's per-username limiter names whatever was
       // typed): it proves the user only when the request's authentication was seen to pass. It
-      // counted as proven before, and a spray's rejections moved the victim's location.
-      return event.policy.kind === 'authz' || authn === 'pass' ? 'proven' : 'claimed';
+      // counted as proven before, and a spray's rejections moved the victim's location. The pass
+      // must name this user: request ids are often the client's own X-Request-Id, and a client
+      // signed in as itself could otherwise send its spray under the id of its own sign-in.
+      if (event.policy.kind === 'authz') return 'proven';
+      return authn === 'pass' && correlated?.request?.authnUser === event.actor.userId ? 'proven' : 'claimed';
     case 'invocation': {
       const status = event.invocation.status;
       if (status === 401 || status === 407 || authn === 'fail') return 'claimed';

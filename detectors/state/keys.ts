@@ -18,6 +18,15 @@ export function requestKey(prefix: string, requestId: string): string {
 }
 
 /**
+ * The correlation keys of one request, as noteRequest-2 and readRequest-2 take them: its policy
+ * decisions, and the user its authentication pass named (one hash tag: the request).
+ */
+export function requestKeys(prefix: string, requestId: string): [string, string] {
+  const decisions = requestKey(prefix, requestId);
+  return [decisions, `${decisions}:authn-user`];
+}
+
+/**
  * The correlation keys of a user: last device and place, devices seen, and one session's device.
  * One hash tag (the user) for the three, since noteDevice-3 and readContext-3 take them together.
  */

@@ -41,8 +41,8 @@ const SCRIPTS = {
   alertLinksPrune: { file: 'alertLinksPrune-2.lua' },
   noteDevice: { file: 'noteDevice-3.lua', batch: { args: 6 } },
   readContext: { file: 'readContext-3.lua', batch: { args: 1 } },
-  noteRequest: { file: 'noteRequest-1.lua', batch: { args: 3 } },
-  readRequest: { file: 'readRequest-1.lua', batch: { args: 0 } },
+  noteRequest: { file: 'noteRequest-2.lua', batch: { args: 4 } },
+  readRequest: { file: 'readRequest-2.lua', batch: { args: 0 } },
   groupSwap: { file: 'groupSwap-2.lua' },
   riskAdd: { file: 'riskAdd-2.lua', batch: { args: 8 } },
 } as const satisfies Record<string, ScriptSpec>;

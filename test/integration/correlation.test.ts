@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Correlator, deleteKeysUnder } from '../../detectors';
+import { Correlator, deleteKeysUnder, identityOf } from '../../detectors';
 import { correlationDocument, enrich, type Enrichment, type IngestPipeline } from '../../ingest';
 import { createEmitter } from '../../ingest/sdk';
 import type { Vigil } from '../../app';
@@ -112,6 +112,29 @@ describe('Correlator on the real Redis', () => {
     const [a, b] = await correlator.correlate([item(invocationEvent({ requestId: 'r-a' })), item(invocationEvent({ requestId: 'r-b' }))]);
     expect(a).toEqual({ request: { policies: { authn: 'fail' }, failedPolicies: ['authn'] } });
     expect(b).toEqual({ request: { policies: { authn: 'pass' }, failedPolicies: [] } });
+  });
+
+  // A request id is often the client's own X-Request-Id. Signed in as itself under id R, a client
+  // sent a spray naming the victim under R: each per-username rate-limit rejection read R's pass
+  // and proved the victim, whose location and first-seen history the spray then wrote.
+  it('names the user a request\'s authentication pass proved, and nobody once passes under one id name two users', async () => {
+    const correlator = new Correlator({ redis, prefix });
+    const named = (requestId: string, kind: PolicyEvent['policy']['kind'], outcome: 'pass' | 'fail', userId: string): VigilEvent =>
+      eventSchema.parse({ ...policyEvent(requestId, kind, outcome), actor: { userId } });
+    const [, ownLimit, sprayLimit] = await correlator.correlate([
+      item(named('r-reused', 'authn', 'pass', 'attacker')),
+      item(named('r-reused', 'rate_limit', 'pass', 'attacker')),
+      item(named('r-reused', 'rate_limit', 'fail', 'victim')),
+    ]);
+    expect(ownLimit?.request?.authnUser).toBe('attacker');
+    expect(identityOf(named('r-reused', 'rate_limit', 'pass', 'attacker'), ownLimit)).toBe('proven');
+    expect(sprayLimit?.request).toEqual({ policies: { authn: 'pass', rate_limit: 'fail' }, failedPolicies: ['rate_limit'], authnUser: 'attacker' });
+    expect(identityOf(named('r-reused', 'rate_limit', 'fail', 'victim'), sprayLimit)).toBe('claimed');
+
+    await correlator.correlate([item(named('r-reused', 'authn', 'pass', 'victim'))]);
+    const [later] = await correlator.correlate([item(named('r-reused', 'rate_limit', 'fail', 'victim'))]);
+    expect(later?.request?.authnUser).toBeUndefined();
+    expect(identityOf(named('r-reused', 'rate_limit', 'fail', 'victim'), later)).toBe('claimed');
   });
 
   it('waits, within waitMs, for decisions that arrive after their invocation', async () => {

@@ -10,7 +10,7 @@ import {
   groupKeys,
   keysUnder,
   riskKeys,
-  requestKey as correlationRequestKey,
+  requestKeys as correlationRequestKeys,
   stateKey,
   userKeys as correlationUserKeys,
 } from '../../detectors';
@@ -123,9 +123,14 @@ function userKeys(userId = 'u-1', sessionId = 's-1'): [string, string, string] {
   return correlationUserKeys(prefix, userId, sessionId);
 }
 
+/** The correlation keys of one request: its policy decisions, and the user its authentication pass named. */
+function requestKeys(requestId = 'r-1'): [string, string] {
+  return correlationRequestKeys(prefix, requestId);
+}
+
 /** The correlation key of one request's policy decisions. */
 function requestKey(requestId = 'r-1'): string {
-  return correlationRequestKey(prefix, requestId);
+  return requestKeys(requestId)[0];
 }
 
 function noteDevice(
@@ -147,12 +152,12 @@ function readContext(readSession: 0 | 1, keys: [string, string, string] = userKe
   return call('readContext', keys, [readSession]);
 }
 
-function noteRequest(kind: string, outcome: 'pass' | 'fail', options: { ttl?: number; key?: string } = {}): Promise<unknown> {
-  return callScript(redis, 'noteRequest', [options.key ?? requestKey()], [kind, outcome, options.ttl ?? TTL]);
+function noteRequest(kind: string, outcome: 'pass' | 'fail', options: { ttl?: number; request?: string; user?: string } = {}): Promise<unknown> {
+  return callScript(redis, 'noteRequest', requestKeys(options.request), [kind, outcome, options.ttl ?? TTL, options.user ?? '']);
 }
 
-function readRequest(key = requestKey()): Promise<unknown[]> {
-  return call('readRequest', [key], []);
+function readRequest(request?: string): Promise<unknown[]> {
+  return call('readRequest', requestKeys(request), []);
 }
 
 /** A flat HGETALL-style reply as an object, so the tests don't depend on hash field order. */
@@ -1111,7 +1116,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
   });
 
-  describeScript('noteRequest-1.lua', () => {
+  describeScript('noteRequest-2.lua', () => {
     it('records each policy kind\'s outcome and never lets a pass overwrite a fail', async () => {
       expect(await noteRequest('authn', 'fail')).toBe(1);
       expect(await noteRequest('authn', 'pass')).toBe(1);
@@ -1125,27 +1130,45 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     });
 
     it('keeps requests apart', async () => {
-      await noteRequest('authn', 'fail', { key: requestKey('r-1') });
-      await noteRequest('authn', 'pass', { key: requestKey('r-2') });
+      await noteRequest('authn', 'fail', { request: 'r-1' });
+      await noteRequest('authn', 'pass', { request: 'r-2' });
       expect(await redis.hget(requestKey('r-1'), 'authn')).toBe('fail');
       expect(await redis.hget(requestKey('r-2'), 'authn')).toBe('pass');
     });
+
+    // A client may send one X-Request-Id with many requests: the user a pass named holds only
+    // while every pass under the id names the same user.
+    it('keeps the user an authentication pass named, and forgets it once passes name two users', async () => {
+      const [, passer] = requestKeys();
+      await noteRequest('rate_limit', 'fail', { user: 'ignored' });
+      expect(await redis.get(passer)).toBeNull();
+      await noteRequest('authn', 'pass', { user: 'alice' });
+      await noteRequest('authn', 'pass', { user: 'alice' });
+      expect(await redis.get(passer)).toBe('alice');
+      await noteRequest('authn', 'pass'); // a pass naming nobody changes nothing
+      expect(await redis.get(passer)).toBe('alice');
+      await noteRequest('authn', 'pass', { user: 'mallory' });
+      expect(await redis.get(passer)).toBe('');
+      await noteRequest('authn', 'pass', { user: 'alice' });
+      expect(await redis.get(passer)).toBe('');
+    });
   });
 
-  describeScript('readRequest-1.lua', () => {
+  describeScript('readRequest-2.lua', () => {
     it('returns an empty list when nothing is recorded for the request', async () => {
-      expect(await readRequest()).toEqual([]);
-      await noteRequest('authn', 'pass', { key: requestKey('r-other') });
-      expect(await readRequest()).toEqual([]);
+      expect(await readRequest()).toEqual([[], null]);
+      await noteRequest('authn', 'pass', { request: 'r-other', user: 'alice' });
+      expect(await readRequest()).toEqual([[], null]);
     });
 
-    it('returns every kind and its outcome as a flat list, and writes nothing', async () => {
-      await noteRequest('authn', 'pass');
+    it('returns every kind and its outcome as a flat list, then the user a pass named, and writes nothing', async () => {
+      await noteRequest('authn', 'pass', { user: 'alice' });
       await noteRequest('authz', 'fail');
-      const reply = await readRequest();
-      expect(reply).toHaveLength(4);
-      expect(pairs(reply)).toEqual({ authn: 'pass', authz: 'fail' });
-      expect(await keysUnder(redis, prefix)).toEqual([requestKey()]);
+      const [decisions, user] = await readRequest();
+      expect(decisions).toHaveLength(4);
+      expect(pairs(decisions as unknown[])).toEqual({ authn: 'pass', authz: 'fail' });
+      expect(user).toBe('alice');
+      expect((await keysUnder(redis, prefix)).sort()).toEqual([...requestKeys()].sort());
     });
   });
 
@@ -1589,17 +1612,19 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await callScript(redis, 'alertSettle', [alertKey('alert:g-1'), alertKey('open'), alertKey('unsent'), alertKey('clock'), alertKey('wall')], [100_000, 1000, 0, 'g-1', 20_000, 'q']);
       return TTL;
     },
-    'noteRequest-1.lua': async () => {
-      await noteRequest('authn', 'pass', { ttl: 30_000 });
+    'noteRequest-2.lua': async () => {
+      await noteRequest('authn', 'pass', { ttl: 30_000, user: 'alice' });
       await noteRequest('authn', 'fail', { ttl: 30_000 });
       await noteRequest('authn', 'pass', { ttl: 20_000 }); // the "fail stays" branch must still leave a TTL
+      await noteRequest('authn', 'pass', { ttl: 20_000, user: 'mallory', request: 'r-2' });
+      await noteRequest('authn', 'pass', { ttl: 20_000, user: 'alice', request: 'r-2' }); // the "two users" branch
       return 30_000;
     },
-    'readRequest-1.lua': async () => {
-      // Reads write nothing: write through noteRequest, read, and the key must still expire.
-      await noteRequest('authn', 'fail', { ttl: 30_000 });
+    'readRequest-2.lua': async () => {
+      // Reads write nothing: write through noteRequest, read, and the keys must still expire.
+      await noteRequest('authn', 'pass', { ttl: 30_000, user: 'alice' });
       await readRequest();
-      await readRequest(requestKey('r-never-noted'));
+      await readRequest('r-never-noted');
       return 30_000;
     },
     'noteDevice-3.lua': async () => {

@@ -26,8 +26,8 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   alertLinksPrune: { version: 1, sha256: 'febe5cbc5474736d' },
   noteDevice: { version: 2, sha256: '597420a167b40330' },
   readContext: { version: 2, sha256: '36a2e1a47ac5c871' },
-  noteRequest: { version: 2, sha256: '25bc52cbbab912f2' },
-  readRequest: { version: 2, sha256: '9801c3abd153b111' },
+  noteRequest: { version: 3, sha256: '329f06693a766861' },
+  readRequest: { version: 3, sha256: '3fbf1596bab46b4f' },
   groupSwap: { version: 1, sha256: 'ebd799fba199318a' },
   riskAdd: { version: 2, sha256: 'c4343e31e2acc6f8' },
 };

@@ -61,7 +61,7 @@ describe('identityOf, refined', () => {
     expect(identityOf(decision('authz', 'oauth2'))).toBe('proven');
     expect(identityOf(decision('authz', undefined))).toBe('proven');
     // A threat check proves nobody by itself (it may come before authentication), with or without a context.
-    const passed: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [] } };
+    const passed: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [], authnUser: 'admin' } };
     expect(identityOf(decision('json_threat', 'none'), passed)).toBe('claimed');
     expect(identityOf(decision('json_threat', 'oauth2'), passed)).toBe('proven');
     expect(identityOf(decision('json_threat', 'oauth2'))).toBe('claimed');

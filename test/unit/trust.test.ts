@@ -41,12 +41,24 @@ describe('identityOf (the trust model)', () => {
   // A login's per-username rate limiter names whatever was typed: its rejections of a spray moved
   // the victim's location and raised new-country and impossible-travel against them.
   it('takes a rate limit or threat decision as proven only on a request whose authentication was seen to pass', () => {
-    const passedRequest: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [] } };
+    const passedRequest: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [], authnUser: 'victim' } };
     for (const kind of ['rate_limit', 'json_threat', 'xml_threat', 'custom']) {
       const decision = event(policyEvent(), { 'policy.kind': kind, 'policy.outcome': 'fail', 'actor.userId': 'victim' });
       expect([kind, identityOf(decision)]).toStrictEqual([kind, 'claimed']);
       expect([kind, identityOf(decision, passedRequest)]).toStrictEqual([kind, 'proven']);
       expect([kind, identityOf(decision, failedRequest)]).toStrictEqual([kind, 'claimed']);
+    }
+  });
+
+  // Request ids are often the client's own X-Request-Id: signed in as itself under id R, a client
+  // could send a spray naming the victim under R, and each rejection would prove the victim.
+  it('takes a rate limit or threat decision as proven only when the passed authentication named the same user', () => {
+    const signedInAsAttacker: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [], authnUser: 'attacker' } };
+    const nobodyNamed: Correlated = { request: { policies: { authn: 'pass' }, failedPolicies: [] } };
+    for (const kind of ['rate_limit', 'json_threat', 'xml_threat', 'custom']) {
+      const decision = event(policyEvent(), { 'policy.kind': kind, 'policy.outcome': 'fail', 'actor.userId': 'victim' });
+      expect([kind, identityOf(decision, signedInAsAttacker)]).toStrictEqual([kind, 'claimed']);
+      expect([kind, identityOf(decision, nobodyNamed)]).toStrictEqual([kind, 'claimed']);
     }
   });
 

@@ -255,16 +255,6 @@ function fieldUses(value: unknown, at: string, into: FieldUse[]): void {
   }
 }
 
-/** The families an `all` block's own conditions allow (not its nested blocks'), when they name families at all. */
-function allowedFamilies(conditions: readonly unknown[]): { families: Set<string>; named: string[] } | undefined {
-  const parts = conditions.flatMap((condition) => {
-    const own = typeof condition === 'object' && condition !== null ? conditionFamilies(condition as Record<string, unknown>) : undefined;
-    return own === undefined ? [] : [{ families: new Set(own.families), named: [own.named] }];
-  });
-  const { families, named } = intersection(parts);
-  return families === undefined ? undefined : { families, named };
-}
-
 /** The families every part allows, and what named them; `families` undefined when no part narrows any. */
 function intersection(parts: readonly { families?: ReadonlySet<string>; named: readonly string[] }[]): Reach {
   let families: Set<string> | undefined;
@@ -278,7 +268,11 @@ function intersection(parts: readonly { families?: ReadonlySet<string>; named: r
   return families === undefined ? { named: [] } : { families, named };
 }
 
-/** `all` blocks whose conditions no one event can meet: fields of two families (a device's on an invocation). */
+/**
+ * `all` blocks whose parts no one event can meet: fields of two families (a device's on an
+ * invocation), directly or through a block inside (an `any` none of whose branches has a family
+ * the rest allow). A part no event meets by itself is refused where it is, and left out here.
+ */
 function familyProblems(value: unknown, at: string, into: { path: string; message: string }[]): void {
   if (Array.isArray(value)) {
     value.forEach((item, index) => familyProblems(item, `${at}.${index}`, into));
@@ -288,8 +282,8 @@ function familyProblems(value: unknown, at: string, into: { path: string; messag
   for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
     const here = at === '' ? key : `${at}.${key}`;
     if (key === 'all' && Array.isArray(child)) {
-      const allowed = allowedFamilies(child);
-      if (allowed !== undefined && allowed.families.size === 0) {
+      const allowed = intersection(child.map(filterReach).filter((part) => part.families === undefined || part.families.size > 0));
+      if (allowed.families !== undefined && allowed.families.size === 0) {
         into.push({ path: here, message: `no one event meets all of these: ${allowed.named.join(', ')}; a step or filter sees one event at a time (a sequence takes one step per event)` });
       }
     }
@@ -332,7 +326,9 @@ function filterReach(filter: unknown): Reach {
   if (Array.isArray(record.any)) {
     const parts = record.any.map(filterReach);
     if (parts.length === 0 || parts.some((reach) => reach.families === undefined)) return { named: [] };
-    return { families: new Set(parts.flatMap((reach) => [...(reach.families ?? [])])), named: parts.flatMap((reach) => reach.named) };
+    // One entry, `a or b`: a message listing what an `all` around it asks must not read the branches as all asked.
+    const named = parts.map((reach) => (reach.named.length === 1 ? reach.named.join('') : `(${reach.named.join(', ')})`)).join(' or ');
+    return { families: new Set(parts.flatMap((reach) => [...(reach.families ?? [])])), named: [named] };
   }
   const own = conditionFamilies(record);
   return own === undefined ? { named: [] } : { families: new Set(own.families), named: [own.named] };
@@ -383,23 +379,59 @@ function unreachedConsequence(at: string, type: unknown): string {
   return 'every event it passes lacks it and is skipped, so the rule never fires';
 }
 
+/** The families of a reach that events come in; undefined when any. A family no event is (`invocations`) is refused as such. */
+function knownFamilies(reach: Reach): Set<string> | undefined {
+  return reach.families === undefined ? undefined : new Set([...reach.families].filter((family) => FAMILIES.includes(family)));
+}
+
+/** The keys and counted fields (one value per event) no event of the `allowed` families has, with the families that have each. */
+function unreachedFields(uses: readonly FieldUse[], allowed: ReadonlySet<string>): { use: FieldUse; families: readonly string[] }[] {
+  return uses.flatMap((use) => {
+    const families = fieldInfo(use.field)?.families;
+    return use.single !== true || families === undefined || families.some((family) => allowed.has(family)) ? [] : [{ use, families }];
+  });
+}
+
+/**
+ * Sequence steps only events without a `groupBy` field can match: the engine skips an event
+ * without its key before trying the steps, so such a step never matches and the sequence never
+ * completes. A step sees the families both the rule's filter (`reach`) and its own allow; a key
+ * the rule's filter already keeps out (`allowed`) is refused for the filter, once.
+ */
+function stepKeyProblems(rule: object, reach: Reach, allowed: ReadonlySet<string> | undefined, uses: readonly FieldUse[], into: { path: string; message: string }[]): void {
+  const steps = (rule as { steps?: unknown }).steps;
+  if (!Array.isArray(steps)) return;
+  const keys = uses.filter((use) => use.at.startsWith('groupBy.') && (allowed === undefined || unreachedFields([use], allowed).length === 0));
+  steps.forEach((step: unknown, index) => {
+    const { name, filter } = (typeof step === 'object' && step !== null ? step : {}) as { name?: unknown; filter?: unknown };
+    const stepReach = intersection([reach, filterReach(filter)]);
+    const matched = knownFamilies(stepReach);
+    // None: a step no one event meets, or none the rule's filter passes, each refused as such.
+    if (matched === undefined || matched.size === 0) return;
+    for (const { use, families } of unreachedFields(keys, matched)) {
+      const lets = `step ${index} ${JSON.stringify(name)} matches ${[...matched].join('/')} events only (${stepReach.named.join(', ')})`;
+      into.push({ path: `steps.${index}.filter`, message: `${use.field} (${use.at}) is a field of ${families.join('/')} events only, and ${lets}: every event it matches lacks this key and is skipped, so the sequence never completes` });
+    }
+  });
+}
+
 /**
  * Settings and inner filters that name a field no event the rule's `filter` lets through has: a
  * `groupBy` entry, a counted or measured `field`, a `distinctField`, a condition of a sequence step
- * or of another filter the rule type runs after the rule's own. A field some of the allowed families
- * have is taken (events without it are skipped).
+ * or of another filter the rule type runs after the rule's own, and a sequence step only events
+ * without a `groupBy` field can match. A field some of the allowed families have is taken (events
+ * without it are skipped).
  */
 function reachProblems(rule: unknown, uses: readonly FieldUse[], into: { path: string; message: string }[]): void {
   if (typeof rule !== 'object' || rule === null) return;
   const reach = filterReach((rule as { filter?: unknown }).filter);
-  if (reach.families === undefined) return;
+  const allowed = knownFamilies(reach);
   // None: an `all` no one event meets, or a family no event is (`invocations`), each refused as such.
-  const allowed = new Set([...reach.families].filter((family) => FAMILIES.includes(family)));
-  if (allowed.size === 0) return;
+  if (allowed?.size === 0) return;
+  stepKeyProblems(rule, reach, allowed, uses, into);
+  if (allowed === undefined) return;
   const lets = `the rule's filter lets through ${[...allowed].join('/')} events only (${reach.named.join(', ')})`;
-  for (const use of uses) {
-    const families = fieldInfo(use.field)?.families;
-    if (use.single !== true || families === undefined || families.some((family) => allowed.has(family))) continue;
+  for (const { use, families } of unreachedFields(uses, allowed)) {
     into.push({ path: use.at, message: `${use.field} is a field of ${families.join('/')} events only, and ${lets}: ${unreachedConsequence(use.at, (rule as { type?: unknown }).type)}` });
   }
   const inner: { at: string; filter: unknown }[] = [];

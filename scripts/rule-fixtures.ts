@@ -7,12 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { describeIssues, eventSchema, type Detection, type GeoDocument } from '../schemas';
 import { correlate, type Enrichment } from '../ingest';
 import { ValidationError, createRedis, loadConfig, requireConnections, type Config, type RedisClient } from '../platform';
-import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, deleteKeysUnder, durationSchema, loadRuleSet, ruleFiles, type DetectionInput, type RuleSet } from '../detectors';
+import { Correlator, DEFAULT_RULES_PATH, DetectionEngine, DuplicateKeyError, deleteKeysUnder, durationSchema, loadRuleSet, parseRuleFileText, ruleFiles, type DetectionInput, type RuleSet } from '../detectors';
 
 const eventStepSchema = z.strictObject({
   /** Offset of the first event from the case's start time. */
@@ -73,8 +72,8 @@ export const DEFAULT_FIXTURES_PATH = join(__dirname, '..', 'detectors', 'rules',
 
 /**
  * Reads every fixture file of a folder (or the file named): `.yaml`, `.yml` or `.json`, in any
- * case, found as rule files are ({@link ruleFiles}).
- * @throws ValidationError naming the file and field, or the folder when it holds no fixture file
+ * case, found and parsed as rule files are ({@link ruleFiles}, {@link parseRuleFileText}).
+ * @throws ValidationError naming the file and field (or that it cannot be parsed), or the folder when it holds no fixture file
  * @throws RuleSetError when the folder does not exist
  */
 export function loadFixtures(folder: string): Fixture[] {
@@ -82,7 +81,15 @@ export function loadFixtures(folder: string): Fixture[] {
   // A folder of nothing (empty, misnamed files) ran no case and passed: a CI gate testing nothing.
   if (files.length === 0) throw new ValidationError(`no fixture file in ${folder}`, ['it holds no .yaml, .yml or .json file, so no case would run'], 'fixture_missing');
   return files.map((path) => {
-    const parsed = fixtureSchema.safeParse(parseYaml(readFileSync(path, 'utf8'), { merge: true }));
+    let content: unknown;
+    try {
+      // As a rule file is read: a leading byte-order mark dropped, a .json file as JSON, a key written twice refused.
+      content = parseRuleFileText(path, readFileSync(path, 'utf8'));
+    } catch (error) {
+      const issue = error instanceof DuplicateKeyError ? `${error.at.join('.')}: ${error.message}` : `cannot be parsed: ${(error as Error).message}`;
+      throw new ValidationError(`invalid fixture ${path}`, [issue], 'fixture_invalid');
+    }
+    const parsed = fixtureSchema.safeParse(content);
     if (!parsed.success) throw new ValidationError(`invalid fixture ${path}`, describeIssues(parsed.error), 'fixture_invalid');
     return { ...parsed.data, file: path };
   });

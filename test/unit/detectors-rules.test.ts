@@ -370,6 +370,34 @@ describe('loadRuleSet: problems name the file, the rule and the field', () => {
     ]);
   });
 
+  // The engine skips an event without a key field before trying the steps: the step never matched.
+  it('refuses a sequence step that only events without a groupBy field can match, naming the file, the rule, the step and the field', () => {
+    const [file] = write({
+      'a.yaml': stringify([
+        {
+          ...userRule,
+          id: 'failure-then-5xx-by-route',
+          name: 'Failure then 5xx on one route',
+          type: 'sequence',
+          groupBy: ['invocation.route'],
+          window: '10m',
+          steps: [
+            { name: 'failure', filter: { field: 'policy.outcome', equals: 'fail' } },
+            { name: '5xx', filter: { field: 'invocation.status', gte: 500 } },
+          ],
+        },
+      ]),
+    });
+    expect(problemsOf([folder])).toStrictEqual([
+      {
+        file,
+        ruleId: 'failure-then-5xx-by-route',
+        path: '[0].steps.0.filter',
+        message: expect.stringMatching(/^invocation\.route \(groupBy\.0\) is a field of invocation events only, and step 0 "failure" matches policy events only .*the sequence never completes$/) as unknown,
+      },
+    ]);
+  });
+
   it('refuses YAML that cannot be parsed, naming the file', () => {
     const [file] = write({ 'broken.yaml': 'rules: [ { id: a\n  - : :' });
     expect(problemsOf([folder])).toStrictEqual([{ file, path: '', message: expect.stringMatching(/^cannot be parsed: /) as unknown }]);

@@ -180,6 +180,44 @@ describe('the fields a rule names are checked against the events', () => {
     ]);
   });
 
+  // Only an all's own conditions were compared: one whose family narrowed to nothing through an
+  // any (or an all) inside it loaded, and never matched.
+  it('refuses an all no one event meets through a block inside it: an any none of whose branches has a family the rest allow', () => {
+    const policyThenNothing = { any: [{ field: 'invocation.status', gte: 500 }, { field: 'device.deviceId', exists: true }] };
+    expect(
+      problemsOf([
+        match('policy-and-call-or-device', { all: [{ field: 'family', equals: 'policy' }, policyThenNothing] }),
+        match('call-and-policy-or-device', { all: [{ field: 'family', equals: 'invocation' }, { all: [{ any: [{ field: 'policy.kind', equals: 'authn' }, { field: 'device.action', equals: 'login' }] }] }] }),
+        {
+          ...base,
+          id: 'step-of-nothing',
+          type: 'sequence',
+          groupBy: ['actor.userId'],
+          window: '10m',
+          steps: [
+            { name: 'failure', filter: { field: 'policy.outcome', equals: 'fail' } },
+            { name: 'then', filter: { all: [{ field: 'policy.kind', equals: 'authz' }, policyThenNothing] } },
+          ],
+        },
+      ]),
+    ).toStrictEqual([
+      '[0].filter.all: no one event meets all of these: family policy, invocation.status (invocation) or device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',
+      '[1].filter.all: no one event meets all of these: family invocation, policy.kind (policy) or device.action (device); a step or filter sees one event at a time (a sequence takes one step per event)',
+      '[2].steps.1.filter.all: no one event meets all of these: policy.kind (policy), invocation.status (invocation) or device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',
+    ]);
+    // A block no event meets by itself is refused where it is, not again in the all around it.
+    expect(problemsOf([match('inner-only', { all: [{ field: 'family', equals: 'policy' }, { all: [{ field: 'family', equals: 'invocation' }, { field: 'device.deviceId', exists: true }] }] })])).toStrictEqual([
+      '[0].filter.all.1.all: no one event meets all of these: family invocation, device.deviceId (device); a step or filter sees one event at a time (a sequence takes one step per event)',
+    ]);
+    // One branch the rest allow is enough; a not allows any family.
+    expect(
+      problemsOf([
+        match('ok-branch', { all: [{ field: 'family', equals: 'policy' }, { any: [{ field: 'invocation.status', gte: 500 }, { field: 'policy.outcome', equals: 'fail' }] }] }),
+        match('ok-not', { all: [{ field: 'family', equals: 'policy' }, { any: [{ field: 'invocation.status', gte: 500 }, { not: { field: 'device.deviceId', exists: true } }] }] }),
+      ]),
+    ).toStrictEqual([]);
+  });
+
   it('takes what can match: fields every family has, exists: false on another family\'s field, any and not across families, labels, enrichment', () => {
     expect(
       problemsOf([
@@ -257,6 +295,36 @@ describe('settings and steps are checked against the families the rule\'s filter
     ).toStrictEqual([
       "[0].counted.filter.field: device.action is a field of device events only, and the rule's filter lets through policy events only (family policy): this filter never passes an event (it sees only the events the rule's filter passed)",
     ]);
+  });
+
+  // The key was compared with the rule's filter only: a step matching only events of a family
+  // without it loaded, and the engine skipped every event it matched, so it never completed.
+  it('refuses a sequence step that matches only events without a groupBy field, naming the step and the field', () => {
+    const sequence = (id: string, filter: object | undefined, groupBy: string[], steps: object[]): object => ({ ...base, id, type: 'sequence', ...(filter ? { filter } : {}), groupBy, window: '10m', steps });
+    const failure = { name: 'failure', filter: { field: 'policy.outcome', equals: 'fail' } };
+    const serverError = { name: '5xx', filter: { field: 'invocation.status', gte: 500 } };
+    const login = { name: 'login', filter: { field: 'device.action', equals: 'login' } };
+    expect(
+      problemsOf([
+        sequence('failure-then-5xx-by-route', undefined, ['invocation.route'], [failure, serverError]),
+        sequence('failure-then-login-by-device', { field: 'family', in: ['policy', 'device'] }, ['actor.userId', 'device.deviceId'], [failure, login]),
+      ]),
+    ).toStrictEqual([
+      '[0].steps.0.filter: invocation.route (groupBy.0) is a field of invocation events only, and step 0 "failure" matches policy events only (policy.outcome (policy)): every event it matches lacks this key and is skipped, so the sequence never completes',
+      '[1].steps.0.filter: device.deviceId (groupBy.1) is a field of device events only, and step 0 "failure" matches policy events only (family policy/device, policy.outcome (policy)): every event it matches lacks this key and is skipped, so the sequence never completes',
+    ]);
+    // A key the rule's filter already keeps out is refused for the filter, once, not again per step.
+    expect(problemsOf([sequence('policy-by-route', { field: 'family', equals: 'policy' }, ['invocation.route'], [failure, { name: 'denied', filter: { field: 'policy.kind', equals: 'authz' } }])])).toStrictEqual([
+      "[0].groupBy.0: invocation.route is a field of invocation events only, and the rule's filter lets through policy events only (family policy): every event it passes lacks this key and is skipped, so the rule never fires",
+    ]);
+    // Steps whose events have the key: a field every family has, a step one branch of which has it, a not.
+    expect(
+      problemsOf([
+        sequence('ok-user', undefined, ['actor.userId'], [failure, serverError]),
+        sequence('ok-branch', undefined, ['invocation.route'], [{ name: 'either', filter: { any: [failure.filter, serverError.filter] } }, serverError]),
+        sequence('ok-not', undefined, ['device.deviceId'], [{ name: 'not a failure', filter: { not: failure.filter } }, login]),
+      ]),
+    ).toStrictEqual([]);
   });
 
   it('takes a field some allowed family has, an any across families, and what holds without the field', () => {

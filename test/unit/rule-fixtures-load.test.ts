@@ -43,4 +43,18 @@ describe('vigil rules test: the fixture files of a folder', () => {
     expect(fixtures.map(({ file }) => file)).toEqual(['a.YAML', 'b.yml', 'c.json'].map((name) => join(folder, name)));
     expect(new Set(fixtures.map(({ rule }) => rule))).toEqual(new Set(['authn-failures-per-user']));
   });
+
+  // Read as a rule file is read (parseRuleFileText): a leading byte-order mark (Windows editors,
+  // PowerShell 5.1) dropped, and a .json file read as JSON, a key written twice in one object refused.
+  it('reads a fixture file as a rule file is read: a byte-order mark dropped, a key written twice in a .json one refused, naming the file and the key', () => {
+    const text = readFileSync(shipped, 'utf8');
+    const json = JSON.stringify(parseYaml(text, { merge: true }));
+    writeFileSync(join(folder, 'a.yaml'), `\uFEFF${text}`);
+    writeFileSync(join(folder, 'b.json'), `\uFEFF${json}`);
+    expect(loadFixtures(folder).map(({ rule }) => rule)).toEqual(['authn-failures-per-user', 'authn-failures-per-user']);
+    writeFileSync(join(folder, 'b.json'), json.replace('"rule":', '"rule":"another-rule","rule":'));
+    expect(() => loadFixtures(folder)).toThrow(
+      new ValidationError(`invalid fixture ${join(folder, 'b.json')}`, ['rule: the key rule is written twice in one object; JSON would keep the last one without a word (YAML refuses it too): keep one']),
+    );
+  });
 });

@@ -143,16 +143,22 @@ export interface InhibitionRule {
   targets: readonly string[];
 }
 
-/** The endpoint rules of the default pack: a flood or a surge on an endpoint explains what its sources do there. */
-const ENDPOINT_RULES = ['request-flood-per-endpoint', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint', 'latency-surge-per-endpoint'];
+/**
+ * The endpoint rules of the default pack that explain what an endpoint's callers do there: a flood
+ * or a server error surge. Not `latency-surge-per-endpoint`: a client raises an endpoint's latency
+ * cheaply (a few dozen slow uploads a minute), and a latency-only alert that explained the
+ * authentication rules would hide a credential stuffing on the same endpoint in an availability
+ * incident (until 6 December 2026 it was a source).
+ */
+const EXPLAINING_ENDPOINT_RULES = ['request-flood-per-endpoint', 'distributed-flood-per-endpoint', 'error-surge-per-endpoint'];
 
 /**
- * `VIGIL_ALERT_INHIBITION=default`: the endpoint flood and surge rules explain the per-IP and
- * per-user authentication and rate-limit rules.
+ * `VIGIL_ALERT_INHIBITION=default`: the endpoint flood and server error rules explain the per-IP
+ * and per-user authentication and rate-limit rules.
  */
 export const DEFAULT_INHIBITION: readonly InhibitionRule[] = Object.freeze([
   {
-    sources: ENDPOINT_RULES,
+    sources: EXPLAINING_ENDPOINT_RULES,
     targets: ['credential-stuffing', 'authn-failures-per-ip', 'authn-failures-per-user', 'rate-limit-storm-per-ip'],
   },
 ]);

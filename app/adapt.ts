@@ -27,7 +27,7 @@ import { createObservability, type HttpListen } from './observability';
  * @throws ConfigError naming each variable that is missing.
  */
 export function adapterSettingsOf(config: Config): AdapterSettings {
-  const { service, kind, environment, instance, groups, kongUserHeader, apisixAnonymousConsumers } = config.adapt;
+  const { service, kind, environment, instance, groups, kongUserHeader, apisixAnonymousConsumers, derivedPolicies } = config.adapt;
   const problems = [
     ...(service === undefined ? ['VIGIL_ADAPT_SERVICE: required by vigil adapt (the source.service of the events it builds, e.g. edge-kong-eu)'] : []),
     ...(groups === undefined ? ['VIGIL_ADAPT_GROUPS: required by vigil adapt (the policy group of each route, service or tag; at least {"default":"<group>"})'] : []),
@@ -41,6 +41,7 @@ export function adapterSettingsOf(config: Config): AdapterSettings {
     groups: groupMap(groups),
     ...(kongUserHeader ? { kongUserHeader } : {}),
     apisixAnonymousConsumers,
+    ...(derivedPolicies !== 'all' ? { derivedPolicies } : {}),
   };
 }
 

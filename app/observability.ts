@@ -346,6 +346,9 @@ export function createObservability(sources: ObservabilitySources): Observabilit
     totalOf('vigil_adapt_records_skipped_total', 'Gateway log records vigil adapt skipped on purpose, by reason (method_unsupported, not_http).', ['reason'], () =>
       Object.entries(adapt().skippedByReason).map(([reason, count]) => [{ reason }, count]),
     );
+    totalOf('vigil_adapt_derived_policies_dropped_total', 'Derived policy events (a status no gateway plugin proved) vigil adapt did not build, by kind, because VIGIL_ADAPT_DERIVED_POLICIES leaves the kind out.', ['kind'], () =>
+      Object.entries(adapt().derivedDroppedByKind).map(([kind, count]) => [{ kind }, count ?? 0]),
+    );
   }
   const { geo } = sources;
   if (geo) {

@@ -1,5 +1,5 @@
 import type { Admin, Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
-import { describeIssues, eventSchema, type Family } from '../schemas';
+import { describeIssues, eventSchema, type Family, type POLICY_KINDS } from '../schemas';
 import { createPartitionRunner, createProducer, ensureTopics, sendBatches, watchDecodeFailures, type Chunk, type Config, type Instrumentation, type Logger, type PartitionRunner } from '../platform';
 import { partitionKeyOf } from './sdk';
 import type { AdapterRejectReason, AdapterSettings, GatewayAdapter } from './adapters';
@@ -19,7 +19,11 @@ export interface AdaptStats {
   skippedByReason: Record<string, number>;
   /** Raw messages sent to the dead-letter topic (one per message, however many of its records were refused). */
   deadLettered: number;
+  /** Derived policy events not produced, by kind, because `VIGIL_ADAPT_DERIVED_POLICIES` leaves their kind out. */
+  derivedDroppedByKind: Partial<Record<PolicyKind, number>>;
 }
+
+type PolicyKind = (typeof POLICY_KINDS)[number];
 
 /** Dependencies of {@link createAdaptConsumer}. */
 export interface AdaptConsumerDeps {
@@ -105,11 +109,11 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
   const { config, kafka, adapter, settings, topic, groupId, instrumentation } = deps;
   const logger = deps.logger.child({ component: 'adapt', format: adapter.format, topic });
   const clock = deps.clock ?? (() => new Date());
-  const stats: AdaptStats = { messages: 0, events: 0, eventsByFamily: {}, rejectedByReason: {}, skippedByReason: {}, deadLettered: 0 };
+  const stats: AdaptStats = { messages: 0, events: 0, eventsByFamily: {}, rejectedByReason: {}, skippedByReason: {}, deadLettered: 0, derivedDroppedByKind: {} };
   let consumer: Consumer | undefined;
   let producer: Producer | undefined;
 
-  function translate(message: KafkaMessage): { events: Message[]; families: Family[]; problems: Problem[]; skipped: string[] } {
+  function translate(message: KafkaMessage): { events: Message[]; families: Family[]; problems: Problem[]; skipped: string[]; droppedDerived: PolicyKind[] } {
     const events: Message[] = [];
     const families: Family[] = [];
     const problems: Problem[] = [];
@@ -119,7 +123,7 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
     } catch (error) {
       // An adapter is meant never to throw; if one does, the message is kept, not lost.
       logger.error({ err: error, offset: message.offset }, 'the adapter threw; dead-lettering the message');
-      return { events, families, problems: [{ reasonCode: 'adapter_unparseable', message: `the ${adapter.format} adapter failed: ${(error as Error).message}` }], skipped: [] };
+      return { events, families, problems: [{ reasonCode: 'adapter_unparseable', message: `the ${adapter.format} adapter failed: ${(error as Error).message}` }], skipped: [], droppedDerived: [] };
     }
     for (const reject of result.rejected) problems.push({ reasonCode: reject.reason, message: reject.message });
     for (const built of result.events) {
@@ -132,7 +136,7 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
       families.push(event.family);
       events.push({ key: partitionKeyOf(event), value: JSON.stringify(event), headers: { 'vigil-family': event.family } });
     }
-    return { events, families, problems, skipped: result.skipped.map((skip) => skip.reason) };
+    return { events, families, problems, skipped: result.skipped.map((skip) => skip.reason), droppedDerived: result.droppedDerived.map((dropped) => dropped.kind) };
   }
 
   /** Sends messages to one topic in requests under the broker's limit, one after the other. */
@@ -144,15 +148,16 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
     const now = clock();
     const byFamily: Record<Family, Message[]> = { policy: [], invocation: [], device: [] };
     const deadLetters: Message[] = [];
-    const counted: Pick<AdaptStats, 'eventsByFamily' | 'rejectedByReason' | 'skippedByReason'> = { eventsByFamily: {}, rejectedByReason: {}, skippedByReason: {} };
+    const counted: Required<Pick<AdaptStats, 'eventsByFamily' | 'rejectedByReason' | 'skippedByReason' | 'derivedDroppedByKind'>> = { eventsByFamily: {}, rejectedByReason: {}, skippedByReason: {}, derivedDroppedByKind: {} };
     for (const message of chunk.messages) {
-      const { events, families, problems, skipped } = translate(message);
+      const { events, families, problems, skipped, droppedDerived } = translate(message);
       events.forEach((event, index) => {
         const family = families[index] as Family;
         byFamily[family].push(event);
         counted.eventsByFamily[family] = (counted.eventsByFamily[family] ?? 0) + 1;
       });
       for (const reason of skipped) counted.skippedByReason[reason] = (counted.skippedByReason[reason] ?? 0) + 1;
+      for (const kind of droppedDerived) counted.derivedDroppedByKind[kind] = (counted.derivedDroppedByKind[kind] ?? 0) + 1;
       for (const problem of problems) {
         const code = problem.reasonCode as AdapterRejectReason | 'schema_invalid';
         counted.rejectedByReason[code] = (counted.rejectedByReason[code] ?? 0) + 1;
@@ -183,6 +188,8 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
     }
     for (const [reason, count] of Object.entries(counted.rejectedByReason) as [AdapterRejectReason | 'schema_invalid', number][]) stats.rejectedByReason[reason] = (stats.rejectedByReason[reason] ?? 0) + count;
     for (const [reason, count] of Object.entries(counted.skippedByReason)) stats.skippedByReason[reason] = (stats.skippedByReason[reason] ?? 0) + count;
+    const dropped = stats.derivedDroppedByKind;
+    for (const [kind, count] of Object.entries(counted.derivedDroppedByKind) as [PolicyKind, number][]) dropped[kind] = (dropped[kind] ?? 0) + count;
   }
 
   const runner: PartitionRunner = createPartitionRunner({
@@ -211,7 +218,7 @@ export function createAdaptConsumer(deps: AdaptConsumerDeps): AdaptConsumer {
         partitionsConsumedConcurrently: config.topics.partitions,
         eachBatch: (payload) => runner.eachBatch(payload),
       });
-      logger.info({ group: groupId, service: settings.service }, `adapting ${adapter.format} records from ${topic}`);
+      logger.info({ group: groupId, service: settings.service, derivedPolicies: settings.derivedPolicies ?? 'all' }, `adapting ${adapter.format} records from ${topic}`);
     },
     async stop() {
       runner.stop();

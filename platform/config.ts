@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors';
 import { nearest } from './nearest';
 import { SEVERITIES } from '../schemas/detection';
+import { POLICY_KINDS } from '../schemas/policy';
 
 /**
  * One environment variable: its name, its zod type (with the default), and the words the docs
@@ -98,6 +99,26 @@ const adaptGroups = z
       { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}: expected routes, services, apis, tags or default` : 'expected a JSON object') },
     ),
   );
+
+/** The words VIGIL_ADAPT_DERIVED_POLICIES takes, for its error and the docs. */
+const DERIVED_POLICY_WORDS = `all or none alone, or a comma-separated list of policy kinds (${POLICY_KINDS.join(', ')})`;
+/**
+ * VIGIL_ADAPT_DERIVED_POLICIES: `all`, or the policy kinds whose derived events `vigil adapt`
+ * builds (`none` is no kind). `all` stays a word rather than becoming the list, so the default
+ * reads `all` in the docs.
+ */
+const derivedPolicies = commaList.transform((items, context): 'all' | (typeof POLICY_KINDS)[number][] => {
+  if (items.length === 1 && items[0] === 'all') return 'all';
+  if (items.length === 1 && items[0] === 'none') return [];
+  const kinds = new Set<string>(POLICY_KINDS);
+  const unknown = items.filter((item) => !kinds.has(item));
+  if (items.length === 0 || unknown.length > 0) {
+    const named = unknown.length > 0 ? `${unknown.map((item) => JSON.stringify(item)).join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not accepted` : 'empty';
+    context.addIssue({ code: 'custom', message: `${named}: expected ${DERIVED_POLICY_WORDS}` });
+    return z.NEVER;
+  }
+  return [...new Set(items)] as (typeof POLICY_KINDS)[number][];
+});
 
 /**
  * Every environment variable Vigil reads, in the shape of {@link Config}. Nothing else reads
@@ -499,6 +520,12 @@ export const settings = {
       z.enum(['remote', 'xff']).default('remote'),
       '`remote`, `xff`',
       'Where `vigil adapt --format envoy` takes `client.ip` from: `remote`, Envoy’s `downstream_remote_address` (already resolved through its own X-Forwarded-For trust), or `xff`, the first X-Forwarded-For entry, for an Envoy behind a load balancer that does not trust XFF itself (a client can write that entry: see [gateways/envoy.md](gateways/envoy.md#fields-filled)).',
+    ),
+    derivedPolicies: setting(
+      'VIGIL_ADAPT_DERIVED_POLICIES',
+      derivedPolicies.default('all'),
+      `\`all\`, \`none\`, or a comma-separated list of ${POLICY_KINDS.map((kind) => `\`${kind}\``).join(', ')}`,
+      'The policy kinds whose derived events (`labels.derived: status`: a 401, 403 or 429 no gateway plugin proved) `vigil adapt` builds: `all`, `none`, or a list such as `authz,rate_limit`. Leave out a kind a service behind the gateway reports itself through the SDK, which would otherwise be counted twice; proven policy events and invocations are built whatever it says, and the events dropped are counted by kind (`derivedDroppedByKind` in its counters; see [gateways/README.md](gateways/README.md#settings)).',
     ),
     consumerGroup: setting('VIGIL_ADAPT_CONSUMER_GROUP', name.optional(), NAME, 'The consumer group of `vigil adapt` on its raw topic; unset means `vigil-adapt-<format>-<topic>`, one per raw topic (before 6 December 2026 `vigil-adapt-<format>`, whose offsets on the topic it takes over).'),
   },

@@ -509,7 +509,7 @@ export function createEnvoyAdapter(options?: EnvoyOptions): GatewayAdapter {
     format: 'envoy',
     description: 'Envoy, Istio and Envoy Gateway JSON access logs (one per line, or a JSON array), with response flags and details as policy outcomes',
     translate(value: Uint8Array, settings: AdapterSettings): AdapterResult {
-      const out: AdapterResult = { events: [], rejected: [], skipped: [] };
+      const out: AdapterResult = { events: [], rejected: [], skipped: [], droppedDerived: [] };
       for (const { index, record } of records(value, out)) {
         const inner = unwrap(record, keys);
         if ('broken' in inner) {

@@ -167,7 +167,7 @@ export function createOtlpAdapter(signal: OtlpSignal = 'auto'): GatewayAdapter {
     format: 'otlp',
     description: 'OTLP logs and HTTP server spans from the OpenTelemetry Collector kafka exporter (otlp_json or otlp_proto, detected per message)',
     translate(value: Uint8Array, settings: AdapterSettings): AdapterResult {
-      const out: AdapterResult = { events: [], rejected: [], skipped: [] };
+      const out: AdapterResult = { events: [], rejected: [], skipped: [], droppedDerived: [] };
       let items: OtlpItem[];
       try {
         items = decodeOtlp(value, signal).items;

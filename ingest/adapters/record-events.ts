@@ -73,7 +73,8 @@ export function describeGroupKeys(keys: GroupKeys, fields: HttpRecord['groupFiel
  * record's group. A record whose group the map cannot resolve is refused whole, as
  * `adapter_unmapped`, policy events or not: fixing the map (or setting a default) and redriving
  * it then produces all its events at once, never an invocation that a later copy with a group
- * would contradict. Returns whether the record became events.
+ * would contradict. A derived signal of a kind `settings.derivedPolicies` leaves out becomes no
+ * event, only an entry in `out.droppedDerived`. Returns whether the record became events.
  */
 export function recordEvents(format: string, record: HttpRecord, index: number, settings: AdapterSettings, out: AdapterResult): boolean {
   const group = settings.groups.resolve(record.groupKeys);
@@ -133,6 +134,12 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
   for (const signal of record.policies) {
     if (seen.has(signal.kind)) continue;
     seen.add(signal.kind);
+    // After `seen`: a kind's event is its first signal under every setting, so a record's id
+    // names the same event or none, never another one, when the setting changes between reads.
+    if (signal.derived !== undefined && settings.derivedPolicies !== undefined && !settings.derivedPolicies.includes(signal.kind)) {
+      out.droppedDerived.push({ kind: signal.kind, record: index });
+      continue;
+    }
     out.events.push({
       ...envelope,
       id: id(signal.kind),
@@ -186,7 +193,7 @@ export function translateJsonBatch(
   settings: AdapterSettings,
   read: (record: Record<string, unknown>, settings: AdapterSettings) => RecordRead,
 ): AdapterResult {
-  const result: AdapterResult = { events: [], rejected: [], skipped: [] };
+  const result: AdapterResult = { events: [], rejected: [], skipped: [], droppedDerived: [] };
   const batch = parseJsonBatch(value);
   if (!batch.ok) {
     result.rejected.push({ reason: 'adapter_unparseable', message: `not a ${format} message: ${batch.message}`, record: 0 });

@@ -230,7 +230,7 @@ export const tykAdapter: GatewayAdapter = {
   format: FORMAT,
   description: 'Tyk Pump kafka pump analytics records (one JSON object per message); api_key is fingerprinted, never stored',
   translate(value, settings) {
-    const result: AdapterResult = { events: [], rejected: [], skipped: [] };
+    const result: AdapterResult = { events: [], rejected: [], skipped: [], droppedDerived: [] };
     const parsed = recordsOf(value);
     if ('error' in parsed) {
       result.rejected.push({ reason: 'adapter_unparseable', record: 0, message: `record 0: ${parsed.error}: expected a Tyk analytics record` });

@@ -1,4 +1,4 @@
-import type { VigilEventInput } from '../../schemas';
+import type { POLICY_KINDS, VigilEventInput } from '../../schemas';
 
 /**
  * The contract between a gateway's log format and Vigil's events. An adapter is a pure
@@ -45,6 +45,14 @@ export interface AdapterSettings {
    * with one of these consumers gets no authentication pass. @defaultValue `['anonymous']`
    */
   apisixAnonymousConsumers?: readonly string[];
+  /**
+   * The policy kinds whose derived events (`derived: status`, resting on the HTTP status alone)
+   * are built; a derived event of any other kind is dropped and counted in
+   * {@link AdapterResult.droppedDerived}. Proven policy events and invocations are built whatever
+   * it says. A service behind the gateway that reports its own outcomes through the SDK would
+   * otherwise be heard twice. @defaultValue every kind
+   */
+  derivedPolicies?: readonly (typeof POLICY_KINDS)[number][];
 }
 
 /** Where a group can come from, most specific first; see `resolveGroup` in `groups.ts`. */
@@ -75,11 +83,19 @@ export interface AdapterSkip {
   record: number;
 }
 
+/** One derived policy event not built because {@link AdapterSettings.derivedPolicies} leaves its kind out. */
+export interface DroppedDerived {
+  kind: (typeof POLICY_KINDS)[number];
+  record: number;
+}
+
 export interface AdapterResult {
   /** Contract events in producer shape; the adapt consumer validates them like any producer's. */
   events: VigilEventInput[];
   rejected: AdapterReject[];
   skipped: AdapterSkip[];
+  /** Derived policy events left out on purpose (`VIGIL_ADAPT_DERIVED_POLICIES`), counted in metrics. */
+  droppedDerived: DroppedDerived[];
 }
 
 export interface GatewayAdapter {

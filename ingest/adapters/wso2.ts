@@ -255,7 +255,7 @@ export const wso2Adapter: GatewayAdapter = {
   format: FORMAT,
   description: 'WSO2 API Manager 4.x analytics events from apim_metrics.log (ELK reporter), bare or in a Filebeat/Fluent Bit envelope',
   translate(value, settings) {
-    const result: AdapterResult = { events: [], rejected: [], skipped: [] };
+    const result: AdapterResult = { events: [], rejected: [], skipped: [], droppedDerived: [] };
     linesOf(value).forEach((outcome, record) => {
       if ('error' in outcome) {
         result.rejected.push({ reason: 'adapter_unparseable', record, message: `record ${record}: ${outcome.error}` });

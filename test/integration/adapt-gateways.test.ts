@@ -98,6 +98,33 @@ for (const encoding of ['otlp_json', 'otlp_proto'] as const satisfies readonly O
   });
 }
 
+// A service behind the mesh that reports its own outcomes through the SDK: the policy events its
+// own 401, 403 and 429 would make here (derived from the status) are left out and counted; what
+// Envoy proves still arrives and still fires the rules.
+describeAdaptOnStack('vigil adapt --format envoy with VIGIL_ADAPT_DERIVED_POLICIES=none on the real stack', () => {
+  const envoy = (n: number, seconds: number, overrides: Record<string, string>): string =>
+    JSON.stringify(istioRecord({ start_time: iso(seconds), request_id: requestId(0xe5, n), downstream_remote_address: `${OUTCOMES_IP}:51234`, ...overrides }));
+  const outcomes = [
+    envoy(1, 90, { response_code: '401' }),
+    envoy(2, 89, { response_code: '403' }),
+    envoy(3, 88, { response_code: '429' }),
+    envoy(4, 87, { response_code: '401', response_code_details: 'jwt_authn_access_denied{Jwt_is_expired}' }),
+  ];
+  const bruteForce = Array.from({ length: 25 }, (_, n) =>
+    envoy(100 + n, 150 - n * 4, { route_name: 'login-route', method: 'POST', path: '/accounts/login', response_code: '401', response_code_details: 'jwt_authn_access_denied{Jwt_verification_fails}', downstream_remote_address: `${BRUTE_IP}:40000` }),
+  );
+  return {
+    format: 'envoy',
+    env: { ...adaptEnv('edge-envoy-it', { routes: { 'orders-route': 'orders', 'login-route': 'accounts' }, default: 'public' }), VIGIL_ADAPT_DERIVED_POLICIES: 'none' },
+    messages: [...lines(outcomes, 1, 'envoy-1'), ...lines(bruteForce, 5, 'envoy-1')],
+    events: 4 + 1 + 25 * 2,
+    derivedDropped: { authn: 1, authz: 1, rate_limit: 1 },
+    outcomesIp: OUTCOMES_IP,
+    outcomes: [fail('authn', 'jwt-authn', 'Jwt_is_expired')],
+    rules: [['authn-failures-per-ip', 'client.ip', BRUTE_IP]],
+  };
+});
+
 describeAdaptOnStack('vigil adapt --format wso2 (apim_metrics.log lines from the ELK reporter) on the real stack', () => {
   const record = (n: number, seconds: number, overrides: Record<string, unknown>): Record<string, unknown> => ({
     correlationId: requestId(0x50, n),

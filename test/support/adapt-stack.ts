@@ -82,6 +82,8 @@ export interface AdaptScenario {
   messages: Message[];
   /** The contract events the messages prove. */
   events: number;
+  /** The derived policy events `VIGIL_ADAPT_DERIVED_POLICIES` leaves out, by kind. @defaultValue none */
+  derivedDropped?: Record<string, number>;
   /** The client IP of the records whose policy outcomes are checked, and those outcomes. */
   outcomesIp: string;
   outcomes: PolicyOutcome[];
@@ -118,7 +120,7 @@ export function describeAdaptOnStack(title: string, scenario: () => AdaptScenari
     it('indexes every event the records prove', async () => {
       await waitFor('the adapted events to be indexed', async () => (await countEvents(running.stack)) >= spec.events, 60_000);
       expect(await countEvents(running.stack)).toBe(spec.events);
-      expect(adapt.stats()).toMatchObject({ messages: spec.messages.length, events: spec.events, deadLettered: 0 });
+      expect(adapt.stats()).toMatchObject({ messages: spec.messages.length, events: spec.events, deadLettered: 0, derivedDroppedByKind: spec.derivedDropped ?? {} });
     });
 
     it('gives each policy event its outcome, name and reason, and event.outcome', async () => {

@@ -45,6 +45,29 @@ describe('vigil adapt settings', () => {
     expect(adapterOf(loadConfig({ ...env, VIGIL_ADAPT_ENVOY_CLIENT_IP: 'xff' }), 'kong')?.format).toBe('kong');
   });
 
+  it('reads VIGIL_ADAPT_DERIVED_POLICIES: all (the default) sets nothing, none no kind, a list its kinds once each', () => {
+    const env = { VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' };
+    const derivedOf = (value?: string): unknown => adapterSettingsOf(loadConfig(value === undefined ? env : { ...env, VIGIL_ADAPT_DERIVED_POLICIES: value })).derivedPolicies;
+    expect(loadConfig(env).adapt.derivedPolicies).toBe('all');
+    expect(derivedOf()).toBeUndefined();
+    expect(derivedOf('')).toBeUndefined();
+    expect(derivedOf('all')).toBeUndefined();
+    expect(derivedOf('none')).toEqual([]);
+    expect(derivedOf('authz, rate_limit,authz')).toEqual(['authz', 'rate_limit']);
+  });
+
+  it.each([
+    ['everything', '"everything" is not accepted'],
+    ['authn,login', '"login" is not accepted'],
+    ['all,authn', '"all" is not accepted'],
+    ['None', '"None" is not accepted'],
+    [' , ', 'empty'],
+  ])('refuses VIGIL_ADAPT_DERIVED_POLICIES=%j at start, naming the variable and the accepted values', (value, named) => {
+    expect(issuesOf(() => loadConfig({ VIGIL_ADAPT_DERIVED_POLICIES: value }))).toEqual([
+      `VIGIL_ADAPT_DERIVED_POLICIES: ${named}: expected all or none alone, or a comma-separated list of policy kinds (authn, authz, rate_limit, json_threat, xml_threat, custom)`,
+    ]);
+  });
+
   it('refuses an unknown format or a bad topic before connecting to anything', () => {
     const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' });
     expect(issuesOf(() => createAdapt(config, { format: 'nginx', topic: 'raw' }))).toEqual(['--format: "nginx" is not a format vigil adapt knows (kong, apisix, envoy, otlp, wso2, tyk)']);

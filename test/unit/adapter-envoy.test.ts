@@ -45,7 +45,7 @@ const ordersPolicy = orders.policy;
 describe('envoy adapter: Istio default JSON', () => {
   it('reads one record written over several lines (pretty-printed) whole, as the other formats do', () => {
     const result = translate(`${JSON.stringify(istioRecord(), null, 2)}\n`);
-    expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [] });
+    expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [], droppedDerived: [] });
   });
 
   it('records a 404 no route matched (NR) as /{unmatched}, as the SDK does, and keeps the path of any other unrouted status', () => {
@@ -61,7 +61,7 @@ describe('envoy adapter: Istio default JSON', () => {
 
   it('turns a 201 into one invocation: query dropped from the path, "-" values absent, client from downstream_remote_address', () => {
     const result = translate(line(istioRecord()));
-    expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [] });
+    expect(result).toEqual({ events: [ordersInvocation()], rejected: [], skipped: [], droppedDerived: [] });
     expectContract(result.events);
   });
 
@@ -110,6 +110,7 @@ describe('envoy adapter: Istio default JSON', () => {
       events: [ordersInvocation({ status, labels }), ordersPolicy(kind, { ...policy }, labels)],
       rejected: [],
       skipped: [],
+      droppedDerived: [],
     });
     expectContract(result.events);
   });
@@ -170,6 +171,7 @@ describe('envoy adapter: Envoy Gateway default keys, typed values', () => {
       ],
       rejected: [],
       skipped: [],
+      droppedDerived: [],
     });
     expectContract(result.events);
   });
@@ -230,6 +232,7 @@ describe('envoy adapter: messages and strictness', () => {
         { reason: 'method_unsupported', record: 1 },
         { reason: 'not_http', record: 2 },
       ],
+      droppedDerived: [],
     });
   });
 
@@ -238,6 +241,7 @@ describe('envoy adapter: messages and strictness', () => {
     expect(result).toEqual({
       events: [],
       skipped: [],
+      droppedDerived: [],
       rejected: [
         {
           reason: 'adapter_unmapped',

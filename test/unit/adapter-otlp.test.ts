@@ -50,7 +50,7 @@ describe('otlp adapter: Envoy OpenTelemetry access logs with the recommended att
 
   it.each(ENCODINGS)('%s: a 200 is one invocation; "-" attributes are absent; the resource names the instance', (encoding) => {
     const result = translate(otlpLogsMessage([envoyLog()], encoding));
-    expect(result).toEqual({ events: [accountsInvocation()], rejected: [], skipped: [] });
+    expect(result).toEqual({ events: [accountsInvocation()], rejected: [], skipped: [], droppedDerived: [] });
     expectContract(result.events);
   });
 
@@ -78,7 +78,7 @@ describe('otlp adapter: Envoy OpenTelemetry access logs with the recommended att
     const events = ENCODINGS.map((encoding) => translate(otlpLogsMessage([envoyLog(overrides)], encoding)));
     const labels = policies[0]?.labels ?? { adapter: 'otlp' };
     const expected = [accountsInvocation(status, labels), ...policies];
-    expect(events[0]).toEqual({ events: expected, rejected: [], skipped: [] });
+    expect(events[0]).toEqual({ events: expected, rejected: [], skipped: [], droppedDerived: [] });
     expect(events[1]).toEqual(events[0]);
     expectContract(events[0]?.events ?? []);
   });
@@ -133,6 +133,7 @@ describe('otlp adapter: Envoy OpenTelemetry access logs with the recommended att
     expect(result).toEqual({
       events: [],
       skipped: [],
+      droppedDerived: [],
       rejected: [{ reason: 'adapter_unmapped', record: 0, message: 'record 0: no group for route "loans", service "edge-envoy", api "bank.example.com", tags (none) and no default group: add one of them (or a default) to VIGIL_ADAPT_GROUPS' }],
     });
   });
@@ -209,7 +210,7 @@ describe('otlp adapter: HTTP server spans', () => {
         policy: { kind: 'authn', name: 'http-401', outcome: 'fail', reason: 'invalid_token', group: 'payments', resource },
       },
     ];
-    expect(result).toEqual({ events: expected, rejected: [], skipped: [] });
+    expect(result).toEqual({ events: expected, rejected: [], skipped: [], droppedDerived: [] });
     expectContract(result.events);
   });
 
@@ -226,6 +227,7 @@ describe('otlp adapter: HTTP server spans', () => {
         { reason: 'method_unsupported', record: 1 },
         { reason: 'not_server_span', record: 2 },
       ],
+      droppedDerived: [],
     });
   });
 

@@ -66,6 +66,7 @@ describe('tyk adapter', () => {
       ],
       rejected: [],
       skipped: [],
+      droppedDerived: [],
     });
     const text = JSON.stringify(result);
     expect(text).not.toContain(KEY);

@@ -155,6 +155,7 @@ describe('the kong adapter', () => {
       ],
       rejected: [],
       skipped: [],
+      droppedDerived: [],
     });
   });
 
@@ -289,7 +290,7 @@ describe('the kong adapter', () => {
 
   it('skips stream (TCP) records as not_http', () => {
     const result = translate({ session: { status: 200, received: 10, sent: 20 }, client_ip: '10.0.0.1', started_at: T.getTime() });
-    expect(result).toEqual({ events: [], rejected: [], skipped: [{ reason: 'not_http', record: 0 }] });
+    expect(result).toEqual({ events: [], rejected: [], skipped: [{ reason: 'not_http', record: 0 }], droppedDerived: [] });
   });
 
   it('drops the query from the path and stores no secret the record carries', () => {
@@ -368,7 +369,7 @@ describe('the kong adapter', () => {
   ])('refuses a record without %s as adapter_unmapped', (_what, damage, message) => {
     const record = kongRecord(call());
     damage(record as unknown as KongShape);
-    expect(translate(record)).toEqual({ events: [], rejected: [{ reason: 'adapter_unmapped', record: 0, message }], skipped: [] });
+    expect(translate(record)).toEqual({ events: [], rejected: [{ reason: 'adapter_unmapped', record: 0, message }], skipped: [], droppedDerived: [] });
   });
 
   it('takes placeholders as absent: an unrouted request, a "-" client IP, a regex route path', () => {

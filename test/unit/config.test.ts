@@ -55,7 +55,7 @@ const DEFAULTS: Config = {
   http: { host: '127.0.0.1', port: 9464 },
   pipelineStats: { intervalMs: 30_000 },
   intake: { host: '127.0.0.1', port: 9465, topic: 'vigil.raw.kong', maxBodyBytes: 8_388_608, maxBodiesBytes: 67_108_864, requestsPerSecond: 50, burst: 100 },
-  adapt: { kind: 'gateway', kongUserHeader: false, apisixAnonymousConsumers: ['anonymous'], envoyClientIp: 'remote' },
+  adapt: { kind: 'gateway', kongUserHeader: false, apisixAnonymousConsumers: ['anonymous'], envoyClientIp: 'remote', derivedPolicies: 'all' },
   shutdownTimeoutMs: 30_000,
   heapGrowthPercent: 75,
   consumerMaxRestarts: 5,
@@ -142,6 +142,7 @@ describe('loadConfig', () => {
       VIGIL_ADAPT_KONG_USER_HEADER: 'on',
       VIGIL_ADAPT_APISIX_ANONYMOUS_CONSUMERS: 'guest,anonymous',
       VIGIL_ADAPT_ENVOY_CLIENT_IP: 'xff',
+      VIGIL_ADAPT_DERIVED_POLICIES: 'rate_limit,authz',
       LOG_LEVEL: 'debug',
       VIGIL_RISK_THRESHOLD: '80',
       VIGIL_RISK_HALF_LIFE_MS: '3600000',
@@ -194,7 +195,7 @@ describe('loadConfig', () => {
       http: { host: '0.0.0.0', port: 9100 },
       pipelineStats: { intervalMs: 60_000, instance: 'vigil-eu-1' },
       intake: { host: '0.0.0.0', port: 9101, token: 'token-of-twenty-four-chars', topic: 'raw.kong', maxBodyBytes: 65_536, maxBodiesBytes: 1_048_576, requestsPerSecond: 10, burst: 20 },
-      adapt: { service: 'edge-kong-eu', kind: 'service', environment: 'production', instance: 'kong-1', groups: { default: 'edge' }, consumerGroup: 'adapt-1', kongUserHeader: true, apisixAnonymousConsumers: ['guest', 'anonymous'], envoyClientIp: 'xff' },
+      adapt: { service: 'edge-kong-eu', kind: 'service', environment: 'production', instance: 'kong-1', groups: { default: 'edge' }, consumerGroup: 'adapt-1', kongUserHeader: true, apisixAnonymousConsumers: ['guest', 'anonymous'], envoyClientIp: 'xff', derivedPolicies: ['rate_limit', 'authz'] },
       shutdownTimeoutMs: 5000,
       heapGrowthPercent: 0,
       consumerMaxRestarts: 2,
@@ -435,7 +436,7 @@ describe('invariants between settings', () => {
 describe('VIGIL_ADAPT_GROUPS', () => {
   it('parses the group map', () => {
     const config = loadConfig({ VIGIL_ADAPT_SERVICE: 'edge-kong', VIGIL_ADAPT_GROUPS: '{"routes":{"orders":"orders"},"tags":{"pay":"payments"},"default":"edge"}' });
-    expect(config.adapt).toStrictEqual({ service: 'edge-kong', kind: 'gateway', kongUserHeader: false, apisixAnonymousConsumers: ['anonymous'], envoyClientIp: 'remote', groups: { routes: { orders: 'orders' }, tags: { pay: 'payments' }, default: 'edge' } });
+    expect(config.adapt).toStrictEqual({ service: 'edge-kong', kind: 'gateway', kongUserHeader: false, apisixAnonymousConsumers: ['anonymous'], envoyClientIp: 'remote', derivedPolicies: 'all', groups: { routes: { orders: 'orders' }, tags: { pay: 'payments' }, default: 'edge' } });
   });
 
   it.each([

@@ -96,7 +96,7 @@ function everySource(instrumentation: Instrumentation): ObservabilitySources {
     destinations: () => ({ 'on-call': { sent: 4, retried: 2, failed: 1 } }),
     outbox: () => ({ accepted: 6, skipped: 2, grouped: 3 }),
     intake: () => ({ accepted: 3, records: 5, unauthorized: 1, tooLarge: 0, rateLimited: 0, invalid: 1, busy: 2, unavailable: 0, refused: 0 }),
-    adapt: () => ({ messages: 4, events: 9, eventsByFamily: { policy: 6, invocation: 3 }, rejectedByReason: { adapter_unmapped: 1 }, skippedByReason: { not_http: 2 }, deadLettered: 1 }),
+    adapt: () => ({ messages: 4, events: 9, eventsByFamily: { policy: 6, invocation: 3 }, rejectedByReason: { adapter_unmapped: 1 }, skippedByReason: { not_http: 2 }, deadLettered: 1, derivedDroppedByKind: { authn: 5 } }),
     geo: () => geo,
   };
 }
@@ -119,6 +119,7 @@ describe('/metrics', () => {
       const exposed = exposedMetrics(text);
       expect(documented.filter((name) => !exposed.includes(name))).toStrictEqual([]);
       expect(exposed.filter((name) => !documented.includes(name))).toStrictEqual([]);
+      expect(text).toContain('vigil_adapt_derived_policies_dropped_total{kind="authn"} 5');
     } finally {
       await observability.close();
     }

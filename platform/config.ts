@@ -419,6 +419,12 @@ export const settings = {
       '1000–86400000',
       'The storm guard’s window, in event time (see `VIGIL_ALERT_STORM_MAX`).',
     ),
+    stormSpares: setting(
+      'VIGIL_ALERT_STORM_SPARES',
+      z.enum([...SEVERITIES, 'none']).default('critical'),
+      `${SEVERITIES.map((severity) => `\`${severity}\``).join(', ')}, \`none\``,
+      'The lowest severity the storm guard spares: a detection of it or above never folds into a campaign alert, so its own alert opens and pages. An attacker who opens a few alerts of a rule on purpose (its own accounts taken over) would otherwise fold the next, real one into the campaign without a page (see [alerting.md](alerting.md#the-storm-guard-campaign-alerts)).',
+    ),
     inhibition: setting(
       'VIGIL_ALERT_INHIBITION',
       z.string().default('default'),

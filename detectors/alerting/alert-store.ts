@@ -170,6 +170,11 @@ export interface AlertStoreOptions {
   /** The storm guard: most alerts one rule opens within `stormWindowMs` of event time (0: off). */
   stormMax: number;
   stormWindowMs: number;
+  /**
+   * The lowest severity rank the storm guard spares: a detection of it or above never folds into
+   * a campaign, so its own alert opens and pages. @defaultValue no rank spared
+   */
+  stormSparesRank?: number;
   /** Receives `state.round_trip` for each trip. */
   instrumentation?: Instrumentation;
   /** How long a held alert's claim lasts. @defaultValue {@link HELD_CLAIM_MS} */
@@ -414,7 +419,7 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             item.explains ? 1 : 0,
             JSON.stringify(item.explainedBy),
             item.explainerGroup ?? '',
-            options.stormMax,
+            item.severityRank >= (options.stormSparesRank ?? Number.POSITIVE_INFINITY) ? 0 : options.stormMax,
             options.stormWindowMs,
             item.campaign.group,
             item.campaign.newId,

@@ -163,6 +163,7 @@ export function createAlerter(options: AlerterOptions): Alerter {
     latenessMs: timings.latenessMs,
     stormMax: timings.stormMax,
     stormWindowMs: timings.stormWindowMs,
+    ...(timings.stormSpares !== 'none' ? { stormSparesRank: SEVERITY_RANK[timings.stormSpares] } : {}),
     ...(options.instrumentation ? { instrumentation: options.instrumentation } : {}),
   });
   const writeAlerts = createAlertWriter(options.elasticsearch, alertIndexNames(config.indices.prefix).index, logger);

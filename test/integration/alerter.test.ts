@@ -860,6 +860,40 @@ describe('the alerter on the real Kafka, Redis and Elasticsearch', () => {
       }
     });
 
+    // An attacker who opens a few alerts of a rule on purpose (five of its own accounts taken
+    // over, say) would otherwise fold the next, real one into the rule's campaign without a page.
+    it('spares critical detections from the storm guard: each opens its own alert (VIGIL_ALERT_STORM_SPARES)', async () => {
+      const takeovers = (at: number): Detection[] =>
+        Array.from({ length: 5 }, (_, n) =>
+          detection(`takeover-${n}`, at + n * 2000, {
+            ruleId: 'credential-stuffing-then-success',
+            ruleName: 'Credential stuffing followed by a successful sign-in',
+            ruleType: 'sequence',
+            severity: 'critical',
+            tags: ['T1110', 'authentication'],
+            key: { 'client.ip': `198.51.100.${n + 1}` },
+            scope: undefined,
+          }),
+        );
+      for (const [spares, expected] of [
+        [undefined, { alerts: 5, campaigns: 0 }],
+        ['none', { alerts: 4, campaigns: 1 }],
+      ] as const) {
+        const running = await runAlerter({ ...env, VIGIL_ALERT_STORM_MAX: '3', VIGIL_ALERT_STORM_WINDOW_MS: '600000', ...(spares ? { VIGIL_ALERT_STORM_SPARES: spares } : {}) });
+        try {
+          await running.alerter.start();
+          const at = start + 40 * MINUTE;
+          const detections = [...takeovers(at), detection('tick', at + 30 * MINUTE, { ruleId: 'request-spike-per-consumer', ruleName: 'Request spike', key: { 'actor.consumerId': 'c-1' }, scope: undefined })];
+          await produce(running.stack, detections);
+          await foldedAll(running, detections.length);
+          const alerts = [...(await settledDocuments(running.stack)).values()].filter((alert) => alert.group !== 'actor.consumerId=c-1');
+          expect({ spares, alerts: alerts.length, campaigns: alerts.filter((alert) => alert.campaign === true).length }).toEqual({ spares, ...expected });
+        } finally {
+          await running.stop();
+        }
+      }
+    });
+
     it('links a brute force then takeover into one incident: the takeover on the attacker\'s IP names its victim', async () => {
       const running = await runAlerter(env);
       try {

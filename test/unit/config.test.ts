@@ -50,6 +50,7 @@ const DEFAULTS: Config = {
     pageWithinMs: 21_600_000,
     stormMax: 5,
     stormWindowMs: 600_000,
+    stormSpares: 'critical',
     inhibition: 'default',
   },
   http: { host: '127.0.0.1', port: 9464 },

@@ -191,6 +191,7 @@ describe('loadConfig', () => {
         pageWithinMs: 21_600_000,
         stormMax: 5,
         stormWindowMs: 600_000,
+        stormSpares: 'critical',
         inhibition: 'default',
       },
       http: { host: '0.0.0.0', port: 9100 },

@@ -246,6 +246,7 @@ describe('loadConfig', () => {
     ['ELASTICSEARCH_URL', 'localhost:9200', /expected an http or https URL/],
     ['VIGIL_INDEX_REPLICAS', '11', /Too big/],
     ['VIGIL_EVENT_ORIGINAL', 'sometimes', /expected on or off/],
+    ['VIGIL_ALERT_STORM_SPARES', 'urgent', /VIGIL_ALERT_STORM_SPARES.*(low|critical|none)/],
     ['VIGIL_MAX_MESSAGE_BYTES', '1023', /Too small/],
     ['KAFKA_CLIENT_ID', 'a/b', /letters, digits/],
     ['VIGIL_PIPELINE_STATS_INTERVAL_MS', '500', /0 or off, or at least 1000/],

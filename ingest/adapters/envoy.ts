@@ -365,6 +365,22 @@ function mergeKeys(options: EnvoyOptions | undefined): EnvoyKeys {
 }
 
 /**
+ * The client a logged X-Forwarded-For names: its rightmost entry, the one the proxy in front of
+ * Envoy appended, after dropping a last entry that is Envoy's own downstream address (Envoy
+ * appends it with `use_remote_address`). Entries further left are whatever the client wrote: until
+ * 6 December 2026 the first one was taken, and a client rotating it evaded every per-IP rule, or
+ * named an address on the trusted-egress list or someone else's. Behind more than one proxy, set
+ * Envoy's `xff_num_trusted_hops` and take `downstream_remote_address` instead.
+ */
+function forwardedClient(value: unknown, remote: string | undefined): string | undefined {
+  const text = present(value);
+  if (text === undefined) return undefined;
+  const entries = text.split(',');
+  if (entries.length > 1 && remote !== undefined && clientIp(entries[entries.length - 1]) === remote) entries.pop();
+  return clientIp(entries[entries.length - 1]);
+}
+
+/**
  * One Envoy JSON record as an `AccessRecord`, or `undefined` when it is not an HTTP request (a TCP
  * proxy's record has no method). Exported for the OTLP adapter, which finds the same object in
  * a log record's body (Envoy Gateway's OpenTelemetry sink, a kvlist body).
@@ -376,7 +392,7 @@ export function envoyAccessRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_
   const status = number(record, keys.status);
   const time = startTime(pick(record, keys.time));
   const remote = clientIp(pick(record, keys.remoteAddress));
-  const forwarded = clientIp(pick(record, keys.forwardedFor));
+  const forwarded = forwardedClient(pick(record, keys.forwardedFor), remote);
   const ip = ipSource === 'xff' ? (forwarded ?? remote) : (remote ?? forwarded);
   const flags = text(record, keys.flags);
   const details = text(record, keys.details);

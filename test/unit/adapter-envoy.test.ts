@@ -307,6 +307,23 @@ describe('envoy adapter options', () => {
     const byDefault = envoyAdapter.translate(line({ ...istioRecord(), x_forwarded_for: '203.0.113.7, 10.0.0.1' }), settings);
     expect(byDefault.events[0]?.client).toEqual({ ip: '198.51.100.23', userAgent: 'curl/8.5.0' });
   });
+
+  // Entries left of what the load balancer appended are the client's own: rotating the first one
+  // evaded every per-IP rule, and naming a trusted-egress address raised the stuffing bar.
+  it('takes from X-Forwarded-For the entry the proxy in front appended, never one the client wrote', () => {
+    const adapter = createEnvoyAdapter({ clientIp: 'xff' });
+    const ipOf = (xff: string, remote?: string): unknown => {
+      const record = { ...istioRecord(), x_forwarded_for: xff, downstream_remote_address: remote };
+      return adapter.translate(line(record), settings).events[0]?.client?.ip;
+    };
+    // Envoy appended the load balancer's address (use_remote_address): the entry before it.
+    expect(ipOf('6.6.6.6, 198.51.100.7, 10.0.0.1', '10.0.0.1:5000')).toBe('198.51.100.7');
+    // Envoy did not append: the last entry is the load balancer's word.
+    expect(ipOf('6.6.6.6, 198.51.100.7', '10.0.0.1:5000')).toBe('198.51.100.7');
+    // The default takes the remote address, and falls back to the same entry without one.
+    const fallback = envoyAdapter.translate(line({ ...istioRecord(), x_forwarded_for: '6.6.6.6, 198.51.100.7', downstream_remote_address: undefined }), settings);
+    expect(fallback.events[0]?.client?.ip).toBe('198.51.100.7');
+  });
 });
 
 describe('envoyPolicySignals', () => {

@@ -20,16 +20,22 @@ export const cardinalityRuleSchema = z.strictObject({
   threshold: z.number().int().min(2),
   /**
    * Count the values of some of the matching events only, and require their share: distinct
-   * values among the events that pass `filter` (failed logins) reach the threshold, and those
-   * events are at least `minShare` of the key's matching events in the window (all attempts).
-   * One IP failing as 10 users fires; an office NAT where 40 staff sign in, a few with a typo,
-   * does not. Without it, every matching event's value counts.
+   * values among the events that pass `filter` (users that failed) reach the threshold, and they
+   * are at least `minShare` of the distinct values of all the key's matching events in the window
+   * (users that attempted, failing or not). One IP failing as 10 users fires; an office NAT where
+   * 40 staff sign in, a few with a typo, does not. A share of values, not of events (since
+   * 6 December 2026): with events, one IP padding its stuffing with the sign-ins of one account
+   * of its own stayed under any share. Without it, every matching event's value counts.
    */
   counted: z
     .strictObject({
       /** The events whose values are counted (`{ field: policy.outcome, equals: fail }`). */
       filter: filterSchema,
-      /** Least share of the key's matching events in the window that pass `filter`, 0 to 1. @defaultValue 0.5 */
+      /**
+       * Least share, 0 to 1, of the distinct values of the key's matching events in the window that
+       * are values of events `filter` passes. A value seen on both kinds (a user who mistyped, then
+       * signed in) is one value, and counts as passing. @defaultValue 0.5
+       */
       minShare: z.number().min(0).max(1).default(0.5),
     })
     .optional(),
@@ -38,12 +44,14 @@ export const cardinalityRuleSchema = z.strictObject({
 /** A cardinality rule, as validated. */
 export type CardinalityRule = z.infer<typeof cardinalityRuleSchema>;
 
-/** An event held in a cardinality rule's state: its id, its value when counted, its time. */
+/** An event held in a cardinality rule's state: its id, its value, its time. */
 export interface DistinctMember {
   id: string;
-  /** The value of the rule's field; undefined for an event only counted in the share. */
+  /** The value of the rule's field; undefined for an event without one (it counts for nothing). */
   value?: string;
   time: number;
+  /** With `counted`: an event its filter did not pass, whose value counts only among the share's values. */
+  other?: true;
 }
 
 /** What distinctAdd-3.lua (or distinctShare-4.lua) returns for one event. */
@@ -64,20 +72,28 @@ export interface DistinctState {
    * When too many events were held to read them all back: the window ending at the event, as
    * the script counted it (values last seen in it: exact for an event read in order, a lower
    * bound for a late one), with values and counted events oldest first, at most the evidence cap.
+   * With `counted`, `share` is in values: the counted ones, and those with the other events' values
+   * (a lower bound of these: see distinctShare-4.lua).
    */
   capped?: { count: number; share?: { counted: number; total: number }; values: string[]; members: DistinctMember[] };
 }
 
-/** `"<id>|<value>"`, time pairs (or bare ids, time: the others) from a script reply. */
-function parseMembers(items: readonly unknown[], counted: boolean): DistinctMember[] {
+/**
+ * `"<id>|<value>"`, time pairs from a script reply, split at the first `|` as the scripts join
+ * them. The others (distinctShare-4): an empty value is none, and so is a bare id (written by
+ * version 2 of the script, which kept no values of the others).
+ */
+function parseMembers(items: readonly unknown[], other: boolean): DistinctMember[] {
   const members: DistinctMember[] = [];
   for (let index = 0; index + 1 < items.length; index += 2) {
     const member = String(items[index]);
-    const separator = counted ? member.indexOf('|') : -1;
+    const separator = member.indexOf('|');
+    const value = separator < 0 ? undefined : member.slice(separator + 1);
     members.push({
       id: separator < 0 ? member : member.slice(0, separator),
-      ...(separator < 0 ? {} : { value: member.slice(separator + 1) }),
+      ...(value === undefined || (other && value === '') ? {} : { value }),
       time: Number(items[index + 1]),
+      ...(other ? { other: true as const } : {}),
     });
   }
   return members;
@@ -89,12 +105,15 @@ export function parseDistinctState(reply: unknown): DistinctState {
   const state: DistinctState = { bound: Number(items[0]), ...parseFired(items[1]) };
   if (items.length <= 3) return state;
   const valueCount = Number(items[4]);
-  const members = parseMembers(items.slice(5 + valueCount), true);
+  const members = parseMembers(items.slice(5 + valueCount), false);
   if (items[3] === null || items[3] === undefined) return { ...state, members };
   return { ...state, capped: { count: Number(items[3]), values: items.slice(5, 5 + valueCount).map(String), members } };
 }
 
-/** Parses distinctShare-4's reply: as distinctAdd-3, with the counted and other events apart. */
+/**
+ * Parses distinctShare-4's reply: as distinctAdd-3, with the counted and other events apart. A
+ * capped reply's share is in values: the counted values, and the other events' values not among them.
+ */
 export function parseDistinctShareState(reply: unknown): DistinctState {
   const items = reply as (string | number | null)[];
   const state: DistinctState = { bound: Number(items[0]), ...parseFired(items[1]) };
@@ -102,8 +121,8 @@ export function parseDistinctShareState(reply: unknown): DistinctState {
   const valueCount = Number(items[6]);
   const pairs = Number(items[7 + valueCount]);
   const rest = items.slice(8 + valueCount);
-  const counted = parseMembers(rest.slice(0, pairs * 2), true);
-  if (items[3] === null || items[3] === undefined) return { ...state, members: [...counted, ...parseMembers(rest.slice(pairs * 2), false)] };
+  const counted = parseMembers(rest.slice(0, pairs * 2), false);
+  if (items[3] === null || items[3] === undefined) return { ...state, members: [...counted, ...parseMembers(rest.slice(pairs * 2), true)] };
   const share = { counted: Number(items[4]), total: Number(items[4]) + Number(items[5]) };
   return { ...state, capped: { count: Number(items[3]), share, values: items.slice(7, 7 + valueCount).map(String), members: counted } };
 }
@@ -167,13 +186,13 @@ interface DistinctWindow {
   values: string[];
   /** The counted events' ids, oldest first. */
   eventIds: string[];
-  /** With `counted`: the counted events and all the events in the window. */
+  /** With `counted`: the counted values, and all the values of the window's events. */
   share?: { counted: number; total: number };
 }
 
 /**
  * The first window of the rule's length, containing the event, whose distinct values reach the
- * threshold (and, with `minShare`, whose counted events are that share of its events): for an
+ * threshold (and, with `minShare`, whose counted values are that share of all its events' values): for an
  * event in order it ends at the event; a late event may complete a window that ends at a later
  * one. Windows end at an event, as they do when each event is read in order. "First", not
  * "fullest", so that a redelivered chunk, whose later events are already stored, finds the same
@@ -189,40 +208,49 @@ export function firstFullDistinctWindow(
 ): { found?: DistinctWindow; reached: boolean } {
   // Counted and other events merged, oldest first (each list already is).
   const sorted = minShare === undefined ? members : [...members].sort((left, right) => left.time - right.time);
+  // Events per value in the window: of the counted events (held), and of every event (all: the
+  // share's values, so that a user who failed and also signed in is one of them, once).
   const held = new Map<string, number>();
-  let counted = 0;
+  const all = new Map<string, number>();
+  const add = (counts: Map<string, number>, value: string, step: 1 | -1): void => {
+    const left = (counts.get(value) ?? 0) + step;
+    if (left === 0) counts.delete(value);
+    else counts.set(value, left);
+  };
+  const isCounted = (member: DistinctMember): member is DistinctMember & { value: string } => member.value !== undefined && member.other !== true;
   let start = 0;
   let reached = false;
   for (let end = 0; end < sorted.length; end++) {
     const last = sorted[end];
     if (last === undefined) break;
     if (last.time > time + window) break;
-    if (last.value !== undefined) {
-      held.set(last.value, (held.get(last.value) ?? 0) + 1);
-      counted++;
-    }
+    if (last.value !== undefined) add(all, last.value, 1);
+    if (isCounted(last)) add(held, last.value, 1);
     for (let first = sorted[start]; first !== undefined && first.time < last.time - window; first = sorted[++start]) {
-      if (first.value === undefined) continue;
-      const left = (held.get(first.value) ?? 1) - 1;
-      if (left === 0) held.delete(first.value);
-      else held.set(first.value, left);
-      counted--;
+      if (first.value !== undefined) add(all, first.value, -1);
+      if (isCounted(first)) add(held, first.value, -1);
     }
     // Windows end at or after the event, and hold it.
     if (last.time < time || last.time - window > time || held.size < threshold) continue;
     reached = true;
-    const total = end - start + 1;
-    if (minShare !== undefined && counted / total < minShare) continue;
+    // Values, not events: padding with the sign-ins of one account adds one value, not N events.
+    if (minShare !== undefined && held.size / all.size < minShare) continue;
     const span = sorted.slice(start, end + 1);
     const values = new Set<string>();
     const eventIds: string[] = [];
     for (const member of span) {
-      if (member.value === undefined) continue;
+      if (!isCounted(member)) continue;
       eventIds.push(member.id);
       values.add(member.value);
     }
     return {
-      found: { start: span[0]?.time ?? time, end: last.time, values: [...values], eventIds, ...(minShare === undefined ? {} : { share: { counted, total } }) },
+      found: {
+        start: span[0]?.time ?? time,
+        end: last.time,
+        values: [...values],
+        eventIds,
+        ...(minShare === undefined ? {} : { share: { counted: held.size, total: all.size } }),
+      },
       reached,
     };
   }
@@ -232,8 +260,8 @@ export function firstFullDistinctWindow(
 /**
  * cardinality: distinct values of a field per key in a sliding window of event time reach N (one
  * IP failing as many users: credential stuffing; one user on many devices or countries). With
- * `counted`, only the values of the events its filter passes count, and those events must be at
- * least `minShare` of the key's matching events. Order-independent: the window is the first one
+ * `counted`, only the values of the events its filter passes count, and those values must be at
+ * least `minShare` of the distinct values of the key's matching events. Order-independent: the window is the first one
  * holding the event that reaches N, and the detection is named by the period that window ends
  * in, so a late event completing a window finds the same detection as the events read in order.
  */
@@ -280,7 +308,7 @@ export function evaluateCardinality(
     detection: {
       reasonCode: 'cardinality_reached',
       reason: counted
-        ? `${keyPhrase(context.key)}: ${rule.noun} with ${count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}, ${window.share?.counted ?? 0} of its ${window.share?.total ?? 0} matching events (${Math.round(share * 100)}%); threshold ${rule.threshold}, and at least ${Math.round(counted.minShare * 100)}%.`
+        ? `${keyPhrase(context.key)}: ${rule.noun} with ${count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}, ${window.share?.counted ?? 0} of the ${window.share?.total ?? 0} distinct ${fieldLabel(rule.field, true)} of its matching events (${Math.round(share * 100)}%); threshold ${rule.threshold}, and at least ${Math.round(counted.minShare * 100)}%.`
         : `${keyPhrase(context.key)}: ${rule.noun} with ${count} distinct ${fieldLabel(rule.field, true)} (${shown}${more}) within ${formatDuration(rule.window)}; threshold ${rule.threshold}.`,
       observedValue: count,
       threshold: rule.threshold,

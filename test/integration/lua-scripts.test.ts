@@ -7,8 +7,10 @@ import {
   commandName,
   defineScripts,
   deleteKeysUnder,
+  firstFullDistinctWindow,
   groupKeys,
   keysUnder,
+  parseDistinctShareState,
   riskKeys,
   requestKeys as correlationRequestKeys,
   stateKey,
@@ -329,14 +331,14 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         value, id, time, options.start ?? 0, options.end ?? time, options.trim ?? 0, options.ttl ?? TTL, options.read ?? 200, options.least ?? 0, counted ? 1 : 0, 50,
       ]);
 
-    it('keeps the counted events with their values and the others by id, and reads both back with their times', async () => {
+    it('keeps the counted events and the others, each "<id>|<value>", and reads both back with their times', async () => {
       await share('u-1', 'evt-1', 1000, true);
       await share('u-2', 'evt-2', 2000, false);
       await share('u-3', 'evt-3', 3000, true);
       const reply = await share('u-1', 'evt-4', 4000, true);
-      // u-2 only passed: it is not a value. 3 counted events, then the one other.
-      expect(reply).toEqual([2, null, 4, null, 0, 0, 0, 3, 'evt-1|u-1', '1000', 'evt-3|u-3', '3000', 'evt-4|u-1', '4000', 'evt-2', '2000']);
-      expect(await redis.zrange(key('others'), 0, -1)).toEqual(['evt-2']);
+      // u-2 only passed: it is no counted value (the bound), only a value of the share. 3 counted events, then the one other.
+      expect(reply).toEqual([2, null, 4, null, 0, 0, 0, 3, 'evt-1|u-1', '1000', 'evt-3|u-3', '3000', 'evt-4|u-1', '4000', 'evt-2|u-2', '2000']);
+      expect(await redis.zrange(key('others'), 0, -1)).toEqual(['evt-2|u-2']);
     });
 
     it('reads [start, end] only, returns the bound alone below the least count, and falls back above ARGV[8]', async () => {
@@ -346,12 +348,68 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await share('u-9', 'evt-9', 9000, true);
       expect(await share('', 'evt-4', 2000, false, { start: 1000, end: 3000, least: 3 })).toEqual([2, null, 0]);
       expect(await share('u-2', 'evt-5', 2500, true, { start: 1000, end: 3000, least: 3 })).toEqual([
-        3, null, 3, null, 0, 0, 0, 2, 'evt-3|u-1', '1500', 'evt-5|u-2', '2500', 'evt-4', '2000',
+        3, null, 3, null, 0, 0, 0, 2, 'evt-3|u-1', '1500', 'evt-5|u-2', '2500', 'evt-4|', '2000',
       ]);
-      // Capped: values, counted and other events in [start, time]; values and counted events.
+      // Capped: counted values in [start, time], again, the others' values (none: no value); values and counted events.
       expect(await share('', 'evt-6', 2600, false, { start: 1000, end: 3000, least: 3, read: 3 })).toEqual([
-        3, null, 4, 2, 2, 2, 2, 'u-1', 'u-2', 2, 'evt-3|u-1', '1500', 'evt-5|u-2', '2500',
+        3, null, 4, 2, 2, 0, 2, 'u-1', 'u-2', 2, 'evt-3|u-1', '1500', 'evt-5|u-2', '2500',
       ]);
+    });
+
+    it('counts, in the fallback, the distinct values of the newest ARGV[8] others in [start, time] that are not counted ones', async () => {
+      await share('u-1', 'evt-1', 1500, true);
+      await share('u-2', 'evt-2', 2500, true);
+      await share('u-late', 'evt-3', 2900, true); // its latest failure is after the event: not among the counted values up to it
+      await share('p-old', 'evt-f', 1200, false); // beyond the newest 6
+      await share('u-1', 'evt-a', 1600, false); // failed, then signed in: one value, a counted one
+      await share('p-1', 'evt-b', 1700, false);
+      await share('p-1', 'evt-c', 1800, false); // the same user twice: once
+      await share('', 'evt-d', 1900, false); // no value: none
+      await share('u-late', 'evt-e', 2000, false);
+      // 10 events held, 6 read: the newest 6 others up to 2600 hold p-2, u-late and p-1 besides u-1.
+      expect(await share('p-2', 'evt-g', 2600, false, { start: 1000, end: 3000, read: 6 })).toEqual([
+        3, null, 10, 2, 2, 3, 2, 'u-1', 'u-2', 2, 'evt-1|u-1', '1500', 'evt-2|u-2', '2500',
+      ]);
+    });
+
+    it('gives the share in values read in full or in the fallback: one account padding a stuffing run is one value (6 December 2026)', async () => {
+      const window = 600_000;
+      const base = 1_000_000;
+      const attempt = (value: string, id: string, time: number, counted: boolean, read = 200) =>
+        share(value, id, time, counted, { start: time - window, end: time + window, least: 8, read });
+      // 10 users failing, 20 s apart, and 30 sign-ins of the attacker's own account between them: 10 of 40 events.
+      const events = [
+        ...Array.from({ length: 10 }, (_, index) => ({ value: `leaked-${index}`, id: `evt-f${index}`, time: base + index * 20_000, counted: true })),
+        ...Array.from({ length: 30 }, (_, index) => ({ value: 'own-account', id: `evt-p${index}`, time: base + 2000 + index * 5000, counted: false })),
+      ].sort((left, right) => left.time - right.time);
+      for (const { value, id, time, counted } of events) await attempt(value, id, time, counted);
+      const last = { value: 'leaked-9', id: 'evt-f9', time: base + 180_000 };
+      const full = parseDistinctShareState(await attempt(last.value, last.id, last.time, true));
+      const capped = parseDistinctShareState(await attempt(last.value, last.id, last.time, true, 20));
+      expect(full.members).toHaveLength(40);
+      expect(firstFullDistinctWindow(full.members ?? [], last.time, window, 8, 0.5).found?.share).toStrictEqual({ counted: 10, total: 11 });
+      expect(capped.capped?.share).toStrictEqual({ counted: 10, total: 11 });
+    });
+
+    it('keeps an office NAT under the share in the fallback: the newest others hold many users', async () => {
+      const window = 600_000;
+      const base = 1_000_000;
+      const attempt = (value: string, id: string, time: number, counted: boolean, read = 200) =>
+        share(value, id, time, counted, { start: time - window, end: time + window, least: 8, read });
+      // 40 staff sign in (password, then a second factor), 8 of them after a typo: 8 of 40 users, 8 of 88 events.
+      for (let index = 0; index < 40; index++) {
+        const time = base + index * 10_000;
+        if (index % 5 === 0) await attempt(`staff-${index}`, `evt-typo-${index}`, time, true);
+        await attempt(`staff-${index}`, `evt-password-${index}`, time + 1000, false);
+        await attempt(`staff-${index}`, `evt-otp-${index}`, time + 4000, false);
+      }
+      const time = base + 39 * 10_000 + 4000;
+      const full = parseDistinctShareState(await attempt('staff-39', 'evt-otp-39', time, false));
+      const found = firstFullDistinctWindow(full.members ?? [], time, window, 8, 0.5);
+      expect([found.found, found.reached]).toStrictEqual([undefined, true]);
+      // 50 read: the newest 50 others are staff 15 to 39, of whom 5 failed and are counted once, among the 8: 8 of at least 28 users.
+      const capped = parseDistinctShareState(await attempt('staff-39', 'evt-otp-39', time, false, 50));
+      expect(capped.capped?.share).toStrictEqual({ counted: 8, total: 28 });
     });
 
     it('trims all three sets after the batch and returns the fired mark', async () => {

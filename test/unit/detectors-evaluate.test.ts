@@ -11,6 +11,7 @@ import {
   matchRuleSchema,
   matchedSteps,
   newValueRuleSchema,
+  parseDistinctShareState,
   sequenceRuleSchema,
   thresholdRuleSchema,
   type DetectionInput,
@@ -273,19 +274,19 @@ describe('evaluateCardinality', () => {
       expect(() => cardinalityRuleSchema.parse({ ...written, counted: { minShare: 0.5 } })).toThrow(/filter/);
     });
 
-    /** `counted` distinct users (one event each) and `others` events without a value, all in the minute up to T. */
+    /** `counted` distinct users failing and `others` other users signing in (one event each), all in the minute up to T. */
     const shared = (counted: number, others: number): DistinctState => ({
       bound: counted,
       members: [
         ...Array.from({ length: counted }, (_, index) => ({ id: `evt-f${index}`, value: `u-${index + 1}`, time: T - (counted - 1 - index) * SECOND })),
-        ...Array.from({ length: others }, (_, index) => ({ id: `evt-p${index}`, time: T - 30 * SECOND - index * SECOND })).reverse(),
+        ...Array.from({ length: others }, (_, index) => ({ id: `evt-p${index}`, value: `p-${index}`, time: T - 30 * SECOND - index * SECOND, other: true as const })).reverse(),
       ],
     });
 
-    it('fires when the counted values reach the threshold and their events are at least minShare of all', () => {
+    it('fires when the counted values reach the threshold and are at least minShare of all the values', () => {
       const detection = detected(evaluateCardinality(input, shared(10, 10), { ...counting, threshold: 10 }, context));
       expect(detection.reason).toBe(
-        'IP 81.2.69.142: failed logins with 10 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m, 10 of its 20 matching events (50%); threshold 10, and at least 50%.',
+        'IP 81.2.69.142: failed logins with 10 distinct users (u-1, u-2, u-3, u-4, u-5, …) within 10m, 10 of the 20 distinct users of its matching events (50%); threshold 10, and at least 50%.',
       );
       expect(detection.observedValue).toBe(10);
       // The evidence is the counted events.
@@ -308,12 +309,52 @@ describe('evaluateCardinality', () => {
       expect(evaluateCardinality(input, { bound: 8, capped }, counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
     });
 
+    /** `failing` users failing once each, a second apart up to T, and `successes` sign-ins of the users `successUser(n)` in the minute before. */
+    const attempts = (failing: number, successes: number, successUser: (n: number) => string, failuresEach = 1): DistinctState => {
+      const failures = Array.from({ length: failing * failuresEach }, (_, index) => ({
+        id: `evt-f${index}`,
+        value: `u-${(index % failing) + 1}`,
+        time: T - (failing * failuresEach - 1 - index) * SECOND,
+      }));
+      const passes = Array.from({ length: successes }, (_, index) => ({ id: `evt-p${index}`, value: successUser(index), time: T - MINUTE + index * 100, other: true as const }));
+      return { bound: failing, members: [...failures, ...passes] };
+    };
+
+    it('fires on stuffing padded with the successes of one account of its own: the share is of users, not events (6 December 2026)', () => {
+      // 10 failing users and 30 sign-ins of one account: 10 of 40 events, but 10 of 11 users.
+      const detection = detected(evaluateCardinality(input, attempts(10, 30, () => 'own-account'), counting, context));
+      expect(detection.observedValue).toBe(10);
+      expect(detection.reason).toMatch(/, 10 of the 11 distinct users of its matching events \(91%\); threshold 8, and at least 50%\.$/);
+    });
+
+    it('keeps an office NAT quiet: many staff signing in, a few of them failing first (a user who fails and signs in counts once)', () => {
+      // 8 of 40 staff mistype before signing in: 8 of 40 users.
+      expect(evaluateCardinality(input, attempts(8, 40, (n) => `u-${n + 1}`), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+      // The morning after a password change: 10 of 30 staff try their old password 4 times, then sign in.
+      // More failed attempts than sign-ins (40 of 70 events), but a third of the users.
+      expect(evaluateCardinality(input, attempts(10, 30, (n) => `u-${n + 1}`, 4), counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
+    });
+
+    it('decides the same in the fallback (too many events to read): the script counts users there too', () => {
+      // The replies distinctShare-4 gives for the two cases above when capped: failing users, the same, then the other users.
+      const fallback = (failing: number, otherUsers: number): DistinctState =>
+        parseDistinctShareState([failing, null, 900, failing, failing, otherUsers, 0, 0]);
+      const padded = attempts(10, 30, () => 'own-account');
+      const office = attempts(8, 40, (n) => `u-${n + 1}`);
+      const decision = (state: DistinctState): string => {
+        const evaluation = evaluateCardinality(input, state, counting, context);
+        return evaluation.outcome === 'detected' ? 'detected' : evaluation.reasonCode;
+      };
+      expect([decision(padded), decision(fallback(10, 1))]).toStrictEqual(['detected', 'detected']);
+      expect([decision(office), decision(fallback(8, 32))]).toStrictEqual(['below_share', 'below_share']);
+    });
+
     it('takes the first window that reaches both the threshold and the share', () => {
-      // 8 users in the seconds up to T and 10 successes before them: 8 of 18 in any window holding T.
+      // 8 users failing in the seconds up to T and 10 others signing in before them: 8 of 18 users in any window holding T.
       const state = shared(8, 10);
       expect(evaluateCardinality(input, state, counting, context)).toStrictEqual({ outcome: 'none', reasonCode: 'below_share' });
       const more = [...(state.members ?? []), ...Array.from({ length: 3 }, (_, index) => ({ id: `evt-g${index}`, value: `u-${index + 20}`, time: T + (index + 1) * MINUTE }))];
-      // A failure (a new user) a minute for 3 minutes: 9 of 19 at T + 1m, 10 of 20 at T + 2m, the first window reaching both.
+      // A new user failing a minute for 3 minutes: 9 of 19 at T + 1m, 10 of 20 at T + 2m, the first window reaching both.
       const detection = detected(evaluateCardinality(input, { bound: 11, members: more }, counting, context));
       expect([detection.windowEnd, detection.observedValue]).toStrictEqual([T + 2 * MINUTE, 10]);
     });

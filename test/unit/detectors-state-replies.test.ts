@@ -158,22 +158,25 @@ describe('parseDistinctState (distinctAdd-3)', () => {
 });
 
 describe('parseDistinctShareState (distinctShare-4)', () => {
-  it('reads the counted events ("<id>|<value>") then the others (ids)', () => {
-    expect(parseDistinctShareState([2, '1714559100250', 3, null, 0, 0, 0, 2, 'evt-1|u-1', '1000', 'evt-3|u-2', '3000', 'evt-2', '2000'])).toStrictEqual({
+  it('reads the counted events then the others, both "<id>|<value>" (an other without a value, or a bare id of version 2, has none)', () => {
+    const reply = [2, '1714559100250', 5, null, 0, 0, 0, 2, 'evt-1|u-1', '1000', 'evt-3|u-2', '3000', 'evt-2|u-9', '2000', 'evt-4|', '2500', 'evt-5', '2600'];
+    expect(parseDistinctShareState(reply)).toStrictEqual({
       bound: 2,
       lastFired: 1714559100250,
       members: [
         { id: 'evt-1', value: 'u-1', time: 1000 },
         { id: 'evt-3', value: 'u-2', time: 3000 },
-        { id: 'evt-2', time: 2000 },
+        { id: 'evt-2', value: 'u-9', time: 2000, other: true },
+        { id: 'evt-4', time: 2500, other: true },
+        { id: 'evt-5', time: 2600, other: true },
       ],
     });
   });
 
-  it('reads a capped reply: counts and share up to the event, values, the counted events', () => {
-    expect(parseDistinctShareState([9, null, 900, 8, 10, 11, 2, 'u-1', 'u-2', 1, 'evt-1|u-1', '1000'])).toStrictEqual({
+  it('reads a capped reply: the count and the share in values up to the event, values, the counted events', () => {
+    expect(parseDistinctShareState([9, null, 900, 8, 8, 11, 2, 'u-1', 'u-2', 1, 'evt-1|u-1', '1000'])).toStrictEqual({
       bound: 9,
-      capped: { count: 8, share: { counted: 10, total: 21 }, values: ['u-1', 'u-2'], members: [{ id: 'evt-1', value: 'u-1', time: 1000 }] },
+      capped: { count: 8, share: { counted: 8, total: 19 }, values: ['u-1', 'u-2'], members: [{ id: 'evt-1', value: 'u-1', time: 1000 }] },
     });
   });
 

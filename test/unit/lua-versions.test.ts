@@ -10,7 +10,7 @@ import { SCRIPT_NAMES, commandName, isBatchScript, scriptSource, type ScriptName
 const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   windowAdd: { version: 3, sha256: '7af9739c26c6b000' },
   distinctAdd: { version: 3, sha256: '23a357ce0fc81c37' },
-  distinctShare: { version: 2, sha256: 'e9ed79072af0ee0e' },
+  distinctShare: { version: 3, sha256: '5f9bf4d07d165fea' },
   sequenceAdd: { version: 2, sha256: '3817c92e3762c328' },
   firstSeen: { version: 2, sha256: '3c527a8b0d1ad6c5' },
   locationAdd: { version: 1, sha256: 'be1f068a1e4669b5' },

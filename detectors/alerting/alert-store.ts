@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { StoreUnavailableError, errorMessage, type Instrumentation } from '../../platform';
 import { ALERT_CHANGES, type Alert, type AlertChange } from '../../schemas';
 import { alertKeys, defineScripts, roundTrip } from '../state';
-import { MAX_INCIDENT_ENTITIES, USER_GROUP_PREFIX, evidenceOf, severityOfRank } from './grouping-policy';
+import { EVIDENCE_ENTITIES_LISTED, EVIDENCE_IDS_KEPT, MAX_INCIDENT_ENTITIES, USER_GROUP_PREFIX, evidenceOf, severityOfRank } from './grouping-policy';
 
 const unsentRecord = z.object({ kind: z.enum(ALERT_CHANGES), fields: z.string(), reason: z.string(), at: z.number() });
 
@@ -433,6 +433,8 @@ export function createAlertStore(options: AlertStoreOptions): AlertStore {
             JSON.stringify(item.named ?? []),
             MAX_INCIDENT_ENTITIES,
             USER_GROUP_PREFIX,
+            EVIDENCE_IDS_KEPT,
+            EVIDENCE_ENTITIES_LISTED,
           ],
         })),
         tripOptions,

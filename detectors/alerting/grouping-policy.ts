@@ -27,6 +27,16 @@ export function severityOfRank(rank: number): Severity {
 /** Detection ids an alert keeps (the newest): how far back a redelivery is still a duplicate. */
 export const MAX_DETECTIONS_KEPT = 100;
 
+/**
+ * The bounds of an absorbing or campaign alert's evidence hash, which the alerter reads whole at
+ * each change of the alert: the detection ids it keeps (to absorb a redelivery once; past them a
+ * redelivered detection may count twice in the evidence totals, never in the alert's count), and
+ * the entities it lists (past them, their detections are counted together). Unbounded before
+ * 6 December 2026: a campaign of made-up keys grew it by two fields a detection.
+ */
+export const EVIDENCE_IDS_KEPT = 5000;
+export const EVIDENCE_ENTITIES_LISTED = 1000;
+
 /** The group of a detection: its key (the same user, IP or endpoint across rules). */
 export function groupKeyOf(detection: Pick<Detection, 'key' | 'ruleId' | 'id'>): string {
   const entries = Object.entries(detection.key).sort(([a], [b]) => a.localeCompare(b));
@@ -252,6 +262,7 @@ export const TOP_ENTITIES = 10;
  */
 export function evidenceOf(flat: readonly string[], campaign: boolean): AlertEvidence | undefined {
   let total = 0;
+  let unlisted = 0;
   const rules = new Map<string, number>();
   const entities = new Map<string, number>();
   for (let index = 0; index + 1 < flat.length; index += 2) {
@@ -260,6 +271,7 @@ export function evidenceOf(flat: readonly string[], campaign: boolean): AlertEvi
     if (field === 'total') total = count;
     else if (field.startsWith('r:')) rules.set(field.slice(2), count);
     else if (field.startsWith('e:')) entities.set(field.slice(2), count);
+    else if (field === 'e+') unlisted = count;
   }
   if (total === 0) return undefined;
   const byCount = <T extends { count: number }>(a: T & { name: string }, b: T & { name: string }): number => b.count - a.count || a.name.localeCompare(b.name);
@@ -281,7 +293,9 @@ export function evidenceOf(flat: readonly string[], campaign: boolean): AlertEvi
     entities: entities.size,
     rules: ruleList.map(({ name, count }) => ({ rule: name, count })),
     top: top.map(({ name, count }) => ({ entity: name, count })),
-    summary: `${what} ${total} detection${total === 1 ? '' : 's'} (${ruleList.map(({ name, count }) => `${name} ${count}`).join(', ')}) from ${from}.`,
+    summary:
+      `${what} ${total} detection${total === 1 ? '' : 's'} (${ruleList.map(({ name, count }) => `${name} ${count}`).join(', ')}) from ${from}` +
+      (unlisted > 0 ? `, and ${unlisted} more from keys past the first ${entities.size} listed.` : '.'),
   };
 }
 

@@ -884,6 +884,8 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
     named?: string[];
     /** Most entities one alert lists. @defaultValue 20 */
     maxEntities?: number;
+    /** Most detection ids and entities an evidence hash keeps. @defaultValue 5000 and 1000 */
+    evidence?: { ids: number; entities: number };
   }
   /** alertFold-12 for detection `id` at event time `time`, as the alert store calls it. */
   const fold = (id: string, time: number, options: FoldOptions = {}) => {
@@ -903,6 +905,7 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
         options.explains ? 1 : 0, JSON.stringify(options.explainedBy ?? []), explainer, options.stormMax ?? 0, 60_000,
         `campaign:${rule}`, `campaign-${id}`, `Rule ${rule}: a campaign`, `{"rule.id":"${rule}"}`, `ip=${group}`, options.grace ?? 300_000,
         alertKey('alert:'), JSON.stringify(options.named ?? []), options.maxEntities ?? 20, 'actor.userId=',
+        options.evidence?.ids ?? 5000, options.evidence?.entities ?? 1000,
       ],
     );
   };
@@ -1034,6 +1037,19 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       expect(await redis.hgetall(alertKey('evidence:campaign:rule-a'))).toMatchObject({ total: '3', 'e:ip=ip-3': '1', 'e:ip=ip-5': '1' });
       // Outside the storm window (60 s) of the two alerts, the rule opens alerts again.
       expect((await fold('s-6', 200_000, { group: 'ip-6', stormMax: 2 }))[3]).toBe('own');
+    });
+
+    // A campaign of made-up keys grew the hash by two fields a detection, read whole by the
+    // alerter at each change of the alert.
+    it('bounds a campaign\'s evidence: ids kept and entities listed, the rest counted', async () => {
+      const bounded = { stormMax: 1, evidence: { ids: 3, entities: 2 } };
+      for (let n = 1; n <= 7; n++) await fold(`s-${n}`, 1000 * n, { ...bounded, group: `ip-${n}` });
+      // s-1 opened its own alert; s-2 .. s-7 went to the campaign: 6 detections of 6 keys.
+      await fold('s-8', 8000, { ...bounded, group: 'ip-2' }); // a listed key again
+      const evidence = await redis.hgetall(alertKey('evidence:campaign:rule-a'));
+      expect(evidence).toEqual({ total: '7', 'r:rule-a': '7', n: '2', 'e:ip=ip-2': '2', 'e:ip=ip-3': '1', 'e+': '4', 'd:s-2': '1', 'd:s-3': '1', 'd:s-4': '1' });
+      // Within the ids kept, a redelivery is still absorbed once.
+      expect((await fold('s-3', 3000, { ...bounded, group: 'ip-3' }))[0]).toBe('duplicate');
     });
 
     describe('linking an attack\'s entities into one incident', () => {

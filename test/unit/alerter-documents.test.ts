@@ -192,6 +192,9 @@ describe('the grouping policy', () => {
     expect(evidence?.top[0]).toEqual({ entity: 'client.ip=10.0.0.7', count: 3 });
     expect(evidenceOf(['total', '0'], false)).toBeUndefined();
     expect(evidenceOf(['total', '1', 'r:x', '1', 'e:client.ip=1.2.3.4', '1'], true)?.summary).toBe('Folded 1 detection (x 1) from 1 IP.');
+    // Past the entities an evidence hash lists, their detections are counted together (`e+`); `n` counts those listed.
+    const bounded = evidenceOf(['total', '9', 'r:x', '9', 'n', '2', 'e:client.ip=1.2.3.4', '3', 'e:client.ip=1.2.3.5', '1', 'e+', '5', 'd:a', '1'], true);
+    expect(bounded).toMatchObject({ total: 9, entities: 2, summary: 'Folded 9 detections (x 9) from 2 IPs, and 5 more from keys past the first 2 listed.' });
   });
 });
 

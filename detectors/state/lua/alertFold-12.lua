@@ -1,4 +1,4 @@
--- version: 4  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
+-- version: 5  (registered as vigil_<verbNoun>_v<version>; bump it with any edit: test/unit/lua-versions.test.ts pins the content)
 --[[ alertFold-12: fold one released detection into an alert, in event time. The alerter calls it
 for the detections alertRelease-2 returned, in that order, so the same detections give the same
 alerts at any speed and in any batch split. In turn, the detection:
@@ -70,6 +70,10 @@ ARGV[31] the alert hash key of a group, less the group key (KEYS[1] is ARGV[31] 
 ARGV[32] JSON array of the group keys of the entities the detection names besides its own, sorted
 ARGV[33] most entities one alert lists
 ARGV[34] the group key prefix of a user entity (`actor.userId=`)
+ARGV[35] most detection ids an evidence hash keeps (`d:<id>`, for absorbing a redelivery once)
+ARGV[36] most entities an evidence hash lists (`e:<entity>`); `n` counts those listed, and the
+         detections of entities past it are counted in `e+` (version 5: a campaign of made-up
+         keys grew the hash by two fields a detection, and the alerter reads it whole at each change)
 Returns  { change: opened | escalated | updated | duplicate | absorbed | late,
            JSON of the fields of the alert it went to,
            JSON of the fields of an alert it resolved (replaced), or false,
@@ -116,10 +120,18 @@ local function index(key, group)
   redis.call('PEXPIRE', KEYS[5], ttl)
 end
 local function addEvidence(evidence)
-  redis.call('HSET', evidence, 'd:' .. id, 1)
-  redis.call('HINCRBY', evidence, 'total', 1)
+  -- Past ARGV[35] ids a redelivered detection may count twice in the totals (never in the alert's count).
+  if redis.call('HINCRBY', evidence, 'total', 1) <= tonumber(ARGV[35]) then redis.call('HSET', evidence, 'd:' .. id, 1) end
   redis.call('HINCRBY', evidence, 'r:' .. ARGV[8], 1)
-  redis.call('HINCRBY', evidence, 'e:' .. ARGV[29], 1)
+  local entity = 'e:' .. ARGV[29]
+  if redis.call('HEXISTS', evidence, entity) == 1 then
+    redis.call('HINCRBY', evidence, entity, 1)
+  elseif redis.call('HINCRBY', evidence, 'n', 1) <= tonumber(ARGV[36]) then
+    redis.call('HSET', evidence, entity, 1)
+  else
+    redis.call('HINCRBY', evidence, 'n', -1)
+    redis.call('HINCRBY', evidence, 'e+', 1)
+  end
   redis.call('PEXPIRE', evidence, ttl)
 end
 -- The quiet period passed in event time: resolved at its end (last + quiet), whenever it is seen.

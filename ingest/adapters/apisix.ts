@@ -102,6 +102,7 @@ export function readApisixRecord(raw: Record<string, unknown>, settings: Pick<Ad
         .join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
+      timeIsStart: true,
       method,
       path: uri.path,
       route: routeKey !== undefined ? `/${routeKey}` : routeWithoutMatch(status, uri.path),

@@ -234,6 +234,7 @@ export function readKongRecord(raw: Record<string, unknown>, settings: Pick<Adap
       recordKey: [raw.started_at, raw.client_ip, methodText, request.uri, status, latencies?.request, request.size].map(keyPart).join('|'),
       ...(traceId !== undefined ? { traceId } : {}),
       time,
+      timeIsStart: true,
       method,
       path: uri.path,
       route: kongRoute(route, uri.path, status),

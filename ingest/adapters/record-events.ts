@@ -29,7 +29,15 @@ export interface HttpRecord {
    */
   recordKey: string;
   traceId?: string;
+  /** The record's time; with {@link HttpRecord.timeIsStart}, when the request started. */
   time: string;
+  /**
+   * `time` is when the request started (Kong's `started_at`, APISIX's `start_time`, WSO2's
+   * `requestTimestamp`): the events take the time the gateway answered, start plus `latencyMs`. A
+   * client holding a request open (a login body sent a byte at a time) made its events as old as
+   * its start: past the allowed lateness, late to every stateful rule.
+   */
+  timeIsStart?: boolean;
   method: ContractMethod;
   path: string;
   route: string;
@@ -56,6 +64,12 @@ export interface HttpRecord {
   /** Format-specific labels (`workspace`, `response_flags`), beside `adapter` and `derived`. */
   labels?: Record<string, string>;
   policies: readonly PolicySignal[];
+}
+
+/** When a request that started at `start` (an ISO time) was answered: start plus its latency, to the millisecond. */
+function answeredAt(start: string, latencyMs: number): string {
+  const latency = Math.round(latencyOf(latencyMs));
+  return latency === 0 ? start : new Date(Date.parse(start) + latency).toISOString();
 }
 
 const quoted = (value: string | undefined): string => (value === undefined ? '(none)' : JSON.stringify(value));
@@ -90,7 +104,7 @@ export function recordEvents(format: string, record: HttpRecord, index: number, 
   const instance = record.instance ?? settings.instance;
   const envelope = {
     schemaVersion: 1 as const,
-    time: record.time,
+    time: record.timeIsStart === true ? answeredAt(record.time, record.latencyMs) : record.time,
     source: {
       service: settings.service,
       kind: settings.kind,

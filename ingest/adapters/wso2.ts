@@ -206,6 +206,7 @@ function translateRecord(line: Line, record: number, settings: AdapterSettings, 
       // it is not the line's own: with one, a replay through another shipper must keep the ids.
       recordKey: JSON.stringify([name, fields.requestTimestamp, rawIp, fields.apiId, rawMethod, context, template, fields.applicationId, fields.proxyResponseCode, fields.errorCode, requestId === undefined ? line.instance : undefined]),
       time,
+      timeIsStart: true,
       method,
       path,
       // The ELK events carry no concrete path: the template stands for both.

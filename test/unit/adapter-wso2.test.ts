@@ -30,7 +30,7 @@ describe('wso2 adapter', () => {
         id: requestEventId('wso2', 'd5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b', 'inv') as string,
         schemaVersion: 1,
         family: 'invocation',
-        time: '2026-11-27T10:00:00.812Z',
+        time: '2026-11-27T10:00:00.881Z', // requestTimestamp plus responseLatency
         source: { service: 'apim-gw-eu', kind: 'gateway', environment: 'production' },
         correlation: { requestId: 'd5c1ac41-ac9a-4dc4-8b7c-9c5c1a6d4a3b' },
         actor: { userId: 'alice@carbon.super', consumerId: 'a0b1c2d3-0000-4000-8000-000000000001' },

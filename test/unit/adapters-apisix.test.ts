@@ -56,7 +56,7 @@ describe('the apisix adapter', () => {
       id: requestEventId('apisix', 'e1f2a3b4-0001', 'inv') as string,
       schemaVersion: 1,
       family: 'invocation',
-      time: '2026-11-27T10:00:00.812Z',
+      time: '2026-11-27T10:00:00.832Z', // start_time plus latency
       source: { service: 'edge-apisix', kind: 'gateway', instance: 'apisix-7d9f-x2' },
       correlation: { requestId: 'e1f2a3b4-0001' },
       actor: { consumerId: 'jack' },

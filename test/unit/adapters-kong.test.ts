@@ -84,7 +84,15 @@ describe('the kong adapter: records as shippers and clients leave them', () => {
 
   it('reads started_at in seconds (a template that logs them) as seconds, not as a time in January 1970', () => {
     const seconds = { ...kongRecord(call()), started_at: T.getTime() / 1000 };
-    expect(translate(seconds).events[0]?.time).toBe(T.toISOString());
+    // The time the gateway answered: started_at plus latencies.request (37 ms here).
+    expect(translate(seconds).events[0]?.time).toBe(new Date(T.getTime() + 37).toISOString());
+  });
+
+  // A client holding its request open (a login body sent a byte at a time) made its events as old
+  // as their start: past the allowed lateness, late to every stateful rule.
+  it('dates the events when Kong answered, not when the request started', () => {
+    const held = { ...kongRecord(call()), latencies: { request: 360_000, kong: 1, proxy: 5 } };
+    expect(translate(held).events.map((event) => event.time)).toEqual(['2026-11-27T10:06:00.812Z']);
   });
 });
 
@@ -129,7 +137,7 @@ describe('the kong adapter', () => {
     const result = translate(kongRecord(call({ consumer: 'partner-acme' })));
     const envelope = {
       schemaVersion: 1,
-      time: '2026-11-27T10:00:00.812Z',
+      time: '2026-11-27T10:00:00.849Z', // started_at plus latencies.request
       source: { service: 'edge-kong-eu', kind: 'gateway', instance: 'kong-node-1', environment: 'production' },
       correlation: { requestId: '7f3c9a61e2b84c1d9a0b5e6f7a8b9c0d' },
       actor: { consumerId: 'partner-acme' },

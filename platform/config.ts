@@ -525,7 +525,7 @@ export const settings = {
       'VIGIL_ADAPT_ENVOY_CLIENT_IP',
       z.enum(['remote', 'xff']).default('remote'),
       '`remote`, `xff`',
-      'Where `vigil adapt --format envoy` takes `client.ip` from: `remote`, Envoy’s `downstream_remote_address` (already resolved through its own X-Forwarded-For trust), or `xff`, the X-Forwarded-For entry the load balancer in front appended (the rightmost, past Envoy’s own), for an Envoy behind a load balancer that does not trust XFF itself (entries further left are the client’s own: see [gateways/envoy.md](gateways/envoy.md#fields-filled)).',
+      'Where `vigil adapt --format envoy` takes `client.ip` from: `remote`, Envoy’s `downstream_remote_address` (already resolved through its own X-Forwarded-For trust), or `xff`, the X-Forwarded-For entry the load balancer in front appended (the rightmost, past the one Envoy appended for its physical peer, `downstream_direct_remote_address`), for an Envoy behind a load balancer that does not trust XFF itself (entries further left are the client’s own: see [gateways/envoy.md](gateways/envoy.md#fields-filled)).',
     ),
     derivedPolicies: setting(
       'VIGIL_ADAPT_DERIVED_POLICIES',

@@ -25,6 +25,8 @@ export interface EnvoyKeys {
   duration: readonly string[];
   forwardedFor: readonly string[];
   remoteAddress: readonly string[];
+  /** The physical peer (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`): what tells the entry Envoy appended to X-Forwarded-For. */
+  directRemoteAddress: readonly string[];
   userAgent: readonly string[];
   requestId: readonly string[];
   traceId: readonly string[];
@@ -61,6 +63,7 @@ export const ENVOY_DEFAULT_KEYS: EnvoyKeys = {
   duration: ['duration'],
   forwardedFor: ['x_forwarded_for', 'x-forwarded-for'],
   remoteAddress: ['downstream_remote_address'],
+  directRemoteAddress: ['downstream_direct_remote_address'],
   userAgent: ['user_agent', 'user-agent'],
   requestId: ['request_id', 'x-request-id'],
   traceId: ['trace_id'],
@@ -366,17 +369,20 @@ function mergeKeys(options: EnvoyOptions | undefined): EnvoyKeys {
 
 /**
  * The client a logged X-Forwarded-For names: its rightmost entry, the one the proxy in front of
- * Envoy appended, after dropping a last entry that is Envoy's own downstream address (Envoy
- * appends it with `use_remote_address`). Entries further left are whatever the client wrote: until
- * 6 December 2026 the first one was taken, and a client rotating it evaded every per-IP rule, or
- * named an address on the trusted-egress list or someone else's. Behind more than one proxy, set
- * Envoy's `xff_num_trusted_hops` and take `downstream_remote_address` instead.
+ * Envoy appended, after dropping a last entry that is Envoy's physical peer
+ * (`downstream_direct_remote_address`, when logged: Envoy appends it with `use_remote_address`).
+ * Not `downstream_remote_address`: without `use_remote_address` Envoy takes that from the
+ * rightmost entry itself, and dropping it would hand back one the client wrote. Entries further
+ * left are whatever the client wrote: until 6 December 2026 the first one was taken, and a client
+ * rotating it evaded every per-IP rule, or named an address on the trusted-egress list or someone
+ * else's. Behind more than one proxy, set Envoy's `xff_num_trusted_hops` and take
+ * `downstream_remote_address` instead.
  */
-function forwardedClient(value: unknown, remote: string | undefined): string | undefined {
+function forwardedClient(value: unknown, peer: string | undefined): string | undefined {
   const text = present(value);
   if (text === undefined) return undefined;
   const entries = text.split(',');
-  if (entries.length > 1 && remote !== undefined && clientIp(entries[entries.length - 1]) === remote) entries.pop();
+  if (entries.length > 1 && peer !== undefined && clientIp(entries[entries.length - 1]) === peer) entries.pop();
   return clientIp(entries[entries.length - 1]);
 }
 
@@ -392,7 +398,7 @@ export function envoyAccessRecord(record: Json, keys: EnvoyKeys = ENVOY_DEFAULT_
   const status = number(record, keys.status);
   const time = startTime(pick(record, keys.time));
   const remote = clientIp(pick(record, keys.remoteAddress));
-  const forwarded = forwardedClient(pick(record, keys.forwardedFor), remote);
+  const forwarded = forwardedClient(pick(record, keys.forwardedFor), clientIp(pick(record, keys.directRemoteAddress)));
   const ip = ipSource === 'xff' ? (forwarded ?? remote) : (remote ?? forwarded);
   const flags = text(record, keys.flags);
   const details = text(record, keys.details);

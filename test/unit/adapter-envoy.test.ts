@@ -300,7 +300,7 @@ describe('envoy adapter: messages and strictness', () => {
 describe('envoy adapter options', () => {
   it('maps a user-defined json_format with other key names, and can take the client from X-Forwarded-For', () => {
     const adapter = createEnvoyAdapter({ keys: { method: ['verb'], path: ['uri'], status: ['code'], routeName: ['route'] }, clientIp: 'xff' });
-    const record = { start_time: '2026-03-01T10:00:00Z', verb: 'DELETE', uri: '/orders/9', code: 204, route: 'orders-route', x_forwarded_for: '203.0.113.7, 10.0.0.1', downstream_remote_address: '10.0.0.1:5000', request_id: 'req-9' };
+    const record = { start_time: '2026-03-01T10:00:00Z', verb: 'DELETE', uri: '/orders/9', code: 204, route: 'orders-route', x_forwarded_for: '203.0.113.7, 10.0.0.1', downstream_remote_address: '10.0.0.1:5000', downstream_direct_remote_address: '10.0.0.1:5000', request_id: 'req-9' };
     const result = adapter.translate(line(record), settings);
     expect(result.events).toHaveLength(1);
     expect(result.events[0]).toMatchObject({ id: requestEventId('envoy', 'req-9', 'inv') as string, client: { ip: '203.0.113.7' }, invocation: { resource: { method: 'DELETE', path: '/orders/9' }, status: 204, group: 'orders' } });
@@ -312,14 +312,16 @@ describe('envoy adapter options', () => {
   // evaded every per-IP rule, and naming a trusted-egress address raised the stuffing bar.
   it('takes from X-Forwarded-For the entry the proxy in front appended, never one the client wrote', () => {
     const adapter = createEnvoyAdapter({ clientIp: 'xff' });
-    const ipOf = (xff: string, remote?: string): unknown => {
-      const record = { ...istioRecord(), x_forwarded_for: xff, downstream_remote_address: remote };
+    const ipOf = (xff: string, remote: string, direct?: string): unknown => {
+      const record = { ...istioRecord(), x_forwarded_for: xff, downstream_remote_address: remote, downstream_direct_remote_address: direct };
       return adapter.translate(line(record), settings).events[0]?.client?.ip;
     };
-    // Envoy appended the load balancer's address (use_remote_address): the entry before it.
-    expect(ipOf('6.6.6.6, 198.51.100.7, 10.0.0.1', '10.0.0.1:5000')).toBe('198.51.100.7');
-    // Envoy did not append: the last entry is the load balancer's word.
-    expect(ipOf('6.6.6.6, 198.51.100.7', '10.0.0.1:5000')).toBe('198.51.100.7');
+    // Envoy appended the load balancer's address, its physical peer (use_remote_address): the entry before it.
+    expect(ipOf('6.6.6.6, 198.51.100.7, 10.0.0.1', '10.0.0.1:5000', '10.0.0.1:5000')).toBe('198.51.100.7');
+    // Envoy did not append, and took its remote address from the rightmost entry itself: that entry.
+    expect(ipOf('6.6.6.6, 198.51.100.7', '198.51.100.7:0', '10.0.0.1:5000')).toBe('198.51.100.7');
+    // Without the physical peer logged, nothing is dropped: the rightmost entry.
+    expect(ipOf('6.6.6.6, 198.51.100.7', '198.51.100.7:0')).toBe('198.51.100.7');
     // The default takes the remote address, and falls back to the same entry without one.
     const fallback = envoyAdapter.translate(line({ ...istioRecord(), x_forwarded_for: '6.6.6.6, 198.51.100.7', downstream_remote_address: undefined }), settings);
     expect(fallback.events[0]?.client?.ip).toBe('198.51.100.7');

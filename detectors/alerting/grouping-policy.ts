@@ -30,7 +30,8 @@ export const MAX_DETECTIONS_KEPT = 100;
 /**
  * The bounds of an absorbing or campaign alert's evidence hash, which the alerter reads whole at
  * each change of the alert: the detection ids it keeps (to absorb a redelivery once; past them a
- * redelivered detection may count twice in the evidence totals, never in the alert's count), and
+ * redelivered detection may count twice in the evidence totals and in `absorbed`; a campaign alert
+ * still knows its newest {@link MAX_DETECTIONS_KEPT} and does not count them again), and
  * the entities it lists (past them, their detections are counted together). Unbounded before
  * 6 December 2026: a campaign of made-up keys grew it by two fields a detection.
  */

@@ -66,10 +66,15 @@ export interface HttpRecord {
   policies: readonly PolicySignal[];
 }
 
-/** When a request that started at `start` (an ISO time) was answered: start plus its latency, to the millisecond. */
+/**
+ * When a request that started at `start` (an ISO time) was answered: start plus its latency, to
+ * the millisecond; `start` itself where the sum is past the last date there is (a record's absurd
+ * time stays the record's problem, refused by the contract, not an exception for its whole batch).
+ */
 function answeredAt(start: string, latencyMs: number): string {
   const latency = Math.round(latencyOf(latencyMs));
-  return latency === 0 ? start : new Date(Date.parse(start) + latency).toISOString();
+  const answered = new Date(Date.parse(start) + latency);
+  return latency === 0 || Number.isNaN(answered.getTime()) ? start : answered.toISOString();
 }
 
 const quoted = (value: string | undefined): string => (value === undefined ? '(none)' : JSON.stringify(value));

@@ -1048,8 +1048,11 @@ describe('the Lua scripts of the detection engine, on the real Redis', () => {
       await fold('s-8', 8000, { ...bounded, group: 'ip-2' }); // a listed key again
       const evidence = await redis.hgetall(alertKey('evidence:campaign:rule-a'));
       expect(evidence).toEqual({ total: '7', 'r:rule-a': '7', n: '2', 'e:ip=ip-2': '2', 'e:ip=ip-3': '1', 'e+': '4', 'd:s-2': '1', 'd:s-3': '1', 'd:s-4': '1' });
-      // Within the ids kept, a redelivery is still absorbed once.
+      // Within the ids kept, a redelivery is still absorbed once; past them, the campaign alert's
+      // own newest ids (3 here) still know it: its count does not grow.
       expect((await fold('s-3', 3000, { ...bounded, group: 'ip-3' }))[0]).toBe('duplicate');
+      const redelivered = await fold('s-7', 7000, { ...bounded, group: 'ip-7' });
+      expect([redelivered[0], fieldsOf(redelivered[1]).count]).toEqual(['duplicate', '7']);
     });
 
     describe('linking an attack\'s entities into one incident', () => {

@@ -93,6 +93,9 @@ describe('the kong adapter: records as shippers and clients leave them', () => {
   it('dates the events when Kong answered, not when the request started', () => {
     const held = { ...kongRecord(call()), latencies: { request: 360_000, kong: 1, proxy: 5 } };
     expect(translate(held).events.map((event) => event.time)).toEqual(['2026-11-27T10:06:00.812Z']);
+    // At the last date there is, the latency can't be added: the start stays, and nothing throws.
+    const last = { ...kongRecord(call()), started_at: 8_640_000_000_000_000 };
+    expect(() => translate(last)).not.toThrow();
   });
 });
 

@@ -18,7 +18,7 @@ const PINNED: Record<ScriptName, { version: number; sha256: string }> = {
   claimFiring: { version: 1, sha256: '4cd6e47351219c05' },
   alertHold: { version: 2, sha256: '47ca3f8942a785dc' },
   alertRelease: { version: 2, sha256: 'ba8a8373bde1e46d' },
-  alertFold: { version: 5, sha256: 'adcebd0e74196278' },
+  alertFold: { version: 5, sha256: '914c6d8734113cc7' },
   alertSettle: { version: 2, sha256: '9545c584f1d37f44' },
   alertSilence: { version: 2, sha256: '9efd9bbcf0c9956a' },
   alertHeldClaim: { version: 1, sha256: 'bd4fdb3820d2e555' },

@@ -120,7 +120,7 @@ local function index(key, group)
   redis.call('PEXPIRE', KEYS[5], ttl)
 end
 local function addEvidence(evidence)
-  -- Past ARGV[35] ids a redelivered detection may count twice in the totals (never in the alert's count).
+  -- Past ARGV[35] ids a redelivered detection may count twice in the totals (a campaign's count: only past its newest ids).
   if redis.call('HINCRBY', evidence, 'total', 1) <= tonumber(ARGV[35]) then redis.call('HSET', evidence, 'd:' .. id, 1) end
   redis.call('HINCRBY', evidence, 'r:' .. ARGV[8], 1)
   local entity = 'e:' .. ARGV[29]
@@ -362,7 +362,8 @@ end
 -- 3. The storm guard: past `storm max` alerts of the rule in the window, the rule's campaign.
 local stormMax = tonumber(ARGV[23])
 if stormMax > 0 and redis.call('ZCOUNT', KEYS[9], '(' .. ms(t - tonumber(ARGV[24])), ms(t)) >= stormMax then
-  if redis.call('HEXISTS', KEYS[11], 'd:' .. id) == 1 then return { 'duplicate', fieldsOf(KEYS[10]), false, 'campaign' } end
+  -- The evidence keeps the first ARGV[35] ids; the campaign alert its newest ARGV[16].
+  if redis.call('HEXISTS', KEYS[11], 'd:' .. id) == 1 or hasDetection(KEYS[10]) then return { 'duplicate', fieldsOf(KEYS[10]), false, 'campaign' } end
   local change, fields, replaced
   if joinable(KEYS[10]) then
     change, fields = join(KEYS[10], ARGV[25])

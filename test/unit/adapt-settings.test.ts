@@ -36,7 +36,7 @@ describe('vigil adapt settings', () => {
 
   it('takes the Envoy client from X-Forwarded-For when VIGIL_ADAPT_ENVOY_CLIENT_IP is xff, from the remote address by default', () => {
     const env = { VIGIL_ADAPT_SERVICE: 'edge', VIGIL_ADAPT_GROUPS: '{"default":"edge"}' };
-    const record = Buffer.from(`${JSON.stringify(istioRecord({ downstream_remote_address: '10.0.0.5:41234', x_forwarded_for: '198.51.100.77, 10.0.0.5' }))}\n`);
+    const record = Buffer.from(`${JSON.stringify(istioRecord({ downstream_remote_address: '10.0.0.5:41234', downstream_direct_remote_address: '10.0.0.5:41234', x_forwarded_for: '198.51.100.77, 10.0.0.5' }))}\n`);
     const clientOf = (config: ReturnType<typeof loadConfig>): unknown => adapterOf(config, 'envoy')?.translate(record, adapterSettingsOf(config)).events[0]?.client?.ip;
     expect(clientOf(loadConfig(env))).toBe('10.0.0.5');
     expect(clientOf(loadConfig({ ...env, VIGIL_ADAPT_ENVOY_CLIENT_IP: 'xff' }))).toBe('198.51.100.77');

@@ -33,7 +33,7 @@ describe('a Redis that stops answering', () => {
   it('fails a command after VIGIL_REDIS_COMMAND_TIMEOUT_MS, as an unavailable store the runner retries, and works once it answers again', async () => {
     await admin.call('CLIENT', 'PAUSE', '2500', 'ALL');
     const started = Date.now();
-    const outcome = await roundTrip(redis, [{ script: 'readRequest', items: [{ keys: ['it-timeout:{r}:request'], args: [] }] }], { operation: 'correlation' }).then(
+    const outcome = await roundTrip(redis, [{ script: 'readRequest', items: [{ keys: ['it-timeout:{r}:request', 'it-timeout:{r}:request:authn-user'], args: [] }] }], { operation: 'correlation' }).then(
       () => 'answered',
       (error: unknown) => error,
     );

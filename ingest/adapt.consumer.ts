@@ -1,5 +1,5 @@
 import type { Admin, Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
-import { describeIssues, eventSchema, type Family, type POLICY_KINDS } from '../schemas';
+import { describeIssues, eventSchema, type Family, type PolicyKind } from '../schemas';
 import { createPartitionRunner, createProducer, ensureTopics, sendBatches, watchDecodeFailures, type Chunk, type Config, type Instrumentation, type Logger, type PartitionRunner } from '../platform';
 import { partitionKeyOf } from './sdk';
 import type { AdapterRejectReason, AdapterSettings, GatewayAdapter } from './adapters';
@@ -22,8 +22,6 @@ export interface AdaptStats {
   /** Derived policy events not produced, by kind, because `VIGIL_ADAPT_DERIVED_POLICIES` leaves their kind out. */
   derivedDroppedByKind: Partial<Record<PolicyKind, number>>;
 }
-
-type PolicyKind = (typeof POLICY_KINDS)[number];
 
 /** Dependencies of {@link createAdaptConsumer}. */
 export interface AdaptConsumerDeps {

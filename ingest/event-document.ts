@@ -1,4 +1,4 @@
-import { ECS_VERSION, type EventDocument, type VigilEvent } from '../schemas';
+import { ECS_VERSION, type EventDocument, type PolicyKind, type VigilEvent } from '../schemas';
 import { contentHash } from './content-hash';
 import type { Enrichment } from './enrich';
 
@@ -9,7 +9,6 @@ export interface KafkaPosition {
   offset: string;
 }
 
-type PolicyKind = Extract<VigilEvent, { family: 'policy' }>['policy']['kind'];
 
 /**
  * ECS categorization of a policy decision, by kind. ECS pairs each category with the types it

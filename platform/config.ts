@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors';
 import { nearest } from './nearest';
 import { SEVERITIES } from '../schemas/detection';
-import { POLICY_KINDS } from '../schemas/policy';
+import { POLICY_KINDS, type PolicyKind } from '../schemas/policy';
 
 /**
  * One environment variable: its name, its zod type (with the default), and the words the docs
@@ -107,7 +107,7 @@ const DERIVED_POLICY_WORDS = `all or none alone, or a comma-separated list of po
  * builds (`none` is no kind). `all` stays a word rather than becoming the list, so the default
  * reads `all` in the docs.
  */
-const derivedPolicies = commaList.transform((items, context): 'all' | (typeof POLICY_KINDS)[number][] => {
+const derivedPolicies = commaList.transform((items, context): 'all' | PolicyKind[] => {
   if (items.length === 1 && items[0] === 'all') return 'all';
   if (items.length === 1 && items[0] === 'none') return [];
   const kinds = new Set<string>(POLICY_KINDS);
@@ -117,7 +117,7 @@ const derivedPolicies = commaList.transform((items, context): 'all' | (typeof PO
     context.addIssue({ code: 'custom', message: `${named}: expected ${DERIVED_POLICY_WORDS}` });
     return z.NEVER;
   }
-  return [...new Set(items)] as (typeof POLICY_KINDS)[number][];
+  return [...new Set(items)] as PolicyKind[];
 });
 
 /**

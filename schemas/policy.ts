@@ -4,6 +4,9 @@ import { envelopeShape, plainText, resourceSchema } from './envelope';
 /** The kinds of security policy a gateway or service enforces. */
 export const POLICY_KINDS = ['authn', 'authz', 'rate_limit', 'json_threat', 'xml_threat', 'custom'] as const;
 
+/** One of {@link POLICY_KINDS}. */
+export type PolicyKind = (typeof POLICY_KINDS)[number];
+
 /** How the caller authenticated, as the enforcing layer saw it. */
 export const AUTH_CONTEXTS = ['none', 'basic', 'api_key', 'oauth2', 'jwt', 'mtls', '2fa'] as const;
 

@@ -382,8 +382,8 @@ function forwardedClient(value: unknown, peer: string | undefined): string | und
   const text = present(value);
   if (text === undefined) return undefined;
   const entries = text.split(',');
-  if (entries.length > 1 && peer !== undefined && clientIp(entries[entries.length - 1]) === peer) entries.pop();
-  return clientIp(entries[entries.length - 1]);
+  const last = clientIp(entries[entries.length - 1]);
+  return entries.length > 1 && peer !== undefined && last === peer ? clientIp(entries[entries.length - 2]) : last;
 }
 
 /**

@@ -1,11 +1,11 @@
-import type { AUTH_CONTEXTS, POLICY_KINDS, VigilEventInput } from '../../schemas';
+import type { AUTH_CONTEXTS, PolicyKind, VigilEventInput } from '../../schemas';
 import { eventId, parseJsonBatch, type ContractMethod, type EventSuffix } from './common';
 import { hasControl, latencyOf, objectOf } from './fields';
 import { ADAPTER_LABELS, type AdapterReject, type AdapterResult, type AdapterSettings, type GroupKeys } from './types';
 
 /** One policy outcome a gateway record shows, before it becomes a policy event. */
 export interface PolicySignal {
-  kind: (typeof POLICY_KINDS)[number];
+  kind: PolicyKind;
   name: string;
   outcome: 'pass' | 'fail';
   reason?: string;

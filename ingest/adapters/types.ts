@@ -1,4 +1,4 @@
-import type { POLICY_KINDS, VigilEventInput } from '../../schemas';
+import type { PolicyKind, VigilEventInput } from '../../schemas';
 
 /**
  * The contract between a gateway's log format and Vigil's events. An adapter is a pure
@@ -52,7 +52,7 @@ export interface AdapterSettings {
    * it says. A service behind the gateway that reports its own outcomes through the SDK would
    * otherwise be heard twice. @defaultValue every kind
    */
-  derivedPolicies?: readonly (typeof POLICY_KINDS)[number][];
+  derivedPolicies?: readonly PolicyKind[];
 }
 
 /** Where a group can come from, most specific first; see `resolveGroup` in `groups.ts`. */
@@ -85,7 +85,7 @@ export interface AdapterSkip {
 
 /** One derived policy event not built because {@link AdapterSettings.derivedPolicies} leaves its kind out. */
 export interface DroppedDerived {
-  kind: (typeof POLICY_KINDS)[number];
+  kind: PolicyKind;
   record: number;
 }
 

@@ -17,7 +17,11 @@
  *   Cluster (`bash scripts/stack.sh up-cluster`: three masters on 127.0.0.1:7001-7003);
  * - the ceiling: the very documents the rules-on run indexed, read back from its indices and
  *   bulk-created into fresh indices with Vigil's templates by 2 concurrent streams of
- *   1,000-document requests, bodies built before the clock starts.
+ *   1,000-document requests, bodies built before the clock starts;
+ * - rsyslog (bench/rsyslog.ts): imkafka -> omelasticsearch, bulk mode, 2 workers, shipping the
+ *   same backlog's raw events unchanged into one fresh index with the default dynamic mapping, what
+ *   a user who only wants the events in Elasticsearch would run; timed from rsyslogd's start to
+ *   every event indexed.
  *
  * Each path runs on its own topics, groups, indices and Redis prefix, removed afterwards. CPU per
  * event is each process's utime + stime delta (/proc/<pid>/stat) over the path divided by the
@@ -33,7 +37,7 @@
  * - BENCH_CPU_PROF_DIR: run each `vigil run` under `node --cpu-prof`, profiles written there;
  * - BENCH_COMPARE_BIN: the bin/vigil.js of another build (e.g. the commit before a change): its
  *   rows run in the same rounds, alternating order with this build's, for before/after ratios;
- * - BENCH_PATHS: the paths to run, of `off,on,ceiling` (the ceiling needs `on`). @defaultValue all
+ * - BENCH_PATHS: the paths to run, of `off,on,ceiling,rsyslog` (the ceiling needs `on`). @defaultValue all
  * - BENCH_INSTANCES: the instance counts to run each Vigil path with, e.g. `1,2,3`; the event
  *   topics get at least as many partitions as the largest (VIGIL_TOPIC_PARTITIONS, same for
  *   every path of the run). @defaultValue 1
@@ -47,7 +51,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -62,6 +66,7 @@ import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { positiveInteger } from './arguments';
 import { isolatedNames } from './isolation';
+import { RSYSLOGD, RSYSLOG_BATCH, RSYSLOG_WORKERS, checkRsyslog, rsyslogConfig } from './rsyslog';
 
 const EVENTS = positiveInteger(process.argv[2], 30_000, 'events');
 const ROUNDS = positiveInteger(process.argv[3], 1, 'rounds');
@@ -71,7 +76,7 @@ const COMPARE_BIN = process.env.BENCH_COMPARE_BIN;
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF_DIR;
 /** NODE_OPTIONS for the `vigil run` processes only (e.g. a heap limit the bench itself would not fit in). */
 const VIGIL_NODE_OPTIONS = process.env.BENCH_VIGIL_NODE_OPTIONS;
-const PATHS = new Set((process.env.BENCH_PATHS ?? 'off,on,ceiling').split(',').map((path) => path.trim()));
+const PATHS = new Set((process.env.BENCH_PATHS ?? 'off,on,ceiling,rsyslog').split(',').map((path) => path.trim()));
 const listOf = (value: string | undefined, fallback: string): string[] => (value ?? fallback).split(',').map((item) => item.trim()).filter((item) => item !== '');
 const INSTANCES = [...new Set(listOf(process.env.BENCH_INSTANCES, '1').map((count) => positiveInteger(count, 1, 'BENCH_INSTANCES')))];
 const REDIS_KINDS = listOf(process.env.BENCH_REDIS, 'single');
@@ -274,9 +279,8 @@ async function offsetsOf(kafka: Kafka, config: Config): Promise<{ end: number; c
   };
 }
 
-/** Refreshes and flushes a prefix's event indices; their document count and primary store bytes. */
-async function settleIndices(elasticsearch: Client, prefix: string): Promise<{ count: number; storeBytes: number }> {
-  const pattern = indexNames(prefix).eventPattern;
+/** Refreshes and flushes a prefix's event indices (or the indices `pattern` names); their document count and primary store bytes. */
+async function settleIndices(elasticsearch: Client, prefix: string, pattern = indexNames(prefix).eventPattern): Promise<{ count: number; storeBytes: number }> {
   await elasticsearch.indices.refresh({ index: pattern, allow_no_indices: true });
   await elasticsearch.indices.flush({ index: pattern, allow_no_indices: true });
   const { count } = await elasticsearch.count({ index: pattern, allow_no_indices: true });
@@ -544,6 +548,100 @@ async function runCeiling(stores: Stores, documents: readonly StoredDocument[], 
   }
 }
 
+/** Documents indexed into `index` so far, refreshed or not (primaries' index operations). */
+async function indexedSoFar(elasticsearch: Client, index: string): Promise<number> {
+  const stats = await elasticsearch.indices.stats({ index, metric: 'indexing' }, { ignore: [404] });
+  return stats._all?.primaries?.indexing?.index_total ?? 0;
+}
+
+const RSYSLOG_LABEL = `rsyslog (imkafka -> omelasticsearch, bulk, ${RSYSLOG_WORKERS} workers x ${RSYSLOG_BATCH}), raw events, dynamic mapping`;
+
+/**
+ * rsyslog shipping the backlog's messages unchanged: its own topics and group, one fresh index
+ * with the default dynamic mapping. Timed from rsyslogd's spawn to every event indexed (the
+ * primaries' index operations, which need no refresh).
+ */
+async function runRsyslog(stores: Stores, traffic: readonly Produced[]): Promise<PathResult> {
+  const prefix = `bench-tp-${runId}-rsyslog`;
+  const config = loadConfig({ ...process.env, ...isolation(prefix, false) });
+  const { kafka, elasticsearch, redis, pids } = stores;
+  const index = `${config.indices.prefix}-raw`;
+  const workDirectory = join(tmpdir(), prefix);
+  const configFile = join(workDirectory, 'rsyslog.conf');
+  const errorFile = join(workDirectory, 'errors.json');
+  const logFile = join(tmpdir(), `${prefix}.log`);
+  mkdirSync(workDirectory, { recursive: true });
+  let ended: number | undefined;
+  try {
+    writeFileSync(
+      configFile,
+      rsyslogConfig({ brokers: config.kafka.brokers, topics: FAMILIES.map((family) => config.topics[family]), consumerGroup: config.consumerGroup, elasticsearchUrl: config.elasticsearch.url, index, workDirectory, errorFile }),
+    );
+    await checkRsyslog(configFile);
+    progress('rsyslog: producing the backlog');
+    await produceBacklog(kafka, config, traffic);
+    const redisBefore = cpuMicros(pids.redis);
+    const esBefore = cpuMicros(pids.elasticsearch);
+    const kafkaBefore = cpuMicrosOf(pids.kafka);
+    progress('rsyslog: rsyslogd');
+    const log = createWriteStream(logFile);
+    const started = performance.now();
+    const child = spawn(RSYSLOGD, ['-n', '-f', configFile, '-i', join(workDirectory, 'rsyslogd.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    const pid = child.pid;
+    if (pid === undefined) throw new Error('rsyslog: rsyslogd did not start');
+    let cpu = 0;
+    let rss = 0;
+    try {
+      const deadline = started + Math.max(180_000, traffic.length * 5);
+      for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`rsyslog: rsyslogd exited early (${child.exitCode ?? child.signalCode}); see ${logFile}`);
+        const indexed = await indexedSoFar(elasticsearch, index);
+        if (indexed >= traffic.length) {
+          ended = performance.now();
+          break;
+        }
+        if (performance.now() > deadline) throw new Error(`rsyslog: ${indexed} of ${traffic.length} events indexed after ${((performance.now() - started) / 1000).toFixed(0)} s; see ${logFile} and ${errorFile}`);
+        await sleep(POLL_MS);
+      }
+      cpu = cpuMicros(pid);
+      rss = peakRssMb(pid);
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child, 30_000);
+      log.end();
+    }
+    const redisCpu = cpuMicros(pids.redis) - redisBefore;
+    const esCpu = cpuMicros(pids.elasticsearch) - esBefore;
+    const kafkaCpu = cpuMicrosOf(pids.kafka) - kafkaBefore;
+    progress('rsyslog: counting');
+    const { count, storeBytes } = await settleIndices(elasticsearch, prefix, index);
+    const events = traffic.length;
+    return {
+      path: 'rsyslog',
+      label: RSYSLOG_LABEL,
+      events,
+      seconds: (ended - started) / 1000,
+      ownCpuUs: cpu / events,
+      elasticsearchCpuUs: esCpu / events,
+      redisCpuUs: redisCpu / events,
+      kafkaCpuUs: kafkaCpu / events,
+      peakRssMb: rss,
+      diskBytes: storeBytes / events,
+      indexed: count,
+    };
+  } finally {
+    progress('rsyslog: cleaning up');
+    await cleanup(kafka, elasticsearch, redis, config);
+    // Its files are kept only when something went wrong.
+    if (ended !== undefined) {
+      rmSync(workDirectory, { recursive: true, force: true });
+      rmSync(logFile, { force: true });
+    }
+  }
+}
+
 function median(values: readonly number[]): number {
   const sorted = values.filter((value) => !Number.isNaN(value)).sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
@@ -588,6 +686,8 @@ interface Row {
   instances?: number;
   rate: number;
   ratio: number;
+  /** events/s over the same round's rsyslog row. */
+  vsRsyslog?: number;
   /** events/s over the same build, detection and Redis with one instance, same round. */
   scale?: number;
   own: number;
@@ -604,15 +704,16 @@ interface Row {
 function printTable(title: string, rows: readonly Row[]): void {
   const cell = (value: number | undefined, digits = 0): string => (value === undefined || Number.isNaN(value) ? '-' : value.toFixed(digits));
   const several = rows.some((row) => (row.instances ?? 1) > 1);
+  const shipped = rows.some((row) => row.vsRsyslog !== undefined);
   console.log(`\n${title}`);
   console.log(
-    `| path | events/s | x ceiling |${several ? ' x 1 instance |' : ''} Vigil (or sender) CPU us/event${several ? ', all instances' : ''} | after first commit | Elasticsearch us/event | Redis us/event | Kafka broker us/event | peak RSS MB${several ? ' (each instance)' : ''} | on-disk B/event | first commit s |`,
+    `| path | events/s | x ceiling |${shipped ? ' x rsyslog |' : ''}${several ? ' x 1 instance |' : ''} Vigil (or sender, rsyslogd) CPU us/event${several ? ', all instances' : ''} | after first commit | Elasticsearch us/event | Redis us/event | Kafka broker us/event | peak RSS MB${several ? ' (each instance)' : ''} | on-disk B/event | first commit s |`,
   );
-  console.log(`|---|---|---|${several ? '---|' : ''}---|---|---|---|---|---|---|---|`);
+  console.log(`|---|---|---|${shipped ? '---|' : ''}${several ? '---|' : ''}---|---|---|---|---|---|---|---|`);
   for (const row of rows) {
     const rss = row.rssEach !== undefined && row.rssEach.length > 1 ? row.rssEach.map((value) => cell(value)).join(' / ') : cell(row.rss);
     console.log(
-      `| ${row.label} | ${cell(row.rate)} | ${cell(row.ratio, 2)} |${several ? ` ${cell(row.scale, 2)} |` : ''} ${cell(row.own)} | ${cell(row.steady)} | ${cell(row.es)} | ${cell(row.redis, 1)} | ${cell(row.kafka, 1)} | ${rss} | ${cell(row.disk)} | ${cell(row.firstCommit, 1)} |`,
+      `| ${row.label} | ${cell(row.rate)} | ${cell(row.ratio, 2)} |${shipped ? ` ${cell(row.vsRsyslog, 2)} |` : ''}${several ? ` ${cell(row.scale, 2)} |` : ''} ${cell(row.own)} | ${cell(row.steady)} | ${cell(row.es)} | ${cell(row.redis, 1)} | ${cell(row.kafka, 1)} | ${rss} | ${cell(row.disk)} | ${cell(row.firstCommit, 1)} |`,
     );
   }
 }
@@ -658,6 +759,12 @@ async function main(): Promise<void> {
         if (result.indexed !== EVENTS) failures.push(`round ${round}, ${path}: ${result.indexed} events indexed, ${EVENTS} produced`);
         results.push(result);
       }
+      if (PATHS.has('rsyslog')) {
+        const shipped = await runRsyslog(stores, traffic);
+        console.log(`round ${round}: rsyslog ${shipped.seconds.toFixed(1)} s, ${shipped.indexed} indexed`);
+        if (shipped.indexed !== EVENTS) failures.push(`round ${round}, rsyslog: ${shipped.indexed} events indexed, ${EVENTS} produced`);
+        results.push(shipped);
+      }
       let bodyBytes: number | undefined;
       if (PATHS.has('ceiling')) {
         if (documents === undefined) throw new Error('the ceiling needs the documents of the rules-on path (BENCH_PATHS must include on)');
@@ -676,12 +783,13 @@ async function main(): Promise<void> {
     await cluster?.quit();
   }
 
-  const rowOf = (result: PathResult, ceilingRate: number, singleRate: number | undefined): Row => ({
+  const rowOf = (result: PathResult, ceilingRate: number, singleRate: number | undefined, rsyslogRate: number | undefined): Row => ({
     path: result.path,
     label: result.label ?? CEILING_LABEL,
     ...(result.instances === undefined ? {} : { instances: result.instances }),
     rate: result.events / result.seconds,
     ratio: result.events / result.seconds / ceilingRate,
+    ...(rsyslogRate === undefined ? {} : { vsRsyslog: result.events / result.seconds / rsyslogRate }),
     ...(singleRate === undefined ? {} : { scale: result.events / result.seconds / singleRate }),
     own: result.ownCpuUs,
     es: result.elasticsearchCpuUs,
@@ -699,7 +807,7 @@ async function main(): Promise<void> {
       const single = results.find((result) => result.path === path);
       return single === undefined ? undefined : single.events / single.seconds;
     };
-    return results.map((result) => rowOf(result, ceiling ? ceiling.events / ceiling.seconds : NaN, rateOf(result.single)));
+    return results.map((result) => rowOf(result, ceiling ? ceiling.events / ceiling.seconds : NaN, rateOf(result.single), rateOf('rsyslog')));
   });
   perRound.forEach((rows, index) => printTable(`round ${index + 1} (load average at its start ${rounds[index]?.load.map((value) => value.toFixed(2)).join(' ')})`, rows));
   if (rounds.length > 1) {
@@ -714,6 +822,7 @@ async function main(): Promise<void> {
         instances: rowsOf(path)[0]?.instances ?? 1,
         rate: medianOf(path, (row) => row.rate),
         ratio: medianOf(path, (row) => row.ratio),
+        ...(rowsOf(path).some((row) => row.vsRsyslog !== undefined) ? { vsRsyslog: medianOf(path, (row) => row.vsRsyslog) } : {}),
         scale: medianOf(path, (row) => row.scale),
         own: medianOf(path, (row) => row.own),
         es: medianOf(path, (row) => row.es),

@@ -35,15 +35,28 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
-        // A new topic's partitions answer "not the leader" for a moment, which untilServing waits
-        // out on purpose, and a broker just started has no group coordinator for a moment, which
-        // kafkajs waits out itself: kafkajs logs each such answer as an error, a user would read a
-        // failure. One that lasts ends in an error thrown to Vigil, which says so.
-        if (level <= kafkaLogLevel.ERROR && !isExpectedRefusal(message, fields)) log.error(fields, message);
-        else if (level === kafkaLogLevel.WARN) log.warn(fields, message);
-        else log.debug(fields, message);
+        log[kafkaLineLevel(level, message, fields)](fields, message);
       },
   });
+}
+
+/**
+ * The level Vigil logs a kafkajs line at: kafkajs's own, except
+ * - an answer expected for a moment and retried ({@link isExpectedRefusal}): debug. A new topic's
+ *   partitions answer "not the leader" for a moment, which untilServing waits out on purpose, and
+ *   a broker just started has no group coordinator for a moment, which kafkajs waits out itself;
+ *   a user would read a failure. One that lasts ends in an error thrown to Vigil, which says so;
+ * - a consumer's crash (`Crash: …`): warn. kafkajs logs it as an error before anything is decided,
+ *   yet the consumer supervisor restarts the consumer (and says so, at warn) and only a consumer
+ *   given up is a failure (said once, at error, by the process that exits on it). An error line for
+ *   each crash a restart healed, after a broker restart say, would page whoever alerts on errors.
+ */
+export function kafkaLineLevel(level: kafkaLogLevel, message: string, fields: Record<string, unknown>): 'error' | 'warn' | 'debug' {
+  if (level <= kafkaLogLevel.ERROR) {
+    if (isExpectedRefusal(message, fields)) return 'debug';
+    return message.startsWith('Crash: ') ? 'warn' : 'error';
+  }
+  return level === kafkaLogLevel.WARN ? 'warn' : 'debug';
 }
 
 /**

@@ -1,5 +1,5 @@
-import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, type Kafka } from 'kafkajs';
-import { createKafka, createLogger, ensureTopicStates, isExpectedRefusal, kafkaHint, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
+import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, logLevel, type Kafka } from 'kafkajs';
+import { createKafka, createLogger, ensureTopicStates, isExpectedRefusal, kafkaHint, kafkaLineLevel, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -129,6 +129,29 @@ describe('isExpectedRefusal: what kafkajs logs as an error but is expected for a
     expect(isExpectedRefusal('Response GroupCoordinator(key: 10, version: 2)', { error: 'Not authorized to access group' })).toBe(false);
     expect(isExpectedRefusal('Response Fetch(key: 1, version: 11)', { error: 'The group coordinator is not available' })).toBe(false);
     expect(isExpectedRefusal('Response ListOffsets(key: 2, version: 4)', {})).toBe(false);
+  });
+});
+
+describe('kafkaLineLevel: the level a kafkajs line is logged at', () => {
+  // A broker restart or a coordinator still loading crashes a consumer that the supervisor then
+  // restarts: kafkajs's own "Crash:" line was an error each time, paging whoever alerts on errors.
+  it("logs a consumer's crash at warn, an expected refusal at debug, and every other error as one", () => {
+    const crash = "Crash: KafkaJSProtocolError: The coordinator is loading and hence can't process requests for this group";
+    expect(kafkaLineLevel(logLevel.ERROR, crash, { groupId: 'vigil-ingest', retryCount: 5 })).toBe('warn');
+    expect(kafkaLineLevel(logLevel.ERROR, 'Response GroupCoordinator(key: 10, version: 2)', { error: 'The group coordinator is not available' })).toBe('debug');
+    expect(kafkaLineLevel(logLevel.ERROR, 'Response SaslAuthenticate(key: 36, version: 1)', { error: 'Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512' })).toBe('error');
+    expect(kafkaLineLevel(logLevel.ERROR, 'Connection error: connect ECONNREFUSED 127.0.0.1:9092', { broker: '127.0.0.1:9092' })).toBe('error');
+    expect(kafkaLineLevel(logLevel.WARN, 'Crash: ignored at warn anyway', {})).toBe('warn');
+    expect(kafkaLineLevel(logLevel.INFO, 'Consumer has joined the group', {})).toBe('debug');
+  });
+
+  it('is the level createKafka logs at', () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) } });
+    const kafka = createKafka(loadConfig({}), logger);
+    kafka.logger().error('Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading', { groupId: 'vigil-ingest' });
+    kafka.logger().error('Connection error: connect ECONNREFUSED 127.0.0.1:9092', {});
+    expect(lines.map(({ level, msg }) => `${level} ${msg}`)).toEqual(['40 Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading', '50 Connection error: connect ECONNREFUSED 127.0.0.1:9092']);
   });
 });
 

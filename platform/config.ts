@@ -817,11 +817,6 @@ function fileProblem(file: string, certificate: boolean): string | undefined {
 }
 
 /**
- * Every secret value in a configuration: passwords, API keys, and the destinations' JSON (which
- * holds webhook secrets, routing keys and Slack URLs). The logger blanks them wherever they
- * appear in a log line, whatever the field or error message that carries them.
- */
-/**
  * The parts of a URL that may be a credential: its path (a Slack webhook's path is its token),
  * each long path segment, each query value and the user info. What a receiver may quote back.
  */
@@ -857,16 +852,52 @@ function urlPassword(url: string): string[] {
   return [...new Set([password, decoded])];
 }
 
-export function secretsOf(config: Config): string[] {
-  const values = [config.kafka.sasl.password, config.elasticsearch.apiKey, config.elasticsearch.password, config.redis.password, config.intake.token];
-  // A password in a store's URL is as secret as the setting of its own (ioredis puts it on an AUTH error).
-  values.push(...urlPassword(config.elasticsearch.url), ...urlPassword(config.redis.url));
+/**
+ * Secrets shorter than this are not looked for in log lines: a value of a few characters would
+ * blank every line holding them. The fields that carry a secret are redacted whatever its length.
+ */
+export const SCRUBBED_SECRET_MIN_LENGTH = 6;
+
+/** Every secret value in a configuration, with the setting that holds it. */
+function namedSecrets(config: Config): [setting: string, value: string][] {
+  const named: [string, string | undefined][] = [
+    ['KAFKA_SASL_PASSWORD', config.kafka.sasl.password],
+    ['ELASTICSEARCH_API_KEY', config.elasticsearch.apiKey],
+    ['ELASTICSEARCH_PASSWORD', config.elasticsearch.password],
+    ['REDIS_PASSWORD', config.redis.password],
+    ['VIGIL_INTAKE_TOKEN', config.intake.token],
+    // A password in a store's URL is as secret as the setting of its own (ioredis puts it on an AUTH error).
+    ...urlPassword(config.elasticsearch.url).map((value): [string, string] => ['ELASTICSEARCH_URL', value]),
+    ...urlPassword(config.redis.url).map((value): [string, string] => ['REDIS_URL', value]),
+  ];
   for (const [key, value] of destinationSecrets(config.alerting.destinations)) {
-    values.push(value);
+    named.push(['VIGIL_ALERT_DESTINATIONS', value]);
     // A receiver's answer may quote the path or the token alone, not the whole URL.
-    if (key === 'url') values.push(...urlSecrets(value));
+    if (key === 'url') named.push(...urlSecrets(value).map((part): [string, string] => ['VIGIL_ALERT_DESTINATIONS', part]));
   }
-  return values.filter((value): value is string => value !== undefined && value.length >= 6);
+  return named.filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '');
+}
+
+/**
+ * Every secret value in a configuration: passwords, API keys, and the destinations' JSON (which
+ * holds webhook secrets, routing keys and Slack URLs). The logger blanks them wherever they
+ * appear in a log line, whatever the field or error message that carries them; those shorter
+ * than {@link SCRUBBED_SECRET_MIN_LENGTH} are left out (see {@link shortSecretSettings}).
+ */
+export function secretsOf(config: Config): string[] {
+  return namedSecrets(config)
+    .map(([, value]) => value)
+    .filter((value) => value.length >= SCRUBBED_SECRET_MIN_LENGTH);
+}
+
+/** The settings holding a secret too short for {@link secretsOf} to blank from a whole log line. */
+export function shortSecretSettings(config: Config): string[] {
+  return [...new Set(namedSecrets(config).filter(([, value]) => value.length < SCRUBBED_SECRET_MIN_LENGTH).map(([setting]) => setting))];
+}
+
+/** What `vigil run`, `adapt` and `intake` say at start of {@link shortSecretSettings}. */
+export function shortSecretsWarning(settings: readonly string[]): string {
+  return `${settings.join(', ')} ${settings.length === 1 ? 'holds a secret' : 'hold secrets'} shorter than ${SCRUBBED_SECRET_MIN_LENGTH} characters: the log fields that carry a secret are redacted, but a value this short is not searched for in the rest of a line (an error message quoting it); use a longer one`;
 }
 
 /** The keys of VIGIL_ALERT_DESTINATIONS whose values are credentials (a Slack URL is one). */

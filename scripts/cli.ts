@@ -6,7 +6,7 @@ import { createAdapt, createVigil, parseRoles, type Role, type Vigil } from '../
 import { ADAPTERS } from '../ingest';
 import { RuleSetError, loadRuleSet } from '../detectors';
 import { runReplay } from './replay';
-import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, scrubSecrets, secretsOf, unknownVariables, unknownVariablesWarning, type Config, type Logger } from '../platform';
+import { ConfigError, ValidationError, applyHeapGrowth, loadConfig, scrubSecrets, secretsOf, shortSecretSettings, shortSecretsWarning, unknownVariables, unknownVariablesWarning, type Config, type Logger } from '../platform';
 import { runDemo } from './demo';
 import { routeConsole } from './route-console';
 import { runDeadLetters } from './deadletters';
@@ -120,10 +120,15 @@ function after<T>(ms: number, value: T): Promise<T> {
   return new Promise((resolve) => setTimeout(() => resolve(value), ms).unref());
 }
 
-/** A misspelt `VIGIL_*` name leaves its setting at the default: say so once, at start. */
-function warnUnknownVariables(log: Logger): void {
+/**
+ * Said once, at start: a misspelt `VIGIL_*` name leaves its setting at the default, and a secret
+ * too short to be looked for in log lines can reach one inside an error message.
+ */
+function warnAtStart(log: Logger, config: Config): void {
   const unknown = unknownVariables(process.env);
   if (unknown.length > 0) log.warn({ variables: unknown }, unknownVariablesWarning(unknown));
+  const short = shortSecretSettings(config);
+  if (short.length > 0) log.warn({ settings: short }, shortSecretsWarning(short));
 }
 
 /**
@@ -148,7 +153,7 @@ async function run(roles?: readonly Role[]): Promise<number> {
 
 /** `vigil run` once Vigil is built: starts it, waits for a signal or a failure, stops it; the exit code. */
 async function runUntilStopped(vigil: Vigil, config: Config, log: Logger): Promise<number> {
-  warnUnknownVariables(log);
+  warnAtStart(log, config);
   const signalled = stopRequested();
   // A signal during the start (a store still away, a group still joining) stops it there: the
   // start then rejects, saying so, which is the stop's to report, not a failure of its own.
@@ -216,7 +221,7 @@ async function adapt(args: readonly string[]): Promise<number> {
   const running = createAdapt(config, { format, topic, ...(config.http.port === 0 ? {} : { http: { host: config.http.host, port: config.http.port } }) });
   applyHeapGrowth(config.heapGrowthPercent, running.logger);
   const log = running.logger.child({ component: 'vigil' });
-  warnUnknownVariables(log);
+  warnAtStart(log, config);
   const signalled = stopRequested();
   await running.start();
   const outcome = await Promise.race([signalled.then((signal) => ({ signal })), running.failure.then((failure) => ({ failure }))]);

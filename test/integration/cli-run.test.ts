@@ -100,6 +100,25 @@ describe('vigil run', () => {
 
   // ioredis warns with console.warn when a password is set and Redis needs none: that line was
   // plain text among the JSON ones, which a log shipper parsing JSON drops or mangles.
+  // A secret under 6 characters is not looked for in log lines (it would blank every line holding
+  // it): it was left out without a word.
+  it('names, at start, a setting whose secret is too short to scrub, never its value', async () => {
+    const run = startRun({ ...env, REDIS_PASSWORD: 'pw12' });
+    try {
+      await waitFor('vigil run to start', () => lines(run.output(), /^alerting started$/).length === 1, 60_000);
+      run.child.kill('SIGTERM');
+      expect(await run.exit).toBe(0);
+      const said = lines(run.output(), /shorter than 6 characters/) as { level: number; settings?: string[]; msg: string }[];
+      expect(said).toHaveLength(1);
+      expect(said[0]?.level).toBe(40);
+      expect(said[0]?.settings).toEqual(['REDIS_PASSWORD']);
+      expect(said[0]?.msg).toMatch(/^REDIS_PASSWORD holds a secret shorter than 6 characters: /);
+      expect(JSON.stringify(said)).not.toContain('pw12');
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
   it('prints nothing but JSON lines, a library\'s console warning among them', async () => {
     const run = startRun({ ...env, REDIS_PASSWORD: 'not-needed-here' });
     try {

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, scrubSecrets, secretsOf, unknownVariables, unknownVariablesWarning, type Config } from '../../platform';
+import { ConfigError, VigilError, listSettings, loadConfig, renderConfigTable, renderEnvExample, scrubSecrets, secretsOf, shortSecretSettings, shortSecretsWarning, unknownVariables, unknownVariablesWarning, type Config } from '../../platform';
 
 /** A PEM certificate's first line, built so that this file (a CA candidate in a test below) holds none. */
 const PEM_HEADER = ['-----BEGIN', 'CERTIFICATE-----'].join(' ');
@@ -574,6 +574,36 @@ describe('REDIS_CLUSTER_NODES', () => {
     expect(configErrorOf({ REDIS_CLUSTER_NODES: 'a:7001', REDIS_TLS_CA_FILE: ca }).issues).toEqual(['REDIS_TLS_CA_FILE is set but REDIS_CLUSTER_NODES are not rediss://']);
     expect(loadConfig({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: ca }).redis.caFile).toBe(ca);
     expect(configErrorOf({ REDIS_CLUSTER_NODES: 'rediss://a:7001', REDIS_TLS_CA_FILE: join(__dirname, 'config.test.ts') }).issues).toHaveLength(1);
+  });
+});
+
+describe('shortSecretSettings: secrets too short to be looked for in log lines', () => {
+  // A 5-character REDIS_PASSWORD was left out of the secrets the logger blanks (a value that short
+  // would blank every line holding it) without a word: an error message quoting it went out whole.
+  it('names each setting whose secret is under 6 characters, and those alone, once', () => {
+    const config = loadConfig({
+      REDIS_PASSWORD: 'pw123',
+      ELASTICSEARCH_USERNAME: 'elastic',
+      ELASTICSEARCH_PASSWORD: 'long-enough-password',
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'vigil',
+      KAFKA_SASL_PASSWORD: 'abc',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      VIGIL_ALERT_DESTINATIONS: JSON.stringify([{ type: 'webhook', name: 'hook', url: 'http://127.0.0.1:9/h', secret: 'k1' }]),
+    });
+    expect(shortSecretSettings(config)).toEqual(['KAFKA_SASL_PASSWORD', 'REDIS_PASSWORD', 'VIGIL_ALERT_DESTINATIONS']);
+    expect(secretsOf(config)).toContain('long-enough-password');
+    expect(secretsOf(config)).not.toEqual(expect.arrayContaining(['pw123']));
+    expect(shortSecretSettings(loadConfig({ ELASTICSEARCH_URL: 'http://elastic:pw@127.0.0.1:9200' }))).toEqual(['ELASTICSEARCH_URL']);
+    expect(shortSecretSettings(loadConfig({ REDIS_PASSWORD: 'sixsix' }))).toEqual([]);
+    expect(shortSecretSettings(loadConfig({}))).toEqual([]);
+  });
+
+  it('says what is and is not redacted, without the values', () => {
+    expect(shortSecretsWarning(['REDIS_PASSWORD'])).toBe(
+      'REDIS_PASSWORD holds a secret shorter than 6 characters: the log fields that carry a secret are redacted, but a value this short is not searched for in the rest of a line (an error message quoting it); use a longer one',
+    );
+    expect(shortSecretsWarning(['KAFKA_SASL_PASSWORD', 'REDIS_PASSWORD'])).toMatch(/^KAFKA_SASL_PASSWORD, REDIS_PASSWORD hold secrets shorter than 6 characters: /);
   });
 });
 

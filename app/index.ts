@@ -211,6 +211,22 @@ function loadRulesQuietly(paths: readonly string[], options: { lists: readonly s
   }
 }
 
+/**
+ * Says at start, at warn, which surge rules have a bucket at least as long as the alerts' quiet
+ * period (`VIGIL_ALERT_RESOLVE_AFTER_MS`). A surge rule's detections of one key come a bucket
+ * apart, and a detection joins an alert only within the quiet period of its last one: each bucket
+ * of a lasting surge would open, and notify, an alert of its own. Says nothing when the rules are
+ * not known (undefined) or none is affected.
+ */
+export function reportQuietPeriod(ruleSet: RuleSet | undefined, quietPeriodMs: number, logger: Logger): void {
+  const affected = (ruleSet?.rules ?? []).flatMap(({ rule }) => (rule.type === 'surge' && rule.bucket >= quietPeriodMs ? [{ rule: rule.id, bucketMs: rule.bucket }] : []));
+  if (affected.length === 0) return;
+  logger.warn(
+    { quietPeriodMs, rules: affected },
+    `VIGIL_ALERT_RESOLVE_AFTER_MS (${quietPeriodMs} ms) is not longer than the bucket of ${affected.length === 1 ? 'surge rule' : 'surge rules'} ${affected.map(({ rule }) => rule).join(', ')}: each bucket of a lasting surge would open and notify an alert of its own; keep the quiet period longer than the longest bucket`,
+  );
+}
+
 /** A value made by the first get(), and only then; made() says whether anything asked for it. */
 function onDemand<T>(make: () => T): { get(): T; made(): T | undefined } {
   let made: { value: T } | undefined;
@@ -562,7 +578,9 @@ export function createVigil(config: Config, overrides: VigilOverrides = {}): Vig
       await runningAlerter.start();
       started.push('alerter', () => runningAlerter.stop());
       logger.info({ destinations: destinations.map((destination) => `${destination.name} (${destination.type})`) }, 'alerting started');
-      await reportDestinations(grouping, destinations, logger, alertTagsOf(ruleSet ?? loadRulesQuietly(rulePaths, listOptions, config.detection.enabled)));
+      const knownRules = ruleSet ?? loadRulesQuietly(rulePaths, listOptions, config.detection.enabled);
+      await reportDestinations(grouping, destinations, logger, alertTagsOf(knownRules));
+      reportQuietPeriod(knownRules, config.alerting.resolveAfterMs, logger);
     }
     // Last in, first out: the intake takes records only once everything else runs, and stops first.
     if (intake) {

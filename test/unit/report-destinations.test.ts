@@ -1,5 +1,6 @@
-import { reportDestinations } from '../../app';
-import { parseDestinations, type GroupStore } from '../../detectors';
+import { join } from 'node:path';
+import { reportDestinations, reportQuietPeriod } from '../../app';
+import { loadRuleSet, parseDestinations, type GroupStore } from '../../detectors';
 import { createLogger } from '../../platform';
 
 function logged(): { logger: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
@@ -68,6 +69,33 @@ describe('what alerting says at start about its destinations', () => {
   it('says nothing when every waiting incident has its destination', async () => {
     const { logger, lines } = logged();
     await reportDestinations(store(() => Promise.resolve(new Map([['chat', 1]]))), chat, logger);
+    expect(lines).toEqual([]);
+  });
+});
+
+describe('what alerting says at start about its quiet period', () => {
+  const rules = loadRuleSet([join(__dirname, '..', '..', 'detectors', 'rules', 'default')]);
+  const surges = rules.rules.flatMap(({ rule }) => (rule.type === 'surge' ? [{ rule: rule.id, bucketMs: rule.bucket }] : []));
+
+  // A quiet period of a minute or less against the default pack's one-minute surge buckets: each
+  // minute of a lasting surge opened and notified an alert of its own, without a word at start.
+  it('names, at warn, the surge rules whose bucket is not shorter than the quiet period', () => {
+    expect(surges.length).toBeGreaterThan(1);
+    expect(new Set(surges.map(({ bucketMs }) => bucketMs))).toEqual(new Set([60_000]));
+    const { logger, lines } = logged();
+    reportQuietPeriod(rules, 60_000, logger);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.level).toBe(40);
+    expect(lines[0]?.rules).toEqual(surges);
+    expect(lines[0]?.quietPeriodMs).toBe(60_000);
+    expect(lines[0]?.msg).toMatch(/^VIGIL_ALERT_RESOLVE_AFTER_MS \(60000 ms\) is not longer than the bucket of surge rules [a-z-]+, /);
+  });
+
+  it('says nothing with a longer quiet period (the default 15 minutes), or when the rules are not known', () => {
+    const { logger, lines } = logged();
+    reportQuietPeriod(rules, 60_001, logger);
+    reportQuietPeriod(rules, 15 * 60_000, logger);
+    reportQuietPeriod(undefined, 1_000, logger);
     expect(lines).toEqual([]);
   });
 });

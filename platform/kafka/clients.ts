@@ -6,6 +6,7 @@ import type { Family } from '../../schemas';
 import type { Config } from '../config';
 import type { Logger } from '../logger';
 import { registerCodecs } from './codecs';
+import { isSupervisedGroup } from './consumer-supervisor';
 
 /** The topic of each event family, from configuration. */
 export function topicOf(config: Config, family: Family): string {
@@ -46,15 +47,18 @@ export function createKafka(config: Config, logger: Logger, clientId = config.ka
  *   partitions answer "not the leader" for a moment, which untilServing waits out on purpose, and
  *   a broker just started has no group coordinator for a moment, which kafkajs waits out itself;
  *   a user would read a failure. One that lasts ends in an error thrown to Vigil, which says so;
- * - a consumer's crash (`Crash: …`): warn. kafkajs logs it as an error before anything is decided,
- *   yet the consumer supervisor restarts the consumer (and says so, at warn) and only a consumer
- *   given up is a failure (said once, at error, by the process that exits on it). An error line for
- *   each crash a restart healed, after a broker restart say, would page whoever alerts on errors.
+ * - a supervised consumer's crash (`Crash: …`, its group made by a consumer supervisor in this
+ *   process): warn. kafkajs logs it as an error before anything is decided, yet the supervisor
+ *   restarts the consumer (and says so, at warn) and only a consumer given up is a failure (said
+ *   once, at fatal, by `vigil run` as it exits). An error line for each crash a restart healed,
+ *   after a broker restart say, would page whoever alerts on errors. A consumer nobody supervises
+ *   (a command's) keeps its error line: it is the only word of its crash.
  */
 export function kafkaLineLevel(level: kafkaLogLevel, message: string, fields: Record<string, unknown>): 'error' | 'warn' | 'debug' {
   if (level <= kafkaLogLevel.ERROR) {
     if (isExpectedRefusal(message, fields)) return 'debug';
-    return message.startsWith('Crash: ') ? 'warn' : 'error';
+    const supervised = typeof fields.groupId === 'string' && isSupervisedGroup(fields.groupId);
+    return supervised && message.startsWith('Crash: ') ? 'warn' : 'error';
   }
   return level === kafkaLogLevel.WARN ? 'warn' : 'debug';
 }

@@ -81,6 +81,18 @@ export interface ConsumerSupervisor {
   stop(): void;
 }
 
+/** The groups of this process's supervised consumers (see {@link isSupervisedGroup}). */
+const supervisedGroups = new Set<string>();
+
+/**
+ * Whether a consumer of this group was made by a supervisor in this process: its crashes are
+ * reported by the supervisor (a restart at warn, a give-up as a failure), so kafkajs's own
+ * `Crash:` line for it need not be an error (platform/kafka/clients.ts).
+ */
+export function isSupervisedGroup(groupId: string): boolean {
+  return supervisedGroups.has(groupId);
+}
+
 /** Creates a supervisor; see the module comment for what it promises. */
 export function createConsumerSupervisor(options: ConsumerSupervisorOptions): ConsumerSupervisor {
   const { policy, instrumentation } = options;
@@ -96,6 +108,7 @@ export function createConsumerSupervisor(options: ConsumerSupervisorOptions): Co
 
   function supervise(component: string, kafka: Kafka, config: ConsumerConfig): Consumer {
     const log = options.logger.child({ component, groupId: config.groupId });
+    supervisedGroups.add(config.groupId);
     // kafkajs's default consumer retries (5) are kept; only the restart decision moves here.
     const consumer = kafka.consumer({ ...config, retry: { retries: 5, ...config.retry, restartOnFailure: () => Promise.resolve(false) } });
     const status: ConsumerStatus = { component, groupId: config.groupId, state: 'created', restarts: 0 };

@@ -1,5 +1,5 @@
 import { KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, logLevel, type Kafka } from 'kafkajs';
-import { createKafka, createLogger, ensureTopicStates, isExpectedRefusal, kafkaHint, kafkaLineLevel, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
+import { createConsumerSupervisor, createKafka, createLogger, ensureTopicStates, isExpectedRefusal, kafkaHint, kafkaLineLevel, loadConfig, topicPlans, untilLed, untilServing } from '../../platform';
 import { describeTopics } from '../../scripts/topics';
 
 describe('topicPlans', () => {
@@ -133,11 +133,18 @@ describe('isExpectedRefusal: what kafkajs logs as an error but is expected for a
 });
 
 describe('kafkaLineLevel: the level a kafkajs line is logged at', () => {
+  // A consumer made through a supervisor, as `vigil run` makes every one.
+  const supervised = (groupId: string): void => {
+    const supervisor = createConsumerSupervisor({ policy: { maxRestarts: 1, windowMs: 1_000, backoff: { initialDelayMs: 1, maxDelayMs: 1 } }, logger: createLogger({ level: 'silent' }) });
+    supervisor.kafkaFor('ingest', createKafka(loadConfig({}), createLogger({ level: 'silent' }))).consumer({ groupId });
+  };
+  const crash = "Crash: KafkaJSProtocolError: The coordinator is loading and hence can't process requests for this group";
+
   // A broker restart or a coordinator still loading crashes a consumer that the supervisor then
   // restarts: kafkajs's own "Crash:" line was an error each time, paging whoever alerts on errors.
-  it("logs a consumer's crash at warn, an expected refusal at debug, and every other error as one", () => {
-    const crash = "Crash: KafkaJSProtocolError: The coordinator is loading and hence can't process requests for this group";
-    expect(kafkaLineLevel(logLevel.ERROR, crash, { groupId: 'vigil-ingest', retryCount: 5 })).toBe('warn');
+  it("logs a supervised consumer's crash at warn, an expected refusal at debug, and every other error as one", () => {
+    supervised('line-level-supervised');
+    expect(kafkaLineLevel(logLevel.ERROR, crash, { groupId: 'line-level-supervised', retryCount: 5 })).toBe('warn');
     expect(kafkaLineLevel(logLevel.ERROR, 'Response GroupCoordinator(key: 10, version: 2)', { error: 'The group coordinator is not available' })).toBe('debug');
     expect(kafkaLineLevel(logLevel.ERROR, 'Response SaslAuthenticate(key: 36, version: 1)', { error: 'Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512' })).toBe('error');
     expect(kafkaLineLevel(logLevel.ERROR, 'Connection error: connect ECONNREFUSED 127.0.0.1:9092', { broker: '127.0.0.1:9092' })).toBe('error');
@@ -145,11 +152,18 @@ describe('kafkaLineLevel: the level a kafkajs line is logged at', () => {
     expect(kafkaLineLevel(logLevel.INFO, 'Consumer has joined the group', {})).toBe('debug');
   });
 
+  // `vigil deadletters` reads with a consumer of its own: nothing else reports its crash.
+  it("keeps an unsupervised consumer's crash an error", () => {
+    expect(kafkaLineLevel(logLevel.ERROR, crash, { groupId: 'line-level-nobody-supervises', retryCount: 0 })).toBe('error');
+    expect(kafkaLineLevel(logLevel.ERROR, crash, {})).toBe('error');
+  });
+
   it('is the level createKafka logs at', () => {
+    supervised('line-level-logged');
     const lines: { level: number; msg: string }[] = [];
     const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) } });
     const kafka = createKafka(loadConfig({}), logger);
-    kafka.logger().error('Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading', { groupId: 'vigil-ingest' });
+    kafka.logger().error('Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading', { groupId: 'line-level-logged' });
     kafka.logger().error('Connection error: connect ECONNREFUSED 127.0.0.1:9092', {});
     expect(lines.map(({ level, msg }) => `${level} ${msg}`)).toEqual(['40 Crash: KafkaJSNumberOfRetriesExceeded: The coordinator is loading', '50 Connection error: connect ECONNREFUSED 127.0.0.1:9092']);
   });

@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { Config } from '../platform';
 
 /** omelasticsearch's action queue: worker threads, each sending bulk requests of up to this many events. */
 export const RSYSLOG_WORKERS = 2;
@@ -29,6 +30,20 @@ export interface RsyslogPlan {
   errorFile: string;
 }
 
+/**
+ * Why the rsyslog path can't run against these stores as the bench configures them, or undefined.
+ * Its configuration speaks plain Kafka and plain http to Elasticsearch, without credentials (the
+ * bench's local stack): a secured store would refuse it and the bench would wait out its deadline.
+ */
+export function rsyslogRefusal(config: Config): string | undefined {
+  const { kafka, elasticsearch } = config;
+  if (kafka.tls || kafka.caFile !== undefined || kafka.sasl.mechanism !== 'none') return 'the rsyslog path reads a plain Kafka listener; KAFKA_TLS, KAFKA_TLS_CA_FILE or KAFKA_SASL_MECHANISM is set';
+  if (elasticsearch.apiKey !== undefined || elasticsearch.username !== undefined || elasticsearch.password !== undefined) {
+    return 'the rsyslog path indexes without credentials; ELASTICSEARCH_API_KEY, ELASTICSEARCH_USERNAME or ELASTICSEARCH_PASSWORD is set';
+  }
+  return undefined;
+}
+
 /** A double-quoted rsyslog string. */
 function quoted(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -37,8 +52,8 @@ function quoted(value: string): string {
 /** The rsyslog configuration (RainerScript) for a plan; throws on an Elasticsearch URL it can't express. */
 export function rsyslogConfig(plan: RsyslogPlan): string {
   const url = new URL(plan.elasticsearchUrl);
-  if (url.protocol !== 'http:' || url.username !== '' || url.password !== '') {
-    throw new Error(`the rsyslog path runs against a plain http Elasticsearch without credentials; ELASTICSEARCH_URL is ${url.protocol}//${url.host}`);
+  if (url.protocol !== 'http:' || url.username !== '' || url.password !== '' || url.pathname !== '/') {
+    throw new Error(`the rsyslog path runs against a plain http Elasticsearch at the root of its host, without credentials; ELASTICSEARCH_URL is ${url.protocol}//${url.host}${url.pathname}`);
   }
   const inputs = plan.topics.map(
     (topic) =>

@@ -51,7 +51,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -66,7 +66,7 @@ import { deleteTopics, removeIndicesAndTemplates } from '../scripts/cleanup';
 import { emitSimulatedTraffic } from '../scripts/simulated-traffic';
 import { positiveInteger } from './arguments';
 import { isolatedNames } from './isolation';
-import { RSYSLOGD, RSYSLOG_BATCH, RSYSLOG_WORKERS, checkRsyslog, rsyslogConfig } from './rsyslog';
+import { RSYSLOGD, RSYSLOG_BATCH, RSYSLOG_WORKERS, checkRsyslog, rsyslogConfig, rsyslogRefusal } from './rsyslog';
 
 const EVENTS = positiveInteger(process.argv[2], 30_000, 'events');
 const ROUNDS = positiveInteger(process.argv[3], 1, 'rounds');
@@ -548,10 +548,41 @@ async function runCeiling(stores: Stores, documents: readonly StoredDocument[], 
   }
 }
 
-/** Documents indexed into `index` so far, refreshed or not (primaries' index operations). */
-async function indexedSoFar(elasticsearch: Client, index: string): Promise<number> {
+/** Documents indexed into `index` so far, refreshed or not, and those refused (primaries' index operations). */
+async function indexedSoFar(elasticsearch: Client, index: string): Promise<{ indexed: number; failed: number }> {
   const stats = await elasticsearch.indices.stats({ index, metric: 'indexing' }, { ignore: [404] });
-  return stats._all?.primaries?.indexing?.index_total ?? 0;
+  const indexing = stats._all?.primaries?.indexing;
+  return { indexed: indexing?.index_total ?? 0, failed: indexing?.index_failed ?? 0 };
+}
+
+/** The files and configuration of one rsyslog path. */
+function rsyslogFiles(prefix: string): { config: Config; index: string; workDirectory: string; configFile: string; errorFile: string } {
+  const config = loadConfig({ ...process.env, ...isolation(prefix, false) });
+  const workDirectory = join(tmpdir(), prefix);
+  return { config, index: `${config.indices.prefix}-raw`, workDirectory, configFile: join(workDirectory, 'rsyslog.conf'), errorFile: join(workDirectory, 'errors.json') };
+}
+
+/** Writes a path's rsyslog configuration; throws when rsyslog can't run against these stores. */
+function writeRsyslogConfig(files: ReturnType<typeof rsyslogFiles>): void {
+  const { config, index, workDirectory, configFile, errorFile } = files;
+  const refusal = rsyslogRefusal(config);
+  if (refusal !== undefined) throw new Error(`${refusal}; BENCH_PATHS without rsyslog leaves the row out`);
+  mkdirSync(workDirectory, { recursive: true });
+  writeFileSync(
+    configFile,
+    rsyslogConfig({ brokers: config.kafka.brokers, topics: FAMILIES.map((family) => config.topics[family]), consumerGroup: config.consumerGroup, elasticsearchUrl: config.elasticsearch.url, index, workDirectory, errorFile }),
+  );
+}
+
+/** Before any path runs: rsyslogd and its modules load the configuration the path would write. */
+async function preflightRsyslog(): Promise<void> {
+  const files = rsyslogFiles(`bench-tp-${runId}-rsyslog-check`);
+  try {
+    writeRsyslogConfig(files);
+    await checkRsyslog(files.configFile);
+  } finally {
+    rmSync(files.workDirectory, { recursive: true, force: true });
+  }
 }
 
 const RSYSLOG_LABEL = `rsyslog (imkafka -> omelasticsearch, bulk, ${RSYSLOG_WORKERS} workers x ${RSYSLOG_BATCH}), raw events, dynamic mapping`;
@@ -563,21 +594,13 @@ const RSYSLOG_LABEL = `rsyslog (imkafka -> omelasticsearch, bulk, ${RSYSLOG_WORK
  */
 async function runRsyslog(stores: Stores, traffic: readonly Produced[]): Promise<PathResult> {
   const prefix = `bench-tp-${runId}-rsyslog`;
-  const config = loadConfig({ ...process.env, ...isolation(prefix, false) });
+  const files = rsyslogFiles(prefix);
+  const { config, index, workDirectory, configFile, errorFile } = files;
   const { kafka, elasticsearch, redis, pids } = stores;
-  const index = `${config.indices.prefix}-raw`;
-  const workDirectory = join(tmpdir(), prefix);
-  const configFile = join(workDirectory, 'rsyslog.conf');
-  const errorFile = join(workDirectory, 'errors.json');
   const logFile = join(tmpdir(), `${prefix}.log`);
-  mkdirSync(workDirectory, { recursive: true });
   let ended: number | undefined;
   try {
-    writeFileSync(
-      configFile,
-      rsyslogConfig({ brokers: config.kafka.brokers, topics: FAMILIES.map((family) => config.topics[family]), consumerGroup: config.consumerGroup, elasticsearchUrl: config.elasticsearch.url, index, workDirectory, errorFile }),
-    );
-    await checkRsyslog(configFile);
+    writeRsyslogConfig(files);
     progress('rsyslog: producing the backlog');
     await produceBacklog(kafka, config, traffic);
     const redisBefore = cpuMicros(pids.redis);
@@ -597,7 +620,9 @@ async function runRsyslog(stores: Stores, traffic: readonly Produced[]): Promise
       const deadline = started + Math.max(180_000, traffic.length * 5);
       for (;;) {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`rsyslog: rsyslogd exited early (${child.exitCode ?? child.signalCode}); see ${logFile}`);
-        const indexed = await indexedSoFar(elasticsearch, index);
+        const { indexed, failed } = await indexedSoFar(elasticsearch, index);
+        // A refused document never comes (omelasticsearch writes it to its error file): no clock to wait out.
+        if (failed > 0 || existsSync(errorFile)) throw new Error(`rsyslog: Elasticsearch refused ${failed} of its documents; see ${errorFile} and ${logFile}`);
         if (indexed >= traffic.length) {
           ended = performance.now();
           break;
@@ -735,6 +760,8 @@ async function main(): Promise<void> {
       pids: { ...(await storePids(redis, elasticsearch)), kafka: kafkaBrokerPid() },
       ...(cluster === undefined ? {} : { cluster: { redis: cluster, pids: await clusterPids(cluster) } }),
     };
+    // Checked before anything runs: found missing after the Vigil paths, it would lose their rows.
+    if (PATHS.has('rsyslog')) await preflightRsyslog();
     const traffic = await makeTraffic(EVENTS);
     producedBytes = traffic.reduce((sum, { message }) => sum + Buffer.byteLength(message.value), 0) / traffic.length;
     const families = FAMILIES.map((family) => `${family} ${traffic.filter((item) => item.family === family).length}`).join(', ');

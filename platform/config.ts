@@ -817,6 +817,12 @@ function fileProblem(file: string, certificate: boolean): string | undefined {
 }
 
 /**
+ * Secrets shorter than this are not looked for in log lines: a value of a few characters would
+ * blank every line holding them. The fields redacted by name (REDACT_PATHS) are, whatever its length.
+ */
+export const SCRUBBED_SECRET_MIN_LENGTH = 6;
+
+/**
  * The parts of a URL that may be a credential: its path (a Slack webhook's path is its token),
  * each long path segment, each query value and the user info. What a receiver may quote back.
  */
@@ -831,7 +837,7 @@ export function urlSecrets(url: string): string[] {
   // would be blanked from every log line); query values of 8 characters or more.
   const segments = parsed.pathname.split('/').filter((segment) => segment.length >= 12);
   const values = [...(segments.length > 0 ? [parsed.pathname, ...segments] : []), ...[...parsed.searchParams.values()].filter((value) => value.length >= 8), parsed.username, parsed.password];
-  return values.filter((value) => value.length >= 6);
+  return values.filter((value) => value.length >= SCRUBBED_SECRET_MIN_LENGTH);
 }
 
 /** The password of a URL's user info (`https://user:pw@host`), as written and decoded; none without one. */
@@ -852,12 +858,6 @@ function urlPassword(url: string): string[] {
   return [...new Set([password, decoded])];
 }
 
-/**
- * Secrets shorter than this are not looked for in log lines: a value of a few characters would
- * blank every line holding them. The fields that carry a secret are redacted whatever its length.
- */
-export const SCRUBBED_SECRET_MIN_LENGTH = 6;
-
 /** Every secret value in a configuration, with the setting that holds it. */
 function namedSecrets(config: Config): [setting: string, value: string][] {
   const named: [string, string | undefined][] = [
@@ -872,8 +872,9 @@ function namedSecrets(config: Config): [setting: string, value: string][] {
   ];
   for (const [key, value] of destinationSecrets(config.alerting.destinations)) {
     named.push(['VIGIL_ALERT_DESTINATIONS', value]);
-    // A receiver's answer may quote the path or the token alone, not the whole URL.
-    if (key === 'url') named.push(...urlSecrets(value).map((part): [string, string] => ['VIGIL_ALERT_DESTINATIONS', part]));
+    // A receiver's answer may quote the path or the token alone, not the whole URL; its password,
+    // however short, is named here (urlSecrets keeps only the long enough).
+    if (key === 'url') named.push(...[...urlSecrets(value), ...urlPassword(value)].map((part): [string, string] => ['VIGIL_ALERT_DESTINATIONS', part]));
   }
   return named.filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1] !== '');
 }
@@ -897,7 +898,7 @@ export function shortSecretSettings(config: Config): string[] {
 
 /** What `vigil run`, `adapt` and `intake` say at start of {@link shortSecretSettings}. */
 export function shortSecretsWarning(settings: readonly string[]): string {
-  return `${settings.join(', ')} ${settings.length === 1 ? 'holds a secret' : 'hold secrets'} shorter than ${SCRUBBED_SECRET_MIN_LENGTH} characters: the log fields that carry a secret are redacted, but a value this short is not searched for in the rest of a line (an error message quoting it); use a longer one`;
+  return `${settings.join(', ')} ${settings.length === 1 ? 'holds a secret' : 'hold secrets'} shorter than ${SCRUBBED_SECRET_MIN_LENGTH} characters, which log lines are not searched for: only fields redacted by name (a password, a token) hide it, and an error message or a URL quoting it shows it; use a longer one`;
 }
 
 /** The keys of VIGIL_ALERT_DESTINATIONS whose values are credentials (a Slack URL is one). */
@@ -916,7 +917,7 @@ function destinationSecrets(json: string): [key: string, value: string][] {
   try {
     parsed = JSON.parse(json);
   } catch {
-    return [...json.matchAll(/"(secret|routingKey|url)"\s*:\s*"([^"]{6,})"/g)].map(([, key = '', value = '']) => [key, value]);
+    return [...json.matchAll(/"(secret|routingKey|url)"\s*:\s*"([^"]+)"/g)].map(([, key = '', value = '']) => [key, value]);
   }
   const found: [string, string][] = [];
   const visit = (node: unknown): void => {

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the benchmarks need beyond the tests' set-up, and nothing already there: rsyslog
 # with its Kafka input and Elasticsearch output (Debian's rsyslog, rsyslog-kafka and
-# rsyslog-elasticsearch), the reference shipper of the throughput bench's rsyslog row. Only the
-# packages: the bench starts its own rsyslogd with its own configuration, and no system logger is
-# configured or started here.
+# rsyslog-elasticsearch), the reference shipper of the throughput bench's rsyslog row. Nothing
+# when BENCH_PATHS leaves that row out. The bench starts its own rsyslogd with its own
+# configuration; on a machine run by systemd, Debian's package also enables and starts the
+# system's rsyslog service (this kind of machine has no systemd).
 set -euo pipefail
+
+if [[ -n "${BENCH_PATHS:-}" && ",${BENCH_PATHS// /}," != *",rsyslog,"* ]]; then exit 0; fi
 
 missing=()
 for package in rsyslog rsyslog-kafka rsyslog-elasticsearch; do

@@ -112,7 +112,7 @@ describe('vigil run', () => {
       expect(said).toHaveLength(1);
       expect(said[0]?.level).toBe(40);
       expect(said[0]?.settings).toEqual(['REDIS_PASSWORD']);
-      expect(said[0]?.msg).toMatch(/^REDIS_PASSWORD holds a secret shorter than 6 characters: /);
+      expect(said[0]?.msg).toMatch(/^REDIS_PASSWORD holds a secret shorter than 6 characters, /);
       expect(JSON.stringify(said)).not.toContain('pw12');
     } finally {
       run.child.kill('SIGKILL');

@@ -595,15 +595,18 @@ describe('shortSecretSettings: secrets too short to be looked for in log lines',
     expect(secretsOf(config)).toContain('long-enough-password');
     expect(secretsOf(config)).not.toEqual(expect.arrayContaining(['pw123']));
     expect(shortSecretSettings(loadConfig({ ELASTICSEARCH_URL: 'http://elastic:pw@127.0.0.1:9200' }))).toEqual(['ELASTICSEARCH_URL']);
+    // A short password in a destination's URL, which urlSecrets leaves out of the scrubbed values.
+    const hook = JSON.stringify([{ type: 'webhook', name: 'hook', url: 'https://u:pw@hooks.example.com/in', secret: 'a-long-enough-secret' }]);
+    expect(shortSecretSettings(loadConfig({ VIGIL_ALERT_DESTINATIONS: hook }))).toEqual(['VIGIL_ALERT_DESTINATIONS']);
     expect(shortSecretSettings(loadConfig({ REDIS_PASSWORD: 'sixsix' }))).toEqual([]);
     expect(shortSecretSettings(loadConfig({}))).toEqual([]);
   });
 
   it('says what is and is not redacted, without the values', () => {
     expect(shortSecretsWarning(['REDIS_PASSWORD'])).toBe(
-      'REDIS_PASSWORD holds a secret shorter than 6 characters: the log fields that carry a secret are redacted, but a value this short is not searched for in the rest of a line (an error message quoting it); use a longer one',
+      'REDIS_PASSWORD holds a secret shorter than 6 characters, which log lines are not searched for: only fields redacted by name (a password, a token) hide it, and an error message or a URL quoting it shows it; use a longer one',
     );
-    expect(shortSecretsWarning(['KAFKA_SASL_PASSWORD', 'REDIS_PASSWORD'])).toMatch(/^KAFKA_SASL_PASSWORD, REDIS_PASSWORD hold secrets shorter than 6 characters: /);
+    expect(shortSecretsWarning(['KAFKA_SASL_PASSWORD', 'REDIS_PASSWORD'])).toMatch(/^KAFKA_SASL_PASSWORD, REDIS_PASSWORD hold secrets shorter than 6 characters, /);
   });
 });
 

@@ -65,12 +65,16 @@ export function kafkaLineLevel(level: kafkaLogLevel, message: string, fields: Re
 
 /**
  * Whether kafkajs logs, as an error, an answer that is expected for a moment and retried: a
- * ListOffsets "not the leader" (a topic created a moment before) or a GroupCoordinator "not
- * available" / "loading" (a broker just started, its offsets topic being created or loaded).
+ * ListOffsets "not the leader" (a topic created a moment before), a GroupCoordinator "not
+ * available" / "loading" (a broker just started, its offsets topic being created or loaded), or a
+ * Heartbeat or OffsetCommit "rebalancing" (a member joined or left; kafkajs rejoins).
  */
 export function isExpectedRefusal(message: string, fields: Record<string, unknown>): boolean {
   const error = typeof fields.error === 'string' ? fields.error : '';
   if (message.startsWith('Response ListOffsets')) return error.includes('not the leader');
+  // Every member's heartbeat (or commit) is answered so while its group rebalances, which an
+  // instance started or stopped sets off: kafkajs rejoins. Error lines at each deploy paged on-call.
+  if (message.startsWith('Response Heartbeat') || message.startsWith('Response OffsetCommit')) return error === 'The group is rebalancing, so a rejoin is needed';
   if (message.startsWith('Response GroupCoordinator')) return error === 'The group coordinator is not available' || error.startsWith('The coordinator is loading');
   return false;
 }

@@ -121,7 +121,7 @@ describe('untilServing: a topic whose leaders are known, until they serve its pa
 });
 
 describe('isExpectedRefusal: what kafkajs logs as an error but is expected for a moment, and retried', () => {
-  it('is "not the leader" of a new topic and a broker just started without its group coordinator; nothing else', () => {
+  it('is "not the leader" of a new topic, a broker just started without its group coordinator, and a rebalance; nothing else', () => {
     expect(isExpectedRefusal('Response ListOffsets(key: 2, version: 4)', { error: 'This server is not the leader for that topic-partition' })).toBe(true);
     // kafkajs 2.2.4's text of GROUP_COORDINATOR_NOT_AVAILABLE and GROUP_LOAD_IN_PROGRESS, as the demo's first start on a fresh broker logged them.
     expect(isExpectedRefusal('Response GroupCoordinator(key: 10, version: 2)', { error: 'The group coordinator is not available', correlationId: 2 })).toBe(true);
@@ -129,6 +129,11 @@ describe('isExpectedRefusal: what kafkajs logs as an error but is expected for a
     expect(isExpectedRefusal('Response GroupCoordinator(key: 10, version: 2)', { error: 'Not authorized to access group' })).toBe(false);
     expect(isExpectedRefusal('Response Fetch(key: 1, version: 11)', { error: 'The group coordinator is not available' })).toBe(false);
     expect(isExpectedRefusal('Response ListOffsets(key: 2, version: 4)', {})).toBe(false);
+    // A rebalance (an instance started or stopped) answers every member's heartbeat so: an error line
+    // per member at each deploy. kafkajs 2.2.4's text of REBALANCE_IN_PROGRESS, as an integration run logged it.
+    expect(isExpectedRefusal('Response Heartbeat(key: 12, version: 3)', { error: 'The group is rebalancing, so a rejoin is needed', correlationId: 9 })).toBe(true);
+    expect(isExpectedRefusal('Response OffsetCommit(key: 8, version: 5)', { error: 'The group is rebalancing, so a rejoin is needed' })).toBe(true);
+    expect(isExpectedRefusal('Response Heartbeat(key: 12, version: 3)', { error: 'The coordinator is not aware of this member' })).toBe(false);
   });
 });
 

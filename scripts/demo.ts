@@ -101,6 +101,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const elasticsearch = createElasticsearch(config);
   // The demo's own Redis client: it deletes the run's keys after Vigil has stopped.
   const redis = createRedis(config, logger.child({ component: 'redis' }));
+  // Said before Vigil warns about them (once when it is made, once as alerting starts).
+  if (process.env.VIGIL_ALERT_RESOLVE_AFTER_MS === undefined || process.env.VIGIL_ALERT_LATENESS_MS === undefined) {
+    console.log(
+      `vigil demo: the alerter's timings are shortened to fit the run (quiet period ${config.alerting.resolveAfterMs / 1000} s, lateness ${config.alerting.latenessMs / 1000} s); the warnings about them below are what Vigil would say of such values in production`,
+    );
+  }
   const vigil = createVigil(config, {
     logger,
     elasticsearch,

@@ -63,18 +63,24 @@ export function kafkaLineLevel(level: kafkaLogLevel, message: string, fields: Re
   return level === kafkaLogLevel.WARN ? 'warn' : 'debug';
 }
 
+/** kafkajs 2.2.4's words for REBALANCE_IN_PROGRESS and ILLEGAL_GENERATION. */
+const REBALANCE_ANSWERS: ReadonlySet<string> = new Set(['The group is rebalancing, so a rejoin is needed', 'Specified group generation id is not valid']);
+
 /**
  * Whether kafkajs logs, as an error, an answer that is expected for a moment and retried: a
  * ListOffsets "not the leader" (a topic created a moment before), a GroupCoordinator "not
  * available" / "loading" (a broker just started, its offsets topic being created or loaded), or a
- * Heartbeat or OffsetCommit "rebalancing" (a member joined or left; kafkajs rejoins).
+ * Heartbeat or OffsetCommit "rebalancing" or "generation not valid" (a member joined or left;
+ * kafkajs rejoins).
  */
 export function isExpectedRefusal(message: string, fields: Record<string, unknown>): boolean {
   const error = typeof fields.error === 'string' ? fields.error : '';
   if (message.startsWith('Response ListOffsets')) return error.includes('not the leader');
   // Every member's heartbeat (or commit) is answered so while its group rebalances, which an
-  // instance started or stopped sets off: kafkajs rejoins. Error lines at each deploy paged on-call.
-  if (message.startsWith('Response Heartbeat') || message.startsWith('Response OffsetCommit')) return error === 'The group is rebalancing, so a rejoin is needed';
+  // instance started or stopped sets off, or with the generation just ended: kafkajs rejoins, and
+  // a refused commit is Vigil's to report (at warn; the partition's next commit covers it). Error
+  // lines at each deploy paged on-call.
+  if (message.startsWith('Response Heartbeat') || message.startsWith('Response OffsetCommit')) return REBALANCE_ANSWERS.has(error);
   if (message.startsWith('Response GroupCoordinator')) return error === 'The group coordinator is not available' || error.startsWith('The coordinator is loading');
   return false;
 }

@@ -279,6 +279,11 @@ async function offsetsOf(kafka: Kafka, config: Config): Promise<{ end: number; c
   };
 }
 
+/** A path's CPU per event, from each process's µs of CPU over it. */
+function cpuPerEvent(events: number, micros: { own: number; elasticsearch: number; redis: number; kafka: number }): Pick<PathResult, 'ownCpuUs' | 'elasticsearchCpuUs' | 'redisCpuUs' | 'kafkaCpuUs'> {
+  return { ownCpuUs: micros.own / events, elasticsearchCpuUs: micros.elasticsearch / events, redisCpuUs: micros.redis / events, kafkaCpuUs: micros.kafka / events };
+}
+
 /** Refreshes and flushes a prefix's event indices (or the indices `pattern` names); their document count and primary store bytes. */
 async function settleIndices(elasticsearch: Client, prefix: string, pattern = indexNames(prefix).eventPattern): Promise<{ count: number; storeBytes: number }> {
   await elasticsearch.indices.refresh({ index: pattern, allow_no_indices: true });
@@ -466,10 +471,7 @@ async function runVigil(stores: Stores, traffic: readonly Produced[], run: Vigil
       path,
       events,
       seconds: (ended - started) / 1000,
-      ownCpuUs: cpu / events,
-      elasticsearchCpuUs: esCpu / events,
-      redisCpuUs: redisCpu / events,
-      kafkaCpuUs: kafkaCpu / events,
+      ...cpuPerEvent(events, { own: cpu, elasticsearch: esCpu, redis: redisCpu, kafka: kafkaCpu }),
       peakRssMb: Math.max(...rss),
       peakRssMbs: rss,
       instances,
@@ -535,10 +537,7 @@ async function runCeiling(stores: Stores, documents: readonly StoredDocument[], 
       path: 'ceiling',
       events,
       seconds,
-      ownCpuUs: (cpu.user + cpu.system) / events,
-      elasticsearchCpuUs: esCpu / events,
-      redisCpuUs: redisCpu / events,
-      kafkaCpuUs: kafkaCpu / events,
+      ...cpuPerEvent(events, { own: cpu.user + cpu.system, elasticsearch: esCpu, redis: redisCpu, kafka: kafkaCpu }),
       diskBytes: storeBytes / events,
       indexed: count,
       bodyBytes: bodyBytes / events,
@@ -648,10 +647,7 @@ async function runRsyslog(stores: Stores, traffic: readonly Produced[]): Promise
       label: RSYSLOG_LABEL,
       events,
       seconds: (ended - started) / 1000,
-      ownCpuUs: cpu / events,
-      elasticsearchCpuUs: esCpu / events,
-      redisCpuUs: redisCpu / events,
-      kafkaCpuUs: kafkaCpu / events,
+      ...cpuPerEvent(events, { own: cpu, elasticsearch: esCpu, redis: redisCpu, kafka: kafkaCpu }),
       peakRssMb: rss,
       diskBytes: storeBytes / events,
       indexed: count,
